@@ -1,0 +1,165 @@
+-- Private helpers shared by the public API: domain lookup, argument checks and the SQL text
+-- of the vector search (so memory.search and memory.explain_search run exactly the same query).
+-- Every function here is created with the search_path the installer sets
+-- (pg_catalog, the vector extension's schema, pg_temp) via SET search_path FROM CURRENT.
+
+CREATE OR REPLACE FUNCTION memory_private._domain(domain text)
+RETURNS memory_private.domains
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_row memory_private.domains;
+BEGIN
+    IF domain IS NULL THEN
+        RAISE EXCEPTION 'domain must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    SELECT d.* INTO v_row FROM memory_private.domains AS d WHERE d.domain = _domain.domain;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown domain "%"', domain
+            USING ERRCODE = '42704',
+                  HINT = 'Create it with memory.create_domain(''' || left(domain, 40)
+                      || '''); list domains with SELECT * FROM memory.domains.';
+    END IF;
+    RETURN v_row;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION memory_private._check_domain_name(domain text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF domain IS NULL OR domain !~ '^[a-z][a-z0-9_]{0,39}$' THEN
+        RAISE EXCEPTION 'invalid domain name %', coalesce(quote_literal(domain), 'NULL')
+            USING ERRCODE = '42602',
+                  DETAIL = 'A domain name is 1 to 40 characters: a lowercase letter, then '
+                      || 'lowercase letters, digits or underscores (^[a-z][a-z0-9_]{0,39}$).';
+    END IF;
+END;
+$$;
+
+-- Operator, opclass and similarity expression for each distance.
+CREATE OR REPLACE FUNCTION memory_private._distance_operator(distance text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT CASE distance
+        WHEN 'cosine' THEN '<=>'
+        WHEN 'l2' THEN '<->'
+        WHEN 'inner_product' THEN '<#>'
+    END
+$$;
+
+CREATE OR REPLACE FUNCTION memory_private._distance_opclass(distance text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT CASE distance
+        WHEN 'cosine' THEN 'vector_cosine_ops'
+        WHEN 'l2' THEN 'vector_l2_ops'
+        WHEN 'inner_product' THEN 'vector_ip_ops'
+    END
+$$;
+
+CREATE OR REPLACE FUNCTION memory_private._check_embedding(
+    d memory_private.domains, embedding vector, what text DEFAULT 'embedding'
+)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF embedding IS NOT NULL AND vector_dims(embedding) <> d.dimension THEN
+        RAISE EXCEPTION '% has % dimensions, domain "%" expects %',
+            what, vector_dims(embedding), d.domain, d.dimension
+            USING ERRCODE = '22000';
+    END IF;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION memory_private._check_metadata(metadata jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF metadata IS NULL THEN
+        RETURN '{}'::jsonb;
+    END IF;
+    IF jsonb_typeof(metadata) <> 'object' THEN
+        RAISE EXCEPTION 'metadata must be a JSON object, got a JSON %', jsonb_typeof(metadata)
+            USING ERRCODE = '22023';
+    END IF;
+    RETURN metadata;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION memory_private._check_k(k integer)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF k IS NULL OR k < 1 OR k > 1000 THEN
+        RAISE EXCEPTION 'k must be between 1 and 1000, got %', coalesce(k::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION memory_private._check_filter(filter jsonb)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF filter IS NOT NULL AND jsonb_typeof(filter) <> 'object' THEN
+        RAISE EXCEPTION 'filter must be a JSON object (matched with metadata @> filter), got a JSON %',
+            jsonb_typeof(filter)
+            USING ERRCODE = '22023';
+    END IF;
+END;
+$$;
+
+-- pgvector's version as an integer array, e.g. {0,8,1}.
+CREATE OR REPLACE FUNCTION memory_private._vector_version()
+RETURNS integer[]
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT string_to_array(split_part(extversion, '-', 1), '.')::integer[]
+    FROM pg_catalog.pg_extension WHERE extname = 'vector'
+$$;
+
+-- The k-NN query memory.search runs: $1 query vector, $2 k, $3 filter (only when with_filter),
+-- $4 min_similarity (may be NULL). The inner query is the plain ORDER BY distance LIMIT k that
+-- the HNSW index serves; the outer query computes similarity, applies min_similarity to those k
+-- rows and restores strict order (iterative scans may relax it).
+CREATE OR REPLACE FUNCTION memory_private._search_sql(d memory_private.domains, with_filter boolean)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_op text := memory_private._distance_operator(d.distance);
+    v_similarity text := CASE d.distance
+        WHEN 'cosine' THEN '1 - s.distance'
+        WHEN 'l2' THEN '1 / (1 + s.distance)'
+        ELSE '- s.distance'
+    END;
+BEGIN
+    RETURN format(
+        'SELECT s.id, s.content, s.metadata, %s AS similarity, s.distance, s.created_at, s.updated_at '
+        'FROM (SELECT t.id, t.content, t.metadata, (t.embedding %s $1)::double precision AS distance, '
+        't.created_at, t.updated_at FROM %I.%I AS t WHERE t.embedding IS NOT NULL %s ORDER BY t.embedding %s $1 LIMIT $2) AS s '
+        'WHERE $4::double precision IS NULL OR %s >= $4 '
+        'ORDER BY s.distance',
+        v_similarity, v_op, d.table_schema, d.table_name,
+        CASE WHEN with_filter THEN 'AND t.metadata @> $3' ELSE '' END, v_op, v_similarity
+    );
+END;
+$$;

@@ -1,0 +1,250 @@
+-- Domains: the table factory (memory.create_domain), memory.drop_domain, the memory.domains view,
+-- and the row triggers every domain table carries.
+
+-- BEFORE UPDATE, per row: maintain updated_at; a content change without a new embedding clears
+-- the old one, so a stale embedding is never served (the AFTER trigger then queues the row).
+CREATE OR REPLACE FUNCTION memory_private._before_update()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    NEW.updated_at := now();
+    IF NEW.content IS DISTINCT FROM OLD.content
+        AND NEW.embedding IS NOT DISTINCT FROM OLD.embedding THEN
+        NEW.embedding := NULL;
+        NEW.embedding_model := NULL;
+    END IF;
+    IF NEW.embedding IS NULL THEN
+        NEW.embedding_model := NULL;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+-- AFTER INSERT / AFTER UPDATE, per statement (transition tables): queue every row that now
+-- needs an embedding, in one pass, deduplicated per row; then wake the workers.
+-- TG_ARGV[0] is the domain. A job that is already claimed stays claimed: the worker's
+-- complete_embedding_jobs sees the changed content and puts the job back to pending.
+CREATE OR REPLACE FUNCTION memory_private._enqueue_rows()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_count bigint;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
+        SELECT TG_ARGV[0], n.id FROM new_rows AS n WHERE n.embedding IS NULL
+        ON CONFLICT (domain, row_id) DO UPDATE
+            SET status = CASE WHEN q.status = 'claimed' THEN 'claimed' ELSE 'pending' END,
+                attempts = 0, run_after = now(), updated_at = now();
+    ELSE
+        INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
+        SELECT TG_ARGV[0], n.id
+        FROM new_rows AS n
+        JOIN old_rows AS o ON o.id = n.id
+        WHERE n.embedding IS NULL
+          AND (o.embedding IS NOT NULL OR n.content IS DISTINCT FROM o.content)
+        ON CONFLICT (domain, row_id) DO UPDATE
+            SET status = CASE WHEN q.status = 'claimed' THEN 'claimed' ELSE 'pending' END,
+                attempts = 0, run_after = now(), updated_at = now();
+    END IF;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_count > 0 THEN
+        PERFORM pg_notify('memory_embedding_queue', TG_ARGV[0]);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+-- AFTER DELETE, per statement: a deleted row needs no embedding any more.
+CREATE OR REPLACE FUNCTION memory_private._dequeue_rows()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    DELETE FROM memory_private.embedding_queue AS q
+    USING old_rows AS o
+    WHERE q.domain = TG_ARGV[0] AND q.row_id = o.id;
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION memory.create_domain(
+    domain text,
+    dimension integer DEFAULT 768,
+    distance text DEFAULT 'cosine',
+    embedding_model text DEFAULT NULL,
+    hnsw_m integer DEFAULT 16,
+    hnsw_ef_construction integer DEFAULT 64,
+    text_config regconfig DEFAULT 'english'
+)
+RETURNS regclass
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_existing memory_private.domains;
+    v_table name;
+    v_regclass regclass;
+BEGIN
+    PERFORM memory_private._check_domain_name(domain);
+    IF dimension IS NULL OR dimension < 1 OR dimension > 2000 THEN
+        RAISE EXCEPTION 'dimension must be between 1 and 2000 (the HNSW limit for vector), got %',
+            coalesce(dimension::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF distance IS NULL OR distance NOT IN ('cosine', 'l2', 'inner_product') THEN
+        RAISE EXCEPTION 'unknown distance %', coalesce(quote_literal(distance), 'NULL')
+            USING ERRCODE = '22023', HINT = 'Use one of: cosine, l2, inner_product.';
+    END IF;
+    IF hnsw_m IS NULL OR hnsw_m < 2 OR hnsw_m > 100 THEN
+        RAISE EXCEPTION 'hnsw_m must be between 2 and 100, got %', coalesce(hnsw_m::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF hnsw_ef_construction IS NULL OR hnsw_ef_construction < 2 * hnsw_m
+        OR hnsw_ef_construction > 1000 THEN
+        RAISE EXCEPTION 'hnsw_ef_construction must be between 2 * hnsw_m (%) and 1000, got %',
+            2 * hnsw_m, coalesce(hnsw_ef_construction::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF text_config IS NULL THEN
+        RAISE EXCEPTION 'text_config must not be NULL' USING ERRCODE = '22004';
+    END IF;
+
+    -- Serialise concurrent create_domain calls for the same name.
+    PERFORM pg_advisory_xact_lock(hashtext('pgmemo.domain'), hashtext(domain));
+
+    SELECT d.* INTO v_existing FROM memory_private.domains AS d WHERE d.domain = create_domain.domain;
+    IF FOUND THEN
+        IF (v_existing.dimension, v_existing.distance, v_existing.embedding_model,
+            v_existing.hnsw_m, v_existing.hnsw_ef_construction, v_existing.text_config)
+            IS NOT DISTINCT FROM
+            (dimension, distance, embedding_model, hnsw_m, hnsw_ef_construction, text_config) THEN
+            RETURN format('%I.%I', v_existing.table_schema, v_existing.table_name)::regclass;
+        END IF;
+        RAISE EXCEPTION 'domain "%" already exists with different settings', domain
+            USING ERRCODE = '42710',
+                  DETAIL = format(
+                      'existing: dimension=%s distance=%s embedding_model=%s hnsw_m=%s '
+                      'hnsw_ef_construction=%s text_config=%s; requested: dimension=%s '
+                      'distance=%s embedding_model=%s hnsw_m=%s hnsw_ef_construction=%s text_config=%s',
+                      v_existing.dimension, v_existing.distance,
+                      coalesce(v_existing.embedding_model, 'NULL'), v_existing.hnsw_m,
+                      v_existing.hnsw_ef_construction, v_existing.text_config,
+                      dimension, distance, coalesce(embedding_model, 'NULL'), hnsw_m,
+                      hnsw_ef_construction, text_config),
+                  HINT = 'Drop it first with memory.drop_domain(), or call create_domain with '
+                      || 'the existing settings.';
+    END IF;
+
+    v_table := domain || '_memories';
+    IF to_regclass(format('memory_data.%I', v_table)) IS NOT NULL THEN
+        RAISE EXCEPTION 'table memory_data.% already exists but is not a registered domain', v_table
+            USING ERRCODE = '42P07',
+                  HINT = 'Rename or drop that table, then create the domain again.';
+    END IF;
+
+    INSERT INTO memory_private.domains AS d
+        (domain, table_schema, table_name, dimension, distance, embedding_model,
+         hnsw_m, hnsw_ef_construction, text_config)
+    VALUES (domain, 'memory_data', v_table, dimension, distance, embedding_model,
+            hnsw_m, hnsw_ef_construction, text_config);
+
+    EXECUTE format(
+        'CREATE TABLE memory_data.%I ('
+        ' id text NOT NULL DEFAULT gen_random_uuid()::text,'
+        ' content text NOT NULL,'
+        ' embedding vector(%s),'
+        ' embedding_model text,'
+        ' metadata jsonb NOT NULL DEFAULT ''{}'','
+        ' created_at timestamptz NOT NULL DEFAULT now(),'
+        ' updated_at timestamptz NOT NULL DEFAULT now(),'
+        ' CONSTRAINT %I PRIMARY KEY (id),'
+        ' CONSTRAINT %I CHECK (jsonb_typeof(metadata) = ''object''))',
+        v_table, dimension, v_table || '_pkey', v_table || '_metadata_object');
+    v_regclass := format('memory_data.%I', v_table)::regclass;
+
+    EXECUTE format('COMMENT ON TABLE %s IS %L', v_regclass,
+        format('pgmemo domain %s (%s dimensions, %s distance). Write through memory.store().',
+               domain, dimension, distance));
+    EXECUTE format('CREATE INDEX %I ON %s USING gin (metadata jsonb_path_ops)',
+        v_table || '_metadata_gin', v_regclass);
+    EXECUTE format('CREATE INDEX %I ON %s USING gin (to_tsvector(%L::regconfig, content))',
+        v_table || '_fts', v_regclass, text_config::text);
+    EXECUTE format('CREATE INDEX %I ON %s (updated_at)', v_table || '_updated_at', v_regclass);
+
+    EXECUTE format('CREATE TRIGGER memory_before_update BEFORE UPDATE ON %s '
+        'FOR EACH ROW EXECUTE FUNCTION memory_private._before_update()', v_regclass);
+    EXECUTE format('CREATE TRIGGER memory_enqueue_insert AFTER INSERT ON %s '
+        'REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT '
+        'EXECUTE FUNCTION memory_private._enqueue_rows(%L)', v_regclass, domain);
+    EXECUTE format('CREATE TRIGGER memory_enqueue_update AFTER UPDATE ON %s '
+        'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT '
+        'EXECUTE FUNCTION memory_private._enqueue_rows(%L)', v_regclass, domain);
+    EXECUTE format('CREATE TRIGGER memory_dequeue_delete AFTER DELETE ON %s '
+        'REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT '
+        'EXECUTE FUNCTION memory_private._dequeue_rows(%L)', v_regclass, domain);
+
+    PERFORM memory.create_hnsw_index(domain, hnsw_m, hnsw_ef_construction);
+    RETURN v_regclass;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.create_domain(text, integer, text, text, integer, integer, regconfig) IS
+'Create a memory domain: the table memory_data.<domain>_memories (id, content, embedding, '
+'metadata, created_at, updated_at) with one HNSW index matching the distance, GIN indexes on '
+'metadata and full-text content, a btree on updated_at, and the embedding-queue triggers. '
+'Idempotent for identical arguments; error 42710 when the domain exists with other settings. '
+'Names match ^[a-z][a-z0-9_]{0,39}$; distance is cosine, l2 or inner_product.';
+
+CREATE OR REPLACE FUNCTION memory.drop_domain(domain text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain(domain);
+BEGIN
+    EXECUTE format('DROP TABLE IF EXISTS %I.%I', v_d.table_schema, v_d.table_name);
+    DELETE FROM memory_private.domains AS d WHERE d.domain = v_d.domain;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.drop_domain(text) IS
+'Drop a domain: its table, its queued embedding jobs and its registry row. '
+'Error 42704 for an unknown domain.';
+
+-- Exact row count of a domain table (for the domains view).
+CREATE OR REPLACE FUNCTION memory_private._row_count(table_schema name, table_name name)
+RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_count bigint;
+BEGIN
+    IF to_regclass(format('%I.%I', table_schema, table_name)) IS NULL THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE format('SELECT count(*) FROM %I.%I', table_schema, table_name) INTO v_count;
+    RETURN v_count;
+END;
+$$;
+
+CREATE OR REPLACE VIEW memory.domains AS
+SELECT
+    d.domain,
+    format('%I.%I', d.table_schema, d.table_name) AS table_name,
+    d.dimension,
+    d.distance,
+    d.embedding_model,
+    memory_private._row_count(d.table_schema, d.table_name) AS rows,
+    d.created_at
+FROM memory_private.domains AS d;
+
+COMMENT ON VIEW memory.domains IS
+'Registered memory domains: table, dimension, distance, embedding model and exact row count.';

@@ -1,0 +1,228 @@
+-- Writing memories: memory.store, memory.store_many, memory.update, memory.forget, memory.get.
+-- Rows stored without an embedding are queued by the domain table's triggers.
+
+CREATE OR REPLACE FUNCTION memory.store(
+    domain text,
+    content text,
+    metadata jsonb DEFAULT '{}',
+    embedding vector DEFAULT NULL,
+    id text DEFAULT NULL
+)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain(domain);
+    v_id text;
+BEGIN
+    IF content IS NULL THEN
+        RAISE EXCEPTION 'content must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    metadata := memory_private._check_metadata(metadata);
+    PERFORM memory_private._check_embedding(v_d, embedding);
+    IF id IS NULL THEN
+        EXECUTE format(
+            'INSERT INTO %I.%I AS t (content, metadata, embedding, embedding_model) '
+            'VALUES ($1, $2, $3, CASE WHEN $3 IS NOT NULL THEN $4 END) RETURNING t.id',
+            v_d.table_schema, v_d.table_name)
+        INTO v_id USING content, metadata, embedding, v_d.embedding_model;
+    ELSE
+        EXECUTE format(
+            'INSERT INTO %I.%I AS t (id, content, metadata, embedding, embedding_model) '
+            'VALUES ($5, $1, $2, $3, CASE WHEN $3 IS NOT NULL THEN $4 END) '
+            'ON CONFLICT (id) DO UPDATE SET content = excluded.content, '
+            'metadata = excluded.metadata, '
+            'embedding = coalesce(excluded.embedding, t.embedding), '
+            'embedding_model = CASE WHEN excluded.embedding IS NOT NULL '
+            'THEN excluded.embedding_model ELSE t.embedding_model END '
+            'RETURNING t.id',
+            v_d.table_schema, v_d.table_name)
+        INTO v_id USING content, metadata, embedding, v_d.embedding_model, id;
+    END IF;
+    RETURN v_id;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.store(text, text, jsonb, vector, text) IS
+'Store one memory and return its id. With id, upsert: content and metadata are replaced; an '
+'embedding given is stored, otherwise the old one is kept only when the content is unchanged. '
+'Without an embedding the row is queued for the embedding workers.';
+
+CREATE OR REPLACE FUNCTION memory.store_many(
+    domain text,
+    contents text[],
+    metadatas jsonb[] DEFAULT NULL,
+    embeddings vector[] DEFAULT NULL,
+    ids text[] DEFAULT NULL
+)
+RETURNS SETOF text
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain(domain);
+    v_n integer := coalesce(cardinality(contents), 0);
+    v_bad record;
+    v_ids text[];
+BEGIN
+    IF v_n = 0 THEN
+        RETURN;
+    END IF;
+    IF metadatas IS NOT NULL AND cardinality(metadatas) <> v_n THEN
+        RAISE EXCEPTION 'metadatas has % elements, contents has %', cardinality(metadatas), v_n
+            USING ERRCODE = '2202E';
+    END IF;
+    IF embeddings IS NOT NULL AND cardinality(embeddings) <> v_n THEN
+        RAISE EXCEPTION 'embeddings has % elements, contents has %', cardinality(embeddings), v_n
+            USING ERRCODE = '2202E';
+    END IF;
+    IF ids IS NOT NULL AND cardinality(ids) <> v_n THEN
+        RAISE EXCEPTION 'ids has % elements, contents has %', cardinality(ids), v_n
+            USING ERRCODE = '2202E';
+    END IF;
+
+    SELECT u.ord INTO v_bad FROM unnest(contents) WITH ORDINALITY AS u (c, ord)
+    WHERE u.c IS NULL LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'contents[%] is NULL', v_bad.ord USING ERRCODE = '22004';
+    END IF;
+    SELECT u.ord, jsonb_typeof(u.m) AS t INTO v_bad
+    FROM unnest(metadatas) WITH ORDINALITY AS u (m, ord)
+    WHERE u.m IS NOT NULL AND jsonb_typeof(u.m) <> 'object' LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'metadatas[%] must be a JSON object, got a JSON %', v_bad.ord, v_bad.t
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT u.ord, vector_dims(u.e) AS dims INTO v_bad
+    FROM unnest(embeddings) WITH ORDINALITY AS u (e, ord)
+    WHERE u.e IS NOT NULL AND vector_dims(u.e) <> v_d.dimension LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'embeddings[%] has % dimensions, domain "%" expects %',
+            v_bad.ord, v_bad.dims, v_d.domain, v_d.dimension
+            USING ERRCODE = '22000';
+    END IF;
+
+    -- Ids are decided here so they can be returned in input order.
+    SELECT array_agg(coalesce(ids[u.ord], gen_random_uuid()::text) ORDER BY u.ord) INTO v_ids
+    FROM generate_subscripts(contents, 1) AS u (ord);
+    SELECT u.i INTO v_bad FROM unnest(v_ids) AS u (i) GROUP BY u.i HAVING count(*) > 1 LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'duplicate id % in ids', quote_literal(v_bad.i) USING ERRCODE = '22023';
+    END IF;
+
+    EXECUTE format(
+        'INSERT INTO %I.%I AS t (id, content, metadata, embedding, embedding_model) '
+        'SELECT u.id, u.content, coalesce(u.metadata, ''{}''), u.embedding, '
+        'CASE WHEN u.embedding IS NOT NULL THEN $5 END '
+        'FROM unnest($1, $2, $3, $4) AS u (id, content, metadata, embedding) '
+        'ON CONFLICT (id) DO UPDATE SET content = excluded.content, '
+        'metadata = excluded.metadata, '
+        'embedding = coalesce(excluded.embedding, t.embedding), '
+        'embedding_model = CASE WHEN excluded.embedding IS NOT NULL '
+        'THEN excluded.embedding_model ELSE t.embedding_model END',
+        v_d.table_schema, v_d.table_name)
+    USING v_ids, contents,
+        coalesce(metadatas, array_fill(NULL::jsonb, ARRAY[v_n])),
+        coalesce(embeddings, array_fill(NULL::vector, ARRAY[v_n])),
+        v_d.embedding_model;
+    RETURN QUERY SELECT unnest(v_ids);
+END;
+$$;
+
+COMMENT ON FUNCTION memory.store_many(text, text[], jsonb[], vector[], text[]) IS
+'Store many memories in one statement; returns their ids in input order. metadatas, embeddings '
+'and ids are optional arrays of the same length as contents (NULL elements allowed). Rows '
+'without embeddings are queued in one statement-level pass.';
+
+CREATE OR REPLACE FUNCTION memory.update(
+    domain text,
+    id text,
+    content text DEFAULT NULL,
+    metadata jsonb DEFAULT NULL,
+    embedding vector DEFAULT NULL
+)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain(domain);
+    v_count integer;
+BEGIN
+    IF metadata IS NOT NULL THEN
+        PERFORM memory_private._check_metadata(metadata);
+    END IF;
+    PERFORM memory_private._check_embedding(v_d, embedding);
+    EXECUTE format(
+        'UPDATE %I.%I AS t SET content = coalesce($2, t.content), '
+        'metadata = coalesce($3, t.metadata), '
+        'embedding = coalesce($4, t.embedding), '
+        'embedding_model = CASE WHEN $4 IS NOT NULL THEN $5 ELSE t.embedding_model END '
+        'WHERE t.id = $1',
+        v_d.table_schema, v_d.table_name)
+    USING id, content, metadata, embedding, v_d.embedding_model;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count > 0;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.update(text, text, text, jsonb, vector) IS
+'Update a memory; NULL arguments leave that field as it is (metadata is replaced, not merged). '
+'Changing the content without a new embedding clears the old embedding and queues the row, so a '
+'stale embedding is never served. Returns false when the id does not exist.';
+
+CREATE OR REPLACE FUNCTION memory.forget(domain text, id text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain(domain);
+    v_count integer;
+BEGIN
+    EXECUTE format('DELETE FROM %I.%I AS t WHERE t.id = $1', v_d.table_schema, v_d.table_name)
+    USING id;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count > 0;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.forget(text, text) IS
+'Delete a memory (and its queued embedding job). Returns false when the id does not exist.';
+
+-- plpgsql cannot have an input and an output parameter both named id, so the public
+-- memory.get (whose contract names both id) is an SQL wrapper over this function.
+CREATE OR REPLACE FUNCTION memory_private._get(domain text, row_id text)
+RETURNS TABLE (
+    id text, content text, metadata jsonb, has_embedding boolean,
+    created_at timestamptz, updated_at timestamptz
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain(domain);
+BEGIN
+    RETURN QUERY EXECUTE format(
+        'SELECT t.id, t.content, t.metadata, t.embedding IS NOT NULL, t.created_at, t.updated_at '
+        'FROM %I.%I AS t WHERE t.id = $1',
+        v_d.table_schema, v_d.table_name)
+    USING row_id;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION memory.get(domain text, id text)
+RETURNS TABLE (
+    id text, content text, metadata jsonb, has_embedding boolean,
+    created_at timestamptz, updated_at timestamptz
+)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT * FROM memory_private._get($1, $2)
+$$;
+
+COMMENT ON FUNCTION memory.get(text, text) IS
+'Fetch one memory by id: content, metadata, whether it has an embedding, timestamps. '
+'No row when the id does not exist.';
