@@ -2,8 +2,10 @@
 
 -- Every vector index (hnsw, ivfflat) on a domain's embedding column.
 CREATE OR REPLACE FUNCTION memory_private._vector_indexes(d memory_private.domains)
-RETURNS TABLE (index_oid oid, index_name name, method name, opclass name, options text[],
-               is_valid boolean)
+RETURNS TABLE (
+    index_oid oid, index_name name, method name, opclass name, options text[],
+    is_valid boolean
+)
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$

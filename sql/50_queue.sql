@@ -334,7 +334,13 @@ COMMENT ON FUNCTION memory.worker_stopped(text) IS
 
 CREATE OR REPLACE VIEW memory.workers AS
 SELECT
-    w.worker, w.started_at, w.last_seen, w.stopped_at, w.jobs_done, w.jobs_failed, w.info,
+    w.worker,
+    w.started_at,
+    w.last_seen,
+    w.stopped_at,
+    w.jobs_done,
+    w.jobs_failed,
+    w.info,
     w.stopped_at IS NULL AND w.last_seen > now() - interval '2 minutes' AS alive
 FROM memory_private.workers AS w;
 

@@ -165,7 +165,6 @@ def migrate(conninfo_or_conn: str | psycopg.Connection, *, echo=None) -> Migrate
     except psycopg.Error as exc:
         raise MigrationError(f"migration failed, nothing was changed: {exc}") from exc
     result.schema_version = migrations[-1].name[:4] if migrations else "0000"
-    say(result.summary())
     return result
 
 

@@ -1,0 +1,75 @@
+# pgmemo — the two commands: `make demo` (the main job on the embedded default) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+PGMEMO := $(VENV)/bin/pgmemo
+EXTRAS ?= dev,local
+STAMP := $(VENV)/.pgmemo-installed
+
+.PHONY: help install system-deps test lint pgtap pytest demo bundle bundle-check bench bench-full eval docs up down clean
+
+help:
+	@echo "make demo     run the main job offline on the embedded PostgreSQL"
+	@echo "make test     install everything needed, then sqlfluff + pgTAP + pytest"
+	@echo "make install  virtualenv + pip install -e '.[$(EXTRAS)]' + pgTAP (apt, as root)"
+	@echo "make lint | pgtap | pytest | bundle | bench | bench-full | up | down"
+
+install: $(STAMP) system-deps
+
+# Re-run pip only when pyproject.toml changes (idempotent, fast when nothing changed).
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[$(EXTRAS)]'
+	@touch $@
+
+# pgTAP from Debian (the SQL under /usr/share/postgresql/15/extension, and pg_prove).
+system-deps:
+	@if [ -f /usr/share/postgresql/15/extension/pgtap.control ] && command -v pg_prove >/dev/null; then \
+		: ; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing pgTAP (apt-get install postgresql-15-pgtap pgtap)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15-pgtap pgtap >/dev/null; \
+	else \
+		echo "pgTAP missing: run as root, or: sudo apt-get install postgresql-15-pgtap pgtap" >&2; \
+	fi
+
+test: install lint bundle-check
+	$(PY) -m pytest -q
+
+pytest: install
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/sqlfluff lint sql migrations
+
+pgtap: install
+	$(PY) -m pytest -q python/tests/test_pgtap.py
+
+# install.sql: the single-file psql installer (same ledger as `pgmemo migrate`).
+bundle: $(STAMP)
+	$(PGMEMO) migrate --print-sql > install.sql
+
+bundle-check: $(STAMP)
+	@$(PGMEMO) migrate --print-sql | diff -q - install.sql >/dev/null || \
+		{ echo "install.sql is out of date: run make bundle" >&2; exit 1; }
+
+demo: install
+	$(PY) -m pgmemo.demo
+
+bench: install
+	$(PY) bench/run.py
+
+bench-full: install
+	$(PY) bench/run.py --full
+
+up:
+	docker compose -f docker/compose.yaml up -d --build
+
+down:
+	docker compose -f docker/compose.yaml down
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

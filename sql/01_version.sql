@@ -1,0 +1,23 @@
+-- memory.version(): what is installed, for clients that verify the schema before use.
+
+CREATE OR REPLACE FUNCTION memory.version()
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT jsonb_build_object(
+        'schema_version', (
+            SELECT max(m.version) FROM memory_private.schema_migrations AS m
+            WHERE m.kind = 'versioned'),
+        'pgvector', (SELECT e.extversion FROM pg_catalog.pg_extension AS e WHERE e.extname = 'vector'),
+        'vector_schema', (
+            SELECT n.nspname FROM pg_catalog.pg_extension AS e
+            JOIN pg_catalog.pg_namespace AS n ON n.oid = e.extnamespace
+            WHERE e.extname = 'vector'),
+        'postgres', current_setting('server_version'),
+        'pg_cron', EXISTS (SELECT FROM pg_catalog.pg_extension AS e WHERE e.extname = 'pg_cron'))
+$$;
+
+COMMENT ON FUNCTION memory.version() IS
+'What is installed: schema_version (newest applied migration), pgvector version and schema, '
+'PostgreSQL version, whether pg_cron is present. Clients check schema_version before use.';
