@@ -83,7 +83,7 @@ BEGIN
 END;
 $f$;
 
-SELECT memory_private._check_known_versions(ARRAY['0001']::text[]);
+SELECT memory_private._check_known_versions(ARRAY['0001', '0002']::text[]);
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb') AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -167,6 +167,71 @@ CREATE TABLE memory_private.workers (
     info jsonb NOT NULL DEFAULT '{}'
 );
 SELECT memory_private._record_migration('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb', 'versioned');
+\endif
+-- migrations/0002_roles.sql
+SELECT memory_private._migration_needed('0002', '0002_roles.sql', 'e6c027b2f0ab03f73b340fc47de97a351531f656f38af13c09b42f4a00811ddd') AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0002_roles: the NOLOGIN roles pgmemo grants its API to, created when missing.
+--
+-- Why: applications should not connect as the owner of the schema. Grant one of these roles to
+-- a login role instead (GRANT memory_writer TO app_user):
+--   memory_reader  search, search_text, search_hybrid, get, version, the read-only views
+--   memory_writer  memory_reader + store, store_many, update, forget
+--   memory_worker  the embedding queue: claim / complete / fail jobs, heartbeats, maintenance
+--   memory_admin   memory_writer + memory_worker + domains, indexes, backfill, scheduling
+-- Roles are cluster-wide, so another database of the same cluster may have made them already.
+-- A migrating user without CREATEROLE gets a WARNING instead of an error: the roles stay
+-- missing, EXECUTE stays revoked from PUBLIC, and only the owner can use pgmemo until a
+-- superuser creates them. The grants themselves live in sql/90_grants.sql, re-applied by every
+-- migrate run, so a replaced function never loses them.
+
+DO $roles$
+DECLARE
+    v_role text;
+    v_member record;
+BEGIN
+    FOREACH v_role IN ARRAY ARRAY[
+        'memory_reader', 'memory_writer', 'memory_worker', 'memory_admin'
+    ] LOOP
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles AS r WHERE r.rolname = v_role) THEN
+            BEGIN
+                EXECUTE format('CREATE ROLE %I NOLOGIN', v_role);
+                EXECUTE format('COMMENT ON ROLE %I IS %L', v_role,
+                    'pgmemo API role (see docs/SECURITY.md); NOLOGIN: grant it to a login role');
+            EXCEPTION WHEN insufficient_privilege THEN
+                RAISE WARNING 'pgmemo: cannot create role % (%): only the owner can use pgmemo '
+                    'until a superuser runs CREATE ROLE % NOLOGIN and migrate runs again',
+                    v_role, sqlerrm, v_role;
+            END;
+        END IF;
+    END LOOP;
+
+    FOR v_member IN
+        SELECT m.granted, m.member
+        FROM (VALUES
+            ('memory_reader', 'memory_writer'),
+            ('memory_writer', 'memory_admin'),
+            ('memory_worker', 'memory_admin')
+        ) AS m (granted, member)
+        WHERE EXISTS (SELECT FROM pg_catalog.pg_roles AS r WHERE r.rolname = m.granted)
+          AND EXISTS (SELECT FROM pg_catalog.pg_roles AS r WHERE r.rolname = m.member)
+          AND NOT pg_catalog.pg_has_role(m.member, m.granted, 'MEMBER')
+    LOOP
+        BEGIN
+            EXECUTE format('GRANT %I TO %I', v_member.granted, v_member.member);
+        EXCEPTION WHEN insufficient_privilege THEN
+            RAISE WARNING 'pgmemo: cannot grant role % to % (%)',
+                v_member.granted, v_member.member, sqlerrm;
+        END;
+    END LOOP;
+END;
+$roles$;
+
+-- Nothing in the bookkeeping and data schemas is for PUBLIC (the functions in schema memory
+-- reach them with definer rights).
+REVOKE ALL ON SCHEMA memory_private FROM PUBLIC;
+REVOKE ALL ON SCHEMA memory_data FROM PUBLIC;
+SELECT memory_private._record_migration('0002', '0002_roles.sql', 'e6c027b2f0ab03f73b340fc47de97a351531f656f38af13c09b42f4a00811ddd', 'versioned');
 \endif
 SELECT memory_private._set_install_search_path();
 -- sql/00_private_helpers.sql
@@ -308,9 +373,12 @@ AS $$
 $$;
 
 -- The k-NN query memory.search runs: $1 query vector, $2 k, $3 filter (only when with_filter),
--- $4 min_similarity (may be NULL). The inner query is the plain ORDER BY distance LIMIT k that
--- the HNSW index serves; the outer query computes similarity, applies min_similarity to those k
--- rows and restores strict order (iterative scans may relax it).
+-- $4 min_similarity (may be NULL). The innermost query is the plain ORDER BY distance LIMIT k
+-- that the HNSW index serves; the outer ones compute distance and similarity, apply
+-- min_similarity to those k rows and restore strict order. Iterative scans in relaxed_order
+-- may return rows slightly out of order, and the planner drops an outer ORDER BY on a column
+-- equal to the inner sort key (also through a MATERIALIZED CTE on PostgreSQL 17+): so the
+-- distance is recomputed outside the LIMIT query, from its embedding, which forces a real sort.
 CREATE OR REPLACE FUNCTION memory_private._search_sql(d memory_private.domains, with_filter boolean)
 RETURNS text
 LANGUAGE plpgsql STABLE
@@ -325,17 +393,21 @@ DECLARE
     END;
 BEGIN
     RETURN format(
-        'SELECT s.id, s.content, s.metadata, %s AS similarity, s.distance, s.created_at, s.updated_at '
-        'FROM (SELECT t.id, t.content, t.metadata, (t.embedding %s $1)::double precision AS distance, '
-        't.created_at, t.updated_at FROM %I.%I AS t WHERE t.embedding IS NOT NULL %s ORDER BY t.embedding %s $1 LIMIT $2) AS s '
-        'WHERE $4::double precision IS NULL OR %s >= $4 '
+        'SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at, '
+        's.updated_at '
+        'FROM (SELECT n.id, n.content, n.metadata, (n.embedding %2$s $1)::double precision AS distance, '
+        'n.created_at, n.updated_at '
+        'FROM (SELECT t.id, t.content, t.metadata, t.embedding, t.created_at, t.updated_at '
+        'FROM %3$I.%4$I AS t WHERE t.embedding IS NOT NULL %5$s '
+        'ORDER BY t.embedding %2$s $1 LIMIT $2) AS n) AS s '
+        'WHERE $4::double precision IS NULL OR %1$s >= $4 '
         'ORDER BY s.distance',
         v_similarity, v_op, d.table_schema, d.table_name,
-        CASE WHEN with_filter THEN 'AND t.metadata @> $3' ELSE '' END, v_op, v_similarity
+        CASE WHEN with_filter THEN 'AND t.metadata @> $3' ELSE '' END
     );
 END;
 $$;
-SELECT memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', 'fe6b80b7b411e6c4a86ce22521cf1bc3356af42a9b5c3c0de96cf95513644e32', 'repeatable');
+SELECT memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', '23174f678fc97af04adce5e8fb38c4ac28a0d51c1ce88cc3bfaba33c2b22ef12', 'repeatable');
 -- sql/01_version.sql
 -- memory.version(): what is installed, for clients that verify the schema before use.
 
@@ -1144,7 +1216,9 @@ BEGIN
         last_error = left(coalesce(error, 'unknown error'), 2000),
         claimed_by = NULL, claimed_at = NULL, lease_until = NULL, content_md5 = NULL,
         updated_at = now()
-    WHERE q.job_id = ANY (job_ids);
+    -- Only claimed jobs (re-checked under the row lock): a late failure for a job whose lease
+    -- was already released, or that is dead, does not count twice.
+    WHERE q.job_id = ANY (job_ids) AND q.status = 'claimed';
     GET DIAGNOSTICS v_count = ROW_COUNT;
     RETURN v_count;
 END;
@@ -1158,9 +1232,14 @@ AS $$
 DECLARE
     v_ids bigint[];
 BEGIN
-    SELECT array_agg(q.job_id) INTO v_ids
-    FROM memory_private.embedding_queue AS q
-    WHERE q.status = 'claimed' AND q.lease_until < now();
+    -- Lock the expired claims (skipping any a worker is completing right now) so two sweeps, or
+    -- a sweep and a fresh claim, never both act on one job.
+    SELECT array_agg(e.job_id) INTO v_ids
+    FROM (
+        SELECT q.job_id FROM memory_private.embedding_queue AS q
+        WHERE q.status = 'claimed' AND q.lease_until < now()
+        FOR UPDATE SKIP LOCKED
+    ) AS e;
     IF v_ids IS NULL THEN
         RETURN 0;
     END IF;
@@ -1175,10 +1254,14 @@ COMMENT ON FUNCTION memory.release_expired_claims() IS
 'Give back jobs whose lease expired (their worker died or hung): each counts as a failed attempt '
 'with backoff, and becomes dead after the retry limit. Returns the number of jobs released.';
 
+-- 0.1 had claim_embedding_jobs(integer, text, interval); only_domain was added after it.
+DROP FUNCTION IF EXISTS memory.claim_embedding_jobs(integer, text, interval);
+
 CREATE OR REPLACE FUNCTION memory.claim_embedding_jobs(
     batch_size integer DEFAULT 32,
     worker text DEFAULT NULL,
-    lease interval DEFAULT '5 minutes'
+    lease interval DEFAULT '5 minutes',
+    only_domain text DEFAULT NULL
 )
 RETURNS TABLE (
     job_id bigint, domain text, row_id text, content text, dimension integer,
@@ -1200,12 +1283,16 @@ BEGIN
     IF lease IS NULL OR lease <= interval '0' THEN
         RAISE EXCEPTION 'lease must be a positive interval' USING ERRCODE = '22023';
     END IF;
+    IF only_domain IS NOT NULL THEN
+        PERFORM memory_private._domain(only_domain);
+    END IF;
     PERFORM memory.release_expired_claims();
 
     FOR v_job IN
         WITH picked AS (
             SELECT q.job_id FROM memory_private.embedding_queue AS q
             WHERE q.status = 'pending' AND q.run_after <= now()
+              AND (only_domain IS NULL OR q.domain = only_domain)
             ORDER BY q.run_after, q.job_id
             LIMIT batch_size
             FOR UPDATE SKIP LOCKED
@@ -1241,10 +1328,10 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION memory.claim_embedding_jobs(integer, text, interval) IS
-'Claim up to batch_size ready jobs for worker, leased for lease (FOR UPDATE SKIP LOCKED: no two '
-'workers get one job). Returns each row''s content with the domain''s dimension and model. '
-'Expired leases are released first. Complete with complete_embedding_jobs or '
+COMMENT ON FUNCTION memory.claim_embedding_jobs(integer, text, interval, text) IS
+'Claim up to batch_size ready jobs (of only_domain, or any) for worker, leased for lease '
+'(FOR UPDATE SKIP LOCKED: no two workers get one job). Returns each row''s content with the '
+'domain''s dimension and model. Expired leases are released first. Complete with complete_embedding_jobs or '
 'fail_embedding_jobs before the lease ends.';
 
 CREATE OR REPLACE FUNCTION memory.complete_embedding_jobs(
@@ -1333,6 +1420,54 @@ COMMENT ON FUNCTION memory.fail_embedding_jobs(bigint[], text) IS
 'Record a failed attempt for these jobs with its error: exponential backoff with jitter '
 '(pgmemo.retry_base_seconds, pgmemo.retry_max_seconds), dead after pgmemo.max_attempts (default 5). '
 'Dead jobs are kept with last_error and come back with requeue_dead. Returns jobs touched.';
+
+CREATE OR REPLACE FUNCTION memory.release_claims(job_ids bigint[])
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    UPDATE memory_private.embedding_queue AS q
+    SET status = 'pending', run_after = now(), claimed_by = NULL, claimed_at = NULL,
+        lease_until = NULL, content_md5 = NULL, updated_at = now()
+    WHERE q.job_id = ANY (job_ids) AND q.status = 'claimed';
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_count > 0 THEN
+        PERFORM pg_notify('memory_embedding_queue', '');
+    END IF;
+    RETURN v_count;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.release_claims(bigint[]) IS
+'Give claimed jobs back to the queue at once, without counting an attempt (a worker shutting '
+'down before it embedded them). Returns the number of jobs released.';
+
+CREATE OR REPLACE FUNCTION memory.queue_counts(domain text DEFAULT NULL)
+RETURNS TABLE (ready bigint, waiting bigint, claimed bigint, dead bigint)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF queue_counts.domain IS NOT NULL THEN
+        PERFORM memory_private._domain(queue_counts.domain);
+    END IF;
+    RETURN QUERY
+    SELECT
+        count(*) FILTER (WHERE q.status = 'pending' AND q.run_after <= now()),
+        count(*) FILTER (WHERE q.status = 'pending' AND q.run_after > now()),
+        count(*) FILTER (WHERE q.status = 'claimed'),
+        count(*) FILTER (WHERE q.status = 'dead')
+    FROM memory_private.embedding_queue AS q
+    WHERE queue_counts.domain IS NULL OR q.domain = queue_counts.domain;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.queue_counts(text) IS
+'Jobs of one domain (or all) by state: ready to claim, waiting (backing off after a failure), '
+'claimed by a worker, dead. One row; what `pgmemo backfill` shows its progress against.';
 
 CREATE OR REPLACE FUNCTION memory.enqueue_missing(domain text DEFAULT NULL)
 RETURNS bigint
@@ -1495,5 +1630,5 @@ $$;
 COMMENT ON FUNCTION memory.schedule_maintenance(text) IS
 'Register memory.run_maintenance() with pg_cron under the job name pgmemo-maintenance '
 '(re-scheduling replaces it). Error 0A000 when pg_cron is not installed.';
-SELECT memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '9a6f20dd08e3718369e9f9451f5538a2e794f404f1bac1289886ff6a48c7d0b9', 'repeatable');
+SELECT memory_private._record_migration('R:50_queue.sql', '50_queue.sql', 'd60b528c08e1d5801fa8ad1cc5293562302fd2ca5e501f0bb6df347de0931cce', 'repeatable');
 COMMIT;

@@ -136,9 +136,12 @@ AS $$
 $$;
 
 -- The k-NN query memory.search runs: $1 query vector, $2 k, $3 filter (only when with_filter),
--- $4 min_similarity (may be NULL). The inner query is the plain ORDER BY distance LIMIT k that
--- the HNSW index serves; the outer query computes similarity, applies min_similarity to those k
--- rows and restores strict order (iterative scans may relax it).
+-- $4 min_similarity (may be NULL). The innermost query is the plain ORDER BY distance LIMIT k
+-- that the HNSW index serves; the outer ones compute distance and similarity, apply
+-- min_similarity to those k rows and restore strict order. Iterative scans in relaxed_order
+-- may return rows slightly out of order, and the planner drops an outer ORDER BY on a column
+-- equal to the inner sort key (also through a MATERIALIZED CTE on PostgreSQL 17+): so the
+-- distance is recomputed outside the LIMIT query, from its embedding, which forces a real sort.
 CREATE OR REPLACE FUNCTION memory_private._search_sql(d memory_private.domains, with_filter boolean)
 RETURNS text
 LANGUAGE plpgsql STABLE
@@ -153,13 +156,17 @@ DECLARE
     END;
 BEGIN
     RETURN format(
-        'SELECT s.id, s.content, s.metadata, %s AS similarity, s.distance, s.created_at, s.updated_at '
-        'FROM (SELECT t.id, t.content, t.metadata, (t.embedding %s $1)::double precision AS distance, '
-        't.created_at, t.updated_at FROM %I.%I AS t WHERE t.embedding IS NOT NULL %s ORDER BY t.embedding %s $1 LIMIT $2) AS s '
-        'WHERE $4::double precision IS NULL OR %s >= $4 '
+        'SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at, '
+        's.updated_at '
+        'FROM (SELECT n.id, n.content, n.metadata, (n.embedding %2$s $1)::double precision AS distance, '
+        'n.created_at, n.updated_at '
+        'FROM (SELECT t.id, t.content, t.metadata, t.embedding, t.created_at, t.updated_at '
+        'FROM %3$I.%4$I AS t WHERE t.embedding IS NOT NULL %5$s '
+        'ORDER BY t.embedding %2$s $1 LIMIT $2) AS n) AS s '
+        'WHERE $4::double precision IS NULL OR %1$s >= $4 '
         'ORDER BY s.distance',
         v_similarity, v_op, d.table_schema, d.table_name,
-        CASE WHEN with_filter THEN 'AND t.metadata @> $3' ELSE '' END, v_op, v_similarity
+        CASE WHEN with_filter THEN 'AND t.metadata @> $3' ELSE '' END
     );
 END;
 $$;
