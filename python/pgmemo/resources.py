@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
 
 
 def _find(name: str) -> Path:
+    # PGMEMO_MIGRATIONS_DIR / PGMEMO_SQL_DIR point the runner at other folders (tests, forks).
+    override = os.environ.get(f"PGMEMO_{name.upper()}_DIR")
+    if override:
+        return Path(override)
     for candidate in (_PACKAGE / name, _PACKAGE.parent.parent / name):
         if candidate.is_dir():
             return candidate
