@@ -56,5 +56,5 @@ $roles$;
 
 -- Nothing in the bookkeeping and data schemas is for PUBLIC (the functions in schema memory
 -- reach them with definer rights).
-REVOKE ALL ON SCHEMA memory_private FROM PUBLIC;
-REVOKE ALL ON SCHEMA memory_data FROM PUBLIC;
+REVOKE ALL ON SCHEMA memory_private FROM public;
+REVOKE ALL ON SCHEMA memory_data FROM public;
