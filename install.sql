@@ -169,7 +169,7 @@ CREATE TABLE memory_private.workers (
 SELECT memory_private._record_migration('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb', 'versioned');
 \endif
 -- migrations/0002_roles.sql
-SELECT memory_private._migration_needed('0002', '0002_roles.sql', 'e6c027b2f0ab03f73b340fc47de97a351531f656f38af13c09b42f4a00811ddd') AS pgmemo_apply \gset
+SELECT memory_private._migration_needed('0002', '0002_roles.sql', 'fd3610431435c5d5f595c019b0fa4dc16168417ca1b93efc82d7116779403ffb') AS pgmemo_apply \gset
 \if :pgmemo_apply
 -- 0002_roles: the NOLOGIN roles pgmemo grants its API to, created when missing.
 --
@@ -229,9 +229,9 @@ $roles$;
 
 -- Nothing in the bookkeeping and data schemas is for PUBLIC (the functions in schema memory
 -- reach them with definer rights).
-REVOKE ALL ON SCHEMA memory_private FROM PUBLIC;
-REVOKE ALL ON SCHEMA memory_data FROM PUBLIC;
-SELECT memory_private._record_migration('0002', '0002_roles.sql', 'e6c027b2f0ab03f73b340fc47de97a351531f656f38af13c09b42f4a00811ddd', 'versioned');
+REVOKE ALL ON SCHEMA memory_private FROM public;
+REVOKE ALL ON SCHEMA memory_data FROM public;
+SELECT memory_private._record_migration('0002', '0002_roles.sql', 'fd3610431435c5d5f595c019b0fa4dc16168417ca1b93efc82d7116779403ffb', 'versioned');
 \endif
 SELECT memory_private._set_install_search_path();
 -- sql/00_private_helpers.sql
@@ -459,7 +459,8 @@ END;
 $$;
 
 -- AFTER INSERT / AFTER UPDATE, per statement (transition tables): queue every row that now
--- needs an embedding, in one pass, deduplicated per row; then wake the workers.
+-- needs an embedding, in one pass, deduplicated per row; then wake the workers. An update that
+-- gives a row its embedding removes the row's (unclaimed) job.
 -- TG_ARGV[0] is the domain. A job that is already claimed stays claimed: the worker's
 -- complete_embedding_jobs sees the changed content and puts the job back to pending.
 CREATE OR REPLACE FUNCTION memory_private._enqueue_rows()
@@ -476,6 +477,7 @@ BEGIN
         ON CONFLICT (domain, row_id) DO UPDATE
             SET status = CASE WHEN q.status = 'claimed' THEN 'claimed' ELSE 'pending' END,
                 attempts = 0, run_after = now(), updated_at = now();
+        GET DIAGNOSTICS v_count = ROW_COUNT;
     ELSE
         INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
         SELECT TG_ARGV[0], n.id
@@ -486,8 +488,14 @@ BEGIN
         ON CONFLICT (domain, row_id) DO UPDATE
             SET status = CASE WHEN q.status = 'claimed' THEN 'claimed' ELSE 'pending' END,
                 attempts = 0, run_after = now(), updated_at = now();
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        -- A row that got an embedding (update or upsert) needs no job any more. Claimed jobs
+        -- stay: their worker completes (or drops) them.
+        DELETE FROM memory_private.embedding_queue AS q
+        USING new_rows AS n
+        WHERE q.domain = TG_ARGV[0] AND q.row_id = n.id AND n.embedding IS NOT NULL
+          AND q.status <> 'claimed';
     END IF;
-    GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_count > 0 THEN
         PERFORM pg_notify('memory_embedding_queue', TG_ARGV[0]);
     END IF;
@@ -601,7 +609,8 @@ BEGIN
         ' updated_at timestamptz NOT NULL DEFAULT now(),'
         ' CONSTRAINT %I PRIMARY KEY (id),'
         ' CONSTRAINT %I CHECK (jsonb_typeof(metadata) = ''object''))',
-        v_table, dimension, v_table || '_pkey', v_table || '_metadata_object');
+        -- '_metadata_obj' keeps the longest name (40 + '_memories' + 13) within 63 characters.
+        v_table, dimension, v_table || '_pkey', v_table || '_metadata_obj');
     v_regclass := format('memory_data.%I', v_table)::regclass;
 
     EXECUTE format('COMMENT ON TABLE %s IS %L', v_regclass,
@@ -684,7 +693,7 @@ FROM memory_private.domains AS d;
 
 COMMENT ON VIEW memory.domains IS
 'Registered memory domains: table, dimension, distance, embedding model and exact row count.';
-SELECT memory_private._record_migration('R:10_domains.sql', '10_domains.sql', '096897806c91680b740796d0cf1a0022ebd43c32de24d555a2c416738da090c3', 'repeatable');
+SELECT memory_private._record_migration('R:10_domains.sql', '10_domains.sql', '0db0eb354e8ab53fd04a173e56effa60792618f9081df2c5ffb406bda7fff36b', 'repeatable');
 -- sql/20_write.sql
 -- Writing memories: memory.store, memory.store_many, memory.update, memory.forget, memory.get.
 -- Rows stored without an embedding are queued by the domain table's triggers.
@@ -1631,4 +1640,180 @@ COMMENT ON FUNCTION memory.schedule_maintenance(text) IS
 'Register memory.run_maintenance() with pg_cron under the job name pgmemo-maintenance '
 '(re-scheduling replaces it). Error 0A000 when pg_cron is not installed.';
 SELECT memory_private._record_migration('R:50_queue.sql', '50_queue.sql', 'd60b528c08e1d5801fa8ad1cc5293562302fd2ca5e501f0bb6df347de0931cce', 'repeatable');
+-- sql/90_grants.sql
+-- Grants and definer rights, applied LAST on every migrate run (keep this file last in sql/).
+--
+-- Why here and not in a migration: CREATE OR REPLACE keeps a function's grants, but a new
+-- function (or a new overload) starts with EXECUTE for PUBLIC. Re-applying this file after every
+-- other sql/ file, inside the same migrate transaction, means no function is ever visible with
+-- the default grant and no replaced function loses its role's grant.
+--
+-- What it does:
+--   1. EXECUTE revoked from PUBLIC on every routine in memory and memory_private.
+--   2. Every function in schema memory runs with definer rights (SECURITY DEFINER, owned by the
+--      migrating user), so the private tables are reachable only through the functions. Each must
+--      carry its fixed search_path (SET search_path FROM CURRENT = pg_catalog, <vector schema>,
+--      pg_temp): a definer function without one would run under the caller's search_path, so
+--      this file refuses to migrate when one is missing.
+--   3. An explicit grant list per role (memory_private._api_grants). A memory.* function or view
+--      that is in no list is granted to no role: pgtap_tests/security.sql fails on it, so whoever
+--      adds a public function decides who may call it here.
+--   4. Private functions that a granted view calls get EXECUTE (and definer rights) for the
+--      roles that may read the view: a view checks its caller's EXECUTE on the functions it calls.
+-- Roles that do not exist (see migrations/0002_roles.sql) are skipped.
+
+CREATE OR REPLACE FUNCTION memory_private._api_grants()
+RETURNS TABLE (role_name name, object_name name, object_kind text)
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT g.role_name::name, g.object_name::name, g.object_kind
+    FROM (VALUES
+        -- memory_reader: searching, reading, diagnostics (read-only; safe on a replica)
+        ('memory_reader', 'version', 'function'),
+        ('memory_reader', 'search', 'function'),
+        ('memory_reader', 'search_text', 'function'),
+        ('memory_reader', 'search_hybrid', 'function'),
+        ('memory_reader', 'get', 'function'),
+        ('memory_reader', 'diagnose', 'function'),
+        ('memory_reader', 'explain_search', 'function'),
+        ('memory_reader', 'api_reference', 'function'),
+        ('memory_reader', 'queue_counts', 'function'),
+        ('memory_reader', 'domains', 'view'),
+        ('memory_reader', 'embedding_coverage', 'view'),
+        ('memory_reader', 'vector_indexes', 'view'),
+        ('memory_reader', 'queue_status', 'view'),
+        ('memory_reader', 'workers', 'view'),
+        -- memory_writer (also a memory_reader): changing memories
+        ('memory_writer', 'store', 'function'),
+        ('memory_writer', 'store_many', 'function'),
+        ('memory_writer', 'update', 'function'),
+        ('memory_writer', 'forget', 'function'),
+        -- memory_worker: the embedding queue
+        ('memory_worker', 'version', 'function'),
+        ('memory_worker', 'claim_embedding_jobs', 'function'),
+        ('memory_worker', 'complete_embedding_jobs', 'function'),
+        ('memory_worker', 'fail_embedding_jobs', 'function'),
+        ('memory_worker', 'worker_heartbeat', 'function'),
+        ('memory_worker', 'worker_stopped', 'function'),
+        ('memory_worker', 'release_expired_claims', 'function'),
+        ('memory_worker', 'release_claims', 'function'),
+        ('memory_worker', 'queue_counts', 'function'),
+        ('memory_worker', 'run_maintenance', 'function'),
+        ('memory_worker', 'queue_status', 'view'),
+        ('memory_worker', 'workers', 'view'),
+        -- memory_admin (also a memory_writer and a memory_worker): domains and operations
+        ('memory_admin', 'create_domain', 'function'),
+        ('memory_admin', 'drop_domain', 'function'),
+        ('memory_admin', 'create_hnsw_index', 'function'),
+        ('memory_admin', 'enqueue_missing', 'function'),
+        ('memory_admin', 'requeue_dead', 'function'),
+        ('memory_admin', 'run_maintenance', 'function'),
+        ('memory_admin', 'schedule_maintenance', 'function'),
+        ('memory_admin', 'adopt_table', 'function'),
+        ('memory_admin', 'adopt', 'function'),
+        ('memory_admin', 'reembed', 'function'),
+        ('memory_admin', 'reindex_hnsw', 'function')
+    ) AS g (role_name, object_name, object_kind)
+$$;
+
+COMMENT ON FUNCTION memory_private._api_grants() IS
+'The explicit grant list applied by sql/90_grants.sql: which pgmemo role may call each memory.* '
+'function (all overloads) or read each memory.* view. Names not (yet) defined are skipped.';
+
+DO $grants$
+DECLARE
+    v_fn regprocedure;
+    v_item record;
+    v_roles name[];
+    v_unpinned text;
+BEGIN
+    SELECT coalesce(array_agg(r.rolname ORDER BY r.rolname), '{}') INTO v_roles
+    FROM pg_catalog.pg_roles AS r
+    WHERE r.rolname IN ('memory_reader', 'memory_writer', 'memory_worker', 'memory_admin');
+
+    -- 1. Nothing for PUBLIC.
+    REVOKE ALL ON SCHEMA memory_private FROM PUBLIC;
+    REVOKE ALL ON SCHEMA memory_data FROM PUBLIC;
+    REVOKE EXECUTE ON ALL ROUTINES IN SCHEMA memory, memory_private FROM PUBLIC;
+    REVOKE ALL ON ALL TABLES IN SCHEMA memory, memory_private, memory_data FROM PUBLIC;
+
+    -- 2. Definer rights for the public functions, never without a fixed search_path.
+    SELECT string_agg(p.oid::regprocedure::text, ', ') INTO v_unpinned
+    FROM pg_catalog.pg_proc AS p
+    WHERE p.pronamespace = 'memory'::regnamespace
+      AND p.prokind = 'f'
+      AND NOT EXISTS (
+          SELECT FROM unnest(p.proconfig) AS c (setting) WHERE c.setting LIKE 'search_path=%'
+      );
+    IF v_unpinned IS NOT NULL THEN
+        RAISE EXCEPTION 'memory functions without a fixed search_path: %', v_unpinned
+            USING ERRCODE = '42501',
+                  HINT = 'Add SET search_path FROM CURRENT to each: they run with definer rights.';
+    END IF;
+    FOR v_fn IN
+        SELECT p.oid::regprocedure
+        FROM pg_catalog.pg_proc AS p
+        WHERE p.pronamespace = 'memory'::regnamespace AND p.prokind = 'f' AND NOT p.prosecdef
+    LOOP
+        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', v_fn);
+    END LOOP;
+
+    -- 3. The explicit list.
+    IF cardinality(v_roles) > 0 THEN
+        EXECUTE format('GRANT USAGE ON SCHEMA memory TO %s',
+            (SELECT string_agg(format('%I', r), ', ') FROM unnest(v_roles) AS r));
+    END IF;
+    FOR v_item IN
+        SELECT g.role_name, p.oid::regprocedure AS fn
+        FROM memory_private._api_grants() AS g
+        JOIN pg_catalog.pg_proc AS p
+            ON p.pronamespace = 'memory'::regnamespace AND p.proname = g.object_name
+        WHERE g.object_kind = 'function' AND g.role_name = ANY (v_roles)
+    LOOP
+        EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', v_item.fn, v_item.role_name);
+    END LOOP;
+    FOR v_item IN
+        SELECT g.role_name, c.oid::regclass AS rel
+        FROM memory_private._api_grants() AS g
+        JOIN pg_catalog.pg_class AS c
+            ON c.relnamespace = 'memory'::regnamespace AND c.relname = g.object_name
+        WHERE g.object_kind = 'view' AND c.relkind IN ('v', 'm')
+          AND g.role_name = ANY (v_roles)
+    LOOP
+        EXECUTE format('GRANT SELECT ON %s TO %I', v_item.rel, v_item.role_name);
+    END LOOP;
+
+    -- 4. Functions the granted views call run with definer rights, executable by the readers.
+    FOR v_item IN
+        SELECT DISTINCT p.oid::regprocedure AS fn, p.prosecdef, p.pronamespace, g.role_name,
+            EXISTS (
+                SELECT FROM unnest(p.proconfig) AS c (setting)
+                WHERE c.setting LIKE 'search_path=%'
+            ) AS pinned
+        FROM pg_catalog.pg_depend AS d
+        JOIN pg_catalog.pg_rewrite AS rw ON rw.oid = d.objid
+        JOIN pg_catalog.pg_class AS v ON v.oid = rw.ev_class
+        JOIN pg_catalog.pg_proc AS p ON p.oid = d.refobjid
+        JOIN memory_private._api_grants() AS g
+            ON g.object_kind = 'view' AND g.object_name = v.relname
+        WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass
+          AND d.refclassid = 'pg_catalog.pg_proc'::regclass
+          AND v.relnamespace = 'memory'::regnamespace
+          AND p.pronamespace IN ('memory'::regnamespace, 'memory_private'::regnamespace)
+          AND p.prokind = 'f'
+          AND g.role_name = ANY (v_roles)
+    LOOP
+        IF NOT v_item.pinned THEN
+            RAISE EXCEPTION 'function % (called by a memory view) has no fixed search_path', v_item.fn
+                USING ERRCODE = '42501', HINT = 'Add SET search_path FROM CURRENT.';
+        END IF;
+        IF NOT v_item.prosecdef THEN
+            EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', v_item.fn);
+        END IF;
+        EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', v_item.fn, v_item.role_name);
+    END LOOP;
+END;
+$grants$;
+SELECT memory_private._record_migration('R:90_grants.sql', '90_grants.sql', 'a8e11276d238601d371e2e21ff1eef17806d7241fa8533fd5c0b087fbebcc342', 'repeatable');
 COMMIT;

@@ -23,7 +23,8 @@ END;
 $$;
 
 -- AFTER INSERT / AFTER UPDATE, per statement (transition tables): queue every row that now
--- needs an embedding, in one pass, deduplicated per row; then wake the workers.
+-- needs an embedding, in one pass, deduplicated per row; then wake the workers. An update that
+-- gives a row its embedding removes the row's (unclaimed) job.
 -- TG_ARGV[0] is the domain. A job that is already claimed stays claimed: the worker's
 -- complete_embedding_jobs sees the changed content and puts the job back to pending.
 CREATE OR REPLACE FUNCTION memory_private._enqueue_rows()
@@ -40,6 +41,7 @@ BEGIN
         ON CONFLICT (domain, row_id) DO UPDATE
             SET status = CASE WHEN q.status = 'claimed' THEN 'claimed' ELSE 'pending' END,
                 attempts = 0, run_after = now(), updated_at = now();
+        GET DIAGNOSTICS v_count = ROW_COUNT;
     ELSE
         INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
         SELECT TG_ARGV[0], n.id
@@ -50,8 +52,14 @@ BEGIN
         ON CONFLICT (domain, row_id) DO UPDATE
             SET status = CASE WHEN q.status = 'claimed' THEN 'claimed' ELSE 'pending' END,
                 attempts = 0, run_after = now(), updated_at = now();
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        -- A row that got an embedding (update or upsert) needs no job any more. Claimed jobs
+        -- stay: their worker completes (or drops) them.
+        DELETE FROM memory_private.embedding_queue AS q
+        USING new_rows AS n
+        WHERE q.domain = TG_ARGV[0] AND q.row_id = n.id AND n.embedding IS NOT NULL
+          AND q.status <> 'claimed';
     END IF;
-    GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_count > 0 THEN
         PERFORM pg_notify('memory_embedding_queue', TG_ARGV[0]);
     END IF;
@@ -165,7 +173,8 @@ BEGIN
         ' updated_at timestamptz NOT NULL DEFAULT now(),'
         ' CONSTRAINT %I PRIMARY KEY (id),'
         ' CONSTRAINT %I CHECK (jsonb_typeof(metadata) = ''object''))',
-        v_table, dimension, v_table || '_pkey', v_table || '_metadata_object');
+        -- '_metadata_obj' keeps the longest name (40 + '_memories' + 13) within 63 characters.
+        v_table, dimension, v_table || '_pkey', v_table || '_metadata_obj');
     v_regclass := format('memory_data.%I', v_table)::regclass;
 
     EXECUTE format('COMMENT ON TABLE %s IS %L', v_regclass,
