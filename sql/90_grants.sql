@@ -1,0 +1,174 @@
+-- Grants and definer rights, applied LAST on every migrate run (keep this file last in sql/).
+--
+-- Why here and not in a migration: CREATE OR REPLACE keeps a function's grants, but a new
+-- function (or a new overload) starts with EXECUTE for PUBLIC. Re-applying this file after every
+-- other sql/ file, inside the same migrate transaction, means no function is ever visible with
+-- the default grant and no replaced function loses its role's grant.
+--
+-- What it does:
+--   1. EXECUTE revoked from PUBLIC on every routine in memory and memory_private.
+--   2. Every function in schema memory runs with definer rights (SECURITY DEFINER, owned by the
+--      migrating user), so the private tables are reachable only through the functions. Each must
+--      carry its fixed search_path (SET search_path FROM CURRENT = pg_catalog, <vector schema>,
+--      pg_temp): a definer function without one would run under the caller's search_path, so
+--      this file refuses to migrate when one is missing.
+--   3. An explicit grant list per role (memory_private._api_grants). A memory.* function or view
+--      that is in no list is granted to no role: pgtap_tests/security.sql fails on it, so whoever
+--      adds a public function decides who may call it here.
+--   4. Private functions that a granted view calls get EXECUTE (and definer rights) for the
+--      roles that may read the view: a view checks its caller's EXECUTE on the functions it calls.
+-- Roles that do not exist (see migrations/0002_roles.sql) are skipped.
+
+CREATE OR REPLACE FUNCTION memory_private._api_grants()
+RETURNS TABLE (role_name name, object_name name, object_kind text)
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT g.role_name::name, g.object_name::name, g.object_kind
+    FROM (VALUES
+        -- memory_reader: searching, reading, diagnostics (read-only; safe on a replica)
+        ('memory_reader', 'version', 'function'),
+        ('memory_reader', 'search', 'function'),
+        ('memory_reader', 'search_text', 'function'),
+        ('memory_reader', 'search_hybrid', 'function'),
+        ('memory_reader', 'get', 'function'),
+        ('memory_reader', 'diagnose', 'function'),
+        ('memory_reader', 'explain_search', 'function'),
+        ('memory_reader', 'api_reference', 'function'),
+        ('memory_reader', 'queue_counts', 'function'),
+        ('memory_reader', 'domains', 'view'),
+        ('memory_reader', 'embedding_coverage', 'view'),
+        ('memory_reader', 'vector_indexes', 'view'),
+        ('memory_reader', 'queue_status', 'view'),
+        ('memory_reader', 'workers', 'view'),
+        -- memory_writer (also a memory_reader): changing memories
+        ('memory_writer', 'store', 'function'),
+        ('memory_writer', 'store_many', 'function'),
+        ('memory_writer', 'update', 'function'),
+        ('memory_writer', 'forget', 'function'),
+        -- memory_worker: the embedding queue
+        ('memory_worker', 'version', 'function'),
+        ('memory_worker', 'claim_embedding_jobs', 'function'),
+        ('memory_worker', 'complete_embedding_jobs', 'function'),
+        ('memory_worker', 'fail_embedding_jobs', 'function'),
+        ('memory_worker', 'worker_heartbeat', 'function'),
+        ('memory_worker', 'worker_stopped', 'function'),
+        ('memory_worker', 'release_expired_claims', 'function'),
+        ('memory_worker', 'release_claims', 'function'),
+        ('memory_worker', 'queue_counts', 'function'),
+        ('memory_worker', 'run_maintenance', 'function'),
+        ('memory_worker', 'queue_status', 'view'),
+        ('memory_worker', 'workers', 'view'),
+        -- memory_admin (also a memory_writer and a memory_worker): domains and operations
+        ('memory_admin', 'create_domain', 'function'),
+        ('memory_admin', 'drop_domain', 'function'),
+        ('memory_admin', 'create_hnsw_index', 'function'),
+        ('memory_admin', 'enqueue_missing', 'function'),
+        ('memory_admin', 'requeue_dead', 'function'),
+        ('memory_admin', 'run_maintenance', 'function'),
+        ('memory_admin', 'schedule_maintenance', 'function'),
+        ('memory_admin', 'adopt_table', 'function'),
+        ('memory_admin', 'adopt', 'function'),
+        ('memory_admin', 'reembed', 'function'),
+        ('memory_admin', 'reindex_hnsw', 'function')
+    ) AS g (role_name, object_name, object_kind)
+$$;
+
+COMMENT ON FUNCTION memory_private._api_grants() IS
+'The explicit grant list applied by sql/90_grants.sql: which pgmemo role may call each memory.* '
+'function (all overloads) or read each memory.* view. Names not (yet) defined are skipped.';
+
+DO $grants$
+DECLARE
+    v_fn regprocedure;
+    v_item record;
+    v_roles name[];
+    v_unpinned text;
+BEGIN
+    SELECT coalesce(array_agg(r.rolname ORDER BY r.rolname), '{}') INTO v_roles
+    FROM pg_catalog.pg_roles AS r
+    WHERE r.rolname IN ('memory_reader', 'memory_writer', 'memory_worker', 'memory_admin');
+
+    -- 1. Nothing for PUBLIC.
+    REVOKE ALL ON SCHEMA memory_private FROM PUBLIC;
+    REVOKE ALL ON SCHEMA memory_data FROM PUBLIC;
+    REVOKE EXECUTE ON ALL ROUTINES IN SCHEMA memory, memory_private FROM PUBLIC;
+    REVOKE ALL ON ALL TABLES IN SCHEMA memory, memory_private, memory_data FROM PUBLIC;
+
+    -- 2. Definer rights for the public functions, never without a fixed search_path.
+    SELECT string_agg(p.oid::regprocedure::text, ', ') INTO v_unpinned
+    FROM pg_catalog.pg_proc AS p
+    WHERE p.pronamespace = 'memory'::regnamespace
+      AND p.prokind = 'f'
+      AND NOT EXISTS (
+          SELECT FROM unnest(p.proconfig) AS c (setting) WHERE c.setting LIKE 'search_path=%'
+      );
+    IF v_unpinned IS NOT NULL THEN
+        RAISE EXCEPTION 'memory functions without a fixed search_path: %', v_unpinned
+            USING ERRCODE = '42501',
+                  HINT = 'Add SET search_path FROM CURRENT to each: they run with definer rights.';
+    END IF;
+    FOR v_fn IN
+        SELECT p.oid::regprocedure
+        FROM pg_catalog.pg_proc AS p
+        WHERE p.pronamespace = 'memory'::regnamespace AND p.prokind = 'f' AND NOT p.prosecdef
+    LOOP
+        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', v_fn);
+    END LOOP;
+
+    -- 3. The explicit list.
+    IF cardinality(v_roles) > 0 THEN
+        EXECUTE format('GRANT USAGE ON SCHEMA memory TO %s',
+            (SELECT string_agg(format('%I', r), ', ') FROM unnest(v_roles) AS r));
+    END IF;
+    FOR v_item IN
+        SELECT g.role_name, p.oid::regprocedure AS fn
+        FROM memory_private._api_grants() AS g
+        JOIN pg_catalog.pg_proc AS p
+            ON p.pronamespace = 'memory'::regnamespace AND p.proname = g.object_name
+        WHERE g.object_kind = 'function' AND g.role_name = ANY (v_roles)
+    LOOP
+        EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', v_item.fn, v_item.role_name);
+    END LOOP;
+    FOR v_item IN
+        SELECT g.role_name, c.oid::regclass AS rel
+        FROM memory_private._api_grants() AS g
+        JOIN pg_catalog.pg_class AS c
+            ON c.relnamespace = 'memory'::regnamespace AND c.relname = g.object_name
+        WHERE g.object_kind = 'view' AND c.relkind IN ('v', 'm')
+          AND g.role_name = ANY (v_roles)
+    LOOP
+        EXECUTE format('GRANT SELECT ON %s TO %I', v_item.rel, v_item.role_name);
+    END LOOP;
+
+    -- 4. Functions the granted views call run with definer rights, executable by the readers.
+    FOR v_item IN
+        SELECT DISTINCT p.oid::regprocedure AS fn, p.prosecdef, p.pronamespace, g.role_name,
+            EXISTS (
+                SELECT FROM unnest(p.proconfig) AS c (setting)
+                WHERE c.setting LIKE 'search_path=%'
+            ) AS pinned
+        FROM pg_catalog.pg_depend AS d
+        JOIN pg_catalog.pg_rewrite AS rw ON rw.oid = d.objid
+        JOIN pg_catalog.pg_class AS v ON v.oid = rw.ev_class
+        JOIN pg_catalog.pg_proc AS p ON p.oid = d.refobjid
+        JOIN memory_private._api_grants() AS g
+            ON g.object_kind = 'view' AND g.object_name = v.relname
+        WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass
+          AND d.refclassid = 'pg_catalog.pg_proc'::regclass
+          AND v.relnamespace = 'memory'::regnamespace
+          AND p.pronamespace IN ('memory'::regnamespace, 'memory_private'::regnamespace)
+          AND p.prokind = 'f'
+          AND g.role_name = ANY (v_roles)
+    LOOP
+        IF NOT v_item.pinned THEN
+            RAISE EXCEPTION 'function % (called by a memory view) has no fixed search_path', v_item.fn
+                USING ERRCODE = '42501', HINT = 'Add SET search_path FROM CURRENT.';
+        END IF;
+        IF NOT v_item.prosecdef THEN
+            EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', v_item.fn);
+        END IF;
+        EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', v_item.fn, v_item.role_name);
+    END LOOP;
+END;
+$grants$;
