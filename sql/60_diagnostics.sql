@@ -1,0 +1,281 @@
+-- Diagnostics, part 1: the views embedding_coverage, vector_indexes and queue_status, the
+-- helpers memory.diagnose() shares with them (61_diagnose.sql), and memory.explain_search()
+-- (EXPLAIN of exactly the SQL memory.search runs: the proof that the vector index is used).
+
+-- The relations that hold a domain's rows: the table itself and, when it is partitioned, every
+-- partition below it (pg_partition_tree returns nothing for a plain table).
+CREATE OR REPLACE FUNCTION memory_private._domain_relations(d memory_private.domains)
+RETURNS TABLE (relid regclass, is_root boolean, is_leaf boolean)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT c.oid::regclass, true, c.relkind <> 'p'
+    FROM pg_catalog.pg_class AS c
+    WHERE c.oid = to_regclass(format('%I.%I', d.table_schema, d.table_name))
+    UNION ALL
+    SELECT t.relid, false, t.isleaf
+    FROM pg_catalog.pg_partition_tree(to_regclass(format('%I.%I', d.table_schema, d.table_name))) AS t
+    WHERE t.level > 0
+$$;
+
+-- Every vector index (hnsw, ivfflat) on the embedding column of the domain's table and of its
+-- partitions, with size, scans and the tuple count recorded at build / last vacuum.
+-- memory_private._vector_indexes (40_indexes.sql) is the same for the root table alone.
+CREATE OR REPLACE FUNCTION memory_private._domain_vector_indexes(d memory_private.domains)
+RETURNS TABLE (
+    index_oid oid, index_schema name, index_name name, table_oid regclass, on_root boolean,
+    method name, opclass name, options text[], is_valid boolean, is_partitioned boolean,
+    size_bytes bigint, scans bigint, index_tuples real
+)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT i.indexrelid, n.nspname, c.relname, r.relid, r.is_root, am.amname, opc.opcname,
+        c.reloptions, i.indisvalid, c.relkind = 'I', pg_catalog.pg_relation_size(i.indexrelid),
+        s.idx_scan, c.reltuples
+    FROM memory_private._domain_relations(d) AS r
+    JOIN pg_catalog.pg_index AS i ON i.indrelid = r.relid
+    JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+    JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+    JOIN pg_catalog.pg_am AS am ON am.oid = c.relam
+    JOIN pg_catalog.pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+    JOIN pg_catalog.pg_opclass AS opc ON opc.oid = i.indclass[0]
+    LEFT JOIN pg_catalog.pg_stat_all_indexes AS s ON s.indexrelid = i.indexrelid
+    WHERE a.attname = 'embedding' AND am.amname IN ('hnsw', 'ivfflat')
+    ORDER BY NOT r.is_root, r.relid::text, c.relname
+$$;
+
+-- Exact row counts for the coverage view (one scan of the table).
+CREATE OR REPLACE FUNCTION memory_private._coverage_counts(
+    d memory_private.domains, OUT total_rows bigint, OUT embedded_rows bigint
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF to_regclass(format('%I.%I', d.table_schema, d.table_name)) IS NULL THEN
+        RETURN;
+    END IF;
+    EXECUTE format('SELECT count(*), count(*) FILTER (WHERE t.embedding IS NOT NULL) FROM %I.%I AS t',
+        d.table_schema, d.table_name)
+    INTO total_rows, embedded_rows;
+END;
+$$;
+
+CREATE OR REPLACE VIEW memory.embedding_coverage AS
+SELECT
+    d.domain,
+    c.total_rows,
+    c.embedded_rows,
+    c.total_rows - c.embedded_rows AS missing_rows,
+    CASE
+        WHEN c.total_rows > 0 THEN round(100.0 * c.embedded_rows / c.total_rows, 2)
+    END AS coverage_pct,
+    coalesce(q.queued_jobs, 0) AS queued_jobs,
+    coalesce(q.dead_jobs, 0) AS dead_jobs
+FROM memory_private.domains AS d
+CROSS JOIN LATERAL memory_private._coverage_counts(d) AS c
+LEFT JOIN LATERAL (
+    SELECT
+        count(*) FILTER (WHERE j.status <> 'dead') AS queued_jobs,
+        count(*) FILTER (WHERE j.status = 'dead') AS dead_jobs
+    FROM memory_private.embedding_queue AS j
+    WHERE j.domain = d.domain
+) AS q ON TRUE;
+
+COMMENT ON VIEW memory.embedding_coverage IS
+'Per domain: rows, rows with an embedding, rows without (missing_rows), coverage_pct (NULL for '
+'an empty table), queued_jobs (pending or claimed) and dead_jobs. Counts are exact: one scan of '
+'each domain table (filter on domain to read one).';
+
+CREATE OR REPLACE VIEW memory.vector_indexes AS
+SELECT
+    d.domain,
+    v.index_name,
+    v.method,
+    v.opclass,
+    v.options,
+    v.size_bytes,
+    v.is_valid,
+    v.scans,
+    v.table_oid::text AS table_name,
+    v.opclass = memory_private._distance_opclass(d.distance) AS matches_distance,
+    v.is_partitioned
+FROM memory_private.domains AS d
+CROSS JOIN LATERAL memory_private._domain_vector_indexes(d) AS v;
+
+COMMENT ON VIEW memory.vector_indexes IS
+'Every vector index (hnsw, ivfflat) on a domain''s embedding column, and on its partitions when '
+'the table is partitioned: method, operator class, options (m, ef_construction, lists), size, '
+'validity, index scans since the statistics were reset, the table it is on, and whether the '
+'operator class matches the domain''s distance (else memory.search cannot use it).';
+
+CREATE OR REPLACE VIEW memory.queue_status AS
+WITH q AS (
+    SELECT
+        j.domain,
+        count(*) FILTER (WHERE j.status = 'pending' AND j.attempts = 0) AS pending,
+        count(*) FILTER (WHERE j.status = 'claimed') AS claimed,
+        count(*) FILTER (WHERE j.status = 'pending' AND j.attempts > 0) AS retrying,
+        count(*) FILTER (WHERE j.status = 'dead') AS dead,
+        now() - min(j.run_after) FILTER (
+            WHERE j.status = 'pending' AND j.run_after <= now()
+        ) AS oldest_pending_age,
+        count(*) FILTER (WHERE j.status = 'pending' AND j.run_after <= now()) AS ready,
+        count(*) FILTER (WHERE j.status = 'claimed' AND j.lease_until < now()) AS expired_claims
+    FROM memory_private.embedding_queue AS j
+    GROUP BY j.domain
+)
+
+SELECT
+    d.domain,
+    coalesce(q.pending, 0) AS pending,
+    coalesce(q.claimed, 0) AS claimed,
+    coalesce(q.retrying, 0) AS retrying,
+    coalesce(q.dead, 0) AS dead,
+    q.oldest_pending_age,
+    coalesce(q.ready, 0) AS ready,
+    coalesce(q.expired_claims, 0) AS expired_claims
+FROM memory_private.domains AS d
+LEFT JOIN q ON d.domain = q.domain;
+
+COMMENT ON VIEW memory.queue_status IS
+'The embedding queue per domain: pending (new jobs), claimed (leased to a worker), retrying '
+'(waiting again after a failure), dead (retry limit reached; memory.requeue_dead), '
+'oldest_pending_age (how long the longest-waiting ready job has waited for a worker), ready '
+'(jobs a worker could claim now) and expired_claims (leases past their end, not yet released).';
+
+-- pgvector's version against what pgmemo needs (a function of the version so it can be tested).
+CREATE OR REPLACE FUNCTION memory_private._check_pgvector(version integer[])
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'error', NULL::text, 'pgvector_too_old',
+        format('pgvector %s has no HNSW index (0.5.0 or later is needed; 0.8.0 for iterative '
+            || 'index scans): every search scans the whole table. Install a newer pgvector '
+            || 'on the server, then update the extension.', array_to_string(version, '.')),
+        'ALTER EXTENSION vector UPDATE;'
+    WHERE version < ARRAY[0, 5, 0]
+    UNION ALL
+    SELECT 'warning', NULL::text, 'pgvector_too_old',
+        format('pgvector %s has no iterative index scans (0.8.0 or later): a search with a '
+            || 'filter may return fewer than k rows although k rows match. Install a newer '
+            || 'pgvector on the server, then update the extension.', array_to_string(version, '.')),
+        'ALTER EXTENSION vector UPDATE;'
+    WHERE version >= ARRAY[0, 5, 0] AND version < ARRAY[0, 8, 0]
+$$;
+
+-- The body of memory.diagnose (a separate function: in PL/pgSQL the parameter domain and the
+-- result column domain would clash).
+CREATE OR REPLACE FUNCTION memory_private._diagnose(p_domain text)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_version integer[] := memory_private._vector_version();
+BEGIN
+    IF p_domain IS NOT NULL THEN
+        PERFORM memory_private._domain(p_domain);
+    END IF;
+    RETURN QUERY
+    WITH checks AS (
+        SELECT * FROM memory_private._check_pgvector(v_version)
+        UNION ALL
+        SELECT 'info', NULL, 'no_domains',
+            'No domain yet: create one with SELECT memory.create_domain(''name'', dimension);', NULL
+        WHERE NOT EXISTS (SELECT FROM memory_private.domains)
+        UNION ALL
+        SELECT c.*
+        FROM memory_private.domains AS d
+        CROSS JOIN LATERAL memory_private._diagnose_domain(d) AS c
+        WHERE p_domain IS NULL OR d.domain = p_domain
+    )
+    SELECT c.severity, c.domain, c.check_name, c.detail, c.fix_sql
+    FROM checks AS c
+    ORDER BY array_position(ARRAY['error', 'warning', 'info'], c.severity), c.domain NULLS FIRST,
+        c.check_name, c.detail;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION memory.diagnose(domain text DEFAULT NULL)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT * FROM memory_private._diagnose(diagnose.domain)
+$$;
+
+COMMENT ON FUNCTION memory.diagnose(text) IS
+'Health checks for one domain or all: missing, duplicate, mismatched (operator class), INVALID '
+'or partition-less vector indexes; IVFFlat built on too few rows; HNSW larger than '
+'shared_buffers; column dimension vs registry and model; rows no job will ever embed; dead jobs, '
+'a queue that does not drain, no live worker, expired claims; missing or stale statistics; '
+'pgvector too old. One row per finding: severity (error, warning, info), check_name (stable), a '
+'sentence, and fix_sql when the fix is one SQL statement. No rows (or info only): healthy. '
+'Cheap on big tables: catalogs, statistics and the queue; bounded scans only (see the source).';
+
+CREATE OR REPLACE FUNCTION memory.explain_search(
+    domain text, k integer DEFAULT 10, filter jsonb DEFAULT NULL
+)
+RETURNS TABLE (uses_index boolean, index_name text, plan jsonb)
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain(domain);
+    v_old_ef text := current_setting('hnsw.ef_search', true);
+    v_old_iter text := current_setting('hnsw.iterative_scan', true);
+    v_raise_ef boolean;
+    v_iterative boolean;
+    v_query vector;
+    v_plan jsonb;
+BEGIN
+    PERFORM memory_private._check_k(k);
+    PERFORM memory_private._check_filter(filter);
+    -- A representative query vector: an embedding of the domain, else a constant one.
+    EXECUTE format('SELECT t.embedding FROM %I.%I AS t WHERE t.embedding IS NOT NULL LIMIT 1',
+        v_d.table_schema, v_d.table_name)
+    INTO v_query;
+    IF v_query IS NULL THEN
+        v_query := array_fill(1::real, ARRAY[v_d.dimension])::vector;
+    END IF;
+
+    -- The same settings memory.search makes for the call.
+    v_raise_ef := coalesce(nullif(v_old_ef, '')::integer, 40) < k;
+    IF v_raise_ef THEN
+        PERFORM set_config('hnsw.ef_search', k::text, true);
+    END IF;
+    v_iterative := filter IS NOT NULL AND memory_private._vector_version() >= ARRAY[0, 8, 0];
+    IF v_iterative THEN
+        PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true);
+    END IF;
+
+    EXECUTE 'EXPLAIN (FORMAT JSON) ' || memory_private._search_sql(v_d, filter IS NOT NULL)
+    INTO v_plan
+    USING v_query, k, filter, NULL::double precision;
+
+    IF v_raise_ef THEN
+        PERFORM set_config('hnsw.ef_search', coalesce(v_old_ef, '40'), true);
+    END IF;
+    IF v_iterative THEN
+        PERFORM set_config('hnsw.iterative_scan', coalesce(nullif(v_old_iter, ''), 'off'), true);
+    END IF;
+
+    -- Every "Index Name" anywhere in the plan tree that is a vector index of the domain.
+    SELECT string_agg(DISTINCT n.name, ', ') INTO index_name
+    FROM (SELECT p #>> '{}' AS name FROM jsonb_path_query(v_plan, 'lax $.**."Index Name"') AS p) AS n
+    WHERE n.name IN (SELECT x.index_name FROM memory_private._domain_vector_indexes(v_d) AS x);
+    uses_index := index_name IS NOT NULL;
+    plan := v_plan;
+    RETURN NEXT;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.explain_search(text, integer, jsonb) IS
+'EXPLAIN (FORMAT JSON) of exactly the query memory.search runs for this domain (same SQL text, '
+'same hnsw.ef_search raise and, with filter, iterative scans), with a representative query '
+'vector (an embedding of the domain, else a constant one): uses_index says whether the plan '
+'reads one of the domain''s vector indexes, index_name names it, plan is the plan.';
