@@ -45,7 +45,9 @@ BEGIN
         last_error = left(coalesce(error, 'unknown error'), 2000),
         claimed_by = NULL, claimed_at = NULL, lease_until = NULL, content_md5 = NULL,
         updated_at = now()
-    WHERE q.job_id = ANY (job_ids);
+    -- Only claimed jobs (re-checked under the row lock): a late failure for a job whose lease
+    -- was already released, or that is dead, does not count twice.
+    WHERE q.job_id = ANY (job_ids) AND q.status = 'claimed';
     GET DIAGNOSTICS v_count = ROW_COUNT;
     RETURN v_count;
 END;
@@ -59,9 +61,14 @@ AS $$
 DECLARE
     v_ids bigint[];
 BEGIN
-    SELECT array_agg(q.job_id) INTO v_ids
-    FROM memory_private.embedding_queue AS q
-    WHERE q.status = 'claimed' AND q.lease_until < now();
+    -- Lock the expired claims (skipping any a worker is completing right now) so two sweeps, or
+    -- a sweep and a fresh claim, never both act on one job.
+    SELECT array_agg(e.job_id) INTO v_ids
+    FROM (
+        SELECT q.job_id FROM memory_private.embedding_queue AS q
+        WHERE q.status = 'claimed' AND q.lease_until < now()
+        FOR UPDATE SKIP LOCKED
+    ) AS e;
     IF v_ids IS NULL THEN
         RETURN 0;
     END IF;
@@ -76,10 +83,14 @@ COMMENT ON FUNCTION memory.release_expired_claims() IS
 'Give back jobs whose lease expired (their worker died or hung): each counts as a failed attempt '
 'with backoff, and becomes dead after the retry limit. Returns the number of jobs released.';
 
+-- 0.1 had claim_embedding_jobs(integer, text, interval); only_domain was added after it.
+DROP FUNCTION IF EXISTS memory.claim_embedding_jobs(integer, text, interval);
+
 CREATE OR REPLACE FUNCTION memory.claim_embedding_jobs(
     batch_size integer DEFAULT 32,
     worker text DEFAULT NULL,
-    lease interval DEFAULT '5 minutes'
+    lease interval DEFAULT '5 minutes',
+    only_domain text DEFAULT NULL
 )
 RETURNS TABLE (
     job_id bigint, domain text, row_id text, content text, dimension integer,
@@ -101,12 +112,16 @@ BEGIN
     IF lease IS NULL OR lease <= interval '0' THEN
         RAISE EXCEPTION 'lease must be a positive interval' USING ERRCODE = '22023';
     END IF;
+    IF only_domain IS NOT NULL THEN
+        PERFORM memory_private._domain(only_domain);
+    END IF;
     PERFORM memory.release_expired_claims();
 
     FOR v_job IN
         WITH picked AS (
             SELECT q.job_id FROM memory_private.embedding_queue AS q
             WHERE q.status = 'pending' AND q.run_after <= now()
+              AND (only_domain IS NULL OR q.domain = only_domain)
             ORDER BY q.run_after, q.job_id
             LIMIT batch_size
             FOR UPDATE SKIP LOCKED
@@ -142,10 +157,10 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION memory.claim_embedding_jobs(integer, text, interval) IS
-'Claim up to batch_size ready jobs for worker, leased for lease (FOR UPDATE SKIP LOCKED: no two '
-'workers get one job). Returns each row''s content with the domain''s dimension and model. '
-'Expired leases are released first. Complete with complete_embedding_jobs or '
+COMMENT ON FUNCTION memory.claim_embedding_jobs(integer, text, interval, text) IS
+'Claim up to batch_size ready jobs (of only_domain, or any) for worker, leased for lease '
+'(FOR UPDATE SKIP LOCKED: no two workers get one job). Returns each row''s content with the '
+'domain''s dimension and model. Expired leases are released first. Complete with complete_embedding_jobs or '
 'fail_embedding_jobs before the lease ends.';
 
 CREATE OR REPLACE FUNCTION memory.complete_embedding_jobs(
@@ -235,6 +250,54 @@ COMMENT ON FUNCTION memory.fail_embedding_jobs(bigint[], text) IS
 '(pgmemo.retry_base_seconds, pgmemo.retry_max_seconds), dead after pgmemo.max_attempts (default 5). '
 'Dead jobs are kept with last_error and come back with requeue_dead. Returns jobs touched.';
 
+CREATE OR REPLACE FUNCTION memory.release_claims(job_ids bigint[])
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    UPDATE memory_private.embedding_queue AS q
+    SET status = 'pending', run_after = now(), claimed_by = NULL, claimed_at = NULL,
+        lease_until = NULL, content_md5 = NULL, updated_at = now()
+    WHERE q.job_id = ANY (job_ids) AND q.status = 'claimed';
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_count > 0 THEN
+        PERFORM pg_notify('memory_embedding_queue', '');
+    END IF;
+    RETURN v_count;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.release_claims(bigint[]) IS
+'Give claimed jobs back to the queue at once, without counting an attempt (a worker shutting '
+'down before it embedded them). Returns the number of jobs released.';
+
+CREATE OR REPLACE FUNCTION memory.queue_counts(domain text DEFAULT NULL)
+RETURNS TABLE (ready bigint, waiting bigint, claimed bigint, dead bigint)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF queue_counts.domain IS NOT NULL THEN
+        PERFORM memory_private._domain(queue_counts.domain);
+    END IF;
+    RETURN QUERY
+    SELECT
+        count(*) FILTER (WHERE q.status = 'pending' AND q.run_after <= now()),
+        count(*) FILTER (WHERE q.status = 'pending' AND q.run_after > now()),
+        count(*) FILTER (WHERE q.status = 'claimed'),
+        count(*) FILTER (WHERE q.status = 'dead')
+    FROM memory_private.embedding_queue AS q
+    WHERE queue_counts.domain IS NULL OR q.domain = queue_counts.domain;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.queue_counts(text) IS
+'Jobs of one domain (or all) by state: ready to claim, waiting (backing off after a failure), '
+'claimed by a worker, dead. One row; what `pgmemo backfill` shows its progress against.';
+
 CREATE OR REPLACE FUNCTION memory.enqueue_missing(domain text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql
@@ -243,6 +306,7 @@ AS $$
 DECLARE
     v_d memory_private.domains;
     v_count bigint;
+    v_ids bigint[];
     v_total bigint := 0;
 BEGIN
     IF domain IS NOT NULL THEN
@@ -254,13 +318,24 @@ BEGIN
         ORDER BY d.domain
     LOOP
         EXECUTE format(
-            'INSERT INTO memory_private.embedding_queue (domain, row_id) '
-            'SELECT $1, t.id FROM %I.%I AS t WHERE t.embedding IS NULL '
-            'ON CONFLICT (domain, row_id) DO NOTHING',
+            'WITH added AS ('
+            '  INSERT INTO memory_private.embedding_queue (domain, row_id) '
+            '  SELECT $1, t.id FROM %I.%I AS t WHERE t.embedding IS NULL '
+            '  ON CONFLICT (domain, row_id) DO NOTHING RETURNING job_id'
+            ') SELECT array_agg(job_id) FROM added',
             v_d.table_schema, v_d.table_name)
-        USING v_d.domain;
+        INTO v_ids USING v_d.domain;
+        CONTINUE WHEN v_ids IS NULL;
+        -- The INSERT read the table under its snapshot: a worker that completed a row meanwhile
+        -- (embedding written, job deleted) looks unembedded to it and got a new job. This
+        -- statement has a fresh snapshot: drop those jobs again.
+        EXECUTE format(
+            'DELETE FROM memory_private.embedding_queue AS q USING %I.%I AS t '
+            'WHERE q.job_id = ANY ($1) AND t.id = q.row_id AND t.embedding IS NOT NULL',
+            v_d.table_schema, v_d.table_name)
+        USING v_ids;
         GET DIAGNOSTICS v_count = ROW_COUNT;
-        v_total := v_total + v_count;
+        v_total := v_total + cardinality(v_ids) - v_count;
     END LOOP;
     IF v_total > 0 THEN
         PERFORM pg_notify('memory_embedding_queue', coalesce(domain, ''));

@@ -265,6 +265,13 @@ class MemoryStore:
     def enqueue_missing(self, domain: str | None = None) -> int:
         return self._value("SELECT memory.enqueue_missing(%s)", (domain,))
 
+    def queue_counts(self, domain: str | None = None) -> dict[str, int]:
+        """Jobs by state (ready, waiting, claimed, dead), of one domain or all."""
+        return self._rows("SELECT * FROM memory.queue_counts(%s)", (domain,))[0]
+
+    def requeue_dead(self, domain: str | None = None) -> int:
+        return self._value("SELECT memory.requeue_dead(%s)", (domain,))
+
     def run_maintenance(self) -> dict[str, Any]:
         return self._value("SELECT memory.run_maintenance()")
 
