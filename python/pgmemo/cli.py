@@ -100,8 +100,10 @@ domain_option = click.option(
 @main.command()
 @click.option("--print-sql", is_flag=True,
               help="Print the single-file psql installer instead of migrating.")
+@click.option("--schedule-maintenance", is_flag=True,
+              help="Then register memory.run_maintenance() with pg_cron (needs pg_cron).")
 @pass_ctx
-def migrate(obj: Ctx, print_sql: bool) -> None:
+def migrate(obj: Ctx, print_sql: bool, schedule_maintenance: bool) -> None:
     """Install or upgrade the pgmemo schema (idempotent).
 
     Applies migrations/ in order, then re-applies sql/, in one transaction under an advisory
@@ -117,6 +119,10 @@ def migrate(obj: Ctx, print_sql: bool) -> None:
     except MigrationError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(result.summary())
+    if schedule_maintenance:
+        with psycopg.connect(obj.resolved_dsn(), autocommit=True) as conn:
+            job = conn.execute("SELECT memory.schedule_maintenance()").fetchone()[0]
+        click.echo(f"maintenance scheduled with pg_cron (job {job})")
 
 
 # -- domains -----------------------------------------------------------------------------------

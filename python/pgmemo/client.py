@@ -25,6 +25,18 @@ class SchemaVersionError(RuntimeError):
     """The database's pgmemo schema is missing, older or newer than this client."""
 
 
+class ReadOnlyDatabaseError(psycopg.errors.ReadOnlySqlTransaction):
+    """A write reached a read-only server (a streaming replica): SQLSTATE 25006."""
+
+    @classmethod
+    def wrap(cls, exc: psycopg.Error) -> "ReadOnlyDatabaseError":
+        server = exc.diag.message_primary if exc.diag and exc.diag.message_primary else str(exc)
+        return cls("this database is read-only (a hot-standby replica, or "
+                   "default_transaction_read_only is on): send writes to the primary "
+                   "(DATABASE_URL) and use the replica only as DATABASE_READ_URL / read_dsn "
+                   f"[25006; server: {server.strip()}]")
+
+
 def as_vector(values: Any) -> Vector | None:
     """A pgvector Vector from a list/array of floats (None stays None)."""
     if values is None or isinstance(values, Vector):
@@ -65,8 +77,10 @@ class MemoryStore:
     """Memories in PostgreSQL. Create with MemoryStore.connect(); every method is one SQL call."""
 
     def __init__(self, conn: psycopg.Connection, *, default_domain: str | None = None,
-                 embedder: Any = None, dsn: str | None = None) -> None:
+                 embedder: Any = None, dsn: str | None = None,
+                 read_conn: psycopg.Connection | None = None) -> None:
         self.conn = conn
+        self.read_conn = read_conn  # searches and diagnostics (a replica), else None: conn
         self.dsn = dsn
         self.default_domain = default_domain or config.default_domain()
         self.embedder = embedder
@@ -74,10 +88,13 @@ class MemoryStore:
     # -- connecting -------------------------------------------------------------------------
     @classmethod
     def connect(cls, dsn: str | None = None, *, default_domain: str | None = None,
-                embedder: Any = _UNSET, migrate: bool = False) -> "MemoryStore":
+                embedder: Any = _UNSET, migrate: bool = False,
+                read_dsn: str | None = None) -> "MemoryStore":
         """Connect synchronously and verify the schema version before returning.
 
         dsn: argument, DATABASE_URL, POSTGRES_* or (none of these) the embedded default.
+        read_dsn: argument or DATABASE_READ_URL: a read replica for searches, domains, coverage
+        and diagnose (writes, get and the queue stay on dsn). Unset: everything uses dsn.
         embedder: an Embedder, None for none, or (default) the one PGMEMO_EMBEDDER names.
         migrate: run `pgmemo migrate` first (used by the embedded default and the demo).
         """
@@ -94,11 +111,24 @@ class MemoryStore:
         except BaseException:
             conn.close()
             raise
+        read_conn = None
+        replica = config.read_dsn(read_dsn)
+        if replica:
+            try:
+                read_conn = psycopg.connect(replica, autocommit=True, row_factory=dict_row)
+                cls.verify_schema(read_conn)
+                register_vector(read_conn)
+            except BaseException:
+                if read_conn is not None:
+                    read_conn.close()
+                conn.close()
+                raise
         if embedder is _UNSET:
             from .embedders import get_embedder
 
             embedder = get_embedder()
-        return cls(conn, default_domain=default_domain, embedder=embedder, dsn=resolved)
+        return cls(conn, default_domain=default_domain, embedder=embedder, dsn=resolved,
+                   read_conn=read_conn)
 
     @staticmethod
     def verify_schema(conn: psycopg.Connection) -> dict[str, Any]:
@@ -127,6 +157,8 @@ class MemoryStore:
     def close(self) -> None:
         if self.embedder is not None and hasattr(self.embedder, "close"):
             self.embedder.close()
+        if self.read_conn is not None:
+            self.read_conn.close()
         self.conn.close()
 
     def __enter__(self) -> "MemoryStore":
@@ -136,12 +168,17 @@ class MemoryStore:
         self.close()
 
     # -- plumbing ---------------------------------------------------------------------------
-    def _rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
-        return self.conn.execute(sql, params).fetchall()
+    def _rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = (), *,
+              read: bool = False) -> list[dict[str, Any]]:
+        conn = self.read_conn if read and self.read_conn is not None else self.conn
+        try:
+            return conn.execute(sql, params).fetchall()
+        except psycopg.errors.ReadOnlySqlTransaction as exc:
+            raise ReadOnlyDatabaseError.wrap(exc) from exc
 
     def _value(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
-        row = self.conn.execute(sql, params).fetchone()
-        return None if row is None else next(iter(row.values()))
+        rows = self._rows(sql, params)
+        return None if not rows else next(iter(rows[0].values()))
 
     def _domain(self, domain: str | None) -> str:
         return domain or self.default_domain
@@ -162,7 +199,7 @@ class MemoryStore:
         self.conn.execute("SELECT memory.drop_domain(%s)", (domain,))
 
     def domains(self) -> list[dict[str, Any]]:
-        return self._rows("SELECT * FROM memory.domains ORDER BY domain")
+        return self._rows("SELECT * FROM memory.domains ORDER BY domain", read=True)
 
     # -- writing ----------------------------------------------------------------------------
     def store(self, content: str, domain: str | None = None, metadata: dict | None = None,
@@ -200,18 +237,19 @@ class MemoryStore:
                filter: dict | None = None, min_similarity: float | None = None) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM memory.search(%s, %s, %s, %s, %s)",
                           (self._domain(domain), as_vector(query_embedding), k, _json(filter),
-                           min_similarity))
+                           min_similarity), read=True)
 
     def search_text(self, query: str, domain: str | None = None, k: int = 5,
                     filter: dict | None = None) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM memory.search_text(%s, %s, %s, %s)",
-                          (self._domain(domain), query, k, _json(filter)))
+                          (self._domain(domain), query, k, _json(filter)), read=True)
 
     def search_hybrid(self, query: str, query_embedding: Iterable[float] | None,
                       domain: str | None = None, k: int = 5,
                       filter: dict | None = None) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM memory.search_hybrid(%s, %s, %s, %s, %s)",
-                          (self._domain(domain), query, as_vector(query_embedding), k, _json(filter)))
+                          (self._domain(domain), query, as_vector(query_embedding), k, _json(filter)),
+                          read=True)
 
     def create_hnsw_index(self, domain: str | None = None, m: int = 16, ef_construction: int = 64) -> str:
         return self._value("SELECT memory.create_hnsw_index(%s, %s, %s)",
@@ -277,7 +315,7 @@ class MemoryStore:
 
     def coverage(self, domain: str | None = None) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM memory.embedding_coverage WHERE %s::text IS NULL OR domain = %s"
-                          " ORDER BY domain", (domain, domain))
+                          " ORDER BY domain", (domain, domain), read=True)
 
     def diagnose(self, domain: str | None = None) -> list[dict[str, Any]]:
-        return self._rows("SELECT * FROM memory.diagnose(%s)", (domain,))
+        return self._rows("SELECT * FROM memory.diagnose(%s)", (domain,), read=True)
