@@ -319,3 +319,23 @@ class MemoryStore:
 
     def diagnose(self, domain: str | None = None) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM memory.diagnose(%s)", (domain,), read=True)
+
+    def vector_indexes(self, domain: str | None = None) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM memory.vector_indexes WHERE %s::text IS NULL OR domain = %s"
+                          " ORDER BY domain, index_name", (domain, domain), read=True)
+
+    def queue_status(self, domain: str | None = None) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM memory.queue_status WHERE %s::text IS NULL OR domain = %s"
+                          " ORDER BY domain", (domain, domain), read=True)
+
+    def workers(self) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM memory.workers ORDER BY worker", read=True)
+
+    def explain_search(self, domain: str | None = None, k: int = 10) -> dict[str, Any]:
+        return self._rows("SELECT * FROM memory.explain_search(%s, %s)",
+                          (self._domain(domain), k), read=True)[0]
+
+    def apply_fix(self, fix_sql: str) -> None:
+        """Run one fix_sql statement that memory.diagnose() produced (autocommit, so
+        REINDEX/CREATE INDEX CONCURRENTLY work)."""
+        self.conn.execute(fix_sql)
