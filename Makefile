@@ -14,7 +14,7 @@ help:
 	@echo "make demo     run the main job offline on the embedded PostgreSQL"
 	@echo "make test     install everything needed, then sqlfluff + pgTAP + pytest"
 	@echo "make install  virtualenv + pip install -e '.[$(EXTRAS)]' + pgTAP (apt, as root)"
-	@echo "make lint | pgtap | pytest | bundle | bench | bench-full | up | down"
+	@echo "make lint | pgtap | pytest | bundle | docs | bench | bench-full | up | down"
 
 install: $(STAMP) system-deps
 
@@ -64,6 +64,10 @@ bench: install
 
 bench-full: install
 	$(PY) bench/run.py --full
+
+# docs/SQL_REFERENCE.md from a freshly migrated scratch database (memory.api_reference()).
+docs: $(STAMP)
+	$(PY) -m pgmemo.docs --output docs/SQL_REFERENCE.md
 
 up:
 	docker compose -f docker/compose.yaml up -d --build
