@@ -16,7 +16,9 @@ SELECT functions_are('memory', ARRAY[
     'enqueue_missing', 'release_expired_claims', 'requeue_dead', 'queue_counts',
     'worker_heartbeat', 'worker_stopped', 'run_maintenance', 'schedule_maintenance',
     -- diagnostics
-    'diagnose', 'explain_search'
+    'diagnose', 'explain_search',
+    -- reference docs (make docs)
+    'api_reference'
 ], 'schema memory has exactly the public functions');
 SELECT views_are('memory', ARRAY['domains', 'workers', 'embedding_coverage', 'vector_indexes',
     'queue_status'], 'schema memory has exactly the public views');
