@@ -110,6 +110,9 @@ def backfill(ctx: click.Context, domain: str | None, batch_size: int, concurrenc
     setup_logging(level=logging.WARNING)
     embedder = _embedder()
     dsn = _dsn(ctx)
+    if getattr(embedder, "name", None) == "local":  # load the model now, not inside the rows/s
+        click.echo("loading the local model...", err=True)
+        embedder.embed(["warm-up"])
     with MemoryStore.connect(dsn, embedder=None) as s:
         enqueued = s.enqueue_missing(domain)
         before = s.queue_counts(domain)

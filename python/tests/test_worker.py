@@ -6,6 +6,7 @@ rows and checks the rows, the queue and the provider's per-text call counts.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -230,7 +231,7 @@ def test_sigterm_gives_claims_back_without_an_attempt(store: MemoryStore, conn, 
     store.store_many([f"slow {i}" for i in range(5)], domain="notes")
     provider.hold = "slow"
     proc = subprocess.Popen(
-        [str(PGMEMO), "worker", "--batch-size", "10", "--grace", "0", "--name", "polite"],
+        [str(PGMEMO), "worker", "--batch-size", "10", "--grace", "0", "--name", "polite", "--log-json"],
         env=_cli_env(dsn, provider), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert provider.held.wait(30)
@@ -241,7 +242,11 @@ def test_sigterm_gives_claims_back_without_an_attempt(store: MemoryStore, conn, 
         proc.kill()
         provider.release()
     assert proc.returncode == 0, err
-    assert "gave back 5 claimed jobs" in err
+    events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert {"event": "released", "jobs": 5, "msg": "gave back 5 claimed jobs"}.items() <= next(
+        e for e in events if e.get("event") == "released").items()
+    assert [e["event"] for e in events if e.get("event") in ("start", "stopping", "stop")] == [
+        "start", "stopping", "stop"]
     rows = conn.execute("SELECT status, attempts, claimed_by FROM memory_private.embedding_queue").fetchall()
     assert [(r["status"], r["attempts"], r["claimed_by"]) for r in rows] == [("pending", 0, None)] * 5
     w = conn.execute("SELECT alive, stopped_at FROM memory.workers WHERE worker = 'polite'").fetchone()
@@ -310,7 +315,7 @@ def test_cli_backfill_enqueues_missing_and_reports(store: MemoryStore, conn, dsn
     result = CliRunner().invoke(cli_main, ["backfill", "--domain", "notes", "--batch-size", "7",
                                            "--json"])
     assert result.exit_code == 0, result.output
-    summary = __import__("json").loads(result.stdout.strip().splitlines()[-1])
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["enqueued"] == 30
     assert summary["embedded"] == 30
     assert summary["dead"] == 0 and summary["failed"] == 0
