@@ -70,7 +70,9 @@ AS $$
         ('memory_admin', 'adopt_table', 'function'),
         ('memory_admin', 'adopt', 'function'),
         ('memory_admin', 'reembed', 'function'),
-        ('memory_admin', 'reindex_hnsw', 'function')
+        ('memory_admin', 'reindex_hnsw', 'function'),
+        ('memory_admin', 'bulk_load_begin', 'function'),
+        ('memory_admin', 'bulk_load_finish', 'function')
     ) AS g (role_name, object_name, object_kind)
 $$;
 
