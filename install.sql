@@ -2427,7 +2427,9 @@ AS $$
         ('memory_admin', 'adopt_table', 'function'),
         ('memory_admin', 'adopt', 'function'),
         ('memory_admin', 'reembed', 'function'),
-        ('memory_admin', 'reindex_hnsw', 'function')
+        ('memory_admin', 'reindex_hnsw', 'function'),
+        ('memory_admin', 'bulk_load_begin', 'function'),
+        ('memory_admin', 'bulk_load_finish', 'function')
     ) AS g (role_name, object_name, object_kind)
 $$;
 
@@ -2529,5 +2531,5 @@ BEGIN
     END LOOP;
 END;
 $grants$;
-SELECT memory_private._record_migration('R:90_grants.sql', '90_grants.sql', 'a8e11276d238601d371e2e21ff1eef17806d7241fa8533fd5c0b087fbebcc342', 'repeatable');
+SELECT memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '4c199c6eef1796ce5287c71bb3991ba11358fb92257e00788dcdd33018bc6d50', 'repeatable');
 COMMIT;
