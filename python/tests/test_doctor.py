@@ -128,3 +128,17 @@ def test_status_prints_a_line_per_domain(dsn, conn, healthy):
     assert by_domain["notes"]["coverage"]["embedded_rows"] == 1
     assert [i["index_name"] for i in by_domain["notes"]["indexes"]] == ["notes_memories_hnsw"]
     assert [w["worker"] for w in data["workers"]] == ["w1"]
+
+
+def test_doctor_fix_with_pgvector_in_extensions_schema(dsn_ext):
+    from pgmemo.client import connect_raw
+
+    with connect_raw(dsn_ext) as c:
+        c.execute("SELECT memory.create_domain('notes', 3)")
+        c.execute("SELECT memory.store('notes', 'embedded', embedding => '[1,2,3]')")
+        c.execute("DROP INDEX memory_data.notes_memories_hnsw")
+        assert run(dsn_ext, "doctor").exit_code == 2
+        result = run(dsn_ext, "doctor", "--fix", "--yes", "--strict")
+        assert result.exit_code == 0, result.output
+        row = c.execute("SELECT * FROM memory.explain_search('notes')").fetchone()
+        assert row["plan"] and row["uses_index"] in (True, False)
