@@ -72,7 +72,8 @@ AS $$
         ('memory_admin', 'reembed', 'function'),
         ('memory_admin', 'reindex_hnsw', 'function'),
         ('memory_admin', 'bulk_load_begin', 'function'),
-        ('memory_admin', 'bulk_load_finish', 'function')
+        ('memory_admin', 'bulk_load_finish', 'function'),
+        ('memory_admin', 'concurrent_index_statements', 'function')
     ) AS g (role_name, object_name, object_kind)
 $$;
 
