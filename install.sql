@@ -83,7 +83,7 @@ BEGIN
 END;
 $f$;
 
-SELECT memory_private._check_known_versions(ARRAY['0001', '0002']::text[]);
+SELECT memory_private._check_known_versions(ARRAY['0001', '0002', '0003']::text[]);
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb') AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -232,6 +232,54 @@ $roles$;
 REVOKE ALL ON SCHEMA memory_private FROM public;
 REVOKE ALL ON SCHEMA memory_data FROM public;
 SELECT memory_private._record_migration('0002', '0002_roles.sql', 'fd3610431435c5d5f595c019b0fa4dc16168417ca1b93efc82d7116779403ffb', 'versioned');
+\endif
+-- migrations/0003_adopt_reembed.sql
+SELECT memory_private._migration_needed('0003', '0003_adopt_reembed.sql', 'ebf15708773efc25d1decc016b47c987bbff5e1a820f6f7dd67feb3724b705d7') AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0003_adopt_reembed: adopted domains (an application's own table behind a pgmemo domain) and
+-- re-embedding into a shadow column.
+--
+-- Why: users already have tables with an embedding column (memory.adopt_table registers one
+-- without copying data: the domain's table is then a VIEW over the source table), and every
+-- model change needs a re-embed without downtime (memory.begin_reembed fills a shadow column
+-- through the queue while searches keep using the current one). Factory domains keep
+-- adopted = false and NULL source columns.
+
+ALTER TABLE memory_private.domains
+ADD COLUMN adopted boolean NOT NULL DEFAULT FALSE,
+ADD COLUMN source_table regclass,
+ADD COLUMN id_column name,
+ADD COLUMN content_column name,
+ADD COLUMN embedding_column name,
+ADD CONSTRAINT domains_adopted_check CHECK (
+    NOT adopted
+    OR (
+        source_table IS NOT NULL
+        AND id_column IS NOT NULL
+        AND content_column IS NOT NULL
+        AND embedding_column IS NOT NULL
+    )
+);
+
+COMMENT ON COLUMN memory_private.domains.source_table IS
+'Adopted domains: the application table behind the view <table_schema>.<table_name>.';
+
+-- One row per re-embed in progress: the shadow domain fills next_column (vector(dimension)).
+CREATE TABLE memory_private.reembeds (
+    domain text PRIMARY KEY REFERENCES memory_private.domains (domain) ON DELETE CASCADE,
+    shadow_domain text NOT NULL UNIQUE,
+    embedding_model text,
+    dimension integer NOT NULL,
+    next_column name NOT NULL,
+    model_column name,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT reembeds_dimension_check CHECK (dimension BETWEEN 1 AND 2000)
+);
+
+COMMENT ON TABLE memory_private.reembeds IS
+'Re-embeds in progress (memory.begin_reembed): the shadow domain, the new model and dimension, '
+'and the shadow column it fills.';
+SELECT memory_private._record_migration('0003', '0003_adopt_reembed.sql', 'ebf15708773efc25d1decc016b47c987bbff5e1a820f6f7dd67feb3724b705d7', 'versioned');
 \endif
 SELECT memory_private._set_install_search_path();
 -- sql/00_private_helpers.sql
@@ -2429,7 +2477,8 @@ AS $$
         ('memory_admin', 'reembed', 'function'),
         ('memory_admin', 'reindex_hnsw', 'function'),
         ('memory_admin', 'bulk_load_begin', 'function'),
-        ('memory_admin', 'bulk_load_finish', 'function')
+        ('memory_admin', 'bulk_load_finish', 'function'),
+        ('memory_admin', 'concurrent_index_statements', 'function')
     ) AS g (role_name, object_name, object_kind)
 $$;
 
@@ -2531,5 +2580,5 @@ BEGIN
     END LOOP;
 END;
 $grants$;
-SELECT memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '4c199c6eef1796ce5287c71bb3991ba11358fb92257e00788dcdd33018bc6d50', 'repeatable');
+SELECT memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '43ddc82a739e07a10abfba2834dadc931668d1af2f5bd15db0b3aaf31d116d49', 'repeatable');
 COMMIT;
