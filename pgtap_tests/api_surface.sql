@@ -7,6 +7,8 @@ SELECT plan(16);
 SELECT functions_are('memory', ARRAY[
     -- domains and indexes
     'create_domain', 'drop_domain', 'create_hnsw_index', 'version',
+    -- bulk loading (sql/70_bulk.sql)
+    'bulk_load_begin', 'bulk_load_finish',
     -- writing
     'store', 'store_many', 'update', 'forget', 'get',
     -- searching

@@ -63,6 +63,8 @@ AS $$
         ('memory_admin', 'create_domain', 'function'),
         ('memory_admin', 'drop_domain', 'function'),
         ('memory_admin', 'create_hnsw_index', 'function'),
+        ('memory_admin', 'bulk_load_begin', 'function'),
+        ('memory_admin', 'bulk_load_finish', 'function'),
         ('memory_admin', 'enqueue_missing', 'function'),
         ('memory_admin', 'requeue_dead', 'function'),
         ('memory_admin', 'run_maintenance', 'function'),

@@ -300,7 +300,7 @@ def db_url() -> None:
 def _register_optional() -> None:
     import importlib
 
-    for name in ("pgmemo.cli_worker", "pgmemo.cli_doctor"):
+    for name in ("pgmemo.cli_worker", "pgmemo.cli_doctor", "pgmemo.cli_bench"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
