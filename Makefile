@@ -59,11 +59,16 @@ bundle-check: $(STAMP)
 demo: install
 	$(PY) -m pgmemo.demo
 
+# The benchmark suite (bench/run.py): BENCHMARKS.md + bench/results/. Needs the bench extras.
+BENCH_DEPS := 'matplotlib>=3.7' 'faiss-cpu>=1.8'
+
 bench: install
-	$(PY) bench/run.py
+	$(PIP) install -q $(BENCH_DEPS)
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 bench-full: install
-	$(PY) bench/run.py --full
+	$(PIP) install -q $(BENCH_DEPS)
+	$(PY) bench/run.py --full $(BENCH_ARGS)
 
 # docs/SQL_REFERENCE.md from a freshly migrated scratch database (memory.api_reference()).
 docs: $(STAMP)
