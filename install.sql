@@ -701,14 +701,42 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_d memory_private.domains := memory_private._domain(domain);
+    v_parent text;
+    v_hnsw text;
 BEGIN
-    EXECUTE format('DROP TABLE IF EXISTS %I.%I', v_d.table_schema, v_d.table_name);
+    SELECT r.domain INTO v_parent FROM memory_private.reembeds AS r
+    WHERE r.shadow_domain = v_d.domain;
+    IF FOUND THEN
+        RAISE EXCEPTION 'domain "%" is the shadow of a re-embed of "%"', v_d.domain, v_parent
+            USING ERRCODE = '0A000',
+                  HINT = format('Cancel the re-embed: SELECT memory.cancel_reembed(%L);', v_parent);
+    END IF;
+    IF EXISTS (SELECT FROM memory_private.reembeds AS r WHERE r.domain = v_d.domain) THEN
+        PERFORM memory.cancel_reembed(v_d.domain);
+    END IF;
+    IF v_d.adopted THEN
+        -- Release the application's table: pgmemo's view, triggers and helper indexes go; the
+        -- table, its rows and its HNSW index stay (the index serves the application's own
+        -- queries and is costly to rebuild).
+        PERFORM memory_private._unadopt(v_d);
+        SELECT string_agg(x.index_oid::regclass::text, ', ') INTO v_hnsw
+        FROM memory_private._vector_indexes(v_d) AS x;
+        IF v_hnsw IS NOT NULL THEN
+            RAISE NOTICE 'domain "%" released; table % and its vector index % are kept',
+                v_d.domain, v_d.source_table, v_hnsw
+                USING HINT = 'Drop the index yourself if nothing else searches that column.';
+        END IF;
+    ELSE
+        EXECUTE format('DROP TABLE IF EXISTS %I.%I', v_d.table_schema, v_d.table_name);
+    END IF;
     DELETE FROM memory_private.domains AS d WHERE d.domain = v_d.domain;
 END;
 $$;
 
 COMMENT ON FUNCTION memory.drop_domain(text) IS
-'Drop a domain: its table, its queued embedding jobs and its registry row. '
+'Drop a domain: its table, its queued embedding jobs and its registry row. An adopted domain '
+'is released instead: pgmemo''s view, triggers and helper indexes go, the application''s table, '
+'its data and its vector index stay. A re-embed in progress is cancelled first. '
 'Error 42704 for an unknown domain.';
 
 -- Exact row count of a domain table (for the domains view).
@@ -736,12 +764,15 @@ SELECT
     d.distance,
     d.embedding_model,
     memory_private._row_count(d.table_schema, d.table_name) AS rows,
-    d.created_at
+    d.created_at,
+    d.adopted,
+    d.source_table::text AS source_table
 FROM memory_private.domains AS d;
 
 COMMENT ON VIEW memory.domains IS
-'Registered memory domains: table, dimension, distance, embedding model and exact row count.';
-SELECT memory_private._record_migration('R:10_domains.sql', '10_domains.sql', '0db0eb354e8ab53fd04a173e56effa60792618f9081df2c5ffb406bda7fff36b', 'repeatable');
+'Registered memory domains: table, dimension, distance, embedding model, exact row count, and '
+'for adopted domains (memory.adopt_table) the application table behind the view.';
+SELECT memory_private._record_migration('R:10_domains.sql', '10_domains.sql', '839a3eb6fe6a90178eafe8ba21d8145ea33edd46887f951b1e73cee4876d1fdc', 'repeatable');
 -- sql/20_write.sql
 -- Writing memories: memory.store, memory.store_many, memory.update, memory.forget, memory.get.
 -- Rows stored without an embedding are queued by the domain table's triggers.
@@ -772,6 +803,24 @@ BEGIN
             'VALUES ($1, $2, $3, CASE WHEN $3 IS NOT NULL THEN $4 END) RETURNING t.id',
             v_d.table_schema, v_d.table_name)
         INTO v_id USING content, metadata, embedding, v_d.embedding_model;
+    ELSIF v_d.adopted THEN
+        -- The table is a view (INSTEAD OF triggers), which has no ON CONFLICT: update the row,
+        -- insert it when there is none. A concurrent insert of the same id fails on the source
+        -- table's unique key rather than writing twice.
+        EXECUTE format(
+            'UPDATE %I.%I AS t SET content = $1, metadata = $2, '
+            'embedding = coalesce($3, t.embedding), '
+            'embedding_model = CASE WHEN $3 IS NOT NULL THEN $4 ELSE t.embedding_model END '
+            'WHERE t.id = $5 RETURNING t.id',
+            v_d.table_schema, v_d.table_name)
+        INTO v_id USING content, metadata, embedding, v_d.embedding_model, id;
+        IF v_id IS NULL THEN
+            EXECUTE format(
+                'INSERT INTO %I.%I AS t (id, content, metadata, embedding, embedding_model) '
+                'VALUES ($5, $1, $2, $3, CASE WHEN $3 IS NOT NULL THEN $4 END) RETURNING t.id',
+                v_d.table_schema, v_d.table_name)
+            INTO v_id USING content, metadata, embedding, v_d.embedding_model, id;
+        END IF;
     ELSE
         EXECUTE format(
             'INSERT INTO %I.%I AS t (id, content, metadata, embedding, embedding_model) '
@@ -810,6 +859,7 @@ DECLARE
     v_n integer := coalesce(cardinality(contents), 0);
     v_bad record;
     v_ids text[];
+    v_i integer;
 BEGIN
     IF v_n = 0 THEN
         RETURN;
@@ -846,6 +896,21 @@ BEGIN
         RAISE EXCEPTION 'embeddings[%] has % dimensions, domain "%" expects %',
             v_bad.ord, v_bad.dims, v_d.domain, v_d.dimension
             USING ERRCODE = '22000';
+    END IF;
+
+    IF v_d.adopted THEN
+        -- A view over the application's table: its ids come from the table (a bigint identity,
+        -- say), and upserts go row by row through memory.store.
+        SELECT u.i INTO v_bad FROM unnest(ids) AS u (i) WHERE u.i IS NOT NULL
+        GROUP BY u.i HAVING count(*) > 1 LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'duplicate id % in ids', quote_literal(v_bad.i) USING ERRCODE = '22023';
+        END IF;
+        FOR v_i IN 1 .. v_n LOOP
+            RETURN NEXT memory.store(v_d.domain, contents[v_i], coalesce(metadatas[v_i], '{}'),
+                embeddings[v_i], ids[v_i]);
+        END LOOP;
+        RETURN;
     END IF;
 
     -- Ids are decided here so they can be returned in input order.
@@ -971,7 +1036,7 @@ $$;
 COMMENT ON FUNCTION memory.get(text, text) IS
 'Fetch one memory by id: content, metadata, whether it has an embedding, timestamps. '
 'No row when the id does not exist.';
-SELECT memory_private._record_migration('R:20_write.sql', '20_write.sql', '72fec68b5543812de41c4fb09aed769b2e6ceebda380b9c6f59822802c7e0104', 'repeatable');
+SELECT memory_private._record_migration('R:20_write.sql', '20_write.sql', '859f184e675fef075a285b145a6293c3d5259ec37d772384ff24adccff39f5dc', 'repeatable');
 -- sql/30_search.sql
 -- Searching: memory.search (k nearest neighbours through the HNSW index), memory.search_text
 -- (full-text fallback) and memory.search_hybrid (reciprocal rank fusion of the two).
@@ -1143,9 +1208,36 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'max(4k, 40) candidates from each. Either the query text or the embedding may be NULL.';
 SELECT memory_private._record_migration('R:30_search.sql', '30_search.sql', 'a0683310c2aae2b89ebbb5cac498ced3f29a95ee1ad4a6d98b7614d44d13ad69', 'repeatable');
 -- sql/40_indexes.sql
--- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index).
+-- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
+-- statements that build it without blocking writes (memory.hnsw_build_statements).
 
--- Every vector index (hnsw, ivfflat) on a domain's embedding column.
+-- Where a domain's vectors physically live: the domain table and its embedding column, or, for
+-- an adopted domain (whose table is a view), the source table and its embedding column.
+-- relation is NULL when the table is gone.
+CREATE OR REPLACE FUNCTION memory_private._physical(
+    d memory_private.domains, OUT relation regclass, OUT embedding_column name
+)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT
+        CASE WHEN d.adopted THEN (
+                SELECT c.oid::regclass FROM pg_catalog.pg_class AS c WHERE c.oid = d.source_table)
+            ELSE to_regclass(format('%I.%I', d.table_schema, d.table_name)) END,
+        CASE WHEN d.adopted THEN d.embedding_column ELSE 'embedding'::name END
+$$;
+
+-- The name of the HNSW index pgmemo makes for a domain (in the physical table's schema).
+CREATE OR REPLACE FUNCTION memory_private._hnsw_name(d memory_private.domains)
+RETURNS name
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT (CASE WHEN d.adopted THEN 'pgmemo_' || d.domain || '_hnsw'
+        ELSE d.table_name || '_hnsw' END)::name
+$$;
+
+-- Every vector index (hnsw, ivfflat) on a domain's embedding column (of the physical table).
 CREATE OR REPLACE FUNCTION memory_private._vector_indexes(d memory_private.domains)
 RETURNS TABLE (
     index_oid oid, index_name name, method name, opclass name, options text[],
@@ -1155,14 +1247,14 @@ LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
     SELECT i.indexrelid, c.relname, am.amname, opc.opcname, c.reloptions, i.indisvalid
-    FROM pg_catalog.pg_index AS i
+    FROM memory_private._physical(d) AS p
+    JOIN pg_catalog.pg_index AS i ON i.indrelid = p.relation
     JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
     JOIN pg_catalog.pg_am AS am ON am.oid = c.relam
     JOIN pg_catalog.pg_attribute AS a
         ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
     JOIN pg_catalog.pg_opclass AS opc ON opc.oid = i.indclass[0]
-    WHERE i.indrelid = format('%I.%I', d.table_schema, d.table_name)::regclass
-      AND a.attname = 'embedding'
+    WHERE a.attname = p.embedding_column
       AND am.amname IN ('hnsw', 'ivfflat')
     ORDER BY c.relname
 $$;
@@ -1177,7 +1269,8 @@ AS $$
 DECLARE
     v_d memory_private.domains := memory_private._domain(domain);
     v_opclass text := memory_private._distance_opclass(v_d.distance);
-    v_name text := v_d.table_name || '_hnsw';
+    v_phys record := memory_private._physical(v_d);
+    v_name text := memory_private._hnsw_name(v_d);
     v_options text[];
     v_idx record;
     v_keep boolean := false;
@@ -1199,17 +1292,21 @@ BEGIN
             v_keep := true;
             v_name := v_idx.index_name;
         ELSE
-            RAISE NOTICE 'dropping competing vector index %.% (% %, %)',
-                v_d.table_schema, v_idx.index_name, v_idx.method, v_idx.opclass,
+            RAISE NOTICE 'dropping competing vector index % (% %, %)',
+                v_idx.index_oid::regclass, v_idx.method, v_idx.opclass,
                 CASE WHEN v_idx.is_valid THEN 'valid' ELSE 'INVALID' END;
-            EXECUTE format('DROP INDEX %I.%I', v_d.table_schema, v_idx.index_name);
+            EXECUTE format('DROP INDEX %s', v_idx.index_oid::regclass);
         END IF;
     END LOOP;
 
     IF NOT v_keep THEN
+        IF v_phys.relation IS NULL THEN
+            RAISE EXCEPTION 'the table of domain "%" does not exist', v_d.domain
+                USING ERRCODE = '42P01';
+        END IF;
         EXECUTE format(
-            'CREATE INDEX %I ON %I.%I USING hnsw (embedding %s) WITH (m = %s, ef_construction = %s)',
-            v_name, v_d.table_schema, v_d.table_name, v_opclass, m, ef_construction);
+            'CREATE INDEX %I ON %s USING hnsw (%I %s) WITH (m = %s, ef_construction = %s)',
+            v_name, v_phys.relation, v_phys.embedding_column, v_opclass, m, ef_construction);
     END IF;
 
     UPDATE memory_private.domains AS d
@@ -1221,10 +1318,1147 @@ END;
 $$;
 
 COMMENT ON FUNCTION memory.create_hnsw_index(text, integer, integer) IS
-'Leave exactly one vector index on the domain''s embedding column: an HNSW index with the '
-'operator class of the domain''s distance and the given m / ef_construction. Competing HNSW or '
+'Leave exactly one vector index on the domain''s embedding column (for an adopted domain: the '
+'source table''s column): an HNSW index with the operator class of the domain''s distance and '
+'the given m / ef_construction. It blocks writes while it builds: on a big live table use '
+'memory.hnsw_build_statements (CREATE INDEX CONCURRENTLY) instead. Competing HNSW or '
 'IVFFlat indexes (and INVALID ones) are dropped with a NOTICE. Idempotent; returns the index name.';
-SELECT memory_private._record_migration('R:40_indexes.sql', '40_indexes.sql', '1ace3faaa7681e3fd83e4940f2d3d7d0033e674deb920529cd96f704ffe6d270', 'repeatable');
+
+-- A relation's schema-qualified, quoted name whatever the caller's search_path (the statements
+-- below run outside this function's search_path, e.g. through psql's \gexec).
+CREATE OR REPLACE FUNCTION memory_private._qualified(rel regclass)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format('%I.%I', n.nspname, c.relname)
+    FROM pg_catalog.pg_class AS c
+    JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+    WHERE c.oid = rel
+$$;
+
+-- The statements that build one index on rel without blocking writes. definition is what
+-- follows "ON <table>" (e.g. USING hnsw (embedding vector_cosine_ops) WITH (m = 16)); suffix
+-- names the partitions' indexes (pgmemo_p<partition oid>_<suffix>). A plain table gets one
+-- CREATE INDEX CONCURRENTLY (an INVALID leftover of a failed run with the same name is dropped
+-- first). A partitioned table gets the index ON ONLY the parent (and each sub-parent), one
+-- CREATE INDEX CONCURRENTLY per leaf partition, and ALTER INDEX ... ATTACH PARTITION for each:
+-- once every partition is attached the parent index is valid. Re-running resumes (IF NOT EXISTS;
+-- attaching twice is a no-op).
+CREATE OR REPLACE FUNCTION memory_private._concurrent_index_statements(
+    rel regclass, index_name name, definition text, suffix text
+)
+RETURNS SETOF text
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_schema name;
+    v_kind "char";
+    v_part record;
+    v_name name;
+    v_parent_index text;
+BEGIN
+    SELECT n.nspname, c.relkind INTO v_schema, v_kind
+    FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+    WHERE c.oid = rel;
+    IF v_kind <> 'p' THEN
+        IF EXISTS (
+            SELECT FROM pg_catalog.pg_index AS i JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+            WHERE c.relname = index_name AND c.relnamespace = v_schema::regnamespace
+              AND NOT i.indisvalid
+        ) THEN
+            RETURN NEXT format('DROP INDEX CONCURRENTLY IF EXISTS %I.%I', v_schema, index_name);
+        END IF;
+        RETURN NEXT format('CREATE INDEX CONCURRENTLY IF NOT EXISTS %I ON %s %s',
+            index_name, memory_private._qualified(rel), definition);
+        RETURN;
+    END IF;
+    RETURN NEXT format('CREATE INDEX IF NOT EXISTS %I ON ONLY %s %s',
+        index_name, memory_private._qualified(rel), definition);
+    FOR v_part IN
+        SELECT t.relid, t.parentrelid, t.isleaf, c.relkind, n.nspname, t.level
+        FROM pg_catalog.pg_partition_tree(rel) AS t
+        JOIN pg_catalog.pg_class AS c ON c.oid = t.relid
+        JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+        WHERE t.level > 0
+        ORDER BY t.level, t.relid
+    LOOP
+        v_name := format('pgmemo_p%s_%s', v_part.relid::oid, suffix);
+        v_parent_index := CASE WHEN v_part.parentrelid = rel
+            THEN format('%I.%I', v_schema, index_name)
+            ELSE (SELECT format('%I.%I', n.nspname, format('pgmemo_p%s_%s', c.oid, suffix))
+                  FROM pg_catalog.pg_class AS c
+                  JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+                  WHERE c.oid = v_part.parentrelid) END;
+        IF v_part.relkind = 'p' THEN
+            RETURN NEXT format('CREATE INDEX IF NOT EXISTS %I ON ONLY %s %s',
+                v_name, memory_private._qualified(v_part.relid), definition);
+        ELSIF v_part.relkind = 'r' THEN
+            IF EXISTS (
+                SELECT FROM pg_catalog.pg_index AS i
+                JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+                WHERE c.relname = v_name AND c.relnamespace = v_part.nspname::regnamespace
+                  AND NOT i.indisvalid
+            ) THEN
+                RETURN NEXT format('DROP INDEX CONCURRENTLY IF EXISTS %I.%I', v_part.nspname, v_name);
+            END IF;
+            RETURN NEXT format('CREATE INDEX CONCURRENTLY IF NOT EXISTS %I ON %s %s',
+                v_name, memory_private._qualified(v_part.relid), definition);
+        ELSE
+            CONTINUE;  -- foreign tables cannot have these indexes
+        END IF;
+        RETURN NEXT format('ALTER INDEX %s ATTACH PARTITION %I.%I',
+            v_parent_index, v_part.nspname, v_name);
+    END LOOP;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION memory.concurrent_index_statements(
+    domain text, m integer DEFAULT NULL, ef_construction integer DEFAULT NULL
+)
+RETURNS SETOF text
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain(domain);
+    v_phys record := memory_private._physical(v_d);
+    v_m integer := coalesce(m, v_d.hnsw_m);
+    v_ef integer := coalesce(ef_construction, v_d.hnsw_ef_construction);
+    v_opclass text := memory_private._distance_opclass(v_d.distance);
+    v_opclass_q text;
+    v_options text[];
+    v_name name := memory_private._hnsw_name(v_d);
+    v_build name;
+    v_schema name;
+    v_partitioned boolean;
+    v_helper record;
+    v_idx record;
+BEGIN
+    IF v_m < 2 OR v_m > 100 OR v_ef < 2 * v_m OR v_ef > 1000 THEN
+        RAISE EXCEPTION 'm must be between 2 and 100 and ef_construction between 2 * m and 1000, got % and %',
+            v_m, v_ef USING ERRCODE = '22023';
+    END IF;
+    IF v_phys.relation IS NULL THEN
+        RAISE EXCEPTION 'the table of domain "%" does not exist', v_d.domain USING ERRCODE = '42P01';
+    END IF;
+    SELECT n.nspname, c.relkind = 'p' INTO v_schema, v_partitioned
+    FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+    WHERE c.oid = v_phys.relation;
+    SELECT format('%I.%I', n.nspname, v_opclass) INTO v_opclass_q
+    FROM pg_catalog.pg_extension AS e JOIN pg_catalog.pg_namespace AS n ON n.oid = e.extnamespace
+    WHERE e.extname = 'vector';
+    v_options := ARRAY['m=' || v_m, 'ef_construction=' || v_ef];
+
+    -- An adopted domain's helper indexes (id lookups, full text), if missing.
+    FOR v_helper IN SELECT * FROM memory_private._adopted_helper_indexes(v_d) AS h WHERE NOT h.present LOOP
+        RETURN QUERY SELECT * FROM memory_private._concurrent_index_statements(
+            v_phys.relation, v_helper.index_name, v_helper.definition, v_helper.suffix);
+    END LOOP;
+
+    -- Nothing to build when the one valid matching HNSW index is there already.
+    IF NOT EXISTS (
+        SELECT FROM memory_private._vector_indexes(v_d) AS x
+        WHERE x.method = 'hnsw' AND x.opclass = v_opclass AND x.is_valid
+          AND x.options @> v_options AND x.options <@ v_options
+    ) THEN
+        -- Build under a temporary name when the final one is taken by a competing index.
+        v_build := CASE WHEN to_regclass(format('%I.%I', v_schema, v_name)) IS NULL
+            THEN v_name ELSE left(v_name, 57) || '_ccnew' END;
+        RETURN QUERY SELECT * FROM memory_private._concurrent_index_statements(
+            v_phys.relation, v_build,
+            format('USING hnsw (%I %s) WITH (m = %s, ef_construction = %s)',
+                v_phys.embedding_column, v_opclass_q, v_m, v_ef),
+            'hnsw');
+        -- Then the competing vector indexes go (concurrently where PostgreSQL can).
+        FOR v_idx IN
+            SELECT x.index_name FROM memory_private._vector_indexes(v_d) AS x
+            WHERE x.index_name <> v_build
+        LOOP
+            RETURN NEXT format('DROP INDEX %s %I.%I',
+                CASE WHEN v_partitioned THEN '' ELSE 'CONCURRENTLY IF EXISTS' END,
+                v_schema, v_idx.index_name);
+        END LOOP;
+        IF v_build <> v_name THEN
+            RETURN NEXT format('ALTER INDEX %I.%I RENAME TO %I', v_schema, v_build, v_name);
+        END IF;
+    END IF;
+    -- Records m / ef_construction in the registry; finds nothing left to drop or build.
+    RETURN NEXT format('SELECT memory.create_hnsw_index(%L, m => %s, ef_construction => %s)',
+        v_d.domain, v_m, v_ef);
+END;
+$$;
+
+COMMENT ON FUNCTION memory.concurrent_index_statements(text, integer, integer) IS
+'The statements that build the domain''s HNSW index (m, ef_construction: default the domain''s) '
+'without blocking writes, in order: CREATE INDEX CONCURRENTLY (for a partitioned table: the '
+'index ON ONLY the parent, one concurrent build per partition, ATTACH PARTITION), then DROP of '
+'competing vector indexes, then memory.create_hnsw_index to record the settings. For an adopted '
+'domain, missing helper indexes (id as text, full text) come first. CREATE INDEX CONCURRENTLY '
+'cannot run inside a function or transaction, so run them one by one outside one: in psql '
+'SELECT * FROM memory.concurrent_index_statements(''d'') \gexec, or pgmemo index build '
+'--concurrently d. Re-running after a failure resumes (an INVALID leftover is dropped first).';
+SELECT memory_private._record_migration('R:40_indexes.sql', '40_indexes.sql', 'd17f43fd538aecfc53316d06769817f0bb46506032c17deb92be77e003f35702', 'repeatable');
+-- sql/45_adopt.sql
+-- Adopted domains: memory.adopt_table puts an application's own table (with an id, a text column
+-- and a vector(n) column) behind a pgmemo domain without copying a row.
+--
+-- How: the domain's table memory_data.<domain>_memories is a VIEW over the source table that
+-- exposes the standard columns (id as text, content, embedding, embedding_model, metadata,
+-- created_at, updated_at), so every memory.* function works unchanged: reads through the view
+-- inline to the source (the HNSW index on the source column serves ORDER BY embedding <=> $1),
+-- writes go through INSTEAD OF triggers that write the source. The queue triggers sit on the
+-- source table itself (generic functions, column names in TG_ARGV, dynamic SQL over the
+-- transition tables), so the application's own inserts and updates are queued too. The same
+-- machinery serves the shadow domains of a re-embed (46_reembed.sql).
+
+-- INSTEAD OF INSERT / UPDATE / DELETE on the view. TG_ARGV: [0] source table, [1] id column,
+-- [2] id type, [3] content column, [4] embedding column, [5] metadata column ('' = none),
+-- [6] embedding model column ('' = none).
+CREATE OR REPLACE FUNCTION memory_private._adopted_view_write()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_source text := TG_ARGV[0];
+    v_id text := TG_ARGV[1];
+    v_id_type text := TG_ARGV[2];
+    v_content text := TG_ARGV[3];
+    v_embedding text := TG_ARGV[4];
+    v_metadata text := nullif(TG_ARGV[5], '');
+    v_model text := nullif(TG_ARGV[6], '');
+    v_cols text[] := ARRAY[]::text[];
+    v_vals text[] := ARRAY[]::text[];
+    v_set text[] := ARRAY[]::text[];
+    v_count integer;
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        EXECUTE format('DELETE FROM %s AS s WHERE s.%I = $1::%s', v_source, v_id, v_id_type)
+        USING OLD.id;
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        RETURN CASE WHEN v_count > 0 THEN OLD END;
+    END IF;
+    IF v_metadata IS NULL AND NEW.metadata IS NOT NULL AND NEW.metadata <> '{}'::jsonb
+        AND (TG_OP = 'INSERT' OR NEW.metadata IS DISTINCT FROM OLD.metadata) THEN
+        RAISE EXCEPTION 'table % has no jsonb metadata column: metadata cannot be stored', v_source
+            USING ERRCODE = '0A000',
+                  HINT = 'Store without metadata, or add a column metadata jsonb to the table '
+                      || 'and adopt it again.';
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        v_cols := ARRAY[format('%I', v_content), format('%I', v_embedding)];
+        v_vals := ARRAY['$1', '$2'];
+        IF NEW.id IS NOT NULL THEN
+            v_cols := v_cols || format('%I', v_id);
+            v_vals := v_vals || format('$3::%s', v_id_type);
+        END IF;
+        IF v_metadata IS NOT NULL THEN
+            v_cols := v_cols || format('%I', v_metadata);
+            v_vals := v_vals || '$4'::text;
+        END IF;
+        IF v_model IS NOT NULL THEN
+            v_cols := v_cols || format('%I', v_model);
+            v_vals := v_vals || '$5'::text;
+        END IF;
+        EXECUTE format('INSERT INTO %s AS s (%s) VALUES (%s) RETURNING s.%I::text', v_source,
+            array_to_string(v_cols, ', '), array_to_string(v_vals, ', '), v_id)
+        INTO NEW.id
+        USING NEW.content, NEW.embedding, NEW.id, coalesce(NEW.metadata, '{}'::jsonb),
+            NEW.embedding_model;
+        RETURN NEW;
+    END IF;
+    -- UPDATE: write only what changed, and only while the row still holds the content this
+    -- statement read (re-checked under the row lock): an embedding computed for older content
+    -- is never written over newer content.
+    IF NEW.id IS DISTINCT FROM OLD.id THEN
+        RAISE EXCEPTION 'the id of an adopted row cannot be changed through pgmemo'
+            USING ERRCODE = '0A000';
+    END IF;
+    IF NEW.content IS DISTINCT FROM OLD.content THEN
+        v_set := v_set || format('%I = $1', v_content);
+    END IF;
+    IF NEW.embedding IS DISTINCT FROM OLD.embedding THEN
+        v_set := v_set || format('%I = $2', v_embedding);
+    END IF;
+    IF v_metadata IS NOT NULL AND NEW.metadata IS DISTINCT FROM OLD.metadata THEN
+        v_set := v_set || format('%I = $4', v_metadata);
+    END IF;
+    IF v_model IS NOT NULL AND NEW.embedding_model IS DISTINCT FROM OLD.embedding_model THEN
+        v_set := v_set || format('%I = $5', v_model);
+    END IF;
+    IF cardinality(v_set) = 0 THEN
+        RETURN NEW;
+    END IF;
+    EXECUTE format('UPDATE %s AS s SET %s WHERE s.%I = $3::%s AND s.%I::text IS NOT DISTINCT FROM $6',
+        v_source, array_to_string(v_set, ', '), v_id, v_id_type, v_content)
+    USING NEW.content, NEW.embedding, OLD.id, NEW.metadata, NEW.embedding_model, OLD.content;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN CASE WHEN v_count > 0 THEN NEW END;
+END;
+$$;
+
+-- BEFORE UPDATE, per row, on the source: a content change without a new embedding clears the
+-- embedding (and the model column, if any), so a stale embedding is never served.
+-- TG_ARGV: [0] content column, [1] embedding column, [2] model column ('' = none).
+CREATE OR REPLACE FUNCTION memory_private._adopted_before_update()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_clear boolean;
+BEGIN
+    EXECUTE format('SELECT ($1).%1$I IS DISTINCT FROM ($2).%1$I '
+        'AND ($1).%2$I IS NOT NULL AND ($1).%2$I IS NOT DISTINCT FROM ($2).%2$I',
+        TG_ARGV[0], TG_ARGV[1])
+    INTO v_clear USING NEW, OLD;
+    IF v_clear THEN
+        NEW := jsonb_populate_record(NEW, jsonb_build_object(TG_ARGV[1], NULL)
+            || CASE WHEN TG_ARGV[2] <> '' THEN jsonb_build_object(TG_ARGV[2], NULL)
+                ELSE '{}'::jsonb END);
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+-- AFTER INSERT / UPDATE, per statement, on the source (transition tables new_rows, old_rows):
+-- queue the rows that need an embedding, drop the unclaimed jobs of rows that got one, wake
+-- the workers. TG_ARGV: [0] domain, [1] id column, [2] content column, [3] embedding column.
+CREATE OR REPLACE FUNCTION memory_private._adopted_enqueue()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_count bigint;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        EXECUTE format(
+            'INSERT INTO memory_private.embedding_queue AS q (domain, row_id) '
+            'SELECT $1, n.%1$I::text FROM new_rows AS n WHERE n.%2$I IS NULL '
+            'ON CONFLICT (domain, row_id) DO UPDATE '
+            'SET status = CASE WHEN q.status = ''claimed'' THEN ''claimed'' ELSE ''pending'' END, '
+            'attempts = 0, run_after = now(), updated_at = now()',
+            TG_ARGV[1], TG_ARGV[3])
+        USING TG_ARGV[0];
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+    ELSE
+        EXECUTE format(
+            'INSERT INTO memory_private.embedding_queue AS q (domain, row_id) '
+            'SELECT $1, n.%1$I::text FROM new_rows AS n JOIN old_rows AS o ON o.%1$I = n.%1$I '
+            'WHERE n.%3$I IS NULL AND (o.%3$I IS NOT NULL OR n.%2$I IS DISTINCT FROM o.%2$I) '
+            'ON CONFLICT (domain, row_id) DO UPDATE '
+            'SET status = CASE WHEN q.status = ''claimed'' THEN ''claimed'' ELSE ''pending'' END, '
+            'attempts = 0, run_after = now(), updated_at = now()',
+            TG_ARGV[1], TG_ARGV[2], TG_ARGV[3])
+        USING TG_ARGV[0];
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        EXECUTE format(
+            'DELETE FROM memory_private.embedding_queue AS q USING new_rows AS n '
+            'WHERE q.domain = $1 AND q.row_id = n.%1$I::text AND n.%2$I IS NOT NULL '
+            'AND q.status <> ''claimed''',
+            TG_ARGV[1], TG_ARGV[3])
+        USING TG_ARGV[0];
+    END IF;
+    IF v_count > 0 THEN
+        PERFORM pg_notify('memory_embedding_queue', TG_ARGV[0]);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+-- AFTER DELETE, per statement, on the source. TG_ARGV: [0] domain, [1] id column.
+CREATE OR REPLACE FUNCTION memory_private._adopted_dequeue()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    EXECUTE format('DELETE FROM memory_private.embedding_queue AS q USING old_rows AS o '
+        'WHERE q.domain = $1 AND q.row_id = o.%I::text', TG_ARGV[1])
+    USING TG_ARGV[0];
+    RETURN NULL;
+END;
+$$;
+
+-- A column of rel: its type and typmod, or NULL.
+CREATE OR REPLACE FUNCTION memory_private._column(rel regclass, col name)
+RETURNS TABLE (type_oid oid, type_name text, typmod integer, category "char")
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT a.atttypid, a.atttypid::regtype::text, a.atttypmod, t.typcategory
+    FROM pg_catalog.pg_attribute AS a
+    JOIN pg_catalog.pg_type AS t ON t.oid = a.atttypid
+    WHERE a.attrelid = rel AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped
+$$;
+
+-- The optional standard columns a source table may have, mapped by name and type:
+-- {metadata jsonb, embedding_model text, created_at timestamptz, updated_at timestamptz}
+-- (NULL where absent or already used as id, content or embedding).
+CREATE OR REPLACE FUNCTION memory_private._optional_columns(
+    rel regclass, id_column name, content_column name, embedding_column name
+)
+RETURNS name []
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT array_agg(CASE WHEN c.type_oid = o.type_oid
+            AND o.col NOT IN (id_column, content_column, embedding_column) THEN o.col END
+        ORDER BY o.ord)
+    FROM (VALUES
+        (1, 'metadata'::name, 'jsonb'::regtype::oid),
+        (2, 'embedding_model'::name, 'text'::regtype::oid),
+        (3, 'created_at'::name, 'timestamp with time zone'::regtype::oid),
+        (4, 'updated_at'::name, 'timestamp with time zone'::regtype::oid)
+    ) AS o (ord, col, type_oid)
+    LEFT JOIN LATERAL memory_private._column(rel, o.col) AS c ON true
+$$;
+
+-- Whether d is the shadow domain of a re-embed.
+CREATE OR REPLACE FUNCTION memory_private._is_shadow(d memory_private.domains)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT EXISTS (SELECT FROM memory_private.reembeds AS r WHERE r.shadow_domain = d.domain)
+$$;
+
+-- The helper indexes an adopted domain needs on its source table: id as text (the view's id is
+-- <id column>::text, so lookups by id need this expression index unless the id is text or
+-- varchar) and the full-text index memory.search_text uses. present: exists and is valid.
+CREATE OR REPLACE FUNCTION memory_private._adopted_helper_indexes(d memory_private.domains)
+RETURNS TABLE (index_name name, definition text, suffix text, present boolean)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT h.index_name, h.definition, h.suffix, coalesce((
+        SELECT i.indisvalid FROM pg_catalog.pg_index AS i
+        JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+        WHERE i.indrelid = d.source_table AND c.relname = h.index_name
+    ), false)
+    FROM (
+        SELECT ('pgmemo_' || d.domain || '_id_text')::name AS index_name,
+            format('((%I::text))', d.id_column) AS definition, 'id_text' AS suffix
+        WHERE (SELECT c.type_oid FROM memory_private._column(d.source_table, d.id_column) AS c)
+            NOT IN ('text'::regtype, 'character varying'::regtype)
+        UNION ALL
+        SELECT ('pgmemo_' || d.domain || '_fts')::name,
+            format('USING gin (to_tsvector(%L::regconfig, %I::text))', d.text_config::text,
+                d.content_column),
+            'fts'
+    ) AS h
+    WHERE d.adopted AND NOT memory_private._is_shadow(d)
+$$;
+
+-- The view memory_data.<domain>_memories over an adopted domain's source, with its INSTEAD OF
+-- trigger. opt: the optional columns (see _optional_columns; [2] is the model column).
+CREATE OR REPLACE FUNCTION memory_private._adopted_view(d memory_private.domains, opt name [])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_view_q text := format('%I.%I', d.table_schema, d.table_name);
+    v_source text := memory_private._qualified(d.source_table);
+    v_id_type text := (SELECT c.type_name FROM memory_private._column(d.source_table, d.id_column) AS c);
+BEGIN
+    EXECUTE format(
+        'CREATE VIEW %s AS SELECT %s AS id, s.%I::text AS content, s.%I AS embedding, '
+        '%s AS embedding_model, %s AS metadata, %s AS created_at, %s AS updated_at FROM %s AS s',
+        v_view_q,
+        CASE WHEN v_id_type = 'text' THEN format('s.%I', d.id_column)
+            ELSE format('s.%I::text', d.id_column) END,
+        d.content_column, d.embedding_column,
+        CASE WHEN opt[2] IS NULL THEN 'NULL::text' ELSE format('s.%I', opt[2]) END,
+        CASE WHEN opt[1] IS NULL THEN '''{}''::jsonb' ELSE format('s.%I', opt[1]) END,
+        CASE WHEN opt[3] IS NULL THEN 'NULL::timestamptz' ELSE format('s.%I', opt[3]) END,
+        CASE WHEN opt[4] IS NULL THEN 'NULL::timestamptz' ELSE format('s.%I', opt[4]) END,
+        v_source);
+    EXECUTE format('COMMENT ON VIEW %s IS %L', v_view_q,
+        format('pgmemo domain %s, adopted: a view over %s (%s -> id, %s -> content, %s -> '
+            'embedding). Write through memory.store() or the table itself.', d.domain, v_source,
+            d.id_column, d.content_column, d.embedding_column));
+    EXECUTE format('CREATE TRIGGER pgmemo_write INSTEAD OF INSERT OR UPDATE OR DELETE ON %s '
+        'FOR EACH ROW EXECUTE FUNCTION memory_private._adopted_view_write(%L, %L, %L, %L, %L, %L, %L)',
+        v_view_q, v_source, d.id_column, v_id_type, d.content_column, d.embedding_column,
+        coalesce(opt[1], ''), coalesce(opt[2], ''));
+END;
+$$;
+
+-- Register a view-backed domain over source and wire its triggers. Shared by memory.adopt_table
+-- and memory.begin_reembed (which passes the shadow column as embedding_column and the shadow
+-- model column as opt[2]).
+CREATE OR REPLACE FUNCTION memory_private._adopt(
+    domain text, source regclass, id_column name, content_column name, embedding_column name,
+    opt name [], distance text, embedding_model text, dimension integer
+)
+RETURNS memory_private.domains
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains;
+    v_source text := memory_private._qualified(source);
+BEGIN
+    IF to_regclass(format('memory_data.%I', domain || '_memories')) IS NOT NULL THEN
+        RAISE EXCEPTION 'table memory_data.% already exists but is not a registered domain',
+            domain || '_memories'
+            USING ERRCODE = '42P07', HINT = 'Rename or drop it, then try again.';
+    END IF;
+    INSERT INTO memory_private.domains AS d
+        (domain, table_schema, table_name, dimension, distance, embedding_model, adopted,
+         source_table, id_column, content_column, embedding_column)
+    VALUES (domain, 'memory_data', domain || '_memories', dimension, distance, embedding_model,
+            true, source, id_column, content_column, embedding_column)
+    RETURNING d.* INTO v_d;
+    PERFORM memory_private._adopted_view(v_d, opt);
+
+    EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON %s FOR EACH ROW '
+        'EXECUTE FUNCTION memory_private._adopted_before_update(%L, %L, %L)',
+        'pgmemo_' || domain || '_before_update', v_source, content_column, embedding_column,
+        coalesce(opt[2], ''));
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows '
+        'FOR EACH STATEMENT EXECUTE FUNCTION memory_private._adopted_enqueue(%L, %L, %L, %L)',
+        'pgmemo_' || domain || '_enqueue_insert', v_source, domain, id_column, content_column,
+        embedding_column);
+    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s '
+        'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows '
+        'FOR EACH STATEMENT EXECUTE FUNCTION memory_private._adopted_enqueue(%L, %L, %L, %L)',
+        'pgmemo_' || domain || '_enqueue_update', v_source, domain, id_column, content_column,
+        embedding_column);
+    EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows '
+        'FOR EACH STATEMENT EXECUTE FUNCTION memory_private._adopted_dequeue(%L, %L)',
+        'pgmemo_' || domain || '_dequeue_delete', v_source, domain, id_column);
+    RETURN v_d;
+END;
+$$;
+
+-- Undo _adopt: the view (with its triggers), the triggers on the source, the helper indexes.
+-- Never the source table, its data, or its HNSW index (see memory.drop_domain).
+CREATE OR REPLACE FUNCTION memory_private._unadopt(d memory_private.domains)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_source text := memory_private._qualified(d.source_table);  -- NULL when it was dropped
+    v_helper record;
+    v_suffix text;
+BEGIN
+    EXECUTE format('DROP VIEW IF EXISTS %I.%I', d.table_schema, d.table_name);
+    IF v_source IS NULL THEN
+        RETURN;
+    END IF;
+    FOREACH v_suffix IN ARRAY ARRAY['before_update', 'enqueue_insert', 'enqueue_update',
+        'dequeue_delete']
+    LOOP
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'pgmemo_' || d.domain || '_' || v_suffix,
+            v_source);
+    END LOOP;
+    FOR v_helper IN
+        SELECT c.oid::regclass AS idx
+        FROM pg_catalog.pg_index AS i JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+        WHERE i.indrelid = d.source_table
+          AND c.relname IN ('pgmemo_' || d.domain || '_id_text', 'pgmemo_' || d.domain || '_fts')
+    LOOP
+        EXECUTE format('DROP INDEX IF EXISTS %s', memory_private._qualified(v_helper.idx));
+    END LOOP;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION memory.adopt_table(
+    domain text,
+    source regclass,
+    id_column name,
+    content_column name,
+    embedding_column name,
+    distance text DEFAULT 'cosine',
+    embedding_model text DEFAULT NULL,
+    create_indexes boolean DEFAULT true
+)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_existing memory_private.domains;
+    v_d memory_private.domains;
+    v_kind "char";
+    v_schema name;
+    v_id record;
+    v_content record;
+    v_embedding record;
+    v_other text;
+    v_helper record;
+BEGIN
+    PERFORM memory_private._check_domain_name(domain);
+    IF source IS NULL OR id_column IS NULL OR content_column IS NULL OR embedding_column IS NULL THEN
+        RAISE EXCEPTION 'source, id_column, content_column and embedding_column must not be NULL'
+            USING ERRCODE = '22004';
+    END IF;
+    IF distance IS NULL OR distance NOT IN ('cosine', 'l2', 'inner_product') THEN
+        RAISE EXCEPTION 'unknown distance %', coalesce(quote_literal(distance), 'NULL')
+            USING ERRCODE = '22023', HINT = 'Use one of: cosine, l2, inner_product.';
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('pgmemo.domain'), hashtext(domain));
+
+    SELECT d.* INTO v_existing FROM memory_private.domains AS d WHERE d.domain = adopt_table.domain;
+    IF FOUND THEN
+        IF v_existing.adopted AND (v_existing.source_table, v_existing.id_column,
+            v_existing.content_column, v_existing.embedding_column, v_existing.distance,
+            v_existing.embedding_model) IS NOT DISTINCT FROM
+            (source, id_column, content_column, embedding_column, distance, embedding_model) THEN
+            RETURN;  -- the same adoption again
+        END IF;
+        RAISE EXCEPTION 'domain "%" already exists', domain
+            USING ERRCODE = '42710',
+                  HINT = 'Choose another name, or drop it first with memory.drop_domain().';
+    END IF;
+
+    SELECT c.relkind, n.nspname INTO v_kind, v_schema
+    FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+    WHERE c.oid = source;
+    IF v_kind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table (only tables and partitioned tables can be adopted)', source
+            USING ERRCODE = '0A000';
+    END IF;
+    IF v_schema IN ('memory', 'memory_private', 'memory_data') THEN
+        RAISE EXCEPTION '% belongs to pgmemo: only application tables can be adopted', source
+            USING ERRCODE = '22023';
+    END IF;
+
+    SELECT * INTO v_id FROM memory_private._column(source, id_column);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % has no column %', source, quote_ident(id_column)
+            USING ERRCODE = '42703';
+    END IF;
+    IF v_id.type_oid NOT IN ('bigint'::regtype, 'integer'::regtype, 'smallint'::regtype,
+        'uuid'::regtype, 'text'::regtype, 'character varying'::regtype) THEN
+        RAISE EXCEPTION 'id column %.% is %, which cannot be a pgmemo id', source,
+            quote_ident(id_column), v_id.type_name
+            USING ERRCODE = '0A000', HINT = 'Supported: bigint, integer, smallint, uuid, text, varchar.';
+    END IF;
+    IF NOT EXISTS (
+        SELECT FROM pg_catalog.pg_index AS i
+        JOIN pg_catalog.pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+        WHERE i.indrelid = source AND i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL
+          AND i.indexprs IS NULL AND a.attname = id_column
+    ) THEN
+        RAISE EXCEPTION 'id column %.% has no primary key or unique constraint of its own',
+            source, quote_ident(id_column)
+            USING ERRCODE = '0A000',
+                  HINT = 'pgmemo addresses rows by id: it must be unique (a partitioned table '
+                      || 'needs the partition key in its primary key, so adopt it by a unique id '
+                      || 'column of each row only when that column alone is unique).';
+    END IF;
+
+    SELECT * INTO v_content FROM memory_private._column(source, content_column);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % has no column %', source, quote_ident(content_column)
+            USING ERRCODE = '42703';
+    END IF;
+    IF v_content.category <> 'S' THEN
+        RAISE EXCEPTION 'content column %.% is %, not a text type', source,
+            quote_ident(content_column), v_content.type_name
+            USING ERRCODE = '0A000';
+    END IF;
+
+    SELECT * INTO v_embedding FROM memory_private._column(source, embedding_column);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % has no column %', source, quote_ident(embedding_column)
+            USING ERRCODE = '42703';
+    END IF;
+    IF v_embedding.type_oid <> 'vector'::regtype THEN
+        RAISE EXCEPTION 'embedding column %.% is %, not vector(n)', source,
+            quote_ident(embedding_column), v_embedding.type_name
+            USING ERRCODE = '0A000';
+    END IF;
+    IF v_embedding.typmod IS NULL OR v_embedding.typmod < 1 THEN
+        RAISE EXCEPTION 'embedding column %.% is vector without a dimension', source,
+            quote_ident(embedding_column)
+            USING ERRCODE = '22023',
+                  HINT = format('Give it one first: ALTER TABLE %s ALTER COLUMN %I TYPE vector(1536);',
+                      source, embedding_column);
+    END IF;
+    IF v_embedding.typmod > 2000 THEN
+        RAISE EXCEPTION 'embedding column %.% is vector(%): an HNSW index supports at most 2000 dimensions',
+            source, quote_ident(embedding_column), v_embedding.typmod
+            USING ERRCODE = '22023';
+    END IF;
+
+    SELECT d.domain INTO v_other FROM memory_private.domains AS d
+    WHERE d.source_table = source AND d.embedding_column = adopt_table.embedding_column;
+    IF FOUND THEN
+        RAISE EXCEPTION 'column %.% is already adopted by domain "%"', source,
+            quote_ident(embedding_column), v_other
+            USING ERRCODE = '42710';
+    END IF;
+
+    v_d := memory_private._adopt(domain, source, id_column, content_column, embedding_column,
+        memory_private._optional_columns(source, id_column, content_column, embedding_column),
+        distance, embedding_model, v_embedding.typmod);
+    IF create_indexes THEN
+        FOR v_helper IN SELECT * FROM memory_private._adopted_helper_indexes(v_d) AS h
+            WHERE NOT h.present
+        LOOP
+            IF to_regclass(format('%I.%I', v_schema, v_helper.index_name)) IS NOT NULL THEN
+                EXECUTE format('DROP INDEX %I.%I', v_schema, v_helper.index_name);  -- INVALID
+            END IF;
+            EXECUTE format('CREATE INDEX %I ON %s %s', v_helper.index_name,
+                memory_private._qualified(source), v_helper.definition);
+        END LOOP;
+        PERFORM memory.create_hnsw_index(domain, v_d.hnsw_m, v_d.hnsw_ef_construction);
+    END IF;
+    PERFORM memory.enqueue_missing(domain);
+END;
+$$;
+
+COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, text, boolean) IS
+'Make an existing table a pgmemo domain without copying data: id_column (bigint, integer, uuid, '
+'text or varchar; primary key or unique), content_column (text) and embedding_column '
+'(vector(n): n is the dimension) of source. memory_data.<domain>_memories becomes a view over '
+'it, so search, search_text, get, update, forget, the queue, the worker and diagnostics work '
+'unchanged; columns named metadata (jsonb), embedding_model (text), created_at and updated_at '
+'(timestamptz) are mapped too. Queue triggers go on the source (the application''s own writes '
+'are queued) and its rows without an embedding are queued now. create_indexes: build the '
+'HNSW, id-as-text and full-text indexes now (blocks writes while they build); false: build '
+'them later without blocking, with memory.concurrent_index_statements. Idempotent for the '
+'same arguments. memory.drop_domain releases the table and never drops it.';
+SELECT memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '6fa194d0e8191efc66d2da1013c7aa1e38cc681cabe72e59f45b39c11169f9a5', 'repeatable');
+-- sql/46_reembed.sql
+-- Re-embedding a domain with another model or dimension without downtime.
+--
+-- memory.begin_reembed adds a shadow column <embedding>_next vector(new dimension) (and
+-- embedding_model_next when the table records models) to the domain's physical table and
+-- registers a hidden shadow domain '<domain>__next' over it: an adopted-style view exposing the
+-- shadow column as embedding, with the generic source-table triggers of 45_adopt.sql (a content
+-- change clears the shadow embedding too and queues the shadow job). Every row is queued for the
+-- shadow domain; a worker running the new model drains it (pgmemo worker --domain <shadow>;
+-- workers without --domain leave shadow jobs alone). Searches keep using the current embedding
+-- all along, and the shadow domain can itself be searched to try the new model.
+-- memory.finish_reembed switches in one transaction once every row has its new embedding;
+-- memory.cancel_reembed removes the shadow column, index, triggers, jobs and domain.
+
+-- The re-embed of a domain, or a clear error.
+CREATE OR REPLACE FUNCTION memory_private._reembed(domain text)
+RETURNS memory_private.reembeds
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_r memory_private.reembeds;
+BEGIN
+    PERFORM memory_private._domain(domain);
+    SELECT r.* INTO v_r FROM memory_private.reembeds AS r WHERE r.domain = _reembed.domain;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no re-embed in progress for domain "%"', domain
+            USING ERRCODE = '42704',
+                  HINT = 'Start one with memory.begin_reembed(domain, embedding_model, dimension).';
+    END IF;
+    RETURN v_r;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION memory.begin_reembed(
+    domain text, embedding_model text, dimension integer
+)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain(domain);
+    v_phys record := memory_private._physical(v_d);
+    v_shadow text;
+    v_id name;
+    v_content name;
+    v_next name;
+    v_model name;
+    v_opt name [];
+    v_s memory_private.domains;
+BEGIN
+    IF memory_private._is_shadow(v_d) THEN
+        RAISE EXCEPTION 'domain "%" is itself the shadow of a re-embed', v_d.domain
+            USING ERRCODE = '0A000';
+    END IF;
+    IF dimension IS NULL OR dimension < 1 OR dimension > 2000 THEN
+        RAISE EXCEPTION 'dimension must be between 1 and 2000 (the HNSW limit for vector), got %',
+            coalesce(dimension::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('pgmemo.domain'), hashtext(v_d.domain));
+    IF EXISTS (SELECT FROM memory_private.reembeds AS r WHERE r.domain = v_d.domain) THEN
+        RAISE EXCEPTION 'a re-embed of domain "%" is already in progress', v_d.domain
+            USING ERRCODE = '42710',
+                  HINT = format('See SELECT * FROM memory.reembed_status(%L); finish or cancel it first.',
+                      v_d.domain);
+    END IF;
+    IF v_phys.relation IS NULL THEN
+        RAISE EXCEPTION 'the table of domain "%" does not exist', v_d.domain USING ERRCODE = '42P01';
+    END IF;
+
+    v_shadow := left(v_d.domain, 34) || '__next';
+    IF EXISTS (SELECT FROM memory_private.domains AS d WHERE d.domain = v_shadow) THEN
+        RAISE EXCEPTION 'cannot name the shadow domain "%": a domain of that name exists', v_shadow
+            USING ERRCODE = '42710';
+    END IF;
+    v_id := CASE WHEN v_d.adopted THEN v_d.id_column ELSE 'id' END;
+    v_content := CASE WHEN v_d.adopted THEN v_d.content_column ELSE 'content' END;
+    v_opt := memory_private._optional_columns(v_phys.relation, v_id, v_content,
+        v_phys.embedding_column);
+    v_next := left(v_phys.embedding_column, 58) || '_next';
+    v_model := CASE WHEN v_opt[2] IS NOT NULL THEN 'embedding_model_next' END;
+    IF EXISTS (SELECT FROM memory_private._column(v_phys.relation, v_next))
+        OR EXISTS (SELECT FROM memory_private._column(v_phys.relation, v_model)) THEN
+        RAISE EXCEPTION 'table % already has a column % or %', v_phys.relation, v_next,
+            coalesce(v_model, '(none)')
+            USING ERRCODE = '42701', HINT = 'Drop or rename it first.';
+    END IF;
+
+    -- Adding a nullable column without a default is a catalog change (no table rewrite).
+    EXECUTE format('ALTER TABLE %s ADD COLUMN %I vector(%s)%s',
+        memory_private._qualified(v_phys.relation), v_next, dimension,
+        CASE WHEN v_model IS NOT NULL THEN format(', ADD COLUMN %I text', v_model) ELSE '' END);
+    v_s := memory_private._adopt(v_shadow, v_phys.relation, v_id, v_content, v_next,
+        ARRAY[v_opt[1], v_model, v_opt[3], v_opt[4]], v_d.distance, embedding_model, dimension);
+    UPDATE memory_private.domains AS d
+    SET hnsw_m = v_d.hnsw_m, hnsw_ef_construction = v_d.hnsw_ef_construction,
+        text_config = v_d.text_config
+    WHERE d.domain = v_shadow;
+    INSERT INTO memory_private.reembeds
+        (domain, shadow_domain, embedding_model, dimension, next_column, model_column)
+    VALUES (v_d.domain, v_shadow, embedding_model, dimension, v_next, v_model);
+    -- The HNSW index on the shadow column: every value is NULL yet, so this is one table scan.
+    PERFORM memory.create_hnsw_index(v_shadow, v_d.hnsw_m, v_d.hnsw_ef_construction);
+    PERFORM memory.enqueue_missing(v_shadow);
+    RETURN v_shadow;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.begin_reembed(text, text, integer) IS
+'Start re-embedding a domain with embedding_model and dimension, without downtime: adds a shadow '
+'column (vector(dimension), with its HNSW index) to the domain''s table, registers the shadow '
+'domain <domain>__next over it (returned) and queues every row for it. Searches keep using the '
+'current embeddings meanwhile; content changes are queued for both. Run a worker with the new '
+'model on the shadow domain (pgmemo worker --domain <shadow>; workers without --domain skip '
+'shadow jobs), watch memory.reembed_status, then memory.finish_reembed (or cancel_reembed).';
+
+-- The body of memory.reembed_status (PL/pgSQL, so that it may read memory.embedding_coverage,
+-- created after this file; a separate function because the parameter domain and the result
+-- column domain would clash in PL/pgSQL).
+CREATE OR REPLACE FUNCTION memory_private._reembed_status(p_domain text)
+RETURNS TABLE (
+    domain text, shadow_domain text, embedding_model text, dimension integer,
+    total_rows bigint, embedded_rows bigint, missing_rows bigint, coverage_pct numeric,
+    queued_jobs bigint, dead_jobs bigint, started_at timestamptz
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+#variable_conflict use_column
+BEGIN
+    IF p_domain IS NOT NULL THEN
+        PERFORM memory_private._domain(p_domain);
+    END IF;
+    RETURN QUERY
+    SELECT r.domain, r.shadow_domain, r.embedding_model, r.dimension, c.total_rows,
+        c.embedded_rows, c.missing_rows, c.coverage_pct, c.queued_jobs, c.dead_jobs, r.started_at
+    FROM memory_private.reembeds AS r
+    JOIN memory.embedding_coverage AS c ON c.domain = r.shadow_domain
+    WHERE p_domain IS NULL OR r.domain = p_domain
+    ORDER BY r.domain;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION memory.reembed_status(domain text DEFAULT NULL)
+RETURNS TABLE (
+    domain text, shadow_domain text, embedding_model text, dimension integer,
+    total_rows bigint, embedded_rows bigint, missing_rows bigint, coverage_pct numeric,
+    queued_jobs bigint, dead_jobs bigint, started_at timestamptz
+)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT * FROM memory_private._reembed_status(reembed_status.domain)
+$$;
+
+COMMENT ON FUNCTION memory.reembed_status(text) IS
+'Re-embeds in progress (of one domain, or all): the shadow domain, new model and dimension, rows, '
+'rows that have their new embedding, missing ones, coverage_pct, queued and dead shadow jobs. '
+'memory.finish_reembed succeeds once missing_rows is 0.';
+
+-- Remove a re-embed's shadow domain: its view, its triggers, its jobs, its registry row.
+CREATE OR REPLACE FUNCTION memory_private._drop_shadow(r memory_private.reembeds)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_s memory_private.domains;
+BEGIN
+    SELECT d.* INTO v_s FROM memory_private.domains AS d WHERE d.domain = r.shadow_domain;
+    DELETE FROM memory_private.reembeds AS x WHERE x.domain = r.domain;
+    IF v_s.domain IS NOT NULL THEN
+        PERFORM memory_private._unadopt(v_s);
+        DELETE FROM memory_private.domains AS d WHERE d.domain = v_s.domain;
+    END IF;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION memory.finish_reembed(domain text)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_r memory_private.reembeds := memory_private._reembed(domain);
+    v_d memory_private.domains := memory_private._domain(domain);
+    v_phys record := memory_private._physical(v_d);
+    v_rel text := memory_private._qualified(v_phys.relation);
+    v_total bigint;
+    v_done bigint;
+    v_shadow_index regclass;
+    v_id name;
+    v_content name;
+    v_missing boolean;
+BEGIN
+    -- First without a lock (a clear answer while the workers still run), then again under the
+    -- lock that makes the switch atomic.
+    EXECUTE format('SELECT count(*), count(t.%I) FROM %s AS t', v_r.next_column, v_rel)
+    INTO v_total, v_done;
+    IF v_done < v_total THEN
+        RAISE EXCEPTION 're-embed of domain "%" is not complete: % of % rows have their new embedding (%)',
+            v_d.domain, v_done, v_total, round(100.0 * v_done / v_total, 2) || '%'
+            USING ERRCODE = '55000',
+                  HINT = format('Keep a worker with the new model running (pgmemo worker --domain %s); '
+                      'progress: SELECT * FROM memory.reembed_status(%L);', v_r.shadow_domain,
+                      v_d.domain);
+    END IF;
+    EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', v_rel);
+    EXECUTE format('SELECT EXISTS (SELECT FROM %s AS t WHERE t.%I IS NULL)', v_rel, v_r.next_column)
+    INTO v_missing;
+    IF v_missing THEN
+        RAISE EXCEPTION 're-embed of domain "%" is not complete: rows changed meanwhile', v_d.domain
+            USING ERRCODE = '55000', HINT = 'Let the worker catch up, then finish again.';
+    END IF;
+
+    SELECT x.index_oid::regclass INTO v_shadow_index
+    FROM memory_private._vector_indexes(memory_private._domain(v_r.shadow_domain)) AS x
+    WHERE x.method = 'hnsw' AND x.is_valid
+    LIMIT 1;
+    PERFORM memory_private._drop_shadow(v_r);
+    IF v_d.adopted THEN
+        EXECUTE format('DROP VIEW %I.%I', v_d.table_schema, v_d.table_name);  -- reads the old column
+    END IF;
+    -- Dropping the old column drops its vector index with it.
+    EXECUTE format('ALTER TABLE %s DROP COLUMN %I', v_rel, v_phys.embedding_column);
+    EXECUTE format('ALTER TABLE %s RENAME COLUMN %I TO %I', v_rel, v_r.next_column,
+        v_phys.embedding_column);
+    IF v_r.model_column IS NOT NULL THEN
+        EXECUTE format('ALTER TABLE %s DROP COLUMN embedding_model', v_rel);
+        EXECUTE format('ALTER TABLE %s RENAME COLUMN %I TO embedding_model', v_rel, v_r.model_column);
+    END IF;
+    IF v_shadow_index IS NOT NULL THEN
+        EXECUTE format('ALTER INDEX %s RENAME TO %I', memory_private._qualified(v_shadow_index),
+            memory_private._hnsw_name(v_d));
+    END IF;
+    UPDATE memory_private.domains AS d
+    SET dimension = v_r.dimension, embedding_model = v_r.embedding_model
+    WHERE d.domain = v_d.domain
+    RETURNING d.* INTO v_d;
+    IF v_d.adopted THEN
+        v_id := v_d.id_column;
+        v_content := v_d.content_column;
+        PERFORM memory_private._adopted_view(v_d, memory_private._optional_columns(
+            v_phys.relation, v_id, v_content, v_phys.embedding_column));
+    END IF;
+    -- Every row has its new embedding: jobs of the old model (possibly in a worker's hands)
+    -- must not write anything any more.
+    DELETE FROM memory_private.embedding_queue AS q WHERE q.domain = v_d.domain;
+    RETURN jsonb_build_object('domain', v_d.domain, 'dimension', v_d.dimension,
+        'embedding_model', v_d.embedding_model, 'rows', v_total,
+        'hnsw_index', memory_private._hnsw_name(v_d));
+END;
+$$;
+
+COMMENT ON FUNCTION memory.finish_reembed(text) IS
+'Switch a domain to its re-embedded vectors, atomically (one transaction, the table locked for '
+'the switch only): the old embedding column and its index are dropped, the shadow column and '
+'index take their names, the registry gets the new dimension and model, the shadow domain goes. '
+'Error 55000 (with the coverage) while some row lacks its new embedding.';
+
+CREATE OR REPLACE FUNCTION memory.cancel_reembed(domain text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_r memory_private.reembeds := memory_private._reembed(domain);
+    v_d memory_private.domains := memory_private._domain(domain);
+    v_rel text := memory_private._qualified((memory_private._physical(v_d)).relation);
+BEGIN
+    PERFORM memory_private._drop_shadow(v_r);
+    IF v_rel IS NOT NULL THEN
+        -- The shadow column's HNSW index goes with it.
+        EXECUTE format('ALTER TABLE %s DROP COLUMN IF EXISTS %I%s', v_rel, v_r.next_column,
+            CASE WHEN v_r.model_column IS NOT NULL
+                THEN format(', DROP COLUMN IF EXISTS %I', v_r.model_column) ELSE '' END);
+    END IF;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.cancel_reembed(text) IS
+'Abandon a re-embed: drop the shadow column and its index, the shadow domain''s triggers, view, '
+'jobs and registry row. The domain keeps its current embeddings throughout.';
+SELECT memory_private._record_migration('R:46_reembed.sql', '46_reembed.sql', '7ab0d4470af9d0c067c3ddae194071dc67a6ad53121e3eabd664bc825213d8fd', 'repeatable');
+-- sql/47_import.sql
+-- Importing memories from another store (pgmemo import-sqlite): memory.import_rows writes a
+-- batch with its own ids and timestamps, idempotently, and memory.get_many reads rows back with
+-- their embeddings so the import can be verified field by field and vector by vector.
+
+CREATE OR REPLACE FUNCTION memory.import_rows(
+    domain text,
+    ids text[],
+    contents text[],
+    metadatas jsonb[] DEFAULT NULL,
+    embeddings vector[] DEFAULT NULL,
+    created_ats timestamptz[] DEFAULT NULL,
+    updated_ats timestamptz[] DEFAULT NULL
+)
+RETURNS TABLE (inserted bigint, updated bigint, unchanged bigint)
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain(domain);
+    v_n integer := coalesce(cardinality(ids), 0);
+    v_bad record;
+    v_inserted bigint;
+    v_updated bigint;
+BEGIN
+    IF v_d.adopted THEN
+        RAISE EXCEPTION 'domain "%" is adopted: import into a domain made by memory.create_domain',
+            v_d.domain
+            USING ERRCODE = '0A000';
+    END IF;
+    IF cardinality(contents) IS DISTINCT FROM v_n
+        OR (metadatas IS NOT NULL AND cardinality(metadatas) <> v_n)
+        OR (embeddings IS NOT NULL AND cardinality(embeddings) <> v_n)
+        OR (created_ats IS NOT NULL AND cardinality(created_ats) <> v_n)
+        OR (updated_ats IS NOT NULL AND cardinality(updated_ats) <> v_n) THEN
+        RAISE EXCEPTION 'ids has % elements: contents, metadatas, embeddings, created_ats and '
+            'updated_ats must have as many (or be NULL)', v_n
+            USING ERRCODE = '2202E';
+    END IF;
+    IF v_n = 0 THEN
+        RETURN QUERY SELECT 0::bigint, 0::bigint, 0::bigint;
+        RETURN;
+    END IF;
+    SELECT u.ord INTO v_bad FROM unnest(ids, contents) WITH ORDINALITY AS u (i, c, ord)
+    WHERE u.i IS NULL OR u.c IS NULL LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'ids[%] or contents[%] is NULL', v_bad.ord, v_bad.ord USING ERRCODE = '22004';
+    END IF;
+    SELECT u.i INTO v_bad FROM unnest(ids) AS u (i) GROUP BY u.i HAVING count(*) > 1 LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'duplicate id % in ids', quote_literal(v_bad.i) USING ERRCODE = '22023';
+    END IF;
+    SELECT u.ord, jsonb_typeof(u.m) AS t INTO v_bad
+    FROM unnest(metadatas) WITH ORDINALITY AS u (m, ord)
+    WHERE u.m IS NOT NULL AND jsonb_typeof(u.m) <> 'object' LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'metadatas[%] must be a JSON object, got a JSON %', v_bad.ord, v_bad.t
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT u.ord, vector_dims(u.e) AS dims INTO v_bad
+    FROM unnest(embeddings) WITH ORDINALITY AS u (e, ord)
+    WHERE u.e IS NOT NULL AND vector_dims(u.e) <> v_d.dimension LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'embeddings[%] has % dimensions, domain "%" expects %',
+            v_bad.ord, v_bad.dims, v_d.domain, v_d.dimension
+            USING ERRCODE = '22000';
+    END IF;
+
+    -- Existing rows: written only where something differs (so a re-run changes nothing). An
+    -- embedding given replaces the stored one; none keeps it unless the content changed (then
+    -- the row is queued, like any content change).
+    EXECUTE format(
+        'UPDATE %I.%I AS t SET content = s.content, metadata = s.metadata, '
+        'embedding = coalesce(s.embedding, t.embedding), '
+        'embedding_model = CASE WHEN s.embedding IS NOT NULL THEN $7 ELSE t.embedding_model END, '
+        'created_at = coalesce(s.created_at, t.created_at) '
+        'FROM (SELECT u.id, u.content, coalesce(u.metadata, ''{}'') AS metadata, u.embedding, '
+        '      u.created_at FROM unnest($1, $2, $3, $4, $5) AS u (id, content, metadata, embedding, '
+        '      created_at)) AS s '
+        'WHERE t.id = s.id AND ((t.content, t.metadata, t.created_at) IS DISTINCT FROM '
+        '(s.content, s.metadata, coalesce(s.created_at, t.created_at)) '
+        'OR (s.embedding IS NOT NULL AND t.embedding IS DISTINCT FROM s.embedding))',
+        v_d.table_schema, v_d.table_name)
+    USING ids, contents,
+        coalesce(metadatas, array_fill(NULL::jsonb, ARRAY[v_n])),
+        coalesce(embeddings, array_fill(NULL::vector, ARRAY[v_n])),
+        coalesce(created_ats, array_fill(NULL::timestamptz, ARRAY[v_n])),
+        NULL::timestamptz[], v_d.embedding_model;
+    GET DIAGNOSTICS v_updated = ROW_COUNT;
+
+    -- New rows keep their own timestamps (updated_at defaults to created_at, then now()).
+    EXECUTE format(
+        'INSERT INTO %I.%I AS t (id, content, metadata, embedding, embedding_model, created_at, '
+        'updated_at) '
+        'SELECT u.id, u.content, coalesce(u.metadata, ''{}''), u.embedding, '
+        'CASE WHEN u.embedding IS NOT NULL THEN $7 END, coalesce(u.created_at, now()), '
+        'coalesce(u.updated_at, u.created_at, now()) '
+        'FROM unnest($1, $2, $3, $4, $5, $6) AS u (id, content, metadata, embedding, created_at, '
+        'updated_at) '
+        'ON CONFLICT (id) DO NOTHING',
+        v_d.table_schema, v_d.table_name)
+    USING ids, contents,
+        coalesce(metadatas, array_fill(NULL::jsonb, ARRAY[v_n])),
+        coalesce(embeddings, array_fill(NULL::vector, ARRAY[v_n])),
+        coalesce(created_ats, array_fill(NULL::timestamptz, ARRAY[v_n])),
+        coalesce(updated_ats, array_fill(NULL::timestamptz, ARRAY[v_n])),
+        v_d.embedding_model;
+    GET DIAGNOSTICS v_inserted = ROW_COUNT;
+    RETURN QUERY SELECT v_inserted, v_updated, v_n - v_inserted - v_updated;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.import_rows(
+    text, text[], text[], jsonb[], vector[], timestamptz[], timestamptz[]
+) IS
+'Import a batch of memories with their own ids (and optionally metadata, embeddings, '
+'created_at, updated_at; arrays of the same length as ids), in one transaction, idempotently: '
+'new ids are inserted with their timestamps, existing ones are updated only where content, '
+'metadata, created_at or a given embedding differ. Rows without an embedding are queued. '
+'Returns the counts inserted, updated and unchanged. Domains made by create_domain only.';
+
+CREATE OR REPLACE FUNCTION memory.get_many(domain text, ids text[])
+RETURNS TABLE (
+    id text, content text, metadata jsonb, embedding vector, embedding_model text,
+    created_at timestamptz, updated_at timestamptz
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain(domain);
+BEGIN
+    RETURN QUERY EXECUTE format(
+        'SELECT t.id, t.content, t.metadata, t.embedding, t.embedding_model, t.created_at, '
+        't.updated_at FROM %I.%I AS t WHERE t.id = ANY ($1) ORDER BY t.id',
+        v_d.table_schema, v_d.table_name)
+    USING ids;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.get_many(text, text[]) IS
+'Fetch memories by id with everything stored: content, metadata, the embedding itself, its '
+'model and the timestamps (ordered by id; ids that do not exist are absent). What '
+'`pgmemo import-sqlite` reads back to verify an import.';
+SELECT memory_private._record_migration('R:47_import.sql', '47_import.sql', 'd8aa6dcff51760be4de5d58ba79d8d05f58dd3c9bbc18a56fdb0c4cb3d4cc839', 'repeatable');
 -- sql/50_queue.sql
 -- The embedding queue: workers claim jobs (FOR UPDATE SKIP LOCKED, with a lease), complete or
 -- fail them; maintenance releases expired leases and sweeps rows the triggers never saw.
@@ -1350,6 +2584,10 @@ BEGIN
             SELECT q.job_id FROM memory_private.embedding_queue AS q
             WHERE q.status = 'pending' AND q.run_after <= now()
               AND (only_domain IS NULL OR q.domain = only_domain)
+              -- A re-embed's shadow jobs need the new model: only a worker that names the
+              -- shadow domain takes them.
+              AND (only_domain IS NOT NULL OR NOT EXISTS (
+                  SELECT FROM memory_private.reembeds AS r WHERE r.shadow_domain = q.domain))
             ORDER BY q.run_after, q.job_id
             LIMIT batch_size
             FOR UPDATE SKIP LOCKED
@@ -1699,14 +2937,15 @@ $$;
 COMMENT ON FUNCTION memory.schedule_maintenance(text) IS
 'Register memory.run_maintenance() with pg_cron under the job name pgmemo-maintenance '
 '(re-scheduling replaces it). Error 0A000 when pg_cron is not installed.';
-SELECT memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '38abd15b56a1db495b116602c8a726f8b4eccbbd4beb2be2d618ed6ef277b1a1', 'repeatable');
+SELECT memory_private._record_migration('R:50_queue.sql', '50_queue.sql', 'b793f3c8f7103f8721b43f3b9c8b6c4f8d8ac8cc7cf77227ef10abd0b9729eb4', 'repeatable');
 -- sql/60_diagnostics.sql
 -- Diagnostics, part 1: the views embedding_coverage, vector_indexes and queue_status, the
 -- helpers memory.diagnose() shares with them (61_diagnose.sql), and memory.explain_search()
 -- (EXPLAIN of exactly the SQL memory.search runs: the proof that the vector index is used).
 
--- The relations that hold a domain's rows: the table itself and, when it is partitioned, every
--- partition below it (pg_partition_tree returns nothing for a plain table).
+-- The relations that hold a domain's rows: the table itself (an adopted domain's source table,
+-- memory_private._physical) and, when it is partitioned, every partition below it
+-- (pg_partition_tree returns nothing for a plain table).
 CREATE OR REPLACE FUNCTION memory_private._domain_relations(d memory_private.domains)
 RETURNS TABLE (relid regclass, is_root boolean, is_leaf boolean)
 LANGUAGE sql STABLE
@@ -1714,10 +2953,10 @@ SET search_path FROM CURRENT
 AS $$
     SELECT c.oid::regclass, true, c.relkind <> 'p'
     FROM pg_catalog.pg_class AS c
-    WHERE c.oid = to_regclass(format('%I.%I', d.table_schema, d.table_name))
+    WHERE c.oid = (memory_private._physical(d)).relation
     UNION ALL
     SELECT t.relid, false, t.isleaf
-    FROM pg_catalog.pg_partition_tree(to_regclass(format('%I.%I', d.table_schema, d.table_name))) AS t
+    FROM pg_catalog.pg_partition_tree((memory_private._physical(d)).relation) AS t
     WHERE t.level > 0
 $$;
 
@@ -1744,7 +2983,8 @@ AS $$
     JOIN pg_catalog.pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
     JOIN pg_catalog.pg_opclass AS opc ON opc.oid = i.indclass[0]
     LEFT JOIN pg_catalog.pg_stat_all_indexes AS s ON s.indexrelid = i.indexrelid
-    WHERE a.attname = 'embedding' AND am.amname IN ('hnsw', 'ivfflat')
+    WHERE a.attname = (memory_private._physical(d)).embedding_column
+      AND am.amname IN ('hnsw', 'ivfflat')
     ORDER BY NOT r.is_root, r.relid::text, c.relname
 $$;
 
@@ -1982,7 +3222,7 @@ COMMENT ON FUNCTION memory.explain_search(text, integer, jsonb) IS
 'same hnsw.ef_search raise and, with filter, iterative scans), with a representative query '
 'vector (an embedding of the domain, else a constant one): uses_index says whether the plan '
 'reads one of the domain''s vector indexes, index_name names it, plan is the plan.';
-SELECT memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', '2761f4cae9a91dc2bc861016dd9690e5714220748408bd978f2260f401c03670', 'repeatable');
+SELECT memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', '713bf0f8a7e46f1eeace41bed2d2961b8f2b8738c5a0c0ba355ae3375038f252', 'repeatable');
 -- sql/61_diagnose.sql
 -- Diagnostics, part 2: the per-domain checks behind memory.diagnose() (60_diagnostics.sql).
 -- Every failure from the incident reports, found by one call, each with a sentence and (where
@@ -2010,7 +3250,11 @@ SET search_path FROM CURRENT
 AS $$
 #variable_conflict use_variable
 DECLARE
-    v_rel regclass := to_regclass(format('%I.%I', d.table_schema, d.table_name));
+    -- The physical table (an adopted domain's source) for catalog checks; the domain table
+    -- (a view for adopted domains) for row-level reads, which use the standard column names.
+    v_rel regclass := (memory_private._physical(d)).relation;
+    v_col name := (memory_private._physical(d)).embedding_column;
+    v_table text := format('%I.%I', d.table_schema, d.table_name);
     v_expected text := memory_private._distance_opclass(d.distance);
     v_opclass_q text;
     v_hnsw_fix text := format('SELECT memory.create_hnsw_index(%L, m => %s, ef_construction => %s);',
@@ -2112,8 +3356,8 @@ BEGIN
         RETURN QUERY SELECT 'error', d.domain, 'partition_missing_index',
             format('Partition %s of %s has no valid vector index with %s: every search reads all '
                 'of its rows.', v_idx.relid, v_rel, v_expected),
-            format('CREATE INDEX ON %s USING hnsw (embedding %s) WITH (m = %s, ef_construction = %s);',
-                v_idx.relid, v_opclass_q, d.hnsw_m, d.hnsw_ef_construction);
+            format('CREATE INDEX ON %s USING hnsw (%I %s) WITH (m = %s, ef_construction = %s);',
+                v_idx.relid, v_col, v_opclass_q, d.hnsw_m, d.hnsw_ef_construction);
     END LOOP;
 
     -- IVFFlat indexes whose lists were trained on (almost) no rows.
@@ -2157,7 +3401,7 @@ BEGIN
     -- wrong or missing) the vectors each model actually wrote.
     SELECT a.atttypmod INTO v_typmod
     FROM pg_catalog.pg_attribute AS a
-    WHERE a.attrelid = v_rel AND a.attname = 'embedding' AND NOT a.attisdropped;
+    WHERE a.attrelid = v_rel AND a.attname = v_col AND NOT a.attisdropped;
     IF NOT FOUND THEN
         RETURN QUERY SELECT 'error', d.domain, 'dimension_mismatch',
             format('Table %s has no embedding column.', v_rel), NULL::text;
@@ -2167,7 +3411,7 @@ BEGIN
             'coalesce(quote_literal(s.m), ''(no model recorded)''), s.dims), ''; '' ORDER BY s.m, s.dims) '
             'FROM (SELECT DISTINCT t.embedding_model AS m, vector_dims(t.embedding) AS dims '
             'FROM (SELECT t.embedding_model, t.embedding FROM %s AS t WHERE t.embedding IS NOT NULL '
-            'ORDER BY t.updated_at DESC LIMIT 1000) AS t) AS s WHERE s.dims <> $1', v_rel)
+            'ORDER BY t.updated_at DESC LIMIT 1000) AS t) AS s WHERE s.dims <> $1', v_table)
         INTO v_txt USING d.dimension;
         RETURN QUERY SELECT 'error', d.domain, 'dimension_mismatch',
             format('Column %s.embedding is %s, but the domain is registered with %s dimensions%s: '
@@ -2182,13 +3426,13 @@ BEGIN
 
     -- Embeddings written by another model than the domain's (vectors of different models are
     -- not comparable): the 1000 most recently updated embedded rows.
-    IF d.embedding_model IS NOT NULL THEN
+    IF d.embedding_model IS NOT NULL AND NOT d.adopted THEN
         EXECUTE format(
             'SELECT string_agg(format(''%%s (%%s rows)'', quote_literal(s.m), s.n), '', '' ORDER BY s.n DESC) '
             'FROM (SELECT t.embedding_model AS m, count(*) AS n FROM (SELECT t.embedding_model '
             'FROM %s AS t WHERE t.embedding IS NOT NULL ORDER BY t.updated_at DESC LIMIT 1000) AS t '
             'WHERE t.embedding_model IS DISTINCT FROM $1 AND t.embedding_model IS NOT NULL '
-            'GROUP BY 1) AS s', v_rel)
+            'GROUP BY 1) AS s', v_table)
         INTO v_txt USING d.embedding_model;
         IF v_txt IS NOT NULL THEN
             RETURN QUERY SELECT 'warning', d.domain, 'embedding_model_mismatch',
@@ -2221,7 +3465,8 @@ BEGIN
     v_est := coalesce(v_est, 0);
     SELECT EXISTS (
         SELECT FROM pg_catalog.pg_stats AS s
-        WHERE s.schemaname = d.table_schema AND s.tablename = d.table_name
+        JOIN pg_catalog.pg_class AS c ON c.relname = s.tablename
+        WHERE c.oid = v_rel AND c.relnamespace::regnamespace::text = quote_ident(s.schemaname)
     ) OR EXISTS (
         SELECT FROM pg_catalog.pg_stat_all_tables AS s
         WHERE s.relid = v_rel AND (s.last_analyze IS NOT NULL OR s.last_autoanalyze IS NOT NULL)
@@ -2261,14 +3506,15 @@ BEGIN
         EXECUTE format(
             'SELECT count(*) FROM (SELECT FROM %s AS t WHERE t.embedding IS NULL AND NOT EXISTS ('
             'SELECT FROM memory_private.embedding_queue AS q WHERE q.domain = $1 AND q.row_id = t.id) '
-            'LIMIT $2) AS s', v_rel)
+            'LIMIT $2) AS s', v_table)
         INTO v_n USING d.domain, v_exact_limit + 1;
         v_txt := CASE WHEN v_n > v_exact_limit THEN 'more than ' || v_exact_limit ELSE v_n::text END;
     ELSE
         SELECT s.null_frac INTO v_null_frac
         FROM pg_catalog.pg_stats AS s
-        WHERE s.schemaname = d.table_schema AND s.tablename = d.table_name
-          AND s.attname = 'embedding'
+        JOIN pg_catalog.pg_class AS c ON c.relname = s.tablename
+        WHERE c.oid = v_rel AND c.relnamespace::regnamespace::text = quote_ident(s.schemaname)
+          AND s.attname = v_col
         ORDER BY s.inherited DESC
         LIMIT 1;
         v_n := greatest(round(coalesce(v_null_frac, 0) * v_est) - v_q.jobs, 0);
@@ -2322,7 +3568,7 @@ BEGIN
     END IF;
 END;
 $$;
-SELECT memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', '92e070c3df9ed1c5c58943b3db8b00f60cc5000f83858b47fd8b4259c889c2fb', 'repeatable');
+SELECT memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', '9df286870b0eaad7346952b3239d99471a4eaf153e95df2fb30a559772d02c1c', 'repeatable');
 -- sql/70_bulk.sql
 -- Bulk loading: memory.bulk_load_begin / memory.bulk_load_finish defer a domain's secondary
 -- indexes (HNSW, GIN metadata, GIN full-text, btree updated_at) and its per-statement enqueue
@@ -2589,6 +3835,8 @@ AS $$
         ('memory_reader', 'explain_search', 'function'),
         ('memory_reader', 'api_reference', 'function'),
         ('memory_reader', 'queue_counts', 'function'),
+        ('memory_reader', 'get_many', 'function'),
+        ('memory_reader', 'reembed_status', 'function'),
         ('memory_reader', 'domains', 'view'),
         ('memory_reader', 'embedding_coverage', 'view'),
         ('memory_reader', 'vector_indexes', 'view'),
@@ -2623,6 +3871,10 @@ AS $$
         ('memory_admin', 'run_maintenance', 'function'),
         ('memory_admin', 'schedule_maintenance', 'function'),
         ('memory_admin', 'adopt_table', 'function'),
+        ('memory_admin', 'begin_reembed', 'function'),
+        ('memory_admin', 'finish_reembed', 'function'),
+        ('memory_admin', 'cancel_reembed', 'function'),
+        ('memory_admin', 'import_rows', 'function'),
         ('memory_admin', 'adopt', 'function'),
         ('memory_admin', 'reembed', 'function'),
         ('memory_admin', 'reindex_hnsw', 'function'),
@@ -2730,5 +3982,5 @@ BEGIN
     END LOOP;
 END;
 $grants$;
-SELECT memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '1954cd740a4af88f8e27c34e3e0138621342d4ceba9cb487eaf54ef00b463afb', 'repeatable');
+SELECT memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '9ecf0e00258fd8736b02795062a5535f2ab5510b821e16017b54e637edbb359c', 'repeatable');
 COMMIT;

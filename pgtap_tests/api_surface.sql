@@ -9,6 +9,9 @@ SELECT functions_are('memory', ARRAY[
     'create_domain', 'drop_domain', 'create_hnsw_index', 'version',
     -- bulk loading (sql/70_bulk.sql)
     'bulk_load_begin', 'bulk_load_finish',
+    -- adopting tables, importing, re-embedding (sql/45_adopt.sql, 46_reembed.sql, 47_import.sql)
+    'adopt_table', 'concurrent_index_statements', 'begin_reembed', 'finish_reembed',
+    'cancel_reembed', 'reembed_status', 'import_rows', 'get_many',
     -- writing
     'store', 'store_many', 'update', 'forget', 'get',
     -- searching

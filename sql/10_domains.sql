@@ -217,14 +217,42 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_d memory_private.domains := memory_private._domain(domain);
+    v_parent text;
+    v_hnsw text;
 BEGIN
-    EXECUTE format('DROP TABLE IF EXISTS %I.%I', v_d.table_schema, v_d.table_name);
+    SELECT r.domain INTO v_parent FROM memory_private.reembeds AS r
+    WHERE r.shadow_domain = v_d.domain;
+    IF FOUND THEN
+        RAISE EXCEPTION 'domain "%" is the shadow of a re-embed of "%"', v_d.domain, v_parent
+            USING ERRCODE = '0A000',
+                  HINT = format('Cancel the re-embed: SELECT memory.cancel_reembed(%L);', v_parent);
+    END IF;
+    IF EXISTS (SELECT FROM memory_private.reembeds AS r WHERE r.domain = v_d.domain) THEN
+        PERFORM memory.cancel_reembed(v_d.domain);
+    END IF;
+    IF v_d.adopted THEN
+        -- Release the application's table: pgmemo's view, triggers and helper indexes go; the
+        -- table, its rows and its HNSW index stay (the index serves the application's own
+        -- queries and is costly to rebuild).
+        PERFORM memory_private._unadopt(v_d);
+        SELECT string_agg(x.index_oid::regclass::text, ', ') INTO v_hnsw
+        FROM memory_private._vector_indexes(v_d) AS x;
+        IF v_hnsw IS NOT NULL THEN
+            RAISE NOTICE 'domain "%" released; table % and its vector index % are kept',
+                v_d.domain, v_d.source_table, v_hnsw
+                USING HINT = 'Drop the index yourself if nothing else searches that column.';
+        END IF;
+    ELSE
+        EXECUTE format('DROP TABLE IF EXISTS %I.%I', v_d.table_schema, v_d.table_name);
+    END IF;
     DELETE FROM memory_private.domains AS d WHERE d.domain = v_d.domain;
 END;
 $$;
 
 COMMENT ON FUNCTION memory.drop_domain(text) IS
-'Drop a domain: its table, its queued embedding jobs and its registry row. '
+'Drop a domain: its table, its queued embedding jobs and its registry row. An adopted domain '
+'is released instead: pgmemo''s view, triggers and helper indexes go, the application''s table, '
+'its data and its vector index stay. A re-embed in progress is cancelled first. '
 'Error 42704 for an unknown domain.';
 
 -- Exact row count of a domain table (for the domains view).
@@ -252,8 +280,11 @@ SELECT
     d.distance,
     d.embedding_model,
     memory_private._row_count(d.table_schema, d.table_name) AS rows,
-    d.created_at
+    d.created_at,
+    d.adopted,
+    d.source_table::text AS source_table
 FROM memory_private.domains AS d;
 
 COMMENT ON VIEW memory.domains IS
-'Registered memory domains: table, dimension, distance, embedding model and exact row count.';
+'Registered memory domains: table, dimension, distance, embedding model, exact row count, and '
+'for adopted domains (memory.adopt_table) the application table behind the view.';

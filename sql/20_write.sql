@@ -27,6 +27,24 @@ BEGIN
             'VALUES ($1, $2, $3, CASE WHEN $3 IS NOT NULL THEN $4 END) RETURNING t.id',
             v_d.table_schema, v_d.table_name)
         INTO v_id USING content, metadata, embedding, v_d.embedding_model;
+    ELSIF v_d.adopted THEN
+        -- The table is a view (INSTEAD OF triggers), which has no ON CONFLICT: update the row,
+        -- insert it when there is none. A concurrent insert of the same id fails on the source
+        -- table's unique key rather than writing twice.
+        EXECUTE format(
+            'UPDATE %I.%I AS t SET content = $1, metadata = $2, '
+            'embedding = coalesce($3, t.embedding), '
+            'embedding_model = CASE WHEN $3 IS NOT NULL THEN $4 ELSE t.embedding_model END '
+            'WHERE t.id = $5 RETURNING t.id',
+            v_d.table_schema, v_d.table_name)
+        INTO v_id USING content, metadata, embedding, v_d.embedding_model, id;
+        IF v_id IS NULL THEN
+            EXECUTE format(
+                'INSERT INTO %I.%I AS t (id, content, metadata, embedding, embedding_model) '
+                'VALUES ($5, $1, $2, $3, CASE WHEN $3 IS NOT NULL THEN $4 END) RETURNING t.id',
+                v_d.table_schema, v_d.table_name)
+            INTO v_id USING content, metadata, embedding, v_d.embedding_model, id;
+        END IF;
     ELSE
         EXECUTE format(
             'INSERT INTO %I.%I AS t (id, content, metadata, embedding, embedding_model) '
@@ -65,6 +83,7 @@ DECLARE
     v_n integer := coalesce(cardinality(contents), 0);
     v_bad record;
     v_ids text[];
+    v_i integer;
 BEGIN
     IF v_n = 0 THEN
         RETURN;
@@ -101,6 +120,21 @@ BEGIN
         RAISE EXCEPTION 'embeddings[%] has % dimensions, domain "%" expects %',
             v_bad.ord, v_bad.dims, v_d.domain, v_d.dimension
             USING ERRCODE = '22000';
+    END IF;
+
+    IF v_d.adopted THEN
+        -- A view over the application's table: its ids come from the table (a bigint identity,
+        -- say), and upserts go row by row through memory.store.
+        SELECT u.i INTO v_bad FROM unnest(ids) AS u (i) WHERE u.i IS NOT NULL
+        GROUP BY u.i HAVING count(*) > 1 LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'duplicate id % in ids', quote_literal(v_bad.i) USING ERRCODE = '22023';
+        END IF;
+        FOR v_i IN 1 .. v_n LOOP
+            RETURN NEXT memory.store(v_d.domain, contents[v_i], coalesce(metadatas[v_i], '{}'),
+                embeddings[v_i], ids[v_i]);
+        END LOOP;
+        RETURN;
     END IF;
 
     -- Ids are decided here so they can be returned in input order.

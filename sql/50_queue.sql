@@ -122,6 +122,10 @@ BEGIN
             SELECT q.job_id FROM memory_private.embedding_queue AS q
             WHERE q.status = 'pending' AND q.run_after <= now()
               AND (only_domain IS NULL OR q.domain = only_domain)
+              -- A re-embed's shadow jobs need the new model: only a worker that names the
+              -- shadow domain takes them.
+              AND (only_domain IS NOT NULL OR NOT EXISTS (
+                  SELECT FROM memory_private.reembeds AS r WHERE r.shadow_domain = q.domain))
             ORDER BY q.run_after, q.job_id
             LIMIT batch_size
             FOR UPDATE SKIP LOCKED

@@ -2,8 +2,9 @@
 -- helpers memory.diagnose() shares with them (61_diagnose.sql), and memory.explain_search()
 -- (EXPLAIN of exactly the SQL memory.search runs: the proof that the vector index is used).
 
--- The relations that hold a domain's rows: the table itself and, when it is partitioned, every
--- partition below it (pg_partition_tree returns nothing for a plain table).
+-- The relations that hold a domain's rows: the table itself (an adopted domain's source table,
+-- memory_private._physical) and, when it is partitioned, every partition below it
+-- (pg_partition_tree returns nothing for a plain table).
 CREATE OR REPLACE FUNCTION memory_private._domain_relations(d memory_private.domains)
 RETURNS TABLE (relid regclass, is_root boolean, is_leaf boolean)
 LANGUAGE sql STABLE
@@ -11,10 +12,10 @@ SET search_path FROM CURRENT
 AS $$
     SELECT c.oid::regclass, true, c.relkind <> 'p'
     FROM pg_catalog.pg_class AS c
-    WHERE c.oid = to_regclass(format('%I.%I', d.table_schema, d.table_name))
+    WHERE c.oid = (memory_private._physical(d)).relation
     UNION ALL
     SELECT t.relid, false, t.isleaf
-    FROM pg_catalog.pg_partition_tree(to_regclass(format('%I.%I', d.table_schema, d.table_name))) AS t
+    FROM pg_catalog.pg_partition_tree((memory_private._physical(d)).relation) AS t
     WHERE t.level > 0
 $$;
 
@@ -41,7 +42,8 @@ AS $$
     JOIN pg_catalog.pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
     JOIN pg_catalog.pg_opclass AS opc ON opc.oid = i.indclass[0]
     LEFT JOIN pg_catalog.pg_stat_all_indexes AS s ON s.indexrelid = i.indexrelid
-    WHERE a.attname = 'embedding' AND am.amname IN ('hnsw', 'ivfflat')
+    WHERE a.attname = (memory_private._physical(d)).embedding_column
+      AND am.amname IN ('hnsw', 'ivfflat')
     ORDER BY NOT r.is_root, r.relid::text, c.relname
 $$;
 

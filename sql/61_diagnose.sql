@@ -24,7 +24,11 @@ SET search_path FROM CURRENT
 AS $$
 #variable_conflict use_variable
 DECLARE
-    v_rel regclass := to_regclass(format('%I.%I', d.table_schema, d.table_name));
+    -- The physical table (an adopted domain's source) for catalog checks; the domain table
+    -- (a view for adopted domains) for row-level reads, which use the standard column names.
+    v_rel regclass := (memory_private._physical(d)).relation;
+    v_col name := (memory_private._physical(d)).embedding_column;
+    v_table text := format('%I.%I', d.table_schema, d.table_name);
     v_expected text := memory_private._distance_opclass(d.distance);
     v_opclass_q text;
     v_hnsw_fix text := format('SELECT memory.create_hnsw_index(%L, m => %s, ef_construction => %s);',
@@ -126,8 +130,8 @@ BEGIN
         RETURN QUERY SELECT 'error', d.domain, 'partition_missing_index',
             format('Partition %s of %s has no valid vector index with %s: every search reads all '
                 'of its rows.', v_idx.relid, v_rel, v_expected),
-            format('CREATE INDEX ON %s USING hnsw (embedding %s) WITH (m = %s, ef_construction = %s);',
-                v_idx.relid, v_opclass_q, d.hnsw_m, d.hnsw_ef_construction);
+            format('CREATE INDEX ON %s USING hnsw (%I %s) WITH (m = %s, ef_construction = %s);',
+                v_idx.relid, v_col, v_opclass_q, d.hnsw_m, d.hnsw_ef_construction);
     END LOOP;
 
     -- IVFFlat indexes whose lists were trained on (almost) no rows.
@@ -171,7 +175,7 @@ BEGIN
     -- wrong or missing) the vectors each model actually wrote.
     SELECT a.atttypmod INTO v_typmod
     FROM pg_catalog.pg_attribute AS a
-    WHERE a.attrelid = v_rel AND a.attname = 'embedding' AND NOT a.attisdropped;
+    WHERE a.attrelid = v_rel AND a.attname = v_col AND NOT a.attisdropped;
     IF NOT FOUND THEN
         RETURN QUERY SELECT 'error', d.domain, 'dimension_mismatch',
             format('Table %s has no embedding column.', v_rel), NULL::text;
@@ -181,7 +185,7 @@ BEGIN
             'coalesce(quote_literal(s.m), ''(no model recorded)''), s.dims), ''; '' ORDER BY s.m, s.dims) '
             'FROM (SELECT DISTINCT t.embedding_model AS m, vector_dims(t.embedding) AS dims '
             'FROM (SELECT t.embedding_model, t.embedding FROM %s AS t WHERE t.embedding IS NOT NULL '
-            'ORDER BY t.updated_at DESC LIMIT 1000) AS t) AS s WHERE s.dims <> $1', v_rel)
+            'ORDER BY t.updated_at DESC LIMIT 1000) AS t) AS s WHERE s.dims <> $1', v_table)
         INTO v_txt USING d.dimension;
         RETURN QUERY SELECT 'error', d.domain, 'dimension_mismatch',
             format('Column %s.embedding is %s, but the domain is registered with %s dimensions%s: '
@@ -196,13 +200,13 @@ BEGIN
 
     -- Embeddings written by another model than the domain's (vectors of different models are
     -- not comparable): the 1000 most recently updated embedded rows.
-    IF d.embedding_model IS NOT NULL THEN
+    IF d.embedding_model IS NOT NULL AND NOT d.adopted THEN
         EXECUTE format(
             'SELECT string_agg(format(''%%s (%%s rows)'', quote_literal(s.m), s.n), '', '' ORDER BY s.n DESC) '
             'FROM (SELECT t.embedding_model AS m, count(*) AS n FROM (SELECT t.embedding_model '
             'FROM %s AS t WHERE t.embedding IS NOT NULL ORDER BY t.updated_at DESC LIMIT 1000) AS t '
             'WHERE t.embedding_model IS DISTINCT FROM $1 AND t.embedding_model IS NOT NULL '
-            'GROUP BY 1) AS s', v_rel)
+            'GROUP BY 1) AS s', v_table)
         INTO v_txt USING d.embedding_model;
         IF v_txt IS NOT NULL THEN
             RETURN QUERY SELECT 'warning', d.domain, 'embedding_model_mismatch',
@@ -235,7 +239,8 @@ BEGIN
     v_est := coalesce(v_est, 0);
     SELECT EXISTS (
         SELECT FROM pg_catalog.pg_stats AS s
-        WHERE s.schemaname = d.table_schema AND s.tablename = d.table_name
+        JOIN pg_catalog.pg_class AS c ON c.relname = s.tablename
+        WHERE c.oid = v_rel AND c.relnamespace::regnamespace::text = quote_ident(s.schemaname)
     ) OR EXISTS (
         SELECT FROM pg_catalog.pg_stat_all_tables AS s
         WHERE s.relid = v_rel AND (s.last_analyze IS NOT NULL OR s.last_autoanalyze IS NOT NULL)
@@ -275,14 +280,15 @@ BEGIN
         EXECUTE format(
             'SELECT count(*) FROM (SELECT FROM %s AS t WHERE t.embedding IS NULL AND NOT EXISTS ('
             'SELECT FROM memory_private.embedding_queue AS q WHERE q.domain = $1 AND q.row_id = t.id) '
-            'LIMIT $2) AS s', v_rel)
+            'LIMIT $2) AS s', v_table)
         INTO v_n USING d.domain, v_exact_limit + 1;
         v_txt := CASE WHEN v_n > v_exact_limit THEN 'more than ' || v_exact_limit ELSE v_n::text END;
     ELSE
         SELECT s.null_frac INTO v_null_frac
         FROM pg_catalog.pg_stats AS s
-        WHERE s.schemaname = d.table_schema AND s.tablename = d.table_name
-          AND s.attname = 'embedding'
+        JOIN pg_catalog.pg_class AS c ON c.relname = s.tablename
+        WHERE c.oid = v_rel AND c.relnamespace::regnamespace::text = quote_ident(s.schemaname)
+          AND s.attname = v_col
         ORDER BY s.inherited DESC
         LIMIT 1;
         v_n := greatest(round(coalesce(v_null_frac, 0) * v_est) - v_q.jobs, 0);

@@ -1,0 +1,526 @@
+-- Adopted domains: memory.adopt_table puts an application's own table (with an id, a text column
+-- and a vector(n) column) behind a pgmemo domain without copying a row.
+--
+-- How: the domain's table memory_data.<domain>_memories is a VIEW over the source table that
+-- exposes the standard columns (id as text, content, embedding, embedding_model, metadata,
+-- created_at, updated_at), so every memory.* function works unchanged: reads through the view
+-- inline to the source (the HNSW index on the source column serves ORDER BY embedding <=> $1),
+-- writes go through INSTEAD OF triggers that write the source. The queue triggers sit on the
+-- source table itself (generic functions, column names in TG_ARGV, dynamic SQL over the
+-- transition tables), so the application's own inserts and updates are queued too. The same
+-- machinery serves the shadow domains of a re-embed (46_reembed.sql).
+
+-- INSTEAD OF INSERT / UPDATE / DELETE on the view. TG_ARGV: [0] source table, [1] id column,
+-- [2] id type, [3] content column, [4] embedding column, [5] metadata column ('' = none),
+-- [6] embedding model column ('' = none).
+CREATE OR REPLACE FUNCTION memory_private._adopted_view_write()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_source text := TG_ARGV[0];
+    v_id text := TG_ARGV[1];
+    v_id_type text := TG_ARGV[2];
+    v_content text := TG_ARGV[3];
+    v_embedding text := TG_ARGV[4];
+    v_metadata text := nullif(TG_ARGV[5], '');
+    v_model text := nullif(TG_ARGV[6], '');
+    v_cols text[] := ARRAY[]::text[];
+    v_vals text[] := ARRAY[]::text[];
+    v_set text[] := ARRAY[]::text[];
+    v_count integer;
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        EXECUTE format('DELETE FROM %s AS s WHERE s.%I = $1::%s', v_source, v_id, v_id_type)
+        USING OLD.id;
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        RETURN CASE WHEN v_count > 0 THEN OLD END;
+    END IF;
+    IF v_metadata IS NULL AND NEW.metadata IS NOT NULL AND NEW.metadata <> '{}'::jsonb
+        AND (TG_OP = 'INSERT' OR NEW.metadata IS DISTINCT FROM OLD.metadata) THEN
+        RAISE EXCEPTION 'table % has no jsonb metadata column: metadata cannot be stored', v_source
+            USING ERRCODE = '0A000',
+                  HINT = 'Store without metadata, or add a column metadata jsonb to the table '
+                      || 'and adopt it again.';
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        v_cols := ARRAY[format('%I', v_content), format('%I', v_embedding)];
+        v_vals := ARRAY['$1', '$2'];
+        IF NEW.id IS NOT NULL THEN
+            v_cols := v_cols || format('%I', v_id);
+            v_vals := v_vals || format('$3::%s', v_id_type);
+        END IF;
+        IF v_metadata IS NOT NULL THEN
+            v_cols := v_cols || format('%I', v_metadata);
+            v_vals := v_vals || '$4'::text;
+        END IF;
+        IF v_model IS NOT NULL THEN
+            v_cols := v_cols || format('%I', v_model);
+            v_vals := v_vals || '$5'::text;
+        END IF;
+        EXECUTE format('INSERT INTO %s AS s (%s) VALUES (%s) RETURNING s.%I::text', v_source,
+            array_to_string(v_cols, ', '), array_to_string(v_vals, ', '), v_id)
+        INTO NEW.id
+        USING NEW.content, NEW.embedding, NEW.id, coalesce(NEW.metadata, '{}'::jsonb),
+            NEW.embedding_model;
+        RETURN NEW;
+    END IF;
+    -- UPDATE: write only what changed, and only while the row still holds the content this
+    -- statement read (re-checked under the row lock): an embedding computed for older content
+    -- is never written over newer content.
+    IF NEW.id IS DISTINCT FROM OLD.id THEN
+        RAISE EXCEPTION 'the id of an adopted row cannot be changed through pgmemo'
+            USING ERRCODE = '0A000';
+    END IF;
+    IF NEW.content IS DISTINCT FROM OLD.content THEN
+        v_set := v_set || format('%I = $1', v_content);
+    END IF;
+    IF NEW.embedding IS DISTINCT FROM OLD.embedding THEN
+        v_set := v_set || format('%I = $2', v_embedding);
+    END IF;
+    IF v_metadata IS NOT NULL AND NEW.metadata IS DISTINCT FROM OLD.metadata THEN
+        v_set := v_set || format('%I = $4', v_metadata);
+    END IF;
+    IF v_model IS NOT NULL AND NEW.embedding_model IS DISTINCT FROM OLD.embedding_model THEN
+        v_set := v_set || format('%I = $5', v_model);
+    END IF;
+    IF cardinality(v_set) = 0 THEN
+        RETURN NEW;
+    END IF;
+    EXECUTE format('UPDATE %s AS s SET %s WHERE s.%I = $3::%s AND s.%I::text IS NOT DISTINCT FROM $6',
+        v_source, array_to_string(v_set, ', '), v_id, v_id_type, v_content)
+    USING NEW.content, NEW.embedding, OLD.id, NEW.metadata, NEW.embedding_model, OLD.content;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN CASE WHEN v_count > 0 THEN NEW END;
+END;
+$$;
+
+-- BEFORE UPDATE, per row, on the source: a content change without a new embedding clears the
+-- embedding (and the model column, if any), so a stale embedding is never served.
+-- TG_ARGV: [0] content column, [1] embedding column, [2] model column ('' = none).
+CREATE OR REPLACE FUNCTION memory_private._adopted_before_update()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_clear boolean;
+BEGIN
+    EXECUTE format('SELECT ($1).%1$I IS DISTINCT FROM ($2).%1$I '
+        'AND ($1).%2$I IS NOT NULL AND ($1).%2$I IS NOT DISTINCT FROM ($2).%2$I',
+        TG_ARGV[0], TG_ARGV[1])
+    INTO v_clear USING NEW, OLD;
+    IF v_clear THEN
+        NEW := jsonb_populate_record(NEW, jsonb_build_object(TG_ARGV[1], NULL)
+            || CASE WHEN TG_ARGV[2] <> '' THEN jsonb_build_object(TG_ARGV[2], NULL)
+                ELSE '{}'::jsonb END);
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+-- AFTER INSERT / UPDATE, per statement, on the source (transition tables new_rows, old_rows):
+-- queue the rows that need an embedding, drop the unclaimed jobs of rows that got one, wake
+-- the workers. TG_ARGV: [0] domain, [1] id column, [2] content column, [3] embedding column.
+CREATE OR REPLACE FUNCTION memory_private._adopted_enqueue()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_count bigint;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        EXECUTE format(
+            'INSERT INTO memory_private.embedding_queue AS q (domain, row_id) '
+            'SELECT $1, n.%1$I::text FROM new_rows AS n WHERE n.%2$I IS NULL '
+            'ON CONFLICT (domain, row_id) DO UPDATE '
+            'SET status = CASE WHEN q.status = ''claimed'' THEN ''claimed'' ELSE ''pending'' END, '
+            'attempts = 0, run_after = now(), updated_at = now()',
+            TG_ARGV[1], TG_ARGV[3])
+        USING TG_ARGV[0];
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+    ELSE
+        EXECUTE format(
+            'INSERT INTO memory_private.embedding_queue AS q (domain, row_id) '
+            'SELECT $1, n.%1$I::text FROM new_rows AS n JOIN old_rows AS o ON o.%1$I = n.%1$I '
+            'WHERE n.%3$I IS NULL AND (o.%3$I IS NOT NULL OR n.%2$I IS DISTINCT FROM o.%2$I) '
+            'ON CONFLICT (domain, row_id) DO UPDATE '
+            'SET status = CASE WHEN q.status = ''claimed'' THEN ''claimed'' ELSE ''pending'' END, '
+            'attempts = 0, run_after = now(), updated_at = now()',
+            TG_ARGV[1], TG_ARGV[2], TG_ARGV[3])
+        USING TG_ARGV[0];
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        EXECUTE format(
+            'DELETE FROM memory_private.embedding_queue AS q USING new_rows AS n '
+            'WHERE q.domain = $1 AND q.row_id = n.%1$I::text AND n.%2$I IS NOT NULL '
+            'AND q.status <> ''claimed''',
+            TG_ARGV[1], TG_ARGV[3])
+        USING TG_ARGV[0];
+    END IF;
+    IF v_count > 0 THEN
+        PERFORM pg_notify('memory_embedding_queue', TG_ARGV[0]);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+-- AFTER DELETE, per statement, on the source. TG_ARGV: [0] domain, [1] id column.
+CREATE OR REPLACE FUNCTION memory_private._adopted_dequeue()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    EXECUTE format('DELETE FROM memory_private.embedding_queue AS q USING old_rows AS o '
+        'WHERE q.domain = $1 AND q.row_id = o.%I::text', TG_ARGV[1])
+    USING TG_ARGV[0];
+    RETURN NULL;
+END;
+$$;
+
+-- A column of rel: its type and typmod, or NULL.
+CREATE OR REPLACE FUNCTION memory_private._column(rel regclass, col name)
+RETURNS TABLE (type_oid oid, type_name text, typmod integer, category "char")
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT a.atttypid, a.atttypid::regtype::text, a.atttypmod, t.typcategory
+    FROM pg_catalog.pg_attribute AS a
+    JOIN pg_catalog.pg_type AS t ON t.oid = a.atttypid
+    WHERE a.attrelid = rel AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped
+$$;
+
+-- The optional standard columns a source table may have, mapped by name and type:
+-- {metadata jsonb, embedding_model text, created_at timestamptz, updated_at timestamptz}
+-- (NULL where absent or already used as id, content or embedding).
+CREATE OR REPLACE FUNCTION memory_private._optional_columns(
+    rel regclass, id_column name, content_column name, embedding_column name
+)
+RETURNS name []
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT array_agg(CASE WHEN c.type_oid = o.type_oid
+            AND o.col NOT IN (id_column, content_column, embedding_column) THEN o.col END
+        ORDER BY o.ord)
+    FROM (VALUES
+        (1, 'metadata'::name, 'jsonb'::regtype::oid),
+        (2, 'embedding_model'::name, 'text'::regtype::oid),
+        (3, 'created_at'::name, 'timestamp with time zone'::regtype::oid),
+        (4, 'updated_at'::name, 'timestamp with time zone'::regtype::oid)
+    ) AS o (ord, col, type_oid)
+    LEFT JOIN LATERAL memory_private._column(rel, o.col) AS c ON true
+$$;
+
+-- Whether d is the shadow domain of a re-embed.
+CREATE OR REPLACE FUNCTION memory_private._is_shadow(d memory_private.domains)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT EXISTS (SELECT FROM memory_private.reembeds AS r WHERE r.shadow_domain = d.domain)
+$$;
+
+-- The helper indexes an adopted domain needs on its source table: id as text (the view's id is
+-- <id column>::text, so lookups by id need this expression index unless the id is text or
+-- varchar) and the full-text index memory.search_text uses. present: exists and is valid.
+CREATE OR REPLACE FUNCTION memory_private._adopted_helper_indexes(d memory_private.domains)
+RETURNS TABLE (index_name name, definition text, suffix text, present boolean)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT h.index_name, h.definition, h.suffix, coalesce((
+        SELECT i.indisvalid FROM pg_catalog.pg_index AS i
+        JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+        WHERE i.indrelid = d.source_table AND c.relname = h.index_name
+    ), false)
+    FROM (
+        SELECT ('pgmemo_' || d.domain || '_id_text')::name AS index_name,
+            format('((%I::text))', d.id_column) AS definition, 'id_text' AS suffix
+        WHERE (SELECT c.type_oid FROM memory_private._column(d.source_table, d.id_column) AS c)
+            NOT IN ('text'::regtype, 'character varying'::regtype)
+        UNION ALL
+        SELECT ('pgmemo_' || d.domain || '_fts')::name,
+            format('USING gin (to_tsvector(%L::regconfig, %I::text))', d.text_config::text,
+                d.content_column),
+            'fts'
+    ) AS h
+    WHERE d.adopted AND NOT memory_private._is_shadow(d)
+$$;
+
+-- The view memory_data.<domain>_memories over an adopted domain's source, with its INSTEAD OF
+-- trigger. opt: the optional columns (see _optional_columns; [2] is the model column).
+CREATE OR REPLACE FUNCTION memory_private._adopted_view(d memory_private.domains, opt name [])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_view_q text := format('%I.%I', d.table_schema, d.table_name);
+    v_source text := memory_private._qualified(d.source_table);
+    v_id_type text := (SELECT c.type_name FROM memory_private._column(d.source_table, d.id_column) AS c);
+BEGIN
+    EXECUTE format(
+        'CREATE VIEW %s AS SELECT %s AS id, s.%I::text AS content, s.%I AS embedding, '
+        '%s AS embedding_model, %s AS metadata, %s AS created_at, %s AS updated_at FROM %s AS s',
+        v_view_q,
+        CASE WHEN v_id_type = 'text' THEN format('s.%I', d.id_column)
+            ELSE format('s.%I::text', d.id_column) END,
+        d.content_column, d.embedding_column,
+        CASE WHEN opt[2] IS NULL THEN 'NULL::text' ELSE format('s.%I', opt[2]) END,
+        CASE WHEN opt[1] IS NULL THEN '''{}''::jsonb' ELSE format('s.%I', opt[1]) END,
+        CASE WHEN opt[3] IS NULL THEN 'NULL::timestamptz' ELSE format('s.%I', opt[3]) END,
+        CASE WHEN opt[4] IS NULL THEN 'NULL::timestamptz' ELSE format('s.%I', opt[4]) END,
+        v_source);
+    EXECUTE format('COMMENT ON VIEW %s IS %L', v_view_q,
+        format('pgmemo domain %s, adopted: a view over %s (%s -> id, %s -> content, %s -> '
+            'embedding). Write through memory.store() or the table itself.', d.domain, v_source,
+            d.id_column, d.content_column, d.embedding_column));
+    EXECUTE format('CREATE TRIGGER pgmemo_write INSTEAD OF INSERT OR UPDATE OR DELETE ON %s '
+        'FOR EACH ROW EXECUTE FUNCTION memory_private._adopted_view_write(%L, %L, %L, %L, %L, %L, %L)',
+        v_view_q, v_source, d.id_column, v_id_type, d.content_column, d.embedding_column,
+        coalesce(opt[1], ''), coalesce(opt[2], ''));
+END;
+$$;
+
+-- Register a view-backed domain over source and wire its triggers. Shared by memory.adopt_table
+-- and memory.begin_reembed (which passes the shadow column as embedding_column and the shadow
+-- model column as opt[2]).
+CREATE OR REPLACE FUNCTION memory_private._adopt(
+    domain text, source regclass, id_column name, content_column name, embedding_column name,
+    opt name [], distance text, embedding_model text, dimension integer
+)
+RETURNS memory_private.domains
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains;
+    v_source text := memory_private._qualified(source);
+BEGIN
+    IF to_regclass(format('memory_data.%I', domain || '_memories')) IS NOT NULL THEN
+        RAISE EXCEPTION 'table memory_data.% already exists but is not a registered domain',
+            domain || '_memories'
+            USING ERRCODE = '42P07', HINT = 'Rename or drop it, then try again.';
+    END IF;
+    INSERT INTO memory_private.domains AS d
+        (domain, table_schema, table_name, dimension, distance, embedding_model, adopted,
+         source_table, id_column, content_column, embedding_column)
+    VALUES (domain, 'memory_data', domain || '_memories', dimension, distance, embedding_model,
+            true, source, id_column, content_column, embedding_column)
+    RETURNING d.* INTO v_d;
+    PERFORM memory_private._adopted_view(v_d, opt);
+
+    EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON %s FOR EACH ROW '
+        'EXECUTE FUNCTION memory_private._adopted_before_update(%L, %L, %L)',
+        'pgmemo_' || domain || '_before_update', v_source, content_column, embedding_column,
+        coalesce(opt[2], ''));
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows '
+        'FOR EACH STATEMENT EXECUTE FUNCTION memory_private._adopted_enqueue(%L, %L, %L, %L)',
+        'pgmemo_' || domain || '_enqueue_insert', v_source, domain, id_column, content_column,
+        embedding_column);
+    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s '
+        'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows '
+        'FOR EACH STATEMENT EXECUTE FUNCTION memory_private._adopted_enqueue(%L, %L, %L, %L)',
+        'pgmemo_' || domain || '_enqueue_update', v_source, domain, id_column, content_column,
+        embedding_column);
+    EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows '
+        'FOR EACH STATEMENT EXECUTE FUNCTION memory_private._adopted_dequeue(%L, %L)',
+        'pgmemo_' || domain || '_dequeue_delete', v_source, domain, id_column);
+    RETURN v_d;
+END;
+$$;
+
+-- Undo _adopt: the view (with its triggers), the triggers on the source, the helper indexes.
+-- Never the source table, its data, or its HNSW index (see memory.drop_domain).
+CREATE OR REPLACE FUNCTION memory_private._unadopt(d memory_private.domains)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_source text := memory_private._qualified(d.source_table);  -- NULL when it was dropped
+    v_helper record;
+    v_suffix text;
+BEGIN
+    EXECUTE format('DROP VIEW IF EXISTS %I.%I', d.table_schema, d.table_name);
+    IF v_source IS NULL THEN
+        RETURN;
+    END IF;
+    FOREACH v_suffix IN ARRAY ARRAY['before_update', 'enqueue_insert', 'enqueue_update',
+        'dequeue_delete']
+    LOOP
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'pgmemo_' || d.domain || '_' || v_suffix,
+            v_source);
+    END LOOP;
+    FOR v_helper IN
+        SELECT c.oid::regclass AS idx
+        FROM pg_catalog.pg_index AS i JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+        WHERE i.indrelid = d.source_table
+          AND c.relname IN ('pgmemo_' || d.domain || '_id_text', 'pgmemo_' || d.domain || '_fts')
+    LOOP
+        EXECUTE format('DROP INDEX IF EXISTS %s', memory_private._qualified(v_helper.idx));
+    END LOOP;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION memory.adopt_table(
+    domain text,
+    source regclass,
+    id_column name,
+    content_column name,
+    embedding_column name,
+    distance text DEFAULT 'cosine',
+    embedding_model text DEFAULT NULL,
+    create_indexes boolean DEFAULT true
+)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_existing memory_private.domains;
+    v_d memory_private.domains;
+    v_kind "char";
+    v_schema name;
+    v_id record;
+    v_content record;
+    v_embedding record;
+    v_other text;
+    v_helper record;
+BEGIN
+    PERFORM memory_private._check_domain_name(domain);
+    IF source IS NULL OR id_column IS NULL OR content_column IS NULL OR embedding_column IS NULL THEN
+        RAISE EXCEPTION 'source, id_column, content_column and embedding_column must not be NULL'
+            USING ERRCODE = '22004';
+    END IF;
+    IF distance IS NULL OR distance NOT IN ('cosine', 'l2', 'inner_product') THEN
+        RAISE EXCEPTION 'unknown distance %', coalesce(quote_literal(distance), 'NULL')
+            USING ERRCODE = '22023', HINT = 'Use one of: cosine, l2, inner_product.';
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('pgmemo.domain'), hashtext(domain));
+
+    SELECT d.* INTO v_existing FROM memory_private.domains AS d WHERE d.domain = adopt_table.domain;
+    IF FOUND THEN
+        IF v_existing.adopted AND (v_existing.source_table, v_existing.id_column,
+            v_existing.content_column, v_existing.embedding_column, v_existing.distance,
+            v_existing.embedding_model) IS NOT DISTINCT FROM
+            (source, id_column, content_column, embedding_column, distance, embedding_model) THEN
+            RETURN;  -- the same adoption again
+        END IF;
+        RAISE EXCEPTION 'domain "%" already exists', domain
+            USING ERRCODE = '42710',
+                  HINT = 'Choose another name, or drop it first with memory.drop_domain().';
+    END IF;
+
+    SELECT c.relkind, n.nspname INTO v_kind, v_schema
+    FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+    WHERE c.oid = source;
+    IF v_kind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table (only tables and partitioned tables can be adopted)', source
+            USING ERRCODE = '0A000';
+    END IF;
+    IF v_schema IN ('memory', 'memory_private', 'memory_data') THEN
+        RAISE EXCEPTION '% belongs to pgmemo: only application tables can be adopted', source
+            USING ERRCODE = '22023';
+    END IF;
+
+    SELECT * INTO v_id FROM memory_private._column(source, id_column);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % has no column %', source, quote_ident(id_column)
+            USING ERRCODE = '42703';
+    END IF;
+    IF v_id.type_oid NOT IN ('bigint'::regtype, 'integer'::regtype, 'smallint'::regtype,
+        'uuid'::regtype, 'text'::regtype, 'character varying'::regtype) THEN
+        RAISE EXCEPTION 'id column %.% is %, which cannot be a pgmemo id', source,
+            quote_ident(id_column), v_id.type_name
+            USING ERRCODE = '0A000', HINT = 'Supported: bigint, integer, smallint, uuid, text, varchar.';
+    END IF;
+    IF NOT EXISTS (
+        SELECT FROM pg_catalog.pg_index AS i
+        JOIN pg_catalog.pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+        WHERE i.indrelid = source AND i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL
+          AND i.indexprs IS NULL AND a.attname = id_column
+    ) THEN
+        RAISE EXCEPTION 'id column %.% has no primary key or unique constraint of its own',
+            source, quote_ident(id_column)
+            USING ERRCODE = '0A000',
+                  HINT = 'pgmemo addresses rows by id: it must be unique (a partitioned table '
+                      || 'needs the partition key in its primary key, so adopt it by a unique id '
+                      || 'column of each row only when that column alone is unique).';
+    END IF;
+
+    SELECT * INTO v_content FROM memory_private._column(source, content_column);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % has no column %', source, quote_ident(content_column)
+            USING ERRCODE = '42703';
+    END IF;
+    IF v_content.category <> 'S' THEN
+        RAISE EXCEPTION 'content column %.% is %, not a text type', source,
+            quote_ident(content_column), v_content.type_name
+            USING ERRCODE = '0A000';
+    END IF;
+
+    SELECT * INTO v_embedding FROM memory_private._column(source, embedding_column);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % has no column %', source, quote_ident(embedding_column)
+            USING ERRCODE = '42703';
+    END IF;
+    IF v_embedding.type_oid <> 'vector'::regtype THEN
+        RAISE EXCEPTION 'embedding column %.% is %, not vector(n)', source,
+            quote_ident(embedding_column), v_embedding.type_name
+            USING ERRCODE = '0A000';
+    END IF;
+    IF v_embedding.typmod IS NULL OR v_embedding.typmod < 1 THEN
+        RAISE EXCEPTION 'embedding column %.% is vector without a dimension', source,
+            quote_ident(embedding_column)
+            USING ERRCODE = '22023',
+                  HINT = format('Give it one first: ALTER TABLE %s ALTER COLUMN %I TYPE vector(1536);',
+                      source, embedding_column);
+    END IF;
+    IF v_embedding.typmod > 2000 THEN
+        RAISE EXCEPTION 'embedding column %.% is vector(%): an HNSW index supports at most 2000 dimensions',
+            source, quote_ident(embedding_column), v_embedding.typmod
+            USING ERRCODE = '22023';
+    END IF;
+
+    SELECT d.domain INTO v_other FROM memory_private.domains AS d
+    WHERE d.source_table = source AND d.embedding_column = adopt_table.embedding_column;
+    IF FOUND THEN
+        RAISE EXCEPTION 'column %.% is already adopted by domain "%"', source,
+            quote_ident(embedding_column), v_other
+            USING ERRCODE = '42710';
+    END IF;
+
+    v_d := memory_private._adopt(domain, source, id_column, content_column, embedding_column,
+        memory_private._optional_columns(source, id_column, content_column, embedding_column),
+        distance, embedding_model, v_embedding.typmod);
+    IF create_indexes THEN
+        FOR v_helper IN SELECT * FROM memory_private._adopted_helper_indexes(v_d) AS h
+            WHERE NOT h.present
+        LOOP
+            IF to_regclass(format('%I.%I', v_schema, v_helper.index_name)) IS NOT NULL THEN
+                EXECUTE format('DROP INDEX %I.%I', v_schema, v_helper.index_name);  -- INVALID
+            END IF;
+            EXECUTE format('CREATE INDEX %I ON %s %s', v_helper.index_name,
+                memory_private._qualified(source), v_helper.definition);
+        END LOOP;
+        PERFORM memory.create_hnsw_index(domain, v_d.hnsw_m, v_d.hnsw_ef_construction);
+    END IF;
+    PERFORM memory.enqueue_missing(domain);
+END;
+$$;
+
+COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, text, boolean) IS
+'Make an existing table a pgmemo domain without copying data: id_column (bigint, integer, uuid, '
+'text or varchar; primary key or unique), content_column (text) and embedding_column '
+'(vector(n): n is the dimension) of source. memory_data.<domain>_memories becomes a view over '
+'it, so search, search_text, get, update, forget, the queue, the worker and diagnostics work '
+'unchanged; columns named metadata (jsonb), embedding_model (text), created_at and updated_at '
+'(timestamptz) are mapped too. Queue triggers go on the source (the application''s own writes '
+'are queued) and its rows without an embedding are queued now. create_indexes: build the '
+'HNSW, id-as-text and full-text indexes now (blocks writes while they build); false: build '
+'them later without blocking, with memory.concurrent_index_statements. Idempotent for the '
+'same arguments. memory.drop_domain releases the table and never drops it.';

@@ -1,0 +1,143 @@
+-- Importing memories from another store (pgmemo import-sqlite): memory.import_rows writes a
+-- batch with its own ids and timestamps, idempotently, and memory.get_many reads rows back with
+-- their embeddings so the import can be verified field by field and vector by vector.
+
+CREATE OR REPLACE FUNCTION memory.import_rows(
+    domain text,
+    ids text[],
+    contents text[],
+    metadatas jsonb[] DEFAULT NULL,
+    embeddings vector[] DEFAULT NULL,
+    created_ats timestamptz[] DEFAULT NULL,
+    updated_ats timestamptz[] DEFAULT NULL
+)
+RETURNS TABLE (inserted bigint, updated bigint, unchanged bigint)
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain(domain);
+    v_n integer := coalesce(cardinality(ids), 0);
+    v_bad record;
+    v_inserted bigint;
+    v_updated bigint;
+BEGIN
+    IF v_d.adopted THEN
+        RAISE EXCEPTION 'domain "%" is adopted: import into a domain made by memory.create_domain',
+            v_d.domain
+            USING ERRCODE = '0A000';
+    END IF;
+    IF cardinality(contents) IS DISTINCT FROM v_n
+        OR (metadatas IS NOT NULL AND cardinality(metadatas) <> v_n)
+        OR (embeddings IS NOT NULL AND cardinality(embeddings) <> v_n)
+        OR (created_ats IS NOT NULL AND cardinality(created_ats) <> v_n)
+        OR (updated_ats IS NOT NULL AND cardinality(updated_ats) <> v_n) THEN
+        RAISE EXCEPTION 'ids has % elements: contents, metadatas, embeddings, created_ats and '
+            'updated_ats must have as many (or be NULL)', v_n
+            USING ERRCODE = '2202E';
+    END IF;
+    IF v_n = 0 THEN
+        RETURN QUERY SELECT 0::bigint, 0::bigint, 0::bigint;
+        RETURN;
+    END IF;
+    SELECT u.ord INTO v_bad FROM unnest(ids, contents) WITH ORDINALITY AS u (i, c, ord)
+    WHERE u.i IS NULL OR u.c IS NULL LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'ids[%] or contents[%] is NULL', v_bad.ord, v_bad.ord USING ERRCODE = '22004';
+    END IF;
+    SELECT u.i INTO v_bad FROM unnest(ids) AS u (i) GROUP BY u.i HAVING count(*) > 1 LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'duplicate id % in ids', quote_literal(v_bad.i) USING ERRCODE = '22023';
+    END IF;
+    SELECT u.ord, jsonb_typeof(u.m) AS t INTO v_bad
+    FROM unnest(metadatas) WITH ORDINALITY AS u (m, ord)
+    WHERE u.m IS NOT NULL AND jsonb_typeof(u.m) <> 'object' LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'metadatas[%] must be a JSON object, got a JSON %', v_bad.ord, v_bad.t
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT u.ord, vector_dims(u.e) AS dims INTO v_bad
+    FROM unnest(embeddings) WITH ORDINALITY AS u (e, ord)
+    WHERE u.e IS NOT NULL AND vector_dims(u.e) <> v_d.dimension LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'embeddings[%] has % dimensions, domain "%" expects %',
+            v_bad.ord, v_bad.dims, v_d.domain, v_d.dimension
+            USING ERRCODE = '22000';
+    END IF;
+
+    -- Existing rows: written only where something differs (so a re-run changes nothing). An
+    -- embedding given replaces the stored one; none keeps it unless the content changed (then
+    -- the row is queued, like any content change).
+    EXECUTE format(
+        'UPDATE %I.%I AS t SET content = s.content, metadata = s.metadata, '
+        'embedding = coalesce(s.embedding, t.embedding), '
+        'embedding_model = CASE WHEN s.embedding IS NOT NULL THEN $7 ELSE t.embedding_model END, '
+        'created_at = coalesce(s.created_at, t.created_at) '
+        'FROM (SELECT u.id, u.content, coalesce(u.metadata, ''{}'') AS metadata, u.embedding, '
+        '      u.created_at FROM unnest($1, $2, $3, $4, $5) AS u (id, content, metadata, embedding, '
+        '      created_at)) AS s '
+        'WHERE t.id = s.id AND ((t.content, t.metadata, t.created_at) IS DISTINCT FROM '
+        '(s.content, s.metadata, coalesce(s.created_at, t.created_at)) '
+        'OR (s.embedding IS NOT NULL AND t.embedding IS DISTINCT FROM s.embedding))',
+        v_d.table_schema, v_d.table_name)
+    USING ids, contents,
+        coalesce(metadatas, array_fill(NULL::jsonb, ARRAY[v_n])),
+        coalesce(embeddings, array_fill(NULL::vector, ARRAY[v_n])),
+        coalesce(created_ats, array_fill(NULL::timestamptz, ARRAY[v_n])),
+        NULL::timestamptz[], v_d.embedding_model;
+    GET DIAGNOSTICS v_updated = ROW_COUNT;
+
+    -- New rows keep their own timestamps (updated_at defaults to created_at, then now()).
+    EXECUTE format(
+        'INSERT INTO %I.%I AS t (id, content, metadata, embedding, embedding_model, created_at, '
+        'updated_at) '
+        'SELECT u.id, u.content, coalesce(u.metadata, ''{}''), u.embedding, '
+        'CASE WHEN u.embedding IS NOT NULL THEN $7 END, coalesce(u.created_at, now()), '
+        'coalesce(u.updated_at, u.created_at, now()) '
+        'FROM unnest($1, $2, $3, $4, $5, $6) AS u (id, content, metadata, embedding, created_at, '
+        'updated_at) '
+        'ON CONFLICT (id) DO NOTHING',
+        v_d.table_schema, v_d.table_name)
+    USING ids, contents,
+        coalesce(metadatas, array_fill(NULL::jsonb, ARRAY[v_n])),
+        coalesce(embeddings, array_fill(NULL::vector, ARRAY[v_n])),
+        coalesce(created_ats, array_fill(NULL::timestamptz, ARRAY[v_n])),
+        coalesce(updated_ats, array_fill(NULL::timestamptz, ARRAY[v_n])),
+        v_d.embedding_model;
+    GET DIAGNOSTICS v_inserted = ROW_COUNT;
+    RETURN QUERY SELECT v_inserted, v_updated, v_n - v_inserted - v_updated;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.import_rows(
+    text, text[], text[], jsonb[], vector[], timestamptz[], timestamptz[]
+) IS
+'Import a batch of memories with their own ids (and optionally metadata, embeddings, '
+'created_at, updated_at; arrays of the same length as ids), in one transaction, idempotently: '
+'new ids are inserted with their timestamps, existing ones are updated only where content, '
+'metadata, created_at or a given embedding differ. Rows without an embedding are queued. '
+'Returns the counts inserted, updated and unchanged. Domains made by create_domain only.';
+
+CREATE OR REPLACE FUNCTION memory.get_many(domain text, ids text[])
+RETURNS TABLE (
+    id text, content text, metadata jsonb, embedding vector, embedding_model text,
+    created_at timestamptz, updated_at timestamptz
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain(domain);
+BEGIN
+    RETURN QUERY EXECUTE format(
+        'SELECT t.id, t.content, t.metadata, t.embedding, t.embedding_model, t.created_at, '
+        't.updated_at FROM %I.%I AS t WHERE t.id = ANY ($1) ORDER BY t.id',
+        v_d.table_schema, v_d.table_name)
+    USING ids;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.get_many(text, text[]) IS
+'Fetch memories by id with everything stored: content, metadata, the embedding itself, its '
+'model and the timestamps (ordered by id; ids that do not exist are absent). What '
+'`pgmemo import-sqlite` reads back to verify an import.';
