@@ -118,7 +118,9 @@ COMMENT ON FUNCTION memory.import_rows(
 'metadata, created_at or a given embedding differ. Rows without an embedding are queued. '
 'Returns the counts inserted, updated and unchanged. Domains made by create_domain only.';
 
-CREATE OR REPLACE FUNCTION memory.get_many(domain text, ids text[])
+CREATE OR REPLACE FUNCTION memory.get_many(
+    domain text, ids text[], with_embeddings boolean DEFAULT true
+)
 RETURNS TABLE (
     id text, content text, metadata jsonb, embedding vector, embedding_model text,
     created_at timestamptz, updated_at timestamptz
@@ -130,14 +132,15 @@ DECLARE
     v_d memory_private.domains := memory_private._domain(domain);
 BEGIN
     RETURN QUERY EXECUTE format(
-        'SELECT t.id, t.content, t.metadata, t.embedding, t.embedding_model, t.created_at, '
-        't.updated_at FROM %I.%I AS t WHERE t.id = ANY ($1) ORDER BY t.id',
+        'SELECT t.id, t.content, t.metadata, CASE WHEN $2 THEN t.embedding END, t.embedding_model, '
+        't.created_at, t.updated_at FROM %I.%I AS t WHERE t.id = ANY ($1) ORDER BY t.id',
         v_d.table_schema, v_d.table_name)
-    USING ids;
+    USING ids, coalesce(with_embeddings, true);
 END;
 $$;
 
-COMMENT ON FUNCTION memory.get_many(text, text[]) IS
-'Fetch memories by id with everything stored: content, metadata, the embedding itself, its '
-'model and the timestamps (ordered by id; ids that do not exist are absent). What '
+COMMENT ON FUNCTION memory.get_many(text, text[], boolean) IS
+'Fetch memories by id with everything stored: content, metadata, the embedding itself (NULL '
+'when with_embeddings is false, to move less data), its model and the timestamps (ordered by '
+'id; ids that do not exist are absent). What '
 '`pgmemo import-sqlite` reads back to verify an import.';

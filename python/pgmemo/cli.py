@@ -300,7 +300,8 @@ def db_url() -> None:
 def _register_optional() -> None:
     import importlib
 
-    for name in ("pgmemo.cli_worker", "pgmemo.cli_doctor", "pgmemo.cli_bench"):
+    for name in ("pgmemo.cli_worker", "pgmemo.cli_doctor", "pgmemo.cli_bench", "pgmemo.cli_import",
+                 "pgmemo.cli_adopt"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
