@@ -185,7 +185,8 @@ def load_faiss(path: Path) -> Faiss:
     if not path.exists():
         raise SourceError(f"FAISS index {path} does not exist")
     try:
-        index = faiss.downcast_index(faiss.read_index(str(path)))
+        raw = faiss.read_index(str(path))  # owns the C++ object: keep it alive below
+        index = faiss.downcast_index(raw)
     except RuntimeError as exc:
         raise SourceError(f"cannot read FAISS index {path}: {str(exc).strip().splitlines()[-1]}") from None
     ids = None
@@ -203,7 +204,9 @@ def load_faiss(path: Path) -> Faiss:
                                "embed the rows") from None
         inner.make_direct_map()
         vectors = inner.reconstruct_n(0, n)
-    return Faiss(str(path), n, int(index.d), ids, np.asarray(vectors, dtype="float32"))
+    result = Faiss(str(path), n, int(index.d), ids, np.asarray(vectors, dtype="float32"))
+    del raw
+    return result
 
 
 # -- the import -------------------------------------------------------------------------------
