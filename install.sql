@@ -1056,76 +1056,12 @@ SELECT memory_private._record_migration('R:20_write.sql', '20_write.sql', '859f1
 -- Searching: memory.search (k nearest neighbours through the HNSW index), memory.search_text
 -- (full-text fallback) and memory.search_hybrid (reciprocal rank fusion of the two).
 
--- The signatures grew (ef_search, recency and importance ranking; search_text's match): drop
--- the earlier ones so CREATE OR REPLACE does not leave a second overload behind.
-DROP FUNCTION IF EXISTS memory.search(text, vector, integer, jsonb, double precision);
-DROP FUNCTION IF EXISTS memory.search_text(text, text, integer, jsonb);
-DROP FUNCTION IF EXISTS memory.search_hybrid(
-    text, text, vector, integer, jsonb, double precision, double precision, integer
-);
-
--- Validates the memory-aware ranking knobs shared by memory.search and memory.search_hybrid.
-CREATE OR REPLACE FUNCTION memory_private._check_ranking(
-    recency_half_life interval, importance_weight double precision
-)
-RETURNS void
-LANGUAGE plpgsql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$
-BEGIN
-    IF recency_half_life IS NOT NULL AND extract(epoch FROM recency_half_life) <= 0 THEN
-        RAISE EXCEPTION 'recency_half_life must be a positive interval, got %', recency_half_life
-            USING ERRCODE = '22023';
-    END IF;
-    IF importance_weight IS NOT NULL
-        AND (importance_weight < 0 OR importance_weight > 1 OR importance_weight = 'NaN') THEN
-        RAISE EXCEPTION 'importance_weight must be between 0 and 1, got %', importance_weight
-            USING ERRCODE = '22023';
-    END IF;
-END;
-$$;
-
--- A memory's importance: metadata->>'importance' when it is a JSON number (clamped to [0, 1]);
--- 0.5 (neutral) when absent or not a number.
-CREATE OR REPLACE FUNCTION memory_private._importance(metadata jsonb)
-RETURNS double precision
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT CASE WHEN jsonb_typeof(metadata -> 'importance') = 'number'
-        THEN least(greatest((metadata ->> 'importance')::double precision, 0), 1)
-        ELSE 0.5 END
-$$;
-
--- The memory-aware score: relevance (>= 0) blended with importance, times the recency decay
--- 0.5 ^ (age / recency_half_life), age from updated_at. Either knob may be NULL (off).
-CREATE OR REPLACE FUNCTION memory_private._blend(
-    relevance double precision, metadata jsonb, updated_at timestamptz,
-    recency_half_life interval, importance_weight double precision
-)
-RETURNS double precision
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT ((1 - coalesce(importance_weight, 0)) * greatest(coalesce(relevance, 0), 0)
-            + coalesce(importance_weight, 0) * memory_private._importance(metadata))
-        * CASE WHEN recency_half_life IS NULL THEN 1
-            -- capped exponent: power() raises an underflow error below ~1e-308
-            ELSE power(0.5::double precision, least(
-                greatest(extract(epoch FROM now() - updated_at), 0)
-                / extract(epoch FROM recency_half_life), 1000)::double precision)
-        END
-$$;
-
 CREATE OR REPLACE FUNCTION memory.search(
     domain text,
     query_embedding vector,
     k integer DEFAULT 5,
     filter jsonb DEFAULT NULL,
-    min_similarity double precision DEFAULT NULL,
-    ef_search integer DEFAULT NULL,
-    recency_half_life interval DEFAULT NULL,
-    importance_weight double precision DEFAULT NULL
+    min_similarity double precision DEFAULT NULL
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, similarity double precision,
@@ -1138,10 +1074,7 @@ DECLARE
     v_d memory_private.domains := memory_private._domain(domain);
     v_old_ef text := current_setting('hnsw.ef_search', true);
     v_old_iter text := current_setting('hnsw.iterative_scan', true);
-    v_cur_ef integer := coalesce(nullif(v_old_ef, '')::integer, 40);
-    v_rerank boolean := recency_half_life IS NOT NULL OR importance_weight IS NOT NULL;
-    v_fetch integer;
-    v_ef integer;
+    v_raise_ef boolean;
     v_iterative boolean;
 BEGIN
     IF query_embedding IS NULL THEN
@@ -1150,20 +1083,11 @@ BEGIN
     PERFORM memory_private._check_embedding(v_d, query_embedding, 'query_embedding');
     PERFORM memory_private._check_k(k);
     PERFORM memory_private._check_filter(filter);
-    PERFORM memory_private._check_ranking(recency_half_life, importance_weight);
-    IF ef_search IS NOT NULL AND ef_search < 1 THEN
-        RAISE EXCEPTION 'ef_search must be positive, got %', ef_search USING ERRCODE = '22023';
-    END IF;
 
-    -- Memory-aware ranking re-ranks a larger candidate set from the index.
-    v_fetch := CASE WHEN v_rerank THEN least(greatest(4 * k, 40), 1000) ELSE k END;
-    -- ef_search is the HNSW candidate list size: the per-call value, else the session's raised
-    -- to memory_private._default_ef_search() (recall within 2% of exact search on the eval);
-    -- never below the rows wanted (or the index cannot return them), at most 1000.
-    v_ef := least(greatest(coalesce(ef_search,
-        greatest(v_cur_ef, memory_private._default_ef_search())), v_fetch), 1000);
-    IF v_ef <> v_cur_ef THEN
-        PERFORM set_config('hnsw.ef_search', v_ef::text, true);
+    -- ef_search is the HNSW candidate list size: at least k, or the index cannot return k rows.
+    v_raise_ef := coalesce(nullif(v_old_ef, '')::integer, 40) < k;
+    IF v_raise_ef THEN
+        PERFORM set_config('hnsw.ef_search', k::text, true);
     END IF;
     -- With a filter, iterative scans (pgvector >= 0.8) keep scanning until k rows match.
     v_iterative := filter IS NOT NULL AND memory_private._vector_version() >= ARRAY[0, 8, 0];
@@ -1171,22 +1095,13 @@ BEGIN
         PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true);
     END IF;
 
-    IF v_rerank THEN
-        RETURN QUERY EXECUTE format(
-            'SELECT c.* FROM (%s) AS c ORDER BY memory_private._blend(c.similarity, c.metadata, '
-            'c.updated_at, $5, $6) DESC, c.distance LIMIT $7',
-            memory_private._search_sql(v_d, filter IS NOT NULL))
-        USING query_embedding, v_fetch, filter, min_similarity, recency_half_life,
-            importance_weight, k;
-    ELSE
-        RETURN QUERY EXECUTE memory_private._search_sql(v_d, filter IS NOT NULL)
-        USING query_embedding, k, filter, min_similarity;
-    END IF;
+    RETURN QUERY EXECUTE memory_private._search_sql(v_d, filter IS NOT NULL)
+    USING query_embedding, k, filter, min_similarity;
 
     -- Put the caller's settings back: set_config(..., true) would otherwise last until the end
     -- of the caller's transaction.
-    IF v_ef <> v_cur_ef THEN
-        PERFORM set_config('hnsw.ef_search', coalesce(nullif(v_old_ef, ''), '40'), true);
+    IF v_raise_ef THEN
+        PERFORM set_config('hnsw.ef_search', coalesce(v_old_ef, '40'), true);
     END IF;
     IF v_iterative THEN
         PERFORM set_config('hnsw.iterative_scan', coalesce(nullif(v_old_iter, ''), 'off'), true);
@@ -1194,19 +1109,12 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION memory.search(
-    text, vector, integer, jsonb, double precision, integer, interval, double precision
-) IS
+COMMENT ON FUNCTION memory.search(text, vector, integer, jsonb, double precision) IS
 'The k nearest memories to query_embedding through the domain''s HNSW index, best first. '
 'filter keeps rows whose metadata @> filter (iterative index scans on pgvector >= 0.8, so k rows '
-'come back when k rows match). ef_search (HNSW candidate list, recall against speed) defaults to '
-'the session''s hnsw.ef_search raised to 100, is clamped to [k, 1000] and restored after the '
-'call. similarity: 1 - cosine distance, 1 / (1 + l2 distance), or the inner product. '
-'min_similarity drops weaker rows. Memory-aware ranking (off when both are NULL): '
-'recency_half_life halves a memory''s score per half-life of age (updated_at); '
-'importance_weight in [0, 1] blends in metadata->>''importance'' (a number in [0, 1], 0.5 when '
-'absent): score = ((1 - w) * similarity + w * importance) * 0.5 ^ (age / half-life), over '
-'max(4k, 40) index candidates; similarity stays the raw similarity. k is 1..1000.';
+'come back when k rows match); hnsw.ef_search is raised to at least k for the call. similarity: '
+'1 - cosine distance, 1 / (1 + l2 distance), or the inner product. min_similarity drops weaker '
+'rows from the k. k is 1..1000.';
 
 CREATE OR REPLACE FUNCTION memory.search_text(
     domain text,
@@ -1313,7 +1221,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'Hybrid search: weighted reciprocal rank fusion of memory.search and memory.search_text '
 '(score = vector_weight / (rrf_k + vector rank) + text_weight / (rrf_k + text rank)), over '
 'max(4k, 40) candidates from each. Either the query text or the embedding may be NULL.';
-SELECT memory_private._record_migration('R:30_search.sql', '30_search.sql', '4cf8340ff3cee8dda58837ac6642b69bbab69c9bb68f42c19e6b4c6da39094ec', 'repeatable');
+SELECT memory_private._record_migration('R:30_search.sql', '30_search.sql', 'a0683310c2aae2b89ebbb5cac498ced3f29a95ee1ad4a6d98b7614d44d13ad69', 'repeatable');
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.hnsw_build_statements).

@@ -120,3 +120,31 @@ def machine_info() -> dict:
 
 def median(xs):
     return statistics.median(xs) if xs else None
+
+
+def time_interleaved(fns: dict, n: int, warmup: int = 10) -> dict:
+    """Side by side: for each query i, every contender runs fns[name](i) once, in an order
+    rotated per query, so load drift on a shared machine hits all contenders alike.
+    Returns name -> (Timing, results)."""
+    names = list(fns)
+    for i in range(min(warmup, n)):
+        for name in names:
+            fns[name](i)
+    times = {name: [] for name in names}
+    results = {name: [] for name in names}
+    pc = time.perf_counter
+    for i in range(n):
+        rot = i % len(names)
+        for name in names[rot:] + names[:rot]:
+            t0 = pc()
+            r = fns[name](i)
+            times[name].append(pc() - t0)
+            results[name].append(r)
+    out = {}
+    for name in names:
+        ms = np.array(times[name]) * 1000
+        out[name] = (Timing(p50_ms=round(float(np.percentile(ms, 50)), 3),
+                            p99_ms=round(float(np.percentile(ms, 99)), 3),
+                            mean_ms=round(float(ms.mean()), 3),
+                            qps=round(1000 / float(ms.mean()), 1)), results[name])
+    return out

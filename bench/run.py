@@ -109,6 +109,27 @@ def copy_rows(conn: psycopg.Connection, table: str, columns: list[str], ids: lis
         cp.write(struct.pack(">h", -1))
 
 
+def search_params(conn) -> set[str]:
+    """memory.search's parameter names (the signature grows: ef_search, ranking knobs)."""
+    row = conn.execute("SELECT p.proargnames FROM pg_proc AS p WHERE p.oid ="
+                       " 'memory.search'::regproc").fetchone()
+    return set(row[0] or [])
+
+
+def ef_arg(params: set[str], ef: int | None) -> tuple[str, tuple]:
+    """The named ef_search argument when memory.search has one, else nothing (the session's
+    hnsw.ef_search applies)."""
+    if ef is not None and "ef_search" in params:
+        return ", ef_search => %s", (ef,)
+    return "", ()
+
+
+def drop_if_exists(conn, domain: str) -> None:
+    """Leftovers of an interrupted run on a --dsn database."""
+    if conn.execute("SELECT 1 FROM memory_private.domains WHERE domain = %s", (domain,)).fetchone():
+        conn.execute("SELECT memory.drop_domain(%s)", (domain,))
+
+
 def index_size(conn, table: str) -> int:
     row = conn.execute(
         "SELECT coalesce(sum(pg_relation_size(i.indexrelid)), 0) FROM pg_index AS i"
@@ -140,6 +161,7 @@ def metas_for(n: int, seed: int) -> tuple[list[bytes], dict[str, np.ndarray]]:
 
 def bulk_load_domain(conn, domain: str, ids, texts, vecs, metas, *, dim: int = DIM) -> dict:
     """create_domain, bulk_load_begin, binary COPY, bulk_load_finish: the documented fast path."""
+    drop_if_exists(conn, domain)
     conn.execute("SELECT memory.create_domain(domain => %s, dimension => %s, hnsw_m => %s,"
                  " hnsw_ef_construction => %s)", (domain, dim, HNSW_M, HNSW_EFC))
     conn.execute("SELECT memory.bulk_load_begin(domain => %s)", (domain,))
@@ -172,6 +194,11 @@ class Contenders:
         self.exact.execute("SET enable_bitmapscan = off")
         self.store = MemoryStore.connect(dsn, embedder=None)
         self.store.conn.prepare_threshold = None
+        self.params = search_params(self.sql)
+        import inspect
+
+        self.client_has_ef = "ef_search" in inspect.signature(MemoryStore.search).parameters
+        self.ef = None
         self.faiss = None
         self.faiss_build_s = None
         if vecs is not None:
@@ -189,19 +216,22 @@ class Contenders:
                 self.faiss = index
 
     def set_ef(self, ef: int) -> None:
+        self.ef = ef
         for conn in (self.sql, self.hand, self.store.conn):
             conn.execute(f"SET hnsw.ef_search = {int(ef)}")
         if self.faiss is not None:
             self.faiss.hnsw.efSearch = ef
 
-    def q_sql(self, q):
+    def q_sql(self, q, prepare=None):
+        extra, args = ef_arg(self.params, self.ef)
         rows = self.sql.execute(
-            "SELECT * FROM memory.search(domain => %s, query_embedding => %s, k => %s)",
-            (self.domain, q, K)).fetchall()
+            f"SELECT * FROM memory.search(domain => %s, query_embedding => %s, k => %s{extra})",
+            (self.domain, q, K, *args), prepare=prepare).fetchall()
         return [int(r[0]) for r in rows]
 
     def q_client(self, q):
-        return [int(r["id"]) for r in self.store.search(q, domain=self.domain, k=K)]
+        kw = {"ef_search": self.ef} if self.client_has_ef and self.ef is not None else {}
+        return [int(r["id"]) for r in self.store.search(q, domain=self.domain, k=K, **kw)]
 
     def _hand(self, conn, q):
         rows = conn.execute(
@@ -237,14 +267,14 @@ def sweep(c: Contenders, qvecs: np.ndarray, truth: np.ndarray, efs: list[int],
         out["FAISS HNSW (in process)"] = []
     for ef in efs:
         c.set_ef(ef)
-        runs = [("memory.search (SQL)", c.q_sql, qs), ("MemoryStore.search (Python)", c.q_client, qs),
-                ("hand-written pgvector query", c.q_hand, qs)]
+        fns = {"memory.search (SQL)": lambda i: c.q_sql(qs[i]),
+               "MemoryStore.search (Python)": lambda i: c.q_client(qs[i]),
+               "hand-written pgvector query": lambda i: c.q_hand(qs[i])}
         if c.faiss is not None:
-            runs.append(("FAISS HNSW (in process)", c.q_faiss, list(qvecs)))
-        for name, fn, queries in runs:
-            timing, res = lib.time_queries(fn, queries)
-            row = {"ef_search": ef, "recall": round(lib.recall(res, truth, K), 4), **vars(timing)}
-            out[name].append(row)
+            fns["FAISS HNSW (in process)"] = lambda i: c.q_faiss(qvecs[i])
+        for name, (timing, res) in lib.time_interleaved(fns, len(qs)).items():
+            out[name].append({"ef_search": ef, "recall": round(lib.recall(res, truth, K), 4),
+                              **vars(timing)})
         log(f"  ef={ef}: " + ", ".join(f"{n.split(' ')[0]} r={out[n][-1]['recall']:.3f} "
                                        f"p50={out[n][-1]['p50_ms']:.2f}ms" for n in out))
     nx = min(exact_queries, len(qs))
@@ -267,12 +297,16 @@ def overhead_breakdown(c: Contenders, qvecs: np.ndarray, ef: int) -> dict[str, A
             lambda q: conn.execute("SELECT memory_private._domain(%s)", (c.domain,)).fetchall()),
         "hand-written query": c.q_hand,
         "memory.search": c.q_sql,
+        # prepare=True: what psycopg does by itself after 5 calls (its default threshold)
+        "hand-written query, prepared": (lambda q: c.hand.execute(
+            f"SELECT id, content, metadata, 1 - (embedding <=> %(q)s) AS similarity,"
+            f" embedding <=> %(q)s AS distance, created_at, updated_at FROM {c.table}"
+            f" ORDER BY embedding <=> %(q)s LIMIT %(k)s", {"q": q, "k": K}, prepare=True).fetchall()),
+        "memory.search, prepared": (lambda q: c.q_sql(q, prepare=True)),
     }
-    out = {}
-    for _ in range(2):  # alternate twice, keep the second pass
-        for name, fn in stmts.items():
-            timing, _ = lib.time_queries(fn, qs)
-            out[name] = vars(timing)
+    res = lib.time_interleaved({name: (lambda i, fn=fn: fn(qs[i])) for name, fn in stmts.items()},
+                               len(qs))
+    out = {name: vars(t) for name, (t, _) in res.items()}
     return out
 
 
@@ -291,9 +325,10 @@ def filter_cost(c: Contenders, vecs, qvecs, masks, ef: int) -> list[dict]:
         flt = Jsonb({key: 1})
 
         def fn(q, flt=flt):
+            extra, args = ef_arg(c.params, ef)
             res = c.sql.execute(
                 "SELECT * FROM memory.search(domain => %s, query_embedding => %s, k => %s,"
-                " filter => %s)", (c.domain, q, K, flt)).fetchall()
+                f" filter => %s{extra})", (c.domain, q, K, flt, *args)).fetchall()
             return [int(r[0]) for r in res]
 
         t, res = lib.time_queries(fn, qs)
@@ -409,17 +444,23 @@ def section_segmentation(dsn, conn, s) -> dict:
     qlist = [(d, Vector(q)) for d in range(D) for q in queries[d]]
     truth_all = np.concatenate(truths)
     a = pg_connect(dsn)
-    b = pg_connect(dsn)
+    params = search_params(a)
+    cur_ef = [None]
+    modes = {"off": pg_connect(dsn), "strict_order": pg_connect(dsn),
+             "relaxed_order": pg_connect(dsn)}
+    for mode, conn_m in modes.items():
+        conn_m.execute(f"SET hnsw.iterative_scan = {mode}")
 
-    def q_domain(item):
-        d, q = item
-        rows = a.execute("SELECT * FROM memory.search(domain => %s, query_embedding => %s, k => %s)",
-                         (f"seg{d}", q, K)).fetchall()
+    def q_domain(i):
+        d, q = qlist[i]
+        extra, args = ef_arg(params, cur_ef[0])
+        rows = a.execute("SELECT * FROM memory.search(domain => %s, query_embedding => %s,"
+                         f" k => %s{extra})", (f"seg{d}", q, K, *args)).fetchall()
         return [int(r[0]) for r in rows]
 
-    def q_shared(item):
-        d, q = item
-        rows = b.execute(
+    def q_shared(i, conn_m):
+        d, q = qlist[i]
+        rows = conn_m.execute(
             "SELECT e.id, e.document, e.cmetadata, e.embedding <=> %(q)s AS distance"
             " FROM bench_langchain.langchain_pg_embedding AS e"
             " WHERE e.collection_id = %(c)s ORDER BY e.embedding <=> %(q)s LIMIT %(k)s",
@@ -432,16 +473,13 @@ def section_segmentation(dsn, conn, s) -> dict:
                            "shared": index_size(conn, "bench_langchain.langchain_pg_embedding")},
            "runs": []}
     for ef in (40, 100, 200):
-        a.execute(f"SET hnsw.ef_search = {ef}")
-        b.execute(f"SET hnsw.ef_search = {ef}")
-        for name, fn, setup in (
-                ("domain table (memory.search)", q_domain, None),
-                ("shared table, iterative scan off", q_shared, "off"),
-                ("shared table, iterative scan strict_order", q_shared, "strict_order"),
-                ("shared table, iterative scan relaxed_order", q_shared, "relaxed_order")):
-            if setup:
-                b.execute(f"SET hnsw.iterative_scan = {setup}")
-            t, res = lib.time_queries(fn, qlist)
+        cur_ef[0] = ef
+        for c_ in [a, *modes.values()]:
+            c_.execute(f"SET hnsw.ef_search = {ef}")
+        fns = {"domain table (memory.search)": q_domain}
+        for mode, conn_m in modes.items():
+            fns[f"shared table, iterative scan {mode}"] = (lambda i, cm=conn_m: q_shared(i, cm))
+        for name, (t, res) in lib.time_interleaved(fns, len(qlist)).items():
             out["runs"].append({"engine": name, "ef_search": ef,
                                 "recall": round(lib.recall(res, truth_all, K), 4),
                                 "rows_returned": round(float(np.mean([len(r) for r in res])), 2),
@@ -450,8 +488,8 @@ def section_segmentation(dsn, conn, s) -> dict:
             r = out["runs"][-1]
             log(f"  ef={ef} {name}: recall {r['recall']} rows {r['rows_returned']} p50 {r['p50_ms']}"
                 f" p99 {r['p99_ms']}")
-    a.close()
-    b.close()
+    for c_ in [a, *modes.values()]:
+        c_.close()
     conn.execute("DROP SCHEMA bench_langchain CASCADE")
     for d in range(D):
         conn.execute("SELECT memory.drop_domain(%s)", (f"seg{d}",))
@@ -473,6 +511,7 @@ def section_ingest(dsn, conn, s, data) -> dict:
     for with_index in (True, False):
         for method in ("store_many", "binary COPY"):
             dom = f"ingest_{'idx' if with_index else 'noidx'}_{'sm' if method == 'store_many' else 'copy'}"
+            drop_if_exists(conn, dom)
             conn.execute("SELECT memory.create_domain(domain => %s, dimension => %s)", (dom, DIM))
             if not with_index:
                 conn.execute("SELECT memory.bulk_load_begin(%s)", (dom,))
@@ -542,6 +581,7 @@ def section_backfill(dsn, conn, s, data) -> dict:
     for st in range(0, n, batch):
         emb.embed(texts[st:st + batch])
     embed_s = time.perf_counter() - t0
+    drop_if_exists(conn, "backfill")
     conn.execute("SELECT memory.create_domain(domain => 'backfill', dimension => %s)", (DIM,))
     store = MemoryStore.connect(dsn, embedder=None)
     for st in range(0, n, 1000):

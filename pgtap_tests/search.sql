@@ -42,7 +42,7 @@ SELECT matches(pg_temp.plan(false, NULL, 10), 'Index Scan using big_memories_hns
     'EXPLAIN of the search query shows the HNSW index');
 SELECT matches(pg_temp.plan(true, '{"pct1": true}', 10), 'Index Scan using big_memories_hnsw',
     'EXPLAIN of the filtered search query shows the HNSW index');
-SELECT matches(pg_temp.plan(false, NULL, 10), 'Sort',
+SELECT matches(pg_temp.plan(true, '{"pct1": true}', 10), 'Sort',
     'the outer query really sorts (relaxed_order rows come back strictly ordered)');
 
 SELECT is((SELECT count(*) FROM memory.search('big', pg_temp.q('r7'), 10)), 10::bigint,
