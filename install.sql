@@ -1515,18 +1515,12 @@ COMMENT ON FUNCTION memory.concurrent_index_statements(text, integer, integer) I
 'SELECT * FROM memory.concurrent_index_statements(''d'') \gexec, or pgmemo index build '
 '--concurrently d. Re-running after a failure resumes (an INVALID leftover is dropped first).';
 SELECT memory_private._record_migration('R:40_indexes.sql', '40_indexes.sql', 'd17f43fd538aecfc53316d06769817f0bb46506032c17deb92be77e003f35702', 'repeatable');
--- sql/45_adopt.sql
--- Adopted domains: memory.adopt_table puts an application's own table (with an id, a text column
--- and a vector(n) column) behind a pgmemo domain without copying a row.
---
--- How: the domain's table memory_data.<domain>_memories is a VIEW over the source table that
--- exposes the standard columns (id as text, content, embedding, embedding_model, metadata,
--- created_at, updated_at), so every memory.* function works unchanged: reads through the view
--- inline to the source (the HNSW index on the source column serves ORDER BY embedding <=> $1),
--- writes go through INSTEAD OF triggers that write the source. The queue triggers sit on the
--- source table itself (generic functions, column names in TG_ARGV, dynamic SQL over the
--- transition tables), so the application's own inserts and updates are queued too. The same
--- machinery serves the shadow domains of a re-embed (46_reembed.sql).
+-- sql/44_adopt_triggers.sql
+-- The generic trigger functions of adopted domains (45_adopt.sql) and re-embed shadows
+-- (46_reembed.sql): INSTEAD OF triggers on a domain's view that write the source table, and the
+-- queue triggers on the source table itself. Column names come in TG_ARGV, so one function
+-- serves every adopted table; dynamic SQL reads the transition tables (visible to EXECUTE
+-- inside a trigger function).
 
 -- INSTEAD OF INSERT / UPDATE / DELETE on the view. TG_ARGV: [0] source table, [1] id column,
 -- [2] id type, [3] content column, [4] embedding column, [5] metadata column ('' = none),
@@ -1697,14 +1691,29 @@ BEGIN
     RETURN NULL;
 END;
 $$;
+SELECT memory_private._record_migration('R:44_adopt_triggers.sql', '44_adopt_triggers.sql', '2de18cb58810eaabb8922e86be8a3120b6ad36c6c35eaf33cbce572f5b277d77', 'repeatable');
+-- sql/45_adopt.sql
+-- Adopted domains: memory.adopt_table puts an application's own table (with an id, a text column
+-- and a vector(n) column) behind a pgmemo domain without copying a row.
+--
+-- How: the domain's table memory_data.<domain>_memories is a VIEW over the source table that
+-- exposes the standard columns (id as text, content, embedding, embedding_model, metadata,
+-- created_at, updated_at), so every memory.* function works unchanged: reads through the view
+-- inline to the source (the HNSW index on the source column serves ORDER BY embedding <=> $1),
+-- writes go through INSTEAD OF triggers that write the source. The queue triggers sit on the
+-- source table itself (generic functions, column names in TG_ARGV, dynamic SQL over the
+-- transition tables), so the application's own inserts and updates are queued too. The same
+-- machinery serves the shadow domains of a re-embed (46_reembed.sql).
 
--- A column of rel: its type and typmod, or NULL.
+-- A column of rel: its type and typmod, or NULL. (Dropped first: an early build returned
+-- category as "char", and CREATE OR REPLACE cannot change a result type.)
+DROP FUNCTION IF EXISTS memory_private._column(regclass, name);
 CREATE OR REPLACE FUNCTION memory_private._column(rel regclass, col name)
-RETURNS TABLE (type_oid oid, type_name text, typmod integer, category "char")
+RETURNS TABLE (type_oid oid, type_name text, typmod integer, category text)
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-    SELECT a.atttypid, a.atttypid::regtype::text, a.atttypmod, t.typcategory
+    SELECT a.atttypid, a.atttypid::regtype::text, a.atttypmod, t.typcategory::text
     FROM pg_catalog.pg_attribute AS a
     JOIN pg_catalog.pg_type AS t ON t.oid = a.atttypid
     WHERE a.attrelid = rel AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped
@@ -1716,7 +1725,7 @@ $$;
 CREATE OR REPLACE FUNCTION memory_private._optional_columns(
     rel regclass, id_column name, content_column name, embedding_column name
 )
-RETURNS name []
+RETURNS name[]
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
@@ -1770,7 +1779,7 @@ $$;
 
 -- The view memory_data.<domain>_memories over an adopted domain's source, with its INSTEAD OF
 -- trigger. opt: the optional columns (see _optional_columns; [2] is the model column).
-CREATE OR REPLACE FUNCTION memory_private._adopted_view(d memory_private.domains, opt name [])
+CREATE OR REPLACE FUNCTION memory_private._adopted_view(d memory_private.domains, opt name[])
 RETURNS void
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
@@ -1808,7 +1817,7 @@ $$;
 -- model column as opt[2]).
 CREATE OR REPLACE FUNCTION memory_private._adopt(
     domain text, source regclass, id_column name, content_column name, embedding_column name,
-    opt name [], distance text, embedding_model text, dimension integer
+    opt name[], distance text, embedding_model text, dimension integer
 )
 RETURNS memory_private.domains
 LANGUAGE plpgsql
@@ -1892,7 +1901,7 @@ CREATE OR REPLACE FUNCTION memory.adopt_table(
     embedding_column name,
     distance text DEFAULT 'cosine',
     embedding_model text DEFAULT NULL,
-    create_indexes boolean DEFAULT true
+    create_indexes boolean DEFAULT TRUE
 )
 RETURNS void
 LANGUAGE plpgsql
@@ -2042,7 +2051,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'HNSW, id-as-text and full-text indexes now (blocks writes while they build); false: build '
 'them later without blocking, with memory.concurrent_index_statements. Idempotent for the '
 'same arguments. memory.drop_domain releases the table and never drops it.';
-SELECT memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '6fa194d0e8191efc66d2da1013c7aa1e38cc681cabe72e59f45b39c11169f9a5', 'repeatable');
+SELECT memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'ab3c245ea5a95d02961875b33b3d10eb3db4f6366b660a0f6bb7d2c3786ddb00', 'repeatable');
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --
@@ -2092,7 +2101,7 @@ DECLARE
     v_content name;
     v_next name;
     v_model name;
-    v_opt name [];
+    v_opt name[];
     v_s memory_private.domains;
 BEGIN
     IF memory_private._is_shadow(v_d) THEN
@@ -2328,7 +2337,7 @@ $$;
 COMMENT ON FUNCTION memory.cancel_reembed(text) IS
 'Abandon a re-embed: drop the shadow column and its index, the shadow domain''s triggers, view, '
 'jobs and registry row. The domain keeps its current embeddings throughout.';
-SELECT memory_private._record_migration('R:46_reembed.sql', '46_reembed.sql', '7ab0d4470af9d0c067c3ddae194071dc67a6ad53121e3eabd664bc825213d8fd', 'repeatable');
+SELECT memory_private._record_migration('R:46_reembed.sql', '46_reembed.sql', 'a539e3223fd46d16d89f44effe6e51619908e9d0596e400e2978be80d13adde1', 'repeatable');
 -- sql/47_import.sql
 -- Importing memories from another store (pgmemo import-sqlite): memory.import_rows writes a
 -- batch with its own ids and timestamps, idempotently, and memory.get_many reads rows back with
@@ -2451,7 +2460,7 @@ COMMENT ON FUNCTION memory.import_rows(
 'Returns the counts inserted, updated and unchanged. Domains made by create_domain only.';
 
 CREATE OR REPLACE FUNCTION memory.get_many(
-    domain text, ids text[], with_embeddings boolean DEFAULT true
+    domain text, ids text[], with_embeddings boolean DEFAULT TRUE
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, embedding vector, embedding_model text,
@@ -2476,7 +2485,7 @@ COMMENT ON FUNCTION memory.get_many(text, text[], boolean) IS
 'when with_embeddings is false, to move less data), its model and the timestamps (ordered by '
 'id; ids that do not exist are absent). What '
 '`pgmemo import-sqlite` reads back to verify an import.';
-SELECT memory_private._record_migration('R:47_import.sql', '47_import.sql', 'eb2df37c83d5aa769c5e5d0ca1ecbd76f79b54d95b29488e4b36fdc90bb2fc74', 'repeatable');
+SELECT memory_private._record_migration('R:47_import.sql', '47_import.sql', 'f040abd4e6d4f360f6dcda86f9e57ca42961ddd435592a3fa73afe03dc1cc806', 'repeatable');
 -- sql/50_queue.sql
 -- The embedding queue: workers claim jobs (FOR UPDATE SKIP LOCKED, with a lease), complete or
 -- fail them; maintenance releases expired leases and sweeps rows the triggers never saw.

@@ -46,7 +46,7 @@ DECLARE
     v_content name;
     v_next name;
     v_model name;
-    v_opt name [];
+    v_opt name[];
     v_s memory_private.domains;
 BEGIN
     IF memory_private._is_shadow(v_d) THEN

@@ -119,7 +119,7 @@ COMMENT ON FUNCTION memory.import_rows(
 'Returns the counts inserted, updated and unchanged. Domains made by create_domain only.';
 
 CREATE OR REPLACE FUNCTION memory.get_many(
-    domain text, ids text[], with_embeddings boolean DEFAULT true
+    domain text, ids text[], with_embeddings boolean DEFAULT TRUE
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, embedding vector, embedding_model text,
