@@ -1521,6 +1521,9 @@ SELECT memory_private._record_migration('R:40_indexes.sql', '40_indexes.sql', 'd
 -- queue triggers on the source table itself. Column names come in TG_ARGV, so one function
 -- serves every adopted table; dynamic SQL reads the transition tables (visible to EXECUTE
 -- inside a trigger function).
+-- The application writes its table with its own role, which has no right on memory_private:
+-- the queue triggers on the source run with definer rights (fixed search_path; EXECUTE is
+-- revoked from PUBLIC, so nobody else can attach them to a table of their own).
 
 -- INSTEAD OF INSERT / UPDATE / DELETE on the view. TG_ARGV: [0] source table, [1] id column,
 -- [2] id type, [3] content column, [4] embedding column, [5] metadata column ('' = none),
@@ -1638,6 +1641,7 @@ $$;
 CREATE OR REPLACE FUNCTION memory_private._adopted_enqueue()
 RETURNS trigger
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
 DECLARE
@@ -1682,6 +1686,7 @@ $$;
 CREATE OR REPLACE FUNCTION memory_private._adopted_dequeue()
 RETURNS trigger
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
 BEGIN
@@ -1691,7 +1696,7 @@ BEGIN
     RETURN NULL;
 END;
 $$;
-SELECT memory_private._record_migration('R:44_adopt_triggers.sql', '44_adopt_triggers.sql', '2de18cb58810eaabb8922e86be8a3120b6ad36c6c35eaf33cbce572f5b277d77', 'repeatable');
+SELECT memory_private._record_migration('R:44_adopt_triggers.sql', '44_adopt_triggers.sql', 'aa91c765595bde3116e8ab1c561800abf87d6efe158f3ef3671922f2fa619fcc', 'repeatable');
 -- sql/45_adopt.sql
 -- Adopted domains: memory.adopt_table puts an application's own table (with an id, a text column
 -- and a vector(n) column) behind a pgmemo domain without copying a row.

@@ -3,6 +3,9 @@
 -- queue triggers on the source table itself. Column names come in TG_ARGV, so one function
 -- serves every adopted table; dynamic SQL reads the transition tables (visible to EXECUTE
 -- inside a trigger function).
+-- The application writes its table with its own role, which has no right on memory_private:
+-- the queue triggers on the source run with definer rights (fixed search_path; EXECUTE is
+-- revoked from PUBLIC, so nobody else can attach them to a table of their own).
 
 -- INSTEAD OF INSERT / UPDATE / DELETE on the view. TG_ARGV: [0] source table, [1] id column,
 -- [2] id type, [3] content column, [4] embedding column, [5] metadata column ('' = none),
@@ -120,6 +123,7 @@ $$;
 CREATE OR REPLACE FUNCTION memory_private._adopted_enqueue()
 RETURNS trigger
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
 DECLARE
@@ -164,6 +168,7 @@ $$;
 CREATE OR REPLACE FUNCTION memory_private._adopted_dequeue()
 RETURNS trigger
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
 BEGIN

@@ -158,6 +158,25 @@ def test_tracker_tables_adopted_backfilled_searched_and_released(conn, dsn, prov
     assert one(conn, "SELECT embedding FROM tracker.messages WHERE id = 5").to_list() == pytest.approx(
         fake_vector("message about topic 5, edited", DIM), abs=1e-6)
 
+    # The application's own role (no right on pgmemo's schemas) writes its table: still queued.
+    role = f"app_writer_{uuid.uuid4().hex[:8]}"
+    conn.execute(f"CREATE ROLE {role}")
+    try:
+        conn.execute(f"GRANT USAGE ON SCHEMA tracker TO {role};"
+                     f" GRANT SELECT, INSERT, UPDATE, DELETE ON tracker.messages TO {role}")
+        with conn.transaction():
+            conn.execute(f"SET LOCAL ROLE {role}")
+            conn.execute("INSERT INTO tracker.messages (body) VALUES ('the app role wrote this')")
+            conn.execute("UPDATE tracker.messages SET body = 'message about topic 8, by the app' WHERE id = 8")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+            conn.execute(f"SET LOCAL ROLE {role}")
+            conn.execute("SELECT count(*) FROM memory_private.embedding_queue")
+    finally:
+        conn.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+    assert one(conn, "SELECT ready FROM memory.queue_counts('messages')") == 2
+    drain(dsn, provider, "messages")
+    assert provider.sent["the app role wrote this"] == 1
+
     # The API writes through the view: store (the table's default id), update, get, forget.
     new_id = one(conn, "SELECT memory.store('messages', 'stored through pgmemo')")
     assert new_id.isdigit() and one(conn, "SELECT body FROM tracker.messages WHERE id = %s",
