@@ -74,6 +74,9 @@ bench-full: install
 docs: $(STAMP)
 	$(PY) -m pgmemo.docs --output docs/SQL_REFERENCE.md
 
+eval: install
+	$(PY) bench/quality.py
+
 up:
 	docker compose -f docker/compose.yaml up -d --build
 
