@@ -71,14 +71,18 @@ def quick_bench(dsn: str, rows: int = 10_000, queries: int = 200, dim: int = 384
         truth = np.argsort(-sims, axis=1)[:, :k]
         qs = [Vector(q) for q in qvecs]
         out["sweep"] = []
+        import inspect
+
+        by_name = "ef_search" in inspect.signature(store.search).parameters
         for ef in efs:
             store.conn.execute(f"SET hnsw.ef_search = {int(ef)}")
+            kw = {"ef_search": ef} if by_name else {}
             for q in qs[:10]:
-                store.search(q, domain=domain, k=k)
+                store.search(q, domain=domain, k=k, **kw)
             times, hits = [], 0
             for q, want in zip(qs, truth):
                 t0 = time.perf_counter()
-                got = store.search(q, domain=domain, k=k)
+                got = store.search(q, domain=domain, k=k, **kw)
                 times.append(time.perf_counter() - t0)
                 hits += len({int(r["id"]) for r in got} & set(want.tolist()))
             ms = np.array(times) * 1000
