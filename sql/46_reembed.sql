@@ -31,8 +31,11 @@ BEGIN
 END;
 $$;
 
+-- An early build had begin_reembed(text, text, integer); create_index was added after it.
+DROP FUNCTION IF EXISTS memory.begin_reembed(text, text, integer);
+
 CREATE OR REPLACE FUNCTION memory.begin_reembed(
-    domain text, embedding_model text, dimension integer
+    domain text, embedding_model text, dimension integer, create_index boolean DEFAULT TRUE
 )
 RETURNS text
 LANGUAGE plpgsql
@@ -100,20 +103,25 @@ BEGIN
     INSERT INTO memory_private.reembeds
         (domain, shadow_domain, embedding_model, dimension, next_column, model_column)
     VALUES (v_d.domain, v_shadow, embedding_model, dimension, v_next, v_model);
-    -- The HNSW index on the shadow column: every value is NULL yet, so this is one table scan.
-    PERFORM memory.create_hnsw_index(v_shadow, v_d.hnsw_m, v_d.hnsw_ef_construction);
+    -- The HNSW index on the shadow column: every value is NULL yet, so this is one table scan
+    -- (writes wait for it; create_index => false leaves it to memory.concurrent_index_statements).
+    IF create_index THEN
+        PERFORM memory.create_hnsw_index(v_shadow, v_d.hnsw_m, v_d.hnsw_ef_construction);
+    END IF;
     PERFORM memory.enqueue_missing(v_shadow);
     RETURN v_shadow;
 END;
 $$;
 
-COMMENT ON FUNCTION memory.begin_reembed(text, text, integer) IS
+COMMENT ON FUNCTION memory.begin_reembed(text, text, integer, boolean) IS
 'Start re-embedding a domain with embedding_model and dimension, without downtime: adds a shadow '
 'column (vector(dimension), with its HNSW index) to the domain''s table, registers the shadow '
 'domain <domain>__next over it (returned) and queues every row for it. Searches keep using the '
 'current embeddings meanwhile; content changes are queued for both. Run a worker with the new '
 'model on the shadow domain (pgmemo worker --domain <shadow>; workers without --domain skip '
-'shadow jobs), watch memory.reembed_status, then memory.finish_reembed (or cancel_reembed).';
+'shadow jobs), watch memory.reembed_status, then memory.finish_reembed (or cancel_reembed). '
+'The shadow index is built at once (one scan of the table; writes wait), or with create_index => '
+'false later, without blocking: memory.concurrent_index_statements(<shadow>).';
 
 -- The body of memory.reembed_status (PL/pgSQL, so that it may read memory.embedding_coverage,
 -- created after this file; a separate function because the parameter domain and the result

@@ -141,12 +141,18 @@ def reembed() -> None:
 @click.option("--model", "embedding_model", required=True, help="The new embedding model.")
 @click.option("--dimension", type=click.IntRange(1, 2000), required=True,
               help="The new model's dimension.")
+@click.option("--concurrently", is_flag=True,
+              help="Build the shadow column's HNSW index with CREATE INDEX CONCURRENTLY "
+                   "(writes are not blocked while the table is scanned).")
 @click.pass_context
-def reembed_start(ctx: click.Context, domain: str, embedding_model: str, dimension: int) -> None:
+def reembed_start(ctx: click.Context, domain: str, embedding_model: str, dimension: int,
+                  concurrently: bool) -> None:
     """Add the shadow column and queue every row for the new model (memory.begin_reembed)."""
     with _conn(ctx) as conn:
-        shadow = conn.execute("SELECT memory.begin_reembed(%s, %s, %s) AS s",
-                              (domain, embedding_model, dimension)).fetchone()["s"]
+        shadow = conn.execute("SELECT memory.begin_reembed(%s, %s, %s, %s) AS s",
+                              (domain, embedding_model, dimension, not concurrently)).fetchone()["s"]
+        if concurrently:
+            run_concurrent_build(conn, shadow, None, None)
         status = conn.execute("SELECT * FROM memory.reembed_status(%s)", (domain,)).fetchone()
     click.echo(f"re-embedding {domain} with {embedding_model} ({dimension} dimensions): "
                f"{status['total_rows']} rows queued on shadow domain {shadow}")

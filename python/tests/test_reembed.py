@@ -142,7 +142,11 @@ def test_reembed_adopted_table_and_cancel(conn, dsn, old_provider, new_provider)
         conn.execute("SELECT memory.cancel_reembed('docs')")
 
     # Again, to the end: the adopted table's column is switched and the view follows it.
-    conn.execute("SELECT memory.begin_reembed('docs', 'new-model', %s)", (NEW,))
+    code, out = cli(dsn, "reembed", "start", "docs", "--model", "new-model", "--dimension", str(NEW),
+                    "--concurrently")
+    assert code == 0 and "CREATE INDEX CONCURRENTLY IF NOT EXISTS pgmemo_docs__next_hnsw" in out, out
+    assert conn.execute("SELECT index_name, is_valid FROM memory.vector_indexes WHERE domain = 'docs__next'"
+                        ).fetchall() == [{"index_name": "pgmemo_docs__next_hnsw", "is_valid": True}]
     conn.execute("UPDATE docs SET body = 'doc 9, edited by the app' WHERE id = 9")  # both queues
     drain(dsn, old_provider)
     drain(dsn, new_provider, "docs__next")
