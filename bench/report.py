@@ -318,3 +318,17 @@ def write_markdown(result: dict, md_path: Path, png: Path | None, notes: str | N
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     md_path.write_text(text)
+
+
+if __name__ == "__main__":
+    # Re-render BENCHMARKS.md from saved results (e.g. after editing bench/NOTES.md):
+    #   python bench/report.py bench/results/bench.json [BENCHMARKS.md]
+    import json
+    import sys
+
+    res_path = Path(sys.argv[1])
+    md = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+    result = json.loads(res_path.read_text())
+    png = res_path.with_name(f"{result['name']}_recall_latency.png")
+    write_markdown(result, md, png if png.exists() else None)
+    print(f"wrote {md}")

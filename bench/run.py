@@ -291,6 +291,19 @@ def overhead_breakdown(c: Contenders, qvecs: np.ndarray, ef: int) -> dict[str, A
     c.set_ef(ef)
     qs = [Vector(q) for q in qvecs]
     conn = c.sql
+    # The fixed cost, without the index work: the same calls on an empty domain.
+    drop_if_exists(conn, "empty")
+    conn.execute("SELECT memory.create_domain(domain => 'empty', dimension => %s)", (DIM,))
+    extra, args = ef_arg(c.params, ef)
+    stmts_empty = {
+        "memory.search, empty domain": (lambda q: conn.execute(
+            f"SELECT * FROM memory.search(domain => 'empty', query_embedding => %s, k => %s{extra})",
+            (q, K, *args)).fetchall()),
+        "hand-written query, empty table": (lambda q: c.hand.execute(
+            "SELECT id, content, metadata, 1 - (embedding <=> %(q)s) AS similarity,"
+            " embedding <=> %(q)s AS distance, created_at, updated_at FROM memory_data.empty_memories"
+            " ORDER BY embedding <=> %(q)s LIMIT %(k)s", {"q": q, "k": K}).fetchall()),
+    }
     stmts = {
         "round trip (SELECT 1)": (lambda q: conn.execute("SELECT 1").fetchall()),
         "domain lookup (memory_private._domain)": (
@@ -304,9 +317,11 @@ def overhead_breakdown(c: Contenders, qvecs: np.ndarray, ef: int) -> dict[str, A
             f" ORDER BY embedding <=> %(q)s LIMIT %(k)s", {"q": q, "k": K}, prepare=True).fetchall()),
         "memory.search, prepared": (lambda q: c.q_sql(q, prepare=True)),
     }
+    stmts.update(stmts_empty)
     res = lib.time_interleaved({name: (lambda i, fn=fn: fn(qs[i])) for name, fn in stmts.items()},
                                len(qs))
     out = {name: vars(t) for name, (t, _) in res.items()}
+    conn.execute("SELECT memory.drop_domain('empty')")
     return out
 
 
@@ -511,8 +526,10 @@ def section_ingest(dsn, conn, s, data) -> dict:
     out = {"rows": n, "runs": []}
     batch = 1000
     for with_index in (True, False):
-        for method in ("store_many", "binary COPY"):
-            dom = f"ingest_{'idx' if with_index else 'noidx'}_{'sm' if method == 'store_many' else 'copy'}"
+        methods = ("store_many", "binary COPY") if with_index else (
+            "store_many", "binary COPY", "INSERT ... SELECT unnest (no function)")
+        for method in methods:
+            dom = f"ingest_{'idx' if with_index else 'noidx'}_{method.split()[0].lower()}"
             drop_if_exists(conn, dom)
             conn.execute("SELECT memory.create_domain(domain => %s, dimension => %s)", (dom, DIM))
             if not with_index:
@@ -524,6 +541,14 @@ def section_ingest(dsn, conn, s, data) -> dict:
                     store.store_many(texts[st:st + batch], domain=dom,
                                      metadatas=[{"source": "bench"}] * len(ids[st:st + batch]),
                                      embeddings=vec_objs[st:st + batch], ids=ids[st:st + batch])
+            elif method.startswith("INSERT"):
+                for st in range(0, n, batch):
+                    conn.execute(
+                        f"INSERT INTO memory_data.{dom}_memories (id, content, metadata, embedding)"
+                        " SELECT * FROM unnest(%s::text[], %s::text[], %s::jsonb[], %b::vector[])",
+                        (ids[st:st + batch], texts[st:st + batch],
+                         [Jsonb({"source": "bench"})] * len(ids[st:st + batch]),
+                         vec_objs[st:st + batch]))
             else:
                 copy_rows(conn, f"memory_data.{dom}_memories",
                           ["id", "content", "embedding", "metadata"], ids, texts, vecs, metas_b)

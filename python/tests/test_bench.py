@@ -46,7 +46,7 @@ def test_tiny_suite_writes_results_markdown_and_plot(dsn, tmp_path, bench_run):
                for f in saved["search"]["filters"]), "filtered searches return k rows"
     engines = {r["engine"] for r in saved["segmentation"]["runs"]}
     assert "domain table (memory.search)" in engines and len(engines) == 4
-    assert {(r["method"], r["index_present"]) for r in saved["ingest"]["runs"]} == {
+    assert {(r["method"], r["index_present"]) for r in saved["ingest"]["runs"]} >= {
         ("store_many", True), ("binary COPY", True), ("store_many", False), ("binary COPY", False)}
     assert saved["backfill"]["embedded_rows"] == 40
     text = md.read_text()
