@@ -3413,7 +3413,8 @@ $$;
 
 COMMENT ON FUNCTION memory.diagnose(text) IS
 'Health checks for one domain or all: missing, duplicate, mismatched (operator class), INVALID '
-'or partition-less vector indexes; IVFFlat built on too few rows; HNSW larger than '
+'or partition-less vector indexes; an adopted table''s missing helper indexes; IVFFlat built on '
+'too few rows; HNSW larger than '
 'shared_buffers; column dimension vs registry and model; rows no job will ever embed; dead jobs, '
 'a queue that does not drain, no live worker, expired claims; missing or stale statistics; '
 'pgvector too old. One row per finding: severity (error, warning, info), check_name (stable), a '
@@ -3482,7 +3483,7 @@ COMMENT ON FUNCTION memory.explain_search(text, integer, jsonb) IS
 'same hnsw.ef_search raise and, with filter, iterative scans), with a representative query '
 'vector (an embedding of the domain, else a constant one): uses_index says whether the plan '
 'reads one of the domain''s vector indexes, index_name names it, plan is the plan.';
-SELECT memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', '713bf0f8a7e46f1eeace41bed2d2961b8f2b8738c5a0c0ba355ae3375038f252', 'repeatable');
+SELECT memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', '5f7d4c2e3c973ab451fd3c4b953e506fb1c72aaf4a58f14ac0da978b21b88a30', 'repeatable');
 -- sql/61_diagnose.sql
 -- Diagnostics, part 2: the per-domain checks behind memory.diagnose() (60_diagnostics.sql).
 -- Every failure from the incident reports, found by one call, each with a sentence and (where
@@ -3577,6 +3578,17 @@ BEGIN
                 d.distance, v_expected),
             v_hnsw_fix;
     END LOOP;
+
+    -- An adopted table without its helper indexes (create_indexes => false).
+    SELECT string_agg(h.index_name, ', ' ORDER BY h.index_name) INTO v_txt
+    FROM memory_private._adopted_helper_indexes(d) AS h WHERE NOT h.present;
+    IF v_txt IS NOT NULL THEN
+        RETURN QUERY SELECT 'warning', d.domain, 'adopted_index_missing',
+            format('Adopted table %s lacks %s: each lookup by id (every embedding job) or full-text '
+                'search reads the whole table. Build them without blocking writes: pgmemo index build '
+                '--concurrently %s.', v_rel, v_txt, d.domain),
+            NULL::text;
+    END IF;
 
     -- INVALID indexes (a failed CREATE INDEX CONCURRENTLY / REINDEX CONCURRENTLY) on the table
     -- or its partitions. Partitioned parent indexes are left to partition_missing_index.
@@ -3828,7 +3840,7 @@ BEGIN
     END IF;
 END;
 $$;
-SELECT memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', '9df286870b0eaad7346952b3239d99471a4eaf153e95df2fb30a559772d02c1c', 'repeatable');
+SELECT memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', '8e2f37a9d5f713198e3a33298208ff94ce228df3e6e32facc39bf7f071e0af18', 'repeatable');
 -- sql/70_bulk.sql
 -- Bulk loading: memory.bulk_load_begin / memory.bulk_load_finish defer a domain's secondary
 -- indexes (HNSW, GIN metadata, GIN full-text, btree updated_at) and its per-statement enqueue

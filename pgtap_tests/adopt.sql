@@ -4,7 +4,7 @@
 -- application's writes; the planner serves the search through the view from the source's HNSW
 -- index; drop_domain releases the table intact; re-embed switches one transaction at a time.
 BEGIN;
-SELECT plan(57);
+SELECT plan(58);
 
 CREATE SCHEMA app;
 CREATE TABLE app.messages (
@@ -140,6 +140,11 @@ SELECT is((SELECT string_agg(regexp_replace(s, 'pgmemo_p[0-9]+_', 'pgmemo_pN_', 
         'ALTER INDEX app.pgmemo_pN_hnsw ATTACH PARTITION app.pgmemo_pN_hnsw',
         'SELECT memory.create_hnsw_index(''parts'', m => 16, ef_construction => 64)'),
     'the HNSW plan of a two-level partitioned table');
+SELECT is((SELECT detail FROM memory.diagnose('parts') WHERE check_name = 'adopted_index_missing'),
+    'Adopted table app.parts lacks pgmemo_parts_fts, pgmemo_parts_id_text: each lookup by id (every '
+    || 'embedding job) or full-text search reads the whole table. Build them without blocking '
+    || 'writes: pgmemo index build --concurrently parts.',
+    'diagnose reports the helper indexes an adopted table lacks');
 -- The same statements without CONCURRENTLY (one transaction here) build a valid index tree.
 DO $$
 DECLARE

@@ -212,7 +212,8 @@ $$;
 
 COMMENT ON FUNCTION memory.diagnose(text) IS
 'Health checks for one domain or all: missing, duplicate, mismatched (operator class), INVALID '
-'or partition-less vector indexes; IVFFlat built on too few rows; HNSW larger than '
+'or partition-less vector indexes; an adopted table''s missing helper indexes; IVFFlat built on '
+'too few rows; HNSW larger than '
 'shared_buffers; column dimension vs registry and model; rows no job will ever embed; dead jobs, '
 'a queue that does not drain, no live worker, expired claims; missing or stale statistics; '
 'pgvector too old. One row per finding: severity (error, warning, info), check_name (stable), a '

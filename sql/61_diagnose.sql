@@ -92,6 +92,17 @@ BEGIN
             v_hnsw_fix;
     END LOOP;
 
+    -- An adopted table without its helper indexes (create_indexes => false).
+    SELECT string_agg(h.index_name, ', ' ORDER BY h.index_name) INTO v_txt
+    FROM memory_private._adopted_helper_indexes(d) AS h WHERE NOT h.present;
+    IF v_txt IS NOT NULL THEN
+        RETURN QUERY SELECT 'warning', d.domain, 'adopted_index_missing',
+            format('Adopted table %s lacks %s: each lookup by id (every embedding job) or full-text '
+                'search reads the whole table. Build them without blocking writes: pgmemo index build '
+                '--concurrently %s.', v_rel, v_txt, d.domain),
+            NULL::text;
+    END IF;
+
     -- INVALID indexes (a failed CREATE INDEX CONCURRENTLY / REINDEX CONCURRENTLY) on the table
     -- or its partitions. Partitioned parent indexes are left to partition_missing_index.
     FOR v_idx IN

@@ -184,7 +184,7 @@ def domain_list(obj: Ctx, as_json: bool) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_ctx
 def domain_drop(obj: Ctx, name: str, yes: bool) -> None:
-    """Drop domain NAME and all its memories."""
+    """Drop domain NAME and all its memories (an adopted table is released, never dropped)."""
     if not yes:
         click.confirm(f"Drop domain {name} and all its memories?", abort=True)
     obj.store(embedder=False).drop_domain(name)
