@@ -1353,8 +1353,10 @@ CREATE OR REPLACE FUNCTION memory.search_hybrid(
     query_embedding vector,
     k integer DEFAULT 5,
     filter jsonb DEFAULT NULL,
+    -- Chosen on the dev queries of bench/quality.py (sweep in BENCHMARKS.md): the text list
+    -- nudges the vector order; equal weights let weak text matches push good vector hits down.
     vector_weight double precision DEFAULT 1.0,
-    text_weight double precision DEFAULT 1.0,
+    text_weight double precision DEFAULT 0.25,
     rrf_k integer DEFAULT 60,
     ef_search integer DEFAULT NULL,
     recency_half_life interval DEFAULT NULL,
@@ -1387,7 +1389,7 @@ BEGIN
             USING ERRCODE = '22023';
     END IF;
     PERFORM memory_private._check_ranking(recency_half_life, importance_weight);
-    v_candidates := least(greatest(k * 4, 40), 1000);
+    v_candidates := least(greatest(k * 2, 20), 1000);
     RETURN QUERY
     WITH v AS (
         SELECT s.*, row_number() OVER (ORDER BY s.distance) AS r
@@ -1437,11 +1439,11 @@ COMMENT ON FUNCTION memory.search_hybrid(
 ) IS
 'Hybrid search: weighted reciprocal rank fusion of memory.search and memory.search_text '
 '(score = vector_weight / (rrf_k + vector rank) + text_weight / (rrf_k + text rank)) over '
-'max(4k, 40) candidates from each; the default weights come from bench/quality.py (see '
-'BENCHMARKS.md). Either the query text or the embedding may be NULL. ef_search is passed to '
+'max(2k, 20) candidates from each; the default weights (1.0, 0.25) come from bench/quality.py '
+'(see BENCHMARKS.md). Either the query text or the embedding may be NULL. ef_search is passed to '
 'memory.search, text_match (''all'' or ''any'') to memory.search_text. recency_half_life and '
 'importance_weight re-rank as in memory.search, on the fused score scaled to [0, 1].';
-SELECT memory_private._record_migration('R:30_search.sql', '30_search.sql', 'aab1dc42bccea09534f048bf296dba798dc8294fd83bf5ed1847dd4c861ac772', 'repeatable');
+SELECT memory_private._record_migration('R:30_search.sql', '30_search.sql', 'cf7d689ad28497f519a1b3ee83abe0f2ee916b9b668363e37463ad29c62effc8', 'repeatable');
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.hnsw_build_statements).
