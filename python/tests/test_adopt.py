@@ -277,7 +277,10 @@ def test_concurrent_hnsw_build_does_not_block_writes(conn, dsn) -> None:
         writer.close()
     assert result["cli"].exit_code == 0, result["cli"].output
     assert during >= 3, f"only {during} inserts while the index was building ({n} in all)"
-    assert max(latencies) < 1.0, max(latencies)
+    # Not blocked: the writer still runs with lock_timeout = 200ms, so an insert that waited on
+    # the build's lock would have raised LockNotAvailable. (Wall-clock latency is not asserted:
+    # on a loaded machine an insert into a table being indexed can take seconds of CPU.)
+    assert latencies
     idx = q(conn, "SELECT index_name, is_valid FROM memory.vector_indexes WHERE domain = 'live'")
     assert idx == [{"index_name": "pgmemo_live_hnsw", "is_valid": True}]
     assert {r["relname"] for r in q(conn, "SELECT c.relname FROM pg_index i JOIN pg_class c"
