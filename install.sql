@@ -1118,6 +1118,66 @@ AS $$
         END
 $$;
 
+-- The settings memory.search runs its k-NN query under (memory.explain_search uses the same):
+-- * hnsw.ef_search, the HNSW candidate list size: the per-call value, else the session's raised
+--   to memory_private._default_ef_search() (recall within 2% of exact search on the eval);
+--   never below the rows wanted (or the index cannot return them), at most 1000;
+-- * with a filter, iterative scans (pgvector >= 0.8) that keep scanning until k rows match;
+-- * enable_seqscan off: pgvector's cost estimate grows with ef_search, so on a few thousand rows
+--   the planner prefers a sequential scan and sort, measured 10x slower than the index on the
+--   eval (bench/quality.py). The index is what memory.search promises; with no usable index the
+--   planner still falls back to a scan.
+-- They are set with set_config(..., true), which would last until the end of the caller's
+-- transaction: _search_settings_begin returns what it changed (NULL elements: untouched) and
+-- _search_settings_end puts exactly that back.
+CREATE OR REPLACE FUNCTION memory_private._search_settings_begin(
+    rows_wanted integer, ef_search integer, with_filter boolean
+)
+RETURNS text[]
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_old_ef text := current_setting('hnsw.ef_search', true);
+    v_cur_ef integer := coalesce(nullif(v_old_ef, '')::integer, 40);
+    v_ef integer := least(greatest(coalesce(ef_search,
+        greatest(v_cur_ef, memory_private._default_ef_search())), rows_wanted), 1000);
+    v_saved text[] := ARRAY[NULL, NULL, NULL]::text[];
+BEGIN
+    IF v_ef <> v_cur_ef THEN
+        v_saved[1] := coalesce(nullif(v_old_ef, ''), '40');
+        PERFORM set_config('hnsw.ef_search', v_ef::text, true);
+    END IF;
+    IF with_filter AND memory_private._vector_version() >= ARRAY[0, 8, 0] THEN
+        v_saved[2] := coalesce(nullif(current_setting('hnsw.iterative_scan', true), ''), 'off');
+        PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true);
+    END IF;
+    IF current_setting('enable_seqscan') <> 'off' THEN
+        v_saved[3] := current_setting('enable_seqscan');
+        PERFORM set_config('enable_seqscan', 'off', true);
+    END IF;
+    RETURN v_saved;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION memory_private._search_settings_end(saved text[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF saved[1] IS NOT NULL THEN
+        PERFORM set_config('hnsw.ef_search', saved[1], true);
+    END IF;
+    IF saved[2] IS NOT NULL THEN
+        PERFORM set_config('hnsw.iterative_scan', saved[2], true);
+    END IF;
+    IF saved[3] IS NOT NULL THEN
+        PERFORM set_config('enable_seqscan', saved[3], true);
+    END IF;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION memory.search(
     domain text,
     query_embedding vector,
@@ -1137,14 +1197,9 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_d memory_private.domains := memory_private._domain(domain);
-    v_old_ef text := current_setting('hnsw.ef_search', true);
-    v_old_iter text := current_setting('hnsw.iterative_scan', true);
-    v_old_seqscan text := current_setting('enable_seqscan');
-    v_cur_ef integer := coalesce(nullif(v_old_ef, '')::integer, 40);
     v_rerank boolean := recency_half_life IS NOT NULL OR importance_weight IS NOT NULL;
     v_fetch integer;
-    v_ef integer;
-    v_iterative boolean;
+    v_saved text[];
 BEGIN
     IF query_embedding IS NULL THEN
         RAISE EXCEPTION 'query_embedding must not be NULL' USING ERRCODE = '22004';
@@ -1159,26 +1214,7 @@ BEGIN
 
     -- Memory-aware ranking re-ranks a larger candidate set from the index.
     v_fetch := CASE WHEN v_rerank THEN least(greatest(4 * k, 40), 1000) ELSE k END;
-    -- ef_search is the HNSW candidate list size: the per-call value, else the session's raised
-    -- to memory_private._default_ef_search() (recall within 2% of exact search on the eval);
-    -- never below the rows wanted (or the index cannot return them), at most 1000.
-    v_ef := least(greatest(coalesce(ef_search,
-        greatest(v_cur_ef, memory_private._default_ef_search())), v_fetch), 1000);
-    IF v_ef <> v_cur_ef THEN
-        PERFORM set_config('hnsw.ef_search', v_ef::text, true);
-    END IF;
-    -- With a filter, iterative scans (pgvector >= 0.8) keep scanning until k rows match.
-    v_iterative := filter IS NOT NULL AND memory_private._vector_version() >= ARRAY[0, 8, 0];
-    IF v_iterative THEN
-        PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true);
-    END IF;
-    -- pgvector's cost estimate grows with ef_search: on a few thousand rows the planner then
-    -- prefers a sequential scan and sort, measured 10x slower than the index on the eval
-    -- (bench/quality.py). The index is what this function promises; with no usable index the
-    -- planner still falls back to a scan.
-    IF v_old_seqscan <> 'off' THEN
-        PERFORM set_config('enable_seqscan', 'off', true);
-    END IF;
+    v_saved := memory_private._search_settings_begin(v_fetch, ef_search, filter IS NOT NULL);
 
     IF v_rerank THEN
         RETURN QUERY EXECUTE format(
@@ -1192,17 +1228,7 @@ BEGIN
         USING query_embedding, k, filter, min_similarity;
     END IF;
 
-    -- Put the caller's settings back: set_config(..., true) would otherwise last until the end
-    -- of the caller's transaction.
-    IF v_ef <> v_cur_ef THEN
-        PERFORM set_config('hnsw.ef_search', coalesce(nullif(v_old_ef, ''), '40'), true);
-    END IF;
-    IF v_iterative THEN
-        PERFORM set_config('hnsw.iterative_scan', coalesce(nullif(v_old_iter, ''), 'off'), true);
-    END IF;
-    IF v_old_seqscan <> 'off' THEN
-        PERFORM set_config('enable_seqscan', v_old_seqscan, true);
-    END IF;
+    PERFORM memory_private._search_settings_end(v_saved);
 END;
 $$;
 
@@ -1443,7 +1469,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 '(see BENCHMARKS.md). Either the query text or the embedding may be NULL. ef_search is passed to '
 'memory.search, text_match (''all'' or ''any'') to memory.search_text. recency_half_life and '
 'importance_weight re-rank as in memory.search, on the fused score scaled to [0, 1].';
-SELECT memory_private._record_migration('R:30_search.sql', '30_search.sql', 'cf7d689ad28497f519a1b3ee83abe0f2ee916b9b668363e37463ad29c62effc8', 'repeatable');
+SELECT memory_private._record_migration('R:30_search.sql', '30_search.sql', 'b5e682b7e055ec4de3ae7ac3ae3ee71bfde8befc43a0f8197f100801f05dbcd1', 'repeatable');
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.hnsw_build_statements).
@@ -3432,10 +3458,7 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_d memory_private.domains := memory_private._domain(domain);
-    v_old_ef text := current_setting('hnsw.ef_search', true);
-    v_old_iter text := current_setting('hnsw.iterative_scan', true);
-    v_raise_ef boolean;
-    v_iterative boolean;
+    v_saved text[];
     v_query vector;
     v_plan jsonb;
 BEGIN
@@ -3450,25 +3473,11 @@ BEGIN
     END IF;
 
     -- The same settings memory.search makes for the call.
-    v_raise_ef := coalesce(nullif(v_old_ef, '')::integer, 40) < k;
-    IF v_raise_ef THEN
-        PERFORM set_config('hnsw.ef_search', k::text, true);
-    END IF;
-    v_iterative := filter IS NOT NULL AND memory_private._vector_version() >= ARRAY[0, 8, 0];
-    IF v_iterative THEN
-        PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true);
-    END IF;
-
+    v_saved := memory_private._search_settings_begin(k, NULL, filter IS NOT NULL);
     EXECUTE 'EXPLAIN (FORMAT JSON) ' || memory_private._search_sql(v_d, filter IS NOT NULL)
     INTO v_plan
     USING v_query, k, filter, NULL::double precision;
-
-    IF v_raise_ef THEN
-        PERFORM set_config('hnsw.ef_search', coalesce(v_old_ef, '40'), true);
-    END IF;
-    IF v_iterative THEN
-        PERFORM set_config('hnsw.iterative_scan', coalesce(nullif(v_old_iter, ''), 'off'), true);
-    END IF;
+    PERFORM memory_private._search_settings_end(v_saved);
 
     -- Every "Index Name" anywhere in the plan tree that is a vector index of the domain.
     SELECT string_agg(DISTINCT n.name, ', ') INTO index_name
@@ -3482,10 +3491,10 @@ $$;
 
 COMMENT ON FUNCTION memory.explain_search(text, integer, jsonb) IS
 'EXPLAIN (FORMAT JSON) of exactly the query memory.search runs for this domain (same SQL text, '
-'same hnsw.ef_search raise and, with filter, iterative scans), with a representative query '
-'vector (an embedding of the domain, else a constant one): uses_index says whether the plan '
-'reads one of the domain''s vector indexes, index_name names it, plan is the plan.';
-SELECT memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', '5f7d4c2e3c973ab451fd3c4b953e506fb1c72aaf4a58f14ac0da978b21b88a30', 'repeatable');
+'same settings: hnsw.ef_search, enable_seqscan and, with filter, iterative scans), with a '
+'representative query vector (an embedding of the domain, else a constant one): uses_index '
+'says whether the plan reads one of the domain''s vector indexes, index_name names it, plan is the plan.';
+SELECT memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', '2e0f6cf03e784c1cd2a945e1beeaa0df413ff9b92233f18dc83ceab6b700a391', 'repeatable');
 -- sql/61_diagnose.sql
 -- Diagnostics, part 2: the per-domain checks behind memory.diagnose() (60_diagnostics.sql).
 -- Every failure from the incident reports, found by one call, each with a sentence and (where

@@ -229,10 +229,7 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_d memory_private.domains := memory_private._domain(domain);
-    v_old_ef text := current_setting('hnsw.ef_search', true);
-    v_old_iter text := current_setting('hnsw.iterative_scan', true);
-    v_raise_ef boolean;
-    v_iterative boolean;
+    v_saved text[];
     v_query vector;
     v_plan jsonb;
 BEGIN
@@ -247,25 +244,11 @@ BEGIN
     END IF;
 
     -- The same settings memory.search makes for the call.
-    v_raise_ef := coalesce(nullif(v_old_ef, '')::integer, 40) < k;
-    IF v_raise_ef THEN
-        PERFORM set_config('hnsw.ef_search', k::text, true);
-    END IF;
-    v_iterative := filter IS NOT NULL AND memory_private._vector_version() >= ARRAY[0, 8, 0];
-    IF v_iterative THEN
-        PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true);
-    END IF;
-
+    v_saved := memory_private._search_settings_begin(k, NULL, filter IS NOT NULL);
     EXECUTE 'EXPLAIN (FORMAT JSON) ' || memory_private._search_sql(v_d, filter IS NOT NULL)
     INTO v_plan
     USING v_query, k, filter, NULL::double precision;
-
-    IF v_raise_ef THEN
-        PERFORM set_config('hnsw.ef_search', coalesce(v_old_ef, '40'), true);
-    END IF;
-    IF v_iterative THEN
-        PERFORM set_config('hnsw.iterative_scan', coalesce(nullif(v_old_iter, ''), 'off'), true);
-    END IF;
+    PERFORM memory_private._search_settings_end(v_saved);
 
     -- Every "Index Name" anywhere in the plan tree that is a vector index of the domain.
     SELECT string_agg(DISTINCT n.name, ', ') INTO index_name
@@ -279,6 +262,6 @@ $$;
 
 COMMENT ON FUNCTION memory.explain_search(text, integer, jsonb) IS
 'EXPLAIN (FORMAT JSON) of exactly the query memory.search runs for this domain (same SQL text, '
-'same hnsw.ef_search raise and, with filter, iterative scans), with a representative query '
-'vector (an embedding of the domain, else a constant one): uses_index says whether the plan '
-'reads one of the domain''s vector indexes, index_name names it, plan is the plan.';
+'same settings: hnsw.ef_search, enable_seqscan and, with filter, iterative scans), with a '
+'representative query vector (an embedding of the domain, else a constant one): uses_index '
+'says whether the plan reads one of the domain''s vector indexes, index_name names it, plan is the plan.';
