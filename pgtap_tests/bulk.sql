@@ -61,7 +61,7 @@ SELECT is(
 SELECT is(current_setting('maintenance_work_mem'), '70MB', 'maintenance_work_mem restored');
 SELECT is(current_setting('max_parallel_maintenance_workers'), '0',
     'max_parallel_maintenance_workers restored');
-SELECT is((SELECT array_agg(id ORDER BY distance) FROM memory.search('bulk', '[1,0,0.1]', k => 2)),
+SELECT is((SELECT array_agg(id ORDER BY id) FROM memory.search('bulk', '[1,0,0.1]', k => 2)),
     (SELECT array_agg(id ORDER BY id) FROM memory_data.bulk_memories WHERE content IN ('a', 'c')),
     'search after the load');
 
