@@ -83,7 +83,7 @@ BEGIN
 END;
 $f$;
 
-SELECT memory_private._check_known_versions(ARRAY['0001', '0002', '0003']::text[]);
+SELECT memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004']::text[]);
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb') AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -281,6 +281,28 @@ COMMENT ON TABLE memory_private.reembeds IS
 'and the shadow column it fills.';
 SELECT memory_private._record_migration('0003', '0003_adopt_reembed.sql', 'ebf15708773efc25d1decc016b47c987bbff5e1a820f6f7dd67feb3724b705d7', 'versioned');
 \endif
+-- migrations/0004_halfvec.sql
+SELECT memory_private._migration_needed('0004', '0004_halfvec.sql', '0c766d76a73413292f09790ca236dd4af9c01a1fc7c81d0e97602736f39fc25f') AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0004_halfvec: domains may store their embeddings as halfvec (16-bit floats).
+--
+-- Why: a halfvec HNSW index is half the size of a vector one (so twice the rows fit in
+-- shared_buffers) at a recall cost measured in BENCHMARKS.md, and halfvec indexes reach 4,000
+-- dimensions where vector indexes stop at 2,000. memory.create_domain(..., embedding_type =>
+-- 'halfvec') makes such a domain; everything else (store, search, the queue) is unchanged, since
+-- pgvector casts vector to halfvec implicitly.
+
+ALTER TABLE memory_private.domains
+ADD COLUMN embedding_type text NOT NULL DEFAULT 'vector',
+ADD CONSTRAINT domains_embedding_type_check CHECK (embedding_type IN ('vector', 'halfvec'));
+
+ALTER TABLE memory_private.domains
+DROP CONSTRAINT domains_dimension_check,
+ADD CONSTRAINT domains_dimension_check CHECK (
+    dimension BETWEEN 1 AND CASE WHEN embedding_type = 'halfvec' THEN 4000 ELSE 2000 END
+);
+SELECT memory_private._record_migration('0004', '0004_halfvec.sql', '0c766d76a73413292f09790ca236dd4af9c01a1fc7c81d0e97602736f39fc25f', 'versioned');
+\endif
 SELECT memory_private._set_install_search_path();
 -- sql/00_private_helpers.sql
 -- Private helpers shared by the public API: domain lookup, argument checks and the SQL text
@@ -348,6 +370,52 @@ AS $$
         WHEN 'l2' THEN 'vector_l2_ops'
         WHEN 'inner_product' THEN 'vector_ip_ops'
     END
+$$;
+
+-- A valid embedding type and a dimension its HNSW index supports.
+CREATE OR REPLACE FUNCTION memory_private._check_dimension(embedding_type text, dimension integer)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_max integer := CASE embedding_type WHEN 'halfvec' THEN 4000 ELSE 2000 END;
+BEGIN
+    IF embedding_type IS NULL OR embedding_type NOT IN ('vector', 'halfvec') THEN
+        RAISE EXCEPTION 'unknown embedding_type %', coalesce(quote_literal(embedding_type), 'NULL')
+            USING ERRCODE = '22023',
+                  HINT = 'Use vector (32-bit floats) or halfvec (16-bit: half the index size).';
+    END IF;
+    IF dimension IS NULL OR dimension < 1 OR dimension > v_max THEN
+        RAISE EXCEPTION 'dimension must be between 1 and % (the HNSW limit for %), got %',
+            v_max, embedding_type, coalesce(dimension::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+END;
+$$;
+
+-- The operator class of a domain's HNSW index: its distance, on its embedding type
+-- (vector_cosine_ops, or halfvec_cosine_ops for a halfvec domain).
+CREATE OR REPLACE FUNCTION memory_private._opclass(d memory_private.domains)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT CASE WHEN d.embedding_type = 'halfvec'
+        THEN replace(memory_private._distance_opclass(d.distance), 'vector_', 'halfvec_')
+        ELSE memory_private._distance_opclass(d.distance)
+    END
+$$;
+
+-- The column type of a domain's embeddings, e.g. vector(768) or halfvec(1536).
+CREATE OR REPLACE FUNCTION memory_private._embedding_column_type(
+    embedding_type text, dimension integer
+)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format('%s(%s)', embedding_type, dimension)
 $$;
 
 CREATE OR REPLACE FUNCTION memory_private._check_embedding(
@@ -470,7 +538,7 @@ BEGIN
     );
 END;
 $$;
-SELECT memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', 'ab2a079edfead1f09a88bdec54d6bd3bebf0ff8965ea160552ad30bccc0ef81e', 'repeatable');
+SELECT memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', '2b3d011d5d279bbd0187e6925bdf289fa0f64fa971289bd73a1d28838d5ede83', 'repeatable');
 -- sql/01_version.sql
 -- memory.version(): what is installed, for clients that verify the schema before use.
 
@@ -580,6 +648,9 @@ BEGIN
 END;
 $$;
 
+-- embedding_type was added after 0.1's first signature: drop that one so no overload remains.
+DROP FUNCTION IF EXISTS memory.create_domain(text, integer, text, text, integer, integer, regconfig);
+
 CREATE OR REPLACE FUNCTION memory.create_domain(
     domain text,
     dimension integer DEFAULT 768,
@@ -587,7 +658,8 @@ CREATE OR REPLACE FUNCTION memory.create_domain(
     embedding_model text DEFAULT NULL,
     hnsw_m integer DEFAULT 16,
     hnsw_ef_construction integer DEFAULT 64,
-    text_config regconfig DEFAULT 'english'
+    text_config regconfig DEFAULT 'english',
+    embedding_type text DEFAULT 'vector'
 )
 RETURNS regclass
 LANGUAGE plpgsql
@@ -599,11 +671,7 @@ DECLARE
     v_regclass regclass;
 BEGIN
     PERFORM memory_private._check_domain_name(domain);
-    IF dimension IS NULL OR dimension < 1 OR dimension > 2000 THEN
-        RAISE EXCEPTION 'dimension must be between 1 and 2000 (the HNSW limit for vector), got %',
-            coalesce(dimension::text, 'NULL')
-            USING ERRCODE = '22023';
-    END IF;
+    PERFORM memory_private._check_dimension(embedding_type, dimension);
     IF distance IS NULL OR distance NOT IN ('cosine', 'l2', 'inner_product') THEN
         RAISE EXCEPTION 'unknown distance %', coalesce(quote_literal(distance), 'NULL')
             USING ERRCODE = '22023', HINT = 'Use one of: cosine, l2, inner_product.';
@@ -628,22 +696,26 @@ BEGIN
     SELECT d.* INTO v_existing FROM memory_private.domains AS d WHERE d.domain = create_domain.domain;
     IF FOUND THEN
         IF (v_existing.dimension, v_existing.distance, v_existing.embedding_model,
-            v_existing.hnsw_m, v_existing.hnsw_ef_construction, v_existing.text_config)
+            v_existing.hnsw_m, v_existing.hnsw_ef_construction, v_existing.text_config,
+            v_existing.embedding_type)
             IS NOT DISTINCT FROM
-            (dimension, distance, embedding_model, hnsw_m, hnsw_ef_construction, text_config) THEN
+            (dimension, distance, embedding_model, hnsw_m, hnsw_ef_construction, text_config,
+             embedding_type) THEN
             RETURN format('%I.%I', v_existing.table_schema, v_existing.table_name)::regclass;
         END IF;
         RAISE EXCEPTION 'domain "%" already exists with different settings', domain
             USING ERRCODE = '42710',
                   DETAIL = format(
                       'existing: dimension=%s distance=%s embedding_model=%s hnsw_m=%s '
-                      'hnsw_ef_construction=%s text_config=%s; requested: dimension=%s '
-                      'distance=%s embedding_model=%s hnsw_m=%s hnsw_ef_construction=%s text_config=%s',
+                      'hnsw_ef_construction=%s text_config=%s embedding_type=%s; requested: '
+                      'dimension=%s distance=%s embedding_model=%s hnsw_m=%s '
+                      'hnsw_ef_construction=%s text_config=%s embedding_type=%s',
                       v_existing.dimension, v_existing.distance,
                       coalesce(v_existing.embedding_model, 'NULL'), v_existing.hnsw_m,
                       v_existing.hnsw_ef_construction, v_existing.text_config,
+                      v_existing.embedding_type,
                       dimension, distance, coalesce(embedding_model, 'NULL'), hnsw_m,
-                      hnsw_ef_construction, text_config),
+                      hnsw_ef_construction, text_config, embedding_type),
                   HINT = 'Drop it first with memory.drop_domain(), or call create_domain with '
                       || 'the existing settings.';
     END IF;
@@ -657,15 +729,15 @@ BEGIN
 
     INSERT INTO memory_private.domains AS d
         (domain, table_schema, table_name, dimension, distance, embedding_model,
-         hnsw_m, hnsw_ef_construction, text_config)
+         hnsw_m, hnsw_ef_construction, text_config, embedding_type)
     VALUES (domain, 'memory_data', v_table, dimension, distance, embedding_model,
-            hnsw_m, hnsw_ef_construction, text_config);
+            hnsw_m, hnsw_ef_construction, text_config, embedding_type);
 
     EXECUTE format(
         'CREATE TABLE memory_data.%I ('
         ' id text NOT NULL DEFAULT gen_random_uuid()::text,'
         ' content text NOT NULL,'
-        ' embedding vector(%s),'
+        ' embedding %s,'
         ' embedding_model text,'
         ' metadata jsonb NOT NULL DEFAULT ''{}'','
         ' created_at timestamptz NOT NULL DEFAULT now(),'
@@ -673,8 +745,11 @@ BEGIN
         ' CONSTRAINT %I PRIMARY KEY (id),'
         ' CONSTRAINT %I CHECK (jsonb_typeof(metadata) = ''object''))',
         -- '_metadata_obj' keeps the longest name (40 + '_memories' + 13) within 63 characters.
-        v_table, dimension, v_table || '_pkey', v_table || '_metadata_obj');
+        v_table, memory_private._embedding_column_type(embedding_type, dimension),
+        v_table || '_pkey', v_table || '_metadata_obj');
     v_regclass := format('memory_data.%I', v_table)::regclass;
+    EXECUTE format('ALTER TABLE %s ALTER COLUMN embedding SET STORAGE %s', v_regclass,
+        memory_private._embedding_storage(embedding_type, dimension));
 
     EXECUTE format('COMMENT ON TABLE %s IS %L', v_regclass,
         format('pgmemo domain %s (%s dimensions, %s distance). Write through memory.store().',
@@ -702,12 +777,34 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION memory.create_domain(text, integer, text, text, integer, integer, regconfig) IS
+COMMENT ON FUNCTION memory.create_domain(
+    text, integer, text, text, integer, integer, regconfig, text
+) IS
 'Create a memory domain: the table memory_data.<domain>_memories (id, content, embedding, '
 'metadata, created_at, updated_at) with one HNSW index matching the distance, GIN indexes on '
 'metadata and full-text content, a btree on updated_at, and the embedding-queue triggers. '
 'Idempotent for identical arguments; error 42710 when the domain exists with other settings. '
-'Names match ^[a-z][a-z0-9_]{0,39}$; distance is cosine, l2 or inner_product.';
+'Names match ^[a-z][a-z0-9_]{0,39}$; distance is cosine, l2 or inner_product. embedding_type '
+'vector (default, up to 2,000 dimensions) or halfvec (16-bit floats: half the index size, up '
+'to 4,000 dimensions). Embeddings are kept inline in the row (STORAGE PLAIN) when they fit.';
+
+-- Column storage for the embedding: PLAIN (inline in the heap row, never TOASTed) when the value
+-- leaves room in an 8 kB page, else pgvector's default EXTERNAL. Inline vectors spare a TOAST
+-- fetch per row wherever the heap's embedding is read: HNSW builds, exact (sequential) search,
+-- the re-sort of filtered searches (measured in BENCHMARKS.md).
+CREATE OR REPLACE FUNCTION memory_private._embedding_storage(
+    embedding_type text, dimension integer
+)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT CASE
+        WHEN CASE embedding_type WHEN 'halfvec' THEN 2 ELSE 4 END * dimension + 8 <= 6000
+            THEN 'PLAIN'
+        ELSE 'EXTERNAL'
+    END
+$$;
 
 CREATE OR REPLACE FUNCTION memory.drop_domain(domain text)
 RETURNS void
@@ -787,7 +884,7 @@ FROM memory_private.domains AS d;
 COMMENT ON VIEW memory.domains IS
 'Registered memory domains: table, dimension, distance, embedding model, exact row count, and '
 'for adopted domains (memory.adopt_table) the application table behind the view.';
-SELECT memory_private._record_migration('R:10_domains.sql', '10_domains.sql', '839a3eb6fe6a90178eafe8ba21d8145ea33edd46887f951b1e73cee4876d1fdc', 'repeatable');
+SELECT memory_private._record_migration('R:10_domains.sql', '10_domains.sql', '44498e75d5d67eadbcee7d15fb21d9bff9b5a025e452cae21c9978d6a32e0ac2', 'repeatable');
 -- sql/20_write.sql
 -- Writing memories: memory.store, memory.store_many, memory.update, memory.forget, memory.get.
 -- Rows stored without an embedding are queued by the domain table's triggers.
@@ -1531,7 +1628,7 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_d memory_private.domains := memory_private._domain(domain);
-    v_opclass text := memory_private._distance_opclass(v_d.distance);
+    v_opclass text := memory_private._opclass(v_d);
     v_phys record := memory_private._physical(v_d);
     v_name text := memory_private._hnsw_name(v_d);
     v_options text[];
@@ -1689,7 +1786,7 @@ DECLARE
     v_phys record := memory_private._physical(v_d);
     v_m integer := coalesce(m, v_d.hnsw_m);
     v_ef integer := coalesce(ef_construction, v_d.hnsw_ef_construction);
-    v_opclass text := memory_private._distance_opclass(v_d.distance);
+    v_opclass text := memory_private._opclass(v_d);
     v_opclass_q text;
     v_options text[];
     v_name name := memory_private._hnsw_name(v_d);
@@ -1762,7 +1859,7 @@ COMMENT ON FUNCTION memory.concurrent_index_statements(text, integer, integer) I
 'cannot run inside a function or transaction, so run them one by one outside one: in psql '
 'SELECT * FROM memory.concurrent_index_statements(''d'') \gexec, or pgmemo index build '
 '--concurrently d. Re-running after a failure resumes (an INVALID leftover is dropped first).';
-SELECT memory_private._record_migration('R:40_indexes.sql', '40_indexes.sql', 'd17f43fd538aecfc53316d06769817f0bb46506032c17deb92be77e003f35702', 'repeatable');
+SELECT memory_private._record_migration('R:40_indexes.sql', '40_indexes.sql', '6157204625204391f58e242f6ae65d79f89e2b2eff631f866f55b7b023fef17e', 'repeatable');
 -- sql/44_adopt_triggers.sql
 -- The generic trigger functions of adopted domains (45_adopt.sql) and re-embed shadows
 -- (46_reembed.sql): INSTEAD OF triggers on a domain's view that write the source table, and the
@@ -2087,9 +2184,12 @@ BEGIN
     END IF;
     INSERT INTO memory_private.domains AS d
         (domain, table_schema, table_name, dimension, distance, embedding_model, adopted,
-         source_table, id_column, content_column, embedding_column)
+         source_table, id_column, content_column, embedding_column, embedding_type)
     VALUES (domain, 'memory_data', domain || '_memories', dimension, distance, embedding_model,
-            true, source, id_column, content_column, embedding_column)
+            true, source, id_column, content_column, embedding_column,
+            (SELECT t.typname FROM pg_catalog.pg_attribute AS a
+             JOIN pg_catalog.pg_type AS t ON t.oid = a.atttypid
+             WHERE a.attrelid = source AND a.attname = embedding_column))
     RETURNING d.* INTO v_d;
     PERFORM memory_private._adopted_view(v_d, opt);
 
@@ -2248,8 +2348,8 @@ BEGIN
         RAISE EXCEPTION 'table % has no column %', source, quote_ident(embedding_column)
             USING ERRCODE = '42703';
     END IF;
-    IF v_embedding.type_oid <> 'vector'::regtype THEN
-        RAISE EXCEPTION 'embedding column %.% is %, not vector(n)', source,
+    IF v_embedding.type_oid NOT IN ('vector'::regtype, 'halfvec'::regtype) THEN
+        RAISE EXCEPTION 'embedding column %.% is %, not vector(n) or halfvec(n)', source,
             quote_ident(embedding_column), v_embedding.type_name
             USING ERRCODE = '0A000';
     END IF;
@@ -2260,9 +2360,11 @@ BEGIN
                   HINT = format('Give it one first: ALTER TABLE %s ALTER COLUMN %I TYPE vector(1536);',
                       source, embedding_column);
     END IF;
-    IF v_embedding.typmod > 2000 THEN
-        RAISE EXCEPTION 'embedding column %.% is vector(%): an HNSW index supports at most 2000 dimensions',
-            source, quote_ident(embedding_column), v_embedding.typmod
+    IF v_embedding.typmod > (CASE WHEN v_embedding.type_oid = 'halfvec'::regtype THEN 4000
+        ELSE 2000 END) THEN
+        RAISE EXCEPTION 'embedding column %.% is %: too many dimensions for an HNSW index '
+            '(vector: 2000, halfvec: 4000)',
+            source, quote_ident(embedding_column), v_embedding.type_name
             USING ERRCODE = '22023';
     END IF;
 
@@ -2304,7 +2406,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'HNSW, id-as-text and full-text indexes now (blocks writes while they build); false: build '
 'them later without blocking, with memory.concurrent_index_statements. Idempotent for the '
 'same arguments. memory.drop_domain releases the table and never drops it.';
-SELECT memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'ab3c245ea5a95d02961875b33b3d10eb3db4f6366b660a0f6bb7d2c3786ddb00', 'repeatable');
+SELECT memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'a2f975418fa767d4a07065fcb5c1e91cfd38c574c1d3fb4243dd4b865376195c', 'repeatable');
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --
@@ -2364,11 +2466,7 @@ BEGIN
         RAISE EXCEPTION 'domain "%" is itself the shadow of a re-embed', v_d.domain
             USING ERRCODE = '0A000';
     END IF;
-    IF dimension IS NULL OR dimension < 1 OR dimension > 2000 THEN
-        RAISE EXCEPTION 'dimension must be between 1 and 2000 (the HNSW limit for vector), got %',
-            coalesce(dimension::text, 'NULL')
-            USING ERRCODE = '22023';
-    END IF;
+    PERFORM memory_private._check_dimension(v_d.embedding_type, dimension);
     PERFORM pg_advisory_xact_lock(hashtext('pgmemo.domain'), hashtext(v_d.domain));
     IF EXISTS (SELECT FROM memory_private.reembeds AS r WHERE r.domain = v_d.domain) THEN
         RAISE EXCEPTION 'a re-embed of domain "%" is already in progress', v_d.domain
@@ -2399,8 +2497,9 @@ BEGIN
     END IF;
 
     -- Adding a nullable column without a default is a catalog change (no table rewrite).
-    EXECUTE format('ALTER TABLE %s ADD COLUMN %I vector(%s)%s',
-        memory_private._qualified(v_phys.relation), v_next, dimension,
+    EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s%s',
+        memory_private._qualified(v_phys.relation), v_next,
+        memory_private._embedding_column_type(v_d.embedding_type, dimension),
         CASE WHEN v_model IS NOT NULL THEN format(', ADD COLUMN %I text', v_model) ELSE '' END);
     v_s := memory_private._adopt(v_shadow, v_phys.relation, v_id, v_content, v_next,
         ARRAY[v_opt[1], v_model, v_opt[3], v_opt[4]], v_d.distance, embedding_model, dimension);
@@ -2598,7 +2697,7 @@ $$;
 COMMENT ON FUNCTION memory.cancel_reembed(text) IS
 'Abandon a re-embed: drop the shadow column and its index, the shadow domain''s triggers, view, '
 'jobs and registry row. The domain keeps its current embeddings throughout.';
-SELECT memory_private._record_migration('R:46_reembed.sql', '46_reembed.sql', '121732fefc43b06398c5c4e85c809940273b309bb468c66a09b39c757269ce26', 'repeatable');
+SELECT memory_private._record_migration('R:46_reembed.sql', '46_reembed.sql', 'c2d1677431b77105a8a89ceafdda82ecd0c3cc80d56920f9af1b1b95985d4890', 'repeatable');
 -- sql/47_import.sql
 -- Importing memories from another store (pgmemo import-sqlite): memory.import_rows writes a
 -- batch with its own ids and timestamps, idempotently, and memory.get_many reads rows back with
@@ -2734,7 +2833,7 @@ DECLARE
     v_d memory_private.domains := memory_private._domain(domain);
 BEGIN
     RETURN QUERY EXECUTE format(
-        'SELECT t.id, t.content, t.metadata, CASE WHEN $2 THEN t.embedding END, t.embedding_model, '
+        'SELECT t.id, t.content, t.metadata, CASE WHEN $2 THEN t.embedding::vector END, t.embedding_model, '
         't.created_at, t.updated_at FROM %I.%I AS t WHERE t.id = ANY ($1) ORDER BY t.id',
         v_d.table_schema, v_d.table_name)
     USING ids, coalesce(with_embeddings, true);
@@ -2746,7 +2845,7 @@ COMMENT ON FUNCTION memory.get_many(text, text[], boolean) IS
 'when with_embeddings is false, to move less data), its model and the timestamps (ordered by '
 'id; ids that do not exist are absent). What '
 '`pgmemo import-sqlite` reads back to verify an import.';
-SELECT memory_private._record_migration('R:47_import.sql', '47_import.sql', 'f040abd4e6d4f360f6dcda86f9e57ca42961ddd435592a3fa73afe03dc1cc806', 'repeatable');
+SELECT memory_private._record_migration('R:47_import.sql', '47_import.sql', '9a144ddaece10b86667dcfe39bf4e254d1f2fc1c59c8beb3ca8ae8690d8eb6ae', 'repeatable');
 -- sql/50_queue.sql
 -- The embedding queue: workers claim jobs (FOR UPDATE SKIP LOCKED, with a lease), complete or
 -- fail them; maintenance releases expired leases and sweeps rows the triggers never saw.
@@ -3330,7 +3429,7 @@ SELECT
     v.is_valid,
     v.scans,
     v.table_oid::text AS table_name,
-    v.opclass = memory_private._distance_opclass(d.distance) AS matches_distance,
+    v.opclass = memory_private._opclass(d) AS matches_distance,
     v.is_partitioned
 FROM memory_private.domains AS d
 CROSS JOIN LATERAL memory_private._domain_vector_indexes(d) AS v;
@@ -3494,7 +3593,7 @@ COMMENT ON FUNCTION memory.explain_search(text, integer, jsonb) IS
 'same settings: hnsw.ef_search, enable_seqscan and, with filter, iterative scans), with a '
 'representative query vector (an embedding of the domain, else a constant one): uses_index '
 'says whether the plan reads one of the domain''s vector indexes, index_name names it, plan is the plan.';
-SELECT memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', '2e0f6cf03e784c1cd2a945e1beeaa0df413ff9b92233f18dc83ceab6b700a391', 'repeatable');
+SELECT memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', '861d30f2db2e805283bd948518cca47e0fccf847f1880f1e0f34b0ae77f0adcb', 'repeatable');
 -- sql/61_diagnose.sql
 -- Diagnostics, part 2: the per-domain checks behind memory.diagnose() (60_diagnostics.sql).
 -- Every failure from the incident reports, found by one call, each with a sentence and (where
@@ -3527,7 +3626,7 @@ DECLARE
     v_rel regclass := (memory_private._physical(d)).relation;
     v_col name := (memory_private._physical(d)).embedding_column;
     v_table text := format('%I.%I', d.table_schema, d.table_name);
-    v_expected text := memory_private._distance_opclass(d.distance);
+    v_expected text := memory_private._opclass(d);
     v_opclass_q text;
     v_hnsw_fix text := format('SELECT memory.create_hnsw_index(%L, m => %s, ef_construction => %s);',
         d.domain, d.hnsw_m, d.hnsw_ef_construction);
@@ -3851,7 +3950,7 @@ BEGIN
     END IF;
 END;
 $$;
-SELECT memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', '8e2f37a9d5f713198e3a33298208ff94ce228df3e6e32facc39bf7f071e0af18', 'repeatable');
+SELECT memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', 'e35032c6cd78b084388f59431be74140759ccdebc646f302ca6e3892624ad32c', 'repeatable');
 -- sql/70_bulk.sql
 -- Bulk loading: memory.bulk_load_begin / memory.bulk_load_finish defer a domain's secondary
 -- indexes (HNSW, GIN metadata, GIN full-text, btree updated_at) and its per-statement enqueue

@@ -44,7 +44,7 @@ SELECT throws_ok($$SELECT memory.adopt_table('m', 'app.badid', 'id', 'body', 'em
 SELECT throws_ok($$SELECT memory.adopt_table('m', 'app.badtext', 'id', 'body', 'embedding')$$,
     '0A000', 'content column app.badtext.body is integer, not a text type', 'content must be text');
 SELECT throws_ok($$SELECT memory.adopt_table('m', 'app.messages', 'id', 'body', 'created_at')$$,
-    '0A000', 'embedding column app.messages.created_at is timestamp with time zone, not vector(n)',
+    '0A000', 'embedding column app.messages.created_at is timestamp with time zone, not vector(n) or halfvec(n)',
     'the embedding column must be a vector');
 SELECT throws_ok($$SELECT memory.adopt_table('m', 'app.wide', 'id', 'body', 'embedding')$$,
     '22023', NULL, 'more than 2000 dimensions is refused (HNSW)');

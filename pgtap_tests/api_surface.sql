@@ -63,7 +63,7 @@ SELECT is_empty($$
       AND length(pg_catalog.obj_description(p.oid, 'pg_proc')) <= 30
 $$, 'the comments say something (more than 30 characters)');
 SELECT function_returns('memory', 'create_domain',
-    ARRAY['text', 'integer', 'text', 'text', 'integer', 'integer', 'regconfig'], 'regclass',
+    ARRAY['text', 'integer', 'text', 'text', 'integer', 'integer', 'regconfig', 'text'], 'regclass',
     'create_domain returns regclass');
 SELECT function_returns('memory', 'store', 'text', 'store returns the id');
 SELECT function_returns('memory', 'store_many', 'setof text', 'store_many returns SETOF text');

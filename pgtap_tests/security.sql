@@ -72,12 +72,12 @@ SELECT function_privs_are('memory', 'store', ARRAY['text', 'text', 'jsonb', 'vec
 SELECT function_privs_are('memory', 'search', ARRAY['text', 'vector', 'integer', 'jsonb', 'double precision', 'integer', 'interval', 'double precision'],
                           'memory_writer', ARRAY['EXECUTE'], 'writer may search (it is a reader)');
 SELECT function_privs_are('memory', 'create_domain',
-                          ARRAY['text', 'integer', 'text', 'text', 'integer', 'integer', 'regconfig'],
+                          ARRAY['text', 'integer', 'text', 'text', 'integer', 'integer', 'regconfig', 'text'],
                           'memory_writer', '{}'::text[], 'writer cannot create domains');
 SELECT function_privs_are('memory', 'drop_domain', ARRAY['text'], 'memory_writer', '{}'::text[],
                           'writer cannot drop domains');
 SELECT function_privs_are('memory', 'create_domain',
-                          ARRAY['text', 'integer', 'text', 'text', 'integer', 'integer', 'regconfig'],
+                          ARRAY['text', 'integer', 'text', 'text', 'integer', 'integer', 'regconfig', 'text'],
                           'memory_admin', ARRAY['EXECUTE'], 'admin may create domains');
 SELECT function_privs_are('memory', 'fail_embedding_jobs', ARRAY['bigint[]', 'text'],
                           'memory_worker', ARRAY['EXECUTE'], 'worker may fail jobs');

@@ -65,6 +65,52 @@ AS $$
     END
 $$;
 
+-- A valid embedding type and a dimension its HNSW index supports.
+CREATE OR REPLACE FUNCTION memory_private._check_dimension(embedding_type text, dimension integer)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_max integer := CASE embedding_type WHEN 'halfvec' THEN 4000 ELSE 2000 END;
+BEGIN
+    IF embedding_type IS NULL OR embedding_type NOT IN ('vector', 'halfvec') THEN
+        RAISE EXCEPTION 'unknown embedding_type %', coalesce(quote_literal(embedding_type), 'NULL')
+            USING ERRCODE = '22023',
+                  HINT = 'Use vector (32-bit floats) or halfvec (16-bit: half the index size).';
+    END IF;
+    IF dimension IS NULL OR dimension < 1 OR dimension > v_max THEN
+        RAISE EXCEPTION 'dimension must be between 1 and % (the HNSW limit for %), got %',
+            v_max, embedding_type, coalesce(dimension::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+END;
+$$;
+
+-- The operator class of a domain's HNSW index: its distance, on its embedding type
+-- (vector_cosine_ops, or halfvec_cosine_ops for a halfvec domain).
+CREATE OR REPLACE FUNCTION memory_private._opclass(d memory_private.domains)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT CASE WHEN d.embedding_type = 'halfvec'
+        THEN replace(memory_private._distance_opclass(d.distance), 'vector_', 'halfvec_')
+        ELSE memory_private._distance_opclass(d.distance)
+    END
+$$;
+
+-- The column type of a domain's embeddings, e.g. vector(768) or halfvec(1536).
+CREATE OR REPLACE FUNCTION memory_private._embedding_column_type(
+    embedding_type text, dimension integer
+)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format('%s(%s)', embedding_type, dimension)
+$$;
+
 CREATE OR REPLACE FUNCTION memory_private._check_embedding(
     d memory_private.domains, embedding vector, what text DEFAULT 'embedding'
 )

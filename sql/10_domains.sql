@@ -81,6 +81,9 @@ BEGIN
 END;
 $$;
 
+-- embedding_type was added after 0.1's first signature: drop that one so no overload remains.
+DROP FUNCTION IF EXISTS memory.create_domain(text, integer, text, text, integer, integer, regconfig);
+
 CREATE OR REPLACE FUNCTION memory.create_domain(
     domain text,
     dimension integer DEFAULT 768,
@@ -88,7 +91,8 @@ CREATE OR REPLACE FUNCTION memory.create_domain(
     embedding_model text DEFAULT NULL,
     hnsw_m integer DEFAULT 16,
     hnsw_ef_construction integer DEFAULT 64,
-    text_config regconfig DEFAULT 'english'
+    text_config regconfig DEFAULT 'english',
+    embedding_type text DEFAULT 'vector'
 )
 RETURNS regclass
 LANGUAGE plpgsql
@@ -100,11 +104,7 @@ DECLARE
     v_regclass regclass;
 BEGIN
     PERFORM memory_private._check_domain_name(domain);
-    IF dimension IS NULL OR dimension < 1 OR dimension > 2000 THEN
-        RAISE EXCEPTION 'dimension must be between 1 and 2000 (the HNSW limit for vector), got %',
-            coalesce(dimension::text, 'NULL')
-            USING ERRCODE = '22023';
-    END IF;
+    PERFORM memory_private._check_dimension(embedding_type, dimension);
     IF distance IS NULL OR distance NOT IN ('cosine', 'l2', 'inner_product') THEN
         RAISE EXCEPTION 'unknown distance %', coalesce(quote_literal(distance), 'NULL')
             USING ERRCODE = '22023', HINT = 'Use one of: cosine, l2, inner_product.';
@@ -129,22 +129,26 @@ BEGIN
     SELECT d.* INTO v_existing FROM memory_private.domains AS d WHERE d.domain = create_domain.domain;
     IF FOUND THEN
         IF (v_existing.dimension, v_existing.distance, v_existing.embedding_model,
-            v_existing.hnsw_m, v_existing.hnsw_ef_construction, v_existing.text_config)
+            v_existing.hnsw_m, v_existing.hnsw_ef_construction, v_existing.text_config,
+            v_existing.embedding_type)
             IS NOT DISTINCT FROM
-            (dimension, distance, embedding_model, hnsw_m, hnsw_ef_construction, text_config) THEN
+            (dimension, distance, embedding_model, hnsw_m, hnsw_ef_construction, text_config,
+             embedding_type) THEN
             RETURN format('%I.%I', v_existing.table_schema, v_existing.table_name)::regclass;
         END IF;
         RAISE EXCEPTION 'domain "%" already exists with different settings', domain
             USING ERRCODE = '42710',
                   DETAIL = format(
                       'existing: dimension=%s distance=%s embedding_model=%s hnsw_m=%s '
-                      'hnsw_ef_construction=%s text_config=%s; requested: dimension=%s '
-                      'distance=%s embedding_model=%s hnsw_m=%s hnsw_ef_construction=%s text_config=%s',
+                      'hnsw_ef_construction=%s text_config=%s embedding_type=%s; requested: '
+                      'dimension=%s distance=%s embedding_model=%s hnsw_m=%s '
+                      'hnsw_ef_construction=%s text_config=%s embedding_type=%s',
                       v_existing.dimension, v_existing.distance,
                       coalesce(v_existing.embedding_model, 'NULL'), v_existing.hnsw_m,
                       v_existing.hnsw_ef_construction, v_existing.text_config,
+                      v_existing.embedding_type,
                       dimension, distance, coalesce(embedding_model, 'NULL'), hnsw_m,
-                      hnsw_ef_construction, text_config),
+                      hnsw_ef_construction, text_config, embedding_type),
                   HINT = 'Drop it first with memory.drop_domain(), or call create_domain with '
                       || 'the existing settings.';
     END IF;
@@ -158,15 +162,15 @@ BEGIN
 
     INSERT INTO memory_private.domains AS d
         (domain, table_schema, table_name, dimension, distance, embedding_model,
-         hnsw_m, hnsw_ef_construction, text_config)
+         hnsw_m, hnsw_ef_construction, text_config, embedding_type)
     VALUES (domain, 'memory_data', v_table, dimension, distance, embedding_model,
-            hnsw_m, hnsw_ef_construction, text_config);
+            hnsw_m, hnsw_ef_construction, text_config, embedding_type);
 
     EXECUTE format(
         'CREATE TABLE memory_data.%I ('
         ' id text NOT NULL DEFAULT gen_random_uuid()::text,'
         ' content text NOT NULL,'
-        ' embedding vector(%s),'
+        ' embedding %s,'
         ' embedding_model text,'
         ' metadata jsonb NOT NULL DEFAULT ''{}'','
         ' created_at timestamptz NOT NULL DEFAULT now(),'
@@ -174,8 +178,11 @@ BEGIN
         ' CONSTRAINT %I PRIMARY KEY (id),'
         ' CONSTRAINT %I CHECK (jsonb_typeof(metadata) = ''object''))',
         -- '_metadata_obj' keeps the longest name (40 + '_memories' + 13) within 63 characters.
-        v_table, dimension, v_table || '_pkey', v_table || '_metadata_obj');
+        v_table, memory_private._embedding_column_type(embedding_type, dimension),
+        v_table || '_pkey', v_table || '_metadata_obj');
     v_regclass := format('memory_data.%I', v_table)::regclass;
+    EXECUTE format('ALTER TABLE %s ALTER COLUMN embedding SET STORAGE %s', v_regclass,
+        memory_private._embedding_storage(embedding_type, dimension));
 
     EXECUTE format('COMMENT ON TABLE %s IS %L', v_regclass,
         format('pgmemo domain %s (%s dimensions, %s distance). Write through memory.store().',
@@ -203,12 +210,34 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION memory.create_domain(text, integer, text, text, integer, integer, regconfig) IS
+COMMENT ON FUNCTION memory.create_domain(
+    text, integer, text, text, integer, integer, regconfig, text
+) IS
 'Create a memory domain: the table memory_data.<domain>_memories (id, content, embedding, '
 'metadata, created_at, updated_at) with one HNSW index matching the distance, GIN indexes on '
 'metadata and full-text content, a btree on updated_at, and the embedding-queue triggers. '
 'Idempotent for identical arguments; error 42710 when the domain exists with other settings. '
-'Names match ^[a-z][a-z0-9_]{0,39}$; distance is cosine, l2 or inner_product.';
+'Names match ^[a-z][a-z0-9_]{0,39}$; distance is cosine, l2 or inner_product. embedding_type '
+'vector (default, up to 2,000 dimensions) or halfvec (16-bit floats: half the index size, up '
+'to 4,000 dimensions). Embeddings are kept inline in the row (STORAGE PLAIN) when they fit.';
+
+-- Column storage for the embedding: PLAIN (inline in the heap row, never TOASTed) when the value
+-- leaves room in an 8 kB page, else pgvector's default EXTERNAL. Inline vectors spare a TOAST
+-- fetch per row wherever the heap's embedding is read: HNSW builds, exact (sequential) search,
+-- the re-sort of filtered searches (measured in BENCHMARKS.md).
+CREATE OR REPLACE FUNCTION memory_private._embedding_storage(
+    embedding_type text, dimension integer
+)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT CASE
+        WHEN CASE embedding_type WHEN 'halfvec' THEN 2 ELSE 4 END * dimension + 8 <= 6000
+            THEN 'PLAIN'
+        ELSE 'EXTERNAL'
+    END
+$$;
 
 CREATE OR REPLACE FUNCTION memory.drop_domain(domain text)
 RETURNS void

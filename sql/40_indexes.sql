@@ -58,7 +58,7 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_d memory_private.domains := memory_private._domain(domain);
-    v_opclass text := memory_private._distance_opclass(v_d.distance);
+    v_opclass text := memory_private._opclass(v_d);
     v_phys record := memory_private._physical(v_d);
     v_name text := memory_private._hnsw_name(v_d);
     v_options text[];
@@ -216,7 +216,7 @@ DECLARE
     v_phys record := memory_private._physical(v_d);
     v_m integer := coalesce(m, v_d.hnsw_m);
     v_ef integer := coalesce(ef_construction, v_d.hnsw_ef_construction);
-    v_opclass text := memory_private._distance_opclass(v_d.distance);
+    v_opclass text := memory_private._opclass(v_d);
     v_opclass_q text;
     v_options text[];
     v_name name := memory_private._hnsw_name(v_d);

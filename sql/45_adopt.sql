@@ -139,9 +139,12 @@ BEGIN
     END IF;
     INSERT INTO memory_private.domains AS d
         (domain, table_schema, table_name, dimension, distance, embedding_model, adopted,
-         source_table, id_column, content_column, embedding_column)
+         source_table, id_column, content_column, embedding_column, embedding_type)
     VALUES (domain, 'memory_data', domain || '_memories', dimension, distance, embedding_model,
-            true, source, id_column, content_column, embedding_column)
+            true, source, id_column, content_column, embedding_column,
+            (SELECT t.typname FROM pg_catalog.pg_attribute AS a
+             JOIN pg_catalog.pg_type AS t ON t.oid = a.atttypid
+             WHERE a.attrelid = source AND a.attname = embedding_column))
     RETURNING d.* INTO v_d;
     PERFORM memory_private._adopted_view(v_d, opt);
 
@@ -300,8 +303,8 @@ BEGIN
         RAISE EXCEPTION 'table % has no column %', source, quote_ident(embedding_column)
             USING ERRCODE = '42703';
     END IF;
-    IF v_embedding.type_oid <> 'vector'::regtype THEN
-        RAISE EXCEPTION 'embedding column %.% is %, not vector(n)', source,
+    IF v_embedding.type_oid NOT IN ('vector'::regtype, 'halfvec'::regtype) THEN
+        RAISE EXCEPTION 'embedding column %.% is %, not vector(n) or halfvec(n)', source,
             quote_ident(embedding_column), v_embedding.type_name
             USING ERRCODE = '0A000';
     END IF;
@@ -312,9 +315,11 @@ BEGIN
                   HINT = format('Give it one first: ALTER TABLE %s ALTER COLUMN %I TYPE vector(1536);',
                       source, embedding_column);
     END IF;
-    IF v_embedding.typmod > 2000 THEN
-        RAISE EXCEPTION 'embedding column %.% is vector(%): an HNSW index supports at most 2000 dimensions',
-            source, quote_ident(embedding_column), v_embedding.typmod
+    IF v_embedding.typmod > (CASE WHEN v_embedding.type_oid = 'halfvec'::regtype THEN 4000
+        ELSE 2000 END) THEN
+        RAISE EXCEPTION 'embedding column %.% is %: too many dimensions for an HNSW index '
+            '(vector: 2000, halfvec: 4000)',
+            source, quote_ident(embedding_column), v_embedding.type_name
             USING ERRCODE = '22023';
     END IF;
 

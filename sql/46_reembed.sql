@@ -56,11 +56,7 @@ BEGIN
         RAISE EXCEPTION 'domain "%" is itself the shadow of a re-embed', v_d.domain
             USING ERRCODE = '0A000';
     END IF;
-    IF dimension IS NULL OR dimension < 1 OR dimension > 2000 THEN
-        RAISE EXCEPTION 'dimension must be between 1 and 2000 (the HNSW limit for vector), got %',
-            coalesce(dimension::text, 'NULL')
-            USING ERRCODE = '22023';
-    END IF;
+    PERFORM memory_private._check_dimension(v_d.embedding_type, dimension);
     PERFORM pg_advisory_xact_lock(hashtext('pgmemo.domain'), hashtext(v_d.domain));
     IF EXISTS (SELECT FROM memory_private.reembeds AS r WHERE r.domain = v_d.domain) THEN
         RAISE EXCEPTION 'a re-embed of domain "%" is already in progress', v_d.domain
@@ -91,8 +87,9 @@ BEGIN
     END IF;
 
     -- Adding a nullable column without a default is a catalog change (no table rewrite).
-    EXECUTE format('ALTER TABLE %s ADD COLUMN %I vector(%s)%s',
-        memory_private._qualified(v_phys.relation), v_next, dimension,
+    EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s%s',
+        memory_private._qualified(v_phys.relation), v_next,
+        memory_private._embedding_column_type(v_d.embedding_type, dimension),
         CASE WHEN v_model IS NOT NULL THEN format(', ADD COLUMN %I text', v_model) ELSE '' END);
     v_s := memory_private._adopt(v_shadow, v_phys.relation, v_id, v_content, v_next,
         ARRAY[v_opt[1], v_model, v_opt[3], v_opt[4]], v_d.distance, embedding_model, dimension);

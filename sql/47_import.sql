@@ -132,7 +132,7 @@ DECLARE
     v_d memory_private.domains := memory_private._domain(domain);
 BEGIN
     RETURN QUERY EXECUTE format(
-        'SELECT t.id, t.content, t.metadata, CASE WHEN $2 THEN t.embedding END, t.embedding_model, '
+        'SELECT t.id, t.content, t.metadata, CASE WHEN $2 THEN t.embedding::vector END, t.embedding_model, '
         't.created_at, t.updated_at FROM %I.%I AS t WHERE t.id = ANY ($1) ORDER BY t.id',
         v_d.table_schema, v_d.table_name)
     USING ids, coalesce(with_embeddings, true);

@@ -101,7 +101,7 @@ SELECT
     v.is_valid,
     v.scans,
     v.table_oid::text AS table_name,
-    v.opclass = memory_private._distance_opclass(d.distance) AS matches_distance,
+    v.opclass = memory_private._opclass(d) AS matches_distance,
     v.is_partitioned
 FROM memory_private.domains AS d
 CROSS JOIN LATERAL memory_private._domain_vector_indexes(d) AS v;

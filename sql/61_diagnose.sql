@@ -29,7 +29,7 @@ DECLARE
     v_rel regclass := (memory_private._physical(d)).relation;
     v_col name := (memory_private._physical(d)).embedding_column;
     v_table text := format('%I.%I', d.table_schema, d.table_name);
-    v_expected text := memory_private._distance_opclass(d.distance);
+    v_expected text := memory_private._opclass(d);
     v_opclass_q text;
     v_hnsw_fix text := format('SELECT memory.create_hnsw_index(%L, m => %s, ef_construction => %s);',
         d.domain, d.hnsw_m, d.hnsw_ef_construction);

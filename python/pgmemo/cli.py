@@ -143,10 +143,13 @@ def domain() -> None:
               help="HNSW ef_construction.")
 @click.option("--text-config", default="english", show_default=True,
               help="Text search configuration for full-text search.")
+@click.option("--embedding-type", type=click.Choice(["vector", "halfvec"]), default="vector",
+              show_default=True,
+              help="halfvec stores 16-bit floats: half the index size, up to 4000 dimensions.")
 @pass_ctx
 def domain_create(obj: Ctx, name: str, dimension: int | None, distance: str,
                   embedding_model: str | None, hnsw_m: int, ef_construction: int,
-                  text_config: str) -> None:
+                  text_config: str, embedding_type: str) -> None:
     """Create domain NAME (a table memory_data.NAME_memories with its indexes)."""
     store = obj.store()
     if dimension is None or embedding_model is None:
@@ -157,8 +160,9 @@ def domain_create(obj: Ctx, name: str, dimension: int | None, distance: str,
             embedding_model = getattr(emb, "model", None)
     table = store.create_domain(name, dimension=dimension, distance=distance,
                                 embedding_model=embedding_model, hnsw_m=hnsw_m,
-                                hnsw_ef_construction=ef_construction, text_config=text_config)
-    click.echo(f"domain {name}: {table} ({dimension} dimensions, {distance})")
+                                hnsw_ef_construction=ef_construction, text_config=text_config,
+                                embedding_type=embedding_type)
+    click.echo(f"domain {name}: {table} ({dimension} dimensions, {embedding_type}, {distance})")
 
 
 @domain.command("list")

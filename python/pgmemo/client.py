@@ -190,11 +190,13 @@ class MemoryStore:
 
     def create_domain(self, domain: str | None = None, dimension: int = 768, distance: str = "cosine",
                       embedding_model: str | None = None, hnsw_m: int = 16,
-                      hnsw_ef_construction: int = 64, text_config: str = "english") -> str:
+                      hnsw_ef_construction: int = 64, text_config: str = "english",
+                      embedding_type: str = "vector") -> str:
+        """embedding_type: 'vector' (32-bit floats) or 'halfvec' (16-bit: half the index size)."""
         return str(self._value(
-            "SELECT memory.create_domain(%s, %s, %s, %s, %s, %s, %s::regconfig)::text",
+            "SELECT memory.create_domain(%s, %s, %s, %s, %s, %s, %s::regconfig, %s)::text",
             (self._domain(domain), dimension, distance, embedding_model, hnsw_m,
-             hnsw_ef_construction, text_config)))
+             hnsw_ef_construction, text_config, embedding_type)))
 
     def drop_domain(self, domain: str) -> None:
         self.conn.execute("SELECT memory.drop_domain(%s)", (domain,))
