@@ -955,6 +955,41 @@ COMMENT ON FUNCTION memory.store(text, text, jsonb, vector, text) IS
 'embedding given is stored, otherwise the old one is kept only when the content is unchanged. '
 'Without an embedding the row is queued for the embedding workers.';
 
+-- The per-row arrays of memory.store_many and memory.import_rows: every metadata a JSON object,
+-- every embedding of the domain's dimension (NULL elements allowed), no id twice.
+CREATE OR REPLACE FUNCTION memory_private._check_rows(
+    d memory_private.domains, metadatas jsonb[], embeddings vector[], ids text[]
+)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_bad record;
+BEGIN
+    SELECT u.ord, jsonb_typeof(u.m) AS t INTO v_bad
+    FROM unnest(metadatas) WITH ORDINALITY AS u (m, ord)
+    WHERE u.m IS NOT NULL AND jsonb_typeof(u.m) <> 'object' LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'metadatas[%] must be a JSON object, got a JSON %', v_bad.ord, v_bad.t
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT u.ord, vector_dims(u.e) AS dims INTO v_bad
+    FROM unnest(embeddings) WITH ORDINALITY AS u (e, ord)
+    WHERE u.e IS NOT NULL AND vector_dims(u.e) <> d.dimension LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'embeddings[%] has % dimensions, domain "%" expects %',
+            v_bad.ord, v_bad.dims, d.domain, d.dimension
+            USING ERRCODE = '22000';
+    END IF;
+    SELECT u.i INTO v_bad FROM unnest(ids) AS u (i) WHERE u.i IS NOT NULL
+    GROUP BY u.i HAVING count(*) > 1 LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'duplicate id % in ids', quote_literal(v_bad.i) USING ERRCODE = '22023';
+    END IF;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION memory.store_many(
     domain text,
     contents text[],
@@ -994,30 +1029,11 @@ BEGIN
     IF FOUND THEN
         RAISE EXCEPTION 'contents[%] is NULL', v_bad.ord USING ERRCODE = '22004';
     END IF;
-    SELECT u.ord, jsonb_typeof(u.m) AS t INTO v_bad
-    FROM unnest(metadatas) WITH ORDINALITY AS u (m, ord)
-    WHERE u.m IS NOT NULL AND jsonb_typeof(u.m) <> 'object' LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'metadatas[%] must be a JSON object, got a JSON %', v_bad.ord, v_bad.t
-            USING ERRCODE = '22023';
-    END IF;
-    SELECT u.ord, vector_dims(u.e) AS dims INTO v_bad
-    FROM unnest(embeddings) WITH ORDINALITY AS u (e, ord)
-    WHERE u.e IS NOT NULL AND vector_dims(u.e) <> v_d.dimension LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'embeddings[%] has % dimensions, domain "%" expects %',
-            v_bad.ord, v_bad.dims, v_d.domain, v_d.dimension
-            USING ERRCODE = '22000';
-    END IF;
+    PERFORM memory_private._check_rows(v_d, metadatas, embeddings, ids);
 
     IF v_d.adopted THEN
         -- A view over the application's table: its ids come from the table (a bigint identity,
         -- say), and upserts go row by row through memory.store.
-        SELECT u.i INTO v_bad FROM unnest(ids) AS u (i) WHERE u.i IS NOT NULL
-        GROUP BY u.i HAVING count(*) > 1 LIMIT 1;
-        IF FOUND THEN
-            RAISE EXCEPTION 'duplicate id % in ids', quote_literal(v_bad.i) USING ERRCODE = '22023';
-        END IF;
         FOR v_i IN 1 .. v_n LOOP
             RETURN NEXT memory.store(v_d.domain, contents[v_i], coalesce(metadatas[v_i], '{}'),
                 embeddings[v_i], ids[v_i]);
@@ -1028,10 +1044,6 @@ BEGIN
     -- Ids are decided here so they can be returned in input order.
     SELECT array_agg(coalesce(ids[u.ord], gen_random_uuid()::text) ORDER BY u.ord) INTO v_ids
     FROM generate_subscripts(contents, 1) AS u (ord);
-    SELECT u.i INTO v_bad FROM unnest(v_ids) AS u (i) GROUP BY u.i HAVING count(*) > 1 LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'duplicate id % in ids', quote_literal(v_bad.i) USING ERRCODE = '22023';
-    END IF;
 
     EXECUTE format(
         'INSERT INTO %I.%I AS t (id, content, metadata, embedding, embedding_model) '
@@ -1148,7 +1160,7 @@ $$;
 COMMENT ON FUNCTION memory.get(text, text) IS
 'Fetch one memory by id: content, metadata, whether it has an embedding, timestamps. '
 'No row when the id does not exist.';
-SELECT memory_private._record_migration('R:20_write.sql', '20_write.sql', '859f184e675fef075a285b145a6293c3d5259ec37d772384ff24adccff39f5dc', 'repeatable');
+SELECT memory_private._record_migration('R:20_write.sql', '20_write.sql', 'c4289623471c8466a1a14f409510dc9433a8e0883c6a800efb3c4f25b18c8a99', 'repeatable');
 -- sql/30_search.sql
 -- Searching: memory.search (k nearest neighbours through the HNSW index), memory.search_text
 -- (full-text, typed queries) and memory.search_hybrid (weighted reciprocal rank fusion of the
@@ -2746,25 +2758,12 @@ BEGIN
     IF FOUND THEN
         RAISE EXCEPTION 'ids[%] or contents[%] is NULL', v_bad.ord, v_bad.ord USING ERRCODE = '22004';
     END IF;
-    SELECT u.i INTO v_bad FROM unnest(ids) AS u (i) GROUP BY u.i HAVING count(*) > 1 LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'duplicate id % in ids', quote_literal(v_bad.i) USING ERRCODE = '22023';
-    END IF;
-    SELECT u.ord, jsonb_typeof(u.m) AS t INTO v_bad
-    FROM unnest(metadatas) WITH ORDINALITY AS u (m, ord)
-    WHERE u.m IS NOT NULL AND jsonb_typeof(u.m) <> 'object' LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'metadatas[%] must be a JSON object, got a JSON %', v_bad.ord, v_bad.t
-            USING ERRCODE = '22023';
-    END IF;
-    SELECT u.ord, vector_dims(u.e) AS dims INTO v_bad
-    FROM unnest(embeddings) WITH ORDINALITY AS u (e, ord)
-    WHERE u.e IS NOT NULL AND vector_dims(u.e) <> v_d.dimension LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'embeddings[%] has % dimensions, domain "%" expects %',
-            v_bad.ord, v_bad.dims, v_d.domain, v_d.dimension
-            USING ERRCODE = '22000';
-    END IF;
+    PERFORM memory_private._check_rows(v_d, metadatas, embeddings, ids);
+    -- The optional arrays as arrays of NULLs, so both statements below unnest them alike.
+    metadatas := coalesce(metadatas, array_fill(NULL::jsonb, ARRAY[v_n]));
+    embeddings := coalesce(embeddings, array_fill(NULL::vector, ARRAY[v_n]));
+    created_ats := coalesce(created_ats, array_fill(NULL::timestamptz, ARRAY[v_n]));
+    updated_ats := coalesce(updated_ats, array_fill(NULL::timestamptz, ARRAY[v_n]));
 
     -- Existing rows: written only where something differs (so a re-run changes nothing). An
     -- embedding given replaces the stored one; none keeps it unless the content changed (then
@@ -2781,11 +2780,7 @@ BEGIN
         '(s.content, s.metadata, coalesce(s.created_at, t.created_at)) '
         'OR (s.embedding IS NOT NULL AND t.embedding IS DISTINCT FROM s.embedding))',
         v_d.table_schema, v_d.table_name)
-    USING ids, contents,
-        coalesce(metadatas, array_fill(NULL::jsonb, ARRAY[v_n])),
-        coalesce(embeddings, array_fill(NULL::vector, ARRAY[v_n])),
-        coalesce(created_ats, array_fill(NULL::timestamptz, ARRAY[v_n])),
-        NULL::timestamptz[], v_d.embedding_model;
+    USING ids, contents, metadatas, embeddings, created_ats, updated_ats, v_d.embedding_model;
     GET DIAGNOSTICS v_updated = ROW_COUNT;
 
     -- New rows keep their own timestamps (updated_at defaults to created_at, then now()).
@@ -2799,12 +2794,7 @@ BEGIN
         'updated_at) '
         'ON CONFLICT (id) DO NOTHING',
         v_d.table_schema, v_d.table_name)
-    USING ids, contents,
-        coalesce(metadatas, array_fill(NULL::jsonb, ARRAY[v_n])),
-        coalesce(embeddings, array_fill(NULL::vector, ARRAY[v_n])),
-        coalesce(created_ats, array_fill(NULL::timestamptz, ARRAY[v_n])),
-        coalesce(updated_ats, array_fill(NULL::timestamptz, ARRAY[v_n])),
-        v_d.embedding_model;
+    USING ids, contents, metadatas, embeddings, created_ats, updated_ats, v_d.embedding_model;
     GET DIAGNOSTICS v_inserted = ROW_COUNT;
     RETURN QUERY SELECT v_inserted, v_updated, v_n - v_inserted - v_updated;
 END;
@@ -2845,7 +2835,7 @@ COMMENT ON FUNCTION memory.get_many(text, text[], boolean) IS
 'when with_embeddings is false, to move less data), its model and the timestamps (ordered by '
 'id; ids that do not exist are absent). What '
 '`pgmemo import-sqlite` reads back to verify an import.';
-SELECT memory_private._record_migration('R:47_import.sql', '47_import.sql', '9a144ddaece10b86667dcfe39bf4e254d1f2fc1c59c8beb3ca8ae8690d8eb6ae', 'repeatable');
+SELECT memory_private._record_migration('R:47_import.sql', '47_import.sql', '76d12c3f604bcca60c941dc54970a02c906fb37664f82e660b2c469fd574cc3c', 'repeatable');
 -- sql/50_queue.sql
 -- The embedding queue: workers claim jobs (FOR UPDATE SKIP LOCKED, with a lease), complete or
 -- fail them; maintenance releases expired leases and sweeps rows the triggers never saw.

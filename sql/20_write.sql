@@ -67,6 +67,41 @@ COMMENT ON FUNCTION memory.store(text, text, jsonb, vector, text) IS
 'embedding given is stored, otherwise the old one is kept only when the content is unchanged. '
 'Without an embedding the row is queued for the embedding workers.';
 
+-- The per-row arrays of memory.store_many and memory.import_rows: every metadata a JSON object,
+-- every embedding of the domain's dimension (NULL elements allowed), no id twice.
+CREATE OR REPLACE FUNCTION memory_private._check_rows(
+    d memory_private.domains, metadatas jsonb[], embeddings vector[], ids text[]
+)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_bad record;
+BEGIN
+    SELECT u.ord, jsonb_typeof(u.m) AS t INTO v_bad
+    FROM unnest(metadatas) WITH ORDINALITY AS u (m, ord)
+    WHERE u.m IS NOT NULL AND jsonb_typeof(u.m) <> 'object' LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'metadatas[%] must be a JSON object, got a JSON %', v_bad.ord, v_bad.t
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT u.ord, vector_dims(u.e) AS dims INTO v_bad
+    FROM unnest(embeddings) WITH ORDINALITY AS u (e, ord)
+    WHERE u.e IS NOT NULL AND vector_dims(u.e) <> d.dimension LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'embeddings[%] has % dimensions, domain "%" expects %',
+            v_bad.ord, v_bad.dims, d.domain, d.dimension
+            USING ERRCODE = '22000';
+    END IF;
+    SELECT u.i INTO v_bad FROM unnest(ids) AS u (i) WHERE u.i IS NOT NULL
+    GROUP BY u.i HAVING count(*) > 1 LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'duplicate id % in ids', quote_literal(v_bad.i) USING ERRCODE = '22023';
+    END IF;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION memory.store_many(
     domain text,
     contents text[],
@@ -106,30 +141,11 @@ BEGIN
     IF FOUND THEN
         RAISE EXCEPTION 'contents[%] is NULL', v_bad.ord USING ERRCODE = '22004';
     END IF;
-    SELECT u.ord, jsonb_typeof(u.m) AS t INTO v_bad
-    FROM unnest(metadatas) WITH ORDINALITY AS u (m, ord)
-    WHERE u.m IS NOT NULL AND jsonb_typeof(u.m) <> 'object' LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'metadatas[%] must be a JSON object, got a JSON %', v_bad.ord, v_bad.t
-            USING ERRCODE = '22023';
-    END IF;
-    SELECT u.ord, vector_dims(u.e) AS dims INTO v_bad
-    FROM unnest(embeddings) WITH ORDINALITY AS u (e, ord)
-    WHERE u.e IS NOT NULL AND vector_dims(u.e) <> v_d.dimension LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'embeddings[%] has % dimensions, domain "%" expects %',
-            v_bad.ord, v_bad.dims, v_d.domain, v_d.dimension
-            USING ERRCODE = '22000';
-    END IF;
+    PERFORM memory_private._check_rows(v_d, metadatas, embeddings, ids);
 
     IF v_d.adopted THEN
         -- A view over the application's table: its ids come from the table (a bigint identity,
         -- say), and upserts go row by row through memory.store.
-        SELECT u.i INTO v_bad FROM unnest(ids) AS u (i) WHERE u.i IS NOT NULL
-        GROUP BY u.i HAVING count(*) > 1 LIMIT 1;
-        IF FOUND THEN
-            RAISE EXCEPTION 'duplicate id % in ids', quote_literal(v_bad.i) USING ERRCODE = '22023';
-        END IF;
         FOR v_i IN 1 .. v_n LOOP
             RETURN NEXT memory.store(v_d.domain, contents[v_i], coalesce(metadatas[v_i], '{}'),
                 embeddings[v_i], ids[v_i]);
@@ -140,10 +156,6 @@ BEGIN
     -- Ids are decided here so they can be returned in input order.
     SELECT array_agg(coalesce(ids[u.ord], gen_random_uuid()::text) ORDER BY u.ord) INTO v_ids
     FROM generate_subscripts(contents, 1) AS u (ord);
-    SELECT u.i INTO v_bad FROM unnest(v_ids) AS u (i) GROUP BY u.i HAVING count(*) > 1 LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'duplicate id % in ids', quote_literal(v_bad.i) USING ERRCODE = '22023';
-    END IF;
 
     EXECUTE format(
         'INSERT INTO %I.%I AS t (id, content, metadata, embedding, embedding_model) '

@@ -45,25 +45,12 @@ BEGIN
     IF FOUND THEN
         RAISE EXCEPTION 'ids[%] or contents[%] is NULL', v_bad.ord, v_bad.ord USING ERRCODE = '22004';
     END IF;
-    SELECT u.i INTO v_bad FROM unnest(ids) AS u (i) GROUP BY u.i HAVING count(*) > 1 LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'duplicate id % in ids', quote_literal(v_bad.i) USING ERRCODE = '22023';
-    END IF;
-    SELECT u.ord, jsonb_typeof(u.m) AS t INTO v_bad
-    FROM unnest(metadatas) WITH ORDINALITY AS u (m, ord)
-    WHERE u.m IS NOT NULL AND jsonb_typeof(u.m) <> 'object' LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'metadatas[%] must be a JSON object, got a JSON %', v_bad.ord, v_bad.t
-            USING ERRCODE = '22023';
-    END IF;
-    SELECT u.ord, vector_dims(u.e) AS dims INTO v_bad
-    FROM unnest(embeddings) WITH ORDINALITY AS u (e, ord)
-    WHERE u.e IS NOT NULL AND vector_dims(u.e) <> v_d.dimension LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'embeddings[%] has % dimensions, domain "%" expects %',
-            v_bad.ord, v_bad.dims, v_d.domain, v_d.dimension
-            USING ERRCODE = '22000';
-    END IF;
+    PERFORM memory_private._check_rows(v_d, metadatas, embeddings, ids);
+    -- The optional arrays as arrays of NULLs, so both statements below unnest them alike.
+    metadatas := coalesce(metadatas, array_fill(NULL::jsonb, ARRAY[v_n]));
+    embeddings := coalesce(embeddings, array_fill(NULL::vector, ARRAY[v_n]));
+    created_ats := coalesce(created_ats, array_fill(NULL::timestamptz, ARRAY[v_n]));
+    updated_ats := coalesce(updated_ats, array_fill(NULL::timestamptz, ARRAY[v_n]));
 
     -- Existing rows: written only where something differs (so a re-run changes nothing). An
     -- embedding given replaces the stored one; none keeps it unless the content changed (then
@@ -80,11 +67,7 @@ BEGIN
         '(s.content, s.metadata, coalesce(s.created_at, t.created_at)) '
         'OR (s.embedding IS NOT NULL AND t.embedding IS DISTINCT FROM s.embedding))',
         v_d.table_schema, v_d.table_name)
-    USING ids, contents,
-        coalesce(metadatas, array_fill(NULL::jsonb, ARRAY[v_n])),
-        coalesce(embeddings, array_fill(NULL::vector, ARRAY[v_n])),
-        coalesce(created_ats, array_fill(NULL::timestamptz, ARRAY[v_n])),
-        NULL::timestamptz[], v_d.embedding_model;
+    USING ids, contents, metadatas, embeddings, created_ats, updated_ats, v_d.embedding_model;
     GET DIAGNOSTICS v_updated = ROW_COUNT;
 
     -- New rows keep their own timestamps (updated_at defaults to created_at, then now()).
@@ -98,12 +81,7 @@ BEGIN
         'updated_at) '
         'ON CONFLICT (id) DO NOTHING',
         v_d.table_schema, v_d.table_name)
-    USING ids, contents,
-        coalesce(metadatas, array_fill(NULL::jsonb, ARRAY[v_n])),
-        coalesce(embeddings, array_fill(NULL::vector, ARRAY[v_n])),
-        coalesce(created_ats, array_fill(NULL::timestamptz, ARRAY[v_n])),
-        coalesce(updated_ats, array_fill(NULL::timestamptz, ARRAY[v_n])),
-        v_d.embedding_model;
+    USING ids, contents, metadatas, embeddings, created_ats, updated_ats, v_d.embedding_model;
     GET DIAGNOSTICS v_inserted = ROW_COUNT;
     RETURN QUERY SELECT v_inserted, v_updated, v_n - v_inserted - v_updated;
 END;
