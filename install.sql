@@ -347,6 +347,19 @@ BEGIN
 END;
 $$;
 
+CREATE OR REPLACE FUNCTION memory_private._check_distance(distance text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF distance IS NULL OR distance NOT IN ('cosine', 'l2', 'inner_product') THEN
+        RAISE EXCEPTION 'unknown distance %', coalesce(quote_literal(distance), 'NULL')
+            USING ERRCODE = '22023', HINT = 'Use one of: cosine, l2, inner_product.';
+    END IF;
+END;
+$$;
+
 -- Operator, opclass and similarity expression for each distance.
 CREATE OR REPLACE FUNCTION memory_private._distance_operator(distance text)
 RETURNS text
@@ -538,7 +551,7 @@ BEGIN
     );
 END;
 $$;
-SELECT memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', '2b3d011d5d279bbd0187e6925bdf289fa0f64fa971289bd73a1d28838d5ede83', 'repeatable');
+SELECT memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', 'b55560b1eb4d0746e8fef6f3a88230727253978cc60f5a61cd2ec89f07473c92', 'repeatable');
 -- sql/01_version.sql
 -- memory.version(): what is installed, for clients that verify the schema before use.
 
@@ -672,10 +685,7 @@ DECLARE
 BEGIN
     PERFORM memory_private._check_domain_name(domain);
     PERFORM memory_private._check_dimension(embedding_type, dimension);
-    IF distance IS NULL OR distance NOT IN ('cosine', 'l2', 'inner_product') THEN
-        RAISE EXCEPTION 'unknown distance %', coalesce(quote_literal(distance), 'NULL')
-            USING ERRCODE = '22023', HINT = 'Use one of: cosine, l2, inner_product.';
-    END IF;
+    PERFORM memory_private._check_distance(distance);
     IF hnsw_m IS NULL OR hnsw_m < 2 OR hnsw_m > 100 THEN
         RAISE EXCEPTION 'hnsw_m must be between 2 and 100, got %', coalesce(hnsw_m::text, 'NULL')
             USING ERRCODE = '22023';
@@ -884,7 +894,7 @@ FROM memory_private.domains AS d;
 COMMENT ON VIEW memory.domains IS
 'Registered memory domains: table, dimension, distance, embedding model, exact row count, and '
 'for adopted domains (memory.adopt_table) the application table behind the view.';
-SELECT memory_private._record_migration('R:10_domains.sql', '10_domains.sql', '44498e75d5d67eadbcee7d15fb21d9bff9b5a025e452cae21c9978d6a32e0ac2', 'repeatable');
+SELECT memory_private._record_migration('R:10_domains.sql', '10_domains.sql', '626014adf842d79280b6ae3a53b733518ec17d581bc12414a7e0d0762073c852', 'repeatable');
 -- sql/20_write.sql
 -- Writing memories: memory.store, memory.store_many, memory.update, memory.forget, memory.get.
 -- Rows stored without an embedding are queued by the domain table's triggers.
@@ -2288,10 +2298,7 @@ BEGIN
         RAISE EXCEPTION 'source, id_column, content_column and embedding_column must not be NULL'
             USING ERRCODE = '22004';
     END IF;
-    IF distance IS NULL OR distance NOT IN ('cosine', 'l2', 'inner_product') THEN
-        RAISE EXCEPTION 'unknown distance %', coalesce(quote_literal(distance), 'NULL')
-            USING ERRCODE = '22023', HINT = 'Use one of: cosine, l2, inner_product.';
-    END IF;
+    PERFORM memory_private._check_distance(distance);
     PERFORM pg_advisory_xact_lock(hashtext('pgmemo.domain'), hashtext(domain));
 
     SELECT d.* INTO v_existing FROM memory_private.domains AS d WHERE d.domain = adopt_table.domain;
@@ -2418,7 +2425,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'HNSW, id-as-text and full-text indexes now (blocks writes while they build); false: build '
 'them later without blocking, with memory.concurrent_index_statements. Idempotent for the '
 'same arguments. memory.drop_domain releases the table and never drops it.';
-SELECT memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'a2f975418fa767d4a07065fcb5c1e91cfd38c574c1d3fb4243dd4b865376195c', 'repeatable');
+SELECT memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'f4e3e900b6909653d64d615f71e806b5f92edd410648aefcca40b67279964754', 'repeatable');
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --

@@ -40,6 +40,19 @@ BEGIN
 END;
 $$;
 
+CREATE OR REPLACE FUNCTION memory_private._check_distance(distance text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF distance IS NULL OR distance NOT IN ('cosine', 'l2', 'inner_product') THEN
+        RAISE EXCEPTION 'unknown distance %', coalesce(quote_literal(distance), 'NULL')
+            USING ERRCODE = '22023', HINT = 'Use one of: cosine, l2, inner_product.';
+    END IF;
+END;
+$$;
+
 -- Operator, opclass and similarity expression for each distance.
 CREATE OR REPLACE FUNCTION memory_private._distance_operator(distance text)
 RETURNS text

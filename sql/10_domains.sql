@@ -105,10 +105,7 @@ DECLARE
 BEGIN
     PERFORM memory_private._check_domain_name(domain);
     PERFORM memory_private._check_dimension(embedding_type, dimension);
-    IF distance IS NULL OR distance NOT IN ('cosine', 'l2', 'inner_product') THEN
-        RAISE EXCEPTION 'unknown distance %', coalesce(quote_literal(distance), 'NULL')
-            USING ERRCODE = '22023', HINT = 'Use one of: cosine, l2, inner_product.';
-    END IF;
+    PERFORM memory_private._check_distance(distance);
     IF hnsw_m IS NULL OR hnsw_m < 2 OR hnsw_m > 100 THEN
         RAISE EXCEPTION 'hnsw_m must be between 2 and 100, got %', coalesce(hnsw_m::text, 'NULL')
             USING ERRCODE = '22023';

@@ -231,10 +231,7 @@ BEGIN
         RAISE EXCEPTION 'source, id_column, content_column and embedding_column must not be NULL'
             USING ERRCODE = '22004';
     END IF;
-    IF distance IS NULL OR distance NOT IN ('cosine', 'l2', 'inner_product') THEN
-        RAISE EXCEPTION 'unknown distance %', coalesce(quote_literal(distance), 'NULL')
-            USING ERRCODE = '22023', HINT = 'Use one of: cosine, l2, inner_product.';
-    END IF;
+    PERFORM memory_private._check_distance(distance);
     PERFORM pg_advisory_xact_lock(hashtext('pgmemo.domain'), hashtext(domain));
 
     SELECT d.* INTO v_existing FROM memory_private.domains AS d WHERE d.domain = adopt_table.domain;
