@@ -65,6 +65,7 @@ BENCH_DEPS := 'matplotlib>=3.7' 'faiss-cpu>=1.8'
 bench: install
 	$(PIP) install -q $(BENCH_DEPS)
 	$(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) bench/storage.py
 
 bench-full: install
 	$(PIP) install -q $(BENCH_DEPS)
