@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from pytest_postgresql import factories
 
+from fake_provider import FakeProvider
 from pgmemo import embedded
 from pgmemo.client import MemoryStore, connect_raw
 from pgmemo.migrate import migrate
@@ -108,6 +109,14 @@ def store(dsn):
     s = MemoryStore.connect(dsn, embedder=None)
     yield s
     s.close()
+
+
+@pytest.fixture
+def provider():
+    """A fake OpenAI-compatible embedding server (fake_provider.FakeProvider), 8 dimensions."""
+    p = FakeProvider(dim=8)
+    yield p
+    p.close()
 
 
 @pytest.fixture

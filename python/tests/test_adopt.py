@@ -10,17 +10,16 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 
 import psycopg
 import pytest
 from click.testing import CliRunner
 
-from fake_provider import FakeProvider, fake_vector
+from fake_provider import fake_vector
+from helpers import drain, one
 from pgmemo.cli import main as cli_main
 from pgmemo.cli_adopt import run_concurrent_build
 from pgmemo.client import as_vector, connect_raw
-from pgmemo.worker import Worker
 
 DIM = 8
 
@@ -54,27 +53,8 @@ INSERT INTO tracker.events (id, body) SELECT g * 7, 'event ' || g FROM generate_
 """
 
 
-@pytest.fixture
-def provider() -> Iterator[FakeProvider]:
-    p = FakeProvider(dim=DIM)
-    yield p
-    p.close()
-
-
 def q(conn, sql: str, params=None) -> list[dict]:
     return conn.execute(sql, params).fetchall()
-
-
-def one(conn, sql: str, params=None):
-    row = conn.execute(sql, params).fetchone()
-    return None if row is None else next(iter(row.values()))
-
-
-def drain(dsn: str, provider: FakeProvider, domain: str | None = None) -> Worker:
-    w = Worker(dsn, provider.embedder(), batch_size=25, once=True, poll=0.2, domain=domain,
-               maintenance_every=0)
-    w.run()
-    return w
 
 
 def test_tracker_tables_adopted_backfilled_searched_and_released(conn, dsn, provider) -> None:

@@ -9,17 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from fake_provider import FakeProvider, fake_vector
+from fake_provider import fake_vector
 from pgmemo.client import MemoryStore
 
 DIM = 8
-
-
-@pytest.fixture
-def provider() -> Iterator[FakeProvider]:
-    p = FakeProvider(dim=DIM)
-    yield p
-    p.close()
 
 
 @pytest.fixture

@@ -9,12 +9,10 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from click.testing import CliRunner
 
 from fake_provider import FakeProvider, fake_vector
-from pgmemo.cli import main as cli_main
+from helpers import cli, drain, one
 from pgmemo.client import as_vector
-from pgmemo.worker import Worker
 
 OLD, NEW = 8, 16
 
@@ -33,26 +31,9 @@ def new_provider() -> Iterator[FakeProvider]:
     p.close()
 
 
-def one(conn, sql: str, params=None):
-    row = conn.execute(sql, params).fetchone()
-    return None if row is None else next(iter(row.values()))
-
-
-def drain(dsn: str, provider: FakeProvider, domain: str | None = None) -> Worker:
-    w = Worker(dsn, provider.embedder(), batch_size=20, once=True, poll=0.2, domain=domain,
-               maintenance_every=0)
-    w.run()
-    return w
-
-
 def search_ids(conn, domain: str, text: str, dim: int, k: int = 1) -> list[str]:
     return [r["id"] for r in conn.execute("SELECT id FROM memory.search(%s, %s, %s)",
                                           (domain, as_vector(fake_vector(text, dim)), k)).fetchall()]
-
-
-def cli(dsn: str, *args: str) -> tuple[int, str]:
-    r = CliRunner().invoke(cli_main, ["--dsn", dsn, *args])
-    return r.exit_code, r.output
 
 
 def test_reembed_factory_domain_switches_atomically(conn, dsn, old_provider, new_provider) -> None:

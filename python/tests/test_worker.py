@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -27,13 +27,6 @@ from pgmemo.worker import Worker
 
 DIM = 8
 PGMEMO = Path(sys.executable).with_name("pgmemo")
-
-
-@pytest.fixture
-def provider() -> Iterator[FakeProvider]:
-    p = FakeProvider(dim=DIM)
-    yield p
-    p.close()
 
 
 def wait_until(cond: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:

@@ -1,0 +1,30 @@
+"""Small helpers shared by the test modules (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from fake_provider import FakeProvider
+from pgmemo.cli import main as cli_main
+from pgmemo.worker import Worker
+
+
+def one(conn, sql: str, params=None):
+    """The first column of the first row (None when there is no row)."""
+    row = conn.execute(sql, params).fetchone()
+    return None if row is None else next(iter(row.values()))
+
+
+def drain(dsn: str, provider: FakeProvider, domain: str | None = None,
+          batch_size: int = 25) -> Worker:
+    """Run one worker pass (--once) with the fake provider's embedder until the queue is empty."""
+    w = Worker(dsn, provider.embedder(), batch_size=batch_size, once=True, poll=0.2,
+               domain=domain, maintenance_every=0)
+    w.run()
+    return w
+
+
+def cli(dsn: str, *args: str) -> tuple[int, str]:
+    """Run `pgmemo --dsn DSN ARGS...` in-process: (exit code, output)."""
+    r = CliRunner().invoke(cli_main, ["--dsn", dsn, *args])
+    return r.exit_code, r.output
