@@ -10,7 +10,7 @@ import click
 import psycopg
 
 from . import config, embedded
-from .client import MemoryStore, SchemaVersionError, as_vector
+from .client import MemoryStore, SchemaVersionError, connect_raw
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -120,8 +120,8 @@ def migrate(obj: Ctx, print_sql: bool, schedule_maintenance: bool) -> None:
         raise click.ClickException(str(exc)) from None
     click.echo(result.summary())
     if schedule_maintenance:
-        with psycopg.connect(obj.resolved_dsn(), autocommit=True) as conn:
-            job = conn.execute("SELECT memory.schedule_maintenance()").fetchone()[0]
+        with connect_raw(obj.resolved_dsn()) as conn:
+            job = conn.execute("SELECT memory.schedule_maintenance() AS job").fetchone()["job"]
         click.echo(f"maintenance scheduled with pg_cron (job {job})")
 
 
@@ -218,7 +218,7 @@ def store(obj: Ctx, text: str, domain: str | None, metadata: str | None, embeddi
     s = obj.store(embedder=vec is None)
     dom = domain or s.default_domain
     if vec is None and s.embedder is not None:
-        row = s.store_memory(text, domain=dom, metadata=meta)
+        row = s.store_memory(text, domain=dom, metadata=meta, id=row_id)
     else:
         row = s.store(text, domain=dom, metadata=meta, embedding=vec, id=row_id)
     got = s.get(row, domain=dom)

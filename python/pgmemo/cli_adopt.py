@@ -139,8 +139,8 @@ def reembed() -> None:
 @reembed.command("start", context_settings=CONTEXT)
 @click.argument("domain")
 @click.option("--model", "embedding_model", required=True, help="The new embedding model.")
-@click.option("--dimension", type=click.IntRange(1, 2000), required=True,
-              help="The new model's dimension.")
+@click.option("--dimension", type=click.IntRange(1, None), required=True,
+              help="The new model's dimension (at most 2000 for vector, 4000 for halfvec).")
 @click.option("--concurrently", is_flag=True,
               help="Build the shadow column's HNSW index with CREATE INDEX CONCURRENTLY "
                    "(writes are not blocked while the table is scanned).")

@@ -133,7 +133,8 @@ class MemoryStore:
 
     @staticmethod
     def verify_schema(conn: psycopg.Connection) -> dict[str, Any]:
-        """memory.version() must exist and match the newest migration this client ships."""
+        """memory.version() must exist and match the newest migration this client ships
+        (conn returns rows as dicts)."""
         expected = resources.schema_version()
         try:
             with conn.transaction():
@@ -143,7 +144,7 @@ class MemoryStore:
             raise SchemaVersionError(
                 "pgmemo is not installed in this database: run `pgmemo migrate` "
                 f"(or psql -f install.sql); this client needs schema version {expected}") from None
-        version = (row["v"] if isinstance(row, dict) else row[0]) or {}
+        version = row["v"] or {}
         found = version.get("schema_version") or "0000"
         if found < expected:
             raise SchemaVersionError(
@@ -290,8 +291,10 @@ class MemoryStore:
 
     # -- the API users of the old SQLite/FAISS store call -----------------------------------
     def store_memory(self, content: str, domain: str | None = None, source: str | None = None,
-                     importance: float | None = None, metadata: dict | None = None) -> str:
-        """Store a memory, embedding it now when an embedder is configured.
+                     importance: float | None = None, metadata: dict | None = None,
+                     id: str | None = None) -> str:
+        """Store a memory, embedding it now when an embedder is configured (upsert when id
+        is given).
 
         If the embedder fails, the row is stored anyway and left to the queue (a warning is
         logged): a write is never lost.
@@ -306,7 +309,7 @@ class MemoryStore:
         embedding = None
         if self.embedder is not None:
             embedding = self._embed_or_none(content, "store_memory")
-        return self.store(content, domain=domain, metadata=meta, embedding=embedding)
+        return self.store(content, domain=domain, metadata=meta, embedding=embedding, id=id)
 
     def search_memories(self, query: str, domain: str | None = None, limit: int = 5) -> list[dict[str, Any]]:
         """Semantic search when the query can be embedded, else full-text; each result says

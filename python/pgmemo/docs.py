@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from . import config
@@ -26,8 +27,8 @@ DEFAULT_OUTPUT = Path(__file__).resolve().parents[2] / "docs" / "SQL_REFERENCE.m
 
 def reference(dsn: str) -> str:
     """memory.api_reference() of an already migrated database."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        return conn.execute("SELECT memory.api_reference()").fetchone()[0] + "\n"
+    with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
+        return conn.execute("SELECT memory.api_reference() AS md").fetchone()["md"] + "\n"
 
 
 def fresh_reference(server_dsn: str | None = None) -> str:

@@ -48,6 +48,14 @@ def test_store_memory_when_the_provider_is_down_stores_and_queues(mstore: Memory
     assert any("row stored without embedding" in r.getMessage() for r in caplog.records)
 
 
+def test_store_memory_with_an_id_upserts_and_embeds(mstore: MemoryStore, conn) -> None:
+    assert mstore.store_memory("first draft", id="note-1") == "note-1"
+    assert mstore.store_memory("second draft", id="note-1") == "note-1"
+    row = mstore.get("note-1")
+    assert (row["content"], row["has_embedding"]) == ("second draft", True)
+    assert _jobs(conn) == 0
+
+
 def test_store_memory_rejects_a_bad_importance(mstore: MemoryStore, conn) -> None:
     with pytest.raises(ValueError, match="importance must be a number"):
         mstore.store_memory("x", importance="high")  # type: ignore[arg-type]
