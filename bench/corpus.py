@@ -31,7 +31,7 @@ MAX_CHARS = 300
 
 def _paragraphs(text: str):
     for para in re.split(r"\n\s*\n", text):
-        p = _WS.sub(" ", para).strip()
+        p = _WS.sub(" ", para.replace("\x00", "")).strip()
         if 40 <= len(p) <= MAX_CHARS and len(_WORDY.findall(p)) >= 6:
             yield p
 

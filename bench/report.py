@@ -129,9 +129,15 @@ def targets(result: dict) -> list[list[str]]:
                         f"(recall {sh['recall']:.3f}, ef {sh['ef_search']}): {ratio:.1f}x",
                         verdict(ratio >= 2)])
         else:
-            out.append([f"one domain >= 2x faster than the shared table at equal or better recall",
-                        f"no shared-table setting reached the domain's recall "
-                        f"{best_dom['recall']:.3f} with k rows", "**met**"])
+            sh = max([r for r in runs if r["engine"].startswith("shared")],
+                     key=lambda r: (r["recall"], -r["p50_ms"]))
+            out.append([f"one domain >= 2x faster than the shared table at equal or better recall "
+                        f"({g['domains']} x {g['rows_per_domain']:,})",
+                        f"no shared-table setting reached the domain's recall: domain "
+                        f"{best_dom['p50_ms']:.2f} ms at recall {best_dom['recall']:.3f} (ef "
+                        f"{best_dom['ef_search']}); the shared table's best, {sh['engine']} ef "
+                        f"{sh['ef_search']}: recall {sh['recall']:.3f} at {sh['p50_ms']:.2f} ms "
+                        f"({sh['p50_ms'] / best_dom['p50_ms']:.1f}x slower)", "**met**"])
         short = [r for r in dom if r["rows_returned"] < 10]
         out.append(["filtered (per-domain) searches return k rows",
                     "domain tables: " + ("always k" if not short else f"short in {len(short)} runs"),
@@ -208,7 +214,8 @@ def render(result: dict, png: Path | None, md_path: Path) -> str:
                      f"{c.get('mean_chars')} characters; bench/corpus.py), embedded once with "
                      f"all-MiniLM-L6-v2 (pgmemo's local embedder, 384-d) and cached in bench/cache/: "
                      f"{c.get('embed_seconds')} s, **{c.get('embed_per_s')} passages/s** on "
-                     f"{c.get('embed_threads')} torch threads, batch {c.get('embed_batch_size')}, "
+                     f"{c.get('embed_processes', 1)} processes x {c.get('embed_threads')} torch thread, batch "
+                     f"{c.get('embed_batch_size')}, "
                      f"sorted by length. The last {result['sizes']['queries']} passages are held "
                      "out as queries.\n")
         else:

@@ -364,6 +364,7 @@ def real_data(s) -> dict:
         log(f"real corpus: {s['real_rows']} passages + {s['queries']} held-out queries "
             "(cached in bench/cache/ after the first run)")
         d = corpus.embed_cached(s["real_rows"], s["queries"], log=lambda m: log(m))
+        d["texts"] = [t.replace("\x00", "") for t in d["texts"]]  # PostgreSQL text has no NUL
         d["source"] = "real"
         return d
     vecs = lib.clustered(s["real_rows"] + s["queries"], DIM, seed=1)
