@@ -1591,7 +1591,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 SELECT memory_private._record_migration('R:30_search.sql', '30_search.sql', 'b5e682b7e055ec4de3ae7ac3ae3ee71bfde8befc43a0f8197f100801f05dbcd1', 'repeatable');
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
--- statements that build it without blocking writes (memory.hnsw_build_statements).
+-- statements that build it without blocking writes (memory.concurrent_index_statements).
 
 -- Where a domain's vectors physically live: the domain table and its embedding column, or, for
 -- an adopted domain (whose table is a view), the source table and its embedding column.
@@ -1619,7 +1619,53 @@ AS $$
         ELSE d.table_name || '_hnsw' END)::name
 $$;
 
--- Every vector index (hnsw, ivfflat) on a domain's embedding column (of the physical table).
+-- The relations that hold a domain's rows: the table itself (an adopted domain's source table,
+-- memory_private._physical) and, when it is partitioned, every partition below it
+-- (pg_partition_tree returns nothing for a plain table).
+CREATE OR REPLACE FUNCTION memory_private._domain_relations(d memory_private.domains)
+RETURNS TABLE (relid regclass, is_root boolean, is_leaf boolean)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT c.oid::regclass, true, c.relkind <> 'p'
+    FROM pg_catalog.pg_class AS c
+    WHERE c.oid = (memory_private._physical(d)).relation
+    UNION ALL
+    SELECT t.relid, false, t.isleaf
+    FROM pg_catalog.pg_partition_tree((memory_private._physical(d)).relation) AS t
+    WHERE t.level > 0
+$$;
+
+-- Every vector index (hnsw, ivfflat) on the embedding column of the domain's table and of its
+-- partitions, with size, scans and the tuple count recorded at build / last vacuum.
+-- memory_private._vector_indexes below is the same for the root table alone.
+CREATE OR REPLACE FUNCTION memory_private._domain_vector_indexes(d memory_private.domains)
+RETURNS TABLE (
+    index_oid oid, index_schema name, index_name name, table_oid regclass, on_root boolean,
+    method name, opclass name, options text[], is_valid boolean, is_partitioned boolean,
+    size_bytes bigint, scans bigint, index_tuples real
+)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT i.indexrelid, n.nspname, c.relname, r.relid, r.is_root, am.amname, opc.opcname,
+        c.reloptions, i.indisvalid, c.relkind = 'I', pg_catalog.pg_relation_size(i.indexrelid),
+        s.idx_scan, c.reltuples
+    FROM memory_private._domain_relations(d) AS r
+    JOIN pg_catalog.pg_index AS i ON i.indrelid = r.relid
+    JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+    JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+    JOIN pg_catalog.pg_am AS am ON am.oid = c.relam
+    JOIN pg_catalog.pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+    JOIN pg_catalog.pg_opclass AS opc ON opc.oid = i.indclass[0]
+    LEFT JOIN pg_catalog.pg_stat_all_indexes AS s ON s.indexrelid = i.indexrelid
+    WHERE a.attname = (memory_private._physical(d)).embedding_column
+      AND am.amname IN ('hnsw', 'ivfflat')
+    ORDER BY NOT r.is_root, r.relid::text, c.relname
+$$;
+
+-- Every vector index (hnsw, ivfflat) on a domain's embedding column of the physical table
+-- itself (not its partitions): the ones memory.create_hnsw_index keeps or drops.
 CREATE OR REPLACE FUNCTION memory_private._vector_indexes(d memory_private.domains)
 RETURNS TABLE (
     index_oid oid, index_name name, method name, opclass name, options text[],
@@ -1628,17 +1674,10 @@ RETURNS TABLE (
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-    SELECT i.indexrelid, c.relname, am.amname, opc.opcname, c.reloptions, i.indisvalid
-    FROM memory_private._physical(d) AS p
-    JOIN pg_catalog.pg_index AS i ON i.indrelid = p.relation
-    JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
-    JOIN pg_catalog.pg_am AS am ON am.oid = c.relam
-    JOIN pg_catalog.pg_attribute AS a
-        ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-    JOIN pg_catalog.pg_opclass AS opc ON opc.oid = i.indclass[0]
-    WHERE a.attname = p.embedding_column
-      AND am.amname IN ('hnsw', 'ivfflat')
-    ORDER BY c.relname
+    SELECT x.index_oid, x.index_name, x.method, x.opclass, x.options, x.is_valid
+    FROM memory_private._domain_vector_indexes(d) AS x
+    WHERE x.on_root
+    ORDER BY x.index_name
 $$;
 
 CREATE OR REPLACE FUNCTION memory.create_hnsw_index(
@@ -1881,7 +1920,7 @@ COMMENT ON FUNCTION memory.concurrent_index_statements(text, integer, integer) I
 'cannot run inside a function or transaction, so run them one by one outside one: in psql '
 'SELECT * FROM memory.concurrent_index_statements(''d'') \gexec, or pgmemo index build '
 '--concurrently d. Re-running after a failure resumes (an INVALID leftover is dropped first).';
-SELECT memory_private._record_migration('R:40_indexes.sql', '40_indexes.sql', '6157204625204391f58e242f6ae65d79f89e2b2eff631f866f55b7b023fef17e', 'repeatable');
+SELECT memory_private._record_migration('R:40_indexes.sql', '40_indexes.sql', '35c587114be3485a07be3cf7fd2dcdcf2493491a839eceb7a54997fbd67efd33', 'repeatable');
 -- sql/44_adopt_triggers.sql
 -- The generic trigger functions of adopted domains (45_adopt.sql) and re-embed shadows
 -- (46_reembed.sql): INSTEAD OF triggers on a domain's view that write the source table, and the
@@ -3324,53 +3363,9 @@ COMMENT ON FUNCTION memory.schedule_maintenance(text) IS
 SELECT memory_private._record_migration('R:50_queue.sql', '50_queue.sql', 'b793f3c8f7103f8721b43f3b9c8b6c4f8d8ac8cc7cf77227ef10abd0b9729eb4', 'repeatable');
 -- sql/60_diagnostics.sql
 -- Diagnostics, part 1: the views embedding_coverage, vector_indexes and queue_status, the
--- helpers memory.diagnose() shares with them (61_diagnose.sql), and memory.explain_search()
+-- helpers memory.diagnose() shares with them (61_diagnose.sql; the index helpers live in
+-- 40_indexes.sql), and memory.explain_search()
 -- (EXPLAIN of exactly the SQL memory.search runs: the proof that the vector index is used).
-
--- The relations that hold a domain's rows: the table itself (an adopted domain's source table,
--- memory_private._physical) and, when it is partitioned, every partition below it
--- (pg_partition_tree returns nothing for a plain table).
-CREATE OR REPLACE FUNCTION memory_private._domain_relations(d memory_private.domains)
-RETURNS TABLE (relid regclass, is_root boolean, is_leaf boolean)
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT c.oid::regclass, true, c.relkind <> 'p'
-    FROM pg_catalog.pg_class AS c
-    WHERE c.oid = (memory_private._physical(d)).relation
-    UNION ALL
-    SELECT t.relid, false, t.isleaf
-    FROM pg_catalog.pg_partition_tree((memory_private._physical(d)).relation) AS t
-    WHERE t.level > 0
-$$;
-
--- Every vector index (hnsw, ivfflat) on the embedding column of the domain's table and of its
--- partitions, with size, scans and the tuple count recorded at build / last vacuum.
--- memory_private._vector_indexes (40_indexes.sql) is the same for the root table alone.
-CREATE OR REPLACE FUNCTION memory_private._domain_vector_indexes(d memory_private.domains)
-RETURNS TABLE (
-    index_oid oid, index_schema name, index_name name, table_oid regclass, on_root boolean,
-    method name, opclass name, options text[], is_valid boolean, is_partitioned boolean,
-    size_bytes bigint, scans bigint, index_tuples real
-)
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT i.indexrelid, n.nspname, c.relname, r.relid, r.is_root, am.amname, opc.opcname,
-        c.reloptions, i.indisvalid, c.relkind = 'I', pg_catalog.pg_relation_size(i.indexrelid),
-        s.idx_scan, c.reltuples
-    FROM memory_private._domain_relations(d) AS r
-    JOIN pg_catalog.pg_index AS i ON i.indrelid = r.relid
-    JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
-    JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
-    JOIN pg_catalog.pg_am AS am ON am.oid = c.relam
-    JOIN pg_catalog.pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-    JOIN pg_catalog.pg_opclass AS opc ON opc.oid = i.indclass[0]
-    LEFT JOIN pg_catalog.pg_stat_all_indexes AS s ON s.indexrelid = i.indexrelid
-    WHERE a.attname = (memory_private._physical(d)).embedding_column
-      AND am.amname IN ('hnsw', 'ivfflat')
-    ORDER BY NOT r.is_root, r.relid::text, c.relname
-$$;
 
 -- Exact row counts for the coverage view (one scan of the table).
 CREATE OR REPLACE FUNCTION memory_private._coverage_counts(
@@ -3590,7 +3585,7 @@ COMMENT ON FUNCTION memory.explain_search(text, integer, jsonb) IS
 'same settings: hnsw.ef_search, enable_seqscan and, with filter, iterative scans), with a '
 'representative query vector (an embedding of the domain, else a constant one): uses_index '
 'says whether the plan reads one of the domain''s vector indexes, index_name names it, plan is the plan.';
-SELECT memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', '861d30f2db2e805283bd948518cca47e0fccf847f1880f1e0f34b0ae77f0adcb', 'repeatable');
+SELECT memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', 'f26ad28e00b6d92ba67ebb756fcb7aec2f1d6c29c8863b4e8d0a5e0112c63767', 'repeatable');
 -- sql/61_diagnose.sql
 -- Diagnostics, part 2: the per-domain checks behind memory.diagnose() (60_diagnostics.sql).
 -- Every failure from the incident reports, found by one call, each with a sentence and (where

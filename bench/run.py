@@ -109,17 +109,10 @@ def copy_rows(conn: psycopg.Connection, table: str, columns: list[str], ids: lis
         cp.write(struct.pack(">h", -1))
 
 
-def search_params(conn) -> set[str]:
-    """memory.search's parameter names (the signature grows: ef_search, ranking knobs)."""
-    row = conn.execute("SELECT p.proargnames FROM pg_proc AS p WHERE p.oid ="
-                       " 'memory.search'::regproc").fetchone()
-    return set(row[0] or [])
-
-
-def ef_arg(params: set[str], ef: int | None) -> tuple[str, tuple]:
-    """The named ef_search argument when memory.search has one, else nothing (the session's
-    hnsw.ef_search applies)."""
-    if ef is not None and "ef_search" in params:
+def ef_arg(ef: int | None) -> tuple[str, tuple]:
+    """memory.search's named ef_search argument (None: its default, the session's hnsw.ef_search
+    raised to 100)."""
+    if ef is not None:
         return ", ef_search => %s", (ef,)
     return "", ()
 
@@ -194,10 +187,6 @@ class Contenders:
         self.exact.execute("SET enable_bitmapscan = off")
         self.store = MemoryStore.connect(dsn, embedder=None)
         self.store.conn.prepare_threshold = None
-        self.params = search_params(self.sql)
-        import inspect
-
-        self.client_has_ef = "ef_search" in inspect.signature(MemoryStore.search).parameters
         self.ef = None
         self.faiss = None
         self.faiss_build_s = None
@@ -223,15 +212,14 @@ class Contenders:
             self.faiss.hnsw.efSearch = ef
 
     def q_sql(self, q, prepare=None):
-        extra, args = ef_arg(self.params, self.ef)
+        extra, args = ef_arg(self.ef)
         rows = self.sql.execute(
             f"SELECT * FROM memory.search(domain => %s, query_embedding => %s, k => %s{extra})",
             (self.domain, q, K, *args), prepare=prepare).fetchall()
         return [int(r[0]) for r in rows]
 
     def q_client(self, q):
-        kw = {"ef_search": self.ef} if self.client_has_ef and self.ef is not None else {}
-        return [int(r["id"]) for r in self.store.search(q, domain=self.domain, k=K, **kw)]
+        return [int(r["id"]) for r in self.store.search(q, domain=self.domain, k=K, ef_search=self.ef)]
 
     def _hand(self, conn, q):
         rows = conn.execute(
@@ -294,7 +282,7 @@ def overhead_breakdown(c: Contenders, qvecs: np.ndarray, ef: int) -> dict[str, A
     # The fixed cost, without the index work: the same calls on an empty domain.
     drop_if_exists(conn, "empty")
     conn.execute("SELECT memory.create_domain(domain => 'empty', dimension => %s)", (DIM,))
-    extra, args = ef_arg(c.params, ef)
+    extra, args = ef_arg(ef)
     stmts_empty = {
         "memory.search, empty domain": (lambda q: conn.execute(
             f"SELECT * FROM memory.search(domain => 'empty', query_embedding => %s, k => %s{extra})",
@@ -340,7 +328,7 @@ def filter_cost(c: Contenders, vecs, qvecs, masks, ef: int) -> list[dict]:
         flt = Jsonb({key: 1})
 
         def fn(q, flt=flt):
-            extra, args = ef_arg(c.params, ef)
+            extra, args = ef_arg(ef)
             res = c.sql.execute(
                 "SELECT * FROM memory.search(domain => %s, query_embedding => %s, k => %s,"
                 f" filter => %s{extra})", (c.domain, q, K, flt, *args)).fetchall()
@@ -462,7 +450,6 @@ def section_segmentation(dsn, conn, s) -> dict:
     qlist = [(d, Vector(q)) for d in range(D) for q in queries[d]]
     truth_all = np.concatenate(truths)
     a = pg_connect(dsn)
-    params = search_params(a)
     cur_ef = [None]
     modes = {"off": pg_connect(dsn), "strict_order": pg_connect(dsn),
              "relaxed_order": pg_connect(dsn)}
@@ -471,7 +458,7 @@ def section_segmentation(dsn, conn, s) -> dict:
 
     def q_domain(i):
         d, q = qlist[i]
-        extra, args = ef_arg(params, cur_ef[0])
+        extra, args = ef_arg(cur_ef[0])
         rows = a.execute("SELECT * FROM memory.search(domain => %s, query_embedding => %s,"
                          f" k => %s{extra})", (f"seg{d}", q, K, *args)).fetchall()
         return [int(r[0]) for r in rows]

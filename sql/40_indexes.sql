@@ -1,5 +1,5 @@
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
--- statements that build it without blocking writes (memory.hnsw_build_statements).
+-- statements that build it without blocking writes (memory.concurrent_index_statements).
 
 -- Where a domain's vectors physically live: the domain table and its embedding column, or, for
 -- an adopted domain (whose table is a view), the source table and its embedding column.
@@ -27,7 +27,53 @@ AS $$
         ELSE d.table_name || '_hnsw' END)::name
 $$;
 
--- Every vector index (hnsw, ivfflat) on a domain's embedding column (of the physical table).
+-- The relations that hold a domain's rows: the table itself (an adopted domain's source table,
+-- memory_private._physical) and, when it is partitioned, every partition below it
+-- (pg_partition_tree returns nothing for a plain table).
+CREATE OR REPLACE FUNCTION memory_private._domain_relations(d memory_private.domains)
+RETURNS TABLE (relid regclass, is_root boolean, is_leaf boolean)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT c.oid::regclass, true, c.relkind <> 'p'
+    FROM pg_catalog.pg_class AS c
+    WHERE c.oid = (memory_private._physical(d)).relation
+    UNION ALL
+    SELECT t.relid, false, t.isleaf
+    FROM pg_catalog.pg_partition_tree((memory_private._physical(d)).relation) AS t
+    WHERE t.level > 0
+$$;
+
+-- Every vector index (hnsw, ivfflat) on the embedding column of the domain's table and of its
+-- partitions, with size, scans and the tuple count recorded at build / last vacuum.
+-- memory_private._vector_indexes below is the same for the root table alone.
+CREATE OR REPLACE FUNCTION memory_private._domain_vector_indexes(d memory_private.domains)
+RETURNS TABLE (
+    index_oid oid, index_schema name, index_name name, table_oid regclass, on_root boolean,
+    method name, opclass name, options text[], is_valid boolean, is_partitioned boolean,
+    size_bytes bigint, scans bigint, index_tuples real
+)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT i.indexrelid, n.nspname, c.relname, r.relid, r.is_root, am.amname, opc.opcname,
+        c.reloptions, i.indisvalid, c.relkind = 'I', pg_catalog.pg_relation_size(i.indexrelid),
+        s.idx_scan, c.reltuples
+    FROM memory_private._domain_relations(d) AS r
+    JOIN pg_catalog.pg_index AS i ON i.indrelid = r.relid
+    JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+    JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+    JOIN pg_catalog.pg_am AS am ON am.oid = c.relam
+    JOIN pg_catalog.pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+    JOIN pg_catalog.pg_opclass AS opc ON opc.oid = i.indclass[0]
+    LEFT JOIN pg_catalog.pg_stat_all_indexes AS s ON s.indexrelid = i.indexrelid
+    WHERE a.attname = (memory_private._physical(d)).embedding_column
+      AND am.amname IN ('hnsw', 'ivfflat')
+    ORDER BY NOT r.is_root, r.relid::text, c.relname
+$$;
+
+-- Every vector index (hnsw, ivfflat) on a domain's embedding column of the physical table
+-- itself (not its partitions): the ones memory.create_hnsw_index keeps or drops.
 CREATE OR REPLACE FUNCTION memory_private._vector_indexes(d memory_private.domains)
 RETURNS TABLE (
     index_oid oid, index_name name, method name, opclass name, options text[],
@@ -36,17 +82,10 @@ RETURNS TABLE (
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-    SELECT i.indexrelid, c.relname, am.amname, opc.opcname, c.reloptions, i.indisvalid
-    FROM memory_private._physical(d) AS p
-    JOIN pg_catalog.pg_index AS i ON i.indrelid = p.relation
-    JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
-    JOIN pg_catalog.pg_am AS am ON am.oid = c.relam
-    JOIN pg_catalog.pg_attribute AS a
-        ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-    JOIN pg_catalog.pg_opclass AS opc ON opc.oid = i.indclass[0]
-    WHERE a.attname = p.embedding_column
-      AND am.amname IN ('hnsw', 'ivfflat')
-    ORDER BY c.relname
+    SELECT x.index_oid, x.index_name, x.method, x.opclass, x.options, x.is_valid
+    FROM memory_private._domain_vector_indexes(d) AS x
+    WHERE x.on_root
+    ORDER BY x.index_name
 $$;
 
 CREATE OR REPLACE FUNCTION memory.create_hnsw_index(

@@ -71,18 +71,13 @@ def quick_bench(dsn: str, rows: int = 10_000, queries: int = 200, dim: int = 384
         truth = np.argsort(-sims, axis=1)[:, :k]
         qs = [Vector(q) for q in qvecs]
         out["sweep"] = []
-        import inspect
-
-        by_name = "ef_search" in inspect.signature(store.search).parameters
         for ef in efs:
-            store.conn.execute(f"SET hnsw.ef_search = {int(ef)}")
-            kw = {"ef_search": ef} if by_name else {}
             for q in qs[:10]:
-                store.search(q, domain=domain, k=k, **kw)
+                store.search(q, domain=domain, k=k, ef_search=ef)
             times, hits = [], 0
             for q, want in zip(qs, truth):
                 t0 = time.perf_counter()
-                got = store.search(q, domain=domain, k=k, **kw)
+                got = store.search(q, domain=domain, k=k, ef_search=ef)
                 times.append(time.perf_counter() - t0)
                 hits += len({int(r["id"]) for r in got} & set(want.tolist()))
             ms = np.array(times) * 1000
@@ -92,7 +87,6 @@ def quick_bench(dsn: str, rows: int = 10_000, queries: int = 200, dim: int = 384
             out["sweep"].append(row)
             echo(f"ef_search={ef:<4} recall@{k} {row['recall']:.3f}  p50 {row['p50_ms']:.2f} ms"
                  f"  p99 {row['p99_ms']:.2f} ms")
-        store.conn.execute("RESET hnsw.ef_search")
     finally:
         if not keep:
             try:
