@@ -4300,8 +4300,13 @@ BEGIN
         EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', v_fn);
     END LOOP;
 
-    -- 3. The explicit list.
+    -- 3. The explicit list, and nothing else: what an earlier release granted to the API roles
+    --    and this list no longer names is revoked (same transaction: no call sees the gap).
     IF cardinality(v_roles) > 0 THEN
+        EXECUTE format(
+            'REVOKE ALL ON ALL ROUTINES IN SCHEMA memory, memory_private FROM %1$s; '
+            'REVOKE ALL ON ALL TABLES IN SCHEMA memory, memory_private FROM %1$s',
+            (SELECT string_agg(format('%I', r), ', ') FROM unnest(v_roles) AS r));
         EXECUTE format('GRANT USAGE ON SCHEMA memory TO %s',
             (SELECT string_agg(format('%I', r), ', ') FROM unnest(v_roles) AS r));
     END IF;
@@ -4356,5 +4361,5 @@ BEGIN
     END LOOP;
 END;
 $grants$;
-SELECT memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '9ecf0e00258fd8736b02795062a5535f2ab5510b821e16017b54e637edbb359c', 'repeatable');
+SELECT memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '12bfae7e783727fbf0f83a379bb447fdba152950659936b71c7562de776a78ff', 'repeatable');
 COMMIT;

@@ -127,8 +127,13 @@ BEGIN
         EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', v_fn);
     END LOOP;
 
-    -- 3. The explicit list.
+    -- 3. The explicit list, and nothing else: what an earlier release granted to the API roles
+    --    and this list no longer names is revoked (same transaction: no call sees the gap).
     IF cardinality(v_roles) > 0 THEN
+        EXECUTE format(
+            'REVOKE ALL ON ALL ROUTINES IN SCHEMA memory, memory_private FROM %1$s; '
+            'REVOKE ALL ON ALL TABLES IN SCHEMA memory, memory_private FROM %1$s',
+            (SELECT string_agg(format('%I', r), ', ') FROM unnest(v_roles) AS r));
         EXECUTE format('GRANT USAGE ON SCHEMA memory TO %s',
             (SELECT string_agg(format('%I', r), ', ') FROM unnest(v_roles) AS r));
     END IF;
