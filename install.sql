@@ -1742,7 +1742,7 @@ COMMENT ON FUNCTION memory.create_hnsw_index(text, integer, integer) IS
 'Leave exactly one vector index on the domain''s embedding column (for an adopted domain: the '
 'source table''s column): an HNSW index with the operator class of the domain''s distance and '
 'the given m / ef_construction. It blocks writes while it builds: on a big live table use '
-'memory.hnsw_build_statements (CREATE INDEX CONCURRENTLY) instead. Competing HNSW or '
+'memory.concurrent_index_statements (CREATE INDEX CONCURRENTLY) instead. Competing HNSW or '
 'IVFFlat indexes (and INVALID ones) are dropped with a NOTICE. Idempotent; returns the index name.';
 
 -- A relation's schema-qualified, quoted name whatever the caller's search_path (the statements
@@ -1920,7 +1920,7 @@ COMMENT ON FUNCTION memory.concurrent_index_statements(text, integer, integer) I
 'cannot run inside a function or transaction, so run them one by one outside one: in psql '
 'SELECT * FROM memory.concurrent_index_statements(''d'') \gexec, or pgmemo index build '
 '--concurrently d. Re-running after a failure resumes (an INVALID leftover is dropped first).';
-SELECT memory_private._record_migration('R:40_indexes.sql', '40_indexes.sql', '35c587114be3485a07be3cf7fd2dcdcf2493491a839eceb7a54997fbd67efd33', 'repeatable');
+SELECT memory_private._record_migration('R:40_indexes.sql', '40_indexes.sql', '3123eaa352163c82f6d99063d9d2597be0a847c3a4cedb1c4f071689290d47f9', 'repeatable');
 -- sql/44_adopt_triggers.sql
 -- The generic trigger functions of adopted domains (45_adopt.sql) and re-embed shadows
 -- (46_reembed.sql): INSTEAD OF triggers on a domain's view that write the source table, and the
@@ -4249,18 +4249,14 @@ AS $$
         ('memory_admin', 'finish_reembed', 'function'),
         ('memory_admin', 'cancel_reembed', 'function'),
         ('memory_admin', 'import_rows', 'function'),
-        ('memory_admin', 'adopt', 'function'),
-        ('memory_admin', 'reembed', 'function'),
-        ('memory_admin', 'reindex_hnsw', 'function'),
-        ('memory_admin', 'bulk_load_begin', 'function'),
-        ('memory_admin', 'bulk_load_finish', 'function'),
         ('memory_admin', 'concurrent_index_statements', 'function')
     ) AS g (role_name, object_name, object_kind)
 $$;
 
 COMMENT ON FUNCTION memory_private._api_grants() IS
 'The explicit grant list applied by sql/90_grants.sql: which pgmemo role may call each memory.* '
-'function (all overloads) or read each memory.* view. Names not (yet) defined are skipped.';
+'function (all overloads) or read each memory.* view. Every name must exist, once per role '
+'(pgtap_tests/names.sql checks both).';
 
 DO $grants$
 DECLARE
@@ -4361,5 +4357,5 @@ BEGIN
     END LOOP;
 END;
 $grants$;
-SELECT memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '12bfae7e783727fbf0f83a379bb447fdba152950659936b71c7562de776a78ff', 'repeatable');
+SELECT memory_private._record_migration('R:90_grants.sql', '90_grants.sql', 'c3b711eae42d6996dba4229bc07801b166b764e411e7b49d40b428062056e279', 'repeatable');
 COMMIT;

@@ -150,7 +150,7 @@ COMMENT ON FUNCTION memory.create_hnsw_index(text, integer, integer) IS
 'Leave exactly one vector index on the domain''s embedding column (for an adopted domain: the '
 'source table''s column): an HNSW index with the operator class of the domain''s distance and '
 'the given m / ef_construction. It blocks writes while it builds: on a big live table use '
-'memory.hnsw_build_statements (CREATE INDEX CONCURRENTLY) instead. Competing HNSW or '
+'memory.concurrent_index_statements (CREATE INDEX CONCURRENTLY) instead. Competing HNSW or '
 'IVFFlat indexes (and INVALID ones) are dropped with a NOTICE. Idempotent; returns the index name.';
 
 -- A relation's schema-qualified, quoted name whatever the caller's search_path (the statements

@@ -76,18 +76,14 @@ AS $$
         ('memory_admin', 'finish_reembed', 'function'),
         ('memory_admin', 'cancel_reembed', 'function'),
         ('memory_admin', 'import_rows', 'function'),
-        ('memory_admin', 'adopt', 'function'),
-        ('memory_admin', 'reembed', 'function'),
-        ('memory_admin', 'reindex_hnsw', 'function'),
-        ('memory_admin', 'bulk_load_begin', 'function'),
-        ('memory_admin', 'bulk_load_finish', 'function'),
         ('memory_admin', 'concurrent_index_statements', 'function')
     ) AS g (role_name, object_name, object_kind)
 $$;
 
 COMMENT ON FUNCTION memory_private._api_grants() IS
 'The explicit grant list applied by sql/90_grants.sql: which pgmemo role may call each memory.* '
-'function (all overloads) or read each memory.* view. Names not (yet) defined are skipped.';
+'function (all overloads) or read each memory.* view. Every name must exist, once per role '
+'(pgtap_tests/names.sql checks both).';
 
 DO $grants$
 DECLARE
