@@ -83,7 +83,7 @@ BEGIN
 END;
 $f$;
 
-SELECT memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004']::text[]);
+SELECT memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005']::text[]);
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb') AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -302,6 +302,36 @@ ADD CONSTRAINT domains_dimension_check CHECK (
     dimension BETWEEN 1 AND CASE WHEN embedding_type = 'halfvec' THEN 4000 ELSE 2000 END
 );
 SELECT memory_private._record_migration('0004', '0004_halfvec.sql', '0c766d76a73413292f09790ca236dd4af9c01a1fc7c81d0e97602736f39fc25f', 'versioned');
+\endif
+-- migrations/0005_retired_signatures.sql
+SELECT memory_private._migration_needed('0005', '0005_retired_signatures.sql', 'd59dd421f75da1907046531f3a78d33f3eff54de8f573d5f3d51ce7d633879ea') AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0005_retired_signatures: drop, once, the function signatures earlier releases retired.
+--
+-- Why: until now the re-applied files in sql/ carried these DROP FUNCTION IF EXISTS lines and ran
+-- them on every migrate. A retired signature belongs to the versioned history: dropped here,
+-- once, so that sql/ holds only CREATE OR REPLACE (see docs/UPGRADING.md, "Changing a function's
+-- signature"). Each was replaced by a signature with one more defaulted parameter (or, for
+-- _column, a different result type, which CREATE OR REPLACE cannot change); without the drop
+-- the old one would stay behind as a second overload. sql/ creates the current ones right after
+-- this file, in the same transaction.
+
+-- create_domain: embedding_type added (0004_halfvec).
+DROP FUNCTION IF EXISTS memory.create_domain(text, integer, text, text, integer, integer, regconfig);
+-- search, search_text, search_hybrid: ef_search, recency/importance ranking, match.
+DROP FUNCTION IF EXISTS memory.search(text, vector, integer, jsonb, double precision);
+DROP FUNCTION IF EXISTS memory.search_text(text, text, integer, jsonb);
+DROP FUNCTION IF EXISTS memory.search_hybrid(
+    text, text, vector, integer, jsonb, double precision, double precision, integer
+);
+-- begin_reembed: create_index added.
+DROP FUNCTION IF EXISTS memory.begin_reembed(text, text, integer);
+-- claim_embedding_jobs: only_domain added.
+DROP FUNCTION IF EXISTS memory.claim_embedding_jobs(integer, text, interval);
+-- memory_private._column: an early build returned category as "char" (now text); same arguments,
+-- so this drops the current definition too, and sql/45_adopt.sql creates it again.
+DROP FUNCTION IF EXISTS memory_private._column(regclass, name);
+SELECT memory_private._record_migration('0005', '0005_retired_signatures.sql', 'd59dd421f75da1907046531f3a78d33f3eff54de8f573d5f3d51ce7d633879ea', 'versioned');
 \endif
 SELECT memory_private._set_install_search_path();
 -- sql/00_private_helpers.sql
@@ -661,9 +691,6 @@ BEGIN
 END;
 $$;
 
--- embedding_type was added after 0.1's first signature: drop that one so no overload remains.
-DROP FUNCTION IF EXISTS memory.create_domain(text, integer, text, text, integer, integer, regconfig);
-
 CREATE OR REPLACE FUNCTION memory.create_domain(
     domain text,
     dimension integer DEFAULT 768,
@@ -894,7 +921,7 @@ FROM memory_private.domains AS d;
 COMMENT ON VIEW memory.domains IS
 'Registered memory domains: table, dimension, distance, embedding model, exact row count, and '
 'for adopted domains (memory.adopt_table) the application table behind the view.';
-SELECT memory_private._record_migration('R:10_domains.sql', '10_domains.sql', '626014adf842d79280b6ae3a53b733518ec17d581bc12414a7e0d0762073c852', 'repeatable');
+SELECT memory_private._record_migration('R:10_domains.sql', '10_domains.sql', 'c8725e974db6162a25d90e4e1bbb7f76373d4465cb1358c60930415ffbb0f911', 'repeatable');
 -- sql/20_write.sql
 -- Writing memories: memory.store, memory.store_many, memory.update, memory.forget, memory.get.
 -- Rows stored without an embedding are queued by the domain table's triggers.
@@ -1175,14 +1202,6 @@ SELECT memory_private._record_migration('R:20_write.sql', '20_write.sql', 'c4289
 -- Searching: memory.search (k nearest neighbours through the HNSW index), memory.search_text
 -- (full-text, typed queries) and memory.search_hybrid (weighted reciprocal rank fusion of the
 -- two), plus the memory-aware ranking (recency, importance) both can apply.
-
--- The signatures grew (ef_search, recency and importance ranking; search_text's match): drop
--- the earlier ones so CREATE OR REPLACE does not leave a second overload behind.
-DROP FUNCTION IF EXISTS memory.search(text, vector, integer, jsonb, double precision);
-DROP FUNCTION IF EXISTS memory.search_text(text, text, integer, jsonb);
-DROP FUNCTION IF EXISTS memory.search_hybrid(
-    text, text, vector, integer, jsonb, double precision, double precision, integer
-);
 
 -- Validates the memory-aware ranking knobs shared by memory.search and memory.search_hybrid.
 CREATE OR REPLACE FUNCTION memory_private._check_ranking(
@@ -1588,7 +1607,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 '(see BENCHMARKS.md). Either the query text or the embedding may be NULL. ef_search is passed to '
 'memory.search, text_match (''all'' or ''any'') to memory.search_text. recency_half_life and '
 'importance_weight re-rank as in memory.search, on the fused score scaled to [0, 1].';
-SELECT memory_private._record_migration('R:30_search.sql', '30_search.sql', 'b5e682b7e055ec4de3ae7ac3ae3ee71bfde8befc43a0f8197f100801f05dbcd1', 'repeatable');
+SELECT memory_private._record_migration('R:30_search.sql', '30_search.sql', 'd201d41eb4770fec3c479e2578687fb796d4c9384f32479f3ff5467657fc7462', 'repeatable');
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).
@@ -2116,9 +2135,7 @@ SELECT memory_private._record_migration('R:44_adopt_triggers.sql', '44_adopt_tri
 -- transition tables), so the application's own inserts and updates are queued too. The same
 -- machinery serves the shadow domains of a re-embed (46_reembed.sql).
 
--- A column of rel: its type and typmod, or NULL. (Dropped first: an early build returned
--- category as "char", and CREATE OR REPLACE cannot change a result type.)
-DROP FUNCTION IF EXISTS memory_private._column(regclass, name);
+-- A column of rel: its type and typmod, or NULL.
 CREATE OR REPLACE FUNCTION memory_private._column(rel regclass, col name)
 RETURNS TABLE (type_oid oid, type_name text, typmod integer, category text)
 LANGUAGE sql STABLE
@@ -2464,7 +2481,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'HNSW, id-as-text and full-text indexes now (blocks writes while they build); false: build '
 'them later without blocking, with memory.concurrent_index_statements. Idempotent for the '
 'same arguments. memory.drop_domain releases the table and never drops it.';
-SELECT memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'f4e3e900b6909653d64d615f71e806b5f92edd410648aefcca40b67279964754', 'repeatable');
+SELECT memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '1bdad5fe73802eeeeba3c4f5b420e24ab5dc6f814116342a2520f1efcbc8efda', 'repeatable');
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --
@@ -2498,9 +2515,6 @@ BEGIN
     RETURN v_r;
 END;
 $$;
-
--- An early build had begin_reembed(text, text, integer); create_index was added after it.
-DROP FUNCTION IF EXISTS memory.begin_reembed(text, text, integer);
 
 CREATE OR REPLACE FUNCTION memory.begin_reembed(
     domain text, embedding_model text, dimension integer, create_index boolean DEFAULT TRUE
@@ -2755,7 +2769,7 @@ $$;
 COMMENT ON FUNCTION memory.cancel_reembed(text) IS
 'Abandon a re-embed: drop the shadow column and its index, the shadow domain''s triggers, view, '
 'jobs and registry row. The domain keeps its current embeddings throughout.';
-SELECT memory_private._record_migration('R:46_reembed.sql', '46_reembed.sql', 'c2d1677431b77105a8a89ceafdda82ecd0c3cc80d56920f9af1b1b95985d4890', 'repeatable');
+SELECT memory_private._record_migration('R:46_reembed.sql', '46_reembed.sql', '5185bdee8e9c6fdd5012c0b87c986c44f5badafe2844e3a11fd7b794d88f3799', 'repeatable');
 -- sql/47_import.sql
 -- Importing memories from another store (pgmemo import-sqlite): memory.import_rows writes a
 -- batch with its own ids and timestamps, idempotently, and memory.get_many reads rows back with
@@ -2967,9 +2981,6 @@ $$;
 COMMENT ON FUNCTION memory.release_expired_claims() IS
 'Give back jobs whose lease expired (their worker died or hung): each counts as a failed attempt '
 'with backoff, and becomes dead after the retry limit. Returns the number of jobs released.';
-
--- 0.1 had claim_embedding_jobs(integer, text, interval); only_domain was added after it.
-DROP FUNCTION IF EXISTS memory.claim_embedding_jobs(integer, text, interval);
 
 CREATE OR REPLACE FUNCTION memory.claim_embedding_jobs(
     batch_size integer DEFAULT 32,
@@ -3360,7 +3371,7 @@ $$;
 COMMENT ON FUNCTION memory.schedule_maintenance(text) IS
 'Register memory.run_maintenance() with pg_cron under the job name pgmemo-maintenance '
 '(re-scheduling replaces it). Error 0A000 when pg_cron is not installed.';
-SELECT memory_private._record_migration('R:50_queue.sql', '50_queue.sql', 'b793f3c8f7103f8721b43f3b9c8b6c4f8d8ac8cc7cf77227ef10abd0b9729eb4', 'repeatable');
+SELECT memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '1ea452038de567f8694b8a61841926c84d77d4b8185c9285f59dbd7b6d7b1423', 'repeatable');
 -- sql/60_diagnostics.sql
 -- Diagnostics, part 1: the views embedding_coverage, vector_indexes and queue_status, the
 -- helpers memory.diagnose() shares with them (61_diagnose.sql; the index helpers live in

@@ -81,9 +81,6 @@ BEGIN
 END;
 $$;
 
--- embedding_type was added after 0.1's first signature: drop that one so no overload remains.
-DROP FUNCTION IF EXISTS memory.create_domain(text, integer, text, text, integer, integer, regconfig);
-
 CREATE OR REPLACE FUNCTION memory.create_domain(
     domain text,
     dimension integer DEFAULT 768,

@@ -2,14 +2,6 @@
 -- (full-text, typed queries) and memory.search_hybrid (weighted reciprocal rank fusion of the
 -- two), plus the memory-aware ranking (recency, importance) both can apply.
 
--- The signatures grew (ef_search, recency and importance ranking; search_text's match): drop
--- the earlier ones so CREATE OR REPLACE does not leave a second overload behind.
-DROP FUNCTION IF EXISTS memory.search(text, vector, integer, jsonb, double precision);
-DROP FUNCTION IF EXISTS memory.search_text(text, text, integer, jsonb);
-DROP FUNCTION IF EXISTS memory.search_hybrid(
-    text, text, vector, integer, jsonb, double precision, double precision, integer
-);
-
 -- Validates the memory-aware ranking knobs shared by memory.search and memory.search_hybrid.
 CREATE OR REPLACE FUNCTION memory_private._check_ranking(
     recency_half_life interval, importance_weight double precision

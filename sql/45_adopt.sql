@@ -10,9 +10,7 @@
 -- transition tables), so the application's own inserts and updates are queued too. The same
 -- machinery serves the shadow domains of a re-embed (46_reembed.sql).
 
--- A column of rel: its type and typmod, or NULL. (Dropped first: an early build returned
--- category as "char", and CREATE OR REPLACE cannot change a result type.)
-DROP FUNCTION IF EXISTS memory_private._column(regclass, name);
+-- A column of rel: its type and typmod, or NULL.
 CREATE OR REPLACE FUNCTION memory_private._column(rel regclass, col name)
 RETURNS TABLE (type_oid oid, type_name text, typmod integer, category text)
 LANGUAGE sql STABLE

@@ -31,9 +31,6 @@ BEGIN
 END;
 $$;
 
--- An early build had begin_reembed(text, text, integer); create_index was added after it.
-DROP FUNCTION IF EXISTS memory.begin_reembed(text, text, integer);
-
 CREATE OR REPLACE FUNCTION memory.begin_reembed(
     domain text, embedding_model text, dimension integer, create_index boolean DEFAULT TRUE
 )

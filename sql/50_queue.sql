@@ -83,9 +83,6 @@ COMMENT ON FUNCTION memory.release_expired_claims() IS
 'Give back jobs whose lease expired (their worker died or hung): each counts as a failed attempt '
 'with backoff, and becomes dead after the retry limit. Returns the number of jobs released.';
 
--- 0.1 had claim_embedding_jobs(integer, text, interval); only_domain was added after it.
-DROP FUNCTION IF EXISTS memory.claim_embedding_jobs(integer, text, interval);
-
 CREATE OR REPLACE FUNCTION memory.claim_embedding_jobs(
     batch_size integer DEFAULT 32,
     worker text DEFAULT NULL,
