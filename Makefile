@@ -8,13 +8,14 @@ PGMEMO := $(VENV)/bin/pgmemo
 EXTRAS ?= dev,local
 STAMP := $(VENV)/.pgmemo-installed
 
-.PHONY: help install system-deps test lint pgtap pytest demo bundle bundle-check bench bench-full eval docs up down clean
+.PHONY: help install system-deps citus test lint pgtap pytest demo bundle bundle-check bench bench-full bench-citus eval docs up down clean
 
 help:
 	@echo "make demo     run the main job offline on the embedded PostgreSQL"
 	@echo "make test     install everything needed, then sqlfluff + pgTAP + pytest"
 	@echo "make install  virtualenv + pip install -e '.[$(EXTRAS)]' + pgTAP (apt, as root)"
-	@echo "make lint | pgtap | pytest | bundle | docs | bench | bench-full | up | down"
+	@echo "make citus CITUS_SRC=<tarball|folder>  build Citus into the embedded PostgreSQL (once)"
+	@echo "make lint | pgtap | pytest | bundle | docs | bench | bench-full | bench-citus | up | down"
 
 install: $(STAMP) system-deps
 
@@ -36,7 +37,16 @@ system-deps:
 		echo "pgTAP missing: run as root, or: sudo apt-get install postgresql-15-pgtap pgtap" >&2; \
 	fi
 
-test: install lint bundle-check
+# Citus (the distributed tests, python/tests/test_citus*.py): built from CITUS_SRC, a release
+# tarball or source folder, into this virtualenv's embedded PostgreSQL; cached (a second run
+# with the same version does nothing). Without it those tests are skipped with a message.
+CITUS_SRC ?=
+
+citus: $(STAMP)
+	@test -n "$(CITUS_SRC)" || { echo "make citus needs CITUS_SRC=<citus tarball or source folder>" >&2; exit 1; }
+	tools/build_citus.sh "$(CITUS_SRC)" $(VENV)
+
+test: install $(if $(CITUS_SRC),citus) lint bundle-check
 	$(PY) -m pytest -q
 
 pytest: install
@@ -74,6 +84,10 @@ bench-full: install
 # docs/SQL_REFERENCE.md from a freshly migrated scratch database (memory.api_reference()).
 docs: $(STAMP)
 	$(PY) -m pgmemo.docs --output docs/SQL_REFERENCE.md
+
+# Single node against a Citus cluster (coordinator + 2 workers), same data: BENCHMARKS.md.
+bench-citus: install $(if $(CITUS_SRC),citus)
+	$(PY) bench/citus.py $(BENCH_ARGS)
 
 eval: install
 	$(PY) bench/quality.py

@@ -1,0 +1,537 @@
+-- Distributed domains on a Citus cluster: memory.distribute_domain, the queue hook the write
+-- functions call instead of statement triggers, the settings pushed to the workers for a
+-- search, the per-shard index checks behind memory.diagnose and memory.repair_shard_indexes.
+--
+-- On a server without Citus nothing here runs: every helper returns at once (the registry's
+-- distributed flag is false for every domain), and distribute_domain refuses with 0A000.
+--
+-- What differs from a single-node domain (docs/SCALING.md says it for users):
+-- * Citus runs no statement-level triggers with transition tables on distributed tables, and a
+--   trigger on a shard cannot write the coordinator's queue. The BEFORE UPDATE row trigger (it
+--   only touches NEW: a content change clears the stale embedding) stays, on every shard; the
+--   queueing moves into the write functions (store, store_many, update, forget, import_rows,
+--   the bulk load), which call memory_private._dist_sync_jobs in the same transaction. Writes
+--   that bypass the API (plain INSERT/UPDATE on the table) are still never served stale vectors
+--   (the shard trigger clears them) and are queued by memory.enqueue_missing, which
+--   run_maintenance (pg_cron) and `pgmemo worker` run every minute.
+-- * The queue stays one table on the coordinator: claims keep FOR UPDATE SKIP LOCKED there,
+--   and every read of a row by id is a router query to one shard.
+
+-- The Citus version installed in this database, or NULL.
+CREATE OR REPLACE FUNCTION memory_private._citus_version()
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT e.extversion FROM pg_catalog.pg_extension AS e WHERE e.extname = 'citus'
+$$;
+
+-- Whether the domain's table is a Citus distributed table (from Citus's own metadata: a table
+-- distributed by hand counts too).
+CREATE OR REPLACE FUNCTION memory_private._is_distributed_table(rel regclass)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_found boolean;
+BEGIN
+    IF rel IS NULL OR memory_private._citus_version() IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition AS p '
+        'WHERE p.logicalrelid = $1 AND p.partmethod = ''h'')'
+    INTO v_found USING rel;
+    RETURN v_found;
+END;
+$$;
+
+DROP FUNCTION IF EXISTS memory.distribute_domain(text, integer);
+
+CREATE OR REPLACE FUNCTION memory.distribute_domain(domain text, shard_count integer DEFAULT 32)
+RETURNS regclass
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain(domain);
+    v_rel regclass := (memory_private._physical(v_d)).relation;
+    v_shards integer;
+    v_unsafe text;
+BEGIN
+    IF memory_private._citus_version() IS NULL THEN
+        RAISE EXCEPTION 'memory.distribute_domain needs the Citus extension, which is not '
+            'installed in this database'
+            USING ERRCODE = '0A000',
+                  HINT = 'Run pgmemo on a Citus coordinator (CREATE EXTENSION citus; with '
+                      || 'shared_preload_libraries = ''citus''), see docs/SCALING.md. On one '
+                      || 'server, a domain stays a plain table.';
+    END IF;
+    IF shard_count IS NULL OR shard_count < 1 OR shard_count > 4096 THEN
+        RAISE EXCEPTION 'shard_count must be between 1 and 4096, got %',
+            coalesce(shard_count::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF v_d.adopted THEN
+        RAISE EXCEPTION 'domain "%" is an adopted table (or a re-embed shadow): distribute the '
+            'application''s table with create_distributed_table yourself', v_d.domain
+            USING ERRCODE = '0A000';
+    END IF;
+    IF EXISTS (SELECT FROM memory_private.reembeds AS r WHERE r.domain = v_d.domain) THEN
+        RAISE EXCEPTION 'a re-embed of domain "%" is in progress', v_d.domain
+            USING ERRCODE = '0A000',
+                  HINT = 'Finish or cancel it first (memory.finish_reembed / memory.cancel_reembed).';
+    END IF;
+    IF v_rel IS NULL THEN
+        RAISE EXCEPTION 'the table of domain "%" does not exist', v_d.domain USING ERRCODE = '42P01';
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('pgmemo.domain'), hashtext(v_d.domain));
+
+    IF memory_private._is_distributed_table(v_rel) THEN
+        EXECUTE 'SELECT count(*) FROM pg_catalog.pg_dist_shard AS s WHERE s.logicalrelid = $1'
+        INTO v_shards USING v_rel;
+        IF v_shards <> shard_count THEN
+            RAISE NOTICE 'domain "%" is already distributed over % shards (asked: %); '
+                'change it with alter_distributed_table(%L, shard_count => %s)',
+                v_d.domain, v_shards, shard_count, v_rel::text, shard_count;
+        END IF;
+        UPDATE memory_private.domains AS d SET distributed = true WHERE d.domain = v_d.domain;
+        RETURN v_rel;
+    END IF;
+
+    -- The queue triggers (statement level, transition tables) cannot run on shards; the write
+    -- functions queue rows instead (memory_private._dist_sync_jobs). The BEFORE UPDATE row
+    -- trigger is safe on shards (it changes NEW only) and is what keeps a stale embedding from
+    -- ever being served, also for writes that bypass pgmemo's functions.
+    EXECUTE format('DROP TRIGGER IF EXISTS memory_enqueue_insert ON %s', v_rel);
+    EXECUTE format('DROP TRIGGER IF EXISTS memory_enqueue_update ON %s', v_rel);
+    EXECUTE format('DROP TRIGGER IF EXISTS memory_dequeue_delete ON %s', v_rel);
+    v_unsafe := current_setting('citus.enable_unsafe_triggers', true);
+    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    EXECUTE 'SELECT create_distributed_table($1, ''id'', shard_count => $2)' USING v_rel, shard_count;
+    PERFORM set_config('citus.enable_unsafe_triggers', coalesce(v_unsafe, 'off'), true);
+    -- The rows now live in the shards; the coordinator's copy is dead weight.
+    EXECUTE 'SELECT truncate_local_data_after_distributing_table($1)' USING v_rel;
+    UPDATE memory_private.domains AS d SET distributed = true WHERE d.domain = v_d.domain;
+    -- Rows queued before are still queued (the queue is keyed by domain and id); rows that had
+    -- neither an embedding nor a job get one now.
+    PERFORM memory.enqueue_missing(v_d.domain);
+    RETURN v_rel;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.distribute_domain(text, integer) IS
+'Distribute a domain''s table over the Citus cluster by id (create_distributed_table with '
+'shard_count shards, 1..4096; each shard gets its own HNSW, GIN and btree indexes) and move its '
+'rows into the shards. Every memory.* function keeps working on it with the same guarantees; '
+'rows are then queued by the write functions instead of statement triggers (docs/SCALING.md). '
+'Idempotent. Run it on the coordinator. Error 0A000 without Citus, for adopted domains and '
+'during a re-embed.';
+
+-- The queue hook of a distributed domain: after a write function wrote the rows ids (in the
+-- same transaction, so their row locks are held), queue those still without an embedding and
+-- drop the unclaimed jobs of those that have one. reset => true resets a job's attempts (a
+-- write, like the triggers); false leaves existing jobs alone (the backfill sweep). Claimed
+-- jobs stay claimed: complete_embedding_jobs sees a changed content and re-queues. The same
+-- for a re-embed's shadow domain over the same table. Returns the jobs added or reset.
+CREATE OR REPLACE FUNCTION memory_private._dist_sync_jobs(
+    d memory_private.domains, ids text[], reset boolean DEFAULT true
+)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_missing text[];
+    v_embedded text[];
+    v_count bigint;
+BEGIN
+    IF NOT d.distributed OR coalesce(cardinality(ids), 0) = 0 THEN
+        RETURN 0;
+    END IF;
+    -- One read of the rows (a router query per shard touched), then the coordinator's queue.
+    EXECUTE format(
+        'SELECT array_agg(t.id) FILTER (WHERE t.embedding IS NULL), '
+        'array_agg(t.id) FILTER (WHERE t.embedding IS NOT NULL) '
+        'FROM %I.%I AS t WHERE t.id = ANY ($1)',
+        d.table_schema, d.table_name)
+    INTO v_missing, v_embedded USING ids;
+    IF reset THEN
+        INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
+        SELECT d.domain, u.id FROM unnest(v_missing) AS u (id)
+        ON CONFLICT (domain, row_id) DO UPDATE
+            SET status = CASE WHEN q.status = 'claimed' THEN 'claimed' ELSE 'pending' END,
+                attempts = 0, run_after = now(), updated_at = now();
+    ELSE
+        INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
+        SELECT d.domain, u.id FROM unnest(v_missing) AS u (id)
+        ON CONFLICT (domain, row_id) DO NOTHING;
+    END IF;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    DELETE FROM memory_private.embedding_queue AS q
+    WHERE q.domain = d.domain AND q.row_id = ANY (v_embedded) AND q.status <> 'claimed';
+    IF v_count > 0 THEN
+        PERFORM pg_notify('memory_embedding_queue', d.domain);
+    END IF;
+    RETURN v_count;
+END;
+$$;
+
+-- Rows deleted from a distributed domain: their jobs go.
+CREATE OR REPLACE FUNCTION memory_private._dist_drop_jobs(d memory_private.domains, ids text[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF d.distributed THEN
+        DELETE FROM memory_private.embedding_queue AS q
+        WHERE q.domain = d.domain AND q.row_id = ANY (ids);
+    END IF;
+END;
+$$;
+
+-- memory.enqueue_missing for a distributed domain: keyset batches of ids without an embedding
+-- (each batch one fan-out, ORDER BY id LIMIT pushed to every shard and served by its primary
+-- key), queued without touching existing jobs; a row embedded between the read and the insert
+-- loses its fresh job again (_dist_sync_jobs reads the rows after the insert... before it:
+-- so the re-check below). Returns the jobs added.
+CREATE OR REPLACE FUNCTION memory_private._dist_enqueue_missing(
+    d memory_private.domains, batch integer DEFAULT 5000
+)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_ids text[];
+    v_last text := NULL;
+    v_added bigint;
+    v_total bigint := 0;
+    v_gone bigint;
+BEGIN
+    LOOP
+        EXECUTE format(
+            'SELECT array_agg(s.id ORDER BY s.id) FROM (SELECT t.id FROM %I.%I AS t '
+            'WHERE t.embedding IS NULL AND ($1::text IS NULL OR t.id > $1) '
+            'ORDER BY t.id LIMIT $2) AS s',
+            d.table_schema, d.table_name)
+        INTO v_ids USING v_last, batch;
+        EXIT WHEN v_ids IS NULL;
+        v_last := v_ids[cardinality(v_ids)];
+        WITH added AS (
+            INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
+            SELECT d.domain, u.id FROM unnest(v_ids) AS u (id)
+            ON CONFLICT (domain, row_id) DO NOTHING
+            RETURNING q.row_id
+        )
+        SELECT array_agg(a.row_id) INTO v_ids FROM added AS a;
+        CONTINUE WHEN v_ids IS NULL;
+        v_added := cardinality(v_ids);
+        -- A worker may have completed some of these rows after the read above (its job was
+        -- gone, so the insert made a new one): a fresh read drops those jobs again.
+        EXECUTE format('SELECT array_agg(t.id) FROM %I.%I AS t '
+            'WHERE t.id = ANY ($1) AND t.embedding IS NOT NULL', d.table_schema, d.table_name)
+        INTO v_ids USING v_ids;
+        DELETE FROM memory_private.embedding_queue AS q
+        WHERE q.domain = d.domain AND q.row_id = ANY (v_ids) AND q.status = 'pending';
+        GET DIAGNOSTICS v_gone = ROW_COUNT;
+        v_total := v_total + v_added - v_gone;
+        EXIT WHEN cardinality(v_ids) IS NULL AND v_added < batch AND FALSE;
+    END LOOP;
+    RETURN v_total;
+END;
+$$;
+
+-- Rows of a distributed domain without an embedding and without a job, counted up to limit_rows
+-- (memory.diagnose's unqueued_null_embeddings): the ids come from the shards in keyset
+-- batches and are compared with the coordinator's queue (no join between the two).
+CREATE OR REPLACE FUNCTION memory_private._dist_unqueued(d memory_private.domains, limit_rows bigint)
+RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_ids text[];
+    v_last text := NULL;
+    v_n bigint := 0;
+    v_seen bigint := 0;
+BEGIN
+    LOOP
+        EXECUTE format(
+            'SELECT array_agg(s.id ORDER BY s.id) FROM (SELECT t.id FROM %I.%I AS t '
+            'WHERE t.embedding IS NULL AND ($1::text IS NULL OR t.id > $1) '
+            'ORDER BY t.id LIMIT 10000) AS s',
+            d.table_schema, d.table_name)
+        INTO v_ids USING v_last;
+        EXIT WHEN v_ids IS NULL;
+        v_last := v_ids[cardinality(v_ids)];
+        v_seen := v_seen + cardinality(v_ids);
+        v_n := v_n + (SELECT count(*) FROM unnest(v_ids) AS u (id) WHERE NOT EXISTS (
+            SELECT FROM memory_private.embedding_queue AS q
+            WHERE q.domain = d.domain AND q.row_id = u.id));
+        EXIT WHEN v_n > limit_rows OR v_seen > 10 * limit_rows;
+    END LOOP;
+    RETURN v_n;
+END;
+$$;
+
+-- Make the settings a search just changed with set_config(..., true) reach the shards' queries:
+-- Citus sends SET LOCAL statements (not set_config calls) to the workers of the transaction when
+-- citus.propagate_set_commands is 'local'. Without Citus: nothing.
+CREATE OR REPLACE FUNCTION memory_private._citus_push_settings()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_prop text;
+    v_name text;
+    v_value text;
+BEGIN
+    IF memory_private._citus_version() IS NULL THEN
+        RETURN;
+    END IF;
+    v_prop := current_setting('citus.propagate_set_commands', true);
+    PERFORM set_config('citus.propagate_set_commands', 'local', true);
+    FOREACH v_name IN ARRAY ARRAY['hnsw.ef_search', 'hnsw.iterative_scan', 'enable_seqscan'] LOOP
+        v_value := current_setting(v_name, true);
+        CONTINUE WHEN v_value IS NULL OR v_value = '';
+        -- v_name is one of the constants above; the value goes in as a literal.
+        EXECUTE format('SET LOCAL %s = %L', v_name, v_value);
+    END LOOP;
+    PERFORM set_config('citus.propagate_set_commands', coalesce(v_prop, 'none'), true);
+END;
+$$;
+
+-- The vector indexes of every shard of a distributed domain, read on the workers
+-- (run_command_on_shards): one row per shard, reachable = false when its worker did not answer.
+CREATE OR REPLACE FUNCTION memory_private._shard_vector_indexes(d memory_private.domains)
+RETURNS TABLE (
+    shard_id bigint, shard_name text, node text, reachable boolean, indexes jsonb, error text
+)
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_rel regclass := (memory_private._physical(d)).relation;
+BEGIN
+    IF NOT memory_private._is_distributed_table(v_rel) THEN
+        RETURN;
+    END IF;
+    -- %s in the command is the shard's qualified name (run_command_on_shards' placeholder).
+    RETURN QUERY EXECUTE $q$
+        SELECT r.shardid, s.shard_name::text, s.nodename || ':' || s.nodeport, r.success,
+            CASE WHEN r.success THEN r.result::jsonb END,
+            CASE WHEN NOT r.success THEN r.result END
+        FROM run_command_on_shards($1, $cmd$
+            SELECT coalesce(json_agg(json_build_object(
+                'name', c.relname, 'method', am.amname, 'opclass', opc.opcname,
+                'options', coalesce(c.reloptions, '{}'), 'valid', i.indisvalid)
+                ORDER BY c.relname), '[]')
+            FROM pg_catalog.pg_index AS i
+            JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+            JOIN pg_catalog.pg_am AS am ON am.oid = c.relam
+            JOIN pg_catalog.pg_opclass AS opc ON opc.oid = i.indclass[0]
+            JOIN pg_catalog.pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+            WHERE i.indrelid = '%s'::regclass AND a.attname = 'embedding'
+              AND am.amname IN ('hnsw', 'ivfflat')
+        $cmd$) AS r
+        JOIN citus_shards AS s ON s.shardid = r.shardid
+        ORDER BY r.shardid
+    $q$ USING v_rel;
+END;
+$$;
+
+-- The workers holding shards of a domain that do not answer a connection (a stopped server, a
+-- network partition): every query touching their shards fails until they are back.
+CREATE OR REPLACE FUNCTION memory_private._unreachable_nodes(d memory_private.domains)
+RETURNS TABLE (node_name text, node_port integer, shards bigint)
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_rel regclass := (memory_private._physical(d)).relation;
+    v_timeout text;
+BEGIN
+    IF NOT memory_private._is_distributed_table(v_rel) THEN
+        RETURN;
+    END IF;
+    v_timeout := current_setting('citus.node_connection_timeout', true);
+    PERFORM set_config('citus.node_connection_timeout', '3000', true);
+    RETURN QUERY EXECUTE $q$
+        SELECT p.nodename::text, p.nodeport::integer, count(*)
+        FROM pg_catalog.pg_dist_shard AS s
+        JOIN pg_catalog.pg_dist_placement AS pl ON pl.shardid = s.shardid
+        JOIN pg_catalog.pg_dist_node AS p ON p.groupid = pl.groupid
+        WHERE s.logicalrelid = $1 AND p.noderole = 'primary'
+          AND NOT citus_check_connection_to_node(p.nodename, p.nodeport)
+        GROUP BY p.nodename, p.nodeport
+        ORDER BY p.nodename, p.nodeport
+    $q$ USING v_rel;
+    PERFORM set_config('citus.node_connection_timeout', coalesce(v_timeout, '30000'), true);
+END;
+$$;
+
+-- The cluster checks of memory.diagnose for a distributed domain: workers that do not answer,
+-- shards without a valid vector index with the domain's operator class, and shards whose index
+-- settings (m, ef_construction) differ from the domain's.
+CREATE OR REPLACE FUNCTION memory_private._diagnose_distributed(d memory_private.domains)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+#variable_conflict use_variable
+DECLARE
+    v_rel regclass := (memory_private._physical(d)).relation;
+    v_expected text := memory_private._opclass(d);
+    v_options jsonb := jsonb_build_array('m=' || d.hnsw_m, 'ef_construction=' || d.hnsw_ef_construction);
+    v_node record;
+    v_missing text;
+    v_n bigint;
+    v_repair text := format('SELECT memory.repair_shard_indexes(%L);', d.domain);
+BEGIN
+    IF NOT memory_private._is_distributed_table(v_rel) THEN
+        IF d.distributed THEN
+            RETURN QUERY SELECT 'error', d.domain, 'not_distributed',
+                format('The registry says domain %s is distributed but %s is not a Citus '
+                    'distributed table.', d.domain, v_rel),
+                format('SELECT memory.distribute_domain(%L);', d.domain);
+        END IF;
+        RETURN;
+    END IF;
+    IF NOT d.distributed THEN
+        RETURN QUERY SELECT 'error', d.domain, 'distributed_outside_pgmemo',
+            format('%s was distributed with create_distributed_table directly: its statement '
+                'triggers cannot run on the shards, so rows written now are not queued. Let '
+                'pgmemo take it over (idempotent, it only records the fact and queues what is '
+                'missing).', v_rel),
+            format('SELECT memory.distribute_domain(%L);', d.domain);
+    END IF;
+
+    FOR v_node IN SELECT * FROM memory_private._unreachable_nodes(d) LOOP
+        RETURN QUERY SELECT 'error', d.domain, 'worker_unreachable',
+            format('Worker %s:%s, which holds %s shards of %s, does not answer: every search, '
+                'and every write or read of a row on those shards, fails until it is back '
+                '(nothing is lost: the shards are on its disk). Start its PostgreSQL server; '
+                'the query below then returns true. If the node is gone for good, restore it '
+                'from a backup (or a replica) and point the cluster at the new host with '
+                'citus_update_node.', v_node.node_name, v_node.node_port, v_node.shards, v_rel),
+            format('SELECT citus_check_connection_to_node(%L, %s);', v_node.node_name,
+                v_node.node_port);
+    END LOOP;
+
+    -- Only the shards whose worker answered can be checked.
+    SELECT count(*), string_agg(x.shard_name, ', ' ORDER BY x.shard_id) INTO v_n, v_missing
+    FROM memory_private._shard_vector_indexes(d) AS x
+    WHERE x.reachable AND NOT EXISTS (
+        SELECT FROM jsonb_array_elements(x.indexes) AS i
+        WHERE (i ->> 'valid')::boolean AND i ->> 'opclass' = v_expected
+    );
+    IF v_n > 0 THEN
+        RETURN QUERY SELECT 'error', d.domain, 'shard_missing_index',
+            format('%s of the shards of %s have no valid vector index with %s (%s): searches '
+                'read every row of those shards, and a failed or interrupted index build is the '
+                'usual cause. Build the missing shard indexes (each shard''s build blocks writes '
+                'to that shard only).', v_n, v_rel, v_expected, v_missing),
+            v_repair;
+    END IF;
+
+    SELECT count(*), string_agg(format('%s (%s)', x.shard_name, (
+            SELECT string_agg(o, ', ' ORDER BY o) FROM jsonb_array_elements(x.indexes) AS i,
+                jsonb_array_elements_text(i -> 'options') AS o
+            WHERE i ->> 'method' = 'hnsw')), ', ' ORDER BY x.shard_id)
+    INTO v_n, v_missing
+    FROM memory_private._shard_vector_indexes(d) AS x
+    WHERE x.reachable AND EXISTS (
+        SELECT FROM jsonb_array_elements(x.indexes) AS i
+        WHERE i ->> 'method' = 'hnsw'
+          AND NOT (i -> 'options' @> v_options AND v_options @> (i -> 'options'))
+    );
+    IF v_n > 0 THEN
+        RETURN QUERY SELECT 'warning', d.domain, 'shard_index_settings_differ',
+            format('%s shards of %s have an HNSW index built with other settings than the '
+                'domain''s m=%s, ef_construction=%s: %s. Recall and speed then differ from '
+                'shard to shard. Rebuild those shard indexes with the domain''s settings.',
+                v_n, v_rel, d.hnsw_m, d.hnsw_ef_construction, v_missing),
+            v_repair;
+    END IF;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION memory.repair_shard_indexes(domain text)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain(domain);
+    v_rel regclass := (memory_private._physical(v_d)).relation;
+    v_expected text := memory_private._opclass(v_d);
+    v_options jsonb := jsonb_build_array('m=' || v_d.hnsw_m, 'ef_construction=' || v_d.hnsw_ef_construction);
+    v_opclass_q text;
+    v_shard record;
+    v_index text;
+    v_fixed integer := 0;
+    v_result record;
+BEGIN
+    IF NOT memory_private._is_distributed_table(v_rel) THEN
+        RAISE EXCEPTION 'domain "%" is not distributed: use memory.create_hnsw_index', v_d.domain
+            USING ERRCODE = '0A000';
+    END IF;
+    SELECT format('%I.%I', n.nspname, v_expected) INTO v_opclass_q
+    FROM pg_catalog.pg_extension AS e JOIN pg_catalog.pg_namespace AS n ON n.oid = e.extnamespace
+    WHERE e.extname = 'vector';
+    FOR v_shard IN SELECT * FROM memory_private._shard_vector_indexes(v_d) AS x ORDER BY x.shard_id LOOP
+        IF NOT v_shard.reachable THEN
+            RAISE EXCEPTION 'shard % is on worker %, which does not answer: %', v_shard.shard_name,
+                v_shard.node, v_shard.error
+                USING ERRCODE = '08006', HINT = 'Start that worker, then repair again.';
+        END IF;
+        CONTINUE WHEN EXISTS (
+            SELECT FROM jsonb_array_elements(v_shard.indexes) AS i
+            WHERE i ->> 'method' = 'hnsw' AND (i ->> 'valid')::boolean
+              AND i ->> 'opclass' = v_expected
+              AND i -> 'options' @> v_options AND v_options @> (i -> 'options'))
+            AND jsonb_array_length(v_shard.indexes) = 1;
+        -- Citus names a shard's index <index>_<shard id>: the name it would have made.
+        v_index := memory_private._hnsw_name(v_d) || '_' || v_shard.shard_id;
+        FOR v_result IN EXECUTE $q$
+            SELECT r.success, r.result FROM run_command_on_shards($1, format($cmd$
+                DO $do$
+                DECLARE v_i regclass;
+                BEGIN
+                    FOR v_i IN SELECT i.indexrelid::regclass FROM pg_catalog.pg_index AS i
+                        JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+                        JOIN pg_catalog.pg_am AS am ON am.oid = c.relam
+                        JOIN pg_catalog.pg_attribute AS a
+                            ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                        WHERE i.indrelid = '%%1$s'::regclass AND a.attname = 'embedding'
+                          AND am.amname IN ('hnsw', 'ivfflat')
+                    LOOP
+                        EXECUTE 'DROP INDEX ' || v_i;
+                    END LOOP;
+                    EXECUTE 'CREATE INDEX %1$I ON %%1$s USING hnsw (embedding %2$s) '
+                        || 'WITH (m = %3$s, ef_construction = %4$s)';
+                END $do$
+            $cmd$, $2, $3, $4, $5)) AS r
+            WHERE r.shardid = $6
+        $q$ USING v_rel, v_index, v_opclass_q, v_d.hnsw_m, v_d.hnsw_ef_construction, v_shard.shard_id
+        LOOP
+            IF NOT v_result.success THEN
+                RAISE EXCEPTION 'rebuilding the index of shard % failed: %', v_shard.shard_name,
+                    v_result.result USING ERRCODE = 'XX000';
+            END IF;
+        END LOOP;
+        v_fixed := v_fixed + 1;
+    END LOOP;
+    RETURN v_fixed;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.repair_shard_indexes(text) IS
+'For a distributed domain: give every shard exactly one valid HNSW index with the domain''s '
+'operator class, m and ef_construction (building it where it is missing, INVALID or built '
+'with other settings; each build blocks writes to its shard only). Returns the number of '
+'shards rebuilt; 0 when all were right. What memory.diagnose''s shard_missing_index and '
+'shard_index_settings_differ suggest. Error 08006 when a worker holding shards is down.';
