@@ -303,35 +303,24 @@ ADD CONSTRAINT domains_dimension_check CHECK (
 );
 SELECT memory_private._record_migration('0004', '0004_halfvec.sql', '0c766d76a73413292f09790ca236dd4af9c01a1fc7c81d0e97602736f39fc25f', 'versioned');
 \endif
--- migrations/0005_retired_signatures.sql
-SELECT memory_private._migration_needed('0005', '0005_retired_signatures.sql', 'd59dd421f75da1907046531f3a78d33f3eff54de8f573d5f3d51ce7d633879ea') AS pgmemo_apply \gset
+-- migrations/0005_distributed.sql
+SELECT memory_private._migration_needed('0005', '0005_distributed.sql', 'fd4e9bac36a3f1b8cd5d37165496521613a16b26824bd2d8d9cba8a37de256a8') AS pgmemo_apply \gset
 \if :pgmemo_apply
--- 0005_retired_signatures: drop, once, the function signatures earlier releases retired.
+-- 0005_distributed: domains distributed over a Citus cluster (memory.distribute_domain).
 --
--- Why: until now the re-applied files in sql/ carried these DROP FUNCTION IF EXISTS lines and ran
--- them on every migrate. A retired signature belongs to the versioned history: dropped here,
--- once, so that sql/ holds only CREATE OR REPLACE (see docs/UPGRADING.md, "Changing a function's
--- signature"). Each was replaced by a signature with one more defaulted parameter (or, for
--- _column, a different result type, which CREATE OR REPLACE cannot change); without the drop
--- the old one would stay behind as a second overload. sql/ creates the current ones right after
--- this file, in the same transaction.
+-- Why: a domain that outgrows one server can be sharded by id across Citus workers, with one
+-- HNSW index per shard. Citus runs no statement triggers with transition tables on distributed
+-- tables, so for a distributed domain the write functions queue rows themselves; the registry
+-- says which domains take that path. Factory domains keep distributed = false: nothing changes
+-- for them, and nothing changes on a server without Citus.
 
--- create_domain: embedding_type added (0004_halfvec).
-DROP FUNCTION IF EXISTS memory.create_domain(text, integer, text, text, integer, integer, regconfig);
--- search, search_text, search_hybrid: ef_search, recency/importance ranking, match.
-DROP FUNCTION IF EXISTS memory.search(text, vector, integer, jsonb, double precision);
-DROP FUNCTION IF EXISTS memory.search_text(text, text, integer, jsonb);
-DROP FUNCTION IF EXISTS memory.search_hybrid(
-    text, text, vector, integer, jsonb, double precision, double precision, integer
-);
--- begin_reembed: create_index added.
-DROP FUNCTION IF EXISTS memory.begin_reembed(text, text, integer);
--- claim_embedding_jobs: only_domain added.
-DROP FUNCTION IF EXISTS memory.claim_embedding_jobs(integer, text, interval);
--- memory_private._column: an early build returned category as "char" (now text); same arguments,
--- so this drops the current definition too, and sql/45_adopt.sql creates it again.
-DROP FUNCTION IF EXISTS memory_private._column(regclass, name);
-SELECT memory_private._record_migration('0005', '0005_retired_signatures.sql', 'd59dd421f75da1907046531f3a78d33f3eff54de8f573d5f3d51ce7d633879ea', 'versioned');
+ALTER TABLE memory_private.domains
+ADD COLUMN distributed boolean NOT NULL DEFAULT FALSE;
+
+COMMENT ON COLUMN memory_private.domains.distributed IS
+'The domain table is a Citus distributed table (memory.distribute_domain): rows are queued by '
+'the write functions instead of statement triggers.';
+SELECT memory_private._record_migration('0005', '0005_distributed.sql', 'fd4e9bac36a3f1b8cd5d37165496521613a16b26824bd2d8d9cba8a37de256a8', 'versioned');
 \endif
 SELECT memory_private._set_install_search_path();
 -- sql/00_private_helpers.sql
@@ -554,6 +543,9 @@ DECLARE
     END;
     v_where text := CASE WHEN with_filter THEN 'AND t.metadata @> $3' ELSE '' END;
 BEGIN
+    IF d.distributed THEN  -- Citus: one flat k-NN query, LIMIT pushed to every shard
+        RETURN memory_private._dist_search_sql(d, with_filter);
+    END IF;
     IF with_filter OR current_setting('hnsw.iterative_scan', true) = 'relaxed_order' THEN
         RETURN format(
             'SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at, '
@@ -581,7 +573,7 @@ BEGIN
     );
 END;
 $$;
-SELECT memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', 'b55560b1eb4d0746e8fef6f3a88230727253978cc60f5a61cd2ec89f07473c92', 'repeatable');
+SELECT memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', '945104c41cc7ecbab2d5aa63e402cc671369ec9ded51f39b4cb14ef2d1fc207e', 'repeatable');
 -- sql/01_version.sql
 -- memory.version(): what is installed, for clients that verify the schema before use.
 
@@ -690,6 +682,9 @@ BEGIN
     RETURN NULL;
 END;
 $$;
+
+-- embedding_type was added after 0.1's first signature: drop that one so no overload remains.
+DROP FUNCTION IF EXISTS memory.create_domain(text, integer, text, text, integer, integer, regconfig);
 
 CREATE OR REPLACE FUNCTION memory.create_domain(
     domain text,
@@ -921,7 +916,7 @@ FROM memory_private.domains AS d;
 COMMENT ON VIEW memory.domains IS
 'Registered memory domains: table, dimension, distance, embedding model, exact row count, and '
 'for adopted domains (memory.adopt_table) the application table behind the view.';
-SELECT memory_private._record_migration('R:10_domains.sql', '10_domains.sql', 'c8725e974db6162a25d90e4e1bbb7f76373d4465cb1358c60930415ffbb0f911', 'repeatable');
+SELECT memory_private._record_migration('R:10_domains.sql', '10_domains.sql', '626014adf842d79280b6ae3a53b733518ec17d581bc12414a7e0d0762073c852', 'repeatable');
 -- sql/20_write.sql
 -- Writing memories: memory.store, memory.store_many, memory.update, memory.forget, memory.get.
 -- Rows stored without an embedding are queued by the domain table's triggers.
@@ -982,6 +977,10 @@ BEGIN
             'RETURNING t.id',
             v_d.table_schema, v_d.table_name)
         INTO v_id USING content, metadata, embedding, v_d.embedding_model, id;
+    END IF;
+    IF v_d.distributed THEN
+        -- Citus: no queue triggers on the shards (sql/48_distributed.sql).
+        PERFORM memory_private._dist_sync_jobs(v_d, ARRAY[v_id]);
     END IF;
     RETURN v_id;
 END;
@@ -1097,6 +1096,9 @@ BEGIN
         coalesce(metadatas, array_fill(NULL::jsonb, ARRAY[v_n])),
         coalesce(embeddings, array_fill(NULL::vector, ARRAY[v_n])),
         v_d.embedding_model;
+    IF v_d.distributed THEN
+        PERFORM memory_private._dist_sync_jobs(v_d, v_ids);
+    END IF;
     RETURN QUERY SELECT unnest(v_ids);
 END;
 $$;
@@ -1134,6 +1136,9 @@ BEGIN
         v_d.table_schema, v_d.table_name)
     USING id, content, metadata, embedding, v_d.embedding_model;
     GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_d.distributed AND v_count > 0 AND (content IS NOT NULL OR embedding IS NOT NULL) THEN
+        PERFORM memory_private._dist_sync_jobs(v_d, ARRAY[id]);
+    END IF;
     RETURN v_count > 0;
 END;
 $$;
@@ -1155,6 +1160,9 @@ BEGIN
     EXECUTE format('DELETE FROM %I.%I AS t WHERE t.id = $1', v_d.table_schema, v_d.table_name)
     USING id;
     GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_d.distributed THEN
+        PERFORM memory_private._dist_drop_jobs(v_d, ARRAY[id]);
+    END IF;
     RETURN v_count > 0;
 END;
 $$;
@@ -1197,11 +1205,19 @@ $$;
 COMMENT ON FUNCTION memory.get(text, text) IS
 'Fetch one memory by id: content, metadata, whether it has an embedding, timestamps. '
 'No row when the id does not exist.';
-SELECT memory_private._record_migration('R:20_write.sql', '20_write.sql', 'c4289623471c8466a1a14f409510dc9433a8e0883c6a800efb3c4f25b18c8a99', 'repeatable');
+SELECT memory_private._record_migration('R:20_write.sql', '20_write.sql', 'ad1f8f893f3fabe0c835febca12283880ac8b1ed257008a483598a16d141d0e4', 'repeatable');
 -- sql/30_search.sql
 -- Searching: memory.search (k nearest neighbours through the HNSW index), memory.search_text
 -- (full-text, typed queries) and memory.search_hybrid (weighted reciprocal rank fusion of the
 -- two), plus the memory-aware ranking (recency, importance) both can apply.
+
+-- The signatures grew (ef_search, recency and importance ranking; search_text's match): drop
+-- the earlier ones so CREATE OR REPLACE does not leave a second overload behind.
+DROP FUNCTION IF EXISTS memory.search(text, vector, integer, jsonb, double precision);
+DROP FUNCTION IF EXISTS memory.search_text(text, text, integer, jsonb);
+DROP FUNCTION IF EXISTS memory.search_hybrid(
+    text, text, vector, integer, jsonb, double precision, double precision, integer
+);
 
 -- Validates the memory-aware ranking knobs shared by memory.search and memory.search_hybrid.
 CREATE OR REPLACE FUNCTION memory_private._check_ranking(
@@ -1294,6 +1310,9 @@ BEGIN
         v_saved[3] := current_setting('enable_seqscan');
         PERFORM set_config('enable_seqscan', 'off', true);
     END IF;
+    IF memory_private._citus_version() IS NOT NULL THEN
+        PERFORM memory_private._citus_push_settings();  -- to the shards' queries too
+    END IF;
     RETURN v_saved;
 END;
 $$;
@@ -1312,6 +1331,9 @@ BEGIN
     END IF;
     IF saved[3] IS NOT NULL THEN
         PERFORM set_config('enable_seqscan', saved[3], true);
+    END IF;
+    IF memory_private._citus_version() IS NOT NULL THEN
+        PERFORM memory_private._citus_push_settings();
     END IF;
 END;
 $$;
@@ -1607,7 +1629,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 '(see BENCHMARKS.md). Either the query text or the embedding may be NULL. ef_search is passed to '
 'memory.search, text_match (''all'' or ''any'') to memory.search_text. recency_half_life and '
 'importance_weight re-rank as in memory.search, on the fused score scaled to [0, 1].';
-SELECT memory_private._record_migration('R:30_search.sql', '30_search.sql', 'd201d41eb4770fec3c479e2578687fb796d4c9384f32479f3ff5467657fc7462', 'repeatable');
+SELECT memory_private._record_migration('R:30_search.sql', '30_search.sql', '37e2e934092637f786f47fd7d7bd31d6e8a833d3876baadae950ffaf79a11611', 'repeatable');
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).
@@ -1761,7 +1783,7 @@ COMMENT ON FUNCTION memory.create_hnsw_index(text, integer, integer) IS
 'Leave exactly one vector index on the domain''s embedding column (for an adopted domain: the '
 'source table''s column): an HNSW index with the operator class of the domain''s distance and '
 'the given m / ef_construction. It blocks writes while it builds: on a big live table use '
-'memory.concurrent_index_statements (CREATE INDEX CONCURRENTLY) instead. Competing HNSW or '
+'memory.hnsw_build_statements (CREATE INDEX CONCURRENTLY) instead. Competing HNSW or '
 'IVFFlat indexes (and INVALID ones) are dropped with a NOTICE. Idempotent; returns the index name.';
 
 -- A relation's schema-qualified, quoted name whatever the caller's search_path (the statements
@@ -1939,7 +1961,7 @@ COMMENT ON FUNCTION memory.concurrent_index_statements(text, integer, integer) I
 'cannot run inside a function or transaction, so run them one by one outside one: in psql '
 'SELECT * FROM memory.concurrent_index_statements(''d'') \gexec, or pgmemo index build '
 '--concurrently d. Re-running after a failure resumes (an INVALID leftover is dropped first).';
-SELECT memory_private._record_migration('R:40_indexes.sql', '40_indexes.sql', '3123eaa352163c82f6d99063d9d2597be0a847c3a4cedb1c4f071689290d47f9', 'repeatable');
+SELECT memory_private._record_migration('R:40_indexes.sql', '40_indexes.sql', '35c587114be3485a07be3cf7fd2dcdcf2493491a839eceb7a54997fbd67efd33', 'repeatable');
 -- sql/44_adopt_triggers.sql
 -- The generic trigger functions of adopted domains (45_adopt.sql) and re-embed shadows
 -- (46_reembed.sql): INSTEAD OF triggers on a domain's view that write the source table, and the
@@ -2135,7 +2157,9 @@ SELECT memory_private._record_migration('R:44_adopt_triggers.sql', '44_adopt_tri
 -- transition tables), so the application's own inserts and updates are queued too. The same
 -- machinery serves the shadow domains of a re-embed (46_reembed.sql).
 
--- A column of rel: its type and typmod, or NULL.
+-- A column of rel: its type and typmod, or NULL. (Dropped first: an early build returned
+-- category as "char", and CREATE OR REPLACE cannot change a result type.)
+DROP FUNCTION IF EXISTS memory_private._column(regclass, name);
 CREATE OR REPLACE FUNCTION memory_private._column(rel regclass, col name)
 RETURNS TABLE (type_oid oid, type_name text, typmod integer, category text)
 LANGUAGE sql STABLE
@@ -2481,7 +2505,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'HNSW, id-as-text and full-text indexes now (blocks writes while they build); false: build '
 'them later without blocking, with memory.concurrent_index_statements. Idempotent for the '
 'same arguments. memory.drop_domain releases the table and never drops it.';
-SELECT memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '1bdad5fe73802eeeeba3c4f5b420e24ab5dc6f814116342a2520f1efcbc8efda', 'repeatable');
+SELECT memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'f4e3e900b6909653d64d615f71e806b5f92edd410648aefcca40b67279964754', 'repeatable');
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --
@@ -2515,6 +2539,9 @@ BEGIN
     RETURN v_r;
 END;
 $$;
+
+-- An early build had begin_reembed(text, text, integer); create_index was added after it.
+DROP FUNCTION IF EXISTS memory.begin_reembed(text, text, integer);
 
 CREATE OR REPLACE FUNCTION memory.begin_reembed(
     domain text, embedding_model text, dimension integer, create_index boolean DEFAULT TRUE
@@ -2769,7 +2796,7 @@ $$;
 COMMENT ON FUNCTION memory.cancel_reembed(text) IS
 'Abandon a re-embed: drop the shadow column and its index, the shadow domain''s triggers, view, '
 'jobs and registry row. The domain keeps its current embeddings throughout.';
-SELECT memory_private._record_migration('R:46_reembed.sql', '46_reembed.sql', '5185bdee8e9c6fdd5012c0b87c986c44f5badafe2844e3a11fd7b794d88f3799', 'repeatable');
+SELECT memory_private._record_migration('R:46_reembed.sql', '46_reembed.sql', 'c2d1677431b77105a8a89ceafdda82ecd0c3cc80d56920f9af1b1b95985d4890', 'repeatable');
 -- sql/47_import.sql
 -- Importing memories from another store (pgmemo import-sqlite): memory.import_rows writes a
 -- batch with its own ids and timestamps, idempotently, and memory.get_many reads rows back with
@@ -2794,6 +2821,7 @@ DECLARE
     v_bad record;
     v_inserted bigint;
     v_updated bigint;
+    v_existing bigint;
 BEGIN
     IF v_d.adopted THEN
         RAISE EXCEPTION 'domain "%" is adopted: import into a domain made by memory.create_domain',
@@ -2843,6 +2871,11 @@ BEGIN
     USING ids, contents, metadatas, embeddings, created_ats, updated_ats, v_d.embedding_model;
     GET DIAGNOSTICS v_updated = ROW_COUNT;
 
+    IF v_d.distributed THEN
+        EXECUTE format('SELECT count(*) FROM %I.%I AS t WHERE t.id = ANY ($1)',
+            v_d.table_schema, v_d.table_name)
+        INTO v_existing USING ids;
+    END IF;
     -- New rows keep their own timestamps (updated_at defaults to created_at, then now()).
     EXECUTE format(
         'INSERT INTO %I.%I AS t (id, content, metadata, embedding, embedding_model, created_at, '
@@ -2856,6 +2889,11 @@ BEGIN
         v_d.table_schema, v_d.table_name)
     USING ids, contents, metadatas, embeddings, created_ats, updated_ats, v_d.embedding_model;
     GET DIAGNOSTICS v_inserted = ROW_COUNT;
+    IF v_d.distributed THEN
+        -- Citus reports the rows it sent to the shards, not those ON CONFLICT kept.
+        v_inserted := v_n - v_existing;
+        PERFORM memory_private._dist_sync_jobs(v_d, ids);
+    END IF;
     RETURN QUERY SELECT v_inserted, v_updated, v_n - v_inserted - v_updated;
 END;
 $$;
@@ -2895,7 +2933,664 @@ COMMENT ON FUNCTION memory.get_many(text, text[], boolean) IS
 'when with_embeddings is false, to move less data), its model and the timestamps (ordered by '
 'id; ids that do not exist are absent). What '
 '`pgmemo import-sqlite` reads back to verify an import.';
-SELECT memory_private._record_migration('R:47_import.sql', '47_import.sql', '76d12c3f604bcca60c941dc54970a02c906fb37664f82e660b2c469fd574cc3c', 'repeatable');
+SELECT memory_private._record_migration('R:47_import.sql', '47_import.sql', 'a0cb9f794bb769750616616ca8156657d927fbf1ef6c86dc61dc61227d366671', 'repeatable');
+-- sql/48_distributed.sql
+-- Distributed domains on a Citus cluster: memory.distribute_domain, the queue hook the write
+-- functions call instead of statement triggers, the settings pushed to the workers for a
+-- search, the per-shard index checks behind memory.diagnose and memory.repair_shard_indexes.
+--
+-- On a server without Citus nothing here runs: every helper returns at once (the registry's
+-- distributed flag is false for every domain), and distribute_domain refuses with 0A000.
+--
+-- What differs from a single-node domain (docs/SCALING.md says it for users):
+-- * Citus runs no statement-level triggers with transition tables on distributed tables, and a
+--   trigger on a shard cannot write the coordinator's queue. The BEFORE UPDATE row trigger (it
+--   only touches NEW: a content change clears the stale embedding) stays, on every shard; the
+--   queueing moves into the write functions (store, store_many, update, forget, import_rows,
+--   the bulk load), which call memory_private._dist_sync_jobs in the same transaction. Writes
+--   that bypass the API (plain INSERT/UPDATE on the table) are still never served stale vectors
+--   (the shard trigger clears them) and are queued by memory.enqueue_missing, which
+--   run_maintenance (pg_cron) and `pgmemo worker` run every minute.
+-- * The queue stays one table on the coordinator: claims keep FOR UPDATE SKIP LOCKED there,
+--   and every read of a row by id is a router query to one shard.
+
+-- The Citus version installed in this database, or NULL.
+CREATE OR REPLACE FUNCTION memory_private._citus_version()
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT e.extversion FROM pg_catalog.pg_extension AS e WHERE e.extname = 'citus'
+$$;
+
+-- Whether the domain's table is a Citus distributed table (from Citus's own metadata: a table
+-- distributed by hand counts too).
+CREATE OR REPLACE FUNCTION memory_private._is_distributed_table(rel regclass)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_found boolean;
+BEGIN
+    IF rel IS NULL OR memory_private._citus_version() IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition AS p '
+        'WHERE p.logicalrelid = $1 AND p.partmethod = ''h'')'
+    INTO v_found USING rel;
+    RETURN v_found;
+END;
+$$;
+
+DROP FUNCTION IF EXISTS memory.distribute_domain(text, integer);
+
+CREATE OR REPLACE FUNCTION memory.distribute_domain(domain text, shard_count integer DEFAULT 32)
+RETURNS regclass
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain(domain);
+    v_rel regclass := (memory_private._physical(v_d)).relation;
+    v_shards integer;
+    v_unsafe text;
+BEGIN
+    IF memory_private._citus_version() IS NULL THEN
+        RAISE EXCEPTION 'memory.distribute_domain needs the Citus extension, which is not '
+            'installed in this database'
+            USING ERRCODE = '0A000',
+                  HINT = 'Run pgmemo on a Citus coordinator (CREATE EXTENSION citus; with '
+                      || 'shared_preload_libraries = ''citus''), see docs/SCALING.md. On one '
+                      || 'server, a domain stays a plain table.';
+    END IF;
+    IF shard_count IS NULL OR shard_count < 1 OR shard_count > 4096 THEN
+        RAISE EXCEPTION 'shard_count must be between 1 and 4096, got %',
+            coalesce(shard_count::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF v_d.adopted THEN
+        RAISE EXCEPTION 'domain "%" is an adopted table (or a re-embed shadow): distribute the '
+            'application''s table with create_distributed_table yourself', v_d.domain
+            USING ERRCODE = '0A000';
+    END IF;
+    IF EXISTS (SELECT FROM memory_private.reembeds AS r WHERE r.domain = v_d.domain) THEN
+        RAISE EXCEPTION 'a re-embed of domain "%" is in progress', v_d.domain
+            USING ERRCODE = '0A000',
+                  HINT = 'Finish or cancel it first (memory.finish_reembed / memory.cancel_reembed).';
+    END IF;
+    IF v_rel IS NULL THEN
+        RAISE EXCEPTION 'the table of domain "%" does not exist', v_d.domain USING ERRCODE = '42P01';
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('pgmemo.domain'), hashtext(v_d.domain));
+
+    IF memory_private._is_distributed_table(v_rel) THEN
+        EXECUTE 'SELECT count(*) FROM pg_catalog.pg_dist_shard AS s WHERE s.logicalrelid = $1'
+        INTO v_shards USING v_rel;
+        IF v_shards <> shard_count THEN
+            RAISE NOTICE 'domain "%" is already distributed over % shards (asked: %); '
+                'change it with alter_distributed_table(%L, shard_count => %s)',
+                v_d.domain, v_shards, shard_count, v_rel::text, shard_count;
+        END IF;
+        UPDATE memory_private.domains AS d SET distributed = true WHERE d.domain = v_d.domain;
+        RETURN v_rel;
+    END IF;
+
+    -- The queue triggers (statement level, transition tables) cannot run on shards; the write
+    -- functions queue rows instead (memory_private._dist_sync_jobs). The BEFORE UPDATE row
+    -- trigger is safe on shards (it changes NEW only) and is what keeps a stale embedding from
+    -- ever being served, also for writes that bypass pgmemo's functions.
+    EXECUTE format('DROP TRIGGER IF EXISTS memory_enqueue_insert ON %s', v_rel);
+    EXECUTE format('DROP TRIGGER IF EXISTS memory_enqueue_update ON %s', v_rel);
+    EXECUTE format('DROP TRIGGER IF EXISTS memory_dequeue_delete ON %s', v_rel);
+    v_unsafe := current_setting('citus.enable_unsafe_triggers', true);
+    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    EXECUTE 'SELECT create_distributed_table($1, ''id'', shard_count => $2)' USING v_rel, shard_count;
+    PERFORM set_config('citus.enable_unsafe_triggers', coalesce(v_unsafe, 'off'), true);
+    -- The rows now live in the shards; the coordinator's copy is dead weight.
+    EXECUTE 'SELECT truncate_local_data_after_distributing_table($1)' USING v_rel;
+    UPDATE memory_private.domains AS d SET distributed = true WHERE d.domain = v_d.domain;
+    -- Rows queued before are still queued (the queue is keyed by domain and id); rows that had
+    -- neither an embedding nor a job get one now.
+    PERFORM memory.enqueue_missing(v_d.domain);
+    RETURN v_rel;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.distribute_domain(text, integer) IS
+'Distribute a domain''s table over the Citus cluster by id (create_distributed_table with '
+'shard_count shards, 1..4096; each shard gets its own HNSW, GIN and btree indexes) and move its '
+'rows into the shards. Every memory.* function keeps working on it with the same guarantees; '
+'rows are then queued by the write functions instead of statement triggers (docs/SCALING.md). '
+'Idempotent. Run it on the coordinator. Error 0A000 without Citus, for adopted domains and '
+'during a re-embed.';
+
+-- The queue hook of a distributed domain: after a write function wrote the rows ids (in the
+-- same transaction, so their row locks are held), queue those still without an embedding and
+-- drop the unclaimed jobs of those that have one. reset => true resets a job's attempts (a
+-- write, like the triggers); false leaves existing jobs alone (the backfill sweep). Claimed
+-- jobs stay claimed: complete_embedding_jobs sees a changed content and re-queues. The same
+-- for a re-embed's shadow domain over the same table. Returns the jobs added or reset.
+CREATE OR REPLACE FUNCTION memory_private._dist_sync_jobs(
+    d memory_private.domains, ids text[], reset boolean DEFAULT true
+)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_missing text[];
+    v_embedded text[];
+    v_count bigint;
+BEGIN
+    IF NOT d.distributed OR coalesce(cardinality(ids), 0) = 0 THEN
+        RETURN 0;
+    END IF;
+    -- One read of the rows (a router query per shard touched), then the coordinator's queue.
+    EXECUTE format(
+        'SELECT array_agg(t.id) FILTER (WHERE t.embedding IS NULL), '
+        'array_agg(t.id) FILTER (WHERE t.embedding IS NOT NULL) '
+        'FROM %I.%I AS t WHERE t.id = ANY ($1)',
+        d.table_schema, d.table_name)
+    INTO v_missing, v_embedded USING ids;
+    IF reset THEN
+        INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
+        SELECT d.domain, u.id FROM unnest(v_missing) AS u (id)
+        ON CONFLICT (domain, row_id) DO UPDATE
+            SET status = CASE WHEN q.status = 'claimed' THEN 'claimed' ELSE 'pending' END,
+                attempts = 0, run_after = now(), updated_at = now();
+    ELSE
+        INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
+        SELECT d.domain, u.id FROM unnest(v_missing) AS u (id)
+        ON CONFLICT (domain, row_id) DO NOTHING;
+    END IF;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    DELETE FROM memory_private.embedding_queue AS q
+    WHERE q.domain = d.domain AND q.row_id = ANY (v_embedded) AND q.status <> 'claimed';
+    IF v_count > 0 THEN
+        PERFORM pg_notify('memory_embedding_queue', d.domain);
+    END IF;
+    RETURN v_count;
+END;
+$$;
+
+-- Rows deleted from a distributed domain: their jobs go.
+CREATE OR REPLACE FUNCTION memory_private._dist_drop_jobs(d memory_private.domains, ids text[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF d.distributed THEN
+        DELETE FROM memory_private.embedding_queue AS q
+        WHERE q.domain = d.domain AND q.row_id = ANY (ids);
+    END IF;
+END;
+$$;
+
+-- memory.enqueue_missing for a distributed domain: keyset batches of ids without an embedding
+-- (each batch one fan-out, ORDER BY id LIMIT pushed to every shard and served by its primary
+-- key), queued without touching existing jobs; a row embedded between the read and the insert
+-- loses its fresh job again (the re-read below). Returns the jobs added.
+CREATE OR REPLACE FUNCTION memory_private._dist_enqueue_missing(
+    d memory_private.domains, batch integer DEFAULT 5000
+)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_ids text[];
+    v_last text := NULL;
+    v_added bigint;
+    v_total bigint := 0;
+    v_gone bigint;
+BEGIN
+    LOOP
+        EXECUTE format(
+            'SELECT array_agg(s.id ORDER BY s.id) FROM (SELECT t.id FROM %I.%I AS t '
+            'WHERE t.embedding IS NULL AND ($1::text IS NULL OR t.id > $1) '
+            'ORDER BY t.id LIMIT $2) AS s',
+            d.table_schema, d.table_name)
+        INTO v_ids USING v_last, batch;
+        EXIT WHEN v_ids IS NULL;
+        v_last := v_ids[cardinality(v_ids)];
+        WITH added AS (
+            INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
+            SELECT d.domain, u.id FROM unnest(v_ids) AS u (id)
+            ON CONFLICT (domain, row_id) DO NOTHING
+            RETURNING q.row_id
+        )
+        SELECT array_agg(a.row_id) INTO v_ids FROM added AS a;
+        CONTINUE WHEN v_ids IS NULL;
+        v_added := cardinality(v_ids);
+        -- A worker may have completed some of these rows after the read above (its job was
+        -- gone, so the insert made a new one): a fresh read drops those jobs again.
+        EXECUTE format('SELECT array_agg(t.id) FROM %I.%I AS t '
+            'WHERE t.id = ANY ($1) AND t.embedding IS NOT NULL', d.table_schema, d.table_name)
+        INTO v_ids USING v_ids;
+        DELETE FROM memory_private.embedding_queue AS q
+        WHERE q.domain = d.domain AND q.row_id = ANY (v_ids) AND q.status = 'pending';
+        GET DIAGNOSTICS v_gone = ROW_COUNT;
+        v_total := v_total + v_added - v_gone;
+    END LOOP;
+    RETURN v_total;
+END;
+$$;
+
+-- Rows of a distributed domain without an embedding and without a job, counted up to limit_rows
+-- (memory.diagnose's unqueued_null_embeddings): the ids come from the shards in keyset
+-- batches and are compared with the coordinator's queue (no join between the two).
+CREATE OR REPLACE FUNCTION memory_private._dist_unqueued(d memory_private.domains, limit_rows bigint)
+RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_ids text[];
+    v_last text := NULL;
+    v_n bigint := 0;
+    v_seen bigint := 0;
+BEGIN
+    LOOP
+        EXECUTE format(
+            'SELECT array_agg(s.id ORDER BY s.id) FROM (SELECT t.id FROM %I.%I AS t '
+            'WHERE t.embedding IS NULL AND ($1::text IS NULL OR t.id > $1) '
+            'ORDER BY t.id LIMIT 10000) AS s',
+            d.table_schema, d.table_name)
+        INTO v_ids USING v_last;
+        EXIT WHEN v_ids IS NULL;
+        v_last := v_ids[cardinality(v_ids)];
+        v_seen := v_seen + cardinality(v_ids);
+        v_n := v_n + (SELECT count(*) FROM unnest(v_ids) AS u (id) WHERE NOT EXISTS (
+            SELECT FROM memory_private.embedding_queue AS q
+            WHERE q.domain = d.domain AND q.row_id = u.id));
+        EXIT WHEN v_n > limit_rows OR v_seen > 10 * limit_rows;
+    END LOOP;
+    RETURN v_n;
+END;
+$$;
+
+-- memory.search's k-NN query for a distributed domain ($1 query vector, $2 k, $3 filter, $4
+-- min_similarity, as memory_private._search_sql): flat, so that Citus pushes the ORDER BY
+-- distance LIMIT k down to every shard (each walks its own HNSW index) and merges the shards'
+-- top k on the coordinator. A subquery with a LIMIT (the single-node shape) would be planned as
+-- a separate step with an intermediate result. min_similarity is a bound on the distance, so
+-- filtering in the scan keeps exactly the rows the single-node query keeps.
+CREATE OR REPLACE FUNCTION memory_private._dist_search_sql(
+    d memory_private.domains, with_filter boolean
+)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_op text := memory_private._distance_operator(d.distance);
+    v_similarity text := CASE d.distance
+        WHEN 'cosine' THEN '1 - (t.embedding %1$s $1)::double precision'
+        WHEN 'l2' THEN '1 / (1 + (t.embedding %1$s $1)::double precision)'
+        ELSE '- (t.embedding %1$s $1)::double precision'
+    END;
+BEGIN
+    RETURN format(
+        'SELECT t.id, t.content, t.metadata, %5$s AS similarity, '
+        '(t.embedding %1$s $1)::double precision AS distance, t.created_at, t.updated_at '
+        'FROM %2$I.%3$I AS t WHERE t.embedding IS NOT NULL %4$s '
+        'AND ($4::double precision IS NULL OR %5$s >= $4) '
+        'ORDER BY t.embedding %1$s $1 LIMIT $2',
+        v_op, d.table_schema, d.table_name,
+        CASE WHEN with_filter THEN 'AND t.metadata @> $3' ELSE '' END,
+        format(v_similarity, v_op));
+END;
+$$;
+
+-- EXPLAIN (FORMAT JSON) of a distributed domain's search query with every shard's plan
+-- (citus.explain_all_tasks) and the values inlined as literals (Citus cannot explain the
+-- parameterised form on the workers: "could not determine data type of parameter $1").
+CREATE OR REPLACE FUNCTION memory_private._dist_explain(
+    d memory_private.domains, query_embedding vector, k integer, filter jsonb
+)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_sql text := memory_private._dist_search_sql(d, filter IS NOT NULL);
+    v_all text := current_setting('citus.explain_all_tasks', true);
+    v_plan jsonb;
+BEGIN
+    v_sql := replace(v_sql, '$4', 'NULL::double precision');
+    v_sql := replace(v_sql, '$3', format('%L::jsonb', filter));
+    v_sql := replace(v_sql, '$2', k::text);
+    v_sql := replace(v_sql, '$1', format('%L::%s', query_embedding, pg_typeof(query_embedding)));
+    PERFORM set_config('citus.explain_all_tasks', 'on', true);
+    EXECUTE 'EXPLAIN (FORMAT JSON) ' || v_sql INTO v_plan;
+    PERFORM set_config('citus.explain_all_tasks', coalesce(v_all, 'off'), true);
+    RETURN v_plan;
+END;
+$$;
+
+-- What a distributed plan says about the vector index: uses_index when every shard's task
+-- scans that shard's copy of the domain's vector index (Citus names it <index>_<shard id>);
+-- index_name is the domain's index (the coordinator's name). Also the tasks and the tasks with
+-- a LIMIT above their scan (the pushed-down k).
+CREATE OR REPLACE FUNCTION memory_private._dist_plan_indexes(d memory_private.domains, plan jsonb)
+RETURNS TABLE (uses_index boolean, index_name text, tasks integer, indexed_tasks integer,
+    limited_tasks integer)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    WITH idx AS (
+        SELECT x.index_name::text AS name FROM memory_private._vector_indexes(d) AS x
+    ),
+    tasks AS (
+        SELECT t.task
+        FROM jsonb_path_query(plan, 'strict $.**."Distributed Query".Job.Tasks[*]') AS t (task)
+    ),
+    per_task AS (
+        SELECT
+            (SELECT min(i.name) FROM jsonb_path_query(t.task, 'lax $.**."Index Name"') AS n (name)
+             JOIN idx AS i ON n.name #>> '{}' ~ ('^' || i.name || '_[0-9]+$')) AS used,
+            jsonb_path_exists(t.task, 'strict $."Remote Plan".**."Node Type" ? (@ == "Limit")')
+                AS limited
+        FROM tasks AS t
+    )
+    SELECT count(*) > 0 AND count(p.used) = count(*), min(p.used), count(*)::integer,
+        count(p.used)::integer, count(*) FILTER (WHERE p.limited)::integer
+    FROM per_task AS p
+$$;
+
+-- Make the settings a search just changed with set_config(..., true) reach the shards' queries:
+-- Citus sends SET LOCAL statements (not set_config calls) to the workers of the transaction when
+-- citus.propagate_set_commands is 'local'. Without Citus: nothing.
+CREATE OR REPLACE FUNCTION memory_private._citus_push_settings()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_prop text;
+    v_name text;
+    v_value text;
+BEGIN
+    IF memory_private._citus_version() IS NULL THEN
+        RETURN;
+    END IF;
+    v_prop := current_setting('citus.propagate_set_commands', true);
+    PERFORM set_config('citus.propagate_set_commands', 'local', true);
+    FOREACH v_name IN ARRAY ARRAY['hnsw.ef_search', 'hnsw.iterative_scan', 'enable_seqscan'] LOOP
+        v_value := current_setting(v_name, true);
+        CONTINUE WHEN v_value IS NULL OR v_value = '';
+        -- v_name is one of the constants above; the value goes in as a literal.
+        EXECUTE format('SET LOCAL %s = %L', v_name, v_value);
+    END LOOP;
+    PERFORM set_config('citus.propagate_set_commands', coalesce(v_prop, 'none'), true);
+END;
+$$;
+
+-- The vector indexes of every shard of a distributed domain, read on the workers
+-- (run_command_on_shards): one row per shard, reachable = false when its worker did not answer.
+CREATE OR REPLACE FUNCTION memory_private._shard_vector_indexes(d memory_private.domains)
+RETURNS TABLE (
+    shard_id bigint, shard_name text, node text, reachable boolean, indexes jsonb, error text
+)
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_rel regclass := (memory_private._physical(d)).relation;
+BEGIN
+    IF NOT memory_private._is_distributed_table(v_rel) THEN
+        RETURN;
+    END IF;
+    -- %s in the command is the shard's qualified name (run_command_on_shards' placeholder).
+    RETURN QUERY EXECUTE $q$
+        SELECT r.shardid, s.shard_name::text, s.nodename || ':' || s.nodeport, r.success,
+            CASE WHEN r.success THEN r.result::jsonb END,
+            CASE WHEN NOT r.success THEN r.result END
+        FROM run_command_on_shards($1, $cmd$
+            SELECT coalesce(json_agg(json_build_object(
+                'name', c.relname, 'method', am.amname, 'opclass', opc.opcname,
+                'options', coalesce(c.reloptions, '{}'), 'valid', i.indisvalid)
+                ORDER BY c.relname), '[]')
+            FROM pg_catalog.pg_index AS i
+            JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+            JOIN pg_catalog.pg_am AS am ON am.oid = c.relam
+            JOIN pg_catalog.pg_opclass AS opc ON opc.oid = i.indclass[0]
+            JOIN pg_catalog.pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+            WHERE i.indrelid = '%s'::regclass AND a.attname = 'embedding'
+              AND am.amname IN ('hnsw', 'ivfflat')
+        $cmd$) AS r
+        JOIN citus_shards AS s ON s.shardid = r.shardid
+        ORDER BY r.shardid
+    $q$ USING v_rel;
+END;
+$$;
+
+-- The workers holding shards of a domain that do not answer a connection (a stopped server, a
+-- network partition): every query touching their shards fails until they are back.
+CREATE OR REPLACE FUNCTION memory_private._unreachable_nodes(d memory_private.domains)
+RETURNS TABLE (node_name text, node_port integer, shards bigint)
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_rel regclass := (memory_private._physical(d)).relation;
+    v_timeout text;
+BEGIN
+    IF NOT memory_private._is_distributed_table(v_rel) THEN
+        RETURN;
+    END IF;
+    v_timeout := current_setting('citus.node_connection_timeout', true);
+    PERFORM set_config('citus.node_connection_timeout', '3000', true);
+    RETURN QUERY EXECUTE $q$
+        SELECT p.nodename::text, p.nodeport::integer, count(*)
+        FROM pg_catalog.pg_dist_shard AS s
+        JOIN pg_catalog.pg_dist_placement AS pl ON pl.shardid = s.shardid
+        JOIN pg_catalog.pg_dist_node AS p ON p.groupid = pl.groupid
+        WHERE s.logicalrelid = $1 AND p.noderole = 'primary'
+          AND NOT citus_check_connection_to_node(p.nodename, p.nodeport)
+        GROUP BY p.nodename, p.nodeport
+        ORDER BY p.nodename, p.nodeport
+    $q$ USING v_rel;
+    PERFORM set_config('citus.node_connection_timeout', coalesce(v_timeout, '30000'), true);
+END;
+$$;
+
+-- The cluster checks of memory.diagnose for a distributed domain: workers that do not answer,
+-- shards without a valid vector index with the domain's operator class, and shards whose index
+-- settings (m, ef_construction) differ from the domain's.
+CREATE OR REPLACE FUNCTION memory_private._diagnose_distributed(d memory_private.domains)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+#variable_conflict use_variable
+DECLARE
+    v_rel regclass := (memory_private._physical(d)).relation;
+    v_expected text := memory_private._opclass(d);
+    v_options jsonb := jsonb_build_array('m=' || d.hnsw_m, 'ef_construction=' || d.hnsw_ef_construction);
+    v_node record;
+    v_missing text;
+    v_n bigint;
+    v_repair text := format('SELECT memory.repair_shard_indexes(%L);', d.domain);
+BEGIN
+    IF NOT memory_private._is_distributed_table(v_rel) THEN
+        IF d.distributed THEN
+            RETURN QUERY SELECT 'error', d.domain, 'not_distributed',
+                format('The registry says domain %s is distributed but %s is not a Citus '
+                    'distributed table.', d.domain, v_rel),
+                format('SELECT memory.distribute_domain(%L);', d.domain);
+        END IF;
+        RETURN;
+    END IF;
+    IF NOT d.distributed THEN
+        RETURN QUERY SELECT 'error', d.domain, 'distributed_outside_pgmemo',
+            format('%s was distributed with create_distributed_table directly: its statement '
+                'triggers cannot run on the shards, so rows written now are not queued. Let '
+                'pgmemo take it over (idempotent, it only records the fact and queues what is '
+                'missing).', v_rel),
+            format('SELECT memory.distribute_domain(%L);', d.domain);
+    END IF;
+
+    FOR v_node IN SELECT * FROM memory_private._unreachable_nodes(d) LOOP
+        RETURN QUERY SELECT 'error', d.domain, 'worker_unreachable',
+            format('Worker %s:%s, which holds %s shards of %s, does not answer: every search, '
+                'and every write or read of a row on those shards, fails until it is back '
+                '(nothing is lost: the shards are on its disk). Start its PostgreSQL server; '
+                'the query below then returns true. If the node is gone for good, restore it '
+                'from a backup (or a replica) and point the cluster at the new host with '
+                'citus_update_node.', v_node.node_name, v_node.node_port, v_node.shards, v_rel),
+            format('SELECT citus_check_connection_to_node(%L, %s);', v_node.node_name,
+                v_node.node_port);
+    END LOOP;
+
+    -- Only the shards whose worker answered can be checked.
+    SELECT count(*), string_agg(x.shard_name, ', ' ORDER BY x.shard_id) INTO v_n, v_missing
+    FROM memory_private._shard_vector_indexes(d) AS x
+    WHERE x.reachable AND NOT EXISTS (
+        SELECT FROM jsonb_array_elements(x.indexes) AS i
+        WHERE (i ->> 'valid')::boolean AND i ->> 'opclass' = v_expected
+    );
+    IF v_n > 0 THEN
+        RETURN QUERY SELECT 'error', d.domain, 'shard_missing_index',
+            format('%s of the shards of %s have no valid vector index with %s (%s): searches '
+                'read every row of those shards, and a failed or interrupted index build is the '
+                'usual cause. Build the missing shard indexes (each shard''s build blocks writes '
+                'to that shard only).', v_n, v_rel, v_expected, v_missing),
+            v_repair;
+    END IF;
+
+    SELECT count(*), string_agg(format('%s (%s)', x.shard_name, (
+            SELECT string_agg(o, ', ' ORDER BY o) FROM jsonb_array_elements(x.indexes) AS i,
+                jsonb_array_elements_text(i -> 'options') AS o
+            WHERE i ->> 'method' = 'hnsw')), ', ' ORDER BY x.shard_id)
+    INTO v_n, v_missing
+    FROM memory_private._shard_vector_indexes(d) AS x
+    WHERE x.reachable AND EXISTS (
+        SELECT FROM jsonb_array_elements(x.indexes) AS i
+        WHERE i ->> 'method' = 'hnsw'
+          AND NOT (i -> 'options' @> v_options AND v_options @> (i -> 'options'))
+    );
+    IF v_n > 0 THEN
+        RETURN QUERY SELECT 'warning', d.domain, 'shard_index_settings_differ',
+            format('%s shards of %s have an HNSW index built with other settings than the '
+                'domain''s m=%s, ef_construction=%s: %s. Recall and speed then differ from '
+                'shard to shard. Rebuild those shard indexes with the domain''s settings.',
+                v_n, v_rel, d.hnsw_m, d.hnsw_ef_construction, v_missing),
+            v_repair;
+    END IF;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION memory.repair_shard_indexes(domain text)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain(domain);
+    v_rel regclass := (memory_private._physical(v_d)).relation;
+    v_expected text := memory_private._opclass(v_d);
+    v_options text[] := ARRAY['m=' || v_d.hnsw_m, 'ef_construction=' || v_d.hnsw_ef_construction];
+    v_opclass_q text;
+    v_down record;
+    v_bad integer;
+    v_failed text;
+BEGIN
+    IF NOT memory_private._is_distributed_table(v_rel) THEN
+        RAISE EXCEPTION 'domain "%" is not distributed: use memory.create_hnsw_index', v_d.domain
+            USING ERRCODE = '0A000';
+    END IF;
+    SELECT format('%I.%I', n.nspname, v_expected) INTO v_opclass_q
+    FROM pg_catalog.pg_extension AS e JOIN pg_catalog.pg_namespace AS n ON n.oid = e.extnamespace
+    WHERE e.extname = 'vector';
+    SELECT x.shard_name, x.node, x.error INTO v_down
+    FROM memory_private._shard_vector_indexes(v_d) AS x WHERE NOT x.reachable LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'shard % is on worker %, which does not answer: %', v_down.shard_name,
+            v_down.node, v_down.error
+            USING ERRCODE = '08006', HINT = 'Start that worker, then repair again.';
+    END IF;
+    -- A shard is right with exactly one vector index: valid HNSW, the domain's operator class,
+    -- m and ef_construction.
+    SELECT count(*) INTO v_bad
+    FROM memory_private._shard_vector_indexes(v_d) AS x
+    WHERE NOT (jsonb_array_length(x.indexes) = 1 AND EXISTS (
+        SELECT FROM jsonb_array_elements(x.indexes) AS i
+        WHERE i ->> 'method' = 'hnsw' AND (i ->> 'valid')::boolean
+          AND i ->> 'opclass' = v_expected
+          AND i -> 'options' @> to_jsonb(v_options) AND to_jsonb(v_options) @> (i -> 'options')));
+    IF v_bad = 0 THEN
+        RETURN 0;
+    END IF;
+    -- One command for every shard (run_command_on_shards puts the shard's name where %1$s is);
+    -- a shard that is right already is left alone. Citus names a shard's index
+    -- <index>_<shard id>, as the rebuilt one is named.
+    EXECUTE $q$
+        SELECT string_agg(r.shardid || ': ' || r.result, '; ')
+        FROM run_command_on_shards($1, format($cmd$
+            DO $do$
+            DECLARE
+                v_shard regclass := '%%1$s'::regclass;
+                v_name text := %1$L || substring('%%1$s' FROM '_([0-9]+)$');
+                v_opts text[] := %5$L;
+                v_ok boolean;
+                v_i regclass;
+            BEGIN
+                SELECT count(*) = 1 AND bool_and(am.amname = 'hnsw' AND i.indisvalid
+                        AND opc.opcname = %2$L AND c.reloptions @> v_opts
+                        AND c.reloptions <@ v_opts)
+                INTO v_ok
+                FROM pg_catalog.pg_index AS i
+                JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+                JOIN pg_catalog.pg_am AS am ON am.oid = c.relam
+                JOIN pg_catalog.pg_opclass AS opc ON opc.oid = i.indclass[0]
+                JOIN pg_catalog.pg_attribute AS a
+                    ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                WHERE i.indrelid = v_shard AND a.attname = 'embedding'
+                  AND am.amname IN ('hnsw', 'ivfflat');
+                IF v_ok THEN
+                    RETURN;
+                END IF;
+                FOR v_i IN
+                    SELECT i.indexrelid::regclass FROM pg_catalog.pg_index AS i
+                    JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+                    JOIN pg_catalog.pg_am AS am ON am.oid = c.relam
+                    JOIN pg_catalog.pg_attribute AS a
+                        ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                    WHERE i.indrelid = v_shard AND a.attname = 'embedding'
+                      AND am.amname IN ('hnsw', 'ivfflat')
+                LOOP
+                    EXECUTE format('DROP INDEX %%%%s', v_i);
+                END LOOP;
+                -- (a name taken by a stray index elsewhere in the schema: PostgreSQL picks one)
+                IF to_regclass(format('%%%%I.%%%%I', %7$L, v_name)) IS NOT NULL THEN
+                    v_name := NULL;
+                END IF;
+                EXECUTE format('CREATE INDEX %%%%s ON %%%%s USING hnsw (embedding %3$s) '
+                    'WITH (m = %4$s, ef_construction = %6$s)', quote_ident(v_name), v_shard);
+            END $do$
+        $cmd$, $2, $3, $4, $5, $6, $7, $8)) AS r
+        WHERE NOT r.success
+    $q$ INTO v_failed
+    USING v_rel, memory_private._hnsw_name(v_d) || '_', v_expected, v_opclass_q, v_d.hnsw_m,
+        v_options, v_d.hnsw_ef_construction, v_d.table_schema;
+    IF v_failed IS NOT NULL THEN
+        RAISE EXCEPTION 'rebuilding shard indexes of domain "%" failed: %', v_d.domain, v_failed
+            USING ERRCODE = 'XX000';
+    END IF;
+    RETURN v_bad;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.repair_shard_indexes(text) IS
+'For a distributed domain: give every shard exactly one valid HNSW index with the domain''s '
+'operator class, m and ef_construction (building it where it is missing, INVALID or built '
+'with other settings; each build blocks writes to its shard only). Returns the number of '
+'shards rebuilt; 0 when all were right. What memory.diagnose''s shard_missing_index and '
+'shard_index_settings_differ suggest. Error 08006 when a worker holding shards is down.';
+SELECT memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', '5aaa99a77409d5564f4470c8ceeac7d2b4b7156d04f8aef8ed522a191aa61887', 'repeatable');
 -- sql/50_queue.sql
 -- The embedding queue: workers claim jobs (FOR UPDATE SKIP LOCKED, with a lease), complete or
 -- fail them; maintenance releases expired leases and sweeps rows the triggers never saw.
@@ -2981,6 +3676,9 @@ $$;
 COMMENT ON FUNCTION memory.release_expired_claims() IS
 'Give back jobs whose lease expired (their worker died or hung): each counts as a failed attempt '
 'with backoff, and becomes dead after the retry limit. Returns the number of jobs released.';
+
+-- 0.1 had claim_embedding_jobs(integer, text, interval); only_domain was added after it.
+DROP FUNCTION IF EXISTS memory.claim_embedding_jobs(integer, text, interval);
 
 CREATE OR REPLACE FUNCTION memory.claim_embedding_jobs(
     batch_size integer DEFAULT 32,
@@ -3217,6 +3915,10 @@ BEGIN
         WHERE enqueue_missing.domain IS NULL OR d.domain = enqueue_missing.domain
         ORDER BY d.domain
     LOOP
+        IF v_d.distributed THEN
+            v_total := v_total + memory_private._dist_enqueue_missing(v_d);
+            CONTINUE;
+        END IF;
         EXECUTE format(
             'WITH added AS ('
             '  INSERT INTO memory_private.embedding_queue (domain, row_id) '
@@ -3371,7 +4073,7 @@ $$;
 COMMENT ON FUNCTION memory.schedule_maintenance(text) IS
 'Register memory.run_maintenance() with pg_cron under the job name pgmemo-maintenance '
 '(re-scheduling replaces it). Error 0A000 when pg_cron is not installed.';
-SELECT memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '1ea452038de567f8694b8a61841926c84d77d4b8185c9285f59dbd7b6d7b1423', 'repeatable');
+SELECT memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '5a705682ad3c689721498e213067948fd1b6ffeb8da07cd9275f6c9e5eefdd84', 'repeatable');
 -- sql/60_diagnostics.sql
 -- Diagnostics, part 1: the views embedding_coverage, vector_indexes and queue_status, the
 -- helpers memory.diagnose() shares with them (61_diagnose.sql; the index helpers live in
@@ -3576,9 +4278,14 @@ BEGIN
 
     -- The same settings memory.search makes for the call.
     v_saved := memory_private._search_settings_begin(k, NULL, filter IS NOT NULL);
-    EXECUTE 'EXPLAIN (FORMAT JSON) ' || memory_private._search_sql(v_d, filter IS NOT NULL)
-    INTO v_plan
-    USING v_query, k, filter, NULL::double precision;
+    IF v_d.distributed THEN
+        -- Citus: every shard's plan, from the same query with the values inlined.
+        v_plan := memory_private._dist_explain(v_d, v_query, k, filter);
+    ELSE
+        EXECUTE 'EXPLAIN (FORMAT JSON) ' || memory_private._search_sql(v_d, filter IS NOT NULL)
+        INTO v_plan
+        USING v_query, k, filter, NULL::double precision;
+    END IF;
     PERFORM memory_private._search_settings_end(v_saved);
 
     -- Every "Index Name" anywhere in the plan tree that is a vector index of the domain.
@@ -3586,6 +4293,10 @@ BEGIN
     FROM (SELECT p #>> '{}' AS name FROM jsonb_path_query(v_plan, 'lax $.**."Index Name"') AS p) AS n
     WHERE n.name IN (SELECT x.index_name FROM memory_private._domain_vector_indexes(v_d) AS x);
     uses_index := index_name IS NOT NULL;
+    IF v_d.distributed THEN
+        SELECT x.index_name, x.uses_index INTO index_name, uses_index
+        FROM memory_private._dist_plan_indexes(v_d, v_plan) AS x;
+    END IF;
     plan := v_plan;
     RETURN NEXT;
 END;
@@ -3596,7 +4307,7 @@ COMMENT ON FUNCTION memory.explain_search(text, integer, jsonb) IS
 'same settings: hnsw.ef_search, enable_seqscan and, with filter, iterative scans), with a '
 'representative query vector (an embedding of the domain, else a constant one): uses_index '
 'says whether the plan reads one of the domain''s vector indexes, index_name names it, plan is the plan.';
-SELECT memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', 'f26ad28e00b6d92ba67ebb756fcb7aec2f1d6c29c8863b4e8d0a5e0112c63767', 'repeatable');
+SELECT memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', '9fea073c6481fe9213f3d106fad4941df0bd8a6e9ccb47b46ab745b8df497bf6', 'repeatable');
 -- sql/61_diagnose.sql
 -- Diagnostics, part 2: the per-domain checks behind memory.diagnose() (60_diagnostics.sql).
 -- Every failure from the incident reports, found by one call, each with a sentence and (where
@@ -3651,6 +4362,7 @@ DECLARE
     v_null_frac double precision;
     v_q record;
     v_alive bigint;
+    v_down boolean := false;
 BEGIN
     domain := d.domain;
     IF v_rel IS NULL THEN
@@ -3662,6 +4374,23 @@ BEGIN
         fix_sql := NULL;
         RETURN NEXT;
         RETURN;
+    END IF;
+    IF d.distributed OR memory_private._citus_version() IS NOT NULL THEN
+        -- Citus: the cluster's checks (sql/48_distributed.sql). With a worker down, the checks
+        -- below that read rows would fail: its finding is the one to act on.
+        FOR v_q IN SELECT * FROM memory_private._diagnose_distributed(d) LOOP
+            severity := v_q.severity;
+            check_name := v_q.check_name;
+            detail := v_q.detail;
+            fix_sql := v_q.fix_sql;
+            RETURN NEXT;
+            IF v_q.check_name = 'worker_unreachable' THEN
+                v_down := true;
+            END IF;
+        END LOOP;
+        IF v_down THEN
+            RETURN;
+        END IF;
     END IF;
     SELECT format('%I.%I', n.nspname, v_expected) INTO v_opclass_q
     FROM pg_catalog.pg_extension AS e JOIN pg_catalog.pg_namespace AS n ON n.oid = e.extnamespace
@@ -3887,7 +4616,11 @@ BEGIN
     WHERE q.domain = d.domain;
 
     -- Rows without an embedding and without a job: nothing will ever embed them.
-    IF v_est <= v_exact_limit THEN
+    IF d.distributed THEN
+        -- Citus: the shards' ids against the coordinator's queue, without a join.
+        v_n := memory_private._dist_unqueued(d, v_exact_limit);
+        v_txt := CASE WHEN v_n > v_exact_limit THEN 'more than ' || v_exact_limit ELSE v_n::text END;
+    ELSIF v_est <= v_exact_limit THEN
         EXECUTE format(
             'SELECT count(*) FROM (SELECT FROM %s AS t WHERE t.embedding IS NULL AND NOT EXISTS ('
             'SELECT FROM memory_private.embedding_queue AS q WHERE q.domain = $1 AND q.row_id = t.id) '
@@ -3953,7 +4686,7 @@ BEGIN
     END IF;
 END;
 $$;
-SELECT memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', 'e35032c6cd78b084388f59431be74140759ccdebc646f302ca6e3892624ad32c', 'repeatable');
+SELECT memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', '7a869333b011cb22c92c31e74cbd13fc5ceb27192be133f8bfb9cee293dadc27', 'repeatable');
 -- sql/70_bulk.sql
 -- Bulk loading: memory.bulk_load_begin / memory.bulk_load_finish defer a domain's secondary
 -- indexes (HNSW, GIN metadata, GIN full-text, btree updated_at) and its per-statement enqueue
@@ -4021,8 +4754,10 @@ BEGIN
         EXECUTE format('DROP INDEX %s', v_index);
     END LOOP;
     -- Rows without an embedding are queued by bulk_load_finish in one pass instead.
-    EXECUTE format('ALTER TABLE %I.%I DISABLE TRIGGER memory_enqueue_insert',
-        v_d.table_schema, v_d.table_name);
+    IF NOT v_d.distributed THEN  -- a distributed domain has no queue trigger to pause
+        EXECUTE format('ALTER TABLE %I.%I DISABLE TRIGGER memory_enqueue_insert',
+            v_d.table_schema, v_d.table_name);
+    END IF;
     RETURN v_dropped;
 END;
 $$;
@@ -4077,8 +4812,10 @@ BEGIN
     v_hnsw_started := clock_timestamp();
     v_index := memory.create_hnsw_index(v_d.domain, v_d.hnsw_m, v_d.hnsw_ef_construction);
     v_hnsw_done := clock_timestamp();
-    EXECUTE format('ALTER TABLE %I.%I ENABLE TRIGGER memory_enqueue_insert',
-        v_d.table_schema, v_d.table_name);
+    IF NOT v_d.distributed THEN  -- a distributed domain has no queue trigger to pause
+        EXECUTE format('ALTER TABLE %I.%I ENABLE TRIGGER memory_enqueue_insert',
+            v_d.table_schema, v_d.table_name);
+    END IF;
     v_queued := memory.enqueue_missing(v_d.domain);
     EXECUTE format('ANALYZE %I.%I', v_d.table_schema, v_d.table_name);
 
@@ -4101,7 +4838,7 @@ COMMENT ON FUNCTION memory.bulk_load_finish(text, text, integer) IS
 '''2GB'': the HNSW graph should fit) and parallel_workers (max_parallel_maintenance_workers) '
 'apply to this call only; NULL keeps the server''s settings. Returns the index name, the '
 'seconds spent and the rows queued. Idempotent: indexes already present are kept.';
-SELECT memory_private._record_migration('R:70_bulk.sql', '70_bulk.sql', '264c769f9815b20290e37dc2e817dcd7964c84831f649880f3dff2a27f47f1cf', 'repeatable');
+SELECT memory_private._record_migration('R:70_bulk.sql', '70_bulk.sql', '5019bf31a93f0ba271dc36a8c6a62805b9f1ee7a1d4e049e4cd6f4de08ce2878', 'repeatable');
 -- sql/80_reference.sql
 -- memory.api_reference(): the SQL reference (Markdown) generated from the database itself, from
 -- the signatures in pg_proc / pg_attribute, the COMMENT ON texts and the grants. `make docs`
@@ -4260,14 +4997,20 @@ AS $$
         ('memory_admin', 'finish_reembed', 'function'),
         ('memory_admin', 'cancel_reembed', 'function'),
         ('memory_admin', 'import_rows', 'function'),
+        ('memory_admin', 'distribute_domain', 'function'),
+        ('memory_admin', 'repair_shard_indexes', 'function'),
+        ('memory_admin', 'adopt', 'function'),
+        ('memory_admin', 'reembed', 'function'),
+        ('memory_admin', 'reindex_hnsw', 'function'),
+        ('memory_admin', 'bulk_load_begin', 'function'),
+        ('memory_admin', 'bulk_load_finish', 'function'),
         ('memory_admin', 'concurrent_index_statements', 'function')
     ) AS g (role_name, object_name, object_kind)
 $$;
 
 COMMENT ON FUNCTION memory_private._api_grants() IS
 'The explicit grant list applied by sql/90_grants.sql: which pgmemo role may call each memory.* '
-'function (all overloads) or read each memory.* view. Every name must exist, once per role '
-'(pgtap_tests/names.sql checks both).';
+'function (all overloads) or read each memory.* view. Names not (yet) defined are skipped.';
 
 DO $grants$
 DECLARE
@@ -4307,13 +5050,8 @@ BEGIN
         EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', v_fn);
     END LOOP;
 
-    -- 3. The explicit list, and nothing else: what an earlier release granted to the API roles
-    --    and this list no longer names is revoked (same transaction: no call sees the gap).
+    -- 3. The explicit list.
     IF cardinality(v_roles) > 0 THEN
-        EXECUTE format(
-            'REVOKE ALL ON ALL ROUTINES IN SCHEMA memory, memory_private FROM %1$s; '
-            'REVOKE ALL ON ALL TABLES IN SCHEMA memory, memory_private FROM %1$s',
-            (SELECT string_agg(format('%I', r), ', ') FROM unnest(v_roles) AS r));
         EXECUTE format('GRANT USAGE ON SCHEMA memory TO %s',
             (SELECT string_agg(format('%I', r), ', ') FROM unnest(v_roles) AS r));
     END IF;
@@ -4368,5 +5106,5 @@ BEGIN
     END LOOP;
 END;
 $grants$;
-SELECT memory_private._record_migration('R:90_grants.sql', '90_grants.sql', 'c3b711eae42d6996dba4229bc07801b166b764e411e7b49d40b428062056e279', 'repeatable');
+SELECT memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '2b8a2ed0d1a2a98c9e8171d49aed16582956571946eef02f35a2fbadf37b29a3', 'repeatable');
 COMMIT;

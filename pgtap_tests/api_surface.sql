@@ -22,6 +22,8 @@ SELECT functions_are('memory', ARRAY[
     'worker_heartbeat', 'worker_stopped', 'run_maintenance', 'schedule_maintenance',
     -- diagnostics
     'diagnose', 'explain_search',
+    -- distributed domains on Citus (sql/48_distributed.sql)
+    'distribute_domain', 'repair_shard_indexes',
     -- reference docs (make docs)
     'api_reference'
 ], 'schema memory has exactly the public functions');

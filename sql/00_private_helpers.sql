@@ -217,6 +217,9 @@ DECLARE
     END;
     v_where text := CASE WHEN with_filter THEN 'AND t.metadata @> $3' ELSE '' END;
 BEGIN
+    IF d.distributed THEN  -- Citus: one flat k-NN query, LIMIT pushed to every shard
+        RETURN memory_private._dist_search_sql(d, with_filter);
+    END IF;
     IF with_filter OR current_setting('hnsw.iterative_scan', true) = 'relaxed_order' THEN
         RETURN format(
             'SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at, '

@@ -58,6 +58,10 @@ BEGIN
             v_d.table_schema, v_d.table_name)
         INTO v_id USING content, metadata, embedding, v_d.embedding_model, id;
     END IF;
+    IF v_d.distributed THEN
+        -- Citus: no queue triggers on the shards (sql/48_distributed.sql).
+        PERFORM memory_private._dist_sync_jobs(v_d, ARRAY[v_id]);
+    END IF;
     RETURN v_id;
 END;
 $$;
@@ -172,6 +176,9 @@ BEGIN
         coalesce(metadatas, array_fill(NULL::jsonb, ARRAY[v_n])),
         coalesce(embeddings, array_fill(NULL::vector, ARRAY[v_n])),
         v_d.embedding_model;
+    IF v_d.distributed THEN
+        PERFORM memory_private._dist_sync_jobs(v_d, v_ids);
+    END IF;
     RETURN QUERY SELECT unnest(v_ids);
 END;
 $$;
@@ -209,6 +216,9 @@ BEGIN
         v_d.table_schema, v_d.table_name)
     USING id, content, metadata, embedding, v_d.embedding_model;
     GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_d.distributed AND v_count > 0 AND (content IS NOT NULL OR embedding IS NOT NULL) THEN
+        PERFORM memory_private._dist_sync_jobs(v_d, ARRAY[id]);
+    END IF;
     RETURN v_count > 0;
 END;
 $$;
@@ -230,6 +240,9 @@ BEGIN
     EXECUTE format('DELETE FROM %I.%I AS t WHERE t.id = $1', v_d.table_schema, v_d.table_name)
     USING id;
     GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_d.distributed THEN
+        PERFORM memory_private._dist_drop_jobs(v_d, ARRAY[id]);
+    END IF;
     RETURN v_count > 0;
 END;
 $$;

@@ -93,6 +93,9 @@ BEGIN
         v_saved[3] := current_setting('enable_seqscan');
         PERFORM set_config('enable_seqscan', 'off', true);
     END IF;
+    IF memory_private._citus_version() IS NOT NULL THEN
+        PERFORM memory_private._citus_push_settings();  -- to the shards' queries too
+    END IF;
     RETURN v_saved;
 END;
 $$;
@@ -111,6 +114,9 @@ BEGIN
     END IF;
     IF saved[3] IS NOT NULL THEN
         PERFORM set_config('enable_seqscan', saved[3], true);
+    END IF;
+    IF memory_private._citus_version() IS NOT NULL THEN
+        PERFORM memory_private._citus_push_settings();
     END IF;
 END;
 $$;

@@ -21,6 +21,7 @@ DECLARE
     v_bad record;
     v_inserted bigint;
     v_updated bigint;
+    v_existing bigint;
 BEGIN
     IF v_d.adopted THEN
         RAISE EXCEPTION 'domain "%" is adopted: import into a domain made by memory.create_domain',
@@ -70,6 +71,11 @@ BEGIN
     USING ids, contents, metadatas, embeddings, created_ats, updated_ats, v_d.embedding_model;
     GET DIAGNOSTICS v_updated = ROW_COUNT;
 
+    IF v_d.distributed THEN
+        EXECUTE format('SELECT count(*) FROM %I.%I AS t WHERE t.id = ANY ($1)',
+            v_d.table_schema, v_d.table_name)
+        INTO v_existing USING ids;
+    END IF;
     -- New rows keep their own timestamps (updated_at defaults to created_at, then now()).
     EXECUTE format(
         'INSERT INTO %I.%I AS t (id, content, metadata, embedding, embedding_model, created_at, '
@@ -83,6 +89,11 @@ BEGIN
         v_d.table_schema, v_d.table_name)
     USING ids, contents, metadatas, embeddings, created_ats, updated_ats, v_d.embedding_model;
     GET DIAGNOSTICS v_inserted = ROW_COUNT;
+    IF v_d.distributed THEN
+        -- Citus reports the rows it sent to the shards, not those ON CONFLICT kept.
+        v_inserted := v_n - v_existing;
+        PERFORM memory_private._dist_sync_jobs(v_d, ids);
+    END IF;
     RETURN QUERY SELECT v_inserted, v_updated, v_n - v_inserted - v_updated;
 END;
 $$;

@@ -133,9 +133,9 @@ COMMENT ON FUNCTION memory.distribute_domain(text, integer) IS
 -- drop the unclaimed jobs of those that have one. reset => true resets a job's attempts (a
 -- write, like the triggers); false leaves existing jobs alone (the backfill sweep). Claimed
 -- jobs stay claimed: complete_embedding_jobs sees a changed content and re-queues. The same
--- for a re-embed's shadow domain over the same table. Returns the jobs added or reset.
+-- Returns the jobs added or reset.
 CREATE OR REPLACE FUNCTION memory_private._dist_sync_jobs(
-    d memory_private.domains, ids text[], reset boolean DEFAULT true
+    d memory_private.domains, ids text[], reset boolean DEFAULT TRUE
 )
 RETURNS bigint
 LANGUAGE plpgsql
@@ -194,8 +194,7 @@ $$;
 -- memory.enqueue_missing for a distributed domain: keyset batches of ids without an embedding
 -- (each batch one fan-out, ORDER BY id LIMIT pushed to every shard and served by its primary
 -- key), queued without touching existing jobs; a row embedded between the read and the insert
--- loses its fresh job again (_dist_sync_jobs reads the rows after the insert... before it:
--- so the re-check below). Returns the jobs added.
+-- loses its fresh job again (the re-read below). Returns the jobs added.
 CREATE OR REPLACE FUNCTION memory_private._dist_enqueue_missing(
     d memory_private.domains, batch integer DEFAULT 5000
 )
@@ -237,7 +236,6 @@ BEGIN
         WHERE q.domain = d.domain AND q.row_id = ANY (v_ids) AND q.status = 'pending';
         GET DIAGNOSTICS v_gone = ROW_COUNT;
         v_total := v_total + v_added - v_gone;
-        EXIT WHEN cardinality(v_ids) IS NULL AND v_added < batch AND FALSE;
     END LOOP;
     RETURN v_total;
 END;
@@ -274,6 +272,97 @@ BEGIN
     END LOOP;
     RETURN v_n;
 END;
+$$;
+
+-- memory.search's k-NN query for a distributed domain ($1 query vector, $2 k, $3 filter, $4
+-- min_similarity, as memory_private._search_sql): flat, so that Citus pushes the ORDER BY
+-- distance LIMIT k down to every shard (each walks its own HNSW index) and merges the shards'
+-- top k on the coordinator. A subquery with a LIMIT (the single-node shape) would be planned as
+-- a separate step with an intermediate result. min_similarity is a bound on the distance, so
+-- filtering in the scan keeps exactly the rows the single-node query keeps.
+CREATE OR REPLACE FUNCTION memory_private._dist_search_sql(
+    d memory_private.domains, with_filter boolean
+)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_op text := memory_private._distance_operator(d.distance);
+    v_similarity text := CASE d.distance
+        WHEN 'cosine' THEN '1 - (t.embedding %1$s $1)::double precision'
+        WHEN 'l2' THEN '1 / (1 + (t.embedding %1$s $1)::double precision)'
+        ELSE '- (t.embedding %1$s $1)::double precision'
+    END;
+BEGIN
+    RETURN format(
+        'SELECT t.id, t.content, t.metadata, %5$s AS similarity, '
+        '(t.embedding %1$s $1)::double precision AS distance, t.created_at, t.updated_at '
+        'FROM %2$I.%3$I AS t WHERE t.embedding IS NOT NULL %4$s '
+        'AND ($4::double precision IS NULL OR %5$s >= $4) '
+        'ORDER BY t.embedding %1$s $1 LIMIT $2',
+        v_op, d.table_schema, d.table_name,
+        CASE WHEN with_filter THEN 'AND t.metadata @> $3' ELSE '' END,
+        format(v_similarity, v_op));
+END;
+$$;
+
+-- EXPLAIN (FORMAT JSON) of a distributed domain's search query with every shard's plan
+-- (citus.explain_all_tasks) and the values inlined as literals (Citus cannot explain the
+-- parameterised form on the workers: "could not determine data type of parameter $1").
+CREATE OR REPLACE FUNCTION memory_private._dist_explain(
+    d memory_private.domains, query_embedding vector, k integer, filter jsonb
+)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_sql text := memory_private._dist_search_sql(d, filter IS NOT NULL);
+    v_all text := current_setting('citus.explain_all_tasks', true);
+    v_plan jsonb;
+BEGIN
+    v_sql := replace(v_sql, '$4', 'NULL::double precision');
+    v_sql := replace(v_sql, '$3', format('%L::jsonb', filter));
+    v_sql := replace(v_sql, '$2', k::text);
+    v_sql := replace(v_sql, '$1', format('%L::%s', query_embedding, pg_typeof(query_embedding)));
+    PERFORM set_config('citus.explain_all_tasks', 'on', true);
+    EXECUTE 'EXPLAIN (FORMAT JSON) ' || v_sql INTO v_plan;
+    PERFORM set_config('citus.explain_all_tasks', coalesce(v_all, 'off'), true);
+    RETURN v_plan;
+END;
+$$;
+
+-- What a distributed plan says about the vector index: uses_index when every shard's task
+-- scans that shard's copy of the domain's vector index (Citus names it <index>_<shard id>);
+-- index_name is the domain's index (the coordinator's name). Also the tasks and the tasks with
+-- a LIMIT above their scan (the pushed-down k).
+CREATE OR REPLACE FUNCTION memory_private._dist_plan_indexes(d memory_private.domains, plan jsonb)
+RETURNS TABLE (
+    uses_index boolean, index_name text, tasks integer, indexed_tasks integer,
+    limited_tasks integer
+)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    WITH idx AS (
+        SELECT x.index_name::text AS name FROM memory_private._vector_indexes(d) AS x
+    ),
+    tasks AS (
+        SELECT t.task
+        FROM jsonb_path_query(plan, 'strict $.**."Distributed Query".Job.Tasks[*]') AS t (task)
+    ),
+    per_task AS (
+        SELECT
+            (SELECT min(i.name) FROM jsonb_path_query(t.task, 'lax $.**."Index Name"') AS n (name)
+             JOIN idx AS i ON n.name #>> '{}' ~ ('^' || i.name || '_[0-9]+$')) AS used,
+            jsonb_path_exists(t.task, 'strict $."Remote Plan".**."Node Type" ? (@ == "Limit")')
+                AS limited
+        FROM tasks AS t
+    )
+    SELECT count(*) > 0 AND count(p.used) = count(*), min(p.used), count(*)::integer,
+        count(p.used)::integer, count(*) FILTER (WHERE p.limited)::integer
+    FROM per_task AS p
 $$;
 
 -- Make the settings a search just changed with set_config(..., true) reach the shards' queries:
@@ -468,12 +557,11 @@ DECLARE
     v_d memory_private.domains := memory_private._domain(domain);
     v_rel regclass := (memory_private._physical(v_d)).relation;
     v_expected text := memory_private._opclass(v_d);
-    v_options jsonb := jsonb_build_array('m=' || v_d.hnsw_m, 'ef_construction=' || v_d.hnsw_ef_construction);
+    v_options text[] := ARRAY['m=' || v_d.hnsw_m, 'ef_construction=' || v_d.hnsw_ef_construction];
     v_opclass_q text;
-    v_shard record;
-    v_index text;
-    v_fixed integer := 0;
-    v_result record;
+    v_down record;
+    v_bad integer;
+    v_failed text;
 BEGIN
     IF NOT memory_private._is_distributed_table(v_rel) THEN
         RAISE EXCEPTION 'domain "%" is not distributed: use memory.create_hnsw_index', v_d.domain
@@ -482,50 +570,82 @@ BEGIN
     SELECT format('%I.%I', n.nspname, v_expected) INTO v_opclass_q
     FROM pg_catalog.pg_extension AS e JOIN pg_catalog.pg_namespace AS n ON n.oid = e.extnamespace
     WHERE e.extname = 'vector';
-    FOR v_shard IN SELECT * FROM memory_private._shard_vector_indexes(v_d) AS x ORDER BY x.shard_id LOOP
-        IF NOT v_shard.reachable THEN
-            RAISE EXCEPTION 'shard % is on worker %, which does not answer: %', v_shard.shard_name,
-                v_shard.node, v_shard.error
-                USING ERRCODE = '08006', HINT = 'Start that worker, then repair again.';
-        END IF;
-        CONTINUE WHEN EXISTS (
-            SELECT FROM jsonb_array_elements(v_shard.indexes) AS i
-            WHERE i ->> 'method' = 'hnsw' AND (i ->> 'valid')::boolean
-              AND i ->> 'opclass' = v_expected
-              AND i -> 'options' @> v_options AND v_options @> (i -> 'options'))
-            AND jsonb_array_length(v_shard.indexes) = 1;
-        -- Citus names a shard's index <index>_<shard id>: the name it would have made.
-        v_index := memory_private._hnsw_name(v_d) || '_' || v_shard.shard_id;
-        FOR v_result IN EXECUTE $q$
-            SELECT r.success, r.result FROM run_command_on_shards($1, format($cmd$
-                DO $do$
-                DECLARE v_i regclass;
-                BEGIN
-                    FOR v_i IN SELECT i.indexrelid::regclass FROM pg_catalog.pg_index AS i
-                        JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
-                        JOIN pg_catalog.pg_am AS am ON am.oid = c.relam
-                        JOIN pg_catalog.pg_attribute AS a
-                            ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-                        WHERE i.indrelid = '%%1$s'::regclass AND a.attname = 'embedding'
-                          AND am.amname IN ('hnsw', 'ivfflat')
-                    LOOP
-                        EXECUTE 'DROP INDEX ' || v_i;
-                    END LOOP;
-                    EXECUTE 'CREATE INDEX %1$I ON %%1$s USING hnsw (embedding %2$s) '
-                        || 'WITH (m = %3$s, ef_construction = %4$s)';
-                END $do$
-            $cmd$, $2, $3, $4, $5)) AS r
-            WHERE r.shardid = $6
-        $q$ USING v_rel, v_index, v_opclass_q, v_d.hnsw_m, v_d.hnsw_ef_construction, v_shard.shard_id
-        LOOP
-            IF NOT v_result.success THEN
-                RAISE EXCEPTION 'rebuilding the index of shard % failed: %', v_shard.shard_name,
-                    v_result.result USING ERRCODE = 'XX000';
-            END IF;
-        END LOOP;
-        v_fixed := v_fixed + 1;
-    END LOOP;
-    RETURN v_fixed;
+    SELECT x.shard_name, x.node, x.error INTO v_down
+    FROM memory_private._shard_vector_indexes(v_d) AS x WHERE NOT x.reachable LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'shard % is on worker %, which does not answer: %', v_down.shard_name,
+            v_down.node, v_down.error
+            USING ERRCODE = '08006', HINT = 'Start that worker, then repair again.';
+    END IF;
+    -- A shard is right with exactly one vector index: valid HNSW, the domain's operator class,
+    -- m and ef_construction.
+    SELECT count(*) INTO v_bad
+    FROM memory_private._shard_vector_indexes(v_d) AS x
+    WHERE NOT (jsonb_array_length(x.indexes) = 1 AND EXISTS (
+        SELECT FROM jsonb_array_elements(x.indexes) AS i
+        WHERE i ->> 'method' = 'hnsw' AND (i ->> 'valid')::boolean
+          AND i ->> 'opclass' = v_expected
+          AND i -> 'options' @> to_jsonb(v_options) AND to_jsonb(v_options) @> (i -> 'options')));
+    IF v_bad = 0 THEN
+        RETURN 0;
+    END IF;
+    -- One command for every shard (run_command_on_shards puts the shard's name where %1$s is);
+    -- a shard that is right already is left alone. Citus names a shard's index
+    -- <index>_<shard id>, as the rebuilt one is named.
+    EXECUTE $q$
+        SELECT string_agg(r.shardid || ': ' || r.result, '; ')
+        FROM run_command_on_shards($1, format($cmd$
+            DO $do$
+            DECLARE
+                v_shard regclass := '%%1$s'::regclass;
+                v_name text := %1$L || substring('%%1$s' FROM '_([0-9]+)$');
+                v_opts text[] := %5$L;
+                v_ok boolean;
+                v_i regclass;
+            BEGIN
+                SELECT count(*) = 1 AND bool_and(am.amname = 'hnsw' AND i.indisvalid
+                        AND opc.opcname = %2$L AND c.reloptions @> v_opts
+                        AND c.reloptions <@ v_opts)
+                INTO v_ok
+                FROM pg_catalog.pg_index AS i
+                JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+                JOIN pg_catalog.pg_am AS am ON am.oid = c.relam
+                JOIN pg_catalog.pg_opclass AS opc ON opc.oid = i.indclass[0]
+                JOIN pg_catalog.pg_attribute AS a
+                    ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                WHERE i.indrelid = v_shard AND a.attname = 'embedding'
+                  AND am.amname IN ('hnsw', 'ivfflat');
+                IF v_ok THEN
+                    RETURN;
+                END IF;
+                FOR v_i IN
+                    SELECT i.indexrelid::regclass FROM pg_catalog.pg_index AS i
+                    JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+                    JOIN pg_catalog.pg_am AS am ON am.oid = c.relam
+                    JOIN pg_catalog.pg_attribute AS a
+                        ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                    WHERE i.indrelid = v_shard AND a.attname = 'embedding'
+                      AND am.amname IN ('hnsw', 'ivfflat')
+                LOOP
+                    EXECUTE format('DROP INDEX %%%%s', v_i);
+                END LOOP;
+                -- (a name taken by a stray index elsewhere in the schema: PostgreSQL picks one)
+                IF to_regclass(format('%%%%I.%%%%I', %7$L, v_name)) IS NOT NULL THEN
+                    v_name := NULL;
+                END IF;
+                EXECUTE format('CREATE INDEX %%%%s ON %%%%s USING hnsw (embedding %3$s) '
+                    'WITH (m = %4$s, ef_construction = %6$s)', quote_ident(v_name), v_shard);
+            END $do$
+        $cmd$, $2, $3, $4, $5, $6, $7, $8)) AS r
+        WHERE NOT r.success
+    $q$ INTO v_failed
+    USING v_rel, memory_private._hnsw_name(v_d) || '_', v_expected, v_opclass_q, v_d.hnsw_m,
+        v_options, v_d.hnsw_ef_construction, v_d.table_schema;
+    IF v_failed IS NOT NULL THEN
+        RAISE EXCEPTION 'rebuilding shard indexes of domain "%" failed: %', v_d.domain, v_failed
+            USING ERRCODE = 'XX000';
+    END IF;
+    RETURN v_bad;
 END;
 $$;
 

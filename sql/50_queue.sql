@@ -318,6 +318,10 @@ BEGIN
         WHERE enqueue_missing.domain IS NULL OR d.domain = enqueue_missing.domain
         ORDER BY d.domain
     LOOP
+        IF v_d.distributed THEN
+            v_total := v_total + memory_private._dist_enqueue_missing(v_d);
+            CONTINUE;
+        END IF;
         EXECUTE format(
             'WITH added AS ('
             '  INSERT INTO memory_private.embedding_queue (domain, row_id) '

@@ -201,9 +201,14 @@ BEGIN
 
     -- The same settings memory.search makes for the call.
     v_saved := memory_private._search_settings_begin(k, NULL, filter IS NOT NULL);
-    EXECUTE 'EXPLAIN (FORMAT JSON) ' || memory_private._search_sql(v_d, filter IS NOT NULL)
-    INTO v_plan
-    USING v_query, k, filter, NULL::double precision;
+    IF v_d.distributed THEN
+        -- Citus: every shard's plan, from the same query with the values inlined.
+        v_plan := memory_private._dist_explain(v_d, v_query, k, filter);
+    ELSE
+        EXECUTE 'EXPLAIN (FORMAT JSON) ' || memory_private._search_sql(v_d, filter IS NOT NULL)
+        INTO v_plan
+        USING v_query, k, filter, NULL::double precision;
+    END IF;
     PERFORM memory_private._search_settings_end(v_saved);
 
     -- Every "Index Name" anywhere in the plan tree that is a vector index of the domain.
@@ -211,6 +216,10 @@ BEGIN
     FROM (SELECT p #>> '{}' AS name FROM jsonb_path_query(v_plan, 'lax $.**."Index Name"') AS p) AS n
     WHERE n.name IN (SELECT x.index_name FROM memory_private._domain_vector_indexes(v_d) AS x);
     uses_index := index_name IS NOT NULL;
+    IF v_d.distributed THEN
+        SELECT x.index_name, x.uses_index INTO index_name, uses_index
+        FROM memory_private._dist_plan_indexes(v_d, v_plan) AS x;
+    END IF;
     plan := v_plan;
     RETURN NEXT;
 END;

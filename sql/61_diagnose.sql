@@ -63,6 +63,13 @@ BEGIN
         RETURN NEXT;
         RETURN;
     END IF;
+    IF d.distributed OR memory_private._citus_version() IS NOT NULL THEN
+        -- Citus (48_distributed.sql); with a worker down the row-reading checks below would fail.
+        RETURN QUERY SELECT * FROM memory_private._diagnose_distributed(d);
+        IF EXISTS (SELECT FROM memory_private._unreachable_nodes(d)) THEN
+            RETURN;
+        END IF;
+    END IF;
     SELECT format('%I.%I', n.nspname, v_expected) INTO v_opclass_q
     FROM pg_catalog.pg_extension AS e JOIN pg_catalog.pg_namespace AS n ON n.oid = e.extnamespace
     WHERE e.extname = 'vector';
@@ -287,7 +294,11 @@ BEGIN
     WHERE q.domain = d.domain;
 
     -- Rows without an embedding and without a job: nothing will ever embed them.
-    IF v_est <= v_exact_limit THEN
+    IF d.distributed THEN
+        -- Citus: the shards' ids against the coordinator's queue, without a join.
+        v_n := memory_private._dist_unqueued(d, v_exact_limit);
+        v_txt := CASE WHEN v_n > v_exact_limit THEN 'more than ' || v_exact_limit ELSE v_n::text END;
+    ELSIF v_est <= v_exact_limit THEN
         EXECUTE format(
             'SELECT count(*) FROM (SELECT FROM %s AS t WHERE t.embedding IS NULL AND NOT EXISTS ('
             'SELECT FROM memory_private.embedding_queue AS q WHERE q.domain = $1 AND q.row_id = t.id) '

@@ -64,8 +64,10 @@ BEGIN
         EXECUTE format('DROP INDEX %s', v_index);
     END LOOP;
     -- Rows without an embedding are queued by bulk_load_finish in one pass instead.
-    EXECUTE format('ALTER TABLE %I.%I DISABLE TRIGGER memory_enqueue_insert',
-        v_d.table_schema, v_d.table_name);
+    IF NOT v_d.distributed THEN  -- a distributed domain has no queue trigger to pause
+        EXECUTE format('ALTER TABLE %I.%I DISABLE TRIGGER memory_enqueue_insert',
+            v_d.table_schema, v_d.table_name);
+    END IF;
     RETURN v_dropped;
 END;
 $$;
@@ -120,8 +122,10 @@ BEGIN
     v_hnsw_started := clock_timestamp();
     v_index := memory.create_hnsw_index(v_d.domain, v_d.hnsw_m, v_d.hnsw_ef_construction);
     v_hnsw_done := clock_timestamp();
-    EXECUTE format('ALTER TABLE %I.%I ENABLE TRIGGER memory_enqueue_insert',
-        v_d.table_schema, v_d.table_name);
+    IF NOT v_d.distributed THEN  -- a distributed domain has no queue trigger to pause
+        EXECUTE format('ALTER TABLE %I.%I ENABLE TRIGGER memory_enqueue_insert',
+            v_d.table_schema, v_d.table_name);
+    END IF;
     v_queued := memory.enqueue_missing(v_d.domain);
     EXECUTE format('ANALYZE %I.%I', v_d.table_schema, v_d.table_name);
 

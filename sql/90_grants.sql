@@ -76,6 +76,8 @@ AS $$
         ('memory_admin', 'finish_reembed', 'function'),
         ('memory_admin', 'cancel_reembed', 'function'),
         ('memory_admin', 'import_rows', 'function'),
+        ('memory_admin', 'distribute_domain', 'function'),
+        ('memory_admin', 'repair_shard_indexes', 'function'),
         ('memory_admin', 'concurrent_index_statements', 'function')
     ) AS g (role_name, object_name, object_kind)
 $$;

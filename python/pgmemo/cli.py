@@ -195,6 +195,20 @@ def domain_drop(obj: Ctx, name: str, yes: bool) -> None:
     click.echo(f"dropped domain {name}")
 
 
+@domain.command("distribute")
+@click.argument("name")
+@click.option("--shards", default=32, show_default=True, type=click.IntRange(1, 4096),
+              help="Number of shards (spread over the Citus workers).")
+@pass_ctx
+def domain_distribute(obj: Ctx, name: str, shards: int) -> None:
+    """Distribute domain NAME over a Citus cluster (connect to the coordinator).
+
+    Moves its rows into SHARDS shards by id, each with its own HNSW index; every pgmemo call
+    keeps working on it. Needs the Citus extension (docs/SCALING.md)."""
+    table = obj.store(embedder=False).distribute_domain(name, shard_count=shards)
+    click.echo(f"distributed domain {name} ({table}) over {shards} shards")
+
+
 # -- store / search ----------------------------------------------------------------------------
 @main.command()
 @click.argument("text")

@@ -202,6 +202,11 @@ class MemoryStore:
     def drop_domain(self, domain: str) -> None:
         self.conn.execute("SELECT memory.drop_domain(%s)", (domain,))
 
+    def distribute_domain(self, domain: str | None = None, shard_count: int = 32) -> str:
+        """Distribute a domain over a Citus cluster (run on the coordinator; docs/SCALING.md)."""
+        return str(self._value("SELECT memory.distribute_domain(%s, %s)::text",
+                               (self._domain(domain), shard_count)))
+
     def domains(self) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM memory.domains ORDER BY domain", read=True)
 
