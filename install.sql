@@ -2295,6 +2295,11 @@ BEGIN
     RETURNING d.* INTO v_d;
     PERFORM memory_private._adopted_view(v_d, opt);
 
+    IF memory_private._is_distributed_table(source) THEN
+        -- Citus (a re-embed of a distributed domain): the row trigger on every shard, the queue
+        -- kept by the write functions (memory_private._dist_sync_jobs), as for the domain itself.
+        RETURN memory_private._dist_adopt_triggers(v_d, opt);
+    END IF;
     EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON %s FOR EACH ROW '
         'EXECUTE FUNCTION memory_private._adopted_before_update(%L, %L, %L)',
         'pgmemo_' || domain || '_before_update', v_source, content_column, embedding_column,
@@ -2505,7 +2510,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'HNSW, id-as-text and full-text indexes now (blocks writes while they build); false: build '
 'them later without blocking, with memory.concurrent_index_statements. Idempotent for the '
 'same arguments. memory.drop_domain releases the table and never drops it.';
-SELECT memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'f4e3e900b6909653d64d615f71e806b5f92edd410648aefcca40b67279964754', 'repeatable');
+SELECT memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'fb695e9ded41080a6900a3f1b3d13793084845a694b9e394778d7078320a7b00', 'repeatable');
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --
@@ -2708,6 +2713,12 @@ DECLARE
     v_content name;
     v_missing boolean;
 BEGIN
+    IF v_d.distributed THEN
+        -- Citus: the view DDL below needs one connection per node for the whole transaction,
+        -- and dropping the shadow's row trigger on the shards needs unsafe triggers allowed.
+        PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+        PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    END IF;
     -- First without a lock (a clear answer while the workers still run), then again under the
     -- lock that makes the switch atomic.
     EXECUTE format('SELECT count(*), count(t.%I) FROM %s AS t', v_r.next_column, v_rel)
@@ -2721,7 +2732,8 @@ BEGIN
                       v_d.domain);
     END IF;
     EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', v_rel);
-    EXECUTE format('SELECT EXISTS (SELECT FROM %s AS t WHERE t.%I IS NULL)', v_rel, v_r.next_column)
+    -- (SELECT 1, not SELECT: Citus cannot run a zero-column subquery on a distributed table)
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s AS t WHERE t.%I IS NULL)', v_rel, v_r.next_column)
     INTO v_missing;
     IF v_missing THEN
         RAISE EXCEPTION 're-embed of domain "%" is not complete: rows changed meanwhile', v_d.domain
@@ -2783,6 +2795,10 @@ DECLARE
     v_d memory_private.domains := memory_private._domain(domain);
     v_rel text := memory_private._qualified((memory_private._physical(v_d)).relation);
 BEGIN
+    IF v_d.distributed THEN
+        PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);  -- as finish_reembed
+        PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    END IF;
     PERFORM memory_private._drop_shadow(v_r);
     IF v_rel IS NOT NULL THEN
         -- The shadow column's HNSW index goes with it.
@@ -2796,7 +2812,7 @@ $$;
 COMMENT ON FUNCTION memory.cancel_reembed(text) IS
 'Abandon a re-embed: drop the shadow column and its index, the shadow domain''s triggers, view, '
 'jobs and registry row. The domain keeps its current embeddings throughout.';
-SELECT memory_private._record_migration('R:46_reembed.sql', '46_reembed.sql', 'c2d1677431b77105a8a89ceafdda82ecd0c3cc80d56920f9af1b1b95985d4890', 'repeatable');
+SELECT memory_private._record_migration('R:46_reembed.sql', '46_reembed.sql', '527154e63a971bd78a98318f80e3f61ebd89c0621c3606de148bb9f453e0e381', 'repeatable');
 -- sql/47_import.sql
 -- Importing memories from another store (pgmemo import-sqlite): memory.import_rows writes a
 -- batch with its own ids and timestamps, idempotently, and memory.get_many reads rows back with
@@ -3069,10 +3085,11 @@ COMMENT ON FUNCTION memory.distribute_domain(text, integer) IS
 -- same transaction, so their row locks are held), queue those still without an embedding and
 -- drop the unclaimed jobs of those that have one. reset => true resets a job's attempts (a
 -- write, like the triggers); false leaves existing jobs alone (the backfill sweep). Claimed
--- jobs stay claimed: complete_embedding_jobs sees a changed content and re-queues. The same
--- for a re-embed's shadow domain over the same table. Returns the jobs added or reset.
+-- jobs stay claimed: complete_embedding_jobs sees a changed content and re-queues. A re-embed's
+-- shadow domain (a view over the same table) gets the same treatment. The same
+-- Returns the jobs added or reset.
 CREATE OR REPLACE FUNCTION memory_private._dist_sync_jobs(
-    d memory_private.domains, ids text[], reset boolean DEFAULT true
+    d memory_private.domains, ids text[], reset boolean DEFAULT TRUE
 )
 RETURNS bigint
 LANGUAGE plpgsql
@@ -3110,8 +3127,52 @@ BEGIN
     IF v_count > 0 THEN
         PERFORM pg_notify('memory_embedding_queue', d.domain);
     END IF;
-    RETURN v_count;
+    -- A re-embed in progress: its shadow domain (a view over this table) needs the rows too.
+    RETURN v_count + coalesce((
+        SELECT sum(memory_private._dist_sync_jobs(s, ids, reset))
+        FROM memory_private.reembeds AS r
+        JOIN memory_private.domains AS s ON s.domain = r.shadow_domain
+        WHERE r.domain = d.domain AND s.distributed), 0);
 END;
+$$;
+
+-- memory_private._adopt over a distributed table (the shadow domain of a re-embed): the BEFORE
+-- UPDATE row trigger that clears the shadow embedding on a content change, on every shard; no
+-- statement triggers (the base domain's write functions queue the shadow's jobs too).
+CREATE OR REPLACE FUNCTION memory_private._dist_adopt_triggers(d memory_private.domains, opt name[])
+RETURNS memory_private.domains
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_unsafe text := current_setting('citus.enable_unsafe_triggers', true);
+BEGIN
+    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON %s FOR EACH ROW '
+        'EXECUTE FUNCTION memory_private._adopted_before_update(%L, %L, %L)',
+        'pgmemo_' || d.domain || '_before_update', memory_private._qualified(d.source_table),
+        d.content_column, d.embedding_column, coalesce(opt[2], ''));
+    PERFORM set_config('citus.enable_unsafe_triggers', coalesce(v_unsafe, 'off'), true);
+    UPDATE memory_private.domains AS x SET distributed = true WHERE x.domain = d.domain
+    RETURNING x.* INTO d;
+    RETURN d;
+END;
+$$;
+
+-- complete_embedding_jobs' write for the shadow domain of a re-embed of a distributed domain:
+-- Citus plans an UPDATE of a view over a distributed table itself (no INSTEAD OF triggers), so
+-- the shadow column of the table is written directly, under the same content check ($1
+-- embedding, $2 model, $3 id, $4 md5 of the content the worker embedded).
+CREATE OR REPLACE FUNCTION memory_private._dist_shadow_write_sql(d memory_private.domains)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format('UPDATE %s AS t SET %I = $1%s WHERE t.id = $3 AND md5(t.content) = $4',
+        memory_private._qualified(d.source_table), r.next_column,
+        CASE WHEN r.model_column IS NOT NULL THEN format(', %I = $2', r.model_column) ELSE '' END)
+    FROM memory_private.reembeds AS r
+    WHERE r.shadow_domain = d.domain
 $$;
 
 -- Rows deleted from a distributed domain: their jobs go.
@@ -3123,7 +3184,8 @@ AS $$
 BEGIN
     IF d.distributed THEN
         DELETE FROM memory_private.embedding_queue AS q
-        WHERE q.domain = d.domain AND q.row_id = ANY (ids);
+        WHERE q.row_id = ANY (ids) AND (q.domain = d.domain OR q.domain IN (
+            SELECT r.shadow_domain FROM memory_private.reembeds AS r WHERE r.domain = d.domain));
     END IF;
 END;
 $$;
@@ -3275,8 +3337,10 @@ $$;
 -- index_name is the domain's index (the coordinator's name). Also the tasks and the tasks with
 -- a LIMIT above their scan (the pushed-down k).
 CREATE OR REPLACE FUNCTION memory_private._dist_plan_indexes(d memory_private.domains, plan jsonb)
-RETURNS TABLE (uses_index boolean, index_name text, tasks integer, indexed_tasks integer,
-    limited_tasks integer)
+RETURNS TABLE (
+    uses_index boolean, index_name text, tasks integer, indexed_tasks integer,
+    limited_tasks integer
+)
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
@@ -3590,7 +3654,7 @@ COMMENT ON FUNCTION memory.repair_shard_indexes(text) IS
 'with other settings; each build blocks writes to its shard only). Returns the number of '
 'shards rebuilt; 0 when all were right. What memory.diagnose''s shard_missing_index and '
 'shard_index_settings_differ suggest. Error 08006 when a worker holding shards is down.';
-SELECT memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', '5aaa99a77409d5564f4470c8ceeac7d2b4b7156d04f8aef8ed522a191aa61887', 'repeatable');
+SELECT memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', '278cdff3a567698116bdca86744549ccb60de245452537c80c7c1b574a9a2b1e', 'repeatable');
 -- sql/50_queue.sql
 -- The embedding queue: workers claim jobs (FOR UPDATE SKIP LOCKED, with a lease), complete or
 -- fail them; maintenance releases expired leases and sweeps rows the triggers never saw.
@@ -3796,10 +3860,13 @@ BEGIN
             END IF;
             PERFORM memory_private._check_embedding(v_d, v_item.embedding);
             -- Write only if the content is still what the worker embedded.
-            EXECUTE format(
-                'UPDATE %I.%I AS t SET embedding = $1, embedding_model = $2 '
-                'WHERE t.id = $3 AND md5(t.content) = $4',
-                v_d.table_schema, v_d.table_name)
+            EXECUTE CASE WHEN v_d.distributed AND v_d.adopted
+                -- Citus cannot write through the shadow view of a re-embed: its table directly
+                THEN memory_private._dist_shadow_write_sql(v_d)
+                ELSE format(
+                    'UPDATE %I.%I AS t SET embedding = $1, embedding_model = $2 '
+                    'WHERE t.id = $3 AND md5(t.content) = $4',
+                    v_d.table_schema, v_d.table_name) END
             USING v_item.embedding, coalesce(embedding_model, v_d.embedding_model),
                 v_item.row_id, v_item.content_md5;
             GET DIAGNOSTICS v_count = ROW_COUNT;
@@ -4073,7 +4140,7 @@ $$;
 COMMENT ON FUNCTION memory.schedule_maintenance(text) IS
 'Register memory.run_maintenance() with pg_cron under the job name pgmemo-maintenance '
 '(re-scheduling replaces it). Error 0A000 when pg_cron is not installed.';
-SELECT memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '5a705682ad3c689721498e213067948fd1b6ffeb8da07cd9275f6c9e5eefdd84', 'repeatable');
+SELECT memory_private._record_migration('R:50_queue.sql', '50_queue.sql', 'fcbaee8cc379a453ebb0c8553af2ede9d53e36e4d72755de0634a3bfe5e45df3', 'repeatable');
 -- sql/60_diagnostics.sql
 -- Diagnostics, part 1: the views embedding_coverage, vector_indexes and queue_status, the
 -- helpers memory.diagnose() shares with them (61_diagnose.sql; the index helpers live in
@@ -4362,7 +4429,6 @@ DECLARE
     v_null_frac double precision;
     v_q record;
     v_alive bigint;
-    v_down boolean := false;
 BEGIN
     domain := d.domain;
     IF v_rel IS NULL THEN
@@ -4376,19 +4442,9 @@ BEGIN
         RETURN;
     END IF;
     IF d.distributed OR memory_private._citus_version() IS NOT NULL THEN
-        -- Citus: the cluster's checks (sql/48_distributed.sql). With a worker down, the checks
-        -- below that read rows would fail: its finding is the one to act on.
-        FOR v_q IN SELECT * FROM memory_private._diagnose_distributed(d) LOOP
-            severity := v_q.severity;
-            check_name := v_q.check_name;
-            detail := v_q.detail;
-            fix_sql := v_q.fix_sql;
-            RETURN NEXT;
-            IF v_q.check_name = 'worker_unreachable' THEN
-                v_down := true;
-            END IF;
-        END LOOP;
-        IF v_down THEN
+        -- Citus (48_distributed.sql); with a worker down the row-reading checks below would fail.
+        RETURN QUERY SELECT * FROM memory_private._diagnose_distributed(d);
+        IF EXISTS (SELECT FROM memory_private._unreachable_nodes(d)) THEN
             RETURN;
         END IF;
     END IF;
@@ -4686,7 +4742,7 @@ BEGIN
     END IF;
 END;
 $$;
-SELECT memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', '7a869333b011cb22c92c31e74cbd13fc5ceb27192be133f8bfb9cee293dadc27', 'repeatable');
+SELECT memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', '91762e08c793508e1db5d89027df8e38abb1d3bdb6520c3caa97fbcb0a8228c4', 'repeatable');
 -- sql/70_bulk.sql
 -- Bulk loading: memory.bulk_load_begin / memory.bulk_load_finish defer a domain's secondary
 -- indexes (HNSW, GIN metadata, GIN full-text, btree updated_at) and its per-statement enqueue

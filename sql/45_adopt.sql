@@ -146,6 +146,11 @@ BEGIN
     RETURNING d.* INTO v_d;
     PERFORM memory_private._adopted_view(v_d, opt);
 
+    IF memory_private._is_distributed_table(source) THEN
+        -- Citus (a re-embed of a distributed domain): the row trigger on every shard, the queue
+        -- kept by the write functions (memory_private._dist_sync_jobs), as for the domain itself.
+        RETURN memory_private._dist_adopt_triggers(v_d, opt);
+    END IF;
     EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON %s FOR EACH ROW '
         'EXECUTE FUNCTION memory_private._adopted_before_update(%L, %L, %L)',
         'pgmemo_' || domain || '_before_update', v_source, content_column, embedding_column,

@@ -196,6 +196,12 @@ DECLARE
     v_content name;
     v_missing boolean;
 BEGIN
+    IF v_d.distributed THEN
+        -- Citus: the view DDL below needs one connection per node for the whole transaction,
+        -- and dropping the shadow's row trigger on the shards needs unsafe triggers allowed.
+        PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+        PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    END IF;
     -- First without a lock (a clear answer while the workers still run), then again under the
     -- lock that makes the switch atomic.
     EXECUTE format('SELECT count(*), count(t.%I) FROM %s AS t', v_r.next_column, v_rel)
@@ -209,7 +215,8 @@ BEGIN
                       v_d.domain);
     END IF;
     EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', v_rel);
-    EXECUTE format('SELECT EXISTS (SELECT FROM %s AS t WHERE t.%I IS NULL)', v_rel, v_r.next_column)
+    -- (SELECT 1, not SELECT: Citus cannot run a zero-column subquery on a distributed table)
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s AS t WHERE t.%I IS NULL)', v_rel, v_r.next_column)
     INTO v_missing;
     IF v_missing THEN
         RAISE EXCEPTION 're-embed of domain "%" is not complete: rows changed meanwhile', v_d.domain
@@ -271,6 +278,10 @@ DECLARE
     v_d memory_private.domains := memory_private._domain(domain);
     v_rel text := memory_private._qualified((memory_private._physical(v_d)).relation);
 BEGIN
+    IF v_d.distributed THEN
+        PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);  -- as finish_reembed
+        PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    END IF;
     PERFORM memory_private._drop_shadow(v_r);
     IF v_rel IS NOT NULL THEN
         -- The shadow column's HNSW index goes with it.

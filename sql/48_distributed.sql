@@ -132,7 +132,8 @@ COMMENT ON FUNCTION memory.distribute_domain(text, integer) IS
 -- same transaction, so their row locks are held), queue those still without an embedding and
 -- drop the unclaimed jobs of those that have one. reset => true resets a job's attempts (a
 -- write, like the triggers); false leaves existing jobs alone (the backfill sweep). Claimed
--- jobs stay claimed: complete_embedding_jobs sees a changed content and re-queues. The same
+-- jobs stay claimed: complete_embedding_jobs sees a changed content and re-queues. A re-embed's
+-- shadow domain (a view over the same table) gets the same treatment. The same
 -- Returns the jobs added or reset.
 CREATE OR REPLACE FUNCTION memory_private._dist_sync_jobs(
     d memory_private.domains, ids text[], reset boolean DEFAULT TRUE
@@ -173,8 +174,52 @@ BEGIN
     IF v_count > 0 THEN
         PERFORM pg_notify('memory_embedding_queue', d.domain);
     END IF;
-    RETURN v_count;
+    -- A re-embed in progress: its shadow domain (a view over this table) needs the rows too.
+    RETURN v_count + coalesce((
+        SELECT sum(memory_private._dist_sync_jobs(s, ids, reset))
+        FROM memory_private.reembeds AS r
+        JOIN memory_private.domains AS s ON s.domain = r.shadow_domain
+        WHERE r.domain = d.domain AND s.distributed), 0);
 END;
+$$;
+
+-- memory_private._adopt over a distributed table (the shadow domain of a re-embed): the BEFORE
+-- UPDATE row trigger that clears the shadow embedding on a content change, on every shard; no
+-- statement triggers (the base domain's write functions queue the shadow's jobs too).
+CREATE OR REPLACE FUNCTION memory_private._dist_adopt_triggers(d memory_private.domains, opt name[])
+RETURNS memory_private.domains
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_unsafe text := current_setting('citus.enable_unsafe_triggers', true);
+BEGIN
+    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON %s FOR EACH ROW '
+        'EXECUTE FUNCTION memory_private._adopted_before_update(%L, %L, %L)',
+        'pgmemo_' || d.domain || '_before_update', memory_private._qualified(d.source_table),
+        d.content_column, d.embedding_column, coalesce(opt[2], ''));
+    PERFORM set_config('citus.enable_unsafe_triggers', coalesce(v_unsafe, 'off'), true);
+    UPDATE memory_private.domains AS x SET distributed = true WHERE x.domain = d.domain
+    RETURNING x.* INTO d;
+    RETURN d;
+END;
+$$;
+
+-- complete_embedding_jobs' write for the shadow domain of a re-embed of a distributed domain:
+-- Citus plans an UPDATE of a view over a distributed table itself (no INSTEAD OF triggers), so
+-- the shadow column of the table is written directly, under the same content check ($1
+-- embedding, $2 model, $3 id, $4 md5 of the content the worker embedded).
+CREATE OR REPLACE FUNCTION memory_private._dist_shadow_write_sql(d memory_private.domains)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format('UPDATE %s AS t SET %I = $1%s WHERE t.id = $3 AND md5(t.content) = $4',
+        memory_private._qualified(d.source_table), r.next_column,
+        CASE WHEN r.model_column IS NOT NULL THEN format(', %I = $2', r.model_column) ELSE '' END)
+    FROM memory_private.reembeds AS r
+    WHERE r.shadow_domain = d.domain
 $$;
 
 -- Rows deleted from a distributed domain: their jobs go.
@@ -186,7 +231,8 @@ AS $$
 BEGIN
     IF d.distributed THEN
         DELETE FROM memory_private.embedding_queue AS q
-        WHERE q.domain = d.domain AND q.row_id = ANY (ids);
+        WHERE q.row_id = ANY (ids) AND (q.domain = d.domain OR q.domain IN (
+            SELECT r.shadow_domain FROM memory_private.reembeds AS r WHERE r.domain = d.domain));
     END IF;
 END;
 $$;

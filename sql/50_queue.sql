@@ -199,10 +199,13 @@ BEGIN
             END IF;
             PERFORM memory_private._check_embedding(v_d, v_item.embedding);
             -- Write only if the content is still what the worker embedded.
-            EXECUTE format(
-                'UPDATE %I.%I AS t SET embedding = $1, embedding_model = $2 '
-                'WHERE t.id = $3 AND md5(t.content) = $4',
-                v_d.table_schema, v_d.table_name)
+            EXECUTE CASE WHEN v_d.distributed AND v_d.adopted
+                -- Citus cannot write through the shadow view of a re-embed: its table directly
+                THEN memory_private._dist_shadow_write_sql(v_d)
+                ELSE format(
+                    'UPDATE %I.%I AS t SET embedding = $1, embedding_model = $2 '
+                    'WHERE t.id = $3 AND md5(t.content) = $4',
+                    v_d.table_schema, v_d.table_name) END
             USING v_item.embedding, coalesce(embedding_model, v_d.embedding_model),
                 v_item.row_id, v_item.content_md5;
             GET DIAGNOSTICS v_count = ROW_COUNT;

@@ -16,8 +16,8 @@ import psycopg
 import pytest
 
 from citus_cluster import ENABLE_HINT, citus_installed, start_cluster, stop_cluster, wait_until
-from fake_provider import fake_vector
-from helpers import drain, one
+from fake_provider import FakeProvider, fake_vector
+from helpers import cli, drain, one
 from pgmemo.client import MemoryStore, connect_raw
 
 DIM = 8
@@ -258,6 +258,48 @@ def test_search_recall_plan_and_settings_reach_the_shards(cluster, cconn):
         c.execute("SELECT count(*) FROM memory.search('rec', %s, 10)", (queries[2],))
         assert one(c, "SELECT current_setting('hnsw.ef_search')") == "55"
         assert one(c, "SELECT current_setting('enable_seqscan')") == "on"
+
+
+def test_reembed_and_cli_on_a_distributed_domain(cluster, cconn, provider):
+    c = cconn
+    c.execute("SELECT memory.create_domain('re', %s, embedding_model => 'fake-embed')", (DIM,))
+    code, out = cli(cluster.dsn, "domain", "distribute", "re", "--shards", "4")
+    assert code == 0 and "over 4 shards" in out, out
+    c.execute("SELECT memory.store_many('re', ARRAY['one', 'two', 'three'])")
+    drain(cluster.dsn, provider, domain="re")
+    new_dim = 4
+    assert one(c, "SELECT memory.begin_reembed('re', 'fake-embed', %s)", (new_dim,)) == "re__next"
+    # writes during the re-embed queue the row for both domains; content changes clear both
+    c.execute("SELECT memory.store('re', 'four', id => 'r4')")
+    assert {r["domain"] for r in c.execute(
+        "SELECT domain FROM memory_private.embedding_queue WHERE row_id = 'r4'")} == {"re", "re__next"}
+    drain(cluster.dsn, provider, domain="re")
+    new = FakeProvider(dim=new_dim)
+    try:
+        drain(cluster.dsn, new, domain="re__next")
+        st = c.execute("SELECT * FROM memory.reembed_status('re')").fetchone()
+        assert st["missing_rows"] == 0 and st["total_rows"] == 4
+        c.execute("SELECT memory.update('re', 'r4', content => 'four, changed')")
+        st = c.execute("SELECT * FROM memory.reembed_status('re')").fetchone()
+        assert st["missing_rows"] == 1  # the shadow vector of the old text is gone too
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
+            c.execute("SELECT memory.finish_reembed('re')")
+        drain(cluster.dsn, new, domain="re__next")
+        drain(cluster.dsn, provider, domain="re")
+    finally:
+        new.close()
+    res = one(c, "SELECT memory.finish_reembed('re')")
+    assert res["dimension"] == new_dim and res["rows"] == 4
+    hits = c.execute("SELECT content FROM memory.search('re', %s, 1)",
+                     (np.array(fake_vector("four, changed", new_dim), dtype=np.float32),)).fetchall()
+    assert hits[0]["content"] == "four, changed"
+    assert one(c, "SELECT uses_index FROM memory.explain_search('re', 3)") is True
+    assert one(c, "SELECT count(*) FROM memory_private.domains WHERE domain = 're__next'") == 0
+    # cancel works too
+    c.execute("SELECT memory.begin_reembed('re', 'other', 3)")
+    c.execute("SELECT memory.cancel_reembed('re')")
+    assert one(c, "SELECT count(*) FROM memory_private.embedding_queue WHERE domain = 're__next'") == 0
+    assert [d for d in c.execute("SELECT * FROM memory.diagnose('re')") if d["severity"] == "error"] == []
 
 
 def test_bulk_load_on_a_distributed_domain(cluster, cconn):
