@@ -556,6 +556,30 @@ BEGIN
                 v_node.node_port);
     END LOOP;
 
+    -- A search runs one task per shard, up to citus.max_adaptive_executor_pool_size
+    -- connections per worker at once; Citus keeps citus.max_cached_conns_per_worker of them
+    -- between transactions and opens the others anew for every search (a backend fork each).
+    EXECUTE $q$
+        SELECT max(n) FROM (
+            SELECT count(*) AS n FROM pg_catalog.pg_dist_shard AS s
+            JOIN pg_catalog.pg_dist_placement AS pl ON pl.shardid = s.shardid
+            WHERE s.logicalrelid = $1 GROUP BY pl.groupid) AS per_node
+    $q$ INTO v_n USING v_rel;
+    v_n := least(v_n, coalesce(nullif(current_setting('citus.max_adaptive_executor_pool_size', true),
+        '')::integer, 16));
+    IF v_n > coalesce(nullif(current_setting('citus.max_cached_conns_per_worker', true), '')::integer, 1)
+    THEN
+        RETURN QUERY SELECT 'warning', d.domain, 'citus_connection_cache',
+            format('A search of %s opens up to %s connections per worker, but Citus keeps only %s '
+                'per worker between transactions (citus.max_cached_conns_per_worker): the others '
+                'are opened anew for every search, which can cost more than the search itself '
+                '(BENCHMARKS.md, Citus section). Keep %s cached; the '
+                'workers'' max_connections must allow that many per client connection.',
+                v_rel, v_n, current_setting('citus.max_cached_conns_per_worker', true), v_n),
+            format('ALTER DATABASE %I SET citus.max_cached_conns_per_worker = %s;',
+                current_database(), v_n);
+    END IF;
+
     -- Only the shards whose worker answered can be checked.
     SELECT count(*), string_agg(x.shard_name, ', ' ORDER BY x.shard_id) INTO v_n, v_missing
     FROM memory_private._shard_vector_indexes(d) AS x

@@ -115,9 +115,10 @@ SETTINGS = {
 }
 
 
-def start_cluster(workers: int = 2) -> Cluster:
+def start_cluster(workers: int = 2, settings: dict[str, str] | None = None) -> Cluster:
     """initdb + start the nodes, create the citus and vector extensions, register the workers,
-    migrate pgmemo on the coordinator. Raises (after stopping what started) on failure."""
+    migrate pgmemo on the coordinator. settings override SETTINGS (values as in
+    postgresql.conf). Raises (after stopping what started) on failure."""
     root = Path(tempfile.mkdtemp(prefix="pgmemo-citus-"))
     os.chmod(root, 0o755)
     names = ["coordinator", *[f"worker{i + 1}" for i in range(workers)]]
@@ -132,7 +133,7 @@ def start_cluster(workers: int = 2) -> Cluster:
                 os.chown(root, pw.pw_uid, pw.pw_gid)
             _run("initdb", "-D", str(node.data_dir), "-U", "postgres", "--auth=trust",
                  "-E", "UTF8", "--no-sync", cwd=root)
-            conf = dict(SETTINGS, port=str(node.port),
+            conf = dict(SETTINGS, **(settings or {}), port=str(node.port),
                         unix_socket_directories=f"'{node.data_dir}'")
             with open(node.data_dir / "postgresql.auto.conf", "a") as f:
                 for k, v in conf.items():

@@ -351,6 +351,17 @@ def test_diagnose_shard_indexes_and_repair(cluster, cconn):
     assert one(c, fix) == 0  # idempotent
     assert [d["check_name"] for d in c.execute("SELECT * FROM memory.diagnose('diag')")
             if d["check_name"].startswith("shard")] == []
+    # connections: 2 shards per worker, Citus caches 1 per worker by default
+    cache = found["citus_connection_cache"]
+    assert cache["severity"] == "warning" and "up to 2 connections per worker" in cache["detail"]
+    assert cache["fix_sql"] == "ALTER DATABASE pgmemo SET citus.max_cached_conns_per_worker = 2;"
+    c.execute(cache["fix_sql"])
+    try:
+        with connect_raw(cluster.dsn) as fresh:
+            assert "citus_connection_cache" not in [
+                d["check_name"] for d in fresh.execute("SELECT * FROM memory.diagnose('diag')")]
+    finally:
+        c.execute("ALTER DATABASE pgmemo RESET citus.max_cached_conns_per_worker")
     for s in c.execute("SELECT * FROM memory_private._shard_vector_indexes(memory_private._domain('diag'))"):
         (idx,) = s["indexes"]
         assert idx["name"] == f"diag_memories_hnsw_{s['shard_id']}"
@@ -474,3 +485,29 @@ def test_worker_stopped_mid_search(cluster, cconn):
     assert top["content"] == "row 42"
     assert [d for d in c.execute("SELECT * FROM memory.diagnose('down')")
             if d["check_name"] == "worker_unreachable"] == []
+
+
+def test_bench_citus_tiny_run(cluster, tmp_path):
+    """bench/citus.py (make bench-citus) on this cluster with tiny sizes, so it cannot rot."""
+    import argparse
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "citus.py"
+    spec = importlib.util.spec_from_file_location("bench_citus", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = argparse.Namespace(rows=600, dim=16, shards=4, queries=12, write_rows=200,
+                              fanout="1,4", fanout_rows=200, no_write=True)
+    out = bench.run(cluster, args)
+    assert out["search"]["cluster"]["recall_at_10"] >= 0.9
+    assert out["search"]["cluster_uses_index_on_every_shard"] is True
+    assert out["writes"]["cluster"]["backfill_rows_per_s"] > 0
+    assert set(out["fanout"]["p50_ms"]) == {1, 4}
+    md = tmp_path / "BENCHMARKS.md"
+    md.write_text("# Benchmarks\n\n## Other\n\ntext\n")
+    bench.write_section(out, md)
+    bench.write_section(out, md)  # replaces its section, once
+    text = md.read_text()
+    assert text.count("## Citus: single node against") == 1 and "## Other" in text
+    assert "ms per shard" in text
