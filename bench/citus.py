@@ -113,7 +113,7 @@ def write_throughput(dsn: str, conn, domain: str, vecs: np.ndarray, shards: int 
     try:
         t0 = time.perf_counter()
         for i in range(0, n, batch):
-            s.store_many([f"w{j}" for j in range(i, i + batch)], domain=domain,
+            s.store_many([f"w{j}" for j in range(i, min(i + batch, n))], domain=domain,
                          embeddings=list(vecs[i:i + batch]))
         store_s = time.perf_counter() - t0
         texts = [f"backfill row {j}" for j in range(n)]
