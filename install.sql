@@ -5130,8 +5130,13 @@ BEGIN
         EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', v_fn);
     END LOOP;
 
-    -- 3. The explicit list.
+    -- 3. The explicit list, and nothing else: what an earlier release granted to the API roles
+    --    and this list no longer names is revoked (same transaction: no call sees the gap).
     IF cardinality(v_roles) > 0 THEN
+        EXECUTE format(
+            'REVOKE ALL ON ALL ROUTINES IN SCHEMA memory, memory_private FROM %1$s; '
+            'REVOKE ALL ON ALL TABLES IN SCHEMA memory, memory_private FROM %1$s',
+            (SELECT string_agg(format('%I', r), ', ') FROM unnest(v_roles) AS r));
         EXECUTE format('GRANT USAGE ON SCHEMA memory TO %s',
             (SELECT string_agg(format('%I', r), ', ') FROM unnest(v_roles) AS r));
     END IF;
@@ -5186,5 +5191,5 @@ BEGIN
     END LOOP;
 END;
 $grants$;
-SELECT memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '2b8a2ed0d1a2a98c9e8171d49aed16582956571946eef02f35a2fbadf37b29a3', 'repeatable');
+SELECT memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '04481949095f4bc3e7448b8813ee2c83174838013af2d8383567739ab33e7652', 'repeatable');
 COMMIT;
