@@ -83,7 +83,7 @@ BEGIN
 END;
 $f$;
 
-SELECT memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005']::text[]);
+SELECT memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006']::text[]);
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb') AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -303,10 +303,40 @@ ADD CONSTRAINT domains_dimension_check CHECK (
 );
 SELECT memory_private._record_migration('0004', '0004_halfvec.sql', '0c766d76a73413292f09790ca236dd4af9c01a1fc7c81d0e97602736f39fc25f', 'versioned');
 \endif
--- migrations/0005_distributed.sql
-SELECT memory_private._migration_needed('0005', '0005_distributed.sql', 'fd4e9bac36a3f1b8cd5d37165496521613a16b26824bd2d8d9cba8a37de256a8') AS pgmemo_apply \gset
+-- migrations/0005_retired_signatures.sql
+SELECT memory_private._migration_needed('0005', '0005_retired_signatures.sql', 'd59dd421f75da1907046531f3a78d33f3eff54de8f573d5f3d51ce7d633879ea') AS pgmemo_apply \gset
 \if :pgmemo_apply
--- 0005_distributed: domains distributed over a Citus cluster (memory.distribute_domain).
+-- 0005_retired_signatures: drop, once, the function signatures earlier releases retired.
+--
+-- Why: until now the re-applied files in sql/ carried these DROP FUNCTION IF EXISTS lines and ran
+-- them on every migrate. A retired signature belongs to the versioned history: dropped here,
+-- once, so that sql/ holds only CREATE OR REPLACE (see docs/UPGRADING.md, "Changing a function's
+-- signature"). Each was replaced by a signature with one more defaulted parameter (or, for
+-- _column, a different result type, which CREATE OR REPLACE cannot change); without the drop
+-- the old one would stay behind as a second overload. sql/ creates the current ones right after
+-- this file, in the same transaction.
+
+-- create_domain: embedding_type added (0004_halfvec).
+DROP FUNCTION IF EXISTS memory.create_domain(text, integer, text, text, integer, integer, regconfig);
+-- search, search_text, search_hybrid: ef_search, recency/importance ranking, match.
+DROP FUNCTION IF EXISTS memory.search(text, vector, integer, jsonb, double precision);
+DROP FUNCTION IF EXISTS memory.search_text(text, text, integer, jsonb);
+DROP FUNCTION IF EXISTS memory.search_hybrid(
+    text, text, vector, integer, jsonb, double precision, double precision, integer
+);
+-- begin_reembed: create_index added.
+DROP FUNCTION IF EXISTS memory.begin_reembed(text, text, integer);
+-- claim_embedding_jobs: only_domain added.
+DROP FUNCTION IF EXISTS memory.claim_embedding_jobs(integer, text, interval);
+-- memory_private._column: an early build returned category as "char" (now text); same arguments,
+-- so this drops the current definition too, and sql/45_adopt.sql creates it again.
+DROP FUNCTION IF EXISTS memory_private._column(regclass, name);
+SELECT memory_private._record_migration('0005', '0005_retired_signatures.sql', 'd59dd421f75da1907046531f3a78d33f3eff54de8f573d5f3d51ce7d633879ea', 'versioned');
+\endif
+-- migrations/0006_distributed.sql
+SELECT memory_private._migration_needed('0006', '0006_distributed.sql', 'b07cb26106a5fb788e9e2f6f85e08c84f7027070c1541abc52427ecae413b75d') AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0006_distributed: domains distributed over a Citus cluster (memory.distribute_domain).
 --
 -- Why: a domain that outgrows one server can be sharded by id across Citus workers, with one
 -- HNSW index per shard. Citus runs no statement triggers with transition tables on distributed
@@ -320,7 +350,7 @@ ADD COLUMN distributed boolean NOT NULL DEFAULT FALSE;
 COMMENT ON COLUMN memory_private.domains.distributed IS
 'The domain table is a Citus distributed table (memory.distribute_domain): rows are queued by '
 'the write functions instead of statement triggers.';
-SELECT memory_private._record_migration('0005', '0005_distributed.sql', 'fd4e9bac36a3f1b8cd5d37165496521613a16b26824bd2d8d9cba8a37de256a8', 'versioned');
+SELECT memory_private._record_migration('0006', '0006_distributed.sql', 'b07cb26106a5fb788e9e2f6f85e08c84f7027070c1541abc52427ecae413b75d', 'versioned');
 \endif
 SELECT memory_private._set_install_search_path();
 -- sql/00_private_helpers.sql
@@ -683,9 +713,6 @@ BEGIN
 END;
 $$;
 
--- embedding_type was added after 0.1's first signature: drop that one so no overload remains.
-DROP FUNCTION IF EXISTS memory.create_domain(text, integer, text, text, integer, integer, regconfig);
-
 CREATE OR REPLACE FUNCTION memory.create_domain(
     domain text,
     dimension integer DEFAULT 768,
@@ -916,7 +943,7 @@ FROM memory_private.domains AS d;
 COMMENT ON VIEW memory.domains IS
 'Registered memory domains: table, dimension, distance, embedding model, exact row count, and '
 'for adopted domains (memory.adopt_table) the application table behind the view.';
-SELECT memory_private._record_migration('R:10_domains.sql', '10_domains.sql', '626014adf842d79280b6ae3a53b733518ec17d581bc12414a7e0d0762073c852', 'repeatable');
+SELECT memory_private._record_migration('R:10_domains.sql', '10_domains.sql', 'c8725e974db6162a25d90e4e1bbb7f76373d4465cb1358c60930415ffbb0f911', 'repeatable');
 -- sql/20_write.sql
 -- Writing memories: memory.store, memory.store_many, memory.update, memory.forget, memory.get.
 -- Rows stored without an embedding are queued by the domain table's triggers.
@@ -1210,14 +1237,6 @@ SELECT memory_private._record_migration('R:20_write.sql', '20_write.sql', 'ad1f8
 -- Searching: memory.search (k nearest neighbours through the HNSW index), memory.search_text
 -- (full-text, typed queries) and memory.search_hybrid (weighted reciprocal rank fusion of the
 -- two), plus the memory-aware ranking (recency, importance) both can apply.
-
--- The signatures grew (ef_search, recency and importance ranking; search_text's match): drop
--- the earlier ones so CREATE OR REPLACE does not leave a second overload behind.
-DROP FUNCTION IF EXISTS memory.search(text, vector, integer, jsonb, double precision);
-DROP FUNCTION IF EXISTS memory.search_text(text, text, integer, jsonb);
-DROP FUNCTION IF EXISTS memory.search_hybrid(
-    text, text, vector, integer, jsonb, double precision, double precision, integer
-);
 
 -- Validates the memory-aware ranking knobs shared by memory.search and memory.search_hybrid.
 CREATE OR REPLACE FUNCTION memory_private._check_ranking(
@@ -1629,7 +1648,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 '(see BENCHMARKS.md). Either the query text or the embedding may be NULL. ef_search is passed to '
 'memory.search, text_match (''all'' or ''any'') to memory.search_text. recency_half_life and '
 'importance_weight re-rank as in memory.search, on the fused score scaled to [0, 1].';
-SELECT memory_private._record_migration('R:30_search.sql', '30_search.sql', '37e2e934092637f786f47fd7d7bd31d6e8a833d3876baadae950ffaf79a11611', 'repeatable');
+SELECT memory_private._record_migration('R:30_search.sql', '30_search.sql', '7823ca6a64d15aa74661306d03798c7108c9bc3b5159c2cba89c1f97e626008a', 'repeatable');
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).
@@ -1783,7 +1802,7 @@ COMMENT ON FUNCTION memory.create_hnsw_index(text, integer, integer) IS
 'Leave exactly one vector index on the domain''s embedding column (for an adopted domain: the '
 'source table''s column): an HNSW index with the operator class of the domain''s distance and '
 'the given m / ef_construction. It blocks writes while it builds: on a big live table use '
-'memory.hnsw_build_statements (CREATE INDEX CONCURRENTLY) instead. Competing HNSW or '
+'memory.concurrent_index_statements (CREATE INDEX CONCURRENTLY) instead. Competing HNSW or '
 'IVFFlat indexes (and INVALID ones) are dropped with a NOTICE. Idempotent; returns the index name.';
 
 -- A relation's schema-qualified, quoted name whatever the caller's search_path (the statements
@@ -1961,7 +1980,7 @@ COMMENT ON FUNCTION memory.concurrent_index_statements(text, integer, integer) I
 'cannot run inside a function or transaction, so run them one by one outside one: in psql '
 'SELECT * FROM memory.concurrent_index_statements(''d'') \gexec, or pgmemo index build '
 '--concurrently d. Re-running after a failure resumes (an INVALID leftover is dropped first).';
-SELECT memory_private._record_migration('R:40_indexes.sql', '40_indexes.sql', '35c587114be3485a07be3cf7fd2dcdcf2493491a839eceb7a54997fbd67efd33', 'repeatable');
+SELECT memory_private._record_migration('R:40_indexes.sql', '40_indexes.sql', '3123eaa352163c82f6d99063d9d2597be0a847c3a4cedb1c4f071689290d47f9', 'repeatable');
 -- sql/44_adopt_triggers.sql
 -- The generic trigger functions of adopted domains (45_adopt.sql) and re-embed shadows
 -- (46_reembed.sql): INSTEAD OF triggers on a domain's view that write the source table, and the
@@ -2157,9 +2176,7 @@ SELECT memory_private._record_migration('R:44_adopt_triggers.sql', '44_adopt_tri
 -- transition tables), so the application's own inserts and updates are queued too. The same
 -- machinery serves the shadow domains of a re-embed (46_reembed.sql).
 
--- A column of rel: its type and typmod, or NULL. (Dropped first: an early build returned
--- category as "char", and CREATE OR REPLACE cannot change a result type.)
-DROP FUNCTION IF EXISTS memory_private._column(regclass, name);
+-- A column of rel: its type and typmod, or NULL.
 CREATE OR REPLACE FUNCTION memory_private._column(rel regclass, col name)
 RETURNS TABLE (type_oid oid, type_name text, typmod integer, category text)
 LANGUAGE sql STABLE
@@ -2510,7 +2527,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'HNSW, id-as-text and full-text indexes now (blocks writes while they build); false: build '
 'them later without blocking, with memory.concurrent_index_statements. Idempotent for the '
 'same arguments. memory.drop_domain releases the table and never drops it.';
-SELECT memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'fb695e9ded41080a6900a3f1b3d13793084845a694b9e394778d7078320a7b00', 'repeatable');
+SELECT memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '1d844af3dd1254fa438018d6db36d116f2393ee1ab380cf563223ce1fd8cdad4', 'repeatable');
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --
@@ -2544,9 +2561,6 @@ BEGIN
     RETURN v_r;
 END;
 $$;
-
--- An early build had begin_reembed(text, text, integer); create_index was added after it.
-DROP FUNCTION IF EXISTS memory.begin_reembed(text, text, integer);
 
 CREATE OR REPLACE FUNCTION memory.begin_reembed(
     domain text, embedding_model text, dimension integer, create_index boolean DEFAULT TRUE
@@ -2812,7 +2826,7 @@ $$;
 COMMENT ON FUNCTION memory.cancel_reembed(text) IS
 'Abandon a re-embed: drop the shadow column and its index, the shadow domain''s triggers, view, '
 'jobs and registry row. The domain keeps its current embeddings throughout.';
-SELECT memory_private._record_migration('R:46_reembed.sql', '46_reembed.sql', '527154e63a971bd78a98318f80e3f61ebd89c0621c3606de148bb9f453e0e381', 'repeatable');
+SELECT memory_private._record_migration('R:46_reembed.sql', '46_reembed.sql', 'b3814eddd5540e7dba1cccd34d3a81c6cef8531d358a2c6f6e748591c6b8bd56', 'repeatable');
 -- sql/47_import.sql
 -- Importing memories from another store (pgmemo import-sqlite): memory.import_rows writes a
 -- batch with its own ids and timestamps, idempotently, and memory.get_many reads rows back with
@@ -2998,8 +3012,6 @@ BEGIN
     RETURN v_found;
 END;
 $$;
-
-DROP FUNCTION IF EXISTS memory.distribute_domain(text, integer);
 
 CREATE OR REPLACE FUNCTION memory.distribute_domain(domain text, shard_count integer DEFAULT 32)
 RETURNS regclass
@@ -3321,10 +3333,11 @@ DECLARE
     v_all text := current_setting('citus.explain_all_tasks', true);
     v_plan jsonb;
 BEGIN
+    -- The filter's literal goes in last: nothing is replaced inside it afterwards.
+    v_sql := replace(v_sql, '$1', format('%L::%s', query_embedding, pg_typeof(query_embedding)));
+    v_sql := replace(v_sql, '$2', k::text);
     v_sql := replace(v_sql, '$4', 'NULL::double precision');
     v_sql := replace(v_sql, '$3', format('%L::jsonb', filter));
-    v_sql := replace(v_sql, '$2', k::text);
-    v_sql := replace(v_sql, '$1', format('%L::%s', query_embedding, pg_typeof(query_embedding)));
     PERFORM set_config('citus.explain_all_tasks', 'on', true);
     EXECUTE 'EXPLAIN (FORMAT JSON) ' || v_sql INTO v_plan;
     PERFORM set_config('citus.explain_all_tasks', coalesce(v_all, 'off'), true);
@@ -3678,7 +3691,7 @@ COMMENT ON FUNCTION memory.repair_shard_indexes(text) IS
 'with other settings; each build blocks writes to its shard only). Returns the number of '
 'shards rebuilt; 0 when all were right. What memory.diagnose''s shard_missing_index and '
 'shard_index_settings_differ suggest. Error 08006 when a worker holding shards is down.';
-SELECT memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', '0585f27f158077b6d42551672dd7a784a1d6295b10c3bdfc6cfe6eb6f9d97aca', 'repeatable');
+SELECT memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', 'aa54c0b6428e336a96225d06a10321fc0a50ed22e716eb8267ed1cf9ad2ae2e4', 'repeatable');
 -- sql/50_queue.sql
 -- The embedding queue: workers claim jobs (FOR UPDATE SKIP LOCKED, with a lease), complete or
 -- fail them; maintenance releases expired leases and sweeps rows the triggers never saw.
@@ -3764,9 +3777,6 @@ $$;
 COMMENT ON FUNCTION memory.release_expired_claims() IS
 'Give back jobs whose lease expired (their worker died or hung): each counts as a failed attempt '
 'with backoff, and becomes dead after the retry limit. Returns the number of jobs released.';
-
--- 0.1 had claim_embedding_jobs(integer, text, interval); only_domain was added after it.
-DROP FUNCTION IF EXISTS memory.claim_embedding_jobs(integer, text, interval);
 
 CREATE OR REPLACE FUNCTION memory.claim_embedding_jobs(
     batch_size integer DEFAULT 32,
@@ -4164,7 +4174,7 @@ $$;
 COMMENT ON FUNCTION memory.schedule_maintenance(text) IS
 'Register memory.run_maintenance() with pg_cron under the job name pgmemo-maintenance '
 '(re-scheduling replaces it). Error 0A000 when pg_cron is not installed.';
-SELECT memory_private._record_migration('R:50_queue.sql', '50_queue.sql', 'fcbaee8cc379a453ebb0c8553af2ede9d53e36e4d72755de0634a3bfe5e45df3', 'repeatable');
+SELECT memory_private._record_migration('R:50_queue.sql', '50_queue.sql', 'af0d4c08c5ebb2f717e6eabe1c6c69ff781488b86f92fb33bbc21bdf8bb913a4', 'repeatable');
 -- sql/60_diagnostics.sql
 -- Diagnostics, part 1: the views embedding_coverage, vector_indexes and queue_status, the
 -- helpers memory.diagnose() shares with them (61_diagnose.sql; the index helpers live in
@@ -5079,18 +5089,14 @@ AS $$
         ('memory_admin', 'import_rows', 'function'),
         ('memory_admin', 'distribute_domain', 'function'),
         ('memory_admin', 'repair_shard_indexes', 'function'),
-        ('memory_admin', 'adopt', 'function'),
-        ('memory_admin', 'reembed', 'function'),
-        ('memory_admin', 'reindex_hnsw', 'function'),
-        ('memory_admin', 'bulk_load_begin', 'function'),
-        ('memory_admin', 'bulk_load_finish', 'function'),
         ('memory_admin', 'concurrent_index_statements', 'function')
     ) AS g (role_name, object_name, object_kind)
 $$;
 
 COMMENT ON FUNCTION memory_private._api_grants() IS
 'The explicit grant list applied by sql/90_grants.sql: which pgmemo role may call each memory.* '
-'function (all overloads) or read each memory.* view. Names not (yet) defined are skipped.';
+'function (all overloads) or read each memory.* view. Every name must exist, once per role '
+'(pgtap_tests/names.sql checks both).';
 
 DO $grants$
 DECLARE
@@ -5191,5 +5197,5 @@ BEGIN
     END LOOP;
 END;
 $grants$;
-SELECT memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '04481949095f4bc3e7448b8813ee2c83174838013af2d8383567739ab33e7652', 'repeatable');
+SELECT memory_private._record_migration('R:90_grants.sql', '90_grants.sql', 'a3d2f191f2e5710044b13a59061681eb1386cd564bfd2087a1fc8b1f6a9f64a5', 'repeatable');
 COMMIT;

@@ -46,8 +46,6 @@ BEGIN
 END;
 $$;
 
-DROP FUNCTION IF EXISTS memory.distribute_domain(text, integer);
-
 CREATE OR REPLACE FUNCTION memory.distribute_domain(domain text, shard_count integer DEFAULT 32)
 RETURNS regclass
 LANGUAGE plpgsql
@@ -368,10 +366,11 @@ DECLARE
     v_all text := current_setting('citus.explain_all_tasks', true);
     v_plan jsonb;
 BEGIN
+    -- The filter's literal goes in last: nothing is replaced inside it afterwards.
+    v_sql := replace(v_sql, '$1', format('%L::%s', query_embedding, pg_typeof(query_embedding)));
+    v_sql := replace(v_sql, '$2', k::text);
     v_sql := replace(v_sql, '$4', 'NULL::double precision');
     v_sql := replace(v_sql, '$3', format('%L::jsonb', filter));
-    v_sql := replace(v_sql, '$2', k::text);
-    v_sql := replace(v_sql, '$1', format('%L::%s', query_embedding, pg_typeof(query_embedding)));
     PERFORM set_config('citus.explain_all_tasks', 'on', true);
     EXECUTE 'EXPLAIN (FORMAT JSON) ' || v_sql INTO v_plan;
     PERFORM set_config('citus.explain_all_tasks', coalesce(v_all, 'off'), true);

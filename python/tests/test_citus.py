@@ -8,6 +8,7 @@ distribute_domain refuses without Citus runs on the ordinary test server either 
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 
@@ -229,6 +230,11 @@ def test_search_recall_plan_and_settings_reach_the_shards(cluster, cconn):
                      ).fetchone()
     assert ex["uses_index"] is True
     assert (info["tasks"], info["indexed_tasks"], info["limited_tasks"]) == (4, 4, 4)
+    # a filter whose text looks like the query's parameters stays a literal
+    ex = c.execute("SELECT * FROM memory.explain_search('rec', 10, filter => %s)",
+                   (psycopg.types.json.Jsonb({"x": "$1 $2 $4 '"}),)).fetchone()
+    assert ex["uses_index"] is True
+    assert '"$1 $2 $4' in json.dumps(ex["plan"])
     # without pgmemo pushing its settings, the workers plan with their own: set_config on the
     # coordinator alone leaves the shards (1,000 rows each) to sequential scans
     with c.transaction():

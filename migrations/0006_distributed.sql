@@ -1,4 +1,4 @@
--- 0005_distributed: domains distributed over a Citus cluster (memory.distribute_domain).
+-- 0006_distributed: domains distributed over a Citus cluster (memory.distribute_domain).
 --
 -- Why: a domain that outgrows one server can be sharded by id across Citus workers, with one
 -- HNSW index per shard. Citus runs no statement triggers with transition tables on distributed
