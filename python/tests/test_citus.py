@@ -233,8 +233,7 @@ def test_search_recall_plan_and_settings_reach_the_shards(cluster, cconn):
     # a filter whose text looks like the query's parameters stays a literal
     ex = c.execute("SELECT * FROM memory.explain_search('rec', 10, filter => %s)",
                    (psycopg.types.json.Jsonb({"x": "$1 $2 $4 '"}),)).fetchone()
-    assert ex["uses_index"] is True
-    assert '"$1 $2 $4' in json.dumps(ex["plan"])
+    assert '"$1 $2 $4' in json.dumps(ex["plan"])  # (matching no row, shards may pick the GIN index)
     # without pgmemo pushing its settings, the workers plan with their own: set_config on the
     # coordinator alone leaves the shards (1,000 rows each) to sequential scans
     with c.transaction():
