@@ -53,7 +53,7 @@ pytest: install
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/sqlfluff lint sql migrations
+	$(VENV)/bin/sqlfluff lint sql migrations python/pgmemo/bootstrap.sql
 
 pgtap: install
 	$(PY) -m pytest -q python/tests/test_pgtap.py

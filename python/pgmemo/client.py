@@ -133,8 +133,9 @@ class MemoryStore:
 
     @staticmethod
     def verify_schema(conn: psycopg.Connection) -> dict[str, Any]:
-        """memory.version() must exist and match the newest migration this client ships
-        (conn returns rows as dicts)."""
+        """memory.version() must exist and be at least the newest migration this client ships;
+        a newer schema is accepted unless a migration this client does not know breaks older
+        clients (`--! breaking-change`; docs/UPGRADING.md). conn returns rows as dicts."""
         expected = resources.schema_version()
         try:
             with conn.transaction():
@@ -150,10 +151,14 @@ class MemoryStore:
             raise SchemaVersionError(
                 f"the database has pgmemo schema version {found}, this client needs {expected}: "
                 "run `pgmemo migrate`")
-        if found > expected:
+        # A newer schema that does not say what breaks (no breaking_version key) is refused.
+        breaking = version.get("breaking_version", found)
+        if found > expected and breaking is not None and breaking > expected:
             raise SchemaVersionError(
                 f"the database has pgmemo schema version {found}, newer than this client "
-                f"({expected}): upgrade pgmemo")
+                f"({expected}), and migration {version.get('breaking_migration') or breaking} "
+                "breaks older clients: upgrade pgmemo to a release with schema version "
+                f"{breaking} or newer (pip install -U pgmemo)")
         return version
 
     def close(self) -> None:

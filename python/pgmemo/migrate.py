@@ -1,9 +1,11 @@
 """The migration runner, and the single-file psql installer generated from the same files.
 
 `migrate(conn)` runs, in one transaction under an advisory lock:
-  1. the bootstrap (ledger table and the ledger's helper functions, idempotent);
+  1. the bootstrap (python/pgmemo/bootstrap.sql: the ledger table and its helper functions,
+     idempotent);
   2. every file in migrations/ that the ledger does not hold, refusing to run when a file the
      ledger holds was edited since (checksum) or when the database is newer than this client;
+     the ledger records whether each breaks older clients (`--! breaking-change` at its top);
   3. every file in sql/ (CREATE OR REPLACE), with the search_path the functions capture.
 Two migrators at once queue on the lock; the second finds nothing to do.
 `bundle()` renders the same steps as one psql script (install.sql), for installs without Python.
@@ -20,88 +22,13 @@ import psycopg
 from . import resources
 
 LOCK_KEY = 7_386_244_001  # pg_advisory_xact_lock key shared by every pgmemo migrator
+LOCK = f"DO $lock$ BEGIN PERFORM pg_catalog.pg_advisory_xact_lock({LOCK_KEY}); END $lock$;"
+# The ledger and the runner's helper functions (python/pgmemo/bootstrap.sql), run before anything.
+BOOTSTRAP_FILE = Path(__file__).with_name("bootstrap.sql")
 
-BOOTSTRAP = """\
-SELECT pg_advisory_xact_lock(7386244001);
-CREATE SCHEMA IF NOT EXISTS memory_private;
-CREATE TABLE IF NOT EXISTS memory_private.schema_migrations (
-    version text PRIMARY KEY,
-    filename text NOT NULL,
-    checksum text NOT NULL,
-    kind text NOT NULL DEFAULT 'versioned' CHECK (kind IN ('versioned', 'repeatable')),
-    applied_at timestamptz NOT NULL DEFAULT now(),
-    applied_by text NOT NULL DEFAULT current_user
-);
-COMMENT ON TABLE memory_private.schema_migrations IS
-'pgmemo migration ledger: one row per applied migrations/ file (kind versioned, version NNNN) '
-'and per sql/ file (kind repeatable, version R:<file>), with the sha256 of its text.';
 
-CREATE OR REPLACE FUNCTION memory_private._migration_needed(
-    p_version text, p_filename text, p_checksum text
-) RETURNS boolean LANGUAGE plpgsql AS $f$
-DECLARE
-    v_checksum text;
-BEGIN
-    SELECT m.checksum INTO v_checksum FROM memory_private.schema_migrations AS m
-    WHERE m.version = p_version AND m.kind = 'versioned';
-    IF NOT FOUND THEN
-        RETURN true;
-    END IF;
-    IF v_checksum <> p_checksum THEN
-        RAISE EXCEPTION 'migration % was edited after it was applied (checksum % in the database, % in the file)',
-            p_filename, left(v_checksum, 12), left(p_checksum, 12)
-            USING ERRCODE = 'P0001',
-                  HINT = 'Landed migrations are append-only: restore the file and add a new migration.';
-    END IF;
-    RETURN false;
-END;
-$f$;
-
-CREATE OR REPLACE FUNCTION memory_private._check_known_versions(p_versions text[])
-RETURNS void LANGUAGE plpgsql AS $f$
-DECLARE
-    v_unknown text;
-BEGIN
-    SELECT string_agg(m.filename, ', ' ORDER BY m.version) INTO v_unknown
-    FROM memory_private.schema_migrations AS m
-    WHERE m.kind = 'versioned' AND m.version <> ALL (p_versions);
-    IF v_unknown IS NOT NULL THEN
-        RAISE EXCEPTION 'the database has migrations this pgmemo does not know: %', v_unknown
-            USING ERRCODE = 'P0001',
-                  HINT = 'The database was migrated by a newer pgmemo: upgrade pgmemo.';
-    END IF;
-END;
-$f$;
-
-CREATE OR REPLACE FUNCTION memory_private._record_migration(
-    p_version text, p_filename text, p_checksum text, p_kind text
-) RETURNS void LANGUAGE sql AS $f$
-    INSERT INTO memory_private.schema_migrations AS m (version, filename, checksum, kind)
-    VALUES (p_version, p_filename, p_checksum, p_kind)
-    ON CONFLICT (version) DO UPDATE
-        SET checksum = excluded.checksum, applied_at = now(), applied_by = current_user
-        WHERE m.checksum <> excluded.checksum;
-$f$;
-
--- Functions capture this search_path (SET search_path FROM CURRENT): pg_catalog first, then
--- the schema pgvector lives in (public, extensions, ...), then pg_temp last.
-CREATE OR REPLACE FUNCTION memory_private._set_install_search_path()
-RETURNS text LANGUAGE plpgsql AS $f$
-DECLARE
-    v_schema name;
-BEGIN
-    SELECT n.nspname INTO v_schema
-    FROM pg_catalog.pg_extension AS e
-    JOIN pg_catalog.pg_namespace AS n ON n.oid = e.extnamespace
-    WHERE e.extname = 'vector';
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'the vector extension (pgvector) is not installed in this database'
-            USING ERRCODE = '58P01', HINT = 'Run CREATE EXTENSION vector; as a privileged user.';
-    END IF;
-    RETURN set_config('search_path', format('pg_catalog, %I, pg_temp', v_schema), true);
-END;
-$f$;
-"""
+def bootstrap_sql() -> str:
+    return BOOTSTRAP_FILE.read_text()
 
 
 def checksum(path: Path) -> str:
@@ -140,7 +67,8 @@ def migrate(conninfo_or_conn: str | psycopg.Connection, *, echo=None) -> Migrate
     try:
         with conn.transaction():
             with conn.cursor() as cur:
-                cur.execute(BOOTSTRAP)
+                cur.execute(LOCK)
+                cur.execute(bootstrap_sql())
                 cur.execute("SELECT memory_private._check_known_versions(%s)",
                             ([p.name[:4] for p in migrations],))
                 for path in migrations:
@@ -154,6 +82,8 @@ def migrate(conninfo_or_conn: str | psycopg.Connection, *, echo=None) -> Migrate
                     cur.execute(path.read_text())
                     cur.execute("SELECT memory_private._record_migration(%s, %s, %s, 'versioned')",
                                 (version, path.name, digest))
+                    cur.execute("SELECT memory_private._record_breaking(%s, %s)",
+                                (version, resources.is_breaking(path)))
                     result.applied.append(path.name)
                 cur.execute("SELECT memory_private._set_install_search_path()")
                 for path in resources.sql_files():
@@ -168,38 +98,63 @@ def migrate(conninfo_or_conn: str | psycopg.Connection, *, echo=None) -> Migrate
     return result
 
 
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _quiet(*calls: str) -> str:
+    """Function calls as one DO block: psql prints no result row for it."""
+    return "DO $pgmemo$ BEGIN " + " ".join(f"PERFORM {c};" for c in calls) + " END $pgmemo$;"
+
+
 def bundle() -> str:
-    """One psql script doing what migrate() does: psql -v ON_ERROR_STOP=1 -f install.sql."""
+    """One psql script doing what migrate() does: psql -v ON_ERROR_STOP=1 -f install.sql.
+
+    Under `psql -q` it prints one line, the version installed: no result rows (calls are DO
+    blocks, checks go through \\gset), no NOTICEs (client_min_messages = warning; WARNINGs and
+    errors still show).
+    """
     migrations = resources.migration_files()
+    versions = ", ".join(_literal(p.name[:4]) for p in migrations)
     out = [
         "-- pgmemo installer for psql, generated by `make bundle` from migrations/ and sql/.",
         "-- Do not edit: it records the same ledger (memory_private.schema_migrations) as",
-        "-- `pgmemo migrate`. Usage: psql \"$DATABASE_URL\" -v ON_ERROR_STOP=1 -f install.sql",
+        "-- `pgmemo migrate`. Usage: psql \"$DATABASE_URL\" -q -v ON_ERROR_STOP=1 -f install.sql",
         "\\set ON_ERROR_STOP on",
         "BEGIN;",
-        BOOTSTRAP,
-        "SELECT memory_private._check_known_versions(ARRAY[{}]::text[]);".format(
-            ", ".join(f"'{p.name[:4]}'" for p in migrations)),
+        "SET LOCAL client_min_messages = warning;",
+        LOCK,
+        "-- python/pgmemo/bootstrap.sql",
+        bootstrap_sql().rstrip("\n"),
+        _quiet(f"memory_private._check_known_versions(ARRAY[{versions}]::text[])"),
     ]
     for path in migrations:
         version, digest = path.name[:4], checksum(path)
+        args = f"{_literal(version)}, {_literal(path.name)}, {_literal(digest)}"
         out += [
             f"-- migrations/{path.name}",
-            f"SELECT memory_private._migration_needed('{version}', '{path.name}', '{digest}')"
-            " AS pgmemo_apply \\gset",
+            f"SELECT memory_private._migration_needed({args}) AS pgmemo_apply \\gset",
             "\\if :pgmemo_apply",
             path.read_text().rstrip("\n"),
-            f"SELECT memory_private._record_migration('{version}', '{path.name}', '{digest}',"
-            " 'versioned');",
+            _quiet(f"memory_private._record_migration({args}, 'versioned')",
+                   f"memory_private._record_breaking({_literal(version)}, "
+                   f"{str(resources.is_breaking(path)).lower()})"),
             "\\endif",
         ]
-    out.append("SELECT memory_private._set_install_search_path();")
+    out.append(_quiet("memory_private._set_install_search_path()"))
     for path in resources.sql_files():
         out += [
             f"-- sql/{path.name}",
             path.read_text().rstrip("\n"),
-            f"SELECT memory_private._record_migration('R:{path.name}', '{path.name}',"
-            f" '{checksum(path)}', 'repeatable');",
+            _quiet(f"memory_private._record_migration({_literal('R:' + path.name)}, "
+                   f"{_literal(path.name)}, {_literal(checksum(path))}, 'repeatable')"),
         ]
-    out += ["COMMIT;", ""]
+    out += [
+        "COMMIT;",
+        "SELECT format('pgmemo schema version %s installed (pgvector %s in schema %s)',",
+        "    v ->> 'schema_version', v ->> 'pgvector', v ->> 'vector_schema') AS pgmemo_installed",
+        "FROM memory.version() AS v \\gset",
+        "\\echo :pgmemo_installed",
+        "",
+    ]
     return "\n".join(out)

@@ -37,6 +37,22 @@ def sql_files() -> list[Path]:
     return sorted(sql_dir().glob("*.sql"))
 
 
+BREAKING_MARKER = "--! breaking-change"
+
+
+def is_breaking(path: Path) -> bool:
+    """The migration breaks older clients: its leading comment lines include `--! breaking-change`
+    (clients that do not know it refuse the database and name the upgrade)."""
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        if not line.startswith("--"):
+            return False
+        if line.strip() == BREAKING_MARKER:
+            return True
+    return False
+
+
 def schema_version() -> str:
     """The newest migration this client ships, e.g. '0002'."""
     files = migration_files()

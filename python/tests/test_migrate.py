@@ -137,13 +137,15 @@ def test_new_migration_is_applied_once(dsn, tmp_path, monkeypatch):
     migrations = tmp_path / "migrations"
     shutil.copytree(resources.migrations_dir(), migrations)
     (migrations / "9000_extra.sql").write_text(
-        "-- 9000_extra: a test migration\nCREATE TABLE memory_private.extra (x int);\n")
+        "--! breaking-change\n-- 9000_extra: a test migration (breaks older clients)\n"
+        "CREATE TABLE memory_private.extra (x int);\n")
     monkeypatch.setenv("PGMEMO_MIGRATIONS_DIR", str(migrations))
     assert migrate(dsn).applied == ["9000_extra.sql"]
     assert migrate(dsn).applied == []
     with psycopg.connect(dsn) as c:
         assert c.execute("SELECT memory.version() ->> 'schema_version'").fetchone()[0] == "9000"
-    # This client (the real migrations/) ships 000N < 9000: the database is newer.
+    # This client (the real migrations/) ships 000N < 9000: the database is newer, and 9000 says
+    # it breaks older clients (test_compat.py: without the marker the client accepts it).
     monkeypatch.delenv("PGMEMO_MIGRATIONS_DIR")
     with pytest.raises(MigrationError, match="does not know: 9000_extra.sql"):
         migrate(dsn)
@@ -238,6 +240,18 @@ def test_psql_installer_matches_the_python_runner(empty_db, second_empty_db):
         s.create_domain("psql", dimension=3)
         rid = s.store("installed by psql", domain="psql", embedding=[1, 0, 0])
         assert s.search([1, 0, 0], domain="psql", k=1)[0]["id"] == rid
+
+
+def test_psql_installer_is_quiet_and_ends_saying_the_version(empty_db):
+    """Under psql -q: no result row, no NOTICE; one line naming the version installed."""
+    for _ in range(2):  # a fresh install, then a re-run
+        proc = _psql(empty_db, "-f", str(ROOT / "install.sql"))
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr == ""
+        lines = proc.stdout.splitlines()
+        assert len(lines) == 1, proc.stdout
+        assert lines[0].startswith(
+            f"pgmemo schema version {resources.schema_version()} installed (pgvector ")
 
 
 def test_psql_installer_refuses_an_edited_migration(dsn, tmp_path):
