@@ -184,8 +184,9 @@ def main(argv=None) -> dict:
 
 def run(cluster, args) -> dict:
     """Every measurement on a running cluster (the tiny run of make test passes its own)."""
-    vecs = lib.clustered(args.rows, args.dim, seed=1)
-    queries = lib.clustered(args.queries, args.dim, seed=3)
+    # One mixture: the queries are held-out draws from the data's clusters (as in bench/run.py).
+    allv = lib.clustered(args.rows + args.queries, args.dim, seed=1)
+    vecs, queries = allv[:args.rows], allv[args.rows:]
     truth = lib.exact_knn(vecs, queries, 10)
     out: dict = {"machine": lib.machine_info(), "args": vars(args), "loadavg_start": lib.loadavg()}
     conn = pg_connect(cluster.dsn)

@@ -85,7 +85,18 @@ BEGIN
     END IF;
     PERFORM pg_advisory_xact_lock(hashtext('pgmemo.domain'), hashtext(v_d.domain));
 
+    -- The queue triggers (statement level, transition tables) cannot run on shards; the write
+    -- functions queue rows instead (memory_private._dist_sync_jobs). The BEFORE UPDATE row
+    -- trigger is safe on shards (it changes NEW only) and is what keeps a stale embedding from
+    -- ever being served, also for writes that bypass pgmemo's functions. Citus refuses trigger
+    -- DDL on distributed tables unless citus.enable_unsafe_triggers is on (for this call only).
+    v_unsafe := current_setting('citus.enable_unsafe_triggers', true);
+    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    EXECUTE format('DROP TRIGGER IF EXISTS memory_enqueue_insert ON %s', v_rel);
+    EXECUTE format('DROP TRIGGER IF EXISTS memory_enqueue_update ON %s', v_rel);
+    EXECUTE format('DROP TRIGGER IF EXISTS memory_dequeue_delete ON %s', v_rel);
     IF memory_private._is_distributed_table(v_rel) THEN
+        -- Distributed already (by an earlier call, or by hand): take it over.
         EXECUTE 'SELECT count(*) FROM pg_catalog.pg_dist_shard AS s WHERE s.logicalrelid = $1'
         INTO v_shards USING v_rel;
         IF v_shards <> shard_count THEN
@@ -93,23 +104,13 @@ BEGIN
                 'change it with alter_distributed_table(%L, shard_count => %s)',
                 v_d.domain, v_shards, shard_count, v_rel::text, shard_count;
         END IF;
-        UPDATE memory_private.domains AS d SET distributed = true WHERE d.domain = v_d.domain;
-        RETURN v_rel;
+    ELSE
+        EXECUTE 'SELECT create_distributed_table($1, ''id'', shard_count => $2)'
+        USING v_rel, shard_count;
+        -- The rows now live in the shards; the coordinator's copy is dead weight.
+        EXECUTE 'SELECT truncate_local_data_after_distributing_table($1)' USING v_rel;
     END IF;
-
-    -- The queue triggers (statement level, transition tables) cannot run on shards; the write
-    -- functions queue rows instead (memory_private._dist_sync_jobs). The BEFORE UPDATE row
-    -- trigger is safe on shards (it changes NEW only) and is what keeps a stale embedding from
-    -- ever being served, also for writes that bypass pgmemo's functions.
-    EXECUTE format('DROP TRIGGER IF EXISTS memory_enqueue_insert ON %s', v_rel);
-    EXECUTE format('DROP TRIGGER IF EXISTS memory_enqueue_update ON %s', v_rel);
-    EXECUTE format('DROP TRIGGER IF EXISTS memory_dequeue_delete ON %s', v_rel);
-    v_unsafe := current_setting('citus.enable_unsafe_triggers', true);
-    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
-    EXECUTE 'SELECT create_distributed_table($1, ''id'', shard_count => $2)' USING v_rel, shard_count;
     PERFORM set_config('citus.enable_unsafe_triggers', coalesce(v_unsafe, 'off'), true);
-    -- The rows now live in the shards; the coordinator's copy is dead weight.
-    EXECUTE 'SELECT truncate_local_data_after_distributing_table($1)' USING v_rel;
     UPDATE memory_private.domains AS d SET distributed = true WHERE d.domain = v_d.domain;
     -- Rows queued before are still queued (the queue is keyed by domain and id); rows that had
     -- neither an embedding nor a job get one now.
@@ -131,8 +132,8 @@ COMMENT ON FUNCTION memory.distribute_domain(text, integer) IS
 -- drop the unclaimed jobs of those that have one. reset => true resets a job's attempts (a
 -- write, like the triggers); false leaves existing jobs alone (the backfill sweep). Claimed
 -- jobs stay claimed: complete_embedding_jobs sees a changed content and re-queues. A re-embed's
--- shadow domain (a view over the same table) gets the same treatment. The same
--- Returns the jobs added or reset.
+-- shadow domain (a view over the same table) gets the same treatment. Returns the jobs added
+-- or reset.
 CREATE OR REPLACE FUNCTION memory_private._dist_sync_jobs(
     d memory_private.domains, ids text[], reset boolean DEFAULT TRUE
 )

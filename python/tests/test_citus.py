@@ -167,6 +167,27 @@ def test_whole_api_on_a_distributed_domain(cluster, cconn, provider):
         s.close()
 
 
+def test_domain_distributed_by_hand_is_taken_over(cluster, cconn):
+    c = cconn
+    c.execute("SELECT memory.create_domain('hand', %s)", (DIM,))
+    c.execute("SELECT memory.store('hand', 'before')")
+    with c.transaction():  # what a user might do instead of memory.distribute_domain
+        for t in ("memory_enqueue_insert", "memory_enqueue_update", "memory_dequeue_delete"):
+            c.execute(f"DROP TRIGGER {t} ON memory_data.hand_memories")
+        c.execute("SET LOCAL citus.enable_unsafe_triggers = on")
+        c.execute("SELECT create_distributed_table('memory_data.hand_memories', 'id', shard_count => 4)")
+    found = {d["check_name"]: d for d in c.execute("SELECT * FROM memory.diagnose('hand')")}
+    bad = found["distributed_outside_pgmemo"]
+    assert bad["severity"] == "error" and "not queued" in bad["detail"]
+    assert bad["fix_sql"] == "SELECT memory.distribute_domain('hand');"
+    c.execute(bad["fix_sql"])
+    assert one(c, "SELECT distributed FROM memory_private.domains WHERE domain = 'hand'") is True
+    rid = one(c, "SELECT memory.store('hand', 'after')")
+    assert one(c, "SELECT count(*) FROM memory_private.embedding_queue WHERE row_id = %s", (rid,)) == 1
+    assert "distributed_outside_pgmemo" not in [
+        d["check_name"] for d in c.execute("SELECT * FROM memory.diagnose('hand')")]
+
+
 def test_stale_completion_and_single_claim_on_a_distributed_domain(cluster, cconn):
     c = cconn
     c.execute("SELECT memory.create_domain('race', %s)", (DIM,))
