@@ -294,7 +294,7 @@ BEGIN
     WHERE q.domain = d.domain;
 
     -- Rows without an embedding and without a job: nothing will ever embed them.
-    IF d.distributed THEN
+    IF d.distributed OR memory_private._is_distributed_table(v_rel) THEN
         -- Citus: the shards' ids against the coordinator's queue, without a join.
         v_n := memory_private._dist_unqueued(d, v_exact_limit);
         v_txt := CASE WHEN v_n > v_exact_limit THEN 'more than ' || v_exact_limit ELSE v_n::text END;
