@@ -618,6 +618,10 @@ BEGIN
 END;
 $$;
 
+COMMENT ON FUNCTION memory_private._diagnose_distributed(memory_private.domains) IS
+'diagnose checks of a domain on Citus: not_distributed, distributed_outside_pgmemo, '
+'worker_unreachable, citus_connection_cache, shard_missing_index, shard_index_settings_differ.';
+
 CREATE OR REPLACE FUNCTION memory.repair_shard_indexes(domain text)
 RETURNS integer
 LANGUAGE plpgsql

@@ -124,8 +124,12 @@ AS $$
     WHERE version >= ARRAY[0, 5, 0] AND version < ARRAY[0, 8, 0]
 $$;
 
+COMMENT ON FUNCTION memory_private._check_pgvector(integer[]) IS
+'diagnose check pgvector_too_old: error below pgvector 0.5.0 (no HNSW), warning below 0.8.0 (no '
+'iterative index scans). A function of the version, so it can be tested with any.';
+
 -- The body of memory.diagnose (a separate function: in PL/pgSQL the parameter domain and the
--- result column domain would clash).
+-- result column domain would clash): every check, one function each, combined and ordered.
 CREATE OR REPLACE FUNCTION memory_private._diagnose(p_domain text)
 RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
 LANGUAGE plpgsql STABLE
@@ -148,8 +152,44 @@ BEGIN
         UNION ALL
         SELECT c.*
         FROM memory_private.domains AS d
-        CROSS JOIN LATERAL memory_private._diagnose_domain(d) AS c
+        CROSS JOIN LATERAL memory_private._check_table_missing(d) AS c
         WHERE p_domain IS NULL OR d.domain = p_domain
+        UNION ALL
+        -- Citus (48_distributed.sql): the cluster's checks of a domain.
+        SELECT c.*
+        FROM memory_private.domains AS d
+        CROSS JOIN LATERAL memory_private._diagnose_distributed(d) AS c
+        WHERE (p_domain IS NULL OR d.domain = p_domain)
+          AND (memory_private._physical(d)).relation IS NOT NULL
+          AND (d.distributed OR memory_private._citus_version() IS NOT NULL)
+        UNION ALL
+        -- One function per check (61_diagnose.sql), on the domains whose table exists (and, on
+        -- Citus, whose workers all answer: these checks read rows).
+        SELECT c.*
+        FROM memory_private.domains AS d
+        CROSS JOIN LATERAL (
+            SELECT * FROM memory_private._check_no_vector_index(d)
+            UNION ALL SELECT * FROM memory_private._check_duplicate_vector_indexes(d)
+            UNION ALL SELECT * FROM memory_private._check_opclass_mismatch(d)
+            UNION ALL SELECT * FROM memory_private._check_adopted_index_missing(d)
+            UNION ALL SELECT * FROM memory_private._check_invalid_index(d)
+            UNION ALL SELECT * FROM memory_private._check_partition_missing_index(d)
+            UNION ALL SELECT * FROM memory_private._check_ivfflat_on_small_table(d)
+            UNION ALL SELECT * FROM memory_private._check_hnsw_exceeds_shared_buffers(d)
+            UNION ALL SELECT * FROM memory_private._check_dimension_mismatch(d)
+            UNION ALL SELECT * FROM memory_private._check_embedding_model_mismatch(d)
+            UNION ALL SELECT * FROM memory_private._check_stats_missing(d)
+            UNION ALL SELECT * FROM memory_private._check_stats_stale(d)
+            UNION ALL SELECT * FROM memory_private._check_unqueued_null_embeddings(d)
+            UNION ALL SELECT * FROM memory_private._check_dead_jobs(d)
+            UNION ALL SELECT * FROM memory_private._check_queue_not_draining(d)
+            UNION ALL SELECT * FROM memory_private._check_no_live_worker(d)
+            UNION ALL SELECT * FROM memory_private._check_expired_claims(d)
+        ) AS c
+        WHERE (p_domain IS NULL OR d.domain = p_domain)
+          AND (memory_private._physical(d)).relation IS NOT NULL
+          AND NOT ((d.distributed OR memory_private._citus_version() IS NOT NULL)
+                   AND EXISTS (SELECT FROM memory_private._unreachable_nodes(d)))
     )
     SELECT c.severity, c.domain, c.check_name, c.detail, c.fix_sql
     FROM checks AS c

@@ -80,35 +80,55 @@ def _history_problem() -> str | None:
 
 
 def landed_releases() -> list[Release]:
-    """Two releases per schema version: where it landed and its last commit before the next."""
+    """Two releases per schema version: where it landed and its last commit before the next.
+
+    The history is replayed commit by commit (first parent, renames as delete + add) to know the
+    migrations/ files of every commit. A commit is a release only when its migrations/ is one
+    this checkout can upgrade: every file name exists here and no version number is taken twice
+    (a branch's work-in-progress commits, landed with it, may hold a migration under a number
+    it gave up at landing). Its schema version is its newest migration.
+    """
     if _history_problem():
         return []
-    log = _git("log", "--reverse", "--first-parent", "--diff-filter=A", "--format=@%H",
-               "--name-only", "--", "migrations/")
-    landed: dict[str, str] = {}
+    current = {p.name for p in resources.migration_files()}
+    commits = _git("log", "--reverse", "--first-parent", "--format=%H").split()
+    changes = _git("log", "--reverse", "--first-parent", "-m", "--no-renames", "--format=@%H",
+                   "--name-status", "--", "migrations/")
+    changed: dict[str, list[tuple[str, str]]] = {}
     commit = None
-    for line in log.splitlines():
+    for line in changes.splitlines():
         if line.startswith("@"):
             commit = line[1:]
-        elif line.startswith("migrations/") and line[len("migrations/"):][:4].isdigit():
-            landed.setdefault(line[len("migrations/"):][:4], commit)
-    versions = sorted(landed)
+        elif line.strip():
+            status, path = line.split("\t", 1)
+            changed.setdefault(commit, []).append((status[0], path.split("/", 1)[1]))
+    files: set[str] = set()
+    groups: dict[str, list[tuple[str, bool]]] = {}  # version -> [(commit, touched migrations/)]
+    for commit in commits:
+        for status, name in changed.get(commit, []):
+            if status == "D":
+                files.discard(name)
+            else:
+                files.add(name)
+        names = {f for f in files if f[:4].isdigit() and f.endswith(".sql")}
+        numbers = [f[:4] for f in names]
+        if not names or not names <= current or len(set(numbers)) != len(numbers):
+            continue
+        groups.setdefault(max(numbers), []).append((commit, commit in changed))
     releases, seen = [], set()
-    head = _git("rev-parse", "HEAD").strip()
-    for i, version in enumerate(versions):
-        last = _git("rev-parse", landed[versions[i + 1]] + "^").strip() if i + 1 < len(versions) \
-            else head
+    for version in sorted(groups):
+        group = groups[version]
         # A fix to migrations/ before the next version landed (0002 was linted 23 s after it
         # landed) belongs to the landing: no release shipped the unfixed file. Later edits of a
-        # landed file are not forgiven: the upgrade then fails on the checksum, as it would for users.
-        first = _git("log", "--first-parent", "-1", "--format=%H", f"{landed[version]}..{last}",
-                     "--", "migrations/").strip() or landed[version]
-        for label, commit in (("landed", first), ("last", last)):
+        # landed file are not forgiven: the upgrade then fails on the checksum, as for users.
+        fixed = max(i for i, (_, touched) in enumerate(group) if touched) \
+            if any(touched for _, touched in group) else 0
+        for label, commit in (("landed", group[fixed][0]), ("last", group[-1][0])):
             # Two commits with the same SQL are one release as far as the database can tell.
-            key = _git("rev-parse", f"{commit}:migrations", f"{commit}:sql").split()
-            if tuple(key) in seen:
+            key = tuple(_git("rev-parse", f"{commit}:migrations", f"{commit}:sql").split())
+            if key in seen:
                 continue
-            seen.add(tuple(key))
+            seen.add(key)
             releases.append(Release(version, commit, label))
     return releases
 
