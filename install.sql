@@ -4070,6 +4070,13 @@ BEGIN
         ORDER BY d.domain
     LOOP
         IF v_d.distributed THEN
+            -- The sweep of every domain (run_maintenance) goes on when a Citus worker is down.
+            IF enqueue_missing.domain IS NULL
+                AND EXISTS (SELECT FROM memory_private._unreachable_nodes(v_d)) THEN
+                RAISE WARNING 'enqueue_missing skips domain "%": a worker holding its shards does '
+                    'not answer (see memory.diagnose)', v_d.domain;
+                CONTINUE;
+            END IF;
             v_total := v_total + memory_private._dist_enqueue_missing(v_d);
             CONTINUE;
         END IF;
@@ -4227,7 +4234,7 @@ $$;
 COMMENT ON FUNCTION memory.schedule_maintenance(text) IS
 'Register memory.run_maintenance() with pg_cron under the job name pgmemo-maintenance '
 '(re-scheduling replaces it). Error 0A000 when pg_cron is not installed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', 'af0d4c08c5ebb2f717e6eabe1c6c69ff781488b86f92fb33bbc21bdf8bb913a4', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '565d63703623cb676bf361f4033d0443575d9ea5967ce71876986f579cec6626', 'repeatable'); END $pgmemo$;
 -- sql/60_diagnostics.sql
 -- Diagnostics, part 1: the views embedding_coverage, vector_indexes and queue_status, the
 -- helpers memory.diagnose() shares with them (61_diagnose.sql; the index helpers live in

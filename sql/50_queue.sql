@@ -322,6 +322,13 @@ BEGIN
         ORDER BY d.domain
     LOOP
         IF v_d.distributed THEN
+            -- The sweep of every domain (run_maintenance) goes on when a Citus worker is down.
+            IF enqueue_missing.domain IS NULL
+                AND EXISTS (SELECT FROM memory_private._unreachable_nodes(v_d)) THEN
+                RAISE WARNING 'enqueue_missing skips domain "%": a worker holding its shards does '
+                    'not answer (see memory.diagnose)', v_d.domain;
+                CONTINUE;
+            END IF;
             v_total := v_total + memory_private._dist_enqueue_missing(v_d);
             CONTINUE;
         END IF;
