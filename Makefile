@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 PGMEMO := $(VENV)/bin/pgmemo
-EXTRAS ?= dev,local
+EXTRAS ?= dev,local,langchain,mcp
 STAMP := $(VENV)/.pgmemo-installed
 
 .PHONY: help install system-deps citus test lint pgtap pytest demo bundle bundle-check bench bench-full bench-citus eval docs up down clean

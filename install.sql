@@ -108,7 +108,7 @@ BEGIN
     RETURN set_config('search_path', format('pg_catalog, %I, pg_temp', v_schema), true);
 END;
 $f$;
-DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007']::text[]); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008']::text[]); END $pgmemo$;
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb') AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -389,6 +389,37 @@ SELECT memory_private._migration_needed('0007', '0007_diagnose_checks.sql', '62d
 DROP FUNCTION IF EXISTS memory_private._diagnose_domain(memory_private.domains);
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0007', '0007_diagnose_checks.sql', '62d414944a59b82a626b81abef1952a787ef9b8a6952f52caf6c7f0fda089598', 'versioned'); PERFORM memory_private._record_breaking('0007', false); END $pgmemo$;
 \endif
+-- migrations/0008_client_api.sql
+SELECT memory_private._migration_needed('0008', '0008_client_api.sql', '01e5f22ae6128ab57b7900ad01accc602552e7fa2c795f3e1440a9ab647e99f4') AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0008_client_api: what the asyncio, LangChain and MCP clients need from the SQL API.
+--
+-- Why: memory.search and memory.search_hybrid can return each row's stored vector
+-- (with_embeddings => true: MMR re-ranks without a second round trip), so both grew a parameter
+-- and an `embedding` column; a changed result type needs the old signature dropped, once, here
+-- (sql/30_search.sql then creates the new ones). memory.forget_many, memory.clear and get_many
+-- in the order asked are new or changed functions only (sql/20_write.sql, sql/47_import.sql);
+-- this version tells clients they are there.
+
+-- Found by name rather than by signature: the vector type may live in any schema.
+DO $$
+DECLARE
+    v_fn regprocedure;
+BEGIN
+    FOR v_fn IN
+        SELECT p.oid::regprocedure FROM pg_catalog.pg_proc AS p
+        JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
+        WHERE (n.nspname = 'memory' AND p.proname IN ('search', 'search_hybrid')
+                AND NOT 'with_embeddings' = ANY (coalesce(p.proargnames, '{}')))
+            OR (n.nspname = 'memory_private' AND p.proname IN ('_search_sql', '_dist_search_sql')
+                AND p.pronargs = 2)
+    LOOP
+        EXECUTE format('DROP FUNCTION %s', v_fn);
+    END LOOP;
+END;
+$$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0008', '0008_client_api.sql', '01e5f22ae6128ab57b7900ad01accc602552e7fa2c795f3e1440a9ab647e99f4', 'versioned'); PERFORM memory_private._record_breaking('0008', false); END $pgmemo$;
+\endif
 DO $pgmemo$ BEGIN PERFORM memory_private._set_install_search_path(); END $pgmemo$;
 -- sql/00_private_helpers.sql
 -- Private helpers shared by the public API: domain lookup, argument checks and the SQL text
@@ -409,6 +440,7 @@ BEGIN
     END IF;
     SELECT d.* INTO v_row FROM memory_private.domains AS d WHERE d.domain = _domain.domain;
     IF NOT FOUND THEN
+        PERFORM memory_private._check_domain_name(domain);  -- 'my-docs': say what is valid
         RAISE EXCEPTION 'unknown domain "%"', domain
             USING ERRCODE = '42704',
                   HINT = 'Create it with memory.create_domain(''' || left(domain, 40)
@@ -416,6 +448,19 @@ BEGIN
     END IF;
     RETURN v_row;
 END;
+$$;
+
+-- A valid domain name close to the one given ('My-Docs' -> 'my_docs', '2024 notes' ->
+-- 'd_2024_notes'): lowercase, every run of other characters one underscore, a letter first,
+-- at most 40 characters. For the hint of the invalid-name error.
+CREATE OR REPLACE FUNCTION memory_private._suggest_domain_name(domain text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT rtrim(left(CASE WHEN s ~ '^[a-z]' THEN s ELSE 'd_' || s END, 40), '_')
+    FROM (SELECT coalesce(nullif(btrim(regexp_replace(lower(coalesce(domain, '')),
+        '[^a-z0-9_]+', '_', 'g'), '_'), ''), 'memories') AS s) AS n
 $$;
 
 CREATE OR REPLACE FUNCTION memory_private._check_domain_name(domain text)
@@ -428,7 +473,8 @@ BEGIN
         RAISE EXCEPTION 'invalid domain name %', coalesce(quote_literal(domain), 'NULL')
             USING ERRCODE = '42602',
                   DETAIL = 'A domain name is 1 to 40 characters: a lowercase letter, then '
-                      || 'lowercase letters, digits or underscores (^[a-z][a-z0-9_]{0,39}$).';
+                      || 'lowercase letters, digits or underscores (^[a-z][a-z0-9_]{0,39}$).',
+                  HINT = format('Try %L.', memory_private._suggest_domain_name(domain));
     END IF;
 END;
 $$;
@@ -596,12 +642,16 @@ $$;
 -- distance is recomputed outside the LIMIT query, from its embedding, which forces a real sort.
 -- Otherwise the index order is strict and the cheaper shape is used (bench/run.py measured the
 -- recomputing shape at about +10% of a search's server time on 100K x 384).
-CREATE OR REPLACE FUNCTION memory_private._search_sql(d memory_private.domains, with_filter boolean)
+CREATE OR REPLACE FUNCTION memory_private._search_sql(
+    d memory_private.domains, with_filter boolean, with_embeddings boolean DEFAULT FALSE
+)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
+    -- the embedding column: the stored vector (halfvec read as vector), or NULL
+    v_embedding text := CASE WHEN with_embeddings THEN 's.embedding::vector' ELSE 'NULL::vector' END;
     v_op text := memory_private._distance_operator(d.distance);
     v_similarity text := CASE d.distance
         WHEN 'cosine' THEN '1 - s.distance'
@@ -611,36 +661,36 @@ DECLARE
     v_where text := CASE WHEN with_filter THEN 'AND t.metadata @> $3' ELSE '' END;
 BEGIN
     IF d.distributed THEN  -- Citus: one flat k-NN query, LIMIT pushed to every shard
-        RETURN memory_private._dist_search_sql(d, with_filter);
+        RETURN memory_private._dist_search_sql(d, with_filter, with_embeddings);
     END IF;
     IF with_filter OR current_setting('hnsw.iterative_scan', true) = 'relaxed_order' THEN
         RETURN format(
             'SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at, '
-            's.updated_at '
+            's.updated_at, %6$s AS embedding '
             'FROM (SELECT n.id, n.content, n.metadata, (n.embedding %2$s $1)::double precision AS distance, '
-            'n.created_at, n.updated_at '
+            'n.created_at, n.updated_at, n.embedding '
             'FROM (SELECT t.id, t.content, t.metadata, t.embedding, t.created_at, t.updated_at '
             'FROM %3$I.%4$I AS t WHERE t.embedding IS NOT NULL %5$s '
             'ORDER BY t.embedding %2$s $1 LIMIT $2) AS n) AS s '
             'WHERE $4::double precision IS NULL OR %1$s >= $4 '
             'ORDER BY s.distance',
-            v_similarity, v_op, d.table_schema, d.table_name, v_where
+            v_similarity, v_op, d.table_schema, d.table_name, v_where, v_embedding
         );
     END IF;
     RETURN format(
         'SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at, '
-        's.updated_at '
+        's.updated_at, %6$s AS embedding '
         'FROM (SELECT t.id, t.content, t.metadata, '
-        '(t.embedding %2$s $1)::double precision AS distance, t.created_at, t.updated_at '
+        '(t.embedding %2$s $1)::double precision AS distance, t.created_at, t.updated_at, t.embedding '
         'FROM %3$I.%4$I AS t WHERE t.embedding IS NOT NULL %5$s '
         'ORDER BY t.embedding %2$s $1 LIMIT $2) AS s '
         'WHERE $4::double precision IS NULL OR %1$s >= $4 '
         'ORDER BY s.distance',
-        v_similarity, v_op, d.table_schema, d.table_name, v_where
+        v_similarity, v_op, d.table_schema, d.table_name, v_where, v_embedding
     );
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', '945104c41cc7ecbab2d5aa63e402cc671369ec9ded51f39b4cb14ef2d1fc207e', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', 'd7b5028c15c27db0008de2a9bf51fc6592aea4e65740ed78eacaa4e3874bf876', 'repeatable'); END $pgmemo$;
 -- sql/01_version.sql
 -- memory.version(): what is installed, for clients that verify the schema before use.
 
@@ -993,7 +1043,8 @@ COMMENT ON VIEW memory.domains IS
 'for adopted domains (memory.adopt_table) the application table behind the view.';
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:10_domains.sql', '10_domains.sql', 'c8725e974db6162a25d90e4e1bbb7f76373d4465cb1358c60930415ffbb0f911', 'repeatable'); END $pgmemo$;
 -- sql/20_write.sql
--- Writing memories: memory.store, memory.store_many, memory.update, memory.forget, memory.get.
+-- Writing memories: memory.store, memory.store_many, memory.update, memory.forget,
+-- memory.forget_many, memory.clear, memory.get.
 -- Rows stored without an embedding are queued by the domain table's triggers.
 
 CREATE OR REPLACE FUNCTION memory.store(
@@ -1245,6 +1296,70 @@ $$;
 COMMENT ON FUNCTION memory.forget(text, text) IS
 'Delete a memory (and its queued embedding job). Returns false when the id does not exist.';
 
+CREATE OR REPLACE FUNCTION memory.forget_many(domain text, ids text[])
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain(domain);
+    v_count bigint;
+BEGIN
+    EXECUTE format('DELETE FROM %I.%I AS t WHERE t.id = ANY ($1)', v_d.table_schema, v_d.table_name)
+    USING ids;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_d.distributed THEN
+        PERFORM memory_private._dist_drop_jobs(v_d, ids);
+    END IF;
+    RETURN v_count;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.forget_many(text, text[]) IS
+'Delete the memories with these ids (and their queued embedding jobs) in one statement. '
+'Returns how many existed; unknown and NULL ids are ignored.';
+
+CREATE OR REPLACE FUNCTION memory.clear(domain text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain(domain);
+    v_count bigint;
+BEGIN
+    IF v_d.adopted THEN
+        RAISE EXCEPTION 'domain "%" is adopted: its rows belong to %, which memory.clear '
+            'does not empty', v_d.domain, v_d.source_table
+            USING ERRCODE = '42809',
+                  HINT = 'Delete them in the application''s table, or use memory.forget_many.';
+    END IF;
+    -- A DELETE, not a TRUNCATE: readers and writers keep going (no ACCESS EXCLUSIVE lock), a
+    -- row inserted concurrently survives with its job, and the delete trigger dequeues.
+    EXECUTE format('DELETE FROM %I.%I AS t', v_d.table_schema, v_d.table_name);
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_d.distributed THEN
+        -- Citus: no dequeue trigger on the shards; the domain's (and a re-embed's) jobs go.
+        DELETE FROM memory_private.embedding_queue AS q
+        WHERE q.domain = v_d.domain OR q.domain IN (
+            SELECT r.shadow_domain FROM memory_private.reembeds AS r WHERE r.domain = v_d.domain);
+        RETURN v_count;
+    END IF;
+    -- Jobs whose row is gone (the dequeue trigger is off during a bulk load).
+    EXECUTE format(
+        'DELETE FROM memory_private.embedding_queue AS q WHERE q.domain = $1 '
+        'AND NOT EXISTS (SELECT FROM %I.%I AS t WHERE t.id = q.row_id)',
+        v_d.table_schema, v_d.table_name)
+    USING v_d.domain;
+    RETURN v_count;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.clear(text) IS
+'Delete every memory of a domain and its queued embedding jobs; the domain, its settings and '
+'its indexes stay. Returns how many rows were deleted. Refused for adopted domains (their '
+'rows belong to the application''s table).';
+
 -- plpgsql cannot have an input and an output parameter both named id, so the public
 -- memory.get (whose contract names both id) is an SQL wrapper over this function.
 CREATE OR REPLACE FUNCTION memory_private._get(domain text, row_id text)
@@ -1280,7 +1395,7 @@ $$;
 COMMENT ON FUNCTION memory.get(text, text) IS
 'Fetch one memory by id: content, metadata, whether it has an embedding, timestamps. '
 'No row when the id does not exist.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20_write.sql', 'ad1f8f893f3fabe0c835febca12283880ac8b1ed257008a483598a16d141d0e4', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20_write.sql', '352b9124b7ad331b8279986eb18606a58d5f76b72c6513f145d4735db51e0a11', 'repeatable'); END $pgmemo$;
 -- sql/30_search.sql
 -- Searching: memory.search (k nearest neighbours through the HNSW index), memory.search_text
 -- (full-text, typed queries) and memory.search_hybrid (weighted reciprocal rank fusion of the
@@ -1413,11 +1528,12 @@ CREATE OR REPLACE FUNCTION memory.search(
     min_similarity double precision DEFAULT NULL,
     ef_search integer DEFAULT NULL,
     recency_half_life interval DEFAULT NULL,
-    importance_weight double precision DEFAULT NULL
+    importance_weight double precision DEFAULT NULL,
+    with_embeddings boolean DEFAULT FALSE
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, similarity double precision,
-    distance double precision, created_at timestamptz, updated_at timestamptz
+    distance double precision, created_at timestamptz, updated_at timestamptz, embedding vector
 )
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
@@ -1447,11 +1563,12 @@ BEGIN
         RETURN QUERY EXECUTE format(
             'SELECT c.* FROM (%s) AS c ORDER BY memory_private._blend(c.similarity, c.metadata, '
             'c.updated_at, $5, $6) DESC, c.distance LIMIT $7',
-            memory_private._search_sql(v_d, filter IS NOT NULL))
+            memory_private._search_sql(v_d, filter IS NOT NULL, coalesce(with_embeddings, false)))
         USING query_embedding, v_fetch, filter, min_similarity, recency_half_life,
             importance_weight, k;
     ELSE
-        RETURN QUERY EXECUTE memory_private._search_sql(v_d, filter IS NOT NULL)
+        RETURN QUERY EXECUTE memory_private._search_sql(
+            v_d, filter IS NOT NULL, coalesce(with_embeddings, false))
         USING query_embedding, k, filter, min_similarity;
     END IF;
 
@@ -1460,7 +1577,7 @@ END;
 $$;
 
 COMMENT ON FUNCTION memory.search(
-    text, vector, integer, jsonb, double precision, integer, interval, double precision
+    text, vector, integer, jsonb, double precision, integer, interval, double precision, boolean
 ) IS
 'The k nearest memories to query_embedding through the domain''s HNSW index, best first. '
 'filter keeps rows whose metadata @> filter (iterative index scans on pgvector >= 0.8, so k rows '
@@ -1471,7 +1588,8 @@ COMMENT ON FUNCTION memory.search(
 'recency_half_life halves a memory''s score per half-life of age (updated_at); '
 'importance_weight in [0, 1] blends in metadata->>''importance'' (a number in [0, 1], 0.5 when '
 'absent): score = ((1 - w) * similarity + w * importance) * 0.5 ^ (age / half-life), over '
-'max(4k, 40) index candidates; similarity stays the raw similarity. k is 1..1000.';
+'max(4k, 40) index candidates; similarity stays the raw similarity. k is 1..1000. '
+'with_embeddings => true fills the embedding column (for MMR), else it is NULL.';
 
 -- The HNSW candidate list size memory.search uses by default (hnsw.ef_search is raised to it):
 -- on the search-quality eval (bench/quality.py) pgvector's default of 40 lost 2.6% MRR@10
@@ -1614,12 +1732,13 @@ CREATE OR REPLACE FUNCTION memory.search_hybrid(
     ef_search integer DEFAULT NULL,
     recency_half_life interval DEFAULT NULL,
     importance_weight double precision DEFAULT NULL,
-    text_match text DEFAULT 'all'
+    text_match text DEFAULT 'all',
+    with_embeddings boolean DEFAULT FALSE
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, score double precision,
     similarity double precision, text_rank double precision,
-    created_at timestamptz, updated_at timestamptz
+    created_at timestamptz, updated_at timestamptz, embedding vector
 )
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
@@ -1649,7 +1768,7 @@ BEGIN
         -- The lateral call runs only when there is an embedding to search with.
         FROM (SELECT WHERE query_embedding IS NOT NULL) AS guard,
             LATERAL memory.search(domain, query_embedding, v_candidates, filter,
-                ef_search => ef_search) AS s
+                ef_search => ef_search, with_embeddings => with_embeddings) AS s
     ),
     t AS (
         SELECT s.*, row_number() OVER (ORDER BY s.rank DESC) AS r
@@ -1667,7 +1786,8 @@ BEGIN
             coalesce(v.created_at, t.created_at) AS created_at,
             coalesce(v.updated_at, t.updated_at) AS updated_at,
             v.r AS vr,
-            t.r AS tr
+            t.r AS tr,
+            v.embedding
         FROM v FULL JOIN t ON t.id = v.id
     ),
     scored AS (
@@ -1677,26 +1797,36 @@ BEGIN
                 f.metadata, f.updated_at, recency_half_life, importance_weight)
             ELSE f.rrf END AS score
         FROM fused AS f
+    ),
+    top AS (
+        SELECT sc.* FROM scored AS sc
+        ORDER BY sc.score DESC, sc.vr NULLS LAST, sc.tr NULLS LAST, sc.id
+        LIMIT k
     )
-    SELECT sc.id, sc.content, sc.metadata, sc.score, sc.similarity, sc.rank, sc.created_at,
-        sc.updated_at
-    FROM scored AS sc
-    ORDER BY sc.score DESC, sc.vr NULLS LAST, sc.tr NULLS LAST, sc.id
-    LIMIT k;
+    -- with_embeddings: text-only hits' vectors are read by id
+    SELECT tp.id, tp.content, tp.metadata, tp.score, tp.similarity, tp.rank, tp.created_at,
+        tp.updated_at, coalesce(tp.embedding, g.embedding)
+    FROM top AS tp
+    LEFT JOIN memory.get_many(domain, CASE WHEN with_embeddings
+        THEN ARRAY(SELECT t2.id FROM top AS t2 WHERE t2.embedding IS NULL) END) AS g
+        ON g.id = tp.id
+    ORDER BY tp.score DESC, tp.vr NULLS LAST, tp.tr NULLS LAST, tp.id;
 END;
 $$;
 
 COMMENT ON FUNCTION memory.search_hybrid(
     text, text, vector, integer, jsonb, double precision, double precision, integer, integer,
-    interval, double precision, text
+    interval, double precision, text, boolean
 ) IS
 'Hybrid search: weighted reciprocal rank fusion of memory.search and memory.search_text '
 '(score = vector_weight / (rrf_k + vector rank) + text_weight / (rrf_k + text rank)) over '
 'max(2k, 20) candidates from each; the default weights (1.0, 0.25) come from bench/quality.py '
 '(see BENCHMARKS.md). Either the query text or the embedding may be NULL. ef_search is passed to '
 'memory.search, text_match (''all'' or ''any'') to memory.search_text. recency_half_life and '
-'importance_weight re-rank as in memory.search, on the fused score scaled to [0, 1].';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '7823ca6a64d15aa74661306d03798c7108c9bc3b5159c2cba89c1f97e626008a', 'repeatable'); END $pgmemo$;
+'importance_weight re-rank as in memory.search, on the fused score scaled to [0, 1]. '
+'similarity is NULL for a row found by its words alone, text_rank for one found by its vector '
+'alone. with_embeddings => true fills the embedding column (else NULL).';
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '23a703d9cc361e2f7d9b4015d8596137c2f3dc973ba4e82b53e2d332a882c8d6', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).
@@ -3000,7 +3130,10 @@ DECLARE
 BEGIN
     RETURN QUERY EXECUTE format(
         'SELECT t.id, t.content, t.metadata, CASE WHEN $2 THEN t.embedding::vector END, t.embedding_model, '
-        't.created_at, t.updated_at FROM %I.%I AS t WHERE t.id = ANY ($1) ORDER BY t.id',
+        't.created_at, t.updated_at '
+        'FROM (SELECT u.id, min(u.ord) AS ord FROM unnest($1) WITH ORDINALITY AS u (id, ord) '
+        'GROUP BY u.id) AS w '
+        'JOIN %I.%I AS t ON t.id = w.id ORDER BY w.ord',
         v_d.table_schema, v_d.table_name)
     USING ids, coalesce(with_embeddings, true);
 END;
@@ -3008,10 +3141,11 @@ $$;
 
 COMMENT ON FUNCTION memory.get_many(text, text[], boolean) IS
 'Fetch memories by id with everything stored: content, metadata, the embedding itself (NULL '
-'when with_embeddings is false, to move less data), its model and the timestamps (ordered by '
-'id; ids that do not exist are absent). What '
+'when with_embeddings is false, to move less data), its model and the timestamps, in the order '
+'of ids (an id asked twice comes back once, where first asked; ids that do not exist are '
+'absent). What '
 '`pgmemo import-sqlite` reads back to verify an import.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:47_import.sql', '47_import.sql', 'a0cb9f794bb769750616616ca8156657d927fbf1ef6c86dc61dc61227d366671', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:47_import.sql', '47_import.sql', '9f0a2b257e6ed4b55d83297414d6c12cf0a286efd8cd44e7a0b53a760059edd1', 'repeatable'); END $pgmemo$;
 -- sql/48_distributed.sql
 -- Distributed domains on a Citus cluster: memory.distribute_domain, the queue hook the write
 -- functions call instead of statement triggers, the settings pushed to the workers for a
@@ -3335,13 +3469,13 @@ END;
 $$;
 
 -- memory.search's k-NN query for a distributed domain ($1 query vector, $2 k, $3 filter, $4
--- min_similarity, as memory_private._search_sql): flat, so that Citus pushes the ORDER BY
--- distance LIMIT k down to every shard (each walks its own HNSW index) and merges the shards'
--- top k on the coordinator. A subquery with a LIMIT (the single-node shape) would be planned as
--- a separate step with an intermediate result. min_similarity is a bound on the distance, so
--- filtering in the scan keeps exactly the rows the single-node query keeps.
+-- min_similarity and the embedding column, as memory_private._search_sql): flat, so that Citus
+-- pushes the ORDER BY distance LIMIT k down to every shard (each walks its own HNSW index) and
+-- merges the shards' top k on the coordinator. A subquery with a LIMIT (the single-node shape)
+-- would be planned as a separate step with an intermediate result. min_similarity is a bound on
+-- the distance, so filtering in the scan keeps exactly the rows the single-node query keeps.
 CREATE OR REPLACE FUNCTION memory_private._dist_search_sql(
-    d memory_private.domains, with_filter boolean
+    d memory_private.domains, with_filter boolean, with_embeddings boolean DEFAULT FALSE
 )
 RETURNS text
 LANGUAGE plpgsql STABLE
@@ -3357,13 +3491,15 @@ DECLARE
 BEGIN
     RETURN format(
         'SELECT t.id, t.content, t.metadata, %5$s AS similarity, '
-        '(t.embedding %1$s $1)::double precision AS distance, t.created_at, t.updated_at '
+        '(t.embedding %1$s $1)::double precision AS distance, t.created_at, t.updated_at, '
+        '%6$s AS embedding '
         'FROM %2$I.%3$I AS t WHERE t.embedding IS NOT NULL %4$s '
         'AND ($4::double precision IS NULL OR %5$s >= $4) '
         'ORDER BY t.embedding %1$s $1 LIMIT $2',
         v_op, d.table_schema, d.table_name,
         CASE WHEN with_filter THEN 'AND t.metadata @> $3' ELSE '' END,
-        format(v_similarity, v_op));
+        format(v_similarity, v_op),
+        CASE WHEN with_embeddings THEN 't.embedding::vector' ELSE 'NULL::vector' END);
 END;
 $$;
 
@@ -3744,7 +3880,7 @@ COMMENT ON FUNCTION memory.repair_shard_indexes(text) IS
 'with other settings; each build blocks writes to its shard only). Returns the number of '
 'shards rebuilt; 0 when all were right. What memory.diagnose''s shard_missing_index and '
 'shard_index_settings_differ suggest. Error 08006 when a worker holding shards is down.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', '4de6105d94c3d0f952dcd0e6c9312960926b55e3ae7ffd14a53648f9adb630d1', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', '53b2966cf18b4fc381c939820a8574dfd8e4e50783a7885cdfed9d8b72e5ef00', 'repeatable'); END $pgmemo$;
 -- sql/50_queue.sql
 -- The embedding queue: workers claim jobs (FOR UPDATE SKIP LOCKED, with a lease), complete or
 -- fail them; maintenance releases expired leases and sweeps rows the triggers never saw.
@@ -5436,6 +5572,8 @@ AS $$
         ('memory_writer', 'store_many', 'function'),
         ('memory_writer', 'update', 'function'),
         ('memory_writer', 'forget', 'function'),
+        ('memory_writer', 'forget_many', 'function'),
+        ('memory_writer', 'clear', 'function'),
         -- memory_worker: the embedding queue
         ('memory_worker', 'version', 'function'),
         ('memory_worker', 'claim_embedding_jobs', 'function'),
@@ -5574,7 +5712,7 @@ BEGIN
     END LOOP;
 END;
 $grants$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:90_grants.sql', '90_grants.sql', 'a3d2f191f2e5710044b13a59061681eb1386cd564bfd2087a1fc8b1f6a9f64a5', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '227571072ab66716a18b4b410152d0642042e69e85415c9eae2d8d4bc57b8024', 'repeatable'); END $pgmemo$;
 COMMIT;
 SELECT format('pgmemo schema version %s installed (pgvector %s in schema %s)',
     v ->> 'schema_version', v ->> 'pgvector', v ->> 'vector_schema') AS pgmemo_installed

@@ -14,6 +14,8 @@ SELECT functions_are('memory', ARRAY[
     'cancel_reembed', 'reembed_status', 'import_rows', 'get_many',
     -- writing
     'store', 'store_many', 'update', 'forget', 'get',
+    -- for the async, LangChain and MCP clients (sql/20_write.sql)
+    'forget_many', 'clear',
     -- searching
     'search', 'search_text', 'search_hybrid',
     -- the embedding queue

@@ -148,8 +148,8 @@ SELECT pg_temp.nothing_left('bad arguments');
 SELECT throws_ok($$SELECT memory.drop_domain('nope')$$, '42704', 'unknown domain "nope"',
     'drop_domain of an unknown domain: 42704');
 SELECT throws_ok($$SELECT memory.drop_domain(NULL)$$, '22004', NULL, 'drop_domain(NULL): 22004');
-SELECT throws_ok($$SELECT memory.drop_domain('x; drop table y')$$, '42704', NULL,
-    'an injection attempt is just an unknown domain');
+SELECT throws_ok($$SELECT memory.drop_domain('x; drop table y')$$, '42602', NULL,
+    'an injection attempt is just an invalid domain name');
 SELECT pg_temp.nothing_left('unknown domains');
 
 -- l2 and inner_product domains get the matching opclass.

@@ -96,7 +96,7 @@ SELECT is(
         SELECT s.distance < lag(s.distance) OVER (PARTITION BY q.id ORDER BY s.ord) AS inverted
         FROM (SELECT 'r' || g AS id FROM generate_series(1, 30) AS g) AS q,
             LATERAL memory.search('big', pg_temp.q(q.id), 60, '{"pct1": true}')
-                WITH ORDINALITY AS s (id, content, metadata, similarity, distance, c, u, ord)
+                WITH ORDINALITY AS s (id, content, metadata, similarity, distance, c, u, e, ord)
         ) AS x WHERE x.inverted),
     0::bigint, '30 filtered searches: every result list ascends by distance');
 SELECT is(
@@ -104,7 +104,7 @@ SELECT is(
         SELECT s.similarity > lag(s.similarity) OVER (ORDER BY s.ord) AS inverted,
             abs(s.similarity - (1 - s.distance)) > 1e-9 AS wrong
         FROM memory.search('big', pg_temp.q('r9'), 100)
-            WITH ORDINALITY AS s (id, content, metadata, similarity, distance, c, u, ord)
+            WITH ORDINALITY AS s (id, content, metadata, similarity, distance, c, u, e, ord)
         ) AS x WHERE x.inverted OR x.wrong),
     0::bigint, 'similarity = 1 - distance and descends');
 

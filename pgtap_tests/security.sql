@@ -59,7 +59,7 @@ SELECT is_empty($$
 $$, 'no role but the owner has any privilege on a memory_private or memory_data relation');
 
 -- Functions ----------------------------------------------------------------------------------------
-SELECT function_privs_are('memory', 'search', ARRAY['text', 'vector', 'integer', 'jsonb', 'double precision', 'integer', 'interval', 'double precision'],
+SELECT function_privs_are('memory', 'search', ARRAY['text', 'vector', 'integer', 'jsonb', 'double precision', 'integer', 'interval', 'double precision', 'boolean'],
                           'memory_reader', ARRAY['EXECUTE'], 'reader may search');
 SELECT function_privs_are('memory', 'get', ARRAY['text', 'text'], 'memory_reader', ARRAY['EXECUTE'],
                           'reader may get');
@@ -69,7 +69,7 @@ SELECT function_privs_are('memory', 'forget', ARRAY['text', 'text'], 'memory_rea
                           'reader cannot forget');
 SELECT function_privs_are('memory', 'store', ARRAY['text', 'text', 'jsonb', 'vector', 'text'],
                           'memory_writer', ARRAY['EXECUTE'], 'writer may store');
-SELECT function_privs_are('memory', 'search', ARRAY['text', 'vector', 'integer', 'jsonb', 'double precision', 'integer', 'interval', 'double precision'],
+SELECT function_privs_are('memory', 'search', ARRAY['text', 'vector', 'integer', 'jsonb', 'double precision', 'integer', 'interval', 'double precision', 'boolean'],
                           'memory_writer', ARRAY['EXECUTE'], 'writer may search (it is a reader)');
 SELECT function_privs_are('memory', 'create_domain',
                           ARRAY['text', 'integer', 'text', 'text', 'integer', 'integer', 'regconfig', 'text'],
@@ -83,7 +83,7 @@ SELECT function_privs_are('memory', 'fail_embedding_jobs', ARRAY['bigint[]', 'te
                           'memory_worker', ARRAY['EXECUTE'], 'worker may fail jobs');
 SELECT function_privs_are('memory', 'fail_embedding_jobs', ARRAY['bigint[]', 'text'],
                           'memory_writer', '{}'::text[], 'writer cannot fail jobs');
-SELECT function_privs_are('memory', 'search', ARRAY['text', 'vector', 'integer', 'jsonb', 'double precision', 'integer', 'interval', 'double precision'],
+SELECT function_privs_are('memory', 'search', ARRAY['text', 'vector', 'integer', 'jsonb', 'double precision', 'integer', 'interval', 'double precision', 'boolean'],
                           'memory_worker', '{}'::text[], 'worker cannot search');
 SELECT function_privs_are('memory_private', '_domain', ARRAY['text'], 'memory_admin', '{}'::text[],
                           'admin cannot call private helpers');

@@ -16,6 +16,7 @@ BEGIN
     END IF;
     SELECT d.* INTO v_row FROM memory_private.domains AS d WHERE d.domain = _domain.domain;
     IF NOT FOUND THEN
+        PERFORM memory_private._check_domain_name(domain);  -- 'my-docs': say what is valid
         RAISE EXCEPTION 'unknown domain "%"', domain
             USING ERRCODE = '42704',
                   HINT = 'Create it with memory.create_domain(''' || left(domain, 40)
@@ -23,6 +24,19 @@ BEGIN
     END IF;
     RETURN v_row;
 END;
+$$;
+
+-- A valid domain name close to the one given ('My-Docs' -> 'my_docs', '2024 notes' ->
+-- 'd_2024_notes'): lowercase, every run of other characters one underscore, a letter first,
+-- at most 40 characters. For the hint of the invalid-name error.
+CREATE OR REPLACE FUNCTION memory_private._suggest_domain_name(domain text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT rtrim(left(CASE WHEN s ~ '^[a-z]' THEN s ELSE 'd_' || s END, 40), '_')
+    FROM (SELECT coalesce(nullif(btrim(regexp_replace(lower(coalesce(domain, '')),
+        '[^a-z0-9_]+', '_', 'g'), '_'), ''), 'memories') AS s) AS n
 $$;
 
 CREATE OR REPLACE FUNCTION memory_private._check_domain_name(domain text)
@@ -35,7 +49,8 @@ BEGIN
         RAISE EXCEPTION 'invalid domain name %', coalesce(quote_literal(domain), 'NULL')
             USING ERRCODE = '42602',
                   DETAIL = 'A domain name is 1 to 40 characters: a lowercase letter, then '
-                      || 'lowercase letters, digits or underscores (^[a-z][a-z0-9_]{0,39}$).';
+                      || 'lowercase letters, digits or underscores (^[a-z][a-z0-9_]{0,39}$).',
+                  HINT = format('Try %L.', memory_private._suggest_domain_name(domain));
     END IF;
 END;
 $$;
@@ -203,12 +218,16 @@ $$;
 -- distance is recomputed outside the LIMIT query, from its embedding, which forces a real sort.
 -- Otherwise the index order is strict and the cheaper shape is used (bench/run.py measured the
 -- recomputing shape at about +10% of a search's server time on 100K x 384).
-CREATE OR REPLACE FUNCTION memory_private._search_sql(d memory_private.domains, with_filter boolean)
+CREATE OR REPLACE FUNCTION memory_private._search_sql(
+    d memory_private.domains, with_filter boolean, with_embeddings boolean DEFAULT FALSE
+)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
+    -- the embedding column: the stored vector (halfvec read as vector), or NULL
+    v_embedding text := CASE WHEN with_embeddings THEN 's.embedding::vector' ELSE 'NULL::vector' END;
     v_op text := memory_private._distance_operator(d.distance);
     v_similarity text := CASE d.distance
         WHEN 'cosine' THEN '1 - s.distance'
@@ -218,32 +237,32 @@ DECLARE
     v_where text := CASE WHEN with_filter THEN 'AND t.metadata @> $3' ELSE '' END;
 BEGIN
     IF d.distributed THEN  -- Citus: one flat k-NN query, LIMIT pushed to every shard
-        RETURN memory_private._dist_search_sql(d, with_filter);
+        RETURN memory_private._dist_search_sql(d, with_filter, with_embeddings);
     END IF;
     IF with_filter OR current_setting('hnsw.iterative_scan', true) = 'relaxed_order' THEN
         RETURN format(
             'SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at, '
-            's.updated_at '
+            's.updated_at, %6$s AS embedding '
             'FROM (SELECT n.id, n.content, n.metadata, (n.embedding %2$s $1)::double precision AS distance, '
-            'n.created_at, n.updated_at '
+            'n.created_at, n.updated_at, n.embedding '
             'FROM (SELECT t.id, t.content, t.metadata, t.embedding, t.created_at, t.updated_at '
             'FROM %3$I.%4$I AS t WHERE t.embedding IS NOT NULL %5$s '
             'ORDER BY t.embedding %2$s $1 LIMIT $2) AS n) AS s '
             'WHERE $4::double precision IS NULL OR %1$s >= $4 '
             'ORDER BY s.distance',
-            v_similarity, v_op, d.table_schema, d.table_name, v_where
+            v_similarity, v_op, d.table_schema, d.table_name, v_where, v_embedding
         );
     END IF;
     RETURN format(
         'SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at, '
-        's.updated_at '
+        's.updated_at, %6$s AS embedding '
         'FROM (SELECT t.id, t.content, t.metadata, '
-        '(t.embedding %2$s $1)::double precision AS distance, t.created_at, t.updated_at '
+        '(t.embedding %2$s $1)::double precision AS distance, t.created_at, t.updated_at, t.embedding '
         'FROM %3$I.%4$I AS t WHERE t.embedding IS NOT NULL %5$s '
         'ORDER BY t.embedding %2$s $1 LIMIT $2) AS s '
         'WHERE $4::double precision IS NULL OR %1$s >= $4 '
         'ORDER BY s.distance',
-        v_similarity, v_op, d.table_schema, d.table_name, v_where
+        v_similarity, v_op, d.table_schema, d.table_name, v_where, v_embedding
     );
 END;
 $$;

@@ -1,4 +1,5 @@
--- Writing memories: memory.store, memory.store_many, memory.update, memory.forget, memory.get.
+-- Writing memories: memory.store, memory.store_many, memory.update, memory.forget,
+-- memory.forget_many, memory.clear, memory.get.
 -- Rows stored without an embedding are queued by the domain table's triggers.
 
 CREATE OR REPLACE FUNCTION memory.store(
@@ -249,6 +250,70 @@ $$;
 
 COMMENT ON FUNCTION memory.forget(text, text) IS
 'Delete a memory (and its queued embedding job). Returns false when the id does not exist.';
+
+CREATE OR REPLACE FUNCTION memory.forget_many(domain text, ids text[])
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain(domain);
+    v_count bigint;
+BEGIN
+    EXECUTE format('DELETE FROM %I.%I AS t WHERE t.id = ANY ($1)', v_d.table_schema, v_d.table_name)
+    USING ids;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_d.distributed THEN
+        PERFORM memory_private._dist_drop_jobs(v_d, ids);
+    END IF;
+    RETURN v_count;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.forget_many(text, text[]) IS
+'Delete the memories with these ids (and their queued embedding jobs) in one statement. '
+'Returns how many existed; unknown and NULL ids are ignored.';
+
+CREATE OR REPLACE FUNCTION memory.clear(domain text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain(domain);
+    v_count bigint;
+BEGIN
+    IF v_d.adopted THEN
+        RAISE EXCEPTION 'domain "%" is adopted: its rows belong to %, which memory.clear '
+            'does not empty', v_d.domain, v_d.source_table
+            USING ERRCODE = '42809',
+                  HINT = 'Delete them in the application''s table, or use memory.forget_many.';
+    END IF;
+    -- A DELETE, not a TRUNCATE: readers and writers keep going (no ACCESS EXCLUSIVE lock), a
+    -- row inserted concurrently survives with its job, and the delete trigger dequeues.
+    EXECUTE format('DELETE FROM %I.%I AS t', v_d.table_schema, v_d.table_name);
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_d.distributed THEN
+        -- Citus: no dequeue trigger on the shards; the domain's (and a re-embed's) jobs go.
+        DELETE FROM memory_private.embedding_queue AS q
+        WHERE q.domain = v_d.domain OR q.domain IN (
+            SELECT r.shadow_domain FROM memory_private.reembeds AS r WHERE r.domain = v_d.domain);
+        RETURN v_count;
+    END IF;
+    -- Jobs whose row is gone (the dequeue trigger is off during a bulk load).
+    EXECUTE format(
+        'DELETE FROM memory_private.embedding_queue AS q WHERE q.domain = $1 '
+        'AND NOT EXISTS (SELECT FROM %I.%I AS t WHERE t.id = q.row_id)',
+        v_d.table_schema, v_d.table_name)
+    USING v_d.domain;
+    RETURN v_count;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.clear(text) IS
+'Delete every memory of a domain and its queued embedding jobs; the domain, its settings and '
+'its indexes stay. Returns how many rows were deleted. Refused for adopted domains (their '
+'rows belong to the application''s table).';
 
 -- plpgsql cannot have an input and an output parameter both named id, so the public
 -- memory.get (whose contract names both id) is an SQL wrapper over this function.

@@ -129,11 +129,12 @@ CREATE OR REPLACE FUNCTION memory.search(
     min_similarity double precision DEFAULT NULL,
     ef_search integer DEFAULT NULL,
     recency_half_life interval DEFAULT NULL,
-    importance_weight double precision DEFAULT NULL
+    importance_weight double precision DEFAULT NULL,
+    with_embeddings boolean DEFAULT FALSE
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, similarity double precision,
-    distance double precision, created_at timestamptz, updated_at timestamptz
+    distance double precision, created_at timestamptz, updated_at timestamptz, embedding vector
 )
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
@@ -163,11 +164,12 @@ BEGIN
         RETURN QUERY EXECUTE format(
             'SELECT c.* FROM (%s) AS c ORDER BY memory_private._blend(c.similarity, c.metadata, '
             'c.updated_at, $5, $6) DESC, c.distance LIMIT $7',
-            memory_private._search_sql(v_d, filter IS NOT NULL))
+            memory_private._search_sql(v_d, filter IS NOT NULL, coalesce(with_embeddings, false)))
         USING query_embedding, v_fetch, filter, min_similarity, recency_half_life,
             importance_weight, k;
     ELSE
-        RETURN QUERY EXECUTE memory_private._search_sql(v_d, filter IS NOT NULL)
+        RETURN QUERY EXECUTE memory_private._search_sql(
+            v_d, filter IS NOT NULL, coalesce(with_embeddings, false))
         USING query_embedding, k, filter, min_similarity;
     END IF;
 
@@ -176,7 +178,7 @@ END;
 $$;
 
 COMMENT ON FUNCTION memory.search(
-    text, vector, integer, jsonb, double precision, integer, interval, double precision
+    text, vector, integer, jsonb, double precision, integer, interval, double precision, boolean
 ) IS
 'The k nearest memories to query_embedding through the domain''s HNSW index, best first. '
 'filter keeps rows whose metadata @> filter (iterative index scans on pgvector >= 0.8, so k rows '
@@ -187,7 +189,8 @@ COMMENT ON FUNCTION memory.search(
 'recency_half_life halves a memory''s score per half-life of age (updated_at); '
 'importance_weight in [0, 1] blends in metadata->>''importance'' (a number in [0, 1], 0.5 when '
 'absent): score = ((1 - w) * similarity + w * importance) * 0.5 ^ (age / half-life), over '
-'max(4k, 40) index candidates; similarity stays the raw similarity. k is 1..1000.';
+'max(4k, 40) index candidates; similarity stays the raw similarity. k is 1..1000. '
+'with_embeddings => true fills the embedding column (for MMR), else it is NULL.';
 
 -- The HNSW candidate list size memory.search uses by default (hnsw.ef_search is raised to it):
 -- on the search-quality eval (bench/quality.py) pgvector's default of 40 lost 2.6% MRR@10
@@ -330,12 +333,13 @@ CREATE OR REPLACE FUNCTION memory.search_hybrid(
     ef_search integer DEFAULT NULL,
     recency_half_life interval DEFAULT NULL,
     importance_weight double precision DEFAULT NULL,
-    text_match text DEFAULT 'all'
+    text_match text DEFAULT 'all',
+    with_embeddings boolean DEFAULT FALSE
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, score double precision,
     similarity double precision, text_rank double precision,
-    created_at timestamptz, updated_at timestamptz
+    created_at timestamptz, updated_at timestamptz, embedding vector
 )
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
@@ -365,7 +369,7 @@ BEGIN
         -- The lateral call runs only when there is an embedding to search with.
         FROM (SELECT WHERE query_embedding IS NOT NULL) AS guard,
             LATERAL memory.search(domain, query_embedding, v_candidates, filter,
-                ef_search => ef_search) AS s
+                ef_search => ef_search, with_embeddings => with_embeddings) AS s
     ),
     t AS (
         SELECT s.*, row_number() OVER (ORDER BY s.rank DESC) AS r
@@ -383,7 +387,8 @@ BEGIN
             coalesce(v.created_at, t.created_at) AS created_at,
             coalesce(v.updated_at, t.updated_at) AS updated_at,
             v.r AS vr,
-            t.r AS tr
+            t.r AS tr,
+            v.embedding
         FROM v FULL JOIN t ON t.id = v.id
     ),
     scored AS (
@@ -393,22 +398,32 @@ BEGIN
                 f.metadata, f.updated_at, recency_half_life, importance_weight)
             ELSE f.rrf END AS score
         FROM fused AS f
+    ),
+    top AS (
+        SELECT sc.* FROM scored AS sc
+        ORDER BY sc.score DESC, sc.vr NULLS LAST, sc.tr NULLS LAST, sc.id
+        LIMIT k
     )
-    SELECT sc.id, sc.content, sc.metadata, sc.score, sc.similarity, sc.rank, sc.created_at,
-        sc.updated_at
-    FROM scored AS sc
-    ORDER BY sc.score DESC, sc.vr NULLS LAST, sc.tr NULLS LAST, sc.id
-    LIMIT k;
+    -- with_embeddings: text-only hits' vectors are read by id
+    SELECT tp.id, tp.content, tp.metadata, tp.score, tp.similarity, tp.rank, tp.created_at,
+        tp.updated_at, coalesce(tp.embedding, g.embedding)
+    FROM top AS tp
+    LEFT JOIN memory.get_many(domain, CASE WHEN with_embeddings
+        THEN ARRAY(SELECT t2.id FROM top AS t2 WHERE t2.embedding IS NULL) END) AS g
+        ON g.id = tp.id
+    ORDER BY tp.score DESC, tp.vr NULLS LAST, tp.tr NULLS LAST, tp.id;
 END;
 $$;
 
 COMMENT ON FUNCTION memory.search_hybrid(
     text, text, vector, integer, jsonb, double precision, double precision, integer, integer,
-    interval, double precision, text
+    interval, double precision, text, boolean
 ) IS
 'Hybrid search: weighted reciprocal rank fusion of memory.search and memory.search_text '
 '(score = vector_weight / (rrf_k + vector rank) + text_weight / (rrf_k + text rank)) over '
 'max(2k, 20) candidates from each; the default weights (1.0, 0.25) come from bench/quality.py '
 '(see BENCHMARKS.md). Either the query text or the embedding may be NULL. ef_search is passed to '
 'memory.search, text_match (''all'' or ''any'') to memory.search_text. recency_half_life and '
-'importance_weight re-rank as in memory.search, on the fused score scaled to [0, 1].';
+'importance_weight re-rank as in memory.search, on the fused score scaled to [0, 1]. '
+'similarity is NULL for a row found by its words alone, text_rank for one found by its vector '
+'alone. with_embeddings => true fills the embedding column (else NULL).';

@@ -122,7 +122,10 @@ DECLARE
 BEGIN
     RETURN QUERY EXECUTE format(
         'SELECT t.id, t.content, t.metadata, CASE WHEN $2 THEN t.embedding::vector END, t.embedding_model, '
-        't.created_at, t.updated_at FROM %I.%I AS t WHERE t.id = ANY ($1) ORDER BY t.id',
+        't.created_at, t.updated_at '
+        'FROM (SELECT u.id, min(u.ord) AS ord FROM unnest($1) WITH ORDINALITY AS u (id, ord) '
+        'GROUP BY u.id) AS w '
+        'JOIN %I.%I AS t ON t.id = w.id ORDER BY w.ord',
         v_d.table_schema, v_d.table_name)
     USING ids, coalesce(with_embeddings, true);
 END;
@@ -130,6 +133,7 @@ $$;
 
 COMMENT ON FUNCTION memory.get_many(text, text[], boolean) IS
 'Fetch memories by id with everything stored: content, metadata, the embedding itself (NULL '
-'when with_embeddings is false, to move less data), its model and the timestamps (ordered by '
-'id; ids that do not exist are absent). What '
+'when with_embeddings is false, to move less data), its model and the timestamps, in the order '
+'of ids (an id asked twice comes back once, where first asked; ids that do not exist are '
+'absent). What '
 '`pgmemo import-sqlite` reads back to verify an import.';

@@ -320,13 +320,13 @@ END;
 $$;
 
 -- memory.search's k-NN query for a distributed domain ($1 query vector, $2 k, $3 filter, $4
--- min_similarity, as memory_private._search_sql): flat, so that Citus pushes the ORDER BY
--- distance LIMIT k down to every shard (each walks its own HNSW index) and merges the shards'
--- top k on the coordinator. A subquery with a LIMIT (the single-node shape) would be planned as
--- a separate step with an intermediate result. min_similarity is a bound on the distance, so
--- filtering in the scan keeps exactly the rows the single-node query keeps.
+-- min_similarity and the embedding column, as memory_private._search_sql): flat, so that Citus
+-- pushes the ORDER BY distance LIMIT k down to every shard (each walks its own HNSW index) and
+-- merges the shards' top k on the coordinator. A subquery with a LIMIT (the single-node shape)
+-- would be planned as a separate step with an intermediate result. min_similarity is a bound on
+-- the distance, so filtering in the scan keeps exactly the rows the single-node query keeps.
 CREATE OR REPLACE FUNCTION memory_private._dist_search_sql(
-    d memory_private.domains, with_filter boolean
+    d memory_private.domains, with_filter boolean, with_embeddings boolean DEFAULT FALSE
 )
 RETURNS text
 LANGUAGE plpgsql STABLE
@@ -342,13 +342,15 @@ DECLARE
 BEGIN
     RETURN format(
         'SELECT t.id, t.content, t.metadata, %5$s AS similarity, '
-        '(t.embedding %1$s $1)::double precision AS distance, t.created_at, t.updated_at '
+        '(t.embedding %1$s $1)::double precision AS distance, t.created_at, t.updated_at, '
+        '%6$s AS embedding '
         'FROM %2$I.%3$I AS t WHERE t.embedding IS NOT NULL %4$s '
         'AND ($4::double precision IS NULL OR %5$s >= $4) '
         'ORDER BY t.embedding %1$s $1 LIMIT $2',
         v_op, d.table_schema, d.table_name,
         CASE WHEN with_filter THEN 'AND t.metadata @> $3' ELSE '' END,
-        format(v_similarity, v_op));
+        format(v_similarity, v_op),
+        CASE WHEN with_embeddings THEN 't.embedding::vector' ELSE 'NULL::vector' END);
 END;
 $$;
 

@@ -48,6 +48,8 @@ AS $$
         ('memory_writer', 'store_many', 'function'),
         ('memory_writer', 'update', 'function'),
         ('memory_writer', 'forget', 'function'),
+        ('memory_writer', 'forget_many', 'function'),
+        ('memory_writer', 'clear', 'function'),
         -- memory_worker: the embedding queue
         ('memory_worker', 'version', 'function'),
         ('memory_worker', 'claim_embedding_jobs', 'function'),

@@ -10,7 +10,7 @@ import click
 import psycopg
 
 from . import config, embedded
-from .client import MemoryStore, SchemaVersionError, connect_raw
+from .client import MemoryStore, SchemaVersionError, found_by
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -120,8 +120,7 @@ def migrate(obj: Ctx, print_sql: bool, schedule_maintenance: bool) -> None:
         raise click.ClickException(str(exc)) from None
     click.echo(result.summary())
     if schedule_maintenance:
-        with connect_raw(obj.resolved_dsn()) as conn:
-            job = conn.execute("SELECT memory.schedule_maintenance() AS job").fetchone()["job"]
+        job = obj.store(embedder=False).schedule_maintenance()
         click.echo(f"maintenance scheduled with pg_cron (job {job})")
 
 
@@ -155,7 +154,7 @@ def domain_create(obj: Ctx, name: str, dimension: int | None, distance: str,
     if dimension is None or embedding_model is None:
         emb = store.embedder
         if dimension is None:
-            dimension = getattr(emb, "dimension", None) or 768
+            dimension = _embedder_dimension(emb) or 768
         if embedding_model is None and emb is not None:
             embedding_model = getattr(emb, "model", None)
     table = store.create_domain(name, dimension=dimension, distance=distance,
@@ -163,6 +162,21 @@ def domain_create(obj: Ctx, name: str, dimension: int | None, distance: str,
                                 hnsw_ef_construction=ef_construction, text_config=text_config,
                                 embedding_type=embedding_type)
     click.echo(f"domain {name}: {table} ({dimension} dimensions, {embedding_type}, {distance})")
+
+
+def _embedder_dimension(emb: Any) -> int | None:
+    """The configured embedder's dimension, asking it once when it is not known yet."""
+    if emb is None:
+        return None
+    if getattr(emb, "dimension", None) is None:
+        from .embedders import EmbeddingError
+
+        try:
+            emb.embed(["dimension probe"])
+        except EmbeddingError as exc:
+            raise click.ClickException(
+                f"cannot learn the embedder's dimension ({exc}): pass --dimension") from None
+    return emb.dimension
 
 
 @domain.command("list")
@@ -250,26 +264,35 @@ def store(obj: Ctx, text: str, domain: str | None, metadata: str | None, embeddi
 @click.option("--filter", "filter_", default=None, help="JSON object: keep rows whose metadata contains it.")
 @click.option("--embedding", default=None, help="Query embedding as a JSON array (skips the embedder).")
 @click.option("--text", "mode", flag_value="text", help="Full-text search only (no embedding).")
-@click.option("--hybrid", "mode", flag_value="hybrid", help="Full-text and vector, fused.")
+@click.option("--hybrid", "mode", flag_value="hybrid",
+              help="Full-text and vector, fused (the default with an embedder).")
+@click.option("--vector", "mode", flag_value="vector", help="Vector search only.")
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @pass_ctx
 def search(obj: Ctx, query: str, domain: str | None, k: int, filter_: str | None,
            embedding: str | None, mode: str | None, as_json: bool) -> None:
-    """Search memories for QUERY (semantic by default)."""
+    """Search memories for QUERY.
+
+    With an embedder configured (PGMEMO_EMBEDDER) the default is the hybrid (meaning and words
+    fused), so memories still waiting for their embedding are found by their words; without
+    one, full-text. --embedding alone searches by that vector. Each result says how it was
+    found: vector, text or vector+text.
+    """
     flt = _parse_json(filter_, "--filter")
     if flt is not None and not isinstance(flt, dict):
         raise click.BadParameter("must be a JSON object", param_hint="--filter")
     vec = _parse_vector(embedding)
     s = obj.store(embedder=mode != "text" and vec is None)
     dom = domain or s.default_domain
+    if mode is None:
+        mode = "vector" if vec is not None else "hybrid" if s.embedder is not None else "text"
+        if mode == "text":
+            click.echo("no embedder configured (PGMEMO_EMBEDDER): using full-text search",
+                       err=True)
     if mode != "text" and vec is None:
         if s.embedder is None:
-            if mode == "hybrid":
-                raise click.UsageError("--hybrid needs an embedder (PGMEMO_EMBEDDER) or --embedding")
-            click.echo("no embedder configured (PGMEMO_EMBEDDER): using full-text search", err=True)
-            mode = "text"
-        else:
-            vec = s.embedder.embed([query])[0]
+            raise click.UsageError(f"--{mode} needs an embedder (PGMEMO_EMBEDDER) or --embedding")
+        vec = s.embedder.embed([query])[0]
     if mode == "text":
         rows = s.search_text(query, domain=dom, k=k, filter=flt)
         score = "rank"
@@ -279,6 +302,7 @@ def search(obj: Ctx, query: str, domain: str | None, k: int, filter_: str | None
     else:
         rows = s.search(vec, domain=dom, k=k, filter=flt)
         score = "similarity"
+    rows = found_by(rows, mode)
     if as_json:
         _echo_json(rows)
         return
@@ -286,7 +310,27 @@ def search(obj: Ctx, query: str, domain: str | None, k: int, filter_: str | None
         click.echo("no results")
     for r in rows:
         content = r["content"] if len(r["content"]) <= 100 else r["content"][:97] + "..."
-        click.echo(f"{r[score]:8.4f}  {r['id']}  {content}")
+        click.echo(f"{r[score]:8.4f}  {r['found_by']:<11}  {r['id']}  {content}")
+
+
+# -- MCP server --------------------------------------------------------------------------------
+@main.command("mcp")
+@click.option("--pool-size", type=click.IntRange(1, 100), default=2, show_default=True,
+              help="Database connections the server keeps open.")
+@pass_ctx
+def mcp_command(obj: Ctx, pool_size: int) -> None:
+    """Serve pgmemo to AI agents over the Model Context Protocol (stdio).
+
+    Tools: store_memory, search_memories, forget_memory, list_domains; resources: the domains
+    (pgmemo://domains, pgmemo://domains/{domain}). Uses --dsn / DATABASE_URL, else the embedded
+    server; the embedder is PGMEMO_EMBEDDER's. Needs the extra: pip install 'pgmemo[mcp]'.
+    """
+    try:
+        from .mcp_server import run
+    except ImportError as exc:
+        raise click.ClickException(
+            f"pgmemo mcp needs the MCP SDK ({exc}): pip install 'pgmemo[mcp]'") from None
+    run(obj.dsn, pool_size=pool_size)
 
 
 # -- embedded server ---------------------------------------------------------------------------

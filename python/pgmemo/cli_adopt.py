@@ -26,27 +26,20 @@ def register(main: click.Group) -> None:
     main.add_command(reembed)
 
 
-def _conn(ctx: click.Context) -> Any:
-    from .client import MemoryStore, connect_raw
-
-    dsn = config.resolve_dsn(getattr(ctx.find_root().obj, "dsn", None))
-    with MemoryStore.connect(dsn, embedder=None):  # the schema version check
-        pass
-    return connect_raw(dsn)
+def _store(ctx: click.Context) -> Any:
+    """The invocation's store (one connection, schema version checked)."""
+    return ctx.find_root().obj.store(embedder=False)
 
 
-def run_concurrent_build(conn: Any, domain: str, m: int | None, ef_construction: int | None,
+def run_concurrent_build(store: Any, domain: str, m: int | None, ef_construction: int | None,
                          echo: bool = True) -> list[dict[str, Any]]:
     """Run memory.concurrent_index_statements one statement at a time (autocommit)."""
-    statements = [r["s"] for r in conn.execute(
-        "SELECT s FROM memory.concurrent_index_statements(%s, %s, %s) AS s",
-        (domain, m, ef_construction)).fetchall()]
     done = []
-    for statement in statements:
+    for statement in store.concurrent_index_statements(domain, m, ef_construction):
         t0 = time.monotonic()
         if echo:
             click.echo(f"{statement} ...", err=True, nl=False)
-        conn.execute(statement)
+        store.run_statement(statement)
         seconds = round(time.monotonic() - t0, 3)
         if echo:
             click.echo(f" {seconds:.2f}s", err=True)
@@ -76,13 +69,12 @@ def adopt(ctx: click.Context, domain: str, source: str, id_column: str, content_
     Its rows without an embedding are queued; `pgmemo worker` embeds them. `pgmemo domain drop`
     releases the table later and never drops it.
     """
-    with _conn(ctx) as conn:
-        conn.execute("SELECT memory.adopt_table(%s, %s::regclass, %s, %s, %s, %s, %s, %s)",
-                     (domain, source, id_column, content_column, embedding_column, distance,
-                      embedding_model, not concurrently))
-        if concurrently:
-            run_concurrent_build(conn, domain, None, None)
-        counts = conn.execute("SELECT * FROM memory.queue_counts(%s)", (domain,)).fetchone()
+    store = _store(ctx)
+    store.adopt_table(domain, source, id_column, content_column, embedding_column, distance,
+                      embedding_model, create_indexes=not concurrently)
+    if concurrently:
+        run_concurrent_build(store, domain, None, None)
+    counts = store.queue_counts(domain)
     click.echo(f"adopted {source} as domain {domain}; {counts['ready']} rows queued for embedding")
 
 
@@ -105,18 +97,16 @@ def index() -> None:
 def index_build(ctx: click.Context, domain: str, concurrently: bool, m: int | None,
                 ef_construction: int | None, as_json: bool) -> None:
     """Build (or rebuild) the domain's HNSW index."""
-    with _conn(ctx) as conn:
-        if concurrently:
-            done = run_concurrent_build(conn, domain, m, ef_construction, echo=not as_json)
-        else:
-            # The last statement of the plan is memory.create_hnsw_index with the domain's (or the
-            # given) m and ef_construction: run alone, it builds the index in one blocking step.
-            plan = [r["s"] for r in conn.execute(
-                "SELECT s FROM memory.concurrent_index_statements(%s, %s, %s) AS s",
-                (domain, m, ef_construction)).fetchall()]
-            t0 = time.monotonic()
-            conn.execute(plan[-1])
-            done = [{"statement": plan[-1], "seconds": round(time.monotonic() - t0, 3)}]
+    store = _store(ctx)
+    if concurrently:
+        done = run_concurrent_build(store, domain, m, ef_construction, echo=not as_json)
+    else:
+        # The last statement of the plan is memory.create_hnsw_index with the domain's (or the
+        # given) m and ef_construction: run alone, it builds the index in one blocking step.
+        plan = store.concurrent_index_statements(domain, m, ef_construction)
+        t0 = time.monotonic()
+        store.run_statement(plan[-1])
+        done = [{"statement": plan[-1], "seconds": round(time.monotonic() - t0, 3)}]
     if as_json:
         click.echo(json.dumps(done, indent=2))
     else:
@@ -148,12 +138,12 @@ def reembed() -> None:
 def reembed_start(ctx: click.Context, domain: str, embedding_model: str, dimension: int,
                   concurrently: bool) -> None:
     """Add the shadow column and queue every row for the new model (memory.begin_reembed)."""
-    with _conn(ctx) as conn:
-        shadow = conn.execute("SELECT memory.begin_reembed(%s, %s, %s, %s) AS s",
-                              (domain, embedding_model, dimension, not concurrently)).fetchone()["s"]
-        if concurrently:
-            run_concurrent_build(conn, shadow, None, None)
-        status = conn.execute("SELECT * FROM memory.reembed_status(%s)", (domain,)).fetchone()
+    store = _store(ctx)
+    shadow = store.begin_reembed(domain, embedding_model, dimension,
+                                 create_index=not concurrently)
+    if concurrently:
+        run_concurrent_build(store, shadow, None, None)
+    status = store.reembed_status(domain)[0]
     click.echo(f"re-embedding {domain} with {embedding_model} ({dimension} dimensions): "
                f"{status['total_rows']} rows queued on shadow domain {shadow}")
     click.echo(f"next: run a worker with the new model: pgmemo worker --domain {shadow}")
@@ -171,8 +161,7 @@ def _status_line(s: dict[str, Any]) -> str:
 @click.pass_context
 def reembed_status(ctx: click.Context, domain: str | None, as_json: bool) -> None:
     """Coverage of the re-embeds in progress (memory.reembed_status)."""
-    with _conn(ctx) as conn:
-        rows = conn.execute("SELECT * FROM memory.reembed_status(%s)", (domain,)).fetchall()
+    rows = _store(ctx).reembed_status(domain)
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
     elif not rows:
@@ -191,26 +180,30 @@ def reembed_status(ctx: click.Context, domain: str | None, as_json: bool) -> Non
 @click.pass_context
 def reembed_finish(ctx: click.Context, domain: str, wait: bool, poll: float) -> None:
     """Switch to the new embeddings atomically (memory.finish_reembed); refused while rows lack one."""
-    with _conn(ctx) as conn:
-        if wait:
-            status = conn.execute("SELECT * FROM memory.reembed_status(%s)", (domain,)).fetchone()
-            if status is None:
-                raise click.ClickException(f"no re-embed in progress for domain {domain!r}")
-            with click.progressbar(length=max(status["total_rows"], 1), label="re-embedding",
-                                   file=sys.stderr, show_eta=True, show_percent=True) as bar:
-                while True:
-                    status = conn.execute("SELECT * FROM memory.reembed_status(%s)",
-                                          (domain,)).fetchone()
-                    bar.length = max(status["total_rows"], 1)
-                    bar.update(status["embedded_rows"] - bar.pos)
-                    if status["missing_rows"] == 0:
-                        break
-                    if status["queued_jobs"] == 0:
-                        raise click.ClickException(
-                            f"{status['missing_rows']} rows lack their new embedding and no job is "
-                            f"queued for them: SELECT memory.enqueue_missing('{status['shadow_domain']}');")
-                    time.sleep(poll)
-        result = conn.execute("SELECT memory.finish_reembed(%s) AS r", (domain,)).fetchone()["r"]
+    store = _store(ctx)
+
+    def status() -> dict[str, Any] | None:
+        rows = store.reembed_status(domain)
+        return rows[0] if rows else None
+
+    if wait:
+        now = status()
+        if now is None:
+            raise click.ClickException(f"no re-embed in progress for domain {domain!r}")
+        with click.progressbar(length=max(now["total_rows"], 1), label="re-embedding",
+                               file=sys.stderr, show_eta=True, show_percent=True) as bar:
+            while True:
+                now = status()
+                bar.length = max(now["total_rows"], 1)
+                bar.update(now["embedded_rows"] - bar.pos)
+                if now["missing_rows"] == 0:
+                    break
+                if now["queued_jobs"] == 0:
+                    raise click.ClickException(
+                        f"{now['missing_rows']} rows lack their new embedding and no job is "
+                        f"queued for them: SELECT memory.enqueue_missing('{now['shadow_domain']}');")
+                time.sleep(poll)
+    result = store.finish_reembed(domain)
     click.echo(f"{domain} now uses {result['embedding_model']} ({result['dimension']} dimensions, "
                f"{result['rows']} rows, index {result['hnsw_index']})")
 
@@ -223,6 +216,5 @@ def reembed_cancel(ctx: click.Context, domain: str, yes: bool) -> None:
     """Abandon the re-embed: drop the shadow column, index and jobs (memory.cancel_reembed)."""
     if not yes:
         click.confirm(f"Drop the new embeddings computed so far for {domain}?", abort=True)
-    with _conn(ctx) as conn:
-        conn.execute("SELECT memory.cancel_reembed(%s)", (domain,))
+    _store(ctx).cancel_reembed(domain)
     click.echo(f"re-embed of {domain} cancelled; it keeps its current embeddings")

@@ -25,8 +25,6 @@ from typing import Any
 
 import click
 
-from . import config
-
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -277,16 +275,16 @@ def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[start:start + size]
 
 
-def run_import(dsn: str, sqlite_path: Path, table: str, domain: str, *, cols: Columns,
+def run_import(db_or_store: Any, sqlite_path: Path, table: str, domain: str, *, cols: Columns,
                explicit: set[str] = frozenset(), faiss_path: Path | None = None,
                faiss_map: str = "auto", faiss_id_column: str | None = None,
                batch_size: int = 1000, dry_run: bool = False, sample: int = 100,
                dimension: int | None = None, distance: str = "cosine",
                progress: Callable[[int, int], None] | None = None,
                write_batch: Callable[..., dict[str, int]] | None = None) -> Report:
-    """The whole import; returns its report (see `pgmemo import-sqlite --help`)."""
-    from .client import as_vector, connect_raw
-    from psycopg.types.json import Jsonb
+    """The whole import; returns its report (see `pgmemo import-sqlite --help`).
+    db_or_store: a MemoryStore (used, not closed) or a DSN (a store is opened and closed)."""
+    from .client import MemoryStore
 
     t0 = time.monotonic()
     report = Report(sqlite=str(sqlite_path), table=table, domain=domain, dry_run=dry_run)
@@ -304,10 +302,10 @@ def run_import(dsn: str, sqlite_path: Path, table: str, domain: str, *, cols: Co
     fx = load_faiss(faiss_path) if faiss_path else None
     vector_of = _vector_lookup(rows, fx, faiss_map, faiss_id_column, report)
 
-    conn = connect_raw(dsn)
+    store = (MemoryStore.connect(db_or_store, embedder=None) if isinstance(db_or_store, str)
+             else db_or_store)
     try:
-        existing = conn.execute("SELECT d.dimension FROM memory.domains AS d WHERE d.domain = %s",
-                                (domain,)).fetchone()
+        existing = next((d for d in store.domains() if d["domain"] == domain), None)
         if existing is None:
             dim = dimension or (fx.dimension if fx else None)
             if dim is None:
@@ -315,7 +313,7 @@ def run_import(dsn: str, sqlite_path: Path, table: str, domain: str, *, cols: Co
                                    "or give --dimension or --faiss to create it here")
             report.created_domain = True
             if not dry_run:
-                conn.execute("SELECT memory.create_domain(%s, %s, %s)", (domain, dim, distance))
+                store.create_domain(domain, dim, distance)
         else:
             dim = existing["dimension"]
         report.dimension = dim
@@ -338,12 +336,11 @@ def run_import(dsn: str, sqlite_path: Path, table: str, domain: str, *, cols: Co
             vectors.append(vec)
 
         def default_write(batch_rows: list[SourceRow], batch_vectors: list[Any]) -> dict[str, int]:
-            return conn.execute(
-                "SELECT * FROM memory.import_rows(%s, %s, %s, %s::jsonb[], %b, %s, %s)",
-                (domain, [r.id for r in batch_rows], [r.content for r in batch_rows],
-                 [Jsonb(r.metadata) for r in batch_rows],
-                 [None if v is None else as_vector(v.tolist()) for v in batch_vectors],
-                 [r.created_at for r in batch_rows], [r.updated_at for r in batch_rows])).fetchone()
+            return store.import_rows(
+                domain, [r.id for r in batch_rows], [r.content for r in batch_rows],
+                [r.metadata for r in batch_rows],
+                [None if v is None else v.tolist() for v in batch_vectors],
+                [r.created_at for r in batch_rows], [r.updated_at for r in batch_rows])
 
         write = write_batch or default_write
         indexes = list(range(len(rows)))
@@ -351,9 +348,8 @@ def run_import(dsn: str, sqlite_path: Path, table: str, domain: str, *, cols: Co
             batch_rows = [rows[i] for i in chunk]
             if dry_run:
                 if existing is not None:
-                    found = conn.execute(
-                        "SELECT count(*) AS n FROM memory.get_many(%s, %s, false)",
-                        (domain, [r.id for r in batch_rows])).fetchone()["n"]
+                    found = len(store.get_many([r.id for r in batch_rows], domain=domain,
+                                               with_embeddings=False))
                     report.existing = (report.existing or 0) + found
             else:
                 result = write(batch_rows, [vectors[i] for i in chunk])
@@ -364,14 +360,15 @@ def run_import(dsn: str, sqlite_path: Path, table: str, domain: str, *, cols: Co
             if progress:
                 progress(len(chunk), len(rows))
         if not dry_run:
-            report.verify = verify(conn, domain, rows, vectors, sample)
+            report.verify = verify(store, domain, rows, vectors, sample)
     finally:
-        conn.close()
+        if store is not db_or_store:
+            store.close()
     report.seconds = round(time.monotonic() - t0, 3)
     return report
 
 
-def verify(conn: Any, domain: str, rows: list[SourceRow], vectors: list[Any],
+def verify(store: Any, domain: str, rows: list[SourceRow], vectors: list[Any],
            sample: int, batch_size: int = 1000) -> dict[str, Any]:
     """Read every imported row back: ids, content, metadata and created_at for all of them,
     vectors for `sample` random rows that had one (0: all)."""
@@ -386,12 +383,10 @@ def verify(conn: Any, domain: str, rows: list[SourceRow], vectors: list[Any],
     compared = 0
     for chunk in _batches(list(range(len(rows))), batch_size):
         ids = [rows[i].id for i in chunk]
-        stored = {r["id"]: r for r in conn.execute(
-            "SELECT * FROM memory.get_many(%s, %s, false)", (domain, ids)).fetchall()}
+        stored = {r["id"]: r for r in store.get_many(ids, domain=domain, with_embeddings=False)}
         want_vec = [rows[i].id for i in chunk if i in chosen]
-        stored_vec = {r["id"]: r["embedding"] for r in conn.execute(
-            "SELECT id, embedding FROM memory.get_many(%s, %s)", (domain, want_vec)).fetchall()
-        } if want_vec else {}
+        stored_vec = {r["id"]: r["embedding"] for r in store.get_many(want_vec, domain=domain)
+                      } if want_vec else {}
         for i in chunk:
             row = rows[i]
             got = stored.get(row.id)
@@ -500,18 +495,14 @@ def import_sqlite(ctx: click.Context, sqlite_path: Path, table: str, faiss_path:
                    metadata=metadata_column or "metadata", source=source_column or "source",
                    importance=importance_column or "importance",
                    created=created_column or "created_at", updated=updated_column or "updated_at")
-    dsn = config.resolve_dsn(getattr(ctx.obj, "dsn", None))
-    from .client import MemoryStore
-
-    with MemoryStore.connect(dsn, embedder=None):  # the schema version check
-        pass
+    store = ctx.obj.store(embedder=False)   # one connection, schema version checked
     with click.progressbar(length=1, label="importing", file=sys.stderr, show_eta=True,
                            show_percent=True) as bar:
         def progress(n: int, total: int) -> None:
             bar.length = max(total, 1)  # known once the source is read
             bar.update(n)
 
-        report = run_import(dsn, sqlite_path, table, domain, cols=cols, explicit=explicit,
+        report = run_import(store, sqlite_path, table, domain, cols=cols, explicit=explicit,
                             faiss_path=faiss_path, faiss_map=faiss_map,
                             faiss_id_column=faiss_id_column, batch_size=batch_size,
                             dry_run=dry_run, sample=sample, dimension=dimension,

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from . import config
@@ -27,8 +26,10 @@ DEFAULT_OUTPUT = Path(__file__).resolve().parents[2] / "docs" / "SQL_REFERENCE.m
 
 def reference(dsn: str) -> str:
     """memory.api_reference() of an already migrated database."""
-    with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
-        return conn.execute("SELECT memory.api_reference() AS md").fetchone()["md"] + "\n"
+    from .client import MemoryStore
+
+    with MemoryStore.connect(dsn, embedder=None) as store:
+        return store.api_reference() + "\n"
 
 
 def fresh_reference(server_dsn: str | None = None) -> str:

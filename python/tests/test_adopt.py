@@ -19,7 +19,7 @@ from fake_provider import fake_vector
 from helpers import drain, one
 from pgmemo.cli import main as cli_main
 from pgmemo.cli_adopt import run_concurrent_build
-from pgmemo.client import as_vector, connect_raw
+from pgmemo.client import MemoryStore, as_vector, connect_raw
 
 DIM = 8
 
@@ -288,7 +288,7 @@ def test_failed_concurrent_build_leaves_invalid_index_that_diagnose_reports(conn
         holder.execute("INSERT INTO live (body) VALUES ('in flight')")
         builder.execute("SET lock_timeout = '300ms'")
         with pytest.raises(psycopg.errors.LockNotAvailable):
-            run_concurrent_build(builder, "live", None, None, echo=False)
+            run_concurrent_build(MemoryStore(builder), "live", None, None, echo=False)
         holder.execute("ROLLBACK")
     finally:
         holder.close()
@@ -303,7 +303,7 @@ def test_failed_concurrent_build_leaves_invalid_index_that_diagnose_reports(conn
     plan = [r["s"] for r in q(conn, "SELECT s FROM memory.concurrent_index_statements('live') AS s")]
     assert "DROP INDEX CONCURRENTLY IF EXISTS public.pgmemo_live_hnsw" in plan, plan
     with connect_raw(dsn) as c:
-        run_concurrent_build(c, "live", None, None, echo=False)
+        run_concurrent_build(MemoryStore(c), "live", None, None, echo=False)
     assert q(conn, "SELECT index_name, is_valid FROM memory.vector_indexes WHERE domain = 'live'") == \
         [{"index_name": "pgmemo_live_hnsw", "is_valid": True}]
     assert q(conn, "SELECT * FROM memory.diagnose('live') WHERE severity = 'error'") == []

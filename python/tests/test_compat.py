@@ -153,8 +153,7 @@ def test_previous_release_worker_keeps_working_across_a_non_breaking_upgrade(
         before = store.store_many([f"before the upgrade {i}" for i in range(20)], domain="w")
 
         def embedded(ids: list[str]) -> bool:
-            return all(r["embedding"] is not None for r in store._rows(
-                "SELECT * FROM memory.get_many('w', %s)", (ids,)))
+            return all(r["embedding"] is not None for r in store.get_many(ids, domain="w"))
 
         wait_until(lambda: embedded(before), what="rows stored before the upgrade embedded")
         # The next release is installed while the worker runs.

@@ -65,10 +65,16 @@ def test_store_memory_rejects_a_bad_importance(mstore: MemoryStore, conn) -> Non
 def test_search_memories_vector_then_text_fallback(mstore: MemoryStore, provider, caplog) -> None:
     for text in ("the cat sat on the mat", "quarterly revenue grew", "a dog in the park"):
         mstore.store_memory(text)
+    # With an embedder the default is the hybrid; each result says how it was found.
     hits = mstore.search_memories("quarterly revenue grew", limit=2)
-    assert [h["mode"] for h in hits] == ["vector", "vector"]
+    assert [h["mode"] for h in hits] == ["hybrid", "hybrid"]
     assert hits[0]["content"] == "quarterly revenue grew"
+    assert hits[0]["found_by"] == "vector+text"
+    assert hits[1]["found_by"] == "vector"
     assert hits[0]["similarity"] == pytest.approx(1.0, abs=1e-6)
+    hits = mstore.search_memories("quarterly revenue grew", limit=2, mode="vector")
+    assert [(h["mode"], h["found_by"]) for h in hits] == [("vector", "vector")] * 2
+    assert hits[0]["content"] == "quarterly revenue grew"
     provider.down = True
     with caplog.at_level(logging.WARNING, logger="pgmemo"):
         hits = mstore.search_memories("revenue", limit=5)

@@ -40,7 +40,8 @@ def test_funding_strategy_finds_series_a(dsn, conn, local_embedder) -> None:
         assert len(vec) == DIMENSION
         assert math.sqrt(sum(x * x for x in vec)) == pytest.approx(1.0, abs=1e-4)
     with MemoryStore.connect(dsn, embedder=local_embedder, default_domain="startup") as s:
-        hits = s.search_memories("funding strategy", limit=len(MEMORIES["startup"]))
+        hits = s.search_memories("funding strategy", limit=len(MEMORIES["startup"]),
+                               mode="vector")
     assert {h["mode"] for h in hits} == {"vector"}
     assert hits[0]["content"].startswith("Series A funding round completed")
     unrelated = {"Moved the office to a bigger space downtown", "Team offsite in Lisbon planned for October",

@@ -7,10 +7,12 @@ import json
 import logging
 import random
 import time
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import httpx
 from tenacity import (
+    AsyncRetrying,
     RetryCallState,
     Retrying,
     retry_if_exception_type,
@@ -91,33 +93,73 @@ class HTTPEmbedder(Embedder):
         self.max_retries = max_retries
         self.retry_wait_initial = retry_wait_initial
         self.retry_wait_max = retry_wait_max
-        self._client = httpx.Client(timeout=timeout, headers=headers or {})
+        self._headers = headers or {}
+        self._client = httpx.Client(timeout=timeout, headers=self._headers)
+        self._aclient: httpx.AsyncClient | None = None
+
+    # A provider says what to send for a batch and how to read the reply; the transport (sync
+    # or async, retries, error classes) is shared.
+    def _payload(self, texts: list[str]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _vectors(self, body: Any, texts: list[str]) -> Sequence[Any]:
+        raise NotImplementedError
+
+    def _embed_batch(self, texts: list[str]) -> Sequence[Any]:
+        return self._vectors(self._post(self._payload(texts)), texts)
+
+    async def _aembed_batch(self, texts: list[str]) -> Sequence[Any]:
+        return self._vectors(await self._apost(self._payload(texts)), texts)
+
+    def _retry_args(self) -> dict[str, Any]:
+        return {
+            "stop": stop_after_attempt(self.max_retries + 1),
+            "wait": self._wait,
+            "retry": retry_if_exception_type(TransientEmbeddingError),
+            "before_sleep": self._log_retry,
+            "retry_error_callback": self._give_up,
+        }
 
     def _post(self, payload: dict[str, Any]) -> Any:
         """POST `payload` and return the decoded JSON reply, retrying transient failures."""
-        retrying = Retrying(
-            stop=stop_after_attempt(self.max_retries + 1),
-            wait=self._wait,
-            retry=retry_if_exception_type(TransientEmbeddingError),
-            before_sleep=self._log_retry,
-            retry_error_callback=self._give_up,
-        )
-        return retrying(self._post_once, payload)
+        return Retrying(**self._retry_args())(self._post_once, payload)
+
+    async def _apost(self, payload: dict[str, Any]) -> Any:
+        """_post over httpx.AsyncClient (made on first use, closed by aclose())."""
+        if self._aclient is None:
+            self._aclient = httpx.AsyncClient(timeout=self.timeout, headers=self._headers)
+        return await AsyncRetrying(**self._retry_args())(self._apost_once, payload)
+
+    async def _apost_once(self, payload: dict[str, Any]) -> Any:
+        assert self._aclient is not None
+        try:
+            response = await self._aclient.post(self.url, json=payload)
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc) from exc
+        return self._reply(response)
 
     def _post_once(self, payload: dict[str, Any]) -> Any:
         try:
             response = self._client.post(self.url, json=payload)
-        except httpx.UnsupportedProtocol as exc:
-            raise PermanentEmbeddingError(f"{self.name}: bad URL {self.url!r}: {exc}") from exc
-        except httpx.TimeoutException as exc:
-            raise TransientEmbeddingError(
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc) from exc
+        return self._reply(response)
+
+    def _transport_error(self, exc: httpx.TransportError) -> EmbeddingError:
+        """The embedding error for a failure to send (bad URL permanent, the rest transient)."""
+        if isinstance(exc, httpx.UnsupportedProtocol):
+            return PermanentEmbeddingError(f"{self.name}: bad URL {self.url!r}: {exc}")
+        if isinstance(exc, httpx.TimeoutException):
+            return TransientEmbeddingError(
                 f"{self.name}: no reply from {self.url} within {self.timeout}s "
                 f"({type(exc).__name__})"
-            ) from exc
-        except httpx.TransportError as exc:
-            raise TransientEmbeddingError(
-                f"{self.name}: cannot reach {self.url}: {exc or type(exc).__name__}"
-            ) from exc
+            )
+        return TransientEmbeddingError(
+            f"{self.name}: cannot reach {self.url}: {exc or type(exc).__name__}"
+        )
+
+    def _reply(self, response: httpx.Response) -> Any:
+        """The decoded JSON of a reply, or the classified error for its status."""
         status = response.status_code
         if status in TRANSIENT_STATUSES or status >= 500:
             message = provider_message(response)
@@ -182,3 +224,8 @@ class HTTPEmbedder(Embedder):
 
     def close(self) -> None:
         self._client.close()
+
+    async def aclose(self) -> None:
+        if self._aclient is not None:
+            await self._aclient.aclose()
+            self._aclient = None

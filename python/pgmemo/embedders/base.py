@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -71,21 +72,43 @@ class Embedder(ABC):
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Embed `texts` in batches of `batch_size`; one finite vector per text, same order."""
-        if isinstance(texts, str):
-            raise TypeError("embed() takes a list of strings, not a single string")
-        texts = list(texts)
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise TypeError(f"texts[{i}] is {type(text).__name__}, not str")
+        texts = self._check_texts(texts)
         vectors: list[list[float]] = []
         for start in range(0, len(texts), self.batch_size):
             batch = texts[start : start + self.batch_size]
             vectors.extend(self._validate(self._embed_batch(batch), len(batch)))
         return vectors
 
+    async def aembed(self, texts: Sequence[str]) -> list[list[float]]:
+        """embed() for asyncio: HTTP providers await an httpx.AsyncClient; others (the local
+        model) run each batch in a thread so the event loop is never blocked."""
+        texts = self._check_texts(texts)
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = texts[start : start + self.batch_size]
+            vectors.extend(self._validate(await self._aembed_batch(batch), len(batch)))
+        return vectors
+
+    async def _aembed_batch(self, texts: list[str]) -> Sequence[Any]:
+        return await asyncio.to_thread(self._embed_batch, texts)
+
+    async def aclose(self) -> None:
+        """Release async resources (the async HTTP client). Safe to call twice."""
+        return None
+
     def embed_one(self, text: str) -> list[float]:
         """Embed a single text."""
         return self.embed([text])[0]
+
+    @staticmethod
+    def _check_texts(texts: Sequence[str]) -> list[str]:
+        if isinstance(texts, str):
+            raise TypeError("embed() takes a list of strings, not a single string")
+        texts = list(texts)
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"texts[{i}] is {type(text).__name__}, not str")
+        return texts
 
     @abstractmethod
     def _embed_batch(self, texts: list[str]) -> Sequence[Any]:

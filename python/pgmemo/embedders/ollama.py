@@ -52,8 +52,10 @@ class OllamaEmbedder(HTTPEmbedder):
             expected_dimension=expected_dimension,
         )
 
-    def _embed_batch(self, texts: list[str]) -> Sequence[Any]:
-        body = self._post({"model": self.model, "input": texts})
+    def _payload(self, texts: list[str]) -> dict[str, Any]:
+        return {"model": self.model, "input": texts}
+
+    def _vectors(self, body: Any, texts: list[str]) -> Sequence[Any]:
         if not isinstance(body, dict) or not isinstance(body.get("embeddings"), list):
             raise PermanentEmbeddingError(
                 f"ollama: malformed reply from {self.url}: no 'embeddings' list"

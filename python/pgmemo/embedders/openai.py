@@ -58,11 +58,13 @@ class OpenAIEmbedder(HTTPEmbedder):
             expected_dimension=expected_dimension,
         )
 
-    def _embed_batch(self, texts: list[str]) -> Sequence[Any]:
+    def _payload(self, texts: list[str]) -> dict[str, Any]:
         payload: dict[str, Any] = {"model": self.model, "input": texts}
         if self.dimensions is not None:
             payload["dimensions"] = self.dimensions
-        body = self._post(payload)
+        return payload
+
+    def _vectors(self, body: Any, texts: list[str]) -> Sequence[Any]:
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list) or not all(
             isinstance(item, dict) and isinstance(item.get("index"), int) for item in data
