@@ -91,6 +91,7 @@ bench-citus: install $(if $(CITUS_SRC),citus)
 
 eval: install
 	$(PY) bench/quality.py
+	$(PY) bench/text_write.py
 
 up:
 	docker compose -f docker/compose.yaml up -d --build

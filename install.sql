@@ -108,7 +108,7 @@ BEGIN
     RETURN set_config('search_path', format('pg_catalog, %I, pg_temp', v_schema), true);
 END;
 $f$;
-DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008']::text[]); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007']::text[]); END $pgmemo$;
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb') AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -377,48 +377,77 @@ COMMENT ON COLUMN memory_private.domains.distributed IS
 'the write functions instead of statement triggers.';
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0006', '0006_distributed.sql', 'b07cb26106a5fb788e9e2f6f85e08c84f7027070c1541abc52427ecae413b75d', 'versioned'); PERFORM memory_private._record_breaking('0006', false); END $pgmemo$;
 \endif
--- migrations/0007_diagnose_checks.sql
-SELECT memory_private._migration_needed('0007', '0007_diagnose_checks.sql', '62d414944a59b82a626b81abef1952a787ef9b8a6952f52caf6c7f0fda089598') AS pgmemo_apply \gset
+-- migrations/0007_text_search.sql
+SELECT memory_private._migration_needed('0007', '0007_text_search.sql', 'f0148bf5f81d38df686aad9574d24b94c5da4312198daa6810d4b40f62f4ff33') AS pgmemo_apply \gset
 \if :pgmemo_apply
--- 0007_diagnose_checks: memory.diagnose's checks became one function each.
+-- 0007_text_search: a stored tsvector per domain table, and the statistics BM25 ranking uses.
 --
--- Why: memory_private._diagnose_domain ran all fourteen per-domain checks in one 335-line
--- function. sql/61_diagnose.sql now has one memory_private._check_<check_name>(domains) per
--- check, combined by memory_private._diagnose; the old function is retired here, once (sql/
--- holds only CREATE OR REPLACE). memory.diagnose returns the same rows as before.
-DROP FUNCTION IF EXISTS memory_private._diagnose_domain(memory_private.domains);
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0007', '0007_diagnose_checks.sql', '62d414944a59b82a626b81abef1952a787ef9b8a6952f52caf6c7f0fda089598', 'versioned'); PERFORM memory_private._record_breaking('0007', false); END $pgmemo$;
-\endif
--- migrations/0008_client_api.sql
-SELECT memory_private._migration_needed('0008', '0008_client_api.sql', '01e5f22ae6128ab57b7900ad01accc602552e7fa2c795f3e1440a9ab647e99f4') AS pgmemo_apply \gset
-\if :pgmemo_apply
--- 0008_client_api: what the asyncio, LangChain and MCP clients need from the SQL API.
+-- Why: memory.search_text ranks with BM25 (sql/31_bm25.sql), which reads each candidate's term
+-- frequencies and length. With only an expression index, every candidate's tsvector was
+-- computed again at query time (~20 ms p50 on 3,000 rows for any-word queries); a STORED
+-- generated column computes it when the row is written. (The GIN entry of a non-HOT update,
+-- such as the queue's embedding write, is then read from the column instead of re-parsing the
+-- content for the expression index; PostgreSQL still recomputes the column on that UPDATE
+-- because domain tables have a BEFORE ROW UPDATE trigger: bench/text_write.py measures it.)
 --
--- Why: memory.search and memory.search_hybrid can return each row's stored vector
--- (with_embeddings => true: MMR re-ranks without a second round trip), so both grew a parameter
--- and an `embedding` column; a changed result type needs the old signature dropped, once, here
--- (sql/30_search.sql then creates the new ones). memory.forget_many, memory.clear and get_many
--- in the order asked are new or changed functions only (sql/20_write.sql, sql/47_import.sql);
--- this version tells clients they are there.
+-- Existing factory domains get the column in place (ALTER TABLE rewrites the table once, under
+-- an ACCESS EXCLUSIVE lock: a 100,000-row domain takes seconds); the full-text index keeps its
+-- name (<table>_fts) and now indexes the column. Adopted tables are never altered: they keep
+-- their expression index (pgmemo_<domain>_fts) and their candidates' tsvectors are computed at
+-- query time.
 
--- Found by name rather than by signature: the vector type may live in any schema.
-DO $$
+-- search_text's 'any' mode used this helper; BM25 candidate selection replaced it.
+DROP FUNCTION IF EXISTS memory_private._any_words_query(memory_private.domains, text, double precision);
+-- search_hybrid gained fusion (convex combination, the new default, or RRF).
+DROP FUNCTION IF EXISTS memory.search_hybrid(
+    text, text, vector, integer, jsonb, double precision, double precision, integer, integer,
+    interval, double precision, text
+);
+
+CREATE TABLE memory_private.text_stats (
+    domain text PRIMARY KEY REFERENCES memory_private.domains (domain) ON DELETE CASCADE,
+    documents bigint NOT NULL,
+    avg_length double precision NOT NULL,
+    common_lexemes jsonb NOT NULL DEFAULT '{}',
+    writes_at_refresh bigint NOT NULL DEFAULT 0,
+    refreshed_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT text_stats_documents_check CHECK (documents >= 0),
+    CONSTRAINT text_stats_avg_length_check CHECK (avg_length >= 0)
+);
+
+COMMENT ON TABLE memory_private.text_stats IS
+'Per domain: rows and average length per row (the N and avgdl of BM25), and the '
+'share of rows holding each common lexeme ({lexeme: share}, the planner''s most common elements '
+'of the tsvector after ANALYZE), refreshed by memory.refresh_text_stats (run_maintenance calls '
+'it when more than 10% rows were inserted or deleted since: writes_at_refresh is the table''s '
+'n_tup_ins + n_tup_del then). Rare lexemes'' document frequencies are counted '
+'exactly at query time.';
+
+DO $migrate$
 DECLARE
-    v_fn regprocedure;
+    v_d record;
 BEGIN
-    FOR v_fn IN
-        SELECT p.oid::regprocedure FROM pg_catalog.pg_proc AS p
-        JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
-        WHERE (n.nspname = 'memory' AND p.proname IN ('search', 'search_hybrid')
-                AND NOT 'with_embeddings' = ANY (coalesce(p.proargnames, '{}')))
-            OR (n.nspname = 'memory_private' AND p.proname IN ('_search_sql', '_dist_search_sql')
-                AND p.pronargs = 2)
+    FOR v_d IN
+        SELECT d.table_schema, d.table_name, d.text_config
+        FROM memory_private.domains AS d
+        WHERE NOT d.adopted
+          AND to_regclass(format('%I.%I', d.table_schema, d.table_name)) IS NOT NULL
+          AND (SELECT c.relkind FROM pg_catalog.pg_class AS c
+               WHERE c.oid = to_regclass(format('%I.%I', d.table_schema, d.table_name))) = 'r'
     LOOP
-        EXECUTE format('DROP FUNCTION %s', v_fn);
+        EXECUTE format('DROP INDEX IF EXISTS %I.%I', v_d.table_schema, v_d.table_name || '_fts');
+        EXECUTE format(
+            -- the expression of memory_private._stored_tsvector_sql (sql/31_bm25.sql)
+            $q$ALTER TABLE %I.%I ADD COLUMN IF NOT EXISTS content_tsv tsvector
+                GENERATED ALWAYS AS ((to_tsvector(%L::regconfig, content) || %L::tsvector))
+                STORED$q$,
+            v_d.table_schema, v_d.table_name, v_d.text_config::text, $t$' dl':1$t$);
+        EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %I.%I USING gin (content_tsv)',
+            v_d.table_name || '_fts', v_d.table_schema, v_d.table_name);
     END LOOP;
 END;
-$$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0008', '0008_client_api.sql', '01e5f22ae6128ab57b7900ad01accc602552e7fa2c795f3e1440a9ab647e99f4', 'versioned'); PERFORM memory_private._record_breaking('0008', false); END $pgmemo$;
+$migrate$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0007', '0007_text_search.sql', 'f0148bf5f81d38df686aad9574d24b94c5da4312198daa6810d4b40f62f4ff33', 'versioned'); PERFORM memory_private._record_breaking('0007', false); END $pgmemo$;
 \endif
 DO $pgmemo$ BEGIN PERFORM memory_private._set_install_search_path(); END $pgmemo$;
 -- sql/00_private_helpers.sql
@@ -440,7 +469,6 @@ BEGIN
     END IF;
     SELECT d.* INTO v_row FROM memory_private.domains AS d WHERE d.domain = _domain.domain;
     IF NOT FOUND THEN
-        PERFORM memory_private._check_domain_name(domain);  -- 'my-docs': say what is valid
         RAISE EXCEPTION 'unknown domain "%"', domain
             USING ERRCODE = '42704',
                   HINT = 'Create it with memory.create_domain(''' || left(domain, 40)
@@ -448,19 +476,6 @@ BEGIN
     END IF;
     RETURN v_row;
 END;
-$$;
-
--- A valid domain name close to the one given ('My-Docs' -> 'my_docs', '2024 notes' ->
--- 'd_2024_notes'): lowercase, every run of other characters one underscore, a letter first,
--- at most 40 characters. For the hint of the invalid-name error.
-CREATE OR REPLACE FUNCTION memory_private._suggest_domain_name(domain text)
-RETURNS text
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT rtrim(left(CASE WHEN s ~ '^[a-z]' THEN s ELSE 'd_' || s END, 40), '_')
-    FROM (SELECT coalesce(nullif(btrim(regexp_replace(lower(coalesce(domain, '')),
-        '[^a-z0-9_]+', '_', 'g'), '_'), ''), 'memories') AS s) AS n
 $$;
 
 CREATE OR REPLACE FUNCTION memory_private._check_domain_name(domain text)
@@ -473,8 +488,7 @@ BEGIN
         RAISE EXCEPTION 'invalid domain name %', coalesce(quote_literal(domain), 'NULL')
             USING ERRCODE = '42602',
                   DETAIL = 'A domain name is 1 to 40 characters: a lowercase letter, then '
-                      || 'lowercase letters, digits or underscores (^[a-z][a-z0-9_]{0,39}$).',
-                  HINT = format('Try %L.', memory_private._suggest_domain_name(domain));
+                      || 'lowercase letters, digits or underscores (^[a-z][a-z0-9_]{0,39}$).';
     END IF;
 END;
 $$;
@@ -642,16 +656,12 @@ $$;
 -- distance is recomputed outside the LIMIT query, from its embedding, which forces a real sort.
 -- Otherwise the index order is strict and the cheaper shape is used (bench/run.py measured the
 -- recomputing shape at about +10% of a search's server time on 100K x 384).
-CREATE OR REPLACE FUNCTION memory_private._search_sql(
-    d memory_private.domains, with_filter boolean, with_embeddings boolean DEFAULT FALSE
-)
+CREATE OR REPLACE FUNCTION memory_private._search_sql(d memory_private.domains, with_filter boolean)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    -- the embedding column: the stored vector (halfvec read as vector), or NULL
-    v_embedding text := CASE WHEN with_embeddings THEN 's.embedding::vector' ELSE 'NULL::vector' END;
     v_op text := memory_private._distance_operator(d.distance);
     v_similarity text := CASE d.distance
         WHEN 'cosine' THEN '1 - s.distance'
@@ -661,36 +671,36 @@ DECLARE
     v_where text := CASE WHEN with_filter THEN 'AND t.metadata @> $3' ELSE '' END;
 BEGIN
     IF d.distributed THEN  -- Citus: one flat k-NN query, LIMIT pushed to every shard
-        RETURN memory_private._dist_search_sql(d, with_filter, with_embeddings);
+        RETURN memory_private._dist_search_sql(d, with_filter);
     END IF;
     IF with_filter OR current_setting('hnsw.iterative_scan', true) = 'relaxed_order' THEN
         RETURN format(
             'SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at, '
-            's.updated_at, %6$s AS embedding '
+            's.updated_at '
             'FROM (SELECT n.id, n.content, n.metadata, (n.embedding %2$s $1)::double precision AS distance, '
-            'n.created_at, n.updated_at, n.embedding '
+            'n.created_at, n.updated_at '
             'FROM (SELECT t.id, t.content, t.metadata, t.embedding, t.created_at, t.updated_at '
             'FROM %3$I.%4$I AS t WHERE t.embedding IS NOT NULL %5$s '
             'ORDER BY t.embedding %2$s $1 LIMIT $2) AS n) AS s '
             'WHERE $4::double precision IS NULL OR %1$s >= $4 '
             'ORDER BY s.distance',
-            v_similarity, v_op, d.table_schema, d.table_name, v_where, v_embedding
+            v_similarity, v_op, d.table_schema, d.table_name, v_where
         );
     END IF;
     RETURN format(
         'SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at, '
-        's.updated_at, %6$s AS embedding '
+        's.updated_at '
         'FROM (SELECT t.id, t.content, t.metadata, '
-        '(t.embedding %2$s $1)::double precision AS distance, t.created_at, t.updated_at, t.embedding '
+        '(t.embedding %2$s $1)::double precision AS distance, t.created_at, t.updated_at '
         'FROM %3$I.%4$I AS t WHERE t.embedding IS NOT NULL %5$s '
         'ORDER BY t.embedding %2$s $1 LIMIT $2) AS s '
         'WHERE $4::double precision IS NULL OR %1$s >= $4 '
         'ORDER BY s.distance',
-        v_similarity, v_op, d.table_schema, d.table_name, v_where, v_embedding
+        v_similarity, v_op, d.table_schema, d.table_name, v_where
     );
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', 'd7b5028c15c27db0008de2a9bf51fc6592aea4e65740ed78eacaa4e3874bf876', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', '945104c41cc7ecbab2d5aa63e402cc671369ec9ded51f39b4cb14ef2d1fc207e', 'repeatable'); END $pgmemo$;
 -- sql/01_version.sql
 -- memory.version(): what is installed, for clients that verify the schema before use.
 
@@ -899,10 +909,13 @@ BEGIN
         ' metadata jsonb NOT NULL DEFAULT ''{}'','
         ' created_at timestamptz NOT NULL DEFAULT now(),'
         ' updated_at timestamptz NOT NULL DEFAULT now(),'
+        -- the tsvector search_text ranks (sql/31_bm25.sql); recomputed only when content changes
+        ' content_tsv tsvector GENERATED ALWAYS AS (%s) STORED,'
         ' CONSTRAINT %I PRIMARY KEY (id),'
         ' CONSTRAINT %I CHECK (jsonb_typeof(metadata) = ''object''))',
         -- '_metadata_obj' keeps the longest name (40 + '_memories' + 13) within 63 characters.
         v_table, memory_private._embedding_column_type(embedding_type, dimension),
+        memory_private._stored_tsvector_sql(text_config, 'content'),
         v_table || '_pkey', v_table || '_metadata_obj');
     v_regclass := format('memory_data.%I', v_table)::regclass;
     EXECUTE format('ALTER TABLE %s ALTER COLUMN embedding SET STORAGE %s', v_regclass,
@@ -913,8 +926,7 @@ BEGIN
                domain, dimension, distance));
     EXECUTE format('CREATE INDEX %I ON %s USING gin (metadata jsonb_path_ops)',
         v_table || '_metadata_gin', v_regclass);
-    EXECUTE format('CREATE INDEX %I ON %s USING gin (to_tsvector(%L::regconfig, content))',
-        v_table || '_fts', v_regclass, text_config::text);
+    EXECUTE format('CREATE INDEX %I ON %s USING gin (content_tsv)', v_table || '_fts', v_regclass);
     EXECUTE format('CREATE INDEX %I ON %s (updated_at)', v_table || '_updated_at', v_regclass);
 
     EXECUTE format('CREATE TRIGGER memory_before_update BEFORE UPDATE ON %s '
@@ -1041,10 +1053,9 @@ FROM memory_private.domains AS d;
 COMMENT ON VIEW memory.domains IS
 'Registered memory domains: table, dimension, distance, embedding model, exact row count, and '
 'for adopted domains (memory.adopt_table) the application table behind the view.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:10_domains.sql', '10_domains.sql', 'c8725e974db6162a25d90e4e1bbb7f76373d4465cb1358c60930415ffbb0f911', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:10_domains.sql', '10_domains.sql', '9016be5cab7c9b898d30cb1a36a029be515903fcee97eb1862655bb05dee324e', 'repeatable'); END $pgmemo$;
 -- sql/20_write.sql
--- Writing memories: memory.store, memory.store_many, memory.update, memory.forget,
--- memory.forget_many, memory.clear, memory.get.
+-- Writing memories: memory.store, memory.store_many, memory.update, memory.forget, memory.get.
 -- Rows stored without an embedding are queued by the domain table's triggers.
 
 CREATE OR REPLACE FUNCTION memory.store(
@@ -1296,70 +1307,6 @@ $$;
 COMMENT ON FUNCTION memory.forget(text, text) IS
 'Delete a memory (and its queued embedding job). Returns false when the id does not exist.';
 
-CREATE OR REPLACE FUNCTION memory.forget_many(domain text, ids text[])
-RETURNS bigint
-LANGUAGE plpgsql
-SET search_path FROM CURRENT
-AS $$
-DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
-    v_count bigint;
-BEGIN
-    EXECUTE format('DELETE FROM %I.%I AS t WHERE t.id = ANY ($1)', v_d.table_schema, v_d.table_name)
-    USING ids;
-    GET DIAGNOSTICS v_count = ROW_COUNT;
-    IF v_d.distributed THEN
-        PERFORM memory_private._dist_drop_jobs(v_d, ids);
-    END IF;
-    RETURN v_count;
-END;
-$$;
-
-COMMENT ON FUNCTION memory.forget_many(text, text[]) IS
-'Delete the memories with these ids (and their queued embedding jobs) in one statement. '
-'Returns how many existed; unknown and NULL ids are ignored.';
-
-CREATE OR REPLACE FUNCTION memory.clear(domain text)
-RETURNS bigint
-LANGUAGE plpgsql
-SET search_path FROM CURRENT
-AS $$
-DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
-    v_count bigint;
-BEGIN
-    IF v_d.adopted THEN
-        RAISE EXCEPTION 'domain "%" is adopted: its rows belong to %, which memory.clear '
-            'does not empty', v_d.domain, v_d.source_table
-            USING ERRCODE = '42809',
-                  HINT = 'Delete them in the application''s table, or use memory.forget_many.';
-    END IF;
-    -- A DELETE, not a TRUNCATE: readers and writers keep going (no ACCESS EXCLUSIVE lock), a
-    -- row inserted concurrently survives with its job, and the delete trigger dequeues.
-    EXECUTE format('DELETE FROM %I.%I AS t', v_d.table_schema, v_d.table_name);
-    GET DIAGNOSTICS v_count = ROW_COUNT;
-    IF v_d.distributed THEN
-        -- Citus: no dequeue trigger on the shards; the domain's (and a re-embed's) jobs go.
-        DELETE FROM memory_private.embedding_queue AS q
-        WHERE q.domain = v_d.domain OR q.domain IN (
-            SELECT r.shadow_domain FROM memory_private.reembeds AS r WHERE r.domain = v_d.domain);
-        RETURN v_count;
-    END IF;
-    -- Jobs whose row is gone (the dequeue trigger is off during a bulk load).
-    EXECUTE format(
-        'DELETE FROM memory_private.embedding_queue AS q WHERE q.domain = $1 '
-        'AND NOT EXISTS (SELECT FROM %I.%I AS t WHERE t.id = q.row_id)',
-        v_d.table_schema, v_d.table_name)
-    USING v_d.domain;
-    RETURN v_count;
-END;
-$$;
-
-COMMENT ON FUNCTION memory.clear(text) IS
-'Delete every memory of a domain and its queued embedding jobs; the domain, its settings and '
-'its indexes stay. Returns how many rows were deleted. Refused for adopted domains (their '
-'rows belong to the application''s table).';
-
 -- plpgsql cannot have an input and an output parameter both named id, so the public
 -- memory.get (whose contract names both id) is an SQL wrapper over this function.
 CREATE OR REPLACE FUNCTION memory_private._get(domain text, row_id text)
@@ -1395,7 +1342,7 @@ $$;
 COMMENT ON FUNCTION memory.get(text, text) IS
 'Fetch one memory by id: content, metadata, whether it has an embedding, timestamps. '
 'No row when the id does not exist.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20_write.sql', '352b9124b7ad331b8279986eb18606a58d5f76b72c6513f145d4735db51e0a11', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20_write.sql', 'ad1f8f893f3fabe0c835febca12283880ac8b1ed257008a483598a16d141d0e4', 'repeatable'); END $pgmemo$;
 -- sql/30_search.sql
 -- Searching: memory.search (k nearest neighbours through the HNSW index), memory.search_text
 -- (full-text, typed queries) and memory.search_hybrid (weighted reciprocal rank fusion of the
@@ -1528,12 +1475,11 @@ CREATE OR REPLACE FUNCTION memory.search(
     min_similarity double precision DEFAULT NULL,
     ef_search integer DEFAULT NULL,
     recency_half_life interval DEFAULT NULL,
-    importance_weight double precision DEFAULT NULL,
-    with_embeddings boolean DEFAULT FALSE
+    importance_weight double precision DEFAULT NULL
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, similarity double precision,
-    distance double precision, created_at timestamptz, updated_at timestamptz, embedding vector
+    distance double precision, created_at timestamptz, updated_at timestamptz
 )
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
@@ -1563,12 +1509,11 @@ BEGIN
         RETURN QUERY EXECUTE format(
             'SELECT c.* FROM (%s) AS c ORDER BY memory_private._blend(c.similarity, c.metadata, '
             'c.updated_at, $5, $6) DESC, c.distance LIMIT $7',
-            memory_private._search_sql(v_d, filter IS NOT NULL, coalesce(with_embeddings, false)))
+            memory_private._search_sql(v_d, filter IS NOT NULL))
         USING query_embedding, v_fetch, filter, min_similarity, recency_half_life,
             importance_weight, k;
     ELSE
-        RETURN QUERY EXECUTE memory_private._search_sql(
-            v_d, filter IS NOT NULL, coalesce(with_embeddings, false))
+        RETURN QUERY EXECUTE memory_private._search_sql(v_d, filter IS NOT NULL)
         USING query_embedding, k, filter, min_similarity;
     END IF;
 
@@ -1577,7 +1522,7 @@ END;
 $$;
 
 COMMENT ON FUNCTION memory.search(
-    text, vector, integer, jsonb, double precision, integer, interval, double precision, boolean
+    text, vector, integer, jsonb, double precision, integer, interval, double precision
 ) IS
 'The k nearest memories to query_embedding through the domain''s HNSW index, best first. '
 'filter keeps rows whose metadata @> filter (iterative index scans on pgvector >= 0.8, so k rows '
@@ -1588,8 +1533,7 @@ COMMENT ON FUNCTION memory.search(
 'recency_half_life halves a memory''s score per half-life of age (updated_at); '
 'importance_weight in [0, 1] blends in metadata->>''importance'' (a number in [0, 1], 0.5 when '
 'absent): score = ((1 - w) * similarity + w * importance) * 0.5 ^ (age / half-life), over '
-'max(4k, 40) index candidates; similarity stays the raw similarity. k is 1..1000. '
-'with_embeddings => true fills the embedding column (for MMR), else it is NULL.';
+'max(4k, 40) index candidates; similarity stays the raw similarity. k is 1..1000.';
 
 -- The HNSW candidate list size memory.search uses by default (hnsw.ef_search is raised to it):
 -- on the search-quality eval (bench/quality.py) pgvector's default of 40 lost 2.6% MRR@10
@@ -1600,58 +1544,12 @@ LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$ SELECT 100 $$;
 
--- 'any' matching for search_text: the query's words OR'ed, minus the very common ones. A word in
--- more than max_freq of the rows (from the planner statistics of the domain's full-text index,
--- i.e. after ANALYZE) matches nearly everything and says little; dropping it keeps the candidate
--- set (every candidate's tsvector is computed to rank it) small and acts like IDF. When every
--- word is common, the rarest one is kept. Without statistics every word is kept.
-CREATE OR REPLACE FUNCTION memory_private._any_words_query(
-    d memory_private.domains, query text, max_freq double precision DEFAULT 0.05
-)
-RETURNS tsquery
-LANGUAGE plpgsql STABLE
-SET search_path FROM CURRENT
-AS $$
-DECLARE
-    v_words text[];
-    v_keep text[];
-BEGIN
-    v_words := ARRAY(
-        SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector(d.text_config, query))) AS w
-    );
-    IF cardinality(v_words) = 0 THEN
-        RETURN ''::tsquery;
-    END IF;
-    WITH st AS (
-        SELECT s.most_common_elems::text::text[] AS elems, s.most_common_elem_freqs AS freqs
-        FROM pg_catalog.pg_stats AS s
-        WHERE s.schemaname = d.table_schema AND s.tablename = d.table_name || '_fts'
-        LIMIT 1
-    ),
-    f AS (
-        SELECT w.w, coalesce(
-            (SELECT st.freqs[array_position(st.elems, w.w)] FROM st),
-            -- not among the most common: rarer than the least common of them
-            (SELECT st.freqs[cardinality(st.elems) + 1] FROM st), 0) AS freq
-        FROM unnest(v_words) AS w (w)
-    )
-    SELECT coalesce(
-        array_agg(f.w) FILTER (WHERE f.freq <= max_freq),
-        (SELECT ARRAY[f2.w] FROM f AS f2 ORDER BY f2.freq, f2.w LIMIT 1))
-    INTO v_keep FROM f;
-    -- tsquery literal syntax: quote each lexeme, double single quotes, escape backslashes.
-    RETURN (SELECT string_agg(
-                '''' || replace(replace(w, E'\\', E'\\\\'), '''', '''''') || '''', ' | ')
-            FROM unnest(v_keep) AS w)::tsquery;
-END;
-$$;
-
 CREATE OR REPLACE FUNCTION memory.search_text(
     domain text,
     query text,
     k integer DEFAULT 5,
     filter jsonb DEFAULT NULL,
-    match text DEFAULT 'all'
+    match text DEFAULT 'any'
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, rank double precision,
@@ -1662,8 +1560,6 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_d memory_private.domains := memory_private._domain(domain);
-    v_query tsquery;
-    v_rank text;
 BEGIN
     PERFORM memory_private._check_k(k);
     PERFORM memory_private._check_filter(filter);
@@ -1677,45 +1573,19 @@ BEGIN
             length(query)
             USING ERRCODE = '22023';
     END IF;
-    v_query := websearch_to_tsquery(v_d.text_config, coalesce(query, ''));
-    IF numnode(v_query) = 0 THEN
-        RETURN;  -- empty, stop words only, or punctuation: nothing to match
-    END IF;
-    IF match = 'any' AND strpos(v_query::text, '!') = 0 THEN
-        -- any of the words (an explicit -exclusion keeps the query as typed)
-        v_query := memory_private._any_words_query(v_d, query);
-        IF numnode(v_query) = 0 THEN
-            RETURN;
-        END IF;
-    END IF;
-    -- 'all': cover density (how close together the words are), normalised by length; a match in
-    -- the first 200 characters (a memory's subject) adds to it. 'any': ts_rank (how often each
-    -- word occurs), which rewards rows matching more of the words.
-    v_rank := CASE match
-        WHEN 'all' THEN 'ts_rank_cd(to_tsvector(%1$L::regconfig, t.content), $1, 1) '
-            '+ 0.1 * ts_rank_cd(to_tsvector(%1$L::regconfig, left(t.content, 200)), $1, 1)'
-        ELSE 'ts_rank(to_tsvector(%1$L::regconfig, t.content), $1, 1)'
-    END;
-    -- The WHERE clause uses exactly the expression of the domain's GIN index.
-    RETURN QUERY EXECUTE format(
-        'SELECT t.id, t.content, t.metadata, (' || v_rank || ')::double precision AS rank, '
-        't.created_at, t.updated_at FROM %2$I.%3$I AS t '
-        'WHERE to_tsvector(%1$L::regconfig, t.content) @@ $1 %4$s '
-        'ORDER BY rank DESC, t.updated_at DESC, t.id LIMIT $2',
-        v_d.text_config::text, v_d.table_schema, v_d.table_name,
-        CASE WHEN filter IS NOT NULL THEN 'AND t.metadata @> $3' ELSE '' END)
-    USING v_query, k, filter;
+    RETURN QUERY SELECT * FROM memory_private._search_text_bm25(v_d, query, k, filter, match);
 END;
 $$;
 
 COMMENT ON FUNCTION memory.search_text(text, text, integer, jsonb, text) IS
-'Full-text search (no embedding needed): query is parsed like a web search box '
-'(websearch_to_tsquery: "quoted phrases", OR, -exclusion) in the domain''s text configuration. '
-'match => ''all'' (default) keeps rows with every word, ranked by cover density with a bonus '
-'for matches in the first 200 characters; match => ''any'' keeps rows with any of the '
-'less common words (those in at most 5% of rows, per the planner statistics), ranked by '
-'ts_rank: better recall for natural-language queries, slower on large domains. An empty, '
-'stop-word-only or punctuation-only query returns no rows; a query over 10000 characters is '
+'Full-text search (no embedding needed), ranked by BM25 (k1 1.2, b 0.75) over the domain''s '
+'stored tsvector: query is read like a web search box ("quoted phrases", OR, -exclusion) in '
+'the domain''s text configuration. match => ''any'' (default) ranks every row holding any of '
+'the words (a "phrase" must be present, an -excluded word absent); match => ''all'' keeps only '
+'rows with every word (websearch_to_tsquery). rank is the BM25 score. Words in more than the '
+'candidate budget of rows (planner statistics) add to the score but do not bring rows in by '
+'themselves. At most 64 distinct words (error 22023). An empty, stop-word-only, '
+'exclusion-only or punctuation-only query returns no rows; a query over 10000 characters is '
 'error 22023.';
 
 CREATE OR REPLACE FUNCTION memory.search_hybrid(
@@ -1724,21 +1594,21 @@ CREATE OR REPLACE FUNCTION memory.search_hybrid(
     query_embedding vector,
     k integer DEFAULT 5,
     filter jsonb DEFAULT NULL,
-    -- Chosen on the dev queries of bench/quality.py (sweep in BENCHMARKS.md): the text list
-    -- nudges the vector order; equal weights let weak text matches push good vector hits down.
-    vector_weight double precision DEFAULT 1.0,
-    text_weight double precision DEFAULT 0.25,
+    -- Chosen on the dev queries of bench/quality.py (sweep in BENCHMARKS.md): a convex
+    -- combination of the min-max normalised similarity and BM25 score, 0.6 / 0.4.
+    vector_weight double precision DEFAULT 0.6,
+    text_weight double precision DEFAULT 0.4,
     rrf_k integer DEFAULT 60,
     ef_search integer DEFAULT NULL,
     recency_half_life interval DEFAULT NULL,
     importance_weight double precision DEFAULT NULL,
-    text_match text DEFAULT 'all',
-    with_embeddings boolean DEFAULT FALSE
+    text_match text DEFAULT 'any',
+    fusion text DEFAULT 'convex'
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, score double precision,
     similarity double precision, text_rank double precision,
-    created_at timestamptz, updated_at timestamptz, embedding vector
+    created_at timestamptz, updated_at timestamptz
 )
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
@@ -1760,18 +1630,25 @@ BEGIN
             'rrf_k >= 1'
             USING ERRCODE = '22023';
     END IF;
+    IF fusion IS NULL OR fusion NOT IN ('convex', 'rrf') THEN
+        RAISE EXCEPTION 'fusion must be ''convex'' or ''rrf'', got %',
+            coalesce(quote_literal(fusion), 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
     PERFORM memory_private._check_ranking(recency_half_life, importance_weight);
     v_candidates := least(greatest(k * 2, 20), 1000);
     RETURN QUERY
     WITH v AS (
-        SELECT s.*, row_number() OVER (ORDER BY s.distance) AS r
+        SELECT s.*, row_number() OVER (ORDER BY s.distance) AS r,
+            min(s.similarity) OVER () AS lo, max(s.similarity) OVER () AS hi
         -- The lateral call runs only when there is an embedding to search with.
         FROM (SELECT WHERE query_embedding IS NOT NULL) AS guard,
             LATERAL memory.search(domain, query_embedding, v_candidates, filter,
-                ef_search => ef_search, with_embeddings => with_embeddings) AS s
+                ef_search => ef_search) AS s
     ),
     t AS (
-        SELECT s.*, row_number() OVER (ORDER BY s.rank DESC) AS r
+        SELECT s.*, row_number() OVER (ORDER BY s.rank DESC) AS r,
+            min(s.rank) OVER () AS lo, max(s.rank) OVER () AS hi
         FROM memory.search_text(domain, query, v_candidates, filter, text_match) AS s
     ),
     fused AS (
@@ -1779,54 +1656,506 @@ BEGIN
             coalesce(v.id, t.id) AS id,
             coalesce(v.content, t.content) AS content,
             coalesce(v.metadata, t.metadata) AS metadata,
-            coalesce(vector_weight / (rrf_k + v.r), 0)
-            + coalesce(text_weight / (rrf_k + t.r), 0) AS rrf,
+            CASE WHEN fusion = 'rrf'
+                THEN coalesce(vector_weight / (rrf_k + v.r), 0)
+                    + coalesce(text_weight / (rrf_k + t.r), 0)
+                -- convex: each list's score min-max normalised over its candidates (1 when all
+                -- are equal), 0 when the row is not in that list; weights normalised to sum 1
+                ELSE (vector_weight * CASE WHEN v.id IS NULL THEN 0 WHEN v.hi > v.lo
+                        THEN (v.similarity - v.lo) / (v.hi - v.lo) ELSE 1 END
+                    + text_weight * CASE WHEN t.id IS NULL THEN 0 WHEN t.hi > t.lo
+                        THEN (t.rank - t.lo) / (t.hi - t.lo) ELSE 1 END)
+                    / (vector_weight + text_weight)
+            END AS rrf,
             v.similarity,
             t.rank,
             coalesce(v.created_at, t.created_at) AS created_at,
             coalesce(v.updated_at, t.updated_at) AS updated_at,
             v.r AS vr,
-            t.r AS tr,
-            v.embedding
+            t.r AS tr
         FROM v FULL JOIN t ON t.id = v.id
     ),
     scored AS (
         SELECT f.*, CASE WHEN v_rerank
             -- the fused score scaled to [0, 1] (1: first in both lists), then blended
-            THEN memory_private._blend(f.rrf / ((vector_weight + text_weight) / (rrf_k + 1)),
+            THEN memory_private._blend(CASE WHEN fusion = 'rrf'
+                    THEN f.rrf / ((vector_weight + text_weight) / (rrf_k + 1)) ELSE f.rrf END,
                 f.metadata, f.updated_at, recency_half_life, importance_weight)
             ELSE f.rrf END AS score
         FROM fused AS f
-    ),
-    top AS (
-        SELECT sc.* FROM scored AS sc
-        ORDER BY sc.score DESC, sc.vr NULLS LAST, sc.tr NULLS LAST, sc.id
-        LIMIT k
     )
-    -- with_embeddings: text-only hits' vectors are read by id
-    SELECT tp.id, tp.content, tp.metadata, tp.score, tp.similarity, tp.rank, tp.created_at,
-        tp.updated_at, coalesce(tp.embedding, g.embedding)
-    FROM top AS tp
-    LEFT JOIN memory.get_many(domain, CASE WHEN with_embeddings
-        THEN ARRAY(SELECT t2.id FROM top AS t2 WHERE t2.embedding IS NULL) END) AS g
-        ON g.id = tp.id
-    ORDER BY tp.score DESC, tp.vr NULLS LAST, tp.tr NULLS LAST, tp.id;
+    SELECT sc.id, sc.content, sc.metadata, sc.score, sc.similarity, sc.rank, sc.created_at,
+        sc.updated_at
+    FROM scored AS sc
+    ORDER BY sc.score DESC, sc.vr NULLS LAST, sc.tr NULLS LAST, sc.id
+    LIMIT k;
 END;
 $$;
 
 COMMENT ON FUNCTION memory.search_hybrid(
     text, text, vector, integer, jsonb, double precision, double precision, integer, integer,
-    interval, double precision, text, boolean
+    interval, double precision, text, text
 ) IS
-'Hybrid search: weighted reciprocal rank fusion of memory.search and memory.search_text '
-'(score = vector_weight / (rrf_k + vector rank) + text_weight / (rrf_k + text rank)) over '
-'max(2k, 20) candidates from each; the default weights (1.0, 0.25) come from bench/quality.py '
-'(see BENCHMARKS.md). Either the query text or the embedding may be NULL. ef_search is passed to '
-'memory.search, text_match (''all'' or ''any'') to memory.search_text. recency_half_life and '
-'importance_weight re-rank as in memory.search, on the fused score scaled to [0, 1]. '
-'similarity is NULL for a row found by its words alone, text_rank for one found by its vector '
-'alone. with_embeddings => true fills the embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '23a703d9cc361e2f7d9b4015d8596137c2f3dc973ba4e82b53e2d332a882c8d6', 'repeatable'); END $pgmemo$;
+'Hybrid search, one call: memory.search and memory.search_text (max(2k, 20) candidates each) '
+'fused. fusion => ''convex'' (default): score = (vector_weight * similarity'' + text_weight * '
+'rank'') / (vector_weight + text_weight), each min-max normalised over its candidates (0 when '
+'the row is not in that list); fusion => ''rrf'': weighted reciprocal rank fusion, '
+'vector_weight / (rrf_k + vector rank) + text_weight / (rrf_k + text rank). The defaults '
+'(convex, 0.6 / 0.4, text_match ''any'') come from bench/quality.py (see BENCHMARKS.md). Either '
+'the query text or the embedding may be NULL. ef_search is passed to memory.search, text_match '
+'(''any'' or ''all'') to memory.search_text. recency_half_life and importance_weight re-rank as '
+'in memory.search, on the fused score scaled to [0, 1].';
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', 'b8b30aca9ee3a00c7446bfb32225f35610a481cd821505c298d2be9691a7859d', 'repeatable'); END $pgmemo$;
+-- sql/31_bm25.sql
+-- BM25 ranking for memory.search_text, in plain SQL (no extension): the query parsed like a web
+-- search box, candidates from the domain's GIN index, and the usual Okapi BM25 score
+--   sum over query lexemes of idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl)),
+--   idf = ln(1 + (N - df + 0.5) / (df + 0.5))
+-- with tf read from the stored tsvector (its positions), dl the row's length in words (see
+-- _stored_tsvector_sql).
+--
+-- Where the numbers come from (measured in BENCHMARKS.md, "Search quality"):
+-- * N and avgdl: memory_private.text_stats, refreshed by memory.refresh_text_stats (and by
+--   memory.run_maintenance when a domain changed by more than 10%); a domain without a row is
+--   estimated on the fly from at most 1,000 rows (about 10 ms per call at 3,000 rows).
+-- * df per lexeme: rare lexemes (not among the planner's most common elements of the tsvector
+--   as copied into text_stats by the last refresh; every lexeme before one) generate the
+--   candidates, and since every row
+--   holding one is then a candidate, their df is counted exactly at query time. Common lexemes
+--   (most_common_elems, from ANALYZE) only add to the score of those candidates, with df =
+--   frequency * N: a row that holds only common words of the query scores little anyway, and
+--   leaving them out of the candidate scan bounds its cost. Nothing is maintained per write.
+
+-- The tsvector of a domain's content, as SQL text: the stored generated column of factory
+-- tables, and the expression index of adopted tables, are both built from this expression.
+CREATE OR REPLACE FUNCTION memory_private._tsvector_sql(text_config regconfig, content_sql text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format('to_tsvector(%L::regconfig, %s)', text_config::text, content_sql)
+$$;
+
+-- The length marker's lexeme, quoted as a tsvector/tsquery literal.
+CREATE OR REPLACE FUNCTION memory_private._length_marker()
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT ''' dl''' $$;
+
+-- The stored tsvector of a factory table: the content's, plus one marker lexeme ' dl' (no
+-- parser makes a lexeme with a space) appended with ||, which places it one position after the
+-- content's last word: its position - 1 is the document's length in words, BM25's dl, read at
+-- query time from the few lexemes a query touches instead of unnesting the whole tsvector.
+-- (Length in words beat distinct lexemes on the eval's dev queries: MRR@10 0.510 vs 0.496.)
+CREATE OR REPLACE FUNCTION memory_private._stored_tsvector_sql(
+    text_config regconfig, content_sql text
+)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format('(%s || %L::tsvector)', memory_private._tsvector_sql(text_config, content_sql),
+        memory_private._length_marker() || ':1')
+$$;
+
+-- A row's length for BM25: the marker's position - 1 on factory tables, the number of distinct
+-- lexemes on adopted ones (whose tsvector is the plain expression of their index). hit: the
+-- row's tsvector filtered to the query's lexemes and the marker; tsv: the whole tsvector.
+CREATE OR REPLACE FUNCTION memory_private._dl_sql(hit_sql text, tsv_sql text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($q$coalesce((SELECT u.positions[1] - 1 FROM unnest(%1$s) AS u
+        WHERE u.lexeme = ' dl'), length(%2$s))$q$, hit_sql, tsv_sql)
+$$;
+
+-- The tsvector of row t in search queries: the stored column of a factory table; on an adopted
+-- domain (a view over the application's table, never altered) the indexed expression.
+CREATE OR REPLACE FUNCTION memory_private._domain_tsvector_sql(d memory_private.domains)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT CASE WHEN d.adopted THEN memory_private._tsvector_sql(d.text_config, 't.content')
+        ELSE 't.content_tsv' END
+$$;
+
+-- BM25 parameters (the usual values, as bm25s and Lucene use).
+CREATE OR REPLACE FUNCTION memory_private._bm25_k1()
+RETURNS double precision
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 1.2::double precision $$;
+
+CREATE OR REPLACE FUNCTION memory_private._bm25_b()
+RETURNS double precision
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 0.75::double precision $$;
+
+-- How many rows (estimated) the common lexemes of a query may add to the candidate scan.
+CREATE OR REPLACE FUNCTION memory_private._text_candidate_budget()
+RETURNS bigint
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 2000::bigint $$;
+
+-- At most this many distinct words per query (each costs a GIN lookup and a lookup in every
+-- candidate's tsvector): a longer query is refused with error 22023.
+CREATE OR REPLACE FUNCTION memory_private._text_max_words()
+RETURNS integer
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 64 $$;
+
+-- Hard cap on the candidate rows one search_text call ranks (bounded cost whatever the query).
+CREATE OR REPLACE FUNCTION memory_private._text_candidate_cap()
+RETURNS bigint
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 20000::bigint $$;
+
+-- A web-search query (the syntax of websearch_to_tsquery: "quoted phrases", OR, -exclusion)
+-- split for ranking:
+-- * words: the distinct lexemes of every word that is not excluded (phrase words included);
+-- * required: what every result must satisfy, or NULL: with match 'all' the whole query as
+--   websearch_to_tsquery reads it; with match 'any' only the phrases (each as a phrase) and the
+--   exclusions;
+-- * phrases: the phrases OR'ed (rows holding a phrase are candidates even when its words are
+--   common), or NULL.
+CREATE OR REPLACE FUNCTION memory_private._parse_text_query(
+    text_config regconfig, query text, match text,
+    OUT words text[], OUT required tsquery, OUT phrases tsquery
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_tok text;
+    v_neg boolean;
+    v_q tsquery;
+    v_positive text := '';
+BEGIN
+    words := ARRAY[]::text[];
+    FOR v_tok IN
+        SELECT m[1] FROM regexp_matches(coalesce(query, ''), '(-?"[^"]*"?|[^\s"]+)', 'g') AS m
+    LOOP
+        v_neg := left(v_tok, 1) = '-' AND length(v_tok) > 1;
+        IF v_neg THEN
+            v_tok := substr(v_tok, 2);
+        END IF;
+        -- (to_tsvector first: the tsquery parsers raise a NOTICE for stop words)
+        CONTINUE WHEN to_tsvector(text_config, btrim(v_tok, '"')) = ''::tsvector;
+        IF left(v_tok, 1) = '"' THEN
+            v_q := phraseto_tsquery(text_config, btrim(v_tok, '"'));
+        ELSIF lower(v_tok) = 'or' AND NOT v_neg THEN
+            CONTINUE;  -- the OR operator: with ranking every word is an alternative anyway
+        ELSE
+            v_q := plainto_tsquery(text_config, v_tok);
+        END IF;
+        CONTINUE WHEN numnode(v_q) = 0;  -- stop words, punctuation
+        IF v_neg THEN
+            required := CASE WHEN required IS NULL THEN !! v_q ELSE required && !! v_q END;
+        ELSE
+            v_positive := v_positive || ' ' || btrim(v_tok, '"');
+            IF left(v_tok, 1) = '"' AND v_q::text LIKE '%<%>%' THEN
+                required := CASE WHEN required IS NULL THEN v_q ELSE required && v_q END;
+                phrases := CASE WHEN phrases IS NULL THEN v_q ELSE phrases || v_q END;
+            END IF;
+        END IF;
+    END LOOP;
+    words := ARRAY(
+        SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector(text_config, v_positive))) AS w
+        ORDER BY w
+    );
+    IF match = 'all' THEN
+        required := websearch_to_tsquery(text_config, coalesce(query, ''));
+        IF numnode(required) = 0 THEN
+            required := NULL;
+        END IF;
+    END IF;
+END;
+$$;
+
+-- N (rows), avgdl (average length, see _dl_sql) and the common lexemes' shares of a domain: the
+-- refreshed statistics, else an estimate of N and avgdl from at most 1,000 rows (N then at
+-- least the planner's row count) and no common lexemes (every lexeme counted exactly).
+CREATE OR REPLACE FUNCTION memory_private._text_stats(
+    d memory_private.domains, OUT documents double precision, OUT avg_length double precision,
+    OUT common_lexemes jsonb
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    SELECT s.documents, s.avg_length, s.common_lexemes INTO documents, avg_length, common_lexemes
+    FROM memory_private.text_stats AS s WHERE s.domain = d.domain;
+    IF FOUND AND documents > 0 THEN
+        RETURN;
+    END IF;
+    common_lexemes := '{}';
+    EXECUTE format(
+        $q$SELECT count(*), coalesce(avg(%4$s), 0)
+           FROM (SELECT %1$s AS tsv FROM %2$I.%3$I AS t LIMIT 1000) AS v$q$,
+        memory_private._domain_tsvector_sql(d), d.table_schema, d.table_name,
+        memory_private._dl_sql(
+            format('ts_filter(setweight(v.tsv, %L, %L), %L)', 'A', '{" dl"}', '{a}'), 'v.tsv'))
+    INTO documents, avg_length;
+    documents := greatest(documents, (
+        SELECT c.reltuples FROM pg_catalog.pg_class AS c
+        WHERE c.oid = coalesce(d.source_table,
+            format('%I.%I', d.table_schema, d.table_name)::regclass)));
+END;
+$$;
+
+-- The planner's most common elements of a domain's tsvector as {lexeme: share of rows}: from
+-- ANALYZE of the stored column, or of an adopted table's expression index ({} before any).
+CREATE OR REPLACE FUNCTION memory_private._common_lexemes(d memory_private.domains)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT coalesce((
+        SELECT jsonb_object_agg(e.elem, e.freq)
+        FROM pg_catalog.pg_stats AS s,
+            unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs)
+                WITH ORDINALITY AS e (elem, freq, n)
+        WHERE CASE WHEN d.adopted
+            THEN s.schemaname = (SELECT n.nspname FROM pg_catalog.pg_class AS c
+                    JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+                    WHERE c.oid = d.source_table)
+                AND s.tablename = 'pgmemo_' || d.domain || '_fts'
+            ELSE s.schemaname = d.table_schema AND s.tablename = d.table_name
+                AND s.attname = 'content_tsv' END
+          -- the array ends with the minimum, maximum and null frequencies
+          AND e.n <= cardinality(s.most_common_elems::text::text[])
+    ), '{}'::jsonb)
+$$;
+
+-- The BM25 query over one domain. $1 words (text[]), $2 the lexemes' estimated df (NULL: count
+-- it over the candidates), $3 the candidate tsquery, $4 required (tsquery or NULL), $5 filter,
+-- $6 N, $7 avgdl, $8 k1, $9 b, $10 k, $11 the candidate cap. The tsvector expression appears
+-- once per row (a LATERAL) so an adopted table's is computed once per candidate.
+CREATE OR REPLACE FUNCTION memory_private._bm25_sql(d memory_private.domains, with_filter boolean)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($q$
+        WITH cand AS MATERIALIZED (
+            SELECT t.id, %5$s AS dl, h.hit,
+                ($4::tsquery IS NULL OR v.tsv @@ $4) %4$s AS ok
+            FROM %2$I.%3$I AS t
+            CROSS JOIN LATERAL (SELECT %1$s AS tsv) AS v
+            CROSS JOIN LATERAL (
+                SELECT ts_filter(setweight(v.tsv, 'A', $1 || ' dl'::text), '{a}') AS hit) AS h
+            WHERE %1$s @@ $3
+            LIMIT $11
+        ),
+        hits AS MATERIALIZED (
+            SELECT c.id, c.dl, c.ok, h.lexeme, cardinality(h.positions) AS tf
+            FROM cand AS c CROSS JOIN LATERAL unnest(c.hit) AS h
+        ),
+        w AS MATERIALIZED (
+            SELECT q.lexeme, ln(1 + ($6 - x.df + 0.5) / (x.df + 0.5)) AS idf
+            FROM unnest($1::text[], $2::double precision[]) AS q (lexeme, est)
+            LEFT JOIN (SELECT h.lexeme, count(*) AS n FROM hits AS h GROUP BY h.lexeme) AS c
+                ON c.lexeme = q.lexeme
+            CROSS JOIN LATERAL (
+                SELECT least(greatest(coalesce(q.est, c.n, 0), 1), $6) AS df) AS x
+        ),
+        scored AS (
+            SELECT h.id, sum(w.idf * h.tf * ($8 + 1)
+                / (h.tf + $8 * (1 - $9 + $9 * h.dl / greatest($7, 1)))) AS score
+            FROM hits AS h JOIN w ON w.lexeme = h.lexeme
+            WHERE h.ok
+            GROUP BY h.id
+            ORDER BY score DESC, h.id
+            LIMIT $10 + 16
+        )
+        SELECT t.id, t.content, t.metadata, s.score::double precision AS rank, t.created_at,
+            t.updated_at
+        FROM scored AS s JOIN %2$I.%3$I AS t ON t.id = s.id
+        ORDER BY s.score DESC, t.updated_at DESC, t.id
+        LIMIT $10
+    $q$,
+    memory_private._domain_tsvector_sql(d), d.table_schema, d.table_name,
+    CASE WHEN with_filter THEN 'AND t.metadata @> $5' ELSE '' END,
+    memory_private._dl_sql('h.hit', 'v.tsv'))
+$$;
+
+-- Ranked full-text search of one domain (memory.search_text does the argument checks).
+-- enable_seqscan is off for the call (restored on exit): the planner's estimate of the @@ scan
+-- ignores that each row's tsvector is detoasted, and at a few thousand rows it picked a
+-- sequential scan over every tsvector instead of the GIN index (measured 10x slower on the eval).
+CREATE OR REPLACE FUNCTION memory_private._search_text_bm25(
+    d memory_private.domains, query text, k integer, filter jsonb, match text
+)
+RETURNS TABLE (
+    id text, content text, metadata jsonb, rank double precision,
+    created_at timestamptz, updated_at timestamptz
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+SET enable_seqscan = off
+AS $$
+DECLARE
+    v_p record;
+    v_stats record;
+    v_words text[];
+    v_est double precision[];
+    v_cand text[];
+    v_cand_query tsquery;
+BEGIN
+    SELECT * INTO v_p FROM memory_private._parse_text_query(d.text_config, query, match);
+    IF cardinality(v_p.words) = 0 THEN
+        RETURN;  -- empty, stop words or exclusions only: nothing to rank by
+    END IF;
+    IF cardinality(v_p.words) > memory_private._text_max_words() THEN
+        RAISE EXCEPTION 'query has % distinct words; search_text takes at most %',
+            cardinality(v_p.words), memory_private._text_max_words()
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO v_stats FROM memory_private._text_stats(d);
+    -- Rare lexemes (no planner frequency) generate candidates; common ones join, rarest first,
+    -- while their estimated rows fit the budget; the rarest lexeme always does.
+    WITH l AS (
+        SELECT w.lexeme, (v_stats.common_lexemes ->> w.lexeme)::double precision AS freq
+        FROM unnest(v_p.words) AS w (lexeme)
+    ),
+    f AS (
+        SELECT l.lexeme, l.freq, l.freq * v_stats.documents AS est_rows,
+            sum(coalesce(l.freq, 0) * v_stats.documents) OVER (
+                ORDER BY l.freq NULLS FIRST, l.lexeme) AS running,
+            row_number() OVER (ORDER BY l.freq NULLS FIRST, l.lexeme) AS rn
+        FROM l
+    )
+    SELECT array_agg(f.lexeme ORDER BY f.lexeme),
+        array_agg(CASE WHEN f.freq IS NULL OR f.running <= memory_private._text_candidate_budget()
+                OR f.rn = 1 THEN NULL ELSE f.est_rows END ORDER BY f.lexeme),
+        array_agg(f.lexeme ORDER BY f.lexeme) FILTER (WHERE f.freq IS NULL
+            OR f.running <= memory_private._text_candidate_budget() OR f.rn = 1)
+    INTO v_words, v_est, v_cand
+    FROM f;
+    -- tsquery literal: each lexeme quoted (quotes doubled, backslashes escaped), OR'ed.
+    v_cand_query := (SELECT string_agg(
+            '''' || replace(replace(w, E'\\', E'\\\\'), '''', '''''') || '''', ' | ')
+        FROM unnest(v_cand) AS w)::tsquery;
+    IF v_p.phrases IS NOT NULL THEN
+        v_cand_query := v_cand_query || v_p.phrases;
+    END IF;
+    RETURN QUERY EXECUTE memory_private._bm25_sql(d, filter IS NOT NULL)
+    USING v_words, v_est, v_cand_query, v_p.required, filter, v_stats.documents,
+        v_stats.avg_length, memory_private._bm25_k1(), memory_private._bm25_b(), k,
+        memory_private._text_candidate_cap();
+END;
+$$;
+
+-- Recompute one domain's N and avgdl (and, on pgmemo's own tables, ANALYZE the tsvector column
+-- so the common lexemes' frequencies are current).
+CREATE OR REPLACE FUNCTION memory_private._refresh_text_stats(d memory_private.domains)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_docs bigint;
+    v_avg double precision;
+BEGIN
+    IF NOT d.adopted THEN
+        -- Never on an adopted table: ANALYZE would run its owner's index expressions with
+        -- pgmemo's rights. Autovacuum analyzes it.
+        EXECUTE format('ANALYZE %I.%I (content_tsv)', d.table_schema, d.table_name);
+    END IF;
+    EXECUTE format(
+        $q$SELECT count(*), coalesce(avg(%4$s), 0)
+           FROM %2$I.%3$I AS t CROSS JOIN LATERAL (SELECT %1$s AS tsv) AS v$q$,
+        memory_private._domain_tsvector_sql(d), d.table_schema, d.table_name,
+        memory_private._dl_sql(
+            format('ts_filter(setweight(v.tsv, %L, %L), %L)', 'A', '{" dl"}', '{a}'), 'v.tsv'))
+    INTO v_docs, v_avg;
+    INSERT INTO memory_private.text_stats AS s
+        (domain, documents, avg_length, common_lexemes, writes_at_refresh, refreshed_at)
+    VALUES (d.domain, v_docs, v_avg, memory_private._common_lexemes(d),
+            memory_private._text_writes(d), now())
+    ON CONFLICT (domain) DO UPDATE
+        SET documents = excluded.documents, avg_length = excluded.avg_length,
+            common_lexemes = excluded.common_lexemes,
+            writes_at_refresh = excluded.writes_at_refresh, refreshed_at = excluded.refreshed_at;
+END;
+$$;
+
+-- Rows inserted plus rows deleted in a domain's table so far, per the statistics collector
+-- (committed work, published within a second or so).
+CREATE OR REPLACE FUNCTION memory_private._text_writes(d memory_private.domains)
+RETURNS bigint
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT coalesce((
+        SELECT st.n_tup_ins + st.n_tup_del FROM pg_catalog.pg_stat_all_tables AS st
+        WHERE st.relid = coalesce(d.source_table,
+            to_regclass(format('%I.%I', d.table_schema, d.table_name)))
+    ), 0)
+$$;
+
+-- Whether a domain's text statistics are missing, or more rows than 10% of those counted (+50)
+-- were inserted or deleted since they were refreshed. (Content updates are not counted: the
+-- queue's embedding writes would make every refresh count twice.)
+CREATE OR REPLACE FUNCTION memory_private._text_stats_stale(d memory_private.domains)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT coalesce((
+        SELECT abs(memory_private._text_writes(d) - s.writes_at_refresh)
+            > 0.1 * s.documents + 50
+        FROM memory_private.text_stats AS s
+        WHERE s.domain = d.domain
+    ), true)
+$$;
+
+CREATE OR REPLACE FUNCTION memory.refresh_text_stats(domain text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains;
+    v_count integer := 0;
+BEGIN
+    IF domain IS NOT NULL THEN
+        PERFORM memory_private._refresh_text_stats(memory_private._domain(domain));
+        RETURN 1;
+    END IF;
+    FOR v_d IN
+        SELECT x.* FROM memory_private.domains AS x
+        WHERE NOT memory_private._is_shadow(x)
+          AND to_regclass(format('%I.%I', x.table_schema, x.table_name)) IS NOT NULL
+        ORDER BY x.domain
+    LOOP
+        CONTINUE WHEN NOT memory_private._text_stats_stale(v_d);
+        BEGIN
+            PERFORM memory_private._refresh_text_stats(v_d);
+            v_count := v_count + 1;
+        EXCEPTION WHEN OTHERS THEN
+            -- one domain's trouble (dropped under us, a lock) must not stop the maintenance run
+            RAISE WARNING 'pgmemo: text statistics of domain "%" not refreshed: %', v_d.domain,
+                SQLERRM;
+        END;
+    END LOOP;
+    RETURN v_count;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
+'Refresh the statistics memory.search_text ranks with (BM25''s row count and average length, '
+'and an ANALYZE of the stored tsvector so common words'' frequencies are current). With a '
+'domain: that one, always. Without: every domain whose statistics are missing or off by more '
+'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '82b1ee32020ca063df0d7af42e170ab774cd8afd38acb0e9062c22c344ab445e', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).
@@ -2417,8 +2746,8 @@ AS $$
             NOT IN ('text'::regtype, 'character varying'::regtype)
         UNION ALL
         SELECT ('pgmemo_' || d.domain || '_fts')::name,
-            format('USING gin (to_tsvector(%L::regconfig, %I::text))', d.text_config::text,
-                d.content_column),
+            format('USING gin (%s)', memory_private._tsvector_sql(d.text_config,
+                format('%I::text', d.content_column))),
             'fts'
     ) AS h
     WHERE d.adopted AND NOT memory_private._is_shadow(d)
@@ -2705,7 +3034,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'HNSW, id-as-text and full-text indexes now (blocks writes while they build); false: build '
 'them later without blocking, with memory.concurrent_index_statements. Idempotent for the '
 'same arguments. memory.drop_domain releases the table and never drops it.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '1d844af3dd1254fa438018d6db36d116f2393ee1ab380cf563223ce1fd8cdad4', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '577afc79ab5ae5cfd11f8ce575ef9587fdec4f16996da63783f7045ba494bbb4', 'repeatable'); END $pgmemo$;
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --
@@ -3130,10 +3459,7 @@ DECLARE
 BEGIN
     RETURN QUERY EXECUTE format(
         'SELECT t.id, t.content, t.metadata, CASE WHEN $2 THEN t.embedding::vector END, t.embedding_model, '
-        't.created_at, t.updated_at '
-        'FROM (SELECT u.id, min(u.ord) AS ord FROM unnest($1) WITH ORDINALITY AS u (id, ord) '
-        'GROUP BY u.id) AS w '
-        'JOIN %I.%I AS t ON t.id = w.id ORDER BY w.ord',
+        't.created_at, t.updated_at FROM %I.%I AS t WHERE t.id = ANY ($1) ORDER BY t.id',
         v_d.table_schema, v_d.table_name)
     USING ids, coalesce(with_embeddings, true);
 END;
@@ -3141,11 +3467,10 @@ $$;
 
 COMMENT ON FUNCTION memory.get_many(text, text[], boolean) IS
 'Fetch memories by id with everything stored: content, metadata, the embedding itself (NULL '
-'when with_embeddings is false, to move less data), its model and the timestamps, in the order '
-'of ids (an id asked twice comes back once, where first asked; ids that do not exist are '
-'absent). What '
+'when with_embeddings is false, to move less data), its model and the timestamps (ordered by '
+'id; ids that do not exist are absent). What '
 '`pgmemo import-sqlite` reads back to verify an import.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:47_import.sql', '47_import.sql', '9f0a2b257e6ed4b55d83297414d6c12cf0a286efd8cd44e7a0b53a760059edd1', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:47_import.sql', '47_import.sql', 'a0cb9f794bb769750616616ca8156657d927fbf1ef6c86dc61dc61227d366671', 'repeatable'); END $pgmemo$;
 -- sql/48_distributed.sql
 -- Distributed domains on a Citus cluster: memory.distribute_domain, the queue hook the write
 -- functions call instead of statement triggers, the settings pushed to the workers for a
@@ -3234,18 +3559,7 @@ BEGIN
     END IF;
     PERFORM pg_advisory_xact_lock(hashtext('pgmemo.domain'), hashtext(v_d.domain));
 
-    -- The queue triggers (statement level, transition tables) cannot run on shards; the write
-    -- functions queue rows instead (memory_private._dist_sync_jobs). The BEFORE UPDATE row
-    -- trigger is safe on shards (it changes NEW only) and is what keeps a stale embedding from
-    -- ever being served, also for writes that bypass pgmemo's functions. Citus refuses trigger
-    -- DDL on distributed tables unless citus.enable_unsafe_triggers is on (for this call only).
-    v_unsafe := current_setting('citus.enable_unsafe_triggers', true);
-    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
-    EXECUTE format('DROP TRIGGER IF EXISTS memory_enqueue_insert ON %s', v_rel);
-    EXECUTE format('DROP TRIGGER IF EXISTS memory_enqueue_update ON %s', v_rel);
-    EXECUTE format('DROP TRIGGER IF EXISTS memory_dequeue_delete ON %s', v_rel);
     IF memory_private._is_distributed_table(v_rel) THEN
-        -- Distributed already (by an earlier call, or by hand): take it over.
         EXECUTE 'SELECT count(*) FROM pg_catalog.pg_dist_shard AS s WHERE s.logicalrelid = $1'
         INTO v_shards USING v_rel;
         IF v_shards <> shard_count THEN
@@ -3253,13 +3567,23 @@ BEGIN
                 'change it with alter_distributed_table(%L, shard_count => %s)',
                 v_d.domain, v_shards, shard_count, v_rel::text, shard_count;
         END IF;
-    ELSE
-        EXECUTE 'SELECT create_distributed_table($1, ''id'', shard_count => $2)'
-        USING v_rel, shard_count;
-        -- The rows now live in the shards; the coordinator's copy is dead weight.
-        EXECUTE 'SELECT truncate_local_data_after_distributing_table($1)' USING v_rel;
+        UPDATE memory_private.domains AS d SET distributed = true WHERE d.domain = v_d.domain;
+        RETURN v_rel;
     END IF;
+
+    -- The queue triggers (statement level, transition tables) cannot run on shards; the write
+    -- functions queue rows instead (memory_private._dist_sync_jobs). The BEFORE UPDATE row
+    -- trigger is safe on shards (it changes NEW only) and is what keeps a stale embedding from
+    -- ever being served, also for writes that bypass pgmemo's functions.
+    EXECUTE format('DROP TRIGGER IF EXISTS memory_enqueue_insert ON %s', v_rel);
+    EXECUTE format('DROP TRIGGER IF EXISTS memory_enqueue_update ON %s', v_rel);
+    EXECUTE format('DROP TRIGGER IF EXISTS memory_dequeue_delete ON %s', v_rel);
+    v_unsafe := current_setting('citus.enable_unsafe_triggers', true);
+    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    EXECUTE 'SELECT create_distributed_table($1, ''id'', shard_count => $2)' USING v_rel, shard_count;
     PERFORM set_config('citus.enable_unsafe_triggers', coalesce(v_unsafe, 'off'), true);
+    -- The rows now live in the shards; the coordinator's copy is dead weight.
+    EXECUTE 'SELECT truncate_local_data_after_distributing_table($1)' USING v_rel;
     UPDATE memory_private.domains AS d SET distributed = true WHERE d.domain = v_d.domain;
     -- Rows queued before are still queued (the queue is keyed by domain and id); rows that had
     -- neither an embedding nor a job get one now.
@@ -3281,8 +3605,8 @@ COMMENT ON FUNCTION memory.distribute_domain(text, integer) IS
 -- drop the unclaimed jobs of those that have one. reset => true resets a job's attempts (a
 -- write, like the triggers); false leaves existing jobs alone (the backfill sweep). Claimed
 -- jobs stay claimed: complete_embedding_jobs sees a changed content and re-queues. A re-embed's
--- shadow domain (a view over the same table) gets the same treatment. Returns the jobs added
--- or reset.
+-- shadow domain (a view over the same table) gets the same treatment. The same
+-- Returns the jobs added or reset.
 CREATE OR REPLACE FUNCTION memory_private._dist_sync_jobs(
     d memory_private.domains, ids text[], reset boolean DEFAULT TRUE
 )
@@ -3469,13 +3793,13 @@ END;
 $$;
 
 -- memory.search's k-NN query for a distributed domain ($1 query vector, $2 k, $3 filter, $4
--- min_similarity and the embedding column, as memory_private._search_sql): flat, so that Citus
--- pushes the ORDER BY distance LIMIT k down to every shard (each walks its own HNSW index) and
--- merges the shards' top k on the coordinator. A subquery with a LIMIT (the single-node shape)
--- would be planned as a separate step with an intermediate result. min_similarity is a bound on
--- the distance, so filtering in the scan keeps exactly the rows the single-node query keeps.
+-- min_similarity, as memory_private._search_sql): flat, so that Citus pushes the ORDER BY
+-- distance LIMIT k down to every shard (each walks its own HNSW index) and merges the shards'
+-- top k on the coordinator. A subquery with a LIMIT (the single-node shape) would be planned as
+-- a separate step with an intermediate result. min_similarity is a bound on the distance, so
+-- filtering in the scan keeps exactly the rows the single-node query keeps.
 CREATE OR REPLACE FUNCTION memory_private._dist_search_sql(
-    d memory_private.domains, with_filter boolean, with_embeddings boolean DEFAULT FALSE
+    d memory_private.domains, with_filter boolean
 )
 RETURNS text
 LANGUAGE plpgsql STABLE
@@ -3491,15 +3815,13 @@ DECLARE
 BEGIN
     RETURN format(
         'SELECT t.id, t.content, t.metadata, %5$s AS similarity, '
-        '(t.embedding %1$s $1)::double precision AS distance, t.created_at, t.updated_at, '
-        '%6$s AS embedding '
+        '(t.embedding %1$s $1)::double precision AS distance, t.created_at, t.updated_at '
         'FROM %2$I.%3$I AS t WHERE t.embedding IS NOT NULL %4$s '
         'AND ($4::double precision IS NULL OR %5$s >= $4) '
         'ORDER BY t.embedding %1$s $1 LIMIT $2',
         v_op, d.table_schema, d.table_name,
         CASE WHEN with_filter THEN 'AND t.metadata @> $3' ELSE '' END,
-        format(v_similarity, v_op),
-        CASE WHEN with_embeddings THEN 't.embedding::vector' ELSE 'NULL::vector' END);
+        format(v_similarity, v_op));
 END;
 $$;
 
@@ -3769,10 +4091,6 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION memory_private._diagnose_distributed(memory_private.domains) IS
-'diagnose checks of a domain on Citus: not_distributed, distributed_outside_pgmemo, '
-'worker_unreachable, citus_connection_cache, shard_missing_index, shard_index_settings_differ.';
-
 CREATE OR REPLACE FUNCTION memory.repair_shard_indexes(domain text)
 RETURNS integer
 LANGUAGE plpgsql
@@ -3880,7 +4198,7 @@ COMMENT ON FUNCTION memory.repair_shard_indexes(text) IS
 'with other settings; each build blocks writes to its shard only). Returns the number of '
 'shards rebuilt; 0 when all were right. What memory.diagnose''s shard_missing_index and '
 'shard_index_settings_differ suggest. Error 08006 when a worker holding shards is down.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', '53b2966cf18b4fc381c939820a8574dfd8e4e50783a7885cdfed9d8b72e5ef00', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', 'aa54c0b6428e336a96225d06a10321fc0a50ed22e716eb8267ed1cf9ad2ae2e4', 'repeatable'); END $pgmemo$;
 -- sql/50_queue.sql
 -- The embedding queue: workers claim jobs (FOR UPDATE SKIP LOCKED, with a lease), complete or
 -- fail them; maintenance releases expired leases and sweeps rows the triggers never saw.
@@ -4206,13 +4524,6 @@ BEGIN
         ORDER BY d.domain
     LOOP
         IF v_d.distributed THEN
-            -- The sweep of every domain (run_maintenance) goes on when a Citus worker is down.
-            IF enqueue_missing.domain IS NULL
-                AND EXISTS (SELECT FROM memory_private._unreachable_nodes(v_d)) THEN
-                RAISE WARNING 'enqueue_missing skips domain "%": a worker holding its shards does '
-                    'not answer (see memory.diagnose)', v_d.domain;
-                CONTINUE;
-            END IF;
             v_total := v_total + memory_private._dist_enqueue_missing(v_d);
             CONTINUE;
         END IF;
@@ -4330,6 +4641,7 @@ DECLARE
     v_released bigint := memory.release_expired_claims();
     v_enqueued bigint := memory.enqueue_missing();
     v_purged bigint;
+    v_text_stats integer := memory.refresh_text_stats();
 BEGIN
     DELETE FROM memory_private.workers AS w
     WHERE w.last_seen < now() - interval '7 days';
@@ -4338,13 +4650,15 @@ BEGIN
         'released_claims', v_released,
         'enqueued_missing', v_enqueued,
         'purged_workers', v_purged,
+        'text_stats_refreshed', v_text_stats,
         'ran_at', now());
 END;
 $$;
 
 COMMENT ON FUNCTION memory.run_maintenance() IS
 'The one entry point for pg_cron: release expired claims, queue rows missing an embedding and '
-'no job, forget workers unseen for 7 days. Returns what it did as JSON.';
+'no job, forget workers unseen for 7 days, refresh the text-search statistics of domains that '
+'changed by more than 10% (memory.refresh_text_stats). Returns what it did as JSON.';
 
 CREATE OR REPLACE FUNCTION memory.schedule_maintenance(schedule text DEFAULT '* * * * *')
 RETURNS bigint
@@ -4370,7 +4684,7 @@ $$;
 COMMENT ON FUNCTION memory.schedule_maintenance(text) IS
 'Register memory.run_maintenance() with pg_cron under the job name pgmemo-maintenance '
 '(re-scheduling replaces it). Error 0A000 when pg_cron is not installed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '565d63703623cb676bf361f4033d0443575d9ea5967ce71876986f579cec6626', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', 'b7356d2e90275c8b69ac5fd7ee2a3e96a240426452031651dd07f6bbca8562a2', 'repeatable'); END $pgmemo$;
 -- sql/60_diagnostics.sql
 -- Diagnostics, part 1: the views embedding_coverage, vector_indexes and queue_status, the
 -- helpers memory.diagnose() shares with them (61_diagnose.sql; the index helpers live in
@@ -4498,12 +4812,8 @@ AS $$
     WHERE version >= ARRAY[0, 5, 0] AND version < ARRAY[0, 8, 0]
 $$;
 
-COMMENT ON FUNCTION memory_private._check_pgvector(integer[]) IS
-'diagnose check pgvector_too_old: error below pgvector 0.5.0 (no HNSW), warning below 0.8.0 (no '
-'iterative index scans). A function of the version, so it can be tested with any.';
-
 -- The body of memory.diagnose (a separate function: in PL/pgSQL the parameter domain and the
--- result column domain would clash): every check, one function each, combined and ordered.
+-- result column domain would clash).
 CREATE OR REPLACE FUNCTION memory_private._diagnose(p_domain text)
 RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
 LANGUAGE plpgsql STABLE
@@ -4526,44 +4836,8 @@ BEGIN
         UNION ALL
         SELECT c.*
         FROM memory_private.domains AS d
-        CROSS JOIN LATERAL memory_private._check_table_missing(d) AS c
+        CROSS JOIN LATERAL memory_private._diagnose_domain(d) AS c
         WHERE p_domain IS NULL OR d.domain = p_domain
-        UNION ALL
-        -- Citus (48_distributed.sql): the cluster's checks of a domain.
-        SELECT c.*
-        FROM memory_private.domains AS d
-        CROSS JOIN LATERAL memory_private._diagnose_distributed(d) AS c
-        WHERE (p_domain IS NULL OR d.domain = p_domain)
-          AND (memory_private._physical(d)).relation IS NOT NULL
-          AND (d.distributed OR memory_private._citus_version() IS NOT NULL)
-        UNION ALL
-        -- One function per check (61_diagnose.sql), on the domains whose table exists (and, on
-        -- Citus, whose workers all answer: these checks read rows).
-        SELECT c.*
-        FROM memory_private.domains AS d
-        CROSS JOIN LATERAL (
-            SELECT * FROM memory_private._check_no_vector_index(d)
-            UNION ALL SELECT * FROM memory_private._check_duplicate_vector_indexes(d)
-            UNION ALL SELECT * FROM memory_private._check_opclass_mismatch(d)
-            UNION ALL SELECT * FROM memory_private._check_adopted_index_missing(d)
-            UNION ALL SELECT * FROM memory_private._check_invalid_index(d)
-            UNION ALL SELECT * FROM memory_private._check_partition_missing_index(d)
-            UNION ALL SELECT * FROM memory_private._check_ivfflat_on_small_table(d)
-            UNION ALL SELECT * FROM memory_private._check_hnsw_exceeds_shared_buffers(d)
-            UNION ALL SELECT * FROM memory_private._check_dimension_mismatch(d)
-            UNION ALL SELECT * FROM memory_private._check_embedding_model_mismatch(d)
-            UNION ALL SELECT * FROM memory_private._check_stats_missing(d)
-            UNION ALL SELECT * FROM memory_private._check_stats_stale(d)
-            UNION ALL SELECT * FROM memory_private._check_unqueued_null_embeddings(d)
-            UNION ALL SELECT * FROM memory_private._check_dead_jobs(d)
-            UNION ALL SELECT * FROM memory_private._check_queue_not_draining(d)
-            UNION ALL SELECT * FROM memory_private._check_no_live_worker(d)
-            UNION ALL SELECT * FROM memory_private._check_expired_claims(d)
-        ) AS c
-        WHERE (p_domain IS NULL OR d.domain = p_domain)
-          AND (memory_private._physical(d)).relation IS NOT NULL
-          AND NOT ((d.distributed OR memory_private._citus_version() IS NOT NULL)
-                   AND EXISTS (SELECT FROM memory_private._unreachable_nodes(d)))
     )
     SELECT c.severity, c.domain, c.check_name, c.detail, c.fix_sql
     FROM checks AS c
@@ -4644,547 +4918,324 @@ COMMENT ON FUNCTION memory.explain_search(text, integer, jsonb) IS
 'same settings: hnsw.ef_search, enable_seqscan and, with filter, iterative scans), with a '
 'representative query vector (an embedding of the domain, else a constant one): uses_index '
 'says whether the plan reads one of the domain''s vector indexes, index_name names it, plan is the plan.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', 'be6e37935b887ed6416d50192eca70ad05d68304d7fee1517dc150253e8df67a', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', '9fea073c6481fe9213f3d106fad4941df0bd8a6e9ccb47b46ab745b8df497bf6', 'repeatable'); END $pgmemo$;
 -- sql/61_diagnose.sql
 -- Diagnostics, part 2: the per-domain checks behind memory.diagnose() (60_diagnostics.sql).
 -- Every failure from the incident reports, found by one call, each with a sentence and (where
 -- the fix is one SQL statement) fix_sql.
 --
--- One function per check: memory_private._check_<check_name>(d memory_private.domains) returns
--- the rows memory.diagnose shows for it (severity, domain, check_name, detail, fix_sql), and
--- memory_private._diagnose (60_diagnostics.sql) combines them with UNION ALL. Adding a check:
--- a function here with its COMMENT, one line in _diagnose, a word in memory.diagnose's COMMENT.
--- Every check except _check_table_missing runs only on a domain whose table exists; on Citus,
--- the cluster's checks (memory_private._diagnose_distributed, 48_distributed.sql) run first, and
--- with a worker down the others, which read rows, are skipped.
---
 -- Cost: diagnose() reads catalogs, cumulative statistics and the queue; it scans a domain table
--- only where nothing cheaper can answer, and then boundedly:
---   unqueued_null_embeddings: one NOT EXISTS anti-join scan up to pgmemo.diagnose_exact_rows
---     estimated rows (LIMIT-ed); above that, pg_stats null_frac x estimated rows vs the queue.
---   embedding_model_mismatch: the 1000 most recently updated embedded rows (index on updated_at).
---   dimension_mismatch per model: only when the column's declared dimension is wrong or missing,
---     the 1000 most recently updated rows.
+-- only where nothing cheaper can answer, and then boundedly (see _diagnose_domain).
 -- Tunables (custom settings, e.g. ALTER DATABASE ... SET pgmemo.queue_stall_seconds = 300):
 --   pgmemo.queue_stall_seconds  a ready job waiting longer means the queue is not draining (900)
 --   pgmemo.diagnose_exact_rows  up to this many rows, missing-embedding rows are counted exactly
 --                               (one scan); above it they are estimated from pg_stats (100000)
 --   pgmemo.hnsw_memory_budget   the cache an HNSW index should fit in (default: shared_buffers)
 
--- Shared by the checks ---------------------------------------------------------------------
-
-CREATE OR REPLACE FUNCTION memory_private._diagnose_hnsw_fix(d memory_private.domains)
-RETURNS text
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT format('SELECT memory.create_hnsw_index(%L, m => %s, ef_construction => %s);',
-        d.domain, d.hnsw_m, d.hnsw_ef_construction)
-$$;
-
-COMMENT ON FUNCTION memory_private._diagnose_hnsw_fix(memory_private.domains) IS
-'The fix_sql of the vector-index checks: memory.create_hnsw_index with the domain''s m and '
-'ef_construction.';
-
--- Size and statistics from the catalogs (no scan), over the leaves of a partitioned table.
-CREATE OR REPLACE FUNCTION memory_private._diagnose_size(
-    d memory_private.domains,
-    OUT est_rows double precision, OUT pages_now double precision,
-    OUT pages_analyzed double precision, OUT tuples_analyzed double precision,
-    OUT changed_since_analyze double precision, OUT has_stats boolean
-)
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    WITH p AS (SELECT * FROM memory_private._physical(d)),
-    bs AS (SELECT current_setting('block_size')::bigint AS bytes)
-    SELECT
-        coalesce(sum(CASE
-            WHEN c.reltuples >= 0 AND c.relpages > 0
-                THEN c.reltuples / c.relpages
-                    * greatest(pg_catalog.pg_relation_size(c.oid) / bs.bytes, 1)
-            WHEN c.reltuples >= 0 THEN c.reltuples
-            ELSE greatest(coalesce(s.n_live_tup, 0),
-                pg_catalog.pg_relation_size(c.oid) / bs.bytes * 50)
-        END), 0),
-        sum(pg_catalog.pg_relation_size(c.oid) / bs.bytes),
-        sum(greatest(c.relpages, 0)),
-        sum(greatest(c.reltuples, 0)),
-        sum(coalesce(s.n_mod_since_analyze, 0)),
-        EXISTS (
-            SELECT FROM pg_catalog.pg_stats AS st
-            JOIN pg_catalog.pg_class AS t ON t.relname = st.tablename
-            WHERE t.oid = (SELECT p.relation FROM p)
-              AND t.relnamespace::regnamespace::text = quote_ident(st.schemaname)
-        ) OR EXISTS (
-            SELECT FROM pg_catalog.pg_stat_all_tables AS st
-            WHERE st.relid = (SELECT p.relation FROM p)
-              AND (st.last_analyze IS NOT NULL OR st.last_autoanalyze IS NOT NULL)
-        )
-    FROM memory_private._domain_relations(d) AS r
-    CROSS JOIN bs
-    JOIN pg_catalog.pg_class AS c ON c.oid = r.relid
-    LEFT JOIN pg_catalog.pg_stat_all_tables AS s ON s.relid = r.relid
-    WHERE r.is_leaf
-$$;
-
-COMMENT ON FUNCTION memory_private._diagnose_size(memory_private.domains) IS
-'A domain table''s size from the catalogs, without a scan (summed over the leaves of a '
-'partitioned table): estimated rows now, pages now and at the last ANALYZE, rows at the last '
-'ANALYZE, rows changed since, and whether it was ever analyzed.';
-
-CREATE OR REPLACE FUNCTION memory_private._diagnose_queue(
-    d memory_private.domains,
-    OUT dead bigint, OUT ready bigint, OUT oldest_ready interval, OUT expired bigint,
-    OUT jobs bigint
-)
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT
-        count(*) FILTER (WHERE q.status = 'dead'),
-        count(*) FILTER (WHERE q.status = 'pending' AND q.run_after <= now()),
-        now() - min(q.run_after) FILTER (WHERE q.status = 'pending' AND q.run_after <= now()),
-        count(*) FILTER (WHERE q.status = 'claimed' AND q.lease_until < now()),
-        count(*)
-    FROM memory_private.embedding_queue AS q
-    WHERE q.domain = d.domain
-$$;
-
-COMMENT ON FUNCTION memory_private._diagnose_queue(memory_private.domains) IS
-'A domain''s embedding jobs for the queue checks: dead ones, ready ones (pending and due), how '
-'long the oldest ready one has waited, claims whose lease expired, and all jobs.';
-
--- The checks -------------------------------------------------------------------------------
-
-CREATE OR REPLACE FUNCTION memory_private._check_table_missing(d memory_private.domains)
-RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT 'error', d.domain, 'table_missing',
-        format('The registry points at table %I.%I, which does not exist: every call on this '
-            || 'domain fails. Drop the domain (SELECT memory.drop_domain(%L);) or restore the '
-            || 'table.', d.table_schema, d.table_name, d.domain),
-        NULL::text
-    WHERE (memory_private._physical(d)).relation IS NULL
-$$;
-
-COMMENT ON FUNCTION memory_private._check_table_missing(memory_private.domains) IS
-'diagnose check table_missing (error): the registry names a table that does not exist. The '
-'other checks of the domain are skipped.';
-
-CREATE OR REPLACE FUNCTION memory_private._check_no_vector_index(d memory_private.domains)
-RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT 'error', d.domain, 'no_vector_index',
-        format('Table %s has no vector index on embedding: every memory.search reads every row. '
-            || 'Build the HNSW index (it blocks writes to the table while it builds).',
-            (memory_private._physical(d)).relation),
-        memory_private._diagnose_hnsw_fix(d)
-    WHERE NOT EXISTS (SELECT FROM memory_private._vector_indexes(d))
-$$;
-
-COMMENT ON FUNCTION memory_private._check_no_vector_index(memory_private.domains) IS
-'diagnose check no_vector_index (error): the domain''s embedding column has no vector index, so '
-'every search reads every row. fix_sql: memory.create_hnsw_index.';
-
-CREATE OR REPLACE FUNCTION memory_private._check_duplicate_vector_indexes(
-    d memory_private.domains
-)
-RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT 'warning', d.domain, 'duplicate_vector_indexes',
-        format('%s vector indexes on %s.embedding: %s. Every write updates all of them and the '
-            || 'planner may pick any; keep exactly one HNSW index with %s.',
-            x.n, (memory_private._physical(d)).relation, x.names, memory_private._opclass(d)),
-        memory_private._diagnose_hnsw_fix(d)
-    FROM (
-        SELECT count(*) AS n,
-            string_agg(format('%s (%s, %s%s)', i.index_name, i.method, i.opclass,
-                CASE WHEN i.is_valid THEN '' ELSE ', INVALID' END), ', ') AS names
-        FROM memory_private._vector_indexes(d) AS i
-    ) AS x
-    WHERE x.n > 1
-$$;
-
-COMMENT ON FUNCTION memory_private._check_duplicate_vector_indexes(memory_private.domains) IS
-'diagnose check duplicate_vector_indexes (warning): more than one vector index on the embedding '
-'column (every write updates each). fix_sql: memory.create_hnsw_index, which keeps one.';
-
-CREATE OR REPLACE FUNCTION memory_private._check_opclass_mismatch(d memory_private.domains)
-RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT 'error', d.domain, 'opclass_mismatch',
-        format('Index %s uses operator class %s, but the domain''s distance is %s, which needs '
-            || '%s: memory.search cannot use this index.',
-            i.index_name, i.opclass, d.distance, memory_private._opclass(d)),
-        memory_private._diagnose_hnsw_fix(d)
-    FROM memory_private._vector_indexes(d) AS i
-    WHERE i.opclass <> memory_private._opclass(d)
-$$;
-
-COMMENT ON FUNCTION memory_private._check_opclass_mismatch(memory_private.domains) IS
-'diagnose check opclass_mismatch (error), one row per index: a vector index whose operator class '
-'does not match the domain''s distance, so searches cannot use it.';
-
-CREATE OR REPLACE FUNCTION memory_private._check_adopted_index_missing(d memory_private.domains)
-RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT 'warning', d.domain, 'adopted_index_missing',
-        format('Adopted table %s lacks %s: each lookup by id (every embedding job) or full-text '
-            || 'search reads the whole table. Build them without blocking writes: pgmemo index '
-            || 'build --concurrently %s.', (memory_private._physical(d)).relation, m.names,
-            d.domain),
-        NULL::text
-    FROM (
-        SELECT string_agg(h.index_name, ', ' ORDER BY h.index_name) AS names
-        FROM memory_private._adopted_helper_indexes(d) AS h
-        WHERE NOT h.present
-    ) AS m
-    WHERE m.names IS NOT NULL
-$$;
-
-COMMENT ON FUNCTION memory_private._check_adopted_index_missing(memory_private.domains) IS
-'diagnose check adopted_index_missing (warning): an adopted table without its id-as-text or '
-'full-text index (adopted with create_indexes => false), so jobs and text searches scan it.';
-
--- INVALID indexes (a failed CREATE INDEX CONCURRENTLY / REINDEX CONCURRENTLY) on the table or
--- its partitions. Partitioned parent indexes are left to partition_missing_index.
-CREATE OR REPLACE FUNCTION memory_private._check_invalid_index(d memory_private.domains)
-RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT 'error', d.domain, 'invalid_index',
-        format('Index %I.%I (%s) is INVALID, left by a failed CREATE INDEX CONCURRENTLY: the '
-            || 'planner never uses it but every write still updates it.%s',
-            n.nspname, c.relname, am.amname,
-            CASE WHEN x.managed
-                THEN ' memory.create_hnsw_index drops it and leaves one valid HNSW index.'
-                ELSE ' Rebuild it.' END),
-        CASE WHEN x.managed THEN memory_private._diagnose_hnsw_fix(d)
-            ELSE format('REINDEX INDEX CONCURRENTLY %I.%I;', n.nspname, c.relname) END
-    FROM memory_private._domain_relations(d) AS r
-    JOIN pg_catalog.pg_index AS i ON i.indrelid = r.relid
-    JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
-    JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
-    JOIN pg_catalog.pg_am AS am ON am.oid = c.relam
-    -- A vector index on the table itself: memory.create_hnsw_index replaces it.
-    CROSS JOIN LATERAL (
-        SELECT am.amname IN ('hnsw', 'ivfflat')
-            AND i.indrelid = (memory_private._physical(d)).relation::oid AS managed
-    ) AS x
-    WHERE NOT i.indisvalid AND c.relkind = 'i'
-$$;
-
-COMMENT ON FUNCTION memory_private._check_invalid_index(memory_private.domains) IS
-'diagnose check invalid_index (error), one row per index: an INVALID index on the table or a '
-'partition (a failed concurrent build): never used, still updated. fix_sql: '
-'memory.create_hnsw_index for the table''s vector index, else REINDEX INDEX CONCURRENTLY.';
-
-CREATE OR REPLACE FUNCTION memory_private._check_partition_missing_index(
-    d memory_private.domains
-)
-RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    WITH x AS MATERIALIZED (SELECT * FROM memory_private._domain_vector_indexes(d)),
-    opclass AS (
-        SELECT memory_private._opclass(d) AS name,
-            format('%I.%I', n.nspname, memory_private._opclass(d)) AS qualified
-        FROM pg_catalog.pg_extension AS e
-        JOIN pg_catalog.pg_namespace AS n ON n.oid = e.extnamespace
-        WHERE e.extname = 'vector'
-    )
-    SELECT 'error', d.domain, 'partition_missing_index',
-        format('Partition %s of %s has no valid vector index with %s: every search reads all '
-            || 'of its rows.', r.relid, p.relation, o.name),
-        format('CREATE INDEX ON %s USING hnsw (%I %s) WITH (m = %s, ef_construction = %s);',
-            r.relid, p.embedding_column, o.qualified, d.hnsw_m, d.hnsw_ef_construction)
-    FROM memory_private._physical(d) AS p
-    CROSS JOIN opclass AS o
-    CROSS JOIN memory_private._domain_relations(d) AS r
-    WHERE NOT r.is_root AND r.is_leaf
-      AND NOT EXISTS (
-          SELECT FROM x WHERE x.table_oid = r.relid AND x.is_valid AND x.opclass = o.name
-      )
-$$;
-
-COMMENT ON FUNCTION memory_private._check_partition_missing_index(memory_private.domains) IS
-'diagnose check partition_missing_index (error), one row per partition: a leaf partition '
-'without a valid vector index of the domain''s operator class. fix_sql: its CREATE INDEX.';
-
-CREATE OR REPLACE FUNCTION memory_private._check_ivfflat_on_small_table(
-    d memory_private.domains
-)
-RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT 'warning', d.domain, 'ivfflat_on_small_table',
-        format('IVFFlat index %s has %s lists but was built on %s rows (fewer than 10 per '
-            || 'list): its centroids were trained on next to nothing, so searches miss '
-            || 'neighbours. Replace it with HNSW, which needs no training.',
-            x.index_name, x.lists, greatest(x.index_tuples, 0)::bigint),
-        memory_private._diagnose_hnsw_fix(d)
-    FROM (
-        SELECT i.index_name, i.index_tuples, coalesce((
-            SELECT substr(o, 7)::integer FROM unnest(i.options) AS o WHERE o LIKE 'lists=%'
-        ), 100) AS lists
-        FROM memory_private._domain_vector_indexes(d) AS i
-        WHERE i.method = 'ivfflat' AND NOT i.is_partitioned
-    ) AS x
-    WHERE x.index_tuples < 10 * x.lists
-$$;
-
-COMMENT ON FUNCTION memory_private._check_ivfflat_on_small_table(memory_private.domains) IS
-'diagnose check ivfflat_on_small_table (warning): an IVFFlat index built on fewer than 10 rows '
-'per list (centroids trained on next to nothing). fix_sql: memory.create_hnsw_index.';
-
-CREATE OR REPLACE FUNCTION memory_private._check_hnsw_exceeds_shared_buffers(
-    d memory_private.domains
-)
-RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    WITH budget AS (
-        SELECT
-            coalesce(pg_catalog.pg_size_bytes(s.setting),
-                pg_catalog.pg_size_bytes(current_setting('shared_buffers'))) AS bytes,
-            CASE WHEN s.setting IS NULL THEN 'shared_buffers'
-                ELSE 'pgmemo.hnsw_memory_budget' END AS source
-        FROM (SELECT nullif(current_setting('pgmemo.hnsw_memory_budget', true), '') AS setting) AS s
-    )
-    SELECT 'warning', d.domain, 'hnsw_exceeds_shared_buffers',
-        format('HNSW index %s is %s, larger than %s (%s): every search reads pages from '
-            || 'outside PostgreSQL''s buffer cache. Raise shared_buffers (ALTER SYSTEM SET '
-            || 'shared_buffers = ''...''; then restart the server) or reduce the data or m.',
-            x.index_name, pg_catalog.pg_size_pretty(x.size_bytes), b.source,
-            pg_catalog.pg_size_pretty(b.bytes)),
-        NULL::text
-    FROM budget AS b
-    CROSS JOIN memory_private._domain_vector_indexes(d) AS x
-    WHERE x.method = 'hnsw' AND x.size_bytes > b.bytes
-$$;
-
-COMMENT ON FUNCTION memory_private._check_hnsw_exceeds_shared_buffers(memory_private.domains) IS
-'diagnose check hnsw_exceeds_shared_buffers (warning): an HNSW index larger than shared_buffers '
-'(or pgmemo.hnsw_memory_budget), so searches read pages from outside the buffer cache.';
-
--- The column's declared dimension against the registry, and (only when that is wrong or
--- missing) the vectors each model actually wrote, among the 1000 most recently updated rows.
-CREATE OR REPLACE FUNCTION memory_private._check_dimension_mismatch(d memory_private.domains)
+-- All checks for one domain. Scans of the domain table, and how they are bounded:
+--   unqueued_null_embeddings: one NOT EXISTS anti-join scan up to pgmemo.diagnose_exact_rows
+--     estimated rows (LIMIT-ed); above that, pg_stats null_frac x estimated rows vs the queue.
+--   embedding_model_mismatch: the 1000 most recently updated embedded rows (index on updated_at).
+--   dimension_mismatch per model: only when the column's declared dimension is wrong or missing,
+--     the 1000 most recently updated rows.
+-- Everything else reads pg_class, pg_index, pg_stats, pg_stat_all_tables and the queue.
+CREATE OR REPLACE FUNCTION memory_private._diagnose_domain(d memory_private.domains)
 RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 #variable_conflict use_variable
 DECLARE
+    -- The physical table (an adopted domain's source) for catalog checks; the domain table
+    -- (a view for adopted domains) for row-level reads, which use the standard column names.
     v_rel regclass := (memory_private._physical(d)).relation;
-    v_typmod integer;
-    v_written jsonb;
+    v_col name := (memory_private._physical(d)).embedding_column;
+    v_table text := format('%I.%I', d.table_schema, d.table_name);
+    v_expected text := memory_private._opclass(d);
+    v_opclass_q text;
+    v_hnsw_fix text := format('SELECT memory.create_hnsw_index(%L, m => %s, ef_construction => %s);',
+        d.domain, d.hnsw_m, d.hnsw_ef_construction);
+    v_bs bigint := current_setting('block_size')::bigint;
+    v_budget bigint;
+    v_exact_limit bigint := memory_private._setting('pgmemo.diagnose_exact_rows', 100000)::bigint;
+    v_stall interval := make_interval(
+        secs => memory_private._setting('pgmemo.queue_stall_seconds', 900)::double precision);
+    v_idx record;
+    v_n bigint;
     v_txt text;
+    v_typmod integer;
+    v_est double precision;
+    v_pages_now double precision;
+    v_pages_rec double precision;
+    v_tuples double precision;
+    v_mod double precision;
+    v_has_stats boolean;
+    v_null_frac double precision;
+    v_q record;
+    v_alive bigint;
 BEGIN
+    domain := d.domain;
+    IF v_rel IS NULL THEN
+        severity := 'error';
+        check_name := 'table_missing';
+        detail := format('The registry points at table %I.%I, which does not exist: every call on '
+            'this domain fails. Drop the domain (SELECT memory.drop_domain(%L);) or restore the table.',
+            d.table_schema, d.table_name, d.domain);
+        fix_sql := NULL;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    IF d.distributed OR memory_private._citus_version() IS NOT NULL THEN
+        -- Citus (48_distributed.sql); with a worker down the row-reading checks below would fail.
+        RETURN QUERY SELECT * FROM memory_private._diagnose_distributed(d);
+        IF EXISTS (SELECT FROM memory_private._unreachable_nodes(d)) THEN
+            RETURN;
+        END IF;
+    END IF;
+    SELECT format('%I.%I', n.nspname, v_expected) INTO v_opclass_q
+    FROM pg_catalog.pg_extension AS e JOIN pg_catalog.pg_namespace AS n ON n.oid = e.extnamespace
+    WHERE e.extname = 'vector';
+
+    -- Vector indexes on the table itself (what memory.create_hnsw_index manages).
+    SELECT count(*), string_agg(format('%s (%s, %s%s)', x.index_name, x.method, x.opclass,
+            CASE WHEN x.is_valid THEN '' ELSE ', INVALID' END), ', ')
+    INTO v_n, v_txt
+    FROM memory_private._vector_indexes(d) AS x;
+    IF v_n = 0 THEN
+        RETURN QUERY SELECT 'error', d.domain, 'no_vector_index',
+            format('Table %s has no vector index on embedding: every memory.search reads every row. '
+                'Build the HNSW index (it blocks writes to the table while it builds).', v_rel),
+            v_hnsw_fix;
+    ELSIF v_n > 1 THEN
+        RETURN QUERY SELECT 'warning', d.domain, 'duplicate_vector_indexes',
+            format('%s vector indexes on %s.embedding: %s. Every write updates all of them and the '
+                'planner may pick any; keep exactly one HNSW index with %s.', v_n, v_rel, v_txt,
+                v_expected),
+            v_hnsw_fix;
+    END IF;
+    FOR v_idx IN SELECT * FROM memory_private._vector_indexes(d) AS x WHERE x.opclass <> v_expected LOOP
+        RETURN QUERY SELECT 'error', d.domain, 'opclass_mismatch',
+            format('Index %s uses operator class %s, but the domain''s distance is %s, which needs %s: '
+                'memory.search cannot use this index.', v_idx.index_name, v_idx.opclass,
+                d.distance, v_expected),
+            v_hnsw_fix;
+    END LOOP;
+
+    -- An adopted table without its helper indexes (create_indexes => false).
+    SELECT string_agg(h.index_name, ', ' ORDER BY h.index_name) INTO v_txt
+    FROM memory_private._adopted_helper_indexes(d) AS h WHERE NOT h.present;
+    IF v_txt IS NOT NULL THEN
+        RETURN QUERY SELECT 'warning', d.domain, 'adopted_index_missing',
+            format('Adopted table %s lacks %s: each lookup by id (every embedding job) or full-text '
+                'search reads the whole table. Build them without blocking writes: pgmemo index build '
+                '--concurrently %s.', v_rel, v_txt, d.domain),
+            NULL::text;
+    END IF;
+
+    -- INVALID indexes (a failed CREATE INDEX CONCURRENTLY / REINDEX CONCURRENTLY) on the table
+    -- or its partitions. Partitioned parent indexes are left to partition_missing_index.
+    FOR v_idx IN
+        SELECT c.relname, n.nspname, am.amname, i.indrelid = v_rel::oid AS on_root
+        FROM memory_private._domain_relations(d) AS r
+        JOIN pg_catalog.pg_index AS i ON i.indrelid = r.relid
+        JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+        JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+        JOIN pg_catalog.pg_am AS am ON am.oid = c.relam
+        WHERE NOT i.indisvalid AND c.relkind = 'i'
+        ORDER BY c.relname
+    LOOP
+        RETURN QUERY SELECT 'error', d.domain, 'invalid_index',
+            format('Index %I.%I (%s) is INVALID, left by a failed CREATE INDEX CONCURRENTLY: the '
+                'planner never uses it but every write still updates it.%s',
+                v_idx.nspname, v_idx.relname, v_idx.amname,
+                CASE WHEN v_idx.amname IN ('hnsw', 'ivfflat') AND v_idx.on_root
+                    THEN ' memory.create_hnsw_index drops it and leaves one valid HNSW index.'
+                    ELSE ' Rebuild it.' END),
+            CASE WHEN v_idx.amname IN ('hnsw', 'ivfflat') AND v_idx.on_root THEN v_hnsw_fix
+                ELSE format('REINDEX INDEX CONCURRENTLY %I.%I;', v_idx.nspname, v_idx.relname) END;
+    END LOOP;
+
+    -- Partitions without a valid vector index with the right operator class.
+    FOR v_idx IN
+        WITH x AS (SELECT * FROM memory_private._domain_vector_indexes(d))
+        SELECT r.relid
+        FROM memory_private._domain_relations(d) AS r
+        WHERE NOT r.is_root AND r.is_leaf
+          AND NOT EXISTS (
+              SELECT FROM x
+              WHERE x.table_oid = r.relid AND x.is_valid AND x.opclass = v_expected
+          )
+        ORDER BY r.relid::text
+    LOOP
+        RETURN QUERY SELECT 'error', d.domain, 'partition_missing_index',
+            format('Partition %s of %s has no valid vector index with %s: every search reads all '
+                'of its rows.', v_idx.relid, v_rel, v_expected),
+            format('CREATE INDEX ON %s USING hnsw (%I %s) WITH (m = %s, ef_construction = %s);',
+                v_idx.relid, v_col, v_opclass_q, d.hnsw_m, d.hnsw_ef_construction);
+    END LOOP;
+
+    -- IVFFlat indexes whose lists were trained on (almost) no rows.
+    FOR v_idx IN
+        SELECT x.*, coalesce((
+            SELECT substr(o, 7)::integer FROM unnest(x.options) AS o WHERE o LIKE 'lists=%'), 100)
+            AS lists
+        FROM memory_private._domain_vector_indexes(d) AS x
+        WHERE x.method = 'ivfflat' AND NOT x.is_partitioned
+    LOOP
+        IF v_idx.index_tuples < 10 * v_idx.lists THEN
+            RETURN QUERY SELECT 'warning', d.domain, 'ivfflat_on_small_table',
+                format('IVFFlat index %s has %s lists but was built on %s rows (fewer than 10 per '
+                    'list): its centroids were trained on next to nothing, so searches miss '
+                    'neighbours. Replace it with HNSW, which needs no training.',
+                    v_idx.index_name, v_idx.lists, greatest(v_idx.index_tuples, 0)::bigint),
+                v_hnsw_fix;
+        END IF;
+    END LOOP;
+
+    -- HNSW indexes larger than the buffer cache.
+    v_budget := coalesce(
+        pg_catalog.pg_size_bytes(nullif(current_setting('pgmemo.hnsw_memory_budget', true), '')),
+        pg_catalog.pg_size_bytes(current_setting('shared_buffers')));
+    FOR v_idx IN
+        SELECT * FROM memory_private._domain_vector_indexes(d) AS x
+        WHERE x.method = 'hnsw' AND x.size_bytes > v_budget
+    LOOP
+        RETURN QUERY SELECT 'warning', d.domain, 'hnsw_exceeds_shared_buffers',
+            format('HNSW index %s is %s, larger than %s (%s): every search reads pages from '
+                'outside PostgreSQL''s buffer cache. Raise shared_buffers (ALTER SYSTEM SET '
+                'shared_buffers = ''...''; then restart the server) or reduce the data or m.',
+                v_idx.index_name, pg_catalog.pg_size_pretty(v_idx.size_bytes),
+                CASE WHEN nullif(current_setting('pgmemo.hnsw_memory_budget', true), '') IS NULL
+                    THEN 'shared_buffers' ELSE 'pgmemo.hnsw_memory_budget' END,
+                pg_catalog.pg_size_pretty(v_budget)),
+            NULL::text;
+    END LOOP;
+
+    -- Dimensions: the column's declared dimension against the registry, and (only when that is
+    -- wrong or missing) the vectors each model actually wrote.
     SELECT a.atttypmod INTO v_typmod
     FROM pg_catalog.pg_attribute AS a
-    WHERE a.attrelid = v_rel AND a.attname = (memory_private._physical(d)).embedding_column
-      AND NOT a.attisdropped;
+    WHERE a.attrelid = v_rel AND a.attname = v_col AND NOT a.attisdropped;
     IF NOT FOUND THEN
         RETURN QUERY SELECT 'error', d.domain, 'dimension_mismatch',
             format('Table %s has no embedding column.', v_rel), NULL::text;
-        RETURN;
-    END IF;
-    IF v_typmod IS NOT DISTINCT FROM d.dimension THEN
-        RETURN;
-    END IF;
-    EXECUTE format($q$
-        SELECT jsonb_agg(jsonb_build_object('model', s.model, 'dims', s.dims))
-        FROM (
-            SELECT DISTINCT t.embedding_model AS model, vector_dims(t.embedding) AS dims
-            FROM (
-                SELECT t.embedding_model, t.embedding FROM %I.%I AS t
-                WHERE t.embedding IS NOT NULL
-                ORDER BY t.updated_at DESC LIMIT 1000
-            ) AS t
-        ) AS s
-        WHERE s.dims <> $1
-    $q$, d.table_schema, d.table_name)
-    INTO v_written USING d.dimension;
-    SELECT string_agg(format('%s wrote %s-dimensional vectors',
-            coalesce(quote_literal(w.model), '(no model recorded)'), w.dims),
-            '; ' ORDER BY w.model, w.dims)
-    INTO v_txt
-    FROM jsonb_to_recordset(coalesce(v_written, '[]')) AS w (model text, dims integer);
-    RETURN QUERY SELECT 'error', d.domain, 'dimension_mismatch',
-        format('Column %s.embedding is %s, but the domain is registered with %s dimensions%s: '
-            'stores or searches with the registered dimension fail, and an HNSW index needs a '
-            'fixed dimension. Make the column vector(%s) (clearing embeddings of another size, '
-            'which the queue then re-embeds) or re-create the domain with the right dimension.',
-            v_rel, CASE WHEN v_typmod > 0 THEN format('vector(%s)', v_typmod)
-                ELSE 'vector without a dimension' END,
-            d.dimension, coalesce('; recent rows: ' || v_txt, ''), d.dimension),
-        NULL::text;
-END;
-$$;
-
-COMMENT ON FUNCTION memory_private._check_dimension_mismatch(memory_private.domains) IS
-'diagnose check dimension_mismatch (error): the embedding column is missing, or its declared '
-'dimension differs from the registry''s (then the dimensions each model wrote among the 1000 '
-'most recently updated rows are named).';
-
--- Embeddings written by another model than the domain's (vectors of different models are not
--- comparable), among the 1000 most recently updated embedded rows.
-CREATE OR REPLACE FUNCTION memory_private._check_embedding_model_mismatch(
-    d memory_private.domains
-)
-RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
-LANGUAGE plpgsql STABLE
-SET search_path FROM CURRENT
-AS $$
-#variable_conflict use_variable
-DECLARE
-    v_others jsonb;
-    v_txt text;
-BEGIN
-    IF d.embedding_model IS NULL OR d.adopted THEN
-        RETURN;
-    END IF;
-    EXECUTE format($q$
-        SELECT jsonb_agg(jsonb_build_object('model', s.model, 'n', s.n))
-        FROM (
-            SELECT t.embedding_model AS model, count(*) AS n
-            FROM (
-                SELECT t.embedding_model FROM %I.%I AS t
-                WHERE t.embedding IS NOT NULL
-                ORDER BY t.updated_at DESC LIMIT 1000
-            ) AS t
-            WHERE t.embedding_model IS DISTINCT FROM $1 AND t.embedding_model IS NOT NULL
-            GROUP BY 1
-        ) AS s
-    $q$, d.table_schema, d.table_name)
-    INTO v_others USING d.embedding_model;
-    SELECT string_agg(format('%s (%s rows)', quote_literal(o.model), o.n), ', ' ORDER BY o.n DESC)
-    INTO v_txt
-    FROM jsonb_to_recordset(coalesce(v_others, '[]')) AS o (model text, n bigint);
-    IF v_txt IS NOT NULL THEN
-        RETURN QUERY SELECT 'warning', d.domain, 'embedding_model_mismatch',
-            format('The domain''s model is %L, but of its 1000 most recently updated embedded '
-                'rows some were embedded by %s: vectors of different models are not comparable. '
-                'Re-embed them: UPDATE %s SET embedding = NULL WHERE embedding_model IS '
-                'DISTINCT FROM %L; (the queue embeds them again).',
-                d.embedding_model, v_txt, (memory_private._physical(d)).relation,
-                d.embedding_model),
+    ELSIF v_typmod IS DISTINCT FROM d.dimension THEN
+        EXECUTE format(
+            'SELECT string_agg(format(''%%s wrote %%s-dimensional vectors'', '
+            'coalesce(quote_literal(s.m), ''(no model recorded)''), s.dims), ''; '' ORDER BY s.m, s.dims) '
+            'FROM (SELECT DISTINCT t.embedding_model AS m, vector_dims(t.embedding) AS dims '
+            'FROM (SELECT t.embedding_model, t.embedding FROM %s AS t WHERE t.embedding IS NOT NULL '
+            'ORDER BY t.updated_at DESC LIMIT 1000) AS t) AS s WHERE s.dims <> $1', v_table)
+        INTO v_txt USING d.dimension;
+        RETURN QUERY SELECT 'error', d.domain, 'dimension_mismatch',
+            format('Column %s.embedding is %s, but the domain is registered with %s dimensions%s: '
+                'stores or searches with the registered dimension fail, and an HNSW index needs a '
+                'fixed dimension. Make the column vector(%s) (clearing embeddings of another size, '
+                'which the queue then re-embeds) or re-create the domain with the right dimension.',
+                v_rel, CASE WHEN v_typmod > 0 THEN format('vector(%s)', v_typmod)
+                    ELSE 'vector without a dimension' END,
+                d.dimension, coalesce('; recent rows: ' || v_txt, ''), d.dimension),
             NULL::text;
     END IF;
-END;
-$$;
 
-COMMENT ON FUNCTION memory_private._check_embedding_model_mismatch(memory_private.domains) IS
-'diagnose check embedding_model_mismatch (warning): among the 1000 most recently updated '
-'embedded rows of a factory domain with a model, some were embedded by another model.';
+    -- Embeddings written by another model than the domain's (vectors of different models are
+    -- not comparable): the 1000 most recently updated embedded rows.
+    IF d.embedding_model IS NOT NULL AND NOT d.adopted THEN
+        EXECUTE format(
+            'SELECT string_agg(format(''%%s (%%s rows)'', quote_literal(s.m), s.n), '', '' ORDER BY s.n DESC) '
+            'FROM (SELECT t.embedding_model AS m, count(*) AS n FROM (SELECT t.embedding_model '
+            'FROM %s AS t WHERE t.embedding IS NOT NULL ORDER BY t.updated_at DESC LIMIT 1000) AS t '
+            'WHERE t.embedding_model IS DISTINCT FROM $1 AND t.embedding_model IS NOT NULL '
+            'GROUP BY 1) AS s', v_table)
+        INTO v_txt USING d.embedding_model;
+        IF v_txt IS NOT NULL THEN
+            RETURN QUERY SELECT 'warning', d.domain, 'embedding_model_mismatch',
+                format('The domain''s model is %L, but of its 1000 most recently updated embedded '
+                    'rows some were embedded by %s: vectors of different models are not comparable. '
+                    'Re-embed them: UPDATE %s SET embedding = NULL WHERE embedding_model IS '
+                    'DISTINCT FROM %L; (the queue embeds them again).',
+                    d.embedding_model, v_txt, v_rel, d.embedding_model),
+                NULL::text;
+        END IF;
+    END IF;
 
-CREATE OR REPLACE FUNCTION memory_private._check_stats_missing(d memory_private.domains)
-RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT 'warning', d.domain, 'stats_missing',
-        format('Table %s (about %s rows) has never been analyzed: the planner guesses its size '
-            || 'and may choose a sequential scan over the vector index.%s',
-            p.relation, round(z.est_rows),
-            CASE WHEN p.relation::oid IN (
-                SELECT r.relid FROM memory_private._domain_relations(d) AS r WHERE NOT r.is_leaf)
-                THEN ' Autovacuum never analyzes a partitioned parent.' ELSE '' END),
-        format('ANALYZE %s;', p.relation)
-    FROM memory_private._physical(d) AS p
-    CROSS JOIN memory_private._diagnose_size(d) AS z
-    WHERE NOT z.has_stats AND (z.est_rows >= 1000 OR z.pages_now >= 128)
-$$;
-
-COMMENT ON FUNCTION memory_private._check_stats_missing(memory_private.domains) IS
-'diagnose check stats_missing (warning): a table of 1000 rows or more (or 1 MB) that was never '
-'analyzed. fix_sql: ANALYZE.';
-
-CREATE OR REPLACE FUNCTION memory_private._check_stats_stale(d memory_private.domains)
-RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT 'warning', d.domain, 'stats_stale',
-        format('Statistics of %s are stale: %s since they were gathered. The planner works '
-            || 'from the old picture until the next ANALYZE.', p.relation,
-            CASE WHEN z.pages_now > 2 * z.pages_analyzed + 128
-                THEN format('the table grew from %s to %s pages', z.pages_analyzed, z.pages_now)
-                ELSE format('%s rows changed', z.changed_since_analyze) END),
-        format('ANALYZE %s;', p.relation)
-    FROM memory_private._physical(d) AS p
-    CROSS JOIN memory_private._diagnose_size(d) AS z
-    WHERE z.has_stats
-      AND (z.pages_now > 2 * z.pages_analyzed + 128
-           OR z.changed_since_analyze > greatest(1000, 0.2 * z.tuples_analyzed))
-$$;
-
-COMMENT ON FUNCTION memory_private._check_stats_stale(memory_private.domains) IS
-'diagnose check stats_stale (warning): the table more than doubled in pages, or more than 20% of '
-'its rows (at least 1000) changed, since its last ANALYZE. fix_sql: ANALYZE.';
-
--- Rows without an embedding and without a job: nothing will ever embed them.
-CREATE OR REPLACE FUNCTION memory_private._check_unqueued_null_embeddings(
-    d memory_private.domains
-)
-RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
-LANGUAGE plpgsql STABLE
-SET search_path FROM CURRENT
-AS $$
-#variable_conflict use_variable
-DECLARE
-    v_limit bigint := memory_private._setting('pgmemo.diagnose_exact_rows', 100000)::bigint;
-    v_est double precision := (memory_private._diagnose_size(d)).est_rows;
-    v_null_frac double precision;
-    v_n bigint;
-    v_txt text;
-BEGIN
-    IF d.distributed OR memory_private._is_distributed_table((memory_private._physical(d)).relation)
+    -- Size and statistics from the catalogs (no scan): over the leaves of a partitioned table.
+    SELECT
+        sum(CASE
+            WHEN c.reltuples >= 0 AND c.relpages > 0
+                THEN c.reltuples / c.relpages * greatest(pg_catalog.pg_relation_size(c.oid) / v_bs, 1)
+            WHEN c.reltuples >= 0 THEN c.reltuples
+            ELSE greatest(coalesce(s.n_live_tup, 0), pg_catalog.pg_relation_size(c.oid) / v_bs * 50)
+        END),
+        sum(pg_catalog.pg_relation_size(c.oid) / v_bs),
+        sum(greatest(c.relpages, 0)),
+        sum(greatest(c.reltuples, 0)),
+        sum(coalesce(s.n_mod_since_analyze, 0))
+    INTO v_est, v_pages_now, v_pages_rec, v_tuples, v_mod
+    FROM memory_private._domain_relations(d) AS r
+    JOIN pg_catalog.pg_class AS c ON c.oid = r.relid
+    LEFT JOIN pg_catalog.pg_stat_all_tables AS s ON s.relid = r.relid
+    WHERE r.is_leaf;
+    v_est := coalesce(v_est, 0);
+    SELECT EXISTS (
+        SELECT FROM pg_catalog.pg_stats AS s
+        JOIN pg_catalog.pg_class AS c ON c.relname = s.tablename
+        WHERE c.oid = v_rel AND c.relnamespace::regnamespace::text = quote_ident(s.schemaname)
+    ) OR EXISTS (
+        SELECT FROM pg_catalog.pg_stat_all_tables AS s
+        WHERE s.relid = v_rel AND (s.last_analyze IS NOT NULL OR s.last_autoanalyze IS NOT NULL)
+    ) INTO v_has_stats;
+    IF NOT v_has_stats AND (v_est >= 1000 OR v_pages_now >= 128) THEN
+        RETURN QUERY SELECT 'warning', d.domain, 'stats_missing',
+            format('Table %s (about %s rows) has never been analyzed: the planner guesses its size '
+                'and may choose a sequential scan over the vector index.%s', v_rel, round(v_est),
+                CASE WHEN v_rel::oid IN (SELECT r.relid FROM memory_private._domain_relations(d) AS r
+                    WHERE NOT r.is_leaf) THEN ' Autovacuum never analyzes a partitioned parent.'
+                    ELSE '' END),
+            format('ANALYZE %s;', v_rel);
+    ELSIF v_has_stats AND (v_pages_now > 2 * v_pages_rec + 128 OR v_mod > greatest(1000, 0.2 * v_tuples))
     THEN
+        RETURN QUERY SELECT 'warning', d.domain, 'stats_stale',
+            format('Statistics of %s are stale: %s since they were gathered. The planner works '
+                'from the old picture until the next ANALYZE.', v_rel,
+                CASE WHEN v_pages_now > 2 * v_pages_rec + 128
+                    THEN format('the table grew from %s to %s pages', v_pages_rec, v_pages_now)
+                    ELSE format('%s rows changed', v_mod) END),
+            format('ANALYZE %s;', v_rel);
+    END IF;
+
+    -- The queue (its own indexes make these cheap).
+    SELECT
+        count(*) FILTER (WHERE q.status = 'dead') AS dead,
+        count(*) FILTER (WHERE q.status = 'pending' AND q.run_after <= now()) AS ready,
+        now() - min(q.run_after) FILTER (WHERE q.status = 'pending' AND q.run_after <= now()) AS oldest,
+        count(*) FILTER (WHERE q.status = 'claimed' AND q.lease_until < now()) AS expired,
+        count(*) AS jobs
+    INTO v_q
+    FROM memory_private.embedding_queue AS q
+    WHERE q.domain = d.domain;
+
+    -- Rows without an embedding and without a job: nothing will ever embed them.
+    IF d.distributed THEN
         -- Citus: the shards' ids against the coordinator's queue, without a join.
-        v_n := memory_private._dist_unqueued(d, v_limit);
-        v_txt := CASE WHEN v_n > v_limit THEN 'more than ' || v_limit ELSE v_n::text END;
-    ELSIF v_est <= v_limit THEN
-        EXECUTE format($q$
-            SELECT count(*) FROM (
-                SELECT FROM %I.%I AS t
-                WHERE t.embedding IS NULL
-                  AND NOT EXISTS (
-                      SELECT FROM memory_private.embedding_queue AS q
-                      WHERE q.domain = $1 AND q.row_id = t.id
-                  )
-                LIMIT $2
-            ) AS s
-        $q$, d.table_schema, d.table_name)
-        INTO v_n USING d.domain, v_limit + 1;
-        v_txt := CASE WHEN v_n > v_limit THEN 'more than ' || v_limit ELSE v_n::text END;
+        v_n := memory_private._dist_unqueued(d, v_exact_limit);
+        v_txt := CASE WHEN v_n > v_exact_limit THEN 'more than ' || v_exact_limit ELSE v_n::text END;
+    ELSIF v_est <= v_exact_limit THEN
+        EXECUTE format(
+            'SELECT count(*) FROM (SELECT FROM %s AS t WHERE t.embedding IS NULL AND NOT EXISTS ('
+            'SELECT FROM memory_private.embedding_queue AS q WHERE q.domain = $1 AND q.row_id = t.id) '
+            'LIMIT $2) AS s', v_table)
+        INTO v_n USING d.domain, v_exact_limit + 1;
+        v_txt := CASE WHEN v_n > v_exact_limit THEN 'more than ' || v_exact_limit ELSE v_n::text END;
     ELSE
         SELECT s.null_frac INTO v_null_frac
         FROM pg_catalog.pg_stats AS s
         JOIN pg_catalog.pg_class AS c ON c.relname = s.tablename
-        WHERE c.oid = (memory_private._physical(d)).relation
-          AND c.relnamespace::regnamespace::text = quote_ident(s.schemaname)
-          AND s.attname = (memory_private._physical(d)).embedding_column
+        WHERE c.oid = v_rel AND c.relnamespace::regnamespace::text = quote_ident(s.schemaname)
+          AND s.attname = v_col
         ORDER BY s.inherited DESC
         LIMIT 1;
-        v_n := greatest(round(coalesce(v_null_frac, 0) * v_est)
-            - (memory_private._diagnose_queue(d)).jobs, 0);
+        v_n := greatest(round(coalesce(v_null_frac, 0) * v_est) - v_q.jobs, 0);
         IF v_n <= greatest(100, 0.01 * v_est) THEN
             v_n := 0;  -- within the estimate's noise
         END IF;
@@ -5192,104 +5243,50 @@ BEGIN
     END IF;
     IF v_n > 0 THEN
         RETURN QUERY SELECT 'warning', d.domain, 'unqueued_null_embeddings',
-            format('%s rows have no embedding and no queue job, so nothing will ever embed them '
-                'and memory.search never finds them (inserted with triggers disabled, restored '
-                'from a dump, or there before pgmemo). Queue them for the workers.', v_txt),
+            format('%s rows have no embedding and no queue job, so nothing will ever embed them and '
+                'memory.search never finds them (inserted with triggers disabled, restored from a '
+                'dump, or there before pgmemo). Queue them for the workers.', v_txt),
             format('SELECT memory.enqueue_missing(%L);', d.domain);
+    END IF;
+
+    IF v_q.dead > 0 THEN
+        SELECT string_agg(format('%s x "%s"', e.n, e.err), '; ' ORDER BY e.n DESC, e.err) INTO v_txt
+        FROM (
+            SELECT left(coalesce(q.last_error, '(no error recorded)'), 160) AS err, count(*) AS n
+            FROM memory_private.embedding_queue AS q
+            WHERE q.domain = d.domain AND q.status = 'dead'
+            GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 3
+        ) AS e;
+        RETURN QUERY SELECT 'warning', d.domain, 'dead_jobs',
+            format('%s embedding jobs are dead (failed %s times); their rows stay unembedded. Most '
+                'common errors: %s. Fix the cause, then re-queue them.', v_q.dead,
+                memory_private._setting('pgmemo.max_attempts', 5), v_txt),
+            format('SELECT memory.requeue_dead(%L);', d.domain);
+    END IF;
+
+    SELECT count(*) INTO v_alive FROM memory.workers AS w WHERE w.alive;
+    IF v_q.ready > 0 AND v_q.oldest > v_stall THEN
+        RETURN QUERY SELECT 'warning', d.domain, 'queue_not_draining',
+            format('%s jobs are ready and the oldest has waited %s (more than %s): the workers '
+                '(%s alive) do not keep up or are stuck. Start more `pgmemo worker` processes or '
+                'check their logs.', v_q.ready, date_trunc('second', v_q.oldest), v_stall, v_alive),
+            NULL::text;
+    END IF;
+    IF v_q.ready > 0 AND v_alive = 0 THEN
+        RETURN QUERY SELECT 'warning', d.domain, 'no_live_worker',
+            format('%s jobs wait for an embedding but no worker has sent a heartbeat in the last 2 '
+                'minutes: start one with `pgmemo worker`.', v_q.ready),
+            NULL::text;
+    END IF;
+    IF v_q.expired > 0 THEN
+        RETURN QUERY SELECT 'warning', d.domain, 'expired_claims',
+            format('%s jobs are claimed by workers whose lease has expired (the worker died or '
+                'hung); they wait until the claims are released.', v_q.expired),
+            'SELECT memory.release_expired_claims();';
     END IF;
 END;
 $$;
-
-COMMENT ON FUNCTION memory_private._check_unqueued_null_embeddings(memory_private.domains) IS
-'diagnose check unqueued_null_embeddings (warning): rows without an embedding and without a '
-'queue job (counted exactly up to pgmemo.diagnose_exact_rows rows, estimated from pg_stats '
-'above). fix_sql: memory.enqueue_missing.';
-
-CREATE OR REPLACE FUNCTION memory_private._check_dead_jobs(d memory_private.domains)
-RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT 'warning', d.domain, 'dead_jobs',
-        format('%s embedding jobs are dead (failed %s times); their rows stay unembedded. Most '
-            || 'common errors: %s. Fix the cause, then re-queue them.', q.dead,
-            memory_private._setting('pgmemo.max_attempts', 5), e.errors),
-        format('SELECT memory.requeue_dead(%L);', d.domain)
-    FROM memory_private._diagnose_queue(d) AS q
-    CROSS JOIN LATERAL (
-        SELECT string_agg(format('%s x "%s"', x.n, x.err), '; ' ORDER BY x.n DESC, x.err) AS errors
-        FROM (
-            SELECT left(coalesce(j.last_error, '(no error recorded)'), 160) AS err, count(*) AS n
-            FROM memory_private.embedding_queue AS j
-            WHERE j.domain = d.domain AND j.status = 'dead'
-            GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 3
-        ) AS x
-    ) AS e
-    WHERE q.dead > 0
-$$;
-
-COMMENT ON FUNCTION memory_private._check_dead_jobs(memory_private.domains) IS
-'diagnose check dead_jobs (warning): jobs that reached the retry limit, with their three most '
-'common errors. fix_sql: memory.requeue_dead.';
-
-CREATE OR REPLACE FUNCTION memory_private._check_queue_not_draining(d memory_private.domains)
-RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT 'warning', d.domain, 'queue_not_draining',
-        format('%s jobs are ready and the oldest has waited %s (more than %s): the workers '
-            || '(%s alive) do not keep up or are stuck. Start more `pgmemo worker` processes or '
-            || 'check their logs.', q.ready, date_trunc('second', q.oldest_ready), s.stall,
-            (SELECT count(*) FROM memory.workers AS w WHERE w.alive)),
-        NULL::text
-    FROM memory_private._diagnose_queue(d) AS q
-    CROSS JOIN (
-        SELECT make_interval(
-            secs => memory_private._setting('pgmemo.queue_stall_seconds', 900)::double precision
-        ) AS stall
-    ) AS s
-    WHERE q.ready > 0 AND q.oldest_ready > s.stall
-$$;
-
-COMMENT ON FUNCTION memory_private._check_queue_not_draining(memory_private.domains) IS
-'diagnose check queue_not_draining (warning): the oldest ready job has waited longer than '
-'pgmemo.queue_stall_seconds (900): the workers do not keep up or are stuck.';
-
-CREATE OR REPLACE FUNCTION memory_private._check_no_live_worker(d memory_private.domains)
-RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT 'warning', d.domain, 'no_live_worker',
-        format('%s jobs wait for an embedding but no worker has sent a heartbeat in the last 2 '
-            || 'minutes: start one with `pgmemo worker`.', q.ready),
-        NULL::text
-    FROM memory_private._diagnose_queue(d) AS q
-    WHERE q.ready > 0 AND NOT EXISTS (SELECT FROM memory.workers AS w WHERE w.alive)
-$$;
-
-COMMENT ON FUNCTION memory_private._check_no_live_worker(memory_private.domains) IS
-'diagnose check no_live_worker (warning): jobs are ready but no worker sent a heartbeat in the '
-'last 2 minutes.';
-
-CREATE OR REPLACE FUNCTION memory_private._check_expired_claims(d memory_private.domains)
-RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT 'warning', d.domain, 'expired_claims',
-        format('%s jobs are claimed by workers whose lease has expired (the worker died or '
-            || 'hung); they wait until the claims are released.', q.expired),
-        'SELECT memory.release_expired_claims();'
-    FROM memory_private._diagnose_queue(d) AS q
-    WHERE q.expired > 0
-$$;
-
-COMMENT ON FUNCTION memory_private._check_expired_claims(memory_private.domains) IS
-'diagnose check expired_claims (warning): claimed jobs whose lease has expired. fix_sql: '
-'memory.release_expired_claims.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', 'f4492b7f16c16892f571b9faa3b439aca43e06006265c01bc4858d7d3135e46f', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', '91762e08c793508e1db5d89027df8e38abb1d3bdb6520c3caa97fbcb0a8228c4', 'repeatable'); END $pgmemo$;
 -- sql/70_bulk.sql
 -- Bulk loading: memory.bulk_load_begin / memory.bulk_load_finish defer a domain's secondary
 -- indexes (HNSW, GIN metadata, GIN full-text, btree updated_at) and its per-statement enqueue
@@ -5311,8 +5308,8 @@ AS $$
          format('CREATE INDEX IF NOT EXISTS %I ON %I.%I USING gin (metadata jsonb_path_ops)',
                 d.table_name || '_metadata_gin', d.table_schema, d.table_name)),
         (d.table_name || '_fts',
-         format('CREATE INDEX IF NOT EXISTS %I ON %I.%I USING gin (to_tsvector(%L::regconfig, content))',
-                d.table_name || '_fts', d.table_schema, d.table_name, d.text_config::text)),
+         format('CREATE INDEX IF NOT EXISTS %I ON %I.%I USING gin (content_tsv)',
+                d.table_name || '_fts', d.table_schema, d.table_name)),
         (d.table_name || '_updated_at',
          format('CREATE INDEX IF NOT EXISTS %I ON %I.%I (updated_at)',
                 d.table_name || '_updated_at', d.table_schema, d.table_name))
@@ -5441,7 +5438,7 @@ COMMENT ON FUNCTION memory.bulk_load_finish(text, text, integer) IS
 '''2GB'': the HNSW graph should fit) and parallel_workers (max_parallel_maintenance_workers) '
 'apply to this call only; NULL keeps the server''s settings. Returns the index name, the '
 'seconds spent and the rows queued. Idempotent: indexes already present are kept.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:70_bulk.sql', '70_bulk.sql', '5019bf31a93f0ba271dc36a8c6a62805b9f1ee7a1d4e049e4cd6f4de08ce2878', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:70_bulk.sql', '70_bulk.sql', 'bd4fd06362f91f39e323bd8e223340bd6c69b6252e3aa7327130b1c9162f2748', 'repeatable'); END $pgmemo$;
 -- sql/80_reference.sql
 -- memory.api_reference(): the SQL reference (Markdown) generated from the database itself, from
 -- the signatures in pg_proc / pg_attribute, the COMMENT ON texts and the grants. `make docs`
@@ -5572,8 +5569,6 @@ AS $$
         ('memory_writer', 'store_many', 'function'),
         ('memory_writer', 'update', 'function'),
         ('memory_writer', 'forget', 'function'),
-        ('memory_writer', 'forget_many', 'function'),
-        ('memory_writer', 'clear', 'function'),
         -- memory_worker: the embedding queue
         ('memory_worker', 'version', 'function'),
         ('memory_worker', 'claim_embedding_jobs', 'function'),
@@ -5596,6 +5591,7 @@ AS $$
         ('memory_admin', 'enqueue_missing', 'function'),
         ('memory_admin', 'requeue_dead', 'function'),
         ('memory_admin', 'run_maintenance', 'function'),
+        ('memory_admin', 'refresh_text_stats', 'function'),
         ('memory_admin', 'schedule_maintenance', 'function'),
         ('memory_admin', 'adopt_table', 'function'),
         ('memory_admin', 'begin_reembed', 'function'),
@@ -5712,7 +5708,7 @@ BEGIN
     END LOOP;
 END;
 $grants$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '227571072ab66716a18b4b410152d0642042e69e85415c9eae2d8d4bc57b8024', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '3b42da38da3e51757f442671e8d37c0493dafed46916888e90d7beb6a709471a', 'repeatable'); END $pgmemo$;
 COMMIT;
 SELECT format('pgmemo schema version %s installed (pgvector %s in schema %s)',
     v ->> 'schema_version', v ->> 'pgvector', v ->> 'vector_schema') AS pgmemo_installed

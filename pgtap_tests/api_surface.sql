@@ -17,7 +17,7 @@ SELECT functions_are('memory', ARRAY[
     -- for the async, LangChain and MCP clients (sql/20_write.sql)
     'forget_many', 'clear',
     -- searching
-    'search', 'search_text', 'search_hybrid',
+    'search', 'search_text', 'search_hybrid', 'refresh_text_stats',
     -- the embedding queue
     'claim_embedding_jobs', 'complete_embedding_jobs', 'fail_embedding_jobs', 'release_claims',
     'enqueue_missing', 'release_expired_claims', 'requeue_dead', 'queue_counts',
@@ -116,7 +116,7 @@ SELECT is(
     'after update=changed false; create_domain=memory_data.esp_memories; '
     || 'create_domain again=memory_data.esp_memories; create_hnsw_index=esp_memories_hnsw; '
     || 'domains=esp 3; drop_domain=; forget=true; get=hello empty search path; search=e1,e3; '
-    || 'search filtered=e4; search_hybrid=e4,e1; search_text=e1; store=e1; store queued=e2; '
+    || 'search filtered=e4; search_hybrid=e1,e4; search_text=e1; store=e1; store queued=e2; '
     || 'store_many=e3,e4; update=true',
     'create_domain, store, store_many, search, search_text, search_hybrid, get, update, forget, '
     || 'create_hnsw_index, domains and drop_domain all work with an empty search_path');

@@ -23,8 +23,9 @@ SELECT is(memory.create_domain('startup', 3)::text, 'memory_data.startup_memorie
     'create_domain returns the table');
 SELECT has_table('memory_data', 'startup_memories', 'table made');
 SELECT columns_are('memory_data', 'startup_memories',
-    ARRAY['id', 'content', 'embedding', 'embedding_model', 'metadata', 'created_at', 'updated_at'],
-    'the contract columns');
+    ARRAY['id', 'content', 'embedding', 'embedding_model', 'metadata', 'created_at', 'updated_at',
+          'content_tsv'],
+    'the contract columns (and the stored tsvector search_text ranks)');
 SELECT col_is_pk('memory_data', 'startup_memories', 'id', 'id is the primary key');
 SELECT col_type_is('memory_data', 'startup_memories', 'embedding',
     (SELECT n.nspname FROM pg_catalog.pg_extension AS e
@@ -174,10 +175,11 @@ SELECT is((SELECT text_config::text FROM memory_private.domains WHERE domain = '
 SELECT lives_ok($$SELECT memory.create_domain('fr', 3, text_config => 'french')$$,
     'another text configuration');
 SELECT is(
-    (SELECT pg_catalog.pg_get_indexdef(i.indexrelid) LIKE '%''french''::regconfig%'
-     FROM pg_catalog.pg_index AS i JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
-     WHERE i.indrelid = 'memory_data.fr_memories'::regclass AND c.relname = 'fr_memories_fts'),
-    true, 'its full-text index uses it');
+    (SELECT pg_catalog.pg_get_expr(a.adbin, a.adrelid) LIKE '%''french''::regconfig%'
+     FROM pg_catalog.pg_attrdef AS a JOIN pg_catalog.pg_attribute AS t
+         ON t.attrelid = a.adrelid AND t.attnum = a.adnum
+     WHERE a.adrelid = 'memory_data.fr_memories'::regclass AND t.attname = 'content_tsv'),
+    true, 'its stored tsvector (the full-text index''s column) uses it');
 
 -- drop_domain removes the table, the registry row and the queued jobs.
 SELECT ok(memory.store('startup', 'queued row') IS NOT NULL, 'a row without embedding');

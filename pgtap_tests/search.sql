@@ -2,7 +2,7 @@
 -- k > ef_search), leaves the caller's settings alone, orders by distance; search_text and
 -- search_hybrid; bad input fails with a stable SQLSTATE.
 BEGIN;
-SELECT plan(61);
+SELECT plan(62);
 
 -- A 10,000-row, 32-dimension domain. The HNSW index is built once after the load (faster than
 -- 10,000 incremental inserts); create_hnsw_index puts it back.
@@ -151,8 +151,10 @@ SELECT memory.store_many('notes',
     ARRAY['{"n": 1}', '{"n": 2}', '{"n": 3, "kind": "food"}', '{"n": 4}', '{"n": 5}']::jsonb[],
     ARRAY['[1,0,0]', '[0,1,0]', '[0,0,1]', '[1,1,0]', '[0,1,1]']::vector[],
     ARRAY['t1', 't2', 't3', 't4', 't5']);
-SELECT set_eq($$SELECT id FROM memory.search_text('notes', 'lazy dog')$$, ARRAY['t1', 't2'],
-    'plain words: AND');
+SELECT set_eq($$SELECT id FROM memory.search_text('notes', 'lazy dog', match => 'all')$$,
+    ARRAY['t1', 't2'], 'match all: plain words AND');
+SELECT set_eq($$SELECT id FROM memory.search_text('notes', 'lazy dog')$$,
+    ARRAY['t1', 't2', 't4', 't5'], 'default (match any): any word, BM25-ranked');
 SELECT set_eq($$SELECT id FROM memory.search_text('notes', '"quick brown"')$$, ARRAY['t1', 't4'],
     '"quoted phrase"');
 SELECT set_eq($$SELECT id FROM memory.search_text('notes', 'bread OR sleeps')$$, ARRAY['t2', 't3'],
@@ -184,7 +186,7 @@ SELECT set_eq($$SELECT id FROM memory.search_hybrid('notes', 'bread', NULL)$$, A
     'hybrid with only text');
 SELECT is((SELECT id FROM memory.search_hybrid('notes', NULL, '[1,0.1,0]', 1)), 't1',
     'hybrid with only an embedding');
-SELECT is((SELECT array_agg(id ORDER BY score DESC) FROM memory.search_hybrid('notes', 'sleeps', '[0,0.2,1]', 2)),
+SELECT set_eq($$SELECT id FROM memory.search_hybrid('notes', 'sleeps', '[0,0.2,1]', 2)$$,
     ARRAY['t2', 't3'], 'hybrid with both: the text hit and the vector hit lead');
 SELECT throws_ok($$SELECT * FROM memory.search_hybrid('notes', NULL, NULL)$$, '22004', NULL,
     'hybrid with neither: 22004');

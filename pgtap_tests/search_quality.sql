@@ -1,9 +1,9 @@
 -- Search quality knobs: ef_search per call (clamped, restored), memory-aware ranking (recency,
--- importance) that changes the order only when asked, typed full-text queries (start-of-memory
--- bonus, match => 'any', the domain's text configuration, nasty input never an SQL error),
+-- importance) that changes the order only when asked, typed full-text queries (ties, match =>
+-- 'all' / 'any', the domain's text configuration, nasty input never an SQL error),
 -- and the hybrid's weights.
 BEGIN;
-SELECT plan(44);
+SELECT plan(45);
 
 SELECT memory.create_domain('q', 3);
 -- a: closest to [1,0,0], old, unimportant; b: a little farther, new, important; c: far.
@@ -73,8 +73,11 @@ SELECT throws_ok($$SELECT * FROM memory.search('q', '[1,0,0]', 2, ef_search => 0
 
 -- Hybrid: knobs pass through; bad weights are 22023.
 SELECT is((SELECT array_agg(s.id) FROM memory.search_hybrid('q', NULL, '[1,0,0]', 2,
+    recency_half_life => '1 day', fusion => 'rrf') AS s),
+    ARRAY['b', 'c'], 'hybrid recency_half_life (rrf): the 30-day-old memory drops to last');
+SELECT is((SELECT s.id FROM memory.search_hybrid('q', NULL, '[1,0,0]', 1,
     recency_half_life => '1 day') AS s),
-    ARRAY['b', 'c'], 'hybrid recency_half_life: the 30-day-old memory drops to last');
+    'b', 'hybrid recency_half_life (convex): the recent memory first');
 SELECT is((SELECT array_agg(s.id) FROM memory.search_hybrid('q', NULL, '[1,0,0]', 2,
     importance_weight => 0.8) AS s),
     ARRAY['b', 'c'], 'hybrid importance_weight: the unimportant memory drops to last');
@@ -100,14 +103,14 @@ SELECT memory.store_many('notes2',
           || 'migrations, then roll back if it climbs. Tell the on-call engineer first, and '
           || 'keep the old release around until the next morning: deployment checklist.'],
     NULL, NULL, ARRAY['start', 'end']);
-SELECT is((SELECT s.id FROM memory.search_text('notes2', 'deployment checklist', 1) AS s), 'start',
-    'the match at the start of the memory ranks first');
-SELECT set_eq($$SELECT id FROM memory.search_text('notes2', 'checklist zebra')$$,
+SELECT is((SELECT s.id FROM memory.search_text('notes2', 'deployment checklist', 1,
+    match => 'all') AS s), 'end', 'equal BM25 scores: the tie is broken by id');
+SELECT set_eq($$SELECT id FROM memory.search_text('notes2', 'checklist zebra', match => 'all')$$,
     ARRAY[]::text[], 'match all: every word needed');
 SELECT set_eq($$SELECT id FROM memory.search_text('notes2', 'checklist zebra', match => 'any')$$,
     ARRAY['start', 'end'], 'match any: any word is enough');
 SELECT set_eq($$SELECT id FROM memory.search_text('notes2', 'checklist -start', match => 'any')$$,
-    ARRAY['start', 'end'], 'match any with an -exclusion keeps the query as typed');
+    ARRAY['start', 'end'], 'match any with an -exclusion of a word no row has');
 SELECT throws_ok($$SELECT * FROM memory.search_text('notes2', 'x', match => 'some')$$,
     '22023', NULL, 'unknown match: 22023');
 SELECT throws_ok($$SELECT * FROM memory.search_text('notes2', repeat('word ', 3000))$$,
@@ -136,7 +139,7 @@ SELECT is((SELECT count(*) FROM memory.search_text('plain', 'the')), 1::bigint,
     'simple configuration: "the" is a word');
 SELECT is((SELECT count(*) FROM memory.search_text('plain', 'run')), 0::bigint,
     'simple configuration: no stemming (run does not match running)');
-SELECT is((SELECT count(*) FROM memory.search_text('notes2', 'run bull')), 1::bigint,
+SELECT is((SELECT count(*) FROM memory.search_text('notes2', 'run bull', match => 'all')), 1::bigint,
     'english configuration: stemming (run bull matches running bulls)');
 
 -- One signature each (the old ones are dropped on migrate).

@@ -169,10 +169,13 @@ BEGIN
         ' metadata jsonb NOT NULL DEFAULT ''{}'','
         ' created_at timestamptz NOT NULL DEFAULT now(),'
         ' updated_at timestamptz NOT NULL DEFAULT now(),'
+        -- the tsvector search_text ranks (sql/31_bm25.sql); recomputed only when content changes
+        ' content_tsv tsvector GENERATED ALWAYS AS (%s) STORED,'
         ' CONSTRAINT %I PRIMARY KEY (id),'
         ' CONSTRAINT %I CHECK (jsonb_typeof(metadata) = ''object''))',
         -- '_metadata_obj' keeps the longest name (40 + '_memories' + 13) within 63 characters.
         v_table, memory_private._embedding_column_type(embedding_type, dimension),
+        memory_private._stored_tsvector_sql(text_config, 'content'),
         v_table || '_pkey', v_table || '_metadata_obj');
     v_regclass := format('memory_data.%I', v_table)::regclass;
     EXECUTE format('ALTER TABLE %s ALTER COLUMN embedding SET STORAGE %s', v_regclass,
@@ -183,8 +186,7 @@ BEGIN
                domain, dimension, distance));
     EXECUTE format('CREATE INDEX %I ON %s USING gin (metadata jsonb_path_ops)',
         v_table || '_metadata_gin', v_regclass);
-    EXECUTE format('CREATE INDEX %I ON %s USING gin (to_tsvector(%L::regconfig, content))',
-        v_table || '_fts', v_regclass, text_config::text);
+    EXECUTE format('CREATE INDEX %I ON %s USING gin (content_tsv)', v_table || '_fts', v_regclass);
     EXECUTE format('CREATE INDEX %I ON %s (updated_at)', v_table || '_updated_at', v_regclass);
 
     EXECUTE format('CREATE TRIGGER memory_before_update BEFORE UPDATE ON %s '

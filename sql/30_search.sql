@@ -201,58 +201,12 @@ LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$ SELECT 100 $$;
 
--- 'any' matching for search_text: the query's words OR'ed, minus the very common ones. A word in
--- more than max_freq of the rows (from the planner statistics of the domain's full-text index,
--- i.e. after ANALYZE) matches nearly everything and says little; dropping it keeps the candidate
--- set (every candidate's tsvector is computed to rank it) small and acts like IDF. When every
--- word is common, the rarest one is kept. Without statistics every word is kept.
-CREATE OR REPLACE FUNCTION memory_private._any_words_query(
-    d memory_private.domains, query text, max_freq double precision DEFAULT 0.05
-)
-RETURNS tsquery
-LANGUAGE plpgsql STABLE
-SET search_path FROM CURRENT
-AS $$
-DECLARE
-    v_words text[];
-    v_keep text[];
-BEGIN
-    v_words := ARRAY(
-        SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector(d.text_config, query))) AS w
-    );
-    IF cardinality(v_words) = 0 THEN
-        RETURN ''::tsquery;
-    END IF;
-    WITH st AS (
-        SELECT s.most_common_elems::text::text[] AS elems, s.most_common_elem_freqs AS freqs
-        FROM pg_catalog.pg_stats AS s
-        WHERE s.schemaname = d.table_schema AND s.tablename = d.table_name || '_fts'
-        LIMIT 1
-    ),
-    f AS (
-        SELECT w.w, coalesce(
-            (SELECT st.freqs[array_position(st.elems, w.w)] FROM st),
-            -- not among the most common: rarer than the least common of them
-            (SELECT st.freqs[cardinality(st.elems) + 1] FROM st), 0) AS freq
-        FROM unnest(v_words) AS w (w)
-    )
-    SELECT coalesce(
-        array_agg(f.w) FILTER (WHERE f.freq <= max_freq),
-        (SELECT ARRAY[f2.w] FROM f AS f2 ORDER BY f2.freq, f2.w LIMIT 1))
-    INTO v_keep FROM f;
-    -- tsquery literal syntax: quote each lexeme, double single quotes, escape backslashes.
-    RETURN (SELECT string_agg(
-                '''' || replace(replace(w, E'\\', E'\\\\'), '''', '''''') || '''', ' | ')
-            FROM unnest(v_keep) AS w)::tsquery;
-END;
-$$;
-
 CREATE OR REPLACE FUNCTION memory.search_text(
     domain text,
     query text,
     k integer DEFAULT 5,
     filter jsonb DEFAULT NULL,
-    match text DEFAULT 'all'
+    match text DEFAULT 'any'
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, rank double precision,
@@ -263,8 +217,6 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_d memory_private.domains := memory_private._domain(domain);
-    v_query tsquery;
-    v_rank text;
 BEGIN
     PERFORM memory_private._check_k(k);
     PERFORM memory_private._check_filter(filter);
@@ -278,45 +230,19 @@ BEGIN
             length(query)
             USING ERRCODE = '22023';
     END IF;
-    v_query := websearch_to_tsquery(v_d.text_config, coalesce(query, ''));
-    IF numnode(v_query) = 0 THEN
-        RETURN;  -- empty, stop words only, or punctuation: nothing to match
-    END IF;
-    IF match = 'any' AND strpos(v_query::text, '!') = 0 THEN
-        -- any of the words (an explicit -exclusion keeps the query as typed)
-        v_query := memory_private._any_words_query(v_d, query);
-        IF numnode(v_query) = 0 THEN
-            RETURN;
-        END IF;
-    END IF;
-    -- 'all': cover density (how close together the words are), normalised by length; a match in
-    -- the first 200 characters (a memory's subject) adds to it. 'any': ts_rank (how often each
-    -- word occurs), which rewards rows matching more of the words.
-    v_rank := CASE match
-        WHEN 'all' THEN 'ts_rank_cd(to_tsvector(%1$L::regconfig, t.content), $1, 1) '
-            '+ 0.1 * ts_rank_cd(to_tsvector(%1$L::regconfig, left(t.content, 200)), $1, 1)'
-        ELSE 'ts_rank(to_tsvector(%1$L::regconfig, t.content), $1, 1)'
-    END;
-    -- The WHERE clause uses exactly the expression of the domain's GIN index.
-    RETURN QUERY EXECUTE format(
-        'SELECT t.id, t.content, t.metadata, (' || v_rank || ')::double precision AS rank, '
-        't.created_at, t.updated_at FROM %2$I.%3$I AS t '
-        'WHERE to_tsvector(%1$L::regconfig, t.content) @@ $1 %4$s '
-        'ORDER BY rank DESC, t.updated_at DESC, t.id LIMIT $2',
-        v_d.text_config::text, v_d.table_schema, v_d.table_name,
-        CASE WHEN filter IS NOT NULL THEN 'AND t.metadata @> $3' ELSE '' END)
-    USING v_query, k, filter;
+    RETURN QUERY SELECT * FROM memory_private._search_text_bm25(v_d, query, k, filter, match);
 END;
 $$;
 
 COMMENT ON FUNCTION memory.search_text(text, text, integer, jsonb, text) IS
-'Full-text search (no embedding needed): query is parsed like a web search box '
-'(websearch_to_tsquery: "quoted phrases", OR, -exclusion) in the domain''s text configuration. '
-'match => ''all'' (default) keeps rows with every word, ranked by cover density with a bonus '
-'for matches in the first 200 characters; match => ''any'' keeps rows with any of the '
-'less common words (those in at most 5% of rows, per the planner statistics), ranked by '
-'ts_rank: better recall for natural-language queries, slower on large domains. An empty, '
-'stop-word-only or punctuation-only query returns no rows; a query over 10000 characters is '
+'Full-text search (no embedding needed), ranked by BM25 (k1 1.2, b 0.75) over the domain''s '
+'stored tsvector: query is read like a web search box ("quoted phrases", OR, -exclusion) in '
+'the domain''s text configuration. match => ''any'' (default) ranks every row holding any of '
+'the words (a "phrase" must be present, an -excluded word absent); match => ''all'' keeps only '
+'rows with every word (websearch_to_tsquery). rank is the BM25 score. Words in more than the '
+'candidate budget of rows (planner statistics) add to the score but do not bring rows in by '
+'themselves. At most 64 distinct words (error 22023). An empty, stop-word-only, '
+'exclusion-only or punctuation-only query returns no rows; a query over 10000 characters is '
 'error 22023.';
 
 CREATE OR REPLACE FUNCTION memory.search_hybrid(
@@ -325,16 +251,17 @@ CREATE OR REPLACE FUNCTION memory.search_hybrid(
     query_embedding vector,
     k integer DEFAULT 5,
     filter jsonb DEFAULT NULL,
-    -- Chosen on the dev queries of bench/quality.py (sweep in BENCHMARKS.md): the text list
-    -- nudges the vector order; equal weights let weak text matches push good vector hits down.
-    vector_weight double precision DEFAULT 1.0,
-    text_weight double precision DEFAULT 0.25,
+    -- Chosen on the dev queries of bench/quality.py (sweep in BENCHMARKS.md): a convex
+    -- combination of the min-max normalised similarity and BM25 score, 0.6 / 0.4.
+    vector_weight double precision DEFAULT 0.6,
+    text_weight double precision DEFAULT 0.4,
     rrf_k integer DEFAULT 60,
     ef_search integer DEFAULT NULL,
     recency_half_life interval DEFAULT NULL,
     importance_weight double precision DEFAULT NULL,
-    text_match text DEFAULT 'all',
-    with_embeddings boolean DEFAULT FALSE
+    text_match text DEFAULT 'any',
+    with_embeddings boolean DEFAULT FALSE,
+    fusion text DEFAULT 'convex'
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, score double precision,
@@ -361,18 +288,25 @@ BEGIN
             'rrf_k >= 1'
             USING ERRCODE = '22023';
     END IF;
+    IF fusion IS NULL OR fusion NOT IN ('convex', 'rrf') THEN
+        RAISE EXCEPTION 'fusion must be ''convex'' or ''rrf'', got %',
+            coalesce(quote_literal(fusion), 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
     PERFORM memory_private._check_ranking(recency_half_life, importance_weight);
     v_candidates := least(greatest(k * 2, 20), 1000);
     RETURN QUERY
     WITH v AS (
-        SELECT s.*, row_number() OVER (ORDER BY s.distance) AS r
+        SELECT s.*, row_number() OVER (ORDER BY s.distance) AS r,
+            min(s.similarity) OVER () AS lo, max(s.similarity) OVER () AS hi
         -- The lateral call runs only when there is an embedding to search with.
         FROM (SELECT WHERE query_embedding IS NOT NULL) AS guard,
             LATERAL memory.search(domain, query_embedding, v_candidates, filter,
                 ef_search => ef_search, with_embeddings => with_embeddings) AS s
     ),
     t AS (
-        SELECT s.*, row_number() OVER (ORDER BY s.rank DESC) AS r
+        SELECT s.*, row_number() OVER (ORDER BY s.rank DESC) AS r,
+            min(s.rank) OVER () AS lo, max(s.rank) OVER () AS hi
         FROM memory.search_text(domain, query, v_candidates, filter, text_match) AS s
     ),
     fused AS (
@@ -380,8 +314,17 @@ BEGIN
             coalesce(v.id, t.id) AS id,
             coalesce(v.content, t.content) AS content,
             coalesce(v.metadata, t.metadata) AS metadata,
-            coalesce(vector_weight / (rrf_k + v.r), 0)
-            + coalesce(text_weight / (rrf_k + t.r), 0) AS rrf,
+            CASE WHEN fusion = 'rrf'
+                THEN coalesce(vector_weight / (rrf_k + v.r), 0)
+                    + coalesce(text_weight / (rrf_k + t.r), 0)
+                -- convex: each list's score min-max normalised over its candidates (1 when all
+                -- are equal), 0 when the row is not in that list; weights normalised to sum 1
+                ELSE (vector_weight * CASE WHEN v.id IS NULL THEN 0 WHEN v.hi > v.lo
+                        THEN (v.similarity - v.lo) / (v.hi - v.lo) ELSE 1 END
+                    + text_weight * CASE WHEN t.id IS NULL THEN 0 WHEN t.hi > t.lo
+                        THEN (t.rank - t.lo) / (t.hi - t.lo) ELSE 1 END)
+                    / (vector_weight + text_weight)
+            END AS rrf,
             v.similarity,
             t.rank,
             coalesce(v.created_at, t.created_at) AS created_at,
@@ -394,7 +337,8 @@ BEGIN
     scored AS (
         SELECT f.*, CASE WHEN v_rerank
             -- the fused score scaled to [0, 1] (1: first in both lists), then blended
-            THEN memory_private._blend(f.rrf / ((vector_weight + text_weight) / (rrf_k + 1)),
+            THEN memory_private._blend(CASE WHEN fusion = 'rrf'
+                    THEN f.rrf / ((vector_weight + text_weight) / (rrf_k + 1)) ELSE f.rrf END,
                 f.metadata, f.updated_at, recency_half_life, importance_weight)
             ELSE f.rrf END AS score
         FROM fused AS f
@@ -417,13 +361,16 @@ $$;
 
 COMMENT ON FUNCTION memory.search_hybrid(
     text, text, vector, integer, jsonb, double precision, double precision, integer, integer,
-    interval, double precision, text, boolean
+    interval, double precision, text, boolean, text
 ) IS
-'Hybrid search: weighted reciprocal rank fusion of memory.search and memory.search_text '
-'(score = vector_weight / (rrf_k + vector rank) + text_weight / (rrf_k + text rank)) over '
-'max(2k, 20) candidates from each; the default weights (1.0, 0.25) come from bench/quality.py '
-'(see BENCHMARKS.md). Either the query text or the embedding may be NULL. ef_search is passed to '
-'memory.search, text_match (''all'' or ''any'') to memory.search_text. recency_half_life and '
-'importance_weight re-rank as in memory.search, on the fused score scaled to [0, 1]. '
+'Hybrid search, one call: memory.search and memory.search_text (max(2k, 20) candidates each) '
+'fused. fusion => ''convex'' (default): score = (vector_weight * similarity'' + text_weight * '
+'rank'') / (vector_weight + text_weight), each min-max normalised over its candidates (0 when '
+'the row is not in that list); fusion => ''rrf'': weighted reciprocal rank fusion, '
+'vector_weight / (rrf_k + vector rank) + text_weight / (rrf_k + text rank). The defaults '
+'(convex, 0.6 / 0.4, text_match ''any'') come from bench/quality.py (see BENCHMARKS.md). Either '
+'the query text or the embedding may be NULL. ef_search is passed to memory.search, text_match '
+'(''any'' or ''all'') to memory.search_text. recency_half_life and importance_weight re-rank as '
+'in memory.search, on the fused score scaled to [0, 1]. '
 'similarity is NULL for a row found by its words alone, text_rank for one found by its vector '
 'alone. with_embeddings => true fills the embedding column (else NULL).';

@@ -73,8 +73,8 @@ AS $$
             NOT IN ('text'::regtype, 'character varying'::regtype)
         UNION ALL
         SELECT ('pgmemo_' || d.domain || '_fts')::name,
-            format('USING gin (to_tsvector(%L::regconfig, %I::text))', d.text_config::text,
-                d.content_column),
+            format('USING gin (%s)', memory_private._tsvector_sql(d.text_config,
+                format('%I::text', d.content_column))),
             'fts'
     ) AS h
     WHERE d.adopted AND NOT memory_private._is_shadow(d)

@@ -446,6 +446,7 @@ DECLARE
     v_released bigint := memory.release_expired_claims();
     v_enqueued bigint := memory.enqueue_missing();
     v_purged bigint;
+    v_text_stats integer := memory.refresh_text_stats();
 BEGIN
     DELETE FROM memory_private.workers AS w
     WHERE w.last_seen < now() - interval '7 days';
@@ -454,13 +455,15 @@ BEGIN
         'released_claims', v_released,
         'enqueued_missing', v_enqueued,
         'purged_workers', v_purged,
+        'text_stats_refreshed', v_text_stats,
         'ran_at', now());
 END;
 $$;
 
 COMMENT ON FUNCTION memory.run_maintenance() IS
 'The one entry point for pg_cron: release expired claims, queue rows missing an embedding and '
-'no job, forget workers unseen for 7 days. Returns what it did as JSON.';
+'no job, forget workers unseen for 7 days, refresh the text-search statistics of domains that '
+'changed by more than 10% (memory.refresh_text_stats). Returns what it did as JSON.';
 
 CREATE OR REPLACE FUNCTION memory.schedule_maintenance(schedule text DEFAULT '* * * * *')
 RETURNS bigint

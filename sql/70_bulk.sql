@@ -18,8 +18,8 @@ AS $$
          format('CREATE INDEX IF NOT EXISTS %I ON %I.%I USING gin (metadata jsonb_path_ops)',
                 d.table_name || '_metadata_gin', d.table_schema, d.table_name)),
         (d.table_name || '_fts',
-         format('CREATE INDEX IF NOT EXISTS %I ON %I.%I USING gin (to_tsvector(%L::regconfig, content))',
-                d.table_name || '_fts', d.table_schema, d.table_name, d.text_config::text)),
+         format('CREATE INDEX IF NOT EXISTS %I ON %I.%I USING gin (content_tsv)',
+                d.table_name || '_fts', d.table_schema, d.table_name)),
         (d.table_name || '_updated_at',
          format('CREATE INDEX IF NOT EXISTS %I ON %I.%I (updated_at)',
                 d.table_name || '_updated_at', d.table_schema, d.table_name))

@@ -306,9 +306,12 @@ class _Api:
             read=True, post=None if with_embeddings else _without_embedding)
 
     def search_text(self, query: str, domain: str | None = None, k: int = 5,
-                    filter: dict | None = None, match: str = "all") -> _Call:
+                    filter: dict | None = None, match: str | None = None) -> _Call:
+        # match None: the SQL default ('any', BM25-ranked; 'all' keeps rows with every word).
         return _Call("search_text", {"domain": self._domain(domain), "query": query, "k": k,
-                                     "filter": _json(filter), "match": match}, read=True)
+                                     "filter": _json(filter),
+                                     **({"match": match} if match is not None else {})},
+                     read=True)
 
     def search_hybrid(self, query: str, query_embedding: Iterable[float] | None,
                       domain: str | None = None, k: int = 5,
@@ -317,13 +320,15 @@ class _Api:
                       ef_search: int | None = None,
                       recency_half_life: timedelta | str | None = None,
                       importance_weight: float | None = None,
-                      text_match: str | None = None, with_embeddings: bool = False) -> _Call:
+                      text_match: str | None = None, with_embeddings: bool = False,
+                      fusion: str | None = None) -> _Call:
         # Only the knobs given are sent, so the SQL defaults (chosen by bench/quality.py) apply.
         knobs = {"vector_weight": vector_weight, "text_weight": text_weight, "rrf_k": rrf_k,
                  "ef_search": ef_search,
                  "recency_half_life": None if recency_half_life is None
                  else Arg(recency_half_life, "interval"),
-                 "importance_weight": importance_weight, "text_match": text_match}
+                 "importance_weight": importance_weight, "text_match": text_match,
+                 "fusion": fusion}
         return _Call("search_hybrid", {
             "domain": self._domain(domain), "query": query,
             "query_embedding": as_vector(query_embedding), "k": k, "filter": _json(filter),

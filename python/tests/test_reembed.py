@@ -88,7 +88,8 @@ def test_reembed_factory_domain_switches_atomically(conn, dsn, old_provider, new
     cols = [r["attname"] for r in conn.execute(
         "SELECT attname FROM pg_attribute WHERE attrelid = 'memory_data.notes_memories'::regclass"
         " AND attnum > 0 AND NOT attisdropped ORDER BY attname")]
-    assert cols == ["content", "created_at", "embedding", "embedding_model", "id", "metadata", "updated_at"]
+    assert cols == ["content", "content_tsv", "created_at", "embedding", "embedding_model", "id",
+                    "metadata", "updated_at"]
     assert [r["index_name"] for r in conn.execute(
         "SELECT index_name FROM memory.vector_indexes WHERE domain = 'notes'")] == ["notes_memories_hnsw"]
     assert conn.execute("SELECT * FROM memory.diagnose('notes') WHERE severity = 'error'").fetchall() == []

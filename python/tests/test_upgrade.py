@@ -308,6 +308,19 @@ def forgive_legacy_domain_tables(old: dict) -> dict:
     return out
 
 
+def _no_column_positions(domain_objects: dict) -> dict:
+    """Domain tables' columns without their position: a migration that adds a column to
+    existing domain tables (0009_text_search: content_tsv) appends it after any column added
+    since (a re-embed's shadow columns), so only the order differs from a fresh install, and
+    nothing reads domain tables by column position."""
+    out = {}
+    for (kind, obj), detail in domain_objects.items():
+        if kind == "column":
+            detail = " | ".join(detail.split(" | ")[1:])
+        out[(kind, obj)] = detail
+    return out
+
+
 def diff(left: dict, right: dict, left_name: str, right_name: str) -> list[str]:
     out = []
     for key in sorted(set(left) | set(right)):
@@ -377,7 +390,8 @@ def test_upgrade_from_release_equals_fresh_install(release: Release, fresh, tmp_
         old_core, old_domains = split(snapshot(dsn), tables)
         new_core, new_domains = split(fresh_snap, tables)
         problems = diff(old_core, new_core, "upgraded", "fresh")
-        problems += diff(forgive_legacy_domain_tables(old_domains), new_domains, "upgraded", "fresh")
+        problems += diff(_no_column_positions(forgive_legacy_domain_tables(old_domains)),
+                         _no_column_positions(new_domains), "upgraded", "fresh")
         assert not problems, (f"upgrading from {release.id} differs from a fresh install:\n"
                               + "\n".join(problems))
 

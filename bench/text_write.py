@@ -1,0 +1,327 @@
+"""What BM25 text search costs writers: pgmemo as it was before the stored tsvector (the baseline:
+the commit before migrations/*_text_search.sql, migrated from `git show`) against this checkout,
+side by side on one server, batches interleaved so load on the machine hits both alike.
+
+Measured per database, on the same real texts (the docstrings corpus of bench/quality.py):
+* store_many throughput, rows stored without embeddings (they go to the queue) and with them;
+* the worker's embedding write (complete_embedding_jobs), the UPDATE of the wide row: the
+  baseline re-parses the content for its expression index (the update is not HOT), the stored
+  column is recomputed (domain tables have a BEFORE ROW UPDATE trigger) and its index entry
+  read from it;
+* the rejected alternative, document frequencies maintained per write: this checkout plus a
+  statement trigger that upserts each new row's lexeme counts into a side table;
+* drift of the statistics: search_text's top 10 with statistics refreshed before the last 10%
+  (and 50%) of the rows were stored, against freshly refreshed ones (run_maintenance refreshes
+  at 10% change).
+
+    python bench/text_write.py           # make eval: 12,000 rows per database; 100,000 rows
+                                         # for search_text's latency at scale
+    python bench/text_write.py --tiny    # seconds (make test)
+
+Writes bench/results/text_write.json and the "## Text search write cost" section of
+BENCHMARKS.md (unless --tiny).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT / "python"))
+
+import quality  # noqa: E402
+
+DIM = 384
+BATCH = 500
+
+
+def baseline_rev() -> str:
+    """The commit before the text-search migration was added (today's main for this issue)."""
+    out = subprocess.run(
+        ["git", "-C", str(ROOT), "log", "--diff-filter=A", "--format=%H", "--",
+         "migrations/*_text_search.sql"], capture_output=True, text=True, check=True).stdout.split()
+    if not out:
+        return "HEAD"  # not committed yet: HEAD is the baseline
+    return out[-1] + "^"
+
+
+def extract(rev: str, dest: Path) -> None:
+    data = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "sql", "migrations"],
+                          capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=BytesIO(data)) as tar:
+        tar.extractall(dest)
+
+
+def migrate_with(dsn: str, root: Path | None) -> None:
+    env = dict(os.environ)
+    if root is not None:
+        env["PGMEMO_SQL_DIR"] = str(root / "sql")
+        env["PGMEMO_MIGRATIONS_DIR"] = str(root / "migrations")
+    subprocess.run([sys.executable, "-c",
+                    "import sys; from pgmemo.migrate import migrate; migrate(sys.argv[1])", dsn],
+                   env=env, check=True, cwd=str(ROOT))
+
+
+DF_TRIGGER = """
+CREATE TABLE IF NOT EXISTS public.proto_df (
+    domain text NOT NULL, lexeme text NOT NULL, n bigint NOT NULL, PRIMARY KEY (domain, lexeme));
+CREATE OR REPLACE FUNCTION public.proto_df_insert() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    INSERT INTO public.proto_df AS d (domain, lexeme, n)
+    SELECT TG_ARGV[0], l.lexeme, count(*)
+    FROM new_rows AS r, unnest(tsvector_to_array(r.content_tsv)) AS l (lexeme)
+    GROUP BY l.lexeme
+    ON CONFLICT (domain, lexeme) DO UPDATE SET n = d.n + excluded.n;
+    RETURN NULL;
+END $f$;
+"""
+
+
+def random_vectors(n: int, rng: random.Random) -> list[str]:
+    return ["[" + ",".join(f"{rng.gauss(0, 1):.4f}" for _ in range(DIM)) + "]" for _ in range(n)]
+
+
+def measure(conns: dict[str, Any], texts: list[str], rounds: int, rng: random.Random,
+            log) -> dict[str, Any]:
+    """Interleaved store_many batches (queue path and with embeddings), then the worker write."""
+    out: dict[str, Any] = {name: {"store_queue_s": [], "store_embedded_s": [],
+                                  "complete_s": []} for name in conns}
+    n = 0
+    for r in range(rounds):
+        batch = texts[(r * BATCH) % len(texts):][:BATCH]
+        vecs = random_vectors(len(batch), rng)
+        names = list(conns)
+        rng.shuffle(names)
+        for name in names:
+            c = conns[name]
+            t = time.perf_counter()
+            c.execute("SELECT count(*) FROM memory.store_many('tw', %s)", (batch,))
+            out[name]["store_queue_s"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            c.execute("SELECT count(*) FROM memory.store_many('tw', %s, NULL, %s::vector[])",
+                      (batch, vecs))
+            out[name]["store_embedded_s"].append(time.perf_counter() - t)
+        # the worker: claim the queued rows and write their embeddings
+        for name in names:
+            c = conns[name]
+            jobs = c.execute("SELECT job_id FROM memory.claim_embedding_jobs(%s)",
+                             (BATCH,)).fetchall()
+            t = time.perf_counter()
+            c.execute("SELECT memory.complete_embedding_jobs(%s, %s::vector[])",
+                      ([j[0] for j in jobs], vecs[:len(jobs)]))
+            out[name]["complete_s"].append(time.perf_counter() - t)
+        n += len(batch)
+        log(f"  round {r + 1}/{rounds}: {2 * n} rows stored per database")
+    summary: dict[str, Any] = {}
+    for name, m in out.items():
+        summary[name] = {
+            "store_queue_rows_per_s": round(BATCH / statistics.median(m["store_queue_s"])),
+            "store_embedded_rows_per_s": round(BATCH / statistics.median(m["store_embedded_s"])),
+            "complete_rows_per_s": round(BATCH / statistics.median(m["complete_s"])),
+        }
+    return summary
+
+
+def drift(conn, texts: list[str], queries: list[str], log) -> list[dict[str, Any]]:
+    """Top-10 overlap of search_text with stale statistics against refreshed ones."""
+    rows = []
+    for share in (0.1, 0.5):
+        conn.execute("SELECT memory.drop_domain('drift') FROM memory.domains "
+                     "WHERE domain = 'drift'")
+        conn.execute("SELECT memory.create_domain('drift', %s)", (DIM,))
+        cut = int(len(texts) * (1 - share))
+        for part in (texts[:cut], texts[cut:]):
+            for start in range(0, len(part), BATCH):
+                conn.execute("SELECT count(*) FROM memory.store_many('drift', %s)",
+                             (part[start:start + BATCH],))
+            if part is not texts[cut:]:
+                conn.execute("SELECT memory.refresh_text_stats('drift')")
+        stale = [[r[0] for r in conn.execute(
+            "SELECT id FROM memory.search_text('drift', %s, 10)", (q,)).fetchall()]
+            for q in queries]
+        conn.execute("SELECT memory.refresh_text_stats('drift')")
+        fresh = [[r[0] for r in conn.execute(
+            "SELECT id FROM memory.search_text('drift', %s, 10)", (q,)).fetchall()]
+            for q in queries]
+        overlap = statistics.mean(len(set(a) & set(b)) / max(len(b), 1)
+                                  for a, b in zip(stale, fresh) if b)
+        same_first = statistics.mean(1.0 if a[:1] == b[:1] else 0.0
+                                     for a, b in zip(stale, fresh) if b)
+        rows.append({"rows_added_after_refresh": share, "top10_overlap": round(overlap, 4),
+                     "same_first_hit": round(same_first, 4)})
+        log(f"  statistics {share:.0%} stale: top-10 overlap {overlap:.3f}, "
+            f"same first hit {same_first:.3f}")
+    conn.execute("SELECT memory.drop_domain('drift')")
+    return rows
+
+
+def scale(conn, n_rows: int, queries: list[str], log) -> dict[str, Any]:
+    """search_text latency on a domain of n_rows real passages (bench/corpus.py), no embeddings:
+    the text half of search only needs the text. Statistics refreshed, caches warm."""
+    import corpus
+
+    passages = corpus.build_passages(n_rows)
+    conn.execute("SELECT memory.create_domain('scale', %s)", (DIM,))
+    conn.execute("SELECT memory.bulk_load_begin('scale')")
+    for start in range(0, len(passages), 5000):
+        conn.execute("SELECT count(*) FROM memory.store_many('scale', %s)",
+                     (passages[start:start + 5000],))
+    conn.execute("SELECT memory.bulk_load_finish('scale')")
+    conn.execute("VACUUM ANALYZE memory_data.scale_memories")
+    conn.execute("SELECT memory.refresh_text_stats('scale')")
+    out: dict[str, Any] = {"rows": len(passages), "queries": len(queries)}
+    for match in ("any", "all"):
+        for q in queries[:20]:  # warm
+            conn.execute("SELECT id FROM memory.search_text('scale', %s, 10, match => %s)",
+                         (q, match)).fetchall()
+        times = []
+        for q in queries:
+            t = time.perf_counter()
+            conn.execute("SELECT id FROM memory.search_text('scale', %s, 10, match => %s)",
+                         (q, match)).fetchall()
+            times.append((time.perf_counter() - t) * 1000)
+        times.sort()
+        out[match] = {"p50_ms": round(statistics.median(times), 2),
+                      "p95_ms": round(times[int(0.95 * (len(times) - 1))], 2)}
+        log(f"  search_text match {match} at {len(passages)} rows: p50 "
+            f"{out[match]['p50_ms']} ms, p95 {out[match]['p95_ms']} ms")
+    conn.execute("SELECT memory.drop_domain('scale')")
+    return out
+
+
+def run(tiny: bool, log, admin_dsn: str | None = None) -> dict[str, Any]:
+    import psycopg
+
+    from pgmemo import embedded
+
+    items, _ = quality.load_corpus(tiny)
+    texts = [it.content for it in items]
+    random.Random(3).shuffle(texts)
+    rounds = 2 if tiny else 12
+    rev = baseline_rev()
+    admin_dsn = admin_dsn or embedded.ensure_running().dsn_for("postgres")
+
+    def dsn_for(db: str) -> str:
+        return psycopg.conninfo.make_conninfo(admin_dsn, dbname=db)
+
+    dsns = {}
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        for name in ("baseline", "stored_tsvector", "incremental_df"):
+            db = f"pgmemo_tw_{name}"
+            admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{db}"')
+            dsns[name] = dsn_for(db)
+    with tempfile.TemporaryDirectory() as tmp:
+        extract(rev, Path(tmp))
+        migrate_with(dsns["baseline"], Path(tmp))
+    migrate_with(dsns["stored_tsvector"], None)
+    migrate_with(dsns["incremental_df"], None)
+    conns = {name: psycopg.connect(dsn, autocommit=True, prepare_threshold=None)
+             for name, dsn in dsns.items()}
+    try:
+        for c in conns.values():
+            c.execute("SELECT memory.create_domain('tw', %s)", (DIM,))
+        conns["incremental_df"].execute(DF_TRIGGER)
+        conns["incremental_df"].execute(
+            "CREATE TRIGGER proto_df AFTER INSERT ON memory_data.tw_memories "
+            "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT "
+            "EXECUTE FUNCTION public.proto_df_insert('tw')")
+        log(f"write cost: baseline {rev} vs this checkout, {rounds} rounds of {BATCH} rows")
+        summary = measure(conns, texts, rounds, random.Random(5), log)
+        queries = [it.summary for it in items[: (20 if tiny else 200)]]
+        drift_rows = drift(conns["stored_tsvector"], texts[: (400 if tiny else 6000)], queries,
+                           log)
+        scale_res = scale(conns["stored_tsvector"], 2000 if tiny else 100_000,
+                          [it.summary for it in items[-(20 if tiny else 300):]], log)
+    finally:
+        for c in conns.values():
+            c.close()
+        with psycopg.connect(admin_dsn, autocommit=True) as admin:
+            for name in dsns:
+                admin.execute(f'DROP DATABASE IF EXISTS "pgmemo_tw_{name}" WITH (FORCE)')
+    base = summary["baseline"]
+    ratios = {name: {k: round(v / base[k], 3) for k, v in m.items()}
+              for name, m in summary.items()}
+    return {"baseline_rev": subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", rev],
+                                           capture_output=True, text=True).stdout.strip(),
+            "rounds": rounds, "batch": BATCH, "dimension": DIM, "throughput": summary,
+            "ratio_to_baseline": ratios, "drift": drift_rows, "scale": scale_res}
+
+
+def markdown(res: dict[str, Any]) -> str:
+    names = {"baseline": f"before (baseline {res['baseline_rev']}: expression index)",
+             "stored_tsvector": "stored tsvector (this version)",
+             "incremental_df": "stored tsvector + per-write df table (rejected)"}
+    lines = ["## Text search write cost", "",
+             f"`make eval` (bench/text_write.py): {res['rounds']} interleaved rounds of "
+             f"{res['batch']} docstrings per database on one server, {res['dimension']}-d random "
+             "vectors, medians per batch (rows/s; ratio to the baseline in parentheses).", "",
+             "| schema | store_many (queued) | store_many (with embeddings) | "
+             "complete_embedding_jobs |", "|---|---:|---:|---:|"]
+    for name, m in res["throughput"].items():
+        r = res["ratio_to_baseline"][name]
+        lines.append(f"| {names[name]} | {m['store_queue_rows_per_s']} "
+                     f"({r['store_queue_rows_per_s']:.2f}x) | {m['store_embedded_rows_per_s']} "
+                     f"({r['store_embedded_rows_per_s']:.2f}x) | {m['complete_rows_per_s']} "
+                     f"({r['complete_rows_per_s']:.2f}x) |")
+    worst = min(res["ratio_to_baseline"]["stored_tsvector"][k]
+                for k in ("store_queue_rows_per_s", "store_embedded_rows_per_s"))
+    lines += ["", f"Target: store_many throughput drop <= 15%: worst ratio {worst:.2f}x: "
+              f"{'met' if worst >= 0.85 else 'MISSED'}.", "",
+              "Drift of the statistics (N, avgdl, common lexemes) when rows were added after the "
+              "last refresh (`run_maintenance` refreshes a domain that changed by more than "
+              "10%), search_text top 10 against freshly refreshed statistics:", "",
+              "| rows added since refresh | top-10 overlap | same first hit |", "|---:|---:|---:|"]
+    for d in res["drift"]:
+        lines.append(f"| {d['rows_added_after_refresh']:.0%} | {d['top10_overlap']:.3f} | "
+                     f"{d['same_first_hit']:.3f} |")
+    sc = res["scale"]
+    lines += ["", f"`search_text` at {sc['rows']:,} rows (real passages of bench/corpus.py, "
+              f"{sc['queries']} docstring summaries as queries, statistics refreshed): "
+              f"default (match any) p50 {sc['any']['p50_ms']} ms, p95 {sc['any']['p95_ms']} ms; "
+              f"match all p50 {sc['all']['p50_ms']} ms, p95 {sc['all']['p95_ms']} ms. "
+              f"Target p50 <= 10 ms at 100,000 rows: "
+              f"{'met' if sc['any']['p50_ms'] <= 10 else 'MISSED'}."]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(section: str, path: Path) -> None:
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(r"^## Text search write cost\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section.rstrip() + "\n\n", text, count=1)
+    else:
+        text = text.rstrip() + "\n\n" + section.rstrip() + "\n"
+    path.write_text(text.rstrip() + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tiny", action="store_true")
+    args = ap.parse_args(argv)
+    res = run(args.tiny, lambda m: print(m, flush=True))
+    print(markdown(res))
+    if not args.tiny:
+        (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
+        (ROOT / "bench" / "results" / "text_write.json").write_text(json.dumps(res, indent=2) + "\n")
+        write_section(markdown(res), ROOT / "BENCHMARKS.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+-- BM25 text search (sql/31_bm25.sql): the stored tsvector column, scores equal to the Okapi
+-- BM25 formula, IDF and length normalisation, document frequencies counted over the whole domain
+-- (not the filtered rows), the web-search syntax in both match modes, the text statistics
+-- (refresh_text_stats, common lexemes from ANALYZE outside the candidate scan), adopted tables.
+BEGIN;
+SELECT plan(34);
+
+-- 'simple': no stemming, no stop words, so the lexemes are the words.
+SELECT memory.create_domain('bm', 3, text_config => 'simple');
+SELECT memory.store_many('bm',
+    ARRAY['apple banana', 'apple apple cherry', 'banana cherry date elder fig', 'grape'],
+    ARRAY['{"n": 1}', '{"n": 2}', '{"n": 3}', '{"n": 4}']::jsonb[], NULL,
+    ARRAY['b1', 'b2', 'b3', 'b4']);
+
+-- The stored column and its index.
+SELECT is((SELECT attgenerated::text FROM pg_attribute
+           WHERE attrelid = 'memory_data.bm_memories'::regclass AND attname = 'content_tsv'), 's',
+    'factory tables have a STORED generated content_tsv column');
+SELECT matches(pg_get_indexdef('memory_data.bm_memories_fts'::regclass), 'gin \(content_tsv\)',
+    'the full-text index is on the stored column');
+UPDATE memory_data.bm_memories SET content = 'grape grape kiwi' WHERE id = 'b4';
+SELECT is((SELECT content_tsv FROM memory_data.bm_memories WHERE id = 'b4'),
+    $$grape:1,2 kiwi:3 ' dl':4$$::tsvector,
+    'a content change recomputes the tsvector (with the length marker after the last word)');
+UPDATE memory_data.bm_memories SET content = 'grape' WHERE id = 'b4';
+
+-- N = 4, dl in words: 2, 3, 5, 1, avgdl = 11 / 4 = 2.75, k1 = 1.2, b = 0.75.
+-- 'apple': df 2, idf = ln(1 + 2.5 / 2.5) = ln 2.
+--   b2 (tf 2, dl 3): ln 2 * 2 * 2.2 / (2 + 1.2 * (0.25 + 0.75 * 3 / 2.75))
+--   b1 (tf 1, dl 2): ln 2 * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 2 / 2.75))
+SELECT results_eq($$SELECT id, round(rank::numeric, 6) FROM memory.search_text('bm', 'apple')$$,
+    $$VALUES ('b2', round((ln(2) * 4.4 / (2 + 1.2 * (0.25 + 0.75 * 3 / 2.75)))::numeric, 6)),
+             ('b1', round((ln(2) * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 2 / 2.75)))::numeric, 6))$$,
+    'scores are the BM25 formula (tf from positions, length in words)');
+SELECT is((SELECT id FROM memory.search_text('bm', 'banana grape', 1)), 'b4',
+    'IDF: the row with the rarer word ranks first');
+SELECT is((SELECT id FROM memory.search_text('bm', 'banana', 1)), 'b1',
+    'length normalisation: the shorter row with the same tf ranks first');
+SELECT is((SELECT round(rank::numeric, 6) FROM memory.search_text('bm', 'apple',
+        filter => '{"n": 1}')),
+    round((ln(2) * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 2 / 2.75)))::numeric, 6),
+    'document frequencies count the whole domain, not only the filtered rows');
+
+-- Web-search syntax.
+SELECT set_eq($$SELECT id FROM memory.search_text('bm', 'cherry -date')$$, ARRAY['b2'],
+    '-exclusion (match any)');
+SELECT set_eq($$SELECT id FROM memory.search_text('bm', '"banana cherry"')$$, ARRAY['b3'],
+    '"phrase" (match any): only rows with the words in that order');
+SELECT set_eq($$SELECT id FROM memory.search_text('bm', '"banana cherry" apple')$$, ARRAY['b3'],
+    'a phrase is required, the other words rank');
+SELECT set_eq($$SELECT id FROM memory.search_text('bm', '"cherry banana"')$$, ARRAY[]::text[],
+    'a phrase in the wrong order matches nothing');
+SELECT set_eq($$SELECT id FROM memory.search_text('bm', 'grape OR date')$$, ARRAY['b3', 'b4'],
+    'OR (match any)');
+SELECT set_eq($$SELECT id FROM memory.search_text('bm', 'grape OR date', match => 'all')$$,
+    ARRAY['b3', 'b4'], 'OR (match all)');
+SELECT set_eq($$SELECT id FROM memory.search_text('bm', 'apple cherry', match => 'all')$$,
+    ARRAY['b2'], 'match all: every word');
+SELECT set_eq($$SELECT id FROM memory.search_text('bm', 'apple -cherry', match => 'all')$$,
+    ARRAY['b1'], '-exclusion (match all)');
+SELECT is((SELECT count(*) FROM memory.search_text('bm', '-apple')), 0::bigint,
+    'exclusions only: nothing to rank, no rows');
+SELECT throws_ok($$SELECT * FROM memory.search_text('bm',
+        (SELECT string_agg('w' || i, ' OR ') FROM generate_series(1, 65) AS i))$$,
+    '22023', 'query has 65 distinct words; search_text takes at most 64',
+    'more than 64 distinct words: 22023 (bounded cost)');
+SELECT is((SELECT count(*) FROM memory.search_text('bm',
+        'apple ' || (SELECT string_agg('w' || i, ' ') FROM generate_series(1, 63) AS i))),
+    2::bigint, '64 distinct words are fine');
+
+-- Hybrid: convex fusion of min-max normalised scores (default 0.6 / 0.4), or RRF.
+UPDATE memory_data.bm_memories SET embedding = CASE id WHEN 'b1' THEN '[1,0,0]'
+    WHEN 'b2' THEN '[0,1,0]' WHEN 'b3' THEN '[0.7,0.7,0]' ELSE '[0,0,1]' END::vector;
+-- vector: b1 1, b3 0.7071, b2 and b4 0 (min 0, max 1); text 'apple': b2 1, b1 0 (min-max).
+SELECT results_eq($$SELECT id, round(score::numeric, 4) FROM memory.search_hybrid('bm', 'apple',
+        '[1,0,0]', 3)$$,
+    $$VALUES ('b1', 0.6000), ('b3', round((0.6 * 0.7 / sqrt(0.98))::numeric, 4)), ('b2', 0.4000)$$,
+    'hybrid default: convex combination of the normalised similarity and BM25 score');
+SELECT results_eq($$SELECT id, round(score::numeric, 6) FROM memory.search_hybrid('bm', 'apple',
+        '[1,0,0]', 1, fusion => 'rrf', vector_weight => 1, text_weight => 1)$$,
+    $$VALUES ('b1', round((1.0 / 61 + 1.0 / 62)::numeric, 6))$$,
+    'fusion => rrf: reciprocal rank fusion');
+SELECT throws_ok($$SELECT * FROM memory.search_hybrid('bm', 'apple', '[1,0,0]', 3,
+        fusion => 'max')$$, '22023', 'fusion must be ''convex'' or ''rrf'', got ''max''',
+    'unknown fusion: 22023');
+SELECT results_eq($$SELECT id FROM memory.search_hybrid('bm', 'grape', NULL, 3)$$,
+    ARRAY['b4'], 'hybrid without an embedding: the text list alone');
+
+-- Statistics: a refreshed row is what the ranking uses.
+SELECT is(memory.refresh_text_stats('bm'), 1, 'refresh_text_stats(domain) refreshes it');
+SELECT results_eq($$SELECT documents, avg_length FROM memory_private.text_stats WHERE domain = 'bm'$$,
+    $$VALUES (4::bigint, 2.75::double precision)$$, 'text_stats: rows and average length in words');
+SELECT is(memory.refresh_text_stats(), 0, 'nothing stale: refresh_text_stats() refreshes nothing');
+UPDATE memory_private.text_stats SET documents = 1000 WHERE domain = 'bm';
+SELECT is((SELECT round(rank::numeric, 6) FROM memory.search_text('bm', 'grape')),
+    round((ln(1 + 999.5 / 1.5) * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 1 / 2.75)))::numeric, 6),
+    'the refreshed N is used');
+SELECT ok(memory.run_maintenance() ? 'text_stats_refreshed', 'run_maintenance refreshes them');
+
+-- Common lexemes (planner statistics after ANALYZE) join the candidate scan only within the
+-- budget (2000 estimated rows): a row holding only them is not a candidate, but they still
+-- add to the score of the candidates.
+SELECT memory.create_domain('com', 3, text_config => 'simple');
+INSERT INTO memory_data.com_memories (id, content)
+SELECT 'c' || i, 'common word' || i FROM generate_series(1, 2500) AS i;
+INSERT INTO memory_data.com_memories (id, content) VALUES ('r1', 'rare common'), ('r2', 'rare');
+SELECT is(memory.refresh_text_stats('com'), 1, 'refresh_text_stats analyzes the column');
+SELECT ok((SELECT (common_lexemes ->> 'common')::float8 > 0.9 FROM memory_private.text_stats
+           WHERE domain = 'com'), 'the planner''s frequency of a common lexeme is kept');
+SELECT set_eq($$SELECT id FROM memory.search_text('com', 'common rare', 10)$$,
+    ARRAY['r1', 'r2'], 'only rows with the rare word are candidates');
+SELECT cmp_ok((SELECT rank FROM memory.search_text('com', 'common rare') WHERE id = 'r1'), '>',
+    (SELECT rank FROM memory.search_text('com', 'rare') WHERE id = 'r1'),
+    'the common word still adds to the score of a candidate');
+SELECT is((SELECT count(*) FROM memory.search_text('com', 'common', 7)), 7::bigint,
+    'a query of common words only still ranks by its rarest word');
+
+-- Adopted tables are never altered: the expression index serves them.
+CREATE TABLE public.bm_app (pk integer PRIMARY KEY, body text NOT NULL, emb vector(3));
+INSERT INTO public.bm_app VALUES (1, 'apple pie recipe', NULL), (2, 'cherry pie', NULL);
+SELECT memory.adopt_table('bmapp', 'public.bm_app', 'pk', 'body', 'emb');
+SELECT hasnt_column('public', 'bm_app', 'content_tsv', 'adoption adds no column');
+SELECT results_eq($$SELECT id FROM memory.search_text('bmapp', 'apple pie')$$, ARRAY['1', '2'],
+    'search_text on an adopted table, BM25-ranked');
+
+SELECT * FROM finish();
+ROLLBACK;

@@ -1,0 +1,132 @@
+"""BM25 text search against the real server, where pgTAP's single transaction cannot go:
+migration 0005 converting an existing domain in place, the text statistics going stale after
+committed writes (the statistics collector only sees committed work) and run_maintenance
+refreshing them, the embedding write not recomputing the stored tsvector, and the write-cost
+benchmark's tiny run (bench/text_write.py)."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from conftest import dsn_for
+from helpers import one
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _migration_0005() -> str:
+    path = next((ROOT / "migrations").glob("*_text_search.sql"))
+    text = path.read_text()
+    return text[text.index("DO $migrate$"):]
+
+
+def test_migration_converts_an_existing_domain_in_place(conn):
+    """A domain made before 0005 (expression index, no column) gets the stored column, the same
+    index name on it, keeps its rows, and ranks with BM25 afterwards."""
+    conn.execute("SELECT memory.create_domain('old', 3)")
+    conn.execute("SELECT memory.store_many('old', ARRAY['red apples grow on trees', "
+                 "'green apples are sour', 'bananas are yellow'], ids => ARRAY['a', 'b', 'c'])")
+    # Put the table back into its pre-0005 shape.
+    conn.execute("DROP INDEX memory_data.old_memories_fts")
+    conn.execute("ALTER TABLE memory_data.old_memories DROP COLUMN content_tsv")
+    conn.execute("CREATE INDEX old_memories_fts ON memory_data.old_memories "
+                 "USING gin (to_tsvector('english'::regconfig, content))")
+    conn.execute(_migration_0005())
+    assert one(conn, "SELECT attgenerated::text FROM pg_attribute WHERE attrelid = "
+               "'memory_data.old_memories'::regclass AND attname = 'content_tsv'") == "s"
+    assert "(content_tsv)" in one(conn, "SELECT pg_get_indexdef("
+                                  "'memory_data.old_memories_fts'::regclass)")
+    assert one(conn, "SELECT count(*) FROM memory_data.old_memories") == 3
+    ids = [r["id"] for r in conn.execute("SELECT id FROM memory.search_text('old', 'apples')")]
+    assert sorted(ids) == ["a", "b"]
+    # Running it again changes nothing (IF NOT EXISTS).
+    conn.execute(_migration_0005())
+    assert one(conn, "SELECT count(*) FROM pg_indexes WHERE tablename = 'old_memories' "
+               "AND indexname = 'old_memories_fts'") == 1
+
+
+def test_stored_tsvector_follows_every_write_path(conn):
+    """The stored column equals to_tsvector(content) after store, store_many, update (content,
+    metadata, embedding), upsert and the queue's completion. (PostgreSQL recomputes a stored
+    generated column on every UPDATE of a table with a BEFORE ROW UPDATE trigger, as domain
+    tables have: bench/text_write.py measures what that costs the embedding write.)"""
+    conn.execute("SELECT memory.create_domain('gen', 3)")
+    conn.execute("SELECT memory.store('gen', 'alpha beta', id => 'g1')")
+    conn.execute("SELECT memory.store_many('gen', ARRAY['gamma delta'], ids => ARRAY['g2'])")
+    conn.execute("SELECT memory.update('gen', 'g1', content => 'running dogs')")
+    conn.execute("SELECT memory.update('gen', 'g1', metadata => '{\"a\": 1}')")
+    conn.execute("SELECT memory.update('gen', 'g2', embedding => '[1,0,0]')")
+    conn.execute("SELECT memory.store('gen', 'upserted words', id => 'g2')")
+    jobs = conn.execute("SELECT job_id FROM memory.claim_embedding_jobs(10)").fetchall()
+    conn.execute("SELECT memory.complete_embedding_jobs(%s, %s::vector[])",
+                 ([j["job_id"] for j in jobs], ["[0,1,0]"] * len(jobs)))
+    assert one(conn, "SELECT count(*) FROM memory_data.gen_memories "
+               "WHERE content_tsv IS DISTINCT FROM "
+               "to_tsvector('english', content) || $$' dl':1$$::tsvector") == 0
+    assert one(conn, "SELECT content_tsv::text FROM memory_data.gen_memories WHERE id = 'g1'") \
+        == "' dl':3 'dog':2 'run':1"
+    assert [r["id"] for r in conn.execute(
+        "SELECT id FROM memory.search_text('gen', 'upserted')")] == ["g2"]
+
+
+def _wait_for_stats(conn, table: str, live: int) -> None:
+    # The statistics collector publishes committed counts at the end of each transaction of
+    # the writing backend; a fresh snapshot per query.
+    for _ in range(200):
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        if one(conn, "SELECT n_live_tup FROM pg_stat_all_tables WHERE relid = %s::regclass",
+               (table,)) == live:
+            return
+        conn.execute("SELECT pg_stat_force_next_flush()")
+    got = one(conn, "SELECT n_live_tup FROM pg_stat_all_tables WHERE relid = %s::regclass",
+              (table,))
+    raise AssertionError(f"statistics of {table} never showed {live} live rows (got {got})")
+
+
+def test_statistics_go_stale_and_run_maintenance_refreshes_them(conn):
+    conn.execute("SELECT memory.create_domain('st', 3)")
+    conn.execute("SELECT pg_stat_force_next_flush()")  # the inserts reach the collector first
+    conn.execute("SELECT memory.store_many('st', array_agg('note number ' || i)) "
+                 "FROM generate_series(1, 100) AS i")
+    _wait_for_stats(conn, "memory_data.st_memories", 100)
+    assert one(conn, "SELECT memory.refresh_text_stats('st')") == 1
+    assert one(conn, "SELECT documents FROM memory_private.text_stats WHERE domain = 'st'") == 100
+    conn.execute("SELECT pg_stat_force_next_flush()")
+    _wait_for_stats(conn, "memory_data.st_memories", 100)
+    assert one(conn, "SELECT memory.refresh_text_stats()") == 0, "fresh statistics are kept"
+    # 100 more rows: more than 10% + 50 off.
+    conn.execute("SELECT pg_stat_force_next_flush()")
+    conn.execute("SELECT memory.store_many('st', array_agg('memo number ' || i)) "
+                 "FROM generate_series(1, 100) AS i")
+    _wait_for_stats(conn, "memory_data.st_memories", 200)
+    report = one(conn, "SELECT memory.run_maintenance()")
+    assert report["text_stats_refreshed"] == 1
+    assert one(conn, "SELECT documents FROM memory_private.text_stats WHERE domain = 'st'") == 200
+    # A dropped domain's statistics go with it.
+    conn.execute("SELECT memory.drop_domain('st')")
+    assert one(conn, "SELECT count(*) FROM memory_private.text_stats") == 0
+
+
+def test_search_text_nasty_queries_and_injection(conn):
+    conn.execute("SELECT memory.create_domain('nq', 3)")
+    conn.execute("SELECT memory.store('nq', $$it's a dog's life: O'Brien\\'s \\\\ back-slash$$, "
+                 "id => 'n1')")
+    for q in ["O'Brien", "dog's", "back-slash", "\\", "'", "''", '"it\'s a"', "-'", "a:*",
+              "it's -life", "x" * 3000]:
+        conn.execute("SELECT * FROM memory.search_text('nq', %s)", (q,)).fetchall()
+    assert [r["id"] for r in conn.execute("SELECT id FROM memory.search_text('nq', 'brien')")] \
+        == ["n1"]
+
+
+def test_text_write_benchmark_tiny():
+    sys.path.insert(0, str(ROOT / "bench"))
+    import text_write
+
+    res = text_write.run(True, lambda m: None, admin_dsn=dsn_for("postgres"))
+    assert set(res["throughput"]) == {"baseline", "stored_tsvector", "incremental_df"}
+    for m in res["throughput"].values():
+        assert all(v > 0 for v in m.values())
+    assert [d["rows_added_after_refresh"] for d in res["drift"]] == [0.1, 0.5]
+    assert re.match(r"^## Text search write cost", text_write.markdown(res))
