@@ -108,7 +108,7 @@ BEGIN
     RETURN set_config('search_path', format('pg_catalog, %I, pg_temp', v_schema), true);
 END;
 $f$;
-DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007']::text[]); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009']::text[]); END $pgmemo$;
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb') AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -377,10 +377,53 @@ COMMENT ON COLUMN memory_private.domains.distributed IS
 'the write functions instead of statement triggers.';
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0006', '0006_distributed.sql', 'b07cb26106a5fb788e9e2f6f85e08c84f7027070c1541abc52427ecae413b75d', 'versioned'); PERFORM memory_private._record_breaking('0006', false); END $pgmemo$;
 \endif
--- migrations/0007_text_search.sql
-SELECT memory_private._migration_needed('0007', '0007_text_search.sql', 'f0148bf5f81d38df686aad9574d24b94c5da4312198daa6810d4b40f62f4ff33') AS pgmemo_apply \gset
+-- migrations/0007_diagnose_checks.sql
+SELECT memory_private._migration_needed('0007', '0007_diagnose_checks.sql', '62d414944a59b82a626b81abef1952a787ef9b8a6952f52caf6c7f0fda089598') AS pgmemo_apply \gset
 \if :pgmemo_apply
--- 0007_text_search: a stored tsvector per domain table, and the statistics BM25 ranking uses.
+-- 0007_diagnose_checks: memory.diagnose's checks became one function each.
+--
+-- Why: memory_private._diagnose_domain ran all fourteen per-domain checks in one 335-line
+-- function. sql/61_diagnose.sql now has one memory_private._check_<check_name>(domains) per
+-- check, combined by memory_private._diagnose; the old function is retired here, once (sql/
+-- holds only CREATE OR REPLACE). memory.diagnose returns the same rows as before.
+DROP FUNCTION IF EXISTS memory_private._diagnose_domain(memory_private.domains);
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0007', '0007_diagnose_checks.sql', '62d414944a59b82a626b81abef1952a787ef9b8a6952f52caf6c7f0fda089598', 'versioned'); PERFORM memory_private._record_breaking('0007', false); END $pgmemo$;
+\endif
+-- migrations/0008_client_api.sql
+SELECT memory_private._migration_needed('0008', '0008_client_api.sql', '01e5f22ae6128ab57b7900ad01accc602552e7fa2c795f3e1440a9ab647e99f4') AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0008_client_api: what the asyncio, LangChain and MCP clients need from the SQL API.
+--
+-- Why: memory.search and memory.search_hybrid can return each row's stored vector
+-- (with_embeddings => true: MMR re-ranks without a second round trip), so both grew a parameter
+-- and an `embedding` column; a changed result type needs the old signature dropped, once, here
+-- (sql/30_search.sql then creates the new ones). memory.forget_many, memory.clear and get_many
+-- in the order asked are new or changed functions only (sql/20_write.sql, sql/47_import.sql);
+-- this version tells clients they are there.
+
+-- Found by name rather than by signature: the vector type may live in any schema.
+DO $$
+DECLARE
+    v_fn regprocedure;
+BEGIN
+    FOR v_fn IN
+        SELECT p.oid::regprocedure FROM pg_catalog.pg_proc AS p
+        JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
+        WHERE (n.nspname = 'memory' AND p.proname IN ('search', 'search_hybrid')
+                AND NOT 'with_embeddings' = ANY (coalesce(p.proargnames, '{}')))
+            OR (n.nspname = 'memory_private' AND p.proname IN ('_search_sql', '_dist_search_sql')
+                AND p.pronargs = 2)
+    LOOP
+        EXECUTE format('DROP FUNCTION %s', v_fn);
+    END LOOP;
+END;
+$$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0008', '0008_client_api.sql', '01e5f22ae6128ab57b7900ad01accc602552e7fa2c795f3e1440a9ab647e99f4', 'versioned'); PERFORM memory_private._record_breaking('0008', false); END $pgmemo$;
+\endif
+-- migrations/0009_text_search.sql
+SELECT memory_private._migration_needed('0009', '0009_text_search.sql', '52c6cc21ee292d9730e54fd51622e6246a4923103e3a5769e3d647a5259f7338') AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0009_text_search: a stored tsvector per domain table, and the statistics BM25 ranking uses.
 --
 -- Why: memory.search_text ranks with BM25 (sql/31_bm25.sql), which reads each candidate's term
 -- frequencies and length. With only an expression index, every candidate's tsvector was
@@ -401,7 +444,7 @@ DROP FUNCTION IF EXISTS memory_private._any_words_query(memory_private.domains, 
 -- search_hybrid gained fusion (convex combination, the new default, or RRF).
 DROP FUNCTION IF EXISTS memory.search_hybrid(
     text, text, vector, integer, jsonb, double precision, double precision, integer, integer,
-    interval, double precision, text
+    interval, double precision, text, boolean
 );
 
 CREATE TABLE memory_private.text_stats (
@@ -447,7 +490,7 @@ BEGIN
     END LOOP;
 END;
 $migrate$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0007', '0007_text_search.sql', 'f0148bf5f81d38df686aad9574d24b94c5da4312198daa6810d4b40f62f4ff33', 'versioned'); PERFORM memory_private._record_breaking('0007', false); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0009', '0009_text_search.sql', '52c6cc21ee292d9730e54fd51622e6246a4923103e3a5769e3d647a5259f7338', 'versioned'); PERFORM memory_private._record_breaking('0009', false); END $pgmemo$;
 \endif
 DO $pgmemo$ BEGIN PERFORM memory_private._set_install_search_path(); END $pgmemo$;
 -- sql/00_private_helpers.sql
@@ -469,6 +512,7 @@ BEGIN
     END IF;
     SELECT d.* INTO v_row FROM memory_private.domains AS d WHERE d.domain = _domain.domain;
     IF NOT FOUND THEN
+        PERFORM memory_private._check_domain_name(domain);  -- 'my-docs': say what is valid
         RAISE EXCEPTION 'unknown domain "%"', domain
             USING ERRCODE = '42704',
                   HINT = 'Create it with memory.create_domain(''' || left(domain, 40)
@@ -476,6 +520,19 @@ BEGIN
     END IF;
     RETURN v_row;
 END;
+$$;
+
+-- A valid domain name close to the one given ('My-Docs' -> 'my_docs', '2024 notes' ->
+-- 'd_2024_notes'): lowercase, every run of other characters one underscore, a letter first,
+-- at most 40 characters. For the hint of the invalid-name error.
+CREATE OR REPLACE FUNCTION memory_private._suggest_domain_name(domain text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT rtrim(left(CASE WHEN s ~ '^[a-z]' THEN s ELSE 'd_' || s END, 40), '_')
+    FROM (SELECT coalesce(nullif(btrim(regexp_replace(lower(coalesce(domain, '')),
+        '[^a-z0-9_]+', '_', 'g'), '_'), ''), 'memories') AS s) AS n
 $$;
 
 CREATE OR REPLACE FUNCTION memory_private._check_domain_name(domain text)
@@ -488,7 +545,8 @@ BEGIN
         RAISE EXCEPTION 'invalid domain name %', coalesce(quote_literal(domain), 'NULL')
             USING ERRCODE = '42602',
                   DETAIL = 'A domain name is 1 to 40 characters: a lowercase letter, then '
-                      || 'lowercase letters, digits or underscores (^[a-z][a-z0-9_]{0,39}$).';
+                      || 'lowercase letters, digits or underscores (^[a-z][a-z0-9_]{0,39}$).',
+                  HINT = format('Try %L.', memory_private._suggest_domain_name(domain));
     END IF;
 END;
 $$;
@@ -656,12 +714,16 @@ $$;
 -- distance is recomputed outside the LIMIT query, from its embedding, which forces a real sort.
 -- Otherwise the index order is strict and the cheaper shape is used (bench/run.py measured the
 -- recomputing shape at about +10% of a search's server time on 100K x 384).
-CREATE OR REPLACE FUNCTION memory_private._search_sql(d memory_private.domains, with_filter boolean)
+CREATE OR REPLACE FUNCTION memory_private._search_sql(
+    d memory_private.domains, with_filter boolean, with_embeddings boolean DEFAULT FALSE
+)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
+    -- the embedding column: the stored vector (halfvec read as vector), or NULL
+    v_embedding text := CASE WHEN with_embeddings THEN 's.embedding::vector' ELSE 'NULL::vector' END;
     v_op text := memory_private._distance_operator(d.distance);
     v_similarity text := CASE d.distance
         WHEN 'cosine' THEN '1 - s.distance'
@@ -671,36 +733,36 @@ DECLARE
     v_where text := CASE WHEN with_filter THEN 'AND t.metadata @> $3' ELSE '' END;
 BEGIN
     IF d.distributed THEN  -- Citus: one flat k-NN query, LIMIT pushed to every shard
-        RETURN memory_private._dist_search_sql(d, with_filter);
+        RETURN memory_private._dist_search_sql(d, with_filter, with_embeddings);
     END IF;
     IF with_filter OR current_setting('hnsw.iterative_scan', true) = 'relaxed_order' THEN
         RETURN format(
             'SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at, '
-            's.updated_at '
+            's.updated_at, %6$s AS embedding '
             'FROM (SELECT n.id, n.content, n.metadata, (n.embedding %2$s $1)::double precision AS distance, '
-            'n.created_at, n.updated_at '
+            'n.created_at, n.updated_at, n.embedding '
             'FROM (SELECT t.id, t.content, t.metadata, t.embedding, t.created_at, t.updated_at '
             'FROM %3$I.%4$I AS t WHERE t.embedding IS NOT NULL %5$s '
             'ORDER BY t.embedding %2$s $1 LIMIT $2) AS n) AS s '
             'WHERE $4::double precision IS NULL OR %1$s >= $4 '
             'ORDER BY s.distance',
-            v_similarity, v_op, d.table_schema, d.table_name, v_where
+            v_similarity, v_op, d.table_schema, d.table_name, v_where, v_embedding
         );
     END IF;
     RETURN format(
         'SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at, '
-        's.updated_at '
+        's.updated_at, %6$s AS embedding '
         'FROM (SELECT t.id, t.content, t.metadata, '
-        '(t.embedding %2$s $1)::double precision AS distance, t.created_at, t.updated_at '
+        '(t.embedding %2$s $1)::double precision AS distance, t.created_at, t.updated_at, t.embedding '
         'FROM %3$I.%4$I AS t WHERE t.embedding IS NOT NULL %5$s '
         'ORDER BY t.embedding %2$s $1 LIMIT $2) AS s '
         'WHERE $4::double precision IS NULL OR %1$s >= $4 '
         'ORDER BY s.distance',
-        v_similarity, v_op, d.table_schema, d.table_name, v_where
+        v_similarity, v_op, d.table_schema, d.table_name, v_where, v_embedding
     );
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', '945104c41cc7ecbab2d5aa63e402cc671369ec9ded51f39b4cb14ef2d1fc207e', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', 'd7b5028c15c27db0008de2a9bf51fc6592aea4e65740ed78eacaa4e3874bf876', 'repeatable'); END $pgmemo$;
 -- sql/01_version.sql
 -- memory.version(): what is installed, for clients that verify the schema before use.
 
@@ -1055,7 +1117,8 @@ COMMENT ON VIEW memory.domains IS
 'for adopted domains (memory.adopt_table) the application table behind the view.';
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:10_domains.sql', '10_domains.sql', '9016be5cab7c9b898d30cb1a36a029be515903fcee97eb1862655bb05dee324e', 'repeatable'); END $pgmemo$;
 -- sql/20_write.sql
--- Writing memories: memory.store, memory.store_many, memory.update, memory.forget, memory.get.
+-- Writing memories: memory.store, memory.store_many, memory.update, memory.forget,
+-- memory.forget_many, memory.clear, memory.get.
 -- Rows stored without an embedding are queued by the domain table's triggers.
 
 CREATE OR REPLACE FUNCTION memory.store(
@@ -1307,6 +1370,70 @@ $$;
 COMMENT ON FUNCTION memory.forget(text, text) IS
 'Delete a memory (and its queued embedding job). Returns false when the id does not exist.';
 
+CREATE OR REPLACE FUNCTION memory.forget_many(domain text, ids text[])
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain(domain);
+    v_count bigint;
+BEGIN
+    EXECUTE format('DELETE FROM %I.%I AS t WHERE t.id = ANY ($1)', v_d.table_schema, v_d.table_name)
+    USING ids;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_d.distributed THEN
+        PERFORM memory_private._dist_drop_jobs(v_d, ids);
+    END IF;
+    RETURN v_count;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.forget_many(text, text[]) IS
+'Delete the memories with these ids (and their queued embedding jobs) in one statement. '
+'Returns how many existed; unknown and NULL ids are ignored.';
+
+CREATE OR REPLACE FUNCTION memory.clear(domain text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain(domain);
+    v_count bigint;
+BEGIN
+    IF v_d.adopted THEN
+        RAISE EXCEPTION 'domain "%" is adopted: its rows belong to %, which memory.clear '
+            'does not empty', v_d.domain, v_d.source_table
+            USING ERRCODE = '42809',
+                  HINT = 'Delete them in the application''s table, or use memory.forget_many.';
+    END IF;
+    -- A DELETE, not a TRUNCATE: readers and writers keep going (no ACCESS EXCLUSIVE lock), a
+    -- row inserted concurrently survives with its job, and the delete trigger dequeues.
+    EXECUTE format('DELETE FROM %I.%I AS t', v_d.table_schema, v_d.table_name);
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_d.distributed THEN
+        -- Citus: no dequeue trigger on the shards; the domain's (and a re-embed's) jobs go.
+        DELETE FROM memory_private.embedding_queue AS q
+        WHERE q.domain = v_d.domain OR q.domain IN (
+            SELECT r.shadow_domain FROM memory_private.reembeds AS r WHERE r.domain = v_d.domain);
+        RETURN v_count;
+    END IF;
+    -- Jobs whose row is gone (the dequeue trigger is off during a bulk load).
+    EXECUTE format(
+        'DELETE FROM memory_private.embedding_queue AS q WHERE q.domain = $1 '
+        'AND NOT EXISTS (SELECT FROM %I.%I AS t WHERE t.id = q.row_id)',
+        v_d.table_schema, v_d.table_name)
+    USING v_d.domain;
+    RETURN v_count;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.clear(text) IS
+'Delete every memory of a domain and its queued embedding jobs; the domain, its settings and '
+'its indexes stay. Returns how many rows were deleted. Refused for adopted domains (their '
+'rows belong to the application''s table).';
+
 -- plpgsql cannot have an input and an output parameter both named id, so the public
 -- memory.get (whose contract names both id) is an SQL wrapper over this function.
 CREATE OR REPLACE FUNCTION memory_private._get(domain text, row_id text)
@@ -1342,7 +1469,7 @@ $$;
 COMMENT ON FUNCTION memory.get(text, text) IS
 'Fetch one memory by id: content, metadata, whether it has an embedding, timestamps. '
 'No row when the id does not exist.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20_write.sql', 'ad1f8f893f3fabe0c835febca12283880ac8b1ed257008a483598a16d141d0e4', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20_write.sql', '352b9124b7ad331b8279986eb18606a58d5f76b72c6513f145d4735db51e0a11', 'repeatable'); END $pgmemo$;
 -- sql/30_search.sql
 -- Searching: memory.search (k nearest neighbours through the HNSW index), memory.search_text
 -- (full-text, typed queries) and memory.search_hybrid (weighted reciprocal rank fusion of the
@@ -1475,11 +1602,12 @@ CREATE OR REPLACE FUNCTION memory.search(
     min_similarity double precision DEFAULT NULL,
     ef_search integer DEFAULT NULL,
     recency_half_life interval DEFAULT NULL,
-    importance_weight double precision DEFAULT NULL
+    importance_weight double precision DEFAULT NULL,
+    with_embeddings boolean DEFAULT FALSE
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, similarity double precision,
-    distance double precision, created_at timestamptz, updated_at timestamptz
+    distance double precision, created_at timestamptz, updated_at timestamptz, embedding vector
 )
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
@@ -1509,11 +1637,12 @@ BEGIN
         RETURN QUERY EXECUTE format(
             'SELECT c.* FROM (%s) AS c ORDER BY memory_private._blend(c.similarity, c.metadata, '
             'c.updated_at, $5, $6) DESC, c.distance LIMIT $7',
-            memory_private._search_sql(v_d, filter IS NOT NULL))
+            memory_private._search_sql(v_d, filter IS NOT NULL, coalesce(with_embeddings, false)))
         USING query_embedding, v_fetch, filter, min_similarity, recency_half_life,
             importance_weight, k;
     ELSE
-        RETURN QUERY EXECUTE memory_private._search_sql(v_d, filter IS NOT NULL)
+        RETURN QUERY EXECUTE memory_private._search_sql(
+            v_d, filter IS NOT NULL, coalesce(with_embeddings, false))
         USING query_embedding, k, filter, min_similarity;
     END IF;
 
@@ -1522,7 +1651,7 @@ END;
 $$;
 
 COMMENT ON FUNCTION memory.search(
-    text, vector, integer, jsonb, double precision, integer, interval, double precision
+    text, vector, integer, jsonb, double precision, integer, interval, double precision, boolean
 ) IS
 'The k nearest memories to query_embedding through the domain''s HNSW index, best first. '
 'filter keeps rows whose metadata @> filter (iterative index scans on pgvector >= 0.8, so k rows '
@@ -1533,7 +1662,8 @@ COMMENT ON FUNCTION memory.search(
 'recency_half_life halves a memory''s score per half-life of age (updated_at); '
 'importance_weight in [0, 1] blends in metadata->>''importance'' (a number in [0, 1], 0.5 when '
 'absent): score = ((1 - w) * similarity + w * importance) * 0.5 ^ (age / half-life), over '
-'max(4k, 40) index candidates; similarity stays the raw similarity. k is 1..1000.';
+'max(4k, 40) index candidates; similarity stays the raw similarity. k is 1..1000. '
+'with_embeddings => true fills the embedding column (for MMR), else it is NULL.';
 
 -- The HNSW candidate list size memory.search uses by default (hnsw.ef_search is raised to it):
 -- on the search-quality eval (bench/quality.py) pgvector's default of 40 lost 2.6% MRR@10
@@ -1603,12 +1733,13 @@ CREATE OR REPLACE FUNCTION memory.search_hybrid(
     recency_half_life interval DEFAULT NULL,
     importance_weight double precision DEFAULT NULL,
     text_match text DEFAULT 'any',
+    with_embeddings boolean DEFAULT FALSE,
     fusion text DEFAULT 'convex'
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, score double precision,
     similarity double precision, text_rank double precision,
-    created_at timestamptz, updated_at timestamptz
+    created_at timestamptz, updated_at timestamptz, embedding vector
 )
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
@@ -1644,7 +1775,7 @@ BEGIN
         -- The lateral call runs only when there is an embedding to search with.
         FROM (SELECT WHERE query_embedding IS NOT NULL) AS guard,
             LATERAL memory.search(domain, query_embedding, v_candidates, filter,
-                ef_search => ef_search) AS s
+                ef_search => ef_search, with_embeddings => with_embeddings) AS s
     ),
     t AS (
         SELECT s.*, row_number() OVER (ORDER BY s.rank DESC) AS r,
@@ -1672,7 +1803,8 @@ BEGIN
             coalesce(v.created_at, t.created_at) AS created_at,
             coalesce(v.updated_at, t.updated_at) AS updated_at,
             v.r AS vr,
-            t.r AS tr
+            t.r AS tr,
+            v.embedding
         FROM v FULL JOIN t ON t.id = v.id
     ),
     scored AS (
@@ -1683,18 +1815,26 @@ BEGIN
                 f.metadata, f.updated_at, recency_half_life, importance_weight)
             ELSE f.rrf END AS score
         FROM fused AS f
+    ),
+    top AS (
+        SELECT sc.* FROM scored AS sc
+        ORDER BY sc.score DESC, sc.vr NULLS LAST, sc.tr NULLS LAST, sc.id
+        LIMIT k
     )
-    SELECT sc.id, sc.content, sc.metadata, sc.score, sc.similarity, sc.rank, sc.created_at,
-        sc.updated_at
-    FROM scored AS sc
-    ORDER BY sc.score DESC, sc.vr NULLS LAST, sc.tr NULLS LAST, sc.id
-    LIMIT k;
+    -- with_embeddings: text-only hits' vectors are read by id
+    SELECT tp.id, tp.content, tp.metadata, tp.score, tp.similarity, tp.rank, tp.created_at,
+        tp.updated_at, coalesce(tp.embedding, g.embedding)
+    FROM top AS tp
+    LEFT JOIN memory.get_many(domain, CASE WHEN with_embeddings
+        THEN ARRAY(SELECT t2.id FROM top AS t2 WHERE t2.embedding IS NULL) END) AS g
+        ON g.id = tp.id
+    ORDER BY tp.score DESC, tp.vr NULLS LAST, tp.tr NULLS LAST, tp.id;
 END;
 $$;
 
 COMMENT ON FUNCTION memory.search_hybrid(
     text, text, vector, integer, jsonb, double precision, double precision, integer, integer,
-    interval, double precision, text, text
+    interval, double precision, text, boolean, text
 ) IS
 'Hybrid search, one call: memory.search and memory.search_text (max(2k, 20) candidates each) '
 'fused. fusion => ''convex'' (default): score = (vector_weight * similarity'' + text_weight * '
@@ -1704,8 +1844,10 @@ COMMENT ON FUNCTION memory.search_hybrid(
 '(convex, 0.6 / 0.4, text_match ''any'') come from bench/quality.py (see BENCHMARKS.md). Either '
 'the query text or the embedding may be NULL. ef_search is passed to memory.search, text_match '
 '(''any'' or ''all'') to memory.search_text. recency_half_life and importance_weight re-rank as '
-'in memory.search, on the fused score scaled to [0, 1].';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', 'b8b30aca9ee3a00c7446bfb32225f35610a481cd821505c298d2be9691a7859d', 'repeatable'); END $pgmemo$;
+'in memory.search, on the fused score scaled to [0, 1]. '
+'similarity is NULL for a row found by its words alone, text_rank for one found by its vector '
+'alone. with_embeddings => true fills the embedding column (else NULL).';
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '82a712f1ee07b88d247b88352cfe18d362aa7fc85c047fee4607e0c99195b47f', 'repeatable'); END $pgmemo$;
 -- sql/31_bm25.sql
 -- BM25 ranking for memory.search_text, in plain SQL (no extension): the query parsed like a web
 -- search box, candidates from the domain's GIN index, and the usual Okapi BM25 score
@@ -3459,7 +3601,10 @@ DECLARE
 BEGIN
     RETURN QUERY EXECUTE format(
         'SELECT t.id, t.content, t.metadata, CASE WHEN $2 THEN t.embedding::vector END, t.embedding_model, '
-        't.created_at, t.updated_at FROM %I.%I AS t WHERE t.id = ANY ($1) ORDER BY t.id',
+        't.created_at, t.updated_at '
+        'FROM (SELECT u.id, min(u.ord) AS ord FROM unnest($1) WITH ORDINALITY AS u (id, ord) '
+        'GROUP BY u.id) AS w '
+        'JOIN %I.%I AS t ON t.id = w.id ORDER BY w.ord',
         v_d.table_schema, v_d.table_name)
     USING ids, coalesce(with_embeddings, true);
 END;
@@ -3467,10 +3612,11 @@ $$;
 
 COMMENT ON FUNCTION memory.get_many(text, text[], boolean) IS
 'Fetch memories by id with everything stored: content, metadata, the embedding itself (NULL '
-'when with_embeddings is false, to move less data), its model and the timestamps (ordered by '
-'id; ids that do not exist are absent). What '
+'when with_embeddings is false, to move less data), its model and the timestamps, in the order '
+'of ids (an id asked twice comes back once, where first asked; ids that do not exist are '
+'absent). What '
 '`pgmemo import-sqlite` reads back to verify an import.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:47_import.sql', '47_import.sql', 'a0cb9f794bb769750616616ca8156657d927fbf1ef6c86dc61dc61227d366671', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:47_import.sql', '47_import.sql', '9f0a2b257e6ed4b55d83297414d6c12cf0a286efd8cd44e7a0b53a760059edd1', 'repeatable'); END $pgmemo$;
 -- sql/48_distributed.sql
 -- Distributed domains on a Citus cluster: memory.distribute_domain, the queue hook the write
 -- functions call instead of statement triggers, the settings pushed to the workers for a
@@ -3559,7 +3705,18 @@ BEGIN
     END IF;
     PERFORM pg_advisory_xact_lock(hashtext('pgmemo.domain'), hashtext(v_d.domain));
 
+    -- The queue triggers (statement level, transition tables) cannot run on shards; the write
+    -- functions queue rows instead (memory_private._dist_sync_jobs). The BEFORE UPDATE row
+    -- trigger is safe on shards (it changes NEW only) and is what keeps a stale embedding from
+    -- ever being served, also for writes that bypass pgmemo's functions. Citus refuses trigger
+    -- DDL on distributed tables unless citus.enable_unsafe_triggers is on (for this call only).
+    v_unsafe := current_setting('citus.enable_unsafe_triggers', true);
+    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    EXECUTE format('DROP TRIGGER IF EXISTS memory_enqueue_insert ON %s', v_rel);
+    EXECUTE format('DROP TRIGGER IF EXISTS memory_enqueue_update ON %s', v_rel);
+    EXECUTE format('DROP TRIGGER IF EXISTS memory_dequeue_delete ON %s', v_rel);
     IF memory_private._is_distributed_table(v_rel) THEN
+        -- Distributed already (by an earlier call, or by hand): take it over.
         EXECUTE 'SELECT count(*) FROM pg_catalog.pg_dist_shard AS s WHERE s.logicalrelid = $1'
         INTO v_shards USING v_rel;
         IF v_shards <> shard_count THEN
@@ -3567,23 +3724,13 @@ BEGIN
                 'change it with alter_distributed_table(%L, shard_count => %s)',
                 v_d.domain, v_shards, shard_count, v_rel::text, shard_count;
         END IF;
-        UPDATE memory_private.domains AS d SET distributed = true WHERE d.domain = v_d.domain;
-        RETURN v_rel;
+    ELSE
+        EXECUTE 'SELECT create_distributed_table($1, ''id'', shard_count => $2)'
+        USING v_rel, shard_count;
+        -- The rows now live in the shards; the coordinator's copy is dead weight.
+        EXECUTE 'SELECT truncate_local_data_after_distributing_table($1)' USING v_rel;
     END IF;
-
-    -- The queue triggers (statement level, transition tables) cannot run on shards; the write
-    -- functions queue rows instead (memory_private._dist_sync_jobs). The BEFORE UPDATE row
-    -- trigger is safe on shards (it changes NEW only) and is what keeps a stale embedding from
-    -- ever being served, also for writes that bypass pgmemo's functions.
-    EXECUTE format('DROP TRIGGER IF EXISTS memory_enqueue_insert ON %s', v_rel);
-    EXECUTE format('DROP TRIGGER IF EXISTS memory_enqueue_update ON %s', v_rel);
-    EXECUTE format('DROP TRIGGER IF EXISTS memory_dequeue_delete ON %s', v_rel);
-    v_unsafe := current_setting('citus.enable_unsafe_triggers', true);
-    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
-    EXECUTE 'SELECT create_distributed_table($1, ''id'', shard_count => $2)' USING v_rel, shard_count;
     PERFORM set_config('citus.enable_unsafe_triggers', coalesce(v_unsafe, 'off'), true);
-    -- The rows now live in the shards; the coordinator's copy is dead weight.
-    EXECUTE 'SELECT truncate_local_data_after_distributing_table($1)' USING v_rel;
     UPDATE memory_private.domains AS d SET distributed = true WHERE d.domain = v_d.domain;
     -- Rows queued before are still queued (the queue is keyed by domain and id); rows that had
     -- neither an embedding nor a job get one now.
@@ -3605,8 +3752,8 @@ COMMENT ON FUNCTION memory.distribute_domain(text, integer) IS
 -- drop the unclaimed jobs of those that have one. reset => true resets a job's attempts (a
 -- write, like the triggers); false leaves existing jobs alone (the backfill sweep). Claimed
 -- jobs stay claimed: complete_embedding_jobs sees a changed content and re-queues. A re-embed's
--- shadow domain (a view over the same table) gets the same treatment. The same
--- Returns the jobs added or reset.
+-- shadow domain (a view over the same table) gets the same treatment. Returns the jobs added
+-- or reset.
 CREATE OR REPLACE FUNCTION memory_private._dist_sync_jobs(
     d memory_private.domains, ids text[], reset boolean DEFAULT TRUE
 )
@@ -3793,13 +3940,13 @@ END;
 $$;
 
 -- memory.search's k-NN query for a distributed domain ($1 query vector, $2 k, $3 filter, $4
--- min_similarity, as memory_private._search_sql): flat, so that Citus pushes the ORDER BY
--- distance LIMIT k down to every shard (each walks its own HNSW index) and merges the shards'
--- top k on the coordinator. A subquery with a LIMIT (the single-node shape) would be planned as
--- a separate step with an intermediate result. min_similarity is a bound on the distance, so
--- filtering in the scan keeps exactly the rows the single-node query keeps.
+-- min_similarity and the embedding column, as memory_private._search_sql): flat, so that Citus
+-- pushes the ORDER BY distance LIMIT k down to every shard (each walks its own HNSW index) and
+-- merges the shards' top k on the coordinator. A subquery with a LIMIT (the single-node shape)
+-- would be planned as a separate step with an intermediate result. min_similarity is a bound on
+-- the distance, so filtering in the scan keeps exactly the rows the single-node query keeps.
 CREATE OR REPLACE FUNCTION memory_private._dist_search_sql(
-    d memory_private.domains, with_filter boolean
+    d memory_private.domains, with_filter boolean, with_embeddings boolean DEFAULT FALSE
 )
 RETURNS text
 LANGUAGE plpgsql STABLE
@@ -3815,13 +3962,15 @@ DECLARE
 BEGIN
     RETURN format(
         'SELECT t.id, t.content, t.metadata, %5$s AS similarity, '
-        '(t.embedding %1$s $1)::double precision AS distance, t.created_at, t.updated_at '
+        '(t.embedding %1$s $1)::double precision AS distance, t.created_at, t.updated_at, '
+        '%6$s AS embedding '
         'FROM %2$I.%3$I AS t WHERE t.embedding IS NOT NULL %4$s '
         'AND ($4::double precision IS NULL OR %5$s >= $4) '
         'ORDER BY t.embedding %1$s $1 LIMIT $2',
         v_op, d.table_schema, d.table_name,
         CASE WHEN with_filter THEN 'AND t.metadata @> $3' ELSE '' END,
-        format(v_similarity, v_op));
+        format(v_similarity, v_op),
+        CASE WHEN with_embeddings THEN 't.embedding::vector' ELSE 'NULL::vector' END);
 END;
 $$;
 
@@ -4091,6 +4240,10 @@ BEGIN
 END;
 $$;
 
+COMMENT ON FUNCTION memory_private._diagnose_distributed(memory_private.domains) IS
+'diagnose checks of a domain on Citus: not_distributed, distributed_outside_pgmemo, '
+'worker_unreachable, citus_connection_cache, shard_missing_index, shard_index_settings_differ.';
+
 CREATE OR REPLACE FUNCTION memory.repair_shard_indexes(domain text)
 RETURNS integer
 LANGUAGE plpgsql
@@ -4198,7 +4351,7 @@ COMMENT ON FUNCTION memory.repair_shard_indexes(text) IS
 'with other settings; each build blocks writes to its shard only). Returns the number of '
 'shards rebuilt; 0 when all were right. What memory.diagnose''s shard_missing_index and '
 'shard_index_settings_differ suggest. Error 08006 when a worker holding shards is down.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', 'aa54c0b6428e336a96225d06a10321fc0a50ed22e716eb8267ed1cf9ad2ae2e4', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', '53b2966cf18b4fc381c939820a8574dfd8e4e50783a7885cdfed9d8b72e5ef00', 'repeatable'); END $pgmemo$;
 -- sql/50_queue.sql
 -- The embedding queue: workers claim jobs (FOR UPDATE SKIP LOCKED, with a lease), complete or
 -- fail them; maintenance releases expired leases and sweeps rows the triggers never saw.
@@ -4524,6 +4677,13 @@ BEGIN
         ORDER BY d.domain
     LOOP
         IF v_d.distributed THEN
+            -- The sweep of every domain (run_maintenance) goes on when a Citus worker is down.
+            IF enqueue_missing.domain IS NULL
+                AND EXISTS (SELECT FROM memory_private._unreachable_nodes(v_d)) THEN
+                RAISE WARNING 'enqueue_missing skips domain "%": a worker holding its shards does '
+                    'not answer (see memory.diagnose)', v_d.domain;
+                CONTINUE;
+            END IF;
             v_total := v_total + memory_private._dist_enqueue_missing(v_d);
             CONTINUE;
         END IF;
@@ -4684,7 +4844,7 @@ $$;
 COMMENT ON FUNCTION memory.schedule_maintenance(text) IS
 'Register memory.run_maintenance() with pg_cron under the job name pgmemo-maintenance '
 '(re-scheduling replaces it). Error 0A000 when pg_cron is not installed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', 'b7356d2e90275c8b69ac5fd7ee2a3e96a240426452031651dd07f6bbca8562a2', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '72c35e007ad705b019653e204747e8f5b1d03c5bb281b832d58899ce10977d26', 'repeatable'); END $pgmemo$;
 -- sql/60_diagnostics.sql
 -- Diagnostics, part 1: the views embedding_coverage, vector_indexes and queue_status, the
 -- helpers memory.diagnose() shares with them (61_diagnose.sql; the index helpers live in
@@ -4812,8 +4972,12 @@ AS $$
     WHERE version >= ARRAY[0, 5, 0] AND version < ARRAY[0, 8, 0]
 $$;
 
+COMMENT ON FUNCTION memory_private._check_pgvector(integer[]) IS
+'diagnose check pgvector_too_old: error below pgvector 0.5.0 (no HNSW), warning below 0.8.0 (no '
+'iterative index scans). A function of the version, so it can be tested with any.';
+
 -- The body of memory.diagnose (a separate function: in PL/pgSQL the parameter domain and the
--- result column domain would clash).
+-- result column domain would clash): every check, one function each, combined and ordered.
 CREATE OR REPLACE FUNCTION memory_private._diagnose(p_domain text)
 RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
 LANGUAGE plpgsql STABLE
@@ -4836,8 +5000,44 @@ BEGIN
         UNION ALL
         SELECT c.*
         FROM memory_private.domains AS d
-        CROSS JOIN LATERAL memory_private._diagnose_domain(d) AS c
+        CROSS JOIN LATERAL memory_private._check_table_missing(d) AS c
         WHERE p_domain IS NULL OR d.domain = p_domain
+        UNION ALL
+        -- Citus (48_distributed.sql): the cluster's checks of a domain.
+        SELECT c.*
+        FROM memory_private.domains AS d
+        CROSS JOIN LATERAL memory_private._diagnose_distributed(d) AS c
+        WHERE (p_domain IS NULL OR d.domain = p_domain)
+          AND (memory_private._physical(d)).relation IS NOT NULL
+          AND (d.distributed OR memory_private._citus_version() IS NOT NULL)
+        UNION ALL
+        -- One function per check (61_diagnose.sql), on the domains whose table exists (and, on
+        -- Citus, whose workers all answer: these checks read rows).
+        SELECT c.*
+        FROM memory_private.domains AS d
+        CROSS JOIN LATERAL (
+            SELECT * FROM memory_private._check_no_vector_index(d)
+            UNION ALL SELECT * FROM memory_private._check_duplicate_vector_indexes(d)
+            UNION ALL SELECT * FROM memory_private._check_opclass_mismatch(d)
+            UNION ALL SELECT * FROM memory_private._check_adopted_index_missing(d)
+            UNION ALL SELECT * FROM memory_private._check_invalid_index(d)
+            UNION ALL SELECT * FROM memory_private._check_partition_missing_index(d)
+            UNION ALL SELECT * FROM memory_private._check_ivfflat_on_small_table(d)
+            UNION ALL SELECT * FROM memory_private._check_hnsw_exceeds_shared_buffers(d)
+            UNION ALL SELECT * FROM memory_private._check_dimension_mismatch(d)
+            UNION ALL SELECT * FROM memory_private._check_embedding_model_mismatch(d)
+            UNION ALL SELECT * FROM memory_private._check_stats_missing(d)
+            UNION ALL SELECT * FROM memory_private._check_stats_stale(d)
+            UNION ALL SELECT * FROM memory_private._check_unqueued_null_embeddings(d)
+            UNION ALL SELECT * FROM memory_private._check_dead_jobs(d)
+            UNION ALL SELECT * FROM memory_private._check_queue_not_draining(d)
+            UNION ALL SELECT * FROM memory_private._check_no_live_worker(d)
+            UNION ALL SELECT * FROM memory_private._check_expired_claims(d)
+        ) AS c
+        WHERE (p_domain IS NULL OR d.domain = p_domain)
+          AND (memory_private._physical(d)).relation IS NOT NULL
+          AND NOT ((d.distributed OR memory_private._citus_version() IS NOT NULL)
+                   AND EXISTS (SELECT FROM memory_private._unreachable_nodes(d)))
     )
     SELECT c.severity, c.domain, c.check_name, c.detail, c.fix_sql
     FROM checks AS c
@@ -4918,324 +5118,547 @@ COMMENT ON FUNCTION memory.explain_search(text, integer, jsonb) IS
 'same settings: hnsw.ef_search, enable_seqscan and, with filter, iterative scans), with a '
 'representative query vector (an embedding of the domain, else a constant one): uses_index '
 'says whether the plan reads one of the domain''s vector indexes, index_name names it, plan is the plan.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', '9fea073c6481fe9213f3d106fad4941df0bd8a6e9ccb47b46ab745b8df497bf6', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', 'be6e37935b887ed6416d50192eca70ad05d68304d7fee1517dc150253e8df67a', 'repeatable'); END $pgmemo$;
 -- sql/61_diagnose.sql
 -- Diagnostics, part 2: the per-domain checks behind memory.diagnose() (60_diagnostics.sql).
 -- Every failure from the incident reports, found by one call, each with a sentence and (where
 -- the fix is one SQL statement) fix_sql.
 --
+-- One function per check: memory_private._check_<check_name>(d memory_private.domains) returns
+-- the rows memory.diagnose shows for it (severity, domain, check_name, detail, fix_sql), and
+-- memory_private._diagnose (60_diagnostics.sql) combines them with UNION ALL. Adding a check:
+-- a function here with its COMMENT, one line in _diagnose, a word in memory.diagnose's COMMENT.
+-- Every check except _check_table_missing runs only on a domain whose table exists; on Citus,
+-- the cluster's checks (memory_private._diagnose_distributed, 48_distributed.sql) run first, and
+-- with a worker down the others, which read rows, are skipped.
+--
 -- Cost: diagnose() reads catalogs, cumulative statistics and the queue; it scans a domain table
--- only where nothing cheaper can answer, and then boundedly (see _diagnose_domain).
+-- only where nothing cheaper can answer, and then boundedly:
+--   unqueued_null_embeddings: one NOT EXISTS anti-join scan up to pgmemo.diagnose_exact_rows
+--     estimated rows (LIMIT-ed); above that, pg_stats null_frac x estimated rows vs the queue.
+--   embedding_model_mismatch: the 1000 most recently updated embedded rows (index on updated_at).
+--   dimension_mismatch per model: only when the column's declared dimension is wrong or missing,
+--     the 1000 most recently updated rows.
 -- Tunables (custom settings, e.g. ALTER DATABASE ... SET pgmemo.queue_stall_seconds = 300):
 --   pgmemo.queue_stall_seconds  a ready job waiting longer means the queue is not draining (900)
 --   pgmemo.diagnose_exact_rows  up to this many rows, missing-embedding rows are counted exactly
 --                               (one scan); above it they are estimated from pg_stats (100000)
 --   pgmemo.hnsw_memory_budget   the cache an HNSW index should fit in (default: shared_buffers)
 
--- All checks for one domain. Scans of the domain table, and how they are bounded:
---   unqueued_null_embeddings: one NOT EXISTS anti-join scan up to pgmemo.diagnose_exact_rows
---     estimated rows (LIMIT-ed); above that, pg_stats null_frac x estimated rows vs the queue.
---   embedding_model_mismatch: the 1000 most recently updated embedded rows (index on updated_at).
---   dimension_mismatch per model: only when the column's declared dimension is wrong or missing,
---     the 1000 most recently updated rows.
--- Everything else reads pg_class, pg_index, pg_stats, pg_stat_all_tables and the queue.
-CREATE OR REPLACE FUNCTION memory_private._diagnose_domain(d memory_private.domains)
+-- Shared by the checks ---------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION memory_private._diagnose_hnsw_fix(d memory_private.domains)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format('SELECT memory.create_hnsw_index(%L, m => %s, ef_construction => %s);',
+        d.domain, d.hnsw_m, d.hnsw_ef_construction)
+$$;
+
+COMMENT ON FUNCTION memory_private._diagnose_hnsw_fix(memory_private.domains) IS
+'The fix_sql of the vector-index checks: memory.create_hnsw_index with the domain''s m and '
+'ef_construction.';
+
+-- Size and statistics from the catalogs (no scan), over the leaves of a partitioned table.
+CREATE OR REPLACE FUNCTION memory_private._diagnose_size(
+    d memory_private.domains,
+    OUT est_rows double precision, OUT pages_now double precision,
+    OUT pages_analyzed double precision, OUT tuples_analyzed double precision,
+    OUT changed_since_analyze double precision, OUT has_stats boolean
+)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    WITH p AS (SELECT * FROM memory_private._physical(d)),
+    bs AS (SELECT current_setting('block_size')::bigint AS bytes)
+    SELECT
+        coalesce(sum(CASE
+            WHEN c.reltuples >= 0 AND c.relpages > 0
+                THEN c.reltuples / c.relpages
+                    * greatest(pg_catalog.pg_relation_size(c.oid) / bs.bytes, 1)
+            WHEN c.reltuples >= 0 THEN c.reltuples
+            ELSE greatest(coalesce(s.n_live_tup, 0),
+                pg_catalog.pg_relation_size(c.oid) / bs.bytes * 50)
+        END), 0),
+        sum(pg_catalog.pg_relation_size(c.oid) / bs.bytes),
+        sum(greatest(c.relpages, 0)),
+        sum(greatest(c.reltuples, 0)),
+        sum(coalesce(s.n_mod_since_analyze, 0)),
+        EXISTS (
+            SELECT FROM pg_catalog.pg_stats AS st
+            JOIN pg_catalog.pg_class AS t ON t.relname = st.tablename
+            WHERE t.oid = (SELECT p.relation FROM p)
+              AND t.relnamespace::regnamespace::text = quote_ident(st.schemaname)
+        ) OR EXISTS (
+            SELECT FROM pg_catalog.pg_stat_all_tables AS st
+            WHERE st.relid = (SELECT p.relation FROM p)
+              AND (st.last_analyze IS NOT NULL OR st.last_autoanalyze IS NOT NULL)
+        )
+    FROM memory_private._domain_relations(d) AS r
+    CROSS JOIN bs
+    JOIN pg_catalog.pg_class AS c ON c.oid = r.relid
+    LEFT JOIN pg_catalog.pg_stat_all_tables AS s ON s.relid = r.relid
+    WHERE r.is_leaf
+$$;
+
+COMMENT ON FUNCTION memory_private._diagnose_size(memory_private.domains) IS
+'A domain table''s size from the catalogs, without a scan (summed over the leaves of a '
+'partitioned table): estimated rows now, pages now and at the last ANALYZE, rows at the last '
+'ANALYZE, rows changed since, and whether it was ever analyzed.';
+
+CREATE OR REPLACE FUNCTION memory_private._diagnose_queue(
+    d memory_private.domains,
+    OUT dead bigint, OUT ready bigint, OUT oldest_ready interval, OUT expired bigint,
+    OUT jobs bigint
+)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT
+        count(*) FILTER (WHERE q.status = 'dead'),
+        count(*) FILTER (WHERE q.status = 'pending' AND q.run_after <= now()),
+        now() - min(q.run_after) FILTER (WHERE q.status = 'pending' AND q.run_after <= now()),
+        count(*) FILTER (WHERE q.status = 'claimed' AND q.lease_until < now()),
+        count(*)
+    FROM memory_private.embedding_queue AS q
+    WHERE q.domain = d.domain
+$$;
+
+COMMENT ON FUNCTION memory_private._diagnose_queue(memory_private.domains) IS
+'A domain''s embedding jobs for the queue checks: dead ones, ready ones (pending and due), how '
+'long the oldest ready one has waited, claims whose lease expired, and all jobs.';
+
+-- The checks -------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION memory_private._check_table_missing(d memory_private.domains)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'error', d.domain, 'table_missing',
+        format('The registry points at table %I.%I, which does not exist: every call on this '
+            || 'domain fails. Drop the domain (SELECT memory.drop_domain(%L);) or restore the '
+            || 'table.', d.table_schema, d.table_name, d.domain),
+        NULL::text
+    WHERE (memory_private._physical(d)).relation IS NULL
+$$;
+
+COMMENT ON FUNCTION memory_private._check_table_missing(memory_private.domains) IS
+'diagnose check table_missing (error): the registry names a table that does not exist. The '
+'other checks of the domain are skipped.';
+
+CREATE OR REPLACE FUNCTION memory_private._check_no_vector_index(d memory_private.domains)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'error', d.domain, 'no_vector_index',
+        format('Table %s has no vector index on embedding: every memory.search reads every row. '
+            || 'Build the HNSW index (it blocks writes to the table while it builds).',
+            (memory_private._physical(d)).relation),
+        memory_private._diagnose_hnsw_fix(d)
+    WHERE NOT EXISTS (SELECT FROM memory_private._vector_indexes(d))
+$$;
+
+COMMENT ON FUNCTION memory_private._check_no_vector_index(memory_private.domains) IS
+'diagnose check no_vector_index (error): the domain''s embedding column has no vector index, so '
+'every search reads every row. fix_sql: memory.create_hnsw_index.';
+
+CREATE OR REPLACE FUNCTION memory_private._check_duplicate_vector_indexes(
+    d memory_private.domains
+)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'warning', d.domain, 'duplicate_vector_indexes',
+        format('%s vector indexes on %s.embedding: %s. Every write updates all of them and the '
+            || 'planner may pick any; keep exactly one HNSW index with %s.',
+            x.n, (memory_private._physical(d)).relation, x.names, memory_private._opclass(d)),
+        memory_private._diagnose_hnsw_fix(d)
+    FROM (
+        SELECT count(*) AS n,
+            string_agg(format('%s (%s, %s%s)', i.index_name, i.method, i.opclass,
+                CASE WHEN i.is_valid THEN '' ELSE ', INVALID' END), ', ') AS names
+        FROM memory_private._vector_indexes(d) AS i
+    ) AS x
+    WHERE x.n > 1
+$$;
+
+COMMENT ON FUNCTION memory_private._check_duplicate_vector_indexes(memory_private.domains) IS
+'diagnose check duplicate_vector_indexes (warning): more than one vector index on the embedding '
+'column (every write updates each). fix_sql: memory.create_hnsw_index, which keeps one.';
+
+CREATE OR REPLACE FUNCTION memory_private._check_opclass_mismatch(d memory_private.domains)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'error', d.domain, 'opclass_mismatch',
+        format('Index %s uses operator class %s, but the domain''s distance is %s, which needs '
+            || '%s: memory.search cannot use this index.',
+            i.index_name, i.opclass, d.distance, memory_private._opclass(d)),
+        memory_private._diagnose_hnsw_fix(d)
+    FROM memory_private._vector_indexes(d) AS i
+    WHERE i.opclass <> memory_private._opclass(d)
+$$;
+
+COMMENT ON FUNCTION memory_private._check_opclass_mismatch(memory_private.domains) IS
+'diagnose check opclass_mismatch (error), one row per index: a vector index whose operator class '
+'does not match the domain''s distance, so searches cannot use it.';
+
+CREATE OR REPLACE FUNCTION memory_private._check_adopted_index_missing(d memory_private.domains)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'warning', d.domain, 'adopted_index_missing',
+        format('Adopted table %s lacks %s: each lookup by id (every embedding job) or full-text '
+            || 'search reads the whole table. Build them without blocking writes: pgmemo index '
+            || 'build --concurrently %s.', (memory_private._physical(d)).relation, m.names,
+            d.domain),
+        NULL::text
+    FROM (
+        SELECT string_agg(h.index_name, ', ' ORDER BY h.index_name) AS names
+        FROM memory_private._adopted_helper_indexes(d) AS h
+        WHERE NOT h.present
+    ) AS m
+    WHERE m.names IS NOT NULL
+$$;
+
+COMMENT ON FUNCTION memory_private._check_adopted_index_missing(memory_private.domains) IS
+'diagnose check adopted_index_missing (warning): an adopted table without its id-as-text or '
+'full-text index (adopted with create_indexes => false), so jobs and text searches scan it.';
+
+-- INVALID indexes (a failed CREATE INDEX CONCURRENTLY / REINDEX CONCURRENTLY) on the table or
+-- its partitions. Partitioned parent indexes are left to partition_missing_index.
+CREATE OR REPLACE FUNCTION memory_private._check_invalid_index(d memory_private.domains)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'error', d.domain, 'invalid_index',
+        format('Index %I.%I (%s) is INVALID, left by a failed CREATE INDEX CONCURRENTLY: the '
+            || 'planner never uses it but every write still updates it.%s',
+            n.nspname, c.relname, am.amname,
+            CASE WHEN x.managed
+                THEN ' memory.create_hnsw_index drops it and leaves one valid HNSW index.'
+                ELSE ' Rebuild it.' END),
+        CASE WHEN x.managed THEN memory_private._diagnose_hnsw_fix(d)
+            ELSE format('REINDEX INDEX CONCURRENTLY %I.%I;', n.nspname, c.relname) END
+    FROM memory_private._domain_relations(d) AS r
+    JOIN pg_catalog.pg_index AS i ON i.indrelid = r.relid
+    JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+    JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+    JOIN pg_catalog.pg_am AS am ON am.oid = c.relam
+    -- A vector index on the table itself: memory.create_hnsw_index replaces it.
+    CROSS JOIN LATERAL (
+        SELECT am.amname IN ('hnsw', 'ivfflat')
+            AND i.indrelid = (memory_private._physical(d)).relation::oid AS managed
+    ) AS x
+    WHERE NOT i.indisvalid AND c.relkind = 'i'
+$$;
+
+COMMENT ON FUNCTION memory_private._check_invalid_index(memory_private.domains) IS
+'diagnose check invalid_index (error), one row per index: an INVALID index on the table or a '
+'partition (a failed concurrent build): never used, still updated. fix_sql: '
+'memory.create_hnsw_index for the table''s vector index, else REINDEX INDEX CONCURRENTLY.';
+
+CREATE OR REPLACE FUNCTION memory_private._check_partition_missing_index(
+    d memory_private.domains
+)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    WITH x AS MATERIALIZED (SELECT * FROM memory_private._domain_vector_indexes(d)),
+    opclass AS (
+        SELECT memory_private._opclass(d) AS name,
+            format('%I.%I', n.nspname, memory_private._opclass(d)) AS qualified
+        FROM pg_catalog.pg_extension AS e
+        JOIN pg_catalog.pg_namespace AS n ON n.oid = e.extnamespace
+        WHERE e.extname = 'vector'
+    )
+    SELECT 'error', d.domain, 'partition_missing_index',
+        format('Partition %s of %s has no valid vector index with %s: every search reads all '
+            || 'of its rows.', r.relid, p.relation, o.name),
+        format('CREATE INDEX ON %s USING hnsw (%I %s) WITH (m = %s, ef_construction = %s);',
+            r.relid, p.embedding_column, o.qualified, d.hnsw_m, d.hnsw_ef_construction)
+    FROM memory_private._physical(d) AS p
+    CROSS JOIN opclass AS o
+    CROSS JOIN memory_private._domain_relations(d) AS r
+    WHERE NOT r.is_root AND r.is_leaf
+      AND NOT EXISTS (
+          SELECT FROM x WHERE x.table_oid = r.relid AND x.is_valid AND x.opclass = o.name
+      )
+$$;
+
+COMMENT ON FUNCTION memory_private._check_partition_missing_index(memory_private.domains) IS
+'diagnose check partition_missing_index (error), one row per partition: a leaf partition '
+'without a valid vector index of the domain''s operator class. fix_sql: its CREATE INDEX.';
+
+CREATE OR REPLACE FUNCTION memory_private._check_ivfflat_on_small_table(
+    d memory_private.domains
+)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'warning', d.domain, 'ivfflat_on_small_table',
+        format('IVFFlat index %s has %s lists but was built on %s rows (fewer than 10 per '
+            || 'list): its centroids were trained on next to nothing, so searches miss '
+            || 'neighbours. Replace it with HNSW, which needs no training.',
+            x.index_name, x.lists, greatest(x.index_tuples, 0)::bigint),
+        memory_private._diagnose_hnsw_fix(d)
+    FROM (
+        SELECT i.index_name, i.index_tuples, coalesce((
+            SELECT substr(o, 7)::integer FROM unnest(i.options) AS o WHERE o LIKE 'lists=%'
+        ), 100) AS lists
+        FROM memory_private._domain_vector_indexes(d) AS i
+        WHERE i.method = 'ivfflat' AND NOT i.is_partitioned
+    ) AS x
+    WHERE x.index_tuples < 10 * x.lists
+$$;
+
+COMMENT ON FUNCTION memory_private._check_ivfflat_on_small_table(memory_private.domains) IS
+'diagnose check ivfflat_on_small_table (warning): an IVFFlat index built on fewer than 10 rows '
+'per list (centroids trained on next to nothing). fix_sql: memory.create_hnsw_index.';
+
+CREATE OR REPLACE FUNCTION memory_private._check_hnsw_exceeds_shared_buffers(
+    d memory_private.domains
+)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    WITH budget AS (
+        SELECT
+            coalesce(pg_catalog.pg_size_bytes(s.setting),
+                pg_catalog.pg_size_bytes(current_setting('shared_buffers'))) AS bytes,
+            CASE WHEN s.setting IS NULL THEN 'shared_buffers'
+                ELSE 'pgmemo.hnsw_memory_budget' END AS source
+        FROM (SELECT nullif(current_setting('pgmemo.hnsw_memory_budget', true), '') AS setting) AS s
+    )
+    SELECT 'warning', d.domain, 'hnsw_exceeds_shared_buffers',
+        format('HNSW index %s is %s, larger than %s (%s): every search reads pages from '
+            || 'outside PostgreSQL''s buffer cache. Raise shared_buffers (ALTER SYSTEM SET '
+            || 'shared_buffers = ''...''; then restart the server) or reduce the data or m.',
+            x.index_name, pg_catalog.pg_size_pretty(x.size_bytes), b.source,
+            pg_catalog.pg_size_pretty(b.bytes)),
+        NULL::text
+    FROM budget AS b
+    CROSS JOIN memory_private._domain_vector_indexes(d) AS x
+    WHERE x.method = 'hnsw' AND x.size_bytes > b.bytes
+$$;
+
+COMMENT ON FUNCTION memory_private._check_hnsw_exceeds_shared_buffers(memory_private.domains) IS
+'diagnose check hnsw_exceeds_shared_buffers (warning): an HNSW index larger than shared_buffers '
+'(or pgmemo.hnsw_memory_budget), so searches read pages from outside the buffer cache.';
+
+-- The column's declared dimension against the registry, and (only when that is wrong or
+-- missing) the vectors each model actually wrote, among the 1000 most recently updated rows.
+CREATE OR REPLACE FUNCTION memory_private._check_dimension_mismatch(d memory_private.domains)
 RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 #variable_conflict use_variable
 DECLARE
-    -- The physical table (an adopted domain's source) for catalog checks; the domain table
-    -- (a view for adopted domains) for row-level reads, which use the standard column names.
     v_rel regclass := (memory_private._physical(d)).relation;
-    v_col name := (memory_private._physical(d)).embedding_column;
-    v_table text := format('%I.%I', d.table_schema, d.table_name);
-    v_expected text := memory_private._opclass(d);
-    v_opclass_q text;
-    v_hnsw_fix text := format('SELECT memory.create_hnsw_index(%L, m => %s, ef_construction => %s);',
-        d.domain, d.hnsw_m, d.hnsw_ef_construction);
-    v_bs bigint := current_setting('block_size')::bigint;
-    v_budget bigint;
-    v_exact_limit bigint := memory_private._setting('pgmemo.diagnose_exact_rows', 100000)::bigint;
-    v_stall interval := make_interval(
-        secs => memory_private._setting('pgmemo.queue_stall_seconds', 900)::double precision);
-    v_idx record;
-    v_n bigint;
-    v_txt text;
     v_typmod integer;
-    v_est double precision;
-    v_pages_now double precision;
-    v_pages_rec double precision;
-    v_tuples double precision;
-    v_mod double precision;
-    v_has_stats boolean;
-    v_null_frac double precision;
-    v_q record;
-    v_alive bigint;
+    v_written jsonb;
+    v_txt text;
 BEGIN
-    domain := d.domain;
-    IF v_rel IS NULL THEN
-        severity := 'error';
-        check_name := 'table_missing';
-        detail := format('The registry points at table %I.%I, which does not exist: every call on '
-            'this domain fails. Drop the domain (SELECT memory.drop_domain(%L);) or restore the table.',
-            d.table_schema, d.table_name, d.domain);
-        fix_sql := NULL;
-        RETURN NEXT;
-        RETURN;
-    END IF;
-    IF d.distributed OR memory_private._citus_version() IS NOT NULL THEN
-        -- Citus (48_distributed.sql); with a worker down the row-reading checks below would fail.
-        RETURN QUERY SELECT * FROM memory_private._diagnose_distributed(d);
-        IF EXISTS (SELECT FROM memory_private._unreachable_nodes(d)) THEN
-            RETURN;
-        END IF;
-    END IF;
-    SELECT format('%I.%I', n.nspname, v_expected) INTO v_opclass_q
-    FROM pg_catalog.pg_extension AS e JOIN pg_catalog.pg_namespace AS n ON n.oid = e.extnamespace
-    WHERE e.extname = 'vector';
-
-    -- Vector indexes on the table itself (what memory.create_hnsw_index manages).
-    SELECT count(*), string_agg(format('%s (%s, %s%s)', x.index_name, x.method, x.opclass,
-            CASE WHEN x.is_valid THEN '' ELSE ', INVALID' END), ', ')
-    INTO v_n, v_txt
-    FROM memory_private._vector_indexes(d) AS x;
-    IF v_n = 0 THEN
-        RETURN QUERY SELECT 'error', d.domain, 'no_vector_index',
-            format('Table %s has no vector index on embedding: every memory.search reads every row. '
-                'Build the HNSW index (it blocks writes to the table while it builds).', v_rel),
-            v_hnsw_fix;
-    ELSIF v_n > 1 THEN
-        RETURN QUERY SELECT 'warning', d.domain, 'duplicate_vector_indexes',
-            format('%s vector indexes on %s.embedding: %s. Every write updates all of them and the '
-                'planner may pick any; keep exactly one HNSW index with %s.', v_n, v_rel, v_txt,
-                v_expected),
-            v_hnsw_fix;
-    END IF;
-    FOR v_idx IN SELECT * FROM memory_private._vector_indexes(d) AS x WHERE x.opclass <> v_expected LOOP
-        RETURN QUERY SELECT 'error', d.domain, 'opclass_mismatch',
-            format('Index %s uses operator class %s, but the domain''s distance is %s, which needs %s: '
-                'memory.search cannot use this index.', v_idx.index_name, v_idx.opclass,
-                d.distance, v_expected),
-            v_hnsw_fix;
-    END LOOP;
-
-    -- An adopted table without its helper indexes (create_indexes => false).
-    SELECT string_agg(h.index_name, ', ' ORDER BY h.index_name) INTO v_txt
-    FROM memory_private._adopted_helper_indexes(d) AS h WHERE NOT h.present;
-    IF v_txt IS NOT NULL THEN
-        RETURN QUERY SELECT 'warning', d.domain, 'adopted_index_missing',
-            format('Adopted table %s lacks %s: each lookup by id (every embedding job) or full-text '
-                'search reads the whole table. Build them without blocking writes: pgmemo index build '
-                '--concurrently %s.', v_rel, v_txt, d.domain),
-            NULL::text;
-    END IF;
-
-    -- INVALID indexes (a failed CREATE INDEX CONCURRENTLY / REINDEX CONCURRENTLY) on the table
-    -- or its partitions. Partitioned parent indexes are left to partition_missing_index.
-    FOR v_idx IN
-        SELECT c.relname, n.nspname, am.amname, i.indrelid = v_rel::oid AS on_root
-        FROM memory_private._domain_relations(d) AS r
-        JOIN pg_catalog.pg_index AS i ON i.indrelid = r.relid
-        JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
-        JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
-        JOIN pg_catalog.pg_am AS am ON am.oid = c.relam
-        WHERE NOT i.indisvalid AND c.relkind = 'i'
-        ORDER BY c.relname
-    LOOP
-        RETURN QUERY SELECT 'error', d.domain, 'invalid_index',
-            format('Index %I.%I (%s) is INVALID, left by a failed CREATE INDEX CONCURRENTLY: the '
-                'planner never uses it but every write still updates it.%s',
-                v_idx.nspname, v_idx.relname, v_idx.amname,
-                CASE WHEN v_idx.amname IN ('hnsw', 'ivfflat') AND v_idx.on_root
-                    THEN ' memory.create_hnsw_index drops it and leaves one valid HNSW index.'
-                    ELSE ' Rebuild it.' END),
-            CASE WHEN v_idx.amname IN ('hnsw', 'ivfflat') AND v_idx.on_root THEN v_hnsw_fix
-                ELSE format('REINDEX INDEX CONCURRENTLY %I.%I;', v_idx.nspname, v_idx.relname) END;
-    END LOOP;
-
-    -- Partitions without a valid vector index with the right operator class.
-    FOR v_idx IN
-        WITH x AS (SELECT * FROM memory_private._domain_vector_indexes(d))
-        SELECT r.relid
-        FROM memory_private._domain_relations(d) AS r
-        WHERE NOT r.is_root AND r.is_leaf
-          AND NOT EXISTS (
-              SELECT FROM x
-              WHERE x.table_oid = r.relid AND x.is_valid AND x.opclass = v_expected
-          )
-        ORDER BY r.relid::text
-    LOOP
-        RETURN QUERY SELECT 'error', d.domain, 'partition_missing_index',
-            format('Partition %s of %s has no valid vector index with %s: every search reads all '
-                'of its rows.', v_idx.relid, v_rel, v_expected),
-            format('CREATE INDEX ON %s USING hnsw (%I %s) WITH (m = %s, ef_construction = %s);',
-                v_idx.relid, v_col, v_opclass_q, d.hnsw_m, d.hnsw_ef_construction);
-    END LOOP;
-
-    -- IVFFlat indexes whose lists were trained on (almost) no rows.
-    FOR v_idx IN
-        SELECT x.*, coalesce((
-            SELECT substr(o, 7)::integer FROM unnest(x.options) AS o WHERE o LIKE 'lists=%'), 100)
-            AS lists
-        FROM memory_private._domain_vector_indexes(d) AS x
-        WHERE x.method = 'ivfflat' AND NOT x.is_partitioned
-    LOOP
-        IF v_idx.index_tuples < 10 * v_idx.lists THEN
-            RETURN QUERY SELECT 'warning', d.domain, 'ivfflat_on_small_table',
-                format('IVFFlat index %s has %s lists but was built on %s rows (fewer than 10 per '
-                    'list): its centroids were trained on next to nothing, so searches miss '
-                    'neighbours. Replace it with HNSW, which needs no training.',
-                    v_idx.index_name, v_idx.lists, greatest(v_idx.index_tuples, 0)::bigint),
-                v_hnsw_fix;
-        END IF;
-    END LOOP;
-
-    -- HNSW indexes larger than the buffer cache.
-    v_budget := coalesce(
-        pg_catalog.pg_size_bytes(nullif(current_setting('pgmemo.hnsw_memory_budget', true), '')),
-        pg_catalog.pg_size_bytes(current_setting('shared_buffers')));
-    FOR v_idx IN
-        SELECT * FROM memory_private._domain_vector_indexes(d) AS x
-        WHERE x.method = 'hnsw' AND x.size_bytes > v_budget
-    LOOP
-        RETURN QUERY SELECT 'warning', d.domain, 'hnsw_exceeds_shared_buffers',
-            format('HNSW index %s is %s, larger than %s (%s): every search reads pages from '
-                'outside PostgreSQL''s buffer cache. Raise shared_buffers (ALTER SYSTEM SET '
-                'shared_buffers = ''...''; then restart the server) or reduce the data or m.',
-                v_idx.index_name, pg_catalog.pg_size_pretty(v_idx.size_bytes),
-                CASE WHEN nullif(current_setting('pgmemo.hnsw_memory_budget', true), '') IS NULL
-                    THEN 'shared_buffers' ELSE 'pgmemo.hnsw_memory_budget' END,
-                pg_catalog.pg_size_pretty(v_budget)),
-            NULL::text;
-    END LOOP;
-
-    -- Dimensions: the column's declared dimension against the registry, and (only when that is
-    -- wrong or missing) the vectors each model actually wrote.
     SELECT a.atttypmod INTO v_typmod
     FROM pg_catalog.pg_attribute AS a
-    WHERE a.attrelid = v_rel AND a.attname = v_col AND NOT a.attisdropped;
+    WHERE a.attrelid = v_rel AND a.attname = (memory_private._physical(d)).embedding_column
+      AND NOT a.attisdropped;
     IF NOT FOUND THEN
         RETURN QUERY SELECT 'error', d.domain, 'dimension_mismatch',
             format('Table %s has no embedding column.', v_rel), NULL::text;
-    ELSIF v_typmod IS DISTINCT FROM d.dimension THEN
-        EXECUTE format(
-            'SELECT string_agg(format(''%%s wrote %%s-dimensional vectors'', '
-            'coalesce(quote_literal(s.m), ''(no model recorded)''), s.dims), ''; '' ORDER BY s.m, s.dims) '
-            'FROM (SELECT DISTINCT t.embedding_model AS m, vector_dims(t.embedding) AS dims '
-            'FROM (SELECT t.embedding_model, t.embedding FROM %s AS t WHERE t.embedding IS NOT NULL '
-            'ORDER BY t.updated_at DESC LIMIT 1000) AS t) AS s WHERE s.dims <> $1', v_table)
-        INTO v_txt USING d.dimension;
-        RETURN QUERY SELECT 'error', d.domain, 'dimension_mismatch',
-            format('Column %s.embedding is %s, but the domain is registered with %s dimensions%s: '
-                'stores or searches with the registered dimension fail, and an HNSW index needs a '
-                'fixed dimension. Make the column vector(%s) (clearing embeddings of another size, '
-                'which the queue then re-embeds) or re-create the domain with the right dimension.',
-                v_rel, CASE WHEN v_typmod > 0 THEN format('vector(%s)', v_typmod)
-                    ELSE 'vector without a dimension' END,
-                d.dimension, coalesce('; recent rows: ' || v_txt, ''), d.dimension),
+        RETURN;
+    END IF;
+    IF v_typmod IS NOT DISTINCT FROM d.dimension THEN
+        RETURN;
+    END IF;
+    EXECUTE format($q$
+        SELECT jsonb_agg(jsonb_build_object('model', s.model, 'dims', s.dims))
+        FROM (
+            SELECT DISTINCT t.embedding_model AS model, vector_dims(t.embedding) AS dims
+            FROM (
+                SELECT t.embedding_model, t.embedding FROM %I.%I AS t
+                WHERE t.embedding IS NOT NULL
+                ORDER BY t.updated_at DESC LIMIT 1000
+            ) AS t
+        ) AS s
+        WHERE s.dims <> $1
+    $q$, d.table_schema, d.table_name)
+    INTO v_written USING d.dimension;
+    SELECT string_agg(format('%s wrote %s-dimensional vectors',
+            coalesce(quote_literal(w.model), '(no model recorded)'), w.dims),
+            '; ' ORDER BY w.model, w.dims)
+    INTO v_txt
+    FROM jsonb_to_recordset(coalesce(v_written, '[]')) AS w (model text, dims integer);
+    RETURN QUERY SELECT 'error', d.domain, 'dimension_mismatch',
+        format('Column %s.embedding is %s, but the domain is registered with %s dimensions%s: '
+            'stores or searches with the registered dimension fail, and an HNSW index needs a '
+            'fixed dimension. Make the column vector(%s) (clearing embeddings of another size, '
+            'which the queue then re-embeds) or re-create the domain with the right dimension.',
+            v_rel, CASE WHEN v_typmod > 0 THEN format('vector(%s)', v_typmod)
+                ELSE 'vector without a dimension' END,
+            d.dimension, coalesce('; recent rows: ' || v_txt, ''), d.dimension),
+        NULL::text;
+END;
+$$;
+
+COMMENT ON FUNCTION memory_private._check_dimension_mismatch(memory_private.domains) IS
+'diagnose check dimension_mismatch (error): the embedding column is missing, or its declared '
+'dimension differs from the registry''s (then the dimensions each model wrote among the 1000 '
+'most recently updated rows are named).';
+
+-- Embeddings written by another model than the domain's (vectors of different models are not
+-- comparable), among the 1000 most recently updated embedded rows.
+CREATE OR REPLACE FUNCTION memory_private._check_embedding_model_mismatch(
+    d memory_private.domains
+)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+#variable_conflict use_variable
+DECLARE
+    v_others jsonb;
+    v_txt text;
+BEGIN
+    IF d.embedding_model IS NULL OR d.adopted THEN
+        RETURN;
+    END IF;
+    EXECUTE format($q$
+        SELECT jsonb_agg(jsonb_build_object('model', s.model, 'n', s.n))
+        FROM (
+            SELECT t.embedding_model AS model, count(*) AS n
+            FROM (
+                SELECT t.embedding_model FROM %I.%I AS t
+                WHERE t.embedding IS NOT NULL
+                ORDER BY t.updated_at DESC LIMIT 1000
+            ) AS t
+            WHERE t.embedding_model IS DISTINCT FROM $1 AND t.embedding_model IS NOT NULL
+            GROUP BY 1
+        ) AS s
+    $q$, d.table_schema, d.table_name)
+    INTO v_others USING d.embedding_model;
+    SELECT string_agg(format('%s (%s rows)', quote_literal(o.model), o.n), ', ' ORDER BY o.n DESC)
+    INTO v_txt
+    FROM jsonb_to_recordset(coalesce(v_others, '[]')) AS o (model text, n bigint);
+    IF v_txt IS NOT NULL THEN
+        RETURN QUERY SELECT 'warning', d.domain, 'embedding_model_mismatch',
+            format('The domain''s model is %L, but of its 1000 most recently updated embedded '
+                'rows some were embedded by %s: vectors of different models are not comparable. '
+                'Re-embed them: UPDATE %s SET embedding = NULL WHERE embedding_model IS '
+                'DISTINCT FROM %L; (the queue embeds them again).',
+                d.embedding_model, v_txt, (memory_private._physical(d)).relation,
+                d.embedding_model),
             NULL::text;
     END IF;
+END;
+$$;
 
-    -- Embeddings written by another model than the domain's (vectors of different models are
-    -- not comparable): the 1000 most recently updated embedded rows.
-    IF d.embedding_model IS NOT NULL AND NOT d.adopted THEN
-        EXECUTE format(
-            'SELECT string_agg(format(''%%s (%%s rows)'', quote_literal(s.m), s.n), '', '' ORDER BY s.n DESC) '
-            'FROM (SELECT t.embedding_model AS m, count(*) AS n FROM (SELECT t.embedding_model '
-            'FROM %s AS t WHERE t.embedding IS NOT NULL ORDER BY t.updated_at DESC LIMIT 1000) AS t '
-            'WHERE t.embedding_model IS DISTINCT FROM $1 AND t.embedding_model IS NOT NULL '
-            'GROUP BY 1) AS s', v_table)
-        INTO v_txt USING d.embedding_model;
-        IF v_txt IS NOT NULL THEN
-            RETURN QUERY SELECT 'warning', d.domain, 'embedding_model_mismatch',
-                format('The domain''s model is %L, but of its 1000 most recently updated embedded '
-                    'rows some were embedded by %s: vectors of different models are not comparable. '
-                    'Re-embed them: UPDATE %s SET embedding = NULL WHERE embedding_model IS '
-                    'DISTINCT FROM %L; (the queue embeds them again).',
-                    d.embedding_model, v_txt, v_rel, d.embedding_model),
-                NULL::text;
-        END IF;
-    END IF;
+COMMENT ON FUNCTION memory_private._check_embedding_model_mismatch(memory_private.domains) IS
+'diagnose check embedding_model_mismatch (warning): among the 1000 most recently updated '
+'embedded rows of a factory domain with a model, some were embedded by another model.';
 
-    -- Size and statistics from the catalogs (no scan): over the leaves of a partitioned table.
-    SELECT
-        sum(CASE
-            WHEN c.reltuples >= 0 AND c.relpages > 0
-                THEN c.reltuples / c.relpages * greatest(pg_catalog.pg_relation_size(c.oid) / v_bs, 1)
-            WHEN c.reltuples >= 0 THEN c.reltuples
-            ELSE greatest(coalesce(s.n_live_tup, 0), pg_catalog.pg_relation_size(c.oid) / v_bs * 50)
-        END),
-        sum(pg_catalog.pg_relation_size(c.oid) / v_bs),
-        sum(greatest(c.relpages, 0)),
-        sum(greatest(c.reltuples, 0)),
-        sum(coalesce(s.n_mod_since_analyze, 0))
-    INTO v_est, v_pages_now, v_pages_rec, v_tuples, v_mod
-    FROM memory_private._domain_relations(d) AS r
-    JOIN pg_catalog.pg_class AS c ON c.oid = r.relid
-    LEFT JOIN pg_catalog.pg_stat_all_tables AS s ON s.relid = r.relid
-    WHERE r.is_leaf;
-    v_est := coalesce(v_est, 0);
-    SELECT EXISTS (
-        SELECT FROM pg_catalog.pg_stats AS s
-        JOIN pg_catalog.pg_class AS c ON c.relname = s.tablename
-        WHERE c.oid = v_rel AND c.relnamespace::regnamespace::text = quote_ident(s.schemaname)
-    ) OR EXISTS (
-        SELECT FROM pg_catalog.pg_stat_all_tables AS s
-        WHERE s.relid = v_rel AND (s.last_analyze IS NOT NULL OR s.last_autoanalyze IS NOT NULL)
-    ) INTO v_has_stats;
-    IF NOT v_has_stats AND (v_est >= 1000 OR v_pages_now >= 128) THEN
-        RETURN QUERY SELECT 'warning', d.domain, 'stats_missing',
-            format('Table %s (about %s rows) has never been analyzed: the planner guesses its size '
-                'and may choose a sequential scan over the vector index.%s', v_rel, round(v_est),
-                CASE WHEN v_rel::oid IN (SELECT r.relid FROM memory_private._domain_relations(d) AS r
-                    WHERE NOT r.is_leaf) THEN ' Autovacuum never analyzes a partitioned parent.'
-                    ELSE '' END),
-            format('ANALYZE %s;', v_rel);
-    ELSIF v_has_stats AND (v_pages_now > 2 * v_pages_rec + 128 OR v_mod > greatest(1000, 0.2 * v_tuples))
+CREATE OR REPLACE FUNCTION memory_private._check_stats_missing(d memory_private.domains)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'warning', d.domain, 'stats_missing',
+        format('Table %s (about %s rows) has never been analyzed: the planner guesses its size '
+            || 'and may choose a sequential scan over the vector index.%s',
+            p.relation, round(z.est_rows),
+            CASE WHEN p.relation::oid IN (
+                SELECT r.relid FROM memory_private._domain_relations(d) AS r WHERE NOT r.is_leaf)
+                THEN ' Autovacuum never analyzes a partitioned parent.' ELSE '' END),
+        format('ANALYZE %s;', p.relation)
+    FROM memory_private._physical(d) AS p
+    CROSS JOIN memory_private._diagnose_size(d) AS z
+    WHERE NOT z.has_stats AND (z.est_rows >= 1000 OR z.pages_now >= 128)
+$$;
+
+COMMENT ON FUNCTION memory_private._check_stats_missing(memory_private.domains) IS
+'diagnose check stats_missing (warning): a table of 1000 rows or more (or 1 MB) that was never '
+'analyzed. fix_sql: ANALYZE.';
+
+CREATE OR REPLACE FUNCTION memory_private._check_stats_stale(d memory_private.domains)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'warning', d.domain, 'stats_stale',
+        format('Statistics of %s are stale: %s since they were gathered. The planner works '
+            || 'from the old picture until the next ANALYZE.', p.relation,
+            CASE WHEN z.pages_now > 2 * z.pages_analyzed + 128
+                THEN format('the table grew from %s to %s pages', z.pages_analyzed, z.pages_now)
+                ELSE format('%s rows changed', z.changed_since_analyze) END),
+        format('ANALYZE %s;', p.relation)
+    FROM memory_private._physical(d) AS p
+    CROSS JOIN memory_private._diagnose_size(d) AS z
+    WHERE z.has_stats
+      AND (z.pages_now > 2 * z.pages_analyzed + 128
+           OR z.changed_since_analyze > greatest(1000, 0.2 * z.tuples_analyzed))
+$$;
+
+COMMENT ON FUNCTION memory_private._check_stats_stale(memory_private.domains) IS
+'diagnose check stats_stale (warning): the table more than doubled in pages, or more than 20% of '
+'its rows (at least 1000) changed, since its last ANALYZE. fix_sql: ANALYZE.';
+
+-- Rows without an embedding and without a job: nothing will ever embed them.
+CREATE OR REPLACE FUNCTION memory_private._check_unqueued_null_embeddings(
+    d memory_private.domains
+)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+#variable_conflict use_variable
+DECLARE
+    v_limit bigint := memory_private._setting('pgmemo.diagnose_exact_rows', 100000)::bigint;
+    v_est double precision := (memory_private._diagnose_size(d)).est_rows;
+    v_null_frac double precision;
+    v_n bigint;
+    v_txt text;
+BEGIN
+    IF d.distributed OR memory_private._is_distributed_table((memory_private._physical(d)).relation)
     THEN
-        RETURN QUERY SELECT 'warning', d.domain, 'stats_stale',
-            format('Statistics of %s are stale: %s since they were gathered. The planner works '
-                'from the old picture until the next ANALYZE.', v_rel,
-                CASE WHEN v_pages_now > 2 * v_pages_rec + 128
-                    THEN format('the table grew from %s to %s pages', v_pages_rec, v_pages_now)
-                    ELSE format('%s rows changed', v_mod) END),
-            format('ANALYZE %s;', v_rel);
-    END IF;
-
-    -- The queue (its own indexes make these cheap).
-    SELECT
-        count(*) FILTER (WHERE q.status = 'dead') AS dead,
-        count(*) FILTER (WHERE q.status = 'pending' AND q.run_after <= now()) AS ready,
-        now() - min(q.run_after) FILTER (WHERE q.status = 'pending' AND q.run_after <= now()) AS oldest,
-        count(*) FILTER (WHERE q.status = 'claimed' AND q.lease_until < now()) AS expired,
-        count(*) AS jobs
-    INTO v_q
-    FROM memory_private.embedding_queue AS q
-    WHERE q.domain = d.domain;
-
-    -- Rows without an embedding and without a job: nothing will ever embed them.
-    IF d.distributed THEN
         -- Citus: the shards' ids against the coordinator's queue, without a join.
-        v_n := memory_private._dist_unqueued(d, v_exact_limit);
-        v_txt := CASE WHEN v_n > v_exact_limit THEN 'more than ' || v_exact_limit ELSE v_n::text END;
-    ELSIF v_est <= v_exact_limit THEN
-        EXECUTE format(
-            'SELECT count(*) FROM (SELECT FROM %s AS t WHERE t.embedding IS NULL AND NOT EXISTS ('
-            'SELECT FROM memory_private.embedding_queue AS q WHERE q.domain = $1 AND q.row_id = t.id) '
-            'LIMIT $2) AS s', v_table)
-        INTO v_n USING d.domain, v_exact_limit + 1;
-        v_txt := CASE WHEN v_n > v_exact_limit THEN 'more than ' || v_exact_limit ELSE v_n::text END;
+        v_n := memory_private._dist_unqueued(d, v_limit);
+        v_txt := CASE WHEN v_n > v_limit THEN 'more than ' || v_limit ELSE v_n::text END;
+    ELSIF v_est <= v_limit THEN
+        EXECUTE format($q$
+            SELECT count(*) FROM (
+                SELECT FROM %I.%I AS t
+                WHERE t.embedding IS NULL
+                  AND NOT EXISTS (
+                      SELECT FROM memory_private.embedding_queue AS q
+                      WHERE q.domain = $1 AND q.row_id = t.id
+                  )
+                LIMIT $2
+            ) AS s
+        $q$, d.table_schema, d.table_name)
+        INTO v_n USING d.domain, v_limit + 1;
+        v_txt := CASE WHEN v_n > v_limit THEN 'more than ' || v_limit ELSE v_n::text END;
     ELSE
         SELECT s.null_frac INTO v_null_frac
         FROM pg_catalog.pg_stats AS s
         JOIN pg_catalog.pg_class AS c ON c.relname = s.tablename
-        WHERE c.oid = v_rel AND c.relnamespace::regnamespace::text = quote_ident(s.schemaname)
-          AND s.attname = v_col
+        WHERE c.oid = (memory_private._physical(d)).relation
+          AND c.relnamespace::regnamespace::text = quote_ident(s.schemaname)
+          AND s.attname = (memory_private._physical(d)).embedding_column
         ORDER BY s.inherited DESC
         LIMIT 1;
-        v_n := greatest(round(coalesce(v_null_frac, 0) * v_est) - v_q.jobs, 0);
+        v_n := greatest(round(coalesce(v_null_frac, 0) * v_est)
+            - (memory_private._diagnose_queue(d)).jobs, 0);
         IF v_n <= greatest(100, 0.01 * v_est) THEN
             v_n := 0;  -- within the estimate's noise
         END IF;
@@ -5243,50 +5666,104 @@ BEGIN
     END IF;
     IF v_n > 0 THEN
         RETURN QUERY SELECT 'warning', d.domain, 'unqueued_null_embeddings',
-            format('%s rows have no embedding and no queue job, so nothing will ever embed them and '
-                'memory.search never finds them (inserted with triggers disabled, restored from a '
-                'dump, or there before pgmemo). Queue them for the workers.', v_txt),
+            format('%s rows have no embedding and no queue job, so nothing will ever embed them '
+                'and memory.search never finds them (inserted with triggers disabled, restored '
+                'from a dump, or there before pgmemo). Queue them for the workers.', v_txt),
             format('SELECT memory.enqueue_missing(%L);', d.domain);
-    END IF;
-
-    IF v_q.dead > 0 THEN
-        SELECT string_agg(format('%s x "%s"', e.n, e.err), '; ' ORDER BY e.n DESC, e.err) INTO v_txt
-        FROM (
-            SELECT left(coalesce(q.last_error, '(no error recorded)'), 160) AS err, count(*) AS n
-            FROM memory_private.embedding_queue AS q
-            WHERE q.domain = d.domain AND q.status = 'dead'
-            GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 3
-        ) AS e;
-        RETURN QUERY SELECT 'warning', d.domain, 'dead_jobs',
-            format('%s embedding jobs are dead (failed %s times); their rows stay unembedded. Most '
-                'common errors: %s. Fix the cause, then re-queue them.', v_q.dead,
-                memory_private._setting('pgmemo.max_attempts', 5), v_txt),
-            format('SELECT memory.requeue_dead(%L);', d.domain);
-    END IF;
-
-    SELECT count(*) INTO v_alive FROM memory.workers AS w WHERE w.alive;
-    IF v_q.ready > 0 AND v_q.oldest > v_stall THEN
-        RETURN QUERY SELECT 'warning', d.domain, 'queue_not_draining',
-            format('%s jobs are ready and the oldest has waited %s (more than %s): the workers '
-                '(%s alive) do not keep up or are stuck. Start more `pgmemo worker` processes or '
-                'check their logs.', v_q.ready, date_trunc('second', v_q.oldest), v_stall, v_alive),
-            NULL::text;
-    END IF;
-    IF v_q.ready > 0 AND v_alive = 0 THEN
-        RETURN QUERY SELECT 'warning', d.domain, 'no_live_worker',
-            format('%s jobs wait for an embedding but no worker has sent a heartbeat in the last 2 '
-                'minutes: start one with `pgmemo worker`.', v_q.ready),
-            NULL::text;
-    END IF;
-    IF v_q.expired > 0 THEN
-        RETURN QUERY SELECT 'warning', d.domain, 'expired_claims',
-            format('%s jobs are claimed by workers whose lease has expired (the worker died or '
-                'hung); they wait until the claims are released.', v_q.expired),
-            'SELECT memory.release_expired_claims();';
     END IF;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', '91762e08c793508e1db5d89027df8e38abb1d3bdb6520c3caa97fbcb0a8228c4', 'repeatable'); END $pgmemo$;
+
+COMMENT ON FUNCTION memory_private._check_unqueued_null_embeddings(memory_private.domains) IS
+'diagnose check unqueued_null_embeddings (warning): rows without an embedding and without a '
+'queue job (counted exactly up to pgmemo.diagnose_exact_rows rows, estimated from pg_stats '
+'above). fix_sql: memory.enqueue_missing.';
+
+CREATE OR REPLACE FUNCTION memory_private._check_dead_jobs(d memory_private.domains)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'warning', d.domain, 'dead_jobs',
+        format('%s embedding jobs are dead (failed %s times); their rows stay unembedded. Most '
+            || 'common errors: %s. Fix the cause, then re-queue them.', q.dead,
+            memory_private._setting('pgmemo.max_attempts', 5), e.errors),
+        format('SELECT memory.requeue_dead(%L);', d.domain)
+    FROM memory_private._diagnose_queue(d) AS q
+    CROSS JOIN LATERAL (
+        SELECT string_agg(format('%s x "%s"', x.n, x.err), '; ' ORDER BY x.n DESC, x.err) AS errors
+        FROM (
+            SELECT left(coalesce(j.last_error, '(no error recorded)'), 160) AS err, count(*) AS n
+            FROM memory_private.embedding_queue AS j
+            WHERE j.domain = d.domain AND j.status = 'dead'
+            GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 3
+        ) AS x
+    ) AS e
+    WHERE q.dead > 0
+$$;
+
+COMMENT ON FUNCTION memory_private._check_dead_jobs(memory_private.domains) IS
+'diagnose check dead_jobs (warning): jobs that reached the retry limit, with their three most '
+'common errors. fix_sql: memory.requeue_dead.';
+
+CREATE OR REPLACE FUNCTION memory_private._check_queue_not_draining(d memory_private.domains)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'warning', d.domain, 'queue_not_draining',
+        format('%s jobs are ready and the oldest has waited %s (more than %s): the workers '
+            || '(%s alive) do not keep up or are stuck. Start more `pgmemo worker` processes or '
+            || 'check their logs.', q.ready, date_trunc('second', q.oldest_ready), s.stall,
+            (SELECT count(*) FROM memory.workers AS w WHERE w.alive)),
+        NULL::text
+    FROM memory_private._diagnose_queue(d) AS q
+    CROSS JOIN (
+        SELECT make_interval(
+            secs => memory_private._setting('pgmemo.queue_stall_seconds', 900)::double precision
+        ) AS stall
+    ) AS s
+    WHERE q.ready > 0 AND q.oldest_ready > s.stall
+$$;
+
+COMMENT ON FUNCTION memory_private._check_queue_not_draining(memory_private.domains) IS
+'diagnose check queue_not_draining (warning): the oldest ready job has waited longer than '
+'pgmemo.queue_stall_seconds (900): the workers do not keep up or are stuck.';
+
+CREATE OR REPLACE FUNCTION memory_private._check_no_live_worker(d memory_private.domains)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'warning', d.domain, 'no_live_worker',
+        format('%s jobs wait for an embedding but no worker has sent a heartbeat in the last 2 '
+            || 'minutes: start one with `pgmemo worker`.', q.ready),
+        NULL::text
+    FROM memory_private._diagnose_queue(d) AS q
+    WHERE q.ready > 0 AND NOT EXISTS (SELECT FROM memory.workers AS w WHERE w.alive)
+$$;
+
+COMMENT ON FUNCTION memory_private._check_no_live_worker(memory_private.domains) IS
+'diagnose check no_live_worker (warning): jobs are ready but no worker sent a heartbeat in the '
+'last 2 minutes.';
+
+CREATE OR REPLACE FUNCTION memory_private._check_expired_claims(d memory_private.domains)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'warning', d.domain, 'expired_claims',
+        format('%s jobs are claimed by workers whose lease has expired (the worker died or '
+            || 'hung); they wait until the claims are released.', q.expired),
+        'SELECT memory.release_expired_claims();'
+    FROM memory_private._diagnose_queue(d) AS q
+    WHERE q.expired > 0
+$$;
+
+COMMENT ON FUNCTION memory_private._check_expired_claims(memory_private.domains) IS
+'diagnose check expired_claims (warning): claimed jobs whose lease has expired. fix_sql: '
+'memory.release_expired_claims.';
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', 'f4492b7f16c16892f571b9faa3b439aca43e06006265c01bc4858d7d3135e46f', 'repeatable'); END $pgmemo$;
 -- sql/70_bulk.sql
 -- Bulk loading: memory.bulk_load_begin / memory.bulk_load_finish defer a domain's secondary
 -- indexes (HNSW, GIN metadata, GIN full-text, btree updated_at) and its per-statement enqueue
@@ -5569,6 +6046,8 @@ AS $$
         ('memory_writer', 'store_many', 'function'),
         ('memory_writer', 'update', 'function'),
         ('memory_writer', 'forget', 'function'),
+        ('memory_writer', 'forget_many', 'function'),
+        ('memory_writer', 'clear', 'function'),
         -- memory_worker: the embedding queue
         ('memory_worker', 'version', 'function'),
         ('memory_worker', 'claim_embedding_jobs', 'function'),
@@ -5708,7 +6187,7 @@ BEGIN
     END LOOP;
 END;
 $grants$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '3b42da38da3e51757f442671e8d37c0493dafed46916888e90d7beb6a709471a', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '67ed64657c95b122d0645d564e0e318a3e675dc9095cf57db4d1e9214fbea715', 'repeatable'); END $pgmemo$;
 COMMIT;
 SELECT format('pgmemo schema version %s installed (pgvector %s in schema %s)',
     v ->> 'schema_version', v ->> 'pgvector', v ->> 'vector_schema') AS pgmemo_installed
