@@ -76,6 +76,7 @@ bench: install
 	$(PIP) install -q $(BENCH_DEPS)
 	$(PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/storage.py
+	$(PY) bench/filter.py
 
 bench-full: install
 	$(PIP) install -q $(BENCH_DEPS)

@@ -108,7 +108,7 @@ BEGIN
     RETURN set_config('search_path', format('pg_catalog, %I, pg_temp', v_schema), true);
 END;
 $f$;
-DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009']::text[]); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010']::text[]); END $pgmemo$;
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb') AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -491,6 +491,19 @@ BEGIN
 END;
 $migrate$;
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0009', '0009_text_search.sql', '52c6cc21ee292d9730e54fd51622e6246a4923103e3a5769e3d647a5259f7338', 'versioned'); PERFORM memory_private._record_breaking('0009', false); END $pgmemo$;
+\endif
+-- migrations/0010_filter.sql
+SELECT memory_private._migration_needed('0010', '0010_filter.sql', '761c9a8cd5c0449323abc654e5f666571cc9447de19e9a2f40e38126a22d4f37') AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0010_filter: the metadata filter language and the filtered-search planner (sql/32_filter.sql,
+-- sql/34_search_plan.sql).
+--
+-- Why a migration: memory.explain_search returns three more columns (path, matching_rows,
+-- reason), and CREATE OR REPLACE cannot change a function's result type; the old definition
+-- is dropped once here and sql/60_diagnostics.sql creates the new one.
+
+DROP FUNCTION IF EXISTS memory.explain_search(text, integer, jsonb);
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0010', '0010_filter.sql', '761c9a8cd5c0449323abc654e5f666571cc9447de19e9a2f40e38126a22d4f37', 'versioned'); PERFORM memory_private._record_breaking('0010', false); END $pgmemo$;
 \endif
 DO $pgmemo$ BEGIN PERFORM memory_private._set_install_search_path(); END $pgmemo$;
 -- sql/00_private_helpers.sql
@@ -1004,6 +1017,7 @@ BEGIN
         'EXECUTE FUNCTION memory_private._dequeue_rows(%L)', v_regclass, domain);
 
     PERFORM memory.create_hnsw_index(domain, hnsw_m, hnsw_ef_construction);
+    PERFORM memory_private._search_static_refresh();  -- the cached search plan (36_...sql)
     RETURN v_regclass;
 END;
 $$;
@@ -1073,6 +1087,7 @@ BEGIN
         EXECUTE format('DROP TABLE IF EXISTS %I.%I', v_d.table_schema, v_d.table_name);
     END IF;
     DELETE FROM memory_private.domains AS d WHERE d.domain = v_d.domain;
+    PERFORM memory_private._search_static_refresh();
 END;
 $$;
 
@@ -1115,7 +1130,7 @@ FROM memory_private.domains AS d;
 COMMENT ON VIEW memory.domains IS
 'Registered memory domains: table, dimension, distance, embedding model, exact row count, and '
 'for adopted domains (memory.adopt_table) the application table behind the view.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:10_domains.sql', '10_domains.sql', '9016be5cab7c9b898d30cb1a36a029be515903fcee97eb1862655bb05dee324e', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:10_domains.sql', '10_domains.sql', 'ca7287cca374da763241203d2274cef330717ef9ceb1db9bb8e3e7c5aa29b0f4', 'repeatable'); END $pgmemo$;
 -- sql/20_write.sql
 -- Writing memories: memory.store, memory.store_many, memory.update, memory.forget,
 -- memory.forget_many, memory.clear, memory.get.
@@ -1475,59 +1490,6 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20
 -- (full-text, typed queries) and memory.search_hybrid (weighted reciprocal rank fusion of the
 -- two), plus the memory-aware ranking (recency, importance) both can apply.
 
--- Validates the memory-aware ranking knobs shared by memory.search and memory.search_hybrid.
-CREATE OR REPLACE FUNCTION memory_private._check_ranking(
-    recency_half_life interval, importance_weight double precision
-)
-RETURNS void
-LANGUAGE plpgsql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$
-BEGIN
-    IF recency_half_life IS NOT NULL AND extract(epoch FROM recency_half_life) <= 0 THEN
-        RAISE EXCEPTION 'recency_half_life must be a positive interval, got %', recency_half_life
-            USING ERRCODE = '22023';
-    END IF;
-    IF importance_weight IS NOT NULL
-        AND (importance_weight < 0 OR importance_weight > 1 OR importance_weight = 'NaN') THEN
-        RAISE EXCEPTION 'importance_weight must be between 0 and 1, got %', importance_weight
-            USING ERRCODE = '22023';
-    END IF;
-END;
-$$;
-
--- A memory's importance: metadata->>'importance' when it is a JSON number (clamped to [0, 1]);
--- 0.5 (neutral) when absent or not a number.
-CREATE OR REPLACE FUNCTION memory_private._importance(metadata jsonb)
-RETURNS double precision
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT CASE WHEN jsonb_typeof(metadata -> 'importance') = 'number'
-        THEN least(greatest((metadata ->> 'importance')::double precision, 0), 1)
-        ELSE 0.5 END
-$$;
-
--- The memory-aware score: relevance (>= 0) blended with importance, times the recency decay
--- 0.5 ^ (age / recency_half_life), age from updated_at. Either knob may be NULL (off).
-CREATE OR REPLACE FUNCTION memory_private._blend(
-    relevance double precision, metadata jsonb, updated_at timestamptz,
-    recency_half_life interval, importance_weight double precision
-)
-RETURNS double precision
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT ((1 - coalesce(importance_weight, 0)) * greatest(coalesce(relevance, 0), 0)
-            + coalesce(importance_weight, 0) * memory_private._importance(metadata))
-        * CASE WHEN recency_half_life IS NULL THEN 1
-            -- capped exponent: power() raises an underflow error below ~1e-308
-            ELSE power(0.5::double precision, least(
-                greatest(extract(epoch FROM now() - updated_at), 0)
-                / extract(epoch FROM recency_half_life), 1000)::double precision)
-        END
-$$;
-
 -- The settings memory.search runs its k-NN query under (memory.explain_search uses the same):
 -- * hnsw.ef_search, the HNSW candidate list size: the per-call value, else the session's raised
 --   to memory_private._default_ef_search() (recall within 2% of exact search on the eval);
@@ -1588,6 +1550,9 @@ BEGIN
     IF saved[3] IS NOT NULL THEN
         PERFORM set_config('enable_seqscan', saved[3], true);
     END IF;
+    IF saved[4] IS NOT NULL THEN  -- memory_private._search_settings_scan
+        PERFORM set_config('hnsw.max_scan_tuples', saved[4], true);
+    END IF;
     IF memory_private._citus_version() IS NOT NULL THEN
         PERFORM memory_private._citus_push_settings();
     END IF;
@@ -1617,33 +1582,68 @@ DECLARE
     v_rerank boolean := recency_half_life IS NOT NULL OR importance_weight IS NOT NULL;
     v_fetch integer;
     v_saved text[];
+    v_f record;
+    v_plan record;
+    v_sql text;
+    v_emb boolean := coalesce(with_embeddings, false);
 BEGIN
     IF query_embedding IS NULL THEN
         RAISE EXCEPTION 'query_embedding must not be NULL' USING ERRCODE = '22004';
     END IF;
     PERFORM memory_private._check_embedding(v_d, query_embedding, 'query_embedding');
     PERFORM memory_private._check_k(k);
-    PERFORM memory_private._check_filter(filter);
-    PERFORM memory_private._check_ranking(recency_half_life, importance_weight);
+    IF v_rerank THEN
+        PERFORM memory_private._check_ranking(recency_half_life, importance_weight);
+    END IF;
     IF ef_search IS NOT NULL AND ef_search < 1 THEN
         RAISE EXCEPTION 'ef_search must be positive, got %', ef_search USING ERRCODE = '22023';
+    END IF;
+    v_f := memory_private._filter_compile(filter);
+
+    -- No filter, no re-ranking: the plan cached in memory_private._search_static (36_...sql).
+    IF v_f.predicate IS NULL AND NOT v_rerank AND NOT v_d.distributed AND NOT v_emb
+        AND current_setting('hnsw.iterative_scan', true) IS DISTINCT FROM 'relaxed_order' THEN
+        v_saved := memory_private._search_settings_begin(k, ef_search, false);
+        RETURN QUERY SELECT * FROM memory_private._search_static(v_d, query_embedding, k,
+            min_similarity);
+        IF current_setting('pgmemo.search_static_miss', true) = 'on' THEN
+            PERFORM set_config('pgmemo.search_static_miss', 'off', true);
+            RETURN QUERY EXECUTE memory_private._search_sql(v_d, false)
+            USING query_embedding, k, NULL::jsonb, min_similarity;
+        END IF;
+        PERFORM memory_private._search_settings_end(v_saved);
+        RETURN;
     END IF;
 
     -- Memory-aware ranking re-ranks a larger candidate set from the index.
     v_fetch := CASE WHEN v_rerank THEN least(greatest(4 * k, 40), 1000) ELSE k END;
-    v_saved := memory_private._search_settings_begin(v_fetch, ef_search, filter IS NOT NULL);
+    IF v_d.distributed THEN
+        -- Citus: the flat query, every shard's HNSW index (48_distributed.sql); no planner.
+        v_saved := memory_private._search_settings_begin(v_fetch, ef_search,
+            v_f.predicate IS NOT NULL);
+        v_sql := memory_private._dist_knn_sql(v_d, v_f.predicate, v_emb);
+    ELSIF v_f.predicate IS NULL THEN
+        v_saved := memory_private._search_settings_begin(v_fetch, ef_search, false);
+        v_sql := memory_private._search_sql(v_d, false, v_emb);
+    ELSE
+        -- exact scan or HNSW iterative scan (34_search_plan.sql)
+        v_plan := memory_private._search_plan(v_d, v_f.predicate, v_f.params, v_fetch, ef_search,
+            true);
+        v_saved := memory_private._search_settings_begin(v_fetch, v_plan.ef, v_plan.path = 'hnsw');
+        IF v_plan.path = 'hnsw' THEN
+            v_saved := memory_private._search_settings_scan(v_saved, v_plan.max_scan_tuples);
+        END IF;
+        v_sql := memory_private._knn_sql(v_d, v_f.predicate, v_plan.path, v_emb);
+    END IF;
 
     IF v_rerank THEN
         RETURN QUERY EXECUTE format(
             'SELECT c.* FROM (%s) AS c ORDER BY memory_private._blend(c.similarity, c.metadata, '
-            'c.updated_at, $5, $6) DESC, c.distance LIMIT $7',
-            memory_private._search_sql(v_d, filter IS NOT NULL, coalesce(with_embeddings, false)))
-        USING query_embedding, v_fetch, filter, min_similarity, recency_half_life,
+            'c.updated_at, $5, $6) DESC, c.distance LIMIT $7', v_sql)
+        USING query_embedding, v_fetch, v_f.params, min_similarity, recency_half_life,
             importance_weight, k;
     ELSE
-        RETURN QUERY EXECUTE memory_private._search_sql(
-            v_d, filter IS NOT NULL, coalesce(with_embeddings, false))
-        USING query_embedding, k, filter, min_similarity;
+        RETURN QUERY EXECUTE v_sql USING query_embedding, k, v_f.params, min_similarity;
     END IF;
 
     PERFORM memory_private._search_settings_end(v_saved);
@@ -1654,8 +1654,11 @@ COMMENT ON FUNCTION memory.search(
     text, vector, integer, jsonb, double precision, integer, interval, double precision, boolean
 ) IS
 'The k nearest memories to query_embedding through the domain''s HNSW index, best first. '
-'filter keeps rows whose metadata @> filter (iterative index scans on pgvector >= 0.8, so k rows '
-'come back when k rows match). ef_search (HNSW candidate list, recall against speed) defaults to '
+'filter: the filter language (README; $eq $ne $gt $gte $lt $lte $in $nin $between $like $ilike '
+'$exists $and $or $not, dotted keys, id/created_at/updated_at; malformed: 22023). A filtered '
+'search is planned per call (explain_search): an exact scan of few matching rows, else the HNSW '
+'iterative scan with the exact scan as fallback; k rows come back when k rows match. '
+'ef_search (HNSW candidate list, recall against speed) defaults to '
 'the session''s hnsw.ef_search raised to 100, is clamped to [k, 1000] and restored after the '
 'call. similarity: 1 - cosine distance, 1 / (1 + l2 distance), or the inner product. '
 'min_similarity drops weaker rows. Memory-aware ranking (off when both are NULL): '
@@ -1692,7 +1695,6 @@ DECLARE
     v_d memory_private.domains := memory_private._domain(domain);
 BEGIN
     PERFORM memory_private._check_k(k);
-    PERFORM memory_private._check_filter(filter);
     IF match IS NULL OR match NOT IN ('all', 'any') THEN
         RAISE EXCEPTION 'match must be ''all'' or ''any'', got %',
             coalesce(quote_literal(match), 'NULL')
@@ -1847,7 +1849,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'in memory.search, on the fused score scaled to [0, 1]. '
 'similarity is NULL for a row found by its words alone, text_rank for one found by its vector '
 'alone. with_embeddings => true fills the embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '82a712f1ee07b88d247b88352cfe18d362aa7fc85c047fee4607e0c99195b47f', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '722eccd1746c1b21ffb662442c5ce8b6311f7ac9d563e4f699d99a1b5ae234e4', 'repeatable'); END $pgmemo$;
 -- sql/31_bm25.sql
 -- BM25 ranking for memory.search_text, in plain SQL (no extension): the query parsed like a web
 -- search box, candidates from the domain's GIN index, and the usual Okapi BM25 score
@@ -2150,7 +2152,14 @@ DECLARE
     v_est double precision[];
     v_cand text[];
     v_cand_query tsquery;
+    -- the filter language (sql/33_filter_compile.sql): its values are $5 here
+    v_f record := memory_private._filter_compile(filter);
+    v_sql text := memory_private._bm25_sql(d, v_f.predicate IS NOT NULL);
 BEGIN
+    IF v_f.predicate IS NOT NULL THEN
+        v_sql := replace(v_sql, 'AND t.metadata @> $5',
+            'AND ' || regexp_replace(v_f.predicate, '\(\$3 -', '($5 -', 'g'));
+    END IF;
     SELECT * INTO v_p FROM memory_private._parse_text_query(d.text_config, query, match);
     IF cardinality(v_p.words) = 0 THEN
         RETURN;  -- empty, stop words or exclusions only: nothing to rank by
@@ -2188,8 +2197,8 @@ BEGIN
     IF v_p.phrases IS NOT NULL THEN
         v_cand_query := v_cand_query || v_p.phrases;
     END IF;
-    RETURN QUERY EXECUTE memory_private._bm25_sql(d, filter IS NOT NULL)
-    USING v_words, v_est, v_cand_query, v_p.required, filter, v_stats.documents,
+    RETURN QUERY EXECUTE v_sql
+    USING v_words, v_est, v_cand_query, v_p.required, v_f.params, v_stats.documents,
         v_stats.avg_length, memory_private._bm25_k1(), memory_private._bm25_b(), k,
         memory_private._text_candidate_cap();
 END;
@@ -2297,7 +2306,1038 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'and an ANALYZE of the stored tsvector so common words'' frequencies are current). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '82b1ee32020ca063df0d7af42e170ab774cd8afd38acb0e9062c22c344ab445e', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '36ff25bffc74eff4dace64739fec7a8583b0cb76adf2291c285d10509b20ece0', 'repeatable'); END $pgmemo$;
+-- sql/31_search_ranking.sql
+-- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
+-- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
+
+-- Validates the memory-aware ranking knobs shared by memory.search and memory.search_hybrid.
+CREATE OR REPLACE FUNCTION memory_private._check_ranking(
+    recency_half_life interval, importance_weight double precision
+)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF recency_half_life IS NOT NULL AND extract(epoch FROM recency_half_life) <= 0 THEN
+        RAISE EXCEPTION 'recency_half_life must be a positive interval, got %', recency_half_life
+            USING ERRCODE = '22023';
+    END IF;
+    IF importance_weight IS NOT NULL
+        AND (importance_weight < 0 OR importance_weight > 1 OR importance_weight = 'NaN') THEN
+        RAISE EXCEPTION 'importance_weight must be between 0 and 1, got %', importance_weight
+            USING ERRCODE = '22023';
+    END IF;
+END;
+$$;
+
+-- A memory's importance: metadata->>'importance' when it is a JSON number (clamped to [0, 1]);
+-- 0.5 (neutral) when absent or not a number.
+CREATE OR REPLACE FUNCTION memory_private._importance(metadata jsonb)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT CASE WHEN jsonb_typeof(metadata -> 'importance') = 'number'
+        THEN least(greatest((metadata ->> 'importance')::double precision, 0), 1)
+        ELSE 0.5 END
+$$;
+
+-- The memory-aware score: relevance (>= 0) blended with importance, times the recency decay
+-- 0.5 ^ (age / recency_half_life), age from updated_at. Either knob may be NULL (off).
+CREATE OR REPLACE FUNCTION memory_private._blend(
+    relevance double precision, metadata jsonb, updated_at timestamptz,
+    recency_half_life interval, importance_weight double precision
+)
+RETURNS double precision
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT ((1 - coalesce(importance_weight, 0)) * greatest(coalesce(relevance, 0), 0)
+            + coalesce(importance_weight, 0) * memory_private._importance(metadata))
+        * CASE WHEN recency_half_life IS NULL THEN 1
+            -- capped exponent: power() raises an underflow error below ~1e-308
+            ELSE power(0.5::double precision, least(
+                greatest(extract(epoch FROM now() - updated_at), 0)
+                / extract(epoch FROM recency_half_life), 1000)::double precision)
+        END
+$$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_search_ranking.sql', '31_search_ranking.sql', 'b97e88cce8a6db2126b9298d279b5d0ec5cd34f03052bb0c370c1ed9fdebe8b2', 'repeatable'); END $pgmemo$;
+-- sql/32_filter.sql
+-- The metadata filter language of memory.search, search_text, search_hybrid, count and
+-- explain_search: what it is, and the helpers of its compiler (sql/33_filter_compile.sql,
+-- memory_private._filter_compile) and of memory.create_metadata_index (sql/35_filter_api.sql).
+--
+-- A filter is a JSON object:
+--   {"user": "ann"}                      plain value: equality for scalars, containment
+--                                        (metadata @> ...) for arrays and objects
+--   {"n": {"$gt": 5, "$lte": 9}}         $eq $ne $gt $gte $lt $lte $in $nin $between $like
+--                                        $ilike $exists; several operators in one object: AND
+--   {"a": 1, "b": 2}                     several fields: AND
+--   {"$and": [...]}, {"$or": [...]}      non-empty arrays of filters
+--   {"$not": {...}}, {"$not": [...]}     NOT a filter; NOT each of an array of filters
+--   {"specs.screen": "OLED"}             dotted keys reach nested objects
+--   {"created_at": {"$gte": "2025-01-01"}}   the columns id, created_at, updated_at
+--   {"metadata.id": 7}                   the metadata key "id" (not the column)
+--
+-- The predicate never contains a value: every value goes into one jsonb array passed as $3
+-- (EXECUTE ... USING), which the predicate indexes into ($3 -> 0, $3 ->> 1, ...). Keys are
+-- names, written into the SQL as quoted literals (quote_literal) so that expression indexes on
+-- them can match. Plain equality goes through metadata @> (the domain's GIN index); the typed
+-- comparisons use exactly the expressions memory.create_metadata_index indexes
+-- (memory_private._filter_typed_expr is the one place that spells them).
+-- A malformed filter raises SQLSTATE 22023 naming the bad part ("invalid filter at $.a.$gt: ...").
+
+-- The key's JSON value: <col> -> 'a' -> 'b' (NULL when a key on the way is missing).
+CREATE OR REPLACE FUNCTION memory_private._filter_key_expr(col text, path text[])
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT '(' || col || string_agg(' -> ' || quote_literal(p.seg), '' ORDER BY p.ord) || ')'
+    FROM unnest(path) WITH ORDINALITY AS p (seg, ord)
+$$;
+
+-- The key's value as a SQL number, text or boolean, NULL when it has another JSON type (so a
+-- string never reaches a numeric comparison and nothing raises a cast error). Texts compare in
+-- the "C" collation: code-point order, the same on every server, and LIKE 'prefix%' can use a
+-- text index. memory.create_metadata_index builds its index on exactly this expression.
+CREATE OR REPLACE FUNCTION memory_private._filter_typed_expr(col text, path text[], kind text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT CASE kind
+        WHEN 'number' THEN format(
+            '(CASE WHEN jsonb_typeof(%1$s) = ''number'' THEN (%1$s)::numeric END)', x.e)
+        WHEN 'text' THEN format(
+            '((CASE WHEN jsonb_typeof(%1$s) = ''string'' THEN (%1$s #>> ''{}'') END) COLLATE "C")',
+            x.e)
+        WHEN 'boolean' THEN format(
+            '(CASE WHEN jsonb_typeof(%1$s) = ''boolean'' THEN (%1$s)::boolean END)', x.e)
+    END
+    FROM (SELECT memory_private._filter_key_expr(col, path) AS e) AS x
+$$;
+
+-- The JSON value {"a": {"b": value}} for path {a, b}: what metadata @> needs for a nested key.
+CREATE OR REPLACE FUNCTION memory_private._filter_nest(path text[], value jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_out jsonb := value;
+BEGIN
+    FOR i IN REVERSE cardinality(path)..1 LOOP
+        v_out := jsonb_build_object(path[i], v_out);
+    END LOOP;
+    RETURN v_out;
+END;
+$$;
+
+-- Arrays out of a JSON array parameter ($in, $nin). IMMUTABLE (STABLE for timestamps, whose
+-- input depends on TimeZone): the planner evaluates them once on the call's values, so the
+-- condition is a constant array an index (or GIN's bitmap scan) can use.
+CREATE OR REPLACE FUNCTION memory_private._filter_jsonb_array(a jsonb)
+RETURNS jsonb[]
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path FROM CURRENT
+AS $$ SELECT array_agg(e.v ORDER BY e.n) FROM jsonb_array_elements(a) WITH ORDINALITY AS e (v, n) $$;
+
+CREATE OR REPLACE FUNCTION memory_private._filter_text_array(a jsonb)
+RETURNS text[]
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path FROM CURRENT
+AS $$
+    SELECT array_agg(e.v ORDER BY e.n) FROM jsonb_array_elements_text(a) WITH ORDINALITY AS e (v, n)
+$$;
+
+CREATE OR REPLACE FUNCTION memory_private._filter_timestamptz_array(a jsonb)
+RETURNS timestamptz[]
+LANGUAGE sql STABLE STRICT
+SET search_path FROM CURRENT
+AS $$
+    SELECT array_agg(e.v::timestamptz ORDER BY e.n)
+    FROM jsonb_array_elements_text(a) WITH ORDINALITY AS e (v, n)
+$$;
+
+-- One error for every malformed filter: SQLSTATE 22023, the location of the bad part as a
+-- JSON path ($ is the filter, $.a.$gt the $gt of field a, $.$or[1] the second branch of an $or).
+CREATE OR REPLACE FUNCTION memory_private._filter_error(loc text, message text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    RAISE EXCEPTION 'invalid filter at %: %', loc, message
+        USING ERRCODE = '22023',
+              HINT = 'A filter is a JSON object of fields ({"key": value} or {"key": {"$op": '
+                  || 'value}}) and logic ($and, $or: non-empty arrays of filters; $not: a filter '
+                  || 'or an array of filters). Operators: $eq $ne $gt $gte $lt $lte $in $nin '
+                  || '$between $like $ilike $exists.';
+END;
+$$;
+
+-- The short name of a JSON value's type for error messages (an object, a string, ...).
+CREATE OR REPLACE FUNCTION memory_private._filter_typename(v jsonb)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT CASE jsonb_typeof(v) WHEN 'object' THEN 'an object' WHEN 'array' THEN 'an array'
+        WHEN 'string' THEN 'a string' WHEN 'number' THEN 'a number'
+        WHEN 'boolean' THEN 'a boolean' ELSE 'null' END
+$$;
+
+-- A key of the filter as a path: dots separate nested keys; a leading "metadata." addresses
+-- metadata explicitly (for keys named like the columns: "metadata.id"). column: 'id',
+-- 'created_at' or 'updated_at' when the key is one of the columns, else NULL.
+CREATE OR REPLACE FUNCTION memory_private._filter_field(
+    key text, loc text, OUT path text[], OUT column_name text
+)
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF key = '' THEN
+        PERFORM memory_private._filter_error(loc, 'empty field name');
+    END IF;
+    path := string_to_array(key, '.');
+    IF path[1] = 'metadata' AND cardinality(path) > 1 THEN
+        path := path[2:];
+    ELSIF cardinality(path) = 1 AND key IN ('id', 'created_at', 'updated_at') THEN
+        column_name := key;
+    END IF;
+    IF '' = ANY(path) THEN
+        PERFORM memory_private._filter_error(loc,
+            format('field name %s has an empty part (two dots, or a dot at an end)',
+                to_jsonb(key)));
+    END IF;
+END;
+$$;
+
+-- The comparison kind of an ordered operator's value: number, text (a JSON string) or boolean.
+CREATE OR REPLACE FUNCTION memory_private._filter_kind(value jsonb, loc text, op text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    CASE jsonb_typeof(value)
+    WHEN 'number' THEN RETURN 'number';
+    WHEN 'string' THEN RETURN 'text';
+    WHEN 'boolean' THEN RETURN 'boolean';
+    ELSE
+        PERFORM memory_private._filter_error(loc, format('%s compares with a number, a string or '
+            'a boolean, got %s', op, memory_private._filter_typename(value)));
+    END CASE;
+    RETURN NULL;
+END;
+$$;
+
+-- Parameter element i of p as a SQL value of the kind (the right side of a typed comparison).
+CREATE OR REPLACE FUNCTION memory_private._filter_param_as(p text, i integer, kind text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT CASE kind
+        WHEN 'number' THEN format('(%s -> %s)::numeric', p, i)
+        WHEN 'boolean' THEN format('(%s -> %s)::boolean', p, i)
+        ELSE format('(%s ->> %s)', p, i)
+    END
+$$;
+
+CREATE OR REPLACE FUNCTION memory_private._filter_between_check(value jsonb, loc text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF jsonb_typeof(value) IS DISTINCT FROM 'array' OR jsonb_array_length(value) <> 2 THEN
+        PERFORM memory_private._filter_error(loc, format('$between takes a two-element array '
+            '[low, high] (inclusive), got %s', CASE WHEN jsonb_typeof(value) = 'array'
+                THEN 'an array of ' || jsonb_array_length(value) || ' elements'
+                ELSE memory_private._filter_typename(value) END));
+    END IF;
+END;
+$$;
+
+-- A value compared with a column: a string; for created_at / updated_at a valid timestamp.
+CREATE OR REPLACE FUNCTION memory_private._filter_column_value(column_name text, value jsonb, loc text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_ts timestamptz;
+BEGIN
+    IF jsonb_typeof(value) IS DISTINCT FROM 'string' THEN
+        PERFORM memory_private._filter_error(loc, format('%s is compared with a string%s, got %s',
+            column_name, CASE WHEN column_name = 'id' THEN ''
+                ELSE ' (a timestamp such as "2025-01-31" or "2025-01-31T12:00:00Z")' END,
+            memory_private._filter_typename(value)));
+    END IF;
+    IF column_name <> 'id' THEN
+        BEGIN
+            v_ts := (value #>> '{}')::timestamptz;
+        EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow
+            OR invalid_parameter_value THEN
+            PERFORM memory_private._filter_error(loc, format('%s is not a timestamp',
+                value));
+        END;
+    END IF;
+END;
+$$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:32_filter.sql', '32_filter.sql', '781dfca75d7c78f7a25bec63ca0312711ff91b596788a9d48e41bb2f68ac6c68', 'repeatable'); END $pgmemo$;
+-- sql/33_filter_compile.sql
+-- The filter compiler: memory_private._filter_compile turns a filter (the language described at
+-- the top of sql/32_filter.sql) into a SQL predicate on the domain table aliased t and the jsonb
+-- array of its values ($3); _filter_node handles one filter object, _filter_op one operator on
+-- one field. The helpers they use (typed expressions, errors) are in sql/32_filter.sql.
+
+-- One operator on one field. Appends the values it needs to params and returns the predicate.
+CREATE OR REPLACE FUNCTION memory_private._filter_op(
+    path text[], column_name text, op text, value jsonb, loc text, INOUT params jsonb,
+    OUT sql text
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_col text := CASE WHEN column_name IS NOT NULL THEN 't.' || quote_ident(column_name) END;
+    v_ts boolean := column_name IN ('created_at', 'updated_at');
+    v_type text := jsonb_typeof(value);
+    v_kind text;
+    v_p text;                -- the parameter slot: ($3 -> i)
+    v_x text;                -- the key's JSON value (metadata fields)
+    v_e text;                -- the typed expression compared
+    v_cmp text := CASE op WHEN '$gt' THEN '>' WHEN '$gte' THEN '>=' WHEN '$lt' THEN '<'
+        WHEN '$lte' THEN '<=' END;
+    v_elem jsonb;
+    v_objs jsonb := '[]';
+BEGIN
+    IF op NOT IN ('$eq', '$ne', '$gt', '$gte', '$lt', '$lte', '$in', '$nin', '$between',
+                  '$like', '$ilike', '$exists') THEN
+        PERFORM memory_private._filter_error(loc, CASE
+            WHEN op IN ('$and', '$or', '$not')
+                THEN format('%s is a logical operator: it goes where a field could, not inside a '
+                    'field''s conditions', op)
+            ELSE format('unknown operator %s', to_jsonb(op)) END);
+    END IF;
+    v_p := '($3 -> ' || jsonb_array_length(params) || ')';
+
+    -- $exists: whether the key is present, even with a JSON null.
+    IF op = '$exists' THEN
+        IF v_type IS DISTINCT FROM 'boolean' THEN
+            PERFORM memory_private._filter_error(loc, format('$exists takes true or false, got %s',
+                memory_private._filter_typename(value)));
+        END IF;
+        v_x := coalesce(v_col, memory_private._filter_key_expr('t.metadata', path));
+        sql := v_x || CASE WHEN value::boolean THEN ' IS NOT NULL' ELSE ' IS NULL' END;
+        RETURN;
+    END IF;
+
+    -- The columns: id (text), created_at and updated_at (timestamptz); values are strings.
+    IF column_name IS NOT NULL THEN
+        IF op IN ('$in', '$nin') THEN
+            IF v_type IS DISTINCT FROM 'array' OR jsonb_array_length(value) = 0 THEN
+                PERFORM memory_private._filter_error(loc, format('%s takes a non-empty array, got %s',
+                    op, CASE WHEN v_type = 'array' THEN 'an empty array'
+                        ELSE memory_private._filter_typename(value) END));
+            END IF;
+            FOR i IN 0..jsonb_array_length(value) - 1 LOOP
+                PERFORM memory_private._filter_column_value(column_name, value -> i,
+                    loc || '[' || i || ']');
+            END LOOP;
+            params := params || jsonb_build_array(value);
+            sql := format(CASE WHEN op = '$in' THEN '%s = ANY(%s)' ELSE '%s <> ALL(%s)' END, v_col,
+                CASE WHEN v_ts THEN 'memory_private._filter_timestamptz_array' || v_p
+                    ELSE 'memory_private._filter_text_array' || v_p END);
+        ELSIF op = '$between' THEN
+            PERFORM memory_private._filter_between_check(value, loc);
+            PERFORM memory_private._filter_column_value(column_name, value -> 0, loc || '[0]');
+            PERFORM memory_private._filter_column_value(column_name, value -> 1, loc || '[1]');
+            params := params || jsonb_build_array(value -> 0, value -> 1);
+            v_e := CASE WHEN v_ts THEN '(%s ->> %s)::timestamptz' ELSE '(%s ->> %s)' END;
+            sql := format('%s BETWEEN ' || v_e || ' AND ' || v_e, v_col,
+                '$3', jsonb_array_length(params) - 2, '$3', jsonb_array_length(params) - 1);
+        ELSIF op IN ('$like', '$ilike') THEN
+            IF v_ts THEN
+                PERFORM memory_private._filter_error(loc, format('%s applies to strings; %s is a '
+                    'timestamp (compare it with $gt, $lt or $between)', op, column_name));
+            END IF;
+            IF v_type IS DISTINCT FROM 'string' THEN
+                PERFORM memory_private._filter_error(loc, format('%s takes a string pattern, got %s',
+                    op, memory_private._filter_typename(value)));
+            END IF;
+            params := params || jsonb_build_array(value);
+            sql := format('%s %s (%s #>> ''{}'')', v_col,
+                CASE op WHEN '$like' THEN 'LIKE' ELSE 'ILIKE' END, v_p);
+        ELSE
+            PERFORM memory_private._filter_column_value(column_name, value, loc);
+            params := params || jsonb_build_array(value);
+            sql := format('%s %s (%s #>> ''{}'')%s', v_col,
+                CASE op WHEN '$eq' THEN '=' WHEN '$ne' THEN '<>' ELSE v_cmp END, v_p,
+                CASE WHEN v_ts THEN '::timestamptz' ELSE '' END);
+        END IF;
+        RETURN;
+    END IF;
+
+    v_x := memory_private._filter_key_expr('t.metadata', path);
+    CASE
+    WHEN op = '$eq' THEN
+        -- the plain value's meaning: metadata @> {"a": {"b": value}} (GIN index)
+        params := params || jsonb_build_array(memory_private._filter_nest(path, value));
+        sql := 't.metadata @> ' || v_p;
+    WHEN op = '$ne' THEN
+        -- present and not equal (a missing key matches neither $eq nor $ne, as in langchain)
+        params := params || jsonb_build_array(memory_private._filter_nest(path, value));
+        sql := format('(%s IS NOT NULL AND NOT t.metadata @> %s)', v_x, v_p);
+    WHEN op IN ('$in', '$nin') THEN
+        IF v_type IS DISTINCT FROM 'array' OR jsonb_array_length(value) = 0 THEN
+            PERFORM memory_private._filter_error(loc, format('%s takes a non-empty array, got %s',
+                op, CASE WHEN v_type = 'array' THEN 'an empty array'
+                    ELSE memory_private._filter_typename(value) END));
+        END IF;
+        FOR v_elem IN SELECT e.v FROM jsonb_array_elements(value) AS e (v) LOOP
+            v_objs := v_objs || jsonb_build_array(memory_private._filter_nest(path, v_elem));
+        END LOOP;
+        params := params || jsonb_build_array(v_objs);
+        sql := format(CASE WHEN op = '$in' THEN 't.metadata @> ANY(%2$s)'
+                ELSE '(%1$s IS NOT NULL AND NOT t.metadata @> ANY(%2$s))' END,
+            v_x, 'memory_private._filter_jsonb_array' || v_p);
+    WHEN op IN ('$like', '$ilike') THEN
+        IF v_type IS DISTINCT FROM 'string' THEN
+            PERFORM memory_private._filter_error(loc, format('%s takes a string pattern, got %s',
+                op, memory_private._filter_typename(value)));
+        END IF;
+        params := params || jsonb_build_array(value);
+        sql := format('%s %s (%s #>> ''{}'')',
+            memory_private._filter_typed_expr('t.metadata', path, 'text'),
+            CASE op WHEN '$like' THEN 'LIKE' ELSE 'ILIKE' END, v_p);
+    WHEN op = '$between' THEN
+        PERFORM memory_private._filter_between_check(value, loc);
+        v_kind := memory_private._filter_kind(value -> 0, loc || '[0]', op);
+        IF jsonb_typeof(value -> 1) IS DISTINCT FROM jsonb_typeof(value -> 0) THEN
+            PERFORM memory_private._filter_error(loc, format('$between bounds must have the same '
+                'type, got %s and %s', memory_private._filter_typename(value -> 0),
+                memory_private._filter_typename(value -> 1)));
+        END IF;
+        params := params || jsonb_build_array(value -> 0, value -> 1);
+        sql := format('%s BETWEEN %s AND %s',
+            memory_private._filter_typed_expr('t.metadata', path, v_kind),
+            memory_private._filter_param_as('$3', jsonb_array_length(params) - 2, v_kind),
+            memory_private._filter_param_as('$3', jsonb_array_length(params) - 1, v_kind));
+    ELSE  -- $gt $gte $lt $lte: numbers as numbers, strings in code-point order, false < true
+        v_kind := memory_private._filter_kind(value, loc, op);
+        params := params || jsonb_build_array(value);
+        sql := format('%s %s %s', memory_private._filter_typed_expr('t.metadata', path, v_kind),
+            v_cmp, memory_private._filter_param_as('$3', jsonb_array_length(params) - 1, v_kind));
+    END CASE;
+END;
+$$;
+
+-- A filter object (a node of the tree). The plain metadata values of one object become one
+-- containment (metadata @> {...}: the GIN index), the rest are ANDed.
+CREATE OR REPLACE FUNCTION memory_private._filter_node(
+    node jsonb, loc text, depth integer, INOUT params jsonb, OUT sql text
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_key text;
+    v_value jsonb;
+    v_loc text;
+    v_plain jsonb := '{}';
+    v_parts text[] := '{}';
+    v_sub text[];
+    v_r record;
+    v_field record;
+    v_op text;
+BEGIN
+    IF depth > 32 THEN
+        PERFORM memory_private._filter_error(loc, 'nested more than 32 levels deep');
+    END IF;
+    IF jsonb_typeof(node) IS DISTINCT FROM 'object' THEN
+        PERFORM memory_private._filter_error(loc, format('expected a filter object, got %s',
+            memory_private._filter_typename(node)));
+    END IF;
+    IF node = '{}' THEN
+        PERFORM memory_private._filter_error(loc, 'empty filter object');
+    END IF;
+    FOR v_key, v_value IN SELECT e.key, e.value FROM jsonb_each(node) AS e LOOP
+        v_loc := loc || '.' || CASE WHEN v_key ~ '^[$A-Za-z_][A-Za-z0-9_.]*$' THEN v_key
+            ELSE to_jsonb(v_key)::text END;
+        IF v_key LIKE '$%' THEN
+            IF v_key IN ('$and', '$or') THEN
+                IF jsonb_typeof(v_value) IS DISTINCT FROM 'array' OR jsonb_array_length(v_value) = 0 THEN
+                    PERFORM memory_private._filter_error(v_loc, format('%s takes a non-empty array '
+                        'of filters, got %s', v_key, CASE WHEN jsonb_typeof(v_value) = 'array'
+                            THEN 'an empty array' ELSE memory_private._filter_typename(v_value) END));
+                END IF;
+                v_sub := '{}';
+                FOR i IN 0..jsonb_array_length(v_value) - 1 LOOP
+                    v_r := memory_private._filter_node(v_value -> i, v_loc || '[' || i || ']',
+                        depth + 1, params);
+                    params := v_r.params;
+                    v_sub := v_sub || v_r.sql;
+                END LOOP;
+                v_parts := v_parts || CASE WHEN cardinality(v_sub) = 1 THEN v_sub[1]
+                    ELSE '(' || array_to_string(v_sub, CASE v_key WHEN '$and' THEN ' AND '
+                        ELSE ' OR ' END) || ')' END;
+            ELSIF v_key = '$not' THEN
+                -- NOT p is "p IS NOT TRUE": a row where p is NULL (a missing key) is not p.
+                IF jsonb_typeof(v_value) = 'object' THEN
+                    v_r := memory_private._filter_node(v_value, v_loc, depth + 1, params);
+                    params := v_r.params;
+                    v_parts := v_parts || ('(' || v_r.sql || ') IS NOT TRUE');
+                ELSIF jsonb_typeof(v_value) = 'array' AND jsonb_array_length(v_value) > 0 THEN
+                    FOR i IN 0..jsonb_array_length(v_value) - 1 LOOP
+                        v_r := memory_private._filter_node(v_value -> i, v_loc || '[' || i || ']',
+                            depth + 1, params);
+                        params := v_r.params;
+                        v_parts := v_parts || ('(' || v_r.sql || ') IS NOT TRUE');
+                    END LOOP;
+                ELSE
+                    PERFORM memory_private._filter_error(v_loc, format('$not takes a filter object '
+                        'or a non-empty array of filters, got %s',
+                        CASE WHEN jsonb_typeof(v_value) = 'array' THEN 'an empty array'
+                            ELSE memory_private._filter_typename(v_value) END));
+                END IF;
+            ELSIF v_key IN ('$eq', '$ne', '$gt', '$gte', '$lt', '$lte', '$in', '$nin',
+                            '$between', '$like', '$ilike', '$exists') THEN
+                PERFORM memory_private._filter_error(v_loc, format('operator %s where a field was '
+                    'expected (write {"field": {"%s": ...}})', v_key, v_key));
+            ELSE
+                PERFORM memory_private._filter_error(v_loc, format('unknown operator %s (logical '
+                    'operators: $and, $or, $not)', to_jsonb(v_key)));
+            END IF;
+            CONTINUE;
+        END IF;
+
+        v_field := memory_private._filter_field(v_key, v_loc);
+        IF jsonb_typeof(v_value) = 'object'
+            AND EXISTS (SELECT FROM jsonb_object_keys(v_value) AS k WHERE k LIKE '$%') THEN
+            -- an operator object: every key an operator, ANDed
+            IF EXISTS (SELECT FROM jsonb_object_keys(v_value) AS k WHERE k NOT LIKE '$%') THEN
+                PERFORM memory_private._filter_error(v_loc, 'mixes operators ($...) and plain keys '
+                    'in one object (nest the plain keys under "$eq", or use a dotted key)');
+            END IF;
+            FOR v_op IN SELECT k FROM jsonb_object_keys(v_value) AS k LOOP
+                v_r := memory_private._filter_op(v_field.path, v_field.column_name, v_op,
+                    v_value -> v_op, v_loc || '.' || v_op, params);
+                params := v_r.params;
+                v_parts := v_parts || v_r.sql;
+            END LOOP;
+        ELSIF v_field.column_name IS NULL AND cardinality(v_field.path) = 1 THEN
+            v_plain := v_plain || jsonb_build_object(v_field.path[1], v_value);
+        ELSE
+            v_r := memory_private._filter_op(v_field.path, v_field.column_name, '$eq', v_value,
+                v_loc, params);
+            params := v_r.params;
+            v_parts := v_parts || v_r.sql;
+        END IF;
+    END LOOP;
+
+    IF v_plain <> '{}' THEN
+        params := params || jsonb_build_array(v_plain);
+        v_parts := ('t.metadata @> ($3 -> ' || (jsonb_array_length(params) - 1) || ')') || v_parts;
+    END IF;
+    sql := CASE WHEN cardinality(v_parts) = 1 THEN v_parts[1]
+        ELSE '(' || array_to_string(v_parts, ' AND ') || ')' END;
+END;
+$$;
+
+-- The filter as a SQL predicate on the domain table aliased t, and its values (the jsonb array
+-- to pass as $3). NULL predicate: no filter (NULL or {}: every row).
+CREATE OR REPLACE FUNCTION memory_private._filter_compile(
+    filter jsonb, OUT predicate text, OUT params jsonb
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_r record;
+BEGIN
+    IF filter IS NULL OR filter = '{}' THEN
+        RETURN;
+    END IF;
+    IF jsonb_typeof(filter) <> 'object' THEN
+        PERFORM memory_private._filter_error('$', format('a filter is a JSON object, got %s',
+            memory_private._filter_typename(filter)));
+    END IF;
+    IF length(filter::text) > 100000 THEN
+        PERFORM memory_private._filter_error('$', 'longer than 100000 characters');
+    END IF;
+    -- The common case, plain values only (no operator, dotted key or column anywhere): one
+    -- containment, without walking the tree.
+    IF strpos(filter::text, '$') = 0 AND NOT EXISTS (
+        SELECT FROM jsonb_object_keys(filter) AS k
+        WHERE k IN ('', 'id', 'created_at', 'updated_at') OR strpos(k, '.') > 0
+    ) THEN
+        predicate := 't.metadata @> ($3 -> 0)';
+        params := jsonb_build_array(filter);
+        RETURN;
+    END IF;
+    v_r := memory_private._filter_node(filter, '$', 1, '[]'::jsonb);
+    predicate := v_r.sql;
+    params := v_r.params;
+END;
+$$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:33_filter_compile.sql', '33_filter_compile.sql', 'a1db96a2c4a807e671963c1edbe118b878c69d1d180df93c0be1cb75c9fdd2dd', 'repeatable'); END $pgmemo$;
+-- sql/34_search_plan.sql
+-- The filtered-search planner: for each filtered memory.search, estimate how many rows the
+-- filter matches (the PostgreSQL planner's estimate for the compiled predicate) and pick the
+-- cheaper of two ways to find the k nearest of them:
+--   exact: every matching row's distance, sorted (through the filter's index: the GIN index on
+--          metadata, an expression index from memory.create_metadata_index, a btree on a column);
+--          exact by construction, and cheap when few rows match;
+--   hnsw:  the HNSW index's iterative scan (pgvector >= 0.8) with ef_search raised so that the
+--          candidate list holds enough matching rows for the recall target, bounded by
+--          hnsw.max_scan_tuples, falling back to the exact query in the same statement when the
+--          index gives up before k rows.
+-- memory.explain_search shows the choice, its estimate and its reason.
+
+-- The cost model, in microseconds per row on the benchmark machine (bench/filter.py in make
+-- bench, real 384-d embeddings; BENCHMARKS.md "Filtered search"). Only their ratios matter:
+--   exact_row: fetch one matching row through the filter's index and compute its distance;
+--   seq_row:   test one row of a sequential scan against the predicate (a filter no index serves);
+--   hnsw_row:  one candidate of the HNSW iterative scan (graph walk, heap fetch, filter).
+-- overscan: ef_search is sized so that the candidate list holds overscan * k / selectivity
+-- rows, about overscan * k matching ones (never below pgmemo's default ef_search): 1 measured
+-- recall@10 >= 0.95 against the exact filtered answer at 10% (3 cost twice the time for +0.02).
+CREATE OR REPLACE FUNCTION memory_private._search_cost(
+    OUT exact_row double precision, OUT seq_row double precision, OUT hnsw_row double precision,
+    OUT overscan double precision
+)
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 1.5::double precision, 0.15::double precision, 8.0::double precision, 1.0::double precision $$;
+
+-- The k-NN query of a filtered search over the domain table t:
+--   $1 query vector, $2 rows wanted, $3 the filter's values (memory_private._filter_compile),
+--   $4 min_similarity (may be NULL).
+-- path 'exact': the matching rows' distances, sorted; the ORDER BY is "distance + 0" so that
+--   the HNSW index cannot serve it (the planner then scans the filter's index instead).
+-- path 'hnsw': the HNSW index order with the predicate (iterative scan in relaxed order: the
+--   distance is recomputed outside the LIMIT query, see memory_private._search_sql); its first
+--   $2 rows are materialized, and only when they are fewer than $2 the exact query runs (a
+--   one-time filter: it costs nothing otherwise).
+CREATE OR REPLACE FUNCTION memory_private._knn_sql(
+    d memory_private.domains, predicate text, path text, with_embeddings boolean DEFAULT FALSE
+)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_op text := memory_private._distance_operator(d.distance);
+    v_similarity text := CASE d.distance
+        WHEN 'cosine' THEN '1 - s.distance'
+        WHEN 'l2' THEN '1 / (1 + s.distance)'
+        ELSE '- s.distance'
+    END;
+    v_exact text;
+    -- the embedding column: the stored vector (halfvec read as vector), or NULL
+    v_emb text := CASE WHEN with_embeddings THEN 's.embedding::vector' ELSE 'NULL::vector' END;
+BEGIN
+    v_exact := format($q$
+        SELECT t.id, t.content, t.metadata, (t.embedding %1$s $1) + 0 AS distance,
+            t.created_at, t.updated_at, t.embedding
+        FROM %2$I.%3$I AS t
+        WHERE t.embedding IS NOT NULL AND %4$s
+        ORDER BY 4 LIMIT $2 $q$,
+        v_op, d.table_schema, d.table_name, predicate);
+    IF path = 'exact' THEN
+        RETURN format($q$
+            SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at,
+                s.updated_at, %3$s AS embedding
+            FROM (%2$s) AS s
+            WHERE $4::double precision IS NULL OR %1$s >= $4
+            ORDER BY s.distance $q$,
+            v_similarity, v_exact, v_emb);
+    END IF;
+    RETURN format($q$
+        WITH h AS MATERIALIZED (
+            SELECT n.id, n.content, n.metadata,
+                (n.embedding %2$s $1)::double precision AS distance, n.created_at, n.updated_at,
+                n.embedding
+            FROM (
+                SELECT t.id, t.content, t.metadata, t.embedding, t.created_at, t.updated_at
+                FROM %3$I.%4$I AS t
+                WHERE t.embedding IS NOT NULL AND %5$s
+                ORDER BY t.embedding %2$s $1 LIMIT $2
+            ) AS n
+        )
+        SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at,
+            s.updated_at, %7$s AS embedding
+        FROM (
+            SELECT h.* FROM h WHERE (SELECT count(*) FROM h) >= $2
+            UNION ALL
+            SELECT e.* FROM (%6$s) AS e WHERE (SELECT count(*) FROM h) < $2
+        ) AS s
+        WHERE $4::double precision IS NULL OR %1$s >= $4
+        ORDER BY s.distance $q$,
+        v_similarity, v_op, d.table_schema, d.table_name, predicate, v_exact, v_emb);
+END;
+$$;
+
+-- The estimate of a filter: the rows the compiled predicate matches (with an embedding) by the
+-- PostgreSQL planner, whether an index serves it, and all rows of the domain's table.
+CREATE OR REPLACE FUNCTION memory_private._search_estimate(
+    d memory_private.domains, predicate text, params jsonb,
+    OUT matching_rows double precision, OUT total_rows double precision, OUT filter_index boolean
+)
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_top text;
+    v_seqscan text := current_setting('enable_seqscan');
+BEGIN
+    -- The planner's estimate for the compiled predicate, with the call's values (EXECUTE plans
+    -- with them as constants), under enable_seqscan = off as the exact path runs: the top node
+    -- is a sequential scan only when no index serves the filter. The first line of the plain
+    -- EXPLAIN is that node, e.g. "Bitmap Heap Scan on x  (cost=.. rows=1002 width=0)"
+    -- (measured: half the time of FORMAT JSON and a JSON path search).
+    PERFORM set_config('enable_seqscan', 'off', true);
+    EXECUTE format('EXPLAIN SELECT FROM %I.%I AS t WHERE t.embedding IS NOT NULL AND %s',
+        d.table_schema, d.table_name, predicate)
+    INTO v_top
+    USING NULL::integer, NULL::integer, params;
+    PERFORM set_config('enable_seqscan', v_seqscan, true);
+    matching_rows := substring(v_top FROM ' rows=([0-9]+) ')::double precision;
+    filter_index := v_top !~ '^\s*(Seq Scan|Gather|Parallel Seq Scan)';
+    -- All rows of the physical table (an adopted domain's source; the leaves of a partitioned
+    -- one), from the catalog.
+    SELECT greatest(CASE WHEN c.relkind = 'p' THEN (
+            SELECT sum(greatest(p.reltuples, 0)) FROM pg_catalog.pg_partition_tree(c.oid) AS pt
+            JOIN pg_catalog.pg_class AS p ON p.oid = pt.relid WHERE pt.isleaf)
+        ELSE c.reltuples END, matching_rows, 1)
+    INTO total_rows
+    FROM pg_catalog.pg_class AS c
+    WHERE c.oid = CASE WHEN d.adopted THEN d.source_table
+        ELSE to_regclass(format('%I.%I', d.table_schema, d.table_name)) END;
+    total_rows := coalesce(total_rows, greatest(matching_rows, 1));
+END;
+$$;
+
+-- The plan of one filtered search: path 'exact' or 'hnsw' (see _knn_sql), the estimated rows
+-- matching the filter (with an embedding) out of total_rows, the ef_search and
+-- hnsw.max_scan_tuples the hnsw path runs with and the two cost estimates (microseconds;
+-- _search_plan_reason puts them in words). ef_search: the caller's (NULL: chosen here).
+-- reuse: take the estimate of the session's previous call for the same filter (memory.search;
+-- memory.explain_search always estimates afresh).
+CREATE OR REPLACE FUNCTION memory_private._search_plan(
+    d memory_private.domains, predicate text, params jsonb, k integer, ef_search integer,
+    reuse boolean,
+    OUT path text, OUT matching_rows double precision, OUT total_rows double precision,
+    OUT filter_index boolean, OUT ef integer, OUT max_scan_tuples integer,
+    OUT exact_cost double precision, OUT hnsw_cost double precision
+)
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_c record := memory_private._search_cost();
+    v_sel double precision;
+    v_needed double precision;
+    v_default_ef integer := greatest(
+        coalesce(nullif(current_setting('hnsw.ef_search', true), '')::integer, 40),
+        memory_private._default_ef_search());
+    v_key text := md5(d.table_schema || '.' || d.table_name || ' ' || predicate || ' ' || params::text);
+    v_cached text[] := string_to_array(current_setting('pgmemo.filter_estimate', true), ' ');
+    v_now double precision := extract(epoch FROM clock_timestamp());
+BEGIN
+    -- The same filter as the session's previous filtered search, less than 10 seconds ago (an
+    -- application searching one user's memories again and again): its estimate, without
+    -- planning it again. A stale estimate can only pick the slower path, never change the rows
+    -- (the exact path is exact, the hnsw path falls back to it).
+    IF reuse AND v_cached[1] = v_key AND v_now - v_cached[2]::double precision < 10 THEN
+        matching_rows := v_cached[3]::double precision;
+        total_rows := v_cached[4]::double precision;
+        filter_index := v_cached[5]::boolean;
+    ELSE
+        SELECT e.matching_rows, e.total_rows, e.filter_index
+        INTO matching_rows, total_rows, filter_index
+        FROM memory_private._search_estimate(d, predicate, params) AS e;
+        PERFORM set_config('pgmemo.filter_estimate', concat_ws(' ', v_key, v_now, matching_rows,
+            total_rows, filter_index), false);
+    END IF;
+
+    v_sel := greatest(matching_rows, 1) / total_rows;
+    v_needed := v_c.overscan * k / v_sel;   -- candidates that hold overscan * k matching rows
+    ef := coalesce(ef_search, least(greatest(ceil(v_needed)::integer, v_default_ef, k), 1000));
+    -- The iterative scan stops after this many candidates (then the exact query runs): the
+    -- candidates expected, with room for a pessimistic estimate, within pgvector's default.
+    max_scan_tuples := least(greatest(ceil(4 * v_needed)::integer, 2 * ef, 1000), 20000);
+    exact_cost := CASE WHEN filter_index THEN 0 ELSE total_rows * v_c.seq_row END
+        + matching_rows * v_c.exact_row;
+    hnsw_cost := greatest(v_needed, ef) * v_c.hnsw_row;
+    -- pgvector >= 0.8 (iterative scans) defines hnsw.iterative_scan once loaded (it is: the
+    -- caller has read a vector); cheaper than reading the extension's version.
+    path := CASE WHEN current_setting('hnsw.iterative_scan', true) IS NULL
+        OR exact_cost <= hnsw_cost THEN 'exact' ELSE 'hnsw' END;
+END;
+$$;
+
+-- The reason for a plan of memory_private._search_plan, in words (memory.explain_search).
+CREATE OR REPLACE FUNCTION memory_private._search_plan_reason(p record, k integer)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF current_setting('hnsw.iterative_scan', true) IS NULL THEN
+        RETURN 'pgvector is older than 0.8 (no iterative index scans): an exact scan of the '
+            || 'matching rows';
+    END IF;
+    RETURN format('about %s of %s rows match (%s%%)%s: %s',
+        round(p.matching_rows), round(p.total_rows),
+        round((100 * greatest(p.matching_rows, 1) / p.total_rows)::numeric, 3),
+        CASE WHEN p.filter_index THEN '' ELSE ' and no index serves the filter' END,
+        CASE p.path
+            WHEN 'exact' THEN format('an exact scan of the matching rows (~%s us) is cheaper than '
+                'the HNSW iterative scan (~%s us)', round(p.exact_cost), round(p.hnsw_cost))
+            ELSE format('the HNSW iterative scan (ef_search %s, at most %s candidates, ~%s us; '
+                'exact scan if it gives up before %s rows) is cheaper than an exact scan of the '
+                'matching rows (~%s us)', p.ef, p.max_scan_tuples, round(p.hnsw_cost), k,
+                round(p.exact_cost))
+        END);
+END;
+$$;
+
+-- Sets hnsw.max_scan_tuples for the call (pgvector >= 0.8), into the saved settings of
+-- memory_private._search_settings_begin (element 4), which _search_settings_end restores.
+CREATE OR REPLACE FUNCTION memory_private._search_settings_scan(saved text[], max_scan_tuples integer)
+RETURNS text[]
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_old text := current_setting('hnsw.max_scan_tuples', true);
+BEGIN
+    IF max_scan_tuples IS NOT NULL AND v_old IS NOT NULL  -- defined by pgvector >= 0.8
+        AND v_old IS DISTINCT FROM max_scan_tuples::text THEN
+        saved[4] := coalesce(nullif(v_old, ''), '20000');
+        PERFORM set_config('hnsw.max_scan_tuples', max_scan_tuples::text, true);
+    END IF;
+    RETURN saved;
+END;
+$$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:34_search_plan.sql', '34_search_plan.sql', 'f76d666f0b32098db25267ea593c6fd658c7659da6641dce9fa08c00871ad8f0', 'repeatable'); END $pgmemo$;
+-- sql/35_filter_api.sql
+-- The filter language's public functions besides the searches: memory.count (rows matching a
+-- filter) and memory.create_metadata_index (the btree expression indexes that the compiled
+-- predicates of sql/32_filter.sql and 33_filter_compile.sql use for ranges on a key).
+
+-- The index name create_metadata_index gives a key of a domain (at most 63 bytes).
+CREATE OR REPLACE FUNCTION memory_private._metadata_index_name(
+    d memory_private.domains, key text, kind text
+)
+RETURNS name
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT (left(CASE WHEN d.adopted THEN 'pgmemo_' || d.domain ELSE d.table_name END, 44)
+        || '_f_' || left(md5(key || '/' || kind), 12))::name
+$$;
+
+CREATE OR REPLACE FUNCTION memory.create_metadata_index(domain text, key text, type text DEFAULT 'text')
+RETURNS text
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain(domain);
+    v_phys record := memory_private._physical(v_d);
+    v_field record;
+    v_meta name;
+    v_kind text;
+    v_name name;
+    v_expr text;
+BEGIN
+    IF key IS NULL OR type IS NULL THEN
+        RAISE EXCEPTION 'key and type must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    v_field := memory_private._filter_field(key, '$.' || key);
+    v_kind := lower(type);
+    IF v_field.column_name IS NOT NULL THEN
+        IF v_kind <> (CASE WHEN v_field.column_name = 'id' THEN 'text' ELSE 'timestamptz' END) THEN
+            RAISE EXCEPTION 'column % is %: create_metadata_index(domain, %L, %L)', key,
+                CASE WHEN v_field.column_name = 'id' THEN 'text' ELSE 'timestamptz' END, key,
+                CASE WHEN v_field.column_name = 'id' THEN 'text' ELSE 'timestamptz' END
+                USING ERRCODE = '22023';
+        END IF;
+    ELSIF v_kind NOT IN ('number', 'text', 'boolean') THEN
+        RAISE EXCEPTION 'unknown metadata index type %', quote_literal(type)
+            USING ERRCODE = '22023',
+                  HINT = 'Use number ($gt/$lt/$between on JSON numbers), text (on JSON strings, '
+                      || 'also LIKE ''prefix%'') or boolean.';
+    END IF;
+    IF v_phys.relation IS NULL THEN
+        RAISE EXCEPTION 'the table of domain "%" does not exist', v_d.domain USING ERRCODE = '42P01';
+    END IF;
+    -- On an adopted domain the index goes on the source table's columns behind the view.
+    IF v_d.adopted THEN
+        v_meta := (memory_private._optional_columns(v_d.source_table, v_d.id_column,
+            v_d.content_column, v_d.embedding_column))[
+            CASE v_field.column_name WHEN 'created_at' THEN 3 WHEN 'updated_at' THEN 4 ELSE 1 END];
+        IF v_field.column_name = 'id' THEN
+            v_meta := v_d.id_column;
+        END IF;
+        IF v_meta IS NULL THEN
+            RAISE EXCEPTION 'the source table of adopted domain "%" has no % column to index',
+                v_d.domain, coalesce(v_field.column_name, 'metadata jsonb')
+                USING ERRCODE = '42703';
+        END IF;
+    ELSE
+        v_meta := coalesce(v_field.column_name, 'metadata');
+    END IF;
+    v_expr := CASE WHEN v_field.column_name IS NOT NULL THEN quote_ident(v_meta)
+        ELSE memory_private._filter_typed_expr(quote_ident(v_meta), v_field.path, v_kind) END;
+    v_name := memory_private._metadata_index_name(v_d, key, v_kind);
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (%s)', v_name, v_phys.relation,
+        CASE WHEN v_field.column_name IS NOT NULL THEN v_expr ELSE '(' || v_expr || ')' END);
+    RETURN v_name;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.create_metadata_index(text, text, text) IS
+'A btree index for filters on one key of the domain''s metadata (dotted keys reach nested '
+'values), on exactly the expression the compiled filter uses for type: number ($gt, $gte, $lt, '
+'$lte, $between on JSON numbers), text (the same on JSON strings, in the "C" collation, and '
+'$like ''prefix%''), or boolean. Equality, $in and plain values use the GIN index every domain '
+'has already. key may also be created_at or updated_at (type timestamptz) or id (type text): a '
+'plain index on that column (updated_at has one already). An adopted domain''s index goes on '
+'its source table. It blocks writes to the table while it builds; idempotent; returns the '
+'index name.';
+
+CREATE OR REPLACE FUNCTION memory.count(domain text, filter jsonb DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain(domain);
+    v_f record := memory_private._filter_compile(filter);
+    v_count bigint;
+BEGIN
+    EXECUTE format('SELECT count(*) FROM %I.%I AS t WHERE %s', v_d.table_schema, v_d.table_name,
+        coalesce(v_f.predicate, 'true'))
+    INTO v_count
+    USING NULL::integer, NULL::integer, v_f.params;
+    RETURN v_count;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.count(text, jsonb) IS
+'The number of memories in the domain that match filter (the filter language of memory.search; '
+'NULL or {}: every row), embedded or not. Uses the filter''s indexes like a search does; an '
+'unselective filter on a big domain reads the table.';
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:35_filter_api.sql', '35_filter_api.sql', '5050c44a5e21ff0ba1807ea8d4014d94d3a0720b3a09f8380ebfe669b4f7ab3a', 'repeatable'); END $pgmemo$;
+-- sql/36_search_static.sql
+-- Unfiltered memory.search without re-planning: memory_private._search_static holds, for every
+-- domain, the query memory_private._search_sql builds, as static SQL in one generated PL/pgSQL
+-- function, so PostgreSQL plans it once per session and reuses the plan (a dynamic EXECUTE is
+-- parsed and planned on every call: about 100 us, a quarter of a search on 100K x 384).
+-- memory_private._search_static_refresh regenerates it; create_domain, drop_domain, adoption and
+-- every migrate run (at the end: sql/90_grants.sql) call it. A branch is chosen by the domain's
+-- name, table and distance at the time (memory_private._search_static_key), so a stale branch is
+-- never used; a domain without one sets pgmemo.search_static_miss and memory.search runs the same
+-- query dynamically.
+
+-- What a domain's static branch depends on.
+CREATE OR REPLACE FUNCTION memory_private._search_static_key(d memory_private.domains)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT d.domain || '/' || d.table_schema || '/' || d.table_name || '/' || d.distance $$;
+
+CREATE OR REPLACE FUNCTION memory_private._search_static_refresh()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains;
+    v_branches text := '';
+    v_sql text;
+    v_iterative text := current_setting('hnsw.iterative_scan', true);
+BEGIN
+    -- Concurrent create_domain calls regenerate one after the other, each from the committed
+    -- registry (READ COMMITTED: the query below runs after the lock is granted).
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgmemo:search_static'));
+    -- the strict-order shape of _search_sql (memory.search takes this path only then)
+    IF v_iterative IS NOT NULL THEN
+        PERFORM set_config('hnsw.iterative_scan', 'off', true);
+    END IF;
+    FOR v_d IN
+        SELECT d.* FROM memory_private.domains AS d
+        WHERE to_regclass(format('%I.%I', d.table_schema, d.table_name)) IS NOT NULL
+          AND NOT d.distributed  -- Citus plans its own (48_distributed.sql)
+        ORDER BY d.domain LIMIT 500
+    LOOP
+        -- _search_sql's text with its parameters renamed to this function's arguments.
+        v_sql := memory_private._search_sql(v_d, false);
+        v_sql := replace(replace(replace(v_sql, '$1', 'query_embedding'), '$2', 'k'),
+            '$4', 'min_similarity');
+        v_branches := v_branches || format($b$
+        WHEN %L THEN
+            RETURN QUERY %s;
+$b$, memory_private._search_static_key(v_d), v_sql);
+    END LOOP;
+    EXECUTE format($f$
+CREATE OR REPLACE FUNCTION memory_private._search_static(
+    d memory_private.domains, query_embedding vector, k integer, min_similarity double precision
+)
+RETURNS TABLE (
+    id text, content text, metadata jsonb, similarity double precision,
+    distance double precision, created_at timestamptz, updated_at timestamptz, embedding vector
+)
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+-- The generic plan (the HNSW index scan) once, reused: with LIMIT k a parameter, the planner
+-- prices the generic plan at 10%% of the rows and would otherwise re-plan on every call.
+SET plan_cache_mode = force_generic_plan
+AS $body$
+#variable_conflict use_column
+BEGIN
+    %s
+        -- not generated for this domain (yet): memory.search takes the dynamic path
+        PERFORM set_config('pgmemo.search_static_miss', 'on', true);
+    %s
+END;
+$body$
+$f$,
+        CASE WHEN v_branches = '' THEN '' ELSE 'CASE memory_private._search_static_key(d)'
+            || v_branches || '    ELSE' END,
+        CASE WHEN v_branches = '' THEN '' ELSE 'END CASE;' END);
+    IF v_iterative IS NOT NULL THEN
+        PERFORM set_config('hnsw.iterative_scan', v_iterative, true);
+    END IF;
+END;
+$$;
+
+-- The function before its first generation (a migrate generates it right away: sql/90_grants.sql).
+CREATE OR REPLACE FUNCTION memory_private._search_static(
+    d memory_private.domains, query_embedding vector, k integer, min_similarity double precision
+)
+RETURNS TABLE (
+    id text, content text, metadata jsonb, similarity double precision,
+    distance double precision, created_at timestamptz, updated_at timestamptz, embedding vector
+)
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    PERFORM set_config('pgmemo.search_static_miss', 'on', true);
+END;
+$$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', '3231b07fe4f8c6383d26f33529d8e8d914bd3a52ed317fbe4d056b939d12c37d', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).
@@ -2982,6 +4022,7 @@ BEGIN
     EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows '
         'FOR EACH STATEMENT EXECUTE FUNCTION memory_private._adopted_dequeue(%L, %L)',
         'pgmemo_' || domain || '_dequeue_delete', v_source, domain, id_column);
+    PERFORM memory_private._search_static_refresh();  -- the cached search plan (36_...sql)
     RETURN v_d;
 END;
 $$;
@@ -3176,7 +4217,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'HNSW, id-as-text and full-text indexes now (blocks writes while they build); false: build '
 'them later without blocking, with memory.concurrent_index_statements. Idempotent for the '
 'same arguments. memory.drop_domain releases the table and never drops it.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '577afc79ab5ae5cfd11f8ce575ef9587fdec4f16996da63783f7045ba494bbb4', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '0f535fbd4830d4cbf8011c6acb70800f932d7221d179e851244283490b6e4613', 'repeatable'); END $pgmemo$;
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --
@@ -3939,14 +4980,15 @@ BEGIN
 END;
 $$;
 
--- memory.search's k-NN query for a distributed domain ($1 query vector, $2 k, $3 filter, $4
--- min_similarity and the embedding column, as memory_private._search_sql): flat, so that Citus
--- pushes the ORDER BY distance LIMIT k down to every shard (each walks its own HNSW index) and
--- merges the shards' top k on the coordinator. A subquery with a LIMIT (the single-node shape)
--- would be planned as a separate step with an intermediate result. min_similarity is a bound on
--- the distance, so filtering in the scan keeps exactly the rows the single-node query keeps.
-CREATE OR REPLACE FUNCTION memory_private._dist_search_sql(
-    d memory_private.domains, with_filter boolean, with_embeddings boolean DEFAULT FALSE
+-- memory.search's k-NN query for a distributed domain ($1 query vector, $2 k, $3 the filter's
+-- values, $4 min_similarity and the embedding column, as memory_private._search_sql): flat, so
+-- that Citus pushes the ORDER BY distance LIMIT k down to every shard (each walks its own HNSW
+-- index) and merges the shards' top k on the coordinator. A subquery with a LIMIT (the
+-- single-node shape) would be planned as a separate step with an intermediate result.
+-- min_similarity is a bound on the distance, so filtering in the scan keeps exactly the rows the
+-- single-node query keeps. predicate: a compiled filter (memory_private._filter_compile), or NULL.
+CREATE OR REPLACE FUNCTION memory_private._dist_knn_sql(
+    d memory_private.domains, predicate text, with_embeddings boolean DEFAULT FALSE
 )
 RETURNS text
 LANGUAGE plpgsql STABLE
@@ -3968,9 +5010,23 @@ BEGIN
         'AND ($4::double precision IS NULL OR %5$s >= $4) '
         'ORDER BY t.embedding %1$s $1 LIMIT $2',
         v_op, d.table_schema, d.table_name,
-        CASE WHEN with_filter THEN 'AND t.metadata @> $3' ELSE '' END,
+        CASE WHEN predicate IS NOT NULL THEN 'AND ' || predicate ELSE '' END,
         format(v_similarity, v_op),
         CASE WHEN with_embeddings THEN 't.embedding::vector' ELSE 'NULL::vector' END);
+END;
+$$;
+
+-- The same with the plain containment filter ($3 the filter itself, metadata @> $3).
+CREATE OR REPLACE FUNCTION memory_private._dist_search_sql(
+    d memory_private.domains, with_filter boolean, with_embeddings boolean DEFAULT FALSE
+)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    RETURN memory_private._dist_knn_sql(d, CASE WHEN with_filter THEN 't.metadata @> $3' END,
+        with_embeddings);
 END;
 $$;
 
@@ -3985,15 +5041,16 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_sql text := memory_private._dist_search_sql(d, filter IS NOT NULL);
+    v_f record := memory_private._filter_compile(filter);
+    v_sql text := memory_private._dist_knn_sql(d, v_f.predicate);
     v_all text := current_setting('citus.explain_all_tasks', true);
     v_plan jsonb;
 BEGIN
-    -- The filter's literal goes in last: nothing is replaced inside it afterwards.
+    -- The filter's values go in last: nothing is replaced inside them afterwards.
     v_sql := replace(v_sql, '$1', format('%L::%s', query_embedding, pg_typeof(query_embedding)));
     v_sql := replace(v_sql, '$2', k::text);
     v_sql := replace(v_sql, '$4', 'NULL::double precision');
-    v_sql := replace(v_sql, '$3', format('%L::jsonb', filter));
+    v_sql := replace(v_sql, '$3', format('%L::jsonb', v_f.params));
     PERFORM set_config('citus.explain_all_tasks', 'on', true);
     EXECUTE 'EXPLAIN (FORMAT JSON) ' || v_sql INTO v_plan;
     PERFORM set_config('citus.explain_all_tasks', coalesce(v_all, 'off'), true);
@@ -4051,7 +5108,8 @@ BEGIN
     END IF;
     v_prop := current_setting('citus.propagate_set_commands', true);
     PERFORM set_config('citus.propagate_set_commands', 'local', true);
-    FOREACH v_name IN ARRAY ARRAY['hnsw.ef_search', 'hnsw.iterative_scan', 'enable_seqscan'] LOOP
+    FOREACH v_name IN ARRAY ARRAY['hnsw.ef_search', 'hnsw.iterative_scan', 'hnsw.max_scan_tuples',
+        'enable_seqscan'] LOOP
         v_value := current_setting(v_name, true);
         CONTINUE WHEN v_value IS NULL OR v_value = '';
         -- v_name is one of the constants above; the value goes in as a literal.
@@ -4351,7 +5409,7 @@ COMMENT ON FUNCTION memory.repair_shard_indexes(text) IS
 'with other settings; each build blocks writes to its shard only). Returns the number of '
 'shards rebuilt; 0 when all were right. What memory.diagnose''s shard_missing_index and '
 'shard_index_settings_differ suggest. Error 08006 when a worker holding shards is down.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', '53b2966cf18b4fc381c939820a8574dfd8e4e50783a7885cdfed9d8b72e5ef00', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', '20cf1793ded0cbeaa678909f4341e6aa3a7e9bfb2c32aa5da70a2c80e08a3f6e', 'repeatable'); END $pgmemo$;
 -- sql/50_queue.sql
 -- The embedding queue: workers claim jobs (FOR UPDATE SKIP LOCKED, with a lease), complete or
 -- fail them; maintenance releases expired leases and sweeps rows the triggers never saw.
@@ -5067,18 +6125,23 @@ COMMENT ON FUNCTION memory.diagnose(text) IS
 CREATE OR REPLACE FUNCTION memory.explain_search(
     domain text, k integer DEFAULT 10, filter jsonb DEFAULT NULL
 )
-RETURNS TABLE (uses_index boolean, index_name text, plan jsonb)
+RETURNS TABLE (
+    uses_index boolean, index_name text, plan jsonb, path text, matching_rows bigint,
+    reason text
+)
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_d memory_private.domains := memory_private._domain(domain);
+    v_f record := memory_private._filter_compile(filter);
+    v_choice record;
+    v_sql text;
     v_saved text[];
     v_query vector;
     v_plan jsonb;
 BEGIN
     PERFORM memory_private._check_k(k);
-    PERFORM memory_private._check_filter(filter);
     -- A representative query vector: an embedding of the domain, else a constant one.
     EXECUTE format('SELECT t.embedding FROM %I.%I AS t WHERE t.embedding IS NOT NULL LIMIT 1',
         v_d.table_schema, v_d.table_name)
@@ -5087,15 +6150,34 @@ BEGIN
         v_query := array_fill(1::real, ARRAY[v_d.dimension])::vector;
     END IF;
 
-    -- The same settings memory.search makes for the call.
-    v_saved := memory_private._search_settings_begin(k, NULL, filter IS NOT NULL);
+    -- The same choice, settings and SQL text memory.search makes for the call.
     IF v_d.distributed THEN
         -- Citus: every shard's plan, from the same query with the values inlined.
+        path := 'hnsw';
+        reason := 'distributed domain: every shard''s HNSW index (iterative scans with a filter), '
+            || 'the shards'' top k merged on the coordinator';
+        v_saved := memory_private._search_settings_begin(k, NULL, v_f.predicate IS NOT NULL);
         v_plan := memory_private._dist_explain(v_d, v_query, k, filter);
     ELSE
-        EXECUTE 'EXPLAIN (FORMAT JSON) ' || memory_private._search_sql(v_d, filter IS NOT NULL)
+        IF v_f.predicate IS NULL THEN
+            path := 'hnsw';
+            reason := 'no filter: the HNSW index';
+            v_saved := memory_private._search_settings_begin(k, NULL, false);
+            v_sql := memory_private._search_sql(v_d, false);
+        ELSE
+            v_choice := memory_private._search_plan(v_d, v_f.predicate, v_f.params, k, NULL, false);
+            path := v_choice.path;
+            matching_rows := round(v_choice.matching_rows);
+            reason := memory_private._search_plan_reason(v_choice, k);
+            v_saved := memory_private._search_settings_begin(k, v_choice.ef, v_choice.path = 'hnsw');
+            IF v_choice.path = 'hnsw' THEN
+                v_saved := memory_private._search_settings_scan(v_saved, v_choice.max_scan_tuples);
+            END IF;
+            v_sql := memory_private._knn_sql(v_d, v_f.predicate, v_choice.path);
+        END IF;
+        EXECUTE 'EXPLAIN (FORMAT JSON) ' || v_sql
         INTO v_plan
-        USING v_query, k, filter, NULL::double precision;
+        USING v_query, k, v_f.params, NULL::double precision;
     END IF;
     PERFORM memory_private._search_settings_end(v_saved);
 
@@ -5114,11 +6196,15 @@ END;
 $$;
 
 COMMENT ON FUNCTION memory.explain_search(text, integer, jsonb) IS
-'EXPLAIN (FORMAT JSON) of exactly the query memory.search runs for this domain (same SQL text, '
-'same settings: hnsw.ef_search, enable_seqscan and, with filter, iterative scans), with a '
-'representative query vector (an embedding of the domain, else a constant one): uses_index '
-'says whether the plan reads one of the domain''s vector indexes, index_name names it, plan is the plan.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', 'be6e37935b887ed6416d50192eca70ad05d68304d7fee1517dc150253e8df67a', 'repeatable'); END $pgmemo$;
+'EXPLAIN (FORMAT JSON) of exactly the query memory.search runs for this domain, k and filter '
+'(same SQL text, same settings: hnsw.ef_search, enable_seqscan and, on the hnsw path, iterative '
+'scans and hnsw.max_scan_tuples), with a representative query vector (an embedding of the '
+'domain, else a constant one): uses_index says whether the plan reads one of the domain''s '
+'vector indexes, index_name names it, plan is the plan. path is the way a filtered search '
+'runs (exact: the matching rows'' distances, sorted; hnsw: the HNSW iterative scan, with the '
+'exact query as fallback when it returns fewer than k rows; unfiltered: hnsw), matching_rows '
+'the planner''s estimate of the rows the filter matches (NULL without a filter), reason why.';
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', '6b344008d69025acdf639ae603031ecbec205a61c456220b110314922c0bad25', 'repeatable'); END $pgmemo$;
 -- sql/61_diagnose.sql
 -- Diagnostics, part 2: the per-domain checks behind memory.diagnose() (60_diagnostics.sql).
 -- Every failure from the incident reports, found by one call, each with a sentence and (where
@@ -6035,6 +7121,7 @@ AS $$
         ('memory_reader', 'api_reference', 'function'),
         ('memory_reader', 'queue_counts', 'function'),
         ('memory_reader', 'get_many', 'function'),
+        ('memory_reader', 'count', 'function'),
         ('memory_reader', 'reembed_status', 'function'),
         ('memory_reader', 'domains', 'view'),
         ('memory_reader', 'embedding_coverage', 'view'),
@@ -6065,6 +7152,7 @@ AS $$
         ('memory_admin', 'create_domain', 'function'),
         ('memory_admin', 'drop_domain', 'function'),
         ('memory_admin', 'create_hnsw_index', 'function'),
+        ('memory_admin', 'create_metadata_index', 'function'),
         ('memory_admin', 'bulk_load_begin', 'function'),
         ('memory_admin', 'bulk_load_finish', 'function'),
         ('memory_admin', 'enqueue_missing', 'function'),
@@ -6095,6 +7183,10 @@ DECLARE
     v_roles name[];
     v_unpinned text;
 BEGIN
+    -- Not a grant, but it must run after every other sql/ file of a migrate: regenerate the
+    -- static search function from the registry and the current search SQL (36_search_static.sql).
+    PERFORM memory_private._search_static_refresh();
+
     SELECT coalesce(array_agg(r.rolname ORDER BY r.rolname), '{}') INTO v_roles
     FROM pg_catalog.pg_roles AS r
     WHERE r.rolname IN ('memory_reader', 'memory_writer', 'memory_worker', 'memory_admin');
@@ -6187,7 +7279,7 @@ BEGIN
     END LOOP;
 END;
 $grants$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '67ed64657c95b122d0645d564e0e318a3e675dc9095cf57db4d1e9214fbea715', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:90_grants.sql', '90_grants.sql', 'd6a38d58104fd7a3306a330bf8d6e876a62f750f7d6acc73d2663aa8014a4662', 'repeatable'); END $pgmemo$;
 COMMIT;
 SELECT format('pgmemo schema version %s installed (pgvector %s in schema %s)',
     v ->> 'schema_version', v ->> 'pgvector', v ->> 'vector_schema') AS pgmemo_installed

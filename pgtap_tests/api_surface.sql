@@ -17,7 +17,8 @@ SELECT functions_are('memory', ARRAY[
     -- for the async, LangChain and MCP clients (sql/20_write.sql)
     'forget_many', 'clear',
     -- searching
-    'search', 'search_text', 'search_hybrid', 'refresh_text_stats',
+    'search', 'search_text', 'search_hybrid', 'refresh_text_stats', 'count',
+    'create_metadata_index',
     -- the embedding queue
     'claim_embedding_jobs', 'complete_embedding_jobs', 'fail_embedding_jobs', 'release_claims',
     'enqueue_missing', 'release_expired_claims', 'requeue_dead', 'queue_counts',

@@ -137,7 +137,7 @@ SELECT throws_ok($$SELECT * FROM memory.search('big', pg_temp.q('r1'), 200000000
 SELECT throws_ok($$SELECT * FROM memory.search('big', pg_temp.q('r1'), NULL)$$, '22023', NULL,
     'NULL k: 22023');
 SELECT throws_ok($$SELECT * FROM memory.search('big', pg_temp.q('r1'), 5, '[1]')$$, '22023',
-    'filter must be a JSON object (matched with metadata @> filter), got a JSON array',
+    'invalid filter at $: a filter is a JSON object, got an array',
     'filter not an object: 22023');
 SELECT throws_ok($$SELECT * FROM memory.search('big', NULL)$$, '22004', NULL,
     'NULL query_embedding: 22004');

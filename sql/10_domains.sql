@@ -202,6 +202,7 @@ BEGIN
         'EXECUTE FUNCTION memory_private._dequeue_rows(%L)', v_regclass, domain);
 
     PERFORM memory.create_hnsw_index(domain, hnsw_m, hnsw_ef_construction);
+    PERFORM memory_private._search_static_refresh();  -- the cached search plan (36_...sql)
     RETURN v_regclass;
 END;
 $$;
@@ -271,6 +272,7 @@ BEGIN
         EXECUTE format('DROP TABLE IF EXISTS %I.%I', v_d.table_schema, v_d.table_name);
     END IF;
     DELETE FROM memory_private.domains AS d WHERE d.domain = v_d.domain;
+    PERFORM memory_private._search_static_refresh();
 END;
 $$;
 

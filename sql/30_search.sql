@@ -2,59 +2,6 @@
 -- (full-text, typed queries) and memory.search_hybrid (weighted reciprocal rank fusion of the
 -- two), plus the memory-aware ranking (recency, importance) both can apply.
 
--- Validates the memory-aware ranking knobs shared by memory.search and memory.search_hybrid.
-CREATE OR REPLACE FUNCTION memory_private._check_ranking(
-    recency_half_life interval, importance_weight double precision
-)
-RETURNS void
-LANGUAGE plpgsql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$
-BEGIN
-    IF recency_half_life IS NOT NULL AND extract(epoch FROM recency_half_life) <= 0 THEN
-        RAISE EXCEPTION 'recency_half_life must be a positive interval, got %', recency_half_life
-            USING ERRCODE = '22023';
-    END IF;
-    IF importance_weight IS NOT NULL
-        AND (importance_weight < 0 OR importance_weight > 1 OR importance_weight = 'NaN') THEN
-        RAISE EXCEPTION 'importance_weight must be between 0 and 1, got %', importance_weight
-            USING ERRCODE = '22023';
-    END IF;
-END;
-$$;
-
--- A memory's importance: metadata->>'importance' when it is a JSON number (clamped to [0, 1]);
--- 0.5 (neutral) when absent or not a number.
-CREATE OR REPLACE FUNCTION memory_private._importance(metadata jsonb)
-RETURNS double precision
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT CASE WHEN jsonb_typeof(metadata -> 'importance') = 'number'
-        THEN least(greatest((metadata ->> 'importance')::double precision, 0), 1)
-        ELSE 0.5 END
-$$;
-
--- The memory-aware score: relevance (>= 0) blended with importance, times the recency decay
--- 0.5 ^ (age / recency_half_life), age from updated_at. Either knob may be NULL (off).
-CREATE OR REPLACE FUNCTION memory_private._blend(
-    relevance double precision, metadata jsonb, updated_at timestamptz,
-    recency_half_life interval, importance_weight double precision
-)
-RETURNS double precision
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT ((1 - coalesce(importance_weight, 0)) * greatest(coalesce(relevance, 0), 0)
-            + coalesce(importance_weight, 0) * memory_private._importance(metadata))
-        * CASE WHEN recency_half_life IS NULL THEN 1
-            -- capped exponent: power() raises an underflow error below ~1e-308
-            ELSE power(0.5::double precision, least(
-                greatest(extract(epoch FROM now() - updated_at), 0)
-                / extract(epoch FROM recency_half_life), 1000)::double precision)
-        END
-$$;
-
 -- The settings memory.search runs its k-NN query under (memory.explain_search uses the same):
 -- * hnsw.ef_search, the HNSW candidate list size: the per-call value, else the session's raised
 --   to memory_private._default_ef_search() (recall within 2% of exact search on the eval);
@@ -115,6 +62,9 @@ BEGIN
     IF saved[3] IS NOT NULL THEN
         PERFORM set_config('enable_seqscan', saved[3], true);
     END IF;
+    IF saved[4] IS NOT NULL THEN  -- memory_private._search_settings_scan
+        PERFORM set_config('hnsw.max_scan_tuples', saved[4], true);
+    END IF;
     IF memory_private._citus_version() IS NOT NULL THEN
         PERFORM memory_private._citus_push_settings();
     END IF;
@@ -144,33 +94,68 @@ DECLARE
     v_rerank boolean := recency_half_life IS NOT NULL OR importance_weight IS NOT NULL;
     v_fetch integer;
     v_saved text[];
+    v_f record;
+    v_plan record;
+    v_sql text;
+    v_emb boolean := coalesce(with_embeddings, false);
 BEGIN
     IF query_embedding IS NULL THEN
         RAISE EXCEPTION 'query_embedding must not be NULL' USING ERRCODE = '22004';
     END IF;
     PERFORM memory_private._check_embedding(v_d, query_embedding, 'query_embedding');
     PERFORM memory_private._check_k(k);
-    PERFORM memory_private._check_filter(filter);
-    PERFORM memory_private._check_ranking(recency_half_life, importance_weight);
+    IF v_rerank THEN
+        PERFORM memory_private._check_ranking(recency_half_life, importance_weight);
+    END IF;
     IF ef_search IS NOT NULL AND ef_search < 1 THEN
         RAISE EXCEPTION 'ef_search must be positive, got %', ef_search USING ERRCODE = '22023';
+    END IF;
+    v_f := memory_private._filter_compile(filter);
+
+    -- No filter, no re-ranking: the plan cached in memory_private._search_static (36_...sql).
+    IF v_f.predicate IS NULL AND NOT v_rerank AND NOT v_d.distributed AND NOT v_emb
+        AND current_setting('hnsw.iterative_scan', true) IS DISTINCT FROM 'relaxed_order' THEN
+        v_saved := memory_private._search_settings_begin(k, ef_search, false);
+        RETURN QUERY SELECT * FROM memory_private._search_static(v_d, query_embedding, k,
+            min_similarity);
+        IF current_setting('pgmemo.search_static_miss', true) = 'on' THEN
+            PERFORM set_config('pgmemo.search_static_miss', 'off', true);
+            RETURN QUERY EXECUTE memory_private._search_sql(v_d, false)
+            USING query_embedding, k, NULL::jsonb, min_similarity;
+        END IF;
+        PERFORM memory_private._search_settings_end(v_saved);
+        RETURN;
     END IF;
 
     -- Memory-aware ranking re-ranks a larger candidate set from the index.
     v_fetch := CASE WHEN v_rerank THEN least(greatest(4 * k, 40), 1000) ELSE k END;
-    v_saved := memory_private._search_settings_begin(v_fetch, ef_search, filter IS NOT NULL);
+    IF v_d.distributed THEN
+        -- Citus: the flat query, every shard's HNSW index (48_distributed.sql); no planner.
+        v_saved := memory_private._search_settings_begin(v_fetch, ef_search,
+            v_f.predicate IS NOT NULL);
+        v_sql := memory_private._dist_knn_sql(v_d, v_f.predicate, v_emb);
+    ELSIF v_f.predicate IS NULL THEN
+        v_saved := memory_private._search_settings_begin(v_fetch, ef_search, false);
+        v_sql := memory_private._search_sql(v_d, false, v_emb);
+    ELSE
+        -- exact scan or HNSW iterative scan (34_search_plan.sql)
+        v_plan := memory_private._search_plan(v_d, v_f.predicate, v_f.params, v_fetch, ef_search,
+            true);
+        v_saved := memory_private._search_settings_begin(v_fetch, v_plan.ef, v_plan.path = 'hnsw');
+        IF v_plan.path = 'hnsw' THEN
+            v_saved := memory_private._search_settings_scan(v_saved, v_plan.max_scan_tuples);
+        END IF;
+        v_sql := memory_private._knn_sql(v_d, v_f.predicate, v_plan.path, v_emb);
+    END IF;
 
     IF v_rerank THEN
         RETURN QUERY EXECUTE format(
             'SELECT c.* FROM (%s) AS c ORDER BY memory_private._blend(c.similarity, c.metadata, '
-            'c.updated_at, $5, $6) DESC, c.distance LIMIT $7',
-            memory_private._search_sql(v_d, filter IS NOT NULL, coalesce(with_embeddings, false)))
-        USING query_embedding, v_fetch, filter, min_similarity, recency_half_life,
+            'c.updated_at, $5, $6) DESC, c.distance LIMIT $7', v_sql)
+        USING query_embedding, v_fetch, v_f.params, min_similarity, recency_half_life,
             importance_weight, k;
     ELSE
-        RETURN QUERY EXECUTE memory_private._search_sql(
-            v_d, filter IS NOT NULL, coalesce(with_embeddings, false))
-        USING query_embedding, k, filter, min_similarity;
+        RETURN QUERY EXECUTE v_sql USING query_embedding, k, v_f.params, min_similarity;
     END IF;
 
     PERFORM memory_private._search_settings_end(v_saved);
@@ -181,8 +166,11 @@ COMMENT ON FUNCTION memory.search(
     text, vector, integer, jsonb, double precision, integer, interval, double precision, boolean
 ) IS
 'The k nearest memories to query_embedding through the domain''s HNSW index, best first. '
-'filter keeps rows whose metadata @> filter (iterative index scans on pgvector >= 0.8, so k rows '
-'come back when k rows match). ef_search (HNSW candidate list, recall against speed) defaults to '
+'filter: the filter language (README; $eq $ne $gt $gte $lt $lte $in $nin $between $like $ilike '
+'$exists $and $or $not, dotted keys, id/created_at/updated_at; malformed: 22023). A filtered '
+'search is planned per call (explain_search): an exact scan of few matching rows, else the HNSW '
+'iterative scan with the exact scan as fallback; k rows come back when k rows match. '
+'ef_search (HNSW candidate list, recall against speed) defaults to '
 'the session''s hnsw.ef_search raised to 100, is clamped to [k, 1000] and restored after the '
 'call. similarity: 1 - cosine distance, 1 / (1 + l2 distance), or the inner product. '
 'min_similarity drops weaker rows. Memory-aware ranking (off when both are NULL): '
@@ -219,7 +207,6 @@ DECLARE
     v_d memory_private.domains := memory_private._domain(domain);
 BEGIN
     PERFORM memory_private._check_k(k);
-    PERFORM memory_private._check_filter(filter);
     IF match IS NULL OR match NOT IN ('all', 'any') THEN
         RAISE EXCEPTION 'match must be ''all'' or ''any'', got %',
             coalesce(quote_literal(match), 'NULL')

@@ -299,7 +299,14 @@ DECLARE
     v_est double precision[];
     v_cand text[];
     v_cand_query tsquery;
+    -- the filter language (sql/33_filter_compile.sql): its values are $5 here
+    v_f record := memory_private._filter_compile(filter);
+    v_sql text := memory_private._bm25_sql(d, v_f.predicate IS NOT NULL);
 BEGIN
+    IF v_f.predicate IS NOT NULL THEN
+        v_sql := replace(v_sql, 'AND t.metadata @> $5',
+            'AND ' || regexp_replace(v_f.predicate, '\(\$3 -', '($5 -', 'g'));
+    END IF;
     SELECT * INTO v_p FROM memory_private._parse_text_query(d.text_config, query, match);
     IF cardinality(v_p.words) = 0 THEN
         RETURN;  -- empty, stop words or exclusions only: nothing to rank by
@@ -337,8 +344,8 @@ BEGIN
     IF v_p.phrases IS NOT NULL THEN
         v_cand_query := v_cand_query || v_p.phrases;
     END IF;
-    RETURN QUERY EXECUTE memory_private._bm25_sql(d, filter IS NOT NULL)
-    USING v_words, v_est, v_cand_query, v_p.required, filter, v_stats.documents,
+    RETURN QUERY EXECUTE v_sql
+    USING v_words, v_est, v_cand_query, v_p.required, v_f.params, v_stats.documents,
         v_stats.avg_length, memory_private._bm25_k1(), memory_private._bm25_b(), k,
         memory_private._text_candidate_cap();
 END;

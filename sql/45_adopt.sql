@@ -167,6 +167,7 @@ BEGIN
     EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows '
         'FOR EACH STATEMENT EXECUTE FUNCTION memory_private._adopted_dequeue(%L, %L)',
         'pgmemo_' || domain || '_dequeue_delete', v_source, domain, id_column);
+    PERFORM memory_private._search_static_refresh();  -- the cached search plan (36_...sql)
     RETURN v_d;
 END;
 $$;

@@ -319,14 +319,15 @@ BEGIN
 END;
 $$;
 
--- memory.search's k-NN query for a distributed domain ($1 query vector, $2 k, $3 filter, $4
--- min_similarity and the embedding column, as memory_private._search_sql): flat, so that Citus
--- pushes the ORDER BY distance LIMIT k down to every shard (each walks its own HNSW index) and
--- merges the shards' top k on the coordinator. A subquery with a LIMIT (the single-node shape)
--- would be planned as a separate step with an intermediate result. min_similarity is a bound on
--- the distance, so filtering in the scan keeps exactly the rows the single-node query keeps.
-CREATE OR REPLACE FUNCTION memory_private._dist_search_sql(
-    d memory_private.domains, with_filter boolean, with_embeddings boolean DEFAULT FALSE
+-- memory.search's k-NN query for a distributed domain ($1 query vector, $2 k, $3 the filter's
+-- values, $4 min_similarity and the embedding column, as memory_private._search_sql): flat, so
+-- that Citus pushes the ORDER BY distance LIMIT k down to every shard (each walks its own HNSW
+-- index) and merges the shards' top k on the coordinator. A subquery with a LIMIT (the
+-- single-node shape) would be planned as a separate step with an intermediate result.
+-- min_similarity is a bound on the distance, so filtering in the scan keeps exactly the rows the
+-- single-node query keeps. predicate: a compiled filter (memory_private._filter_compile), or NULL.
+CREATE OR REPLACE FUNCTION memory_private._dist_knn_sql(
+    d memory_private.domains, predicate text, with_embeddings boolean DEFAULT FALSE
 )
 RETURNS text
 LANGUAGE plpgsql STABLE
@@ -348,9 +349,23 @@ BEGIN
         'AND ($4::double precision IS NULL OR %5$s >= $4) '
         'ORDER BY t.embedding %1$s $1 LIMIT $2',
         v_op, d.table_schema, d.table_name,
-        CASE WHEN with_filter THEN 'AND t.metadata @> $3' ELSE '' END,
+        CASE WHEN predicate IS NOT NULL THEN 'AND ' || predicate ELSE '' END,
         format(v_similarity, v_op),
         CASE WHEN with_embeddings THEN 't.embedding::vector' ELSE 'NULL::vector' END);
+END;
+$$;
+
+-- The same with the plain containment filter ($3 the filter itself, metadata @> $3).
+CREATE OR REPLACE FUNCTION memory_private._dist_search_sql(
+    d memory_private.domains, with_filter boolean, with_embeddings boolean DEFAULT FALSE
+)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    RETURN memory_private._dist_knn_sql(d, CASE WHEN with_filter THEN 't.metadata @> $3' END,
+        with_embeddings);
 END;
 $$;
 
@@ -365,15 +380,16 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_sql text := memory_private._dist_search_sql(d, filter IS NOT NULL);
+    v_f record := memory_private._filter_compile(filter);
+    v_sql text := memory_private._dist_knn_sql(d, v_f.predicate);
     v_all text := current_setting('citus.explain_all_tasks', true);
     v_plan jsonb;
 BEGIN
-    -- The filter's literal goes in last: nothing is replaced inside it afterwards.
+    -- The filter's values go in last: nothing is replaced inside them afterwards.
     v_sql := replace(v_sql, '$1', format('%L::%s', query_embedding, pg_typeof(query_embedding)));
     v_sql := replace(v_sql, '$2', k::text);
     v_sql := replace(v_sql, '$4', 'NULL::double precision');
-    v_sql := replace(v_sql, '$3', format('%L::jsonb', filter));
+    v_sql := replace(v_sql, '$3', format('%L::jsonb', v_f.params));
     PERFORM set_config('citus.explain_all_tasks', 'on', true);
     EXECUTE 'EXPLAIN (FORMAT JSON) ' || v_sql INTO v_plan;
     PERFORM set_config('citus.explain_all_tasks', coalesce(v_all, 'off'), true);
@@ -431,7 +447,8 @@ BEGIN
     END IF;
     v_prop := current_setting('citus.propagate_set_commands', true);
     PERFORM set_config('citus.propagate_set_commands', 'local', true);
-    FOREACH v_name IN ARRAY ARRAY['hnsw.ef_search', 'hnsw.iterative_scan', 'enable_seqscan'] LOOP
+    FOREACH v_name IN ARRAY ARRAY['hnsw.ef_search', 'hnsw.iterative_scan', 'hnsw.max_scan_tuples',
+        'enable_seqscan'] LOOP
         v_value := current_setting(v_name, true);
         CONTINUE WHEN v_value IS NULL OR v_value = '';
         -- v_name is one of the constants above; the value goes in as a literal.

@@ -219,18 +219,23 @@ COMMENT ON FUNCTION memory.diagnose(text) IS
 CREATE OR REPLACE FUNCTION memory.explain_search(
     domain text, k integer DEFAULT 10, filter jsonb DEFAULT NULL
 )
-RETURNS TABLE (uses_index boolean, index_name text, plan jsonb)
+RETURNS TABLE (
+    uses_index boolean, index_name text, plan jsonb, path text, matching_rows bigint,
+    reason text
+)
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_d memory_private.domains := memory_private._domain(domain);
+    v_f record := memory_private._filter_compile(filter);
+    v_choice record;
+    v_sql text;
     v_saved text[];
     v_query vector;
     v_plan jsonb;
 BEGIN
     PERFORM memory_private._check_k(k);
-    PERFORM memory_private._check_filter(filter);
     -- A representative query vector: an embedding of the domain, else a constant one.
     EXECUTE format('SELECT t.embedding FROM %I.%I AS t WHERE t.embedding IS NOT NULL LIMIT 1',
         v_d.table_schema, v_d.table_name)
@@ -239,15 +244,34 @@ BEGIN
         v_query := array_fill(1::real, ARRAY[v_d.dimension])::vector;
     END IF;
 
-    -- The same settings memory.search makes for the call.
-    v_saved := memory_private._search_settings_begin(k, NULL, filter IS NOT NULL);
+    -- The same choice, settings and SQL text memory.search makes for the call.
     IF v_d.distributed THEN
         -- Citus: every shard's plan, from the same query with the values inlined.
+        path := 'hnsw';
+        reason := 'distributed domain: every shard''s HNSW index (iterative scans with a filter), '
+            || 'the shards'' top k merged on the coordinator';
+        v_saved := memory_private._search_settings_begin(k, NULL, v_f.predicate IS NOT NULL);
         v_plan := memory_private._dist_explain(v_d, v_query, k, filter);
     ELSE
-        EXECUTE 'EXPLAIN (FORMAT JSON) ' || memory_private._search_sql(v_d, filter IS NOT NULL)
+        IF v_f.predicate IS NULL THEN
+            path := 'hnsw';
+            reason := 'no filter: the HNSW index';
+            v_saved := memory_private._search_settings_begin(k, NULL, false);
+            v_sql := memory_private._search_sql(v_d, false);
+        ELSE
+            v_choice := memory_private._search_plan(v_d, v_f.predicate, v_f.params, k, NULL, false);
+            path := v_choice.path;
+            matching_rows := round(v_choice.matching_rows);
+            reason := memory_private._search_plan_reason(v_choice, k);
+            v_saved := memory_private._search_settings_begin(k, v_choice.ef, v_choice.path = 'hnsw');
+            IF v_choice.path = 'hnsw' THEN
+                v_saved := memory_private._search_settings_scan(v_saved, v_choice.max_scan_tuples);
+            END IF;
+            v_sql := memory_private._knn_sql(v_d, v_f.predicate, v_choice.path);
+        END IF;
+        EXECUTE 'EXPLAIN (FORMAT JSON) ' || v_sql
         INTO v_plan
-        USING v_query, k, filter, NULL::double precision;
+        USING v_query, k, v_f.params, NULL::double precision;
     END IF;
     PERFORM memory_private._search_settings_end(v_saved);
 
@@ -266,7 +290,11 @@ END;
 $$;
 
 COMMENT ON FUNCTION memory.explain_search(text, integer, jsonb) IS
-'EXPLAIN (FORMAT JSON) of exactly the query memory.search runs for this domain (same SQL text, '
-'same settings: hnsw.ef_search, enable_seqscan and, with filter, iterative scans), with a '
-'representative query vector (an embedding of the domain, else a constant one): uses_index '
-'says whether the plan reads one of the domain''s vector indexes, index_name names it, plan is the plan.';
+'EXPLAIN (FORMAT JSON) of exactly the query memory.search runs for this domain, k and filter '
+'(same SQL text, same settings: hnsw.ef_search, enable_seqscan and, on the hnsw path, iterative '
+'scans and hnsw.max_scan_tuples), with a representative query vector (an embedding of the '
+'domain, else a constant one): uses_index says whether the plan reads one of the domain''s '
+'vector indexes, index_name names it, plan is the plan. path is the way a filtered search '
+'runs (exact: the matching rows'' distances, sorted; hnsw: the HNSW iterative scan, with the '
+'exact query as fallback when it returns fewer than k rows; unfiltered: hnsw), matching_rows '
+'the planner''s estimate of the rows the filter matches (NULL without a filter), reason why.';

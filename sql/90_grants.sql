@@ -37,6 +37,7 @@ AS $$
         ('memory_reader', 'api_reference', 'function'),
         ('memory_reader', 'queue_counts', 'function'),
         ('memory_reader', 'get_many', 'function'),
+        ('memory_reader', 'count', 'function'),
         ('memory_reader', 'reembed_status', 'function'),
         ('memory_reader', 'domains', 'view'),
         ('memory_reader', 'embedding_coverage', 'view'),
@@ -67,6 +68,7 @@ AS $$
         ('memory_admin', 'create_domain', 'function'),
         ('memory_admin', 'drop_domain', 'function'),
         ('memory_admin', 'create_hnsw_index', 'function'),
+        ('memory_admin', 'create_metadata_index', 'function'),
         ('memory_admin', 'bulk_load_begin', 'function'),
         ('memory_admin', 'bulk_load_finish', 'function'),
         ('memory_admin', 'enqueue_missing', 'function'),
@@ -97,6 +99,10 @@ DECLARE
     v_roles name[];
     v_unpinned text;
 BEGIN
+    -- Not a grant, but it must run after every other sql/ file of a migrate: regenerate the
+    -- static search function from the registry and the current search SQL (36_search_static.sql).
+    PERFORM memory_private._search_static_refresh();
+
     SELECT coalesce(array_agg(r.rolname ORDER BY r.rolname), '{}') INTO v_roles
     FROM pg_catalog.pg_roles AS r
     WHERE r.rolname IN ('memory_reader', 'memory_writer', 'memory_worker', 'memory_admin');

@@ -261,7 +261,8 @@ def store(obj: Ctx, text: str, domain: str | None, metadata: str | None, embeddi
 @click.argument("query")
 @domain_option
 @click.option("-k", "k", type=int, default=5, show_default=True, help="Number of results.")
-@click.option("--filter", "filter_", default=None, help="JSON object: keep rows whose metadata contains it.")
+@click.option("--filter", "filter_", default=None, help='JSON filter on metadata, e.g. \'{"user": "ann", "year": {"$gte": 2024}}\' '
+              "(see the filter language in the README).")
 @click.option("--embedding", default=None, help="Query embedding as a JSON array (skips the embedder).")
 @click.option("--text", "mode", flag_value="text", help="Full-text search only (no embedding).")
 @click.option("--hybrid", "mode", flag_value="hybrid",

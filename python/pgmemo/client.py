@@ -336,6 +336,18 @@ class _Api:
             "with_embeddings": with_embeddings},
             read=True, post=None if with_embeddings else _without_embedding)
 
+    def count(self, domain: str | None = None, filter: dict | None = None) -> _Call:
+        """The number of memories matching filter (the filter language of search)."""
+        return _Call("count", {"domain": self._domain(domain), "filter": _json(filter)}, read=True,
+                     shape="value")
+
+    def create_metadata_index(self, key: str, type: str = "text",
+                              domain: str | None = None) -> _Call:
+        """A btree index on one metadata key (type number, text or boolean) that filters with
+        $gt/$lt/$between/$like on that key use."""
+        return _Call("create_metadata_index", {"domain": self._domain(domain), "key": key,
+                                               "type": type}, shape="value")
+
     def create_hnsw_index(self, domain: str | None = None, m: int = 16,
                           ef_construction: int = 64) -> _Call:
         return _Call("create_hnsw_index", {"domain": self._domain(domain), "m": m,
@@ -426,9 +438,10 @@ class _Api:
     def workers(self) -> _Call:
         return _Call("workers", read=True, sql="SELECT * FROM memory.workers ORDER BY worker")
 
-    def explain_search(self, domain: str | None = None, k: int = 10) -> _Call:
-        return _Call("explain_search", {"domain": self._domain(domain), "k": k}, read=True,
-                     shape="row")
+    def explain_search(self, domain: str | None = None, k: int = 10,
+                       filter: dict | None = None) -> _Call:
+        return _Call("explain_search", {"domain": self._domain(domain), "k": k,
+                                        "filter": _json(filter)}, read=True, shape="row")
 
     def api_reference(self) -> _Call:
         return _Call("api_reference", shape="value")

@@ -276,6 +276,10 @@ def split(snap: dict, tables: set[str]) -> tuple[dict, dict]:
     core, domain = {}, {}
     for key, detail in snap.items():
         kind, obj = key
+        if kind == "function" and obj.startswith("memory_private._search_static("):
+            # generated from the domain registry (sql/36_search_static.sql): one branch per
+            # domain, so it differs whenever the seeded domains do (older releases seed fewer)
+            continue
         name = obj
         if kind == "index" and obj.startswith(DOMAIN_SCHEMAS):
             name = _table_of_index(snap, obj)

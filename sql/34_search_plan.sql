@@ -1,0 +1,239 @@
+-- The filtered-search planner: for each filtered memory.search, estimate how many rows the
+-- filter matches (the PostgreSQL planner's estimate for the compiled predicate) and pick the
+-- cheaper of two ways to find the k nearest of them:
+--   exact: every matching row's distance, sorted (through the filter's index: the GIN index on
+--          metadata, an expression index from memory.create_metadata_index, a btree on a column);
+--          exact by construction, and cheap when few rows match;
+--   hnsw:  the HNSW index's iterative scan (pgvector >= 0.8) with ef_search raised so that the
+--          candidate list holds enough matching rows for the recall target, bounded by
+--          hnsw.max_scan_tuples, falling back to the exact query in the same statement when the
+--          index gives up before k rows.
+-- memory.explain_search shows the choice, its estimate and its reason.
+
+-- The cost model, in microseconds per row on the benchmark machine (bench/filter.py in make
+-- bench, real 384-d embeddings; BENCHMARKS.md "Filtered search"). Only their ratios matter:
+--   exact_row: fetch one matching row through the filter's index and compute its distance;
+--   seq_row:   test one row of a sequential scan against the predicate (a filter no index serves);
+--   hnsw_row:  one candidate of the HNSW iterative scan (graph walk, heap fetch, filter).
+-- overscan: ef_search is sized so that the candidate list holds overscan * k / selectivity
+-- rows, about overscan * k matching ones (never below pgmemo's default ef_search): 1 measured
+-- recall@10 >= 0.95 against the exact filtered answer at 10% (3 cost twice the time for +0.02).
+CREATE OR REPLACE FUNCTION memory_private._search_cost(
+    OUT exact_row double precision, OUT seq_row double precision, OUT hnsw_row double precision,
+    OUT overscan double precision
+)
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 1.5::double precision, 0.15::double precision, 8.0::double precision, 1.0::double precision $$;
+
+-- The k-NN query of a filtered search over the domain table t:
+--   $1 query vector, $2 rows wanted, $3 the filter's values (memory_private._filter_compile),
+--   $4 min_similarity (may be NULL).
+-- path 'exact': the matching rows' distances, sorted; the ORDER BY is "distance + 0" so that
+--   the HNSW index cannot serve it (the planner then scans the filter's index instead).
+-- path 'hnsw': the HNSW index order with the predicate (iterative scan in relaxed order: the
+--   distance is recomputed outside the LIMIT query, see memory_private._search_sql); its first
+--   $2 rows are materialized, and only when they are fewer than $2 the exact query runs (a
+--   one-time filter: it costs nothing otherwise).
+CREATE OR REPLACE FUNCTION memory_private._knn_sql(
+    d memory_private.domains, predicate text, path text, with_embeddings boolean DEFAULT FALSE
+)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_op text := memory_private._distance_operator(d.distance);
+    v_similarity text := CASE d.distance
+        WHEN 'cosine' THEN '1 - s.distance'
+        WHEN 'l2' THEN '1 / (1 + s.distance)'
+        ELSE '- s.distance'
+    END;
+    v_exact text;
+    -- the embedding column: the stored vector (halfvec read as vector), or NULL
+    v_emb text := CASE WHEN with_embeddings THEN 's.embedding::vector' ELSE 'NULL::vector' END;
+BEGIN
+    v_exact := format($q$
+        SELECT t.id, t.content, t.metadata, (t.embedding %1$s $1) + 0 AS distance,
+            t.created_at, t.updated_at, t.embedding
+        FROM %2$I.%3$I AS t
+        WHERE t.embedding IS NOT NULL AND %4$s
+        ORDER BY 4 LIMIT $2 $q$,
+        v_op, d.table_schema, d.table_name, predicate);
+    IF path = 'exact' THEN
+        RETURN format($q$
+            SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at,
+                s.updated_at, %3$s AS embedding
+            FROM (%2$s) AS s
+            WHERE $4::double precision IS NULL OR %1$s >= $4
+            ORDER BY s.distance $q$,
+            v_similarity, v_exact, v_emb);
+    END IF;
+    RETURN format($q$
+        WITH h AS MATERIALIZED (
+            SELECT n.id, n.content, n.metadata,
+                (n.embedding %2$s $1)::double precision AS distance, n.created_at, n.updated_at,
+                n.embedding
+            FROM (
+                SELECT t.id, t.content, t.metadata, t.embedding, t.created_at, t.updated_at
+                FROM %3$I.%4$I AS t
+                WHERE t.embedding IS NOT NULL AND %5$s
+                ORDER BY t.embedding %2$s $1 LIMIT $2
+            ) AS n
+        )
+        SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at,
+            s.updated_at, %7$s AS embedding
+        FROM (
+            SELECT h.* FROM h WHERE (SELECT count(*) FROM h) >= $2
+            UNION ALL
+            SELECT e.* FROM (%6$s) AS e WHERE (SELECT count(*) FROM h) < $2
+        ) AS s
+        WHERE $4::double precision IS NULL OR %1$s >= $4
+        ORDER BY s.distance $q$,
+        v_similarity, v_op, d.table_schema, d.table_name, predicate, v_exact, v_emb);
+END;
+$$;
+
+-- The estimate of a filter: the rows the compiled predicate matches (with an embedding) by the
+-- PostgreSQL planner, whether an index serves it, and all rows of the domain's table.
+CREATE OR REPLACE FUNCTION memory_private._search_estimate(
+    d memory_private.domains, predicate text, params jsonb,
+    OUT matching_rows double precision, OUT total_rows double precision, OUT filter_index boolean
+)
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_top text;
+    v_seqscan text := current_setting('enable_seqscan');
+BEGIN
+    -- The planner's estimate for the compiled predicate, with the call's values (EXECUTE plans
+    -- with them as constants), under enable_seqscan = off as the exact path runs: the top node
+    -- is a sequential scan only when no index serves the filter. The first line of the plain
+    -- EXPLAIN is that node, e.g. "Bitmap Heap Scan on x  (cost=.. rows=1002 width=0)"
+    -- (measured: half the time of FORMAT JSON and a JSON path search).
+    PERFORM set_config('enable_seqscan', 'off', true);
+    EXECUTE format('EXPLAIN SELECT FROM %I.%I AS t WHERE t.embedding IS NOT NULL AND %s',
+        d.table_schema, d.table_name, predicate)
+    INTO v_top
+    USING NULL::integer, NULL::integer, params;
+    PERFORM set_config('enable_seqscan', v_seqscan, true);
+    matching_rows := substring(v_top FROM ' rows=([0-9]+) ')::double precision;
+    filter_index := v_top !~ '^\s*(Seq Scan|Gather|Parallel Seq Scan)';
+    -- All rows of the physical table (an adopted domain's source; the leaves of a partitioned
+    -- one), from the catalog.
+    SELECT greatest(CASE WHEN c.relkind = 'p' THEN (
+            SELECT sum(greatest(p.reltuples, 0)) FROM pg_catalog.pg_partition_tree(c.oid) AS pt
+            JOIN pg_catalog.pg_class AS p ON p.oid = pt.relid WHERE pt.isleaf)
+        ELSE c.reltuples END, matching_rows, 1)
+    INTO total_rows
+    FROM pg_catalog.pg_class AS c
+    WHERE c.oid = CASE WHEN d.adopted THEN d.source_table
+        ELSE to_regclass(format('%I.%I', d.table_schema, d.table_name)) END;
+    total_rows := coalesce(total_rows, greatest(matching_rows, 1));
+END;
+$$;
+
+-- The plan of one filtered search: path 'exact' or 'hnsw' (see _knn_sql), the estimated rows
+-- matching the filter (with an embedding) out of total_rows, the ef_search and
+-- hnsw.max_scan_tuples the hnsw path runs with and the two cost estimates (microseconds;
+-- _search_plan_reason puts them in words). ef_search: the caller's (NULL: chosen here).
+-- reuse: take the estimate of the session's previous call for the same filter (memory.search;
+-- memory.explain_search always estimates afresh).
+CREATE OR REPLACE FUNCTION memory_private._search_plan(
+    d memory_private.domains, predicate text, params jsonb, k integer, ef_search integer,
+    reuse boolean,
+    OUT path text, OUT matching_rows double precision, OUT total_rows double precision,
+    OUT filter_index boolean, OUT ef integer, OUT max_scan_tuples integer,
+    OUT exact_cost double precision, OUT hnsw_cost double precision
+)
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_c record := memory_private._search_cost();
+    v_sel double precision;
+    v_needed double precision;
+    v_default_ef integer := greatest(
+        coalesce(nullif(current_setting('hnsw.ef_search', true), '')::integer, 40),
+        memory_private._default_ef_search());
+    v_key text := md5(d.table_schema || '.' || d.table_name || ' ' || predicate || ' ' || params::text);
+    v_cached text[] := string_to_array(current_setting('pgmemo.filter_estimate', true), ' ');
+    v_now double precision := extract(epoch FROM clock_timestamp());
+BEGIN
+    -- The same filter as the session's previous filtered search, less than 10 seconds ago (an
+    -- application searching one user's memories again and again): its estimate, without
+    -- planning it again. A stale estimate can only pick the slower path, never change the rows
+    -- (the exact path is exact, the hnsw path falls back to it).
+    IF reuse AND v_cached[1] = v_key AND v_now - v_cached[2]::double precision < 10 THEN
+        matching_rows := v_cached[3]::double precision;
+        total_rows := v_cached[4]::double precision;
+        filter_index := v_cached[5]::boolean;
+    ELSE
+        SELECT e.matching_rows, e.total_rows, e.filter_index
+        INTO matching_rows, total_rows, filter_index
+        FROM memory_private._search_estimate(d, predicate, params) AS e;
+        PERFORM set_config('pgmemo.filter_estimate', concat_ws(' ', v_key, v_now, matching_rows,
+            total_rows, filter_index), false);
+    END IF;
+
+    v_sel := greatest(matching_rows, 1) / total_rows;
+    v_needed := v_c.overscan * k / v_sel;   -- candidates that hold overscan * k matching rows
+    ef := coalesce(ef_search, least(greatest(ceil(v_needed)::integer, v_default_ef, k), 1000));
+    -- The iterative scan stops after this many candidates (then the exact query runs): the
+    -- candidates expected, with room for a pessimistic estimate, within pgvector's default.
+    max_scan_tuples := least(greatest(ceil(4 * v_needed)::integer, 2 * ef, 1000), 20000);
+    exact_cost := CASE WHEN filter_index THEN 0 ELSE total_rows * v_c.seq_row END
+        + matching_rows * v_c.exact_row;
+    hnsw_cost := greatest(v_needed, ef) * v_c.hnsw_row;
+    -- pgvector >= 0.8 (iterative scans) defines hnsw.iterative_scan once loaded (it is: the
+    -- caller has read a vector); cheaper than reading the extension's version.
+    path := CASE WHEN current_setting('hnsw.iterative_scan', true) IS NULL
+        OR exact_cost <= hnsw_cost THEN 'exact' ELSE 'hnsw' END;
+END;
+$$;
+
+-- The reason for a plan of memory_private._search_plan, in words (memory.explain_search).
+CREATE OR REPLACE FUNCTION memory_private._search_plan_reason(p record, k integer)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF current_setting('hnsw.iterative_scan', true) IS NULL THEN
+        RETURN 'pgvector is older than 0.8 (no iterative index scans): an exact scan of the '
+            || 'matching rows';
+    END IF;
+    RETURN format('about %s of %s rows match (%s%%)%s: %s',
+        round(p.matching_rows), round(p.total_rows),
+        round((100 * greatest(p.matching_rows, 1) / p.total_rows)::numeric, 3),
+        CASE WHEN p.filter_index THEN '' ELSE ' and no index serves the filter' END,
+        CASE p.path
+            WHEN 'exact' THEN format('an exact scan of the matching rows (~%s us) is cheaper than '
+                'the HNSW iterative scan (~%s us)', round(p.exact_cost), round(p.hnsw_cost))
+            ELSE format('the HNSW iterative scan (ef_search %s, at most %s candidates, ~%s us; '
+                'exact scan if it gives up before %s rows) is cheaper than an exact scan of the '
+                'matching rows (~%s us)', p.ef, p.max_scan_tuples, round(p.hnsw_cost), k,
+                round(p.exact_cost))
+        END);
+END;
+$$;
+
+-- Sets hnsw.max_scan_tuples for the call (pgvector >= 0.8), into the saved settings of
+-- memory_private._search_settings_begin (element 4), which _search_settings_end restores.
+CREATE OR REPLACE FUNCTION memory_private._search_settings_scan(saved text[], max_scan_tuples integer)
+RETURNS text[]
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_old text := current_setting('hnsw.max_scan_tuples', true);
+BEGIN
+    IF max_scan_tuples IS NOT NULL AND v_old IS NOT NULL  -- defined by pgvector >= 0.8
+        AND v_old IS DISTINCT FROM max_scan_tuples::text THEN
+        saved[4] := coalesce(nullif(v_old, ''), '20000');
+        PERFORM set_config('hnsw.max_scan_tuples', max_scan_tuples::text, true);
+    END IF;
+    RETURN saved;
+END;
+$$;
