@@ -34,8 +34,11 @@ COMMENT ON COLUMN memory_private.schema_migrations.breaking IS
 'true: the migration carries --! breaking-change (clients older than it refuse the database); '
 'false: it does not; NULL: applied before markers were read (treated as breaking).';
 
+-- p_superseded: earlier texts of this file that pgmemo amended on purpose (migrate.py SUPERSEDED
+-- says why); a database that applied one of them is up to date.
+DROP FUNCTION IF EXISTS memory_private._migration_needed(text, text, text);
 CREATE OR REPLACE FUNCTION memory_private._migration_needed(
-    p_version text, p_filename text, p_checksum text
+    p_version text, p_filename text, p_checksum text, p_superseded text[] DEFAULT '{}'
 ) RETURNS boolean LANGUAGE plpgsql AS $f$
 DECLARE
     v_checksum text;
@@ -45,7 +48,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN true;
     END IF;
-    IF v_checksum <> p_checksum THEN
+    IF v_checksum <> p_checksum AND v_checksum <> ALL (p_superseded) THEN
         RAISE EXCEPTION 'migration % was edited after it was applied (checksum % in the database, % in the file)',
             p_filename, left(v_checksum, 12), left(p_checksum, 12)
             USING ERRCODE = 'P0001',
@@ -108,9 +111,9 @@ BEGIN
     RETURN set_config('search_path', format('pg_catalog, %I, pg_temp', v_schema), true);
 END;
 $f$;
-DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010']::text[]); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011']::text[]); END $pgmemo$;
 -- migrations/0001_init.sql
-SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb') AS pgmemo_apply \gset
+SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
 -- 0001_init: the three schemas, the domain registry, the embedding queue and worker heartbeats.
 --
@@ -194,7 +197,7 @@ CREATE TABLE memory_private.workers (
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb', 'versioned'); PERFORM memory_private._record_breaking('0001', false); END $pgmemo$;
 \endif
 -- migrations/0002_roles.sql
-SELECT memory_private._migration_needed('0002', '0002_roles.sql', 'fd3610431435c5d5f595c019b0fa4dc16168417ca1b93efc82d7116779403ffb') AS pgmemo_apply \gset
+SELECT memory_private._migration_needed('0002', '0002_roles.sql', '86740383d1e6b9587ca5ceb0ebf4ffafd48b7b56dc3d8bd447188351da40daed', ARRAY['fd3610431435c5d5f595c019b0fa4dc16168417ca1b93efc82d7116779403ffb']::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
 -- 0002_roles: the NOLOGIN roles pgmemo grants its API to, created when missing.
 --
@@ -209,11 +212,18 @@ SELECT memory_private._migration_needed('0002', '0002_roles.sql', 'fd3610431435c
 -- missing, EXECUTE stays revoked from PUBLIC, and only the owner can use pgmemo until a
 -- superuser creates them. The grants themselves live in sql/90_grants.sql, re-applied by every
 -- migrate run, so a replaced function never loses them.
+--
+-- Amended after release (issue 11): the first version called pg_has_role() on role names that
+-- may not exist, so it failed ("role memory_writer does not exist") for exactly the migrating
+-- user it meant to warn (no CREATEROLE, as on managed services). The runner accepts the first
+-- version's checksum for installs that applied it (python/pgmemo/migrate.py, SUPERSEDED): its
+-- effect on a database where it succeeded is the same.
 
 DO $roles$
 DECLARE
     v_role text;
     v_member record;
+    v_missing text[] := ARRAY[]::text[];
 BEGIN
     FOREACH v_role IN ARRAY ARRAY[
         'memory_reader', 'memory_writer', 'memory_worker', 'memory_admin'
@@ -224,29 +234,40 @@ BEGIN
                 EXECUTE format('COMMENT ON ROLE %I IS %L', v_role,
                     'pgmemo API role (see docs/SECURITY.md); NOLOGIN: grant it to a login role');
             EXCEPTION WHEN insufficient_privilege THEN
-                RAISE WARNING 'pgmemo: cannot create role % (%): only the owner can use pgmemo '
-                    'until a superuser runs CREATE ROLE % NOLOGIN and migrate runs again',
-                    v_role, sqlerrm, v_role;
+                v_missing := v_missing || v_role;
             END;
         END IF;
     END LOOP;
 
+    IF cardinality(v_missing) > 0 THEN
+        RAISE WARNING 'pgmemo: could not create the roles % (no CREATEROLE): only the owner can '
+            'use pgmemo until they exist', array_to_string(v_missing, ', ')
+            USING HINT = 'As a superuser (or a role with CREATEROLE), run: '
+                || (SELECT string_agg(format('CREATE ROLE %I NOLOGIN;', r), ' ')
+                    FROM unnest(v_missing) AS r)
+                || ' GRANT memory_reader TO memory_writer; GRANT memory_writer TO memory_admin; '
+                || 'GRANT memory_worker TO memory_admin; then run pgmemo migrate again.';
+    END IF;
+
+    -- Joined on pg_roles first, so pg_has_role only ever sees roles that exist.
     FOR v_member IN
-        SELECT m.granted, m.member
+        SELECT g.rolname AS granted, w.rolname AS member
         FROM (VALUES
             ('memory_reader', 'memory_writer'),
             ('memory_writer', 'memory_admin'),
             ('memory_worker', 'memory_admin')
         ) AS m (granted, member)
-        WHERE EXISTS (SELECT FROM pg_catalog.pg_roles AS r WHERE r.rolname = m.granted)
-          AND EXISTS (SELECT FROM pg_catalog.pg_roles AS r WHERE r.rolname = m.member)
-          AND NOT pg_catalog.pg_has_role(m.member, m.granted, 'MEMBER')
+        JOIN pg_catalog.pg_roles AS g ON g.rolname = m.granted
+        JOIN pg_catalog.pg_roles AS w ON w.rolname = m.member
+        WHERE NOT pg_catalog.pg_has_role(w.oid, g.oid, 'MEMBER')
     LOOP
         BEGIN
             EXECUTE format('GRANT %I TO %I', v_member.granted, v_member.member);
         EXCEPTION WHEN insufficient_privilege THEN
             RAISE WARNING 'pgmemo: cannot grant role % to % (%)',
-                v_member.granted, v_member.member, sqlerrm;
+                v_member.granted, v_member.member, sqlerrm
+                USING HINT = format('As a superuser, run: GRANT %I TO %I;', v_member.granted,
+                    v_member.member);
         END;
     END LOOP;
 END;
@@ -256,10 +277,10 @@ $roles$;
 -- reach them with definer rights).
 REVOKE ALL ON SCHEMA memory_private FROM public;
 REVOKE ALL ON SCHEMA memory_data FROM public;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0002', '0002_roles.sql', 'fd3610431435c5d5f595c019b0fa4dc16168417ca1b93efc82d7116779403ffb', 'versioned'); PERFORM memory_private._record_breaking('0002', false); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0002', '0002_roles.sql', '86740383d1e6b9587ca5ceb0ebf4ffafd48b7b56dc3d8bd447188351da40daed', 'versioned'); PERFORM memory_private._record_breaking('0002', false); END $pgmemo$;
 \endif
 -- migrations/0003_adopt_reembed.sql
-SELECT memory_private._migration_needed('0003', '0003_adopt_reembed.sql', 'ebf15708773efc25d1decc016b47c987bbff5e1a820f6f7dd67feb3724b705d7') AS pgmemo_apply \gset
+SELECT memory_private._migration_needed('0003', '0003_adopt_reembed.sql', 'ebf15708773efc25d1decc016b47c987bbff5e1a820f6f7dd67feb3724b705d7', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
 -- 0003_adopt_reembed: adopted domains (an application's own table behind a pgmemo domain) and
 -- re-embedding into a shadow column.
@@ -307,7 +328,7 @@ COMMENT ON TABLE memory_private.reembeds IS
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0003', '0003_adopt_reembed.sql', 'ebf15708773efc25d1decc016b47c987bbff5e1a820f6f7dd67feb3724b705d7', 'versioned'); PERFORM memory_private._record_breaking('0003', false); END $pgmemo$;
 \endif
 -- migrations/0004_halfvec.sql
-SELECT memory_private._migration_needed('0004', '0004_halfvec.sql', '0c766d76a73413292f09790ca236dd4af9c01a1fc7c81d0e97602736f39fc25f') AS pgmemo_apply \gset
+SELECT memory_private._migration_needed('0004', '0004_halfvec.sql', '0c766d76a73413292f09790ca236dd4af9c01a1fc7c81d0e97602736f39fc25f', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
 -- 0004_halfvec: domains may store their embeddings as halfvec (16-bit floats).
 --
@@ -329,7 +350,7 @@ ADD CONSTRAINT domains_dimension_check CHECK (
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0004', '0004_halfvec.sql', '0c766d76a73413292f09790ca236dd4af9c01a1fc7c81d0e97602736f39fc25f', 'versioned'); PERFORM memory_private._record_breaking('0004', false); END $pgmemo$;
 \endif
 -- migrations/0005_retired_signatures.sql
-SELECT memory_private._migration_needed('0005', '0005_retired_signatures.sql', 'd59dd421f75da1907046531f3a78d33f3eff54de8f573d5f3d51ce7d633879ea') AS pgmemo_apply \gset
+SELECT memory_private._migration_needed('0005', '0005_retired_signatures.sql', 'd59dd421f75da1907046531f3a78d33f3eff54de8f573d5f3d51ce7d633879ea', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
 -- 0005_retired_signatures: drop, once, the function signatures earlier releases retired.
 --
@@ -359,7 +380,7 @@ DROP FUNCTION IF EXISTS memory_private._column(regclass, name);
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0005', '0005_retired_signatures.sql', 'd59dd421f75da1907046531f3a78d33f3eff54de8f573d5f3d51ce7d633879ea', 'versioned'); PERFORM memory_private._record_breaking('0005', false); END $pgmemo$;
 \endif
 -- migrations/0006_distributed.sql
-SELECT memory_private._migration_needed('0006', '0006_distributed.sql', 'b07cb26106a5fb788e9e2f6f85e08c84f7027070c1541abc52427ecae413b75d') AS pgmemo_apply \gset
+SELECT memory_private._migration_needed('0006', '0006_distributed.sql', 'b07cb26106a5fb788e9e2f6f85e08c84f7027070c1541abc52427ecae413b75d', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
 -- 0006_distributed: domains distributed over a Citus cluster (memory.distribute_domain).
 --
@@ -378,7 +399,7 @@ COMMENT ON COLUMN memory_private.domains.distributed IS
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0006', '0006_distributed.sql', 'b07cb26106a5fb788e9e2f6f85e08c84f7027070c1541abc52427ecae413b75d', 'versioned'); PERFORM memory_private._record_breaking('0006', false); END $pgmemo$;
 \endif
 -- migrations/0007_diagnose_checks.sql
-SELECT memory_private._migration_needed('0007', '0007_diagnose_checks.sql', '62d414944a59b82a626b81abef1952a787ef9b8a6952f52caf6c7f0fda089598') AS pgmemo_apply \gset
+SELECT memory_private._migration_needed('0007', '0007_diagnose_checks.sql', '62d414944a59b82a626b81abef1952a787ef9b8a6952f52caf6c7f0fda089598', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
 -- 0007_diagnose_checks: memory.diagnose's checks became one function each.
 --
@@ -390,7 +411,7 @@ DROP FUNCTION IF EXISTS memory_private._diagnose_domain(memory_private.domains);
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0007', '0007_diagnose_checks.sql', '62d414944a59b82a626b81abef1952a787ef9b8a6952f52caf6c7f0fda089598', 'versioned'); PERFORM memory_private._record_breaking('0007', false); END $pgmemo$;
 \endif
 -- migrations/0008_client_api.sql
-SELECT memory_private._migration_needed('0008', '0008_client_api.sql', '01e5f22ae6128ab57b7900ad01accc602552e7fa2c795f3e1440a9ab647e99f4') AS pgmemo_apply \gset
+SELECT memory_private._migration_needed('0008', '0008_client_api.sql', '01e5f22ae6128ab57b7900ad01accc602552e7fa2c795f3e1440a9ab647e99f4', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
 -- 0008_client_api: what the asyncio, LangChain and MCP clients need from the SQL API.
 --
@@ -421,7 +442,7 @@ $$;
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0008', '0008_client_api.sql', '01e5f22ae6128ab57b7900ad01accc602552e7fa2c795f3e1440a9ab647e99f4', 'versioned'); PERFORM memory_private._record_breaking('0008', false); END $pgmemo$;
 \endif
 -- migrations/0009_text_search.sql
-SELECT memory_private._migration_needed('0009', '0009_text_search.sql', '52c6cc21ee292d9730e54fd51622e6246a4923103e3a5769e3d647a5259f7338') AS pgmemo_apply \gset
+SELECT memory_private._migration_needed('0009', '0009_text_search.sql', '52c6cc21ee292d9730e54fd51622e6246a4923103e3a5769e3d647a5259f7338', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
 -- 0009_text_search: a stored tsvector per domain table, and the statistics BM25 ranking uses.
 --
@@ -493,7 +514,7 @@ $migrate$;
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0009', '0009_text_search.sql', '52c6cc21ee292d9730e54fd51622e6246a4923103e3a5769e3d647a5259f7338', 'versioned'); PERFORM memory_private._record_breaking('0009', false); END $pgmemo$;
 \endif
 -- migrations/0010_filter.sql
-SELECT memory_private._migration_needed('0010', '0010_filter.sql', '761c9a8cd5c0449323abc654e5f666571cc9447de19e9a2f40e38126a22d4f37') AS pgmemo_apply \gset
+SELECT memory_private._migration_needed('0010', '0010_filter.sql', '761c9a8cd5c0449323abc654e5f666571cc9447de19e9a2f40e38126a22d4f37', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
 -- 0010_filter: the metadata filter language and the filtered-search planner (sql/32_filter.sql,
 -- sql/34_search_plan.sql).
@@ -504,6 +525,51 @@ SELECT memory_private._migration_needed('0010', '0010_filter.sql', '761c9a8cd5c0
 
 DROP FUNCTION IF EXISTS memory.explain_search(text, integer, jsonb);
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0010', '0010_filter.sql', '761c9a8cd5c0449323abc654e5f666571cc9447de19e9a2f40e38126a22d4f37', 'versioned'); PERFORM memory_private._record_breaking('0010', false); END $pgmemo$;
+\endif
+-- migrations/0011_trust.sql
+SELECT memory_private._migration_needed('0011', '0011_trust.sql', '87e329e32b38fc201590f2b5683222c87b865efb75b5a61290cbf58b34fd9d8c', ARRAY[]::text[]) AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0011_trust: per-domain access and a per-domain maximum content size.
+--
+-- Why: every memory_reader read every domain, and one store of a 50 MB text took most of a
+-- gigabyte in one backend. memory_private.domain_access holds who may read or write each domain
+-- (memory.grant_domain / memory.revoke_domain); a new domain starts open to the API roles
+-- (memory_reader read, memory_writer write, memory_worker read and write: the roles reach each
+-- other through their memberships), and so do the domains that exist now, so an upgraded
+-- install behaves as before. domains.max_content_bytes bounds what store, store_many, update and
+-- import accept (NULL: the pgmemo.max_content_bytes setting, default 1 MB).
+
+CREATE TABLE memory_private.domain_access (
+    domain text NOT NULL REFERENCES memory_private.domains (domain) ON DELETE CASCADE,
+    role_name name NOT NULL,
+    access text NOT NULL,
+    granted_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT domain_access_pkey PRIMARY KEY (domain, role_name, access),
+    CONSTRAINT domain_access_access_check CHECK (access IN ('read', 'write'))
+);
+
+COMMENT ON TABLE memory_private.domain_access IS
+'Who may read or write each domain (memory.grant_domain / memory.revoke_domain): a role and the '
+'roles that have its privileges. pgmemo''s owner, superusers and memory_admin members always may.';
+
+INSERT INTO memory_private.domain_access (domain, role_name, access)
+SELECT
+    d.domain,
+    g.role_name,
+    g.access
+FROM memory_private.domains AS d
+CROSS JOIN (
+    VALUES
+    ('memory_reader', 'read'),
+    ('memory_writer', 'write'),
+    ('memory_worker', 'read'),
+    ('memory_worker', 'write')
+) AS g (role_name, access);
+
+ALTER TABLE memory_private.domains
+ADD COLUMN max_content_bytes integer,
+ADD CONSTRAINT domains_max_content_bytes_check CHECK (max_content_bytes > 0);
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0011', '0011_trust.sql', '87e329e32b38fc201590f2b5683222c87b865efb75b5a61290cbf58b34fd9d8c', 'versioned'); PERFORM memory_private._record_breaking('0011', false); END $pgmemo$;
 \endif
 DO $pgmemo$ BEGIN PERFORM memory_private._set_install_search_path(); END $pgmemo$;
 -- sql/00_private_helpers.sql
@@ -577,17 +643,43 @@ BEGIN
 END;
 $$;
 
--- Operator, opclass and similarity expression for each distance.
-CREATE OR REPLACE FUNCTION memory_private._distance_operator(distance text)
+-- pgvector's schema, quoted for SQL text. Functions run with search_path = pg_catalog, pg_temp
+-- (sql/90_grants.sql): pgvector's schema is never on it, since another role may be able to
+-- create better-matching overloads there; its types, functions and operators are reached by
+-- qualified name (OPERATOR(<schema>.<=>), <schema>.vector).
+CREATE OR REPLACE FUNCTION memory_private._vector_schema()
 RETURNS text
-LANGUAGE sql IMMUTABLE
+LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-    SELECT CASE distance
+    SELECT pg_catalog.quote_ident(n.nspname)
+    FROM pg_catalog.pg_extension AS e JOIN pg_catalog.pg_namespace AS n ON n.oid = e.extnamespace
+    WHERE e.extname = 'vector'
+$$;
+
+-- 'vector' or 'halfvec' when type_oid is that pgvector type, else NULL.
+CREATE OR REPLACE FUNCTION memory_private._vector_type(type_oid oid)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT t.typname::text
+    FROM pg_catalog.pg_type AS t
+    JOIN pg_catalog.pg_extension AS e ON e.extnamespace = t.typnamespace AND e.extname = 'vector'
+    WHERE t.oid = type_oid AND t.typname IN ('vector', 'halfvec')
+$$;
+
+-- Operator, opclass and similarity expression for each distance (the operator qualified).
+CREATE OR REPLACE FUNCTION memory_private._distance_operator(distance text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT pg_catalog.format('OPERATOR(%s.%s)', memory_private._vector_schema(), CASE distance
         WHEN 'cosine' THEN '<=>'
         WHEN 'l2' THEN '<->'
         WHEN 'inner_product' THEN '<#>'
-    END
+    END)
 $$;
 
 CREATE OR REPLACE FUNCTION memory_private._distance_opclass(distance text)
@@ -637,15 +729,15 @@ AS $$
     END
 $$;
 
--- The column type of a domain's embeddings, e.g. vector(768) or halfvec(1536).
+-- The column type of a domain's embeddings, e.g. public.vector(768) or extensions.halfvec(1536).
 CREATE OR REPLACE FUNCTION memory_private._embedding_column_type(
     embedding_type text, dimension integer
 )
 RETURNS text
-LANGUAGE sql IMMUTABLE
+LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-    SELECT format('%s(%s)', embedding_type, dimension)
+    SELECT format('%s.%s(%s)', memory_private._vector_schema(), embedding_type, dimension)
 $$;
 
 CREATE OR REPLACE FUNCTION memory_private._check_embedding(
@@ -656,9 +748,9 @@ LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
 BEGIN
-    IF embedding IS NOT NULL AND vector_dims(embedding) <> d.dimension THEN
+    IF embedding IS NOT NULL AND cardinality(embedding::real[]) <> d.dimension THEN
         RAISE EXCEPTION '% has % dimensions, domain "%" expects %',
-            what, vector_dims(embedding), d.domain, d.dimension
+            what, cardinality(embedding::real[]), d.domain, d.dimension
             USING ERRCODE = '22000';
     END IF;
 END;
@@ -736,7 +828,8 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     -- the embedding column: the stored vector (halfvec read as vector), or NULL
-    v_embedding text := CASE WHEN with_embeddings THEN 's.embedding::vector' ELSE 'NULL::vector' END;
+    v_embedding text := format(CASE WHEN with_embeddings THEN 's.embedding::%s.vector'
+        ELSE 'NULL::%s.vector' END, memory_private._vector_schema());
     v_op text := memory_private._distance_operator(d.distance);
     v_similarity text := CASE d.distance
         WHEN 'cosine' THEN '1 - s.distance'
@@ -775,7 +868,7 @@ BEGIN
     );
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', 'd7b5028c15c27db0008de2a9bf51fc6592aea4e65740ed78eacaa4e3874bf876', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', '0be3e9ffe3ccf76c44f1fd345a83262ea3660ebfa099bfff500d4422da2eccae', 'repeatable'); END $pgmemo$;
 -- sql/01_version.sql
 -- memory.version(): what is installed, for clients that verify the schema before use.
 
@@ -812,6 +905,490 @@ COMMENT ON FUNCTION memory.version() IS
 'newest migration that clients older than it cannot work across. A client accepts a newer '
 'schema_version unless breaking_version is newer than its own (docs/UPGRADING.md).';
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:01_version.sql', '01_version.sql', '258eb1c632581f4b0df5dd44565dbcc0098cd86b89eeb98c1e8f0fd29c448bd0', 'repeatable'); END $pgmemo$;
+-- sql/05_trust.sql
+-- Trust: who a call is checked as, per-domain access, and the guard that keeps pgmemo's definer
+-- rights away from code another role controls (docs/SECURITY.md explains the model).
+--
+-- * memory_private._caller(): the role a call of memory.* is checked as. Inside a SECURITY
+--   DEFINER function current_user is pgmemo's owner, so the caller is read from the session:
+--   the role of SET ROLE when one is set, else the login role (session_user).
+-- * memory_private._can(domain, access): per-domain access ('read' or 'write') of the caller,
+--   from memory_private.domain_access (memory.grant_domain / memory.revoke_domain); pgmemo's
+--   owner, superusers and memory_admin members may always.
+-- * memory_private._assert_inert(rel, for_write): an adopted table is read and written with the
+--   rights of pgmemo's owner, so it must not run code of another role: triggers, rules,
+--   row-level security, defaults, generated columns, constraints, index expressions and
+--   domain-typed columns may only call code owned by pgmemo's owner or a superuser. Checked at
+--   adoption and, with the table locked, on every call that touches it.
+-- * memory_private._domain_for(domain, access): the domain row for a public function, after
+--   both checks. Every public function that takes a domain starts with it.
+
+-- pgmemo's owner: the role that owns its schemas (the migrating user).
+CREATE OR REPLACE FUNCTION memory_private._owner()
+RETURNS oid
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT n.nspowner FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'memory_private'
+$$;
+
+CREATE OR REPLACE FUNCTION memory_private._caller()
+RETURNS name
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT CASE WHEN pg_catalog.current_setting('role') = 'none' THEN session_user
+        ELSE pg_catalog.current_setting('role')::name END
+$$;
+
+-- Whether role r counts as pgmemo itself: a superuser, or a member of pgmemo's owner.
+CREATE OR REPLACE FUNCTION memory_private._trusted(r oid)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT coalesce((SELECT a.rolsuper FROM pg_catalog.pg_roles AS a WHERE a.oid = r), false)
+        OR pg_catalog.pg_has_role(r, memory_private._owner(), 'MEMBER')
+$$;
+
+-- The code (functions, and the functions behind operators) that writing or reading rel would
+-- run and that is owned by a role _trusted does not accept: one row per finding, with what
+-- calls it. rel and every partition / inheritance child are examined.
+CREATE OR REPLACE FUNCTION memory_private._foreign_code(rel regclass)
+RETURNS TABLE (relation regclass, what text, detail text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    WITH RECURSIVE tree (oid) AS (
+        SELECT rel::oid
+        UNION
+        SELECT i.inhrelid FROM pg_catalog.pg_inherits AS i JOIN tree AS t ON i.inhparent = t.oid
+    ),
+    -- objects whose dependencies on functions / operators are code run on the relation's rows
+    objs (relid, classid, objid, what) AS (
+        SELECT c.oid, 'pg_catalog.pg_attrdef'::regclass::oid, ad.oid,
+            pg_catalog.format('default or generated expression of column %I', a.attname)
+        FROM tree AS c
+        JOIN pg_catalog.pg_attrdef AS ad ON ad.adrelid = c.oid
+        JOIN pg_catalog.pg_attribute AS a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+        UNION ALL
+        SELECT c.oid, 'pg_catalog.pg_constraint'::regclass::oid, k.oid,
+            pg_catalog.format('constraint %I', k.conname)
+        FROM tree AS c JOIN pg_catalog.pg_constraint AS k ON k.conrelid = c.oid
+        UNION ALL
+        SELECT c.oid, 'pg_catalog.pg_class'::regclass::oid, i.indexrelid,
+            pg_catalog.format('index %s', i.indexrelid::regclass)
+        FROM tree AS c JOIN pg_catalog.pg_index AS i ON i.indrelid = c.oid
+        UNION ALL
+        -- domain-typed columns (and arrays of them): the domain's constraints
+        SELECT c.oid, 'pg_catalog.pg_constraint'::regclass::oid, k.oid,
+            pg_catalog.format('column %I of domain type %s (constraint %I)', a.attname,
+                a.atttypid::regtype, k.conname)
+        FROM tree AS c
+        JOIN pg_catalog.pg_attribute AS a ON a.attrelid = c.oid AND a.attnum > 0
+            AND NOT a.attisdropped
+        JOIN pg_catalog.pg_type AS ty ON ty.oid = a.atttypid
+        JOIN pg_catalog.pg_constraint AS k
+            ON k.contypid IN (a.atttypid, ty.typelem, ty.typbasetype)
+    ),
+    code (relid, what, fn) AS (
+        SELECT o.relid, o.what, d.refobjid
+        FROM objs AS o
+        JOIN pg_catalog.pg_depend AS d ON d.classid = o.classid AND d.objid = o.objid
+        WHERE d.refclassid = 'pg_catalog.pg_proc'::regclass
+        UNION ALL
+        SELECT o.relid, o.what, op.oprcode::oid
+        FROM objs AS o
+        JOIN pg_catalog.pg_depend AS d ON d.classid = o.classid AND d.objid = o.objid
+        JOIN pg_catalog.pg_operator AS op ON op.oid = d.refobjid
+        WHERE d.refclassid = 'pg_catalog.pg_operator'::regclass
+    )
+    SELECT t.oid::regclass, 'row-level security',
+        pg_catalog.format('row-level security is enabled on %s%s: its policies would run as '
+            'pgmemo''s owner (or be bypassed by it)', t.oid::regclass,
+            CASE WHEN c.relforcerowsecurity THEN ' (forced)' ELSE '' END)
+    FROM tree AS t JOIN pg_catalog.pg_class AS c ON c.oid = t.oid
+    WHERE c.relrowsecurity OR c.relforcerowsecurity
+    UNION ALL
+    SELECT r.ev_class::regclass, 'rule',
+        pg_catalog.format('rule %I on %s rewrites the statements pgmemo runs', r.rulename,
+            r.ev_class::regclass)
+    FROM pg_catalog.pg_rewrite AS r JOIN tree AS t ON t.oid = r.ev_class
+    WHERE r.rulename <> '_RETURN'
+    UNION ALL
+    SELECT tg.tgrelid::regclass, 'trigger',
+        pg_catalog.format('trigger %I on %s calls %s, owned by %s', tg.tgname,
+            tg.tgrelid::regclass, tg.tgfoid::regprocedure, p.proowner::regrole)
+    FROM pg_catalog.pg_trigger AS tg
+    JOIN tree AS t ON t.oid = tg.tgrelid
+    JOIN pg_catalog.pg_proc AS p ON p.oid = tg.tgfoid
+    WHERE tg.tgenabled <> 'D' AND NOT memory_private._trusted(p.proowner)
+    UNION ALL
+    SELECT DISTINCT c.relid::regclass, 'function',
+        pg_catalog.format('%s on %s calls %s, owned by %s', c.what, c.relid::regclass,
+            p.oid::regprocedure, p.proowner::regrole)
+    FROM code AS c JOIN pg_catalog.pg_proc AS p ON p.oid = c.fn
+    WHERE NOT memory_private._trusted(p.proowner)
+$$;
+
+COMMENT ON FUNCTION memory_private._foreign_code(regclass) IS
+'What reading or writing the table (and its partitions / children) would run that is owned by a '
+'role other than pgmemo''s owner or a superuser: row-level security, rules, triggers, and '
+'functions called by defaults, generated columns, constraints, index expressions and domain '
+'types. memory_private._assert_inert refuses a table with any.';
+
+-- Lock rel (ACCESS SHARE to read, ROW EXCLUSIVE to write; partitions and children included) and
+-- refuse it when it would run foreign code. The lock comes first: every DDL that could add such
+-- code (CREATE TRIGGER, CREATE RULE, CREATE POLICY, ALTER TABLE, CREATE INDEX) conflicts with
+-- ROW EXCLUSIVE, and the read-side ones (policies, rules) with ACCESS SHARE, so nothing can be
+-- added between this check and the statement that follows it in the same transaction.
+CREATE OR REPLACE FUNCTION memory_private._assert_inert(rel regclass, for_write boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_found record;
+BEGIN
+    IF rel IS NULL THEN
+        RETURN;
+    END IF;
+    EXECUTE pg_catalog.format('LOCK TABLE %s IN %s MODE', rel,
+        CASE WHEN for_write THEN 'ROW EXCLUSIVE' ELSE 'ACCESS SHARE' END);
+    SELECT * INTO v_found FROM memory_private._foreign_code(rel) AS f
+    WHERE for_write OR f.what IN ('row-level security', 'rule')
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'pgmemo will not touch %: %', rel, v_found.detail
+            USING ERRCODE = '42501',
+                  DETAIL = 'pgmemo reads and writes adopted tables with its owner''s rights, so '
+                      || 'it refuses tables that would run code another role controls.',
+                  HINT = CASE v_found.what
+                      WHEN 'trigger' THEN 'Drop or disable the trigger (ALTER TABLE ... DISABLE '
+                          || 'TRIGGER), or have pgmemo''s owner or a superuser own its function.'
+                      WHEN 'row-level security' THEN 'Disable row-level security on the table '
+                          || '(ALTER TABLE ... DISABLE ROW LEVEL SECURITY), or do not adopt it.'
+                      WHEN 'rule' THEN 'Drop the rule.'
+                      ELSE 'Use built-in functions only, or have pgmemo''s owner or a superuser '
+                          || 'own the function.'
+                  END;
+    END IF;
+END;
+$$;
+
+COMMENT ON FUNCTION memory_private._assert_inert(regclass, boolean) IS
+'Lock the table (ACCESS SHARE to read, ROW EXCLUSIVE to write) and raise 42501 when reading '
+'(row-level security, rules) or writing (also triggers, defaults, generated columns, constraints, '
+'index expressions, domain types) would run code owned by a role other than pgmemo''s owner '
+'or a superuser. Called at adoption and on every call that touches an adopted table.';
+
+-- The caller's access to a domain: 'read' or 'write'. A re-embed's shadow domain answers for its
+-- domain.
+CREATE OR REPLACE FUNCTION memory_private._can(domain text, access text)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    WITH c AS (SELECT memory_private._caller() AS who),
+    target AS (
+        SELECT coalesce((SELECT r.domain FROM memory_private.reembeds AS r
+            WHERE r.shadow_domain = _can.domain), _can.domain) AS domain
+    )
+    SELECT pg_catalog.pg_has_role(c.who, memory_private._owner(), 'USAGE')
+        OR EXISTS (SELECT FROM pg_catalog.pg_roles AS a
+            WHERE a.rolname = 'memory_admin' AND pg_catalog.pg_has_role(c.who, a.oid, 'USAGE'))
+        OR EXISTS (
+            SELECT FROM memory_private.domain_access AS g
+            JOIN pg_catalog.pg_roles AS a ON a.rolname = g.role_name
+            WHERE g.domain = (SELECT target.domain FROM target) AND g.access = _can.access
+              AND pg_catalog.pg_has_role(c.who, a.oid, 'USAGE'))
+    FROM c
+$$;
+
+COMMENT ON FUNCTION memory_private._can(text, text) IS
+'Whether the caller (memory_private._caller()) may read or write a domain: pgmemo''s owner, '
+'superusers and members of memory_admin always; other roles through a grant in '
+'memory_private.domain_access to a role they have the privileges of (memory.grant_domain).';
+
+CREATE OR REPLACE FUNCTION memory_private._check_access(domain text, access text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF NOT memory_private._can(domain, access) THEN
+        RAISE EXCEPTION 'permission denied: role % may not % domain "%"',
+            memory_private._caller(), access, domain
+            USING ERRCODE = '42501',
+                  HINT = pg_catalog.format('An admin grants it: SELECT memory.grant_domain(%L, %L, %L);',
+                      domain, memory_private._caller(), access);
+    END IF;
+END;
+$$;
+
+-- The domain row for a public function: the domain exists, the caller may access it, and an
+-- adopted domain's table is locked and inert (see _assert_inert).
+CREATE OR REPLACE FUNCTION memory_private._domain_for(domain text, access text)
+RETURNS memory_private.domains
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain(domain);
+BEGIN
+    IF access = 'claim' THEN
+        PERFORM memory_private._check_access(v_d.domain, 'read');
+        PERFORM memory_private._check_access(v_d.domain, 'write');
+    ELSE
+        PERFORM memory_private._check_access(v_d.domain, access);
+    END IF;
+    IF v_d.adopted THEN
+        PERFORM memory_private._assert_inert(v_d.source_table, access = 'write');
+    END IF;
+    RETURN v_d;
+END;
+$$;
+
+COMMENT ON FUNCTION memory_private._domain_for(text, text) IS
+'The domain row every public function that takes a domain starts with: unknown domain 42704; '
+'access (read, write, or claim = read and write) checked for the caller (42501); an adopted '
+'domain''s table locked and checked by _assert_inert (for writing when access is write).';
+
+-- A new domain starts open to the API roles (the roles reach each other through their
+-- memberships: a writer is a reader, an admin is everything). Called by memory.create_domain
+-- and memory_private._adopt when they register a domain; migration 0011 did it for the domains
+-- that existed.
+CREATE OR REPLACE FUNCTION memory_private._default_access(domain text)
+RETURNS void
+LANGUAGE sql
+SET search_path FROM CURRENT
+AS $$
+    INSERT INTO memory_private.domain_access AS g (domain, role_name, access)
+    SELECT _default_access.domain, v.role_name, v.access
+    FROM (VALUES
+        ('memory_reader'::name, 'read'), ('memory_writer', 'write'),
+        ('memory_worker', 'read'), ('memory_worker', 'write')
+    ) AS v (role_name, access)
+    ON CONFLICT DO NOTHING
+$$;
+
+CREATE OR REPLACE FUNCTION memory_private._check_grant_args(
+    domain text, role name, access text
+)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    PERFORM memory_private._domain(domain);
+    IF access IS NULL OR access NOT IN ('read', 'write') THEN
+        RAISE EXCEPTION 'access must be ''read'' or ''write'', got %',
+            coalesce(quote_literal(access), 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF role IS NULL OR NOT EXISTS (SELECT FROM pg_catalog.pg_roles AS a WHERE a.rolname = role) THEN
+        RAISE EXCEPTION 'role % does not exist', coalesce(quote_ident(role), 'NULL')
+            USING ERRCODE = '42704';
+    END IF;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION memory.grant_domain(domain text, role name, access text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    PERFORM memory_private._check_grant_args(domain, role, access);
+    INSERT INTO memory_private.domain_access AS g (domain, role_name, access)
+    VALUES (domain, role, access)
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count > 0;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.grant_domain(text, name, text) IS
+'Let role (and every role with its privileges) read or write a domain: access ''read'' (search, '
+'search_text, search_hybrid, get, get_many, the views) or ''write'' (store, store_many, update, '
+'forget, ...; a worker needs read and write to claim the domain''s jobs). New domains are open '
+'to memory_reader (read), memory_writer (write) and memory_worker (read, write). Returns false '
+'when the grant existed.';
+
+CREATE OR REPLACE FUNCTION memory.revoke_domain(domain text, role name, access text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    PERFORM memory_private._check_grant_args(domain, role, access);
+    DELETE FROM memory_private.domain_access AS g
+    WHERE g.domain = revoke_domain.domain AND g.role_name = role AND g.access = revoke_domain.access;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count > 0;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.revoke_domain(text, name, text) IS
+'Take back a grant of memory.grant_domain (or a default one: revoke_domain(''health'', '
+'''memory_reader'', ''read'') closes the domain to plain readers). A role keeps the access it '
+'has through another role''s grant; pgmemo''s owner, superusers and memory_admin members always '
+'have it. Returns false when there was no such grant.';
+
+-- For the views: whether an adopted table can be read (locked, and _assert_inert passes), so a
+-- table that became unsafe shows NULL counts instead of failing the whole view for everyone.
+CREATE OR REPLACE FUNCTION memory_private._readable(d memory_private.domains)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF d.adopted THEN
+        PERFORM memory_private._assert_inert(d.source_table, false);
+    END IF;
+    RETURN true;
+EXCEPTION WHEN insufficient_privilege THEN
+    RETURN false;
+END;
+$$;
+
+-- diagnose: a schema pgmemo's functions resolve names in (their search_path, and pgmemo's own
+-- schemas, whose functions they call by qualified name) where a role other than pgmemo's owner
+-- or a superuser can CREATE: it could plant a better-matching overload that runs with pgmemo's
+-- rights.
+CREATE OR REPLACE FUNCTION memory_private._check_schema_create()
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    WITH path AS (
+        SELECT DISTINCT pg_catalog.btrim(s.name) AS nspname
+        FROM pg_catalog.pg_proc AS p
+        CROSS JOIN LATERAL unnest(p.proconfig) AS c (setting)
+        CROSS JOIN LATERAL unnest(string_to_array(substr(c.setting, 13), ',')) AS s (name)
+        WHERE p.pronamespace IN ('memory'::regnamespace, 'memory_private'::regnamespace)
+          AND c.setting LIKE 'search_path=%'
+        UNION
+        SELECT x.nspname FROM (VALUES ('memory'), ('memory_private'), ('memory_data')) AS x (nspname)
+    ),
+    bad AS (
+        SELECT n.nspname, pg_catalog.string_agg(pg_catalog.quote_ident(r.rolname), ', '
+            ORDER BY r.rolname) AS who
+        FROM path
+        JOIN pg_catalog.pg_namespace AS n ON n.nspname = pg_catalog.btrim(path.nspname, '"')
+        CROSS JOIN pg_catalog.pg_roles AS r
+        WHERE NOT memory_private._trusted(r.oid)
+          AND pg_catalog.has_schema_privilege(r.oid, n.oid, 'CREATE')
+        GROUP BY n.nspname
+    )
+    SELECT 'error'::text, NULL::text, 'schema_create_on_path'::text,
+        pg_catalog.format('Role(s) %s can create objects in schema %I, where pgmemo''s functions '
+            'resolve names: a better-matching function or operator planted there would run with '
+            'pgmemo''s owner''s rights.', b.who, b.nspname),
+        pg_catalog.format('REVOKE CREATE ON SCHEMA %I FROM PUBLIC, %s;', b.nspname, b.who)
+    FROM bad AS b
+$$;
+
+COMMENT ON FUNCTION memory_private._check_schema_create() IS
+'diagnose check schema_create_on_path (error): a role other than pgmemo''s owner or a superuser '
+'can CREATE in a schema on pgmemo''s functions'' search_path or in memory, memory_private, '
+'memory_data.';
+
+-- Bounded cost of a write: content over the domain's max_content_bytes (default 1 MB; set with
+-- memory.set_max_content_bytes) is refused before any work (a 50 MB store took ~800 MB in one
+-- backend). contents: one text (store, update) or many (store_many, import_rows); the error
+-- names the first one too long. Contents over 512 kB are also checked against the full-text
+-- limit (a tsvector holds at most 1 MB of distinct words), so the domain's full-text index never
+-- fails a write with "string is too long for tsvector".
+CREATE OR REPLACE FUNCTION memory_private._check_contents(d memory_private.domains, contents text[])
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_max bigint := coalesce(d.max_content_bytes, 1048576);
+    v_bad record;
+BEGIN
+    SELECT u.ord, octet_length(u.c) AS bytes INTO v_bad
+    FROM unnest(contents) WITH ORDINALITY AS u (c, ord)
+    WHERE octet_length(u.c) > v_max
+    ORDER BY u.ord LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'content% is % bytes; domain "%" takes at most % bytes',
+            CASE WHEN cardinality(contents) > 1 THEN format('s[%s]', v_bad.ord) ELSE '' END,
+            v_bad.bytes, d.domain, v_max
+            USING ERRCODE = '54000',
+                  HINT = format('Split it into smaller memories, or raise the limit: SELECT '
+                      'memory.set_max_content_bytes(%L, <bytes>);', d.domain);
+    END IF;
+    FOR v_bad IN
+        SELECT u.ord, u.c FROM unnest(contents) WITH ORDINALITY AS u (c, ord)
+        WHERE octet_length(u.c) > 524288
+    LOOP
+        BEGIN
+            PERFORM to_tsvector(d.text_config, v_bad.c);
+        EXCEPTION WHEN program_limit_exceeded THEN
+            RAISE EXCEPTION 'content% has too many distinct words for full-text search (%)',
+                CASE WHEN cardinality(contents) > 1 THEN format('s[%s]', v_bad.ord) ELSE '' END,
+                SQLERRM
+                USING ERRCODE = '54000',
+                      HINT = 'A tsvector holds at most 1 MB of distinct words: split the content.';
+        END;
+    END LOOP;
+END;
+$$;
+
+COMMENT ON FUNCTION memory_private._check_contents(memory_private.domains, text[]) IS
+'Refuses (54000) content over the domain''s max_content_bytes (default 1 MB) or with more '
+'distinct words than a tsvector holds, before any work. Called by every write of content.';
+
+CREATE OR REPLACE FUNCTION memory.set_max_content_bytes(domain text, max_bytes integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    PERFORM memory_private._domain(domain);
+    IF max_bytes IS NOT NULL AND (max_bytes < 1 OR max_bytes > 104857600) THEN
+        RAISE EXCEPTION 'max_bytes must be between 1 and 104857600 (100 MB), got %', max_bytes
+            USING ERRCODE = '22023';
+    END IF;
+    UPDATE memory_private.domains AS d SET max_content_bytes = max_bytes
+    WHERE d.domain = set_max_content_bytes.domain;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.set_max_content_bytes(text, integer) IS
+'The largest content (in bytes) store, store_many, update and import_rows accept for a domain; '
+'NULL restores the default, 1 MB (1048576). Larger content is refused with error 54000 before '
+'any work.';
+
+-- diagnose: an adopted table that would run another role's code (see _assert_inert). pgmemo
+-- refuses to write it, and, for row-level security or rules, to read it; diagnose's checks that
+-- read rows skip it then (_readable).
+CREATE OR REPLACE FUNCTION memory_private._check_adopted_foreign_code(d memory_private.domains)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'error'::text, d.domain, 'adopted_table_runs_foreign_code'::text,
+        pg_catalog.format('pgmemo refuses to %s %s: %s (see docs/SECURITY.md).',
+            CASE WHEN f.what IN ('row-level security', 'rule') THEN 'read or write'
+                ELSE 'write' END, d.source_table, f.detail),
+        NULL::text
+    FROM memory_private._foreign_code(d.source_table) AS f
+    WHERE d.adopted AND d.source_table IS NOT NULL
+$$;
+
+COMMENT ON FUNCTION memory_private._check_adopted_foreign_code(memory_private.domains) IS
+'diagnose check adopted_table_runs_foreign_code (error): an adopted table whose triggers, rules, '
+'row-level security or expressions would run code owned by a role other than pgmemo''s owner or '
+'a superuser; every call that writes it (or, for RLS and rules, reads it) is refused.';
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', '59988a28153a2330df0fc6975fb8943d827c372782252d9ed58f050386a8af63', 'repeatable'); END $pgmemo$;
 -- sql/10_domains.sql
 -- Domains: the table factory (memory.create_domain), memory.drop_domain, the memory.domains view,
 -- and the row triggers every domain table carries.
@@ -826,7 +1403,8 @@ AS $$
 BEGIN
     NEW.updated_at := now();
     IF NEW.content IS DISTINCT FROM OLD.content
-        AND NEW.embedding IS NOT DISTINCT FROM OLD.embedding THEN
+        -- (as real[]: pgvector's = is not on this function's search_path)
+        AND NEW.embedding::real[] IS NOT DISTINCT FROM OLD.embedding::real[] THEN
         NEW.embedding := NULL;
         NEW.embedding_model := NULL;
     END IF;
@@ -974,6 +1552,7 @@ BEGIN
          hnsw_m, hnsw_ef_construction, text_config, embedding_type)
     VALUES (domain, 'memory_data', v_table, dimension, distance, embedding_model,
             hnsw_m, hnsw_ef_construction, text_config, embedding_type);
+    PERFORM memory_private._default_access(domain);
 
     EXECUTE format(
         'CREATE TABLE memory_data.%I ('
@@ -1106,7 +1685,11 @@ AS $$
 DECLARE
     v_count bigint;
 BEGIN
-    IF to_regclass(format('%I.%I', table_schema, table_name)) IS NULL THEN
+    IF to_regclass(format('%I.%I', table_schema, table_name)) IS NULL
+        OR NOT memory_private._readable((
+            SELECT d FROM memory_private.domains AS d
+            WHERE d.table_schema = _row_count.table_schema AND d.table_name = _row_count.table_name
+        )) THEN
         RETURN NULL;
     END IF;
     EXECUTE format('SELECT count(*) FROM %I.%I', table_schema, table_name) INTO v_count;
@@ -1125,12 +1708,14 @@ SELECT
     d.created_at,
     d.adopted,
     d.source_table::text AS source_table
-FROM memory_private.domains AS d;
+FROM memory_private.domains AS d
+WHERE memory_private._can(d.domain, 'read');
 
 COMMENT ON VIEW memory.domains IS
 'Registered memory domains: table, dimension, distance, embedding model, exact row count, and '
-'for adopted domains (memory.adopt_table) the application table behind the view.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:10_domains.sql', '10_domains.sql', 'ca7287cca374da763241203d2274cef330717ef9ceb1db9bb8e3e7c5aa29b0f4', 'repeatable'); END $pgmemo$;
+'for adopted domains (memory.adopt_table) the application table behind the view. Only the '
+'domains the caller may read (memory.grant_domain).';
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:10_domains.sql', '10_domains.sql', 'cecc1e57c22fcbaba903a6bde120dacaa68d86a4b900e73b5664b72425d1ab30', 'repeatable'); END $pgmemo$;
 -- sql/20_write.sql
 -- Writing memories: memory.store, memory.store_many, memory.update, memory.forget,
 -- memory.forget_many, memory.clear, memory.get.
@@ -1148,12 +1733,13 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_id text;
 BEGIN
     IF content IS NULL THEN
         RAISE EXCEPTION 'content must not be NULL' USING ERRCODE = '22004';
     END IF;
+    PERFORM memory_private._check_contents(v_d, ARRAY[content]);
     metadata := memory_private._check_metadata(metadata);
     PERFORM memory_private._check_embedding(v_d, embedding);
     IF id IS NULL THEN
@@ -1225,10 +1811,12 @@ BEGIN
         RAISE EXCEPTION 'metadatas[%] must be a JSON object, got a JSON %', v_bad.ord, v_bad.t
             USING ERRCODE = '22023';
     END IF;
-    SELECT u.ord, vector_dims(u.e) AS dims INTO v_bad
-    FROM unnest(embeddings) WITH ORDINALITY AS u (e, ord)
-    WHERE u.e IS NOT NULL AND vector_dims(u.e) <> d.dimension LIMIT 1;
-    IF FOUND THEN
+    EXECUTE format('SELECT u.ord, %1$s.vector_dims(u.e) AS dims '
+        'FROM unnest($1) WITH ORDINALITY AS u (e, ord) '
+        'WHERE u.e IS NOT NULL AND %1$s.vector_dims(u.e) <> $2 LIMIT 1',
+        memory_private._vector_schema())
+    INTO v_bad USING embeddings, d.dimension;
+    IF v_bad.ord IS NOT NULL THEN
         RAISE EXCEPTION 'embeddings[%] has % dimensions, domain "%" expects %',
             v_bad.ord, v_bad.dims, d.domain, d.dimension
             USING ERRCODE = '22000';
@@ -1253,7 +1841,7 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_n integer := coalesce(cardinality(contents), 0);
     v_bad record;
     v_ids text[];
@@ -1281,6 +1869,7 @@ BEGIN
         RAISE EXCEPTION 'contents[%] is NULL', v_bad.ord USING ERRCODE = '22004';
     END IF;
     PERFORM memory_private._check_rows(v_d, metadatas, embeddings, ids);
+    PERFORM memory_private._check_contents(v_d, contents);
 
     IF v_d.adopted THEN
         -- A view over the application's table: its ids come from the table (a bigint identity,
@@ -1309,7 +1898,7 @@ BEGIN
         v_d.table_schema, v_d.table_name)
     USING v_ids, contents,
         coalesce(metadatas, array_fill(NULL::jsonb, ARRAY[v_n])),
-        coalesce(embeddings, array_fill(NULL::vector, ARRAY[v_n])),
+        coalesce(embeddings, array_fill(embeddings[1], ARRAY[v_n])),
         v_d.embedding_model;
     IF v_d.distributed THEN
         PERFORM memory_private._dist_sync_jobs(v_d, v_ids);
@@ -1335,11 +1924,14 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_count integer;
 BEGIN
     IF metadata IS NOT NULL THEN
         PERFORM memory_private._check_metadata(metadata);
+    END IF;
+    IF content IS NOT NULL THEN
+        PERFORM memory_private._check_contents(v_d, ARRAY[content]);
     END IF;
     PERFORM memory_private._check_embedding(v_d, embedding);
     EXECUTE format(
@@ -1369,7 +1961,7 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_count integer;
 BEGIN
     EXECUTE format('DELETE FROM %I.%I AS t WHERE t.id = $1', v_d.table_schema, v_d.table_name)
@@ -1391,7 +1983,7 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_count bigint;
 BEGIN
     EXECUTE format('DELETE FROM %I.%I AS t WHERE t.id = ANY ($1)', v_d.table_schema, v_d.table_name)
@@ -1414,7 +2006,7 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_count bigint;
 BEGIN
     IF v_d.adopted THEN
@@ -1460,7 +2052,7 @@ LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'read');
 BEGIN
     RETURN QUERY EXECUTE format(
         'SELECT t.id, t.content, t.metadata, t.embedding IS NOT NULL, t.created_at, t.updated_at '
@@ -1484,7 +2076,7 @@ $$;
 COMMENT ON FUNCTION memory.get(text, text) IS
 'Fetch one memory by id: content, metadata, whether it has an embedding, timestamps. '
 'No row when the id does not exist.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20_write.sql', '352b9124b7ad331b8279986eb18606a58d5f76b72c6513f145d4735db51e0a11', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20_write.sql', '8ef683921f53e96fa9a3baf7ac0bedcc34b8acc312a9771da7f62b7d13241115', 'repeatable'); END $pgmemo$;
 -- sql/30_search.sql
 -- Searching: memory.search (k nearest neighbours through the HNSW index), memory.search_text
 -- (full-text, typed queries) and memory.search_hybrid (weighted reciprocal rank fusion of the
@@ -1578,7 +2170,7 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'read');
     v_rerank boolean := recency_half_life IS NOT NULL OR importance_weight IS NOT NULL;
     v_fetch integer;
     v_saved text[];
@@ -1692,7 +2284,7 @@ LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'read');
 BEGIN
     PERFORM memory_private._check_k(k);
     IF match IS NULL OR match NOT IN ('all', 'any') THEN
@@ -1849,7 +2441,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'in memory.search, on the fused score scaled to [0, 1]. '
 'similarity is NULL for a row found by its words alone, text_rank for one found by its vector '
 'alone. with_embeddings => true fills the embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '722eccd1746c1b21ffb662442c5ce8b6311f7ac9d563e4f699d99a1b5ae234e4', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', 'f7cb890a076bb26fa049ebf7ff6c46c25aad5273eecd6a7607b44d3808bbcf3a', 'repeatable'); END $pgmemo$;
 -- sql/31_bm25.sql
 -- BM25 ranking for memory.search_text, in plain SQL (no extension): the query parsed like a web
 -- search box, candidates from the domain's GIN index, and the usual Okapi BM25 score
@@ -2942,7 +3534,8 @@ DECLARE
     END;
     v_exact text;
     -- the embedding column: the stored vector (halfvec read as vector), or NULL
-    v_emb text := CASE WHEN with_embeddings THEN 's.embedding::vector' ELSE 'NULL::vector' END;
+    v_emb text := format(CASE WHEN with_embeddings THEN 's.embedding::%s.vector'
+        ELSE 'NULL::%s.vector' END, memory_private._vector_schema());
 BEGIN
     v_exact := format($q$
         SELECT t.id, t.content, t.metadata, (t.embedding %1$s $1) + 0 AS distance,
@@ -3128,7 +3721,7 @@ BEGIN
     RETURN saved;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:34_search_plan.sql', '34_search_plan.sql', 'f76d666f0b32098db25267ea593c6fd658c7659da6641dce9fa08c00871ad8f0', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:34_search_plan.sql', '34_search_plan.sql', '49f03bcd8e53b0199299568c6241ceab31abbcf77a0ae0724e3274b51588ce51', 'repeatable'); END $pgmemo$;
 -- sql/35_filter_api.sql
 -- The filter language's public functions besides the searches: memory.count (rows matching a
 -- filter) and memory.create_metadata_index (the btree expression indexes that the compiled
@@ -3290,13 +3883,14 @@ BEGIN
             RETURN QUERY %s;
 $b$, memory_private._search_static_key(v_d), v_sql);
     END LOOP;
-    EXECUTE format($f$
+    -- pgvector by qualified name: this runs with search_path = pg_catalog, pg_temp
+    EXECUTE replace(format($f$
 CREATE OR REPLACE FUNCTION memory_private._search_static(
-    d memory_private.domains, query_embedding vector, k integer, min_similarity double precision
+    d memory_private.domains, query_embedding @vector_schema@.vector, k integer, min_similarity double precision
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, similarity double precision,
-    distance double precision, created_at timestamptz, updated_at timestamptz, embedding vector
+    distance double precision, created_at timestamptz, updated_at timestamptz, embedding @vector_schema@.vector
 )
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
@@ -3315,7 +3909,8 @@ $body$
 $f$,
         CASE WHEN v_branches = '' THEN '' ELSE 'CASE memory_private._search_static_key(d)'
             || v_branches || '    ELSE' END,
-        CASE WHEN v_branches = '' THEN '' ELSE 'END CASE;' END);
+        CASE WHEN v_branches = '' THEN '' ELSE 'END CASE;' END),
+        '@vector_schema@', memory_private._vector_schema());
     IF v_iterative IS NOT NULL THEN
         PERFORM set_config('hnsw.iterative_scan', v_iterative, true);
     END IF;
@@ -3337,7 +3932,7 @@ BEGIN
     PERFORM set_config('pgmemo.search_static_miss', 'on', true);
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', '3231b07fe4f8c6383d26f33529d8e8d914bd3a52ed317fbe4d056b939d12c37d', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', '1abfb02689080cc029cbde7713db0b096b05250820534a5b04032984fec278f9', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).
@@ -3476,7 +4071,8 @@ BEGIN
         END IF;
         EXECUTE format(
             'CREATE INDEX %I ON %s USING hnsw (%I %s) WITH (m = %s, ef_construction = %s)',
-            v_name, v_phys.relation, v_phys.embedding_column, v_opclass, m, ef_construction);
+            v_name, v_phys.relation, v_phys.embedding_column,
+            memory_private._vector_schema() || '.' || quote_ident(v_opclass), m, ef_construction);
     END IF;
 
     UPDATE memory_private.domains AS d
@@ -3535,7 +4131,8 @@ BEGIN
     IF v_kind <> 'p' THEN
         IF EXISTS (
             SELECT FROM pg_catalog.pg_index AS i JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
-            WHERE c.relname = index_name AND c.relnamespace = v_schema::regnamespace
+            WHERE c.relname = index_name
+              AND c.relnamespace = (SELECT r.relnamespace FROM pg_catalog.pg_class AS r WHERE r.oid = rel)
               AND NOT i.indisvalid
         ) THEN
             RETURN NEXT format('DROP INDEX CONCURRENTLY IF EXISTS %I.%I', v_schema, index_name);
@@ -3568,7 +4165,9 @@ BEGIN
             IF EXISTS (
                 SELECT FROM pg_catalog.pg_index AS i
                 JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
-                WHERE c.relname = v_name AND c.relnamespace = v_part.nspname::regnamespace
+                WHERE c.relname = v_name
+                  AND c.relnamespace = (SELECT r.relnamespace FROM pg_catalog.pg_class AS r
+                      WHERE r.oid = v_part.relid)
                   AND NOT i.indisvalid
             ) THEN
                 RETURN NEXT format('DROP INDEX CONCURRENTLY IF EXISTS %I.%I', v_part.nspname, v_name);
@@ -3669,7 +4268,7 @@ COMMENT ON FUNCTION memory.concurrent_index_statements(text, integer, integer) I
 'cannot run inside a function or transaction, so run them one by one outside one: in psql '
 'SELECT * FROM memory.concurrent_index_statements(''d'') \gexec, or pgmemo index build '
 '--concurrently d. Re-running after a failure resumes (an INVALID leftover is dropped first).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:40_indexes.sql', '40_indexes.sql', '3123eaa352163c82f6d99063d9d2597be0a847c3a4cedb1c4f071689290d47f9', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:40_indexes.sql', '40_indexes.sql', 'b0781560b2b4b36099ba826e53e1e998be750e1fb1462d565e5a0cbf5f8b56c1', 'repeatable'); END $pgmemo$;
 -- sql/44_adopt_triggers.sql
 -- The generic trigger functions of adopted domains (45_adopt.sql) and re-embed shadows
 -- (46_reembed.sql): INSTEAD OF triggers on a domain's view that write the source table, and the
@@ -3746,7 +4345,7 @@ BEGIN
     IF NEW.content IS DISTINCT FROM OLD.content THEN
         v_set := v_set || format('%I = $1', v_content);
     END IF;
-    IF NEW.embedding IS DISTINCT FROM OLD.embedding THEN
+    IF NEW.embedding::real[] IS DISTINCT FROM OLD.embedding::real[] THEN
         v_set := v_set || format('%I = $2', v_embedding);
     END IF;
     IF v_metadata IS NOT NULL AND NEW.metadata IS DISTINCT FROM OLD.metadata THEN
@@ -3778,7 +4377,7 @@ DECLARE
     v_clear boolean;
 BEGIN
     EXECUTE format('SELECT ($1).%1$I IS DISTINCT FROM ($2).%1$I '
-        'AND ($1).%2$I IS NOT NULL AND ($1).%2$I IS NOT DISTINCT FROM ($2).%2$I',
+        'AND ($1).%2$I IS NOT NULL AND ($1).%2$I::real[] IS NOT DISTINCT FROM ($2).%2$I::real[]',
         TG_ARGV[0], TG_ARGV[1])
     INTO v_clear USING NEW, OLD;
     IF v_clear THEN
@@ -3851,7 +4450,7 @@ BEGIN
     RETURN NULL;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:44_adopt_triggers.sql', '44_adopt_triggers.sql', 'aa91c765595bde3116e8ab1c561800abf87d6efe158f3ef3671922f2fa619fcc', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:44_adopt_triggers.sql', '44_adopt_triggers.sql', '747e6a8c6ffffba696d347d957f7bac65b8867ed425532bab9c88e7c52611399', 'repeatable'); END $pgmemo$;
 -- sql/45_adopt.sql
 -- Adopted domains: memory.adopt_table puts an application's own table (with an id, a text column
 -- and a vector(n) column) behind a pgmemo domain without copying a row.
@@ -3999,6 +4598,7 @@ BEGIN
              JOIN pg_catalog.pg_type AS t ON t.oid = a.atttypid
              WHERE a.attrelid = source AND a.attname = embedding_column))
     RETURNING d.* INTO v_d;
+    PERFORM memory_private._default_access(domain);
     PERFORM memory_private._adopted_view(v_d, opt);
 
     IF memory_private._is_distributed_table(source) THEN
@@ -4060,6 +4660,42 @@ BEGIN
 END;
 $$;
 
+-- Adoption hands the table to every role that may use the domain, with pgmemo's rights: the
+-- caller (memory_private._caller(), checked as itself, not as pgmemo's owner) must own it and
+-- reach its schema; pgmemo's owner must own it too (or be a member of its owner: triggers and
+-- indexes need that) to wire it.
+CREATE OR REPLACE FUNCTION memory_private._check_adopter(source regclass)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_caller name := memory_private._caller();
+    v_rel record;
+BEGIN
+    SELECT c.relowner, c.relnamespace, n.nspname INTO v_rel
+    FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+    WHERE c.oid = source;
+    IF NOT pg_catalog.has_schema_privilege(v_caller, v_rel.relnamespace, 'USAGE')
+        OR NOT pg_catalog.pg_has_role(v_caller, v_rel.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied: only the owner of % can adopt it (% is not)',
+            source, v_caller
+            USING ERRCODE = '42501',
+                  DETAIL = 'Adopting a table lets every role granted the domain read and write '
+                      || 'it through pgmemo.',
+                  HINT = pg_catalog.format('Adopt it as %s (or a member of it).',
+                      v_rel.relowner::regrole);
+    END IF;
+    IF NOT pg_catalog.pg_has_role(current_user, v_rel.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'pgmemo''s owner % cannot wire % (owned by %): triggers and indexes on a '
+            'table need its owner''s rights', current_user, source, v_rel.relowner::regrole
+            USING ERRCODE = '42501',
+                  HINT = pg_catalog.format('As a superuser or the table owner: GRANT %s TO %s;',
+                      v_rel.relowner::regrole, current_user);
+    END IF;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION memory.adopt_table(
     domain text,
     source regclass,
@@ -4117,6 +4753,8 @@ BEGIN
         RAISE EXCEPTION '% belongs to pgmemo: only application tables can be adopted', source
             USING ERRCODE = '22023';
     END IF;
+    PERFORM memory_private._check_adopter(source);
+    PERFORM memory_private._assert_inert(source, true);
 
     SELECT * INTO v_id FROM memory_private._column(source, id_column);
     IF NOT FOUND THEN
@@ -4159,7 +4797,7 @@ BEGIN
         RAISE EXCEPTION 'table % has no column %', source, quote_ident(embedding_column)
             USING ERRCODE = '42703';
     END IF;
-    IF v_embedding.type_oid NOT IN ('vector'::regtype, 'halfvec'::regtype) THEN
+    IF memory_private._vector_type(v_embedding.type_oid) IS NULL THEN
         RAISE EXCEPTION 'embedding column %.% is %, not vector(n) or halfvec(n)', source,
             quote_ident(embedding_column), v_embedding.type_name
             USING ERRCODE = '0A000';
@@ -4171,7 +4809,7 @@ BEGIN
                   HINT = format('Give it one first: ALTER TABLE %s ALTER COLUMN %I TYPE vector(1536);',
                       source, embedding_column);
     END IF;
-    IF v_embedding.typmod > (CASE WHEN v_embedding.type_oid = 'halfvec'::regtype THEN 4000
+    IF v_embedding.typmod > (CASE WHEN memory_private._vector_type(v_embedding.type_oid) = 'halfvec' THEN 4000
         ELSE 2000 END) THEN
         RAISE EXCEPTION 'embedding column %.% is %: too many dimensions for an HNSW index '
             '(vector: 2000, halfvec: 4000)',
@@ -4217,7 +4855,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'HNSW, id-as-text and full-text indexes now (blocks writes while they build); false: build '
 'them later without blocking, with memory.concurrent_index_statements. Idempotent for the '
 'same arguments. memory.drop_domain releases the table and never drops it.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '0f535fbd4830d4cbf8011c6acb70800f932d7221d179e851244283490b6e4613', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'b55bdb0456675a0dfe7b5f2775089ad6605d645ef762e9db4cf2ecb88ca17032', 'repeatable'); END $pgmemo$;
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --
@@ -4260,7 +4898,7 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_phys record := memory_private._physical(v_d);
     v_shadow text;
     v_id name;
@@ -4353,7 +4991,7 @@ AS $$
 #variable_conflict use_column
 BEGIN
     IF p_domain IS NOT NULL THEN
-        PERFORM memory_private._domain(p_domain);
+        PERFORM memory_private._domain_for(p_domain, 'read');
     END IF;
     RETURN QUERY
     SELECT r.domain, r.shadow_domain, r.embedding_model, r.dimension, c.total_rows,
@@ -4407,7 +5045,7 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_r memory_private.reembeds := memory_private._reembed(domain);
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_phys record := memory_private._physical(v_d);
     v_rel text := memory_private._qualified(v_phys.relation);
     v_total bigint;
@@ -4496,6 +5134,8 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_r memory_private.reembeds := memory_private._reembed(domain);
+    -- no _domain_for: cancelling writes no row (it drops the shadow column), and drop_domain
+    -- must work even for an adopted table pgmemo refuses to write
     v_d memory_private.domains := memory_private._domain(domain);
     v_rel text := memory_private._qualified((memory_private._physical(v_d)).relation);
 BEGIN
@@ -4516,7 +5156,7 @@ $$;
 COMMENT ON FUNCTION memory.cancel_reembed(text) IS
 'Abandon a re-embed: drop the shadow column and its index, the shadow domain''s triggers, view, '
 'jobs and registry row. The domain keeps its current embeddings throughout.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:46_reembed.sql', '46_reembed.sql', 'b3814eddd5540e7dba1cccd34d3a81c6cef8531d358a2c6f6e748591c6b8bd56', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:46_reembed.sql', '46_reembed.sql', 'b20837b34969d0483ea1adcfb7ba238fe62c6c121fba4e01a281e04de7a6d492', 'repeatable'); END $pgmemo$;
 -- sql/47_import.sql
 -- Importing memories from another store (pgmemo import-sqlite): memory.import_rows writes a
 -- batch with its own ids and timestamps, idempotently, and memory.get_many reads rows back with
@@ -4536,7 +5176,7 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_n integer := coalesce(cardinality(ids), 0);
     v_bad record;
     v_inserted bigint;
@@ -4567,9 +5207,10 @@ BEGIN
         RAISE EXCEPTION 'ids[%] or contents[%] is NULL', v_bad.ord, v_bad.ord USING ERRCODE = '22004';
     END IF;
     PERFORM memory_private._check_rows(v_d, metadatas, embeddings, ids);
+    PERFORM memory_private._check_contents(v_d, contents);
     -- The optional arrays as arrays of NULLs, so both statements below unnest them alike.
     metadatas := coalesce(metadatas, array_fill(NULL::jsonb, ARRAY[v_n]));
-    embeddings := coalesce(embeddings, array_fill(NULL::vector, ARRAY[v_n]));
+    embeddings := coalesce(embeddings, array_fill(embeddings[1], ARRAY[v_n]));
     created_ats := coalesce(created_ats, array_fill(NULL::timestamptz, ARRAY[v_n]));
     updated_ats := coalesce(updated_ats, array_fill(NULL::timestamptz, ARRAY[v_n]));
 
@@ -4577,7 +5218,7 @@ BEGIN
     -- embedding given replaces the stored one; none keeps it unless the content changed (then
     -- the row is queued, like any content change).
     EXECUTE format(
-        'UPDATE %I.%I AS t SET content = s.content, metadata = s.metadata, '
+        'UPDATE %1$I.%2$I AS t SET content = s.content, metadata = s.metadata, '
         'embedding = coalesce(s.embedding, t.embedding), '
         'embedding_model = CASE WHEN s.embedding IS NOT NULL THEN $7 ELSE t.embedding_model END, '
         'created_at = coalesce(s.created_at, t.created_at) '
@@ -4586,8 +5227,9 @@ BEGIN
         '      created_at)) AS s '
         'WHERE t.id = s.id AND ((t.content, t.metadata, t.created_at) IS DISTINCT FROM '
         '(s.content, s.metadata, coalesce(s.created_at, t.created_at)) '
-        'OR (s.embedding IS NOT NULL AND t.embedding IS DISTINCT FROM s.embedding))',
-        v_d.table_schema, v_d.table_name)
+        'OR (s.embedding IS NOT NULL '
+        '    AND (t.embedding IS NULL OR NOT t.embedding OPERATOR(%3$s.=) s.embedding)))',
+        v_d.table_schema, v_d.table_name, memory_private._vector_schema())
     USING ids, contents, metadatas, embeddings, created_ats, updated_ats, v_d.embedding_model;
     GET DIAGNOSTICS v_updated = ROW_COUNT;
 
@@ -4638,15 +5280,15 @@ LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'read');
 BEGIN
     RETURN QUERY EXECUTE format(
-        'SELECT t.id, t.content, t.metadata, CASE WHEN $2 THEN t.embedding::vector END, t.embedding_model, '
+        'SELECT t.id, t.content, t.metadata, CASE WHEN $2 THEN t.embedding::%3$s.vector END, t.embedding_model, '
         't.created_at, t.updated_at '
         'FROM (SELECT u.id, min(u.ord) AS ord FROM unnest($1) WITH ORDINALITY AS u (id, ord) '
         'GROUP BY u.id) AS w '
-        'JOIN %I.%I AS t ON t.id = w.id ORDER BY w.ord',
-        v_d.table_schema, v_d.table_name)
+        'JOIN %1$I.%2$I AS t ON t.id = w.id ORDER BY w.ord',
+        v_d.table_schema, v_d.table_name, memory_private._vector_schema())
     USING ids, coalesce(with_embeddings, true);
 END;
 $$;
@@ -4657,7 +5299,7 @@ COMMENT ON FUNCTION memory.get_many(text, text[], boolean) IS
 'of ids (an id asked twice comes back once, where first asked; ids that do not exist are '
 'absent). What '
 '`pgmemo import-sqlite` reads back to verify an import.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:47_import.sql', '47_import.sql', '9f0a2b257e6ed4b55d83297414d6c12cf0a286efd8cd44e7a0b53a760059edd1', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:47_import.sql', '47_import.sql', 'd328d8ede8761d7095df75e6cb17239cc6f561a8300c3b1a6ced05fdc045daf2', 'repeatable'); END $pgmemo$;
 -- sql/48_distributed.sql
 -- Distributed domains on a Citus cluster: memory.distribute_domain, the queue hook the write
 -- functions call instead of statement triggers, the settings pushed to the workers for a
@@ -5012,7 +5654,8 @@ BEGIN
         v_op, d.table_schema, d.table_name,
         CASE WHEN predicate IS NOT NULL THEN 'AND ' || predicate ELSE '' END,
         format(v_similarity, v_op),
-        CASE WHEN with_embeddings THEN 't.embedding::vector' ELSE 'NULL::vector' END);
+        format(CASE WHEN with_embeddings THEN 't.embedding::%s.vector' ELSE 'NULL::%s.vector' END,
+            memory_private._vector_schema()));
 END;
 $$;
 
@@ -5409,7 +6052,7 @@ COMMENT ON FUNCTION memory.repair_shard_indexes(text) IS
 'with other settings; each build blocks writes to its shard only). Returns the number of '
 'shards rebuilt; 0 when all were right. What memory.diagnose''s shard_missing_index and '
 'shard_index_settings_differ suggest. Error 08006 when a worker holding shards is down.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', '20cf1793ded0cbeaa678909f4341e6aa3a7e9bfb2c32aa5da70a2c80e08a3f6e', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', '75c86052110e97a7969ca29367777eb6ec53d5860eff7b0987db6b47127e7904', 'repeatable'); END $pgmemo$;
 -- sql/50_queue.sql
 -- The embedding queue: workers claim jobs (FOR UPDATE SKIP LOCKED, with a lease), complete or
 -- fail them; maintenance releases expired leases and sweeps rows the triggers never saw.
@@ -5514,6 +6157,7 @@ DECLARE
     v_d memory_private.domains;
     v_content text;
     v_has_embedding boolean;
+    v_allowed text[];
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 OR batch_size > 10000 THEN
         RAISE EXCEPTION 'batch_size must be between 1 and 10000, got %',
@@ -5523,8 +6167,12 @@ BEGIN
         RAISE EXCEPTION 'lease must be a positive interval' USING ERRCODE = '22023';
     END IF;
     IF only_domain IS NOT NULL THEN
-        PERFORM memory_private._domain(only_domain);
+        PERFORM memory_private._domain_for(only_domain, 'claim');
     END IF;
+    -- Only the domains this worker may read and write (memory.grant_domain).
+    v_allowed := ARRAY(SELECT d.domain FROM memory_private.domains AS d
+        WHERE memory_private._can(d.domain, 'read') AND memory_private._can(d.domain, 'write')
+          AND memory_private._readable(d));
     PERFORM memory.release_expired_claims();
 
     FOR v_job IN
@@ -5532,6 +6180,7 @@ BEGIN
             SELECT q.job_id FROM memory_private.embedding_queue AS q
             WHERE q.status = 'pending' AND q.run_after <= now()
               AND (only_domain IS NULL OR q.domain = only_domain)
+              AND q.domain = ANY (v_allowed)
               -- A re-embed's shadow jobs need the new model: only a worker that names the
               -- shadow domain takes them.
               AND (only_domain IS NOT NULL OR NOT EXISTS (
@@ -5548,7 +6197,7 @@ BEGIN
         RETURNING q.job_id, q.domain, q.row_id
     LOOP
         IF v_d.domain IS DISTINCT FROM v_job.domain THEN
-            v_d := memory_private._domain(v_job.domain);
+            v_d := memory_private._domain_for(v_job.domain, 'claim');
         END IF;
         EXECUTE format('SELECT t.content, t.embedding IS NOT NULL FROM %I.%I AS t WHERE t.id = $1',
             v_d.table_schema, v_d.table_name)
@@ -5607,6 +6256,9 @@ BEGIN
             v_d := memory_private._domain(v_item.domain);
         END IF;
         BEGIN
+            -- Checked per job: a domain the worker may no longer write, or an adopted table
+            -- that would run another role's code, fails its jobs alone.
+            PERFORM memory_private._domain_for(v_item.domain, 'write');
             IF v_item.embedding IS NULL THEN
                 RAISE EXCEPTION 'no embedding given' USING ERRCODE = '22004';
             END IF;
@@ -5639,7 +6291,8 @@ BEGIN
             ELSE
                 DELETE FROM memory_private.embedding_queue AS q WHERE q.job_id = v_item.job_id;
             END IF;
-        EXCEPTION WHEN data_exception OR null_value_not_allowed OR check_violation THEN
+        EXCEPTION WHEN data_exception OR null_value_not_allowed OR check_violation
+            OR insufficient_privilege THEN
             -- A bad vector fails this job alone.
             PERFORM memory_private._fail_jobs(ARRAY[v_item.job_id], SQLERRM);
         END;
@@ -5698,7 +6351,7 @@ SET search_path FROM CURRENT
 AS $$
 BEGIN
     IF queue_counts.domain IS NOT NULL THEN
-        PERFORM memory_private._domain(queue_counts.domain);
+        PERFORM memory_private._domain_for(queue_counts.domain, 'read');
     END IF;
     RETURN QUERY
     SELECT
@@ -5744,6 +6397,14 @@ BEGIN
             END IF;
             v_total := v_total + memory_private._dist_enqueue_missing(v_d);
             CONTINUE;
+        END IF;
+        -- Reads the domain's table: an adopted one that would run another role's code is
+        -- refused when named, skipped in the sweep over all (diagnose reports it), so one such
+        -- table cannot stop run_maintenance for every domain.
+        IF enqueue_missing.domain IS NULL THEN
+            CONTINUE WHEN NOT memory_private._readable(v_d);
+        ELSE
+            v_d := memory_private._domain_for(v_d.domain, 'read');
         END IF;
         EXECUTE format(
             'WITH added AS ('
@@ -5902,7 +6563,7 @@ $$;
 COMMENT ON FUNCTION memory.schedule_maintenance(text) IS
 'Register memory.run_maintenance() with pg_cron under the job name pgmemo-maintenance '
 '(re-scheduling replaces it). Error 0A000 when pg_cron is not installed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '72c35e007ad705b019653e204747e8f5b1d03c5bb281b832d58899ce10977d26', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '5aba1f8e4d22a3ef834d8719ac7c3d8010e13336d4a8000749c3fa6dc7dead5c', 'repeatable'); END $pgmemo$;
 -- sql/60_diagnostics.sql
 -- Diagnostics, part 1: the views embedding_coverage, vector_indexes and queue_status, the
 -- helpers memory.diagnose() shares with them (61_diagnose.sql; the index helpers live in
@@ -5917,7 +6578,8 @@ LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 BEGIN
-    IF to_regclass(format('%I.%I', d.table_schema, d.table_name)) IS NULL THEN
+    IF to_regclass(format('%I.%I', d.table_schema, d.table_name)) IS NULL
+        OR NOT memory_private._readable(d) THEN
         RETURN;
     END IF;
     EXECUTE format('SELECT count(*), count(*) FILTER (WHERE t.embedding IS NOT NULL) FROM %I.%I AS t',
@@ -5945,7 +6607,8 @@ LEFT JOIN LATERAL (
         count(*) FILTER (WHERE j.status = 'dead') AS dead_jobs
     FROM memory_private.embedding_queue AS j
     WHERE j.domain = d.domain
-) AS q ON TRUE;
+) AS q ON TRUE
+WHERE memory_private._can(d.domain, 'read');
 
 COMMENT ON VIEW memory.embedding_coverage IS
 'Per domain: rows, rows with an embedding, rows without (missing_rows), coverage_pct (NULL for '
@@ -5966,7 +6629,8 @@ SELECT
     v.opclass = memory_private._opclass(d) AS matches_distance,
     v.is_partitioned
 FROM memory_private.domains AS d
-CROSS JOIN LATERAL memory_private._domain_vector_indexes(d) AS v;
+CROSS JOIN LATERAL memory_private._domain_vector_indexes(d) AS v
+WHERE memory_private._can(d.domain, 'read');
 
 COMMENT ON VIEW memory.vector_indexes IS
 'Every vector index (hnsw, ivfflat) on a domain''s embedding column, and on its partitions when '
@@ -6001,7 +6665,8 @@ SELECT
     coalesce(q.ready, 0) AS ready,
     coalesce(q.expired_claims, 0) AS expired_claims
 FROM memory_private.domains AS d
-LEFT JOIN q ON d.domain = q.domain;
+LEFT JOIN q ON d.domain = q.domain
+WHERE memory_private._can(d.domain, 'read');
 
 COMMENT ON VIEW memory.queue_status IS
 'The embedding queue per domain: pending (new jobs), claimed (leased to a worker), retrying '
@@ -6046,11 +6711,13 @@ DECLARE
     v_version integer[] := memory_private._vector_version();
 BEGIN
     IF p_domain IS NOT NULL THEN
-        PERFORM memory_private._domain(p_domain);
+        PERFORM memory_private._domain_for(p_domain, 'read');
     END IF;
     RETURN QUERY
     WITH checks AS (
         SELECT * FROM memory_private._check_pgvector(v_version)
+        UNION ALL
+        SELECT * FROM memory_private._check_schema_create()
         UNION ALL
         SELECT 'info', NULL, 'no_domains',
             'No domain yet: create one with SELECT memory.create_domain(''name'', dimension);', NULL
@@ -6059,18 +6726,25 @@ BEGIN
         SELECT c.*
         FROM memory_private.domains AS d
         CROSS JOIN LATERAL memory_private._check_table_missing(d) AS c
-        WHERE p_domain IS NULL OR d.domain = p_domain
+        WHERE (p_domain IS NULL OR d.domain = p_domain) AND memory_private._can(d.domain, 'read')
+        UNION ALL
+        -- An adopted table that would run another role's code (05_trust.sql).
+        SELECT c.*
+        FROM memory_private.domains AS d
+        CROSS JOIN LATERAL memory_private._check_adopted_foreign_code(d) AS c
+        WHERE (p_domain IS NULL OR d.domain = p_domain) AND memory_private._can(d.domain, 'read')
         UNION ALL
         -- Citus (48_distributed.sql): the cluster's checks of a domain.
         SELECT c.*
         FROM memory_private.domains AS d
         CROSS JOIN LATERAL memory_private._diagnose_distributed(d) AS c
-        WHERE (p_domain IS NULL OR d.domain = p_domain)
+        WHERE (p_domain IS NULL OR d.domain = p_domain) AND memory_private._can(d.domain, 'read')
           AND (memory_private._physical(d)).relation IS NOT NULL
           AND (d.distributed OR memory_private._citus_version() IS NOT NULL)
         UNION ALL
         -- One function per check (61_diagnose.sql), on the domains whose table exists (and, on
-        -- Citus, whose workers all answer: these checks read rows).
+        -- Citus, whose workers all answer; adopted: that pgmemo may read, see _readable: these
+        -- checks read rows).
         SELECT c.*
         FROM memory_private.domains AS d
         CROSS JOIN LATERAL (
@@ -6092,8 +6766,9 @@ BEGIN
             UNION ALL SELECT * FROM memory_private._check_no_live_worker(d)
             UNION ALL SELECT * FROM memory_private._check_expired_claims(d)
         ) AS c
-        WHERE (p_domain IS NULL OR d.domain = p_domain)
+        WHERE (p_domain IS NULL OR d.domain = p_domain) AND memory_private._can(d.domain, 'read')
           AND (memory_private._physical(d)).relation IS NOT NULL
+          AND memory_private._readable(d)
           AND NOT ((d.distributed OR memory_private._citus_version() IS NOT NULL)
                    AND EXISTS (SELECT FROM memory_private._unreachable_nodes(d)))
     )
@@ -6133,22 +6808,20 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'read');
     v_f record := memory_private._filter_compile(filter);
     v_choice record;
     v_sql text;
     v_saved text[];
-    v_query vector;
+    v_query record;
     v_plan jsonb;
 BEGIN
     PERFORM memory_private._check_k(k);
     -- A representative query vector: an embedding of the domain, else a constant one.
-    EXECUTE format('SELECT t.embedding FROM %I.%I AS t WHERE t.embedding IS NOT NULL LIMIT 1',
-        v_d.table_schema, v_d.table_name)
-    INTO v_query;
-    IF v_query IS NULL THEN
-        v_query := array_fill(1::real, ARRAY[v_d.dimension])::vector;
-    END IF;
+    EXECUTE format('SELECT coalesce((SELECT t.embedding::%3$s.vector FROM %1$I.%2$I AS t '
+        'WHERE t.embedding IS NOT NULL LIMIT 1), array_fill(1::real, ARRAY[$1])::%3$s.vector) AS e',
+        v_d.table_schema, v_d.table_name, memory_private._vector_schema())
+    INTO v_query USING v_d.dimension;
 
     -- The same choice, settings and SQL text memory.search makes for the call.
     IF v_d.distributed THEN
@@ -6157,7 +6830,7 @@ BEGIN
         reason := 'distributed domain: every shard''s HNSW index (iterative scans with a filter), '
             || 'the shards'' top k merged on the coordinator';
         v_saved := memory_private._search_settings_begin(k, NULL, v_f.predicate IS NOT NULL);
-        v_plan := memory_private._dist_explain(v_d, v_query, k, filter);
+        v_plan := memory_private._dist_explain(v_d, v_query.e, k, filter);
     ELSE
         IF v_f.predicate IS NULL THEN
             path := 'hnsw';
@@ -6177,7 +6850,7 @@ BEGIN
         END IF;
         EXECUTE 'EXPLAIN (FORMAT JSON) ' || v_sql
         INTO v_plan
-        USING v_query, k, v_f.params, NULL::double precision;
+        USING v_query.e, k, v_f.params, NULL::double precision;
     END IF;
     PERFORM memory_private._search_settings_end(v_saved);
 
@@ -6204,7 +6877,7 @@ COMMENT ON FUNCTION memory.explain_search(text, integer, jsonb) IS
 'runs (exact: the matching rows'' distances, sorted; hnsw: the HNSW iterative scan, with the '
 'exact query as fallback when it returns fewer than k rows; unfiltered: hnsw), matching_rows '
 'the planner''s estimate of the rows the filter matches (NULL without a filter), reason why.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', '6b344008d69025acdf639ae603031ecbec205a61c456220b110314922c0bad25', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', 'dd9cf5ede3b2f483b3f424904f352d2d4549b4f963f7c9f454f3b9ce466b9b88', 'repeatable'); END $pgmemo$;
 -- sql/61_diagnose.sql
 -- Diagnostics, part 2: the per-domain checks behind memory.diagnose() (60_diagnostics.sql).
 -- Every failure from the incident reports, found by one call, each with a sentence and (where
@@ -6571,15 +7244,15 @@ BEGIN
     EXECUTE format($q$
         SELECT jsonb_agg(jsonb_build_object('model', s.model, 'dims', s.dims))
         FROM (
-            SELECT DISTINCT t.embedding_model AS model, vector_dims(t.embedding) AS dims
+            SELECT DISTINCT t.embedding_model AS model, %3$s.vector_dims(t.embedding) AS dims
             FROM (
-                SELECT t.embedding_model, t.embedding FROM %I.%I AS t
+                SELECT t.embedding_model, t.embedding FROM %1$I.%2$I AS t
                 WHERE t.embedding IS NOT NULL
                 ORDER BY t.updated_at DESC LIMIT 1000
             ) AS t
         ) AS s
         WHERE s.dims <> $1
-    $q$, d.table_schema, d.table_name)
+    $q$, d.table_schema, d.table_name, memory_private._vector_schema())
     INTO v_written USING d.dimension;
     SELECT string_agg(format('%s wrote %s-dimensional vectors',
             coalesce(quote_literal(w.model), '(no model recorded)'), w.dims),
@@ -6849,7 +7522,7 @@ $$;
 COMMENT ON FUNCTION memory_private._check_expired_claims(memory_private.domains) IS
 'diagnose check expired_claims (warning): claimed jobs whose lease has expired. fix_sql: '
 'memory.release_expired_claims.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', 'f4492b7f16c16892f571b9faa3b439aca43e06006265c01bc4858d7d3135e46f', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', 'e62ec65f3e639c274d7d53931249f72862760e3010e7de26b2a8c18e2158a6a5', 'repeatable'); END $pgmemo$;
 -- sql/70_bulk.sql
 -- Bulk loading: memory.bulk_load_begin / memory.bulk_load_finish defer a domain's secondary
 -- indexes (HNSW, GIN metadata, GIN full-text, btree updated_at) and its per-statement enqueue
@@ -6901,7 +7574,7 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_dropped text[] := ARRAY[]::text[];
     v_index regclass;
 BEGIN
@@ -6941,7 +7614,7 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_old_mem text := current_setting('maintenance_work_mem');
     v_old_workers text := current_setting('max_parallel_maintenance_workers');
     v_index text;
@@ -7001,7 +7674,7 @@ COMMENT ON FUNCTION memory.bulk_load_finish(text, text, integer) IS
 '''2GB'': the HNSW graph should fit) and parallel_workers (max_parallel_maintenance_workers) '
 'apply to this call only; NULL keeps the server''s settings. Returns the index name, the '
 'seconds spent and the rows queued. Idempotent: indexes already present are kept.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:70_bulk.sql', '70_bulk.sql', 'bd4fd06362f91f39e323bd8e223340bd6c69b6252e3aa7327130b1c9162f2748', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:70_bulk.sql', '70_bulk.sql', '44700653e9103c060fa3aefcbf74b457055a54e521aa7a7befbd2725efd2c054', 'repeatable'); END $pgmemo$;
 -- sql/80_reference.sql
 -- memory.api_reference(): the SQL reference (Markdown) generated from the database itself, from
 -- the signatures in pg_proc / pg_attribute, the COMMENT ON texts and the grants. `make docs`
@@ -7017,8 +7690,13 @@ AS $$
         SELECT
             p.proname::text AS name,
             pg_get_function_identity_arguments(p.oid) AS identity,
-            format('memory.%I(%s)', p.proname, pg_get_function_arguments(p.oid))
-            || CASE WHEN p.prokind = 'p' THEN '' ELSE E'\nRETURNS ' || pg_get_function_result(p.oid) END
+            -- pgvector's types print unqualified, whichever schema holds them (the functions'
+            -- search_path leaves that schema off, so the catalog prints them qualified)
+            replace(replace(
+                format('memory.%I(%s)', p.proname, pg_get_function_arguments(p.oid))
+                || CASE WHEN p.prokind = 'p' THEN '' ELSE E'\nRETURNS ' || pg_get_function_result(p.oid) END,
+                memory_private._vector_schema() || '.vector', 'vector'),
+                memory_private._vector_schema() || '.halfvec', 'halfvec')
                 AS signature,
             coalesce(obj_description(p.oid, 'pg_proc'), '_(no comment)_') AS comment,
             (
@@ -7080,7 +7758,7 @@ COMMENT ON FUNCTION memory.api_reference() IS
 'The SQL reference of schema memory as Markdown: every function (signature with defaults, '
 'result, COMMENT ON text, roles granted EXECUTE) and view (columns, comment, roles granted '
 'SELECT). `make docs` writes it to docs/SQL_REFERENCE.md.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:80_reference.sql', '80_reference.sql', '6a62c194984f1ee30ee80dd0351d7796e805c413dbe584f23e163477da492c82', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:80_reference.sql', '80_reference.sql', '4e615f82600fff60d645ec5d98aacdc92c2352a264fbc8b3acc4149e0b3cef40', 'repeatable'); END $pgmemo$;
 -- sql/90_grants.sql
 -- Grants and definer rights, applied LAST on every migrate run (keep this file last in sql/).
 --
@@ -7093,9 +7771,9 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:80_reference.sql',
 --   1. EXECUTE revoked from PUBLIC on every routine in memory and memory_private.
 --   2. Every function in schema memory runs with definer rights (SECURITY DEFINER, owned by the
 --      migrating user), so the private tables are reachable only through the functions. Each must
---      carry its fixed search_path (SET search_path FROM CURRENT = pg_catalog, <vector schema>,
---      pg_temp): a definer function without one would run under the caller's search_path, so
---      this file refuses to migrate when one is missing.
+--      carry a fixed search_path (SET search_path FROM CURRENT): a definer function without one
+--      would run under the caller's search_path, so this file refuses to migrate when one is
+--      missing. Every pinned path is then set to pg_catalog, pg_temp (pgvector by qualified name).
 --   3. An explicit grant list per role (memory_private._api_grants). A memory.* function or view
 --      that is in no list is granted to no role: pgtap_tests/security.sql fails on it, so whoever
 --      adds a public function decides who may call it here.
@@ -7167,7 +7845,10 @@ AS $$
         ('memory_admin', 'import_rows', 'function'),
         ('memory_admin', 'distribute_domain', 'function'),
         ('memory_admin', 'repair_shard_indexes', 'function'),
-        ('memory_admin', 'concurrent_index_statements', 'function')
+        ('memory_admin', 'concurrent_index_statements', 'function'),
+        ('memory_admin', 'grant_domain', 'function'),
+        ('memory_admin', 'revoke_domain', 'function'),
+        ('memory_admin', 'set_max_content_bytes', 'function')
     ) AS g (role_name, object_name, object_kind)
 $$;
 
@@ -7210,6 +7891,19 @@ BEGIN
             USING ERRCODE = '42501',
                   HINT = 'Add SET search_path FROM CURRENT to each: they run with definer rights.';
     END IF;
+    -- The path they run with is pg_catalog, pg_temp: pgvector's schema (on the path while the
+    -- files above were created, so that signatures could name vector) is left off, since
+    -- another role may be able to create better-matching overloads in it; the bodies reach
+    -- pgvector by qualified name (memory_private._vector_schema()).
+    FOR v_fn IN
+        SELECT p.oid::regprocedure
+        FROM pg_catalog.pg_proc AS p
+        WHERE p.pronamespace IN ('memory'::regnamespace, 'memory_private'::regnamespace)
+          AND EXISTS (SELECT FROM unnest(p.proconfig) AS c (setting)
+              WHERE c.setting LIKE 'search_path=%' AND c.setting <> 'search_path=pg_catalog, pg_temp')
+    LOOP
+        EXECUTE format('ALTER ROUTINE %s SET search_path = pg_catalog, pg_temp', v_fn);
+    END LOOP;
     FOR v_fn IN
         SELECT p.oid::regprocedure
         FROM pg_catalog.pg_proc AS p
@@ -7279,7 +7973,7 @@ BEGIN
     END LOOP;
 END;
 $grants$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:90_grants.sql', '90_grants.sql', 'd6a38d58104fd7a3306a330bf8d6e876a62f750f7d6acc73d2663aa8014a4662', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '55c82488b6ae75993da561d60be847b6414b1f781082554cef5376d9f7870e42', 'repeatable'); END $pgmemo$;
 COMMIT;
 SELECT format('pgmemo schema version %s installed (pgvector %s in schema %s)',
     v ->> 'schema_version', v ->> 'pgvector', v ->> 'vector_schema') AS pgmemo_installed

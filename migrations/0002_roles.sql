@@ -11,11 +11,18 @@
 -- missing, EXECUTE stays revoked from PUBLIC, and only the owner can use pgmemo until a
 -- superuser creates them. The grants themselves live in sql/90_grants.sql, re-applied by every
 -- migrate run, so a replaced function never loses them.
+--
+-- Amended after release (issue 11): the first version called pg_has_role() on role names that
+-- may not exist, so it failed ("role memory_writer does not exist") for exactly the migrating
+-- user it meant to warn (no CREATEROLE, as on managed services). The runner accepts the first
+-- version's checksum for installs that applied it (python/pgmemo/migrate.py, SUPERSEDED): its
+-- effect on a database where it succeeded is the same.
 
 DO $roles$
 DECLARE
     v_role text;
     v_member record;
+    v_missing text[] := ARRAY[]::text[];
 BEGIN
     FOREACH v_role IN ARRAY ARRAY[
         'memory_reader', 'memory_writer', 'memory_worker', 'memory_admin'
@@ -26,29 +33,40 @@ BEGIN
                 EXECUTE format('COMMENT ON ROLE %I IS %L', v_role,
                     'pgmemo API role (see docs/SECURITY.md); NOLOGIN: grant it to a login role');
             EXCEPTION WHEN insufficient_privilege THEN
-                RAISE WARNING 'pgmemo: cannot create role % (%): only the owner can use pgmemo '
-                    'until a superuser runs CREATE ROLE % NOLOGIN and migrate runs again',
-                    v_role, sqlerrm, v_role;
+                v_missing := v_missing || v_role;
             END;
         END IF;
     END LOOP;
 
+    IF cardinality(v_missing) > 0 THEN
+        RAISE WARNING 'pgmemo: could not create the roles % (no CREATEROLE): only the owner can '
+            'use pgmemo until they exist', array_to_string(v_missing, ', ')
+            USING HINT = 'As a superuser (or a role with CREATEROLE), run: '
+                || (SELECT string_agg(format('CREATE ROLE %I NOLOGIN;', r), ' ')
+                    FROM unnest(v_missing) AS r)
+                || ' GRANT memory_reader TO memory_writer; GRANT memory_writer TO memory_admin; '
+                || 'GRANT memory_worker TO memory_admin; then run pgmemo migrate again.';
+    END IF;
+
+    -- Joined on pg_roles first, so pg_has_role only ever sees roles that exist.
     FOR v_member IN
-        SELECT m.granted, m.member
+        SELECT g.rolname AS granted, w.rolname AS member
         FROM (VALUES
             ('memory_reader', 'memory_writer'),
             ('memory_writer', 'memory_admin'),
             ('memory_worker', 'memory_admin')
         ) AS m (granted, member)
-        WHERE EXISTS (SELECT FROM pg_catalog.pg_roles AS r WHERE r.rolname = m.granted)
-          AND EXISTS (SELECT FROM pg_catalog.pg_roles AS r WHERE r.rolname = m.member)
-          AND NOT pg_catalog.pg_has_role(m.member, m.granted, 'MEMBER')
+        JOIN pg_catalog.pg_roles AS g ON g.rolname = m.granted
+        JOIN pg_catalog.pg_roles AS w ON w.rolname = m.member
+        WHERE NOT pg_catalog.pg_has_role(w.oid, g.oid, 'MEMBER')
     LOOP
         BEGIN
             EXECUTE format('GRANT %I TO %I', v_member.granted, v_member.member);
         EXCEPTION WHEN insufficient_privilege THEN
             RAISE WARNING 'pgmemo: cannot grant role % to % (%)',
-                v_member.granted, v_member.member, sqlerrm;
+                v_member.granted, v_member.member, sqlerrm
+                USING HINT = format('As a superuser, run: GRANT %I TO %I;', v_member.granted,
+                    v_member.member);
         END;
     END LOOP;
 END;

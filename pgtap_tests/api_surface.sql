@@ -28,7 +28,9 @@ SELECT functions_are('memory', ARRAY[
     -- distributed domains on Citus (sql/48_distributed.sql)
     'distribute_domain', 'repair_shard_indexes',
     -- reference docs (make docs)
-    'api_reference'
+    'api_reference',
+    -- per-domain access (sql/05_trust.sql)
+    'grant_domain', 'revoke_domain', 'set_max_content_bytes'
 ], 'schema memory has exactly the public functions');
 SELECT views_are('memory', ARRAY['domains', 'workers', 'embedding_coverage', 'vector_indexes',
     'queue_status'], 'schema memory has exactly the public views');

@@ -68,17 +68,43 @@ BEGIN
 END;
 $$;
 
--- Operator, opclass and similarity expression for each distance.
-CREATE OR REPLACE FUNCTION memory_private._distance_operator(distance text)
+-- pgvector's schema, quoted for SQL text. Functions run with search_path = pg_catalog, pg_temp
+-- (sql/90_grants.sql): pgvector's schema is never on it, since another role may be able to
+-- create better-matching overloads there; its types, functions and operators are reached by
+-- qualified name (OPERATOR(<schema>.<=>), <schema>.vector).
+CREATE OR REPLACE FUNCTION memory_private._vector_schema()
 RETURNS text
-LANGUAGE sql IMMUTABLE
+LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-    SELECT CASE distance
+    SELECT pg_catalog.quote_ident(n.nspname)
+    FROM pg_catalog.pg_extension AS e JOIN pg_catalog.pg_namespace AS n ON n.oid = e.extnamespace
+    WHERE e.extname = 'vector'
+$$;
+
+-- 'vector' or 'halfvec' when type_oid is that pgvector type, else NULL.
+CREATE OR REPLACE FUNCTION memory_private._vector_type(type_oid oid)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT t.typname::text
+    FROM pg_catalog.pg_type AS t
+    JOIN pg_catalog.pg_extension AS e ON e.extnamespace = t.typnamespace AND e.extname = 'vector'
+    WHERE t.oid = type_oid AND t.typname IN ('vector', 'halfvec')
+$$;
+
+-- Operator, opclass and similarity expression for each distance (the operator qualified).
+CREATE OR REPLACE FUNCTION memory_private._distance_operator(distance text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT pg_catalog.format('OPERATOR(%s.%s)', memory_private._vector_schema(), CASE distance
         WHEN 'cosine' THEN '<=>'
         WHEN 'l2' THEN '<->'
         WHEN 'inner_product' THEN '<#>'
-    END
+    END)
 $$;
 
 CREATE OR REPLACE FUNCTION memory_private._distance_opclass(distance text)
@@ -128,15 +154,15 @@ AS $$
     END
 $$;
 
--- The column type of a domain's embeddings, e.g. vector(768) or halfvec(1536).
+-- The column type of a domain's embeddings, e.g. public.vector(768) or extensions.halfvec(1536).
 CREATE OR REPLACE FUNCTION memory_private._embedding_column_type(
     embedding_type text, dimension integer
 )
 RETURNS text
-LANGUAGE sql IMMUTABLE
+LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-    SELECT format('%s(%s)', embedding_type, dimension)
+    SELECT format('%s.%s(%s)', memory_private._vector_schema(), embedding_type, dimension)
 $$;
 
 CREATE OR REPLACE FUNCTION memory_private._check_embedding(
@@ -147,9 +173,9 @@ LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
 BEGIN
-    IF embedding IS NOT NULL AND vector_dims(embedding) <> d.dimension THEN
+    IF embedding IS NOT NULL AND cardinality(embedding::real[]) <> d.dimension THEN
         RAISE EXCEPTION '% has % dimensions, domain "%" expects %',
-            what, vector_dims(embedding), d.domain, d.dimension
+            what, cardinality(embedding::real[]), d.domain, d.dimension
             USING ERRCODE = '22000';
     END IF;
 END;
@@ -227,7 +253,8 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     -- the embedding column: the stored vector (halfvec read as vector), or NULL
-    v_embedding text := CASE WHEN with_embeddings THEN 's.embedding::vector' ELSE 'NULL::vector' END;
+    v_embedding text := format(CASE WHEN with_embeddings THEN 's.embedding::%s.vector'
+        ELSE 'NULL::%s.vector' END, memory_private._vector_schema());
     v_op text := memory_private._distance_operator(d.distance);
     v_similarity text := CASE d.distance
         WHEN 'cosine' THEN '1 - s.distance'

@@ -11,7 +11,8 @@ AS $$
 BEGIN
     NEW.updated_at := now();
     IF NEW.content IS DISTINCT FROM OLD.content
-        AND NEW.embedding IS NOT DISTINCT FROM OLD.embedding THEN
+        -- (as real[]: pgvector's = is not on this function's search_path)
+        AND NEW.embedding::real[] IS NOT DISTINCT FROM OLD.embedding::real[] THEN
         NEW.embedding := NULL;
         NEW.embedding_model := NULL;
     END IF;
@@ -159,6 +160,7 @@ BEGIN
          hnsw_m, hnsw_ef_construction, text_config, embedding_type)
     VALUES (domain, 'memory_data', v_table, dimension, distance, embedding_model,
             hnsw_m, hnsw_ef_construction, text_config, embedding_type);
+    PERFORM memory_private._default_access(domain);
 
     EXECUTE format(
         'CREATE TABLE memory_data.%I ('
@@ -291,7 +293,11 @@ AS $$
 DECLARE
     v_count bigint;
 BEGIN
-    IF to_regclass(format('%I.%I', table_schema, table_name)) IS NULL THEN
+    IF to_regclass(format('%I.%I', table_schema, table_name)) IS NULL
+        OR NOT memory_private._readable((
+            SELECT d FROM memory_private.domains AS d
+            WHERE d.table_schema = _row_count.table_schema AND d.table_name = _row_count.table_name
+        )) THEN
         RETURN NULL;
     END IF;
     EXECUTE format('SELECT count(*) FROM %I.%I', table_schema, table_name) INTO v_count;
@@ -310,8 +316,10 @@ SELECT
     d.created_at,
     d.adopted,
     d.source_table::text AS source_table
-FROM memory_private.domains AS d;
+FROM memory_private.domains AS d
+WHERE memory_private._can(d.domain, 'read');
 
 COMMENT ON VIEW memory.domains IS
 'Registered memory domains: table, dimension, distance, embedding model, exact row count, and '
-'for adopted domains (memory.adopt_table) the application table behind the view.';
+'for adopted domains (memory.adopt_table) the application table behind the view. Only the '
+'domains the caller may read (memory.grant_domain).';

@@ -14,12 +14,13 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_id text;
 BEGIN
     IF content IS NULL THEN
         RAISE EXCEPTION 'content must not be NULL' USING ERRCODE = '22004';
     END IF;
+    PERFORM memory_private._check_contents(v_d, ARRAY[content]);
     metadata := memory_private._check_metadata(metadata);
     PERFORM memory_private._check_embedding(v_d, embedding);
     IF id IS NULL THEN
@@ -91,10 +92,12 @@ BEGIN
         RAISE EXCEPTION 'metadatas[%] must be a JSON object, got a JSON %', v_bad.ord, v_bad.t
             USING ERRCODE = '22023';
     END IF;
-    SELECT u.ord, vector_dims(u.e) AS dims INTO v_bad
-    FROM unnest(embeddings) WITH ORDINALITY AS u (e, ord)
-    WHERE u.e IS NOT NULL AND vector_dims(u.e) <> d.dimension LIMIT 1;
-    IF FOUND THEN
+    EXECUTE format('SELECT u.ord, %1$s.vector_dims(u.e) AS dims '
+        'FROM unnest($1) WITH ORDINALITY AS u (e, ord) '
+        'WHERE u.e IS NOT NULL AND %1$s.vector_dims(u.e) <> $2 LIMIT 1',
+        memory_private._vector_schema())
+    INTO v_bad USING embeddings, d.dimension;
+    IF v_bad.ord IS NOT NULL THEN
         RAISE EXCEPTION 'embeddings[%] has % dimensions, domain "%" expects %',
             v_bad.ord, v_bad.dims, d.domain, d.dimension
             USING ERRCODE = '22000';
@@ -119,7 +122,7 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_n integer := coalesce(cardinality(contents), 0);
     v_bad record;
     v_ids text[];
@@ -147,6 +150,7 @@ BEGIN
         RAISE EXCEPTION 'contents[%] is NULL', v_bad.ord USING ERRCODE = '22004';
     END IF;
     PERFORM memory_private._check_rows(v_d, metadatas, embeddings, ids);
+    PERFORM memory_private._check_contents(v_d, contents);
 
     IF v_d.adopted THEN
         -- A view over the application's table: its ids come from the table (a bigint identity,
@@ -175,7 +179,7 @@ BEGIN
         v_d.table_schema, v_d.table_name)
     USING v_ids, contents,
         coalesce(metadatas, array_fill(NULL::jsonb, ARRAY[v_n])),
-        coalesce(embeddings, array_fill(NULL::vector, ARRAY[v_n])),
+        coalesce(embeddings, array_fill(embeddings[1], ARRAY[v_n])),
         v_d.embedding_model;
     IF v_d.distributed THEN
         PERFORM memory_private._dist_sync_jobs(v_d, v_ids);
@@ -201,11 +205,14 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_count integer;
 BEGIN
     IF metadata IS NOT NULL THEN
         PERFORM memory_private._check_metadata(metadata);
+    END IF;
+    IF content IS NOT NULL THEN
+        PERFORM memory_private._check_contents(v_d, ARRAY[content]);
     END IF;
     PERFORM memory_private._check_embedding(v_d, embedding);
     EXECUTE format(
@@ -235,7 +242,7 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_count integer;
 BEGIN
     EXECUTE format('DELETE FROM %I.%I AS t WHERE t.id = $1', v_d.table_schema, v_d.table_name)
@@ -257,7 +264,7 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_count bigint;
 BEGIN
     EXECUTE format('DELETE FROM %I.%I AS t WHERE t.id = ANY ($1)', v_d.table_schema, v_d.table_name)
@@ -280,7 +287,7 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_count bigint;
 BEGIN
     IF v_d.adopted THEN
@@ -326,7 +333,7 @@ LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'read');
 BEGIN
     RETURN QUERY EXECUTE format(
         'SELECT t.id, t.content, t.metadata, t.embedding IS NOT NULL, t.created_at, t.updated_at '

@@ -90,7 +90,7 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'read');
     v_rerank boolean := recency_half_life IS NOT NULL OR importance_weight IS NOT NULL;
     v_fetch integer;
     v_saved text[];
@@ -204,7 +204,7 @@ LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'read');
 BEGIN
     PERFORM memory_private._check_k(k);
     IF match IS NULL OR match NOT IN ('all', 'any') THEN

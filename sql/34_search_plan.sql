@@ -51,7 +51,8 @@ DECLARE
     END;
     v_exact text;
     -- the embedding column: the stored vector (halfvec read as vector), or NULL
-    v_emb text := CASE WHEN with_embeddings THEN 's.embedding::vector' ELSE 'NULL::vector' END;
+    v_emb text := format(CASE WHEN with_embeddings THEN 's.embedding::%s.vector'
+        ELSE 'NULL::%s.vector' END, memory_private._vector_schema());
 BEGIN
     v_exact := format($q$
         SELECT t.id, t.content, t.metadata, (t.embedding %1$s $1) + 0 AS distance,

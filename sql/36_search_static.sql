@@ -48,13 +48,14 @@ BEGIN
             RETURN QUERY %s;
 $b$, memory_private._search_static_key(v_d), v_sql);
     END LOOP;
-    EXECUTE format($f$
+    -- pgvector by qualified name: this runs with search_path = pg_catalog, pg_temp
+    EXECUTE replace(format($f$
 CREATE OR REPLACE FUNCTION memory_private._search_static(
-    d memory_private.domains, query_embedding vector, k integer, min_similarity double precision
+    d memory_private.domains, query_embedding @vector_schema@.vector, k integer, min_similarity double precision
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, similarity double precision,
-    distance double precision, created_at timestamptz, updated_at timestamptz, embedding vector
+    distance double precision, created_at timestamptz, updated_at timestamptz, embedding @vector_schema@.vector
 )
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
@@ -73,7 +74,8 @@ $body$
 $f$,
         CASE WHEN v_branches = '' THEN '' ELSE 'CASE memory_private._search_static_key(d)'
             || v_branches || '    ELSE' END,
-        CASE WHEN v_branches = '' THEN '' ELSE 'END CASE;' END);
+        CASE WHEN v_branches = '' THEN '' ELSE 'END CASE;' END),
+        '@vector_schema@', memory_private._vector_schema());
     IF v_iterative IS NOT NULL THEN
         PERFORM set_config('hnsw.iterative_scan', v_iterative, true);
     END IF;

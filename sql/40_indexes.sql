@@ -135,7 +135,8 @@ BEGIN
         END IF;
         EXECUTE format(
             'CREATE INDEX %I ON %s USING hnsw (%I %s) WITH (m = %s, ef_construction = %s)',
-            v_name, v_phys.relation, v_phys.embedding_column, v_opclass, m, ef_construction);
+            v_name, v_phys.relation, v_phys.embedding_column,
+            memory_private._vector_schema() || '.' || quote_ident(v_opclass), m, ef_construction);
     END IF;
 
     UPDATE memory_private.domains AS d
@@ -194,7 +195,8 @@ BEGIN
     IF v_kind <> 'p' THEN
         IF EXISTS (
             SELECT FROM pg_catalog.pg_index AS i JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
-            WHERE c.relname = index_name AND c.relnamespace = v_schema::regnamespace
+            WHERE c.relname = index_name
+              AND c.relnamespace = (SELECT r.relnamespace FROM pg_catalog.pg_class AS r WHERE r.oid = rel)
               AND NOT i.indisvalid
         ) THEN
             RETURN NEXT format('DROP INDEX CONCURRENTLY IF EXISTS %I.%I', v_schema, index_name);
@@ -227,7 +229,9 @@ BEGIN
             IF EXISTS (
                 SELECT FROM pg_catalog.pg_index AS i
                 JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
-                WHERE c.relname = v_name AND c.relnamespace = v_part.nspname::regnamespace
+                WHERE c.relname = v_name
+                  AND c.relnamespace = (SELECT r.relnamespace FROM pg_catalog.pg_class AS r
+                      WHERE r.oid = v_part.relid)
                   AND NOT i.indisvalid
             ) THEN
                 RETURN NEXT format('DROP INDEX CONCURRENTLY IF EXISTS %I.%I', v_part.nspname, v_name);

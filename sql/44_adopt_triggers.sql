@@ -73,7 +73,7 @@ BEGIN
     IF NEW.content IS DISTINCT FROM OLD.content THEN
         v_set := v_set || format('%I = $1', v_content);
     END IF;
-    IF NEW.embedding IS DISTINCT FROM OLD.embedding THEN
+    IF NEW.embedding::real[] IS DISTINCT FROM OLD.embedding::real[] THEN
         v_set := v_set || format('%I = $2', v_embedding);
     END IF;
     IF v_metadata IS NOT NULL AND NEW.metadata IS DISTINCT FROM OLD.metadata THEN
@@ -105,7 +105,7 @@ DECLARE
     v_clear boolean;
 BEGIN
     EXECUTE format('SELECT ($1).%1$I IS DISTINCT FROM ($2).%1$I '
-        'AND ($1).%2$I IS NOT NULL AND ($1).%2$I IS NOT DISTINCT FROM ($2).%2$I',
+        'AND ($1).%2$I IS NOT NULL AND ($1).%2$I::real[] IS NOT DISTINCT FROM ($2).%2$I::real[]',
         TG_ARGV[0], TG_ARGV[1])
     INTO v_clear USING NEW, OLD;
     IF v_clear THEN

@@ -144,6 +144,7 @@ BEGIN
              JOIN pg_catalog.pg_type AS t ON t.oid = a.atttypid
              WHERE a.attrelid = source AND a.attname = embedding_column))
     RETURNING d.* INTO v_d;
+    PERFORM memory_private._default_access(domain);
     PERFORM memory_private._adopted_view(v_d, opt);
 
     IF memory_private._is_distributed_table(source) THEN
@@ -205,6 +206,42 @@ BEGIN
 END;
 $$;
 
+-- Adoption hands the table to every role that may use the domain, with pgmemo's rights: the
+-- caller (memory_private._caller(), checked as itself, not as pgmemo's owner) must own it and
+-- reach its schema; pgmemo's owner must own it too (or be a member of its owner: triggers and
+-- indexes need that) to wire it.
+CREATE OR REPLACE FUNCTION memory_private._check_adopter(source regclass)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_caller name := memory_private._caller();
+    v_rel record;
+BEGIN
+    SELECT c.relowner, c.relnamespace, n.nspname INTO v_rel
+    FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+    WHERE c.oid = source;
+    IF NOT pg_catalog.has_schema_privilege(v_caller, v_rel.relnamespace, 'USAGE')
+        OR NOT pg_catalog.pg_has_role(v_caller, v_rel.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied: only the owner of % can adopt it (% is not)',
+            source, v_caller
+            USING ERRCODE = '42501',
+                  DETAIL = 'Adopting a table lets every role granted the domain read and write '
+                      || 'it through pgmemo.',
+                  HINT = pg_catalog.format('Adopt it as %s (or a member of it).',
+                      v_rel.relowner::regrole);
+    END IF;
+    IF NOT pg_catalog.pg_has_role(current_user, v_rel.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'pgmemo''s owner % cannot wire % (owned by %): triggers and indexes on a '
+            'table need its owner''s rights', current_user, source, v_rel.relowner::regrole
+            USING ERRCODE = '42501',
+                  HINT = pg_catalog.format('As a superuser or the table owner: GRANT %s TO %s;',
+                      v_rel.relowner::regrole, current_user);
+    END IF;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION memory.adopt_table(
     domain text,
     source regclass,
@@ -262,6 +299,8 @@ BEGIN
         RAISE EXCEPTION '% belongs to pgmemo: only application tables can be adopted', source
             USING ERRCODE = '22023';
     END IF;
+    PERFORM memory_private._check_adopter(source);
+    PERFORM memory_private._assert_inert(source, true);
 
     SELECT * INTO v_id FROM memory_private._column(source, id_column);
     IF NOT FOUND THEN
@@ -304,7 +343,7 @@ BEGIN
         RAISE EXCEPTION 'table % has no column %', source, quote_ident(embedding_column)
             USING ERRCODE = '42703';
     END IF;
-    IF v_embedding.type_oid NOT IN ('vector'::regtype, 'halfvec'::regtype) THEN
+    IF memory_private._vector_type(v_embedding.type_oid) IS NULL THEN
         RAISE EXCEPTION 'embedding column %.% is %, not vector(n) or halfvec(n)', source,
             quote_ident(embedding_column), v_embedding.type_name
             USING ERRCODE = '0A000';
@@ -316,7 +355,7 @@ BEGIN
                   HINT = format('Give it one first: ALTER TABLE %s ALTER COLUMN %I TYPE vector(1536);',
                       source, embedding_column);
     END IF;
-    IF v_embedding.typmod > (CASE WHEN v_embedding.type_oid = 'halfvec'::regtype THEN 4000
+    IF v_embedding.typmod > (CASE WHEN memory_private._vector_type(v_embedding.type_oid) = 'halfvec' THEN 4000
         ELSE 2000 END) THEN
         RAISE EXCEPTION 'embedding column %.% is %: too many dimensions for an HNSW index '
             '(vector: 2000, halfvec: 4000)',

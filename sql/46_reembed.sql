@@ -39,7 +39,7 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_phys record := memory_private._physical(v_d);
     v_shadow text;
     v_id name;
@@ -132,7 +132,7 @@ AS $$
 #variable_conflict use_column
 BEGIN
     IF p_domain IS NOT NULL THEN
-        PERFORM memory_private._domain(p_domain);
+        PERFORM memory_private._domain_for(p_domain, 'read');
     END IF;
     RETURN QUERY
     SELECT r.domain, r.shadow_domain, r.embedding_model, r.dimension, c.total_rows,
@@ -186,7 +186,7 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_r memory_private.reembeds := memory_private._reembed(domain);
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_phys record := memory_private._physical(v_d);
     v_rel text := memory_private._qualified(v_phys.relation);
     v_total bigint;
@@ -275,6 +275,8 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_r memory_private.reembeds := memory_private._reembed(domain);
+    -- no _domain_for: cancelling writes no row (it drops the shadow column), and drop_domain
+    -- must work even for an adopted table pgmemo refuses to write
     v_d memory_private.domains := memory_private._domain(domain);
     v_rel text := memory_private._qualified((memory_private._physical(v_d)).relation);
 BEGIN

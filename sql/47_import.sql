@@ -16,7 +16,7 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_n integer := coalesce(cardinality(ids), 0);
     v_bad record;
     v_inserted bigint;
@@ -47,9 +47,10 @@ BEGIN
         RAISE EXCEPTION 'ids[%] or contents[%] is NULL', v_bad.ord, v_bad.ord USING ERRCODE = '22004';
     END IF;
     PERFORM memory_private._check_rows(v_d, metadatas, embeddings, ids);
+    PERFORM memory_private._check_contents(v_d, contents);
     -- The optional arrays as arrays of NULLs, so both statements below unnest them alike.
     metadatas := coalesce(metadatas, array_fill(NULL::jsonb, ARRAY[v_n]));
-    embeddings := coalesce(embeddings, array_fill(NULL::vector, ARRAY[v_n]));
+    embeddings := coalesce(embeddings, array_fill(embeddings[1], ARRAY[v_n]));
     created_ats := coalesce(created_ats, array_fill(NULL::timestamptz, ARRAY[v_n]));
     updated_ats := coalesce(updated_ats, array_fill(NULL::timestamptz, ARRAY[v_n]));
 
@@ -57,7 +58,7 @@ BEGIN
     -- embedding given replaces the stored one; none keeps it unless the content changed (then
     -- the row is queued, like any content change).
     EXECUTE format(
-        'UPDATE %I.%I AS t SET content = s.content, metadata = s.metadata, '
+        'UPDATE %1$I.%2$I AS t SET content = s.content, metadata = s.metadata, '
         'embedding = coalesce(s.embedding, t.embedding), '
         'embedding_model = CASE WHEN s.embedding IS NOT NULL THEN $7 ELSE t.embedding_model END, '
         'created_at = coalesce(s.created_at, t.created_at) '
@@ -66,8 +67,9 @@ BEGIN
         '      created_at)) AS s '
         'WHERE t.id = s.id AND ((t.content, t.metadata, t.created_at) IS DISTINCT FROM '
         '(s.content, s.metadata, coalesce(s.created_at, t.created_at)) '
-        'OR (s.embedding IS NOT NULL AND t.embedding IS DISTINCT FROM s.embedding))',
-        v_d.table_schema, v_d.table_name)
+        'OR (s.embedding IS NOT NULL '
+        '    AND (t.embedding IS NULL OR NOT t.embedding OPERATOR(%3$s.=) s.embedding)))',
+        v_d.table_schema, v_d.table_name, memory_private._vector_schema())
     USING ids, contents, metadatas, embeddings, created_ats, updated_ats, v_d.embedding_model;
     GET DIAGNOSTICS v_updated = ROW_COUNT;
 
@@ -118,15 +120,15 @@ LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'read');
 BEGIN
     RETURN QUERY EXECUTE format(
-        'SELECT t.id, t.content, t.metadata, CASE WHEN $2 THEN t.embedding::vector END, t.embedding_model, '
+        'SELECT t.id, t.content, t.metadata, CASE WHEN $2 THEN t.embedding::%3$s.vector END, t.embedding_model, '
         't.created_at, t.updated_at '
         'FROM (SELECT u.id, min(u.ord) AS ord FROM unnest($1) WITH ORDINALITY AS u (id, ord) '
         'GROUP BY u.id) AS w '
-        'JOIN %I.%I AS t ON t.id = w.id ORDER BY w.ord',
-        v_d.table_schema, v_d.table_name)
+        'JOIN %1$I.%2$I AS t ON t.id = w.id ORDER BY w.ord',
+        v_d.table_schema, v_d.table_name, memory_private._vector_schema())
     USING ids, coalesce(with_embeddings, true);
 END;
 $$;

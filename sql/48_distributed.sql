@@ -351,7 +351,8 @@ BEGIN
         v_op, d.table_schema, d.table_name,
         CASE WHEN predicate IS NOT NULL THEN 'AND ' || predicate ELSE '' END,
         format(v_similarity, v_op),
-        CASE WHEN with_embeddings THEN 't.embedding::vector' ELSE 'NULL::vector' END);
+        format(CASE WHEN with_embeddings THEN 't.embedding::%s.vector' ELSE 'NULL::%s.vector' END,
+            memory_private._vector_schema()));
 END;
 $$;
 

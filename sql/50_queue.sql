@@ -101,6 +101,7 @@ DECLARE
     v_d memory_private.domains;
     v_content text;
     v_has_embedding boolean;
+    v_allowed text[];
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 OR batch_size > 10000 THEN
         RAISE EXCEPTION 'batch_size must be between 1 and 10000, got %',
@@ -110,8 +111,12 @@ BEGIN
         RAISE EXCEPTION 'lease must be a positive interval' USING ERRCODE = '22023';
     END IF;
     IF only_domain IS NOT NULL THEN
-        PERFORM memory_private._domain(only_domain);
+        PERFORM memory_private._domain_for(only_domain, 'claim');
     END IF;
+    -- Only the domains this worker may read and write (memory.grant_domain).
+    v_allowed := ARRAY(SELECT d.domain FROM memory_private.domains AS d
+        WHERE memory_private._can(d.domain, 'read') AND memory_private._can(d.domain, 'write')
+          AND memory_private._readable(d));
     PERFORM memory.release_expired_claims();
 
     FOR v_job IN
@@ -119,6 +124,7 @@ BEGIN
             SELECT q.job_id FROM memory_private.embedding_queue AS q
             WHERE q.status = 'pending' AND q.run_after <= now()
               AND (only_domain IS NULL OR q.domain = only_domain)
+              AND q.domain = ANY (v_allowed)
               -- A re-embed's shadow jobs need the new model: only a worker that names the
               -- shadow domain takes them.
               AND (only_domain IS NOT NULL OR NOT EXISTS (
@@ -135,7 +141,7 @@ BEGIN
         RETURNING q.job_id, q.domain, q.row_id
     LOOP
         IF v_d.domain IS DISTINCT FROM v_job.domain THEN
-            v_d := memory_private._domain(v_job.domain);
+            v_d := memory_private._domain_for(v_job.domain, 'claim');
         END IF;
         EXECUTE format('SELECT t.content, t.embedding IS NOT NULL FROM %I.%I AS t WHERE t.id = $1',
             v_d.table_schema, v_d.table_name)
@@ -194,6 +200,9 @@ BEGIN
             v_d := memory_private._domain(v_item.domain);
         END IF;
         BEGIN
+            -- Checked per job: a domain the worker may no longer write, or an adopted table
+            -- that would run another role's code, fails its jobs alone.
+            PERFORM memory_private._domain_for(v_item.domain, 'write');
             IF v_item.embedding IS NULL THEN
                 RAISE EXCEPTION 'no embedding given' USING ERRCODE = '22004';
             END IF;
@@ -226,7 +235,8 @@ BEGIN
             ELSE
                 DELETE FROM memory_private.embedding_queue AS q WHERE q.job_id = v_item.job_id;
             END IF;
-        EXCEPTION WHEN data_exception OR null_value_not_allowed OR check_violation THEN
+        EXCEPTION WHEN data_exception OR null_value_not_allowed OR check_violation
+            OR insufficient_privilege THEN
             -- A bad vector fails this job alone.
             PERFORM memory_private._fail_jobs(ARRAY[v_item.job_id], SQLERRM);
         END;
@@ -285,7 +295,7 @@ SET search_path FROM CURRENT
 AS $$
 BEGIN
     IF queue_counts.domain IS NOT NULL THEN
-        PERFORM memory_private._domain(queue_counts.domain);
+        PERFORM memory_private._domain_for(queue_counts.domain, 'read');
     END IF;
     RETURN QUERY
     SELECT
@@ -331,6 +341,14 @@ BEGIN
             END IF;
             v_total := v_total + memory_private._dist_enqueue_missing(v_d);
             CONTINUE;
+        END IF;
+        -- Reads the domain's table: an adopted one that would run another role's code is
+        -- refused when named, skipped in the sweep over all (diagnose reports it), so one such
+        -- table cannot stop run_maintenance for every domain.
+        IF enqueue_missing.domain IS NULL THEN
+            CONTINUE WHEN NOT memory_private._readable(v_d);
+        ELSE
+            v_d := memory_private._domain_for(v_d.domain, 'read');
         END IF;
         EXECUTE format(
             'WITH added AS ('

@@ -11,7 +11,8 @@ LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 BEGIN
-    IF to_regclass(format('%I.%I', d.table_schema, d.table_name)) IS NULL THEN
+    IF to_regclass(format('%I.%I', d.table_schema, d.table_name)) IS NULL
+        OR NOT memory_private._readable(d) THEN
         RETURN;
     END IF;
     EXECUTE format('SELECT count(*), count(*) FILTER (WHERE t.embedding IS NOT NULL) FROM %I.%I AS t',
@@ -39,7 +40,8 @@ LEFT JOIN LATERAL (
         count(*) FILTER (WHERE j.status = 'dead') AS dead_jobs
     FROM memory_private.embedding_queue AS j
     WHERE j.domain = d.domain
-) AS q ON TRUE;
+) AS q ON TRUE
+WHERE memory_private._can(d.domain, 'read');
 
 COMMENT ON VIEW memory.embedding_coverage IS
 'Per domain: rows, rows with an embedding, rows without (missing_rows), coverage_pct (NULL for '
@@ -60,7 +62,8 @@ SELECT
     v.opclass = memory_private._opclass(d) AS matches_distance,
     v.is_partitioned
 FROM memory_private.domains AS d
-CROSS JOIN LATERAL memory_private._domain_vector_indexes(d) AS v;
+CROSS JOIN LATERAL memory_private._domain_vector_indexes(d) AS v
+WHERE memory_private._can(d.domain, 'read');
 
 COMMENT ON VIEW memory.vector_indexes IS
 'Every vector index (hnsw, ivfflat) on a domain''s embedding column, and on its partitions when '
@@ -95,7 +98,8 @@ SELECT
     coalesce(q.ready, 0) AS ready,
     coalesce(q.expired_claims, 0) AS expired_claims
 FROM memory_private.domains AS d
-LEFT JOIN q ON d.domain = q.domain;
+LEFT JOIN q ON d.domain = q.domain
+WHERE memory_private._can(d.domain, 'read');
 
 COMMENT ON VIEW memory.queue_status IS
 'The embedding queue per domain: pending (new jobs), claimed (leased to a worker), retrying '
@@ -140,11 +144,13 @@ DECLARE
     v_version integer[] := memory_private._vector_version();
 BEGIN
     IF p_domain IS NOT NULL THEN
-        PERFORM memory_private._domain(p_domain);
+        PERFORM memory_private._domain_for(p_domain, 'read');
     END IF;
     RETURN QUERY
     WITH checks AS (
         SELECT * FROM memory_private._check_pgvector(v_version)
+        UNION ALL
+        SELECT * FROM memory_private._check_schema_create()
         UNION ALL
         SELECT 'info', NULL, 'no_domains',
             'No domain yet: create one with SELECT memory.create_domain(''name'', dimension);', NULL
@@ -153,18 +159,25 @@ BEGIN
         SELECT c.*
         FROM memory_private.domains AS d
         CROSS JOIN LATERAL memory_private._check_table_missing(d) AS c
-        WHERE p_domain IS NULL OR d.domain = p_domain
+        WHERE (p_domain IS NULL OR d.domain = p_domain) AND memory_private._can(d.domain, 'read')
+        UNION ALL
+        -- An adopted table that would run another role's code (05_trust.sql).
+        SELECT c.*
+        FROM memory_private.domains AS d
+        CROSS JOIN LATERAL memory_private._check_adopted_foreign_code(d) AS c
+        WHERE (p_domain IS NULL OR d.domain = p_domain) AND memory_private._can(d.domain, 'read')
         UNION ALL
         -- Citus (48_distributed.sql): the cluster's checks of a domain.
         SELECT c.*
         FROM memory_private.domains AS d
         CROSS JOIN LATERAL memory_private._diagnose_distributed(d) AS c
-        WHERE (p_domain IS NULL OR d.domain = p_domain)
+        WHERE (p_domain IS NULL OR d.domain = p_domain) AND memory_private._can(d.domain, 'read')
           AND (memory_private._physical(d)).relation IS NOT NULL
           AND (d.distributed OR memory_private._citus_version() IS NOT NULL)
         UNION ALL
         -- One function per check (61_diagnose.sql), on the domains whose table exists (and, on
-        -- Citus, whose workers all answer: these checks read rows).
+        -- Citus, whose workers all answer; adopted: that pgmemo may read, see _readable: these
+        -- checks read rows).
         SELECT c.*
         FROM memory_private.domains AS d
         CROSS JOIN LATERAL (
@@ -186,8 +199,9 @@ BEGIN
             UNION ALL SELECT * FROM memory_private._check_no_live_worker(d)
             UNION ALL SELECT * FROM memory_private._check_expired_claims(d)
         ) AS c
-        WHERE (p_domain IS NULL OR d.domain = p_domain)
+        WHERE (p_domain IS NULL OR d.domain = p_domain) AND memory_private._can(d.domain, 'read')
           AND (memory_private._physical(d)).relation IS NOT NULL
+          AND memory_private._readable(d)
           AND NOT ((d.distributed OR memory_private._citus_version() IS NOT NULL)
                    AND EXISTS (SELECT FROM memory_private._unreachable_nodes(d)))
     )
@@ -227,22 +241,20 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'read');
     v_f record := memory_private._filter_compile(filter);
     v_choice record;
     v_sql text;
     v_saved text[];
-    v_query vector;
+    v_query record;
     v_plan jsonb;
 BEGIN
     PERFORM memory_private._check_k(k);
     -- A representative query vector: an embedding of the domain, else a constant one.
-    EXECUTE format('SELECT t.embedding FROM %I.%I AS t WHERE t.embedding IS NOT NULL LIMIT 1',
-        v_d.table_schema, v_d.table_name)
-    INTO v_query;
-    IF v_query IS NULL THEN
-        v_query := array_fill(1::real, ARRAY[v_d.dimension])::vector;
-    END IF;
+    EXECUTE format('SELECT coalesce((SELECT t.embedding::%3$s.vector FROM %1$I.%2$I AS t '
+        'WHERE t.embedding IS NOT NULL LIMIT 1), array_fill(1::real, ARRAY[$1])::%3$s.vector) AS e',
+        v_d.table_schema, v_d.table_name, memory_private._vector_schema())
+    INTO v_query USING v_d.dimension;
 
     -- The same choice, settings and SQL text memory.search makes for the call.
     IF v_d.distributed THEN
@@ -251,7 +263,7 @@ BEGIN
         reason := 'distributed domain: every shard''s HNSW index (iterative scans with a filter), '
             || 'the shards'' top k merged on the coordinator';
         v_saved := memory_private._search_settings_begin(k, NULL, v_f.predicate IS NOT NULL);
-        v_plan := memory_private._dist_explain(v_d, v_query, k, filter);
+        v_plan := memory_private._dist_explain(v_d, v_query.e, k, filter);
     ELSE
         IF v_f.predicate IS NULL THEN
             path := 'hnsw';
@@ -271,7 +283,7 @@ BEGIN
         END IF;
         EXECUTE 'EXPLAIN (FORMAT JSON) ' || v_sql
         INTO v_plan
-        USING v_query, k, v_f.params, NULL::double precision;
+        USING v_query.e, k, v_f.params, NULL::double precision;
     END IF;
     PERFORM memory_private._search_settings_end(v_saved);
 

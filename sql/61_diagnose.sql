@@ -363,15 +363,15 @@ BEGIN
     EXECUTE format($q$
         SELECT jsonb_agg(jsonb_build_object('model', s.model, 'dims', s.dims))
         FROM (
-            SELECT DISTINCT t.embedding_model AS model, vector_dims(t.embedding) AS dims
+            SELECT DISTINCT t.embedding_model AS model, %3$s.vector_dims(t.embedding) AS dims
             FROM (
-                SELECT t.embedding_model, t.embedding FROM %I.%I AS t
+                SELECT t.embedding_model, t.embedding FROM %1$I.%2$I AS t
                 WHERE t.embedding IS NOT NULL
                 ORDER BY t.updated_at DESC LIMIT 1000
             ) AS t
         ) AS s
         WHERE s.dims <> $1
-    $q$, d.table_schema, d.table_name)
+    $q$, d.table_schema, d.table_name, memory_private._vector_schema())
     INTO v_written USING d.dimension;
     SELECT string_agg(format('%s wrote %s-dimensional vectors',
             coalesce(quote_literal(w.model), '(no model recorded)'), w.dims),

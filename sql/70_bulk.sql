@@ -48,7 +48,7 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_dropped text[] := ARRAY[]::text[];
     v_index regclass;
 BEGIN
@@ -88,7 +88,7 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_old_mem text := current_setting('maintenance_work_mem');
     v_old_workers text := current_setting('max_parallel_maintenance_workers');
     v_index text;

@@ -12,8 +12,13 @@ AS $$
         SELECT
             p.proname::text AS name,
             pg_get_function_identity_arguments(p.oid) AS identity,
-            format('memory.%I(%s)', p.proname, pg_get_function_arguments(p.oid))
-            || CASE WHEN p.prokind = 'p' THEN '' ELSE E'\nRETURNS ' || pg_get_function_result(p.oid) END
+            -- pgvector's types print unqualified, whichever schema holds them (the functions'
+            -- search_path leaves that schema off, so the catalog prints them qualified)
+            replace(replace(
+                format('memory.%I(%s)', p.proname, pg_get_function_arguments(p.oid))
+                || CASE WHEN p.prokind = 'p' THEN '' ELSE E'\nRETURNS ' || pg_get_function_result(p.oid) END,
+                memory_private._vector_schema() || '.vector', 'vector'),
+                memory_private._vector_schema() || '.halfvec', 'halfvec')
                 AS signature,
             coalesce(obj_description(p.oid, 'pg_proc'), '_(no comment)_') AS comment,
             (

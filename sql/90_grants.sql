@@ -9,9 +9,9 @@
 --   1. EXECUTE revoked from PUBLIC on every routine in memory and memory_private.
 --   2. Every function in schema memory runs with definer rights (SECURITY DEFINER, owned by the
 --      migrating user), so the private tables are reachable only through the functions. Each must
---      carry its fixed search_path (SET search_path FROM CURRENT = pg_catalog, <vector schema>,
---      pg_temp): a definer function without one would run under the caller's search_path, so
---      this file refuses to migrate when one is missing.
+--      carry a fixed search_path (SET search_path FROM CURRENT): a definer function without one
+--      would run under the caller's search_path, so this file refuses to migrate when one is
+--      missing. Every pinned path is then set to pg_catalog, pg_temp (pgvector by qualified name).
 --   3. An explicit grant list per role (memory_private._api_grants). A memory.* function or view
 --      that is in no list is granted to no role: pgtap_tests/security.sql fails on it, so whoever
 --      adds a public function decides who may call it here.
@@ -83,7 +83,10 @@ AS $$
         ('memory_admin', 'import_rows', 'function'),
         ('memory_admin', 'distribute_domain', 'function'),
         ('memory_admin', 'repair_shard_indexes', 'function'),
-        ('memory_admin', 'concurrent_index_statements', 'function')
+        ('memory_admin', 'concurrent_index_statements', 'function'),
+        ('memory_admin', 'grant_domain', 'function'),
+        ('memory_admin', 'revoke_domain', 'function'),
+        ('memory_admin', 'set_max_content_bytes', 'function')
     ) AS g (role_name, object_name, object_kind)
 $$;
 
@@ -126,6 +129,19 @@ BEGIN
             USING ERRCODE = '42501',
                   HINT = 'Add SET search_path FROM CURRENT to each: they run with definer rights.';
     END IF;
+    -- The path they run with is pg_catalog, pg_temp: pgvector's schema (on the path while the
+    -- files above were created, so that signatures could name vector) is left off, since
+    -- another role may be able to create better-matching overloads in it; the bodies reach
+    -- pgvector by qualified name (memory_private._vector_schema()).
+    FOR v_fn IN
+        SELECT p.oid::regprocedure
+        FROM pg_catalog.pg_proc AS p
+        WHERE p.pronamespace IN ('memory'::regnamespace, 'memory_private'::regnamespace)
+          AND EXISTS (SELECT FROM unnest(p.proconfig) AS c (setting)
+              WHERE c.setting LIKE 'search_path=%' AND c.setting <> 'search_path=pg_catalog, pg_temp')
+    LOOP
+        EXECUTE format('ALTER ROUTINE %s SET search_path = pg_catalog, pg_temp', v_fn);
+    END LOOP;
     FOR v_fn IN
         SELECT p.oid::regprocedure
         FROM pg_catalog.pg_proc AS p

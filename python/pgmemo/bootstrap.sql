@@ -26,8 +26,11 @@ COMMENT ON COLUMN memory_private.schema_migrations.breaking IS
 'true: the migration carries --! breaking-change (clients older than it refuse the database); '
 'false: it does not; NULL: applied before markers were read (treated as breaking).';
 
+-- p_superseded: earlier texts of this file that pgmemo amended on purpose (migrate.py SUPERSEDED
+-- says why); a database that applied one of them is up to date.
+DROP FUNCTION IF EXISTS memory_private._migration_needed(text, text, text);
 CREATE OR REPLACE FUNCTION memory_private._migration_needed(
-    p_version text, p_filename text, p_checksum text
+    p_version text, p_filename text, p_checksum text, p_superseded text[] DEFAULT '{}'
 ) RETURNS boolean LANGUAGE plpgsql AS $f$
 DECLARE
     v_checksum text;
@@ -37,7 +40,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN true;
     END IF;
-    IF v_checksum <> p_checksum THEN
+    IF v_checksum <> p_checksum AND v_checksum <> ALL (p_superseded) THEN
         RAISE EXCEPTION 'migration % was edited after it was applied (checksum % in the database, % in the file)',
             p_filename, left(v_checksum, 12), left(p_checksum, 12)
             USING ERRCODE = 'P0001',

@@ -102,8 +102,14 @@ domain_option = click.option(
               help="Print the single-file psql installer instead of migrating.")
 @click.option("--schedule-maintenance", is_flag=True,
               help="Then register memory.run_maintenance() with pg_cron (needs pg_cron).")
+@click.option("--lock-timeout", type=float, default=None,
+              help="Seconds to wait for each lock before backing off and retrying, printing the "
+                   "sessions that hold it (default PGMEMO_MIGRATE_LOCK_TIMEOUT, else 5).")
+@click.option("--retries", type=int, default=None,
+              help="Retries after a lock timeout (default PGMEMO_MIGRATE_RETRIES, else 10).")
 @pass_ctx
-def migrate(obj: Ctx, print_sql: bool, schedule_maintenance: bool) -> None:
+def migrate(obj: Ctx, print_sql: bool, schedule_maintenance: bool, lock_timeout: float | None,
+            retries: int | None) -> None:
     """Install or upgrade the pgmemo schema (idempotent).
 
     Applies migrations/ in order, then re-applies sql/, in one transaction under an advisory
@@ -115,7 +121,8 @@ def migrate(obj: Ctx, print_sql: bool, schedule_maintenance: bool) -> None:
         click.echo(bundle(), nl=False)
         return
     try:
-        result = run(obj.resolved_dsn(), echo=lambda m: click.echo(m, err=True))
+        result = run(obj.resolved_dsn(), echo=lambda m: click.echo(m, err=True),
+                     lock_timeout=lock_timeout, retries=retries)
     except MigrationError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(result.summary())

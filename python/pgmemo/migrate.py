@@ -14,10 +14,13 @@ Two migrators at once queue on the lock; the second finds nothing to do.
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+from psycopg.rows import tuple_row
 
 from . import resources
 
@@ -29,6 +32,23 @@ BOOTSTRAP_FILE = Path(__file__).with_name("bootstrap.sql")
 
 def bootstrap_sql() -> str:
     return BOOTSTRAP_FILE.read_text()
+
+
+# Landed migrations that were amended on purpose, with the checksums of their earlier texts and
+# why. A database whose ledger holds one of these checksums applied an equivalent file; any
+# other difference is still refused as an edit.
+SUPERSEDED: dict[str, dict[str, str]] = {
+    "0002_roles.sql": {
+        "fd3610431435c5d5f595c019b0fa4dc16168417ca1b93efc82d7116779403ffb":
+            "issue 11: the first text called pg_has_role() on roles that may not exist, so it "
+            "failed for a migrating user without CREATEROLE; where it succeeded, the amended "
+            "text does the same.",
+    },
+}
+
+
+def superseded(path: Path) -> list[str]:
+    return sorted(SUPERSEDED.get(path.name, {}))
 
 
 def checksum(path: Path) -> str:
@@ -55,45 +75,120 @@ class MigrationError(RuntimeError):
     """A migration could not be applied; nothing was changed."""
 
 
-def migrate(conninfo_or_conn: str | psycopg.Connection, *, echo=None) -> MigrateResult:
-    """Apply migrations/ then sql/ in one transaction. `echo(msg)` receives progress lines."""
+# Sessions holding locks on pgmemo's tables and views (what a migrate that timed out waited for).
+BLOCKERS = """
+SELECT DISTINCT a.pid, a.usename, a.state, l.relation::regclass::text AS relation, l.mode,
+    date_trunc('second', now() - coalesce(a.xact_start, a.query_start)) AS for_how_long,
+    left(regexp_replace(a.query, '\\s+', ' ', 'g'), 120) AS query
+FROM pg_catalog.pg_locks AS l
+JOIN pg_catalog.pg_stat_activity AS a ON a.pid = l.pid
+JOIN pg_catalog.pg_class AS c ON c.oid = l.relation
+JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+WHERE l.granted AND l.pid <> pg_backend_pid()
+  AND n.nspname IN ('memory', 'memory_private', 'memory_data')
+ORDER BY a.pid, relation
+"""
+
+
+def _env_number(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        raise MigrationError(f"{name} must be a number, got {os.environ[name]!r}") from None
+
+
+def migrate(conninfo_or_conn: str | psycopg.Connection, *, echo=None,
+            lock_timeout: float | None = None, retries: int | None = None) -> MigrateResult:
+    """Apply migrations/ then sql/ in one transaction. `echo(msg)` receives progress lines.
+
+    Every lock is taken with lock_timeout (seconds; default PGMEMO_MIGRATE_LOCK_TIMEOUT or 5): a
+    migrate waiting behind a long reader would otherwise queue every new reader behind itself.
+    On a timeout the transaction rolls back, the sessions holding pgmemo's objects are printed,
+    and it tries again, up to `retries` times (PGMEMO_MIGRATE_RETRIES or 10), waiting longer
+    each time. The advisory lock between two migrators waits without a timeout.
+    """
     say = echo or (lambda msg: None)
     if isinstance(conninfo_or_conn, str):
         with psycopg.connect(conninfo_or_conn, autocommit=True) as conn:
-            return migrate(conn, echo=echo)
+            return migrate(conn, echo=echo, lock_timeout=lock_timeout, retries=retries)
     conn = conninfo_or_conn
+    if lock_timeout is None:
+        lock_timeout = _env_number("PGMEMO_MIGRATE_LOCK_TIMEOUT", 5)
+    if retries is None:
+        retries = int(_env_number("PGMEMO_MIGRATE_RETRIES", 10))
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return _migrate_once(conn, say, lock_timeout)
+        except _LockTimeout as exc:
+            blockers = conn.cursor(row_factory=tuple_row).execute(BLOCKERS).fetchall()
+            held = "; ".join(
+                f"pid {b[0]} ({b[1]}, {b[2]}, for {b[5]}) holds {b[4]} on {b[3]}: {b[6]}"
+                for b in blockers) or "no session holds pgmemo's objects any more"
+            if attempt > retries:
+                raise MigrationError(
+                    f"migration failed, nothing was changed: a lock was not granted within "
+                    f"{lock_timeout:g}s, {attempt} times ({exc}). Blocking: {held}") from None
+            wait = min(2 ** (attempt - 1), 30)
+            say(f"waiting for a lock ({exc}); blocking: {held}; retrying in {wait}s "
+                f"(attempt {attempt + 1} of {retries + 1})")
+            time.sleep(wait)
+
+
+class _LockTimeout(Exception):
+    pass
+
+
+def _migrate_once(conn: psycopg.Connection, say, lock_timeout: float) -> MigrateResult:
     result = MigrateResult()
+
+    def warn(diag) -> None:
+        # Server WARNINGs (e.g. roles that could not be created, with the SQL to run) reach the
+        # user; NOTICEs (IF NOT EXISTS chatter) do not.
+        if diag.severity_nonlocalized == "WARNING":
+            hint = f"\n  {diag.message_hint}" if diag.message_hint else ""
+            say(f"WARNING: {diag.message_primary}{hint}")
+
+    conn.add_notice_handler(warn)
     migrations = resources.migration_files()
     try:
-        with conn.transaction():
-            with conn.cursor() as cur:
-                cur.execute(LOCK)
-                cur.execute(bootstrap_sql())
-                cur.execute("SELECT memory_private._check_known_versions(%s)",
-                            ([p.name[:4] for p in migrations],))
-                for path in migrations:
-                    version, digest = path.name[:4], checksum(path)
-                    cur.execute("SELECT memory_private._migration_needed(%s, %s, %s)",
-                                (version, path.name, digest))
-                    if not cur.fetchone()[0]:
-                        result.skipped.append(path.name)
-                        continue
-                    say(f"applying {path.name}")
-                    cur.execute(path.read_text())
-                    cur.execute("SELECT memory_private._record_migration(%s, %s, %s, 'versioned')",
-                                (version, path.name, digest))
-                    cur.execute("SELECT memory_private._record_breaking(%s, %s)",
-                                (version, resources.is_breaking(path)))
-                    result.applied.append(path.name)
-                cur.execute("SELECT memory_private._set_install_search_path()")
-                for path in resources.sql_files():
-                    cur.execute(path.read_text())
-                    cur.execute("SELECT memory_private._record_migration(%s, %s, %s, 'repeatable')",
-                                ("R:" + path.name, path.name, checksum(path)))
-                    result.repeatable.append(path.name)
-                cur.execute("SELECT set_config('search_path', current_setting('search_path'), true)")
-    except psycopg.Error as exc:
-        raise MigrationError(f"migration failed, nothing was changed: {exc}") from exc
+        try:
+            with conn.transaction():
+                with conn.cursor() as cur:
+                    cur.execute(LOCK)
+                    cur.execute("SELECT set_config('lock_timeout', %s, true)",
+                                (f"{int(lock_timeout * 1000)}ms",))
+                    cur.execute(bootstrap_sql())
+                    cur.execute("SELECT memory_private._check_known_versions(%s)",
+                                ([p.name[:4] for p in migrations],))
+                    for path in migrations:
+                        version, digest = path.name[:4], checksum(path)
+                        cur.execute("SELECT memory_private._migration_needed(%s, %s, %s, %s)",
+                                    (version, path.name, digest, superseded(path)))
+                        if not cur.fetchone()[0]:
+                            result.skipped.append(path.name)
+                            continue
+                        say(f"applying {path.name}")
+                        cur.execute(path.read_text())
+                        cur.execute("SELECT memory_private._record_migration(%s, %s, %s, 'versioned')",
+                                    (version, path.name, digest))
+                        cur.execute("SELECT memory_private._record_breaking(%s, %s)",
+                                    (version, resources.is_breaking(path)))
+                        result.applied.append(path.name)
+                    cur.execute("SELECT memory_private._set_install_search_path()")
+                    for path in resources.sql_files():
+                        cur.execute(path.read_text())
+                        cur.execute("SELECT memory_private._record_migration(%s, %s, %s, 'repeatable')",
+                                    ("R:" + path.name, path.name, checksum(path)))
+                        result.repeatable.append(path.name)
+                    cur.execute("SELECT set_config('search_path', current_setting('search_path'), true)")
+        except psycopg.errors.LockNotAvailable as exc:
+            raise _LockTimeout(str(exc).splitlines()[0]) from exc
+        except psycopg.Error as exc:
+            raise MigrationError(f"migration failed, nothing was changed: {exc}") from exc
+    finally:
+        conn.remove_notice_handler(warn)
     result.schema_version = migrations[-1].name[:4] if migrations else "0000"
     return result
 
@@ -133,7 +228,8 @@ def bundle() -> str:
         args = f"{_literal(version)}, {_literal(path.name)}, {_literal(digest)}"
         out += [
             f"-- migrations/{path.name}",
-            f"SELECT memory_private._migration_needed({args}) AS pgmemo_apply \\gset",
+            f"SELECT memory_private._migration_needed({args}, "
+            f"ARRAY[{', '.join(_literal(c) for c in superseded(path))}]::text[]) AS pgmemo_apply \\gset",
             "\\if :pgmemo_apply",
             path.read_text().rstrip("\n"),
             _quiet(f"memory_private._record_migration({args}, 'versioned')",

@@ -1,0 +1,567 @@
+"""Trust (issue 11): pgmemo's definer rights never run code another role controls, adoption
+checks the caller, per-domain access, and names that need quoting. Attacks are driven for real
+from login roles on separate connections (docs/SECURITY.md names these tests)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from pgmemo.client import as_vector, connect_raw
+
+_n = itertools.count()
+DIM = 3
+
+
+@pytest.fixture
+def roles(conn, dsn):
+    """roles('memory_admin', ...) -> (name, DSN) of a new LOGIN role in those groups."""
+    made: list[str] = []
+
+    def make(*groups: str, prefix: str = "t") -> tuple[str, str]:
+        name = f"pgmemo_{prefix}_{os.getpid()}_{next(_n)}"
+        conn.execute(f'CREATE ROLE "{name}" LOGIN' + (f" IN ROLE {', '.join(groups)}" if groups else ""))
+        made.append(name)
+        return name, make_conninfo(dsn, user=name)
+
+    yield make
+    for name in reversed(made):
+        conn.execute(f'DROP OWNED BY "{name}" CASCADE')
+        conn.execute(f'DROP ROLE "{name}"')
+
+
+def _connect(dsn: str) -> psycopg.Connection:
+    return connect_raw(dsn)
+
+
+def _is_super(conn, name: str) -> bool:
+    return conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (name,)).fetchone()["rolsuper"]
+
+
+@pytest.fixture
+def adopted(conn, roles):
+    """A table owned by `alice` (memory_admin), adopted as domain docs, one row; `bob` is a plain
+    memory_writer. alice then plays the attacker: she owns the table, not pgmemo."""
+    alice, alice_dsn = roles("memory_admin", prefix="alice")
+    bob, bob_dsn = roles("memory_writer", prefix="bob")
+    conn.execute(f'CREATE SCHEMA app AUTHORIZATION "{alice}"')
+    a = _connect(alice_dsn)
+    a.execute(f"CREATE TABLE app.docs (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+              f"body text NOT NULL, emb vector({DIM}))")
+    a.execute("INSERT INTO app.docs (body) VALUES ('first memory')")
+    a.execute("SELECT memory.adopt_table('docs', 'app.docs', 'id', 'body', 'emb')")
+    # the attacker's log: who ran her code
+    a.execute("CREATE TABLE app.ran (who text, what text)")
+    a.execute("GRANT INSERT ON app.ran TO PUBLIC")
+    a.execute("""CREATE FUNCTION app.evil() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO app.ran VALUES (current_user, TG_NAME);
+            IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+                EXECUTE format('ALTER ROLE %I SUPERUSER', (SELECT relowner::regrole::text
+                    FROM pg_class WHERE oid = 'app.docs'::regclass));
+            END IF;
+            RETURN NEW;
+        END $$""")
+    a.execute("""CREATE FUNCTION app.evil_bool(x text) RETURNS boolean LANGUAGE plpgsql
+        IMMUTABLE AS $$ BEGIN INSERT INTO app.ran VALUES (current_user, x); RETURN true; END $$""")
+    a.execute("GRANT USAGE ON SCHEMA app TO PUBLIC")
+    yield dict(alice=alice, a=a, bob=bob, b=_connect(bob_dsn), alice_dsn=alice_dsn, bob_dsn=bob_dsn)
+    a.close()
+
+
+def _ran(conn) -> list[tuple]:
+    return [(r["who"], r["what"]) for r in conn.execute("SELECT who, what FROM app.ran").fetchall()]
+
+
+def test_table_owner_trigger_never_runs_with_pgmemo_rights(conn, adopted):
+    """Issue 11, 1st attack: a BEFORE UPDATE trigger added after adoption, then memory.update by a
+    plain writer. On the landed main it ran as pgmemo's owner and made the table owner SUPERUSER."""
+    a, b = adopted["a"], adopted["b"]
+    a.execute("CREATE TRIGGER t BEFORE UPDATE ON app.docs FOR EACH ROW EXECUTE FUNCTION app.evil()")
+    row_id = conn.execute("SELECT id FROM memory_data.docs_memories").fetchone()["id"]
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match=r'trigger t on app.docs calls'):
+        b.execute("SELECT memory.update('docs', %s, content => 'changed')", (row_id,))
+    for call, args in [
+        ("SELECT memory.store('docs', 'x')", ()),
+        ("SELECT * FROM memory.store_many('docs', ARRAY['x', 'y'])", ()),
+        ("SELECT memory.forget('docs', %s)", (row_id,)),
+    ]:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            b.execute(call, args)
+    assert _ran(conn) == []
+    assert not _is_super(conn, adopted["alice"])
+    # the worker path: completing writes the table -> that job fails alone, nothing runs
+    jobs = conn.execute("SELECT * FROM memory.claim_embedding_jobs(10, 'w', only_domain => 'docs')").fetchall()
+    assert jobs
+    done = conn.execute("SELECT memory.complete_embedding_jobs(%s, %s)",
+                        ([j["job_id"] for j in jobs], [as_vector([1.0, 0.0, 0.0])] * len(jobs))).fetchone()
+    assert list(done.values())[0] == 0
+    assert _ran(conn) == []
+    # diagnose says why
+    found = conn.execute("SELECT * FROM memory.diagnose('docs') WHERE check_name = "
+                         "'adopted_table_runs_foreign_code'").fetchall()
+    assert found and found[0]["severity"] == "error" and "trigger t" in found[0]["detail"]
+    # the application's own writes are untouched (its trigger runs as itself)
+    a.execute("UPDATE app.docs SET body = 'mine'")
+    assert _ran(conn) == [(adopted["alice"], "t")]
+    # disabling it makes the domain usable again
+    a.execute("ALTER TABLE app.docs DISABLE TRIGGER t")
+    assert b.execute("SELECT memory.update('docs', %s, content => 'changed')", (row_id,)).fetchone()
+
+
+def test_adoption_refuses_tables_that_run_foreign_code(conn, adopted, roles):
+    a = adopted["a"]
+    cases = {
+        "trigger": "CREATE TRIGGER t2 AFTER INSERT ON app.t FOR EACH STATEMENT EXECUTE FUNCTION app.evil()",
+        "rule": "CREATE RULE r AS ON UPDATE TO app.t DO ALSO INSERT INTO app.ran VALUES ('rule', 'r')",
+        "row-level security": "ALTER TABLE app.t ENABLE ROW LEVEL SECURITY",
+        "default": "ALTER TABLE app.t ALTER COLUMN tag SET DEFAULT app.evil_bool('default')::text",
+        "check": "ALTER TABLE app.t ADD CONSTRAINT c CHECK (app.evil_bool(body))",
+        "index": "CREATE INDEX ON app.t ((app.evil_bool(body)))",
+        "generated": "ALTER TABLE app.t ADD COLUMN g boolean GENERATED ALWAYS AS (app.evil_bool(body)) STORED",
+        "domain type": "CREATE DOMAIN app.d AS text CHECK (app.evil_bool(VALUE)); "
+                       "ALTER TABLE app.t ADD COLUMN dd app.d",
+    }
+    for what, ddl in cases.items():
+        a.execute("DROP TABLE IF EXISTS app.t CASCADE; DROP DOMAIN IF EXISTS app.d")
+        a.execute(f"CREATE TABLE app.t (id text PRIMARY KEY, body text NOT NULL, tag text, emb vector({DIM}))")
+        a.execute(ddl)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="pgmemo will not touch"):
+            a.execute("SELECT memory.adopt_table('t', 'app.t', 'id', 'body', 'emb')")
+    assert conn.execute("SELECT count(*) AS n FROM memory_private.domains WHERE domain = 't'").fetchone()["n"] == 0
+    # pgmemo's owner's (or a superuser's) own code is fine: built-ins, or a function it owns
+    a.execute("DROP TABLE IF EXISTS app.t CASCADE")
+    a.execute(f"CREATE TABLE app.t (id text PRIMARY KEY DEFAULT gen_random_uuid()::text, body text NOT NULL "
+              f"CHECK (length(body) < 100000), emb vector({DIM}))")
+    conn.execute("CREATE FUNCTION public.trusted_touch() RETURNS trigger LANGUAGE plpgsql AS "
+                 "$$ BEGIN RETURN NEW; END $$")
+    a.execute("CREATE TRIGGER ok BEFORE UPDATE ON app.t FOR EACH ROW EXECUTE FUNCTION public.trusted_touch()")
+    a.execute("SELECT memory.adopt_table('t', 'app.t', 'id', 'body', 'emb')")
+    assert adopted["b"].execute("SELECT memory.store('t', 'fine')").fetchone()
+    conn.execute("DROP FUNCTION public.trusted_touch() CASCADE")
+
+
+def test_rls_policy_never_runs_with_pgmemo_rights(conn, adopted):
+    """Row-level security enabled after adoption: reads (get, search_text, the views) refuse the
+    table instead of running the policy as pgmemo's owner."""
+    a, b = adopted["a"], adopted["b"]
+    a.execute("ALTER TABLE app.docs ENABLE ROW LEVEL SECURITY")
+    a.execute("CREATE POLICY p ON app.docs USING (app.evil_bool('policy'))")
+    for call in ["SELECT * FROM memory.get('docs', '1')",
+                 "SELECT * FROM memory.get_many('docs', ARRAY['1'])",
+                 "SELECT * FROM memory.search_text('docs', 'memory')",
+                 "SELECT * FROM memory.search('docs', '[1,0,0]')",
+                 "SELECT * FROM memory.search_hybrid('docs', 'memory', '[1,0,0]')",
+                 "SELECT * FROM memory.explain_search('docs')"]:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+            b.execute(call)
+    # the views do not fail for everyone: the unsafe domain's counts are NULL
+    row = b.execute("SELECT rows FROM memory.domains WHERE domain = 'docs'").fetchone()
+    assert row["rows"] is None
+    row = b.execute("SELECT total_rows FROM memory.embedding_coverage WHERE domain = 'docs'").fetchone()
+    assert row["total_rows"] is None
+    # maintenance (the sweep over every domain) skips it instead of failing for all domains
+    conn.execute("SELECT memory.run_maintenance()")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("SELECT memory.enqueue_missing('docs')")
+    assert _ran(conn) == []
+    # FORCE without ENABLE counts too
+    a.execute("ALTER TABLE app.docs DISABLE ROW LEVEL SECURITY")
+    a.execute("ALTER TABLE app.docs FORCE ROW LEVEL SECURITY")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+        b.execute("SELECT * FROM memory.get('docs', '1')")
+    # a worker's claim skips that domain's jobs instead of failing (or reading the table)
+    assert [j for j in conn.execute("SELECT * FROM memory.claim_embedding_jobs(10, 'w')").fetchall()
+            if j["domain"] == "docs"] == []
+    # releasing the table always works (it runs none of the table's code)
+    conn.execute("SELECT memory.drop_domain('docs')")
+    assert _ran(conn) == []
+
+
+def test_partition_and_child_added_after_adoption_are_checked(conn, roles):
+    alice, alice_dsn = roles("memory_admin", prefix="alice")
+    conn.execute(f'CREATE SCHEMA app AUTHORIZATION "{alice}"')
+    a = _connect(alice_dsn)
+    a.execute("CREATE TABLE app.ran (who text, what text)")
+    a.execute("""CREATE FUNCTION app.evil() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN INSERT INTO app.ran VALUES (current_user, TG_NAME); RETURN NEW; END $$""")
+    a.execute(f"CREATE TABLE app.p (id text, k int NOT NULL DEFAULT 1, body text NOT NULL, "
+              f"emb vector({DIM}), PRIMARY KEY (id)) PARTITION BY LIST (id)")
+    a.execute("CREATE TABLE app.p_a PARTITION OF app.p FOR VALUES IN ('a')")
+    a.execute("SELECT memory.adopt_table('p', 'app.p', 'id', 'body', 'emb', create_indexes => false)")
+    conn.execute("SELECT memory.store('p', 'ok', id => 'a')")
+    # (a partition clones pgmemo's row trigger, whose function only pgmemo's owner may execute)
+    conn.execute("CREATE TABLE app.p_b PARTITION OF app.p FOR VALUES IN ('b')")
+    conn.execute(f'ALTER TABLE app.p_b OWNER TO "{alice}"')
+    a.execute("CREATE TRIGGER t BEFORE INSERT ON app.p_b FOR EACH ROW EXECUTE FUNCTION app.evil()")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="app.p_b"):
+        conn.execute("SELECT memory.store('p', 'evil', id => 'b')")
+    # an inheritance child of a plain table: an UPDATE through pgmemo reaches its rows too
+    a.execute(f"CREATE TABLE app.h (id text PRIMARY KEY, body text NOT NULL, emb vector({DIM}))")
+    a.execute("SELECT memory.adopt_table('h', 'app.h', 'id', 'body', 'emb', create_indexes => false)")
+    conn.execute("CREATE TABLE app.h_child () INHERITS (app.h)")
+    conn.execute(f'ALTER TABLE app.h_child OWNER TO "{alice}"')
+    a.execute("CREATE TRIGGER t BEFORE UPDATE ON app.h_child FOR EACH ROW EXECUTE FUNCTION app.evil()")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="app.h_child"):
+        conn.execute("SELECT memory.update('h', 'x', content => 'y')")
+    assert conn.execute("SELECT count(*) AS n FROM app.ran").fetchone()["n"] == 0
+    a.close()
+
+
+def _wait_for_lock_wait(conn, pid: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = conn.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+        if row and row["wait_event_type"] == "Lock":
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"backend {pid} never waited on a lock")
+
+
+def test_trigger_added_while_a_call_waits_is_seen(conn, adopted):
+    """The check comes after the table's lock: the owner holds the table, a writer's update
+    waits, the owner adds a trigger and commits; the update then sees the trigger and refuses
+    (instead of running it as pgmemo's owner)."""
+    a, b = adopted["a"], adopted["b"]
+    holder = psycopg.connect(adopted["alice_dsn"])  # not autocommit: one transaction
+    holder.execute("LOCK TABLE app.docs IN ACCESS EXCLUSIVE MODE")
+    bob_pid = b.execute("SELECT pg_backend_pid() AS p").fetchone()["p"]
+    result: dict = {}
+
+    def bob_updates():
+        try:
+            b.execute("SELECT memory.update('docs', '1', content => 'changed')")
+            result["ok"] = True
+        except psycopg.Error as exc:
+            result["error"] = exc
+
+    t = threading.Thread(target=bob_updates)
+    t.start()
+    _wait_for_lock_wait(conn, bob_pid)
+    holder.execute("CREATE TRIGGER late BEFORE UPDATE ON app.docs FOR EACH ROW EXECUTE FUNCTION app.evil()")
+    holder.commit()
+    t.join(30)
+    holder.close()
+    assert isinstance(result.get("error"), psycopg.errors.InsufficientPrivilege), result
+    assert _ran(conn) == []
+    assert not _is_super(conn, adopted["alice"])
+
+
+def test_adopt_requires_the_caller_to_own_the_table(conn, roles):
+    """Issue 11: a memory_admin that cannot SELECT public.hr_secrets adopted it and read it
+    through get_many; by OID it worked without USAGE on the schema."""
+    mallory, mallory_dsn = roles("memory_admin", prefix="mallory")
+    conn.execute("CREATE SCHEMA hr")
+    conn.execute(f"CREATE TABLE hr.secrets (id text PRIMARY KEY, body text NOT NULL, emb vector({DIM}))")
+    conn.execute("INSERT INTO hr.secrets VALUES ('1', 'salary of the CEO', NULL)")
+    oid = conn.execute("SELECT 'hr.secrets'::regclass::oid AS o").fetchone()["o"]
+    m = _connect(mallory_dsn)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="only the owner"):
+        m.execute("SELECT memory.adopt_table('hr', %s::oid::regclass, 'id', 'body', 'emb')", (oid,))
+    conn.execute("GRANT USAGE ON SCHEMA hr TO PUBLIC")
+    conn.execute("GRANT SELECT ON hr.secrets TO PUBLIC")  # even a reader of it is not its owner
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="only the owner"):
+        m.execute("SELECT memory.adopt_table('hr', 'hr.secrets', 'id', 'body', 'emb')")
+    # a member of the owning role may adopt it
+    conn.execute(f'ALTER TABLE hr.secrets OWNER TO "{mallory}"')
+    other, other_dsn = roles("memory_admin", prefix="other")
+    conn.execute(f'GRANT "{mallory}" TO "{other}"')
+    o = _connect(other_dsn)
+    o.execute("SELECT memory.adopt_table('hr', 'hr.secrets', 'id', 'body', 'emb')")
+    assert o.execute("SELECT count(*) AS n FROM memory.get_many('hr', ARRAY['1'])").fetchone()["n"] == 1
+    m.close()
+    o.close()
+    conn.execute("DROP SCHEMA hr CASCADE")
+
+
+PLANTS = """
+CREATE TABLE extensions.ran (who text, what text);
+GRANT INSERT, SELECT ON extensions.ran TO PUBLIC;
+CREATE FUNCTION extensions.format(f text, a name, b name) RETURNS text LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO extensions.ran VALUES (current_user, 'format(text, name, name)');
+    RETURN pg_catalog.format(f, a, b); END $$;
+CREATE FUNCTION extensions.unnest(a text[]) RETURNS SETOF text LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO extensions.ran VALUES (current_user, 'unnest(text[])');
+    RETURN QUERY SELECT pg_catalog.unnest(a); END $$;
+CREATE FUNCTION extensions.array_fill(v real, d integer[]) RETURNS real[] LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO extensions.ran VALUES (current_user, 'array_fill(real, integer[])');
+    RETURN pg_catalog.array_fill(v, d); END $$;
+CREATE FUNCTION extensions.cardinality(a text[]) RETURNS integer LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO extensions.ran VALUES (current_user, 'cardinality(text[])');
+    RETURN pg_catalog.cardinality(a); END $$;
+CREATE FUNCTION extensions.jsonb_build_object(text, text, text, text, text, name, text, text,
+    text, boolean) RETURNS jsonb LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO extensions.ran VALUES (current_user, 'jsonb_build_object(...)');
+    RETURN '{}'::jsonb; END $$;
+"""
+
+
+def test_better_matching_overloads_in_pgvector_schema_never_run(dsn_ext, roles):
+    """Issue 11: with pgvector in `extensions` and CREATE granted there to another role (common on
+    hosted Postgres), better-matching overloads of format, unnest, array_fill, cardinality and
+    jsonb_build_object planted there ran as pgmemo's owner from a reader's call. The functions now
+    run with search_path pg_catalog, pg_temp and reach pgvector by qualified name."""
+    owner = connect_raw(dsn_ext)
+    owner.execute("SELECT memory.create_domain('plain', 3)")
+    owner.execute("SELECT memory.create_domain('empty', 3)")
+    name = f"pgmemo_eve_{os.getpid()}_{next(_n)}"
+    owner.execute(f'CREATE ROLE "{name}" LOGIN IN ROLE memory_writer')
+    try:
+        owner.execute(f'GRANT USAGE, CREATE ON SCHEMA extensions TO "{name}"')
+        eve = connect_raw(make_conninfo(dsn_ext, user=name))
+        eve.execute(PLANTS)
+        # control: the plants win over pg_catalog for a caller whose path has their schema
+        eve.execute("SET search_path = extensions, pg_catalog")
+        eve.execute("SELECT cardinality(ARRAY['a', 'b']), format('%I.%I', 'a'::name, 'b'::name)")
+        eve.execute("SELECT * FROM unnest(ARRAY['x']::text[])")
+        seen = {r["what"] for r in owner.execute("SELECT what FROM extensions.ran").fetchall()}
+        assert {"cardinality(text[])", "format(text, name, name)", "unnest(text[])"} <= seen
+        owner.execute("TRUNCATE extensions.ran")
+        # the calls a reader and a writer make
+        eve.execute("RESET search_path")
+        eve.execute("SELECT memory.version()")
+        eve.execute("SELECT * FROM memory.store_many('plain', ARRAY['alpha beta', 'gamma'], "
+                    "NULL, ARRAY['[1,0,0]', '[0,1,0]']::extensions.vector[], ARRAY['a', 'b'])")
+        eve.execute("SELECT * FROM memory.search('plain', '[1,0,0]'::extensions.vector, 2)")
+        eve.execute("SELECT * FROM memory.search_text('plain', 'alpha beta gamma', match => 'any')")
+        eve.execute("SELECT * FROM memory.explain_search('empty')")
+        eve.execute("SELECT * FROM memory.domains")
+        eve.execute("SELECT * FROM memory.embedding_coverage")
+        ran = owner.execute("SELECT who, what FROM extensions.ran").fetchall()
+        assert ran == [], ran
+        eve.close()
+    finally:
+        owner.execute("DROP TABLE IF EXISTS extensions.ran")
+        for fn in ["format(text, name, name)", "unnest(text[])", "array_fill(real, integer[])",
+                   "cardinality(text[])",
+                   "jsonb_build_object(text, text, text, text, text, name, text, text, text, boolean)"]:
+            owner.execute(f"DROP FUNCTION IF EXISTS extensions.{fn}")
+        owner.execute(f'REVOKE ALL ON SCHEMA extensions FROM "{name}"')
+        owner.execute(f'DROP ROLE "{name}"')
+        owner.close()
+
+
+def test_diagnose_reports_a_schema_others_can_create_in(conn, roles):
+    name, _ = roles(prefix="creator")
+    assert not conn.execute("SELECT * FROM memory.diagnose() WHERE check_name = "
+                            "'schema_create_on_path'").fetchall()
+    conn.execute(f'GRANT CREATE ON SCHEMA memory TO "{name}"')
+    rows = conn.execute("SELECT * FROM memory.diagnose() WHERE check_name = "
+                        "'schema_create_on_path'").fetchall()
+    assert len(rows) == 1 and rows[0]["severity"] == "error" and name in rows[0]["detail"]
+    conn.execute(rows[0]["fix_sql"])
+    assert not conn.execute("SELECT * FROM memory.diagnose() WHERE check_name = "
+                            "'schema_create_on_path'").fetchall()
+
+
+def _distinct_words(n_bytes: int) -> str:
+    """Text of distinct words (no two alike), about n_bytes long: the worst case for a tsvector."""
+    import string
+    letters = string.ascii_lowercase
+    words, size, i = [], 0, 0
+    while size < n_bytes:
+        w, j = "", i
+        for _ in range(6):
+            w += letters[j % 26]
+            j //= 26
+        words.append("q" + w)
+        size += len(w) + 2
+        i += 1
+    return " ".join(words)
+
+
+def test_content_size_is_bounded_per_domain(conn):
+    """Issue 11: a 50 MB content was stored and took ~800 MB in one backend. Content over the
+    domain's max (default 1 MB) is refused before any work, in every write."""
+    conn.execute("SELECT memory.create_domain('big', 3)")
+    big = "x" * (1024 * 1024 + 1)
+    calls = [
+        ("SELECT memory.store('big', %s)", (big,)),
+        ("SELECT * FROM memory.store_many('big', ARRAY['small', %s])", (big,)),
+        ("SELECT memory.import_rows('big', ARRAY['a', 'b'], ARRAY['small', %s])", (big,)),
+    ]
+    for sql, args in calls:
+        with pytest.raises(psycopg.errors.ProgramLimitExceeded, match="1048576 bytes"):
+            conn.execute(sql, args)
+    rid = conn.execute("SELECT memory.store('big', 'small') AS id").fetchone()["id"]
+    with pytest.raises(psycopg.errors.ProgramLimitExceeded, match="contents\\[2\\] is 1048577 bytes"):
+        conn.execute("SELECT * FROM memory.store_many('big', ARRAY['small', %s])", (big,))
+    with pytest.raises(psycopg.errors.ProgramLimitExceeded):
+        conn.execute("SELECT memory.update('big', %s, content => %s)", (rid, big))
+    assert conn.execute("SELECT count(*) AS n FROM memory_data.big_memories").fetchone()["n"] == 1
+    # per domain: lower, then higher
+    conn.execute("SELECT memory.set_max_content_bytes('big', 10)")
+    with pytest.raises(psycopg.errors.ProgramLimitExceeded, match="at most 10 bytes"):
+        conn.execute("SELECT memory.store('big', 'eleven char')")
+    conn.execute("SELECT memory.set_max_content_bytes('big', 4 * 1024 * 1024)")
+    conn.execute("SELECT memory.store('big', %s)", (big,))
+    conn.execute("SELECT memory.set_max_content_bytes('big', NULL)")
+    with pytest.raises(psycopg.errors.ProgramLimitExceeded):
+        conn.execute("SELECT memory.store('big', %s)", (big,))
+
+
+def test_tsvector_overflow_is_a_clear_error(conn):
+    """Issue 11: content with more distinct words than a tsvector holds failed with 'string is
+    too long for tsvector' (a whole store_many), and on an adopted table the application's own
+    INSERT, which worked before adoption."""
+    huge = _distinct_words(1_300_000)
+    conn.execute("SELECT memory.create_domain('w', 3)")
+    conn.execute("SELECT memory.set_max_content_bytes('w', 4 * 1024 * 1024)")
+    with pytest.raises(psycopg.errors.ProgramLimitExceeded, match="too many distinct words"):
+        conn.execute("SELECT * FROM memory.store_many('w', ARRAY['fine', %s])", (huge,))
+
+
+
+def test_per_domain_access(conn, roles):
+    """Issue 11, item 3: after revoke_domain('health', 'memory_reader', 'read') and
+    grant_domain('health', 'doctor', 'read'), a LOGIN member of memory_reader that is not doctor
+    still searches startup but gets an error from every read of health and does not see it in
+    the views, while doctor reads it; after revoke_domain('health', 'memory_writer', 'write') a
+    plain writer cannot store there; the worker role likewise."""
+    for d in ["health", "startup"]:
+        conn.execute("SELECT memory.create_domain(%s, 3)", (d,))
+        conn.execute("SELECT memory.store(%s, %s, '{}', '[1,0,0]')", (d, f"{d} memory about sleep"))
+    hid = conn.execute("SELECT id FROM memory_data.health_memories").fetchone()["id"]
+    doctor = f"pgmemo_doctor_{os.getpid()}_{next(_n)}"
+    conn.execute(f'CREATE ROLE "{doctor}" NOLOGIN IN ROLE memory_reader')
+    try:
+        reader, reader_dsn = roles("memory_reader", prefix="reader")
+        doc, doc_dsn = roles("memory_reader", doctor, prefix="doc")
+        writer, writer_dsn = roles("memory_writer", prefix="writer")
+        worker, worker_dsn = roles("memory_worker", prefix="worker")
+        assert conn.execute("SELECT memory.revoke_domain('health', 'memory_reader', 'read') AS r").fetchone()["r"]
+        assert conn.execute("SELECT memory.grant_domain('health', %s, 'read') AS r", (doctor,)).fetchone()["r"]
+        assert not conn.execute("SELECT memory.grant_domain('health', %s, 'read') AS r", (doctor,)).fetchone()["r"]
+        r, d = connect_raw(reader_dsn), connect_raw(doc_dsn)
+        reads = [
+            "SELECT * FROM memory.search('{d}', '[1,0,0]')",
+            "SELECT * FROM memory.search_text('{d}', 'sleep')",
+            "SELECT * FROM memory.search_hybrid('{d}', 'sleep', '[1,0,0]')",
+            "SELECT * FROM memory.get('{d}', 'x')",
+            "SELECT * FROM memory.get_many('{d}', ARRAY['x'])",
+            "SELECT * FROM memory.explain_search('{d}')",
+            "SELECT * FROM memory.diagnose('{d}')",
+            "SELECT * FROM memory.queue_counts('{d}')",
+        ]
+        for sql in reads:
+            assert r.execute(sql.format(d="startup")) is not None
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match='may not read domain "health"'):
+                r.execute(sql.format(d="health"))
+            d.execute(sql.format(d="health"))
+        assert len(r.execute("SELECT * FROM memory.search('startup', '[1,0,0]')").fetchall()) == 1
+        assert len(d.execute("SELECT * FROM memory.search('health', '[1,0,0]')").fetchall()) == 1
+        for view in ["domains", "embedding_coverage", "queue_status", "vector_indexes"]:
+            seen = {x["domain"] for x in r.execute(f"SELECT domain FROM memory.{view}").fetchall()}
+            assert "health" not in seen and "startup" in seen, (view, seen)
+            seen = {x["domain"] for x in d.execute(f"SELECT domain FROM memory.{view}").fetchall()}
+            assert {"health", "startup"} <= seen, (view, seen)
+        assert "health" not in {x["domain"] for x in r.execute("SELECT domain FROM memory.diagnose()")}
+        # a writer is a reader (through memory_reader): it lost health's read too, kept write
+        w = connect_raw(writer_dsn)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            w.execute("SELECT * FROM memory.get('health', 'x')")
+        w.execute("SELECT memory.store('health', 'written blind')")
+        conn.execute("SELECT memory.revoke_domain('health', 'memory_writer', 'write')")
+        for sql in ["SELECT memory.store('{d}', 'x')",
+                    "SELECT * FROM memory.store_many('{d}', ARRAY['x'])",
+                    "SELECT memory.update('{d}', %s, content => 'y')",
+                    "SELECT memory.forget('{d}', %s)"]:
+            args = (hid,) if "%s" in sql else ()
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match='may not write domain "health"'):
+                w.execute(sql.format(d="health"), args)
+        w.execute("SELECT memory.store('startup', 'still fine')")
+        # SET ROLE: a role granted doctor without inheriting it reads health only as doctor
+        sr, sr_dsn = roles("memory_reader", prefix="setrole")
+        conn.execute(f'GRANT "{doctor}" TO "{sr}" WITH INHERIT FALSE')
+        s = connect_raw(sr_dsn)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            s.execute("SELECT * FROM memory.get('health', 'x')")
+        s.execute(f'SET ROLE "{doctor}"')
+        s.execute("SELECT * FROM memory.get('health', 'x')")
+        s.execute("RESET ROLE")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            s.execute("SELECT * FROM memory.get('health', 'x')")
+        # the worker: jobs of a domain it may not write are neither claimed nor completed
+        conn.execute("SELECT memory.store('health', 'needs an embedding')")
+        conn.execute("SELECT memory.store('startup', 'needs one too')")
+        wk = connect_raw(worker_dsn)
+        early = wk.execute("SELECT * FROM memory.claim_embedding_jobs(1, 'w', only_domain => 'health')").fetchall()
+        assert len(early) == 1
+        conn.execute("SELECT memory.revoke_domain('health', 'memory_worker', 'write')")
+        jobs = wk.execute("SELECT * FROM memory.claim_embedding_jobs(100, 'w')").fetchall()
+        assert jobs and {j["domain"] for j in jobs} == {"startup"}
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            wk.execute("SELECT * FROM memory.claim_embedding_jobs(1, 'w', only_domain => 'health')")
+        done = wk.execute("SELECT memory.complete_embedding_jobs(%s, ARRAY['[1,0,0]']::vector[]) AS n",
+                          ([early[0]["job_id"]],)).fetchone()["n"]
+        assert done == 0
+        assert conn.execute("SELECT embedding FROM memory_data.health_memories WHERE content = "
+                            "'needs an embedding'").fetchone()["embedding"] is None
+        seen = {x["domain"] for x in wk.execute("SELECT domain FROM memory.queue_status").fetchall()}
+        assert "startup" in seen
+        # argument checks
+        with pytest.raises(psycopg.errors.UndefinedObject):
+            conn.execute("SELECT memory.grant_domain('health', 'no_such_role_x', 'read')")
+        with pytest.raises(psycopg.errors.InvalidParameterValue):
+            conn.execute("SELECT memory.grant_domain('health', %s, 'delete')", (doctor,))
+        with pytest.raises(psycopg.errors.UndefinedObject):
+            conn.execute("SELECT memory.grant_domain('nope', %s, 'read')", (doctor,))
+        assert not conn.execute("SELECT memory.revoke_domain('startup', %s, 'read') AS r",
+                                (doctor,)).fetchone()["r"]
+        for c in (r, d, w, s, wk):
+            c.close()
+    finally:
+        conn.execute(f'DROP OWNED BY "{doctor}"')
+        conn.execute(f'DROP ROLE "{doctor}"')
+
+
+ODD_SCHEMAS = ['Tracker', 'my schema', 'we"ird', 'dot.ted', 'données']
+
+
+@pytest.mark.parametrize("schema", ODD_SCHEMAS)
+def test_names_that_need_quoting(conn, schema):
+    """Issue 11, item 5: concurrent_index_statements cast an unquoted schema name to
+    regnamespace (schema "Tracker": 3F000; odd names: 42602). Every function that takes or
+    builds a name, with mixed case, spaces, quotes, dots and non-ASCII schema, table and column
+    names: adopt, the statements of a concurrent build (run one by one), writes, searches,
+    diagnostics, re-embed, release."""
+    from psycopg import sql
+    sch = sql.Identifier(schema)
+    table = sql.Identifier(schema, 'Mes "notes".v1')
+    conn.execute(sql.SQL("CREATE SCHEMA {}").format(sch))
+    conn.execute(sql.SQL('CREATE TABLE {} ("Id" bigint PRIMARY KEY, "Le contenu" text NOT NULL, '
+                         '"emb.é" vector(3), metadata jsonb NOT NULL DEFAULT {})').format(table, sql.Literal("{}")))
+    conn.execute(sql.SQL("""INSERT INTO {} VALUES (1, 'première note', '[1,0,0]', '{{"k": 1}}'),
+                            (2, 'second note', NULL, '{{}}')""").format(table))
+    qualified = table.as_string(conn)  # e.g. "my schema"."Mes ""notes"".v1"
+    conn.execute("SELECT memory.adopt_table('odd', %s::regclass, 'Id', 'Le contenu', 'emb.é', "
+                 "create_indexes => false)", (qualified,))
+    stmts = [r["s"] for r in conn.execute(
+        "SELECT s FROM memory.concurrent_index_statements('odd') AS s").fetchall()]
+    assert stmts and stmts[-1].startswith("SELECT memory.create_hnsw_index")
+    for s in stmts:
+        conn.execute(s)
+    assert not conn.execute("SELECT * FROM memory.concurrent_index_statements('odd') AS s "
+                            "WHERE s LIKE 'CREATE INDEX%'").fetchall()
+    assert not conn.execute("SELECT * FROM memory.diagnose('odd') WHERE severity = 'error'").fetchall()
+    assert conn.execute("SELECT count(*) AS n FROM memory.vector_indexes WHERE domain = 'odd'").fetchone()["n"] == 1
+    conn.execute("SELECT memory.store('odd', 'troisième note', '{\"k\": 3}', '[0,1,0]', id => '3')")
+    assert conn.execute("SELECT memory.update('odd', '2', content => 'second note edited')").fetchone()
+    hits = conn.execute("SELECT id FROM memory.search('odd', '[1,0,0]', 2)").fetchall()
+    assert hits[0]["id"] == "1"
+    assert conn.execute("SELECT id FROM memory.search_text('odd', 'edited')").fetchone()["id"] == "2"
+    assert len(conn.execute("SELECT * FROM memory.get_many('odd', ARRAY['1', '2'])").fetchall()) == 2
+    assert conn.execute("SELECT rows FROM memory.domains WHERE domain = 'odd'").fetchone()["rows"] == 3
+    conn.execute("SELECT * FROM memory.embedding_coverage")
+    conn.execute("SELECT * FROM memory.explain_search('odd')")
+    conn.execute("SELECT memory.begin_reembed('odd', 'model-2', 3)")
+    conn.execute("SELECT memory.cancel_reembed('odd')")
+    assert conn.execute("SELECT memory.forget('odd', '1')").fetchone()
+    conn.execute("SELECT memory.drop_domain('odd')")
+    conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sch))

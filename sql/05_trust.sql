@@ -1,0 +1,482 @@
+-- Trust: who a call is checked as, per-domain access, and the guard that keeps pgmemo's definer
+-- rights away from code another role controls (docs/SECURITY.md explains the model).
+--
+-- * memory_private._caller(): the role a call of memory.* is checked as. Inside a SECURITY
+--   DEFINER function current_user is pgmemo's owner, so the caller is read from the session:
+--   the role of SET ROLE when one is set, else the login role (session_user).
+-- * memory_private._can(domain, access): per-domain access ('read' or 'write') of the caller,
+--   from memory_private.domain_access (memory.grant_domain / memory.revoke_domain); pgmemo's
+--   owner, superusers and memory_admin members may always.
+-- * memory_private._assert_inert(rel, for_write): an adopted table is read and written with the
+--   rights of pgmemo's owner, so it must not run code of another role: triggers, rules,
+--   row-level security, defaults, generated columns, constraints, index expressions and
+--   domain-typed columns may only call code owned by pgmemo's owner or a superuser. Checked at
+--   adoption and, with the table locked, on every call that touches it.
+-- * memory_private._domain_for(domain, access): the domain row for a public function, after
+--   both checks. Every public function that takes a domain starts with it.
+
+-- pgmemo's owner: the role that owns its schemas (the migrating user).
+CREATE OR REPLACE FUNCTION memory_private._owner()
+RETURNS oid
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT n.nspowner FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'memory_private'
+$$;
+
+CREATE OR REPLACE FUNCTION memory_private._caller()
+RETURNS name
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT CASE WHEN pg_catalog.current_setting('role') = 'none' THEN session_user
+        ELSE pg_catalog.current_setting('role')::name END
+$$;
+
+-- Whether role r counts as pgmemo itself: a superuser, or a member of pgmemo's owner.
+CREATE OR REPLACE FUNCTION memory_private._trusted(r oid)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT coalesce((SELECT a.rolsuper FROM pg_catalog.pg_roles AS a WHERE a.oid = r), false)
+        OR pg_catalog.pg_has_role(r, memory_private._owner(), 'MEMBER')
+$$;
+
+-- The code (functions, and the functions behind operators) that writing or reading rel would
+-- run and that is owned by a role _trusted does not accept: one row per finding, with what
+-- calls it. rel and every partition / inheritance child are examined.
+CREATE OR REPLACE FUNCTION memory_private._foreign_code(rel regclass)
+RETURNS TABLE (relation regclass, what text, detail text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    WITH RECURSIVE tree (oid) AS (
+        SELECT rel::oid
+        UNION
+        SELECT i.inhrelid FROM pg_catalog.pg_inherits AS i JOIN tree AS t ON i.inhparent = t.oid
+    ),
+    -- objects whose dependencies on functions / operators are code run on the relation's rows
+    objs (relid, classid, objid, what) AS (
+        SELECT c.oid, 'pg_catalog.pg_attrdef'::regclass::oid, ad.oid,
+            pg_catalog.format('default or generated expression of column %I', a.attname)
+        FROM tree AS c
+        JOIN pg_catalog.pg_attrdef AS ad ON ad.adrelid = c.oid
+        JOIN pg_catalog.pg_attribute AS a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+        UNION ALL
+        SELECT c.oid, 'pg_catalog.pg_constraint'::regclass::oid, k.oid,
+            pg_catalog.format('constraint %I', k.conname)
+        FROM tree AS c JOIN pg_catalog.pg_constraint AS k ON k.conrelid = c.oid
+        UNION ALL
+        SELECT c.oid, 'pg_catalog.pg_class'::regclass::oid, i.indexrelid,
+            pg_catalog.format('index %s', i.indexrelid::regclass)
+        FROM tree AS c JOIN pg_catalog.pg_index AS i ON i.indrelid = c.oid
+        UNION ALL
+        -- domain-typed columns (and arrays of them): the domain's constraints
+        SELECT c.oid, 'pg_catalog.pg_constraint'::regclass::oid, k.oid,
+            pg_catalog.format('column %I of domain type %s (constraint %I)', a.attname,
+                a.atttypid::regtype, k.conname)
+        FROM tree AS c
+        JOIN pg_catalog.pg_attribute AS a ON a.attrelid = c.oid AND a.attnum > 0
+            AND NOT a.attisdropped
+        JOIN pg_catalog.pg_type AS ty ON ty.oid = a.atttypid
+        JOIN pg_catalog.pg_constraint AS k
+            ON k.contypid IN (a.atttypid, ty.typelem, ty.typbasetype)
+    ),
+    code (relid, what, fn) AS (
+        SELECT o.relid, o.what, d.refobjid
+        FROM objs AS o
+        JOIN pg_catalog.pg_depend AS d ON d.classid = o.classid AND d.objid = o.objid
+        WHERE d.refclassid = 'pg_catalog.pg_proc'::regclass
+        UNION ALL
+        SELECT o.relid, o.what, op.oprcode::oid
+        FROM objs AS o
+        JOIN pg_catalog.pg_depend AS d ON d.classid = o.classid AND d.objid = o.objid
+        JOIN pg_catalog.pg_operator AS op ON op.oid = d.refobjid
+        WHERE d.refclassid = 'pg_catalog.pg_operator'::regclass
+    )
+    SELECT t.oid::regclass, 'row-level security',
+        pg_catalog.format('row-level security is enabled on %s%s: its policies would run as '
+            'pgmemo''s owner (or be bypassed by it)', t.oid::regclass,
+            CASE WHEN c.relforcerowsecurity THEN ' (forced)' ELSE '' END)
+    FROM tree AS t JOIN pg_catalog.pg_class AS c ON c.oid = t.oid
+    WHERE c.relrowsecurity OR c.relforcerowsecurity
+    UNION ALL
+    SELECT r.ev_class::regclass, 'rule',
+        pg_catalog.format('rule %I on %s rewrites the statements pgmemo runs', r.rulename,
+            r.ev_class::regclass)
+    FROM pg_catalog.pg_rewrite AS r JOIN tree AS t ON t.oid = r.ev_class
+    WHERE r.rulename <> '_RETURN'
+    UNION ALL
+    SELECT tg.tgrelid::regclass, 'trigger',
+        pg_catalog.format('trigger %I on %s calls %s, owned by %s', tg.tgname,
+            tg.tgrelid::regclass, tg.tgfoid::regprocedure, p.proowner::regrole)
+    FROM pg_catalog.pg_trigger AS tg
+    JOIN tree AS t ON t.oid = tg.tgrelid
+    JOIN pg_catalog.pg_proc AS p ON p.oid = tg.tgfoid
+    WHERE tg.tgenabled <> 'D' AND NOT memory_private._trusted(p.proowner)
+    UNION ALL
+    SELECT DISTINCT c.relid::regclass, 'function',
+        pg_catalog.format('%s on %s calls %s, owned by %s', c.what, c.relid::regclass,
+            p.oid::regprocedure, p.proowner::regrole)
+    FROM code AS c JOIN pg_catalog.pg_proc AS p ON p.oid = c.fn
+    WHERE NOT memory_private._trusted(p.proowner)
+$$;
+
+COMMENT ON FUNCTION memory_private._foreign_code(regclass) IS
+'What reading or writing the table (and its partitions / children) would run that is owned by a '
+'role other than pgmemo''s owner or a superuser: row-level security, rules, triggers, and '
+'functions called by defaults, generated columns, constraints, index expressions and domain '
+'types. memory_private._assert_inert refuses a table with any.';
+
+-- Lock rel (ACCESS SHARE to read, ROW EXCLUSIVE to write; partitions and children included) and
+-- refuse it when it would run foreign code. The lock comes first: every DDL that could add such
+-- code (CREATE TRIGGER, CREATE RULE, CREATE POLICY, ALTER TABLE, CREATE INDEX) conflicts with
+-- ROW EXCLUSIVE, and the read-side ones (policies, rules) with ACCESS SHARE, so nothing can be
+-- added between this check and the statement that follows it in the same transaction.
+CREATE OR REPLACE FUNCTION memory_private._assert_inert(rel regclass, for_write boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_found record;
+BEGIN
+    IF rel IS NULL THEN
+        RETURN;
+    END IF;
+    EXECUTE pg_catalog.format('LOCK TABLE %s IN %s MODE', rel,
+        CASE WHEN for_write THEN 'ROW EXCLUSIVE' ELSE 'ACCESS SHARE' END);
+    SELECT * INTO v_found FROM memory_private._foreign_code(rel) AS f
+    WHERE for_write OR f.what IN ('row-level security', 'rule')
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'pgmemo will not touch %: %', rel, v_found.detail
+            USING ERRCODE = '42501',
+                  DETAIL = 'pgmemo reads and writes adopted tables with its owner''s rights, so '
+                      || 'it refuses tables that would run code another role controls.',
+                  HINT = CASE v_found.what
+                      WHEN 'trigger' THEN 'Drop or disable the trigger (ALTER TABLE ... DISABLE '
+                          || 'TRIGGER), or have pgmemo''s owner or a superuser own its function.'
+                      WHEN 'row-level security' THEN 'Disable row-level security on the table '
+                          || '(ALTER TABLE ... DISABLE ROW LEVEL SECURITY), or do not adopt it.'
+                      WHEN 'rule' THEN 'Drop the rule.'
+                      ELSE 'Use built-in functions only, or have pgmemo''s owner or a superuser '
+                          || 'own the function.'
+                  END;
+    END IF;
+END;
+$$;
+
+COMMENT ON FUNCTION memory_private._assert_inert(regclass, boolean) IS
+'Lock the table (ACCESS SHARE to read, ROW EXCLUSIVE to write) and raise 42501 when reading '
+'(row-level security, rules) or writing (also triggers, defaults, generated columns, constraints, '
+'index expressions, domain types) would run code owned by a role other than pgmemo''s owner '
+'or a superuser. Called at adoption and on every call that touches an adopted table.';
+
+-- The caller's access to a domain: 'read' or 'write'. A re-embed's shadow domain answers for its
+-- domain.
+CREATE OR REPLACE FUNCTION memory_private._can(domain text, access text)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    WITH c AS (SELECT memory_private._caller() AS who),
+    target AS (
+        SELECT coalesce((SELECT r.domain FROM memory_private.reembeds AS r
+            WHERE r.shadow_domain = _can.domain), _can.domain) AS domain
+    )
+    SELECT pg_catalog.pg_has_role(c.who, memory_private._owner(), 'USAGE')
+        OR EXISTS (SELECT FROM pg_catalog.pg_roles AS a
+            WHERE a.rolname = 'memory_admin' AND pg_catalog.pg_has_role(c.who, a.oid, 'USAGE'))
+        OR EXISTS (
+            SELECT FROM memory_private.domain_access AS g
+            JOIN pg_catalog.pg_roles AS a ON a.rolname = g.role_name
+            WHERE g.domain = (SELECT target.domain FROM target) AND g.access = _can.access
+              AND pg_catalog.pg_has_role(c.who, a.oid, 'USAGE'))
+    FROM c
+$$;
+
+COMMENT ON FUNCTION memory_private._can(text, text) IS
+'Whether the caller (memory_private._caller()) may read or write a domain: pgmemo''s owner, '
+'superusers and members of memory_admin always; other roles through a grant in '
+'memory_private.domain_access to a role they have the privileges of (memory.grant_domain).';
+
+CREATE OR REPLACE FUNCTION memory_private._check_access(domain text, access text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF NOT memory_private._can(domain, access) THEN
+        RAISE EXCEPTION 'permission denied: role % may not % domain "%"',
+            memory_private._caller(), access, domain
+            USING ERRCODE = '42501',
+                  HINT = pg_catalog.format('An admin grants it: SELECT memory.grant_domain(%L, %L, %L);',
+                      domain, memory_private._caller(), access);
+    END IF;
+END;
+$$;
+
+-- The domain row for a public function: the domain exists, the caller may access it, and an
+-- adopted domain's table is locked and inert (see _assert_inert).
+CREATE OR REPLACE FUNCTION memory_private._domain_for(domain text, access text)
+RETURNS memory_private.domains
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain(domain);
+BEGIN
+    IF access = 'claim' THEN
+        PERFORM memory_private._check_access(v_d.domain, 'read');
+        PERFORM memory_private._check_access(v_d.domain, 'write');
+    ELSE
+        PERFORM memory_private._check_access(v_d.domain, access);
+    END IF;
+    IF v_d.adopted THEN
+        PERFORM memory_private._assert_inert(v_d.source_table, access = 'write');
+    END IF;
+    RETURN v_d;
+END;
+$$;
+
+COMMENT ON FUNCTION memory_private._domain_for(text, text) IS
+'The domain row every public function that takes a domain starts with: unknown domain 42704; '
+'access (read, write, or claim = read and write) checked for the caller (42501); an adopted '
+'domain''s table locked and checked by _assert_inert (for writing when access is write).';
+
+-- A new domain starts open to the API roles (the roles reach each other through their
+-- memberships: a writer is a reader, an admin is everything). Called by memory.create_domain
+-- and memory_private._adopt when they register a domain; migration 0011 did it for the domains
+-- that existed.
+CREATE OR REPLACE FUNCTION memory_private._default_access(domain text)
+RETURNS void
+LANGUAGE sql
+SET search_path FROM CURRENT
+AS $$
+    INSERT INTO memory_private.domain_access AS g (domain, role_name, access)
+    SELECT _default_access.domain, v.role_name, v.access
+    FROM (VALUES
+        ('memory_reader'::name, 'read'), ('memory_writer', 'write'),
+        ('memory_worker', 'read'), ('memory_worker', 'write')
+    ) AS v (role_name, access)
+    ON CONFLICT DO NOTHING
+$$;
+
+CREATE OR REPLACE FUNCTION memory_private._check_grant_args(
+    domain text, role name, access text
+)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    PERFORM memory_private._domain(domain);
+    IF access IS NULL OR access NOT IN ('read', 'write') THEN
+        RAISE EXCEPTION 'access must be ''read'' or ''write'', got %',
+            coalesce(quote_literal(access), 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF role IS NULL OR NOT EXISTS (SELECT FROM pg_catalog.pg_roles AS a WHERE a.rolname = role) THEN
+        RAISE EXCEPTION 'role % does not exist', coalesce(quote_ident(role), 'NULL')
+            USING ERRCODE = '42704';
+    END IF;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION memory.grant_domain(domain text, role name, access text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    PERFORM memory_private._check_grant_args(domain, role, access);
+    INSERT INTO memory_private.domain_access AS g (domain, role_name, access)
+    VALUES (domain, role, access)
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count > 0;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.grant_domain(text, name, text) IS
+'Let role (and every role with its privileges) read or write a domain: access ''read'' (search, '
+'search_text, search_hybrid, get, get_many, the views) or ''write'' (store, store_many, update, '
+'forget, ...; a worker needs read and write to claim the domain''s jobs). New domains are open '
+'to memory_reader (read), memory_writer (write) and memory_worker (read, write). Returns false '
+'when the grant existed.';
+
+CREATE OR REPLACE FUNCTION memory.revoke_domain(domain text, role name, access text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    PERFORM memory_private._check_grant_args(domain, role, access);
+    DELETE FROM memory_private.domain_access AS g
+    WHERE g.domain = revoke_domain.domain AND g.role_name = role AND g.access = revoke_domain.access;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count > 0;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.revoke_domain(text, name, text) IS
+'Take back a grant of memory.grant_domain (or a default one: revoke_domain(''health'', '
+'''memory_reader'', ''read'') closes the domain to plain readers). A role keeps the access it '
+'has through another role''s grant; pgmemo''s owner, superusers and memory_admin members always '
+'have it. Returns false when there was no such grant.';
+
+-- For the views: whether an adopted table can be read (locked, and _assert_inert passes), so a
+-- table that became unsafe shows NULL counts instead of failing the whole view for everyone.
+CREATE OR REPLACE FUNCTION memory_private._readable(d memory_private.domains)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF d.adopted THEN
+        PERFORM memory_private._assert_inert(d.source_table, false);
+    END IF;
+    RETURN true;
+EXCEPTION WHEN insufficient_privilege THEN
+    RETURN false;
+END;
+$$;
+
+-- diagnose: a schema pgmemo's functions resolve names in (their search_path, and pgmemo's own
+-- schemas, whose functions they call by qualified name) where a role other than pgmemo's owner
+-- or a superuser can CREATE: it could plant a better-matching overload that runs with pgmemo's
+-- rights.
+CREATE OR REPLACE FUNCTION memory_private._check_schema_create()
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    WITH path AS (
+        SELECT DISTINCT pg_catalog.btrim(s.name) AS nspname
+        FROM pg_catalog.pg_proc AS p
+        CROSS JOIN LATERAL unnest(p.proconfig) AS c (setting)
+        CROSS JOIN LATERAL unnest(string_to_array(substr(c.setting, 13), ',')) AS s (name)
+        WHERE p.pronamespace IN ('memory'::regnamespace, 'memory_private'::regnamespace)
+          AND c.setting LIKE 'search_path=%'
+        UNION
+        SELECT x.nspname FROM (VALUES ('memory'), ('memory_private'), ('memory_data')) AS x (nspname)
+    ),
+    bad AS (
+        SELECT n.nspname, pg_catalog.string_agg(pg_catalog.quote_ident(r.rolname), ', '
+            ORDER BY r.rolname) AS who
+        FROM path
+        JOIN pg_catalog.pg_namespace AS n ON n.nspname = pg_catalog.btrim(path.nspname, '"')
+        CROSS JOIN pg_catalog.pg_roles AS r
+        WHERE NOT memory_private._trusted(r.oid)
+          AND pg_catalog.has_schema_privilege(r.oid, n.oid, 'CREATE')
+        GROUP BY n.nspname
+    )
+    SELECT 'error'::text, NULL::text, 'schema_create_on_path'::text,
+        pg_catalog.format('Role(s) %s can create objects in schema %I, where pgmemo''s functions '
+            'resolve names: a better-matching function or operator planted there would run with '
+            'pgmemo''s owner''s rights.', b.who, b.nspname),
+        pg_catalog.format('REVOKE CREATE ON SCHEMA %I FROM PUBLIC, %s;', b.nspname, b.who)
+    FROM bad AS b
+$$;
+
+COMMENT ON FUNCTION memory_private._check_schema_create() IS
+'diagnose check schema_create_on_path (error): a role other than pgmemo''s owner or a superuser '
+'can CREATE in a schema on pgmemo''s functions'' search_path or in memory, memory_private, '
+'memory_data.';
+
+-- Bounded cost of a write: content over the domain's max_content_bytes (default 1 MB; set with
+-- memory.set_max_content_bytes) is refused before any work (a 50 MB store took ~800 MB in one
+-- backend). contents: one text (store, update) or many (store_many, import_rows); the error
+-- names the first one too long. Contents over 512 kB are also checked against the full-text
+-- limit (a tsvector holds at most 1 MB of distinct words), so the domain's full-text index never
+-- fails a write with "string is too long for tsvector".
+CREATE OR REPLACE FUNCTION memory_private._check_contents(d memory_private.domains, contents text[])
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_max bigint := coalesce(d.max_content_bytes, 1048576);
+    v_bad record;
+BEGIN
+    SELECT u.ord, octet_length(u.c) AS bytes INTO v_bad
+    FROM unnest(contents) WITH ORDINALITY AS u (c, ord)
+    WHERE octet_length(u.c) > v_max
+    ORDER BY u.ord LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'content% is % bytes; domain "%" takes at most % bytes',
+            CASE WHEN cardinality(contents) > 1 THEN format('s[%s]', v_bad.ord) ELSE '' END,
+            v_bad.bytes, d.domain, v_max
+            USING ERRCODE = '54000',
+                  HINT = format('Split it into smaller memories, or raise the limit: SELECT '
+                      'memory.set_max_content_bytes(%L, <bytes>);', d.domain);
+    END IF;
+    FOR v_bad IN
+        SELECT u.ord, u.c FROM unnest(contents) WITH ORDINALITY AS u (c, ord)
+        WHERE octet_length(u.c) > 524288
+    LOOP
+        BEGIN
+            PERFORM to_tsvector(d.text_config, v_bad.c);
+        EXCEPTION WHEN program_limit_exceeded THEN
+            RAISE EXCEPTION 'content% has too many distinct words for full-text search (%)',
+                CASE WHEN cardinality(contents) > 1 THEN format('s[%s]', v_bad.ord) ELSE '' END,
+                SQLERRM
+                USING ERRCODE = '54000',
+                      HINT = 'A tsvector holds at most 1 MB of distinct words: split the content.';
+        END;
+    END LOOP;
+END;
+$$;
+
+COMMENT ON FUNCTION memory_private._check_contents(memory_private.domains, text[]) IS
+'Refuses (54000) content over the domain''s max_content_bytes (default 1 MB) or with more '
+'distinct words than a tsvector holds, before any work. Called by every write of content.';
+
+CREATE OR REPLACE FUNCTION memory.set_max_content_bytes(domain text, max_bytes integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    PERFORM memory_private._domain(domain);
+    IF max_bytes IS NOT NULL AND (max_bytes < 1 OR max_bytes > 104857600) THEN
+        RAISE EXCEPTION 'max_bytes must be between 1 and 104857600 (100 MB), got %', max_bytes
+            USING ERRCODE = '22023';
+    END IF;
+    UPDATE memory_private.domains AS d SET max_content_bytes = max_bytes
+    WHERE d.domain = set_max_content_bytes.domain;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.set_max_content_bytes(text, integer) IS
+'The largest content (in bytes) store, store_many, update and import_rows accept for a domain; '
+'NULL restores the default, 1 MB (1048576). Larger content is refused with error 54000 before '
+'any work.';
+
+-- diagnose: an adopted table that would run another role's code (see _assert_inert). pgmemo
+-- refuses to write it, and, for row-level security or rules, to read it; diagnose's checks that
+-- read rows skip it then (_readable).
+CREATE OR REPLACE FUNCTION memory_private._check_adopted_foreign_code(d memory_private.domains)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'error'::text, d.domain, 'adopted_table_runs_foreign_code'::text,
+        pg_catalog.format('pgmemo refuses to %s %s: %s (see docs/SECURITY.md).',
+            CASE WHEN f.what IN ('row-level security', 'rule') THEN 'read or write'
+                ELSE 'write' END, d.source_table, f.detail),
+        NULL::text
+    FROM memory_private._foreign_code(d.source_table) AS f
+    WHERE d.adopted AND d.source_table IS NOT NULL
+$$;
+
+COMMENT ON FUNCTION memory_private._check_adopted_foreign_code(memory_private.domains) IS
+'diagnose check adopted_table_runs_foreign_code (error): an adopted table whose triggers, rules, '
+'row-level security or expressions would run code owned by a role other than pgmemo''s owner or '
+'a superuser; every call that writes it (or, for RLS and rules, reads it) is refused.';
