@@ -71,12 +71,22 @@ demo: install
 
 # The benchmark suite (bench/run.py): BENCHMARKS.md + bench/results/. Needs the bench extras.
 BENCH_DEPS := 'matplotlib>=3.7' 'faiss-cpu>=1.8'
+PGAI_VENV := .venv-pgai
 
-bench: install
+bench: install $(PGAI_VENV)/.installed
 	$(PIP) install -q $(BENCH_DEPS)
 	$(PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/storage.py
 	$(PY) bench/filter.py
+	$(PY) bench/embedq.py --pgai-venv $(PGAI_VENV) $(QUEUE_BENCH_ARGS)
+
+# Timescale's pgai vectorizer, the embedding queue's contender (bench/embedq.py), in a virtualenv
+# of its own (its dependencies are not pgmemo's). If it cannot be installed, bench/embedq.py says
+# so in its results and measures pgmemo against its previous version only.
+$(PGAI_VENV)/.installed:
+	@test -x $(PGAI_VENV)/bin/python || $(PYTHON) -m venv $(PGAI_VENV)
+	$(PGAI_VENV)/bin/pip install -q 'pgai[vectorizer-worker]==0.12.1' && touch $@ || \
+		echo "pgai could not be installed: the queue benchmark runs without it" >&2
 
 bench-full: install
 	$(PIP) install -q $(BENCH_DEPS)

@@ -111,7 +111,7 @@ BEGIN
     RETURN set_config('search_path', format('pg_catalog, %I, pg_temp', v_schema), true);
 END;
 $f$;
-DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011']::text[]); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012']::text[]); END $pgmemo$;
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -570,6 +570,109 @@ ALTER TABLE memory_private.domains
 ADD COLUMN max_content_bytes integer,
 ADD CONSTRAINT domains_max_content_bytes_check CHECK (max_content_bytes > 0);
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0011', '0011_trust.sql', '87e329e32b38fc201590f2b5683222c87b865efb75b5a61290cbf58b34fd9d8c', 'versioned'); PERFORM memory_private._record_breaking('0011', false); END $pgmemo$;
+\endif
+-- migrations/0012_queue_mapping.sql
+SELECT memory_private._migration_needed('0012', '0012_queue_mapping.sql', 'd05839f672ca6885d1222a6544a467d796b09afd8a6779d13ce31f2e289138b1', ARRAY[]::text[]) AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0012_queue_mapping: one write path for every domain, and a queue that claims per domain.
+--
+-- Why: factory domains and adopted tables had two trigger families and two ways to find a
+-- domain's rows. The registry now holds the column mapping of every domain (a factory domain is
+-- a mapping of the table pgmemo made: id, content, embedding, embedding_model, updated_at), so
+-- the queue, the triggers and the writers read one mapping. Claims are made per domain in one
+-- statement, so the ready index leads with the domain.
+-- Not breaking: the public functions keep their signatures (claim_embedding_jobs renews a job's
+-- id at every claim: the id a worker completes with is its proof of that claim).
+
+ALTER TABLE memory_private.domains
+ADD COLUMN model_column name,
+ADD COLUMN touch_column name;
+
+COMMENT ON COLUMN memory_private.domains.model_column IS
+'The column that records the model of each embedding (NULL: none).';
+COMMENT ON COLUMN memory_private.domains.touch_column IS
+'The column the write triggers set to now() on every update (factory tables: updated_at; '
+'adopted tables: NULL, the application keeps its own).';
+
+-- Factory domains: the table pgmemo made. (A table dropped out of band keeps a NULL relation.)
+UPDATE memory_private.domains AS d
+SET
+    source_table = to_regclass(format('%I.%I', d.table_schema, d.table_name)),
+    id_column = 'id', content_column = 'content', embedding_column = 'embedding',
+    model_column = 'embedding_model', touch_column = 'updated_at'
+WHERE NOT d.adopted;
+
+-- Adopted domains: the model column they were adopted with (the re-embed's own column for a
+-- shadow domain; else a text column named embedding_model that is none of the mapped ones).
+UPDATE memory_private.domains AS d
+SET
+    model_column = coalesce(
+        (
+            SELECT r.model_column FROM memory_private.reembeds AS r
+            WHERE r.shadow_domain = d.domain
+        ),
+        (
+            SELECT a.attname FROM pg_catalog.pg_attribute AS a
+            WHERE
+                a.attrelid = d.source_table AND a.attname = 'embedding_model'
+                AND a.atttypid = 'text'::regtype AND a.attnum > 0 AND NOT a.attisdropped
+                AND NOT EXISTS (
+                    SELECT FROM memory_private.reembeds AS r
+                    WHERE r.shadow_domain = d.domain
+                )
+                AND a.attname NOT IN (d.id_column, d.content_column, d.embedding_column)
+        )
+    )
+WHERE d.adopted;
+
+-- Claims are made per domain, oldest first: the ready index leads with the domain.
+DROP INDEX memory_private.embedding_queue_ready_idx;
+CREATE INDEX embedding_queue_ready_idx
+ON memory_private.embedding_queue (domain, run_after, job_id) WHERE status = 'pending';
+
+-- A bulk load in progress (memory.bulk_load_begin) pauses the domain's insert trigger: the
+-- registry says so, so that re-wiring a domain keeps it paused.
+ALTER TABLE memory_private.domains
+ADD COLUMN bulk_loading boolean NOT NULL DEFAULT FALSE;
+
+-- The two trigger families of 0004 and before (factory tables: memory_before_update,
+-- memory_enqueue_insert, memory_enqueue_update, memory_dequeue_delete on shared functions;
+-- adopted tables: pgmemo_<domain>_* on generic TG_ARGV functions) go; the one family
+-- (sql/43_wire.sql) is wired for every domain by memory_private._after_migrate(), which the
+-- migrate runner calls once sql/ is applied, in the same transaction.
+DO $legacy$
+DECLARE
+    v_old regprocedure[] := ARRAY[
+        to_regprocedure('memory_private._before_update()'),
+        to_regprocedure('memory_private._enqueue_rows()'),
+        to_regprocedure('memory_private._dequeue_rows()'),
+        to_regprocedure('memory_private._adopted_before_update()'),
+        to_regprocedure('memory_private._adopted_enqueue()'),
+        to_regprocedure('memory_private._adopted_dequeue()')];
+    v_trigger record;
+    v_fn regprocedure;
+BEGIN
+    -- Citus: triggers of a distributed table are changed on its shards too.
+    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    FOR v_trigger IN
+        SELECT t.tgrelid::regclass AS rel, t.tgname, t.tgenabled, t.tgfoid
+        FROM pg_catalog.pg_trigger AS t
+        WHERE t.tgfoid = ANY (v_old) AND NOT t.tgisinternal
+    LOOP
+        IF v_trigger.tgenabled = 'D' AND v_trigger.tgname = 'memory_enqueue_insert' THEN
+            UPDATE memory_private.domains AS d SET bulk_loading = TRUE
+            WHERE d.source_table = v_trigger.rel AND NOT d.adopted;
+        END IF;
+        EXECUTE format('DROP TRIGGER %I ON %s', v_trigger.tgname, v_trigger.rel);
+    END LOOP;
+    FOREACH v_fn IN ARRAY v_old LOOP
+        IF v_fn IS NOT NULL THEN
+            EXECUTE format('DROP FUNCTION %s', v_fn);
+        END IF;
+    END LOOP;
+END;
+$legacy$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0012', '0012_queue_mapping.sql', 'd05839f672ca6885d1222a6544a467d796b09afd8a6779d13ce31f2e289138b1', 'versioned'); PERFORM memory_private._record_breaking('0012', false); END $pgmemo$;
 \endif
 DO $pgmemo$ BEGIN PERFORM memory_private._set_install_search_path(); END $pgmemo$;
 -- sql/00_private_helpers.sql
@@ -1390,89 +1493,10 @@ COMMENT ON FUNCTION memory_private._check_adopted_foreign_code(memory_private.do
 'a superuser; every call that writes it (or, for RLS and rules, reads it) is refused.';
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', '59988a28153a2330df0fc6975fb8943d827c372782252d9ed58f050386a8af63', 'repeatable'); END $pgmemo$;
 -- sql/10_domains.sql
--- Domains: the table factory (memory.create_domain), memory.drop_domain, the memory.domains view,
--- and the row triggers every domain table carries.
+-- Domains: the table factory (memory.create_domain), memory.drop_domain and the memory.domains
+-- view.
 
--- BEFORE UPDATE, per row: maintain updated_at; a content change without a new embedding clears
--- the old one, so a stale embedding is never served (the AFTER trigger then queues the row).
-CREATE OR REPLACE FUNCTION memory_private._before_update()
-RETURNS trigger
-LANGUAGE plpgsql
-SET search_path FROM CURRENT
-AS $$
-BEGIN
-    NEW.updated_at := now();
-    IF NEW.content IS DISTINCT FROM OLD.content
-        -- (as real[]: pgvector's = is not on this function's search_path)
-        AND NEW.embedding::real[] IS NOT DISTINCT FROM OLD.embedding::real[] THEN
-        NEW.embedding := NULL;
-        NEW.embedding_model := NULL;
-    END IF;
-    IF NEW.embedding IS NULL THEN
-        NEW.embedding_model := NULL;
-    END IF;
-    RETURN NEW;
-END;
-$$;
-
--- AFTER INSERT / AFTER UPDATE, per statement (transition tables): queue every row that now
--- needs an embedding, in one pass, deduplicated per row; then wake the workers. An update that
--- gives a row its embedding removes the row's (unclaimed) job.
--- TG_ARGV[0] is the domain. A job that is already claimed stays claimed: the worker's
--- complete_embedding_jobs sees the changed content and puts the job back to pending.
-CREATE OR REPLACE FUNCTION memory_private._enqueue_rows()
-RETURNS trigger
-LANGUAGE plpgsql
-SET search_path FROM CURRENT
-AS $$
-DECLARE
-    v_count bigint;
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
-        SELECT TG_ARGV[0], n.id FROM new_rows AS n WHERE n.embedding IS NULL
-        ON CONFLICT (domain, row_id) DO UPDATE
-            SET status = CASE WHEN q.status = 'claimed' THEN 'claimed' ELSE 'pending' END,
-                attempts = 0, run_after = now(), updated_at = now();
-        GET DIAGNOSTICS v_count = ROW_COUNT;
-    ELSE
-        INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
-        SELECT TG_ARGV[0], n.id
-        FROM new_rows AS n
-        JOIN old_rows AS o ON o.id = n.id
-        WHERE n.embedding IS NULL
-          AND (o.embedding IS NOT NULL OR n.content IS DISTINCT FROM o.content)
-        ON CONFLICT (domain, row_id) DO UPDATE
-            SET status = CASE WHEN q.status = 'claimed' THEN 'claimed' ELSE 'pending' END,
-                attempts = 0, run_after = now(), updated_at = now();
-        GET DIAGNOSTICS v_count = ROW_COUNT;
-        -- A row that got an embedding (update or upsert) needs no job any more. Claimed jobs
-        -- stay: their worker completes (or drops) them.
-        DELETE FROM memory_private.embedding_queue AS q
-        USING new_rows AS n
-        WHERE q.domain = TG_ARGV[0] AND q.row_id = n.id AND n.embedding IS NOT NULL
-          AND q.status <> 'claimed';
-    END IF;
-    IF v_count > 0 THEN
-        PERFORM pg_notify('memory_embedding_queue', TG_ARGV[0]);
-    END IF;
-    RETURN NULL;
-END;
-$$;
-
--- AFTER DELETE, per statement: a deleted row needs no embedding any more.
-CREATE OR REPLACE FUNCTION memory_private._dequeue_rows()
-RETURNS trigger
-LANGUAGE plpgsql
-SET search_path FROM CURRENT
-AS $$
-BEGIN
-    DELETE FROM memory_private.embedding_queue AS q
-    USING old_rows AS o
-    WHERE q.domain = TG_ARGV[0] AND q.row_id = o.id;
-    RETURN NULL;
-END;
-$$;
+-- The row triggers of a domain's table are made by memory_private._wire (sql/43_wire.sql).
 
 CREATE OR REPLACE FUNCTION memory.create_domain(
     domain text,
@@ -1547,12 +1571,6 @@ BEGIN
                   HINT = 'Rename or drop that table, then create the domain again.';
     END IF;
 
-    INSERT INTO memory_private.domains AS d
-        (domain, table_schema, table_name, dimension, distance, embedding_model,
-         hnsw_m, hnsw_ef_construction, text_config, embedding_type)
-    VALUES (domain, 'memory_data', v_table, dimension, distance, embedding_model,
-            hnsw_m, hnsw_ef_construction, text_config, embedding_type);
-    PERFORM memory_private._default_access(domain);
 
     EXECUTE format(
         'CREATE TABLE memory_data.%I ('
@@ -1572,6 +1590,15 @@ BEGIN
         memory_private._stored_tsvector_sql(text_config, 'content'),
         v_table || '_pkey', v_table || '_metadata_obj');
     v_regclass := format('memory_data.%I', v_table)::regclass;
+    -- The registry row: a column mapping of the table just made.
+    INSERT INTO memory_private.domains AS d
+        (domain, table_schema, table_name, dimension, distance, embedding_model,
+         hnsw_m, hnsw_ef_construction, text_config, embedding_type,
+         source_table, id_column, content_column, embedding_column, model_column, touch_column)
+    VALUES (domain, 'memory_data', v_table, dimension, distance, embedding_model,
+            hnsw_m, hnsw_ef_construction, text_config, embedding_type,
+            v_regclass, 'id', 'content', 'embedding', 'embedding_model', 'updated_at');
+    PERFORM memory_private._default_access(domain);
     EXECUTE format('ALTER TABLE %s ALTER COLUMN embedding SET STORAGE %s', v_regclass,
         memory_private._embedding_storage(embedding_type, dimension));
 
@@ -1583,17 +1610,8 @@ BEGIN
     EXECUTE format('CREATE INDEX %I ON %s USING gin (content_tsv)', v_table || '_fts', v_regclass);
     EXECUTE format('CREATE INDEX %I ON %s (updated_at)', v_table || '_updated_at', v_regclass);
 
-    EXECUTE format('CREATE TRIGGER memory_before_update BEFORE UPDATE ON %s '
-        'FOR EACH ROW EXECUTE FUNCTION memory_private._before_update()', v_regclass);
-    EXECUTE format('CREATE TRIGGER memory_enqueue_insert AFTER INSERT ON %s '
-        'REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT '
-        'EXECUTE FUNCTION memory_private._enqueue_rows(%L)', v_regclass, domain);
-    EXECUTE format('CREATE TRIGGER memory_enqueue_update AFTER UPDATE ON %s '
-        'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT '
-        'EXECUTE FUNCTION memory_private._enqueue_rows(%L)', v_regclass, domain);
-    EXECUTE format('CREATE TRIGGER memory_dequeue_delete AFTER DELETE ON %s '
-        'REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT '
-        'EXECUTE FUNCTION memory_private._dequeue_rows(%L)', v_regclass, domain);
+    -- The write triggers (one family for every domain, from the registry's column mapping).
+    PERFORM memory_private._wire(memory_private._domain(domain));
 
     PERFORM memory.create_hnsw_index(domain, hnsw_m, hnsw_ef_construction);
     PERFORM memory_private._search_static_refresh();  -- the cached search plan (36_...sql)
@@ -1664,6 +1682,7 @@ BEGIN
         END IF;
     ELSE
         EXECUTE format('DROP TABLE IF EXISTS %I.%I', v_d.table_schema, v_d.table_name);
+        PERFORM memory_private._unwire(v_d);  -- the trigger functions (the triggers went with it)
     END IF;
     DELETE FROM memory_private.domains AS d WHERE d.domain = v_d.domain;
     PERFORM memory_private._search_static_refresh();
@@ -1715,7 +1734,7 @@ COMMENT ON VIEW memory.domains IS
 'Registered memory domains: table, dimension, distance, embedding model, exact row count, and '
 'for adopted domains (memory.adopt_table) the application table behind the view. Only the '
 'domains the caller may read (memory.grant_domain).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:10_domains.sql', '10_domains.sql', 'cecc1e57c22fcbaba903a6bde120dacaa68d86a4b900e73b5664b72425d1ab30', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:10_domains.sql', '10_domains.sql', '8165770a1c54604bdab952a50dddf40cb178a47f821b9684e547eeb09ccc7451', 'repeatable'); END $pgmemo$;
 -- sql/20_write.sql
 -- Writing memories: memory.store, memory.store_many, memory.update, memory.forget,
 -- memory.forget_many, memory.clear, memory.get.
@@ -1881,7 +1900,8 @@ BEGIN
         RETURN;
     END IF;
 
-    -- Ids are decided here so they can be returned in input order.
+    -- Ids are decided here so they can be returned in input order. Rows are written (and
+    -- locked) in id order, the order in which the embedding queue locks them.
     SELECT array_agg(coalesce(ids[u.ord], gen_random_uuid()::text) ORDER BY u.ord) INTO v_ids
     FROM generate_subscripts(contents, 1) AS u (ord);
 
@@ -1890,6 +1910,7 @@ BEGIN
         'SELECT u.id, u.content, coalesce(u.metadata, ''{}''), u.embedding, '
         'CASE WHEN u.embedding IS NOT NULL THEN $5 END '
         'FROM unnest($1, $2, $3, $4) AS u (id, content, metadata, embedding) '
+        'ORDER BY u.id '
         'ON CONFLICT (id) DO UPDATE SET content = excluded.content, '
         'metadata = excluded.metadata, '
         'embedding = coalesce(excluded.embedding, t.embedding), '
@@ -2076,7 +2097,7 @@ $$;
 COMMENT ON FUNCTION memory.get(text, text) IS
 'Fetch one memory by id: content, metadata, whether it has an embedding, timestamps. '
 'No row when the id does not exist.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20_write.sql', '8ef683921f53e96fa9a3baf7ac0bedcc34b8acc312a9771da7f62b7d13241115', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20_write.sql', '4f95df5ff9da7502c5173b50f21e98c2141fa6d5e5dfba69ee9f011c7d4eea34', 'repeatable'); END $pgmemo$;
 -- sql/30_search.sql
 -- Searching: memory.search (k nearest neighbours through the HNSW index), memory.search_text
 -- (full-text, typed queries) and memory.search_hybrid (weighted reciprocal rank fusion of the
@@ -4269,15 +4290,252 @@ COMMENT ON FUNCTION memory.concurrent_index_statements(text, integer, integer) I
 'SELECT * FROM memory.concurrent_index_statements(''d'') \gexec, or pgmemo index build '
 '--concurrently d. Re-running after a failure resumes (an INVALID leftover is dropped first).';
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:40_indexes.sql', '40_indexes.sql', 'b0781560b2b4b36099ba826e53e1e998be750e1fb1462d565e5a0cbf5f8b56c1', 'repeatable'); END $pgmemo$;
+-- sql/43_wire.sql
+-- The write triggers of every domain, factory or adopted: one family, one template each, wired
+-- by memory_private._wire(d) from the domain's column mapping in the registry (relation, id,
+-- content, embedding, model and touch columns) and removed by memory_private._unwire(d).
+--
+-- The rules they carry, in this one place:
+-- - BEFORE UPDATE, per row: the touch column (factory tables: updated_at) is set to now(); a
+--   content change without a new embedding clears the embedding (and its model), so a stale
+--   embedding is never served.
+-- - AFTER INSERT / UPDATE, per statement (transition tables): every row that now needs an
+--   embedding is queued, deduplicated per row, and the workers are woken (NOTIFY); a row that
+--   got an embedding has no job any more (a claim in flight is superseded: its completion finds
+--   no job and writes nothing). A metadata-only update queues nothing.
+-- - AFTER DELETE, per statement: the jobs of deleted rows go.
+--
+-- Why generated functions: each domain gets its own trigger functions with the column names
+-- written into static SQL (so PL/pgSQL plans each statement once per session), instead of one
+-- generic function that builds its SQL from TG_ARGV on every call (measured about 2.5x slower
+-- per write). They are made from the templates below and nothing else, and re-made by every
+-- migrate run (memory_private._after_migrate), so a change of a template reaches every domain.
+-- Definer rights: the application writes an adopted table with its own role, which has no
+-- right on memory_private; the functions touch the queue and NEW only.
+
+-- The name of one of a domain's trigger functions (and of its trigger): pgmemo_<domain>_<kind>.
+CREATE OR REPLACE FUNCTION memory_private._wire_name(domain text, kind text)
+RETURNS name
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT ('pgmemo_' || domain || '_' || kind)::name
+$$;
+
+-- The CREATE FUNCTION statements of a domain's trigger functions, as (kind, statement).
+CREATE OR REPLACE FUNCTION memory_private._wire_functions(d memory_private.domains)
+RETURNS TABLE (kind text, ddl text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'before_update', format($fn$
+CREATE OR REPLACE FUNCTION memory_private.%1$I()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $body$
+BEGIN
+    %5$s
+    -- (as real[]: pgvector's = is not on this function's search_path)
+    IF NEW.%2$I IS DISTINCT FROM OLD.%2$I AND NEW.%3$I::real[] IS NOT DISTINCT FROM OLD.%3$I::real[] THEN
+        NEW.%3$I := NULL;
+    END IF;
+    %4$s
+    RETURN NEW;
+END;
+$body$
+$fn$,
+        memory_private._wire_name(d.domain, 'before_update'), d.content_column,
+        d.embedding_column,
+        CASE WHEN d.model_column IS NOT NULL THEN format(
+            'IF NEW.%1$I IS NULL AND OLD.%1$I IS NOT NULL THEN NEW.%2$I := NULL; END IF;',
+            d.embedding_column, d.model_column) ELSE '' END,
+        CASE WHEN d.touch_column IS NOT NULL THEN format('NEW.%I := now();', d.touch_column)
+            ELSE '' END)
+    UNION ALL
+    SELECT 'enqueue', format($fn$
+CREATE OR REPLACE FUNCTION memory_private.%1$I()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $body$
+DECLARE
+    v_count bigint;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
+        SELECT %2$L, n.%3$I::text FROM new_rows AS n WHERE n.%5$I IS NULL
+        ON CONFLICT (domain, row_id) DO UPDATE
+            SET status = CASE WHEN q.status = 'claimed' THEN 'claimed' ELSE 'pending' END,
+                attempts = 0, run_after = now(), updated_at = now();
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+    ELSE
+        INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
+        SELECT %2$L, n.%3$I::text
+        FROM new_rows AS n
+        JOIN old_rows AS o ON o.%3$I = n.%3$I
+        WHERE n.%5$I IS NULL AND (o.%5$I IS NOT NULL OR n.%4$I IS DISTINCT FROM o.%4$I)
+        ON CONFLICT (domain, row_id) DO UPDATE
+            SET status = CASE WHEN q.status = 'claimed' THEN 'claimed' ELSE 'pending' END,
+                attempts = 0, run_after = now(), updated_at = now();
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        DELETE FROM memory_private.embedding_queue AS q
+        USING new_rows AS n
+        WHERE q.domain = %2$L AND q.row_id = n.%3$I::text AND n.%5$I IS NOT NULL;
+    END IF;
+    IF v_count > 0 THEN
+        PERFORM pg_notify('memory_embedding_queue', %2$L);
+    END IF;
+    RETURN NULL;
+END;
+$body$
+$fn$,
+        memory_private._wire_name(d.domain, 'enqueue'), d.domain, d.id_column,
+        d.content_column, d.embedding_column)
+    UNION ALL
+    SELECT 'dequeue', format($fn$
+CREATE OR REPLACE FUNCTION memory_private.%1$I()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $body$
+BEGIN
+    DELETE FROM memory_private.embedding_queue AS q
+    USING old_rows AS o
+    WHERE q.domain = %2$L AND q.row_id = o.%3$I::text;
+    RETURN NULL;
+END;
+$body$
+$fn$,
+        memory_private._wire_name(d.domain, 'dequeue'), d.domain, d.id_column)
+$$;
+
+-- The triggers: (trigger name, CREATE TRIGGER statement) on the domain's relation.
+CREATE OR REPLACE FUNCTION memory_private._wire_triggers(d memory_private.domains)
+RETURNS TABLE (trigger_name name, ddl text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT t.trigger_name, format(t.template, t.trigger_name,
+        memory_private._qualified(d.source_table), memory_private._wire_name(d.domain, t.fn))
+    FROM (VALUES
+        (memory_private._wire_name(d.domain, 'before_update'), 'before_update',
+         'CREATE TRIGGER %I BEFORE UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION memory_private.%I()'),
+        (memory_private._wire_name(d.domain, 'enqueue_insert'), 'enqueue',
+         'CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows '
+         'FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()'),
+        (memory_private._wire_name(d.domain, 'enqueue_update'), 'enqueue',
+         'CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows '
+         'NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()'),
+        (memory_private._wire_name(d.domain, 'dequeue_delete'), 'dequeue',
+         'CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows '
+         'FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()')
+    ) AS t (trigger_name, fn, template)
+$$;
+
+-- Wire a domain: (re)make its trigger functions and make sure its relation carries its four
+-- triggers. Idempotent and cheap when nothing changed (a trigger that exists is kept, with its
+-- enabled state: bulk_load_begin pauses the insert trigger).
+CREATE OR REPLACE FUNCTION memory_private._wire(d memory_private.domains)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_item record;
+    v_unsafe text;
+BEGIN
+    IF memory_private._qualified(d.source_table) IS NULL THEN
+        RETURN;  -- the table is gone: nothing to wire (diagnose reports it)
+    END IF;
+    FOR v_item IN SELECT * FROM memory_private._wire_functions(d) LOOP
+        EXECUTE v_item.ddl;
+        EXECUTE format('REVOKE ALL ON FUNCTION memory_private.%I() FROM PUBLIC',
+            memory_private._wire_name(d.domain, v_item.kind));
+    END LOOP;
+    IF d.distributed THEN
+        -- Citus runs no statement triggers with transition tables on a distributed table: the
+        -- write functions queue its rows (sql/48_distributed.sql); the row trigger, which only
+        -- changes NEW, runs on every shard.
+        v_unsafe := current_setting('citus.enable_unsafe_triggers', true);
+        PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    END IF;
+    FOR v_item IN SELECT * FROM memory_private._wire_triggers(d) LOOP
+        CONTINUE WHEN d.distributed
+            AND v_item.trigger_name <> memory_private._wire_name(d.domain, 'before_update');
+        CONTINUE WHEN EXISTS (
+            SELECT FROM pg_catalog.pg_trigger AS t
+            WHERE t.tgrelid = d.source_table AND t.tgname = v_item.trigger_name);
+        EXECUTE v_item.ddl;
+    END LOOP;
+    IF d.distributed THEN
+        PERFORM set_config('citus.enable_unsafe_triggers', coalesce(v_unsafe, 'off'), true);
+    END IF;
+    IF d.bulk_loading AND NOT d.distributed THEN
+        EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', memory_private._qualified(d.source_table),
+            memory_private._wire_name(d.domain, 'enqueue_insert'));
+    END IF;
+END;
+$$;
+
+-- Every domain, wired again from the templates (idempotent): so that a change of a template
+-- reaches the domains made before it.
+CREATE OR REPLACE FUNCTION memory_private._wire_all()
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains;
+    v_count integer := 0;
+BEGIN
+    FOR v_d IN SELECT d.* FROM memory_private.domains AS d ORDER BY d.domain LOOP
+        PERFORM memory_private._wire(v_d);
+        v_count := v_count + 1;
+    END LOOP;
+    RETURN v_count;
+END;
+$$;
+
+-- What the migrate runner (pgmemo migrate, install.sql) calls once sql/ is applied, in the same
+-- transaction: the per-domain objects made from templates are made again.
+CREATE OR REPLACE FUNCTION memory_private._after_migrate()
+RETURNS void
+LANGUAGE sql
+SET search_path FROM CURRENT
+AS $$
+    SELECT memory_private._wire_all();
+$$;
+
+-- Unwire a domain: its triggers (when its relation still exists) and its trigger functions.
+CREATE OR REPLACE FUNCTION memory_private._unwire(d memory_private.domains)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_rel text := memory_private._qualified(d.source_table);
+    v_item record;
+BEGIN
+    IF v_rel IS NOT NULL THEN
+        FOR v_item IN SELECT * FROM memory_private._wire_triggers(d) LOOP
+            EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', v_item.trigger_name, v_rel);
+        END LOOP;
+    END IF;
+    FOR v_item IN SELECT * FROM memory_private._wire_functions(d) LOOP
+        EXECUTE format('DROP FUNCTION IF EXISTS memory_private.%I()',
+            memory_private._wire_name(d.domain, v_item.kind));
+    END LOOP;
+END;
+$$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', 'b5cb6c99d2ecb78493fde8fb24185f0fcb7231d376482ef1e04a85df2af64faa', 'repeatable'); END $pgmemo$;
 -- sql/44_adopt_triggers.sql
--- The generic trigger functions of adopted domains (45_adopt.sql) and re-embed shadows
--- (46_reembed.sql): INSTEAD OF triggers on a domain's view that write the source table, and the
--- queue triggers on the source table itself. Column names come in TG_ARGV, so one function
--- serves every adopted table; dynamic SQL reads the transition tables (visible to EXECUTE
--- inside a trigger function).
--- The application writes its table with its own role, which has no right on memory_private:
--- the queue triggers on the source run with definer rights (fixed search_path; EXECUTE is
--- revoked from PUBLIC, so nobody else can attach them to a table of their own).
+-- The INSTEAD OF trigger of an adopted domain's view (45_adopt.sql): writes through the view go
+-- to the source table. The queue triggers on the source table itself are the same family as a
+-- factory table's (memory_private._wire, 43_wire.sql).
 
 -- INSTEAD OF INSERT / UPDATE / DELETE on the view. TG_ARGV: [0] source table, [1] id column,
 -- [2] id type, [3] content column, [4] embedding column, [5] metadata column ('' = none),
@@ -4364,93 +4622,7 @@ BEGIN
     RETURN CASE WHEN v_count > 0 THEN NEW END;
 END;
 $$;
-
--- BEFORE UPDATE, per row, on the source: a content change without a new embedding clears the
--- embedding (and the model column, if any), so a stale embedding is never served.
--- TG_ARGV: [0] content column, [1] embedding column, [2] model column ('' = none).
-CREATE OR REPLACE FUNCTION memory_private._adopted_before_update()
-RETURNS trigger
-LANGUAGE plpgsql
-SET search_path FROM CURRENT
-AS $$
-DECLARE
-    v_clear boolean;
-BEGIN
-    EXECUTE format('SELECT ($1).%1$I IS DISTINCT FROM ($2).%1$I '
-        'AND ($1).%2$I IS NOT NULL AND ($1).%2$I::real[] IS NOT DISTINCT FROM ($2).%2$I::real[]',
-        TG_ARGV[0], TG_ARGV[1])
-    INTO v_clear USING NEW, OLD;
-    IF v_clear THEN
-        NEW := jsonb_populate_record(NEW, jsonb_build_object(TG_ARGV[1], NULL)
-            || CASE WHEN TG_ARGV[2] <> '' THEN jsonb_build_object(TG_ARGV[2], NULL)
-                ELSE '{}'::jsonb END);
-    END IF;
-    RETURN NEW;
-END;
-$$;
-
--- AFTER INSERT / UPDATE, per statement, on the source (transition tables new_rows, old_rows):
--- queue the rows that need an embedding, drop the unclaimed jobs of rows that got one, wake
--- the workers. TG_ARGV: [0] domain, [1] id column, [2] content column, [3] embedding column.
-CREATE OR REPLACE FUNCTION memory_private._adopted_enqueue()
-RETURNS trigger
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path FROM CURRENT
-AS $$
-DECLARE
-    v_count bigint;
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        EXECUTE format(
-            'INSERT INTO memory_private.embedding_queue AS q (domain, row_id) '
-            'SELECT $1, n.%1$I::text FROM new_rows AS n WHERE n.%2$I IS NULL '
-            'ON CONFLICT (domain, row_id) DO UPDATE '
-            'SET status = CASE WHEN q.status = ''claimed'' THEN ''claimed'' ELSE ''pending'' END, '
-            'attempts = 0, run_after = now(), updated_at = now()',
-            TG_ARGV[1], TG_ARGV[3])
-        USING TG_ARGV[0];
-        GET DIAGNOSTICS v_count = ROW_COUNT;
-    ELSE
-        EXECUTE format(
-            'INSERT INTO memory_private.embedding_queue AS q (domain, row_id) '
-            'SELECT $1, n.%1$I::text FROM new_rows AS n JOIN old_rows AS o ON o.%1$I = n.%1$I '
-            'WHERE n.%3$I IS NULL AND (o.%3$I IS NOT NULL OR n.%2$I IS DISTINCT FROM o.%2$I) '
-            'ON CONFLICT (domain, row_id) DO UPDATE '
-            'SET status = CASE WHEN q.status = ''claimed'' THEN ''claimed'' ELSE ''pending'' END, '
-            'attempts = 0, run_after = now(), updated_at = now()',
-            TG_ARGV[1], TG_ARGV[2], TG_ARGV[3])
-        USING TG_ARGV[0];
-        GET DIAGNOSTICS v_count = ROW_COUNT;
-        EXECUTE format(
-            'DELETE FROM memory_private.embedding_queue AS q USING new_rows AS n '
-            'WHERE q.domain = $1 AND q.row_id = n.%1$I::text AND n.%2$I IS NOT NULL '
-            'AND q.status <> ''claimed''',
-            TG_ARGV[1], TG_ARGV[3])
-        USING TG_ARGV[0];
-    END IF;
-    IF v_count > 0 THEN
-        PERFORM pg_notify('memory_embedding_queue', TG_ARGV[0]);
-    END IF;
-    RETURN NULL;
-END;
-$$;
-
--- AFTER DELETE, per statement, on the source. TG_ARGV: [0] domain, [1] id column.
-CREATE OR REPLACE FUNCTION memory_private._adopted_dequeue()
-RETURNS trigger
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path FROM CURRENT
-AS $$
-BEGIN
-    EXECUTE format('DELETE FROM memory_private.embedding_queue AS q USING old_rows AS o '
-        'WHERE q.domain = $1 AND q.row_id = o.%I::text', TG_ARGV[1])
-    USING TG_ARGV[0];
-    RETURN NULL;
-END;
-$$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:44_adopt_triggers.sql', '44_adopt_triggers.sql', '747e6a8c6ffffba696d347d957f7bac65b8867ed425532bab9c88e7c52611399', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:44_adopt_triggers.sql', '44_adopt_triggers.sql', '17d3e0a342ea2790813767d7f73abddfdd95da4614cf619896031bb9c70625af', 'repeatable'); END $pgmemo$;
 -- sql/45_adopt.sql
 -- Adopted domains: memory.adopt_table puts an application's own table (with an id, a text column
 -- and a vector(n) column) behind a pgmemo domain without copying a row.
@@ -4591,9 +4763,9 @@ BEGIN
     END IF;
     INSERT INTO memory_private.domains AS d
         (domain, table_schema, table_name, dimension, distance, embedding_model, adopted,
-         source_table, id_column, content_column, embedding_column, embedding_type)
+         source_table, id_column, content_column, embedding_column, model_column, embedding_type)
     VALUES (domain, 'memory_data', domain || '_memories', dimension, distance, embedding_model,
-            true, source, id_column, content_column, embedding_column,
+            true, source, id_column, content_column, embedding_column, opt[2],
             (SELECT t.typname FROM pg_catalog.pg_attribute AS a
              JOIN pg_catalog.pg_type AS t ON t.oid = a.atttypid
              WHERE a.attrelid = source AND a.attname = embedding_column))
@@ -4606,22 +4778,7 @@ BEGIN
         -- kept by the write functions (memory_private._dist_sync_jobs), as for the domain itself.
         RETURN memory_private._dist_adopt_triggers(v_d, opt);
     END IF;
-    EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON %s FOR EACH ROW '
-        'EXECUTE FUNCTION memory_private._adopted_before_update(%L, %L, %L)',
-        'pgmemo_' || domain || '_before_update', v_source, content_column, embedding_column,
-        coalesce(opt[2], ''));
-    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows '
-        'FOR EACH STATEMENT EXECUTE FUNCTION memory_private._adopted_enqueue(%L, %L, %L, %L)',
-        'pgmemo_' || domain || '_enqueue_insert', v_source, domain, id_column, content_column,
-        embedding_column);
-    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s '
-        'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows '
-        'FOR EACH STATEMENT EXECUTE FUNCTION memory_private._adopted_enqueue(%L, %L, %L, %L)',
-        'pgmemo_' || domain || '_enqueue_update', v_source, domain, id_column, content_column,
-        embedding_column);
-    EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows '
-        'FOR EACH STATEMENT EXECUTE FUNCTION memory_private._adopted_dequeue(%L, %L)',
-        'pgmemo_' || domain || '_dequeue_delete', v_source, domain, id_column);
+    PERFORM memory_private._wire(v_d);
     PERFORM memory_private._search_static_refresh();  -- the cached search plan (36_...sql)
     RETURN v_d;
 END;
@@ -4637,18 +4794,12 @@ AS $$
 DECLARE
     v_source text := memory_private._qualified(d.source_table);  -- NULL when it was dropped
     v_helper record;
-    v_suffix text;
 BEGIN
     EXECUTE format('DROP VIEW IF EXISTS %I.%I', d.table_schema, d.table_name);
+    PERFORM memory_private._unwire(d);
     IF v_source IS NULL THEN
         RETURN;
     END IF;
-    FOREACH v_suffix IN ARRAY ARRAY['before_update', 'enqueue_insert', 'enqueue_update',
-        'dequeue_delete']
-    LOOP
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'pgmemo_' || d.domain || '_' || v_suffix,
-            v_source);
-    END LOOP;
     FOR v_helper IN
         SELECT c.oid::regclass AS idx
         FROM pg_catalog.pg_index AS i JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
@@ -4855,7 +5006,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'HNSW, id-as-text and full-text indexes now (blocks writes while they build); false: build '
 'them later without blocking, with memory.concurrent_index_statements. Idempotent for the '
 'same arguments. memory.drop_domain releases the table and never drops it.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'b55bdb0456675a0dfe7b5f2775089ad6605d645ef762e9db4cf2ecb88ca17032', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '9386fc29b73d217f4b6d19dd7f8ae32e1629bfefffdf23eeee69d37d7e801351', 'repeatable'); END $pgmemo$;
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --
@@ -4942,6 +5093,11 @@ BEGIN
             USING ERRCODE = '42701', HINT = 'Drop or rename it first.';
     END IF;
 
+    IF v_d.distributed THEN
+        -- Citus: the shadow domain's trigger function is created on every node after the ALTER
+        -- below, which needs one connection per node for the whole transaction.
+        PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    END IF;
     -- Adding a nullable column without a default is a catalog change (no table rewrite).
     EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s%s',
         memory_private._qualified(v_phys.relation), v_next,
@@ -5156,7 +5312,7 @@ $$;
 COMMENT ON FUNCTION memory.cancel_reembed(text) IS
 'Abandon a re-embed: drop the shadow column and its index, the shadow domain''s triggers, view, '
 'jobs and registry row. The domain keeps its current embeddings throughout.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:46_reembed.sql', '46_reembed.sql', 'b20837b34969d0483ea1adcfb7ba238fe62c6c121fba4e01a281e04de7a6d492', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:46_reembed.sql', '46_reembed.sql', 'd29e711d602759888bb49fc323a978c0a9fa094dcc75cc0274c20d320d027044', 'repeatable'); END $pgmemo$;
 -- sql/47_import.sql
 -- Importing memories from another store (pgmemo import-sqlite): memory.import_rows writes a
 -- batch with its own ids and timestamps, idempotently, and memory.get_many reads rows back with
@@ -5395,9 +5551,12 @@ BEGIN
     -- DDL on distributed tables unless citus.enable_unsafe_triggers is on (for this call only).
     v_unsafe := current_setting('citus.enable_unsafe_triggers', true);
     PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
-    EXECUTE format('DROP TRIGGER IF EXISTS memory_enqueue_insert ON %s', v_rel);
-    EXECUTE format('DROP TRIGGER IF EXISTS memory_enqueue_update ON %s', v_rel);
-    EXECUTE format('DROP TRIGGER IF EXISTS memory_dequeue_delete ON %s', v_rel);
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s',
+        memory_private._wire_name(v_d.domain, 'enqueue_insert'), v_rel);
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s',
+        memory_private._wire_name(v_d.domain, 'enqueue_update'), v_rel);
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s',
+        memory_private._wire_name(v_d.domain, 'dequeue_delete'), v_rel);
     IF memory_private._is_distributed_table(v_rel) THEN
         -- Distributed already (by an earlier call, or by hand): take it over.
         EXECUTE 'SELECT count(*) FROM pg_catalog.pg_dist_shard AS s WHERE s.logicalrelid = $1'
@@ -5493,17 +5652,10 @@ RETURNS memory_private.domains
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-DECLARE
-    v_unsafe text := current_setting('citus.enable_unsafe_triggers', true);
 BEGIN
-    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
-    EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON %s FOR EACH ROW '
-        'EXECUTE FUNCTION memory_private._adopted_before_update(%L, %L, %L)',
-        'pgmemo_' || d.domain || '_before_update', memory_private._qualified(d.source_table),
-        d.content_column, d.embedding_column, coalesce(opt[2], ''));
-    PERFORM set_config('citus.enable_unsafe_triggers', coalesce(v_unsafe, 'off'), true);
     UPDATE memory_private.domains AS x SET distributed = true WHERE x.domain = d.domain
     RETURNING x.* INTO d;
+    PERFORM memory_private._wire(d);  -- distributed: the row trigger only
     RETURN d;
 END;
 $$;
@@ -6052,7 +6204,7 @@ COMMENT ON FUNCTION memory.repair_shard_indexes(text) IS
 'with other settings; each build blocks writes to its shard only). Returns the number of '
 'shards rebuilt; 0 when all were right. What memory.diagnose''s shard_missing_index and '
 'shard_index_settings_differ suggest. Error 08006 when a worker holding shards is down.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', '75c86052110e97a7969ca29367777eb6ec53d5860eff7b0987db6b47127e7904', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', '50de7bbeeaa8bd278a32470b294213c8c848247ddde58eaa86a74657553b2023', 'repeatable'); END $pgmemo$;
 -- sql/50_queue.sql
 -- The embedding queue: workers claim jobs (FOR UPDATE SKIP LOCKED, with a lease), complete or
 -- fail them; maintenance releases expired leases and sweeps rows the triggers never saw.
@@ -6084,8 +6236,11 @@ AS $$
     )::double precision * (0.5 + random()))
 $$;
 
--- Record failures: back off, or mark dead after pgmemo.max_attempts. Returns jobs touched.
-CREATE OR REPLACE FUNCTION memory_private._fail_jobs(job_ids bigint[], error text)
+-- Record failures, one error per job: back off, or mark dead after pgmemo.max_attempts.
+-- Only claimed jobs count (re-checked under the row lock): a late failure for a job whose lease
+-- was already released, that a newer claim holds (its id changed), or that is dead, does
+-- nothing. content_md5 is kept, so a late completion of the same content can still be written.
+CREATE OR REPLACE FUNCTION memory_private._fail_each(job_ids bigint[], errors text[])
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
@@ -6098,15 +6253,23 @@ BEGIN
     SET attempts = q.attempts + 1,
         status = CASE WHEN q.attempts + 1 >= v_max THEN 'dead' ELSE 'pending' END,
         run_after = now() + memory_private._backoff(q.attempts + 1),
-        last_error = left(coalesce(error, 'unknown error'), 2000),
-        claimed_by = NULL, claimed_at = NULL, lease_until = NULL, content_md5 = NULL,
+        last_error = left(coalesce(f.error, 'unknown error'), 2000),
+        claimed_by = NULL, claimed_at = NULL, lease_until = NULL,
         updated_at = now()
-    -- Only claimed jobs (re-checked under the row lock): a late failure for a job whose lease
-    -- was already released, or that is dead, does not count twice.
-    WHERE q.job_id = ANY (job_ids) AND q.status = 'claimed';
+    FROM unnest(job_ids, errors) AS f (job_id, error)
+    WHERE q.job_id = f.job_id AND q.status = 'claimed';
     GET DIAGNOSTICS v_count = ROW_COUNT;
     RETURN v_count;
 END;
+$$;
+
+CREATE OR REPLACE FUNCTION memory_private._fail_jobs(job_ids bigint[], error text)
+RETURNS integer
+LANGUAGE sql
+SET search_path FROM CURRENT
+AS $$
+    SELECT memory_private._fail_each(job_ids,
+        array_fill(error, ARRAY[coalesce(cardinality(job_ids), 0)]))
 $$;
 
 CREATE OR REPLACE FUNCTION memory.release_expired_claims()
@@ -6117,8 +6280,8 @@ AS $$
 DECLARE
     v_ids bigint[];
 BEGIN
-    -- Lock the expired claims (skipping any a worker is completing right now) so two sweeps, or
-    -- a sweep and a fresh claim, never both act on one job.
+    -- Lock the expired claims (skipping any a worker is completing or extending right now) so
+    -- two sweeps, or a sweep and a fresh claim, never both act on one job.
     SELECT array_agg(e.job_id) INTO v_ids
     FROM (
         SELECT q.job_id FROM memory_private.embedding_queue AS q
@@ -6139,174 +6302,6 @@ COMMENT ON FUNCTION memory.release_expired_claims() IS
 'Give back jobs whose lease expired (their worker died or hung): each counts as a failed attempt '
 'with backoff, and becomes dead after the retry limit. Returns the number of jobs released.';
 
-CREATE OR REPLACE FUNCTION memory.claim_embedding_jobs(
-    batch_size integer DEFAULT 32,
-    worker text DEFAULT NULL,
-    lease interval DEFAULT '5 minutes',
-    only_domain text DEFAULT NULL
-)
-RETURNS TABLE (
-    job_id bigint, domain text, row_id text, content text, dimension integer,
-    embedding_model text
-)
-LANGUAGE plpgsql
-SET search_path FROM CURRENT
-AS $$
-DECLARE
-    v_job record;
-    v_d memory_private.domains;
-    v_content text;
-    v_has_embedding boolean;
-    v_allowed text[];
-BEGIN
-    IF batch_size IS NULL OR batch_size < 1 OR batch_size > 10000 THEN
-        RAISE EXCEPTION 'batch_size must be between 1 and 10000, got %',
-            coalesce(batch_size::text, 'NULL') USING ERRCODE = '22023';
-    END IF;
-    IF lease IS NULL OR lease <= interval '0' THEN
-        RAISE EXCEPTION 'lease must be a positive interval' USING ERRCODE = '22023';
-    END IF;
-    IF only_domain IS NOT NULL THEN
-        PERFORM memory_private._domain_for(only_domain, 'claim');
-    END IF;
-    -- Only the domains this worker may read and write (memory.grant_domain).
-    v_allowed := ARRAY(SELECT d.domain FROM memory_private.domains AS d
-        WHERE memory_private._can(d.domain, 'read') AND memory_private._can(d.domain, 'write')
-          AND memory_private._readable(d));
-    PERFORM memory.release_expired_claims();
-
-    FOR v_job IN
-        WITH picked AS (
-            SELECT q.job_id FROM memory_private.embedding_queue AS q
-            WHERE q.status = 'pending' AND q.run_after <= now()
-              AND (only_domain IS NULL OR q.domain = only_domain)
-              AND q.domain = ANY (v_allowed)
-              -- A re-embed's shadow jobs need the new model: only a worker that names the
-              -- shadow domain takes them.
-              AND (only_domain IS NOT NULL OR NOT EXISTS (
-                  SELECT FROM memory_private.reembeds AS r WHERE r.shadow_domain = q.domain))
-            ORDER BY q.run_after, q.job_id
-            LIMIT batch_size
-            FOR UPDATE SKIP LOCKED
-        )
-        UPDATE memory_private.embedding_queue AS q
-        SET status = 'claimed', claimed_by = coalesce(worker, 'anonymous'), claimed_at = now(),
-            lease_until = now() + lease, updated_at = now()
-        FROM picked
-        WHERE q.job_id = picked.job_id
-        RETURNING q.job_id, q.domain, q.row_id
-    LOOP
-        IF v_d.domain IS DISTINCT FROM v_job.domain THEN
-            v_d := memory_private._domain_for(v_job.domain, 'claim');
-        END IF;
-        EXECUTE format('SELECT t.content, t.embedding IS NOT NULL FROM %I.%I AS t WHERE t.id = $1',
-            v_d.table_schema, v_d.table_name)
-        INTO v_content, v_has_embedding USING v_job.row_id;
-        IF v_content IS NULL OR v_has_embedding THEN
-            -- The row is gone, or was embedded by someone else meanwhile: nothing to do.
-            DELETE FROM memory_private.embedding_queue AS q WHERE q.job_id = v_job.job_id;
-            CONTINUE;
-        END IF;
-        UPDATE memory_private.embedding_queue AS q SET content_md5 = md5(v_content)
-        WHERE q.job_id = v_job.job_id;
-        job_id := v_job.job_id;
-        domain := v_job.domain;
-        row_id := v_job.row_id;
-        content := v_content;
-        dimension := v_d.dimension;
-        embedding_model := v_d.embedding_model;
-        RETURN NEXT;
-    END LOOP;
-END;
-$$;
-
-COMMENT ON FUNCTION memory.claim_embedding_jobs(integer, text, interval, text) IS
-'Claim up to batch_size ready jobs (of only_domain, or any) for worker, leased for lease '
-'(FOR UPDATE SKIP LOCKED: no two workers get one job). Returns each row''s content with the '
-'domain''s dimension and model. Expired leases are released first. Complete with complete_embedding_jobs or '
-'fail_embedding_jobs before the lease ends.';
-
-CREATE OR REPLACE FUNCTION memory.complete_embedding_jobs(
-    job_ids bigint[], embeddings vector[], embedding_model text DEFAULT NULL
-)
-RETURNS integer
-LANGUAGE plpgsql
-SET search_path FROM CURRENT
-AS $$
-DECLARE
-    v_item record;
-    v_d memory_private.domains;
-    v_done integer := 0;
-    v_count integer;
-    v_exists boolean;
-BEGIN
-    IF cardinality(job_ids) IS DISTINCT FROM cardinality(embeddings) THEN
-        RAISE EXCEPTION 'job_ids has % elements, embeddings has %',
-            coalesce(cardinality(job_ids), 0), coalesce(cardinality(embeddings), 0)
-            USING ERRCODE = '2202E';
-    END IF;
-    FOR v_item IN
-        SELECT q.job_id, q.domain, q.row_id, q.content_md5, u.embedding
-        FROM unnest(job_ids, embeddings) AS u (job_id, embedding)
-        JOIN memory_private.embedding_queue AS q ON q.job_id = u.job_id
-        ORDER BY q.job_id
-        FOR UPDATE OF q
-    LOOP
-        IF v_d.domain IS DISTINCT FROM v_item.domain THEN
-            v_d := memory_private._domain(v_item.domain);
-        END IF;
-        BEGIN
-            -- Checked per job: a domain the worker may no longer write, or an adopted table
-            -- that would run another role's code, fails its jobs alone.
-            PERFORM memory_private._domain_for(v_item.domain, 'write');
-            IF v_item.embedding IS NULL THEN
-                RAISE EXCEPTION 'no embedding given' USING ERRCODE = '22004';
-            END IF;
-            PERFORM memory_private._check_embedding(v_d, v_item.embedding);
-            -- Write only if the content is still what the worker embedded.
-            EXECUTE CASE WHEN v_d.distributed AND v_d.adopted
-                -- Citus cannot write through the shadow view of a re-embed: its table directly
-                THEN memory_private._dist_shadow_write_sql(v_d)
-                ELSE format(
-                    'UPDATE %I.%I AS t SET embedding = $1, embedding_model = $2 '
-                    'WHERE t.id = $3 AND md5(t.content) = $4',
-                    v_d.table_schema, v_d.table_name) END
-            USING v_item.embedding, coalesce(embedding_model, v_d.embedding_model),
-                v_item.row_id, v_item.content_md5;
-            GET DIAGNOSTICS v_count = ROW_COUNT;
-            IF v_count > 0 THEN
-                DELETE FROM memory_private.embedding_queue AS q WHERE q.job_id = v_item.job_id;
-                v_done := v_done + 1;
-                CONTINUE;
-            END IF;
-            EXECUTE format('SELECT EXISTS (SELECT FROM %I.%I AS t WHERE t.id = $1)',
-                v_d.table_schema, v_d.table_name)
-            INTO v_exists USING v_item.row_id;
-            IF v_exists THEN
-                -- Content changed while the job was in flight: embed the new content.
-                UPDATE memory_private.embedding_queue AS q
-                SET status = 'pending', run_after = now(), claimed_by = NULL, claimed_at = NULL,
-                    lease_until = NULL, content_md5 = NULL, updated_at = now()
-                WHERE q.job_id = v_item.job_id;
-            ELSE
-                DELETE FROM memory_private.embedding_queue AS q WHERE q.job_id = v_item.job_id;
-            END IF;
-        EXCEPTION WHEN data_exception OR null_value_not_allowed OR check_violation
-            OR insufficient_privilege THEN
-            -- A bad vector fails this job alone.
-            PERFORM memory_private._fail_jobs(ARRAY[v_item.job_id], SQLERRM);
-        END;
-    END LOOP;
-    RETURN v_done;
-END;
-$$;
-
-COMMENT ON FUNCTION memory.complete_embedding_jobs(bigint[], vector[], text) IS
-'Write the embeddings of claimed jobs (embeddings[i] belongs to job_ids[i]) and remove the jobs. '
-'A row whose content changed since the claim is not written: its job goes back to pending. '
-'A bad vector (wrong dimension, NULL) fails that job alone. embedding_model (default: the '
-'domain''s) is stored with each embedding. Returns the number of embeddings written.';
-
 CREATE OR REPLACE FUNCTION memory.fail_embedding_jobs(job_ids bigint[], error text)
 RETURNS integer
 LANGUAGE sql
@@ -6318,7 +6313,8 @@ $$;
 COMMENT ON FUNCTION memory.fail_embedding_jobs(bigint[], text) IS
 'Record a failed attempt for these jobs with its error: exponential backoff with jitter '
 '(pgmemo.retry_base_seconds, pgmemo.retry_max_seconds), dead after pgmemo.max_attempts (default 5). '
-'Dead jobs are kept with last_error and come back with requeue_dead. Returns jobs touched.';
+'Dead jobs are kept with last_error and come back with requeue_dead. Only jobs still claimed '
+'under these ids count. Returns jobs touched.';
 
 CREATE OR REPLACE FUNCTION memory.release_claims(job_ids bigint[])
 RETURNS integer
@@ -6330,7 +6326,7 @@ DECLARE
 BEGIN
     UPDATE memory_private.embedding_queue AS q
     SET status = 'pending', run_after = now(), claimed_by = NULL, claimed_at = NULL,
-        lease_until = NULL, content_md5 = NULL, updated_at = now()
+        lease_until = NULL, updated_at = now()
     WHERE q.job_id = ANY (job_ids) AND q.status = 'claimed';
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_count > 0 THEN
@@ -6368,7 +6364,109 @@ COMMENT ON FUNCTION memory.queue_counts(text) IS
 'Jobs of one domain (or all) by state: ready to claim, waiting (backing off after a failure), '
 'claimed by a worker, dead. One row; what `pgmemo backfill` shows its progress against.';
 
+-- Queue the rows of one domain whose embedding is NULL and that have no job; returns how many.
+CREATE OR REPLACE FUNCTION memory_private._enqueue_missing(d memory_private.domains)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_ids bigint[];
+    v_count bigint;
+BEGIN
+    IF d.distributed THEN
+        RETURN memory_private._dist_enqueue_missing(d);
+    END IF;
+    EXECUTE format($sql$
+        WITH added AS (
+            INSERT INTO memory_private.embedding_queue (domain, row_id)
+            SELECT $1, t.%2$I::text FROM %1$s AS t
+            WHERE t.%3$I IS NULL
+              -- Rows that have a job are not inserted at all: no wait on a job another
+              -- transaction is changing (a claim, a sweep, a writer's trigger).
+              AND NOT EXISTS (
+                  SELECT FROM memory_private.embedding_queue AS j
+                  WHERE j.domain = $1 AND j.row_id = t.%2$I::text)
+            ON CONFLICT (domain, row_id) DO NOTHING
+            RETURNING job_id
+        )
+        SELECT array_agg(job_id) FROM added
+    $sql$, memory_private._relation(d), d.id_column, d.embedding_column)
+    INTO v_ids USING d.domain;
+    IF v_ids IS NULL THEN
+        RETURN 0;
+    END IF;
+    -- The INSERT read the table under its snapshot: a worker that completed a row meanwhile
+    -- (embedding written, job deleted) looks unembedded to it and got a new job. This
+    -- statement has a fresh snapshot: drop those jobs again.
+    EXECUTE format($sql$
+        DELETE FROM memory_private.embedding_queue AS q
+        USING %1$s AS t
+        WHERE q.job_id = ANY ($1) AND t.%2$I = q.row_id::%3$s AND t.%4$I IS NOT NULL
+    $sql$, memory_private._relation(d), d.id_column, memory_private._id_type(d),
+        d.embedding_column)
+    USING v_ids;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN cardinality(v_ids) - v_count;
+END;
+$$;
+
+-- Every domain: one whose table is dropped meanwhile (drop_domain commits while this runs) is
+-- skipped (skipped: {domain: error}), the others are served.
+CREATE OR REPLACE FUNCTION memory_private._enqueue_missing_all(OUT total bigint, OUT skipped jsonb)
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains;
+BEGIN
+    total := 0;
+    skipped := '{}';
+    FOR v_d IN SELECT d.* FROM memory_private.domains AS d ORDER BY d.domain LOOP
+        -- Citus: the sweep goes on when a worker holding a domain's shards does not answer.
+        IF v_d.distributed AND EXISTS (SELECT FROM memory_private._unreachable_nodes(v_d)) THEN
+            skipped := skipped || jsonb_build_object(v_d.domain,
+                'a worker holding its shards does not answer (see memory.diagnose)');
+            CONTINUE;
+        END IF;
+        -- Reads the domain's table: an adopted one that would run another role's code is
+        -- skipped (diagnose reports it), so one such table cannot stop run_maintenance for
+        -- every domain.
+        IF NOT memory_private._readable(v_d) THEN
+            skipped := skipped || jsonb_build_object(v_d.domain,
+                'its table would run code another role controls (see memory.diagnose)');
+            CONTINUE;
+        END IF;
+        BEGIN
+            total := total + memory_private._enqueue_missing_notify(ARRAY[v_d]);
+        EXCEPTION WHEN undefined_table OR undefined_column THEN
+            skipped := skipped || jsonb_build_object(v_d.domain, SQLERRM);
+        END;
+    END LOOP;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION memory.enqueue_missing(domain text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_all record;
+BEGIN
+    IF domain IS NOT NULL THEN
+        RETURN memory_private._enqueue_missing_notify(
+            ARRAY[memory_private._domain_for(domain, 'read')]);
+    END IF;
+    v_all := memory_private._enqueue_missing_all();
+    IF v_all.skipped <> '{}' THEN
+        RAISE WARNING 'domains skipped: %', v_all.skipped;
+    END IF;
+    RETURN v_all.total;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION memory_private._enqueue_missing_notify(ds memory_private.domains[])
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
@@ -6376,59 +6474,15 @@ AS $$
 DECLARE
     v_d memory_private.domains;
     v_count bigint;
-    v_ids bigint[];
     v_total bigint := 0;
 BEGIN
-    IF domain IS NOT NULL THEN
-        PERFORM memory_private._domain(domain);
-    END IF;
-    FOR v_d IN
-        SELECT d.* FROM memory_private.domains AS d
-        WHERE enqueue_missing.domain IS NULL OR d.domain = enqueue_missing.domain
-        ORDER BY d.domain
-    LOOP
-        IF v_d.distributed THEN
-            -- The sweep of every domain (run_maintenance) goes on when a Citus worker is down.
-            IF enqueue_missing.domain IS NULL
-                AND EXISTS (SELECT FROM memory_private._unreachable_nodes(v_d)) THEN
-                RAISE WARNING 'enqueue_missing skips domain "%": a worker holding its shards does '
-                    'not answer (see memory.diagnose)', v_d.domain;
-                CONTINUE;
-            END IF;
-            v_total := v_total + memory_private._dist_enqueue_missing(v_d);
-            CONTINUE;
+    FOREACH v_d IN ARRAY ds LOOP
+        v_count := memory_private._enqueue_missing(v_d);
+        IF v_count > 0 THEN
+            PERFORM pg_notify('memory_embedding_queue', v_d.domain);
         END IF;
-        -- Reads the domain's table: an adopted one that would run another role's code is
-        -- refused when named, skipped in the sweep over all (diagnose reports it), so one such
-        -- table cannot stop run_maintenance for every domain.
-        IF enqueue_missing.domain IS NULL THEN
-            CONTINUE WHEN NOT memory_private._readable(v_d);
-        ELSE
-            v_d := memory_private._domain_for(v_d.domain, 'read');
-        END IF;
-        EXECUTE format(
-            'WITH added AS ('
-            '  INSERT INTO memory_private.embedding_queue (domain, row_id) '
-            '  SELECT $1, t.id FROM %I.%I AS t WHERE t.embedding IS NULL '
-            '  ON CONFLICT (domain, row_id) DO NOTHING RETURNING job_id'
-            ') SELECT array_agg(job_id) FROM added',
-            v_d.table_schema, v_d.table_name)
-        INTO v_ids USING v_d.domain;
-        CONTINUE WHEN v_ids IS NULL;
-        -- The INSERT read the table under its snapshot: a worker that completed a row meanwhile
-        -- (embedding written, job deleted) looks unembedded to it and got a new job. This
-        -- statement has a fresh snapshot: drop those jobs again.
-        EXECUTE format(
-            'DELETE FROM memory_private.embedding_queue AS q USING %I.%I AS t '
-            'WHERE q.job_id = ANY ($1) AND t.id = q.row_id AND t.embedding IS NOT NULL',
-            v_d.table_schema, v_d.table_name)
-        USING v_ids;
-        GET DIAGNOSTICS v_count = ROW_COUNT;
-        v_total := v_total + cardinality(v_ids) - v_count;
+        v_total := v_total + v_count;
     END LOOP;
-    IF v_total > 0 THEN
-        PERFORM pg_notify('memory_embedding_queue', coalesce(domain, ''));
-    END IF;
     RETURN v_total;
 END;
 $$;
@@ -6517,17 +6571,27 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_released bigint := memory.release_expired_claims();
-    v_enqueued bigint := memory.enqueue_missing();
+    v_released bigint;
+    v_enqueued record;
     v_purged bigint;
-    v_text_stats integer := memory.refresh_text_stats();
+    v_text_stats integer;
 BEGIN
+    -- One run at a time (every worker runs it): a second caller returns at once.
+    IF NOT pg_try_advisory_xact_lock(hashtext('pgmemo.maintenance')) THEN
+        RETURN jsonb_build_object('released_claims', 0, 'enqueued_missing', 0,
+            'skipped_domains', '{}'::jsonb, 'purged_workers', 0, 'ran_at', now(),
+            'busy', 'another run_maintenance is running');
+    END IF;
+    v_released := memory.release_expired_claims();
+    v_enqueued := memory_private._enqueue_missing_all();
+    v_text_stats := memory.refresh_text_stats();
     DELETE FROM memory_private.workers AS w
     WHERE w.last_seen < now() - interval '7 days';
     GET DIAGNOSTICS v_purged = ROW_COUNT;
     RETURN jsonb_build_object(
         'released_claims', v_released,
-        'enqueued_missing', v_enqueued,
+        'enqueued_missing', v_enqueued.total,
+        'skipped_domains', v_enqueued.skipped,
         'purged_workers', v_purged,
         'text_stats_refreshed', v_text_stats,
         'ran_at', now());
@@ -6537,7 +6601,9 @@ $$;
 COMMENT ON FUNCTION memory.run_maintenance() IS
 'The one entry point for pg_cron: release expired claims, queue rows missing an embedding and '
 'no job, forget workers unseen for 7 days, refresh the text-search statistics of domains that '
-'changed by more than 10% (memory.refresh_text_stats). Returns what it did as JSON.';
+'changed by more than 10% (memory.refresh_text_stats). Returns what it did as JSON; '
+'skipped_domains names the domains whose table could not be read (dropped meanwhile) with the '
+'error. One run at a time: a second caller returns at once with busy.';
 
 CREATE OR REPLACE FUNCTION memory.schedule_maintenance(schedule text DEFAULT '* * * * *')
 RETURNS bigint
@@ -6563,7 +6629,529 @@ $$;
 COMMENT ON FUNCTION memory.schedule_maintenance(text) IS
 'Register memory.run_maintenance() with pg_cron under the job name pgmemo-maintenance '
 '(re-scheduling replaces it). Error 0A000 when pg_cron is not installed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '5aba1f8e4d22a3ef834d8719ac7c3d8010e13336d4a8000749c3fa6dc7dead5c', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '12744cce7c6dece84a0245001d651678bba66d017b9c4c7392e0dc19c9a149d3', 'repeatable'); END $pgmemo$;
+-- sql/51_queue_claim.sql
+-- Claiming and completing embedding jobs, set-based: one statement per domain per batch for
+-- the claim, a few for the completion (memory_private._claim_sql, _complete_sql: one template
+-- each, filled from the domain's column mapping in the registry, the same for factory and
+-- adopted domains).
+--
+-- Proof of a claim: every claim gives the job a new job_id (UPDATE ... SET job_id = DEFAULT),
+-- and records the hash of the content it handed out. A completion writes only under the id it
+-- was given, and only while the row still holds that content; a completion of an older claim
+-- finds no job and writes nothing. The worker keeps the leases of its batches in hand alive
+-- with memory.extend_claims.
+--
+-- Lock order, everywhere: the domain's table (taken by the statement before any row), then the
+-- domain's rows (in id order), then the jobs. memory.update and the write triggers take the
+-- same order (row, then the job the trigger queues); drop_domain takes the table first.
+
+-- The domain's table (the relation its mapping names), schema-qualified; 42P01 when it is gone.
+-- Every queue statement on a domain's table resolves it here: an adopted table is locked and
+-- checked by memory_private._assert_inert first (for writing when for_write), so a queue
+-- statement never runs code another role controls with pgmemo's rights.
+CREATE OR REPLACE FUNCTION memory_private._relation(
+    d memory_private.domains, for_write boolean DEFAULT FALSE
+)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_rel text := memory_private._qualified(d.source_table);
+BEGIN
+    IF v_rel IS NULL THEN
+        RAISE EXCEPTION 'the table of domain "%" does not exist', d.domain USING ERRCODE = '42P01';
+    END IF;
+    IF d.adopted THEN
+        PERFORM memory_private._assert_inert(d.source_table, for_write);
+    END IF;
+    RETURN v_rel;
+END;
+$$;
+
+-- The SQL type of a domain's id column (text for factory tables), to compare the queue's text
+-- row_id with the column through its own index.
+CREATE OR REPLACE FUNCTION memory_private._id_type(d memory_private.domains)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT coalesce((SELECT c.type_name FROM memory_private._column(d.source_table, d.id_column) AS c),
+        'text')
+$$;
+
+-- The claim of one domain, one statement: lock up to $2 ready jobs (oldest first, skipping
+-- locked ones), read their rows' content, renew each job's id (the proof the worker completes
+-- with), record the content's hash and the lease; drop the jobs whose row is gone or already
+-- embedded. The domain's table is locked (by the statement, before any job) ahead of the jobs:
+-- the lock order of every queue statement is table, row, job.
+-- $1 domain, $2 batch size, $3 worker, $4 lease.
+CREATE OR REPLACE FUNCTION memory_private._claim_sql(d memory_private.domains)
+RETURNS text
+LANGUAGE sql
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($sql$
+        WITH picked AS (
+            SELECT q.job_id, q.row_id
+            FROM memory_private.embedding_queue AS q
+            WHERE q.domain = $1 AND q.status = 'pending' AND q.run_after <= now()
+            ORDER BY q.run_after, q.job_id
+            LIMIT $2
+            FOR UPDATE SKIP LOCKED
+        ),
+        ready AS (
+            SELECT p.job_id, t.%2$I::text AS content
+            FROM picked AS p
+            JOIN %1$s AS t ON t.%3$I = p.row_id::%4$s
+            WHERE t.%5$I IS NULL
+        ),
+        claimed AS (
+            UPDATE memory_private.embedding_queue AS q
+            SET job_id = DEFAULT, status = 'claimed', claimed_by = $3, claimed_at = now(),
+                lease_until = now() + $4, content_md5 = md5(r.content), updated_at = now()
+            FROM ready AS r
+            WHERE q.job_id = r.job_id
+            RETURNING q.job_id, q.row_id, r.content
+        ),
+        gone AS (
+            DELETE FROM memory_private.embedding_queue AS q
+            USING picked AS p
+            WHERE q.job_id = p.job_id
+              AND NOT EXISTS (SELECT FROM ready AS r WHERE r.job_id = p.job_id)
+        )
+        SELECT c.job_id, c.row_id, c.content FROM claimed AS c
+    $sql$,
+        memory_private._relation(d), d.content_column, d.id_column,
+        memory_private._id_type(d), d.embedding_column)
+$$;
+
+CREATE OR REPLACE FUNCTION memory.claim_embedding_jobs(
+    batch_size integer DEFAULT 32,
+    worker text DEFAULT NULL,
+    lease interval DEFAULT '5 minutes',
+    only_domain text DEFAULT NULL
+)
+RETURNS TABLE (
+    job_id bigint, domain text, row_id text, content text, dimension integer,
+    embedding_model text
+)
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains;
+    v_left integer := batch_size;
+    v_n integer;
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 OR batch_size > 10000 THEN
+        RAISE EXCEPTION 'batch_size must be between 1 and 10000, got %',
+            coalesce(batch_size::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    IF lease IS NULL OR lease <= interval '0' THEN
+        RAISE EXCEPTION 'lease must be a positive interval' USING ERRCODE = '22023';
+    END IF;
+    IF only_domain IS NOT NULL THEN
+        PERFORM memory_private._domain_for(only_domain, 'claim');
+    END IF;
+    PERFORM memory.release_expired_claims();
+
+    -- Domains with ready jobs, the one with the oldest ready job first; one statement each.
+    FOR v_d IN
+        SELECT d.*
+        FROM memory_private.domains AS d
+        CROSS JOIN LATERAL (
+            SELECT q.run_after, q.job_id FROM memory_private.embedding_queue AS q
+            WHERE q.domain = d.domain AND q.status = 'pending' AND q.run_after <= now()
+            ORDER BY q.run_after, q.job_id
+            LIMIT 1
+        ) AS oldest
+        WHERE (only_domain IS NULL OR d.domain = only_domain)
+          -- Only the domains this worker may read and write (memory.grant_domain).
+          AND memory_private._can(d.domain, 'read') AND memory_private._can(d.domain, 'write')
+          -- A re-embed's shadow jobs need the new model: only a worker that names the shadow
+          -- domain takes them.
+          AND (only_domain IS NOT NULL OR NOT EXISTS (
+              SELECT FROM memory_private.reembeds AS r WHERE r.shadow_domain = d.domain))
+        ORDER BY oldest.run_after, oldest.job_id
+    LOOP
+        -- An adopted table that would run another role's code is skipped (diagnose reports
+        -- it): its jobs wait, the other domains are served.
+        CONTINUE WHEN NOT memory_private._readable(v_d);
+        BEGIN
+            RETURN QUERY
+            SELECT c.job_id, v_d.domain, c.row_id, c.content, v_d.dimension, v_d.embedding_model
+            FROM memory_private._claim_rows(v_d, v_left, coalesce(worker, 'anonymous'), lease) AS c;
+            GET DIAGNOSTICS v_n = ROW_COUNT;
+        EXCEPTION WHEN undefined_table OR undefined_column THEN
+            -- The domain was dropped (or its table altered) under us: its jobs wait, the other
+            -- domains are served. memory.diagnose reports a domain without its table.
+            RAISE WARNING 'domain "%" skipped: %', v_d.domain, SQLERRM;
+            v_n := 0;
+        END;
+        v_left := v_left - v_n;
+        EXIT WHEN v_left <= 0;
+    END LOOP;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.claim_embedding_jobs(integer, text, interval, text) IS
+'Claim up to batch_size ready jobs (of only_domain, or any) for worker, leased for lease '
+'(FOR UPDATE SKIP LOCKED: no two workers get one job). Returns each row''s content with the '
+'domain''s dimension and model. Every claim gives the job a new job_id: complete with the ids '
+'returned here (a completion for an older claim of the same job writes nothing). Expired '
+'leases are released first. Complete with complete_embedding_jobs or fail_embedding_jobs '
+'before the lease ends, or extend it with extend_claims.';
+
+-- One domain's claim (memory_private._claim_sql), as rows.
+CREATE OR REPLACE FUNCTION memory_private._claim_rows(
+    d memory_private.domains, batch_size integer, worker text, lease interval
+)
+RETURNS TABLE (job_id bigint, row_id text, content text)
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_job record;
+    v_content text;
+    v_has_embedding boolean;
+BEGIN
+    IF NOT d.distributed THEN
+        RETURN QUERY EXECUTE memory_private._claim_sql(d) USING d.domain, batch_size, worker, lease;
+        RETURN;
+    END IF;
+    -- Citus: a distributed table cannot join the coordinator's queue in one locking statement,
+    -- so its rows are read one by one (router queries) after the claim.
+    FOR v_job IN
+        WITH picked AS (
+            SELECT q.job_id FROM memory_private.embedding_queue AS q
+            WHERE q.domain = d.domain AND q.status = 'pending' AND q.run_after <= now()
+            ORDER BY q.run_after, q.job_id
+            LIMIT batch_size
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE memory_private.embedding_queue AS q
+        SET job_id = DEFAULT, status = 'claimed', claimed_by = worker, claimed_at = now(),
+            lease_until = now() + lease, updated_at = now()
+        FROM picked
+        WHERE q.job_id = picked.job_id
+        RETURNING q.job_id, q.row_id
+    LOOP
+        EXECUTE format('SELECT t.%I::text, t.%I IS NOT NULL FROM %s AS t WHERE t.%I = $1::%s',
+            d.content_column, d.embedding_column, memory_private._relation(d), d.id_column,
+            memory_private._id_type(d))
+        INTO v_content, v_has_embedding USING v_job.row_id;
+        IF v_content IS NULL OR v_has_embedding THEN
+            DELETE FROM memory_private.embedding_queue AS q WHERE q.job_id = v_job.job_id;
+            CONTINUE;
+        END IF;
+        UPDATE memory_private.embedding_queue AS q SET content_md5 = md5(v_content)
+        WHERE q.job_id = v_job.job_id;
+        job_id := v_job.job_id;
+        row_id := v_job.row_id;
+        content := v_content;
+        RETURN NEXT;
+    END LOOP;
+END;
+$$;
+
+-- The completion of one job of a distributed domain (Citus: a router UPDATE of one row): $1
+-- vector, $2 model, $3 id, $4 md5 of the content the claim handed out.
+CREATE OR REPLACE FUNCTION memory_private._complete_one_sql(d memory_private.domains)
+RETURNS text
+LANGUAGE sql
+SET search_path FROM CURRENT
+AS $$
+    SELECT format('UPDATE %s AS t SET %I = $1%s WHERE t.%I = $3::%s AND md5(t.%I::text) = $4',
+        memory_private._relation(d, true), d.embedding_column,
+        CASE WHEN d.model_column IS NOT NULL THEN format(', %I = $2', d.model_column) ELSE '' END,
+        d.id_column, memory_private._id_type(d), d.content_column)
+$$;
+
+-- Bad vectors of a batch, found before anything is written (so a bad vector fails its job
+-- alone without a subtransaction per job): NULL, the wrong dimension, or a value halfvec
+-- cannot hold. Returns (job_id, error).
+CREATE OR REPLACE FUNCTION memory_private._bad_vectors(
+    d memory_private.domains, job_ids bigint[], embeddings vector[]
+)
+RETURNS TABLE (job_id bigint, error text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT u.job_id, CASE
+        WHEN u.embedding IS NULL THEN 'no embedding given'
+        WHEN cardinality(u.embedding::real[]) <> d.dimension THEN format(
+            'embedding has %s dimensions, domain "%s" expects %s',
+            cardinality(u.embedding::real[]), d.domain, d.dimension)
+        ELSE 'embedding has a value outside the range of halfvec (+-65504)'
+    END
+    FROM unnest(job_ids, embeddings) AS u (job_id, embedding)
+    WHERE u.embedding IS NULL
+       OR cardinality(u.embedding::real[]) <> d.dimension
+       -- (pgvector's functions are not on this function's search_path: as real[])
+       OR (d.embedding_type = 'halfvec'
+           AND EXISTS (SELECT FROM unnest(u.embedding::real[]) AS x (v) WHERE abs(x.v) > 65504))
+$$;
+
+-- The completion of one domain, one statement: for each job still holding the id given, lock
+-- its row (in id order) when the row's content still hashes to what the claim handed out,
+-- write the vector (and the model), and delete the job. Returns the ids of the jobs written
+-- (an array).
+-- Lock order: table, rows, jobs, as memory.update (whose trigger queues the row after locking
+-- it). $1 job ids, $2 vectors, $3 domain, $4 model.
+CREATE OR REPLACE FUNCTION memory_private._complete_sql(d memory_private.domains)
+RETURNS text
+LANGUAGE sql
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($sql$
+        WITH todo AS (
+            SELECT q.job_id, q.row_id, q.content_md5, u.embedding
+            FROM unnest($1::bigint[], $2::%6$s[]) AS u (job_id, embedding)
+            JOIN memory_private.embedding_queue AS q ON q.job_id = u.job_id
+            WHERE q.domain = $3
+        ),
+        target AS (
+            SELECT t.%3$I AS id, w.job_id, w.content_md5, w.embedding
+            FROM todo AS w
+            JOIN %1$s AS t ON t.%3$I = w.row_id::%4$s
+            WHERE md5(t.%2$I::text) = w.content_md5
+            ORDER BY t.%3$I
+            FOR NO KEY UPDATE OF t
+        ),
+        written AS (
+            UPDATE %1$s AS t SET %5$I = g.embedding%7$s
+            FROM target AS g
+            WHERE t.%3$I = g.id AND md5(t.%2$I::text) = g.content_md5
+            RETURNING g.job_id
+        ),
+        done AS (
+            DELETE FROM memory_private.embedding_queue AS q
+            USING written AS w
+            WHERE q.job_id = w.job_id
+            RETURNING q.job_id
+        )
+        SELECT array_agg(done.job_id) FROM done
+    $sql$,
+        memory_private._relation(d, true), d.content_column, d.id_column,
+        memory_private._id_type(d), d.embedding_column,
+        memory_private._vector_schema() || '.'
+            || CASE WHEN d.embedding_type = 'halfvec' THEN 'halfvec' ELSE 'vector' END,
+        CASE WHEN d.model_column IS NOT NULL THEN format(', %I = $4', d.model_column) ELSE '' END)
+$$;
+
+-- Distributed domains (Citus): the completion one job at a time, in the same lock order (the
+-- row, by its router UPDATE, then the job). Returns the ids of the jobs written.
+CREATE OR REPLACE FUNCTION memory_private._complete_each(
+    d memory_private.domains, job_ids bigint[], embeddings vector[], model text
+)
+RETURNS bigint[]
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_sql text := memory_private._complete_one_sql(d);
+    v_item record;
+    v_count integer;
+    v_done bigint[] := ARRAY[]::bigint[];
+BEGIN
+    FOR v_item IN
+        SELECT q.job_id, q.row_id, q.content_md5, u.embedding
+        FROM unnest(job_ids, embeddings) AS u (job_id, embedding)
+        JOIN memory_private.embedding_queue AS q ON q.job_id = u.job_id
+        ORDER BY q.row_id
+    LOOP
+        EXECUTE v_sql USING v_item.embedding, model, v_item.row_id, v_item.content_md5;
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        IF v_count > 0 THEN
+            DELETE FROM memory_private.embedding_queue AS q WHERE q.job_id = v_item.job_id;
+            v_done := v_done || v_item.job_id;
+        END IF;
+    END LOOP;
+    RETURN v_done;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION memory.complete_embedding_jobs(
+    job_ids bigint[], embeddings vector[], embedding_model text DEFAULT NULL
+)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains;
+    v_ids bigint[];
+    v_vecs embeddings%TYPE;
+    v_bad bigint[];
+    v_errors text[];
+    v_done bigint[];
+    v_left bigint[];
+    v_sql text;
+    v_total integer := 0;
+    v_i integer;
+    v_one bigint[];
+BEGIN
+    IF cardinality(job_ids) IS DISTINCT FROM cardinality(embeddings) THEN
+        RAISE EXCEPTION 'job_ids has % elements, embeddings has %',
+            coalesce(cardinality(job_ids), 0), coalesce(cardinality(embeddings), 0)
+            USING ERRCODE = '2202E';
+    END IF;
+    -- Jobs not found hold another claim now (or were completed, or their row deleted): their
+    -- completion is superseded and writes nothing.
+    FOR v_d IN
+        SELECT d.* FROM memory_private.domains AS d
+        WHERE d.domain IN (
+            SELECT q.domain FROM memory_private.embedding_queue AS q WHERE q.job_id = ANY (job_ids))
+        ORDER BY d.domain
+    LOOP
+        SELECT array_agg(u.job_id ORDER BY u.job_id), array_agg(u.embedding ORDER BY u.job_id)
+        INTO v_ids, v_vecs
+        FROM unnest(job_ids, embeddings) AS u (job_id, embedding)
+        JOIN memory_private.embedding_queue AS q ON q.job_id = u.job_id
+        WHERE q.domain = v_d.domain;
+        CONTINUE WHEN v_ids IS NULL;
+
+        -- A domain the worker may no longer write, or an adopted table that would run another
+        -- role's code (memory_private._domain_for locks and checks it), fails its jobs alone.
+        BEGIN
+            PERFORM memory_private._domain_for(v_d.domain, 'write');
+        EXCEPTION WHEN insufficient_privilege THEN
+            PERFORM memory_private._fail_jobs(v_ids, SQLERRM);
+            CONTINUE;
+        END;
+
+        SELECT array_agg(b.job_id), array_agg(b.error) INTO v_bad, v_errors
+        FROM memory_private._bad_vectors(v_d, v_ids, v_vecs) AS b;
+        IF v_bad IS NOT NULL THEN
+            PERFORM memory_private._fail_each(v_bad, v_errors);
+            SELECT array_agg(u.job_id ORDER BY u.job_id), array_agg(u.embedding ORDER BY u.job_id)
+            INTO v_ids, v_vecs
+            FROM unnest(v_ids, v_vecs) AS u (job_id, embedding)
+            WHERE u.job_id <> ALL (v_bad);
+            CONTINUE WHEN v_ids IS NULL;
+        END IF;
+
+        IF v_d.distributed THEN
+            v_done := memory_private._complete_each(v_d, v_ids, v_vecs,
+                coalesce(embedding_model, v_d.embedding_model));
+            v_bad := NULL;
+        ELSE
+            v_sql := memory_private._complete_sql(v_d);
+            BEGIN
+                EXECUTE v_sql
+                INTO v_done USING v_ids, v_vecs, v_d.domain, coalesce(embedding_model, v_d.embedding_model);
+            EXCEPTION WHEN data_exception OR integrity_constraint_violation OR raise_exception THEN
+                -- Something the checks above cannot see (a constraint or trigger of an adopted
+                -- table): write the jobs one by one, each failing alone.
+                v_done := ARRAY[]::bigint[];
+                FOR v_i IN 1 .. cardinality(v_ids) LOOP
+                    BEGIN
+                        EXECUTE v_sql
+                        INTO v_one USING ARRAY[v_ids[v_i]], ARRAY[v_vecs[v_i]], v_d.domain,
+                            coalesce(embedding_model, v_d.embedding_model);
+                        v_done := v_done || coalesce(v_one, ARRAY[]::bigint[]);
+                    EXCEPTION WHEN data_exception OR integrity_constraint_violation
+                        OR raise_exception THEN
+                        PERFORM memory_private._fail_jobs(ARRAY[v_ids[v_i]], SQLERRM);
+                        v_bad := coalesce(v_bad, ARRAY[]::bigint[]) || v_ids[v_i];
+                    END;
+                END LOOP;
+            END;
+        END IF;
+        v_total := v_total + coalesce(cardinality(v_done), 0);
+
+        -- Not written (and not failed): the row is gone, or its content changed since this
+        -- claim. A job still claimed with this id goes back to pending (the new content gets
+        -- embedded, no attempt counted); one the sweep already released, or made dead, stays
+        -- as it is.
+        SELECT array_agg(u.job_id) INTO v_left
+        FROM unnest(v_ids) AS u (job_id)
+        WHERE u.job_id <> ALL (coalesce(v_done, ARRAY[]::bigint[]))
+          AND u.job_id <> ALL (coalesce(v_bad, ARRAY[]::bigint[]));
+        IF v_left IS NOT NULL THEN
+            PERFORM memory_private._unclaim_stale(v_d, v_left);
+        END IF;
+    END LOOP;
+    RETURN v_total;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.complete_embedding_jobs(bigint[], vector[], text) IS
+'Write the embeddings of claimed jobs (embeddings[i] belongs to job_ids[i], the ids '
+'claim_embedding_jobs returned) and remove the jobs, a few statements per domain. A vector is '
+'written only while its job holds that claim (a newer claim renews the id: the older '
+'completion writes nothing) and the row''s content is the content that claim handed out; a '
+'row whose content changed goes back to pending. A bad vector (wrong dimension, NULL) fails '
+'that job alone. embedding_model (default: the domain''s) is stored with each embedding. '
+'Returns the number of embeddings written.';
+
+-- Jobs of a completion that wrote nothing: drop those whose row is gone; put back to pending
+-- those still claimed under these ids (content changed in flight).
+CREATE OR REPLACE FUNCTION memory_private._unclaim_stale(d memory_private.domains, job_ids bigint[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_count integer;
+    v_present text[];
+BEGIN
+    -- The rows that still exist (one read of the domain's table, no join with the queue: the
+    -- same statement serves a Citus distributed table).
+    EXECUTE format('SELECT array_agg(t.%1$I::text) FROM %2$s AS t WHERE t.%1$I = ANY ($1::%3$s[])',
+        d.id_column, memory_private._relation(d), memory_private._id_type(d))
+    INTO v_present
+    USING (SELECT array_agg(q.row_id) FROM memory_private.embedding_queue AS q
+           WHERE q.job_id = ANY (job_ids));
+    DELETE FROM memory_private.embedding_queue AS q
+    WHERE q.job_id = ANY (job_ids) AND q.status = 'claimed'
+      AND q.row_id <> ALL (coalesce(v_present, ARRAY[]::text[]));
+    UPDATE memory_private.embedding_queue AS q
+    SET status = 'pending', run_after = now(), claimed_by = NULL, claimed_at = NULL,
+        lease_until = NULL, updated_at = now()
+    WHERE q.job_id = ANY (job_ids) AND q.status = 'claimed';
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_count > 0 THEN
+        PERFORM pg_notify('memory_embedding_queue', d.domain);
+    END IF;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION memory.extend_claims(job_ids bigint[], lease interval DEFAULT '5 minutes')
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    IF lease IS NULL OR lease <= interval '0' THEN
+        RAISE EXCEPTION 'lease must be a positive interval' USING ERRCODE = '22023';
+    END IF;
+    -- A job being completed right now (locked by its worker's completion) needs no extension:
+    -- skip it rather than wait for it (and lock the rest in job order).
+    UPDATE memory_private.embedding_queue AS q
+    SET lease_until = greatest(q.lease_until, now() + lease)
+    FROM (
+        SELECT x.job_id FROM memory_private.embedding_queue AS x
+        WHERE x.job_id = ANY (job_ids) AND x.status = 'claimed'
+        ORDER BY x.job_id
+        FOR UPDATE SKIP LOCKED
+    ) AS e
+    WHERE q.job_id = e.job_id;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.extend_claims(bigint[], interval) IS
+'The heartbeat of a batch in hand: push the lease of these claimed jobs to at least now() + '
+'lease, so a provider call longer than the lease is not released and thrown away. Jobs '
+'released meanwhile, or claimed again by someone else (their id changed), are not touched. '
+'Returns the number of leases extended.';
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:51_queue_claim.sql', '51_queue_claim.sql', '6b3037f00521e65c39ff81ef3507a37cbd703bada4619bfe1caa0c7514412032', 'repeatable'); END $pgmemo$;
 -- sql/60_diagnostics.sql
 -- Diagnostics, part 1: the views embedding_coverage, vector_indexes and queue_status, the
 -- helpers memory.diagnose() shares with them (61_diagnose.sql; the index helpers live in
@@ -7591,8 +8179,9 @@ BEGIN
     END LOOP;
     -- Rows without an embedding are queued by bulk_load_finish in one pass instead.
     IF NOT v_d.distributed THEN  -- a distributed domain has no queue trigger to pause
-        EXECUTE format('ALTER TABLE %I.%I DISABLE TRIGGER memory_enqueue_insert',
-            v_d.table_schema, v_d.table_name);
+        EXECUTE format('ALTER TABLE %I.%I DISABLE TRIGGER %I', v_d.table_schema, v_d.table_name,
+            memory_private._wire_name(v_d.domain, 'enqueue_insert'));
+        UPDATE memory_private.domains AS d SET bulk_loading = TRUE WHERE d.domain = v_d.domain;
     END IF;
     RETURN v_dropped;
 END;
@@ -7649,8 +8238,9 @@ BEGIN
     v_index := memory.create_hnsw_index(v_d.domain, v_d.hnsw_m, v_d.hnsw_ef_construction);
     v_hnsw_done := clock_timestamp();
     IF NOT v_d.distributed THEN  -- a distributed domain has no queue trigger to pause
-        EXECUTE format('ALTER TABLE %I.%I ENABLE TRIGGER memory_enqueue_insert',
-            v_d.table_schema, v_d.table_name);
+        EXECUTE format('ALTER TABLE %I.%I ENABLE TRIGGER %I', v_d.table_schema, v_d.table_name,
+            memory_private._wire_name(v_d.domain, 'enqueue_insert'));
+        UPDATE memory_private.domains AS d SET bulk_loading = FALSE WHERE d.domain = v_d.domain;
     END IF;
     v_queued := memory.enqueue_missing(v_d.domain);
     EXECUTE format('ANALYZE %I.%I', v_d.table_schema, v_d.table_name);
@@ -7674,7 +8264,7 @@ COMMENT ON FUNCTION memory.bulk_load_finish(text, text, integer) IS
 '''2GB'': the HNSW graph should fit) and parallel_workers (max_parallel_maintenance_workers) '
 'apply to this call only; NULL keeps the server''s settings. Returns the index name, the '
 'seconds spent and the rows queued. Idempotent: indexes already present are kept.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:70_bulk.sql', '70_bulk.sql', '44700653e9103c060fa3aefcbf74b457055a54e521aa7a7befbd2725efd2c054', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:70_bulk.sql', '70_bulk.sql', 'f9bccbe205104ea2c930a14019ebe680995cd21e56a19c859cbaf09ab5e79988', 'repeatable'); END $pgmemo$;
 -- sql/80_reference.sql
 -- memory.api_reference(): the SQL reference (Markdown) generated from the database itself, from
 -- the signatures in pg_proc / pg_attribute, the COMMENT ON texts and the grants. `make docs`
@@ -7822,6 +8412,7 @@ AS $$
         ('memory_worker', 'worker_stopped', 'function'),
         ('memory_worker', 'release_expired_claims', 'function'),
         ('memory_worker', 'release_claims', 'function'),
+        ('memory_worker', 'extend_claims', 'function'),
         ('memory_worker', 'queue_counts', 'function'),
         ('memory_worker', 'run_maintenance', 'function'),
         ('memory_worker', 'queue_status', 'view'),
@@ -7973,7 +8564,8 @@ BEGIN
     END LOOP;
 END;
 $grants$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '55c82488b6ae75993da561d60be847b6414b1f781082554cef5376d9f7870e42', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '9f90734cbee4a0817c30911950f396387f0446587b9948a1526a10d945fab94a', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._after_migrate(); END $pgmemo$;
 COMMIT;
 SELECT format('pgmemo schema version %s installed (pgvector %s in schema %s)',
     v ->> 'schema_version', v ->> 'pgvector', v ->> 'vector_schema') AS pgmemo_installed

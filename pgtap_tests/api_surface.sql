@@ -20,7 +20,7 @@ SELECT functions_are('memory', ARRAY[
     'search', 'search_text', 'search_hybrid', 'refresh_text_stats', 'count',
     'create_metadata_index',
     -- the embedding queue
-    'claim_embedding_jobs', 'complete_embedding_jobs', 'fail_embedding_jobs', 'release_claims',
+    'claim_embedding_jobs', 'complete_embedding_jobs', 'fail_embedding_jobs', 'release_claims', 'extend_claims',
     'enqueue_missing', 'release_expired_claims', 'requeue_dead', 'queue_counts',
     'worker_heartbeat', 'worker_stopped', 'run_maintenance', 'schedule_maintenance',
     -- diagnostics

@@ -13,7 +13,7 @@ CREATE FUNCTION pg_temp.indexes() RETURNS text LANGUAGE sql AS $$
 $$;
 CREATE FUNCTION pg_temp.trigger_state() RETURNS "char" LANGUAGE sql AS $$
     SELECT t.tgenabled FROM pg_catalog.pg_trigger AS t
-    WHERE t.tgrelid = 'memory_data.bulk_memories'::regclass AND t.tgname = 'memory_enqueue_insert'
+    WHERE t.tgrelid = 'memory_data.bulk_memories'::regclass AND t.tgname = 'pgmemo_bulk_enqueue_insert'
 $$;
 CREATE TEMP TABLE before_state AS SELECT pg_temp.indexes() AS idx;
 

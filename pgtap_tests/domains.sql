@@ -56,8 +56,8 @@ SELECT is(
          (SELECT oid FROM pg_catalog.pg_am WHERE amname = 'hnsw')),
     true, 'the HNSW index has m = 16, ef_construction = 64');
 SELECT triggers_are('memory_data', 'startup_memories',
-    ARRAY['memory_before_update', 'memory_enqueue_insert', 'memory_enqueue_update',
-          'memory_dequeue_delete'],
+    ARRAY['pgmemo_startup_before_update', 'pgmemo_startup_enqueue_insert',
+          'pgmemo_startup_enqueue_update', 'pgmemo_startup_dequeue_delete'],
     'the queue triggers');
 SELECT is(
     (SELECT row(domain, table_name, dimension, distance, embedding_model, rows)::text

@@ -1,86 +1,7 @@
--- Domains: the table factory (memory.create_domain), memory.drop_domain, the memory.domains view,
--- and the row triggers every domain table carries.
+-- Domains: the table factory (memory.create_domain), memory.drop_domain and the memory.domains
+-- view.
 
--- BEFORE UPDATE, per row: maintain updated_at; a content change without a new embedding clears
--- the old one, so a stale embedding is never served (the AFTER trigger then queues the row).
-CREATE OR REPLACE FUNCTION memory_private._before_update()
-RETURNS trigger
-LANGUAGE plpgsql
-SET search_path FROM CURRENT
-AS $$
-BEGIN
-    NEW.updated_at := now();
-    IF NEW.content IS DISTINCT FROM OLD.content
-        -- (as real[]: pgvector's = is not on this function's search_path)
-        AND NEW.embedding::real[] IS NOT DISTINCT FROM OLD.embedding::real[] THEN
-        NEW.embedding := NULL;
-        NEW.embedding_model := NULL;
-    END IF;
-    IF NEW.embedding IS NULL THEN
-        NEW.embedding_model := NULL;
-    END IF;
-    RETURN NEW;
-END;
-$$;
-
--- AFTER INSERT / AFTER UPDATE, per statement (transition tables): queue every row that now
--- needs an embedding, in one pass, deduplicated per row; then wake the workers. An update that
--- gives a row its embedding removes the row's (unclaimed) job.
--- TG_ARGV[0] is the domain. A job that is already claimed stays claimed: the worker's
--- complete_embedding_jobs sees the changed content and puts the job back to pending.
-CREATE OR REPLACE FUNCTION memory_private._enqueue_rows()
-RETURNS trigger
-LANGUAGE plpgsql
-SET search_path FROM CURRENT
-AS $$
-DECLARE
-    v_count bigint;
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
-        SELECT TG_ARGV[0], n.id FROM new_rows AS n WHERE n.embedding IS NULL
-        ON CONFLICT (domain, row_id) DO UPDATE
-            SET status = CASE WHEN q.status = 'claimed' THEN 'claimed' ELSE 'pending' END,
-                attempts = 0, run_after = now(), updated_at = now();
-        GET DIAGNOSTICS v_count = ROW_COUNT;
-    ELSE
-        INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
-        SELECT TG_ARGV[0], n.id
-        FROM new_rows AS n
-        JOIN old_rows AS o ON o.id = n.id
-        WHERE n.embedding IS NULL
-          AND (o.embedding IS NOT NULL OR n.content IS DISTINCT FROM o.content)
-        ON CONFLICT (domain, row_id) DO UPDATE
-            SET status = CASE WHEN q.status = 'claimed' THEN 'claimed' ELSE 'pending' END,
-                attempts = 0, run_after = now(), updated_at = now();
-        GET DIAGNOSTICS v_count = ROW_COUNT;
-        -- A row that got an embedding (update or upsert) needs no job any more. Claimed jobs
-        -- stay: their worker completes (or drops) them.
-        DELETE FROM memory_private.embedding_queue AS q
-        USING new_rows AS n
-        WHERE q.domain = TG_ARGV[0] AND q.row_id = n.id AND n.embedding IS NOT NULL
-          AND q.status <> 'claimed';
-    END IF;
-    IF v_count > 0 THEN
-        PERFORM pg_notify('memory_embedding_queue', TG_ARGV[0]);
-    END IF;
-    RETURN NULL;
-END;
-$$;
-
--- AFTER DELETE, per statement: a deleted row needs no embedding any more.
-CREATE OR REPLACE FUNCTION memory_private._dequeue_rows()
-RETURNS trigger
-LANGUAGE plpgsql
-SET search_path FROM CURRENT
-AS $$
-BEGIN
-    DELETE FROM memory_private.embedding_queue AS q
-    USING old_rows AS o
-    WHERE q.domain = TG_ARGV[0] AND q.row_id = o.id;
-    RETURN NULL;
-END;
-$$;
+-- The row triggers of a domain's table are made by memory_private._wire (sql/43_wire.sql).
 
 CREATE OR REPLACE FUNCTION memory.create_domain(
     domain text,
@@ -155,12 +76,6 @@ BEGIN
                   HINT = 'Rename or drop that table, then create the domain again.';
     END IF;
 
-    INSERT INTO memory_private.domains AS d
-        (domain, table_schema, table_name, dimension, distance, embedding_model,
-         hnsw_m, hnsw_ef_construction, text_config, embedding_type)
-    VALUES (domain, 'memory_data', v_table, dimension, distance, embedding_model,
-            hnsw_m, hnsw_ef_construction, text_config, embedding_type);
-    PERFORM memory_private._default_access(domain);
 
     EXECUTE format(
         'CREATE TABLE memory_data.%I ('
@@ -180,6 +95,15 @@ BEGIN
         memory_private._stored_tsvector_sql(text_config, 'content'),
         v_table || '_pkey', v_table || '_metadata_obj');
     v_regclass := format('memory_data.%I', v_table)::regclass;
+    -- The registry row: a column mapping of the table just made.
+    INSERT INTO memory_private.domains AS d
+        (domain, table_schema, table_name, dimension, distance, embedding_model,
+         hnsw_m, hnsw_ef_construction, text_config, embedding_type,
+         source_table, id_column, content_column, embedding_column, model_column, touch_column)
+    VALUES (domain, 'memory_data', v_table, dimension, distance, embedding_model,
+            hnsw_m, hnsw_ef_construction, text_config, embedding_type,
+            v_regclass, 'id', 'content', 'embedding', 'embedding_model', 'updated_at');
+    PERFORM memory_private._default_access(domain);
     EXECUTE format('ALTER TABLE %s ALTER COLUMN embedding SET STORAGE %s', v_regclass,
         memory_private._embedding_storage(embedding_type, dimension));
 
@@ -191,17 +115,8 @@ BEGIN
     EXECUTE format('CREATE INDEX %I ON %s USING gin (content_tsv)', v_table || '_fts', v_regclass);
     EXECUTE format('CREATE INDEX %I ON %s (updated_at)', v_table || '_updated_at', v_regclass);
 
-    EXECUTE format('CREATE TRIGGER memory_before_update BEFORE UPDATE ON %s '
-        'FOR EACH ROW EXECUTE FUNCTION memory_private._before_update()', v_regclass);
-    EXECUTE format('CREATE TRIGGER memory_enqueue_insert AFTER INSERT ON %s '
-        'REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT '
-        'EXECUTE FUNCTION memory_private._enqueue_rows(%L)', v_regclass, domain);
-    EXECUTE format('CREATE TRIGGER memory_enqueue_update AFTER UPDATE ON %s '
-        'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT '
-        'EXECUTE FUNCTION memory_private._enqueue_rows(%L)', v_regclass, domain);
-    EXECUTE format('CREATE TRIGGER memory_dequeue_delete AFTER DELETE ON %s '
-        'REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT '
-        'EXECUTE FUNCTION memory_private._dequeue_rows(%L)', v_regclass, domain);
+    -- The write triggers (one family for every domain, from the registry's column mapping).
+    PERFORM memory_private._wire(memory_private._domain(domain));
 
     PERFORM memory.create_hnsw_index(domain, hnsw_m, hnsw_ef_construction);
     PERFORM memory_private._search_static_refresh();  -- the cached search plan (36_...sql)
@@ -272,6 +187,7 @@ BEGIN
         END IF;
     ELSE
         EXECUTE format('DROP TABLE IF EXISTS %I.%I', v_d.table_schema, v_d.table_name);
+        PERFORM memory_private._unwire(v_d);  -- the trigger functions (the triggers went with it)
     END IF;
     DELETE FROM memory_private.domains AS d WHERE d.domain = v_d.domain;
     PERFORM memory_private._search_static_refresh();

@@ -162,7 +162,8 @@ BEGIN
         RETURN;
     END IF;
 
-    -- Ids are decided here so they can be returned in input order.
+    -- Ids are decided here so they can be returned in input order. Rows are written (and
+    -- locked) in id order, the order in which the embedding queue locks them.
     SELECT array_agg(coalesce(ids[u.ord], gen_random_uuid()::text) ORDER BY u.ord) INTO v_ids
     FROM generate_subscripts(contents, 1) AS u (ord);
 
@@ -171,6 +172,7 @@ BEGIN
         'SELECT u.id, u.content, coalesce(u.metadata, ''{}''), u.embedding, '
         'CASE WHEN u.embedding IS NOT NULL THEN $5 END '
         'FROM unnest($1, $2, $3, $4) AS u (id, content, metadata, embedding) '
+        'ORDER BY u.id '
         'ON CONFLICT (id) DO UPDATE SET content = excluded.content, '
         'metadata = excluded.metadata, '
         'embedding = coalesce(excluded.embedding, t.embedding), '

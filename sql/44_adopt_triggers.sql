@@ -1,11 +1,6 @@
--- The generic trigger functions of adopted domains (45_adopt.sql) and re-embed shadows
--- (46_reembed.sql): INSTEAD OF triggers on a domain's view that write the source table, and the
--- queue triggers on the source table itself. Column names come in TG_ARGV, so one function
--- serves every adopted table; dynamic SQL reads the transition tables (visible to EXECUTE
--- inside a trigger function).
--- The application writes its table with its own role, which has no right on memory_private:
--- the queue triggers on the source run with definer rights (fixed search_path; EXECUTE is
--- revoked from PUBLIC, so nobody else can attach them to a table of their own).
+-- The INSTEAD OF trigger of an adopted domain's view (45_adopt.sql): writes through the view go
+-- to the source table. The queue triggers on the source table itself are the same family as a
+-- factory table's (memory_private._wire, 43_wire.sql).
 
 -- INSTEAD OF INSERT / UPDATE / DELETE on the view. TG_ARGV: [0] source table, [1] id column,
 -- [2] id type, [3] content column, [4] embedding column, [5] metadata column ('' = none),
@@ -90,91 +85,5 @@ BEGIN
     USING NEW.content, NEW.embedding, OLD.id, NEW.metadata, NEW.embedding_model, OLD.content;
     GET DIAGNOSTICS v_count = ROW_COUNT;
     RETURN CASE WHEN v_count > 0 THEN NEW END;
-END;
-$$;
-
--- BEFORE UPDATE, per row, on the source: a content change without a new embedding clears the
--- embedding (and the model column, if any), so a stale embedding is never served.
--- TG_ARGV: [0] content column, [1] embedding column, [2] model column ('' = none).
-CREATE OR REPLACE FUNCTION memory_private._adopted_before_update()
-RETURNS trigger
-LANGUAGE plpgsql
-SET search_path FROM CURRENT
-AS $$
-DECLARE
-    v_clear boolean;
-BEGIN
-    EXECUTE format('SELECT ($1).%1$I IS DISTINCT FROM ($2).%1$I '
-        'AND ($1).%2$I IS NOT NULL AND ($1).%2$I::real[] IS NOT DISTINCT FROM ($2).%2$I::real[]',
-        TG_ARGV[0], TG_ARGV[1])
-    INTO v_clear USING NEW, OLD;
-    IF v_clear THEN
-        NEW := jsonb_populate_record(NEW, jsonb_build_object(TG_ARGV[1], NULL)
-            || CASE WHEN TG_ARGV[2] <> '' THEN jsonb_build_object(TG_ARGV[2], NULL)
-                ELSE '{}'::jsonb END);
-    END IF;
-    RETURN NEW;
-END;
-$$;
-
--- AFTER INSERT / UPDATE, per statement, on the source (transition tables new_rows, old_rows):
--- queue the rows that need an embedding, drop the unclaimed jobs of rows that got one, wake
--- the workers. TG_ARGV: [0] domain, [1] id column, [2] content column, [3] embedding column.
-CREATE OR REPLACE FUNCTION memory_private._adopted_enqueue()
-RETURNS trigger
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path FROM CURRENT
-AS $$
-DECLARE
-    v_count bigint;
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        EXECUTE format(
-            'INSERT INTO memory_private.embedding_queue AS q (domain, row_id) '
-            'SELECT $1, n.%1$I::text FROM new_rows AS n WHERE n.%2$I IS NULL '
-            'ON CONFLICT (domain, row_id) DO UPDATE '
-            'SET status = CASE WHEN q.status = ''claimed'' THEN ''claimed'' ELSE ''pending'' END, '
-            'attempts = 0, run_after = now(), updated_at = now()',
-            TG_ARGV[1], TG_ARGV[3])
-        USING TG_ARGV[0];
-        GET DIAGNOSTICS v_count = ROW_COUNT;
-    ELSE
-        EXECUTE format(
-            'INSERT INTO memory_private.embedding_queue AS q (domain, row_id) '
-            'SELECT $1, n.%1$I::text FROM new_rows AS n JOIN old_rows AS o ON o.%1$I = n.%1$I '
-            'WHERE n.%3$I IS NULL AND (o.%3$I IS NOT NULL OR n.%2$I IS DISTINCT FROM o.%2$I) '
-            'ON CONFLICT (domain, row_id) DO UPDATE '
-            'SET status = CASE WHEN q.status = ''claimed'' THEN ''claimed'' ELSE ''pending'' END, '
-            'attempts = 0, run_after = now(), updated_at = now()',
-            TG_ARGV[1], TG_ARGV[2], TG_ARGV[3])
-        USING TG_ARGV[0];
-        GET DIAGNOSTICS v_count = ROW_COUNT;
-        EXECUTE format(
-            'DELETE FROM memory_private.embedding_queue AS q USING new_rows AS n '
-            'WHERE q.domain = $1 AND q.row_id = n.%1$I::text AND n.%2$I IS NOT NULL '
-            'AND q.status <> ''claimed''',
-            TG_ARGV[1], TG_ARGV[3])
-        USING TG_ARGV[0];
-    END IF;
-    IF v_count > 0 THEN
-        PERFORM pg_notify('memory_embedding_queue', TG_ARGV[0]);
-    END IF;
-    RETURN NULL;
-END;
-$$;
-
--- AFTER DELETE, per statement, on the source. TG_ARGV: [0] domain, [1] id column.
-CREATE OR REPLACE FUNCTION memory_private._adopted_dequeue()
-RETURNS trigger
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path FROM CURRENT
-AS $$
-BEGIN
-    EXECUTE format('DELETE FROM memory_private.embedding_queue AS q USING old_rows AS o '
-        'WHERE q.domain = $1 AND q.row_id = o.%I::text', TG_ARGV[1])
-    USING TG_ARGV[0];
-    RETURN NULL;
 END;
 $$;

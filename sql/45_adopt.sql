@@ -137,9 +137,9 @@ BEGIN
     END IF;
     INSERT INTO memory_private.domains AS d
         (domain, table_schema, table_name, dimension, distance, embedding_model, adopted,
-         source_table, id_column, content_column, embedding_column, embedding_type)
+         source_table, id_column, content_column, embedding_column, model_column, embedding_type)
     VALUES (domain, 'memory_data', domain || '_memories', dimension, distance, embedding_model,
-            true, source, id_column, content_column, embedding_column,
+            true, source, id_column, content_column, embedding_column, opt[2],
             (SELECT t.typname FROM pg_catalog.pg_attribute AS a
              JOIN pg_catalog.pg_type AS t ON t.oid = a.atttypid
              WHERE a.attrelid = source AND a.attname = embedding_column))
@@ -152,22 +152,7 @@ BEGIN
         -- kept by the write functions (memory_private._dist_sync_jobs), as for the domain itself.
         RETURN memory_private._dist_adopt_triggers(v_d, opt);
     END IF;
-    EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON %s FOR EACH ROW '
-        'EXECUTE FUNCTION memory_private._adopted_before_update(%L, %L, %L)',
-        'pgmemo_' || domain || '_before_update', v_source, content_column, embedding_column,
-        coalesce(opt[2], ''));
-    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows '
-        'FOR EACH STATEMENT EXECUTE FUNCTION memory_private._adopted_enqueue(%L, %L, %L, %L)',
-        'pgmemo_' || domain || '_enqueue_insert', v_source, domain, id_column, content_column,
-        embedding_column);
-    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s '
-        'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows '
-        'FOR EACH STATEMENT EXECUTE FUNCTION memory_private._adopted_enqueue(%L, %L, %L, %L)',
-        'pgmemo_' || domain || '_enqueue_update', v_source, domain, id_column, content_column,
-        embedding_column);
-    EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows '
-        'FOR EACH STATEMENT EXECUTE FUNCTION memory_private._adopted_dequeue(%L, %L)',
-        'pgmemo_' || domain || '_dequeue_delete', v_source, domain, id_column);
+    PERFORM memory_private._wire(v_d);
     PERFORM memory_private._search_static_refresh();  -- the cached search plan (36_...sql)
     RETURN v_d;
 END;
@@ -183,18 +168,12 @@ AS $$
 DECLARE
     v_source text := memory_private._qualified(d.source_table);  -- NULL when it was dropped
     v_helper record;
-    v_suffix text;
 BEGIN
     EXECUTE format('DROP VIEW IF EXISTS %I.%I', d.table_schema, d.table_name);
+    PERFORM memory_private._unwire(d);
     IF v_source IS NULL THEN
         RETURN;
     END IF;
-    FOREACH v_suffix IN ARRAY ARRAY['before_update', 'enqueue_insert', 'enqueue_update',
-        'dequeue_delete']
-    LOOP
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'pgmemo_' || d.domain || '_' || v_suffix,
-            v_source);
-    END LOOP;
     FOR v_helper IN
         SELECT c.oid::regclass AS idx
         FROM pg_catalog.pg_index AS i JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid

@@ -83,6 +83,11 @@ BEGIN
             USING ERRCODE = '42701', HINT = 'Drop or rename it first.';
     END IF;
 
+    IF v_d.distributed THEN
+        -- Citus: the shadow domain's trigger function is created on every node after the ALTER
+        -- below, which needs one connection per node for the whole transaction.
+        PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    END IF;
     -- Adding a nullable column without a default is a catalog change (no table rewrite).
     EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s%s',
         memory_private._qualified(v_phys.relation), v_next,

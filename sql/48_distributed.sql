@@ -92,9 +92,12 @@ BEGIN
     -- DDL on distributed tables unless citus.enable_unsafe_triggers is on (for this call only).
     v_unsafe := current_setting('citus.enable_unsafe_triggers', true);
     PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
-    EXECUTE format('DROP TRIGGER IF EXISTS memory_enqueue_insert ON %s', v_rel);
-    EXECUTE format('DROP TRIGGER IF EXISTS memory_enqueue_update ON %s', v_rel);
-    EXECUTE format('DROP TRIGGER IF EXISTS memory_dequeue_delete ON %s', v_rel);
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s',
+        memory_private._wire_name(v_d.domain, 'enqueue_insert'), v_rel);
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s',
+        memory_private._wire_name(v_d.domain, 'enqueue_update'), v_rel);
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s',
+        memory_private._wire_name(v_d.domain, 'dequeue_delete'), v_rel);
     IF memory_private._is_distributed_table(v_rel) THEN
         -- Distributed already (by an earlier call, or by hand): take it over.
         EXECUTE 'SELECT count(*) FROM pg_catalog.pg_dist_shard AS s WHERE s.logicalrelid = $1'
@@ -190,17 +193,10 @@ RETURNS memory_private.domains
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-DECLARE
-    v_unsafe text := current_setting('citus.enable_unsafe_triggers', true);
 BEGIN
-    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
-    EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON %s FOR EACH ROW '
-        'EXECUTE FUNCTION memory_private._adopted_before_update(%L, %L, %L)',
-        'pgmemo_' || d.domain || '_before_update', memory_private._qualified(d.source_table),
-        d.content_column, d.embedding_column, coalesce(opt[2], ''));
-    PERFORM set_config('citus.enable_unsafe_triggers', coalesce(v_unsafe, 'off'), true);
     UPDATE memory_private.domains AS x SET distributed = true WHERE x.domain = d.domain
     RETURNING x.* INTO d;
+    PERFORM memory_private._wire(d);  -- distributed: the row trigger only
     RETURN d;
 END;
 $$;

@@ -65,8 +65,9 @@ BEGIN
     END LOOP;
     -- Rows without an embedding are queued by bulk_load_finish in one pass instead.
     IF NOT v_d.distributed THEN  -- a distributed domain has no queue trigger to pause
-        EXECUTE format('ALTER TABLE %I.%I DISABLE TRIGGER memory_enqueue_insert',
-            v_d.table_schema, v_d.table_name);
+        EXECUTE format('ALTER TABLE %I.%I DISABLE TRIGGER %I', v_d.table_schema, v_d.table_name,
+            memory_private._wire_name(v_d.domain, 'enqueue_insert'));
+        UPDATE memory_private.domains AS d SET bulk_loading = TRUE WHERE d.domain = v_d.domain;
     END IF;
     RETURN v_dropped;
 END;
@@ -123,8 +124,9 @@ BEGIN
     v_index := memory.create_hnsw_index(v_d.domain, v_d.hnsw_m, v_d.hnsw_ef_construction);
     v_hnsw_done := clock_timestamp();
     IF NOT v_d.distributed THEN  -- a distributed domain has no queue trigger to pause
-        EXECUTE format('ALTER TABLE %I.%I ENABLE TRIGGER memory_enqueue_insert',
-            v_d.table_schema, v_d.table_name);
+        EXECUTE format('ALTER TABLE %I.%I ENABLE TRIGGER %I', v_d.table_schema, v_d.table_name,
+            memory_private._wire_name(v_d.domain, 'enqueue_insert'));
+        UPDATE memory_private.domains AS d SET bulk_loading = FALSE WHERE d.domain = v_d.domain;
     END IF;
     v_queued := memory.enqueue_missing(v_d.domain);
     EXECUTE format('ANALYZE %I.%I', v_d.table_schema, v_d.table_name);

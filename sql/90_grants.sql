@@ -60,6 +60,7 @@ AS $$
         ('memory_worker', 'worker_stopped', 'function'),
         ('memory_worker', 'release_expired_claims', 'function'),
         ('memory_worker', 'release_claims', 'function'),
+        ('memory_worker', 'extend_claims', 'function'),
         ('memory_worker', 'queue_counts', 'function'),
         ('memory_worker', 'run_maintenance', 'function'),
         ('memory_worker', 'queue_status', 'view'),

@@ -182,6 +182,11 @@ def _migrate_once(conn: psycopg.Connection, say, lock_timeout: float) -> Migrate
                         cur.execute("SELECT memory_private._record_migration(%s, %s, %s, 'repeatable')",
                                     ("R:" + path.name, path.name, checksum(path)))
                         result.repeatable.append(path.name)
+                    # Objects made per domain from templates in sql/ (its trigger functions) are
+                    # made again, so a changed template reaches the domains made before it.
+                    cur.execute("SELECT to_regprocedure('memory_private._after_migrate()') IS NOT NULL")
+                    if cur.fetchone()[0]:
+                        cur.execute("SELECT memory_private._after_migrate()")
                     cur.execute("SELECT set_config('search_path', current_setting('search_path'), true)")
         except psycopg.errors.LockNotAvailable as exc:
             raise _LockTimeout(str(exc).splitlines()[0]) from exc
@@ -246,6 +251,7 @@ def bundle() -> str:
                    f"{_literal(path.name)}, {_literal(checksum(path))}, 'repeatable')"),
         ]
     out += [
+        _quiet("memory_private._after_migrate()"),
         "COMMIT;",
         "SELECT format('pgmemo schema version %s installed (pgvector %s in schema %s)',",
         "    v ->> 'schema_version', v ->> 'pgvector', v ->> 'vector_schema') AS pgmemo_installed",

@@ -205,24 +205,27 @@ class Worker:
                 delay = min(delay * 2, self.reconnect_max)
 
     def _control_loop(self, ctl: psycopg.Connection, threads: list[threading.Thread]) -> psycopg.Connection:
-        tick = 0.2 if self.once or self.on_tick else 1.0
+        # The leases of batches in hand are extended every third of a lease, so a provider call
+        # longer than the lease is never released under the thread that waits for it.
+        extend_every = self.lease / 3
+        tick = min(0.2 if self.once or self.on_tick else 1.0, extend_every)
         next_beat = time.monotonic() + self.heartbeat_every
         next_maint = time.monotonic()  # once at start, then every maintenance_every
+        next_extend = time.monotonic() + extend_every
         while any(t.is_alive() for t in threads) and not self._stopping.is_set():
             try:
                 for _ in ctl.notifies(timeout=tick):
                     self._notify_threads()
                 now = time.monotonic()
+                if now >= next_extend:
+                    self._extend_leases(ctl)
+                    next_extend = now + extend_every
                 if now >= next_beat:
                     self._beat(ctl)
                     next_beat = now + self.heartbeat_every
                 if now >= next_maint and self.maintenance_every > 0:
-                    result = ctl.execute("SELECT memory.run_maintenance() AS r").fetchone()["r"]
                     next_maint = now + self.maintenance_every
-                    if result.get("released_claims") or result.get("enqueued_missing"):
-                        log.info("maintenance", extra={"event": "maintenance", **{
-                            k: v for k, v in result.items() if k != "ran_at"}})
-                        self._notify_threads()
+                    self._maintenance(ctl)
             except psycopg.OperationalError as exc:
                 log.warning("control connection lost (%s)", _oneline(exc),
                             extra={"event": "db_lost", "worker_thread": "control"})
@@ -230,6 +233,13 @@ class Worker:
                 self.stats.add(reconnects=1)
                 ctl = self._control_connect()
                 self._notify_threads()
+            except psycopg.Error as exc:
+                # Any other database error (a domain dropped or altered under us, a permission
+                # taken away): log it and go on with the others; the next tick tries again.
+                log.warning("control step failed (%s)", _oneline(exc), extra={
+                    "event": "control_error", "sqlstate": getattr(exc, "sqlstate", None)})
+                if ctl.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    ctl.rollback()
             if self.on_tick:
                 self.on_tick(self.stats.snapshot())
         return ctl
@@ -263,6 +273,25 @@ class Worker:
         if self.on_tick:
             self.on_tick(self.stats.snapshot())
         log.info("worker %s stopped", self.name, extra={"event": "stop", **self.stats.snapshot()})
+
+    def _maintenance(self, ctl: psycopg.Connection) -> None:
+        result = ctl.execute("SELECT memory.run_maintenance() AS r").fetchone()["r"]
+        skipped = result.get("skipped_domains") or {}
+        if skipped:
+            log.warning("maintenance skipped %d domain(s): %s", len(skipped), ", ".join(
+                f"{d} ({e})" for d, e in skipped.items()), extra={
+                    "event": "maintenance_skipped", "errors": skipped})
+        if result.get("released_claims") or result.get("enqueued_missing"):
+            log.info("maintenance", extra={"event": "maintenance", **{
+                k: v for k, v in result.items() if k not in ("ran_at", "skipped_domains")}})
+            self._notify_threads()
+
+    def _extend_leases(self, ctl: psycopg.Connection) -> None:
+        with self._in_hand_lock:
+            ids = [i for ids in self._in_hand.values() for i in ids]
+        if ids:
+            ctl.execute("SELECT memory.extend_claims(%s, make_interval(secs => %s))",
+                        (ids, self.lease))
 
     def _beat(self, conn: psycopg.Connection) -> None:
         snap = self.stats.snapshot()

@@ -172,7 +172,8 @@ def test_domain_distributed_by_hand_is_taken_over(cluster, cconn):
     c.execute("SELECT memory.create_domain('hand', %s)", (DIM,))
     c.execute("SELECT memory.store('hand', 'before')")
     with c.transaction():  # what a user might do instead of memory.distribute_domain
-        for t in ("memory_enqueue_insert", "memory_enqueue_update", "memory_dequeue_delete"):
+        for kind in ("enqueue_insert", "enqueue_update", "dequeue_delete"):
+            t = f"pgmemo_hand_{kind}"
             c.execute(f"DROP TRIGGER {t} ON memory_data.hand_memories")
         c.execute("SET LOCAL citus.enable_unsafe_triggers = on")
         c.execute("SELECT create_distributed_table('memory_data.hand_memories', 'id', shard_count => 4)")

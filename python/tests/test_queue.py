@@ -23,4 +23,4 @@ def test_store_many_50000_rows_enqueues_50000_jobs(store: MemoryStore, conn) -> 
     # The insert trigger is statement-level: the table has exactly one per operation.
     assert conn.execute(
         "SELECT count(*) AS n FROM pg_catalog.pg_trigger WHERE tgrelid = 'memory_data.bulk_memories'::regclass"
-        " AND tgname = 'memory_enqueue_insert' AND (tgtype & 1) = 0").fetchone()["n"] == 1
+        " AND tgname = 'pgmemo_bulk_enqueue_insert' AND (tgtype & 1) = 0").fetchone()["n"] == 1

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import io
@@ -271,8 +272,12 @@ def _table_of_index(fresh_or_old: dict, name: str) -> str:
     return detail.split(" ON ", 1)[1].split(" USING ", 1)[0].replace("ONLY ", "")
 
 
-def split(snap: dict, tables: set[str]) -> tuple[dict, dict]:
-    """(pgmemo's own objects, the objects of the given domain tables)."""
+# The trigger functions made per domain (sql/43_wire.sql): memory_private.pgmemo_<domain>_<kind>().
+_WIRED = re.compile(r"^memory_private\.pgmemo_(.+)_(before_update|enqueue|dequeue)\(\)$")
+
+
+def split(snap: dict, tables: set[str], domains: set[str] = frozenset()) -> tuple[dict, dict]:
+    """(pgmemo's own objects, the objects of the given domain tables and domains)."""
     core, domain = {}, {}
     for key, detail in snap.items():
         kind, obj = key
@@ -281,6 +286,11 @@ def split(snap: dict, tables: set[str]) -> tuple[dict, dict]:
             # domain, so it differs whenever the seeded domains do (older releases seed fewer)
             continue
         name = obj
+        wired = _WIRED.match(obj) if kind == "function" else None
+        if wired:
+            if wired.group(1) in domains:
+                domain[key] = detail
+            continue
         if kind == "index" and obj.startswith(DOMAIN_SCHEMAS):
             name = _table_of_index(snap, obj)
         if obj.startswith(DOMAIN_SCHEMAS) or obj == "app":
@@ -391,8 +401,10 @@ def test_upgrade_from_release_equals_fresh_install(release: Release, fresh, tmp_
 
         # 1. The catalog: pgmemo's objects exactly as fresh; each domain as the same domain fresh.
         tables = _domain_tables(dsn)
-        old_core, old_domains = split(snapshot(dsn), tables)
-        new_core, new_domains = split(fresh_snap, tables)
+        with psycopg.connect(dsn) as c:
+            domains = {r[0] for r in c.execute("SELECT domain FROM memory_private.domains")}
+        old_core, old_domains = split(snapshot(dsn), tables, domains)
+        new_core, new_domains = split(fresh_snap, tables, domains)
         problems = diff(old_core, new_core, "upgraded", "fresh")
         problems += diff(_no_column_positions(forgive_legacy_domain_tables(old_domains)),
                          _no_column_positions(new_domains), "upgraded", "fresh")
