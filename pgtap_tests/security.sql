@@ -4,7 +4,7 @@
 -- role (and never to PUBLIC), and functions running with the owner's rights never execute a
 -- function or operator the caller planted in a schema it put first in its search_path.
 BEGIN;
-SELECT plan(62);
+SELECT plan(63);
 
 -- Roles and memberships ----------------------------------------------------------------------
 SELECT has_role('memory_reader');
@@ -121,6 +121,18 @@ SELECT is_empty($$
     WHERE p.prosecdef AND p.pronamespace IN ('memory'::regnamespace, 'memory_private'::regnamespace)
       AND NOT EXISTS (SELECT FROM unnest(p.proconfig) AS c WHERE c LIKE '%pg_temp' OR c LIKE '%pg_temp"')
 $$, 'every definer function puts pg_temp last in its search_path');
+SELECT is_empty($$
+    SELECT p.oid::regprocedure FROM pg_proc AS p
+    WHERE p.pronamespace IN ('memory'::regnamespace, 'memory_private'::regnamespace)
+      AND p.prokind = 'f'
+      -- the migration runner's ledger bootstrap (python/pgmemo/bootstrap.sql): invoker rights,
+      -- executed only by the migrating owner, outside any definer call
+      AND NOT (NOT p.prosecdef AND p.proname IN ('_check_known_versions', '_migration_needed',
+                                                 '_record_migration', '_set_install_search_path'))
+      AND NOT EXISTS (SELECT FROM unnest(p.proconfig) AS c
+                      WHERE c IN ('search_path=pg_catalog, pg_temp', 'search_path=pg_catalog, "pg_temp"'))
+$$, 'every pgmemo function (generated per-domain ones included) runs with search_path exactly '
+    'pg_catalog, pg_temp: no schema others may CREATE in can hold a better-matching overload');
 
 -- Behaviour: what each role can and cannot do ---------------------------------------------------
 SELECT lives_ok($$SELECT memory.store('sec', 'the owner wrote this', '{"team": "a"}', '[1,0,0]', 'r1')$$,
