@@ -9,7 +9,6 @@ from typing import Any
 
 import click
 
-from . import config
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -27,17 +26,6 @@ def _embedder() -> Any:
             "no embedder configured: set PGMEMO_EMBEDDER to ollama, openai or local "
             "(e.g. PGMEMO_EMBEDDER=local, with pip install 'pgmemo[local]')")
     return embedder
-
-
-def _dsn(ctx: click.Context) -> str:
-    return config.resolve_dsn(getattr(ctx.obj, "dsn", None))
-
-
-def _check_schema(dsn: str) -> None:
-    from .client import MemoryStore
-
-    with MemoryStore.connect(dsn, embedder=None):
-        pass
 
 
 def register(main: click.Group) -> None:
@@ -80,9 +68,9 @@ def worker(ctx: click.Context, once: bool, batch_size: int, concurrency: int, le
         logging.getLogger("pgmemo.worker").addFilter(
             lambda r: getattr(r, "event", None) != "batch")
     embedder = _embedder()
-    dsn = _dsn(ctx)
-    _check_schema(dsn)
-    w = Worker(dsn, embedder, batch_size=batch_size, concurrency=concurrency, lease=lease,
+    # The worker's first connection verifies the schema (and migrates the embedded server
+    # pgmemo owns on first use): no connection of its own just for the check.
+    w = Worker(ctx.obj.dsn, embedder, batch_size=batch_size, concurrency=concurrency, lease=lease,
                poll=poll, once=once, domain=domain, name=name,
                maintenance_every=maintenance_every, grace=grace)
     try:
@@ -104,18 +92,16 @@ def backfill(ctx: click.Context, domain: str | None, batch_size: int, concurrenc
     Shows a progress bar (rows/s, ETA) and ends with a summary: embedded, failed, dead.
     Rows whose embedding failed stay queued (retrying with backoff) or dead (see last_error).
     """
-    from .client import MemoryStore
     from .worker import Worker, setup_logging
 
     setup_logging(level=logging.WARNING)
     embedder = _embedder()
-    dsn = _dsn(ctx)
+    s = ctx.obj.store(embedder=False)  # the invocation's one connection (schema verified)
     if getattr(embedder, "name", None) == "local":  # load the model now, not inside the rows/s
         click.echo("loading the local model...", err=True)
         embedder.embed(["warm-up"])
-    with MemoryStore.connect(dsn, embedder=None) as s:
-        enqueued = s.enqueue_missing(domain)
-        before = s.queue_counts(domain)
+    enqueued = s.enqueue_missing(domain)
+    before = s.queue_counts(domain)
     total = before["ready"] + before["claimed"]
     click.echo(f"queued {enqueued} rows without an embedding; {total} jobs ready"
                + (f" in {domain}" if domain else ""), err=True)
@@ -131,14 +117,13 @@ def backfill(ctx: click.Context, domain: str | None, batch_size: int, concurrenc
                 bar.update(min(done, total) - min(state["last"], total), None)
                 state["last"] = done
 
-        w = Worker(dsn, embedder, batch_size=batch_size, concurrency=concurrency, once=True,
+        w = Worker(s.dsn, embedder, batch_size=batch_size, concurrency=concurrency, once=True,
                    domain=domain, on_tick=tick, name=None, maintenance_every=0)
         try:
             stats = w.run()
         finally:
             embedder.close()
-    with MemoryStore.connect(dsn, embedder=None) as s:
-        after = s.queue_counts(domain)
+    after = s.queue_counts(domain)
     snap = stats.snapshot()
     summary = {"enqueued": enqueued, "embedded": snap["embedded"], "failed": snap["failed"],
                "retrying": after["waiting"] + after["ready"], "dead": after["dead"],

@@ -67,6 +67,11 @@ def _json(value: Any) -> Jsonb | None:
     return None if value is None else Jsonb(value)
 
 
+def _interval(value: timedelta | float | int) -> timedelta:
+    """A lease as an interval: a timedelta, or a number of seconds."""
+    return value if isinstance(value, timedelta) else timedelta(seconds=value)
+
+
 # -- the vector type and the schema check (sync and async) ------------------------------------
 _VECTOR_TYPE_SQL = (
     "SELECT format('%I.%I', n.nspname, t.typname) AS name FROM pg_catalog.pg_type AS t"
@@ -413,6 +418,49 @@ class _Api:
     def run_maintenance(self) -> _Call:
         return _Call("run_maintenance", shape="value")
 
+    # -- the embedding queue protocol (what `pgmemo worker` calls; usable by any worker) ----------
+    def claim_embedding_jobs(self, batch_size: int = 32, worker: str | None = None,
+                             lease: timedelta | float = 300.0,
+                             only_domain: str | None = None) -> _Call:
+        """Claim up to batch_size ready jobs (FOR UPDATE SKIP LOCKED) for lease (seconds or a
+        timedelta); rows: job_id, domain, row_id, content, dimension, embedding_model."""
+        return _Call("claim_embedding_jobs", {
+            "batch_size": batch_size, "worker": worker, "lease": _interval(lease),
+            "only_domain": only_domain})
+
+    def complete_embedding_jobs(self, job_ids: Sequence[int],
+                                embeddings: Sequence[Iterable[float]],
+                                embedding_model: str | None = None) -> _Call:
+        """Write the embeddings of claimed jobs; returns how many were written (a row whose
+        content changed since the claim is re-queued instead)."""
+        return _Call("complete_embedding_jobs", {
+            "job_ids": list(job_ids),
+            "embeddings": Arg([as_vector(e) for e in embeddings], binary=True),
+            "embedding_model": embedding_model}, shape="value")
+
+    def fail_embedding_jobs(self, job_ids: Sequence[int], error: str) -> _Call:
+        """Record a failure of these jobs (retried with backoff, dead after the limit)."""
+        return _Call("fail_embedding_jobs", {"job_ids": list(job_ids), "error": error},
+                     shape="value")
+
+    def extend_claims(self, job_ids: Sequence[int], lease: timedelta | float = 300.0) -> _Call:
+        """Extend the leases of jobs still in hand; returns how many were extended."""
+        return _Call("extend_claims", {"job_ids": list(job_ids), "lease": _interval(lease)},
+                     shape="value")
+
+    def release_claims(self, job_ids: Sequence[int]) -> _Call:
+        """Give claimed jobs back without counting an attempt; returns how many."""
+        return _Call("release_claims", {"job_ids": list(job_ids)}, shape="value")
+
+    def worker_heartbeat(self, worker: str, jobs_done: int = 0, jobs_failed: int = 0,
+                         info: dict | None = None) -> _Call:
+        return _Call("worker_heartbeat", {"worker": worker, "jobs_done": jobs_done,
+                                          "jobs_failed": jobs_failed,
+                                          "info": Jsonb(info or {})}, shape="none")
+
+    def worker_stopped(self, worker: str) -> _Call:
+        return _Call("worker_stopped", {"worker": worker}, shape="none")
+
     def schedule_maintenance(self, schedule: str | None = None) -> _Call:
         return _Call("schedule_maintenance",
                      {} if schedule is None else {"schedule": schedule}, shape="value")
@@ -731,6 +779,16 @@ def _verified_connection(dsn: str, migrate: bool, owned: bool) -> psycopg.Connec
     return conn
 
 
+def connect_verified(dsn: str | None = None) -> tuple[psycopg.Connection, str]:
+    """One connection (autocommit, rows as dicts, vector type registered) whose schema version
+    is verified, and the DSN it resolved to (argument, DATABASE_URL, POSTGRES_*, else the
+    embedded default, which pgmemo migrates on first use). For long-lived callers that manage
+    their own connections, such as the worker."""
+    resolved, owned = _resolve(dsn)
+    conn, _ = _open_sync(resolved, None, 0.0, owned=owned)
+    return conn, resolved
+
+
 def _open_sync(dsn: str, pool_size: int | None, timeout: float, *, migrate: bool = False,
                owned: bool = False) -> tuple[Any, Any]:
     """(connection, None) or (None, pool): open, schema verified, vector type registered."""
@@ -948,4 +1006,5 @@ for _name in _PLANS:
 del _name
 
 __all__ = ["AsyncMemoryStore", "found_by", "MemoryStore", "ReadOnlyDatabaseError", "SchemaVersionError",
-           "aembed", "as_vector", "check_schema_version", "connect_raw", "register_vector"]
+           "aembed", "as_vector", "check_schema_version", "connect_raw", "connect_verified",
+           "register_vector"]

@@ -7,6 +7,10 @@ and loop claim -> embed -> complete. A NOTIFY wakes the idle threads at once; wi
 poll every `poll` seconds. No two threads (or workers) embed one job: claims are
 `FOR UPDATE SKIP LOCKED` with a lease, all in SQL.
 
+Every memory.* call goes through the client's plans (`MemoryStore.claim_embedding_jobs(...,
+conn=...)` and so on: arguments bound by name); the first control connection is the one that
+verifies the schema version (and, on the embedded server pgmemo owns, migrates it on first use).
+
 Failures:
 - TransientEmbeddingError (provider down, 429, timeout): the batch is failed with
   `memory.fail_embedding_jobs` (backoff in SQL; dead after pgmemo.max_attempts).
@@ -36,7 +40,7 @@ from typing import Any
 
 import psycopg
 
-from .client import as_vector, connect_raw
+from .client import MemoryStore, connect_raw, connect_verified
 from .embedders import Embedder, PermanentEmbeddingError, TransientEmbeddingError
 
 log = logging.getLogger("pgmemo.worker")
@@ -89,7 +93,7 @@ class Worker:
 
     def __init__(
         self,
-        dsn: str,
+        dsn: str | None,
         embedder: Embedder,
         *,
         batch_size: int = 32,
@@ -111,7 +115,8 @@ class Worker:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         if lease <= 0 or poll <= 0:
             raise ValueError("lease and poll must be positive")
-        self.dsn = dsn
+        self.dsn = dsn  # None: the configured database, else the embedded default
+        self.api = MemoryStore(embedder=None)  # runs the plans on the worker's own connections
         self.embedder = embedder
         self.batch_size = batch_size
         self.concurrency = concurrency
@@ -181,14 +186,18 @@ class Worker:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            self._shutdown(ctl, threads)
+            if ctl is not None:  # else nothing was claimed or recorded: nothing to give back
+                self._shutdown(ctl, threads)
         return self.stats
 
     def _control_connect(self, *, first: bool = False) -> psycopg.Connection:
         delay = 0.5
         while True:
             try:
-                conn = connect_raw(self.dsn)
+                if first:  # the one check: schema version verified on this connection
+                    conn, self.dsn = connect_verified(self.dsn)
+                else:
+                    conn = connect_raw(self.dsn)
                 conn.execute(f"LISTEN {CHANNEL}")
                 self._beat(conn)
                 if not first:
@@ -259,12 +268,12 @@ class Worker:
                     _close(ctl)
                     ctl = connect_raw(self.dsn)
                 if leftover:
-                    n = ctl.execute("SELECT memory.release_claims(%s) AS n", (leftover,)).fetchone()["n"]
+                    n = self.api.release_claims(leftover, conn=ctl)
                     log.info("gave back %d claimed jobs", n,
                              extra={"event": "released", "jobs": n})
                     leftover = []
                 self._beat(ctl)
-                ctl.execute("SELECT memory.worker_stopped(%s)", (self.name,))
+                self.api.worker_stopped(self.name, conn=ctl)
                 break
             except psycopg.Error as exc:
                 log.warning("could not record the stop (%s)", _oneline(exc),
@@ -275,7 +284,7 @@ class Worker:
         log.info("worker %s stopped", self.name, extra={"event": "stop", **self.stats.snapshot()})
 
     def _maintenance(self, ctl: psycopg.Connection) -> None:
-        result = ctl.execute("SELECT memory.run_maintenance() AS r").fetchone()["r"]
+        result = self.api.run_maintenance(conn=ctl)
         skipped = result.get("skipped_domains") or {}
         if skipped:
             log.warning("maintenance skipped %d domain(s): %s", len(skipped), ", ".join(
@@ -290,18 +299,17 @@ class Worker:
         with self._in_hand_lock:
             ids = [i for ids in self._in_hand.values() for i in ids]
         if ids:
-            ctl.execute("SELECT memory.extend_claims(%s, make_interval(secs => %s))",
-                        (ids, self.lease))
+            self.api.extend_claims(ids, self.lease, conn=ctl)
 
     def _beat(self, conn: psycopg.Connection) -> None:
         snap = self.stats.snapshot()
         done, failed = snap["embedded"], snap["failed"]
-        conn.execute("SELECT memory.worker_heartbeat(%s, %s, %s, %s::jsonb)", (
-            self.name, done - self._reported[0], failed - self._reported[1], json.dumps({
+        self.api.worker_heartbeat(
+            self.name, done - self._reported[0], failed - self._reported[1], {
                 "pid": os.getpid(), "host": socket.gethostname(),
                 "embedder": getattr(self.embedder, "name", None), "model": self.embedder.model,
                 "batch_size": self.batch_size, "concurrency": self.concurrency,
-                "domain": self.domain, "once": self.once})))
+                "domain": self.domain, "once": self.once}, conn=conn)
         self._reported = (done, failed)
 
     def _sleep(self, seconds: float) -> None:
@@ -351,9 +359,8 @@ class Worker:
             _close(conn)
 
     def _claim(self, conn: psycopg.Connection, claimer: str) -> list[_Job]:
-        rows = conn.execute(
-            "SELECT * FROM memory.claim_embedding_jobs(%s, %s, make_interval(secs => %s), %s)",
-            (self.batch_size, claimer, self.lease, self.domain)).fetchall()
+        rows = self.api.claim_embedding_jobs(self.batch_size, claimer, self.lease, self.domain,
+                                             conn=conn)
         return [_Job(**r) for r in rows]
 
     def _process(self, conn: psycopg.Connection, index: int, jobs: list[_Job]) -> psycopg.Connection:
@@ -440,14 +447,12 @@ class Worker:
             try:
                 written = 0
                 if done:
-                    written = conn.execute(
-                        "SELECT memory.complete_embedding_jobs(%s, %s, %s) AS n",
-                        ([j.job_id for j, _ in done], [as_vector(v) for _, v in done],
-                         self.embedder.model)).fetchone()["n"]
+                    written = self.api.complete_embedding_jobs(
+                        [j.job_id for j, _ in done], [v for _, v in done], self.embedder.model,
+                        conn=conn)
                 failed = 0
                 for job, message in permanent:
-                    failed += conn.execute("SELECT memory.fail_embedding_jobs(%s, %s) AS n",
-                                           ([job.job_id], message)).fetchone()["n"]
+                    failed += self.api.fail_embedding_jobs([job.job_id], message, conn=conn)
                     log.warning("row %s/%s failed: %s", job.domain, job.row_id, message, extra={
                         "event": "job_failed", "kind": "permanent", "domain": job.domain,
                         "row_id": job.row_id, "job_id": job.job_id, "error": message})
@@ -455,8 +460,7 @@ class Worker:
                 for job, message in transient:
                     by_message.setdefault(message, []).append(job.job_id)
                 for message, ids in by_message.items():
-                    failed += conn.execute("SELECT memory.fail_embedding_jobs(%s, %s) AS n",
-                                           (ids, message)).fetchone()["n"]
+                    failed += self.api.fail_embedding_jobs(ids, message, conn=conn)
                     log.warning("%d jobs will be retried: %s", len(ids), message, extra={
                         "event": "job_failed", "kind": "transient", "jobs": len(ids),
                         "error": message})
