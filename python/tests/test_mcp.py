@@ -8,11 +8,16 @@ import json
 import os
 import sys
 
+import psycopg
 import pytest
+from click.testing import CliRunner
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
+from pgmemo import embedded
+from pgmemo.cli import main as cli_main
 from pgmemo.client import MemoryStore
+from test_cli import data_dir  # noqa: F401 (the fixture: a private embedded server)
 
 
 def _params(dsn: str | None, env: dict[str, str]) -> StdioServerParameters:
@@ -97,3 +102,36 @@ async def test_mcp_without_embedder_searches_text(dsn: str) -> None:
             assert stored["embedded"] is False          # queued for the worker
             hits = _data(await session.call_tool("search_memories", {"query": "whales"}))
             assert [(h["id"], h["found_by"]) for h in hits["results"]] == [(stored["id"], "text")]
+
+
+async def test_mcp_on_the_embedded_default(data_dir, provider, monkeypatch) -> None:
+    """A new user's MCP configuration without DATABASE_URL: `pgmemo mcp` starts the embedded
+    server in its data directory, migrates it on first use (nothing but the protocol reaches
+    stdout meanwhile), says how to create the missing domain, and then stores and searches."""
+    env = {"PGMEMO_EMBEDDER": "openai", "OPENAI_BASE_URL": provider.base_url,
+           "OPENAI_API_KEY": "test"}
+    for key, value in env.items():  # the CLI below runs in this process
+        monkeypatch.setenv(key, value)
+    params = _params(None, env)
+    assert params.env["PGMEMO_DATA_DIR"] == str(data_dir) and "DATABASE_URL" not in params.env
+    async with stdio_client(params) as (read, write):
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            assert _data(await session.call_tool("list_domains", {})) == {"domains": []}
+            missing = await session.call_tool("store_memory", {"content": "tea, not coffee"})
+            assert _is_error(missing)
+            assert 'unknown domain "default"' in missing.content[0].text
+            assert "memory.create_domain('default')" in missing.content[0].text
+            # the user follows the hint (the CLI, on the same embedded server)...
+            created = CliRunner().invoke(cli_main, ["domain", "create", "default"])
+            assert created.exit_code == 0, created.output
+            assert f"({provider.dim} dimensions" in created.output
+            # ...and the running server serves it.
+            stored = _data(await session.call_tool("store_memory", {
+                "content": "the user drinks tea, not coffee"}))
+            assert stored["embedded"] is True
+            hits = _data(await session.call_tool("search_memories", {"query": "tea"}))
+            assert [(h["id"], h["found_by"]) for h in hits["results"]] == [
+                (stored["id"], "vector+text")]
+    with psycopg.connect(embedded.ensure_running(data_dir).dsn) as c:
+        assert c.execute("SELECT count(*) FROM memory_data.default_memories").fetchone()[0] == 1
