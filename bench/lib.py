@@ -3,10 +3,12 @@ contenders themselves run."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,3 +150,37 @@ def time_interleaved(fns: dict, n: int, warmup: int = 10) -> dict:
                             mean_ms=round(float(ms.mean()), 3),
                             qps=round(1000 / float(ms.mean()), 1)), results[name])
     return out
+
+
+def on_server(dsn: str | None, prefix: str, fn):
+    """fn(dsn) on the database given, else on a temporary embedded server (stopped after)."""
+    if dsn:
+        return fn(dsn)
+    from pgmemo import embedded
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        server = embedded.ensure_running(Path(tmp) / "data")
+        try:
+            return fn(server.dsn)
+        finally:
+            embedded.stop(Path(tmp) / "data")
+
+
+def write_section(text: str, path: Path, begin: str, end: str) -> None:
+    """Put text (which starts with the begin marker and ends with the end marker) in place of
+    the file's section between those markers, or append it; the rest of the file is kept."""
+    old = path.read_text() if path.exists() else "# Benchmarks\n"
+    if begin in old and end in old:
+        head, rest = old.split(begin, 1)
+        new = head + text + rest.split(end, 1)[1]
+    else:
+        new = old.rstrip("\n") + "\n\n" + text + "\n"
+    path.write_text(new)
+
+
+def publish(result: dict, text: str, name: str, begin: str, end: str) -> None:
+    """bench/results/<name>.json and the section of BENCHMARKS.md between begin and end."""
+    here = Path(__file__).resolve().parent
+    (here / "results").mkdir(exist_ok=True)
+    (here / "results" / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
+    write_section(text, here.parent / "BENCHMARKS.md", begin, end)

@@ -11,9 +11,7 @@ Writes bench/results/storage.json and the "## Embedding storage" section of BENC
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,7 +23,6 @@ sys.path.insert(0, str(HERE))
 
 import lib  # noqa: E402
 
-from pgmemo import embedded  # noqa: E402
 from pgmemo.client import MemoryStore  # noqa: E402
 from pgmemo.migrate import migrate  # noqa: E402
 
@@ -198,17 +195,6 @@ def markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str, path: Path) -> None:
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1]
-        new = head + text + tail
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(new)
-
-
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=50_000)
@@ -220,21 +206,12 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     if args.tiny:
         args.rows, args.queries, args.exact_queries = 2000, 30, 5
-    if args.dsn:
-        result = run(args.dsn, args.rows, args.queries, args.exact_queries)
-    else:
-        with tempfile.TemporaryDirectory(prefix="pgmemo-storage-") as tmp:
-            server = embedded.ensure_running(Path(tmp) / "data")
-            try:
-                result = run(server.dsn, args.rows, args.queries, args.exact_queries)
-            finally:
-                embedded.stop(Path(tmp) / "data")
+    result = lib.on_server(args.dsn, "pgmemo-storage-", lambda dsn: run(
+        dsn, args.rows, args.queries, args.exact_queries))
     text = markdown(result)
     print(text)
     if not args.no_write and not args.tiny:
-        (HERE / "results").mkdir(exist_ok=True)
-        (HERE / "results" / "storage.json").write_text(json.dumps(result, indent=2, default=str))
-        write_section(text, ROOT / "BENCHMARKS.md")
+        lib.publish(result, text, "storage", BEGIN, END)
     return result
 
 

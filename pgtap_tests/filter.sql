@@ -5,7 +5,7 @@
 -- The cases marked "lc" are langchain-postgres's own (tests/unit_tests/fixtures/
 -- filtering_test_cases.py) with the same three documents and the same expected results.
 BEGIN;
-SELECT plan(140);
+SELECT plan(142);
 
 SELECT memory.create_domain('lc', 3);
 SELECT memory.store('lc', 'id one', '{"name": "adam", "date": "2021-01-01", "count": 1,
@@ -299,6 +299,16 @@ SELECT throws_ok($$ SELECT memory.create_metadata_index('ix', 'id', 'number') $$
     'create_metadata_index: a column with the wrong type');
 SELECT throws_ok($$ SELECT memory.create_metadata_index('nope', 'price', 'number') $$, '42704', NULL,
     'create_metadata_index: unknown domain');
+
+-- count reads the domain like a search: a role without read access on it gets 42501 (it could
+-- otherwise learn which metadata values exist, one count at a time).
+CREATE ROLE pgmemo_test_counter IN ROLE memory_reader;
+SELECT memory.revoke_domain('lc', 'memory_reader', 'read');
+SET LOCAL ROLE pgmemo_test_counter;
+SELECT throws_ok($$ SELECT memory.count('lc', '{"name": "adam"}') $$, '42501', NULL,
+    'count: a role that may not read the domain is refused');
+SELECT is(memory.count('ix'), 5000::bigint, 'count of a domain it may read');
+RESET ROLE;
 
 SELECT * FROM finish();
 ROLLBACK;

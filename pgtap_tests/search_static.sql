@@ -1,9 +1,11 @@
--- Unfiltered memory.search through the generated static function (sql/36_search_static.sql):
--- create_domain and drop_domain regenerate it, it returns exactly what the dynamic query
--- returns, and a domain it was not generated for (or generated for another table or distance)
--- takes the dynamic path with the same result.
+-- memory.search through the generated static function (sql/36_search_static.sql): create_domain
+-- and drop_domain regenerate it, it returns exactly what the dynamic query returns (unfiltered,
+-- and with one containment filter on the exact and the hnsw path), the cached plans of the
+-- filtered branches read the filter's index (exact) and the HNSW index (hnsw) whatever the
+-- values, the call's settings are restored, and a domain it was not generated for (or generated
+-- for another table or distance) takes the dynamic path with the same result.
 BEGIN;
-SELECT plan(11);
+SELECT plan(20);
 
 SELECT memory.create_domain('st', 4);
 SELECT memory.create_domain('st2', 4, 'l2');
@@ -52,6 +54,67 @@ SELECT is(pg_temp.got('st', '[1,2,0,1]', 10), pg_temp.dynamic('st', '[1,2,0,1]',
 SELECT is(current_setting('pgmemo.search_static_miss', true), 'off', 'the miss flag is reset');
 SELECT is(pg_temp.got('st', '[1,2,0,1]', 10), pg_temp.dynamic('st', '[1,2,0,1]', 10),
     'and again');
+
+-- One containment filter: the static branches of the planner's two paths. Their twin
+-- {"g": {"$eq": ...}} compiles to the same predicate but is not "plain": the dynamic path.
+INSERT INTO memory_data.st_memories (id, content, embedding)
+SELECT 's' || g, 'row ' || g, ARRAY[sin(g), cos(1.3 * g), g % 3, 1]::real[]::vector
+FROM generate_series(201, 2000) AS g;
+UPDATE memory_data.st_memories AS t
+SET metadata = jsonb_build_object('g', (substr(t.id, 2)::integer % 2)::text,
+    'rare', substr(t.id, 2)::integer % 500 = 0);
+ANALYZE memory_data.st_memories;
+SELECT matches(pg_temp.src(), 'ELSIF path = ''exact'' THEN.*IS TRUE',
+    'the static function holds the filtered branches');
+CREATE FUNCTION pg_temp.gotf(filter jsonb, k integer) RETURNS text LANGUAGE sql AS $$
+    SELECT string_agg(s.id || ':' || round(s.similarity::numeric, 6), ',' ORDER BY s.distance, s.id)
+    FROM memory.search('st', '[1,2,0,1]', k, filter) AS s
+$$;
+SELECT is((SELECT e.path FROM memory.explain_search('st', 10, '{"rare": true}') AS e), 'exact',
+    '4 of 2000 rows: exact');
+SELECT is(pg_temp.gotf('{"rare": true}', 10), pg_temp.gotf('{"rare": {"$eq": true}}', 10),
+    'exact path: the static branch returns the dynamic query''s rows');
+SELECT is((SELECT e.path FROM memory.explain_search('st', 10, '{"g": "1"}') AS e), 'hnsw',
+    'half of the rows: hnsw');
+SELECT is(pg_temp.gotf('{"g": "1"}', 10), pg_temp.gotf('{"g": {"$eq": "1"}}', 10),
+    'hnsw path: the static branch returns the dynamic query''s rows');
+SET LOCAL hnsw.ef_search = 33;
+SET LOCAL hnsw.iterative_scan = off;
+SET LOCAL hnsw.max_scan_tuples = 777;
+SELECT is((SELECT count(*) FROM memory.search('st', '[1,2,0,1]', 10, '{"g": "1"}')), 10::bigint,
+    'k rows on the static hnsw path');
+SELECT is(concat_ws(' ', current_setting('hnsw.ef_search'), current_setting('hnsw.iterative_scan'),
+    current_setting('hnsw.max_scan_tuples'), current_setting('enable_seqscan')), '33 off 777 on',
+    'the static path restores the caller''s settings');
+RESET hnsw.ef_search;
+RESET hnsw.iterative_scan;
+RESET hnsw.max_scan_tuples;
+-- The cached (generic) plans: whatever the filter's value, exact reads the GIN index and never
+-- the HNSW index, hnsw reads the HNSW index (its fallback the GIN index).
+SET LOCAL enable_seqscan = off;
+CREATE FUNCTION pg_temp.generic(path text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    v_plan text := '';
+    v_line text;
+BEGIN
+    EXECUTE 'PREPARE pg_temp_knn (vector, integer, jsonb, double precision) AS '
+        || memory_private._knn_sql(memory_private._domain('st'),
+            memory_private._filter_plain_predicate(), path);
+    FOR v_line IN EXECUTE $q$ EXPLAIN EXECUTE pg_temp_knn('[1,2,0,1]', 10, '[{"g": "1"}]', NULL) $q$ LOOP
+        v_plan := v_plan || v_line || E'\n';
+    END LOOP;
+    DEALLOCATE pg_temp_knn;
+    RETURN v_plan;
+END;
+$$;
+SET LOCAL plan_cache_mode = force_generic_plan;
+SELECT ok(pg_temp.generic('exact') ~ 'metadata_gin' AND pg_temp.generic('exact') !~ 'hnsw',
+    'the generic plan of the exact path: the GIN index, not the HNSW index');
+SELECT ok(pg_temp.generic('hnsw') ~ 'Index Scan using st_memories_hnsw'
+    AND pg_temp.generic('hnsw') ~ 'metadata_gin',
+    'the generic plan of the hnsw path: the HNSW index scan (the fallback through the GIN index)');
+RESET enable_seqscan;
+RESET plan_cache_mode;
 
 SELECT memory.drop_domain('st2');
 SELECT doesnt_match(pg_temp.src(), 'st2/', 'drop_domain regenerates: st2 is gone');

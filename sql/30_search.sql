@@ -14,6 +14,20 @@
 -- They are set with set_config(..., true), which would last until the end of the caller's
 -- transaction: _search_settings_begin returns what it changed (NULL elements: untouched) and
 -- _search_settings_end puts exactly that back.
+-- The hnsw.ef_search of a call that wants rows_wanted rows: the caller's ef_search, else the
+-- session's raised to memory_private._default_ef_search(), clamped to [rows_wanted, 1000].
+CREATE OR REPLACE FUNCTION memory_private._search_ef(rows_wanted integer, ef_search integer)
+RETURNS integer
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    RETURN least(greatest(coalesce(ef_search, greatest(
+        coalesce(nullif(current_setting('hnsw.ef_search', true), '')::integer, 40),
+        memory_private._default_ef_search())), rows_wanted), 1000);
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION memory_private._search_settings_begin(
     rows_wanted integer, ef_search integer, with_filter boolean
 )
@@ -24,8 +38,7 @@ AS $$
 DECLARE
     v_old_ef text := current_setting('hnsw.ef_search', true);
     v_cur_ef integer := coalesce(nullif(v_old_ef, '')::integer, 40);
-    v_ef integer := least(greatest(coalesce(ef_search,
-        greatest(v_cur_ef, memory_private._default_ef_search())), rows_wanted), 1000);
+    v_ef integer := memory_private._search_ef(rows_wanted, ef_search);
     v_saved text[] := ARRAY[NULL, NULL, NULL]::text[];
 BEGIN
     IF v_ef <> v_cur_ef THEN
@@ -92,9 +105,11 @@ AS $$
 DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'read');
     v_rerank boolean := recency_half_life IS NOT NULL OR importance_weight IS NOT NULL;
-    v_fetch integer;
     v_saved text[];
     v_f record;
+    v_path text;            -- NULL (no filter), 'exact' or 'hnsw' (34_search_plan.sql)
+    v_ef integer;
+    v_max_scan integer;
     v_plan record;
     v_sql text;
     v_emb boolean := coalesce(with_embeddings, false);
@@ -104,60 +119,61 @@ BEGIN
     END IF;
     PERFORM memory_private._check_embedding(v_d, query_embedding, 'query_embedding');
     PERFORM memory_private._check_k(k);
-    IF v_rerank THEN
-        PERFORM memory_private._check_ranking(recency_half_life, importance_weight);
-    END IF;
     IF ef_search IS NOT NULL AND ef_search < 1 THEN
         RAISE EXCEPTION 'ef_search must be positive, got %', ef_search USING ERRCODE = '22023';
     END IF;
-    v_f := memory_private._filter_compile(filter);
-
-    -- No filter, no re-ranking: the plan cached in memory_private._search_static (36_...sql).
-    IF v_f.predicate IS NULL AND NOT v_rerank AND NOT v_d.distributed AND NOT v_emb
-        AND current_setting('hnsw.iterative_scan', true) IS DISTINCT FROM 'relaxed_order' THEN
-        v_saved := memory_private._search_settings_begin(k, ef_search, false);
-        RETURN QUERY SELECT * FROM memory_private._search_static(v_d, query_embedding, k,
-            min_similarity);
-        IF current_setting('pgmemo.search_static_miss', true) = 'on' THEN
-            PERFORM set_config('pgmemo.search_static_miss', 'off', true);
-            RETURN QUERY EXECUTE memory_private._search_sql(v_d, false)
-            USING query_embedding, k, NULL::jsonb, min_similarity;
-        END IF;
-        PERFORM memory_private._search_settings_end(v_saved);
+    IF v_rerank THEN
+        -- Memory-aware ranking re-ranks a larger candidate set: the search without it.
+        PERFORM memory_private._check_ranking(recency_half_life, importance_weight);
+        RETURN QUERY
+        SELECT c.* FROM memory.search(domain, query_embedding, least(greatest(4 * k, 40), 1000),
+            filter, min_similarity, ef_search, with_embeddings => with_embeddings) AS c
+        ORDER BY memory_private._blend(c.similarity, c.metadata, c.updated_at,
+            recency_half_life, importance_weight) DESC, c.distance
+        LIMIT k;
         RETURN;
     END IF;
+    v_f := memory_private._filter_compile(filter);
 
-    -- Memory-aware ranking re-ranks a larger candidate set from the index.
-    v_fetch := CASE WHEN v_rerank THEN least(greatest(4 * k, 40), 1000) ELSE k END;
+    -- A filtered search on one node: exact scan or HNSW iterative scan (34_search_plan.sql).
+    IF v_f.predicate IS NOT NULL AND NOT v_d.distributed THEN
+        v_plan := memory_private._search_plan(v_d, v_f.predicate, v_f.params, k, ef_search,
+            true);
+        v_path := v_plan.path;
+        v_ef := v_plan.ef;
+        v_max_scan := v_plan.max_scan_tuples;
+    END IF;
+
+    -- No filter or one containment: the plans cached in memory_private._search_static
+    -- (36_search_static.sql), which also sets and restores the call's settings.
+    IF (v_f.predicate IS NULL OR v_f.plain) AND NOT v_d.distributed AND NOT v_emb THEN
+        RETURN QUERY SELECT * FROM memory_private._search_static(query_embedding, k, v_f.params,
+            min_similarity, v_d, v_path, memory_private._search_ef(k, coalesce(v_ef, ef_search)),
+            v_max_scan);
+        IF current_setting('pgmemo.search_static_miss', true) IS DISTINCT FROM 'on' THEN
+            RETURN;
+        END IF;
+        -- not generated for this domain: the same queries, dynamically
+        PERFORM set_config('pgmemo.search_static_miss', 'off', true);
+    END IF;
+
     IF v_d.distributed THEN
         -- Citus: the flat query, every shard's HNSW index (48_distributed.sql); no planner.
-        v_saved := memory_private._search_settings_begin(v_fetch, ef_search,
+        v_saved := memory_private._search_settings_begin(k, ef_search,
             v_f.predicate IS NOT NULL);
         v_sql := memory_private._dist_knn_sql(v_d, v_f.predicate, v_emb);
     ELSIF v_f.predicate IS NULL THEN
-        v_saved := memory_private._search_settings_begin(v_fetch, ef_search, false);
+        v_saved := memory_private._search_settings_begin(k, ef_search, false);
         v_sql := memory_private._search_sql(v_d, false, v_emb);
     ELSE
-        -- exact scan or HNSW iterative scan (34_search_plan.sql)
-        v_plan := memory_private._search_plan(v_d, v_f.predicate, v_f.params, v_fetch, ef_search,
-            true);
-        v_saved := memory_private._search_settings_begin(v_fetch, v_plan.ef, v_plan.path = 'hnsw');
-        IF v_plan.path = 'hnsw' THEN
-            v_saved := memory_private._search_settings_scan(v_saved, v_plan.max_scan_tuples);
+        v_saved := memory_private._search_settings_begin(k, v_ef, v_path = 'hnsw');
+        IF v_path = 'hnsw' THEN
+            v_saved := memory_private._search_settings_scan(v_saved, v_max_scan);
         END IF;
-        v_sql := memory_private._knn_sql(v_d, v_f.predicate, v_plan.path, v_emb);
+        v_sql := memory_private._knn_sql(v_d, v_f.predicate, v_path, v_emb);
     END IF;
 
-    IF v_rerank THEN
-        RETURN QUERY EXECUTE format(
-            'SELECT c.* FROM (%s) AS c ORDER BY memory_private._blend(c.similarity, c.metadata, '
-            'c.updated_at, $5, $6) DESC, c.distance LIMIT $7', v_sql)
-        USING query_embedding, v_fetch, v_f.params, min_similarity, recency_half_life,
-            importance_weight, k;
-    ELSE
-        RETURN QUERY EXECUTE v_sql USING query_embedding, k, v_f.params, min_similarity;
-    END IF;
-
+    RETURN QUERY EXECUTE v_sql USING query_embedding, k, v_f.params, min_similarity;
     PERFORM memory_private._search_settings_end(v_saved);
 END;
 $$;

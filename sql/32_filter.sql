@@ -43,12 +43,12 @@ SET search_path FROM CURRENT
 AS $$
     SELECT CASE kind
         WHEN 'number' THEN format(
-            '(CASE WHEN jsonb_typeof(%1$s) = ''number'' THEN (%1$s)::numeric END)', x.e)
+            $e$(CASE WHEN jsonb_typeof(%1$s) = 'number' THEN (%1$s)::numeric END)$e$, x.e)
         WHEN 'text' THEN format(
-            '((CASE WHEN jsonb_typeof(%1$s) = ''string'' THEN (%1$s #>> ''{}'') END) COLLATE "C")',
+            $e$((CASE WHEN jsonb_typeof(%1$s) = 'string' THEN (%1$s #>> '{}') END) COLLATE "C")$e$,
             x.e)
         WHEN 'boolean' THEN format(
-            '(CASE WHEN jsonb_typeof(%1$s) = ''boolean'' THEN (%1$s)::boolean END)', x.e)
+            $e$(CASE WHEN jsonb_typeof(%1$s) = 'boolean' THEN (%1$s)::boolean END)$e$, x.e)
     END
     FROM (SELECT memory_private._filter_key_expr(col, path) AS e) AS x
 $$;

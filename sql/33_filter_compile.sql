@@ -18,7 +18,6 @@ DECLARE
     v_kind text;
     v_p text;                -- the parameter slot: ($3 -> i)
     v_x text;                -- the key's JSON value (metadata fields)
-    v_e text;                -- the typed expression compared
     v_cmp text := CASE op WHEN '$gt' THEN '>' WHEN '$gte' THEN '>=' WHEN '$lt' THEN '<'
         WHEN '$lte' THEN '<=' END;
     v_elem jsonb;
@@ -66,9 +65,9 @@ BEGIN
             PERFORM memory_private._filter_column_value(column_name, value -> 0, loc || '[0]');
             PERFORM memory_private._filter_column_value(column_name, value -> 1, loc || '[1]');
             params := params || jsonb_build_array(value -> 0, value -> 1);
-            v_e := CASE WHEN v_ts THEN '(%s ->> %s)::timestamptz' ELSE '(%s ->> %s)' END;
-            sql := format('%s BETWEEN ' || v_e || ' AND ' || v_e, v_col,
-                '$3', jsonb_array_length(params) - 2, '$3', jsonb_array_length(params) - 1);
+            sql := format($e$%1$s BETWEEN ($3 ->> %2$s)%4$s AND ($3 ->> %3$s)%4$s$e$, v_col,
+                jsonb_array_length(params) - 2, jsonb_array_length(params) - 1,
+                CASE WHEN v_ts THEN '::timestamptz' ELSE '' END);
         ELSIF op IN ('$like', '$ilike') THEN
             IF v_ts THEN
                 PERFORM memory_private._filter_error(loc, format('%s applies to strings; %s is a '
@@ -79,12 +78,12 @@ BEGIN
                     op, memory_private._filter_typename(value)));
             END IF;
             params := params || jsonb_build_array(value);
-            sql := format('%s %s (%s #>> ''{}'')', v_col,
+            sql := format($e$%s %s (%s #>> '{}')$e$, v_col,
                 CASE op WHEN '$like' THEN 'LIKE' ELSE 'ILIKE' END, v_p);
         ELSE
             PERFORM memory_private._filter_column_value(column_name, value, loc);
             params := params || jsonb_build_array(value);
-            sql := format('%s %s (%s #>> ''{}'')%s', v_col,
+            sql := format($e$%s %s (%s #>> '{}')%s$e$, v_col,
                 CASE op WHEN '$eq' THEN '=' WHEN '$ne' THEN '<>' ELSE v_cmp END, v_p,
                 CASE WHEN v_ts THEN '::timestamptz' ELSE '' END);
         END IF;
@@ -120,7 +119,7 @@ BEGIN
                 op, memory_private._filter_typename(value)));
         END IF;
         params := params || jsonb_build_array(value);
-        sql := format('%s %s (%s #>> ''{}'')',
+        sql := format($e$%s %s (%s #>> '{}')$e$,
             memory_private._filter_typed_expr('t.metadata', path, 'text'),
             CASE op WHEN '$like' THEN 'LIKE' ELSE 'ILIKE' END, v_p);
     WHEN op = '$between' THEN
@@ -257,10 +256,19 @@ BEGIN
 END;
 $$;
 
+-- The predicate of a plain filter (one containment: the filter is $3 -> 0).
+CREATE OR REPLACE FUNCTION memory_private._filter_plain_predicate()
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 't.metadata @> ($3 -> 0)' $$;
+
 -- The filter as a SQL predicate on the domain table aliased t, and its values (the jsonb array
--- to pass as $3). NULL predicate: no filter (NULL or {}: every row).
+-- to pass as $3). NULL predicate: no filter (NULL or {}: every row). plain: the filter is one
+-- containment, predicate t.metadata @> ($3 -> 0) (memory.search runs it through the cached plans
+-- of memory_private._search_static, sql/36_search_static.sql).
 CREATE OR REPLACE FUNCTION memory_private._filter_compile(
-    filter jsonb, OUT predicate text, OUT params jsonb
+    filter jsonb, OUT predicate text, OUT params jsonb, OUT plain boolean
 )
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
@@ -268,6 +276,7 @@ AS $$
 DECLARE
     v_r record;
 BEGIN
+    plain := false;
     IF filter IS NULL OR filter = '{}' THEN
         RETURN;
     END IF;
@@ -284,8 +293,9 @@ BEGIN
         SELECT FROM jsonb_object_keys(filter) AS k
         WHERE k IN ('', 'id', 'created_at', 'updated_at') OR strpos(k, '.') > 0
     ) THEN
-        predicate := 't.metadata @> ($3 -> 0)';
+        predicate := memory_private._filter_plain_predicate();
         params := jsonb_build_array(filter);
+        plain := true;
         RETURN;
     END IF;
     v_r := memory_private._filter_node(filter, '$', 1, '[]'::jsonb);

@@ -34,7 +34,12 @@ AS $$ SELECT 1.5::double precision, 0.15::double precision, 8.0::double precisio
 -- path 'hnsw': the HNSW index order with the predicate (iterative scan in relaxed order: the
 --   distance is recomputed outside the LIMIT query, see memory_private._search_sql); its first
 --   $2 rows are materialized, and only when they are fewer than $2 the exact query runs (a
---   one-time filter: it costs nothing otherwise).
+--   one-time filter: it costs nothing otherwise). In the index scan the predicate is written
+--   "(...) IS TRUE" (the same rows) so that no index of the filter can serve it: the path is
+--   the one chosen here, whatever the planner would estimate (and a plan cached without the
+--   values, memory_private._search_static, cannot turn into a bitmap scan and a sort).
+-- One template per path, identifiers through %I; the predicate is compiled SQL that holds no
+-- value (they are all in $3); operator, similarity and embedding column come from fixed lists.
 CREATE OR REPLACE FUNCTION memory_private._knn_sql(
     d memory_private.domains, predicate text, path text, with_embeddings boolean DEFAULT FALSE
 )
@@ -49,49 +54,55 @@ DECLARE
         WHEN 'l2' THEN '1 / (1 + s.distance)'
         ELSE '- s.distance'
     END;
-    v_exact text;
-    -- the embedding column: the stored vector (halfvec read as vector), or NULL
-    v_emb text := format(CASE WHEN with_embeddings THEN 's.embedding::%s.vector'
-        ELSE 'NULL::%s.vector' END, memory_private._vector_schema());
+    -- the embedding column: the stored vector (halfvec read as vector), or NULL (then the
+    -- exact scan does not carry every matching row's vector through its sort)
+    v_emb text := CASE WHEN with_embeddings THEN 't.embedding::' ELSE 'NULL::' END
+        || memory_private._vector_schema() || '.vector';  -- _vector_schema() is quoted
 BEGIN
-    v_exact := format($q$
-        SELECT t.id, t.content, t.metadata, (t.embedding %1$s $1) + 0 AS distance,
-            t.created_at, t.updated_at, t.embedding
-        FROM %2$I.%3$I AS t
-        WHERE t.embedding IS NOT NULL AND %4$s
-        ORDER BY 4 LIMIT $2 $q$,
-        v_op, d.table_schema, d.table_name, predicate);
     IF path = 'exact' THEN
         RETURN format($q$
             SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at,
-                s.updated_at, %3$s AS embedding
-            FROM (%2$s) AS s
+                s.updated_at, s.embedding
+            FROM (
+                SELECT t.id, t.content, t.metadata, (t.embedding %2$s $1) + 0 AS distance,
+                    t.created_at, t.updated_at, %6$s AS embedding
+                FROM %3$I.%4$I AS t
+                WHERE t.embedding IS NOT NULL AND %5$s
+                ORDER BY 4 LIMIT $2
+            ) AS s
             WHERE $4::double precision IS NULL OR %1$s >= $4
             ORDER BY s.distance $q$,
-            v_similarity, v_exact, v_emb);
+            v_similarity, v_op, d.table_schema, d.table_name, predicate, v_emb);
     END IF;
     RETURN format($q$
         WITH h AS MATERIALIZED (
-            SELECT n.id, n.content, n.metadata,
-                (n.embedding %2$s $1)::double precision AS distance, n.created_at, n.updated_at,
-                n.embedding
+            SELECT t.id, t.content, t.metadata,
+                (t.embedding %2$s $1)::double precision AS distance, t.created_at, t.updated_at,
+                %6$s AS embedding
             FROM (
                 SELECT t.id, t.content, t.metadata, t.embedding, t.created_at, t.updated_at
                 FROM %3$I.%4$I AS t
-                WHERE t.embedding IS NOT NULL AND %5$s
+                WHERE t.embedding IS NOT NULL AND (%5$s) IS TRUE
                 ORDER BY t.embedding %2$s $1 LIMIT $2
-            ) AS n
+            ) AS t
         )
         SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at,
-            s.updated_at, %7$s AS embedding
+            s.updated_at, s.embedding
         FROM (
             SELECT h.* FROM h WHERE (SELECT count(*) FROM h) >= $2
             UNION ALL
-            SELECT e.* FROM (%6$s) AS e WHERE (SELECT count(*) FROM h) < $2
+            SELECT e.* FROM (
+                -- the exact path's query
+                SELECT t.id, t.content, t.metadata, (t.embedding %2$s $1) + 0 AS distance,
+                    t.created_at, t.updated_at, %6$s AS embedding
+                FROM %3$I.%4$I AS t
+                WHERE t.embedding IS NOT NULL AND %5$s
+                ORDER BY 4 LIMIT $2
+            ) AS e WHERE (SELECT count(*) FROM h) < $2
         ) AS s
         WHERE $4::double precision IS NULL OR %1$s >= $4
         ORDER BY s.distance $q$,
-        v_similarity, v_op, d.table_schema, d.table_name, predicate, v_exact, v_emb);
+        v_similarity, v_op, d.table_schema, d.table_name, predicate, v_emb);
 END;
 $$;
 
@@ -114,7 +125,8 @@ BEGIN
     -- EXPLAIN is that node, e.g. "Bitmap Heap Scan on x  (cost=.. rows=1002 width=0)"
     -- (measured: half the time of FORMAT JSON and a JSON path search).
     PERFORM set_config('enable_seqscan', 'off', true);
-    EXECUTE format('EXPLAIN SELECT FROM %I.%I AS t WHERE t.embedding IS NOT NULL AND %s',
+    EXECUTE format($q$
+        EXPLAIN SELECT FROM %1$I.%2$I AS t WHERE t.embedding IS NOT NULL AND %3$s $q$,
         d.table_schema, d.table_name, predicate)
     INTO v_top
     USING NULL::integer, NULL::integer, params;

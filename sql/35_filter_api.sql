@@ -68,8 +68,10 @@ BEGIN
     v_expr := CASE WHEN v_field.column_name IS NOT NULL THEN quote_ident(v_meta)
         ELSE memory_private._filter_typed_expr(quote_ident(v_meta), v_field.path, v_kind) END;
     v_name := memory_private._metadata_index_name(v_d, key, v_kind);
-    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (%s)', v_name, v_phys.relation,
-        CASE WHEN v_field.column_name IS NOT NULL THEN v_expr ELSE '(' || v_expr || ')' END);
+    -- v_phys.relation: a regclass, quoted; v_expr: the compiled expression (keys as literals)
+    EXECUTE format($q$
+        CREATE INDEX IF NOT EXISTS %1$I ON %2$s ((%3$s)) $q$,
+        v_name, v_phys.relation, v_expr);
     RETURN v_name;
 END;
 $$;
@@ -90,12 +92,14 @@ LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'read');
     v_f record := memory_private._filter_compile(filter);
     v_count bigint;
 BEGIN
-    EXECUTE format('SELECT count(*) FROM %I.%I AS t WHERE %s', v_d.table_schema, v_d.table_name,
-        coalesce(v_f.predicate, 'true'))
+    -- the compiled predicate reads its values from $3 (memory_private._filter_compile)
+    EXECUTE format($q$
+        SELECT count(*) FROM %1$I.%2$I AS t WHERE %3$s $q$,
+        v_d.table_schema, v_d.table_name, coalesce(v_f.predicate, 'true'))
     INTO v_count
     USING NULL::integer, NULL::integer, v_f.params;
     RETURN v_count;

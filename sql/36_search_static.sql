@@ -1,7 +1,11 @@
--- Unfiltered memory.search without re-planning: memory_private._search_static holds, for every
--- domain, the query memory_private._search_sql builds, as static SQL in one generated PL/pgSQL
--- function, so PostgreSQL plans it once per session and reuses the plan (a dynamic EXECUTE is
--- parsed and planned on every call: about 100 us, a quarter of a search on 100K x 384).
+-- memory.search without re-planning: memory_private._search_static holds, for every domain, the
+-- queries of an unfiltered search (memory_private._search_sql) and of a search with one
+-- containment filter on either path of the planner (memory_private._knn_sql, exact or hnsw), as
+-- static SQL in one generated PL/pgSQL function, so PostgreSQL plans each once per session and
+-- reuses the plan (a dynamic EXECUTE is parsed and planned on every call: 100-200 us, a quarter
+-- of a search on 100K x 384, most of an exact search of a few matching rows). Its SET clauses
+-- hold the settings of the call (enable_seqscan off; hnsw.ef_search, iterative scans and
+-- hnsw.max_scan_tuples as the planner chose), restored when it returns.
 -- memory_private._search_static_refresh regenerates it; create_domain, drop_domain, adoption and
 -- every migrate run (at the end: sql/90_grants.sql) call it. A branch is chosen by the domain's
 -- name, table and distance at the time (memory_private._search_static_key), so a stale branch is
@@ -23,13 +27,14 @@ AS $$
 DECLARE
     v_d memory_private.domains;
     v_branches text := '';
-    v_sql text;
     v_iterative text := current_setting('hnsw.iterative_scan', true);
+    -- pgvector >= 0.8: iterative scans, and their settings restored on exit
+    v_08 boolean := coalesce(memory_private._vector_version() >= ARRAY[0, 8, 0], false);
 BEGIN
     -- Concurrent create_domain calls regenerate one after the other, each from the committed
     -- registry (READ COMMITTED: the query below runs after the lock is granted).
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgmemo:search_static'));
-    -- the strict-order shape of _search_sql (memory.search takes this path only then)
+    -- the strict-order shape of _search_sql (the function runs with iterative scans off)
     IF v_iterative IS NOT NULL THEN
         PERFORM set_config('hnsw.iterative_scan', 'off', true);
     END IF;
@@ -39,43 +44,68 @@ BEGIN
           AND NOT d.distributed  -- Citus plans its own (48_distributed.sql)
         ORDER BY d.domain LIMIT 500
     LOOP
-        -- _search_sql's text with its parameters renamed to this function's arguments.
-        v_sql := memory_private._search_sql(v_d, false);
-        v_sql := replace(replace(replace(v_sql, '$1', 'query_embedding'), '$2', 'k'),
-            '$4', 'min_similarity');
+        -- The queries of _search_sql and _knn_sql as they are: their $1..$4 are this function's
+        -- first four arguments (PL/pgSQL reads $n as the n-th argument).
         v_branches := v_branches || format($b$
-        WHEN %L THEN
-            RETURN QUERY %s;
-$b$, memory_private._search_static_key(v_d), v_sql);
+        WHEN %1$L THEN
+            IF path IS NULL THEN
+                RETURN QUERY %2$s;
+            ELSIF path = 'exact' THEN
+                RETURN QUERY %3$s;
+            ELSE
+                RETURN QUERY %4$s;
+            END IF;$b$,
+            memory_private._search_static_key(v_d),
+            memory_private._search_sql(v_d, false),
+            memory_private._knn_sql(v_d, memory_private._filter_plain_predicate(), 'exact'),
+            memory_private._knn_sql(v_d, memory_private._filter_plain_predicate(), 'hnsw'));
     END LOOP;
-    -- pgvector by qualified name: this runs with search_path = pg_catalog, pg_temp
-    EXECUTE replace(format($f$
+    IF v_branches = '' THEN
+        v_branches := '
+        WHEN NULL THEN NULL;  -- no domain yet (a CASE needs a WHEN)';
+    END IF;
+    EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private._search_static(
-    d memory_private.domains, query_embedding @vector_schema@.vector, k integer, min_similarity double precision
+    query_embedding %1$s.vector, k integer, params jsonb, min_similarity double precision,
+    d memory_private.domains, path text, ef integer, max_scan_tuples integer
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, similarity double precision,
-    distance double precision, created_at timestamptz, updated_at timestamptz, embedding @vector_schema@.vector
+    distance double precision, created_at timestamptz, updated_at timestamptz,
+    embedding %1$s.vector
 )
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
--- The generic plan (the HNSW index scan) once, reused: with LIMIT k a parameter, the planner
--- prices the generic plan at 10%% of the rows and would otherwise re-plan on every call.
+-- The generic plans (the HNSW index scan; the filter's index) once, reused: with LIMIT k a
+-- parameter, the planner prices the generic plan at 10%% of the rows and would otherwise
+-- re-plan on every call.
 SET plan_cache_mode = force_generic_plan
+-- The settings of the call: the set_config calls below last until the function returns.
+SET enable_seqscan = off
+SET hnsw.ef_search = 40%2$s
 AS $body$
 #variable_conflict use_column
 BEGIN
-    %s
+    IF path IS DISTINCT FROM 'exact' THEN
+        PERFORM set_config('hnsw.ef_search', ef::text, true);
+    END IF;
+    IF path = 'hnsw' THEN
+        PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true);
+        PERFORM set_config('hnsw.max_scan_tuples', max_scan_tuples::text, true);
+    END IF;
+    CASE memory_private._search_static_key(d)%3$s
+    ELSE
         -- not generated for this domain (yet): memory.search takes the dynamic path
         PERFORM set_config('pgmemo.search_static_miss', 'on', true);
-    %s
+    END CASE;
 END;
 $body$
 $f$,
-        CASE WHEN v_branches = '' THEN '' ELSE 'CASE memory_private._search_static_key(d)'
-            || v_branches || '    ELSE' END,
-        CASE WHEN v_branches = '' THEN '' ELSE 'END CASE;' END),
-        '@vector_schema@', memory_private._vector_schema());
+        memory_private._vector_schema(),  -- quoted already
+        CASE WHEN v_08 THEN '
+SET hnsw.iterative_scan = off
+SET hnsw.max_scan_tuples = 20000' ELSE '' END,
+        v_branches);
     IF v_iterative IS NOT NULL THEN
         PERFORM set_config('hnsw.iterative_scan', v_iterative, true);
     END IF;
@@ -84,7 +114,8 @@ $$;
 
 -- The function before its first generation (a migrate generates it right away: sql/90_grants.sql).
 CREATE OR REPLACE FUNCTION memory_private._search_static(
-    d memory_private.domains, query_embedding vector, k integer, min_similarity double precision
+    query_embedding vector, k integer, params jsonb, min_similarity double precision,
+    d memory_private.domains, path text, ef integer, max_scan_tuples integer
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, similarity double precision,
