@@ -21,6 +21,7 @@ DECLARE
     v_existing memory_private.domains;
     v_table name;
     v_regclass regclass;
+    v_comment text;
 BEGIN
     PERFORM memory_private._check_domain_name(domain);
     PERFORM memory_private._check_dimension(embedding_type, dimension);
@@ -77,20 +78,22 @@ BEGIN
     END IF;
 
 
-    EXECUTE format(
-        'CREATE TABLE memory_data.%I ('
-        ' id text NOT NULL DEFAULT gen_random_uuid()::text,'
-        ' content text NOT NULL,'
-        ' embedding %s,'
-        ' embedding_model text,'
-        ' metadata jsonb NOT NULL DEFAULT ''{}'','
-        ' created_at timestamptz NOT NULL DEFAULT now(),'
-        ' updated_at timestamptz NOT NULL DEFAULT now(),'
-        -- the tsvector search_text ranks (sql/31_bm25.sql); recomputed only when content changes
-        ' content_tsv tsvector GENERATED ALWAYS AS (%s) STORED,'
-        ' CONSTRAINT %I PRIMARY KEY (id),'
-        ' CONSTRAINT %I CHECK (jsonb_typeof(metadata) = ''object''))',
-        -- '_metadata_obj' keeps the longest name (40 + '_memories' + 13) within 63 characters.
+    -- content_tsv: the tsvector search_text ranks (sql/31_bm25.sql), recomputed only when
+    -- content changes. '_metadata_obj' keeps the longest name (40 + '_memories' + 13) within 63
+    -- characters.
+    EXECUTE format($q$
+        CREATE TABLE memory_data.%I (
+            id text NOT NULL DEFAULT gen_random_uuid()::text,
+            content text NOT NULL,
+            embedding %s,
+            embedding_model text,
+            metadata jsonb NOT NULL DEFAULT '{}',
+            created_at timestamptz NOT NULL DEFAULT now(),
+            updated_at timestamptz NOT NULL DEFAULT now(),
+            content_tsv tsvector GENERATED ALWAYS AS (%s) STORED,
+            CONSTRAINT %I PRIMARY KEY (id),
+            CONSTRAINT %I CHECK (jsonb_typeof(metadata) = 'object'))
+    $q$,
         v_table, memory_private._embedding_column_type(embedding_type, dimension),
         memory_private._stored_tsvector_sql(text_config, 'content'),
         v_table || '_pkey', v_table || '_metadata_obj');
@@ -107,9 +110,10 @@ BEGIN
     EXECUTE format('ALTER TABLE %s ALTER COLUMN embedding SET STORAGE %s', v_regclass,
         memory_private._embedding_storage(embedding_type, dimension));
 
-    EXECUTE format('COMMENT ON TABLE %s IS %L', v_regclass,
-        format('pgmemo domain %s (%s dimensions, %s distance). Write through memory.store().',
-               domain, dimension, distance));
+    -- COMMENT takes no parameters: the text goes in as a literal (%L).
+    v_comment := format('pgmemo domain %s (%s dimensions, %s distance). Write through '
+        || 'memory.store().', domain, dimension, distance);
+    EXECUTE format($q$ COMMENT ON TABLE %s IS %L $q$, v_regclass, v_comment);
     EXECUTE format('CREATE INDEX %I ON %s USING gin (metadata jsonb_path_ops)',
         v_table || '_metadata_gin', v_regclass);
     EXECUTE format('CREATE INDEX %I ON %s USING gin (content_tsv)', v_table || '_fts', v_regclass);

@@ -89,10 +89,13 @@ BEGIN
         PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
     END IF;
     -- Adding a nullable column without a default is a catalog change (no table rewrite).
-    EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s%s',
+    EXECUTE format($q$ ALTER TABLE %s ADD COLUMN %I %s $q$,
         memory_private._qualified(v_phys.relation), v_next,
-        memory_private._embedding_column_type(v_d.embedding_type, dimension),
-        CASE WHEN v_model IS NOT NULL THEN format(', ADD COLUMN %I text', v_model) ELSE '' END);
+        memory_private._embedding_column_type(v_d.embedding_type, dimension));
+    IF v_model IS NOT NULL THEN
+        EXECUTE format($q$ ALTER TABLE %s ADD COLUMN %I text $q$,
+            memory_private._qualified(v_phys.relation), v_model);
+    END IF;
     v_s := memory_private._adopt(v_shadow, v_phys.relation, v_id, v_content, v_next,
         ARRAY[v_opt[1], v_model, v_opt[3], v_opt[4]], v_d.distance, embedding_model, dimension);
     UPDATE memory_private.domains AS d
@@ -292,9 +295,11 @@ BEGIN
     PERFORM memory_private._drop_shadow(v_r);
     IF v_rel IS NOT NULL THEN
         -- The shadow column's HNSW index goes with it.
-        EXECUTE format('ALTER TABLE %s DROP COLUMN IF EXISTS %I%s', v_rel, v_r.next_column,
-            CASE WHEN v_r.model_column IS NOT NULL
-                THEN format(', DROP COLUMN IF EXISTS %I', v_r.model_column) ELSE '' END);
+        EXECUTE format($q$ ALTER TABLE %s DROP COLUMN IF EXISTS %I $q$, v_rel, v_r.next_column);
+        IF v_r.model_column IS NOT NULL THEN
+            EXECUTE format($q$ ALTER TABLE %s DROP COLUMN IF EXISTS %I $q$, v_rel,
+                v_r.model_column);
+        END IF;
     END IF;
 END;
 $$;

@@ -39,9 +39,11 @@ BEGIN
     IF rel IS NULL OR memory_private._citus_version() IS NULL THEN
         RETURN false;
     END IF;
-    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition AS p '
-        'WHERE p.logicalrelid = $1 AND p.partmethod = ''h'')'
-    INTO v_found USING rel;
+    -- pg_dist_partition exists only with Citus: the statement is compiled when it runs.
+    EXECUTE $q$
+        SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition AS p
+                       WHERE p.logicalrelid = $1 AND p.partmethod = 'h')
+    $q$ INTO v_found USING rel;
     RETURN v_found;
 END;
 $$;
@@ -108,7 +110,7 @@ BEGIN
                 v_d.domain, v_shards, shard_count, v_rel::text, shard_count;
         END IF;
     ELSE
-        EXECUTE 'SELECT create_distributed_table($1, ''id'', shard_count => $2)'
+        EXECUTE $q$ SELECT create_distributed_table($1, 'id', shard_count => $2) $q$
         USING v_rel, shard_count;
         -- The rows now live in the shards; the coordinator's copy is dead weight.
         EXECUTE 'SELECT truncate_local_data_after_distributing_table($1)' USING v_rel;
@@ -153,11 +155,11 @@ BEGIN
         RETURN 0;
     END IF;
     -- One read of the rows (a router query per shard touched), then the coordinator's queue.
-    EXECUTE format(
-        'SELECT array_agg(t.id) FILTER (WHERE t.embedding IS NULL), '
-        'array_agg(t.id) FILTER (WHERE t.embedding IS NOT NULL) '
-        'FROM %I.%I AS t WHERE t.id = ANY ($1)',
-        d.table_schema, d.table_name)
+    EXECUTE format($q$
+        SELECT array_agg(t.id) FILTER (WHERE t.embedding IS NULL),
+            array_agg(t.id) FILTER (WHERE t.embedding IS NOT NULL)
+        FROM %I.%I AS t WHERE t.id = ANY ($1)
+    $q$, d.table_schema, d.table_name)
     INTO v_missing, v_embedded USING ids;
     IF reset THEN
         INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
@@ -232,6 +234,30 @@ BEGIN
 END;
 $$;
 
+-- The next ids (in id order, after after_id; NULL: from the start) of a distributed domain's
+-- rows without an embedding, at most batch of them: one fan-out, ORDER BY id LIMIT pushed to
+-- every shard and served by its primary key. NULL when there are no more.
+CREATE OR REPLACE FUNCTION memory_private._dist_unembedded_ids(
+    d memory_private.domains, after_id text, batch integer
+)
+RETURNS text[]
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_ids text[];
+BEGIN
+    EXECUTE format($q$
+        SELECT array_agg(s.id ORDER BY s.id) FROM (
+            SELECT t.id FROM %I.%I AS t
+            WHERE t.embedding IS NULL AND ($1::text IS NULL OR t.id > $1)
+            ORDER BY t.id LIMIT $2) AS s
+    $q$, d.table_schema, d.table_name)
+    INTO v_ids USING after_id, batch;
+    RETURN v_ids;
+END;
+$$;
+
 -- memory.enqueue_missing for a distributed domain: keyset batches of ids without an embedding
 -- (each batch one fan-out, ORDER BY id LIMIT pushed to every shard and served by its primary
 -- key), queued without touching existing jobs; a row embedded between the read and the insert
@@ -251,12 +277,7 @@ DECLARE
     v_gone bigint;
 BEGIN
     LOOP
-        EXECUTE format(
-            'SELECT array_agg(s.id ORDER BY s.id) FROM (SELECT t.id FROM %I.%I AS t '
-            'WHERE t.embedding IS NULL AND ($1::text IS NULL OR t.id > $1) '
-            'ORDER BY t.id LIMIT $2) AS s',
-            d.table_schema, d.table_name)
-        INTO v_ids USING v_last, batch;
+        v_ids := memory_private._dist_unembedded_ids(d, v_last, batch);
         EXIT WHEN v_ids IS NULL;
         v_last := v_ids[cardinality(v_ids)];
         WITH added AS (
@@ -270,8 +291,10 @@ BEGIN
         v_added := cardinality(v_ids);
         -- A worker may have completed some of these rows after the read above (its job was
         -- gone, so the insert made a new one): a fresh read drops those jobs again.
-        EXECUTE format('SELECT array_agg(t.id) FROM %I.%I AS t '
-            'WHERE t.id = ANY ($1) AND t.embedding IS NOT NULL', d.table_schema, d.table_name)
+        EXECUTE format($q$
+            SELECT array_agg(t.id) FROM %I.%I AS t
+            WHERE t.id = ANY ($1) AND t.embedding IS NOT NULL
+        $q$, d.table_schema, d.table_name)
         INTO v_ids USING v_ids;
         DELETE FROM memory_private.embedding_queue AS q
         WHERE q.domain = d.domain AND q.row_id = ANY (v_ids) AND q.status = 'pending';
@@ -297,12 +320,7 @@ DECLARE
     v_seen bigint := 0;
 BEGIN
     LOOP
-        EXECUTE format(
-            'SELECT array_agg(s.id ORDER BY s.id) FROM (SELECT t.id FROM %I.%I AS t '
-            'WHERE t.embedding IS NULL AND ($1::text IS NULL OR t.id > $1) '
-            'ORDER BY t.id LIMIT 10000) AS s',
-            d.table_schema, d.table_name)
-        INTO v_ids USING v_last;
+        v_ids := memory_private._dist_unembedded_ids(d, v_last, 10000);
         EXIT WHEN v_ids IS NULL;
         v_last := v_ids[cardinality(v_ids)];
         v_seen := v_seen + cardinality(v_ids);
@@ -524,10 +542,74 @@ BEGIN
 END;
 $$;
 
--- The cluster checks of memory.diagnose for a distributed domain: workers that do not answer,
--- shards without a valid vector index with the domain's operator class, and shards whose index
--- settings (m, ef_construction) differ from the domain's.
-CREATE OR REPLACE FUNCTION memory_private._diagnose_distributed(d memory_private.domains)
+-- The cluster checks of memory.diagnose for a domain on Citus, one function per check (like the
+-- others in 61_diagnose.sql), combined by memory_private._diagnose (60_diagnostics.sql), which
+-- calls them for domains the registry marks distributed, or every domain when Citus is installed.
+CREATE OR REPLACE FUNCTION memory_private._check_not_distributed(d memory_private.domains)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'error', d.domain, 'not_distributed',
+        format('The registry says domain %s is distributed but %s is not a Citus '
+            || 'distributed table.', d.domain, p.relation),
+        format('SELECT memory.distribute_domain(%L);', d.domain)
+    FROM memory_private._physical(d) AS p
+    WHERE d.distributed AND NOT memory_private._is_distributed_table(p.relation)
+$$;
+
+COMMENT ON FUNCTION memory_private._check_not_distributed(memory_private.domains) IS
+'diagnose check not_distributed (error): the registry marks the domain distributed, but its '
+'table is not a Citus distributed table. fix_sql: memory.distribute_domain.';
+
+CREATE OR REPLACE FUNCTION memory_private._check_distributed_outside_pgmemo(
+    d memory_private.domains
+)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'error', d.domain, 'distributed_outside_pgmemo',
+        format('%s was distributed with create_distributed_table directly: its statement '
+            || 'triggers cannot run on the shards, so rows written now are not queued. Let '
+            || 'pgmemo take it over (idempotent, it only records the fact and queues what is '
+            || 'missing).', p.relation),
+        format('SELECT memory.distribute_domain(%L);', d.domain)
+    FROM memory_private._physical(d) AS p
+    WHERE NOT d.distributed AND memory_private._is_distributed_table(p.relation)
+$$;
+
+COMMENT ON FUNCTION memory_private._check_distributed_outside_pgmemo(memory_private.domains) IS
+'diagnose check distributed_outside_pgmemo (error): the domain''s table was distributed with '
+'create_distributed_table, not memory.distribute_domain, so rows written on the shards are not '
+'queued. fix_sql: memory.distribute_domain (takes it over).';
+
+CREATE OR REPLACE FUNCTION memory_private._check_worker_unreachable(d memory_private.domains)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'error', d.domain, 'worker_unreachable',
+        format('Worker %s:%s, which holds %s shards of %s, does not answer: every search, '
+            || 'and every write or read of a row on those shards, fails until it is back '
+            || '(nothing is lost: the shards are on its disk). Start its PostgreSQL server; '
+            || 'the query below then returns true. If the node is gone for good, restore it '
+            || 'from a backup (or a replica) and point the cluster at the new host with '
+            || 'citus_update_node.', n.node_name, n.node_port, n.shards, p.relation),
+        format('SELECT citus_check_connection_to_node(%L, %s);', n.node_name, n.node_port)
+    FROM memory_private._physical(d) AS p
+    CROSS JOIN LATERAL memory_private._unreachable_nodes(d) AS n
+$$;
+
+COMMENT ON FUNCTION memory_private._check_worker_unreachable(memory_private.domains) IS
+'diagnose check worker_unreachable (error): a Citus worker holding shards of the domain does not '
+'answer (every query touching those shards fails). fix_sql: citus_check_connection_to_node, '
+'true once it is back.';
+
+-- A search runs one task per shard, up to citus.max_adaptive_executor_pool_size connections per
+-- worker at once; Citus keeps citus.max_cached_conns_per_worker of them between transactions and
+-- opens the others anew for every search (a backend fork each).
+CREATE OR REPLACE FUNCTION memory_private._check_citus_connection_cache(d memory_private.domains)
 RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
@@ -535,108 +617,105 @@ AS $$
 #variable_conflict use_variable
 DECLARE
     v_rel regclass := (memory_private._physical(d)).relation;
-    v_expected text := memory_private._opclass(d);
-    v_options jsonb := jsonb_build_array('m=' || d.hnsw_m, 'ef_construction=' || d.hnsw_ef_construction);
-    v_node record;
-    v_missing text;
+    v_cached integer := coalesce(nullif(
+        current_setting('citus.max_cached_conns_per_worker', true), '')::integer, 1);
     v_n bigint;
-    v_repair text := format('SELECT memory.repair_shard_indexes(%L);', d.domain);
 BEGIN
     IF NOT memory_private._is_distributed_table(v_rel) THEN
-        IF d.distributed THEN
-            RETURN QUERY SELECT 'error', d.domain, 'not_distributed',
-                format('The registry says domain %s is distributed but %s is not a Citus '
-                    'distributed table.', d.domain, v_rel),
-                format('SELECT memory.distribute_domain(%L);', d.domain);
-        END IF;
         RETURN;
     END IF;
-    IF NOT d.distributed THEN
-        RETURN QUERY SELECT 'error', d.domain, 'distributed_outside_pgmemo',
-            format('%s was distributed with create_distributed_table directly: its statement '
-                'triggers cannot run on the shards, so rows written now are not queued. Let '
-                'pgmemo take it over (idempotent, it only records the fact and queues what is '
-                'missing).', v_rel),
-            format('SELECT memory.distribute_domain(%L);', d.domain);
-    END IF;
-
-    FOR v_node IN SELECT * FROM memory_private._unreachable_nodes(d) LOOP
-        RETURN QUERY SELECT 'error', d.domain, 'worker_unreachable',
-            format('Worker %s:%s, which holds %s shards of %s, does not answer: every search, '
-                'and every write or read of a row on those shards, fails until it is back '
-                '(nothing is lost: the shards are on its disk). Start its PostgreSQL server; '
-                'the query below then returns true. If the node is gone for good, restore it '
-                'from a backup (or a replica) and point the cluster at the new host with '
-                'citus_update_node.', v_node.node_name, v_node.node_port, v_node.shards, v_rel),
-            format('SELECT citus_check_connection_to_node(%L, %s);', v_node.node_name,
-                v_node.node_port);
-    END LOOP;
-
-    -- A search runs one task per shard, up to citus.max_adaptive_executor_pool_size
-    -- connections per worker at once; Citus keeps citus.max_cached_conns_per_worker of them
-    -- between transactions and opens the others anew for every search (a backend fork each).
+    -- pg_dist_* exist only with Citus: the statement is compiled when it runs.
     EXECUTE $q$
-        SELECT max(n) FROM (
+        SELECT max(per_node.n) FROM (
             SELECT count(*) AS n FROM pg_catalog.pg_dist_shard AS s
             JOIN pg_catalog.pg_dist_placement AS pl ON pl.shardid = s.shardid
             WHERE s.logicalrelid = $1 GROUP BY pl.groupid) AS per_node
     $q$ INTO v_n USING v_rel;
-    v_n := least(v_n, coalesce(nullif(current_setting('citus.max_adaptive_executor_pool_size', true),
-        '')::integer, 16));
-    IF v_n > coalesce(nullif(current_setting('citus.max_cached_conns_per_worker', true), '')::integer, 1)
-    THEN
+    v_n := least(v_n, coalesce(nullif(
+        current_setting('citus.max_adaptive_executor_pool_size', true), '')::integer, 16));
+    IF v_n > v_cached THEN
         RETURN QUERY SELECT 'warning', d.domain, 'citus_connection_cache',
             format('A search of %s opens up to %s connections per worker, but Citus keeps only %s '
-                'per worker between transactions (citus.max_cached_conns_per_worker): the others '
-                'are opened anew for every search, which can cost more than the search itself '
-                '(BENCHMARKS.md, Citus section). Keep %s cached; the '
-                'workers'' max_connections must allow that many per client connection.',
+                || 'per worker between transactions (citus.max_cached_conns_per_worker): the '
+                || 'others are opened anew for every search, which can cost more than the search '
+                || 'itself (BENCHMARKS.md, Citus section). Keep %s cached; the workers'' '
+                || 'max_connections must allow that many per client connection.',
                 v_rel, v_n, current_setting('citus.max_cached_conns_per_worker', true), v_n),
             format('ALTER DATABASE %I SET citus.max_cached_conns_per_worker = %s;',
                 current_database(), v_n);
     END IF;
-
-    -- Only the shards whose worker answered can be checked.
-    SELECT count(*), string_agg(x.shard_name, ', ' ORDER BY x.shard_id) INTO v_n, v_missing
-    FROM memory_private._shard_vector_indexes(d) AS x
-    WHERE x.reachable AND NOT EXISTS (
-        SELECT FROM jsonb_array_elements(x.indexes) AS i
-        WHERE (i ->> 'valid')::boolean AND i ->> 'opclass' = v_expected
-    );
-    IF v_n > 0 THEN
-        RETURN QUERY SELECT 'error', d.domain, 'shard_missing_index',
-            format('%s of the shards of %s have no valid vector index with %s (%s): searches '
-                'read every row of those shards, and a failed or interrupted index build is the '
-                'usual cause. Build the missing shard indexes (each shard''s build blocks writes '
-                'to that shard only).', v_n, v_rel, v_expected, v_missing),
-            v_repair;
-    END IF;
-
-    SELECT count(*), string_agg(format('%s (%s)', x.shard_name, (
-            SELECT string_agg(o, ', ' ORDER BY o) FROM jsonb_array_elements(x.indexes) AS i,
-                jsonb_array_elements_text(i -> 'options') AS o
-            WHERE i ->> 'method' = 'hnsw')), ', ' ORDER BY x.shard_id)
-    INTO v_n, v_missing
-    FROM memory_private._shard_vector_indexes(d) AS x
-    WHERE x.reachable AND EXISTS (
-        SELECT FROM jsonb_array_elements(x.indexes) AS i
-        WHERE i ->> 'method' = 'hnsw'
-          AND NOT (i -> 'options' @> v_options AND v_options @> (i -> 'options'))
-    );
-    IF v_n > 0 THEN
-        RETURN QUERY SELECT 'warning', d.domain, 'shard_index_settings_differ',
-            format('%s shards of %s have an HNSW index built with other settings than the '
-                'domain''s m=%s, ef_construction=%s: %s. Recall and speed then differ from '
-                'shard to shard. Rebuild those shard indexes with the domain''s settings.',
-                v_n, v_rel, d.hnsw_m, d.hnsw_ef_construction, v_missing),
-            v_repair;
-    END IF;
 END;
 $$;
 
-COMMENT ON FUNCTION memory_private._diagnose_distributed(memory_private.domains) IS
-'diagnose checks of a domain on Citus: not_distributed, distributed_outside_pgmemo, '
-'worker_unreachable, citus_connection_cache, shard_missing_index, shard_index_settings_differ.';
+COMMENT ON FUNCTION memory_private._check_citus_connection_cache(memory_private.domains) IS
+'diagnose check citus_connection_cache (warning): a search of the distributed domain opens more '
+'connections per worker than citus.max_cached_conns_per_worker keeps, so the rest are opened '
+'anew on every search. fix_sql: ALTER DATABASE ... SET citus.max_cached_conns_per_worker.';
+
+-- Only the shards whose worker answered can be checked (worker_unreachable names the others).
+CREATE OR REPLACE FUNCTION memory_private._check_shard_missing_index(d memory_private.domains)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'error', d.domain, 'shard_missing_index',
+        format('%s of the shards of %s have no valid vector index with %s (%s): searches '
+            || 'read every row of those shards, and a failed or interrupted index build is the '
+            || 'usual cause. Build the missing shard indexes (each shard''s build blocks writes '
+            || 'to that shard only).', x.n, (memory_private._physical(d)).relation,
+            memory_private._opclass(d), x.shards),
+        format('SELECT memory.repair_shard_indexes(%L);', d.domain)
+    FROM (
+        SELECT count(*) AS n, string_agg(s.shard_name, ', ' ORDER BY s.shard_id) AS shards
+        FROM memory_private._shard_vector_indexes(d) AS s
+        WHERE s.reachable AND NOT EXISTS (
+            SELECT FROM jsonb_array_elements(s.indexes) AS i
+            WHERE (i ->> 'valid')::boolean AND i ->> 'opclass' = memory_private._opclass(d)
+        )
+    ) AS x
+    WHERE x.n > 0
+$$;
+
+COMMENT ON FUNCTION memory_private._check_shard_missing_index(memory_private.domains) IS
+'diagnose check shard_missing_index (error): shards of the distributed domain (on workers that '
+'answer) without a valid vector index with the domain''s operator class. fix_sql: '
+'memory.repair_shard_indexes.';
+
+CREATE OR REPLACE FUNCTION memory_private._check_shard_index_settings_differ(
+    d memory_private.domains
+)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'warning', d.domain, 'shard_index_settings_differ',
+        format('%s shards of %s have an HNSW index built with other settings than the '
+            || 'domain''s m=%s, ef_construction=%s: %s. Recall and speed then differ from '
+            || 'shard to shard. Rebuild those shard indexes with the domain''s settings.',
+            x.n, (memory_private._physical(d)).relation, d.hnsw_m, d.hnsw_ef_construction,
+            x.shards),
+        format('SELECT memory.repair_shard_indexes(%L);', d.domain)
+    FROM (
+        SELECT count(*) AS n, string_agg(format('%s (%s)', s.shard_name, (
+                SELECT string_agg(o, ', ' ORDER BY o) FROM jsonb_array_elements(s.indexes) AS i,
+                    jsonb_array_elements_text(i -> 'options') AS o
+                WHERE i ->> 'method' = 'hnsw')), ', ' ORDER BY s.shard_id) AS shards
+        FROM memory_private._shard_vector_indexes(d) AS s
+        CROSS JOIN LATERAL (SELECT jsonb_build_array('m=' || d.hnsw_m,
+            'ef_construction=' || d.hnsw_ef_construction) AS options) AS want
+        WHERE s.reachable AND EXISTS (
+            SELECT FROM jsonb_array_elements(s.indexes) AS i
+            WHERE i ->> 'method' = 'hnsw'
+              AND NOT (i -> 'options' @> want.options AND want.options @> (i -> 'options'))
+        )
+    ) AS x
+    WHERE x.n > 0
+$$;
+
+COMMENT ON FUNCTION memory_private._check_shard_index_settings_differ(memory_private.domains) IS
+'diagnose check shard_index_settings_differ (warning): shards whose HNSW index was built with '
+'other m / ef_construction than the domain''s (recall and speed differ from shard to shard). '
+'fix_sql: memory.repair_shard_indexes.';
 
 CREATE OR REPLACE FUNCTION memory.repair_shard_indexes(domain text)
 RETURNS integer
@@ -650,8 +729,15 @@ DECLARE
     v_options text[] := ARRAY['m=' || v_d.hnsw_m, 'ef_construction=' || v_d.hnsw_ef_construction];
     v_opclass_q text;
     v_down record;
-    v_bad integer;
-    v_failed text;
+    v_shard record;
+    v_node record;
+    v_name text;
+    v_qualified text;
+    v_taken text;
+    v_commands text[];
+    v_result record;
+    v_bad integer := 0;
+    v_failed text[] := '{}';
 BEGIN
     IF NOT memory_private._is_distributed_table(v_rel) THEN
         RAISE EXCEPTION 'domain "%" is not distributed: use memory.create_hnsw_index', v_d.domain
@@ -668,71 +754,62 @@ BEGIN
             USING ERRCODE = '08006', HINT = 'Start that worker, then repair again.';
     END IF;
     -- A shard is right with exactly one vector index: valid HNSW, the domain's operator class,
-    -- m and ef_construction.
-    SELECT count(*) INTO v_bad
-    FROM memory_private._shard_vector_indexes(v_d) AS x
-    WHERE NOT (jsonb_array_length(x.indexes) = 1 AND EXISTS (
-        SELECT FROM jsonb_array_elements(x.indexes) AS i
-        WHERE i ->> 'method' = 'hnsw' AND (i ->> 'valid')::boolean
-          AND i ->> 'opclass' = v_expected
-          AND i -> 'options' @> to_jsonb(v_options) AND to_jsonb(v_options) @> (i -> 'options')));
-    IF v_bad = 0 THEN
-        RETURN 0;
-    END IF;
-    -- One command for every shard (run_command_on_shards puts the shard's name where %1$s is);
-    -- a shard that is right already is left alone. Citus names a shard's index
-    -- <index>_<shard id>, as the rebuilt one is named.
-    EXECUTE $q$
-        SELECT string_agg(r.shardid || ': ' || r.result, '; ')
-        FROM run_command_on_shards($1, format($cmd$
-            DO $do$
-            DECLARE
-                v_shard regclass := '%%1$s'::regclass;
-                v_name text := %1$L || substring('%%1$s' FROM '_([0-9]+)$');
-                v_opts text[] := %5$L;
-                v_ok boolean;
-                v_i regclass;
-            BEGIN
-                SELECT count(*) = 1 AND bool_and(am.amname = 'hnsw' AND i.indisvalid
-                        AND opc.opcname = %2$L AND c.reloptions @> v_opts
-                        AND c.reloptions <@ v_opts)
-                INTO v_ok
-                FROM pg_catalog.pg_index AS i
-                JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
-                JOIN pg_catalog.pg_am AS am ON am.oid = c.relam
-                JOIN pg_catalog.pg_opclass AS opc ON opc.oid = i.indclass[0]
-                JOIN pg_catalog.pg_attribute AS a
-                    ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-                WHERE i.indrelid = v_shard AND a.attname = 'embedding'
-                  AND am.amname IN ('hnsw', 'ivfflat');
-                IF v_ok THEN
-                    RETURN;
+    -- m and ef_construction. A wrong one is rebuilt on its worker (every placement), in one
+    -- transaction there: its vector indexes dropped, the HNSW index built under the name Citus
+    -- gives a shard's index, <index>_<shard id> (each build blocks writes to that shard only).
+    FOR v_shard IN
+        SELECT x.shard_id, x.shard_name, x.indexes
+        FROM memory_private._shard_vector_indexes(v_d) AS x
+        WHERE NOT (jsonb_array_length(x.indexes) = 1 AND EXISTS (
+            SELECT FROM jsonb_array_elements(x.indexes) AS i
+            WHERE i ->> 'method' = 'hnsw' AND (i ->> 'valid')::boolean
+              AND i ->> 'opclass' = v_expected
+              AND i -> 'options' @> to_jsonb(v_options) AND to_jsonb(v_options) @> (i -> 'options')))
+        ORDER BY x.shard_id
+    LOOP
+        v_bad := v_bad + 1;
+        v_name := memory_private._hnsw_name(v_d) || '_' || v_shard.shard_id;
+        v_qualified := format('%I.%I', v_d.table_schema, v_name);
+        SELECT coalesce(array_agg(format($q$ DROP INDEX %I.%I $q$, v_d.table_schema, i.name)
+            ORDER BY i.name), '{}')
+        INTO v_commands
+        FROM jsonb_to_recordset(v_shard.indexes) AS i (name text);
+        FOR v_node IN EXECUTE $q$
+            SELECT s.nodename::text AS host, s.nodeport::integer AS port
+            FROM citus_shards AS s WHERE s.shardid = $1 ORDER BY s.nodename, s.nodeport
+        $q$ USING v_shard.shard_id LOOP
+            -- The name taken by a relation other than the shard's own vector indexes (a stray
+            -- index elsewhere in the schema): PostgreSQL picks one instead.
+            SELECT r.result INTO v_taken
+            FROM master_run_on_worker(ARRAY[v_node.host], ARRAY[v_node.port],
+                ARRAY[format($q$ SELECT to_regclass(%L) IS NOT NULL $q$, v_qualified)], false) AS r;
+            -- One statement per command, in order (master_run_on_worker reports only a command's
+            -- first result, so several statements in one command could hide an error). A build
+            -- that fails leaves the shard without an index: diagnose says so, a repair retries.
+            FOR v_result IN
+                SELECT r.success, r.result
+                FROM master_run_on_worker(
+                    array_fill(v_node.host, ARRAY[cardinality(v_commands) + 1]),
+                    array_fill(v_node.port, ARRAY[cardinality(v_commands) + 1]),
+                    v_commands || format($q$
+                        CREATE INDEX %s ON %s USING hnsw (embedding %s)
+                        WITH (m = %s, ef_construction = %s)
+                    $q$,
+                        -- no name (PostgreSQL picks one) when a stray relation has it
+                        CASE WHEN v_taken = 't' AND NOT v_shard.indexes @> jsonb_build_array(
+                            jsonb_build_object('name', v_name)) THEN '' ELSE quote_ident(v_name) END,
+                        v_shard.shard_name, v_opclass_q, v_d.hnsw_m, v_d.hnsw_ef_construction),
+                    false) AS r
+            LOOP
+                IF NOT v_result.success THEN
+                    v_failed := v_failed || (v_shard.shard_id || ': ' || v_result.result);
                 END IF;
-                FOR v_i IN
-                    SELECT i.indexrelid::regclass FROM pg_catalog.pg_index AS i
-                    JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
-                    JOIN pg_catalog.pg_am AS am ON am.oid = c.relam
-                    JOIN pg_catalog.pg_attribute AS a
-                        ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-                    WHERE i.indrelid = v_shard AND a.attname = 'embedding'
-                      AND am.amname IN ('hnsw', 'ivfflat')
-                LOOP
-                    EXECUTE format('DROP INDEX %%%%s', v_i);
-                END LOOP;
-                -- (a name taken by a stray index elsewhere in the schema: PostgreSQL picks one)
-                IF to_regclass(format('%%%%I.%%%%I', %7$L, v_name)) IS NOT NULL THEN
-                    v_name := NULL;
-                END IF;
-                EXECUTE format('CREATE INDEX %%%%s ON %%%%s USING hnsw (embedding %3$s) '
-                    'WITH (m = %4$s, ef_construction = %6$s)', quote_ident(v_name), v_shard);
-            END $do$
-        $cmd$, $2, $3, $4, $5, $6, $7, $8)) AS r
-        WHERE NOT r.success
-    $q$ INTO v_failed
-    USING v_rel, memory_private._hnsw_name(v_d) || '_', v_expected, v_opclass_q, v_d.hnsw_m,
-        v_options, v_d.hnsw_ef_construction, v_d.table_schema;
-    IF v_failed IS NOT NULL THEN
-        RAISE EXCEPTION 'rebuilding shard indexes of domain "%" failed: %', v_d.domain, v_failed
+            END LOOP;
+        END LOOP;
+    END LOOP;
+    IF cardinality(v_failed) > 0 THEN
+        RAISE EXCEPTION 'rebuilding shard indexes of domain "%" failed: %', v_d.domain,
+            array_to_string(v_failed, '; ')
             USING ERRCODE = 'XX000';
     END IF;
     RETURN v_bad;

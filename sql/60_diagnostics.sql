@@ -167,10 +167,17 @@ BEGIN
         CROSS JOIN LATERAL memory_private._check_adopted_foreign_code(d) AS c
         WHERE (p_domain IS NULL OR d.domain = p_domain) AND memory_private._can(d.domain, 'read')
         UNION ALL
-        -- Citus (48_distributed.sql): the cluster's checks of a domain.
+        -- Citus (48_distributed.sql): the cluster's checks of a domain, one function each.
         SELECT c.*
         FROM memory_private.domains AS d
-        CROSS JOIN LATERAL memory_private._diagnose_distributed(d) AS c
+        CROSS JOIN LATERAL (
+            SELECT * FROM memory_private._check_not_distributed(d)
+            UNION ALL SELECT * FROM memory_private._check_distributed_outside_pgmemo(d)
+            UNION ALL SELECT * FROM memory_private._check_worker_unreachable(d)
+            UNION ALL SELECT * FROM memory_private._check_citus_connection_cache(d)
+            UNION ALL SELECT * FROM memory_private._check_shard_missing_index(d)
+            UNION ALL SELECT * FROM memory_private._check_shard_index_settings_differ(d)
+        ) AS c
         WHERE (p_domain IS NULL OR d.domain = p_domain) AND memory_private._can(d.domain, 'read')
           AND (memory_private._physical(d)).relation IS NOT NULL
           AND (d.distributed OR memory_private._citus_version() IS NOT NULL)
@@ -226,7 +233,9 @@ COMMENT ON FUNCTION memory.diagnose(text) IS
 'too few rows; HNSW larger than '
 'shared_buffers; column dimension vs registry and model; rows no job will ever embed; dead jobs, '
 'a queue that does not drain, no live worker, expired claims; missing or stale statistics; '
-'pgvector too old. One row per finding: severity (error, warning, info), check_name (stable), a '
+'pgvector too old; an adopted table that would run another role''s code, a schema on pgmemo''s '
+'path others can create in; on Citus, workers that do not answer and shards without the right '
+'vector index. One row per finding: severity (error, warning, info), check_name (stable), a '
 'sentence, and fix_sql when the fix is one SQL statement. No rows (or info only): healthy. '
 'Cheap on big tables: catalogs, statistics and the queue; bounded scans only (see the source).';
 
@@ -251,9 +260,12 @@ DECLARE
 BEGIN
     PERFORM memory_private._check_k(k);
     -- A representative query vector: an embedding of the domain, else a constant one.
-    EXECUTE format('SELECT coalesce((SELECT t.embedding::%3$s.vector FROM %1$I.%2$I AS t '
-        'WHERE t.embedding IS NOT NULL LIMIT 1), array_fill(1::real, ARRAY[$1])::%3$s.vector) AS e',
-        v_d.table_schema, v_d.table_name, memory_private._vector_schema())
+    EXECUTE format($q$
+        SELECT coalesce(
+            (SELECT t.embedding::%3$s.vector FROM %1$I.%2$I AS t
+             WHERE t.embedding IS NOT NULL LIMIT 1),
+            array_fill(1::real, ARRAY[$1])::%3$s.vector) AS e
+    $q$, v_d.table_schema, v_d.table_name, memory_private._vector_schema())
     INTO v_query USING v_d.dimension;
 
     -- The same choice, settings and SQL text memory.search makes for the call.
@@ -281,7 +293,8 @@ BEGIN
             END IF;
             v_sql := memory_private._knn_sql(v_d, v_f.predicate, v_choice.path);
         END IF;
-        EXECUTE 'EXPLAIN (FORMAT JSON) ' || v_sql
+        -- EXPLAIN of the very statement memory.search runs: its text is the template here.
+        EXECUTE format($q$EXPLAIN (FORMAT JSON) %s$q$, v_sql)
         INTO v_plan
         USING v_query.e, k, v_f.params, NULL::double precision;
     END IF;

@@ -7,8 +7,8 @@
 -- memory_private._diagnose (60_diagnostics.sql) combines them with UNION ALL. Adding a check:
 -- a function here with its COMMENT, one line in _diagnose, a word in memory.diagnose's COMMENT.
 -- Every check except _check_table_missing runs only on a domain whose table exists; on Citus,
--- the cluster's checks (memory_private._diagnose_distributed, 48_distributed.sql) run first, and
--- with a worker down the others, which read rows, are skipped.
+-- the cluster's checks (memory_private._check_not_distributed ... _check_shard_index_settings_differ,
+-- 48_distributed.sql) run too, and with a worker down the others, which read rows, are skipped.
 --
 -- Cost: diagnose() reads catalogs, cumulative statistics and the queue; it scans a domain table
 -- only where nothing cheaper can answer, and then boundedly:

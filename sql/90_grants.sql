@@ -101,6 +101,7 @@ DECLARE
     v_fn regprocedure;
     v_item record;
     v_roles name[];
+    v_role name;
     v_unpinned text;
 BEGIN
     -- Not a grant, but it must run after every other sql/ file of a migrate: regenerate the
@@ -153,14 +154,13 @@ BEGIN
 
     -- 3. The explicit list, and nothing else: what an earlier release granted to the API roles
     --    and this list no longer names is revoked (same transaction: no call sees the gap).
-    IF cardinality(v_roles) > 0 THEN
-        EXECUTE format(
-            'REVOKE ALL ON ALL ROUTINES IN SCHEMA memory, memory_private FROM %1$s; '
-            'REVOKE ALL ON ALL TABLES IN SCHEMA memory, memory_private FROM %1$s',
-            (SELECT string_agg(format('%I', r), ', ') FROM unnest(v_roles) AS r));
-        EXECUTE format('GRANT USAGE ON SCHEMA memory TO %s',
-            (SELECT string_agg(format('%I', r), ', ') FROM unnest(v_roles) AS r));
-    END IF;
+    FOREACH v_role IN ARRAY v_roles LOOP
+        EXECUTE format($q$ REVOKE ALL ON ALL ROUTINES IN SCHEMA memory, memory_private FROM %I $q$,
+            v_role);
+        EXECUTE format($q$ REVOKE ALL ON ALL TABLES IN SCHEMA memory, memory_private FROM %I $q$,
+            v_role);
+        EXECUTE format($q$ GRANT USAGE ON SCHEMA memory TO %I $q$, v_role);
+    END LOOP;
     FOR v_item IN
         SELECT g.role_name, p.oid::regprocedure AS fn
         FROM memory_private._api_grants() AS g

@@ -101,7 +101,8 @@ def register(main: click.Group) -> None:
     @main.command("bench", context_settings=CONTEXT)
     @click.option("--rows", type=int, default=10_000, show_default=True, help="Rows to load.")
     @click.option("--queries", type=int, default=200, show_default=True, help="Queries to time.")
-    @click.option("--dimension", type=int, default=384, show_default=True)
+    @click.option("--dimension", type=int, default=384, show_default=True,
+                  help="Dimension of the synthetic vectors.")
     @click.option("--ef", default="10,40,100", show_default=True,
                   help="Comma-separated hnsw.ef_search values to sweep.")
     @click.option("--keep", is_flag=True, help="Keep the scratch domain.")

@@ -461,8 +461,10 @@ def _print_report(r: Report) -> None:
               help="Dimension for a domain created here (default: the FAISS index's).")
 @click.option("--distance", type=click.Choice(["cosine", "l2", "inner_product"]), default="cosine",
               show_default=True, help="Distance for a domain created here.")
-@click.option("--id-column", default="id", show_default=True)
-@click.option("--content-column", default="content", show_default=True)
+@click.option("--id-column", default="id", show_default=True,
+              help="The SQLite column holding each memory's id (kept as the pgmemo id).")
+@click.option("--content-column", default="content", show_default=True,
+              help="The SQLite column holding each memory's text.")
 @click.option("--metadata-column", default=None, help="JSON text column merged into metadata [metadata].")
 @click.option("--source-column", default=None, help="Stored as metadata.source [source].")
 @click.option("--importance-column", default=None, help="Stored as metadata.importance [importance].")

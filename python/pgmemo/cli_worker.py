@@ -40,7 +40,9 @@ def register(main: click.Group) -> None:
 @click.option("--concurrency", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Embedding threads, each with its own database connection.")
 @click.option("--lease", type=click.FloatRange(0.1, None), default=300.0, show_default=True,
-              help="Seconds a claim is held; after that another worker may take the job.")
+              help="Seconds a claim is held without renewal (the worker renews the claims of "
+                   "the batches in hand every third of it); a worker that stops, crashed, loses "
+                   "its jobs to the others after that.")
 @click.option("--poll", type=click.FloatRange(0.05, None), default=5.0, show_default=True,
               help="Seconds between polls when no NOTIFY arrives.")
 @click.option("--domain", default=None, help="Only embed rows of this domain.")
@@ -58,8 +60,10 @@ def worker(ctx: click.Context, once: bool, batch_size: int, concurrency: int, le
     """Embed queued rows through the configured embedder (PGMEMO_EMBEDDER).
 
     Wakes on NOTIFY memory_embedding_queue, polls as a fallback, sends a heartbeat
-    (memory.workers), runs memory.run_maintenance() periodically (no pg_cron needed) and
-    reconnects when the database restarts. SIGTERM/SIGINT: finish the batches in hand, then stop.
+    (memory.workers), renews the leases of the batches in hand, runs memory.run_maintenance()
+    periodically (no pg_cron needed) and reconnects when the database restarts. With no database
+    configured it uses (and on first use migrates) the embedded server. SIGTERM/SIGINT: finish
+    the batches in hand, then stop.
     """
     from .worker import Worker, setup_logging
 
@@ -81,8 +85,10 @@ def worker(ctx: click.Context, once: bool, batch_size: int, concurrency: int, le
 
 @click.command(context_settings=CONTEXT)
 @click.option("--domain", default=None, help="Only this domain (default: every domain).")
-@click.option("--batch-size", type=click.IntRange(1, 10000), default=32, show_default=True)
-@click.option("--concurrency", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 10000), default=32, show_default=True,
+              help="Jobs claimed (and texts sent to the provider) per batch.")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Embedding threads, each with its own database connection.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def backfill(ctx: click.Context, domain: str | None, batch_size: int, concurrency: int,

@@ -541,3 +541,38 @@ def test_bench_citus_tiny_run(cluster, tmp_path):
     text = md.read_text()
     assert text.count("## Citus: single node against") == 1 and "## Other" in text
     assert "ms per shard" in text
+
+
+def test_repair_shard_indexes_when_the_index_name_is_taken(cluster, cconn):
+    """repair_shard_indexes runs one statement at a time on the shard's worker: a shard with two
+    vector indexes gets exactly one, and when another relation on that worker already has the
+    name Citus gives a shard's index, PostgreSQL picks a name instead of the repair failing."""
+    c = cconn
+    c.execute("SELECT memory.create_domain('taken', %s)", (DIM,))
+    c.execute("SELECT memory.distribute_domain('taken', 2)")
+    shards = c.execute("SELECT shardid, shard_name, nodeport FROM citus_shards"
+                       " WHERE table_name = 'memory_data.taken_memories'::regclass ORDER BY shardid"
+                       ).fetchall()
+    by_port = {w.port: w for w in cluster.workers}
+    first, second = shards
+    name = f"taken_memories_hnsw_{first['shardid']}"
+    with _worker_conn(by_port[first["nodeport"]]) as w:
+        w.execute(f"DROP INDEX memory_data.{name}")
+        w.execute("CREATE TABLE memory_data.stray (x int)")
+        w.execute(f"CREATE INDEX {name} ON memory_data.stray (x)")
+    with _worker_conn(by_port[second["nodeport"]]) as w:
+        w.execute(f"CREATE INDEX taken_second_ip ON {second['shard_name']}"
+                  " USING hnsw (embedding vector_ip_ops)")
+    try:
+        assert one(c, "SELECT memory.repair_shard_indexes('taken')") == 2
+        got = {s["shard_id"]: s["indexes"] for s in c.execute(
+            "SELECT * FROM memory_private._shard_vector_indexes(memory_private._domain('taken'))")}
+        assert len(got[first["shardid"]]) == 1 and got[first["shardid"]][0]["name"] != name
+        assert [i["name"] for i in got[second["shardid"]]] == [
+            f"taken_memories_hnsw_{second['shardid']}"]
+        assert all(i["opclass"] == "vector_cosine_ops" and i["valid"]
+                   for idx in got.values() for i in idx)
+        assert one(c, "SELECT memory.repair_shard_indexes('taken')") == 0
+    finally:
+        with _worker_conn(by_port[first["nodeport"]]) as w:
+            w.execute("DROP TABLE memory_data.stray")

@@ -1,7 +1,8 @@
 """What may live where: the re-applied files in sql/ hold only CREATE OR REPLACE (and COMMENT ON;
 sql/90_grants.sql also re-applies the grants in one DO block). A DROP, an ALTER, a CREATE
 without OR REPLACE belongs in a versioned migration, applied once (a retired signature is dropped
-by the migration that retired it)."""
+by the migration that retired it). And how dynamic SQL is written: one dollar-quoted template per
+statement (below)."""
 
 from __future__ import annotations
 
@@ -33,3 +34,170 @@ def test_reapplied_file_holds_only_create_or_replace(path):
            if not ALLOWED.match(s + " ")
            and not (path.name == "90_grants.sql" and s.split()[0].upper() == "DO")]
     assert bad == [], f"sql/{path.name}: statements that belong in a migration: {bad}"
+
+
+# -- dynamic SQL: one dollar-quoted template per statement ---------------------------------------
+# The rule (STYLE.md, pgmq's way): a statement built at run time is ONE dollar-quoted template
+# passed to format(), identifiers through %I, values through EXECUTE ... USING. What the scanner
+# below catches: a format() inside the format() of an SQL template, an SQL template written as
+# several quoted fragments (joined by || or by adjacent literals), an SQL template with doubled
+# quotes, and EXECUTE of a concatenation (a string pasted into a statement).
+_TOKEN = re.compile(r"""
+  (?P<comment>--[^\n]*|/\*.*?\*/)
+ |(?P<dollar>\$(?:[A-Za-z_][A-Za-z_0-9]*)?\$)
+ |(?P<quote>[Ee]?'(?:[^']|'')*')
+ |(?P<ident>[A-Za-z_][A-Za-z_0-9$]*)
+ |(?P<op>\|\||:=|[(),;])
+ |(?P<other>\S)
+""", re.S | re.X)
+# How an SQL template (or a fragment of one) starts; messages and COMMENT texts do not.
+_SQL_START = re.compile(
+    r"\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP|WITH|TRUNCATE|COMMENT ON|GRANT|REVOKE|"
+    r"LOCK|REINDEX|ANALYZE|VACUUM|CALL|WHERE|FROM|AND|JOIN|LEFT JOIN|ORDER BY|GROUP BY|LIMIT|"
+    r"VALUES|RETURNING|USING|ON CONFLICT|SET)\b")
+_FUNCTION = re.compile(r"CREATE OR REPLACE (?:FUNCTION|PROCEDURE) ([a-z_]+\.[a-z_0-9]+)\(", re.I)
+
+
+def _tokens(text: str, line0: int) -> tuple[list[tuple[str, str, str, int]], list[tuple[str, int]]]:
+    """(kind, text, value, line) tokens, and the dollar-quoted bodies (scanned as code too)."""
+    toks, bodies, pos = [], [], 0
+    while (m := _TOKEN.search(text, pos)) is not None:
+        line = line0 + text.count("\n", 0, m.start())
+        kind = m.lastgroup
+        pos = m.end()
+        if kind == "dollar":
+            end = text.find(m.group(), m.end())
+            end = len(text) if end < 0 else end
+            body = text[m.end():end]
+            toks.append(("lit", "$", body, line))
+            bodies.append((body, line))
+            pos = end + len(m.group())
+        elif kind == "quote":
+            toks.append(("lit", "'", m.group()[m.group().index("'") + 1:-1], line))
+        elif kind != "comment":
+            toks.append((kind, m.group(), m.group(), line))
+    return toks, bodies
+
+
+def _scan(toks: list[tuple[str, str, str, int]]) -> list[tuple[int, str]]:
+    out, n, i = [], len(toks), 0
+    while i < n:
+        kind, text, value, line = toks[i]
+        if kind == "lit" and not (i and toks[i - 1][1] == "||"):
+            lits, pasted, j = [toks[i]], False, i + 1
+            while j < n:
+                if toks[j][0] == "lit":
+                    lits.append(toks[j])
+                    j += 1
+                elif toks[j][1] == "||" and j + 1 < n and toks[j + 1][0] == "lit":
+                    lits.append(toks[j + 1])
+                    j += 2
+                else:
+                    pasted = toks[j][1] == "||"
+                    break
+            if _SQL_START.match(value):
+                if pasted:
+                    out.append((line, "a string pasted into an SQL template with ||"))
+                elif len(lits) > 1:
+                    out.append((line, "an SQL template in several quoted fragments"))
+                elif any(t[1] == "'" and "''" in t[2] for t in lits):
+                    out.append((line, "an SQL template with doubled quotes"))
+            i = j
+            continue
+        if (kind == "ident" and text.lower() == "format" and i + 2 < n and toks[i + 1][1] == "("
+                and ((toks[i + 2][0] == "lit" and _SQL_START.match(toks[i + 2][2]))
+                     or (i and toks[i - 1][1].upper() == "EXECUTE"))):
+            depth, j = 0, i + 1
+            while j < n:
+                depth += {"(": 1, ")": -1}.get(toks[j][1], 0)
+                if depth == 0:
+                    break
+                if toks[j][0] == "ident" and toks[j][1].lower() == "format" and toks[j + 1][1] == "(":
+                    out.append((toks[j][3], "format inside the format of an SQL template"))
+                j += 1
+        if kind == "ident" and text.upper() == "EXECUTE" and i + 1 < n \
+                and toks[i + 1][1].upper() not in ("FUNCTION", "PROCEDURE"):
+            depth, j = 0, i + 1
+            while j < n and not (depth == 0 and (toks[j][1] == ";" or toks[j][1].upper()
+                                                 in ("INTO", "USING"))):
+                depth += {"(": 1, ")": -1}.get(toks[j][1], 0)
+                if toks[j][1] == "||" and depth == 0:
+                    out.append((toks[j][3], "EXECUTE of a concatenation (a string pasted in)"))
+                j += 1
+        i += 1
+    return out
+
+
+def dynamic_sql_problems(text: str) -> list[tuple[int, str, str]]:
+    """(line, enclosing function, problem) for every breach of the rule in an SQL file."""
+    found: set[tuple[int, str]] = set()
+    todo = [(text, 1)]
+    while todo:
+        chunk, line0 = todo.pop()
+        toks, bodies = _tokens(chunk, line0)
+        found.update(_scan(toks))
+        todo += bodies
+    starts = [(text.count("\n", 0, m.start()) + 1, m.group(1)) for m in _FUNCTION.finditer(text)]
+    return [(line, max((s for s in starts if s[0] <= line), default=(0, "-"))[1], what)
+            for line, what in sorted(found)]
+
+
+# Files (or functions) not rewritten yet, each with who is on it. Remove an entry when its file
+# is fixed: from then on the test keeps it so.
+NOT_YET = {
+    "00_private_helpers.sql": "memory_private._search_sql: issue 13 (search)",
+    "20_write.sql": "the writers: issue 12 (one write path) is rewriting them",
+    "31_bm25.sql": "issue 14",
+    "43_wire.sql": "issue 12", "51_queue_claim.sql": "issue 12",
+    "45_adopt.sql": "issues 12 and 11 (adopted tables' mapping and trust checks)",
+    "47_import.sql": "issue 12 (import_rows joins the one write path)",
+}
+NOT_YET_FUNCTIONS = {
+    ("48_distributed.sql", "memory_private._dist_shadow_write_sql"): "dead code: issue 12 retires it",
+    # The compiled filter (issue 13) is an SQL fragment by nature, and Citus cannot EXPLAIN the
+    # parameterised statement: both follow the single-node search SQL when issue 13 reworks it.
+    ("48_distributed.sql", "memory_private._dist_knn_sql"): "issue 13's predicate, as _search_sql",
+    ("48_distributed.sql", "memory_private._dist_explain"): "values inlined for Citus's EXPLAIN",
+}
+
+
+def test_dynamic_sql_scanner_sees_what_it_must():
+    bad = """CREATE OR REPLACE FUNCTION memory_private.f(d int) RETURNS void AS $$
+    BEGIN
+        EXECUTE format('SELECT %s FROM %I', format('x%s', d), 't');
+        EXECUTE format('SELECT a FROM %I '
+            'WHERE b = ''c''', 't');
+        EXECUTE 'DELETE FROM t WHERE b = ''c''';
+        EXECUTE 'SELECT 1 FROM t WHERE ' || v_where;
+        v := 'UPDATE t SET a = 1 WHERE ' || v_where;
+    END $$;"""
+    assert [what.split(" (")[0].split(" with")[0] for _, _, what in dynamic_sql_problems(bad)] == [
+        "format inside the format of an SQL template", "an SQL template in several quoted fragments",
+        "an SQL template", "EXECUTE of a concatenation", "a string pasted into an SQL template",
+        "a string pasted into an SQL template"]
+    good = """CREATE OR REPLACE FUNCTION memory_private.g(d int) RETURNS void AS $$
+    BEGIN
+        EXECUTE format($q$ SELECT a FROM %I.%I WHERE b = 'c' AND e = $1 $q$, 's', 't') USING d;
+        RAISE EXCEPTION 'domain ''%'' is ' 'unknown', d;
+        v := format('%s rows of %s', 1, format('%I', 't'));
+    END $$;
+    COMMENT ON FUNCTION memory_private.g(int) IS 'Select ' 'what''s there.';"""
+    assert dynamic_sql_problems(good) == []
+
+
+@pytest.mark.parametrize("path", resources.sql_files(), ids=lambda p: p.name)
+def test_dynamic_sql_is_one_dollar_quoted_template_per_statement(path):
+    if path.name in NOT_YET:
+        pytest.skip(f"not rewritten yet: {NOT_YET[path.name]}")
+    bad = [f"line {line} ({fn}): {what}" for line, fn, what in dynamic_sql_problems(path.read_text())
+           if (path.name, fn) not in NOT_YET_FUNCTIONS]
+    assert bad == [], f"sql/{path.name}: " + "; ".join(bad)
+
+
+def test_the_not_yet_lists_name_only_what_still_breaks_the_rule():
+    """An entry is removed as soon as its file (or function) follows the rule."""
+    files = {p.name: p for p in resources.sql_files()}
+    for name in NOT_YET:
+        assert name in files and dynamic_sql_problems(files[name].read_text()), name
+    for name, fn in NOT_YET_FUNCTIONS:
+        assert any(f == fn for _, f, _ in dynamic_sql_problems(files[name].read_text())), fn
