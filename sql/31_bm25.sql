@@ -50,20 +50,9 @@ AS $$
         memory_private._length_marker() || ':1')
 $$;
 
--- A row's length for BM25: the marker's position - 1 on factory tables, the number of distinct
--- lexemes on adopted ones (whose tsvector is the plain expression of their index). hit: the
--- row's tsvector filtered to the query's lexemes and the marker; tsv: the whole tsvector.
-CREATE OR REPLACE FUNCTION memory_private._dl_sql(hit_sql text, tsv_sql text)
-RETURNS text
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT format($q$coalesce((SELECT u.positions[1] - 1 FROM unnest(%1$s) AS u
-        WHERE u.lexeme = ' dl'), length(%2$s))$q$, hit_sql, tsv_sql)
-$$;
-
--- The tsvector of row t in search queries: the stored column of a factory table; on an adopted
--- domain (a view over the application's table, never altered) the indexed expression.
+-- The tsvector of row t that search queries match (the WHERE the full-text index serves): the
+-- stored column of a factory table; on an adopted domain (a view over the application's table,
+-- never altered) the indexed expression.
 CREATE OR REPLACE FUNCTION memory_private._domain_tsvector_sql(d memory_private.domains)
 RETURNS text
 LANGUAGE sql IMMUTABLE
@@ -73,25 +62,58 @@ AS $$
         ELSE 't.content_tsv' END
 $$;
 
--- BM25 parameters (the usual values, as bm25s and Lucene use).
-CREATE OR REPLACE FUNCTION memory_private._bm25_k1()
-RETURNS double precision
+-- The tsvector of row t that BM25 reads tf and the length from: the one with the length marker
+-- (the stored column; on an adopted domain the indexed expression with the marker appended, so
+-- both kinds of domain measure length in words).
+CREATE OR REPLACE FUNCTION memory_private._domain_rank_tsvector_sql(d memory_private.domains)
+RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$ SELECT 1.2::double precision $$;
+AS $$
+    SELECT CASE WHEN d.adopted
+        THEN memory_private._stored_tsvector_sql(d.text_config, 't.content')
+        ELSE 't.content_tsv' END
+$$;
 
-CREATE OR REPLACE FUNCTION memory_private._bm25_b()
-RETURNS double precision
-LANGUAGE sql IMMUTABLE
+-- BM25's knobs: k1 (tf saturation) and b (length normalisation), and the candidate budget (how
+-- many rows, estimated, the common lexemes of a query may add to the candidate scan). Defaults
+-- chosen on the dev queries of bench/quality.py (BENCHMARKS.md, "Search quality"); a session
+-- may set pgmemo.bm25_k1 (0..10), pgmemo.bm25_b (0..1) and pgmemo.bm25_budget (rows, >= 0) to
+-- tune them for its corpus (out-of-range or unreadable values raise 22023).
+CREATE OR REPLACE FUNCTION memory_private._bm25_params(
+    OUT k1 double precision, OUT b double precision, OUT budget double precision,
+    OUT rerank integer
+)
+LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
-AS $$ SELECT 0.75::double precision $$;
-
--- How many rows (estimated) the common lexemes of a query may add to the candidate scan.
-CREATE OR REPLACE FUNCTION memory_private._text_candidate_budget()
-RETURNS bigint
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$ SELECT 2000::bigint $$;
+AS $$
+DECLARE
+    v_k1 text := nullif(current_setting('pgmemo.bm25_k1', true), '');
+    v_b text := nullif(current_setting('pgmemo.bm25_b', true), '');
+    v_budget text := nullif(current_setting('pgmemo.bm25_budget', true), '');
+    v_rerank text := nullif(current_setting('pgmemo.bm25_rerank', true), '');
+BEGIN
+    k1 := 1.2;
+    b := 0.75;
+    budget := 2000;
+    rerank := 100;
+    BEGIN
+        k1 := coalesce(v_k1::double precision, k1);
+        b := coalesce(v_b::double precision, b);
+        budget := coalesce(v_budget::double precision, budget);
+        rerank := coalesce(v_rerank::integer, rerank);
+    EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
+        k1 := 'NaN';
+    END;
+    IF NOT (k1 BETWEEN 0 AND 10 AND b BETWEEN 0 AND 1 AND budget >= 0
+            AND rerank BETWEEN 1 AND 10000) THEN
+        RAISE EXCEPTION 'pgmemo.bm25_k1 must be in [0, 10], pgmemo.bm25_b in [0, 1], '
+            'pgmemo.bm25_budget >= 0 and pgmemo.bm25_rerank in [1, 10000]; got %, %, %, %',
+            v_k1, v_b, v_budget, v_rerank
+            USING ERRCODE = '22023';
+    END IF;
+END;
+$$;
 
 -- At most this many distinct words per query (each costs a GIN lookup and a lookup in every
 -- candidate's tsvector): a longer query is refused with error 22023.
@@ -110,7 +132,8 @@ AS $$ SELECT 20000::bigint $$;
 
 -- A web-search query (the syntax of websearch_to_tsquery: "quoted phrases", OR, -exclusion)
 -- split for ranking:
--- * words: the distinct lexemes of every word that is not excluded (phrase words included);
+-- * words: the distinct lexemes of every word that is not excluded (phrase words included),
+--   sorted; qtf: how often each occurs in the query (BM25 sums a term once per occurrence);
 -- * required: what every result must satisfy, or NULL: with match 'all' the whole query as
 --   websearch_to_tsquery reads it; with match 'any' only the phrases (each as a phrase) and the
 --   exclusions;
@@ -118,7 +141,7 @@ AS $$ SELECT 20000::bigint $$;
 --   common), or NULL.
 CREATE OR REPLACE FUNCTION memory_private._parse_text_query(
     text_config regconfig, query text, match text,
-    OUT words text[], OUT required tsquery, OUT phrases tsquery
+    OUT words text[], OUT qtf double precision[], OUT required tsquery, OUT phrases tsquery
 )
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
@@ -129,7 +152,6 @@ DECLARE
     v_q tsquery;
     v_positive text := '';
 BEGIN
-    words := ARRAY[]::text[];
     FOR v_tok IN
         SELECT m[1] FROM regexp_matches(coalesce(query, ''), '(-?"[^"]*"?|[^\s"]+)', 'g') AS m
     LOOP
@@ -137,30 +159,32 @@ BEGIN
         IF v_neg THEN
             v_tok := substr(v_tok, 2);
         END IF;
+        IF NOT v_neg AND left(v_tok, 1) <> '"' THEN
+            -- a plain word: ranked, nothing required (the common case, no tsquery parsing)
+            CONTINUE WHEN lower(v_tok) = 'or';  -- the OR operator: every word is an alternative
+            v_positive := v_positive || ' ' || v_tok;
+            CONTINUE;
+        END IF;
         -- (to_tsvector first: the tsquery parsers raise a NOTICE for stop words)
         CONTINUE WHEN to_tsvector(text_config, btrim(v_tok, '"')) = ''::tsvector;
-        IF left(v_tok, 1) = '"' THEN
-            v_q := phraseto_tsquery(text_config, btrim(v_tok, '"'));
-        ELSIF lower(v_tok) = 'or' AND NOT v_neg THEN
-            CONTINUE;  -- the OR operator: with ranking every word is an alternative anyway
-        ELSE
-            v_q := plainto_tsquery(text_config, v_tok);
-        END IF;
+        v_q := CASE WHEN left(v_tok, 1) = '"' THEN phraseto_tsquery(text_config, btrim(v_tok, '"'))
+            ELSE plainto_tsquery(text_config, v_tok) END;
         CONTINUE WHEN numnode(v_q) = 0;  -- stop words, punctuation
         IF v_neg THEN
             required := CASE WHEN required IS NULL THEN !! v_q ELSE required && !! v_q END;
         ELSE
             v_positive := v_positive || ' ' || btrim(v_tok, '"');
-            IF left(v_tok, 1) = '"' AND v_q::text LIKE '%<%>%' THEN
+            IF v_q::text LIKE '%<%>%' THEN
                 required := CASE WHEN required IS NULL THEN v_q ELSE required && v_q END;
                 phrases := CASE WHEN phrases IS NULL THEN v_q ELSE phrases || v_q END;
             END IF;
         END IF;
     END LOOP;
-    words := ARRAY(
-        SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector(text_config, v_positive))) AS w
-        ORDER BY w
-    );
+    SELECT coalesce(array_agg(u.lexeme ORDER BY u.lexeme), ARRAY[]::text[]),
+        coalesce(array_agg(cardinality(u.positions)::double precision ORDER BY u.lexeme),
+            ARRAY[]::double precision[])
+    INTO words, qtf
+    FROM unnest(to_tsvector(text_config, v_positive)) AS u;
     IF match = 'all' THEN
         required := websearch_to_tsquery(text_config, coalesce(query, ''));
         IF numnode(required) = 0 THEN
@@ -170,34 +194,281 @@ BEGIN
 END;
 $$;
 
--- N (rows), avgdl (average length, see _dl_sql) and the common lexemes' shares of a domain: the
--- refreshed statistics, else an estimate of N and avgdl from at most 1,000 rows (N then at
--- least the planner's row count) and no common lexemes (every lexeme counted exactly).
-CREATE OR REPLACE FUNCTION memory_private._text_stats(
-    d memory_private.domains, OUT documents double precision, OUT avg_length double precision,
-    OUT common_lexemes jsonb
+-- The average length of a domain's rows, and how many were counted: every row (limit NULL) or
+-- the first `limit`. One statement: the same tsvector and length rule as the ranking.
+CREATE OR REPLACE FUNCTION memory_private._text_length_sql(d memory_private.domains)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($q$
+        SELECT count(*), coalesce(avg(x.dl), 0)
+        FROM (SELECT %3$s AS tsv FROM %1$I.%2$I AS t LIMIT $1) AS v
+        CROSS JOIN LATERAL (
+            SELECT coalesce(sum(u.positions[1] - 1), 0) AS dl
+            FROM unnest(ts_filter(setweight(v.tsv, 'A', '{" dl"}'), '{a}')) AS u
+        ) AS x
+    $q$, d.table_schema, d.table_name, memory_private._domain_rank_tsvector_sql(d))
+$$;
+
+-- For the lexemes of a query: N (rows) and avgdl of the domain, each lexeme's estimated df (NULL:
+-- rare, counted exactly over the candidates) and the candidate tsquery. N and avgdl come from the
+-- refreshed statistics, else an estimate from at most 1,000 rows (N at least the planner's row
+-- count) with no common lexemes. Rare lexemes (no planner frequency) generate candidates; common
+-- ones join, rarest first, while their estimated rows fit the budget (the rarest always does);
+-- the others only add to the candidates' scores, with df = frequency * N. The phrases are
+-- candidates too.
+CREATE OR REPLACE FUNCTION memory_private._text_candidates(
+    d memory_private.domains, words text[], phrases tsquery, budget double precision,
+    OUT documents double precision, OUT avg_length double precision,
+    OUT df_estimates double precision[], OUT candidates tsquery[], OUT candidate_lexemes text[]
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_freq double precision[];
+BEGIN
+    SELECT s.documents, s.avg_length,
+        ARRAY(SELECT (s.common_lexemes ->> w.lexeme)::double precision
+              FROM unnest(words) WITH ORDINALITY AS w (lexeme, n) ORDER BY w.n)
+    INTO documents, avg_length, v_freq
+    FROM memory_private.text_stats AS s WHERE s.domain = d.domain;
+    IF NOT FOUND OR NOT documents > 0 THEN
+        EXECUTE memory_private._text_length_sql(d) USING 1000 INTO documents, avg_length;
+        documents := greatest(documents, (
+            SELECT c.reltuples FROM pg_catalog.pg_class AS c
+            WHERE c.oid = coalesce(d.source_table,
+                format('%I.%I', d.table_schema, d.table_name)::regclass)));
+        v_freq := array_fill(NULL::double precision, ARRAY[cardinality(words)]);
+    END IF;
+    -- each candidate lexeme as a tsquery (quoted: quotes doubled, backslashes escaped); df
+    -- estimates in the order of words.
+    WITH f AS (
+        SELECT w.lexeme, w.n, v_freq[w.n] * documents AS est_rows,
+            sum(coalesce(v_freq[w.n], 0) * documents) OVER (
+                ORDER BY v_freq[w.n] NULLS FIRST, w.lexeme) AS running,
+            row_number() OVER (ORDER BY v_freq[w.n] NULLS FIRST, w.lexeme) AS rn
+        FROM unnest(words) WITH ORDINALITY AS w (lexeme, n)
+    ),
+    c AS (
+        SELECT f.*, f.est_rows IS NULL OR f.running <= budget OR f.rn = 1 AS candidate FROM f
+    )
+    SELECT array_agg(CASE WHEN c.candidate THEN NULL ELSE c.est_rows END ORDER BY c.n),
+        array_agg(('''' || replace(replace(c.lexeme, E'\\', E'\\\\'), '''', '''''')
+            || '''')::tsquery ORDER BY c.n) FILTER (WHERE c.candidate),
+        array_agg(c.lexeme ORDER BY c.n) FILTER (WHERE c.candidate)
+    INTO df_estimates, candidates, candidate_lexemes
+    FROM c;
+    IF phrases IS NOT NULL THEN
+        candidates := candidates || phrases;
+        candidate_lexemes := candidate_lexemes || NULL::text;
+    END IF;
+END;
+$$;
+
+-- The BM25 query over one domain, one statement, in two stages:
+-- 1. postings: the rows of each candidate lexeme (and phrase) through the GIN index, one index
+--    search per lexeme (no tsvector is read), each with the filter flag; their counts are the
+--    lexemes' exact document frequencies (corpus-wide, whatever the filter);
+-- 2. the rows that pass the filter, best first by the sum of their lexemes' IDF (phrase rows
+--    first), the first `rerank` of them scored exactly: tf from the positions of their tsvector,
+--    length from its marker lexeme ' dl' (position - 1).
+-- Parameters: $1 the query's lexemes (text[]), $2 their estimated df (NULL: counted in stage 1),
+-- $3 the filter's values (the filter language, sql/33_filter_compile.sql), $4 the candidate
+-- tsqueries (tsquery[]), $5 required (tsquery or NULL), $6 N, $7 avgdl, $8 k1, $9 b, $10 k,
+-- $11 the cap on rows per candidate lexeme, $12 the lexemes' query frequencies, $13 the
+-- candidates' lexemes (text[], NULL for a phrase), $14 rerank. predicate: the compiled filter on t
+-- ('true' for none).
+CREATE OR REPLACE FUNCTION memory_private._bm25_sql(d memory_private.domains, predicate text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($q$
+        WITH p AS MATERIALIZED (
+            SELECT c.lexeme, x.id, x.ok
+            FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
+            CROSS JOIN LATERAL (
+                SELECT t.id, (%5$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok
+                FROM %1$I.%2$I AS t
+                WHERE %3$s @@ c.q
+                LIMIT $11
+            ) AS x
+        ),
+        w AS MATERIALIZED (
+            SELECT q.lexeme, q.qtf * ln(1 + ($6 - x.df + 0.5) / (x.df + 0.5)) AS idf
+            FROM unnest($1::text[], $2::double precision[], $12::double precision[])
+                AS q (lexeme, est, qtf)
+            LEFT JOIN (SELECT p.lexeme, count(*) AS n FROM p GROUP BY p.lexeme) AS c
+                ON c.lexeme = q.lexeme
+            CROSS JOIN LATERAL (
+                SELECT least(greatest(coalesce(q.est, c.n, 0), 1), $6) AS df) AS x
+        ),
+        top AS MATERIALIZED (
+            SELECT p.id
+            FROM p LEFT JOIN w ON w.lexeme = p.lexeme
+            WHERE p.ok
+            GROUP BY p.id
+            ORDER BY sum(coalesce(w.idf, 1e6)) DESC, p.id
+            LIMIT $14
+        )
+        SELECT t.id, t.content, t.metadata, s.score AS rank, t.created_at, t.updated_at
+        FROM top
+        JOIN %1$I.%2$I AS t ON t.id = top.id
+        CROSS JOIN LATERAL (
+            SELECT ts_filter(setweight(%4$s, 'A', $1 || ' dl'::text), '{a}') AS hit
+        ) AS f
+        CROSS JOIN LATERAL (
+            SELECT coalesce(sum(w.idf * h.tf * ($8 + 1)
+                / (h.tf + $8 * (1 - $9 + $9 * l.dl / greatest($7, 1)))), 0)::double precision
+                AS score
+            FROM (SELECT u.lexeme, cardinality(u.positions) AS tf FROM unnest(f.hit) AS u) AS h
+            JOIN w ON w.lexeme = h.lexeme
+            CROSS JOIN (
+                SELECT coalesce(max(u.positions[1] - 1), 0) AS dl
+                FROM unnest(f.hit) AS u WHERE u.lexeme = ' dl'
+            ) AS l
+        ) AS s
+        ORDER BY s.score DESC, t.updated_at DESC, t.id
+        LIMIT $10
+    $q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d),
+        memory_private._domain_rank_tsvector_sql(d), predicate)
+$$;
+
+-- Ranked full-text search of one domain (memory.search_text does the argument checks).
+-- Unfiltered searches of pgmemo's own tables run the plan cached in
+-- memory_private._search_text_static; the others run _bm25_sql dynamically.
+-- enable_seqscan is off for the call (restored on exit): the planner's estimate of the @@ scan
+-- ignores that each row's tsvector is detoasted, and at a few thousand rows it picked a
+-- sequential scan over every tsvector instead of the GIN index (measured 10x slower on the eval).
+CREATE OR REPLACE FUNCTION memory_private._search_text_bm25(
+    d memory_private.domains, query text, k integer, filter jsonb, match text
+)
+RETURNS TABLE (
+    id text, content text, metadata jsonb, rank double precision,
+    created_at timestamptz, updated_at timestamptz
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+SET enable_seqscan = off
+AS $$
+DECLARE
+    v_p record;
+    v_c record;
+    v_k record := memory_private._bm25_params();
+    -- the filter language (sql/33_filter_compile.sql): its values are $3 here
+    v_f record := memory_private._filter_compile(filter);
+BEGIN
+    SELECT * INTO v_p FROM memory_private._parse_text_query(d.text_config, query, match);
+    IF cardinality(v_p.words) = 0 THEN
+        RETURN;  -- empty, stop words or exclusions only: nothing to rank by
+    END IF;
+    IF cardinality(v_p.words) > memory_private._text_max_words() THEN
+        RAISE EXCEPTION 'query has % distinct words; search_text takes at most %',
+            cardinality(v_p.words), memory_private._text_max_words()
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO v_c
+    FROM memory_private._text_candidates(d, v_p.words, v_p.phrases, v_k.budget);
+    IF v_f.predicate IS NULL AND NOT d.adopted AND NOT d.distributed THEN
+        RETURN QUERY SELECT * FROM memory_private._search_text_static(v_p.words,
+            v_c.df_estimates, NULL, v_c.candidates, v_p.required, v_c.documents,
+            v_c.avg_length, v_k.k1, v_k.b, k, memory_private._text_candidate_cap(), v_p.qtf,
+            v_c.candidate_lexemes, greatest(v_k.rerank, k), d);
+    ELSE
+        RETURN QUERY EXECUTE memory_private._bm25_sql(d, coalesce(v_f.predicate, 'true'))
+        USING v_p.words, v_c.df_estimates, v_f.params, v_c.candidates, v_p.required,
+            v_c.documents, v_c.avg_length, v_k.k1, v_k.b, k, memory_private._text_candidate_cap(),
+            v_p.qtf, v_c.candidate_lexemes, greatest(v_k.rerank, k);
+    END IF;
+END;
+$$;
+
+-- Unfiltered search_text without re-planning: memory_private._search_text_static holds, for
+-- every domain of pgmemo's own (not adopted, not distributed), _bm25_sql's query as static SQL in
+-- one generated PL/pgSQL function, so PostgreSQL plans it once per session (a dynamic EXECUTE is
+-- parsed and planned on every call). Its parameters are in the order of _bm25_sql's ($1..$12,
+-- which PL/pgSQL reads as the function's own), the domain row last. A branch is chosen by
+-- _text_static_key (what the query depends on), so a stale branch is never used; a domain
+-- without one runs the same query dynamically. Regenerated with memory.search's static function
+-- (memory_private._search_static_refresh: create_domain, drop_domain, adoption, every migrate).
+CREATE OR REPLACE FUNCTION memory_private._text_static_key(d memory_private.domains)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT concat_ws('/', d.domain, d.table_schema, d.table_name, d.adopted, d.distributed)
+$$;
+
+CREATE OR REPLACE FUNCTION memory_private._search_text_static_refresh()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_branches text;
+BEGIN
+    -- one regeneration at a time, each from the committed registry
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgmemo:search_text_static'));
+    SELECT string_agg(format($b$
+        WHEN %1$L THEN
+            RETURN QUERY %2$s;
+$b$, memory_private._text_static_key(x), memory_private._bm25_sql(x, 'true')), '' ORDER BY x.domain)
+    INTO v_branches
+    FROM (
+        SELECT d.* FROM memory_private.domains AS d
+        WHERE NOT d.adopted AND NOT d.distributed
+          AND to_regclass(format('%I.%I', d.table_schema, d.table_name)) IS NOT NULL
+        ORDER BY d.domain LIMIT 500
+    ) AS x;
+    EXECUTE format($f$
+CREATE OR REPLACE FUNCTION memory_private._search_text_static(
+    text[], double precision[], jsonb, tsquery[], tsquery, double precision, double precision,
+    double precision, double precision, integer, bigint, double precision[], text[], integer,
+    memory_private.domains
+)
+RETURNS TABLE (
+    id text, content text, metadata jsonb, rank double precision,
+    created_at timestamptz, updated_at timestamptz
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+-- one generic plan per session, reused (with LIMIT and the tsquery parameters the planner would
+-- otherwise re-plan on every call)
+SET plan_cache_mode = force_generic_plan
+AS $body$
+#variable_conflict use_column
+BEGIN
+    CASE memory_private._text_static_key($15)
+        WHEN NULL THEN NULL;
+%1$s
+    ELSE
+        RETURN QUERY EXECUTE memory_private._bm25_sql($15, 'true')
+        USING $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14;
+    END CASE;
+END;
+$body$
+$f$, coalesce(v_branches, ''));
+END;
+$$;
+
+-- The function before its first generation: every domain runs the dynamic query.
+CREATE OR REPLACE FUNCTION memory_private._search_text_static(
+    text[], double precision[], jsonb, tsquery[], tsquery, double precision, double precision,
+    double precision, double precision, integer, bigint, double precision[], text[], integer,
+    memory_private.domains
+)
+RETURNS TABLE (
+    id text, content text, metadata jsonb, rank double precision,
+    created_at timestamptz, updated_at timestamptz
 )
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 BEGIN
-    SELECT s.documents, s.avg_length, s.common_lexemes INTO documents, avg_length, common_lexemes
-    FROM memory_private.text_stats AS s WHERE s.domain = d.domain;
-    IF FOUND AND documents > 0 THEN
-        RETURN;
-    END IF;
-    common_lexemes := '{}';
-    EXECUTE format(
-        $q$SELECT count(*), coalesce(avg(%4$s), 0)
-           FROM (SELECT %1$s AS tsv FROM %2$I.%3$I AS t LIMIT 1000) AS v$q$,
-        memory_private._domain_tsvector_sql(d), d.table_schema, d.table_name,
-        memory_private._dl_sql(
-            format('ts_filter(setweight(v.tsv, %L, %L), %L)', 'A', '{" dl"}', '{a}'), 'v.tsv'))
-    INTO documents, avg_length;
-    documents := greatest(documents, (
-        SELECT c.reltuples FROM pg_catalog.pg_class AS c
-        WHERE c.oid = coalesce(d.source_table,
-            format('%I.%I', d.table_schema, d.table_name)::regclass)));
+    RETURN QUERY EXECUTE memory_private._bm25_sql($15, 'true')
+    USING $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14;
 END;
 $$;
 
@@ -225,132 +496,6 @@ AS $$
     ), '{}'::jsonb)
 $$;
 
--- The BM25 query over one domain. $1 words (text[]), $2 the lexemes' estimated df (NULL: count
--- it over the candidates), $3 the candidate tsquery, $4 required (tsquery or NULL), $5 filter,
--- $6 N, $7 avgdl, $8 k1, $9 b, $10 k, $11 the candidate cap. The tsvector expression appears
--- once per row (a LATERAL) so an adopted table's is computed once per candidate.
-CREATE OR REPLACE FUNCTION memory_private._bm25_sql(d memory_private.domains, with_filter boolean)
-RETURNS text
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT format($q$
-        WITH cand AS MATERIALIZED (
-            SELECT t.id, %5$s AS dl, h.hit,
-                ($4::tsquery IS NULL OR v.tsv @@ $4) %4$s AS ok
-            FROM %2$I.%3$I AS t
-            CROSS JOIN LATERAL (SELECT %1$s AS tsv) AS v
-            CROSS JOIN LATERAL (
-                SELECT ts_filter(setweight(v.tsv, 'A', $1 || ' dl'::text), '{a}') AS hit) AS h
-            WHERE %1$s @@ $3
-            LIMIT $11
-        ),
-        hits AS MATERIALIZED (
-            SELECT c.id, c.dl, c.ok, h.lexeme, cardinality(h.positions) AS tf
-            FROM cand AS c CROSS JOIN LATERAL unnest(c.hit) AS h
-        ),
-        w AS MATERIALIZED (
-            SELECT q.lexeme, ln(1 + ($6 - x.df + 0.5) / (x.df + 0.5)) AS idf
-            FROM unnest($1::text[], $2::double precision[]) AS q (lexeme, est)
-            LEFT JOIN (SELECT h.lexeme, count(*) AS n FROM hits AS h GROUP BY h.lexeme) AS c
-                ON c.lexeme = q.lexeme
-            CROSS JOIN LATERAL (
-                SELECT least(greatest(coalesce(q.est, c.n, 0), 1), $6) AS df) AS x
-        ),
-        scored AS (
-            SELECT h.id, sum(w.idf * h.tf * ($8 + 1)
-                / (h.tf + $8 * (1 - $9 + $9 * h.dl / greatest($7, 1)))) AS score
-            FROM hits AS h JOIN w ON w.lexeme = h.lexeme
-            WHERE h.ok
-            GROUP BY h.id
-            ORDER BY score DESC, h.id
-            LIMIT $10 + 16
-        )
-        SELECT t.id, t.content, t.metadata, s.score::double precision AS rank, t.created_at,
-            t.updated_at
-        FROM scored AS s JOIN %2$I.%3$I AS t ON t.id = s.id
-        ORDER BY s.score DESC, t.updated_at DESC, t.id
-        LIMIT $10
-    $q$,
-    memory_private._domain_tsvector_sql(d), d.table_schema, d.table_name,
-    CASE WHEN with_filter THEN 'AND t.metadata @> $5' ELSE '' END,
-    memory_private._dl_sql('h.hit', 'v.tsv'))
-$$;
-
--- Ranked full-text search of one domain (memory.search_text does the argument checks).
--- enable_seqscan is off for the call (restored on exit): the planner's estimate of the @@ scan
--- ignores that each row's tsvector is detoasted, and at a few thousand rows it picked a
--- sequential scan over every tsvector instead of the GIN index (measured 10x slower on the eval).
-CREATE OR REPLACE FUNCTION memory_private._search_text_bm25(
-    d memory_private.domains, query text, k integer, filter jsonb, match text
-)
-RETURNS TABLE (
-    id text, content text, metadata jsonb, rank double precision,
-    created_at timestamptz, updated_at timestamptz
-)
-LANGUAGE plpgsql STABLE
-SET search_path FROM CURRENT
-SET enable_seqscan = off
-AS $$
-DECLARE
-    v_p record;
-    v_stats record;
-    v_words text[];
-    v_est double precision[];
-    v_cand text[];
-    v_cand_query tsquery;
-    -- the filter language (sql/33_filter_compile.sql): its values are $5 here
-    v_f record := memory_private._filter_compile(filter);
-    v_sql text := memory_private._bm25_sql(d, v_f.predicate IS NOT NULL);
-BEGIN
-    IF v_f.predicate IS NOT NULL THEN
-        v_sql := replace(v_sql, 'AND t.metadata @> $5',
-            'AND ' || regexp_replace(v_f.predicate, '\(\$3 -', '($5 -', 'g'));
-    END IF;
-    SELECT * INTO v_p FROM memory_private._parse_text_query(d.text_config, query, match);
-    IF cardinality(v_p.words) = 0 THEN
-        RETURN;  -- empty, stop words or exclusions only: nothing to rank by
-    END IF;
-    IF cardinality(v_p.words) > memory_private._text_max_words() THEN
-        RAISE EXCEPTION 'query has % distinct words; search_text takes at most %',
-            cardinality(v_p.words), memory_private._text_max_words()
-            USING ERRCODE = '22023';
-    END IF;
-    SELECT * INTO v_stats FROM memory_private._text_stats(d);
-    -- Rare lexemes (no planner frequency) generate candidates; common ones join, rarest first,
-    -- while their estimated rows fit the budget; the rarest lexeme always does.
-    WITH l AS (
-        SELECT w.lexeme, (v_stats.common_lexemes ->> w.lexeme)::double precision AS freq
-        FROM unnest(v_p.words) AS w (lexeme)
-    ),
-    f AS (
-        SELECT l.lexeme, l.freq, l.freq * v_stats.documents AS est_rows,
-            sum(coalesce(l.freq, 0) * v_stats.documents) OVER (
-                ORDER BY l.freq NULLS FIRST, l.lexeme) AS running,
-            row_number() OVER (ORDER BY l.freq NULLS FIRST, l.lexeme) AS rn
-        FROM l
-    )
-    SELECT array_agg(f.lexeme ORDER BY f.lexeme),
-        array_agg(CASE WHEN f.freq IS NULL OR f.running <= memory_private._text_candidate_budget()
-                OR f.rn = 1 THEN NULL ELSE f.est_rows END ORDER BY f.lexeme),
-        array_agg(f.lexeme ORDER BY f.lexeme) FILTER (WHERE f.freq IS NULL
-            OR f.running <= memory_private._text_candidate_budget() OR f.rn = 1)
-    INTO v_words, v_est, v_cand
-    FROM f;
-    -- tsquery literal: each lexeme quoted (quotes doubled, backslashes escaped), OR'ed.
-    v_cand_query := (SELECT string_agg(
-            '''' || replace(replace(w, E'\\', E'\\\\'), '''', '''''') || '''', ' | ')
-        FROM unnest(v_cand) AS w)::tsquery;
-    IF v_p.phrases IS NOT NULL THEN
-        v_cand_query := v_cand_query || v_p.phrases;
-    END IF;
-    RETURN QUERY EXECUTE v_sql
-    USING v_words, v_est, v_cand_query, v_p.required, v_f.params, v_stats.documents,
-        v_stats.avg_length, memory_private._bm25_k1(), memory_private._bm25_b(), k,
-        memory_private._text_candidate_cap();
-END;
-$$;
-
 -- Recompute one domain's N and avgdl (and, on pgmemo's own tables, ANALYZE the tsvector column
 -- so the common lexemes' frequencies are current).
 CREATE OR REPLACE FUNCTION memory_private._refresh_text_stats(d memory_private.domains)
@@ -367,12 +512,7 @@ BEGIN
         -- pgmemo's rights. Autovacuum analyzes it.
         EXECUTE format('ANALYZE %I.%I (content_tsv)', d.table_schema, d.table_name);
     END IF;
-    EXECUTE format(
-        $q$SELECT count(*), coalesce(avg(%4$s), 0)
-           FROM %2$I.%3$I AS t CROSS JOIN LATERAL (SELECT %1$s AS tsv) AS v$q$,
-        memory_private._domain_tsvector_sql(d), d.table_schema, d.table_name,
-        memory_private._dl_sql(
-            format('ts_filter(setweight(v.tsv, %L, %L), %L)', 'A', '{" dl"}', '{a}'), 'v.tsv'))
+    EXECUTE memory_private._text_length_sql(d) USING NULL::bigint
     INTO v_docs, v_avg;
     INSERT INTO memory_private.text_stats AS s
         (domain, documents, avg_length, common_lexemes, writes_at_refresh, refreshed_at)

@@ -109,6 +109,8 @@ SET hnsw.max_scan_tuples = 20000' ELSE '' END,
     IF v_iterative IS NOT NULL THEN
         PERFORM set_config('hnsw.iterative_scan', v_iterative, true);
     END IF;
+    -- memory.search_text's cached plans follow the same domains (sql/31_bm25.sql)
+    PERFORM memory_private._search_text_static_refresh();
 END;
 $$;
 
