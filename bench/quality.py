@@ -31,6 +31,7 @@ import math
 import platform
 import random
 import re
+import os
 import statistics
 import sys
 import sysconfig
@@ -357,9 +358,27 @@ def mode_sql(mode: str, params: dict[str, Any] | None = None) -> str:
     raise ValueError(mode)
 
 
+# Server CPU per mode (milliseconds, summed over run_mode calls): the backend's user + system
+# time from /proc, read before and after each query (10 ms ticks: unbiased over many queries).
+# On a loaded shared machine wall-clock latency mostly measures waiting for a core; CPU time is
+# what a query costs. None when the server is not local (a --dsn elsewhere).
+CPU_MS: dict[str, float | None] = {}
+CPU_N: dict[str, int] = {}
+
+
+def backend_cpu_ms(conn) -> float | None:
+    try:
+        fields = Path(f"/proc/{conn.info.backend_pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
 def run_mode(conn, mode: str, queries: list[tuple[str, Any, str]],
-             params: dict[str, Any] | None = None) -> tuple[list[int | None], list[float]]:
-    """Rank of the relevant document (None when not in the top K) and latency per query."""
+             params: dict[str, Any] | None = None,
+             cpu_key: str | None = None) -> tuple[list[int | None], list[float]]:
+    """Rank of the relevant document (None when not in the top K) and latency per query; with
+    cpu_key, the server CPU of the queries is added to CPU_MS[cpu_key]."""
     params = {**MODE_PARAMS.get(mode, {}), **(params or {})}
     ranks: list[int | None] = []
     times: list[float] = []
@@ -373,9 +392,15 @@ def run_mode(conn, mode: str, queries: list[tuple[str, Any, str]],
     sql = mode_sql(mode, params)
     for text, vec, relevant in queries:
         args = {"domain": DOMAIN, "q": text, "v": vec, "k": K, **(params or {})}
+        cpu0 = backend_cpu_ms(conn) if cpu_key else None
         started = time.perf_counter()
         rows = conn.execute(sql, args, prepare=False).fetchall()
         times.append(time.perf_counter() - started)
+        if cpu_key:
+            cpu1 = backend_cpu_ms(conn)
+            CPU_MS[cpu_key] = (None if cpu0 is None or cpu1 is None
+                               else (CPU_MS.get(cpu_key) or 0.0) + cpu1 - cpu0)
+            CPU_N[cpu_key] = CPU_N.get(cpu_key, 0) + 1
         ids = [r["id"] for r in rows]
         ranks.append(ids.index(relevant) + 1 if relevant in ids else None)
     return ranks, times
@@ -435,7 +460,8 @@ class BM25sContender:
 _CONTENDERS: dict[str, BM25sContender] = {}
 
 
-def metrics(ranks: list[int | None], times: list[float] | None = None) -> dict[str, float]:
+def metrics(ranks: list[int | None], times: list[float] | None = None,
+            cpu_key: str | None = None) -> dict[str, float]:
     n = len(ranks)
     out = {
         "mrr@10": sum(1 / r for r in ranks if r) / n,
@@ -447,6 +473,8 @@ def metrics(ranks: list[int | None], times: list[float] | None = None) -> dict[s
         ms = sorted(t * 1000 for t in times)
         out["p50_ms"] = round(statistics.median(ms), 2)
         out["p95_ms"] = round(ms[min(len(ms) - 1, int(0.95 * len(ms)))], 2)
+    if cpu_key and CPU_MS.get(cpu_key) is not None and CPU_N.get(cpu_key):
+        out["cpu_ms"] = round(CPU_MS[cpu_key] / CPU_N[cpu_key], 3)
     return out
 
 
@@ -492,7 +520,7 @@ def evaluate(dsn: str | None = None, *, tiny: bool = False, n_docs: int | None =
         items, versions = load_readme_corpus(tiny)
         n_docs = n_docs or (200 if tiny else len(items))
         n_queries = n_queries or (50 if tiny else n_docs // 3)
-    n_dev = 0 if tiny or not sweep else min(400, n_docs - n_queries)
+    n_dev = 0 if not sweep else min(20 if tiny else 400, n_docs - n_queries)
     docs, test_idx, dev_idx = sample(items, n_docs, n_queries, n_dev, seed)
     log(f"corpus {corpus}: {len(items)} usable items from {len(versions)} sources; "
         f"{n_docs} documents, {len(test_idx)} test + {len(dev_idx)} dev queries "
@@ -523,18 +551,23 @@ def evaluate(dsn: str | None = None, *, tiny: bool = False, n_docs: int | None =
             run_mode(exact if mode == "exact" else conn, mode, test_q[:20])
 
         if dev_q and sweep:
-            results["sweeps"] = run_sweeps(conn, exact, dev_q, log)
+            results["sweeps"] = run_sweeps(conn, exact, dev_q, log, tiny=tiny)
 
         # Round robin over the modes, query by query, so a burst of load on the machine hits
         # every mode alike (the latency ratios are what the targets compare).
         per_mode: dict[str, tuple[list, list]] = {mode: ([], []) for mode in MODES}
+        for mode in MODES:
+            CPU_MS.pop("test:" + mode, None)
+            CPU_N.pop("test:" + mode, None)
         for q in test_q:
             for mode in MODES:
-                ranks, times = run_mode(exact if mode == "exact" else conn, mode, [q])
+                ranks, times = run_mode(exact if mode == "exact" else conn, mode, [q],
+                                        cpu_key="test:" + mode)
                 per_mode[mode][0].extend(ranks)
                 per_mode[mode][1].extend(times)
         for mode in MODES:
-            results["modes"][mode] = metrics(*per_mode[mode])
+            results["modes"][mode] = metrics(*per_mode[mode], cpu_key="test:" + mode)
+        results["load_average"] = [round(x, 2) for x in os.getloadavg()]
         # Per-query ranks of the defaults, for the record.
         results["random_mrr@10"] = round(sum(1 / r for r in range(1, K + 1)) / n_docs, 4)
     finally:
@@ -558,28 +591,52 @@ def evaluate(dsn: str | None = None, *, tiny: bool = False, n_docs: int | None =
     return results
 
 
-def run_sweeps(conn, exact, dev_q, log) -> dict[str, Any]:
-    """On the dev queries: hybrid weights, and HNSW ef_search against exact search."""
+def run_sweeps(conn, exact, dev_q, log, tiny: bool = False) -> dict[str, Any]:
+    """On the dev queries: search_text's BM25 knobs (k1 and b; the candidate budget; how many
+    rows are scored exactly), the hybrid's weights and fusion, and HNSW ef_search against exact
+    search. Each setting is one pass over the dev queries; server CPU per query is recorded."""
     out: dict[str, Any] = {}
     base = {m: metrics(run_mode(exact if m == "exact" else conn, m, dev_q)[0])
             for m in ("search_text", "search_text_all", "bm25s", "bm25s_stemmer", "search",
                       "exact")}
     out["dev_baselines"] = base
+
+    def text_pass(settings: dict[str, Any]) -> dict[str, Any]:
+        for name, value in settings.items():
+            conn.execute("SELECT set_config(%s, %s, false)", (name, str(value)))
+        key = "sweep:" + json.dumps(settings, sort_keys=True)
+        CPU_MS.pop(key, None)
+        CPU_N.pop(key, None)
+        try:
+            ranks, times = run_mode(conn, "search_text", dev_q, cpu_key=key)
+        finally:
+            for name in settings:
+                conn.execute("SELECT set_config(%s, '', false)", (name,))
+        return metrics(ranks, times, cpu_key=key)
+
+    for name, grid in (TINY_TEXT_GRIDS if tiny else TEXT_GRIDS).items():
+        rows = []
+        for settings in grid:
+            rows.append({**settings, **text_pass(settings)})
+            log(f"  search_text {settings}: MRR@10 {rows[-1]['mrr@10']} "
+                f"p50 {rows[-1]['p50_ms']}ms cpu {rows[-1].get('cpu_ms')}ms")
+        out["text_" + name] = rows
     rows = []
-    for vw, tw, match in HYBRID_GRID:
+    for vw, tw, match, fusion in (HYBRID_GRID[:2] if tiny else HYBRID_GRID):
         ranks, times = run_mode(conn, "search_hybrid", dev_q,
-                                {"vector_weight": vw, "text_weight": tw, "text_match": match})
+                                {"vector_weight": vw, "text_weight": tw, "text_match": match,
+                                 "fusion": fusion})
         rows.append({"vector_weight": vw, "text_weight": tw, "text_match": match,
-                     **metrics(ranks, times)})
-        log(f"  hybrid vector_weight={vw} text_weight={tw} text_match={match}: "
+                     "fusion": fusion, **metrics(ranks, times)})
+        log(f"  hybrid {fusion} vector_weight={vw} text_weight={tw} text_match={match}: "
             f"MRR@10 {rows[-1]['mrr@10']} p50 {rows[-1]['p50_ms']}ms")
     out["hybrid"] = rows
     best = max(rows, key=lambda r: (r["mrr@10"], -abs(r["vector_weight"] - 1)))
-    log(f"dev sweep: best hybrid weights vector={best['vector_weight']} "
+    log(f"dev sweep: best hybrid {best['fusion']} weights vector={best['vector_weight']} "
         f"text={best['text_weight']} text_match={best['text_match']} MRR@10={best['mrr@10']} "
         f"(text {base['search_text']['mrr@10']}, vector {base['search']['mrr@10']})")
     ef_rows = []
-    for ef in EF_GRID:
+    for ef in (EF_GRID[:2] if tiny else EF_GRID):
         ranks, times = run_mode(conn, "search", dev_q, {"ef_search": ef} if ef else None)
         ef_rows.append({"ef_search": ef, **metrics(ranks, times)})
         log(f"  ef_search={ef}: MRR@10 {ef_rows[-1]['mrr@10']} p50 {ef_rows[-1]['p50_ms']}ms")
@@ -587,9 +644,19 @@ def run_sweeps(conn, exact, dev_q, log) -> dict[str, Any]:
     return out
 
 
-HYBRID_GRID = [(1.0, 0.0, "any"), (1.0, 0.25, "any"), (1.0, 0.5, "any"), (1.0, 0.75, "any"),
-               (1.0, 1.0, "any"), (0.75, 1.0, "any"), (0.5, 1.0, "any"), (1.0, 0.25, "all"),
-               (1.0, 0.5, "all"), (1.0, 1.0, "all")]
+# search_text's knobs (session settings read by memory_private._bm25_params), one grid each
+# around the defaults.
+TEXT_GRIDS: dict[str, list[dict[str, Any]]] = {
+    "k1_b": [{"pgmemo.bm25_k1": k1, "pgmemo.bm25_b": b}
+             for k1 in (0.9, 1.2, 1.5, 2.0) for b in (0.5, 0.75, 0.9)],
+    "budget": [{"pgmemo.bm25_budget": n} for n in (100, 250, 500, 1000, 2000, 5000)],
+    "rerank": [{"pgmemo.bm25_rerank": n} for n in (20, 50, 100, 200)],
+}
+TINY_TEXT_GRIDS = {name: grid[:2] for name, grid in TEXT_GRIDS.items()}
+HYBRID_GRID = [(1.0, 0.0, "any", "convex"), (0.6, 0.4, "any", "convex"),
+               (0.5, 0.5, "any", "convex"), (0.7, 0.3, "any", "convex"),
+               (0.8, 0.2, "any", "convex"), (0.6, 0.4, "all", "convex"),
+               (1.0, 0.25, "any", "rrf"), (1.0, 0.5, "any", "rrf"), (1.0, 1.0, "any", "rrf")]
 EF_GRID = [None, 10, 20, 40, 100, 200]
 
 
@@ -601,15 +668,20 @@ NAMES = {"search_text": "`search_text` (BM25, match any: the default)",
          "exact": "exact vector (seq scan, ceiling)"}
 
 
+def _cpu(m: dict[str, Any]) -> str:
+    return f"{m['cpu_ms']:.2f}" if m.get("cpu_ms") is not None else "-"
+
+
 def table(results: dict[str, Any]) -> str:
-    lines = ["| mode | MRR@10 | nDCG@10 | recall@10 | p50 ms | p95 ms |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| mode | MRR@10 | nDCG@10 | recall@10 | p50 ms | p95 ms | server CPU ms |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for mode in MODES:
         m = results["modes"].get(mode)
         if m is None:
             continue
         lines.append(f"| {NAMES[mode]} | {m['mrr@10']:.3f} | {m['ndcg@10']:.3f} | "
-                     f"{m['recall@10']:.3f} | {m['p50_ms']:.1f} | {m['p95_ms']:.1f} |")
+                     f"{m['recall@10']:.3f} | {m['p50_ms']:.1f} | {m['p95_ms']:.1f} | "
+                     f"{_cpu(m)} |")
     return "\n".join(lines)
 
 
@@ -619,15 +691,33 @@ def sweep_table(results: dict[str, Any]) -> list[str]:
         return []
     c = results["config"]
     base = sw["dev_baselines"]
-    out = [f"Hybrid sweep on {c['dev_queries']} separate dev queries (dev baselines: text "
-           f"MRR@10 {base['search_text']['mrr@10']:.3f}, vector {base['search']['mrr@10']:.3f}, "
-           f"exact {base['exact']['mrr@10']:.3f}):", "",
-           "| vector_weight | text_weight | text_match | MRR@10 | nDCG@10 | recall@10 | p50 ms |",
-           "|---:|---:|---|---:|---:|---:|---:|"]
+    out = [f"Dev sweeps on {c['dev_queries']} separate dev queries (dev baselines: text "
+           f"MRR@10 {base['search_text']['mrr@10']:.3f}, bm25s {base['bm25s']['mrr@10']:.3f} / "
+           f"{base['bm25s_stemmer']['mrr@10']:.3f}, vector {base['search']['mrr@10']:.3f}, "
+           f"exact {base['exact']['mrr@10']:.3f}).", ""]
+    for name, title in (("text_k1_b", "BM25 k1 and b (`pgmemo.bm25_k1`, `pgmemo.bm25_b`)"),
+                        ("text_budget", "candidate budget in rows (`pgmemo.bm25_budget`)"),
+                        ("text_rerank", "rows scored exactly (`pgmemo.bm25_rerank`)")):
+        rows = sw.get(name) or []
+        if not rows:
+            continue
+        keys = [k for k in rows[0] if k.startswith("pgmemo.")]
+        out += [f"`search_text`, {title}:", "",
+                "| " + " | ".join(k.removeprefix("pgmemo.bm25_") for k in keys)
+                + " | MRR@10 | recall@10 | p50 ms | server CPU ms |",
+                "|" + "---:|" * (len(keys) + 4)]
+        for r in rows:
+            out.append("| " + " | ".join(str(r[k]) for k in keys)
+                       + f" | {r['mrr@10']:.3f} | {r['recall@10']:.3f} | {r['p50_ms']:.1f} | "
+                       f"{_cpu(r)} |")
+        out.append("")
+    out += ["`search_hybrid`, fusion and weights:", "",
+            "| fusion | vector_weight | text_weight | text_match | MRR@10 | nDCG@10 | recall@10 "
+            "| p50 ms |", "|---|---:|---:|---|---:|---:|---:|---:|"]
     for r in sw["hybrid"]:
-        out.append(f"| {r['vector_weight']} | {r['text_weight']} | {r['text_match']} | "
-                   f"{r['mrr@10']:.3f} | {r['ndcg@10']:.3f} | {r['recall@10']:.3f} | "
-                   f"{r['p50_ms']:.1f} |")
+        out.append(f"| {r.get('fusion', 'rrf')} | {r['vector_weight']} | {r['text_weight']} | "
+                   f"{r['text_match']} | {r['mrr@10']:.3f} | {r['ndcg@10']:.3f} | "
+                   f"{r['recall@10']:.3f} | {r['p50_ms']:.1f} |")
     return out + [""]
 
 

@@ -3,7 +3,7 @@
 -- (not the filtered rows), the web-search syntax in both match modes, the text statistics
 -- (refresh_text_stats, common lexemes from ANALYZE outside the candidate scan), adopted tables.
 BEGIN;
-SELECT plan(34);
+SELECT plan(43);
 
 -- 'simple': no stemming, no stop words, so the lexemes are the words.
 SELECT memory.create_domain('bm', 3, text_config => 'simple');
@@ -24,13 +24,13 @@ SELECT is((SELECT content_tsv FROM memory_data.bm_memories WHERE id = 'b4'),
     'a content change recomputes the tsvector (with the length marker after the last word)');
 UPDATE memory_data.bm_memories SET content = 'grape' WHERE id = 'b4';
 
--- N = 4, dl in words: 2, 3, 5, 1, avgdl = 11 / 4 = 2.75, k1 = 1.2, b = 0.75.
+-- N = 4, dl in words: 2, 3, 5, 1, avgdl = 11 / 4 = 2.75, k1 = 1.2, b = 0.9.
 -- 'apple': df 2, idf = ln(1 + 2.5 / 2.5) = ln 2.
---   b2 (tf 2, dl 3): ln 2 * 2 * 2.2 / (2 + 1.2 * (0.25 + 0.75 * 3 / 2.75))
---   b1 (tf 1, dl 2): ln 2 * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 2 / 2.75))
+--   b2 (tf 2, dl 3): ln 2 * 2 * 2.2 / (2 + 1.2 * (0.1 + 0.9 * 3 / 2.75))
+--   b1 (tf 1, dl 2): ln 2 * 2.2 / (1 + 1.2 * (0.1 + 0.9 * 2 / 2.75))
 SELECT results_eq($$SELECT id, round(rank::numeric, 6) FROM memory.search_text('bm', 'apple')$$,
-    $$VALUES ('b2', round((ln(2) * 4.4 / (2 + 1.2 * (0.25 + 0.75 * 3 / 2.75)))::numeric, 6)),
-             ('b1', round((ln(2) * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 2 / 2.75)))::numeric, 6))$$,
+    $$VALUES ('b2', round((ln(2) * 4.4 / (2 + 1.2 * (0.1 + 0.9 * 3 / 2.75)))::numeric, 6)),
+             ('b1', round((ln(2) * 2.2 / (1 + 1.2 * (0.1 + 0.9 * 2 / 2.75)))::numeric, 6))$$,
     'scores are the BM25 formula (tf from positions, length in words)');
 SELECT is((SELECT id FROM memory.search_text('bm', 'banana grape', 1)), 'b4',
     'IDF: the row with the rarer word ranks first');
@@ -38,7 +38,7 @@ SELECT is((SELECT id FROM memory.search_text('bm', 'banana', 1)), 'b1',
     'length normalisation: the shorter row with the same tf ranks first');
 SELECT is((SELECT round(rank::numeric, 6) FROM memory.search_text('bm', 'apple',
         filter => '{"n": 1}')),
-    round((ln(2) * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 2 / 2.75)))::numeric, 6),
+    round((ln(2) * 2.2 / (1 + 1.2 * (0.1 + 0.9 * 2 / 2.75)))::numeric, 6),
     'document frequencies count the whole domain, not only the filtered rows');
 
 -- Web-search syntax.
@@ -93,12 +93,12 @@ SELECT results_eq($$SELECT documents, avg_length FROM memory_private.text_stats 
 SELECT is(memory.refresh_text_stats(), 0, 'nothing stale: refresh_text_stats() refreshes nothing');
 UPDATE memory_private.text_stats SET documents = 1000 WHERE domain = 'bm';
 SELECT is((SELECT round(rank::numeric, 6) FROM memory.search_text('bm', 'grape')),
-    round((ln(1 + 999.5 / 1.5) * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 1 / 2.75)))::numeric, 6),
+    round((ln(1 + 999.5 / 1.5) * 2.2 / (1 + 1.2 * (0.1 + 0.9 * 1 / 2.75)))::numeric, 6),
     'the refreshed N is used');
 SELECT ok(memory.run_maintenance() ? 'text_stats_refreshed', 'run_maintenance refreshes them');
 
 -- Common lexemes (planner statistics after ANALYZE) join the candidate scan only within the
--- budget (2000 estimated rows): a row holding only them is not a candidate, but they still
+-- budget (700 estimated rows): a row holding only them is not a candidate, but they still
 -- add to the score of the candidates.
 SELECT memory.create_domain('com', 3, text_config => 'simple');
 INSERT INTO memory_data.com_memories (id, content)
@@ -114,6 +114,55 @@ SELECT cmp_ok((SELECT rank FROM memory.search_text('com', 'common rare') WHERE i
     'the common word still adds to the score of a candidate');
 SELECT is((SELECT count(*) FROM memory.search_text('com', 'common', 7)), 7::bigint,
     'a query of common words only still ranks by its rarest word');
+
+-- Query term frequency: a word typed twice counts twice (as in BM25 over the query's tokens).
+-- z1 and a1 tie on 'apple banana' (same df, tf and length); without qtf the id breaks the tie.
+SELECT memory.create_domain('qtf', 3, text_config => 'simple');
+SELECT memory.store_many('qtf', ARRAY['apple x', 'banana x', 'other'], NULL, NULL,
+    ARRAY['z1', 'a1', 'o1']);
+SELECT is((SELECT id FROM memory.search_text('qtf', 'apple banana', 1)), 'a1',
+    'a tie between equal rows is broken by id');
+SELECT is((SELECT id FROM memory.search_text('qtf', 'apple apple banana', 1)), 'z1',
+    'a word repeated in the query weighs twice');
+
+-- The knobs: session settings, checked.
+SET LOCAL pgmemo.bm25_b = 0;
+SELECT is((SELECT count(DISTINCT round(rank::numeric, 9)) FROM memory.search_text('bm', 'banana')),
+    1::bigint, 'pgmemo.bm25_b = 0: no length normalisation (equal tf, equal scores)');
+SET LOCAL pgmemo.bm25_b = '';
+SET LOCAL pgmemo.bm25_k1 = 'many';
+SELECT throws_ok($$SELECT * FROM memory.search_text('bm', 'apple')$$, '22023', NULL,
+    'an unreadable pgmemo.bm25_k1: 22023');
+SET LOCAL pgmemo.bm25_k1 = 11;
+SELECT throws_ok($$SELECT * FROM memory.search_text('bm', 'apple')$$, '22023', NULL,
+    'pgmemo.bm25_k1 out of range: 22023');
+SET LOCAL pgmemo.bm25_k1 = '';
+SET LOCAL pgmemo.bm25_rerank = 1;
+SET LOCAL pgmemo.bm25_budget = 100000;  -- (the three words are common: N was set to 1000)
+SELECT is((SELECT count(*) FROM memory.search_text('bm', 'apple banana cherry', 3)), 3::bigint,
+    'at least k rows are scored exactly, whatever pgmemo.bm25_rerank says');
+SET LOCAL pgmemo.bm25_rerank = '';
+SET LOCAL pgmemo.bm25_budget = '';
+
+-- The cached plan: a generated branch per domain of pgmemo's own, the same rows and scores as
+-- the dynamic query (taken for a key without a branch), and gone with the domain.
+SELECT ok((SELECT prosrc FROM pg_proc WHERE proname = '_search_text_static')
+        LIKE '%' || memory_private._text_static_key(memory_private._domain('qtf')) || '%',
+    'create_domain generates the domain''s static branch');
+SELECT results_eq(
+    $$SELECT s.id, s.rank FROM memory_private._search_text_static(ARRAY['apple', 'cherry'],
+        ARRAY[NULL, NULL]::double precision[], NULL, ARRAY['apple'::tsquery, 'cherry'],
+        NULL, 4, 2.75, 1.2, 0.9, 4, 20000, ARRAY[1, 1]::double precision[],
+        ARRAY['apple', 'cherry'], 50, (SELECT d FROM memory_private.domains AS d WHERE d.domain = 'bm')) AS s$$,
+    $$SELECT s.id, s.rank FROM memory_private._search_text_static(ARRAY['apple', 'cherry'],
+        ARRAY[NULL, NULL]::double precision[], NULL, ARRAY['apple'::tsquery, 'cherry'],
+        NULL, 4, 2.75, 1.2, 0.9, 4, 20000, ARRAY[1, 1]::double precision[],
+        ARRAY['apple', 'cherry'], 50, (SELECT jsonb_populate_record(d, '{"domain": "no branch"}')
+            FROM memory_private.domains AS d WHERE d.domain = 'bm')) AS s$$,
+    'the static branch ranks as the dynamic query does');
+SELECT memory.drop_domain('qtf');
+SELECT ok((SELECT prosrc FROM pg_proc WHERE proname = '_search_text_static')
+        NOT LIKE '%qtf/memory_data%', 'drop_domain removes the domain''s branch');
 
 -- Adopted tables are never altered: the expression index serves them.
 CREATE TABLE public.bm_app (pk integer PRIMARY KEY, body text NOT NULL, emb vector(3));

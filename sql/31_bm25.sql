@@ -94,9 +94,9 @@ DECLARE
     v_rerank text := nullif(current_setting('pgmemo.bm25_rerank', true), '');
 BEGIN
     k1 := 1.2;
-    b := 0.75;
-    budget := 2000;
-    rerank := 100;
+    b := 0.9;
+    budget := 700;
+    rerank := 50;
     BEGIN
         k1 := coalesce(v_k1::double precision, k1);
         b := coalesce(v_b::double precision, b);
