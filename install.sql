@@ -674,24 +674,31 @@ END;
 $legacy$;
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0012', '0012_queue_mapping.sql', 'd05839f672ca6885d1222a6544a467d796b09afd8a6779d13ce31f2e289138b1', 'versioned'); PERFORM memory_private._record_breaking('0012', false); END $pgmemo$;
 \endif
--- migrations/0013_search_static_filter.sql
-SELECT memory_private._migration_needed('0013', '0013_search_static_filter.sql', 'b07b9051c8b80c52613591e2acd80ac4f55b5defb62eaf8fb0fcb7499878760b', ARRAY[]::text[]) AS pgmemo_apply \gset
+-- migrations/0013_text_static.sql
+SELECT memory_private._migration_needed('0013', '0013_text_static.sql', '360512adc802391940d4e21bb0dd3edf1373591c7003d18e362e2ab60d39d26b', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
--- 0013_search_static_filter: memory.search's cached plans cover a filtered search too.
+-- 0013_text_static: search_text planned once per session (issue 14, second part).
 --
--- Why a migration: memory_private._search_static (sql/36_search_static.sql) now holds, per
--- domain, the queries of a search with one containment filter on both paths of the planner and
--- sets the call's settings itself, so its arguments changed; memory_private._filter_compile
--- (sql/33_filter_compile.sql) returns one more column (plain: the filter is one containment).
--- CREATE OR REPLACE can change neither, so the old definitions are dropped once here and sql/
--- creates the new ones right after, in the same transaction.
--- Not breaking: both are private; no public function changed its signature.
+-- Why: sql/31_bm25.sql now runs unfiltered text searches through a generated function with a
+-- cached plan (memory_private._search_text_static), reads BM25's knobs through
+-- memory_private._bm25_params, and _parse_text_query also returns the query's term frequencies.
+-- The helpers below are retired (their SQL text is now built by one template per statement), and
+-- _parse_text_query's result type changed, which CREATE OR REPLACE cannot do: each is dropped
+-- here, once; sql/ creates the current ones right after this file, in the same transaction.
+-- No table changes; not a breaking change for clients.
+DROP FUNCTION IF EXISTS memory_private._parse_text_query(regconfig, text, text);
+DROP FUNCTION IF EXISTS memory_private._dl_sql(text, text);
+DROP FUNCTION IF EXISTS memory_private._text_stats(memory_private.domains);
+DROP FUNCTION IF EXISTS memory_private._bm25_sql(memory_private.domains, boolean);
+DROP FUNCTION IF EXISTS memory_private._bm25_k1();
+DROP FUNCTION IF EXISTS memory_private._bm25_b();
+DROP FUNCTION IF EXISTS memory_private._text_candidate_budget();
 
-DROP FUNCTION IF EXISTS memory_private._search_static(
-    memory_private.domains, vector, integer, double precision
-);
-DROP FUNCTION IF EXISTS memory_private._filter_compile(jsonb);
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0013', '0013_search_static_filter.sql', 'b07b9051c8b80c52613591e2acd80ac4f55b5defb62eaf8fb0fcb7499878760b', 'versioned'); PERFORM memory_private._record_breaking('0013', false); END $pgmemo$;
+-- The common lexemes' shares (about 1,000 keys, ~8 kB) are read on every search_text call, a
+-- few keys each: stored uncompressed, they are detoasted once per call instead of decompressed
+-- once per key looked up. (Takes effect as each domain's statistics are next refreshed.)
+ALTER TABLE memory_private.text_stats ALTER COLUMN common_lexemes SET STORAGE EXTERNAL;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0013', '0013_text_static.sql', '360512adc802391940d4e21bb0dd3edf1373591c7003d18e362e2ab60d39d26b', 'versioned'); PERFORM memory_private._record_breaking('0013', false); END $pgmemo$;
 \endif
 -- migrations/0014_diagnose_distributed_checks.sql
 SELECT memory_private._migration_needed('0014', '0014_diagnose_distributed_checks.sql', '3cbbb07479d19da0629a370e870f4109a28cc1c62c5b0155e6c221014a8b99ea', ARRAY[]::text[]) AS pgmemo_apply \gset
@@ -2152,20 +2159,6 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20
 -- They are set with set_config(..., true), which would last until the end of the caller's
 -- transaction: _search_settings_begin returns what it changed (NULL elements: untouched) and
 -- _search_settings_end puts exactly that back.
--- The hnsw.ef_search of a call that wants rows_wanted rows: the caller's ef_search, else the
--- session's raised to memory_private._default_ef_search(), clamped to [rows_wanted, 1000].
-CREATE OR REPLACE FUNCTION memory_private._search_ef(rows_wanted integer, ef_search integer)
-RETURNS integer
-LANGUAGE plpgsql STABLE
-SET search_path FROM CURRENT
-AS $$
-BEGIN
-    RETURN least(greatest(coalesce(ef_search, greatest(
-        coalesce(nullif(current_setting('hnsw.ef_search', true), '')::integer, 40),
-        memory_private._default_ef_search())), rows_wanted), 1000);
-END;
-$$;
-
 CREATE OR REPLACE FUNCTION memory_private._search_settings_begin(
     rows_wanted integer, ef_search integer, with_filter boolean
 )
@@ -2176,7 +2169,8 @@ AS $$
 DECLARE
     v_old_ef text := current_setting('hnsw.ef_search', true);
     v_cur_ef integer := coalesce(nullif(v_old_ef, '')::integer, 40);
-    v_ef integer := memory_private._search_ef(rows_wanted, ef_search);
+    v_ef integer := least(greatest(coalesce(ef_search,
+        greatest(v_cur_ef, memory_private._default_ef_search())), rows_wanted), 1000);
     v_saved text[] := ARRAY[NULL, NULL, NULL]::text[];
 BEGIN
     IF v_ef <> v_cur_ef THEN
@@ -2243,11 +2237,9 @@ AS $$
 DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'read');
     v_rerank boolean := recency_half_life IS NOT NULL OR importance_weight IS NOT NULL;
+    v_fetch integer;
     v_saved text[];
     v_f record;
-    v_path text;            -- NULL (no filter), 'exact' or 'hnsw' (34_search_plan.sql)
-    v_ef integer;
-    v_max_scan integer;
     v_plan record;
     v_sql text;
     v_emb boolean := coalesce(with_embeddings, false);
@@ -2257,61 +2249,60 @@ BEGIN
     END IF;
     PERFORM memory_private._check_embedding(v_d, query_embedding, 'query_embedding');
     PERFORM memory_private._check_k(k);
+    IF v_rerank THEN
+        PERFORM memory_private._check_ranking(recency_half_life, importance_weight);
+    END IF;
     IF ef_search IS NOT NULL AND ef_search < 1 THEN
         RAISE EXCEPTION 'ef_search must be positive, got %', ef_search USING ERRCODE = '22023';
     END IF;
-    IF v_rerank THEN
-        -- Memory-aware ranking re-ranks a larger candidate set: the search without it.
-        PERFORM memory_private._check_ranking(recency_half_life, importance_weight);
-        RETURN QUERY
-        SELECT c.* FROM memory.search(domain, query_embedding, least(greatest(4 * k, 40), 1000),
-            filter, min_similarity, ef_search, with_embeddings => with_embeddings) AS c
-        ORDER BY memory_private._blend(c.similarity, c.metadata, c.updated_at,
-            recency_half_life, importance_weight) DESC, c.distance
-        LIMIT k;
-        RETURN;
-    END IF;
     v_f := memory_private._filter_compile(filter);
 
-    -- A filtered search on one node: exact scan or HNSW iterative scan (34_search_plan.sql).
-    IF v_f.predicate IS NOT NULL AND NOT v_d.distributed THEN
-        v_plan := memory_private._search_plan(v_d, v_f.predicate, v_f.params, k, ef_search,
-            true);
-        v_path := v_plan.path;
-        v_ef := v_plan.ef;
-        v_max_scan := v_plan.max_scan_tuples;
-    END IF;
-
-    -- No filter or one containment: the plans cached in memory_private._search_static
-    -- (36_search_static.sql), which also sets and restores the call's settings.
-    IF (v_f.predicate IS NULL OR v_f.plain) AND NOT v_d.distributed AND NOT v_emb THEN
-        RETURN QUERY SELECT * FROM memory_private._search_static(query_embedding, k, v_f.params,
-            min_similarity, v_d, v_path, memory_private._search_ef(k, coalesce(v_ef, ef_search)),
-            v_max_scan);
-        IF current_setting('pgmemo.search_static_miss', true) IS DISTINCT FROM 'on' THEN
-            RETURN;
+    -- No filter, no re-ranking: the plan cached in memory_private._search_static (36_...sql).
+    IF v_f.predicate IS NULL AND NOT v_rerank AND NOT v_d.distributed AND NOT v_emb
+        AND current_setting('hnsw.iterative_scan', true) IS DISTINCT FROM 'relaxed_order' THEN
+        v_saved := memory_private._search_settings_begin(k, ef_search, false);
+        RETURN QUERY SELECT * FROM memory_private._search_static(v_d, query_embedding, k,
+            min_similarity);
+        IF current_setting('pgmemo.search_static_miss', true) = 'on' THEN
+            PERFORM set_config('pgmemo.search_static_miss', 'off', true);
+            RETURN QUERY EXECUTE memory_private._search_sql(v_d, false)
+            USING query_embedding, k, NULL::jsonb, min_similarity;
         END IF;
-        -- not generated for this domain: the same queries, dynamically
-        PERFORM set_config('pgmemo.search_static_miss', 'off', true);
+        PERFORM memory_private._search_settings_end(v_saved);
+        RETURN;
     END IF;
 
+    -- Memory-aware ranking re-ranks a larger candidate set from the index.
+    v_fetch := CASE WHEN v_rerank THEN least(greatest(4 * k, 40), 1000) ELSE k END;
     IF v_d.distributed THEN
         -- Citus: the flat query, every shard's HNSW index (48_distributed.sql); no planner.
-        v_saved := memory_private._search_settings_begin(k, ef_search,
+        v_saved := memory_private._search_settings_begin(v_fetch, ef_search,
             v_f.predicate IS NOT NULL);
         v_sql := memory_private._dist_knn_sql(v_d, v_f.predicate, v_emb);
     ELSIF v_f.predicate IS NULL THEN
-        v_saved := memory_private._search_settings_begin(k, ef_search, false);
+        v_saved := memory_private._search_settings_begin(v_fetch, ef_search, false);
         v_sql := memory_private._search_sql(v_d, false, v_emb);
     ELSE
-        v_saved := memory_private._search_settings_begin(k, v_ef, v_path = 'hnsw');
-        IF v_path = 'hnsw' THEN
-            v_saved := memory_private._search_settings_scan(v_saved, v_max_scan);
+        -- exact scan or HNSW iterative scan (34_search_plan.sql)
+        v_plan := memory_private._search_plan(v_d, v_f.predicate, v_f.params, v_fetch, ef_search,
+            true);
+        v_saved := memory_private._search_settings_begin(v_fetch, v_plan.ef, v_plan.path = 'hnsw');
+        IF v_plan.path = 'hnsw' THEN
+            v_saved := memory_private._search_settings_scan(v_saved, v_plan.max_scan_tuples);
         END IF;
-        v_sql := memory_private._knn_sql(v_d, v_f.predicate, v_path, v_emb);
+        v_sql := memory_private._knn_sql(v_d, v_f.predicate, v_plan.path, v_emb);
     END IF;
 
-    RETURN QUERY EXECUTE v_sql USING query_embedding, k, v_f.params, min_similarity;
+    IF v_rerank THEN
+        RETURN QUERY EXECUTE format(
+            'SELECT c.* FROM (%s) AS c ORDER BY memory_private._blend(c.similarity, c.metadata, '
+            'c.updated_at, $5, $6) DESC, c.distance LIMIT $7', v_sql)
+        USING query_embedding, v_fetch, v_f.params, min_similarity, recency_half_life,
+            importance_weight, k;
+    ELSE
+        RETURN QUERY EXECUTE v_sql USING query_embedding, k, v_f.params, min_similarity;
+    END IF;
+
     PERFORM memory_private._search_settings_end(v_saved);
 END;
 $$;
@@ -2361,16 +2352,7 @@ DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'read');
 BEGIN
     PERFORM memory_private._check_k(k);
-    IF match IS NULL OR match NOT IN ('all', 'any') THEN
-        RAISE EXCEPTION 'match must be ''all'' or ''any'', got %',
-            coalesce(quote_literal(match), 'NULL')
-            USING ERRCODE = '22023';
-    END IF;
-    IF length(query) > 10000 THEN
-        RAISE EXCEPTION 'query is % characters long; search_text takes at most 10000',
-            length(query)
-            USING ERRCODE = '22023';
-    END IF;
+    PERFORM memory_private._check_text_query(query, match, 'match');
     RETURN QUERY SELECT * FROM memory_private._search_text_bm25(v_d, query, k, filter, match);
 END;
 $$;
@@ -2411,12 +2393,17 @@ RETURNS TABLE (
 )
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
+-- the fusion query planned once per session (its inputs are function calls; a custom plan per
+-- call cost about a tenth of the hybrid's time on the eval)
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
+    v_d memory_private.domains := memory_private._domain_for(domain, 'read');
     v_candidates integer;
     v_rerank boolean := recency_half_life IS NOT NULL OR importance_weight IS NOT NULL;
 BEGIN
     PERFORM memory_private._check_k(k);
+    PERFORM memory_private._check_text_query(query, text_match, 'text_match');
     IF query_embedding IS NULL AND coalesce(query, '') = '' THEN
         RAISE EXCEPTION 'search_hybrid needs a query text, a query_embedding, or both'
             USING ERRCODE = '22004';
@@ -2448,7 +2435,8 @@ BEGIN
     t AS (
         SELECT s.*, row_number() OVER (ORDER BY s.rank DESC) AS r,
             min(s.rank) OVER () AS lo, max(s.rank) OVER () AS hi
-        FROM memory.search_text(domain, query, v_candidates, filter, text_match) AS s
+        -- (the domain and the text arguments were checked above)
+        FROM memory_private._search_text_bm25(v_d, query, v_candidates, filter, text_match) AS s
     ),
     fused AS (
         SELECT
@@ -2493,9 +2481,12 @@ BEGIN
     SELECT tp.id, tp.content, tp.metadata, tp.score, tp.similarity, tp.rank, tp.created_at,
         tp.updated_at, coalesce(tp.embedding, g.embedding)
     FROM top AS tp
-    LEFT JOIN memory.get_many(domain, CASE WHEN with_embeddings
-        THEN ARRAY(SELECT t2.id FROM top AS t2 WHERE t2.embedding IS NULL) END) AS g
-        ON g.id = tp.id
+    LEFT JOIN (
+        -- (the guard's one row only when asked: get_many is not called otherwise)
+        SELECT x.* FROM (SELECT WHERE with_embeddings) AS guard,
+            LATERAL memory.get_many(domain,
+                ARRAY(SELECT t2.id FROM top AS t2 WHERE t2.embedding IS NULL)) AS x
+    ) AS g ON g.id = tp.id
     ORDER BY tp.score DESC, tp.vr NULLS LAST, tp.tr NULLS LAST, tp.id;
 END;
 $$;
@@ -2515,7 +2506,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'in memory.search, on the fused score scaled to [0, 1]. '
 'similarity is NULL for a row found by its words alone, text_rank for one found by its vector '
 'alone. with_embeddings => true fills the embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', 'ed05fd316894e4dcb168dd1cacdbcb5ecf9644f0968dfa9bd236d9cefbbc7e7b', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '691d034120e694130327459bdb6f1f4131db79700a4560634c3147bf1d913354', 'repeatable'); END $pgmemo$;
 -- sql/31_bm25.sql
 -- BM25 ranking for memory.search_text, in plain SQL (no extension): the query parsed like a web
 -- search box, candidates from the domain's GIN index, and the usual Okapi BM25 score
@@ -2569,20 +2560,9 @@ AS $$
         memory_private._length_marker() || ':1')
 $$;
 
--- A row's length for BM25: the marker's position - 1 on factory tables, the number of distinct
--- lexemes on adopted ones (whose tsvector is the plain expression of their index). hit: the
--- row's tsvector filtered to the query's lexemes and the marker; tsv: the whole tsvector.
-CREATE OR REPLACE FUNCTION memory_private._dl_sql(hit_sql text, tsv_sql text)
-RETURNS text
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT format($q$coalesce((SELECT u.positions[1] - 1 FROM unnest(%1$s) AS u
-        WHERE u.lexeme = ' dl'), length(%2$s))$q$, hit_sql, tsv_sql)
-$$;
-
--- The tsvector of row t in search queries: the stored column of a factory table; on an adopted
--- domain (a view over the application's table, never altered) the indexed expression.
+-- The tsvector of row t that search queries match (the WHERE the full-text index serves): the
+-- stored column of a factory table; on an adopted domain (a view over the application's table,
+-- never altered) the indexed expression.
 CREATE OR REPLACE FUNCTION memory_private._domain_tsvector_sql(d memory_private.domains)
 RETURNS text
 LANGUAGE sql IMMUTABLE
@@ -2592,25 +2572,58 @@ AS $$
         ELSE 't.content_tsv' END
 $$;
 
--- BM25 parameters (the usual values, as bm25s and Lucene use).
-CREATE OR REPLACE FUNCTION memory_private._bm25_k1()
-RETURNS double precision
+-- The tsvector of row t that BM25 reads tf and the length from: the one with the length marker
+-- (the stored column; on an adopted domain the indexed expression with the marker appended, so
+-- both kinds of domain measure length in words).
+CREATE OR REPLACE FUNCTION memory_private._domain_rank_tsvector_sql(d memory_private.domains)
+RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$ SELECT 1.2::double precision $$;
+AS $$
+    SELECT CASE WHEN d.adopted
+        THEN memory_private._stored_tsvector_sql(d.text_config, 't.content')
+        ELSE 't.content_tsv' END
+$$;
 
-CREATE OR REPLACE FUNCTION memory_private._bm25_b()
-RETURNS double precision
-LANGUAGE sql IMMUTABLE
+-- BM25's knobs: k1 (tf saturation) and b (length normalisation), and the candidate budget (how
+-- many rows, estimated, the common lexemes of a query may add to the candidate scan). Defaults
+-- chosen on the dev queries of bench/quality.py (BENCHMARKS.md, "Search quality"); a session
+-- may set pgmemo.bm25_k1 (0..10), pgmemo.bm25_b (0..1) and pgmemo.bm25_budget (rows, >= 0) to
+-- tune them for its corpus (out-of-range or unreadable values raise 22023).
+CREATE OR REPLACE FUNCTION memory_private._bm25_params(
+    OUT k1 double precision, OUT b double precision, OUT budget double precision,
+    OUT rerank integer
+)
+LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
-AS $$ SELECT 0.75::double precision $$;
-
--- How many rows (estimated) the common lexemes of a query may add to the candidate scan.
-CREATE OR REPLACE FUNCTION memory_private._text_candidate_budget()
-RETURNS bigint
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$ SELECT 2000::bigint $$;
+AS $$
+DECLARE
+    v_k1 text := nullif(current_setting('pgmemo.bm25_k1', true), '');
+    v_b text := nullif(current_setting('pgmemo.bm25_b', true), '');
+    v_budget text := nullif(current_setting('pgmemo.bm25_budget', true), '');
+    v_rerank text := nullif(current_setting('pgmemo.bm25_rerank', true), '');
+BEGIN
+    k1 := 1.2;
+    b := 0.9;
+    budget := 700;
+    rerank := 50;
+    BEGIN
+        k1 := coalesce(v_k1::double precision, k1);
+        b := coalesce(v_b::double precision, b);
+        budget := coalesce(v_budget::double precision, budget);
+        rerank := coalesce(v_rerank::integer, rerank);
+    EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
+        k1 := 'NaN';
+    END;
+    IF NOT (k1 BETWEEN 0 AND 10 AND b BETWEEN 0 AND 1 AND budget >= 0
+            AND rerank BETWEEN 1 AND 10000) THEN
+        RAISE EXCEPTION 'pgmemo.bm25_k1 must be in [0, 10], pgmemo.bm25_b in [0, 1], '
+            'pgmemo.bm25_budget >= 0 and pgmemo.bm25_rerank in [1, 10000]; got %, %, %, %',
+            v_k1, v_b, v_budget, v_rerank
+            USING ERRCODE = '22023';
+    END IF;
+END;
+$$;
 
 -- At most this many distinct words per query (each costs a GIN lookup and a lookup in every
 -- candidate's tsvector): a longer query is refused with error 22023.
@@ -2627,9 +2640,31 @@ LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$ SELECT 20000::bigint $$;
 
+-- The text arguments of search_text and search_hybrid: match (named match_name in the error)
+-- is 'all' or 'any', the query at most 10,000 characters (error 22023).
+CREATE OR REPLACE FUNCTION memory_private._check_text_query(query text, match text, match_name text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF match IS NULL OR match NOT IN ('all', 'any') THEN
+        RAISE EXCEPTION '% must be ''all'' or ''any'', got %', match_name,
+            coalesce(quote_literal(match), 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF length(query) > 10000 THEN
+        RAISE EXCEPTION 'query is % characters long; search_text takes at most 10000',
+            length(query)
+            USING ERRCODE = '22023';
+    END IF;
+END;
+$$;
+
 -- A web-search query (the syntax of websearch_to_tsquery: "quoted phrases", OR, -exclusion)
 -- split for ranking:
--- * words: the distinct lexemes of every word that is not excluded (phrase words included);
+-- * words: the distinct lexemes of every word that is not excluded (phrase words included),
+--   sorted; qtf: how often each occurs in the query (BM25 sums a term once per occurrence);
 -- * required: what every result must satisfy, or NULL: with match 'all' the whole query as
 --   websearch_to_tsquery reads it; with match 'any' only the phrases (each as a phrase) and the
 --   exclusions;
@@ -2637,7 +2672,7 @@ AS $$ SELECT 20000::bigint $$;
 --   common), or NULL.
 CREATE OR REPLACE FUNCTION memory_private._parse_text_query(
     text_config regconfig, query text, match text,
-    OUT words text[], OUT required tsquery, OUT phrases tsquery
+    OUT words text[], OUT qtf double precision[], OUT required tsquery, OUT phrases tsquery
 )
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
@@ -2648,7 +2683,6 @@ DECLARE
     v_q tsquery;
     v_positive text := '';
 BEGIN
-    words := ARRAY[]::text[];
     FOR v_tok IN
         SELECT m[1] FROM regexp_matches(coalesce(query, ''), '(-?"[^"]*"?|[^\s"]+)', 'g') AS m
     LOOP
@@ -2656,30 +2690,32 @@ BEGIN
         IF v_neg THEN
             v_tok := substr(v_tok, 2);
         END IF;
+        IF NOT v_neg AND left(v_tok, 1) <> '"' THEN
+            -- a plain word: ranked, nothing required (the common case, no tsquery parsing)
+            CONTINUE WHEN lower(v_tok) = 'or';  -- the OR operator: every word is an alternative
+            v_positive := v_positive || ' ' || v_tok;
+            CONTINUE;
+        END IF;
         -- (to_tsvector first: the tsquery parsers raise a NOTICE for stop words)
         CONTINUE WHEN to_tsvector(text_config, btrim(v_tok, '"')) = ''::tsvector;
-        IF left(v_tok, 1) = '"' THEN
-            v_q := phraseto_tsquery(text_config, btrim(v_tok, '"'));
-        ELSIF lower(v_tok) = 'or' AND NOT v_neg THEN
-            CONTINUE;  -- the OR operator: with ranking every word is an alternative anyway
-        ELSE
-            v_q := plainto_tsquery(text_config, v_tok);
-        END IF;
+        v_q := CASE WHEN left(v_tok, 1) = '"' THEN phraseto_tsquery(text_config, btrim(v_tok, '"'))
+            ELSE plainto_tsquery(text_config, v_tok) END;
         CONTINUE WHEN numnode(v_q) = 0;  -- stop words, punctuation
         IF v_neg THEN
             required := CASE WHEN required IS NULL THEN !! v_q ELSE required && !! v_q END;
         ELSE
             v_positive := v_positive || ' ' || btrim(v_tok, '"');
-            IF left(v_tok, 1) = '"' AND v_q::text LIKE '%<%>%' THEN
+            IF v_q::text LIKE '%<%>%' THEN
                 required := CASE WHEN required IS NULL THEN v_q ELSE required && v_q END;
                 phrases := CASE WHEN phrases IS NULL THEN v_q ELSE phrases || v_q END;
             END IF;
         END IF;
     END LOOP;
-    words := ARRAY(
-        SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector(text_config, v_positive))) AS w
-        ORDER BY w
-    );
+    SELECT coalesce(array_agg(u.lexeme ORDER BY u.lexeme), ARRAY[]::text[]),
+        coalesce(array_agg(cardinality(u.positions)::double precision ORDER BY u.lexeme),
+            ARRAY[]::double precision[])
+    INTO words, qtf
+    FROM unnest(to_tsvector(text_config, v_positive)) AS u;
     IF match = 'all' THEN
         required := websearch_to_tsquery(text_config, coalesce(query, ''));
         IF numnode(required) = 0 THEN
@@ -2689,34 +2725,284 @@ BEGIN
 END;
 $$;
 
--- N (rows), avgdl (average length, see _dl_sql) and the common lexemes' shares of a domain: the
--- refreshed statistics, else an estimate of N and avgdl from at most 1,000 rows (N then at
--- least the planner's row count) and no common lexemes (every lexeme counted exactly).
-CREATE OR REPLACE FUNCTION memory_private._text_stats(
-    d memory_private.domains, OUT documents double precision, OUT avg_length double precision,
-    OUT common_lexemes jsonb
+-- The average length of a domain's rows, and how many were counted: every row (limit NULL) or
+-- the first `limit`. One statement: the same tsvector and length rule as the ranking.
+CREATE OR REPLACE FUNCTION memory_private._text_length_sql(d memory_private.domains)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($q$
+        SELECT count(*), coalesce(avg(x.dl), 0)
+        FROM (SELECT %3$s AS tsv FROM %1$I.%2$I AS t LIMIT $1) AS v
+        CROSS JOIN LATERAL (
+            SELECT coalesce(sum(u.positions[1] - 1), 0) AS dl
+            FROM unnest(ts_filter(setweight(v.tsv, 'A', '{" dl"}'), '{a}')) AS u
+        ) AS x
+    $q$, d.table_schema, d.table_name, memory_private._domain_rank_tsvector_sql(d))
+$$;
+
+-- For the lexemes of a query: N (rows) and avgdl of the domain, each lexeme's estimated df (NULL:
+-- rare, counted exactly over the candidates) and the candidate tsquery. N and avgdl come from the
+-- refreshed statistics, else an estimate from at most 1,000 rows (N at least the planner's row
+-- count) with no common lexemes. Rare lexemes (no planner frequency) generate candidates; common
+-- ones join, rarest first, while their estimated rows fit the budget (the rarest always does);
+-- the others only add to the candidates' scores, with df = frequency * N. The phrases are
+-- candidates too.
+CREATE OR REPLACE FUNCTION memory_private._text_candidates(
+    d memory_private.domains, words text[], phrases tsquery, budget double precision,
+    OUT documents double precision, OUT avg_length double precision,
+    OUT df_estimates double precision[], OUT candidates tsquery[], OUT candidate_lexemes text[]
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_freq double precision[];
+    v_common jsonb;
+BEGIN
+    -- (common_lexemes is stored uncompressed, migration 0013: the variable holds it detoasted
+    -- once, and each lookup below is a binary search, not a decompression of the whole object)
+    SELECT s.documents, s.avg_length, s.common_lexemes INTO documents, avg_length, v_common
+    FROM memory_private.text_stats AS s WHERE s.domain = d.domain;
+    IF FOUND AND documents > 0 THEN
+        v_freq := ARRAY(SELECT (v_common ->> w.lexeme)::double precision
+                        FROM unnest(words) WITH ORDINALITY AS w (lexeme, n) ORDER BY w.n);
+    ELSE
+        EXECUTE memory_private._text_length_sql(d) USING 1000 INTO documents, avg_length;
+        documents := greatest(documents, (
+            SELECT c.reltuples FROM pg_catalog.pg_class AS c
+            WHERE c.oid = coalesce(d.source_table,
+                format('%I.%I', d.table_schema, d.table_name)::regclass)));
+        v_freq := array_fill(NULL::double precision, ARRAY[cardinality(words)]);
+    END IF;
+    -- each candidate lexeme as a tsquery (quoted: quotes doubled, backslashes escaped); df
+    -- estimates in the order of words.
+    WITH f AS (
+        SELECT w.lexeme, w.n, v_freq[w.n] * documents AS est_rows,
+            sum(coalesce(v_freq[w.n], 0) * documents) OVER (
+                ORDER BY v_freq[w.n] NULLS FIRST, w.lexeme) AS running,
+            row_number() OVER (ORDER BY v_freq[w.n] NULLS FIRST, w.lexeme) AS rn
+        FROM unnest(words) WITH ORDINALITY AS w (lexeme, n)
+    ),
+    c AS (
+        SELECT f.*, f.est_rows IS NULL OR f.running <= budget OR f.rn = 1 AS candidate FROM f
+    )
+    SELECT array_agg(CASE WHEN c.candidate THEN NULL ELSE c.est_rows END ORDER BY c.n),
+        array_agg(('''' || replace(replace(c.lexeme, E'\\', E'\\\\'), '''', '''''')
+            || '''')::tsquery ORDER BY c.n) FILTER (WHERE c.candidate),
+        array_agg(c.lexeme ORDER BY c.n) FILTER (WHERE c.candidate)
+    INTO df_estimates, candidates, candidate_lexemes
+    FROM c;
+    IF phrases IS NOT NULL THEN
+        candidates := candidates || phrases;
+        candidate_lexemes := candidate_lexemes || NULL::text;
+    END IF;
+END;
+$$;
+
+-- The BM25 query over one domain, one statement, in two stages:
+-- 1. postings: the rows of each candidate lexeme (and phrase) through the GIN index, one index
+--    search per lexeme (no tsvector is read), each with the filter flag; their counts are the
+--    lexemes' exact document frequencies (corpus-wide, whatever the filter);
+-- 2. the rows that pass the filter, best first by the sum of their lexemes' IDF (phrase rows
+--    first), the first `rerank` of them scored exactly: tf from the positions of their tsvector,
+--    length from its marker lexeme ' dl' (position - 1).
+-- Parameters: $1 the query's lexemes (text[]), $2 their estimated df (NULL: counted in stage 1),
+-- $3 the filter's values (the filter language, sql/33_filter_compile.sql), $4 the candidate
+-- tsqueries (tsquery[]), $5 required (tsquery or NULL), $6 N, $7 avgdl, $8 k1, $9 b, $10 k,
+-- $11 the cap on rows per candidate lexeme, $12 the lexemes' query frequencies, $13 the
+-- candidates' lexemes (text[], NULL for a phrase), $14 rerank. predicate: the compiled filter on t
+-- ('true' for none).
+CREATE OR REPLACE FUNCTION memory_private._bm25_sql(d memory_private.domains, predicate text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($q$
+        WITH p AS MATERIALIZED (
+            SELECT c.lexeme, x.id, x.ok
+            FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
+            CROSS JOIN LATERAL (
+                SELECT t.id, (%5$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok
+                FROM %1$I.%2$I AS t
+                WHERE %3$s @@ c.q
+                LIMIT $11
+            ) AS x
+        ),
+        w AS MATERIALIZED (
+            SELECT q.lexeme, q.qtf * ln(1 + ($6 - x.df + 0.5) / (x.df + 0.5)) AS idf
+            FROM unnest($1::text[], $2::double precision[], $12::double precision[])
+                AS q (lexeme, est, qtf)
+            LEFT JOIN (SELECT p.lexeme, count(*) AS n FROM p GROUP BY p.lexeme) AS c
+                ON c.lexeme = q.lexeme
+            CROSS JOIN LATERAL (
+                SELECT least(greatest(coalesce(q.est, c.n, 0), 1), $6) AS df) AS x
+        ),
+        top AS MATERIALIZED (
+            SELECT p.id
+            FROM p LEFT JOIN w ON w.lexeme = p.lexeme
+            WHERE p.ok
+            GROUP BY p.id
+            ORDER BY sum(coalesce(w.idf, 1e6)) DESC, p.id
+            LIMIT $14
+        )
+        SELECT t.id, t.content, t.metadata, s.score AS rank, t.created_at, t.updated_at
+        FROM top
+        JOIN %1$I.%2$I AS t ON t.id = top.id
+        CROSS JOIN LATERAL (
+            SELECT ts_filter(setweight(%4$s, 'A', $1 || ' dl'::text), '{a}') AS hit
+        ) AS f
+        CROSS JOIN LATERAL (
+            SELECT coalesce(sum(w.idf * h.tf * ($8 + 1)
+                / (h.tf + $8 * (1 - $9 + $9 * l.dl / greatest($7, 1)))), 0)::double precision
+                AS score
+            FROM (SELECT u.lexeme, cardinality(u.positions) AS tf FROM unnest(f.hit) AS u) AS h
+            JOIN w ON w.lexeme = h.lexeme
+            CROSS JOIN (
+                SELECT coalesce(max(u.positions[1] - 1), 0) AS dl
+                FROM unnest(f.hit) AS u WHERE u.lexeme = ' dl'
+            ) AS l
+        ) AS s
+        ORDER BY s.score DESC, t.updated_at DESC, t.id
+        LIMIT $10
+    $q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d),
+        memory_private._domain_rank_tsvector_sql(d), predicate)
+$$;
+
+-- Ranked full-text search of one domain (memory.search_text does the argument checks).
+-- Unfiltered searches of pgmemo's own tables run the plan cached in
+-- memory_private._search_text_static; the others run _bm25_sql dynamically.
+-- enable_seqscan is off for the call (restored on exit): the planner's estimate of the @@ scan
+-- ignores that each row's tsvector is detoasted, and at a few thousand rows it picked a
+-- sequential scan over every tsvector instead of the GIN index (measured 10x slower on the eval).
+CREATE OR REPLACE FUNCTION memory_private._search_text_bm25(
+    d memory_private.domains, query text, k integer, filter jsonb, match text
+)
+RETURNS TABLE (
+    id text, content text, metadata jsonb, rank double precision,
+    created_at timestamptz, updated_at timestamptz
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+SET enable_seqscan = off
+AS $$
+DECLARE
+    v_p record;
+    v_c record;
+    v_k record := memory_private._bm25_params();
+    -- the filter language (sql/33_filter_compile.sql): its values are $3 here
+    v_f record := memory_private._filter_compile(filter);
+BEGIN
+    SELECT * INTO v_p FROM memory_private._parse_text_query(d.text_config, query, match);
+    IF cardinality(v_p.words) = 0 THEN
+        RETURN;  -- empty, stop words or exclusions only: nothing to rank by
+    END IF;
+    IF cardinality(v_p.words) > memory_private._text_max_words() THEN
+        RAISE EXCEPTION 'query has % distinct words; search_text takes at most %',
+            cardinality(v_p.words), memory_private._text_max_words()
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO v_c
+    FROM memory_private._text_candidates(d, v_p.words, v_p.phrases, v_k.budget);
+    IF v_f.predicate IS NULL AND NOT d.adopted AND NOT d.distributed THEN
+        RETURN QUERY SELECT * FROM memory_private._search_text_static(v_p.words,
+            v_c.df_estimates, NULL, v_c.candidates, v_p.required, v_c.documents,
+            v_c.avg_length, v_k.k1, v_k.b, k, memory_private._text_candidate_cap(), v_p.qtf,
+            v_c.candidate_lexemes, greatest(v_k.rerank, k), d);
+    ELSE
+        RETURN QUERY EXECUTE memory_private._bm25_sql(d, coalesce(v_f.predicate, 'true'))
+        USING v_p.words, v_c.df_estimates, v_f.params, v_c.candidates, v_p.required,
+            v_c.documents, v_c.avg_length, v_k.k1, v_k.b, k, memory_private._text_candidate_cap(),
+            v_p.qtf, v_c.candidate_lexemes, greatest(v_k.rerank, k);
+    END IF;
+END;
+$$;
+
+-- Unfiltered search_text without re-planning: memory_private._search_text_static holds, for
+-- every domain of pgmemo's own (not adopted, not distributed), _bm25_sql's query as static SQL in
+-- one generated PL/pgSQL function, so PostgreSQL plans it once per session (a dynamic EXECUTE is
+-- parsed and planned on every call). Its parameters are in the order of _bm25_sql's ($1..$12,
+-- which PL/pgSQL reads as the function's own), the domain row last. A branch is chosen by
+-- _text_static_key (what the query depends on), so a stale branch is never used; a domain
+-- without one runs the same query dynamically. Regenerated with memory.search's static function
+-- (memory_private._search_static_refresh: create_domain, drop_domain, adoption, every migrate).
+CREATE OR REPLACE FUNCTION memory_private._text_static_key(d memory_private.domains)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT concat_ws('/', d.domain, d.table_schema, d.table_name, d.adopted, d.distributed)
+$$;
+
+CREATE OR REPLACE FUNCTION memory_private._search_text_static_refresh()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_branches text;
+BEGIN
+    -- one regeneration at a time, each from the committed registry
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgmemo:search_text_static'));
+    SELECT string_agg(format($b$
+        WHEN %1$L THEN
+            RETURN QUERY %2$s;
+$b$, memory_private._text_static_key(x), memory_private._bm25_sql(x, 'true')), '' ORDER BY x.domain)
+    INTO v_branches
+    FROM (
+        SELECT d.* FROM memory_private.domains AS d
+        WHERE NOT d.adopted AND NOT d.distributed
+          AND to_regclass(format('%I.%I', d.table_schema, d.table_name)) IS NOT NULL
+        ORDER BY d.domain LIMIT 500
+    ) AS x;
+    EXECUTE format($f$
+CREATE OR REPLACE FUNCTION memory_private._search_text_static(
+    text[], double precision[], jsonb, tsquery[], tsquery, double precision, double precision,
+    double precision, double precision, integer, bigint, double precision[], text[], integer,
+    memory_private.domains
+)
+RETURNS TABLE (
+    id text, content text, metadata jsonb, rank double precision,
+    created_at timestamptz, updated_at timestamptz
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+-- one generic plan per session, reused (with LIMIT and the tsquery parameters the planner would
+-- otherwise re-plan on every call)
+SET plan_cache_mode = force_generic_plan
+AS $body$
+#variable_conflict use_column
+BEGIN
+    CASE memory_private._text_static_key($15)
+        WHEN NULL THEN NULL;
+%1$s
+    ELSE
+        RETURN QUERY EXECUTE memory_private._bm25_sql($15, 'true')
+        USING $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14;
+    END CASE;
+END;
+$body$
+$f$, coalesce(v_branches, ''));
+END;
+$$;
+
+-- The function before its first generation: every domain runs the dynamic query.
+CREATE OR REPLACE FUNCTION memory_private._search_text_static(
+    text[], double precision[], jsonb, tsquery[], tsquery, double precision, double precision,
+    double precision, double precision, integer, bigint, double precision[], text[], integer,
+    memory_private.domains
+)
+RETURNS TABLE (
+    id text, content text, metadata jsonb, rank double precision,
+    created_at timestamptz, updated_at timestamptz
 )
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 BEGIN
-    SELECT s.documents, s.avg_length, s.common_lexemes INTO documents, avg_length, common_lexemes
-    FROM memory_private.text_stats AS s WHERE s.domain = d.domain;
-    IF FOUND AND documents > 0 THEN
-        RETURN;
-    END IF;
-    common_lexemes := '{}';
-    EXECUTE format(
-        $q$SELECT count(*), coalesce(avg(%4$s), 0)
-           FROM (SELECT %1$s AS tsv FROM %2$I.%3$I AS t LIMIT 1000) AS v$q$,
-        memory_private._domain_tsvector_sql(d), d.table_schema, d.table_name,
-        memory_private._dl_sql(
-            format('ts_filter(setweight(v.tsv, %L, %L), %L)', 'A', '{" dl"}', '{a}'), 'v.tsv'))
-    INTO documents, avg_length;
-    documents := greatest(documents, (
-        SELECT c.reltuples FROM pg_catalog.pg_class AS c
-        WHERE c.oid = coalesce(d.source_table,
-            format('%I.%I', d.table_schema, d.table_name)::regclass)));
+    RETURN QUERY EXECUTE memory_private._bm25_sql($15, 'true')
+    USING $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14;
 END;
 $$;
 
@@ -2744,132 +3030,6 @@ AS $$
     ), '{}'::jsonb)
 $$;
 
--- The BM25 query over one domain. $1 words (text[]), $2 the lexemes' estimated df (NULL: count
--- it over the candidates), $3 the candidate tsquery, $4 required (tsquery or NULL), $5 filter,
--- $6 N, $7 avgdl, $8 k1, $9 b, $10 k, $11 the candidate cap. The tsvector expression appears
--- once per row (a LATERAL) so an adopted table's is computed once per candidate.
-CREATE OR REPLACE FUNCTION memory_private._bm25_sql(d memory_private.domains, with_filter boolean)
-RETURNS text
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT format($q$
-        WITH cand AS MATERIALIZED (
-            SELECT t.id, %5$s AS dl, h.hit,
-                ($4::tsquery IS NULL OR v.tsv @@ $4) %4$s AS ok
-            FROM %2$I.%3$I AS t
-            CROSS JOIN LATERAL (SELECT %1$s AS tsv) AS v
-            CROSS JOIN LATERAL (
-                SELECT ts_filter(setweight(v.tsv, 'A', $1 || ' dl'::text), '{a}') AS hit) AS h
-            WHERE %1$s @@ $3
-            LIMIT $11
-        ),
-        hits AS MATERIALIZED (
-            SELECT c.id, c.dl, c.ok, h.lexeme, cardinality(h.positions) AS tf
-            FROM cand AS c CROSS JOIN LATERAL unnest(c.hit) AS h
-        ),
-        w AS MATERIALIZED (
-            SELECT q.lexeme, ln(1 + ($6 - x.df + 0.5) / (x.df + 0.5)) AS idf
-            FROM unnest($1::text[], $2::double precision[]) AS q (lexeme, est)
-            LEFT JOIN (SELECT h.lexeme, count(*) AS n FROM hits AS h GROUP BY h.lexeme) AS c
-                ON c.lexeme = q.lexeme
-            CROSS JOIN LATERAL (
-                SELECT least(greatest(coalesce(q.est, c.n, 0), 1), $6) AS df) AS x
-        ),
-        scored AS (
-            SELECT h.id, sum(w.idf * h.tf * ($8 + 1)
-                / (h.tf + $8 * (1 - $9 + $9 * h.dl / greatest($7, 1)))) AS score
-            FROM hits AS h JOIN w ON w.lexeme = h.lexeme
-            WHERE h.ok
-            GROUP BY h.id
-            ORDER BY score DESC, h.id
-            LIMIT $10 + 16
-        )
-        SELECT t.id, t.content, t.metadata, s.score::double precision AS rank, t.created_at,
-            t.updated_at
-        FROM scored AS s JOIN %2$I.%3$I AS t ON t.id = s.id
-        ORDER BY s.score DESC, t.updated_at DESC, t.id
-        LIMIT $10
-    $q$,
-    memory_private._domain_tsvector_sql(d), d.table_schema, d.table_name,
-    CASE WHEN with_filter THEN 'AND t.metadata @> $5' ELSE '' END,
-    memory_private._dl_sql('h.hit', 'v.tsv'))
-$$;
-
--- Ranked full-text search of one domain (memory.search_text does the argument checks).
--- enable_seqscan is off for the call (restored on exit): the planner's estimate of the @@ scan
--- ignores that each row's tsvector is detoasted, and at a few thousand rows it picked a
--- sequential scan over every tsvector instead of the GIN index (measured 10x slower on the eval).
-CREATE OR REPLACE FUNCTION memory_private._search_text_bm25(
-    d memory_private.domains, query text, k integer, filter jsonb, match text
-)
-RETURNS TABLE (
-    id text, content text, metadata jsonb, rank double precision,
-    created_at timestamptz, updated_at timestamptz
-)
-LANGUAGE plpgsql STABLE
-SET search_path FROM CURRENT
-SET enable_seqscan = off
-AS $$
-DECLARE
-    v_p record;
-    v_stats record;
-    v_words text[];
-    v_est double precision[];
-    v_cand text[];
-    v_cand_query tsquery;
-    -- the filter language (sql/33_filter_compile.sql): its values are $5 here
-    v_f record := memory_private._filter_compile(filter);
-    v_sql text := memory_private._bm25_sql(d, v_f.predicate IS NOT NULL);
-BEGIN
-    IF v_f.predicate IS NOT NULL THEN
-        v_sql := replace(v_sql, 'AND t.metadata @> $5',
-            'AND ' || regexp_replace(v_f.predicate, '\(\$3 -', '($5 -', 'g'));
-    END IF;
-    SELECT * INTO v_p FROM memory_private._parse_text_query(d.text_config, query, match);
-    IF cardinality(v_p.words) = 0 THEN
-        RETURN;  -- empty, stop words or exclusions only: nothing to rank by
-    END IF;
-    IF cardinality(v_p.words) > memory_private._text_max_words() THEN
-        RAISE EXCEPTION 'query has % distinct words; search_text takes at most %',
-            cardinality(v_p.words), memory_private._text_max_words()
-            USING ERRCODE = '22023';
-    END IF;
-    SELECT * INTO v_stats FROM memory_private._text_stats(d);
-    -- Rare lexemes (no planner frequency) generate candidates; common ones join, rarest first,
-    -- while their estimated rows fit the budget; the rarest lexeme always does.
-    WITH l AS (
-        SELECT w.lexeme, (v_stats.common_lexemes ->> w.lexeme)::double precision AS freq
-        FROM unnest(v_p.words) AS w (lexeme)
-    ),
-    f AS (
-        SELECT l.lexeme, l.freq, l.freq * v_stats.documents AS est_rows,
-            sum(coalesce(l.freq, 0) * v_stats.documents) OVER (
-                ORDER BY l.freq NULLS FIRST, l.lexeme) AS running,
-            row_number() OVER (ORDER BY l.freq NULLS FIRST, l.lexeme) AS rn
-        FROM l
-    )
-    SELECT array_agg(f.lexeme ORDER BY f.lexeme),
-        array_agg(CASE WHEN f.freq IS NULL OR f.running <= memory_private._text_candidate_budget()
-                OR f.rn = 1 THEN NULL ELSE f.est_rows END ORDER BY f.lexeme),
-        array_agg(f.lexeme ORDER BY f.lexeme) FILTER (WHERE f.freq IS NULL
-            OR f.running <= memory_private._text_candidate_budget() OR f.rn = 1)
-    INTO v_words, v_est, v_cand
-    FROM f;
-    -- tsquery literal: each lexeme quoted (quotes doubled, backslashes escaped), OR'ed.
-    v_cand_query := (SELECT string_agg(
-            '''' || replace(replace(w, E'\\', E'\\\\'), '''', '''''') || '''', ' | ')
-        FROM unnest(v_cand) AS w)::tsquery;
-    IF v_p.phrases IS NOT NULL THEN
-        v_cand_query := v_cand_query || v_p.phrases;
-    END IF;
-    RETURN QUERY EXECUTE v_sql
-    USING v_words, v_est, v_cand_query, v_p.required, v_f.params, v_stats.documents,
-        v_stats.avg_length, memory_private._bm25_k1(), memory_private._bm25_b(), k,
-        memory_private._text_candidate_cap();
-END;
-$$;
-
 -- Recompute one domain's N and avgdl (and, on pgmemo's own tables, ANALYZE the tsvector column
 -- so the common lexemes' frequencies are current).
 CREATE OR REPLACE FUNCTION memory_private._refresh_text_stats(d memory_private.domains)
@@ -2886,12 +3046,7 @@ BEGIN
         -- pgmemo's rights. Autovacuum analyzes it.
         EXECUTE format('ANALYZE %I.%I (content_tsv)', d.table_schema, d.table_name);
     END IF;
-    EXECUTE format(
-        $q$SELECT count(*), coalesce(avg(%4$s), 0)
-           FROM %2$I.%3$I AS t CROSS JOIN LATERAL (SELECT %1$s AS tsv) AS v$q$,
-        memory_private._domain_tsvector_sql(d), d.table_schema, d.table_name,
-        memory_private._dl_sql(
-            format('ts_filter(setweight(v.tsv, %L, %L), %L)', 'A', '{" dl"}', '{a}'), 'v.tsv'))
+    EXECUTE memory_private._text_length_sql(d) USING NULL::bigint
     INTO v_docs, v_avg;
     INSERT INTO memory_private.text_stats AS s
         (domain, documents, avg_length, common_lexemes, writes_at_refresh, refreshed_at)
@@ -2972,7 +3127,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'and an ANALYZE of the stored tsvector so common words'' frequencies are current). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '36ff25bffc74eff4dace64739fec7a8583b0cb76adf2291c285d10509b20ece0', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '09bec5465b75590dc8ba9d8f2a00fd419f826bb830e7d272b1a4c2138445f8c9', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
@@ -3076,12 +3231,12 @@ SET search_path FROM CURRENT
 AS $$
     SELECT CASE kind
         WHEN 'number' THEN format(
-            $e$(CASE WHEN jsonb_typeof(%1$s) = 'number' THEN (%1$s)::numeric END)$e$, x.e)
+            '(CASE WHEN jsonb_typeof(%1$s) = ''number'' THEN (%1$s)::numeric END)', x.e)
         WHEN 'text' THEN format(
-            $e$((CASE WHEN jsonb_typeof(%1$s) = 'string' THEN (%1$s #>> '{}') END) COLLATE "C")$e$,
+            '((CASE WHEN jsonb_typeof(%1$s) = ''string'' THEN (%1$s #>> ''{}'') END) COLLATE "C")',
             x.e)
         WHEN 'boolean' THEN format(
-            $e$(CASE WHEN jsonb_typeof(%1$s) = 'boolean' THEN (%1$s)::boolean END)$e$, x.e)
+            '(CASE WHEN jsonb_typeof(%1$s) = ''boolean'' THEN (%1$s)::boolean END)', x.e)
     END
     FROM (SELECT memory_private._filter_key_expr(col, path) AS e) AS x
 $$;
@@ -3256,7 +3411,7 @@ BEGIN
     END IF;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:32_filter.sql', '32_filter.sql', '8bd7a1fed4ecd4d92e20487152a08332b08a5a6d06fc68d0ba08f262df7782e8', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:32_filter.sql', '32_filter.sql', '781dfca75d7c78f7a25bec63ca0312711ff91b596788a9d48e41bb2f68ac6c68', 'repeatable'); END $pgmemo$;
 -- sql/33_filter_compile.sql
 -- The filter compiler: memory_private._filter_compile turns a filter (the language described at
 -- the top of sql/32_filter.sql) into a SQL predicate on the domain table aliased t and the jsonb
@@ -3278,6 +3433,7 @@ DECLARE
     v_kind text;
     v_p text;                -- the parameter slot: ($3 -> i)
     v_x text;                -- the key's JSON value (metadata fields)
+    v_e text;                -- the typed expression compared
     v_cmp text := CASE op WHEN '$gt' THEN '>' WHEN '$gte' THEN '>=' WHEN '$lt' THEN '<'
         WHEN '$lte' THEN '<=' END;
     v_elem jsonb;
@@ -3325,9 +3481,9 @@ BEGIN
             PERFORM memory_private._filter_column_value(column_name, value -> 0, loc || '[0]');
             PERFORM memory_private._filter_column_value(column_name, value -> 1, loc || '[1]');
             params := params || jsonb_build_array(value -> 0, value -> 1);
-            sql := format($e$%1$s BETWEEN ($3 ->> %2$s)%4$s AND ($3 ->> %3$s)%4$s$e$, v_col,
-                jsonb_array_length(params) - 2, jsonb_array_length(params) - 1,
-                CASE WHEN v_ts THEN '::timestamptz' ELSE '' END);
+            v_e := CASE WHEN v_ts THEN '(%s ->> %s)::timestamptz' ELSE '(%s ->> %s)' END;
+            sql := format('%s BETWEEN ' || v_e || ' AND ' || v_e, v_col,
+                '$3', jsonb_array_length(params) - 2, '$3', jsonb_array_length(params) - 1);
         ELSIF op IN ('$like', '$ilike') THEN
             IF v_ts THEN
                 PERFORM memory_private._filter_error(loc, format('%s applies to strings; %s is a '
@@ -3338,12 +3494,12 @@ BEGIN
                     op, memory_private._filter_typename(value)));
             END IF;
             params := params || jsonb_build_array(value);
-            sql := format($e$%s %s (%s #>> '{}')$e$, v_col,
+            sql := format('%s %s (%s #>> ''{}'')', v_col,
                 CASE op WHEN '$like' THEN 'LIKE' ELSE 'ILIKE' END, v_p);
         ELSE
             PERFORM memory_private._filter_column_value(column_name, value, loc);
             params := params || jsonb_build_array(value);
-            sql := format($e$%s %s (%s #>> '{}')%s$e$, v_col,
+            sql := format('%s %s (%s #>> ''{}'')%s', v_col,
                 CASE op WHEN '$eq' THEN '=' WHEN '$ne' THEN '<>' ELSE v_cmp END, v_p,
                 CASE WHEN v_ts THEN '::timestamptz' ELSE '' END);
         END IF;
@@ -3379,7 +3535,7 @@ BEGIN
                 op, memory_private._filter_typename(value)));
         END IF;
         params := params || jsonb_build_array(value);
-        sql := format($e$%s %s (%s #>> '{}')$e$,
+        sql := format('%s %s (%s #>> ''{}'')',
             memory_private._filter_typed_expr('t.metadata', path, 'text'),
             CASE op WHEN '$like' THEN 'LIKE' ELSE 'ILIKE' END, v_p);
     WHEN op = '$between' THEN
@@ -3516,19 +3672,10 @@ BEGIN
 END;
 $$;
 
--- The predicate of a plain filter (one containment: the filter is $3 -> 0).
-CREATE OR REPLACE FUNCTION memory_private._filter_plain_predicate()
-RETURNS text
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$ SELECT 't.metadata @> ($3 -> 0)' $$;
-
 -- The filter as a SQL predicate on the domain table aliased t, and its values (the jsonb array
--- to pass as $3). NULL predicate: no filter (NULL or {}: every row). plain: the filter is one
--- containment, predicate t.metadata @> ($3 -> 0) (memory.search runs it through the cached plans
--- of memory_private._search_static, sql/36_search_static.sql).
+-- to pass as $3). NULL predicate: no filter (NULL or {}: every row).
 CREATE OR REPLACE FUNCTION memory_private._filter_compile(
-    filter jsonb, OUT predicate text, OUT params jsonb, OUT plain boolean
+    filter jsonb, OUT predicate text, OUT params jsonb
 )
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
@@ -3536,7 +3683,6 @@ AS $$
 DECLARE
     v_r record;
 BEGIN
-    plain := false;
     IF filter IS NULL OR filter = '{}' THEN
         RETURN;
     END IF;
@@ -3553,9 +3699,8 @@ BEGIN
         SELECT FROM jsonb_object_keys(filter) AS k
         WHERE k IN ('', 'id', 'created_at', 'updated_at') OR strpos(k, '.') > 0
     ) THEN
-        predicate := memory_private._filter_plain_predicate();
+        predicate := 't.metadata @> ($3 -> 0)';
         params := jsonb_build_array(filter);
-        plain := true;
         RETURN;
     END IF;
     v_r := memory_private._filter_node(filter, '$', 1, '[]'::jsonb);
@@ -3563,7 +3708,7 @@ BEGIN
     params := v_r.params;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:33_filter_compile.sql', '33_filter_compile.sql', '33c9ce179940ad1cd5ee92b0a2b2763a228fa9e81fb84528d07fe503bb6c5968', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:33_filter_compile.sql', '33_filter_compile.sql', 'a1db96a2c4a807e671963c1edbe118b878c69d1d180df93c0be1cb75c9fdd2dd', 'repeatable'); END $pgmemo$;
 -- sql/34_search_plan.sql
 -- The filtered-search planner: for each filtered memory.search, estimate how many rows the
 -- filter matches (the PostgreSQL planner's estimate for the compiled predicate) and pick the
@@ -3601,12 +3746,7 @@ AS $$ SELECT 1.5::double precision, 0.15::double precision, 8.0::double precisio
 -- path 'hnsw': the HNSW index order with the predicate (iterative scan in relaxed order: the
 --   distance is recomputed outside the LIMIT query, see memory_private._search_sql); its first
 --   $2 rows are materialized, and only when they are fewer than $2 the exact query runs (a
---   one-time filter: it costs nothing otherwise). In the index scan the predicate is written
---   "(...) IS TRUE" (the same rows) so that no index of the filter can serve it: the path is
---   the one chosen here, whatever the planner would estimate (and a plan cached without the
---   values, memory_private._search_static, cannot turn into a bitmap scan and a sort).
--- One template per path, identifiers through %I; the predicate is compiled SQL that holds no
--- value (they are all in $3); operator, similarity and embedding column come from fixed lists.
+--   one-time filter: it costs nothing otherwise).
 CREATE OR REPLACE FUNCTION memory_private._knn_sql(
     d memory_private.domains, predicate text, path text, with_embeddings boolean DEFAULT FALSE
 )
@@ -3621,55 +3761,49 @@ DECLARE
         WHEN 'l2' THEN '1 / (1 + s.distance)'
         ELSE '- s.distance'
     END;
-    -- the embedding column: the stored vector (halfvec read as vector), or NULL (then the
-    -- exact scan does not carry every matching row's vector through its sort)
-    v_emb text := CASE WHEN with_embeddings THEN 't.embedding::' ELSE 'NULL::' END
-        || memory_private._vector_schema() || '.vector';  -- _vector_schema() is quoted
+    v_exact text;
+    -- the embedding column: the stored vector (halfvec read as vector), or NULL
+    v_emb text := format(CASE WHEN with_embeddings THEN 's.embedding::%s.vector'
+        ELSE 'NULL::%s.vector' END, memory_private._vector_schema());
 BEGIN
+    v_exact := format($q$
+        SELECT t.id, t.content, t.metadata, (t.embedding %1$s $1) + 0 AS distance,
+            t.created_at, t.updated_at, t.embedding
+        FROM %2$I.%3$I AS t
+        WHERE t.embedding IS NOT NULL AND %4$s
+        ORDER BY 4 LIMIT $2 $q$,
+        v_op, d.table_schema, d.table_name, predicate);
     IF path = 'exact' THEN
         RETURN format($q$
             SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at,
-                s.updated_at, s.embedding
-            FROM (
-                SELECT t.id, t.content, t.metadata, (t.embedding %2$s $1) + 0 AS distance,
-                    t.created_at, t.updated_at, %6$s AS embedding
-                FROM %3$I.%4$I AS t
-                WHERE t.embedding IS NOT NULL AND %5$s
-                ORDER BY 4 LIMIT $2
-            ) AS s
+                s.updated_at, %3$s AS embedding
+            FROM (%2$s) AS s
             WHERE $4::double precision IS NULL OR %1$s >= $4
             ORDER BY s.distance $q$,
-            v_similarity, v_op, d.table_schema, d.table_name, predicate, v_emb);
+            v_similarity, v_exact, v_emb);
     END IF;
     RETURN format($q$
         WITH h AS MATERIALIZED (
-            SELECT t.id, t.content, t.metadata,
-                (t.embedding %2$s $1)::double precision AS distance, t.created_at, t.updated_at,
-                %6$s AS embedding
+            SELECT n.id, n.content, n.metadata,
+                (n.embedding %2$s $1)::double precision AS distance, n.created_at, n.updated_at,
+                n.embedding
             FROM (
                 SELECT t.id, t.content, t.metadata, t.embedding, t.created_at, t.updated_at
                 FROM %3$I.%4$I AS t
-                WHERE t.embedding IS NOT NULL AND (%5$s) IS TRUE
+                WHERE t.embedding IS NOT NULL AND %5$s
                 ORDER BY t.embedding %2$s $1 LIMIT $2
-            ) AS t
+            ) AS n
         )
         SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at,
-            s.updated_at, s.embedding
+            s.updated_at, %7$s AS embedding
         FROM (
             SELECT h.* FROM h WHERE (SELECT count(*) FROM h) >= $2
             UNION ALL
-            SELECT e.* FROM (
-                -- the exact path's query
-                SELECT t.id, t.content, t.metadata, (t.embedding %2$s $1) + 0 AS distance,
-                    t.created_at, t.updated_at, %6$s AS embedding
-                FROM %3$I.%4$I AS t
-                WHERE t.embedding IS NOT NULL AND %5$s
-                ORDER BY 4 LIMIT $2
-            ) AS e WHERE (SELECT count(*) FROM h) < $2
+            SELECT e.* FROM (%6$s) AS e WHERE (SELECT count(*) FROM h) < $2
         ) AS s
         WHERE $4::double precision IS NULL OR %1$s >= $4
         ORDER BY s.distance $q$,
-        v_similarity, v_op, d.table_schema, d.table_name, predicate, v_emb);
+        v_similarity, v_op, d.table_schema, d.table_name, predicate, v_exact, v_emb);
 END;
 $$;
 
@@ -3692,8 +3826,7 @@ BEGIN
     -- EXPLAIN is that node, e.g. "Bitmap Heap Scan on x  (cost=.. rows=1002 width=0)"
     -- (measured: half the time of FORMAT JSON and a JSON path search).
     PERFORM set_config('enable_seqscan', 'off', true);
-    EXECUTE format($q$
-        EXPLAIN SELECT FROM %1$I.%2$I AS t WHERE t.embedding IS NOT NULL AND %3$s $q$,
+    EXECUTE format('EXPLAIN SELECT FROM %I.%I AS t WHERE t.embedding IS NOT NULL AND %s',
         d.table_schema, d.table_name, predicate)
     INTO v_top
     USING NULL::integer, NULL::integer, params;
@@ -3817,7 +3950,7 @@ BEGIN
     RETURN saved;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:34_search_plan.sql', '34_search_plan.sql', 'e86334d1ffe9d2a69e63e8f05093cc6c8426c37cb5b090393ed2f1bfbf2363f2', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:34_search_plan.sql', '34_search_plan.sql', '49f03bcd8e53b0199299568c6241ceab31abbcf77a0ae0724e3274b51588ce51', 'repeatable'); END $pgmemo$;
 -- sql/35_filter_api.sql
 -- The filter language's public functions besides the searches: memory.count (rows matching a
 -- filter) and memory.create_metadata_index (the btree expression indexes that the compiled
@@ -3889,10 +4022,8 @@ BEGIN
     v_expr := CASE WHEN v_field.column_name IS NOT NULL THEN quote_ident(v_meta)
         ELSE memory_private._filter_typed_expr(quote_ident(v_meta), v_field.path, v_kind) END;
     v_name := memory_private._metadata_index_name(v_d, key, v_kind);
-    -- v_phys.relation: a regclass, quoted; v_expr: the compiled expression (keys as literals)
-    EXECUTE format($q$
-        CREATE INDEX IF NOT EXISTS %1$I ON %2$s ((%3$s)) $q$,
-        v_name, v_phys.relation, v_expr);
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (%s)', v_name, v_phys.relation,
+        CASE WHEN v_field.column_name IS NOT NULL THEN v_expr ELSE '(' || v_expr || ')' END);
     RETURN v_name;
 END;
 $$;
@@ -3913,14 +4044,12 @@ LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain_for(domain, 'read');
+    v_d memory_private.domains := memory_private._domain(domain);
     v_f record := memory_private._filter_compile(filter);
     v_count bigint;
 BEGIN
-    -- the compiled predicate reads its values from $3 (memory_private._filter_compile)
-    EXECUTE format($q$
-        SELECT count(*) FROM %1$I.%2$I AS t WHERE %3$s $q$,
-        v_d.table_schema, v_d.table_name, coalesce(v_f.predicate, 'true'))
+    EXECUTE format('SELECT count(*) FROM %I.%I AS t WHERE %s', v_d.table_schema, v_d.table_name,
+        coalesce(v_f.predicate, 'true'))
     INTO v_count
     USING NULL::integer, NULL::integer, v_f.params;
     RETURN v_count;
@@ -3931,16 +4060,12 @@ COMMENT ON FUNCTION memory.count(text, jsonb) IS
 'The number of memories in the domain that match filter (the filter language of memory.search; '
 'NULL or {}: every row), embedded or not. Uses the filter''s indexes like a search does; an '
 'unselective filter on a big domain reads the table.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:35_filter_api.sql', '35_filter_api.sql', '213b692310132a67cd8510d79a8cd7bd19859563575718a2f7818cc87ffb189a', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:35_filter_api.sql', '35_filter_api.sql', '5050c44a5e21ff0ba1807ea8d4014d94d3a0720b3a09f8380ebfe669b4f7ab3a', 'repeatable'); END $pgmemo$;
 -- sql/36_search_static.sql
--- memory.search without re-planning: memory_private._search_static holds, for every domain, the
--- queries of an unfiltered search (memory_private._search_sql) and of a search with one
--- containment filter on either path of the planner (memory_private._knn_sql, exact or hnsw), as
--- static SQL in one generated PL/pgSQL function, so PostgreSQL plans each once per session and
--- reuses the plan (a dynamic EXECUTE is parsed and planned on every call: 100-200 us, a quarter
--- of a search on 100K x 384, most of an exact search of a few matching rows). Its SET clauses
--- hold the settings of the call (enable_seqscan off; hnsw.ef_search, iterative scans and
--- hnsw.max_scan_tuples as the planner chose), restored when it returns.
+-- Unfiltered memory.search without re-planning: memory_private._search_static holds, for every
+-- domain, the query memory_private._search_sql builds, as static SQL in one generated PL/pgSQL
+-- function, so PostgreSQL plans it once per session and reuses the plan (a dynamic EXECUTE is
+-- parsed and planned on every call: about 100 us, a quarter of a search on 100K x 384).
 -- memory_private._search_static_refresh regenerates it; create_domain, drop_domain, adoption and
 -- every migrate run (at the end: sql/90_grants.sql) call it. A branch is chosen by the domain's
 -- name, table and distance at the time (memory_private._search_static_key), so a stale branch is
@@ -3962,14 +4087,13 @@ AS $$
 DECLARE
     v_d memory_private.domains;
     v_branches text := '';
+    v_sql text;
     v_iterative text := current_setting('hnsw.iterative_scan', true);
-    -- pgvector >= 0.8: iterative scans, and their settings restored on exit
-    v_08 boolean := coalesce(memory_private._vector_version() >= ARRAY[0, 8, 0], false);
 BEGIN
     -- Concurrent create_domain calls regenerate one after the other, each from the committed
     -- registry (READ COMMITTED: the query below runs after the lock is granted).
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgmemo:search_static'));
-    -- the strict-order shape of _search_sql (the function runs with iterative scans off)
+    -- the strict-order shape of _search_sql (memory.search takes this path only then)
     IF v_iterative IS NOT NULL THEN
         PERFORM set_config('hnsw.iterative_scan', 'off', true);
     END IF;
@@ -3979,78 +4103,54 @@ BEGIN
           AND NOT d.distributed  -- Citus plans its own (48_distributed.sql)
         ORDER BY d.domain LIMIT 500
     LOOP
-        -- The queries of _search_sql and _knn_sql as they are: their $1..$4 are this function's
-        -- first four arguments (PL/pgSQL reads $n as the n-th argument).
+        -- _search_sql's text with its parameters renamed to this function's arguments.
+        v_sql := memory_private._search_sql(v_d, false);
+        v_sql := replace(replace(replace(v_sql, '$1', 'query_embedding'), '$2', 'k'),
+            '$4', 'min_similarity');
         v_branches := v_branches || format($b$
-        WHEN %1$L THEN
-            IF path IS NULL THEN
-                RETURN QUERY %2$s;
-            ELSIF path = 'exact' THEN
-                RETURN QUERY %3$s;
-            ELSE
-                RETURN QUERY %4$s;
-            END IF;$b$,
-            memory_private._search_static_key(v_d),
-            memory_private._search_sql(v_d, false),
-            memory_private._knn_sql(v_d, memory_private._filter_plain_predicate(), 'exact'),
-            memory_private._knn_sql(v_d, memory_private._filter_plain_predicate(), 'hnsw'));
+        WHEN %L THEN
+            RETURN QUERY %s;
+$b$, memory_private._search_static_key(v_d), v_sql);
     END LOOP;
-    IF v_branches = '' THEN
-        v_branches := '
-        WHEN NULL THEN NULL;  -- no domain yet (a CASE needs a WHEN)';
-    END IF;
-    EXECUTE format($f$
+    -- pgvector by qualified name: this runs with search_path = pg_catalog, pg_temp
+    EXECUTE replace(format($f$
 CREATE OR REPLACE FUNCTION memory_private._search_static(
-    query_embedding %1$s.vector, k integer, params jsonb, min_similarity double precision,
-    d memory_private.domains, path text, ef integer, max_scan_tuples integer
+    d memory_private.domains, query_embedding @vector_schema@.vector, k integer, min_similarity double precision
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, similarity double precision,
-    distance double precision, created_at timestamptz, updated_at timestamptz,
-    embedding %1$s.vector
+    distance double precision, created_at timestamptz, updated_at timestamptz, embedding @vector_schema@.vector
 )
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
--- The generic plans (the HNSW index scan; the filter's index) once, reused: with LIMIT k a
--- parameter, the planner prices the generic plan at 10%% of the rows and would otherwise
--- re-plan on every call.
+-- The generic plan (the HNSW index scan) once, reused: with LIMIT k a parameter, the planner
+-- prices the generic plan at 10%% of the rows and would otherwise re-plan on every call.
 SET plan_cache_mode = force_generic_plan
--- The settings of the call: the set_config calls below last until the function returns.
-SET enable_seqscan = off
-SET hnsw.ef_search = 40%2$s
 AS $body$
 #variable_conflict use_column
 BEGIN
-    IF path IS DISTINCT FROM 'exact' THEN
-        PERFORM set_config('hnsw.ef_search', ef::text, true);
-    END IF;
-    IF path = 'hnsw' THEN
-        PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true);
-        PERFORM set_config('hnsw.max_scan_tuples', max_scan_tuples::text, true);
-    END IF;
-    CASE memory_private._search_static_key(d)%3$s
-    ELSE
+    %s
         -- not generated for this domain (yet): memory.search takes the dynamic path
         PERFORM set_config('pgmemo.search_static_miss', 'on', true);
-    END CASE;
+    %s
 END;
 $body$
 $f$,
-        memory_private._vector_schema(),  -- quoted already
-        CASE WHEN v_08 THEN '
-SET hnsw.iterative_scan = off
-SET hnsw.max_scan_tuples = 20000' ELSE '' END,
-        v_branches);
+        CASE WHEN v_branches = '' THEN '' ELSE 'CASE memory_private._search_static_key(d)'
+            || v_branches || '    ELSE' END,
+        CASE WHEN v_branches = '' THEN '' ELSE 'END CASE;' END),
+        '@vector_schema@', memory_private._vector_schema());
     IF v_iterative IS NOT NULL THEN
         PERFORM set_config('hnsw.iterative_scan', v_iterative, true);
     END IF;
+    -- memory.search_text's cached plans follow the same domains (sql/31_bm25.sql)
+    PERFORM memory_private._search_text_static_refresh();
 END;
 $$;
 
 -- The function before its first generation (a migrate generates it right away: sql/90_grants.sql).
 CREATE OR REPLACE FUNCTION memory_private._search_static(
-    query_embedding vector, k integer, params jsonb, min_similarity double precision,
-    d memory_private.domains, path text, ef integer, max_scan_tuples integer
+    d memory_private.domains, query_embedding vector, k integer, min_similarity double precision
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, similarity double precision,
@@ -4063,7 +4163,7 @@ BEGIN
     PERFORM set_config('pgmemo.search_static_miss', 'on', true);
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', 'c7a336ebbb0f78fa9f60e70fc8f7252d7fefab6e3f06ccf6a8cefae9031469d1', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', '8213d2b915cd4152902ffe3dde0ee705c61b4a352c3e3f70c5c16546c40954da', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).

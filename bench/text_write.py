@@ -190,16 +190,22 @@ def scale(conn, n_rows: int, queries: list[str], log) -> dict[str, Any]:
             conn.execute("SELECT id FROM memory.search_text('scale', %s, 10, match => %s)",
                          (q, match)).fetchall()
         times = []
+        cpu0 = quality.backend_cpu_ms(conn)
         for q in queries:
             t = time.perf_counter()
             conn.execute("SELECT id FROM memory.search_text('scale', %s, 10, match => %s)",
                          (q, match)).fetchall()
             times.append((time.perf_counter() - t) * 1000)
+        cpu1 = quality.backend_cpu_ms(conn)
         times.sort()
         out[match] = {"p50_ms": round(statistics.median(times), 2),
-                      "p95_ms": round(times[int(0.95 * (len(times) - 1))], 2)}
+                      "p95_ms": round(times[int(0.95 * (len(times) - 1))], 2),
+                      "cpu_ms": (None if cpu0 is None or cpu1 is None
+                                 else round((cpu1 - cpu0) / len(queries), 3))}
         log(f"  search_text match {match} at {len(passages)} rows: p50 "
-            f"{out[match]['p50_ms']} ms, p95 {out[match]['p95_ms']} ms")
+            f"{out[match]['p50_ms']} ms, p95 {out[match]['p95_ms']} ms, server CPU "
+            f"{out[match]['cpu_ms']} ms per query")
+    out["load_average"] = [round(x, 2) for x in os.getloadavg()]
     conn.execute("SELECT memory.drop_domain('scale')")
     return out
 
@@ -297,10 +303,14 @@ def markdown(res: dict[str, Any]) -> str:
     sc = res["scale"]
     lines += ["", f"`search_text` at {sc['rows']:,} rows (real passages of bench/corpus.py, "
               f"{sc['queries']} docstring summaries as queries, statistics refreshed): "
-              f"default (match any) p50 {sc['any']['p50_ms']} ms, p95 {sc['any']['p95_ms']} ms; "
-              f"match all p50 {sc['all']['p50_ms']} ms, p95 {sc['all']['p95_ms']} ms. "
-              f"Target p50 <= 10 ms at 100,000 rows: "
-              f"{'met' if sc['any']['p50_ms'] <= 10 else 'MISSED'}."]
+              f"default (match any) p50 {sc['any']['p50_ms']} ms, p95 {sc['any']['p95_ms']} ms, "
+              f"server CPU {sc['any'].get('cpu_ms')} ms per query; "
+              f"match all p50 {sc['all']['p50_ms']} ms, p95 {sc['all']['p95_ms']} ms, "
+              f"server CPU {sc['all'].get('cpu_ms')} ms. Load average "
+              f"{sc.get('load_average')} on 2 cores (the wall-clock p50 includes waiting for a "
+              f"core; the CPU time is what the query costs). Target p50 <= 10 ms at 100,000 rows: "
+              f"{'met' if sc['any']['p50_ms'] <= 10 else 'MISSED'} on wall-clock time, "
+              f"{'met' if (sc['any'].get('cpu_ms') or 1e9) <= 10 else 'MISSED'} on CPU time."]
     return "\n".join(lines) + "\n"
 
 

@@ -14,3 +14,8 @@ DROP FUNCTION IF EXISTS memory_private._bm25_sql(memory_private.domains, boolean
 DROP FUNCTION IF EXISTS memory_private._bm25_k1();
 DROP FUNCTION IF EXISTS memory_private._bm25_b();
 DROP FUNCTION IF EXISTS memory_private._text_candidate_budget();
+
+-- The common lexemes' shares (about 1,000 keys, ~8 kB) are read on every search_text call, a
+-- few keys each: stored uncompressed, they are detoasted once per call instead of decompressed
+-- once per key looked up. (Takes effect as each domain's statistics are next refreshed.)
+ALTER TABLE memory_private.text_stats ALTER COLUMN common_lexemes SET STORAGE EXTERNAL;

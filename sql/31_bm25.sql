@@ -130,6 +130,27 @@ LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$ SELECT 20000::bigint $$;
 
+-- The text arguments of search_text and search_hybrid: match (named match_name in the error)
+-- is 'all' or 'any', the query at most 10,000 characters (error 22023).
+CREATE OR REPLACE FUNCTION memory_private._check_text_query(query text, match text, match_name text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF match IS NULL OR match NOT IN ('all', 'any') THEN
+        RAISE EXCEPTION '% must be ''all'' or ''any'', got %', match_name,
+            coalesce(quote_literal(match), 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF length(query) > 10000 THEN
+        RAISE EXCEPTION 'query is % characters long; search_text takes at most 10000',
+            length(query)
+            USING ERRCODE = '22023';
+    END IF;
+END;
+$$;
+
 -- A web-search query (the syntax of websearch_to_tsquery: "quoted phrases", OR, -exclusion)
 -- split for ranking:
 -- * words: the distinct lexemes of every word that is not excluded (phrase words included),
@@ -228,13 +249,16 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_freq double precision[];
+    v_common jsonb;
 BEGIN
-    SELECT s.documents, s.avg_length,
-        ARRAY(SELECT (s.common_lexemes ->> w.lexeme)::double precision
-              FROM unnest(words) WITH ORDINALITY AS w (lexeme, n) ORDER BY w.n)
-    INTO documents, avg_length, v_freq
+    -- (common_lexemes is stored uncompressed, migration 0013: the variable holds it detoasted
+    -- once, and each lookup below is a binary search, not a decompression of the whole object)
+    SELECT s.documents, s.avg_length, s.common_lexemes INTO documents, avg_length, v_common
     FROM memory_private.text_stats AS s WHERE s.domain = d.domain;
-    IF NOT FOUND OR NOT documents > 0 THEN
+    IF FOUND AND documents > 0 THEN
+        v_freq := ARRAY(SELECT (v_common ->> w.lexeme)::double precision
+                        FROM unnest(words) WITH ORDINALITY AS w (lexeme, n) ORDER BY w.n);
+    ELSE
         EXECUTE memory_private._text_length_sql(d) USING 1000 INTO documents, avg_length;
         documents := greatest(documents, (
             SELECT c.reltuples FROM pg_catalog.pg_class AS c

@@ -48,6 +48,14 @@ def test_tiny_eval(dsn):
     assert modes["search"]["mrr@10"] >= modes["exact"]["mrr@10"] - 0.02
     # The hybrid is not worse than its vector half (small tolerance for the tiny set).
     assert modes["search_hybrid"]["mrr@10"] >= modes["search"]["mrr@10"] - 0.05
+    # make eval's dev sweeps run too (a tiny grid): BM25 knobs, hybrid weights, ef_search.
+    sweeps = res["sweeps"]
+    assert res["config"]["dev_queries"] == 20
+    for name in ("text_k1_b", "text_budget", "text_rerank", "hybrid", "ef_search"):
+        assert len(sweeps[name]) == 2, name
+        assert all(0.0 <= r["mrr@10"] <= 1.0 for r in sweeps[name]), name
+    assert sweeps["text_k1_b"][0]["pgmemo.bm25_k1"] == 0.9
+    assert "cpu_ms" in modes["search_text"]  # the embedded server is local: /proc is readable
     # The domain is left dropped in the caller's database.
     with psycopg.connect(dsn) as c:
         assert c.execute("SELECT count(*) FROM memory.domains WHERE domain = %s",
