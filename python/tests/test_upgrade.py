@@ -281,9 +281,11 @@ def split(snap: dict, tables: set[str], domains: set[str] = frozenset()) -> tupl
     core, domain = {}, {}
     for key, detail in snap.items():
         kind, obj = key
-        if kind == "function" and obj.startswith("memory_private._search_static("):
-            # generated from the domain registry (sql/36_search_static.sql): one branch per
-            # domain, so it differs whenever the seeded domains do (older releases seed fewer)
+        if kind == "function" and obj.startswith(("memory_private._search_static(",
+                                                   "memory_private._search_text_static(")):
+            # generated from the domain registry (sql/36_search_static.sql, sql/31_bm25.sql):
+            # one branch per domain, so it differs whenever the seeded domains do (older
+            # releases seed fewer)
             continue
         name = obj
         wired = _WIRED.match(obj) if kind == "function" else None
