@@ -674,10 +674,29 @@ END;
 $legacy$;
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0012', '0012_queue_mapping.sql', 'd05839f672ca6885d1222a6544a467d796b09afd8a6779d13ce31f2e289138b1', 'versioned'); PERFORM memory_private._record_breaking('0012', false); END $pgmemo$;
 \endif
--- migrations/0013_text_static.sql
-SELECT memory_private._migration_needed('0013', '0013_text_static.sql', '360512adc802391940d4e21bb0dd3edf1373591c7003d18e362e2ab60d39d26b', ARRAY[]::text[]) AS pgmemo_apply \gset
+-- migrations/0013_search_static_filter.sql
+SELECT memory_private._migration_needed('0013', '0013_search_static_filter.sql', 'b07b9051c8b80c52613591e2acd80ac4f55b5defb62eaf8fb0fcb7499878760b', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
--- 0013_text_static: search_text planned once per session (issue 14, second part).
+-- 0013_search_static_filter: memory.search's cached plans cover a filtered search too.
+--
+-- Why a migration: memory_private._search_static (sql/36_search_static.sql) now holds, per
+-- domain, the queries of a search with one containment filter on both paths of the planner and
+-- sets the call's settings itself, so its arguments changed; memory_private._filter_compile
+-- (sql/33_filter_compile.sql) returns one more column (plain: the filter is one containment).
+-- CREATE OR REPLACE can change neither, so the old definitions are dropped once here and sql/
+-- creates the new ones right after, in the same transaction.
+-- Not breaking: both are private; no public function changed its signature.
+
+DROP FUNCTION IF EXISTS memory_private._search_static(
+    memory_private.domains, vector, integer, double precision
+);
+DROP FUNCTION IF EXISTS memory_private._filter_compile(jsonb);
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0013', '0013_search_static_filter.sql', 'b07b9051c8b80c52613591e2acd80ac4f55b5defb62eaf8fb0fcb7499878760b', 'versioned'); PERFORM memory_private._record_breaking('0013', false); END $pgmemo$;
+\endif
+-- migrations/0014_text_static.sql
+SELECT memory_private._migration_needed('0014', '0014_text_static.sql', '693fc35ef380f0e0bdc06fae0a8ecd529daa61933fff74f063305678bdb869bc', ARRAY[]::text[]) AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0014_text_static: search_text planned once per session (issue 14, second part).
 --
 -- Why: sql/31_bm25.sql now runs unfiltered text searches through a generated function with a
 -- cached plan (memory_private._search_text_static), reads BM25's knobs through
@@ -698,7 +717,7 @@ DROP FUNCTION IF EXISTS memory_private._text_candidate_budget();
 -- few keys each: stored uncompressed, they are detoasted once per call instead of decompressed
 -- once per key looked up. (Takes effect as each domain's statistics are next refreshed.)
 ALTER TABLE memory_private.text_stats ALTER COLUMN common_lexemes SET STORAGE EXTERNAL;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0013', '0013_text_static.sql', '360512adc802391940d4e21bb0dd3edf1373591c7003d18e362e2ab60d39d26b', 'versioned'); PERFORM memory_private._record_breaking('0013', false); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0014', '0014_text_static.sql', '693fc35ef380f0e0bdc06fae0a8ecd529daa61933fff74f063305678bdb869bc', 'versioned'); PERFORM memory_private._record_breaking('0014', false); END $pgmemo$;
 \endif
 -- migrations/0014_diagnose_distributed_checks.sql
 SELECT memory_private._migration_needed('0014', '0014_diagnose_distributed_checks.sql', '3cbbb07479d19da0629a370e870f4109a28cc1c62c5b0155e6c221014a8b99ea', ARRAY[]::text[]) AS pgmemo_apply \gset
@@ -2159,6 +2178,20 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20
 -- They are set with set_config(..., true), which would last until the end of the caller's
 -- transaction: _search_settings_begin returns what it changed (NULL elements: untouched) and
 -- _search_settings_end puts exactly that back.
+-- The hnsw.ef_search of a call that wants rows_wanted rows: the caller's ef_search, else the
+-- session's raised to memory_private._default_ef_search(), clamped to [rows_wanted, 1000].
+CREATE OR REPLACE FUNCTION memory_private._search_ef(rows_wanted integer, ef_search integer)
+RETURNS integer
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    RETURN least(greatest(coalesce(ef_search, greatest(
+        coalesce(nullif(current_setting('hnsw.ef_search', true), '')::integer, 40),
+        memory_private._default_ef_search())), rows_wanted), 1000);
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION memory_private._search_settings_begin(
     rows_wanted integer, ef_search integer, with_filter boolean
 )
@@ -2169,8 +2202,7 @@ AS $$
 DECLARE
     v_old_ef text := current_setting('hnsw.ef_search', true);
     v_cur_ef integer := coalesce(nullif(v_old_ef, '')::integer, 40);
-    v_ef integer := least(greatest(coalesce(ef_search,
-        greatest(v_cur_ef, memory_private._default_ef_search())), rows_wanted), 1000);
+    v_ef integer := memory_private._search_ef(rows_wanted, ef_search);
     v_saved text[] := ARRAY[NULL, NULL, NULL]::text[];
 BEGIN
     IF v_ef <> v_cur_ef THEN
@@ -2237,9 +2269,11 @@ AS $$
 DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'read');
     v_rerank boolean := recency_half_life IS NOT NULL OR importance_weight IS NOT NULL;
-    v_fetch integer;
     v_saved text[];
     v_f record;
+    v_path text;            -- NULL (no filter), 'exact' or 'hnsw' (34_search_plan.sql)
+    v_ef integer;
+    v_max_scan integer;
     v_plan record;
     v_sql text;
     v_emb boolean := coalesce(with_embeddings, false);
@@ -2249,60 +2283,61 @@ BEGIN
     END IF;
     PERFORM memory_private._check_embedding(v_d, query_embedding, 'query_embedding');
     PERFORM memory_private._check_k(k);
-    IF v_rerank THEN
-        PERFORM memory_private._check_ranking(recency_half_life, importance_weight);
-    END IF;
     IF ef_search IS NOT NULL AND ef_search < 1 THEN
         RAISE EXCEPTION 'ef_search must be positive, got %', ef_search USING ERRCODE = '22023';
     END IF;
-    v_f := memory_private._filter_compile(filter);
-
-    -- No filter, no re-ranking: the plan cached in memory_private._search_static (36_...sql).
-    IF v_f.predicate IS NULL AND NOT v_rerank AND NOT v_d.distributed AND NOT v_emb
-        AND current_setting('hnsw.iterative_scan', true) IS DISTINCT FROM 'relaxed_order' THEN
-        v_saved := memory_private._search_settings_begin(k, ef_search, false);
-        RETURN QUERY SELECT * FROM memory_private._search_static(v_d, query_embedding, k,
-            min_similarity);
-        IF current_setting('pgmemo.search_static_miss', true) = 'on' THEN
-            PERFORM set_config('pgmemo.search_static_miss', 'off', true);
-            RETURN QUERY EXECUTE memory_private._search_sql(v_d, false)
-            USING query_embedding, k, NULL::jsonb, min_similarity;
-        END IF;
-        PERFORM memory_private._search_settings_end(v_saved);
+    IF v_rerank THEN
+        -- Memory-aware ranking re-ranks a larger candidate set: the search without it.
+        PERFORM memory_private._check_ranking(recency_half_life, importance_weight);
+        RETURN QUERY
+        SELECT c.* FROM memory.search(domain, query_embedding, least(greatest(4 * k, 40), 1000),
+            filter, min_similarity, ef_search, with_embeddings => with_embeddings) AS c
+        ORDER BY memory_private._blend(c.similarity, c.metadata, c.updated_at,
+            recency_half_life, importance_weight) DESC, c.distance
+        LIMIT k;
         RETURN;
     END IF;
+    v_f := memory_private._filter_compile(filter);
 
-    -- Memory-aware ranking re-ranks a larger candidate set from the index.
-    v_fetch := CASE WHEN v_rerank THEN least(greatest(4 * k, 40), 1000) ELSE k END;
+    -- A filtered search on one node: exact scan or HNSW iterative scan (34_search_plan.sql).
+    IF v_f.predicate IS NOT NULL AND NOT v_d.distributed THEN
+        v_plan := memory_private._search_plan(v_d, v_f.predicate, v_f.params, k, ef_search,
+            true);
+        v_path := v_plan.path;
+        v_ef := v_plan.ef;
+        v_max_scan := v_plan.max_scan_tuples;
+    END IF;
+
+    -- No filter or one containment: the plans cached in memory_private._search_static
+    -- (36_search_static.sql), which also sets and restores the call's settings.
+    IF (v_f.predicate IS NULL OR v_f.plain) AND NOT v_d.distributed AND NOT v_emb THEN
+        RETURN QUERY SELECT * FROM memory_private._search_static(query_embedding, k, v_f.params,
+            min_similarity, v_d, v_path, memory_private._search_ef(k, coalesce(v_ef, ef_search)),
+            v_max_scan);
+        IF current_setting('pgmemo.search_static_miss', true) IS DISTINCT FROM 'on' THEN
+            RETURN;
+        END IF;
+        -- not generated for this domain: the same queries, dynamically
+        PERFORM set_config('pgmemo.search_static_miss', 'off', true);
+    END IF;
+
     IF v_d.distributed THEN
         -- Citus: the flat query, every shard's HNSW index (48_distributed.sql); no planner.
-        v_saved := memory_private._search_settings_begin(v_fetch, ef_search,
+        v_saved := memory_private._search_settings_begin(k, ef_search,
             v_f.predicate IS NOT NULL);
         v_sql := memory_private._dist_knn_sql(v_d, v_f.predicate, v_emb);
     ELSIF v_f.predicate IS NULL THEN
-        v_saved := memory_private._search_settings_begin(v_fetch, ef_search, false);
+        v_saved := memory_private._search_settings_begin(k, ef_search, false);
         v_sql := memory_private._search_sql(v_d, false, v_emb);
     ELSE
-        -- exact scan or HNSW iterative scan (34_search_plan.sql)
-        v_plan := memory_private._search_plan(v_d, v_f.predicate, v_f.params, v_fetch, ef_search,
-            true);
-        v_saved := memory_private._search_settings_begin(v_fetch, v_plan.ef, v_plan.path = 'hnsw');
-        IF v_plan.path = 'hnsw' THEN
-            v_saved := memory_private._search_settings_scan(v_saved, v_plan.max_scan_tuples);
+        v_saved := memory_private._search_settings_begin(k, v_ef, v_path = 'hnsw');
+        IF v_path = 'hnsw' THEN
+            v_saved := memory_private._search_settings_scan(v_saved, v_max_scan);
         END IF;
-        v_sql := memory_private._knn_sql(v_d, v_f.predicate, v_plan.path, v_emb);
+        v_sql := memory_private._knn_sql(v_d, v_f.predicate, v_path, v_emb);
     END IF;
 
-    IF v_rerank THEN
-        RETURN QUERY EXECUTE format(
-            'SELECT c.* FROM (%s) AS c ORDER BY memory_private._blend(c.similarity, c.metadata, '
-            'c.updated_at, $5, $6) DESC, c.distance LIMIT $7', v_sql)
-        USING query_embedding, v_fetch, v_f.params, min_similarity, recency_half_life,
-            importance_weight, k;
-    ELSE
-        RETURN QUERY EXECUTE v_sql USING query_embedding, k, v_f.params, min_similarity;
-    END IF;
-
+    RETURN QUERY EXECUTE v_sql USING query_embedding, k, v_f.params, min_similarity;
     PERFORM memory_private._search_settings_end(v_saved);
 END;
 $$;
@@ -2506,7 +2541,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'in memory.search, on the fused score scaled to [0, 1]. '
 'similarity is NULL for a row found by its words alone, text_rank for one found by its vector '
 'alone. with_embeddings => true fills the embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '691d034120e694130327459bdb6f1f4131db79700a4560634c3147bf1d913354', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', 'cc7591bf4a9885770c86097a09ee4364d9603a512df318d2c78720540de02a73', 'repeatable'); END $pgmemo$;
 -- sql/31_bm25.sql
 -- BM25 ranking for memory.search_text, in plain SQL (no extension): the query parsed like a web
 -- search box, candidates from the domain's GIN index, and the usual Okapi BM25 score
@@ -2761,7 +2796,7 @@ DECLARE
     v_freq double precision[];
     v_common jsonb;
 BEGIN
-    -- (common_lexemes is stored uncompressed, migration 0013: the variable holds it detoasted
+    -- (common_lexemes is stored uncompressed, migration 0014: the variable holds it detoasted
     -- once, and each lookup below is a binary search, not a decompression of the whole object)
     SELECT s.documents, s.avg_length, s.common_lexemes INTO documents, avg_length, v_common
     FROM memory_private.text_stats AS s WHERE s.domain = d.domain;
@@ -3127,7 +3162,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'and an ANALYZE of the stored tsvector so common words'' frequencies are current). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '09bec5465b75590dc8ba9d8f2a00fd419f826bb830e7d272b1a4c2138445f8c9', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '4937d3e7c5b866a030647e6034d3486f930400d0495f7f422c357e61395ae159', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
@@ -3231,12 +3266,12 @@ SET search_path FROM CURRENT
 AS $$
     SELECT CASE kind
         WHEN 'number' THEN format(
-            '(CASE WHEN jsonb_typeof(%1$s) = ''number'' THEN (%1$s)::numeric END)', x.e)
+            $e$(CASE WHEN jsonb_typeof(%1$s) = 'number' THEN (%1$s)::numeric END)$e$, x.e)
         WHEN 'text' THEN format(
-            '((CASE WHEN jsonb_typeof(%1$s) = ''string'' THEN (%1$s #>> ''{}'') END) COLLATE "C")',
+            $e$((CASE WHEN jsonb_typeof(%1$s) = 'string' THEN (%1$s #>> '{}') END) COLLATE "C")$e$,
             x.e)
         WHEN 'boolean' THEN format(
-            '(CASE WHEN jsonb_typeof(%1$s) = ''boolean'' THEN (%1$s)::boolean END)', x.e)
+            $e$(CASE WHEN jsonb_typeof(%1$s) = 'boolean' THEN (%1$s)::boolean END)$e$, x.e)
     END
     FROM (SELECT memory_private._filter_key_expr(col, path) AS e) AS x
 $$;
@@ -3411,7 +3446,7 @@ BEGIN
     END IF;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:32_filter.sql', '32_filter.sql', '781dfca75d7c78f7a25bec63ca0312711ff91b596788a9d48e41bb2f68ac6c68', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:32_filter.sql', '32_filter.sql', '8bd7a1fed4ecd4d92e20487152a08332b08a5a6d06fc68d0ba08f262df7782e8', 'repeatable'); END $pgmemo$;
 -- sql/33_filter_compile.sql
 -- The filter compiler: memory_private._filter_compile turns a filter (the language described at
 -- the top of sql/32_filter.sql) into a SQL predicate on the domain table aliased t and the jsonb
@@ -3433,7 +3468,6 @@ DECLARE
     v_kind text;
     v_p text;                -- the parameter slot: ($3 -> i)
     v_x text;                -- the key's JSON value (metadata fields)
-    v_e text;                -- the typed expression compared
     v_cmp text := CASE op WHEN '$gt' THEN '>' WHEN '$gte' THEN '>=' WHEN '$lt' THEN '<'
         WHEN '$lte' THEN '<=' END;
     v_elem jsonb;
@@ -3481,9 +3515,9 @@ BEGIN
             PERFORM memory_private._filter_column_value(column_name, value -> 0, loc || '[0]');
             PERFORM memory_private._filter_column_value(column_name, value -> 1, loc || '[1]');
             params := params || jsonb_build_array(value -> 0, value -> 1);
-            v_e := CASE WHEN v_ts THEN '(%s ->> %s)::timestamptz' ELSE '(%s ->> %s)' END;
-            sql := format('%s BETWEEN ' || v_e || ' AND ' || v_e, v_col,
-                '$3', jsonb_array_length(params) - 2, '$3', jsonb_array_length(params) - 1);
+            sql := format($e$%1$s BETWEEN ($3 ->> %2$s)%4$s AND ($3 ->> %3$s)%4$s$e$, v_col,
+                jsonb_array_length(params) - 2, jsonb_array_length(params) - 1,
+                CASE WHEN v_ts THEN '::timestamptz' ELSE '' END);
         ELSIF op IN ('$like', '$ilike') THEN
             IF v_ts THEN
                 PERFORM memory_private._filter_error(loc, format('%s applies to strings; %s is a '
@@ -3494,12 +3528,12 @@ BEGIN
                     op, memory_private._filter_typename(value)));
             END IF;
             params := params || jsonb_build_array(value);
-            sql := format('%s %s (%s #>> ''{}'')', v_col,
+            sql := format($e$%s %s (%s #>> '{}')$e$, v_col,
                 CASE op WHEN '$like' THEN 'LIKE' ELSE 'ILIKE' END, v_p);
         ELSE
             PERFORM memory_private._filter_column_value(column_name, value, loc);
             params := params || jsonb_build_array(value);
-            sql := format('%s %s (%s #>> ''{}'')%s', v_col,
+            sql := format($e$%s %s (%s #>> '{}')%s$e$, v_col,
                 CASE op WHEN '$eq' THEN '=' WHEN '$ne' THEN '<>' ELSE v_cmp END, v_p,
                 CASE WHEN v_ts THEN '::timestamptz' ELSE '' END);
         END IF;
@@ -3535,7 +3569,7 @@ BEGIN
                 op, memory_private._filter_typename(value)));
         END IF;
         params := params || jsonb_build_array(value);
-        sql := format('%s %s (%s #>> ''{}'')',
+        sql := format($e$%s %s (%s #>> '{}')$e$,
             memory_private._filter_typed_expr('t.metadata', path, 'text'),
             CASE op WHEN '$like' THEN 'LIKE' ELSE 'ILIKE' END, v_p);
     WHEN op = '$between' THEN
@@ -3672,10 +3706,19 @@ BEGIN
 END;
 $$;
 
+-- The predicate of a plain filter (one containment: the filter is $3 -> 0).
+CREATE OR REPLACE FUNCTION memory_private._filter_plain_predicate()
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 't.metadata @> ($3 -> 0)' $$;
+
 -- The filter as a SQL predicate on the domain table aliased t, and its values (the jsonb array
--- to pass as $3). NULL predicate: no filter (NULL or {}: every row).
+-- to pass as $3). NULL predicate: no filter (NULL or {}: every row). plain: the filter is one
+-- containment, predicate t.metadata @> ($3 -> 0) (memory.search runs it through the cached plans
+-- of memory_private._search_static, sql/36_search_static.sql).
 CREATE OR REPLACE FUNCTION memory_private._filter_compile(
-    filter jsonb, OUT predicate text, OUT params jsonb
+    filter jsonb, OUT predicate text, OUT params jsonb, OUT plain boolean
 )
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
@@ -3683,6 +3726,7 @@ AS $$
 DECLARE
     v_r record;
 BEGIN
+    plain := false;
     IF filter IS NULL OR filter = '{}' THEN
         RETURN;
     END IF;
@@ -3699,8 +3743,9 @@ BEGIN
         SELECT FROM jsonb_object_keys(filter) AS k
         WHERE k IN ('', 'id', 'created_at', 'updated_at') OR strpos(k, '.') > 0
     ) THEN
-        predicate := 't.metadata @> ($3 -> 0)';
+        predicate := memory_private._filter_plain_predicate();
         params := jsonb_build_array(filter);
+        plain := true;
         RETURN;
     END IF;
     v_r := memory_private._filter_node(filter, '$', 1, '[]'::jsonb);
@@ -3708,7 +3753,7 @@ BEGIN
     params := v_r.params;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:33_filter_compile.sql', '33_filter_compile.sql', 'a1db96a2c4a807e671963c1edbe118b878c69d1d180df93c0be1cb75c9fdd2dd', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:33_filter_compile.sql', '33_filter_compile.sql', '33c9ce179940ad1cd5ee92b0a2b2763a228fa9e81fb84528d07fe503bb6c5968', 'repeatable'); END $pgmemo$;
 -- sql/34_search_plan.sql
 -- The filtered-search planner: for each filtered memory.search, estimate how many rows the
 -- filter matches (the PostgreSQL planner's estimate for the compiled predicate) and pick the
@@ -3746,7 +3791,12 @@ AS $$ SELECT 1.5::double precision, 0.15::double precision, 8.0::double precisio
 -- path 'hnsw': the HNSW index order with the predicate (iterative scan in relaxed order: the
 --   distance is recomputed outside the LIMIT query, see memory_private._search_sql); its first
 --   $2 rows are materialized, and only when they are fewer than $2 the exact query runs (a
---   one-time filter: it costs nothing otherwise).
+--   one-time filter: it costs nothing otherwise). In the index scan the predicate is written
+--   "(...) IS TRUE" (the same rows) so that no index of the filter can serve it: the path is
+--   the one chosen here, whatever the planner would estimate (and a plan cached without the
+--   values, memory_private._search_static, cannot turn into a bitmap scan and a sort).
+-- One template per path, identifiers through %I; the predicate is compiled SQL that holds no
+-- value (they are all in $3); operator, similarity and embedding column come from fixed lists.
 CREATE OR REPLACE FUNCTION memory_private._knn_sql(
     d memory_private.domains, predicate text, path text, with_embeddings boolean DEFAULT FALSE
 )
@@ -3761,49 +3811,55 @@ DECLARE
         WHEN 'l2' THEN '1 / (1 + s.distance)'
         ELSE '- s.distance'
     END;
-    v_exact text;
-    -- the embedding column: the stored vector (halfvec read as vector), or NULL
-    v_emb text := format(CASE WHEN with_embeddings THEN 's.embedding::%s.vector'
-        ELSE 'NULL::%s.vector' END, memory_private._vector_schema());
+    -- the embedding column: the stored vector (halfvec read as vector), or NULL (then the
+    -- exact scan does not carry every matching row's vector through its sort)
+    v_emb text := CASE WHEN with_embeddings THEN 't.embedding::' ELSE 'NULL::' END
+        || memory_private._vector_schema() || '.vector';  -- _vector_schema() is quoted
 BEGIN
-    v_exact := format($q$
-        SELECT t.id, t.content, t.metadata, (t.embedding %1$s $1) + 0 AS distance,
-            t.created_at, t.updated_at, t.embedding
-        FROM %2$I.%3$I AS t
-        WHERE t.embedding IS NOT NULL AND %4$s
-        ORDER BY 4 LIMIT $2 $q$,
-        v_op, d.table_schema, d.table_name, predicate);
     IF path = 'exact' THEN
         RETURN format($q$
             SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at,
-                s.updated_at, %3$s AS embedding
-            FROM (%2$s) AS s
+                s.updated_at, s.embedding
+            FROM (
+                SELECT t.id, t.content, t.metadata, (t.embedding %2$s $1) + 0 AS distance,
+                    t.created_at, t.updated_at, %6$s AS embedding
+                FROM %3$I.%4$I AS t
+                WHERE t.embedding IS NOT NULL AND %5$s
+                ORDER BY 4 LIMIT $2
+            ) AS s
             WHERE $4::double precision IS NULL OR %1$s >= $4
             ORDER BY s.distance $q$,
-            v_similarity, v_exact, v_emb);
+            v_similarity, v_op, d.table_schema, d.table_name, predicate, v_emb);
     END IF;
     RETURN format($q$
         WITH h AS MATERIALIZED (
-            SELECT n.id, n.content, n.metadata,
-                (n.embedding %2$s $1)::double precision AS distance, n.created_at, n.updated_at,
-                n.embedding
+            SELECT t.id, t.content, t.metadata,
+                (t.embedding %2$s $1)::double precision AS distance, t.created_at, t.updated_at,
+                %6$s AS embedding
             FROM (
                 SELECT t.id, t.content, t.metadata, t.embedding, t.created_at, t.updated_at
                 FROM %3$I.%4$I AS t
-                WHERE t.embedding IS NOT NULL AND %5$s
+                WHERE t.embedding IS NOT NULL AND (%5$s) IS TRUE
                 ORDER BY t.embedding %2$s $1 LIMIT $2
-            ) AS n
+            ) AS t
         )
         SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at,
-            s.updated_at, %7$s AS embedding
+            s.updated_at, s.embedding
         FROM (
             SELECT h.* FROM h WHERE (SELECT count(*) FROM h) >= $2
             UNION ALL
-            SELECT e.* FROM (%6$s) AS e WHERE (SELECT count(*) FROM h) < $2
+            SELECT e.* FROM (
+                -- the exact path's query
+                SELECT t.id, t.content, t.metadata, (t.embedding %2$s $1) + 0 AS distance,
+                    t.created_at, t.updated_at, %6$s AS embedding
+                FROM %3$I.%4$I AS t
+                WHERE t.embedding IS NOT NULL AND %5$s
+                ORDER BY 4 LIMIT $2
+            ) AS e WHERE (SELECT count(*) FROM h) < $2
         ) AS s
         WHERE $4::double precision IS NULL OR %1$s >= $4
         ORDER BY s.distance $q$,
-        v_similarity, v_op, d.table_schema, d.table_name, predicate, v_exact, v_emb);
+        v_similarity, v_op, d.table_schema, d.table_name, predicate, v_emb);
 END;
 $$;
 
@@ -3826,7 +3882,8 @@ BEGIN
     -- EXPLAIN is that node, e.g. "Bitmap Heap Scan on x  (cost=.. rows=1002 width=0)"
     -- (measured: half the time of FORMAT JSON and a JSON path search).
     PERFORM set_config('enable_seqscan', 'off', true);
-    EXECUTE format('EXPLAIN SELECT FROM %I.%I AS t WHERE t.embedding IS NOT NULL AND %s',
+    EXECUTE format($q$
+        EXPLAIN SELECT FROM %1$I.%2$I AS t WHERE t.embedding IS NOT NULL AND %3$s $q$,
         d.table_schema, d.table_name, predicate)
     INTO v_top
     USING NULL::integer, NULL::integer, params;
@@ -3950,7 +4007,7 @@ BEGIN
     RETURN saved;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:34_search_plan.sql', '34_search_plan.sql', '49f03bcd8e53b0199299568c6241ceab31abbcf77a0ae0724e3274b51588ce51', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:34_search_plan.sql', '34_search_plan.sql', 'e86334d1ffe9d2a69e63e8f05093cc6c8426c37cb5b090393ed2f1bfbf2363f2', 'repeatable'); END $pgmemo$;
 -- sql/35_filter_api.sql
 -- The filter language's public functions besides the searches: memory.count (rows matching a
 -- filter) and memory.create_metadata_index (the btree expression indexes that the compiled
@@ -4022,8 +4079,10 @@ BEGIN
     v_expr := CASE WHEN v_field.column_name IS NOT NULL THEN quote_ident(v_meta)
         ELSE memory_private._filter_typed_expr(quote_ident(v_meta), v_field.path, v_kind) END;
     v_name := memory_private._metadata_index_name(v_d, key, v_kind);
-    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (%s)', v_name, v_phys.relation,
-        CASE WHEN v_field.column_name IS NOT NULL THEN v_expr ELSE '(' || v_expr || ')' END);
+    -- v_phys.relation: a regclass, quoted; v_expr: the compiled expression (keys as literals)
+    EXECUTE format($q$
+        CREATE INDEX IF NOT EXISTS %1$I ON %2$s ((%3$s)) $q$,
+        v_name, v_phys.relation, v_expr);
     RETURN v_name;
 END;
 $$;
@@ -4044,12 +4103,14 @@ LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'read');
     v_f record := memory_private._filter_compile(filter);
     v_count bigint;
 BEGIN
-    EXECUTE format('SELECT count(*) FROM %I.%I AS t WHERE %s', v_d.table_schema, v_d.table_name,
-        coalesce(v_f.predicate, 'true'))
+    -- the compiled predicate reads its values from $3 (memory_private._filter_compile)
+    EXECUTE format($q$
+        SELECT count(*) FROM %1$I.%2$I AS t WHERE %3$s $q$,
+        v_d.table_schema, v_d.table_name, coalesce(v_f.predicate, 'true'))
     INTO v_count
     USING NULL::integer, NULL::integer, v_f.params;
     RETURN v_count;
@@ -4060,12 +4121,16 @@ COMMENT ON FUNCTION memory.count(text, jsonb) IS
 'The number of memories in the domain that match filter (the filter language of memory.search; '
 'NULL or {}: every row), embedded or not. Uses the filter''s indexes like a search does; an '
 'unselective filter on a big domain reads the table.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:35_filter_api.sql', '35_filter_api.sql', '5050c44a5e21ff0ba1807ea8d4014d94d3a0720b3a09f8380ebfe669b4f7ab3a', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:35_filter_api.sql', '35_filter_api.sql', '213b692310132a67cd8510d79a8cd7bd19859563575718a2f7818cc87ffb189a', 'repeatable'); END $pgmemo$;
 -- sql/36_search_static.sql
--- Unfiltered memory.search without re-planning: memory_private._search_static holds, for every
--- domain, the query memory_private._search_sql builds, as static SQL in one generated PL/pgSQL
--- function, so PostgreSQL plans it once per session and reuses the plan (a dynamic EXECUTE is
--- parsed and planned on every call: about 100 us, a quarter of a search on 100K x 384).
+-- memory.search without re-planning: memory_private._search_static holds, for every domain, the
+-- queries of an unfiltered search (memory_private._search_sql) and of a search with one
+-- containment filter on either path of the planner (memory_private._knn_sql, exact or hnsw), as
+-- static SQL in one generated PL/pgSQL function, so PostgreSQL plans each once per session and
+-- reuses the plan (a dynamic EXECUTE is parsed and planned on every call: 100-200 us, a quarter
+-- of a search on 100K x 384, most of an exact search of a few matching rows). Its SET clauses
+-- hold the settings of the call (enable_seqscan off; hnsw.ef_search, iterative scans and
+-- hnsw.max_scan_tuples as the planner chose), restored when it returns.
 -- memory_private._search_static_refresh regenerates it; create_domain, drop_domain, adoption and
 -- every migrate run (at the end: sql/90_grants.sql) call it. A branch is chosen by the domain's
 -- name, table and distance at the time (memory_private._search_static_key), so a stale branch is
@@ -4087,13 +4152,14 @@ AS $$
 DECLARE
     v_d memory_private.domains;
     v_branches text := '';
-    v_sql text;
     v_iterative text := current_setting('hnsw.iterative_scan', true);
+    -- pgvector >= 0.8: iterative scans, and their settings restored on exit
+    v_08 boolean := coalesce(memory_private._vector_version() >= ARRAY[0, 8, 0], false);
 BEGIN
     -- Concurrent create_domain calls regenerate one after the other, each from the committed
     -- registry (READ COMMITTED: the query below runs after the lock is granted).
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgmemo:search_static'));
-    -- the strict-order shape of _search_sql (memory.search takes this path only then)
+    -- the strict-order shape of _search_sql (the function runs with iterative scans off)
     IF v_iterative IS NOT NULL THEN
         PERFORM set_config('hnsw.iterative_scan', 'off', true);
     END IF;
@@ -4103,43 +4169,68 @@ BEGIN
           AND NOT d.distributed  -- Citus plans its own (48_distributed.sql)
         ORDER BY d.domain LIMIT 500
     LOOP
-        -- _search_sql's text with its parameters renamed to this function's arguments.
-        v_sql := memory_private._search_sql(v_d, false);
-        v_sql := replace(replace(replace(v_sql, '$1', 'query_embedding'), '$2', 'k'),
-            '$4', 'min_similarity');
+        -- The queries of _search_sql and _knn_sql as they are: their $1..$4 are this function's
+        -- first four arguments (PL/pgSQL reads $n as the n-th argument).
         v_branches := v_branches || format($b$
-        WHEN %L THEN
-            RETURN QUERY %s;
-$b$, memory_private._search_static_key(v_d), v_sql);
+        WHEN %1$L THEN
+            IF path IS NULL THEN
+                RETURN QUERY %2$s;
+            ELSIF path = 'exact' THEN
+                RETURN QUERY %3$s;
+            ELSE
+                RETURN QUERY %4$s;
+            END IF;$b$,
+            memory_private._search_static_key(v_d),
+            memory_private._search_sql(v_d, false),
+            memory_private._knn_sql(v_d, memory_private._filter_plain_predicate(), 'exact'),
+            memory_private._knn_sql(v_d, memory_private._filter_plain_predicate(), 'hnsw'));
     END LOOP;
-    -- pgvector by qualified name: this runs with search_path = pg_catalog, pg_temp
-    EXECUTE replace(format($f$
+    IF v_branches = '' THEN
+        v_branches := '
+        WHEN NULL THEN NULL;  -- no domain yet (a CASE needs a WHEN)';
+    END IF;
+    EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private._search_static(
-    d memory_private.domains, query_embedding @vector_schema@.vector, k integer, min_similarity double precision
+    query_embedding %1$s.vector, k integer, params jsonb, min_similarity double precision,
+    d memory_private.domains, path text, ef integer, max_scan_tuples integer
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, similarity double precision,
-    distance double precision, created_at timestamptz, updated_at timestamptz, embedding @vector_schema@.vector
+    distance double precision, created_at timestamptz, updated_at timestamptz,
+    embedding %1$s.vector
 )
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
--- The generic plan (the HNSW index scan) once, reused: with LIMIT k a parameter, the planner
--- prices the generic plan at 10%% of the rows and would otherwise re-plan on every call.
+-- The generic plans (the HNSW index scan; the filter's index) once, reused: with LIMIT k a
+-- parameter, the planner prices the generic plan at 10%% of the rows and would otherwise
+-- re-plan on every call.
 SET plan_cache_mode = force_generic_plan
+-- The settings of the call: the set_config calls below last until the function returns.
+SET enable_seqscan = off
+SET hnsw.ef_search = 40%2$s
 AS $body$
 #variable_conflict use_column
 BEGIN
-    %s
+    IF path IS DISTINCT FROM 'exact' THEN
+        PERFORM set_config('hnsw.ef_search', ef::text, true);
+    END IF;
+    IF path = 'hnsw' THEN
+        PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true);
+        PERFORM set_config('hnsw.max_scan_tuples', max_scan_tuples::text, true);
+    END IF;
+    CASE memory_private._search_static_key(d)%3$s
+    ELSE
         -- not generated for this domain (yet): memory.search takes the dynamic path
         PERFORM set_config('pgmemo.search_static_miss', 'on', true);
-    %s
+    END CASE;
 END;
 $body$
 $f$,
-        CASE WHEN v_branches = '' THEN '' ELSE 'CASE memory_private._search_static_key(d)'
-            || v_branches || '    ELSE' END,
-        CASE WHEN v_branches = '' THEN '' ELSE 'END CASE;' END),
-        '@vector_schema@', memory_private._vector_schema());
+        memory_private._vector_schema(),  -- quoted already
+        CASE WHEN v_08 THEN '
+SET hnsw.iterative_scan = off
+SET hnsw.max_scan_tuples = 20000' ELSE '' END,
+        v_branches);
     IF v_iterative IS NOT NULL THEN
         PERFORM set_config('hnsw.iterative_scan', v_iterative, true);
     END IF;
@@ -4150,7 +4241,8 @@ $$;
 
 -- The function before its first generation (a migrate generates it right away: sql/90_grants.sql).
 CREATE OR REPLACE FUNCTION memory_private._search_static(
-    d memory_private.domains, query_embedding vector, k integer, min_similarity double precision
+    query_embedding vector, k integer, params jsonb, min_similarity double precision,
+    d memory_private.domains, path text, ef integer, max_scan_tuples integer
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, similarity double precision,
@@ -4163,7 +4255,7 @@ BEGIN
     PERFORM set_config('pgmemo.search_static_miss', 'on', true);
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', '8213d2b915cd4152902ffe3dde0ee705c61b4a352c3e3f70c5c16546c40954da', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', '4b515f406b049baa8292954d1f367c3f2abafa3875eca93c1ea3c0808e7e7b82', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).
