@@ -24,13 +24,13 @@ SELECT is((SELECT content_tsv FROM memory_data.bm_memories WHERE id = 'b4'),
     'a content change recomputes the tsvector (with the length marker after the last word)');
 UPDATE memory_data.bm_memories SET content = 'grape' WHERE id = 'b4';
 
--- N = 4, dl in words: 2, 3, 5, 1, avgdl = 11 / 4 = 2.75, k1 = 1.2, b = 0.9.
+-- N = 4, dl in words: 2, 3, 5, 1, avgdl = 11 / 4 = 2.75, k1 = 1.2, b = 0.75.
 -- 'apple': df 2, idf = ln(1 + 2.5 / 2.5) = ln 2.
---   b2 (tf 2, dl 3): ln 2 * 2 * 2.2 / (2 + 1.2 * (0.1 + 0.9 * 3 / 2.75))
---   b1 (tf 1, dl 2): ln 2 * 2.2 / (1 + 1.2 * (0.1 + 0.9 * 2 / 2.75))
+--   b2 (tf 2, dl 3): ln 2 * 2 * 2.2 / (2 + 1.2 * (0.25 + 0.75 * 3 / 2.75))
+--   b1 (tf 1, dl 2): ln 2 * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 2 / 2.75))
 SELECT results_eq($$SELECT id, round(rank::numeric, 6) FROM memory.search_text('bm', 'apple')$$,
-    $$VALUES ('b2', round((ln(2) * 4.4 / (2 + 1.2 * (0.1 + 0.9 * 3 / 2.75)))::numeric, 6)),
-             ('b1', round((ln(2) * 2.2 / (1 + 1.2 * (0.1 + 0.9 * 2 / 2.75)))::numeric, 6))$$,
+    $$VALUES ('b2', round((ln(2) * 4.4 / (2 + 1.2 * (0.25 + 0.75 * 3 / 2.75)))::numeric, 6)),
+             ('b1', round((ln(2) * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 2 / 2.75)))::numeric, 6))$$,
     'scores are the BM25 formula (tf from positions, length in words)');
 SELECT is((SELECT id FROM memory.search_text('bm', 'banana grape', 1)), 'b4',
     'IDF: the row with the rarer word ranks first');
@@ -38,7 +38,7 @@ SELECT is((SELECT id FROM memory.search_text('bm', 'banana', 1)), 'b1',
     'length normalisation: the shorter row with the same tf ranks first');
 SELECT is((SELECT round(rank::numeric, 6) FROM memory.search_text('bm', 'apple',
         filter => '{"n": 1}')),
-    round((ln(2) * 2.2 / (1 + 1.2 * (0.1 + 0.9 * 2 / 2.75)))::numeric, 6),
+    round((ln(2) * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 2 / 2.75)))::numeric, 6),
     'document frequencies count the whole domain, not only the filtered rows');
 
 -- Web-search syntax.
@@ -93,7 +93,7 @@ SELECT results_eq($$SELECT documents, avg_length FROM memory_private.text_stats 
 SELECT is(memory.refresh_text_stats(), 0, 'nothing stale: refresh_text_stats() refreshes nothing');
 UPDATE memory_private.text_stats SET documents = 1000 WHERE domain = 'bm';
 SELECT is((SELECT round(rank::numeric, 6) FROM memory.search_text('bm', 'grape')),
-    round((ln(1 + 999.5 / 1.5) * 2.2 / (1 + 1.2 * (0.1 + 0.9 * 1 / 2.75)))::numeric, 6),
+    round((ln(1 + 999.5 / 1.5) * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 1 / 2.75)))::numeric, 6),
     'the refreshed N is used');
 SELECT ok(memory.run_maintenance() ? 'text_stats_refreshed', 'run_maintenance refreshes them');
 
@@ -152,11 +152,11 @@ SELECT ok((SELECT prosrc FROM pg_proc WHERE proname = '_search_text_static')
 SELECT results_eq(
     $$SELECT s.id, s.rank FROM memory_private._search_text_static(ARRAY['apple', 'cherry'],
         ARRAY[NULL, NULL]::double precision[], NULL, ARRAY['apple'::tsquery, 'cherry'],
-        NULL, 4, 2.75, 1.2, 0.9, 4, 20000, ARRAY[1, 1]::double precision[],
+        NULL, 4, 2.75, 1.2, 0.75, 4, 20000, ARRAY[1, 1]::double precision[],
         ARRAY['apple', 'cherry'], 50, (SELECT d FROM memory_private.domains AS d WHERE d.domain = 'bm')) AS s$$,
     $$SELECT s.id, s.rank FROM memory_private._search_text_static(ARRAY['apple', 'cherry'],
         ARRAY[NULL, NULL]::double precision[], NULL, ARRAY['apple'::tsquery, 'cherry'],
-        NULL, 4, 2.75, 1.2, 0.9, 4, 20000, ARRAY[1, 1]::double precision[],
+        NULL, 4, 2.75, 1.2, 0.75, 4, 20000, ARRAY[1, 1]::double precision[],
         ARRAY['apple', 'cherry'], 50, (SELECT jsonb_populate_record(d, '{"domain": "no branch"}')
             FROM memory_private.domains AS d WHERE d.domain = 'bm')) AS s$$,
     'the static branch ranks as the dynamic query does');

@@ -229,13 +229,16 @@ END;
 $$;
 
 COMMENT ON FUNCTION memory.search_text(text, text, integer, jsonb, text) IS
-'Full-text search (no embedding needed), ranked by BM25 (k1 1.2, b 0.75) over the domain''s '
-'stored tsvector: query is read like a web search box ("quoted phrases", OR, -exclusion) in '
-'the domain''s text configuration. match => ''any'' (default) ranks every row holding any of '
-'the words (a "phrase" must be present, an -excluded word absent); match => ''all'' keeps only '
-'rows with every word (websearch_to_tsquery). rank is the BM25 score. Words in more than the '
-'candidate budget of rows (planner statistics) add to the score but do not bring rows in by '
-'themselves. At most 64 distinct words (error 22023). An empty, stop-word-only, '
+'Full-text search (no embedding needed), ranked by BM25 over the domain''s stored tsvector: '
+'query is read like a web search box ("quoted phrases", OR, -exclusion) in the domain''s text '
+'configuration; a word typed twice counts twice. match => ''any'' (default) ranks every row '
+'holding any of the words (a "phrase" must be present, an -excluded word absent); match => '
+'''all'' keeps only rows with every word (websearch_to_tsquery). rank is the BM25 score. '
+'Each word''s rows come from the full-text index (words in more rows than the candidate budget, '
+'by the planner''s statistics, add to the score but do not bring rows in by themselves); the '
+'best max(k, rerank) rows by their words'' IDF are scored exactly. Session settings: '
+'pgmemo.bm25_k1 (default 1.2), pgmemo.bm25_b (0.75), pgmemo.bm25_budget (700 rows), '
+'pgmemo.bm25_rerank (50). At most 64 distinct words (error 22023). An empty, stop-word-only, '
 'exclusion-only or punctuation-only query returns no rows; a query over 10000 characters is '
 'error 22023.';
 

@@ -9,13 +9,17 @@
 -- * N and avgdl: memory_private.text_stats, refreshed by memory.refresh_text_stats (and by
 --   memory.run_maintenance when a domain changed by more than 10%); a domain without a row is
 --   estimated on the fly from at most 1,000 rows (about 10 ms per call at 3,000 rows).
--- * df per lexeme: rare lexemes (not among the planner's most common elements of the tsvector
---   as copied into text_stats by the last refresh; every lexeme before one) generate the
---   candidates, and since every row
---   holding one is then a candidate, their df is counted exactly at query time. Common lexemes
---   (most_common_elems, from ANALYZE) only add to the score of those candidates, with df =
---   frequency * N: a row that holds only common words of the query scores little anyway, and
---   leaving them out of the candidate scan bounds its cost. Nothing is maintained per write.
+-- * df per lexeme: each candidate lexeme's rows are read through the GIN index (one index search
+--   per lexeme, no tsvector read), which counts its df exactly. Rare lexemes (not among the
+--   planner's most common elements of the tsvector as copied into text_stats by the last
+--   refresh) are always candidates; common ones join rarest first while their estimated rows fit
+--   pgmemo.bm25_budget, and otherwise only add to the score of the candidates, with df =
+--   frequency * N (a row holding only common words of the query scores little anyway, and
+--   leaving them out bounds the cost). Nothing is maintained per write.
+-- * The candidates best by a cheap estimate (_bm25_sql) are scored exactly: at most
+--   max(k, pgmemo.bm25_rerank) tsvectors are read per call.
+-- * Unfiltered searches of pgmemo's own tables run a plan cached per session
+--   (_search_text_static, generated per domain).
 
 -- The tsvector of a domain's content, as SQL text: the stored generated column of factory
 -- tables, and the expression index of adopted tables, are both built from this expression.
@@ -75,11 +79,14 @@ AS $$
         ELSE 't.content_tsv' END
 $$;
 
--- BM25's knobs: k1 (tf saturation) and b (length normalisation), and the candidate budget (how
--- many rows, estimated, the common lexemes of a query may add to the candidate scan). Defaults
--- chosen on the dev queries of bench/quality.py (BENCHMARKS.md, "Search quality"); a session
--- may set pgmemo.bm25_k1 (0..10), pgmemo.bm25_b (0..1) and pgmemo.bm25_budget (rows, >= 0) to
--- tune them for its corpus (out-of-range or unreadable values raise 22023).
+-- BM25's knobs: k1 (tf saturation) and b (length normalisation), the candidate budget (how many
+-- rows, estimated, the common lexemes of a query may add to the candidate scan) and rerank (how
+-- many rows at least are scored exactly from their tsvector). k1 and b are the usual values
+-- (bm25s, Lucene): on the dev sweeps of bench/quality.py other values moved MRR@10 by less than
+-- the sweep's noise. budget and rerank: the cheapest settings within a few thousandths of the
+-- best MRR@10 on the dev sweeps (BENCHMARKS.md, "Search quality"). A session may set
+-- pgmemo.bm25_k1 (0..10), pgmemo.bm25_b (0..1), pgmemo.bm25_budget (rows, >= 0) and
+-- pgmemo.bm25_rerank (1..10000) for its corpus (out of range or unreadable: 22023).
 CREATE OR REPLACE FUNCTION memory_private._bm25_params(
     OUT k1 double precision, OUT b double precision, OUT budget double precision,
     OUT rerank integer
@@ -94,7 +101,7 @@ DECLARE
     v_rerank text := nullif(current_setting('pgmemo.bm25_rerank', true), '');
 BEGIN
     k1 := 1.2;
-    b := 0.9;
+    b := 0.75;
     budget := 700;
     rerank := 50;
     BEGIN
@@ -295,9 +302,10 @@ $$;
 -- 1. postings: the rows of each candidate lexeme (and phrase) through the GIN index, one index
 --    search per lexeme (no tsvector is read), each with the filter flag; their counts are the
 --    lexemes' exact document frequencies (corpus-wide, whatever the filter);
--- 2. the rows that pass the filter, best first by the sum of their lexemes' IDF (phrase rows
---    first), the first `rerank` of them scored exactly: tf from the positions of their tsvector,
---    length from its marker lexeme ' dl' (position - 1).
+-- 2. the rows that pass the filter, best first by the BM25 score they would have with each of
+--    their lexemes once (phrase rows first; length estimated from the content's size against
+--    the candidates' average), the first `rerank` of them scored exactly: tf from the positions
+--    of their tsvector, length from its marker lexeme ' dl' (position - 1).
 -- Parameters: $1 the query's lexemes (text[]), $2 their estimated df (NULL: counted in stage 1),
 -- $3 the filter's values (the filter language, sql/33_filter_compile.sql), $4 the candidate
 -- tsqueries (tsquery[]), $5 required (tsquery or NULL), $6 N, $7 avgdl, $8 k1, $9 b, $10 k,
@@ -311,10 +319,11 @@ SET search_path FROM CURRENT
 AS $$
     SELECT format($q$
         WITH p AS MATERIALIZED (
-            SELECT c.lexeme, x.id, x.ok
+            SELECT c.lexeme, x.id, x.ok, x.len
             FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
             CROSS JOIN LATERAL (
-                SELECT t.id, (%5$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok
+                SELECT t.id, (%5$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok,
+                    octet_length(t.content) AS len
                 FROM %1$I.%2$I AS t
                 WHERE %3$s @@ c.q
                 LIMIT $11
@@ -332,9 +341,11 @@ AS $$
         top AS MATERIALIZED (
             SELECT p.id
             FROM p LEFT JOIN w ON w.lexeme = p.lexeme
+            CROSS JOIN (SELECT greatest(avg(p.len), 1) AS len FROM p) AS a
             WHERE p.ok
             GROUP BY p.id
-            ORDER BY sum(coalesce(w.idf, 1e6)) DESC, p.id
+            ORDER BY sum(coalesce(w.idf, 1e6) / (1 + $8 * (1 - $9 + $9 * p.len / a.len))) DESC,
+                p.id
             LIMIT $14
         )
         SELECT t.id, t.content, t.metadata, s.score AS rank, t.created_at, t.updated_at
