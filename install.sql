@@ -111,7 +111,7 @@ BEGIN
     RETURN set_config('search_path', format('pg_catalog, %I, pg_temp', v_schema), true);
 END;
 $f$;
-DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014']::text[]); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015']::text[]); END $pgmemo$;
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -693,10 +693,24 @@ DROP FUNCTION IF EXISTS memory_private._search_static(
 DROP FUNCTION IF EXISTS memory_private._filter_compile(jsonb);
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0013', '0013_search_static_filter.sql', 'b07b9051c8b80c52613591e2acd80ac4f55b5defb62eaf8fb0fcb7499878760b', 'versioned'); PERFORM memory_private._record_breaking('0013', false); END $pgmemo$;
 \endif
--- migrations/0014_text_static.sql
-SELECT memory_private._migration_needed('0014', '0014_text_static.sql', '693fc35ef380f0e0bdc06fae0a8ecd529daa61933fff74f063305678bdb869bc', ARRAY[]::text[]) AS pgmemo_apply \gset
+-- migrations/0014_diagnose_distributed_checks.sql
+SELECT memory_private._migration_needed('0014', '0014_diagnose_distributed_checks.sql', '3cbbb07479d19da0629a370e870f4109a28cc1c62c5b0155e6c221014a8b99ea', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
--- 0014_text_static: search_text planned once per session (issue 14, second part).
+-- 0014_diagnose_distributed_checks: the Citus checks of memory.diagnose are one function each.
+--
+-- Why: memory_private._diagnose_distributed ran six checks (not_distributed,
+-- distributed_outside_pgmemo, worker_unreachable, citus_connection_cache, shard_missing_index,
+-- shard_index_settings_differ) in one function. sql/48_distributed.sql now has one
+-- memory_private._check_<check_name>(domains) per check, each with its COMMENT, combined by
+-- memory_private._diagnose like the others; the old function is retired here, once.
+-- memory.diagnose returns the same rows as before.
+DROP FUNCTION IF EXISTS memory_private._diagnose_distributed(memory_private.domains);
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0014', '0014_diagnose_distributed_checks.sql', '3cbbb07479d19da0629a370e870f4109a28cc1c62c5b0155e6c221014a8b99ea', 'versioned'); PERFORM memory_private._record_breaking('0014', false); END $pgmemo$;
+\endif
+-- migrations/0015_text_static.sql
+SELECT memory_private._migration_needed('0015', '0015_text_static.sql', '2b754ed024696d1844eea63ba95ddd603160e0a4ff5e67d1fab440e1f4408421', ARRAY[]::text[]) AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0015_text_static: search_text planned once per session (issue 14, second part).
 --
 -- Why: sql/31_bm25.sql now runs unfiltered text searches through a generated function with a
 -- cached plan (memory_private._search_text_static), reads BM25's knobs through
@@ -717,21 +731,7 @@ DROP FUNCTION IF EXISTS memory_private._text_candidate_budget();
 -- few keys each: stored uncompressed, they are detoasted once per call instead of decompressed
 -- once per key looked up. (Takes effect as each domain's statistics are next refreshed.)
 ALTER TABLE memory_private.text_stats ALTER COLUMN common_lexemes SET STORAGE EXTERNAL;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0014', '0014_text_static.sql', '693fc35ef380f0e0bdc06fae0a8ecd529daa61933fff74f063305678bdb869bc', 'versioned'); PERFORM memory_private._record_breaking('0014', false); END $pgmemo$;
-\endif
--- migrations/0014_diagnose_distributed_checks.sql
-SELECT memory_private._migration_needed('0014', '0014_diagnose_distributed_checks.sql', '3cbbb07479d19da0629a370e870f4109a28cc1c62c5b0155e6c221014a8b99ea', ARRAY[]::text[]) AS pgmemo_apply \gset
-\if :pgmemo_apply
--- 0014_diagnose_distributed_checks: the Citus checks of memory.diagnose are one function each.
---
--- Why: memory_private._diagnose_distributed ran six checks (not_distributed,
--- distributed_outside_pgmemo, worker_unreachable, citus_connection_cache, shard_missing_index,
--- shard_index_settings_differ) in one function. sql/48_distributed.sql now has one
--- memory_private._check_<check_name>(domains) per check, each with its COMMENT, combined by
--- memory_private._diagnose like the others; the old function is retired here, once.
--- memory.diagnose returns the same rows as before.
-DROP FUNCTION IF EXISTS memory_private._diagnose_distributed(memory_private.domains);
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0014', '0014_diagnose_distributed_checks.sql', '3cbbb07479d19da0629a370e870f4109a28cc1c62c5b0155e6c221014a8b99ea', 'versioned'); PERFORM memory_private._record_breaking('0014', false); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0015', '0015_text_static.sql', '2b754ed024696d1844eea63ba95ddd603160e0a4ff5e67d1fab440e1f4408421', 'versioned'); PERFORM memory_private._record_breaking('0015', false); END $pgmemo$;
 \endif
 DO $pgmemo$ BEGIN PERFORM memory_private._set_install_search_path(); END $pgmemo$;
 -- sql/00_private_helpers.sql
@@ -2806,7 +2806,7 @@ DECLARE
     v_freq double precision[];
     v_common jsonb;
 BEGIN
-    -- (common_lexemes is stored uncompressed, migration 0014: the variable holds it detoasted
+    -- (common_lexemes is stored uncompressed, migration 0015: the variable holds it detoasted
     -- once, and each lookup below is a binary search, not a decompression of the whole object)
     SELECT s.documents, s.avg_length, s.common_lexemes INTO documents, avg_length, v_common
     FROM memory_private.text_stats AS s WHERE s.domain = d.domain;
@@ -3176,7 +3176,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'and an ANALYZE of the stored tsvector so common words'' frequencies are current). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', 'a02427620276c53161ac593fff1bef6c61d03c98efd6534444417bcf6c35daaf', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '43c9bac9860e7cddfc4522789e00071633e7a7c144d8e1474263e712936d5151', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.

@@ -258,7 +258,7 @@ DECLARE
     v_freq double precision[];
     v_common jsonb;
 BEGIN
-    -- (common_lexemes is stored uncompressed, migration 0014: the variable holds it detoasted
+    -- (common_lexemes is stored uncompressed, migration 0015: the variable holds it detoasted
     -- once, and each lookup below is a binary search, not a decompression of the whole object)
     SELECT s.documents, s.avg_length, s.common_lexemes INTO documents, avg_length, v_common
     FROM memory_private.text_stats AS s WHERE s.domain = d.domain;

@@ -147,7 +147,6 @@ def dynamic_sql_problems(text: str) -> list[tuple[int, str, str]]:
 NOT_YET = {
     "00_private_helpers.sql": "memory_private._search_sql: issue 13 (search)",
     "20_write.sql": "the writers: issue 12 (one write path) is rewriting them",
-    "31_bm25.sql": "issue 14",
     "43_wire.sql": "issue 12", "51_queue_claim.sql": "issue 12",
     "45_adopt.sql": "issues 12 and 11 (adopted tables' mapping and trust checks)",
     "47_import.sql": "issue 12 (import_rows joins the one write path)",

@@ -1,4 +1,4 @@
--- 0014_text_static: search_text planned once per session (issue 14, second part).
+-- 0015_text_static: search_text planned once per session (issue 14, second part).
 --
 -- Why: sql/31_bm25.sql now runs unfiltered text searches through a generated function with a
 -- cached plan (memory_private._search_text_static), reads BM25's knobs through
