@@ -3,7 +3,7 @@
 -- (not the filtered rows), the web-search syntax in both match modes, the text statistics
 -- (refresh_text_stats, common lexemes from ANALYZE outside the candidate scan), adopted tables.
 BEGIN;
-SELECT plan(43);
+SELECT plan(45);
 
 -- 'simple': no stemming, no stop words, so the lexemes are the words.
 SELECT memory.create_domain('bm', 3, text_config => 'simple');
@@ -83,6 +83,12 @@ SELECT results_eq($$SELECT id, round(score::numeric, 6) FROM memory.search_hybri
 SELECT throws_ok($$SELECT * FROM memory.search_hybrid('bm', 'apple', '[1,0,0]', 3,
         fusion => 'max')$$, '22023', 'fusion must be ''convex'' or ''rrf'', got ''max''',
     'unknown fusion: 22023');
+SELECT throws_ok($$SELECT * FROM memory.search_hybrid('bm', 'apple', '[1,0,0]', 3,
+        text_match => 'some')$$, '22023', 'text_match must be ''all'' or ''any'', got ''some''',
+    'the hybrid checks its text arguments itself (it calls the BM25 core directly)');
+SELECT throws_ok($$SELECT * FROM memory.search_hybrid('bm', repeat('a ', 5001), '[1,0,0]', 3)$$,
+    '22023', 'query is 10002 characters long; search_text takes at most 10000',
+    'the hybrid refuses an over-long query text like search_text');
 SELECT results_eq($$SELECT id FROM memory.search_hybrid('bm', 'grape', NULL, 3)$$,
     ARRAY['b4'], 'hybrid without an embedding: the text list alone');
 
