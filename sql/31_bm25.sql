@@ -130,7 +130,9 @@ LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$ SELECT 64 $$;
 
--- Hard cap on the candidate rows one search_text call ranks (bounded cost whatever the query).
+-- Hard cap on the index rows one search_text call reads in all (shared among its candidate
+-- lexemes; a lexeme's document frequency is counted up to its share): bounded cost whatever
+-- the query and whatever the state of the statistics.
 CREATE OR REPLACE FUNCTION memory_private._text_candidate_cap()
 RETURNS bigint
 LANGUAGE sql IMMUTABLE
@@ -309,9 +311,9 @@ $$;
 -- Parameters: $1 the query's lexemes (text[]), $2 their estimated df (NULL: counted in stage 1),
 -- $3 the filter's values (the filter language, sql/33_filter_compile.sql), $4 the candidate
 -- tsqueries (tsquery[]), $5 required (tsquery or NULL), $6 N, $7 avgdl, $8 k1, $9 b, $10 k,
--- $11 the cap on rows per candidate lexeme, $12 the lexemes' query frequencies, $13 the
--- candidates' lexemes (text[], NULL for a phrase), $14 rerank. predicate: the compiled filter on t
--- ('true' for none).
+-- $11 the cap on rows per candidate lexeme (the call's cap divided among them), $12 the
+-- lexemes' query frequencies, $13 the candidates' lexemes (text[], NULL for a phrase),
+-- $14 rerank. predicate: the compiled filter on t ('true' for none).
 CREATE OR REPLACE FUNCTION memory_private._bm25_sql(d memory_private.domains, predicate text)
 RETURNS text
 LANGUAGE sql STABLE
@@ -394,6 +396,7 @@ DECLARE
     v_k record := memory_private._bm25_params();
     -- the filter language (sql/33_filter_compile.sql): its values are $3 here
     v_f record := memory_private._filter_compile(filter);
+    v_cap bigint;
 BEGIN
     SELECT * INTO v_p FROM memory_private._parse_text_query(d.text_config, query, match);
     IF cardinality(v_p.words) = 0 THEN
@@ -406,16 +409,19 @@ BEGIN
     END IF;
     SELECT * INTO v_c
     FROM memory_private._text_candidates(d, v_p.words, v_p.phrases, v_k.budget);
+    -- the call's cap on index rows, shared among its candidate lexemes (at most 64 of them)
+    v_cap := greatest(memory_private._text_candidate_cap()
+        / greatest(cardinality(v_c.candidates), 1), 1);
     IF v_f.predicate IS NULL AND NOT d.adopted AND NOT d.distributed THEN
         RETURN QUERY SELECT * FROM memory_private._search_text_static(v_p.words,
             v_c.df_estimates, NULL, v_c.candidates, v_p.required, v_c.documents,
-            v_c.avg_length, v_k.k1, v_k.b, k, memory_private._text_candidate_cap(), v_p.qtf,
+            v_c.avg_length, v_k.k1, v_k.b, k, v_cap, v_p.qtf,
             v_c.candidate_lexemes, greatest(v_k.rerank, k), d);
     ELSE
         RETURN QUERY EXECUTE memory_private._bm25_sql(d, coalesce(v_f.predicate, 'true'))
         USING v_p.words, v_c.df_estimates, v_f.params, v_c.candidates, v_p.required,
-            v_c.documents, v_c.avg_length, v_k.k1, v_k.b, k, memory_private._text_candidate_cap(),
-            v_p.qtf, v_c.candidate_lexemes, greatest(v_k.rerank, k);
+            v_c.documents, v_c.avg_length, v_k.k1, v_k.b, k, v_cap, v_p.qtf,
+            v_c.candidate_lexemes, greatest(v_k.rerank, k);
     END IF;
 END;
 $$;
