@@ -349,24 +349,26 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_op text := memory_private._distance_operator(d.distance);
+    -- Fixed expressions for the domain's distance, as memory_private._knn_sql's (the query must
+    -- stay flat, so the similarity repeats the distance instead of reading a subquery's).
+    v_distance text := '(t.embedding ' || v_op || ' $1)::double precision';
     v_similarity text := CASE d.distance
-        WHEN 'cosine' THEN '1 - (t.embedding %1$s $1)::double precision'
-        WHEN 'l2' THEN '1 / (1 + (t.embedding %1$s $1)::double precision)'
-        ELSE '- (t.embedding %1$s $1)::double precision'
+        WHEN 'cosine' THEN '1 - ' || v_distance
+        WHEN 'l2' THEN '1 / (1 + ' || v_distance || ')'
+        ELSE '- ' || v_distance
     END;
+    v_emb text := CASE WHEN with_embeddings THEN 't.embedding::' ELSE 'NULL::' END
+        || memory_private._vector_schema() || '.vector';  -- _vector_schema() is quoted
 BEGIN
-    RETURN format(
-        'SELECT t.id, t.content, t.metadata, %5$s AS similarity, '
-        '(t.embedding %1$s $1)::double precision AS distance, t.created_at, t.updated_at, '
-        '%6$s AS embedding '
-        'FROM %2$I.%3$I AS t WHERE t.embedding IS NOT NULL %4$s '
-        'AND ($4::double precision IS NULL OR %5$s >= $4) '
-        'ORDER BY t.embedding %1$s $1 LIMIT $2',
-        v_op, d.table_schema, d.table_name,
-        CASE WHEN predicate IS NOT NULL THEN 'AND ' || predicate ELSE '' END,
-        format(v_similarity, v_op),
-        format(CASE WHEN with_embeddings THEN 't.embedding::%s.vector' ELSE 'NULL::%s.vector' END,
-            memory_private._vector_schema()));
+    RETURN format($q$
+        SELECT t.id, t.content, t.metadata, %5$s AS similarity, %6$s AS distance, t.created_at,
+            t.updated_at, %7$s AS embedding
+        FROM %2$I.%3$I AS t
+        WHERE t.embedding IS NOT NULL AND (%4$s)
+          AND ($4::double precision IS NULL OR %5$s >= $4)
+        ORDER BY t.embedding %1$s $1 LIMIT $2 $q$,
+        v_op, d.table_schema, d.table_name, coalesce(predicate, 'true'), v_similarity, v_distance,
+        v_emb);
 END;
 $$;
 
@@ -406,7 +408,8 @@ BEGIN
     v_sql := replace(v_sql, '$4', 'NULL::double precision');
     v_sql := replace(v_sql, '$3', format('%L::jsonb', v_f.params));
     PERFORM set_config('citus.explain_all_tasks', 'on', true);
-    EXECUTE 'EXPLAIN (FORMAT JSON) ' || v_sql INTO v_plan;
+    -- EXPLAIN of the very statement memory.search runs: its text is the template here.
+    EXECUTE format($q$EXPLAIN (FORMAT JSON) %s$q$, v_sql) INTO v_plan;
     PERFORM set_config('citus.explain_all_tasks', coalesce(v_all, 'off'), true);
     RETURN v_plan;
 END;

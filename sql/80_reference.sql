@@ -3,6 +3,18 @@
 -- writes it to docs/SQL_REFERENCE.md; a test fails when the committed file differs from what a
 -- freshly migrated database says, so the reference cannot drift from the code.
 
+-- The roles (other than the owner, and not PUBLIC) an ACL grants privilege to, as the reference
+-- prints them: names, comma-separated, sorted.
+CREATE OR REPLACE FUNCTION memory_private._grantees(acl aclitem[], owner_oid oid, privilege text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT string_agg(a.grantee::regrole::text, ', ' ORDER BY a.grantee::regrole::text)
+    FROM aclexplode(acl) AS a
+    WHERE a.privilege_type = privilege AND a.grantee <> owner_oid AND a.grantee <> 0
+$$;
+
 CREATE OR REPLACE FUNCTION memory.api_reference()
 RETURNS text
 LANGUAGE sql STABLE
@@ -21,11 +33,7 @@ AS $$
                 memory_private._vector_schema() || '.halfvec', 'halfvec')
                 AS signature,
             coalesce(obj_description(p.oid, 'pg_proc'), '_(no comment)_') AS comment,
-            (
-                SELECT string_agg(a.grantee::regrole::text, ', ' ORDER BY a.grantee::regrole::text)
-                FROM aclexplode(p.proacl) AS a
-                WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner AND a.grantee <> 0
-            ) AS roles
+            memory_private._grantees(p.proacl, p.proowner, 'EXECUTE') AS roles
         FROM pg_catalog.pg_proc AS p
         WHERE p.pronamespace = 'memory'::regnamespace
     ),
@@ -39,11 +47,7 @@ AS $$
                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
             ) AS columns,
             coalesce(obj_description(c.oid, 'pg_class'), '_(no comment)_') AS comment,
-            (
-                SELECT string_agg(a.grantee::regrole::text, ', ' ORDER BY a.grantee::regrole::text)
-                FROM aclexplode(c.relacl) AS a
-                WHERE a.privilege_type = 'SELECT' AND a.grantee <> c.relowner AND a.grantee <> 0
-            ) AS roles
+            memory_private._grantees(c.relacl, c.relowner, 'SELECT') AS roles
         FROM pg_catalog.pg_class AS c
         WHERE c.relnamespace = 'memory'::regnamespace AND c.relkind IN ('v', 'm')
     )

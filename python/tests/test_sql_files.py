@@ -153,10 +153,6 @@ NOT_YET = {
 }
 NOT_YET_FUNCTIONS = {
     ("48_distributed.sql", "memory_private._dist_shadow_write_sql"): "dead code: issue 12 retires it",
-    # The compiled filter (issue 13) is an SQL fragment by nature, and Citus cannot EXPLAIN the
-    # parameterised statement: both follow the single-node search SQL when issue 13 reworks it.
-    ("48_distributed.sql", "memory_private._dist_knn_sql"): "issue 13's predicate, as _search_sql",
-    ("48_distributed.sql", "memory_private._dist_explain"): "values inlined for Citus's EXPLAIN",
 }
 
 
