@@ -28,6 +28,15 @@ def _embedder() -> Any:
     return embedder
 
 
+# The options the worker and backfill share (one definition each).
+batch_size_option = click.option(
+    "--batch-size", type=click.IntRange(1, 10000), default=32, show_default=True,
+    help="Jobs claimed (and texts sent to the provider) per batch.")
+concurrency_option = click.option(
+    "--concurrency", type=click.IntRange(1, 64), default=1, show_default=True,
+    help="Embedding threads, each with its own database connection.")
+
+
 def register(main: click.Group) -> None:
     main.add_command(worker)
     main.add_command(backfill)
@@ -35,10 +44,8 @@ def register(main: click.Group) -> None:
 
 @click.command(context_settings=CONTEXT)
 @click.option("--once", is_flag=True, help="Drain the jobs that are ready, then exit.")
-@click.option("--batch-size", type=click.IntRange(1, 10000), default=32, show_default=True,
-              help="Jobs claimed (and texts sent to the provider) per batch.")
-@click.option("--concurrency", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Embedding threads, each with its own database connection.")
+@batch_size_option
+@concurrency_option
 @click.option("--lease", type=click.FloatRange(0.1, None), default=300.0, show_default=True,
               help="Seconds a claim is held without renewal (the worker renews the claims of "
                    "the batches in hand every third of it); a worker that stops, crashed, loses "
@@ -85,10 +92,8 @@ def worker(ctx: click.Context, once: bool, batch_size: int, concurrency: int, le
 
 @click.command(context_settings=CONTEXT)
 @click.option("--domain", default=None, help="Only this domain (default: every domain).")
-@click.option("--batch-size", type=click.IntRange(1, 10000), default=32, show_default=True,
-              help="Jobs claimed (and texts sent to the provider) per batch.")
-@click.option("--concurrency", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Embedding threads, each with its own database connection.")
+@batch_size_option
+@concurrency_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def backfill(ctx: click.Context, domain: str | None, batch_size: int, concurrency: int,
