@@ -78,6 +78,7 @@ bench: install $(PGAI_VENV)/.installed
 	$(PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/storage.py
 	$(PY) bench/filter.py
+	$(PY) bench/trust.py
 	$(PY) bench/embedq.py --pgai-venv $(PGAI_VENV) $(QUEUE_BENCH_ARGS)
 
 # Timescale's pgai vectorizer, the embedding queue's contender (bench/embedq.py), in a virtualenv

@@ -181,6 +181,14 @@ BEGIN
 END;
 $$;
 
+-- The largest metadata of one memory (bytes, as stored): 1 MB. Bounded cost (issue 11): a
+-- metadata is indexed key by key (GIN), so its size bounds the work of every write.
+CREATE OR REPLACE FUNCTION memory_private._max_metadata_bytes()
+RETURNS integer
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 1048576 $$;
+
 CREATE OR REPLACE FUNCTION memory_private._check_metadata(metadata jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE
@@ -193,6 +201,11 @@ BEGIN
     IF jsonb_typeof(metadata) <> 'object' THEN
         RAISE EXCEPTION 'metadata must be a JSON object, got a JSON %', jsonb_typeof(metadata)
             USING ERRCODE = '22023';
+    END IF;
+    IF pg_column_size(metadata) > memory_private._max_metadata_bytes() THEN
+        RAISE EXCEPTION 'metadata is % bytes; at most % are accepted', pg_column_size(metadata),
+            memory_private._max_metadata_bytes()
+            USING ERRCODE = '54000';
     END IF;
     RETURN metadata;
 END;

@@ -393,9 +393,11 @@ COMMENT ON FUNCTION memory_private._check_schema_create() IS
 -- Bounded cost of a write: content over the domain's max_content_bytes (default 1 MB; set with
 -- memory.set_max_content_bytes) is refused before any work (a 50 MB store took ~800 MB in one
 -- backend). contents: one text (store, update) or many (store_many, import_rows); the error
--- names the first one too long. Contents over 512 kB are also checked against the full-text
--- limit (a tsvector holds at most 1 MB of distinct words), so the domain's full-text index never
--- fails a write with "string is too long for tsvector".
+-- names the first one too long. A batch's contents together are bounded too (64 MB, or the
+-- domain's maximum when larger). Contents over 256 kB are also checked against the full-text
+-- limit (a tsvector holds at most 1 MB of distinct lexemes, and one byte of content can give up
+-- to 4: a lower-cased letter grows, a hyphenated word is indexed whole and in parts), so the
+-- domain's full-text column never fails a write with "string is too long for tsvector".
 CREATE OR REPLACE FUNCTION memory_private._check_contents(d memory_private.domains, contents text[])
 RETURNS void
 LANGUAGE plpgsql STABLE
@@ -417,9 +419,15 @@ BEGIN
                   HINT = format('Split it into smaller memories, or raise the limit: SELECT '
                       'memory.set_max_content_bytes(%L, <bytes>);', d.domain);
     END IF;
+    IF cardinality(contents) > 1 AND (SELECT sum(octet_length(u.c)) FROM unnest(contents) AS u (c))
+        > greatest(v_max, 67108864) THEN
+        RAISE EXCEPTION 'contents are % bytes together; one call takes at most % bytes',
+            (SELECT sum(octet_length(u.c)) FROM unnest(contents) AS u (c)), greatest(v_max, 67108864)
+            USING ERRCODE = '54000', HINT = 'Split the batch into smaller calls.';
+    END IF;
     FOR v_bad IN
         SELECT u.ord, u.c FROM unnest(contents) WITH ORDINALITY AS u (c, ord)
-        WHERE octet_length(u.c) > 524288
+        WHERE octet_length(u.c) > 262144
     LOOP
         BEGIN
             PERFORM to_tsvector(d.text_config, v_bad.c);
@@ -435,8 +443,91 @@ END;
 $$;
 
 COMMENT ON FUNCTION memory_private._check_contents(memory_private.domains, text[]) IS
-'Refuses (54000) content over the domain''s max_content_bytes (default 1 MB) or with more '
-'distinct words than a tsvector holds, before any work. Called by every write of content.';
+'Refuses (54000) content over the domain''s max_content_bytes (default 1 MB), a batch over 64 MB '
+'(or that maximum) together, or content with more distinct words than a tsvector holds, before '
+'any work. Called by every write of content.';
+
+-- The most elements an array argument of a public function may hold (ids, contents, job ids):
+-- the cost of a call grows with it (1,000,000 ids: forget_many 2.8 s, get_many 3.7 s on 2,000
+-- rows; 100,000: 0.1-0.4 s, under load). 100,000: a store_many of 50,000 rows is tested.
+CREATE OR REPLACE FUNCTION memory_private._max_batch()
+RETURNS integer
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 100000 $$;
+
+-- Refuses (54000) an array argument with more than _max_batch() elements, before any work.
+-- what: the argument's name, for the error.
+CREATE OR REPLACE FUNCTION memory_private._check_batch(what text, n integer)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF n > memory_private._max_batch() THEN
+        RAISE EXCEPTION '% has % elements; one call takes at most %', what, n,
+            memory_private._max_batch()
+            USING ERRCODE = '54000', HINT = 'Split it into several calls.';
+    END IF;
+END;
+$$;
+
+COMMENT ON FUNCTION memory_private._check_batch(text, integer) IS
+'Refuses (54000) an array argument (ids, contents, job ids) of more than 100,000 elements before '
+'any work: every call has a bounded cost.';
+
+-- Refuses (54000) a text or jsonb argument longer than max_bytes (e.g. a worker's name, its
+-- heartbeat info), before any work.
+CREATE OR REPLACE FUNCTION memory_private._check_bytes(what text, n bigint, max_bytes bigint)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF n > max_bytes THEN
+        RAISE EXCEPTION '% is % bytes; at most % are accepted', what, n, max_bytes
+            USING ERRCODE = '54000';
+    END IF;
+END;
+$$;
+
+-- The jobs among job_ids (at most _max_batch()) of domains the caller may write: the only jobs
+-- a worker's extend_claims, release_claims and fail_embedding_jobs touch. _can runs once per
+-- domain, not per job.
+CREATE OR REPLACE FUNCTION memory_private._writable_jobs(job_ids bigint[])
+RETURNS bigint[]
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    PERFORM memory_private._check_batch('job_ids', cardinality(job_ids));
+    RETURN (
+        WITH j AS MATERIALIZED (
+            SELECT q.job_id, q.domain FROM memory_private.embedding_queue AS q
+            WHERE q.job_id = ANY (job_ids)
+        ),
+        domains AS MATERIALIZED (SELECT DISTINCT j.domain FROM j)
+        SELECT coalesce(array_agg(j.job_id ORDER BY j.job_id), ARRAY[]::bigint[])
+        FROM j JOIN domains AS d ON d.domain = j.domain
+        WHERE memory_private._can(d.domain, 'write'));
+END;
+$$;
+
+-- Refuses (22023) a lease longer than a day: a worker holds a claim for at most its lease, and
+-- a longer one would keep a job from every other worker long after its holder died.
+CREATE OR REPLACE FUNCTION memory_private._check_lease(lease interval)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF lease IS NULL OR lease <= interval '0' OR lease > interval '1 day' THEN
+        RAISE EXCEPTION 'lease must be a positive interval of at most 1 day, got %',
+            coalesce(lease::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+END;
+$$;
 
 CREATE OR REPLACE FUNCTION memory.set_max_content_bytes(domain text, max_bytes integer)
 RETURNS void

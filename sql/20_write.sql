@@ -73,8 +73,8 @@ COMMENT ON FUNCTION memory.store(text, text, jsonb, vector, text) IS
 'embedding given is stored, otherwise the old one is kept only when the content is unchanged. '
 'Without an embedding the row is queued for the embedding workers.';
 
--- The per-row arrays of memory.store_many and memory.import_rows: every metadata a JSON object,
--- every embedding of the domain's dimension (NULL elements allowed), no id twice.
+-- The per-row arrays of memory.store_many and memory.import_rows: every metadata a JSON object
+-- of at most 1 MB (64 MB together), every embedding of the domain's dimension (NULL elements allowed), no id twice.
 CREATE OR REPLACE FUNCTION memory_private._check_rows(
     d memory_private.domains, metadatas jsonb[], embeddings vector[], ids text[]
 )
@@ -91,6 +91,19 @@ BEGIN
     IF FOUND THEN
         RAISE EXCEPTION 'metadatas[%] must be a JSON object, got a JSON %', v_bad.ord, v_bad.t
             USING ERRCODE = '22023';
+    END IF;
+    SELECT u.ord, pg_column_size(u.m) AS bytes INTO v_bad
+    FROM unnest(metadatas) WITH ORDINALITY AS u (m, ord)
+    WHERE pg_column_size(u.m) > memory_private._max_metadata_bytes() LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'metadatas[%] is % bytes; at most % are accepted', v_bad.ord, v_bad.bytes,
+            memory_private._max_metadata_bytes()
+            USING ERRCODE = '54000';
+    END IF;
+    IF (SELECT sum(pg_column_size(u.m)) FROM unnest(metadatas) AS u (m)) > 67108864 THEN
+        RAISE EXCEPTION 'metadatas are % bytes together; one call takes at most 67108864',
+            (SELECT sum(pg_column_size(u.m)) FROM unnest(metadatas) AS u (m))
+            USING ERRCODE = '54000', HINT = 'Split the batch into smaller calls.';
     END IF;
     EXECUTE format('SELECT u.ord, %1$s.vector_dims(u.e) AS dims '
         'FROM unnest($1) WITH ORDINALITY AS u (e, ord) '
@@ -131,6 +144,7 @@ BEGIN
     IF v_n = 0 THEN
         RETURN;
     END IF;
+    PERFORM memory_private._check_batch('contents', v_n);
     IF metadatas IS NOT NULL AND cardinality(metadatas) <> v_n THEN
         RAISE EXCEPTION 'metadatas has % elements, contents has %', cardinality(metadatas), v_n
             USING ERRCODE = '2202E';
@@ -193,7 +207,8 @@ $$;
 COMMENT ON FUNCTION memory.store_many(text, text[], jsonb[], vector[], text[]) IS
 'Store many memories in one statement; returns their ids in input order. metadatas, embeddings '
 'and ids are optional arrays of the same length as contents (NULL elements allowed). Rows '
-'without embeddings are queued in one statement-level pass.';
+'without embeddings are queued in one statement-level pass. At most 100,000 contents and 64 MB '
+'per call (54000).';
 
 CREATE OR REPLACE FUNCTION memory.update(
     domain text,
@@ -269,6 +284,7 @@ DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_count bigint;
 BEGIN
+    PERFORM memory_private._check_batch('ids', cardinality(ids));
     EXECUTE format('DELETE FROM %I.%I AS t WHERE t.id = ANY ($1)', v_d.table_schema, v_d.table_name)
     USING ids;
     GET DIAGNOSTICS v_count = ROW_COUNT;
@@ -281,7 +297,8 @@ $$;
 
 COMMENT ON FUNCTION memory.forget_many(text, text[]) IS
 'Delete the memories with these ids (and their queued embedding jobs) in one statement. '
-'Returns how many existed; unknown and NULL ids are ignored.';
+'Returns how many existed; unknown and NULL ids are ignored. At most 100,000 ids per call '
+'(54000).';
 
 CREATE OR REPLACE FUNCTION memory.clear(domain text)
 RETURNS bigint

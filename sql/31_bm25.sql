@@ -31,6 +31,38 @@ AS $$
     SELECT format('to_tsvector(%L::regconfig, %s)', text_config::text, content_sql)
 $$;
 
+-- The tsvector of an adopted table's content, as SQL text: the expression of its full-text
+-- helper index (on the APPLICATION's table, so evaluated by the application's own INSERTs) and
+-- of search_text's queries on it (the same expression, so the planner uses the index). It reads
+-- a bounded prefix, memory_private._adopted_text_chars() characters: a tsvector holds at most
+-- 1 MB of distinct lexemes, and a longer row would make the application's INSERT fail with
+-- "string is too long for tsvector" (issue 11). A character gives at most 4 bytes, lower-cased
+-- at most 4, and the parser emits it at most twice (a hyphenated word and its parts, a URL and
+-- its host or path): 100,000 characters stay under the limit whatever the text.
+CREATE OR REPLACE FUNCTION memory_private._adopted_text_chars()
+RETURNS integer
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 100000 $$;
+
+-- An adopted table's content as the full-text expressions read it: its first
+-- _adopted_text_chars() characters.
+CREATE OR REPLACE FUNCTION memory_private._adopted_content_sql(content_sql text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT format('left(%s, %s)', content_sql, memory_private._adopted_text_chars()) $$;
+
+CREATE OR REPLACE FUNCTION memory_private._adopted_tsvector_sql(
+    text_config regconfig, content_sql text
+)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT memory_private._tsvector_sql(text_config, memory_private._adopted_content_sql(content_sql))
+$$;
+
 -- The length marker's lexeme, quoted as a tsvector/tsquery literal.
 CREATE OR REPLACE FUNCTION memory_private._length_marker()
 RETURNS text
@@ -56,13 +88,13 @@ $$;
 
 -- The tsvector of row t that search queries match (the WHERE the full-text index serves): the
 -- stored column of a factory table; on an adopted domain (a view over the application's table,
--- never altered) the indexed expression.
+-- never altered) the indexed expression (a bounded prefix: _adopted_tsvector_sql).
 CREATE OR REPLACE FUNCTION memory_private._domain_tsvector_sql(d memory_private.domains)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-    SELECT CASE WHEN d.adopted THEN memory_private._tsvector_sql(d.text_config, 't.content')
+    SELECT CASE WHEN d.adopted THEN memory_private._adopted_tsvector_sql(d.text_config, 't.content')
         ELSE 't.content_tsv' END
 $$;
 
@@ -75,7 +107,9 @@ LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
     SELECT CASE WHEN d.adopted
-        THEN memory_private._stored_tsvector_sql(d.text_config, 't.content')
+        -- (the same bounded prefix as the index: the whole content of a long row would overflow)
+        THEN memory_private._stored_tsvector_sql(d.text_config,
+            memory_private._adopted_content_sql('t.content'))
         ELSE 't.content_tsv' END
 $$;
 
@@ -606,7 +640,9 @@ DECLARE
     v_count integer := 0;
 BEGIN
     IF domain IS NOT NULL THEN
-        PERFORM memory_private._refresh_text_stats(memory_private._domain(domain));
+        -- (_domain_for: an adopted table is read with pgmemo's rights, so it must be inert:
+        -- a row-level security policy of its owner would run as pgmemo's owner)
+        PERFORM memory_private._refresh_text_stats(memory_private._domain_for(domain, 'read'));
         RETURN 1;
     END IF;
     FOR v_d IN
@@ -616,6 +652,8 @@ BEGIN
         ORDER BY x.domain
     LOOP
         CONTINUE WHEN NOT memory_private._text_stats_stale(v_d);
+        -- an adopted table pgmemo may not read (diagnose reports it) is skipped
+        CONTINUE WHEN NOT memory_private._readable(v_d);
         BEGIN
             PERFORM memory_private._refresh_text_stats(v_d);
             v_count := v_count + 1;

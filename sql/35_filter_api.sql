@@ -20,7 +20,9 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    -- (read: the caller's access and, on an adopted table, _assert_inert under an ACCESS SHARE
+    -- lock, which the SHARE lock of CREATE INDEX extends without a deadlock between two calls)
+    v_d memory_private.domains := memory_private._domain_for(domain, 'read');
     v_phys record := memory_private._physical(v_d);
     v_field record;
     v_meta name;

@@ -73,7 +73,7 @@ AS $$
             NOT IN ('text'::regtype, 'character varying'::regtype)
         UNION ALL
         SELECT ('pgmemo_' || d.domain || '_fts')::name,
-            format('USING gin (%s)', memory_private._tsvector_sql(d.text_config,
+            format('USING gin (%s)', memory_private._adopted_tsvector_sql(d.text_config,
                 format('%I::text', d.content_column))),
             'fts'
     ) AS h

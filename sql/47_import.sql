@@ -37,6 +37,7 @@ BEGIN
             'updated_ats must have as many (or be NULL)', v_n
             USING ERRCODE = '2202E';
     END IF;
+    PERFORM memory_private._check_batch('ids', v_n);
     IF v_n = 0 THEN
         RETURN QUERY SELECT 0::bigint, 0::bigint, 0::bigint;
         RETURN;
@@ -122,6 +123,7 @@ AS $$
 DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'read');
 BEGIN
+    PERFORM memory_private._check_batch('ids', cardinality(ids));
     RETURN QUERY EXECUTE format(
         'SELECT t.id, t.content, t.metadata, CASE WHEN $2 THEN t.embedding::%3$s.vector END, t.embedding_model, '
         't.created_at, t.updated_at '
@@ -138,4 +140,4 @@ COMMENT ON FUNCTION memory.get_many(text, text[], boolean) IS
 'when with_embeddings is false, to move less data), its model and the timestamps, in the order '
 'of ids (an id asked twice comes back once, where first asked; ids that do not exist are '
 'absent). What '
-'`pgmemo import-sqlite` reads back to verify an import.';
+'`pgmemo import-sqlite` reads back to verify an import. At most 100,000 ids per call (54000).';

@@ -99,14 +99,15 @@ RETURNS integer
 LANGUAGE sql
 SET search_path FROM CURRENT
 AS $$
-    SELECT memory_private._fail_jobs(job_ids, error)
+    SELECT memory_private._fail_jobs(memory_private._writable_jobs(job_ids), error)
 $$;
 
 COMMENT ON FUNCTION memory.fail_embedding_jobs(bigint[], text) IS
 'Record a failed attempt for these jobs with its error: exponential backoff with jitter '
 '(pgmemo.retry_base_seconds, pgmemo.retry_max_seconds), dead after pgmemo.max_attempts (default 5). '
 'Dead jobs are kept with last_error and come back with requeue_dead. Only jobs still claimed '
-'under these ids count. Returns jobs touched.';
+'under these ids, of domains the caller may write, count (at most 100,000 ids). Returns jobs '
+'touched.';
 
 CREATE OR REPLACE FUNCTION memory.release_claims(job_ids bigint[])
 RETURNS integer
@@ -119,7 +120,7 @@ BEGIN
     UPDATE memory_private.embedding_queue AS q
     SET status = 'pending', run_after = now(), claimed_by = NULL, claimed_at = NULL,
         lease_until = NULL, updated_at = now()
-    WHERE q.job_id = ANY (job_ids) AND q.status = 'claimed';
+    WHERE q.job_id = ANY (memory_private._writable_jobs(job_ids)) AND q.status = 'claimed';
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_count > 0 THEN
         PERFORM pg_notify('memory_embedding_queue', '');
@@ -130,7 +131,8 @@ $$;
 
 COMMENT ON FUNCTION memory.release_claims(bigint[]) IS
 'Give claimed jobs back to the queue at once, without counting an attempt (a worker shutting '
-'down before it embedded them). Returns the number of jobs released.';
+'down before it embedded them). Jobs of domains the caller may not write are not touched; at '
+'most 100,000 ids. Returns the number of jobs released.';
 
 CREATE OR REPLACE FUNCTION memory.queue_counts(domain text DEFAULT NULL)
 RETURNS TABLE (ready bigint, waiting bigint, claimed bigint, dead bigint)
@@ -317,13 +319,17 @@ RETURNS void
 LANGUAGE sql
 SET search_path FROM CURRENT
 AS $$
+    -- bounded: a worker's name and info are kept per worker (the merged info too)
+    SELECT memory_private._check_bytes('worker', octet_length(worker), 1024);
+    SELECT memory_private._check_bytes('info', octet_length(info::text), 65536);
     INSERT INTO memory_private.workers AS w (worker, jobs_done, jobs_failed, info)
     VALUES (worker, coalesce(jobs_done, 0), coalesce(jobs_failed, 0), coalesce(info, '{}'))
     ON CONFLICT (worker) DO UPDATE
         SET last_seen = now(), stopped_at = NULL,
             jobs_done = w.jobs_done + excluded.jobs_done,
             jobs_failed = w.jobs_failed + excluded.jobs_failed,
-            info = w.info || excluded.info
+            info = CASE WHEN octet_length((w.info || excluded.info)::text) > 65536 THEN excluded.info
+                ELSE w.info || excluded.info END
 $$;
 
 COMMENT ON FUNCTION memory.worker_heartbeat(text, bigint, bigint, jsonb) IS

@@ -116,9 +116,8 @@ BEGIN
         RAISE EXCEPTION 'batch_size must be between 1 and 10000, got %',
             coalesce(batch_size::text, 'NULL') USING ERRCODE = '22023';
     END IF;
-    IF lease IS NULL OR lease <= interval '0' THEN
-        RAISE EXCEPTION 'lease must be a positive interval' USING ERRCODE = '22023';
-    END IF;
+    PERFORM memory_private._check_lease(lease);
+    PERFORM memory_private._check_bytes('worker', octet_length(worker), 1024);
     IF only_domain IS NOT NULL THEN
         PERFORM memory_private._domain_for(only_domain, 'claim');
     END IF;
@@ -365,6 +364,7 @@ BEGIN
             coalesce(cardinality(job_ids), 0), coalesce(cardinality(embeddings), 0)
             USING ERRCODE = '2202E';
     END IF;
+    PERFORM memory_private._check_batch('job_ids', cardinality(job_ids));
     -- Jobs not found hold another claim now (or were completed, or their row deleted): their
     -- completion is superseded and writes nothing.
     FOR v_d IN
@@ -380,8 +380,11 @@ BEGIN
         WHERE q.domain = v_d.domain;
         CONTINUE WHEN v_ids IS NULL;
 
-        -- A domain the worker may no longer write, or an adopted table that would run another
-        -- role's code (memory_private._domain_for locks and checks it), fails its jobs alone.
+        -- Jobs of a domain the caller may not write are not touched (a caller must not fail, or
+        -- write, jobs of a domain it cannot write by naming their ids). An adopted table that
+        -- would run another role's code (memory_private._domain_for locks and checks it) fails
+        -- its jobs alone, with the reason.
+        CONTINUE WHEN NOT memory_private._can(v_d.domain, 'write');
         BEGIN
             PERFORM memory_private._domain_for(v_d.domain, 'write');
         EXCEPTION WHEN insufficient_privilege THEN
@@ -452,6 +455,7 @@ COMMENT ON FUNCTION memory.complete_embedding_jobs(bigint[], vector[], text) IS
 'completion writes nothing) and the row''s content is the content that claim handed out; a '
 'row whose content changed goes back to pending. A bad vector (wrong dimension, NULL) fails '
 'that job alone. embedding_model (default: the domain''s) is stored with each embedding. '
+'Jobs of a domain the caller may not write are not touched; at most 100,000 jobs per call. '
 'Returns the number of embeddings written.';
 
 -- Jobs of a completion that wrote nothing: drop those whose row is gone; put back to pending
@@ -494,16 +498,15 @@ AS $$
 DECLARE
     v_count integer;
 BEGIN
-    IF lease IS NULL OR lease <= interval '0' THEN
-        RAISE EXCEPTION 'lease must be a positive interval' USING ERRCODE = '22023';
-    END IF;
+    PERFORM memory_private._check_lease(lease);
     -- A job being completed right now (locked by its worker's completion) needs no extension:
-    -- skip it rather than wait for it (and lock the rest in job order).
+    -- skip it rather than wait for it (and lock the rest in job order). Only jobs of domains
+    -- the caller may write (memory_private._writable_jobs).
     UPDATE memory_private.embedding_queue AS q
     SET lease_until = greatest(q.lease_until, now() + lease)
     FROM (
         SELECT x.job_id FROM memory_private.embedding_queue AS x
-        WHERE x.job_id = ANY (job_ids) AND x.status = 'claimed'
+        WHERE x.job_id = ANY (memory_private._writable_jobs(job_ids)) AND x.status = 'claimed'
         ORDER BY x.job_id
         FOR UPDATE SKIP LOCKED
     ) AS e
@@ -516,5 +519,6 @@ $$;
 COMMENT ON FUNCTION memory.extend_claims(bigint[], interval) IS
 'The heartbeat of a batch in hand: push the lease of these claimed jobs to at least now() + '
 'lease, so a provider call longer than the lease is not released and thrown away. Jobs '
-'released meanwhile, or claimed again by someone else (their id changed), are not touched. '
+'released meanwhile, or claimed again by someone else (their id changed), or of a domain the '
+'caller may not write, are not touched. lease: at most 1 day; at most 100,000 job ids (54000). '
 'Returns the number of leases extended.';

@@ -76,6 +76,52 @@ class MigrationError(RuntimeError):
 
 
 # Sessions holding locks on pgmemo's tables and views (what a migrate that timed out waited for).
+# install.sql only (psql cannot retry a transaction as migrate() does): lock pgmemo's views,
+# which every install replaces, before anything else, retrying on lock_timeout (each failed
+# attempt withdraws its place in the lock queue, so readers go on meanwhile) and naming who
+# blocks. A lock timeout later in the script (an adopted table's trigger, a migration's table)
+# ends the install with nothing changed: run it again.
+WAIT_FOR_VIEWS = """DO $wait$
+DECLARE
+    v_retries integer := pg_catalog.current_setting('pgmemo.lock_retries')::integer;
+    v_try integer := 0;
+    v_rel regclass;
+    v_held text;
+BEGIN
+    LOOP
+        BEGIN
+            FOR v_rel IN
+                SELECT c.oid::regclass FROM pg_catalog.pg_class AS c
+                JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+                WHERE n.nspname = 'memory' AND c.relkind = 'v'
+                ORDER BY c.oid
+            LOOP
+                EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', v_rel);
+            END LOOP;
+            RETURN;
+        EXCEPTION WHEN lock_not_available THEN
+            v_try := v_try + 1;
+            SELECT pg_catalog.string_agg(DISTINCT pg_catalog.format('pid %s (%s, %s, %s: %s)', a.pid,
+                    a.usename, a.state, pg_catalog.date_trunc('second', pg_catalog.now() - a.xact_start),
+                    pg_catalog.left(a.query, 80)), '; ')
+            INTO v_held
+            FROM pg_catalog.pg_locks AS l JOIN pg_catalog.pg_stat_activity AS a ON a.pid = l.pid
+            WHERE l.granted AND l.relation = v_rel AND l.pid <> pg_catalog.pg_backend_pid();
+            IF v_try > v_retries THEN
+                RAISE EXCEPTION 'pgmemo install: no lock on % within lock_timeout, % times; '
+                    'blocking: %', v_rel, v_try, coalesce(v_held, 'nobody any more')
+                    USING ERRCODE = '55P03',
+                          HINT = 'Nothing was changed. End those sessions (or wait for them) and '
+                              || 'run install.sql again.';
+            END IF;
+            RAISE WARNING 'pgmemo install: waiting for a lock on % (blocking: %); retrying (%/%)',
+                v_rel, coalesce(v_held, 'nobody any more'), v_try, v_retries;
+            PERFORM pg_catalog.pg_sleep(LEAST(v_try, 5) * 0.2);
+        END;
+    END LOOP;
+END
+$wait$;"""
+
 BLOCKERS = """
 SELECT DISTINCT a.pid, a.usename, a.state, l.relation::regclass::text AS relation, l.mode,
     date_trunc('second', now() - coalesce(a.xact_start, a.query_start)) AS for_how_long,
@@ -221,9 +267,23 @@ def bundle() -> str:
         "-- Do not edit: it records the same ledger (memory_private.schema_migrations) as",
         "-- `pgmemo migrate`. Usage: psql \"$DATABASE_URL\" -q -v ON_ERROR_STOP=1 -f install.sql",
         "\\set ON_ERROR_STOP on",
+        "-- Locks are taken with a timeout (psql -v pgmemo_lock_timeout=5s, the default) so the",
+        "-- install never queues behind a long transaction with every new reader queued behind it;",
+        "-- waiting for pgmemo's views is retried (psql -v pgmemo_lock_retries=10), naming who blocks.",
+        "\\if :{?pgmemo_lock_timeout}",
+        "\\else",
+        "\\set pgmemo_lock_timeout 5s",
+        "\\endif",
+        "\\if :{?pgmemo_lock_retries}",
+        "\\else",
+        "\\set pgmemo_lock_retries 10",
+        "\\endif",
         "BEGIN;",
         "SET LOCAL client_min_messages = warning;",
         LOCK,
+        "SET LOCAL lock_timeout = :'pgmemo_lock_timeout';",
+        "SET LOCAL pgmemo.lock_retries = :'pgmemo_lock_retries';",
+        WAIT_FOR_VIEWS,
         "-- python/pgmemo/bootstrap.sql",
         bootstrap_sql().rstrip("\n"),
         _quiet(f"memory_private._check_known_versions(ARRAY[{versions}]::text[])"),

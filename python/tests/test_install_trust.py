@@ -83,8 +83,13 @@ def _every_function_works(dsn: str, vschema: str) -> None:
         c.execute("SELECT * FROM memory.diagnose()")
         for view in ["domains", "embedding_coverage", "vector_indexes", "queue_status", "workers"]:
             c.execute(f"SELECT * FROM memory.{view}")
+        assert c.execute("SELECT memory.count('notes') AS n").fetchone()["n"] == 3
+        assert c.execute("SELECT memory.count('notes', '{\"k\": 2}') AS n").fetchone()["n"] == 1
+        assert c.execute("SELECT memory.create_metadata_index('notes', 'k', 'number') AS i").fetchone()["i"]
         jobs = c.execute("SELECT * FROM memory.claim_embedding_jobs(10, 'w')").fetchall()
         assert jobs
+        assert c.execute("SELECT memory.extend_claims(%s, '10 minutes') AS n",
+                         ([j["job_id"] for j in jobs],)).fetchone()["n"] == len(jobs)
         done = c.execute(f"SELECT memory.complete_embedding_jobs(%s, %s::{v}[])",
                          ([j["job_id"] for j in jobs], [as_vector([0.5, 0.5, 0.0])] * len(jobs))).fetchone()
         assert list(done.values())[0] == len(jobs)
@@ -113,6 +118,8 @@ def _every_function_works(dsn: str, vschema: str) -> None:
                 c.execute("SELECT memory.revoke_domain('notes', %s, 'read')", (r,))
                 c.execute("SELECT memory.grant_domain('notes', %s, 'read')", (r,))
         assert c.execute("SELECT memory.forget('notes', %s)", (a,)).fetchone()
+        assert c.execute("SELECT memory.forget_many('notes', %s) AS n", ([ids[1], "nope"],)).fetchone()["n"] == 1
+        assert c.execute("SELECT memory.clear('halves') AS n").fetchone()["n"] == 1
         c.execute("SELECT memory.drop_domain('docs')")
         c.execute("SELECT memory.drop_domain('halves')")
 
@@ -145,6 +152,44 @@ def test_owner_without_superuser_or_createrole_installs(fresh_server, vschema):
     assert proc.returncode == 0, proc.stderr
     assert "could not create the roles" in proc.stderr and "CREATE ROLE memory_reader NOLOGIN;" in proc.stderr
     _every_function_works(dsn2, vschema)
+
+
+def test_table_owner_policy_never_runs_as_a_non_superuser_pgmemo(fresh_server):
+    """Where pgmemo's owner is not a superuser (managed services), row-level security applies to
+    it: a policy of an adopted table's owner would run with pgmemo's rights on every read. Every
+    function that reads the table refuses it instead (count, refresh_text_stats and
+    create_metadata_index did not check on issue 11's first landing), and the sweeps skip it."""
+    with _su(fresh_server) as c:
+        c.execute("CREATE ROLE rls_owner LOGIN NOSUPERUSER NOCREATEROLE")
+        c.execute("CREATE ROLE rls_tenant LOGIN NOSUPERUSER")
+        c.execute("GRANT rls_tenant TO rls_owner")  # pgmemo's owner may act for the tenant
+    dsn = _owned_db(fresh_server, "rls_owner", "rls_db", "public")
+    migrate(dsn, echo=lambda m: None)
+    with connect_raw(dsn) as o, connect_raw(make_conninfo(dsn, user="rls_tenant")) as t:
+        o.execute("CREATE SCHEMA app AUTHORIZATION rls_tenant")
+        t.execute("CREATE TABLE app.docs (id bigint PRIMARY KEY, body text NOT NULL, emb vector(3))")
+        t.execute("INSERT INTO app.docs VALUES (1, 'tenant memory', NULL)")
+        t.execute("CREATE TABLE app.ran (who text, what text)")
+        t.execute("GRANT INSERT, SELECT ON app.ran TO PUBLIC")
+        t.execute("""CREATE FUNCTION app.spy(x text) RETURNS boolean LANGUAGE plpgsql AS $$
+            BEGIN INSERT INTO app.ran SELECT current_user, x
+                  WHERE NOT EXISTS (SELECT FROM app.ran WHERE what = x); RETURN true; END $$""")
+        o.execute("SELECT memory.adopt_table('docs', 'app.docs', 'id', 'body', 'emb')")
+        assert o.execute("SELECT memory.count('docs') AS n").fetchone()["n"] == 1  # before the plant
+        t.execute("ALTER TABLE app.docs ENABLE ROW LEVEL SECURITY")
+        t.execute("CREATE POLICY p ON app.docs USING (app.spy('policy'))")
+        for sql in ["SELECT memory.count('docs')", "SELECT memory.refresh_text_stats('docs')",
+                    "SELECT memory.create_metadata_index('docs', 'id')",
+                    "SELECT * FROM memory.get('docs', '1')", "SELECT * FROM memory.search_text('docs', 'tenant')",
+                    "SELECT * FROM memory.search('docs', '[1,0,0]')"]:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+                o.execute(sql)
+        for sql in ["SELECT memory.refresh_text_stats()", "SELECT memory.run_maintenance()",
+                    "SELECT * FROM memory.domains", "SELECT * FROM memory.embedding_coverage",
+                    "SELECT * FROM memory.diagnose()"]:
+            o.execute(sql).fetchall()
+        assert t.execute("SELECT * FROM app.ran").fetchall() == []
+        o.execute("SELECT memory.drop_domain('docs')")
 
 
 def test_roles_created_later_by_a_superuser_are_used(fresh_server):
@@ -217,3 +262,34 @@ def test_migrate_times_out_behind_a_reader_and_names_it(dsn):
 
     result = migrate(dsn, echo=finish_reader, lock_timeout=0.3, retries=3)
     assert result.repeatable and any("retrying" in m for m in said)
+
+
+def test_install_sql_waits_for_a_reader_with_a_timeout_and_names_it(dsn, tmp_path):
+    """`psql -f install.sql` behind a long reader of a pgmemo view: each attempt to lock the views
+    waits at most pgmemo_lock_timeout (so new readers are not queued behind the install for
+    long), names the blocking session and retries; out of retries it fails with nothing changed;
+    once the reader is gone it installs."""
+    script = tmp_path / "install.sql"
+    script.write_text(bundle())
+    reader = psycopg.connect(dsn)  # one open transaction
+    reader.execute("SELECT * FROM memory.domains")
+    pid = reader.info.backend_pid
+    args = [PSQL, dsn, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "pgmemo_lock_timeout=200ms"]
+    proc = subprocess.run(args + ["-v", "pgmemo_lock_retries=1", "-f", str(script)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert f"pid {pid}" in proc.stderr and "retrying (1/1)" in proc.stderr and "2 times" in proc.stderr
+    # the reader ends while the install retries: it goes through
+    p = subprocess.Popen(args + ["-v", "pgmemo_lock_retries=100", "-f", str(script)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    said = []
+    for line in p.stderr:
+        said.append(line)
+        if "retrying" in line:
+            assert f"pid {pid}" in line
+            reader.commit()
+            reader.close()
+            break
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, "".join(said) + err
+    assert "pgmemo schema version" in out

@@ -1,0 +1,380 @@
+"""Trust (issue 11), every function: each public function of pgmemo is called, by the role an
+attacker would use, against an adopted table whose owner planted triggers (every event, row and
+statement level) and a row-level security policy; nothing of theirs may run with pgmemo's rights,
+and every function that reads or writes the table must refuse it. A function added to schema
+memory without an entry in CALLS fails test_every_function_has_an_attack, so none slips through.
+Also: bounded array arguments, the queue functions' per-domain access, and an adopted table's
+full-text index, which must never fail the application's own writes."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from pgmemo.client import as_vector, connect_raw
+
+_n = itertools.count()
+DIM = 3
+REFUSED = psycopg.errors.InsufficientPrivilege
+# (role, SQL, outcome): role alice = the table's owner (memory_admin), bob = a plain writer,
+# worker = memory_worker; outcome REFUSED (42501), an error class (refused earlier for another
+# reason, before touching the table), or None (may succeed: touches no row of the table).
+# {job} is a job of the adopted domain claimed before the plants.
+CALLS: dict[str, list[tuple[str, str, object]]] = {
+    "store": [("bob", "SELECT memory.store('docs', 'x')", REFUSED)],
+    "store_many": [("bob", "SELECT * FROM memory.store_many('docs', ARRAY['x', 'y'])", REFUSED)],
+    "update": [("bob", "SELECT memory.update('docs', '1', content => 'changed')", REFUSED)],
+    "forget": [("bob", "SELECT memory.forget('docs', '1')", REFUSED)],
+    "forget_many": [("bob", "SELECT memory.forget_many('docs', ARRAY['1'])", REFUSED)],
+    "clear": [("alice", "SELECT memory.clear('docs')", REFUSED)],
+    "get": [("bob", "SELECT * FROM memory.get('docs', '1')", REFUSED)],
+    "get_many": [("bob", "SELECT * FROM memory.get_many('docs', ARRAY['1'])", REFUSED)],
+    "search": [("bob", "SELECT * FROM memory.search('docs', '[1,0,0]')", REFUSED),
+               ("bob", "SELECT * FROM memory.search('docs', '[1,0,0]', filter => '{\"k\": 1}')", REFUSED)],
+    "search_text": [("bob", "SELECT * FROM memory.search_text('docs', 'memory')", REFUSED)],
+    "search_hybrid": [("bob", "SELECT * FROM memory.search_hybrid('docs', 'memory', '[1,0,0]')", REFUSED)],
+    "count": [("bob", "SELECT memory.count('docs')", REFUSED),
+              ("bob", "SELECT memory.count('docs', '{\"id\": \"1\"}')", REFUSED)],
+    "explain_search": [("bob", "SELECT * FROM memory.explain_search('docs')", REFUSED)],
+    "diagnose": [("bob", "SELECT * FROM memory.diagnose('docs')", REFUSED),
+                 ("bob", "SELECT * FROM memory.diagnose()", None)],
+    "queue_counts": [("bob", "SELECT * FROM memory.queue_counts('docs')", REFUSED),
+                     ("bob", "SELECT * FROM memory.queue_counts()", None)],
+    "create_metadata_index": [("alice", "SELECT memory.create_metadata_index('docs', 'id')", REFUSED)],
+    "refresh_text_stats": [("alice", "SELECT memory.refresh_text_stats('docs')", REFUSED),
+                           ("alice", "SELECT memory.refresh_text_stats()", None)],
+    "enqueue_missing": [("alice", "SELECT memory.enqueue_missing('docs')", REFUSED),
+                        ("alice", "SELECT memory.enqueue_missing()", None)],
+    "begin_reembed": [("alice", "SELECT memory.begin_reembed('docs', 'm2', 3)", REFUSED)],
+    "reembed_status": [("bob", "SELECT * FROM memory.reembed_status('docs')", REFUSED)],
+    "finish_reembed": [("alice", "SELECT memory.finish_reembed('docs')", psycopg.errors.UndefinedObject)],
+    "cancel_reembed": [("alice", "SELECT memory.cancel_reembed('docs')", psycopg.errors.UndefinedObject)],
+    "bulk_load_begin": [("alice", "SELECT memory.bulk_load_begin('docs')", REFUSED)],
+    "bulk_load_finish": [("alice", "SELECT memory.bulk_load_finish('docs')", REFUSED)],
+    "import_rows": [("alice", "SELECT memory.import_rows('docs', ARRAY['9'], ARRAY['x'])", REFUSED)],
+    "adopt_table": [("alice", "SELECT memory.adopt_table('docs2', 'app.docs', 'id', 'body', 'emb')", REFUSED)],
+    "create_hnsw_index": [("alice", "SELECT memory.create_hnsw_index('docs')", None)],
+    "concurrent_index_statements": [("alice", "SELECT * FROM memory.concurrent_index_statements('docs')", None)],
+    # Citus: refused for adopted domains (and without Citus) before anything is read
+    "distribute_domain": [("alice", "SELECT memory.distribute_domain('docs')", psycopg.errors.FeatureNotSupported)],
+    "repair_shard_indexes": [("alice", "SELECT memory.repair_shard_indexes('docs')", psycopg.Error)],
+    # the queue: claims skip the domain, completion fails its job alone; the rest touch only
+    # the queue table
+    "claim_embedding_jobs": [("worker", "SELECT * FROM memory.claim_embedding_jobs(10, 'w')", None),
+                             ("worker", "SELECT * FROM memory.claim_embedding_jobs(10, 'w', "
+                              "only_domain => 'docs')", REFUSED)],
+    "extend_claims": [("worker", "SELECT memory.extend_claims(ARRAY[{job}]::bigint[])", None)],
+    "complete_embedding_jobs": [("worker", "SELECT memory.complete_embedding_jobs(ARRAY[{job}]::bigint[], "
+                                 "ARRAY['[1,0,0]']::vector[])", None)],
+    "fail_embedding_jobs": [("worker", "SELECT memory.fail_embedding_jobs(ARRAY[{job}]::bigint[], 'x')", None)],
+    "release_claims": [("worker", "SELECT memory.release_claims(ARRAY[{job}]::bigint[])", None)],
+    "release_expired_claims": [("worker", "SELECT memory.release_expired_claims()", None)],
+    "requeue_dead": [("alice", "SELECT memory.requeue_dead('docs')", None)],
+    "worker_heartbeat": [("worker", "SELECT memory.worker_heartbeat('w')", None)],
+    "worker_stopped": [("worker", "SELECT memory.worker_stopped('w')", None)],
+    "run_maintenance": [("worker", "SELECT memory.run_maintenance()", None),
+                        ("alice", "SELECT memory.run_maintenance()", None)],
+    "schedule_maintenance": [("alice", "SELECT memory.schedule_maintenance()", psycopg.Error)],
+    # no table of anyone's: grants, settings, metadata
+    "create_domain": [("alice", "SELECT memory.create_domain('other', 3)", None)],
+    "grant_domain": [("alice", "SELECT memory.grant_domain('docs', 'memory_reader', 'read')", None)],
+    "revoke_domain": [("alice", "SELECT memory.revoke_domain('docs', 'memory_reader', 'write')", None)],
+    "set_max_content_bytes": [("alice", "SELECT memory.set_max_content_bytes('docs', 2000000)", None)],
+    "version": [("bob", "SELECT memory.version()", None)],
+    "api_reference": [("bob", "SELECT * FROM memory.api_reference()", None)],
+    # releasing the table runs none of its code (last: the domain is gone after it)
+    "drop_domain": [("alice", "SELECT memory.drop_domain('docs')", None)],
+}
+# the views: the unsafe domain shows NULL counts instead of failing (or running the policy)
+VIEWS = ["domains", "embedding_coverage", "vector_indexes", "queue_status", "workers"]
+
+
+@pytest.fixture
+def roles(conn, dsn):
+    made: list[str] = []
+
+    def make(*groups: str, prefix: str = "t") -> tuple[str, str]:
+        name = f"pgmemo_{prefix}_{os.getpid()}_{next(_n)}"
+        conn.execute(f'CREATE ROLE "{name}" LOGIN' + (f" IN ROLE {', '.join(groups)}" if groups else ""))
+        made.append(name)
+        return name, make_conninfo(dsn, user=name)
+
+    yield make
+    for name in reversed(made):
+        conn.execute(f'DROP OWNED BY "{name}" CASCADE')
+        conn.execute(f'DROP ROLE "{name}"')
+
+
+def _ran(conn) -> list[tuple]:
+    return [(r["who"], r["what"]) for r in conn.execute("SELECT who, what FROM app.ran").fetchall()]
+
+
+def _is_super(conn, name: str) -> bool:
+    return conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (name,)).fetchone()["rolsuper"]
+
+
+@pytest.fixture
+def planted(conn, roles):
+    """alice (memory_admin) owns app.docs, adopted as domain docs with a job claimed; then she
+    plants triggers on every event (row and statement level) and a row-level security policy,
+    each logging who ran it and, when that is a superuser, making alice one."""
+    alice, alice_dsn = roles("memory_admin", prefix="alice")
+    bob, bob_dsn = roles("memory_writer", prefix="bob")
+    worker, worker_dsn = roles("memory_worker", prefix="worker")
+    conn.execute(f'CREATE SCHEMA app AUTHORIZATION "{alice}"')
+    a = connect_raw(alice_dsn)
+    a.execute(f"CREATE TABLE app.docs (id bigint PRIMARY KEY, body text NOT NULL, emb vector({DIM}))")
+    a.execute("INSERT INTO app.docs VALUES (1, 'first memory', NULL), (2, 'second memory', '[1,0,0]')")
+    a.execute("SELECT memory.adopt_table('docs', 'app.docs', 'id', 'body', 'emb')")
+    a.execute("SELECT memory.enqueue_missing('docs')")
+    job = conn.execute("SELECT job_id FROM memory.claim_embedding_jobs(10, 'w', only_domain => 'docs')"
+                       ).fetchone()["job_id"]
+    a.execute("CREATE TABLE app.ran (who text, what text)")
+    a.execute("GRANT INSERT ON app.ran TO PUBLIC")
+    a.execute("GRANT USAGE ON SCHEMA app TO PUBLIC")
+    a.execute("""CREATE FUNCTION app.evil() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO app.ran VALUES (current_user, TG_NAME);
+            IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+                EXECUTE format('ALTER ROLE %I SUPERUSER', (SELECT relowner::regrole::text
+                    FROM pg_class WHERE oid = 'app.docs'::regclass));
+            END IF;
+            RETURN coalesce(NEW, OLD);
+        END $$""")
+    a.execute("""CREATE FUNCTION app.evil_bool(x text) RETURNS boolean LANGUAGE plpgsql
+        AS $$ BEGIN INSERT INTO app.ran VALUES (current_user, x); RETURN true; END $$""")
+    a.execute("CREATE TRIGGER ev_row BEFORE INSERT OR UPDATE OR DELETE ON app.docs "
+              "FOR EACH ROW EXECUTE FUNCTION app.evil()")
+    a.execute("CREATE TRIGGER ev_stmt AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON app.docs "
+              "FOR EACH STATEMENT EXECUTE FUNCTION app.evil()")
+    a.execute("ALTER TABLE app.docs ENABLE ROW LEVEL SECURITY")
+    a.execute("CREATE POLICY p ON app.docs USING (app.evil_bool('policy')) WITH CHECK (app.evil_bool('check'))")
+    conns = {"alice": a, "bob": connect_raw(bob_dsn), "worker": connect_raw(worker_dsn)}
+    yield dict(alice=alice, conns=conns, job=job)
+    for c in conns.values():
+        c.close()
+
+
+def test_every_function_has_an_attack(conn):
+    """Every function and view in schema memory is in CALLS / VIEWS: a new one must be attacked
+    here before it lands."""
+    functions = {r["proname"] for r in conn.execute(
+        "SELECT DISTINCT p.proname FROM pg_proc AS p WHERE p.pronamespace = 'memory'::regnamespace")}
+    assert functions - set(CALLS) == set(), "functions without an attack in CALLS"
+    assert set(CALLS) - functions == set(), "CALLS names functions that do not exist"
+    views = {r["relname"] for r in conn.execute(
+        "SELECT c.relname FROM pg_class AS c WHERE c.relnamespace = 'memory'::regnamespace "
+        "AND c.relkind = 'v'")}
+    assert views == set(VIEWS)
+    definer = conn.execute("SELECT count(*) AS n FROM pg_proc WHERE pronamespace = 'memory'::regnamespace "
+                           "AND NOT prosecdef").fetchone()["n"]
+    assert definer == 0, "every memory.* function runs with definer rights (90_grants.sql)"
+
+
+def test_planted_code_never_runs_with_pgmemo_rights(conn, planted):
+    """The attack on every function: triggers and a policy planted by the table's owner; each
+    call by the role that may make it either refuses (42501 for everything that reads or writes
+    the table) or touches none of the table's rows; nothing planted ever runs, and the owner
+    never becomes SUPERUSER. (On the main of issue 11's first landing, count,
+    create_metadata_index and refresh_text_stats read or indexed the table without the check.)"""
+    conns, failures = planted["conns"], []
+    for fn, calls in CALLS.items():
+        for who, sql, outcome in calls:
+            c = conns[who]
+            try:
+                c.execute(sql.replace("{job}", str(planted["job"]))).fetchall()
+                err = None
+            except psycopg.Error as exc:
+                err = exc
+            if outcome is None:
+                pass  # either way: what matters is that nothing ran
+            elif err is None or not isinstance(err, outcome):
+                failures.append(f"{fn}: {sql} -> {err!r}, expected {outcome.__name__}")
+            if _ran(conn):
+                failures.append(f"{fn}: {sql} ran the planted code: {_ran(conn)}")
+                conn.execute("TRUNCATE app.ran")
+        if fn == "diagnose":  # the views, as the reader, while the domain exists
+            for view in VIEWS:
+                conns["bob"].execute(f"SELECT * FROM memory.{view}").fetchall()
+            row = conns["bob"].execute("SELECT rows FROM memory.domains WHERE domain = 'docs'").fetchone()
+            assert row["rows"] is None
+    assert failures == []
+    assert _ran(conn) == []
+    assert not _is_super(conn, planted["alice"])
+    # the planted code is live: the owner's own writes run it, as herself
+    conns["alice"].execute("INSERT INTO app.docs VALUES (3, 'hers', NULL)")
+    assert {w for w, _ in _ran(conn)} == {planted["alice"]}
+
+
+def test_array_arguments_are_bounded(conn):
+    """Bounded cost: an array argument holds at most 100,000 elements (1,000,000 ids took
+    forget_many 2.8 s and get_many 3.7 s on 2,000 rows), refused with 54000 before any work;
+    leases at most a day; a worker's name and info are bounded."""
+    conn.execute("SELECT memory.create_domain('b', 3)")
+    over = [str(i) for i in range(100001)]
+    calls = [
+        ("SELECT memory.forget_many('b', %s)", (over,)),
+        ("SELECT * FROM memory.get_many('b', %s)", (over,)),
+        ("SELECT * FROM memory.store_many('b', %s)", (over,)),
+        ("SELECT * FROM memory.import_rows('b', %s, %s)", (over, over)),
+        ("SELECT memory.extend_claims(%s::bigint[])", (over,)),
+        ("SELECT memory.release_claims(%s::bigint[])", (over,)),
+        ("SELECT memory.fail_embedding_jobs(%s::bigint[], 'x')", (over,)),
+        ("SELECT memory.complete_embedding_jobs(%s::bigint[], array_fill(NULL::vector, ARRAY[100001]))", (over,)),
+    ]
+    for sql, args in calls:
+        with pytest.raises(psycopg.errors.ProgramLimitExceeded, match="100001 elements; one call takes at most 100000"):
+            conn.execute(sql, args)
+    ok = over[:100000]
+    assert conn.execute("SELECT memory.forget_many('b', %s) AS n", (ok,)).fetchone()["n"] == 0
+    assert conn.execute("SELECT count(*) AS n FROM memory.get_many('b', %s)", (ok,)).fetchone()["n"] == 0
+    for sql in ["SELECT memory.extend_claims(ARRAY[1]::bigint[], '25 hours')",
+                "SELECT * FROM memory.claim_embedding_jobs(1, 'w', '2 days')"]:
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="at most 1 day"):
+            conn.execute(sql)
+    with pytest.raises(psycopg.errors.ProgramLimitExceeded, match="info is"):
+        conn.execute("SELECT memory.worker_heartbeat('w', 0, 0, jsonb_build_object('a', repeat('x', 70000)))")
+    with pytest.raises(psycopg.errors.ProgramLimitExceeded, match="worker is"):
+        conn.execute("SELECT * FROM memory.claim_embedding_jobs(1, repeat('w', 2000))")
+    # a batch's contents together: 64 MB (or the domain's maximum when larger)
+    conn.execute("SELECT memory.set_max_content_bytes('b', 40000000)")
+    with pytest.raises(psycopg.errors.ProgramLimitExceeded, match="together"):
+        conn.execute("SELECT * FROM memory.store_many('b', ARRAY[repeat('a ', 18000000), repeat('b ', 18000000)])")
+
+
+def test_queue_functions_check_the_domain(conn, roles):
+    """A worker must not extend, release, fail or complete jobs of a domain it may not write by
+    naming their ids (issue 11: extend_claims did no per-domain check; a completion of another
+    domain's job counted a failed attempt against it)."""
+    for d in ["health", "startup"]:
+        conn.execute("SELECT memory.create_domain(%s, 3)", (d,))
+        conn.execute("SELECT memory.store(%s, %s)", (d, f"{d} row"))
+    conn.execute("SELECT memory.revoke_domain('health', 'memory_worker', 'write')")
+    _, wdsn = roles("memory_worker", prefix="wk")
+    w = connect_raw(wdsn)
+    # an allowed worker (the admin) holds the health job; the restricted one holds startup's
+    held = conn.execute("SELECT * FROM memory.claim_embedding_jobs(1, 'good', '1 minute', 'health')").fetchone()
+    mine = w.execute("SELECT * FROM memory.claim_embedding_jobs(10, 'w')").fetchall()
+    assert [j["domain"] for j in mine] == ["startup"]
+
+    def job():
+        return conn.execute("SELECT status, attempts, lease_until, claimed_by FROM memory_private.embedding_queue "
+                            "WHERE job_id = %s", (held["job_id"],)).fetchone()
+
+    before = job()
+    ids = [held["job_id"], mine[0]["job_id"]]
+    assert w.execute("SELECT memory.extend_claims(%s, '1 hour') AS n", (ids,)).fetchone()["n"] == 1
+    assert job() == before
+    assert w.execute("SELECT memory.fail_embedding_jobs(%s, 'boom') AS n", ([held["job_id"]],)).fetchone()["n"] == 0
+    assert w.execute("SELECT memory.release_claims(%s) AS n", ([held["job_id"]],)).fetchone()["n"] == 0
+    assert w.execute("SELECT memory.complete_embedding_jobs(%s, ARRAY['[1,0,0]']::vector[]) AS n",
+                     ([held["job_id"]],)).fetchone()["n"] == 0
+    assert job() == before
+    assert conn.execute("SELECT embedding FROM memory_data.health_memories").fetchone()["embedding"] is None
+    # its own jobs: all four work
+    assert w.execute("SELECT memory.release_claims(%s) AS n", ([mine[0]["job_id"]],)).fetchone()["n"] == 1
+    w.close()
+
+
+def _worst_case_words(n_chars: int) -> str:
+    """Distinct hyphenated words of letters whose lower case is longer in UTF-8 (Ⱥ -> ⱥ: 2 -> 3
+    bytes), indexed whole and in parts: about 2.5 bytes of lexemes per byte of text."""
+    letters = [chr(570), chr(574), chr(572), chr(576)]
+
+    def word(i: int) -> str:
+        return "".join(letters[(i >> (2 * b)) & 3] for b in range(9))
+
+    out, size, i = [], 0, 0
+    while size < n_chars:
+        w = f"{word(i)}-{word(i + 100000)}"
+        out.append(w)
+        size += len(w) + 1
+        i += 1
+    return " ".join(out)[:n_chars]
+
+
+def _distinct_words(n_bytes: int) -> str:
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    words, size, i = [], 0, 0
+    while size < n_bytes:
+        w, j = "", i
+        for _ in range(6):
+            w += letters[j % 26]
+            j //= 26
+        words.append("q" + w)
+        size += len(w) + 2
+        i += 1
+    return " ".join(words)
+
+
+def _fts_scans(conn, domain: str) -> int:
+    conn.execute("SELECT pg_stat_force_next_flush()")
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    return conn.execute("SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = %s",
+                        (f"pgmemo_{domain}_fts",)).fetchone()["idx_scan"]
+
+
+def test_adopted_table_keeps_its_own_writes(conn):
+    """Issue 11: a row with more distinct words than a tsvector holds made the APPLICATION's own
+    INSERT fail on pgmemo's full-text index of its adopted table (a write that worked before
+    adoption). The index reads a bounded prefix: the INSERT succeeds, search_text still finds
+    rows (words of a long row's first 100,000 characters too) and uses the index."""
+    conn.execute("CREATE TABLE public.app_notes (id bigint PRIMARY KEY, body text NOT NULL, emb vector(3))")
+    conn.execute("INSERT INTO public.app_notes VALUES (1, 'a small note about zebras', NULL)")
+    conn.execute("SELECT memory.adopt_table('notes', 'public.app_notes', 'id', 'body', 'emb')")
+    huge = "platypus " + _distinct_words(1_300_000)
+    with pytest.raises(psycopg.errors.ProgramLimitExceeded):  # the limit is real
+        conn.execute("SELECT to_tsvector('english', %s)", (huge,))
+    conn.execute("INSERT INTO public.app_notes VALUES (2, %s, NULL)", (huge,))
+    conn.execute("INSERT INTO public.app_notes VALUES (3, %s, NULL)", (_worst_case_words(300_000),))
+    conn.execute("UPDATE public.app_notes SET body = body || ' ' || %s WHERE id = 1", (_worst_case_words(150_000),))
+    before = _fts_scans(conn, "notes")
+    assert [r["id"] for r in conn.execute("SELECT id FROM memory.search_text('notes', 'zebras')")] == ["1"]
+    assert [r["id"] for r in conn.execute("SELECT id FROM memory.search_text('notes', 'platypus')")] == ["2"]
+    assert _fts_scans(conn, "notes") > before
+    indexdef = conn.execute("SELECT pg_get_indexdef('public.pgmemo_notes_fts'::regclass) AS d").fetchone()["d"]
+    assert '"left"(body, 100000)' in indexdef
+    # pgmemo's own tables: the same content is a clear error, before any work
+    conn.execute("SELECT memory.create_domain('own', 3)")
+    with pytest.raises(psycopg.errors.ProgramLimitExceeded, match="too many distinct words"):
+        conn.execute("SELECT memory.store('own', %s)", (_worst_case_words(250_000),))
+
+
+def test_migration_rebuilds_an_adopted_full_text_index(conn):
+    """The migration rebuilds an existing adopted domain's index (the old whole-content
+    expression) in place; an index already holding the new expression is kept."""
+    conn.execute("CREATE TABLE public.old_notes (id text PRIMARY KEY, body text NOT NULL, emb vector(3))")
+    conn.execute("INSERT INTO public.old_notes VALUES ('1', 'zebras again', NULL)")
+    conn.execute("SELECT memory.adopt_table('old', 'public.old_notes', 'id', 'body', 'emb')")
+    conn.execute("DROP INDEX public.pgmemo_old_fts")
+    conn.execute("CREATE INDEX pgmemo_old_fts ON public.old_notes USING gin (to_tsvector('english'::regconfig, body))")
+    migration = next(Path(__file__).resolve().parents[2].glob("migrations/*_adopted_text_prefix.sql"))
+    conn.execute(migration.read_text())
+    indexdef = conn.execute("SELECT pg_get_indexdef('public.pgmemo_old_fts'::regclass) AS d").fetchone()["d"]
+    assert '"left"(body, 100000)' in indexdef
+    oid = conn.execute("SELECT 'public.pgmemo_old_fts'::regclass::oid AS o").fetchone()["o"]
+    conn.execute(migration.read_text())
+    assert conn.execute("SELECT 'public.pgmemo_old_fts'::regclass::oid AS o").fetchone()["o"] == oid
+    conn.execute("INSERT INTO public.old_notes VALUES ('2', %s, NULL)", (_distinct_words(1_300_000),))
+    assert [r["id"] for r in conn.execute("SELECT id FROM memory.search_text('old', 'zebras')")] == ["1"]
+
+
+def test_metadata_is_bounded(conn):
+    """Bounded cost: a metadata was unbounded (a writer could store hundreds of MB, indexed key by
+    key). At most 1 MB per memory (54000), in every write that takes one."""
+    conn.execute("SELECT memory.create_domain('md', 3)")
+    rid = conn.execute("SELECT memory.store('md', 'small') AS id").fetchone()["id"]
+    big = "jsonb_build_object('k', (SELECT jsonb_agg(md5(i::text)) FROM generate_series(1, 40000) i))"
+    for sql in [f"SELECT memory.store('md', 'x', {big})",
+                f"SELECT memory.update('md', '{rid}', metadata => {big})",
+                f"SELECT * FROM memory.store_many('md', ARRAY['x'], ARRAY[{big}])",
+                f"SELECT * FROM memory.import_rows('md', ARRAY['i'], ARRAY['x'], ARRAY[{big}])"]:
+        with pytest.raises(psycopg.errors.ProgramLimitExceeded, match="bytes; at most 1048576"):
+            conn.execute(sql)
+    small = "jsonb_build_object('k', (SELECT jsonb_agg(md5(i::text)) FROM generate_series(1, 1000) i))"
+    conn.execute(f"SELECT memory.store('md', 'x', {small})")
