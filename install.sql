@@ -2076,7 +2076,8 @@ COMMENT ON FUNCTION memory.store(text, text, jsonb, vector, text) IS
 'Without an embedding the row is queued for the embedding workers.';
 
 -- The per-row arrays of memory.store_many and memory.import_rows: every metadata a JSON object
--- of at most 1 MB (64 MB together), every embedding of the domain's dimension (NULL elements allowed), no id twice.
+-- of at most 1 MB (64 MB together), every embedding of the domain's dimension (NULL elements
+-- allowed), no id twice.
 CREATE OR REPLACE FUNCTION memory_private._check_rows(
     d memory_private.domains, metadatas jsonb[], embeddings vector[], ids text[]
 )
@@ -2378,7 +2379,7 @@ $$;
 COMMENT ON FUNCTION memory.get(text, text) IS
 'Fetch one memory by id: content, metadata, whether it has an embedding, timestamps. '
 'No row when the id does not exist.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20_write.sql', 'f12499cb47e3c39485765b70b6882a48fcdfcbbd2714f98dab55ff6cb450a576', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20_write.sql', 'dd2f17ed9b0cf3dd69a2d4f118ded941636cf8d4578b630473c8655e1166679a', 'repeatable'); END $pgmemo$;
 -- sql/30_search.sql
 -- Searching: memory.search (k nearest neighbours through the HNSW index), memory.search_text
 -- (full-text, typed queries) and memory.search_hybrid (weighted reciprocal rank fusion of the

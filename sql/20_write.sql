@@ -74,7 +74,8 @@ COMMENT ON FUNCTION memory.store(text, text, jsonb, vector, text) IS
 'Without an embedding the row is queued for the embedding workers.';
 
 -- The per-row arrays of memory.store_many and memory.import_rows: every metadata a JSON object
--- of at most 1 MB (64 MB together), every embedding of the domain's dimension (NULL elements allowed), no id twice.
+-- of at most 1 MB (64 MB together), every embedding of the domain's dimension (NULL elements
+-- allowed), no id twice.
 CREATE OR REPLACE FUNCTION memory_private._check_rows(
     d memory_private.domains, metadatas jsonb[], embeddings vector[], ids text[]
 )
