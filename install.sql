@@ -4431,10 +4431,16 @@ AS $$
 DECLARE
     v_d memory_private.domains;
     v_branches text := '';
-    v_iterative text := current_setting('hnsw.iterative_scan', true);
+    v_iterative text;
     -- pgvector >= 0.8: iterative scans, and their settings restored on exit
     v_08 boolean := coalesce(memory_private._vector_version() >= ARRAY[0, 8, 0], false);
 BEGIN
+    -- pgvector's settings (hnsw.*) exist once its library is loaded in this session; before, they
+    -- are placeholders, which only a superuser may put in a function's SET clause (a database
+    -- owner on a managed service got "permission denied to set parameter hnsw.ef_search" from
+    -- an adopt_table made first thing in a session). Loading it: any call of a pgvector function.
+    EXECUTE format($q$SELECT %1$s.vector_dims('[1]'::%1$s.vector)$q$, memory_private._vector_schema());
+    v_iterative := current_setting('hnsw.iterative_scan', true);
     -- Concurrent create_domain calls regenerate one after the other, each from the committed
     -- registry (READ COMMITTED: the query below runs after the lock is granted).
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgmemo:search_static'));
@@ -4534,7 +4540,7 @@ BEGIN
     PERFORM set_config('pgmemo.search_static_miss', 'on', true);
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', '4b515f406b049baa8292954d1f367c3f2abafa3875eca93c1ea3c0808e7e7b82', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', 'c84f90d8b4be2d7c9bc1f6bda935d34a53d11d0af67e459dbcf64b0abc3dbb0b', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).

@@ -27,10 +27,16 @@ AS $$
 DECLARE
     v_d memory_private.domains;
     v_branches text := '';
-    v_iterative text := current_setting('hnsw.iterative_scan', true);
+    v_iterative text;
     -- pgvector >= 0.8: iterative scans, and their settings restored on exit
     v_08 boolean := coalesce(memory_private._vector_version() >= ARRAY[0, 8, 0], false);
 BEGIN
+    -- pgvector's settings (hnsw.*) exist once its library is loaded in this session; before, they
+    -- are placeholders, which only a superuser may put in a function's SET clause (a database
+    -- owner on a managed service got "permission denied to set parameter hnsw.ef_search" from
+    -- an adopt_table made first thing in a session). Loading it: any call of a pgvector function.
+    EXECUTE format($q$SELECT %1$s.vector_dims('[1]'::%1$s.vector)$q$, memory_private._vector_schema());
+    v_iterative := current_setting('hnsw.iterative_scan', true);
     -- Concurrent create_domain calls regenerate one after the other, each from the committed
     -- registry (READ COMMITTED: the query below runs after the lock is granted).
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgmemo:search_static'));
