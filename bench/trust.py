@@ -117,15 +117,17 @@ def run(admin_dsn: str, dsn_for, before: Path, rows: int, calls: int) -> dict:
     }
     out["search_text_shapes"] = {}
     for name, text in shapes.items():
-        row = {}
+        row, fns = {}, {}
         for v, c in conns.items():
             try:
-                r = time_interleaved({v: lambda i, c=c: c.execute(
-                    "SELECT count(*) FROM memory.search_text('b', %s)", (text,)).fetchall()},
-                    max(3, calls // 10), warmup=1)
-                row[v] = f"{r[v][0].p50_ms:.1f} ms"
+                c.execute("SELECT count(*) FROM memory.search_text('b', %s)", (text,)).fetchall()
+                fns[v] = (lambda i, c=c, text=text: c.execute(
+                    "SELECT count(*) FROM memory.search_text('b', %s)", (text,)).fetchall())
             except psycopg.Error as exc:
                 row[v] = f"refused ({exc.sqlstate})"
+        if fns:  # side by side, like the calls above
+            r = time_interleaved(fns, max(3, calls // 10), warmup=1)
+            row.update({v: f"{r[v][0].p50_ms:.1f} ms" for v in fns})
         out["search_text_shapes"][name] = row
     out["loadavg"] = {"before": load_before, "after": loadavg()}
     for c in conns.values():
