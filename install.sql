@@ -1223,19 +1223,61 @@ AS $$
         OR pg_catalog.pg_has_role(r, memory_private._owner(), 'MEMBER')
 $$;
 
--- The code (functions, and the functions behind operators) that writing or reading rel would
--- run and that is owned by a role _trusted does not accept: one row per finding, with what
--- calls it. rel and every partition / inheritance child are examined.
-CREATE OR REPLACE FUNCTION memory_private._foreign_code(rel regclass)
-RETURNS TABLE (relation regclass, what text, detail text)
+-- rel and its partitions / inheritance children, at any depth.
+CREATE OR REPLACE FUNCTION memory_private._inheritance_tree(rel regclass)
+RETURNS TABLE (oid oid)
 LANGUAGE sql STABLE
+ROWS 1
 SET search_path FROM CURRENT
 AS $$
     WITH RECURSIVE tree (oid) AS (
         SELECT rel::oid
         UNION
         SELECT i.inhrelid FROM pg_catalog.pg_inherits AS i JOIN tree AS t ON i.inhparent = t.oid
-    ),
+    )
+    SELECT tree.oid FROM tree
+$$;
+
+-- What READING rel (and its partitions / children) would run of another role's: row-level
+-- security (its policies) and rules. The part of _foreign_code a read checks: small indexed
+-- look-ups, so every read of an adopted table pays little for it.
+CREATE OR REPLACE FUNCTION memory_private._foreign_read_code(rel regclass)
+RETURNS TABLE (relation regclass, what text, detail text)
+LANGUAGE sql STABLE
+ROWS 1
+SET search_path FROM CURRENT
+AS $$
+    WITH tree AS MATERIALIZED (SELECT t.oid FROM memory_private._inheritance_tree(rel) AS t)
+    SELECT c.oid::regclass, 'row-level security',
+        pg_catalog.format('row-level security is enabled on %s%s: its policies would run as '
+            'pgmemo''s owner (or be bypassed by it)', c.oid::regclass,
+            CASE WHEN c.relforcerowsecurity THEN ' (forced)' ELSE '' END)
+    FROM tree AS t CROSS JOIN LATERAL (
+        SELECT x.oid, x.relrowsecurity, x.relforcerowsecurity FROM pg_catalog.pg_class AS x
+        WHERE x.oid = t.oid) AS c
+    WHERE c.relrowsecurity OR c.relforcerowsecurity
+    UNION ALL
+    SELECT r.ev_class::regclass, 'rule',
+        pg_catalog.format('rule %I on %s rewrites the statements pgmemo runs', r.rulename,
+            r.ev_class::regclass)
+    FROM tree AS t CROSS JOIN LATERAL (
+        SELECT x.ev_class, x.rulename FROM pg_catalog.pg_rewrite AS x
+        WHERE x.ev_class = t.oid AND x.rulename <> '_RETURN') AS r
+$$;
+
+-- The code (functions, and the functions behind operators) that writing or reading rel would
+-- run and that is owned by a role _trusted does not accept: one row per finding, with what
+-- calls it. rel and every partition / inheritance child are examined.
+CREATE OR REPLACE FUNCTION memory_private._foreign_code(rel regclass)
+RETURNS TABLE (relation regclass, what text, detail text)
+LANGUAGE sql STABLE
+ROWS 1
+SET search_path FROM CURRENT
+AS $$
+    WITH tree AS MATERIALIZED (SELECT t.oid FROM memory_private._inheritance_tree(rel) AS t),
+    -- pgmemo's owner, once (the owners accepted without asking _trusted: it and the bootstrap
+    -- superuser, who owns the built-in functions)
+    me (o) AS MATERIALIZED (SELECT memory_private._owner()),
     -- objects whose dependencies on functions / operators are code run on the relation's rows
     objs (relid, classid, objid, what) AS (
         SELECT c.oid, 'pg_catalog.pg_attrdef'::regclass::oid, ad.oid,
@@ -1252,7 +1294,8 @@ AS $$
             pg_catalog.format('index %s', i.indexrelid::regclass)
         FROM tree AS c JOIN pg_catalog.pg_index AS i ON i.indrelid = c.oid
         UNION ALL
-        -- domain-typed columns (and arrays of them): the domain's constraints
+        -- domain-typed columns (and arrays of them): the domain's constraints (contypid is 0
+        -- for a table's own constraints, as typelem and typbasetype are for other types)
         SELECT c.oid, 'pg_catalog.pg_constraint'::regclass::oid, k.oid,
             pg_catalog.format('column %I of domain type %s (constraint %I)', a.attname,
                 a.atttypid::regtype, k.conname)
@@ -1261,7 +1304,7 @@ AS $$
             AND NOT a.attisdropped
         JOIN pg_catalog.pg_type AS ty ON ty.oid = a.atttypid
         JOIN pg_catalog.pg_constraint AS k
-            ON k.contypid IN (a.atttypid, ty.typelem, ty.typbasetype)
+            ON k.contypid <> 0 AND k.contypid IN (a.atttypid, ty.typelem, ty.typbasetype)
     ),
     code (relid, what, fn) AS (
         SELECT o.relid, o.what, d.refobjid
@@ -1275,18 +1318,7 @@ AS $$
         JOIN pg_catalog.pg_operator AS op ON op.oid = d.refobjid
         WHERE d.refclassid = 'pg_catalog.pg_operator'::regclass
     )
-    SELECT t.oid::regclass, 'row-level security',
-        pg_catalog.format('row-level security is enabled on %s%s: its policies would run as '
-            'pgmemo''s owner (or be bypassed by it)', t.oid::regclass,
-            CASE WHEN c.relforcerowsecurity THEN ' (forced)' ELSE '' END)
-    FROM tree AS t JOIN pg_catalog.pg_class AS c ON c.oid = t.oid
-    WHERE c.relrowsecurity OR c.relforcerowsecurity
-    UNION ALL
-    SELECT r.ev_class::regclass, 'rule',
-        pg_catalog.format('rule %I on %s rewrites the statements pgmemo runs', r.rulename,
-            r.ev_class::regclass)
-    FROM pg_catalog.pg_rewrite AS r JOIN tree AS t ON t.oid = r.ev_class
-    WHERE r.rulename <> '_RETURN'
+    SELECT * FROM memory_private._foreign_read_code(rel)
     UNION ALL
     SELECT tg.tgrelid::regclass, 'trigger',
         pg_catalog.format('trigger %I on %s calls %s, owned by %s', tg.tgname,
@@ -1294,13 +1326,14 @@ AS $$
     FROM pg_catalog.pg_trigger AS tg
     JOIN tree AS t ON t.oid = tg.tgrelid
     JOIN pg_catalog.pg_proc AS p ON p.oid = tg.tgfoid
-    WHERE tg.tgenabled <> 'D' AND NOT memory_private._trusted(p.proowner)
+    WHERE tg.tgenabled <> 'D' AND p.proowner NOT IN (10, (SELECT me.o FROM me))
+      AND NOT memory_private._trusted(p.proowner)
     UNION ALL
     SELECT DISTINCT c.relid::regclass, 'function',
         pg_catalog.format('%s on %s calls %s, owned by %s', c.what, c.relid::regclass,
             p.oid::regprocedure, p.proowner::regrole)
     FROM code AS c JOIN pg_catalog.pg_proc AS p ON p.oid = c.fn
-    WHERE NOT memory_private._trusted(p.proowner)
+    WHERE p.proowner NOT IN (10, (SELECT me.o FROM me)) AND NOT memory_private._trusted(p.proowner)
 $$;
 
 COMMENT ON FUNCTION memory_private._foreign_code(regclass) IS
@@ -1327,9 +1360,11 @@ BEGIN
     END IF;
     EXECUTE pg_catalog.format('LOCK TABLE %s IN %s MODE', rel,
         CASE WHEN for_write THEN 'ROW EXCLUSIVE' ELSE 'ACCESS SHARE' END);
-    SELECT * INTO v_found FROM memory_private._foreign_code(rel) AS f
-    WHERE for_write OR f.what IN ('row-level security', 'rule')
-    LIMIT 1;
+    IF for_write THEN
+        SELECT * INTO v_found FROM memory_private._foreign_code(rel) AS f LIMIT 1;
+    ELSE
+        SELECT * INTO v_found FROM memory_private._foreign_read_code(rel) AS f LIMIT 1;
+    END IF;
     IF FOUND THEN
         RAISE EXCEPTION 'pgmemo will not touch %: %', rel, v_found.detail
             USING ERRCODE = '42501',
@@ -1751,7 +1786,7 @@ COMMENT ON FUNCTION memory_private._check_adopted_foreign_code(memory_private.do
 'diagnose check adopted_table_runs_foreign_code (error): an adopted table whose triggers, rules, '
 'row-level security or expressions would run code owned by a role other than pgmemo''s owner or '
 'a superuser; every call that writes it (or, for RLS and rules, reads it) is refused.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', 'c1fbee9b4792c0e07ddcbecd1e20afd088524495d918fbbaaeabf9cd61d5bd34', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', '28d66c1c1984d8b6547928653a80bb36e44ebe08b5ef5b088e2879e46295631c', 'repeatable'); END $pgmemo$;
 -- sql/10_domains.sql
 -- Domains: the table factory (memory.create_domain), memory.drop_domain and the memory.domains
 -- view.
