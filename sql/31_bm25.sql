@@ -407,6 +407,68 @@ AS $$
         memory_private._domain_rank_tsvector_sql(d), predicate)
 $$;
 
+-- _bm25_sql's query for a distributed (Citus) domain: Citus cannot push a LIMIT inside a LATERAL
+-- subquery over the candidate lexemes down to the shards, so stage 1 joins the lexemes with the
+-- table and caps the postings of all of them together ($11 per lexeme on average) instead of per
+-- lexeme; stage 2 is _bm25_sql's.
+CREATE OR REPLACE FUNCTION memory_private._bm25_dist_sql(d memory_private.domains, predicate text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($q$
+        WITH p AS MATERIALIZED (
+            SELECT c.lexeme, x.id, x.ok, x.len
+            FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
+            JOIN LATERAL (
+                SELECT t.id, (%5$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok,
+                    octet_length(t.content) AS len, %3$s AS tsv
+                FROM %1$I.%2$I AS t
+            ) AS x ON x.tsv @@ c.q
+            LIMIT $11 * cardinality($4::tsquery[])
+        ),
+        w AS MATERIALIZED (
+            SELECT q.lexeme, q.qtf * ln(1 + ($6 - x.df + 0.5) / (x.df + 0.5)) AS idf
+            FROM unnest($1::text[], $2::double precision[], $12::double precision[])
+                AS q (lexeme, est, qtf)
+            LEFT JOIN (SELECT p.lexeme, count(*) AS n FROM p GROUP BY p.lexeme) AS c
+                ON c.lexeme = q.lexeme
+            CROSS JOIN LATERAL (
+                SELECT least(greatest(coalesce(q.est, c.n, 0), 1), $6) AS df) AS x
+        ),
+        top AS MATERIALIZED (
+            SELECT p.id
+            FROM p LEFT JOIN w ON w.lexeme = p.lexeme
+            CROSS JOIN (SELECT greatest(avg(p.len), 1) AS len FROM p) AS a
+            WHERE p.ok
+            GROUP BY p.id
+            ORDER BY sum(coalesce(w.idf, 1e6) / (1 + $8 * (1 - $9 + $9 * p.len / a.len))) DESC,
+                p.id
+            LIMIT $14
+        )
+        SELECT t.id, t.content, t.metadata, s.score AS rank, t.created_at, t.updated_at
+        FROM top
+        JOIN %1$I.%2$I AS t ON t.id = top.id
+        CROSS JOIN LATERAL (
+            SELECT ts_filter(setweight(%4$s, 'A', $1 || ' dl'::text), '{a}') AS hit
+        ) AS f
+        CROSS JOIN LATERAL (
+            SELECT coalesce(sum(w.idf * h.tf * ($8 + 1)
+                / (h.tf + $8 * (1 - $9 + $9 * l.dl / greatest($7, 1)))), 0)::double precision
+                AS score
+            FROM (SELECT u.lexeme, cardinality(u.positions) AS tf FROM unnest(f.hit) AS u) AS h
+            JOIN w ON w.lexeme = h.lexeme
+            CROSS JOIN (
+                SELECT coalesce(max(u.positions[1] - 1), 0) AS dl
+                FROM unnest(f.hit) AS u WHERE u.lexeme = ' dl'
+            ) AS l
+        ) AS s
+        ORDER BY s.score DESC, t.updated_at DESC, t.id
+        LIMIT $10
+    $q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d),
+        memory_private._domain_rank_tsvector_sql(d), predicate)
+$$;
+
 -- Ranked full-text search of one domain (memory.search_text does the argument checks).
 -- Unfiltered searches of pgmemo's own tables run the plan cached in
 -- memory_private._search_text_static; the others run _bm25_sql dynamically.
@@ -452,7 +514,9 @@ BEGIN
             v_c.avg_length, v_k.k1, v_k.b, k, v_cap, v_p.qtf,
             v_c.candidate_lexemes, greatest(v_k.rerank, k), d);
     ELSE
-        RETURN QUERY EXECUTE memory_private._bm25_sql(d, coalesce(v_f.predicate, 'true'))
+        RETURN QUERY EXECUTE CASE WHEN d.distributed
+                THEN memory_private._bm25_dist_sql(d, coalesce(v_f.predicate, 'true'))
+                ELSE memory_private._bm25_sql(d, coalesce(v_f.predicate, 'true')) END
         USING v_p.words, v_c.df_estimates, v_f.params, v_c.candidates, v_p.required,
             v_c.documents, v_c.avg_length, v_k.k1, v_k.b, k, v_cap, v_p.qtf,
             v_c.candidate_lexemes, greatest(v_k.rerank, k);
