@@ -61,6 +61,7 @@ class Timing:
     p99_ms: float
     mean_ms: float
     qps: float
+    samples_ms: list | None = None  # per query, in query order (time_interleaved)
 
 
 def time_queries(fn, queries, warmup: int = 10) -> tuple[Timing, list]:
@@ -124,6 +125,12 @@ def median(xs):
     return statistics.median(xs) if xs else None
 
 
+def paired_ratio(a: Timing, b: Timing) -> float:
+    """The median over queries of a's time / b's time for the same query (time_interleaved runs
+    them back to back): steadier than a ratio of medians when the machine's load drifts."""
+    return round(float(np.median(np.array(a.samples_ms) / np.array(b.samples_ms))), 3)
+
+
 def time_interleaved(fns: dict, n: int, warmup: int = 10) -> dict:
     """Side by side: for each query i, every contender runs fns[name](i) once, in an order
     rotated per query, so load drift on a shared machine hits all contenders alike.
@@ -148,7 +155,8 @@ def time_interleaved(fns: dict, n: int, warmup: int = 10) -> dict:
         out[name] = (Timing(p50_ms=round(float(np.percentile(ms, 50)), 3),
                             p99_ms=round(float(np.percentile(ms, 99)), 3),
                             mean_ms=round(float(ms.mean()), 3),
-                            qps=round(1000 / float(ms.mean()), 1)), results[name])
+                            qps=round(1000 / float(ms.mean()), 1),
+                            samples_ms=ms.tolist()), results[name])
     return out
 
 
