@@ -367,8 +367,9 @@ def estimate_off(dsn: str, store: MemoryStore, with_main: bool, f: dict, vecs, q
                         f"hnsw.ef_search = {EF}"):
             c.execute(f"SET LOCAL {setting}")
         main_plan = "\n".join(r["QUERY PLAN"] for r in c.execute(
-            f"EXPLAIN SELECT t.id FROM {TABLE} AS t WHERE t.embedding IS NOT NULL AND t.metadata @> %s"
-            " ORDER BY t.embedding <=> %s LIMIT %s", (json.dumps(f["filter"]), qv[0], K)))
+            f"EXPLAIN SELECT t.id FROM {TABLE} AS t WHERE t.embedding IS NOT NULL AND t.metadata @>"
+            " %s::jsonb ORDER BY t.embedding <=> %s::vector LIMIT %s::integer",
+            (json.dumps(f["filter"]), qv[0], K)))
     fns, conns = contenders(dsn, store, with_main)
     row = measure(store, fns, f, vecs, qvecs, qv)
     for conn in conns.values():

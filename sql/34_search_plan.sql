@@ -193,9 +193,12 @@ BEGIN
     v_sel := greatest(matching_rows, 1) / total_rows;
     v_needed := v_c.overscan * k / v_sel;   -- candidates that hold overscan * k matching rows
     ef := coalesce(ef_search, least(greatest(ceil(v_needed)::integer, v_default_ef, k), 1000));
-    -- The iterative scan stops after this many candidates (then the exact query runs): the
-    -- candidates expected, with room for a pessimistic estimate, within pgvector's default.
-    max_scan_tuples := least(greatest(ceil(4 * v_needed)::integer, 2 * ef, 1000), 20000);
+    -- The iterative scan stops after this many tuples (then the exact query runs when fewer
+    -- than k rows matched): pgvector counts every tuple the graph walk visits, about 10-20 per
+    -- candidate, and once at the bound it returns the candidates it had set aside, which are
+    -- not the nearest: a bound of 1000 cost 0.02 of recall@10 at 10% (0.95 against 0.97 on 100K
+    -- rows). So: 40 visits per candidate needed (at least 20 per ef), within pgvector's default.
+    max_scan_tuples := least(greatest(ceil(40 * v_needed)::integer, 20 * ef), 20000);
     exact_cost := CASE WHEN filter_index THEN 0 ELSE total_rows * v_c.seq_row END
         + matching_rows * v_c.exact_row;
     hnsw_cost := greatest(v_needed, ef) * v_c.hnsw_row;
