@@ -355,7 +355,7 @@ def estimate_off(dsn: str, store: MemoryStore, with_main: bool, f: dict, vecs, q
     ANALYZE afterwards."""
     c = store.conn
     try:
-        c.execute("SELECT pg_restore_attribute_stats('schemaname', 'memory_data', 'relname', %s,"
+        c.execute("SELECT pg_restore_attribute_stats('schemaname', 'memory_data', 'relname', %s::text,"
                   " 'attname', 'metadata', 'inherited', false, 'most_common_vals', %s::text,"
                   " 'most_common_freqs', '{0.3}'::real[])",
                   (TABLE.split(".")[1], "{" + json.dumps(json.dumps(f["filter"])) + "}"))
