@@ -266,43 +266,50 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     -- the embedding column: the stored vector (halfvec read as vector), or NULL
-    v_embedding text := format(CASE WHEN with_embeddings THEN 's.embedding::%s.vector'
-        ELSE 'NULL::%s.vector' END, memory_private._vector_schema());
+    v_embedding text := CASE WHEN with_embeddings THEN 's.embedding::' ELSE 'NULL::' END
+        || memory_private._vector_schema() || '.vector';  -- _vector_schema() is quoted
     v_op text := memory_private._distance_operator(d.distance);
     v_similarity text := CASE d.distance
         WHEN 'cosine' THEN '1 - s.distance'
         WHEN 'l2' THEN '1 / (1 + s.distance)'
         ELSE '- s.distance'
     END;
+    -- the filter (a fixed predicate on $3), or none
     v_where text := CASE WHEN with_filter THEN 'AND t.metadata @> $3' ELSE '' END;
 BEGIN
     IF d.distributed THEN  -- Citus: one flat k-NN query, LIMIT pushed to every shard
         RETURN memory_private._dist_search_sql(d, with_filter, with_embeddings);
     END IF;
     IF with_filter OR current_setting('hnsw.iterative_scan', true) = 'relaxed_order' THEN
-        RETURN format(
-            'SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at, '
-            's.updated_at, %6$s AS embedding '
-            'FROM (SELECT n.id, n.content, n.metadata, (n.embedding %2$s $1)::double precision AS distance, '
-            'n.created_at, n.updated_at, n.embedding '
-            'FROM (SELECT t.id, t.content, t.metadata, t.embedding, t.created_at, t.updated_at '
-            'FROM %3$I.%4$I AS t WHERE t.embedding IS NOT NULL %5$s '
-            'ORDER BY t.embedding %2$s $1 LIMIT $2) AS n) AS s '
-            'WHERE $4::double precision IS NULL OR %1$s >= $4 '
-            'ORDER BY s.distance',
-            v_similarity, v_op, d.table_schema, d.table_name, v_where, v_embedding
-        );
+        RETURN format($q$
+            SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at,
+                s.updated_at, %6$s AS embedding
+            FROM (
+                SELECT n.id, n.content, n.metadata,
+                    (n.embedding %2$s $1)::double precision AS distance, n.created_at,
+                    n.updated_at, n.embedding
+                FROM (
+                    SELECT t.id, t.content, t.metadata, t.embedding, t.created_at, t.updated_at
+                    FROM %3$I.%4$I AS t WHERE t.embedding IS NOT NULL %5$s
+                    ORDER BY t.embedding %2$s $1 LIMIT $2
+                ) AS n
+            ) AS s
+            WHERE $4::double precision IS NULL OR %1$s >= $4
+            ORDER BY s.distance $q$,
+            v_similarity, v_op, d.table_schema, d.table_name, v_where, v_embedding);
     END IF;
-    RETURN format(
-        'SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at, '
-        's.updated_at, %6$s AS embedding '
-        'FROM (SELECT t.id, t.content, t.metadata, '
-        '(t.embedding %2$s $1)::double precision AS distance, t.created_at, t.updated_at, t.embedding '
-        'FROM %3$I.%4$I AS t WHERE t.embedding IS NOT NULL %5$s '
-        'ORDER BY t.embedding %2$s $1 LIMIT $2) AS s '
-        'WHERE $4::double precision IS NULL OR %1$s >= $4 '
-        'ORDER BY s.distance',
-        v_similarity, v_op, d.table_schema, d.table_name, v_where, v_embedding
-    );
+    RETURN format($q$
+        SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at,
+            s.updated_at, %6$s AS embedding
+        FROM (
+            SELECT t.id, t.content, t.metadata,
+                (t.embedding %2$s $1)::double precision AS distance, t.created_at, t.updated_at,
+                t.embedding
+            FROM %3$I.%4$I AS t WHERE t.embedding IS NOT NULL %5$s
+            ORDER BY t.embedding %2$s $1 LIMIT $2
+        ) AS s
+        WHERE $4::double precision IS NULL OR %1$s >= $4
+        ORDER BY s.distance $q$,
+        v_similarity, v_op, d.table_schema, d.table_name, v_where, v_embedding);
 END;
 $$;
