@@ -4334,11 +4334,12 @@ BEGIN
     v_needed := v_c.overscan * k / v_sel;   -- candidates that hold overscan * k matching rows
     ef := coalesce(ef_search, least(greatest(ceil(v_needed)::integer, v_default_ef, k), 1000));
     -- The iterative scan stops after this many tuples (then the exact query runs when fewer
-    -- than k rows matched): pgvector counts every tuple the graph walk visits, about 10-20 per
-    -- candidate, and once at the bound it returns the candidates it had set aside, which are
-    -- not the nearest: a bound of 1000 cost 0.02 of recall@10 at 10% (0.95 against 0.97 on 100K
-    -- rows). So: 40 visits per candidate needed (at least 20 per ef), within pgvector's default.
-    max_scan_tuples := least(greatest(ceil(40 * v_needed)::integer, 20 * ef), 20000);
+    -- than k rows matched): pgvector's default, 20000. pgvector counts every tuple the graph
+    -- walk visits, and once at the bound it returns the candidates it had set aside, which are
+    -- not the nearest, so a bound sized to the estimate loses recall instead of falling back:
+    -- 1000 cost 0.02 of recall@10 at 10% on 100K rows (0.95 against 0.97), 40 visits per
+    -- candidate needed gave recall 0.73 with a stale estimate (30% for a 1% filter; BENCHMARKS.md).
+    max_scan_tuples := 20000;
     exact_cost := CASE WHEN filter_index THEN 0 ELSE total_rows * v_c.seq_row END
         + matching_rows * v_c.exact_row;
     hnsw_cost := greatest(v_needed, ef) * v_c.hnsw_row;
@@ -4393,7 +4394,7 @@ BEGIN
     RETURN saved;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:34_search_plan.sql', '34_search_plan.sql', 'f4b361097737141505897f44665595c61214395ec5f8a44b9017ee8c39231414', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:34_search_plan.sql', '34_search_plan.sql', '395a0e342949641dec30571bd52fef6c91b1d0013f9c19251fdab354ecc2b00a', 'repeatable'); END $pgmemo$;
 -- sql/35_filter_api.sql
 -- The filter language's public functions besides the searches: memory.count (rows matching a
 -- filter) and memory.create_metadata_index (the btree expression indexes that the compiled

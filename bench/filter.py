@@ -423,8 +423,8 @@ def markdown(r: dict) -> str:
             f"match the 1% filter (a most-common value, `pg_restore_attribute_stats`, as a stale "
             f"ANALYZE leaves them); today's main then plans **{off['main_plan']}** "
             f"(with a right estimate it scans the filter's index, like memory.search's exact path), "
-            f"and memory.search reads the same wrong estimate: it takes the bounded HNSW scan and "
-            f"falls back to the exact query when the bound is reached.",
+            f"and memory.search reads the same wrong estimate: it takes the HNSW scan too (the "
+            f"exact fallback runs only when the scan returns fewer than k rows).",
         ]
     lines += [
         "",
