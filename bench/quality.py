@@ -869,7 +869,7 @@ def targets(results: dict[str, Any]) -> list[str]:
 def write_benchmarks(section: str, path: Path) -> None:
     """Replace (or append) the '## Search quality' section, leaving other sections alone."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"^## Search quality\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(r"^## Search quality\n.*?(?=^## |^<!-- |\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: section.rstrip() + "\n\n", text, count=1)
     else:

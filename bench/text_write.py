@@ -393,7 +393,7 @@ def markdown(res: dict[str, Any]) -> str:
 
 def write_section(section: str, path: Path) -> None:
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"^## Text search write cost\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(r"^## Text search write cost\n.*?(?=^## |^<!-- |\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: section.rstrip() + "\n\n", text, count=1)
     else:
