@@ -145,7 +145,6 @@ def dynamic_sql_problems(text: str) -> list[tuple[int, str, str]]:
 # Files (or functions) not rewritten yet, each with who is on it. Remove an entry when its file
 # is fixed: from then on the test keeps it so.
 NOT_YET = {
-    "00_private_helpers.sql": "memory_private._search_sql: issue 13 (search)",
     "20_write.sql": "the writers: issue 12 (one write path) is rewriting them",
     "43_wire.sql": "issue 12", "51_queue_claim.sql": "issue 12",
     "45_adopt.sql": "issues 12 and 11 (adopted tables' mapping and trust checks)",
