@@ -2,62 +2,9 @@
 -- Do not edit: it records the same ledger (memory_private.schema_migrations) as
 -- `pgmemo migrate`. Usage: psql "$DATABASE_URL" -q -v ON_ERROR_STOP=1 -f install.sql
 \set ON_ERROR_STOP on
--- Locks are taken with a timeout (psql -v pgmemo_lock_timeout=5s, the default) so the
--- install never queues behind a long transaction with every new reader queued behind it;
--- waiting for pgmemo's views is retried (psql -v pgmemo_lock_retries=10), naming who blocks.
-\if :{?pgmemo_lock_timeout}
-\else
-\set pgmemo_lock_timeout 5s
-\endif
-\if :{?pgmemo_lock_retries}
-\else
-\set pgmemo_lock_retries 10
-\endif
 BEGIN;
 SET LOCAL client_min_messages = warning;
 DO $lock$ BEGIN PERFORM pg_catalog.pg_advisory_xact_lock(7386244001); END $lock$;
-SET LOCAL lock_timeout = :'pgmemo_lock_timeout';
-SET LOCAL pgmemo.lock_retries = :'pgmemo_lock_retries';
-DO $wait$
-DECLARE
-    v_retries integer := pg_catalog.current_setting('pgmemo.lock_retries')::integer;
-    v_try integer := 0;
-    v_rel regclass;
-    v_held text;
-BEGIN
-    LOOP
-        BEGIN
-            FOR v_rel IN
-                SELECT c.oid::regclass FROM pg_catalog.pg_class AS c
-                JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
-                WHERE n.nspname = 'memory' AND c.relkind = 'v'
-                ORDER BY c.oid
-            LOOP
-                EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', v_rel);
-            END LOOP;
-            RETURN;
-        EXCEPTION WHEN lock_not_available THEN
-            v_try := v_try + 1;
-            SELECT pg_catalog.string_agg(DISTINCT pg_catalog.format('pid %s (%s, %s, %s: %s)', a.pid,
-                    a.usename, a.state, pg_catalog.date_trunc('second', pg_catalog.now() - a.xact_start),
-                    pg_catalog.left(a.query, 80)), '; ')
-            INTO v_held
-            FROM pg_catalog.pg_locks AS l JOIN pg_catalog.pg_stat_activity AS a ON a.pid = l.pid
-            WHERE l.granted AND l.relation = v_rel AND l.pid <> pg_catalog.pg_backend_pid();
-            IF v_try > v_retries THEN
-                RAISE EXCEPTION 'pgmemo install: no lock on % within lock_timeout, % times; '
-                    'blocking: %', v_rel, v_try, coalesce(v_held, 'nobody any more')
-                    USING ERRCODE = '55P03',
-                          HINT = 'Nothing was changed. End those sessions (or wait for them) and '
-                              || 'run install.sql again.';
-            END IF;
-            RAISE WARNING 'pgmemo install: waiting for a lock on % (blocking: %); retrying (%/%)',
-                v_rel, coalesce(v_held, 'nobody any more'), v_try, v_retries;
-            PERFORM pg_catalog.pg_sleep(LEAST(v_try, 5) * 0.2);
-        END;
-    END LOOP;
-END
-$wait$;
 -- python/pgmemo/bootstrap.sql
 -- pgmemo bootstrap: the migration ledger and the functions the runner calls. Run by every
 -- `pgmemo migrate` (python/pgmemo/migrate.py) and by install.sql, first thing inside the migrate
@@ -164,7 +111,7 @@ BEGIN
     RETURN set_config('search_path', format('pg_catalog, %I, pg_temp', v_schema), true);
 END;
 $f$;
-DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016']::text[]); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013']::text[]); END $pgmemo$;
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -727,108 +674,87 @@ END;
 $legacy$;
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0012', '0012_queue_mapping.sql', 'd05839f672ca6885d1222a6544a467d796b09afd8a6779d13ce31f2e289138b1', 'versioned'); PERFORM memory_private._record_breaking('0012', false); END $pgmemo$;
 \endif
--- migrations/0013_search_static_filter.sql
-SELECT memory_private._migration_needed('0013', '0013_search_static_filter.sql', 'b07b9051c8b80c52613591e2acd80ac4f55b5defb62eaf8fb0fcb7499878760b', ARRAY[]::text[]) AS pgmemo_apply \gset
+-- migrations/0013_write_mapping.sql
+SELECT memory_private._migration_needed('0013', '0013_write_mapping.sql', 'e8c96e6caed0d1922d2367057cb4a0548fa6aa58df9b32460c5539873e47db9a', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
--- 0013_search_static_filter: memory.search's cached plans cover a filtered search too.
+-- 0013_write_mapping: pgmemo writes every domain through its column mapping, and no domain table
+-- carries a BEFORE ROW UPDATE trigger.
 --
--- Why a migration: memory_private._search_static (sql/36_search_static.sql) now holds, per
--- domain, the queries of a search with one containment filter on both paths of the planner and
--- sets the call's settings itself, so its arguments changed; memory_private._filter_compile
--- (sql/33_filter_compile.sql) returns one more column (plain: the filter is one containment).
--- CREATE OR REPLACE can change neither, so the old definitions are dropped once here and sql/
--- creates the new ones right after, in the same transaction.
--- Not breaking: both are private; no public function changed its signature.
+-- Why: memory.store / store_many / update / forget / import_rows wrote an adopted domain through
+-- its view's INSTEAD OF trigger (memory_private._adopted_view_write), a second write path. They
+-- now write the source table itself, through the registry's mapping, like a factory table: the
+-- mapping gains the metadata and created-at columns. And a BEFORE ROW UPDATE trigger makes
+-- PostgreSQL recompute every stored generated column on every UPDATE (a factory table's
+-- content_tsv on every embedding a worker writes): the stale-embedding rule moves to a statement
+-- trigger (pgmemo_<domain>_unstale_update, wired by memory_private._after_migrate()), except on
+-- Citus-distributed tables, which keep the row trigger (no transition tables there).
+-- Not breaking: no public signature changes.
 
-DROP FUNCTION IF EXISTS memory_private._search_static(
-    memory_private.domains, vector, integer, double precision
-);
-DROP FUNCTION IF EXISTS memory_private._filter_compile(jsonb);
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0013', '0013_search_static_filter.sql', 'b07b9051c8b80c52613591e2acd80ac4f55b5defb62eaf8fb0fcb7499878760b', 'versioned'); PERFORM memory_private._record_breaking('0013', false); END $pgmemo$;
-\endif
--- migrations/0014_diagnose_distributed_checks.sql
-SELECT memory_private._migration_needed('0014', '0014_diagnose_distributed_checks.sql', '3cbbb07479d19da0629a370e870f4109a28cc1c62c5b0155e6c221014a8b99ea', ARRAY[]::text[]) AS pgmemo_apply \gset
-\if :pgmemo_apply
--- 0014_diagnose_distributed_checks: the Citus checks of memory.diagnose are one function each.
---
--- Why: memory_private._diagnose_distributed ran six checks (not_distributed,
--- distributed_outside_pgmemo, worker_unreachable, citus_connection_cache, shard_missing_index,
--- shard_index_settings_differ) in one function. sql/48_distributed.sql now has one
--- memory_private._check_<check_name>(domains) per check, each with its COMMENT, combined by
--- memory_private._diagnose like the others; the old function is retired here, once.
--- memory.diagnose returns the same rows as before.
-DROP FUNCTION IF EXISTS memory_private._diagnose_distributed(memory_private.domains);
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0014', '0014_diagnose_distributed_checks.sql', '3cbbb07479d19da0629a370e870f4109a28cc1c62c5b0155e6c221014a8b99ea', 'versioned'); PERFORM memory_private._record_breaking('0014', false); END $pgmemo$;
-\endif
--- migrations/0015_text_static.sql
-SELECT memory_private._migration_needed('0015', '0015_text_static.sql', '2b754ed024696d1844eea63ba95ddd603160e0a4ff5e67d1fab440e1f4408421', ARRAY[]::text[]) AS pgmemo_apply \gset
-\if :pgmemo_apply
--- 0015_text_static: search_text planned once per session (issue 14, second part).
---
--- Why: sql/31_bm25.sql now runs unfiltered text searches through a generated function with a
--- cached plan (memory_private._search_text_static), reads BM25's knobs through
--- memory_private._bm25_params, and _parse_text_query also returns the query's term frequencies.
--- The helpers below are retired (their SQL text is now built by one template per statement), and
--- _parse_text_query's result type changed, which CREATE OR REPLACE cannot do: each is dropped
--- here, once; sql/ creates the current ones right after this file, in the same transaction.
--- No table changes; not a breaking change for clients.
-DROP FUNCTION IF EXISTS memory_private._parse_text_query(regconfig, text, text);
-DROP FUNCTION IF EXISTS memory_private._dl_sql(text, text);
-DROP FUNCTION IF EXISTS memory_private._text_stats(memory_private.domains);
-DROP FUNCTION IF EXISTS memory_private._bm25_sql(memory_private.domains, boolean);
-DROP FUNCTION IF EXISTS memory_private._bm25_k1();
-DROP FUNCTION IF EXISTS memory_private._bm25_b();
-DROP FUNCTION IF EXISTS memory_private._text_candidate_budget();
+ALTER TABLE memory_private.domains
+ADD COLUMN metadata_column name,
+ADD COLUMN created_column name;
 
--- The common lexemes' shares (about 1,000 keys, ~8 kB) are read on every search_text call, a
--- few keys each: stored uncompressed, they are detoasted once per call instead of decompressed
--- once per key looked up. (Takes effect as each domain's statistics are next refreshed.)
-ALTER TABLE memory_private.text_stats ALTER COLUMN common_lexemes SET STORAGE EXTERNAL;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0015', '0015_text_static.sql', '2b754ed024696d1844eea63ba95ddd603160e0a4ff5e67d1fab440e1f4408421', 'versioned'); PERFORM memory_private._record_breaking('0015', false); END $pgmemo$;
-\endif
--- migrations/0016_adopted_text_prefix.sql
-SELECT memory_private._migration_needed('0016', '0016_adopted_text_prefix.sql', '5dcc9a7d8efd0447ad7bb7826697a57b84a25d55a46b214efb42016328002c9e', ARRAY[]::text[]) AS pgmemo_apply \gset
-\if :pgmemo_apply
--- 0016_adopted_text_prefix: an adopted table's full-text index reads a bounded prefix.
---
--- Why (issue 11): pgmemo's full-text helper index on an adopted table,
--- pgmemo_<domain>_fts USING gin (to_tsvector(<config>, <content>)), is evaluated by the
--- APPLICATION's own INSERTs and UPDATEs. A row with more distinct words than a tsvector holds
--- (1 MB of lexemes) made the application's write fail with "string is too long for tsvector",
--- a write that worked before adoption. The index now reads the first 100,000 characters
--- (memory_private._adopted_tsvector_sql, sql/31_bm25.sql), which can never overflow; search_text
--- queries the same expression, so it keeps using the index.
--- In place: each adopted domain's index is rebuilt with the new expression (CREATE INDEX takes a
--- SHARE lock: the table's writes wait while it builds). To avoid that wait on a large table,
--- build the new index beforehand (docs/UPGRADING.md shows how): an index already holding the new
--- expression is kept. Domains adopted with create_indexes => false and no index are left alone.
--- Not breaking: no signature changes; a row longer than 100,000 characters is found by words of
--- its first 100,000 characters.
+COMMENT ON COLUMN memory_private.domains.metadata_column IS
+'The jsonb column that holds each row''s metadata (NULL: none; storing metadata is refused).';
+COMMENT ON COLUMN memory_private.domains.created_column IS
+'The column that holds each row''s creation time (NULL: none).';
 
-DO $migration$
+-- Factory domains: the table pgmemo made.
+UPDATE memory_private.domains AS d
+SET metadata_column = 'metadata', created_column = 'created_at'
+WHERE NOT d.adopted;
+
+-- Adopted domains (and re-embed shadows): the columns their view maps, by name and type, as
+-- memory.adopt_table found them (metadata jsonb, created_at timestamptz).
+UPDATE memory_private.domains AS d
+SET
+    metadata_column = (
+        SELECT a.attname FROM pg_catalog.pg_attribute AS a
+        WHERE
+            a.attrelid = d.source_table AND a.attname = 'metadata'
+            AND a.atttypid = 'jsonb'::regtype AND a.attnum > 0 AND NOT a.attisdropped
+            AND a.attname NOT IN (d.id_column, d.content_column, d.embedding_column)
+    ),
+    created_column = (
+        SELECT a.attname FROM pg_catalog.pg_attribute AS a
+        WHERE
+            a.attrelid = d.source_table AND a.attname = 'created_at'
+            AND a.atttypid = 'timestamptz'::regtype AND a.attnum > 0 AND NOT a.attisdropped
+            AND a.attname NOT IN (d.id_column, d.content_column, d.embedding_column)
+    )
+WHERE d.adopted;
+
+-- The view of an adopted domain is read-only now: its INSTEAD OF trigger and the trigger's
+-- function go. The BEFORE ROW UPDATE trigger of every table that is not distributed goes (with
+-- its function); _after_migrate wires the statement trigger that replaces it. A function no
+-- longer called goes too (the mapping's completion covers a distributed re-embed's shadow).
+DO $retire$
 DECLARE
-    v_d record;
-    v_new text;
+    v_trigger record;
 BEGIN
-    FOR v_d IN
-        SELECT d.domain, d.source_table, d.text_config, d.content_column, i.indexrelid::regclass AS idx
-        FROM memory_private.domains AS d
-        JOIN pg_catalog.pg_index AS i ON i.indrelid = d.source_table
-        JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
-        WHERE d.adopted AND c.relname = 'pgmemo_' || d.domain || '_fts'
-          AND NOT EXISTS (SELECT FROM memory_private.reembeds AS r WHERE r.shadow_domain = d.domain)
-          AND pg_catalog.pg_get_indexdef(i.indexrelid) NOT LIKE '%"left"(%, 100000)%'
+    FOR v_trigger IN
+        SELECT t.tgrelid::regclass AS rel, t.tgname
+        FROM pg_catalog.pg_trigger AS t
+        WHERE t.tgfoid = to_regprocedure('memory_private._adopted_view_write()')
     LOOP
-        -- (the expression as of this migration: memory_private._adopted_tsvector_sql)
-        v_new := format('to_tsvector(%L::regconfig, left(%I::text, 100000))', v_d.text_config::text,
-            v_d.content_column);
-        EXECUTE format('DROP INDEX %s', v_d.idx);
-        EXECUTE format('CREATE INDEX %I ON %s USING gin (%s)', 'pgmemo_' || v_d.domain || '_fts',
-            v_d.source_table, v_new);
+        EXECUTE format('DROP TRIGGER %I ON %s', v_trigger.tgname, v_trigger.rel);
+    END LOOP;
+    FOR v_trigger IN
+        SELECT t.tgrelid::regclass AS rel, t.tgname, t.tgfoid::regprocedure AS fn
+        FROM memory_private.domains AS d
+        JOIN pg_catalog.pg_trigger AS t
+            ON t.tgrelid = d.source_table AND t.tgname = 'pgmemo_' || d.domain || '_before_update'
+        WHERE NOT d.distributed
+    LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', v_trigger.tgname, v_trigger.rel);
+        EXECUTE format('DROP FUNCTION %s', v_trigger.fn);
     END LOOP;
 END;
-$migration$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0016', '0016_adopted_text_prefix.sql', '5dcc9a7d8efd0447ad7bb7826697a57b84a25d55a46b214efb42016328002c9e', 'versioned'); PERFORM memory_private._record_breaking('0016', false); END $pgmemo$;
+$retire$;
+
+DROP FUNCTION IF EXISTS memory_private._adopted_view_write();
+DROP FUNCTION IF EXISTS memory_private._dist_shadow_write_sql(memory_private.domains);
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0013', '0013_write_mapping.sql', 'e8c96e6caed0d1922d2367057cb4a0548fa6aa58df9b32460c5539873e47db9a', 'versioned'); PERFORM memory_private._record_breaking('0013', false); END $pgmemo$;
 \endif
 DO $pgmemo$ BEGIN PERFORM memory_private._set_install_search_path(); END $pgmemo$;
 -- sql/00_private_helpers.sql
@@ -1015,14 +941,6 @@ BEGIN
 END;
 $$;
 
--- The largest metadata of one memory (bytes, as stored): 1 MB. Bounded cost (issue 11): a
--- metadata is indexed key by key (GIN), so its size bounds the work of every write.
-CREATE OR REPLACE FUNCTION memory_private._max_metadata_bytes()
-RETURNS integer
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$ SELECT 1048576 $$;
-
 CREATE OR REPLACE FUNCTION memory_private._check_metadata(metadata jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE
@@ -1035,11 +953,6 @@ BEGIN
     IF jsonb_typeof(metadata) <> 'object' THEN
         RAISE EXCEPTION 'metadata must be a JSON object, got a JSON %', jsonb_typeof(metadata)
             USING ERRCODE = '22023';
-    END IF;
-    IF pg_column_size(metadata) > memory_private._max_metadata_bytes() THEN
-        RAISE EXCEPTION 'metadata is % bytes; at most % are accepted', pg_column_size(metadata),
-            memory_private._max_metadata_bytes()
-            USING ERRCODE = '54000';
     END IF;
     RETURN metadata;
 END;
@@ -1100,54 +1013,47 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     -- the embedding column: the stored vector (halfvec read as vector), or NULL
-    v_embedding text := CASE WHEN with_embeddings THEN 's.embedding::' ELSE 'NULL::' END
-        || memory_private._vector_schema() || '.vector';  -- _vector_schema() is quoted
+    v_embedding text := format(CASE WHEN with_embeddings THEN 's.embedding::%s.vector'
+        ELSE 'NULL::%s.vector' END, memory_private._vector_schema());
     v_op text := memory_private._distance_operator(d.distance);
     v_similarity text := CASE d.distance
         WHEN 'cosine' THEN '1 - s.distance'
         WHEN 'l2' THEN '1 / (1 + s.distance)'
         ELSE '- s.distance'
     END;
-    -- the filter (a fixed predicate on $3), or none
     v_where text := CASE WHEN with_filter THEN 'AND t.metadata @> $3' ELSE '' END;
 BEGIN
     IF d.distributed THEN  -- Citus: one flat k-NN query, LIMIT pushed to every shard
         RETURN memory_private._dist_search_sql(d, with_filter, with_embeddings);
     END IF;
     IF with_filter OR current_setting('hnsw.iterative_scan', true) = 'relaxed_order' THEN
-        RETURN format($q$
-            SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at,
-                s.updated_at, %6$s AS embedding
-            FROM (
-                SELECT n.id, n.content, n.metadata,
-                    (n.embedding %2$s $1)::double precision AS distance, n.created_at,
-                    n.updated_at, n.embedding
-                FROM (
-                    SELECT t.id, t.content, t.metadata, t.embedding, t.created_at, t.updated_at
-                    FROM %3$I.%4$I AS t WHERE t.embedding IS NOT NULL %5$s
-                    ORDER BY t.embedding %2$s $1 LIMIT $2
-                ) AS n
-            ) AS s
-            WHERE $4::double precision IS NULL OR %1$s >= $4
-            ORDER BY s.distance $q$,
-            v_similarity, v_op, d.table_schema, d.table_name, v_where, v_embedding);
+        RETURN format(
+            'SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at, '
+            's.updated_at, %6$s AS embedding '
+            'FROM (SELECT n.id, n.content, n.metadata, (n.embedding %2$s $1)::double precision AS distance, '
+            'n.created_at, n.updated_at, n.embedding '
+            'FROM (SELECT t.id, t.content, t.metadata, t.embedding, t.created_at, t.updated_at '
+            'FROM %3$I.%4$I AS t WHERE t.embedding IS NOT NULL %5$s '
+            'ORDER BY t.embedding %2$s $1 LIMIT $2) AS n) AS s '
+            'WHERE $4::double precision IS NULL OR %1$s >= $4 '
+            'ORDER BY s.distance',
+            v_similarity, v_op, d.table_schema, d.table_name, v_where, v_embedding
+        );
     END IF;
-    RETURN format($q$
-        SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at,
-            s.updated_at, %6$s AS embedding
-        FROM (
-            SELECT t.id, t.content, t.metadata,
-                (t.embedding %2$s $1)::double precision AS distance, t.created_at, t.updated_at,
-                t.embedding
-            FROM %3$I.%4$I AS t WHERE t.embedding IS NOT NULL %5$s
-            ORDER BY t.embedding %2$s $1 LIMIT $2
-        ) AS s
-        WHERE $4::double precision IS NULL OR %1$s >= $4
-        ORDER BY s.distance $q$,
-        v_similarity, v_op, d.table_schema, d.table_name, v_where, v_embedding);
+    RETURN format(
+        'SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at, '
+        's.updated_at, %6$s AS embedding '
+        'FROM (SELECT t.id, t.content, t.metadata, '
+        '(t.embedding %2$s $1)::double precision AS distance, t.created_at, t.updated_at, t.embedding '
+        'FROM %3$I.%4$I AS t WHERE t.embedding IS NOT NULL %5$s '
+        'ORDER BY t.embedding %2$s $1 LIMIT $2) AS s '
+        'WHERE $4::double precision IS NULL OR %1$s >= $4 '
+        'ORDER BY s.distance',
+        v_similarity, v_op, d.table_schema, d.table_name, v_where, v_embedding
+    );
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', 'a2a3b501ce94cab39bda06ee391eeb93aa6b1df808df340e562366efaa0a2dc5', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', '0be3e9ffe3ccf76c44f1fd345a83262ea3660ebfa099bfff500d4422da2eccae', 'repeatable'); END $pgmemo$;
 -- sql/01_version.sql
 -- memory.version(): what is installed, for clients that verify the schema before use.
 
@@ -1230,61 +1136,19 @@ AS $$
         OR pg_catalog.pg_has_role(r, memory_private._owner(), 'MEMBER')
 $$;
 
--- rel and its partitions / inheritance children, at any depth.
-CREATE OR REPLACE FUNCTION memory_private._inheritance_tree(rel regclass)
-RETURNS TABLE (oid oid)
-LANGUAGE sql STABLE
-ROWS 1
-SET search_path FROM CURRENT
-AS $$
-    WITH RECURSIVE tree (oid) AS (
-        SELECT rel::oid
-        UNION
-        SELECT i.inhrelid FROM pg_catalog.pg_inherits AS i JOIN tree AS t ON i.inhparent = t.oid
-    )
-    SELECT tree.oid FROM tree
-$$;
-
--- What READING rel (and its partitions / children) would run of another role's: row-level
--- security (its policies) and rules. The part of _foreign_code a read checks: small indexed
--- look-ups, so every read of an adopted table pays little for it.
-CREATE OR REPLACE FUNCTION memory_private._foreign_read_code(rel regclass)
-RETURNS TABLE (relation regclass, what text, detail text)
-LANGUAGE sql STABLE
-ROWS 1
-SET search_path FROM CURRENT
-AS $$
-    WITH tree AS MATERIALIZED (SELECT t.oid FROM memory_private._inheritance_tree(rel) AS t)
-    SELECT c.oid::regclass, 'row-level security',
-        pg_catalog.format('row-level security is enabled on %s%s: its policies would run as '
-            'pgmemo''s owner (or be bypassed by it)', c.oid::regclass,
-            CASE WHEN c.relforcerowsecurity THEN ' (forced)' ELSE '' END)
-    FROM tree AS t CROSS JOIN LATERAL (
-        SELECT x.oid, x.relrowsecurity, x.relforcerowsecurity FROM pg_catalog.pg_class AS x
-        WHERE x.oid = t.oid) AS c
-    WHERE c.relrowsecurity OR c.relforcerowsecurity
-    UNION ALL
-    SELECT r.ev_class::regclass, 'rule',
-        pg_catalog.format('rule %I on %s rewrites the statements pgmemo runs', r.rulename,
-            r.ev_class::regclass)
-    FROM tree AS t CROSS JOIN LATERAL (
-        SELECT x.ev_class, x.rulename FROM pg_catalog.pg_rewrite AS x
-        WHERE x.ev_class = t.oid AND x.rulename <> '_RETURN') AS r
-$$;
-
 -- The code (functions, and the functions behind operators) that writing or reading rel would
 -- run and that is owned by a role _trusted does not accept: one row per finding, with what
 -- calls it. rel and every partition / inheritance child are examined.
 CREATE OR REPLACE FUNCTION memory_private._foreign_code(rel regclass)
 RETURNS TABLE (relation regclass, what text, detail text)
 LANGUAGE sql STABLE
-ROWS 1
 SET search_path FROM CURRENT
 AS $$
-    WITH tree AS MATERIALIZED (SELECT t.oid FROM memory_private._inheritance_tree(rel) AS t),
-    -- pgmemo's owner, once (the owners accepted without asking _trusted: it and the bootstrap
-    -- superuser, who owns the built-in functions)
-    me (o) AS MATERIALIZED (SELECT memory_private._owner()),
+    WITH RECURSIVE tree (oid) AS (
+        SELECT rel::oid
+        UNION
+        SELECT i.inhrelid FROM pg_catalog.pg_inherits AS i JOIN tree AS t ON i.inhparent = t.oid
+    ),
     -- objects whose dependencies on functions / operators are code run on the relation's rows
     objs (relid, classid, objid, what) AS (
         SELECT c.oid, 'pg_catalog.pg_attrdef'::regclass::oid, ad.oid,
@@ -1301,8 +1165,7 @@ AS $$
             pg_catalog.format('index %s', i.indexrelid::regclass)
         FROM tree AS c JOIN pg_catalog.pg_index AS i ON i.indrelid = c.oid
         UNION ALL
-        -- domain-typed columns (and arrays of them): the domain's constraints (contypid is 0
-        -- for a table's own constraints, as typelem and typbasetype are for other types)
+        -- domain-typed columns (and arrays of them): the domain's constraints
         SELECT c.oid, 'pg_catalog.pg_constraint'::regclass::oid, k.oid,
             pg_catalog.format('column %I of domain type %s (constraint %I)', a.attname,
                 a.atttypid::regtype, k.conname)
@@ -1311,7 +1174,7 @@ AS $$
             AND NOT a.attisdropped
         JOIN pg_catalog.pg_type AS ty ON ty.oid = a.atttypid
         JOIN pg_catalog.pg_constraint AS k
-            ON k.contypid <> 0 AND k.contypid IN (a.atttypid, ty.typelem, ty.typbasetype)
+            ON k.contypid IN (a.atttypid, ty.typelem, ty.typbasetype)
     ),
     code (relid, what, fn) AS (
         SELECT o.relid, o.what, d.refobjid
@@ -1325,7 +1188,18 @@ AS $$
         JOIN pg_catalog.pg_operator AS op ON op.oid = d.refobjid
         WHERE d.refclassid = 'pg_catalog.pg_operator'::regclass
     )
-    SELECT * FROM memory_private._foreign_read_code(rel)
+    SELECT t.oid::regclass, 'row-level security',
+        pg_catalog.format('row-level security is enabled on %s%s: its policies would run as '
+            'pgmemo''s owner (or be bypassed by it)', t.oid::regclass,
+            CASE WHEN c.relforcerowsecurity THEN ' (forced)' ELSE '' END)
+    FROM tree AS t JOIN pg_catalog.pg_class AS c ON c.oid = t.oid
+    WHERE c.relrowsecurity OR c.relforcerowsecurity
+    UNION ALL
+    SELECT r.ev_class::regclass, 'rule',
+        pg_catalog.format('rule %I on %s rewrites the statements pgmemo runs', r.rulename,
+            r.ev_class::regclass)
+    FROM pg_catalog.pg_rewrite AS r JOIN tree AS t ON t.oid = r.ev_class
+    WHERE r.rulename <> '_RETURN'
     UNION ALL
     SELECT tg.tgrelid::regclass, 'trigger',
         pg_catalog.format('trigger %I on %s calls %s, owned by %s', tg.tgname,
@@ -1333,14 +1207,13 @@ AS $$
     FROM pg_catalog.pg_trigger AS tg
     JOIN tree AS t ON t.oid = tg.tgrelid
     JOIN pg_catalog.pg_proc AS p ON p.oid = tg.tgfoid
-    WHERE tg.tgenabled <> 'D' AND p.proowner NOT IN (10, (SELECT me.o FROM me))
-      AND NOT memory_private._trusted(p.proowner)
+    WHERE tg.tgenabled <> 'D' AND NOT memory_private._trusted(p.proowner)
     UNION ALL
     SELECT DISTINCT c.relid::regclass, 'function',
         pg_catalog.format('%s on %s calls %s, owned by %s', c.what, c.relid::regclass,
             p.oid::regprocedure, p.proowner::regrole)
     FROM code AS c JOIN pg_catalog.pg_proc AS p ON p.oid = c.fn
-    WHERE p.proowner NOT IN (10, (SELECT me.o FROM me)) AND NOT memory_private._trusted(p.proowner)
+    WHERE NOT memory_private._trusted(p.proowner)
 $$;
 
 COMMENT ON FUNCTION memory_private._foreign_code(regclass) IS
@@ -1367,11 +1240,9 @@ BEGIN
     END IF;
     EXECUTE pg_catalog.format('LOCK TABLE %s IN %s MODE', rel,
         CASE WHEN for_write THEN 'ROW EXCLUSIVE' ELSE 'ACCESS SHARE' END);
-    IF for_write THEN
-        SELECT * INTO v_found FROM memory_private._foreign_code(rel) AS f LIMIT 1;
-    ELSE
-        SELECT * INTO v_found FROM memory_private._foreign_read_code(rel) AS f LIMIT 1;
-    END IF;
+    SELECT * INTO v_found FROM memory_private._foreign_code(rel) AS f
+    WHERE for_write OR f.what IN ('row-level security', 'rule')
+    LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'pgmemo will not touch %: %', rel, v_found.detail
             USING ERRCODE = '42501',
@@ -1615,11 +1486,9 @@ COMMENT ON FUNCTION memory_private._check_schema_create() IS
 -- Bounded cost of a write: content over the domain's max_content_bytes (default 1 MB; set with
 -- memory.set_max_content_bytes) is refused before any work (a 50 MB store took ~800 MB in one
 -- backend). contents: one text (store, update) or many (store_many, import_rows); the error
--- names the first one too long. A batch's contents together are bounded too (64 MB, or the
--- domain's maximum when larger). Contents over 256 kB are also checked against the full-text
--- limit (a tsvector holds at most 1 MB of distinct lexemes, and one byte of content can give up
--- to 4: a lower-cased letter grows, a hyphenated word is indexed whole and in parts), so the
--- domain's full-text column never fails a write with "string is too long for tsvector".
+-- names the first one too long. Contents over 512 kB are also checked against the full-text
+-- limit (a tsvector holds at most 1 MB of distinct words), so the domain's full-text index never
+-- fails a write with "string is too long for tsvector".
 CREATE OR REPLACE FUNCTION memory_private._check_contents(d memory_private.domains, contents text[])
 RETURNS void
 LANGUAGE plpgsql STABLE
@@ -1641,15 +1510,9 @@ BEGIN
                   HINT = format('Split it into smaller memories, or raise the limit: SELECT '
                       'memory.set_max_content_bytes(%L, <bytes>);', d.domain);
     END IF;
-    IF cardinality(contents) > 1 AND (SELECT sum(octet_length(u.c)) FROM unnest(contents) AS u (c))
-        > greatest(v_max, 67108864) THEN
-        RAISE EXCEPTION 'contents are % bytes together; one call takes at most % bytes',
-            (SELECT sum(octet_length(u.c)) FROM unnest(contents) AS u (c)), greatest(v_max, 67108864)
-            USING ERRCODE = '54000', HINT = 'Split the batch into smaller calls.';
-    END IF;
     FOR v_bad IN
         SELECT u.ord, u.c FROM unnest(contents) WITH ORDINALITY AS u (c, ord)
-        WHERE octet_length(u.c) > 262144
+        WHERE octet_length(u.c) > 524288
     LOOP
         BEGIN
             PERFORM to_tsvector(d.text_config, v_bad.c);
@@ -1665,91 +1528,8 @@ END;
 $$;
 
 COMMENT ON FUNCTION memory_private._check_contents(memory_private.domains, text[]) IS
-'Refuses (54000) content over the domain''s max_content_bytes (default 1 MB), a batch over 64 MB '
-'(or that maximum) together, or content with more distinct words than a tsvector holds, before '
-'any work. Called by every write of content.';
-
--- The most elements an array argument of a public function may hold (ids, contents, job ids):
--- the cost of a call grows with it (1,000,000 ids: forget_many 2.8 s, get_many 3.7 s on 2,000
--- rows; 100,000: 0.1-0.4 s, under load). 100,000: a store_many of 50,000 rows is tested.
-CREATE OR REPLACE FUNCTION memory_private._max_batch()
-RETURNS integer
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$ SELECT 100000 $$;
-
--- Refuses (54000) an array argument with more than _max_batch() elements, before any work.
--- what: the argument's name, for the error.
-CREATE OR REPLACE FUNCTION memory_private._check_batch(what text, n integer)
-RETURNS void
-LANGUAGE plpgsql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$
-BEGIN
-    IF n > memory_private._max_batch() THEN
-        RAISE EXCEPTION '% has % elements; one call takes at most %', what, n,
-            memory_private._max_batch()
-            USING ERRCODE = '54000', HINT = 'Split it into several calls.';
-    END IF;
-END;
-$$;
-
-COMMENT ON FUNCTION memory_private._check_batch(text, integer) IS
-'Refuses (54000) an array argument (ids, contents, job ids) of more than 100,000 elements before '
-'any work: every call has a bounded cost.';
-
--- Refuses (54000) a text or jsonb argument longer than max_bytes (e.g. a worker's name, its
--- heartbeat info), before any work.
-CREATE OR REPLACE FUNCTION memory_private._check_bytes(what text, n bigint, max_bytes bigint)
-RETURNS void
-LANGUAGE plpgsql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$
-BEGIN
-    IF n > max_bytes THEN
-        RAISE EXCEPTION '% is % bytes; at most % are accepted', what, n, max_bytes
-            USING ERRCODE = '54000';
-    END IF;
-END;
-$$;
-
--- The jobs among job_ids (at most _max_batch()) of domains the caller may write: the only jobs
--- a worker's extend_claims, release_claims and fail_embedding_jobs touch. _can runs once per
--- domain, not per job.
-CREATE OR REPLACE FUNCTION memory_private._writable_jobs(job_ids bigint[])
-RETURNS bigint[]
-LANGUAGE plpgsql STABLE
-SET search_path FROM CURRENT
-AS $$
-BEGIN
-    PERFORM memory_private._check_batch('job_ids', cardinality(job_ids));
-    RETURN (
-        WITH j AS MATERIALIZED (
-            SELECT q.job_id, q.domain FROM memory_private.embedding_queue AS q
-            WHERE q.job_id = ANY (job_ids)
-        ),
-        domains AS MATERIALIZED (SELECT DISTINCT j.domain FROM j)
-        SELECT coalesce(array_agg(j.job_id ORDER BY j.job_id), ARRAY[]::bigint[])
-        FROM j JOIN domains AS d ON d.domain = j.domain
-        WHERE memory_private._can(d.domain, 'write'));
-END;
-$$;
-
--- Refuses (22023) a lease longer than a day: a worker holds a claim for at most its lease, and
--- a longer one would keep a job from every other worker long after its holder died.
-CREATE OR REPLACE FUNCTION memory_private._check_lease(lease interval)
-RETURNS void
-LANGUAGE plpgsql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$
-BEGIN
-    IF lease IS NULL OR lease <= interval '0' OR lease > interval '1 day' THEN
-        RAISE EXCEPTION 'lease must be a positive interval of at most 1 day, got %',
-            coalesce(lease::text, 'NULL')
-            USING ERRCODE = '22023';
-    END IF;
-END;
-$$;
+'Refuses (54000) content over the domain''s max_content_bytes (default 1 MB) or with more '
+'distinct words than a tsvector holds, before any work. Called by every write of content.';
 
 CREATE OR REPLACE FUNCTION memory.set_max_content_bytes(domain text, max_bytes integer)
 RETURNS void
@@ -1793,7 +1573,7 @@ COMMENT ON FUNCTION memory_private._check_adopted_foreign_code(memory_private.do
 'diagnose check adopted_table_runs_foreign_code (error): an adopted table whose triggers, rules, '
 'row-level security or expressions would run code owned by a role other than pgmemo''s owner or '
 'a superuser; every call that writes it (or, for RLS and rules, reads it) is refused.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', '28d66c1c1984d8b6547928653a80bb36e44ebe08b5ef5b088e2879e46295631c', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', '59988a28153a2330df0fc6975fb8943d827c372782252d9ed58f050386a8af63', 'repeatable'); END $pgmemo$;
 -- sql/10_domains.sql
 -- Domains: the table factory (memory.create_domain), memory.drop_domain and the memory.domains
 -- view.
@@ -1818,7 +1598,6 @@ DECLARE
     v_existing memory_private.domains;
     v_table name;
     v_regclass regclass;
-    v_comment text;
 BEGIN
     PERFORM memory_private._check_domain_name(domain);
     PERFORM memory_private._check_dimension(embedding_type, dimension);
@@ -1875,22 +1654,20 @@ BEGIN
     END IF;
 
 
-    -- content_tsv: the tsvector search_text ranks (sql/31_bm25.sql), recomputed only when
-    -- content changes. '_metadata_obj' keeps the longest name (40 + '_memories' + 13) within 63
-    -- characters.
-    EXECUTE format($q$
-        CREATE TABLE memory_data.%I (
-            id text NOT NULL DEFAULT gen_random_uuid()::text,
-            content text NOT NULL,
-            embedding %s,
-            embedding_model text,
-            metadata jsonb NOT NULL DEFAULT '{}',
-            created_at timestamptz NOT NULL DEFAULT now(),
-            updated_at timestamptz NOT NULL DEFAULT now(),
-            content_tsv tsvector GENERATED ALWAYS AS (%s) STORED,
-            CONSTRAINT %I PRIMARY KEY (id),
-            CONSTRAINT %I CHECK (jsonb_typeof(metadata) = 'object'))
-    $q$,
+    EXECUTE format(
+        'CREATE TABLE memory_data.%I ('
+        ' id text NOT NULL DEFAULT gen_random_uuid()::text,'
+        ' content text NOT NULL,'
+        ' embedding %s,'
+        ' embedding_model text,'
+        ' metadata jsonb NOT NULL DEFAULT ''{}'','
+        ' created_at timestamptz NOT NULL DEFAULT now(),'
+        ' updated_at timestamptz NOT NULL DEFAULT now(),'
+        -- the tsvector search_text ranks (sql/31_bm25.sql); recomputed only when content changes
+        ' content_tsv tsvector GENERATED ALWAYS AS (%s) STORED,'
+        ' CONSTRAINT %I PRIMARY KEY (id),'
+        ' CONSTRAINT %I CHECK (jsonb_typeof(metadata) = ''object''))',
+        -- '_metadata_obj' keeps the longest name (40 + '_memories' + 13) within 63 characters.
         v_table, memory_private._embedding_column_type(embedding_type, dimension),
         memory_private._stored_tsvector_sql(text_config, 'content'),
         v_table || '_pkey', v_table || '_metadata_obj');
@@ -1899,18 +1676,19 @@ BEGIN
     INSERT INTO memory_private.domains AS d
         (domain, table_schema, table_name, dimension, distance, embedding_model,
          hnsw_m, hnsw_ef_construction, text_config, embedding_type,
-         source_table, id_column, content_column, embedding_column, model_column, touch_column)
+         source_table, id_column, content_column, embedding_column, model_column, touch_column,
+         metadata_column, created_column)
     VALUES (domain, 'memory_data', v_table, dimension, distance, embedding_model,
             hnsw_m, hnsw_ef_construction, text_config, embedding_type,
-            v_regclass, 'id', 'content', 'embedding', 'embedding_model', 'updated_at');
+            v_regclass, 'id', 'content', 'embedding', 'embedding_model', 'updated_at',
+            'metadata', 'created_at');
     PERFORM memory_private._default_access(domain);
     EXECUTE format('ALTER TABLE %s ALTER COLUMN embedding SET STORAGE %s', v_regclass,
         memory_private._embedding_storage(embedding_type, dimension));
 
-    -- COMMENT takes no parameters: the text goes in as a literal (%L).
-    v_comment := format('pgmemo domain %s (%s dimensions, %s distance). Write through '
-        || 'memory.store().', domain, dimension, distance);
-    EXECUTE format($q$ COMMENT ON TABLE %s IS %L $q$, v_regclass, v_comment);
+    EXECUTE format('COMMENT ON TABLE %s IS %L', v_regclass,
+        format('pgmemo domain %s (%s dimensions, %s distance). Write through memory.store().',
+               domain, dimension, distance));
     EXECUTE format('CREATE INDEX %I ON %s USING gin (metadata jsonb_path_ops)',
         v_table || '_metadata_gin', v_regclass);
     EXECUTE format('CREATE INDEX %I ON %s USING gin (content_tsv)', v_table || '_fts', v_regclass);
@@ -2040,11 +1818,169 @@ COMMENT ON VIEW memory.domains IS
 'Registered memory domains: table, dimension, distance, embedding model, exact row count, and '
 'for adopted domains (memory.adopt_table) the application table behind the view. Only the '
 'domains the caller may read (memory.grant_domain).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:10_domains.sql', '10_domains.sql', '3bf766067ef8a7fa0e2b9ed89341328f9afcb462ce846ec821d2d74060ccce5c', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:10_domains.sql', '10_domains.sql', '1b232bc2503fc9da3d0cf098af48bcf24deed6bf490dc9c6816dbd8c1df8047b', 'repeatable'); END $pgmemo$;
 -- sql/20_write.sql
 -- Writing memories: memory.store, memory.store_many, memory.update, memory.forget,
 -- memory.forget_many, memory.clear, memory.get.
--- Rows stored without an embedding are queued by the domain table's triggers.
+--
+-- One write path for every domain: each statement is one template over the domain's column
+-- mapping in the registry (relation, id, content, embedding, and the optional metadata, model,
+-- created and touch columns), the same for a table pgmemo made and an adopted one. Rows are
+-- addressed by id as text (t.<id>::text = $1: an adopted table has an index on that expression
+-- unless its id is text); ids given for new rows are cast to the id column's type.
+-- The writers never leave a stale embedding: a content change without a new embedding clears
+-- it (and its model) in the same statement (the table's unstale trigger, sql/43_wire.sql, is
+-- the rule for writes that bypass pgmemo). Rows stored without an embedding are queued by the
+-- table's triggers (on Citus by memory_private._dist_sync_jobs).
+
+-- Metadata can only be stored where the mapping has a metadata column (22023 names the table).
+CREATE OR REPLACE FUNCTION memory_private._check_metadata_column(
+    d memory_private.domains, metadatas jsonb[]
+)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF d.metadata_column IS NULL AND EXISTS (
+        SELECT FROM unnest(metadatas) AS u (m) WHERE u.m IS NOT NULL AND u.m <> '{}'::jsonb
+    ) THEN
+        RAISE EXCEPTION 'table % has no jsonb metadata column: metadata cannot be stored',
+            d.source_table
+            USING ERRCODE = '0A000',
+                  HINT = 'Store without metadata, or add a column metadata jsonb to the table '
+                      || 'and adopt it again.';
+    END IF;
+END;
+$$;
+
+-- The upsert of rows with ids: $1 ids, $2 contents, $3 metadatas, $4 embeddings, $5 model.
+-- Written in id order (the order the embedding queue locks rows in). On a conflict, content
+-- and metadata are replaced; the embedding given is stored, else the old one is kept only
+-- while the content is unchanged. Returns the ids written, as text.
+CREATE OR REPLACE FUNCTION memory_private._upsert_sql(d memory_private.domains)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    RETURN format($sql$
+        INSERT INTO %1$s AS t (%2$I, %3$I, %4$I%5$s%6$s)
+        SELECT u.id::%7$s, u.content, u.embedding%8$s%9$s
+        FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::%10$s[])
+            AS u (id, content, metadata, embedding)
+        ORDER BY u.id::%7$s
+        ON CONFLICT (%2$I) DO UPDATE SET
+            %3$I = excluded.%3$I,
+            %4$I = CASE WHEN excluded.%4$I IS NOT NULL THEN excluded.%4$I
+                WHEN t.%3$I::text = excluded.%3$I::text THEN t.%4$I END%11$s%12$s%13$s
+        RETURNING t.%2$I::text
+    $sql$,
+        memory_private._relation(d, true), d.id_column, d.content_column, d.embedding_column,
+        CASE WHEN d.metadata_column IS NOT NULL THEN format(', %I', d.metadata_column) END,
+        CASE WHEN d.model_column IS NOT NULL THEN format(', %I', d.model_column) END,
+        memory_private._id_type(d),
+        CASE WHEN d.metadata_column IS NOT NULL THEN $f$, coalesce(u.metadata, '{}')$f$ END,
+        CASE WHEN d.model_column IS NOT NULL
+            THEN ', CASE WHEN u.embedding IS NOT NULL THEN $5 END' END,
+        memory_private._vector_schema() || '.vector',
+        CASE WHEN d.metadata_column IS NOT NULL
+            THEN format(', %1$I = excluded.%1$I', d.metadata_column) END,
+        CASE WHEN d.model_column IS NOT NULL THEN format($f$,
+            %1$I = CASE WHEN excluded.%2$I IS NOT NULL THEN excluded.%1$I
+                WHEN t.%3$I::text = excluded.%3$I::text THEN t.%1$I END$f$,
+            d.model_column, d.embedding_column, d.content_column) END,
+        CASE WHEN d.touch_column IS NOT NULL THEN format(', %I = now()', d.touch_column) END)
+;
+END;
+$$;
+
+-- The insert of new rows without ids (the table's default makes them): $1 contents,
+-- $2 metadatas, $3 embeddings, $4 model. Returns the new ids as text[], in input order (rows
+-- are inserted, and RETURNING emits them, in the order of the SELECT).
+CREATE OR REPLACE FUNCTION memory_private._insert_sql(d memory_private.domains)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    RETURN format($sql$
+        WITH written AS (
+            INSERT INTO %1$s AS t (%3$I, %4$I%5$s%6$s)
+            SELECT u.content, u.embedding%7$s%8$s
+            FROM unnest($1::text[], $2::jsonb[], $3::%9$s[])
+                WITH ORDINALITY AS u (content, metadata, embedding, ord)
+            ORDER BY u.ord
+            RETURNING t.%2$I::text AS id
+        )
+        SELECT array_agg(w.id) FROM written AS w
+    $sql$,
+        memory_private._relation(d, true), d.id_column, d.content_column, d.embedding_column,
+        CASE WHEN d.metadata_column IS NOT NULL THEN format(', %I', d.metadata_column) END,
+        CASE WHEN d.model_column IS NOT NULL THEN format(', %I', d.model_column) END,
+        CASE WHEN d.metadata_column IS NOT NULL THEN $f$, coalesce(u.metadata, '{}')$f$ END,
+        CASE WHEN d.model_column IS NOT NULL
+            THEN ', CASE WHEN u.embedding IS NOT NULL THEN $4 END' END,
+        memory_private._vector_schema() || '.vector')
+;
+END;
+$$;
+
+-- Write rows (the checks done): those with an id upserted, those without inserted; returns
+-- every id in input order. Shared by memory.store and memory.store_many.
+CREATE OR REPLACE FUNCTION memory_private._write_rows(
+    d memory_private.domains, contents text[], metadatas jsonb[], embeddings vector[], ids text[]
+)
+RETURNS text[]
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_n integer := cardinality(contents);
+    v_new text[];
+    v_out text[];
+BEGIN
+    metadatas := coalesce(metadatas, array_fill(NULL::jsonb, ARRAY[v_n]));
+    embeddings := coalesce(embeddings, array_fill(embeddings[1], ARRAY[v_n]));  -- (NULL vectors)
+    ids := coalesce(ids, array_fill(NULL::text, ARRAY[v_n]));
+    IF EXISTS (SELECT FROM unnest(ids) AS u (i) WHERE u.i IS NOT NULL) THEN
+        EXECUTE memory_private._upsert_sql(d)
+        USING
+            (SELECT array_agg(u.i) FROM unnest(ids) AS u (i) WHERE u.i IS NOT NULL),
+            (SELECT array_agg(u.c ORDER BY u.o) FROM unnest(ids, contents) WITH ORDINALITY
+                AS u (i, c, o) WHERE u.i IS NOT NULL),
+            (SELECT array_agg(u.m ORDER BY u.o) FROM unnest(ids, metadatas) WITH ORDINALITY
+                AS u (i, m, o) WHERE u.i IS NOT NULL),
+            (SELECT array_agg(u.e ORDER BY u.o) FROM unnest(ids, embeddings) WITH ORDINALITY
+                AS u (i, e, o) WHERE u.i IS NOT NULL),
+            d.embedding_model;
+    END IF;
+    IF EXISTS (SELECT FROM unnest(ids) AS u (i) WHERE u.i IS NULL) THEN
+        EXECUTE memory_private._insert_sql(d)
+        INTO v_new
+        USING
+            (SELECT array_agg(u.c ORDER BY u.o) FROM unnest(ids, contents) WITH ORDINALITY
+                AS u (i, c, o) WHERE u.i IS NULL),
+            (SELECT array_agg(u.m ORDER BY u.o) FROM unnest(ids, metadatas) WITH ORDINALITY
+                AS u (i, m, o) WHERE u.i IS NULL),
+            (SELECT array_agg(u.e ORDER BY u.o) FROM unnest(ids, embeddings) WITH ORDINALITY
+                AS u (i, e, o) WHERE u.i IS NULL),
+            d.embedding_model;
+    END IF;
+    -- The ids in input order: given ones as given, new ones in the order they were made.
+    SELECT array_agg(coalesce(w.i, v_new[w.k]) ORDER BY w.o)
+    INTO v_out
+    FROM (
+        SELECT u.i, u.o, (count(*) FILTER (WHERE u.i IS NULL) OVER (ORDER BY u.o))::integer AS k
+        FROM unnest(ids) WITH ORDINALITY AS u (i, o)
+    ) AS w;
+    IF d.distributed THEN
+        -- Citus: no queue triggers on the shards (sql/48_distributed.sql).
+        PERFORM memory_private._dist_sync_jobs(d, v_out);
+    END IF;
+    RETURN v_out;
+END;
+$$;
 
 CREATE OR REPLACE FUNCTION memory.store(
     domain text,
@@ -2059,56 +1995,16 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'write');
-    v_id text;
 BEGIN
     IF content IS NULL THEN
         RAISE EXCEPTION 'content must not be NULL' USING ERRCODE = '22004';
     END IF;
     PERFORM memory_private._check_contents(v_d, ARRAY[content]);
     metadata := memory_private._check_metadata(metadata);
+    PERFORM memory_private._check_metadata_column(v_d, ARRAY[metadata]);
     PERFORM memory_private._check_embedding(v_d, embedding);
-    IF id IS NULL THEN
-        EXECUTE format(
-            'INSERT INTO %I.%I AS t (content, metadata, embedding, embedding_model) '
-            'VALUES ($1, $2, $3, CASE WHEN $3 IS NOT NULL THEN $4 END) RETURNING t.id',
-            v_d.table_schema, v_d.table_name)
-        INTO v_id USING content, metadata, embedding, v_d.embedding_model;
-    ELSIF v_d.adopted THEN
-        -- The table is a view (INSTEAD OF triggers), which has no ON CONFLICT: update the row,
-        -- insert it when there is none. A concurrent insert of the same id fails on the source
-        -- table's unique key rather than writing twice.
-        EXECUTE format(
-            'UPDATE %I.%I AS t SET content = $1, metadata = $2, '
-            'embedding = coalesce($3, t.embedding), '
-            'embedding_model = CASE WHEN $3 IS NOT NULL THEN $4 ELSE t.embedding_model END '
-            'WHERE t.id = $5 RETURNING t.id',
-            v_d.table_schema, v_d.table_name)
-        INTO v_id USING content, metadata, embedding, v_d.embedding_model, id;
-        IF v_id IS NULL THEN
-            EXECUTE format(
-                'INSERT INTO %I.%I AS t (id, content, metadata, embedding, embedding_model) '
-                'VALUES ($5, $1, $2, $3, CASE WHEN $3 IS NOT NULL THEN $4 END) RETURNING t.id',
-                v_d.table_schema, v_d.table_name)
-            INTO v_id USING content, metadata, embedding, v_d.embedding_model, id;
-        END IF;
-    ELSE
-        EXECUTE format(
-            'INSERT INTO %I.%I AS t (id, content, metadata, embedding, embedding_model) '
-            'VALUES ($5, $1, $2, $3, CASE WHEN $3 IS NOT NULL THEN $4 END) '
-            'ON CONFLICT (id) DO UPDATE SET content = excluded.content, '
-            'metadata = excluded.metadata, '
-            'embedding = coalesce(excluded.embedding, t.embedding), '
-            'embedding_model = CASE WHEN excluded.embedding IS NOT NULL '
-            'THEN excluded.embedding_model ELSE t.embedding_model END '
-            'RETURNING t.id',
-            v_d.table_schema, v_d.table_name)
-        INTO v_id USING content, metadata, embedding, v_d.embedding_model, id;
-    END IF;
-    IF v_d.distributed THEN
-        -- Citus: no queue triggers on the shards (sql/48_distributed.sql).
-        PERFORM memory_private._dist_sync_jobs(v_d, ARRAY[v_id]);
-    END IF;
-    RETURN v_id;
+    RETURN (memory_private._write_rows(v_d, ARRAY[content], ARRAY[metadata], ARRAY[embedding],
+        ARRAY[id]))[1];
 END;
 $$;
 
@@ -2117,9 +2013,8 @@ COMMENT ON FUNCTION memory.store(text, text, jsonb, vector, text) IS
 'embedding given is stored, otherwise the old one is kept only when the content is unchanged. '
 'Without an embedding the row is queued for the embedding workers.';
 
--- The per-row arrays of memory.store_many and memory.import_rows: every metadata a JSON object
--- of at most 1 MB (64 MB together), every embedding of the domain's dimension (NULL elements
--- allowed), no id twice.
+-- The per-row arrays of memory.store_many and memory.import_rows: every metadata a JSON object,
+-- every embedding of the domain's dimension (NULL elements allowed), no id twice.
 CREATE OR REPLACE FUNCTION memory_private._check_rows(
     d memory_private.domains, metadatas jsonb[], embeddings vector[], ids text[]
 )
@@ -2136,19 +2031,6 @@ BEGIN
     IF FOUND THEN
         RAISE EXCEPTION 'metadatas[%] must be a JSON object, got a JSON %', v_bad.ord, v_bad.t
             USING ERRCODE = '22023';
-    END IF;
-    SELECT u.ord, pg_column_size(u.m) AS bytes INTO v_bad
-    FROM unnest(metadatas) WITH ORDINALITY AS u (m, ord)
-    WHERE pg_column_size(u.m) > memory_private._max_metadata_bytes() LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'metadatas[%] is % bytes; at most % are accepted', v_bad.ord, v_bad.bytes,
-            memory_private._max_metadata_bytes()
-            USING ERRCODE = '54000';
-    END IF;
-    IF (SELECT sum(pg_column_size(u.m)) FROM unnest(metadatas) AS u (m)) > 67108864 THEN
-        RAISE EXCEPTION 'metadatas are % bytes together; one call takes at most 67108864',
-            (SELECT sum(pg_column_size(u.m)) FROM unnest(metadatas) AS u (m))
-            USING ERRCODE = '54000', HINT = 'Split the batch into smaller calls.';
     END IF;
     EXECUTE format('SELECT u.ord, %1$s.vector_dims(u.e) AS dims '
         'FROM unnest($1) WITH ORDINALITY AS u (e, ord) '
@@ -2183,13 +2065,10 @@ DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_n integer := coalesce(cardinality(contents), 0);
     v_bad record;
-    v_ids text[];
-    v_i integer;
 BEGIN
     IF v_n = 0 THEN
         RETURN;
     END IF;
-    PERFORM memory_private._check_batch('contents', v_n);
     IF metadatas IS NOT NULL AND cardinality(metadatas) <> v_n THEN
         RAISE EXCEPTION 'metadatas has % elements, contents has %', cardinality(metadatas), v_n
             USING ERRCODE = '2202E';
@@ -2211,49 +2090,15 @@ BEGIN
     PERFORM memory_private._check_rows(v_d, metadatas, embeddings, ids);
     PERFORM memory_private._check_contents(v_d, contents);
 
-    IF v_d.adopted THEN
-        -- A view over the application's table: its ids come from the table (a bigint identity,
-        -- say), and upserts go row by row through memory.store.
-        FOR v_i IN 1 .. v_n LOOP
-            RETURN NEXT memory.store(v_d.domain, contents[v_i], coalesce(metadatas[v_i], '{}'),
-                embeddings[v_i], ids[v_i]);
-        END LOOP;
-        RETURN;
-    END IF;
-
-    -- Ids are decided here so they can be returned in input order. Rows are written (and
-    -- locked) in id order, the order in which the embedding queue locks them.
-    SELECT array_agg(coalesce(ids[u.ord], gen_random_uuid()::text) ORDER BY u.ord) INTO v_ids
-    FROM generate_subscripts(contents, 1) AS u (ord);
-
-    EXECUTE format(
-        'INSERT INTO %I.%I AS t (id, content, metadata, embedding, embedding_model) '
-        'SELECT u.id, u.content, coalesce(u.metadata, ''{}''), u.embedding, '
-        'CASE WHEN u.embedding IS NOT NULL THEN $5 END '
-        'FROM unnest($1, $2, $3, $4) AS u (id, content, metadata, embedding) '
-        'ORDER BY u.id '
-        'ON CONFLICT (id) DO UPDATE SET content = excluded.content, '
-        'metadata = excluded.metadata, '
-        'embedding = coalesce(excluded.embedding, t.embedding), '
-        'embedding_model = CASE WHEN excluded.embedding IS NOT NULL '
-        'THEN excluded.embedding_model ELSE t.embedding_model END',
-        v_d.table_schema, v_d.table_name)
-    USING v_ids, contents,
-        coalesce(metadatas, array_fill(NULL::jsonb, ARRAY[v_n])),
-        coalesce(embeddings, array_fill(embeddings[1], ARRAY[v_n])),
-        v_d.embedding_model;
-    IF v_d.distributed THEN
-        PERFORM memory_private._dist_sync_jobs(v_d, v_ids);
-    END IF;
-    RETURN QUERY SELECT unnest(v_ids);
+    PERFORM memory_private._check_metadata_column(v_d, metadatas);
+    RETURN QUERY SELECT unnest(memory_private._write_rows(v_d, contents, metadatas, embeddings, ids));
 END;
 $$;
 
 COMMENT ON FUNCTION memory.store_many(text, text[], jsonb[], vector[], text[]) IS
 'Store many memories in one statement; returns their ids in input order. metadatas, embeddings '
 'and ids are optional arrays of the same length as contents (NULL elements allowed). Rows '
-'without embeddings are queued in one statement-level pass. At most 100,000 contents and 64 MB '
-'per call (54000).';
+'without embeddings are queued in one statement-level pass.';
 
 CREATE OR REPLACE FUNCTION memory.update(
     domain text,
@@ -2272,18 +2117,30 @@ DECLARE
 BEGIN
     IF metadata IS NOT NULL THEN
         PERFORM memory_private._check_metadata(metadata);
+        PERFORM memory_private._check_metadata_column(v_d, ARRAY[metadata]);
     END IF;
     IF content IS NOT NULL THEN
         PERFORM memory_private._check_contents(v_d, ARRAY[content]);
     END IF;
     PERFORM memory_private._check_embedding(v_d, embedding);
-    EXECUTE format(
-        'UPDATE %I.%I AS t SET content = coalesce($2, t.content), '
-        'metadata = coalesce($3, t.metadata), '
-        'embedding = coalesce($4, t.embedding), '
-        'embedding_model = CASE WHEN $4 IS NOT NULL THEN $5 ELSE t.embedding_model END '
-        'WHERE t.id = $1',
-        v_d.table_schema, v_d.table_name)
+    -- $1 id, $2 content, $3 metadata, $4 embedding, $5 model.
+    EXECUTE format($sql$
+        UPDATE %1$s AS t SET
+            %3$I = coalesce($2, t.%3$I),
+            %4$I = CASE WHEN $4 IS NOT NULL THEN $4::%5$s
+                WHEN $2 IS NULL OR $2 = t.%3$I::text THEN t.%4$I END%6$s%7$s%8$s
+        WHERE t.%2$I::text = $1
+    $sql$,
+        memory_private._relation(v_d, true), v_d.id_column, v_d.content_column,
+        v_d.embedding_column,
+        memory_private._embedding_column_type(v_d.embedding_type, v_d.dimension),
+        CASE WHEN v_d.metadata_column IS NOT NULL
+            THEN format(', %1$I = coalesce($3, t.%1$I)', v_d.metadata_column) END,
+        CASE WHEN v_d.model_column IS NOT NULL THEN format($f$,
+            %1$I = CASE WHEN $4 IS NOT NULL THEN $5
+                WHEN $2 IS NULL OR $2 = t.%2$I::text THEN t.%1$I END$f$,
+            v_d.model_column, v_d.content_column) END,
+        CASE WHEN v_d.touch_column IS NOT NULL THEN format(', %I = now()', v_d.touch_column) END)
     USING id, content, metadata, embedding, v_d.embedding_model;
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_d.distributed AND v_count > 0 AND (content IS NOT NULL OR embedding IS NOT NULL) THEN
@@ -2298,28 +2155,6 @@ COMMENT ON FUNCTION memory.update(text, text, text, jsonb, vector) IS
 'Changing the content without a new embedding clears the old embedding and queues the row, so a '
 'stale embedding is never served. Returns false when the id does not exist.';
 
-CREATE OR REPLACE FUNCTION memory.forget(domain text, id text)
-RETURNS boolean
-LANGUAGE plpgsql
-SET search_path FROM CURRENT
-AS $$
-DECLARE
-    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
-    v_count integer;
-BEGIN
-    EXECUTE format('DELETE FROM %I.%I AS t WHERE t.id = $1', v_d.table_schema, v_d.table_name)
-    USING id;
-    GET DIAGNOSTICS v_count = ROW_COUNT;
-    IF v_d.distributed THEN
-        PERFORM memory_private._dist_drop_jobs(v_d, ARRAY[id]);
-    END IF;
-    RETURN v_count > 0;
-END;
-$$;
-
-COMMENT ON FUNCTION memory.forget(text, text) IS
-'Delete a memory (and its queued embedding job). Returns false when the id does not exist.';
-
 CREATE OR REPLACE FUNCTION memory.forget_many(domain text, ids text[])
 RETURNS bigint
 LANGUAGE plpgsql
@@ -2329,8 +2164,9 @@ DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_count bigint;
 BEGIN
-    PERFORM memory_private._check_batch('ids', cardinality(ids));
-    EXECUTE format('DELETE FROM %I.%I AS t WHERE t.id = ANY ($1)', v_d.table_schema, v_d.table_name)
+    EXECUTE format($sql$
+        DELETE FROM %1$s AS t WHERE t.%2$I::text = ANY ($1)
+    $sql$, memory_private._relation(v_d, true), v_d.id_column)
     USING ids;
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_d.distributed THEN
@@ -2342,8 +2178,18 @@ $$;
 
 COMMENT ON FUNCTION memory.forget_many(text, text[]) IS
 'Delete the memories with these ids (and their queued embedding jobs) in one statement. '
-'Returns how many existed; unknown and NULL ids are ignored. At most 100,000 ids per call '
-'(54000).';
+'Returns how many existed; unknown and NULL ids are ignored.';
+
+CREATE OR REPLACE FUNCTION memory.forget(domain text, id text)
+RETURNS boolean
+LANGUAGE sql
+SET search_path FROM CURRENT
+AS $$
+    SELECT memory.forget_many(domain, ARRAY[id]) > 0
+$$;
+
+COMMENT ON FUNCTION memory.forget(text, text) IS
+'Delete a memory (and its queued embedding job). Returns false when the id does not exist.';
 
 CREATE OR REPLACE FUNCTION memory.clear(domain text)
 RETURNS bigint
@@ -2362,7 +2208,9 @@ BEGIN
     END IF;
     -- A DELETE, not a TRUNCATE: readers and writers keep going (no ACCESS EXCLUSIVE lock), a
     -- row inserted concurrently survives with its job, and the delete trigger dequeues.
-    EXECUTE format('DELETE FROM %I.%I AS t', v_d.table_schema, v_d.table_name);
+    EXECUTE format($sql$
+        DELETE FROM %1$s AS t
+    $sql$, memory_private._relation(v_d, true));
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_d.distributed THEN
         -- Citus: no dequeue trigger on the shards; the domain's (and a re-embed's) jobs go.
@@ -2372,10 +2220,10 @@ BEGIN
         RETURN v_count;
     END IF;
     -- Jobs whose row is gone (the dequeue trigger is off during a bulk load).
-    EXECUTE format(
-        'DELETE FROM memory_private.embedding_queue AS q WHERE q.domain = $1 '
-        'AND NOT EXISTS (SELECT FROM %I.%I AS t WHERE t.id = q.row_id)',
-        v_d.table_schema, v_d.table_name)
+    EXECUTE format($sql$
+        DELETE FROM memory_private.embedding_queue AS q
+        WHERE q.domain = $1 AND NOT EXISTS (SELECT FROM %1$s AS t WHERE t.%2$I::text = q.row_id)
+    $sql$, memory_private._relation(v_d, true), v_d.id_column)
     USING v_d.domain;
     RETURN v_count;
 END;
@@ -2421,7 +2269,7 @@ $$;
 COMMENT ON FUNCTION memory.get(text, text) IS
 'Fetch one memory by id: content, metadata, whether it has an embedding, timestamps. '
 'No row when the id does not exist.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20_write.sql', 'dd2f17ed9b0cf3dd69a2d4f118ded941636cf8d4578b630473c8655e1166679a', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20_write.sql', 'f55259aaaf0f7e158a52c9de43da46f5426257ec1080954f7984a53b1a564b79', 'repeatable'); END $pgmemo$;
 -- sql/30_search.sql
 -- Searching: memory.search (k nearest neighbours through the HNSW index), memory.search_text
 -- (full-text, typed queries) and memory.search_hybrid (weighted reciprocal rank fusion of the
@@ -2439,20 +2287,6 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20
 -- They are set with set_config(..., true), which would last until the end of the caller's
 -- transaction: _search_settings_begin returns what it changed (NULL elements: untouched) and
 -- _search_settings_end puts exactly that back.
--- The hnsw.ef_search of a call that wants rows_wanted rows: the caller's ef_search, else the
--- session's raised to memory_private._default_ef_search(), clamped to [rows_wanted, 1000].
-CREATE OR REPLACE FUNCTION memory_private._search_ef(rows_wanted integer, ef_search integer)
-RETURNS integer
-LANGUAGE plpgsql STABLE
-SET search_path FROM CURRENT
-AS $$
-BEGIN
-    RETURN least(greatest(coalesce(ef_search, greatest(
-        coalesce(nullif(current_setting('hnsw.ef_search', true), '')::integer, 40),
-        memory_private._default_ef_search())), rows_wanted), 1000);
-END;
-$$;
-
 CREATE OR REPLACE FUNCTION memory_private._search_settings_begin(
     rows_wanted integer, ef_search integer, with_filter boolean
 )
@@ -2463,7 +2297,8 @@ AS $$
 DECLARE
     v_old_ef text := current_setting('hnsw.ef_search', true);
     v_cur_ef integer := coalesce(nullif(v_old_ef, '')::integer, 40);
-    v_ef integer := memory_private._search_ef(rows_wanted, ef_search);
+    v_ef integer := least(greatest(coalesce(ef_search,
+        greatest(v_cur_ef, memory_private._default_ef_search())), rows_wanted), 1000);
     v_saved text[] := ARRAY[NULL, NULL, NULL]::text[];
 BEGIN
     IF v_ef <> v_cur_ef THEN
@@ -2530,11 +2365,9 @@ AS $$
 DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'read');
     v_rerank boolean := recency_half_life IS NOT NULL OR importance_weight IS NOT NULL;
+    v_fetch integer;
     v_saved text[];
     v_f record;
-    v_path text;            -- NULL (no filter), 'exact' or 'hnsw' (34_search_plan.sql)
-    v_ef integer;
-    v_max_scan integer;
     v_plan record;
     v_sql text;
     v_emb boolean := coalesce(with_embeddings, false);
@@ -2544,61 +2377,60 @@ BEGIN
     END IF;
     PERFORM memory_private._check_embedding(v_d, query_embedding, 'query_embedding');
     PERFORM memory_private._check_k(k);
+    IF v_rerank THEN
+        PERFORM memory_private._check_ranking(recency_half_life, importance_weight);
+    END IF;
     IF ef_search IS NOT NULL AND ef_search < 1 THEN
         RAISE EXCEPTION 'ef_search must be positive, got %', ef_search USING ERRCODE = '22023';
     END IF;
-    IF v_rerank THEN
-        -- Memory-aware ranking re-ranks a larger candidate set: the search without it.
-        PERFORM memory_private._check_ranking(recency_half_life, importance_weight);
-        RETURN QUERY
-        SELECT c.* FROM memory.search(domain, query_embedding, least(greatest(4 * k, 40), 1000),
-            filter, min_similarity, ef_search, with_embeddings => with_embeddings) AS c
-        ORDER BY memory_private._blend(c.similarity, c.metadata, c.updated_at,
-            recency_half_life, importance_weight) DESC, c.distance
-        LIMIT k;
-        RETURN;
-    END IF;
     v_f := memory_private._filter_compile(filter);
 
-    -- A filtered search on one node: exact scan or HNSW iterative scan (34_search_plan.sql).
-    IF v_f.predicate IS NOT NULL AND NOT v_d.distributed THEN
-        v_plan := memory_private._search_plan(v_d, v_f.predicate, v_f.params, k, ef_search,
-            true);
-        v_path := v_plan.path;
-        v_ef := v_plan.ef;
-        v_max_scan := v_plan.max_scan_tuples;
-    END IF;
-
-    -- No filter or one containment: the plans cached in memory_private._search_static
-    -- (36_search_static.sql), which also sets and restores the call's settings.
-    IF (v_f.predicate IS NULL OR v_f.plain) AND NOT v_d.distributed AND NOT v_emb THEN
-        RETURN QUERY SELECT * FROM memory_private._search_static(query_embedding, k, v_f.params,
-            min_similarity, v_d, v_path, memory_private._search_ef(k, coalesce(v_ef, ef_search)),
-            v_max_scan);
-        IF current_setting('pgmemo.search_static_miss', true) IS DISTINCT FROM 'on' THEN
-            RETURN;
+    -- No filter, no re-ranking: the plan cached in memory_private._search_static (36_...sql).
+    IF v_f.predicate IS NULL AND NOT v_rerank AND NOT v_d.distributed AND NOT v_emb
+        AND current_setting('hnsw.iterative_scan', true) IS DISTINCT FROM 'relaxed_order' THEN
+        v_saved := memory_private._search_settings_begin(k, ef_search, false);
+        RETURN QUERY SELECT * FROM memory_private._search_static(v_d, query_embedding, k,
+            min_similarity);
+        IF current_setting('pgmemo.search_static_miss', true) = 'on' THEN
+            PERFORM set_config('pgmemo.search_static_miss', 'off', true);
+            RETURN QUERY EXECUTE memory_private._search_sql(v_d, false)
+            USING query_embedding, k, NULL::jsonb, min_similarity;
         END IF;
-        -- not generated for this domain: the same queries, dynamically
-        PERFORM set_config('pgmemo.search_static_miss', 'off', true);
+        PERFORM memory_private._search_settings_end(v_saved);
+        RETURN;
     END IF;
 
+    -- Memory-aware ranking re-ranks a larger candidate set from the index.
+    v_fetch := CASE WHEN v_rerank THEN least(greatest(4 * k, 40), 1000) ELSE k END;
     IF v_d.distributed THEN
         -- Citus: the flat query, every shard's HNSW index (48_distributed.sql); no planner.
-        v_saved := memory_private._search_settings_begin(k, ef_search,
+        v_saved := memory_private._search_settings_begin(v_fetch, ef_search,
             v_f.predicate IS NOT NULL);
         v_sql := memory_private._dist_knn_sql(v_d, v_f.predicate, v_emb);
     ELSIF v_f.predicate IS NULL THEN
-        v_saved := memory_private._search_settings_begin(k, ef_search, false);
+        v_saved := memory_private._search_settings_begin(v_fetch, ef_search, false);
         v_sql := memory_private._search_sql(v_d, false, v_emb);
     ELSE
-        v_saved := memory_private._search_settings_begin(k, v_ef, v_path = 'hnsw');
-        IF v_path = 'hnsw' THEN
-            v_saved := memory_private._search_settings_scan(v_saved, v_max_scan);
+        -- exact scan or HNSW iterative scan (34_search_plan.sql)
+        v_plan := memory_private._search_plan(v_d, v_f.predicate, v_f.params, v_fetch, ef_search,
+            true);
+        v_saved := memory_private._search_settings_begin(v_fetch, v_plan.ef, v_plan.path = 'hnsw');
+        IF v_plan.path = 'hnsw' THEN
+            v_saved := memory_private._search_settings_scan(v_saved, v_plan.max_scan_tuples);
         END IF;
-        v_sql := memory_private._knn_sql(v_d, v_f.predicate, v_path, v_emb);
+        v_sql := memory_private._knn_sql(v_d, v_f.predicate, v_plan.path, v_emb);
     END IF;
 
-    RETURN QUERY EXECUTE v_sql USING query_embedding, k, v_f.params, min_similarity;
+    IF v_rerank THEN
+        RETURN QUERY EXECUTE format(
+            'SELECT c.* FROM (%s) AS c ORDER BY memory_private._blend(c.similarity, c.metadata, '
+            'c.updated_at, $5, $6) DESC, c.distance LIMIT $7', v_sql)
+        USING query_embedding, v_fetch, v_f.params, min_similarity, recency_half_life,
+            importance_weight, k;
+    ELSE
+        RETURN QUERY EXECUTE v_sql USING query_embedding, k, v_f.params, min_similarity;
+    END IF;
+
     PERFORM memory_private._search_settings_end(v_saved);
 END;
 $$;
@@ -2648,22 +2480,28 @@ DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'read');
 BEGIN
     PERFORM memory_private._check_k(k);
-    PERFORM memory_private._check_text_query(query, match, 'match');
+    IF match IS NULL OR match NOT IN ('all', 'any') THEN
+        RAISE EXCEPTION 'match must be ''all'' or ''any'', got %',
+            coalesce(quote_literal(match), 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF length(query) > 10000 THEN
+        RAISE EXCEPTION 'query is % characters long; search_text takes at most 10000',
+            length(query)
+            USING ERRCODE = '22023';
+    END IF;
     RETURN QUERY SELECT * FROM memory_private._search_text_bm25(v_d, query, k, filter, match);
 END;
 $$;
 
 COMMENT ON FUNCTION memory.search_text(text, text, integer, jsonb, text) IS
-'Full-text search (no embedding needed), ranked by BM25 over the domain''s stored tsvector: '
-'query is read like a web search box ("quoted phrases", OR, -exclusion) in the domain''s text '
-'configuration; a word typed twice counts twice. match => ''any'' (default) ranks every row '
-'holding any of the words (a "phrase" must be present, an -excluded word absent); match => '
-'''all'' keeps only rows with every word (websearch_to_tsquery). rank is the BM25 score. '
-'Each word''s rows come from the full-text index (words in more rows than the candidate budget, '
-'by the planner''s statistics, add to the score but do not bring rows in by themselves); the '
-'best max(k, rerank) rows by their words'' IDF are scored exactly. Session settings: '
-'pgmemo.bm25_k1 (default 1.2), pgmemo.bm25_b (0.75), pgmemo.bm25_budget (700 rows), '
-'pgmemo.bm25_rerank (50). At most 64 distinct words (error 22023). An empty, stop-word-only, '
+'Full-text search (no embedding needed), ranked by BM25 (k1 1.2, b 0.75) over the domain''s '
+'stored tsvector: query is read like a web search box ("quoted phrases", OR, -exclusion) in '
+'the domain''s text configuration. match => ''any'' (default) ranks every row holding any of '
+'the words (a "phrase" must be present, an -excluded word absent); match => ''all'' keeps only '
+'rows with every word (websearch_to_tsquery). rank is the BM25 score. Words in more than the '
+'candidate budget of rows (planner statistics) add to the score but do not bring rows in by '
+'themselves. At most 64 distinct words (error 22023). An empty, stop-word-only, '
 'exclusion-only or punctuation-only query returns no rows; a query over 10000 characters is '
 'error 22023.';
 
@@ -2692,17 +2530,12 @@ RETURNS TABLE (
 )
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
--- the fusion query planned once per session (its inputs are function calls; a custom plan per
--- call cost about a tenth of the hybrid's time on the eval)
-SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain_for(domain, 'read');
     v_candidates integer;
     v_rerank boolean := recency_half_life IS NOT NULL OR importance_weight IS NOT NULL;
 BEGIN
     PERFORM memory_private._check_k(k);
-    PERFORM memory_private._check_text_query(query, text_match, 'text_match');
     IF query_embedding IS NULL AND coalesce(query, '') = '' THEN
         RAISE EXCEPTION 'search_hybrid needs a query text, a query_embedding, or both'
             USING ERRCODE = '22004';
@@ -2734,8 +2567,7 @@ BEGIN
     t AS (
         SELECT s.*, row_number() OVER (ORDER BY s.rank DESC) AS r,
             min(s.rank) OVER () AS lo, max(s.rank) OVER () AS hi
-        -- (the domain and the text arguments were checked above)
-        FROM memory_private._search_text_bm25(v_d, query, v_candidates, filter, text_match) AS s
+        FROM memory.search_text(domain, query, v_candidates, filter, text_match) AS s
     ),
     fused AS (
         SELECT
@@ -2780,12 +2612,9 @@ BEGIN
     SELECT tp.id, tp.content, tp.metadata, tp.score, tp.similarity, tp.rank, tp.created_at,
         tp.updated_at, coalesce(tp.embedding, g.embedding)
     FROM top AS tp
-    LEFT JOIN (
-        -- (the guard's one row only when asked: get_many is not called otherwise)
-        SELECT x.* FROM (SELECT WHERE with_embeddings) AS guard,
-            LATERAL memory.get_many(domain,
-                ARRAY(SELECT t2.id FROM top AS t2 WHERE t2.embedding IS NULL)) AS x
-    ) AS g ON g.id = tp.id
+    LEFT JOIN memory.get_many(domain, CASE WHEN with_embeddings
+        THEN ARRAY(SELECT t2.id FROM top AS t2 WHERE t2.embedding IS NULL) END) AS g
+        ON g.id = tp.id
     ORDER BY tp.score DESC, tp.vr NULLS LAST, tp.tr NULLS LAST, tp.id;
 END;
 $$;
@@ -2805,7 +2634,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'in memory.search, on the fused score scaled to [0, 1]. '
 'similarity is NULL for a row found by its words alone, text_rank for one found by its vector '
 'alone. with_embeddings => true fills the embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '83a3f1a909c2630a227e4a2f8badf048a531b88bdb3a88d39c48d98ba6fdd91d', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', 'f7cb890a076bb26fa049ebf7ff6c46c25aad5273eecd6a7607b44d3808bbcf3a', 'repeatable'); END $pgmemo$;
 -- sql/31_bm25.sql
 -- BM25 ranking for memory.search_text, in plain SQL (no extension): the query parsed like a web
 -- search box, candidates from the domain's GIN index, and the usual Okapi BM25 score
@@ -2818,17 +2647,13 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '3
 -- * N and avgdl: memory_private.text_stats, refreshed by memory.refresh_text_stats (and by
 --   memory.run_maintenance when a domain changed by more than 10%); a domain without a row is
 --   estimated on the fly from at most 1,000 rows (about 10 ms per call at 3,000 rows).
--- * df per lexeme: each candidate lexeme's rows are read through the GIN index (one index search
---   per lexeme, no tsvector read), which counts its df exactly. Rare lexemes (not among the
---   planner's most common elements of the tsvector as copied into text_stats by the last
---   refresh) are always candidates; common ones join rarest first while their estimated rows fit
---   pgmemo.bm25_budget, and otherwise only add to the score of the candidates, with df =
---   frequency * N (a row holding only common words of the query scores little anyway, and
---   leaving them out bounds the cost). Nothing is maintained per write.
--- * The candidates best by a cheap estimate (_bm25_sql) are scored exactly: at most
---   max(k, pgmemo.bm25_rerank) tsvectors are read per call.
--- * Unfiltered searches of pgmemo's own tables run a plan cached per session
---   (_search_text_static, generated per domain).
+-- * df per lexeme: rare lexemes (not among the planner's most common elements of the tsvector
+--   as copied into text_stats by the last refresh; every lexeme before one) generate the
+--   candidates, and since every row
+--   holding one is then a candidate, their df is counted exactly at query time. Common lexemes
+--   (most_common_elems, from ANALYZE) only add to the score of those candidates, with df =
+--   frequency * N: a row that holds only common words of the query scores little anyway, and
+--   leaving them out of the candidate scan bounds its cost. Nothing is maintained per write.
 
 -- The tsvector of a domain's content, as SQL text: the stored generated column of factory
 -- tables, and the expression index of adopted tables, are both built from this expression.
@@ -2838,38 +2663,6 @@ LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
     SELECT format('to_tsvector(%L::regconfig, %s)', text_config::text, content_sql)
-$$;
-
--- The tsvector of an adopted table's content, as SQL text: the expression of its full-text
--- helper index (on the APPLICATION's table, so evaluated by the application's own INSERTs) and
--- of search_text's queries on it (the same expression, so the planner uses the index). It reads
--- a bounded prefix, memory_private._adopted_text_chars() characters: a tsvector holds at most
--- 1 MB of distinct lexemes, and a longer row would make the application's INSERT fail with
--- "string is too long for tsvector" (issue 11). A character gives at most 4 bytes, lower-cased
--- at most 4, and the parser emits it at most twice (a hyphenated word and its parts, a URL and
--- its host or path): 100,000 characters stay under the limit whatever the text.
-CREATE OR REPLACE FUNCTION memory_private._adopted_text_chars()
-RETURNS integer
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$ SELECT 100000 $$;
-
--- An adopted table's content as the full-text expressions read it: its first
--- _adopted_text_chars() characters.
-CREATE OR REPLACE FUNCTION memory_private._adopted_content_sql(content_sql text)
-RETURNS text
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$ SELECT format('left(%s, %s)', content_sql, memory_private._adopted_text_chars()) $$;
-
-CREATE OR REPLACE FUNCTION memory_private._adopted_tsvector_sql(
-    text_config regconfig, content_sql text
-)
-RETURNS text
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT memory_private._tsvector_sql(text_config, memory_private._adopted_content_sql(content_sql))
 $$;
 
 -- The length marker's lexeme, quoted as a tsvector/tsquery literal.
@@ -2895,75 +2688,48 @@ AS $$
         memory_private._length_marker() || ':1')
 $$;
 
--- The tsvector of row t that search queries match (the WHERE the full-text index serves): the
--- stored column of a factory table; on an adopted domain (a view over the application's table,
--- never altered) the indexed expression (a bounded prefix: _adopted_tsvector_sql).
+-- A row's length for BM25: the marker's position - 1 on factory tables, the number of distinct
+-- lexemes on adopted ones (whose tsvector is the plain expression of their index). hit: the
+-- row's tsvector filtered to the query's lexemes and the marker; tsv: the whole tsvector.
+CREATE OR REPLACE FUNCTION memory_private._dl_sql(hit_sql text, tsv_sql text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($q$coalesce((SELECT u.positions[1] - 1 FROM unnest(%1$s) AS u
+        WHERE u.lexeme = ' dl'), length(%2$s))$q$, hit_sql, tsv_sql)
+$$;
+
+-- The tsvector of row t in search queries: the stored column of a factory table; on an adopted
+-- domain (a view over the application's table, never altered) the indexed expression.
 CREATE OR REPLACE FUNCTION memory_private._domain_tsvector_sql(d memory_private.domains)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-    SELECT CASE WHEN d.adopted THEN memory_private._adopted_tsvector_sql(d.text_config, 't.content')
+    SELECT CASE WHEN d.adopted THEN memory_private._tsvector_sql(d.text_config, 't.content')
         ELSE 't.content_tsv' END
 $$;
 
--- The tsvector of row t that BM25 reads tf and the length from: the one with the length marker
--- (the stored column; on an adopted domain the indexed expression with the marker appended, so
--- both kinds of domain measure length in words).
-CREATE OR REPLACE FUNCTION memory_private._domain_rank_tsvector_sql(d memory_private.domains)
-RETURNS text
+-- BM25 parameters (the usual values, as bm25s and Lucene use).
+CREATE OR REPLACE FUNCTION memory_private._bm25_k1()
+RETURNS double precision
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$
-    SELECT CASE WHEN d.adopted
-        -- (the same bounded prefix as the index: the whole content of a long row would overflow)
-        THEN memory_private._stored_tsvector_sql(d.text_config,
-            memory_private._adopted_content_sql('t.content'))
-        ELSE 't.content_tsv' END
-$$;
+AS $$ SELECT 1.2::double precision $$;
 
--- BM25's knobs: k1 (tf saturation) and b (length normalisation), the candidate budget (how many
--- rows, estimated, the common lexemes of a query may add to the candidate scan) and rerank (how
--- many rows at least are scored exactly from their tsvector). k1 and b are the usual values
--- (bm25s, Lucene): on the dev sweeps of bench/quality.py other values moved MRR@10 by less than
--- the sweep's noise. budget and rerank: the cheapest settings within a few thousandths of the
--- best MRR@10 on the dev sweeps (BENCHMARKS.md, "Search quality"). A session may set
--- pgmemo.bm25_k1 (0..10), pgmemo.bm25_b (0..1), pgmemo.bm25_budget (rows, >= 0) and
--- pgmemo.bm25_rerank (1..10000) for its corpus (out of range or unreadable: 22023).
-CREATE OR REPLACE FUNCTION memory_private._bm25_params(
-    OUT k1 double precision, OUT b double precision, OUT budget double precision,
-    OUT rerank integer
-)
-LANGUAGE plpgsql STABLE
+CREATE OR REPLACE FUNCTION memory_private._bm25_b()
+RETURNS double precision
+LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$
-DECLARE
-    v_k1 text := nullif(current_setting('pgmemo.bm25_k1', true), '');
-    v_b text := nullif(current_setting('pgmemo.bm25_b', true), '');
-    v_budget text := nullif(current_setting('pgmemo.bm25_budget', true), '');
-    v_rerank text := nullif(current_setting('pgmemo.bm25_rerank', true), '');
-BEGIN
-    k1 := 1.2;
-    b := 0.75;
-    budget := 700;
-    rerank := 50;
-    BEGIN
-        k1 := coalesce(v_k1::double precision, k1);
-        b := coalesce(v_b::double precision, b);
-        budget := coalesce(v_budget::double precision, budget);
-        rerank := coalesce(v_rerank::integer, rerank);
-    EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
-        k1 := 'NaN';
-    END;
-    IF NOT (k1 BETWEEN 0 AND 10 AND b BETWEEN 0 AND 1 AND budget >= 0
-            AND rerank BETWEEN 1 AND 10000) THEN
-        RAISE EXCEPTION 'pgmemo.bm25_k1 must be in [0, 10], pgmemo.bm25_b in [0, 1], '
-            'pgmemo.bm25_budget >= 0 and pgmemo.bm25_rerank in [1, 10000]; got %, %, %, %',
-            v_k1, v_b, v_budget, v_rerank
-            USING ERRCODE = '22023';
-    END IF;
-END;
-$$;
+AS $$ SELECT 0.75::double precision $$;
+
+-- How many rows (estimated) the common lexemes of a query may add to the candidate scan.
+CREATE OR REPLACE FUNCTION memory_private._text_candidate_budget()
+RETURNS bigint
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 2000::bigint $$;
 
 -- At most this many distinct words per query (each costs a GIN lookup and a lookup in every
 -- candidate's tsvector): a longer query is refused with error 22023.
@@ -2973,40 +2739,16 @@ LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$ SELECT 64 $$;
 
--- Hard cap on the index rows one search_text call reads in all (shared among its candidate
--- lexemes; a lexeme's document frequency is counted up to its share): bounded cost whatever
--- the query and whatever the state of the statistics.
+-- Hard cap on the candidate rows one search_text call ranks (bounded cost whatever the query).
 CREATE OR REPLACE FUNCTION memory_private._text_candidate_cap()
 RETURNS bigint
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$ SELECT 20000::bigint $$;
 
--- The text arguments of search_text and search_hybrid: match (named match_name in the error)
--- is 'all' or 'any', the query at most 10,000 characters (error 22023).
-CREATE OR REPLACE FUNCTION memory_private._check_text_query(query text, match text, match_name text)
-RETURNS void
-LANGUAGE plpgsql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$
-BEGIN
-    IF match IS NULL OR match NOT IN ('all', 'any') THEN
-        RAISE EXCEPTION '% must be ''all'' or ''any'', got %', match_name,
-            coalesce(quote_literal(match), 'NULL')
-            USING ERRCODE = '22023';
-    END IF;
-    IF length(query) > 10000 THEN
-        RAISE EXCEPTION 'query is % characters long; search_text takes at most 10000',
-            length(query)
-            USING ERRCODE = '22023';
-    END IF;
-END;
-$$;
-
 -- A web-search query (the syntax of websearch_to_tsquery: "quoted phrases", OR, -exclusion)
 -- split for ranking:
--- * words: the distinct lexemes of every word that is not excluded (phrase words included),
---   sorted; qtf: how often each occurs in the query (BM25 sums a term once per occurrence);
+-- * words: the distinct lexemes of every word that is not excluded (phrase words included);
 -- * required: what every result must satisfy, or NULL: with match 'all' the whole query as
 --   websearch_to_tsquery reads it; with match 'any' only the phrases (each as a phrase) and the
 --   exclusions;
@@ -3014,7 +2756,7 @@ $$;
 --   common), or NULL.
 CREATE OR REPLACE FUNCTION memory_private._parse_text_query(
     text_config regconfig, query text, match text,
-    OUT words text[], OUT qtf double precision[], OUT required tsquery, OUT phrases tsquery
+    OUT words text[], OUT required tsquery, OUT phrases tsquery
 )
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
@@ -3025,6 +2767,7 @@ DECLARE
     v_q tsquery;
     v_positive text := '';
 BEGIN
+    words := ARRAY[]::text[];
     FOR v_tok IN
         SELECT m[1] FROM regexp_matches(coalesce(query, ''), '(-?"[^"]*"?|[^\s"]+)', 'g') AS m
     LOOP
@@ -3032,32 +2775,30 @@ BEGIN
         IF v_neg THEN
             v_tok := substr(v_tok, 2);
         END IF;
-        IF NOT v_neg AND left(v_tok, 1) <> '"' THEN
-            -- a plain word: ranked, nothing required (the common case, no tsquery parsing)
-            CONTINUE WHEN lower(v_tok) = 'or';  -- the OR operator: every word is an alternative
-            v_positive := v_positive || ' ' || v_tok;
-            CONTINUE;
-        END IF;
         -- (to_tsvector first: the tsquery parsers raise a NOTICE for stop words)
         CONTINUE WHEN to_tsvector(text_config, btrim(v_tok, '"')) = ''::tsvector;
-        v_q := CASE WHEN left(v_tok, 1) = '"' THEN phraseto_tsquery(text_config, btrim(v_tok, '"'))
-            ELSE plainto_tsquery(text_config, v_tok) END;
+        IF left(v_tok, 1) = '"' THEN
+            v_q := phraseto_tsquery(text_config, btrim(v_tok, '"'));
+        ELSIF lower(v_tok) = 'or' AND NOT v_neg THEN
+            CONTINUE;  -- the OR operator: with ranking every word is an alternative anyway
+        ELSE
+            v_q := plainto_tsquery(text_config, v_tok);
+        END IF;
         CONTINUE WHEN numnode(v_q) = 0;  -- stop words, punctuation
         IF v_neg THEN
             required := CASE WHEN required IS NULL THEN !! v_q ELSE required && !! v_q END;
         ELSE
             v_positive := v_positive || ' ' || btrim(v_tok, '"');
-            IF v_q::text LIKE '%<%>%' THEN
+            IF left(v_tok, 1) = '"' AND v_q::text LIKE '%<%>%' THEN
                 required := CASE WHEN required IS NULL THEN v_q ELSE required && v_q END;
                 phrases := CASE WHEN phrases IS NULL THEN v_q ELSE phrases || v_q END;
             END IF;
         END IF;
     END LOOP;
-    SELECT coalesce(array_agg(u.lexeme ORDER BY u.lexeme), ARRAY[]::text[]),
-        coalesce(array_agg(cardinality(u.positions)::double precision ORDER BY u.lexeme),
-            ARRAY[]::double precision[])
-    INTO words, qtf
-    FROM unnest(to_tsvector(text_config, v_positive)) AS u;
+    words := ARRAY(
+        SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector(text_config, v_positive))) AS w
+        ORDER BY w
+    );
     IF match = 'all' THEN
         required := websearch_to_tsquery(text_config, coalesce(query, ''));
         IF numnode(required) = 0 THEN
@@ -3067,356 +2808,34 @@ BEGIN
 END;
 $$;
 
--- The average length of a domain's rows, and how many were counted: every row (limit NULL) or
--- the first `limit`. One statement: the same tsvector and length rule as the ranking.
-CREATE OR REPLACE FUNCTION memory_private._text_length_sql(d memory_private.domains)
-RETURNS text
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT format($q$
-        SELECT count(*), coalesce(avg(x.dl), 0)
-        FROM (SELECT %3$s AS tsv FROM %1$I.%2$I AS t LIMIT $1) AS v
-        CROSS JOIN LATERAL (
-            SELECT coalesce(sum(u.positions[1] - 1), 0) AS dl
-            FROM unnest(ts_filter(setweight(v.tsv, 'A', '{" dl"}'), '{a}')) AS u
-        ) AS x
-    $q$, d.table_schema, d.table_name, memory_private._domain_rank_tsvector_sql(d))
-$$;
-
--- For the lexemes of a query: N (rows) and avgdl of the domain, each lexeme's estimated df (NULL:
--- rare, counted exactly over the candidates) and the candidate tsquery. N and avgdl come from the
--- refreshed statistics, else an estimate from at most 1,000 rows (N at least the planner's row
--- count) with no common lexemes. Rare lexemes (no planner frequency) generate candidates; common
--- ones join, rarest first, while their estimated rows fit the budget (the rarest always does);
--- the others only add to the candidates' scores, with df = frequency * N. The phrases are
--- candidates too.
-CREATE OR REPLACE FUNCTION memory_private._text_candidates(
-    d memory_private.domains, words text[], phrases tsquery, budget double precision,
-    OUT documents double precision, OUT avg_length double precision,
-    OUT df_estimates double precision[], OUT candidates tsquery[], OUT candidate_lexemes text[]
+-- N (rows), avgdl (average length, see _dl_sql) and the common lexemes' shares of a domain: the
+-- refreshed statistics, else an estimate of N and avgdl from at most 1,000 rows (N then at
+-- least the planner's row count) and no common lexemes (every lexeme counted exactly).
+CREATE OR REPLACE FUNCTION memory_private._text_stats(
+    d memory_private.domains, OUT documents double precision, OUT avg_length double precision,
+    OUT common_lexemes jsonb
 )
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
-DECLARE
-    v_freq double precision[];
-    v_common jsonb;
 BEGIN
-    -- (common_lexemes is stored uncompressed, migration 0015: the variable holds it detoasted
-    -- once, and each lookup below is a binary search, not a decompression of the whole object)
-    SELECT s.documents, s.avg_length, s.common_lexemes INTO documents, avg_length, v_common
+    SELECT s.documents, s.avg_length, s.common_lexemes INTO documents, avg_length, common_lexemes
     FROM memory_private.text_stats AS s WHERE s.domain = d.domain;
     IF FOUND AND documents > 0 THEN
-        v_freq := ARRAY(SELECT (v_common ->> w.lexeme)::double precision
-                        FROM unnest(words) WITH ORDINALITY AS w (lexeme, n) ORDER BY w.n);
-    ELSE
-        EXECUTE memory_private._text_length_sql(d) USING 1000 INTO documents, avg_length;
-        documents := greatest(documents, (
-            SELECT c.reltuples FROM pg_catalog.pg_class AS c
-            WHERE c.oid = coalesce(d.source_table,
-                format('%I.%I', d.table_schema, d.table_name)::regclass)));
-        v_freq := array_fill(NULL::double precision, ARRAY[cardinality(words)]);
+        RETURN;
     END IF;
-    -- each candidate lexeme as a tsquery (quoted: quotes doubled, backslashes escaped); df
-    -- estimates in the order of words.
-    WITH f AS (
-        SELECT w.lexeme, w.n, v_freq[w.n] * documents AS est_rows,
-            sum(coalesce(v_freq[w.n], 0) * documents) OVER (
-                ORDER BY v_freq[w.n] NULLS FIRST, w.lexeme) AS running,
-            row_number() OVER (ORDER BY v_freq[w.n] NULLS FIRST, w.lexeme) AS rn
-        FROM unnest(words) WITH ORDINALITY AS w (lexeme, n)
-    ),
-    c AS (
-        SELECT f.*, f.est_rows IS NULL OR f.running <= budget OR f.rn = 1 AS candidate FROM f
-    )
-    SELECT array_agg(CASE WHEN c.candidate THEN NULL ELSE c.est_rows END ORDER BY c.n),
-        array_agg(('''' || replace(replace(c.lexeme, E'\\', E'\\\\'), '''', '''''')
-            || '''')::tsquery ORDER BY c.n) FILTER (WHERE c.candidate),
-        array_agg(c.lexeme ORDER BY c.n) FILTER (WHERE c.candidate)
-    INTO df_estimates, candidates, candidate_lexemes
-    FROM c;
-    IF phrases IS NOT NULL THEN
-        candidates := candidates || phrases;
-        candidate_lexemes := candidate_lexemes || NULL::text;
-    END IF;
-END;
-$$;
-
--- The BM25 query over one domain, one statement, in two stages:
--- 1. postings: the rows of each candidate lexeme (and phrase) through the GIN index, one index
---    search per lexeme (no tsvector is read), each with the filter flag; their counts are the
---    lexemes' exact document frequencies (corpus-wide, whatever the filter);
--- 2. the rows that pass the filter, best first by the BM25 score they would have with each of
---    their lexemes once (phrase rows first; length estimated from the content's size against
---    the candidates' average), the first `rerank` of them scored exactly: tf from the positions
---    of their tsvector, length from its marker lexeme ' dl' (position - 1).
--- Parameters: $1 the query's lexemes (text[]), $2 their estimated df (NULL: counted in stage 1),
--- $3 the filter's values (the filter language, sql/33_filter_compile.sql), $4 the candidate
--- tsqueries (tsquery[]), $5 required (tsquery or NULL), $6 N, $7 avgdl, $8 k1, $9 b, $10 k,
--- $11 the cap on rows per candidate lexeme (the call's cap divided among them), $12 the
--- lexemes' query frequencies, $13 the candidates' lexemes (text[], NULL for a phrase),
--- $14 rerank. predicate: the compiled filter on t ('true' for none).
-CREATE OR REPLACE FUNCTION memory_private._bm25_sql(d memory_private.domains, predicate text)
-RETURNS text
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT format($q$
-        WITH p AS MATERIALIZED (
-            SELECT c.lexeme, x.id, x.ok, x.len
-            FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
-            CROSS JOIN LATERAL (
-                SELECT t.id, (%5$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok,
-                    octet_length(t.content) AS len
-                FROM %1$I.%2$I AS t
-                WHERE %3$s @@ c.q
-                LIMIT $11
-            ) AS x
-        ),
-        w AS MATERIALIZED (
-            SELECT q.lexeme, q.qtf * ln(1 + ($6 - x.df + 0.5) / (x.df + 0.5)) AS idf
-            FROM unnest($1::text[], $2::double precision[], $12::double precision[])
-                AS q (lexeme, est, qtf)
-            LEFT JOIN (SELECT p.lexeme, count(*) AS n FROM p GROUP BY p.lexeme) AS c
-                ON c.lexeme = q.lexeme
-            CROSS JOIN LATERAL (
-                SELECT least(greatest(coalesce(q.est, c.n, 0), 1), $6) AS df) AS x
-        ),
-        top AS MATERIALIZED (
-            SELECT p.id
-            FROM p LEFT JOIN w ON w.lexeme = p.lexeme
-            CROSS JOIN (SELECT greatest(avg(p.len), 1) AS len FROM p) AS a
-            WHERE p.ok
-            GROUP BY p.id
-            ORDER BY sum(coalesce(w.idf, 1e6) / (1 + $8 * (1 - $9 + $9 * p.len / a.len))) DESC,
-                p.id
-            LIMIT $14
-        )
-        SELECT t.id, t.content, t.metadata, s.score AS rank, t.created_at, t.updated_at
-        FROM top
-        JOIN %1$I.%2$I AS t ON t.id = top.id
-        CROSS JOIN LATERAL (
-            SELECT ts_filter(setweight(%4$s, 'A', $1 || ' dl'::text), '{a}') AS hit
-        ) AS f
-        CROSS JOIN LATERAL (
-            SELECT coalesce(sum(w.idf * h.tf * ($8 + 1)
-                / (h.tf + $8 * (1 - $9 + $9 * l.dl / greatest($7, 1)))), 0)::double precision
-                AS score
-            FROM (SELECT u.lexeme, cardinality(u.positions) AS tf FROM unnest(f.hit) AS u) AS h
-            JOIN w ON w.lexeme = h.lexeme
-            CROSS JOIN (
-                SELECT coalesce(max(u.positions[1] - 1), 0) AS dl
-                FROM unnest(f.hit) AS u WHERE u.lexeme = ' dl'
-            ) AS l
-        ) AS s
-        ORDER BY s.score DESC, t.updated_at DESC, t.id
-        LIMIT $10
-    $q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d),
-        memory_private._domain_rank_tsvector_sql(d), predicate)
-$$;
-
--- _bm25_sql's query for a distributed (Citus) domain: Citus cannot push a LIMIT inside a LATERAL
--- subquery over the candidate lexemes down to the shards, so stage 1 joins the lexemes with the
--- table and caps the postings of all of them together ($11 per lexeme on average) instead of per
--- lexeme; stage 2 is _bm25_sql's.
-CREATE OR REPLACE FUNCTION memory_private._bm25_dist_sql(d memory_private.domains, predicate text)
-RETURNS text
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT format($q$
-        WITH p AS MATERIALIZED (
-            SELECT c.lexeme, x.id, x.ok, x.len
-            FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
-            JOIN LATERAL (
-                SELECT t.id, (%5$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok,
-                    octet_length(t.content) AS len, %3$s AS tsv
-                FROM %1$I.%2$I AS t
-            ) AS x ON x.tsv @@ c.q
-            LIMIT $11 * cardinality($4::tsquery[])
-        ),
-        w AS MATERIALIZED (
-            SELECT q.lexeme, q.qtf * ln(1 + ($6 - x.df + 0.5) / (x.df + 0.5)) AS idf
-            FROM unnest($1::text[], $2::double precision[], $12::double precision[])
-                AS q (lexeme, est, qtf)
-            LEFT JOIN (SELECT p.lexeme, count(*) AS n FROM p GROUP BY p.lexeme) AS c
-                ON c.lexeme = q.lexeme
-            CROSS JOIN LATERAL (
-                SELECT least(greatest(coalesce(q.est, c.n, 0), 1), $6) AS df) AS x
-        ),
-        top AS MATERIALIZED (
-            SELECT p.id
-            FROM p LEFT JOIN w ON w.lexeme = p.lexeme
-            CROSS JOIN (SELECT greatest(avg(p.len), 1) AS len FROM p) AS a
-            WHERE p.ok
-            GROUP BY p.id
-            ORDER BY sum(coalesce(w.idf, 1e6) / (1 + $8 * (1 - $9 + $9 * p.len / a.len))) DESC,
-                p.id
-            LIMIT $14
-        )
-        SELECT t.id, t.content, t.metadata, s.score AS rank, t.created_at, t.updated_at
-        FROM top
-        JOIN %1$I.%2$I AS t ON t.id = top.id
-        CROSS JOIN LATERAL (
-            SELECT ts_filter(setweight(%4$s, 'A', $1 || ' dl'::text), '{a}') AS hit
-        ) AS f
-        CROSS JOIN LATERAL (
-            SELECT coalesce(sum(w.idf * h.tf * ($8 + 1)
-                / (h.tf + $8 * (1 - $9 + $9 * l.dl / greatest($7, 1)))), 0)::double precision
-                AS score
-            FROM (SELECT u.lexeme, cardinality(u.positions) AS tf FROM unnest(f.hit) AS u) AS h
-            JOIN w ON w.lexeme = h.lexeme
-            CROSS JOIN (
-                SELECT coalesce(max(u.positions[1] - 1), 0) AS dl
-                FROM unnest(f.hit) AS u WHERE u.lexeme = ' dl'
-            ) AS l
-        ) AS s
-        ORDER BY s.score DESC, t.updated_at DESC, t.id
-        LIMIT $10
-    $q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d),
-        memory_private._domain_rank_tsvector_sql(d), predicate)
-$$;
-
--- Ranked full-text search of one domain (memory.search_text does the argument checks).
--- Unfiltered searches of pgmemo's own tables run the plan cached in
--- memory_private._search_text_static; the others run _bm25_sql dynamically.
--- enable_seqscan is off for the call (restored on exit): the planner's estimate of the @@ scan
--- ignores that each row's tsvector is detoasted, and at a few thousand rows it picked a
--- sequential scan over every tsvector instead of the GIN index (measured 10x slower on the eval).
-CREATE OR REPLACE FUNCTION memory_private._search_text_bm25(
-    d memory_private.domains, query text, k integer, filter jsonb, match text
-)
-RETURNS TABLE (
-    id text, content text, metadata jsonb, rank double precision,
-    created_at timestamptz, updated_at timestamptz
-)
-LANGUAGE plpgsql STABLE
-SET search_path FROM CURRENT
-SET enable_seqscan = off
-AS $$
-DECLARE
-    v_p record;
-    v_c record;
-    v_k record := memory_private._bm25_params();
-    -- the filter language (sql/33_filter_compile.sql): its values are $3 here
-    v_f record := memory_private._filter_compile(filter);
-    v_cap bigint;
-BEGIN
-    SELECT * INTO v_p FROM memory_private._parse_text_query(d.text_config, query, match);
-    IF cardinality(v_p.words) = 0 THEN
-        RETURN;  -- empty, stop words or exclusions only: nothing to rank by
-    END IF;
-    IF cardinality(v_p.words) > memory_private._text_max_words() THEN
-        RAISE EXCEPTION 'query has % distinct words; search_text takes at most %',
-            cardinality(v_p.words), memory_private._text_max_words()
-            USING ERRCODE = '22023';
-    END IF;
-    SELECT * INTO v_c
-    FROM memory_private._text_candidates(d, v_p.words, v_p.phrases, v_k.budget);
-    -- the call's cap on index rows, shared among its candidate lexemes (at most 64 of them)
-    v_cap := greatest(memory_private._text_candidate_cap()
-        / greatest(cardinality(v_c.candidates), 1), 1);
-    IF v_f.predicate IS NULL AND NOT d.adopted AND NOT d.distributed THEN
-        RETURN QUERY SELECT * FROM memory_private._search_text_static(v_p.words,
-            v_c.df_estimates, NULL, v_c.candidates, v_p.required, v_c.documents,
-            v_c.avg_length, v_k.k1, v_k.b, k, v_cap, v_p.qtf,
-            v_c.candidate_lexemes, greatest(v_k.rerank, k), d);
-    ELSE
-        RETURN QUERY EXECUTE CASE WHEN d.distributed
-                THEN memory_private._bm25_dist_sql(d, coalesce(v_f.predicate, 'true'))
-                ELSE memory_private._bm25_sql(d, coalesce(v_f.predicate, 'true')) END
-        USING v_p.words, v_c.df_estimates, v_f.params, v_c.candidates, v_p.required,
-            v_c.documents, v_c.avg_length, v_k.k1, v_k.b, k, v_cap, v_p.qtf,
-            v_c.candidate_lexemes, greatest(v_k.rerank, k);
-    END IF;
-END;
-$$;
-
--- Unfiltered search_text without re-planning: memory_private._search_text_static holds, for
--- every domain of pgmemo's own (not adopted, not distributed), _bm25_sql's query as static SQL in
--- one generated PL/pgSQL function, so PostgreSQL plans it once per session (a dynamic EXECUTE is
--- parsed and planned on every call). Its parameters are in the order of _bm25_sql's ($1..$12,
--- which PL/pgSQL reads as the function's own), the domain row last. A branch is chosen by
--- _text_static_key (what the query depends on), so a stale branch is never used; a domain
--- without one runs the same query dynamically. Regenerated with memory.search's static function
--- (memory_private._search_static_refresh: create_domain, drop_domain, adoption, every migrate).
-CREATE OR REPLACE FUNCTION memory_private._text_static_key(d memory_private.domains)
-RETURNS text
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT concat_ws('/', d.domain, d.table_schema, d.table_name, d.adopted, d.distributed)
-$$;
-
-CREATE OR REPLACE FUNCTION memory_private._search_text_static_refresh()
-RETURNS void
-LANGUAGE plpgsql
-SET search_path FROM CURRENT
-AS $$
-DECLARE
-    v_branches text;
-BEGIN
-    -- one regeneration at a time, each from the committed registry
-    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgmemo:search_text_static'));
-    SELECT string_agg(format($b$
-        WHEN %1$L THEN
-            RETURN QUERY %2$s;
-$b$, memory_private._text_static_key(x), memory_private._bm25_sql(x, 'true')), '' ORDER BY x.domain)
-    INTO v_branches
-    FROM (
-        SELECT d.* FROM memory_private.domains AS d
-        WHERE NOT d.adopted AND NOT d.distributed
-          AND to_regclass(format('%I.%I', d.table_schema, d.table_name)) IS NOT NULL
-        ORDER BY d.domain LIMIT 500
-    ) AS x;
-    EXECUTE format($f$
-CREATE OR REPLACE FUNCTION memory_private._search_text_static(
-    text[], double precision[], jsonb, tsquery[], tsquery, double precision, double precision,
-    double precision, double precision, integer, bigint, double precision[], text[], integer,
-    memory_private.domains
-)
-RETURNS TABLE (
-    id text, content text, metadata jsonb, rank double precision,
-    created_at timestamptz, updated_at timestamptz
-)
-LANGUAGE plpgsql STABLE
-SET search_path FROM CURRENT
--- one generic plan per session, reused (with LIMIT and the tsquery parameters the planner would
--- otherwise re-plan on every call)
-SET plan_cache_mode = force_generic_plan
-AS $body$
-#variable_conflict use_column
-BEGIN
-    CASE memory_private._text_static_key($15)
-        WHEN NULL THEN NULL;
-%1$s
-    ELSE
-        RETURN QUERY EXECUTE memory_private._bm25_sql($15, 'true')
-        USING $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14;
-    END CASE;
-END;
-$body$
-$f$, coalesce(v_branches, ''));
-END;
-$$;
-
--- The function before its first generation: every domain runs the dynamic query.
-CREATE OR REPLACE FUNCTION memory_private._search_text_static(
-    text[], double precision[], jsonb, tsquery[], tsquery, double precision, double precision,
-    double precision, double precision, integer, bigint, double precision[], text[], integer,
-    memory_private.domains
-)
-RETURNS TABLE (
-    id text, content text, metadata jsonb, rank double precision,
-    created_at timestamptz, updated_at timestamptz
-)
-LANGUAGE plpgsql STABLE
-SET search_path FROM CURRENT
-AS $$
-BEGIN
-    RETURN QUERY EXECUTE memory_private._bm25_sql($15, 'true')
-    USING $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14;
+    common_lexemes := '{}';
+    EXECUTE format(
+        $q$SELECT count(*), coalesce(avg(%4$s), 0)
+           FROM (SELECT %1$s AS tsv FROM %2$I.%3$I AS t LIMIT 1000) AS v$q$,
+        memory_private._domain_tsvector_sql(d), d.table_schema, d.table_name,
+        memory_private._dl_sql(
+            format('ts_filter(setweight(v.tsv, %L, %L), %L)', 'A', '{" dl"}', '{a}'), 'v.tsv'))
+    INTO documents, avg_length;
+    documents := greatest(documents, (
+        SELECT c.reltuples FROM pg_catalog.pg_class AS c
+        WHERE c.oid = coalesce(d.source_table,
+            format('%I.%I', d.table_schema, d.table_name)::regclass)));
 END;
 $$;
 
@@ -3444,6 +2863,132 @@ AS $$
     ), '{}'::jsonb)
 $$;
 
+-- The BM25 query over one domain. $1 words (text[]), $2 the lexemes' estimated df (NULL: count
+-- it over the candidates), $3 the candidate tsquery, $4 required (tsquery or NULL), $5 filter,
+-- $6 N, $7 avgdl, $8 k1, $9 b, $10 k, $11 the candidate cap. The tsvector expression appears
+-- once per row (a LATERAL) so an adopted table's is computed once per candidate.
+CREATE OR REPLACE FUNCTION memory_private._bm25_sql(d memory_private.domains, with_filter boolean)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($q$
+        WITH cand AS MATERIALIZED (
+            SELECT t.id, %5$s AS dl, h.hit,
+                ($4::tsquery IS NULL OR v.tsv @@ $4) %4$s AS ok
+            FROM %2$I.%3$I AS t
+            CROSS JOIN LATERAL (SELECT %1$s AS tsv) AS v
+            CROSS JOIN LATERAL (
+                SELECT ts_filter(setweight(v.tsv, 'A', $1 || ' dl'::text), '{a}') AS hit) AS h
+            WHERE %1$s @@ $3
+            LIMIT $11
+        ),
+        hits AS MATERIALIZED (
+            SELECT c.id, c.dl, c.ok, h.lexeme, cardinality(h.positions) AS tf
+            FROM cand AS c CROSS JOIN LATERAL unnest(c.hit) AS h
+        ),
+        w AS MATERIALIZED (
+            SELECT q.lexeme, ln(1 + ($6 - x.df + 0.5) / (x.df + 0.5)) AS idf
+            FROM unnest($1::text[], $2::double precision[]) AS q (lexeme, est)
+            LEFT JOIN (SELECT h.lexeme, count(*) AS n FROM hits AS h GROUP BY h.lexeme) AS c
+                ON c.lexeme = q.lexeme
+            CROSS JOIN LATERAL (
+                SELECT least(greatest(coalesce(q.est, c.n, 0), 1), $6) AS df) AS x
+        ),
+        scored AS (
+            SELECT h.id, sum(w.idf * h.tf * ($8 + 1)
+                / (h.tf + $8 * (1 - $9 + $9 * h.dl / greatest($7, 1)))) AS score
+            FROM hits AS h JOIN w ON w.lexeme = h.lexeme
+            WHERE h.ok
+            GROUP BY h.id
+            ORDER BY score DESC, h.id
+            LIMIT $10 + 16
+        )
+        SELECT t.id, t.content, t.metadata, s.score::double precision AS rank, t.created_at,
+            t.updated_at
+        FROM scored AS s JOIN %2$I.%3$I AS t ON t.id = s.id
+        ORDER BY s.score DESC, t.updated_at DESC, t.id
+        LIMIT $10
+    $q$,
+    memory_private._domain_tsvector_sql(d), d.table_schema, d.table_name,
+    CASE WHEN with_filter THEN 'AND t.metadata @> $5' ELSE '' END,
+    memory_private._dl_sql('h.hit', 'v.tsv'))
+$$;
+
+-- Ranked full-text search of one domain (memory.search_text does the argument checks).
+-- enable_seqscan is off for the call (restored on exit): the planner's estimate of the @@ scan
+-- ignores that each row's tsvector is detoasted, and at a few thousand rows it picked a
+-- sequential scan over every tsvector instead of the GIN index (measured 10x slower on the eval).
+CREATE OR REPLACE FUNCTION memory_private._search_text_bm25(
+    d memory_private.domains, query text, k integer, filter jsonb, match text
+)
+RETURNS TABLE (
+    id text, content text, metadata jsonb, rank double precision,
+    created_at timestamptz, updated_at timestamptz
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+SET enable_seqscan = off
+AS $$
+DECLARE
+    v_p record;
+    v_stats record;
+    v_words text[];
+    v_est double precision[];
+    v_cand text[];
+    v_cand_query tsquery;
+    -- the filter language (sql/33_filter_compile.sql): its values are $5 here
+    v_f record := memory_private._filter_compile(filter);
+    v_sql text := memory_private._bm25_sql(d, v_f.predicate IS NOT NULL);
+BEGIN
+    IF v_f.predicate IS NOT NULL THEN
+        v_sql := replace(v_sql, 'AND t.metadata @> $5',
+            'AND ' || regexp_replace(v_f.predicate, '\(\$3 -', '($5 -', 'g'));
+    END IF;
+    SELECT * INTO v_p FROM memory_private._parse_text_query(d.text_config, query, match);
+    IF cardinality(v_p.words) = 0 THEN
+        RETURN;  -- empty, stop words or exclusions only: nothing to rank by
+    END IF;
+    IF cardinality(v_p.words) > memory_private._text_max_words() THEN
+        RAISE EXCEPTION 'query has % distinct words; search_text takes at most %',
+            cardinality(v_p.words), memory_private._text_max_words()
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO v_stats FROM memory_private._text_stats(d);
+    -- Rare lexemes (no planner frequency) generate candidates; common ones join, rarest first,
+    -- while their estimated rows fit the budget; the rarest lexeme always does.
+    WITH l AS (
+        SELECT w.lexeme, (v_stats.common_lexemes ->> w.lexeme)::double precision AS freq
+        FROM unnest(v_p.words) AS w (lexeme)
+    ),
+    f AS (
+        SELECT l.lexeme, l.freq, l.freq * v_stats.documents AS est_rows,
+            sum(coalesce(l.freq, 0) * v_stats.documents) OVER (
+                ORDER BY l.freq NULLS FIRST, l.lexeme) AS running,
+            row_number() OVER (ORDER BY l.freq NULLS FIRST, l.lexeme) AS rn
+        FROM l
+    )
+    SELECT array_agg(f.lexeme ORDER BY f.lexeme),
+        array_agg(CASE WHEN f.freq IS NULL OR f.running <= memory_private._text_candidate_budget()
+                OR f.rn = 1 THEN NULL ELSE f.est_rows END ORDER BY f.lexeme),
+        array_agg(f.lexeme ORDER BY f.lexeme) FILTER (WHERE f.freq IS NULL
+            OR f.running <= memory_private._text_candidate_budget() OR f.rn = 1)
+    INTO v_words, v_est, v_cand
+    FROM f;
+    -- tsquery literal: each lexeme quoted (quotes doubled, backslashes escaped), OR'ed.
+    v_cand_query := (SELECT string_agg(
+            '''' || replace(replace(w, E'\\', E'\\\\'), '''', '''''') || '''', ' | ')
+        FROM unnest(v_cand) AS w)::tsquery;
+    IF v_p.phrases IS NOT NULL THEN
+        v_cand_query := v_cand_query || v_p.phrases;
+    END IF;
+    RETURN QUERY EXECUTE v_sql
+    USING v_words, v_est, v_cand_query, v_p.required, v_f.params, v_stats.documents,
+        v_stats.avg_length, memory_private._bm25_k1(), memory_private._bm25_b(), k,
+        memory_private._text_candidate_cap();
+END;
+$$;
+
 -- Recompute one domain's N and avgdl (and, on pgmemo's own tables, ANALYZE the tsvector column
 -- so the common lexemes' frequencies are current).
 CREATE OR REPLACE FUNCTION memory_private._refresh_text_stats(d memory_private.domains)
@@ -3460,7 +3005,12 @@ BEGIN
         -- pgmemo's rights. Autovacuum analyzes it.
         EXECUTE format('ANALYZE %I.%I (content_tsv)', d.table_schema, d.table_name);
     END IF;
-    EXECUTE memory_private._text_length_sql(d) USING NULL::bigint
+    EXECUTE format(
+        $q$SELECT count(*), coalesce(avg(%4$s), 0)
+           FROM %2$I.%3$I AS t CROSS JOIN LATERAL (SELECT %1$s AS tsv) AS v$q$,
+        memory_private._domain_tsvector_sql(d), d.table_schema, d.table_name,
+        memory_private._dl_sql(
+            format('ts_filter(setweight(v.tsv, %L, %L), %L)', 'A', '{" dl"}', '{a}'), 'v.tsv'))
     INTO v_docs, v_avg;
     INSERT INTO memory_private.text_stats AS s
         (domain, documents, avg_length, common_lexemes, writes_at_refresh, refreshed_at)
@@ -3513,9 +3063,7 @@ DECLARE
     v_count integer := 0;
 BEGIN
     IF domain IS NOT NULL THEN
-        -- (_domain_for: an adopted table is read with pgmemo's rights, so it must be inert:
-        -- a row-level security policy of its owner would run as pgmemo's owner)
-        PERFORM memory_private._refresh_text_stats(memory_private._domain_for(domain, 'read'));
+        PERFORM memory_private._refresh_text_stats(memory_private._domain(domain));
         RETURN 1;
     END IF;
     FOR v_d IN
@@ -3525,8 +3073,6 @@ BEGIN
         ORDER BY x.domain
     LOOP
         CONTINUE WHEN NOT memory_private._text_stats_stale(v_d);
-        -- an adopted table pgmemo may not read (diagnose reports it) is skipped
-        CONTINUE WHEN NOT memory_private._readable(v_d);
         BEGIN
             PERFORM memory_private._refresh_text_stats(v_d);
             v_count := v_count + 1;
@@ -3545,7 +3091,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'and an ANALYZE of the stored tsvector so common words'' frequencies are current). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '86fa77b300ba6436eab54acff4d0fb6180329bff174f09e448d23a30832333fe', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '36ff25bffc74eff4dace64739fec7a8583b0cb76adf2291c285d10509b20ece0', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
@@ -3649,12 +3195,12 @@ SET search_path FROM CURRENT
 AS $$
     SELECT CASE kind
         WHEN 'number' THEN format(
-            $e$(CASE WHEN jsonb_typeof(%1$s) = 'number' THEN (%1$s)::numeric END)$e$, x.e)
+            '(CASE WHEN jsonb_typeof(%1$s) = ''number'' THEN (%1$s)::numeric END)', x.e)
         WHEN 'text' THEN format(
-            $e$((CASE WHEN jsonb_typeof(%1$s) = 'string' THEN (%1$s #>> '{}') END) COLLATE "C")$e$,
+            '((CASE WHEN jsonb_typeof(%1$s) = ''string'' THEN (%1$s #>> ''{}'') END) COLLATE "C")',
             x.e)
         WHEN 'boolean' THEN format(
-            $e$(CASE WHEN jsonb_typeof(%1$s) = 'boolean' THEN (%1$s)::boolean END)$e$, x.e)
+            '(CASE WHEN jsonb_typeof(%1$s) = ''boolean'' THEN (%1$s)::boolean END)', x.e)
     END
     FROM (SELECT memory_private._filter_key_expr(col, path) AS e) AS x
 $$;
@@ -3829,7 +3375,7 @@ BEGIN
     END IF;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:32_filter.sql', '32_filter.sql', '8bd7a1fed4ecd4d92e20487152a08332b08a5a6d06fc68d0ba08f262df7782e8', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:32_filter.sql', '32_filter.sql', '781dfca75d7c78f7a25bec63ca0312711ff91b596788a9d48e41bb2f68ac6c68', 'repeatable'); END $pgmemo$;
 -- sql/33_filter_compile.sql
 -- The filter compiler: memory_private._filter_compile turns a filter (the language described at
 -- the top of sql/32_filter.sql) into a SQL predicate on the domain table aliased t and the jsonb
@@ -3851,6 +3397,7 @@ DECLARE
     v_kind text;
     v_p text;                -- the parameter slot: ($3 -> i)
     v_x text;                -- the key's JSON value (metadata fields)
+    v_e text;                -- the typed expression compared
     v_cmp text := CASE op WHEN '$gt' THEN '>' WHEN '$gte' THEN '>=' WHEN '$lt' THEN '<'
         WHEN '$lte' THEN '<=' END;
     v_elem jsonb;
@@ -3898,9 +3445,9 @@ BEGIN
             PERFORM memory_private._filter_column_value(column_name, value -> 0, loc || '[0]');
             PERFORM memory_private._filter_column_value(column_name, value -> 1, loc || '[1]');
             params := params || jsonb_build_array(value -> 0, value -> 1);
-            sql := format($e$%1$s BETWEEN ($3 ->> %2$s)%4$s AND ($3 ->> %3$s)%4$s$e$, v_col,
-                jsonb_array_length(params) - 2, jsonb_array_length(params) - 1,
-                CASE WHEN v_ts THEN '::timestamptz' ELSE '' END);
+            v_e := CASE WHEN v_ts THEN '(%s ->> %s)::timestamptz' ELSE '(%s ->> %s)' END;
+            sql := format('%s BETWEEN ' || v_e || ' AND ' || v_e, v_col,
+                '$3', jsonb_array_length(params) - 2, '$3', jsonb_array_length(params) - 1);
         ELSIF op IN ('$like', '$ilike') THEN
             IF v_ts THEN
                 PERFORM memory_private._filter_error(loc, format('%s applies to strings; %s is a '
@@ -3911,12 +3458,12 @@ BEGIN
                     op, memory_private._filter_typename(value)));
             END IF;
             params := params || jsonb_build_array(value);
-            sql := format($e$%s %s (%s #>> '{}')$e$, v_col,
+            sql := format('%s %s (%s #>> ''{}'')', v_col,
                 CASE op WHEN '$like' THEN 'LIKE' ELSE 'ILIKE' END, v_p);
         ELSE
             PERFORM memory_private._filter_column_value(column_name, value, loc);
             params := params || jsonb_build_array(value);
-            sql := format($e$%s %s (%s #>> '{}')%s$e$, v_col,
+            sql := format('%s %s (%s #>> ''{}'')%s', v_col,
                 CASE op WHEN '$eq' THEN '=' WHEN '$ne' THEN '<>' ELSE v_cmp END, v_p,
                 CASE WHEN v_ts THEN '::timestamptz' ELSE '' END);
         END IF;
@@ -3952,7 +3499,7 @@ BEGIN
                 op, memory_private._filter_typename(value)));
         END IF;
         params := params || jsonb_build_array(value);
-        sql := format($e$%s %s (%s #>> '{}')$e$,
+        sql := format('%s %s (%s #>> ''{}'')',
             memory_private._filter_typed_expr('t.metadata', path, 'text'),
             CASE op WHEN '$like' THEN 'LIKE' ELSE 'ILIKE' END, v_p);
     WHEN op = '$between' THEN
@@ -4089,19 +3636,10 @@ BEGIN
 END;
 $$;
 
--- The predicate of a plain filter (one containment: the filter is $3 -> 0).
-CREATE OR REPLACE FUNCTION memory_private._filter_plain_predicate()
-RETURNS text
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$ SELECT 't.metadata @> ($3 -> 0)' $$;
-
 -- The filter as a SQL predicate on the domain table aliased t, and its values (the jsonb array
--- to pass as $3). NULL predicate: no filter (NULL or {}: every row). plain: the filter is one
--- containment, predicate t.metadata @> ($3 -> 0) (memory.search runs it through the cached plans
--- of memory_private._search_static, sql/36_search_static.sql).
+-- to pass as $3). NULL predicate: no filter (NULL or {}: every row).
 CREATE OR REPLACE FUNCTION memory_private._filter_compile(
-    filter jsonb, OUT predicate text, OUT params jsonb, OUT plain boolean
+    filter jsonb, OUT predicate text, OUT params jsonb
 )
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
@@ -4109,7 +3647,6 @@ AS $$
 DECLARE
     v_r record;
 BEGIN
-    plain := false;
     IF filter IS NULL OR filter = '{}' THEN
         RETURN;
     END IF;
@@ -4126,9 +3663,8 @@ BEGIN
         SELECT FROM jsonb_object_keys(filter) AS k
         WHERE k IN ('', 'id', 'created_at', 'updated_at') OR strpos(k, '.') > 0
     ) THEN
-        predicate := memory_private._filter_plain_predicate();
+        predicate := 't.metadata @> ($3 -> 0)';
         params := jsonb_build_array(filter);
-        plain := true;
         RETURN;
     END IF;
     v_r := memory_private._filter_node(filter, '$', 1, '[]'::jsonb);
@@ -4136,7 +3672,7 @@ BEGIN
     params := v_r.params;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:33_filter_compile.sql', '33_filter_compile.sql', '33c9ce179940ad1cd5ee92b0a2b2763a228fa9e81fb84528d07fe503bb6c5968', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:33_filter_compile.sql', '33_filter_compile.sql', 'a1db96a2c4a807e671963c1edbe118b878c69d1d180df93c0be1cb75c9fdd2dd', 'repeatable'); END $pgmemo$;
 -- sql/34_search_plan.sql
 -- The filtered-search planner: for each filtered memory.search, estimate how many rows the
 -- filter matches (the PostgreSQL planner's estimate for the compiled predicate) and pick the
@@ -4174,12 +3710,7 @@ AS $$ SELECT 1.5::double precision, 0.15::double precision, 8.0::double precisio
 -- path 'hnsw': the HNSW index order with the predicate (iterative scan in relaxed order: the
 --   distance is recomputed outside the LIMIT query, see memory_private._search_sql); its first
 --   $2 rows are materialized, and only when they are fewer than $2 the exact query runs (a
---   one-time filter: it costs nothing otherwise). In the index scan the predicate is written
---   "(...) IS TRUE" (the same rows) so that no index of the filter can serve it: the path is
---   the one chosen here, whatever the planner would estimate (and a plan cached without the
---   values, memory_private._search_static, cannot turn into a bitmap scan and a sort).
--- One template per path, identifiers through %I; the predicate is compiled SQL that holds no
--- value (they are all in $3); operator, similarity and embedding column come from fixed lists.
+--   one-time filter: it costs nothing otherwise).
 CREATE OR REPLACE FUNCTION memory_private._knn_sql(
     d memory_private.domains, predicate text, path text, with_embeddings boolean DEFAULT FALSE
 )
@@ -4194,55 +3725,49 @@ DECLARE
         WHEN 'l2' THEN '1 / (1 + s.distance)'
         ELSE '- s.distance'
     END;
-    -- the embedding column: the stored vector (halfvec read as vector), or NULL (then the
-    -- exact scan does not carry every matching row's vector through its sort)
-    v_emb text := CASE WHEN with_embeddings THEN 't.embedding::' ELSE 'NULL::' END
-        || memory_private._vector_schema() || '.vector';  -- _vector_schema() is quoted
+    v_exact text;
+    -- the embedding column: the stored vector (halfvec read as vector), or NULL
+    v_emb text := format(CASE WHEN with_embeddings THEN 's.embedding::%s.vector'
+        ELSE 'NULL::%s.vector' END, memory_private._vector_schema());
 BEGIN
+    v_exact := format($q$
+        SELECT t.id, t.content, t.metadata, (t.embedding %1$s $1) + 0 AS distance,
+            t.created_at, t.updated_at, t.embedding
+        FROM %2$I.%3$I AS t
+        WHERE t.embedding IS NOT NULL AND %4$s
+        ORDER BY 4 LIMIT $2 $q$,
+        v_op, d.table_schema, d.table_name, predicate);
     IF path = 'exact' THEN
         RETURN format($q$
             SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at,
-                s.updated_at, s.embedding
-            FROM (
-                SELECT t.id, t.content, t.metadata, (t.embedding %2$s $1) + 0 AS distance,
-                    t.created_at, t.updated_at, %6$s AS embedding
-                FROM %3$I.%4$I AS t
-                WHERE t.embedding IS NOT NULL AND %5$s
-                ORDER BY 4 LIMIT $2
-            ) AS s
+                s.updated_at, %3$s AS embedding
+            FROM (%2$s) AS s
             WHERE $4::double precision IS NULL OR %1$s >= $4
             ORDER BY s.distance $q$,
-            v_similarity, v_op, d.table_schema, d.table_name, predicate, v_emb);
+            v_similarity, v_exact, v_emb);
     END IF;
     RETURN format($q$
         WITH h AS MATERIALIZED (
-            SELECT t.id, t.content, t.metadata,
-                (t.embedding %2$s $1)::double precision AS distance, t.created_at, t.updated_at,
-                %6$s AS embedding
+            SELECT n.id, n.content, n.metadata,
+                (n.embedding %2$s $1)::double precision AS distance, n.created_at, n.updated_at,
+                n.embedding
             FROM (
                 SELECT t.id, t.content, t.metadata, t.embedding, t.created_at, t.updated_at
                 FROM %3$I.%4$I AS t
-                WHERE t.embedding IS NOT NULL AND (%5$s) IS TRUE
+                WHERE t.embedding IS NOT NULL AND %5$s
                 ORDER BY t.embedding %2$s $1 LIMIT $2
-            ) AS t
+            ) AS n
         )
         SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at,
-            s.updated_at, s.embedding
+            s.updated_at, %7$s AS embedding
         FROM (
             SELECT h.* FROM h WHERE (SELECT count(*) FROM h) >= $2
             UNION ALL
-            SELECT e.* FROM (
-                -- the exact path's query
-                SELECT t.id, t.content, t.metadata, (t.embedding %2$s $1) + 0 AS distance,
-                    t.created_at, t.updated_at, %6$s AS embedding
-                FROM %3$I.%4$I AS t
-                WHERE t.embedding IS NOT NULL AND %5$s
-                ORDER BY 4 LIMIT $2
-            ) AS e WHERE (SELECT count(*) FROM h) < $2
+            SELECT e.* FROM (%6$s) AS e WHERE (SELECT count(*) FROM h) < $2
         ) AS s
         WHERE $4::double precision IS NULL OR %1$s >= $4
         ORDER BY s.distance $q$,
-        v_similarity, v_op, d.table_schema, d.table_name, predicate, v_emb);
+        v_similarity, v_op, d.table_schema, d.table_name, predicate, v_exact, v_emb);
 END;
 $$;
 
@@ -4265,8 +3790,7 @@ BEGIN
     -- EXPLAIN is that node, e.g. "Bitmap Heap Scan on x  (cost=.. rows=1002 width=0)"
     -- (measured: half the time of FORMAT JSON and a JSON path search).
     PERFORM set_config('enable_seqscan', 'off', true);
-    EXECUTE format($q$
-        EXPLAIN SELECT FROM %1$I.%2$I AS t WHERE t.embedding IS NOT NULL AND %3$s $q$,
+    EXECUTE format('EXPLAIN SELECT FROM %I.%I AS t WHERE t.embedding IS NOT NULL AND %s',
         d.table_schema, d.table_name, predicate)
     INTO v_top
     USING NULL::integer, NULL::integer, params;
@@ -4333,13 +3857,9 @@ BEGIN
     v_sel := greatest(matching_rows, 1) / total_rows;
     v_needed := v_c.overscan * k / v_sel;   -- candidates that hold overscan * k matching rows
     ef := coalesce(ef_search, least(greatest(ceil(v_needed)::integer, v_default_ef, k), 1000));
-    -- The iterative scan stops after this many tuples (then the exact query runs when fewer
-    -- than k rows matched): pgvector's default, 20000. pgvector counts every tuple the graph
-    -- walk visits, and once at the bound it returns the candidates it had set aside, which are
-    -- not the nearest, so a bound sized to the estimate loses recall instead of falling back:
-    -- 1000 cost 0.02 of recall@10 at 10% on 100K rows (0.95 against 0.97), 40 visits per
-    -- candidate needed gave recall 0.73 with a stale estimate (30% for a 1% filter; BENCHMARKS.md).
-    max_scan_tuples := 20000;
+    -- The iterative scan stops after this many candidates (then the exact query runs): the
+    -- candidates expected, with room for a pessimistic estimate, within pgvector's default.
+    max_scan_tuples := least(greatest(ceil(4 * v_needed)::integer, 2 * ef, 1000), 20000);
     exact_cost := CASE WHEN filter_index THEN 0 ELSE total_rows * v_c.seq_row END
         + matching_rows * v_c.exact_row;
     hnsw_cost := greatest(v_needed, ef) * v_c.hnsw_row;
@@ -4394,7 +3914,7 @@ BEGIN
     RETURN saved;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:34_search_plan.sql', '34_search_plan.sql', '395a0e342949641dec30571bd52fef6c91b1d0013f9c19251fdab354ecc2b00a', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:34_search_plan.sql', '34_search_plan.sql', '49f03bcd8e53b0199299568c6241ceab31abbcf77a0ae0724e3274b51588ce51', 'repeatable'); END $pgmemo$;
 -- sql/35_filter_api.sql
 -- The filter language's public functions besides the searches: memory.count (rows matching a
 -- filter) and memory.create_metadata_index (the btree expression indexes that the compiled
@@ -4418,9 +3938,7 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    -- (read: the caller's access and, on an adopted table, _assert_inert under an ACCESS SHARE
-    -- lock, which the SHARE lock of CREATE INDEX extends without a deadlock between two calls)
-    v_d memory_private.domains := memory_private._domain_for(domain, 'read');
+    v_d memory_private.domains := memory_private._domain(domain);
     v_phys record := memory_private._physical(v_d);
     v_field record;
     v_meta name;
@@ -4468,10 +3986,8 @@ BEGIN
     v_expr := CASE WHEN v_field.column_name IS NOT NULL THEN quote_ident(v_meta)
         ELSE memory_private._filter_typed_expr(quote_ident(v_meta), v_field.path, v_kind) END;
     v_name := memory_private._metadata_index_name(v_d, key, v_kind);
-    -- v_phys.relation: a regclass, quoted; v_expr: the compiled expression (keys as literals)
-    EXECUTE format($q$
-        CREATE INDEX IF NOT EXISTS %1$I ON %2$s ((%3$s)) $q$,
-        v_name, v_phys.relation, v_expr);
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (%s)', v_name, v_phys.relation,
+        CASE WHEN v_field.column_name IS NOT NULL THEN v_expr ELSE '(' || v_expr || ')' END);
     RETURN v_name;
 END;
 $$;
@@ -4492,14 +4008,12 @@ LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain_for(domain, 'read');
+    v_d memory_private.domains := memory_private._domain(domain);
     v_f record := memory_private._filter_compile(filter);
     v_count bigint;
 BEGIN
-    -- the compiled predicate reads its values from $3 (memory_private._filter_compile)
-    EXECUTE format($q$
-        SELECT count(*) FROM %1$I.%2$I AS t WHERE %3$s $q$,
-        v_d.table_schema, v_d.table_name, coalesce(v_f.predicate, 'true'))
+    EXECUTE format('SELECT count(*) FROM %I.%I AS t WHERE %s', v_d.table_schema, v_d.table_name,
+        coalesce(v_f.predicate, 'true'))
     INTO v_count
     USING NULL::integer, NULL::integer, v_f.params;
     RETURN v_count;
@@ -4510,16 +4024,12 @@ COMMENT ON FUNCTION memory.count(text, jsonb) IS
 'The number of memories in the domain that match filter (the filter language of memory.search; '
 'NULL or {}: every row), embedded or not. Uses the filter''s indexes like a search does; an '
 'unselective filter on a big domain reads the table.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:35_filter_api.sql', '35_filter_api.sql', '0a1be08e782e34b00af0780b1402bf51d405e512ec0b04712cd1935dfed022c3', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:35_filter_api.sql', '35_filter_api.sql', '5050c44a5e21ff0ba1807ea8d4014d94d3a0720b3a09f8380ebfe669b4f7ab3a', 'repeatable'); END $pgmemo$;
 -- sql/36_search_static.sql
--- memory.search without re-planning: memory_private._search_static holds, for every domain, the
--- queries of an unfiltered search (memory_private._search_sql) and of a search with one
--- containment filter on either path of the planner (memory_private._knn_sql, exact or hnsw), as
--- static SQL in one generated PL/pgSQL function, so PostgreSQL plans each once per session and
--- reuses the plan (a dynamic EXECUTE is parsed and planned on every call: 100-200 us, a quarter
--- of a search on 100K x 384, most of an exact search of a few matching rows). Its SET clauses
--- hold the settings of the call (enable_seqscan off; hnsw.ef_search, iterative scans and
--- hnsw.max_scan_tuples as the planner chose), restored when it returns.
+-- Unfiltered memory.search without re-planning: memory_private._search_static holds, for every
+-- domain, the query memory_private._search_sql builds, as static SQL in one generated PL/pgSQL
+-- function, so PostgreSQL plans it once per session and reuses the plan (a dynamic EXECUTE is
+-- parsed and planned on every call: about 100 us, a quarter of a search on 100K x 384).
 -- memory_private._search_static_refresh regenerates it; create_domain, drop_domain, adoption and
 -- every migrate run (at the end: sql/90_grants.sql) call it. A branch is chosen by the domain's
 -- name, table and distance at the time (memory_private._search_static_key), so a stale branch is
@@ -4541,20 +4051,13 @@ AS $$
 DECLARE
     v_d memory_private.domains;
     v_branches text := '';
-    v_iterative text;
-    -- pgvector >= 0.8: iterative scans, and their settings restored on exit
-    v_08 boolean := coalesce(memory_private._vector_version() >= ARRAY[0, 8, 0], false);
+    v_sql text;
+    v_iterative text := current_setting('hnsw.iterative_scan', true);
 BEGIN
-    -- pgvector's settings (hnsw.*) exist once its library is loaded in this session; before, they
-    -- are placeholders, which only a superuser may put in a function's SET clause (a database
-    -- owner on a managed service got "permission denied to set parameter hnsw.ef_search" from
-    -- an adopt_table made first thing in a session). Loading it: any call of a pgvector function.
-    EXECUTE format($q$SELECT %1$s.vector_dims('[1]'::%1$s.vector)$q$, memory_private._vector_schema());
-    v_iterative := current_setting('hnsw.iterative_scan', true);
     -- Concurrent create_domain calls regenerate one after the other, each from the committed
     -- registry (READ COMMITTED: the query below runs after the lock is granted).
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgmemo:search_static'));
-    -- the strict-order shape of _search_sql (the function runs with iterative scans off)
+    -- the strict-order shape of _search_sql (memory.search takes this path only then)
     IF v_iterative IS NOT NULL THEN
         PERFORM set_config('hnsw.iterative_scan', 'off', true);
     END IF;
@@ -4564,80 +4067,52 @@ BEGIN
           AND NOT d.distributed  -- Citus plans its own (48_distributed.sql)
         ORDER BY d.domain LIMIT 500
     LOOP
-        -- The queries of _search_sql and _knn_sql as they are: their $1..$4 are this function's
-        -- first four arguments (PL/pgSQL reads $n as the n-th argument).
+        -- _search_sql's text with its parameters renamed to this function's arguments.
+        v_sql := memory_private._search_sql(v_d, false);
+        v_sql := replace(replace(replace(v_sql, '$1', 'query_embedding'), '$2', 'k'),
+            '$4', 'min_similarity');
         v_branches := v_branches || format($b$
-        WHEN %1$L THEN
-            IF path IS NULL THEN
-                RETURN QUERY %2$s;
-            ELSIF path = 'exact' THEN
-                RETURN QUERY %3$s;
-            ELSE
-                RETURN QUERY %4$s;
-            END IF;$b$,
-            memory_private._search_static_key(v_d),
-            memory_private._search_sql(v_d, false),
-            memory_private._knn_sql(v_d, memory_private._filter_plain_predicate(), 'exact'),
-            memory_private._knn_sql(v_d, memory_private._filter_plain_predicate(), 'hnsw'));
+        WHEN %L THEN
+            RETURN QUERY %s;
+$b$, memory_private._search_static_key(v_d), v_sql);
     END LOOP;
-    IF v_branches = '' THEN
-        v_branches := '
-        WHEN NULL THEN NULL;  -- no domain yet (a CASE needs a WHEN)';
-    END IF;
-    EXECUTE format($f$
+    -- pgvector by qualified name: this runs with search_path = pg_catalog, pg_temp
+    EXECUTE replace(format($f$
 CREATE OR REPLACE FUNCTION memory_private._search_static(
-    query_embedding %1$s.vector, k integer, params jsonb, min_similarity double precision,
-    d memory_private.domains, path text, ef integer, max_scan_tuples integer
+    d memory_private.domains, query_embedding @vector_schema@.vector, k integer, min_similarity double precision
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, similarity double precision,
-    distance double precision, created_at timestamptz, updated_at timestamptz,
-    embedding %1$s.vector
+    distance double precision, created_at timestamptz, updated_at timestamptz, embedding @vector_schema@.vector
 )
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
--- The generic plans (the HNSW index scan; the filter's index) once, reused: with LIMIT k a
--- parameter, the planner prices the generic plan at 10%% of the rows and would otherwise
--- re-plan on every call.
+-- The generic plan (the HNSW index scan) once, reused: with LIMIT k a parameter, the planner
+-- prices the generic plan at 10%% of the rows and would otherwise re-plan on every call.
 SET plan_cache_mode = force_generic_plan
--- The settings of the call: the set_config calls below last until the function returns.
-SET enable_seqscan = off
-SET hnsw.ef_search = 40%2$s
 AS $body$
 #variable_conflict use_column
 BEGIN
-    IF path IS DISTINCT FROM 'exact' THEN
-        PERFORM set_config('hnsw.ef_search', ef::text, true);
-    END IF;
-    IF path = 'hnsw' THEN
-        PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true);
-        PERFORM set_config('hnsw.max_scan_tuples', max_scan_tuples::text, true);
-    END IF;
-    CASE memory_private._search_static_key(d)%3$s
-    ELSE
+    %s
         -- not generated for this domain (yet): memory.search takes the dynamic path
         PERFORM set_config('pgmemo.search_static_miss', 'on', true);
-    END CASE;
+    %s
 END;
 $body$
 $f$,
-        memory_private._vector_schema(),  -- quoted already
-        CASE WHEN v_08 THEN '
-SET hnsw.iterative_scan = off
-SET hnsw.max_scan_tuples = 20000' ELSE '' END,
-        v_branches);
+        CASE WHEN v_branches = '' THEN '' ELSE 'CASE memory_private._search_static_key(d)'
+            || v_branches || '    ELSE' END,
+        CASE WHEN v_branches = '' THEN '' ELSE 'END CASE;' END),
+        '@vector_schema@', memory_private._vector_schema());
     IF v_iterative IS NOT NULL THEN
         PERFORM set_config('hnsw.iterative_scan', v_iterative, true);
     END IF;
-    -- memory.search_text's cached plans follow the same domains (sql/31_bm25.sql)
-    PERFORM memory_private._search_text_static_refresh();
 END;
 $$;
 
 -- The function before its first generation (a migrate generates it right away: sql/90_grants.sql).
 CREATE OR REPLACE FUNCTION memory_private._search_static(
-    query_embedding vector, k integer, params jsonb, min_similarity double precision,
-    d memory_private.domains, path text, ef integer, max_scan_tuples integer
+    d memory_private.domains, query_embedding vector, k integer, min_similarity double precision
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, similarity double precision,
@@ -4650,7 +4125,7 @@ BEGIN
     PERFORM set_config('pgmemo.search_static_miss', 'on', true);
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', 'c84f90d8b4be2d7c9bc1f6bda935d34a53d11d0af67e459dbcf64b0abc3dbb0b', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', '1abfb02689080cc029cbde7713db0b096b05250820534a5b04032984fec278f9', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).
@@ -4990,25 +4465,35 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:40_indexes.sql', '
 -- sql/43_wire.sql
 -- The write triggers of every domain, factory or adopted: one family, one template each, wired
 -- by memory_private._wire(d) from the domain's column mapping in the registry (relation, id,
--- content, embedding, model and touch columns) and removed by memory_private._unwire(d).
+-- content, embedding, model columns) and removed by memory_private._unwire(d).
 --
 -- The rules they carry, in this one place:
--- - BEFORE UPDATE, per row: the touch column (factory tables: updated_at) is set to now(); a
---   content change without a new embedding clears the embedding (and its model), so a stale
---   embedding is never served.
--- - AFTER INSERT / UPDATE, per statement (transition tables): every row that now needs an
---   embedding is queued, deduplicated per row, and the workers are woken (NOTIFY); a row that
---   got an embedding has no job any more (a claim in flight is superseded: its completion finds
---   no job and writes nothing). A metadata-only update queues nothing.
+-- - A stale embedding is never served: after an UPDATE (per statement, transition tables), a row
+--   whose content changed while its embedding stayed the same gets its embedding (and model)
+--   cleared, and a row whose embedding was cleared loses its model (trigger unstale_update).
+--   pgmemo's own writers (memory.update, store, store_many, import_rows) never leave such a row
+--   (they clear the embedding in the same statement), so this costs them nothing; it catches
+--   the application's own writes to an adopted table. It runs with the rights of whoever wrote
+--   the table (SECURITY INVOKER): pgmemo's rights never run the application's code.
+-- - AFTER INSERT / UPDATE, per statement: every row that now needs an embedding is queued,
+--   deduplicated per row, and the workers are woken (NOTIFY); a row that got an embedding has no
+--   job any more (a claim in flight is superseded: its completion finds no job and writes
+--   nothing). A metadata-only update queues nothing.
 -- - AFTER DELETE, per statement: the jobs of deleted rows go.
+-- No BEFORE ROW UPDATE trigger: with one, PostgreSQL recomputes every stored generated column
+-- on every UPDATE (a factory table's content_tsv on every embedding the worker writes). The
+-- touch column (factory tables: updated_at) is set by the writers.
+-- Citus runs no statement triggers with transition tables on a distributed table: there the
+-- write functions queue its rows (sql/48_distributed.sql) and the same stale rule is a row
+-- trigger (before_update), the one row-level template.
 --
 -- Why generated functions: each domain gets its own trigger functions with the column names
 -- written into static SQL (so PL/pgSQL plans each statement once per session), instead of one
 -- generic function that builds its SQL from TG_ARGV on every call (measured about 2.5x slower
 -- per write). They are made from the templates below and nothing else, and re-made by every
 -- migrate run (memory_private._after_migrate), so a change of a template reaches every domain.
--- Definer rights: the application writes an adopted table with its own role, which has no
--- right on memory_private; the functions touch the queue and NEW only.
+-- Definer rights (enqueue, dequeue): the application writes an adopted table with its own role,
+-- which has no right on memory_private; those functions touch the queue only.
 
 -- The name of one of a domain's trigger functions (and of its trigger): pgmemo_<domain>_<kind>.
 CREATE OR REPLACE FUNCTION memory_private._wire_name(domain text, kind text)
@@ -5033,7 +4518,6 @@ SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $body$
 BEGIN
-    %5$s
     -- (as real[]: pgvector's = is not on this function's search_path)
     IF NEW.%2$I IS DISTINCT FROM OLD.%2$I AND NEW.%3$I::real[] IS NOT DISTINCT FROM OLD.%3$I::real[] THEN
         NEW.%3$I := NULL;
@@ -5047,9 +4531,44 @@ $fn$,
         d.embedding_column,
         CASE WHEN d.model_column IS NOT NULL THEN format(
             'IF NEW.%1$I IS NULL AND OLD.%1$I IS NOT NULL THEN NEW.%2$I := NULL; END IF;',
-            d.embedding_column, d.model_column) ELSE '' END,
-        CASE WHEN d.touch_column IS NOT NULL THEN format('NEW.%I := now();', d.touch_column)
-            ELSE '' END)
+            d.embedding_column, d.model_column) ELSE '' END)
+    UNION ALL
+    SELECT 'unstale', format($fn$
+CREATE OR REPLACE FUNCTION memory_private.%1$I()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY INVOKER
+SET search_path FROM CURRENT
+AS $body$
+BEGIN
+    -- (as real[]: pgvector's = is not on this function's search_path)
+    IF EXISTS (
+        SELECT FROM new_rows AS n JOIN old_rows AS o ON o.%3$I = n.%3$I
+        WHERE n.%4$I IS DISTINCT FROM o.%4$I AND n.%5$I IS NOT NULL
+          AND n.%5$I::real[] = o.%5$I::real[]
+    ) THEN
+        UPDATE %2$s AS t SET %5$I = NULL%6$s
+        FROM new_rows AS n
+        JOIN old_rows AS o ON o.%3$I = n.%3$I
+        WHERE t.%3$I = n.%3$I AND t.%5$I IS NOT NULL
+          AND n.%4$I IS DISTINCT FROM o.%4$I AND n.%5$I::real[] = o.%5$I::real[];
+    END IF;
+    %7$s
+    RETURN NULL;
+END;
+$body$
+$fn$,
+        memory_private._wire_name(d.domain, 'unstale'), memory_private._qualified(d.source_table),
+        d.id_column, d.content_column, d.embedding_column,
+        CASE WHEN d.model_column IS NOT NULL THEN format(', %I = NULL', d.model_column) ELSE '' END,
+        CASE WHEN d.model_column IS NOT NULL THEN format($model$
+    IF EXISTS (SELECT FROM new_rows AS n WHERE n.%4$I IS NULL AND n.%3$I IS NOT NULL) THEN
+        UPDATE %1$s AS t SET %3$I = NULL
+        FROM new_rows AS n
+        WHERE t.%2$I = n.%2$I AND n.%4$I IS NULL AND t.%4$I IS NULL AND t.%3$I IS NOT NULL;
+    END IF;$model$,
+            memory_private._qualified(d.source_table), d.id_column, d.model_column,
+            d.embedding_column) ELSE '' END)
     UNION ALL
     SELECT 'enqueue', format($fn$
 CREATE OR REPLACE FUNCTION memory_private.%1$I()
@@ -5129,12 +4648,17 @@ AS $$
          'NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()'),
         (memory_private._wire_name(d.domain, 'dequeue_delete'), 'dequeue',
          'CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows '
-         'FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()')
+         'FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()'),
+        -- (fires after enqueue_update: triggers of one event fire in name order)
+        (memory_private._wire_name(d.domain, 'unstale_update'), 'unstale',
+         'CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows '
+         'NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()')
     ) AS t (trigger_name, fn, template)
 $$;
 
--- Wire a domain: (re)make its trigger functions and make sure its relation carries its four
--- triggers. Idempotent and cheap when nothing changed (a trigger that exists is kept, with its
+-- Wire a domain: (re)make its trigger functions and make sure its relation carries its
+-- triggers (four; one on a distributed table). Idempotent and cheap when nothing changed (a
+-- trigger that exists is kept, with its
 -- enabled state: bulk_load_begin pauses the insert trigger).
 CREATE OR REPLACE FUNCTION memory_private._wire(d memory_private.domains)
 RETURNS void
@@ -5149,6 +4673,7 @@ BEGIN
         RETURN;  -- the table is gone: nothing to wire (diagnose reports it)
     END IF;
     FOR v_item IN SELECT * FROM memory_private._wire_functions(d) LOOP
+        CONTINUE WHEN v_item.kind = 'before_update' AND NOT d.distributed;
         EXECUTE v_item.ddl;
         EXECUTE format('REVOKE ALL ON FUNCTION memory_private.%I() FROM PUBLIC',
             memory_private._wire_name(d.domain, v_item.kind));
@@ -5161,8 +4686,9 @@ BEGIN
         PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
     END IF;
     FOR v_item IN SELECT * FROM memory_private._wire_triggers(d) LOOP
+        -- A distributed table carries the row trigger only; any other table all but it.
         CONTINUE WHEN d.distributed
-            AND v_item.trigger_name <> memory_private._wire_name(d.domain, 'before_update');
+            <> (v_item.trigger_name = memory_private._wire_name(d.domain, 'before_update'));
         CONTINUE WHEN EXISTS (
             SELECT FROM pg_catalog.pg_trigger AS t
             WHERE t.tgrelid = d.source_table AND t.tgname = v_item.trigger_name);
@@ -5228,110 +4754,19 @@ BEGIN
     END LOOP;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', 'b5cb6c99d2ecb78493fde8fb24185f0fcb7231d376482ef1e04a85df2af64faa', 'repeatable'); END $pgmemo$;
--- sql/44_adopt_triggers.sql
--- The INSTEAD OF trigger of an adopted domain's view (45_adopt.sql): writes through the view go
--- to the source table. The queue triggers on the source table itself are the same family as a
--- factory table's (memory_private._wire, 43_wire.sql).
-
--- INSTEAD OF INSERT / UPDATE / DELETE on the view. TG_ARGV: [0] source table, [1] id column,
--- [2] id type, [3] content column, [4] embedding column, [5] metadata column ('' = none),
--- [6] embedding model column ('' = none).
-CREATE OR REPLACE FUNCTION memory_private._adopted_view_write()
-RETURNS trigger
-LANGUAGE plpgsql
-SET search_path FROM CURRENT
-AS $$
-DECLARE
-    v_source text := TG_ARGV[0];
-    v_id text := TG_ARGV[1];
-    v_id_type text := TG_ARGV[2];
-    v_content text := TG_ARGV[3];
-    v_embedding text := TG_ARGV[4];
-    v_metadata text := nullif(TG_ARGV[5], '');
-    v_model text := nullif(TG_ARGV[6], '');
-    v_cols text[] := ARRAY[]::text[];
-    v_vals text[] := ARRAY[]::text[];
-    v_set text[] := ARRAY[]::text[];
-    v_count integer;
-BEGIN
-    IF TG_OP = 'DELETE' THEN
-        EXECUTE format('DELETE FROM %s AS s WHERE s.%I = $1::%s', v_source, v_id, v_id_type)
-        USING OLD.id;
-        GET DIAGNOSTICS v_count = ROW_COUNT;
-        RETURN CASE WHEN v_count > 0 THEN OLD END;
-    END IF;
-    IF v_metadata IS NULL AND NEW.metadata IS NOT NULL AND NEW.metadata <> '{}'::jsonb
-        AND (TG_OP = 'INSERT' OR NEW.metadata IS DISTINCT FROM OLD.metadata) THEN
-        RAISE EXCEPTION 'table % has no jsonb metadata column: metadata cannot be stored', v_source
-            USING ERRCODE = '0A000',
-                  HINT = 'Store without metadata, or add a column metadata jsonb to the table '
-                      || 'and adopt it again.';
-    END IF;
-    IF TG_OP = 'INSERT' THEN
-        v_cols := ARRAY[format('%I', v_content), format('%I', v_embedding)];
-        v_vals := ARRAY['$1', '$2'];
-        IF NEW.id IS NOT NULL THEN
-            v_cols := v_cols || format('%I', v_id);
-            v_vals := v_vals || format('$3::%s', v_id_type);
-        END IF;
-        IF v_metadata IS NOT NULL THEN
-            v_cols := v_cols || format('%I', v_metadata);
-            v_vals := v_vals || '$4'::text;
-        END IF;
-        IF v_model IS NOT NULL THEN
-            v_cols := v_cols || format('%I', v_model);
-            v_vals := v_vals || '$5'::text;
-        END IF;
-        EXECUTE format('INSERT INTO %s AS s (%s) VALUES (%s) RETURNING s.%I::text', v_source,
-            array_to_string(v_cols, ', '), array_to_string(v_vals, ', '), v_id)
-        INTO NEW.id
-        USING NEW.content, NEW.embedding, NEW.id, coalesce(NEW.metadata, '{}'::jsonb),
-            NEW.embedding_model;
-        RETURN NEW;
-    END IF;
-    -- UPDATE: write only what changed, and only while the row still holds the content this
-    -- statement read (re-checked under the row lock): an embedding computed for older content
-    -- is never written over newer content.
-    IF NEW.id IS DISTINCT FROM OLD.id THEN
-        RAISE EXCEPTION 'the id of an adopted row cannot be changed through pgmemo'
-            USING ERRCODE = '0A000';
-    END IF;
-    IF NEW.content IS DISTINCT FROM OLD.content THEN
-        v_set := v_set || format('%I = $1', v_content);
-    END IF;
-    IF NEW.embedding::real[] IS DISTINCT FROM OLD.embedding::real[] THEN
-        v_set := v_set || format('%I = $2', v_embedding);
-    END IF;
-    IF v_metadata IS NOT NULL AND NEW.metadata IS DISTINCT FROM OLD.metadata THEN
-        v_set := v_set || format('%I = $4', v_metadata);
-    END IF;
-    IF v_model IS NOT NULL AND NEW.embedding_model IS DISTINCT FROM OLD.embedding_model THEN
-        v_set := v_set || format('%I = $5', v_model);
-    END IF;
-    IF cardinality(v_set) = 0 THEN
-        RETURN NEW;
-    END IF;
-    EXECUTE format('UPDATE %s AS s SET %s WHERE s.%I = $3::%s AND s.%I::text IS NOT DISTINCT FROM $6',
-        v_source, array_to_string(v_set, ', '), v_id, v_id_type, v_content)
-    USING NEW.content, NEW.embedding, OLD.id, NEW.metadata, NEW.embedding_model, OLD.content;
-    GET DIAGNOSTICS v_count = ROW_COUNT;
-    RETURN CASE WHEN v_count > 0 THEN NEW END;
-END;
-$$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:44_adopt_triggers.sql', '44_adopt_triggers.sql', '17d3e0a342ea2790813767d7f73abddfdd95da4614cf619896031bb9c70625af', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', '1481a3900194d361589857b76f8a6baa71b91e1d72a3acb445d726c7ce32152f', 'repeatable'); END $pgmemo$;
 -- sql/45_adopt.sql
 -- Adopted domains: memory.adopt_table puts an application's own table (with an id, a text column
 -- and a vector(n) column) behind a pgmemo domain without copying a row.
 --
 -- How: the domain's table memory_data.<domain>_memories is a VIEW over the source table that
 -- exposes the standard columns (id as text, content, embedding, embedding_model, metadata,
--- created_at, updated_at), so every memory.* function works unchanged: reads through the view
--- inline to the source (the HNSW index on the source column serves ORDER BY embedding <=> $1),
--- writes go through INSTEAD OF triggers that write the source. The queue triggers sit on the
--- source table itself (generic functions, column names in TG_ARGV, dynamic SQL over the
--- transition tables), so the application's own inserts and updates are queued too. The same
--- machinery serves the shadow domains of a re-embed (46_reembed.sql).
+-- created_at, updated_at) for reading: reads through the view inline to the source (the HNSW
+-- index on the source column serves ORDER BY embedding <=> $1). Writes go to the source table
+-- itself through the domain's column mapping in the registry, the same statements as for a
+-- factory table (sql/20_write.sql), and the same triggers sit on it (sql/43_wire.sql), so the
+-- application's own inserts and updates are queued too. The same machinery serves the shadow
+-- domains of a re-embed (46_reembed.sql).
 
 -- A column of rel: its type and typmod, or NULL.
 CREATE OR REPLACE FUNCTION memory_private._column(rel regclass, col name)
@@ -5396,15 +4831,16 @@ AS $$
             NOT IN ('text'::regtype, 'character varying'::regtype)
         UNION ALL
         SELECT ('pgmemo_' || d.domain || '_fts')::name,
-            format('USING gin (%s)', memory_private._adopted_tsvector_sql(d.text_config,
+            format('USING gin (%s)', memory_private._tsvector_sql(d.text_config,
                 format('%I::text', d.content_column))),
             'fts'
     ) AS h
     WHERE d.adopted AND NOT memory_private._is_shadow(d)
 $$;
 
--- The view memory_data.<domain>_memories over an adopted domain's source, with its INSTEAD OF
--- trigger. opt: the optional columns (see _optional_columns; [2] is the model column).
+-- The view memory_data.<domain>_memories over an adopted domain's source, for reading (pgmemo
+-- writes the source itself, through the domain's column mapping: sql/20_write.sql). opt: the
+-- optional columns (see _optional_columns; [1] metadata, [2] model, [3] created, [4] updated).
 CREATE OR REPLACE FUNCTION memory_private._adopted_view(d memory_private.domains, opt name[])
 RETURNS void
 LANGUAGE plpgsql
@@ -5413,7 +4849,7 @@ AS $$
 DECLARE
     v_view_q text := format('%I.%I', d.table_schema, d.table_name);
     v_source text := memory_private._qualified(d.source_table);
-    v_id_type text := (SELECT c.type_name FROM memory_private._column(d.source_table, d.id_column) AS c);
+    v_id_type text := memory_private._id_type(d);
 BEGIN
     EXECUTE format(
         'CREATE VIEW %s AS SELECT %s AS id, s.%I::text AS content, s.%I AS embedding, '
@@ -5431,10 +4867,6 @@ BEGIN
         format('pgmemo domain %s, adopted: a view over %s (%s -> id, %s -> content, %s -> '
             'embedding). Write through memory.store() or the table itself.', d.domain, v_source,
             d.id_column, d.content_column, d.embedding_column));
-    EXECUTE format('CREATE TRIGGER pgmemo_write INSTEAD OF INSERT OR UPDATE OR DELETE ON %s '
-        'FOR EACH ROW EXECUTE FUNCTION memory_private._adopted_view_write(%L, %L, %L, %L, %L, %L, %L)',
-        v_view_q, v_source, d.id_column, v_id_type, d.content_column, d.embedding_column,
-        coalesce(opt[1], ''), coalesce(opt[2], ''));
 END;
 $$;
 
@@ -5460,9 +4892,10 @@ BEGIN
     END IF;
     INSERT INTO memory_private.domains AS d
         (domain, table_schema, table_name, dimension, distance, embedding_model, adopted,
-         source_table, id_column, content_column, embedding_column, model_column, embedding_type)
+         source_table, id_column, content_column, embedding_column, model_column,
+         metadata_column, created_column, embedding_type)
     VALUES (domain, 'memory_data', domain || '_memories', dimension, distance, embedding_model,
-            true, source, id_column, content_column, embedding_column, opt[2],
+            true, source, id_column, content_column, embedding_column, opt[2], opt[1], opt[3],
             (SELECT t.typname FROM pg_catalog.pg_attribute AS a
              JOIN pg_catalog.pg_type AS t ON t.oid = a.atttypid
              WHERE a.attrelid = source AND a.attname = embedding_column))
@@ -5703,7 +5136,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'HNSW, id-as-text and full-text indexes now (blocks writes while they build); false: build '
 'them later without blocking, with memory.concurrent_index_statements. Idempotent for the '
 'same arguments. memory.drop_domain releases the table and never drops it.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '85e7916292503cb7beb51d693aef712e7dd2dfd00012c586cb48f7f43bc26f4c', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'e9c312adef70444e851f2fa8d37fde80c10253016cbeca2fc6b9c7881d93993d', 'repeatable'); END $pgmemo$;
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --
@@ -5796,13 +5229,10 @@ BEGIN
         PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
     END IF;
     -- Adding a nullable column without a default is a catalog change (no table rewrite).
-    EXECUTE format($q$ ALTER TABLE %s ADD COLUMN %I %s $q$,
+    EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s%s',
         memory_private._qualified(v_phys.relation), v_next,
-        memory_private._embedding_column_type(v_d.embedding_type, dimension));
-    IF v_model IS NOT NULL THEN
-        EXECUTE format($q$ ALTER TABLE %s ADD COLUMN %I text $q$,
-            memory_private._qualified(v_phys.relation), v_model);
-    END IF;
+        memory_private._embedding_column_type(v_d.embedding_type, dimension),
+        CASE WHEN v_model IS NOT NULL THEN format(', ADD COLUMN %I text', v_model) ELSE '' END);
     v_s := memory_private._adopt(v_shadow, v_phys.relation, v_id, v_content, v_next,
         ARRAY[v_opt[1], v_model, v_opt[3], v_opt[4]], v_d.distance, embedding_model, dimension);
     UPDATE memory_private.domains AS d
@@ -6002,11 +5432,9 @@ BEGIN
     PERFORM memory_private._drop_shadow(v_r);
     IF v_rel IS NOT NULL THEN
         -- The shadow column's HNSW index goes with it.
-        EXECUTE format($q$ ALTER TABLE %s DROP COLUMN IF EXISTS %I $q$, v_rel, v_r.next_column);
-        IF v_r.model_column IS NOT NULL THEN
-            EXECUTE format($q$ ALTER TABLE %s DROP COLUMN IF EXISTS %I $q$, v_rel,
-                v_r.model_column);
-        END IF;
+        EXECUTE format('ALTER TABLE %s DROP COLUMN IF EXISTS %I%s', v_rel, v_r.next_column,
+            CASE WHEN v_r.model_column IS NOT NULL
+                THEN format(', DROP COLUMN IF EXISTS %I', v_r.model_column) ELSE '' END);
     END IF;
 END;
 $$;
@@ -6014,7 +5442,7 @@ $$;
 COMMENT ON FUNCTION memory.cancel_reembed(text) IS
 'Abandon a re-embed: drop the shadow column and its index, the shadow domain''s triggers, view, '
 'jobs and registry row. The domain keeps its current embeddings throughout.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:46_reembed.sql', '46_reembed.sql', 'f7d8024253b76621aa962809ee18aef4c3ab41783f9a3685bfd2c8e62777d988', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:46_reembed.sql', '46_reembed.sql', 'd29e711d602759888bb49fc323a978c0a9fa094dcc75cc0274c20d320d027044', 'repeatable'); END $pgmemo$;
 -- sql/47_import.sql
 -- Importing memories from another store (pgmemo import-sqlite): memory.import_rows writes a
 -- batch with its own ids and timestamps, idempotently, and memory.get_many reads rows back with
@@ -6041,11 +5469,6 @@ DECLARE
     v_updated bigint;
     v_existing bigint;
 BEGIN
-    IF v_d.adopted THEN
-        RAISE EXCEPTION 'domain "%" is adopted: import into a domain made by memory.create_domain',
-            v_d.domain
-            USING ERRCODE = '0A000';
-    END IF;
     IF cardinality(contents) IS DISTINCT FROM v_n
         OR (metadatas IS NOT NULL AND cardinality(metadatas) <> v_n)
         OR (embeddings IS NOT NULL AND cardinality(embeddings) <> v_n)
@@ -6055,7 +5478,6 @@ BEGIN
             'updated_ats must have as many (or be NULL)', v_n
             USING ERRCODE = '2202E';
     END IF;
-    PERFORM memory_private._check_batch('ids', v_n);
     IF v_n = 0 THEN
         RETURN QUERY SELECT 0::bigint, 0::bigint, 0::bigint;
         RETURN;
@@ -6067,6 +5489,7 @@ BEGIN
     END IF;
     PERFORM memory_private._check_rows(v_d, metadatas, embeddings, ids);
     PERFORM memory_private._check_contents(v_d, contents);
+    PERFORM memory_private._check_metadata_column(v_d, metadatas);
     -- The optional arrays as arrays of NULLs, so both statements below unnest them alike.
     metadatas := coalesce(metadatas, array_fill(NULL::jsonb, ARRAY[v_n]));
     embeddings := coalesce(embeddings, array_fill(embeddings[1], ARRAY[v_n]));
@@ -6075,39 +5498,67 @@ BEGIN
 
     -- Existing rows: written only where something differs (so a re-run changes nothing). An
     -- embedding given replaces the stored one; none keeps it unless the content changed (then
-    -- the row is queued, like any content change).
-    EXECUTE format(
-        'UPDATE %1$I.%2$I AS t SET content = s.content, metadata = s.metadata, '
-        'embedding = coalesce(s.embedding, t.embedding), '
-        'embedding_model = CASE WHEN s.embedding IS NOT NULL THEN $7 ELSE t.embedding_model END, '
-        'created_at = coalesce(s.created_at, t.created_at) '
-        'FROM (SELECT u.id, u.content, coalesce(u.metadata, ''{}'') AS metadata, u.embedding, '
-        '      u.created_at FROM unnest($1, $2, $3, $4, $5) AS u (id, content, metadata, embedding, '
-        '      created_at)) AS s '
-        'WHERE t.id = s.id AND ((t.content, t.metadata, t.created_at) IS DISTINCT FROM '
-        '(s.content, s.metadata, coalesce(s.created_at, t.created_at)) '
-        'OR (s.embedding IS NOT NULL '
-        '    AND (t.embedding IS NULL OR NOT t.embedding OPERATOR(%3$s.=) s.embedding)))',
-        v_d.table_schema, v_d.table_name, memory_private._vector_schema())
+    -- the row is queued, like any content change). The statements are templates over the
+    -- domain's column mapping (a column the mapping lacks is neither compared nor written).
+    -- $1 ids, $2 contents, $3 metadatas, $4 embeddings, $5 created_ats, $6 updated_ats, $7 model.
+    EXECUTE format($sql$
+        UPDATE %1$s AS t SET
+            %3$I = s.content,
+            %4$I = CASE WHEN s.embedding IS NOT NULL THEN s.embedding::%6$s
+                WHEN t.%3$I::text = s.content THEN t.%4$I END%7$s%8$s%9$s%10$s
+        FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::%5$s.vector[], $5::timestamptz[])
+            AS s (id, content, metadata, embedding, created_at)
+        WHERE t.%2$I::text = s.id AND (t.%3$I::text IS DISTINCT FROM s.content%11$s%12$s
+            OR (s.embedding IS NOT NULL AND (t.%4$I IS NULL
+                OR NOT t.%4$I OPERATOR(%5$s.=) s.embedding::%6$s)))
+    $sql$,
+        memory_private._relation(v_d, true), v_d.id_column, v_d.content_column,
+        v_d.embedding_column, memory_private._vector_schema(),
+        memory_private._embedding_column_type(v_d.embedding_type, v_d.dimension),
+        CASE WHEN v_d.metadata_column IS NOT NULL
+            THEN format($f$, %I = coalesce(s.metadata, '{}')$f$, v_d.metadata_column) END,
+        CASE WHEN v_d.model_column IS NOT NULL THEN format($f$,
+            %1$I = CASE WHEN s.embedding IS NOT NULL THEN $7
+                WHEN t.%2$I::text = s.content THEN t.%1$I END$f$,
+            v_d.model_column, v_d.content_column) END,
+        CASE WHEN v_d.created_column IS NOT NULL
+            THEN format(', %1$I = coalesce(s.created_at, t.%1$I)', v_d.created_column) END,
+        CASE WHEN v_d.touch_column IS NOT NULL THEN format(', %I = now()', v_d.touch_column) END,
+        CASE WHEN v_d.metadata_column IS NOT NULL THEN format($f$
+            OR t.%I IS DISTINCT FROM coalesce(s.metadata, '{}')$f$, v_d.metadata_column) END,
+        CASE WHEN v_d.created_column IS NOT NULL THEN format($f$
+            OR t.%1$I IS DISTINCT FROM coalesce(s.created_at, t.%1$I)$f$, v_d.created_column) END)
     USING ids, contents, metadatas, embeddings, created_ats, updated_ats, v_d.embedding_model;
     GET DIAGNOSTICS v_updated = ROW_COUNT;
 
     IF v_d.distributed THEN
-        EXECUTE format('SELECT count(*) FROM %I.%I AS t WHERE t.id = ANY ($1)',
-            v_d.table_schema, v_d.table_name)
+        EXECUTE format($sql$
+            SELECT count(*) FROM %1$s AS t WHERE t.%2$I::text = ANY ($1)
+        $sql$, memory_private._relation(v_d), v_d.id_column)
         INTO v_existing USING ids;
     END IF;
     -- New rows keep their own timestamps (updated_at defaults to created_at, then now()).
-    EXECUTE format(
-        'INSERT INTO %I.%I AS t (id, content, metadata, embedding, embedding_model, created_at, '
-        'updated_at) '
-        'SELECT u.id, u.content, coalesce(u.metadata, ''{}''), u.embedding, '
-        'CASE WHEN u.embedding IS NOT NULL THEN $7 END, coalesce(u.created_at, now()), '
-        'coalesce(u.updated_at, u.created_at, now()) '
-        'FROM unnest($1, $2, $3, $4, $5, $6) AS u (id, content, metadata, embedding, created_at, '
-        'updated_at) '
-        'ON CONFLICT (id) DO NOTHING',
-        v_d.table_schema, v_d.table_name)
+    EXECUTE format($sql$
+        INSERT INTO %1$s AS t (%2$I, %3$I, %4$I%5$s%6$s%7$s%8$s)
+        SELECT u.id::%9$s, u.content, u.embedding%10$s%11$s%12$s%13$s
+        FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::%14$s.vector[], $5::timestamptz[],
+            $6::timestamptz[]) AS u (id, content, metadata, embedding, created_at, updated_at)
+        ON CONFLICT (%2$I) DO NOTHING
+    $sql$,
+        memory_private._relation(v_d, true), v_d.id_column, v_d.content_column,
+        v_d.embedding_column,
+        CASE WHEN v_d.metadata_column IS NOT NULL THEN format(', %I', v_d.metadata_column) END,
+        CASE WHEN v_d.model_column IS NOT NULL THEN format(', %I', v_d.model_column) END,
+        CASE WHEN v_d.created_column IS NOT NULL THEN format(', %I', v_d.created_column) END,
+        CASE WHEN v_d.touch_column IS NOT NULL THEN format(', %I', v_d.touch_column) END,
+        memory_private._id_type(v_d),
+        CASE WHEN v_d.metadata_column IS NOT NULL THEN $f$, coalesce(u.metadata, '{}')$f$ END,
+        CASE WHEN v_d.model_column IS NOT NULL
+            THEN ', CASE WHEN u.embedding IS NOT NULL THEN $7 END' END,
+        CASE WHEN v_d.created_column IS NOT NULL THEN ', coalesce(u.created_at, now())' END,
+        CASE WHEN v_d.touch_column IS NOT NULL
+            THEN ', coalesce(u.updated_at, u.created_at, now())' END,
+        memory_private._vector_schema())
     USING ids, contents, metadatas, embeddings, created_ats, updated_ats, v_d.embedding_model;
     GET DIAGNOSTICS v_inserted = ROW_COUNT;
     IF v_d.distributed THEN
@@ -6126,7 +5577,8 @@ COMMENT ON FUNCTION memory.import_rows(
 'created_at, updated_at; arrays of the same length as ids), in one transaction, idempotently: '
 'new ids are inserted with their timestamps, existing ones are updated only where content, '
 'metadata, created_at or a given embedding differ. Rows without an embedding are queued. '
-'Returns the counts inserted, updated and unchanged. Domains made by create_domain only.';
+'Returns the counts inserted, updated and unchanged. An adopted domain takes what its mapping '
+'has columns for (metadata, created_at; its own updated_at is the application''s).';
 
 CREATE OR REPLACE FUNCTION memory.get_many(
     domain text, ids text[], with_embeddings boolean DEFAULT TRUE
@@ -6141,7 +5593,6 @@ AS $$
 DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'read');
 BEGIN
-    PERFORM memory_private._check_batch('ids', cardinality(ids));
     RETURN QUERY EXECUTE format(
         'SELECT t.id, t.content, t.metadata, CASE WHEN $2 THEN t.embedding::%3$s.vector END, t.embedding_model, '
         't.created_at, t.updated_at '
@@ -6158,8 +5609,8 @@ COMMENT ON FUNCTION memory.get_many(text, text[], boolean) IS
 'when with_embeddings is false, to move less data), its model and the timestamps, in the order '
 'of ids (an id asked twice comes back once, where first asked; ids that do not exist are '
 'absent). What '
-'`pgmemo import-sqlite` reads back to verify an import. At most 100,000 ids per call (54000).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:47_import.sql', '47_import.sql', '40f96bb178d71ed2b30e58b8dba025dc90e1115e3676b764b14988a8a33165b2', 'repeatable'); END $pgmemo$;
+'`pgmemo import-sqlite` reads back to verify an import.';
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:47_import.sql', '47_import.sql', '6ced7c22ca5b75ed79c51de0370acba2c69136c013443f4b860c1a27803fd792', 'repeatable'); END $pgmemo$;
 -- sql/48_distributed.sql
 -- Distributed domains on a Citus cluster: memory.distribute_domain, the queue hook the write
 -- functions call instead of statement triggers, the settings pushed to the workers for a
@@ -6202,11 +5653,9 @@ BEGIN
     IF rel IS NULL OR memory_private._citus_version() IS NULL THEN
         RETURN false;
     END IF;
-    -- pg_dist_partition exists only with Citus: the statement is compiled when it runs.
-    EXECUTE $q$
-        SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition AS p
-                       WHERE p.logicalrelid = $1 AND p.partmethod = 'h')
-    $q$ INTO v_found USING rel;
+    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition AS p '
+        'WHERE p.logicalrelid = $1 AND p.partmethod = ''h'')'
+    INTO v_found USING rel;
     RETURN v_found;
 END;
 $$;
@@ -6250,9 +5699,9 @@ BEGIN
     END IF;
     PERFORM pg_advisory_xact_lock(hashtext('pgmemo.domain'), hashtext(v_d.domain));
 
-    -- The queue triggers (statement level, transition tables) cannot run on shards; the write
-    -- functions queue rows instead (memory_private._dist_sync_jobs). The BEFORE UPDATE row
-    -- trigger is safe on shards (it changes NEW only) and is what keeps a stale embedding from
+    -- The statement triggers (transition tables) cannot run on shards; the write functions
+    -- queue rows instead (memory_private._dist_sync_jobs). The BEFORE UPDATE row trigger (the
+    -- stale rule's row form) is safe on shards (it changes NEW only) and keeps a stale embedding from
     -- ever being served, also for writes that bypass pgmemo's functions. Citus refuses trigger
     -- DDL on distributed tables unless citus.enable_unsafe_triggers is on (for this call only).
     v_unsafe := current_setting('citus.enable_unsafe_triggers', true);
@@ -6263,6 +5712,10 @@ BEGIN
         memory_private._wire_name(v_d.domain, 'enqueue_update'), v_rel);
     EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s',
         memory_private._wire_name(v_d.domain, 'dequeue_delete'), v_rel);
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s',
+        memory_private._wire_name(v_d.domain, 'unstale_update'), v_rel);
+    v_d.distributed := true;
+    PERFORM memory_private._wire(v_d);  -- the row trigger, carried to the shards
     IF memory_private._is_distributed_table(v_rel) THEN
         -- Distributed already (by an earlier call, or by hand): take it over.
         EXECUTE 'SELECT count(*) FROM pg_catalog.pg_dist_shard AS s WHERE s.logicalrelid = $1'
@@ -6273,7 +5726,7 @@ BEGIN
                 v_d.domain, v_shards, shard_count, v_rel::text, shard_count;
         END IF;
     ELSE
-        EXECUTE $q$ SELECT create_distributed_table($1, 'id', shard_count => $2) $q$
+        EXECUTE 'SELECT create_distributed_table($1, ''id'', shard_count => $2)'
         USING v_rel, shard_count;
         -- The rows now live in the shards; the coordinator's copy is dead weight.
         EXECUTE 'SELECT truncate_local_data_after_distributing_table($1)' USING v_rel;
@@ -6318,11 +5771,11 @@ BEGIN
         RETURN 0;
     END IF;
     -- One read of the rows (a router query per shard touched), then the coordinator's queue.
-    EXECUTE format($q$
-        SELECT array_agg(t.id) FILTER (WHERE t.embedding IS NULL),
-            array_agg(t.id) FILTER (WHERE t.embedding IS NOT NULL)
-        FROM %I.%I AS t WHERE t.id = ANY ($1)
-    $q$, d.table_schema, d.table_name)
+    EXECUTE format(
+        'SELECT array_agg(t.id) FILTER (WHERE t.embedding IS NULL), '
+        'array_agg(t.id) FILTER (WHERE t.embedding IS NOT NULL) '
+        'FROM %I.%I AS t WHERE t.id = ANY ($1)',
+        d.table_schema, d.table_name)
     INTO v_missing, v_embedded USING ids;
     IF reset THEN
         INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
@@ -6366,22 +5819,6 @@ BEGIN
 END;
 $$;
 
--- complete_embedding_jobs' write for the shadow domain of a re-embed of a distributed domain:
--- Citus plans an UPDATE of a view over a distributed table itself (no INSTEAD OF triggers), so
--- the shadow column of the table is written directly, under the same content check ($1
--- embedding, $2 model, $3 id, $4 md5 of the content the worker embedded).
-CREATE OR REPLACE FUNCTION memory_private._dist_shadow_write_sql(d memory_private.domains)
-RETURNS text
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT format('UPDATE %s AS t SET %I = $1%s WHERE t.id = $3 AND md5(t.content) = $4',
-        memory_private._qualified(d.source_table), r.next_column,
-        CASE WHEN r.model_column IS NOT NULL THEN format(', %I = $2', r.model_column) ELSE '' END)
-    FROM memory_private.reembeds AS r
-    WHERE r.shadow_domain = d.domain
-$$;
-
 -- Rows deleted from a distributed domain: their jobs go.
 CREATE OR REPLACE FUNCTION memory_private._dist_drop_jobs(d memory_private.domains, ids text[])
 RETURNS void
@@ -6394,30 +5831,6 @@ BEGIN
         WHERE q.row_id = ANY (ids) AND (q.domain = d.domain OR q.domain IN (
             SELECT r.shadow_domain FROM memory_private.reembeds AS r WHERE r.domain = d.domain));
     END IF;
-END;
-$$;
-
--- The next ids (in id order, after after_id; NULL: from the start) of a distributed domain's
--- rows without an embedding, at most batch of them: one fan-out, ORDER BY id LIMIT pushed to
--- every shard and served by its primary key. NULL when there are no more.
-CREATE OR REPLACE FUNCTION memory_private._dist_unembedded_ids(
-    d memory_private.domains, after_id text, batch integer
-)
-RETURNS text[]
-LANGUAGE plpgsql STABLE
-SET search_path FROM CURRENT
-AS $$
-DECLARE
-    v_ids text[];
-BEGIN
-    EXECUTE format($q$
-        SELECT array_agg(s.id ORDER BY s.id) FROM (
-            SELECT t.id FROM %I.%I AS t
-            WHERE t.embedding IS NULL AND ($1::text IS NULL OR t.id > $1)
-            ORDER BY t.id LIMIT $2) AS s
-    $q$, d.table_schema, d.table_name)
-    INTO v_ids USING after_id, batch;
-    RETURN v_ids;
 END;
 $$;
 
@@ -6440,7 +5853,12 @@ DECLARE
     v_gone bigint;
 BEGIN
     LOOP
-        v_ids := memory_private._dist_unembedded_ids(d, v_last, batch);
+        EXECUTE format(
+            'SELECT array_agg(s.id ORDER BY s.id) FROM (SELECT t.id FROM %I.%I AS t '
+            'WHERE t.embedding IS NULL AND ($1::text IS NULL OR t.id > $1) '
+            'ORDER BY t.id LIMIT $2) AS s',
+            d.table_schema, d.table_name)
+        INTO v_ids USING v_last, batch;
         EXIT WHEN v_ids IS NULL;
         v_last := v_ids[cardinality(v_ids)];
         WITH added AS (
@@ -6454,10 +5872,8 @@ BEGIN
         v_added := cardinality(v_ids);
         -- A worker may have completed some of these rows after the read above (its job was
         -- gone, so the insert made a new one): a fresh read drops those jobs again.
-        EXECUTE format($q$
-            SELECT array_agg(t.id) FROM %I.%I AS t
-            WHERE t.id = ANY ($1) AND t.embedding IS NOT NULL
-        $q$, d.table_schema, d.table_name)
+        EXECUTE format('SELECT array_agg(t.id) FROM %I.%I AS t '
+            'WHERE t.id = ANY ($1) AND t.embedding IS NOT NULL', d.table_schema, d.table_name)
         INTO v_ids USING v_ids;
         DELETE FROM memory_private.embedding_queue AS q
         WHERE q.domain = d.domain AND q.row_id = ANY (v_ids) AND q.status = 'pending';
@@ -6483,7 +5899,12 @@ DECLARE
     v_seen bigint := 0;
 BEGIN
     LOOP
-        v_ids := memory_private._dist_unembedded_ids(d, v_last, 10000);
+        EXECUTE format(
+            'SELECT array_agg(s.id ORDER BY s.id) FROM (SELECT t.id FROM %I.%I AS t '
+            'WHERE t.embedding IS NULL AND ($1::text IS NULL OR t.id > $1) '
+            'ORDER BY t.id LIMIT 10000) AS s',
+            d.table_schema, d.table_name)
+        INTO v_ids USING v_last;
         EXIT WHEN v_ids IS NULL;
         v_last := v_ids[cardinality(v_ids)];
         v_seen := v_seen + cardinality(v_ids);
@@ -6512,26 +5933,24 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_op text := memory_private._distance_operator(d.distance);
-    -- Fixed expressions for the domain's distance, as memory_private._knn_sql's (the query must
-    -- stay flat, so the similarity repeats the distance instead of reading a subquery's).
-    v_distance text := '(t.embedding ' || v_op || ' $1)::double precision';
     v_similarity text := CASE d.distance
-        WHEN 'cosine' THEN '1 - ' || v_distance
-        WHEN 'l2' THEN '1 / (1 + ' || v_distance || ')'
-        ELSE '- ' || v_distance
+        WHEN 'cosine' THEN '1 - (t.embedding %1$s $1)::double precision'
+        WHEN 'l2' THEN '1 / (1 + (t.embedding %1$s $1)::double precision)'
+        ELSE '- (t.embedding %1$s $1)::double precision'
     END;
-    v_emb text := CASE WHEN with_embeddings THEN 't.embedding::' ELSE 'NULL::' END
-        || memory_private._vector_schema() || '.vector';  -- _vector_schema() is quoted
 BEGIN
-    RETURN format($q$
-        SELECT t.id, t.content, t.metadata, %5$s AS similarity, %6$s AS distance, t.created_at,
-            t.updated_at, %7$s AS embedding
-        FROM %2$I.%3$I AS t
-        WHERE t.embedding IS NOT NULL AND (%4$s)
-          AND ($4::double precision IS NULL OR %5$s >= $4)
-        ORDER BY t.embedding %1$s $1 LIMIT $2 $q$,
-        v_op, d.table_schema, d.table_name, coalesce(predicate, 'true'), v_similarity, v_distance,
-        v_emb);
+    RETURN format(
+        'SELECT t.id, t.content, t.metadata, %5$s AS similarity, '
+        '(t.embedding %1$s $1)::double precision AS distance, t.created_at, t.updated_at, '
+        '%6$s AS embedding '
+        'FROM %2$I.%3$I AS t WHERE t.embedding IS NOT NULL %4$s '
+        'AND ($4::double precision IS NULL OR %5$s >= $4) '
+        'ORDER BY t.embedding %1$s $1 LIMIT $2',
+        v_op, d.table_schema, d.table_name,
+        CASE WHEN predicate IS NOT NULL THEN 'AND ' || predicate ELSE '' END,
+        format(v_similarity, v_op),
+        format(CASE WHEN with_embeddings THEN 't.embedding::%s.vector' ELSE 'NULL::%s.vector' END,
+            memory_private._vector_schema()));
 END;
 $$;
 
@@ -6571,8 +5990,7 @@ BEGIN
     v_sql := replace(v_sql, '$4', 'NULL::double precision');
     v_sql := replace(v_sql, '$3', format('%L::jsonb', v_f.params));
     PERFORM set_config('citus.explain_all_tasks', 'on', true);
-    -- EXPLAIN of the very statement memory.search runs: its text is the template here.
-    EXECUTE format($q$EXPLAIN (FORMAT JSON) %s$q$, v_sql) INTO v_plan;
+    EXECUTE 'EXPLAIN (FORMAT JSON) ' || v_sql INTO v_plan;
     PERFORM set_config('citus.explain_all_tasks', coalesce(v_all, 'off'), true);
     RETURN v_plan;
 END;
@@ -6708,74 +6126,10 @@ BEGIN
 END;
 $$;
 
--- The cluster checks of memory.diagnose for a domain on Citus, one function per check (like the
--- others in 61_diagnose.sql), combined by memory_private._diagnose (60_diagnostics.sql), which
--- calls them for domains the registry marks distributed, or every domain when Citus is installed.
-CREATE OR REPLACE FUNCTION memory_private._check_not_distributed(d memory_private.domains)
-RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT 'error', d.domain, 'not_distributed',
-        format('The registry says domain %s is distributed but %s is not a Citus '
-            || 'distributed table.', d.domain, p.relation),
-        format('SELECT memory.distribute_domain(%L);', d.domain)
-    FROM memory_private._physical(d) AS p
-    WHERE d.distributed AND NOT memory_private._is_distributed_table(p.relation)
-$$;
-
-COMMENT ON FUNCTION memory_private._check_not_distributed(memory_private.domains) IS
-'diagnose check not_distributed (error): the registry marks the domain distributed, but its '
-'table is not a Citus distributed table. fix_sql: memory.distribute_domain.';
-
-CREATE OR REPLACE FUNCTION memory_private._check_distributed_outside_pgmemo(
-    d memory_private.domains
-)
-RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT 'error', d.domain, 'distributed_outside_pgmemo',
-        format('%s was distributed with create_distributed_table directly: its statement '
-            || 'triggers cannot run on the shards, so rows written now are not queued. Let '
-            || 'pgmemo take it over (idempotent, it only records the fact and queues what is '
-            || 'missing).', p.relation),
-        format('SELECT memory.distribute_domain(%L);', d.domain)
-    FROM memory_private._physical(d) AS p
-    WHERE NOT d.distributed AND memory_private._is_distributed_table(p.relation)
-$$;
-
-COMMENT ON FUNCTION memory_private._check_distributed_outside_pgmemo(memory_private.domains) IS
-'diagnose check distributed_outside_pgmemo (error): the domain''s table was distributed with '
-'create_distributed_table, not memory.distribute_domain, so rows written on the shards are not '
-'queued. fix_sql: memory.distribute_domain (takes it over).';
-
-CREATE OR REPLACE FUNCTION memory_private._check_worker_unreachable(d memory_private.domains)
-RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
-LANGUAGE sql
-SET search_path FROM CURRENT
-AS $$
-    SELECT 'error', d.domain, 'worker_unreachable',
-        format('Worker %s:%s, which holds %s shards of %s, does not answer: every search, '
-            || 'and every write or read of a row on those shards, fails until it is back '
-            || '(nothing is lost: the shards are on its disk). Start its PostgreSQL server; '
-            || 'the query below then returns true. If the node is gone for good, restore it '
-            || 'from a backup (or a replica) and point the cluster at the new host with '
-            || 'citus_update_node.', n.node_name, n.node_port, n.shards, p.relation),
-        format('SELECT citus_check_connection_to_node(%L, %s);', n.node_name, n.node_port)
-    FROM memory_private._physical(d) AS p
-    CROSS JOIN LATERAL memory_private._unreachable_nodes(d) AS n
-$$;
-
-COMMENT ON FUNCTION memory_private._check_worker_unreachable(memory_private.domains) IS
-'diagnose check worker_unreachable (error): a Citus worker holding shards of the domain does not '
-'answer (every query touching those shards fails). fix_sql: citus_check_connection_to_node, '
-'true once it is back.';
-
--- A search runs one task per shard, up to citus.max_adaptive_executor_pool_size connections per
--- worker at once; Citus keeps citus.max_cached_conns_per_worker of them between transactions and
--- opens the others anew for every search (a backend fork each).
-CREATE OR REPLACE FUNCTION memory_private._check_citus_connection_cache(d memory_private.domains)
+-- The cluster checks of memory.diagnose for a distributed domain: workers that do not answer,
+-- shards without a valid vector index with the domain's operator class, and shards whose index
+-- settings (m, ef_construction) differ from the domain's.
+CREATE OR REPLACE FUNCTION memory_private._diagnose_distributed(d memory_private.domains)
 RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
@@ -6783,105 +6137,108 @@ AS $$
 #variable_conflict use_variable
 DECLARE
     v_rel regclass := (memory_private._physical(d)).relation;
-    v_cached integer := coalesce(nullif(
-        current_setting('citus.max_cached_conns_per_worker', true), '')::integer, 1);
+    v_expected text := memory_private._opclass(d);
+    v_options jsonb := jsonb_build_array('m=' || d.hnsw_m, 'ef_construction=' || d.hnsw_ef_construction);
+    v_node record;
+    v_missing text;
     v_n bigint;
+    v_repair text := format('SELECT memory.repair_shard_indexes(%L);', d.domain);
 BEGIN
     IF NOT memory_private._is_distributed_table(v_rel) THEN
+        IF d.distributed THEN
+            RETURN QUERY SELECT 'error', d.domain, 'not_distributed',
+                format('The registry says domain %s is distributed but %s is not a Citus '
+                    'distributed table.', d.domain, v_rel),
+                format('SELECT memory.distribute_domain(%L);', d.domain);
+        END IF;
         RETURN;
     END IF;
-    -- pg_dist_* exist only with Citus: the statement is compiled when it runs.
+    IF NOT d.distributed THEN
+        RETURN QUERY SELECT 'error', d.domain, 'distributed_outside_pgmemo',
+            format('%s was distributed with create_distributed_table directly: its statement '
+                'triggers cannot run on the shards, so rows written now are not queued. Let '
+                'pgmemo take it over (idempotent, it only records the fact and queues what is '
+                'missing).', v_rel),
+            format('SELECT memory.distribute_domain(%L);', d.domain);
+    END IF;
+
+    FOR v_node IN SELECT * FROM memory_private._unreachable_nodes(d) LOOP
+        RETURN QUERY SELECT 'error', d.domain, 'worker_unreachable',
+            format('Worker %s:%s, which holds %s shards of %s, does not answer: every search, '
+                'and every write or read of a row on those shards, fails until it is back '
+                '(nothing is lost: the shards are on its disk). Start its PostgreSQL server; '
+                'the query below then returns true. If the node is gone for good, restore it '
+                'from a backup (or a replica) and point the cluster at the new host with '
+                'citus_update_node.', v_node.node_name, v_node.node_port, v_node.shards, v_rel),
+            format('SELECT citus_check_connection_to_node(%L, %s);', v_node.node_name,
+                v_node.node_port);
+    END LOOP;
+
+    -- A search runs one task per shard, up to citus.max_adaptive_executor_pool_size
+    -- connections per worker at once; Citus keeps citus.max_cached_conns_per_worker of them
+    -- between transactions and opens the others anew for every search (a backend fork each).
     EXECUTE $q$
-        SELECT max(per_node.n) FROM (
+        SELECT max(n) FROM (
             SELECT count(*) AS n FROM pg_catalog.pg_dist_shard AS s
             JOIN pg_catalog.pg_dist_placement AS pl ON pl.shardid = s.shardid
             WHERE s.logicalrelid = $1 GROUP BY pl.groupid) AS per_node
     $q$ INTO v_n USING v_rel;
-    v_n := least(v_n, coalesce(nullif(
-        current_setting('citus.max_adaptive_executor_pool_size', true), '')::integer, 16));
-    IF v_n > v_cached THEN
+    v_n := least(v_n, coalesce(nullif(current_setting('citus.max_adaptive_executor_pool_size', true),
+        '')::integer, 16));
+    IF v_n > coalesce(nullif(current_setting('citus.max_cached_conns_per_worker', true), '')::integer, 1)
+    THEN
         RETURN QUERY SELECT 'warning', d.domain, 'citus_connection_cache',
             format('A search of %s opens up to %s connections per worker, but Citus keeps only %s '
-                || 'per worker between transactions (citus.max_cached_conns_per_worker): the '
-                || 'others are opened anew for every search, which can cost more than the search '
-                || 'itself (BENCHMARKS.md, Citus section). Keep %s cached; the workers'' '
-                || 'max_connections must allow that many per client connection.',
+                'per worker between transactions (citus.max_cached_conns_per_worker): the others '
+                'are opened anew for every search, which can cost more than the search itself '
+                '(BENCHMARKS.md, Citus section). Keep %s cached; the '
+                'workers'' max_connections must allow that many per client connection.',
                 v_rel, v_n, current_setting('citus.max_cached_conns_per_worker', true), v_n),
             format('ALTER DATABASE %I SET citus.max_cached_conns_per_worker = %s;',
                 current_database(), v_n);
     END IF;
+
+    -- Only the shards whose worker answered can be checked.
+    SELECT count(*), string_agg(x.shard_name, ', ' ORDER BY x.shard_id) INTO v_n, v_missing
+    FROM memory_private._shard_vector_indexes(d) AS x
+    WHERE x.reachable AND NOT EXISTS (
+        SELECT FROM jsonb_array_elements(x.indexes) AS i
+        WHERE (i ->> 'valid')::boolean AND i ->> 'opclass' = v_expected
+    );
+    IF v_n > 0 THEN
+        RETURN QUERY SELECT 'error', d.domain, 'shard_missing_index',
+            format('%s of the shards of %s have no valid vector index with %s (%s): searches '
+                'read every row of those shards, and a failed or interrupted index build is the '
+                'usual cause. Build the missing shard indexes (each shard''s build blocks writes '
+                'to that shard only).', v_n, v_rel, v_expected, v_missing),
+            v_repair;
+    END IF;
+
+    SELECT count(*), string_agg(format('%s (%s)', x.shard_name, (
+            SELECT string_agg(o, ', ' ORDER BY o) FROM jsonb_array_elements(x.indexes) AS i,
+                jsonb_array_elements_text(i -> 'options') AS o
+            WHERE i ->> 'method' = 'hnsw')), ', ' ORDER BY x.shard_id)
+    INTO v_n, v_missing
+    FROM memory_private._shard_vector_indexes(d) AS x
+    WHERE x.reachable AND EXISTS (
+        SELECT FROM jsonb_array_elements(x.indexes) AS i
+        WHERE i ->> 'method' = 'hnsw'
+          AND NOT (i -> 'options' @> v_options AND v_options @> (i -> 'options'))
+    );
+    IF v_n > 0 THEN
+        RETURN QUERY SELECT 'warning', d.domain, 'shard_index_settings_differ',
+            format('%s shards of %s have an HNSW index built with other settings than the '
+                'domain''s m=%s, ef_construction=%s: %s. Recall and speed then differ from '
+                'shard to shard. Rebuild those shard indexes with the domain''s settings.',
+                v_n, v_rel, d.hnsw_m, d.hnsw_ef_construction, v_missing),
+            v_repair;
+    END IF;
 END;
 $$;
 
-COMMENT ON FUNCTION memory_private._check_citus_connection_cache(memory_private.domains) IS
-'diagnose check citus_connection_cache (warning): a search of the distributed domain opens more '
-'connections per worker than citus.max_cached_conns_per_worker keeps, so the rest are opened '
-'anew on every search. fix_sql: ALTER DATABASE ... SET citus.max_cached_conns_per_worker.';
-
--- Only the shards whose worker answered can be checked (worker_unreachable names the others).
-CREATE OR REPLACE FUNCTION memory_private._check_shard_missing_index(d memory_private.domains)
-RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
-LANGUAGE sql
-SET search_path FROM CURRENT
-AS $$
-    SELECT 'error', d.domain, 'shard_missing_index',
-        format('%s of the shards of %s have no valid vector index with %s (%s): searches '
-            || 'read every row of those shards, and a failed or interrupted index build is the '
-            || 'usual cause. Build the missing shard indexes (each shard''s build blocks writes '
-            || 'to that shard only).', x.n, (memory_private._physical(d)).relation,
-            memory_private._opclass(d), x.shards),
-        format('SELECT memory.repair_shard_indexes(%L);', d.domain)
-    FROM (
-        SELECT count(*) AS n, string_agg(s.shard_name, ', ' ORDER BY s.shard_id) AS shards
-        FROM memory_private._shard_vector_indexes(d) AS s
-        WHERE s.reachable AND NOT EXISTS (
-            SELECT FROM jsonb_array_elements(s.indexes) AS i
-            WHERE (i ->> 'valid')::boolean AND i ->> 'opclass' = memory_private._opclass(d)
-        )
-    ) AS x
-    WHERE x.n > 0
-$$;
-
-COMMENT ON FUNCTION memory_private._check_shard_missing_index(memory_private.domains) IS
-'diagnose check shard_missing_index (error): shards of the distributed domain (on workers that '
-'answer) without a valid vector index with the domain''s operator class. fix_sql: '
-'memory.repair_shard_indexes.';
-
-CREATE OR REPLACE FUNCTION memory_private._check_shard_index_settings_differ(
-    d memory_private.domains
-)
-RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
-LANGUAGE sql
-SET search_path FROM CURRENT
-AS $$
-    SELECT 'warning', d.domain, 'shard_index_settings_differ',
-        format('%s shards of %s have an HNSW index built with other settings than the '
-            || 'domain''s m=%s, ef_construction=%s: %s. Recall and speed then differ from '
-            || 'shard to shard. Rebuild those shard indexes with the domain''s settings.',
-            x.n, (memory_private._physical(d)).relation, d.hnsw_m, d.hnsw_ef_construction,
-            x.shards),
-        format('SELECT memory.repair_shard_indexes(%L);', d.domain)
-    FROM (
-        SELECT count(*) AS n, string_agg(format('%s (%s)', s.shard_name, (
-                SELECT string_agg(o, ', ' ORDER BY o) FROM jsonb_array_elements(s.indexes) AS i,
-                    jsonb_array_elements_text(i -> 'options') AS o
-                WHERE i ->> 'method' = 'hnsw')), ', ' ORDER BY s.shard_id) AS shards
-        FROM memory_private._shard_vector_indexes(d) AS s
-        CROSS JOIN LATERAL (SELECT jsonb_build_array('m=' || d.hnsw_m,
-            'ef_construction=' || d.hnsw_ef_construction) AS options) AS want
-        WHERE s.reachable AND EXISTS (
-            SELECT FROM jsonb_array_elements(s.indexes) AS i
-            WHERE i ->> 'method' = 'hnsw'
-              AND NOT (i -> 'options' @> want.options AND want.options @> (i -> 'options'))
-        )
-    ) AS x
-    WHERE x.n > 0
-$$;
-
-COMMENT ON FUNCTION memory_private._check_shard_index_settings_differ(memory_private.domains) IS
-'diagnose check shard_index_settings_differ (warning): shards whose HNSW index was built with '
-'other m / ef_construction than the domain''s (recall and speed differ from shard to shard). '
-'fix_sql: memory.repair_shard_indexes.';
+COMMENT ON FUNCTION memory_private._diagnose_distributed(memory_private.domains) IS
+'diagnose checks of a domain on Citus: not_distributed, distributed_outside_pgmemo, '
+'worker_unreachable, citus_connection_cache, shard_missing_index, shard_index_settings_differ.';
 
 CREATE OR REPLACE FUNCTION memory.repair_shard_indexes(domain text)
 RETURNS integer
@@ -6895,15 +6252,8 @@ DECLARE
     v_options text[] := ARRAY['m=' || v_d.hnsw_m, 'ef_construction=' || v_d.hnsw_ef_construction];
     v_opclass_q text;
     v_down record;
-    v_shard record;
-    v_node record;
-    v_name text;
-    v_qualified text;
-    v_taken text;
-    v_commands text[];
-    v_result record;
-    v_bad integer := 0;
-    v_failed text[] := '{}';
+    v_bad integer;
+    v_failed text;
 BEGIN
     IF NOT memory_private._is_distributed_table(v_rel) THEN
         RAISE EXCEPTION 'domain "%" is not distributed: use memory.create_hnsw_index', v_d.domain
@@ -6920,62 +6270,71 @@ BEGIN
             USING ERRCODE = '08006', HINT = 'Start that worker, then repair again.';
     END IF;
     -- A shard is right with exactly one vector index: valid HNSW, the domain's operator class,
-    -- m and ef_construction. A wrong one is rebuilt on its worker (every placement), in one
-    -- transaction there: its vector indexes dropped, the HNSW index built under the name Citus
-    -- gives a shard's index, <index>_<shard id> (each build blocks writes to that shard only).
-    FOR v_shard IN
-        SELECT x.shard_id, x.shard_name, x.indexes
-        FROM memory_private._shard_vector_indexes(v_d) AS x
-        WHERE NOT (jsonb_array_length(x.indexes) = 1 AND EXISTS (
-            SELECT FROM jsonb_array_elements(x.indexes) AS i
-            WHERE i ->> 'method' = 'hnsw' AND (i ->> 'valid')::boolean
-              AND i ->> 'opclass' = v_expected
-              AND i -> 'options' @> to_jsonb(v_options) AND to_jsonb(v_options) @> (i -> 'options')))
-        ORDER BY x.shard_id
-    LOOP
-        v_bad := v_bad + 1;
-        v_name := memory_private._hnsw_name(v_d) || '_' || v_shard.shard_id;
-        v_qualified := format('%I.%I', v_d.table_schema, v_name);
-        SELECT coalesce(array_agg(format($q$ DROP INDEX %I.%I $q$, v_d.table_schema, i.name)
-            ORDER BY i.name), '{}')
-        INTO v_commands
-        FROM jsonb_to_recordset(v_shard.indexes) AS i (name text);
-        FOR v_node IN EXECUTE $q$
-            SELECT s.nodename::text AS host, s.nodeport::integer AS port
-            FROM citus_shards AS s WHERE s.shardid = $1 ORDER BY s.nodename, s.nodeport
-        $q$ USING v_shard.shard_id LOOP
-            -- The name taken by a relation other than the shard's own vector indexes (a stray
-            -- index elsewhere in the schema): PostgreSQL picks one instead.
-            SELECT r.result INTO v_taken
-            FROM master_run_on_worker(ARRAY[v_node.host], ARRAY[v_node.port],
-                ARRAY[format($q$ SELECT to_regclass(%L) IS NOT NULL $q$, v_qualified)], false) AS r;
-            -- One statement per command, in order (master_run_on_worker reports only a command's
-            -- first result, so several statements in one command could hide an error). A build
-            -- that fails leaves the shard without an index: diagnose says so, a repair retries.
-            FOR v_result IN
-                SELECT r.success, r.result
-                FROM master_run_on_worker(
-                    array_fill(v_node.host, ARRAY[cardinality(v_commands) + 1]),
-                    array_fill(v_node.port, ARRAY[cardinality(v_commands) + 1]),
-                    v_commands || format($q$
-                        CREATE INDEX %s ON %s USING hnsw (embedding %s)
-                        WITH (m = %s, ef_construction = %s)
-                    $q$,
-                        -- no name (PostgreSQL picks one) when a stray relation has it
-                        CASE WHEN v_taken = 't' AND NOT v_shard.indexes @> jsonb_build_array(
-                            jsonb_build_object('name', v_name)) THEN '' ELSE quote_ident(v_name) END,
-                        v_shard.shard_name, v_opclass_q, v_d.hnsw_m, v_d.hnsw_ef_construction),
-                    false) AS r
-            LOOP
-                IF NOT v_result.success THEN
-                    v_failed := v_failed || (v_shard.shard_id || ': ' || v_result.result);
+    -- m and ef_construction.
+    SELECT count(*) INTO v_bad
+    FROM memory_private._shard_vector_indexes(v_d) AS x
+    WHERE NOT (jsonb_array_length(x.indexes) = 1 AND EXISTS (
+        SELECT FROM jsonb_array_elements(x.indexes) AS i
+        WHERE i ->> 'method' = 'hnsw' AND (i ->> 'valid')::boolean
+          AND i ->> 'opclass' = v_expected
+          AND i -> 'options' @> to_jsonb(v_options) AND to_jsonb(v_options) @> (i -> 'options')));
+    IF v_bad = 0 THEN
+        RETURN 0;
+    END IF;
+    -- One command for every shard (run_command_on_shards puts the shard's name where %1$s is);
+    -- a shard that is right already is left alone. Citus names a shard's index
+    -- <index>_<shard id>, as the rebuilt one is named.
+    EXECUTE $q$
+        SELECT string_agg(r.shardid || ': ' || r.result, '; ')
+        FROM run_command_on_shards($1, format($cmd$
+            DO $do$
+            DECLARE
+                v_shard regclass := '%%1$s'::regclass;
+                v_name text := %1$L || substring('%%1$s' FROM '_([0-9]+)$');
+                v_opts text[] := %5$L;
+                v_ok boolean;
+                v_i regclass;
+            BEGIN
+                SELECT count(*) = 1 AND bool_and(am.amname = 'hnsw' AND i.indisvalid
+                        AND opc.opcname = %2$L AND c.reloptions @> v_opts
+                        AND c.reloptions <@ v_opts)
+                INTO v_ok
+                FROM pg_catalog.pg_index AS i
+                JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+                JOIN pg_catalog.pg_am AS am ON am.oid = c.relam
+                JOIN pg_catalog.pg_opclass AS opc ON opc.oid = i.indclass[0]
+                JOIN pg_catalog.pg_attribute AS a
+                    ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                WHERE i.indrelid = v_shard AND a.attname = 'embedding'
+                  AND am.amname IN ('hnsw', 'ivfflat');
+                IF v_ok THEN
+                    RETURN;
                 END IF;
-            END LOOP;
-        END LOOP;
-    END LOOP;
-    IF cardinality(v_failed) > 0 THEN
-        RAISE EXCEPTION 'rebuilding shard indexes of domain "%" failed: %', v_d.domain,
-            array_to_string(v_failed, '; ')
+                FOR v_i IN
+                    SELECT i.indexrelid::regclass FROM pg_catalog.pg_index AS i
+                    JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+                    JOIN pg_catalog.pg_am AS am ON am.oid = c.relam
+                    JOIN pg_catalog.pg_attribute AS a
+                        ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                    WHERE i.indrelid = v_shard AND a.attname = 'embedding'
+                      AND am.amname IN ('hnsw', 'ivfflat')
+                LOOP
+                    EXECUTE format('DROP INDEX %%%%s', v_i);
+                END LOOP;
+                -- (a name taken by a stray index elsewhere in the schema: PostgreSQL picks one)
+                IF to_regclass(format('%%%%I.%%%%I', %7$L, v_name)) IS NOT NULL THEN
+                    v_name := NULL;
+                END IF;
+                EXECUTE format('CREATE INDEX %%%%s ON %%%%s USING hnsw (embedding %3$s) '
+                    'WITH (m = %4$s, ef_construction = %6$s)', quote_ident(v_name), v_shard);
+            END $do$
+        $cmd$, $2, $3, $4, $5, $6, $7, $8)) AS r
+        WHERE NOT r.success
+    $q$ INTO v_failed
+    USING v_rel, memory_private._hnsw_name(v_d) || '_', v_expected, v_opclass_q, v_d.hnsw_m,
+        v_options, v_d.hnsw_ef_construction, v_d.table_schema;
+    IF v_failed IS NOT NULL THEN
+        RAISE EXCEPTION 'rebuilding shard indexes of domain "%" failed: %', v_d.domain, v_failed
             USING ERRCODE = 'XX000';
     END IF;
     RETURN v_bad;
@@ -6988,7 +6347,7 @@ COMMENT ON FUNCTION memory.repair_shard_indexes(text) IS
 'with other settings; each build blocks writes to its shard only). Returns the number of '
 'shards rebuilt; 0 when all were right. What memory.diagnose''s shard_missing_index and '
 'shard_index_settings_differ suggest. Error 08006 when a worker holding shards is down.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', '56714fe340ffa83484b0bdeeb575320a6feb6f161503e24baf432809778952bd', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', '71723731d069ab7bcf548ec50d4ea77f98f708045d6ad66c9a9887ff14f30fda', 'repeatable'); END $pgmemo$;
 -- sql/50_queue.sql
 -- The embedding queue: workers claim jobs (FOR UPDATE SKIP LOCKED, with a lease), complete or
 -- fail them; maintenance releases expired leases and sweeps rows the triggers never saw.
@@ -7091,15 +6450,14 @@ RETURNS integer
 LANGUAGE sql
 SET search_path FROM CURRENT
 AS $$
-    SELECT memory_private._fail_jobs(memory_private._writable_jobs(job_ids), error)
+    SELECT memory_private._fail_jobs(job_ids, error)
 $$;
 
 COMMENT ON FUNCTION memory.fail_embedding_jobs(bigint[], text) IS
 'Record a failed attempt for these jobs with its error: exponential backoff with jitter '
 '(pgmemo.retry_base_seconds, pgmemo.retry_max_seconds), dead after pgmemo.max_attempts (default 5). '
 'Dead jobs are kept with last_error and come back with requeue_dead. Only jobs still claimed '
-'under these ids, of domains the caller may write, count (at most 100,000 ids). Returns jobs '
-'touched.';
+'under these ids count. Returns jobs touched.';
 
 CREATE OR REPLACE FUNCTION memory.release_claims(job_ids bigint[])
 RETURNS integer
@@ -7112,7 +6470,7 @@ BEGIN
     UPDATE memory_private.embedding_queue AS q
     SET status = 'pending', run_after = now(), claimed_by = NULL, claimed_at = NULL,
         lease_until = NULL, updated_at = now()
-    WHERE q.job_id = ANY (memory_private._writable_jobs(job_ids)) AND q.status = 'claimed';
+    WHERE q.job_id = ANY (job_ids) AND q.status = 'claimed';
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_count > 0 THEN
         PERFORM pg_notify('memory_embedding_queue', '');
@@ -7123,8 +6481,7 @@ $$;
 
 COMMENT ON FUNCTION memory.release_claims(bigint[]) IS
 'Give claimed jobs back to the queue at once, without counting an attempt (a worker shutting '
-'down before it embedded them). Jobs of domains the caller may not write are not touched; at '
-'most 100,000 ids. Returns the number of jobs released.';
+'down before it embedded them). Returns the number of jobs released.';
 
 CREATE OR REPLACE FUNCTION memory.queue_counts(domain text DEFAULT NULL)
 RETURNS TABLE (ready bigint, waiting bigint, claimed bigint, dead bigint)
@@ -7311,17 +6668,13 @@ RETURNS void
 LANGUAGE sql
 SET search_path FROM CURRENT
 AS $$
-    -- bounded: a worker's name and info are kept per worker (the merged info too)
-    SELECT memory_private._check_bytes('worker', octet_length(worker), 1024);
-    SELECT memory_private._check_bytes('info', octet_length(info::text), 65536);
     INSERT INTO memory_private.workers AS w (worker, jobs_done, jobs_failed, info)
     VALUES (worker, coalesce(jobs_done, 0), coalesce(jobs_failed, 0), coalesce(info, '{}'))
     ON CONFLICT (worker) DO UPDATE
         SET last_seen = now(), stopped_at = NULL,
             jobs_done = w.jobs_done + excluded.jobs_done,
             jobs_failed = w.jobs_failed + excluded.jobs_failed,
-            info = CASE WHEN octet_length((w.info || excluded.info)::text) > 65536 THEN excluded.info
-                ELSE w.info || excluded.info END
+            info = w.info || excluded.info
 $$;
 
 COMMENT ON FUNCTION memory.worker_heartbeat(text, bigint, bigint, jsonb) IS
@@ -7419,7 +6772,7 @@ $$;
 COMMENT ON FUNCTION memory.schedule_maintenance(text) IS
 'Register memory.run_maintenance() with pg_cron under the job name pgmemo-maintenance '
 '(re-scheduling replaces it). Error 0A000 when pg_cron is not installed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '21063a0c2b8486b0e1053d5284bbc366e78160df40bc4f7220824448735f08d3', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '12744cce7c6dece84a0245001d651678bba66d017b9c4c7392e0dc19c9a149d3', 'repeatable'); END $pgmemo$;
 -- sql/51_queue_claim.sql
 -- Claiming and completing embedding jobs, set-based: one statement per domain per batch for
 -- the claim, a few for the completion (memory_private._claim_sql, _complete_sql: one template
@@ -7539,8 +6892,9 @@ BEGIN
         RAISE EXCEPTION 'batch_size must be between 1 and 10000, got %',
             coalesce(batch_size::text, 'NULL') USING ERRCODE = '22023';
     END IF;
-    PERFORM memory_private._check_lease(lease);
-    PERFORM memory_private._check_bytes('worker', octet_length(worker), 1024);
+    IF lease IS NULL OR lease <= interval '0' THEN
+        RAISE EXCEPTION 'lease must be a positive interval' USING ERRCODE = '22023';
+    END IF;
     IF only_domain IS NOT NULL THEN
         PERFORM memory_private._domain_for(only_domain, 'claim');
     END IF;
@@ -7787,7 +7141,6 @@ BEGIN
             coalesce(cardinality(job_ids), 0), coalesce(cardinality(embeddings), 0)
             USING ERRCODE = '2202E';
     END IF;
-    PERFORM memory_private._check_batch('job_ids', cardinality(job_ids));
     -- Jobs not found hold another claim now (or were completed, or their row deleted): their
     -- completion is superseded and writes nothing.
     FOR v_d IN
@@ -7803,11 +7156,8 @@ BEGIN
         WHERE q.domain = v_d.domain;
         CONTINUE WHEN v_ids IS NULL;
 
-        -- Jobs of a domain the caller may not write are not touched (a caller must not fail, or
-        -- write, jobs of a domain it cannot write by naming their ids). An adopted table that
-        -- would run another role's code (memory_private._domain_for locks and checks it) fails
-        -- its jobs alone, with the reason.
-        CONTINUE WHEN NOT memory_private._can(v_d.domain, 'write');
+        -- A domain the worker may no longer write, or an adopted table that would run another
+        -- role's code (memory_private._domain_for locks and checks it), fails its jobs alone.
         BEGIN
             PERFORM memory_private._domain_for(v_d.domain, 'write');
         EXCEPTION WHEN insufficient_privilege THEN
@@ -7878,7 +7228,6 @@ COMMENT ON FUNCTION memory.complete_embedding_jobs(bigint[], vector[], text) IS
 'completion writes nothing) and the row''s content is the content that claim handed out; a '
 'row whose content changed goes back to pending. A bad vector (wrong dimension, NULL) fails '
 'that job alone. embedding_model (default: the domain''s) is stored with each embedding. '
-'Jobs of a domain the caller may not write are not touched; at most 100,000 jobs per call. '
 'Returns the number of embeddings written.';
 
 -- Jobs of a completion that wrote nothing: drop those whose row is gone; put back to pending
@@ -7921,15 +7270,16 @@ AS $$
 DECLARE
     v_count integer;
 BEGIN
-    PERFORM memory_private._check_lease(lease);
+    IF lease IS NULL OR lease <= interval '0' THEN
+        RAISE EXCEPTION 'lease must be a positive interval' USING ERRCODE = '22023';
+    END IF;
     -- A job being completed right now (locked by its worker's completion) needs no extension:
-    -- skip it rather than wait for it (and lock the rest in job order). Only jobs of domains
-    -- the caller may write (memory_private._writable_jobs).
+    -- skip it rather than wait for it (and lock the rest in job order).
     UPDATE memory_private.embedding_queue AS q
     SET lease_until = greatest(q.lease_until, now() + lease)
     FROM (
         SELECT x.job_id FROM memory_private.embedding_queue AS x
-        WHERE x.job_id = ANY (memory_private._writable_jobs(job_ids)) AND x.status = 'claimed'
+        WHERE x.job_id = ANY (job_ids) AND x.status = 'claimed'
         ORDER BY x.job_id
         FOR UPDATE SKIP LOCKED
     ) AS e
@@ -7942,10 +7292,9 @@ $$;
 COMMENT ON FUNCTION memory.extend_claims(bigint[], interval) IS
 'The heartbeat of a batch in hand: push the lease of these claimed jobs to at least now() + '
 'lease, so a provider call longer than the lease is not released and thrown away. Jobs '
-'released meanwhile, or claimed again by someone else (their id changed), or of a domain the '
-'caller may not write, are not touched. lease: at most 1 day; at most 100,000 job ids (54000). '
+'released meanwhile, or claimed again by someone else (their id changed), are not touched. '
 'Returns the number of leases extended.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:51_queue_claim.sql', '51_queue_claim.sql', 'beff4c7ecb2cdc9343a9f808be248c1ea8e76a6063681c46b6a2b432a8cb69ef', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:51_queue_claim.sql', '51_queue_claim.sql', '6b3037f00521e65c39ff81ef3507a37cbd703bada4619bfe1caa0c7514412032', 'repeatable'); END $pgmemo$;
 -- sql/60_diagnostics.sql
 -- Diagnostics, part 1: the views embedding_coverage, vector_indexes and queue_status, the
 -- helpers memory.diagnose() shares with them (61_diagnose.sql; the index helpers live in
@@ -8116,17 +7465,10 @@ BEGIN
         CROSS JOIN LATERAL memory_private._check_adopted_foreign_code(d) AS c
         WHERE (p_domain IS NULL OR d.domain = p_domain) AND memory_private._can(d.domain, 'read')
         UNION ALL
-        -- Citus (48_distributed.sql): the cluster's checks of a domain, one function each.
+        -- Citus (48_distributed.sql): the cluster's checks of a domain.
         SELECT c.*
         FROM memory_private.domains AS d
-        CROSS JOIN LATERAL (
-            SELECT * FROM memory_private._check_not_distributed(d)
-            UNION ALL SELECT * FROM memory_private._check_distributed_outside_pgmemo(d)
-            UNION ALL SELECT * FROM memory_private._check_worker_unreachable(d)
-            UNION ALL SELECT * FROM memory_private._check_citus_connection_cache(d)
-            UNION ALL SELECT * FROM memory_private._check_shard_missing_index(d)
-            UNION ALL SELECT * FROM memory_private._check_shard_index_settings_differ(d)
-        ) AS c
+        CROSS JOIN LATERAL memory_private._diagnose_distributed(d) AS c
         WHERE (p_domain IS NULL OR d.domain = p_domain) AND memory_private._can(d.domain, 'read')
           AND (memory_private._physical(d)).relation IS NOT NULL
           AND (d.distributed OR memory_private._citus_version() IS NOT NULL)
@@ -8182,9 +7524,7 @@ COMMENT ON FUNCTION memory.diagnose(text) IS
 'too few rows; HNSW larger than '
 'shared_buffers; column dimension vs registry and model; rows no job will ever embed; dead jobs, '
 'a queue that does not drain, no live worker, expired claims; missing or stale statistics; '
-'pgvector too old; an adopted table that would run another role''s code, a schema on pgmemo''s '
-'path others can create in; on Citus, workers that do not answer and shards without the right '
-'vector index. One row per finding: severity (error, warning, info), check_name (stable), a '
+'pgvector too old. One row per finding: severity (error, warning, info), check_name (stable), a '
 'sentence, and fix_sql when the fix is one SQL statement. No rows (or info only): healthy. '
 'Cheap on big tables: catalogs, statistics and the queue; bounded scans only (see the source).';
 
@@ -8209,12 +7549,9 @@ DECLARE
 BEGIN
     PERFORM memory_private._check_k(k);
     -- A representative query vector: an embedding of the domain, else a constant one.
-    EXECUTE format($q$
-        SELECT coalesce(
-            (SELECT t.embedding::%3$s.vector FROM %1$I.%2$I AS t
-             WHERE t.embedding IS NOT NULL LIMIT 1),
-            array_fill(1::real, ARRAY[$1])::%3$s.vector) AS e
-    $q$, v_d.table_schema, v_d.table_name, memory_private._vector_schema())
+    EXECUTE format('SELECT coalesce((SELECT t.embedding::%3$s.vector FROM %1$I.%2$I AS t '
+        'WHERE t.embedding IS NOT NULL LIMIT 1), array_fill(1::real, ARRAY[$1])::%3$s.vector) AS e',
+        v_d.table_schema, v_d.table_name, memory_private._vector_schema())
     INTO v_query USING v_d.dimension;
 
     -- The same choice, settings and SQL text memory.search makes for the call.
@@ -8242,8 +7579,7 @@ BEGIN
             END IF;
             v_sql := memory_private._knn_sql(v_d, v_f.predicate, v_choice.path);
         END IF;
-        -- EXPLAIN of the very statement memory.search runs: its text is the template here.
-        EXECUTE format($q$EXPLAIN (FORMAT JSON) %s$q$, v_sql)
+        EXECUTE 'EXPLAIN (FORMAT JSON) ' || v_sql
         INTO v_plan
         USING v_query.e, k, v_f.params, NULL::double precision;
     END IF;
@@ -8272,7 +7608,7 @@ COMMENT ON FUNCTION memory.explain_search(text, integer, jsonb) IS
 'runs (exact: the matching rows'' distances, sorted; hnsw: the HNSW iterative scan, with the '
 'exact query as fallback when it returns fewer than k rows; unfiltered: hnsw), matching_rows '
 'the planner''s estimate of the rows the filter matches (NULL without a filter), reason why.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', '7e81b2f6a843bd896e22bbe457f0dc5e5820febca84bc99d3b227109cf9de064', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', 'dd9cf5ede3b2f483b3f424904f352d2d4549b4f963f7c9f454f3b9ce466b9b88', 'repeatable'); END $pgmemo$;
 -- sql/61_diagnose.sql
 -- Diagnostics, part 2: the per-domain checks behind memory.diagnose() (60_diagnostics.sql).
 -- Every failure from the incident reports, found by one call, each with a sentence and (where
@@ -8283,8 +7619,8 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql
 -- memory_private._diagnose (60_diagnostics.sql) combines them with UNION ALL. Adding a check:
 -- a function here with its COMMENT, one line in _diagnose, a word in memory.diagnose's COMMENT.
 -- Every check except _check_table_missing runs only on a domain whose table exists; on Citus,
--- the cluster's checks (memory_private._check_not_distributed ... _check_shard_index_settings_differ,
--- 48_distributed.sql) run too, and with a worker down the others, which read rows, are skipped.
+-- the cluster's checks (memory_private._diagnose_distributed, 48_distributed.sql) run first, and
+-- with a worker down the others, which read rows, are skipped.
 --
 -- Cost: diagnose() reads catalogs, cumulative statistics and the queue; it scans a domain table
 -- only where nothing cheaper can answer, and then boundedly:
@@ -8917,7 +8253,7 @@ $$;
 COMMENT ON FUNCTION memory_private._check_expired_claims(memory_private.domains) IS
 'diagnose check expired_claims (warning): claimed jobs whose lease has expired. fix_sql: '
 'memory.release_expired_claims.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', '495bf8788913a4ff8e005cae1feb7ba9859081aca67d0e99ab90df4abbd8cd41', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', 'e62ec65f3e639c274d7d53931249f72862760e3010e7de26b2a8c18e2158a6a5', 'repeatable'); END $pgmemo$;
 -- sql/70_bulk.sql
 -- Bulk loading: memory.bulk_load_begin / memory.bulk_load_finish defer a domain's secondary
 -- indexes (HNSW, GIN metadata, GIN full-text, btree updated_at) and its per-statement enqueue
@@ -9078,18 +8414,6 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:70_bulk.sql', '70_
 -- writes it to docs/SQL_REFERENCE.md; a test fails when the committed file differs from what a
 -- freshly migrated database says, so the reference cannot drift from the code.
 
--- The roles (other than the owner, and not PUBLIC) an ACL grants privilege to, as the reference
--- prints them: names, comma-separated, sorted.
-CREATE OR REPLACE FUNCTION memory_private._grantees(acl aclitem[], owner_oid oid, privilege text)
-RETURNS text
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT string_agg(a.grantee::regrole::text, ', ' ORDER BY a.grantee::regrole::text)
-    FROM aclexplode(acl) AS a
-    WHERE a.privilege_type = privilege AND a.grantee <> owner_oid AND a.grantee <> 0
-$$;
-
 CREATE OR REPLACE FUNCTION memory.api_reference()
 RETURNS text
 LANGUAGE sql STABLE
@@ -9108,7 +8432,11 @@ AS $$
                 memory_private._vector_schema() || '.halfvec', 'halfvec')
                 AS signature,
             coalesce(obj_description(p.oid, 'pg_proc'), '_(no comment)_') AS comment,
-            memory_private._grantees(p.proacl, p.proowner, 'EXECUTE') AS roles
+            (
+                SELECT string_agg(a.grantee::regrole::text, ', ' ORDER BY a.grantee::regrole::text)
+                FROM aclexplode(p.proacl) AS a
+                WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner AND a.grantee <> 0
+            ) AS roles
         FROM pg_catalog.pg_proc AS p
         WHERE p.pronamespace = 'memory'::regnamespace
     ),
@@ -9122,7 +8450,11 @@ AS $$
                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
             ) AS columns,
             coalesce(obj_description(c.oid, 'pg_class'), '_(no comment)_') AS comment,
-            memory_private._grantees(c.relacl, c.relowner, 'SELECT') AS roles
+            (
+                SELECT string_agg(a.grantee::regrole::text, ', ' ORDER BY a.grantee::regrole::text)
+                FROM aclexplode(c.relacl) AS a
+                WHERE a.privilege_type = 'SELECT' AND a.grantee <> c.relowner AND a.grantee <> 0
+            ) AS roles
         FROM pg_catalog.pg_class AS c
         WHERE c.relnamespace = 'memory'::regnamespace AND c.relkind IN ('v', 'm')
     )
@@ -9159,7 +8491,7 @@ COMMENT ON FUNCTION memory.api_reference() IS
 'The SQL reference of schema memory as Markdown: every function (signature with defaults, '
 'result, COMMENT ON text, roles granted EXECUTE) and view (columns, comment, roles granted '
 'SELECT). `make docs` writes it to docs/SQL_REFERENCE.md.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:80_reference.sql', '80_reference.sql', 'c3c5ee67e6ae6998c9c2b03755fb86b6e97ba224e1a1b6a8d1e8a3b417fb60f1', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:80_reference.sql', '80_reference.sql', '4e615f82600fff60d645ec5d98aacdc92c2352a264fbc8b3acc4149e0b3cef40', 'repeatable'); END $pgmemo$;
 -- sql/90_grants.sql
 -- Grants and definer rights, applied LAST on every migrate run (keep this file last in sql/).
 --
@@ -9264,7 +8596,6 @@ DECLARE
     v_fn regprocedure;
     v_item record;
     v_roles name[];
-    v_role name;
     v_unpinned text;
 BEGIN
     -- Not a grant, but it must run after every other sql/ file of a migrate: regenerate the
@@ -9317,13 +8648,14 @@ BEGIN
 
     -- 3. The explicit list, and nothing else: what an earlier release granted to the API roles
     --    and this list no longer names is revoked (same transaction: no call sees the gap).
-    FOREACH v_role IN ARRAY v_roles LOOP
-        EXECUTE format($q$ REVOKE ALL ON ALL ROUTINES IN SCHEMA memory, memory_private FROM %I $q$,
-            v_role);
-        EXECUTE format($q$ REVOKE ALL ON ALL TABLES IN SCHEMA memory, memory_private FROM %I $q$,
-            v_role);
-        EXECUTE format($q$ GRANT USAGE ON SCHEMA memory TO %I $q$, v_role);
-    END LOOP;
+    IF cardinality(v_roles) > 0 THEN
+        EXECUTE format(
+            'REVOKE ALL ON ALL ROUTINES IN SCHEMA memory, memory_private FROM %1$s; '
+            'REVOKE ALL ON ALL TABLES IN SCHEMA memory, memory_private FROM %1$s',
+            (SELECT string_agg(format('%I', r), ', ') FROM unnest(v_roles) AS r));
+        EXECUTE format('GRANT USAGE ON SCHEMA memory TO %s',
+            (SELECT string_agg(format('%I', r), ', ') FROM unnest(v_roles) AS r));
+    END IF;
     FOR v_item IN
         SELECT g.role_name, p.oid::regprocedure AS fn
         FROM memory_private._api_grants() AS g
@@ -9375,7 +8707,7 @@ BEGIN
     END LOOP;
 END;
 $grants$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '60a31af470f432900642ae30fef1f0717264add399dcedb6df8451d5773e98f9', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '9f90734cbee4a0817c30911950f396387f0446587b9948a1526a10d945fab94a', 'repeatable'); END $pgmemo$;
 DO $pgmemo$ BEGIN PERFORM memory_private._after_migrate(); END $pgmemo$;
 COMMIT;
 SELECT format('pgmemo schema version %s installed (pgvector %s in schema %s)',

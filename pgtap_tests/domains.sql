@@ -56,7 +56,7 @@ SELECT is(
          (SELECT oid FROM pg_catalog.pg_am WHERE amname = 'hnsw')),
     true, 'the HNSW index has m = 16, ef_construction = 64');
 SELECT triggers_are('memory_data', 'startup_memories',
-    ARRAY['pgmemo_startup_before_update', 'pgmemo_startup_enqueue_insert',
+    ARRAY['pgmemo_startup_unstale_update', 'pgmemo_startup_enqueue_insert',
           'pgmemo_startup_enqueue_update', 'pgmemo_startup_dequeue_delete'],
     'the queue triggers');
 SELECT is(

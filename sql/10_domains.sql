@@ -102,10 +102,12 @@ BEGIN
     INSERT INTO memory_private.domains AS d
         (domain, table_schema, table_name, dimension, distance, embedding_model,
          hnsw_m, hnsw_ef_construction, text_config, embedding_type,
-         source_table, id_column, content_column, embedding_column, model_column, touch_column)
+         source_table, id_column, content_column, embedding_column, model_column, touch_column,
+         metadata_column, created_column)
     VALUES (domain, 'memory_data', v_table, dimension, distance, embedding_model,
             hnsw_m, hnsw_ef_construction, text_config, embedding_type,
-            v_regclass, 'id', 'content', 'embedding', 'embedding_model', 'updated_at');
+            v_regclass, 'id', 'content', 'embedding', 'embedding_model', 'updated_at',
+            'metadata', 'created_at');
     PERFORM memory_private._default_access(domain);
     EXECUTE format('ALTER TABLE %s ALTER COLUMN embedding SET STORAGE %s', v_regclass,
         memory_private._embedding_storage(embedding_type, dimension));

@@ -1,6 +1,164 @@
 -- Writing memories: memory.store, memory.store_many, memory.update, memory.forget,
 -- memory.forget_many, memory.clear, memory.get.
--- Rows stored without an embedding are queued by the domain table's triggers.
+--
+-- One write path for every domain: each statement is one template over the domain's column
+-- mapping in the registry (relation, id, content, embedding, and the optional metadata, model,
+-- created and touch columns), the same for a table pgmemo made and an adopted one. Rows are
+-- addressed by id as text (t.<id>::text = $1: an adopted table has an index on that expression
+-- unless its id is text); ids given for new rows are cast to the id column's type.
+-- The writers never leave a stale embedding: a content change without a new embedding clears
+-- it (and its model) in the same statement (the table's unstale trigger, sql/43_wire.sql, is
+-- the rule for writes that bypass pgmemo). Rows stored without an embedding are queued by the
+-- table's triggers (on Citus by memory_private._dist_sync_jobs).
+
+-- Metadata can only be stored where the mapping has a metadata column (22023 names the table).
+CREATE OR REPLACE FUNCTION memory_private._check_metadata_column(
+    d memory_private.domains, metadatas jsonb[]
+)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF d.metadata_column IS NULL AND EXISTS (
+        SELECT FROM unnest(metadatas) AS u (m) WHERE u.m IS NOT NULL AND u.m <> '{}'::jsonb
+    ) THEN
+        RAISE EXCEPTION 'table % has no jsonb metadata column: metadata cannot be stored',
+            d.source_table
+            USING ERRCODE = '0A000',
+                  HINT = 'Store without metadata, or add a column metadata jsonb to the table '
+                      || 'and adopt it again.';
+    END IF;
+END;
+$$;
+
+-- The upsert of rows with ids: $1 ids, $2 contents, $3 metadatas, $4 embeddings, $5 model.
+-- Written in id order (the order the embedding queue locks rows in). On a conflict, content
+-- and metadata are replaced; the embedding given is stored, else the old one is kept only
+-- while the content is unchanged. Returns the ids written, as text.
+CREATE OR REPLACE FUNCTION memory_private._upsert_sql(d memory_private.domains)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    RETURN format($sql$
+        INSERT INTO %1$s AS t (%2$I, %3$I, %4$I%5$s%6$s)
+        SELECT u.id::%7$s, u.content, u.embedding%8$s%9$s
+        FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::%10$s[])
+            AS u (id, content, metadata, embedding)
+        ORDER BY u.id::%7$s
+        ON CONFLICT (%2$I) DO UPDATE SET
+            %3$I = excluded.%3$I,
+            %4$I = CASE WHEN excluded.%4$I IS NOT NULL THEN excluded.%4$I
+                WHEN t.%3$I::text = excluded.%3$I::text THEN t.%4$I END%11$s%12$s%13$s
+        RETURNING t.%2$I::text
+    $sql$,
+        memory_private._relation(d, true), d.id_column, d.content_column, d.embedding_column,
+        CASE WHEN d.metadata_column IS NOT NULL THEN format(', %I', d.metadata_column) END,
+        CASE WHEN d.model_column IS NOT NULL THEN format(', %I', d.model_column) END,
+        memory_private._id_type(d),
+        CASE WHEN d.metadata_column IS NOT NULL THEN $f$, coalesce(u.metadata, '{}')$f$ END,
+        CASE WHEN d.model_column IS NOT NULL
+            THEN ', CASE WHEN u.embedding IS NOT NULL THEN $5 END' END,
+        memory_private._vector_schema() || '.vector',
+        CASE WHEN d.metadata_column IS NOT NULL
+            THEN format(', %1$I = excluded.%1$I', d.metadata_column) END,
+        CASE WHEN d.model_column IS NOT NULL THEN format($f$,
+            %1$I = CASE WHEN excluded.%2$I IS NOT NULL THEN excluded.%1$I
+                WHEN t.%3$I::text = excluded.%3$I::text THEN t.%1$I END$f$,
+            d.model_column, d.embedding_column, d.content_column) END,
+        CASE WHEN d.touch_column IS NOT NULL THEN format(', %I = now()', d.touch_column) END)
+;
+END;
+$$;
+
+-- The insert of new rows without ids (the table's default makes them): $1 contents,
+-- $2 metadatas, $3 embeddings, $4 model. Returns the new ids as text[], in input order (rows
+-- are inserted, and RETURNING emits them, in the order of the SELECT).
+CREATE OR REPLACE FUNCTION memory_private._insert_sql(d memory_private.domains)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    RETURN format($sql$
+        WITH written AS (
+            INSERT INTO %1$s AS t (%3$I, %4$I%5$s%6$s)
+            SELECT u.content, u.embedding%7$s%8$s
+            FROM unnest($1::text[], $2::jsonb[], $3::%9$s[])
+                WITH ORDINALITY AS u (content, metadata, embedding, ord)
+            ORDER BY u.ord
+            RETURNING t.%2$I::text AS id
+        )
+        SELECT array_agg(w.id) FROM written AS w
+    $sql$,
+        memory_private._relation(d, true), d.id_column, d.content_column, d.embedding_column,
+        CASE WHEN d.metadata_column IS NOT NULL THEN format(', %I', d.metadata_column) END,
+        CASE WHEN d.model_column IS NOT NULL THEN format(', %I', d.model_column) END,
+        CASE WHEN d.metadata_column IS NOT NULL THEN $f$, coalesce(u.metadata, '{}')$f$ END,
+        CASE WHEN d.model_column IS NOT NULL
+            THEN ', CASE WHEN u.embedding IS NOT NULL THEN $4 END' END,
+        memory_private._vector_schema() || '.vector')
+;
+END;
+$$;
+
+-- Write rows (the checks done): those with an id upserted, those without inserted; returns
+-- every id in input order. Shared by memory.store and memory.store_many.
+CREATE OR REPLACE FUNCTION memory_private._write_rows(
+    d memory_private.domains, contents text[], metadatas jsonb[], embeddings vector[], ids text[]
+)
+RETURNS text[]
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_n integer := cardinality(contents);
+    v_new text[];
+    v_out text[];
+BEGIN
+    metadatas := coalesce(metadatas, array_fill(NULL::jsonb, ARRAY[v_n]));
+    embeddings := coalesce(embeddings, array_fill(embeddings[1], ARRAY[v_n]));  -- (NULL vectors)
+    ids := coalesce(ids, array_fill(NULL::text, ARRAY[v_n]));
+    IF EXISTS (SELECT FROM unnest(ids) AS u (i) WHERE u.i IS NOT NULL) THEN
+        EXECUTE memory_private._upsert_sql(d)
+        USING
+            (SELECT array_agg(u.i) FROM unnest(ids) AS u (i) WHERE u.i IS NOT NULL),
+            (SELECT array_agg(u.c ORDER BY u.o) FROM unnest(ids, contents) WITH ORDINALITY
+                AS u (i, c, o) WHERE u.i IS NOT NULL),
+            (SELECT array_agg(u.m ORDER BY u.o) FROM unnest(ids, metadatas) WITH ORDINALITY
+                AS u (i, m, o) WHERE u.i IS NOT NULL),
+            (SELECT array_agg(u.e ORDER BY u.o) FROM unnest(ids, embeddings) WITH ORDINALITY
+                AS u (i, e, o) WHERE u.i IS NOT NULL),
+            d.embedding_model;
+    END IF;
+    IF EXISTS (SELECT FROM unnest(ids) AS u (i) WHERE u.i IS NULL) THEN
+        EXECUTE memory_private._insert_sql(d)
+        INTO v_new
+        USING
+            (SELECT array_agg(u.c ORDER BY u.o) FROM unnest(ids, contents) WITH ORDINALITY
+                AS u (i, c, o) WHERE u.i IS NULL),
+            (SELECT array_agg(u.m ORDER BY u.o) FROM unnest(ids, metadatas) WITH ORDINALITY
+                AS u (i, m, o) WHERE u.i IS NULL),
+            (SELECT array_agg(u.e ORDER BY u.o) FROM unnest(ids, embeddings) WITH ORDINALITY
+                AS u (i, e, o) WHERE u.i IS NULL),
+            d.embedding_model;
+    END IF;
+    -- The ids in input order: given ones as given, new ones in the order they were made.
+    SELECT array_agg(coalesce(w.i, v_new[w.k]) ORDER BY w.o)
+    INTO v_out
+    FROM (
+        SELECT u.i, u.o, (count(*) FILTER (WHERE u.i IS NULL) OVER (ORDER BY u.o))::integer AS k
+        FROM unnest(ids) WITH ORDINALITY AS u (i, o)
+    ) AS w;
+    IF d.distributed THEN
+        -- Citus: no queue triggers on the shards (sql/48_distributed.sql).
+        PERFORM memory_private._dist_sync_jobs(d, v_out);
+    END IF;
+    RETURN v_out;
+END;
+$$;
 
 CREATE OR REPLACE FUNCTION memory.store(
     domain text,
@@ -15,56 +173,16 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'write');
-    v_id text;
 BEGIN
     IF content IS NULL THEN
         RAISE EXCEPTION 'content must not be NULL' USING ERRCODE = '22004';
     END IF;
     PERFORM memory_private._check_contents(v_d, ARRAY[content]);
     metadata := memory_private._check_metadata(metadata);
+    PERFORM memory_private._check_metadata_column(v_d, ARRAY[metadata]);
     PERFORM memory_private._check_embedding(v_d, embedding);
-    IF id IS NULL THEN
-        EXECUTE format(
-            'INSERT INTO %I.%I AS t (content, metadata, embedding, embedding_model) '
-            'VALUES ($1, $2, $3, CASE WHEN $3 IS NOT NULL THEN $4 END) RETURNING t.id',
-            v_d.table_schema, v_d.table_name)
-        INTO v_id USING content, metadata, embedding, v_d.embedding_model;
-    ELSIF v_d.adopted THEN
-        -- The table is a view (INSTEAD OF triggers), which has no ON CONFLICT: update the row,
-        -- insert it when there is none. A concurrent insert of the same id fails on the source
-        -- table's unique key rather than writing twice.
-        EXECUTE format(
-            'UPDATE %I.%I AS t SET content = $1, metadata = $2, '
-            'embedding = coalesce($3, t.embedding), '
-            'embedding_model = CASE WHEN $3 IS NOT NULL THEN $4 ELSE t.embedding_model END '
-            'WHERE t.id = $5 RETURNING t.id',
-            v_d.table_schema, v_d.table_name)
-        INTO v_id USING content, metadata, embedding, v_d.embedding_model, id;
-        IF v_id IS NULL THEN
-            EXECUTE format(
-                'INSERT INTO %I.%I AS t (id, content, metadata, embedding, embedding_model) '
-                'VALUES ($5, $1, $2, $3, CASE WHEN $3 IS NOT NULL THEN $4 END) RETURNING t.id',
-                v_d.table_schema, v_d.table_name)
-            INTO v_id USING content, metadata, embedding, v_d.embedding_model, id;
-        END IF;
-    ELSE
-        EXECUTE format(
-            'INSERT INTO %I.%I AS t (id, content, metadata, embedding, embedding_model) '
-            'VALUES ($5, $1, $2, $3, CASE WHEN $3 IS NOT NULL THEN $4 END) '
-            'ON CONFLICT (id) DO UPDATE SET content = excluded.content, '
-            'metadata = excluded.metadata, '
-            'embedding = coalesce(excluded.embedding, t.embedding), '
-            'embedding_model = CASE WHEN excluded.embedding IS NOT NULL '
-            'THEN excluded.embedding_model ELSE t.embedding_model END '
-            'RETURNING t.id',
-            v_d.table_schema, v_d.table_name)
-        INTO v_id USING content, metadata, embedding, v_d.embedding_model, id;
-    END IF;
-    IF v_d.distributed THEN
-        -- Citus: no queue triggers on the shards (sql/48_distributed.sql).
-        PERFORM memory_private._dist_sync_jobs(v_d, ARRAY[v_id]);
-    END IF;
-    RETURN v_id;
+    RETURN (memory_private._write_rows(v_d, ARRAY[content], ARRAY[metadata], ARRAY[embedding],
+        ARRAY[id]))[1];
 END;
 $$;
 
@@ -139,8 +257,6 @@ DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_n integer := coalesce(cardinality(contents), 0);
     v_bad record;
-    v_ids text[];
-    v_i integer;
 BEGIN
     IF v_n = 0 THEN
         RETURN;
@@ -167,41 +283,8 @@ BEGIN
     PERFORM memory_private._check_rows(v_d, metadatas, embeddings, ids);
     PERFORM memory_private._check_contents(v_d, contents);
 
-    IF v_d.adopted THEN
-        -- A view over the application's table: its ids come from the table (a bigint identity,
-        -- say), and upserts go row by row through memory.store.
-        FOR v_i IN 1 .. v_n LOOP
-            RETURN NEXT memory.store(v_d.domain, contents[v_i], coalesce(metadatas[v_i], '{}'),
-                embeddings[v_i], ids[v_i]);
-        END LOOP;
-        RETURN;
-    END IF;
-
-    -- Ids are decided here so they can be returned in input order. Rows are written (and
-    -- locked) in id order, the order in which the embedding queue locks them.
-    SELECT array_agg(coalesce(ids[u.ord], gen_random_uuid()::text) ORDER BY u.ord) INTO v_ids
-    FROM generate_subscripts(contents, 1) AS u (ord);
-
-    EXECUTE format(
-        'INSERT INTO %I.%I AS t (id, content, metadata, embedding, embedding_model) '
-        'SELECT u.id, u.content, coalesce(u.metadata, ''{}''), u.embedding, '
-        'CASE WHEN u.embedding IS NOT NULL THEN $5 END '
-        'FROM unnest($1, $2, $3, $4) AS u (id, content, metadata, embedding) '
-        'ORDER BY u.id '
-        'ON CONFLICT (id) DO UPDATE SET content = excluded.content, '
-        'metadata = excluded.metadata, '
-        'embedding = coalesce(excluded.embedding, t.embedding), '
-        'embedding_model = CASE WHEN excluded.embedding IS NOT NULL '
-        'THEN excluded.embedding_model ELSE t.embedding_model END',
-        v_d.table_schema, v_d.table_name)
-    USING v_ids, contents,
-        coalesce(metadatas, array_fill(NULL::jsonb, ARRAY[v_n])),
-        coalesce(embeddings, array_fill(embeddings[1], ARRAY[v_n])),
-        v_d.embedding_model;
-    IF v_d.distributed THEN
-        PERFORM memory_private._dist_sync_jobs(v_d, v_ids);
-    END IF;
-    RETURN QUERY SELECT unnest(v_ids);
+    PERFORM memory_private._check_metadata_column(v_d, metadatas);
+    RETURN QUERY SELECT unnest(memory_private._write_rows(v_d, contents, metadatas, embeddings, ids));
 END;
 $$;
 
@@ -228,18 +311,30 @@ DECLARE
 BEGIN
     IF metadata IS NOT NULL THEN
         PERFORM memory_private._check_metadata(metadata);
+        PERFORM memory_private._check_metadata_column(v_d, ARRAY[metadata]);
     END IF;
     IF content IS NOT NULL THEN
         PERFORM memory_private._check_contents(v_d, ARRAY[content]);
     END IF;
     PERFORM memory_private._check_embedding(v_d, embedding);
-    EXECUTE format(
-        'UPDATE %I.%I AS t SET content = coalesce($2, t.content), '
-        'metadata = coalesce($3, t.metadata), '
-        'embedding = coalesce($4, t.embedding), '
-        'embedding_model = CASE WHEN $4 IS NOT NULL THEN $5 ELSE t.embedding_model END '
-        'WHERE t.id = $1',
-        v_d.table_schema, v_d.table_name)
+    -- $1 id, $2 content, $3 metadata, $4 embedding, $5 model.
+    EXECUTE format($sql$
+        UPDATE %1$s AS t SET
+            %3$I = coalesce($2, t.%3$I),
+            %4$I = CASE WHEN $4 IS NOT NULL THEN $4::%5$s
+                WHEN $2 IS NULL OR $2 = t.%3$I::text THEN t.%4$I END%6$s%7$s%8$s
+        WHERE t.%2$I::text = $1
+    $sql$,
+        memory_private._relation(v_d, true), v_d.id_column, v_d.content_column,
+        v_d.embedding_column,
+        memory_private._embedding_column_type(v_d.embedding_type, v_d.dimension),
+        CASE WHEN v_d.metadata_column IS NOT NULL
+            THEN format(', %1$I = coalesce($3, t.%1$I)', v_d.metadata_column) END,
+        CASE WHEN v_d.model_column IS NOT NULL THEN format($f$,
+            %1$I = CASE WHEN $4 IS NOT NULL THEN $5
+                WHEN $2 IS NULL OR $2 = t.%2$I::text THEN t.%1$I END$f$,
+            v_d.model_column, v_d.content_column) END,
+        CASE WHEN v_d.touch_column IS NOT NULL THEN format(', %I = now()', v_d.touch_column) END)
     USING id, content, metadata, embedding, v_d.embedding_model;
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_d.distributed AND v_count > 0 AND (content IS NOT NULL OR embedding IS NOT NULL) THEN
@@ -254,28 +349,6 @@ COMMENT ON FUNCTION memory.update(text, text, text, jsonb, vector) IS
 'Changing the content without a new embedding clears the old embedding and queues the row, so a '
 'stale embedding is never served. Returns false when the id does not exist.';
 
-CREATE OR REPLACE FUNCTION memory.forget(domain text, id text)
-RETURNS boolean
-LANGUAGE plpgsql
-SET search_path FROM CURRENT
-AS $$
-DECLARE
-    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
-    v_count integer;
-BEGIN
-    EXECUTE format('DELETE FROM %I.%I AS t WHERE t.id = $1', v_d.table_schema, v_d.table_name)
-    USING id;
-    GET DIAGNOSTICS v_count = ROW_COUNT;
-    IF v_d.distributed THEN
-        PERFORM memory_private._dist_drop_jobs(v_d, ARRAY[id]);
-    END IF;
-    RETURN v_count > 0;
-END;
-$$;
-
-COMMENT ON FUNCTION memory.forget(text, text) IS
-'Delete a memory (and its queued embedding job). Returns false when the id does not exist.';
-
 CREATE OR REPLACE FUNCTION memory.forget_many(domain text, ids text[])
 RETURNS bigint
 LANGUAGE plpgsql
@@ -286,7 +359,9 @@ DECLARE
     v_count bigint;
 BEGIN
     PERFORM memory_private._check_batch('ids', cardinality(ids));
-    EXECUTE format('DELETE FROM %I.%I AS t WHERE t.id = ANY ($1)', v_d.table_schema, v_d.table_name)
+    EXECUTE format($sql$
+        DELETE FROM %1$s AS t WHERE t.%2$I::text = ANY ($1)
+    $sql$, memory_private._relation(v_d, true), v_d.id_column)
     USING ids;
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_d.distributed THEN
@@ -300,6 +375,17 @@ COMMENT ON FUNCTION memory.forget_many(text, text[]) IS
 'Delete the memories with these ids (and their queued embedding jobs) in one statement. '
 'Returns how many existed; unknown and NULL ids are ignored. At most 100,000 ids per call '
 '(54000).';
+
+CREATE OR REPLACE FUNCTION memory.forget(domain text, id text)
+RETURNS boolean
+LANGUAGE sql
+SET search_path FROM CURRENT
+AS $$
+    SELECT memory.forget_many(domain, ARRAY[id]) > 0
+$$;
+
+COMMENT ON FUNCTION memory.forget(text, text) IS
+'Delete a memory (and its queued embedding job). Returns false when the id does not exist.';
 
 CREATE OR REPLACE FUNCTION memory.clear(domain text)
 RETURNS bigint
@@ -318,7 +404,9 @@ BEGIN
     END IF;
     -- A DELETE, not a TRUNCATE: readers and writers keep going (no ACCESS EXCLUSIVE lock), a
     -- row inserted concurrently survives with its job, and the delete trigger dequeues.
-    EXECUTE format('DELETE FROM %I.%I AS t', v_d.table_schema, v_d.table_name);
+    EXECUTE format($sql$
+        DELETE FROM %1$s AS t
+    $sql$, memory_private._relation(v_d, true));
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_d.distributed THEN
         -- Citus: no dequeue trigger on the shards; the domain's (and a re-embed's) jobs go.
@@ -328,10 +416,10 @@ BEGIN
         RETURN v_count;
     END IF;
     -- Jobs whose row is gone (the dequeue trigger is off during a bulk load).
-    EXECUTE format(
-        'DELETE FROM memory_private.embedding_queue AS q WHERE q.domain = $1 '
-        'AND NOT EXISTS (SELECT FROM %I.%I AS t WHERE t.id = q.row_id)',
-        v_d.table_schema, v_d.table_name)
+    EXECUTE format($sql$
+        DELETE FROM memory_private.embedding_queue AS q
+        WHERE q.domain = $1 AND NOT EXISTS (SELECT FROM %1$s AS t WHERE t.%2$I::text = q.row_id)
+    $sql$, memory_private._relation(v_d, true), v_d.id_column)
     USING v_d.domain;
     RETURN v_count;
 END;

@@ -1,24 +1,34 @@
 -- The write triggers of every domain, factory or adopted: one family, one template each, wired
 -- by memory_private._wire(d) from the domain's column mapping in the registry (relation, id,
--- content, embedding, model and touch columns) and removed by memory_private._unwire(d).
+-- content, embedding, model columns) and removed by memory_private._unwire(d).
 --
 -- The rules they carry, in this one place:
--- - BEFORE UPDATE, per row: the touch column (factory tables: updated_at) is set to now(); a
---   content change without a new embedding clears the embedding (and its model), so a stale
---   embedding is never served.
--- - AFTER INSERT / UPDATE, per statement (transition tables): every row that now needs an
---   embedding is queued, deduplicated per row, and the workers are woken (NOTIFY); a row that
---   got an embedding has no job any more (a claim in flight is superseded: its completion finds
---   no job and writes nothing). A metadata-only update queues nothing.
+-- - A stale embedding is never served: after an UPDATE (per statement, transition tables), a row
+--   whose content changed while its embedding stayed the same gets its embedding (and model)
+--   cleared, and a row whose embedding was cleared loses its model (trigger unstale_update).
+--   pgmemo's own writers (memory.update, store, store_many, import_rows) never leave such a row
+--   (they clear the embedding in the same statement), so this costs them nothing; it catches
+--   the application's own writes to an adopted table. It runs with the rights of whoever wrote
+--   the table (SECURITY INVOKER): pgmemo's rights never run the application's code.
+-- - AFTER INSERT / UPDATE, per statement: every row that now needs an embedding is queued,
+--   deduplicated per row, and the workers are woken (NOTIFY); a row that got an embedding has no
+--   job any more (a claim in flight is superseded: its completion finds no job and writes
+--   nothing). A metadata-only update queues nothing.
 -- - AFTER DELETE, per statement: the jobs of deleted rows go.
+-- No BEFORE ROW UPDATE trigger: with one, PostgreSQL recomputes every stored generated column
+-- on every UPDATE (a factory table's content_tsv on every embedding the worker writes). The
+-- touch column (factory tables: updated_at) is set by the writers.
+-- Citus runs no statement triggers with transition tables on a distributed table: there the
+-- write functions queue its rows (sql/48_distributed.sql) and the same stale rule is a row
+-- trigger (before_update), the one row-level template.
 --
 -- Why generated functions: each domain gets its own trigger functions with the column names
 -- written into static SQL (so PL/pgSQL plans each statement once per session), instead of one
 -- generic function that builds its SQL from TG_ARGV on every call (measured about 2.5x slower
 -- per write). They are made from the templates below and nothing else, and re-made by every
 -- migrate run (memory_private._after_migrate), so a change of a template reaches every domain.
--- Definer rights: the application writes an adopted table with its own role, which has no
--- right on memory_private; the functions touch the queue and NEW only.
+-- Definer rights (enqueue, dequeue): the application writes an adopted table with its own role,
+-- which has no right on memory_private; those functions touch the queue only.
 
 -- The name of one of a domain's trigger functions (and of its trigger): pgmemo_<domain>_<kind>.
 CREATE OR REPLACE FUNCTION memory_private._wire_name(domain text, kind text)
@@ -43,7 +53,6 @@ SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $body$
 BEGIN
-    %5$s
     -- (as real[]: pgvector's = is not on this function's search_path)
     IF NEW.%2$I IS DISTINCT FROM OLD.%2$I AND NEW.%3$I::real[] IS NOT DISTINCT FROM OLD.%3$I::real[] THEN
         NEW.%3$I := NULL;
@@ -57,9 +66,44 @@ $fn$,
         d.embedding_column,
         CASE WHEN d.model_column IS NOT NULL THEN format(
             'IF NEW.%1$I IS NULL AND OLD.%1$I IS NOT NULL THEN NEW.%2$I := NULL; END IF;',
-            d.embedding_column, d.model_column) ELSE '' END,
-        CASE WHEN d.touch_column IS NOT NULL THEN format('NEW.%I := now();', d.touch_column)
-            ELSE '' END)
+            d.embedding_column, d.model_column) ELSE '' END)
+    UNION ALL
+    SELECT 'unstale', format($fn$
+CREATE OR REPLACE FUNCTION memory_private.%1$I()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY INVOKER
+SET search_path FROM CURRENT
+AS $body$
+BEGIN
+    -- (as real[]: pgvector's = is not on this function's search_path)
+    IF EXISTS (
+        SELECT FROM new_rows AS n JOIN old_rows AS o ON o.%3$I = n.%3$I
+        WHERE n.%4$I IS DISTINCT FROM o.%4$I AND n.%5$I IS NOT NULL
+          AND n.%5$I::real[] = o.%5$I::real[]
+    ) THEN
+        UPDATE %2$s AS t SET %5$I = NULL%6$s
+        FROM new_rows AS n
+        JOIN old_rows AS o ON o.%3$I = n.%3$I
+        WHERE t.%3$I = n.%3$I AND t.%5$I IS NOT NULL
+          AND n.%4$I IS DISTINCT FROM o.%4$I AND n.%5$I::real[] = o.%5$I::real[];
+    END IF;
+    %7$s
+    RETURN NULL;
+END;
+$body$
+$fn$,
+        memory_private._wire_name(d.domain, 'unstale'), memory_private._qualified(d.source_table),
+        d.id_column, d.content_column, d.embedding_column,
+        CASE WHEN d.model_column IS NOT NULL THEN format(', %I = NULL', d.model_column) ELSE '' END,
+        CASE WHEN d.model_column IS NOT NULL THEN format($model$
+    IF EXISTS (SELECT FROM new_rows AS n WHERE n.%4$I IS NULL AND n.%3$I IS NOT NULL) THEN
+        UPDATE %1$s AS t SET %3$I = NULL
+        FROM new_rows AS n
+        WHERE t.%2$I = n.%2$I AND n.%4$I IS NULL AND t.%4$I IS NULL AND t.%3$I IS NOT NULL;
+    END IF;$model$,
+            memory_private._qualified(d.source_table), d.id_column, d.model_column,
+            d.embedding_column) ELSE '' END)
     UNION ALL
     SELECT 'enqueue', format($fn$
 CREATE OR REPLACE FUNCTION memory_private.%1$I()
@@ -139,12 +183,17 @@ AS $$
          'NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()'),
         (memory_private._wire_name(d.domain, 'dequeue_delete'), 'dequeue',
          'CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows '
-         'FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()')
+         'FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()'),
+        -- (fires after enqueue_update: triggers of one event fire in name order)
+        (memory_private._wire_name(d.domain, 'unstale_update'), 'unstale',
+         'CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows '
+         'NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()')
     ) AS t (trigger_name, fn, template)
 $$;
 
--- Wire a domain: (re)make its trigger functions and make sure its relation carries its four
--- triggers. Idempotent and cheap when nothing changed (a trigger that exists is kept, with its
+-- Wire a domain: (re)make its trigger functions and make sure its relation carries its
+-- triggers (four; one on a distributed table). Idempotent and cheap when nothing changed (a
+-- trigger that exists is kept, with its
 -- enabled state: bulk_load_begin pauses the insert trigger).
 CREATE OR REPLACE FUNCTION memory_private._wire(d memory_private.domains)
 RETURNS void
@@ -159,6 +208,7 @@ BEGIN
         RETURN;  -- the table is gone: nothing to wire (diagnose reports it)
     END IF;
     FOR v_item IN SELECT * FROM memory_private._wire_functions(d) LOOP
+        CONTINUE WHEN v_item.kind = 'before_update' AND NOT d.distributed;
         EXECUTE v_item.ddl;
         EXECUTE format('REVOKE ALL ON FUNCTION memory_private.%I() FROM PUBLIC',
             memory_private._wire_name(d.domain, v_item.kind));
@@ -171,8 +221,9 @@ BEGIN
         PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
     END IF;
     FOR v_item IN SELECT * FROM memory_private._wire_triggers(d) LOOP
+        -- A distributed table carries the row trigger only; any other table all but it.
         CONTINUE WHEN d.distributed
-            AND v_item.trigger_name <> memory_private._wire_name(d.domain, 'before_update');
+            <> (v_item.trigger_name = memory_private._wire_name(d.domain, 'before_update'));
         CONTINUE WHEN EXISTS (
             SELECT FROM pg_catalog.pg_trigger AS t
             WHERE t.tgrelid = d.source_table AND t.tgname = v_item.trigger_name);

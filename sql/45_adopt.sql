@@ -3,12 +3,12 @@
 --
 -- How: the domain's table memory_data.<domain>_memories is a VIEW over the source table that
 -- exposes the standard columns (id as text, content, embedding, embedding_model, metadata,
--- created_at, updated_at), so every memory.* function works unchanged: reads through the view
--- inline to the source (the HNSW index on the source column serves ORDER BY embedding <=> $1),
--- writes go through INSTEAD OF triggers that write the source. The queue triggers sit on the
--- source table itself (generic functions, column names in TG_ARGV, dynamic SQL over the
--- transition tables), so the application's own inserts and updates are queued too. The same
--- machinery serves the shadow domains of a re-embed (46_reembed.sql).
+-- created_at, updated_at) for reading: reads through the view inline to the source (the HNSW
+-- index on the source column serves ORDER BY embedding <=> $1). Writes go to the source table
+-- itself through the domain's column mapping in the registry, the same statements as for a
+-- factory table (sql/20_write.sql), and the same triggers sit on it (sql/43_wire.sql), so the
+-- application's own inserts and updates are queued too. The same machinery serves the shadow
+-- domains of a re-embed (46_reembed.sql).
 
 -- A column of rel: its type and typmod, or NULL.
 CREATE OR REPLACE FUNCTION memory_private._column(rel regclass, col name)
@@ -80,8 +80,9 @@ AS $$
     WHERE d.adopted AND NOT memory_private._is_shadow(d)
 $$;
 
--- The view memory_data.<domain>_memories over an adopted domain's source, with its INSTEAD OF
--- trigger. opt: the optional columns (see _optional_columns; [2] is the model column).
+-- The view memory_data.<domain>_memories over an adopted domain's source, for reading (pgmemo
+-- writes the source itself, through the domain's column mapping: sql/20_write.sql). opt: the
+-- optional columns (see _optional_columns; [1] metadata, [2] model, [3] created, [4] updated).
 CREATE OR REPLACE FUNCTION memory_private._adopted_view(d memory_private.domains, opt name[])
 RETURNS void
 LANGUAGE plpgsql
@@ -90,7 +91,7 @@ AS $$
 DECLARE
     v_view_q text := format('%I.%I', d.table_schema, d.table_name);
     v_source text := memory_private._qualified(d.source_table);
-    v_id_type text := (SELECT c.type_name FROM memory_private._column(d.source_table, d.id_column) AS c);
+    v_id_type text := memory_private._id_type(d);
 BEGIN
     EXECUTE format(
         'CREATE VIEW %s AS SELECT %s AS id, s.%I::text AS content, s.%I AS embedding, '
@@ -108,10 +109,6 @@ BEGIN
         format('pgmemo domain %s, adopted: a view over %s (%s -> id, %s -> content, %s -> '
             'embedding). Write through memory.store() or the table itself.', d.domain, v_source,
             d.id_column, d.content_column, d.embedding_column));
-    EXECUTE format('CREATE TRIGGER pgmemo_write INSTEAD OF INSERT OR UPDATE OR DELETE ON %s '
-        'FOR EACH ROW EXECUTE FUNCTION memory_private._adopted_view_write(%L, %L, %L, %L, %L, %L, %L)',
-        v_view_q, v_source, d.id_column, v_id_type, d.content_column, d.embedding_column,
-        coalesce(opt[1], ''), coalesce(opt[2], ''));
 END;
 $$;
 
@@ -137,9 +134,10 @@ BEGIN
     END IF;
     INSERT INTO memory_private.domains AS d
         (domain, table_schema, table_name, dimension, distance, embedding_model, adopted,
-         source_table, id_column, content_column, embedding_column, model_column, embedding_type)
+         source_table, id_column, content_column, embedding_column, model_column,
+         metadata_column, created_column, embedding_type)
     VALUES (domain, 'memory_data', domain || '_memories', dimension, distance, embedding_model,
-            true, source, id_column, content_column, embedding_column, opt[2],
+            true, source, id_column, content_column, embedding_column, opt[2], opt[1], opt[3],
             (SELECT t.typname FROM pg_catalog.pg_attribute AS a
              JOIN pg_catalog.pg_type AS t ON t.oid = a.atttypid
              WHERE a.attrelid = source AND a.attname = embedding_column))

@@ -23,11 +23,6 @@ DECLARE
     v_updated bigint;
     v_existing bigint;
 BEGIN
-    IF v_d.adopted THEN
-        RAISE EXCEPTION 'domain "%" is adopted: import into a domain made by memory.create_domain',
-            v_d.domain
-            USING ERRCODE = '0A000';
-    END IF;
     IF cardinality(contents) IS DISTINCT FROM v_n
         OR (metadatas IS NOT NULL AND cardinality(metadatas) <> v_n)
         OR (embeddings IS NOT NULL AND cardinality(embeddings) <> v_n)
@@ -49,6 +44,7 @@ BEGIN
     END IF;
     PERFORM memory_private._check_rows(v_d, metadatas, embeddings, ids);
     PERFORM memory_private._check_contents(v_d, contents);
+    PERFORM memory_private._check_metadata_column(v_d, metadatas);
     -- The optional arrays as arrays of NULLs, so both statements below unnest them alike.
     metadatas := coalesce(metadatas, array_fill(NULL::jsonb, ARRAY[v_n]));
     embeddings := coalesce(embeddings, array_fill(embeddings[1], ARRAY[v_n]));
@@ -57,39 +53,67 @@ BEGIN
 
     -- Existing rows: written only where something differs (so a re-run changes nothing). An
     -- embedding given replaces the stored one; none keeps it unless the content changed (then
-    -- the row is queued, like any content change).
-    EXECUTE format(
-        'UPDATE %1$I.%2$I AS t SET content = s.content, metadata = s.metadata, '
-        'embedding = coalesce(s.embedding, t.embedding), '
-        'embedding_model = CASE WHEN s.embedding IS NOT NULL THEN $7 ELSE t.embedding_model END, '
-        'created_at = coalesce(s.created_at, t.created_at) '
-        'FROM (SELECT u.id, u.content, coalesce(u.metadata, ''{}'') AS metadata, u.embedding, '
-        '      u.created_at FROM unnest($1, $2, $3, $4, $5) AS u (id, content, metadata, embedding, '
-        '      created_at)) AS s '
-        'WHERE t.id = s.id AND ((t.content, t.metadata, t.created_at) IS DISTINCT FROM '
-        '(s.content, s.metadata, coalesce(s.created_at, t.created_at)) '
-        'OR (s.embedding IS NOT NULL '
-        '    AND (t.embedding IS NULL OR NOT t.embedding OPERATOR(%3$s.=) s.embedding)))',
-        v_d.table_schema, v_d.table_name, memory_private._vector_schema())
+    -- the row is queued, like any content change). The statements are templates over the
+    -- domain's column mapping (a column the mapping lacks is neither compared nor written).
+    -- $1 ids, $2 contents, $3 metadatas, $4 embeddings, $5 created_ats, $6 updated_ats, $7 model.
+    EXECUTE format($sql$
+        UPDATE %1$s AS t SET
+            %3$I = s.content,
+            %4$I = CASE WHEN s.embedding IS NOT NULL THEN s.embedding::%6$s
+                WHEN t.%3$I::text = s.content THEN t.%4$I END%7$s%8$s%9$s%10$s
+        FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::%5$s.vector[], $5::timestamptz[])
+            AS s (id, content, metadata, embedding, created_at)
+        WHERE t.%2$I::text = s.id AND (t.%3$I::text IS DISTINCT FROM s.content%11$s%12$s
+            OR (s.embedding IS NOT NULL AND (t.%4$I IS NULL
+                OR NOT t.%4$I OPERATOR(%5$s.=) s.embedding::%6$s)))
+    $sql$,
+        memory_private._relation(v_d, true), v_d.id_column, v_d.content_column,
+        v_d.embedding_column, memory_private._vector_schema(),
+        memory_private._embedding_column_type(v_d.embedding_type, v_d.dimension),
+        CASE WHEN v_d.metadata_column IS NOT NULL
+            THEN format($f$, %I = coalesce(s.metadata, '{}')$f$, v_d.metadata_column) END,
+        CASE WHEN v_d.model_column IS NOT NULL THEN format($f$,
+            %1$I = CASE WHEN s.embedding IS NOT NULL THEN $7
+                WHEN t.%2$I::text = s.content THEN t.%1$I END$f$,
+            v_d.model_column, v_d.content_column) END,
+        CASE WHEN v_d.created_column IS NOT NULL
+            THEN format(', %1$I = coalesce(s.created_at, t.%1$I)', v_d.created_column) END,
+        CASE WHEN v_d.touch_column IS NOT NULL THEN format(', %I = now()', v_d.touch_column) END,
+        CASE WHEN v_d.metadata_column IS NOT NULL THEN format($f$
+            OR t.%I IS DISTINCT FROM coalesce(s.metadata, '{}')$f$, v_d.metadata_column) END,
+        CASE WHEN v_d.created_column IS NOT NULL THEN format($f$
+            OR t.%1$I IS DISTINCT FROM coalesce(s.created_at, t.%1$I)$f$, v_d.created_column) END)
     USING ids, contents, metadatas, embeddings, created_ats, updated_ats, v_d.embedding_model;
     GET DIAGNOSTICS v_updated = ROW_COUNT;
 
     IF v_d.distributed THEN
-        EXECUTE format('SELECT count(*) FROM %I.%I AS t WHERE t.id = ANY ($1)',
-            v_d.table_schema, v_d.table_name)
+        EXECUTE format($sql$
+            SELECT count(*) FROM %1$s AS t WHERE t.%2$I::text = ANY ($1)
+        $sql$, memory_private._relation(v_d), v_d.id_column)
         INTO v_existing USING ids;
     END IF;
     -- New rows keep their own timestamps (updated_at defaults to created_at, then now()).
-    EXECUTE format(
-        'INSERT INTO %I.%I AS t (id, content, metadata, embedding, embedding_model, created_at, '
-        'updated_at) '
-        'SELECT u.id, u.content, coalesce(u.metadata, ''{}''), u.embedding, '
-        'CASE WHEN u.embedding IS NOT NULL THEN $7 END, coalesce(u.created_at, now()), '
-        'coalesce(u.updated_at, u.created_at, now()) '
-        'FROM unnest($1, $2, $3, $4, $5, $6) AS u (id, content, metadata, embedding, created_at, '
-        'updated_at) '
-        'ON CONFLICT (id) DO NOTHING',
-        v_d.table_schema, v_d.table_name)
+    EXECUTE format($sql$
+        INSERT INTO %1$s AS t (%2$I, %3$I, %4$I%5$s%6$s%7$s%8$s)
+        SELECT u.id::%9$s, u.content, u.embedding%10$s%11$s%12$s%13$s
+        FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::%14$s.vector[], $5::timestamptz[],
+            $6::timestamptz[]) AS u (id, content, metadata, embedding, created_at, updated_at)
+        ON CONFLICT (%2$I) DO NOTHING
+    $sql$,
+        memory_private._relation(v_d, true), v_d.id_column, v_d.content_column,
+        v_d.embedding_column,
+        CASE WHEN v_d.metadata_column IS NOT NULL THEN format(', %I', v_d.metadata_column) END,
+        CASE WHEN v_d.model_column IS NOT NULL THEN format(', %I', v_d.model_column) END,
+        CASE WHEN v_d.created_column IS NOT NULL THEN format(', %I', v_d.created_column) END,
+        CASE WHEN v_d.touch_column IS NOT NULL THEN format(', %I', v_d.touch_column) END,
+        memory_private._id_type(v_d),
+        CASE WHEN v_d.metadata_column IS NOT NULL THEN $f$, coalesce(u.metadata, '{}')$f$ END,
+        CASE WHEN v_d.model_column IS NOT NULL
+            THEN ', CASE WHEN u.embedding IS NOT NULL THEN $7 END' END,
+        CASE WHEN v_d.created_column IS NOT NULL THEN ', coalesce(u.created_at, now())' END,
+        CASE WHEN v_d.touch_column IS NOT NULL
+            THEN ', coalesce(u.updated_at, u.created_at, now())' END,
+        memory_private._vector_schema())
     USING ids, contents, metadatas, embeddings, created_ats, updated_ats, v_d.embedding_model;
     GET DIAGNOSTICS v_inserted = ROW_COUNT;
     IF v_d.distributed THEN
@@ -108,7 +132,8 @@ COMMENT ON FUNCTION memory.import_rows(
 'created_at, updated_at; arrays of the same length as ids), in one transaction, idempotently: '
 'new ids are inserted with their timestamps, existing ones are updated only where content, '
 'metadata, created_at or a given embedding differ. Rows without an embedding are queued. '
-'Returns the counts inserted, updated and unchanged. Domains made by create_domain only.';
+'Returns the counts inserted, updated and unchanged. An adopted domain takes what its mapping '
+'has columns for (metadata, created_at; its own updated_at is the application''s).';
 
 CREATE OR REPLACE FUNCTION memory.get_many(
     domain text, ids text[], with_embeddings boolean DEFAULT TRUE

@@ -87,9 +87,9 @@ BEGIN
     END IF;
     PERFORM pg_advisory_xact_lock(hashtext('pgmemo.domain'), hashtext(v_d.domain));
 
-    -- The queue triggers (statement level, transition tables) cannot run on shards; the write
-    -- functions queue rows instead (memory_private._dist_sync_jobs). The BEFORE UPDATE row
-    -- trigger is safe on shards (it changes NEW only) and is what keeps a stale embedding from
+    -- The statement triggers (transition tables) cannot run on shards; the write functions
+    -- queue rows instead (memory_private._dist_sync_jobs). The BEFORE UPDATE row trigger (the
+    -- stale rule's row form) is safe on shards (it changes NEW only) and keeps a stale embedding from
     -- ever being served, also for writes that bypass pgmemo's functions. Citus refuses trigger
     -- DDL on distributed tables unless citus.enable_unsafe_triggers is on (for this call only).
     v_unsafe := current_setting('citus.enable_unsafe_triggers', true);
@@ -100,6 +100,10 @@ BEGIN
         memory_private._wire_name(v_d.domain, 'enqueue_update'), v_rel);
     EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s',
         memory_private._wire_name(v_d.domain, 'dequeue_delete'), v_rel);
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s',
+        memory_private._wire_name(v_d.domain, 'unstale_update'), v_rel);
+    v_d.distributed := true;
+    PERFORM memory_private._wire(v_d);  -- the row trigger, carried to the shards
     IF memory_private._is_distributed_table(v_rel) THEN
         -- Distributed already (by an earlier call, or by hand): take it over.
         EXECUTE 'SELECT count(*) FROM pg_catalog.pg_dist_shard AS s WHERE s.logicalrelid = $1'
@@ -201,22 +205,6 @@ BEGIN
     PERFORM memory_private._wire(d);  -- distributed: the row trigger only
     RETURN d;
 END;
-$$;
-
--- complete_embedding_jobs' write for the shadow domain of a re-embed of a distributed domain:
--- Citus plans an UPDATE of a view over a distributed table itself (no INSTEAD OF triggers), so
--- the shadow column of the table is written directly, under the same content check ($1
--- embedding, $2 model, $3 id, $4 md5 of the content the worker embedded).
-CREATE OR REPLACE FUNCTION memory_private._dist_shadow_write_sql(d memory_private.domains)
-RETURNS text
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT format('UPDATE %s AS t SET %I = $1%s WHERE t.id = $3 AND md5(t.content) = $4',
-        memory_private._qualified(d.source_table), r.next_column,
-        CASE WHEN r.model_column IS NOT NULL THEN format(', %I = $2', r.model_column) ELSE '' END)
-    FROM memory_private.reembeds AS r
-    WHERE r.shadow_domain = d.domain
 $$;
 
 -- Rows deleted from a distributed domain: their jobs go.

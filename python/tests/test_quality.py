@@ -100,10 +100,8 @@ def test_client_search_knobs(store):
                 metadata={"importance": 0.0})
     store.store("new, a bit farther", domain="k", embedding=[1, 0.3, 0], id="b",
                 metadata={"importance": 1.0})
-    store.conn.execute("ALTER TABLE memory_data.k_memories DISABLE TRIGGER pgmemo_k_before_update")
     store.conn.execute("UPDATE memory_data.k_memories SET updated_at = now() - interval '60 days' "
                        "WHERE id = 'a'")
-    store.conn.execute("ALTER TABLE memory_data.k_memories ENABLE TRIGGER pgmemo_k_before_update")
     q = [1, 0, 0]
     assert [r["id"] for r in store.search(q, domain="k", k=2)] == ["a", "b"]
     assert [r["id"] for r in store.search(q, domain="k", k=2, recency_half_life=timedelta(days=7))] == ["b", "a"]
