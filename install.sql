@@ -1854,7 +1854,9 @@ BEGIN
 END;
 $$;
 
--- The upsert of rows with ids: $1 ids, $2 contents, $3 metadatas, $4 embeddings, $5 model.
+-- The upsert of rows with ids: $1 ids, $2 contents, $3 metadatas, $4 embeddings, $5 model,
+-- $6 now() (the touch column's value, written and taken from excluded: Citus takes neither a
+-- STABLE function nor a parameter in ON CONFLICT DO UPDATE).
 -- Written in id order (the order the embedding queue locks rows in). On a conflict, content
 -- and metadata are replaced; the embedding given is stored, else the old one is kept only
 -- while the content is unchanged. Returns the ids written, as text.
@@ -1865,15 +1867,15 @@ SET search_path FROM CURRENT
 AS $$
 BEGIN
     RETURN format($sql$
-        INSERT INTO %1$s AS t (%2$I, %3$I, %4$I%5$s%6$s)
-        SELECT u.id::%7$s, u.content, u.embedding%8$s%9$s
+        INSERT INTO %1$s AS t (%2$I, %3$I, %4$I%5$s%6$s%13$s)
+        SELECT u.id::%7$s, u.content, u.embedding%8$s%9$s%14$s
         FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::%10$s[])
             AS u (id, content, metadata, embedding)
         ORDER BY u.id::%7$s
         ON CONFLICT (%2$I) DO UPDATE SET
             %3$I = excluded.%3$I,
             %4$I = CASE WHEN excluded.%4$I IS NOT NULL THEN excluded.%4$I
-                WHEN t.%3$I::text = excluded.%3$I::text THEN t.%4$I END%11$s%12$s%13$s
+                WHEN t.%3$I::text = excluded.%3$I::text THEN t.%4$I END%11$s%12$s%15$s
         RETURNING t.%2$I::text
     $sql$,
         memory_private._relation(d, true), d.id_column, d.content_column, d.embedding_column,
@@ -1890,14 +1892,17 @@ BEGIN
             %1$I = CASE WHEN excluded.%2$I IS NOT NULL THEN excluded.%1$I
                 WHEN t.%3$I::text = excluded.%3$I::text THEN t.%1$I END$f$,
             d.model_column, d.embedding_column, d.content_column) END,
-        CASE WHEN d.touch_column IS NOT NULL THEN format(', %I = now()', d.touch_column) END)
-;
+        CASE WHEN d.touch_column IS NOT NULL THEN format(', %I', d.touch_column) END,
+        CASE WHEN d.touch_column IS NOT NULL THEN ', $6' END,
+        CASE WHEN d.touch_column IS NOT NULL
+            THEN format(', %1$I = excluded.%1$I', d.touch_column) END);
 END;
 $$;
 
 -- The insert of new rows without ids (the table's default makes them): $1 contents,
--- $2 metadatas, $3 embeddings, $4 model. Returns the new ids as text[], in input order (rows
--- are inserted, and RETURNING emits them, in the order of the SELECT).
+-- $2 metadatas, $3 embeddings, $4 model. Returns the new ids as text[], in input order (into a
+-- local table, rows are inserted, and RETURNING emits them, in the order of the SELECT; not
+-- used for a distributed table, see _write_rows).
 CREATE OR REPLACE FUNCTION memory_private._insert_sql(d memory_private.domains)
 RETURNS text
 LANGUAGE plpgsql STABLE
@@ -1943,6 +1948,12 @@ BEGIN
     metadatas := coalesce(metadatas, array_fill(NULL::jsonb, ARRAY[v_n]));
     embeddings := coalesce(embeddings, array_fill(embeddings[1], ARRAY[v_n]));  -- (NULL vectors)
     ids := coalesce(ids, array_fill(NULL::text, ARRAY[v_n]));
+    IF d.distributed THEN
+        -- Citus routes the rows of one INSERT to many shards and returns them in any order:
+        -- the ids are made here (a distributed domain's ids are text, made like its default).
+        ids := ARRAY(SELECT coalesce(u.i, gen_random_uuid()::text)
+            FROM unnest(ids) WITH ORDINALITY AS u (i, o) ORDER BY u.o);
+    END IF;
     IF EXISTS (SELECT FROM unnest(ids) AS u (i) WHERE u.i IS NOT NULL) THEN
         EXECUTE memory_private._upsert_sql(d)
         USING
@@ -1953,7 +1964,7 @@ BEGIN
                 AS u (i, m, o) WHERE u.i IS NOT NULL),
             (SELECT array_agg(u.e ORDER BY u.o) FROM unnest(ids, embeddings) WITH ORDINALITY
                 AS u (i, e, o) WHERE u.i IS NOT NULL),
-            d.embedding_model;
+            d.embedding_model, now();
     END IF;
     IF EXISTS (SELECT FROM unnest(ids) AS u (i) WHERE u.i IS NULL) THEN
         EXECUTE memory_private._insert_sql(d)
@@ -2269,7 +2280,7 @@ $$;
 COMMENT ON FUNCTION memory.get(text, text) IS
 'Fetch one memory by id: content, metadata, whether it has an embedding, timestamps. '
 'No row when the id does not exist.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20_write.sql', 'f55259aaaf0f7e158a52c9de43da46f5426257ec1080954f7984a53b1a564b79', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20_write.sql', '6df987a49f4731edce9a090cee319e830c1a07b84c6078c314cae5061ec2c75b', 'repeatable'); END $pgmemo$;
 -- sql/30_search.sql
 -- Searching: memory.search (k nearest neighbours through the HNSW index), memory.search_text
 -- (full-text, typed queries) and memory.search_hybrid (weighted reciprocal rank fusion of the
@@ -5704,6 +5715,10 @@ BEGIN
     -- stale rule's row form) is safe on shards (it changes NEW only) and keeps a stale embedding from
     -- ever being served, also for writes that bypass pgmemo's functions. Citus refuses trigger
     -- DDL on distributed tables unless citus.enable_unsafe_triggers is on (for this call only).
+    -- The row trigger first (its function is made before any statement on a distributed table
+    -- in this transaction: Citus refuses function DDL after a parallel operation).
+    v_d.distributed := true;
+    PERFORM memory_private._wire(v_d);
     v_unsafe := current_setting('citus.enable_unsafe_triggers', true);
     PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
     EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s',
@@ -5714,8 +5729,6 @@ BEGIN
         memory_private._wire_name(v_d.domain, 'dequeue_delete'), v_rel);
     EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s',
         memory_private._wire_name(v_d.domain, 'unstale_update'), v_rel);
-    v_d.distributed := true;
-    PERFORM memory_private._wire(v_d);  -- the row trigger, carried to the shards
     IF memory_private._is_distributed_table(v_rel) THEN
         -- Distributed already (by an earlier call, or by hand): take it over.
         EXECUTE 'SELECT count(*) FROM pg_catalog.pg_dist_shard AS s WHERE s.logicalrelid = $1'
@@ -6347,7 +6360,7 @@ COMMENT ON FUNCTION memory.repair_shard_indexes(text) IS
 'with other settings; each build blocks writes to its shard only). Returns the number of '
 'shards rebuilt; 0 when all were right. What memory.diagnose''s shard_missing_index and '
 'shard_index_settings_differ suggest. Error 08006 when a worker holding shards is down.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', '71723731d069ab7bcf548ec50d4ea77f98f708045d6ad66c9a9887ff14f30fda', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', '3942acd654fb03fc37f6b9bc701a811507b9138c2a98a6fd5bf6f705ee266c1b', 'repeatable'); END $pgmemo$;
 -- sql/50_queue.sql
 -- The embedding queue: workers claim jobs (FOR UPDATE SKIP LOCKED, with a lease), complete or
 -- fail them; maintenance releases expired leases and sweeps rows the triggers never saw.

@@ -32,7 +32,9 @@ BEGIN
 END;
 $$;
 
--- The upsert of rows with ids: $1 ids, $2 contents, $3 metadatas, $4 embeddings, $5 model.
+-- The upsert of rows with ids: $1 ids, $2 contents, $3 metadatas, $4 embeddings, $5 model,
+-- $6 now() (the touch column's value, written and taken from excluded: Citus takes neither a
+-- STABLE function nor a parameter in ON CONFLICT DO UPDATE).
 -- Written in id order (the order the embedding queue locks rows in). On a conflict, content
 -- and metadata are replaced; the embedding given is stored, else the old one is kept only
 -- while the content is unchanged. Returns the ids written, as text.
@@ -43,15 +45,15 @@ SET search_path FROM CURRENT
 AS $$
 BEGIN
     RETURN format($sql$
-        INSERT INTO %1$s AS t (%2$I, %3$I, %4$I%5$s%6$s)
-        SELECT u.id::%7$s, u.content, u.embedding%8$s%9$s
+        INSERT INTO %1$s AS t (%2$I, %3$I, %4$I%5$s%6$s%13$s)
+        SELECT u.id::%7$s, u.content, u.embedding%8$s%9$s%14$s
         FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::%10$s[])
             AS u (id, content, metadata, embedding)
         ORDER BY u.id::%7$s
         ON CONFLICT (%2$I) DO UPDATE SET
             %3$I = excluded.%3$I,
             %4$I = CASE WHEN excluded.%4$I IS NOT NULL THEN excluded.%4$I
-                WHEN t.%3$I::text = excluded.%3$I::text THEN t.%4$I END%11$s%12$s%13$s
+                WHEN t.%3$I::text = excluded.%3$I::text THEN t.%4$I END%11$s%12$s%15$s
         RETURNING t.%2$I::text
     $sql$,
         memory_private._relation(d, true), d.id_column, d.content_column, d.embedding_column,
@@ -68,14 +70,17 @@ BEGIN
             %1$I = CASE WHEN excluded.%2$I IS NOT NULL THEN excluded.%1$I
                 WHEN t.%3$I::text = excluded.%3$I::text THEN t.%1$I END$f$,
             d.model_column, d.embedding_column, d.content_column) END,
-        CASE WHEN d.touch_column IS NOT NULL THEN format(', %I = now()', d.touch_column) END)
-;
+        CASE WHEN d.touch_column IS NOT NULL THEN format(', %I', d.touch_column) END,
+        CASE WHEN d.touch_column IS NOT NULL THEN ', $6' END,
+        CASE WHEN d.touch_column IS NOT NULL
+            THEN format(', %1$I = excluded.%1$I', d.touch_column) END);
 END;
 $$;
 
 -- The insert of new rows without ids (the table's default makes them): $1 contents,
--- $2 metadatas, $3 embeddings, $4 model. Returns the new ids as text[], in input order (rows
--- are inserted, and RETURNING emits them, in the order of the SELECT).
+-- $2 metadatas, $3 embeddings, $4 model. Returns the new ids as text[], in input order (into a
+-- local table, rows are inserted, and RETURNING emits them, in the order of the SELECT; not
+-- used for a distributed table, see _write_rows).
 CREATE OR REPLACE FUNCTION memory_private._insert_sql(d memory_private.domains)
 RETURNS text
 LANGUAGE plpgsql STABLE
@@ -121,6 +126,12 @@ BEGIN
     metadatas := coalesce(metadatas, array_fill(NULL::jsonb, ARRAY[v_n]));
     embeddings := coalesce(embeddings, array_fill(embeddings[1], ARRAY[v_n]));  -- (NULL vectors)
     ids := coalesce(ids, array_fill(NULL::text, ARRAY[v_n]));
+    IF d.distributed THEN
+        -- Citus routes the rows of one INSERT to many shards and returns them in any order:
+        -- the ids are made here (a distributed domain's ids are text, made like its default).
+        ids := ARRAY(SELECT coalesce(u.i, gen_random_uuid()::text)
+            FROM unnest(ids) WITH ORDINALITY AS u (i, o) ORDER BY u.o);
+    END IF;
     IF EXISTS (SELECT FROM unnest(ids) AS u (i) WHERE u.i IS NOT NULL) THEN
         EXECUTE memory_private._upsert_sql(d)
         USING
@@ -131,7 +142,7 @@ BEGIN
                 AS u (i, m, o) WHERE u.i IS NOT NULL),
             (SELECT array_agg(u.e ORDER BY u.o) FROM unnest(ids, embeddings) WITH ORDINALITY
                 AS u (i, e, o) WHERE u.i IS NOT NULL),
-            d.embedding_model;
+            d.embedding_model, now();
     END IF;
     IF EXISTS (SELECT FROM unnest(ids) AS u (i) WHERE u.i IS NULL) THEN
         EXECUTE memory_private._insert_sql(d)

@@ -92,6 +92,10 @@ BEGIN
     -- stale rule's row form) is safe on shards (it changes NEW only) and keeps a stale embedding from
     -- ever being served, also for writes that bypass pgmemo's functions. Citus refuses trigger
     -- DDL on distributed tables unless citus.enable_unsafe_triggers is on (for this call only).
+    -- The row trigger first (its function is made before any statement on a distributed table
+    -- in this transaction: Citus refuses function DDL after a parallel operation).
+    v_d.distributed := true;
+    PERFORM memory_private._wire(v_d);
     v_unsafe := current_setting('citus.enable_unsafe_triggers', true);
     PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
     EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s',
@@ -102,8 +106,6 @@ BEGIN
         memory_private._wire_name(v_d.domain, 'dequeue_delete'), v_rel);
     EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s',
         memory_private._wire_name(v_d.domain, 'unstale_update'), v_rel);
-    v_d.distributed := true;
-    PERFORM memory_private._wire(v_d);  -- the row trigger, carried to the shards
     IF memory_private._is_distributed_table(v_rel) THEN
         -- Distributed already (by an earlier call, or by hand): take it over.
         EXECUTE 'SELECT count(*) FROM pg_catalog.pg_dist_shard AS s WHERE s.logicalrelid = $1'
