@@ -652,11 +652,16 @@ def section_chaos(server, contenders, s) -> dict[str, Any]:
             while not stop.is_set():
                 try:
                     with psycopg.connect(dsn, autocommit=True) as w:
+                        ids = [r[0] for r in w.execute("SELECT id FROM memory_data.bench_memories")]
                         while not stop.is_set():
-                            i = rng.randrange(n)
-                            w.execute("SELECT memory.update('bench', id, content => content || ' (edited)') "
-                                      "FROM memory_data.bench_memories ORDER BY id OFFSET %s LIMIT 1", (i,))
-                            updates[0] += 1
+                            # one row, or two in one transaction (in id order, as pgmemo's
+                            # own writers lock rows): each edit changes the content in flight
+                            pick = sorted(rng.sample(ids, rng.choice((1, 2))))
+                            with w.transaction():
+                                for rid in pick:
+                                    w.execute("SELECT memory.update('bench', %s, content => content || ' (edited)') "
+                                              "FROM memory_data.bench_memories WHERE id = %s", (rid, rid))
+                            updates[0] += len(pick)
                             time.sleep(0.02)
                 except psycopg.OperationalError:
                     time.sleep(0.5)

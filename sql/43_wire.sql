@@ -11,9 +11,10 @@
 --   the application's own writes to an adopted table. It runs with the rights of whoever wrote
 --   the table (SECURITY INVOKER): pgmemo's rights never run the application's code.
 -- - AFTER INSERT / UPDATE, per statement: every row that now needs an embedding is queued,
---   deduplicated per row, and the workers are woken (NOTIFY); a row that got an embedding has no
---   job any more (a claim in flight is superseded: its completion finds no job and writes
---   nothing). A metadata-only update queues nothing.
+--   deduplicated per row, and the workers are woken (NOTIFY); a job claimed for the old content
+--   goes back to pending (the claim in flight is superseded: its completion finds the content
+--   changed, or, once the job is claimed again under a new id, no job, and writes nothing); a
+--   row that got an embedding has no job any more. A metadata-only update queues nothing.
 -- - AFTER DELETE, per statement: the jobs of deleted rows go.
 -- No BEFORE ROW UPDATE trigger: with one, PostgreSQL recomputes every stored generated column
 -- on every UPDATE (a factory table's content_tsv on every embedding the worker writes). The
@@ -42,9 +43,11 @@ $$;
 -- The CREATE FUNCTION statements of a domain's trigger functions, as (kind, statement).
 CREATE OR REPLACE FUNCTION memory_private._wire_functions(d memory_private.domains)
 RETURNS TABLE (kind text, ddl text)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
+BEGIN
+    RETURN QUERY
     SELECT 'before_update', format($fn$
 CREATE OR REPLACE FUNCTION memory_private.%1$I()
 RETURNS trigger
@@ -119,8 +122,8 @@ BEGIN
         INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
         SELECT %2$L, n.%3$I::text FROM new_rows AS n WHERE n.%5$I IS NULL
         ON CONFLICT (domain, row_id) DO UPDATE
-            SET status = CASE WHEN q.status = 'claimed' THEN 'claimed' ELSE 'pending' END,
-                attempts = 0, run_after = now(), updated_at = now();
+            SET status = 'pending', attempts = 0, run_after = now(), claimed_by = NULL,
+                claimed_at = NULL, lease_until = NULL, updated_at = now();
         GET DIAGNOSTICS v_count = ROW_COUNT;
     ELSE
         INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
@@ -129,8 +132,8 @@ BEGIN
         JOIN old_rows AS o ON o.%3$I = n.%3$I
         WHERE n.%5$I IS NULL AND (o.%5$I IS NOT NULL OR n.%4$I IS DISTINCT FROM o.%4$I)
         ON CONFLICT (domain, row_id) DO UPDATE
-            SET status = CASE WHEN q.status = 'claimed' THEN 'claimed' ELSE 'pending' END,
-                attempts = 0, run_after = now(), updated_at = now();
+            SET status = 'pending', attempts = 0, run_after = now(), claimed_by = NULL,
+                claimed_at = NULL, lease_until = NULL, updated_at = now();
         GET DIAGNOSTICS v_count = ROW_COUNT;
         DELETE FROM memory_private.embedding_queue AS q
         USING new_rows AS n
@@ -162,6 +165,39 @@ END;
 $body$
 $fn$,
         memory_private._wire_name(d.domain, 'dequeue'), d.domain, d.id_column)
+    UNION ALL
+    -- The queue's statements on the domain's table (sql/51_queue_claim.sql), as functions: static
+    -- SQL, so each backend plans them once, not at every batch. Arguments: those of the
+    -- statement ($1 ... $4). Not for a distributed domain (its claim is per job).
+    SELECT 'claim', format($fn$
+CREATE OR REPLACE FUNCTION memory_private.%1$I(text, integer, text, interval)
+RETURNS TABLE (job_id bigint, row_id text, content text)
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $body$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY %2$s;
+END;
+$body$
+$fn$,
+        memory_private._wire_name(d.domain, 'claim'), memory_private._claim_sql(d))
+    UNION ALL
+    SELECT 'complete', format($fn$
+CREATE OR REPLACE FUNCTION memory_private.%1$I(bigint[], %3$s.vector[], text, text)
+RETURNS TABLE (done bigint[])
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $body$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY %2$s;
+END;
+$body$
+$fn$,
+        memory_private._wire_name(d.domain, 'complete'), memory_private._complete_sql(d),
+        memory_private._vector_schema());
+END;
 $$;
 
 -- The triggers: (trigger name, CREATE TRIGGER statement) on the domain's relation.
@@ -209,8 +245,9 @@ BEGIN
     END IF;
     FOR v_item IN SELECT * FROM memory_private._wire_functions(d) LOOP
         CONTINUE WHEN v_item.kind = 'before_update' AND NOT d.distributed;
+        CONTINUE WHEN v_item.kind IN ('claim', 'complete') AND d.distributed;
         EXECUTE v_item.ddl;
-        EXECUTE format('REVOKE ALL ON FUNCTION memory_private.%I() FROM PUBLIC',
+        EXECUTE format('REVOKE ALL ON FUNCTION memory_private.%I FROM PUBLIC',
             memory_private._wire_name(d.domain, v_item.kind));
     END LOOP;
     IF d.distributed THEN
@@ -284,7 +321,7 @@ BEGIN
         END LOOP;
     END IF;
     FOR v_item IN SELECT * FROM memory_private._wire_functions(d) LOOP
-        EXECUTE format('DROP FUNCTION IF EXISTS memory_private.%I()',
+        EXECUTE format('DROP FUNCTION IF EXISTS memory_private.%I',
             memory_private._wire_name(d.domain, v_item.kind));
     END LOOP;
 END;

@@ -171,8 +171,8 @@ BEGIN
         INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
         SELECT d.domain, u.id FROM unnest(v_missing) AS u (id)
         ON CONFLICT (domain, row_id) DO UPDATE
-            SET status = CASE WHEN q.status = 'claimed' THEN 'claimed' ELSE 'pending' END,
-                attempts = 0, run_after = now(), updated_at = now();
+            SET status = 'pending', attempts = 0, run_after = now(), claimed_by = NULL,
+                claimed_at = NULL, lease_until = NULL, updated_at = now();
     ELSE
         INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
         SELECT d.domain, u.id FROM unnest(v_missing) AS u (id)

@@ -90,7 +90,7 @@ AS $$
         )
         SELECT c.job_id, c.row_id, c.content FROM claimed AS c
     $sql$,
-        memory_private._relation(d), d.content_column, d.id_column,
+        memory_private._qualified(d.source_table), d.content_column, d.id_column,
         memory_private._id_type(d), d.embedding_column)
 $$;
 
@@ -184,11 +184,23 @@ DECLARE
     v_has_embedding boolean;
 BEGIN
     IF NOT d.distributed THEN
-        RETURN QUERY EXECUTE memory_private._claim_sql(d) USING d.domain, batch_size, worker, lease;
+        -- The domain's claim function (generated from _claim_sql by _wire: planned once per
+        -- session), after the check of its table (42P01 when gone; an adopted one locked and
+        -- checked).
+        PERFORM memory_private._relation(d);
+        RETURN QUERY EXECUTE format($sql$
+            SELECT c.job_id, c.row_id, c.content FROM memory_private.%I($1, $2, $3, $4) AS c
+        $sql$, memory_private._wire_name(d.domain, 'claim'))
+        USING d.domain, batch_size, worker, lease;
         RETURN;
     END IF;
     -- Citus: a distributed table cannot join the coordinator's queue in one locking statement,
-    -- so its rows are read one by one (router queries) after the claim.
+    -- so its rows are read one by one (router queries) after the claim. The table is locked
+    -- first (ACCESS SHARE, what reading it takes anyway), so the lock order is the one of every
+    -- queue statement: table, then jobs (drop_domain takes the table, then deletes the jobs).
+    EXECUTE format($sql$
+        LOCK TABLE %1$s IN ACCESS SHARE MODE
+    $sql$, memory_private._relation(d));
     FOR v_job IN
         WITH picked AS (
             SELECT q.job_id FROM memory_private.embedding_queue AS q
@@ -300,7 +312,7 @@ AS $$
         )
         SELECT array_agg(done.job_id) FROM done
     $sql$,
-        memory_private._relation(d, true), d.content_column, d.id_column,
+        memory_private._qualified(d.source_table), d.content_column, d.id_column,
         memory_private._id_type(d), d.embedding_column,
         memory_private._vector_schema() || '.'
             || CASE WHEN d.embedding_type = 'halfvec' THEN 'halfvec' ELSE 'vector' END,
@@ -408,7 +420,12 @@ BEGIN
                 coalesce(embedding_model, v_d.embedding_model));
             v_bad := NULL;
         ELSE
-            v_sql := memory_private._complete_sql(v_d);
+            -- The domain's completion function (generated from _complete_sql by _wire: planned
+            -- once per session), after the check of its table.
+            PERFORM memory_private._relation(v_d, true);
+            v_sql := format($sql$
+                SELECT c.done FROM memory_private.%I($1, $2, $3, $4) AS c
+            $sql$, memory_private._wire_name(v_d.domain, 'complete'));
             BEGIN
                 EXECUTE v_sql
                 INTO v_done USING v_ids, v_vecs, v_d.domain, coalesce(embedding_model, v_d.embedding_model);
@@ -476,13 +493,26 @@ BEGIN
     INTO v_present
     USING (SELECT array_agg(q.row_id) FROM memory_private.embedding_queue AS q
            WHERE q.job_id = ANY (job_ids));
-    DELETE FROM memory_private.embedding_queue AS q
-    WHERE q.job_id = ANY (job_ids) AND q.status = 'claimed'
-      AND q.row_id <> ALL (coalesce(v_present, ARRAY[]::text[]));
+    -- The completion holds row locks by now: it must not wait for a job. A job locked by
+    -- someone else is skipped: a writer that changed or deleted its row (whose trigger sets it
+    -- pending, or deletes it), or the lease sweep. (Waiting here deadlocked with a transaction
+    -- that updates several rows: it held this job after editing its row, and waited for a row
+    -- this completion had written.)
+    WITH mine AS (
+        SELECT q.job_id, q.row_id FROM memory_private.embedding_queue AS q
+        WHERE q.job_id = ANY (job_ids) AND q.status = 'claimed'
+        FOR UPDATE SKIP LOCKED
+    ),
+    gone AS (
+        DELETE FROM memory_private.embedding_queue AS q
+        USING mine AS m
+        WHERE q.job_id = m.job_id AND m.row_id <> ALL (coalesce(v_present, ARRAY[]::text[]))
+    )
     UPDATE memory_private.embedding_queue AS q
     SET status = 'pending', run_after = now(), claimed_by = NULL, claimed_at = NULL,
         lease_until = NULL, updated_at = now()
-    WHERE q.job_id = ANY (job_ids) AND q.status = 'claimed';
+    FROM mine AS m
+    WHERE q.job_id = m.job_id AND m.row_id = ANY (coalesce(v_present, ARRAY[]::text[]));
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_count > 0 THEN
         PERFORM pg_notify('memory_embedding_queue', d.domain);

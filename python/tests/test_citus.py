@@ -223,6 +223,49 @@ def test_stale_completion_and_single_claim_on_a_distributed_domain(cluster, ccon
         b.close()
 
 
+def test_claim_of_a_distributed_domain_locks_its_table_before_its_jobs(cluster, cconn):
+    """drop_domain takes the table, then deletes the jobs: a claim must take the table before it
+    locks a job (it locked the jobs, then waited for the table: a deadlock with drop_domain)."""
+    c = cconn
+    c.execute("SELECT memory.create_domain('lockord', %s)", (DIM,))
+    c.execute("SELECT memory.distribute_domain('lockord', 2)")
+    c.execute("SELECT memory.store_many('lockord', ARRAY['one', 'two'])")
+    holder, claimer, probe = (connect_raw(cluster.dsn) for _ in range(3))
+    result: dict = {}
+    try:
+        holder.execute("BEGIN")
+        holder.execute("LOCK TABLE memory_data.lockord_memories IN ACCESS EXCLUSIVE MODE")
+        pid = one(claimer, "SELECT pg_backend_pid()")
+
+        def claim() -> None:
+            try:
+                result["jobs"] = claimer.execute(
+                    "SELECT * FROM memory.claim_embedding_jobs(10, 'w', only_domain => 'lockord')"
+                ).fetchall()
+            except Exception as exc:  # noqa: BLE001 - asserted below
+                result["error"] = exc
+
+        t = threading.Thread(target=claim, daemon=True)
+        t.start()
+        wait_until(lambda: one(c, "SELECT count(*) FROM pg_catalog.pg_locks "
+                                  "WHERE pid = %s AND NOT granted", (pid,)) > 0)
+        # While it waits, it holds none of the domain's jobs.
+        probe.execute("BEGIN")
+        locked = probe.execute(
+            "SELECT job_id FROM memory_private.embedding_queue WHERE domain = 'lockord' "
+            "FOR UPDATE SKIP LOCKED").fetchall()
+        probe.execute("ROLLBACK")
+        assert len(locked) == 2, "the claim locked jobs before the table"
+        holder.execute("COMMIT")
+        t.join(30)
+        assert "error" not in result, result.get("error")
+        assert sorted(j["content"] for j in result["jobs"]) == ["one", "two"]
+        c.execute("SELECT memory.drop_domain('lockord')")
+    finally:
+        for x in (holder, claimer, probe):
+            x.close()
+
+
 def test_search_recall_plan_and_settings_reach_the_shards(cluster, cconn):
     c = cconn
     rng = np.random.default_rng(7)

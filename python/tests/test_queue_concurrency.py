@@ -130,6 +130,46 @@ def test_complete_and_update_take_locks_in_one_order(store: MemoryStore, conn, s
     assert job is not None and job["status"] == "pending", "the changed row is queued again"
 
 
+def test_completion_and_a_transaction_editing_several_rows_do_not_deadlock(
+        store: MemoryStore, conn, sessions) -> None:
+    """Found by the chaos run: a completion whose row 'a' changed since the claim writes 'b',
+    then puts a's job back to pending; meanwhile one transaction edits a (holding a's job) and
+    then b (held by the completion). The completion used to wait for a's job: deadlock."""
+    store.create_domain("ml", dimension=DIM)
+    conn.execute("SELECT memory.store('ml', 'one', id => 'a')")
+    conn.execute("SELECT memory.store('ml', 'two', id => 'b')")
+    jobs = conn.execute("SELECT * FROM memory.claim_embedding_jobs(10, 'w', only_domain => 'ml') "
+                        "ORDER BY row_id").fetchall()
+    assert [j["row_id"] for j in jobs] == ["a", "b"]
+    conn.execute("SELECT memory.update('ml', 'a', content => 'one, edited')")  # in flight
+    worker, writer = sessions(), sessions()
+    writer.run("BEGIN")
+    writer.run("SELECT memory.update('ml', 'a', content => 'one, edited again')")
+    worker.start("SELECT memory.complete_embedding_jobs(%s, %s::vector[]) AS n",
+                 ([j["job_id"] for j in jobs], [vec("one"), vec("two")]))
+    # The completion either finishes (new) or waits for a's job, held by the writer (old).
+    wait_until(lambda: worker._thread is not None and (not worker._thread.is_alive()
+                                                       or waiting(conn, worker.pid)),
+               what="the completion to finish or wait")
+    writer.start("SELECT memory.update('ml', 'b', content => 'two, edited') AS ok")
+    wait_until(lambda: writer._thread is not None and (not writer._thread.is_alive()
+                                                       or waiting(conn, writer.pid)),
+               what="the writer to finish or wait")
+    worker.join()
+    writer.join()
+    assert worker.error is None, f"completion failed: {worker.error!r}"
+    assert writer.error is None, f"update failed: {writer.error!r}"
+    writer.run("COMMIT")
+    assert worker.result[0]["n"] == 1, "b was written"
+    rows = {r["id"]: r for r in conn.execute(
+        "SELECT id, content, embedding FROM memory_data.ml_memories").fetchall()}
+    assert rows["a"]["content"] == "one, edited again" and rows["a"]["embedding"] is None
+    assert rows["b"]["content"] == "two, edited" and rows["b"]["embedding"] is None
+    assert [tuple(r.values()) for r in conn.execute(
+        "SELECT row_id, status FROM memory_private.embedding_queue ORDER BY row_id")] == [
+        ("a", "pending"), ("b", "pending")], "both edited rows wait for a worker, none stuck claimed"
+
+
 def test_drop_domain_and_claim_take_locks_in_one_order(store: MemoryStore, conn, sessions) -> None:
     """A claim across two domains while one of them is dropped: the old claim locked the jobs
     of both, then read the tables; drop_domain held its table and waited for its jobs."""

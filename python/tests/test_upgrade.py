@@ -273,7 +273,7 @@ def _table_of_index(fresh_or_old: dict, name: str) -> str:
 
 
 # The trigger functions made per domain (sql/43_wire.sql): memory_private.pgmemo_<domain>_<kind>().
-_WIRED = re.compile(r"^memory_private\.pgmemo_(.+)_(before_update|enqueue|dequeue|unstale)\(\)$")
+_WIRED = re.compile(r"^memory_private\.pgmemo_(.+)_(before_update|enqueue|dequeue|unstale|claim|complete)\(.*\)$")
 
 
 def split(snap: dict, tables: set[str], domains: set[str] = frozenset()) -> tuple[dict, dict]:
