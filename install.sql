@@ -111,7 +111,7 @@ BEGIN
     RETURN set_config('search_path', format('pg_catalog, %I, pg_temp', v_schema), true);
 END;
 $f$;
-DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013']::text[]); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014']::text[]); END $pgmemo$;
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -674,10 +674,29 @@ END;
 $legacy$;
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0012', '0012_queue_mapping.sql', 'd05839f672ca6885d1222a6544a467d796b09afd8a6779d13ce31f2e289138b1', 'versioned'); PERFORM memory_private._record_breaking('0012', false); END $pgmemo$;
 \endif
--- migrations/0013_write_mapping.sql
-SELECT memory_private._migration_needed('0013', '0013_write_mapping.sql', 'e8c96e6caed0d1922d2367057cb4a0548fa6aa58df9b32460c5539873e47db9a', ARRAY[]::text[]) AS pgmemo_apply \gset
+-- migrations/0013_search_static_filter.sql
+SELECT memory_private._migration_needed('0013', '0013_search_static_filter.sql', 'b07b9051c8b80c52613591e2acd80ac4f55b5defb62eaf8fb0fcb7499878760b', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
--- 0013_write_mapping: pgmemo writes every domain through its column mapping, and no domain table
+-- 0013_search_static_filter: memory.search's cached plans cover a filtered search too.
+--
+-- Why a migration: memory_private._search_static (sql/36_search_static.sql) now holds, per
+-- domain, the queries of a search with one containment filter on both paths of the planner and
+-- sets the call's settings itself, so its arguments changed; memory_private._filter_compile
+-- (sql/33_filter_compile.sql) returns one more column (plain: the filter is one containment).
+-- CREATE OR REPLACE can change neither, so the old definitions are dropped once here and sql/
+-- creates the new ones right after, in the same transaction.
+-- Not breaking: both are private; no public function changed its signature.
+
+DROP FUNCTION IF EXISTS memory_private._search_static(
+    memory_private.domains, vector, integer, double precision
+);
+DROP FUNCTION IF EXISTS memory_private._filter_compile(jsonb);
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0013', '0013_search_static_filter.sql', 'b07b9051c8b80c52613591e2acd80ac4f55b5defb62eaf8fb0fcb7499878760b', 'versioned'); PERFORM memory_private._record_breaking('0013', false); END $pgmemo$;
+\endif
+-- migrations/0014_write_mapping.sql
+SELECT memory_private._migration_needed('0014', '0014_write_mapping.sql', '4aa1aef8028f01cfe2318b9be28bbe369fc9e38e000889206f3c2bd493930c99', ARRAY[]::text[]) AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0014_write_mapping: pgmemo writes every domain through its column mapping, and no domain table
 -- carries a BEFORE ROW UPDATE trigger.
 --
 -- Why: memory.store / store_many / update / forget / import_rows wrote an adopted domain through
@@ -754,7 +773,7 @@ $retire$;
 
 DROP FUNCTION IF EXISTS memory_private._adopted_view_write();
 DROP FUNCTION IF EXISTS memory_private._dist_shadow_write_sql(memory_private.domains);
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0013', '0013_write_mapping.sql', 'e8c96e6caed0d1922d2367057cb4a0548fa6aa58df9b32460c5539873e47db9a', 'versioned'); PERFORM memory_private._record_breaking('0013', false); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0014', '0014_write_mapping.sql', '4aa1aef8028f01cfe2318b9be28bbe369fc9e38e000889206f3c2bd493930c99', 'versioned'); PERFORM memory_private._record_breaking('0014', false); END $pgmemo$;
 \endif
 DO $pgmemo$ BEGIN PERFORM memory_private._set_install_search_path(); END $pgmemo$;
 -- sql/00_private_helpers.sql
@@ -2298,6 +2317,20 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20
 -- They are set with set_config(..., true), which would last until the end of the caller's
 -- transaction: _search_settings_begin returns what it changed (NULL elements: untouched) and
 -- _search_settings_end puts exactly that back.
+-- The hnsw.ef_search of a call that wants rows_wanted rows: the caller's ef_search, else the
+-- session's raised to memory_private._default_ef_search(), clamped to [rows_wanted, 1000].
+CREATE OR REPLACE FUNCTION memory_private._search_ef(rows_wanted integer, ef_search integer)
+RETURNS integer
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    RETURN least(greatest(coalesce(ef_search, greatest(
+        coalesce(nullif(current_setting('hnsw.ef_search', true), '')::integer, 40),
+        memory_private._default_ef_search())), rows_wanted), 1000);
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION memory_private._search_settings_begin(
     rows_wanted integer, ef_search integer, with_filter boolean
 )
@@ -2308,8 +2341,7 @@ AS $$
 DECLARE
     v_old_ef text := current_setting('hnsw.ef_search', true);
     v_cur_ef integer := coalesce(nullif(v_old_ef, '')::integer, 40);
-    v_ef integer := least(greatest(coalesce(ef_search,
-        greatest(v_cur_ef, memory_private._default_ef_search())), rows_wanted), 1000);
+    v_ef integer := memory_private._search_ef(rows_wanted, ef_search);
     v_saved text[] := ARRAY[NULL, NULL, NULL]::text[];
 BEGIN
     IF v_ef <> v_cur_ef THEN
@@ -2376,9 +2408,11 @@ AS $$
 DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'read');
     v_rerank boolean := recency_half_life IS NOT NULL OR importance_weight IS NOT NULL;
-    v_fetch integer;
     v_saved text[];
     v_f record;
+    v_path text;            -- NULL (no filter), 'exact' or 'hnsw' (34_search_plan.sql)
+    v_ef integer;
+    v_max_scan integer;
     v_plan record;
     v_sql text;
     v_emb boolean := coalesce(with_embeddings, false);
@@ -2388,60 +2422,61 @@ BEGIN
     END IF;
     PERFORM memory_private._check_embedding(v_d, query_embedding, 'query_embedding');
     PERFORM memory_private._check_k(k);
-    IF v_rerank THEN
-        PERFORM memory_private._check_ranking(recency_half_life, importance_weight);
-    END IF;
     IF ef_search IS NOT NULL AND ef_search < 1 THEN
         RAISE EXCEPTION 'ef_search must be positive, got %', ef_search USING ERRCODE = '22023';
     END IF;
-    v_f := memory_private._filter_compile(filter);
-
-    -- No filter, no re-ranking: the plan cached in memory_private._search_static (36_...sql).
-    IF v_f.predicate IS NULL AND NOT v_rerank AND NOT v_d.distributed AND NOT v_emb
-        AND current_setting('hnsw.iterative_scan', true) IS DISTINCT FROM 'relaxed_order' THEN
-        v_saved := memory_private._search_settings_begin(k, ef_search, false);
-        RETURN QUERY SELECT * FROM memory_private._search_static(v_d, query_embedding, k,
-            min_similarity);
-        IF current_setting('pgmemo.search_static_miss', true) = 'on' THEN
-            PERFORM set_config('pgmemo.search_static_miss', 'off', true);
-            RETURN QUERY EXECUTE memory_private._search_sql(v_d, false)
-            USING query_embedding, k, NULL::jsonb, min_similarity;
-        END IF;
-        PERFORM memory_private._search_settings_end(v_saved);
+    IF v_rerank THEN
+        -- Memory-aware ranking re-ranks a larger candidate set: the search without it.
+        PERFORM memory_private._check_ranking(recency_half_life, importance_weight);
+        RETURN QUERY
+        SELECT c.* FROM memory.search(domain, query_embedding, least(greatest(4 * k, 40), 1000),
+            filter, min_similarity, ef_search, with_embeddings => with_embeddings) AS c
+        ORDER BY memory_private._blend(c.similarity, c.metadata, c.updated_at,
+            recency_half_life, importance_weight) DESC, c.distance
+        LIMIT k;
         RETURN;
     END IF;
+    v_f := memory_private._filter_compile(filter);
 
-    -- Memory-aware ranking re-ranks a larger candidate set from the index.
-    v_fetch := CASE WHEN v_rerank THEN least(greatest(4 * k, 40), 1000) ELSE k END;
+    -- A filtered search on one node: exact scan or HNSW iterative scan (34_search_plan.sql).
+    IF v_f.predicate IS NOT NULL AND NOT v_d.distributed THEN
+        v_plan := memory_private._search_plan(v_d, v_f.predicate, v_f.params, k, ef_search,
+            true);
+        v_path := v_plan.path;
+        v_ef := v_plan.ef;
+        v_max_scan := v_plan.max_scan_tuples;
+    END IF;
+
+    -- No filter or one containment: the plans cached in memory_private._search_static
+    -- (36_search_static.sql), which also sets and restores the call's settings.
+    IF (v_f.predicate IS NULL OR v_f.plain) AND NOT v_d.distributed AND NOT v_emb THEN
+        RETURN QUERY SELECT * FROM memory_private._search_static(query_embedding, k, v_f.params,
+            min_similarity, v_d, v_path, memory_private._search_ef(k, coalesce(v_ef, ef_search)),
+            v_max_scan);
+        IF current_setting('pgmemo.search_static_miss', true) IS DISTINCT FROM 'on' THEN
+            RETURN;
+        END IF;
+        -- not generated for this domain: the same queries, dynamically
+        PERFORM set_config('pgmemo.search_static_miss', 'off', true);
+    END IF;
+
     IF v_d.distributed THEN
         -- Citus: the flat query, every shard's HNSW index (48_distributed.sql); no planner.
-        v_saved := memory_private._search_settings_begin(v_fetch, ef_search,
+        v_saved := memory_private._search_settings_begin(k, ef_search,
             v_f.predicate IS NOT NULL);
         v_sql := memory_private._dist_knn_sql(v_d, v_f.predicate, v_emb);
     ELSIF v_f.predicate IS NULL THEN
-        v_saved := memory_private._search_settings_begin(v_fetch, ef_search, false);
+        v_saved := memory_private._search_settings_begin(k, ef_search, false);
         v_sql := memory_private._search_sql(v_d, false, v_emb);
     ELSE
-        -- exact scan or HNSW iterative scan (34_search_plan.sql)
-        v_plan := memory_private._search_plan(v_d, v_f.predicate, v_f.params, v_fetch, ef_search,
-            true);
-        v_saved := memory_private._search_settings_begin(v_fetch, v_plan.ef, v_plan.path = 'hnsw');
-        IF v_plan.path = 'hnsw' THEN
-            v_saved := memory_private._search_settings_scan(v_saved, v_plan.max_scan_tuples);
+        v_saved := memory_private._search_settings_begin(k, v_ef, v_path = 'hnsw');
+        IF v_path = 'hnsw' THEN
+            v_saved := memory_private._search_settings_scan(v_saved, v_max_scan);
         END IF;
-        v_sql := memory_private._knn_sql(v_d, v_f.predicate, v_plan.path, v_emb);
+        v_sql := memory_private._knn_sql(v_d, v_f.predicate, v_path, v_emb);
     END IF;
 
-    IF v_rerank THEN
-        RETURN QUERY EXECUTE format(
-            'SELECT c.* FROM (%s) AS c ORDER BY memory_private._blend(c.similarity, c.metadata, '
-            'c.updated_at, $5, $6) DESC, c.distance LIMIT $7', v_sql)
-        USING query_embedding, v_fetch, v_f.params, min_similarity, recency_half_life,
-            importance_weight, k;
-    ELSE
-        RETURN QUERY EXECUTE v_sql USING query_embedding, k, v_f.params, min_similarity;
-    END IF;
-
+    RETURN QUERY EXECUTE v_sql USING query_embedding, k, v_f.params, min_similarity;
     PERFORM memory_private._search_settings_end(v_saved);
 END;
 $$;
@@ -2645,7 +2680,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'in memory.search, on the fused score scaled to [0, 1]. '
 'similarity is NULL for a row found by its words alone, text_rank for one found by its vector '
 'alone. with_embeddings => true fills the embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', 'f7cb890a076bb26fa049ebf7ff6c46c25aad5273eecd6a7607b44d3808bbcf3a', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', 'ed05fd316894e4dcb168dd1cacdbcb5ecf9644f0968dfa9bd236d9cefbbc7e7b', 'repeatable'); END $pgmemo$;
 -- sql/31_bm25.sql
 -- BM25 ranking for memory.search_text, in plain SQL (no extension): the query parsed like a web
 -- search box, candidates from the domain's GIN index, and the usual Okapi BM25 score
@@ -3206,12 +3241,12 @@ SET search_path FROM CURRENT
 AS $$
     SELECT CASE kind
         WHEN 'number' THEN format(
-            '(CASE WHEN jsonb_typeof(%1$s) = ''number'' THEN (%1$s)::numeric END)', x.e)
+            $e$(CASE WHEN jsonb_typeof(%1$s) = 'number' THEN (%1$s)::numeric END)$e$, x.e)
         WHEN 'text' THEN format(
-            '((CASE WHEN jsonb_typeof(%1$s) = ''string'' THEN (%1$s #>> ''{}'') END) COLLATE "C")',
+            $e$((CASE WHEN jsonb_typeof(%1$s) = 'string' THEN (%1$s #>> '{}') END) COLLATE "C")$e$,
             x.e)
         WHEN 'boolean' THEN format(
-            '(CASE WHEN jsonb_typeof(%1$s) = ''boolean'' THEN (%1$s)::boolean END)', x.e)
+            $e$(CASE WHEN jsonb_typeof(%1$s) = 'boolean' THEN (%1$s)::boolean END)$e$, x.e)
     END
     FROM (SELECT memory_private._filter_key_expr(col, path) AS e) AS x
 $$;
@@ -3386,7 +3421,7 @@ BEGIN
     END IF;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:32_filter.sql', '32_filter.sql', '781dfca75d7c78f7a25bec63ca0312711ff91b596788a9d48e41bb2f68ac6c68', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:32_filter.sql', '32_filter.sql', '8bd7a1fed4ecd4d92e20487152a08332b08a5a6d06fc68d0ba08f262df7782e8', 'repeatable'); END $pgmemo$;
 -- sql/33_filter_compile.sql
 -- The filter compiler: memory_private._filter_compile turns a filter (the language described at
 -- the top of sql/32_filter.sql) into a SQL predicate on the domain table aliased t and the jsonb
@@ -3408,7 +3443,6 @@ DECLARE
     v_kind text;
     v_p text;                -- the parameter slot: ($3 -> i)
     v_x text;                -- the key's JSON value (metadata fields)
-    v_e text;                -- the typed expression compared
     v_cmp text := CASE op WHEN '$gt' THEN '>' WHEN '$gte' THEN '>=' WHEN '$lt' THEN '<'
         WHEN '$lte' THEN '<=' END;
     v_elem jsonb;
@@ -3456,9 +3490,9 @@ BEGIN
             PERFORM memory_private._filter_column_value(column_name, value -> 0, loc || '[0]');
             PERFORM memory_private._filter_column_value(column_name, value -> 1, loc || '[1]');
             params := params || jsonb_build_array(value -> 0, value -> 1);
-            v_e := CASE WHEN v_ts THEN '(%s ->> %s)::timestamptz' ELSE '(%s ->> %s)' END;
-            sql := format('%s BETWEEN ' || v_e || ' AND ' || v_e, v_col,
-                '$3', jsonb_array_length(params) - 2, '$3', jsonb_array_length(params) - 1);
+            sql := format($e$%1$s BETWEEN ($3 ->> %2$s)%4$s AND ($3 ->> %3$s)%4$s$e$, v_col,
+                jsonb_array_length(params) - 2, jsonb_array_length(params) - 1,
+                CASE WHEN v_ts THEN '::timestamptz' ELSE '' END);
         ELSIF op IN ('$like', '$ilike') THEN
             IF v_ts THEN
                 PERFORM memory_private._filter_error(loc, format('%s applies to strings; %s is a '
@@ -3469,12 +3503,12 @@ BEGIN
                     op, memory_private._filter_typename(value)));
             END IF;
             params := params || jsonb_build_array(value);
-            sql := format('%s %s (%s #>> ''{}'')', v_col,
+            sql := format($e$%s %s (%s #>> '{}')$e$, v_col,
                 CASE op WHEN '$like' THEN 'LIKE' ELSE 'ILIKE' END, v_p);
         ELSE
             PERFORM memory_private._filter_column_value(column_name, value, loc);
             params := params || jsonb_build_array(value);
-            sql := format('%s %s (%s #>> ''{}'')%s', v_col,
+            sql := format($e$%s %s (%s #>> '{}')%s$e$, v_col,
                 CASE op WHEN '$eq' THEN '=' WHEN '$ne' THEN '<>' ELSE v_cmp END, v_p,
                 CASE WHEN v_ts THEN '::timestamptz' ELSE '' END);
         END IF;
@@ -3510,7 +3544,7 @@ BEGIN
                 op, memory_private._filter_typename(value)));
         END IF;
         params := params || jsonb_build_array(value);
-        sql := format('%s %s (%s #>> ''{}'')',
+        sql := format($e$%s %s (%s #>> '{}')$e$,
             memory_private._filter_typed_expr('t.metadata', path, 'text'),
             CASE op WHEN '$like' THEN 'LIKE' ELSE 'ILIKE' END, v_p);
     WHEN op = '$between' THEN
@@ -3647,10 +3681,19 @@ BEGIN
 END;
 $$;
 
+-- The predicate of a plain filter (one containment: the filter is $3 -> 0).
+CREATE OR REPLACE FUNCTION memory_private._filter_plain_predicate()
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 't.metadata @> ($3 -> 0)' $$;
+
 -- The filter as a SQL predicate on the domain table aliased t, and its values (the jsonb array
--- to pass as $3). NULL predicate: no filter (NULL or {}: every row).
+-- to pass as $3). NULL predicate: no filter (NULL or {}: every row). plain: the filter is one
+-- containment, predicate t.metadata @> ($3 -> 0) (memory.search runs it through the cached plans
+-- of memory_private._search_static, sql/36_search_static.sql).
 CREATE OR REPLACE FUNCTION memory_private._filter_compile(
-    filter jsonb, OUT predicate text, OUT params jsonb
+    filter jsonb, OUT predicate text, OUT params jsonb, OUT plain boolean
 )
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
@@ -3658,6 +3701,7 @@ AS $$
 DECLARE
     v_r record;
 BEGIN
+    plain := false;
     IF filter IS NULL OR filter = '{}' THEN
         RETURN;
     END IF;
@@ -3674,8 +3718,9 @@ BEGIN
         SELECT FROM jsonb_object_keys(filter) AS k
         WHERE k IN ('', 'id', 'created_at', 'updated_at') OR strpos(k, '.') > 0
     ) THEN
-        predicate := 't.metadata @> ($3 -> 0)';
+        predicate := memory_private._filter_plain_predicate();
         params := jsonb_build_array(filter);
+        plain := true;
         RETURN;
     END IF;
     v_r := memory_private._filter_node(filter, '$', 1, '[]'::jsonb);
@@ -3683,7 +3728,7 @@ BEGIN
     params := v_r.params;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:33_filter_compile.sql', '33_filter_compile.sql', 'a1db96a2c4a807e671963c1edbe118b878c69d1d180df93c0be1cb75c9fdd2dd', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:33_filter_compile.sql', '33_filter_compile.sql', '33c9ce179940ad1cd5ee92b0a2b2763a228fa9e81fb84528d07fe503bb6c5968', 'repeatable'); END $pgmemo$;
 -- sql/34_search_plan.sql
 -- The filtered-search planner: for each filtered memory.search, estimate how many rows the
 -- filter matches (the PostgreSQL planner's estimate for the compiled predicate) and pick the
@@ -3721,7 +3766,12 @@ AS $$ SELECT 1.5::double precision, 0.15::double precision, 8.0::double precisio
 -- path 'hnsw': the HNSW index order with the predicate (iterative scan in relaxed order: the
 --   distance is recomputed outside the LIMIT query, see memory_private._search_sql); its first
 --   $2 rows are materialized, and only when they are fewer than $2 the exact query runs (a
---   one-time filter: it costs nothing otherwise).
+--   one-time filter: it costs nothing otherwise). In the index scan the predicate is written
+--   "(...) IS TRUE" (the same rows) so that no index of the filter can serve it: the path is
+--   the one chosen here, whatever the planner would estimate (and a plan cached without the
+--   values, memory_private._search_static, cannot turn into a bitmap scan and a sort).
+-- One template per path, identifiers through %I; the predicate is compiled SQL that holds no
+-- value (they are all in $3); operator, similarity and embedding column come from fixed lists.
 CREATE OR REPLACE FUNCTION memory_private._knn_sql(
     d memory_private.domains, predicate text, path text, with_embeddings boolean DEFAULT FALSE
 )
@@ -3736,49 +3786,55 @@ DECLARE
         WHEN 'l2' THEN '1 / (1 + s.distance)'
         ELSE '- s.distance'
     END;
-    v_exact text;
-    -- the embedding column: the stored vector (halfvec read as vector), or NULL
-    v_emb text := format(CASE WHEN with_embeddings THEN 's.embedding::%s.vector'
-        ELSE 'NULL::%s.vector' END, memory_private._vector_schema());
+    -- the embedding column: the stored vector (halfvec read as vector), or NULL (then the
+    -- exact scan does not carry every matching row's vector through its sort)
+    v_emb text := CASE WHEN with_embeddings THEN 't.embedding::' ELSE 'NULL::' END
+        || memory_private._vector_schema() || '.vector';  -- _vector_schema() is quoted
 BEGIN
-    v_exact := format($q$
-        SELECT t.id, t.content, t.metadata, (t.embedding %1$s $1) + 0 AS distance,
-            t.created_at, t.updated_at, t.embedding
-        FROM %2$I.%3$I AS t
-        WHERE t.embedding IS NOT NULL AND %4$s
-        ORDER BY 4 LIMIT $2 $q$,
-        v_op, d.table_schema, d.table_name, predicate);
     IF path = 'exact' THEN
         RETURN format($q$
             SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at,
-                s.updated_at, %3$s AS embedding
-            FROM (%2$s) AS s
+                s.updated_at, s.embedding
+            FROM (
+                SELECT t.id, t.content, t.metadata, (t.embedding %2$s $1) + 0 AS distance,
+                    t.created_at, t.updated_at, %6$s AS embedding
+                FROM %3$I.%4$I AS t
+                WHERE t.embedding IS NOT NULL AND %5$s
+                ORDER BY 4 LIMIT $2
+            ) AS s
             WHERE $4::double precision IS NULL OR %1$s >= $4
             ORDER BY s.distance $q$,
-            v_similarity, v_exact, v_emb);
+            v_similarity, v_op, d.table_schema, d.table_name, predicate, v_emb);
     END IF;
     RETURN format($q$
         WITH h AS MATERIALIZED (
-            SELECT n.id, n.content, n.metadata,
-                (n.embedding %2$s $1)::double precision AS distance, n.created_at, n.updated_at,
-                n.embedding
+            SELECT t.id, t.content, t.metadata,
+                (t.embedding %2$s $1)::double precision AS distance, t.created_at, t.updated_at,
+                %6$s AS embedding
             FROM (
                 SELECT t.id, t.content, t.metadata, t.embedding, t.created_at, t.updated_at
                 FROM %3$I.%4$I AS t
-                WHERE t.embedding IS NOT NULL AND %5$s
+                WHERE t.embedding IS NOT NULL AND (%5$s) IS TRUE
                 ORDER BY t.embedding %2$s $1 LIMIT $2
-            ) AS n
+            ) AS t
         )
         SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at,
-            s.updated_at, %7$s AS embedding
+            s.updated_at, s.embedding
         FROM (
             SELECT h.* FROM h WHERE (SELECT count(*) FROM h) >= $2
             UNION ALL
-            SELECT e.* FROM (%6$s) AS e WHERE (SELECT count(*) FROM h) < $2
+            SELECT e.* FROM (
+                -- the exact path's query
+                SELECT t.id, t.content, t.metadata, (t.embedding %2$s $1) + 0 AS distance,
+                    t.created_at, t.updated_at, %6$s AS embedding
+                FROM %3$I.%4$I AS t
+                WHERE t.embedding IS NOT NULL AND %5$s
+                ORDER BY 4 LIMIT $2
+            ) AS e WHERE (SELECT count(*) FROM h) < $2
         ) AS s
         WHERE $4::double precision IS NULL OR %1$s >= $4
         ORDER BY s.distance $q$,
-        v_similarity, v_op, d.table_schema, d.table_name, predicate, v_exact, v_emb);
+        v_similarity, v_op, d.table_schema, d.table_name, predicate, v_emb);
 END;
 $$;
 
@@ -3801,7 +3857,8 @@ BEGIN
     -- EXPLAIN is that node, e.g. "Bitmap Heap Scan on x  (cost=.. rows=1002 width=0)"
     -- (measured: half the time of FORMAT JSON and a JSON path search).
     PERFORM set_config('enable_seqscan', 'off', true);
-    EXECUTE format('EXPLAIN SELECT FROM %I.%I AS t WHERE t.embedding IS NOT NULL AND %s',
+    EXECUTE format($q$
+        EXPLAIN SELECT FROM %1$I.%2$I AS t WHERE t.embedding IS NOT NULL AND %3$s $q$,
         d.table_schema, d.table_name, predicate)
     INTO v_top
     USING NULL::integer, NULL::integer, params;
@@ -3925,7 +3982,7 @@ BEGIN
     RETURN saved;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:34_search_plan.sql', '34_search_plan.sql', '49f03bcd8e53b0199299568c6241ceab31abbcf77a0ae0724e3274b51588ce51', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:34_search_plan.sql', '34_search_plan.sql', 'e86334d1ffe9d2a69e63e8f05093cc6c8426c37cb5b090393ed2f1bfbf2363f2', 'repeatable'); END $pgmemo$;
 -- sql/35_filter_api.sql
 -- The filter language's public functions besides the searches: memory.count (rows matching a
 -- filter) and memory.create_metadata_index (the btree expression indexes that the compiled
@@ -3997,8 +4054,10 @@ BEGIN
     v_expr := CASE WHEN v_field.column_name IS NOT NULL THEN quote_ident(v_meta)
         ELSE memory_private._filter_typed_expr(quote_ident(v_meta), v_field.path, v_kind) END;
     v_name := memory_private._metadata_index_name(v_d, key, v_kind);
-    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (%s)', v_name, v_phys.relation,
-        CASE WHEN v_field.column_name IS NOT NULL THEN v_expr ELSE '(' || v_expr || ')' END);
+    -- v_phys.relation: a regclass, quoted; v_expr: the compiled expression (keys as literals)
+    EXECUTE format($q$
+        CREATE INDEX IF NOT EXISTS %1$I ON %2$s ((%3$s)) $q$,
+        v_name, v_phys.relation, v_expr);
     RETURN v_name;
 END;
 $$;
@@ -4019,12 +4078,14 @@ LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains := memory_private._domain_for(domain, 'read');
     v_f record := memory_private._filter_compile(filter);
     v_count bigint;
 BEGIN
-    EXECUTE format('SELECT count(*) FROM %I.%I AS t WHERE %s', v_d.table_schema, v_d.table_name,
-        coalesce(v_f.predicate, 'true'))
+    -- the compiled predicate reads its values from $3 (memory_private._filter_compile)
+    EXECUTE format($q$
+        SELECT count(*) FROM %1$I.%2$I AS t WHERE %3$s $q$,
+        v_d.table_schema, v_d.table_name, coalesce(v_f.predicate, 'true'))
     INTO v_count
     USING NULL::integer, NULL::integer, v_f.params;
     RETURN v_count;
@@ -4035,12 +4096,16 @@ COMMENT ON FUNCTION memory.count(text, jsonb) IS
 'The number of memories in the domain that match filter (the filter language of memory.search; '
 'NULL or {}: every row), embedded or not. Uses the filter''s indexes like a search does; an '
 'unselective filter on a big domain reads the table.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:35_filter_api.sql', '35_filter_api.sql', '5050c44a5e21ff0ba1807ea8d4014d94d3a0720b3a09f8380ebfe669b4f7ab3a', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:35_filter_api.sql', '35_filter_api.sql', '213b692310132a67cd8510d79a8cd7bd19859563575718a2f7818cc87ffb189a', 'repeatable'); END $pgmemo$;
 -- sql/36_search_static.sql
--- Unfiltered memory.search without re-planning: memory_private._search_static holds, for every
--- domain, the query memory_private._search_sql builds, as static SQL in one generated PL/pgSQL
--- function, so PostgreSQL plans it once per session and reuses the plan (a dynamic EXECUTE is
--- parsed and planned on every call: about 100 us, a quarter of a search on 100K x 384).
+-- memory.search without re-planning: memory_private._search_static holds, for every domain, the
+-- queries of an unfiltered search (memory_private._search_sql) and of a search with one
+-- containment filter on either path of the planner (memory_private._knn_sql, exact or hnsw), as
+-- static SQL in one generated PL/pgSQL function, so PostgreSQL plans each once per session and
+-- reuses the plan (a dynamic EXECUTE is parsed and planned on every call: 100-200 us, a quarter
+-- of a search on 100K x 384, most of an exact search of a few matching rows). Its SET clauses
+-- hold the settings of the call (enable_seqscan off; hnsw.ef_search, iterative scans and
+-- hnsw.max_scan_tuples as the planner chose), restored when it returns.
 -- memory_private._search_static_refresh regenerates it; create_domain, drop_domain, adoption and
 -- every migrate run (at the end: sql/90_grants.sql) call it. A branch is chosen by the domain's
 -- name, table and distance at the time (memory_private._search_static_key), so a stale branch is
@@ -4062,13 +4127,14 @@ AS $$
 DECLARE
     v_d memory_private.domains;
     v_branches text := '';
-    v_sql text;
     v_iterative text := current_setting('hnsw.iterative_scan', true);
+    -- pgvector >= 0.8: iterative scans, and their settings restored on exit
+    v_08 boolean := coalesce(memory_private._vector_version() >= ARRAY[0, 8, 0], false);
 BEGIN
     -- Concurrent create_domain calls regenerate one after the other, each from the committed
     -- registry (READ COMMITTED: the query below runs after the lock is granted).
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgmemo:search_static'));
-    -- the strict-order shape of _search_sql (memory.search takes this path only then)
+    -- the strict-order shape of _search_sql (the function runs with iterative scans off)
     IF v_iterative IS NOT NULL THEN
         PERFORM set_config('hnsw.iterative_scan', 'off', true);
     END IF;
@@ -4078,43 +4144,68 @@ BEGIN
           AND NOT d.distributed  -- Citus plans its own (48_distributed.sql)
         ORDER BY d.domain LIMIT 500
     LOOP
-        -- _search_sql's text with its parameters renamed to this function's arguments.
-        v_sql := memory_private._search_sql(v_d, false);
-        v_sql := replace(replace(replace(v_sql, '$1', 'query_embedding'), '$2', 'k'),
-            '$4', 'min_similarity');
+        -- The queries of _search_sql and _knn_sql as they are: their $1..$4 are this function's
+        -- first four arguments (PL/pgSQL reads $n as the n-th argument).
         v_branches := v_branches || format($b$
-        WHEN %L THEN
-            RETURN QUERY %s;
-$b$, memory_private._search_static_key(v_d), v_sql);
+        WHEN %1$L THEN
+            IF path IS NULL THEN
+                RETURN QUERY %2$s;
+            ELSIF path = 'exact' THEN
+                RETURN QUERY %3$s;
+            ELSE
+                RETURN QUERY %4$s;
+            END IF;$b$,
+            memory_private._search_static_key(v_d),
+            memory_private._search_sql(v_d, false),
+            memory_private._knn_sql(v_d, memory_private._filter_plain_predicate(), 'exact'),
+            memory_private._knn_sql(v_d, memory_private._filter_plain_predicate(), 'hnsw'));
     END LOOP;
-    -- pgvector by qualified name: this runs with search_path = pg_catalog, pg_temp
-    EXECUTE replace(format($f$
+    IF v_branches = '' THEN
+        v_branches := '
+        WHEN NULL THEN NULL;  -- no domain yet (a CASE needs a WHEN)';
+    END IF;
+    EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private._search_static(
-    d memory_private.domains, query_embedding @vector_schema@.vector, k integer, min_similarity double precision
+    query_embedding %1$s.vector, k integer, params jsonb, min_similarity double precision,
+    d memory_private.domains, path text, ef integer, max_scan_tuples integer
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, similarity double precision,
-    distance double precision, created_at timestamptz, updated_at timestamptz, embedding @vector_schema@.vector
+    distance double precision, created_at timestamptz, updated_at timestamptz,
+    embedding %1$s.vector
 )
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
--- The generic plan (the HNSW index scan) once, reused: with LIMIT k a parameter, the planner
--- prices the generic plan at 10%% of the rows and would otherwise re-plan on every call.
+-- The generic plans (the HNSW index scan; the filter's index) once, reused: with LIMIT k a
+-- parameter, the planner prices the generic plan at 10%% of the rows and would otherwise
+-- re-plan on every call.
 SET plan_cache_mode = force_generic_plan
+-- The settings of the call: the set_config calls below last until the function returns.
+SET enable_seqscan = off
+SET hnsw.ef_search = 40%2$s
 AS $body$
 #variable_conflict use_column
 BEGIN
-    %s
+    IF path IS DISTINCT FROM 'exact' THEN
+        PERFORM set_config('hnsw.ef_search', ef::text, true);
+    END IF;
+    IF path = 'hnsw' THEN
+        PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true);
+        PERFORM set_config('hnsw.max_scan_tuples', max_scan_tuples::text, true);
+    END IF;
+    CASE memory_private._search_static_key(d)%3$s
+    ELSE
         -- not generated for this domain (yet): memory.search takes the dynamic path
         PERFORM set_config('pgmemo.search_static_miss', 'on', true);
-    %s
+    END CASE;
 END;
 $body$
 $f$,
-        CASE WHEN v_branches = '' THEN '' ELSE 'CASE memory_private._search_static_key(d)'
-            || v_branches || '    ELSE' END,
-        CASE WHEN v_branches = '' THEN '' ELSE 'END CASE;' END),
-        '@vector_schema@', memory_private._vector_schema());
+        memory_private._vector_schema(),  -- quoted already
+        CASE WHEN v_08 THEN '
+SET hnsw.iterative_scan = off
+SET hnsw.max_scan_tuples = 20000' ELSE '' END,
+        v_branches);
     IF v_iterative IS NOT NULL THEN
         PERFORM set_config('hnsw.iterative_scan', v_iterative, true);
     END IF;
@@ -4123,7 +4214,8 @@ $$;
 
 -- The function before its first generation (a migrate generates it right away: sql/90_grants.sql).
 CREATE OR REPLACE FUNCTION memory_private._search_static(
-    d memory_private.domains, query_embedding vector, k integer, min_similarity double precision
+    query_embedding vector, k integer, params jsonb, min_similarity double precision,
+    d memory_private.domains, path text, ef integer, max_scan_tuples integer
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, similarity double precision,
@@ -4136,7 +4228,7 @@ BEGIN
     PERFORM set_config('pgmemo.search_static_miss', 'on', true);
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', '1abfb02689080cc029cbde7713db0b096b05250820534a5b04032984fec278f9', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', 'c7a336ebbb0f78fa9f60e70fc8f7252d7fefab6e3f06ccf6a8cefae9031469d1', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).
@@ -4487,9 +4579,10 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:40_indexes.sql', '
 --   the application's own writes to an adopted table. It runs with the rights of whoever wrote
 --   the table (SECURITY INVOKER): pgmemo's rights never run the application's code.
 -- - AFTER INSERT / UPDATE, per statement: every row that now needs an embedding is queued,
---   deduplicated per row, and the workers are woken (NOTIFY); a row that got an embedding has no
---   job any more (a claim in flight is superseded: its completion finds no job and writes
---   nothing). A metadata-only update queues nothing.
+--   deduplicated per row, and the workers are woken (NOTIFY); a job claimed for the old content
+--   goes back to pending (the claim in flight is superseded: its completion finds the content
+--   changed, or, once the job is claimed again under a new id, no job, and writes nothing); a
+--   row that got an embedding has no job any more. A metadata-only update queues nothing.
 -- - AFTER DELETE, per statement: the jobs of deleted rows go.
 -- No BEFORE ROW UPDATE trigger: with one, PostgreSQL recomputes every stored generated column
 -- on every UPDATE (a factory table's content_tsv on every embedding the worker writes). The
@@ -4518,9 +4611,11 @@ $$;
 -- The CREATE FUNCTION statements of a domain's trigger functions, as (kind, statement).
 CREATE OR REPLACE FUNCTION memory_private._wire_functions(d memory_private.domains)
 RETURNS TABLE (kind text, ddl text)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
+BEGIN
+    RETURN QUERY
     SELECT 'before_update', format($fn$
 CREATE OR REPLACE FUNCTION memory_private.%1$I()
 RETURNS trigger
@@ -4595,8 +4690,8 @@ BEGIN
         INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
         SELECT %2$L, n.%3$I::text FROM new_rows AS n WHERE n.%5$I IS NULL
         ON CONFLICT (domain, row_id) DO UPDATE
-            SET status = CASE WHEN q.status = 'claimed' THEN 'claimed' ELSE 'pending' END,
-                attempts = 0, run_after = now(), updated_at = now();
+            SET status = 'pending', attempts = 0, run_after = now(), claimed_by = NULL,
+                claimed_at = NULL, lease_until = NULL, updated_at = now();
         GET DIAGNOSTICS v_count = ROW_COUNT;
     ELSE
         INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
@@ -4605,8 +4700,8 @@ BEGIN
         JOIN old_rows AS o ON o.%3$I = n.%3$I
         WHERE n.%5$I IS NULL AND (o.%5$I IS NOT NULL OR n.%4$I IS DISTINCT FROM o.%4$I)
         ON CONFLICT (domain, row_id) DO UPDATE
-            SET status = CASE WHEN q.status = 'claimed' THEN 'claimed' ELSE 'pending' END,
-                attempts = 0, run_after = now(), updated_at = now();
+            SET status = 'pending', attempts = 0, run_after = now(), claimed_by = NULL,
+                claimed_at = NULL, lease_until = NULL, updated_at = now();
         GET DIAGNOSTICS v_count = ROW_COUNT;
         DELETE FROM memory_private.embedding_queue AS q
         USING new_rows AS n
@@ -4638,6 +4733,39 @@ END;
 $body$
 $fn$,
         memory_private._wire_name(d.domain, 'dequeue'), d.domain, d.id_column)
+    UNION ALL
+    -- The queue's statements on the domain's table (sql/51_queue_claim.sql), as functions: static
+    -- SQL, so each backend plans them once, not at every batch. Arguments: those of the
+    -- statement ($1 ... $4). Not for a distributed domain (its claim is per job).
+    SELECT 'claim', format($fn$
+CREATE OR REPLACE FUNCTION memory_private.%1$I(text, integer, text, interval)
+RETURNS TABLE (job_id bigint, row_id text, content text)
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $body$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY %2$s;
+END;
+$body$
+$fn$,
+        memory_private._wire_name(d.domain, 'claim'), memory_private._claim_sql(d))
+    UNION ALL
+    SELECT 'complete', format($fn$
+CREATE OR REPLACE FUNCTION memory_private.%1$I(bigint[], %3$s.vector[], text, text)
+RETURNS TABLE (done bigint[])
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $body$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY %2$s;
+END;
+$body$
+$fn$,
+        memory_private._wire_name(d.domain, 'complete'), memory_private._complete_sql(d),
+        memory_private._vector_schema());
+END;
 $$;
 
 -- The triggers: (trigger name, CREATE TRIGGER statement) on the domain's relation.
@@ -4685,8 +4813,9 @@ BEGIN
     END IF;
     FOR v_item IN SELECT * FROM memory_private._wire_functions(d) LOOP
         CONTINUE WHEN v_item.kind = 'before_update' AND NOT d.distributed;
+        CONTINUE WHEN v_item.kind IN ('claim', 'complete') AND d.distributed;
         EXECUTE v_item.ddl;
-        EXECUTE format('REVOKE ALL ON FUNCTION memory_private.%I() FROM PUBLIC',
+        EXECUTE format('REVOKE ALL ON FUNCTION memory_private.%I FROM PUBLIC',
             memory_private._wire_name(d.domain, v_item.kind));
     END LOOP;
     IF d.distributed THEN
@@ -4760,12 +4889,12 @@ BEGIN
         END LOOP;
     END IF;
     FOR v_item IN SELECT * FROM memory_private._wire_functions(d) LOOP
-        EXECUTE format('DROP FUNCTION IF EXISTS memory_private.%I()',
+        EXECUTE format('DROP FUNCTION IF EXISTS memory_private.%I',
             memory_private._wire_name(d.domain, v_item.kind));
     END LOOP;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', '1481a3900194d361589857b76f8a6baa71b91e1d72a3acb445d726c7ce32152f', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', '9be1f9a2273e2a04508230d455af22aeaf3d12496e57f036c36edeba1f9477eb', 'repeatable'); END $pgmemo$;
 -- sql/45_adopt.sql
 -- Adopted domains: memory.adopt_table puts an application's own table (with an id, a text column
 -- and a vector(n) column) behind a pgmemo domain without copying a row.
@@ -5794,8 +5923,8 @@ BEGIN
         INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
         SELECT d.domain, u.id FROM unnest(v_missing) AS u (id)
         ON CONFLICT (domain, row_id) DO UPDATE
-            SET status = CASE WHEN q.status = 'claimed' THEN 'claimed' ELSE 'pending' END,
-                attempts = 0, run_after = now(), updated_at = now();
+            SET status = 'pending', attempts = 0, run_after = now(), claimed_by = NULL,
+                claimed_at = NULL, lease_until = NULL, updated_at = now();
     ELSE
         INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
         SELECT d.domain, u.id FROM unnest(v_missing) AS u (id)
@@ -6360,7 +6489,7 @@ COMMENT ON FUNCTION memory.repair_shard_indexes(text) IS
 'with other settings; each build blocks writes to its shard only). Returns the number of '
 'shards rebuilt; 0 when all were right. What memory.diagnose''s shard_missing_index and '
 'shard_index_settings_differ suggest. Error 08006 when a worker holding shards is down.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', '3942acd654fb03fc37f6b9bc701a811507b9138c2a98a6fd5bf6f705ee266c1b', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', 'e1174cf7ec2e434cf0bffc8093d2a0246cd7c91ab6251a6d7a9983721e2ee59b', 'repeatable'); END $pgmemo$;
 -- sql/50_queue.sql
 -- The embedding queue: workers claim jobs (FOR UPDATE SKIP LOCKED, with a lease), complete or
 -- fail them; maintenance releases expired leases and sweeps rows the triggers never saw.
@@ -6879,7 +7008,7 @@ AS $$
         )
         SELECT c.job_id, c.row_id, c.content FROM claimed AS c
     $sql$,
-        memory_private._relation(d), d.content_column, d.id_column,
+        memory_private._qualified(d.source_table), d.content_column, d.id_column,
         memory_private._id_type(d), d.embedding_column)
 $$;
 
@@ -6974,11 +7103,23 @@ DECLARE
     v_has_embedding boolean;
 BEGIN
     IF NOT d.distributed THEN
-        RETURN QUERY EXECUTE memory_private._claim_sql(d) USING d.domain, batch_size, worker, lease;
+        -- The domain's claim function (generated from _claim_sql by _wire: planned once per
+        -- session), after the check of its table (42P01 when gone; an adopted one locked and
+        -- checked).
+        PERFORM memory_private._relation(d);
+        RETURN QUERY EXECUTE format($sql$
+            SELECT c.job_id, c.row_id, c.content FROM memory_private.%I($1, $2, $3, $4) AS c
+        $sql$, memory_private._wire_name(d.domain, 'claim'))
+        USING d.domain, batch_size, worker, lease;
         RETURN;
     END IF;
     -- Citus: a distributed table cannot join the coordinator's queue in one locking statement,
-    -- so its rows are read one by one (router queries) after the claim.
+    -- so its rows are read one by one (router queries) after the claim. The table is locked
+    -- first (ACCESS SHARE, what reading it takes anyway), so the lock order is the one of every
+    -- queue statement: table, then jobs (drop_domain takes the table, then deletes the jobs).
+    EXECUTE format($sql$
+        LOCK TABLE %1$s IN ACCESS SHARE MODE
+    $sql$, memory_private._relation(d));
     FOR v_job IN
         WITH picked AS (
             SELECT q.job_id FROM memory_private.embedding_queue AS q
@@ -7090,7 +7231,7 @@ AS $$
         )
         SELECT array_agg(done.job_id) FROM done
     $sql$,
-        memory_private._relation(d, true), d.content_column, d.id_column,
+        memory_private._qualified(d.source_table), d.content_column, d.id_column,
         memory_private._id_type(d), d.embedding_column,
         memory_private._vector_schema() || '.'
             || CASE WHEN d.embedding_type = 'halfvec' THEN 'halfvec' ELSE 'vector' END,
@@ -7194,7 +7335,12 @@ BEGIN
                 coalesce(embedding_model, v_d.embedding_model));
             v_bad := NULL;
         ELSE
-            v_sql := memory_private._complete_sql(v_d);
+            -- The domain's completion function (generated from _complete_sql by _wire: planned
+            -- once per session), after the check of its table.
+            PERFORM memory_private._relation(v_d, true);
+            v_sql := format($sql$
+                SELECT c.done FROM memory_private.%I($1, $2, $3, $4) AS c
+            $sql$, memory_private._wire_name(v_d.domain, 'complete'));
             BEGIN
                 EXECUTE v_sql
                 INTO v_done USING v_ids, v_vecs, v_d.domain, coalesce(embedding_model, v_d.embedding_model);
@@ -7261,13 +7407,26 @@ BEGIN
     INTO v_present
     USING (SELECT array_agg(q.row_id) FROM memory_private.embedding_queue AS q
            WHERE q.job_id = ANY (job_ids));
-    DELETE FROM memory_private.embedding_queue AS q
-    WHERE q.job_id = ANY (job_ids) AND q.status = 'claimed'
-      AND q.row_id <> ALL (coalesce(v_present, ARRAY[]::text[]));
+    -- The completion holds row locks by now: it must not wait for a job. A job locked by
+    -- someone else is skipped: a writer that changed or deleted its row (whose trigger sets it
+    -- pending, or deletes it), or the lease sweep. (Waiting here deadlocked with a transaction
+    -- that updates several rows: it held this job after editing its row, and waited for a row
+    -- this completion had written.)
+    WITH mine AS (
+        SELECT q.job_id, q.row_id FROM memory_private.embedding_queue AS q
+        WHERE q.job_id = ANY (job_ids) AND q.status = 'claimed'
+        FOR UPDATE SKIP LOCKED
+    ),
+    gone AS (
+        DELETE FROM memory_private.embedding_queue AS q
+        USING mine AS m
+        WHERE q.job_id = m.job_id AND m.row_id <> ALL (coalesce(v_present, ARRAY[]::text[]))
+    )
     UPDATE memory_private.embedding_queue AS q
     SET status = 'pending', run_after = now(), claimed_by = NULL, claimed_at = NULL,
         lease_until = NULL, updated_at = now()
-    WHERE q.job_id = ANY (job_ids) AND q.status = 'claimed';
+    FROM mine AS m
+    WHERE q.job_id = m.job_id AND m.row_id = ANY (coalesce(v_present, ARRAY[]::text[]));
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_count > 0 THEN
         PERFORM pg_notify('memory_embedding_queue', d.domain);
@@ -7307,7 +7466,7 @@ COMMENT ON FUNCTION memory.extend_claims(bigint[], interval) IS
 'lease, so a provider call longer than the lease is not released and thrown away. Jobs '
 'released meanwhile, or claimed again by someone else (their id changed), are not touched. '
 'Returns the number of leases extended.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:51_queue_claim.sql', '51_queue_claim.sql', '6b3037f00521e65c39ff81ef3507a37cbd703bada4619bfe1caa0c7514412032', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:51_queue_claim.sql', '51_queue_claim.sql', '761536985796041078718ed4764f40fd614b8fcd23db8027320acbc12c437c01', 'repeatable'); END $pgmemo$;
 -- sql/60_diagnostics.sql
 -- Diagnostics, part 1: the views embedding_coverage, vector_indexes and queue_status, the
 -- helpers memory.diagnose() shares with them (61_diagnose.sql; the index helpers live in
