@@ -47,7 +47,8 @@ SELECT results_eq($$ SELECT * FROM memory.queue_counts('q') $$,
 
 -- complete: b changes while in flight; a completes.
 SELECT memory.update('q', 'b', content => 'beta 3');
-SELECT is((pg_temp.job('b')).status, 'claimed', 'a content change leaves the claim in place');
+SELECT is((pg_temp.job('b')).status, 'pending',
+    'a content change puts the claimed job back to pending (the claim in flight is superseded)');
 SELECT is(memory.complete_embedding_jobs(
         (SELECT array_agg(job_id ORDER BY row_id) FROM claimed),
         ARRAY['[0,1,0]', '[0,0,1]']::vector[], 'worker-model'),
