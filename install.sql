@@ -111,7 +111,7 @@ BEGIN
     RETURN set_config('search_path', format('pg_catalog, %I, pg_temp', v_schema), true);
 END;
 $f$;
-DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014']::text[]); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015']::text[]); END $pgmemo$;
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -693,10 +693,24 @@ DROP FUNCTION IF EXISTS memory_private._search_static(
 DROP FUNCTION IF EXISTS memory_private._filter_compile(jsonb);
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0013', '0013_search_static_filter.sql', 'b07b9051c8b80c52613591e2acd80ac4f55b5defb62eaf8fb0fcb7499878760b', 'versioned'); PERFORM memory_private._record_breaking('0013', false); END $pgmemo$;
 \endif
--- migrations/0014_write_mapping.sql
-SELECT memory_private._migration_needed('0014', '0014_write_mapping.sql', '4aa1aef8028f01cfe2318b9be28bbe369fc9e38e000889206f3c2bd493930c99', ARRAY[]::text[]) AS pgmemo_apply \gset
+-- migrations/0014_diagnose_distributed_checks.sql
+SELECT memory_private._migration_needed('0014', '0014_diagnose_distributed_checks.sql', '3cbbb07479d19da0629a370e870f4109a28cc1c62c5b0155e6c221014a8b99ea', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
--- 0014_write_mapping: pgmemo writes every domain through its column mapping, and no domain table
+-- 0014_diagnose_distributed_checks: the Citus checks of memory.diagnose are one function each.
+--
+-- Why: memory_private._diagnose_distributed ran six checks (not_distributed,
+-- distributed_outside_pgmemo, worker_unreachable, citus_connection_cache, shard_missing_index,
+-- shard_index_settings_differ) in one function. sql/48_distributed.sql now has one
+-- memory_private._check_<check_name>(domains) per check, each with its COMMENT, combined by
+-- memory_private._diagnose like the others; the old function is retired here, once.
+-- memory.diagnose returns the same rows as before.
+DROP FUNCTION IF EXISTS memory_private._diagnose_distributed(memory_private.domains);
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0014', '0014_diagnose_distributed_checks.sql', '3cbbb07479d19da0629a370e870f4109a28cc1c62c5b0155e6c221014a8b99ea', 'versioned'); PERFORM memory_private._record_breaking('0014', false); END $pgmemo$;
+\endif
+-- migrations/0015_write_mapping.sql
+SELECT memory_private._migration_needed('0015', '0015_write_mapping.sql', 'a6b25d84ab217be5598ca06bd9cc1f91198db0a9124cf475ad9e16a1a4812b2c', ARRAY[]::text[]) AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0015_write_mapping: pgmemo writes every domain through its column mapping, and no domain table
 -- carries a BEFORE ROW UPDATE trigger.
 --
 -- Why: memory.store / store_many / update / forget / import_rows wrote an adopted domain through
@@ -773,7 +787,7 @@ $retire$;
 
 DROP FUNCTION IF EXISTS memory_private._adopted_view_write();
 DROP FUNCTION IF EXISTS memory_private._dist_shadow_write_sql(memory_private.domains);
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0014', '0014_write_mapping.sql', '4aa1aef8028f01cfe2318b9be28bbe369fc9e38e000889206f3c2bd493930c99', 'versioned'); PERFORM memory_private._record_breaking('0014', false); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0015', '0015_write_mapping.sql', 'a6b25d84ab217be5598ca06bd9cc1f91198db0a9124cf475ad9e16a1a4812b2c', 'versioned'); PERFORM memory_private._record_breaking('0015', false); END $pgmemo$;
 \endif
 DO $pgmemo$ BEGIN PERFORM memory_private._set_install_search_path(); END $pgmemo$;
 -- sql/00_private_helpers.sql
@@ -1617,6 +1631,7 @@ DECLARE
     v_existing memory_private.domains;
     v_table name;
     v_regclass regclass;
+    v_comment text;
 BEGIN
     PERFORM memory_private._check_domain_name(domain);
     PERFORM memory_private._check_dimension(embedding_type, dimension);
@@ -1673,20 +1688,22 @@ BEGIN
     END IF;
 
 
-    EXECUTE format(
-        'CREATE TABLE memory_data.%I ('
-        ' id text NOT NULL DEFAULT gen_random_uuid()::text,'
-        ' content text NOT NULL,'
-        ' embedding %s,'
-        ' embedding_model text,'
-        ' metadata jsonb NOT NULL DEFAULT ''{}'','
-        ' created_at timestamptz NOT NULL DEFAULT now(),'
-        ' updated_at timestamptz NOT NULL DEFAULT now(),'
-        -- the tsvector search_text ranks (sql/31_bm25.sql); recomputed only when content changes
-        ' content_tsv tsvector GENERATED ALWAYS AS (%s) STORED,'
-        ' CONSTRAINT %I PRIMARY KEY (id),'
-        ' CONSTRAINT %I CHECK (jsonb_typeof(metadata) = ''object''))',
-        -- '_metadata_obj' keeps the longest name (40 + '_memories' + 13) within 63 characters.
+    -- content_tsv: the tsvector search_text ranks (sql/31_bm25.sql), recomputed only when
+    -- content changes. '_metadata_obj' keeps the longest name (40 + '_memories' + 13) within 63
+    -- characters.
+    EXECUTE format($q$
+        CREATE TABLE memory_data.%I (
+            id text NOT NULL DEFAULT gen_random_uuid()::text,
+            content text NOT NULL,
+            embedding %s,
+            embedding_model text,
+            metadata jsonb NOT NULL DEFAULT '{}',
+            created_at timestamptz NOT NULL DEFAULT now(),
+            updated_at timestamptz NOT NULL DEFAULT now(),
+            content_tsv tsvector GENERATED ALWAYS AS (%s) STORED,
+            CONSTRAINT %I PRIMARY KEY (id),
+            CONSTRAINT %I CHECK (jsonb_typeof(metadata) = 'object'))
+    $q$,
         v_table, memory_private._embedding_column_type(embedding_type, dimension),
         memory_private._stored_tsvector_sql(text_config, 'content'),
         v_table || '_pkey', v_table || '_metadata_obj');
@@ -1705,9 +1722,10 @@ BEGIN
     EXECUTE format('ALTER TABLE %s ALTER COLUMN embedding SET STORAGE %s', v_regclass,
         memory_private._embedding_storage(embedding_type, dimension));
 
-    EXECUTE format('COMMENT ON TABLE %s IS %L', v_regclass,
-        format('pgmemo domain %s (%s dimensions, %s distance). Write through memory.store().',
-               domain, dimension, distance));
+    -- COMMENT takes no parameters: the text goes in as a literal (%L).
+    v_comment := format('pgmemo domain %s (%s dimensions, %s distance). Write through '
+        || 'memory.store().', domain, dimension, distance);
+    EXECUTE format($q$ COMMENT ON TABLE %s IS %L $q$, v_regclass, v_comment);
     EXECUTE format('CREATE INDEX %I ON %s USING gin (metadata jsonb_path_ops)',
         v_table || '_metadata_gin', v_regclass);
     EXECUTE format('CREATE INDEX %I ON %s USING gin (content_tsv)', v_table || '_fts', v_regclass);
@@ -1837,7 +1855,7 @@ COMMENT ON VIEW memory.domains IS
 'Registered memory domains: table, dimension, distance, embedding model, exact row count, and '
 'for adopted domains (memory.adopt_table) the application table behind the view. Only the '
 'domains the caller may read (memory.grant_domain).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:10_domains.sql', '10_domains.sql', '1b232bc2503fc9da3d0cf098af48bcf24deed6bf490dc9c6816dbd8c1df8047b', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:10_domains.sql', '10_domains.sql', '5de8c98ece07ed0ccd131e08a0e54b262b30157e297ff84358f390c1f0f94294', 'repeatable'); END $pgmemo$;
 -- sql/20_write.sql
 -- Writing memories: memory.store, memory.store_many, memory.update, memory.forget,
 -- memory.forget_many, memory.clear, memory.get.
@@ -5369,10 +5387,13 @@ BEGIN
         PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
     END IF;
     -- Adding a nullable column without a default is a catalog change (no table rewrite).
-    EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s%s',
+    EXECUTE format($q$ ALTER TABLE %s ADD COLUMN %I %s $q$,
         memory_private._qualified(v_phys.relation), v_next,
-        memory_private._embedding_column_type(v_d.embedding_type, dimension),
-        CASE WHEN v_model IS NOT NULL THEN format(', ADD COLUMN %I text', v_model) ELSE '' END);
+        memory_private._embedding_column_type(v_d.embedding_type, dimension));
+    IF v_model IS NOT NULL THEN
+        EXECUTE format($q$ ALTER TABLE %s ADD COLUMN %I text $q$,
+            memory_private._qualified(v_phys.relation), v_model);
+    END IF;
     v_s := memory_private._adopt(v_shadow, v_phys.relation, v_id, v_content, v_next,
         ARRAY[v_opt[1], v_model, v_opt[3], v_opt[4]], v_d.distance, embedding_model, dimension);
     UPDATE memory_private.domains AS d
@@ -5572,9 +5593,11 @@ BEGIN
     PERFORM memory_private._drop_shadow(v_r);
     IF v_rel IS NOT NULL THEN
         -- The shadow column's HNSW index goes with it.
-        EXECUTE format('ALTER TABLE %s DROP COLUMN IF EXISTS %I%s', v_rel, v_r.next_column,
-            CASE WHEN v_r.model_column IS NOT NULL
-                THEN format(', DROP COLUMN IF EXISTS %I', v_r.model_column) ELSE '' END);
+        EXECUTE format($q$ ALTER TABLE %s DROP COLUMN IF EXISTS %I $q$, v_rel, v_r.next_column);
+        IF v_r.model_column IS NOT NULL THEN
+            EXECUTE format($q$ ALTER TABLE %s DROP COLUMN IF EXISTS %I $q$, v_rel,
+                v_r.model_column);
+        END IF;
     END IF;
 END;
 $$;
@@ -5582,7 +5605,7 @@ $$;
 COMMENT ON FUNCTION memory.cancel_reembed(text) IS
 'Abandon a re-embed: drop the shadow column and its index, the shadow domain''s triggers, view, '
 'jobs and registry row. The domain keeps its current embeddings throughout.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:46_reembed.sql', '46_reembed.sql', 'd29e711d602759888bb49fc323a978c0a9fa094dcc75cc0274c20d320d027044', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:46_reembed.sql', '46_reembed.sql', 'f7d8024253b76621aa962809ee18aef4c3ab41783f9a3685bfd2c8e62777d988', 'repeatable'); END $pgmemo$;
 -- sql/47_import.sql
 -- Importing memories from another store (pgmemo import-sqlite): memory.import_rows writes a
 -- batch with its own ids and timestamps, idempotently, and memory.get_many reads rows back with
@@ -5793,9 +5816,11 @@ BEGIN
     IF rel IS NULL OR memory_private._citus_version() IS NULL THEN
         RETURN false;
     END IF;
-    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition AS p '
-        'WHERE p.logicalrelid = $1 AND p.partmethod = ''h'')'
-    INTO v_found USING rel;
+    -- pg_dist_partition exists only with Citus: the statement is compiled when it runs.
+    EXECUTE $q$
+        SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition AS p
+                       WHERE p.logicalrelid = $1 AND p.partmethod = 'h')
+    $q$ INTO v_found USING rel;
     RETURN v_found;
 END;
 $$;
@@ -5868,7 +5893,7 @@ BEGIN
                 v_d.domain, v_shards, shard_count, v_rel::text, shard_count;
         END IF;
     ELSE
-        EXECUTE 'SELECT create_distributed_table($1, ''id'', shard_count => $2)'
+        EXECUTE $q$ SELECT create_distributed_table($1, 'id', shard_count => $2) $q$
         USING v_rel, shard_count;
         -- The rows now live in the shards; the coordinator's copy is dead weight.
         EXECUTE 'SELECT truncate_local_data_after_distributing_table($1)' USING v_rel;
@@ -5913,11 +5938,11 @@ BEGIN
         RETURN 0;
     END IF;
     -- One read of the rows (a router query per shard touched), then the coordinator's queue.
-    EXECUTE format(
-        'SELECT array_agg(t.id) FILTER (WHERE t.embedding IS NULL), '
-        'array_agg(t.id) FILTER (WHERE t.embedding IS NOT NULL) '
-        'FROM %I.%I AS t WHERE t.id = ANY ($1)',
-        d.table_schema, d.table_name)
+    EXECUTE format($q$
+        SELECT array_agg(t.id) FILTER (WHERE t.embedding IS NULL),
+            array_agg(t.id) FILTER (WHERE t.embedding IS NOT NULL)
+        FROM %I.%I AS t WHERE t.id = ANY ($1)
+    $q$, d.table_schema, d.table_name)
     INTO v_missing, v_embedded USING ids;
     IF reset THEN
         INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
@@ -5976,6 +6001,30 @@ BEGIN
 END;
 $$;
 
+-- The next ids (in id order, after after_id; NULL: from the start) of a distributed domain's
+-- rows without an embedding, at most batch of them: one fan-out, ORDER BY id LIMIT pushed to
+-- every shard and served by its primary key. NULL when there are no more.
+CREATE OR REPLACE FUNCTION memory_private._dist_unembedded_ids(
+    d memory_private.domains, after_id text, batch integer
+)
+RETURNS text[]
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_ids text[];
+BEGIN
+    EXECUTE format($q$
+        SELECT array_agg(s.id ORDER BY s.id) FROM (
+            SELECT t.id FROM %I.%I AS t
+            WHERE t.embedding IS NULL AND ($1::text IS NULL OR t.id > $1)
+            ORDER BY t.id LIMIT $2) AS s
+    $q$, d.table_schema, d.table_name)
+    INTO v_ids USING after_id, batch;
+    RETURN v_ids;
+END;
+$$;
+
 -- memory.enqueue_missing for a distributed domain: keyset batches of ids without an embedding
 -- (each batch one fan-out, ORDER BY id LIMIT pushed to every shard and served by its primary
 -- key), queued without touching existing jobs; a row embedded between the read and the insert
@@ -5995,12 +6044,7 @@ DECLARE
     v_gone bigint;
 BEGIN
     LOOP
-        EXECUTE format(
-            'SELECT array_agg(s.id ORDER BY s.id) FROM (SELECT t.id FROM %I.%I AS t '
-            'WHERE t.embedding IS NULL AND ($1::text IS NULL OR t.id > $1) '
-            'ORDER BY t.id LIMIT $2) AS s',
-            d.table_schema, d.table_name)
-        INTO v_ids USING v_last, batch;
+        v_ids := memory_private._dist_unembedded_ids(d, v_last, batch);
         EXIT WHEN v_ids IS NULL;
         v_last := v_ids[cardinality(v_ids)];
         WITH added AS (
@@ -6014,8 +6058,10 @@ BEGIN
         v_added := cardinality(v_ids);
         -- A worker may have completed some of these rows after the read above (its job was
         -- gone, so the insert made a new one): a fresh read drops those jobs again.
-        EXECUTE format('SELECT array_agg(t.id) FROM %I.%I AS t '
-            'WHERE t.id = ANY ($1) AND t.embedding IS NOT NULL', d.table_schema, d.table_name)
+        EXECUTE format($q$
+            SELECT array_agg(t.id) FROM %I.%I AS t
+            WHERE t.id = ANY ($1) AND t.embedding IS NOT NULL
+        $q$, d.table_schema, d.table_name)
         INTO v_ids USING v_ids;
         DELETE FROM memory_private.embedding_queue AS q
         WHERE q.domain = d.domain AND q.row_id = ANY (v_ids) AND q.status = 'pending';
@@ -6041,12 +6087,7 @@ DECLARE
     v_seen bigint := 0;
 BEGIN
     LOOP
-        EXECUTE format(
-            'SELECT array_agg(s.id ORDER BY s.id) FROM (SELECT t.id FROM %I.%I AS t '
-            'WHERE t.embedding IS NULL AND ($1::text IS NULL OR t.id > $1) '
-            'ORDER BY t.id LIMIT 10000) AS s',
-            d.table_schema, d.table_name)
-        INTO v_ids USING v_last;
+        v_ids := memory_private._dist_unembedded_ids(d, v_last, 10000);
         EXIT WHEN v_ids IS NULL;
         v_last := v_ids[cardinality(v_ids)];
         v_seen := v_seen + cardinality(v_ids);
@@ -6268,10 +6309,74 @@ BEGIN
 END;
 $$;
 
--- The cluster checks of memory.diagnose for a distributed domain: workers that do not answer,
--- shards without a valid vector index with the domain's operator class, and shards whose index
--- settings (m, ef_construction) differ from the domain's.
-CREATE OR REPLACE FUNCTION memory_private._diagnose_distributed(d memory_private.domains)
+-- The cluster checks of memory.diagnose for a domain on Citus, one function per check (like the
+-- others in 61_diagnose.sql), combined by memory_private._diagnose (60_diagnostics.sql), which
+-- calls them for domains the registry marks distributed, or every domain when Citus is installed.
+CREATE OR REPLACE FUNCTION memory_private._check_not_distributed(d memory_private.domains)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'error', d.domain, 'not_distributed',
+        format('The registry says domain %s is distributed but %s is not a Citus '
+            || 'distributed table.', d.domain, p.relation),
+        format('SELECT memory.distribute_domain(%L);', d.domain)
+    FROM memory_private._physical(d) AS p
+    WHERE d.distributed AND NOT memory_private._is_distributed_table(p.relation)
+$$;
+
+COMMENT ON FUNCTION memory_private._check_not_distributed(memory_private.domains) IS
+'diagnose check not_distributed (error): the registry marks the domain distributed, but its '
+'table is not a Citus distributed table. fix_sql: memory.distribute_domain.';
+
+CREATE OR REPLACE FUNCTION memory_private._check_distributed_outside_pgmemo(
+    d memory_private.domains
+)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'error', d.domain, 'distributed_outside_pgmemo',
+        format('%s was distributed with create_distributed_table directly: its statement '
+            || 'triggers cannot run on the shards, so rows written now are not queued. Let '
+            || 'pgmemo take it over (idempotent, it only records the fact and queues what is '
+            || 'missing).', p.relation),
+        format('SELECT memory.distribute_domain(%L);', d.domain)
+    FROM memory_private._physical(d) AS p
+    WHERE NOT d.distributed AND memory_private._is_distributed_table(p.relation)
+$$;
+
+COMMENT ON FUNCTION memory_private._check_distributed_outside_pgmemo(memory_private.domains) IS
+'diagnose check distributed_outside_pgmemo (error): the domain''s table was distributed with '
+'create_distributed_table, not memory.distribute_domain, so rows written on the shards are not '
+'queued. fix_sql: memory.distribute_domain (takes it over).';
+
+CREATE OR REPLACE FUNCTION memory_private._check_worker_unreachable(d memory_private.domains)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'error', d.domain, 'worker_unreachable',
+        format('Worker %s:%s, which holds %s shards of %s, does not answer: every search, '
+            || 'and every write or read of a row on those shards, fails until it is back '
+            || '(nothing is lost: the shards are on its disk). Start its PostgreSQL server; '
+            || 'the query below then returns true. If the node is gone for good, restore it '
+            || 'from a backup (or a replica) and point the cluster at the new host with '
+            || 'citus_update_node.', n.node_name, n.node_port, n.shards, p.relation),
+        format('SELECT citus_check_connection_to_node(%L, %s);', n.node_name, n.node_port)
+    FROM memory_private._physical(d) AS p
+    CROSS JOIN LATERAL memory_private._unreachable_nodes(d) AS n
+$$;
+
+COMMENT ON FUNCTION memory_private._check_worker_unreachable(memory_private.domains) IS
+'diagnose check worker_unreachable (error): a Citus worker holding shards of the domain does not '
+'answer (every query touching those shards fails). fix_sql: citus_check_connection_to_node, '
+'true once it is back.';
+
+-- A search runs one task per shard, up to citus.max_adaptive_executor_pool_size connections per
+-- worker at once; Citus keeps citus.max_cached_conns_per_worker of them between transactions and
+-- opens the others anew for every search (a backend fork each).
+CREATE OR REPLACE FUNCTION memory_private._check_citus_connection_cache(d memory_private.domains)
 RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
@@ -6279,108 +6384,105 @@ AS $$
 #variable_conflict use_variable
 DECLARE
     v_rel regclass := (memory_private._physical(d)).relation;
-    v_expected text := memory_private._opclass(d);
-    v_options jsonb := jsonb_build_array('m=' || d.hnsw_m, 'ef_construction=' || d.hnsw_ef_construction);
-    v_node record;
-    v_missing text;
+    v_cached integer := coalesce(nullif(
+        current_setting('citus.max_cached_conns_per_worker', true), '')::integer, 1);
     v_n bigint;
-    v_repair text := format('SELECT memory.repair_shard_indexes(%L);', d.domain);
 BEGIN
     IF NOT memory_private._is_distributed_table(v_rel) THEN
-        IF d.distributed THEN
-            RETURN QUERY SELECT 'error', d.domain, 'not_distributed',
-                format('The registry says domain %s is distributed but %s is not a Citus '
-                    'distributed table.', d.domain, v_rel),
-                format('SELECT memory.distribute_domain(%L);', d.domain);
-        END IF;
         RETURN;
     END IF;
-    IF NOT d.distributed THEN
-        RETURN QUERY SELECT 'error', d.domain, 'distributed_outside_pgmemo',
-            format('%s was distributed with create_distributed_table directly: its statement '
-                'triggers cannot run on the shards, so rows written now are not queued. Let '
-                'pgmemo take it over (idempotent, it only records the fact and queues what is '
-                'missing).', v_rel),
-            format('SELECT memory.distribute_domain(%L);', d.domain);
-    END IF;
-
-    FOR v_node IN SELECT * FROM memory_private._unreachable_nodes(d) LOOP
-        RETURN QUERY SELECT 'error', d.domain, 'worker_unreachable',
-            format('Worker %s:%s, which holds %s shards of %s, does not answer: every search, '
-                'and every write or read of a row on those shards, fails until it is back '
-                '(nothing is lost: the shards are on its disk). Start its PostgreSQL server; '
-                'the query below then returns true. If the node is gone for good, restore it '
-                'from a backup (or a replica) and point the cluster at the new host with '
-                'citus_update_node.', v_node.node_name, v_node.node_port, v_node.shards, v_rel),
-            format('SELECT citus_check_connection_to_node(%L, %s);', v_node.node_name,
-                v_node.node_port);
-    END LOOP;
-
-    -- A search runs one task per shard, up to citus.max_adaptive_executor_pool_size
-    -- connections per worker at once; Citus keeps citus.max_cached_conns_per_worker of them
-    -- between transactions and opens the others anew for every search (a backend fork each).
+    -- pg_dist_* exist only with Citus: the statement is compiled when it runs.
     EXECUTE $q$
-        SELECT max(n) FROM (
+        SELECT max(per_node.n) FROM (
             SELECT count(*) AS n FROM pg_catalog.pg_dist_shard AS s
             JOIN pg_catalog.pg_dist_placement AS pl ON pl.shardid = s.shardid
             WHERE s.logicalrelid = $1 GROUP BY pl.groupid) AS per_node
     $q$ INTO v_n USING v_rel;
-    v_n := least(v_n, coalesce(nullif(current_setting('citus.max_adaptive_executor_pool_size', true),
-        '')::integer, 16));
-    IF v_n > coalesce(nullif(current_setting('citus.max_cached_conns_per_worker', true), '')::integer, 1)
-    THEN
+    v_n := least(v_n, coalesce(nullif(
+        current_setting('citus.max_adaptive_executor_pool_size', true), '')::integer, 16));
+    IF v_n > v_cached THEN
         RETURN QUERY SELECT 'warning', d.domain, 'citus_connection_cache',
             format('A search of %s opens up to %s connections per worker, but Citus keeps only %s '
-                'per worker between transactions (citus.max_cached_conns_per_worker): the others '
-                'are opened anew for every search, which can cost more than the search itself '
-                '(BENCHMARKS.md, Citus section). Keep %s cached; the '
-                'workers'' max_connections must allow that many per client connection.',
+                || 'per worker between transactions (citus.max_cached_conns_per_worker): the '
+                || 'others are opened anew for every search, which can cost more than the search '
+                || 'itself (BENCHMARKS.md, Citus section). Keep %s cached; the workers'' '
+                || 'max_connections must allow that many per client connection.',
                 v_rel, v_n, current_setting('citus.max_cached_conns_per_worker', true), v_n),
             format('ALTER DATABASE %I SET citus.max_cached_conns_per_worker = %s;',
                 current_database(), v_n);
     END IF;
-
-    -- Only the shards whose worker answered can be checked.
-    SELECT count(*), string_agg(x.shard_name, ', ' ORDER BY x.shard_id) INTO v_n, v_missing
-    FROM memory_private._shard_vector_indexes(d) AS x
-    WHERE x.reachable AND NOT EXISTS (
-        SELECT FROM jsonb_array_elements(x.indexes) AS i
-        WHERE (i ->> 'valid')::boolean AND i ->> 'opclass' = v_expected
-    );
-    IF v_n > 0 THEN
-        RETURN QUERY SELECT 'error', d.domain, 'shard_missing_index',
-            format('%s of the shards of %s have no valid vector index with %s (%s): searches '
-                'read every row of those shards, and a failed or interrupted index build is the '
-                'usual cause. Build the missing shard indexes (each shard''s build blocks writes '
-                'to that shard only).', v_n, v_rel, v_expected, v_missing),
-            v_repair;
-    END IF;
-
-    SELECT count(*), string_agg(format('%s (%s)', x.shard_name, (
-            SELECT string_agg(o, ', ' ORDER BY o) FROM jsonb_array_elements(x.indexes) AS i,
-                jsonb_array_elements_text(i -> 'options') AS o
-            WHERE i ->> 'method' = 'hnsw')), ', ' ORDER BY x.shard_id)
-    INTO v_n, v_missing
-    FROM memory_private._shard_vector_indexes(d) AS x
-    WHERE x.reachable AND EXISTS (
-        SELECT FROM jsonb_array_elements(x.indexes) AS i
-        WHERE i ->> 'method' = 'hnsw'
-          AND NOT (i -> 'options' @> v_options AND v_options @> (i -> 'options'))
-    );
-    IF v_n > 0 THEN
-        RETURN QUERY SELECT 'warning', d.domain, 'shard_index_settings_differ',
-            format('%s shards of %s have an HNSW index built with other settings than the '
-                'domain''s m=%s, ef_construction=%s: %s. Recall and speed then differ from '
-                'shard to shard. Rebuild those shard indexes with the domain''s settings.',
-                v_n, v_rel, d.hnsw_m, d.hnsw_ef_construction, v_missing),
-            v_repair;
-    END IF;
 END;
 $$;
 
-COMMENT ON FUNCTION memory_private._diagnose_distributed(memory_private.domains) IS
-'diagnose checks of a domain on Citus: not_distributed, distributed_outside_pgmemo, '
-'worker_unreachable, citus_connection_cache, shard_missing_index, shard_index_settings_differ.';
+COMMENT ON FUNCTION memory_private._check_citus_connection_cache(memory_private.domains) IS
+'diagnose check citus_connection_cache (warning): a search of the distributed domain opens more '
+'connections per worker than citus.max_cached_conns_per_worker keeps, so the rest are opened '
+'anew on every search. fix_sql: ALTER DATABASE ... SET citus.max_cached_conns_per_worker.';
+
+-- Only the shards whose worker answered can be checked (worker_unreachable names the others).
+CREATE OR REPLACE FUNCTION memory_private._check_shard_missing_index(d memory_private.domains)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'error', d.domain, 'shard_missing_index',
+        format('%s of the shards of %s have no valid vector index with %s (%s): searches '
+            || 'read every row of those shards, and a failed or interrupted index build is the '
+            || 'usual cause. Build the missing shard indexes (each shard''s build blocks writes '
+            || 'to that shard only).', x.n, (memory_private._physical(d)).relation,
+            memory_private._opclass(d), x.shards),
+        format('SELECT memory.repair_shard_indexes(%L);', d.domain)
+    FROM (
+        SELECT count(*) AS n, string_agg(s.shard_name, ', ' ORDER BY s.shard_id) AS shards
+        FROM memory_private._shard_vector_indexes(d) AS s
+        WHERE s.reachable AND NOT EXISTS (
+            SELECT FROM jsonb_array_elements(s.indexes) AS i
+            WHERE (i ->> 'valid')::boolean AND i ->> 'opclass' = memory_private._opclass(d)
+        )
+    ) AS x
+    WHERE x.n > 0
+$$;
+
+COMMENT ON FUNCTION memory_private._check_shard_missing_index(memory_private.domains) IS
+'diagnose check shard_missing_index (error): shards of the distributed domain (on workers that '
+'answer) without a valid vector index with the domain''s operator class. fix_sql: '
+'memory.repair_shard_indexes.';
+
+CREATE OR REPLACE FUNCTION memory_private._check_shard_index_settings_differ(
+    d memory_private.domains
+)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'warning', d.domain, 'shard_index_settings_differ',
+        format('%s shards of %s have an HNSW index built with other settings than the '
+            || 'domain''s m=%s, ef_construction=%s: %s. Recall and speed then differ from '
+            || 'shard to shard. Rebuild those shard indexes with the domain''s settings.',
+            x.n, (memory_private._physical(d)).relation, d.hnsw_m, d.hnsw_ef_construction,
+            x.shards),
+        format('SELECT memory.repair_shard_indexes(%L);', d.domain)
+    FROM (
+        SELECT count(*) AS n, string_agg(format('%s (%s)', s.shard_name, (
+                SELECT string_agg(o, ', ' ORDER BY o) FROM jsonb_array_elements(s.indexes) AS i,
+                    jsonb_array_elements_text(i -> 'options') AS o
+                WHERE i ->> 'method' = 'hnsw')), ', ' ORDER BY s.shard_id) AS shards
+        FROM memory_private._shard_vector_indexes(d) AS s
+        CROSS JOIN LATERAL (SELECT jsonb_build_array('m=' || d.hnsw_m,
+            'ef_construction=' || d.hnsw_ef_construction) AS options) AS want
+        WHERE s.reachable AND EXISTS (
+            SELECT FROM jsonb_array_elements(s.indexes) AS i
+            WHERE i ->> 'method' = 'hnsw'
+              AND NOT (i -> 'options' @> want.options AND want.options @> (i -> 'options'))
+        )
+    ) AS x
+    WHERE x.n > 0
+$$;
+
+COMMENT ON FUNCTION memory_private._check_shard_index_settings_differ(memory_private.domains) IS
+'diagnose check shard_index_settings_differ (warning): shards whose HNSW index was built with '
+'other m / ef_construction than the domain''s (recall and speed differ from shard to shard). '
+'fix_sql: memory.repair_shard_indexes.';
 
 CREATE OR REPLACE FUNCTION memory.repair_shard_indexes(domain text)
 RETURNS integer
@@ -6394,8 +6496,15 @@ DECLARE
     v_options text[] := ARRAY['m=' || v_d.hnsw_m, 'ef_construction=' || v_d.hnsw_ef_construction];
     v_opclass_q text;
     v_down record;
-    v_bad integer;
-    v_failed text;
+    v_shard record;
+    v_node record;
+    v_name text;
+    v_qualified text;
+    v_taken text;
+    v_commands text[];
+    v_result record;
+    v_bad integer := 0;
+    v_failed text[] := '{}';
 BEGIN
     IF NOT memory_private._is_distributed_table(v_rel) THEN
         RAISE EXCEPTION 'domain "%" is not distributed: use memory.create_hnsw_index', v_d.domain
@@ -6412,71 +6521,62 @@ BEGIN
             USING ERRCODE = '08006', HINT = 'Start that worker, then repair again.';
     END IF;
     -- A shard is right with exactly one vector index: valid HNSW, the domain's operator class,
-    -- m and ef_construction.
-    SELECT count(*) INTO v_bad
-    FROM memory_private._shard_vector_indexes(v_d) AS x
-    WHERE NOT (jsonb_array_length(x.indexes) = 1 AND EXISTS (
-        SELECT FROM jsonb_array_elements(x.indexes) AS i
-        WHERE i ->> 'method' = 'hnsw' AND (i ->> 'valid')::boolean
-          AND i ->> 'opclass' = v_expected
-          AND i -> 'options' @> to_jsonb(v_options) AND to_jsonb(v_options) @> (i -> 'options')));
-    IF v_bad = 0 THEN
-        RETURN 0;
-    END IF;
-    -- One command for every shard (run_command_on_shards puts the shard's name where %1$s is);
-    -- a shard that is right already is left alone. Citus names a shard's index
-    -- <index>_<shard id>, as the rebuilt one is named.
-    EXECUTE $q$
-        SELECT string_agg(r.shardid || ': ' || r.result, '; ')
-        FROM run_command_on_shards($1, format($cmd$
-            DO $do$
-            DECLARE
-                v_shard regclass := '%%1$s'::regclass;
-                v_name text := %1$L || substring('%%1$s' FROM '_([0-9]+)$');
-                v_opts text[] := %5$L;
-                v_ok boolean;
-                v_i regclass;
-            BEGIN
-                SELECT count(*) = 1 AND bool_and(am.amname = 'hnsw' AND i.indisvalid
-                        AND opc.opcname = %2$L AND c.reloptions @> v_opts
-                        AND c.reloptions <@ v_opts)
-                INTO v_ok
-                FROM pg_catalog.pg_index AS i
-                JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
-                JOIN pg_catalog.pg_am AS am ON am.oid = c.relam
-                JOIN pg_catalog.pg_opclass AS opc ON opc.oid = i.indclass[0]
-                JOIN pg_catalog.pg_attribute AS a
-                    ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-                WHERE i.indrelid = v_shard AND a.attname = 'embedding'
-                  AND am.amname IN ('hnsw', 'ivfflat');
-                IF v_ok THEN
-                    RETURN;
+    -- m and ef_construction. A wrong one is rebuilt on its worker (every placement), in one
+    -- transaction there: its vector indexes dropped, the HNSW index built under the name Citus
+    -- gives a shard's index, <index>_<shard id> (each build blocks writes to that shard only).
+    FOR v_shard IN
+        SELECT x.shard_id, x.shard_name, x.indexes
+        FROM memory_private._shard_vector_indexes(v_d) AS x
+        WHERE NOT (jsonb_array_length(x.indexes) = 1 AND EXISTS (
+            SELECT FROM jsonb_array_elements(x.indexes) AS i
+            WHERE i ->> 'method' = 'hnsw' AND (i ->> 'valid')::boolean
+              AND i ->> 'opclass' = v_expected
+              AND i -> 'options' @> to_jsonb(v_options) AND to_jsonb(v_options) @> (i -> 'options')))
+        ORDER BY x.shard_id
+    LOOP
+        v_bad := v_bad + 1;
+        v_name := memory_private._hnsw_name(v_d) || '_' || v_shard.shard_id;
+        v_qualified := format('%I.%I', v_d.table_schema, v_name);
+        SELECT coalesce(array_agg(format($q$ DROP INDEX %I.%I $q$, v_d.table_schema, i.name)
+            ORDER BY i.name), '{}')
+        INTO v_commands
+        FROM jsonb_to_recordset(v_shard.indexes) AS i (name text);
+        FOR v_node IN EXECUTE $q$
+            SELECT s.nodename::text AS host, s.nodeport::integer AS port
+            FROM citus_shards AS s WHERE s.shardid = $1 ORDER BY s.nodename, s.nodeport
+        $q$ USING v_shard.shard_id LOOP
+            -- The name taken by a relation other than the shard's own vector indexes (a stray
+            -- index elsewhere in the schema): PostgreSQL picks one instead.
+            SELECT r.result INTO v_taken
+            FROM master_run_on_worker(ARRAY[v_node.host], ARRAY[v_node.port],
+                ARRAY[format($q$ SELECT to_regclass(%L) IS NOT NULL $q$, v_qualified)], false) AS r;
+            -- One statement per command, in order (master_run_on_worker reports only a command's
+            -- first result, so several statements in one command could hide an error). A build
+            -- that fails leaves the shard without an index: diagnose says so, a repair retries.
+            FOR v_result IN
+                SELECT r.success, r.result
+                FROM master_run_on_worker(
+                    array_fill(v_node.host, ARRAY[cardinality(v_commands) + 1]),
+                    array_fill(v_node.port, ARRAY[cardinality(v_commands) + 1]),
+                    v_commands || format($q$
+                        CREATE INDEX %s ON %s USING hnsw (embedding %s)
+                        WITH (m = %s, ef_construction = %s)
+                    $q$,
+                        -- no name (PostgreSQL picks one) when a stray relation has it
+                        CASE WHEN v_taken = 't' AND NOT v_shard.indexes @> jsonb_build_array(
+                            jsonb_build_object('name', v_name)) THEN '' ELSE quote_ident(v_name) END,
+                        v_shard.shard_name, v_opclass_q, v_d.hnsw_m, v_d.hnsw_ef_construction),
+                    false) AS r
+            LOOP
+                IF NOT v_result.success THEN
+                    v_failed := v_failed || (v_shard.shard_id || ': ' || v_result.result);
                 END IF;
-                FOR v_i IN
-                    SELECT i.indexrelid::regclass FROM pg_catalog.pg_index AS i
-                    JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
-                    JOIN pg_catalog.pg_am AS am ON am.oid = c.relam
-                    JOIN pg_catalog.pg_attribute AS a
-                        ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-                    WHERE i.indrelid = v_shard AND a.attname = 'embedding'
-                      AND am.amname IN ('hnsw', 'ivfflat')
-                LOOP
-                    EXECUTE format('DROP INDEX %%%%s', v_i);
-                END LOOP;
-                -- (a name taken by a stray index elsewhere in the schema: PostgreSQL picks one)
-                IF to_regclass(format('%%%%I.%%%%I', %7$L, v_name)) IS NOT NULL THEN
-                    v_name := NULL;
-                END IF;
-                EXECUTE format('CREATE INDEX %%%%s ON %%%%s USING hnsw (embedding %3$s) '
-                    'WITH (m = %4$s, ef_construction = %6$s)', quote_ident(v_name), v_shard);
-            END $do$
-        $cmd$, $2, $3, $4, $5, $6, $7, $8)) AS r
-        WHERE NOT r.success
-    $q$ INTO v_failed
-    USING v_rel, memory_private._hnsw_name(v_d) || '_', v_expected, v_opclass_q, v_d.hnsw_m,
-        v_options, v_d.hnsw_ef_construction, v_d.table_schema;
-    IF v_failed IS NOT NULL THEN
-        RAISE EXCEPTION 'rebuilding shard indexes of domain "%" failed: %', v_d.domain, v_failed
+            END LOOP;
+        END LOOP;
+    END LOOP;
+    IF cardinality(v_failed) > 0 THEN
+        RAISE EXCEPTION 'rebuilding shard indexes of domain "%" failed: %', v_d.domain,
+            array_to_string(v_failed, '; ')
             USING ERRCODE = 'XX000';
     END IF;
     RETURN v_bad;
@@ -6489,7 +6589,7 @@ COMMENT ON FUNCTION memory.repair_shard_indexes(text) IS
 'with other settings; each build blocks writes to its shard only). Returns the number of '
 'shards rebuilt; 0 when all were right. What memory.diagnose''s shard_missing_index and '
 'shard_index_settings_differ suggest. Error 08006 when a worker holding shards is down.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', 'e1174cf7ec2e434cf0bffc8093d2a0246cd7c91ab6251a6d7a9983721e2ee59b', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', '0140976f0d307d970f3e5fb63a405e77ebc5eb4f3f3990b99418b9f4a46c7e2a', 'repeatable'); END $pgmemo$;
 -- sql/50_queue.sql
 -- The embedding queue: workers claim jobs (FOR UPDATE SKIP LOCKED, with a lease), complete or
 -- fail them; maintenance releases expired leases and sweeps rows the triggers never saw.
@@ -7637,10 +7737,17 @@ BEGIN
         CROSS JOIN LATERAL memory_private._check_adopted_foreign_code(d) AS c
         WHERE (p_domain IS NULL OR d.domain = p_domain) AND memory_private._can(d.domain, 'read')
         UNION ALL
-        -- Citus (48_distributed.sql): the cluster's checks of a domain.
+        -- Citus (48_distributed.sql): the cluster's checks of a domain, one function each.
         SELECT c.*
         FROM memory_private.domains AS d
-        CROSS JOIN LATERAL memory_private._diagnose_distributed(d) AS c
+        CROSS JOIN LATERAL (
+            SELECT * FROM memory_private._check_not_distributed(d)
+            UNION ALL SELECT * FROM memory_private._check_distributed_outside_pgmemo(d)
+            UNION ALL SELECT * FROM memory_private._check_worker_unreachable(d)
+            UNION ALL SELECT * FROM memory_private._check_citus_connection_cache(d)
+            UNION ALL SELECT * FROM memory_private._check_shard_missing_index(d)
+            UNION ALL SELECT * FROM memory_private._check_shard_index_settings_differ(d)
+        ) AS c
         WHERE (p_domain IS NULL OR d.domain = p_domain) AND memory_private._can(d.domain, 'read')
           AND (memory_private._physical(d)).relation IS NOT NULL
           AND (d.distributed OR memory_private._citus_version() IS NOT NULL)
@@ -7696,7 +7803,9 @@ COMMENT ON FUNCTION memory.diagnose(text) IS
 'too few rows; HNSW larger than '
 'shared_buffers; column dimension vs registry and model; rows no job will ever embed; dead jobs, '
 'a queue that does not drain, no live worker, expired claims; missing or stale statistics; '
-'pgvector too old. One row per finding: severity (error, warning, info), check_name (stable), a '
+'pgvector too old; an adopted table that would run another role''s code, a schema on pgmemo''s '
+'path others can create in; on Citus, workers that do not answer and shards without the right '
+'vector index. One row per finding: severity (error, warning, info), check_name (stable), a '
 'sentence, and fix_sql when the fix is one SQL statement. No rows (or info only): healthy. '
 'Cheap on big tables: catalogs, statistics and the queue; bounded scans only (see the source).';
 
@@ -7721,9 +7830,12 @@ DECLARE
 BEGIN
     PERFORM memory_private._check_k(k);
     -- A representative query vector: an embedding of the domain, else a constant one.
-    EXECUTE format('SELECT coalesce((SELECT t.embedding::%3$s.vector FROM %1$I.%2$I AS t '
-        'WHERE t.embedding IS NOT NULL LIMIT 1), array_fill(1::real, ARRAY[$1])::%3$s.vector) AS e',
-        v_d.table_schema, v_d.table_name, memory_private._vector_schema())
+    EXECUTE format($q$
+        SELECT coalesce(
+            (SELECT t.embedding::%3$s.vector FROM %1$I.%2$I AS t
+             WHERE t.embedding IS NOT NULL LIMIT 1),
+            array_fill(1::real, ARRAY[$1])::%3$s.vector) AS e
+    $q$, v_d.table_schema, v_d.table_name, memory_private._vector_schema())
     INTO v_query USING v_d.dimension;
 
     -- The same choice, settings and SQL text memory.search makes for the call.
@@ -7751,7 +7863,8 @@ BEGIN
             END IF;
             v_sql := memory_private._knn_sql(v_d, v_f.predicate, v_choice.path);
         END IF;
-        EXECUTE 'EXPLAIN (FORMAT JSON) ' || v_sql
+        -- EXPLAIN of the very statement memory.search runs: its text is the template here.
+        EXECUTE format($q$EXPLAIN (FORMAT JSON) %s$q$, v_sql)
         INTO v_plan
         USING v_query.e, k, v_f.params, NULL::double precision;
     END IF;
@@ -7780,7 +7893,7 @@ COMMENT ON FUNCTION memory.explain_search(text, integer, jsonb) IS
 'runs (exact: the matching rows'' distances, sorted; hnsw: the HNSW iterative scan, with the '
 'exact query as fallback when it returns fewer than k rows; unfiltered: hnsw), matching_rows '
 'the planner''s estimate of the rows the filter matches (NULL without a filter), reason why.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', 'dd9cf5ede3b2f483b3f424904f352d2d4549b4f963f7c9f454f3b9ce466b9b88', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', '7e81b2f6a843bd896e22bbe457f0dc5e5820febca84bc99d3b227109cf9de064', 'repeatable'); END $pgmemo$;
 -- sql/61_diagnose.sql
 -- Diagnostics, part 2: the per-domain checks behind memory.diagnose() (60_diagnostics.sql).
 -- Every failure from the incident reports, found by one call, each with a sentence and (where
@@ -7791,8 +7904,8 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql
 -- memory_private._diagnose (60_diagnostics.sql) combines them with UNION ALL. Adding a check:
 -- a function here with its COMMENT, one line in _diagnose, a word in memory.diagnose's COMMENT.
 -- Every check except _check_table_missing runs only on a domain whose table exists; on Citus,
--- the cluster's checks (memory_private._diagnose_distributed, 48_distributed.sql) run first, and
--- with a worker down the others, which read rows, are skipped.
+-- the cluster's checks (memory_private._check_not_distributed ... _check_shard_index_settings_differ,
+-- 48_distributed.sql) run too, and with a worker down the others, which read rows, are skipped.
 --
 -- Cost: diagnose() reads catalogs, cumulative statistics and the queue; it scans a domain table
 -- only where nothing cheaper can answer, and then boundedly:
@@ -8425,7 +8538,7 @@ $$;
 COMMENT ON FUNCTION memory_private._check_expired_claims(memory_private.domains) IS
 'diagnose check expired_claims (warning): claimed jobs whose lease has expired. fix_sql: '
 'memory.release_expired_claims.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', 'e62ec65f3e639c274d7d53931249f72862760e3010e7de26b2a8c18e2158a6a5', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', '495bf8788913a4ff8e005cae1feb7ba9859081aca67d0e99ab90df4abbd8cd41', 'repeatable'); END $pgmemo$;
 -- sql/70_bulk.sql
 -- Bulk loading: memory.bulk_load_begin / memory.bulk_load_finish defer a domain's secondary
 -- indexes (HNSW, GIN metadata, GIN full-text, btree updated_at) and its per-statement enqueue
@@ -8768,6 +8881,7 @@ DECLARE
     v_fn regprocedure;
     v_item record;
     v_roles name[];
+    v_role name;
     v_unpinned text;
 BEGIN
     -- Not a grant, but it must run after every other sql/ file of a migrate: regenerate the
@@ -8820,14 +8934,13 @@ BEGIN
 
     -- 3. The explicit list, and nothing else: what an earlier release granted to the API roles
     --    and this list no longer names is revoked (same transaction: no call sees the gap).
-    IF cardinality(v_roles) > 0 THEN
-        EXECUTE format(
-            'REVOKE ALL ON ALL ROUTINES IN SCHEMA memory, memory_private FROM %1$s; '
-            'REVOKE ALL ON ALL TABLES IN SCHEMA memory, memory_private FROM %1$s',
-            (SELECT string_agg(format('%I', r), ', ') FROM unnest(v_roles) AS r));
-        EXECUTE format('GRANT USAGE ON SCHEMA memory TO %s',
-            (SELECT string_agg(format('%I', r), ', ') FROM unnest(v_roles) AS r));
-    END IF;
+    FOREACH v_role IN ARRAY v_roles LOOP
+        EXECUTE format($q$ REVOKE ALL ON ALL ROUTINES IN SCHEMA memory, memory_private FROM %I $q$,
+            v_role);
+        EXECUTE format($q$ REVOKE ALL ON ALL TABLES IN SCHEMA memory, memory_private FROM %I $q$,
+            v_role);
+        EXECUTE format($q$ GRANT USAGE ON SCHEMA memory TO %I $q$, v_role);
+    END LOOP;
     FOR v_item IN
         SELECT g.role_name, p.oid::regprocedure AS fn
         FROM memory_private._api_grants() AS g
@@ -8879,7 +8992,7 @@ BEGIN
     END LOOP;
 END;
 $grants$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '9f90734cbee4a0817c30911950f396387f0446587b9948a1526a10d945fab94a', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '60a31af470f432900642ae30fef1f0717264add399dcedb6df8451d5773e98f9', 'repeatable'); END $pgmemo$;
 DO $pgmemo$ BEGIN PERFORM memory_private._after_migrate(); END $pgmemo$;
 COMMIT;
 SELECT format('pgmemo schema version %s installed (pgvector %s in schema %s)',
