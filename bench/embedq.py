@@ -526,20 +526,17 @@ def section_layout(server, contenders, s) -> dict[str, Any]:
     return {"rows": n, "batch": batch, "results": out}
 
 
-def section_latency(server, contenders, s) -> dict[str, Any]:
-    """Rows inserted one at a time at s['rate'] rows/s while a worker waits: time from the
-    insert's commit to the row holding its vector (polled every 5 ms)."""
-    out = {}
-    n = s["latency_rows"]
-    for c in contenders:
-        provider = Provider(DIM, s["delay"])
+def _latency_run(c, s, n: int, tag: str) -> list[float]:
+    """n rows inserted one at a time at s['rate'] rows/s while one worker of c waits: the
+    milliseconds from each insert's commit to its row holding a vector."""
+    provider = Provider(DIM, s["delay"])
+    try:
+        dsn = (c.setup(tag, [], index=True, provider=provider) if isinstance(c, Pgai)
+               else c.setup(tag, [], index=True))
+        p = c.worker(dsn, provider, concurrency=1, batch=s["batch"], once=False)
+        time.sleep(2)  # the worker is up and waiting
+        lat = []
         try:
-            tag = f"bl_{c.name.split()[0].replace('-', '_')}"
-            dsn = (c.setup(tag, [], index=True, provider=provider) if isinstance(c, Pgai)
-                   else c.setup(tag, [], index=True))
-            p = c.worker(dsn, provider, concurrency=1, batch=s["batch"], once=False)
-            time.sleep(2)  # the worker is up and waiting
-            lat = []
             with psycopg.connect(dsn, autocommit=True) as conn:
                 for i in range(n):
                     text = f"low rate {i} " + " ".join(random.choice(WORDS) for _ in range(20))
@@ -557,16 +554,43 @@ def section_latency(server, contenders, s) -> dict[str, Any]:
                         time.sleep(0.005)
                     lat.append((time.perf_counter() - t0) * 1000)
                     time.sleep(max(0.0, 1.0 / s["rate"] - lat[-1] / 1000))
-            _stop(p)
-            lat.sort()
-            out[c.name] = {"rows": n, "p50_ms": round(statistics.median(lat), 1),
-                           "p90_ms": round(lat[int(0.9 * (len(lat) - 1))], 1)}
-        except Exception as exc:  # noqa: BLE001 - reported
-            out[c.name] = {"error": f"{type(exc).__name__}: {exc}"}
         finally:
-            provider.close()
+            _stop(p)
+        return lat
+    finally:
+        provider.close()
+
+
+def section_latency(server, contenders, s) -> dict[str, Any]:
+    """Rows inserted one at a time at s['rate'] rows/s while a worker waits: time from the
+    insert's commit to the row holding its vector (polled every 5 ms). The rows are split into
+    rounds that alternate the contenders' order (so neither always runs first, on a warm or a
+    cold machine)."""
+    rounds = max(2, s["runs"])
+    per_round = max(1, s["latency_rows"] // rounds)
+    lats: dict[str, list[float]] = {c.name: [] for c in contenders}
+    errors: dict[str, str] = {}
+    for r in range(rounds):
+        order = contenders if r % 2 == 0 else list(reversed(contenders))
+        for c in order:
+            if c.name in errors:
+                continue
+            try:
+                lats[c.name] += _latency_run(c, s, per_round,
+                                             f"bl{r}_{c.name.split()[0].replace('-', '_')}")
+            except Exception as exc:  # noqa: BLE001 - reported
+                errors[c.name] = f"{type(exc).__name__}: {exc}"
+    out = {}
+    for c in contenders:
+        lat = sorted(lats[c.name])
+        if c.name in errors or not lat:
+            out[c.name] = {"error": errors.get(c.name, "no rows")}
+        else:
+            out[c.name] = {"rows": len(lat), "rounds": rounds, "p50_ms": round(statistics.median(lat), 1),
+                           "p90_ms": round(lat[int(0.9 * (len(lat) - 1))], 1)}
         log(f"  latency {c.name}: {out[c.name]}")
-    return {"rate_rows_per_s": s["rate"], "provider_delay_s": s["delay"], "results": out}
+    return {"rate_rows_per_s": s["rate"], "provider_delay_s": s["delay"],
+            "order": "alternating per round", "results": out}
 
 
 def section_faults(server, contenders, s) -> dict[str, Any]:
