@@ -111,7 +111,7 @@ BEGIN
     RETURN set_config('search_path', format('pg_catalog, %I, pg_temp', v_schema), true);
 END;
 $f$;
-DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015']::text[]); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016']::text[]); END $pgmemo$;
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -707,10 +707,36 @@ SELECT memory_private._migration_needed('0014', '0014_diagnose_distributed_check
 DROP FUNCTION IF EXISTS memory_private._diagnose_distributed(memory_private.domains);
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0014', '0014_diagnose_distributed_checks.sql', '3cbbb07479d19da0629a370e870f4109a28cc1c62c5b0155e6c221014a8b99ea', 'versioned'); PERFORM memory_private._record_breaking('0014', false); END $pgmemo$;
 \endif
--- migrations/0015_write_mapping.sql
-SELECT memory_private._migration_needed('0015', '0015_write_mapping.sql', 'a6b25d84ab217be5598ca06bd9cc1f91198db0a9124cf475ad9e16a1a4812b2c', ARRAY[]::text[]) AS pgmemo_apply \gset
+-- migrations/0015_text_static.sql
+SELECT memory_private._migration_needed('0015', '0015_text_static.sql', '2b754ed024696d1844eea63ba95ddd603160e0a4ff5e67d1fab440e1f4408421', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
--- 0015_write_mapping: pgmemo writes every domain through its column mapping, and no domain table
+-- 0015_text_static: search_text planned once per session (issue 14, second part).
+--
+-- Why: sql/31_bm25.sql now runs unfiltered text searches through a generated function with a
+-- cached plan (memory_private._search_text_static), reads BM25's knobs through
+-- memory_private._bm25_params, and _parse_text_query also returns the query's term frequencies.
+-- The helpers below are retired (their SQL text is now built by one template per statement), and
+-- _parse_text_query's result type changed, which CREATE OR REPLACE cannot do: each is dropped
+-- here, once; sql/ creates the current ones right after this file, in the same transaction.
+-- No table changes; not a breaking change for clients.
+DROP FUNCTION IF EXISTS memory_private._parse_text_query(regconfig, text, text);
+DROP FUNCTION IF EXISTS memory_private._dl_sql(text, text);
+DROP FUNCTION IF EXISTS memory_private._text_stats(memory_private.domains);
+DROP FUNCTION IF EXISTS memory_private._bm25_sql(memory_private.domains, boolean);
+DROP FUNCTION IF EXISTS memory_private._bm25_k1();
+DROP FUNCTION IF EXISTS memory_private._bm25_b();
+DROP FUNCTION IF EXISTS memory_private._text_candidate_budget();
+
+-- The common lexemes' shares (about 1,000 keys, ~8 kB) are read on every search_text call, a
+-- few keys each: stored uncompressed, they are detoasted once per call instead of decompressed
+-- once per key looked up. (Takes effect as each domain's statistics are next refreshed.)
+ALTER TABLE memory_private.text_stats ALTER COLUMN common_lexemes SET STORAGE EXTERNAL;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0015', '0015_text_static.sql', '2b754ed024696d1844eea63ba95ddd603160e0a4ff5e67d1fab440e1f4408421', 'versioned'); PERFORM memory_private._record_breaking('0015', false); END $pgmemo$;
+\endif
+-- migrations/0016_write_mapping.sql
+SELECT memory_private._migration_needed('0016', '0016_write_mapping.sql', '204c9ab8d909c78f574538687f655fe083fdf936f2c466bf22f8975e9c7bcff4', ARRAY[]::text[]) AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0016_write_mapping: pgmemo writes every domain through its column mapping, and no domain table
 -- carries a BEFORE ROW UPDATE trigger.
 --
 -- Why: memory.store / store_many / update / forget / import_rows wrote an adopted domain through
@@ -787,7 +813,7 @@ $retire$;
 
 DROP FUNCTION IF EXISTS memory_private._adopted_view_write();
 DROP FUNCTION IF EXISTS memory_private._dist_shadow_write_sql(memory_private.domains);
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0015', '0015_write_mapping.sql', 'a6b25d84ab217be5598ca06bd9cc1f91198db0a9124cf475ad9e16a1a4812b2c', 'versioned'); PERFORM memory_private._record_breaking('0015', false); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0016', '0016_write_mapping.sql', '204c9ab8d909c78f574538687f655fe083fdf936f2c466bf22f8975e9c7bcff4', 'versioned'); PERFORM memory_private._record_breaking('0016', false); END $pgmemo$;
 \endif
 DO $pgmemo$ BEGIN PERFORM memory_private._set_install_search_path(); END $pgmemo$;
 -- sql/00_private_helpers.sql
@@ -2544,28 +2570,22 @@ DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'read');
 BEGIN
     PERFORM memory_private._check_k(k);
-    IF match IS NULL OR match NOT IN ('all', 'any') THEN
-        RAISE EXCEPTION 'match must be ''all'' or ''any'', got %',
-            coalesce(quote_literal(match), 'NULL')
-            USING ERRCODE = '22023';
-    END IF;
-    IF length(query) > 10000 THEN
-        RAISE EXCEPTION 'query is % characters long; search_text takes at most 10000',
-            length(query)
-            USING ERRCODE = '22023';
-    END IF;
+    PERFORM memory_private._check_text_query(query, match, 'match');
     RETURN QUERY SELECT * FROM memory_private._search_text_bm25(v_d, query, k, filter, match);
 END;
 $$;
 
 COMMENT ON FUNCTION memory.search_text(text, text, integer, jsonb, text) IS
-'Full-text search (no embedding needed), ranked by BM25 (k1 1.2, b 0.75) over the domain''s '
-'stored tsvector: query is read like a web search box ("quoted phrases", OR, -exclusion) in '
-'the domain''s text configuration. match => ''any'' (default) ranks every row holding any of '
-'the words (a "phrase" must be present, an -excluded word absent); match => ''all'' keeps only '
-'rows with every word (websearch_to_tsquery). rank is the BM25 score. Words in more than the '
-'candidate budget of rows (planner statistics) add to the score but do not bring rows in by '
-'themselves. At most 64 distinct words (error 22023). An empty, stop-word-only, '
+'Full-text search (no embedding needed), ranked by BM25 over the domain''s stored tsvector: '
+'query is read like a web search box ("quoted phrases", OR, -exclusion) in the domain''s text '
+'configuration; a word typed twice counts twice. match => ''any'' (default) ranks every row '
+'holding any of the words (a "phrase" must be present, an -excluded word absent); match => '
+'''all'' keeps only rows with every word (websearch_to_tsquery). rank is the BM25 score. '
+'Each word''s rows come from the full-text index (words in more rows than the candidate budget, '
+'by the planner''s statistics, add to the score but do not bring rows in by themselves); the '
+'best max(k, rerank) rows by their words'' IDF are scored exactly. Session settings: '
+'pgmemo.bm25_k1 (default 1.2), pgmemo.bm25_b (0.75), pgmemo.bm25_budget (700 rows), '
+'pgmemo.bm25_rerank (50). At most 64 distinct words (error 22023). An empty, stop-word-only, '
 'exclusion-only or punctuation-only query returns no rows; a query over 10000 characters is '
 'error 22023.';
 
@@ -2594,12 +2614,17 @@ RETURNS TABLE (
 )
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
+-- the fusion query planned once per session (its inputs are function calls; a custom plan per
+-- call cost about a tenth of the hybrid's time on the eval)
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
+    v_d memory_private.domains := memory_private._domain_for(domain, 'read');
     v_candidates integer;
     v_rerank boolean := recency_half_life IS NOT NULL OR importance_weight IS NOT NULL;
 BEGIN
     PERFORM memory_private._check_k(k);
+    PERFORM memory_private._check_text_query(query, text_match, 'text_match');
     IF query_embedding IS NULL AND coalesce(query, '') = '' THEN
         RAISE EXCEPTION 'search_hybrid needs a query text, a query_embedding, or both'
             USING ERRCODE = '22004';
@@ -2631,7 +2656,8 @@ BEGIN
     t AS (
         SELECT s.*, row_number() OVER (ORDER BY s.rank DESC) AS r,
             min(s.rank) OVER () AS lo, max(s.rank) OVER () AS hi
-        FROM memory.search_text(domain, query, v_candidates, filter, text_match) AS s
+        -- (the domain and the text arguments were checked above)
+        FROM memory_private._search_text_bm25(v_d, query, v_candidates, filter, text_match) AS s
     ),
     fused AS (
         SELECT
@@ -2676,9 +2702,12 @@ BEGIN
     SELECT tp.id, tp.content, tp.metadata, tp.score, tp.similarity, tp.rank, tp.created_at,
         tp.updated_at, coalesce(tp.embedding, g.embedding)
     FROM top AS tp
-    LEFT JOIN memory.get_many(domain, CASE WHEN with_embeddings
-        THEN ARRAY(SELECT t2.id FROM top AS t2 WHERE t2.embedding IS NULL) END) AS g
-        ON g.id = tp.id
+    LEFT JOIN (
+        -- (the guard's one row only when asked: get_many is not called otherwise)
+        SELECT x.* FROM (SELECT WHERE with_embeddings) AS guard,
+            LATERAL memory.get_many(domain,
+                ARRAY(SELECT t2.id FROM top AS t2 WHERE t2.embedding IS NULL)) AS x
+    ) AS g ON g.id = tp.id
     ORDER BY tp.score DESC, tp.vr NULLS LAST, tp.tr NULLS LAST, tp.id;
 END;
 $$;
@@ -2698,7 +2727,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'in memory.search, on the fused score scaled to [0, 1]. '
 'similarity is NULL for a row found by its words alone, text_rank for one found by its vector '
 'alone. with_embeddings => true fills the embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', 'ed05fd316894e4dcb168dd1cacdbcb5ecf9644f0968dfa9bd236d9cefbbc7e7b', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '83a3f1a909c2630a227e4a2f8badf048a531b88bdb3a88d39c48d98ba6fdd91d', 'repeatable'); END $pgmemo$;
 -- sql/31_bm25.sql
 -- BM25 ranking for memory.search_text, in plain SQL (no extension): the query parsed like a web
 -- search box, candidates from the domain's GIN index, and the usual Okapi BM25 score
@@ -2711,13 +2740,17 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '3
 -- * N and avgdl: memory_private.text_stats, refreshed by memory.refresh_text_stats (and by
 --   memory.run_maintenance when a domain changed by more than 10%); a domain without a row is
 --   estimated on the fly from at most 1,000 rows (about 10 ms per call at 3,000 rows).
--- * df per lexeme: rare lexemes (not among the planner's most common elements of the tsvector
---   as copied into text_stats by the last refresh; every lexeme before one) generate the
---   candidates, and since every row
---   holding one is then a candidate, their df is counted exactly at query time. Common lexemes
---   (most_common_elems, from ANALYZE) only add to the score of those candidates, with df =
---   frequency * N: a row that holds only common words of the query scores little anyway, and
---   leaving them out of the candidate scan bounds its cost. Nothing is maintained per write.
+-- * df per lexeme: each candidate lexeme's rows are read through the GIN index (one index search
+--   per lexeme, no tsvector read), which counts its df exactly. Rare lexemes (not among the
+--   planner's most common elements of the tsvector as copied into text_stats by the last
+--   refresh) are always candidates; common ones join rarest first while their estimated rows fit
+--   pgmemo.bm25_budget, and otherwise only add to the score of the candidates, with df =
+--   frequency * N (a row holding only common words of the query scores little anyway, and
+--   leaving them out bounds the cost). Nothing is maintained per write.
+-- * The candidates best by a cheap estimate (_bm25_sql) are scored exactly: at most
+--   max(k, pgmemo.bm25_rerank) tsvectors are read per call.
+-- * Unfiltered searches of pgmemo's own tables run a plan cached per session
+--   (_search_text_static, generated per domain).
 
 -- The tsvector of a domain's content, as SQL text: the stored generated column of factory
 -- tables, and the expression index of adopted tables, are both built from this expression.
@@ -2752,20 +2785,9 @@ AS $$
         memory_private._length_marker() || ':1')
 $$;
 
--- A row's length for BM25: the marker's position - 1 on factory tables, the number of distinct
--- lexemes on adopted ones (whose tsvector is the plain expression of their index). hit: the
--- row's tsvector filtered to the query's lexemes and the marker; tsv: the whole tsvector.
-CREATE OR REPLACE FUNCTION memory_private._dl_sql(hit_sql text, tsv_sql text)
-RETURNS text
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT format($q$coalesce((SELECT u.positions[1] - 1 FROM unnest(%1$s) AS u
-        WHERE u.lexeme = ' dl'), length(%2$s))$q$, hit_sql, tsv_sql)
-$$;
-
--- The tsvector of row t in search queries: the stored column of a factory table; on an adopted
--- domain (a view over the application's table, never altered) the indexed expression.
+-- The tsvector of row t that search queries match (the WHERE the full-text index serves): the
+-- stored column of a factory table; on an adopted domain (a view over the application's table,
+-- never altered) the indexed expression.
 CREATE OR REPLACE FUNCTION memory_private._domain_tsvector_sql(d memory_private.domains)
 RETURNS text
 LANGUAGE sql IMMUTABLE
@@ -2775,25 +2797,61 @@ AS $$
         ELSE 't.content_tsv' END
 $$;
 
--- BM25 parameters (the usual values, as bm25s and Lucene use).
-CREATE OR REPLACE FUNCTION memory_private._bm25_k1()
-RETURNS double precision
+-- The tsvector of row t that BM25 reads tf and the length from: the one with the length marker
+-- (the stored column; on an adopted domain the indexed expression with the marker appended, so
+-- both kinds of domain measure length in words).
+CREATE OR REPLACE FUNCTION memory_private._domain_rank_tsvector_sql(d memory_private.domains)
+RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$ SELECT 1.2::double precision $$;
+AS $$
+    SELECT CASE WHEN d.adopted
+        THEN memory_private._stored_tsvector_sql(d.text_config, 't.content')
+        ELSE 't.content_tsv' END
+$$;
 
-CREATE OR REPLACE FUNCTION memory_private._bm25_b()
-RETURNS double precision
-LANGUAGE sql IMMUTABLE
+-- BM25's knobs: k1 (tf saturation) and b (length normalisation), the candidate budget (how many
+-- rows, estimated, the common lexemes of a query may add to the candidate scan) and rerank (how
+-- many rows at least are scored exactly from their tsvector). k1 and b are the usual values
+-- (bm25s, Lucene): on the dev sweeps of bench/quality.py other values moved MRR@10 by less than
+-- the sweep's noise. budget and rerank: the cheapest settings within a few thousandths of the
+-- best MRR@10 on the dev sweeps (BENCHMARKS.md, "Search quality"). A session may set
+-- pgmemo.bm25_k1 (0..10), pgmemo.bm25_b (0..1), pgmemo.bm25_budget (rows, >= 0) and
+-- pgmemo.bm25_rerank (1..10000) for its corpus (out of range or unreadable: 22023).
+CREATE OR REPLACE FUNCTION memory_private._bm25_params(
+    OUT k1 double precision, OUT b double precision, OUT budget double precision,
+    OUT rerank integer
+)
+LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
-AS $$ SELECT 0.75::double precision $$;
-
--- How many rows (estimated) the common lexemes of a query may add to the candidate scan.
-CREATE OR REPLACE FUNCTION memory_private._text_candidate_budget()
-RETURNS bigint
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$ SELECT 2000::bigint $$;
+AS $$
+DECLARE
+    v_k1 text := nullif(current_setting('pgmemo.bm25_k1', true), '');
+    v_b text := nullif(current_setting('pgmemo.bm25_b', true), '');
+    v_budget text := nullif(current_setting('pgmemo.bm25_budget', true), '');
+    v_rerank text := nullif(current_setting('pgmemo.bm25_rerank', true), '');
+BEGIN
+    k1 := 1.2;
+    b := 0.75;
+    budget := 700;
+    rerank := 50;
+    BEGIN
+        k1 := coalesce(v_k1::double precision, k1);
+        b := coalesce(v_b::double precision, b);
+        budget := coalesce(v_budget::double precision, budget);
+        rerank := coalesce(v_rerank::integer, rerank);
+    EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
+        k1 := 'NaN';
+    END;
+    IF NOT (k1 BETWEEN 0 AND 10 AND b BETWEEN 0 AND 1 AND budget >= 0
+            AND rerank BETWEEN 1 AND 10000) THEN
+        RAISE EXCEPTION 'pgmemo.bm25_k1 must be in [0, 10], pgmemo.bm25_b in [0, 1], '
+            'pgmemo.bm25_budget >= 0 and pgmemo.bm25_rerank in [1, 10000]; got %, %, %, %',
+            v_k1, v_b, v_budget, v_rerank
+            USING ERRCODE = '22023';
+    END IF;
+END;
+$$;
 
 -- At most this many distinct words per query (each costs a GIN lookup and a lookup in every
 -- candidate's tsvector): a longer query is refused with error 22023.
@@ -2803,16 +2861,40 @@ LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$ SELECT 64 $$;
 
--- Hard cap on the candidate rows one search_text call ranks (bounded cost whatever the query).
+-- Hard cap on the index rows one search_text call reads in all (shared among its candidate
+-- lexemes; a lexeme's document frequency is counted up to its share): bounded cost whatever
+-- the query and whatever the state of the statistics.
 CREATE OR REPLACE FUNCTION memory_private._text_candidate_cap()
 RETURNS bigint
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$ SELECT 20000::bigint $$;
 
+-- The text arguments of search_text and search_hybrid: match (named match_name in the error)
+-- is 'all' or 'any', the query at most 10,000 characters (error 22023).
+CREATE OR REPLACE FUNCTION memory_private._check_text_query(query text, match text, match_name text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF match IS NULL OR match NOT IN ('all', 'any') THEN
+        RAISE EXCEPTION '% must be ''all'' or ''any'', got %', match_name,
+            coalesce(quote_literal(match), 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF length(query) > 10000 THEN
+        RAISE EXCEPTION 'query is % characters long; search_text takes at most 10000',
+            length(query)
+            USING ERRCODE = '22023';
+    END IF;
+END;
+$$;
+
 -- A web-search query (the syntax of websearch_to_tsquery: "quoted phrases", OR, -exclusion)
 -- split for ranking:
--- * words: the distinct lexemes of every word that is not excluded (phrase words included);
+-- * words: the distinct lexemes of every word that is not excluded (phrase words included),
+--   sorted; qtf: how often each occurs in the query (BM25 sums a term once per occurrence);
 -- * required: what every result must satisfy, or NULL: with match 'all' the whole query as
 --   websearch_to_tsquery reads it; with match 'any' only the phrases (each as a phrase) and the
 --   exclusions;
@@ -2820,7 +2902,7 @@ AS $$ SELECT 20000::bigint $$;
 --   common), or NULL.
 CREATE OR REPLACE FUNCTION memory_private._parse_text_query(
     text_config regconfig, query text, match text,
-    OUT words text[], OUT required tsquery, OUT phrases tsquery
+    OUT words text[], OUT qtf double precision[], OUT required tsquery, OUT phrases tsquery
 )
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
@@ -2831,7 +2913,6 @@ DECLARE
     v_q tsquery;
     v_positive text := '';
 BEGIN
-    words := ARRAY[]::text[];
     FOR v_tok IN
         SELECT m[1] FROM regexp_matches(coalesce(query, ''), '(-?"[^"]*"?|[^\s"]+)', 'g') AS m
     LOOP
@@ -2839,30 +2920,32 @@ BEGIN
         IF v_neg THEN
             v_tok := substr(v_tok, 2);
         END IF;
+        IF NOT v_neg AND left(v_tok, 1) <> '"' THEN
+            -- a plain word: ranked, nothing required (the common case, no tsquery parsing)
+            CONTINUE WHEN lower(v_tok) = 'or';  -- the OR operator: every word is an alternative
+            v_positive := v_positive || ' ' || v_tok;
+            CONTINUE;
+        END IF;
         -- (to_tsvector first: the tsquery parsers raise a NOTICE for stop words)
         CONTINUE WHEN to_tsvector(text_config, btrim(v_tok, '"')) = ''::tsvector;
-        IF left(v_tok, 1) = '"' THEN
-            v_q := phraseto_tsquery(text_config, btrim(v_tok, '"'));
-        ELSIF lower(v_tok) = 'or' AND NOT v_neg THEN
-            CONTINUE;  -- the OR operator: with ranking every word is an alternative anyway
-        ELSE
-            v_q := plainto_tsquery(text_config, v_tok);
-        END IF;
+        v_q := CASE WHEN left(v_tok, 1) = '"' THEN phraseto_tsquery(text_config, btrim(v_tok, '"'))
+            ELSE plainto_tsquery(text_config, v_tok) END;
         CONTINUE WHEN numnode(v_q) = 0;  -- stop words, punctuation
         IF v_neg THEN
             required := CASE WHEN required IS NULL THEN !! v_q ELSE required && !! v_q END;
         ELSE
             v_positive := v_positive || ' ' || btrim(v_tok, '"');
-            IF left(v_tok, 1) = '"' AND v_q::text LIKE '%<%>%' THEN
+            IF v_q::text LIKE '%<%>%' THEN
                 required := CASE WHEN required IS NULL THEN v_q ELSE required && v_q END;
                 phrases := CASE WHEN phrases IS NULL THEN v_q ELSE phrases || v_q END;
             END IF;
         END IF;
     END LOOP;
-    words := ARRAY(
-        SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector(text_config, v_positive))) AS w
-        ORDER BY w
-    );
+    SELECT coalesce(array_agg(u.lexeme ORDER BY u.lexeme), ARRAY[]::text[]),
+        coalesce(array_agg(cardinality(u.positions)::double precision ORDER BY u.lexeme),
+            ARRAY[]::double precision[])
+    INTO words, qtf
+    FROM unnest(to_tsvector(text_config, v_positive)) AS u;
     IF match = 'all' THEN
         required := websearch_to_tsquery(text_config, coalesce(query, ''));
         IF numnode(required) = 0 THEN
@@ -2872,34 +2955,292 @@ BEGIN
 END;
 $$;
 
--- N (rows), avgdl (average length, see _dl_sql) and the common lexemes' shares of a domain: the
--- refreshed statistics, else an estimate of N and avgdl from at most 1,000 rows (N then at
--- least the planner's row count) and no common lexemes (every lexeme counted exactly).
-CREATE OR REPLACE FUNCTION memory_private._text_stats(
-    d memory_private.domains, OUT documents double precision, OUT avg_length double precision,
-    OUT common_lexemes jsonb
+-- The average length of a domain's rows, and how many were counted: every row (limit NULL) or
+-- the first `limit`. One statement: the same tsvector and length rule as the ranking.
+CREATE OR REPLACE FUNCTION memory_private._text_length_sql(d memory_private.domains)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($q$
+        SELECT count(*), coalesce(avg(x.dl), 0)
+        FROM (SELECT %3$s AS tsv FROM %1$I.%2$I AS t LIMIT $1) AS v
+        CROSS JOIN LATERAL (
+            SELECT coalesce(sum(u.positions[1] - 1), 0) AS dl
+            FROM unnest(ts_filter(setweight(v.tsv, 'A', '{" dl"}'), '{a}')) AS u
+        ) AS x
+    $q$, d.table_schema, d.table_name, memory_private._domain_rank_tsvector_sql(d))
+$$;
+
+-- For the lexemes of a query: N (rows) and avgdl of the domain, each lexeme's estimated df (NULL:
+-- rare, counted exactly over the candidates) and the candidate tsquery. N and avgdl come from the
+-- refreshed statistics, else an estimate from at most 1,000 rows (N at least the planner's row
+-- count) with no common lexemes. Rare lexemes (no planner frequency) generate candidates; common
+-- ones join, rarest first, while their estimated rows fit the budget (the rarest always does);
+-- the others only add to the candidates' scores, with df = frequency * N. The phrases are
+-- candidates too.
+CREATE OR REPLACE FUNCTION memory_private._text_candidates(
+    d memory_private.domains, words text[], phrases tsquery, budget double precision,
+    OUT documents double precision, OUT avg_length double precision,
+    OUT df_estimates double precision[], OUT candidates tsquery[], OUT candidate_lexemes text[]
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_freq double precision[];
+    v_common jsonb;
+BEGIN
+    -- (common_lexemes is stored uncompressed, migration 0015: the variable holds it detoasted
+    -- once, and each lookup below is a binary search, not a decompression of the whole object)
+    SELECT s.documents, s.avg_length, s.common_lexemes INTO documents, avg_length, v_common
+    FROM memory_private.text_stats AS s WHERE s.domain = d.domain;
+    IF FOUND AND documents > 0 THEN
+        v_freq := ARRAY(SELECT (v_common ->> w.lexeme)::double precision
+                        FROM unnest(words) WITH ORDINALITY AS w (lexeme, n) ORDER BY w.n);
+    ELSE
+        EXECUTE memory_private._text_length_sql(d) USING 1000 INTO documents, avg_length;
+        documents := greatest(documents, (
+            SELECT c.reltuples FROM pg_catalog.pg_class AS c
+            WHERE c.oid = coalesce(d.source_table,
+                format('%I.%I', d.table_schema, d.table_name)::regclass)));
+        v_freq := array_fill(NULL::double precision, ARRAY[cardinality(words)]);
+    END IF;
+    -- each candidate lexeme as a tsquery (quoted: quotes doubled, backslashes escaped); df
+    -- estimates in the order of words.
+    WITH f AS (
+        SELECT w.lexeme, w.n, v_freq[w.n] * documents AS est_rows,
+            sum(coalesce(v_freq[w.n], 0) * documents) OVER (
+                ORDER BY v_freq[w.n] NULLS FIRST, w.lexeme) AS running,
+            row_number() OVER (ORDER BY v_freq[w.n] NULLS FIRST, w.lexeme) AS rn
+        FROM unnest(words) WITH ORDINALITY AS w (lexeme, n)
+    ),
+    c AS (
+        SELECT f.*, f.est_rows IS NULL OR f.running <= budget OR f.rn = 1 AS candidate FROM f
+    )
+    SELECT array_agg(CASE WHEN c.candidate THEN NULL ELSE c.est_rows END ORDER BY c.n),
+        array_agg(('''' || replace(replace(c.lexeme, E'\\', E'\\\\'), '''', '''''')
+            || '''')::tsquery ORDER BY c.n) FILTER (WHERE c.candidate),
+        array_agg(c.lexeme ORDER BY c.n) FILTER (WHERE c.candidate)
+    INTO df_estimates, candidates, candidate_lexemes
+    FROM c;
+    IF phrases IS NOT NULL THEN
+        candidates := candidates || phrases;
+        candidate_lexemes := candidate_lexemes || NULL::text;
+    END IF;
+END;
+$$;
+
+-- The BM25 query over one domain, one statement, in two stages:
+-- 1. postings: the rows of each candidate lexeme (and phrase) through the GIN index, one index
+--    search per lexeme (no tsvector is read), each with the filter flag; their counts are the
+--    lexemes' exact document frequencies (corpus-wide, whatever the filter);
+-- 2. the rows that pass the filter, best first by the BM25 score they would have with each of
+--    their lexemes once (phrase rows first; length estimated from the content's size against
+--    the candidates' average), the first `rerank` of them scored exactly: tf from the positions
+--    of their tsvector, length from its marker lexeme ' dl' (position - 1).
+-- Parameters: $1 the query's lexemes (text[]), $2 their estimated df (NULL: counted in stage 1),
+-- $3 the filter's values (the filter language, sql/33_filter_compile.sql), $4 the candidate
+-- tsqueries (tsquery[]), $5 required (tsquery or NULL), $6 N, $7 avgdl, $8 k1, $9 b, $10 k,
+-- $11 the cap on rows per candidate lexeme (the call's cap divided among them), $12 the
+-- lexemes' query frequencies, $13 the candidates' lexemes (text[], NULL for a phrase),
+-- $14 rerank. predicate: the compiled filter on t ('true' for none).
+CREATE OR REPLACE FUNCTION memory_private._bm25_sql(d memory_private.domains, predicate text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($q$
+        WITH p AS MATERIALIZED (
+            SELECT c.lexeme, x.id, x.ok, x.len
+            FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
+            CROSS JOIN LATERAL (
+                SELECT t.id, (%5$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok,
+                    octet_length(t.content) AS len
+                FROM %1$I.%2$I AS t
+                WHERE %3$s @@ c.q
+                LIMIT $11
+            ) AS x
+        ),
+        w AS MATERIALIZED (
+            SELECT q.lexeme, q.qtf * ln(1 + ($6 - x.df + 0.5) / (x.df + 0.5)) AS idf
+            FROM unnest($1::text[], $2::double precision[], $12::double precision[])
+                AS q (lexeme, est, qtf)
+            LEFT JOIN (SELECT p.lexeme, count(*) AS n FROM p GROUP BY p.lexeme) AS c
+                ON c.lexeme = q.lexeme
+            CROSS JOIN LATERAL (
+                SELECT least(greatest(coalesce(q.est, c.n, 0), 1), $6) AS df) AS x
+        ),
+        top AS MATERIALIZED (
+            SELECT p.id
+            FROM p LEFT JOIN w ON w.lexeme = p.lexeme
+            CROSS JOIN (SELECT greatest(avg(p.len), 1) AS len FROM p) AS a
+            WHERE p.ok
+            GROUP BY p.id
+            ORDER BY sum(coalesce(w.idf, 1e6) / (1 + $8 * (1 - $9 + $9 * p.len / a.len))) DESC,
+                p.id
+            LIMIT $14
+        )
+        SELECT t.id, t.content, t.metadata, s.score AS rank, t.created_at, t.updated_at
+        FROM top
+        JOIN %1$I.%2$I AS t ON t.id = top.id
+        CROSS JOIN LATERAL (
+            SELECT ts_filter(setweight(%4$s, 'A', $1 || ' dl'::text), '{a}') AS hit
+        ) AS f
+        CROSS JOIN LATERAL (
+            SELECT coalesce(sum(w.idf * h.tf * ($8 + 1)
+                / (h.tf + $8 * (1 - $9 + $9 * l.dl / greatest($7, 1)))), 0)::double precision
+                AS score
+            FROM (SELECT u.lexeme, cardinality(u.positions) AS tf FROM unnest(f.hit) AS u) AS h
+            JOIN w ON w.lexeme = h.lexeme
+            CROSS JOIN (
+                SELECT coalesce(max(u.positions[1] - 1), 0) AS dl
+                FROM unnest(f.hit) AS u WHERE u.lexeme = ' dl'
+            ) AS l
+        ) AS s
+        ORDER BY s.score DESC, t.updated_at DESC, t.id
+        LIMIT $10
+    $q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d),
+        memory_private._domain_rank_tsvector_sql(d), predicate)
+$$;
+
+-- Ranked full-text search of one domain (memory.search_text does the argument checks).
+-- Unfiltered searches of pgmemo's own tables run the plan cached in
+-- memory_private._search_text_static; the others run _bm25_sql dynamically.
+-- enable_seqscan is off for the call (restored on exit): the planner's estimate of the @@ scan
+-- ignores that each row's tsvector is detoasted, and at a few thousand rows it picked a
+-- sequential scan over every tsvector instead of the GIN index (measured 10x slower on the eval).
+CREATE OR REPLACE FUNCTION memory_private._search_text_bm25(
+    d memory_private.domains, query text, k integer, filter jsonb, match text
+)
+RETURNS TABLE (
+    id text, content text, metadata jsonb, rank double precision,
+    created_at timestamptz, updated_at timestamptz
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+SET enable_seqscan = off
+AS $$
+DECLARE
+    v_p record;
+    v_c record;
+    v_k record := memory_private._bm25_params();
+    -- the filter language (sql/33_filter_compile.sql): its values are $3 here
+    v_f record := memory_private._filter_compile(filter);
+    v_cap bigint;
+BEGIN
+    SELECT * INTO v_p FROM memory_private._parse_text_query(d.text_config, query, match);
+    IF cardinality(v_p.words) = 0 THEN
+        RETURN;  -- empty, stop words or exclusions only: nothing to rank by
+    END IF;
+    IF cardinality(v_p.words) > memory_private._text_max_words() THEN
+        RAISE EXCEPTION 'query has % distinct words; search_text takes at most %',
+            cardinality(v_p.words), memory_private._text_max_words()
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO v_c
+    FROM memory_private._text_candidates(d, v_p.words, v_p.phrases, v_k.budget);
+    -- the call's cap on index rows, shared among its candidate lexemes (at most 64 of them)
+    v_cap := greatest(memory_private._text_candidate_cap()
+        / greatest(cardinality(v_c.candidates), 1), 1);
+    IF v_f.predicate IS NULL AND NOT d.adopted AND NOT d.distributed THEN
+        RETURN QUERY SELECT * FROM memory_private._search_text_static(v_p.words,
+            v_c.df_estimates, NULL, v_c.candidates, v_p.required, v_c.documents,
+            v_c.avg_length, v_k.k1, v_k.b, k, v_cap, v_p.qtf,
+            v_c.candidate_lexemes, greatest(v_k.rerank, k), d);
+    ELSE
+        RETURN QUERY EXECUTE memory_private._bm25_sql(d, coalesce(v_f.predicate, 'true'))
+        USING v_p.words, v_c.df_estimates, v_f.params, v_c.candidates, v_p.required,
+            v_c.documents, v_c.avg_length, v_k.k1, v_k.b, k, v_cap, v_p.qtf,
+            v_c.candidate_lexemes, greatest(v_k.rerank, k);
+    END IF;
+END;
+$$;
+
+-- Unfiltered search_text without re-planning: memory_private._search_text_static holds, for
+-- every domain of pgmemo's own (not adopted, not distributed), _bm25_sql's query as static SQL in
+-- one generated PL/pgSQL function, so PostgreSQL plans it once per session (a dynamic EXECUTE is
+-- parsed and planned on every call). Its parameters are in the order of _bm25_sql's ($1..$12,
+-- which PL/pgSQL reads as the function's own), the domain row last. A branch is chosen by
+-- _text_static_key (what the query depends on), so a stale branch is never used; a domain
+-- without one runs the same query dynamically. Regenerated with memory.search's static function
+-- (memory_private._search_static_refresh: create_domain, drop_domain, adoption, every migrate).
+CREATE OR REPLACE FUNCTION memory_private._text_static_key(d memory_private.domains)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT concat_ws('/', d.domain, d.table_schema, d.table_name, d.adopted, d.distributed)
+$$;
+
+CREATE OR REPLACE FUNCTION memory_private._search_text_static_refresh()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_branches text;
+BEGIN
+    -- one regeneration at a time, each from the committed registry
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgmemo:search_text_static'));
+    SELECT string_agg(format($b$
+        WHEN %1$L THEN
+            RETURN QUERY %2$s;
+$b$, memory_private._text_static_key(x), memory_private._bm25_sql(x, 'true')), '' ORDER BY x.domain)
+    INTO v_branches
+    FROM (
+        SELECT d.* FROM memory_private.domains AS d
+        WHERE NOT d.adopted AND NOT d.distributed
+          AND to_regclass(format('%I.%I', d.table_schema, d.table_name)) IS NOT NULL
+        ORDER BY d.domain LIMIT 500
+    ) AS x;
+    EXECUTE format($f$
+CREATE OR REPLACE FUNCTION memory_private._search_text_static(
+    text[], double precision[], jsonb, tsquery[], tsquery, double precision, double precision,
+    double precision, double precision, integer, bigint, double precision[], text[], integer,
+    memory_private.domains
+)
+RETURNS TABLE (
+    id text, content text, metadata jsonb, rank double precision,
+    created_at timestamptz, updated_at timestamptz
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+-- one generic plan per session, reused (with LIMIT and the tsquery parameters the planner would
+-- otherwise re-plan on every call)
+SET plan_cache_mode = force_generic_plan
+AS $body$
+#variable_conflict use_column
+BEGIN
+    CASE memory_private._text_static_key($15)
+        WHEN NULL THEN NULL;
+%1$s
+    ELSE
+        RETURN QUERY EXECUTE memory_private._bm25_sql($15, 'true')
+        USING $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14;
+    END CASE;
+END;
+$body$
+$f$, coalesce(v_branches, ''));
+END;
+$$;
+
+-- The function before its first generation: every domain runs the dynamic query.
+CREATE OR REPLACE FUNCTION memory_private._search_text_static(
+    text[], double precision[], jsonb, tsquery[], tsquery, double precision, double precision,
+    double precision, double precision, integer, bigint, double precision[], text[], integer,
+    memory_private.domains
+)
+RETURNS TABLE (
+    id text, content text, metadata jsonb, rank double precision,
+    created_at timestamptz, updated_at timestamptz
 )
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 BEGIN
-    SELECT s.documents, s.avg_length, s.common_lexemes INTO documents, avg_length, common_lexemes
-    FROM memory_private.text_stats AS s WHERE s.domain = d.domain;
-    IF FOUND AND documents > 0 THEN
-        RETURN;
-    END IF;
-    common_lexemes := '{}';
-    EXECUTE format(
-        $q$SELECT count(*), coalesce(avg(%4$s), 0)
-           FROM (SELECT %1$s AS tsv FROM %2$I.%3$I AS t LIMIT 1000) AS v$q$,
-        memory_private._domain_tsvector_sql(d), d.table_schema, d.table_name,
-        memory_private._dl_sql(
-            format('ts_filter(setweight(v.tsv, %L, %L), %L)', 'A', '{" dl"}', '{a}'), 'v.tsv'))
-    INTO documents, avg_length;
-    documents := greatest(documents, (
-        SELECT c.reltuples FROM pg_catalog.pg_class AS c
-        WHERE c.oid = coalesce(d.source_table,
-            format('%I.%I', d.table_schema, d.table_name)::regclass)));
+    RETURN QUERY EXECUTE memory_private._bm25_sql($15, 'true')
+    USING $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14;
 END;
 $$;
 
@@ -2927,132 +3268,6 @@ AS $$
     ), '{}'::jsonb)
 $$;
 
--- The BM25 query over one domain. $1 words (text[]), $2 the lexemes' estimated df (NULL: count
--- it over the candidates), $3 the candidate tsquery, $4 required (tsquery or NULL), $5 filter,
--- $6 N, $7 avgdl, $8 k1, $9 b, $10 k, $11 the candidate cap. The tsvector expression appears
--- once per row (a LATERAL) so an adopted table's is computed once per candidate.
-CREATE OR REPLACE FUNCTION memory_private._bm25_sql(d memory_private.domains, with_filter boolean)
-RETURNS text
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT format($q$
-        WITH cand AS MATERIALIZED (
-            SELECT t.id, %5$s AS dl, h.hit,
-                ($4::tsquery IS NULL OR v.tsv @@ $4) %4$s AS ok
-            FROM %2$I.%3$I AS t
-            CROSS JOIN LATERAL (SELECT %1$s AS tsv) AS v
-            CROSS JOIN LATERAL (
-                SELECT ts_filter(setweight(v.tsv, 'A', $1 || ' dl'::text), '{a}') AS hit) AS h
-            WHERE %1$s @@ $3
-            LIMIT $11
-        ),
-        hits AS MATERIALIZED (
-            SELECT c.id, c.dl, c.ok, h.lexeme, cardinality(h.positions) AS tf
-            FROM cand AS c CROSS JOIN LATERAL unnest(c.hit) AS h
-        ),
-        w AS MATERIALIZED (
-            SELECT q.lexeme, ln(1 + ($6 - x.df + 0.5) / (x.df + 0.5)) AS idf
-            FROM unnest($1::text[], $2::double precision[]) AS q (lexeme, est)
-            LEFT JOIN (SELECT h.lexeme, count(*) AS n FROM hits AS h GROUP BY h.lexeme) AS c
-                ON c.lexeme = q.lexeme
-            CROSS JOIN LATERAL (
-                SELECT least(greatest(coalesce(q.est, c.n, 0), 1), $6) AS df) AS x
-        ),
-        scored AS (
-            SELECT h.id, sum(w.idf * h.tf * ($8 + 1)
-                / (h.tf + $8 * (1 - $9 + $9 * h.dl / greatest($7, 1)))) AS score
-            FROM hits AS h JOIN w ON w.lexeme = h.lexeme
-            WHERE h.ok
-            GROUP BY h.id
-            ORDER BY score DESC, h.id
-            LIMIT $10 + 16
-        )
-        SELECT t.id, t.content, t.metadata, s.score::double precision AS rank, t.created_at,
-            t.updated_at
-        FROM scored AS s JOIN %2$I.%3$I AS t ON t.id = s.id
-        ORDER BY s.score DESC, t.updated_at DESC, t.id
-        LIMIT $10
-    $q$,
-    memory_private._domain_tsvector_sql(d), d.table_schema, d.table_name,
-    CASE WHEN with_filter THEN 'AND t.metadata @> $5' ELSE '' END,
-    memory_private._dl_sql('h.hit', 'v.tsv'))
-$$;
-
--- Ranked full-text search of one domain (memory.search_text does the argument checks).
--- enable_seqscan is off for the call (restored on exit): the planner's estimate of the @@ scan
--- ignores that each row's tsvector is detoasted, and at a few thousand rows it picked a
--- sequential scan over every tsvector instead of the GIN index (measured 10x slower on the eval).
-CREATE OR REPLACE FUNCTION memory_private._search_text_bm25(
-    d memory_private.domains, query text, k integer, filter jsonb, match text
-)
-RETURNS TABLE (
-    id text, content text, metadata jsonb, rank double precision,
-    created_at timestamptz, updated_at timestamptz
-)
-LANGUAGE plpgsql STABLE
-SET search_path FROM CURRENT
-SET enable_seqscan = off
-AS $$
-DECLARE
-    v_p record;
-    v_stats record;
-    v_words text[];
-    v_est double precision[];
-    v_cand text[];
-    v_cand_query tsquery;
-    -- the filter language (sql/33_filter_compile.sql): its values are $5 here
-    v_f record := memory_private._filter_compile(filter);
-    v_sql text := memory_private._bm25_sql(d, v_f.predicate IS NOT NULL);
-BEGIN
-    IF v_f.predicate IS NOT NULL THEN
-        v_sql := replace(v_sql, 'AND t.metadata @> $5',
-            'AND ' || regexp_replace(v_f.predicate, '\(\$3 -', '($5 -', 'g'));
-    END IF;
-    SELECT * INTO v_p FROM memory_private._parse_text_query(d.text_config, query, match);
-    IF cardinality(v_p.words) = 0 THEN
-        RETURN;  -- empty, stop words or exclusions only: nothing to rank by
-    END IF;
-    IF cardinality(v_p.words) > memory_private._text_max_words() THEN
-        RAISE EXCEPTION 'query has % distinct words; search_text takes at most %',
-            cardinality(v_p.words), memory_private._text_max_words()
-            USING ERRCODE = '22023';
-    END IF;
-    SELECT * INTO v_stats FROM memory_private._text_stats(d);
-    -- Rare lexemes (no planner frequency) generate candidates; common ones join, rarest first,
-    -- while their estimated rows fit the budget; the rarest lexeme always does.
-    WITH l AS (
-        SELECT w.lexeme, (v_stats.common_lexemes ->> w.lexeme)::double precision AS freq
-        FROM unnest(v_p.words) AS w (lexeme)
-    ),
-    f AS (
-        SELECT l.lexeme, l.freq, l.freq * v_stats.documents AS est_rows,
-            sum(coalesce(l.freq, 0) * v_stats.documents) OVER (
-                ORDER BY l.freq NULLS FIRST, l.lexeme) AS running,
-            row_number() OVER (ORDER BY l.freq NULLS FIRST, l.lexeme) AS rn
-        FROM l
-    )
-    SELECT array_agg(f.lexeme ORDER BY f.lexeme),
-        array_agg(CASE WHEN f.freq IS NULL OR f.running <= memory_private._text_candidate_budget()
-                OR f.rn = 1 THEN NULL ELSE f.est_rows END ORDER BY f.lexeme),
-        array_agg(f.lexeme ORDER BY f.lexeme) FILTER (WHERE f.freq IS NULL
-            OR f.running <= memory_private._text_candidate_budget() OR f.rn = 1)
-    INTO v_words, v_est, v_cand
-    FROM f;
-    -- tsquery literal: each lexeme quoted (quotes doubled, backslashes escaped), OR'ed.
-    v_cand_query := (SELECT string_agg(
-            '''' || replace(replace(w, E'\\', E'\\\\'), '''', '''''') || '''', ' | ')
-        FROM unnest(v_cand) AS w)::tsquery;
-    IF v_p.phrases IS NOT NULL THEN
-        v_cand_query := v_cand_query || v_p.phrases;
-    END IF;
-    RETURN QUERY EXECUTE v_sql
-    USING v_words, v_est, v_cand_query, v_p.required, v_f.params, v_stats.documents,
-        v_stats.avg_length, memory_private._bm25_k1(), memory_private._bm25_b(), k,
-        memory_private._text_candidate_cap();
-END;
-$$;
-
 -- Recompute one domain's N and avgdl (and, on pgmemo's own tables, ANALYZE the tsvector column
 -- so the common lexemes' frequencies are current).
 CREATE OR REPLACE FUNCTION memory_private._refresh_text_stats(d memory_private.domains)
@@ -3069,12 +3284,7 @@ BEGIN
         -- pgmemo's rights. Autovacuum analyzes it.
         EXECUTE format('ANALYZE %I.%I (content_tsv)', d.table_schema, d.table_name);
     END IF;
-    EXECUTE format(
-        $q$SELECT count(*), coalesce(avg(%4$s), 0)
-           FROM %2$I.%3$I AS t CROSS JOIN LATERAL (SELECT %1$s AS tsv) AS v$q$,
-        memory_private._domain_tsvector_sql(d), d.table_schema, d.table_name,
-        memory_private._dl_sql(
-            format('ts_filter(setweight(v.tsv, %L, %L), %L)', 'A', '{" dl"}', '{a}'), 'v.tsv'))
+    EXECUTE memory_private._text_length_sql(d) USING NULL::bigint
     INTO v_docs, v_avg;
     INSERT INTO memory_private.text_stats AS s
         (domain, documents, avg_length, common_lexemes, writes_at_refresh, refreshed_at)
@@ -3155,7 +3365,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'and an ANALYZE of the stored tsvector so common words'' frequencies are current). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '36ff25bffc74eff4dace64739fec7a8583b0cb76adf2291c285d10509b20ece0', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', 'e5b24f7e18f79cae1b9576a59c6760e87fb4f732d0f03332c705ed27da703ac1', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
@@ -4227,6 +4437,8 @@ SET hnsw.max_scan_tuples = 20000' ELSE '' END,
     IF v_iterative IS NOT NULL THEN
         PERFORM set_config('hnsw.iterative_scan', v_iterative, true);
     END IF;
+    -- memory.search_text's cached plans follow the same domains (sql/31_bm25.sql)
+    PERFORM memory_private._search_text_static_refresh();
 END;
 $$;
 
@@ -4246,7 +4458,7 @@ BEGIN
     PERFORM set_config('pgmemo.search_static_miss', 'on', true);
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', 'c7a336ebbb0f78fa9f60e70fc8f7252d7fefab6e3f06ccf6a8cefae9031469d1', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', '4b515f406b049baa8292954d1f367c3f2abafa3875eca93c1ea3c0808e7e7b82', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).
