@@ -6328,24 +6328,26 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_op text := memory_private._distance_operator(d.distance);
+    -- Fixed expressions for the domain's distance, as memory_private._knn_sql's (the query must
+    -- stay flat, so the similarity repeats the distance instead of reading a subquery's).
+    v_distance text := '(t.embedding ' || v_op || ' $1)::double precision';
     v_similarity text := CASE d.distance
-        WHEN 'cosine' THEN '1 - (t.embedding %1$s $1)::double precision'
-        WHEN 'l2' THEN '1 / (1 + (t.embedding %1$s $1)::double precision)'
-        ELSE '- (t.embedding %1$s $1)::double precision'
+        WHEN 'cosine' THEN '1 - ' || v_distance
+        WHEN 'l2' THEN '1 / (1 + ' || v_distance || ')'
+        ELSE '- ' || v_distance
     END;
+    v_emb text := CASE WHEN with_embeddings THEN 't.embedding::' ELSE 'NULL::' END
+        || memory_private._vector_schema() || '.vector';  -- _vector_schema() is quoted
 BEGIN
-    RETURN format(
-        'SELECT t.id, t.content, t.metadata, %5$s AS similarity, '
-        '(t.embedding %1$s $1)::double precision AS distance, t.created_at, t.updated_at, '
-        '%6$s AS embedding '
-        'FROM %2$I.%3$I AS t WHERE t.embedding IS NOT NULL %4$s '
-        'AND ($4::double precision IS NULL OR %5$s >= $4) '
-        'ORDER BY t.embedding %1$s $1 LIMIT $2',
-        v_op, d.table_schema, d.table_name,
-        CASE WHEN predicate IS NOT NULL THEN 'AND ' || predicate ELSE '' END,
-        format(v_similarity, v_op),
-        format(CASE WHEN with_embeddings THEN 't.embedding::%s.vector' ELSE 'NULL::%s.vector' END,
-            memory_private._vector_schema()));
+    RETURN format($q$
+        SELECT t.id, t.content, t.metadata, %5$s AS similarity, %6$s AS distance, t.created_at,
+            t.updated_at, %7$s AS embedding
+        FROM %2$I.%3$I AS t
+        WHERE t.embedding IS NOT NULL AND (%4$s)
+          AND ($4::double precision IS NULL OR %5$s >= $4)
+        ORDER BY t.embedding %1$s $1 LIMIT $2 $q$,
+        v_op, d.table_schema, d.table_name, coalesce(predicate, 'true'), v_similarity, v_distance,
+        v_emb);
 END;
 $$;
 
@@ -6385,7 +6387,8 @@ BEGIN
     v_sql := replace(v_sql, '$4', 'NULL::double precision');
     v_sql := replace(v_sql, '$3', format('%L::jsonb', v_f.params));
     PERFORM set_config('citus.explain_all_tasks', 'on', true);
-    EXECUTE 'EXPLAIN (FORMAT JSON) ' || v_sql INTO v_plan;
+    -- EXPLAIN of the very statement memory.search runs: its text is the template here.
+    EXECUTE format($q$EXPLAIN (FORMAT JSON) %s$q$, v_sql) INTO v_plan;
     PERFORM set_config('citus.explain_all_tasks', coalesce(v_all, 'off'), true);
     RETURN v_plan;
 END;
@@ -6801,7 +6804,7 @@ COMMENT ON FUNCTION memory.repair_shard_indexes(text) IS
 'with other settings; each build blocks writes to its shard only). Returns the number of '
 'shards rebuilt; 0 when all were right. What memory.diagnose''s shard_missing_index and '
 'shard_index_settings_differ suggest. Error 08006 when a worker holding shards is down.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', '0140976f0d307d970f3e5fb63a405e77ebc5eb4f3f3990b99418b9f4a46c7e2a', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', '20dbac967d82415231ad4ade1c3ed512054abfb2241e6dd193a2f4b7813a0e8a', 'repeatable'); END $pgmemo$;
 -- sql/50_queue.sql
 -- The embedding queue: workers claim jobs (FOR UPDATE SKIP LOCKED, with a lease), complete or
 -- fail them; maintenance releases expired leases and sweeps rows the triggers never saw.
@@ -8911,6 +8914,18 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:70_bulk.sql', '70_
 -- writes it to docs/SQL_REFERENCE.md; a test fails when the committed file differs from what a
 -- freshly migrated database says, so the reference cannot drift from the code.
 
+-- The roles (other than the owner, and not PUBLIC) an ACL grants privilege to, as the reference
+-- prints them: names, comma-separated, sorted.
+CREATE OR REPLACE FUNCTION memory_private._grantees(acl aclitem[], owner_oid oid, privilege text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT string_agg(a.grantee::regrole::text, ', ' ORDER BY a.grantee::regrole::text)
+    FROM aclexplode(acl) AS a
+    WHERE a.privilege_type = privilege AND a.grantee <> owner_oid AND a.grantee <> 0
+$$;
+
 CREATE OR REPLACE FUNCTION memory.api_reference()
 RETURNS text
 LANGUAGE sql STABLE
@@ -8929,11 +8944,7 @@ AS $$
                 memory_private._vector_schema() || '.halfvec', 'halfvec')
                 AS signature,
             coalesce(obj_description(p.oid, 'pg_proc'), '_(no comment)_') AS comment,
-            (
-                SELECT string_agg(a.grantee::regrole::text, ', ' ORDER BY a.grantee::regrole::text)
-                FROM aclexplode(p.proacl) AS a
-                WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner AND a.grantee <> 0
-            ) AS roles
+            memory_private._grantees(p.proacl, p.proowner, 'EXECUTE') AS roles
         FROM pg_catalog.pg_proc AS p
         WHERE p.pronamespace = 'memory'::regnamespace
     ),
@@ -8947,11 +8958,7 @@ AS $$
                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
             ) AS columns,
             coalesce(obj_description(c.oid, 'pg_class'), '_(no comment)_') AS comment,
-            (
-                SELECT string_agg(a.grantee::regrole::text, ', ' ORDER BY a.grantee::regrole::text)
-                FROM aclexplode(c.relacl) AS a
-                WHERE a.privilege_type = 'SELECT' AND a.grantee <> c.relowner AND a.grantee <> 0
-            ) AS roles
+            memory_private._grantees(c.relacl, c.relowner, 'SELECT') AS roles
         FROM pg_catalog.pg_class AS c
         WHERE c.relnamespace = 'memory'::regnamespace AND c.relkind IN ('v', 'm')
     )
@@ -8988,7 +8995,7 @@ COMMENT ON FUNCTION memory.api_reference() IS
 'The SQL reference of schema memory as Markdown: every function (signature with defaults, '
 'result, COMMENT ON text, roles granted EXECUTE) and view (columns, comment, roles granted '
 'SELECT). `make docs` writes it to docs/SQL_REFERENCE.md.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:80_reference.sql', '80_reference.sql', '4e615f82600fff60d645ec5d98aacdc92c2352a264fbc8b3acc4149e0b3cef40', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:80_reference.sql', '80_reference.sql', 'c3c5ee67e6ae6998c9c2b03755fb86b6e97ba224e1a1b6a8d1e8a3b417fb60f1', 'repeatable'); END $pgmemo$;
 -- sql/90_grants.sql
 -- Grants and definer rights, applied LAST on every migrate run (keep this file last in sql/).
 --
