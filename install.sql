@@ -2,9 +2,62 @@
 -- Do not edit: it records the same ledger (memory_private.schema_migrations) as
 -- `pgmemo migrate`. Usage: psql "$DATABASE_URL" -q -v ON_ERROR_STOP=1 -f install.sql
 \set ON_ERROR_STOP on
+-- Locks are taken with a timeout (psql -v pgmemo_lock_timeout=5s, the default) so the
+-- install never queues behind a long transaction with every new reader queued behind it;
+-- waiting for pgmemo's views is retried (psql -v pgmemo_lock_retries=10), naming who blocks.
+\if :{?pgmemo_lock_timeout}
+\else
+\set pgmemo_lock_timeout 5s
+\endif
+\if :{?pgmemo_lock_retries}
+\else
+\set pgmemo_lock_retries 10
+\endif
 BEGIN;
 SET LOCAL client_min_messages = warning;
 DO $lock$ BEGIN PERFORM pg_catalog.pg_advisory_xact_lock(7386244001); END $lock$;
+SET LOCAL lock_timeout = :'pgmemo_lock_timeout';
+SET LOCAL pgmemo.lock_retries = :'pgmemo_lock_retries';
+DO $wait$
+DECLARE
+    v_retries integer := pg_catalog.current_setting('pgmemo.lock_retries')::integer;
+    v_try integer := 0;
+    v_rel regclass;
+    v_held text;
+BEGIN
+    LOOP
+        BEGIN
+            FOR v_rel IN
+                SELECT c.oid::regclass FROM pg_catalog.pg_class AS c
+                JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+                WHERE n.nspname = 'memory' AND c.relkind = 'v'
+                ORDER BY c.oid
+            LOOP
+                EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', v_rel);
+            END LOOP;
+            RETURN;
+        EXCEPTION WHEN lock_not_available THEN
+            v_try := v_try + 1;
+            SELECT pg_catalog.string_agg(DISTINCT pg_catalog.format('pid %s (%s, %s, %s: %s)', a.pid,
+                    a.usename, a.state, pg_catalog.date_trunc('second', pg_catalog.now() - a.xact_start),
+                    pg_catalog.left(a.query, 80)), '; ')
+            INTO v_held
+            FROM pg_catalog.pg_locks AS l JOIN pg_catalog.pg_stat_activity AS a ON a.pid = l.pid
+            WHERE l.granted AND l.relation = v_rel AND l.pid <> pg_catalog.pg_backend_pid();
+            IF v_try > v_retries THEN
+                RAISE EXCEPTION 'pgmemo install: no lock on % within lock_timeout, % times; '
+                    'blocking: %', v_rel, v_try, coalesce(v_held, 'nobody any more')
+                    USING ERRCODE = '55P03',
+                          HINT = 'Nothing was changed. End those sessions (or wait for them) and '
+                              || 'run install.sql again.';
+            END IF;
+            RAISE WARNING 'pgmemo install: waiting for a lock on % (blocking: %); retrying (%/%)',
+                v_rel, coalesce(v_held, 'nobody any more'), v_try, v_retries;
+            PERFORM pg_catalog.pg_sleep(LEAST(v_try, 5) * 0.2);
+        END;
+    END LOOP;
+END
+$wait$;
 -- python/pgmemo/bootstrap.sql
 -- pgmemo bootstrap: the migration ledger and the functions the runner calls. Run by every
 -- `pgmemo migrate` (python/pgmemo/migrate.py) and by install.sql, first thing inside the migrate
@@ -111,7 +164,7 @@ BEGIN
     RETURN set_config('search_path', format('pg_catalog, %I, pg_temp', v_schema), true);
 END;
 $f$;
-DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016']::text[]); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017']::text[]); END $pgmemo$;
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -733,10 +786,54 @@ DROP FUNCTION IF EXISTS memory_private._text_candidate_budget();
 ALTER TABLE memory_private.text_stats ALTER COLUMN common_lexemes SET STORAGE EXTERNAL;
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0015', '0015_text_static.sql', '2b754ed024696d1844eea63ba95ddd603160e0a4ff5e67d1fab440e1f4408421', 'versioned'); PERFORM memory_private._record_breaking('0015', false); END $pgmemo$;
 \endif
--- migrations/0016_write_mapping.sql
-SELECT memory_private._migration_needed('0016', '0016_write_mapping.sql', '204c9ab8d909c78f574538687f655fe083fdf936f2c466bf22f8975e9c7bcff4', ARRAY[]::text[]) AS pgmemo_apply \gset
+-- migrations/0016_adopted_text_prefix.sql
+SELECT memory_private._migration_needed('0016', '0016_adopted_text_prefix.sql', '5dcc9a7d8efd0447ad7bb7826697a57b84a25d55a46b214efb42016328002c9e', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
--- 0016_write_mapping: pgmemo writes every domain through its column mapping, and no domain table
+-- 0016_adopted_text_prefix: an adopted table's full-text index reads a bounded prefix.
+--
+-- Why (issue 11): pgmemo's full-text helper index on an adopted table,
+-- pgmemo_<domain>_fts USING gin (to_tsvector(<config>, <content>)), is evaluated by the
+-- APPLICATION's own INSERTs and UPDATEs. A row with more distinct words than a tsvector holds
+-- (1 MB of lexemes) made the application's write fail with "string is too long for tsvector",
+-- a write that worked before adoption. The index now reads the first 100,000 characters
+-- (memory_private._adopted_tsvector_sql, sql/31_bm25.sql), which can never overflow; search_text
+-- queries the same expression, so it keeps using the index.
+-- In place: each adopted domain's index is rebuilt with the new expression (CREATE INDEX takes a
+-- SHARE lock: the table's writes wait while it builds). To avoid that wait on a large table,
+-- build the new index beforehand (docs/UPGRADING.md shows how): an index already holding the new
+-- expression is kept. Domains adopted with create_indexes => false and no index are left alone.
+-- Not breaking: no signature changes; a row longer than 100,000 characters is found by words of
+-- its first 100,000 characters.
+
+DO $migration$
+DECLARE
+    v_d record;
+    v_new text;
+BEGIN
+    FOR v_d IN
+        SELECT d.domain, d.source_table, d.text_config, d.content_column, i.indexrelid::regclass AS idx
+        FROM memory_private.domains AS d
+        JOIN pg_catalog.pg_index AS i ON i.indrelid = d.source_table
+        JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+        WHERE d.adopted AND c.relname = 'pgmemo_' || d.domain || '_fts'
+          AND NOT EXISTS (SELECT FROM memory_private.reembeds AS r WHERE r.shadow_domain = d.domain)
+          AND pg_catalog.pg_get_indexdef(i.indexrelid) NOT LIKE '%"left"(%, 100000)%'
+    LOOP
+        -- (the expression as of this migration: memory_private._adopted_tsvector_sql)
+        v_new := format('to_tsvector(%L::regconfig, left(%I::text, 100000))', v_d.text_config::text,
+            v_d.content_column);
+        EXECUTE format('DROP INDEX %s', v_d.idx);
+        EXECUTE format('CREATE INDEX %I ON %s USING gin (%s)', 'pgmemo_' || v_d.domain || '_fts',
+            v_d.source_table, v_new);
+    END LOOP;
+END;
+$migration$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0016', '0016_adopted_text_prefix.sql', '5dcc9a7d8efd0447ad7bb7826697a57b84a25d55a46b214efb42016328002c9e', 'versioned'); PERFORM memory_private._record_breaking('0016', false); END $pgmemo$;
+\endif
+-- migrations/0017_write_mapping.sql
+SELECT memory_private._migration_needed('0017', '0017_write_mapping.sql', 'a9fb441aa6c5a1519dd02211fc79ab3cebcb1b3d96a497216848d4b76817774c', ARRAY[]::text[]) AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0017_write_mapping: pgmemo writes every domain through its column mapping, and no domain table
 -- carries a BEFORE ROW UPDATE trigger.
 --
 -- Why: memory.store / store_many / update / forget / import_rows wrote an adopted domain through
@@ -813,7 +910,7 @@ $retire$;
 
 DROP FUNCTION IF EXISTS memory_private._adopted_view_write();
 DROP FUNCTION IF EXISTS memory_private._dist_shadow_write_sql(memory_private.domains);
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0016', '0016_write_mapping.sql', '204c9ab8d909c78f574538687f655fe083fdf936f2c466bf22f8975e9c7bcff4', 'versioned'); PERFORM memory_private._record_breaking('0016', false); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0017', '0017_write_mapping.sql', 'a9fb441aa6c5a1519dd02211fc79ab3cebcb1b3d96a497216848d4b76817774c', 'versioned'); PERFORM memory_private._record_breaking('0017', false); END $pgmemo$;
 \endif
 DO $pgmemo$ BEGIN PERFORM memory_private._set_install_search_path(); END $pgmemo$;
 -- sql/00_private_helpers.sql
@@ -1000,6 +1097,14 @@ BEGIN
 END;
 $$;
 
+-- The largest metadata of one memory (bytes, as stored): 1 MB. Bounded cost (issue 11): a
+-- metadata is indexed key by key (GIN), so its size bounds the work of every write.
+CREATE OR REPLACE FUNCTION memory_private._max_metadata_bytes()
+RETURNS integer
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 1048576 $$;
+
 CREATE OR REPLACE FUNCTION memory_private._check_metadata(metadata jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE
@@ -1012,6 +1117,11 @@ BEGIN
     IF jsonb_typeof(metadata) <> 'object' THEN
         RAISE EXCEPTION 'metadata must be a JSON object, got a JSON %', jsonb_typeof(metadata)
             USING ERRCODE = '22023';
+    END IF;
+    IF pg_column_size(metadata) > memory_private._max_metadata_bytes() THEN
+        RAISE EXCEPTION 'metadata is % bytes; at most % are accepted', pg_column_size(metadata),
+            memory_private._max_metadata_bytes()
+            USING ERRCODE = '54000';
     END IF;
     RETURN metadata;
 END;
@@ -1112,7 +1222,7 @@ BEGIN
     );
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', '0be3e9ffe3ccf76c44f1fd345a83262ea3660ebfa099bfff500d4422da2eccae', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', '3e58e477a19286453f15b89f0bb9c7485a02fb4800f6d58d7f4adac733af1dc5', 'repeatable'); END $pgmemo$;
 -- sql/01_version.sql
 -- memory.version(): what is installed, for clients that verify the schema before use.
 
@@ -1195,19 +1305,61 @@ AS $$
         OR pg_catalog.pg_has_role(r, memory_private._owner(), 'MEMBER')
 $$;
 
--- The code (functions, and the functions behind operators) that writing or reading rel would
--- run and that is owned by a role _trusted does not accept: one row per finding, with what
--- calls it. rel and every partition / inheritance child are examined.
-CREATE OR REPLACE FUNCTION memory_private._foreign_code(rel regclass)
-RETURNS TABLE (relation regclass, what text, detail text)
+-- rel and its partitions / inheritance children, at any depth.
+CREATE OR REPLACE FUNCTION memory_private._inheritance_tree(rel regclass)
+RETURNS TABLE (oid oid)
 LANGUAGE sql STABLE
+ROWS 1
 SET search_path FROM CURRENT
 AS $$
     WITH RECURSIVE tree (oid) AS (
         SELECT rel::oid
         UNION
         SELECT i.inhrelid FROM pg_catalog.pg_inherits AS i JOIN tree AS t ON i.inhparent = t.oid
-    ),
+    )
+    SELECT tree.oid FROM tree
+$$;
+
+-- What READING rel (and its partitions / children) would run of another role's: row-level
+-- security (its policies) and rules. The part of _foreign_code a read checks: small indexed
+-- look-ups, so every read of an adopted table pays little for it.
+CREATE OR REPLACE FUNCTION memory_private._foreign_read_code(rel regclass)
+RETURNS TABLE (relation regclass, what text, detail text)
+LANGUAGE sql STABLE
+ROWS 1
+SET search_path FROM CURRENT
+AS $$
+    WITH tree AS MATERIALIZED (SELECT t.oid FROM memory_private._inheritance_tree(rel) AS t)
+    SELECT c.oid::regclass, 'row-level security',
+        pg_catalog.format('row-level security is enabled on %s%s: its policies would run as '
+            'pgmemo''s owner (or be bypassed by it)', c.oid::regclass,
+            CASE WHEN c.relforcerowsecurity THEN ' (forced)' ELSE '' END)
+    FROM tree AS t CROSS JOIN LATERAL (
+        SELECT x.oid, x.relrowsecurity, x.relforcerowsecurity FROM pg_catalog.pg_class AS x
+        WHERE x.oid = t.oid) AS c
+    WHERE c.relrowsecurity OR c.relforcerowsecurity
+    UNION ALL
+    SELECT r.ev_class::regclass, 'rule',
+        pg_catalog.format('rule %I on %s rewrites the statements pgmemo runs', r.rulename,
+            r.ev_class::regclass)
+    FROM tree AS t CROSS JOIN LATERAL (
+        SELECT x.ev_class, x.rulename FROM pg_catalog.pg_rewrite AS x
+        WHERE x.ev_class = t.oid AND x.rulename <> '_RETURN') AS r
+$$;
+
+-- The code (functions, and the functions behind operators) that writing or reading rel would
+-- run and that is owned by a role _trusted does not accept: one row per finding, with what
+-- calls it. rel and every partition / inheritance child are examined.
+CREATE OR REPLACE FUNCTION memory_private._foreign_code(rel regclass)
+RETURNS TABLE (relation regclass, what text, detail text)
+LANGUAGE sql STABLE
+ROWS 1
+SET search_path FROM CURRENT
+AS $$
+    WITH tree AS MATERIALIZED (SELECT t.oid FROM memory_private._inheritance_tree(rel) AS t),
+    -- pgmemo's owner, once (the owners accepted without asking _trusted: it and the bootstrap
+    -- superuser, who owns the built-in functions)
+    me (o) AS MATERIALIZED (SELECT memory_private._owner()),
     -- objects whose dependencies on functions / operators are code run on the relation's rows
     objs (relid, classid, objid, what) AS (
         SELECT c.oid, 'pg_catalog.pg_attrdef'::regclass::oid, ad.oid,
@@ -1224,7 +1376,8 @@ AS $$
             pg_catalog.format('index %s', i.indexrelid::regclass)
         FROM tree AS c JOIN pg_catalog.pg_index AS i ON i.indrelid = c.oid
         UNION ALL
-        -- domain-typed columns (and arrays of them): the domain's constraints
+        -- domain-typed columns (and arrays of them): the domain's constraints (contypid is 0
+        -- for a table's own constraints, as typelem and typbasetype are for other types)
         SELECT c.oid, 'pg_catalog.pg_constraint'::regclass::oid, k.oid,
             pg_catalog.format('column %I of domain type %s (constraint %I)', a.attname,
                 a.atttypid::regtype, k.conname)
@@ -1233,7 +1386,7 @@ AS $$
             AND NOT a.attisdropped
         JOIN pg_catalog.pg_type AS ty ON ty.oid = a.atttypid
         JOIN pg_catalog.pg_constraint AS k
-            ON k.contypid IN (a.atttypid, ty.typelem, ty.typbasetype)
+            ON k.contypid <> 0 AND k.contypid IN (a.atttypid, ty.typelem, ty.typbasetype)
     ),
     code (relid, what, fn) AS (
         SELECT o.relid, o.what, d.refobjid
@@ -1247,18 +1400,7 @@ AS $$
         JOIN pg_catalog.pg_operator AS op ON op.oid = d.refobjid
         WHERE d.refclassid = 'pg_catalog.pg_operator'::regclass
     )
-    SELECT t.oid::regclass, 'row-level security',
-        pg_catalog.format('row-level security is enabled on %s%s: its policies would run as '
-            'pgmemo''s owner (or be bypassed by it)', t.oid::regclass,
-            CASE WHEN c.relforcerowsecurity THEN ' (forced)' ELSE '' END)
-    FROM tree AS t JOIN pg_catalog.pg_class AS c ON c.oid = t.oid
-    WHERE c.relrowsecurity OR c.relforcerowsecurity
-    UNION ALL
-    SELECT r.ev_class::regclass, 'rule',
-        pg_catalog.format('rule %I on %s rewrites the statements pgmemo runs', r.rulename,
-            r.ev_class::regclass)
-    FROM pg_catalog.pg_rewrite AS r JOIN tree AS t ON t.oid = r.ev_class
-    WHERE r.rulename <> '_RETURN'
+    SELECT * FROM memory_private._foreign_read_code(rel)
     UNION ALL
     SELECT tg.tgrelid::regclass, 'trigger',
         pg_catalog.format('trigger %I on %s calls %s, owned by %s', tg.tgname,
@@ -1266,13 +1408,14 @@ AS $$
     FROM pg_catalog.pg_trigger AS tg
     JOIN tree AS t ON t.oid = tg.tgrelid
     JOIN pg_catalog.pg_proc AS p ON p.oid = tg.tgfoid
-    WHERE tg.tgenabled <> 'D' AND NOT memory_private._trusted(p.proowner)
+    WHERE tg.tgenabled <> 'D' AND p.proowner NOT IN (10, (SELECT me.o FROM me))
+      AND NOT memory_private._trusted(p.proowner)
     UNION ALL
     SELECT DISTINCT c.relid::regclass, 'function',
         pg_catalog.format('%s on %s calls %s, owned by %s', c.what, c.relid::regclass,
             p.oid::regprocedure, p.proowner::regrole)
     FROM code AS c JOIN pg_catalog.pg_proc AS p ON p.oid = c.fn
-    WHERE NOT memory_private._trusted(p.proowner)
+    WHERE p.proowner NOT IN (10, (SELECT me.o FROM me)) AND NOT memory_private._trusted(p.proowner)
 $$;
 
 COMMENT ON FUNCTION memory_private._foreign_code(regclass) IS
@@ -1299,9 +1442,11 @@ BEGIN
     END IF;
     EXECUTE pg_catalog.format('LOCK TABLE %s IN %s MODE', rel,
         CASE WHEN for_write THEN 'ROW EXCLUSIVE' ELSE 'ACCESS SHARE' END);
-    SELECT * INTO v_found FROM memory_private._foreign_code(rel) AS f
-    WHERE for_write OR f.what IN ('row-level security', 'rule')
-    LIMIT 1;
+    IF for_write THEN
+        SELECT * INTO v_found FROM memory_private._foreign_code(rel) AS f LIMIT 1;
+    ELSE
+        SELECT * INTO v_found FROM memory_private._foreign_read_code(rel) AS f LIMIT 1;
+    END IF;
     IF FOUND THEN
         RAISE EXCEPTION 'pgmemo will not touch %: %', rel, v_found.detail
             USING ERRCODE = '42501',
@@ -1545,9 +1690,11 @@ COMMENT ON FUNCTION memory_private._check_schema_create() IS
 -- Bounded cost of a write: content over the domain's max_content_bytes (default 1 MB; set with
 -- memory.set_max_content_bytes) is refused before any work (a 50 MB store took ~800 MB in one
 -- backend). contents: one text (store, update) or many (store_many, import_rows); the error
--- names the first one too long. Contents over 512 kB are also checked against the full-text
--- limit (a tsvector holds at most 1 MB of distinct words), so the domain's full-text index never
--- fails a write with "string is too long for tsvector".
+-- names the first one too long. A batch's contents together are bounded too (64 MB, or the
+-- domain's maximum when larger). Contents over 256 kB are also checked against the full-text
+-- limit (a tsvector holds at most 1 MB of distinct lexemes, and one byte of content can give up
+-- to 4: a lower-cased letter grows, a hyphenated word is indexed whole and in parts), so the
+-- domain's full-text column never fails a write with "string is too long for tsvector".
 CREATE OR REPLACE FUNCTION memory_private._check_contents(d memory_private.domains, contents text[])
 RETURNS void
 LANGUAGE plpgsql STABLE
@@ -1569,9 +1716,15 @@ BEGIN
                   HINT = format('Split it into smaller memories, or raise the limit: SELECT '
                       'memory.set_max_content_bytes(%L, <bytes>);', d.domain);
     END IF;
+    IF cardinality(contents) > 1 AND (SELECT sum(octet_length(u.c)) FROM unnest(contents) AS u (c))
+        > greatest(v_max, 67108864) THEN
+        RAISE EXCEPTION 'contents are % bytes together; one call takes at most % bytes',
+            (SELECT sum(octet_length(u.c)) FROM unnest(contents) AS u (c)), greatest(v_max, 67108864)
+            USING ERRCODE = '54000', HINT = 'Split the batch into smaller calls.';
+    END IF;
     FOR v_bad IN
         SELECT u.ord, u.c FROM unnest(contents) WITH ORDINALITY AS u (c, ord)
-        WHERE octet_length(u.c) > 524288
+        WHERE octet_length(u.c) > 262144
     LOOP
         BEGIN
             PERFORM to_tsvector(d.text_config, v_bad.c);
@@ -1587,8 +1740,91 @@ END;
 $$;
 
 COMMENT ON FUNCTION memory_private._check_contents(memory_private.domains, text[]) IS
-'Refuses (54000) content over the domain''s max_content_bytes (default 1 MB) or with more '
-'distinct words than a tsvector holds, before any work. Called by every write of content.';
+'Refuses (54000) content over the domain''s max_content_bytes (default 1 MB), a batch over 64 MB '
+'(or that maximum) together, or content with more distinct words than a tsvector holds, before '
+'any work. Called by every write of content.';
+
+-- The most elements an array argument of a public function may hold (ids, contents, job ids):
+-- the cost of a call grows with it (1,000,000 ids: forget_many 2.8 s, get_many 3.7 s on 2,000
+-- rows; 100,000: 0.1-0.4 s, under load). 100,000: a store_many of 50,000 rows is tested.
+CREATE OR REPLACE FUNCTION memory_private._max_batch()
+RETURNS integer
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 100000 $$;
+
+-- Refuses (54000) an array argument with more than _max_batch() elements, before any work.
+-- what: the argument's name, for the error.
+CREATE OR REPLACE FUNCTION memory_private._check_batch(what text, n integer)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF n > memory_private._max_batch() THEN
+        RAISE EXCEPTION '% has % elements; one call takes at most %', what, n,
+            memory_private._max_batch()
+            USING ERRCODE = '54000', HINT = 'Split it into several calls.';
+    END IF;
+END;
+$$;
+
+COMMENT ON FUNCTION memory_private._check_batch(text, integer) IS
+'Refuses (54000) an array argument (ids, contents, job ids) of more than 100,000 elements before '
+'any work: every call has a bounded cost.';
+
+-- Refuses (54000) a text or jsonb argument longer than max_bytes (e.g. a worker's name, its
+-- heartbeat info), before any work.
+CREATE OR REPLACE FUNCTION memory_private._check_bytes(what text, n bigint, max_bytes bigint)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF n > max_bytes THEN
+        RAISE EXCEPTION '% is % bytes; at most % are accepted', what, n, max_bytes
+            USING ERRCODE = '54000';
+    END IF;
+END;
+$$;
+
+-- The jobs among job_ids (at most _max_batch()) of domains the caller may write: the only jobs
+-- a worker's extend_claims, release_claims and fail_embedding_jobs touch. _can runs once per
+-- domain, not per job.
+CREATE OR REPLACE FUNCTION memory_private._writable_jobs(job_ids bigint[])
+RETURNS bigint[]
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    PERFORM memory_private._check_batch('job_ids', cardinality(job_ids));
+    RETURN (
+        WITH j AS MATERIALIZED (
+            SELECT q.job_id, q.domain FROM memory_private.embedding_queue AS q
+            WHERE q.job_id = ANY (job_ids)
+        ),
+        domains AS MATERIALIZED (SELECT DISTINCT j.domain FROM j)
+        SELECT coalesce(array_agg(j.job_id ORDER BY j.job_id), ARRAY[]::bigint[])
+        FROM j JOIN domains AS d ON d.domain = j.domain
+        WHERE memory_private._can(d.domain, 'write'));
+END;
+$$;
+
+-- Refuses (22023) a lease longer than a day: a worker holds a claim for at most its lease, and
+-- a longer one would keep a job from every other worker long after its holder died.
+CREATE OR REPLACE FUNCTION memory_private._check_lease(lease interval)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF lease IS NULL OR lease <= interval '0' OR lease > interval '1 day' THEN
+        RAISE EXCEPTION 'lease must be a positive interval of at most 1 day, got %',
+            coalesce(lease::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+END;
+$$;
 
 CREATE OR REPLACE FUNCTION memory.set_max_content_bytes(domain text, max_bytes integer)
 RETURNS void
@@ -1632,7 +1868,7 @@ COMMENT ON FUNCTION memory_private._check_adopted_foreign_code(memory_private.do
 'diagnose check adopted_table_runs_foreign_code (error): an adopted table whose triggers, rules, '
 'row-level security or expressions would run code owned by a role other than pgmemo''s owner or '
 'a superuser; every call that writes it (or, for RLS and rules, reads it) is refused.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', '59988a28153a2330df0fc6975fb8943d827c372782252d9ed58f050386a8af63', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', '28d66c1c1984d8b6547928653a80bb36e44ebe08b5ef5b088e2879e46295631c', 'repeatable'); END $pgmemo$;
 -- sql/10_domains.sql
 -- Domains: the table factory (memory.create_domain), memory.drop_domain and the memory.domains
 -- view.
@@ -2087,8 +2323,9 @@ COMMENT ON FUNCTION memory.store(text, text, jsonb, vector, text) IS
 'embedding given is stored, otherwise the old one is kept only when the content is unchanged. '
 'Without an embedding the row is queued for the embedding workers.';
 
--- The per-row arrays of memory.store_many and memory.import_rows: every metadata a JSON object,
--- every embedding of the domain's dimension (NULL elements allowed), no id twice.
+-- The per-row arrays of memory.store_many and memory.import_rows: every metadata a JSON object
+-- of at most 1 MB (64 MB together), every embedding of the domain's dimension (NULL elements
+-- allowed), no id twice.
 CREATE OR REPLACE FUNCTION memory_private._check_rows(
     d memory_private.domains, metadatas jsonb[], embeddings vector[], ids text[]
 )
@@ -2105,6 +2342,19 @@ BEGIN
     IF FOUND THEN
         RAISE EXCEPTION 'metadatas[%] must be a JSON object, got a JSON %', v_bad.ord, v_bad.t
             USING ERRCODE = '22023';
+    END IF;
+    SELECT u.ord, pg_column_size(u.m) AS bytes INTO v_bad
+    FROM unnest(metadatas) WITH ORDINALITY AS u (m, ord)
+    WHERE pg_column_size(u.m) > memory_private._max_metadata_bytes() LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'metadatas[%] is % bytes; at most % are accepted', v_bad.ord, v_bad.bytes,
+            memory_private._max_metadata_bytes()
+            USING ERRCODE = '54000';
+    END IF;
+    IF (SELECT sum(pg_column_size(u.m)) FROM unnest(metadatas) AS u (m)) > 67108864 THEN
+        RAISE EXCEPTION 'metadatas are % bytes together; one call takes at most 67108864',
+            (SELECT sum(pg_column_size(u.m)) FROM unnest(metadatas) AS u (m))
+            USING ERRCODE = '54000', HINT = 'Split the batch into smaller calls.';
     END IF;
     EXECUTE format('SELECT u.ord, %1$s.vector_dims(u.e) AS dims '
         'FROM unnest($1) WITH ORDINALITY AS u (e, ord) '
@@ -2143,6 +2393,7 @@ BEGIN
     IF v_n = 0 THEN
         RETURN;
     END IF;
+    PERFORM memory_private._check_batch('contents', v_n);
     IF metadatas IS NOT NULL AND cardinality(metadatas) <> v_n THEN
         RAISE EXCEPTION 'metadatas has % elements, contents has %', cardinality(metadatas), v_n
             USING ERRCODE = '2202E';
@@ -2172,7 +2423,8 @@ $$;
 COMMENT ON FUNCTION memory.store_many(text, text[], jsonb[], vector[], text[]) IS
 'Store many memories in one statement; returns their ids in input order. metadatas, embeddings '
 'and ids are optional arrays of the same length as contents (NULL elements allowed). Rows '
-'without embeddings are queued in one statement-level pass.';
+'without embeddings are queued in one statement-level pass. At most 100,000 contents and 64 MB '
+'per call (54000).';
 
 CREATE OR REPLACE FUNCTION memory.update(
     domain text,
@@ -2238,6 +2490,7 @@ DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_count bigint;
 BEGIN
+    PERFORM memory_private._check_batch('ids', cardinality(ids));
     EXECUTE format($sql$
         DELETE FROM %1$s AS t WHERE t.%2$I::text = ANY ($1)
     $sql$, memory_private._relation(v_d, true), v_d.id_column)
@@ -2252,7 +2505,8 @@ $$;
 
 COMMENT ON FUNCTION memory.forget_many(text, text[]) IS
 'Delete the memories with these ids (and their queued embedding jobs) in one statement. '
-'Returns how many existed; unknown and NULL ids are ignored.';
+'Returns how many existed; unknown and NULL ids are ignored. At most 100,000 ids per call '
+'(54000).';
 
 CREATE OR REPLACE FUNCTION memory.forget(domain text, id text)
 RETURNS boolean
@@ -2343,7 +2597,7 @@ $$;
 COMMENT ON FUNCTION memory.get(text, text) IS
 'Fetch one memory by id: content, metadata, whether it has an embedding, timestamps. '
 'No row when the id does not exist.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20_write.sql', '6df987a49f4731edce9a090cee319e830c1a07b84c6078c314cae5061ec2c75b', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20_write.sql', 'c996bf4fb2f2d4d5a0489f29ca12d0975380373622944c8593bf4e0beab2b160', 'repeatable'); END $pgmemo$;
 -- sql/30_search.sql
 -- Searching: memory.search (k nearest neighbours through the HNSW index), memory.search_text
 -- (full-text, typed queries) and memory.search_hybrid (weighted reciprocal rank fusion of the
@@ -2762,6 +3016,38 @@ AS $$
     SELECT format('to_tsvector(%L::regconfig, %s)', text_config::text, content_sql)
 $$;
 
+-- The tsvector of an adopted table's content, as SQL text: the expression of its full-text
+-- helper index (on the APPLICATION's table, so evaluated by the application's own INSERTs) and
+-- of search_text's queries on it (the same expression, so the planner uses the index). It reads
+-- a bounded prefix, memory_private._adopted_text_chars() characters: a tsvector holds at most
+-- 1 MB of distinct lexemes, and a longer row would make the application's INSERT fail with
+-- "string is too long for tsvector" (issue 11). A character gives at most 4 bytes, lower-cased
+-- at most 4, and the parser emits it at most twice (a hyphenated word and its parts, a URL and
+-- its host or path): 100,000 characters stay under the limit whatever the text.
+CREATE OR REPLACE FUNCTION memory_private._adopted_text_chars()
+RETURNS integer
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 100000 $$;
+
+-- An adopted table's content as the full-text expressions read it: its first
+-- _adopted_text_chars() characters.
+CREATE OR REPLACE FUNCTION memory_private._adopted_content_sql(content_sql text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT format('left(%s, %s)', content_sql, memory_private._adopted_text_chars()) $$;
+
+CREATE OR REPLACE FUNCTION memory_private._adopted_tsvector_sql(
+    text_config regconfig, content_sql text
+)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT memory_private._tsvector_sql(text_config, memory_private._adopted_content_sql(content_sql))
+$$;
+
 -- The length marker's lexeme, quoted as a tsvector/tsquery literal.
 CREATE OR REPLACE FUNCTION memory_private._length_marker()
 RETURNS text
@@ -2787,13 +3073,13 @@ $$;
 
 -- The tsvector of row t that search queries match (the WHERE the full-text index serves): the
 -- stored column of a factory table; on an adopted domain (a view over the application's table,
--- never altered) the indexed expression.
+-- never altered) the indexed expression (a bounded prefix: _adopted_tsvector_sql).
 CREATE OR REPLACE FUNCTION memory_private._domain_tsvector_sql(d memory_private.domains)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-    SELECT CASE WHEN d.adopted THEN memory_private._tsvector_sql(d.text_config, 't.content')
+    SELECT CASE WHEN d.adopted THEN memory_private._adopted_tsvector_sql(d.text_config, 't.content')
         ELSE 't.content_tsv' END
 $$;
 
@@ -2806,7 +3092,9 @@ LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
     SELECT CASE WHEN d.adopted
-        THEN memory_private._stored_tsvector_sql(d.text_config, 't.content')
+        -- (the same bounded prefix as the index: the whole content of a long row would overflow)
+        THEN memory_private._stored_tsvector_sql(d.text_config,
+            memory_private._adopted_content_sql('t.content'))
         ELSE 't.content_tsv' END
 $$;
 
@@ -3104,6 +3392,68 @@ AS $$
         memory_private._domain_rank_tsvector_sql(d), predicate)
 $$;
 
+-- _bm25_sql's query for a distributed (Citus) domain: Citus cannot push a LIMIT inside a LATERAL
+-- subquery over the candidate lexemes down to the shards, so stage 1 joins the lexemes with the
+-- table and caps the postings of all of them together ($11 per lexeme on average) instead of per
+-- lexeme; stage 2 is _bm25_sql's.
+CREATE OR REPLACE FUNCTION memory_private._bm25_dist_sql(d memory_private.domains, predicate text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($q$
+        WITH p AS MATERIALIZED (
+            SELECT c.lexeme, x.id, x.ok, x.len
+            FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
+            JOIN LATERAL (
+                SELECT t.id, (%5$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok,
+                    octet_length(t.content) AS len, %3$s AS tsv
+                FROM %1$I.%2$I AS t
+            ) AS x ON x.tsv @@ c.q
+            LIMIT $11 * cardinality($4::tsquery[])
+        ),
+        w AS MATERIALIZED (
+            SELECT q.lexeme, q.qtf * ln(1 + ($6 - x.df + 0.5) / (x.df + 0.5)) AS idf
+            FROM unnest($1::text[], $2::double precision[], $12::double precision[])
+                AS q (lexeme, est, qtf)
+            LEFT JOIN (SELECT p.lexeme, count(*) AS n FROM p GROUP BY p.lexeme) AS c
+                ON c.lexeme = q.lexeme
+            CROSS JOIN LATERAL (
+                SELECT least(greatest(coalesce(q.est, c.n, 0), 1), $6) AS df) AS x
+        ),
+        top AS MATERIALIZED (
+            SELECT p.id
+            FROM p LEFT JOIN w ON w.lexeme = p.lexeme
+            CROSS JOIN (SELECT greatest(avg(p.len), 1) AS len FROM p) AS a
+            WHERE p.ok
+            GROUP BY p.id
+            ORDER BY sum(coalesce(w.idf, 1e6) / (1 + $8 * (1 - $9 + $9 * p.len / a.len))) DESC,
+                p.id
+            LIMIT $14
+        )
+        SELECT t.id, t.content, t.metadata, s.score AS rank, t.created_at, t.updated_at
+        FROM top
+        JOIN %1$I.%2$I AS t ON t.id = top.id
+        CROSS JOIN LATERAL (
+            SELECT ts_filter(setweight(%4$s, 'A', $1 || ' dl'::text), '{a}') AS hit
+        ) AS f
+        CROSS JOIN LATERAL (
+            SELECT coalesce(sum(w.idf * h.tf * ($8 + 1)
+                / (h.tf + $8 * (1 - $9 + $9 * l.dl / greatest($7, 1)))), 0)::double precision
+                AS score
+            FROM (SELECT u.lexeme, cardinality(u.positions) AS tf FROM unnest(f.hit) AS u) AS h
+            JOIN w ON w.lexeme = h.lexeme
+            CROSS JOIN (
+                SELECT coalesce(max(u.positions[1] - 1), 0) AS dl
+                FROM unnest(f.hit) AS u WHERE u.lexeme = ' dl'
+            ) AS l
+        ) AS s
+        ORDER BY s.score DESC, t.updated_at DESC, t.id
+        LIMIT $10
+    $q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d),
+        memory_private._domain_rank_tsvector_sql(d), predicate)
+$$;
+
 -- Ranked full-text search of one domain (memory.search_text does the argument checks).
 -- Unfiltered searches of pgmemo's own tables run the plan cached in
 -- memory_private._search_text_static; the others run _bm25_sql dynamically.
@@ -3149,7 +3499,9 @@ BEGIN
             v_c.avg_length, v_k.k1, v_k.b, k, v_cap, v_p.qtf,
             v_c.candidate_lexemes, greatest(v_k.rerank, k), d);
     ELSE
-        RETURN QUERY EXECUTE memory_private._bm25_sql(d, coalesce(v_f.predicate, 'true'))
+        RETURN QUERY EXECUTE CASE WHEN d.distributed
+                THEN memory_private._bm25_dist_sql(d, coalesce(v_f.predicate, 'true'))
+                ELSE memory_private._bm25_sql(d, coalesce(v_f.predicate, 'true')) END
         USING v_p.words, v_c.df_estimates, v_f.params, v_c.candidates, v_p.required,
             v_c.documents, v_c.avg_length, v_k.k1, v_k.b, k, v_cap, v_p.qtf,
             v_c.candidate_lexemes, greatest(v_k.rerank, k);
@@ -3337,7 +3689,9 @@ DECLARE
     v_count integer := 0;
 BEGIN
     IF domain IS NOT NULL THEN
-        PERFORM memory_private._refresh_text_stats(memory_private._domain(domain));
+        -- (_domain_for: an adopted table is read with pgmemo's rights, so it must be inert:
+        -- a row-level security policy of its owner would run as pgmemo's owner)
+        PERFORM memory_private._refresh_text_stats(memory_private._domain_for(domain, 'read'));
         RETURN 1;
     END IF;
     FOR v_d IN
@@ -3347,6 +3701,8 @@ BEGIN
         ORDER BY x.domain
     LOOP
         CONTINUE WHEN NOT memory_private._text_stats_stale(v_d);
+        -- an adopted table pgmemo may not read (diagnose reports it) is skipped
+        CONTINUE WHEN NOT memory_private._readable(v_d);
         BEGIN
             PERFORM memory_private._refresh_text_stats(v_d);
             v_count := v_count + 1;
@@ -3365,7 +3721,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'and an ANALYZE of the stored tsvector so common words'' frequencies are current). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', 'e5b24f7e18f79cae1b9576a59c6760e87fb4f732d0f03332c705ed27da703ac1', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '86fa77b300ba6436eab54acff4d0fb6180329bff174f09e448d23a30832333fe', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
@@ -4234,7 +4590,9 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    -- (read: the caller's access and, on an adopted table, _assert_inert under an ACCESS SHARE
+    -- lock, which the SHARE lock of CREATE INDEX extends without a deadlock between two calls)
+    v_d memory_private.domains := memory_private._domain_for(domain, 'read');
     v_phys record := memory_private._physical(v_d);
     v_field record;
     v_meta name;
@@ -4324,7 +4682,7 @@ COMMENT ON FUNCTION memory.count(text, jsonb) IS
 'The number of memories in the domain that match filter (the filter language of memory.search; '
 'NULL or {}: every row), embedded or not. Uses the filter''s indexes like a search does; an '
 'unselective filter on a big domain reads the table.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:35_filter_api.sql', '35_filter_api.sql', '213b692310132a67cd8510d79a8cd7bd19859563575718a2f7818cc87ffb189a', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:35_filter_api.sql', '35_filter_api.sql', '0a1be08e782e34b00af0780b1402bf51d405e512ec0b04712cd1935dfed022c3', 'repeatable'); END $pgmemo$;
 -- sql/36_search_static.sql
 -- memory.search without re-planning: memory_private._search_static holds, for every domain, the
 -- queries of an unfiltered search (memory_private._search_sql) and of a search with one
@@ -4355,10 +4713,16 @@ AS $$
 DECLARE
     v_d memory_private.domains;
     v_branches text := '';
-    v_iterative text := current_setting('hnsw.iterative_scan', true);
+    v_iterative text;
     -- pgvector >= 0.8: iterative scans, and their settings restored on exit
     v_08 boolean := coalesce(memory_private._vector_version() >= ARRAY[0, 8, 0], false);
 BEGIN
+    -- pgvector's settings (hnsw.*) exist once its library is loaded in this session; before, they
+    -- are placeholders, which only a superuser may put in a function's SET clause (a database
+    -- owner on a managed service got "permission denied to set parameter hnsw.ef_search" from
+    -- an adopt_table made first thing in a session). Loading it: any call of a pgvector function.
+    EXECUTE format($q$SELECT %1$s.vector_dims('[1]'::%1$s.vector)$q$, memory_private._vector_schema());
+    v_iterative := current_setting('hnsw.iterative_scan', true);
     -- Concurrent create_domain calls regenerate one after the other, each from the committed
     -- registry (READ COMMITTED: the query below runs after the lock is granted).
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgmemo:search_static'));
@@ -4458,7 +4822,7 @@ BEGIN
     PERFORM set_config('pgmemo.search_static_miss', 'on', true);
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', '4b515f406b049baa8292954d1f367c3f2abafa3875eca93c1ea3c0808e7e7b82', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', 'c84f90d8b4be2d7c9bc1f6bda935d34a53d11d0af67e459dbcf64b0abc3dbb0b', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).
@@ -5201,7 +5565,7 @@ AS $$
             NOT IN ('text'::regtype, 'character varying'::regtype)
         UNION ALL
         SELECT ('pgmemo_' || d.domain || '_fts')::name,
-            format('USING gin (%s)', memory_private._tsvector_sql(d.text_config,
+            format('USING gin (%s)', memory_private._adopted_tsvector_sql(d.text_config,
                 format('%I::text', d.content_column))),
             'fts'
     ) AS h
@@ -5506,7 +5870,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'HNSW, id-as-text and full-text indexes now (blocks writes while they build); false: build '
 'them later without blocking, with memory.concurrent_index_statements. Idempotent for the '
 'same arguments. memory.drop_domain releases the table and never drops it.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'e9c312adef70444e851f2fa8d37fde80c10253016cbeca2fc6b9c7881d93993d', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'a38dbe9d35dec4bbc5a1848bc15be456abf8f9f9b69e4ed2f48831a7da8357d9', 'repeatable'); END $pgmemo$;
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --
@@ -5853,6 +6217,7 @@ BEGIN
             'updated_ats must have as many (or be NULL)', v_n
             USING ERRCODE = '2202E';
     END IF;
+    PERFORM memory_private._check_batch('ids', v_n);
     IF v_n = 0 THEN
         RETURN QUERY SELECT 0::bigint, 0::bigint, 0::bigint;
         RETURN;
@@ -5968,6 +6333,7 @@ AS $$
 DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'read');
 BEGIN
+    PERFORM memory_private._check_batch('ids', cardinality(ids));
     RETURN QUERY EXECUTE format(
         'SELECT t.id, t.content, t.metadata, CASE WHEN $2 THEN t.embedding::%3$s.vector END, t.embedding_model, '
         't.created_at, t.updated_at '
@@ -5984,8 +6350,8 @@ COMMENT ON FUNCTION memory.get_many(text, text[], boolean) IS
 'when with_embeddings is false, to move less data), its model and the timestamps, in the order '
 'of ids (an id asked twice comes back once, where first asked; ids that do not exist are '
 'absent). What '
-'`pgmemo import-sqlite` reads back to verify an import.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:47_import.sql', '47_import.sql', '6ced7c22ca5b75ed79c51de0370acba2c69136c013443f4b860c1a27803fd792', 'repeatable'); END $pgmemo$;
+'`pgmemo import-sqlite` reads back to verify an import. At most 100,000 ids per call (54000).';
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:47_import.sql', '47_import.sql', '6eec85f1339023ab6c1b374c97447b829193c64bf64b522d515faaec4c8870db', 'repeatable'); END $pgmemo$;
 -- sql/48_distributed.sql
 -- Distributed domains on a Citus cluster: memory.distribute_domain, the queue hook the write
 -- functions call instead of statement triggers, the settings pushed to the workers for a
@@ -6907,14 +7273,15 @@ RETURNS integer
 LANGUAGE sql
 SET search_path FROM CURRENT
 AS $$
-    SELECT memory_private._fail_jobs(job_ids, error)
+    SELECT memory_private._fail_jobs(memory_private._writable_jobs(job_ids), error)
 $$;
 
 COMMENT ON FUNCTION memory.fail_embedding_jobs(bigint[], text) IS
 'Record a failed attempt for these jobs with its error: exponential backoff with jitter '
 '(pgmemo.retry_base_seconds, pgmemo.retry_max_seconds), dead after pgmemo.max_attempts (default 5). '
 'Dead jobs are kept with last_error and come back with requeue_dead. Only jobs still claimed '
-'under these ids count. Returns jobs touched.';
+'under these ids, of domains the caller may write, count (at most 100,000 ids). Returns jobs '
+'touched.';
 
 CREATE OR REPLACE FUNCTION memory.release_claims(job_ids bigint[])
 RETURNS integer
@@ -6927,7 +7294,7 @@ BEGIN
     UPDATE memory_private.embedding_queue AS q
     SET status = 'pending', run_after = now(), claimed_by = NULL, claimed_at = NULL,
         lease_until = NULL, updated_at = now()
-    WHERE q.job_id = ANY (job_ids) AND q.status = 'claimed';
+    WHERE q.job_id = ANY (memory_private._writable_jobs(job_ids)) AND q.status = 'claimed';
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_count > 0 THEN
         PERFORM pg_notify('memory_embedding_queue', '');
@@ -6938,7 +7305,8 @@ $$;
 
 COMMENT ON FUNCTION memory.release_claims(bigint[]) IS
 'Give claimed jobs back to the queue at once, without counting an attempt (a worker shutting '
-'down before it embedded them). Returns the number of jobs released.';
+'down before it embedded them). Jobs of domains the caller may not write are not touched; at '
+'most 100,000 ids. Returns the number of jobs released.';
 
 CREATE OR REPLACE FUNCTION memory.queue_counts(domain text DEFAULT NULL)
 RETURNS TABLE (ready bigint, waiting bigint, claimed bigint, dead bigint)
@@ -7125,13 +7493,17 @@ RETURNS void
 LANGUAGE sql
 SET search_path FROM CURRENT
 AS $$
+    -- bounded: a worker's name and info are kept per worker (the merged info too)
+    SELECT memory_private._check_bytes('worker', octet_length(worker), 1024);
+    SELECT memory_private._check_bytes('info', octet_length(info::text), 65536);
     INSERT INTO memory_private.workers AS w (worker, jobs_done, jobs_failed, info)
     VALUES (worker, coalesce(jobs_done, 0), coalesce(jobs_failed, 0), coalesce(info, '{}'))
     ON CONFLICT (worker) DO UPDATE
         SET last_seen = now(), stopped_at = NULL,
             jobs_done = w.jobs_done + excluded.jobs_done,
             jobs_failed = w.jobs_failed + excluded.jobs_failed,
-            info = w.info || excluded.info
+            info = CASE WHEN octet_length((w.info || excluded.info)::text) > 65536 THEN excluded.info
+                ELSE w.info || excluded.info END
 $$;
 
 COMMENT ON FUNCTION memory.worker_heartbeat(text, bigint, bigint, jsonb) IS
@@ -7229,7 +7601,7 @@ $$;
 COMMENT ON FUNCTION memory.schedule_maintenance(text) IS
 'Register memory.run_maintenance() with pg_cron under the job name pgmemo-maintenance '
 '(re-scheduling replaces it). Error 0A000 when pg_cron is not installed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '12744cce7c6dece84a0245001d651678bba66d017b9c4c7392e0dc19c9a149d3', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '21063a0c2b8486b0e1053d5284bbc366e78160df40bc4f7220824448735f08d3', 'repeatable'); END $pgmemo$;
 -- sql/51_queue_claim.sql
 -- Claiming and completing embedding jobs, set-based: one statement per domain per batch for
 -- the claim, a few for the completion (memory_private._claim_sql, _complete_sql: one template
@@ -7349,9 +7721,8 @@ BEGIN
         RAISE EXCEPTION 'batch_size must be between 1 and 10000, got %',
             coalesce(batch_size::text, 'NULL') USING ERRCODE = '22023';
     END IF;
-    IF lease IS NULL OR lease <= interval '0' THEN
-        RAISE EXCEPTION 'lease must be a positive interval' USING ERRCODE = '22023';
-    END IF;
+    PERFORM memory_private._check_lease(lease);
+    PERFORM memory_private._check_bytes('worker', octet_length(worker), 1024);
     IF only_domain IS NOT NULL THEN
         PERFORM memory_private._domain_for(only_domain, 'claim');
     END IF;
@@ -7610,6 +7981,7 @@ BEGIN
             coalesce(cardinality(job_ids), 0), coalesce(cardinality(embeddings), 0)
             USING ERRCODE = '2202E';
     END IF;
+    PERFORM memory_private._check_batch('job_ids', cardinality(job_ids));
     -- Jobs not found hold another claim now (or were completed, or their row deleted): their
     -- completion is superseded and writes nothing.
     FOR v_d IN
@@ -7625,8 +7997,11 @@ BEGIN
         WHERE q.domain = v_d.domain;
         CONTINUE WHEN v_ids IS NULL;
 
-        -- A domain the worker may no longer write, or an adopted table that would run another
-        -- role's code (memory_private._domain_for locks and checks it), fails its jobs alone.
+        -- Jobs of a domain the caller may not write are not touched (a caller must not fail, or
+        -- write, jobs of a domain it cannot write by naming their ids). An adopted table that
+        -- would run another role's code (memory_private._domain_for locks and checks it) fails
+        -- its jobs alone, with the reason.
+        CONTINUE WHEN NOT memory_private._can(v_d.domain, 'write');
         BEGIN
             PERFORM memory_private._domain_for(v_d.domain, 'write');
         EXCEPTION WHEN insufficient_privilege THEN
@@ -7702,6 +8077,7 @@ COMMENT ON FUNCTION memory.complete_embedding_jobs(bigint[], vector[], text) IS
 'completion writes nothing) and the row''s content is the content that claim handed out; a '
 'row whose content changed goes back to pending. A bad vector (wrong dimension, NULL) fails '
 'that job alone. embedding_model (default: the domain''s) is stored with each embedding. '
+'Jobs of a domain the caller may not write are not touched; at most 100,000 jobs per call. '
 'Returns the number of embeddings written.';
 
 -- Jobs of a completion that wrote nothing: drop those whose row is gone; put back to pending
@@ -7757,16 +8133,15 @@ AS $$
 DECLARE
     v_count integer;
 BEGIN
-    IF lease IS NULL OR lease <= interval '0' THEN
-        RAISE EXCEPTION 'lease must be a positive interval' USING ERRCODE = '22023';
-    END IF;
+    PERFORM memory_private._check_lease(lease);
     -- A job being completed right now (locked by its worker's completion) needs no extension:
-    -- skip it rather than wait for it (and lock the rest in job order).
+    -- skip it rather than wait for it (and lock the rest in job order). Only jobs of domains
+    -- the caller may write (memory_private._writable_jobs).
     UPDATE memory_private.embedding_queue AS q
     SET lease_until = greatest(q.lease_until, now() + lease)
     FROM (
         SELECT x.job_id FROM memory_private.embedding_queue AS x
-        WHERE x.job_id = ANY (job_ids) AND x.status = 'claimed'
+        WHERE x.job_id = ANY (memory_private._writable_jobs(job_ids)) AND x.status = 'claimed'
         ORDER BY x.job_id
         FOR UPDATE SKIP LOCKED
     ) AS e
@@ -7779,9 +8154,10 @@ $$;
 COMMENT ON FUNCTION memory.extend_claims(bigint[], interval) IS
 'The heartbeat of a batch in hand: push the lease of these claimed jobs to at least now() + '
 'lease, so a provider call longer than the lease is not released and thrown away. Jobs '
-'released meanwhile, or claimed again by someone else (their id changed), are not touched. '
+'released meanwhile, or claimed again by someone else (their id changed), or of a domain the '
+'caller may not write, are not touched. lease: at most 1 day; at most 100,000 job ids (54000). '
 'Returns the number of leases extended.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:51_queue_claim.sql', '51_queue_claim.sql', '761536985796041078718ed4764f40fd614b8fcd23db8027320acbc12c437c01', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:51_queue_claim.sql', '51_queue_claim.sql', '4346cf59178f925988f38a182a5028182bb5343b2abd220ec5c60f7e6c09f004', 'repeatable'); END $pgmemo$;
 -- sql/60_diagnostics.sql
 -- Diagnostics, part 1: the views embedding_coverage, vector_indexes and queue_status, the
 -- helpers memory.diagnose() shares with them (61_diagnose.sql; the index helpers live in

@@ -1,4 +1,4 @@
--- 0016_write_mapping: pgmemo writes every domain through its column mapping, and no domain table
+-- 0017_write_mapping: pgmemo writes every domain through its column mapping, and no domain table
 -- carries a BEFORE ROW UPDATE trigger.
 --
 -- Why: memory.store / store_many / update / forget / import_rows wrote an adopted domain through
