@@ -247,8 +247,11 @@ def test_claim_of_a_distributed_domain_locks_its_table_before_its_jobs(cluster, 
 
         t = threading.Thread(target=claim, daemon=True)
         t.start()
-        wait_until(lambda: one(c, "SELECT count(*) FROM pg_catalog.pg_locks "
-                                  "WHERE pid = %s AND NOT granted", (pid,)) > 0)
+        # It waits for the table: on the coordinator (a lock not granted) or, where Citus
+        # takes the shards' locks first, on a worker (wait event "Extension": the remote call).
+        wait_until(lambda: one(c, "SELECT count(*) FROM pg_catalog.pg_stat_activity AS a "
+                                  "WHERE a.pid = %s AND a.state = 'active' "
+                                  "AND a.wait_event_type IN ('Lock', 'Extension')", (pid,)) > 0)
         # While it waits, it holds none of the domain's jobs.
         probe.execute("BEGIN")
         locked = probe.execute(
