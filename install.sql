@@ -2138,6 +2138,12 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:10_domains.sql', '
 -- it (and its model) in the same statement (the table's unstale trigger, sql/43_wire.sql, is
 -- the rule for writes that bypass pgmemo). Rows stored without an embedding are queued by the
 -- table's triggers (on Citus by memory_private._dist_sync_jobs).
+--
+-- Dynamic SQL: each statement is one dollar-quoted template, identifiers through %I, values
+-- through USING ($n). The optional mapped columns are computed first, each into named pieces
+-- from their own small template ('' when the mapping has no such column: _col in a column
+-- list, _val the value written, _set an assignment), and passed into the statement through %s,
+-- so the statement reads top to bottom with one placeholder per piece.
 
 -- Metadata can only be stored where the mapping has a metadata column (22023 names the table).
 CREATE OR REPLACE FUNCTION memory_private._check_metadata_column(
@@ -2171,37 +2177,44 @@ RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
+DECLARE
+    v_metadata_col text := CASE WHEN d.metadata_column IS NULL THEN ''
+        ELSE format($f$, %I$f$, d.metadata_column) END;
+    v_metadata_val text := CASE WHEN d.metadata_column IS NULL THEN ''
+        ELSE $f$, coalesce(u.metadata, '{}')$f$ END;
+    v_metadata_set text := CASE WHEN d.metadata_column IS NULL THEN ''
+        ELSE format($f$, %1$I = excluded.%1$I$f$, d.metadata_column) END;
+    v_model_col text := CASE WHEN d.model_column IS NULL THEN ''
+        ELSE format($f$, %I$f$, d.model_column) END;
+    v_model_val text := CASE WHEN d.model_column IS NULL THEN ''
+        ELSE $f$, CASE WHEN u.embedding IS NOT NULL THEN $5 END$f$ END;
+    v_model_set text := CASE WHEN d.model_column IS NULL THEN '' ELSE format($f$,
+            %1$I = CASE WHEN excluded.%2$I IS NOT NULL THEN excluded.%1$I
+                WHEN t.%3$I::text = excluded.%3$I::text THEN t.%1$I END$f$,
+        d.model_column, d.embedding_column, d.content_column) END;
+    v_touch_col text := CASE WHEN d.touch_column IS NULL THEN ''
+        ELSE format($f$, %I$f$, d.touch_column) END;
+    v_touch_val text := CASE WHEN d.touch_column IS NULL THEN '' ELSE ', $6' END;
+    v_touch_set text := CASE WHEN d.touch_column IS NULL THEN ''
+        ELSE format($f$, %1$I = excluded.%1$I$f$, d.touch_column) END;
 BEGIN
     RETURN format($sql$
-        INSERT INTO %1$s AS t (%2$I, %3$I, %4$I%5$s%6$s%13$s)
-        SELECT u.id::%7$s, u.content, u.embedding%8$s%9$s%14$s
-        FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::%10$s[])
+        INSERT INTO %1$s AS t (%2$I, %3$I, %4$I%7$s%8$s%9$s)
+        SELECT u.id::%5$s, u.content, u.embedding%10$s%11$s%12$s
+        FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::%6$s[])
             AS u (id, content, metadata, embedding)
-        ORDER BY u.id::%7$s
+        ORDER BY u.id::%5$s
         ON CONFLICT (%2$I) DO UPDATE SET
             %3$I = excluded.%3$I,
             %4$I = CASE WHEN excluded.%4$I IS NOT NULL THEN excluded.%4$I
-                WHEN t.%3$I::text = excluded.%3$I::text THEN t.%4$I END%11$s%12$s%15$s
+                WHEN t.%3$I::text = excluded.%3$I::text THEN t.%4$I END%13$s%14$s%15$s
         RETURNING t.%2$I::text
     $sql$,
         memory_private._relation(d, true), d.id_column, d.content_column, d.embedding_column,
-        CASE WHEN d.metadata_column IS NOT NULL THEN format(', %I', d.metadata_column) END,
-        CASE WHEN d.model_column IS NOT NULL THEN format(', %I', d.model_column) END,
-        memory_private._id_type(d),
-        CASE WHEN d.metadata_column IS NOT NULL THEN $f$, coalesce(u.metadata, '{}')$f$ END,
-        CASE WHEN d.model_column IS NOT NULL
-            THEN ', CASE WHEN u.embedding IS NOT NULL THEN $5 END' END,
-        memory_private._vector_schema() || '.vector',
-        CASE WHEN d.metadata_column IS NOT NULL
-            THEN format(', %1$I = excluded.%1$I', d.metadata_column) END,
-        CASE WHEN d.model_column IS NOT NULL THEN format($f$,
-            %1$I = CASE WHEN excluded.%2$I IS NOT NULL THEN excluded.%1$I
-                WHEN t.%3$I::text = excluded.%3$I::text THEN t.%1$I END$f$,
-            d.model_column, d.embedding_column, d.content_column) END,
-        CASE WHEN d.touch_column IS NOT NULL THEN format(', %I', d.touch_column) END,
-        CASE WHEN d.touch_column IS NOT NULL THEN ', $6' END,
-        CASE WHEN d.touch_column IS NOT NULL
-            THEN format(', %1$I = excluded.%1$I', d.touch_column) END);
+        memory_private._id_type(d), memory_private._vector_schema() || '.vector',
+        v_metadata_col, v_model_col, v_touch_col,
+        v_metadata_val, v_model_val, v_touch_val,
+        v_metadata_set, v_model_set, v_touch_set);
 END;
 $$;
 
@@ -2214,12 +2227,21 @@ RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
+DECLARE
+    v_metadata_col text := CASE WHEN d.metadata_column IS NULL THEN ''
+        ELSE format($f$, %I$f$, d.metadata_column) END;
+    v_metadata_val text := CASE WHEN d.metadata_column IS NULL THEN ''
+        ELSE $f$, coalesce(u.metadata, '{}')$f$ END;
+    v_model_col text := CASE WHEN d.model_column IS NULL THEN ''
+        ELSE format($f$, %I$f$, d.model_column) END;
+    v_model_val text := CASE WHEN d.model_column IS NULL THEN ''
+        ELSE $f$, CASE WHEN u.embedding IS NOT NULL THEN $4 END$f$ END;
 BEGIN
     RETURN format($sql$
         WITH written AS (
-            INSERT INTO %1$s AS t (%3$I, %4$I%5$s%6$s)
-            SELECT u.content, u.embedding%7$s%8$s
-            FROM unnest($1::text[], $2::jsonb[], $3::%9$s[])
+            INSERT INTO %1$s AS t (%3$I, %4$I%6$s%7$s)
+            SELECT u.content, u.embedding%8$s%9$s
+            FROM unnest($1::text[], $2::jsonb[], $3::%5$s[])
                 WITH ORDINALITY AS u (content, metadata, embedding, ord)
             ORDER BY u.ord
             RETURNING t.%2$I::text AS id
@@ -2227,13 +2249,9 @@ BEGIN
         SELECT array_agg(w.id) FROM written AS w
     $sql$,
         memory_private._relation(d, true), d.id_column, d.content_column, d.embedding_column,
-        CASE WHEN d.metadata_column IS NOT NULL THEN format(', %I', d.metadata_column) END,
-        CASE WHEN d.model_column IS NOT NULL THEN format(', %I', d.model_column) END,
-        CASE WHEN d.metadata_column IS NOT NULL THEN $f$, coalesce(u.metadata, '{}')$f$ END,
-        CASE WHEN d.model_column IS NOT NULL
-            THEN ', CASE WHEN u.embedding IS NOT NULL THEN $4 END' END,
-        memory_private._vector_schema() || '.vector')
-;
+        memory_private._vector_schema() || '.vector',
+        v_metadata_col, v_model_col,
+        v_metadata_val, v_model_val);
 END;
 $$;
 
@@ -2363,10 +2381,11 @@ BEGIN
             (SELECT sum(pg_column_size(u.m)) FROM unnest(metadatas) AS u (m))
             USING ERRCODE = '54000', HINT = 'Split the batch into smaller calls.';
     END IF;
-    EXECUTE format('SELECT u.ord, %1$s.vector_dims(u.e) AS dims '
-        'FROM unnest($1) WITH ORDINALITY AS u (e, ord) '
-        'WHERE u.e IS NOT NULL AND %1$s.vector_dims(u.e) <> $2 LIMIT 1',
-        memory_private._vector_schema())
+    EXECUTE format($sql$
+        SELECT u.ord, %1$s.vector_dims(u.e) AS dims
+        FROM unnest($1) WITH ORDINALITY AS u (e, ord)
+        WHERE u.e IS NOT NULL AND %1$s.vector_dims(u.e) <> $2 LIMIT 1
+    $sql$, memory_private._vector_schema())
     INTO v_bad USING embeddings, d.dimension;
     IF v_bad.ord IS NOT NULL THEN
         RAISE EXCEPTION 'embeddings[%] has % dimensions, domain "%" expects %',
@@ -2447,6 +2466,14 @@ AS $$
 DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_count integer;
+    v_metadata_set text := CASE WHEN v_d.metadata_column IS NULL THEN ''
+        ELSE format($f$, %1$I = coalesce($3, t.%1$I)$f$, v_d.metadata_column) END;
+    v_model_set text := CASE WHEN v_d.model_column IS NULL THEN '' ELSE format($f$,
+            %1$I = CASE WHEN $4 IS NOT NULL THEN $5
+                WHEN $2 IS NULL OR $2 = t.%2$I::text THEN t.%1$I END$f$,
+        v_d.model_column, v_d.content_column) END;
+    v_touch_set text := CASE WHEN v_d.touch_column IS NULL THEN ''
+        ELSE format($f$, %I = now()$f$, v_d.touch_column) END;
 BEGIN
     IF metadata IS NOT NULL THEN
         PERFORM memory_private._check_metadata(metadata);
@@ -2467,13 +2494,7 @@ BEGIN
         memory_private._relation(v_d, true), v_d.id_column, v_d.content_column,
         v_d.embedding_column,
         memory_private._embedding_column_type(v_d.embedding_type, v_d.dimension),
-        CASE WHEN v_d.metadata_column IS NOT NULL
-            THEN format(', %1$I = coalesce($3, t.%1$I)', v_d.metadata_column) END,
-        CASE WHEN v_d.model_column IS NOT NULL THEN format($f$,
-            %1$I = CASE WHEN $4 IS NOT NULL THEN $5
-                WHEN $2 IS NULL OR $2 = t.%2$I::text THEN t.%1$I END$f$,
-            v_d.model_column, v_d.content_column) END,
-        CASE WHEN v_d.touch_column IS NOT NULL THEN format(', %I = now()', v_d.touch_column) END)
+        v_metadata_set, v_model_set, v_touch_set)
     USING id, content, metadata, embedding, v_d.embedding_model;
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_d.distributed AND v_count > 0 AND (content IS NOT NULL OR embedding IS NOT NULL) THEN
@@ -2582,10 +2603,10 @@ AS $$
 DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'read');
 BEGIN
-    RETURN QUERY EXECUTE format(
-        'SELECT t.id, t.content, t.metadata, t.embedding IS NOT NULL, t.created_at, t.updated_at '
-        'FROM %I.%I AS t WHERE t.id = $1',
-        v_d.table_schema, v_d.table_name)
+    RETURN QUERY EXECUTE format($sql$
+        SELECT t.id, t.content, t.metadata, t.embedding IS NOT NULL, t.created_at, t.updated_at
+        FROM %1$I.%2$I AS t WHERE t.id = $1
+    $sql$, v_d.table_schema, v_d.table_name)
     USING row_id;
 END;
 $$;
@@ -2604,7 +2625,7 @@ $$;
 COMMENT ON FUNCTION memory.get(text, text) IS
 'Fetch one memory by id: content, metadata, whether it has an embedding, timestamps. '
 'No row when the id does not exist.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20_write.sql', 'c996bf4fb2f2d4d5a0489f29ca12d0975380373622944c8593bf4e0beab2b160', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20_write.sql', '2607cfc291837d564b402af647e062362a15b9ca5d9afbcfbe7a4bc5ebd1eb10', 'repeatable'); END $pgmemo$;
 -- sql/30_search.sql
 -- Searching: memory.search (k nearest neighbours through the HNSW index), memory.search_text
 -- (full-text, typed queries) and memory.search_hybrid (weighted reciprocal rank fusion of the
@@ -5203,6 +5224,10 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:40_indexes.sql', '
 -- migrate run (memory_private._after_migrate), so a change of a template reaches every domain.
 -- Definer rights (enqueue, dequeue): the application writes an adopted table with its own role,
 -- which has no right on memory_private; those functions touch the queue only.
+--
+-- Each template is one dollar-quoted text, identifiers through %I. The model column is optional
+-- in a mapping: its pieces (the rule that a cleared embedding loses its model) are computed
+-- first, each from its own small template ('' without a model column), and passed in through %s.
 
 -- The name of one of a domain's trigger functions (and of its trigger): pgmemo_<domain>_<kind>.
 CREATE OR REPLACE FUNCTION memory_private._wire_name(domain text, kind text)
@@ -5219,6 +5244,22 @@ RETURNS TABLE (kind text, ddl text)
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
+DECLARE
+    -- before_update: a cleared embedding clears the model.
+    v_before_model text := CASE WHEN d.model_column IS NULL THEN '' ELSE format(
+        $f$IF NEW.%1$I IS NULL AND OLD.%1$I IS NOT NULL THEN NEW.%2$I := NULL; END IF;$f$,
+        d.embedding_column, d.model_column) END;
+    -- unstale: the model cleared with a stale embedding, and with an embedding cleared.
+    v_unstale_model_set text := CASE WHEN d.model_column IS NULL THEN ''
+        ELSE format($f$, %I = NULL$f$, d.model_column) END;
+    v_unstale_model text := CASE WHEN d.model_column IS NULL THEN '' ELSE format($model$
+    IF EXISTS (SELECT FROM new_rows AS n WHERE n.%4$I IS NULL AND n.%3$I IS NOT NULL) THEN
+        UPDATE %1$s AS t SET %3$I = NULL
+        FROM new_rows AS n
+        WHERE t.%2$I = n.%2$I AND n.%4$I IS NULL AND t.%4$I IS NULL AND t.%3$I IS NOT NULL;
+    END IF;$model$,
+        memory_private._qualified(d.source_table), d.id_column, d.model_column,
+        d.embedding_column) END;
 BEGIN
     RETURN QUERY
     SELECT 'before_update', format($fn$
@@ -5239,10 +5280,7 @@ END;
 $body$
 $fn$,
         memory_private._wire_name(d.domain, 'before_update'), d.content_column,
-        d.embedding_column,
-        CASE WHEN d.model_column IS NOT NULL THEN format(
-            'IF NEW.%1$I IS NULL AND OLD.%1$I IS NOT NULL THEN NEW.%2$I := NULL; END IF;',
-            d.embedding_column, d.model_column) ELSE '' END)
+        d.embedding_column, v_before_model)
     UNION ALL
     SELECT 'unstale', format($fn$
 CREATE OR REPLACE FUNCTION memory_private.%1$I()
@@ -5270,16 +5308,7 @@ END;
 $body$
 $fn$,
         memory_private._wire_name(d.domain, 'unstale'), memory_private._qualified(d.source_table),
-        d.id_column, d.content_column, d.embedding_column,
-        CASE WHEN d.model_column IS NOT NULL THEN format(', %I = NULL', d.model_column) ELSE '' END,
-        CASE WHEN d.model_column IS NOT NULL THEN format($model$
-    IF EXISTS (SELECT FROM new_rows AS n WHERE n.%4$I IS NULL AND n.%3$I IS NOT NULL) THEN
-        UPDATE %1$s AS t SET %3$I = NULL
-        FROM new_rows AS n
-        WHERE t.%2$I = n.%2$I AND n.%4$I IS NULL AND t.%4$I IS NULL AND t.%3$I IS NOT NULL;
-    END IF;$model$,
-            memory_private._qualified(d.source_table), d.id_column, d.model_column,
-            d.embedding_column) ELSE '' END)
+        d.id_column, d.content_column, d.embedding_column, v_unstale_model_set, v_unstale_model)
     UNION ALL
     SELECT 'enqueue', format($fn$
 CREATE OR REPLACE FUNCTION memory_private.%1$I()
@@ -5373,7 +5402,8 @@ $fn$,
 END;
 $$;
 
--- The triggers: (trigger name, CREATE TRIGGER statement) on the domain's relation.
+-- The triggers: (trigger name, CREATE TRIGGER statement) on the domain's relation; each
+-- template takes the trigger's name, the relation and the trigger function's name.
 CREATE OR REPLACE FUNCTION memory_private._wire_triggers(d memory_private.domains)
 RETURNS TABLE (trigger_name name, ddl text)
 LANGUAGE sql STABLE
@@ -5382,21 +5412,27 @@ AS $$
     SELECT t.trigger_name, format(t.template, t.trigger_name,
         memory_private._qualified(d.source_table), memory_private._wire_name(d.domain, t.fn))
     FROM (VALUES
-        (memory_private._wire_name(d.domain, 'before_update'), 'before_update',
-         'CREATE TRIGGER %I BEFORE UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION memory_private.%I()'),
-        (memory_private._wire_name(d.domain, 'enqueue_insert'), 'enqueue',
-         'CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows '
-         'FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()'),
-        (memory_private._wire_name(d.domain, 'enqueue_update'), 'enqueue',
-         'CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows '
-         'NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()'),
-        (memory_private._wire_name(d.domain, 'dequeue_delete'), 'dequeue',
-         'CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows '
-         'FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()'),
+        (memory_private._wire_name(d.domain, 'before_update'), 'before_update', $sql$
+            CREATE TRIGGER %I BEFORE UPDATE ON %s
+            FOR EACH ROW EXECUTE FUNCTION memory_private.%I()
+        $sql$),
+        (memory_private._wire_name(d.domain, 'enqueue_insert'), 'enqueue', $sql$
+            CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()
+        $sql$),
+        (memory_private._wire_name(d.domain, 'enqueue_update'), 'enqueue', $sql$
+            CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()
+        $sql$),
+        (memory_private._wire_name(d.domain, 'dequeue_delete'), 'dequeue', $sql$
+            CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()
+        $sql$),
         -- (fires after enqueue_update: triggers of one event fire in name order)
-        (memory_private._wire_name(d.domain, 'unstale_update'), 'unstale',
-         'CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows '
-         'NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()')
+        (memory_private._wire_name(d.domain, 'unstale_update'), 'unstale', $sql$
+            CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()
+        $sql$)
     ) AS t (trigger_name, fn, template)
 $$;
 
@@ -5499,7 +5535,7 @@ BEGIN
     END LOOP;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', '9be1f9a2273e2a04508230d455af22aeaf3d12496e57f036c36edeba1f9477eb', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', 'cc96f9f42c21742e6b7a61617072b61827bb6aa99aec0d0c124e936160186281', 'repeatable'); END $pgmemo$;
 -- sql/45_adopt.sql
 -- Adopted domains: memory.adopt_table puts an application's own table (with an id, a text column
 -- and a vector(n) column) behind a pgmemo domain without copying a row.
@@ -5512,6 +5548,10 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_
 -- factory table (sql/20_write.sql), and the same triggers sit on it (sql/43_wire.sql), so the
 -- application's own inserts and updates are queued too. The same machinery serves the shadow
 -- domains of a re-embed (46_reembed.sql).
+--
+-- Dynamic SQL: each statement is one dollar-quoted template, identifiers through %I. What varies
+-- with the mapping (the view's optional columns, the full-text index's expression) is computed
+-- first, each piece from its own small template, and passed in through %s.
 
 -- A column of rel: its type and typmod, or NULL.
 CREATE OR REPLACE FUNCTION memory_private._column(rel regclass, col name)
@@ -5571,14 +5611,17 @@ AS $$
     ), false)
     FROM (
         SELECT ('pgmemo_' || d.domain || '_id_text')::name AS index_name,
-            format('((%I::text))', d.id_column) AS definition, 'id_text' AS suffix
+            format($f$((%I::text))$f$, d.id_column) AS definition, 'id_text' AS suffix
         WHERE (SELECT c.type_oid FROM memory_private._column(d.source_table, d.id_column) AS c)
             NOT IN ('text'::regtype, 'character varying'::regtype)
         UNION ALL
-        SELECT ('pgmemo_' || d.domain || '_fts')::name,
-            format('USING gin (%s)', memory_private._adopted_tsvector_sql(d.text_config,
-                format('%I::text', d.content_column))),
+        SELECT ('pgmemo_' || d.domain || '_fts')::name, format($f$USING gin (%s)$f$, x.tsvector),
             'fts'
+        -- the indexed expression: the tsvector of the content column (a bounded prefix)
+        FROM (
+            SELECT memory_private._adopted_tsvector_sql(d.text_config,
+                format($f$%I::text$f$, d.content_column))
+        ) AS x (tsvector)
     ) AS h
     WHERE d.adopted AND NOT memory_private._is_shadow(d)
 $$;
@@ -5594,24 +5637,32 @@ AS $$
 DECLARE
     v_view_q text := format('%I.%I', d.table_schema, d.table_name);
     v_source text := memory_private._qualified(d.source_table);
-    v_id_type text := memory_private._id_type(d);
+    -- The view's columns read from the source: the id as text, and each optional column, or
+    -- without one a constant of the standard column's type.
+    v_id text := CASE WHEN memory_private._id_type(d) = 'text' THEN format($f$s.%I$f$, d.id_column)
+        ELSE format($f$s.%I::text$f$, d.id_column) END;
+    v_model text := CASE WHEN opt[2] IS NULL THEN 'NULL::text' ELSE format($f$s.%I$f$, opt[2]) END;
+    v_metadata text := CASE WHEN opt[1] IS NULL THEN $f$'{}'::jsonb$f$
+        ELSE format($f$s.%I$f$, opt[1]) END;
+    v_created text := CASE WHEN opt[3] IS NULL THEN 'NULL::timestamptz'
+        ELSE format($f$s.%I$f$, opt[3]) END;
+    v_updated text := CASE WHEN opt[4] IS NULL THEN 'NULL::timestamptz'
+        ELSE format($f$s.%I$f$, opt[4]) END;
+    v_comment text := format('pgmemo domain %s, adopted: a view over %s (%s -> id, %s -> content, '
+        '%s -> embedding). Write through memory.store() or the table itself.', d.domain, v_source,
+        d.id_column, d.content_column, d.embedding_column);
 BEGIN
-    EXECUTE format(
-        'CREATE VIEW %s AS SELECT %s AS id, s.%I::text AS content, s.%I AS embedding, '
-        '%s AS embedding_model, %s AS metadata, %s AS created_at, %s AS updated_at FROM %s AS s',
-        v_view_q,
-        CASE WHEN v_id_type = 'text' THEN format('s.%I', d.id_column)
-            ELSE format('s.%I::text', d.id_column) END,
-        d.content_column, d.embedding_column,
-        CASE WHEN opt[2] IS NULL THEN 'NULL::text' ELSE format('s.%I', opt[2]) END,
-        CASE WHEN opt[1] IS NULL THEN '''{}''::jsonb' ELSE format('s.%I', opt[1]) END,
-        CASE WHEN opt[3] IS NULL THEN 'NULL::timestamptz' ELSE format('s.%I', opt[3]) END,
-        CASE WHEN opt[4] IS NULL THEN 'NULL::timestamptz' ELSE format('s.%I', opt[4]) END,
-        v_source);
-    EXECUTE format('COMMENT ON VIEW %s IS %L', v_view_q,
-        format('pgmemo domain %s, adopted: a view over %s (%s -> id, %s -> content, %s -> '
-            'embedding). Write through memory.store() or the table itself.', d.domain, v_source,
-            d.id_column, d.content_column, d.embedding_column));
+    EXECUTE format($sql$
+        CREATE VIEW %1$s AS
+        SELECT %2$s AS id, s.%3$I::text AS content, s.%4$I AS embedding,
+            %5$s AS embedding_model, %6$s AS metadata, %7$s AS created_at, %8$s AS updated_at
+        FROM %9$s AS s
+    $sql$,
+        v_view_q, v_id, d.content_column, d.embedding_column, v_model, v_metadata, v_created,
+        v_updated, v_source);
+    EXECUTE format($sql$
+        COMMENT ON VIEW %1$s IS %2$L
+    $sql$, v_view_q, v_comment);
 END;
 $$;
 
@@ -5881,7 +5932,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'HNSW, id-as-text and full-text indexes now (blocks writes while they build); false: build '
 'them later without blocking, with memory.concurrent_index_statements. Idempotent for the '
 'same arguments. memory.drop_domain releases the table and never drops it.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'a38dbe9d35dec4bbc5a1848bc15be456abf8f9f9b69e4ed2f48831a7da8357d9', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '40292e279ebf9e6e32d7833e1cda1731c2d09122dfb09c9763a7d02f33fd3191', 'repeatable'); END $pgmemo$;
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --
@@ -6197,6 +6248,12 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:46_reembed.sql', '
 -- Importing memories from another store (pgmemo import-sqlite): memory.import_rows writes a
 -- batch with its own ids and timestamps, idempotently, and memory.get_many reads rows back with
 -- their embeddings so the import can be verified field by field and vector by vector.
+--
+-- Dynamic SQL: each statement is one dollar-quoted template, identifiers through %I, values
+-- through USING ($n). The optional mapped columns (metadata, model, created, touch) are computed
+-- first, each into named pieces from their own small template ('' when the mapping has no such
+-- column: _col in the column list, _val the value inserted, _set an assignment, _differs a
+-- comparison), and passed into the statement through %s.
 
 CREATE OR REPLACE FUNCTION memory.import_rows(
     domain text,
@@ -6218,6 +6275,38 @@ DECLARE
     v_inserted bigint;
     v_updated bigint;
     v_existing bigint;
+    -- The optional mapped columns' pieces of the UPDATE ...
+    v_metadata_set text := CASE WHEN v_d.metadata_column IS NULL THEN ''
+        ELSE format($f$, %I = coalesce(s.metadata, '{}')$f$, v_d.metadata_column) END;
+    v_model_set text := CASE WHEN v_d.model_column IS NULL THEN '' ELSE format($f$,
+            %1$I = CASE WHEN s.embedding IS NOT NULL THEN $7
+                WHEN t.%2$I::text = s.content THEN t.%1$I END$f$,
+        v_d.model_column, v_d.content_column) END;
+    v_created_set text := CASE WHEN v_d.created_column IS NULL THEN ''
+        ELSE format($f$, %1$I = coalesce(s.created_at, t.%1$I)$f$, v_d.created_column) END;
+    v_touch_set text := CASE WHEN v_d.touch_column IS NULL THEN ''
+        ELSE format($f$, %I = now()$f$, v_d.touch_column) END;
+    v_metadata_differs text := CASE WHEN v_d.metadata_column IS NULL THEN '' ELSE format($f$
+            OR t.%I IS DISTINCT FROM coalesce(s.metadata, '{}')$f$, v_d.metadata_column) END;
+    v_created_differs text := CASE WHEN v_d.created_column IS NULL THEN '' ELSE format($f$
+            OR t.%1$I IS DISTINCT FROM coalesce(s.created_at, t.%1$I)$f$, v_d.created_column) END;
+    -- ... and of the INSERT.
+    v_metadata_col text := CASE WHEN v_d.metadata_column IS NULL THEN ''
+        ELSE format($f$, %I$f$, v_d.metadata_column) END;
+    v_metadata_val text := CASE WHEN v_d.metadata_column IS NULL THEN ''
+        ELSE $f$, coalesce(u.metadata, '{}')$f$ END;
+    v_model_col text := CASE WHEN v_d.model_column IS NULL THEN ''
+        ELSE format($f$, %I$f$, v_d.model_column) END;
+    v_model_val text := CASE WHEN v_d.model_column IS NULL THEN ''
+        ELSE $f$, CASE WHEN u.embedding IS NOT NULL THEN $7 END$f$ END;
+    v_created_col text := CASE WHEN v_d.created_column IS NULL THEN ''
+        ELSE format($f$, %I$f$, v_d.created_column) END;
+    v_created_val text := CASE WHEN v_d.created_column IS NULL THEN ''
+        ELSE $f$, coalesce(u.created_at, now())$f$ END;
+    v_touch_col text := CASE WHEN v_d.touch_column IS NULL THEN ''
+        ELSE format($f$, %I$f$, v_d.touch_column) END;
+    v_touch_val text := CASE WHEN v_d.touch_column IS NULL THEN ''
+        ELSE $f$, coalesce(u.updated_at, u.created_at, now())$f$ END;
 BEGIN
     IF cardinality(contents) IS DISTINCT FROM v_n
         OR (metadatas IS NOT NULL AND cardinality(metadatas) <> v_n)
@@ -6266,19 +6355,8 @@ BEGIN
         memory_private._relation(v_d, true), v_d.id_column, v_d.content_column,
         v_d.embedding_column, memory_private._vector_schema(),
         memory_private._embedding_column_type(v_d.embedding_type, v_d.dimension),
-        CASE WHEN v_d.metadata_column IS NOT NULL
-            THEN format($f$, %I = coalesce(s.metadata, '{}')$f$, v_d.metadata_column) END,
-        CASE WHEN v_d.model_column IS NOT NULL THEN format($f$,
-            %1$I = CASE WHEN s.embedding IS NOT NULL THEN $7
-                WHEN t.%2$I::text = s.content THEN t.%1$I END$f$,
-            v_d.model_column, v_d.content_column) END,
-        CASE WHEN v_d.created_column IS NOT NULL
-            THEN format(', %1$I = coalesce(s.created_at, t.%1$I)', v_d.created_column) END,
-        CASE WHEN v_d.touch_column IS NOT NULL THEN format(', %I = now()', v_d.touch_column) END,
-        CASE WHEN v_d.metadata_column IS NOT NULL THEN format($f$
-            OR t.%I IS DISTINCT FROM coalesce(s.metadata, '{}')$f$, v_d.metadata_column) END,
-        CASE WHEN v_d.created_column IS NOT NULL THEN format($f$
-            OR t.%1$I IS DISTINCT FROM coalesce(s.created_at, t.%1$I)$f$, v_d.created_column) END)
+        v_metadata_set, v_model_set, v_created_set, v_touch_set,
+        v_metadata_differs, v_created_differs)
     USING ids, contents, metadatas, embeddings, created_ats, updated_ats, v_d.embedding_model;
     GET DIAGNOSTICS v_updated = ROW_COUNT;
 
@@ -6290,26 +6368,16 @@ BEGIN
     END IF;
     -- New rows keep their own timestamps (updated_at defaults to created_at, then now()).
     EXECUTE format($sql$
-        INSERT INTO %1$s AS t (%2$I, %3$I, %4$I%5$s%6$s%7$s%8$s)
-        SELECT u.id::%9$s, u.content, u.embedding%10$s%11$s%12$s%13$s
-        FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::%14$s.vector[], $5::timestamptz[],
+        INSERT INTO %1$s AS t (%2$I, %3$I, %4$I%7$s%8$s%9$s%10$s)
+        SELECT u.id::%5$s, u.content, u.embedding%11$s%12$s%13$s%14$s
+        FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::%6$s.vector[], $5::timestamptz[],
             $6::timestamptz[]) AS u (id, content, metadata, embedding, created_at, updated_at)
         ON CONFLICT (%2$I) DO NOTHING
     $sql$,
         memory_private._relation(v_d, true), v_d.id_column, v_d.content_column,
-        v_d.embedding_column,
-        CASE WHEN v_d.metadata_column IS NOT NULL THEN format(', %I', v_d.metadata_column) END,
-        CASE WHEN v_d.model_column IS NOT NULL THEN format(', %I', v_d.model_column) END,
-        CASE WHEN v_d.created_column IS NOT NULL THEN format(', %I', v_d.created_column) END,
-        CASE WHEN v_d.touch_column IS NOT NULL THEN format(', %I', v_d.touch_column) END,
-        memory_private._id_type(v_d),
-        CASE WHEN v_d.metadata_column IS NOT NULL THEN $f$, coalesce(u.metadata, '{}')$f$ END,
-        CASE WHEN v_d.model_column IS NOT NULL
-            THEN ', CASE WHEN u.embedding IS NOT NULL THEN $7 END' END,
-        CASE WHEN v_d.created_column IS NOT NULL THEN ', coalesce(u.created_at, now())' END,
-        CASE WHEN v_d.touch_column IS NOT NULL
-            THEN ', coalesce(u.updated_at, u.created_at, now())' END,
-        memory_private._vector_schema())
+        v_d.embedding_column, memory_private._id_type(v_d), memory_private._vector_schema(),
+        v_metadata_col, v_model_col, v_created_col, v_touch_col,
+        v_metadata_val, v_model_val, v_created_val, v_touch_val)
     USING ids, contents, metadatas, embeddings, created_ats, updated_ats, v_d.embedding_model;
     GET DIAGNOSTICS v_inserted = ROW_COUNT;
     IF v_d.distributed THEN
@@ -6345,13 +6413,15 @@ DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'read');
 BEGIN
     PERFORM memory_private._check_batch('ids', cardinality(ids));
-    RETURN QUERY EXECUTE format(
-        'SELECT t.id, t.content, t.metadata, CASE WHEN $2 THEN t.embedding::%3$s.vector END, t.embedding_model, '
-        't.created_at, t.updated_at '
-        'FROM (SELECT u.id, min(u.ord) AS ord FROM unnest($1) WITH ORDINALITY AS u (id, ord) '
-        'GROUP BY u.id) AS w '
-        'JOIN %1$I.%2$I AS t ON t.id = w.id ORDER BY w.ord',
-        v_d.table_schema, v_d.table_name, memory_private._vector_schema())
+    RETURN QUERY EXECUTE format($sql$
+        SELECT t.id, t.content, t.metadata, CASE WHEN $2 THEN t.embedding::%3$s.vector END,
+            t.embedding_model, t.created_at, t.updated_at
+        FROM (
+            SELECT u.id, min(u.ord) AS ord FROM unnest($1) WITH ORDINALITY AS u (id, ord)
+            GROUP BY u.id
+        ) AS w
+        JOIN %1$I.%2$I AS t ON t.id = w.id ORDER BY w.ord
+    $sql$, v_d.table_schema, v_d.table_name, memory_private._vector_schema())
     USING ids, coalesce(with_embeddings, true);
 END;
 $$;
@@ -6362,7 +6432,7 @@ COMMENT ON FUNCTION memory.get_many(text, text[], boolean) IS
 'of ids (an id asked twice comes back once, where first asked; ids that do not exist are '
 'absent). What '
 '`pgmemo import-sqlite` reads back to verify an import. At most 100,000 ids per call (54000).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:47_import.sql', '47_import.sql', '6eec85f1339023ab6c1b374c97447b829193c64bf64b522d515faaec4c8870db', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:47_import.sql', '47_import.sql', '3d1d3677701052cd61d1c523c48f29d772d000ee3c60cb586237350ddfd42fe8', 'repeatable'); END $pgmemo$;
 -- sql/48_distributed.sql
 -- Distributed domains on a Citus cluster: memory.distribute_domain, the queue hook the write
 -- functions call instead of statement triggers, the settings pushed to the workers for a
@@ -7628,6 +7698,10 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50
 -- Lock order, everywhere: the domain's table (taken by the statement before any row), then the
 -- domain's rows (in id order), then the jobs. memory.update and the write triggers take the
 -- same order (row, then the job the trigger queues); drop_domain takes the table first.
+--
+-- Dynamic SQL: each statement is one dollar-quoted template, identifiers through %I, values
+-- through USING ($n). The optional model column's assignment is computed first, from its own
+-- small template ('' when the mapping has none), and passed in through %s.
 
 -- The domain's table (the relation its mapping names), schema-qualified; 42P01 when it is gone.
 -- Every queue statement on a domain's table resolves it here: an adopted table is locked and
@@ -7854,13 +7928,19 @@ $$;
 -- vector, $2 model, $3 id, $4 md5 of the content the claim handed out.
 CREATE OR REPLACE FUNCTION memory_private._complete_one_sql(d memory_private.domains)
 RETURNS text
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-    SELECT format('UPDATE %s AS t SET %I = $1%s WHERE t.%I = $3::%s AND md5(t.%I::text) = $4',
-        memory_private._relation(d, true), d.embedding_column,
-        CASE WHEN d.model_column IS NOT NULL THEN format(', %I = $2', d.model_column) ELSE '' END,
-        d.id_column, memory_private._id_type(d), d.content_column)
+DECLARE
+    v_model_set text := CASE WHEN d.model_column IS NULL THEN ''
+        ELSE format($f$, %I = $2$f$, d.model_column) END;
+BEGIN
+    RETURN format($sql$
+        UPDATE %1$s AS t SET %2$I = $1%3$s WHERE t.%4$I = $3::%5$s AND md5(t.%6$I::text) = $4
+    $sql$,
+        memory_private._relation(d, true), d.embedding_column, v_model_set, d.id_column,
+        memory_private._id_type(d), d.content_column);
+END;
 $$;
 
 -- Bad vectors of a batch, found before anything is written (so a bad vector fails its job
@@ -7896,10 +7976,14 @@ $$;
 -- it). $1 job ids, $2 vectors, $3 domain, $4 model.
 CREATE OR REPLACE FUNCTION memory_private._complete_sql(d memory_private.domains)
 RETURNS text
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-    SELECT format($sql$
+DECLARE
+    v_model_set text := CASE WHEN d.model_column IS NULL THEN ''
+        ELSE format($f$, %I = $4$f$, d.model_column) END;
+BEGIN
+    RETURN format($sql$
         WITH todo AS (
             SELECT q.job_id, q.row_id, q.content_md5, u.embedding
             FROM unnest($1::bigint[], $2::%6$s[]) AS u (job_id, embedding)
@@ -7932,7 +8016,8 @@ AS $$
         memory_private._id_type(d), d.embedding_column,
         memory_private._vector_schema() || '.'
             || CASE WHEN d.embedding_type = 'halfvec' THEN 'halfvec' ELSE 'vector' END,
-        CASE WHEN d.model_column IS NOT NULL THEN format(', %I = $4', d.model_column) ELSE '' END)
+        v_model_set);
+END;
 $$;
 
 -- Distributed domains (Citus): the completion one job at a time, in the same lock order (the
@@ -8168,7 +8253,7 @@ COMMENT ON FUNCTION memory.extend_claims(bigint[], interval) IS
 'released meanwhile, or claimed again by someone else (their id changed), or of a domain the '
 'caller may not write, are not touched. lease: at most 1 day; at most 100,000 job ids (54000). '
 'Returns the number of leases extended.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:51_queue_claim.sql', '51_queue_claim.sql', '4346cf59178f925988f38a182a5028182bb5343b2abd220ec5c60f7e6c09f004', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:51_queue_claim.sql', '51_queue_claim.sql', '96e9a948f91f978618631bfe966e7645f8970e0e9ed7c32dc85fe9adaf802d7e', 'repeatable'); END $pgmemo$;
 -- sql/60_diagnostics.sql
 -- Diagnostics, part 1: the views embedding_coverage, vector_indexes and queue_status, the
 -- helpers memory.diagnose() shares with them (61_diagnose.sql; the index helpers live in

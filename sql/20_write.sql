@@ -10,6 +10,12 @@
 -- it (and its model) in the same statement (the table's unstale trigger, sql/43_wire.sql, is
 -- the rule for writes that bypass pgmemo). Rows stored without an embedding are queued by the
 -- table's triggers (on Citus by memory_private._dist_sync_jobs).
+--
+-- Dynamic SQL: each statement is one dollar-quoted template, identifiers through %I, values
+-- through USING ($n). The optional mapped columns are computed first, each into named pieces
+-- from their own small template ('' when the mapping has no such column: _col in a column
+-- list, _val the value written, _set an assignment), and passed into the statement through %s,
+-- so the statement reads top to bottom with one placeholder per piece.
 
 -- Metadata can only be stored where the mapping has a metadata column (22023 names the table).
 CREATE OR REPLACE FUNCTION memory_private._check_metadata_column(
@@ -43,37 +49,44 @@ RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
+DECLARE
+    v_metadata_col text := CASE WHEN d.metadata_column IS NULL THEN ''
+        ELSE format($f$, %I$f$, d.metadata_column) END;
+    v_metadata_val text := CASE WHEN d.metadata_column IS NULL THEN ''
+        ELSE $f$, coalesce(u.metadata, '{}')$f$ END;
+    v_metadata_set text := CASE WHEN d.metadata_column IS NULL THEN ''
+        ELSE format($f$, %1$I = excluded.%1$I$f$, d.metadata_column) END;
+    v_model_col text := CASE WHEN d.model_column IS NULL THEN ''
+        ELSE format($f$, %I$f$, d.model_column) END;
+    v_model_val text := CASE WHEN d.model_column IS NULL THEN ''
+        ELSE $f$, CASE WHEN u.embedding IS NOT NULL THEN $5 END$f$ END;
+    v_model_set text := CASE WHEN d.model_column IS NULL THEN '' ELSE format($f$,
+            %1$I = CASE WHEN excluded.%2$I IS NOT NULL THEN excluded.%1$I
+                WHEN t.%3$I::text = excluded.%3$I::text THEN t.%1$I END$f$,
+        d.model_column, d.embedding_column, d.content_column) END;
+    v_touch_col text := CASE WHEN d.touch_column IS NULL THEN ''
+        ELSE format($f$, %I$f$, d.touch_column) END;
+    v_touch_val text := CASE WHEN d.touch_column IS NULL THEN '' ELSE ', $6' END;
+    v_touch_set text := CASE WHEN d.touch_column IS NULL THEN ''
+        ELSE format($f$, %1$I = excluded.%1$I$f$, d.touch_column) END;
 BEGIN
     RETURN format($sql$
-        INSERT INTO %1$s AS t (%2$I, %3$I, %4$I%5$s%6$s%13$s)
-        SELECT u.id::%7$s, u.content, u.embedding%8$s%9$s%14$s
-        FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::%10$s[])
+        INSERT INTO %1$s AS t (%2$I, %3$I, %4$I%7$s%8$s%9$s)
+        SELECT u.id::%5$s, u.content, u.embedding%10$s%11$s%12$s
+        FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::%6$s[])
             AS u (id, content, metadata, embedding)
-        ORDER BY u.id::%7$s
+        ORDER BY u.id::%5$s
         ON CONFLICT (%2$I) DO UPDATE SET
             %3$I = excluded.%3$I,
             %4$I = CASE WHEN excluded.%4$I IS NOT NULL THEN excluded.%4$I
-                WHEN t.%3$I::text = excluded.%3$I::text THEN t.%4$I END%11$s%12$s%15$s
+                WHEN t.%3$I::text = excluded.%3$I::text THEN t.%4$I END%13$s%14$s%15$s
         RETURNING t.%2$I::text
     $sql$,
         memory_private._relation(d, true), d.id_column, d.content_column, d.embedding_column,
-        CASE WHEN d.metadata_column IS NOT NULL THEN format(', %I', d.metadata_column) END,
-        CASE WHEN d.model_column IS NOT NULL THEN format(', %I', d.model_column) END,
-        memory_private._id_type(d),
-        CASE WHEN d.metadata_column IS NOT NULL THEN $f$, coalesce(u.metadata, '{}')$f$ END,
-        CASE WHEN d.model_column IS NOT NULL
-            THEN ', CASE WHEN u.embedding IS NOT NULL THEN $5 END' END,
-        memory_private._vector_schema() || '.vector',
-        CASE WHEN d.metadata_column IS NOT NULL
-            THEN format(', %1$I = excluded.%1$I', d.metadata_column) END,
-        CASE WHEN d.model_column IS NOT NULL THEN format($f$,
-            %1$I = CASE WHEN excluded.%2$I IS NOT NULL THEN excluded.%1$I
-                WHEN t.%3$I::text = excluded.%3$I::text THEN t.%1$I END$f$,
-            d.model_column, d.embedding_column, d.content_column) END,
-        CASE WHEN d.touch_column IS NOT NULL THEN format(', %I', d.touch_column) END,
-        CASE WHEN d.touch_column IS NOT NULL THEN ', $6' END,
-        CASE WHEN d.touch_column IS NOT NULL
-            THEN format(', %1$I = excluded.%1$I', d.touch_column) END);
+        memory_private._id_type(d), memory_private._vector_schema() || '.vector',
+        v_metadata_col, v_model_col, v_touch_col,
+        v_metadata_val, v_model_val, v_touch_val,
+        v_metadata_set, v_model_set, v_touch_set);
 END;
 $$;
 
@@ -86,12 +99,21 @@ RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
+DECLARE
+    v_metadata_col text := CASE WHEN d.metadata_column IS NULL THEN ''
+        ELSE format($f$, %I$f$, d.metadata_column) END;
+    v_metadata_val text := CASE WHEN d.metadata_column IS NULL THEN ''
+        ELSE $f$, coalesce(u.metadata, '{}')$f$ END;
+    v_model_col text := CASE WHEN d.model_column IS NULL THEN ''
+        ELSE format($f$, %I$f$, d.model_column) END;
+    v_model_val text := CASE WHEN d.model_column IS NULL THEN ''
+        ELSE $f$, CASE WHEN u.embedding IS NOT NULL THEN $4 END$f$ END;
 BEGIN
     RETURN format($sql$
         WITH written AS (
-            INSERT INTO %1$s AS t (%3$I, %4$I%5$s%6$s)
-            SELECT u.content, u.embedding%7$s%8$s
-            FROM unnest($1::text[], $2::jsonb[], $3::%9$s[])
+            INSERT INTO %1$s AS t (%3$I, %4$I%6$s%7$s)
+            SELECT u.content, u.embedding%8$s%9$s
+            FROM unnest($1::text[], $2::jsonb[], $3::%5$s[])
                 WITH ORDINALITY AS u (content, metadata, embedding, ord)
             ORDER BY u.ord
             RETURNING t.%2$I::text AS id
@@ -99,13 +121,9 @@ BEGIN
         SELECT array_agg(w.id) FROM written AS w
     $sql$,
         memory_private._relation(d, true), d.id_column, d.content_column, d.embedding_column,
-        CASE WHEN d.metadata_column IS NOT NULL THEN format(', %I', d.metadata_column) END,
-        CASE WHEN d.model_column IS NOT NULL THEN format(', %I', d.model_column) END,
-        CASE WHEN d.metadata_column IS NOT NULL THEN $f$, coalesce(u.metadata, '{}')$f$ END,
-        CASE WHEN d.model_column IS NOT NULL
-            THEN ', CASE WHEN u.embedding IS NOT NULL THEN $4 END' END,
-        memory_private._vector_schema() || '.vector')
-;
+        memory_private._vector_schema() || '.vector',
+        v_metadata_col, v_model_col,
+        v_metadata_val, v_model_val);
 END;
 $$;
 
@@ -235,10 +253,11 @@ BEGIN
             (SELECT sum(pg_column_size(u.m)) FROM unnest(metadatas) AS u (m))
             USING ERRCODE = '54000', HINT = 'Split the batch into smaller calls.';
     END IF;
-    EXECUTE format('SELECT u.ord, %1$s.vector_dims(u.e) AS dims '
-        'FROM unnest($1) WITH ORDINALITY AS u (e, ord) '
-        'WHERE u.e IS NOT NULL AND %1$s.vector_dims(u.e) <> $2 LIMIT 1',
-        memory_private._vector_schema())
+    EXECUTE format($sql$
+        SELECT u.ord, %1$s.vector_dims(u.e) AS dims
+        FROM unnest($1) WITH ORDINALITY AS u (e, ord)
+        WHERE u.e IS NOT NULL AND %1$s.vector_dims(u.e) <> $2 LIMIT 1
+    $sql$, memory_private._vector_schema())
     INTO v_bad USING embeddings, d.dimension;
     IF v_bad.ord IS NOT NULL THEN
         RAISE EXCEPTION 'embeddings[%] has % dimensions, domain "%" expects %',
@@ -319,6 +338,14 @@ AS $$
 DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_count integer;
+    v_metadata_set text := CASE WHEN v_d.metadata_column IS NULL THEN ''
+        ELSE format($f$, %1$I = coalesce($3, t.%1$I)$f$, v_d.metadata_column) END;
+    v_model_set text := CASE WHEN v_d.model_column IS NULL THEN '' ELSE format($f$,
+            %1$I = CASE WHEN $4 IS NOT NULL THEN $5
+                WHEN $2 IS NULL OR $2 = t.%2$I::text THEN t.%1$I END$f$,
+        v_d.model_column, v_d.content_column) END;
+    v_touch_set text := CASE WHEN v_d.touch_column IS NULL THEN ''
+        ELSE format($f$, %I = now()$f$, v_d.touch_column) END;
 BEGIN
     IF metadata IS NOT NULL THEN
         PERFORM memory_private._check_metadata(metadata);
@@ -339,13 +366,7 @@ BEGIN
         memory_private._relation(v_d, true), v_d.id_column, v_d.content_column,
         v_d.embedding_column,
         memory_private._embedding_column_type(v_d.embedding_type, v_d.dimension),
-        CASE WHEN v_d.metadata_column IS NOT NULL
-            THEN format(', %1$I = coalesce($3, t.%1$I)', v_d.metadata_column) END,
-        CASE WHEN v_d.model_column IS NOT NULL THEN format($f$,
-            %1$I = CASE WHEN $4 IS NOT NULL THEN $5
-                WHEN $2 IS NULL OR $2 = t.%2$I::text THEN t.%1$I END$f$,
-            v_d.model_column, v_d.content_column) END,
-        CASE WHEN v_d.touch_column IS NOT NULL THEN format(', %I = now()', v_d.touch_column) END)
+        v_metadata_set, v_model_set, v_touch_set)
     USING id, content, metadata, embedding, v_d.embedding_model;
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_d.distributed AND v_count > 0 AND (content IS NOT NULL OR embedding IS NOT NULL) THEN
@@ -454,10 +475,10 @@ AS $$
 DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'read');
 BEGIN
-    RETURN QUERY EXECUTE format(
-        'SELECT t.id, t.content, t.metadata, t.embedding IS NOT NULL, t.created_at, t.updated_at '
-        'FROM %I.%I AS t WHERE t.id = $1',
-        v_d.table_schema, v_d.table_name)
+    RETURN QUERY EXECUTE format($sql$
+        SELECT t.id, t.content, t.metadata, t.embedding IS NOT NULL, t.created_at, t.updated_at
+        FROM %1$I.%2$I AS t WHERE t.id = $1
+    $sql$, v_d.table_schema, v_d.table_name)
     USING row_id;
 END;
 $$;

@@ -30,6 +30,10 @@
 -- migrate run (memory_private._after_migrate), so a change of a template reaches every domain.
 -- Definer rights (enqueue, dequeue): the application writes an adopted table with its own role,
 -- which has no right on memory_private; those functions touch the queue only.
+--
+-- Each template is one dollar-quoted text, identifiers through %I. The model column is optional
+-- in a mapping: its pieces (the rule that a cleared embedding loses its model) are computed
+-- first, each from its own small template ('' without a model column), and passed in through %s.
 
 -- The name of one of a domain's trigger functions (and of its trigger): pgmemo_<domain>_<kind>.
 CREATE OR REPLACE FUNCTION memory_private._wire_name(domain text, kind text)
@@ -46,6 +50,22 @@ RETURNS TABLE (kind text, ddl text)
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
+DECLARE
+    -- before_update: a cleared embedding clears the model.
+    v_before_model text := CASE WHEN d.model_column IS NULL THEN '' ELSE format(
+        $f$IF NEW.%1$I IS NULL AND OLD.%1$I IS NOT NULL THEN NEW.%2$I := NULL; END IF;$f$,
+        d.embedding_column, d.model_column) END;
+    -- unstale: the model cleared with a stale embedding, and with an embedding cleared.
+    v_unstale_model_set text := CASE WHEN d.model_column IS NULL THEN ''
+        ELSE format($f$, %I = NULL$f$, d.model_column) END;
+    v_unstale_model text := CASE WHEN d.model_column IS NULL THEN '' ELSE format($model$
+    IF EXISTS (SELECT FROM new_rows AS n WHERE n.%4$I IS NULL AND n.%3$I IS NOT NULL) THEN
+        UPDATE %1$s AS t SET %3$I = NULL
+        FROM new_rows AS n
+        WHERE t.%2$I = n.%2$I AND n.%4$I IS NULL AND t.%4$I IS NULL AND t.%3$I IS NOT NULL;
+    END IF;$model$,
+        memory_private._qualified(d.source_table), d.id_column, d.model_column,
+        d.embedding_column) END;
 BEGIN
     RETURN QUERY
     SELECT 'before_update', format($fn$
@@ -66,10 +86,7 @@ END;
 $body$
 $fn$,
         memory_private._wire_name(d.domain, 'before_update'), d.content_column,
-        d.embedding_column,
-        CASE WHEN d.model_column IS NOT NULL THEN format(
-            'IF NEW.%1$I IS NULL AND OLD.%1$I IS NOT NULL THEN NEW.%2$I := NULL; END IF;',
-            d.embedding_column, d.model_column) ELSE '' END)
+        d.embedding_column, v_before_model)
     UNION ALL
     SELECT 'unstale', format($fn$
 CREATE OR REPLACE FUNCTION memory_private.%1$I()
@@ -97,16 +114,7 @@ END;
 $body$
 $fn$,
         memory_private._wire_name(d.domain, 'unstale'), memory_private._qualified(d.source_table),
-        d.id_column, d.content_column, d.embedding_column,
-        CASE WHEN d.model_column IS NOT NULL THEN format(', %I = NULL', d.model_column) ELSE '' END,
-        CASE WHEN d.model_column IS NOT NULL THEN format($model$
-    IF EXISTS (SELECT FROM new_rows AS n WHERE n.%4$I IS NULL AND n.%3$I IS NOT NULL) THEN
-        UPDATE %1$s AS t SET %3$I = NULL
-        FROM new_rows AS n
-        WHERE t.%2$I = n.%2$I AND n.%4$I IS NULL AND t.%4$I IS NULL AND t.%3$I IS NOT NULL;
-    END IF;$model$,
-            memory_private._qualified(d.source_table), d.id_column, d.model_column,
-            d.embedding_column) ELSE '' END)
+        d.id_column, d.content_column, d.embedding_column, v_unstale_model_set, v_unstale_model)
     UNION ALL
     SELECT 'enqueue', format($fn$
 CREATE OR REPLACE FUNCTION memory_private.%1$I()
@@ -200,7 +208,8 @@ $fn$,
 END;
 $$;
 
--- The triggers: (trigger name, CREATE TRIGGER statement) on the domain's relation.
+-- The triggers: (trigger name, CREATE TRIGGER statement) on the domain's relation; each
+-- template takes the trigger's name, the relation and the trigger function's name.
 CREATE OR REPLACE FUNCTION memory_private._wire_triggers(d memory_private.domains)
 RETURNS TABLE (trigger_name name, ddl text)
 LANGUAGE sql STABLE
@@ -209,21 +218,27 @@ AS $$
     SELECT t.trigger_name, format(t.template, t.trigger_name,
         memory_private._qualified(d.source_table), memory_private._wire_name(d.domain, t.fn))
     FROM (VALUES
-        (memory_private._wire_name(d.domain, 'before_update'), 'before_update',
-         'CREATE TRIGGER %I BEFORE UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION memory_private.%I()'),
-        (memory_private._wire_name(d.domain, 'enqueue_insert'), 'enqueue',
-         'CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows '
-         'FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()'),
-        (memory_private._wire_name(d.domain, 'enqueue_update'), 'enqueue',
-         'CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows '
-         'NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()'),
-        (memory_private._wire_name(d.domain, 'dequeue_delete'), 'dequeue',
-         'CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows '
-         'FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()'),
+        (memory_private._wire_name(d.domain, 'before_update'), 'before_update', $sql$
+            CREATE TRIGGER %I BEFORE UPDATE ON %s
+            FOR EACH ROW EXECUTE FUNCTION memory_private.%I()
+        $sql$),
+        (memory_private._wire_name(d.domain, 'enqueue_insert'), 'enqueue', $sql$
+            CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()
+        $sql$),
+        (memory_private._wire_name(d.domain, 'enqueue_update'), 'enqueue', $sql$
+            CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()
+        $sql$),
+        (memory_private._wire_name(d.domain, 'dequeue_delete'), 'dequeue', $sql$
+            CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()
+        $sql$),
         -- (fires after enqueue_update: triggers of one event fire in name order)
-        (memory_private._wire_name(d.domain, 'unstale_update'), 'unstale',
-         'CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows '
-         'NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()')
+        (memory_private._wire_name(d.domain, 'unstale_update'), 'unstale', $sql$
+            CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()
+        $sql$)
     ) AS t (trigger_name, fn, template)
 $$;
 

@@ -9,6 +9,10 @@
 -- factory table (sql/20_write.sql), and the same triggers sit on it (sql/43_wire.sql), so the
 -- application's own inserts and updates are queued too. The same machinery serves the shadow
 -- domains of a re-embed (46_reembed.sql).
+--
+-- Dynamic SQL: each statement is one dollar-quoted template, identifiers through %I. What varies
+-- with the mapping (the view's optional columns, the full-text index's expression) is computed
+-- first, each piece from its own small template, and passed in through %s.
 
 -- A column of rel: its type and typmod, or NULL.
 CREATE OR REPLACE FUNCTION memory_private._column(rel regclass, col name)
@@ -68,14 +72,17 @@ AS $$
     ), false)
     FROM (
         SELECT ('pgmemo_' || d.domain || '_id_text')::name AS index_name,
-            format('((%I::text))', d.id_column) AS definition, 'id_text' AS suffix
+            format($f$((%I::text))$f$, d.id_column) AS definition, 'id_text' AS suffix
         WHERE (SELECT c.type_oid FROM memory_private._column(d.source_table, d.id_column) AS c)
             NOT IN ('text'::regtype, 'character varying'::regtype)
         UNION ALL
-        SELECT ('pgmemo_' || d.domain || '_fts')::name,
-            format('USING gin (%s)', memory_private._adopted_tsvector_sql(d.text_config,
-                format('%I::text', d.content_column))),
+        SELECT ('pgmemo_' || d.domain || '_fts')::name, format($f$USING gin (%s)$f$, x.tsvector),
             'fts'
+        -- the indexed expression: the tsvector of the content column (a bounded prefix)
+        FROM (
+            SELECT memory_private._adopted_tsvector_sql(d.text_config,
+                format($f$%I::text$f$, d.content_column))
+        ) AS x (tsvector)
     ) AS h
     WHERE d.adopted AND NOT memory_private._is_shadow(d)
 $$;
@@ -91,24 +98,32 @@ AS $$
 DECLARE
     v_view_q text := format('%I.%I', d.table_schema, d.table_name);
     v_source text := memory_private._qualified(d.source_table);
-    v_id_type text := memory_private._id_type(d);
+    -- The view's columns read from the source: the id as text, and each optional column, or
+    -- without one a constant of the standard column's type.
+    v_id text := CASE WHEN memory_private._id_type(d) = 'text' THEN format($f$s.%I$f$, d.id_column)
+        ELSE format($f$s.%I::text$f$, d.id_column) END;
+    v_model text := CASE WHEN opt[2] IS NULL THEN 'NULL::text' ELSE format($f$s.%I$f$, opt[2]) END;
+    v_metadata text := CASE WHEN opt[1] IS NULL THEN $f$'{}'::jsonb$f$
+        ELSE format($f$s.%I$f$, opt[1]) END;
+    v_created text := CASE WHEN opt[3] IS NULL THEN 'NULL::timestamptz'
+        ELSE format($f$s.%I$f$, opt[3]) END;
+    v_updated text := CASE WHEN opt[4] IS NULL THEN 'NULL::timestamptz'
+        ELSE format($f$s.%I$f$, opt[4]) END;
+    v_comment text := format('pgmemo domain %s, adopted: a view over %s (%s -> id, %s -> content, '
+        '%s -> embedding). Write through memory.store() or the table itself.', d.domain, v_source,
+        d.id_column, d.content_column, d.embedding_column);
 BEGIN
-    EXECUTE format(
-        'CREATE VIEW %s AS SELECT %s AS id, s.%I::text AS content, s.%I AS embedding, '
-        '%s AS embedding_model, %s AS metadata, %s AS created_at, %s AS updated_at FROM %s AS s',
-        v_view_q,
-        CASE WHEN v_id_type = 'text' THEN format('s.%I', d.id_column)
-            ELSE format('s.%I::text', d.id_column) END,
-        d.content_column, d.embedding_column,
-        CASE WHEN opt[2] IS NULL THEN 'NULL::text' ELSE format('s.%I', opt[2]) END,
-        CASE WHEN opt[1] IS NULL THEN '''{}''::jsonb' ELSE format('s.%I', opt[1]) END,
-        CASE WHEN opt[3] IS NULL THEN 'NULL::timestamptz' ELSE format('s.%I', opt[3]) END,
-        CASE WHEN opt[4] IS NULL THEN 'NULL::timestamptz' ELSE format('s.%I', opt[4]) END,
-        v_source);
-    EXECUTE format('COMMENT ON VIEW %s IS %L', v_view_q,
-        format('pgmemo domain %s, adopted: a view over %s (%s -> id, %s -> content, %s -> '
-            'embedding). Write through memory.store() or the table itself.', d.domain, v_source,
-            d.id_column, d.content_column, d.embedding_column));
+    EXECUTE format($sql$
+        CREATE VIEW %1$s AS
+        SELECT %2$s AS id, s.%3$I::text AS content, s.%4$I AS embedding,
+            %5$s AS embedding_model, %6$s AS metadata, %7$s AS created_at, %8$s AS updated_at
+        FROM %9$s AS s
+    $sql$,
+        v_view_q, v_id, d.content_column, d.embedding_column, v_model, v_metadata, v_created,
+        v_updated, v_source);
+    EXECUTE format($sql$
+        COMMENT ON VIEW %1$s IS %2$L
+    $sql$, v_view_q, v_comment);
 END;
 $$;
 

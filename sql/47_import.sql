@@ -1,6 +1,12 @@
 -- Importing memories from another store (pgmemo import-sqlite): memory.import_rows writes a
 -- batch with its own ids and timestamps, idempotently, and memory.get_many reads rows back with
 -- their embeddings so the import can be verified field by field and vector by vector.
+--
+-- Dynamic SQL: each statement is one dollar-quoted template, identifiers through %I, values
+-- through USING ($n). The optional mapped columns (metadata, model, created, touch) are computed
+-- first, each into named pieces from their own small template ('' when the mapping has no such
+-- column: _col in the column list, _val the value inserted, _set an assignment, _differs a
+-- comparison), and passed into the statement through %s.
 
 CREATE OR REPLACE FUNCTION memory.import_rows(
     domain text,
@@ -22,6 +28,38 @@ DECLARE
     v_inserted bigint;
     v_updated bigint;
     v_existing bigint;
+    -- The optional mapped columns' pieces of the UPDATE ...
+    v_metadata_set text := CASE WHEN v_d.metadata_column IS NULL THEN ''
+        ELSE format($f$, %I = coalesce(s.metadata, '{}')$f$, v_d.metadata_column) END;
+    v_model_set text := CASE WHEN v_d.model_column IS NULL THEN '' ELSE format($f$,
+            %1$I = CASE WHEN s.embedding IS NOT NULL THEN $7
+                WHEN t.%2$I::text = s.content THEN t.%1$I END$f$,
+        v_d.model_column, v_d.content_column) END;
+    v_created_set text := CASE WHEN v_d.created_column IS NULL THEN ''
+        ELSE format($f$, %1$I = coalesce(s.created_at, t.%1$I)$f$, v_d.created_column) END;
+    v_touch_set text := CASE WHEN v_d.touch_column IS NULL THEN ''
+        ELSE format($f$, %I = now()$f$, v_d.touch_column) END;
+    v_metadata_differs text := CASE WHEN v_d.metadata_column IS NULL THEN '' ELSE format($f$
+            OR t.%I IS DISTINCT FROM coalesce(s.metadata, '{}')$f$, v_d.metadata_column) END;
+    v_created_differs text := CASE WHEN v_d.created_column IS NULL THEN '' ELSE format($f$
+            OR t.%1$I IS DISTINCT FROM coalesce(s.created_at, t.%1$I)$f$, v_d.created_column) END;
+    -- ... and of the INSERT.
+    v_metadata_col text := CASE WHEN v_d.metadata_column IS NULL THEN ''
+        ELSE format($f$, %I$f$, v_d.metadata_column) END;
+    v_metadata_val text := CASE WHEN v_d.metadata_column IS NULL THEN ''
+        ELSE $f$, coalesce(u.metadata, '{}')$f$ END;
+    v_model_col text := CASE WHEN v_d.model_column IS NULL THEN ''
+        ELSE format($f$, %I$f$, v_d.model_column) END;
+    v_model_val text := CASE WHEN v_d.model_column IS NULL THEN ''
+        ELSE $f$, CASE WHEN u.embedding IS NOT NULL THEN $7 END$f$ END;
+    v_created_col text := CASE WHEN v_d.created_column IS NULL THEN ''
+        ELSE format($f$, %I$f$, v_d.created_column) END;
+    v_created_val text := CASE WHEN v_d.created_column IS NULL THEN ''
+        ELSE $f$, coalesce(u.created_at, now())$f$ END;
+    v_touch_col text := CASE WHEN v_d.touch_column IS NULL THEN ''
+        ELSE format($f$, %I$f$, v_d.touch_column) END;
+    v_touch_val text := CASE WHEN v_d.touch_column IS NULL THEN ''
+        ELSE $f$, coalesce(u.updated_at, u.created_at, now())$f$ END;
 BEGIN
     IF cardinality(contents) IS DISTINCT FROM v_n
         OR (metadatas IS NOT NULL AND cardinality(metadatas) <> v_n)
@@ -70,19 +108,8 @@ BEGIN
         memory_private._relation(v_d, true), v_d.id_column, v_d.content_column,
         v_d.embedding_column, memory_private._vector_schema(),
         memory_private._embedding_column_type(v_d.embedding_type, v_d.dimension),
-        CASE WHEN v_d.metadata_column IS NOT NULL
-            THEN format($f$, %I = coalesce(s.metadata, '{}')$f$, v_d.metadata_column) END,
-        CASE WHEN v_d.model_column IS NOT NULL THEN format($f$,
-            %1$I = CASE WHEN s.embedding IS NOT NULL THEN $7
-                WHEN t.%2$I::text = s.content THEN t.%1$I END$f$,
-            v_d.model_column, v_d.content_column) END,
-        CASE WHEN v_d.created_column IS NOT NULL
-            THEN format(', %1$I = coalesce(s.created_at, t.%1$I)', v_d.created_column) END,
-        CASE WHEN v_d.touch_column IS NOT NULL THEN format(', %I = now()', v_d.touch_column) END,
-        CASE WHEN v_d.metadata_column IS NOT NULL THEN format($f$
-            OR t.%I IS DISTINCT FROM coalesce(s.metadata, '{}')$f$, v_d.metadata_column) END,
-        CASE WHEN v_d.created_column IS NOT NULL THEN format($f$
-            OR t.%1$I IS DISTINCT FROM coalesce(s.created_at, t.%1$I)$f$, v_d.created_column) END)
+        v_metadata_set, v_model_set, v_created_set, v_touch_set,
+        v_metadata_differs, v_created_differs)
     USING ids, contents, metadatas, embeddings, created_ats, updated_ats, v_d.embedding_model;
     GET DIAGNOSTICS v_updated = ROW_COUNT;
 
@@ -94,26 +121,16 @@ BEGIN
     END IF;
     -- New rows keep their own timestamps (updated_at defaults to created_at, then now()).
     EXECUTE format($sql$
-        INSERT INTO %1$s AS t (%2$I, %3$I, %4$I%5$s%6$s%7$s%8$s)
-        SELECT u.id::%9$s, u.content, u.embedding%10$s%11$s%12$s%13$s
-        FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::%14$s.vector[], $5::timestamptz[],
+        INSERT INTO %1$s AS t (%2$I, %3$I, %4$I%7$s%8$s%9$s%10$s)
+        SELECT u.id::%5$s, u.content, u.embedding%11$s%12$s%13$s%14$s
+        FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::%6$s.vector[], $5::timestamptz[],
             $6::timestamptz[]) AS u (id, content, metadata, embedding, created_at, updated_at)
         ON CONFLICT (%2$I) DO NOTHING
     $sql$,
         memory_private._relation(v_d, true), v_d.id_column, v_d.content_column,
-        v_d.embedding_column,
-        CASE WHEN v_d.metadata_column IS NOT NULL THEN format(', %I', v_d.metadata_column) END,
-        CASE WHEN v_d.model_column IS NOT NULL THEN format(', %I', v_d.model_column) END,
-        CASE WHEN v_d.created_column IS NOT NULL THEN format(', %I', v_d.created_column) END,
-        CASE WHEN v_d.touch_column IS NOT NULL THEN format(', %I', v_d.touch_column) END,
-        memory_private._id_type(v_d),
-        CASE WHEN v_d.metadata_column IS NOT NULL THEN $f$, coalesce(u.metadata, '{}')$f$ END,
-        CASE WHEN v_d.model_column IS NOT NULL
-            THEN ', CASE WHEN u.embedding IS NOT NULL THEN $7 END' END,
-        CASE WHEN v_d.created_column IS NOT NULL THEN ', coalesce(u.created_at, now())' END,
-        CASE WHEN v_d.touch_column IS NOT NULL
-            THEN ', coalesce(u.updated_at, u.created_at, now())' END,
-        memory_private._vector_schema())
+        v_d.embedding_column, memory_private._id_type(v_d), memory_private._vector_schema(),
+        v_metadata_col, v_model_col, v_created_col, v_touch_col,
+        v_metadata_val, v_model_val, v_created_val, v_touch_val)
     USING ids, contents, metadatas, embeddings, created_ats, updated_ats, v_d.embedding_model;
     GET DIAGNOSTICS v_inserted = ROW_COUNT;
     IF v_d.distributed THEN
@@ -149,13 +166,15 @@ DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'read');
 BEGIN
     PERFORM memory_private._check_batch('ids', cardinality(ids));
-    RETURN QUERY EXECUTE format(
-        'SELECT t.id, t.content, t.metadata, CASE WHEN $2 THEN t.embedding::%3$s.vector END, t.embedding_model, '
-        't.created_at, t.updated_at '
-        'FROM (SELECT u.id, min(u.ord) AS ord FROM unnest($1) WITH ORDINALITY AS u (id, ord) '
-        'GROUP BY u.id) AS w '
-        'JOIN %1$I.%2$I AS t ON t.id = w.id ORDER BY w.ord',
-        v_d.table_schema, v_d.table_name, memory_private._vector_schema())
+    RETURN QUERY EXECUTE format($sql$
+        SELECT t.id, t.content, t.metadata, CASE WHEN $2 THEN t.embedding::%3$s.vector END,
+            t.embedding_model, t.created_at, t.updated_at
+        FROM (
+            SELECT u.id, min(u.ord) AS ord FROM unnest($1) WITH ORDINALITY AS u (id, ord)
+            GROUP BY u.id
+        ) AS w
+        JOIN %1$I.%2$I AS t ON t.id = w.id ORDER BY w.ord
+    $sql$, v_d.table_schema, v_d.table_name, memory_private._vector_schema())
     USING ids, coalesce(with_embeddings, true);
 END;
 $$;

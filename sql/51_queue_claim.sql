@@ -12,6 +12,10 @@
 -- Lock order, everywhere: the domain's table (taken by the statement before any row), then the
 -- domain's rows (in id order), then the jobs. memory.update and the write triggers take the
 -- same order (row, then the job the trigger queues); drop_domain takes the table first.
+--
+-- Dynamic SQL: each statement is one dollar-quoted template, identifiers through %I, values
+-- through USING ($n). The optional model column's assignment is computed first, from its own
+-- small template ('' when the mapping has none), and passed in through %s.
 
 -- The domain's table (the relation its mapping names), schema-qualified; 42P01 when it is gone.
 -- Every queue statement on a domain's table resolves it here: an adopted table is locked and
@@ -238,13 +242,19 @@ $$;
 -- vector, $2 model, $3 id, $4 md5 of the content the claim handed out.
 CREATE OR REPLACE FUNCTION memory_private._complete_one_sql(d memory_private.domains)
 RETURNS text
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-    SELECT format('UPDATE %s AS t SET %I = $1%s WHERE t.%I = $3::%s AND md5(t.%I::text) = $4',
-        memory_private._relation(d, true), d.embedding_column,
-        CASE WHEN d.model_column IS NOT NULL THEN format(', %I = $2', d.model_column) ELSE '' END,
-        d.id_column, memory_private._id_type(d), d.content_column)
+DECLARE
+    v_model_set text := CASE WHEN d.model_column IS NULL THEN ''
+        ELSE format($f$, %I = $2$f$, d.model_column) END;
+BEGIN
+    RETURN format($sql$
+        UPDATE %1$s AS t SET %2$I = $1%3$s WHERE t.%4$I = $3::%5$s AND md5(t.%6$I::text) = $4
+    $sql$,
+        memory_private._relation(d, true), d.embedding_column, v_model_set, d.id_column,
+        memory_private._id_type(d), d.content_column);
+END;
 $$;
 
 -- Bad vectors of a batch, found before anything is written (so a bad vector fails its job
@@ -280,10 +290,14 @@ $$;
 -- it). $1 job ids, $2 vectors, $3 domain, $4 model.
 CREATE OR REPLACE FUNCTION memory_private._complete_sql(d memory_private.domains)
 RETURNS text
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-    SELECT format($sql$
+DECLARE
+    v_model_set text := CASE WHEN d.model_column IS NULL THEN ''
+        ELSE format($f$, %I = $4$f$, d.model_column) END;
+BEGIN
+    RETURN format($sql$
         WITH todo AS (
             SELECT q.job_id, q.row_id, q.content_md5, u.embedding
             FROM unnest($1::bigint[], $2::%6$s[]) AS u (job_id, embedding)
@@ -316,7 +330,8 @@ AS $$
         memory_private._id_type(d), d.embedding_column,
         memory_private._vector_schema() || '.'
             || CASE WHEN d.embedding_type = 'halfvec' THEN 'halfvec' ELSE 'vector' END,
-        CASE WHEN d.model_column IS NOT NULL THEN format(', %I = $4', d.model_column) ELSE '' END)
+        v_model_set);
+END;
 $$;
 
 -- Distributed domains (Citus): the completion one job at a time, in the same lock order (the

@@ -145,12 +145,6 @@ def dynamic_sql_problems(text: str) -> list[tuple[int, str, str]]:
 # Files (or functions) not rewritten yet, each with who is on it. Remove an entry when its file
 # is fixed: from then on the test keeps it so.
 NOT_YET = {
-    "20_write.sql": "issue 12: the writers' optional mapped columns (metadata, model, created, "
-                    "touch) are %I fragments; _check_rows, _get",
-    "43_wire.sql": "issue 12 (optional model column fragments; trigger DDL list)",
-    "51_queue_claim.sql": "issue 12 (the completion's optional model column fragment)",
-    "45_adopt.sql": "issues 12 and 11 (adopted tables' mapping and trust checks)",
-    "47_import.sql": "issue 12: import_rows's optional mapped columns are %I fragments; get_many",
 }
 NOT_YET_FUNCTIONS = {
 }
