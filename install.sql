@@ -5225,9 +5225,10 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:40_indexes.sql', '
 -- Definer rights (enqueue, dequeue): the application writes an adopted table with its own role,
 -- which has no right on memory_private; those functions touch the queue only.
 --
--- Each template is one dollar-quoted text, identifiers through %I. The model column is optional
--- in a mapping: its pieces (the rule that a cleared embedding loses its model) are computed
--- first, each from its own small template ('' without a model column), and passed in through %s.
+-- Each trigger function and trigger is made from one dollar-quoted template, identifiers through
+-- %I. The model column is optional in a mapping: its pieces (the rule that a cleared embedding
+-- loses its model) are computed first, each from its own small template ('' without a model
+-- column), and passed in through %s.
 
 -- The name of one of a domain's trigger functions (and of its trigger): pgmemo_<domain>_<kind>.
 CREATE OR REPLACE FUNCTION memory_private._wire_name(domain text, kind text)
@@ -5535,7 +5536,7 @@ BEGIN
     END LOOP;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', 'cc96f9f42c21742e6b7a61617072b61827bb6aa99aec0d0c124e936160186281', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', '241d64d9e35456e607698a9980057d6b254eafa3cc73765e1c0b483bbc23e142', 'repeatable'); END $pgmemo$;
 -- sql/45_adopt.sql
 -- Adopted domains: memory.adopt_table puts an application's own table (with an id, a text column
 -- and a vector(n) column) behind a pgmemo domain without copying a row.
@@ -5549,9 +5550,10 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_
 -- application's own inserts and updates are queued too. The same machinery serves the shadow
 -- domains of a re-embed (46_reembed.sql).
 --
--- Dynamic SQL: each statement is one dollar-quoted template, identifiers through %I. What varies
--- with the mapping (the view's optional columns, the full-text index's expression) is computed
--- first, each piece from its own small template, and passed in through %s.
+-- Dynamic SQL: one template per statement (dollar-quoted unless it is a one-line DDL without
+-- quotes), identifiers through %I. What varies with the mapping (the view's optional columns,
+-- the full-text index's expression) is computed first, each piece from its own small template,
+-- and passed in through %s.
 
 -- A column of rel: its type and typmod, or NULL.
 CREATE OR REPLACE FUNCTION memory_private._column(rel regclass, col name)
@@ -5932,7 +5934,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'HNSW, id-as-text and full-text indexes now (blocks writes while they build); false: build '
 'them later without blocking, with memory.concurrent_index_statements. Idempotent for the '
 'same arguments. memory.drop_domain releases the table and never drops it.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '40292e279ebf9e6e32d7833e1cda1731c2d09122dfb09c9763a7d02f33fd3191', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '9a227c96de69117b3c02069bdc8b56db4e527f53ee0cea03f72798821a03b774', 'repeatable'); END $pgmemo$;
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --
@@ -7906,7 +7908,9 @@ BEGIN
         WHERE q.job_id = picked.job_id
         RETURNING q.job_id, q.row_id
     LOOP
-        EXECUTE format('SELECT t.%I::text, t.%I IS NOT NULL FROM %s AS t WHERE t.%I = $1::%s',
+        EXECUTE format($sql$
+            SELECT t.%1$I::text, t.%2$I IS NOT NULL FROM %3$s AS t WHERE t.%4$I = $1::%5$s
+        $sql$,
             d.content_column, d.embedding_column, memory_private._relation(d), d.id_column,
             memory_private._id_type(d))
         INTO v_content, v_has_embedding USING v_job.row_id;
@@ -8189,8 +8193,9 @@ DECLARE
 BEGIN
     -- The rows that still exist (one read of the domain's table, no join with the queue: the
     -- same statement serves a Citus distributed table).
-    EXECUTE format('SELECT array_agg(t.%1$I::text) FROM %2$s AS t WHERE t.%1$I = ANY ($1::%3$s[])',
-        d.id_column, memory_private._relation(d), memory_private._id_type(d))
+    EXECUTE format($sql$
+        SELECT array_agg(t.%1$I::text) FROM %2$s AS t WHERE t.%1$I = ANY ($1::%3$s[])
+    $sql$, d.id_column, memory_private._relation(d), memory_private._id_type(d))
     INTO v_present
     USING (SELECT array_agg(q.row_id) FROM memory_private.embedding_queue AS q
            WHERE q.job_id = ANY (job_ids));
@@ -8253,7 +8258,7 @@ COMMENT ON FUNCTION memory.extend_claims(bigint[], interval) IS
 'released meanwhile, or claimed again by someone else (their id changed), or of a domain the '
 'caller may not write, are not touched. lease: at most 1 day; at most 100,000 job ids (54000). '
 'Returns the number of leases extended.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:51_queue_claim.sql', '51_queue_claim.sql', '96e9a948f91f978618631bfe966e7645f8970e0e9ed7c32dc85fe9adaf802d7e', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:51_queue_claim.sql', '51_queue_claim.sql', '2cf987ade076743f3e1ffe3feb1ab7051fd7516311ac2737c3ecc0c9ba52a326', 'repeatable'); END $pgmemo$;
 -- sql/60_diagnostics.sql
 -- Diagnostics, part 1: the views embedding_coverage, vector_indexes and queue_status, the
 -- helpers memory.diagnose() shares with them (61_diagnose.sql; the index helpers live in

@@ -31,9 +31,10 @@
 -- Definer rights (enqueue, dequeue): the application writes an adopted table with its own role,
 -- which has no right on memory_private; those functions touch the queue only.
 --
--- Each template is one dollar-quoted text, identifiers through %I. The model column is optional
--- in a mapping: its pieces (the rule that a cleared embedding loses its model) are computed
--- first, each from its own small template ('' without a model column), and passed in through %s.
+-- Each trigger function and trigger is made from one dollar-quoted template, identifiers through
+-- %I. The model column is optional in a mapping: its pieces (the rule that a cleared embedding
+-- loses its model) are computed first, each from its own small template ('' without a model
+-- column), and passed in through %s.
 
 -- The name of one of a domain's trigger functions (and of its trigger): pgmemo_<domain>_<kind>.
 CREATE OR REPLACE FUNCTION memory_private._wire_name(domain text, kind text)

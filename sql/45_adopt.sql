@@ -10,9 +10,10 @@
 -- application's own inserts and updates are queued too. The same machinery serves the shadow
 -- domains of a re-embed (46_reembed.sql).
 --
--- Dynamic SQL: each statement is one dollar-quoted template, identifiers through %I. What varies
--- with the mapping (the view's optional columns, the full-text index's expression) is computed
--- first, each piece from its own small template, and passed in through %s.
+-- Dynamic SQL: one template per statement (dollar-quoted unless it is a one-line DDL without
+-- quotes), identifiers through %I. What varies with the mapping (the view's optional columns,
+-- the full-text index's expression) is computed first, each piece from its own small template,
+-- and passed in through %s.
 
 -- A column of rel: its type and typmod, or NULL.
 CREATE OR REPLACE FUNCTION memory_private._column(rel regclass, col name)

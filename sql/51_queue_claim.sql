@@ -220,7 +220,9 @@ BEGIN
         WHERE q.job_id = picked.job_id
         RETURNING q.job_id, q.row_id
     LOOP
-        EXECUTE format('SELECT t.%I::text, t.%I IS NOT NULL FROM %s AS t WHERE t.%I = $1::%s',
+        EXECUTE format($sql$
+            SELECT t.%1$I::text, t.%2$I IS NOT NULL FROM %3$s AS t WHERE t.%4$I = $1::%5$s
+        $sql$,
             d.content_column, d.embedding_column, memory_private._relation(d), d.id_column,
             memory_private._id_type(d))
         INTO v_content, v_has_embedding USING v_job.row_id;
@@ -503,8 +505,9 @@ DECLARE
 BEGIN
     -- The rows that still exist (one read of the domain's table, no join with the queue: the
     -- same statement serves a Citus distributed table).
-    EXECUTE format('SELECT array_agg(t.%1$I::text) FROM %2$s AS t WHERE t.%1$I = ANY ($1::%3$s[])',
-        d.id_column, memory_private._relation(d), memory_private._id_type(d))
+    EXECUTE format($sql$
+        SELECT array_agg(t.%1$I::text) FROM %2$s AS t WHERE t.%1$I = ANY ($1::%3$s[])
+    $sql$, d.id_column, memory_private._relation(d), memory_private._id_type(d))
     INTO v_present
     USING (SELECT array_agg(q.row_id) FROM memory_private.embedding_queue AS q
            WHERE q.job_id = ANY (job_ids));
