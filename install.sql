@@ -1447,7 +1447,7 @@ BEGIN
     IF rel IS NULL THEN
         RETURN;
     END IF;
-    EXECUTE pg_catalog.format('LOCK TABLE %s IN %s MODE', rel,
+    EXECUTE pg_catalog.format($sql$LOCK TABLE %s IN %s MODE$sql$, rel,
         CASE WHEN for_write THEN 'ROW EXCLUSIVE' ELSE 'ACCESS SHARE' END);
     IF for_write THEN
         SELECT * INTO v_found FROM memory_private._foreign_code(rel) AS f LIMIT 1;
@@ -1685,7 +1685,7 @@ AS $$
         pg_catalog.format('Role(s) %s can create objects in schema %I, where pgmemo''s functions '
             'resolve names: a better-matching function or operator planted there would run with '
             'pgmemo''s owner''s rights.', b.who, b.nspname),
-        pg_catalog.format('REVOKE CREATE ON SCHEMA %I FROM PUBLIC, %s;', b.nspname, b.who)
+        pg_catalog.format($sql$REVOKE CREATE ON SCHEMA %I FROM PUBLIC, %s;$sql$, b.nspname, b.who)
     FROM bad AS b
 $$;
 
@@ -1875,7 +1875,7 @@ COMMENT ON FUNCTION memory_private._check_adopted_foreign_code(memory_private.do
 'diagnose check adopted_table_runs_foreign_code (error): an adopted table whose triggers, rules, '
 'row-level security or expressions would run code owned by a role other than pgmemo''s owner or '
 'a superuser; every call that writes it (or, for RLS and rules, reads it) is refused.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', '28d66c1c1984d8b6547928653a80bb36e44ebe08b5ef5b088e2879e46295631c', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', '43feba48602e5aed06417a322b53a1eb6be232f272c6a801e8b553686fbf5dad', 'repeatable'); END $pgmemo$;
 -- sql/10_domains.sql
 -- Domains: the table factory (memory.create_domain), memory.drop_domain and the memory.domains
 -- view.
@@ -1988,17 +1988,17 @@ BEGIN
             v_regclass, 'id', 'content', 'embedding', 'embedding_model', 'updated_at',
             'metadata', 'created_at');
     PERFORM memory_private._default_access(domain);
-    EXECUTE format('ALTER TABLE %s ALTER COLUMN embedding SET STORAGE %s', v_regclass,
+    EXECUTE format($sql$ALTER TABLE %s ALTER COLUMN embedding SET STORAGE %s$sql$, v_regclass,
         memory_private._embedding_storage(embedding_type, dimension));
 
     -- COMMENT takes no parameters: the text goes in as a literal (%L).
     v_comment := format('pgmemo domain %s (%s dimensions, %s distance). Write through '
         || 'memory.store().', domain, dimension, distance);
     EXECUTE format($q$ COMMENT ON TABLE %s IS %L $q$, v_regclass, v_comment);
-    EXECUTE format('CREATE INDEX %I ON %s USING gin (metadata jsonb_path_ops)',
+    EXECUTE format($sql$CREATE INDEX %I ON %s USING gin (metadata jsonb_path_ops)$sql$,
         v_table || '_metadata_gin', v_regclass);
-    EXECUTE format('CREATE INDEX %I ON %s USING gin (content_tsv)', v_table || '_fts', v_regclass);
-    EXECUTE format('CREATE INDEX %I ON %s (updated_at)', v_table || '_updated_at', v_regclass);
+    EXECUTE format($sql$CREATE INDEX %I ON %s USING gin (content_tsv)$sql$, v_table || '_fts', v_regclass);
+    EXECUTE format($sql$CREATE INDEX %I ON %s (updated_at)$sql$, v_table || '_updated_at', v_regclass);
 
     -- The write triggers (one family for every domain, from the registry's column mapping).
     PERFORM memory_private._wire(memory_private._domain(domain));
@@ -2071,7 +2071,7 @@ BEGIN
                 USING HINT = 'Drop the index yourself if nothing else searches that column.';
         END IF;
     ELSE
-        EXECUTE format('DROP TABLE IF EXISTS %I.%I', v_d.table_schema, v_d.table_name);
+        EXECUTE format($sql$DROP TABLE IF EXISTS %I.%I$sql$, v_d.table_schema, v_d.table_name);
         PERFORM memory_private._unwire(v_d);  -- the trigger functions (the triggers went with it)
     END IF;
     DELETE FROM memory_private.domains AS d WHERE d.domain = v_d.domain;
@@ -2101,7 +2101,7 @@ BEGIN
         )) THEN
         RETURN NULL;
     END IF;
-    EXECUTE format('SELECT count(*) FROM %I.%I', table_schema, table_name) INTO v_count;
+    EXECUTE format($sql$SELECT count(*) FROM %I.%I$sql$, table_schema, table_name) INTO v_count;
     RETURN v_count;
 END;
 $$;
@@ -2124,7 +2124,7 @@ COMMENT ON VIEW memory.domains IS
 'Registered memory domains: table, dimension, distance, embedding model, exact row count, and '
 'for adopted domains (memory.adopt_table) the application table behind the view. Only the '
 'domains the caller may read (memory.grant_domain).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:10_domains.sql', '10_domains.sql', '5de8c98ece07ed0ccd131e08a0e54b262b30157e297ff84358f390c1f0f94294', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:10_domains.sql', '10_domains.sql', '907e490257be3e520d890efbc1f216e3dcc86a792478265cae2517f582913ea9', 'repeatable'); END $pgmemo$;
 -- sql/20_write.sql
 -- Writing memories: memory.store, memory.store_many, memory.update, memory.forget,
 -- memory.forget_many, memory.clear, memory.get.
@@ -3662,7 +3662,7 @@ BEGIN
     IF NOT d.adopted THEN
         -- Never on an adopted table: ANALYZE would run its owner's index expressions with
         -- pgmemo's rights. Autovacuum analyzes it.
-        EXECUTE format('ANALYZE %I.%I (content_tsv)', d.table_schema, d.table_name);
+        EXECUTE format($sql$ANALYZE %I.%I (content_tsv)$sql$, d.table_schema, d.table_name);
     END IF;
     EXECUTE memory_private._text_length_sql(d) USING NULL::bigint
     INTO v_docs, v_avg;
@@ -3749,7 +3749,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'and an ANALYZE of the stored tsvector so common words'' frequencies are current). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '86fa77b300ba6436eab54acff4d0fb6180329bff174f09e448d23a30832333fe', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '56ebde6e86e61c297e308d4a02a3bc99c19e8cd88aa6df47fc3f9de5638570fb', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
@@ -4982,7 +4982,7 @@ BEGIN
             RAISE NOTICE 'dropping competing vector index % (% %, %)',
                 v_idx.index_oid::regclass, v_idx.method, v_idx.opclass,
                 CASE WHEN v_idx.is_valid THEN 'valid' ELSE 'INVALID' END;
-            EXECUTE format('DROP INDEX %s', v_idx.index_oid::regclass);
+            EXECUTE format($sql$DROP INDEX %s$sql$, v_idx.index_oid::regclass);
         END IF;
     END LOOP;
 
@@ -4992,7 +4992,7 @@ BEGIN
                 USING ERRCODE = '42P01';
         END IF;
         EXECUTE format(
-            'CREATE INDEX %I ON %s USING hnsw (%I %s) WITH (m = %s, ef_construction = %s)',
+            $sql$CREATE INDEX %I ON %s USING hnsw (%I %s) WITH (m = %s, ef_construction = %s)$sql$,
             v_name, v_phys.relation, v_phys.embedding_column,
             memory_private._vector_schema() || '.' || quote_ident(v_opclass), m, ef_construction);
     END IF;
@@ -5057,13 +5057,13 @@ BEGIN
               AND c.relnamespace = (SELECT r.relnamespace FROM pg_catalog.pg_class AS r WHERE r.oid = rel)
               AND NOT i.indisvalid
         ) THEN
-            RETURN NEXT format('DROP INDEX CONCURRENTLY IF EXISTS %I.%I', v_schema, index_name);
+            RETURN NEXT format($sql$DROP INDEX CONCURRENTLY IF EXISTS %I.%I$sql$, v_schema, index_name);
         END IF;
-        RETURN NEXT format('CREATE INDEX CONCURRENTLY IF NOT EXISTS %I ON %s %s',
+        RETURN NEXT format($sql$CREATE INDEX CONCURRENTLY IF NOT EXISTS %I ON %s %s$sql$,
             index_name, memory_private._qualified(rel), definition);
         RETURN;
     END IF;
-    RETURN NEXT format('CREATE INDEX IF NOT EXISTS %I ON ONLY %s %s',
+    RETURN NEXT format($sql$CREATE INDEX IF NOT EXISTS %I ON ONLY %s %s$sql$,
         index_name, memory_private._qualified(rel), definition);
     FOR v_part IN
         SELECT t.relid, t.parentrelid, t.isleaf, c.relkind, n.nspname, t.level
@@ -5081,7 +5081,7 @@ BEGIN
                   JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
                   WHERE c.oid = v_part.parentrelid) END;
         IF v_part.relkind = 'p' THEN
-            RETURN NEXT format('CREATE INDEX IF NOT EXISTS %I ON ONLY %s %s',
+            RETURN NEXT format($sql$CREATE INDEX IF NOT EXISTS %I ON ONLY %s %s$sql$,
                 v_name, memory_private._qualified(v_part.relid), definition);
         ELSIF v_part.relkind = 'r' THEN
             IF EXISTS (
@@ -5092,14 +5092,14 @@ BEGIN
                       WHERE r.oid = v_part.relid)
                   AND NOT i.indisvalid
             ) THEN
-                RETURN NEXT format('DROP INDEX CONCURRENTLY IF EXISTS %I.%I', v_part.nspname, v_name);
+                RETURN NEXT format($sql$DROP INDEX CONCURRENTLY IF EXISTS %I.%I$sql$, v_part.nspname, v_name);
             END IF;
-            RETURN NEXT format('CREATE INDEX CONCURRENTLY IF NOT EXISTS %I ON %s %s',
+            RETURN NEXT format($sql$CREATE INDEX CONCURRENTLY IF NOT EXISTS %I ON %s %s$sql$,
                 v_name, memory_private._qualified(v_part.relid), definition);
         ELSE
             CONTINUE;  -- foreign tables cannot have these indexes
         END IF;
-        RETURN NEXT format('ALTER INDEX %s ATTACH PARTITION %I.%I',
+        RETURN NEXT format($sql$ALTER INDEX %s ATTACH PARTITION %I.%I$sql$,
             v_parent_index, v_part.nspname, v_name);
     END LOOP;
 END;
@@ -5159,7 +5159,7 @@ BEGIN
             THEN v_name ELSE left(v_name, 57) || '_ccnew' END;
         RETURN QUERY SELECT * FROM memory_private._concurrent_index_statements(
             v_phys.relation, v_build,
-            format('USING hnsw (%I %s) WITH (m = %s, ef_construction = %s)',
+            format($sql$USING hnsw (%I %s) WITH (m = %s, ef_construction = %s)$sql$,
                 v_phys.embedding_column, v_opclass_q, v_m, v_ef),
             'hnsw');
         -- Then the competing vector indexes go (concurrently where PostgreSQL can).
@@ -5167,16 +5167,16 @@ BEGIN
             SELECT x.index_name FROM memory_private._vector_indexes(v_d) AS x
             WHERE x.index_name <> v_build
         LOOP
-            RETURN NEXT format('DROP INDEX %s %I.%I',
+            RETURN NEXT format($sql$DROP INDEX %s %I.%I$sql$,
                 CASE WHEN v_partitioned THEN '' ELSE 'CONCURRENTLY IF EXISTS' END,
                 v_schema, v_idx.index_name);
         END LOOP;
         IF v_build <> v_name THEN
-            RETURN NEXT format('ALTER INDEX %I.%I RENAME TO %I', v_schema, v_build, v_name);
+            RETURN NEXT format($sql$ALTER INDEX %I.%I RENAME TO %I$sql$, v_schema, v_build, v_name);
         END IF;
     END IF;
     -- Records m / ef_construction in the registry; finds nothing left to drop or build.
-    RETURN NEXT format('SELECT memory.create_hnsw_index(%L, m => %s, ef_construction => %s)',
+    RETURN NEXT format($sql$SELECT memory.create_hnsw_index(%L, m => %s, ef_construction => %s)$sql$,
         v_d.domain, v_m, v_ef);
 END;
 $$;
@@ -5190,7 +5190,7 @@ COMMENT ON FUNCTION memory.concurrent_index_statements(text, integer, integer) I
 'cannot run inside a function or transaction, so run them one by one outside one: in psql '
 'SELECT * FROM memory.concurrent_index_statements(''d'') \gexec, or pgmemo index build '
 '--concurrently d. Re-running after a failure resumes (an INVALID leftover is dropped first).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:40_indexes.sql', '40_indexes.sql', 'b0781560b2b4b36099ba826e53e1e998be750e1fb1462d565e5a0cbf5f8b56c1', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:40_indexes.sql', '40_indexes.sql', '06781a68008b7a0ee982ef2e6b5701ebfca9f2a1ad734c32c3c74334f5d6d14b', 'repeatable'); END $pgmemo$;
 -- sql/43_wire.sql
 -- The write triggers of every domain, factory or adopted: one family, one template each, wired
 -- by memory_private._wire(d) from the domain's column mapping in the registry (relation, id,
@@ -5457,7 +5457,7 @@ BEGIN
         CONTINUE WHEN v_item.kind = 'before_update' AND NOT d.distributed;
         CONTINUE WHEN v_item.kind IN ('claim', 'complete') AND d.distributed;
         EXECUTE v_item.ddl;
-        EXECUTE format('REVOKE ALL ON FUNCTION memory_private.%I FROM PUBLIC',
+        EXECUTE format($sql$REVOKE ALL ON FUNCTION memory_private.%I FROM PUBLIC$sql$,
             memory_private._wire_name(d.domain, v_item.kind));
     END LOOP;
     IF d.distributed THEN
@@ -5480,7 +5480,7 @@ BEGIN
         PERFORM set_config('citus.enable_unsafe_triggers', coalesce(v_unsafe, 'off'), true);
     END IF;
     IF d.bulk_loading AND NOT d.distributed THEN
-        EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', memory_private._qualified(d.source_table),
+        EXECUTE format($sql$ALTER TABLE %s DISABLE TRIGGER %I$sql$, memory_private._qualified(d.source_table),
             memory_private._wire_name(d.domain, 'enqueue_insert'));
     END IF;
 END;
@@ -5527,16 +5527,16 @@ DECLARE
 BEGIN
     IF v_rel IS NOT NULL THEN
         FOR v_item IN SELECT * FROM memory_private._wire_triggers(d) LOOP
-            EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', v_item.trigger_name, v_rel);
+            EXECUTE format($sql$DROP TRIGGER IF EXISTS %I ON %s$sql$, v_item.trigger_name, v_rel);
         END LOOP;
     END IF;
     FOR v_item IN SELECT * FROM memory_private._wire_functions(d) LOOP
-        EXECUTE format('DROP FUNCTION IF EXISTS memory_private.%I',
+        EXECUTE format($sql$DROP FUNCTION IF EXISTS memory_private.%I$sql$,
             memory_private._wire_name(d.domain, v_item.kind));
     END LOOP;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', '241d64d9e35456e607698a9980057d6b254eafa3cc73765e1c0b483bbc23e142', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', '873d7d0262008aa1e78ae833ec54774a26cdca17d9c2338e743c26ed26be7d2c', 'repeatable'); END $pgmemo$;
 -- sql/45_adopt.sql
 -- Adopted domains: memory.adopt_table puts an application's own table (with an id, a text column
 -- and a vector(n) column) behind a pgmemo domain without copying a row.
@@ -5723,7 +5723,7 @@ DECLARE
     v_source text := memory_private._qualified(d.source_table);  -- NULL when it was dropped
     v_helper record;
 BEGIN
-    EXECUTE format('DROP VIEW IF EXISTS %I.%I', d.table_schema, d.table_name);
+    EXECUTE format($sql$DROP VIEW IF EXISTS %I.%I$sql$, d.table_schema, d.table_name);
     PERFORM memory_private._unwire(d);
     IF v_source IS NULL THEN
         RETURN;
@@ -5734,7 +5734,7 @@ BEGIN
         WHERE i.indrelid = d.source_table
           AND c.relname IN ('pgmemo_' || d.domain || '_id_text', 'pgmemo_' || d.domain || '_fts')
     LOOP
-        EXECUTE format('DROP INDEX IF EXISTS %s', memory_private._qualified(v_helper.idx));
+        EXECUTE format($sql$DROP INDEX IF EXISTS %s$sql$, memory_private._qualified(v_helper.idx));
     END LOOP;
 END;
 $$;
@@ -5912,9 +5912,9 @@ BEGIN
             WHERE NOT h.present
         LOOP
             IF to_regclass(format('%I.%I', v_schema, v_helper.index_name)) IS NOT NULL THEN
-                EXECUTE format('DROP INDEX %I.%I', v_schema, v_helper.index_name);  -- INVALID
+                EXECUTE format($sql$DROP INDEX %I.%I$sql$, v_schema, v_helper.index_name);  -- INVALID
             END IF;
-            EXECUTE format('CREATE INDEX %I ON %s %s', v_helper.index_name,
+            EXECUTE format($sql$CREATE INDEX %I ON %s %s$sql$, v_helper.index_name,
                 memory_private._qualified(source), v_helper.definition);
         END LOOP;
         PERFORM memory.create_hnsw_index(domain, v_d.hnsw_m, v_d.hnsw_ef_construction);
@@ -5934,7 +5934,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'HNSW, id-as-text and full-text indexes now (blocks writes while they build); false: build '
 'them later without blocking, with memory.concurrent_index_statements. Idempotent for the '
 'same arguments. memory.drop_domain releases the table and never drops it.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '9a227c96de69117b3c02069bdc8b56db4e527f53ee0cea03f72798821a03b774', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '602bd5036eded2768357d78387a74943e1111ac064a02c1e6c1c14a5d0d01ffb', 'repeatable'); END $pgmemo$;
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --
@@ -6150,7 +6150,7 @@ BEGIN
     END IF;
     -- First without a lock (a clear answer while the workers still run), then again under the
     -- lock that makes the switch atomic.
-    EXECUTE format('SELECT count(*), count(t.%I) FROM %s AS t', v_r.next_column, v_rel)
+    EXECUTE format($sql$SELECT count(*), count(t.%I) FROM %s AS t$sql$, v_r.next_column, v_rel)
     INTO v_total, v_done;
     IF v_done < v_total THEN
         RAISE EXCEPTION 're-embed of domain "%" is not complete: % of % rows have their new embedding (%)',
@@ -6160,9 +6160,9 @@ BEGIN
                       'progress: SELECT * FROM memory.reembed_status(%L);', v_r.shadow_domain,
                       v_d.domain);
     END IF;
-    EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', v_rel);
+    EXECUTE format($sql$LOCK TABLE %s IN ACCESS EXCLUSIVE MODE$sql$, v_rel);
     -- (SELECT 1, not SELECT: Citus cannot run a zero-column subquery on a distributed table)
-    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s AS t WHERE t.%I IS NULL)', v_rel, v_r.next_column)
+    EXECUTE format($sql$SELECT EXISTS (SELECT 1 FROM %s AS t WHERE t.%I IS NULL)$sql$, v_rel, v_r.next_column)
     INTO v_missing;
     IF v_missing THEN
         RAISE EXCEPTION 're-embed of domain "%" is not complete: rows changed meanwhile', v_d.domain
@@ -6175,18 +6175,18 @@ BEGIN
     LIMIT 1;
     PERFORM memory_private._drop_shadow(v_r);
     IF v_d.adopted THEN
-        EXECUTE format('DROP VIEW %I.%I', v_d.table_schema, v_d.table_name);  -- reads the old column
+        EXECUTE format($sql$DROP VIEW %I.%I$sql$, v_d.table_schema, v_d.table_name);  -- reads the old column
     END IF;
     -- Dropping the old column drops its vector index with it.
-    EXECUTE format('ALTER TABLE %s DROP COLUMN %I', v_rel, v_phys.embedding_column);
-    EXECUTE format('ALTER TABLE %s RENAME COLUMN %I TO %I', v_rel, v_r.next_column,
+    EXECUTE format($sql$ALTER TABLE %s DROP COLUMN %I$sql$, v_rel, v_phys.embedding_column);
+    EXECUTE format($sql$ALTER TABLE %s RENAME COLUMN %I TO %I$sql$, v_rel, v_r.next_column,
         v_phys.embedding_column);
     IF v_r.model_column IS NOT NULL THEN
-        EXECUTE format('ALTER TABLE %s DROP COLUMN embedding_model', v_rel);
-        EXECUTE format('ALTER TABLE %s RENAME COLUMN %I TO embedding_model', v_rel, v_r.model_column);
+        EXECUTE format($sql$ALTER TABLE %s DROP COLUMN embedding_model$sql$, v_rel);
+        EXECUTE format($sql$ALTER TABLE %s RENAME COLUMN %I TO embedding_model$sql$, v_rel, v_r.model_column);
     END IF;
     IF v_shadow_index IS NOT NULL THEN
-        EXECUTE format('ALTER INDEX %s RENAME TO %I', memory_private._qualified(v_shadow_index),
+        EXECUTE format($sql$ALTER INDEX %s RENAME TO %I$sql$, memory_private._qualified(v_shadow_index),
             memory_private._hnsw_name(v_d));
     END IF;
     UPDATE memory_private.domains AS d
@@ -6245,7 +6245,7 @@ $$;
 COMMENT ON FUNCTION memory.cancel_reembed(text) IS
 'Abandon a re-embed: drop the shadow column and its index, the shadow domain''s triggers, view, '
 'jobs and registry row. The domain keeps its current embeddings throughout.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:46_reembed.sql', '46_reembed.sql', 'f7d8024253b76621aa962809ee18aef4c3ab41783f9a3685bfd2c8e62777d988', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:46_reembed.sql', '46_reembed.sql', 'f246af27622d01f958d38691bfde87d219aec31d0d8107ffc9f81e5548980489', 'repeatable'); END $pgmemo$;
 -- sql/47_import.sql
 -- Importing memories from another store (pgmemo import-sqlite): memory.import_rows writes a
 -- batch with its own ids and timestamps, idempotently, and memory.get_many reads rows back with
@@ -6536,17 +6536,17 @@ BEGIN
     PERFORM memory_private._wire(v_d);
     v_unsafe := current_setting('citus.enable_unsafe_triggers', true);
     PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
-    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s',
+    EXECUTE format($sql$DROP TRIGGER IF EXISTS %I ON %s$sql$,
         memory_private._wire_name(v_d.domain, 'enqueue_insert'), v_rel);
-    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s',
+    EXECUTE format($sql$DROP TRIGGER IF EXISTS %I ON %s$sql$,
         memory_private._wire_name(v_d.domain, 'enqueue_update'), v_rel);
-    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s',
+    EXECUTE format($sql$DROP TRIGGER IF EXISTS %I ON %s$sql$,
         memory_private._wire_name(v_d.domain, 'dequeue_delete'), v_rel);
-    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s',
+    EXECUTE format($sql$DROP TRIGGER IF EXISTS %I ON %s$sql$,
         memory_private._wire_name(v_d.domain, 'unstale_update'), v_rel);
     IF memory_private._is_distributed_table(v_rel) THEN
         -- Distributed already (by an earlier call, or by hand): take it over.
-        EXECUTE 'SELECT count(*) FROM pg_catalog.pg_dist_shard AS s WHERE s.logicalrelid = $1'
+        EXECUTE $sql$SELECT count(*) FROM pg_catalog.pg_dist_shard AS s WHERE s.logicalrelid = $1$sql$
         INTO v_shards USING v_rel;
         IF v_shards <> shard_count THEN
             RAISE NOTICE 'domain "%" is already distributed over % shards (asked: %); '
@@ -6557,7 +6557,7 @@ BEGIN
         EXECUTE $q$ SELECT create_distributed_table($1, 'id', shard_count => $2) $q$
         USING v_rel, shard_count;
         -- The rows now live in the shards; the coordinator's copy is dead weight.
-        EXECUTE 'SELECT truncate_local_data_after_distributing_table($1)' USING v_rel;
+        EXECUTE $sql$SELECT truncate_local_data_after_distributing_table($1)$sql$ USING v_rel;
     END IF;
     PERFORM set_config('citus.enable_unsafe_triggers', coalesce(v_unsafe, 'off'), true);
     UPDATE memory_private.domains AS d SET distributed = true WHERE d.domain = v_d.domain;
@@ -6898,7 +6898,7 @@ BEGIN
         v_value := current_setting(v_name, true);
         CONTINUE WHEN v_value IS NULL OR v_value = '';
         -- v_name is one of the constants above; the value goes in as a literal.
-        EXECUTE format('SET LOCAL %s = %L', v_name, v_value);
+        EXECUTE format($sql$SET LOCAL %s = %L$sql$, v_name, v_value);
     END LOOP;
     PERFORM set_config('citus.propagate_set_commands', coalesce(v_prop, 'none'), true);
 END;
@@ -6984,7 +6984,7 @@ AS $$
     SELECT 'error', d.domain, 'not_distributed',
         format('The registry says domain %s is distributed but %s is not a Citus '
             || 'distributed table.', d.domain, p.relation),
-        format('SELECT memory.distribute_domain(%L);', d.domain)
+        format($sql$SELECT memory.distribute_domain(%L);$sql$, d.domain)
     FROM memory_private._physical(d) AS p
     WHERE d.distributed AND NOT memory_private._is_distributed_table(p.relation)
 $$;
@@ -7005,7 +7005,7 @@ AS $$
             || 'triggers cannot run on the shards, so rows written now are not queued. Let '
             || 'pgmemo take it over (idempotent, it only records the fact and queues what is '
             || 'missing).', p.relation),
-        format('SELECT memory.distribute_domain(%L);', d.domain)
+        format($sql$SELECT memory.distribute_domain(%L);$sql$, d.domain)
     FROM memory_private._physical(d) AS p
     WHERE NOT d.distributed AND memory_private._is_distributed_table(p.relation)
 $$;
@@ -7027,7 +7027,7 @@ AS $$
             || 'the query below then returns true. If the node is gone for good, restore it '
             || 'from a backup (or a replica) and point the cluster at the new host with '
             || 'citus_update_node.', n.node_name, n.node_port, n.shards, p.relation),
-        format('SELECT citus_check_connection_to_node(%L, %s);', n.node_name, n.node_port)
+        format($sql$SELECT citus_check_connection_to_node(%L, %s);$sql$, n.node_name, n.node_port)
     FROM memory_private._physical(d) AS p
     CROSS JOIN LATERAL memory_private._unreachable_nodes(d) AS n
 $$;
@@ -7072,7 +7072,7 @@ BEGIN
                 || 'itself (BENCHMARKS.md, Citus section). Keep %s cached; the workers'' '
                 || 'max_connections must allow that many per client connection.',
                 v_rel, v_n, current_setting('citus.max_cached_conns_per_worker', true), v_n),
-            format('ALTER DATABASE %I SET citus.max_cached_conns_per_worker = %s;',
+            format($sql$ALTER DATABASE %I SET citus.max_cached_conns_per_worker = %s;$sql$,
                 current_database(), v_n);
     END IF;
 END;
@@ -7095,7 +7095,7 @@ AS $$
             || 'usual cause. Build the missing shard indexes (each shard''s build blocks writes '
             || 'to that shard only).', x.n, (memory_private._physical(d)).relation,
             memory_private._opclass(d), x.shards),
-        format('SELECT memory.repair_shard_indexes(%L);', d.domain)
+        format($sql$SELECT memory.repair_shard_indexes(%L);$sql$, d.domain)
     FROM (
         SELECT count(*) AS n, string_agg(s.shard_name, ', ' ORDER BY s.shard_id) AS shards
         FROM memory_private._shard_vector_indexes(d) AS s
@@ -7125,7 +7125,7 @@ AS $$
             || 'shard to shard. Rebuild those shard indexes with the domain''s settings.',
             x.n, (memory_private._physical(d)).relation, d.hnsw_m, d.hnsw_ef_construction,
             x.shards),
-        format('SELECT memory.repair_shard_indexes(%L);', d.domain)
+        format($sql$SELECT memory.repair_shard_indexes(%L);$sql$, d.domain)
     FROM (
         SELECT count(*) AS n, string_agg(format('%s (%s)', s.shard_name, (
                 SELECT string_agg(o, ', ' ORDER BY o) FROM jsonb_array_elements(s.indexes) AS i,
@@ -7253,7 +7253,7 @@ COMMENT ON FUNCTION memory.repair_shard_indexes(text) IS
 'with other settings; each build blocks writes to its shard only). Returns the number of '
 'shards rebuilt; 0 when all were right. What memory.diagnose''s shard_missing_index and '
 'shard_index_settings_differ suggest. Error 08006 when a worker holding shards is down.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', '20dbac967d82415231ad4ade1c3ed512054abfb2241e6dd193a2f4b7813a0e8a', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', 'da597cd57deac819a614d78a1b6d0e9ed2ce98031200512ac433658373107144', 'repeatable'); END $pgmemo$;
 -- sql/50_queue.sql
 -- The embedding queue: workers claim jobs (FOR UPDATE SKIP LOCKED, with a lease), complete or
 -- fail them; maintenance releases expired leases and sweeps rows the triggers never saw.
@@ -7675,7 +7675,7 @@ BEGIN
                       || 'SELECT memory.run_maintenance(); every minute from any scheduler; '
                       || '`pgmemo worker` also runs it.';
     END IF;
-    EXECUTE 'SELECT cron.schedule($1, $2, $3)'
+    EXECUTE $sql$SELECT cron.schedule($1, $2, $3)$sql$
     INTO v_job USING 'pgmemo-maintenance', schedule, 'SELECT memory.run_maintenance()';
     RETURN v_job;
 END;
@@ -7684,7 +7684,7 @@ $$;
 COMMENT ON FUNCTION memory.schedule_maintenance(text) IS
 'Register memory.run_maintenance() with pg_cron under the job name pgmemo-maintenance '
 '(re-scheduling replaces it). Error 0A000 when pg_cron is not installed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '21063a0c2b8486b0e1053d5284bbc366e78160df40bc4f7220824448735f08d3', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', 'f17243791f36f89e9e5d244bb52e47a2b053a2ec343b0f5929d509065b26ccdc', 'repeatable'); END $pgmemo$;
 -- sql/51_queue_claim.sql
 -- Claiming and completing embedding jobs, set-based: one statement per domain per batch for
 -- the claim, a few for the completion (memory_private._claim_sql, _complete_sql: one template
@@ -8277,7 +8277,7 @@ BEGIN
         OR NOT memory_private._readable(d) THEN
         RETURN;
     END IF;
-    EXECUTE format('SELECT count(*), count(*) FILTER (WHERE t.embedding IS NOT NULL) FROM %I.%I AS t',
+    EXECUTE format($sql$SELECT count(*), count(*) FILTER (WHERE t.embedding IS NOT NULL) FROM %I.%I AS t$sql$,
         d.table_schema, d.table_name)
     INTO total_rows, embedded_rows;
 END;
@@ -8585,7 +8585,7 @@ COMMENT ON FUNCTION memory.explain_search(text, integer, jsonb) IS
 'runs (exact: the matching rows'' distances, sorted; hnsw: the HNSW iterative scan, with the '
 'exact query as fallback when it returns fewer than k rows; unfiltered: hnsw), matching_rows '
 'the planner''s estimate of the rows the filter matches (NULL without a filter), reason why.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', '7e81b2f6a843bd896e22bbe457f0dc5e5820febca84bc99d3b227109cf9de064', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', 'fde72c3c6fd3daeef455015bb156ea439806db832e11111a81aed95e327cd755', 'repeatable'); END $pgmemo$;
 -- sql/61_diagnose.sql
 -- Diagnostics, part 2: the per-domain checks behind memory.diagnose() (60_diagnostics.sql).
 -- Every failure from the incident reports, found by one call, each with a sentence and (where
@@ -8619,7 +8619,7 @@ RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-    SELECT format('SELECT memory.create_hnsw_index(%L, m => %s, ef_construction => %s);',
+    SELECT format($sql$SELECT memory.create_hnsw_index(%L, m => %s, ef_construction => %s);$sql$,
         d.domain, d.hnsw_m, d.hnsw_ef_construction)
 $$;
 
@@ -8813,7 +8813,7 @@ AS $$
                 THEN ' memory.create_hnsw_index drops it and leaves one valid HNSW index.'
                 ELSE ' Rebuild it.' END),
         CASE WHEN x.managed THEN memory_private._diagnose_hnsw_fix(d)
-            ELSE format('REINDEX INDEX CONCURRENTLY %I.%I;', n.nspname, c.relname) END
+            ELSE format($sql$REINDEX INDEX CONCURRENTLY %I.%I;$sql$, n.nspname, c.relname) END
     FROM memory_private._domain_relations(d) AS r
     JOIN pg_catalog.pg_index AS i ON i.indrelid = r.relid
     JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
@@ -8850,7 +8850,7 @@ AS $$
     SELECT 'error', d.domain, 'partition_missing_index',
         format('Partition %s of %s has no valid vector index with %s: every search reads all '
             || 'of its rows.', r.relid, p.relation, o.name),
-        format('CREATE INDEX ON %s USING hnsw (%I %s) WITH (m = %s, ef_construction = %s);',
+        format($sql$CREATE INDEX ON %s USING hnsw (%I %s) WITH (m = %s, ef_construction = %s);$sql$,
             r.relid, p.embedding_column, o.qualified, d.hnsw_m, d.hnsw_ef_construction)
     FROM memory_private._physical(d) AS p
     CROSS JOIN opclass AS o
@@ -9047,7 +9047,7 @@ AS $$
             CASE WHEN p.relation::oid IN (
                 SELECT r.relid FROM memory_private._domain_relations(d) AS r WHERE NOT r.is_leaf)
                 THEN ' Autovacuum never analyzes a partitioned parent.' ELSE '' END),
-        format('ANALYZE %s;', p.relation)
+        format($sql$ANALYZE %s;$sql$, p.relation)
     FROM memory_private._physical(d) AS p
     CROSS JOIN memory_private._diagnose_size(d) AS z
     WHERE NOT z.has_stats AND (z.est_rows >= 1000 OR z.pages_now >= 128)
@@ -9068,7 +9068,7 @@ AS $$
             CASE WHEN z.pages_now > 2 * z.pages_analyzed + 128
                 THEN format('the table grew from %s to %s pages', z.pages_analyzed, z.pages_now)
                 ELSE format('%s rows changed', z.changed_since_analyze) END),
-        format('ANALYZE %s;', p.relation)
+        format($sql$ANALYZE %s;$sql$, p.relation)
     FROM memory_private._physical(d) AS p
     CROSS JOIN memory_private._diagnose_size(d) AS z
     WHERE z.has_stats
@@ -9136,7 +9136,7 @@ BEGIN
             format('%s rows have no embedding and no queue job, so nothing will ever embed them '
                 'and memory.search never finds them (inserted with triggers disabled, restored '
                 'from a dump, or there before pgmemo). Queue them for the workers.', v_txt),
-            format('SELECT memory.enqueue_missing(%L);', d.domain);
+            format($sql$SELECT memory.enqueue_missing(%L);$sql$, d.domain);
     END IF;
 END;
 $$;
@@ -9155,7 +9155,7 @@ AS $$
         format('%s embedding jobs are dead (failed %s times); their rows stay unembedded. Most '
             || 'common errors: %s. Fix the cause, then re-queue them.', q.dead,
             memory_private._setting('pgmemo.max_attempts', 5), e.errors),
-        format('SELECT memory.requeue_dead(%L);', d.domain)
+        format($sql$SELECT memory.requeue_dead(%L);$sql$, d.domain)
     FROM memory_private._diagnose_queue(d) AS q
     CROSS JOIN LATERAL (
         SELECT string_agg(format('%s x "%s"', x.n, x.err), '; ' ORDER BY x.n DESC, x.err) AS errors
@@ -9230,7 +9230,7 @@ $$;
 COMMENT ON FUNCTION memory_private._check_expired_claims(memory_private.domains) IS
 'diagnose check expired_claims (warning): claimed jobs whose lease has expired. fix_sql: '
 'memory.release_expired_claims.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', '495bf8788913a4ff8e005cae1feb7ba9859081aca67d0e99ab90df4abbd8cd41', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', 'cfbb19b8bf072e799c248c7a5196a39656faf92ff5dc3e2c8d4e8d3ab8b14315', 'repeatable'); END $pgmemo$;
 -- sql/70_bulk.sql
 -- Bulk loading: memory.bulk_load_begin / memory.bulk_load_finish defer a domain's secondary
 -- indexes (HNSW, GIN metadata, GIN full-text, btree updated_at) and its per-statement enqueue
@@ -9249,13 +9249,13 @@ AS $$
     SELECT v.index_name, v.ddl
     FROM (VALUES
         (d.table_name || '_metadata_gin',
-         format('CREATE INDEX IF NOT EXISTS %I ON %I.%I USING gin (metadata jsonb_path_ops)',
+         format($sql$CREATE INDEX IF NOT EXISTS %I ON %I.%I USING gin (metadata jsonb_path_ops)$sql$,
                 d.table_name || '_metadata_gin', d.table_schema, d.table_name)),
         (d.table_name || '_fts',
-         format('CREATE INDEX IF NOT EXISTS %I ON %I.%I USING gin (content_tsv)',
+         format($sql$CREATE INDEX IF NOT EXISTS %I ON %I.%I USING gin (content_tsv)$sql$,
                 d.table_name || '_fts', d.table_schema, d.table_name)),
         (d.table_name || '_updated_at',
-         format('CREATE INDEX IF NOT EXISTS %I ON %I.%I (updated_at)',
+         format($sql$CREATE INDEX IF NOT EXISTS %I ON %I.%I (updated_at)$sql$,
                 d.table_name || '_updated_at', d.table_schema, d.table_name))
     ) AS v (index_name, ddl)
 $$;
@@ -9295,11 +9295,11 @@ BEGIN
         WHERE to_regclass(format('%I.%I', v_d.table_schema, s.index_name)) IS NOT NULL
     LOOP
         v_dropped := v_dropped || v_index::text;
-        EXECUTE format('DROP INDEX %s', v_index);
+        EXECUTE format($sql$DROP INDEX %s$sql$, v_index);
     END LOOP;
     -- Rows without an embedding are queued by bulk_load_finish in one pass instead.
     IF NOT v_d.distributed THEN  -- a distributed domain has no queue trigger to pause
-        EXECUTE format('ALTER TABLE %I.%I DISABLE TRIGGER %I', v_d.table_schema, v_d.table_name,
+        EXECUTE format($sql$ALTER TABLE %I.%I DISABLE TRIGGER %I$sql$, v_d.table_schema, v_d.table_name,
             memory_private._wire_name(v_d.domain, 'enqueue_insert'));
         UPDATE memory_private.domains AS d SET bulk_loading = TRUE WHERE d.domain = v_d.domain;
     END IF;
@@ -9358,12 +9358,12 @@ BEGIN
     v_index := memory.create_hnsw_index(v_d.domain, v_d.hnsw_m, v_d.hnsw_ef_construction);
     v_hnsw_done := clock_timestamp();
     IF NOT v_d.distributed THEN  -- a distributed domain has no queue trigger to pause
-        EXECUTE format('ALTER TABLE %I.%I ENABLE TRIGGER %I', v_d.table_schema, v_d.table_name,
+        EXECUTE format($sql$ALTER TABLE %I.%I ENABLE TRIGGER %I$sql$, v_d.table_schema, v_d.table_name,
             memory_private._wire_name(v_d.domain, 'enqueue_insert'));
         UPDATE memory_private.domains AS d SET bulk_loading = FALSE WHERE d.domain = v_d.domain;
     END IF;
     v_queued := memory.enqueue_missing(v_d.domain);
-    EXECUTE format('ANALYZE %I.%I', v_d.table_schema, v_d.table_name);
+    EXECUTE format($sql$ANALYZE %I.%I$sql$, v_d.table_schema, v_d.table_name);
 
     PERFORM set_config('maintenance_work_mem', v_old_mem, true);
     PERFORM set_config('max_parallel_maintenance_workers', v_old_workers, true);
@@ -9384,7 +9384,7 @@ COMMENT ON FUNCTION memory.bulk_load_finish(text, text, integer) IS
 '''2GB'': the HNSW graph should fit) and parallel_workers (max_parallel_maintenance_workers) '
 'apply to this call only; NULL keeps the server''s settings. Returns the index name, the '
 'seconds spent and the rows queued. Idempotent: indexes already present are kept.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:70_bulk.sql', '70_bulk.sql', 'f9bccbe205104ea2c930a14019ebe680995cd21e56a19c859cbaf09ab5e79988', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:70_bulk.sql', '70_bulk.sql', '32607a56e4d959907a8d7fc59ad097c9fb65022821363270bec5a84aacb412c6', 'repeatable'); END $pgmemo$;
 -- sql/80_reference.sql
 -- memory.api_reference(): the SQL reference (Markdown) generated from the database itself, from
 -- the signatures in pg_proc / pg_attribute, the COMMENT ON texts and the grants. `make docs`
@@ -9618,14 +9618,14 @@ BEGIN
           AND EXISTS (SELECT FROM unnest(p.proconfig) AS c (setting)
               WHERE c.setting LIKE 'search_path=%' AND c.setting <> 'search_path=pg_catalog, pg_temp')
     LOOP
-        EXECUTE format('ALTER ROUTINE %s SET search_path = pg_catalog, pg_temp', v_fn);
+        EXECUTE format($sql$ALTER ROUTINE %s SET search_path = pg_catalog, pg_temp$sql$, v_fn);
     END LOOP;
     FOR v_fn IN
         SELECT p.oid::regprocedure
         FROM pg_catalog.pg_proc AS p
         WHERE p.pronamespace = 'memory'::regnamespace AND p.prokind = 'f' AND NOT p.prosecdef
     LOOP
-        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', v_fn);
+        EXECUTE format($sql$ALTER FUNCTION %s SECURITY DEFINER$sql$, v_fn);
     END LOOP;
 
     -- 3. The explicit list, and nothing else: what an earlier release granted to the API roles
@@ -9644,7 +9644,7 @@ BEGIN
             ON p.pronamespace = 'memory'::regnamespace AND p.proname = g.object_name
         WHERE g.object_kind = 'function' AND g.role_name = ANY (v_roles)
     LOOP
-        EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', v_item.fn, v_item.role_name);
+        EXECUTE format($sql$GRANT EXECUTE ON ROUTINE %s TO %I$sql$, v_item.fn, v_item.role_name);
     END LOOP;
     FOR v_item IN
         SELECT g.role_name, c.oid::regclass AS rel
@@ -9654,7 +9654,7 @@ BEGIN
         WHERE g.object_kind = 'view' AND c.relkind IN ('v', 'm')
           AND g.role_name = ANY (v_roles)
     LOOP
-        EXECUTE format('GRANT SELECT ON %s TO %I', v_item.rel, v_item.role_name);
+        EXECUTE format($sql$GRANT SELECT ON %s TO %I$sql$, v_item.rel, v_item.role_name);
     END LOOP;
 
     -- 4. Functions the granted views call run with definer rights, executable by the readers.
@@ -9682,13 +9682,13 @@ BEGIN
                 USING ERRCODE = '42501', HINT = 'Add SET search_path FROM CURRENT.';
         END IF;
         IF NOT v_item.prosecdef THEN
-            EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', v_item.fn);
+            EXECUTE format($sql$ALTER FUNCTION %s SECURITY DEFINER$sql$, v_item.fn);
         END IF;
-        EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', v_item.fn, v_item.role_name);
+        EXECUTE format($sql$GRANT EXECUTE ON ROUTINE %s TO %I$sql$, v_item.fn, v_item.role_name);
     END LOOP;
 END;
 $grants$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '60a31af470f432900642ae30fef1f0717264add399dcedb6df8451d5773e98f9', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '1329791688381516ae13e919220652a90856707e239b6d5d92ff62832bf83631', 'repeatable'); END $pgmemo$;
 DO $pgmemo$ BEGIN PERFORM memory_private._after_migrate(); END $pgmemo$;
 COMMIT;
 SELECT format('pgmemo schema version %s installed (pgvector %s in schema %s)',

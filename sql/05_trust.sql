@@ -178,7 +178,7 @@ BEGIN
     IF rel IS NULL THEN
         RETURN;
     END IF;
-    EXECUTE pg_catalog.format('LOCK TABLE %s IN %s MODE', rel,
+    EXECUTE pg_catalog.format($sql$LOCK TABLE %s IN %s MODE$sql$, rel,
         CASE WHEN for_write THEN 'ROW EXCLUSIVE' ELSE 'ACCESS SHARE' END);
     IF for_write THEN
         SELECT * INTO v_found FROM memory_private._foreign_code(rel) AS f LIMIT 1;
@@ -416,7 +416,7 @@ AS $$
         pg_catalog.format('Role(s) %s can create objects in schema %I, where pgmemo''s functions '
             'resolve names: a better-matching function or operator planted there would run with '
             'pgmemo''s owner''s rights.', b.who, b.nspname),
-        pg_catalog.format('REVOKE CREATE ON SCHEMA %I FROM PUBLIC, %s;', b.nspname, b.who)
+        pg_catalog.format($sql$REVOKE CREATE ON SCHEMA %I FROM PUBLIC, %s;$sql$, b.nspname, b.who)
     FROM bad AS b
 $$;
 

@@ -109,17 +109,17 @@ BEGIN
             v_regclass, 'id', 'content', 'embedding', 'embedding_model', 'updated_at',
             'metadata', 'created_at');
     PERFORM memory_private._default_access(domain);
-    EXECUTE format('ALTER TABLE %s ALTER COLUMN embedding SET STORAGE %s', v_regclass,
+    EXECUTE format($sql$ALTER TABLE %s ALTER COLUMN embedding SET STORAGE %s$sql$, v_regclass,
         memory_private._embedding_storage(embedding_type, dimension));
 
     -- COMMENT takes no parameters: the text goes in as a literal (%L).
     v_comment := format('pgmemo domain %s (%s dimensions, %s distance). Write through '
         || 'memory.store().', domain, dimension, distance);
     EXECUTE format($q$ COMMENT ON TABLE %s IS %L $q$, v_regclass, v_comment);
-    EXECUTE format('CREATE INDEX %I ON %s USING gin (metadata jsonb_path_ops)',
+    EXECUTE format($sql$CREATE INDEX %I ON %s USING gin (metadata jsonb_path_ops)$sql$,
         v_table || '_metadata_gin', v_regclass);
-    EXECUTE format('CREATE INDEX %I ON %s USING gin (content_tsv)', v_table || '_fts', v_regclass);
-    EXECUTE format('CREATE INDEX %I ON %s (updated_at)', v_table || '_updated_at', v_regclass);
+    EXECUTE format($sql$CREATE INDEX %I ON %s USING gin (content_tsv)$sql$, v_table || '_fts', v_regclass);
+    EXECUTE format($sql$CREATE INDEX %I ON %s (updated_at)$sql$, v_table || '_updated_at', v_regclass);
 
     -- The write triggers (one family for every domain, from the registry's column mapping).
     PERFORM memory_private._wire(memory_private._domain(domain));
@@ -192,7 +192,7 @@ BEGIN
                 USING HINT = 'Drop the index yourself if nothing else searches that column.';
         END IF;
     ELSE
-        EXECUTE format('DROP TABLE IF EXISTS %I.%I', v_d.table_schema, v_d.table_name);
+        EXECUTE format($sql$DROP TABLE IF EXISTS %I.%I$sql$, v_d.table_schema, v_d.table_name);
         PERFORM memory_private._unwire(v_d);  -- the trigger functions (the triggers went with it)
     END IF;
     DELETE FROM memory_private.domains AS d WHERE d.domain = v_d.domain;
@@ -222,7 +222,7 @@ BEGIN
         )) THEN
         RETURN NULL;
     END IF;
-    EXECUTE format('SELECT count(*) FROM %I.%I', table_schema, table_name) INTO v_count;
+    EXECUTE format($sql$SELECT count(*) FROM %I.%I$sql$, table_schema, table_name) INTO v_count;
     RETURN v_count;
 END;
 $$;

@@ -649,7 +649,7 @@ BEGIN
     IF NOT d.adopted THEN
         -- Never on an adopted table: ANALYZE would run its owner's index expressions with
         -- pgmemo's rights. Autovacuum analyzes it.
-        EXECUTE format('ANALYZE %I.%I (content_tsv)', d.table_schema, d.table_name);
+        EXECUTE format($sql$ANALYZE %I.%I (content_tsv)$sql$, d.table_schema, d.table_name);
     END IF;
     EXECUTE memory_private._text_length_sql(d) USING NULL::bigint
     INTO v_docs, v_avg;

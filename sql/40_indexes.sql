@@ -124,7 +124,7 @@ BEGIN
             RAISE NOTICE 'dropping competing vector index % (% %, %)',
                 v_idx.index_oid::regclass, v_idx.method, v_idx.opclass,
                 CASE WHEN v_idx.is_valid THEN 'valid' ELSE 'INVALID' END;
-            EXECUTE format('DROP INDEX %s', v_idx.index_oid::regclass);
+            EXECUTE format($sql$DROP INDEX %s$sql$, v_idx.index_oid::regclass);
         END IF;
     END LOOP;
 
@@ -134,7 +134,7 @@ BEGIN
                 USING ERRCODE = '42P01';
         END IF;
         EXECUTE format(
-            'CREATE INDEX %I ON %s USING hnsw (%I %s) WITH (m = %s, ef_construction = %s)',
+            $sql$CREATE INDEX %I ON %s USING hnsw (%I %s) WITH (m = %s, ef_construction = %s)$sql$,
             v_name, v_phys.relation, v_phys.embedding_column,
             memory_private._vector_schema() || '.' || quote_ident(v_opclass), m, ef_construction);
     END IF;
@@ -199,13 +199,13 @@ BEGIN
               AND c.relnamespace = (SELECT r.relnamespace FROM pg_catalog.pg_class AS r WHERE r.oid = rel)
               AND NOT i.indisvalid
         ) THEN
-            RETURN NEXT format('DROP INDEX CONCURRENTLY IF EXISTS %I.%I', v_schema, index_name);
+            RETURN NEXT format($sql$DROP INDEX CONCURRENTLY IF EXISTS %I.%I$sql$, v_schema, index_name);
         END IF;
-        RETURN NEXT format('CREATE INDEX CONCURRENTLY IF NOT EXISTS %I ON %s %s',
+        RETURN NEXT format($sql$CREATE INDEX CONCURRENTLY IF NOT EXISTS %I ON %s %s$sql$,
             index_name, memory_private._qualified(rel), definition);
         RETURN;
     END IF;
-    RETURN NEXT format('CREATE INDEX IF NOT EXISTS %I ON ONLY %s %s',
+    RETURN NEXT format($sql$CREATE INDEX IF NOT EXISTS %I ON ONLY %s %s$sql$,
         index_name, memory_private._qualified(rel), definition);
     FOR v_part IN
         SELECT t.relid, t.parentrelid, t.isleaf, c.relkind, n.nspname, t.level
@@ -223,7 +223,7 @@ BEGIN
                   JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
                   WHERE c.oid = v_part.parentrelid) END;
         IF v_part.relkind = 'p' THEN
-            RETURN NEXT format('CREATE INDEX IF NOT EXISTS %I ON ONLY %s %s',
+            RETURN NEXT format($sql$CREATE INDEX IF NOT EXISTS %I ON ONLY %s %s$sql$,
                 v_name, memory_private._qualified(v_part.relid), definition);
         ELSIF v_part.relkind = 'r' THEN
             IF EXISTS (
@@ -234,14 +234,14 @@ BEGIN
                       WHERE r.oid = v_part.relid)
                   AND NOT i.indisvalid
             ) THEN
-                RETURN NEXT format('DROP INDEX CONCURRENTLY IF EXISTS %I.%I', v_part.nspname, v_name);
+                RETURN NEXT format($sql$DROP INDEX CONCURRENTLY IF EXISTS %I.%I$sql$, v_part.nspname, v_name);
             END IF;
-            RETURN NEXT format('CREATE INDEX CONCURRENTLY IF NOT EXISTS %I ON %s %s',
+            RETURN NEXT format($sql$CREATE INDEX CONCURRENTLY IF NOT EXISTS %I ON %s %s$sql$,
                 v_name, memory_private._qualified(v_part.relid), definition);
         ELSE
             CONTINUE;  -- foreign tables cannot have these indexes
         END IF;
-        RETURN NEXT format('ALTER INDEX %s ATTACH PARTITION %I.%I',
+        RETURN NEXT format($sql$ALTER INDEX %s ATTACH PARTITION %I.%I$sql$,
             v_parent_index, v_part.nspname, v_name);
     END LOOP;
 END;
@@ -301,7 +301,7 @@ BEGIN
             THEN v_name ELSE left(v_name, 57) || '_ccnew' END;
         RETURN QUERY SELECT * FROM memory_private._concurrent_index_statements(
             v_phys.relation, v_build,
-            format('USING hnsw (%I %s) WITH (m = %s, ef_construction = %s)',
+            format($sql$USING hnsw (%I %s) WITH (m = %s, ef_construction = %s)$sql$,
                 v_phys.embedding_column, v_opclass_q, v_m, v_ef),
             'hnsw');
         -- Then the competing vector indexes go (concurrently where PostgreSQL can).
@@ -309,16 +309,16 @@ BEGIN
             SELECT x.index_name FROM memory_private._vector_indexes(v_d) AS x
             WHERE x.index_name <> v_build
         LOOP
-            RETURN NEXT format('DROP INDEX %s %I.%I',
+            RETURN NEXT format($sql$DROP INDEX %s %I.%I$sql$,
                 CASE WHEN v_partitioned THEN '' ELSE 'CONCURRENTLY IF EXISTS' END,
                 v_schema, v_idx.index_name);
         END LOOP;
         IF v_build <> v_name THEN
-            RETURN NEXT format('ALTER INDEX %I.%I RENAME TO %I', v_schema, v_build, v_name);
+            RETURN NEXT format($sql$ALTER INDEX %I.%I RENAME TO %I$sql$, v_schema, v_build, v_name);
         END IF;
     END IF;
     -- Records m / ef_construction in the registry; finds nothing left to drop or build.
-    RETURN NEXT format('SELECT memory.create_hnsw_index(%L, m => %s, ef_construction => %s)',
+    RETURN NEXT format($sql$SELECT memory.create_hnsw_index(%L, m => %s, ef_construction => %s)$sql$,
         v_d.domain, v_m, v_ef);
 END;
 $$;

@@ -263,7 +263,7 @@ BEGIN
         CONTINUE WHEN v_item.kind = 'before_update' AND NOT d.distributed;
         CONTINUE WHEN v_item.kind IN ('claim', 'complete') AND d.distributed;
         EXECUTE v_item.ddl;
-        EXECUTE format('REVOKE ALL ON FUNCTION memory_private.%I FROM PUBLIC',
+        EXECUTE format($sql$REVOKE ALL ON FUNCTION memory_private.%I FROM PUBLIC$sql$,
             memory_private._wire_name(d.domain, v_item.kind));
     END LOOP;
     IF d.distributed THEN
@@ -286,7 +286,7 @@ BEGIN
         PERFORM set_config('citus.enable_unsafe_triggers', coalesce(v_unsafe, 'off'), true);
     END IF;
     IF d.bulk_loading AND NOT d.distributed THEN
-        EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', memory_private._qualified(d.source_table),
+        EXECUTE format($sql$ALTER TABLE %s DISABLE TRIGGER %I$sql$, memory_private._qualified(d.source_table),
             memory_private._wire_name(d.domain, 'enqueue_insert'));
     END IF;
 END;
@@ -333,11 +333,11 @@ DECLARE
 BEGIN
     IF v_rel IS NOT NULL THEN
         FOR v_item IN SELECT * FROM memory_private._wire_triggers(d) LOOP
-            EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', v_item.trigger_name, v_rel);
+            EXECUTE format($sql$DROP TRIGGER IF EXISTS %I ON %s$sql$, v_item.trigger_name, v_rel);
         END LOOP;
     END IF;
     FOR v_item IN SELECT * FROM memory_private._wire_functions(d) LOOP
-        EXECUTE format('DROP FUNCTION IF EXISTS memory_private.%I',
+        EXECUTE format($sql$DROP FUNCTION IF EXISTS memory_private.%I$sql$,
             memory_private._wire_name(d.domain, v_item.kind));
     END LOOP;
 END;

@@ -183,7 +183,7 @@ DECLARE
     v_source text := memory_private._qualified(d.source_table);  -- NULL when it was dropped
     v_helper record;
 BEGIN
-    EXECUTE format('DROP VIEW IF EXISTS %I.%I', d.table_schema, d.table_name);
+    EXECUTE format($sql$DROP VIEW IF EXISTS %I.%I$sql$, d.table_schema, d.table_name);
     PERFORM memory_private._unwire(d);
     IF v_source IS NULL THEN
         RETURN;
@@ -194,7 +194,7 @@ BEGIN
         WHERE i.indrelid = d.source_table
           AND c.relname IN ('pgmemo_' || d.domain || '_id_text', 'pgmemo_' || d.domain || '_fts')
     LOOP
-        EXECUTE format('DROP INDEX IF EXISTS %s', memory_private._qualified(v_helper.idx));
+        EXECUTE format($sql$DROP INDEX IF EXISTS %s$sql$, memory_private._qualified(v_helper.idx));
     END LOOP;
 END;
 $$;
@@ -372,9 +372,9 @@ BEGIN
             WHERE NOT h.present
         LOOP
             IF to_regclass(format('%I.%I', v_schema, v_helper.index_name)) IS NOT NULL THEN
-                EXECUTE format('DROP INDEX %I.%I', v_schema, v_helper.index_name);  -- INVALID
+                EXECUTE format($sql$DROP INDEX %I.%I$sql$, v_schema, v_helper.index_name);  -- INVALID
             END IF;
-            EXECUTE format('CREATE INDEX %I ON %s %s', v_helper.index_name,
+            EXECUTE format($sql$CREATE INDEX %I ON %s %s$sql$, v_helper.index_name,
                 memory_private._qualified(source), v_helper.definition);
         END LOOP;
         PERFORM memory.create_hnsw_index(domain, v_d.hnsw_m, v_d.hnsw_ef_construction);

@@ -212,7 +212,7 @@ BEGIN
     END IF;
     -- First without a lock (a clear answer while the workers still run), then again under the
     -- lock that makes the switch atomic.
-    EXECUTE format('SELECT count(*), count(t.%I) FROM %s AS t', v_r.next_column, v_rel)
+    EXECUTE format($sql$SELECT count(*), count(t.%I) FROM %s AS t$sql$, v_r.next_column, v_rel)
     INTO v_total, v_done;
     IF v_done < v_total THEN
         RAISE EXCEPTION 're-embed of domain "%" is not complete: % of % rows have their new embedding (%)',
@@ -222,9 +222,9 @@ BEGIN
                       'progress: SELECT * FROM memory.reembed_status(%L);', v_r.shadow_domain,
                       v_d.domain);
     END IF;
-    EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', v_rel);
+    EXECUTE format($sql$LOCK TABLE %s IN ACCESS EXCLUSIVE MODE$sql$, v_rel);
     -- (SELECT 1, not SELECT: Citus cannot run a zero-column subquery on a distributed table)
-    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s AS t WHERE t.%I IS NULL)', v_rel, v_r.next_column)
+    EXECUTE format($sql$SELECT EXISTS (SELECT 1 FROM %s AS t WHERE t.%I IS NULL)$sql$, v_rel, v_r.next_column)
     INTO v_missing;
     IF v_missing THEN
         RAISE EXCEPTION 're-embed of domain "%" is not complete: rows changed meanwhile', v_d.domain
@@ -237,18 +237,18 @@ BEGIN
     LIMIT 1;
     PERFORM memory_private._drop_shadow(v_r);
     IF v_d.adopted THEN
-        EXECUTE format('DROP VIEW %I.%I', v_d.table_schema, v_d.table_name);  -- reads the old column
+        EXECUTE format($sql$DROP VIEW %I.%I$sql$, v_d.table_schema, v_d.table_name);  -- reads the old column
     END IF;
     -- Dropping the old column drops its vector index with it.
-    EXECUTE format('ALTER TABLE %s DROP COLUMN %I', v_rel, v_phys.embedding_column);
-    EXECUTE format('ALTER TABLE %s RENAME COLUMN %I TO %I', v_rel, v_r.next_column,
+    EXECUTE format($sql$ALTER TABLE %s DROP COLUMN %I$sql$, v_rel, v_phys.embedding_column);
+    EXECUTE format($sql$ALTER TABLE %s RENAME COLUMN %I TO %I$sql$, v_rel, v_r.next_column,
         v_phys.embedding_column);
     IF v_r.model_column IS NOT NULL THEN
-        EXECUTE format('ALTER TABLE %s DROP COLUMN embedding_model', v_rel);
-        EXECUTE format('ALTER TABLE %s RENAME COLUMN %I TO embedding_model', v_rel, v_r.model_column);
+        EXECUTE format($sql$ALTER TABLE %s DROP COLUMN embedding_model$sql$, v_rel);
+        EXECUTE format($sql$ALTER TABLE %s RENAME COLUMN %I TO embedding_model$sql$, v_rel, v_r.model_column);
     END IF;
     IF v_shadow_index IS NOT NULL THEN
-        EXECUTE format('ALTER INDEX %s RENAME TO %I', memory_private._qualified(v_shadow_index),
+        EXECUTE format($sql$ALTER INDEX %s RENAME TO %I$sql$, memory_private._qualified(v_shadow_index),
             memory_private._hnsw_name(v_d));
     END IF;
     UPDATE memory_private.domains AS d

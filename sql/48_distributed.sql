@@ -98,17 +98,17 @@ BEGIN
     PERFORM memory_private._wire(v_d);
     v_unsafe := current_setting('citus.enable_unsafe_triggers', true);
     PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
-    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s',
+    EXECUTE format($sql$DROP TRIGGER IF EXISTS %I ON %s$sql$,
         memory_private._wire_name(v_d.domain, 'enqueue_insert'), v_rel);
-    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s',
+    EXECUTE format($sql$DROP TRIGGER IF EXISTS %I ON %s$sql$,
         memory_private._wire_name(v_d.domain, 'enqueue_update'), v_rel);
-    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s',
+    EXECUTE format($sql$DROP TRIGGER IF EXISTS %I ON %s$sql$,
         memory_private._wire_name(v_d.domain, 'dequeue_delete'), v_rel);
-    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s',
+    EXECUTE format($sql$DROP TRIGGER IF EXISTS %I ON %s$sql$,
         memory_private._wire_name(v_d.domain, 'unstale_update'), v_rel);
     IF memory_private._is_distributed_table(v_rel) THEN
         -- Distributed already (by an earlier call, or by hand): take it over.
-        EXECUTE 'SELECT count(*) FROM pg_catalog.pg_dist_shard AS s WHERE s.logicalrelid = $1'
+        EXECUTE $sql$SELECT count(*) FROM pg_catalog.pg_dist_shard AS s WHERE s.logicalrelid = $1$sql$
         INTO v_shards USING v_rel;
         IF v_shards <> shard_count THEN
             RAISE NOTICE 'domain "%" is already distributed over % shards (asked: %); '
@@ -119,7 +119,7 @@ BEGIN
         EXECUTE $q$ SELECT create_distributed_table($1, 'id', shard_count => $2) $q$
         USING v_rel, shard_count;
         -- The rows now live in the shards; the coordinator's copy is dead weight.
-        EXECUTE 'SELECT truncate_local_data_after_distributing_table($1)' USING v_rel;
+        EXECUTE $sql$SELECT truncate_local_data_after_distributing_table($1)$sql$ USING v_rel;
     END IF;
     PERFORM set_config('citus.enable_unsafe_triggers', coalesce(v_unsafe, 'off'), true);
     UPDATE memory_private.domains AS d SET distributed = true WHERE d.domain = v_d.domain;
@@ -460,7 +460,7 @@ BEGIN
         v_value := current_setting(v_name, true);
         CONTINUE WHEN v_value IS NULL OR v_value = '';
         -- v_name is one of the constants above; the value goes in as a literal.
-        EXECUTE format('SET LOCAL %s = %L', v_name, v_value);
+        EXECUTE format($sql$SET LOCAL %s = %L$sql$, v_name, v_value);
     END LOOP;
     PERFORM set_config('citus.propagate_set_commands', coalesce(v_prop, 'none'), true);
 END;
@@ -546,7 +546,7 @@ AS $$
     SELECT 'error', d.domain, 'not_distributed',
         format('The registry says domain %s is distributed but %s is not a Citus '
             || 'distributed table.', d.domain, p.relation),
-        format('SELECT memory.distribute_domain(%L);', d.domain)
+        format($sql$SELECT memory.distribute_domain(%L);$sql$, d.domain)
     FROM memory_private._physical(d) AS p
     WHERE d.distributed AND NOT memory_private._is_distributed_table(p.relation)
 $$;
@@ -567,7 +567,7 @@ AS $$
             || 'triggers cannot run on the shards, so rows written now are not queued. Let '
             || 'pgmemo take it over (idempotent, it only records the fact and queues what is '
             || 'missing).', p.relation),
-        format('SELECT memory.distribute_domain(%L);', d.domain)
+        format($sql$SELECT memory.distribute_domain(%L);$sql$, d.domain)
     FROM memory_private._physical(d) AS p
     WHERE NOT d.distributed AND memory_private._is_distributed_table(p.relation)
 $$;
@@ -589,7 +589,7 @@ AS $$
             || 'the query below then returns true. If the node is gone for good, restore it '
             || 'from a backup (or a replica) and point the cluster at the new host with '
             || 'citus_update_node.', n.node_name, n.node_port, n.shards, p.relation),
-        format('SELECT citus_check_connection_to_node(%L, %s);', n.node_name, n.node_port)
+        format($sql$SELECT citus_check_connection_to_node(%L, %s);$sql$, n.node_name, n.node_port)
     FROM memory_private._physical(d) AS p
     CROSS JOIN LATERAL memory_private._unreachable_nodes(d) AS n
 $$;
@@ -634,7 +634,7 @@ BEGIN
                 || 'itself (BENCHMARKS.md, Citus section). Keep %s cached; the workers'' '
                 || 'max_connections must allow that many per client connection.',
                 v_rel, v_n, current_setting('citus.max_cached_conns_per_worker', true), v_n),
-            format('ALTER DATABASE %I SET citus.max_cached_conns_per_worker = %s;',
+            format($sql$ALTER DATABASE %I SET citus.max_cached_conns_per_worker = %s;$sql$,
                 current_database(), v_n);
     END IF;
 END;
@@ -657,7 +657,7 @@ AS $$
             || 'usual cause. Build the missing shard indexes (each shard''s build blocks writes '
             || 'to that shard only).', x.n, (memory_private._physical(d)).relation,
             memory_private._opclass(d), x.shards),
-        format('SELECT memory.repair_shard_indexes(%L);', d.domain)
+        format($sql$SELECT memory.repair_shard_indexes(%L);$sql$, d.domain)
     FROM (
         SELECT count(*) AS n, string_agg(s.shard_name, ', ' ORDER BY s.shard_id) AS shards
         FROM memory_private._shard_vector_indexes(d) AS s
@@ -687,7 +687,7 @@ AS $$
             || 'shard to shard. Rebuild those shard indexes with the domain''s settings.',
             x.n, (memory_private._physical(d)).relation, d.hnsw_m, d.hnsw_ef_construction,
             x.shards),
-        format('SELECT memory.repair_shard_indexes(%L);', d.domain)
+        format($sql$SELECT memory.repair_shard_indexes(%L);$sql$, d.domain)
     FROM (
         SELECT count(*) AS n, string_agg(format('%s (%s)', s.shard_name, (
                 SELECT string_agg(o, ', ' ORDER BY o) FROM jsonb_array_elements(s.indexes) AS i,

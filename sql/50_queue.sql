@@ -418,7 +418,7 @@ BEGIN
                       || 'SELECT memory.run_maintenance(); every minute from any scheduler; '
                       || '`pgmemo worker` also runs it.';
     END IF;
-    EXECUTE 'SELECT cron.schedule($1, $2, $3)'
+    EXECUTE $sql$SELECT cron.schedule($1, $2, $3)$sql$
     INTO v_job USING 'pgmemo-maintenance', schedule, 'SELECT memory.run_maintenance()';
     RETURN v_job;
 END;

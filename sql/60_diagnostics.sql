@@ -15,7 +15,7 @@ BEGIN
         OR NOT memory_private._readable(d) THEN
         RETURN;
     END IF;
-    EXECUTE format('SELECT count(*), count(*) FILTER (WHERE t.embedding IS NOT NULL) FROM %I.%I AS t',
+    EXECUTE format($sql$SELECT count(*), count(*) FILTER (WHERE t.embedding IS NOT NULL) FROM %I.%I AS t$sql$,
         d.table_schema, d.table_name)
     INTO total_rows, embedded_rows;
 END;

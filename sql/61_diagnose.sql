@@ -30,7 +30,7 @@ RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-    SELECT format('SELECT memory.create_hnsw_index(%L, m => %s, ef_construction => %s);',
+    SELECT format($sql$SELECT memory.create_hnsw_index(%L, m => %s, ef_construction => %s);$sql$,
         d.domain, d.hnsw_m, d.hnsw_ef_construction)
 $$;
 
@@ -224,7 +224,7 @@ AS $$
                 THEN ' memory.create_hnsw_index drops it and leaves one valid HNSW index.'
                 ELSE ' Rebuild it.' END),
         CASE WHEN x.managed THEN memory_private._diagnose_hnsw_fix(d)
-            ELSE format('REINDEX INDEX CONCURRENTLY %I.%I;', n.nspname, c.relname) END
+            ELSE format($sql$REINDEX INDEX CONCURRENTLY %I.%I;$sql$, n.nspname, c.relname) END
     FROM memory_private._domain_relations(d) AS r
     JOIN pg_catalog.pg_index AS i ON i.indrelid = r.relid
     JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
@@ -261,7 +261,7 @@ AS $$
     SELECT 'error', d.domain, 'partition_missing_index',
         format('Partition %s of %s has no valid vector index with %s: every search reads all '
             || 'of its rows.', r.relid, p.relation, o.name),
-        format('CREATE INDEX ON %s USING hnsw (%I %s) WITH (m = %s, ef_construction = %s);',
+        format($sql$CREATE INDEX ON %s USING hnsw (%I %s) WITH (m = %s, ef_construction = %s);$sql$,
             r.relid, p.embedding_column, o.qualified, d.hnsw_m, d.hnsw_ef_construction)
     FROM memory_private._physical(d) AS p
     CROSS JOIN opclass AS o
@@ -458,7 +458,7 @@ AS $$
             CASE WHEN p.relation::oid IN (
                 SELECT r.relid FROM memory_private._domain_relations(d) AS r WHERE NOT r.is_leaf)
                 THEN ' Autovacuum never analyzes a partitioned parent.' ELSE '' END),
-        format('ANALYZE %s;', p.relation)
+        format($sql$ANALYZE %s;$sql$, p.relation)
     FROM memory_private._physical(d) AS p
     CROSS JOIN memory_private._diagnose_size(d) AS z
     WHERE NOT z.has_stats AND (z.est_rows >= 1000 OR z.pages_now >= 128)
@@ -479,7 +479,7 @@ AS $$
             CASE WHEN z.pages_now > 2 * z.pages_analyzed + 128
                 THEN format('the table grew from %s to %s pages', z.pages_analyzed, z.pages_now)
                 ELSE format('%s rows changed', z.changed_since_analyze) END),
-        format('ANALYZE %s;', p.relation)
+        format($sql$ANALYZE %s;$sql$, p.relation)
     FROM memory_private._physical(d) AS p
     CROSS JOIN memory_private._diagnose_size(d) AS z
     WHERE z.has_stats
@@ -547,7 +547,7 @@ BEGIN
             format('%s rows have no embedding and no queue job, so nothing will ever embed them '
                 'and memory.search never finds them (inserted with triggers disabled, restored '
                 'from a dump, or there before pgmemo). Queue them for the workers.', v_txt),
-            format('SELECT memory.enqueue_missing(%L);', d.domain);
+            format($sql$SELECT memory.enqueue_missing(%L);$sql$, d.domain);
     END IF;
 END;
 $$;
@@ -566,7 +566,7 @@ AS $$
         format('%s embedding jobs are dead (failed %s times); their rows stay unembedded. Most '
             || 'common errors: %s. Fix the cause, then re-queue them.', q.dead,
             memory_private._setting('pgmemo.max_attempts', 5), e.errors),
-        format('SELECT memory.requeue_dead(%L);', d.domain)
+        format($sql$SELECT memory.requeue_dead(%L);$sql$, d.domain)
     FROM memory_private._diagnose_queue(d) AS q
     CROSS JOIN LATERAL (
         SELECT string_agg(format('%s x "%s"', x.n, x.err), '; ' ORDER BY x.n DESC, x.err) AS errors

@@ -15,13 +15,13 @@ AS $$
     SELECT v.index_name, v.ddl
     FROM (VALUES
         (d.table_name || '_metadata_gin',
-         format('CREATE INDEX IF NOT EXISTS %I ON %I.%I USING gin (metadata jsonb_path_ops)',
+         format($sql$CREATE INDEX IF NOT EXISTS %I ON %I.%I USING gin (metadata jsonb_path_ops)$sql$,
                 d.table_name || '_metadata_gin', d.table_schema, d.table_name)),
         (d.table_name || '_fts',
-         format('CREATE INDEX IF NOT EXISTS %I ON %I.%I USING gin (content_tsv)',
+         format($sql$CREATE INDEX IF NOT EXISTS %I ON %I.%I USING gin (content_tsv)$sql$,
                 d.table_name || '_fts', d.table_schema, d.table_name)),
         (d.table_name || '_updated_at',
-         format('CREATE INDEX IF NOT EXISTS %I ON %I.%I (updated_at)',
+         format($sql$CREATE INDEX IF NOT EXISTS %I ON %I.%I (updated_at)$sql$,
                 d.table_name || '_updated_at', d.table_schema, d.table_name))
     ) AS v (index_name, ddl)
 $$;
@@ -61,11 +61,11 @@ BEGIN
         WHERE to_regclass(format('%I.%I', v_d.table_schema, s.index_name)) IS NOT NULL
     LOOP
         v_dropped := v_dropped || v_index::text;
-        EXECUTE format('DROP INDEX %s', v_index);
+        EXECUTE format($sql$DROP INDEX %s$sql$, v_index);
     END LOOP;
     -- Rows without an embedding are queued by bulk_load_finish in one pass instead.
     IF NOT v_d.distributed THEN  -- a distributed domain has no queue trigger to pause
-        EXECUTE format('ALTER TABLE %I.%I DISABLE TRIGGER %I', v_d.table_schema, v_d.table_name,
+        EXECUTE format($sql$ALTER TABLE %I.%I DISABLE TRIGGER %I$sql$, v_d.table_schema, v_d.table_name,
             memory_private._wire_name(v_d.domain, 'enqueue_insert'));
         UPDATE memory_private.domains AS d SET bulk_loading = TRUE WHERE d.domain = v_d.domain;
     END IF;
@@ -124,12 +124,12 @@ BEGIN
     v_index := memory.create_hnsw_index(v_d.domain, v_d.hnsw_m, v_d.hnsw_ef_construction);
     v_hnsw_done := clock_timestamp();
     IF NOT v_d.distributed THEN  -- a distributed domain has no queue trigger to pause
-        EXECUTE format('ALTER TABLE %I.%I ENABLE TRIGGER %I', v_d.table_schema, v_d.table_name,
+        EXECUTE format($sql$ALTER TABLE %I.%I ENABLE TRIGGER %I$sql$, v_d.table_schema, v_d.table_name,
             memory_private._wire_name(v_d.domain, 'enqueue_insert'));
         UPDATE memory_private.domains AS d SET bulk_loading = FALSE WHERE d.domain = v_d.domain;
     END IF;
     v_queued := memory.enqueue_missing(v_d.domain);
-    EXECUTE format('ANALYZE %I.%I', v_d.table_schema, v_d.table_name);
+    EXECUTE format($sql$ANALYZE %I.%I$sql$, v_d.table_schema, v_d.table_name);
 
     PERFORM set_config('maintenance_work_mem', v_old_mem, true);
     PERFORM set_config('max_parallel_maintenance_workers', v_old_workers, true);

@@ -142,14 +142,14 @@ BEGIN
           AND EXISTS (SELECT FROM unnest(p.proconfig) AS c (setting)
               WHERE c.setting LIKE 'search_path=%' AND c.setting <> 'search_path=pg_catalog, pg_temp')
     LOOP
-        EXECUTE format('ALTER ROUTINE %s SET search_path = pg_catalog, pg_temp', v_fn);
+        EXECUTE format($sql$ALTER ROUTINE %s SET search_path = pg_catalog, pg_temp$sql$, v_fn);
     END LOOP;
     FOR v_fn IN
         SELECT p.oid::regprocedure
         FROM pg_catalog.pg_proc AS p
         WHERE p.pronamespace = 'memory'::regnamespace AND p.prokind = 'f' AND NOT p.prosecdef
     LOOP
-        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', v_fn);
+        EXECUTE format($sql$ALTER FUNCTION %s SECURITY DEFINER$sql$, v_fn);
     END LOOP;
 
     -- 3. The explicit list, and nothing else: what an earlier release granted to the API roles
@@ -168,7 +168,7 @@ BEGIN
             ON p.pronamespace = 'memory'::regnamespace AND p.proname = g.object_name
         WHERE g.object_kind = 'function' AND g.role_name = ANY (v_roles)
     LOOP
-        EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', v_item.fn, v_item.role_name);
+        EXECUTE format($sql$GRANT EXECUTE ON ROUTINE %s TO %I$sql$, v_item.fn, v_item.role_name);
     END LOOP;
     FOR v_item IN
         SELECT g.role_name, c.oid::regclass AS rel
@@ -178,7 +178,7 @@ BEGIN
         WHERE g.object_kind = 'view' AND c.relkind IN ('v', 'm')
           AND g.role_name = ANY (v_roles)
     LOOP
-        EXECUTE format('GRANT SELECT ON %s TO %I', v_item.rel, v_item.role_name);
+        EXECUTE format($sql$GRANT SELECT ON %s TO %I$sql$, v_item.rel, v_item.role_name);
     END LOOP;
 
     -- 4. Functions the granted views call run with definer rights, executable by the readers.
@@ -206,9 +206,9 @@ BEGIN
                 USING ERRCODE = '42501', HINT = 'Add SET search_path FROM CURRENT.';
         END IF;
         IF NOT v_item.prosecdef THEN
-            EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', v_item.fn);
+            EXECUTE format($sql$ALTER FUNCTION %s SECURITY DEFINER$sql$, v_item.fn);
         END IF;
-        EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', v_item.fn, v_item.role_name);
+        EXECUTE format($sql$GRANT EXECUTE ON ROUTINE %s TO %I$sql$, v_item.fn, v_item.role_name);
     END LOOP;
 END;
 $grants$;

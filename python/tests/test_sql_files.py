@@ -41,7 +41,8 @@ def test_reapplied_file_holds_only_create_or_replace(path):
 # passed to format(), identifiers through %I, values through EXECUTE ... USING. What the scanner
 # below catches: a format() inside the format() of an SQL template, an SQL template written as
 # several quoted fragments (joined by || or by adjacent literals), an SQL template with doubled
-# quotes, and EXECUTE of a concatenation (a string pasted into a statement).
+# quotes, an SQL template in single quotes (the template of a format() or an EXECUTE: dollar-quote
+# it), and EXECUTE of a concatenation (a string pasted into a statement).
 _TOKEN = re.compile(r"""
   (?P<comment>--[^\n]*|/\*.*?\*/)
  |(?P<dollar>\$(?:[A-Za-z_][A-Za-z_0-9]*)?\$)
@@ -95,7 +96,11 @@ def _scan(toks: list[tuple[str, str, str, int]]) -> list[tuple[int, str]]:
                 else:
                     pasted = toks[j][1] == "||"
                     break
+            template_arg = (i >= 2 and toks[i - 1][1] == "(" and toks[i - 2][1].lower() == "format") \
+                or (i >= 1 and toks[i - 1][1].upper() == "EXECUTE")
             if _SQL_START.match(value):
+                if template_arg and text == "'" and len(lits) == 1 and not pasted and "''" not in value:
+                    out.append((line, "an SQL template in single quotes (not dollar-quoted)"))
                 if pasted:
                     out.append((line, "a string pasted into an SQL template with ||"))
                 elif len(lits) > 1:
@@ -158,12 +163,14 @@ def test_dynamic_sql_scanner_sees_what_it_must():
             'WHERE b = ''c''', 't');
         EXECUTE 'DELETE FROM t WHERE b = ''c''';
         EXECUTE 'SELECT 1 FROM t WHERE ' || v_where;
+        EXECUTE format('DROP TABLE %I', 't');
         v := 'UPDATE t SET a = 1 WHERE ' || v_where;
     END $$;"""
     assert [what.split(" (")[0].split(" with")[0] for _, _, what in dynamic_sql_problems(bad)] == [
-        "format inside the format of an SQL template", "an SQL template in several quoted fragments",
-        "an SQL template", "EXECUTE of a concatenation", "a string pasted into an SQL template",
-        "a string pasted into an SQL template"]
+        "an SQL template in single quotes", "format inside the format of an SQL template",
+        "an SQL template in several quoted fragments", "an SQL template",
+        "EXECUTE of a concatenation", "a string pasted into an SQL template",
+        "an SQL template in single quotes", "a string pasted into an SQL template"]
     good = """CREATE OR REPLACE FUNCTION memory_private.g(d int) RETURNS void AS $$
     BEGIN
         EXECUTE format($q$ SELECT a FROM %I.%I WHERE b = 'c' AND e = $1 $q$, 's', 't') USING d;
