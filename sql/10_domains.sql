@@ -22,6 +22,7 @@ DECLARE
     v_table name;
     v_regclass regclass;
     v_comment text;
+    v_ddl text;
 BEGIN
     PERFORM memory_private._check_domain_name(domain);
     PERFORM memory_private._check_dimension(embedding_type, dimension);
@@ -116,10 +117,11 @@ BEGIN
     v_comment := format('pgmemo domain %s (%s dimensions, %s distance). Write through '
         || 'memory.store().', domain, dimension, distance);
     EXECUTE format($q$ COMMENT ON TABLE %s IS %L $q$, v_regclass, v_comment);
-    EXECUTE format($sql$CREATE INDEX %I ON %s USING gin (metadata jsonb_path_ops)$sql$,
-        v_table || '_metadata_gin', v_regclass);
-    EXECUTE format($sql$CREATE INDEX %I ON %s USING gin (content_tsv)$sql$, v_table || '_fts', v_regclass);
-    EXECUTE format($sql$CREATE INDEX %I ON %s (updated_at)$sql$, v_table || '_updated_at', v_regclass);
+    -- The secondary indexes (metadata, full-text, updated_at: sql/70_bulk.sql, one list).
+    FOR v_ddl IN SELECT s.ddl FROM memory_private._secondary_indexes(memory_private._domain(domain)) AS s
+    LOOP
+        EXECUTE v_ddl;
+    END LOOP;
 
     -- The write triggers (one family for every domain, from the registry's column mapping).
     PERFORM memory_private._wire(memory_private._domain(domain));

@@ -77,7 +77,9 @@ AS $$
         WHERE (SELECT c.type_oid FROM memory_private._column(d.source_table, d.id_column) AS c)
             NOT IN ('text'::regtype, 'character varying'::regtype)
         UNION ALL
-        SELECT ('pgmemo_' || d.domain || '_fts')::name, format($f$USING gin (%s)$f$, x.tsvector),
+        SELECT ('pgmemo_' || d.domain || '_fts')::name,
+            format($f$USING gin (%s) WITH (gin_pending_list_limit = %s)$f$, x.tsvector,
+                memory_private._gin_pending_list_kb()),
             'fts'
         -- the indexed expression: the tsvector of the content column (a bounded prefix)
         FROM (

@@ -5,8 +5,9 @@
 -- embedding in one pass. Building an HNSW graph once is several times faster than inserting into
 -- it row by row (bench/run.py measures both).
 
--- The secondary indexes create_domain makes, as (index name, CREATE INDEX statement); the HNSW
--- index is left to memory.create_hnsw_index.
+-- The secondary indexes of a domain's table, as (index name, CREATE INDEX statement): made by
+-- create_domain, dropped and rebuilt by bulk loading; the HNSW index is left to
+-- memory.create_hnsw_index.
 CREATE OR REPLACE FUNCTION memory_private._secondary_indexes(d memory_private.domains)
 RETURNS TABLE (index_name text, ddl text)
 LANGUAGE sql STABLE
@@ -15,11 +16,15 @@ AS $$
     SELECT v.index_name, v.ddl
     FROM (VALUES
         (d.table_name || '_metadata_gin',
-         format($sql$CREATE INDEX IF NOT EXISTS %I ON %I.%I USING gin (metadata jsonb_path_ops)$sql$,
-                d.table_name || '_metadata_gin', d.table_schema, d.table_name)),
+         format($sql$CREATE INDEX IF NOT EXISTS %I ON %I.%I USING gin (metadata jsonb_path_ops)
+                WITH (gin_pending_list_limit = %s)$sql$,
+                d.table_name || '_metadata_gin', d.table_schema, d.table_name,
+                memory_private._gin_pending_list_kb())),
         (d.table_name || '_fts',
-         format($sql$CREATE INDEX IF NOT EXISTS %I ON %I.%I USING gin (content_tsv)$sql$,
-                d.table_name || '_fts', d.table_schema, d.table_name)),
+         format($sql$CREATE INDEX IF NOT EXISTS %I ON %I.%I USING gin (content_tsv)
+                WITH (gin_pending_list_limit = %s)$sql$,
+                d.table_name || '_fts', d.table_schema, d.table_name,
+                memory_private._gin_pending_list_kb())),
         (d.table_name || '_updated_at',
          format($sql$CREATE INDEX IF NOT EXISTS %I ON %I.%I (updated_at)$sql$,
                 d.table_name || '_updated_at', d.table_schema, d.table_name))

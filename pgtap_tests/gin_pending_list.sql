@@ -1,0 +1,41 @@
+-- Bounded cost of text and metadata searches after many writes: every GIN index pgmemo makes
+-- keeps a small pending list (memory_private._gin_pending_list_kb, 64 kB; migration 0018), on a
+-- domain table as made, after a bulk load rebuilt its indexes, and on an adopted table's
+-- full-text helper index.
+BEGIN;
+SELECT plan(5);
+
+CREATE FUNCTION pg_temp.gin_limits(rel regclass) RETURNS text LANGUAGE sql AS $$
+    SELECT coalesce(string_agg(c.relname || ':' || coalesce(array_to_string(c.reloptions, ','), '-'),
+        ' ' ORDER BY c.relname), '')
+    FROM pg_catalog.pg_index AS i
+    JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+    JOIN pg_catalog.pg_am AS a ON a.oid = c.relam
+    WHERE i.indrelid = rel AND a.amname = 'gin'
+$$;
+
+SELECT is(memory_private._gin_pending_list_kb(), 64, 'the pending list limit is 64 kB');
+
+SELECT memory.create_domain('ginlimit', 3);
+SELECT is(pg_temp.gin_limits('memory_data.ginlimit_memories'),
+    'ginlimit_memories_fts:gin_pending_list_limit=64 '
+    'ginlimit_memories_metadata_gin:gin_pending_list_limit=64',
+    'create_domain: both GIN indexes have the small pending list');
+
+SELECT memory.bulk_load_begin('ginlimit');
+SELECT is(pg_temp.gin_limits('memory_data.ginlimit_memories'), '',
+    'bulk_load_begin dropped them');
+SELECT memory.bulk_load_finish('ginlimit');
+SELECT is(pg_temp.gin_limits('memory_data.ginlimit_memories'),
+    'ginlimit_memories_fts:gin_pending_list_limit=64 '
+    'ginlimit_memories_metadata_gin:gin_pending_list_limit=64',
+    'bulk_load_finish rebuilt them with the small pending list');
+
+CREATE TABLE public.gin_docs (id bigint PRIMARY KEY, body text NOT NULL, emb vector(3));
+SELECT memory.adopt_table('gindocs', 'public.gin_docs', 'id', 'body', 'emb');
+SELECT is(pg_temp.gin_limits('public.gin_docs'),
+    'pgmemo_gindocs_fts:gin_pending_list_limit=64',
+    'adopt_table: the full-text helper index has the small pending list');
+
+SELECT * FROM finish();
+ROLLBACK;
