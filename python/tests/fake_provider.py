@@ -1,5 +1,8 @@
 """A local HTTP server speaking OpenAI's /v1/embeddings protocol, for pipeline tests.
 
+Like OpenAI, it answers `"encoding_format": "base64"` with each vector as base64 of its
+little-endian float32 values, and lists of floats otherwise.
+
 Vectors are deterministic (a hash of the text, L2-normalised), so a test can check that a row
 holds the embedding of exactly its content. Every text received is counted (`sent[text]`; embedded ones in `calls[text]`), and
 knobs make the provider misbehave: `down` (HTTP 503), `delay` (seconds per request), `bad`
@@ -9,10 +12,12 @@ knobs make the provider misbehave: `down` (HTTP 503), `delay` (seconds per reque
 
 from __future__ import annotations
 
+import base64
 import collections
 import hashlib
 import json
 import math
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,12 +36,20 @@ def fake_vector(text: str, dim: int) -> list[float]:
     return [x / norm for x in raw]
 
 
+def encode_vector(vector: list[float], encoding: str | None) -> Any:
+    """A vector as OpenAI sends it: base64 of little-endian float32 values, or a list."""
+    if encoding == "base64":
+        return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
+    return vector
+
+
 class FakeProvider:
     def __init__(self, dim: int = 8) -> None:
         self.dim = dim
         self.sent: collections.Counter[str] = collections.Counter()  # every text received
         self.calls: collections.Counter[str] = collections.Counter()  # texts embedded (HTTP 200)
         self.requests = 0
+        self.encodings: collections.Counter[str | None] = collections.Counter()  # encoding_format asked
         self.lock = threading.Lock()
         self.down = False
         self.delay = 0.0
@@ -52,8 +65,9 @@ class FakeProvider:
             def do_POST(self) -> None:  # noqa: N802 (http.server API)
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 texts: list[str] = body["input"]
-                status, reply = provider._answer(texts)
-                data = json.dumps(reply).encode()
+                provider.encodings[body.get("encoding_format")] += 1
+                status, reply = provider._answer(texts, body.get("encoding_format"))
+                data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
@@ -78,7 +92,7 @@ class FakeProvider:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_port}/v1"
 
-    def _answer(self, texts: list[str]) -> tuple[int, dict[str, Any]]:
+    def _answer(self, texts: list[str], encoding: str | None = None) -> tuple[int, dict[str, Any] | bytes]:
         with self.lock:
             self.requests += 1
             self.sent.update(texts)
@@ -94,7 +108,8 @@ class FakeProvider:
         with self.lock:
             self.calls.update(texts)
         return 200, {"object": "list", "model": "fake-embed",
-                     "data": [{"object": "embedding", "index": i, "embedding": fake_vector(t, self.dim)}
+                     "data": [{"object": "embedding", "index": i,
+                               "embedding": encode_vector(fake_vector(t, self.dim), encoding)}
                               for i, t in enumerate(texts)]}
 
     def release(self) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import socket
+import struct
 import sys
 import threading
 import time
@@ -387,7 +389,8 @@ def test_openai_sends_key_model_and_dimensions(server: FakeServer) -> None:
     request = server.requests[0]
     assert request.path == "/v1/embeddings"
     assert request.headers["Authorization"] == "Bearer sk-secret"
-    assert request.json == {"model": "text-embedding-3-large", "input": ["x"], "dimensions": 256}
+    assert request.json == {"model": "text-embedding-3-large", "input": ["x"], "dimensions": 256,
+                            "encoding_format": "base64"}
 
 
 def test_openai_reads_environment(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -443,6 +446,92 @@ def test_openai_error_in_a_200_reply_is_permanent(server: FakeServer) -> None:
     server.default = lambda request: Reply(200, PROTOCOLS["openai"].error("model overloaded"))
     with PROTOCOLS["openai"].make(server.url) as embedder:
         with pytest.raises(PermanentEmbeddingError, match="model overloaded"):
+            embedder.embed(["x"])
+
+
+def b64(values: list[float]) -> str:
+    """A vector as OpenAI's base64 encoding sends it: little-endian float32."""
+    return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
+
+
+def openai_b64_ok(texts: list[str], vec: Callable[[str], Any] = vector) -> dict[str, Any]:
+    items = [{"object": "embedding", "index": i, "embedding": b64(vec(t))} for i, t in enumerate(texts)]
+    items.reverse()
+    return {"object": "list", "data": items, "model": "m"}
+
+
+def test_openai_asks_for_base64_and_decodes_it(server: FakeServer) -> None:
+    server.default = lambda request: Reply(200, openai_b64_ok(request.json["input"]))
+    with PROTOCOLS["openai"].make(server.url) as embedder:
+        vectors = embedder.embed(["text 1", "text 2", "abc"])
+    assert vectors == [[1.0, 0.5, -0.25], [2.0, 0.5, -0.25], [3.0, 0.5, -0.25]]
+    assert all(isinstance(x, float) for v in vectors for x in v)
+    assert server.requests[0].json["encoding_format"] == "base64"
+
+
+async def test_openai_async_decodes_base64(server: FakeServer) -> None:
+    server.default = lambda request: Reply(200, openai_b64_ok(request.json["input"]))
+    embedder = PROTOCOLS["openai"].make(server.url)
+    try:
+        assert await embedder.aembed(["text 7"]) == [[7.0, 0.5, -0.25]]
+    finally:
+        await embedder.aclose()
+        embedder.close()
+
+
+def test_openai_float_encoding_on_request(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    PROTOCOLS["openai"].serve_ok(server)
+    with PROTOCOLS["openai"].make(server.url, encoding_format="float") as embedder:
+        assert embedder.embed(["text 4"]) == [[4.0, 0.5, -0.25]]
+    monkeypatch.setenv("OPENAI_EMBEDDING_ENCODING", "float")
+    with PROTOCOLS["openai"].make(server.url) as embedder:
+        embedder.embed(["x"])
+    assert ["encoding_format" in r.json for r in server.requests] == [False, False]
+    with pytest.raises(ValueError, match="encoding_format"):
+        PROTOCOLS["openai"].make(server.url, encoding_format="int8")
+
+
+def test_openai_reads_lists_when_base64_is_ignored(server: FakeServer) -> None:
+    PROTOCOLS["openai"].serve_ok(server)  # a compatible server that answers lists anyway
+    with PROTOCOLS["openai"].make(server.url) as embedder:
+        assert embedder.embed(["text 5"]) == [[5.0, 0.5, -0.25]]
+    assert server.requests[0].json["encoding_format"] == "base64"
+
+
+@pytest.mark.parametrize("status", [400, 422])
+def test_openai_falls_back_to_lists_when_base64_is_refused(server: FakeServer, status: int) -> None:
+    PROTOCOLS["openai"].serve_ok(server)
+    server.replies.append(Reply(status, PROTOCOLS["openai"].error(
+        "Unrecognized request argument supplied: encoding_format")))
+    with PROTOCOLS["openai"].make(server.url) as embedder:
+        assert embedder.embed(["text 1"]) == [[1.0, 0.5, -0.25]]
+        assert embedder.embed(["text 2"]) == [[2.0, 0.5, -0.25]]
+        assert embedder.encoding_format == "float"
+    assert ["encoding_format" in r.json for r in server.requests] == [True, False, False]
+
+
+def test_openai_other_400s_stay_permanent(server: FakeServer) -> None:
+    server.default = lambda request: Reply(400, PROTOCOLS["openai"].error("input too long"))
+    with PROTOCOLS["openai"].make(server.url) as embedder:
+        with pytest.raises(PermanentEmbeddingError, match="input too long"):
+            embedder.embed(["x"])
+        assert embedder.encoding_format == "base64"
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("bad", ["not base64!", base64.b64encode(b"abc").decode(), ""])
+def test_openai_malformed_base64_is_permanent(server: FakeServer, bad: str) -> None:
+    server.default = lambda request: Reply(200, {"data": [{"index": 0, "embedding": bad}]})
+    with PROTOCOLS["openai"].make(server.url) as embedder:
+        with pytest.raises(PermanentEmbeddingError, match="malformed reply"):
+            embedder.embed(["x"])
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_openai_non_finite_base64_is_rejected(server: FakeServer, bad: float) -> None:
+    server.default = lambda request: Reply(200, {"data": [{"index": 0, "embedding": b64([0.1, bad])}]})
+    with PROTOCOLS["openai"].make(server.url) as embedder:
+        with pytest.raises(PermanentEmbeddingError, match="non-finite"):
             embedder.embed(["x"])
 
 
