@@ -5345,11 +5345,16 @@ SET search_path FROM CURRENT
 AS $body$
 BEGIN
     -- (as real[]: pgvector's = is not on this function's search_path)
-    IF EXISTS (
-        SELECT FROM new_rows AS n JOIN old_rows AS o ON o.%3$I = n.%3$I
+    -- A count, not EXISTS: EXISTS is planned for its first row, and over two transition tables
+    -- of 100,000 rows the planner chose a nested loop of two tuplestore scans (10^10 row pairs
+    -- read back from disk: a one-statement UPDATE of a big domain table never finished); the
+    -- count is planned for all rows (a hash join). The UPDATE only when a row needs it: an
+    -- UPDATE of no rows fires this trigger again.
+    IF (
+        SELECT count(*) FROM new_rows AS n JOIN old_rows AS o ON o.%3$I = n.%3$I
         WHERE n.%4$I IS DISTINCT FROM o.%4$I AND n.%5$I IS NOT NULL
           AND n.%5$I::real[] = o.%5$I::real[]
-    ) THEN
+    ) > 0 THEN
         UPDATE %2$s AS t SET %5$I = NULL%6$s
         FROM new_rows AS n
         JOIN old_rows AS o ON o.%3$I = n.%3$I
@@ -5589,7 +5594,7 @@ BEGIN
     END LOOP;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', '873d7d0262008aa1e78ae833ec54774a26cdca17d9c2338e743c26ed26be7d2c', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', 'b83e6b5393fd8f47c4cb14672cf8f3b8c490f2be7165a25b5610810f17538693', 'repeatable'); END $pgmemo$;
 -- sql/45_adopt.sql
 -- Adopted domains: memory.adopt_table puts an application's own table (with an id, a text column
 -- and a vector(n) column) behind a pgmemo domain without copying a row.

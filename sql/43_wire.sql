@@ -98,11 +98,16 @@ SET search_path FROM CURRENT
 AS $body$
 BEGIN
     -- (as real[]: pgvector's = is not on this function's search_path)
-    IF EXISTS (
-        SELECT FROM new_rows AS n JOIN old_rows AS o ON o.%3$I = n.%3$I
+    -- A count, not EXISTS: EXISTS is planned for its first row, and over two transition tables
+    -- of 100,000 rows the planner chose a nested loop of two tuplestore scans (10^10 row pairs
+    -- read back from disk: a one-statement UPDATE of a big domain table never finished); the
+    -- count is planned for all rows (a hash join). The UPDATE only when a row needs it: an
+    -- UPDATE of no rows fires this trigger again.
+    IF (
+        SELECT count(*) FROM new_rows AS n JOIN old_rows AS o ON o.%3$I = n.%3$I
         WHERE n.%4$I IS DISTINCT FROM o.%4$I AND n.%5$I IS NOT NULL
           AND n.%5$I::real[] = o.%5$I::real[]
-    ) THEN
+    ) > 0 THEN
         UPDATE %2$s AS t SET %5$I = NULL%6$s
         FROM new_rows AS n
         JOIN old_rows AS o ON o.%3$I = n.%3$I
