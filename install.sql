@@ -5343,23 +5343,29 @@ LANGUAGE plpgsql
 SECURITY INVOKER
 SET search_path FROM CURRENT
 AS $body$
+DECLARE
+    v_stale bigint;
 BEGIN
     -- (as real[]: pgvector's = is not on this function's search_path)
-    -- A count, not EXISTS: EXISTS is planned for its first row, and over two transition tables
-    -- of 100,000 rows the planner chose a nested loop of two tuplestore scans (10^10 row pairs
-    -- read back from disk: a one-statement UPDATE of a big domain table never finished); the
-    -- count is planned for all rows (a hash join). The UPDATE only when a row needs it: an
+    -- The two statements over both transition tables run through EXECUTE, planned at each firing
+    -- for the rows at hand: a plan kept by PL/pgSQL is made for the first firing's tables (a
+    -- nested loop for a few rows), and reused for 100,000 rows it read 10^10 row pairs back from
+    -- disk (a one-statement UPDATE of a big domain table never finished). A count, not EXISTS
+    -- (planned for its first row: a nested loop too). The UPDATE only when a row needs it: an
     -- UPDATE of no rows fires this trigger again.
-    IF (
+    EXECUTE $stmt$
         SELECT count(*) FROM new_rows AS n JOIN old_rows AS o ON o.%3$I = n.%3$I
         WHERE n.%4$I IS DISTINCT FROM o.%4$I AND n.%5$I IS NOT NULL
           AND n.%5$I::real[] = o.%5$I::real[]
-    ) > 0 THEN
-        UPDATE %2$s AS t SET %5$I = NULL%6$s
-        FROM new_rows AS n
-        JOIN old_rows AS o ON o.%3$I = n.%3$I
-        WHERE t.%3$I = n.%3$I AND t.%5$I IS NOT NULL
-          AND n.%4$I IS DISTINCT FROM o.%4$I AND n.%5$I::real[] = o.%5$I::real[];
+    $stmt$ INTO v_stale;
+    IF v_stale > 0 THEN
+        EXECUTE $stmt$
+            UPDATE %2$s AS t SET %5$I = NULL%6$s
+            FROM new_rows AS n
+            JOIN old_rows AS o ON o.%3$I = n.%3$I
+            WHERE t.%3$I = n.%3$I AND t.%5$I IS NOT NULL
+              AND n.%4$I IS DISTINCT FROM o.%4$I AND n.%5$I::real[] = o.%5$I::real[]
+        $stmt$;
     END IF;
     %7$s
     RETURN NULL;
@@ -5387,14 +5393,17 @@ BEGIN
                 claimed_at = NULL, lease_until = NULL, updated_at = now();
         GET DIAGNOSTICS v_count = ROW_COUNT;
     ELSE
-        INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
-        SELECT %2$L, n.%3$I::text
-        FROM new_rows AS n
-        JOIN old_rows AS o ON o.%3$I = n.%3$I
-        WHERE n.%5$I IS NULL AND (o.%5$I IS NOT NULL OR n.%4$I IS DISTINCT FROM o.%4$I)
-        ON CONFLICT (domain, row_id) DO UPDATE
-            SET status = 'pending', attempts = 0, run_after = now(), claimed_by = NULL,
-                claimed_at = NULL, lease_until = NULL, updated_at = now();
+        -- over both transition tables: planned at each firing (see the unstale trigger)
+        EXECUTE $stmt$
+            INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
+            SELECT %2$L, n.%3$I::text
+            FROM new_rows AS n
+            JOIN old_rows AS o ON o.%3$I = n.%3$I
+            WHERE n.%5$I IS NULL AND (o.%5$I IS NOT NULL OR n.%4$I IS DISTINCT FROM o.%4$I)
+            ON CONFLICT (domain, row_id) DO UPDATE
+                SET status = 'pending', attempts = 0, run_after = now(), claimed_by = NULL,
+                    claimed_at = NULL, lease_until = NULL, updated_at = now()
+        $stmt$;
         GET DIAGNOSTICS v_count = ROW_COUNT;
         DELETE FROM memory_private.embedding_queue AS q
         USING new_rows AS n
@@ -5594,7 +5603,7 @@ BEGIN
     END LOOP;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', 'b83e6b5393fd8f47c4cb14672cf8f3b8c490f2be7165a25b5610810f17538693', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', 'f82cfc8bd6d95e9ba63ebe022d98ee68bb6b50177398cd0a7b5cf6dd665c6b1c', 'repeatable'); END $pgmemo$;
 -- sql/45_adopt.sql
 -- Adopted domains: memory.adopt_table puts an application's own table (with an id, a text column
 -- and a vector(n) column) behind a pgmemo domain without copying a row.

@@ -96,23 +96,29 @@ LANGUAGE plpgsql
 SECURITY INVOKER
 SET search_path FROM CURRENT
 AS $body$
+DECLARE
+    v_stale bigint;
 BEGIN
     -- (as real[]: pgvector's = is not on this function's search_path)
-    -- A count, not EXISTS: EXISTS is planned for its first row, and over two transition tables
-    -- of 100,000 rows the planner chose a nested loop of two tuplestore scans (10^10 row pairs
-    -- read back from disk: a one-statement UPDATE of a big domain table never finished); the
-    -- count is planned for all rows (a hash join). The UPDATE only when a row needs it: an
+    -- The two statements over both transition tables run through EXECUTE, planned at each firing
+    -- for the rows at hand: a plan kept by PL/pgSQL is made for the first firing's tables (a
+    -- nested loop for a few rows), and reused for 100,000 rows it read 10^10 row pairs back from
+    -- disk (a one-statement UPDATE of a big domain table never finished). A count, not EXISTS
+    -- (planned for its first row: a nested loop too). The UPDATE only when a row needs it: an
     -- UPDATE of no rows fires this trigger again.
-    IF (
+    EXECUTE $stmt$
         SELECT count(*) FROM new_rows AS n JOIN old_rows AS o ON o.%3$I = n.%3$I
         WHERE n.%4$I IS DISTINCT FROM o.%4$I AND n.%5$I IS NOT NULL
           AND n.%5$I::real[] = o.%5$I::real[]
-    ) > 0 THEN
-        UPDATE %2$s AS t SET %5$I = NULL%6$s
-        FROM new_rows AS n
-        JOIN old_rows AS o ON o.%3$I = n.%3$I
-        WHERE t.%3$I = n.%3$I AND t.%5$I IS NOT NULL
-          AND n.%4$I IS DISTINCT FROM o.%4$I AND n.%5$I::real[] = o.%5$I::real[];
+    $stmt$ INTO v_stale;
+    IF v_stale > 0 THEN
+        EXECUTE $stmt$
+            UPDATE %2$s AS t SET %5$I = NULL%6$s
+            FROM new_rows AS n
+            JOIN old_rows AS o ON o.%3$I = n.%3$I
+            WHERE t.%3$I = n.%3$I AND t.%5$I IS NOT NULL
+              AND n.%4$I IS DISTINCT FROM o.%4$I AND n.%5$I::real[] = o.%5$I::real[]
+        $stmt$;
     END IF;
     %7$s
     RETURN NULL;
@@ -140,14 +146,17 @@ BEGIN
                 claimed_at = NULL, lease_until = NULL, updated_at = now();
         GET DIAGNOSTICS v_count = ROW_COUNT;
     ELSE
-        INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
-        SELECT %2$L, n.%3$I::text
-        FROM new_rows AS n
-        JOIN old_rows AS o ON o.%3$I = n.%3$I
-        WHERE n.%5$I IS NULL AND (o.%5$I IS NOT NULL OR n.%4$I IS DISTINCT FROM o.%4$I)
-        ON CONFLICT (domain, row_id) DO UPDATE
-            SET status = 'pending', attempts = 0, run_after = now(), claimed_by = NULL,
-                claimed_at = NULL, lease_until = NULL, updated_at = now();
+        -- over both transition tables: planned at each firing (see the unstale trigger)
+        EXECUTE $stmt$
+            INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
+            SELECT %2$L, n.%3$I::text
+            FROM new_rows AS n
+            JOIN old_rows AS o ON o.%3$I = n.%3$I
+            WHERE n.%5$I IS NULL AND (o.%5$I IS NOT NULL OR n.%4$I IS DISTINCT FROM o.%4$I)
+            ON CONFLICT (domain, row_id) DO UPDATE
+                SET status = 'pending', attempts = 0, run_after = now(), claimed_by = NULL,
+                    claimed_at = NULL, lease_until = NULL, updated_at = now()
+        $stmt$;
         GET DIAGNOSTICS v_count = ROW_COUNT;
         DELETE FROM memory_private.embedding_queue AS q
         USING new_rows AS n
