@@ -5254,9 +5254,14 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:40_indexes.sql', '
 --   whose content changed while its embedding stayed the same gets its embedding (and model)
 --   cleared, and a row whose embedding was cleared loses its model (trigger unstale_update).
 --   pgmemo's own writers (memory.update, store, store_many, import_rows) never leave such a row
---   (they clear the embedding in the same statement), so this costs them nothing; it catches
---   the application's own writes to an adopted table. It runs with the rights of whoever wrote
---   the table (SECURITY INVOKER): pgmemo's rights never run the application's code.
+--   (they clear the embedding in the same statement), so for them it costs one join of the two
+--   transition tables and no UPDATE; it catches the application's own writes to an adopted
+--   table. It runs with the rights of whoever wrote the table (SECURITY INVOKER): pgmemo's
+--   rights never run the application's code.
+-- - Every statement over both transition tables runs through EXECUTE, planned at each firing
+--   for the rows at hand (a plan PL/pgSQL keeps is made for the first firing's few rows, and
+--   reused over 100,000 rows it was quadratic); statements over one of them stay static (their
+--   kept plans scan it once).
 -- - AFTER INSERT / UPDATE, per statement: every row that now needs an embedding is queued,
 --   deduplicated per row, and the workers are woken (NOTIFY); a job claimed for the old content
 --   goes back to pending (the claim in flight is superseded: its completion finds the content
@@ -5603,7 +5608,7 @@ BEGIN
     END LOOP;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', 'f82cfc8bd6d95e9ba63ebe022d98ee68bb6b50177398cd0a7b5cf6dd665c6b1c', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', 'd527261f57af13c0e46cd98137943cd6dde58c321869c6ce4364ba7f69869b7e', 'repeatable'); END $pgmemo$;
 -- sql/45_adopt.sql
 -- Adopted domains: memory.adopt_table puts an application's own table (with an id, a text column
 -- and a vector(n) column) behind a pgmemo domain without copying a row.

@@ -7,9 +7,14 @@
 --   whose content changed while its embedding stayed the same gets its embedding (and model)
 --   cleared, and a row whose embedding was cleared loses its model (trigger unstale_update).
 --   pgmemo's own writers (memory.update, store, store_many, import_rows) never leave such a row
---   (they clear the embedding in the same statement), so this costs them nothing; it catches
---   the application's own writes to an adopted table. It runs with the rights of whoever wrote
---   the table (SECURITY INVOKER): pgmemo's rights never run the application's code.
+--   (they clear the embedding in the same statement), so for them it costs one join of the two
+--   transition tables and no UPDATE; it catches the application's own writes to an adopted
+--   table. It runs with the rights of whoever wrote the table (SECURITY INVOKER): pgmemo's
+--   rights never run the application's code.
+-- - Every statement over both transition tables runs through EXECUTE, planned at each firing
+--   for the rows at hand (a plan PL/pgSQL keeps is made for the first firing's few rows, and
+--   reused over 100,000 rows it was quadratic); statements over one of them stay static (their
+--   kept plans scan it once).
 -- - AFTER INSERT / UPDATE, per statement: every row that now needs an embedding is queued,
 --   deduplicated per row, and the workers are woken (NOTIFY); a job claimed for the old content
 --   goes back to pending (the claim in flight is superseded: its completion finds the content
