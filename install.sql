@@ -164,7 +164,7 @@ BEGIN
     RETURN set_config('search_path', format('pg_catalog, %I, pg_temp', v_schema), true);
 END;
 $f$;
-DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018']::text[]); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019']::text[]); END $pgmemo$;
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -949,6 +949,35 @@ END;
 $migration$;
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0018', '0018_gin_pending_list.sql', 'd93297304ab1f230dc41a7bd672c9129bc2695db83a229eb1c56898ae4d2d065', 'versioned'); PERFORM memory_private._record_breaking('0018', false); END $pgmemo$;
 \endif
+-- migrations/0019_search_plan_count.sql
+SELECT memory_private._migration_needed('0019', '0019_search_plan_count.sql', '213b86e1ed39e92c15571e5c62b19957d6672da114b892afd5ff6c1939b17f78', ARRAY[]::text[]) AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0019_search_plan_count: the filtered-search planner checks an estimate that picks the HNSW
+-- scan by counting the matching rows, bounded (issue 13: a stale or correlated estimate sent a
+-- filter matching 1% of the rows to the HNSW scan, 5.8x slower than the exact scan); and
+-- memory.search's fixed cost per call is lower (issue 13: within 5% of the hand-written query).
+--
+-- Why a migration: CREATE OR REPLACE can change neither a function's arguments nor its result
+-- columns, so the old definitions are dropped once here and sql/ creates the new ones right
+-- after, in the same transaction:
+-- * memory_private._search_plan (sql/34_search_plan.sql) returns two more columns (planner_rows:
+--   the planner's estimate; counted_rows: the rows counted, or NULL);
+-- * memory_private._search_static (sql/36_search_static.sql) and memory_private._check_embedding
+--   (sql/00_private_helpers.sql) take the few values of the domain they use instead of its
+--   registry row (a row argument is built into a tuple on every call); the static branches
+--   compare them, so memory_private._search_static_key goes.
+-- Not breaking: all are private; no public function changed its signature.
+
+DROP FUNCTION IF EXISTS memory_private._search_plan(
+    memory_private.domains, text, jsonb, integer, integer, boolean
+);
+DROP FUNCTION IF EXISTS memory_private._search_static(
+    vector, integer, jsonb, double precision, memory_private.domains, text, integer, integer
+);
+DROP FUNCTION IF EXISTS memory_private._search_static_key(memory_private.domains);
+DROP FUNCTION IF EXISTS memory_private._check_embedding(memory_private.domains, vector, text);
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0019', '0019_search_plan_count.sql', '213b86e1ed39e92c15571e5c62b19957d6672da114b892afd5ff6c1939b17f78', 'versioned'); PERFORM memory_private._record_breaking('0019', false); END $pgmemo$;
+\endif
 DO $pgmemo$ BEGIN PERFORM memory_private._set_install_search_path(); END $pgmemo$;
 -- sql/00_private_helpers.sql
 -- Private helpers shared by the public API: domain lookup, argument checks and the SQL text
@@ -1118,17 +1147,25 @@ AS $$
     SELECT format('%s.%s(%s)', memory_private._vector_schema(), embedding_type, dimension)
 $$;
 
+-- That embedding has the domain's dimension (22000 otherwise; what names it in the message).
+-- Every search pays for this check, so it takes the two values it needs, not the registry row
+-- (a row passed to a PL/pgSQL function is built into a tuple for the call: about 10,000
+-- instructions, callgrind). A vector's datum is 8 bytes of header and dimensions and 4 bytes
+-- per element, never compressed (pgvector's types have STORAGE external), so its size answers
+-- without copying it into an array (28,000 instructions at 384 dimensions); the count of the
+-- elements decides when the size differs.
 CREATE OR REPLACE FUNCTION memory_private._check_embedding(
-    d memory_private.domains, embedding vector, what text DEFAULT 'embedding'
+    dimension integer, domain text, embedding vector, what text DEFAULT 'embedding'
 )
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
 BEGIN
-    IF embedding IS NOT NULL AND cardinality(embedding::real[]) <> d.dimension THEN
+    IF embedding IS NOT NULL AND pg_column_size(embedding) <> 8 + 4 * dimension
+        AND cardinality(embedding::real[]) <> dimension THEN
         RAISE EXCEPTION '% has % dimensions, domain "%" expects %',
-            what, cardinality(embedding::real[]), d.domain, d.dimension
+            what, cardinality(embedding::real[]), domain, dimension
             USING ERRCODE = '22000';
     END IF;
 END;
@@ -1280,7 +1317,7 @@ BEGIN
         v_similarity, v_op, d.table_schema, d.table_name, v_where, v_embedding);
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', '126bd717714e80bec199718e3791bedf96a175e5a8ef1d21a4645d5b086a0f8d', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', 'dd38696cd23204687bbfc4779a6dc1847940c10aff8bfc631dd1b4d757e55358', 'repeatable'); END $pgmemo$;
 -- sql/01_version.sql
 -- memory.version(): what is installed, for clients that verify the schema before use.
 
@@ -1344,13 +1381,17 @@ AS $$
     SELECT n.nspowner FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'memory_private'
 $$;
 
+-- (PL/pgSQL: every call of memory.* asks, and a SQL function with a SET clause is never inlined
+-- and costs a new executor per call, about four times this.)
 CREATE OR REPLACE FUNCTION memory_private._caller()
 RETURNS name
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
-    SELECT CASE WHEN pg_catalog.current_setting('role') = 'none' THEN session_user
-        ELSE pg_catalog.current_setting('role')::name END
+BEGIN
+    RETURN CASE WHEN pg_catalog.current_setting('role') = 'none' THEN session_user
+        ELSE pg_catalog.current_setting('role')::name END;
+END;
 $$;
 
 -- Whether role r counts as pgmemo itself: a superuser, or a member of pgmemo's owner.
@@ -1575,19 +1616,34 @@ $$;
 
 -- The domain row for a public function: the domain exists, the caller may access it, and an
 -- adopted domain's table is locked and inert (see _assert_inert).
+-- Every search pays for this, so the common case is one statement: the registry row and whether
+-- the caller is a member of pgmemo's owner (_can's first rule: pgmemo's owner and superusers),
+-- read together. Anyone else goes through _check_access (the same rules, all of them).
 CREATE OR REPLACE FUNCTION memory_private._domain_for(domain text, access text)
 RETURNS memory_private.domains
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains;
+    v_r record;
 BEGIN
-    IF access = 'claim' THEN
-        PERFORM memory_private._check_access(v_d.domain, 'read');
-        PERFORM memory_private._check_access(v_d.domain, 'write');
-    ELSE
-        PERFORM memory_private._check_access(v_d.domain, access);
+    SELECT d AS d, pg_catalog.pg_has_role(memory_private._caller(), n.nspowner, 'USAGE') AS owner
+    INTO v_r
+    FROM memory_private.domains AS d
+    CROSS JOIN pg_catalog.pg_namespace AS n
+    WHERE d.domain = _domain_for.domain AND n.nspname = 'memory_private';
+    IF NOT FOUND THEN
+        v_d := memory_private._domain(domain);  -- raises: NULL, a bad name, an unknown domain
+    END IF;
+    v_d := v_r.d;
+    IF v_r.owner IS NOT TRUE THEN
+        IF access = 'claim' THEN
+            PERFORM memory_private._check_access(v_d.domain, 'read');
+            PERFORM memory_private._check_access(v_d.domain, 'write');
+        ELSE
+            PERFORM memory_private._check_access(v_d.domain, access);
+        END IF;
     END IF;
     IF v_d.adopted THEN
         PERFORM memory_private._assert_inert(v_d.source_table, access = 'write');
@@ -1926,7 +1982,7 @@ COMMENT ON FUNCTION memory_private._check_adopted_foreign_code(memory_private.do
 'diagnose check adopted_table_runs_foreign_code (error): an adopted table whose triggers, rules, '
 'row-level security or expressions would run code owned by a role other than pgmemo''s owner or '
 'a superuser; every call that writes it (or, for RLS and rules, reads it) is refused.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', '43feba48602e5aed06417a322b53a1eb6be232f272c6a801e8b553686fbf5dad', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', 'dd81f15cb046a5619232a906fd23916ab91ec2ea9e7c6c031f3aed1a10e2daab', 'repeatable'); END $pgmemo$;
 -- sql/10_domains.sql
 -- Domains: the table factory (memory.create_domain), memory.drop_domain and the memory.domains
 -- view.
@@ -2390,7 +2446,7 @@ BEGIN
     PERFORM memory_private._check_contents(v_d, ARRAY[content]);
     metadata := memory_private._check_metadata(metadata);
     PERFORM memory_private._check_metadata_column(v_d, ARRAY[metadata]);
-    PERFORM memory_private._check_embedding(v_d, embedding);
+    PERFORM memory_private._check_embedding(v_d.dimension, v_d.domain, embedding);
     RETURN (memory_private._write_rows(v_d, ARRAY[content], ARRAY[metadata], ARRAY[embedding],
         ARRAY[id]))[1];
 END;
@@ -2535,7 +2591,7 @@ BEGIN
     IF content IS NOT NULL THEN
         PERFORM memory_private._check_contents(v_d, ARRAY[content]);
     END IF;
-    PERFORM memory_private._check_embedding(v_d, embedding);
+    PERFORM memory_private._check_embedding(v_d.dimension, v_d.domain, embedding);
     -- $1 id, $2 content, $3 metadata, $4 embedding, $5 model.
     EXECUTE format($sql$
         UPDATE %1$s AS t SET
@@ -2678,7 +2734,7 @@ $$;
 COMMENT ON FUNCTION memory.get(text, text) IS
 'Fetch one memory by id: content, metadata, whether it has an embedding, timestamps. '
 'No row when the id does not exist.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20_write.sql', '2607cfc291837d564b402af647e062362a15b9ca5d9afbcfbe7a4bc5ebd1eb10', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20_write.sql', '3a3be6cc0b2b6e071cff2c5dc123e6d5dfd919eb4d3975e4a17ea4748347bc31', 'repeatable'); END $pgmemo$;
 -- sql/30_search.sql
 -- Searching: memory.search (k nearest neighbours through the HNSW index), memory.search_text
 -- (full-text, typed queries) and memory.search_hybrid (weighted reciprocal rank fusion of the
@@ -2788,7 +2844,10 @@ DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'read');
     v_rerank boolean := recency_half_life IS NOT NULL OR importance_weight IS NOT NULL;
     v_saved text[];
-    v_f record;
+    -- the compiled filter (memory_private._filter_compile; not called without one)
+    v_pred text;
+    v_params jsonb;
+    v_plain boolean := false;
     v_path text;            -- NULL (no filter), 'exact' or 'hnsw' (34_search_plan.sql)
     v_ef integer;
     v_max_scan integer;
@@ -2799,7 +2858,8 @@ BEGIN
     IF query_embedding IS NULL THEN
         RAISE EXCEPTION 'query_embedding must not be NULL' USING ERRCODE = '22004';
     END IF;
-    PERFORM memory_private._check_embedding(v_d, query_embedding, 'query_embedding');
+    PERFORM memory_private._check_embedding(v_d.dimension, v_d.domain, query_embedding,
+        'query_embedding');
     PERFORM memory_private._check_k(k);
     IF ef_search IS NOT NULL AND ef_search < 1 THEN
         RAISE EXCEPTION 'ef_search must be positive, got %', ef_search USING ERRCODE = '22023';
@@ -2815,11 +2875,14 @@ BEGIN
         LIMIT k;
         RETURN;
     END IF;
-    v_f := memory_private._filter_compile(filter);
+    IF filter IS NOT NULL THEN
+        SELECT c.predicate, c.params, c.plain INTO v_pred, v_params, v_plain
+        FROM memory_private._filter_compile(filter) AS c;
+    END IF;
 
     -- A filtered search on one node: exact scan or HNSW iterative scan (34_search_plan.sql).
-    IF v_f.predicate IS NOT NULL AND NOT v_d.distributed THEN
-        v_plan := memory_private._search_plan(v_d, v_f.predicate, v_f.params, k, ef_search,
+    IF v_pred IS NOT NULL AND NOT v_d.distributed THEN
+        v_plan := memory_private._search_plan(v_d, v_pred, v_params, k, ef_search,
             true);
         v_path := v_plan.path;
         v_ef := v_plan.ef;
@@ -2828,10 +2891,10 @@ BEGIN
 
     -- No filter or one containment: the plans cached in memory_private._search_static
     -- (36_search_static.sql), which also sets and restores the call's settings.
-    IF (v_f.predicate IS NULL OR v_f.plain) AND NOT v_d.distributed AND NOT v_emb THEN
-        RETURN QUERY SELECT * FROM memory_private._search_static(query_embedding, k, v_f.params,
-            min_similarity, v_d, v_path, memory_private._search_ef(k, coalesce(v_ef, ef_search)),
-            v_max_scan);
+    IF (v_pred IS NULL OR v_plain) AND NOT v_d.distributed AND NOT v_emb THEN
+        RETURN QUERY SELECT * FROM memory_private._search_static(query_embedding, k, v_params,
+            min_similarity, v_d.domain, v_d.table_schema, v_d.table_name, v_d.distance, v_path,
+            memory_private._search_ef(k, coalesce(v_ef, ef_search)), v_max_scan);
         IF current_setting('pgmemo.search_static_miss', true) IS DISTINCT FROM 'on' THEN
             RETURN;
         END IF;
@@ -2842,9 +2905,9 @@ BEGIN
     IF v_d.distributed THEN
         -- Citus: the flat query, every shard's HNSW index (48_distributed.sql); no planner.
         v_saved := memory_private._search_settings_begin(k, ef_search,
-            v_f.predicate IS NOT NULL);
-        v_sql := memory_private._dist_knn_sql(v_d, v_f.predicate, v_emb);
-    ELSIF v_f.predicate IS NULL THEN
+            v_pred IS NOT NULL);
+        v_sql := memory_private._dist_knn_sql(v_d, v_pred, v_emb);
+    ELSIF v_pred IS NULL THEN
         v_saved := memory_private._search_settings_begin(k, ef_search, false);
         v_sql := memory_private._search_sql(v_d, false, v_emb);
     ELSE
@@ -2852,10 +2915,10 @@ BEGIN
         IF v_path = 'hnsw' THEN
             v_saved := memory_private._search_settings_scan(v_saved, v_max_scan);
         END IF;
-        v_sql := memory_private._knn_sql(v_d, v_f.predicate, v_path, v_emb);
+        v_sql := memory_private._knn_sql(v_d, v_pred, v_path, v_emb);
     END IF;
 
-    RETURN QUERY EXECUTE v_sql USING query_embedding, k, v_f.params, min_similarity;
+    RETURN QUERY EXECUTE v_sql USING query_embedding, k, v_params, min_similarity;
     PERFORM memory_private._search_settings_end(v_saved);
 END;
 $$;
@@ -3062,7 +3125,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'in memory.search, on the fused score scaled to [0, 1]. '
 'similarity is NULL for a row found by its words alone, text_rank for one found by its vector '
 'alone. with_embeddings => true fills the embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '83a3f1a909c2630a227e4a2f8badf048a531b88bdb3a88d39c48d98ba6fdd91d', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '27eb0da9ecc35fd71ee20025c9fcceb68ca5cb5630ec10c3795016c8119e7353', 'repeatable'); END $pgmemo$;
 -- sql/31_bm25.sql
 -- BM25 ranking for memory.search_text, in plain SQL (no extension): the query parsed like a web
 -- search box, candidates from the domain's GIN index, and the usual Okapi BM25 score
@@ -4548,14 +4611,27 @@ $$;
 -- matching the filter (with an embedding) out of total_rows, the ef_search and
 -- hnsw.max_scan_tuples the hnsw path runs with and the two cost estimates (microseconds;
 -- _search_plan_reason puts them in words). ef_search: the caller's (NULL: chosen here).
--- reuse: take the estimate of the session's previous call for the same filter (memory.search;
--- memory.explain_search always estimates afresh).
+-- planner_rows: the PostgreSQL planner's estimate; counted_rows: the rows counted when the
+-- estimate was checked (below; NULL when not), which matching_rows is when fewer than the limit. reuse: take the plan inputs of the session's previous call for
+-- the same filter (memory.search; memory.explain_search always estimates afresh).
+--
+-- The planner's estimate can be far off: statistics from before the rows changed, keys that
+-- are correlated (an AND of two keys is estimated as the product of their selectivities), a
+-- default selectivity for an expression without statistics. Too low costs little (the exact
+-- path reads the rows that match); too high sends a filter that matches 1% of the rows to the
+-- HNSW scan, which then walks ~100 candidates per matching row (BENCHMARKS.md, "estimate off":
+-- 15 ms where the exact scan takes 2.6). So an estimate that picks hnsw is checked, when an
+-- index serves the filter: the matching rows are counted through that index, stopping at
+-- count_limit, the count above which hnsw is the cheaper path for this k and table (about
+-- 2,300 rows for k = 10 on 100,000): the check reads at most that many rows, about what the
+-- exact scan of as many rows costs without the distances, and it is cached with the estimate.
 CREATE OR REPLACE FUNCTION memory_private._search_plan(
     d memory_private.domains, predicate text, params jsonb, k integer, ef_search integer,
     reuse boolean,
     OUT path text, OUT matching_rows double precision, OUT total_rows double precision,
     OUT filter_index boolean, OUT ef integer, OUT max_scan_tuples integer,
-    OUT exact_cost double precision, OUT hnsw_cost double precision
+    OUT exact_cost double precision, OUT hnsw_cost double precision,
+    OUT planner_rows double precision, OUT counted_rows bigint
 )
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
@@ -4567,43 +4643,73 @@ DECLARE
     v_default_ef integer := greatest(
         coalesce(nullif(current_setting('hnsw.ef_search', true), '')::integer, 40),
         memory_private._default_ef_search());
-    v_key text := md5(d.table_schema || '.' || d.table_name || ' ' || predicate || ' ' || params::text);
+    v_key text := md5(d.table_schema || '.' || d.table_name || ' ' || predicate || ' ' || params::text
+        || ' ' || k);
     v_cached text[] := string_to_array(current_setting('pgmemo.filter_estimate', true), ' ');
     v_now double precision := extract(epoch FROM clock_timestamp());
+    v_limit bigint;
+    v_seqscan text;
 BEGIN
     -- The same filter as the session's previous filtered search, less than 10 seconds ago (an
-    -- application searching one user's memories again and again): its estimate, without
-    -- planning it again. A stale estimate can only pick the slower path, never change the rows
-    -- (the exact path is exact, the hnsw path falls back to it).
+    -- application searching one user's memories again and again): its estimate (and count),
+    -- without planning it again. A stale estimate can only pick the slower path, never change
+    -- the rows (the exact path is exact, the hnsw path falls back to it).
     IF reuse AND v_cached[1] = v_key AND v_now - v_cached[2]::double precision < 10 THEN
         matching_rows := v_cached[3]::double precision;
         total_rows := v_cached[4]::double precision;
         filter_index := v_cached[5]::boolean;
+        planner_rows := v_cached[6]::double precision;
+        counted_rows := nullif(v_cached[7], '-')::bigint;
     ELSE
         SELECT e.matching_rows, e.total_rows, e.filter_index
-        INTO matching_rows, total_rows, filter_index
+        INTO planner_rows, total_rows, filter_index
         FROM memory_private._search_estimate(d, predicate, params) AS e;
-        PERFORM set_config('pgmemo.filter_estimate', concat_ws(' ', v_key, v_now, matching_rows,
-            total_rows, filter_index), false);
+        matching_rows := planner_rows;
     END IF;
 
-    v_sel := greatest(matching_rows, 1) / total_rows;
-    v_needed := v_c.overscan * k / v_sel;   -- candidates that hold overscan * k matching rows
-    ef := coalesce(ef_search, least(greatest(ceil(v_needed)::integer, v_default_ef, k), 1000));
-    -- The iterative scan stops after this many tuples (then the exact query runs when fewer
-    -- than k rows matched): pgvector's default, 20000. pgvector counts every tuple the graph
-    -- walk visits, and once at the bound it returns the candidates it had set aside, which are
-    -- not the nearest, so a bound sized to the estimate loses recall instead of falling back:
-    -- 1000 cost 0.02 of recall@10 at 10% on 100K rows (0.95 against 0.97), 40 visits per
-    -- candidate needed gave recall 0.73 with a stale estimate (30% for a 1% filter; BENCHMARKS.md).
-    max_scan_tuples := 20000;
-    exact_cost := CASE WHEN filter_index THEN 0 ELSE total_rows * v_c.seq_row END
-        + matching_rows * v_c.exact_row;
-    hnsw_cost := greatest(v_needed, ef) * v_c.hnsw_row;
-    -- pgvector >= 0.8 (iterative scans) defines hnsw.iterative_scan once loaded (it is: the
-    -- caller has read a vector); cheaper than reading the extension's version.
-    path := CASE WHEN current_setting('hnsw.iterative_scan', true) IS NULL
-        OR exact_cost <= hnsw_cost THEN 'exact' ELSE 'hnsw' END;
+    FOR i IN 1..2 LOOP
+        v_sel := greatest(matching_rows, 1) / total_rows;
+        v_needed := v_c.overscan * k / v_sel;   -- candidates that hold overscan * k matching rows
+        ef := coalesce(ef_search, least(greatest(ceil(v_needed)::integer, v_default_ef, k), 1000));
+        -- The iterative scan stops after this many tuples (then the exact query runs when fewer
+        -- than k rows matched): pgvector's default, 20000. pgvector counts every tuple the graph
+        -- walk visits, and once at the bound it returns the candidates it had set aside, which
+        -- are not the nearest, so a bound sized to the estimate loses recall instead of falling
+        -- back: 1000 cost 0.02 of recall@10 at 10% on 100K rows (0.95 against 0.97), 40 visits
+        -- per candidate needed gave recall 0.73 with a stale estimate (30% for a 1% filter;
+        -- BENCHMARKS.md).
+        max_scan_tuples := 20000;
+        exact_cost := CASE WHEN filter_index THEN 0 ELSE total_rows * v_c.seq_row END
+            + matching_rows * v_c.exact_row;
+        hnsw_cost := greatest(v_needed, ef) * v_c.hnsw_row;
+        -- pgvector >= 0.8 (iterative scans) defines hnsw.iterative_scan once loaded (it is: the
+        -- caller has read a vector); cheaper than reading the extension's version.
+        path := CASE WHEN current_setting('hnsw.iterative_scan', true) IS NULL
+            OR exact_cost <= hnsw_cost THEN 'exact' ELSE 'hnsw' END;
+        EXIT WHEN path = 'exact' OR counted_rows IS NOT NULL OR NOT filter_index;
+        -- Check the estimate (above): count up to the rows m where the exact scan's cost
+        -- (m * exact_row) meets the HNSW scan's (overscan * k * total / m candidates, at least
+        -- ef_search, hnsw_row each), and decide on the count when it stops short of them.
+        v_limit := ceil(greatest(
+            sqrt(v_c.hnsw_row * v_c.overscan * k * total_rows / v_c.exact_row),
+            v_c.hnsw_row * coalesce(ef_search, greatest(v_default_ef, k)) / v_c.exact_row)) + 1;
+        v_seqscan := current_setting('enable_seqscan');
+        PERFORM set_config('enable_seqscan', 'off', true);  -- through the filter's index
+        EXECUTE format($q$
+            SELECT count(*) FROM (
+                SELECT FROM %1$I.%2$I AS t WHERE t.embedding IS NOT NULL AND %3$s LIMIT $4
+            ) AS c $q$,
+            d.table_schema, d.table_name, predicate)
+        INTO counted_rows
+        USING NULL::integer, NULL::integer, params, v_limit;
+        PERFORM set_config('enable_seqscan', v_seqscan, true);
+        EXIT WHEN counted_rows >= v_limit;  -- enough for hnsw: the estimate sizes ef_search
+        matching_rows := counted_rows;      -- and once more with the count
+    END LOOP;
+    IF NOT (reuse AND v_cached[1] = v_key AND v_now - v_cached[2]::double precision < 10) THEN
+        PERFORM set_config('pgmemo.filter_estimate', concat_ws(' ', v_key, v_now, matching_rows,
+            total_rows, filter_index, planner_rows, coalesce(counted_rows::text, '-')), false);
+    END IF;
 END;
 $$;
 
@@ -4618,8 +4724,13 @@ BEGIN
         RETURN 'pgvector is older than 0.8 (no iterative index scans): an exact scan of the '
             || 'matching rows';
     END IF;
-    RETURN format('about %s of %s rows match (%s%%)%s: %s',
-        round(p.matching_rows), round(p.total_rows),
+    RETURN format('%s of %s rows match (%s%%)%s: %s',
+        CASE WHEN p.counted_rows IS NULL THEN format('about %s', round(p.matching_rows))
+            WHEN p.path = 'exact' THEN format('%s (counted; the planner estimated %s)',
+                p.counted_rows, round(p.planner_rows))
+            ELSE format('about %s (the planner''s estimate; counted: at least %s, where the '
+                'HNSW scan is cheaper)', round(p.matching_rows), p.counted_rows) END,
+        round(p.total_rows),
         round((100 * greatest(p.matching_rows, 1) / p.total_rows)::numeric, 3),
         CASE WHEN p.filter_index THEN '' ELSE ' and no index serves the filter' END,
         CASE p.path
@@ -4651,7 +4762,7 @@ BEGIN
     RETURN saved;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:34_search_plan.sql', '34_search_plan.sql', '395a0e342949641dec30571bd52fef6c91b1d0013f9c19251fdab354ecc2b00a', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:34_search_plan.sql', '34_search_plan.sql', '23b5e308445c2dbcef2bd724221b1c25efb297aefbd55c801202f1779d26fd13', 'repeatable'); END $pgmemo$;
 -- sql/35_filter_api.sql
 -- The filter language's public functions besides the searches: memory.count (rows matching a
 -- filter) and memory.create_metadata_index (the btree expression indexes that the compiled
@@ -4779,16 +4890,12 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:35_filter_api.sql'
 -- hnsw.max_scan_tuples as the planner chose), restored when it returns.
 -- memory_private._search_static_refresh regenerates it; create_domain, drop_domain, adoption and
 -- every migrate run (at the end: sql/90_grants.sql) call it. A branch is chosen by the domain's
--- name, table and distance at the time (memory_private._search_static_key), so a stale branch is
--- never used; a domain without one sets pgmemo.search_static_miss and memory.search runs the same
--- query dynamically.
-
--- What a domain's static branch depends on.
-CREATE OR REPLACE FUNCTION memory_private._search_static_key(d memory_private.domains)
-RETURNS text
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$ SELECT d.domain || '/' || d.table_schema || '/' || d.table_name || '/' || d.distance $$;
+-- name and runs only when the domain's table and distance are still those it was generated for,
+-- so a stale branch is never used; a domain without one sets pgmemo.search_static_miss and
+-- memory.search runs the same query dynamically. The domain comes in as those four values, not
+-- as its registry row: every search calls this, and a row passed to a PL/pgSQL function is
+-- built into a tuple for the call (about 10,000 instructions, measured with callgrind, a
+-- twentieth of memory.search's whole cost over the hand-written query).
 
 CREATE OR REPLACE FUNCTION memory_private._search_static_refresh()
 RETURNS void
@@ -4825,17 +4932,21 @@ BEGIN
         -- first four arguments (PL/pgSQL reads $n as the n-th argument).
         v_branches := v_branches || format($b$
         WHEN %1$L THEN
-            IF path IS NULL THEN
+            IF d_table_schema <> %5$L OR d_table_name <> %6$L OR d_distance <> %7$L THEN
+                -- the domain changed since this was generated: memory.search's dynamic path
+                PERFORM set_config('pgmemo.search_static_miss', 'on', true);
+            ELSIF path IS NULL THEN
                 RETURN QUERY %2$s;
             ELSIF path = 'exact' THEN
                 RETURN QUERY %3$s;
             ELSE
                 RETURN QUERY %4$s;
             END IF;$b$,
-            memory_private._search_static_key(v_d),
+            v_d.domain,
             memory_private._search_sql(v_d, false),
             memory_private._knn_sql(v_d, memory_private._filter_plain_predicate(), 'exact'),
-            memory_private._knn_sql(v_d, memory_private._filter_plain_predicate(), 'hnsw'));
+            memory_private._knn_sql(v_d, memory_private._filter_plain_predicate(), 'hnsw'),
+            v_d.table_schema, v_d.table_name, v_d.distance);
     END LOOP;
     IF v_branches = '' THEN
         v_branches := '
@@ -4844,7 +4955,8 @@ BEGIN
     EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private._search_static(
     query_embedding %1$s.vector, k integer, params jsonb, min_similarity double precision,
-    d memory_private.domains, path text, ef integer, max_scan_tuples integer
+    d_domain text, d_table_schema name, d_table_name name, d_distance text, path text,
+    ef integer, max_scan_tuples integer
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, similarity double precision,
@@ -4870,7 +4982,7 @@ BEGIN
         PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true);
         PERFORM set_config('hnsw.max_scan_tuples', max_scan_tuples::text, true);
     END IF;
-    CASE memory_private._search_static_key(d)%3$s
+    CASE d_domain%3$s
     ELSE
         -- not generated for this domain (yet): memory.search takes the dynamic path
         PERFORM set_config('pgmemo.search_static_miss', 'on', true);
@@ -4894,7 +5006,8 @@ $$;
 -- The function before its first generation (a migrate generates it right away: sql/90_grants.sql).
 CREATE OR REPLACE FUNCTION memory_private._search_static(
     query_embedding vector, k integer, params jsonb, min_similarity double precision,
-    d memory_private.domains, path text, ef integer, max_scan_tuples integer
+    d_domain text, d_table_schema name, d_table_name name, d_distance text, path text,
+    ef integer, max_scan_tuples integer
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, similarity double precision,
@@ -4907,7 +5020,7 @@ BEGIN
     PERFORM set_config('pgmemo.search_static_miss', 'on', true);
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', 'c84f90d8b4be2d7c9bc1f6bda935d34a53d11d0af67e459dbcf64b0abc3dbb0b', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', 'a72489177447d74d8924584f99adca532c1c89c6ecce472dd447eca792c166c9', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).
@@ -8658,8 +8771,10 @@ COMMENT ON FUNCTION memory.explain_search(text, integer, jsonb) IS
 'vector indexes, index_name names it, plan is the plan. path is the way a filtered search '
 'runs (exact: the matching rows'' distances, sorted; hnsw: the HNSW iterative scan, with the '
 'exact query as fallback when it returns fewer than k rows; unfiltered: hnsw), matching_rows '
-'the planner''s estimate of the rows the filter matches (NULL without a filter), reason why.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', 'fde72c3c6fd3daeef455015bb156ea439806db832e11111a81aed95e327cd755', 'repeatable'); END $pgmemo$;
+'the planner''s estimate of the rows the filter matches (NULL without a filter) or, when an '
+'estimate that picks hnsw was checked by counting the rows (bounded) and fewer matched, the '
+'count; reason why.';
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', '5e5ff9bd0400c92ae974c0889e271a078a7d85c16483fab29408899fd39867dc', 'repeatable'); END $pgmemo$;
 -- sql/61_diagnose.sql
 -- Diagnostics, part 2: the per-domain checks behind memory.diagnose() (60_diagnostics.sql).
 -- Every failure from the incident reports, found by one call, each with a sentence and (where

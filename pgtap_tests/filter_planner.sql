@@ -2,7 +2,7 @@
 -- HNSW iterative scan when many do, the exact query as fallback when the index gives up before
 -- k rows, explain_search showing the path and its reason, and the caller's settings untouched.
 BEGIN;
-SELECT plan(27);
+SELECT plan(31);
 
 -- 10,000 rows of 16 dimensions; keys matching 5 rows (0.05%), 1% and 50% of them.
 SELECT memory.create_domain('pl', 16);
@@ -80,20 +80,36 @@ SELECT ok((SELECT bool_and(s.metadata @> '{"half": true}')
 SELECT is((SELECT e.path FROM memory.explain_search('pl', 10, NULL) AS e), 'hnsw',
     'no filter: hnsw');
 
--- The fallback: statistics say half the rows are in group a, but after an update only the 3
--- rows farthest from the query are: the iterative scan walks outward from the query and gives up
--- at its bound, and the exact query returns exactly those 3.
+-- A wrong estimate: statistics say half the rows are in group a, but after an update only the 3
+-- rows farthest from the query are. The estimate picks hnsw, so the planner counts the matching
+-- rows through the GIN index (bounded), finds 3 and takes the exact path.
 CREATE TEMP TABLE far AS
 SELECT t.id FROM memory_data.pl_memories AS t ORDER BY t.embedding <=> pg_temp.q('p5') DESC LIMIT 3;
 UPDATE memory_data.pl_memories AS t SET metadata = t.metadata || '{"grp": "c"}'
 WHERE t.metadata @> '{"grp": "a"}';
 UPDATE memory_data.pl_memories AS t SET metadata = t.metadata || '{"grp": "a"}'
 WHERE t.id IN (SELECT far.id FROM far);
-SELECT is((SELECT e.path FROM memory.explain_search('pl', 10, '{"grp": "a"}') AS e), 'hnsw',
-    'stale statistics: the hnsw path is chosen');
+SELECT is((SELECT e.path || ' ' || e.matching_rows FROM memory.explain_search('pl', 10, '{"grp": "a"}') AS e),
+    'exact 3', 'stale statistics: the rows are counted (3) and the exact path is chosen');
+SELECT matches((SELECT e.reason FROM memory.explain_search('pl', 10, '{"grp": "a"}') AS e),
+    '^3 \(counted; the planner estimated [0-9]{4}\) of 10000 rows match',
+    'explain_search gives the count and the planner''s estimate');
 SELECT is(pg_temp.got(pg_temp.q('p5'), '{"grp": "a"}', 10),
     (SELECT array_agg(x.id ORDER BY x.d) FROM (SELECT t.id, t.embedding <=> pg_temp.q('p5') AS d
         FROM memory_data.pl_memories AS t WHERE t.id IN (SELECT far.id FROM far)) AS x),
+    'all 3, nearest first');
+-- The count is bounded: half the rows match, and it stops where the HNSW scan is cheaper.
+SELECT matches((SELECT e.reason FROM memory.explain_search('pl', 10, '{"half": true}') AS e),
+    '^about [0-9]+ \(the planner''s estimate; counted: at least ([0-9]{3}|[1-4][0-9]{3}), where the HNSW',
+    'the count stops short of the 5000 matching rows');
+
+-- The fallback: a filter no index serves (so no count) and no statistics (a third of the rows,
+-- by default) where 3 rows match: the iterative scan gives up before k rows and the exact query
+-- in the same statement returns exactly those 3.
+SELECT is((SELECT e.path FROM memory.explain_search('pl', 10, '{"num": {"$gt": 9997}}') AS e),
+    'hnsw', 'an unindexed range, estimated at a third of the rows: hnsw, not counted');
+SELECT is(pg_temp.got(pg_temp.q('p5'), '{"num": {"$gt": 9997}}', 10),
+    pg_temp.truth(pg_temp.q('p5'), $$(t.metadata->>'num')::int > 9997$$, 10),
     'the index gave up before k rows: the exact fallback returns all 3, nearest first');
 
 -- A range no index serves: the planner has no statistics for the expression (default estimate:

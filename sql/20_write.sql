@@ -209,7 +209,7 @@ BEGIN
     PERFORM memory_private._check_contents(v_d, ARRAY[content]);
     metadata := memory_private._check_metadata(metadata);
     PERFORM memory_private._check_metadata_column(v_d, ARRAY[metadata]);
-    PERFORM memory_private._check_embedding(v_d, embedding);
+    PERFORM memory_private._check_embedding(v_d.dimension, v_d.domain, embedding);
     RETURN (memory_private._write_rows(v_d, ARRAY[content], ARRAY[metadata], ARRAY[embedding],
         ARRAY[id]))[1];
 END;
@@ -354,7 +354,7 @@ BEGIN
     IF content IS NOT NULL THEN
         PERFORM memory_private._check_contents(v_d, ARRAY[content]);
     END IF;
-    PERFORM memory_private._check_embedding(v_d, embedding);
+    PERFORM memory_private._check_embedding(v_d.dimension, v_d.domain, embedding);
     -- $1 id, $2 content, $3 metadata, $4 embedding, $5 model.
     EXECUTE format($sql$
         UPDATE %1$s AS t SET

@@ -106,7 +106,10 @@ DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'read');
     v_rerank boolean := recency_half_life IS NOT NULL OR importance_weight IS NOT NULL;
     v_saved text[];
-    v_f record;
+    -- the compiled filter (memory_private._filter_compile; not called without one)
+    v_pred text;
+    v_params jsonb;
+    v_plain boolean := false;
     v_path text;            -- NULL (no filter), 'exact' or 'hnsw' (34_search_plan.sql)
     v_ef integer;
     v_max_scan integer;
@@ -117,7 +120,8 @@ BEGIN
     IF query_embedding IS NULL THEN
         RAISE EXCEPTION 'query_embedding must not be NULL' USING ERRCODE = '22004';
     END IF;
-    PERFORM memory_private._check_embedding(v_d, query_embedding, 'query_embedding');
+    PERFORM memory_private._check_embedding(v_d.dimension, v_d.domain, query_embedding,
+        'query_embedding');
     PERFORM memory_private._check_k(k);
     IF ef_search IS NOT NULL AND ef_search < 1 THEN
         RAISE EXCEPTION 'ef_search must be positive, got %', ef_search USING ERRCODE = '22023';
@@ -133,11 +137,14 @@ BEGIN
         LIMIT k;
         RETURN;
     END IF;
-    v_f := memory_private._filter_compile(filter);
+    IF filter IS NOT NULL THEN
+        SELECT c.predicate, c.params, c.plain INTO v_pred, v_params, v_plain
+        FROM memory_private._filter_compile(filter) AS c;
+    END IF;
 
     -- A filtered search on one node: exact scan or HNSW iterative scan (34_search_plan.sql).
-    IF v_f.predicate IS NOT NULL AND NOT v_d.distributed THEN
-        v_plan := memory_private._search_plan(v_d, v_f.predicate, v_f.params, k, ef_search,
+    IF v_pred IS NOT NULL AND NOT v_d.distributed THEN
+        v_plan := memory_private._search_plan(v_d, v_pred, v_params, k, ef_search,
             true);
         v_path := v_plan.path;
         v_ef := v_plan.ef;
@@ -146,10 +153,10 @@ BEGIN
 
     -- No filter or one containment: the plans cached in memory_private._search_static
     -- (36_search_static.sql), which also sets and restores the call's settings.
-    IF (v_f.predicate IS NULL OR v_f.plain) AND NOT v_d.distributed AND NOT v_emb THEN
-        RETURN QUERY SELECT * FROM memory_private._search_static(query_embedding, k, v_f.params,
-            min_similarity, v_d, v_path, memory_private._search_ef(k, coalesce(v_ef, ef_search)),
-            v_max_scan);
+    IF (v_pred IS NULL OR v_plain) AND NOT v_d.distributed AND NOT v_emb THEN
+        RETURN QUERY SELECT * FROM memory_private._search_static(query_embedding, k, v_params,
+            min_similarity, v_d.domain, v_d.table_schema, v_d.table_name, v_d.distance, v_path,
+            memory_private._search_ef(k, coalesce(v_ef, ef_search)), v_max_scan);
         IF current_setting('pgmemo.search_static_miss', true) IS DISTINCT FROM 'on' THEN
             RETURN;
         END IF;
@@ -160,9 +167,9 @@ BEGIN
     IF v_d.distributed THEN
         -- Citus: the flat query, every shard's HNSW index (48_distributed.sql); no planner.
         v_saved := memory_private._search_settings_begin(k, ef_search,
-            v_f.predicate IS NOT NULL);
-        v_sql := memory_private._dist_knn_sql(v_d, v_f.predicate, v_emb);
-    ELSIF v_f.predicate IS NULL THEN
+            v_pred IS NOT NULL);
+        v_sql := memory_private._dist_knn_sql(v_d, v_pred, v_emb);
+    ELSIF v_pred IS NULL THEN
         v_saved := memory_private._search_settings_begin(k, ef_search, false);
         v_sql := memory_private._search_sql(v_d, false, v_emb);
     ELSE
@@ -170,10 +177,10 @@ BEGIN
         IF v_path = 'hnsw' THEN
             v_saved := memory_private._search_settings_scan(v_saved, v_max_scan);
         END IF;
-        v_sql := memory_private._knn_sql(v_d, v_f.predicate, v_path, v_emb);
+        v_sql := memory_private._knn_sql(v_d, v_pred, v_path, v_emb);
     END IF;
 
-    RETURN QUERY EXECUTE v_sql USING query_embedding, k, v_f.params, min_similarity;
+    RETURN QUERY EXECUTE v_sql USING query_embedding, k, v_params, min_similarity;
     PERFORM memory_private._search_settings_end(v_saved);
 END;
 $$;

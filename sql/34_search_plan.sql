@@ -151,14 +151,27 @@ $$;
 -- matching the filter (with an embedding) out of total_rows, the ef_search and
 -- hnsw.max_scan_tuples the hnsw path runs with and the two cost estimates (microseconds;
 -- _search_plan_reason puts them in words). ef_search: the caller's (NULL: chosen here).
--- reuse: take the estimate of the session's previous call for the same filter (memory.search;
--- memory.explain_search always estimates afresh).
+-- planner_rows: the PostgreSQL planner's estimate; counted_rows: the rows counted when the
+-- estimate was checked (below; NULL when not), which matching_rows is when fewer than the limit. reuse: take the plan inputs of the session's previous call for
+-- the same filter (memory.search; memory.explain_search always estimates afresh).
+--
+-- The planner's estimate can be far off: statistics from before the rows changed, keys that
+-- are correlated (an AND of two keys is estimated as the product of their selectivities), a
+-- default selectivity for an expression without statistics. Too low costs little (the exact
+-- path reads the rows that match); too high sends a filter that matches 1% of the rows to the
+-- HNSW scan, which then walks ~100 candidates per matching row (BENCHMARKS.md, "estimate off":
+-- 15 ms where the exact scan takes 2.6). So an estimate that picks hnsw is checked, when an
+-- index serves the filter: the matching rows are counted through that index, stopping at
+-- count_limit, the count above which hnsw is the cheaper path for this k and table (about
+-- 2,300 rows for k = 10 on 100,000): the check reads at most that many rows, about what the
+-- exact scan of as many rows costs without the distances, and it is cached with the estimate.
 CREATE OR REPLACE FUNCTION memory_private._search_plan(
     d memory_private.domains, predicate text, params jsonb, k integer, ef_search integer,
     reuse boolean,
     OUT path text, OUT matching_rows double precision, OUT total_rows double precision,
     OUT filter_index boolean, OUT ef integer, OUT max_scan_tuples integer,
-    OUT exact_cost double precision, OUT hnsw_cost double precision
+    OUT exact_cost double precision, OUT hnsw_cost double precision,
+    OUT planner_rows double precision, OUT counted_rows bigint
 )
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
@@ -170,43 +183,73 @@ DECLARE
     v_default_ef integer := greatest(
         coalesce(nullif(current_setting('hnsw.ef_search', true), '')::integer, 40),
         memory_private._default_ef_search());
-    v_key text := md5(d.table_schema || '.' || d.table_name || ' ' || predicate || ' ' || params::text);
+    v_key text := md5(d.table_schema || '.' || d.table_name || ' ' || predicate || ' ' || params::text
+        || ' ' || k);
     v_cached text[] := string_to_array(current_setting('pgmemo.filter_estimate', true), ' ');
     v_now double precision := extract(epoch FROM clock_timestamp());
+    v_limit bigint;
+    v_seqscan text;
 BEGIN
     -- The same filter as the session's previous filtered search, less than 10 seconds ago (an
-    -- application searching one user's memories again and again): its estimate, without
-    -- planning it again. A stale estimate can only pick the slower path, never change the rows
-    -- (the exact path is exact, the hnsw path falls back to it).
+    -- application searching one user's memories again and again): its estimate (and count),
+    -- without planning it again. A stale estimate can only pick the slower path, never change
+    -- the rows (the exact path is exact, the hnsw path falls back to it).
     IF reuse AND v_cached[1] = v_key AND v_now - v_cached[2]::double precision < 10 THEN
         matching_rows := v_cached[3]::double precision;
         total_rows := v_cached[4]::double precision;
         filter_index := v_cached[5]::boolean;
+        planner_rows := v_cached[6]::double precision;
+        counted_rows := nullif(v_cached[7], '-')::bigint;
     ELSE
         SELECT e.matching_rows, e.total_rows, e.filter_index
-        INTO matching_rows, total_rows, filter_index
+        INTO planner_rows, total_rows, filter_index
         FROM memory_private._search_estimate(d, predicate, params) AS e;
-        PERFORM set_config('pgmemo.filter_estimate', concat_ws(' ', v_key, v_now, matching_rows,
-            total_rows, filter_index), false);
+        matching_rows := planner_rows;
     END IF;
 
-    v_sel := greatest(matching_rows, 1) / total_rows;
-    v_needed := v_c.overscan * k / v_sel;   -- candidates that hold overscan * k matching rows
-    ef := coalesce(ef_search, least(greatest(ceil(v_needed)::integer, v_default_ef, k), 1000));
-    -- The iterative scan stops after this many tuples (then the exact query runs when fewer
-    -- than k rows matched): pgvector's default, 20000. pgvector counts every tuple the graph
-    -- walk visits, and once at the bound it returns the candidates it had set aside, which are
-    -- not the nearest, so a bound sized to the estimate loses recall instead of falling back:
-    -- 1000 cost 0.02 of recall@10 at 10% on 100K rows (0.95 against 0.97), 40 visits per
-    -- candidate needed gave recall 0.73 with a stale estimate (30% for a 1% filter; BENCHMARKS.md).
-    max_scan_tuples := 20000;
-    exact_cost := CASE WHEN filter_index THEN 0 ELSE total_rows * v_c.seq_row END
-        + matching_rows * v_c.exact_row;
-    hnsw_cost := greatest(v_needed, ef) * v_c.hnsw_row;
-    -- pgvector >= 0.8 (iterative scans) defines hnsw.iterative_scan once loaded (it is: the
-    -- caller has read a vector); cheaper than reading the extension's version.
-    path := CASE WHEN current_setting('hnsw.iterative_scan', true) IS NULL
-        OR exact_cost <= hnsw_cost THEN 'exact' ELSE 'hnsw' END;
+    FOR i IN 1..2 LOOP
+        v_sel := greatest(matching_rows, 1) / total_rows;
+        v_needed := v_c.overscan * k / v_sel;   -- candidates that hold overscan * k matching rows
+        ef := coalesce(ef_search, least(greatest(ceil(v_needed)::integer, v_default_ef, k), 1000));
+        -- The iterative scan stops after this many tuples (then the exact query runs when fewer
+        -- than k rows matched): pgvector's default, 20000. pgvector counts every tuple the graph
+        -- walk visits, and once at the bound it returns the candidates it had set aside, which
+        -- are not the nearest, so a bound sized to the estimate loses recall instead of falling
+        -- back: 1000 cost 0.02 of recall@10 at 10% on 100K rows (0.95 against 0.97), 40 visits
+        -- per candidate needed gave recall 0.73 with a stale estimate (30% for a 1% filter;
+        -- BENCHMARKS.md).
+        max_scan_tuples := 20000;
+        exact_cost := CASE WHEN filter_index THEN 0 ELSE total_rows * v_c.seq_row END
+            + matching_rows * v_c.exact_row;
+        hnsw_cost := greatest(v_needed, ef) * v_c.hnsw_row;
+        -- pgvector >= 0.8 (iterative scans) defines hnsw.iterative_scan once loaded (it is: the
+        -- caller has read a vector); cheaper than reading the extension's version.
+        path := CASE WHEN current_setting('hnsw.iterative_scan', true) IS NULL
+            OR exact_cost <= hnsw_cost THEN 'exact' ELSE 'hnsw' END;
+        EXIT WHEN path = 'exact' OR counted_rows IS NOT NULL OR NOT filter_index;
+        -- Check the estimate (above): count up to the rows m where the exact scan's cost
+        -- (m * exact_row) meets the HNSW scan's (overscan * k * total / m candidates, at least
+        -- ef_search, hnsw_row each), and decide on the count when it stops short of them.
+        v_limit := ceil(greatest(
+            sqrt(v_c.hnsw_row * v_c.overscan * k * total_rows / v_c.exact_row),
+            v_c.hnsw_row * coalesce(ef_search, greatest(v_default_ef, k)) / v_c.exact_row)) + 1;
+        v_seqscan := current_setting('enable_seqscan');
+        PERFORM set_config('enable_seqscan', 'off', true);  -- through the filter's index
+        EXECUTE format($q$
+            SELECT count(*) FROM (
+                SELECT FROM %1$I.%2$I AS t WHERE t.embedding IS NOT NULL AND %3$s LIMIT $4
+            ) AS c $q$,
+            d.table_schema, d.table_name, predicate)
+        INTO counted_rows
+        USING NULL::integer, NULL::integer, params, v_limit;
+        PERFORM set_config('enable_seqscan', v_seqscan, true);
+        EXIT WHEN counted_rows >= v_limit;  -- enough for hnsw: the estimate sizes ef_search
+        matching_rows := counted_rows;      -- and once more with the count
+    END LOOP;
+    IF NOT (reuse AND v_cached[1] = v_key AND v_now - v_cached[2]::double precision < 10) THEN
+        PERFORM set_config('pgmemo.filter_estimate', concat_ws(' ', v_key, v_now, matching_rows,
+            total_rows, filter_index, planner_rows, coalesce(counted_rows::text, '-')), false);
+    END IF;
 END;
 $$;
 
@@ -221,8 +264,13 @@ BEGIN
         RETURN 'pgvector is older than 0.8 (no iterative index scans): an exact scan of the '
             || 'matching rows';
     END IF;
-    RETURN format('about %s of %s rows match (%s%%)%s: %s',
-        round(p.matching_rows), round(p.total_rows),
+    RETURN format('%s of %s rows match (%s%%)%s: %s',
+        CASE WHEN p.counted_rows IS NULL THEN format('about %s', round(p.matching_rows))
+            WHEN p.path = 'exact' THEN format('%s (counted; the planner estimated %s)',
+                p.counted_rows, round(p.planner_rows))
+            ELSE format('about %s (the planner''s estimate; counted: at least %s, where the '
+                'HNSW scan is cheaper)', round(p.matching_rows), p.counted_rows) END,
+        round(p.total_rows),
         round((100 * greatest(p.matching_rows, 1) / p.total_rows)::numeric, 3),
         CASE WHEN p.filter_index THEN '' ELSE ' and no index serves the filter' END,
         CASE p.path

@@ -322,4 +322,6 @@ COMMENT ON FUNCTION memory.explain_search(text, integer, jsonb) IS
 'vector indexes, index_name names it, plan is the plan. path is the way a filtered search '
 'runs (exact: the matching rows'' distances, sorted; hnsw: the HNSW iterative scan, with the '
 'exact query as fallback when it returns fewer than k rows; unfiltered: hnsw), matching_rows '
-'the planner''s estimate of the rows the filter matches (NULL without a filter), reason why.';
+'the planner''s estimate of the rows the filter matches (NULL without a filter) or, when an '
+'estimate that picks hnsw was checked by counting the rows (bounded) and fewer matched, the '
+'count; reason why.';
