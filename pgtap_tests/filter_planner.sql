@@ -2,7 +2,7 @@
 -- HNSW iterative scan when many do, the exact query as fallback when the index gives up before
 -- k rows, explain_search showing the path and its reason, and the caller's settings untouched.
 BEGIN;
-SELECT plan(31);
+SELECT plan(32);
 
 -- 10,000 rows of 16 dimensions; keys matching 5 rows (0.05%), 1% and 50% of them.
 SELECT memory.create_domain('pl', 16);
@@ -57,6 +57,10 @@ SELECT is(pg_temp.got(pg_temp.q('p8'), '{"pct1": true, "num": {"$gt": 5000}}', 3
     pg_temp.truth(pg_temp.q('p8'), $$t.metadata @> '{"pct1": true}' AND (t.metadata->>'num')::int > 5000$$, 3),
     'a compound filter: the exact 3 nearest');
 
+SELECT set_config('pgmemo.filter_estimate', '', false);  -- nothing kept yet
+SELECT is(pg_temp.got(pg_temp.q('p7'), '{"pct1": true}', 10),
+    pg_temp.truth(pg_temp.q('p7'), $$t.metadata @> '{"pct1": true}'$$, 10),
+    '1% again, with nothing kept');
 SELECT matches(current_setting('pgmemo.filter_estimate', true), '^[0-9a-f]{32} [0-9.]+ [0-9]+ ',
     'memory.search keeps the estimate of its last filter for the session (reused for 10 s)');
 

@@ -187,6 +187,7 @@ DECLARE
         || ' ' || k);
     v_cached text[] := string_to_array(current_setting('pgmemo.filter_estimate', true), ' ');
     v_now double precision := extract(epoch FROM clock_timestamp());
+    v_reused boolean;
     v_limit bigint;
     v_seqscan text;
 BEGIN
@@ -194,7 +195,9 @@ BEGIN
     -- application searching one user's memories again and again): its estimate (and count),
     -- without planning it again. A stale estimate can only pick the slower path, never change
     -- the rows (the exact path is exact, the hnsw path falls back to it).
-    IF reuse AND v_cached[1] = v_key AND v_now - v_cached[2]::double precision < 10 THEN
+    v_reused := coalesce(reuse AND v_cached[1] = v_key
+        AND v_now - v_cached[2]::double precision < 10, false);
+    IF v_reused THEN
         matching_rows := v_cached[3]::double precision;
         total_rows := v_cached[4]::double precision;
         filter_index := v_cached[5]::boolean;
@@ -246,7 +249,7 @@ BEGIN
         EXIT WHEN counted_rows >= v_limit;  -- enough for hnsw: the estimate sizes ef_search
         matching_rows := counted_rows;      -- and once more with the count
     END LOOP;
-    IF NOT (reuse AND v_cached[1] = v_key AND v_now - v_cached[2]::double precision < 10) THEN
+    IF NOT v_reused THEN
         PERFORM set_config('pgmemo.filter_estimate', concat_ws(' ', v_key, v_now, matching_rows,
             total_rows, filter_index, planner_rows, coalesce(counted_rows::text, '-')), false);
     END IF;
