@@ -164,7 +164,7 @@ BEGIN
     RETURN set_config('search_path', format('pg_catalog, %I, pg_temp', v_schema), true);
 END;
 $f$;
-DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019']::text[]); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019', '0020']::text[]); END $pgmemo$;
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -977,6 +977,25 @@ DROP FUNCTION IF EXISTS memory_private._search_static(
 DROP FUNCTION IF EXISTS memory_private._search_static_key(memory_private.domains);
 DROP FUNCTION IF EXISTS memory_private._check_embedding(memory_private.domains, vector, text);
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0019', '0019_search_plan_count.sql', '213b86e1ed39e92c15571e5c62b19957d6672da114b892afd5ff6c1939b17f78', 'versioned'); PERFORM memory_private._record_breaking('0019', false); END $pgmemo$;
+\endif
+-- migrations/0020_search_generated.sql
+SELECT memory_private._migration_needed('0020', '0020_search_generated.sql', 'f55f4178ec7c38dc59d409205b64786eb7f33ada23611a757bc7fa81773709e3', ARRAY[]::text[]) AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0020_search_generated: memory.search holds its static branches itself.
+--
+-- Why (issue 13, memory.search within 5% of the hand-written query): the cached plans of an
+-- unfiltered or containment-filtered search were in memory_private._search_static, which
+-- memory.search called; a PL/pgSQL call that returns rows costs a query of its own (about 60,000
+-- instructions per search, callgrind). memory.search is now generated from its template
+-- (memory_private._search_definition, sql/30_search.sql) with a branch per domain, by
+-- memory_private._search_static_refresh as before, so the old function is dropped here.
+-- Not breaking: memory.search keeps its signature, grants and comment; the dropped function is
+-- private.
+
+DROP FUNCTION IF EXISTS memory_private._search_static(
+    vector, integer, jsonb, double precision, text, name, name, text, text, integer, integer
+);
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0020', '0020_search_generated.sql', 'f55f4178ec7c38dc59d409205b64786eb7f33ada23611a757bc7fa81773709e3', 'versioned'); PERFORM memory_private._record_breaking('0020', false); END $pgmemo$;
 \endif
 DO $pgmemo$ BEGIN PERFORM memory_private._set_install_search_path(); END $pgmemo$;
 -- sql/00_private_helpers.sql
@@ -2822,9 +2841,24 @@ BEGIN
 END;
 $$;
 
+-- memory.search is generated: its source is the template of memory_private._search_definition,
+-- made into the function with the static branches of every domain (the k-NN queries of
+-- _search_sql and _knn_sql, one branch per domain, planned once per session and reused) by
+-- memory_private._search_static_refresh (36_search_static.sql: create_domain, drop_domain,
+-- adoption and every migrate), and without branches here (then every search takes the dynamic
+-- path, with the same queries). The branches are in memory.search itself rather than in a
+-- function it calls: a PL/pgSQL call returning rows costs a query of its own (about 60,000
+-- instructions per search measured with callgrind, 1.5% of an unfiltered search on 100,000 rows,
+-- a third of what memory.search added to the hand-written query).
+CREATE OR REPLACE FUNCTION memory_private._search_definition(branches text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $def$
+    SELECT format($template$
 CREATE OR REPLACE FUNCTION memory.search(
     domain text,
-    query_embedding vector,
+    query_embedding %2$s.vector,
     k integer DEFAULT 5,
     filter jsonb DEFAULT NULL,
     min_similarity double precision DEFAULT NULL,
@@ -2835,11 +2869,20 @@ CREATE OR REPLACE FUNCTION memory.search(
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, similarity double precision,
-    distance double precision, created_at timestamptz, updated_at timestamptz, embedding vector
+    distance double precision, created_at timestamptz, updated_at timestamptz,
+    embedding %2$s.vector
 )
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path FROM CURRENT
-AS $$
+-- The cached plans of the static branches (below) once, reused: with LIMIT k a parameter, the
+-- planner prices the generic plan at 10%% of the rows and would otherwise re-plan every call.
+-- (EXECUTE plans afresh whatever this says.)
+SET plan_cache_mode = force_generic_plan
+-- The index is what memory.search promises (see _search_settings_begin).
+SET enable_seqscan = off
+AS $body$
+<<memory_search>>  -- (the static branches name v_params through it)
 DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'read');
     v_rerank boolean := recency_half_life IS NOT NULL OR importance_weight IS NOT NULL;
@@ -2854,6 +2897,10 @@ DECLARE
     v_plan record;
     v_sql text;
     v_emb boolean := coalesce(with_embeddings, false);
+    v_static boolean;       -- a static branch below ran the search
+    v_old_ef text;
+    v_old_iterative text;
+    v_old_max_scan text;
 BEGIN
     IF query_embedding IS NULL THEN
         RAISE EXCEPTION 'query_embedding must not be NULL' USING ERRCODE = '22004';
@@ -2862,7 +2909,7 @@ BEGIN
         'query_embedding');
     PERFORM memory_private._check_k(k);
     IF ef_search IS NOT NULL AND ef_search < 1 THEN
-        RAISE EXCEPTION 'ef_search must be positive, got %', ef_search USING ERRCODE = '22023';
+        RAISE EXCEPTION 'ef_search must be positive, got %%', ef_search USING ERRCODE = '22023';
     END IF;
     IF v_rerank THEN
         -- Memory-aware ranking re-ranks a larger candidate set: the search without it.
@@ -2889,17 +2936,38 @@ BEGIN
         v_max_scan := v_plan.max_scan_tuples;
     END IF;
 
-    -- No filter or one containment: the plans cached in memory_private._search_static
-    -- (36_search_static.sql), which also sets and restores the call's settings.
+    -- No filter or one containment: the domain's static branch (its queries planned once per
+    -- session; generated by memory_private._search_static_refresh, 36_search_static.sql), under
+    -- the call's settings, put back after it (an error rolls them back with the transaction or
+    -- the caller's subtransaction).
     IF (v_pred IS NULL OR v_plain) AND NOT v_d.distributed AND NOT v_emb THEN
-        RETURN QUERY SELECT * FROM memory_private._search_static(query_embedding, k, v_params,
-            min_similarity, v_d.domain, v_d.table_schema, v_d.table_name, v_d.distance, v_path,
-            memory_private._search_ef(k, coalesce(v_ef, ef_search)), v_max_scan);
-        IF current_setting('pgmemo.search_static_miss', true) IS DISTINCT FROM 'on' THEN
+        v_static := true;
+        v_ef := memory_private._search_ef(k, coalesce(v_ef, ef_search));
+        v_old_ef := current_setting('hnsw.ef_search', true);
+        v_old_iterative := current_setting('hnsw.iterative_scan', true);  -- pgvector >= 0.8
+        PERFORM set_config('hnsw.ef_search', v_ef::text, true);
+        IF v_path = 'hnsw' THEN
+            v_old_max_scan := current_setting('hnsw.max_scan_tuples', true);
+            PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true);
+            PERFORM set_config('hnsw.max_scan_tuples', v_max_scan::text, true);
+        ELSIF v_old_iterative <> 'off' THEN
+            -- the unfiltered branch is _search_sql's strict-order shape
+            PERFORM set_config('hnsw.iterative_scan', 'off', true);
+        END IF;
+        CASE v_d.domain%1$s
+        ELSE
+            v_static := false;  -- not generated for this domain (yet): the dynamic path below
+        END CASE;
+        PERFORM set_config('hnsw.ef_search', coalesce(v_old_ef, '40'), true);
+        IF v_old_iterative IS DISTINCT FROM current_setting('hnsw.iterative_scan', true) THEN
+            PERFORM set_config('hnsw.iterative_scan', v_old_iterative, true);
+        END IF;
+        IF v_old_max_scan IS NOT NULL THEN
+            PERFORM set_config('hnsw.max_scan_tuples', v_old_max_scan, true);
+        END IF;
+        IF v_static THEN
             RETURN;
         END IF;
-        -- not generated for this domain: the same queries, dynamically
-        PERFORM set_config('pgmemo.search_static_miss', 'off', true);
     END IF;
 
     IF v_d.distributed THEN
@@ -2921,7 +2989,19 @@ BEGIN
     RETURN QUERY EXECUTE v_sql USING query_embedding, k, v_params, min_similarity;
     PERFORM memory_private._search_settings_end(v_saved);
 END;
-$$;
+$body$
+
+$template$,
+        coalesce(nullif(branches, ''), '
+        WHEN NULL THEN NULL;  -- no domain yet (a CASE needs a WHEN)'),
+        memory_private._vector_schema())
+$def$;
+
+DO $install$
+BEGIN
+    EXECUTE memory_private._search_definition('');
+END;
+$install$;
 
 COMMENT ON FUNCTION memory.search(
     text, vector, integer, jsonb, double precision, integer, interval, double precision, boolean
@@ -3125,7 +3205,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'in memory.search, on the fused score scaled to [0, 1]. '
 'similarity is NULL for a row found by its words alone, text_rank for one found by its vector '
 'alone. with_embeddings => true fills the embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '27eb0da9ecc35fd71ee20025c9fcceb68ca5cb5630ec10c3795016c8119e7353', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', 'c0708386b0a651e34c6bbbfd38c7d3f7af95cd6f252a592a4bed3bb3272e5c22', 'repeatable'); END $pgmemo$;
 -- sql/31_bm25.sql
 -- BM25 ranking for memory.search_text, in plain SQL (no extension): the query parsed like a web
 -- search box, candidates from the domain's GIN index, and the usual Okapi BM25 score
@@ -4883,22 +4963,34 @@ COMMENT ON FUNCTION memory.count(text, jsonb) IS
 'unselective filter on a big domain reads the table.';
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:35_filter_api.sql', '35_filter_api.sql', '0a1be08e782e34b00af0780b1402bf51d405e512ec0b04712cd1935dfed022c3', 'repeatable'); END $pgmemo$;
 -- sql/36_search_static.sql
--- memory.search without re-planning: memory_private._search_static holds, for every domain, the
--- queries of an unfiltered search (memory_private._search_sql) and of a search with one
+-- memory.search without re-planning: memory.search (sql/30_search.sql) holds, for every domain,
+-- the queries of an unfiltered search (memory_private._search_sql) and of a search with one
 -- containment filter on either path of the planner (memory_private._knn_sql, exact or hnsw), as
--- static SQL in one generated PL/pgSQL function, so PostgreSQL plans each once per session and
--- reuses the plan (a dynamic EXECUTE is parsed and planned on every call: 100-200 us, a quarter
--- of a search on 100K x 384, most of an exact search of a few matching rows). Its SET clauses
--- hold the settings of the call (enable_seqscan off; hnsw.ef_search, iterative scans and
--- hnsw.max_scan_tuples as the planner chose), restored when it returns.
--- memory_private._search_static_refresh regenerates it; create_domain, drop_domain, adoption and
--- every migrate run (at the end: sql/90_grants.sql) call it. A branch is chosen by the domain's
--- name and runs only when the domain's table and distance are still those it was generated for,
--- so a stale branch is never used; a domain without one sets pgmemo.search_static_miss and
--- memory.search runs the same query dynamically. The domain comes in as those four values, not
--- as its registry row: every search calls this, and a row passed to a PL/pgSQL function is
--- built into a tuple for the call (about 10,000 instructions, measured with callgrind, a
--- twentieth of memory.search's whole cost over the hand-written query).
+-- static SQL in a branch of its own, so PostgreSQL plans each once per session and reuses the
+-- plan (a dynamic EXECUTE is parsed and planned on every call: 100-200 us, a quarter of a search
+-- on 100K x 384, most of an exact search of a few matching rows).
+-- memory_private._search_static_refresh regenerates memory.search from its template
+-- (memory_private._search_definition) with a branch per domain; create_domain, drop_domain,
+-- adoption and every migrate run (at the end: sql/90_grants.sql) call it. A branch is chosen by
+-- the domain's name and runs only when the domain's table and distance are still those it was
+-- generated for, so a stale branch is never used; a domain without one takes memory.search's
+-- dynamic path, with the same queries.
+
+-- A query of _search_sql or _knn_sql for a static branch of memory.search: their parameters
+-- $1 (query vector), $2 (rows wanted), $3 (the filter's values) and $4 (min_similarity) become
+-- memory.search's own, qualified by its name and its block's label (PL/pgSQL reads $n as the
+-- n-th argument, and memory.search's first is the domain).
+CREATE OR REPLACE FUNCTION memory_private._search_static_params(query text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT regexp_replace(regexp_replace(regexp_replace(regexp_replace(query,
+        '\$1(?![0-9])', 'search.query_embedding', 'g'),
+        '\$2(?![0-9])', 'search.k', 'g'),
+        '\$3(?![0-9])', 'memory_search.v_params', 'g'),
+        '\$4(?![0-9])', 'search.min_similarity', 'g')
+$$;
 
 CREATE OR REPLACE FUNCTION memory_private._search_static_refresh()
 RETURNS void
@@ -4909,8 +5001,6 @@ DECLARE
     v_d memory_private.domains;
     v_branches text := '';
     v_iterative text;
-    -- pgvector >= 0.8: iterative scans, and their settings restored on exit
-    v_08 boolean := coalesce(memory_private._vector_version() >= ARRAY[0, 8, 0], false);
 BEGIN
     -- pgvector's settings (hnsw.*) exist once its library is loaded in this session; before, they
     -- are placeholders, which only a superuser may put in a function's SET clause (a database
@@ -4931,73 +5021,26 @@ BEGIN
           AND NOT d.distributed  -- Citus plans its own (48_distributed.sql)
         ORDER BY d.domain LIMIT 500
     LOOP
-        -- The queries of _search_sql and _knn_sql as they are: their $1..$4 are this function's
-        -- first four arguments (PL/pgSQL reads $n as the n-th argument).
         v_branches := v_branches || format($b$
         WHEN %1$L THEN
-            IF d_table_schema <> %5$L OR d_table_name <> %6$L OR d_distance <> %7$L THEN
-                -- the domain changed since this was generated: memory.search's dynamic path
-                PERFORM set_config('pgmemo.search_static_miss', 'on', true);
-            ELSIF path IS NULL THEN
+            IF v_d.table_schema <> %5$L OR v_d.table_name <> %6$L OR v_d.distance <> %7$L THEN
+                v_static := false;  -- the domain changed since this was generated
+            ELSIF v_path IS NULL THEN
                 RETURN QUERY %2$s;
-            ELSIF path = 'exact' THEN
+            ELSIF v_path = 'exact' THEN
                 RETURN QUERY %3$s;
             ELSE
                 RETURN QUERY %4$s;
             END IF;$b$,
             v_d.domain,
-            memory_private._search_sql(v_d, false),
-            memory_private._knn_sql(v_d, memory_private._filter_plain_predicate(), 'exact'),
-            memory_private._knn_sql(v_d, memory_private._filter_plain_predicate(), 'hnsw'),
+            memory_private._search_static_params(memory_private._search_sql(v_d, false)),
+            memory_private._search_static_params(
+                memory_private._knn_sql(v_d, memory_private._filter_plain_predicate(), 'exact')),
+            memory_private._search_static_params(
+                memory_private._knn_sql(v_d, memory_private._filter_plain_predicate(), 'hnsw')),
             v_d.table_schema, v_d.table_name, v_d.distance);
     END LOOP;
-    IF v_branches = '' THEN
-        v_branches := '
-        WHEN NULL THEN NULL;  -- no domain yet (a CASE needs a WHEN)';
-    END IF;
-    EXECUTE format($f$
-CREATE OR REPLACE FUNCTION memory_private._search_static(
-    query_embedding %1$s.vector, k integer, params jsonb, min_similarity double precision,
-    d_domain text, d_table_schema name, d_table_name name, d_distance text, path text,
-    ef integer, max_scan_tuples integer
-)
-RETURNS TABLE (
-    id text, content text, metadata jsonb, similarity double precision,
-    distance double precision, created_at timestamptz, updated_at timestamptz,
-    embedding %1$s.vector
-)
-LANGUAGE plpgsql
-SET search_path FROM CURRENT
--- The generic plans (the HNSW index scan; the filter's index) once, reused: with LIMIT k a
--- parameter, the planner prices the generic plan at 10%% of the rows and would otherwise
--- re-plan on every call.
-SET plan_cache_mode = force_generic_plan
--- The settings of the call: the set_config calls below last until the function returns.
-SET enable_seqscan = off
-SET hnsw.ef_search = 40%2$s
-AS $body$
-#variable_conflict use_column
-BEGIN
-    IF path IS DISTINCT FROM 'exact' THEN
-        PERFORM set_config('hnsw.ef_search', ef::text, true);
-    END IF;
-    IF path = 'hnsw' THEN
-        PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true);
-        PERFORM set_config('hnsw.max_scan_tuples', max_scan_tuples::text, true);
-    END IF;
-    CASE d_domain%3$s
-    ELSE
-        -- not generated for this domain (yet): memory.search takes the dynamic path
-        PERFORM set_config('pgmemo.search_static_miss', 'on', true);
-    END CASE;
-END;
-$body$
-$f$,
-        memory_private._vector_schema(),  -- quoted already
-        CASE WHEN v_08 THEN '
-SET hnsw.iterative_scan = off
-SET hnsw.max_scan_tuples = 20000' ELSE '' END,
-        v_branches);
+    EXECUTE memory_private._search_definition(v_branches);
     IF v_iterative IS NOT NULL THEN
         PERFORM set_config('hnsw.iterative_scan', v_iterative, true);
     END IF;
@@ -5005,25 +5048,7 @@ SET hnsw.max_scan_tuples = 20000' ELSE '' END,
     PERFORM memory_private._search_text_static_refresh();
 END;
 $$;
-
--- The function before its first generation (a migrate generates it right away: sql/90_grants.sql).
-CREATE OR REPLACE FUNCTION memory_private._search_static(
-    query_embedding vector, k integer, params jsonb, min_similarity double precision,
-    d_domain text, d_table_schema name, d_table_name name, d_distance text, path text,
-    ef integer, max_scan_tuples integer
-)
-RETURNS TABLE (
-    id text, content text, metadata jsonb, similarity double precision,
-    distance double precision, created_at timestamptz, updated_at timestamptz, embedding vector
-)
-LANGUAGE plpgsql
-SET search_path FROM CURRENT
-AS $$
-BEGIN
-    PERFORM set_config('pgmemo.search_static_miss', 'on', true);
-END;
-$$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', 'a72489177447d74d8924584f99adca532c1c89c6ecce472dd447eca792c166c9', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', 'af1aef65b744966aeeb5648c8997b4c9f41b3fc34418ed7171f8f46482eec147', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).

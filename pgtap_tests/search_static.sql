@@ -1,5 +1,5 @@
--- memory.search through the generated static function (sql/36_search_static.sql): create_domain
--- and drop_domain regenerate it, it returns exactly what the dynamic query returns (unfiltered,
+-- memory.search's generated static branches (sql/36_search_static.sql): create_domain and
+-- drop_domain regenerate them, it returns exactly what the dynamic query returns (unfiltered,
 -- and with one containment filter on the exact and the hnsw path), the cached plans of the
 -- filtered branches read the filter's index (exact) and the HNSW index (hnsw) whatever the
 -- values, the call's settings are restored, and a domain it was not generated for (or generated
@@ -15,7 +15,7 @@ INSERT INTO memory_data.st2_memories (id, content, embedding)
 SELECT 's' || g, 'row ' || g, ARRAY[sin(g), cos(1.3 * g), g % 3, 1]::real[]::vector FROM generate_series(1, 200) AS g;
 
 CREATE FUNCTION pg_temp.src() RETURNS text LANGUAGE sql AS
-$$ SELECT p.prosrc FROM pg_catalog.pg_proc AS p WHERE p.oid = 'memory_private._search_static'::regproc $$;
+$$ SELECT p.prosrc FROM pg_catalog.pg_proc AS p WHERE p.oid = 'memory.search'::regproc $$;
 -- The dynamic query (memory_private._search_sql), run directly: what the static branch must equal.
 CREATE FUNCTION pg_temp.dynamic(domain text, q vector, k integer) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
@@ -32,10 +32,10 @@ CREATE FUNCTION pg_temp.got(domain text, q vector, k integer) RETURNS text LANGU
     FROM memory.search(domain, q, k) AS s
 $$;
 
-SELECT matches(pg_temp.src(), 'WHEN ''st'' THEN\s+IF d_table_schema <> ''memory_data'' OR '
-    'd_table_name <> ''st_memories'' OR d_distance <> ''cosine'' THEN',
+SELECT matches(pg_temp.src(), 'WHEN ''st'' THEN\s+IF v_d.table_schema <> ''memory_data'' OR '
+    'v_d.table_name <> ''st_memories'' OR v_d.distance <> ''cosine'' THEN',
     'create_domain generated a static branch, used while the domain''s table and distance hold');
-SELECT matches(pg_temp.src(), 'WHEN ''st2'' THEN\s+IF .* d_distance <> ''l2'' THEN.*<->',
+SELECT matches(pg_temp.src(), 'WHEN ''st2'' THEN\s+IF .* v_d.distance <> ''l2'' THEN.*<->',
     'each with its own distance operator');
 SELECT is(pg_temp.got('st', '[1,2,0,1]', 10), pg_temp.dynamic('st', '[1,2,0,1]', 10),
     'the static path returns exactly the dynamic query''s rows (cosine)');
@@ -52,7 +52,8 @@ ALTER TABLE memory_data.st_away RENAME TO st_memories;
 SELECT doesnt_match(pg_temp.src(), 'WHEN ''st'' THEN', 'st has no branch now');
 SELECT is(pg_temp.got('st', '[1,2,0,1]', 10), pg_temp.dynamic('st', '[1,2,0,1]', 10),
     'a domain without a branch: the dynamic path, same rows');
-SELECT is(current_setting('pgmemo.search_static_miss', true), 'off', 'the miss flag is reset');
+SELECT is(current_setting('hnsw.ef_search') || ' ' || current_setting('enable_seqscan'), '40 on',
+    'the dynamic path puts the settings back');
 SELECT is(pg_temp.got('st', '[1,2,0,1]', 10), pg_temp.dynamic('st', '[1,2,0,1]', 10),
     'and again');
 
@@ -65,8 +66,8 @@ UPDATE memory_data.st_memories AS t
 SET metadata = jsonb_build_object('g', (substr(t.id, 2)::integer % 2)::text,
     'rare', substr(t.id, 2)::integer % 500 = 0);
 ANALYZE memory_data.st_memories;
-SELECT matches(pg_temp.src(), 'ELSIF path = ''exact'' THEN.*IS TRUE',
-    'the static function holds the filtered branches');
+SELECT matches(pg_temp.src(), 'ELSIF v_path = ''exact'' THEN.*IS TRUE',
+    'memory.search holds the filtered branches');
 CREATE FUNCTION pg_temp.gotf(filter jsonb, k integer) RETURNS text LANGUAGE sql AS $$
     SELECT string_agg(s.id || ':' || round(s.similarity::numeric, 6), ',' ORDER BY s.distance, s.id)
     FROM memory.search('st', '[1,2,0,1]', k, filter) AS s

@@ -276,6 +276,11 @@ def _table_of_index(fresh_or_old: dict, name: str) -> str:
 _WIRED = re.compile(r"^memory_private\.pgmemo_(.+)_(before_update|enqueue|dequeue|unstale|claim|complete)\(.*\)$")
 
 
+# memory.search's static branches, one per domain (memory_private._search_static_refresh).
+_SEARCH_BRANCHES = re.compile(r"CASE v_d\.domain.*?ELSE(?=\s+v_static := false;\s+-- not generated)",
+                              re.S)
+
+
 def split(snap: dict, tables: set[str], domains: set[str] = frozenset()) -> tuple[dict, dict]:
     """(pgmemo's own objects, the objects of the given domain tables and domains)."""
     core, domain = {}, {}
@@ -287,6 +292,9 @@ def split(snap: dict, tables: set[str], domains: set[str] = frozenset()) -> tupl
             # one branch per domain, so it differs whenever the seeded domains do (older
             # releases seed fewer)
             continue
+        if kind == "function" and obj.startswith("memory.search("):
+            # generated too (sql/30_search.sql): the same but for its branch per domain
+            detail = _SEARCH_BRANCHES.sub("CASE v_d.domain <branches> ELSE", detail)
         name = obj
         wired = _WIRED.match(obj) if kind == "function" else None
         if wired:
