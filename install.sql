@@ -3739,7 +3739,7 @@ $$;
 -- parsed and planned on every call). Its parameters are in the order of _bm25_sql's ($1..$12,
 -- which PL/pgSQL reads as the function's own), the domain row last. A branch is chosen by
 -- _text_static_key (what the query depends on), so a stale branch is never used; a domain
--- without one runs the same query dynamically. Regenerated with memory.search's static function
+-- without one runs the same query dynamically. Regenerated with memory.search's static branches
 -- (memory_private._search_static_refresh: create_domain, drop_domain, adoption, every migrate).
 CREATE OR REPLACE FUNCTION memory_private._text_static_key(d memory_private.domains)
 RETURNS text
@@ -3945,7 +3945,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'and an ANALYZE of the stored tsvector so common words'' frequencies are current). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '56ebde6e86e61c297e308d4a02a3bc99c19e8cd88aa6df47fc3f9de5638570fb', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '4fed16c97062ac09dafa9705c13fc09d974f15c6f391fc1da04ec488b0486850', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
@@ -4499,7 +4499,7 @@ AS $$ SELECT 't.metadata @> ($3 -> 0)' $$;
 -- The filter as a SQL predicate on the domain table aliased t, and its values (the jsonb array
 -- to pass as $3). NULL predicate: no filter (NULL or {}: every row). plain: the filter is one
 -- containment, predicate t.metadata @> ($3 -> 0) (memory.search runs it through the cached plans
--- of memory_private._search_static, sql/36_search_static.sql).
+-- of its static branches, sql/36_search_static.sql).
 CREATE OR REPLACE FUNCTION memory_private._filter_compile(
     filter jsonb, OUT predicate text, OUT params jsonb, OUT plain boolean
 )
@@ -4536,7 +4536,7 @@ BEGIN
     params := v_r.params;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:33_filter_compile.sql', '33_filter_compile.sql', '33c9ce179940ad1cd5ee92b0a2b2763a228fa9e81fb84528d07fe503bb6c5968', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:33_filter_compile.sql', '33_filter_compile.sql', '26e99059030f3827fcbafd907e0118b5084f4557dd9a78015d7e5b10079daf1b', 'repeatable'); END $pgmemo$;
 -- sql/34_search_plan.sql
 -- The filtered-search planner: for each filtered memory.search, estimate how many rows the
 -- filter matches (the PostgreSQL planner's estimate for the compiled predicate) and pick the
@@ -4577,7 +4577,7 @@ AS $$ SELECT 1.5::double precision, 0.15::double precision, 8.0::double precisio
 --   one-time filter: it costs nothing otherwise). In the index scan the predicate is written
 --   "(...) IS TRUE" (the same rows) so that no index of the filter can serve it: the path is
 --   the one chosen here, whatever the planner would estimate (and a plan cached without the
---   values, memory_private._search_static, cannot turn into a bitmap scan and a sort).
+--   values, memory.search's static branches, cannot turn into a bitmap scan and a sort).
 -- One template per path, identifiers through %I; the predicate is compiled SQL that holds no
 -- value (they are all in $3); operator, similarity and embedding column come from fixed lists.
 CREATE OR REPLACE FUNCTION memory_private._knn_sql(
@@ -4692,8 +4692,9 @@ $$;
 -- hnsw.max_scan_tuples the hnsw path runs with and the two cost estimates (microseconds;
 -- _search_plan_reason puts them in words). ef_search: the caller's (NULL: chosen here).
 -- planner_rows: the PostgreSQL planner's estimate; counted_rows: the rows counted when the
--- estimate was checked (below; NULL when not), which matching_rows is when fewer than the limit. reuse: take the plan inputs of the session's previous call for
--- the same filter (memory.search; memory.explain_search always estimates afresh).
+-- estimate was checked (below; NULL when not), which matching_rows is when fewer than the
+-- limit. reuse: take the plan inputs of the session's previous call for the same filter
+-- (memory.search; memory.explain_search always estimates afresh).
 --
 -- The planner's estimate can be far off: statistics from before the rows changed, keys that
 -- are correlated (an AND of two keys is estimated as the product of their selectivities), a
@@ -4845,7 +4846,7 @@ BEGIN
     RETURN saved;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:34_search_plan.sql', '34_search_plan.sql', '0559168c81e2028a23bca900e6aecb02ad4eba353f2787d2b754d35183a6cf6c', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:34_search_plan.sql', '34_search_plan.sql', 'e5641e7629459bb749c336c4345ee6e0e04e5df1830be1f2b1bfffaa237959a6', 'repeatable'); END $pgmemo$;
 -- sql/35_filter_api.sql
 -- The filter language's public functions besides the searches: memory.count (rows matching a
 -- filter) and memory.create_metadata_index (the btree expression indexes that the compiled
@@ -9803,7 +9804,7 @@ DECLARE
     v_unpinned text;
 BEGIN
     -- Not a grant, but it must run after every other sql/ file of a migrate: regenerate the
-    -- static search function from the registry and the current search SQL (36_search_static.sql).
+    -- static search branches from the registry and the current search SQL (36_search_static.sql).
     PERFORM memory_private._search_static_refresh();
 
     SELECT coalesce(array_agg(r.rolname ORDER BY r.rolname), '{}') INTO v_roles
@@ -9910,7 +9911,7 @@ BEGIN
     END LOOP;
 END;
 $grants$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '1329791688381516ae13e919220652a90856707e239b6d5d92ff62832bf83631', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '0bff055f946062295debe997204d14da6432728ddbf437d59edafe09ddbf9b4b', 'repeatable'); END $pgmemo$;
 DO $pgmemo$ BEGIN PERFORM memory_private._after_migrate(); END $pgmemo$;
 COMMIT;
 SELECT format('pgmemo schema version %s installed (pgvector %s in schema %s)',

@@ -530,7 +530,7 @@ $$;
 -- parsed and planned on every call). Its parameters are in the order of _bm25_sql's ($1..$12,
 -- which PL/pgSQL reads as the function's own), the domain row last. A branch is chosen by
 -- _text_static_key (what the query depends on), so a stale branch is never used; a domain
--- without one runs the same query dynamically. Regenerated with memory.search's static function
+-- without one runs the same query dynamically. Regenerated with memory.search's static branches
 -- (memory_private._search_static_refresh: create_domain, drop_domain, adoption, every migrate).
 CREATE OR REPLACE FUNCTION memory_private._text_static_key(d memory_private.domains)
 RETURNS text

@@ -266,7 +266,7 @@ AS $$ SELECT 't.metadata @> ($3 -> 0)' $$;
 -- The filter as a SQL predicate on the domain table aliased t, and its values (the jsonb array
 -- to pass as $3). NULL predicate: no filter (NULL or {}: every row). plain: the filter is one
 -- containment, predicate t.metadata @> ($3 -> 0) (memory.search runs it through the cached plans
--- of memory_private._search_static, sql/36_search_static.sql).
+-- of its static branches, sql/36_search_static.sql).
 CREATE OR REPLACE FUNCTION memory_private._filter_compile(
     filter jsonb, OUT predicate text, OUT params jsonb, OUT plain boolean
 )

@@ -37,7 +37,7 @@ AS $$ SELECT 1.5::double precision, 0.15::double precision, 8.0::double precisio
 --   one-time filter: it costs nothing otherwise). In the index scan the predicate is written
 --   "(...) IS TRUE" (the same rows) so that no index of the filter can serve it: the path is
 --   the one chosen here, whatever the planner would estimate (and a plan cached without the
---   values, memory_private._search_static, cannot turn into a bitmap scan and a sort).
+--   values, memory.search's static branches, cannot turn into a bitmap scan and a sort).
 -- One template per path, identifiers through %I; the predicate is compiled SQL that holds no
 -- value (they are all in $3); operator, similarity and embedding column come from fixed lists.
 CREATE OR REPLACE FUNCTION memory_private._knn_sql(
@@ -152,8 +152,9 @@ $$;
 -- hnsw.max_scan_tuples the hnsw path runs with and the two cost estimates (microseconds;
 -- _search_plan_reason puts them in words). ef_search: the caller's (NULL: chosen here).
 -- planner_rows: the PostgreSQL planner's estimate; counted_rows: the rows counted when the
--- estimate was checked (below; NULL when not), which matching_rows is when fewer than the limit. reuse: take the plan inputs of the session's previous call for
--- the same filter (memory.search; memory.explain_search always estimates afresh).
+-- estimate was checked (below; NULL when not), which matching_rows is when fewer than the
+-- limit. reuse: take the plan inputs of the session's previous call for the same filter
+-- (memory.search; memory.explain_search always estimates afresh).
 --
 -- The planner's estimate can be far off: statistics from before the rows changed, keys that
 -- are correlated (an AND of two keys is estimated as the product of their selectivities), a

@@ -105,7 +105,7 @@ DECLARE
     v_unpinned text;
 BEGIN
     -- Not a grant, but it must run after every other sql/ file of a migrate: regenerate the
-    -- static search function from the registry and the current search SQL (36_search_static.sql).
+    -- static search branches from the registry and the current search SQL (36_search_static.sql).
     PERFORM memory_private._search_static_refresh();
 
     SELECT coalesce(array_agg(r.rolname ORDER BY r.rolname), '{}') INTO v_roles
