@@ -303,14 +303,16 @@ BEGIN
             min(s.similarity) OVER () AS lo, max(s.similarity) OVER () AS hi
         -- The lateral call runs only when there is an embedding to search with.
         FROM (SELECT WHERE query_embedding IS NOT NULL) AS guard,
-            LATERAL memory.search(domain, query_embedding, v_candidates, filter,
+            LATERAL memory.search(domain, query_embedding, coalesce(nullif(current_setting('pgmemo.hybrid_vcand', true), '')::integer, v_candidates), filter,
                 ef_search => ef_search, with_embeddings => with_embeddings) AS s
     ),
     t AS (
         SELECT s.*, row_number() OVER (ORDER BY s.rank DESC) AS r,
             min(s.rank) OVER () AS lo, max(s.rank) OVER () AS hi
         -- (the domain and the text arguments were checked above)
-        FROM memory_private._search_text_bm25(v_d, query, v_candidates, filter, text_match) AS s
+        FROM memory_private._search_text_hybrid(v_d, query,
+            (SELECT array_agg(v2.id ORDER BY v2.r) FROM v AS v2), k, filter, text_match) AS s
+        WHERE s.rank > 0 OR current_setting('pgmemo.hybrid_zero', true) = 'on'
     ),
     fused AS (
         SELECT
