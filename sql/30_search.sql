@@ -275,6 +275,10 @@ DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'read');
     v_candidates integer;
     v_rerank boolean := recency_half_life IS NOT NULL OR importance_weight IS NOT NULL;
+    v_fast boolean;
+    v_tsv tsvector;
+    v_rows record := memory_private._hybrid_text_rows();
+    v_k record := memory_private._bm25_params();
 BEGIN
     PERFORM memory_private._check_k(k);
     PERFORM memory_private._check_text_query(query, text_match, 'text_match');
@@ -297,28 +301,44 @@ BEGIN
     END IF;
     PERFORM memory_private._check_ranking(recency_half_life, importance_weight);
     v_candidates := least(greatest(k * 2, 20), 1000);
+    -- The one-statement path (sql/37_search_hybrid.sql) takes plain words: no "phrase", no
+    -- -exclusion, no OR (websearch syntax goes through _parse_text_query).
+    v_fast := query_embedding IS NOT NULL AND filter IS NULL AND text_match = 'any'
+        AND NOT coalesce(with_embeddings, false) AND NOT v_d.adopted AND NOT v_d.distributed
+        AND query !~* '"|(^|\s)-|(^|\s)or(\s|$)';
+    IF v_fast THEN
+        v_tsv := to_tsvector(v_d.text_config, query);
+        IF length(v_tsv) > memory_private._text_max_words() THEN
+            v_fast := false;  -- the general path refuses it (22023)
+        END IF;
+        PERFORM memory_private._check_embedding(v_d, query_embedding, 'query_embedding');
+        IF ef_search IS NOT NULL AND ef_search < 1 THEN
+            RAISE EXCEPTION 'ef_search must be positive, got %', ef_search USING ERRCODE = '22023';
+        END IF;
+    END IF;
     RETURN QUERY
-    WITH v AS (
-        SELECT s.*, row_number() OVER (ORDER BY s.distance) AS r,
-            min(s.similarity) OVER () AS lo, max(s.similarity) OVER () AS hi
-        -- The lateral call runs only when there is an embedding to search with.
-        FROM (SELECT WHERE query_embedding IS NOT NULL) AS guard,
-            LATERAL memory.search(domain, query_embedding, coalesce(nullif(current_setting('pgmemo.hybrid_vcand', true), '')::integer, v_candidates), filter,
-                ef_search => ef_search, with_embeddings => with_embeddings) AS s
+    WITH c AS MATERIALIZED (
+        SELECT s.*
+        FROM memory_private._search_hybrid_static(query_embedding, v_candidates, NULL, NULL,
+            v_tsv, v_rows.extra, v_rows.per_lexeme, v_k.k1, v_k.b, v_fast, v_d.domain, v_d,
+            query, k, filter, ef_search, text_match, with_embeddings,
+            memory_private._search_ef(v_candidates, ef_search), v_rows.rare_rows) AS s
+    ),
+    v AS (
+        SELECT c.id, c.similarity, row_number() OVER (ORDER BY c.distance, c.id) AS r,
+            min(c.similarity) OVER () AS lo, max(c.similarity) OVER () AS hi
+        FROM c WHERE c.distance IS NOT NULL
     ),
     t AS (
-        SELECT s.*, row_number() OVER (ORDER BY s.rank DESC) AS r,
-            min(s.rank) OVER () AS lo, max(s.rank) OVER () AS hi
-        -- (the domain and the text arguments were checked above)
-        FROM memory_private._search_text_hybrid(v_d, query,
-            (SELECT array_agg(v2.id ORDER BY v2.r) FROM v AS v2), k, filter, text_match) AS s
-        WHERE s.rank > 0 OR current_setting('pgmemo.hybrid_zero', true) = 'on'
+        SELECT c.id, c.text_rank AS rank, row_number() OVER (ORDER BY c.text_rank DESC, c.id) AS r,
+            min(c.text_rank) OVER () AS lo, max(c.text_rank) OVER () AS hi
+        FROM c WHERE c.text_rank > 0
     ),
     fused AS (
         SELECT
-            coalesce(v.id, t.id) AS id,
-            coalesce(v.content, t.content) AS content,
-            coalesce(v.metadata, t.metadata) AS metadata,
+            c.id,
+            c.content,
+            c.metadata,
             CASE WHEN fusion = 'rrf'
                 THEN coalesce(vector_weight / (rrf_k + v.r), 0)
                     + coalesce(text_weight / (rrf_k + t.r), 0)
@@ -332,12 +352,15 @@ BEGIN
             END AS rrf,
             v.similarity,
             t.rank,
-            coalesce(v.created_at, t.created_at) AS created_at,
-            coalesce(v.updated_at, t.updated_at) AS updated_at,
+            c.created_at,
+            c.updated_at,
             v.r AS vr,
             t.r AS tr,
-            v.embedding
-        FROM v FULL JOIN t ON t.id = v.id
+            c.embedding
+        FROM c
+        LEFT JOIN v ON v.id = c.id
+        LEFT JOIN t ON t.id = c.id
+        WHERE v.id IS NOT NULL OR t.id IS NOT NULL
     ),
     scored AS (
         SELECT f.*, CASE WHEN v_rerank

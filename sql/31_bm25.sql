@@ -308,11 +308,18 @@ BEGIN
 END;
 $$;
 
+-- One lexeme as a tsquery that matches exactly it (quoted: quotes doubled, backslashes escaped).
+CREATE OR REPLACE FUNCTION memory_private._lexeme_tsquery(lexeme text)
+RETURNS tsquery
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path FROM CURRENT
+AS $$ SELECT ('''' || replace(replace(lexeme, E'\\', E'\\\\'), '''', '''''') || '''')::tsquery $$;
+
 -- Which lexemes of a query bring candidates in: rare ones (est_rows NULL) always; common ones
 -- join, rarest first, while their estimated rows fit the budget (the rarest always does); the
 -- others only add to the candidates' scores with their estimated df (df_estimates: NULL for a
 -- candidate, whose df its postings count). The phrases are candidates too. Candidates as
--- tsqueries (quoted: quotes doubled, backslashes escaped) and as lexemes (NULL for a phrase).
+-- tsqueries (_lexeme_tsquery) and as lexemes (NULL for a phrase).
 CREATE OR REPLACE FUNCTION memory_private._text_candidate_pick(
     words text[], est_rows double precision[], phrases tsquery, budget double precision,
     OUT df_estimates double precision[], OUT candidates tsquery[], OUT candidate_lexemes text[]
@@ -332,8 +339,8 @@ BEGIN
         SELECT f.*, f.est IS NULL OR f.running <= budget OR f.rn = 1 AS candidate FROM f
     )
     SELECT array_agg(CASE WHEN c.candidate THEN NULL ELSE c.est END ORDER BY c.n),
-        array_agg(('''' || replace(replace(c.lexeme, E'\\', E'\\\\'), '''', '''''')
-            || '''')::tsquery ORDER BY c.n) FILTER (WHERE c.candidate),
+        array_agg(memory_private._lexeme_tsquery(c.lexeme) ORDER BY c.n)
+            FILTER (WHERE c.candidate),
         array_agg(c.lexeme ORDER BY c.n) FILTER (WHERE c.candidate)
     INTO df_estimates, candidates, candidate_lexemes
     FROM c;
@@ -592,9 +599,7 @@ DECLARE
     v_c record;
     v_k record := memory_private._bm25_params();
     v_f record;
-    v_budget double precision := coalesce(nullif(current_setting('pgmemo.hybrid_budget', true), '')::double precision, 0);
-    v_cap bigint := coalesce(nullif(current_setting('pgmemo.hybrid_cap', true), '')::bigint, 100);
-    v_extra integer := coalesce(nullif(current_setting('pgmemo.hybrid_extra', true), '')::integer, 20);
+    v_rows record := memory_private._hybrid_text_rows();
 BEGIN
     IF cardinality(ids) IS NULL OR cardinality(ids) = 0 OR d.distributed THEN
         RETURN QUERY SELECT * FROM memory_private._search_text_bm25(d, query,
@@ -612,20 +617,19 @@ BEGIN
     END IF;
     SELECT * INTO v_s FROM memory_private._text_lexeme_stats(d, v_p.words);
     SELECT * INTO v_c
-    FROM memory_private._text_candidate_pick(v_p.words, v_s.est_rows, v_p.phrases, v_budget);
-    v_cap := least(v_cap, greatest(memory_private._text_candidate_cap()
-        / greatest(cardinality(v_c.candidates), 1), 1));
+    FROM memory_private._text_candidate_pick(v_p.words, v_s.est_rows, v_p.phrases,
+        v_rows.rare_rows);
     v_f := memory_private._filter_compile(filter);
     IF v_f.predicate IS NULL AND NOT d.adopted THEN
         RETURN QUERY SELECT * FROM memory_private._search_text_hybrid_static(v_p.words,
             v_s.est_rows, NULL, v_c.candidates, v_p.required, v_s.documents,
-            v_s.avg_length, v_k.k1, v_k.b, k, v_cap, v_p.qtf,
-            v_c.candidate_lexemes, v_extra, ids, d);
+            v_s.avg_length, v_k.k1, v_k.b, k, v_rows.per_lexeme, v_p.qtf,
+            v_c.candidate_lexemes, v_rows.extra, ids, d);
     ELSE
         RETURN QUERY EXECUTE memory_private._bm25_rescore_sql(d, coalesce(v_f.predicate, 'true'))
         USING v_p.words, v_s.est_rows, v_f.params, v_c.candidates, v_p.required,
-            v_s.documents, v_s.avg_length, v_k.k1, v_k.b, k, v_cap, v_p.qtf,
-            v_c.candidate_lexemes, v_extra, ids;
+            v_s.documents, v_s.avg_length, v_k.k1, v_k.b, k, v_rows.per_lexeme, v_p.qtf,
+            v_c.candidate_lexemes, v_rows.extra, ids;
     END IF;
 END;
 $$;

@@ -112,6 +112,8 @@ $f$,
 SET hnsw.iterative_scan = off
 SET hnsw.max_scan_tuples = 20000' ELSE '' END,
         v_branches);
+    -- memory.search_hybrid's (sql/37_search_hybrid.sql), with _search_sql's strict shape too
+    PERFORM memory_private._search_hybrid_static_refresh();
     IF v_iterative IS NOT NULL THEN
         PERFORM set_config('hnsw.iterative_scan', v_iterative, true);
     END IF;
