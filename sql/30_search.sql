@@ -376,16 +376,13 @@ BEGIN
         ORDER BY sc.score DESC, sc.vr NULLS LAST, sc.tr NULLS LAST, sc.id
         LIMIT k
     )
-    -- with_embeddings: text-only hits' vectors are read by id
+    -- with_embeddings: a text-only hit's vector is read by id (the CASE runs the subquery only
+    -- then: a join with a guard was planned with get_many first, which ran on every call)
     SELECT tp.id, tp.content, tp.metadata, tp.score, tp.similarity, tp.rank, tp.created_at,
-        tp.updated_at, coalesce(tp.embedding, g.embedding)
+        tp.updated_at, CASE WHEN with_embeddings AND tp.embedding IS NULL
+            THEN (SELECT g.embedding FROM memory.get_many(domain, ARRAY[tp.id]) AS g)
+            ELSE tp.embedding END
     FROM top AS tp
-    LEFT JOIN (
-        -- (the guard's one row only when asked: get_many is not called otherwise)
-        SELECT x.* FROM (SELECT WHERE with_embeddings) AS guard,
-            LATERAL memory.get_many(domain,
-                ARRAY(SELECT t2.id FROM top AS t2 WHERE t2.embedding IS NULL)) AS x
-    ) AS g ON g.id = tp.id
     ORDER BY tp.score DESC, tp.vr NULLS LAST, tp.tr NULLS LAST, tp.id;
 END;
 $$;

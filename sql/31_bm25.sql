@@ -138,6 +138,9 @@ BEGIN
     b := 0.75;
     budget := 700;
     rerank := 50;
+    IF v_k1 IS NULL AND v_b IS NULL AND v_budget IS NULL AND v_rerank IS NULL THEN
+        RETURN;  -- the defaults (no exception block: it costs a subtransaction per call)
+    END IF;
     BEGIN
         k1 := coalesce(v_k1::double precision, k1);
         b := coalesce(v_b::double precision, b);
@@ -558,7 +561,10 @@ AS $$
         )
         SELECT t.id, t.content, t.metadata, s.score AS rank, t.created_at, t.updated_at
         FROM c
-        JOIN %1$I.%2$I AS t ON t.id = c.id
+        -- one primary-key lookup per row (LIMIT 1 keeps it a nested loop)
+        CROSS JOIN LATERAL (
+            SELECT t.* FROM %1$I.%2$I AS t WHERE t.id = c.id LIMIT 1
+        ) AS t
         CROSS JOIN LATERAL (
             SELECT ts_filter(setweight(%4$s, 'A', $1 || ' dl'::text), '{a}') AS hit
         ) AS f

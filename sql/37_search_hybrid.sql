@@ -23,15 +23,9 @@
 CREATE OR REPLACE FUNCTION memory_private._hybrid_text_rows(
     OUT extra integer, OUT per_lexeme bigint, OUT rare_rows double precision
 )
-LANGUAGE plpgsql STABLE
+LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$
-BEGIN
-    extra := coalesce(nullif(current_setting('pgmemo.hybrid_extra', true), '')::integer, 20);
-    per_lexeme := 100;
-    rare_rows := coalesce(nullif(current_setting('pgmemo.hybrid_rare', true), '')::double precision, 20);
-END;
-$$;
+AS $$ SELECT 5, 100::bigint, 20::double precision $$;
 
 -- The candidates by the general path (any filter, query syntax, match, domain kind).
 CREATE OR REPLACE FUNCTION memory_private._hybrid_candidates(
@@ -69,19 +63,33 @@ END;
 $$;
 
 -- The common case in one statement, for one domain of pgmemo's own: $1 the query embedding, $2
--- the vector rows wanted, $3 and $4 NULL (_search_sql's filter and min_similarity), $5 the
--- query's tsvector, $6 the extra text rows, $7 the postings read per rare word, $8 k1, $9 b,
--- $11 the domain's name, $20 the estimated rows under which a common word counts as rare (the
--- arguments of memory_private._search_hybrid_static). The vector rows are _search_sql's (memory.search's own k-NN query); the
--- text half is _bm25_rescore_sql's with the vector rows as the given ids and only the rare words
--- as candidates; each row's tsvector is read once, by id.
+-- the vector rows wanted, $5 the query's tsvector, $6 the extra text rows, $7 the postings read
+-- per rare word, $8 k1, $9 b, $11 the domain's name, $20 the estimated rows under which a common
+-- word counts as rare (the arguments of memory_private._search_hybrid_static). The vector rows:
+-- _search_sql's k-NN query in its strict-order shape, reading each row's tsvector too (no second
+-- lookup by id); the text half: _bm25_rescore_sql's, with the vector rows as the given ids and
+-- the rare words as the only candidates.
 CREATE OR REPLACE FUNCTION memory_private._hybrid_sql(d memory_private.domains)
 RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
-    SELECT format($q$
-        WITH v AS MATERIALIZED (%3$s),
+DECLARE
+    -- (as in _search_sql)
+    v_similarity text := CASE d.distance
+        WHEN 'cosine' THEN '1 - v.distance'
+        WHEN 'l2' THEN '1 / (1 + v.distance)'
+        ELSE '- v.distance'
+    END;
+BEGIN
+    RETURN format($q$
+        WITH v AS MATERIALIZED (
+            SELECT t.id, t.content, t.metadata, t.created_at, t.updated_at, t.content_tsv,
+                (t.embedding %4$s $1)::double precision AS distance
+            FROM %1$I.%2$I AS t
+            WHERE t.embedding IS NOT NULL
+            ORDER BY t.embedding %4$s $1 LIMIT $2
+        ),
         q AS MATERIALIZED (
             SELECT u.lexeme, cardinality(u.positions)::double precision AS qtf,
                 (s.common_lexemes ->> u.lexeme)::double precision * s.documents AS est,
@@ -99,7 +107,7 @@ AS $$
                 WHERE t.content_tsv @@ memory_private._lexeme_tsquery(q.lexeme)
                 LIMIT $7
             ) AS x
-            WHERE q.est IS NULL OR q.est <= $20
+            WHERE (q.est IS NULL OR q.est <= $20) AND $6 > 0
         ),
         w AS MATERIALIZED (
             SELECT array_agg(q.lexeme) AS lexemes,
@@ -123,18 +131,28 @@ AS $$
             LIMIT $6
         ),
         c AS (
-            SELECT v.id, v.similarity, v.distance FROM v
+            SELECT v.id, v.content, v.metadata, %3$s AS similarity, v.distance, v.created_at,
+                v.updated_at, v.content_tsv
+            FROM v
             UNION ALL
-            SELECT top.id, NULL, NULL FROM top
+            SELECT x.id, x.content, x.metadata, NULL, NULL, x.created_at, x.updated_at,
+                x.content_tsv
+            FROM top
+            -- one primary-key lookup per row (LIMIT 1 keeps it a nested loop: a generic plan
+            -- merge-joined the rows with the whole primary key index)
+            CROSS JOIN LATERAL (
+                SELECT t.* FROM %1$I.%2$I AS t WHERE t.id = top.id LIMIT 1
+            ) AS x
         )
-        SELECT t.id, t.content, t.metadata, c.similarity, c.distance, sc.score, t.created_at,
-            t.updated_at, NULL::%4$s.vector
+        SELECT c.id, c.content, c.metadata, c.similarity, c.distance,
+            CASE WHEN w.lexemes IS NOT NULL THEN sc.score END, c.created_at, c.updated_at,
+            NULL::%5$s.vector
         FROM c
-        JOIN %1$I.%2$I AS t ON t.id = c.id
         CROSS JOIN w
         CROSS JOIN LATERAL (
-            SELECT ts_filter(setweight(t.content_tsv, 'A', w.lexemes || ' dl'::text), '{a}')
-                AS hit
+            -- (no word of the query: no text score, and no tsvector read)
+            SELECT CASE WHEN w.lexemes IS NOT NULL THEN ts_filter(setweight(c.content_tsv, 'A',
+                w.lexemes || ' dl'::text), '{a}') END AS hit
         ) AS f
         CROSS JOIN LATERAL (
             SELECT coalesce(sum(w.idf[array_position(w.lexemes, u.lexeme)]
@@ -148,8 +166,9 @@ AS $$
             ) AS l
             WHERE u.lexeme <> ' dl'
         ) AS sc
-    $q$, d.table_schema, d.table_name, memory_private._search_sql(d, false),
-        memory_private._vector_schema())
+    $q$, d.table_schema, d.table_name, v_similarity,
+        memory_private._distance_operator(d.distance), memory_private._vector_schema());
+END;
 $$;
 
 -- Regenerate memory_private._search_hybrid_static: one branch per domain of pgmemo's own (not
