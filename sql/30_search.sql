@@ -317,22 +317,21 @@ BEGIN
         END IF;
     END IF;
     RETURN QUERY
-    WITH c AS MATERIALIZED (
-        SELECT s.*
+    WITH c AS (
+        -- each row's rank in the vector list (by distance) and in the text list (by BM25 score,
+        -- rows with a positive one), and each list's range of scores
+        SELECT s.*,
+            CASE WHEN s.distance IS NOT NULL
+                THEN row_number() OVER (ORDER BY s.distance, s.id) END AS vr,
+            CASE WHEN s.text_rank > 0
+                THEN row_number() OVER (ORDER BY s.text_rank DESC NULLS LAST, s.id) END AS tr,
+            min(s.similarity) OVER () AS vlo, max(s.similarity) OVER () AS vhi,
+            min(s.text_rank) FILTER (WHERE s.text_rank > 0) OVER () AS tlo,
+            max(s.text_rank) OVER () AS thi
         FROM memory_private._search_hybrid_static(query_embedding, v_candidates, NULL, NULL,
             v_tsv, v_rows.extra, v_rows.per_lexeme, v_k.k1, v_k.b, v_fast, v_d.domain, v_d,
             query, k, filter, ef_search, text_match, with_embeddings,
             memory_private._search_ef(v_candidates, ef_search), v_rows.rare_rows) AS s
-    ),
-    v AS (
-        SELECT c.id, c.similarity, row_number() OVER (ORDER BY c.distance, c.id) AS r,
-            min(c.similarity) OVER () AS lo, max(c.similarity) OVER () AS hi
-        FROM c WHERE c.distance IS NOT NULL
-    ),
-    t AS (
-        SELECT c.id, c.text_rank AS rank, row_number() OVER (ORDER BY c.text_rank DESC, c.id) AS r,
-            min(c.text_rank) OVER () AS lo, max(c.text_rank) OVER () AS hi
-        FROM c WHERE c.text_rank > 0
     ),
     fused AS (
         SELECT
@@ -340,27 +339,25 @@ BEGIN
             c.content,
             c.metadata,
             CASE WHEN fusion = 'rrf'
-                THEN coalesce(vector_weight / (rrf_k + v.r), 0)
-                    + coalesce(text_weight / (rrf_k + t.r), 0)
+                THEN coalesce(vector_weight / (rrf_k + c.vr), 0)
+                    + coalesce(text_weight / (rrf_k + c.tr), 0)
                 -- convex: each list's score min-max normalised over its candidates (1 when all
                 -- are equal), 0 when the row is not in that list; weights normalised to sum 1
-                ELSE (vector_weight * CASE WHEN v.id IS NULL THEN 0 WHEN v.hi > v.lo
-                        THEN (v.similarity - v.lo) / (v.hi - v.lo) ELSE 1 END
-                    + text_weight * CASE WHEN t.id IS NULL THEN 0 WHEN t.hi > t.lo
-                        THEN (t.rank - t.lo) / (t.hi - t.lo) ELSE 1 END)
+                ELSE (vector_weight * CASE WHEN c.vr IS NULL THEN 0 WHEN c.vhi > c.vlo
+                        THEN (c.similarity - c.vlo) / (c.vhi - c.vlo) ELSE 1 END
+                    + text_weight * CASE WHEN c.tr IS NULL THEN 0 WHEN c.thi > c.tlo
+                        THEN (c.text_rank - c.tlo) / (c.thi - c.tlo) ELSE 1 END)
                     / (vector_weight + text_weight)
             END AS rrf,
-            v.similarity,
-            t.rank,
+            c.similarity,
+            CASE WHEN c.tr IS NOT NULL THEN c.text_rank END AS rank,
             c.created_at,
             c.updated_at,
-            v.r AS vr,
-            t.r AS tr,
+            c.vr,
+            c.tr,
             c.embedding
         FROM c
-        LEFT JOIN v ON v.id = c.id
-        LEFT JOIN t ON t.id = c.id
-        WHERE v.id IS NOT NULL OR t.id IS NOT NULL
+        WHERE c.vr IS NOT NULL OR c.tr IS NOT NULL
     ),
     scored AS (
         SELECT f.*, CASE WHEN v_rerank
