@@ -1,6 +1,6 @@
 -- Searching: memory.search (k nearest neighbours through the HNSW index), memory.search_text
--- (full-text, typed queries) and memory.search_hybrid (weighted reciprocal rank fusion of the
--- two), plus the memory-aware ranking (recency, importance) both can apply.
+-- (full-text, typed queries) and memory.search_hybrid (the fusion of the two; its candidates:
+-- sql/37_search_hybrid.sql), plus the memory-aware ranking (recency, importance) both can apply.
 
 -- The settings memory.search runs its k-NN query under (memory.explain_search uses the same):
 -- * hnsw.ef_search, the HNSW candidate list size: the per-call value, else the session's raised
@@ -249,7 +249,8 @@ CREATE OR REPLACE FUNCTION memory.search_hybrid(
     k integer DEFAULT 5,
     filter jsonb DEFAULT NULL,
     -- Chosen on the dev queries of bench/quality.py (sweep in BENCHMARKS.md): a convex
-    -- combination of the min-max normalised similarity and BM25 score, 0.6 / 0.4.
+    -- combination of the min-max normalised similarity and BM25 score, 0.6 / 0.4 (re-checked
+    -- when the text half became a rescoring of the vector rows, sql/37_search_hybrid.sql).
     vector_weight double precision DEFAULT 0.6,
     text_weight double precision DEFAULT 0.4,
     rrf_k integer DEFAULT 60,
@@ -388,14 +389,17 @@ COMMENT ON FUNCTION memory.search_hybrid(
     text, text, vector, integer, jsonb, double precision, double precision, integer, integer,
     interval, double precision, text, boolean, text
 ) IS
-'Hybrid search, one call: memory.search and memory.search_text (max(2k, 20) candidates each) '
-'fused. fusion => ''convex'' (default): score = (vector_weight * similarity'' + text_weight * '
-'rank'') / (vector_weight + text_weight), each min-max normalised over its candidates (0 when '
-'the row is not in that list); fusion => ''rrf'': weighted reciprocal rank fusion, '
+'Hybrid search, one call: the vector search''s max(2k, 20) nearest rows and their BM25 scores '
+'(as memory.search_text scores them), plus a few rows holding a rare word of the query (rows '
+'without an embedding, or that the embedding misses), fused. fusion => ''convex'' (default): '
+'score = (vector_weight * similarity'' + text_weight * rank'') / (vector_weight + text_weight), '
+'each min-max normalised over its list (the vector rows; the rows with a positive BM25 score), '
+'0 when the row is not in that list; fusion => ''rrf'': weighted reciprocal rank fusion, '
 'vector_weight / (rrf_k + vector rank) + text_weight / (rrf_k + text rank). The defaults '
 '(convex, 0.6 / 0.4, text_match ''any'') come from bench/quality.py (see BENCHMARKS.md). Either '
-'the query text or the embedding may be NULL. ef_search is passed to memory.search, text_match '
-'(''any'' or ''all'') to memory.search_text. recency_half_life and importance_weight re-rank as '
-'in memory.search, on the fused score scaled to [0, 1]. '
-'similarity is NULL for a row found by its words alone, text_rank for one found by its vector '
-'alone. with_embeddings => true fills the embedding column (else NULL).';
+'the query text or the embedding may be NULL (without an embedding: memory.search_text''s '
+'ranking of max(2k, 20) rows). ef_search is passed to the vector search, text_match (''any'' or '
+'''all'') to the text half. recency_half_life and importance_weight re-rank as in '
+'memory.search, on the fused score scaled to [0, 1]. similarity is NULL for a row found by its '
+'words alone, text_rank for one found by its vector alone. with_embeddings => true fills the '
+'embedding column (else NULL).';
