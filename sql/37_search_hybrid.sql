@@ -6,8 +6,9 @@
 -- candidates, read from their stored tsvectors, plus the few rows that hold one of the query's
 -- rare words (not among the domain's common lexemes, memory_private.text_stats), which are what
 -- brings in a document the embedding misses; df is frequency * N for a common word and the count
--- of its postings for a rare one (bench/quality.py: the same MRR@10 as fusing two full searches
--- at a fraction of the cost, BENCHMARKS.md "Search quality").
+-- of its postings for a rare one (bench/quality.py: MRR@10 within 0.015 of fusing two full
+-- searches, at 1.8-2.6x less server CPU; BENCHMARKS.md, "The hybrid's text half as a
+-- rescoring").
 --
 -- Two paths:
 -- * the common case (an embedding, plain words, match 'any', no filter, no with_embeddings, a
