@@ -2756,8 +2756,8 @@ COMMENT ON FUNCTION memory.get(text, text) IS
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20_write.sql', '3a3be6cc0b2b6e071cff2c5dc123e6d5dfd919eb4d3975e4a17ea4748347bc31', 'repeatable'); END $pgmemo$;
 -- sql/30_search.sql
 -- Searching: memory.search (k nearest neighbours through the HNSW index), memory.search_text
--- (full-text, typed queries) and memory.search_hybrid (weighted reciprocal rank fusion of the
--- two), plus the memory-aware ranking (recency, importance) both can apply.
+-- (full-text, typed queries) and memory.search_hybrid (the fusion of the two; its candidates:
+-- sql/37_search_hybrid.sql), plus the memory-aware ranking (recency, importance) both can apply.
 
 -- The settings memory.search runs its k-NN query under (memory.explain_search uses the same):
 -- * hnsw.ef_search, the HNSW candidate list size: the per-call value, else the session's raised
@@ -3074,7 +3074,8 @@ CREATE OR REPLACE FUNCTION memory.search_hybrid(
     k integer DEFAULT 5,
     filter jsonb DEFAULT NULL,
     -- Chosen on the dev queries of bench/quality.py (sweep in BENCHMARKS.md): a convex
-    -- combination of the min-max normalised similarity and BM25 score, 0.6 / 0.4.
+    -- combination of the min-max normalised similarity and BM25 score, 0.6 / 0.4 (re-checked
+    -- when the text half became a rescoring of the vector rows, sql/37_search_hybrid.sql).
     vector_weight double precision DEFAULT 0.6,
     text_weight double precision DEFAULT 0.4,
     rrf_k integer DEFAULT 60,
@@ -3100,6 +3101,10 @@ DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'read');
     v_candidates integer;
     v_rerank boolean := recency_half_life IS NOT NULL OR importance_weight IS NOT NULL;
+    v_fast boolean;
+    v_tsv tsvector;
+    v_rows record := memory_private._hybrid_text_rows();
+    v_k record := memory_private._bm25_params();
 BEGIN
     PERFORM memory_private._check_k(k);
     PERFORM memory_private._check_text_query(query, text_match, 'text_match');
@@ -3122,45 +3127,64 @@ BEGIN
     END IF;
     PERFORM memory_private._check_ranking(recency_half_life, importance_weight);
     v_candidates := least(greatest(k * 2, 20), 1000);
+    -- The one-statement path (sql/37_search_hybrid.sql) takes plain words: no "phrase", no
+    -- -exclusion, no OR (websearch syntax goes through _parse_text_query).
+    v_fast := query_embedding IS NOT NULL AND filter IS NULL AND text_match = 'any'
+        AND NOT coalesce(with_embeddings, false) AND NOT v_d.adopted AND NOT v_d.distributed
+        AND query !~* '"|(^|\s)-|(^|\s)or(\s|$)';
+    IF v_fast THEN
+        v_tsv := to_tsvector(v_d.text_config, query);
+        IF length(v_tsv) > memory_private._text_max_words() THEN
+            v_fast := false;  -- the general path refuses it (22023)
+        END IF;
+        PERFORM memory_private._check_embedding(v_d.dimension, v_d.domain, query_embedding,
+            'query_embedding');
+        IF ef_search IS NOT NULL AND ef_search < 1 THEN
+            RAISE EXCEPTION 'ef_search must be positive, got %', ef_search USING ERRCODE = '22023';
+        END IF;
+    END IF;
     RETURN QUERY
-    WITH v AS (
-        SELECT s.*, row_number() OVER (ORDER BY s.distance) AS r,
-            min(s.similarity) OVER () AS lo, max(s.similarity) OVER () AS hi
-        -- The lateral call runs only when there is an embedding to search with.
-        FROM (SELECT WHERE query_embedding IS NOT NULL) AS guard,
-            LATERAL memory.search(domain, query_embedding, v_candidates, filter,
-                ef_search => ef_search, with_embeddings => with_embeddings) AS s
-    ),
-    t AS (
-        SELECT s.*, row_number() OVER (ORDER BY s.rank DESC) AS r,
-            min(s.rank) OVER () AS lo, max(s.rank) OVER () AS hi
-        -- (the domain and the text arguments were checked above)
-        FROM memory_private._search_text_bm25(v_d, query, v_candidates, filter, text_match) AS s
+    WITH c AS (
+        -- each row's rank in the vector list (by distance) and in the text list (by BM25 score,
+        -- rows with a positive one), and each list's range of scores
+        SELECT s.*,
+            CASE WHEN s.distance IS NOT NULL
+                THEN row_number() OVER (ORDER BY s.distance, s.id) END AS vr,
+            CASE WHEN s.text_rank > 0
+                THEN row_number() OVER (ORDER BY s.text_rank DESC NULLS LAST, s.id) END AS tr,
+            min(s.similarity) OVER () AS vlo, max(s.similarity) OVER () AS vhi,
+            min(s.text_rank) FILTER (WHERE s.text_rank > 0) OVER () AS tlo,
+            max(s.text_rank) OVER () AS thi
+        FROM memory_private._search_hybrid_static(query_embedding, v_candidates, NULL, NULL,
+            v_tsv, v_rows.extra, v_rows.per_lexeme, v_k.k1, v_k.b, v_fast, v_d.domain, v_d,
+            query, k, filter, ef_search, text_match, with_embeddings,
+            memory_private._search_ef(v_candidates, ef_search), v_rows.rare_rows) AS s
     ),
     fused AS (
         SELECT
-            coalesce(v.id, t.id) AS id,
-            coalesce(v.content, t.content) AS content,
-            coalesce(v.metadata, t.metadata) AS metadata,
+            c.id,
+            c.content,
+            c.metadata,
             CASE WHEN fusion = 'rrf'
-                THEN coalesce(vector_weight / (rrf_k + v.r), 0)
-                    + coalesce(text_weight / (rrf_k + t.r), 0)
+                THEN coalesce(vector_weight / (rrf_k + c.vr), 0)
+                    + coalesce(text_weight / (rrf_k + c.tr), 0)
                 -- convex: each list's score min-max normalised over its candidates (1 when all
                 -- are equal), 0 when the row is not in that list; weights normalised to sum 1
-                ELSE (vector_weight * CASE WHEN v.id IS NULL THEN 0 WHEN v.hi > v.lo
-                        THEN (v.similarity - v.lo) / (v.hi - v.lo) ELSE 1 END
-                    + text_weight * CASE WHEN t.id IS NULL THEN 0 WHEN t.hi > t.lo
-                        THEN (t.rank - t.lo) / (t.hi - t.lo) ELSE 1 END)
+                ELSE (vector_weight * CASE WHEN c.vr IS NULL THEN 0 WHEN c.vhi > c.vlo
+                        THEN (c.similarity - c.vlo) / (c.vhi - c.vlo) ELSE 1 END
+                    + text_weight * CASE WHEN c.tr IS NULL THEN 0 WHEN c.thi > c.tlo
+                        THEN (c.text_rank - c.tlo) / (c.thi - c.tlo) ELSE 1 END)
                     / (vector_weight + text_weight)
             END AS rrf,
-            v.similarity,
-            t.rank,
-            coalesce(v.created_at, t.created_at) AS created_at,
-            coalesce(v.updated_at, t.updated_at) AS updated_at,
-            v.r AS vr,
-            t.r AS tr,
-            v.embedding
-        FROM v FULL JOIN t ON t.id = v.id
+            c.similarity,
+            CASE WHEN c.tr IS NOT NULL THEN c.text_rank END AS rank,
+            c.created_at,
+            c.updated_at,
+            c.vr,
+            c.tr,
+            c.embedding
+        FROM c
+        WHERE c.vr IS NOT NULL OR c.tr IS NOT NULL
     ),
     scored AS (
         SELECT f.*, CASE WHEN v_rerank
@@ -3176,16 +3200,13 @@ BEGIN
         ORDER BY sc.score DESC, sc.vr NULLS LAST, sc.tr NULLS LAST, sc.id
         LIMIT k
     )
-    -- with_embeddings: text-only hits' vectors are read by id
+    -- with_embeddings: a text-only hit's vector is read by id (the CASE runs the subquery only
+    -- then: a join with a guard was planned with get_many first, which ran on every call)
     SELECT tp.id, tp.content, tp.metadata, tp.score, tp.similarity, tp.rank, tp.created_at,
-        tp.updated_at, coalesce(tp.embedding, g.embedding)
+        tp.updated_at, CASE WHEN with_embeddings AND tp.embedding IS NULL
+            THEN (SELECT g.embedding FROM memory.get_many(domain, ARRAY[tp.id]) AS g)
+            ELSE tp.embedding END
     FROM top AS tp
-    LEFT JOIN (
-        -- (the guard's one row only when asked: get_many is not called otherwise)
-        SELECT x.* FROM (SELECT WHERE with_embeddings) AS guard,
-            LATERAL memory.get_many(domain,
-                ARRAY(SELECT t2.id FROM top AS t2 WHERE t2.embedding IS NULL)) AS x
-    ) AS g ON g.id = tp.id
     ORDER BY tp.score DESC, tp.vr NULLS LAST, tp.tr NULLS LAST, tp.id;
 END;
 $$;
@@ -3194,18 +3215,21 @@ COMMENT ON FUNCTION memory.search_hybrid(
     text, text, vector, integer, jsonb, double precision, double precision, integer, integer,
     interval, double precision, text, boolean, text
 ) IS
-'Hybrid search, one call: memory.search and memory.search_text (max(2k, 20) candidates each) '
-'fused. fusion => ''convex'' (default): score = (vector_weight * similarity'' + text_weight * '
-'rank'') / (vector_weight + text_weight), each min-max normalised over its candidates (0 when '
-'the row is not in that list); fusion => ''rrf'': weighted reciprocal rank fusion, '
+'Hybrid search, one call: the vector search''s max(2k, 20) nearest rows and their BM25 scores '
+'(as memory.search_text scores them), plus a few rows holding a rare word of the query (rows '
+'without an embedding, or that the embedding misses), fused. fusion => ''convex'' (default): '
+'score = (vector_weight * similarity'' + text_weight * rank'') / (vector_weight + text_weight), '
+'each min-max normalised over its list (the vector rows; the rows with a positive BM25 score), '
+'0 when the row is not in that list; fusion => ''rrf'': weighted reciprocal rank fusion, '
 'vector_weight / (rrf_k + vector rank) + text_weight / (rrf_k + text rank). The defaults '
 '(convex, 0.6 / 0.4, text_match ''any'') come from bench/quality.py (see BENCHMARKS.md). Either '
-'the query text or the embedding may be NULL. ef_search is passed to memory.search, text_match '
-'(''any'' or ''all'') to memory.search_text. recency_half_life and importance_weight re-rank as '
-'in memory.search, on the fused score scaled to [0, 1]. '
-'similarity is NULL for a row found by its words alone, text_rank for one found by its vector '
-'alone. with_embeddings => true fills the embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', 'c0708386b0a651e34c6bbbfd38c7d3f7af95cd6f252a592a4bed3bb3272e5c22', 'repeatable'); END $pgmemo$;
+'the query text or the embedding may be NULL (without an embedding: memory.search_text''s '
+'ranking of max(2k, 20) rows). ef_search is passed to the vector search, text_match (''any'' or '
+'''all'') to the text half. recency_half_life and importance_weight re-rank as in '
+'memory.search, on the fused score scaled to [0, 1]. similarity is NULL for a row found by its '
+'words alone, text_rank for one found by its vector alone. with_embeddings => true fills the '
+'embedding column (else NULL).';
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', 'f7903effc2c98056f48aa300f304ba1efe465973e3a163708879907e52af8435', 'repeatable'); END $pgmemo$;
 -- sql/31_bm25.sql
 -- BM25 ranking for memory.search_text, in plain SQL (no extension): the query parsed like a web
 -- search box, candidates from the domain's GIN index, and the usual Okapi BM25 score
@@ -3347,6 +3371,9 @@ BEGIN
     b := 0.75;
     budget := 700;
     rerank := 50;
+    IF v_k1 IS NULL AND v_b IS NULL AND v_budget IS NULL AND v_rerank IS NULL THEN
+        RETURN;  -- the defaults (no exception block: it costs a subtransaction per call)
+    END IF;
     BEGIN
         k1 := coalesce(v_k1::double precision, k1);
         b := coalesce(v_b::double precision, b);
@@ -3484,13 +3511,84 @@ AS $$
     $q$, d.table_schema, d.table_name, memory_private._domain_rank_tsvector_sql(d))
 $$;
 
--- For the lexemes of a query: N (rows) and avgdl of the domain, each lexeme's estimated df (NULL:
--- rare, counted exactly over the candidates) and the candidate tsquery. N and avgdl come from the
--- refreshed statistics, else an estimate from at most 1,000 rows (N at least the planner's row
--- count) with no common lexemes. Rare lexemes (no planner frequency) generate candidates; common
--- ones join, rarest first, while their estimated rows fit the budget (the rarest always does);
--- the others only add to the candidates' scores, with df = frequency * N. The phrases are
--- candidates too.
+-- For the lexemes of a query: N (rows) and avgdl of the domain, and each lexeme's estimated
+-- number of rows (frequency * N; NULL: rare, not among the common lexemes). N and avgdl come from
+-- the refreshed statistics, else an estimate from at most 1,000 rows (N at least the planner's row
+-- count) with no common lexemes.
+CREATE OR REPLACE FUNCTION memory_private._text_lexeme_stats(
+    d memory_private.domains, words text[],
+    OUT documents double precision, OUT avg_length double precision,
+    OUT est_rows double precision[]
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_common jsonb;
+BEGIN
+    -- (common_lexemes is stored uncompressed, migration 0015: the variable holds it detoasted
+    -- once, and each lookup below is a binary search, not a decompression of the whole object)
+    SELECT s.documents, s.avg_length, s.common_lexemes INTO documents, avg_length, v_common
+    FROM memory_private.text_stats AS s WHERE s.domain = d.domain;
+    IF FOUND AND documents > 0 THEN
+        est_rows := ARRAY(SELECT (v_common ->> w.lexeme)::double precision * documents
+                          FROM unnest(words) WITH ORDINALITY AS w (lexeme, n) ORDER BY w.n);
+    ELSE
+        EXECUTE memory_private._text_length_sql(d) USING 1000 INTO documents, avg_length;
+        documents := greatest(documents, (
+            SELECT c.reltuples FROM pg_catalog.pg_class AS c
+            WHERE c.oid = coalesce(d.source_table,
+                format('%I.%I', d.table_schema, d.table_name)::regclass)));
+        est_rows := array_fill(NULL::double precision, ARRAY[cardinality(words)]);
+    END IF;
+END;
+$$;
+
+-- One lexeme as a tsquery that matches exactly it (quoted: quotes doubled, backslashes escaped).
+CREATE OR REPLACE FUNCTION memory_private._lexeme_tsquery(lexeme text)
+RETURNS tsquery
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path FROM CURRENT
+AS $$ SELECT ('''' || replace(replace(lexeme, E'\\', E'\\\\'), '''', '''''') || '''')::tsquery $$;
+
+-- Which lexemes of a query bring candidates in: rare ones (est_rows NULL) always; common ones
+-- join, rarest first, while their estimated rows fit the budget (the rarest always does); the
+-- others only add to the candidates' scores with their estimated df (df_estimates: NULL for a
+-- candidate, whose df its postings count). The phrases are candidates too. Candidates as
+-- tsqueries (_lexeme_tsquery) and as lexemes (NULL for a phrase).
+CREATE OR REPLACE FUNCTION memory_private._text_candidate_pick(
+    words text[], est_rows double precision[], phrases tsquery, budget double precision,
+    OUT df_estimates double precision[], OUT candidates tsquery[], OUT candidate_lexemes text[]
+)
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    WITH f AS (
+        SELECT w.lexeme, w.n, est_rows[w.n] AS est,
+            sum(coalesce(est_rows[w.n], 0)) OVER (
+                ORDER BY est_rows[w.n] NULLS FIRST, w.lexeme) AS running,
+            row_number() OVER (ORDER BY est_rows[w.n] NULLS FIRST, w.lexeme) AS rn
+        FROM unnest(words) WITH ORDINALITY AS w (lexeme, n)
+    ),
+    c AS (
+        SELECT f.*, f.est IS NULL OR f.running <= budget OR f.rn = 1 AS candidate FROM f
+    )
+    SELECT array_agg(CASE WHEN c.candidate THEN NULL ELSE c.est END ORDER BY c.n),
+        array_agg(memory_private._lexeme_tsquery(c.lexeme) ORDER BY c.n)
+            FILTER (WHERE c.candidate),
+        array_agg(c.lexeme ORDER BY c.n) FILTER (WHERE c.candidate)
+    INTO df_estimates, candidates, candidate_lexemes
+    FROM c;
+    IF phrases IS NOT NULL THEN
+        candidates := candidates || phrases;
+        candidate_lexemes := candidate_lexemes || NULL::text;
+    END IF;
+END;
+$$;
+
+-- For the lexemes of a query: N and avgdl (_text_lexeme_stats), the candidates within the budget
+-- and the other lexemes' estimated df (_text_candidate_pick).
 CREATE OR REPLACE FUNCTION memory_private._text_candidates(
     d memory_private.domains, words text[], phrases tsquery, budget double precision,
     OUT documents double precision, OUT avg_length double precision,
@@ -3500,46 +3598,13 @@ LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_freq double precision[];
-    v_common jsonb;
+    v_est double precision[];
 BEGIN
-    -- (common_lexemes is stored uncompressed, migration 0015: the variable holds it detoasted
-    -- once, and each lookup below is a binary search, not a decompression of the whole object)
-    SELECT s.documents, s.avg_length, s.common_lexemes INTO documents, avg_length, v_common
-    FROM memory_private.text_stats AS s WHERE s.domain = d.domain;
-    IF FOUND AND documents > 0 THEN
-        v_freq := ARRAY(SELECT (v_common ->> w.lexeme)::double precision
-                        FROM unnest(words) WITH ORDINALITY AS w (lexeme, n) ORDER BY w.n);
-    ELSE
-        EXECUTE memory_private._text_length_sql(d) USING 1000 INTO documents, avg_length;
-        documents := greatest(documents, (
-            SELECT c.reltuples FROM pg_catalog.pg_class AS c
-            WHERE c.oid = coalesce(d.source_table,
-                format('%I.%I', d.table_schema, d.table_name)::regclass)));
-        v_freq := array_fill(NULL::double precision, ARRAY[cardinality(words)]);
-    END IF;
-    -- each candidate lexeme as a tsquery (quoted: quotes doubled, backslashes escaped); df
-    -- estimates in the order of words.
-    WITH f AS (
-        SELECT w.lexeme, w.n, v_freq[w.n] * documents AS est_rows,
-            sum(coalesce(v_freq[w.n], 0) * documents) OVER (
-                ORDER BY v_freq[w.n] NULLS FIRST, w.lexeme) AS running,
-            row_number() OVER (ORDER BY v_freq[w.n] NULLS FIRST, w.lexeme) AS rn
-        FROM unnest(words) WITH ORDINALITY AS w (lexeme, n)
-    ),
-    c AS (
-        SELECT f.*, f.est_rows IS NULL OR f.running <= budget OR f.rn = 1 AS candidate FROM f
-    )
-    SELECT array_agg(CASE WHEN c.candidate THEN NULL ELSE c.est_rows END ORDER BY c.n),
-        array_agg(('''' || replace(replace(c.lexeme, E'\\', E'\\\\'), '''', '''''')
-            || '''')::tsquery ORDER BY c.n) FILTER (WHERE c.candidate),
-        array_agg(c.lexeme ORDER BY c.n) FILTER (WHERE c.candidate)
+    SELECT s.documents, s.avg_length, s.est_rows INTO documents, avg_length, v_est
+    FROM memory_private._text_lexeme_stats(d, words) AS s;
+    SELECT p.df_estimates, p.candidates, p.candidate_lexemes
     INTO df_estimates, candidates, candidate_lexemes
-    FROM c;
-    IF phrases IS NOT NULL THEN
-        candidates := candidates || phrases;
-        candidate_lexemes := candidate_lexemes || NULL::text;
-    END IF;
+    FROM memory_private._text_candidate_pick(words, v_est, phrases, budget) AS p;
 END;
 $$;
 
@@ -3678,6 +3743,136 @@ AS $$
         memory_private._domain_rank_tsvector_sql(d), predicate)
 $$;
 
+-- The text half of memory.search_hybrid when it has vector candidates: BM25 scores of those rows
+-- ($15, their ids), read from their tsvectors as in _bm25_sql's stage 2, plus at most $14 rows
+-- the vector search did not bring, from the postings of the query's candidate lexemes (chosen
+-- with a small budget: the rare words, which are what finds a document the embedding misses).
+-- Each lexeme's df is its estimate (frequency * N) when it is a common one, else the count of
+-- its postings. Parameters as _bm25_sql's ($10 unused; $2: the estimates of every common
+-- lexeme, not only of the non-candidates), plus $15. Returns every scored row that satisfies
+-- required ($5), with its score (0 when it holds none of the words).
+CREATE OR REPLACE FUNCTION memory_private._bm25_rescore_sql(d memory_private.domains, predicate text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($q$
+        WITH p AS MATERIALIZED (
+            SELECT c.lexeme, x.id, x.ok, x.len
+            FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
+            CROSS JOIN LATERAL (
+                SELECT t.id, (%5$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok,
+                    octet_length(t.content) AS len
+                FROM %1$I.%2$I AS t
+                WHERE %3$s @@ c.q
+                LIMIT $11
+            ) AS x
+        ),
+        w AS MATERIALIZED (
+            SELECT q.lexeme, q.qtf * ln(1 + ($6 - x.df + 0.5) / (x.df + 0.5)) AS idf
+            FROM unnest($1::text[], $2::double precision[], $12::double precision[])
+                AS q (lexeme, est, qtf)
+            LEFT JOIN (SELECT p.lexeme, count(*) AS n FROM p GROUP BY p.lexeme) AS c
+                ON c.lexeme = q.lexeme
+            CROSS JOIN LATERAL (
+                SELECT least(greatest(coalesce(q.est, c.n, 0), 1), $6) AS df) AS x
+        ),
+        top AS MATERIALIZED (
+            SELECT p.id
+            FROM p LEFT JOIN w ON w.lexeme = p.lexeme
+            CROSS JOIN (SELECT greatest(avg(p.len), 1) AS len FROM p) AS a
+            WHERE p.ok AND p.id <> ALL ($15::text[])
+            GROUP BY p.id
+            ORDER BY sum(coalesce(w.idf, 1e6) / (1 + $8 * (1 - $9 + $9 * p.len / a.len))) DESC,
+                p.id
+            LIMIT $14
+        ),
+        c AS (
+            SELECT top.id FROM top
+            UNION ALL
+            SELECT v.id FROM unnest($15::text[]) AS v (id)
+        )
+        SELECT t.id, t.content, t.metadata, s.score AS rank, t.created_at, t.updated_at
+        FROM c
+        -- one primary-key lookup per row (LIMIT 1 keeps it a nested loop)
+        CROSS JOIN LATERAL (
+            SELECT t.* FROM %1$I.%2$I AS t WHERE t.id = c.id LIMIT 1
+        ) AS t
+        CROSS JOIN LATERAL (
+            SELECT ts_filter(setweight(%4$s, 'A', $1 || ' dl'::text), '{a}') AS hit
+        ) AS f
+        CROSS JOIN LATERAL (
+            SELECT coalesce(sum(w.idf * h.tf * ($8 + 1)
+                / (h.tf + $8 * (1 - $9 + $9 * l.dl / greatest($7, 1)))), 0)::double precision
+                AS score
+            FROM (SELECT u.lexeme, cardinality(u.positions) AS tf FROM unnest(f.hit) AS u) AS h
+            JOIN w ON w.lexeme = h.lexeme
+            CROSS JOIN (
+                SELECT coalesce(max(u.positions[1] - 1), 0) AS dl
+                FROM unnest(f.hit) AS u WHERE u.lexeme = ' dl'
+            ) AS l
+        ) AS s
+        WHERE $5::tsquery IS NULL OR %3$s @@ $5
+    $q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d),
+        memory_private._domain_rank_tsvector_sql(d), predicate)
+$$;
+
+-- The text half of memory.search_hybrid (the arguments checked by it): with the vector search's
+-- candidates (ids, not empty) on a domain that is not distributed, their BM25 scores plus a few
+-- rows of the query's rare words (_bm25_rescore_sql); otherwise (no embedding, no vector hit, or
+-- Citus) memory.search_text's ranking of max(2k, 20) rows.
+CREATE OR REPLACE FUNCTION memory_private._search_text_hybrid(
+    d memory_private.domains, query text, ids text[], k integer, filter jsonb, match text
+)
+RETURNS TABLE (
+    id text, content text, metadata jsonb, rank double precision,
+    created_at timestamptz, updated_at timestamptz
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+SET enable_seqscan = off
+AS $$
+DECLARE
+    v_p record;
+    v_s record;
+    v_c record;
+    v_k record := memory_private._bm25_params();
+    v_f record;
+    v_rows record := memory_private._hybrid_text_rows();
+BEGIN
+    IF cardinality(ids) IS NULL OR cardinality(ids) = 0 OR d.distributed THEN
+        RETURN QUERY SELECT * FROM memory_private._search_text_bm25(d, query,
+            least(greatest(k * 2, 20), 1000), filter, match);
+        RETURN;
+    END IF;
+    SELECT * INTO v_p FROM memory_private._parse_text_query(d.text_config, query, match);
+    IF cardinality(v_p.words) = 0 THEN
+        RETURN;
+    END IF;
+    IF cardinality(v_p.words) > memory_private._text_max_words() THEN
+        RAISE EXCEPTION 'query has % distinct words; search_text takes at most %',
+            cardinality(v_p.words), memory_private._text_max_words()
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO v_s FROM memory_private._text_lexeme_stats(d, v_p.words);
+    SELECT * INTO v_c
+    FROM memory_private._text_candidate_pick(v_p.words, v_s.est_rows, v_p.phrases,
+        v_rows.rare_rows);
+    v_f := memory_private._filter_compile(filter);
+    IF v_f.predicate IS NULL AND NOT d.adopted THEN
+        RETURN QUERY SELECT * FROM memory_private._search_text_hybrid_static(v_p.words,
+            v_s.est_rows, NULL, v_c.candidates, v_p.required, v_s.documents,
+            v_s.avg_length, v_k.k1, v_k.b, k, v_rows.per_lexeme, v_p.qtf,
+            v_c.candidate_lexemes, v_rows.extra, ids, d);
+    ELSE
+        RETURN QUERY EXECUTE memory_private._bm25_rescore_sql(d, coalesce(v_f.predicate, 'true'))
+        USING v_p.words, v_s.est_rows, v_f.params, v_c.candidates, v_p.required,
+            v_s.documents, v_s.avg_length, v_k.k1, v_k.b, k, v_rows.per_lexeme, v_p.qtf,
+            v_c.candidate_lexemes, v_rows.extra, ids;
+    END IF;
+END;
+$$;
+
 -- Ranked full-text search of one domain (memory.search_text does the argument checks).
 -- Unfiltered searches of pgmemo's own tables run the plan cached in
 -- memory_private._search_text_static; the others run _bm25_sql dynamically.
@@ -3756,14 +3951,20 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_branches text;
+    v_hybrid_branches text;
 BEGIN
     -- one regeneration at a time, each from the committed registry
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgmemo:search_text_static'));
     SELECT string_agg(format($b$
         WHEN %1$L THEN
             RETURN QUERY %2$s;
-$b$, memory_private._text_static_key(x), memory_private._bm25_sql(x, 'true')), '' ORDER BY x.domain)
-    INTO v_branches
+$b$, memory_private._text_static_key(x), memory_private._bm25_sql(x, 'true')), '' ORDER BY x.domain),
+        string_agg(format($b$
+        WHEN %1$L THEN
+            RETURN QUERY %2$s;
+$b$, memory_private._text_static_key(x), memory_private._bm25_rescore_sql(x, 'true')), ''
+            ORDER BY x.domain)
+    INTO v_branches, v_hybrid_branches
     FROM (
         SELECT d.* FROM memory_private.domains AS d
         WHERE NOT d.adopted AND NOT d.distributed
@@ -3798,6 +3999,33 @@ BEGIN
 END;
 $body$
 $f$, coalesce(v_branches, ''));
+    -- the same for the hybrid's text half (_bm25_rescore_sql: one more parameter, the ids)
+    EXECUTE format($f$
+CREATE OR REPLACE FUNCTION memory_private._search_text_hybrid_static(
+    text[], double precision[], jsonb, tsquery[], tsquery, double precision, double precision,
+    double precision, double precision, integer, bigint, double precision[], text[], integer,
+    text[], memory_private.domains
+)
+RETURNS TABLE (
+    id text, content text, metadata jsonb, rank double precision,
+    created_at timestamptz, updated_at timestamptz
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+SET plan_cache_mode = force_generic_plan
+AS $body$
+#variable_conflict use_column
+BEGIN
+    CASE memory_private._text_static_key($16)
+        WHEN NULL THEN NULL;
+%1$s
+    ELSE
+        RETURN QUERY EXECUTE memory_private._bm25_rescore_sql($16, 'true')
+        USING $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15;
+    END CASE;
+END;
+$body$
+$f$, coalesce(v_hybrid_branches, ''));
 END;
 $$;
 
@@ -3817,6 +4045,25 @@ AS $$
 BEGIN
     RETURN QUERY EXECUTE memory_private._bm25_sql($15, 'true')
     USING $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14;
+END;
+$$;
+
+-- The function before its first generation: every domain runs the dynamic query.
+CREATE OR REPLACE FUNCTION memory_private._search_text_hybrid_static(
+    text[], double precision[], jsonb, tsquery[], tsquery, double precision, double precision,
+    double precision, double precision, integer, bigint, double precision[], text[], integer,
+    text[], memory_private.domains
+)
+RETURNS TABLE (
+    id text, content text, metadata jsonb, rank double precision,
+    created_at timestamptz, updated_at timestamptz
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    RETURN QUERY EXECUTE memory_private._bm25_rescore_sql($16, 'true')
+    USING $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15;
 END;
 $$;
 
@@ -3945,7 +4192,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'and an ANALYZE of the stored tsvector so common words'' frequencies are current). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '4fed16c97062ac09dafa9705c13fc09d974f15c6f391fc1da04ec488b0486850', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '0a221e5ac49d2874b13ed118ab95d8e7df92870c1ae6c57bc8003fc4c8c83176', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
@@ -5042,6 +5289,8 @@ BEGIN
             v_d.table_schema, v_d.table_name, v_d.distance);
     END LOOP;
     EXECUTE memory_private._search_definition(v_branches);
+    -- memory.search_hybrid's (sql/37_search_hybrid.sql), with _search_sql's strict shape too
+    PERFORM memory_private._search_hybrid_static_refresh();
     IF v_iterative IS NOT NULL THEN
         PERFORM set_config('hnsw.iterative_scan', v_iterative, true);
     END IF;
@@ -5049,7 +5298,279 @@ BEGIN
     PERFORM memory_private._search_text_static_refresh();
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', 'af1aef65b744966aeeb5648c8997b4c9f41b3fc34418ed7171f8f46482eec147', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', '54218de3908db1f8b6cfab4cf749575847dbc6f74ba93e1fe48a61ae0412fe16', 'repeatable'); END $pgmemo$;
+-- sql/37_search_hybrid.sql
+-- memory.search_hybrid's candidates: the rows its fusion (sql/30_search.sql) ranks, each with its
+-- similarity and distance (NULL: not among the vector search's rows) and its BM25 score
+-- (text_rank; NULL or 0: not a text hit).
+--
+-- The text half does not run a second, independent search: BM25 scores the vector search's own
+-- candidates, read from their stored tsvectors, plus the few rows that hold one of the query's
+-- rare words (not among the domain's common lexemes, memory_private.text_stats), which are what
+-- brings in a document the embedding misses; df is frequency * N for a common word and the count
+-- of its postings for a rare one (bench/quality.py: MRR@10 within 0.015 of fusing two full
+-- searches, at 1.8-2.6x less server CPU; BENCHMARKS.md, "The hybrid's text half as a
+-- rescoring").
+--
+-- Two paths:
+-- * the common case (an embedding, plain words, match 'any', no filter, no with_embeddings, a
+--   domain of pgmemo's own with refreshed text statistics): one statement, k-NN and BM25
+--   together (memory_private._hybrid_sql), planned once per session in the generated
+--   memory_private._search_hybrid_static (a static branch per domain, as _search_static);
+-- * otherwise memory_private._hybrid_candidates: memory.search, then
+--   memory_private._search_text_hybrid over its rows (sql/31_bm25.sql).
+
+-- How many rows the text half adds beyond the vector search's (the best by their rare words'
+-- IDF, scored exactly), how many postings of one rare word it reads at most, and the rows a
+-- common word may have and still count as rare (a word outside the common lexemes always does).
+CREATE OR REPLACE FUNCTION memory_private._hybrid_text_rows(
+    OUT extra integer, OUT per_lexeme bigint, OUT rare_rows double precision
+)
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 5, 100::bigint, 20::double precision $$;
+
+-- The candidates by the general path (any filter, query syntax, match, domain kind).
+CREATE OR REPLACE FUNCTION memory_private._hybrid_candidates(
+    d memory_private.domains, query text, query_embedding vector, k integer, filter jsonb,
+    ef_search integer, text_match text, with_embeddings boolean
+)
+RETURNS TABLE (
+    id text, content text, metadata jsonb, similarity double precision,
+    distance double precision, text_rank double precision, created_at timestamptz,
+    updated_at timestamptz, embedding vector
+)
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+SET plan_cache_mode = force_generic_plan
+AS $$
+BEGIN
+    RETURN QUERY
+    WITH v AS MATERIALIZED (
+        SELECT s.*
+        -- The lateral call runs only when there is an embedding to search with.
+        FROM (SELECT WHERE query_embedding IS NOT NULL) AS guard,
+            LATERAL memory.search(d.domain, query_embedding, least(greatest(k * 2, 20), 1000),
+                filter, ef_search => ef_search, with_embeddings => with_embeddings) AS s
+    ),
+    t AS (
+        SELECT s.*
+        FROM memory_private._search_text_hybrid(d, query,
+            (SELECT array_agg(v2.id ORDER BY v2.distance) FROM v AS v2), k, filter, text_match) AS s
+    )
+    SELECT coalesce(v.id, t.id), coalesce(v.content, t.content), coalesce(v.metadata, t.metadata),
+        v.similarity, v.distance, t.rank, coalesce(v.created_at, t.created_at),
+        coalesce(v.updated_at, t.updated_at), v.embedding
+    FROM v FULL JOIN t ON t.id = v.id;
+END;
+$$;
+
+-- The common case in one statement, for one domain of pgmemo's own: $1 the query embedding, $2
+-- the vector rows wanted, $5 the query's tsvector, $6 the extra text rows, $7 the postings read
+-- per rare word, $8 k1, $9 b, $11 the domain's name, $20 the estimated rows under which a common
+-- word counts as rare (the arguments of memory_private._search_hybrid_static). The vector rows:
+-- _search_sql's k-NN query in its strict-order shape, reading each row's tsvector too (no second
+-- lookup by id); the text half: _bm25_rescore_sql's, with the vector rows as the given ids and
+-- the rare words as the only candidates.
+CREATE OR REPLACE FUNCTION memory_private._hybrid_sql(d memory_private.domains)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    -- (as in _search_sql)
+    v_similarity text := CASE d.distance
+        WHEN 'cosine' THEN '1 - v.distance'
+        WHEN 'l2' THEN '1 / (1 + v.distance)'
+        ELSE '- v.distance'
+    END;
+BEGIN
+    RETURN format($q$
+        WITH v AS MATERIALIZED (
+            SELECT t.id, t.content, t.metadata, t.created_at, t.updated_at, t.content_tsv,
+                (t.embedding %4$s $1)::double precision AS distance
+            FROM %1$I.%2$I AS t
+            WHERE t.embedding IS NOT NULL
+            ORDER BY t.embedding %4$s $1 LIMIT $2
+        ),
+        q AS MATERIALIZED (
+            SELECT u.lexeme, cardinality(u.positions)::double precision AS qtf,
+                (s.common_lexemes ->> u.lexeme)::double precision * s.documents AS est,
+                s.documents::double precision AS n, s.avg_length AS avgdl
+            FROM memory_private.text_stats AS s
+            CROSS JOIN unnest($5::tsvector) AS u
+            WHERE s.domain = $11
+        ),
+        p AS MATERIALIZED (
+            SELECT q.lexeme, x.id, x.len
+            FROM q
+            CROSS JOIN LATERAL (
+                SELECT t.id, octet_length(t.content) AS len
+                FROM %1$I.%2$I AS t
+                WHERE t.content_tsv @@ memory_private._lexeme_tsquery(q.lexeme)
+                LIMIT $7
+            ) AS x
+            WHERE (q.est IS NULL OR q.est <= $20) AND $6 > 0
+        ),
+        w AS MATERIALIZED (
+            SELECT array_agg(q.lexeme) AS lexemes,
+                array_agg(q.qtf * ln(1 + (q.n - x.df + 0.5) / (x.df + 0.5))) AS idf,
+                max(q.avgdl) AS avgdl
+            FROM q
+            LEFT JOIN (SELECT p.lexeme, count(*) AS n FROM p GROUP BY p.lexeme) AS c
+                ON c.lexeme = q.lexeme
+            CROSS JOIN LATERAL (
+                SELECT least(greatest(coalesce(q.est, c.n, 0), 1), q.n) AS df) AS x
+        ),
+        top AS MATERIALIZED (
+            SELECT p.id
+            FROM p
+            CROSS JOIN w
+            CROSS JOIN (SELECT greatest(avg(p.len), 1) AS len FROM p) AS a
+            WHERE p.id NOT IN (SELECT v.id FROM v)
+            GROUP BY p.id
+            ORDER BY sum(w.idf[array_position(w.lexemes, p.lexeme)]
+                / (1 + $8 * (1 - $9 + $9 * p.len / a.len))) DESC, p.id
+            LIMIT $6
+        ),
+        c AS (
+            SELECT v.id, v.content, v.metadata, %3$s AS similarity, v.distance, v.created_at,
+                v.updated_at, v.content_tsv
+            FROM v
+            UNION ALL
+            SELECT x.id, x.content, x.metadata, NULL, NULL, x.created_at, x.updated_at,
+                x.content_tsv
+            FROM top
+            -- one primary-key lookup per row (LIMIT 1 keeps it a nested loop: a generic plan
+            -- merge-joined the rows with the whole primary key index)
+            CROSS JOIN LATERAL (
+                SELECT t.* FROM %1$I.%2$I AS t WHERE t.id = top.id LIMIT 1
+            ) AS x
+        )
+        SELECT c.id, c.content, c.metadata, c.similarity, c.distance,
+            CASE WHEN w.lexemes IS NOT NULL THEN sc.score END, c.created_at, c.updated_at,
+            NULL::%5$s.vector
+        FROM c
+        CROSS JOIN w
+        CROSS JOIN LATERAL (
+            -- (no word of the query: no text score, and no tsvector read)
+            SELECT CASE WHEN w.lexemes IS NOT NULL THEN ts_filter(setweight(c.content_tsv, 'A',
+                w.lexemes || ' dl'::text), '{a}') END AS hit
+        ) AS f
+        CROSS JOIN LATERAL (
+            SELECT coalesce(sum(w.idf[array_position(w.lexemes, u.lexeme)]
+                * cardinality(u.positions) * ($8 + 1) / (cardinality(u.positions)
+                    + $8 * (1 - $9 + $9 * l.dl / greatest(w.avgdl, 1)))), 0)::double precision
+                AS score
+            FROM unnest(f.hit) AS u
+            CROSS JOIN (
+                SELECT coalesce(max(m.positions[1] - 1), 0) AS dl
+                FROM unnest(f.hit) AS m WHERE m.lexeme = ' dl'
+            ) AS l
+            WHERE u.lexeme <> ' dl'
+        ) AS sc
+    $q$, d.table_schema, d.table_name, v_similarity,
+        memory_private._distance_operator(d.distance), memory_private._vector_schema());
+END;
+$$;
+
+-- Regenerate memory_private._search_hybrid_static: one branch per domain of pgmemo's own (not
+-- adopted, not distributed) running _hybrid_sql; the general path for the rest. Called by
+-- memory_private._search_static_refresh (so with iterative scans off: _search_sql's strict
+-- shape, as memory.search's cached plan).
+CREATE OR REPLACE FUNCTION memory_private._search_hybrid_static_refresh()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_branches text;
+BEGIN
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgmemo:search_hybrid_static'));
+    SELECT string_agg(format($b$
+        WHEN %1$L THEN
+            -- (the domain's table and distance as generated: else the general path)
+            IF d.table_schema = %3$L AND d.table_name = %4$L AND d.distance = %5$L
+               AND EXISTS (SELECT FROM memory_private.text_stats AS s
+                           WHERE s.domain = $11 AND s.documents > 0) THEN
+                RETURN QUERY %2$s;
+                RETURN;
+            END IF;
+$b$, x.domain, memory_private._hybrid_sql(x), x.table_schema, x.table_name, x.distance), ''
+        ORDER BY x.domain)
+    INTO v_branches
+    FROM (
+        SELECT d.* FROM memory_private.domains AS d
+        WHERE NOT d.adopted AND NOT d.distributed
+          AND to_regclass(format('%I.%I', d.table_schema, d.table_name)) IS NOT NULL
+        ORDER BY d.domain LIMIT 500
+    ) AS x;
+    EXECUTE format($f$
+CREATE OR REPLACE FUNCTION memory_private._search_hybrid_static(
+    query_embedding %1$s.vector, vector_rows integer, unused_filter jsonb,
+    unused_min_similarity double precision, query_tsv tsvector, extra integer,
+    per_lexeme bigint, k1 double precision, b double precision, fast boolean, domain_name text,
+    d memory_private.domains, query text, k integer, filter jsonb, ef_search integer,
+    text_match text, with_embeddings boolean, ef integer, rare_rows double precision
+)
+RETURNS TABLE (
+    id text, content text, metadata jsonb, similarity double precision,
+    distance double precision, text_rank double precision, created_at timestamptz,
+    updated_at timestamptz, embedding %1$s.vector
+)
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+-- planned once per session (as memory_private._search_static)
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET hnsw.ef_search = 40%2$s
+AS $body$
+#variable_conflict use_column
+BEGIN
+    IF fast THEN
+        PERFORM set_config('hnsw.ef_search', ef::text, true);
+        CASE d.domain
+            WHEN NULL THEN NULL;
+%3$s
+        ELSE
+            NULL;
+        END CASE;
+    END IF;
+    RETURN QUERY SELECT * FROM memory_private._hybrid_candidates(d, query, query_embedding, k,
+        filter, ef_search, text_match, with_embeddings);
+END;
+$body$
+$f$,
+        memory_private._vector_schema(),
+        CASE WHEN coalesce(memory_private._vector_version() >= ARRAY[0, 8, 0], false) THEN '
+SET hnsw.iterative_scan = off' ELSE '' END,
+        coalesce(v_branches, ''));
+END;
+$$;
+
+-- The function before its first generation (a migrate generates it right away): the general
+-- path.
+CREATE OR REPLACE FUNCTION memory_private._search_hybrid_static(
+    query_embedding vector, vector_rows integer, unused_filter jsonb,
+    unused_min_similarity double precision, query_tsv tsvector, extra integer,
+    per_lexeme bigint, k1 double precision, b double precision, fast boolean, domain_name text,
+    d memory_private.domains, query text, k integer, filter jsonb, ef_search integer,
+    text_match text, with_embeddings boolean, ef integer, rare_rows double precision
+)
+RETURNS TABLE (
+    id text, content text, metadata jsonb, similarity double precision,
+    distance double precision, text_rank double precision, created_at timestamptz,
+    updated_at timestamptz, embedding vector
+)
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    RETURN QUERY SELECT * FROM memory_private._hybrid_candidates(d, query, query_embedding, k,
+        filter, ef_search, text_match, with_embeddings);
+END;
+$$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', '13fb211968b7ffc8b0ac873ad1f30c6f525cd6eb407d5bc0c3dc2cfb6ca7dd3a', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).

@@ -3,7 +3,7 @@
 -- (not the filtered rows), the web-search syntax in both match modes, the text statistics
 -- (refresh_text_stats, common lexemes from ANALYZE outside the candidate scan), adopted tables.
 BEGIN;
-SELECT plan(45);
+SELECT plan(49);
 
 -- 'simple': no stemming, no stop words, so the lexemes are the words.
 SELECT memory.create_domain('bm', 3, text_config => 'simple');
@@ -96,6 +96,29 @@ SELECT results_eq($$SELECT id FROM memory.search_hybrid('bm', 'grape', NULL, 3)$
 SELECT is(memory.refresh_text_stats('bm'), 1, 'refresh_text_stats(domain) refreshes it');
 SELECT results_eq($$SELECT documents, avg_length FROM memory_private.text_stats WHERE domain = 'bm'$$,
     $$VALUES (4::bigint, 2.75::double precision)$$, 'text_stats: rows and average length in words');
+
+-- The hybrid's one-statement path (sql/37_search_hybrid.sql: refreshed statistics, plain words):
+-- BM25 over the vector search's rows plus the rows of the query's rare words.
+SELECT memory.store('bm', 'kiwi', id => 'b5');  -- no embedding; 'kiwi' is in no statistics
+SELECT ok((SELECT prosrc FROM pg_proc WHERE proname = '_search_hybrid_static')
+        LIKE '%' || memory_private._search_static_key(memory_private._domain('bm')) || '%',
+    'the hybrid''s static branch is generated for the domain');
+SELECT results_eq($$SELECT id, similarity FROM memory.search_hybrid('bm', 'kiwi', '[1,0,0]', 5)
+        WHERE id = 'b5'$$,
+    $$VALUES ('b5', NULL::double precision)$$,
+    'a row without an embedding is found by a rare word');
+SELECT is((SELECT round(text_rank::numeric, 9)
+           FROM memory.search_hybrid('bm', 'apple cherry', '[1,0,0]', 5) WHERE id = 'b2'),
+    (SELECT round(rank::numeric, 9) FROM memory.search_text('bm', 'apple cherry', 5)
+     WHERE id = 'b2'),
+    'text_rank of a vector hit is its BM25 score as search_text computes it (df, N, avgdl)');
+SELECT results_eq(
+    $$SELECT id, round(score::numeric, 9), round(text_rank::numeric, 9)
+      FROM memory.search_hybrid('bm', 'apple cherry kiwi', '[1,0,0]', 5)$$,
+    $$SELECT id, round(score::numeric, 9), round(text_rank::numeric, 9)
+      FROM memory.search_hybrid('bm', 'apple cherry kiwi', '[1,0,0]', 5, filter => '{}')$$,
+    'the one-statement path ranks as the general one (taken with a filter)');
+SELECT memory.forget('bm', 'b5');
 SELECT is(memory.refresh_text_stats(), 0, 'nothing stale: refresh_text_stats() refreshes nothing');
 UPDATE memory_private.text_stats SET documents = 1000 WHERE domain = 'bm';
 SELECT is((SELECT round(rank::numeric, 6) FROM memory.search_text('bm', 'grape')),

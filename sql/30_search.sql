@@ -1,6 +1,6 @@
 -- Searching: memory.search (k nearest neighbours through the HNSW index), memory.search_text
--- (full-text, typed queries) and memory.search_hybrid (weighted reciprocal rank fusion of the
--- two), plus the memory-aware ranking (recency, importance) both can apply.
+-- (full-text, typed queries) and memory.search_hybrid (the fusion of the two; its candidates:
+-- sql/37_search_hybrid.sql), plus the memory-aware ranking (recency, importance) both can apply.
 
 -- The settings memory.search runs its k-NN query under (memory.explain_search uses the same):
 -- * hnsw.ef_search, the HNSW candidate list size: the per-call value, else the session's raised
@@ -317,7 +317,8 @@ CREATE OR REPLACE FUNCTION memory.search_hybrid(
     k integer DEFAULT 5,
     filter jsonb DEFAULT NULL,
     -- Chosen on the dev queries of bench/quality.py (sweep in BENCHMARKS.md): a convex
-    -- combination of the min-max normalised similarity and BM25 score, 0.6 / 0.4.
+    -- combination of the min-max normalised similarity and BM25 score, 0.6 / 0.4 (re-checked
+    -- when the text half became a rescoring of the vector rows, sql/37_search_hybrid.sql).
     vector_weight double precision DEFAULT 0.6,
     text_weight double precision DEFAULT 0.4,
     rrf_k integer DEFAULT 60,
@@ -343,6 +344,10 @@ DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'read');
     v_candidates integer;
     v_rerank boolean := recency_half_life IS NOT NULL OR importance_weight IS NOT NULL;
+    v_fast boolean;
+    v_tsv tsvector;
+    v_rows record := memory_private._hybrid_text_rows();
+    v_k record := memory_private._bm25_params();
 BEGIN
     PERFORM memory_private._check_k(k);
     PERFORM memory_private._check_text_query(query, text_match, 'text_match');
@@ -365,45 +370,64 @@ BEGIN
     END IF;
     PERFORM memory_private._check_ranking(recency_half_life, importance_weight);
     v_candidates := least(greatest(k * 2, 20), 1000);
+    -- The one-statement path (sql/37_search_hybrid.sql) takes plain words: no "phrase", no
+    -- -exclusion, no OR (websearch syntax goes through _parse_text_query).
+    v_fast := query_embedding IS NOT NULL AND filter IS NULL AND text_match = 'any'
+        AND NOT coalesce(with_embeddings, false) AND NOT v_d.adopted AND NOT v_d.distributed
+        AND query !~* '"|(^|\s)-|(^|\s)or(\s|$)';
+    IF v_fast THEN
+        v_tsv := to_tsvector(v_d.text_config, query);
+        IF length(v_tsv) > memory_private._text_max_words() THEN
+            v_fast := false;  -- the general path refuses it (22023)
+        END IF;
+        PERFORM memory_private._check_embedding(v_d.dimension, v_d.domain, query_embedding,
+            'query_embedding');
+        IF ef_search IS NOT NULL AND ef_search < 1 THEN
+            RAISE EXCEPTION 'ef_search must be positive, got %', ef_search USING ERRCODE = '22023';
+        END IF;
+    END IF;
     RETURN QUERY
-    WITH v AS (
-        SELECT s.*, row_number() OVER (ORDER BY s.distance) AS r,
-            min(s.similarity) OVER () AS lo, max(s.similarity) OVER () AS hi
-        -- The lateral call runs only when there is an embedding to search with.
-        FROM (SELECT WHERE query_embedding IS NOT NULL) AS guard,
-            LATERAL memory.search(domain, query_embedding, v_candidates, filter,
-                ef_search => ef_search, with_embeddings => with_embeddings) AS s
-    ),
-    t AS (
-        SELECT s.*, row_number() OVER (ORDER BY s.rank DESC) AS r,
-            min(s.rank) OVER () AS lo, max(s.rank) OVER () AS hi
-        -- (the domain and the text arguments were checked above)
-        FROM memory_private._search_text_bm25(v_d, query, v_candidates, filter, text_match) AS s
+    WITH c AS (
+        -- each row's rank in the vector list (by distance) and in the text list (by BM25 score,
+        -- rows with a positive one), and each list's range of scores
+        SELECT s.*,
+            CASE WHEN s.distance IS NOT NULL
+                THEN row_number() OVER (ORDER BY s.distance, s.id) END AS vr,
+            CASE WHEN s.text_rank > 0
+                THEN row_number() OVER (ORDER BY s.text_rank DESC NULLS LAST, s.id) END AS tr,
+            min(s.similarity) OVER () AS vlo, max(s.similarity) OVER () AS vhi,
+            min(s.text_rank) FILTER (WHERE s.text_rank > 0) OVER () AS tlo,
+            max(s.text_rank) OVER () AS thi
+        FROM memory_private._search_hybrid_static(query_embedding, v_candidates, NULL, NULL,
+            v_tsv, v_rows.extra, v_rows.per_lexeme, v_k.k1, v_k.b, v_fast, v_d.domain, v_d,
+            query, k, filter, ef_search, text_match, with_embeddings,
+            memory_private._search_ef(v_candidates, ef_search), v_rows.rare_rows) AS s
     ),
     fused AS (
         SELECT
-            coalesce(v.id, t.id) AS id,
-            coalesce(v.content, t.content) AS content,
-            coalesce(v.metadata, t.metadata) AS metadata,
+            c.id,
+            c.content,
+            c.metadata,
             CASE WHEN fusion = 'rrf'
-                THEN coalesce(vector_weight / (rrf_k + v.r), 0)
-                    + coalesce(text_weight / (rrf_k + t.r), 0)
+                THEN coalesce(vector_weight / (rrf_k + c.vr), 0)
+                    + coalesce(text_weight / (rrf_k + c.tr), 0)
                 -- convex: each list's score min-max normalised over its candidates (1 when all
                 -- are equal), 0 when the row is not in that list; weights normalised to sum 1
-                ELSE (vector_weight * CASE WHEN v.id IS NULL THEN 0 WHEN v.hi > v.lo
-                        THEN (v.similarity - v.lo) / (v.hi - v.lo) ELSE 1 END
-                    + text_weight * CASE WHEN t.id IS NULL THEN 0 WHEN t.hi > t.lo
-                        THEN (t.rank - t.lo) / (t.hi - t.lo) ELSE 1 END)
+                ELSE (vector_weight * CASE WHEN c.vr IS NULL THEN 0 WHEN c.vhi > c.vlo
+                        THEN (c.similarity - c.vlo) / (c.vhi - c.vlo) ELSE 1 END
+                    + text_weight * CASE WHEN c.tr IS NULL THEN 0 WHEN c.thi > c.tlo
+                        THEN (c.text_rank - c.tlo) / (c.thi - c.tlo) ELSE 1 END)
                     / (vector_weight + text_weight)
             END AS rrf,
-            v.similarity,
-            t.rank,
-            coalesce(v.created_at, t.created_at) AS created_at,
-            coalesce(v.updated_at, t.updated_at) AS updated_at,
-            v.r AS vr,
-            t.r AS tr,
-            v.embedding
-        FROM v FULL JOIN t ON t.id = v.id
+            c.similarity,
+            CASE WHEN c.tr IS NOT NULL THEN c.text_rank END AS rank,
+            c.created_at,
+            c.updated_at,
+            c.vr,
+            c.tr,
+            c.embedding
+        FROM c
+        WHERE c.vr IS NOT NULL OR c.tr IS NOT NULL
     ),
     scored AS (
         SELECT f.*, CASE WHEN v_rerank
@@ -419,16 +443,13 @@ BEGIN
         ORDER BY sc.score DESC, sc.vr NULLS LAST, sc.tr NULLS LAST, sc.id
         LIMIT k
     )
-    -- with_embeddings: text-only hits' vectors are read by id
+    -- with_embeddings: a text-only hit's vector is read by id (the CASE runs the subquery only
+    -- then: a join with a guard was planned with get_many first, which ran on every call)
     SELECT tp.id, tp.content, tp.metadata, tp.score, tp.similarity, tp.rank, tp.created_at,
-        tp.updated_at, coalesce(tp.embedding, g.embedding)
+        tp.updated_at, CASE WHEN with_embeddings AND tp.embedding IS NULL
+            THEN (SELECT g.embedding FROM memory.get_many(domain, ARRAY[tp.id]) AS g)
+            ELSE tp.embedding END
     FROM top AS tp
-    LEFT JOIN (
-        -- (the guard's one row only when asked: get_many is not called otherwise)
-        SELECT x.* FROM (SELECT WHERE with_embeddings) AS guard,
-            LATERAL memory.get_many(domain,
-                ARRAY(SELECT t2.id FROM top AS t2 WHERE t2.embedding IS NULL)) AS x
-    ) AS g ON g.id = tp.id
     ORDER BY tp.score DESC, tp.vr NULLS LAST, tp.tr NULLS LAST, tp.id;
 END;
 $$;
@@ -437,14 +458,17 @@ COMMENT ON FUNCTION memory.search_hybrid(
     text, text, vector, integer, jsonb, double precision, double precision, integer, integer,
     interval, double precision, text, boolean, text
 ) IS
-'Hybrid search, one call: memory.search and memory.search_text (max(2k, 20) candidates each) '
-'fused. fusion => ''convex'' (default): score = (vector_weight * similarity'' + text_weight * '
-'rank'') / (vector_weight + text_weight), each min-max normalised over its candidates (0 when '
-'the row is not in that list); fusion => ''rrf'': weighted reciprocal rank fusion, '
+'Hybrid search, one call: the vector search''s max(2k, 20) nearest rows and their BM25 scores '
+'(as memory.search_text scores them), plus a few rows holding a rare word of the query (rows '
+'without an embedding, or that the embedding misses), fused. fusion => ''convex'' (default): '
+'score = (vector_weight * similarity'' + text_weight * rank'') / (vector_weight + text_weight), '
+'each min-max normalised over its list (the vector rows; the rows with a positive BM25 score), '
+'0 when the row is not in that list; fusion => ''rrf'': weighted reciprocal rank fusion, '
 'vector_weight / (rrf_k + vector rank) + text_weight / (rrf_k + text rank). The defaults '
 '(convex, 0.6 / 0.4, text_match ''any'') come from bench/quality.py (see BENCHMARKS.md). Either '
-'the query text or the embedding may be NULL. ef_search is passed to memory.search, text_match '
-'(''any'' or ''all'') to memory.search_text. recency_half_life and importance_weight re-rank as '
-'in memory.search, on the fused score scaled to [0, 1]. '
-'similarity is NULL for a row found by its words alone, text_rank for one found by its vector '
-'alone. with_embeddings => true fills the embedding column (else NULL).';
+'the query text or the embedding may be NULL (without an embedding: memory.search_text''s '
+'ranking of max(2k, 20) rows). ef_search is passed to the vector search, text_match (''any'' or '
+'''all'') to the text half. recency_half_life and importance_weight re-rank as in '
+'memory.search, on the fused score scaled to [0, 1]. similarity is NULL for a row found by its '
+'words alone, text_rank for one found by its vector alone. with_embeddings => true fills the '
+'embedding column (else NULL).';

@@ -138,6 +138,9 @@ BEGIN
     b := 0.75;
     budget := 700;
     rerank := 50;
+    IF v_k1 IS NULL AND v_b IS NULL AND v_budget IS NULL AND v_rerank IS NULL THEN
+        RETURN;  -- the defaults (no exception block: it costs a subtransaction per call)
+    END IF;
     BEGIN
         k1 := coalesce(v_k1::double precision, k1);
         b := coalesce(v_b::double precision, b);
@@ -275,13 +278,84 @@ AS $$
     $q$, d.table_schema, d.table_name, memory_private._domain_rank_tsvector_sql(d))
 $$;
 
--- For the lexemes of a query: N (rows) and avgdl of the domain, each lexeme's estimated df (NULL:
--- rare, counted exactly over the candidates) and the candidate tsquery. N and avgdl come from the
--- refreshed statistics, else an estimate from at most 1,000 rows (N at least the planner's row
--- count) with no common lexemes. Rare lexemes (no planner frequency) generate candidates; common
--- ones join, rarest first, while their estimated rows fit the budget (the rarest always does);
--- the others only add to the candidates' scores, with df = frequency * N. The phrases are
--- candidates too.
+-- For the lexemes of a query: N (rows) and avgdl of the domain, and each lexeme's estimated
+-- number of rows (frequency * N; NULL: rare, not among the common lexemes). N and avgdl come from
+-- the refreshed statistics, else an estimate from at most 1,000 rows (N at least the planner's row
+-- count) with no common lexemes.
+CREATE OR REPLACE FUNCTION memory_private._text_lexeme_stats(
+    d memory_private.domains, words text[],
+    OUT documents double precision, OUT avg_length double precision,
+    OUT est_rows double precision[]
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_common jsonb;
+BEGIN
+    -- (common_lexemes is stored uncompressed, migration 0015: the variable holds it detoasted
+    -- once, and each lookup below is a binary search, not a decompression of the whole object)
+    SELECT s.documents, s.avg_length, s.common_lexemes INTO documents, avg_length, v_common
+    FROM memory_private.text_stats AS s WHERE s.domain = d.domain;
+    IF FOUND AND documents > 0 THEN
+        est_rows := ARRAY(SELECT (v_common ->> w.lexeme)::double precision * documents
+                          FROM unnest(words) WITH ORDINALITY AS w (lexeme, n) ORDER BY w.n);
+    ELSE
+        EXECUTE memory_private._text_length_sql(d) USING 1000 INTO documents, avg_length;
+        documents := greatest(documents, (
+            SELECT c.reltuples FROM pg_catalog.pg_class AS c
+            WHERE c.oid = coalesce(d.source_table,
+                format('%I.%I', d.table_schema, d.table_name)::regclass)));
+        est_rows := array_fill(NULL::double precision, ARRAY[cardinality(words)]);
+    END IF;
+END;
+$$;
+
+-- One lexeme as a tsquery that matches exactly it (quoted: quotes doubled, backslashes escaped).
+CREATE OR REPLACE FUNCTION memory_private._lexeme_tsquery(lexeme text)
+RETURNS tsquery
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path FROM CURRENT
+AS $$ SELECT ('''' || replace(replace(lexeme, E'\\', E'\\\\'), '''', '''''') || '''')::tsquery $$;
+
+-- Which lexemes of a query bring candidates in: rare ones (est_rows NULL) always; common ones
+-- join, rarest first, while their estimated rows fit the budget (the rarest always does); the
+-- others only add to the candidates' scores with their estimated df (df_estimates: NULL for a
+-- candidate, whose df its postings count). The phrases are candidates too. Candidates as
+-- tsqueries (_lexeme_tsquery) and as lexemes (NULL for a phrase).
+CREATE OR REPLACE FUNCTION memory_private._text_candidate_pick(
+    words text[], est_rows double precision[], phrases tsquery, budget double precision,
+    OUT df_estimates double precision[], OUT candidates tsquery[], OUT candidate_lexemes text[]
+)
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    WITH f AS (
+        SELECT w.lexeme, w.n, est_rows[w.n] AS est,
+            sum(coalesce(est_rows[w.n], 0)) OVER (
+                ORDER BY est_rows[w.n] NULLS FIRST, w.lexeme) AS running,
+            row_number() OVER (ORDER BY est_rows[w.n] NULLS FIRST, w.lexeme) AS rn
+        FROM unnest(words) WITH ORDINALITY AS w (lexeme, n)
+    ),
+    c AS (
+        SELECT f.*, f.est IS NULL OR f.running <= budget OR f.rn = 1 AS candidate FROM f
+    )
+    SELECT array_agg(CASE WHEN c.candidate THEN NULL ELSE c.est END ORDER BY c.n),
+        array_agg(memory_private._lexeme_tsquery(c.lexeme) ORDER BY c.n)
+            FILTER (WHERE c.candidate),
+        array_agg(c.lexeme ORDER BY c.n) FILTER (WHERE c.candidate)
+    INTO df_estimates, candidates, candidate_lexemes
+    FROM c;
+    IF phrases IS NOT NULL THEN
+        candidates := candidates || phrases;
+        candidate_lexemes := candidate_lexemes || NULL::text;
+    END IF;
+END;
+$$;
+
+-- For the lexemes of a query: N and avgdl (_text_lexeme_stats), the candidates within the budget
+-- and the other lexemes' estimated df (_text_candidate_pick).
 CREATE OR REPLACE FUNCTION memory_private._text_candidates(
     d memory_private.domains, words text[], phrases tsquery, budget double precision,
     OUT documents double precision, OUT avg_length double precision,
@@ -291,46 +365,13 @@ LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_freq double precision[];
-    v_common jsonb;
+    v_est double precision[];
 BEGIN
-    -- (common_lexemes is stored uncompressed, migration 0015: the variable holds it detoasted
-    -- once, and each lookup below is a binary search, not a decompression of the whole object)
-    SELECT s.documents, s.avg_length, s.common_lexemes INTO documents, avg_length, v_common
-    FROM memory_private.text_stats AS s WHERE s.domain = d.domain;
-    IF FOUND AND documents > 0 THEN
-        v_freq := ARRAY(SELECT (v_common ->> w.lexeme)::double precision
-                        FROM unnest(words) WITH ORDINALITY AS w (lexeme, n) ORDER BY w.n);
-    ELSE
-        EXECUTE memory_private._text_length_sql(d) USING 1000 INTO documents, avg_length;
-        documents := greatest(documents, (
-            SELECT c.reltuples FROM pg_catalog.pg_class AS c
-            WHERE c.oid = coalesce(d.source_table,
-                format('%I.%I', d.table_schema, d.table_name)::regclass)));
-        v_freq := array_fill(NULL::double precision, ARRAY[cardinality(words)]);
-    END IF;
-    -- each candidate lexeme as a tsquery (quoted: quotes doubled, backslashes escaped); df
-    -- estimates in the order of words.
-    WITH f AS (
-        SELECT w.lexeme, w.n, v_freq[w.n] * documents AS est_rows,
-            sum(coalesce(v_freq[w.n], 0) * documents) OVER (
-                ORDER BY v_freq[w.n] NULLS FIRST, w.lexeme) AS running,
-            row_number() OVER (ORDER BY v_freq[w.n] NULLS FIRST, w.lexeme) AS rn
-        FROM unnest(words) WITH ORDINALITY AS w (lexeme, n)
-    ),
-    c AS (
-        SELECT f.*, f.est_rows IS NULL OR f.running <= budget OR f.rn = 1 AS candidate FROM f
-    )
-    SELECT array_agg(CASE WHEN c.candidate THEN NULL ELSE c.est_rows END ORDER BY c.n),
-        array_agg(('''' || replace(replace(c.lexeme, E'\\', E'\\\\'), '''', '''''')
-            || '''')::tsquery ORDER BY c.n) FILTER (WHERE c.candidate),
-        array_agg(c.lexeme ORDER BY c.n) FILTER (WHERE c.candidate)
+    SELECT s.documents, s.avg_length, s.est_rows INTO documents, avg_length, v_est
+    FROM memory_private._text_lexeme_stats(d, words) AS s;
+    SELECT p.df_estimates, p.candidates, p.candidate_lexemes
     INTO df_estimates, candidates, candidate_lexemes
-    FROM c;
-    IF phrases IS NOT NULL THEN
-        candidates := candidates || phrases;
-        candidate_lexemes := candidate_lexemes || NULL::text;
-    END IF;
+    FROM memory_private._text_candidate_pick(words, v_est, phrases, budget) AS p;
 END;
 $$;
 
@@ -469,6 +510,136 @@ AS $$
         memory_private._domain_rank_tsvector_sql(d), predicate)
 $$;
 
+-- The text half of memory.search_hybrid when it has vector candidates: BM25 scores of those rows
+-- ($15, their ids), read from their tsvectors as in _bm25_sql's stage 2, plus at most $14 rows
+-- the vector search did not bring, from the postings of the query's candidate lexemes (chosen
+-- with a small budget: the rare words, which are what finds a document the embedding misses).
+-- Each lexeme's df is its estimate (frequency * N) when it is a common one, else the count of
+-- its postings. Parameters as _bm25_sql's ($10 unused; $2: the estimates of every common
+-- lexeme, not only of the non-candidates), plus $15. Returns every scored row that satisfies
+-- required ($5), with its score (0 when it holds none of the words).
+CREATE OR REPLACE FUNCTION memory_private._bm25_rescore_sql(d memory_private.domains, predicate text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($q$
+        WITH p AS MATERIALIZED (
+            SELECT c.lexeme, x.id, x.ok, x.len
+            FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
+            CROSS JOIN LATERAL (
+                SELECT t.id, (%5$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok,
+                    octet_length(t.content) AS len
+                FROM %1$I.%2$I AS t
+                WHERE %3$s @@ c.q
+                LIMIT $11
+            ) AS x
+        ),
+        w AS MATERIALIZED (
+            SELECT q.lexeme, q.qtf * ln(1 + ($6 - x.df + 0.5) / (x.df + 0.5)) AS idf
+            FROM unnest($1::text[], $2::double precision[], $12::double precision[])
+                AS q (lexeme, est, qtf)
+            LEFT JOIN (SELECT p.lexeme, count(*) AS n FROM p GROUP BY p.lexeme) AS c
+                ON c.lexeme = q.lexeme
+            CROSS JOIN LATERAL (
+                SELECT least(greatest(coalesce(q.est, c.n, 0), 1), $6) AS df) AS x
+        ),
+        top AS MATERIALIZED (
+            SELECT p.id
+            FROM p LEFT JOIN w ON w.lexeme = p.lexeme
+            CROSS JOIN (SELECT greatest(avg(p.len), 1) AS len FROM p) AS a
+            WHERE p.ok AND p.id <> ALL ($15::text[])
+            GROUP BY p.id
+            ORDER BY sum(coalesce(w.idf, 1e6) / (1 + $8 * (1 - $9 + $9 * p.len / a.len))) DESC,
+                p.id
+            LIMIT $14
+        ),
+        c AS (
+            SELECT top.id FROM top
+            UNION ALL
+            SELECT v.id FROM unnest($15::text[]) AS v (id)
+        )
+        SELECT t.id, t.content, t.metadata, s.score AS rank, t.created_at, t.updated_at
+        FROM c
+        -- one primary-key lookup per row (LIMIT 1 keeps it a nested loop)
+        CROSS JOIN LATERAL (
+            SELECT t.* FROM %1$I.%2$I AS t WHERE t.id = c.id LIMIT 1
+        ) AS t
+        CROSS JOIN LATERAL (
+            SELECT ts_filter(setweight(%4$s, 'A', $1 || ' dl'::text), '{a}') AS hit
+        ) AS f
+        CROSS JOIN LATERAL (
+            SELECT coalesce(sum(w.idf * h.tf * ($8 + 1)
+                / (h.tf + $8 * (1 - $9 + $9 * l.dl / greatest($7, 1)))), 0)::double precision
+                AS score
+            FROM (SELECT u.lexeme, cardinality(u.positions) AS tf FROM unnest(f.hit) AS u) AS h
+            JOIN w ON w.lexeme = h.lexeme
+            CROSS JOIN (
+                SELECT coalesce(max(u.positions[1] - 1), 0) AS dl
+                FROM unnest(f.hit) AS u WHERE u.lexeme = ' dl'
+            ) AS l
+        ) AS s
+        WHERE $5::tsquery IS NULL OR %3$s @@ $5
+    $q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d),
+        memory_private._domain_rank_tsvector_sql(d), predicate)
+$$;
+
+-- The text half of memory.search_hybrid (the arguments checked by it): with the vector search's
+-- candidates (ids, not empty) on a domain that is not distributed, their BM25 scores plus a few
+-- rows of the query's rare words (_bm25_rescore_sql); otherwise (no embedding, no vector hit, or
+-- Citus) memory.search_text's ranking of max(2k, 20) rows.
+CREATE OR REPLACE FUNCTION memory_private._search_text_hybrid(
+    d memory_private.domains, query text, ids text[], k integer, filter jsonb, match text
+)
+RETURNS TABLE (
+    id text, content text, metadata jsonb, rank double precision,
+    created_at timestamptz, updated_at timestamptz
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+SET enable_seqscan = off
+AS $$
+DECLARE
+    v_p record;
+    v_s record;
+    v_c record;
+    v_k record := memory_private._bm25_params();
+    v_f record;
+    v_rows record := memory_private._hybrid_text_rows();
+BEGIN
+    IF cardinality(ids) IS NULL OR cardinality(ids) = 0 OR d.distributed THEN
+        RETURN QUERY SELECT * FROM memory_private._search_text_bm25(d, query,
+            least(greatest(k * 2, 20), 1000), filter, match);
+        RETURN;
+    END IF;
+    SELECT * INTO v_p FROM memory_private._parse_text_query(d.text_config, query, match);
+    IF cardinality(v_p.words) = 0 THEN
+        RETURN;
+    END IF;
+    IF cardinality(v_p.words) > memory_private._text_max_words() THEN
+        RAISE EXCEPTION 'query has % distinct words; search_text takes at most %',
+            cardinality(v_p.words), memory_private._text_max_words()
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO v_s FROM memory_private._text_lexeme_stats(d, v_p.words);
+    SELECT * INTO v_c
+    FROM memory_private._text_candidate_pick(v_p.words, v_s.est_rows, v_p.phrases,
+        v_rows.rare_rows);
+    v_f := memory_private._filter_compile(filter);
+    IF v_f.predicate IS NULL AND NOT d.adopted THEN
+        RETURN QUERY SELECT * FROM memory_private._search_text_hybrid_static(v_p.words,
+            v_s.est_rows, NULL, v_c.candidates, v_p.required, v_s.documents,
+            v_s.avg_length, v_k.k1, v_k.b, k, v_rows.per_lexeme, v_p.qtf,
+            v_c.candidate_lexemes, v_rows.extra, ids, d);
+    ELSE
+        RETURN QUERY EXECUTE memory_private._bm25_rescore_sql(d, coalesce(v_f.predicate, 'true'))
+        USING v_p.words, v_s.est_rows, v_f.params, v_c.candidates, v_p.required,
+            v_s.documents, v_s.avg_length, v_k.k1, v_k.b, k, v_rows.per_lexeme, v_p.qtf,
+            v_c.candidate_lexemes, v_rows.extra, ids;
+    END IF;
+END;
+$$;
+
 -- Ranked full-text search of one domain (memory.search_text does the argument checks).
 -- Unfiltered searches of pgmemo's own tables run the plan cached in
 -- memory_private._search_text_static; the others run _bm25_sql dynamically.
@@ -547,14 +718,20 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_branches text;
+    v_hybrid_branches text;
 BEGIN
     -- one regeneration at a time, each from the committed registry
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgmemo:search_text_static'));
     SELECT string_agg(format($b$
         WHEN %1$L THEN
             RETURN QUERY %2$s;
-$b$, memory_private._text_static_key(x), memory_private._bm25_sql(x, 'true')), '' ORDER BY x.domain)
-    INTO v_branches
+$b$, memory_private._text_static_key(x), memory_private._bm25_sql(x, 'true')), '' ORDER BY x.domain),
+        string_agg(format($b$
+        WHEN %1$L THEN
+            RETURN QUERY %2$s;
+$b$, memory_private._text_static_key(x), memory_private._bm25_rescore_sql(x, 'true')), ''
+            ORDER BY x.domain)
+    INTO v_branches, v_hybrid_branches
     FROM (
         SELECT d.* FROM memory_private.domains AS d
         WHERE NOT d.adopted AND NOT d.distributed
@@ -589,6 +766,33 @@ BEGIN
 END;
 $body$
 $f$, coalesce(v_branches, ''));
+    -- the same for the hybrid's text half (_bm25_rescore_sql: one more parameter, the ids)
+    EXECUTE format($f$
+CREATE OR REPLACE FUNCTION memory_private._search_text_hybrid_static(
+    text[], double precision[], jsonb, tsquery[], tsquery, double precision, double precision,
+    double precision, double precision, integer, bigint, double precision[], text[], integer,
+    text[], memory_private.domains
+)
+RETURNS TABLE (
+    id text, content text, metadata jsonb, rank double precision,
+    created_at timestamptz, updated_at timestamptz
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+SET plan_cache_mode = force_generic_plan
+AS $body$
+#variable_conflict use_column
+BEGIN
+    CASE memory_private._text_static_key($16)
+        WHEN NULL THEN NULL;
+%1$s
+    ELSE
+        RETURN QUERY EXECUTE memory_private._bm25_rescore_sql($16, 'true')
+        USING $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15;
+    END CASE;
+END;
+$body$
+$f$, coalesce(v_hybrid_branches, ''));
 END;
 $$;
 
@@ -608,6 +812,25 @@ AS $$
 BEGIN
     RETURN QUERY EXECUTE memory_private._bm25_sql($15, 'true')
     USING $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14;
+END;
+$$;
+
+-- The function before its first generation: every domain runs the dynamic query.
+CREATE OR REPLACE FUNCTION memory_private._search_text_hybrid_static(
+    text[], double precision[], jsonb, tsquery[], tsquery, double precision, double precision,
+    double precision, double precision, integer, bigint, double precision[], text[], integer,
+    text[], memory_private.domains
+)
+RETURNS TABLE (
+    id text, content text, metadata jsonb, rank double precision,
+    created_at timestamptz, updated_at timestamptz
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    RETURN QUERY EXECUTE memory_private._bm25_rescore_sql($16, 'true')
+    USING $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15;
 END;
 $$;
 

@@ -76,6 +76,8 @@ BEGIN
             v_d.table_schema, v_d.table_name, v_d.distance);
     END LOOP;
     EXECUTE memory_private._search_definition(v_branches);
+    -- memory.search_hybrid's (sql/37_search_hybrid.sql), with _search_sql's strict shape too
+    PERFORM memory_private._search_hybrid_static_refresh();
     IF v_iterative IS NOT NULL THEN
         PERFORM set_config('hnsw.iterative_scan', v_iterative, true);
     END IF;
