@@ -4755,6 +4755,7 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_r record;
+    v_text text;
 BEGIN
     plain := false;
     IF filter IS NULL OR filter = '{}' THEN
@@ -4764,15 +4765,17 @@ BEGIN
         PERFORM memory_private._filter_error('$', format('a filter is a JSON object, got %s',
             memory_private._filter_typename(filter)));
     END IF;
-    IF length(filter::text) > 100000 THEN
+    v_text := filter::text;
+    IF length(v_text) > 100000 THEN
         PERFORM memory_private._filter_error('$', 'longer than 100000 characters');
     END IF;
     -- The common case, plain values only (no operator, dotted key or column anywhere): one
-    -- containment, without walking the tree.
-    IF strpos(filter::text, '$') = 0 AND NOT EXISTS (
-        SELECT FROM jsonb_object_keys(filter) AS k
-        WHERE k IN ('', 'id', 'created_at', 'updated_at') OR strpos(k, '.') > 0
-    ) THEN
+    -- containment, without walking the tree. Read from the filter's text, without a query
+    -- (every filtered search asks): in jsonb's text a key is a string followed by ": ", so an
+    -- empty, dotted or column key at any depth is found (and a value that looks like one only
+    -- sends the filter the longer way, to the same predicate).
+    IF strpos(v_text, '$') = 0
+       AND v_text !~ '"(|id|created_at|updated_at|[^"]*\.[^"]*)": ' THEN
         predicate := memory_private._filter_plain_predicate();
         params := jsonb_build_array(filter);
         plain := true;
@@ -4783,7 +4786,7 @@ BEGIN
     params := v_r.params;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:33_filter_compile.sql', '33_filter_compile.sql', '26e99059030f3827fcbafd907e0118b5084f4557dd9a78015d7e5b10079daf1b', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:33_filter_compile.sql', '33_filter_compile.sql', '8ce684afa6588ac23f6256ba07813d0a468351f0735455300c6fd6bb9802a88f', 'repeatable'); END $pgmemo$;
 -- sql/34_search_plan.sql
 -- The filtered-search planner: for each filtered memory.search, estimate how many rows the
 -- filter matches (the PostgreSQL planner's estimate for the compiled predicate) and pick the
@@ -4940,8 +4943,8 @@ $$;
 -- _search_plan_reason puts them in words). ef_search: the caller's (NULL: chosen here).
 -- planner_rows: the PostgreSQL planner's estimate; counted_rows: the rows counted when the
 -- estimate was checked (below; NULL when not), which matching_rows is when fewer than the
--- limit. reuse: take the plan inputs of the session's previous call for the same filter
--- (memory.search; memory.explain_search always estimates afresh).
+-- limit. reuse: take the plan of the session's previous call for the same filter, k and
+-- ef_search (memory.search; memory.explain_search always plans afresh).
 --
 -- The planner's estimate can be far off: statistics from before the rows changed, keys that
 -- are correlated (an AND of two keys is estimated as the product of their selectivities), a
@@ -4965,38 +4968,46 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_c record := memory_private._search_cost();
+    v_c record;
     v_sel double precision;
     v_needed double precision;
-    v_default_ef integer := greatest(
-        coalesce(nullif(current_setting('hnsw.ef_search', true), '')::integer, 40),
-        memory_private._default_ef_search());
-    v_key text := md5(d.table_schema || '.' || d.table_name || ' ' || predicate || ' ' || params::text
-        || ' ' || k);
-    v_cached text[] := string_to_array(current_setting('pgmemo.filter_estimate', true), ' ');
+    v_default_ef integer;
+    -- what the plan depends on: the table, the filter, k, the caller's ef_search and the session's
+    v_key text := md5(concat_ws(' ', d.table_schema, d.table_name, predicate, params::text, k,
+        ef_search, current_setting('hnsw.ef_search', true)));
+    v_cached text[];
     v_now double precision := extract(epoch FROM clock_timestamp());
-    v_reused boolean;
     v_limit bigint;
     v_seqscan text;
 BEGIN
     -- The same filter as the session's previous filtered search, less than 10 seconds ago (an
-    -- application searching one user's memories again and again): its estimate (and count),
-    -- without planning it again. A stale estimate can only pick the slower path, never change
-    -- the rows (the exact path is exact, the hnsw path falls back to it).
-    v_reused := coalesce(reuse AND v_cached[1] = v_key
-        AND v_now - v_cached[2]::double precision < 10, false);
-    IF v_reused THEN
-        matching_rows := v_cached[3]::double precision;
-        total_rows := v_cached[4]::double precision;
-        filter_index := v_cached[5]::boolean;
-        planner_rows := v_cached[6]::double precision;
-        counted_rows := nullif(v_cached[7], '-')::bigint;
-    ELSE
-        SELECT e.matching_rows, e.total_rows, e.filter_index
-        INTO planner_rows, total_rows, filter_index
-        FROM memory_private._search_estimate(d, predicate, params) AS e;
-        matching_rows := planner_rows;
+    -- application searching one user's memories again and again): its plan, without estimating
+    -- (or counting) again. A stale plan can only pick the slower path, never change the rows
+    -- (the exact path is exact, the hnsw path falls back to it).
+    IF reuse THEN
+        v_cached := string_to_array(current_setting('pgmemo.filter_estimate', true), ' ');
+        IF v_cached[1] = v_key AND v_now - v_cached[2]::double precision < 10 THEN
+            path := v_cached[3];
+            ef := v_cached[4]::integer;
+            max_scan_tuples := v_cached[5]::integer;
+            matching_rows := v_cached[6]::double precision;
+            total_rows := v_cached[7]::double precision;
+            filter_index := v_cached[8]::boolean;
+            planner_rows := v_cached[9]::double precision;
+            counted_rows := nullif(v_cached[10], '-')::bigint;
+            exact_cost := v_cached[11]::double precision;
+            hnsw_cost := v_cached[12]::double precision;
+            RETURN;
+        END IF;
     END IF;
+    v_c := memory_private._search_cost();
+    v_default_ef := greatest(
+        coalesce(nullif(current_setting('hnsw.ef_search', true), '')::integer, 40),
+        memory_private._default_ef_search());
+    SELECT e.matching_rows, e.total_rows, e.filter_index
+    INTO planner_rows, total_rows, filter_index
+    FROM memory_private._search_estimate(d, predicate, params) AS e;
+    matching_rows := planner_rows;
 
     FOR i IN 1..2 LOOP
         v_sel := greatest(matching_rows, 1) / total_rows;
@@ -5037,10 +5048,9 @@ BEGIN
         EXIT WHEN counted_rows >= v_limit;  -- enough for hnsw: the estimate sizes ef_search
         matching_rows := counted_rows;      -- and once more with the count
     END LOOP;
-    IF NOT v_reused THEN
-        PERFORM set_config('pgmemo.filter_estimate', concat_ws(' ', v_key, v_now, matching_rows,
-            total_rows, filter_index, planner_rows, coalesce(counted_rows::text, '-')), false);
-    END IF;
+    PERFORM set_config('pgmemo.filter_estimate', concat_ws(' ', v_key, v_now, path, ef,
+        max_scan_tuples, matching_rows, total_rows, filter_index, planner_rows,
+        coalesce(counted_rows::text, '-'), exact_cost, hnsw_cost), false);
 END;
 $$;
 
@@ -5093,7 +5103,7 @@ BEGIN
     RETURN saved;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:34_search_plan.sql', '34_search_plan.sql', 'e5641e7629459bb749c336c4345ee6e0e04e5df1830be1f2b1bfffaa237959a6', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:34_search_plan.sql', '34_search_plan.sql', '13e16c92263219f1a99262a674b0cffc33322718b8087bde3797c47efb91a89a', 'repeatable'); END $pgmemo$;
 -- sql/35_filter_api.sql
 -- The filter language's public functions besides the searches: memory.count (rows matching a
 -- filter) and memory.create_metadata_index (the btree expression indexes that the compiled

@@ -61,7 +61,7 @@ SELECT set_config('pgmemo.filter_estimate', '', false);  -- nothing kept yet
 SELECT is(pg_temp.got(pg_temp.q('p7'), '{"pct1": true}', 10),
     pg_temp.truth(pg_temp.q('p7'), $$t.metadata @> '{"pct1": true}'$$, 10),
     '1% again, with nothing kept');
-SELECT matches(current_setting('pgmemo.filter_estimate', true), '^[0-9a-f]{32} [0-9.]+ [0-9]+ ',
+SELECT matches(current_setting('pgmemo.filter_estimate', true), '^[0-9a-f]{32} [0-9.]+ (exact|hnsw) [0-9]+ ',
     'memory.search keeps the estimate of its last filter for the session (reused for 10 s)');
 
 -- Many rows match: the HNSW iterative scan.
