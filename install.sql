@@ -3622,23 +3622,40 @@ $$;
 -- $11 the cap on rows per candidate lexeme (the call's cap divided among them), $12 the
 -- lexemes' query frequencies, $13 the candidates' lexemes (text[], NULL for a phrase),
 -- $14 rerank. predicate: the compiled filter on t ('true' for none).
-CREATE OR REPLACE FUNCTION memory_private._bm25_sql(d memory_private.domains, predicate text)
+-- The pieces the BM25 queries share (_bm25_sql, _bm25_dist_sql, _bm25_rescore_sql), each from
+-- its own template and put into theirs through %s; their parameters are _bm25_sql's.
+-- p, stage 1: the rows of each candidate lexeme (and phrase) through the GIN index, one index
+-- search per lexeme capped at $11 rows (no tsvector is read), with the filter flag and the
+-- content's size.
+CREATE OR REPLACE FUNCTION memory_private._bm25_postings_cte(
+    d memory_private.domains, predicate text
+)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
     SELECT format($q$
-        WITH p AS MATERIALIZED (
+        p AS MATERIALIZED (
             SELECT c.lexeme, x.id, x.ok, x.len
             FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
             CROSS JOIN LATERAL (
-                SELECT t.id, (%5$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok,
+                SELECT t.id, (%4$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok,
                     octet_length(t.content) AS len
                 FROM %1$I.%2$I AS t
                 WHERE %3$s @@ c.q
                 LIMIT $11
             ) AS x
-        ),
+        )$q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d), predicate)
+$$;
+
+-- w: each query lexeme's idf (times its query frequency); df is its estimate ($2) when it has
+-- one, else the count of its postings in p.
+CREATE OR REPLACE FUNCTION memory_private._bm25_idf_cte()
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT $q$
         w AS MATERIALIZED (
             SELECT q.lexeme, q.qtf * ln(1 + ($6 - x.df + 0.5) / (x.df + 0.5)) AS idf
             FROM unnest($1::text[], $2::double precision[], $12::double precision[])
@@ -3647,22 +3664,40 @@ AS $$
                 ON c.lexeme = q.lexeme
             CROSS JOIN LATERAL (
                 SELECT least(greatest(coalesce(q.est, c.n, 0), 1), $6) AS df) AS x
-        ),
+        )$q$::text
+$$;
+
+-- top: the $14 rows of p that pass the filter, best first by the BM25 score they would have
+-- with each of their lexemes once (length estimated from the content's size against the
+-- candidates' average); without_ids: not those of $15 (the rescoring's own rows).
+CREATE OR REPLACE FUNCTION memory_private._bm25_top_cte(without_ids boolean)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($q$
         top AS MATERIALIZED (
             SELECT p.id
             FROM p LEFT JOIN w ON w.lexeme = p.lexeme
             CROSS JOIN (SELECT greatest(avg(p.len), 1) AS len FROM p) AS a
-            WHERE p.ok
+            WHERE p.ok%1$s
             GROUP BY p.id
             ORDER BY sum(coalesce(w.idf, 1e6) / (1 + $8 * (1 - $9 + $9 * p.len / a.len))) DESC,
                 p.id
             LIMIT $14
-        )
-        SELECT t.id, t.content, t.metadata, s.score AS rank, t.created_at, t.updated_at
-        FROM top
-        JOIN %1$I.%2$I AS t ON t.id = top.id
+        )$q$, CASE WHEN without_ids THEN ' AND p.id <> ALL ($15::text[])' ELSE '' END)
+$$;
+
+-- Stage 2 for a row t: its exact BM25 score s.score, tf from the positions of its tsvector
+-- (only the query's lexemes kept: f.hit), length from its marker lexeme ' dl' (position - 1).
+CREATE OR REPLACE FUNCTION memory_private._bm25_score_sql(d memory_private.domains)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($q$
         CROSS JOIN LATERAL (
-            SELECT ts_filter(setweight(%4$s, 'A', $1 || ' dl'::text), '{a}') AS hit
+            SELECT ts_filter(setweight(%1$s, 'A', $1 || ' dl'::text), '{a}') AS hit
         ) AS f
         CROSS JOIN LATERAL (
             SELECT coalesce(sum(w.idf * h.tf * ($8 + 1)
@@ -3674,11 +3709,27 @@ AS $$
                 SELECT coalesce(max(u.positions[1] - 1), 0) AS dl
                 FROM unnest(f.hit) AS u WHERE u.lexeme = ' dl'
             ) AS l
-        ) AS s
+        ) AS s$q$, memory_private._domain_rank_tsvector_sql(d))
+$$;
+
+CREATE OR REPLACE FUNCTION memory_private._bm25_sql(d memory_private.domains, predicate text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($q$
+        WITH %3$s,
+        %4$s,
+        %5$s
+        SELECT t.id, t.content, t.metadata, s.score AS rank, t.created_at, t.updated_at
+        FROM top
+        JOIN %1$I.%2$I AS t ON t.id = top.id
+        %6$s
         ORDER BY s.score DESC, t.updated_at DESC, t.id
         LIMIT $10
-    $q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d),
-        memory_private._domain_rank_tsvector_sql(d), predicate)
+    $q$, d.table_schema, d.table_name, memory_private._bm25_postings_cte(d, predicate),
+        memory_private._bm25_idf_cte(), memory_private._bm25_top_cte(false),
+        memory_private._bm25_score_sql(d))
 $$;
 
 -- _bm25_sql's query for a distributed (Citus) domain: Citus cannot push a LIMIT inside a LATERAL
@@ -3695,52 +3746,23 @@ AS $$
             SELECT c.lexeme, x.id, x.ok, x.len
             FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
             JOIN LATERAL (
-                SELECT t.id, (%5$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok,
+                SELECT t.id, (%4$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok,
                     octet_length(t.content) AS len, %3$s AS tsv
                 FROM %1$I.%2$I AS t
             ) AS x ON x.tsv @@ c.q
             LIMIT $11 * cardinality($4::tsquery[])
         ),
-        w AS MATERIALIZED (
-            SELECT q.lexeme, q.qtf * ln(1 + ($6 - x.df + 0.5) / (x.df + 0.5)) AS idf
-            FROM unnest($1::text[], $2::double precision[], $12::double precision[])
-                AS q (lexeme, est, qtf)
-            LEFT JOIN (SELECT p.lexeme, count(*) AS n FROM p GROUP BY p.lexeme) AS c
-                ON c.lexeme = q.lexeme
-            CROSS JOIN LATERAL (
-                SELECT least(greatest(coalesce(q.est, c.n, 0), 1), $6) AS df) AS x
-        ),
-        top AS MATERIALIZED (
-            SELECT p.id
-            FROM p LEFT JOIN w ON w.lexeme = p.lexeme
-            CROSS JOIN (SELECT greatest(avg(p.len), 1) AS len FROM p) AS a
-            WHERE p.ok
-            GROUP BY p.id
-            ORDER BY sum(coalesce(w.idf, 1e6) / (1 + $8 * (1 - $9 + $9 * p.len / a.len))) DESC,
-                p.id
-            LIMIT $14
-        )
+        %5$s,
+        %6$s
         SELECT t.id, t.content, t.metadata, s.score AS rank, t.created_at, t.updated_at
         FROM top
         JOIN %1$I.%2$I AS t ON t.id = top.id
-        CROSS JOIN LATERAL (
-            SELECT ts_filter(setweight(%4$s, 'A', $1 || ' dl'::text), '{a}') AS hit
-        ) AS f
-        CROSS JOIN LATERAL (
-            SELECT coalesce(sum(w.idf * h.tf * ($8 + 1)
-                / (h.tf + $8 * (1 - $9 + $9 * l.dl / greatest($7, 1)))), 0)::double precision
-                AS score
-            FROM (SELECT u.lexeme, cardinality(u.positions) AS tf FROM unnest(f.hit) AS u) AS h
-            JOIN w ON w.lexeme = h.lexeme
-            CROSS JOIN (
-                SELECT coalesce(max(u.positions[1] - 1), 0) AS dl
-                FROM unnest(f.hit) AS u WHERE u.lexeme = ' dl'
-            ) AS l
-        ) AS s
+        %7$s
         ORDER BY s.score DESC, t.updated_at DESC, t.id
         LIMIT $10
-    $q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d),
-        memory_private._domain_rank_tsvector_sql(d), predicate)
+    $q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d), predicate,
+        memory_private._bm25_idf_cte(), memory_private._bm25_top_cte(false),
+        memory_private._bm25_score_sql(d))
 $$;
 
 -- The text half of memory.search_hybrid when it has vector candidates: BM25 scores of those rows
@@ -3757,36 +3779,9 @@ LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
     SELECT format($q$
-        WITH p AS MATERIALIZED (
-            SELECT c.lexeme, x.id, x.ok, x.len
-            FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
-            CROSS JOIN LATERAL (
-                SELECT t.id, (%5$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok,
-                    octet_length(t.content) AS len
-                FROM %1$I.%2$I AS t
-                WHERE %3$s @@ c.q
-                LIMIT $11
-            ) AS x
-        ),
-        w AS MATERIALIZED (
-            SELECT q.lexeme, q.qtf * ln(1 + ($6 - x.df + 0.5) / (x.df + 0.5)) AS idf
-            FROM unnest($1::text[], $2::double precision[], $12::double precision[])
-                AS q (lexeme, est, qtf)
-            LEFT JOIN (SELECT p.lexeme, count(*) AS n FROM p GROUP BY p.lexeme) AS c
-                ON c.lexeme = q.lexeme
-            CROSS JOIN LATERAL (
-                SELECT least(greatest(coalesce(q.est, c.n, 0), 1), $6) AS df) AS x
-        ),
-        top AS MATERIALIZED (
-            SELECT p.id
-            FROM p LEFT JOIN w ON w.lexeme = p.lexeme
-            CROSS JOIN (SELECT greatest(avg(p.len), 1) AS len FROM p) AS a
-            WHERE p.ok AND p.id <> ALL ($15::text[])
-            GROUP BY p.id
-            ORDER BY sum(coalesce(w.idf, 1e6) / (1 + $8 * (1 - $9 + $9 * p.len / a.len))) DESC,
-                p.id
-            LIMIT $14
-        ),
+        WITH %4$s,
+        %5$s,
+        %6$s,
         c AS (
             SELECT top.id FROM top
             UNION ALL
@@ -3798,23 +3793,11 @@ AS $$
         CROSS JOIN LATERAL (
             SELECT t.* FROM %1$I.%2$I AS t WHERE t.id = c.id LIMIT 1
         ) AS t
-        CROSS JOIN LATERAL (
-            SELECT ts_filter(setweight(%4$s, 'A', $1 || ' dl'::text), '{a}') AS hit
-        ) AS f
-        CROSS JOIN LATERAL (
-            SELECT coalesce(sum(w.idf * h.tf * ($8 + 1)
-                / (h.tf + $8 * (1 - $9 + $9 * l.dl / greatest($7, 1)))), 0)::double precision
-                AS score
-            FROM (SELECT u.lexeme, cardinality(u.positions) AS tf FROM unnest(f.hit) AS u) AS h
-            JOIN w ON w.lexeme = h.lexeme
-            CROSS JOIN (
-                SELECT coalesce(max(u.positions[1] - 1), 0) AS dl
-                FROM unnest(f.hit) AS u WHERE u.lexeme = ' dl'
-            ) AS l
-        ) AS s
+        %7$s
         WHERE $5::tsquery IS NULL OR %3$s @@ $5
     $q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d),
-        memory_private._domain_rank_tsvector_sql(d), predicate)
+        memory_private._bm25_postings_cte(d, predicate), memory_private._bm25_idf_cte(),
+        memory_private._bm25_top_cte(true), memory_private._bm25_score_sql(d))
 $$;
 
 -- The text half of memory.search_hybrid (the arguments checked by it): with the vector search's
@@ -4192,7 +4175,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'and an ANALYZE of the stored tsvector so common words'' frequencies are current). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '0a221e5ac49d2874b13ed118ab95d8e7df92870c1ae6c57bc8003fc4c8c83176', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '332bb6250b29cd52e754f0e7416bdc24efdf0fc8c02e0b5598ad124a5ab4784c', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.

@@ -389,23 +389,40 @@ $$;
 -- $11 the cap on rows per candidate lexeme (the call's cap divided among them), $12 the
 -- lexemes' query frequencies, $13 the candidates' lexemes (text[], NULL for a phrase),
 -- $14 rerank. predicate: the compiled filter on t ('true' for none).
-CREATE OR REPLACE FUNCTION memory_private._bm25_sql(d memory_private.domains, predicate text)
+-- The pieces the BM25 queries share (_bm25_sql, _bm25_dist_sql, _bm25_rescore_sql), each from
+-- its own template and put into theirs through %s; their parameters are _bm25_sql's.
+-- p, stage 1: the rows of each candidate lexeme (and phrase) through the GIN index, one index
+-- search per lexeme capped at $11 rows (no tsvector is read), with the filter flag and the
+-- content's size.
+CREATE OR REPLACE FUNCTION memory_private._bm25_postings_cte(
+    d memory_private.domains, predicate text
+)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
     SELECT format($q$
-        WITH p AS MATERIALIZED (
+        p AS MATERIALIZED (
             SELECT c.lexeme, x.id, x.ok, x.len
             FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
             CROSS JOIN LATERAL (
-                SELECT t.id, (%5$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok,
+                SELECT t.id, (%4$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok,
                     octet_length(t.content) AS len
                 FROM %1$I.%2$I AS t
                 WHERE %3$s @@ c.q
                 LIMIT $11
             ) AS x
-        ),
+        )$q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d), predicate)
+$$;
+
+-- w: each query lexeme's idf (times its query frequency); df is its estimate ($2) when it has
+-- one, else the count of its postings in p.
+CREATE OR REPLACE FUNCTION memory_private._bm25_idf_cte()
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT $q$
         w AS MATERIALIZED (
             SELECT q.lexeme, q.qtf * ln(1 + ($6 - x.df + 0.5) / (x.df + 0.5)) AS idf
             FROM unnest($1::text[], $2::double precision[], $12::double precision[])
@@ -414,22 +431,40 @@ AS $$
                 ON c.lexeme = q.lexeme
             CROSS JOIN LATERAL (
                 SELECT least(greatest(coalesce(q.est, c.n, 0), 1), $6) AS df) AS x
-        ),
+        )$q$::text
+$$;
+
+-- top: the $14 rows of p that pass the filter, best first by the BM25 score they would have
+-- with each of their lexemes once (length estimated from the content's size against the
+-- candidates' average); without_ids: not those of $15 (the rescoring's own rows).
+CREATE OR REPLACE FUNCTION memory_private._bm25_top_cte(without_ids boolean)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($q$
         top AS MATERIALIZED (
             SELECT p.id
             FROM p LEFT JOIN w ON w.lexeme = p.lexeme
             CROSS JOIN (SELECT greatest(avg(p.len), 1) AS len FROM p) AS a
-            WHERE p.ok
+            WHERE p.ok%1$s
             GROUP BY p.id
             ORDER BY sum(coalesce(w.idf, 1e6) / (1 + $8 * (1 - $9 + $9 * p.len / a.len))) DESC,
                 p.id
             LIMIT $14
-        )
-        SELECT t.id, t.content, t.metadata, s.score AS rank, t.created_at, t.updated_at
-        FROM top
-        JOIN %1$I.%2$I AS t ON t.id = top.id
+        )$q$, CASE WHEN without_ids THEN ' AND p.id <> ALL ($15::text[])' ELSE '' END)
+$$;
+
+-- Stage 2 for a row t: its exact BM25 score s.score, tf from the positions of its tsvector
+-- (only the query's lexemes kept: f.hit), length from its marker lexeme ' dl' (position - 1).
+CREATE OR REPLACE FUNCTION memory_private._bm25_score_sql(d memory_private.domains)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($q$
         CROSS JOIN LATERAL (
-            SELECT ts_filter(setweight(%4$s, 'A', $1 || ' dl'::text), '{a}') AS hit
+            SELECT ts_filter(setweight(%1$s, 'A', $1 || ' dl'::text), '{a}') AS hit
         ) AS f
         CROSS JOIN LATERAL (
             SELECT coalesce(sum(w.idf * h.tf * ($8 + 1)
@@ -441,11 +476,27 @@ AS $$
                 SELECT coalesce(max(u.positions[1] - 1), 0) AS dl
                 FROM unnest(f.hit) AS u WHERE u.lexeme = ' dl'
             ) AS l
-        ) AS s
+        ) AS s$q$, memory_private._domain_rank_tsvector_sql(d))
+$$;
+
+CREATE OR REPLACE FUNCTION memory_private._bm25_sql(d memory_private.domains, predicate text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($q$
+        WITH %3$s,
+        %4$s,
+        %5$s
+        SELECT t.id, t.content, t.metadata, s.score AS rank, t.created_at, t.updated_at
+        FROM top
+        JOIN %1$I.%2$I AS t ON t.id = top.id
+        %6$s
         ORDER BY s.score DESC, t.updated_at DESC, t.id
         LIMIT $10
-    $q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d),
-        memory_private._domain_rank_tsvector_sql(d), predicate)
+    $q$, d.table_schema, d.table_name, memory_private._bm25_postings_cte(d, predicate),
+        memory_private._bm25_idf_cte(), memory_private._bm25_top_cte(false),
+        memory_private._bm25_score_sql(d))
 $$;
 
 -- _bm25_sql's query for a distributed (Citus) domain: Citus cannot push a LIMIT inside a LATERAL
@@ -462,52 +513,23 @@ AS $$
             SELECT c.lexeme, x.id, x.ok, x.len
             FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
             JOIN LATERAL (
-                SELECT t.id, (%5$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok,
+                SELECT t.id, (%4$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok,
                     octet_length(t.content) AS len, %3$s AS tsv
                 FROM %1$I.%2$I AS t
             ) AS x ON x.tsv @@ c.q
             LIMIT $11 * cardinality($4::tsquery[])
         ),
-        w AS MATERIALIZED (
-            SELECT q.lexeme, q.qtf * ln(1 + ($6 - x.df + 0.5) / (x.df + 0.5)) AS idf
-            FROM unnest($1::text[], $2::double precision[], $12::double precision[])
-                AS q (lexeme, est, qtf)
-            LEFT JOIN (SELECT p.lexeme, count(*) AS n FROM p GROUP BY p.lexeme) AS c
-                ON c.lexeme = q.lexeme
-            CROSS JOIN LATERAL (
-                SELECT least(greatest(coalesce(q.est, c.n, 0), 1), $6) AS df) AS x
-        ),
-        top AS MATERIALIZED (
-            SELECT p.id
-            FROM p LEFT JOIN w ON w.lexeme = p.lexeme
-            CROSS JOIN (SELECT greatest(avg(p.len), 1) AS len FROM p) AS a
-            WHERE p.ok
-            GROUP BY p.id
-            ORDER BY sum(coalesce(w.idf, 1e6) / (1 + $8 * (1 - $9 + $9 * p.len / a.len))) DESC,
-                p.id
-            LIMIT $14
-        )
+        %5$s,
+        %6$s
         SELECT t.id, t.content, t.metadata, s.score AS rank, t.created_at, t.updated_at
         FROM top
         JOIN %1$I.%2$I AS t ON t.id = top.id
-        CROSS JOIN LATERAL (
-            SELECT ts_filter(setweight(%4$s, 'A', $1 || ' dl'::text), '{a}') AS hit
-        ) AS f
-        CROSS JOIN LATERAL (
-            SELECT coalesce(sum(w.idf * h.tf * ($8 + 1)
-                / (h.tf + $8 * (1 - $9 + $9 * l.dl / greatest($7, 1)))), 0)::double precision
-                AS score
-            FROM (SELECT u.lexeme, cardinality(u.positions) AS tf FROM unnest(f.hit) AS u) AS h
-            JOIN w ON w.lexeme = h.lexeme
-            CROSS JOIN (
-                SELECT coalesce(max(u.positions[1] - 1), 0) AS dl
-                FROM unnest(f.hit) AS u WHERE u.lexeme = ' dl'
-            ) AS l
-        ) AS s
+        %7$s
         ORDER BY s.score DESC, t.updated_at DESC, t.id
         LIMIT $10
-    $q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d),
-        memory_private._domain_rank_tsvector_sql(d), predicate)
+    $q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d), predicate,
+        memory_private._bm25_idf_cte(), memory_private._bm25_top_cte(false),
+        memory_private._bm25_score_sql(d))
 $$;
 
 -- The text half of memory.search_hybrid when it has vector candidates: BM25 scores of those rows
@@ -524,36 +546,9 @@ LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
     SELECT format($q$
-        WITH p AS MATERIALIZED (
-            SELECT c.lexeme, x.id, x.ok, x.len
-            FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
-            CROSS JOIN LATERAL (
-                SELECT t.id, (%5$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok,
-                    octet_length(t.content) AS len
-                FROM %1$I.%2$I AS t
-                WHERE %3$s @@ c.q
-                LIMIT $11
-            ) AS x
-        ),
-        w AS MATERIALIZED (
-            SELECT q.lexeme, q.qtf * ln(1 + ($6 - x.df + 0.5) / (x.df + 0.5)) AS idf
-            FROM unnest($1::text[], $2::double precision[], $12::double precision[])
-                AS q (lexeme, est, qtf)
-            LEFT JOIN (SELECT p.lexeme, count(*) AS n FROM p GROUP BY p.lexeme) AS c
-                ON c.lexeme = q.lexeme
-            CROSS JOIN LATERAL (
-                SELECT least(greatest(coalesce(q.est, c.n, 0), 1), $6) AS df) AS x
-        ),
-        top AS MATERIALIZED (
-            SELECT p.id
-            FROM p LEFT JOIN w ON w.lexeme = p.lexeme
-            CROSS JOIN (SELECT greatest(avg(p.len), 1) AS len FROM p) AS a
-            WHERE p.ok AND p.id <> ALL ($15::text[])
-            GROUP BY p.id
-            ORDER BY sum(coalesce(w.idf, 1e6) / (1 + $8 * (1 - $9 + $9 * p.len / a.len))) DESC,
-                p.id
-            LIMIT $14
-        ),
+        WITH %4$s,
+        %5$s,
+        %6$s,
         c AS (
             SELECT top.id FROM top
             UNION ALL
@@ -565,23 +560,11 @@ AS $$
         CROSS JOIN LATERAL (
             SELECT t.* FROM %1$I.%2$I AS t WHERE t.id = c.id LIMIT 1
         ) AS t
-        CROSS JOIN LATERAL (
-            SELECT ts_filter(setweight(%4$s, 'A', $1 || ' dl'::text), '{a}') AS hit
-        ) AS f
-        CROSS JOIN LATERAL (
-            SELECT coalesce(sum(w.idf * h.tf * ($8 + 1)
-                / (h.tf + $8 * (1 - $9 + $9 * l.dl / greatest($7, 1)))), 0)::double precision
-                AS score
-            FROM (SELECT u.lexeme, cardinality(u.positions) AS tf FROM unnest(f.hit) AS u) AS h
-            JOIN w ON w.lexeme = h.lexeme
-            CROSS JOIN (
-                SELECT coalesce(max(u.positions[1] - 1), 0) AS dl
-                FROM unnest(f.hit) AS u WHERE u.lexeme = ' dl'
-            ) AS l
-        ) AS s
+        %7$s
         WHERE $5::tsquery IS NULL OR %3$s @@ $5
     $q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d),
-        memory_private._domain_rank_tsvector_sql(d), predicate)
+        memory_private._bm25_postings_cte(d, predicate), memory_private._bm25_idf_cte(),
+        memory_private._bm25_top_cte(true), memory_private._bm25_score_sql(d))
 $$;
 
 -- The text half of memory.search_hybrid (the arguments checked by it): with the vector search's
