@@ -3948,12 +3948,8 @@ $b$, memory_private._text_static_key(x), memory_private._bm25_sql(x, 'true')), '
 $b$, memory_private._text_static_key(x), memory_private._bm25_rescore_sql(x, 'true')), ''
             ORDER BY x.domain)
     INTO v_branches, v_hybrid_branches
-    FROM (
-        SELECT d.* FROM memory_private.domains AS d
-        WHERE NOT d.adopted AND NOT d.distributed
-          AND to_regclass(format('%I.%I', d.table_schema, d.table_name)) IS NOT NULL
-        ORDER BY d.domain LIMIT 500
-    ) AS x;
+    FROM memory_private._static_domains() AS x
+    WHERE NOT x.adopted;
     EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private._search_text_static(
     text[], double precision[], jsonb, tsquery[], tsquery, double precision, double precision,
@@ -4175,7 +4171,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'and an ANALYZE of the stored tsvector so common words'' frequencies are current). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '332bb6250b29cd52e754f0e7416bdc24efdf0fc8c02e0b5598ad124a5ab4784c', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '0de0adbd01c8ef30656e495081522984c5da731bdfa70e9a5b78cc4b6b0aa9c6', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
@@ -5233,6 +5229,21 @@ AS $$
         '\$4(?![0-9])', 'search.min_similarity', 'g')
 $$;
 
+-- The domains that get cached-plan branches (memory.search's here; search_text's, sql/31_bm25.sql,
+-- and search_hybrid's, sql/37_search_hybrid.sql, take those not adopted): every domain whose
+-- table exists, except distributed ones (Citus plans its own: 48_distributed.sql), in name order,
+-- at most 500 (more take the dynamic paths, with the same queries).
+CREATE OR REPLACE FUNCTION memory_private._static_domains()
+RETURNS SETOF memory_private.domains
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT d.* FROM memory_private.domains AS d
+    WHERE to_regclass(format('%I.%I', d.table_schema, d.table_name)) IS NOT NULL
+      AND NOT d.distributed
+    ORDER BY d.domain LIMIT 500
+$$;
+
 CREATE OR REPLACE FUNCTION memory_private._search_static_refresh()
 RETURNS void
 LANGUAGE plpgsql
@@ -5256,12 +5267,7 @@ BEGIN
     IF v_iterative IS NOT NULL THEN
         PERFORM set_config('hnsw.iterative_scan', 'off', true);
     END IF;
-    FOR v_d IN
-        SELECT d.* FROM memory_private.domains AS d
-        WHERE to_regclass(format('%I.%I', d.table_schema, d.table_name)) IS NOT NULL
-          AND NOT d.distributed  -- Citus plans its own (48_distributed.sql)
-        ORDER BY d.domain LIMIT 500
-    LOOP
+    FOR v_d IN SELECT * FROM memory_private._static_domains() LOOP
         v_branches := v_branches || format($b$
         WHEN %1$L THEN
             IF v_d.table_schema <> %5$L OR v_d.table_name <> %6$L OR v_d.distance <> %7$L THEN
@@ -5291,7 +5297,7 @@ BEGIN
     PERFORM memory_private._search_text_static_refresh();
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', '54218de3908db1f8b6cfab4cf749575847dbc6f74ba93e1fe48a61ae0412fe16', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', '3db1150ff558af322e6a304cba6ce94ff906d8b7b44daa4aa717aa91deb9f739', 'repeatable'); END $pgmemo$;
 -- sql/37_search_hybrid.sql
 -- memory.search_hybrid's candidates: the rows its fusion (sql/30_search.sql) ranks, each with its
 -- similarity and distance (NULL: not among the vector search's rows) and its BM25 score
@@ -5492,12 +5498,8 @@ BEGIN
 $b$, x.domain, memory_private._hybrid_sql(x), x.table_schema, x.table_name, x.distance), ''
         ORDER BY x.domain)
     INTO v_branches
-    FROM (
-        SELECT d.* FROM memory_private.domains AS d
-        WHERE NOT d.adopted AND NOT d.distributed
-          AND to_regclass(format('%I.%I', d.table_schema, d.table_name)) IS NOT NULL
-        ORDER BY d.domain LIMIT 500
-    ) AS x;
+    FROM memory_private._static_domains() AS x
+    WHERE NOT x.adopted;
     EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private._search_hybrid_static(
     query_embedding %1$s.vector, vector_rows integer, unused_filter jsonb,
@@ -5563,7 +5565,7 @@ BEGIN
         filter, ef_search, text_match, with_embeddings);
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', '13fb211968b7ffc8b0ac873ad1f30c6f525cd6eb407d5bc0c3dc2cfb6ca7dd3a', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', '01bfffbc03cf0e0d01483e79bed99b979446d99e82847e7587b0a3a1ae41f7ae', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).

@@ -715,12 +715,8 @@ $b$, memory_private._text_static_key(x), memory_private._bm25_sql(x, 'true')), '
 $b$, memory_private._text_static_key(x), memory_private._bm25_rescore_sql(x, 'true')), ''
             ORDER BY x.domain)
     INTO v_branches, v_hybrid_branches
-    FROM (
-        SELECT d.* FROM memory_private.domains AS d
-        WHERE NOT d.adopted AND NOT d.distributed
-          AND to_regclass(format('%I.%I', d.table_schema, d.table_name)) IS NOT NULL
-        ORDER BY d.domain LIMIT 500
-    ) AS x;
+    FROM memory_private._static_domains() AS x
+    WHERE NOT x.adopted;
     EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private._search_text_static(
     text[], double precision[], jsonb, tsquery[], tsquery, double precision, double precision,

@@ -27,6 +27,21 @@ AS $$
         '\$4(?![0-9])', 'search.min_similarity', 'g')
 $$;
 
+-- The domains that get cached-plan branches (memory.search's here; search_text's, sql/31_bm25.sql,
+-- and search_hybrid's, sql/37_search_hybrid.sql, take those not adopted): every domain whose
+-- table exists, except distributed ones (Citus plans its own: 48_distributed.sql), in name order,
+-- at most 500 (more take the dynamic paths, with the same queries).
+CREATE OR REPLACE FUNCTION memory_private._static_domains()
+RETURNS SETOF memory_private.domains
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT d.* FROM memory_private.domains AS d
+    WHERE to_regclass(format('%I.%I', d.table_schema, d.table_name)) IS NOT NULL
+      AND NOT d.distributed
+    ORDER BY d.domain LIMIT 500
+$$;
+
 CREATE OR REPLACE FUNCTION memory_private._search_static_refresh()
 RETURNS void
 LANGUAGE plpgsql
@@ -50,12 +65,7 @@ BEGIN
     IF v_iterative IS NOT NULL THEN
         PERFORM set_config('hnsw.iterative_scan', 'off', true);
     END IF;
-    FOR v_d IN
-        SELECT d.* FROM memory_private.domains AS d
-        WHERE to_regclass(format('%I.%I', d.table_schema, d.table_name)) IS NOT NULL
-          AND NOT d.distributed  -- Citus plans its own (48_distributed.sql)
-        ORDER BY d.domain LIMIT 500
-    LOOP
+    FOR v_d IN SELECT * FROM memory_private._static_domains() LOOP
         v_branches := v_branches || format($b$
         WHEN %1$L THEN
             IF v_d.table_schema <> %5$L OR v_d.table_name <> %6$L OR v_d.distance <> %7$L THEN

@@ -197,12 +197,8 @@ BEGIN
 $b$, x.domain, memory_private._hybrid_sql(x), x.table_schema, x.table_name, x.distance), ''
         ORDER BY x.domain)
     INTO v_branches
-    FROM (
-        SELECT d.* FROM memory_private.domains AS d
-        WHERE NOT d.adopted AND NOT d.distributed
-          AND to_regclass(format('%I.%I', d.table_schema, d.table_name)) IS NOT NULL
-        ORDER BY d.domain LIMIT 500
-    ) AS x;
+    FROM memory_private._static_domains() AS x
+    WHERE NOT x.adopted;
     EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private._search_hybrid_static(
     query_embedding %1$s.vector, vector_rows integer, unused_filter jsonb,
