@@ -164,7 +164,7 @@ BEGIN
     RETURN set_config('search_path', format('pg_catalog, %I, pg_temp', v_schema), true);
 END;
 $f$;
-DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019', '0020']::text[]); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019', '0020', '0021']::text[]); END $pgmemo$;
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -997,6 +997,21 @@ DROP FUNCTION IF EXISTS memory_private._search_static(
 );
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0020', '0020_search_generated.sql', 'f55f4178ec7c38dc59d409205b64786eb7f33ada23611a757bc7fa81773709e3', 'versioned'); PERFORM memory_private._record_breaking('0020', false); END $pgmemo$;
 \endif
+-- migrations/0021_bm25_pieces.sql
+SELECT memory_private._migration_needed('0021', '0021_bm25_pieces.sql', '64b1e5b68089e3cc6a24b5c6409daa0681544c4d0f4aec26099dc2ea66497d15', ARRAY[]::text[]) AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0021_bm25_pieces: one BM25 query for every kind of domain.
+--
+-- Why: memory_private._bm25_dist_sql (the BM25 query of a distributed domain) was a near-copy of
+-- memory_private._bm25_sql that differed only in its first stage (the postings: Citus cannot
+-- push a LIMIT inside a LATERAL subquery to the shards). _bm25_sql now takes that stage from
+-- memory_private._bm25_dist_postings_cte for a distributed domain (sql/31_bm25.sql), so the old
+-- function is dropped here.
+-- Not breaking: the function is private.
+
+DROP FUNCTION IF EXISTS memory_private._bm25_dist_sql(memory_private.domains, text);
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0021', '0021_bm25_pieces.sql', '64b1e5b68089e3cc6a24b5c6409daa0681544c4d0f4aec26099dc2ea66497d15', 'versioned'); PERFORM memory_private._record_breaking('0021', false); END $pgmemo$;
+\endif
 DO $pgmemo$ BEGIN PERFORM memory_private._set_install_search_path(); END $pgmemo$;
 -- sql/00_private_helpers.sql
 -- Private helpers shared by the public API: domain lookup, argument checks and the SQL text
@@ -1652,10 +1667,13 @@ BEGIN
     FROM memory_private.domains AS d
     CROSS JOIN pg_catalog.pg_namespace AS n
     WHERE d.domain = _domain_for.domain AND n.nspname = 'memory_private';
-    IF NOT FOUND THEN
-        v_d := memory_private._domain(domain);  -- raises: NULL, a bad name, an unknown domain
+    IF FOUND THEN
+        v_d := v_r.d;
+    ELSE
+        -- raises for NULL, a bad name, an unknown domain; else it was created meanwhile (and the
+        -- owner test is NULL: the full check below)
+        v_d := memory_private._domain(domain);
     END IF;
-    v_d := v_r.d;
     IF v_r.owner IS NOT TRUE THEN
         IF access = 'claim' THEN
             PERFORM memory_private._check_access(v_d.domain, 'read');
@@ -2001,7 +2019,7 @@ COMMENT ON FUNCTION memory_private._check_adopted_foreign_code(memory_private.do
 'diagnose check adopted_table_runs_foreign_code (error): an adopted table whose triggers, rules, '
 'row-level security or expressions would run code owned by a role other than pgmemo''s owner or '
 'a superuser; every call that writes it (or, for RLS and rules, reads it) is refused.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', 'dd81f15cb046a5619232a906fd23916ab91ec2ea9e7c6c031f3aed1a10e2daab', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', '5b849eda472ccdea0a3fdaec86b4505e86981b2adf462be6a7b29e21e506be03', 'repeatable'); END $pgmemo$;
 -- sql/10_domains.sql
 -- Domains: the table factory (memory.create_domain), memory.drop_domain and the memory.domains
 -- view.
@@ -3008,9 +3026,11 @@ COMMENT ON FUNCTION memory.search(
 ) IS
 'The k nearest memories to query_embedding through the domain''s HNSW index, best first. '
 'filter: the filter language (README; $eq $ne $gt $gte $lt $lte $in $nin $between $like $ilike '
-'$exists $and $or $not, dotted keys, id/created_at/updated_at; malformed: 22023). A filtered '
+'$exists $and $or $not, dotted keys, id/created_at/updated_at; malformed: 22023; more than '
+'256 keys outside one plain containment: 54000). A filtered '
 'search is planned per call (explain_search): an exact scan of few matching rows, else the HNSW '
-'iterative scan with the exact scan as fallback; k rows come back when k rows match. '
+'iterative scan with the exact scan as fallback (an estimate that picks it is checked first by '
+'a bounded count through the filter''s index); k rows come back when k rows match. '
 'ef_search (HNSW candidate list, recall against speed) defaults to '
 'the session''s hnsw.ef_search raised to 100, is clamped to [k, 1000] and restored after the '
 'call. similarity: 1 - cosine distance, 1 / (1 + l2 distance), or the inner product. '
@@ -3229,7 +3249,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'memory.search, on the fused score scaled to [0, 1]. similarity is NULL for a row found by its '
 'words alone, text_rank for one found by its vector alone. with_embeddings => true fills the '
 'embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', 'f7903effc2c98056f48aa300f304ba1efe465973e3a163708879907e52af8435', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', 'db0e78b341519520a5a40881d4205df7232a839514597f51465e3b89e7e13e07', 'repeatable'); END $pgmemo$;
 -- sql/31_bm25.sql
 -- BM25 ranking for memory.search_text, in plain SQL (no extension): the query parsed like a web
 -- search box, candidates from the domain's GIN index, and the usual Okapi BM25 score
@@ -3622,7 +3642,7 @@ $$;
 -- $11 the cap on rows per candidate lexeme (the call's cap divided among them), $12 the
 -- lexemes' query frequencies, $13 the candidates' lexemes (text[], NULL for a phrase),
 -- $14 rerank. predicate: the compiled filter on t ('true' for none).
--- The pieces the BM25 queries share (_bm25_sql, _bm25_dist_sql, _bm25_rescore_sql), each from
+-- The pieces the BM25 queries share (_bm25_sql, _bm25_rescore_sql), each from
 -- its own template and put into theirs through %s; their parameters are _bm25_sql's.
 -- p, stage 1: the rows of each candidate lexeme (and phrase) through the GIN index, one index
 -- search per lexeme capped at $11 rows (no tsvector is read), with the filter flag and the
@@ -3645,6 +3665,29 @@ AS $$
                 WHERE %3$s @@ c.q
                 LIMIT $11
             ) AS x
+        )$q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d), predicate)
+$$;
+
+-- p for a distributed (Citus) domain: Citus cannot push a LIMIT inside a LATERAL subquery over
+-- the candidate lexemes down to the shards, so this joins the lexemes with the table and caps
+-- the postings of all of them together ($11 per lexeme on average) instead of per lexeme.
+CREATE OR REPLACE FUNCTION memory_private._bm25_dist_postings_cte(
+    d memory_private.domains, predicate text
+)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($q$
+        p AS MATERIALIZED (
+            SELECT c.lexeme, x.id, x.ok, x.len
+            FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
+            JOIN LATERAL (
+                SELECT t.id, (%4$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok,
+                    octet_length(t.content) AS len, %3$s AS tsv
+                FROM %1$I.%2$I AS t
+            ) AS x ON x.tsv @@ c.q
+            LIMIT $11 * cardinality($4::tsquery[])
         )$q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d), predicate)
 $$;
 
@@ -3727,40 +3770,9 @@ AS $$
         %6$s
         ORDER BY s.score DESC, t.updated_at DESC, t.id
         LIMIT $10
-    $q$, d.table_schema, d.table_name, memory_private._bm25_postings_cte(d, predicate),
-        memory_private._bm25_idf_cte(), memory_private._bm25_top_cte(false),
-        memory_private._bm25_score_sql(d))
-$$;
-
--- _bm25_sql's query for a distributed (Citus) domain: Citus cannot push a LIMIT inside a LATERAL
--- subquery over the candidate lexemes down to the shards, so stage 1 joins the lexemes with the
--- table and caps the postings of all of them together ($11 per lexeme on average) instead of per
--- lexeme; stage 2 is _bm25_sql's.
-CREATE OR REPLACE FUNCTION memory_private._bm25_dist_sql(d memory_private.domains, predicate text)
-RETURNS text
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT format($q$
-        WITH p AS MATERIALIZED (
-            SELECT c.lexeme, x.id, x.ok, x.len
-            FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
-            JOIN LATERAL (
-                SELECT t.id, (%4$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok,
-                    octet_length(t.content) AS len, %3$s AS tsv
-                FROM %1$I.%2$I AS t
-            ) AS x ON x.tsv @@ c.q
-            LIMIT $11 * cardinality($4::tsquery[])
-        ),
-        %5$s,
-        %6$s
-        SELECT t.id, t.content, t.metadata, s.score AS rank, t.created_at, t.updated_at
-        FROM top
-        JOIN %1$I.%2$I AS t ON t.id = top.id
-        %7$s
-        ORDER BY s.score DESC, t.updated_at DESC, t.id
-        LIMIT $10
-    $q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d), predicate,
+    $q$, d.table_schema, d.table_name,
+        CASE WHEN d.distributed THEN memory_private._bm25_dist_postings_cte(d, predicate)
+            ELSE memory_private._bm25_postings_cte(d, predicate) END,
         memory_private._bm25_idf_cte(), memory_private._bm25_top_cte(false),
         memory_private._bm25_score_sql(d))
 $$;
@@ -3901,9 +3913,7 @@ BEGIN
             v_c.avg_length, v_k.k1, v_k.b, k, v_cap, v_p.qtf,
             v_c.candidate_lexemes, greatest(v_k.rerank, k), d);
     ELSE
-        RETURN QUERY EXECUTE CASE WHEN d.distributed
-                THEN memory_private._bm25_dist_sql(d, coalesce(v_f.predicate, 'true'))
-                ELSE memory_private._bm25_sql(d, coalesce(v_f.predicate, 'true')) END
+        RETURN QUERY EXECUTE memory_private._bm25_sql(d, coalesce(v_f.predicate, 'true'))
         USING v_p.words, v_c.df_estimates, v_f.params, v_c.candidates, v_p.required,
             v_c.documents, v_c.avg_length, v_k.k1, v_k.b, k, v_cap, v_p.qtf,
             v_c.candidate_lexemes, greatest(v_k.rerank, k);
@@ -4171,7 +4181,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'and an ANALYZE of the stored tsvector so common words'' frequencies are current). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '0de0adbd01c8ef30656e495081522984c5da731bdfa70e9a5b78cc4b6b0aa9c6', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', 'd7589234af44cf6445f84560b939a5bac97bd27298153bf3f979f151d7249ae4', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
@@ -4760,12 +4770,22 @@ BEGIN
         plain := true;
         RETURN;
     END IF;
+    -- Bounded cost: the walk below grows with the square of the filter's keys (fields and
+    -- operators, at any depth: 256 compiled in 11 ms, 1,000 in 0.46 s, 5,000 in 13 s), so a
+    -- filter takes at most 256 of them. (One containment of plain values, above, takes any.)
+    IF (SELECT count(*) FROM (
+            SELECT FROM jsonb_path_query(filter, 'strict $.** ? (@.type() == "object").keyvalue()')
+            LIMIT 257) AS k) > 256 THEN
+        RAISE EXCEPTION 'invalid filter at $: more than 256 keys (fields and operators)'
+            USING ERRCODE = '54000',
+                  HINT = 'Use $in for many values of one field, or split the search.';
+    END IF;
     v_r := memory_private._filter_node(filter, '$', 1, '[]'::jsonb);
     predicate := v_r.sql;
     params := v_r.params;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:33_filter_compile.sql', '33_filter_compile.sql', '8ce684afa6588ac23f6256ba07813d0a468351f0735455300c6fd6bb9802a88f', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:33_filter_compile.sql', '33_filter_compile.sql', '589b2b0e5d6464d6f29e028b950462c1079ffe626184ea9b0240822e74041d6f', 'repeatable'); END $pgmemo$;
 -- sql/34_search_plan.sql
 -- The filtered-search planner: for each filtered memory.search, estimate how many rows the
 -- filter matches (the PostgreSQL planner's estimate for the compiled predicate) and pick the
@@ -5257,7 +5277,8 @@ BEGIN
     -- pgvector's settings (hnsw.*) exist once its library is loaded in this session; before, they
     -- are placeholders, which only a superuser may put in a function's SET clause (a database
     -- owner on a managed service got "permission denied to set parameter hnsw.ef_search" from
-    -- an adopt_table made first thing in a session). Loading it: any call of a pgvector function.
+    -- an adopt_table made first thing in a session): search_hybrid's generated function has
+    -- such clauses (37_search_hybrid.sql). Loading it: any call of a pgvector function.
     EXECUTE format($q$SELECT %1$s.vector_dims('[1]'::%1$s.vector)$q$, memory_private._vector_schema());
     v_iterative := current_setting('hnsw.iterative_scan', true);
     -- Concurrent create_domain calls regenerate one after the other, each from the committed
@@ -5297,7 +5318,7 @@ BEGIN
     PERFORM memory_private._search_text_static_refresh();
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', '3db1150ff558af322e6a304cba6ce94ff906d8b7b44daa4aa717aa91deb9f739', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', 'e81783737ac212755f1dafc122ade358b3294160107741dc2ad9ae333e1d2de1', 'repeatable'); END $pgmemo$;
 -- sql/37_search_hybrid.sql
 -- memory.search_hybrid's candidates: the rows its fusion (sql/30_search.sql) ranks, each with its
 -- similarity and distance (NULL: not among the vector search's rows) and its BM25 score

@@ -276,10 +276,13 @@ BEGIN
     FROM memory_private.domains AS d
     CROSS JOIN pg_catalog.pg_namespace AS n
     WHERE d.domain = _domain_for.domain AND n.nspname = 'memory_private';
-    IF NOT FOUND THEN
-        v_d := memory_private._domain(domain);  -- raises: NULL, a bad name, an unknown domain
+    IF FOUND THEN
+        v_d := v_r.d;
+    ELSE
+        -- raises for NULL, a bad name, an unknown domain; else it was created meanwhile (and the
+        -- owner test is NULL: the full check below)
+        v_d := memory_private._domain(domain);
     END IF;
-    v_d := v_r.d;
     IF v_r.owner IS NOT TRUE THEN
         IF access = 'claim' THEN
             PERFORM memory_private._check_access(v_d.domain, 'read');

@@ -251,9 +251,11 @@ COMMENT ON FUNCTION memory.search(
 ) IS
 'The k nearest memories to query_embedding through the domain''s HNSW index, best first. '
 'filter: the filter language (README; $eq $ne $gt $gte $lt $lte $in $nin $between $like $ilike '
-'$exists $and $or $not, dotted keys, id/created_at/updated_at; malformed: 22023). A filtered '
+'$exists $and $or $not, dotted keys, id/created_at/updated_at; malformed: 22023; more than '
+'256 keys outside one plain containment: 54000). A filtered '
 'search is planned per call (explain_search): an exact scan of few matching rows, else the HNSW '
-'iterative scan with the exact scan as fallback; k rows come back when k rows match. '
+'iterative scan with the exact scan as fallback (an estimate that picks it is checked first by '
+'a bounded count through the filter''s index); k rows come back when k rows match. '
 'ef_search (HNSW candidate list, recall against speed) defaults to '
 'the session''s hnsw.ef_search raised to 100, is clamped to [k, 1000] and restored after the '
 'call. similarity: 1 - cosine distance, 1 / (1 + l2 distance), or the inner product. '

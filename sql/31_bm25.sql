@@ -389,7 +389,7 @@ $$;
 -- $11 the cap on rows per candidate lexeme (the call's cap divided among them), $12 the
 -- lexemes' query frequencies, $13 the candidates' lexemes (text[], NULL for a phrase),
 -- $14 rerank. predicate: the compiled filter on t ('true' for none).
--- The pieces the BM25 queries share (_bm25_sql, _bm25_dist_sql, _bm25_rescore_sql), each from
+-- The pieces the BM25 queries share (_bm25_sql, _bm25_rescore_sql), each from
 -- its own template and put into theirs through %s; their parameters are _bm25_sql's.
 -- p, stage 1: the rows of each candidate lexeme (and phrase) through the GIN index, one index
 -- search per lexeme capped at $11 rows (no tsvector is read), with the filter flag and the
@@ -412,6 +412,29 @@ AS $$
                 WHERE %3$s @@ c.q
                 LIMIT $11
             ) AS x
+        )$q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d), predicate)
+$$;
+
+-- p for a distributed (Citus) domain: Citus cannot push a LIMIT inside a LATERAL subquery over
+-- the candidate lexemes down to the shards, so this joins the lexemes with the table and caps
+-- the postings of all of them together ($11 per lexeme on average) instead of per lexeme.
+CREATE OR REPLACE FUNCTION memory_private._bm25_dist_postings_cte(
+    d memory_private.domains, predicate text
+)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($q$
+        p AS MATERIALIZED (
+            SELECT c.lexeme, x.id, x.ok, x.len
+            FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
+            JOIN LATERAL (
+                SELECT t.id, (%4$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok,
+                    octet_length(t.content) AS len, %3$s AS tsv
+                FROM %1$I.%2$I AS t
+            ) AS x ON x.tsv @@ c.q
+            LIMIT $11 * cardinality($4::tsquery[])
         )$q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d), predicate)
 $$;
 
@@ -494,40 +517,9 @@ AS $$
         %6$s
         ORDER BY s.score DESC, t.updated_at DESC, t.id
         LIMIT $10
-    $q$, d.table_schema, d.table_name, memory_private._bm25_postings_cte(d, predicate),
-        memory_private._bm25_idf_cte(), memory_private._bm25_top_cte(false),
-        memory_private._bm25_score_sql(d))
-$$;
-
--- _bm25_sql's query for a distributed (Citus) domain: Citus cannot push a LIMIT inside a LATERAL
--- subquery over the candidate lexemes down to the shards, so stage 1 joins the lexemes with the
--- table and caps the postings of all of them together ($11 per lexeme on average) instead of per
--- lexeme; stage 2 is _bm25_sql's.
-CREATE OR REPLACE FUNCTION memory_private._bm25_dist_sql(d memory_private.domains, predicate text)
-RETURNS text
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT format($q$
-        WITH p AS MATERIALIZED (
-            SELECT c.lexeme, x.id, x.ok, x.len
-            FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
-            JOIN LATERAL (
-                SELECT t.id, (%4$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok,
-                    octet_length(t.content) AS len, %3$s AS tsv
-                FROM %1$I.%2$I AS t
-            ) AS x ON x.tsv @@ c.q
-            LIMIT $11 * cardinality($4::tsquery[])
-        ),
-        %5$s,
-        %6$s
-        SELECT t.id, t.content, t.metadata, s.score AS rank, t.created_at, t.updated_at
-        FROM top
-        JOIN %1$I.%2$I AS t ON t.id = top.id
-        %7$s
-        ORDER BY s.score DESC, t.updated_at DESC, t.id
-        LIMIT $10
-    $q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d), predicate,
+    $q$, d.table_schema, d.table_name,
+        CASE WHEN d.distributed THEN memory_private._bm25_dist_postings_cte(d, predicate)
+            ELSE memory_private._bm25_postings_cte(d, predicate) END,
         memory_private._bm25_idf_cte(), memory_private._bm25_top_cte(false),
         memory_private._bm25_score_sql(d))
 $$;
@@ -668,9 +660,7 @@ BEGIN
             v_c.avg_length, v_k.k1, v_k.b, k, v_cap, v_p.qtf,
             v_c.candidate_lexemes, greatest(v_k.rerank, k), d);
     ELSE
-        RETURN QUERY EXECUTE CASE WHEN d.distributed
-                THEN memory_private._bm25_dist_sql(d, coalesce(v_f.predicate, 'true'))
-                ELSE memory_private._bm25_sql(d, coalesce(v_f.predicate, 'true')) END
+        RETURN QUERY EXECUTE memory_private._bm25_sql(d, coalesce(v_f.predicate, 'true'))
         USING v_p.words, v_c.df_estimates, v_f.params, v_c.candidates, v_p.required,
             v_c.documents, v_c.avg_length, v_k.k1, v_k.b, k, v_cap, v_p.qtf,
             v_c.candidate_lexemes, greatest(v_k.rerank, k);

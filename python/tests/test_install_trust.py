@@ -80,6 +80,24 @@ def _every_function_works(dsn: str, vschema: str) -> None:
         assert c.execute("SELECT count(*) AS n FROM memory.search_text('notes', 'memory')").fetchone()["n"] == 3
         c.execute(f"SELECT * FROM memory.search_hybrid('notes', 'alpha', '[1,0,0]'::{v})")
         assert c.execute("SELECT uses_index FROM memory.explain_search('notes')").fetchone()["uses_index"]
+        # the planner's count (an estimate that picks hnsw is checked) runs for this owner too:
+        # 10,000 rows, one with k = 2, and statistics (which the table's owner may set) that say
+        # 30% of them have it
+        c.execute("SELECT memory.create_domain('many', 3)")
+        c.execute(f"INSERT INTO memory_data.many_memories (content, embedding, metadata) "
+                  f"SELECT 'row ' || g, '[1,0,0]'::{v}, jsonb_build_object('k', (g = 1)::int + 1) "
+                  f"FROM generate_series(1, 10000) AS g")
+        c.execute("ANALYZE memory_data.many_memories")
+        c.execute("SELECT pg_restore_attribute_stats('schemaname', 'memory_data', 'relname', "
+                  "'many_memories'::text, 'attname', 'metadata', 'inherited', false, "
+                  "'most_common_vals', '{\"{\\\"k\\\": 2}\"}'::text, "
+                  "'most_common_freqs', '{0.3}'::real[])")
+        plan = c.execute("SELECT path, matching_rows, reason FROM memory.explain_search("
+                         "'many', 10, '{\"k\": 2}')").fetchone()
+        assert plan["path"] == "exact" and plan["matching_rows"] == 1, plan
+        assert "counted; the planner estimated" in plan["reason"], plan
+        assert c.execute(f"SELECT count(*) AS n FROM memory.search('many', '[1,0,0]'::{v}, 10, "
+                         f"filter => '{{\"k\": 2}}')").fetchone()["n"] == 1
         c.execute("SELECT * FROM memory.diagnose()")
         for view in ["domains", "embedding_coverage", "vector_indexes", "queue_status", "workers"]:
             c.execute(f"SELECT * FROM memory.{view}")

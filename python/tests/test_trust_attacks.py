@@ -9,6 +9,7 @@ full-text index, which must never fail the application's own writes."""
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from pathlib import Path
 
@@ -35,12 +36,18 @@ CALLS: dict[str, list[tuple[str, str, object]]] = {
     "get": [("bob", "SELECT * FROM memory.get('docs', '1')", REFUSED)],
     "get_many": [("bob", "SELECT * FROM memory.get_many('docs', ARRAY['1'])", REFUSED)],
     "search": [("bob", "SELECT * FROM memory.search('docs', '[1,0,0]')", REFUSED),
-               ("bob", "SELECT * FROM memory.search('docs', '[1,0,0]', filter => '{\"k\": 1}')", REFUSED)],
+               ("bob", "SELECT * FROM memory.search('docs', '[1,0,0]', filter => '{\"k\": 1}')", REFUSED),
+               # an operator filter: the planner's estimate and its count would read the table
+               ("bob", "SELECT * FROM memory.search('docs', '[1,0,0]', filter => "
+                       "'{\"k\": {\"$gte\": 0}}')", REFUSED)],
     "search_text": [("bob", "SELECT * FROM memory.search_text('docs', 'memory')", REFUSED)],
-    "search_hybrid": [("bob", "SELECT * FROM memory.search_hybrid('docs', 'memory', '[1,0,0]')", REFUSED)],
+    "search_hybrid": [("bob", "SELECT * FROM memory.search_hybrid('docs', 'memory', '[1,0,0]')", REFUSED),
+                      ("bob", "SELECT * FROM memory.search_hybrid('docs', 'memory', '[1,0,0]', "
+                              "filter => '{\"k\": 1}')", REFUSED)],
     "count": [("bob", "SELECT memory.count('docs')", REFUSED),
               ("bob", "SELECT memory.count('docs', '{\"id\": \"1\"}')", REFUSED)],
-    "explain_search": [("bob", "SELECT * FROM memory.explain_search('docs')", REFUSED)],
+    "explain_search": [("bob", "SELECT * FROM memory.explain_search('docs')", REFUSED),
+                       ("bob", "SELECT * FROM memory.explain_search('docs', 10, '{\"k\": 1}')", REFUSED)],
     "diagnose": [("bob", "SELECT * FROM memory.diagnose('docs')", REFUSED),
                  ("bob", "SELECT * FROM memory.diagnose()", None)],
     "queue_counts": [("bob", "SELECT * FROM memory.queue_counts('docs')", REFUSED),
@@ -209,6 +216,32 @@ def test_planted_code_never_runs_with_pgmemo_rights(conn, planted):
     # the planted code is live: the owner's own writes run it, as herself
     conns["alice"].execute("INSERT INTO app.docs VALUES (3, 'hers', NULL)")
     assert {w for w, _ in _ran(conn)} == {planted["alice"]}
+
+
+def test_filter_compile_is_bounded(conn):
+    """Bounded cost of the worst filter: the compile grows with the square of a filter's keys
+    (5,000 dotted keys took 13 s), so a filter takes at most 256 keys (54000, before the walk);
+    and the plain-filter test reads the filter's text with a regular expression, which a 96,000
+    character value built to bait it ('"x.": ' again and again) does not slow down."""
+    conn.execute("SELECT memory.create_domain('fb', 3)")
+    conn.execute("SET statement_timeout = '3s'")
+    try:
+        many = {f"a{i}.b": i for i in range(257)}
+        with pytest.raises(psycopg.errors.ProgramLimitExceeded, match="more than 256 keys"):
+            conn.execute("SELECT * FROM memory.search('fb', '[1,0,0]', 5, %s)", (json.dumps(many),))
+        with pytest.raises(psycopg.errors.ProgramLimitExceeded, match="more than 256 keys"):
+            conn.execute("SELECT memory.count('fb', %s)", (json.dumps({"$or": [{"k": {"$gte": i}}
+                                                                               for i in range(200)]}),))
+        del many["a0.b"]
+        conn.execute("SELECT * FROM memory.search('fb', '[1,0,0]', 5, %s)", (json.dumps(many),))
+        bait = {"k": '"x.": ' * 12000}  # 96,009 characters once escaped
+        assert conn.execute("SELECT count(*) AS n FROM memory.search('fb', '[1,0,0]', 5, %s)",
+                            (json.dumps(bait),)).fetchone()["n"] == 0
+        plain_many = {f"k{i}": i for i in range(5000)}  # one containment: no walk, any size
+        assert conn.execute("SELECT memory.count('fb', %s) AS n",
+                            (json.dumps(plain_many),)).fetchone()["n"] == 0
+    finally:
+        conn.execute("RESET statement_timeout")
 
 
 def test_array_arguments_are_bounded(conn):

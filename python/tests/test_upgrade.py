@@ -286,12 +286,10 @@ def split(snap: dict, tables: set[str], domains: set[str] = frozenset()) -> tupl
     core, domain = {}, {}
     for key, detail in snap.items():
         kind, obj = key
-        if kind == "function" and obj.startswith(("memory_private._search_static(",
-                                                   "memory_private._search_text_static(",
+        if kind == "function" and obj.startswith(("memory_private._search_text_static(",
                                                    "memory_private._search_text_hybrid_static(",
                                                    "memory_private._search_hybrid_static(")):
-            # generated from the domain registry (sql/36_search_static.sql, sql/31_bm25.sql,
-            # sql/37_search_hybrid.sql):
+            # generated from the domain registry (sql/31_bm25.sql, sql/37_search_hybrid.sql):
             # one branch per domain, so it differs whenever the seeded domains do (older
             # releases seed fewer)
             continue
