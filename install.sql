@@ -164,7 +164,7 @@ BEGIN
     RETURN set_config('search_path', format('pg_catalog, %I, pg_temp', v_schema), true);
 END;
 $f$;
-DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019', '0020', '0021']::text[]); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019', '0020', '0021', '0022']::text[]); END $pgmemo$;
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -1012,6 +1012,57 @@ SELECT memory_private._migration_needed('0021', '0021_bm25_pieces.sql', '64b1e5b
 DROP FUNCTION IF EXISTS memory_private._bm25_dist_sql(memory_private.domains, text);
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0021', '0021_bm25_pieces.sql', '64b1e5b68089e3cc6a24b5c6409daa0681544c4d0f4aec26099dc2ea66497d15', 'versioned'); PERFORM memory_private._record_breaking('0021', false); END $pgmemo$;
 \endif
+-- migrations/0022_write_cost.sql
+SELECT memory_private._migration_needed('0022', '0022_write_cost.sql', '6f3dac8a2c335437f3e53e0bf4cba00c04ca8943d2aba1fa69d28093be1866d1', ARRAY[]::text[]) AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0022_write_cost: cheaper writes with the stored tsvector (issue 14's write-cost target).
+--
+-- Why: store_many of rows without embeddings ran at 0.75x the pre-text-search baseline (the
+-- merges of GIN's pending list counted, callgrind and wall clock). Two causes, both measured:
+-- * the 64 kB pending list of migration 0018: writers merged it into the index every ~50 rows,
+--   each merge descending the index once per distinct word. 256 kB merges in batches four times
+--   larger and still bounds search_text after writes (a 64-word query with the list full: 7.5
+--   ms, against 4.3 ms at 64 kB and 70 ms at PostgreSQL's 4 MB);
+-- * TOAST compression: a row over 2032 bytes (content plus its stored tsvector, about as large)
+--   was compressed with pglz on every insert and every embedding written, 5% of the
+--   instructions. Tables create_domain makes get toast_tuple_target = 4080 (two rows per page
+--   before compression).
+-- (memory_private._gin_pending_list_kb and _toast_tuple_target, sql/00_private_helpers.sql.)
+-- In place: ALTER INDEX ... SET (gin_pending_list_limit = 256) on the metadata and full-text
+-- indexes of every domain table pgmemo made and on the full-text helper index of every adopted
+-- table; ALTER TABLE ... SET (toast_tuple_target = 4080) on every domain table pgmemo made (not
+-- on adopted tables: the application's). Each takes a SHARE UPDATE EXCLUSIVE lock (reads and
+-- writes go on; Citus passes them to the shards) and rewrites nothing: rows written from now on
+-- follow the new target.
+-- Not breaking: no signature changes.
+
+DO $migration$
+DECLARE
+    v_item record;
+BEGIN
+    FOR v_item IN
+        SELECT format($sql$ALTER INDEX %s SET (gin_pending_list_limit = 256)$sql$,
+            i.indexrelid::regclass) AS ddl
+        FROM memory_private.domains AS d
+        JOIN pg_catalog.pg_index AS i ON i.indrelid = d.source_table
+        JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+        JOIN pg_catalog.pg_am AS a ON a.oid = c.relam
+        WHERE a.amname = 'gin'
+          AND c.relname IN (d.table_name || '_metadata_gin', d.table_name || '_fts',
+                            'pgmemo_' || d.domain || '_fts')
+        UNION ALL
+        SELECT format($sql$ALTER TABLE %I.%I SET (toast_tuple_target = 4080)$sql$,
+            d.table_schema, d.table_name)
+        FROM memory_private.domains AS d
+        WHERE NOT d.adopted AND to_regclass(format('%I.%I', d.table_schema, d.table_name)) IS NOT NULL
+        ORDER BY 1
+    LOOP
+        EXECUTE v_item.ddl;
+    END LOOP;
+END;
+$migration$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0022', '0022_write_cost.sql', '6f3dac8a2c335437f3e53e0bf4cba00c04ca8943d2aba1fa69d28093be1866d1', 'versioned'); PERFORM memory_private._record_breaking('0022', false); END $pgmemo$;
+\endif
 DO $pgmemo$ BEGIN PERFORM memory_private._set_install_search_path(); END $pgmemo$;
 -- sql/00_private_helpers.sql
 -- Private helpers shared by the public API: domain lookup, argument checks and the SQL text
@@ -1205,19 +1256,40 @@ BEGIN
 END;
 $$;
 
--- The pending list of pgmemo's GIN indexes (full-text, metadata), in kB: 64, PostgreSQL's
--- smallest (its default is 4 MB). With fastupdate, new entries wait in an unsorted list that
--- every search of the index reads in full, and memory.search_text searches the index once per
--- query word: after a few thousand writes, a 32-word query read the 4 MB list 32 times (21 ms
--- per call on 5,000 rows, against 4.3 ms with the list merged). At 64 kB the list is merged
--- into the index 64 times as often, in batches still: store_many measured within noise of the
--- default (bounded cost, issue 11). WITH (gin_pending_list_limit = <this>) on every GIN index
--- pgmemo makes (memory_private._secondary_indexes, _adopted_helper_indexes; migration 0018).
+-- The pending list of pgmemo's GIN indexes (full-text, metadata), in kB: 256 (PostgreSQL's
+-- default is 4 MB). With fastupdate, new entries wait in an unsorted list that every search of
+-- the index reads in full, and memory.search_text searches the index once per candidate word
+-- (at most 64): after a few thousand writes, a 32-word query read the 4 MB list 32 times (21 ms
+-- per call on 5,000 rows, against 4.3 ms with the list merged). The smaller the list, the more
+-- often writers merge it, in smaller batches: each merge descends the index once per distinct
+-- word, so small merges cost writes. Measured on 5,000 docstrings with the list just under its
+-- limit (worst case), a 64-word search_text: 3.3 ms merged, 4.3 ms at 64 kB, 7.5 ms at 256 kB,
+-- 19.6 ms at 1 MB, 70 ms at 4 MB; store_many of 500 rows without embeddings, the merges it
+-- leaves for later counted: 0.75x the pre-text-search baseline at 64 kB, 0.88x at 256 kB (with
+-- _toast_tuple_target; BENCHMARKS.md "Text search write cost"). 256 kB bounds the search
+-- (issue 11) and keeps writes within issue 14's 15%. WITH (gin_pending_list_limit = <this>) on
+-- every GIN index pgmemo makes (memory_private._secondary_indexes, _adopted_helper_indexes;
+-- migrations 0018 and 0022).
 CREATE OR REPLACE FUNCTION memory_private._gin_pending_list_kb()
 RETURNS integer
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$ SELECT 64 $$;
+AS $$ SELECT 256 $$;
+
+-- The toast_tuple_target of the tables create_domain makes, in bytes: a row is compressed (or
+-- moved to TOAST) only above 4080 bytes, two rows per 8 kB page, instead of PostgreSQL's
+-- 2032. A row holds the content and its stored tsvector (about as large again), so at 2032 a
+-- memory of a few hundred words was compressed with pglz on every insert and on every
+-- embedding the worker wrote (the new row version), and decompressed on every read of its
+-- content or tsvector: 5% of store_many's instructions (callgrind, 3,000 docstrings in batches
+-- of 500). Cost: a heap a third larger for rows between 2 and 4 kB (3,000 docstrings without
+-- embeddings: 4.0 MB against 3.0 MB; 5.8 against 5.2 MB with the indexes). Adopted tables keep
+-- their own setting (the application's table).
+CREATE OR REPLACE FUNCTION memory_private._toast_tuple_target()
+RETURNS integer
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 4080 $$;
 
 -- The largest metadata of one memory (bytes, as stored): 1 MB. Bounded cost (issue 11): a
 -- metadata is indexed key by key (GIN), so its size bounds the work of every write.
@@ -1351,7 +1423,7 @@ BEGIN
         v_similarity, v_op, d.table_schema, d.table_name, v_where, v_embedding);
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', 'dd38696cd23204687bbfc4779a6dc1847940c10aff8bfc631dd1b4d757e55358', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', '6a7e8e4927341735dbdc6af21c583ec8556eeaa4c7c232338fd2e3b3fb09cffc', 'repeatable'); END $pgmemo$;
 -- sql/01_version.sql
 -- memory.version(): what is installed, for clients that verify the schema before use.
 
@@ -2103,8 +2175,9 @@ BEGIN
 
 
     -- content_tsv: the tsvector search_text ranks (sql/31_bm25.sql), recomputed only when
-    -- content changes. '_metadata_obj' keeps the longest name (40 + '_memories' + 13) within 63
-    -- characters.
+    -- content changes. toast_tuple_target: a row is compressed only when two no longer fit in a
+    -- page (memory_private._toast_tuple_target). '_metadata_obj' keeps the longest name (40 +
+    -- '_memories' + 13) within 63 characters.
     EXECUTE format($q$
         CREATE TABLE memory_data.%I (
             id text NOT NULL DEFAULT gen_random_uuid()::text,
@@ -2117,10 +2190,11 @@ BEGIN
             content_tsv tsvector GENERATED ALWAYS AS (%s) STORED,
             CONSTRAINT %I PRIMARY KEY (id),
             CONSTRAINT %I CHECK (jsonb_typeof(metadata) = 'object'))
+        WITH (toast_tuple_target = %s)
     $q$,
         v_table, memory_private._embedding_column_type(embedding_type, dimension),
         memory_private._stored_tsvector_sql(text_config, 'content'),
-        v_table || '_pkey', v_table || '_metadata_obj');
+        v_table || '_pkey', v_table || '_metadata_obj', memory_private._toast_tuple_target());
     v_regclass := format('memory_data.%I', v_table)::regclass;
     -- The registry row: a column mapping of the table just made.
     INSERT INTO memory_private.domains AS d
@@ -2270,7 +2344,7 @@ COMMENT ON VIEW memory.domains IS
 'Registered memory domains: table, dimension, distance, embedding model, exact row count, and '
 'for adopted domains (memory.adopt_table) the application table behind the view. Only the '
 'domains the caller may read (memory.grant_domain).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:10_domains.sql', '10_domains.sql', 'bb23d3cfe064ea77a8b184793412c36f7af3d9e2479a639f7610adb5e03f8564', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:10_domains.sql', '10_domains.sql', '10b5190cbb8d707eac9f3baf065e41d42f28bf72c7233776b6cd11b0812ab63a', 'repeatable'); END $pgmemo$;
 -- sql/20_write.sql
 -- Writing memories: memory.store, memory.store_many, memory.update, memory.forget,
 -- memory.forget_many, memory.clear, memory.get.

@@ -1,9 +1,10 @@
 -- Bounded cost of text and metadata searches after many writes: every GIN index pgmemo makes
--- keeps a small pending list (memory_private._gin_pending_list_kb, 64 kB; migration 0018), on a
--- domain table as made, after a bulk load rebuilt its indexes, and on an adopted table's
--- full-text helper index.
+-- keeps a small pending list (memory_private._gin_pending_list_kb, 256 kB; migrations 0018 and
+-- 0022), on a domain table as made, after a bulk load rebuilt its indexes, and on an adopted
+-- table's full-text helper index. Write cost (migration 0022): a domain table compresses rows
+-- only above memory_private._toast_tuple_target() bytes; an adopted table keeps its own setting.
 BEGIN;
-SELECT plan(5);
+SELECT plan(8);
 
 CREATE FUNCTION pg_temp.gin_limits(rel regclass) RETURNS text LANGUAGE sql AS $$
     SELECT coalesce(string_agg(c.relname || ':' || coalesce(array_to_string(c.reloptions, ','), '-'),
@@ -14,12 +15,12 @@ CREATE FUNCTION pg_temp.gin_limits(rel regclass) RETURNS text LANGUAGE sql AS $$
     WHERE i.indrelid = rel AND a.amname = 'gin'
 $$;
 
-SELECT is(memory_private._gin_pending_list_kb(), 64, 'the pending list limit is 64 kB');
+SELECT is(memory_private._gin_pending_list_kb(), 256, 'the pending list limit is 256 kB');
 
 SELECT memory.create_domain('ginlimit', 3);
 SELECT is(pg_temp.gin_limits('memory_data.ginlimit_memories'),
-    'ginlimit_memories_fts:gin_pending_list_limit=64 '
-    'ginlimit_memories_metadata_gin:gin_pending_list_limit=64',
+    'ginlimit_memories_fts:gin_pending_list_limit=256 '
+    'ginlimit_memories_metadata_gin:gin_pending_list_limit=256',
     'create_domain: both GIN indexes have the small pending list');
 
 SELECT memory.bulk_load_begin('ginlimit');
@@ -27,15 +28,24 @@ SELECT is(pg_temp.gin_limits('memory_data.ginlimit_memories'), '',
     'bulk_load_begin dropped them');
 SELECT memory.bulk_load_finish('ginlimit');
 SELECT is(pg_temp.gin_limits('memory_data.ginlimit_memories'),
-    'ginlimit_memories_fts:gin_pending_list_limit=64 '
-    'ginlimit_memories_metadata_gin:gin_pending_list_limit=64',
+    'ginlimit_memories_fts:gin_pending_list_limit=256 '
+    'ginlimit_memories_metadata_gin:gin_pending_list_limit=256',
     'bulk_load_finish rebuilt them with the small pending list');
 
 CREATE TABLE public.gin_docs (id bigint PRIMARY KEY, body text NOT NULL, emb vector(3));
 SELECT memory.adopt_table('gindocs', 'public.gin_docs', 'id', 'body', 'emb');
 SELECT is(pg_temp.gin_limits('public.gin_docs'),
-    'pgmemo_gindocs_fts:gin_pending_list_limit=64',
+    'pgmemo_gindocs_fts:gin_pending_list_limit=256',
     'adopt_table: the full-text helper index has the small pending list');
+
+SELECT is(memory_private._toast_tuple_target(), 4080, 'rows are compressed above 4080 bytes');
+SELECT is((SELECT c.reloptions FROM pg_catalog.pg_class AS c
+           WHERE c.oid = 'memory_data.ginlimit_memories'::regclass),
+    ARRAY['toast_tuple_target=4080'],
+    'create_domain: the table compresses rows only above two per page');
+SELECT is((SELECT c.reloptions FROM pg_catalog.pg_class AS c
+           WHERE c.oid = 'public.gin_docs'::regclass), NULL,
+    'adopt_table: the application''s table keeps its storage settings');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -189,19 +189,40 @@ BEGIN
 END;
 $$;
 
--- The pending list of pgmemo's GIN indexes (full-text, metadata), in kB: 64, PostgreSQL's
--- smallest (its default is 4 MB). With fastupdate, new entries wait in an unsorted list that
--- every search of the index reads in full, and memory.search_text searches the index once per
--- query word: after a few thousand writes, a 32-word query read the 4 MB list 32 times (21 ms
--- per call on 5,000 rows, against 4.3 ms with the list merged). At 64 kB the list is merged
--- into the index 64 times as often, in batches still: store_many measured within noise of the
--- default (bounded cost, issue 11). WITH (gin_pending_list_limit = <this>) on every GIN index
--- pgmemo makes (memory_private._secondary_indexes, _adopted_helper_indexes; migration 0018).
+-- The pending list of pgmemo's GIN indexes (full-text, metadata), in kB: 256 (PostgreSQL's
+-- default is 4 MB). With fastupdate, new entries wait in an unsorted list that every search of
+-- the index reads in full, and memory.search_text searches the index once per candidate word
+-- (at most 64): after a few thousand writes, a 32-word query read the 4 MB list 32 times (21 ms
+-- per call on 5,000 rows, against 4.3 ms with the list merged). The smaller the list, the more
+-- often writers merge it, in smaller batches: each merge descends the index once per distinct
+-- word, so small merges cost writes. Measured on 5,000 docstrings with the list just under its
+-- limit (worst case), a 64-word search_text: 3.3 ms merged, 4.3 ms at 64 kB, 7.5 ms at 256 kB,
+-- 19.6 ms at 1 MB, 70 ms at 4 MB; store_many of 500 rows without embeddings, the merges it
+-- leaves for later counted: 0.75x the pre-text-search baseline at 64 kB, 0.88x at 256 kB (with
+-- _toast_tuple_target; BENCHMARKS.md "Text search write cost"). 256 kB bounds the search
+-- (issue 11) and keeps writes within issue 14's 15%. WITH (gin_pending_list_limit = <this>) on
+-- every GIN index pgmemo makes (memory_private._secondary_indexes, _adopted_helper_indexes;
+-- migrations 0018 and 0022).
 CREATE OR REPLACE FUNCTION memory_private._gin_pending_list_kb()
 RETURNS integer
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$ SELECT 64 $$;
+AS $$ SELECT 256 $$;
+
+-- The toast_tuple_target of the tables create_domain makes, in bytes: a row is compressed (or
+-- moved to TOAST) only above 4080 bytes, two rows per 8 kB page, instead of PostgreSQL's
+-- 2032. A row holds the content and its stored tsvector (about as large again), so at 2032 a
+-- memory of a few hundred words was compressed with pglz on every insert and on every
+-- embedding the worker wrote (the new row version), and decompressed on every read of its
+-- content or tsvector: 5% of store_many's instructions (callgrind, 3,000 docstrings in batches
+-- of 500). Cost: a heap a third larger for rows between 2 and 4 kB (3,000 docstrings without
+-- embeddings: 4.0 MB against 3.0 MB; 5.8 against 5.2 MB with the indexes). Adopted tables keep
+-- their own setting (the application's table).
+CREATE OR REPLACE FUNCTION memory_private._toast_tuple_target()
+RETURNS integer
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 4080 $$;
 
 -- The largest metadata of one memory (bytes, as stored): 1 MB. Bounded cost (issue 11): a
 -- metadata is indexed key by key (GIN), so its size bounds the work of every write.

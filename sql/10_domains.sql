@@ -80,8 +80,9 @@ BEGIN
 
 
     -- content_tsv: the tsvector search_text ranks (sql/31_bm25.sql), recomputed only when
-    -- content changes. '_metadata_obj' keeps the longest name (40 + '_memories' + 13) within 63
-    -- characters.
+    -- content changes. toast_tuple_target: a row is compressed only when two no longer fit in a
+    -- page (memory_private._toast_tuple_target). '_metadata_obj' keeps the longest name (40 +
+    -- '_memories' + 13) within 63 characters.
     EXECUTE format($q$
         CREATE TABLE memory_data.%I (
             id text NOT NULL DEFAULT gen_random_uuid()::text,
@@ -94,10 +95,11 @@ BEGIN
             content_tsv tsvector GENERATED ALWAYS AS (%s) STORED,
             CONSTRAINT %I PRIMARY KEY (id),
             CONSTRAINT %I CHECK (jsonb_typeof(metadata) = 'object'))
+        WITH (toast_tuple_target = %s)
     $q$,
         v_table, memory_private._embedding_column_type(embedding_type, dimension),
         memory_private._stored_tsvector_sql(text_config, 'content'),
-        v_table || '_pkey', v_table || '_metadata_obj');
+        v_table || '_pkey', v_table || '_metadata_obj', memory_private._toast_tuple_target());
     v_regclass := format('memory_data.%I', v_table)::regclass;
     -- The registry row: a column mapping of the table just made.
     INSERT INTO memory_private.domains AS d

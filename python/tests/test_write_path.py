@@ -124,6 +124,34 @@ def test_embedding_write_does_not_recompute_the_stored_tsvector(conn) -> None:
     assert r["embedding"] is None and "'hello'" not in r["tsv"]
 
 
+def test_typical_rows_are_not_compressed(conn) -> None:
+    """Domain tables compress a row only when two no longer fit in a page (toast_tuple_target
+    4080, migration 0022): a memory of 720 characters (a 2.9 kB row with its tsvector and a
+    384-d embedding) is stored as written, queued or with its embedding, and after the worker's
+    embedding write; a 20 kB one is still compressed. An adopted table keeps its own setting."""
+    conn.execute("SELECT memory.create_domain('tt', 384)")
+    words = " ".join(f"word{i} appears here" for i in range(40))  # 720 characters
+    vec = "[" + ",".join(["0.1"] * 384) + "]"
+    conn.execute("SELECT memory.store('tt', %s, id => 'queued')", (words,))
+    conn.execute("SELECT memory.store('tt', %s, '{}', %s::vector, 'embedded')", (words, vec))
+    conn.execute("SELECT memory.store('tt', %s, id => 'long')", (words * 30,))
+    jobs = conn.execute("SELECT * FROM memory.claim_embedding_jobs(5, 'w')").fetchall()
+    conn.execute("SELECT memory.complete_embedding_jobs(%s, %s::vector[])",
+                 ([j["job_id"] for j in jobs], [vec] * len(jobs)))
+    rows = {r["id"]: r for r in conn.execute(
+        "SELECT id, pg_column_compression(content) AS content, "
+        "pg_column_compression(content_tsv) AS tsv, pg_column_size(t.*) AS size, "
+        "embedding IS NOT NULL AS embedded FROM memory_data.tt_memories AS t").fetchall()}
+    assert all(r["embedded"] for r in rows.values())
+    for rid in ("queued", "embedded"):
+        assert rows[rid]["size"] > 2032, "the row must be over PostgreSQL's default target"
+        assert (rows[rid]["content"], rows[rid]["tsv"]) == (None, None), rid
+    assert rows["long"]["content"] is not None or rows["long"]["tsv"] is not None
+    _adopt(conn)
+    assert one(conn, "SELECT reloptions FROM pg_catalog.pg_class "
+                     "WHERE oid = 'public.tickets'::regclass") is None
+
+
 def test_stale_rule_on_a_factory_table_written_directly(conn) -> None:
     """The statement trigger keeps the rule for writes that bypass pgmemo's functions."""
     conn.execute("SELECT memory.create_domain('h', 3, embedding_model => 'm')")
