@@ -42,9 +42,10 @@ def load(store: MemoryStore, domain: str, vecs: np.ndarray, *, dim: int, embeddi
     if any(d["domain"] == domain for d in store.domains()):
         store.drop_domain(domain)
     store.create_domain(domain, dimension=dim, embedding_type=embedding_type)
-    if storage:  # the layout before pgmemo chose PLAIN: pgvector's default
+    if storage:  # the layout before pgmemo chose PLAIN: pgvector's default, PostgreSQL's
+        # toast_tuple_target (domain tables keep rows up to 4080 bytes whole: migration 0022)
         store.conn.execute(f"ALTER TABLE memory_data.{domain}_memories ALTER COLUMN embedding "
-                           f"SET STORAGE {storage}")
+                           f"SET STORAGE {storage}, RESET (toast_tuple_target)")
     store.bulk_load_begin(domain)
     t0 = time.perf_counter()
     for s in range(0, len(vecs), 2000):
