@@ -1734,11 +1734,12 @@ DECLARE
     v_d memory_private.domains;
     v_r record;
 BEGIN
-    SELECT d AS d, pg_catalog.pg_has_role(memory_private._caller(), n.nspowner, 'USAGE') AS owner
+    SELECT d AS d, pg_catalog.pg_has_role(memory_private._caller(),
+        (SELECT n.nspowner FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'memory_private'),
+        'USAGE') AS owner
     INTO v_r
     FROM memory_private.domains AS d
-    CROSS JOIN pg_catalog.pg_namespace AS n
-    WHERE d.domain = _domain_for.domain AND n.nspname = 'memory_private';
+    WHERE d.domain = _domain_for.domain;
     IF FOUND THEN
         v_d := v_r.d;
     ELSE
@@ -2091,7 +2092,7 @@ COMMENT ON FUNCTION memory_private._check_adopted_foreign_code(memory_private.do
 'diagnose check adopted_table_runs_foreign_code (error): an adopted table whose triggers, rules, '
 'row-level security or expressions would run code owned by a role other than pgmemo''s owner or '
 'a superuser; every call that writes it (or, for RLS and rules, reads it) is refused.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', '5b849eda472ccdea0a3fdaec86b4505e86981b2adf462be6a7b29e21e506be03', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', '1d232dd52e5ba2731941316e3ee9b43457e79d7cffaa3a7f091ece825acfc02c', 'repeatable'); END $pgmemo$;
 -- sql/10_domains.sql
 -- Domains: the table factory (memory.create_domain), memory.drop_domain and the memory.domains
 -- view.
@@ -2977,12 +2978,11 @@ AS $body$
 <<memory_search>>  -- (the static branches name v_params through it)
 DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'read');
-    v_rerank boolean := recency_half_life IS NOT NULL OR importance_weight IS NOT NULL;
     v_saved text[];
     -- the compiled filter (memory_private._filter_compile; not called without one)
     v_pred text;
     v_params jsonb;
-    v_plain boolean := false;
+    v_plain boolean;
     v_path text;            -- NULL (no filter), 'exact' or 'hnsw' (34_search_plan.sql)
     v_ef integer;
     v_max_scan integer;
@@ -2993,17 +2993,18 @@ DECLARE
     v_old_ef text;
     v_old_iterative text;
     v_old_max_scan text;
+    v_set text;
 BEGIN
     IF query_embedding IS NULL THEN
         RAISE EXCEPTION 'query_embedding must not be NULL' USING ERRCODE = '22004';
     END IF;
-    PERFORM memory_private._check_embedding(v_d.dimension, v_d.domain, query_embedding,
+    v_set := memory_private._check_embedding(v_d.dimension, v_d.domain, query_embedding,
         'query_embedding');
-    PERFORM memory_private._check_k(k);
+    v_set := memory_private._check_k(k);
     IF ef_search IS NOT NULL AND ef_search < 1 THEN
         RAISE EXCEPTION 'ef_search must be positive, got %%', ef_search USING ERRCODE = '22023';
     END IF;
-    IF v_rerank THEN
+    IF recency_half_life IS NOT NULL OR importance_weight IS NOT NULL THEN
         -- Memory-aware ranking re-ranks a larger candidate set: the search without it.
         PERFORM memory_private._check_ranking(recency_half_life, importance_weight);
         RETURN QUERY
@@ -3017,15 +3018,14 @@ BEGIN
     IF filter IS NOT NULL THEN
         SELECT c.predicate, c.params, c.plain INTO v_pred, v_params, v_plain
         FROM memory_private._filter_compile(filter) AS c;
-    END IF;
-
-    -- A filtered search on one node: exact scan or HNSW iterative scan (34_search_plan.sql).
-    IF v_pred IS NOT NULL AND NOT v_d.distributed THEN
-        v_plan := memory_private._search_plan(v_d, v_pred, v_params, k, ef_search,
-            true);
-        v_path := v_plan.path;
-        v_ef := v_plan.ef;
-        v_max_scan := v_plan.max_scan_tuples;
+        -- A filtered search on one node: exact scan or HNSW iterative scan (34_search_plan.sql).
+        IF v_pred IS NOT NULL AND NOT v_d.distributed THEN
+            v_plan := memory_private._search_plan(v_d, v_pred, v_params, k, ef_search,
+                true);
+            v_path := v_plan.path;
+            v_ef := v_plan.ef;
+            v_max_scan := v_plan.max_scan_tuples;
+        END IF;
     END IF;
 
     -- No filter or one containment: the domain's static branch (its queries planned once per
@@ -3037,25 +3037,29 @@ BEGIN
         v_ef := memory_private._search_ef(k, coalesce(v_ef, ef_search));
         v_old_ef := current_setting('hnsw.ef_search', true);
         v_old_iterative := current_setting('hnsw.iterative_scan', true);  -- pgvector >= 0.8
-        PERFORM set_config('hnsw.ef_search', v_ef::text, true);
+        IF v_old_ef IS DISTINCT FROM v_ef::text THEN
+            v_set := set_config('hnsw.ef_search', v_ef::text, true);
+        END IF;
         IF v_path = 'hnsw' THEN
             v_old_max_scan := current_setting('hnsw.max_scan_tuples', true);
-            PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true);
-            PERFORM set_config('hnsw.max_scan_tuples', v_max_scan::text, true);
+            v_set := set_config('hnsw.iterative_scan', 'relaxed_order', true);
+            v_set := set_config('hnsw.max_scan_tuples', v_max_scan::text, true);
         ELSIF v_old_iterative <> 'off' THEN
             -- the unfiltered branch is _search_sql's strict-order shape
-            PERFORM set_config('hnsw.iterative_scan', 'off', true);
+            v_set := set_config('hnsw.iterative_scan', 'off', true);
         END IF;
         CASE v_d.domain%1$s
         ELSE
             v_static := false;  -- not generated for this domain (yet): the dynamic path below
         END CASE;
-        PERFORM set_config('hnsw.ef_search', coalesce(v_old_ef, '40'), true);
+        IF v_old_ef IS DISTINCT FROM current_setting('hnsw.ef_search', true) THEN
+            v_set := set_config('hnsw.ef_search', coalesce(v_old_ef, '40'), true);
+        END IF;
         IF v_old_iterative IS DISTINCT FROM current_setting('hnsw.iterative_scan', true) THEN
-            PERFORM set_config('hnsw.iterative_scan', v_old_iterative, true);
+            v_set := set_config('hnsw.iterative_scan', v_old_iterative, true);
         END IF;
         IF v_old_max_scan IS NOT NULL THEN
-            PERFORM set_config('hnsw.max_scan_tuples', v_old_max_scan, true);
+            v_set := set_config('hnsw.max_scan_tuples', v_old_max_scan, true);
         END IF;
         IF v_static THEN
             RETURN;
@@ -3323,7 +3327,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'memory.search, on the fused score scaled to [0, 1]. similarity is NULL for a row found by its '
 'words alone, text_rank for one found by its vector alone. with_embeddings => true fills the '
 'embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', 'db0e78b341519520a5a40881d4205df7232a839514597f51465e3b89e7e13e07', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '8479e44d8ffd6f514860ba695e274aad29c1fb5aa9f90de577f3bf619835c3fb', 'repeatable'); END $pgmemo$;
 -- sql/31_bm25.sql
 -- BM25 ranking for memory.search_text, in plain SQL (no extension): the query parsed like a web
 -- search box, candidates from the domain's GIN index, and the usual Okapi BM25 score

@@ -271,11 +271,12 @@ DECLARE
     v_d memory_private.domains;
     v_r record;
 BEGIN
-    SELECT d AS d, pg_catalog.pg_has_role(memory_private._caller(), n.nspowner, 'USAGE') AS owner
+    SELECT d AS d, pg_catalog.pg_has_role(memory_private._caller(),
+        (SELECT n.nspowner FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'memory_private'),
+        'USAGE') AS owner
     INTO v_r
     FROM memory_private.domains AS d
-    CROSS JOIN pg_catalog.pg_namespace AS n
-    WHERE d.domain = _domain_for.domain AND n.nspname = 'memory_private';
+    WHERE d.domain = _domain_for.domain;
     IF FOUND THEN
         v_d := v_r.d;
     ELSE

@@ -128,12 +128,11 @@ AS $body$
 <<memory_search>>  -- (the static branches name v_params through it)
 DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'read');
-    v_rerank boolean := recency_half_life IS NOT NULL OR importance_weight IS NOT NULL;
     v_saved text[];
     -- the compiled filter (memory_private._filter_compile; not called without one)
     v_pred text;
     v_params jsonb;
-    v_plain boolean := false;
+    v_plain boolean;
     v_path text;            -- NULL (no filter), 'exact' or 'hnsw' (34_search_plan.sql)
     v_ef integer;
     v_max_scan integer;
@@ -144,17 +143,18 @@ DECLARE
     v_old_ef text;
     v_old_iterative text;
     v_old_max_scan text;
+    v_set text;
 BEGIN
     IF query_embedding IS NULL THEN
         RAISE EXCEPTION 'query_embedding must not be NULL' USING ERRCODE = '22004';
     END IF;
-    PERFORM memory_private._check_embedding(v_d.dimension, v_d.domain, query_embedding,
+    v_set := memory_private._check_embedding(v_d.dimension, v_d.domain, query_embedding,
         'query_embedding');
-    PERFORM memory_private._check_k(k);
+    v_set := memory_private._check_k(k);
     IF ef_search IS NOT NULL AND ef_search < 1 THEN
         RAISE EXCEPTION 'ef_search must be positive, got %%', ef_search USING ERRCODE = '22023';
     END IF;
-    IF v_rerank THEN
+    IF recency_half_life IS NOT NULL OR importance_weight IS NOT NULL THEN
         -- Memory-aware ranking re-ranks a larger candidate set: the search without it.
         PERFORM memory_private._check_ranking(recency_half_life, importance_weight);
         RETURN QUERY
@@ -168,15 +168,14 @@ BEGIN
     IF filter IS NOT NULL THEN
         SELECT c.predicate, c.params, c.plain INTO v_pred, v_params, v_plain
         FROM memory_private._filter_compile(filter) AS c;
-    END IF;
-
-    -- A filtered search on one node: exact scan or HNSW iterative scan (34_search_plan.sql).
-    IF v_pred IS NOT NULL AND NOT v_d.distributed THEN
-        v_plan := memory_private._search_plan(v_d, v_pred, v_params, k, ef_search,
-            true);
-        v_path := v_plan.path;
-        v_ef := v_plan.ef;
-        v_max_scan := v_plan.max_scan_tuples;
+        -- A filtered search on one node: exact scan or HNSW iterative scan (34_search_plan.sql).
+        IF v_pred IS NOT NULL AND NOT v_d.distributed THEN
+            v_plan := memory_private._search_plan(v_d, v_pred, v_params, k, ef_search,
+                true);
+            v_path := v_plan.path;
+            v_ef := v_plan.ef;
+            v_max_scan := v_plan.max_scan_tuples;
+        END IF;
     END IF;
 
     -- No filter or one containment: the domain's static branch (its queries planned once per
@@ -188,25 +187,29 @@ BEGIN
         v_ef := memory_private._search_ef(k, coalesce(v_ef, ef_search));
         v_old_ef := current_setting('hnsw.ef_search', true);
         v_old_iterative := current_setting('hnsw.iterative_scan', true);  -- pgvector >= 0.8
-        PERFORM set_config('hnsw.ef_search', v_ef::text, true);
+        IF v_old_ef IS DISTINCT FROM v_ef::text THEN
+            v_set := set_config('hnsw.ef_search', v_ef::text, true);
+        END IF;
         IF v_path = 'hnsw' THEN
             v_old_max_scan := current_setting('hnsw.max_scan_tuples', true);
-            PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true);
-            PERFORM set_config('hnsw.max_scan_tuples', v_max_scan::text, true);
+            v_set := set_config('hnsw.iterative_scan', 'relaxed_order', true);
+            v_set := set_config('hnsw.max_scan_tuples', v_max_scan::text, true);
         ELSIF v_old_iterative <> 'off' THEN
             -- the unfiltered branch is _search_sql's strict-order shape
-            PERFORM set_config('hnsw.iterative_scan', 'off', true);
+            v_set := set_config('hnsw.iterative_scan', 'off', true);
         END IF;
         CASE v_d.domain%1$s
         ELSE
             v_static := false;  -- not generated for this domain (yet): the dynamic path below
         END CASE;
-        PERFORM set_config('hnsw.ef_search', coalesce(v_old_ef, '40'), true);
+        IF v_old_ef IS DISTINCT FROM current_setting('hnsw.ef_search', true) THEN
+            v_set := set_config('hnsw.ef_search', coalesce(v_old_ef, '40'), true);
+        END IF;
         IF v_old_iterative IS DISTINCT FROM current_setting('hnsw.iterative_scan', true) THEN
-            PERFORM set_config('hnsw.iterative_scan', v_old_iterative, true);
+            v_set := set_config('hnsw.iterative_scan', v_old_iterative, true);
         END IF;
         IF v_old_max_scan IS NOT NULL THEN
-            PERFORM set_config('hnsw.max_scan_tuples', v_old_max_scan, true);
+            v_set := set_config('hnsw.max_scan_tuples', v_old_max_scan, true);
         END IF;
         IF v_static THEN
             RETURN;
