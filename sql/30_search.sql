@@ -14,19 +14,48 @@
 -- They are set with set_config(..., true), which would last until the end of the caller's
 -- transaction: _search_settings_begin returns what it changed (NULL elements: untouched) and
 -- _search_settings_end puts exactly that back.
+-- The HNSW candidate list size memory.search uses by default (hnsw.ef_search is raised to it):
+-- on the search-quality eval (bench/quality.py) pgvector's default of 40 lost 2.6% MRR@10
+-- against exact search; 100 is within 2% at a fraction of a millisecond more.
+CREATE OR REPLACE FUNCTION memory_private._default_ef_search()
+RETURNS integer
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 100 $$;
+
 -- The hnsw.ef_search of a call that wants rows_wanted rows: the caller's ef_search, else the
--- session's raised to memory_private._default_ef_search(), clamped to [rows_wanted, 1000].
+-- session's raised to memory_private._default_ef_search(), clamped to [rows_wanted, 1000]. The
+-- rule's one place is this SQL expression over the two expressions given: _search_ef is made
+-- from it (below), and memory.search's template splices it into its hot path, where the call of
+-- _search_ef (a PL/pgSQL helper with a SET clause: the GUC state saved and restored, its
+-- expression set up again in every transaction) cost 9,800 instructions more per search than
+-- the expression itself, 15,000 with the default ef_search (callgrind, one search per
+-- transaction).
+CREATE OR REPLACE FUNCTION memory_private._search_ef_sql(rows_wanted text, ef_search text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($e$least(greatest(coalesce(%2$s, greatest(
+        coalesce(nullif(pg_catalog.current_setting('hnsw.ef_search', true), '')::integer, 40),
+        %3$s)), %1$s), 1000)$e$,
+        rows_wanted, ef_search, memory_private._default_ef_search())
+$$;
+
+DO $install$
+BEGIN
+    EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private._search_ef(rows_wanted integer, ef_search integer)
 RETURNS integer
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
-AS $$
+AS $body$
 BEGIN
-    RETURN least(greatest(coalesce(ef_search, greatest(
-        coalesce(nullif(current_setting('hnsw.ef_search', true), '')::integer, 40),
-        memory_private._default_ef_search())), rows_wanted), 1000);
+    RETURN %s;
 END;
-$$;
+$body$$f$, memory_private._search_ef_sql('rows_wanted', 'ef_search'));
+END;
+$install$;
 
 CREATE OR REPLACE FUNCTION memory_private._search_settings_begin(
     rows_wanted integer, ef_search integer, with_filter boolean
@@ -93,6 +122,17 @@ $$;
 -- function it calls: a PL/pgSQL call returning rows costs a query of its own (about 60,000
 -- instructions per search measured with callgrind, 1.5% of an unfiltered search on 100,000 rows,
 -- a third of what memory.search added to the hand-written query).
+-- Its unfiltered path is written for the fixed cost per call (callgrind, one search per
+-- transaction as an application runs it, 2,000 x 384: 145,000 instructions over the same
+-- hand-written query, 104,000 after; the statement a PL/pgSQL function runs costs most in a
+-- fresh transaction, where each expression is set up again): no PERFORM (a query of its own,
+-- planned and run by the executor: set_config and the void argument checks are assigned to
+-- v_set, PL/pgSQL's fast path for simple expressions), hnsw.ef_search set and put back only
+-- when it differs, conditions nested so that an unfiltered call skips the filter's, no helper
+-- call for hnsw.ef_search (_search_ef_sql's expression spliced in). What is left: _domain_for
+-- (47,000 more than reading the registry row alone: a helper call, the owner test and
+-- _caller), the two argument checks (about 17,000 each: a PL/pgSQL helper with a SET clause
+-- costs that whatever its body), and PL/pgSQL's own call, statements and RETURN QUERY.
 CREATE OR REPLACE FUNCTION memory_private._search_definition(branches text)
 RETURNS text
 LANGUAGE sql STABLE
@@ -147,6 +187,7 @@ BEGIN
     IF query_embedding IS NULL THEN
         RAISE EXCEPTION 'query_embedding must not be NULL' USING ERRCODE = '22004';
     END IF;
+    -- (assigned, not PERFORMed: see above; v_set takes their void and set_config's results)
     v_set := memory_private._check_embedding(v_d.dimension, v_d.domain, query_embedding,
         'query_embedding');
     v_set := memory_private._check_k(k);
@@ -182,10 +223,10 @@ BEGIN
     -- the call's settings, put back after it (an error rolls them back with the transaction or
     -- the caller's subtransaction).
     IF (v_pred IS NULL OR v_plain) AND NOT v_d.distributed AND with_embeddings IS NOT TRUE THEN
-        v_ef := memory_private._search_ef(k, coalesce(v_ef, ef_search));
+        v_ef := %3$s;  -- memory_private._search_ef(k, coalesce(v_ef, ef_search)), spliced
         v_old_ef := current_setting('hnsw.ef_search', true);
         v_old_iterative := current_setting('hnsw.iterative_scan', true);  -- pgvector >= 0.8
-        IF v_old_ef IS DISTINCT FROM v_ef::text THEN
+        IF v_old_ef IS DISTINCT FROM v_ef::text THEN  -- (a GUC change and its undo saved)
             v_set := set_config('hnsw.ef_search', v_ef::text, true);
         END IF;
         IF v_path = 'hnsw' THEN
@@ -238,7 +279,8 @@ $body$
 $template$,
         coalesce(nullif(branches, ''), '
         WHEN NULL THEN NULL;  -- no domain yet (a CASE needs a WHEN)'),
-        memory_private._vector_schema())
+        memory_private._vector_schema(),
+        memory_private._search_ef_sql('k', 'coalesce(v_ef, ef_search)'))
 $def$;
 
 DO $install$
@@ -266,15 +308,6 @@ COMMENT ON FUNCTION memory.search(
 'absent): score = ((1 - w) * similarity + w * importance) * 0.5 ^ (age / half-life), over '
 'max(4k, 40) index candidates; similarity stays the raw similarity. k is 1..1000. '
 'with_embeddings => true fills the embedding column (for MMR), else it is NULL.';
-
--- The HNSW candidate list size memory.search uses by default (hnsw.ef_search is raised to it):
--- on the search-quality eval (bench/quality.py) pgvector's default of 40 lost 2.6% MRR@10
--- against exact search; 100 is within 2% at a fraction of a millisecond more.
-CREATE OR REPLACE FUNCTION memory_private._default_ef_search()
-RETURNS integer
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$ SELECT 100 $$;
 
 CREATE OR REPLACE FUNCTION memory.search_text(
     domain text,
