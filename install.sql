@@ -1239,22 +1239,42 @@ $$;
 -- per element, never compressed (pgvector's types have STORAGE external), so its size answers
 -- without copying it into an array (28,000 instructions at 384 dimensions); the count of the
 -- elements decides when the size differs.
+-- The check's one place is the PL/pgSQL statement of _check_embedding_sql, over the expressions
+-- given: _check_embedding is made from it, and memory.search splices it into its hot path (the
+-- call of a PL/pgSQL helper with a SET clause cost about 17,000 instructions per search,
+-- whatever its body: the GUC state saved and restored, its expressions set up again in each
+-- transaction; callgrind).
+CREATE OR REPLACE FUNCTION memory_private._check_embedding_sql(
+    dimension text, domain text, embedding text, what text
+)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($s$IF %3$s IS NOT NULL AND pg_catalog.pg_column_size(%3$s) <> 8 + 4 * %1$s
+        AND pg_catalog.cardinality(%3$s::real[]) <> %1$s THEN
+        RAISE EXCEPTION '%% has %% dimensions, domain "%%" expects %%',
+            %4$s, pg_catalog.cardinality(%3$s::real[]), %2$s, %1$s
+            USING ERRCODE = '22000';
+    END IF;$s$, dimension, domain, embedding, what)
+$$;
+
+DO $install$
+BEGIN
+    EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private._check_embedding(
     dimension integer, domain text, embedding vector, what text DEFAULT 'embedding'
 )
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$
+AS $body$
 BEGIN
-    IF embedding IS NOT NULL AND pg_column_size(embedding) <> 8 + 4 * dimension
-        AND cardinality(embedding::real[]) <> dimension THEN
-        RAISE EXCEPTION '% has % dimensions, domain "%" expects %',
-            what, cardinality(embedding::real[]), domain, dimension
-            USING ERRCODE = '22000';
-    END IF;
+    %s
 END;
-$$;
+$body$$f$, memory_private._check_embedding_sql('dimension', 'domain', 'embedding', 'what'));
+END;
+$install$;
 
 -- The pending list of pgmemo's GIN indexes (full-text, metadata), in kB: 256 (PostgreSQL's
 -- default is 4 MB). With fastupdate, new entries wait in an unsorted list that every search of
@@ -1321,18 +1341,34 @@ BEGIN
 END;
 $$;
 
+-- k, the rows a search returns: 1 to 1000. The check's one place is the PL/pgSQL statement of
+-- _check_k_sql, over the expression given: _check_k is made from it, and memory.search splices
+-- it (as _check_embedding_sql, above).
+CREATE OR REPLACE FUNCTION memory_private._check_k_sql(k text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($s$IF %1$s IS NULL OR %1$s < 1 OR %1$s > 1000 THEN
+        RAISE EXCEPTION 'k must be between 1 and 1000, got %%', coalesce(%1$s::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;$s$, k)
+$$;
+
+DO $install$
+BEGIN
+    EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private._check_k(k integer)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$
+AS $body$
 BEGIN
-    IF k IS NULL OR k < 1 OR k > 1000 THEN
-        RAISE EXCEPTION 'k must be between 1 and 1000, got %', coalesce(k::text, 'NULL')
-            USING ERRCODE = '22023';
-    END IF;
+    %s
 END;
-$$;
+$body$$f$, memory_private._check_k_sql('k'));
+END;
+$install$;
 
 CREATE OR REPLACE FUNCTION memory_private._check_filter(filter jsonb)
 RETURNS void
@@ -1423,7 +1459,7 @@ BEGIN
         v_similarity, v_op, d.table_schema, d.table_name, v_where, v_embedding);
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', '6a7e8e4927341735dbdc6af21c583ec8556eeaa4c7c232338fd2e3b3fb09cffc', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', 'f8b323d405f2681a49179d772fc552b50672d90311020174739d40eafdf7a7e3', 'repeatable'); END $pgmemo$;
 -- sql/01_version.sql
 -- memory.version(): what is installed, for clients that verify the schema before use.
 
@@ -2973,16 +3009,16 @@ $$;
 -- instructions per search measured with callgrind, 1.5% of an unfiltered search on 100,000 rows,
 -- a third of what memory.search added to the hand-written query).
 -- Its unfiltered path is written for the fixed cost per call (callgrind, one search per
--- transaction as an application runs it, 2,000 x 384: 145,000 instructions over the same
--- hand-written query, 104,000 after; the statement a PL/pgSQL function runs costs most in a
--- fresh transaction, where each expression is set up again): no PERFORM (a query of its own,
--- planned and run by the executor: set_config and the void argument checks are assigned to
--- v_set, PL/pgSQL's fast path for simple expressions), hnsw.ef_search set and put back only
--- when it differs, conditions nested so that an unfiltered call skips the filter's, no helper
--- call for hnsw.ef_search (_search_ef_sql's expression spliced in). What is left: _domain_for
--- (47,000 more than reading the registry row alone: a helper call, the owner test and
--- _caller), the two argument checks (about 17,000 each: a PL/pgSQL helper with a SET clause
--- costs that whatever its body), and PL/pgSQL's own call, statements and RETURN QUERY.
+-- transaction as an application runs it, 2,000 x 384, ef_search 40: 145,000 instructions over
+-- the same hand-written query, 80,000 after; a statement of a PL/pgSQL function costs most in a
+-- fresh transaction, where each expression is set up again): no helper call for the argument
+-- checks and hnsw.ef_search (the statements of _check_embedding_sql and _check_k_sql and the
+-- expression of _search_ef_sql spliced in, the rules' one place: 17,000 instructions a call,
+-- whatever the body), no PERFORM (a query of its own through the executor: set_config is
+-- assigned to v_set, PL/pgSQL's fast path for simple expressions), hnsw.ef_search set and put
+-- back only when it differs, conditions nested so that an unfiltered call skips the filter's.
+-- What is left: _domain_for (47,000 more than reading the registry row alone: its call, the
+-- owner test and _caller), PL/pgSQL's own call and statements, RETURN QUERY's tuple store.
 CREATE OR REPLACE FUNCTION memory_private._search_definition(branches text)
 RETURNS text
 LANGUAGE sql STABLE
@@ -3037,10 +3073,9 @@ BEGIN
     IF query_embedding IS NULL THEN
         RAISE EXCEPTION 'query_embedding must not be NULL' USING ERRCODE = '22004';
     END IF;
-    -- (assigned, not PERFORMed: see above; v_set takes their void and set_config's results)
-    v_set := memory_private._check_embedding(v_d.dimension, v_d.domain, query_embedding,
-        'query_embedding');
-    v_set := memory_private._check_k(k);
+    -- memory_private._check_embedding and _check_k, spliced (see above)
+    %4$s
+    %5$s
     IF ef_search IS NOT NULL AND ef_search < 1 THEN
         RAISE EXCEPTION 'ef_search must be positive, got %%', ef_search USING ERRCODE = '22023';
     END IF;
@@ -3077,6 +3112,7 @@ BEGIN
         v_old_ef := current_setting('hnsw.ef_search', true);
         v_old_iterative := current_setting('hnsw.iterative_scan', true);  -- pgvector >= 0.8
         IF v_old_ef IS DISTINCT FROM v_ef::text THEN  -- (a GUC change and its undo saved)
+            -- (assigned, not PERFORMed: see above)
             v_set := set_config('hnsw.ef_search', v_ef::text, true);
         END IF;
         IF v_path = 'hnsw' THEN
@@ -3130,7 +3166,10 @@ $template$,
         coalesce(nullif(branches, ''), '
         WHEN NULL THEN NULL;  -- no domain yet (a CASE needs a WHEN)'),
         memory_private._vector_schema(),
-        memory_private._search_ef_sql('k', 'coalesce(v_ef, ef_search)'))
+        memory_private._search_ef_sql('k', 'coalesce(v_ef, ef_search)'),
+        memory_private._check_embedding_sql('v_d.dimension', 'v_d.domain', 'query_embedding',
+            '''query_embedding'''),
+        memory_private._check_k_sql('k'))
 $def$;
 
 DO $install$
@@ -3358,7 +3397,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'memory.search, on the fused score scaled to [0, 1]. similarity is NULL for a row found by its '
 'words alone, text_rank for one found by its vector alone. with_embeddings => true fills the '
 'embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '7b4ca1a187b16a4530c08c68507c1fbd52be92d7639d24eeeb6ea2655924e32f', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '4769df54028289dff97bd63bb9669c64cb42922923513029fe8869d215a46318', 'repeatable'); END $pgmemo$;
 -- sql/31_bm25.sql
 -- BM25 ranking for memory.search_text, in plain SQL (no extension): the query parsed like a web
 -- search box, candidates from the domain's GIN index, and the usual Okapi BM25 score

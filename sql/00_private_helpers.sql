@@ -172,22 +172,42 @@ $$;
 -- per element, never compressed (pgvector's types have STORAGE external), so its size answers
 -- without copying it into an array (28,000 instructions at 384 dimensions); the count of the
 -- elements decides when the size differs.
+-- The check's one place is the PL/pgSQL statement of _check_embedding_sql, over the expressions
+-- given: _check_embedding is made from it, and memory.search splices it into its hot path (the
+-- call of a PL/pgSQL helper with a SET clause cost about 17,000 instructions per search,
+-- whatever its body: the GUC state saved and restored, its expressions set up again in each
+-- transaction; callgrind).
+CREATE OR REPLACE FUNCTION memory_private._check_embedding_sql(
+    dimension text, domain text, embedding text, what text
+)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($s$IF %3$s IS NOT NULL AND pg_catalog.pg_column_size(%3$s) <> 8 + 4 * %1$s
+        AND pg_catalog.cardinality(%3$s::real[]) <> %1$s THEN
+        RAISE EXCEPTION '%% has %% dimensions, domain "%%" expects %%',
+            %4$s, pg_catalog.cardinality(%3$s::real[]), %2$s, %1$s
+            USING ERRCODE = '22000';
+    END IF;$s$, dimension, domain, embedding, what)
+$$;
+
+DO $install$
+BEGIN
+    EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private._check_embedding(
     dimension integer, domain text, embedding vector, what text DEFAULT 'embedding'
 )
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$
+AS $body$
 BEGIN
-    IF embedding IS NOT NULL AND pg_column_size(embedding) <> 8 + 4 * dimension
-        AND cardinality(embedding::real[]) <> dimension THEN
-        RAISE EXCEPTION '% has % dimensions, domain "%" expects %',
-            what, cardinality(embedding::real[]), domain, dimension
-            USING ERRCODE = '22000';
-    END IF;
+    %s
 END;
-$$;
+$body$$f$, memory_private._check_embedding_sql('dimension', 'domain', 'embedding', 'what'));
+END;
+$install$;
 
 -- The pending list of pgmemo's GIN indexes (full-text, metadata), in kB: 256 (PostgreSQL's
 -- default is 4 MB). With fastupdate, new entries wait in an unsorted list that every search of
@@ -254,18 +274,34 @@ BEGIN
 END;
 $$;
 
+-- k, the rows a search returns: 1 to 1000. The check's one place is the PL/pgSQL statement of
+-- _check_k_sql, over the expression given: _check_k is made from it, and memory.search splices
+-- it (as _check_embedding_sql, above).
+CREATE OR REPLACE FUNCTION memory_private._check_k_sql(k text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($s$IF %1$s IS NULL OR %1$s < 1 OR %1$s > 1000 THEN
+        RAISE EXCEPTION 'k must be between 1 and 1000, got %%', coalesce(%1$s::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;$s$, k)
+$$;
+
+DO $install$
+BEGIN
+    EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private._check_k(k integer)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$
+AS $body$
 BEGIN
-    IF k IS NULL OR k < 1 OR k > 1000 THEN
-        RAISE EXCEPTION 'k must be between 1 and 1000, got %', coalesce(k::text, 'NULL')
-            USING ERRCODE = '22023';
-    END IF;
+    %s
 END;
-$$;
+$body$$f$, memory_private._check_k_sql('k'));
+END;
+$install$;
 
 CREATE OR REPLACE FUNCTION memory_private._check_filter(filter jsonb)
 RETURNS void

@@ -123,16 +123,16 @@ $$;
 -- instructions per search measured with callgrind, 1.5% of an unfiltered search on 100,000 rows,
 -- a third of what memory.search added to the hand-written query).
 -- Its unfiltered path is written for the fixed cost per call (callgrind, one search per
--- transaction as an application runs it, 2,000 x 384: 145,000 instructions over the same
--- hand-written query, 104,000 after; the statement a PL/pgSQL function runs costs most in a
--- fresh transaction, where each expression is set up again): no PERFORM (a query of its own,
--- planned and run by the executor: set_config and the void argument checks are assigned to
--- v_set, PL/pgSQL's fast path for simple expressions), hnsw.ef_search set and put back only
--- when it differs, conditions nested so that an unfiltered call skips the filter's, no helper
--- call for hnsw.ef_search (_search_ef_sql's expression spliced in). What is left: _domain_for
--- (47,000 more than reading the registry row alone: a helper call, the owner test and
--- _caller), the two argument checks (about 17,000 each: a PL/pgSQL helper with a SET clause
--- costs that whatever its body), and PL/pgSQL's own call, statements and RETURN QUERY.
+-- transaction as an application runs it, 2,000 x 384, ef_search 40: 145,000 instructions over
+-- the same hand-written query, 80,000 after; a statement of a PL/pgSQL function costs most in a
+-- fresh transaction, where each expression is set up again): no helper call for the argument
+-- checks and hnsw.ef_search (the statements of _check_embedding_sql and _check_k_sql and the
+-- expression of _search_ef_sql spliced in, the rules' one place: 17,000 instructions a call,
+-- whatever the body), no PERFORM (a query of its own through the executor: set_config is
+-- assigned to v_set, PL/pgSQL's fast path for simple expressions), hnsw.ef_search set and put
+-- back only when it differs, conditions nested so that an unfiltered call skips the filter's.
+-- What is left: _domain_for (47,000 more than reading the registry row alone: its call, the
+-- owner test and _caller), PL/pgSQL's own call and statements, RETURN QUERY's tuple store.
 CREATE OR REPLACE FUNCTION memory_private._search_definition(branches text)
 RETURNS text
 LANGUAGE sql STABLE
@@ -187,10 +187,9 @@ BEGIN
     IF query_embedding IS NULL THEN
         RAISE EXCEPTION 'query_embedding must not be NULL' USING ERRCODE = '22004';
     END IF;
-    -- (assigned, not PERFORMed: see above; v_set takes their void and set_config's results)
-    v_set := memory_private._check_embedding(v_d.dimension, v_d.domain, query_embedding,
-        'query_embedding');
-    v_set := memory_private._check_k(k);
+    -- memory_private._check_embedding and _check_k, spliced (see above)
+    %4$s
+    %5$s
     IF ef_search IS NOT NULL AND ef_search < 1 THEN
         RAISE EXCEPTION 'ef_search must be positive, got %%', ef_search USING ERRCODE = '22023';
     END IF;
@@ -227,6 +226,7 @@ BEGIN
         v_old_ef := current_setting('hnsw.ef_search', true);
         v_old_iterative := current_setting('hnsw.iterative_scan', true);  -- pgvector >= 0.8
         IF v_old_ef IS DISTINCT FROM v_ef::text THEN  -- (a GUC change and its undo saved)
+            -- (assigned, not PERFORMed: see above)
             v_set := set_config('hnsw.ef_search', v_ef::text, true);
         END IF;
         IF v_path = 'hnsw' THEN
@@ -280,7 +280,10 @@ $template$,
         coalesce(nullif(branches, ''), '
         WHEN NULL THEN NULL;  -- no domain yet (a CASE needs a WHEN)'),
         memory_private._vector_schema(),
-        memory_private._search_ef_sql('k', 'coalesce(v_ef, ef_search)'))
+        memory_private._search_ef_sql('k', 'coalesce(v_ef, ef_search)'),
+        memory_private._check_embedding_sql('v_d.dimension', 'v_d.domain', 'query_embedding',
+            '''query_embedding'''),
+        memory_private._check_k_sql('k'))
 $def$;
 
 DO $install$
