@@ -1761,42 +1761,61 @@ $$;
 -- Every search pays for this, so the common case is one statement: the registry row and whether
 -- the caller is a member of pgmemo's owner (_can's first rule: pgmemo's owner and superusers),
 -- read together. Anyone else goes through _check_access (the same rules, all of them).
+-- The check's one place is _domain_for_sql: its statements, over the domain and access
+-- expressions given, set target (a memory_private.domains variable) with scratch (a record) as
+-- their work space. _domain_for is made from them, and memory.search splices them into its hot
+-- path (the helper's call cost about 10,000 instructions per search; callgrind).
+CREATE OR REPLACE FUNCTION memory_private._domain_for_sql(
+    domain text, access text, target text, scratch text
+)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($s$SELECT d AS d, pg_catalog.pg_has_role(memory_private._caller(),
+        (SELECT n.nspowner FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'memory_private'),
+        'USAGE') AS owner
+    INTO %4$s
+    FROM memory_private.domains AS d
+    WHERE d.domain = %1$s;
+    IF FOUND THEN
+        %3$s := %4$s.d;
+    ELSE
+        -- raises for NULL, a bad name, an unknown domain; else it was created meanwhile (and the
+        -- owner test is NULL: the full check below)
+        %3$s := memory_private._domain(%1$s);
+    END IF;
+    IF %4$s.owner IS NOT TRUE THEN
+        IF %2$s = 'claim' THEN
+            PERFORM memory_private._check_access(%3$s.domain, 'read');
+            PERFORM memory_private._check_access(%3$s.domain, 'write');
+        ELSE
+            PERFORM memory_private._check_access(%3$s.domain, %2$s);
+        END IF;
+    END IF;
+    IF %3$s.adopted THEN
+        PERFORM memory_private._assert_inert(%3$s.source_table, %2$s = 'write');
+    END IF;$s$, domain, access, target, scratch)
+$$;
+
+DO $install$
+BEGIN
+    EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private._domain_for(domain text, access text)
 RETURNS memory_private.domains
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
-AS $$
+AS $body$
 DECLARE
     v_d memory_private.domains;
     v_r record;
 BEGIN
-    SELECT d AS d, pg_catalog.pg_has_role(memory_private._caller(),
-        (SELECT n.nspowner FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'memory_private'),
-        'USAGE') AS owner
-    INTO v_r
-    FROM memory_private.domains AS d
-    WHERE d.domain = _domain_for.domain;
-    IF FOUND THEN
-        v_d := v_r.d;
-    ELSE
-        -- raises for NULL, a bad name, an unknown domain; else it was created meanwhile (and the
-        -- owner test is NULL: the full check below)
-        v_d := memory_private._domain(domain);
-    END IF;
-    IF v_r.owner IS NOT TRUE THEN
-        IF access = 'claim' THEN
-            PERFORM memory_private._check_access(v_d.domain, 'read');
-            PERFORM memory_private._check_access(v_d.domain, 'write');
-        ELSE
-            PERFORM memory_private._check_access(v_d.domain, access);
-        END IF;
-    END IF;
-    IF v_d.adopted THEN
-        PERFORM memory_private._assert_inert(v_d.source_table, access = 'write');
-    END IF;
+    %s
     RETURN v_d;
 END;
-$$;
+$body$$f$, memory_private._domain_for_sql('_domain_for.domain', '_domain_for.access', 'v_d', 'v_r'));
+END;
+$install$;
 
 COMMENT ON FUNCTION memory_private._domain_for(text, text) IS
 'The domain row every public function that takes a domain starts with: unknown domain 42704; '
@@ -2128,7 +2147,7 @@ COMMENT ON FUNCTION memory_private._check_adopted_foreign_code(memory_private.do
 'diagnose check adopted_table_runs_foreign_code (error): an adopted table whose triggers, rules, '
 'row-level security or expressions would run code owned by a role other than pgmemo''s owner or '
 'a superuser; every call that writes it (or, for RLS and rules, reads it) is refused.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', '1d232dd52e5ba2731941316e3ee9b43457e79d7cffaa3a7f091ece825acfc02c', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', 'ce622a7d895b00cadfc33be4082b27e4d98a5624d194e29db07c2d73243dbbe5', 'repeatable'); END $pgmemo$;
 -- sql/10_domains.sql
 -- Domains: the table factory (memory.create_domain), memory.drop_domain and the memory.domains
 -- view.
@@ -3010,15 +3029,16 @@ $$;
 -- a third of what memory.search added to the hand-written query).
 -- Its unfiltered path is written for the fixed cost per call (callgrind, one search per
 -- transaction as an application runs it, 2,000 x 384, ef_search 40: 145,000 instructions over
--- the same hand-written query, 80,000 after; a statement of a PL/pgSQL function costs most in a
--- fresh transaction, where each expression is set up again): no helper call for the argument
--- checks and hnsw.ef_search (the statements of _check_embedding_sql and _check_k_sql and the
--- expression of _search_ef_sql spliced in, the rules' one place: 17,000 instructions a call,
--- whatever the body), no PERFORM (a query of its own through the executor: set_config is
+-- the same hand-written query, 70,000 after; a statement of a PL/pgSQL function costs most in a
+-- fresh transaction, where each expression is set up again): no helper call for the access
+-- check, the argument checks and hnsw.ef_search (the statements of _domain_for_sql,
+-- _check_embedding_sql and _check_k_sql and the expression of _search_ef_sql spliced in, each
+-- rule's one place: a PL/pgSQL helper with a SET clause cost 10,000-17,000 instructions a call
+-- whatever its body), no PERFORM (a query of its own through the executor: set_config is
 -- assigned to v_set, PL/pgSQL's fast path for simple expressions), hnsw.ef_search set and put
 -- back only when it differs, conditions nested so that an unfiltered call skips the filter's.
--- What is left: _domain_for (47,000 more than reading the registry row alone: its call, the
--- owner test and _caller), PL/pgSQL's own call and statements, RETURN QUERY's tuple store.
+-- What is left: the access check's query (the registry row and the owner test, with _caller),
+-- PL/pgSQL's own call and statements, RETURN QUERY's tuple store.
 CREATE OR REPLACE FUNCTION memory_private._search_definition(branches text)
 RETURNS text
 LANGUAGE sql STABLE
@@ -3053,7 +3073,8 @@ SET enable_seqscan = off
 AS $body$
 <<memory_search>>  -- (the static branches name v_params through it)
 DECLARE
-    v_d memory_private.domains := memory_private._domain_for(domain, 'read');
+    v_d memory_private.domains;
+    v_r record;
     v_saved text[];
     -- the compiled filter (memory_private._filter_compile; not called without one)
     v_pred text;
@@ -3070,6 +3091,8 @@ DECLARE
     v_old_max_scan text;
     v_set text;
 BEGIN
+    -- v_d := memory_private._domain_for(domain, 'read'), spliced (see above)
+    %6$s
     IF query_embedding IS NULL THEN
         RAISE EXCEPTION 'query_embedding must not be NULL' USING ERRCODE = '22004';
     END IF;
@@ -3169,7 +3192,8 @@ $template$,
         memory_private._search_ef_sql('k', 'coalesce(v_ef, ef_search)'),
         memory_private._check_embedding_sql('v_d.dimension', 'v_d.domain', 'query_embedding',
             '''query_embedding'''),
-        memory_private._check_k_sql('k'))
+        memory_private._check_k_sql('k'),
+        memory_private._domain_for_sql('search.domain', '''read''', 'v_d', 'v_r'))
 $def$;
 
 DO $install$
@@ -3397,7 +3421,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'memory.search, on the fused score scaled to [0, 1]. similarity is NULL for a row found by its '
 'words alone, text_rank for one found by its vector alone. with_embeddings => true fills the '
 'embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '4769df54028289dff97bd63bb9669c64cb42922923513029fe8869d215a46318', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', 'bdf3888f33a7f99cd76a27321b70ea002ca020d47cd3cdd19fdc81a93bc60f9a', 'repeatable'); END $pgmemo$;
 -- sql/31_bm25.sql
 -- BM25 ranking for memory.search_text, in plain SQL (no extension): the query parsed like a web
 -- search box, candidates from the domain's GIN index, and the usual Okapi BM25 score

@@ -124,15 +124,16 @@ $$;
 -- a third of what memory.search added to the hand-written query).
 -- Its unfiltered path is written for the fixed cost per call (callgrind, one search per
 -- transaction as an application runs it, 2,000 x 384, ef_search 40: 145,000 instructions over
--- the same hand-written query, 80,000 after; a statement of a PL/pgSQL function costs most in a
--- fresh transaction, where each expression is set up again): no helper call for the argument
--- checks and hnsw.ef_search (the statements of _check_embedding_sql and _check_k_sql and the
--- expression of _search_ef_sql spliced in, the rules' one place: 17,000 instructions a call,
--- whatever the body), no PERFORM (a query of its own through the executor: set_config is
+-- the same hand-written query, 70,000 after; a statement of a PL/pgSQL function costs most in a
+-- fresh transaction, where each expression is set up again): no helper call for the access
+-- check, the argument checks and hnsw.ef_search (the statements of _domain_for_sql,
+-- _check_embedding_sql and _check_k_sql and the expression of _search_ef_sql spliced in, each
+-- rule's one place: a PL/pgSQL helper with a SET clause cost 10,000-17,000 instructions a call
+-- whatever its body), no PERFORM (a query of its own through the executor: set_config is
 -- assigned to v_set, PL/pgSQL's fast path for simple expressions), hnsw.ef_search set and put
 -- back only when it differs, conditions nested so that an unfiltered call skips the filter's.
--- What is left: _domain_for (47,000 more than reading the registry row alone: its call, the
--- owner test and _caller), PL/pgSQL's own call and statements, RETURN QUERY's tuple store.
+-- What is left: the access check's query (the registry row and the owner test, with _caller),
+-- PL/pgSQL's own call and statements, RETURN QUERY's tuple store.
 CREATE OR REPLACE FUNCTION memory_private._search_definition(branches text)
 RETURNS text
 LANGUAGE sql STABLE
@@ -167,7 +168,8 @@ SET enable_seqscan = off
 AS $body$
 <<memory_search>>  -- (the static branches name v_params through it)
 DECLARE
-    v_d memory_private.domains := memory_private._domain_for(domain, 'read');
+    v_d memory_private.domains;
+    v_r record;
     v_saved text[];
     -- the compiled filter (memory_private._filter_compile; not called without one)
     v_pred text;
@@ -184,6 +186,8 @@ DECLARE
     v_old_max_scan text;
     v_set text;
 BEGIN
+    -- v_d := memory_private._domain_for(domain, 'read'), spliced (see above)
+    %6$s
     IF query_embedding IS NULL THEN
         RAISE EXCEPTION 'query_embedding must not be NULL' USING ERRCODE = '22004';
     END IF;
@@ -283,7 +287,8 @@ $template$,
         memory_private._search_ef_sql('k', 'coalesce(v_ef, ef_search)'),
         memory_private._check_embedding_sql('v_d.dimension', 'v_d.domain', 'query_embedding',
             '''query_embedding'''),
-        memory_private._check_k_sql('k'))
+        memory_private._check_k_sql('k'),
+        memory_private._domain_for_sql('search.domain', '''read''', 'v_d', 'v_r'))
 $def$;
 
 DO $install$
