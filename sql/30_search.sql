@@ -241,10 +241,8 @@ BEGIN
             -- the unfiltered branch is _search_sql's strict-order shape
             v_set := set_config('hnsw.iterative_scan', 'off', true);
         END IF;
-        CASE v_d.domain%1$s
-        ELSE
-            v_static := false;  -- not generated for this domain (yet): the dynamic path below
-        END CASE;
+        -- the domain's branch (memory_private._search_dispatch: the names halved, then a CASE)
+        %1$s
         IF v_old_ef IS DISTINCT FROM current_setting('hnsw.ef_search', true) THEN
             v_set := set_config('hnsw.ef_search', coalesce(v_old_ef, '40'), true);
         END IF;
@@ -282,7 +280,7 @@ $body$
 
 $template$,
         coalesce(nullif(branches, ''), '
-        WHEN NULL THEN NULL;  -- no domain yet (a CASE needs a WHEN)'),
+        v_static := false;  -- no domain yet: the dynamic path below'),
         memory_private._vector_schema(),
         memory_private._search_ef_sql('k', 'coalesce(v_ef, ef_search)'),
         memory_private._check_embedding_sql('v_d.dimension', 'v_d.domain', 'query_embedding',

@@ -42,6 +42,38 @@ AS $$
     ORDER BY d.domain LIMIT 500
 $$;
 
+-- memory.search's choice of a domain's static branch (branches: the WHEN clauses, names: their
+-- domains, both in the order of the names under COLLATE "C"): a PL/pgSQL CASE tests its WHENs
+-- one by one, each an expression set up again in every transaction (about 2,150 instructions
+-- per domain sorting before the one searched, callgrind: 215,000 per search with 100 domains
+-- before it), so the names are halved by comparisons first and a CASE takes the last 8 or fewer.
+CREATE OR REPLACE FUNCTION memory_private._search_dispatch(names text[], branches text[])
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_n integer := coalesce(cardinality(names), 0);
+    v_mid integer := v_n / 2 + 1;
+BEGIN
+    IF v_n = 0 THEN
+        RETURN 'v_static := false;  -- no domain yet: the dynamic path below';
+    ELSIF v_n <= 8 THEN
+        RETURN format($d$CASE v_d.domain%s
+        ELSE
+            v_static := false;  -- not generated for this domain (yet): the dynamic path below
+        END CASE;$d$, array_to_string(branches, ''));
+    END IF;
+    RETURN format($d$IF v_d.domain < %L COLLATE "C" THEN
+        %s
+        ELSE
+        %s
+        END IF;$d$, names[v_mid],
+        memory_private._search_dispatch(names[1:v_mid - 1], branches[1:v_mid - 1]),
+        memory_private._search_dispatch(names[v_mid:], branches[v_mid:]));
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION memory_private._search_static_refresh()
 RETURNS void
 LANGUAGE plpgsql
@@ -49,7 +81,8 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_d memory_private.domains;
-    v_branches text := '';
+    v_names text[] := '{}';
+    v_branches text[] := '{}';
     v_iterative text;
 BEGIN
     -- pgvector's settings (hnsw.*) exist once its library is loaded in this session; before, they
@@ -66,7 +99,9 @@ BEGIN
     IF v_iterative IS NOT NULL THEN
         PERFORM set_config('hnsw.iterative_scan', 'off', true);
     END IF;
-    FOR v_d IN SELECT * FROM memory_private._static_domains() LOOP
+    FOR v_d IN SELECT * FROM memory_private._static_domains() AS s ORDER BY s.domain COLLATE "C"
+    LOOP
+        v_names := v_names || v_d.domain;
         v_branches := v_branches || format($b$
         WHEN %1$L THEN
             IF v_d.table_schema <> %5$L OR v_d.table_name <> %6$L OR v_d.distance <> %7$L THEN
@@ -86,7 +121,7 @@ BEGIN
                 memory_private._knn_sql(v_d, memory_private._filter_plain_predicate(), 'hnsw')),
             v_d.table_schema, v_d.table_name, v_d.distance);
     END LOOP;
-    EXECUTE memory_private._search_definition(v_branches);
+    EXECUTE memory_private._search_definition(memory_private._search_dispatch(v_names, v_branches));
     -- memory.search_hybrid's (sql/37_search_hybrid.sql), with _search_sql's strict shape too
     PERFORM memory_private._search_hybrid_static_refresh();
     IF v_iterative IS NOT NULL THEN
