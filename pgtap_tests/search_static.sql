@@ -5,7 +5,7 @@
 -- values, the call's settings are restored, and a domain it was not generated for (or generated
 -- for another table or distance) takes the dynamic path with the same result.
 BEGIN;
-SELECT plan(20);
+SELECT plan(24);
 
 SELECT memory.create_domain('st', 4);
 SELECT memory.create_domain('st2', 4, 'l2');
@@ -123,6 +123,38 @@ SELECT doesnt_match(pg_temp.src(), 'st2/', 'drop_domain regenerates: st2 is gone
 SET LOCAL hnsw.iterative_scan = relaxed_order;
 SELECT is(pg_temp.got('st', '[1,2,0,1]', 10), pg_temp.dynamic('st', '[1,2,0,1]', 10),
     'with relaxed_order in the session the dynamic (re-sorting) query runs');
+
+RESET hnsw.iterative_scan;
+
+-- Many domains: memory.search halves the sorted names before a CASE of at most 8
+-- (memory_private._search_dispatch); every domain's search must reach its own branch, the
+-- first, the last and those beside each split included ('_' sorts before letters under "C").
+DO $many$
+DECLARE
+    v_name text;
+BEGIN
+    FOR v_name IN SELECT unnest(ARRAY['sa', 'sb', 'sc', 's_d', 'se', 'sf', 'sg', 'sh', 'si',
+        'sj', 'sk', 'sl', 'sm', 'sn', 's_o', 'sp', 'sq', 'sr', 'ss', 'szz'])
+    LOOP
+        PERFORM memory.create_domain(v_name, 4);
+        EXECUTE format($q$INSERT INTO memory_data.%I (id, content, embedding)
+            VALUES (%L, 'x', '[1,0,0,1]')$q$, v_name || '_memories', 'only-' || v_name);
+    END LOOP;
+END;
+$many$;
+SELECT ok(pg_temp.src() ~ 'IF v_d.domain < ', 'with 21 domains the branches are chosen by halving');
+-- (the dynamic path calls _search_settings_begin, a static branch does not: counted per transaction)
+SET LOCAL track_functions = 'all';
+SELECT is((SELECT count(*) FROM unnest(ARRAY['sa', 'sb', 'sc', 's_d', 'se', 'sf', 'sg', 'sh', 'si',
+        'sj', 'sk', 'sl', 'sm', 'sn', 's_o', 'sp', 'sq', 'sr', 'ss', 'szz']) AS n (name)
+    WHERE (SELECT array_agg(r.id) FROM memory.search(n.name, '[1,0,0,1]', 5) AS r)
+        = ARRAY['only-' || n.name]), 20::bigint,
+    'every domain''s search returns its own row');
+SELECT is(coalesce(pg_stat_get_xact_function_calls(
+        'memory_private._search_settings_begin(integer, integer, boolean)'::regprocedure), 0),
+    0::bigint, 'each through its static branch: none took the dynamic path');
+SELECT is(pg_temp.got('st', '[1,2,0,1]', 10), pg_temp.dynamic('st', '[1,2,0,1]', 10),
+    'and the first domains'' branch still equals the dynamic query');
 
 SELECT * FROM finish();
 ROLLBACK;
