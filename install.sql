@@ -2294,7 +2294,8 @@ COMMENT ON FUNCTION memory.create_domain(
 'Idempotent for identical arguments; error 42710 when the domain exists with other settings. '
 'Names match ^[a-z][a-z0-9_]{0,39}$; distance is cosine, l2 or inner_product. embedding_type '
 'vector (default, up to 2,000 dimensions) or halfvec (16-bit floats: half the index size, up '
-'to 4,000 dimensions). Embeddings are kept inline in the row (STORAGE PLAIN) when they fit.';
+'to 4,000 dimensions). Embeddings are kept inline in the row (STORAGE PLAIN) when they fit; '
+'a row is compressed only above 4080 bytes (toast_tuple_target: two rows per page).';
 
 -- Column storage for the embedding: PLAIN (inline in the heap row, never TOASTed) when the value
 -- leaves room in an 8 kB page, else pgvector's default EXTERNAL. Inline vectors spare a TOAST
@@ -2400,7 +2401,7 @@ COMMENT ON VIEW memory.domains IS
 'Registered memory domains: table, dimension, distance, embedding model, exact row count, and '
 'for adopted domains (memory.adopt_table) the application table behind the view. Only the '
 'domains the caller may read (memory.grant_domain).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:10_domains.sql', '10_domains.sql', '10b5190cbb8d707eac9f3baf065e41d42f28bf72c7233776b6cd11b0812ab63a', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:10_domains.sql', '10_domains.sql', '745997e36503d3eb67618d4a9d0e7b58f4c8ef63cf9f1a809f1db77e359f0d34', 'repeatable'); END $pgmemo$;
 -- sql/20_write.sql
 -- Writing memories: memory.store, memory.store_many, memory.update, memory.forget,
 -- memory.forget_many, memory.clear, memory.get.

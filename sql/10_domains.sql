@@ -143,7 +143,8 @@ COMMENT ON FUNCTION memory.create_domain(
 'Idempotent for identical arguments; error 42710 when the domain exists with other settings. '
 'Names match ^[a-z][a-z0-9_]{0,39}$; distance is cosine, l2 or inner_product. embedding_type '
 'vector (default, up to 2,000 dimensions) or halfvec (16-bit floats: half the index size, up '
-'to 4,000 dimensions). Embeddings are kept inline in the row (STORAGE PLAIN) when they fit.';
+'to 4,000 dimensions). Embeddings are kept inline in the row (STORAGE PLAIN) when they fit; '
+'a row is compressed only above 4080 bytes (toast_tuple_target: two rows per page).';
 
 -- Column storage for the embedding: PLAIN (inline in the heap row, never TOASTed) when the value
 -- leaves room in an 8 kB page, else pgvector's default EXTERNAL. Inline vectors spare a TOAST
