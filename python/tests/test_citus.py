@@ -622,3 +622,33 @@ def test_repair_shard_indexes_when_the_index_name_is_taken(cluster, cconn):
     finally:
         with _worker_conn(by_port[first["nodeport"]]) as w:
             w.execute("DROP TABLE memory_data.stray")
+
+
+def test_write_cost_settings_reach_the_shards(cluster, cconn):
+    """Migration 0022 on a cluster: the toast_tuple_target of a distributed domain's table and
+    the pending list of its GIN indexes are set through the coordinator and reach every shard
+    (what create_domain gives a new domain, and what the migration gives an existing one)."""
+    from pathlib import Path
+
+    c = cconn
+    c.execute("SELECT memory.create_domain('wcost', %s)", (DIM,))
+    c.execute("SELECT memory.distribute_domain('wcost', 4)")
+    # as a domain distributed before 0022 had them
+    c.execute("ALTER TABLE memory_data.wcost_memories RESET (toast_tuple_target)")
+    c.execute("ALTER INDEX memory_data.wcost_memories_fts SET (gin_pending_list_limit = 64)")
+    c.execute((Path(__file__).resolve().parents[2] / "migrations" / "0022_write_cost.sql")
+              .read_text())
+    assert one(c, "SELECT reloptions FROM pg_class WHERE oid = 'memory_data.wcost_memories'"
+                  "::regclass") == ["toast_tuple_target=4080"]
+    shards = c.execute("SELECT shardid, nodeport FROM citus_shards"
+                       " WHERE table_name = 'memory_data.wcost_memories'::regclass").fetchall()
+    assert len(shards) == 4
+    by_port = {w.port: w for w in cluster.workers}
+    for s in shards:
+        with _worker_conn(by_port[s["nodeport"]]) as w:
+            w.execute("SET citus.override_table_visibility = off")  # (shards are hidden)
+            assert one(w, "SELECT reloptions FROM pg_class WHERE relname = %s",
+                       (f"wcost_memories_{s['shardid']}",)) == ["toast_tuple_target=4080"]
+            assert one(w, "SELECT reloptions FROM pg_class WHERE relname = %s",
+                       (f"wcost_memories_fts_{s['shardid']}",)) == ["gin_pending_list_limit=256"]
+    c.execute("SELECT memory.drop_domain('wcost')")
