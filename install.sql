@@ -4114,23 +4114,28 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_branches text;
-    v_hybrid_branches text;
+    v_keys text[];
+    v_branches text[];
+    v_hybrid_branches text[];
 BEGIN
     -- one regeneration at a time, each from the committed registry
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgmemo:search_text_static'));
-    SELECT string_agg(format($b$
+    -- (in the order of the keys under COLLATE "C": memory_private._dispatch_sql halves them)
+    SELECT array_agg(y.key ORDER BY y.key COLLATE "C"),
+        array_agg(format($b$
         WHEN %1$L THEN
             RETURN QUERY %2$s;
-$b$, memory_private._text_static_key(x), memory_private._bm25_sql(x, 'true')), '' ORDER BY x.domain),
-        string_agg(format($b$
+$b$, y.key, memory_private._bm25_sql(y.x, 'true')) ORDER BY y.key COLLATE "C"),
+        array_agg(format($b$
         WHEN %1$L THEN
             RETURN QUERY %2$s;
-$b$, memory_private._text_static_key(x), memory_private._bm25_rescore_sql(x, 'true')), ''
-            ORDER BY x.domain)
-    INTO v_branches, v_hybrid_branches
-    FROM memory_private._static_domains() AS x
-    WHERE NOT x.adopted;
+$b$, y.key, memory_private._bm25_rescore_sql(y.x, 'true')) ORDER BY y.key COLLATE "C")
+    INTO v_keys, v_branches, v_hybrid_branches
+    FROM (
+        SELECT x, memory_private._text_static_key(x) AS key
+        FROM memory_private._static_domains() AS x
+        WHERE NOT x.adopted
+    ) AS y;
     EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private._search_text_static(
     text[], double precision[], jsonb, tsquery[], tsquery, double precision, double precision,
@@ -4148,17 +4153,14 @@ SET search_path FROM CURRENT
 SET plan_cache_mode = force_generic_plan
 AS $body$
 #variable_conflict use_column
+DECLARE
+    v_key text := memory_private._text_static_key($15);
 BEGIN
-    CASE memory_private._text_static_key($15)
-        WHEN NULL THEN NULL;
-%1$s
-    ELSE
-        RETURN QUERY EXECUTE memory_private._bm25_sql($15, 'true')
-        USING $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14;
-    END CASE;
+    %1$s
 END;
 $body$
-$f$, coalesce(v_branches, ''));
+$f$, memory_private._dispatch_sql('v_key', v_keys, v_branches, $s$RETURN QUERY EXECUTE memory_private._bm25_sql($15, 'true')
+        USING $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14;$s$));
     -- the same for the hybrid's text half (_bm25_rescore_sql: one more parameter, the ids)
     EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private._search_text_hybrid_static(
@@ -4175,17 +4177,14 @@ SET search_path FROM CURRENT
 SET plan_cache_mode = force_generic_plan
 AS $body$
 #variable_conflict use_column
+DECLARE
+    v_key text := memory_private._text_static_key($16);
 BEGIN
-    CASE memory_private._text_static_key($16)
-        WHEN NULL THEN NULL;
-%1$s
-    ELSE
-        RETURN QUERY EXECUTE memory_private._bm25_rescore_sql($16, 'true')
-        USING $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15;
-    END CASE;
+    %1$s
 END;
 $body$
-$f$, coalesce(v_hybrid_branches, ''));
+$f$, memory_private._dispatch_sql('v_key', v_keys, v_hybrid_branches, $s$RETURN QUERY EXECUTE memory_private._bm25_rescore_sql($16, 'true')
+        USING $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15;$s$));
 END;
 $$;
 
@@ -4352,7 +4351,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'and an ANALYZE of the stored tsvector so common words'' frequencies are current). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', 'd7589234af44cf6445f84560b939a5bac97bd27298153bf3f979f151d7249ae4', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '003742640e8bac5b17099def2292870607066b3afb05afdf6b1545bbc4a2b1db', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
@@ -5435,12 +5434,17 @@ AS $$
     ORDER BY d.domain LIMIT 500
 $$;
 
--- memory.search's choice of a domain's static branch (branches: the WHEN clauses, names: their
--- domains, both in the order of the names under COLLATE "C"): a PL/pgSQL CASE tests its WHENs
--- one by one, each an expression set up again in every transaction (about 2,150 instructions
--- per domain sorting before the one searched, callgrind: 215,000 per search with 100 domains
--- before it), so the names are halved by comparisons first and a CASE takes the last 8 or fewer.
-CREATE OR REPLACE FUNCTION memory_private._search_dispatch(names text[], branches text[])
+-- A generated function's choice among its per-domain branches (branches: the WHEN clauses for
+-- the values names of subject, both in the order of the names under COLLATE "C"; otherwise: the
+-- statement when none matches): a PL/pgSQL CASE tests its WHENs one by one, each an expression
+-- set up again in every transaction (about 2,150 instructions per domain sorting before the one
+-- searched, callgrind: 215,000 per search with 100 domains before it), so the names are halved
+-- by comparisons first and a CASE takes the last 8 or fewer. subject is read at every
+-- comparison: a variable or a parameter, not a call. Used by memory.search (below) and the
+-- generated text and hybrid functions (31_bm25.sql, 37_search_hybrid.sql).
+CREATE OR REPLACE FUNCTION memory_private._dispatch_sql(
+    subject text, names text[], branches text[], otherwise text
+)
 RETURNS text
 LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
@@ -5450,21 +5454,32 @@ DECLARE
     v_mid integer := v_n / 2 + 1;
 BEGIN
     IF v_n = 0 THEN
-        RETURN 'v_static := false;  -- no domain yet: the dynamic path below';
+        RETURN otherwise;
     ELSIF v_n <= 8 THEN
-        RETURN format($d$CASE v_d.domain%s
+        RETURN format($d$CASE %1$s%2$s
         ELSE
-            v_static := false;  -- not generated for this domain (yet): the dynamic path below
-        END CASE;$d$, array_to_string(branches, ''));
+            %3$s
+        END CASE;$d$, subject, array_to_string(branches, ''), otherwise);
     END IF;
-    RETURN format($d$IF v_d.domain < %L COLLATE "C" THEN
-        %s
+    RETURN format($d$IF %1$s < %2$L COLLATE "C" THEN
+        %3$s
         ELSE
-        %s
-        END IF;$d$, names[v_mid],
-        memory_private._search_dispatch(names[1:v_mid - 1], branches[1:v_mid - 1]),
-        memory_private._search_dispatch(names[v_mid:], branches[v_mid:]));
+        %4$s
+        END IF;$d$, subject, names[v_mid],
+        memory_private._dispatch_sql(subject, names[1:v_mid - 1], branches[1:v_mid - 1], otherwise),
+        memory_private._dispatch_sql(subject, names[v_mid:], branches[v_mid:], otherwise));
 END;
+$$;
+
+-- memory.search's choice of a domain's static branch (_dispatch_sql over v_d.domain; none: the
+-- dynamic path).
+CREATE OR REPLACE FUNCTION memory_private._search_dispatch(names text[], branches text[])
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT memory_private._dispatch_sql('v_d.domain', names, branches,
+        'v_static := false;  -- not generated for this domain (yet): the dynamic path below')
 $$;
 
 CREATE OR REPLACE FUNCTION memory_private._search_static_refresh()
@@ -5524,7 +5539,7 @@ BEGIN
     PERFORM memory_private._search_text_static_refresh();
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', '86704af08b7e79fc1a460d20845d1c65fb7625f9a2b5315909794f8e313c4533', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', '642ed8a3bec073a50bfef1421d034263e7aa08326dbda8ec33c34ef411a6e31f', 'repeatable'); END $pgmemo$;
 -- sql/37_search_hybrid.sql
 -- memory.search_hybrid's candidates: the rows its fusion (sql/30_search.sql) ranks, each with its
 -- similarity and distance (NULL: not among the vector search's rows) and its BM25 score
@@ -5710,10 +5725,12 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_branches text;
+    v_names text[];
+    v_branches text[];
 BEGIN
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgmemo:search_hybrid_static'));
-    SELECT string_agg(format($b$
+    -- (in the order of the names under COLLATE "C": memory_private._dispatch_sql halves them)
+    SELECT array_agg(x.domain ORDER BY x.domain COLLATE "C"), array_agg(format($b$
         WHEN %1$L THEN
             -- (the domain's table and distance as generated: else the general path)
             IF d.table_schema = %3$L AND d.table_name = %4$L AND d.distance = %5$L
@@ -5722,9 +5739,9 @@ BEGIN
                 RETURN QUERY %2$s;
                 RETURN;
             END IF;
-$b$, x.domain, memory_private._hybrid_sql(x), x.table_schema, x.table_name, x.distance), ''
-        ORDER BY x.domain)
-    INTO v_branches
+$b$, x.domain, memory_private._hybrid_sql(x), x.table_schema, x.table_name, x.distance)
+        ORDER BY x.domain COLLATE "C")
+    INTO v_names, v_branches
     FROM memory_private._static_domains() AS x
     WHERE NOT x.adopted;
     EXECUTE format($f$
@@ -5751,12 +5768,7 @@ AS $body$
 BEGIN
     IF fast THEN
         PERFORM set_config('hnsw.ef_search', ef::text, true);
-        CASE d.domain
-            WHEN NULL THEN NULL;
-%3$s
-        ELSE
-            NULL;
-        END CASE;
+        %3$s
     END IF;
     RETURN QUERY SELECT * FROM memory_private._hybrid_candidates(d, query, query_embedding, k,
         filter, ef_search, text_match, with_embeddings);
@@ -5766,7 +5778,8 @@ $f$,
         memory_private._vector_schema(),
         CASE WHEN coalesce(memory_private._vector_version() >= ARRAY[0, 8, 0], false) THEN '
 SET hnsw.iterative_scan = off' ELSE '' END,
-        coalesce(v_branches, ''));
+        memory_private._dispatch_sql('d.domain', v_names, v_branches,
+            'NULL;  -- not generated for this domain (yet): the general path below'));
 END;
 $$;
 
@@ -5792,7 +5805,7 @@ BEGIN
         filter, ef_search, text_match, with_embeddings);
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', '01bfffbc03cf0e0d01483e79bed99b979446d99e82847e7587b0a3a1ae41f7ae', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', 'c620a2e981c9e2853872781bb352a9ffabd32b4c712bd305ad280cd427226063', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).

@@ -5,7 +5,7 @@
 -- values, the call's settings are restored, and a domain it was not generated for (or generated
 -- for another table or distance) takes the dynamic path with the same result.
 BEGIN;
-SELECT plan(24);
+SELECT plan(28);
 
 SELECT memory.create_domain('st', 4);
 SELECT memory.create_domain('st2', 4, 'l2');
@@ -139,6 +139,7 @@ BEGIN
         PERFORM memory.create_domain(v_name, 4);
         EXECUTE format($q$INSERT INTO memory_data.%I (id, content, embedding)
             VALUES (%L, 'x', '[1,0,0,1]')$q$, v_name || '_memories', 'only-' || v_name);
+        PERFORM memory.refresh_text_stats(v_name);  -- (the hybrid's one-statement path needs them)
     END LOOP;
 END;
 $many$;
@@ -153,6 +154,25 @@ SELECT is((SELECT count(*) FROM unnest(ARRAY['sa', 'sb', 'sc', 's_d', 'se', 'sf'
 SELECT is(coalesce(pg_stat_get_xact_function_calls(
         'memory_private._search_settings_begin(integer, integer, boolean)'::regprocedure), 0),
     0::bigint, 'each through its static branch: none took the dynamic path');
+-- The generated text and hybrid functions choose the same way (memory_private._dispatch_sql):
+-- their dynamic paths call _bm25_sql and _hybrid_candidates, their branches do not.
+SELECT ok(pg_get_functiondef('memory_private._search_text_static'::regproc) ~ 'IF v_key < '
+    AND pg_get_functiondef('memory_private._search_hybrid_static'::regproc) ~ 'IF d.domain < ',
+    'the text and hybrid functions halve the names too');
+SELECT is((SELECT count(*) FROM unnest(ARRAY['sa', 'sb', 'sc', 's_d', 'se', 'sf', 'sg', 'sh', 'si',
+        'sj', 'sk', 'sl', 'sm', 'sn', 's_o', 'sp', 'sq', 'sr', 'ss', 'szz']) AS n (name)
+    WHERE (SELECT array_agg(r.id) FROM memory.search_text(n.name, 'x', 5) AS r)
+        = ARRAY['only-' || n.name]), 20::bigint,
+    'every domain''s search_text returns its own row');
+SELECT is((SELECT count(*) FROM unnest(ARRAY['sa', 'sb', 'sc', 's_d', 'se', 'sf', 'sg', 'sh', 'si',
+        'sj', 'sk', 'sl', 'sm', 'sn', 's_o', 'sp', 'sq', 'sr', 'ss', 'szz']) AS n (name)
+    WHERE (SELECT array_agg(r.id) FROM memory.search_hybrid(n.name, 'x', '[1,0,0,1]', 5) AS r)
+        = ARRAY['only-' || n.name]), 20::bigint,
+    'every domain''s search_hybrid returns its own row');
+SELECT is(coalesce(pg_stat_get_xact_function_calls(
+        'memory_private._bm25_sql(memory_private.domains, text)'::regprocedure), 0)
+    + coalesce(pg_stat_get_xact_function_calls('memory_private._hybrid_candidates(memory_private.domains, text, vector, integer, jsonb, integer, text, boolean)'::regprocedure), 0),
+    0::bigint, 'each through its generated branch: no dynamic text query, no general hybrid path');
 SELECT is(pg_temp.got('st', '[1,2,0,1]', 10), pg_temp.dynamic('st', '[1,2,0,1]', 10),
     'and the first domains'' branch still equals the dynamic query');
 

@@ -690,23 +690,28 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_branches text;
-    v_hybrid_branches text;
+    v_keys text[];
+    v_branches text[];
+    v_hybrid_branches text[];
 BEGIN
     -- one regeneration at a time, each from the committed registry
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgmemo:search_text_static'));
-    SELECT string_agg(format($b$
+    -- (in the order of the keys under COLLATE "C": memory_private._dispatch_sql halves them)
+    SELECT array_agg(y.key ORDER BY y.key COLLATE "C"),
+        array_agg(format($b$
         WHEN %1$L THEN
             RETURN QUERY %2$s;
-$b$, memory_private._text_static_key(x), memory_private._bm25_sql(x, 'true')), '' ORDER BY x.domain),
-        string_agg(format($b$
+$b$, y.key, memory_private._bm25_sql(y.x, 'true')) ORDER BY y.key COLLATE "C"),
+        array_agg(format($b$
         WHEN %1$L THEN
             RETURN QUERY %2$s;
-$b$, memory_private._text_static_key(x), memory_private._bm25_rescore_sql(x, 'true')), ''
-            ORDER BY x.domain)
-    INTO v_branches, v_hybrid_branches
-    FROM memory_private._static_domains() AS x
-    WHERE NOT x.adopted;
+$b$, y.key, memory_private._bm25_rescore_sql(y.x, 'true')) ORDER BY y.key COLLATE "C")
+    INTO v_keys, v_branches, v_hybrid_branches
+    FROM (
+        SELECT x, memory_private._text_static_key(x) AS key
+        FROM memory_private._static_domains() AS x
+        WHERE NOT x.adopted
+    ) AS y;
     EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private._search_text_static(
     text[], double precision[], jsonb, tsquery[], tsquery, double precision, double precision,
@@ -724,17 +729,14 @@ SET search_path FROM CURRENT
 SET plan_cache_mode = force_generic_plan
 AS $body$
 #variable_conflict use_column
+DECLARE
+    v_key text := memory_private._text_static_key($15);
 BEGIN
-    CASE memory_private._text_static_key($15)
-        WHEN NULL THEN NULL;
-%1$s
-    ELSE
-        RETURN QUERY EXECUTE memory_private._bm25_sql($15, 'true')
-        USING $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14;
-    END CASE;
+    %1$s
 END;
 $body$
-$f$, coalesce(v_branches, ''));
+$f$, memory_private._dispatch_sql('v_key', v_keys, v_branches, $s$RETURN QUERY EXECUTE memory_private._bm25_sql($15, 'true')
+        USING $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14;$s$));
     -- the same for the hybrid's text half (_bm25_rescore_sql: one more parameter, the ids)
     EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private._search_text_hybrid_static(
@@ -751,17 +753,14 @@ SET search_path FROM CURRENT
 SET plan_cache_mode = force_generic_plan
 AS $body$
 #variable_conflict use_column
+DECLARE
+    v_key text := memory_private._text_static_key($16);
 BEGIN
-    CASE memory_private._text_static_key($16)
-        WHEN NULL THEN NULL;
-%1$s
-    ELSE
-        RETURN QUERY EXECUTE memory_private._bm25_rescore_sql($16, 'true')
-        USING $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15;
-    END CASE;
+    %1$s
 END;
 $body$
-$f$, coalesce(v_hybrid_branches, ''));
+$f$, memory_private._dispatch_sql('v_key', v_keys, v_hybrid_branches, $s$RETURN QUERY EXECUTE memory_private._bm25_rescore_sql($16, 'true')
+        USING $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15;$s$));
 END;
 $$;
 

@@ -42,12 +42,17 @@ AS $$
     ORDER BY d.domain LIMIT 500
 $$;
 
--- memory.search's choice of a domain's static branch (branches: the WHEN clauses, names: their
--- domains, both in the order of the names under COLLATE "C"): a PL/pgSQL CASE tests its WHENs
--- one by one, each an expression set up again in every transaction (about 2,150 instructions
--- per domain sorting before the one searched, callgrind: 215,000 per search with 100 domains
--- before it), so the names are halved by comparisons first and a CASE takes the last 8 or fewer.
-CREATE OR REPLACE FUNCTION memory_private._search_dispatch(names text[], branches text[])
+-- A generated function's choice among its per-domain branches (branches: the WHEN clauses for
+-- the values names of subject, both in the order of the names under COLLATE "C"; otherwise: the
+-- statement when none matches): a PL/pgSQL CASE tests its WHENs one by one, each an expression
+-- set up again in every transaction (about 2,150 instructions per domain sorting before the one
+-- searched, callgrind: 215,000 per search with 100 domains before it), so the names are halved
+-- by comparisons first and a CASE takes the last 8 or fewer. subject is read at every
+-- comparison: a variable or a parameter, not a call. Used by memory.search (below) and the
+-- generated text and hybrid functions (31_bm25.sql, 37_search_hybrid.sql).
+CREATE OR REPLACE FUNCTION memory_private._dispatch_sql(
+    subject text, names text[], branches text[], otherwise text
+)
 RETURNS text
 LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
@@ -57,21 +62,32 @@ DECLARE
     v_mid integer := v_n / 2 + 1;
 BEGIN
     IF v_n = 0 THEN
-        RETURN 'v_static := false;  -- no domain yet: the dynamic path below';
+        RETURN otherwise;
     ELSIF v_n <= 8 THEN
-        RETURN format($d$CASE v_d.domain%s
+        RETURN format($d$CASE %1$s%2$s
         ELSE
-            v_static := false;  -- not generated for this domain (yet): the dynamic path below
-        END CASE;$d$, array_to_string(branches, ''));
+            %3$s
+        END CASE;$d$, subject, array_to_string(branches, ''), otherwise);
     END IF;
-    RETURN format($d$IF v_d.domain < %L COLLATE "C" THEN
-        %s
+    RETURN format($d$IF %1$s < %2$L COLLATE "C" THEN
+        %3$s
         ELSE
-        %s
-        END IF;$d$, names[v_mid],
-        memory_private._search_dispatch(names[1:v_mid - 1], branches[1:v_mid - 1]),
-        memory_private._search_dispatch(names[v_mid:], branches[v_mid:]));
+        %4$s
+        END IF;$d$, subject, names[v_mid],
+        memory_private._dispatch_sql(subject, names[1:v_mid - 1], branches[1:v_mid - 1], otherwise),
+        memory_private._dispatch_sql(subject, names[v_mid:], branches[v_mid:], otherwise));
 END;
+$$;
+
+-- memory.search's choice of a domain's static branch (_dispatch_sql over v_d.domain; none: the
+-- dynamic path).
+CREATE OR REPLACE FUNCTION memory_private._search_dispatch(names text[], branches text[])
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT memory_private._dispatch_sql('v_d.domain', names, branches,
+        'v_static := false;  -- not generated for this domain (yet): the dynamic path below')
 $$;
 
 CREATE OR REPLACE FUNCTION memory_private._search_static_refresh()

@@ -182,10 +182,12 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_branches text;
+    v_names text[];
+    v_branches text[];
 BEGIN
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgmemo:search_hybrid_static'));
-    SELECT string_agg(format($b$
+    -- (in the order of the names under COLLATE "C": memory_private._dispatch_sql halves them)
+    SELECT array_agg(x.domain ORDER BY x.domain COLLATE "C"), array_agg(format($b$
         WHEN %1$L THEN
             -- (the domain's table and distance as generated: else the general path)
             IF d.table_schema = %3$L AND d.table_name = %4$L AND d.distance = %5$L
@@ -194,9 +196,9 @@ BEGIN
                 RETURN QUERY %2$s;
                 RETURN;
             END IF;
-$b$, x.domain, memory_private._hybrid_sql(x), x.table_schema, x.table_name, x.distance), ''
-        ORDER BY x.domain)
-    INTO v_branches
+$b$, x.domain, memory_private._hybrid_sql(x), x.table_schema, x.table_name, x.distance)
+        ORDER BY x.domain COLLATE "C")
+    INTO v_names, v_branches
     FROM memory_private._static_domains() AS x
     WHERE NOT x.adopted;
     EXECUTE format($f$
@@ -223,12 +225,7 @@ AS $body$
 BEGIN
     IF fast THEN
         PERFORM set_config('hnsw.ef_search', ef::text, true);
-        CASE d.domain
-            WHEN NULL THEN NULL;
-%3$s
-        ELSE
-            NULL;
-        END CASE;
+        %3$s
     END IF;
     RETURN QUERY SELECT * FROM memory_private._hybrid_candidates(d, query, query_embedding, k,
         filter, ef_search, text_match, with_embeddings);
@@ -238,7 +235,8 @@ $f$,
         memory_private._vector_schema(),
         CASE WHEN coalesce(memory_private._vector_version() >= ARRAY[0, 8, 0], false) THEN '
 SET hnsw.iterative_scan = off' ELSE '' END,
-        coalesce(v_branches, ''));
+        memory_private._dispatch_sql('d.domain', v_names, v_branches,
+            'NULL;  -- not generated for this domain (yet): the general path below'));
 END;
 $$;
 
