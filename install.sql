@@ -3147,7 +3147,7 @@ BEGIN
             -- the unfiltered branch is _search_sql's strict-order shape
             v_set := set_config('hnsw.iterative_scan', 'off', true);
         END IF;
-        -- the domain's branch (memory_private._search_dispatch: the names halved, then a CASE)
+        -- the domain's branch (memory_private._dispatch_sql: the names halved, then a CASE)
         %1$s
         IF v_old_ef IS DISTINCT FROM current_setting('hnsw.ef_search', true) THEN
             v_set := set_config('hnsw.ef_search', coalesce(v_old_ef, '40'), true);
@@ -3420,7 +3420,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'memory.search, on the fused score scaled to [0, 1]. similarity is NULL for a row found by its '
 'words alone, text_rank for one found by its vector alone. with_embeddings => true fills the '
 'embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', 'dcbd203c2367f4724eff7debcbea2683e4b7d8518b6137a46a85cafba8f4d96f', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '94021cb40ef949b27461af151af64db256fac06ffd383713f6b03ee37365ad40', 'repeatable'); END $pgmemo$;
 -- sql/31_bm25.sql
 -- BM25 ranking for memory.search_text, in plain SQL (no extension): the query parsed like a web
 -- search box, candidates from the domain's GIN index, and the usual Okapi BM25 score
@@ -5471,17 +5471,6 @@ BEGIN
 END;
 $$;
 
--- memory.search's choice of a domain's static branch (_dispatch_sql over v_d.domain; none: the
--- dynamic path).
-CREATE OR REPLACE FUNCTION memory_private._search_dispatch(names text[], branches text[])
-RETURNS text
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT memory_private._dispatch_sql('v_d.domain', names, branches,
-        'v_static := false;  -- not generated for this domain (yet): the dynamic path below')
-$$;
-
 CREATE OR REPLACE FUNCTION memory_private._search_static_refresh()
 RETURNS void
 LANGUAGE plpgsql
@@ -5529,7 +5518,8 @@ BEGIN
                 memory_private._knn_sql(v_d, memory_private._filter_plain_predicate(), 'hnsw')),
             v_d.table_schema, v_d.table_name, v_d.distance);
     END LOOP;
-    EXECUTE memory_private._search_definition(memory_private._search_dispatch(v_names, v_branches));
+    EXECUTE memory_private._search_definition(memory_private._dispatch_sql('v_d.domain', v_names,
+        v_branches, 'v_static := false;  -- not generated for this domain (yet): the dynamic path below'));
     -- memory.search_hybrid's (sql/37_search_hybrid.sql), with _search_sql's strict shape too
     PERFORM memory_private._search_hybrid_static_refresh();
     IF v_iterative IS NOT NULL THEN
@@ -5539,7 +5529,7 @@ BEGIN
     PERFORM memory_private._search_text_static_refresh();
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', '642ed8a3bec073a50bfef1421d034263e7aa08326dbda8ec33c34ef411a6e31f', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', '814ba3229354abb09c194d04df1e739eb5dbfaa7164ad225aef5ec3d6c4bcf7a', 'repeatable'); END $pgmemo$;
 -- sql/37_search_hybrid.sql
 -- memory.search_hybrid's candidates: the rows its fusion (sql/30_search.sql) ranks, each with its
 -- similarity and distance (NULL: not among the vector search's rows) and its BM25 score

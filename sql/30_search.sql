@@ -241,7 +241,7 @@ BEGIN
             -- the unfiltered branch is _search_sql's strict-order shape
             v_set := set_config('hnsw.iterative_scan', 'off', true);
         END IF;
-        -- the domain's branch (memory_private._search_dispatch: the names halved, then a CASE)
+        -- the domain's branch (memory_private._dispatch_sql: the names halved, then a CASE)
         %1$s
         IF v_old_ef IS DISTINCT FROM current_setting('hnsw.ef_search', true) THEN
             v_set := set_config('hnsw.ef_search', coalesce(v_old_ef, '40'), true);

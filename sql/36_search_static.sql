@@ -79,17 +79,6 @@ BEGIN
 END;
 $$;
 
--- memory.search's choice of a domain's static branch (_dispatch_sql over v_d.domain; none: the
--- dynamic path).
-CREATE OR REPLACE FUNCTION memory_private._search_dispatch(names text[], branches text[])
-RETURNS text
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT memory_private._dispatch_sql('v_d.domain', names, branches,
-        'v_static := false;  -- not generated for this domain (yet): the dynamic path below')
-$$;
-
 CREATE OR REPLACE FUNCTION memory_private._search_static_refresh()
 RETURNS void
 LANGUAGE plpgsql
@@ -137,7 +126,8 @@ BEGIN
                 memory_private._knn_sql(v_d, memory_private._filter_plain_predicate(), 'hnsw')),
             v_d.table_schema, v_d.table_name, v_d.distance);
     END LOOP;
-    EXECUTE memory_private._search_definition(memory_private._search_dispatch(v_names, v_branches));
+    EXECUTE memory_private._search_definition(memory_private._dispatch_sql('v_d.domain', v_names,
+        v_branches, 'v_static := false;  -- not generated for this domain (yet): the dynamic path below'));
     -- memory.search_hybrid's (sql/37_search_hybrid.sql), with _search_sql's strict shape too
     PERFORM memory_private._search_hybrid_static_refresh();
     IF v_iterative IS NOT NULL THEN
