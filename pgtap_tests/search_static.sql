@@ -5,7 +5,7 @@
 -- values, the call's settings are restored, and a domain it was not generated for (or generated
 -- for another table or distance) takes the dynamic path with the same result.
 BEGIN;
-SELECT plan(28);
+SELECT plan(30);
 
 SELECT memory.create_domain('st', 4);
 SELECT memory.create_domain('st2', 4, 'l2');
@@ -127,7 +127,7 @@ SELECT is(pg_temp.got('st', '[1,2,0,1]', 10), pg_temp.dynamic('st', '[1,2,0,1]',
 RESET hnsw.iterative_scan;
 
 -- Many domains: memory.search halves the sorted names before a CASE of at most 8
--- (memory_private._search_dispatch); every domain's search must reach its own branch, the
+-- (memory_private._dispatch_sql); every domain's search must reach its own branch, the
 -- first, the last and those beside each split included ('_' sorts before letters under "C").
 DO $many$
 DECLARE
@@ -175,6 +175,21 @@ SELECT is(coalesce(pg_stat_get_xact_function_calls(
     0::bigint, 'each through its generated branch: no dynamic text query, no general hybrid path');
 SELECT is(pg_temp.got('st', '[1,2,0,1]', 10), pg_temp.dynamic('st', '[1,2,0,1]', 10),
     'and the first domains'' branch still equals the dynamic query');
+
+-- The generator's worst input: the most domains that get branches (500, _static_domains). Its
+-- output grows with the names (every WHEN once), its comparisons with their logarithm: 63 IF
+-- nodes above 64 CASEs of at most 8, so a search tests at most 6 comparisons and 8 WHENs.
+CREATE TEMP TABLE dispatch500 AS
+SELECT memory_private._dispatch_sql('v', array_agg(n ORDER BY n COLLATE "C"),
+    array_agg(format('WHEN %L THEN NULL;', n) ORDER BY n COLLATE "C"), 'NULL;') AS src,
+    clock_timestamp() AS t0
+FROM (SELECT 'd' || lpad(g::text, 3, '0') AS n FROM generate_series(1, 500) AS g) AS x;
+SELECT is((SELECT (SELECT count(*) FROM regexp_matches(src, 'WHEN ''d\d{3}'' THEN', 'g'))
+    || '/' || (SELECT count(*) FROM regexp_matches(src, 'IF v < ', 'g'))
+    || '/' || (SELECT count(*) FROM regexp_matches(src, 'CASE v', 'g')) FROM dispatch500),
+    '500/63/64', '500 names: every WHEN once, 63 comparisons, 64 CASEs');
+SELECT ok((SELECT length(src) < 60000 FROM dispatch500),
+    'and the source stays small (under 60 kB for 500 one-line branches)');
 
 SELECT * FROM finish();
 ROLLBACK;

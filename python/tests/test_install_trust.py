@@ -199,7 +199,8 @@ def test_table_owner_policy_never_runs_as_a_non_superuser_pgmemo(fresh_server):
         for sql in ["SELECT memory.count('docs')", "SELECT memory.refresh_text_stats('docs')",
                     "SELECT memory.create_metadata_index('docs', 'id')",
                     "SELECT * FROM memory.get('docs', '1')", "SELECT * FROM memory.search_text('docs', 'tenant')",
-                    "SELECT * FROM memory.search('docs', '[1,0,0]')"]:
+                    "SELECT * FROM memory.search('docs', '[1,0,0]')",
+                    "SELECT * FROM memory.search_hybrid('docs', 'tenant', '[1,0,0]')"]:
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
                 o.execute(sql)
         for sql in ["SELECT memory.refresh_text_stats()", "SELECT memory.run_maintenance()",
@@ -207,6 +208,41 @@ def test_table_owner_policy_never_runs_as_a_non_superuser_pgmemo(fresh_server):
                     "SELECT * FROM memory.diagnose()"]:
             o.execute(sql).fetchall()
         assert t.execute("SELECT * FROM app.ran").fetchall() == []
+        o.execute("SELECT memory.drop_domain('docs')")
+
+
+def test_write_cost_migration_as_a_non_superuser_owner(fresh_server):
+    """Migration 0022 on a database whose domains were made before it, run by pgmemo's owner with
+    no SUPERUSER (managed services): toast_tuple_target on pgmemo's own table and the pending
+    list of its GIN indexes and of an adopted table's helper index (the table of a role pgmemo's
+    owner may act for, as adoption needs) are set; the adopted table's own settings are not."""
+    with _su(fresh_server) as c:
+        c.execute("CREATE ROLE wc_owner LOGIN NOSUPERUSER NOCREATEROLE")
+        c.execute("CREATE ROLE wc_tenant LOGIN NOSUPERUSER")
+        c.execute("GRANT wc_tenant TO wc_owner")
+    dsn = _owned_db(fresh_server, "wc_owner", "wc_db", "public")
+    migrate(dsn, echo=lambda m: None)
+    with connect_raw(dsn) as o, connect_raw(make_conninfo(dsn, user="wc_tenant")) as t:
+        o.execute("CREATE SCHEMA app AUTHORIZATION wc_tenant")
+        t.execute("CREATE TABLE app.docs (id bigint PRIMARY KEY, body text NOT NULL, emb vector(3))")
+        o.execute("SELECT memory.adopt_table('docs', 'app.docs', 'id', 'body', 'emb')")
+        o.execute("SELECT memory.create_domain('old', 3)")
+        # as migration 0018 left them
+        o.execute("ALTER TABLE memory_data.old_memories RESET (toast_tuple_target)")
+        for idx in ("memory_data.old_memories_fts", "memory_data.old_memories_metadata_gin",
+                    "app.pgmemo_docs_fts"):
+            o.execute(f"ALTER INDEX {idx} SET (gin_pending_list_limit = 64)")
+        o.execute((Path(__file__).resolve().parents[2] / "migrations" / "0022_write_cost.sql")
+                  .read_text())
+        got = {r["relname"]: r["reloptions"] for r in o.execute(
+            "SELECT relname, reloptions FROM pg_catalog.pg_class WHERE relname IN ('old_memories',"
+            " 'old_memories_fts', 'old_memories_metadata_gin', 'docs', 'pgmemo_docs_fts')")}
+        assert got == {"old_memories": ["toast_tuple_target=4080"],
+                       "old_memories_fts": ["gin_pending_list_limit=256"],
+                       "old_memories_metadata_gin": ["gin_pending_list_limit=256"],
+                       "pgmemo_docs_fts": ["gin_pending_list_limit=256"],
+                       "docs": None}
+        o.execute("SELECT memory.drop_domain('old')")
         o.execute("SELECT memory.drop_domain('docs')")
 
 
