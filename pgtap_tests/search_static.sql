@@ -157,7 +157,7 @@ SELECT is(coalesce(pg_stat_get_xact_function_calls(
 -- The generated text and hybrid functions choose the same way (memory_private._dispatch_sql):
 -- their dynamic paths call _bm25_sql and _hybrid_candidates, their branches do not.
 SELECT ok(pg_get_functiondef('memory_private._search_text_static'::regproc) ~ 'IF v_key < '
-    AND pg_get_functiondef('memory_private._search_hybrid_static'::regproc) ~ 'IF d.domain < ',
+    AND pg_get_functiondef('memory.search_hybrid'::regproc) ~ 'IF v_d.domain < ',
     'the text and hybrid functions halve the names too');
 SELECT is((SELECT count(*) FROM unnest(ARRAY['sa', 'sb', 'sc', 's_d', 'se', 'sf', 'sg', 'sh', 'si',
         'sj', 'sk', 'sl', 'sm', 'sn', 's_o', 'sp', 'sq', 'sr', 'ss', 'szz']) AS n (name)

@@ -93,8 +93,9 @@ BEGIN
     -- pgvector's settings (hnsw.*) exist once its library is loaded in this session; before, they
     -- are placeholders, which only a superuser may put in a function's SET clause (a database
     -- owner on a managed service got "permission denied to set parameter hnsw.ef_search" from
-    -- an adopt_table made first thing in a session): search_hybrid's generated function has
-    -- such clauses (37_search_hybrid.sql). Loading it: any call of a pgvector function.
+    -- an adopt_table made first thing in a session, when search_hybrid's generated helper had
+    -- such clauses, before migration 0023), and hnsw.iterative_scan is read and set below.
+    -- Loading it: any call of a pgvector function.
     EXECUTE format($q$SELECT %1$s.vector_dims('[1]'::%1$s.vector)$q$, memory_private._vector_schema());
     v_iterative := current_setting('hnsw.iterative_scan', true);
     -- Concurrent create_domain calls regenerate one after the other, each from the committed

@@ -1,6 +1,6 @@
--- memory.search_hybrid's candidates: the rows its fusion (sql/30_search.sql) ranks, each with its
--- similarity and distance (NULL: not among the vector search's rows) and its BM25 score
--- (text_rank; NULL or 0: not a text hit).
+-- memory.search_hybrid (generated here, as memory.search is in sql/30_search.sql): its candidates,
+-- each with its similarity and distance (NULL: not among the vector search's rows) and its BM25
+-- score (text_rank; NULL or 0: not a text hit), and their fusion.
 --
 -- The text half does not run a second, independent search: BM25 scores the vector search's own
 -- candidates, read from their stored tsvectors, plus the few rows that hold one of the query's
@@ -11,12 +11,13 @@
 -- rescoring").
 --
 -- Two paths:
--- * the common case (an embedding, plain words, match 'any', no filter, no with_embeddings, a
---   domain of pgmemo's own with refreshed text statistics): one statement, k-NN and BM25
---   together (memory_private._hybrid_sql), planned once per session in the generated
---   memory_private._search_hybrid_static (a static branch per domain, as _search_static);
+-- * the common case (an embedding, plain words, match 'any', convex fusion, no filter, no
+--   with_embeddings, a domain of pgmemo's own with refreshed text statistics): one statement,
+--   k-NN, BM25 and the fusion together (memory_private._hybrid_sql, _hybrid_fusion_sql), planned
+--   once per session in memory.search_hybrid's branch for the domain;
 -- * otherwise memory_private._hybrid_candidates: memory.search, then
---   memory_private._search_text_hybrid over its rows (sql/31_bm25.sql).
+--   memory_private._search_text_hybrid over its rows (sql/31_bm25.sql), fused by the same
+--   _hybrid_fusion_sql.
 
 -- How many rows the text half adds beyond the vector search's (the best by their rare words'
 -- IDF, scored exactly), how many postings of one rare word it reads at most, and the rows a
@@ -63,13 +64,14 @@ BEGIN
 END;
 $$;
 
--- The common case in one statement, for one domain of pgmemo's own: $1 the query embedding, $2
--- the vector rows wanted, $5 the query's tsvector, $6 the extra text rows, $7 the postings read
--- per rare word, $8 k1, $9 b, $11 the domain's name, $20 the estimated rows under which a common
--- word counts as rare (the arguments of memory_private._search_hybrid_static). The vector rows:
--- _search_sql's k-NN query in its strict-order shape, reading each row's tsvector too (no second
--- lookup by id); the text half: _bm25_rescore_sql's, with the vector rows as the given ids and
--- the rare words as the only candidates.
+-- The common case's candidates in one statement, for one domain of pgmemo's own, over the
+-- arguments and variables of memory.search_hybrid, in whose branch for the domain it runs (its
+-- template below): query_embedding, v_candidates (the vector rows wanted), v_tsv (the query's
+-- tsvector), v_k1 and v_b, v_d (the domain), and the constants of _hybrid_text_rows. The vector
+-- rows: _search_sql's k-NN query in its strict-order shape, reading each row's tsvector too (no
+-- second lookup by id); the text half:
+-- _bm25_rescore_sql's, with the vector rows as the given ids and the rare words as the only
+-- candidates.
 CREATE OR REPLACE FUNCTION memory_private._hybrid_sql(d memory_private.domains)
 RETURNS text
 LANGUAGE plpgsql STABLE
@@ -77,6 +79,7 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     -- (as in _search_sql)
+    v_rows record := memory_private._hybrid_text_rows();  -- (constants in the statement)
     v_similarity text := CASE d.distance
         WHEN 'cosine' THEN '1 - v.distance'
         WHEN 'l2' THEN '1 / (1 + v.distance)'
@@ -86,18 +89,18 @@ BEGIN
     RETURN format($q$
         WITH v AS MATERIALIZED (
             SELECT t.id, t.content, t.metadata, t.created_at, t.updated_at, t.content_tsv,
-                (t.embedding %4$s $1)::double precision AS distance
+                (t.embedding %4$s search_hybrid.query_embedding)::double precision AS distance
             FROM %1$I.%2$I AS t
             WHERE t.embedding IS NOT NULL
-            ORDER BY t.embedding %4$s $1 LIMIT $2
+            ORDER BY t.embedding %4$s search_hybrid.query_embedding LIMIT v_candidates
         ),
         q AS MATERIALIZED (
             SELECT u.lexeme, cardinality(u.positions)::double precision AS qtf,
                 (s.common_lexemes ->> u.lexeme)::double precision * s.documents AS est,
                 s.documents::double precision AS n, s.avg_length AS avgdl
             FROM memory_private.text_stats AS s
-            CROSS JOIN unnest($5::tsvector) AS u
-            WHERE s.domain = $11
+            CROSS JOIN unnest(v_tsv::tsvector) AS u
+            WHERE s.domain = v_d.domain
         ),
         p AS MATERIALIZED (
             SELECT q.lexeme, x.id, x.len
@@ -106,9 +109,9 @@ BEGIN
                 SELECT t.id, octet_length(t.content) AS len
                 FROM %1$I.%2$I AS t
                 WHERE t.content_tsv @@ memory_private._lexeme_tsquery(q.lexeme)
-                LIMIT $7
+                LIMIT %7$s
             ) AS x
-            WHERE (q.est IS NULL OR q.est <= $20) AND $6 > 0
+            WHERE (q.est IS NULL OR q.est <= %8$s) AND %6$s > 0
         ),
         w AS MATERIALIZED (
             SELECT array_agg(q.lexeme) AS lexemes,
@@ -128,8 +131,8 @@ BEGIN
             WHERE p.id NOT IN (SELECT v.id FROM v)
             GROUP BY p.id
             ORDER BY sum(w.idf[array_position(w.lexemes, p.lexeme)]
-                / (1 + $8 * (1 - $9 + $9 * p.len / a.len))) DESC, p.id
-            LIMIT $6
+                / (1 + v_k1 * (1 - v_b + v_b * p.len / a.len))) DESC, p.id
+            LIMIT %6$s
         ),
         c AS (
             SELECT v.id, v.content, v.metadata, %3$s AS similarity, v.distance, v.created_at,
@@ -157,8 +160,8 @@ BEGIN
         ) AS f
         CROSS JOIN LATERAL (
             SELECT coalesce(sum(w.idf[array_position(w.lexemes, u.lexeme)]
-                * cardinality(u.positions) * ($8 + 1) / (cardinality(u.positions)
-                    + $8 * (1 - $9 + $9 * l.dl / greatest(w.avgdl, 1)))), 0)::double precision
+                * cardinality(u.positions) * (v_k1 + 1) / (cardinality(u.positions)
+                    + v_k1 * (1 - v_b + v_b * l.dl / greatest(w.avgdl, 1)))), 0)::double precision
                 AS score
             FROM unnest(f.hit) AS u
             CROSS JOIN (
@@ -168,14 +171,255 @@ BEGIN
             WHERE u.lexeme <> ' dl'
         ) AS sc
     $q$, d.table_schema, d.table_name, v_similarity,
-        memory_private._distance_operator(d.distance), memory_private._vector_schema());
+        memory_private._distance_operator(d.distance), memory_private._vector_schema(),
+        v_rows.extra, v_rows.per_lexeme, v_rows.rare_rows);
 END;
 $$;
 
--- Regenerate memory_private._search_hybrid_static: one branch per domain of pgmemo's own (not
--- adopted, not distributed) running _hybrid_sql; the general path for the rest. Called by
--- memory_private._search_static_refresh (so with iterative scans off: _search_sql's strict
--- shape, as memory.search's cached plan).
+-- memory.search_hybrid's fusion of its candidates (candidates: a query of the columns of
+-- _hybrid_candidates), as the statement that returns its rows. Each list's range of scores over
+-- the candidates; convex: each list's score min-max normalised (1 when all are equal, 0 when the
+-- row is not in that list: the vector list is the rows with a distance, the text list those with
+-- a positive BM25 score), weights normalised to sum 1; rrf: from each row's rank in each list;
+-- then the memory-aware re-ranking when asked, the best k; with_embeddings, a text-only row's
+-- vector. general: the general path's statement, all of that. Otherwise a branch's (convex, no
+-- with_embeddings: memory.search_hybrid takes a branch only then), without the parts it never
+-- uses, each set up on every call however small (callgrind: the two window orders of the ranks,
+-- the embedding's subquery and a second sort cost a tenth of a small domain's hybrid): the rows
+-- ordered by their distance and score themselves, which orders them as their ranks would.
+-- Over memory.search_hybrid's arguments, in each of its branches as part of the one statement,
+-- planned once per session (as a statement of its own over the rows of a function it cost a
+-- quarter of the hybrid's instructions on a small domain: its executor set up on every call,
+-- the rows copied twice more; BENCHMARKS.md).
+CREATE OR REPLACE FUNCTION memory_private._hybrid_fusion_sql(candidates text, general boolean)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($q$
+        SELECT tp.id, tp.content, tp.metadata, tp.score, tp.similarity, tp.rank, tp.created_at,
+            tp.updated_at, %4$s
+        FROM (
+            SELECT sc.* FROM (
+                SELECT f.*, CASE WHEN recency_half_life IS NOT NULL
+                        OR importance_weight IS NOT NULL
+                    -- the fused score scaled to [0, 1] (1: first in both lists), then blended
+                    THEN memory_private._blend(CASE WHEN fusion = 'rrf'
+                            THEN f.fused / ((vector_weight + text_weight) / (rrf_k + 1))
+                            ELSE f.fused END,
+                        f.metadata, f.updated_at, recency_half_life, importance_weight)
+                    ELSE f.fused END AS score
+                FROM (
+                    SELECT c.id, c.content, c.metadata,
+                        CASE WHEN fusion = 'rrf'
+                            THEN coalesce(vector_weight / (rrf_k + c.vr), 0)
+                                + coalesce(text_weight / (rrf_k + c.tr), 0)
+                            ELSE (vector_weight * CASE WHEN c.vr IS NULL THEN 0
+                                    WHEN c.vhi > c.vlo
+                                    THEN (c.similarity - c.vlo) / (c.vhi - c.vlo)
+                                    ELSE 1 END
+                                + text_weight * CASE WHEN c.tr IS NULL THEN 0
+                                    WHEN c.thi > c.tlo
+                                    THEN (c.text_rank - c.tlo) / (c.thi - c.tlo)
+                                    ELSE 1 END)
+                                / (vector_weight + text_weight)
+                        END AS fused,
+                        c.similarity, CASE WHEN c.tr IS NOT NULL THEN c.text_rank END AS rank,
+                        c.created_at, c.updated_at, c.vr, c.tr, c.embedding
+                    FROM (
+                        -- vr, tr: the row's rank in each list (NULL: not in it), or what orders
+                        -- the rows as the ranks would
+                        SELECT s.*,
+                            CASE WHEN s.distance IS NOT NULL THEN %2$s END AS vr,
+                            CASE WHEN s.text_rank > 0 THEN %3$s END AS tr,
+                            min(s.similarity) OVER () AS vlo, max(s.similarity) OVER () AS vhi,
+                            min(s.text_rank) FILTER (WHERE s.text_rank > 0) OVER () AS tlo,
+                            max(s.text_rank) OVER () AS thi
+                        FROM (%1$s) AS s (id, content, metadata, similarity, distance, text_rank,
+                            created_at, updated_at, embedding)
+                    ) AS c
+                    WHERE c.vr IS NOT NULL OR c.tr IS NOT NULL
+                ) AS f
+            ) AS sc
+            -- (a row of the vector list is ordered by its vr alone, as by its rank)
+            ORDER BY sc.score DESC, sc.vr NULLS LAST,
+                CASE WHEN sc.vr IS NULL THEN sc.tr END NULLS LAST, sc.id
+            LIMIT k
+        ) AS tp%5$s$q$,
+        candidates,
+        CASE WHEN general THEN 'row_number() OVER (ORDER BY s.distance, s.id)'
+            ELSE 's.distance' END,
+        CASE WHEN general THEN 'row_number() OVER (ORDER BY s.text_rank DESC NULLS LAST, s.id)'
+            ELSE '- s.text_rank' END,
+        -- with_embeddings: a text-only hit's vector is read by id (the CASE runs the subquery
+        -- only then: a join with a guard was planned with get_many first, which ran on every
+        -- call)
+        CASE WHEN general THEN $e$CASE WHEN with_embeddings AND tp.embedding IS NULL
+                THEN (SELECT g.embedding FROM memory.get_many(v_d.domain, ARRAY[tp.id]) AS g)
+                ELSE tp.embedding END$e$ ELSE 'tp.embedding' END,
+        CASE WHEN general THEN $o$
+        ORDER BY tp.score DESC, tp.vr NULLS LAST, CASE WHEN tp.vr IS NULL THEN tp.tr END NULLS LAST,
+            tp.id$o$ ELSE '' END)
+$$;
+
+-- memory.search_hybrid is generated, as memory.search is (sql/30_search.sql): its source is the
+-- template of memory_private._search_hybrid_definition, made into the function with the branches
+-- of every domain of pgmemo's own (not adopted, not distributed: dispatch, the WHEN clauses of
+-- memory_private._dispatch_sql) by memory_private._search_hybrid_static_refresh (called by
+-- _search_static_refresh: create_domain, drop_domain, adoption, every migrate), and without
+-- branches here. A branch runs the domain's one statement (_hybrid_sql's candidates fused by
+-- _hybrid_fusion_sql), planned once per session, when the call takes the common case (an
+-- embedding, plain words, match 'any', convex fusion, no filter, no with_embeddings) and the
+-- domain's table and distance are still those it was generated for and its text statistics were
+-- refreshed; otherwise the general path: memory_private._hybrid_candidates (memory.search, then
+-- the BM25 rescoring), fused by the same _hybrid_fusion_sql.
+-- The branches are in memory.search_hybrid itself (a PL/pgSQL function returning rows costs a
+-- query and a tuple store of its own), and the access check, k's and the embedding's checks and
+-- hnsw.ef_search are spliced in (a PL/pgSQL helper with a SET clause cost 10,000-17,000
+-- instructions a call), as in memory.search. Its settings for the branch (hnsw.ef_search, strict
+-- order) are set with set_config and put back after it, as memory.search's.
+CREATE OR REPLACE FUNCTION memory_private._search_hybrid_definition(dispatch text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $def$
+    SELECT format($template$
+CREATE OR REPLACE FUNCTION memory.search_hybrid(
+    domain text,
+    query text,
+    query_embedding %1$s.vector,
+    k integer DEFAULT 5,
+    filter jsonb DEFAULT NULL,
+    -- Chosen on the dev queries of bench/quality.py (sweep in BENCHMARKS.md): a convex
+    -- combination of the min-max normalised similarity and BM25 score, 0.6 / 0.4 (re-checked
+    -- when the text half became a rescoring of the vector rows, sql/37_search_hybrid.sql).
+    vector_weight double precision DEFAULT 0.6,
+    text_weight double precision DEFAULT 0.4,
+    rrf_k integer DEFAULT 60,
+    ef_search integer DEFAULT NULL,
+    recency_half_life interval DEFAULT NULL,
+    importance_weight double precision DEFAULT NULL,
+    text_match text DEFAULT 'any',
+    with_embeddings boolean DEFAULT FALSE,
+    fusion text DEFAULT 'convex'
+)
+RETURNS TABLE (
+    id text, content text, metadata jsonb, score double precision,
+    similarity double precision, text_rank double precision,
+    created_at timestamptz, updated_at timestamptz, embedding %1$s.vector
+)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path FROM CURRENT
+-- the branches' statements and the general path's fusion planned once per session (their inputs
+-- are variables; a custom plan per call cost about a tenth of the hybrid's time on the eval)
+SET plan_cache_mode = force_generic_plan
+-- the index is what the vector half promises (see memory_private._search_settings_begin)
+SET enable_seqscan = off
+AS $body$
+#variable_conflict use_column
+DECLARE
+    v_d memory_private.domains;
+    v_r record;
+    v_candidates integer;
+    v_fast boolean;
+    v_tsv tsvector;
+    v_k record;
+    v_k1 double precision;  -- (BM25's, for the branches)
+    v_b double precision;
+    v_ef integer;
+    v_old_ef text;
+    v_old_iterative text;
+    v_set text;
+    v_done boolean := false;  -- a branch ran
+BEGIN
+    -- v_d := memory_private._domain_for(domain, 'read'), spliced
+    %2$s
+    -- memory_private._check_k(k), spliced
+    %3$s
+    PERFORM memory_private._check_text_query(query, text_match, 'text_match');
+    IF query_embedding IS NULL AND coalesce(query, '') = '' THEN
+        RAISE EXCEPTION 'search_hybrid needs a query text, a query_embedding, or both'
+            USING ERRCODE = '22004';
+    END IF;
+    IF vector_weight IS NULL OR text_weight IS NULL OR NOT vector_weight >= 0
+        OR NOT text_weight >= 0 OR vector_weight = 'NaN' OR text_weight = 'NaN'
+        OR vector_weight = 'Infinity' OR text_weight = 'Infinity'
+        OR vector_weight + text_weight = 0 OR rrf_k IS NULL OR rrf_k < 1 THEN
+        RAISE EXCEPTION 'vector_weight and text_weight must be finite, >= 0 and not both 0; '
+            'rrf_k >= 1'
+            USING ERRCODE = '22023';
+    END IF;
+    IF fusion IS NULL OR fusion NOT IN ('convex', 'rrf') THEN
+        RAISE EXCEPTION 'fusion must be ''convex'' or ''rrf'', got %%',
+            coalesce(quote_literal(fusion), 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF recency_half_life IS NOT NULL OR importance_weight IS NOT NULL THEN
+        PERFORM memory_private._check_ranking(recency_half_life, importance_weight);
+    END IF;
+    v_candidates := least(greatest(k * 2, 20), 1000);
+    -- The branches take plain words: no "phrase", no -exclusion, no OR (websearch syntax goes
+    -- through _parse_text_query); and convex fusion (rrf's ranks are the general path's).
+    v_fast := query_embedding IS NOT NULL AND filter IS NULL AND text_match = 'any'
+        AND fusion = 'convex' AND NOT coalesce(with_embeddings, false) AND NOT v_d.adopted
+        AND NOT v_d.distributed AND query !~* '"|(^|\s)-|(^|\s)or(\s|$)';
+    IF v_fast THEN
+        v_tsv := to_tsvector(v_d.text_config, query);
+        IF length(v_tsv) > memory_private._text_max_words() THEN
+            v_fast := false;  -- the general path refuses it (22023)
+        END IF;
+    END IF;
+    IF v_fast THEN
+        -- memory_private._check_embedding, spliced
+        %4$s
+        IF ef_search IS NOT NULL AND ef_search < 1 THEN
+            RAISE EXCEPTION 'ef_search must be positive, got %%', ef_search
+                USING ERRCODE = '22023';
+        END IF;
+        v_k := memory_private._bm25_params();
+        v_k1 := v_k.k1;
+        v_b := v_k.b;
+        v_ef := %5$s;  -- memory_private._search_ef(v_candidates, ef_search), spliced
+        v_old_ef := current_setting('hnsw.ef_search', true);
+        v_old_iterative := current_setting('hnsw.iterative_scan', true);  -- pgvector >= 0.8
+        IF v_old_ef IS DISTINCT FROM v_ef::text THEN
+            v_set := set_config('hnsw.ef_search', v_ef::text, true);  -- (assigned: no PERFORM)
+        END IF;
+        IF v_old_iterative <> 'off' THEN
+            -- the branches' k-NN is _search_sql's strict-order shape
+            v_set := set_config('hnsw.iterative_scan', 'off', true);
+        END IF;
+        -- the domain's branch (memory_private._dispatch_sql: the names halved, then a CASE)
+        %6$s
+        IF v_old_ef IS DISTINCT FROM current_setting('hnsw.ef_search', true) THEN
+            v_set := set_config('hnsw.ef_search', coalesce(v_old_ef, '40'), true);
+        END IF;
+        IF v_old_iterative IS DISTINCT FROM current_setting('hnsw.iterative_scan', true) THEN
+            v_set := set_config('hnsw.iterative_scan', v_old_iterative, true);
+        END IF;
+        IF v_done THEN
+            RETURN;
+        END IF;
+    END IF;
+    RETURN QUERY %7$s;
+END;
+$body$
+$template$,
+        memory_private._vector_schema(),
+        memory_private._domain_for_sql('search_hybrid.domain', '''read''', 'v_d', 'v_r'),
+        memory_private._check_k_sql('k'),
+        memory_private._check_embedding_sql('v_d.dimension', 'v_d.domain', 'query_embedding',
+            '''query_embedding'''),
+        memory_private._search_ef_sql('v_candidates', 'ef_search'),
+        coalesce(dispatch, 'NULL;  -- no branches yet: the general path below'),
+        memory_private._hybrid_fusion_sql($c$
+            SELECT * FROM memory_private._hybrid_candidates(v_d, query, query_embedding, k,
+                filter, ef_search, text_match, with_embeddings)$c$, true))
+$def$;
+
+-- Regenerate memory.search_hybrid with a branch per domain of pgmemo's own (not adopted, not
+-- distributed). Called by memory_private._search_static_refresh.
 CREATE OR REPLACE FUNCTION memory_private._search_hybrid_static_refresh()
 RETURNS void
 LANGUAGE plpgsql
@@ -189,76 +433,49 @@ BEGIN
     -- (in the order of the names under COLLATE "C": memory_private._dispatch_sql halves them)
     SELECT array_agg(x.domain ORDER BY x.domain COLLATE "C"), array_agg(format($b$
         WHEN %1$L THEN
-            -- (the domain's table and distance as generated: else the general path)
-            IF d.table_schema = %3$L AND d.table_name = %4$L AND d.distance = %5$L
+            -- (the domain's table and distance as generated, and its text statistics: else the
+            -- general path)
+            IF v_d.table_schema = %3$L AND v_d.table_name = %4$L AND v_d.distance = %5$L
                AND EXISTS (SELECT FROM memory_private.text_stats AS s
-                           WHERE s.domain = $11 AND s.documents > 0) THEN
+                           WHERE s.domain = v_d.domain AND s.documents > 0) THEN
                 RETURN QUERY %2$s;
-                RETURN;
+                v_done := true;
             END IF;
-$b$, x.domain, memory_private._hybrid_sql(x), x.table_schema, x.table_name, x.distance)
+$b$, x.domain, memory_private._hybrid_fusion_sql(memory_private._hybrid_sql(x), false),
+        x.table_schema, x.table_name, x.distance)
         ORDER BY x.domain COLLATE "C")
     INTO v_names, v_branches
     FROM memory_private._static_domains() AS x
     WHERE NOT x.adopted;
-    EXECUTE format($f$
-CREATE OR REPLACE FUNCTION memory_private._search_hybrid_static(
-    query_embedding %1$s.vector, vector_rows integer, unused_filter jsonb,
-    unused_min_similarity double precision, query_tsv tsvector, extra integer,
-    per_lexeme bigint, k1 double precision, b double precision, fast boolean, domain_name text,
-    d memory_private.domains, query text, k integer, filter jsonb, ef_search integer,
-    text_match text, with_embeddings boolean, ef integer, rare_rows double precision
-)
-RETURNS TABLE (
-    id text, content text, metadata jsonb, similarity double precision,
-    distance double precision, text_rank double precision, created_at timestamptz,
-    updated_at timestamptz, embedding %1$s.vector
-)
-LANGUAGE plpgsql
-SET search_path FROM CURRENT
--- planned once per session (as memory_private._search_static)
-SET plan_cache_mode = force_generic_plan
-SET enable_seqscan = off
-SET hnsw.ef_search = 40%2$s
-AS $body$
-#variable_conflict use_column
-BEGIN
-    IF fast THEN
-        PERFORM set_config('hnsw.ef_search', ef::text, true);
-        %3$s
-    END IF;
-    RETURN QUERY SELECT * FROM memory_private._hybrid_candidates(d, query, query_embedding, k,
-        filter, ef_search, text_match, with_embeddings);
-END;
-$body$
-$f$,
-        memory_private._vector_schema(),
-        CASE WHEN coalesce(memory_private._vector_version() >= ARRAY[0, 8, 0], false) THEN '
-SET hnsw.iterative_scan = off' ELSE '' END,
-        memory_private._dispatch_sql('d.domain', v_names, v_branches,
+    EXECUTE memory_private._search_hybrid_definition(
+        memory_private._dispatch_sql('v_d.domain', v_names, v_branches,
             'NULL;  -- not generated for this domain (yet): the general path below'));
 END;
 $$;
 
 -- The function before its first generation (a migrate generates it right away): the general
--- path.
-CREATE OR REPLACE FUNCTION memory_private._search_hybrid_static(
-    query_embedding vector, vector_rows integer, unused_filter jsonb,
-    unused_min_similarity double precision, query_tsv tsvector, extra integer,
-    per_lexeme bigint, k1 double precision, b double precision, fast boolean, domain_name text,
-    d memory_private.domains, query text, k integer, filter jsonb, ef_search integer,
-    text_match text, with_embeddings boolean, ef integer, rare_rows double precision
-)
-RETURNS TABLE (
-    id text, content text, metadata jsonb, similarity double precision,
-    distance double precision, text_rank double precision, created_at timestamptz,
-    updated_at timestamptz, embedding vector
-)
-LANGUAGE plpgsql
-SET search_path FROM CURRENT
-AS $$
+-- path for every call.
+DO $install$
 BEGIN
-    RETURN QUERY SELECT * FROM memory_private._hybrid_candidates(d, query, query_embedding, k,
-        filter, ef_search, text_match, with_embeddings);
+    EXECUTE memory_private._search_hybrid_definition(NULL);
 END;
-$$;
+$install$;
+
+COMMENT ON FUNCTION memory.search_hybrid(
+    text, text, vector, integer, jsonb, double precision, double precision, integer, integer,
+    interval, double precision, text, boolean, text
+) IS
+'Hybrid search, one call: the vector search''s max(2k, 20) nearest rows and their BM25 scores '
+'(as memory.search_text scores them), plus a few rows holding a rare word of the query (rows '
+'without an embedding, or that the embedding misses), fused. fusion => ''convex'' (default): '
+'score = (vector_weight * similarity'' + text_weight * rank'') / (vector_weight + text_weight), '
+'each min-max normalised over its list (the vector rows; the rows with a positive BM25 score), '
+'0 when the row is not in that list; fusion => ''rrf'': weighted reciprocal rank fusion, '
+'vector_weight / (rrf_k + vector rank) + text_weight / (rrf_k + text rank). The defaults '
+'(convex, 0.6 / 0.4, text_match ''any'') come from bench/quality.py (see BENCHMARKS.md). Either '
+'the query text or the embedding may be NULL (without an embedding: memory.search_text''s '
+'ranking of max(2k, 20) rows). ef_search is passed to the vector search, text_match (''any'' or '
+'''all'') to the text half. recency_half_life and importance_weight re-rank as in '
+'memory.search, on the fused score scaled to [0, 1]. similarity is NULL for a row found by its '
+'words alone, text_rank for one found by its vector alone. with_embeddings => true fills the '
+'embedding column (else NULL).';

@@ -276,9 +276,11 @@ def _table_of_index(fresh_or_old: dict, name: str) -> str:
 _WIRED = re.compile(r"^memory_private\.pgmemo_(.+)_(before_update|enqueue|dequeue|unstale|claim|complete)\(.*\)$")
 
 
-# memory.search's static branches, one per domain (memory_private._search_static_refresh).
+# memory.search's static branches, one per domain (memory_private._search_static_refresh), and
+# memory.search_hybrid's (memory_private._search_hybrid_static_refresh).
 _SEARCH_BRANCHES = re.compile(r"CASE v_d\.domain.*?ELSE(?=\s+v_static := false;\s+-- not generated)",
                               re.S)
+_HYBRID_BRANCHES = re.compile(r"CASE v_d\.domain.*?ELSE(?=\s+NULL;\s+-- not generated)", re.S)
 
 
 def split(snap: dict, tables: set[str], domains: set[str] = frozenset()) -> tuple[dict, dict]:
@@ -289,13 +291,17 @@ def split(snap: dict, tables: set[str], domains: set[str] = frozenset()) -> tupl
         if kind == "function" and obj.startswith(("memory_private._search_text_static(",
                                                    "memory_private._search_text_hybrid_static(",
                                                    "memory_private._search_hybrid_static(")):
-            # generated from the domain registry (sql/31_bm25.sql, sql/37_search_hybrid.sql):
+            # generated from the domain registry (sql/31_bm25.sql; the last, retired by
+            # migration 0023, in older releases):
             # one branch per domain, so it differs whenever the seeded domains do (older
             # releases seed fewer)
             continue
         if kind == "function" and obj.startswith("memory.search("):
             # generated too (sql/30_search.sql): the same but for its branch per domain
             detail = _SEARCH_BRANCHES.sub("CASE v_d.domain <branches> ELSE", detail)
+        if kind == "function" and obj.startswith("memory.search_hybrid("):
+            # generated too (sql/37_search_hybrid.sql), with its branch per domain
+            detail = _HYBRID_BRANCHES.sub("CASE v_d.domain <branches> ELSE", detail)
         name = obj
         wired = _WIRED.match(obj) if kind == "function" else None
         if wired:
