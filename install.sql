@@ -3764,28 +3764,50 @@ AS $$
         )$q$, CASE WHEN without_ids THEN ' AND p.id <> ALL ($15::text[])' ELSE '' END)
 $$;
 
--- Stage 2 for a row t: its exact BM25 score s.score, tf from the positions of its tsvector
--- (only the query's lexemes kept: f.hit), length from its marker lexeme ' dl' (position - 1).
+-- A row's exact BM25 score as s.score, from its tsvector (tsv: an SQL expression of it): tf from
+-- the positions of the query's lexemes (lexemes: an expression of them, a text[]; f.hit, the
+-- tsvector with only those and the length marker; no tsvector read when it is NULL), length from
+-- the marker lexeme ' dl' (position - 1), in one read of f.hit (the marker's position for every
+-- lexeme through a window without an order: a second unnest of the tsvector cost 12,000
+-- instructions a row, a tenth of a small domain's hybrid; callgrind). idf: each lexeme x.lexeme's
+-- IDF, reading w_join's tables; k1, b, avgdl: expressions. The one place of the per-row score:
+-- search_text's stage 2 (_bm25_score_sql) and the hybrid's one statement (_hybrid_sql).
+CREATE OR REPLACE FUNCTION memory_private._bm25_row_score_sql(
+    tsv text, lexemes text, idf text, w_join text, k1 text, b text, avgdl text
+)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($q$
+        CROSS JOIN LATERAL (
+            SELECT CASE WHEN %2$s IS NOT NULL
+                THEN ts_filter(setweight(%1$s, 'A', %2$s || ' dl'::text), '{a}') END AS hit
+        ) AS f
+        CROSS JOIN LATERAL (
+            SELECT coalesce(sum(%3$s * x.tf * (%5$s + 1)
+                / (x.tf + %5$s * (1 - %6$s + %6$s * x.dl / greatest(%7$s, 1)))), 0)::double precision
+                AS score
+            FROM (
+                SELECT u.lexeme, cardinality(u.positions) AS tf,
+                    coalesce(max(u.positions[1] - 1) FILTER (WHERE u.lexeme = ' dl') OVER (), 0)
+                        AS dl
+                FROM unnest(f.hit) AS u
+            ) AS x
+            %4$s
+            WHERE x.lexeme <> ' dl'
+        ) AS s$q$, tsv, lexemes, idf, w_join, k1, b, avgdl)
+$$;
+
+-- Stage 2 for a row t: its exact BM25 score s.score (_bm25_row_score_sql over its tsvector, the
+-- query's words $1 and their IDF from w).
 CREATE OR REPLACE FUNCTION memory_private._bm25_score_sql(d memory_private.domains)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-    SELECT format($q$
-        CROSS JOIN LATERAL (
-            SELECT ts_filter(setweight(%1$s, 'A', $1 || ' dl'::text), '{a}') AS hit
-        ) AS f
-        CROSS JOIN LATERAL (
-            SELECT coalesce(sum(w.idf * h.tf * ($8 + 1)
-                / (h.tf + $8 * (1 - $9 + $9 * l.dl / greatest($7, 1)))), 0)::double precision
-                AS score
-            FROM (SELECT u.lexeme, cardinality(u.positions) AS tf FROM unnest(f.hit) AS u) AS h
-            JOIN w ON w.lexeme = h.lexeme
-            CROSS JOIN (
-                SELECT coalesce(max(u.positions[1] - 1), 0) AS dl
-                FROM unnest(f.hit) AS u WHERE u.lexeme = ' dl'
-            ) AS l
-        ) AS s$q$, memory_private._domain_rank_tsvector_sql(d))
+    SELECT memory_private._bm25_row_score_sql(memory_private._domain_rank_tsvector_sql(d), '$1',
+        'w.idf', 'JOIN w ON w.lexeme = x.lexeme', '$8', '$9', '$7')
 $$;
 
 CREATE OR REPLACE FUNCTION memory_private._bm25_sql(d memory_private.domains, predicate text)
@@ -4213,7 +4235,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'and an ANALYZE of the stored tsvector so common words'' frequencies are current). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '003742640e8bac5b17099def2292870607066b3afb05afdf6b1545bbc4a2b1db', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '87c694eff335738c17a49a460c06731ab676d8ab360baeeebf5728f617df9321', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
@@ -5545,30 +5567,17 @@ BEGIN
             ) AS x
         )
         SELECT c.id, c.content, c.metadata, c.similarity, c.distance,
-            CASE WHEN w.lexemes IS NOT NULL THEN sc.score END, c.created_at, c.updated_at,
+            CASE WHEN w.lexemes IS NOT NULL THEN s.score END, c.created_at, c.updated_at,
             NULL::%5$s.vector
         FROM c
         CROSS JOIN w
-        CROSS JOIN LATERAL (
-            -- (no word of the query: no text score, and no tsvector read)
-            SELECT CASE WHEN w.lexemes IS NOT NULL THEN ts_filter(setweight(c.content_tsv, 'A',
-                w.lexemes || ' dl'::text), '{a}') END AS hit
-        ) AS f
-        CROSS JOIN LATERAL (
-            SELECT coalesce(sum(w.idf[array_position(w.lexemes, u.lexeme)]
-                * cardinality(u.positions) * (v_k1 + 1) / (cardinality(u.positions)
-                    + v_k1 * (1 - v_b + v_b * l.dl / greatest(w.avgdl, 1)))), 0)::double precision
-                AS score
-            FROM unnest(f.hit) AS u
-            CROSS JOIN (
-                SELECT coalesce(max(m.positions[1] - 1), 0) AS dl
-                FROM unnest(f.hit) AS m WHERE m.lexeme = ' dl'
-            ) AS l
-            WHERE u.lexeme <> ' dl'
-        ) AS sc
+        -- (no word of the query: no text score, and no tsvector read)
+        %9$s
     $q$, d.table_schema, d.table_name, v_similarity,
         memory_private._distance_operator(d.distance), memory_private._vector_schema(),
-        v_rows.extra, v_rows.per_lexeme, v_rows.rare_rows);
+        v_rows.extra, v_rows.per_lexeme, v_rows.rare_rows,
+        memory_private._bm25_row_score_sql('c.content_tsv', 'w.lexemes',
+            'w.idf[array_position(w.lexemes, x.lexeme)]', '', 'v_k1', 'v_b', 'w.avgdl'));
 END;
 $$;
 
@@ -5875,7 +5884,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'memory.search, on the fused score scaled to [0, 1]. similarity is NULL for a row found by its '
 'words alone, text_rank for one found by its vector alone. with_embeddings => true fills the '
 'embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', 'da5d7b6f543c25235561ec3262319bacffd0fda07d82170ac320e31d1a4264fd', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', '73e2f95db08c5a80b540424a2bf9bef522216eb153176d9627f03616047532a1', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).

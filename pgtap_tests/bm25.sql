@@ -3,7 +3,7 @@
 -- (not the filtered rows), the web-search syntax in both match modes, the text statistics
 -- (refresh_text_stats, common lexemes from ANALYZE outside the candidate scan), adopted tables.
 BEGIN;
-SELECT plan(49);
+SELECT plan(51);
 
 -- 'simple': no stemming, no stop words, so the lexemes are the words.
 SELECT memory.create_domain('bm', 3, text_config => 'simple');
@@ -118,7 +118,28 @@ SELECT results_eq(
     $$SELECT id, round(score::numeric, 9), round(text_rank::numeric, 9)
       FROM memory.search_hybrid('bm', 'apple cherry kiwi', '[1,0,0]', 5, filter => '{}')$$,
     'the one-statement path ranks as the general one (taken with a filter)');
+-- Ties: the branch orders the vector rows by their distance (no rank windows), the general path
+-- by their rank; two rows alike in content and embedding tie on both scores and come back in the
+-- order of their ids either way, as do the re-ranked scores.
+SELECT memory.store('bm', 'apple apple cherry', embedding => '[1,0,0]', id => 'b2x'),
+    memory.store('bm', 'apple apple cherry', embedding => '[1,0,0]', id => 'b2a'),
+    memory.store('bm', 'cherry', embedding => '[0,1,0]', id => 'b2c');
+SELECT results_eq(
+    $$SELECT id, round(score::numeric, 9) FROM memory.search_hybrid('bm', 'apple cherry', '[1,0,0]', 6)$$,
+    $$SELECT id, round(score::numeric, 9)
+      FROM memory.search_hybrid('bm', 'apple cherry', '[1,0,0]', 6, filter => '{}')$$,
+    'rows tied on both scores: the same order on both paths');
+SELECT results_eq(
+    $$SELECT id, round(score::numeric, 9)
+      FROM memory.search_hybrid('bm', 'apple cherry', '[1,0,0]', 6, importance_weight => 0.3,
+        recency_half_life => '1 day')$$,
+    $$SELECT id, round(score::numeric, 9)
+      FROM memory.search_hybrid('bm', 'apple cherry', '[1,0,0]', 6, filter => '{}',
+        importance_weight => 0.3, recency_half_life => '1 day')$$,
+    'memory-aware re-ranking: the same on both paths');
+SELECT memory.forget('bm', id) FROM unnest(ARRAY['b2x', 'b2a', 'b2c']) AS id;
 SELECT memory.forget('bm', 'b5');
+SELECT memory.refresh_text_stats('bm');  -- (the rows above were written since the last one)
 SELECT is(memory.refresh_text_stats(), 0, 'nothing stale: refresh_text_stats() refreshes nothing');
 UPDATE memory_private.text_stats SET documents = 1000 WHERE domain = 'bm';
 SELECT is((SELECT round(rank::numeric, 6) FROM memory.search_text('bm', 'grape')),

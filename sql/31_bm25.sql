@@ -478,28 +478,50 @@ AS $$
         )$q$, CASE WHEN without_ids THEN ' AND p.id <> ALL ($15::text[])' ELSE '' END)
 $$;
 
--- Stage 2 for a row t: its exact BM25 score s.score, tf from the positions of its tsvector
--- (only the query's lexemes kept: f.hit), length from its marker lexeme ' dl' (position - 1).
+-- A row's exact BM25 score as s.score, from its tsvector (tsv: an SQL expression of it): tf from
+-- the positions of the query's lexemes (lexemes: an expression of them, a text[]; f.hit, the
+-- tsvector with only those and the length marker; no tsvector read when it is NULL), length from
+-- the marker lexeme ' dl' (position - 1), in one read of f.hit (the marker's position for every
+-- lexeme through a window without an order: a second unnest of the tsvector cost 12,000
+-- instructions a row, a tenth of a small domain's hybrid; callgrind). idf: each lexeme x.lexeme's
+-- IDF, reading w_join's tables; k1, b, avgdl: expressions. The one place of the per-row score:
+-- search_text's stage 2 (_bm25_score_sql) and the hybrid's one statement (_hybrid_sql).
+CREATE OR REPLACE FUNCTION memory_private._bm25_row_score_sql(
+    tsv text, lexemes text, idf text, w_join text, k1 text, b text, avgdl text
+)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($q$
+        CROSS JOIN LATERAL (
+            SELECT CASE WHEN %2$s IS NOT NULL
+                THEN ts_filter(setweight(%1$s, 'A', %2$s || ' dl'::text), '{a}') END AS hit
+        ) AS f
+        CROSS JOIN LATERAL (
+            SELECT coalesce(sum(%3$s * x.tf * (%5$s + 1)
+                / (x.tf + %5$s * (1 - %6$s + %6$s * x.dl / greatest(%7$s, 1)))), 0)::double precision
+                AS score
+            FROM (
+                SELECT u.lexeme, cardinality(u.positions) AS tf,
+                    coalesce(max(u.positions[1] - 1) FILTER (WHERE u.lexeme = ' dl') OVER (), 0)
+                        AS dl
+                FROM unnest(f.hit) AS u
+            ) AS x
+            %4$s
+            WHERE x.lexeme <> ' dl'
+        ) AS s$q$, tsv, lexemes, idf, w_join, k1, b, avgdl)
+$$;
+
+-- Stage 2 for a row t: its exact BM25 score s.score (_bm25_row_score_sql over its tsvector, the
+-- query's words $1 and their IDF from w).
 CREATE OR REPLACE FUNCTION memory_private._bm25_score_sql(d memory_private.domains)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-    SELECT format($q$
-        CROSS JOIN LATERAL (
-            SELECT ts_filter(setweight(%1$s, 'A', $1 || ' dl'::text), '{a}') AS hit
-        ) AS f
-        CROSS JOIN LATERAL (
-            SELECT coalesce(sum(w.idf * h.tf * ($8 + 1)
-                / (h.tf + $8 * (1 - $9 + $9 * l.dl / greatest($7, 1)))), 0)::double precision
-                AS score
-            FROM (SELECT u.lexeme, cardinality(u.positions) AS tf FROM unnest(f.hit) AS u) AS h
-            JOIN w ON w.lexeme = h.lexeme
-            CROSS JOIN (
-                SELECT coalesce(max(u.positions[1] - 1), 0) AS dl
-                FROM unnest(f.hit) AS u WHERE u.lexeme = ' dl'
-            ) AS l
-        ) AS s$q$, memory_private._domain_rank_tsvector_sql(d))
+    SELECT memory_private._bm25_row_score_sql(memory_private._domain_rank_tsvector_sql(d), '$1',
+        'w.idf', 'JOIN w ON w.lexeme = x.lexeme', '$8', '$9', '$7')
 $$;
 
 CREATE OR REPLACE FUNCTION memory_private._bm25_sql(d memory_private.domains, predicate text)

@@ -149,30 +149,17 @@ BEGIN
             ) AS x
         )
         SELECT c.id, c.content, c.metadata, c.similarity, c.distance,
-            CASE WHEN w.lexemes IS NOT NULL THEN sc.score END, c.created_at, c.updated_at,
+            CASE WHEN w.lexemes IS NOT NULL THEN s.score END, c.created_at, c.updated_at,
             NULL::%5$s.vector
         FROM c
         CROSS JOIN w
-        CROSS JOIN LATERAL (
-            -- (no word of the query: no text score, and no tsvector read)
-            SELECT CASE WHEN w.lexemes IS NOT NULL THEN ts_filter(setweight(c.content_tsv, 'A',
-                w.lexemes || ' dl'::text), '{a}') END AS hit
-        ) AS f
-        CROSS JOIN LATERAL (
-            SELECT coalesce(sum(w.idf[array_position(w.lexemes, u.lexeme)]
-                * cardinality(u.positions) * (v_k1 + 1) / (cardinality(u.positions)
-                    + v_k1 * (1 - v_b + v_b * l.dl / greatest(w.avgdl, 1)))), 0)::double precision
-                AS score
-            FROM unnest(f.hit) AS u
-            CROSS JOIN (
-                SELECT coalesce(max(m.positions[1] - 1), 0) AS dl
-                FROM unnest(f.hit) AS m WHERE m.lexeme = ' dl'
-            ) AS l
-            WHERE u.lexeme <> ' dl'
-        ) AS sc
+        -- (no word of the query: no text score, and no tsvector read)
+        %9$s
     $q$, d.table_schema, d.table_name, v_similarity,
         memory_private._distance_operator(d.distance), memory_private._vector_schema(),
-        v_rows.extra, v_rows.per_lexeme, v_rows.rare_rows);
+        v_rows.extra, v_rows.per_lexeme, v_rows.rare_rows,
+        memory_private._bm25_row_score_sql('c.content_tsv', 'w.lexemes',
+            'w.idf[array_position(w.lexemes, x.lexeme)]', '', 'v_k1', 'v_b', 'w.avgdl'));
 END;
 $$;
 
