@@ -3044,6 +3044,31 @@ BEGIN
 END;
 $$;
 
+-- The statements of a generated search's branch around its query, over its variables v_ef
+-- (the hnsw.ef_search wanted), v_old_ef, v_old_iterative and v_set: put_back false, the settings
+-- read and hnsw.ef_search set when it differs (a GUC change and its undo saved; assigned, not
+-- PERFORMed: see memory.search below); put_back true, hnsw.ef_search and hnsw.iterative_scan
+-- put back as they were. Spliced into memory.search and memory.search_hybrid
+-- (sql/37_search_hybrid.sql), which set hnsw.iterative_scan for their branches in between.
+CREATE OR REPLACE FUNCTION memory_private._branch_settings_sql(put_back boolean)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT CASE WHEN put_back
+        THEN $s$IF v_old_ef IS DISTINCT FROM current_setting('hnsw.ef_search', true) THEN
+            v_set := set_config('hnsw.ef_search', coalesce(v_old_ef, '40'), true);
+        END IF;
+        IF v_old_iterative IS DISTINCT FROM current_setting('hnsw.iterative_scan', true) THEN
+            v_set := set_config('hnsw.iterative_scan', v_old_iterative, true);
+        END IF;$s$
+    ELSE $s$v_old_ef := current_setting('hnsw.ef_search', true);
+        v_old_iterative := current_setting('hnsw.iterative_scan', true);  -- pgvector >= 0.8
+        IF v_old_ef IS DISTINCT FROM v_ef::text THEN
+            v_set := set_config('hnsw.ef_search', v_ef::text, true);
+        END IF;$s$ END
+$$;
+
 -- memory.search is generated: its source is the template of memory_private._search_definition,
 -- made into the function with the static branches of every domain (the k-NN queries of
 -- _search_sql and _knn_sql, one branch per domain, planned once per session and reused) by
@@ -3158,12 +3183,7 @@ BEGIN
     -- the caller's subtransaction).
     IF (v_pred IS NULL OR v_plain) AND NOT v_d.distributed AND with_embeddings IS NOT TRUE THEN
         v_ef := %3$s;  -- memory_private._search_ef(k, coalesce(v_ef, ef_search)), spliced
-        v_old_ef := current_setting('hnsw.ef_search', true);
-        v_old_iterative := current_setting('hnsw.iterative_scan', true);  -- pgvector >= 0.8
-        IF v_old_ef IS DISTINCT FROM v_ef::text THEN  -- (a GUC change and its undo saved)
-            -- (assigned, not PERFORMed: see above)
-            v_set := set_config('hnsw.ef_search', v_ef::text, true);
-        END IF;
+        %7$s
         IF v_path = 'hnsw' THEN
             v_old_max_scan := current_setting('hnsw.max_scan_tuples', true);
             v_set := set_config('hnsw.iterative_scan', 'relaxed_order', true);
@@ -3174,12 +3194,7 @@ BEGIN
         END IF;
         -- the domain's branch (memory_private._dispatch_sql: the names halved, then a CASE)
         %1$s
-        IF v_old_ef IS DISTINCT FROM current_setting('hnsw.ef_search', true) THEN
-            v_set := set_config('hnsw.ef_search', coalesce(v_old_ef, '40'), true);
-        END IF;
-        IF v_old_iterative IS DISTINCT FROM current_setting('hnsw.iterative_scan', true) THEN
-            v_set := set_config('hnsw.iterative_scan', v_old_iterative, true);
-        END IF;
+        %8$s
         IF v_old_max_scan IS NOT NULL THEN
             v_set := set_config('hnsw.max_scan_tuples', v_old_max_scan, true);
         END IF;
@@ -3217,7 +3232,8 @@ $template$,
         memory_private._check_embedding_sql('v_d.dimension', 'v_d.domain', 'query_embedding',
             '''query_embedding'''),
         memory_private._check_k_sql('k'),
-        memory_private._domain_for_sql('search.domain', '''read''', 'v_d', 'v_r'))
+        memory_private._domain_for_sql('search.domain', '''read''', 'v_d', 'v_r'),
+        memory_private._branch_settings_sql(false), memory_private._branch_settings_sql(true))
 $def$;
 
 DO $install$
@@ -3282,7 +3298,7 @@ COMMENT ON FUNCTION memory.search_text(text, text, integer, jsonb, text) IS
 'pgmemo.bm25_rerank (50). At most 64 distinct words (error 22023). An empty, stop-word-only, '
 'exclusion-only or punctuation-only query returns no rows; a query over 10000 characters is '
 'error 22023.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '15141764be098272dd172ae15cbaa3af875e49a31e992ddd93b13436933cc2a8', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '92beafa4ab5cff17da9f9e80957c1fc77c4da90be17d10d3dc27799f9761aee3', 'repeatable'); END $pgmemo$;
 -- sql/31_bm25.sql
 -- BM25 ranking for memory.search_text, in plain SQL (no extension): the query parsed like a web
 -- search box, candidates from the domain's GIN index, and the usual Okapi BM25 score
@@ -5786,23 +5802,14 @@ BEGIN
         v_k1 := v_k.k1;
         v_b := v_k.b;
         v_ef := %5$s;  -- memory_private._search_ef(v_candidates, ef_search), spliced
-        v_old_ef := current_setting('hnsw.ef_search', true);
-        v_old_iterative := current_setting('hnsw.iterative_scan', true);  -- pgvector >= 0.8
-        IF v_old_ef IS DISTINCT FROM v_ef::text THEN
-            v_set := set_config('hnsw.ef_search', v_ef::text, true);  -- (assigned: no PERFORM)
-        END IF;
+        %8$s
         IF v_old_iterative <> 'off' THEN
             -- the branches' k-NN is _search_sql's strict-order shape
             v_set := set_config('hnsw.iterative_scan', 'off', true);
         END IF;
         -- the domain's branch (memory_private._dispatch_sql: the names halved, then a CASE)
         %6$s
-        IF v_old_ef IS DISTINCT FROM current_setting('hnsw.ef_search', true) THEN
-            v_set := set_config('hnsw.ef_search', coalesce(v_old_ef, '40'), true);
-        END IF;
-        IF v_old_iterative IS DISTINCT FROM current_setting('hnsw.iterative_scan', true) THEN
-            v_set := set_config('hnsw.iterative_scan', v_old_iterative, true);
-        END IF;
+        %9$s
         IF v_done THEN
             RETURN;
         END IF;
@@ -5820,7 +5827,8 @@ $template$,
         coalesce(dispatch, 'NULL;  -- no branches yet: the general path below'),
         memory_private._hybrid_fusion_sql($c$
             SELECT * FROM memory_private._hybrid_candidates(v_d, query, query_embedding, k,
-                filter, ef_search, text_match, with_embeddings)$c$, true))
+                filter, ef_search, text_match, with_embeddings)$c$, true),
+        memory_private._branch_settings_sql(false), memory_private._branch_settings_sql(true))
 $def$;
 
 -- Regenerate memory.search_hybrid with a branch per domain of pgmemo's own (not adopted, not
@@ -5884,7 +5892,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'memory.search, on the fused score scaled to [0, 1]. similarity is NULL for a row found by its '
 'words alone, text_rank for one found by its vector alone. with_embeddings => true fills the '
 'embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', '73e2f95db08c5a80b540424a2bf9bef522216eb153176d9627f03616047532a1', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', '3e915a996852adcfc9123217b84c9112233dbe613cbfcefa9ac25c580576b01f', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).

@@ -113,6 +113,31 @@ BEGIN
 END;
 $$;
 
+-- The statements of a generated search's branch around its query, over its variables v_ef
+-- (the hnsw.ef_search wanted), v_old_ef, v_old_iterative and v_set: put_back false, the settings
+-- read and hnsw.ef_search set when it differs (a GUC change and its undo saved; assigned, not
+-- PERFORMed: see memory.search below); put_back true, hnsw.ef_search and hnsw.iterative_scan
+-- put back as they were. Spliced into memory.search and memory.search_hybrid
+-- (sql/37_search_hybrid.sql), which set hnsw.iterative_scan for their branches in between.
+CREATE OR REPLACE FUNCTION memory_private._branch_settings_sql(put_back boolean)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT CASE WHEN put_back
+        THEN $s$IF v_old_ef IS DISTINCT FROM current_setting('hnsw.ef_search', true) THEN
+            v_set := set_config('hnsw.ef_search', coalesce(v_old_ef, '40'), true);
+        END IF;
+        IF v_old_iterative IS DISTINCT FROM current_setting('hnsw.iterative_scan', true) THEN
+            v_set := set_config('hnsw.iterative_scan', v_old_iterative, true);
+        END IF;$s$
+    ELSE $s$v_old_ef := current_setting('hnsw.ef_search', true);
+        v_old_iterative := current_setting('hnsw.iterative_scan', true);  -- pgvector >= 0.8
+        IF v_old_ef IS DISTINCT FROM v_ef::text THEN
+            v_set := set_config('hnsw.ef_search', v_ef::text, true);
+        END IF;$s$ END
+$$;
+
 -- memory.search is generated: its source is the template of memory_private._search_definition,
 -- made into the function with the static branches of every domain (the k-NN queries of
 -- _search_sql and _knn_sql, one branch per domain, planned once per session and reused) by
@@ -227,12 +252,7 @@ BEGIN
     -- the caller's subtransaction).
     IF (v_pred IS NULL OR v_plain) AND NOT v_d.distributed AND with_embeddings IS NOT TRUE THEN
         v_ef := %3$s;  -- memory_private._search_ef(k, coalesce(v_ef, ef_search)), spliced
-        v_old_ef := current_setting('hnsw.ef_search', true);
-        v_old_iterative := current_setting('hnsw.iterative_scan', true);  -- pgvector >= 0.8
-        IF v_old_ef IS DISTINCT FROM v_ef::text THEN  -- (a GUC change and its undo saved)
-            -- (assigned, not PERFORMed: see above)
-            v_set := set_config('hnsw.ef_search', v_ef::text, true);
-        END IF;
+        %7$s
         IF v_path = 'hnsw' THEN
             v_old_max_scan := current_setting('hnsw.max_scan_tuples', true);
             v_set := set_config('hnsw.iterative_scan', 'relaxed_order', true);
@@ -243,12 +263,7 @@ BEGIN
         END IF;
         -- the domain's branch (memory_private._dispatch_sql: the names halved, then a CASE)
         %1$s
-        IF v_old_ef IS DISTINCT FROM current_setting('hnsw.ef_search', true) THEN
-            v_set := set_config('hnsw.ef_search', coalesce(v_old_ef, '40'), true);
-        END IF;
-        IF v_old_iterative IS DISTINCT FROM current_setting('hnsw.iterative_scan', true) THEN
-            v_set := set_config('hnsw.iterative_scan', v_old_iterative, true);
-        END IF;
+        %8$s
         IF v_old_max_scan IS NOT NULL THEN
             v_set := set_config('hnsw.max_scan_tuples', v_old_max_scan, true);
         END IF;
@@ -286,7 +301,8 @@ $template$,
         memory_private._check_embedding_sql('v_d.dimension', 'v_d.domain', 'query_embedding',
             '''query_embedding'''),
         memory_private._check_k_sql('k'),
-        memory_private._domain_for_sql('search.domain', '''read''', 'v_d', 'v_r'))
+        memory_private._domain_for_sql('search.domain', '''read''', 'v_d', 'v_r'),
+        memory_private._branch_settings_sql(false), memory_private._branch_settings_sql(true))
 $def$;
 
 DO $install$

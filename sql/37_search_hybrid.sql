@@ -368,23 +368,14 @@ BEGIN
         v_k1 := v_k.k1;
         v_b := v_k.b;
         v_ef := %5$s;  -- memory_private._search_ef(v_candidates, ef_search), spliced
-        v_old_ef := current_setting('hnsw.ef_search', true);
-        v_old_iterative := current_setting('hnsw.iterative_scan', true);  -- pgvector >= 0.8
-        IF v_old_ef IS DISTINCT FROM v_ef::text THEN
-            v_set := set_config('hnsw.ef_search', v_ef::text, true);  -- (assigned: no PERFORM)
-        END IF;
+        %8$s
         IF v_old_iterative <> 'off' THEN
             -- the branches' k-NN is _search_sql's strict-order shape
             v_set := set_config('hnsw.iterative_scan', 'off', true);
         END IF;
         -- the domain's branch (memory_private._dispatch_sql: the names halved, then a CASE)
         %6$s
-        IF v_old_ef IS DISTINCT FROM current_setting('hnsw.ef_search', true) THEN
-            v_set := set_config('hnsw.ef_search', coalesce(v_old_ef, '40'), true);
-        END IF;
-        IF v_old_iterative IS DISTINCT FROM current_setting('hnsw.iterative_scan', true) THEN
-            v_set := set_config('hnsw.iterative_scan', v_old_iterative, true);
-        END IF;
+        %9$s
         IF v_done THEN
             RETURN;
         END IF;
@@ -402,7 +393,8 @@ $template$,
         coalesce(dispatch, 'NULL;  -- no branches yet: the general path below'),
         memory_private._hybrid_fusion_sql($c$
             SELECT * FROM memory_private._hybrid_candidates(v_d, query, query_embedding, k,
-                filter, ef_search, text_match, with_embeddings)$c$, true))
+                filter, ef_search, text_match, with_embeddings)$c$, true),
+        memory_private._branch_settings_sql(false), memory_private._branch_settings_sql(true))
 $def$;
 
 -- Regenerate memory.search_hybrid with a branch per domain of pgmemo's own (not adopted, not
