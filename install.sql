@@ -3771,7 +3771,8 @@ AS $$
         top AS MATERIALIZED (
             SELECT p.id
             FROM p LEFT JOIN w ON w.lexeme = p.lexeme
-            CROSS JOIN (SELECT greatest(avg(p.len), 1) AS len FROM p) AS a
+            -- (as a double: a numeric average was cast for every posting, through its text)
+            CROSS JOIN (SELECT greatest(avg(p.len), 1)::double precision AS len FROM p) AS a
             WHERE p.ok%1$s
             GROUP BY p.id
             ORDER BY sum(coalesce(w.idf, 1e6) / (1 + $8 * (1 - $9 + $9 * p.len / a.len))) DESC,
@@ -3785,11 +3786,13 @@ $$;
 -- tsvector with only those and the length marker; no tsvector read when it is NULL), length from
 -- the marker lexeme ' dl' (position - 1), in one read of f.hit (the marker's position for every
 -- lexeme through a window without an order: a second unnest of the tsvector cost 12,000
--- instructions a row, a tenth of a small domain's hybrid; callgrind). idf: each lexeme x.lexeme's
--- IDF, reading w_join's tables; k1, b, avgdl: expressions. The one place of the per-row score:
--- search_text's stage 2 (_bm25_score_sql) and the hybrid's one statement (_hybrid_sql).
+-- instructions a row, a tenth of a small domain's hybrid; callgrind). idfs: the IDF of each of
+-- lexemes, in the same order (an array: each term's IDF by its position; a join with the
+-- lexemes' rows built a hash table for every row scored, a quarter of a search_text on 3,000
+-- rows); k1, b, avgdl: expressions. The one place of the per-row score: search_text's stage 2
+-- (_bm25_score_sql) and the hybrid's one statement (_hybrid_sql).
 CREATE OR REPLACE FUNCTION memory_private._bm25_row_score_sql(
-    tsv text, lexemes text, idf text, w_join text, k1 text, b text, avgdl text
+    tsv text, lexemes text, idfs text, k1 text, b text, avgdl text
 )
 RETURNS text
 LANGUAGE sql IMMUTABLE
@@ -3801,8 +3804,8 @@ AS $$
                 THEN ts_filter(setweight(%1$s, 'A', %2$s || ' dl'::text), '{a}') END AS hit
         ) AS f
         CROSS JOIN LATERAL (
-            SELECT coalesce(sum(%3$s * x.tf * (%5$s + 1)
-                / (x.tf + %5$s * (1 - %6$s + %6$s * x.dl / greatest(%7$s, 1)))), 0)::double precision
+            SELECT coalesce(sum((%3$s)[array_position(%2$s, x.lexeme)] * x.tf * (%4$s + 1)
+                / (x.tf + %4$s * (1 - %5$s + %5$s * x.dl / greatest(%6$s, 1)))), 0)::double precision
                 AS score
             FROM (
                 SELECT u.lexeme, cardinality(u.positions) AS tf,
@@ -3810,20 +3813,21 @@ AS $$
                         AS dl
                 FROM unnest(f.hit) AS u
             ) AS x
-            %4$s
             WHERE x.lexeme <> ' dl'
-        ) AS s$q$, tsv, lexemes, idf, w_join, k1, b, avgdl)
+        ) AS s$q$, tsv, lexemes, idfs, k1, b, avgdl)
 $$;
 
 -- Stage 2 for a row t: its exact BM25 score s.score (_bm25_row_score_sql over its tsvector, the
--- query's words $1 and their IDF from w).
+-- query's words as wa.lexemes and their IDF from w as wa.idfs).
 CREATE OR REPLACE FUNCTION memory_private._bm25_score_sql(d memory_private.domains)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-    SELECT memory_private._bm25_row_score_sql(memory_private._domain_rank_tsvector_sql(d), '$1',
-        'w.idf', 'JOIN w ON w.lexeme = x.lexeme', '$8', '$9', '$7')
+    SELECT format($q$
+        CROSS JOIN (SELECT array_agg(w.lexeme) AS lexemes, array_agg(w.idf) AS idfs FROM w) AS wa%s$q$,
+        memory_private._bm25_row_score_sql(memory_private._domain_rank_tsvector_sql(d),
+            'wa.lexemes', 'wa.idfs', '$8', '$9', '$7'))
 $$;
 
 CREATE OR REPLACE FUNCTION memory_private._bm25_sql(d memory_private.domains, predicate text)
@@ -4251,7 +4255,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'and an ANALYZE of the stored tsvector so common words'' frequencies are current). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '87c694eff335738c17a49a460c06731ab676d8ab360baeeebf5728f617df9321', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '449a48428e03051ceb7eb26e70e7f430d85c2c7bf3aa21df4c66bf2ad289f351', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
@@ -5561,7 +5565,7 @@ BEGIN
             SELECT p.id
             FROM p
             CROSS JOIN w
-            CROSS JOIN (SELECT greatest(avg(p.len), 1) AS len FROM p) AS a
+            CROSS JOIN (SELECT greatest(avg(p.len), 1)::double precision AS len FROM p) AS a
             WHERE p.id NOT IN (SELECT v.id FROM v)
             GROUP BY p.id
             ORDER BY sum(w.idf[array_position(w.lexemes, p.lexeme)]
@@ -5592,8 +5596,8 @@ BEGIN
     $q$, d.table_schema, d.table_name, v_similarity,
         memory_private._distance_operator(d.distance), memory_private._vector_schema(),
         v_rows.extra, v_rows.per_lexeme, v_rows.rare_rows,
-        memory_private._bm25_row_score_sql('c.content_tsv', 'w.lexemes',
-            'w.idf[array_position(w.lexemes, x.lexeme)]', '', 'v_k1', 'v_b', 'w.avgdl'));
+        memory_private._bm25_row_score_sql('c.content_tsv', 'w.lexemes', 'w.idf', 'v_k1', 'v_b',
+            'w.avgdl'));
 END;
 $$;
 
@@ -5892,7 +5896,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'memory.search, on the fused score scaled to [0, 1]. similarity is NULL for a row found by its '
 'words alone, text_rank for one found by its vector alone. with_embeddings => true fills the '
 'embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', '3e915a996852adcfc9123217b84c9112233dbe613cbfcefa9ac25c580576b01f', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', '955baea353f3399c6b4fd850c5f7efbdc33cf8f2ca52678a1a2972721af1ef63', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).

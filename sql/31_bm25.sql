@@ -469,7 +469,8 @@ AS $$
         top AS MATERIALIZED (
             SELECT p.id
             FROM p LEFT JOIN w ON w.lexeme = p.lexeme
-            CROSS JOIN (SELECT greatest(avg(p.len), 1) AS len FROM p) AS a
+            -- (as a double: a numeric average was cast for every posting, through its text)
+            CROSS JOIN (SELECT greatest(avg(p.len), 1)::double precision AS len FROM p) AS a
             WHERE p.ok%1$s
             GROUP BY p.id
             ORDER BY sum(coalesce(w.idf, 1e6) / (1 + $8 * (1 - $9 + $9 * p.len / a.len))) DESC,
@@ -483,11 +484,13 @@ $$;
 -- tsvector with only those and the length marker; no tsvector read when it is NULL), length from
 -- the marker lexeme ' dl' (position - 1), in one read of f.hit (the marker's position for every
 -- lexeme through a window without an order: a second unnest of the tsvector cost 12,000
--- instructions a row, a tenth of a small domain's hybrid; callgrind). idf: each lexeme x.lexeme's
--- IDF, reading w_join's tables; k1, b, avgdl: expressions. The one place of the per-row score:
--- search_text's stage 2 (_bm25_score_sql) and the hybrid's one statement (_hybrid_sql).
+-- instructions a row, a tenth of a small domain's hybrid; callgrind). idfs: the IDF of each of
+-- lexemes, in the same order (an array: each term's IDF by its position; a join with the
+-- lexemes' rows built a hash table for every row scored, a quarter of a search_text on 3,000
+-- rows); k1, b, avgdl: expressions. The one place of the per-row score: search_text's stage 2
+-- (_bm25_score_sql) and the hybrid's one statement (_hybrid_sql).
 CREATE OR REPLACE FUNCTION memory_private._bm25_row_score_sql(
-    tsv text, lexemes text, idf text, w_join text, k1 text, b text, avgdl text
+    tsv text, lexemes text, idfs text, k1 text, b text, avgdl text
 )
 RETURNS text
 LANGUAGE sql IMMUTABLE
@@ -499,8 +502,8 @@ AS $$
                 THEN ts_filter(setweight(%1$s, 'A', %2$s || ' dl'::text), '{a}') END AS hit
         ) AS f
         CROSS JOIN LATERAL (
-            SELECT coalesce(sum(%3$s * x.tf * (%5$s + 1)
-                / (x.tf + %5$s * (1 - %6$s + %6$s * x.dl / greatest(%7$s, 1)))), 0)::double precision
+            SELECT coalesce(sum((%3$s)[array_position(%2$s, x.lexeme)] * x.tf * (%4$s + 1)
+                / (x.tf + %4$s * (1 - %5$s + %5$s * x.dl / greatest(%6$s, 1)))), 0)::double precision
                 AS score
             FROM (
                 SELECT u.lexeme, cardinality(u.positions) AS tf,
@@ -508,20 +511,21 @@ AS $$
                         AS dl
                 FROM unnest(f.hit) AS u
             ) AS x
-            %4$s
             WHERE x.lexeme <> ' dl'
-        ) AS s$q$, tsv, lexemes, idf, w_join, k1, b, avgdl)
+        ) AS s$q$, tsv, lexemes, idfs, k1, b, avgdl)
 $$;
 
 -- Stage 2 for a row t: its exact BM25 score s.score (_bm25_row_score_sql over its tsvector, the
--- query's words $1 and their IDF from w).
+-- query's words as wa.lexemes and their IDF from w as wa.idfs).
 CREATE OR REPLACE FUNCTION memory_private._bm25_score_sql(d memory_private.domains)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-    SELECT memory_private._bm25_row_score_sql(memory_private._domain_rank_tsvector_sql(d), '$1',
-        'w.idf', 'JOIN w ON w.lexeme = x.lexeme', '$8', '$9', '$7')
+    SELECT format($q$
+        CROSS JOIN (SELECT array_agg(w.lexeme) AS lexemes, array_agg(w.idf) AS idfs FROM w) AS wa%s$q$,
+        memory_private._bm25_row_score_sql(memory_private._domain_rank_tsvector_sql(d),
+            'wa.lexemes', 'wa.idfs', '$8', '$9', '$7'))
 $$;
 
 CREATE OR REPLACE FUNCTION memory_private._bm25_sql(d memory_private.domains, predicate text)

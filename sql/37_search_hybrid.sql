@@ -127,7 +127,7 @@ BEGIN
             SELECT p.id
             FROM p
             CROSS JOIN w
-            CROSS JOIN (SELECT greatest(avg(p.len), 1) AS len FROM p) AS a
+            CROSS JOIN (SELECT greatest(avg(p.len), 1)::double precision AS len FROM p) AS a
             WHERE p.id NOT IN (SELECT v.id FROM v)
             GROUP BY p.id
             ORDER BY sum(w.idf[array_position(w.lexemes, p.lexeme)]
@@ -158,8 +158,8 @@ BEGIN
     $q$, d.table_schema, d.table_name, v_similarity,
         memory_private._distance_operator(d.distance), memory_private._vector_schema(),
         v_rows.extra, v_rows.per_lexeme, v_rows.rare_rows,
-        memory_private._bm25_row_score_sql('c.content_tsv', 'w.lexemes',
-            'w.idf[array_position(w.lexemes, x.lexeme)]', '', 'v_k1', 'v_b', 'w.avgdl'));
+        memory_private._bm25_row_score_sql('c.content_tsv', 'w.lexemes', 'w.idf', 'v_k1', 'v_b',
+            'w.avgdl'));
 END;
 $$;
 
