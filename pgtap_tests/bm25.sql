@@ -101,7 +101,7 @@ SELECT results_eq($$SELECT documents, avg_length FROM memory_private.text_stats 
 -- BM25 over the vector search's rows plus the rows of the query's rare words.
 SELECT memory.store('bm', 'kiwi', id => 'b5');  -- no embedding; 'kiwi' is in no statistics
 SELECT ok(pg_get_functiondef('memory.search_hybrid'::regproc)
-        ~ 'WHEN ''bm'' THEN\s+--[^\n]*\s+--[^\n]*\s+IF v_d.table_schema = ''memory_data'' AND v_d.table_name = ''bm_memories''',
+        ~ 'WHEN ''bm'' THEN\s+(--[^\n]*\s+)*IF v_d.table_schema = ''memory_data'' AND v_d.table_name = ''bm_memories''',
     'the hybrid''s static branch is generated for the domain');
 SELECT results_eq($$SELECT id, similarity FROM memory.search_hybrid('bm', 'kiwi', '[1,0,0]', 5)
         WHERE id = 'b5'$$,

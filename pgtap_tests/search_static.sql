@@ -5,7 +5,7 @@
 -- values, the call's settings are restored, and a domain it was not generated for (or generated
 -- for another table or distance) takes the dynamic path with the same result.
 BEGIN;
-SELECT plan(30);
+SELECT plan(32);
 
 SELECT memory.create_domain('st', 4);
 SELECT memory.create_domain('st2', 4, 'l2');
@@ -190,6 +190,15 @@ SELECT is((SELECT (SELECT count(*) FROM regexp_matches(src, 'WHEN ''d\d{3}'' THE
     '500/63/64', '500 names: every WHEN once, 63 comparisons, 64 CASEs');
 SELECT ok((SELECT length(src) < 60000 FROM dispatch500),
     'and the source stays small (under 60 kB for 500 one-line branches)');
+-- Each branch goes in without its layout (memory_private._compact_sql): comment lines and
+-- indentation dropped, every other character of a line kept (string literals included).
+SELECT is(memory_private._compact_sql(E'    WHEN ''a'' THEN\n        -- a comment line\n'
+        || E'        RETURN QUERY SELECT ''  two  spaces -- not a comment'';  -- trailing\n    --\n'),
+    E'WHEN ''a'' THEN\nRETURN QUERY SELECT ''  two  spaces -- not a comment'';  -- trailing\n',
+    'a branch is compacted: its comment lines and indentation go, its text stays');
+SELECT ok(memory_private._dispatch_sql('v', ARRAY['a'], ARRAY[E'\n    WHEN ''a'' THEN\n    -- c\n    NULL;'],
+        'NULL;') ~ E'WHEN ''a'' THEN\nNULL;',
+    'the branches of a generated function are compacted');
 
 SELECT * FROM finish();
 ROLLBACK;
