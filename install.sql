@@ -3788,9 +3788,9 @@ $$;
 -- lexeme through a window without an order: a second unnest of the tsvector cost 12,000
 -- instructions a row, a tenth of a small domain's hybrid; callgrind). idfs: the IDF of each of
 -- lexemes, in the same order (an array: each term's IDF by its position; a join with the
--- lexemes' rows built a hash table for every row scored, a quarter of a search_text on 3,000
--- rows); k1, b, avgdl: expressions. The one place of the per-row score: search_text's stage 2
--- (_bm25_score_sql) and the hybrid's one statement (_hybrid_sql).
+-- lexemes' rows built a hash table for every row scored); k1, b, avgdl: expressions. The one
+-- place of the per-row score: search_text's stage 2 (_bm25_score_sql) and the hybrid's one
+-- statement (_hybrid_sql).
 CREATE OR REPLACE FUNCTION memory_private._bm25_row_score_sql(
     tsv text, lexemes text, idfs text, k1 text, b text, avgdl text
 )
@@ -4255,7 +4255,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'and an ANALYZE of the stored tsvector so common words'' frequencies are current). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '449a48428e03051ceb7eb26e70e7f430d85c2c7bf3aa21df4c66bf2ad289f351', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '671ca93ef91868659d1c55b9b171f353a0780859795844e4d154eeac37f807aa', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
@@ -5714,8 +5714,8 @@ $$;
 -- refreshed; otherwise the general path: memory_private._hybrid_candidates (memory.search, then
 -- the BM25 rescoring), fused by the same _hybrid_fusion_sql.
 -- The branches are in memory.search_hybrid itself (a PL/pgSQL function returning rows costs a
--- query and a tuple store of its own), and the access check, k's and the embedding's checks and
--- hnsw.ef_search are spliced in (a PL/pgSQL helper with a SET clause cost 10,000-17,000
+-- query and a tuple store of its own), and the access check, k's and the embedding's checks,
+-- hnsw.ef_search and the word limit are spliced in (a PL/pgSQL helper with a SET clause cost 10,000-17,000
 -- instructions a call), as in memory.search. Its settings for the branch (hnsw.ef_search, strict
 -- order) are set with set_config and put back after it, as memory.search's.
 CREATE OR REPLACE FUNCTION memory_private._search_hybrid_definition(dispatch text)
@@ -5764,7 +5764,6 @@ DECLARE
     v_candidates integer;
     v_fast boolean;
     v_tsv tsvector;
-    v_k record;
     v_k1 double precision;  -- (BM25's, for the branches)
     v_b double precision;
     v_ef integer;
@@ -5806,7 +5805,7 @@ BEGIN
         AND NOT v_d.distributed AND query !~* '"|(^|\s)-|(^|\s)or(\s|$)';
     IF v_fast THEN
         v_tsv := to_tsvector(v_d.text_config, query);
-        IF length(v_tsv) > memory_private._text_max_words() THEN
+        IF length(v_tsv) > %10$s THEN  -- memory_private._text_max_words(), spliced
             v_fast := false;  -- the general path refuses it (22023)
         END IF;
     END IF;
@@ -5817,9 +5816,7 @@ BEGIN
             RAISE EXCEPTION 'ef_search must be positive, got %%', ef_search
                 USING ERRCODE = '22023';
         END IF;
-        v_k := memory_private._bm25_params();
-        v_k1 := v_k.k1;
-        v_b := v_k.b;
+        SELECT p.k1, p.b INTO v_k1, v_b FROM memory_private._bm25_params() AS p;
         v_ef := %5$s;  -- memory_private._search_ef(v_candidates, ef_search), spliced
         %8$s
         IF v_old_iterative <> 'off' THEN
@@ -5847,7 +5844,8 @@ $template$,
         memory_private._hybrid_fusion_sql($c$
             SELECT * FROM memory_private._hybrid_candidates(v_d, query, query_embedding, k,
                 filter, ef_search, text_match, with_embeddings)$c$, true),
-        memory_private._branch_settings_sql(false), memory_private._branch_settings_sql(true))
+        memory_private._branch_settings_sql(false), memory_private._branch_settings_sql(true),
+        memory_private._text_max_words())
 $def$;
 
 -- Regenerate memory.search_hybrid with a branch per domain of pgmemo's own (not adopted, not
@@ -5911,7 +5909,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'memory.search, on the fused score scaled to [0, 1]. similarity is NULL for a row found by its '
 'words alone, text_rank for one found by its vector alone. with_embeddings => true fills the '
 'embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', '955baea353f3399c6b4fd850c5f7efbdc33cf8f2ca52678a1a2972721af1ef63', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', 'f4b2b11484333f133dfc258428136d022ab6f1808da61e3ea6ce36cb9e104f27', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).

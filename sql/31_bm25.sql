@@ -486,9 +486,9 @@ $$;
 -- lexeme through a window without an order: a second unnest of the tsvector cost 12,000
 -- instructions a row, a tenth of a small domain's hybrid; callgrind). idfs: the IDF of each of
 -- lexemes, in the same order (an array: each term's IDF by its position; a join with the
--- lexemes' rows built a hash table for every row scored, a quarter of a search_text on 3,000
--- rows); k1, b, avgdl: expressions. The one place of the per-row score: search_text's stage 2
--- (_bm25_score_sql) and the hybrid's one statement (_hybrid_sql).
+-- lexemes' rows built a hash table for every row scored); k1, b, avgdl: expressions. The one
+-- place of the per-row score: search_text's stage 2 (_bm25_score_sql) and the hybrid's one
+-- statement (_hybrid_sql).
 CREATE OR REPLACE FUNCTION memory_private._bm25_row_score_sql(
     tsv text, lexemes text, idfs text, k1 text, b text, avgdl text
 )

@@ -261,8 +261,8 @@ $$;
 -- refreshed; otherwise the general path: memory_private._hybrid_candidates (memory.search, then
 -- the BM25 rescoring), fused by the same _hybrid_fusion_sql.
 -- The branches are in memory.search_hybrid itself (a PL/pgSQL function returning rows costs a
--- query and a tuple store of its own), and the access check, k's and the embedding's checks and
--- hnsw.ef_search are spliced in (a PL/pgSQL helper with a SET clause cost 10,000-17,000
+-- query and a tuple store of its own), and the access check, k's and the embedding's checks,
+-- hnsw.ef_search and the word limit are spliced in (a PL/pgSQL helper with a SET clause cost 10,000-17,000
 -- instructions a call), as in memory.search. Its settings for the branch (hnsw.ef_search, strict
 -- order) are set with set_config and put back after it, as memory.search's.
 CREATE OR REPLACE FUNCTION memory_private._search_hybrid_definition(dispatch text)
@@ -311,7 +311,6 @@ DECLARE
     v_candidates integer;
     v_fast boolean;
     v_tsv tsvector;
-    v_k record;
     v_k1 double precision;  -- (BM25's, for the branches)
     v_b double precision;
     v_ef integer;
@@ -353,7 +352,7 @@ BEGIN
         AND NOT v_d.distributed AND query !~* '"|(^|\s)-|(^|\s)or(\s|$)';
     IF v_fast THEN
         v_tsv := to_tsvector(v_d.text_config, query);
-        IF length(v_tsv) > memory_private._text_max_words() THEN
+        IF length(v_tsv) > %10$s THEN  -- memory_private._text_max_words(), spliced
             v_fast := false;  -- the general path refuses it (22023)
         END IF;
     END IF;
@@ -364,9 +363,7 @@ BEGIN
             RAISE EXCEPTION 'ef_search must be positive, got %%', ef_search
                 USING ERRCODE = '22023';
         END IF;
-        v_k := memory_private._bm25_params();
-        v_k1 := v_k.k1;
-        v_b := v_k.b;
+        SELECT p.k1, p.b INTO v_k1, v_b FROM memory_private._bm25_params() AS p;
         v_ef := %5$s;  -- memory_private._search_ef(v_candidates, ef_search), spliced
         %8$s
         IF v_old_iterative <> 'off' THEN
@@ -394,7 +391,8 @@ $template$,
         memory_private._hybrid_fusion_sql($c$
             SELECT * FROM memory_private._hybrid_candidates(v_d, query, query_embedding, k,
                 filter, ef_search, text_match, with_embeddings)$c$, true),
-        memory_private._branch_settings_sql(false), memory_private._branch_settings_sql(true))
+        memory_private._branch_settings_sql(false), memory_private._branch_settings_sql(true),
+        memory_private._text_max_words())
 $def$;
 
 -- Regenerate memory.search_hybrid with a branch per domain of pgmemo's own (not adopted, not

@@ -3,8 +3,8 @@ sql/90_grants.sql also re-applies the grants in one DO block, and sql/30_search.
 memory.search, which is generated, from its template in one DO block; the helpers whose rule
 memory.search splices in, made from the same text, are created in a DO block each:
 00_private_helpers.sql, 05_trust.sql and 30_search.sql, which also makes memory.search_hybrid
-from its text with those rules spliced; 37_search_hybrid.sql makes the first version of the
-generated memory_private._search_hybrid_static from its template). A DROP, an ALTER, a CREATE
+from its text with those rules spliced; 37_search_hybrid.sql makes the first version of
+memory.search_hybrid, also generated, from its template). A DROP, an ALTER, a CREATE
 without OR REPLACE belongs in a versioned migration, applied once (a retired signature is dropped
 by the migration that retired it). And how dynamic SQL is written: one dollar-quoted template per
 statement (below)."""

@@ -302,6 +302,9 @@ CREATE FUNCTION extensions.regexp_replace(a text, b text, c text, d text) RETURN
     LANGUAGE plpgsql AS $$
     BEGIN INSERT INTO extensions.ran VALUES (current_user, 'regexp_replace(text, text, text, text)');
     RETURN pg_catalog.regexp_replace(a, b, c, d); END $$;
+CREATE FUNCTION extensions.array_position(a text[], b text) RETURNS integer LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO extensions.ran VALUES (current_user, 'array_position(text[], text)');
+    RETURN pg_catalog.array_position(a, b); END $$;
 CREATE FUNCTION extensions.jsonb_build_object(text, text, text, text, text, name, text, text,
     text, boolean) RETURNS jsonb LANGUAGE plpgsql AS $$
     BEGIN INSERT INTO extensions.ran VALUES (current_user, 'jsonb_build_object(...)');
@@ -330,8 +333,10 @@ def test_better_matching_overloads_in_pgvector_schema_never_run(dsn_ext, roles):
         seen = {r["what"] for r in owner.execute("SELECT what FROM extensions.ran").fetchall()}
         eve.execute("SELECT pg_column_size('[1,2]'::extensions.vector)")
         seen = {r["what"] for r in owner.execute("SELECT what FROM extensions.ran").fetchall()}
+        eve.execute("SELECT array_position(ARRAY['a', 'b'], 'b')")
+        seen = {r["what"] for r in owner.execute("SELECT what FROM extensions.ran").fetchall()}
         assert {"cardinality(text[])", "format(text, name, name)", "unnest(text[])",
-                "pg_column_size(vector)"} <= seen
+                "pg_column_size(vector)", "array_position(text[], text)"} <= seen
         owner.execute("TRUNCATE extensions.ran")
         # the calls a reader and a writer make
         eve.execute("RESET search_path")
@@ -350,6 +355,13 @@ def test_better_matching_overloads_in_pgvector_schema_never_run(dsn_ext, roles):
         eve.execute("SELECT * FROM memory.search_hybrid('plain', 'alpha', '[1,0,0]'::extensions.vector)")
         owner.execute("SELECT memory.create_domain('later', 3)")
         eve.execute("SELECT * FROM memory.search('later', '[1,0,0]'::extensions.vector, 2)")
+        # memory.search_hybrid regenerated meanwhile: its branch (one statement, candidates and
+        # fusion), and its general path's fusion (rrf ranks, re-ranking, embeddings read back)
+        assert eve.execute("SELECT count(*) AS n FROM memory.search_hybrid('plain', 'alpha', "
+                           "'[1,0,0]'::extensions.vector)").fetchone()["n"] == 2
+        eve.execute("SELECT * FROM memory.search_hybrid('plain', 'alpha beta', "
+                    "'[1,0,0]'::extensions.vector, fusion => 'rrf', with_embeddings => true, "
+                    "recency_half_life => '1 day', importance_weight => 0.5)")
         eve.execute("SELECT * FROM memory.search_text('plain', 'alpha beta gamma', match => 'any')")
         eve.execute("SELECT * FROM memory.explain_search('empty')")
         eve.execute("SELECT * FROM memory.domains")
@@ -361,7 +373,7 @@ def test_better_matching_overloads_in_pgvector_schema_never_run(dsn_ext, roles):
         owner.execute("DROP TABLE IF EXISTS extensions.ran")
         for fn in ["format(text, name, name)", "unnest(text[])", "array_fill(real, integer[])",
                    "cardinality(text[])", "pg_column_size(extensions.vector)",
-                   "regexp_replace(text, text, text, text)",
+                   "regexp_replace(text, text, text, text)", "array_position(text[], text)",
                    "jsonb_build_object(text, text, text, text, text, name, text, text, text, boolean)"]:
             owner.execute(f"DROP FUNCTION IF EXISTS extensions.{fn}")
         owner.execute(f'REVOKE ALL ON SCHEMA extensions FROM "{name}"')

@@ -411,3 +411,39 @@ def test_metadata_is_bounded(conn):
             conn.execute(sql)
     small = "jsonb_build_object('k', (SELECT jsonb_agg(md5(i::text)) FROM generate_series(1, 1000) i))"
     conn.execute(f"SELECT memory.store('md', 'x', {small})")
+
+
+def test_hybrid_worst_input_is_bounded(conn):
+    """Bounded cost of memory.search_hybrid's one statement (its generated branch), worst input: k
+    1000 (the most vector rows, each scored), 64 distinct words (the most a query takes), every one
+    of them in every row yet counted as rare by statistics refreshed before the rows came (so each
+    is looked up in the full-text index, at most 100 postings a word). It stays within the bounds
+    (1,000 rows scored, 6,400 postings) and a few seconds; a 65th word and k 1001 are refused."""
+    conn.execute("SELECT memory.create_domain('hw', 3)")
+    conn.execute("SELECT memory.store('hw', 'seed', embedding => '[0,0,1]')")
+    conn.execute("SELECT memory.refresh_text_stats('hw')")  # 1 row: no common lexemes
+    words = [f"qz{i}x" for i in range(65)]  # (65 lexemes: no stop word, no two stem alike)
+    body = " ".join(words[:64])
+    conn.execute("SELECT count(*) FROM memory.store_many('hw', "
+                 "(SELECT array_agg(%s || ' row' || g) FROM generate_series(1, 3000) AS g), NULL, "
+                 "(SELECT array_agg(format('[%%s,%%s,1]', g %% 7, g %% 11)::vector) "
+                 " FROM generate_series(1, 3000) AS g))", (body,))
+    conn.execute("SET statement_timeout = '10s'")
+    try:
+        with conn.transaction():
+            conn.execute("SET LOCAL track_functions = 'all'")
+            rows = conn.execute("SELECT id, similarity, text_rank FROM memory.search_hybrid('hw', %s, "
+                                "'[1,1,1]', 1000)", (body,)).fetchall()
+            general = conn.execute(
+                "SELECT coalesce(pg_stat_get_xact_function_calls('memory_private._hybrid_candidates("
+                "memory_private.domains, text, vector, integer, jsonb, integer, text, boolean)'"
+                "::regprocedure), 0) AS n").fetchone()["n"]
+        assert len(rows) == 1000 and general == 0, (len(rows), general)
+        assert all(r["text_rank"] > 0 for r in rows)
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="64"):
+            conn.execute("SELECT * FROM memory.search_hybrid('hw', %s, '[1,1,1]', 5)",
+                         (" ".join(words),))
+        with pytest.raises(psycopg.errors.InvalidParameterValue):
+            conn.execute("SELECT * FROM memory.search_hybrid('hw', 'qz1x', '[1,1,1]', 1001)")
+    finally:
+        conn.execute("RESET statement_timeout")
