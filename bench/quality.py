@@ -945,9 +945,9 @@ def targets(results: dict[str, Any]) -> list[str]:
 
 def gap_text(results: dict[str, Any]) -> list[str]:
     """gap_analysis's figures: what separates search_text's default from bm25s."""
-    rows = [(label, res["gap"], res["modes"]) for label, res in
-            (("docstrings", results), ("documentation sections", results.get("second_corpus")))
-            if res and res.get("gap")]
+    rows = [("docstrings" if res["config"].get("corpus", "docstrings") == "docstrings"
+             else "documentation sections", res["gap"], res["modes"])
+            for res in (results, results.get("second_corpus")) if res and res.get("gap")]
     if not rows:
         return []
     out = ["What separates `search_text` from bm25s on the same lexemes (test queries, MRR@10; "
