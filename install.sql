@@ -3289,7 +3289,8 @@ COMMENT ON FUNCTION memory.search_text(text, text, integer, jsonb, text) IS
 'Full-text search (no embedding needed), ranked by BM25 over the domain''s stored tsvector: '
 'query is read like a web search box ("quoted phrases", OR, -exclusion) in the domain''s text '
 'configuration; a word typed twice counts twice. match => ''any'' (default) ranks every row '
-'holding any of the words (a "phrase" must be present, an -excluded word absent); match => '
+'holding any of the words (a "phrase" must be present, an -excluded word absent; OR between '
+'them, as websearch_to_tsquery reads it, makes either do: "a b" OR "c d", -x OR -y); match => '
 '''all'' keeps only rows with every word (websearch_to_tsquery). rank is the BM25 score. '
 'Each word''s rows come from the full-text index (words in more rows than the candidate budget, '
 'by the planner''s statistics, add to the score but do not bring rows in by themselves); the '
@@ -3298,7 +3299,7 @@ COMMENT ON FUNCTION memory.search_text(text, text, integer, jsonb, text) IS
 'pgmemo.bm25_rerank (50). At most 64 distinct words (error 22023). An empty, stop-word-only, '
 'exclusion-only or punctuation-only query returns no rows; a query over 10000 characters is '
 'error 22023.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '92beafa4ab5cff17da9f9e80957c1fc77c4da90be17d10d3dc27799f9761aee3', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', 'dbcb7e870cbb5cfe48353048eec07eb2ec11b1dde0eaed1d73c637524da8895e', 'repeatable'); END $pgmemo$;
 -- sql/31_bm25.sql
 -- BM25 ranking for memory.search_text, in plain SQL (no extension): the query parsed like a web
 -- search box, candidates from the domain's GIN index, and the usual Okapi BM25 score
@@ -3422,7 +3423,8 @@ $$;
 -- the sweep's noise. budget and rerank: the cheapest settings within a few thousandths of the
 -- best MRR@10 on the dev sweeps (BENCHMARKS.md, "Search quality"). A session may set
 -- pgmemo.bm25_k1 (0..10), pgmemo.bm25_b (0..1), pgmemo.bm25_budget (rows, >= 0) and
--- pgmemo.bm25_rerank (1..10000) for its corpus (out of range or unreadable: 22023).
+-- pgmemo.bm25_rerank (1..10000) for its corpus (out of range, not finite or unreadable:
+-- 22023).
 CREATE OR REPLACE FUNCTION memory_private._bm25_params(
     OUT k1 double precision, OUT b double precision, OUT budget double precision,
     OUT rerank integer
@@ -3451,8 +3453,9 @@ BEGIN
     EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
         k1 := 'NaN';
     END;
+    -- (NaN passes >= 0 in PostgreSQL's order: refused by name, with infinity)
     IF NOT (k1 BETWEEN 0 AND 10 AND b BETWEEN 0 AND 1 AND budget >= 0
-            AND rerank BETWEEN 1 AND 10000) THEN
+            AND budget < 'Infinity' AND rerank BETWEEN 1 AND 10000) THEN
         RAISE EXCEPTION 'pgmemo.bm25_k1 must be in [0, 10], pgmemo.bm25_b in [0, 1], '
             'pgmemo.bm25_budget >= 0 and pgmemo.bm25_rerank in [1, 10000]; got %, %, %, %',
             v_k1, v_b, v_budget, v_rerank
@@ -3504,8 +3507,11 @@ $$;
 -- * words: the distinct lexemes of every word that is not excluded (phrase words included),
 --   sorted; qtf: how often each occurs in the query (BM25 sums a term once per occurrence);
 -- * required: what every result must satisfy, or NULL: with match 'all' the whole query as
---   websearch_to_tsquery reads it; with match 'any' only the phrases (each as a phrase) and the
---   exclusions;
+--   websearch_to_tsquery reads it; with match 'any' the same structure (OR between groups of
+--   terms side by side, a group needing all of its terms) with each plain word read as true
+--   (ranked, never required): each group requires its phrases and exclusions, and a row must
+--   satisfy one group. So '"a b" c' requires the phrase, '"a b" OR "c d"' either phrase,
+--   '"a b" OR c' nothing, '-a OR -b' to miss one of the words;
 -- * phrases: the phrases OR'ed (rows holding a phrase are candidates even when its words are
 --   common), or NULL.
 CREATE OR REPLACE FUNCTION memory_private._parse_text_query(
@@ -3520,35 +3526,59 @@ DECLARE
     v_neg boolean;
     v_q tsquery;
     v_positive text := '';
+    v_group tsquery;  -- the current group's phrases and exclusions, ANDed (NULL: none)
+    v_terms boolean := false;  -- the current group has a term
+    v_groups tsquery;  -- the closed groups' requirements, ORed
+    v_free boolean := false;  -- a closed group requires nothing: the query requires nothing
 BEGIN
-    FOR v_tok IN
-        SELECT m[1] FROM regexp_matches(coalesce(query, ''), '(-?"[^"]*"?|[^\s"]+)', 'g') AS m
-    LOOP
-        v_neg := left(v_tok, 1) = '-' AND length(v_tok) > 1;
-        IF v_neg THEN
-            v_tok := substr(v_tok, 2);
-        END IF;
-        IF NOT v_neg AND left(v_tok, 1) <> '"' THEN
-            -- a plain word: ranked, nothing required (the common case, no tsquery parsing)
-            CONTINUE WHEN lower(v_tok) = 'or';  -- the OR operator: every word is an alternative
-            v_positive := v_positive || ' ' || v_tok;
-            CONTINUE;
-        END IF;
-        -- (to_tsvector first: the tsquery parsers raise a NOTICE for stop words)
-        CONTINUE WHEN to_tsvector(text_config, btrim(v_tok, '"')) = ''::tsvector;
-        v_q := CASE WHEN left(v_tok, 1) = '"' THEN phraseto_tsquery(text_config, btrim(v_tok, '"'))
-            ELSE plainto_tsquery(text_config, v_tok) END;
-        CONTINUE WHEN numnode(v_q) = 0;  -- stop words, punctuation
-        IF v_neg THEN
-            required := CASE WHEN required IS NULL THEN !! v_q ELSE required && !! v_q END;
-        ELSE
-            v_positive := v_positive || ' ' || btrim(v_tok, '"');
-            IF v_q::text LIKE '%<%>%' THEN
-                required := CASE WHEN required IS NULL THEN v_q ELSE required && v_q END;
-                phrases := CASE WHEN phrases IS NULL THEN v_q ELSE phrases || v_q END;
+    IF coalesce(query, '') !~* '"|(^|\s)-|(^|\s)or(\s|$)' THEN
+        v_positive := coalesce(query, '');  -- plain words only: ranked, nothing required
+    ELSE
+        -- (a NULL token closes the last group)
+        FOR v_tok IN
+            SELECT m[1] FROM regexp_matches(query, '(-?"[^"]*"?|[^\s"]+)', 'g') AS m
+            UNION ALL SELECT NULL
+        LOOP
+            IF v_tok IS NULL OR lower(v_tok) = 'or' THEN  -- the end of a group
+                IF v_terms THEN
+                    v_free := v_free OR v_group IS NULL;
+                    v_groups := CASE WHEN v_groups IS NULL THEN v_group
+                        ELSE v_groups || v_group END;
+                END IF;
+                v_group := NULL;
+                v_terms := false;
+                CONTINUE;
             END IF;
-        END IF;
-    END LOOP;
+            v_neg := left(v_tok, 1) = '-' AND length(v_tok) > 1;
+            IF v_neg THEN
+                v_tok := substr(v_tok, 2);
+            END IF;
+            -- (only what the configuration keeps is a term, as for websearch_to_tsquery; and
+            -- to_tsvector first: the tsquery parsers raise a NOTICE for stop words)
+            CONTINUE WHEN to_tsvector(text_config, btrim(v_tok, '"')) = ''::tsvector;
+            IF NOT v_neg THEN
+                v_positive := v_positive || ' ' || btrim(v_tok, '"');
+            END IF;
+            v_q := NULL;
+            IF v_neg THEN
+                v_q := !! CASE WHEN left(v_tok, 1) = '"'
+                    THEN phraseto_tsquery(text_config, btrim(v_tok, '"'))
+                    ELSE plainto_tsquery(text_config, v_tok) END;
+            ELSIF left(v_tok, 1) = '"' THEN
+                v_q := phraseto_tsquery(text_config, btrim(v_tok, '"'));
+                IF v_q::text LIKE '%<%>%' THEN
+                    phrases := CASE WHEN phrases IS NULL THEN v_q ELSE phrases || v_q END;
+                ELSE
+                    v_q := NULL;  -- a quoted single word: a plain word
+                END IF;
+            END IF;
+            v_terms := true;
+            IF v_q IS NOT NULL THEN
+                v_group := CASE WHEN v_group IS NULL THEN v_q ELSE v_group && v_q END;
+            END IF;
+        END LOOP;
+        required := CASE WHEN NOT v_free THEN v_groups END;
+    END IF;
     SELECT coalesce(array_agg(u.lexeme ORDER BY u.lexeme), ARRAY[]::text[]),
         coalesce(array_agg(cardinality(u.positions)::double precision ORDER BY u.lexeme),
             ARRAY[]::double precision[])
@@ -3620,28 +3650,44 @@ LANGUAGE sql IMMUTABLE STRICT
 SET search_path FROM CURRENT
 AS $$ SELECT ('''' || replace(replace(lexeme, E'\\', E'\\\\'), '''', '''''') || '''')::tsquery $$;
 
--- Which lexemes of a query bring candidates in: rare ones (est_rows NULL) always; common ones
--- join, rarest first, while their estimated rows fit the budget (the rarest always does); the
--- others only add to the candidates' scores with their estimated df (df_estimates: NULL for a
--- candidate, whose df its postings count). The phrases are candidates too. Candidates as
--- tsqueries (_lexeme_tsquery) and as lexemes (NULL for a phrase).
+-- Which lexemes of a query bring candidates in, as an SQL expression over a row per lexeme
+-- (est: its estimated rows, NULL when rare; lexeme; budget): rare ones always; common ones join,
+-- rarest first, while their estimated rows fit the budget (the rarest always does). Its one
+-- place: _text_candidate_pick (search_text, the hybrid's general path) and the hybrid's
+-- branches (_hybrid_sql) read it from here.
+CREATE OR REPLACE FUNCTION memory_private._text_candidate_rule_sql(
+    est text, lexeme text, budget text
+)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($r$(%1$s IS NULL
+        OR sum(coalesce(%1$s, 0)) OVER (ORDER BY %1$s NULLS FIRST, %2$s) <= %3$s
+        OR row_number() OVER (ORDER BY %1$s NULLS FIRST, %2$s) = 1)$r$, est, lexeme, budget)
+$$;
+
+-- The lexemes of a query that bring candidates in (_text_candidate_rule_sql); the others only
+-- add to the candidates' scores with their estimated df (df_estimates: NULL for a candidate,
+-- whose df its postings count). The phrases are candidates too. Candidates as tsqueries
+-- (_lexeme_tsquery) and as lexemes (NULL for a phrase).
+DO $install$
+BEGIN
+    EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private._text_candidate_pick(
     words text[], est_rows double precision[], phrases tsquery, budget double precision,
     OUT df_estimates double precision[], OUT candidates tsquery[], OUT candidate_lexemes text[]
 )
 LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$
+AS $body$
 BEGIN
-    WITH f AS (
-        SELECT w.lexeme, w.n, est_rows[w.n] AS est,
-            sum(coalesce(est_rows[w.n], 0)) OVER (
-                ORDER BY est_rows[w.n] NULLS FIRST, w.lexeme) AS running,
-            row_number() OVER (ORDER BY est_rows[w.n] NULLS FIRST, w.lexeme) AS rn
-        FROM unnest(words) WITH ORDINALITY AS w (lexeme, n)
-    ),
-    c AS (
-        SELECT f.*, f.est IS NULL OR f.running <= budget OR f.rn = 1 AS candidate FROM f
+    WITH c AS (
+        SELECT f.*, %s AS candidate
+        FROM (
+            SELECT w.lexeme, w.n, est_rows[w.n] AS est
+            FROM unnest(words) WITH ORDINALITY AS w (lexeme, n)
+        ) AS f
     )
     SELECT array_agg(CASE WHEN c.candidate THEN NULL ELSE c.est END ORDER BY c.n),
         array_agg(memory_private._lexeme_tsquery(c.lexeme) ORDER BY c.n)
@@ -3654,7 +3700,9 @@ BEGIN
         candidate_lexemes := candidate_lexemes || NULL::text;
     END IF;
 END;
-$$;
+$body$$f$, memory_private._text_candidate_rule_sql('f.est', 'f.lexeme', 'budget'));
+END;
+$install$;
 
 -- For the lexemes of a query: N and avgdl (_text_lexeme_stats), the candidates within the budget
 -- and the other lexemes' estimated df (_text_candidate_pick).
@@ -4255,7 +4303,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'and an ANALYZE of the stored tsvector so common words'' frequencies are current). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '671ca93ef91868659d1c55b9b171f353a0780859795844e4d154eeac37f807aa', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '472deacf1f25fceb44cf0680387156ebd5f41c9efe3714fe713d0ce4cb001e64', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
@@ -5457,8 +5505,9 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.s
 --
 -- The text half does not run a second, independent search: BM25 scores the vector search's own
 -- candidates, read from their stored tsvectors, plus the few rows that hold one of the query's
--- rare words (not among the domain's common lexemes, memory_private.text_stats), which are what
--- brings in a document the embedding misses; df is frequency * N for a common word and the count
+-- rare words (not among the domain's common lexemes, memory_private.text_stats; the rarest word
+-- when none is: memory_private._text_candidate_rule_sql), which are what brings in a document
+-- the embedding misses; df is frequency * N for a common word and the count
 -- of its postings for a rare one (bench/quality.py: MRR@10 within 0.015 of fusing two full
 -- searches, at 1.8-2.6x less server CPU; BENCHMARKS.md, "The hybrid's text half as a
 -- rescoring").
@@ -5473,8 +5522,9 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.s
 --   _hybrid_fusion_sql.
 
 -- How many rows the text half adds beyond the vector search's (the best by their rare words'
--- IDF, scored exactly), how many postings of one rare word it reads at most, and the rows a
--- common word may have and still count as rare (a word outside the common lexemes always does).
+-- IDF, scored exactly), how many postings of one rare word it reads at most, and the budget of
+-- estimated rows common words may bring in (memory_private._text_candidate_rule_sql: a word
+-- outside the common lexemes always does, and the rarest word).
 CREATE OR REPLACE FUNCTION memory_private._hybrid_text_rows(
     OUT extra integer, OUT per_lexeme bigint, OUT rare_rows double precision
 )
@@ -5547,13 +5597,22 @@ BEGIN
             WHERE t.embedding IS NOT NULL
             ORDER BY t.embedding %4$s search_hybrid.query_embedding LIMIT v_candidates
         ),
-        q AS MATERIALIZED (
-            SELECT u.lexeme, cardinality(u.positions)::double precision AS qtf,
-                (s.common_lexemes ->> u.lexeme)::double precision * s.documents AS est,
-                s.documents::double precision AS n, s.avg_length AS avgdl
+        -- (the common lexemes read once: stored out of line, each ->> on the column fetched
+        -- them again, 24 kB at 1,000 lexemes; || '{}' returns them read)
+        st AS MATERIALIZED (
+            SELECT s.documents, s.avg_length, s.common_lexemes || '{}'::jsonb AS common
             FROM memory_private.text_stats AS s
-            CROSS JOIN unnest(v_tsv::tsvector) AS u
             WHERE s.domain = v_d.domain
+        ),
+        q AS MATERIALIZED (
+            SELECT x.*, %9$s AS candidate
+            FROM (
+                SELECT u.lexeme, cardinality(u.positions)::double precision AS qtf,
+                    (st.common ->> u.lexeme)::double precision * st.documents AS est,
+                    st.documents::double precision AS n, st.avg_length AS avgdl
+                FROM st
+                CROSS JOIN unnest(v_tsv::tsvector) AS u
+            ) AS x
         ),
         p AS MATERIALIZED (
             SELECT q.lexeme, x.id, x.len
@@ -5564,7 +5623,7 @@ BEGIN
                 WHERE t.content_tsv @@ memory_private._lexeme_tsquery(q.lexeme)
                 LIMIT %7$s
             ) AS x
-            WHERE (q.est IS NULL OR q.est <= %8$s) AND %6$s > 0
+            WHERE q.candidate AND %6$s > 0
         ),
         w AS MATERIALIZED (
             SELECT array_agg(q.lexeme) AS lexemes,
@@ -5607,12 +5666,13 @@ BEGIN
         FROM c
         CROSS JOIN w
         -- (no word of the query: no text score, and no tsvector read)
-        %9$s
+        %8$s
     $q$, d.table_schema, d.table_name, v_similarity,
         memory_private._distance_operator(d.distance), memory_private._vector_schema(),
-        v_rows.extra, v_rows.per_lexeme, v_rows.rare_rows,
+        v_rows.extra, v_rows.per_lexeme,
         memory_private._bm25_row_score_sql('c.content_tsv', 'w.lexemes', 'w.idf', 'v_k1', 'v_b',
-            'w.avgdl'));
+            'w.avgdl'),
+        memory_private._text_candidate_rule_sql('x.est', 'x.lexeme', v_rows.rare_rows::text));
 END;
 $$;
 
@@ -5909,7 +5969,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'memory.search, on the fused score scaled to [0, 1]. similarity is NULL for a row found by its '
 'words alone, text_rank for one found by its vector alone. with_embeddings => true fills the '
 'embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', 'f4b2b11484333f133dfc258428136d022ab6f1808da61e3ea6ce36cb9e104f27', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', '276fdc99646c9013cafb296cb55810e284c1f0afb252f10d1bc6cbe5c449fe0b', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).

@@ -3,7 +3,7 @@
 -- (not the filtered rows), the web-search syntax in both match modes, the text statistics
 -- (refresh_text_stats, common lexemes from ANALYZE outside the candidate scan), adopted tables.
 BEGIN;
-SELECT plan(51);
+SELECT plan(61);
 
 -- 'simple': no stemming, no stop words, so the lexemes are the words.
 SELECT memory.create_domain('bm', 3, text_config => 'simple');
@@ -54,6 +54,26 @@ SELECT set_eq($$SELECT id FROM memory.search_text('bm', 'grape OR date')$$, ARRA
     'OR (match any)');
 SELECT set_eq($$SELECT id FROM memory.search_text('bm', 'grape OR date', match => 'all')$$,
     ARRAY['b3', 'b4'], 'OR (match all)');
+-- OR between phrases and exclusions (match any: the structure websearch_to_tsquery reads, with
+-- each plain word true; groups of terms side by side, OR between groups).
+SELECT set_eq($$SELECT id FROM memory.search_text('bm', '"apple banana" OR "cherry date"')$$,
+    ARRAY['b1', 'b3'], 'OR between two phrases: either phrase (match any)');
+SELECT set_eq(
+    $$SELECT id FROM memory.search_text('bm', '"apple banana" OR "cherry date"', match => 'all')$$,
+    ARRAY['b1', 'b3'], 'OR between two phrases: either phrase (match all)');
+SELECT set_eq($$SELECT id FROM memory.search_text('bm', '"apple banana" OR grape')$$,
+    ARRAY['b1', 'b2', 'b3', 'b4'],
+    'a phrase OR a plain word requires nothing: every row with a word ranks');
+SELECT set_eq($$SELECT id FROM memory.search_text('bm', 'cherry -apple OR -date')$$,
+    ARRAY['b2', 'b3'], '-a OR -b: rows missing either word (match any)');
+SELECT set_eq($$SELECT id FROM memory.search_text('bm', 'banana -apple OR -fig')$$,
+    ARRAY['b3', 'b1'], 'a row with both excluded words is out (b2 has no banana)');
+SELECT set_eq($$SELECT id FROM memory.search_text('bm', 'banana "cherry date" OR apple -apple')$$,
+    ARRAY['b3'], 'groups: (banana "cherry date") OR (apple -apple): only the phrase''s row');
+SELECT is((SELECT required FROM memory_private._parse_text_query('simple',
+        '"a b" c OR -d "e f"', 'any')),
+    $$'a' <-> 'b' | !'d' & 'e' <-> 'f'$$::tsquery,
+    'match any reads OR as websearch_to_tsquery does, each plain word true');
 SELECT set_eq($$SELECT id FROM memory.search_text('bm', 'apple cherry', match => 'all')$$,
     ARRAY['b2'], 'match all: every word');
 SELECT set_eq($$SELECT id FROM memory.search_text('bm', 'apple -cherry', match => 'all')$$,
@@ -164,6 +184,17 @@ SELECT cmp_ok((SELECT rank FROM memory.search_text('com', 'common rare') WHERE i
     'the common word still adds to the score of a candidate');
 SELECT is((SELECT count(*) FROM memory.search_text('com', 'common', 7)), 7::bigint,
     'a query of common words only still ranks by its rarest word');
+-- The hybrid's text half brings in rows by the same rule (memory_private._text_candidate_rule_sql)
+-- on its one-statement branch and its general path: here by the rarest word although it is
+-- common (the rows have no embedding: every row comes from the text half).
+SELECT is((SELECT count(*) FROM memory.search_hybrid('com', 'common', '[1,0,0]', 5)),
+    5::bigint, 'the hybrid''s branch: a query of common words brings rows by its rarest');
+SELECT results_eq(
+    $$SELECT id, round(score::numeric, 6), round(text_rank::numeric, 6)
+      FROM memory.search_hybrid('com', 'common word', '[1,0,0]', 5)$$,
+    $$SELECT id, round(score::numeric, 6), round(text_rank::numeric, 6)
+      FROM memory.search_hybrid('com', 'common word', '[1,0,0]', 5, filter => '{}')$$,
+    'common words only: the branch brings the rows the general path does');
 
 -- Query term frequency: a word typed twice counts twice (as in BM25 over the query's tokens).
 -- z1 and a1 tie on 'apple banana' (same df, tf and length); without qtf the id breaks the tie.
@@ -187,6 +218,9 @@ SET LOCAL pgmemo.bm25_k1 = 11;
 SELECT throws_ok($$SELECT * FROM memory.search_text('bm', 'apple')$$, '22023', NULL,
     'pgmemo.bm25_k1 out of range: 22023');
 SET LOCAL pgmemo.bm25_k1 = '';
+SET LOCAL pgmemo.bm25_budget = 'NaN';
+SELECT throws_ok($$SELECT * FROM memory.search_text('bm', 'apple')$$, '22023', NULL,
+    'pgmemo.bm25_budget NaN: 22023 (NaN sorts above every number)');
 SET LOCAL pgmemo.bm25_rerank = 1;
 SET LOCAL pgmemo.bm25_budget = 100000;  -- (the three words are common: N was set to 1000)
 SELECT is((SELECT count(*) FROM memory.search_text('bm', 'apple banana cherry', 3)), 3::bigint,

@@ -120,7 +120,8 @@ $$;
 -- the sweep's noise. budget and rerank: the cheapest settings within a few thousandths of the
 -- best MRR@10 on the dev sweeps (BENCHMARKS.md, "Search quality"). A session may set
 -- pgmemo.bm25_k1 (0..10), pgmemo.bm25_b (0..1), pgmemo.bm25_budget (rows, >= 0) and
--- pgmemo.bm25_rerank (1..10000) for its corpus (out of range or unreadable: 22023).
+-- pgmemo.bm25_rerank (1..10000) for its corpus (out of range, not finite or unreadable:
+-- 22023).
 CREATE OR REPLACE FUNCTION memory_private._bm25_params(
     OUT k1 double precision, OUT b double precision, OUT budget double precision,
     OUT rerank integer
@@ -149,8 +150,9 @@ BEGIN
     EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
         k1 := 'NaN';
     END;
+    -- (NaN passes >= 0 in PostgreSQL's order: refused by name, with infinity)
     IF NOT (k1 BETWEEN 0 AND 10 AND b BETWEEN 0 AND 1 AND budget >= 0
-            AND rerank BETWEEN 1 AND 10000) THEN
+            AND budget < 'Infinity' AND rerank BETWEEN 1 AND 10000) THEN
         RAISE EXCEPTION 'pgmemo.bm25_k1 must be in [0, 10], pgmemo.bm25_b in [0, 1], '
             'pgmemo.bm25_budget >= 0 and pgmemo.bm25_rerank in [1, 10000]; got %, %, %, %',
             v_k1, v_b, v_budget, v_rerank
@@ -202,8 +204,11 @@ $$;
 -- * words: the distinct lexemes of every word that is not excluded (phrase words included),
 --   sorted; qtf: how often each occurs in the query (BM25 sums a term once per occurrence);
 -- * required: what every result must satisfy, or NULL: with match 'all' the whole query as
---   websearch_to_tsquery reads it; with match 'any' only the phrases (each as a phrase) and the
---   exclusions;
+--   websearch_to_tsquery reads it; with match 'any' the same structure (OR between groups of
+--   terms side by side, a group needing all of its terms) with each plain word read as true
+--   (ranked, never required): each group requires its phrases and exclusions, and a row must
+--   satisfy one group. So '"a b" c' requires the phrase, '"a b" OR "c d"' either phrase,
+--   '"a b" OR c' nothing, '-a OR -b' to miss one of the words;
 -- * phrases: the phrases OR'ed (rows holding a phrase are candidates even when its words are
 --   common), or NULL.
 CREATE OR REPLACE FUNCTION memory_private._parse_text_query(
@@ -218,35 +223,59 @@ DECLARE
     v_neg boolean;
     v_q tsquery;
     v_positive text := '';
+    v_group tsquery;  -- the current group's phrases and exclusions, ANDed (NULL: none)
+    v_terms boolean := false;  -- the current group has a term
+    v_groups tsquery;  -- the closed groups' requirements, ORed
+    v_free boolean := false;  -- a closed group requires nothing: the query requires nothing
 BEGIN
-    FOR v_tok IN
-        SELECT m[1] FROM regexp_matches(coalesce(query, ''), '(-?"[^"]*"?|[^\s"]+)', 'g') AS m
-    LOOP
-        v_neg := left(v_tok, 1) = '-' AND length(v_tok) > 1;
-        IF v_neg THEN
-            v_tok := substr(v_tok, 2);
-        END IF;
-        IF NOT v_neg AND left(v_tok, 1) <> '"' THEN
-            -- a plain word: ranked, nothing required (the common case, no tsquery parsing)
-            CONTINUE WHEN lower(v_tok) = 'or';  -- the OR operator: every word is an alternative
-            v_positive := v_positive || ' ' || v_tok;
-            CONTINUE;
-        END IF;
-        -- (to_tsvector first: the tsquery parsers raise a NOTICE for stop words)
-        CONTINUE WHEN to_tsvector(text_config, btrim(v_tok, '"')) = ''::tsvector;
-        v_q := CASE WHEN left(v_tok, 1) = '"' THEN phraseto_tsquery(text_config, btrim(v_tok, '"'))
-            ELSE plainto_tsquery(text_config, v_tok) END;
-        CONTINUE WHEN numnode(v_q) = 0;  -- stop words, punctuation
-        IF v_neg THEN
-            required := CASE WHEN required IS NULL THEN !! v_q ELSE required && !! v_q END;
-        ELSE
-            v_positive := v_positive || ' ' || btrim(v_tok, '"');
-            IF v_q::text LIKE '%<%>%' THEN
-                required := CASE WHEN required IS NULL THEN v_q ELSE required && v_q END;
-                phrases := CASE WHEN phrases IS NULL THEN v_q ELSE phrases || v_q END;
+    IF coalesce(query, '') !~* '"|(^|\s)-|(^|\s)or(\s|$)' THEN
+        v_positive := coalesce(query, '');  -- plain words only: ranked, nothing required
+    ELSE
+        -- (a NULL token closes the last group)
+        FOR v_tok IN
+            SELECT m[1] FROM regexp_matches(query, '(-?"[^"]*"?|[^\s"]+)', 'g') AS m
+            UNION ALL SELECT NULL
+        LOOP
+            IF v_tok IS NULL OR lower(v_tok) = 'or' THEN  -- the end of a group
+                IF v_terms THEN
+                    v_free := v_free OR v_group IS NULL;
+                    v_groups := CASE WHEN v_groups IS NULL THEN v_group
+                        ELSE v_groups || v_group END;
+                END IF;
+                v_group := NULL;
+                v_terms := false;
+                CONTINUE;
             END IF;
-        END IF;
-    END LOOP;
+            v_neg := left(v_tok, 1) = '-' AND length(v_tok) > 1;
+            IF v_neg THEN
+                v_tok := substr(v_tok, 2);
+            END IF;
+            -- (only what the configuration keeps is a term, as for websearch_to_tsquery; and
+            -- to_tsvector first: the tsquery parsers raise a NOTICE for stop words)
+            CONTINUE WHEN to_tsvector(text_config, btrim(v_tok, '"')) = ''::tsvector;
+            IF NOT v_neg THEN
+                v_positive := v_positive || ' ' || btrim(v_tok, '"');
+            END IF;
+            v_q := NULL;
+            IF v_neg THEN
+                v_q := !! CASE WHEN left(v_tok, 1) = '"'
+                    THEN phraseto_tsquery(text_config, btrim(v_tok, '"'))
+                    ELSE plainto_tsquery(text_config, v_tok) END;
+            ELSIF left(v_tok, 1) = '"' THEN
+                v_q := phraseto_tsquery(text_config, btrim(v_tok, '"'));
+                IF v_q::text LIKE '%<%>%' THEN
+                    phrases := CASE WHEN phrases IS NULL THEN v_q ELSE phrases || v_q END;
+                ELSE
+                    v_q := NULL;  -- a quoted single word: a plain word
+                END IF;
+            END IF;
+            v_terms := true;
+            IF v_q IS NOT NULL THEN
+                v_group := CASE WHEN v_group IS NULL THEN v_q ELSE v_group && v_q END;
+            END IF;
+        END LOOP;
+        required := CASE WHEN NOT v_free THEN v_groups END;
+    END IF;
     SELECT coalesce(array_agg(u.lexeme ORDER BY u.lexeme), ARRAY[]::text[]),
         coalesce(array_agg(cardinality(u.positions)::double precision ORDER BY u.lexeme),
             ARRAY[]::double precision[])
@@ -318,28 +347,44 @@ LANGUAGE sql IMMUTABLE STRICT
 SET search_path FROM CURRENT
 AS $$ SELECT ('''' || replace(replace(lexeme, E'\\', E'\\\\'), '''', '''''') || '''')::tsquery $$;
 
--- Which lexemes of a query bring candidates in: rare ones (est_rows NULL) always; common ones
--- join, rarest first, while their estimated rows fit the budget (the rarest always does); the
--- others only add to the candidates' scores with their estimated df (df_estimates: NULL for a
--- candidate, whose df its postings count). The phrases are candidates too. Candidates as
--- tsqueries (_lexeme_tsquery) and as lexemes (NULL for a phrase).
+-- Which lexemes of a query bring candidates in, as an SQL expression over a row per lexeme
+-- (est: its estimated rows, NULL when rare; lexeme; budget): rare ones always; common ones join,
+-- rarest first, while their estimated rows fit the budget (the rarest always does). Its one
+-- place: _text_candidate_pick (search_text, the hybrid's general path) and the hybrid's
+-- branches (_hybrid_sql) read it from here.
+CREATE OR REPLACE FUNCTION memory_private._text_candidate_rule_sql(
+    est text, lexeme text, budget text
+)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($r$(%1$s IS NULL
+        OR sum(coalesce(%1$s, 0)) OVER (ORDER BY %1$s NULLS FIRST, %2$s) <= %3$s
+        OR row_number() OVER (ORDER BY %1$s NULLS FIRST, %2$s) = 1)$r$, est, lexeme, budget)
+$$;
+
+-- The lexemes of a query that bring candidates in (_text_candidate_rule_sql); the others only
+-- add to the candidates' scores with their estimated df (df_estimates: NULL for a candidate,
+-- whose df its postings count). The phrases are candidates too. Candidates as tsqueries
+-- (_lexeme_tsquery) and as lexemes (NULL for a phrase).
+DO $install$
+BEGIN
+    EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private._text_candidate_pick(
     words text[], est_rows double precision[], phrases tsquery, budget double precision,
     OUT df_estimates double precision[], OUT candidates tsquery[], OUT candidate_lexemes text[]
 )
 LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$
+AS $body$
 BEGIN
-    WITH f AS (
-        SELECT w.lexeme, w.n, est_rows[w.n] AS est,
-            sum(coalesce(est_rows[w.n], 0)) OVER (
-                ORDER BY est_rows[w.n] NULLS FIRST, w.lexeme) AS running,
-            row_number() OVER (ORDER BY est_rows[w.n] NULLS FIRST, w.lexeme) AS rn
-        FROM unnest(words) WITH ORDINALITY AS w (lexeme, n)
-    ),
-    c AS (
-        SELECT f.*, f.est IS NULL OR f.running <= budget OR f.rn = 1 AS candidate FROM f
+    WITH c AS (
+        SELECT f.*, %s AS candidate
+        FROM (
+            SELECT w.lexeme, w.n, est_rows[w.n] AS est
+            FROM unnest(words) WITH ORDINALITY AS w (lexeme, n)
+        ) AS f
     )
     SELECT array_agg(CASE WHEN c.candidate THEN NULL ELSE c.est END ORDER BY c.n),
         array_agg(memory_private._lexeme_tsquery(c.lexeme) ORDER BY c.n)
@@ -352,7 +397,9 @@ BEGIN
         candidate_lexemes := candidate_lexemes || NULL::text;
     END IF;
 END;
-$$;
+$body$$f$, memory_private._text_candidate_rule_sql('f.est', 'f.lexeme', 'budget'));
+END;
+$install$;
 
 -- For the lexemes of a query: N and avgdl (_text_lexeme_stats), the candidates within the budget
 -- and the other lexemes' estimated df (_text_candidate_pick).

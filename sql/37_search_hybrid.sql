@@ -4,8 +4,9 @@
 --
 -- The text half does not run a second, independent search: BM25 scores the vector search's own
 -- candidates, read from their stored tsvectors, plus the few rows that hold one of the query's
--- rare words (not among the domain's common lexemes, memory_private.text_stats), which are what
--- brings in a document the embedding misses; df is frequency * N for a common word and the count
+-- rare words (not among the domain's common lexemes, memory_private.text_stats; the rarest word
+-- when none is: memory_private._text_candidate_rule_sql), which are what brings in a document
+-- the embedding misses; df is frequency * N for a common word and the count
 -- of its postings for a rare one (bench/quality.py: MRR@10 within 0.015 of fusing two full
 -- searches, at 1.8-2.6x less server CPU; BENCHMARKS.md, "The hybrid's text half as a
 -- rescoring").
@@ -20,8 +21,9 @@
 --   _hybrid_fusion_sql.
 
 -- How many rows the text half adds beyond the vector search's (the best by their rare words'
--- IDF, scored exactly), how many postings of one rare word it reads at most, and the rows a
--- common word may have and still count as rare (a word outside the common lexemes always does).
+-- IDF, scored exactly), how many postings of one rare word it reads at most, and the budget of
+-- estimated rows common words may bring in (memory_private._text_candidate_rule_sql: a word
+-- outside the common lexemes always does, and the rarest word).
 CREATE OR REPLACE FUNCTION memory_private._hybrid_text_rows(
     OUT extra integer, OUT per_lexeme bigint, OUT rare_rows double precision
 )
@@ -94,13 +96,22 @@ BEGIN
             WHERE t.embedding IS NOT NULL
             ORDER BY t.embedding %4$s search_hybrid.query_embedding LIMIT v_candidates
         ),
-        q AS MATERIALIZED (
-            SELECT u.lexeme, cardinality(u.positions)::double precision AS qtf,
-                (s.common_lexemes ->> u.lexeme)::double precision * s.documents AS est,
-                s.documents::double precision AS n, s.avg_length AS avgdl
+        -- (the common lexemes read once: stored out of line, each ->> on the column fetched
+        -- them again, 24 kB at 1,000 lexemes; || '{}' returns them read)
+        st AS MATERIALIZED (
+            SELECT s.documents, s.avg_length, s.common_lexemes || '{}'::jsonb AS common
             FROM memory_private.text_stats AS s
-            CROSS JOIN unnest(v_tsv::tsvector) AS u
             WHERE s.domain = v_d.domain
+        ),
+        q AS MATERIALIZED (
+            SELECT x.*, %9$s AS candidate
+            FROM (
+                SELECT u.lexeme, cardinality(u.positions)::double precision AS qtf,
+                    (st.common ->> u.lexeme)::double precision * st.documents AS est,
+                    st.documents::double precision AS n, st.avg_length AS avgdl
+                FROM st
+                CROSS JOIN unnest(v_tsv::tsvector) AS u
+            ) AS x
         ),
         p AS MATERIALIZED (
             SELECT q.lexeme, x.id, x.len
@@ -111,7 +122,7 @@ BEGIN
                 WHERE t.content_tsv @@ memory_private._lexeme_tsquery(q.lexeme)
                 LIMIT %7$s
             ) AS x
-            WHERE (q.est IS NULL OR q.est <= %8$s) AND %6$s > 0
+            WHERE q.candidate AND %6$s > 0
         ),
         w AS MATERIALIZED (
             SELECT array_agg(q.lexeme) AS lexemes,
@@ -154,12 +165,13 @@ BEGIN
         FROM c
         CROSS JOIN w
         -- (no word of the query: no text score, and no tsvector read)
-        %9$s
+        %8$s
     $q$, d.table_schema, d.table_name, v_similarity,
         memory_private._distance_operator(d.distance), memory_private._vector_schema(),
-        v_rows.extra, v_rows.per_lexeme, v_rows.rare_rows,
+        v_rows.extra, v_rows.per_lexeme,
         memory_private._bm25_row_score_sql('c.content_tsv', 'w.lexemes', 'w.idf', 'v_k1', 'v_b',
-            'w.avgdl'));
+            'w.avgdl'),
+        memory_private._text_candidate_rule_sql('x.est', 'x.lexeme', v_rows.rare_rows::text));
 END;
 $$;
 

@@ -3,7 +3,8 @@ sql/90_grants.sql also re-applies the grants in one DO block, and sql/30_search.
 memory.search, which is generated, from its template in one DO block; the helpers whose rule
 memory.search splices in, made from the same text, are created in a DO block each:
 00_private_helpers.sql, 05_trust.sql and 30_search.sql, which also makes memory.search_hybrid
-from its text with those rules spliced; 37_search_hybrid.sql makes the first version of
+from its text with those rules spliced; 31_bm25.sql makes memory_private._text_candidate_pick
+with the candidate rule that the hybrid's branches splice too; 37_search_hybrid.sql makes the first version of
 memory.search_hybrid, also generated, from its template). A DROP, an ALTER, a CREATE
 without OR REPLACE belongs in a versioned migration, applied once (a retired signature is dropped
 by the migration that retired it). And how dynamic SQL is written: one dollar-quoted template per
@@ -34,8 +35,8 @@ def test_statement_splitter_sees_what_it_must():
 
 
 # The files with DO blocks (see above).
-GENERATING = ("00_private_helpers.sql", "05_trust.sql", "30_search.sql", "37_search_hybrid.sql",
-              "90_grants.sql")
+GENERATING = ("00_private_helpers.sql", "05_trust.sql", "30_search.sql", "31_bm25.sql",
+              "37_search_hybrid.sql", "90_grants.sql")
 
 
 @pytest.mark.parametrize("path", resources.sql_files(), ids=lambda p: p.name)
