@@ -3,7 +3,7 @@
 -- (not the filtered rows), the web-search syntax in both match modes, the text statistics
 -- (refresh_text_stats, common lexemes from ANALYZE outside the candidate scan), adopted tables.
 BEGIN;
-SELECT plan(61);
+SELECT plan(63);
 
 -- 'simple': no stemming, no stop words, so the lexemes are the words.
 SELECT memory.create_domain('bm', 3, text_config => 'simple');
@@ -195,6 +195,20 @@ SELECT results_eq(
     $$SELECT id, round(score::numeric, 6), round(text_rank::numeric, 6)
       FROM memory.search_hybrid('com', 'common word', '[1,0,0]', 5, filter => '{}')$$,
     'common words only: the branch brings the rows the general path does');
+
+-- A filter with a word in more rows than the per-word cap (20,000 index rows a call): the rows
+-- that pass the filter beyond the cap are searched for (the word's first search stops at the
+-- cap; the filter matched none of the rows it had read).
+SELECT memory.create_domain('cap', 3, text_config => 'simple');
+INSERT INTO memory_data.cap_memories (id, content, metadata)
+SELECT 'p' || i, 'row w' || i, jsonb_build_object('n', i) FROM generate_series(1, 20050) AS i;
+SELECT memory.refresh_text_stats('cap');
+SELECT is((SELECT count(*) FROM memory.search_text('cap', 'row', 10, '{"n": {"$gt": 20000}}')),
+    10::bigint, 'filtered search_text: rows beyond the word''s cap are found');
+SELECT ok((SELECT bool_and((metadata ->> 'n')::int > 20000)
+           FROM memory.search_text('cap', 'row', 10, '{"n": {"$gt": 20000}}')),
+    'and they pass the filter');
+SELECT memory.drop_domain('cap');
 
 -- Query term frequency: a word typed twice counts twice (as in BM25 over the query's tokens).
 -- z1 and a1 tie on 'apple banana' (same df, tf and length); without qtf the id breaks the tie.

@@ -440,7 +440,11 @@ $$;
 -- its own template and put into theirs through %s; their parameters are _bm25_sql's.
 -- p, stage 1: the rows of each candidate lexeme (and phrase) through the GIN index, one index
 -- search per lexeme capped at $11 rows (no tsvector is read), with the filter flag and the
--- content's size.
+-- content's size. With a filter (predicate not 'true'), a lexeme whose postings reached the cap
+-- is searched again for the rows that pass the filter (capped alike; the GIN index and the
+-- filter's index together): the cap would otherwise cut off every matching row beyond it (a
+-- filter matching 67 of 50,000 rows that all hold the word found none). Its df is then its
+-- capped count plus those rows, as before a lower bound.
 CREATE OR REPLACE FUNCTION memory_private._bm25_postings_cte(
     d memory_private.domains, predicate text
 )
@@ -449,7 +453,7 @@ LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
     SELECT format($q$
-        p AS MATERIALIZED (
+        p%5$s AS MATERIALIZED (
             SELECT c.lexeme, x.id, x.ok, x.len
             FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
             CROSS JOIN LATERAL (
@@ -459,7 +463,25 @@ AS $$
                 WHERE %3$s @@ c.q
                 LIMIT $11
             ) AS x
+        )$q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d), predicate,
+        CASE WHEN predicate <> 'true' THEN '_all' ELSE '' END)
+    || CASE WHEN predicate <> 'true' THEN format($q$,
+        p AS MATERIALIZED (
+            SELECT * FROM p_all
+            UNION
+            SELECT c.lexeme, x.id, true, x.len
+            FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
+            CROSS JOIN LATERAL (
+                SELECT t.id, octet_length(t.content) AS len
+                FROM %1$I.%2$I AS t
+                WHERE %3$s @@ c.q AND (%4$s) AND ($5::tsquery IS NULL OR %3$s @@ $5)
+                    -- (a one-time test per lexeme: only one its first search cut off)
+                    AND (SELECT count(*) FROM p_all
+                         WHERE p_all.lexeme IS NOT DISTINCT FROM c.lexeme) >= $11
+                LIMIT $11
+            ) AS x
         )$q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d), predicate)
+        ELSE '' END
 $$;
 
 -- p for a distributed (Citus) domain: Citus cannot push a LIMIT inside a LATERAL subquery over

@@ -197,6 +197,33 @@ BEGIN
 END;
 $$;
 
+-- A plain value, or the operand of $eq, $ne, $in or $nin, holds no key that starts with $: an
+-- operator below a plain value would be read as data and match nothing ({"o": {"p": {"$gt":
+-- 1}}}) or every row holding the key ({"n": {"$ne": {"$gt": 1}}}), silently. loc: where the
+-- value is.
+CREATE OR REPLACE FUNCTION memory_private._filter_value_check(value jsonb, loc text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_key jsonb;
+BEGIN
+    IF jsonb_typeof(value) IN ('object', 'array') THEN
+        SELECT k.v INTO v_key
+        FROM jsonb_path_query(value,
+            'strict $.** ? (@.type() == "object").keyvalue() ? (@.key starts with "$").key')
+            AS k (v)
+        LIMIT 1;
+        IF v_key IS NOT NULL THEN
+            PERFORM memory_private._filter_error(loc, format('%s inside a value: an operator '
+                'applies to a field (for a nested key write {"a.b": {"$gt": 1}}), and a value '
+                'is matched as data, where a key starting with $ is refused', v_key));
+        END IF;
+    END IF;
+END;
+$$;
+
 -- A value compared with a column: a string; for created_at / updated_at a valid timestamp.
 CREATE OR REPLACE FUNCTION memory_private._filter_column_value(column_name text, value jsonb, loc text)
 RETURNS void
@@ -215,8 +242,7 @@ BEGIN
     IF column_name <> 'id' THEN
         BEGIN
             v_ts := (value #>> '{}')::timestamptz;
-        EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow
-            OR invalid_parameter_value THEN
+        EXCEPTION WHEN data_exception THEN  -- (bad format, out of range, a zone offset...)
             PERFORM memory_private._filter_error(loc, format('%s is not a timestamp',
                 value));
         END;

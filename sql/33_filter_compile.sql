@@ -20,8 +20,7 @@ DECLARE
     v_x text;                -- the key's JSON value (metadata fields)
     v_cmp text := CASE op WHEN '$gt' THEN '>' WHEN '$gte' THEN '>=' WHEN '$lt' THEN '<'
         WHEN '$lte' THEN '<=' END;
-    v_elem jsonb;
-    v_objs jsonb := '[]';
+    v_objs jsonb;
 BEGIN
     IF op NOT IN ('$eq', '$ne', '$gt', '$gte', '$lt', '$lte', '$in', '$nin', '$between',
                   '$like', '$ilike', '$exists') THEN
@@ -91,6 +90,7 @@ BEGIN
     END IF;
 
     v_x := memory_private._filter_key_expr('t.metadata', path);
+    PERFORM memory_private._filter_value_check(value, loc);
     CASE
     WHEN op = '$eq' THEN
         -- the plain value's meaning: metadata @> {"a": {"b": value}} (GIN index)
@@ -106,9 +106,9 @@ BEGIN
                 op, CASE WHEN v_type = 'array' THEN 'an empty array'
                     ELSE memory_private._filter_typename(value) END));
         END IF;
-        FOR v_elem IN SELECT e.v FROM jsonb_array_elements(value) AS e (v) LOOP
-            v_objs := v_objs || jsonb_build_array(memory_private._filter_nest(path, v_elem));
-        END LOOP;
+        -- (one aggregate: appending to a jsonb array copies it, 30 s for 15,000 values)
+        SELECT jsonb_agg(memory_private._filter_nest(path, e.v) ORDER BY e.n) INTO v_objs
+        FROM jsonb_array_elements(value) WITH ORDINALITY AS e (v, n);
         params := params || jsonb_build_array(v_objs);
         sql := format(CASE WHEN op = '$in' THEN 't.metadata @> ANY(%2$s)'
                 ELSE '(%1$s IS NOT NULL AND NOT t.metadata @> ANY(%2$s))' END,
@@ -238,6 +238,7 @@ BEGIN
                 v_parts := v_parts || v_r.sql;
             END LOOP;
         ELSIF v_field.column_name IS NULL AND cardinality(v_field.path) = 1 THEN
+            PERFORM memory_private._filter_value_check(v_value, v_loc);
             v_plain := v_plain || jsonb_build_object(v_field.path[1], v_value);
         ELSE
             v_r := memory_private._filter_op(v_field.path, v_field.column_name, '$eq', v_value,
