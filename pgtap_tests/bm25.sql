@@ -3,7 +3,7 @@
 -- (not the filtered rows), the web-search syntax in both match modes, the text statistics
 -- (refresh_text_stats, common lexemes from ANALYZE outside the candidate scan), adopted tables.
 BEGIN;
-SELECT plan(63);
+SELECT plan(64);
 
 -- 'simple': no stemming, no stop words, so the lexemes are the words.
 SELECT memory.create_domain('bm', 3, text_config => 'simple');
@@ -88,14 +88,19 @@ SELECT is((SELECT count(*) FROM memory.search_text('bm',
         'apple ' || (SELECT string_agg('w' || i, ' ') FROM generate_series(1, 63) AS i))),
     2::bigint, '64 distinct words are fine');
 
--- Hybrid: convex fusion of min-max normalised scores (default 0.6 / 0.4), or RRF.
+-- Hybrid: convex fusion of min-max normalised scores (default 0.5 / 0.5), or RRF.
 UPDATE memory_data.bm_memories SET embedding = CASE id WHEN 'b1' THEN '[1,0,0]'
     WHEN 'b2' THEN '[0,1,0]' WHEN 'b3' THEN '[0.7,0.7,0]' ELSE '[0,0,1]' END::vector;
 -- vector: b1 1, b3 0.7071, b2 and b4 0 (min 0, max 1); text 'apple': b2 1, b1 0 (min-max).
 SELECT results_eq($$SELECT id, round(score::numeric, 4) FROM memory.search_hybrid('bm', 'apple',
         '[1,0,0]', 3)$$,
+    $$VALUES ('b1', 0.5000), ('b2', 0.5000), ('b3', round((0.5 * 0.7 / sqrt(0.98))::numeric, 4))$$,
+    'hybrid default: convex combination of the normalised similarity and BM25 score (0.5 / 0.5; '
+    'a tie goes to the nearer row)');
+SELECT results_eq($$SELECT id, round(score::numeric, 4) FROM memory.search_hybrid('bm', 'apple',
+        '[1,0,0]', 3, vector_weight => 0.6, text_weight => 0.4)$$,
     $$VALUES ('b1', 0.6000), ('b3', round((0.6 * 0.7 / sqrt(0.98))::numeric, 4)), ('b2', 0.4000)$$,
-    'hybrid default: convex combination of the normalised similarity and BM25 score');
+    'hybrid: the weights as given');
 SELECT results_eq($$SELECT id, round(score::numeric, 6) FROM memory.search_hybrid('bm', 'apple',
         '[1,0,0]', 1, fusion => 'rrf', vector_weight => 1, text_weight => 1)$$,
     $$VALUES ('b1', round((1.0 / 61 + 1.0 / 62)::numeric, 6))$$,

@@ -84,7 +84,8 @@ COMMENT ON FUNCTION memory.create_metadata_index(text, text, text) IS
 '$lte, $between on JSON numbers), text (the same on JSON strings, in the "C" collation, and '
 '$like ''prefix%''), or boolean. Equality, $in and plain values use the GIN index every domain '
 'of pgmemo''s own has already (an adopted table has none unless its owner made one: pgmemo does '
-'not add it to the application''s table). key may also be created_at or updated_at (type timestamptz) or id (type text): a '
+'not add it to the application''s table). key may also be created_at or updated_at (type '
+'timestamptz) or id (type text): a '
 'plain index on that column (updated_at has one already). An adopted domain''s index goes on '
 'its source table. It blocks writes to the table while it builds; idempotent; returns the '
 'index name.';

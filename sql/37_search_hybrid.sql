@@ -290,10 +290,11 @@ CREATE OR REPLACE FUNCTION memory.search_hybrid(
     k integer DEFAULT 5,
     filter jsonb DEFAULT NULL,
     -- Chosen on the dev queries of bench/quality.py (sweep in BENCHMARKS.md): a convex
-    -- combination of the min-max normalised similarity and BM25 score, 0.6 / 0.4 (re-checked
-    -- when the text half became a rescoring of the vector rows, sql/37_search_hybrid.sql).
-    vector_weight double precision DEFAULT 0.6,
-    text_weight double precision DEFAULT 0.4,
+    -- combination of the min-max normalised similarity and BM25 score, the weights with the best
+    -- mean MRR@10 over both corpora's dev queries (0.5 / 0.5 since stop 23: 0.6306 against
+    -- 0.6265 for the earlier 0.6 / 0.4).
+    vector_weight double precision DEFAULT 0.5,
+    text_weight double precision DEFAULT 0.5,
     rrf_k integer DEFAULT 60,
     ef_search integer DEFAULT NULL,
     recency_half_life interval DEFAULT NULL,
@@ -461,7 +462,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'each min-max normalised over its list (the vector rows; the rows with a positive BM25 score), '
 '0 when the row is not in that list; fusion => ''rrf'': weighted reciprocal rank fusion, '
 'vector_weight / (rrf_k + vector rank) + text_weight / (rrf_k + text rank). The defaults '
-'(convex, 0.6 / 0.4, text_match ''any'') come from bench/quality.py (see BENCHMARKS.md). Either '
+'(convex, 0.5 / 0.5, text_match ''any'') come from bench/quality.py (see BENCHMARKS.md). Either '
 'the query text or the embedding may be NULL (without an embedding: memory.search_text''s '
 'ranking of max(2k, 20) rows). ef_search is passed to the vector search, text_match (''any'' or '
 '''all'') to the text half. recency_half_life and importance_weight re-rank as in '

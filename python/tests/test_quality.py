@@ -84,6 +84,16 @@ def test_tiny_eval_second_corpus(dsn):
     assert modes["search"]["mrr@10"] > 5 * res["random_mrr@10"]
 
 
+def test_hybrid_choice_is_the_best_mean_over_both_corpora():
+    row = lambda vw, tw, mrr: {"fusion": "convex", "vector_weight": vw, "text_weight": tw,
+                               "text_match": "any", "mrr@10": mrr}
+    res = {"sweeps": {"hybrid": [row(0.6, 0.4, 0.61), row(0.5, 0.5, 0.60)]},
+           "second_corpus": {"sweeps": {"hybrid": [row(0.6, 0.4, 0.64), row(0.5, 0.5, 0.66)]}}}
+    (line, _blank) = quality.hybrid_choice(res)
+    assert "convex, 0.5 / 0.5" in line and "(0.6300; next convex, 0.6 / 0.4, any: 0.6250)" in line
+    assert quality.hybrid_choice({"sweeps": {}}) == []
+
+
 def test_readme_sections_parser():
     text = "Intro\n\nTitle one\n=========\n\nbody a\n\n## Second title ##\nbody b\n"
     assert [(h, " ".join(b).strip()) for h, b in quality._readme_sections(text)] == [
