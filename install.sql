@@ -3652,9 +3652,10 @@ AS $$ SELECT ('''' || replace(replace(lexeme, E'\\', E'\\\\'), '''', '''''') || 
 
 -- Which lexemes of a query bring candidates in, as an SQL expression over a row per lexeme
 -- (est: its estimated rows, NULL when rare; lexeme; budget): rare ones always; common ones join,
--- rarest first, while their estimated rows fit the budget (the rarest always does). Its one
--- place: _text_candidate_pick (search_text, the hybrid's general path) and the hybrid's
--- branches (_hybrid_sql) read it from here.
+-- rarest first, while their estimated rows fit the budget. Its one place: _text_candidate_pick
+-- (search_text, which also takes the rarest word always: _text_rarest_sql),
+-- _text_rare_candidate_pick (the hybrid's general path) and the hybrid's branches (_hybrid_sql)
+-- read it from here.
 CREATE OR REPLACE FUNCTION memory_private._text_candidate_rule_sql(
     est text, lexeme text, budget text
 )
@@ -3663,18 +3664,45 @@ LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
     SELECT format($r$(%1$s IS NULL
-        OR sum(coalesce(%1$s, 0)) OVER (ORDER BY %1$s NULLS FIRST, %2$s) <= %3$s
-        OR row_number() OVER (ORDER BY %1$s NULLS FIRST, %2$s) = 1)$r$, est, lexeme, budget)
+        OR sum(coalesce(%1$s, 0)) OVER (ORDER BY %1$s NULLS FIRST, %2$s) <= %3$s)$r$,
+        est, lexeme, budget)
 $$;
 
--- The lexemes of a query that bring candidates in (_text_candidate_rule_sql); the others only
--- add to the candidates' scores with their estimated df (df_estimates: NULL for a candidate,
--- whose df its postings count). The phrases are candidates too. Candidates as tsqueries
--- (_lexeme_tsquery) and as lexemes (NULL for a phrase).
+-- The rarest lexeme of a query (in _text_candidate_rule_sql's order), as an SQL expression.
+CREATE OR REPLACE FUNCTION memory_private._text_rarest_sql(est text, lexeme text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($r$(row_number() OVER (ORDER BY %1$s NULLS FIRST, %2$s) = 1)$r$, est, lexeme)
+$$;
+
+-- The lexemes of a query that bring candidates in; the others only add to the candidates'
+-- scores with their estimated df (df_estimates: NULL for a candidate, whose df its postings
+-- count). The phrases are candidates too. Candidates as tsqueries (_lexeme_tsquery) and as
+-- lexemes (NULL for a phrase). Two functions from one template:
+-- * _text_candidate_pick, search_text's: _text_candidate_rule_sql, and the rarest word always
+--   (a query of common words still ranks by its rarest);
+-- * _text_rare_candidate_pick, the hybrid's text half (its general path; its branches splice
+--   the same rule): _text_candidate_rule_sql only, so a common word never brings rows by itself
+--   (the vector rows are the hybrid's candidates; the text half adds the rows of its rare words:
+--   taking the rarest common word too cost a third more instructions a call on the eval's
+--   docstrings for the same MRR@10).
 DO $install$
+DECLARE
+    v_f record;
 BEGIN
-    EXECUTE format($f$
-CREATE OR REPLACE FUNCTION memory_private._text_candidate_pick(
+    FOR v_f IN
+        SELECT * FROM (VALUES
+            ('_text_candidate_pick', format('(%s OR %s)',
+                memory_private._text_candidate_rule_sql('f.est', 'f.lexeme', 'budget'),
+                memory_private._text_rarest_sql('f.est', 'f.lexeme'))),
+            ('_text_rare_candidate_pick',
+                memory_private._text_candidate_rule_sql('f.est', 'f.lexeme', 'budget'))
+        ) AS x (name, rule)
+    LOOP
+        EXECUTE format($f$
+CREATE OR REPLACE FUNCTION memory_private.%I(
     words text[], est_rows double precision[], phrases tsquery, budget double precision,
     OUT df_estimates double precision[], OUT candidates tsquery[], OUT candidate_lexemes text[]
 )
@@ -3696,11 +3724,12 @@ BEGIN
     INTO df_estimates, candidates, candidate_lexemes
     FROM c;
     IF phrases IS NOT NULL THEN
-        candidates := candidates || phrases;
-        candidate_lexemes := candidate_lexemes || NULL::text;
+        candidates := coalesce(candidates, ARRAY[]::tsquery[]) || phrases;
+        candidate_lexemes := coalesce(candidate_lexemes, ARRAY[]::text[]) || NULL::text;
     END IF;
 END;
-$body$$f$, memory_private._text_candidate_rule_sql('f.est', 'f.lexeme', 'budget'));
+$body$$f$, v_f.name, v_f.rule);
+    END LOOP;
 END;
 $install$;
 
@@ -3996,7 +4025,7 @@ BEGIN
     END IF;
     SELECT * INTO v_s FROM memory_private._text_lexeme_stats(d, v_p.words);
     SELECT * INTO v_c
-    FROM memory_private._text_candidate_pick(v_p.words, v_s.est_rows, v_p.phrases,
+    FROM memory_private._text_rare_candidate_pick(v_p.words, v_s.est_rows, v_p.phrases,
         v_rows.rare_rows);
     v_f := memory_private._filter_compile(filter);
     IF v_f.predicate IS NULL AND NOT d.adopted THEN
@@ -4325,7 +4354,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'and an ANALYZE of the stored tsvector so common words'' frequencies are current). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', 'e2fceca75c4bab18a0dbbf6d0299889886f01ab69ca8e4cd8f1ecd8a9003eb19', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', 'c305edba41fb5d573d94182514dd8340cf0998b3a31a14bda01396fad913b390', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
@@ -5556,9 +5585,9 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.s
 --
 -- The text half does not run a second, independent search: BM25 scores the vector search's own
 -- candidates, read from their stored tsvectors, plus the few rows that hold one of the query's
--- rare words (not among the domain's common lexemes, memory_private.text_stats; the rarest word
--- when none is: memory_private._text_candidate_rule_sql), which are what brings in a document
--- the embedding misses; df is frequency * N for a common word and the count
+-- rare words (not among the domain's common lexemes, memory_private.text_stats; common ones
+-- within a small budget: memory_private._text_candidate_rule_sql), which are what brings in a
+-- document the embedding misses; df is frequency * N for a common word and the count
 -- of its postings for a rare one (bench/quality.py: MRR@10 within 0.015 of fusing two full
 -- searches, at 1.8-2.6x less server CPU; BENCHMARKS.md, "The hybrid's text half as a
 -- rescoring").
@@ -5575,7 +5604,7 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.s
 -- How many rows the text half adds beyond the vector search's (the best by their rare words'
 -- IDF, scored exactly), how many postings of one rare word it reads at most, and the budget of
 -- estimated rows common words may bring in (memory_private._text_candidate_rule_sql: a word
--- outside the common lexemes always does, and the rarest word).
+-- outside the common lexemes always does; a common word never alone, unlike search_text's).
 CREATE OR REPLACE FUNCTION memory_private._hybrid_text_rows(
     OUT extra integer, OUT per_lexeme bigint, OUT rare_rows double precision
 )
@@ -5648,22 +5677,18 @@ BEGIN
             WHERE t.embedding IS NOT NULL
             ORDER BY t.embedding %4$s search_hybrid.query_embedding LIMIT v_candidates
         ),
-        -- (the common lexemes read once: stored out of line, each ->> on the column fetched
-        -- them again, 24 kB at 1,000 lexemes; || '{}' returns them read)
-        st AS MATERIALIZED (
-            SELECT s.documents, s.avg_length, s.common_lexemes || '{}'::jsonb AS common
+        -- (each word's estimate computed before q's window orders: sorted with the common
+        -- lexemes still to read, every row carried them, 24 kB at 1,000 lexemes)
+        qe AS MATERIALIZED (
+            SELECT u.lexeme, cardinality(u.positions)::double precision AS qtf,
+                (s.common_lexemes ->> u.lexeme)::double precision * s.documents AS est,
+                s.documents::double precision AS n, s.avg_length AS avgdl
             FROM memory_private.text_stats AS s
+            CROSS JOIN unnest(v_tsv::tsvector) AS u
             WHERE s.domain = v_d.domain
         ),
         q AS MATERIALIZED (
-            SELECT x.*, %9$s AS candidate
-            FROM (
-                SELECT u.lexeme, cardinality(u.positions)::double precision AS qtf,
-                    (st.common ->> u.lexeme)::double precision * st.documents AS est,
-                    st.documents::double precision AS n, st.avg_length AS avgdl
-                FROM st
-                CROSS JOIN unnest(v_tsv::tsvector) AS u
-            ) AS x
+            SELECT qe.*, %9$s AS candidate FROM qe
         ),
         p AS MATERIALIZED (
             SELECT q.lexeme, x.id, x.len
@@ -5723,7 +5748,7 @@ BEGIN
         v_rows.extra, v_rows.per_lexeme,
         memory_private._bm25_row_score_sql('c.content_tsv', 'w.lexemes', 'w.idf', 'v_k1', 'v_b',
             'w.avgdl'),
-        memory_private._text_candidate_rule_sql('x.est', 'x.lexeme', v_rows.rare_rows::text));
+        memory_private._text_candidate_rule_sql('qe.est', 'qe.lexeme', v_rows.rare_rows::text));
 END;
 $$;
 
@@ -5882,7 +5907,8 @@ DECLARE
     v_old_ef text;
     v_old_iterative text;
     v_set text;
-    v_done boolean := false;  -- a branch ran
+    v_done boolean := false;  -- a branch ran and returned rows
+    v_returned bigint;
 BEGIN
     -- v_d := memory_private._domain_for(domain, 'read'), spliced
     %2$s
@@ -5981,7 +6007,10 @@ BEGIN
                AND EXISTS (SELECT FROM memory_private.text_stats AS s
                            WHERE s.domain = v_d.domain AND s.documents > 0) THEN
                 RETURN QUERY %2$s;
-                v_done := true;
+                -- (no row: the domain has no embedded row, so no vector candidate; the general
+                -- path then ranks by the words alone, as memory.search_text would)
+                GET DIAGNOSTICS v_returned = ROW_COUNT;
+                v_done := v_returned > 0;
             END IF;
 $b$, x.domain, memory_private._hybrid_fusion_sql(memory_private._hybrid_sql(x), false),
         x.table_schema, x.table_name, x.distance)
@@ -6021,7 +6050,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'memory.search, on the fused score scaled to [0, 1]. similarity is NULL for a row found by its '
 'words alone, text_rank for one found by its vector alone. with_embeddings => true fills the '
 'embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', '9f117858a313d8be9ee6f41d216b6e5bd563050924e745da7e3043bcd9123637', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', 'e79804442af96f4bb0f72d13920829fff0094d4d7fbe0ea1f4bc2873b1d569f7', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).

@@ -3,7 +3,7 @@
 -- (not the filtered rows), the web-search syntax in both match modes, the text statistics
 -- (refresh_text_stats, common lexemes from ANALYZE outside the candidate scan), adopted tables.
 BEGIN;
-SELECT plan(64);
+SELECT plan(67);
 
 -- 'simple': no stemming, no stop words, so the lexemes are the words.
 SELECT memory.create_domain('bm', 3, text_config => 'simple');
@@ -189,17 +189,33 @@ SELECT cmp_ok((SELECT rank FROM memory.search_text('com', 'common rare') WHERE i
     'the common word still adds to the score of a candidate');
 SELECT is((SELECT count(*) FROM memory.search_text('com', 'common', 7)), 7::bigint,
     'a query of common words only still ranks by its rarest word');
--- The hybrid's text half brings in rows by the same rule (memory_private._text_candidate_rule_sql)
--- on its one-statement branch and its general path: here by the rarest word although it is
--- common (the rows have no embedding: every row comes from the text half).
-SELECT is((SELECT count(*) FROM memory.search_hybrid('com', 'common', '[1,0,0]', 5)),
-    5::bigint, 'the hybrid''s branch: a query of common words brings rows by its rarest');
+-- The hybrid's text half brings in rows by one rule (memory_private._text_candidate_rule_sql) on
+-- its one-statement branch and on its general path: rare words, common ones within a small
+-- budget, never a common word alone (search_text's rarest-word rule is not the hybrid's: its
+-- candidates are the vector rows). With no embedded row at all there is no vector candidate,
+-- and both rank by the words alone, as search_text does.
+SELECT results_eq(
+    $$SELECT id, round(text_rank::numeric, 6) FROM memory.search_hybrid('com', 'common', '[1,0,0]', 5)$$,
+    $$SELECT id, round(rank::numeric, 6) FROM memory.search_text('com', 'common', 5)$$,
+    'no embedded row: the hybrid''s branch ranks as search_text does');
+SELECT results_eq(
+    $$SELECT id, round(text_rank::numeric, 6) FROM memory.search_hybrid('com', 'common', '[1,0,0]', 5,
+        filter => '{}')$$,
+    $$SELECT id, round(rank::numeric, 6) FROM memory.search_text('com', 'common', 5)$$,
+    'and so does its general path');
+SELECT memory.store('com', 'common common embedded', embedding => '[1,0,0]', id => 'e1');
+SELECT memory.refresh_text_stats('com');
+SELECT set_eq($$SELECT id FROM memory.search_hybrid('com', 'common', '[1,0,0]', 5)$$,
+    ARRAY['e1'], 'with a vector row: a common word alone brings no text-only row (branch)');
+SELECT set_eq($$SELECT id FROM memory.search_hybrid('com', 'common', '[1,0,0]', 5,
+        filter => '{}')$$,
+    ARRAY['e1'], 'nor on the general path');
 SELECT results_eq(
     $$SELECT id, round(score::numeric, 6), round(text_rank::numeric, 6)
-      FROM memory.search_hybrid('com', 'common word', '[1,0,0]', 5)$$,
+      FROM memory.search_hybrid('com', 'common word7 word8', '[1,0,0]', 5)$$,
     $$SELECT id, round(score::numeric, 6), round(text_rank::numeric, 6)
-      FROM memory.search_hybrid('com', 'common word', '[1,0,0]', 5, filter => '{}')$$,
-    'common words only: the branch brings the rows the general path does');
+      FROM memory.search_hybrid('com', 'common word7 word8', '[1,0,0]', 5, filter => '{}')$$,
+    'rare and common words: the branch brings the rows the general path does');
 
 -- A filter with a word in more rows than the per-word cap (20,000 index rows a call): the rows
 -- that pass the filter beyond the cap are searched for (the word's first search stops at the

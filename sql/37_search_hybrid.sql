@@ -4,9 +4,9 @@
 --
 -- The text half does not run a second, independent search: BM25 scores the vector search's own
 -- candidates, read from their stored tsvectors, plus the few rows that hold one of the query's
--- rare words (not among the domain's common lexemes, memory_private.text_stats; the rarest word
--- when none is: memory_private._text_candidate_rule_sql), which are what brings in a document
--- the embedding misses; df is frequency * N for a common word and the count
+-- rare words (not among the domain's common lexemes, memory_private.text_stats; common ones
+-- within a small budget: memory_private._text_candidate_rule_sql), which are what brings in a
+-- document the embedding misses; df is frequency * N for a common word and the count
 -- of its postings for a rare one (bench/quality.py: MRR@10 within 0.015 of fusing two full
 -- searches, at 1.8-2.6x less server CPU; BENCHMARKS.md, "The hybrid's text half as a
 -- rescoring").
@@ -23,7 +23,7 @@
 -- How many rows the text half adds beyond the vector search's (the best by their rare words'
 -- IDF, scored exactly), how many postings of one rare word it reads at most, and the budget of
 -- estimated rows common words may bring in (memory_private._text_candidate_rule_sql: a word
--- outside the common lexemes always does, and the rarest word).
+-- outside the common lexemes always does; a common word never alone, unlike search_text's).
 CREATE OR REPLACE FUNCTION memory_private._hybrid_text_rows(
     OUT extra integer, OUT per_lexeme bigint, OUT rare_rows double precision
 )
@@ -96,22 +96,18 @@ BEGIN
             WHERE t.embedding IS NOT NULL
             ORDER BY t.embedding %4$s search_hybrid.query_embedding LIMIT v_candidates
         ),
-        -- (the common lexemes read once: stored out of line, each ->> on the column fetched
-        -- them again, 24 kB at 1,000 lexemes; || '{}' returns them read)
-        st AS MATERIALIZED (
-            SELECT s.documents, s.avg_length, s.common_lexemes || '{}'::jsonb AS common
+        -- (each word's estimate computed before q's window orders: sorted with the common
+        -- lexemes still to read, every row carried them, 24 kB at 1,000 lexemes)
+        qe AS MATERIALIZED (
+            SELECT u.lexeme, cardinality(u.positions)::double precision AS qtf,
+                (s.common_lexemes ->> u.lexeme)::double precision * s.documents AS est,
+                s.documents::double precision AS n, s.avg_length AS avgdl
             FROM memory_private.text_stats AS s
+            CROSS JOIN unnest(v_tsv::tsvector) AS u
             WHERE s.domain = v_d.domain
         ),
         q AS MATERIALIZED (
-            SELECT x.*, %9$s AS candidate
-            FROM (
-                SELECT u.lexeme, cardinality(u.positions)::double precision AS qtf,
-                    (st.common ->> u.lexeme)::double precision * st.documents AS est,
-                    st.documents::double precision AS n, st.avg_length AS avgdl
-                FROM st
-                CROSS JOIN unnest(v_tsv::tsvector) AS u
-            ) AS x
+            SELECT qe.*, %9$s AS candidate FROM qe
         ),
         p AS MATERIALIZED (
             SELECT q.lexeme, x.id, x.len
@@ -171,7 +167,7 @@ BEGIN
         v_rows.extra, v_rows.per_lexeme,
         memory_private._bm25_row_score_sql('c.content_tsv', 'w.lexemes', 'w.idf', 'v_k1', 'v_b',
             'w.avgdl'),
-        memory_private._text_candidate_rule_sql('x.est', 'x.lexeme', v_rows.rare_rows::text));
+        memory_private._text_candidate_rule_sql('qe.est', 'qe.lexeme', v_rows.rare_rows::text));
 END;
 $$;
 
@@ -330,7 +326,8 @@ DECLARE
     v_old_ef text;
     v_old_iterative text;
     v_set text;
-    v_done boolean := false;  -- a branch ran
+    v_done boolean := false;  -- a branch ran and returned rows
+    v_returned bigint;
 BEGIN
     -- v_d := memory_private._domain_for(domain, 'read'), spliced
     %2$s
@@ -429,7 +426,10 @@ BEGIN
                AND EXISTS (SELECT FROM memory_private.text_stats AS s
                            WHERE s.domain = v_d.domain AND s.documents > 0) THEN
                 RETURN QUERY %2$s;
-                v_done := true;
+                -- (no row: the domain has no embedded row, so no vector candidate; the general
+                -- path then ranks by the words alone, as memory.search_text would)
+                GET DIAGNOSTICS v_returned = ROW_COUNT;
+                v_done := v_returned > 0;
             END IF;
 $b$, x.domain, memory_private._hybrid_fusion_sql(memory_private._hybrid_sql(x), false),
         x.table_schema, x.table_name, x.distance)
