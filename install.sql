@@ -3472,6 +3472,15 @@ LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$ SELECT 64 $$;
 
+-- What makes a query more than plain words, as a regular expression (matched ignoring case):
+-- a quote, a word starting with '-', the word OR (websearch_to_tsquery's syntax). Without it
+-- _parse_text_query takes the words as they are, and memory.search_hybrid may take its branch.
+CREATE OR REPLACE FUNCTION memory_private._text_syntax_pattern()
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT '"|(^|\s)-|(^|\s)or(\s|$)' $$;
+
 -- Hard cap on the index rows one search_text call reads in all (shared among its candidate
 -- lexemes; a lexeme's document frequency is counted up to its share): bounded cost whatever
 -- the query and whatever the state of the statistics.
@@ -3531,7 +3540,7 @@ DECLARE
     v_groups tsquery;  -- the closed groups' requirements, ORed
     v_free boolean := false;  -- a closed group requires nothing: the query requires nothing
 BEGIN
-    IF coalesce(query, '') !~* '"|(^|\s)-|(^|\s)or(\s|$)' THEN
+    IF coalesce(query, '') !~* memory_private._text_syntax_pattern() THEN
         v_positive := coalesce(query, '');  -- plain words only: ranked, nothing required
     ELSE
         -- (a NULL token closes the last group)
@@ -3724,8 +3733,8 @@ BEGIN
     INTO df_estimates, candidates, candidate_lexemes
     FROM c;
     IF phrases IS NOT NULL THEN
-        candidates := coalesce(candidates, ARRAY[]::tsquery[]) || phrases;
-        candidate_lexemes := coalesce(candidate_lexemes, ARRAY[]::text[]) || NULL::text;
+        candidates := candidates || phrases;
+        candidate_lexemes := candidate_lexemes || NULL::text;
     END IF;
 END;
 $body$$f$, v_f.name, v_f.rule);
@@ -3784,36 +3793,37 @@ RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-    SELECT format($q$
-        p%5$s AS MATERIALIZED (
+    -- One scan's template, %5$s: the CTE's name, %6$s: more conditions on its rows.
+    WITH s (scan) AS (
+        SELECT $s$
+        %5$s AS MATERIALIZED (
             SELECT c.lexeme, x.id, x.ok, x.len
             FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
             CROSS JOIN LATERAL (
                 SELECT t.id, (%4$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok,
                     octet_length(t.content) AS len
                 FROM %1$I.%2$I AS t
-                WHERE %3$s @@ c.q
+                WHERE %3$s @@ c.q%6$s
                 LIMIT $11
             ) AS x
-        )$q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d), predicate,
-        CASE WHEN predicate <> 'true' THEN '_all' ELSE '' END)
-    || CASE WHEN predicate <> 'true' THEN format($q$,
-        p AS MATERIALIZED (
-            SELECT * FROM p_all
-            UNION
-            SELECT c.lexeme, x.id, true, x.len
-            FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
-            CROSS JOIN LATERAL (
-                SELECT t.id, octet_length(t.content) AS len
-                FROM %1$I.%2$I AS t
-                WHERE %3$s @@ c.q AND (%4$s) AND ($5::tsquery IS NULL OR %3$s @@ $5)
+        )$s$::text
+    )
+    SELECT CASE WHEN predicate = 'true'
+        THEN format(s.scan, d.table_schema, d.table_name,
+            memory_private._domain_tsvector_sql(d), predicate, 'p', '')
+        ELSE format(s.scan, d.table_schema, d.table_name,
+            memory_private._domain_tsvector_sql(d), predicate, 'p_all', '')
+        || ',' || format(s.scan, d.table_schema, d.table_name,
+            memory_private._domain_tsvector_sql(d), predicate, 'p_cut', format($c$
+                    AND (%1$s) AND ($5::tsquery IS NULL OR %2$s @@ $5)
                     -- (a one-time test per lexeme: only one its first search cut off)
                     AND (SELECT count(*) FROM p_all
-                         WHERE p_all.lexeme IS NOT DISTINCT FROM c.lexeme) >= $11
-                LIMIT $11
-            ) AS x
-        )$q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d), predicate)
-        ELSE '' END
+                         WHERE p_all.lexeme IS NOT DISTINCT FROM c.lexeme) >= $11$c$,
+                predicate, memory_private._domain_tsvector_sql(d)))
+        || $u$,
+        p AS MATERIALIZED (SELECT * FROM p_all UNION SELECT * FROM p_cut)$u$
+        END
+    FROM s
 $$;
 
 -- p for a distributed (Citus) domain: Citus cannot push a LIMIT inside a LATERAL subquery over
@@ -4354,7 +4364,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'and an ANALYZE of the stored tsvector so common words'' frequencies are current). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', 'c305edba41fb5d573d94182514dd8340cf0998b3a31a14bda01396fad913b390', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', 'ff8513b38dbf4e957c18ce2ecb1ec79094b046950d156d87e86b5db10d0fa613', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
@@ -5940,7 +5950,8 @@ BEGIN
     -- through _parse_text_query); and convex fusion (rrf's ranks are the general path's).
     v_fast := query_embedding IS NOT NULL AND filter IS NULL AND text_match = 'any'
         AND fusion = 'convex' AND NOT coalesce(with_embeddings, false) AND NOT v_d.adopted
-        AND NOT v_d.distributed AND query !~* '"|(^|\s)-|(^|\s)or(\s|$)';
+        AND NOT v_d.distributed
+        AND query !~* %11$L;  -- memory_private._text_syntax_pattern(), spliced
     IF v_fast THEN
         v_tsv := to_tsvector(v_d.text_config, query);
         IF length(v_tsv) > %10$s THEN  -- memory_private._text_max_words(), spliced
@@ -5983,7 +5994,7 @@ $template$,
             SELECT * FROM memory_private._hybrid_candidates(v_d, query, query_embedding, k,
                 filter, ef_search, text_match, with_embeddings)$c$, true),
         memory_private._branch_settings_sql(false), memory_private._branch_settings_sql(true),
-        memory_private._text_max_words())
+        memory_private._text_max_words(), memory_private._text_syntax_pattern())
 $def$;
 
 -- Regenerate memory.search_hybrid with a branch per domain of pgmemo's own (not adopted, not
@@ -6050,7 +6061,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'memory.search, on the fused score scaled to [0, 1]. similarity is NULL for a row found by its '
 'words alone, text_rank for one found by its vector alone. with_embeddings => true fills the '
 'embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', 'e79804442af96f4bb0f72d13920829fff0094d4d7fbe0ea1f4bc2873b1d569f7', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', 'e998b9146eb558d5b94b1c32ad373d5bb59e543b51f61e54bc823dfbe4286b5d', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).

@@ -474,7 +474,8 @@ class BM25sContender:
 _CONTENDERS: dict[str, BM25sContender] = {}
 PAD = "\x00pad"  # (no tokenizer makes it)
 
-# A query word search_text reads as syntax: a "phrase", a -exclusion, OR (sql/31_bm25.sql).
+# A query search_text reads as holding syntax: a "phrase", a -exclusion, OR
+# (memory_private._text_syntax_pattern, sql/31_bm25.sql; a lone '-' is no exclusion).
 QUERY_SYNTAX = re.compile(r'"|(^|\s)-\S|(^|\s)or(\s|$)', re.I)
 
 

@@ -169,6 +169,15 @@ LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$ SELECT 64 $$;
 
+-- What makes a query more than plain words, as a regular expression (matched ignoring case):
+-- a quote, a word starting with '-', the word OR (websearch_to_tsquery's syntax). Without it
+-- _parse_text_query takes the words as they are, and memory.search_hybrid may take its branch.
+CREATE OR REPLACE FUNCTION memory_private._text_syntax_pattern()
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT '"|(^|\s)-|(^|\s)or(\s|$)' $$;
+
 -- Hard cap on the index rows one search_text call reads in all (shared among its candidate
 -- lexemes; a lexeme's document frequency is counted up to its share): bounded cost whatever
 -- the query and whatever the state of the statistics.
@@ -228,7 +237,7 @@ DECLARE
     v_groups tsquery;  -- the closed groups' requirements, ORed
     v_free boolean := false;  -- a closed group requires nothing: the query requires nothing
 BEGIN
-    IF coalesce(query, '') !~* '"|(^|\s)-|(^|\s)or(\s|$)' THEN
+    IF coalesce(query, '') !~* memory_private._text_syntax_pattern() THEN
         v_positive := coalesce(query, '');  -- plain words only: ranked, nothing required
     ELSE
         -- (a NULL token closes the last group)
@@ -421,8 +430,8 @@ BEGIN
     INTO df_estimates, candidates, candidate_lexemes
     FROM c;
     IF phrases IS NOT NULL THEN
-        candidates := coalesce(candidates, ARRAY[]::tsquery[]) || phrases;
-        candidate_lexemes := coalesce(candidate_lexemes, ARRAY[]::text[]) || NULL::text;
+        candidates := candidates || phrases;
+        candidate_lexemes := candidate_lexemes || NULL::text;
     END IF;
 END;
 $body$$f$, v_f.name, v_f.rule);
@@ -481,36 +490,37 @@ RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-    SELECT format($q$
-        p%5$s AS MATERIALIZED (
+    -- One scan's template, %5$s: the CTE's name, %6$s: more conditions on its rows.
+    WITH s (scan) AS (
+        SELECT $s$
+        %5$s AS MATERIALIZED (
             SELECT c.lexeme, x.id, x.ok, x.len
             FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
             CROSS JOIN LATERAL (
                 SELECT t.id, (%4$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok,
                     octet_length(t.content) AS len
                 FROM %1$I.%2$I AS t
-                WHERE %3$s @@ c.q
+                WHERE %3$s @@ c.q%6$s
                 LIMIT $11
             ) AS x
-        )$q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d), predicate,
-        CASE WHEN predicate <> 'true' THEN '_all' ELSE '' END)
-    || CASE WHEN predicate <> 'true' THEN format($q$,
-        p AS MATERIALIZED (
-            SELECT * FROM p_all
-            UNION
-            SELECT c.lexeme, x.id, true, x.len
-            FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
-            CROSS JOIN LATERAL (
-                SELECT t.id, octet_length(t.content) AS len
-                FROM %1$I.%2$I AS t
-                WHERE %3$s @@ c.q AND (%4$s) AND ($5::tsquery IS NULL OR %3$s @@ $5)
+        )$s$::text
+    )
+    SELECT CASE WHEN predicate = 'true'
+        THEN format(s.scan, d.table_schema, d.table_name,
+            memory_private._domain_tsvector_sql(d), predicate, 'p', '')
+        ELSE format(s.scan, d.table_schema, d.table_name,
+            memory_private._domain_tsvector_sql(d), predicate, 'p_all', '')
+        || ',' || format(s.scan, d.table_schema, d.table_name,
+            memory_private._domain_tsvector_sql(d), predicate, 'p_cut', format($c$
+                    AND (%1$s) AND ($5::tsquery IS NULL OR %2$s @@ $5)
                     -- (a one-time test per lexeme: only one its first search cut off)
                     AND (SELECT count(*) FROM p_all
-                         WHERE p_all.lexeme IS NOT DISTINCT FROM c.lexeme) >= $11
-                LIMIT $11
-            ) AS x
-        )$q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d), predicate)
-        ELSE '' END
+                         WHERE p_all.lexeme IS NOT DISTINCT FROM c.lexeme) >= $11$c$,
+                predicate, memory_private._domain_tsvector_sql(d)))
+        || $u$,
+        p AS MATERIALIZED (SELECT * FROM p_all UNION SELECT * FROM p_cut)$u$
+        END
+    FROM s
 $$;
 
 -- p for a distributed (Citus) domain: Citus cannot push a LIMIT inside a LATERAL subquery over

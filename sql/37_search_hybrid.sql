@@ -359,7 +359,8 @@ BEGIN
     -- through _parse_text_query); and convex fusion (rrf's ranks are the general path's).
     v_fast := query_embedding IS NOT NULL AND filter IS NULL AND text_match = 'any'
         AND fusion = 'convex' AND NOT coalesce(with_embeddings, false) AND NOT v_d.adopted
-        AND NOT v_d.distributed AND query !~* '"|(^|\s)-|(^|\s)or(\s|$)';
+        AND NOT v_d.distributed
+        AND query !~* %11$L;  -- memory_private._text_syntax_pattern(), spliced
     IF v_fast THEN
         v_tsv := to_tsvector(v_d.text_config, query);
         IF length(v_tsv) > %10$s THEN  -- memory_private._text_max_words(), spliced
@@ -402,7 +403,7 @@ $template$,
             SELECT * FROM memory_private._hybrid_candidates(v_d, query, query_embedding, k,
                 filter, ef_search, text_match, with_embeddings)$c$, true),
         memory_private._branch_settings_sql(false), memory_private._branch_settings_sql(true),
-        memory_private._text_max_words())
+        memory_private._text_max_words(), memory_private._text_syntax_pattern())
 $def$;
 
 -- Regenerate memory.search_hybrid with a branch per domain of pgmemo's own (not adopted, not

@@ -305,6 +305,20 @@ CREATE FUNCTION extensions.regexp_replace(a text, b text, c text, d text) RETURN
 CREATE FUNCTION extensions.array_position(a text[], b text) RETURNS integer LANGUAGE plpgsql AS $$
     BEGIN INSERT INTO extensions.ran VALUES (current_user, 'array_position(text[], text)');
     RETURN pg_catalog.array_position(a, b); END $$;
+CREATE FUNCTION extensions.jsonb_path_query(a jsonb, b text) RETURNS SETOF jsonb
+    LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO extensions.ran VALUES (current_user, 'jsonb_path_query(jsonb, text)');
+    RETURN QUERY SELECT pg_catalog.jsonb_path_query(a, b::jsonpath); END $$;
+CREATE FUNCTION extensions.regexp_matches(a text, b text, c text) RETURNS SETOF text[]
+    LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO extensions.ran VALUES (current_user, 'regexp_matches(text, text, text)');
+    RETURN QUERY SELECT pg_catalog.regexp_matches(a, b, c); END $$;
+CREATE FUNCTION extensions.plant_add(a double precision, b double precision)
+    RETURNS double precision LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO extensions.ran VALUES (current_user, 'sum(double precision)');
+    RETURN coalesce(a, 0) + coalesce(b, 0); END $$;
+CREATE AGGREGATE extensions.sum(double precision) (SFUNC = extensions.plant_add,
+    STYPE = double precision);
 CREATE FUNCTION extensions.jsonb_build_object(text, text, text, text, text, name, text, text,
     text, boolean) RETURNS jsonb LANGUAGE plpgsql AS $$
     BEGIN INSERT INTO extensions.ran VALUES (current_user, 'jsonb_build_object(...)');
@@ -334,9 +348,14 @@ def test_better_matching_overloads_in_pgvector_schema_never_run(dsn_ext, roles):
         eve.execute("SELECT pg_column_size('[1,2]'::extensions.vector)")
         seen = {r["what"] for r in owner.execute("SELECT what FROM extensions.ran").fetchall()}
         eve.execute("SELECT array_position(ARRAY['a', 'b'], 'b')")
+        eve.execute("SELECT jsonb_path_query('{\"a\": 1}'::jsonb, '$.a')")
+        eve.execute("SELECT regexp_matches('ab', 'a', 'g')")
+        eve.execute("SELECT sum(x) FROM (VALUES (1.5::double precision)) AS v (x)")
         seen = {r["what"] for r in owner.execute("SELECT what FROM extensions.ran").fetchall()}
         assert {"cardinality(text[])", "format(text, name, name)", "unnest(text[])",
-                "pg_column_size(vector)", "array_position(text[], text)"} <= seen
+                "pg_column_size(vector)", "array_position(text[], text)",
+                "jsonb_path_query(jsonb, text)", "regexp_matches(text, text, text)",
+                "sum(double precision)"} <= seen
         owner.execute("TRUNCATE extensions.ran")
         # the calls a reader and a writer make
         eve.execute("RESET search_path")
@@ -363,6 +382,16 @@ def test_better_matching_overloads_in_pgvector_schema_never_run(dsn_ext, roles):
                     "'[1,0,0]'::extensions.vector, fusion => 'rrf', with_embeddings => true, "
                     "recency_half_life => '1 day', importance_weight => 0.5)")
         eve.execute("SELECT * FROM memory.search_text('plain', 'alpha beta gamma', match => 'any')")
+        # stop 23's paths: the web-search syntax's groups (regexp_matches), a filter's value
+        # check (jsonb_path_query) and $in, search_text's filtered second search, the
+        # candidate rule's window (sum) on search_text and on the hybrid's general path
+        eve.execute("SELECT * FROM memory.search_text('plain', '\"alpha beta\" OR gamma -delta')")
+        eve.execute("SELECT * FROM memory.search('plain', '[1,0,0]'::extensions.vector, 2, "
+                    "filter => '{\"k\": {\"$in\": [1, [2]]}, \"o\": {\"p\": [1]}}')")
+        eve.execute("SELECT * FROM memory.search_text('plain', 'alpha', 2, "
+                    "filter => '{\"k\": {\"$ne\": 1}}')")
+        eve.execute("SELECT * FROM memory.search_hybrid('plain', 'alpha gamma', "
+                    "'[1,0,0]'::extensions.vector, filter => '{\"k\": {\"$exists\": false}}')")
         eve.execute("SELECT * FROM memory.explain_search('empty')")
         eve.execute("SELECT * FROM memory.domains")
         eve.execute("SELECT * FROM memory.embedding_coverage")
@@ -371,10 +400,14 @@ def test_better_matching_overloads_in_pgvector_schema_never_run(dsn_ext, roles):
         eve.close()
     finally:
         owner.execute("DROP TABLE IF EXISTS extensions.ran")
+        owner.execute("DROP AGGREGATE IF EXISTS extensions.sum(double precision)")
+        owner.execute("DROP FUNCTION IF EXISTS extensions.plant_add(double precision, "
+                      "double precision)")
         for fn in ["format(text, name, name)", "unnest(text[])", "array_fill(real, integer[])",
                    "cardinality(text[])", "pg_column_size(extensions.vector)",
                    "regexp_replace(text, text, text, text)", "array_position(text[], text)",
-                   "jsonb_build_object(text, text, text, text, text, name, text, text, text, boolean)"]:
+                   "jsonb_build_object(text, text, text, text, text, name, text, text, text, boolean)",
+                   "jsonb_path_query(jsonb, text)", "regexp_matches(text, text, text)"]:
             owner.execute(f"DROP FUNCTION IF EXISTS extensions.{fn}")
         owner.execute(f'REVOKE ALL ON SCHEMA extensions FROM "{name}"')
         owner.execute(f'DROP ROLE "{name}"')

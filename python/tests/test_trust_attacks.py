@@ -447,3 +447,31 @@ def test_hybrid_worst_input_is_bounded(conn):
             conn.execute("SELECT * FROM memory.search_hybrid('hw', 'qz1x', '[1,1,1]', 1001)")
     finally:
         conn.execute("RESET statement_timeout")
+
+
+def test_search_syntax_and_filter_worst_inputs_are_bounded(conn):
+    """Bounded cost of stop 23's parse and filter paths, worst inputs: a 10,000-character query
+    of OR'ed phrases or of exclusions (every group and exclusion a tsquery node), a filter of
+    $in with 15,000 values (compiled in one pass: appending copied the array, 13.6 s), and a
+    filtered search_text whose word is in more rows than the per-word cap (a second search,
+    bounded by the word's rows). Each well within a statement_timeout of 10 s."""
+    conn.execute("SELECT memory.create_domain('sx', 3)")
+    conn.execute("SELECT count(*) FROM memory.store_many('sx', "
+                 "(SELECT array_agg('quick fox row' || g) FROM generate_series(1, 2000) AS g), "
+                 "(SELECT array_agg(jsonb_build_object('n', g)) FROM generate_series(1, 2000) AS g))")
+    conn.execute("SELECT memory.refresh_text_stats('sx')")
+    conn.execute("SET statement_timeout = '10s'")
+    try:
+        for q in (" OR ".join(['"quick fox"'] * 800)[:10000],
+                  " OR ".join(['-"quick fox"'] * 700)[:10000],
+                  " ".join(["-fox"] * 2500)[:10000]):
+            conn.execute("SELECT count(*) FROM memory.search_text('sx', %s, 10)", (q,)).fetchone()
+        values = list(range(15000))
+        assert conn.execute("SELECT memory.count('sx', jsonb_build_object('n', "
+                            "jsonb_build_object('$in', %s::jsonb))) AS n",
+                            (json.dumps(values),)).fetchone()["n"] == 2000
+        rows = conn.execute("SELECT id FROM memory.search_text('sx', 'quick', 10, "
+                            "'{\"n\": {\"$gt\": 1995}}')").fetchall()
+        assert len(rows) == 5
+    finally:
+        conn.execute("RESET statement_timeout")
