@@ -74,8 +74,8 @@ SELECT is((SELECT string_agg(id || ':' || content || ':' || (created_at IS NOT N
     '1:message 1:true,2:message 2:true', 'the view maps id (as text), content and created_at');
 SELECT is((SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_index AS i
            JOIN pg_class AS c ON c.oid = i.indexrelid WHERE i.indrelid = 'app.messages'::regclass),
-    'messages_pkey,pgmemo_msgs_fts,pgmemo_msgs_hnsw,pgmemo_msgs_id_text',
-    'HNSW, id-as-text and full-text indexes on the source');
+    'messages_pkey,pgmemo_msgs_hnsw,pgmemo_msgs_id_text',
+    'HNSW and id-as-text indexes on the source (full text: beside it, in memory_data.msgs_text)');
 
 -- The application's writes, through its own table.
 INSERT INTO app.messages (body) VALUES ('written by the app');
@@ -141,9 +141,9 @@ SELECT is((SELECT string_agg(regexp_replace(s, 'pgmemo_p[0-9]+_', 'pgmemo_pN_', 
         'SELECT memory.create_hnsw_index(''parts'', m => 16, ef_construction => 64)'),
     'the HNSW plan of a two-level partitioned table');
 SELECT is((SELECT detail FROM memory.diagnose('parts') WHERE check_name = 'adopted_index_missing'),
-    'Adopted table app.parts lacks pgmemo_parts_fts, pgmemo_parts_id_text: each lookup by id (every '
-    || 'embedding job) or full-text search reads the whole table. Build them without blocking '
-    || 'writes: pgmemo index build --concurrently parts.',
+    'Adopted table app.parts lacks pgmemo_parts_id_text: each lookup by id (every embedding job, '
+    || 'every row a text search finds) reads the whole table. Build it without blocking writes: '
+    || 'pgmemo index build --concurrently parts.',
     'diagnose reports the helper indexes an adopted table lacks');
 -- The same statements without CONCURRENTLY (one transaction here) build a valid index tree.
 DO $$

@@ -18,6 +18,7 @@ SELECT functions_are('memory', ARRAY[
     'forget_many', 'clear',
     -- searching
     'search', 'search_text', 'search_hybrid', 'refresh_text_stats', 'count',
+    'sync_text_index',
     'create_metadata_index',
     -- the embedding queue
     'claim_embedding_jobs', 'complete_embedding_jobs', 'fail_embedding_jobs', 'release_claims', 'extend_claims',

@@ -22,7 +22,7 @@
 --   (_search_text_static, generated per domain).
 
 -- The tsvector of a domain's content, as SQL text: the stored generated column of factory
--- tables, and the expression index of adopted tables, are both built from this expression.
+-- tables, and the text index of adopted tables, are both built from this expression.
 CREATE OR REPLACE FUNCTION memory_private._tsvector_sql(text_config regconfig, content_sql text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
@@ -31,37 +31,23 @@ AS $$
     SELECT format('to_tsvector(%L::regconfig, %s)', text_config::text, content_sql)
 $$;
 
--- The tsvector of an adopted table's content, as SQL text: the expression of its full-text
--- helper index (on the APPLICATION's table, so evaluated by the application's own INSERTs) and
--- of search_text's queries on it (the same expression, so the planner uses the index). It reads
--- a bounded prefix, memory_private._adopted_text_chars() characters: a tsvector holds at most
--- 1 MB of distinct lexemes, and a longer row would make the application's INSERT fail with
--- "string is too long for tsvector" (issue 11). A character gives at most 4 bytes, lower-cased
--- at most 4, and the parser emits it at most twice (a hyphenated word and its parts, a URL and
--- its host or path): 100,000 characters stay under the limit whatever the text.
+-- An adopted table's content as its tsvector reads it: the first _adopted_text_chars()
+-- characters (issue 11). A tsvector holds at most 1 MB of distinct lexemes, and a longer row would
+-- make the application's INSERT fail with "string is too long for tsvector" (the text index's
+-- trigger computes it in that INSERT). A character gives at most 4 bytes, lower-cased at most 4,
+-- and the parser emits it at most twice (a hyphenated word and its parts, a URL and its host or
+-- path): 100,000 characters stay under the limit whatever the text.
 CREATE OR REPLACE FUNCTION memory_private._adopted_text_chars()
 RETURNS integer
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$ SELECT 100000 $$;
 
--- An adopted table's content as the full-text expressions read it: its first
--- _adopted_text_chars() characters.
 CREATE OR REPLACE FUNCTION memory_private._adopted_content_sql(content_sql text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$ SELECT format('left(%s, %s)', content_sql, memory_private._adopted_text_chars()) $$;
-
-CREATE OR REPLACE FUNCTION memory_private._adopted_tsvector_sql(
-    text_config regconfig, content_sql text
-)
-RETURNS text
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT memory_private._tsvector_sql(text_config, memory_private._adopted_content_sql(content_sql))
-$$;
 
 -- The length marker's lexeme, quoted as a tsvector/tsquery literal.
 CREATE OR REPLACE FUNCTION memory_private._length_marker()
@@ -86,32 +72,50 @@ AS $$
         memory_private._length_marker() || ':1')
 $$;
 
--- The tsvector of row t that search queries match (the WHERE the full-text index serves): the
--- stored column of a factory table; on an adopted domain (a view over the application's table,
--- never altered) the indexed expression (a bounded prefix: _adopted_tsvector_sql).
+-- The stored tsvector of an adopted table's row, as SQL text (content_sql: its content column):
+-- a factory table's stored tsvector over the bounded prefix. The rows of an adopted domain's text
+-- index (memory_data.<domain>_text, sql/45_adopt.sql) hold it, written by the domain's text
+-- trigger (sql/43_wire.sql) and by memory.sync_text_index.
+CREATE OR REPLACE FUNCTION memory_private._adopted_tsvector_sql(
+    text_config regconfig, content_sql text
+)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT memory_private._stored_tsvector_sql(text_config,
+        memory_private._adopted_content_sql(content_sql))
+$$;
+
+-- The name of an adopted domain's text index: the table memory_data.<domain>_text (id text
+-- primary key, content_tsv: the stored tsvector of the source row with that id). Adoption must
+-- not alter the application's table, so its tsvectors live beside it, and text search reads them
+-- as a factory table's stored column (the domain's view joins them in as content_tsv).
+CREATE OR REPLACE FUNCTION memory_private._text_table_name(domain text)
+RETURNS name
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT (domain || '_text')::name $$;
+
+-- An adopted domain's text index, or NULL (a factory domain, a re-embed's shadow domain, a
+-- domain over a distributed table, or one whose index could not be made yet).
+CREATE OR REPLACE FUNCTION memory_private._text_table(d memory_private.domains)
+RETURNS regclass
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT CASE WHEN d.adopted THEN
+        to_regclass(format('memory_data.%I', memory_private._text_table_name(d.domain))) END
+$$;
+
+-- The tsvector of row t that search queries match and BM25 reads tf and the length from: the
+-- stored column content_tsv of a factory table, and of an adopted domain's view (its text index,
+-- memory_data.<domain>_text, joined in; on a re-embed's shadow domain, computed).
 CREATE OR REPLACE FUNCTION memory_private._domain_tsvector_sql(d memory_private.domains)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$
-    SELECT CASE WHEN d.adopted THEN memory_private._adopted_tsvector_sql(d.text_config, 't.content')
-        ELSE 't.content_tsv' END
-$$;
-
--- The tsvector of row t that BM25 reads tf and the length from: the one with the length marker
--- (the stored column; on an adopted domain the indexed expression with the marker appended, so
--- both kinds of domain measure length in words).
-CREATE OR REPLACE FUNCTION memory_private._domain_rank_tsvector_sql(d memory_private.domains)
-RETURNS text
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT CASE WHEN d.adopted
-        -- (the same bounded prefix as the index: the whole content of a long row would overflow)
-        THEN memory_private._stored_tsvector_sql(d.text_config,
-            memory_private._adopted_content_sql('t.content'))
-        ELSE 't.content_tsv' END
-$$;
+AS $$ SELECT 't.content_tsv' $$;
 
 -- BM25's knobs: k1 (tf saturation) and b (length normalisation), the candidate budget (how many
 -- rows, estimated, the common lexemes of a query may add to the candidate scan) and rerank (how
@@ -313,7 +317,7 @@ AS $$
             SELECT coalesce(sum(u.positions[1] - 1), 0) AS dl
             FROM unnest(ts_filter(setweight(v.tsv, 'A', '{" dl"}'), '{a}')) AS u
         ) AS x
-    $q$, d.table_schema, d.table_name, memory_private._domain_rank_tsvector_sql(d))
+    $q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d))
 $$;
 
 -- For the lexemes of a query: N (rows) and avgdl of the domain, and each lexeme's estimated
@@ -632,7 +636,7 @@ SET search_path FROM CURRENT
 AS $$
     SELECT format($q$
         CROSS JOIN (SELECT array_agg(w.lexeme) AS lexemes, array_agg(w.idf) AS idfs FROM w) AS wa%s$q$,
-        memory_private._bm25_row_score_sql(memory_private._domain_rank_tsvector_sql(d),
+        memory_private._bm25_row_score_sql(memory_private._domain_tsvector_sql(d),
             'wa.lexemes', 'wa.idfs', '$8', '$9', '$7'))
 $$;
 
@@ -937,7 +941,8 @@ END;
 $$;
 
 -- The planner's most common elements of a domain's tsvector as {lexeme: share of rows}: from
--- ANALYZE of the stored column, or of an adopted table's expression index ({} before any).
+-- ANALYZE of the stored column (a factory table's, or an adopted domain's text index's; {} before
+-- any).
 CREATE OR REPLACE FUNCTION memory_private._common_lexemes(d memory_private.domains)
 RETURNS jsonb
 LANGUAGE sql STABLE
@@ -948,20 +953,17 @@ AS $$
         FROM pg_catalog.pg_stats AS s,
             unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs)
                 WITH ORDINALITY AS e (elem, freq, n)
-        WHERE CASE WHEN d.adopted
-            THEN s.schemaname = (SELECT n.nspname FROM pg_catalog.pg_class AS c
-                    JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
-                    WHERE c.oid = d.source_table)
-                AND s.tablename = 'pgmemo_' || d.domain || '_fts'
-            ELSE s.schemaname = d.table_schema AND s.tablename = d.table_name
-                AND s.attname = 'content_tsv' END
+        WHERE s.schemaname = d.table_schema AND s.attname = 'content_tsv'
+          AND s.tablename = CASE WHEN d.adopted THEN memory_private._text_table_name(d.domain)
+              ELSE d.table_name END
           -- the array ends with the minimum, maximum and null frequencies
           AND e.n <= cardinality(s.most_common_elems::text::text[])
     ), '{}'::jsonb)
 $$;
 
--- Recompute one domain's N and avgdl (and, on pgmemo's own tables, ANALYZE the tsvector column
--- so the common lexemes' frequencies are current).
+-- Recompute one domain's N and avgdl, and ANALYZE its stored tsvector column (a factory table's,
+-- or an adopted domain's text index: pgmemo's own tables, which run no code of another role) so
+-- the common lexemes' frequencies are current.
 CREATE OR REPLACE FUNCTION memory_private._refresh_text_stats(d memory_private.domains)
 RETURNS void
 LANGUAGE plpgsql
@@ -970,11 +972,14 @@ AS $$
 DECLARE
     v_docs bigint;
     v_avg double precision;
+    v_text regclass := memory_private._text_table(d);
 BEGIN
     IF NOT d.adopted THEN
-        -- Never on an adopted table: ANALYZE would run its owner's index expressions with
-        -- pgmemo's rights. Autovacuum analyzes it.
         EXECUTE format($sql$ANALYZE %I.%I (content_tsv)$sql$, d.table_schema, d.table_name);
+    ELSIF v_text IS NOT NULL THEN
+        -- (never the adopted table itself: ANALYZE would run its owner's index expressions with
+        -- pgmemo's rights)
+        EXECUTE format($sql$ANALYZE %s (content_tsv)$sql$, v_text);
     END IF;
     EXECUTE memory_private._text_length_sql(d) USING NULL::bigint
     INTO v_docs, v_avg;

@@ -284,7 +284,7 @@ BEGIN
     WHERE e.extname = 'vector';
     v_options := ARRAY['m=' || v_m, 'ef_construction=' || v_ef];
 
-    -- An adopted domain's helper indexes (id lookups, full text), if missing.
+    -- An adopted domain's helper index (id lookups), if missing.
     FOR v_helper IN SELECT * FROM memory_private._adopted_helper_indexes(v_d) AS h WHERE NOT h.present LOOP
         RETURN QUERY SELECT * FROM memory_private._concurrent_index_statements(
             v_phys.relation, v_helper.index_name, v_helper.definition, v_helper.suffix);
@@ -328,7 +328,7 @@ COMMENT ON FUNCTION memory.concurrent_index_statements(text, integer, integer) I
 'without blocking writes, in order: CREATE INDEX CONCURRENTLY (for a partitioned table: the '
 'index ON ONLY the parent, one concurrent build per partition, ATTACH PARTITION), then DROP of '
 'competing vector indexes, then memory.create_hnsw_index to record the settings. For an adopted '
-'domain, missing helper indexes (id as text, full text) come first. CREATE INDEX CONCURRENTLY '
+'domain, a missing id-as-text index comes first. CREATE INDEX CONCURRENTLY '
 'cannot run inside a function or transaction, so run them one by one outside one: in psql '
 'SELECT * FROM memory.concurrent_index_statements(''d'') \gexec, or pgmemo index build '
 '--concurrently d. Re-running after a failure resumes (an INVALID leftover is dropped first).';

@@ -21,6 +21,9 @@
 --   changed, or, once the job is claimed again under a new id, no job, and writes nothing); a
 --   row that got an embedding has no job any more. A metadata-only update queues nothing.
 -- - AFTER DELETE, per statement: the jobs of deleted rows go.
+-- - An adopted domain's text index (memory_data.<domain>_text) follows its table, per statement:
+--   each row inserted or whose content or id changed gets its tsvector, each row deleted loses
+--   it, TRUNCATE empties it (trigger function text; the triggers text_*).
 -- No BEFORE ROW UPDATE trigger: with one, PostgreSQL recomputes every stored generated column
 -- on every UPDATE (a factory table's content_tsv on every embedding the worker writes). The
 -- touch column (factory tables: updated_at) is set by the writers.
@@ -194,6 +197,51 @@ $body$
 $fn$,
         memory_private._wire_name(d.domain, 'dequeue'), d.domain, d.id_column)
     UNION ALL
+    -- text: an adopted domain's text index (memory_data.<domain>_text, sql/45_adopt.sql) follows
+    -- its table: a row inserted, or whose id or content changed, gets its tsvector; a row
+    -- deleted (or whose id changed) loses it; TRUNCATE empties it. Definer rights: the
+    -- application writes its table with its own role, which has no right on the text index.
+    SELECT 'text', format($fn$
+CREATE OR REPLACE FUNCTION memory_private.%1$I()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $body$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO memory_data.%2$I AS x (id, content_tsv)
+        SELECT n.%3$I::text, %4$s FROM new_rows AS n
+        ON CONFLICT (id) DO UPDATE SET content_tsv = excluded.content_tsv;
+    ELSIF TG_OP = 'UPDATE' THEN
+        -- over both transition tables: planned at each firing (see the unstale trigger)
+        EXECUTE $stmt$
+            DELETE FROM memory_data.%2$I AS x
+            USING old_rows AS o
+            WHERE x.id = o.%3$I::text
+              AND NOT EXISTS (SELECT FROM new_rows AS n WHERE n.%3$I = o.%3$I)
+        $stmt$;
+        EXECUTE $stmt$
+            INSERT INTO memory_data.%2$I AS x (id, content_tsv)
+            SELECT n.%3$I::text, %4$s
+            FROM new_rows AS n
+            LEFT JOIN old_rows AS o ON o.%3$I = n.%3$I
+            WHERE o.%3$I IS NULL OR n.%5$I IS DISTINCT FROM o.%5$I
+            ON CONFLICT (id) DO UPDATE SET content_tsv = excluded.content_tsv
+        $stmt$;
+    ELSIF TG_OP = 'DELETE' THEN
+        DELETE FROM memory_data.%2$I AS x USING old_rows AS o WHERE x.id = o.%3$I::text;
+    ELSE
+        TRUNCATE memory_data.%2$I;
+    END IF;
+    RETURN NULL;
+END;
+$body$
+$fn$,
+        memory_private._wire_name(d.domain, 'text'), memory_private._text_table_name(d.domain),
+        d.id_column, memory_private._adopted_tsvector_sql(d.text_config,
+            format($f$n.%I::text$f$, d.content_column)), d.content_column)
+    UNION ALL
     -- The queue's statements on the domain's table (sql/51_queue_claim.sql), as functions: static
     -- SQL, so each backend plans them once, not at every batch. Arguments: those of the
     -- statement ($1 ... $4). Not for a distributed domain (its claim is per job).
@@ -229,7 +277,8 @@ END;
 $$;
 
 -- The triggers: (trigger name, CREATE TRIGGER statement) on the domain's relation; each
--- template takes the trigger's name, the relation and the trigger function's name.
+-- template takes the trigger's name, the relation and the trigger function's name. The text
+-- index's (text_*) only while the domain has one.
 CREATE OR REPLACE FUNCTION memory_private._wire_triggers(d memory_private.domains)
 RETURNS TABLE (trigger_name name, ddl text)
 LANGUAGE sql STABLE
@@ -258,14 +307,31 @@ AS $$
         (memory_private._wire_name(d.domain, 'unstale_update'), 'unstale', $sql$
             CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
             FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()
+        $sql$),
+        (memory_private._wire_name(d.domain, 'text_insert'), 'text', $sql$
+            CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()
+        $sql$),
+        (memory_private._wire_name(d.domain, 'text_update'), 'text', $sql$
+            CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()
+        $sql$),
+        (memory_private._wire_name(d.domain, 'text_delete'), 'text', $sql$
+            CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()
+        $sql$),
+        (memory_private._wire_name(d.domain, 'text_truncate'), 'text', $sql$
+            CREATE TRIGGER %I AFTER TRUNCATE ON %s
+            FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()
         $sql$)
     ) AS t (trigger_name, fn, template)
+    WHERE t.fn <> 'text' OR memory_private._text_table(d) IS NOT NULL
 $$;
 
 -- Wire a domain: (re)make its trigger functions and make sure its relation carries its
--- triggers (four; one on a distributed table). Idempotent and cheap when nothing changed (a
--- trigger that exists is kept, with its
--- enabled state: bulk_load_begin pauses the insert trigger).
+-- triggers (four, four more for an adopted domain's text index; one on a distributed table).
+-- Idempotent and cheap when nothing changed (a trigger that exists is kept, with its enabled
+-- state: bulk_load_begin pauses the insert trigger).
 CREATE OR REPLACE FUNCTION memory_private._wire(d memory_private.domains)
 RETURNS void
 LANGUAGE plpgsql
@@ -281,6 +347,7 @@ BEGIN
     FOR v_item IN SELECT * FROM memory_private._wire_functions(d) LOOP
         CONTINUE WHEN v_item.kind = 'before_update' AND NOT d.distributed;
         CONTINUE WHEN v_item.kind IN ('claim', 'complete') AND d.distributed;
+        CONTINUE WHEN v_item.kind = 'text' AND memory_private._text_table(d) IS NULL;
         EXECUTE v_item.ddl;
         EXECUTE format($sql$REVOKE ALL ON FUNCTION memory_private.%I FROM PUBLIC$sql$,
             memory_private._wire_name(d.domain, v_item.kind));
@@ -331,13 +398,17 @@ END;
 $$;
 
 -- What the migrate runner (pgmemo migrate, install.sql) calls once sql/ is applied, in the same
--- transaction: the per-domain objects made from templates are made again.
+-- transaction: the per-domain objects made from templates are made again, and an adopted
+-- domain without its text index gets it (sql/45_adopt.sql).
 CREATE OR REPLACE FUNCTION memory_private._after_migrate()
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-    SELECT memory_private._wire_all();
+BEGIN
+    PERFORM memory_private._wire_all();
+    PERFORM memory_private._text_index_all();
+END;
 $$;
 
 -- Unwire a domain: its triggers (when its relation still exists) and its trigger functions.

@@ -58,9 +58,11 @@ AS $$
     SELECT EXISTS (SELECT FROM memory_private.reembeds AS r WHERE r.shadow_domain = d.domain)
 $$;
 
--- The helper indexes an adopted domain needs on its source table: id as text (the view's id is
--- <id column>::text, so lookups by id need this expression index unless the id is text or
--- varchar) and the full-text index memory.search_text uses. present: exists and is valid.
+-- The helper index an adopted domain needs on its source table: id as text (the view's id is
+-- <id column>::text, so lookups by id, and the text index's rows joined back to the table, need
+-- this expression index unless the id is text or varchar). Full text needs none on the table:
+-- its tsvectors are the domain's text index, beside it (memory_data.<domain>_text).
+-- present: exists and is valid.
 CREATE OR REPLACE FUNCTION memory_private._adopted_helper_indexes(d memory_private.domains)
 RETURNS TABLE (index_name name, definition text, suffix text, present boolean)
 LANGUAGE sql STABLE
@@ -76,16 +78,6 @@ AS $$
             format($f$((%I::text))$f$, d.id_column) AS definition, 'id_text' AS suffix
         WHERE (SELECT c.type_oid FROM memory_private._column(d.source_table, d.id_column) AS c)
             NOT IN ('text'::regtype, 'character varying'::regtype)
-        UNION ALL
-        SELECT ('pgmemo_' || d.domain || '_fts')::name,
-            format($f$USING gin (%s) WITH (gin_pending_list_limit = %s)$f$, x.tsvector,
-                memory_private._gin_pending_list_kb()),
-            'fts'
-        -- the indexed expression: the tsvector of the content column (a bounded prefix)
-        FROM (
-            SELECT memory_private._adopted_tsvector_sql(d.text_config,
-                format($f$%I::text$f$, d.content_column))
-        ) AS x (tsvector)
     ) AS h
     WHERE d.adopted AND NOT memory_private._is_shadow(d)
 $$;
@@ -93,6 +85,9 @@ $$;
 -- The view memory_data.<domain>_memories over an adopted domain's source, for reading (pgmemo
 -- writes the source itself, through the domain's column mapping: sql/20_write.sql). opt: the
 -- optional columns (see _optional_columns; [1] metadata, [2] model, [3] created, [4] updated).
+-- Its content_tsv is the row's tsvector from the domain's text index (joined by id: a query that
+-- does not read content_tsv plans without the join), or before there is one (a re-embed's shadow
+-- domain), computed from the content. Made again (CREATE OR REPLACE) when the text index comes.
 CREATE OR REPLACE FUNCTION memory_private._adopted_view(d memory_private.domains, opt name[])
 RETURNS void
 LANGUAGE plpgsql
@@ -101,6 +96,7 @@ AS $$
 DECLARE
     v_view_q text := format('%I.%I', d.table_schema, d.table_name);
     v_source text := memory_private._qualified(d.source_table);
+    v_text regclass := memory_private._text_table(d);
     -- The view's columns read from the source: the id as text, and each optional column, or
     -- without one a constant of the standard column's type.
     v_id text := CASE WHEN memory_private._id_type(d) = 'text' THEN format($f$s.%I$f$, d.id_column)
@@ -112,21 +108,88 @@ DECLARE
         ELSE format($f$s.%I$f$, opt[3]) END;
     v_updated text := CASE WHEN opt[4] IS NULL THEN 'NULL::timestamptz'
         ELSE format($f$s.%I$f$, opt[4]) END;
+    v_tsv text := CASE WHEN v_text IS NULL
+        THEN memory_private._adopted_tsvector_sql(d.text_config, format($f$s.%I::text$f$,
+            d.content_column))
+        ELSE 'x.content_tsv' END;
+    v_join text := CASE WHEN v_text IS NULL THEN ''
+        ELSE format($f$LEFT JOIN %s AS x ON x.id = %s$f$, v_text, v_id) END;
     v_comment text := format('pgmemo domain %s, adopted: a view over %s (%s -> id, %s -> content, '
         '%s -> embedding). Write through memory.store() or the table itself.', d.domain, v_source,
         d.id_column, d.content_column, d.embedding_column);
 BEGIN
     EXECUTE format($sql$
-        CREATE VIEW %1$s AS
+        CREATE OR REPLACE VIEW %1$s AS
         SELECT %2$s AS id, s.%3$I::text AS content, s.%4$I AS embedding,
-            %5$s AS embedding_model, %6$s AS metadata, %7$s AS created_at, %8$s AS updated_at
+            %5$s AS embedding_model, %6$s AS metadata, %7$s AS created_at, %8$s AS updated_at,
+            %10$s AS content_tsv
         FROM %9$s AS s
+        %11$s
     $sql$,
         v_view_q, v_id, d.content_column, d.embedding_column, v_model, v_metadata, v_created,
-        v_updated, v_source);
+        v_updated, v_source, v_tsv, v_join);
     EXECUTE format($sql$
         COMMENT ON VIEW %1$s IS %2$L
     $sql$, v_view_q, v_comment);
+END;
+$$;
+
+-- Make an adopted domain's text index, memory_data.<domain>_text (see _text_table_name), when it
+-- has none: the table, its text trigger on the source (sql/43_wire.sql), every row's tsvector,
+-- a GIN index over them, the view's content_tsv from it, and the full-text index pgmemo used to
+-- put on the source (pgmemo_<domain>_fts, before 0024) dropped. Nothing for a domain that is not
+-- adopted, a re-embed's shadow, or over a distributed table (their content_tsv is computed).
+-- The source is locked against writes (SHARE ROW EXCLUSIVE, as CREATE TRIGGER takes it) before
+-- its rows are read, until the caller's transaction ends: no write falls between the fill and
+-- the trigger. It reads the source with pgmemo's rights, so the caller has checked it is inert.
+CREATE OR REPLACE FUNCTION memory_private._text_index_make(d memory_private.domains)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_name name := memory_private._text_table_name(d.domain);
+    v_source text := memory_private._qualified(d.source_table);
+    v_old regclass;
+BEGIN
+    IF NOT d.adopted OR v_source IS NULL OR memory_private._is_shadow(d)
+        OR memory_private._is_distributed_table(d.source_table)
+        OR memory_private._text_table(d) IS NOT NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE format($sql$LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE$sql$, v_source);
+    EXECUTE format($sql$
+        CREATE TABLE memory_data.%1$I (
+            id text PRIMARY KEY,
+            content_tsv tsvector NOT NULL
+        )
+    $sql$, v_name);
+    EXECUTE format($sql$
+        COMMENT ON TABLE memory_data.%1$I IS %2$L
+    $sql$, v_name, format('pgmemo domain %s: the text index of %s (each row''s tsvector, kept by '
+        'the trigger %s; memory.sync_text_index rebuilds it)', d.domain, v_source,
+        memory_private._wire_name(d.domain, 'text')));
+    PERFORM memory_private._wire(d);
+    EXECUTE format($sql$
+        INSERT INTO memory_data.%1$I (id, content_tsv)
+        SELECT s.%2$I::text, %3$s
+        FROM %4$s AS s
+    $sql$, v_name, d.id_column,
+        memory_private._adopted_tsvector_sql(d.text_config, format($f$s.%I::text$f$,
+            d.content_column)), v_source);
+    EXECUTE format($sql$
+        CREATE INDEX %1$I ON memory_data.%2$I USING gin (content_tsv)
+        WITH (gin_pending_list_limit = %3$s)
+    $sql$, v_name || '_gin', v_name, memory_private._gin_pending_list_kb());
+    EXECUTE format($sql$ANALYZE memory_data.%I$sql$, v_name);
+    PERFORM memory_private._adopted_view(d, memory_private._adopted_opt(d));
+    SELECT c.oid INTO v_old
+    FROM pg_catalog.pg_index AS i JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+    WHERE i.indrelid = d.source_table AND c.relname = 'pgmemo_' || d.domain || '_fts';
+    IF FOUND THEN
+        EXECUTE format($sql$DROP INDEX %s$sql$, memory_private._qualified(v_old));
+    END IF;
+    RETURN true;
 END;
 $$;
 
@@ -174,6 +237,120 @@ BEGIN
 END;
 $$;
 
+-- The optional columns of an adopted domain's view (see _optional_columns) as its registry
+-- maps them (a shadow domain's model column is the re-embed's), updated_at found by name.
+CREATE OR REPLACE FUNCTION memory_private._adopted_opt(d memory_private.domains)
+RETURNS name[]
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT ARRAY[d.metadata_column, d.model_column, d.created_column,
+        (memory_private._optional_columns(d.source_table, d.id_column, d.content_column,
+            d.embedding_column))[4]]
+$$;
+
+-- Every adopted domain's text index, made where missing (memory_private._after_migrate: the
+-- domains adopted before 0024, and one whose index could not be made then), and a view made
+-- before 0024 given its content_tsv (computed, where there is no text index). A domain whose
+-- table is not inert (05_trust.sql) or cannot be locked is left with a WARNING (diagnose reports
+-- it).
+CREATE OR REPLACE FUNCTION memory_private._text_index_all()
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains;
+    v_count integer := 0;
+BEGIN
+    FOR v_d IN
+        SELECT x.* FROM memory_private.domains AS x
+        WHERE x.adopted AND memory_private._text_table(x) IS NULL
+          AND memory_private._qualified(x.source_table) IS NOT NULL
+        ORDER BY x.domain
+    LOOP
+        BEGIN
+            IF NOT memory_private._is_shadow(v_d)
+                AND NOT memory_private._is_distributed_table(v_d.source_table) THEN
+                PERFORM memory_private._assert_inert(v_d.source_table, false);
+                PERFORM memory_private._text_index_make(v_d);
+                v_count := v_count + 1;
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'pgmemo: the text index of domain "%" was not made: %', v_d.domain,
+                SQLERRM;
+        END;
+        IF memory_private._text_table(v_d) IS NULL AND NOT EXISTS (
+            SELECT FROM pg_catalog.pg_attribute AS a
+            WHERE a.attrelid = to_regclass(format('%I.%I', v_d.table_schema, v_d.table_name))
+              AND a.attname = 'content_tsv' AND NOT a.attisdropped
+        ) THEN
+            PERFORM memory_private._adopted_view(v_d, memory_private._adopted_opt(v_d));
+        END IF;
+    END LOOP;
+    RETURN v_count;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION memory.sync_text_index(domain text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
+    v_text regclass := memory_private._text_table(v_d);
+    v_source text := memory_private._qualified(v_d.source_table);
+    v_id text;
+    v_gone bigint;
+    v_set bigint;
+BEGIN
+    IF NOT v_d.adopted OR memory_private._is_shadow(v_d)
+        OR memory_private._is_distributed_table(v_d.source_table) THEN
+        RETURN 0;  -- the stored column of pgmemo's own table, or computed: nothing to keep
+    END IF;
+    IF v_source IS NULL THEN
+        RAISE EXCEPTION 'the table of domain "%" does not exist', v_d.domain USING ERRCODE = '42P01';
+    END IF;
+    IF v_text IS NULL THEN
+        PERFORM memory_private._text_index_make(v_d);
+        EXECUTE format($sql$SELECT count(*) FROM %s$sql$, memory_private._text_table(v_d))
+        INTO v_set;
+        RETURN v_set;
+    END IF;
+    -- Writers wait while every row is compared (a write between the read and the upsert below
+    -- would be overwritten by the tsvector of its old content).
+    EXECUTE format($sql$LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE$sql$, v_source);
+    v_id := CASE WHEN memory_private._id_type(v_d) = 'text' THEN format($f$s.%I$f$, v_d.id_column)
+        ELSE format($f$s.%I::text$f$, v_d.id_column) END;
+    EXECUTE format($sql$
+        DELETE FROM %1$s AS x
+        WHERE NOT EXISTS (SELECT FROM %2$s AS s WHERE %3$s = x.id)
+    $sql$, v_text, v_source, v_id);
+    GET DIAGNOSTICS v_gone = ROW_COUNT;
+    EXECUTE format($sql$
+        INSERT INTO %1$s AS x (id, content_tsv)
+        SELECT %3$s, %4$s
+        FROM %2$s AS s
+        ON CONFLICT (id) DO UPDATE SET content_tsv = excluded.content_tsv
+            WHERE x.content_tsv IS DISTINCT FROM excluded.content_tsv
+    $sql$, v_text, v_source, v_id,
+        memory_private._adopted_tsvector_sql(v_d.text_config, format($f$s.%I::text$f$,
+            v_d.content_column)));
+    GET DIAGNOSTICS v_set = ROW_COUNT;
+    RETURN v_gone + v_set;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.sync_text_index(text) IS
+'Bring an adopted domain''s text index (memory_data.<domain>_text: each row''s tsvector, kept by a '
+'trigger on the table) back in line with the table: after writes its triggers did not see '
+'(triggers disabled, session_replication_role = replica as on a logical replica, a partition '
+'attached, detached or truncated on its own), or to make it where it is missing. Every row''s '
+'tsvector is computed and compared; the table''s writers wait meanwhile. Returns the rows '
+'written or removed (0 when it was in line; 0 for a domain that is not adopted). diagnose '
+'reports when it is needed (text_index_out_of_sync).';
+
 -- Undo _adopt: the view (with its triggers), the triggers on the source, the helper indexes.
 -- Never the source table, its data, or its HNSW index (see memory.drop_domain).
 CREATE OR REPLACE FUNCTION memory_private._unadopt(d memory_private.domains)
@@ -187,6 +364,8 @@ DECLARE
 BEGIN
     EXECUTE format($sql$DROP VIEW IF EXISTS %I.%I$sql$, d.table_schema, d.table_name);
     PERFORM memory_private._unwire(d);
+    EXECUTE format($sql$DROP TABLE IF EXISTS memory_data.%I$sql$,
+        memory_private._text_table_name(d.domain));
     IF v_source IS NULL THEN
         RETURN;
     END IF;
@@ -369,6 +548,7 @@ BEGIN
     v_d := memory_private._adopt(domain, source, id_column, content_column, embedding_column,
         memory_private._optional_columns(source, id_column, content_column, embedding_column),
         distance, embedding_model, v_embedding.typmod);
+    PERFORM memory_private._text_index_make(v_d);
     IF create_indexes THEN
         FOR v_helper IN SELECT * FROM memory_private._adopted_helper_indexes(v_d) AS h
             WHERE NOT h.present
@@ -392,7 +572,9 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'it, so search, search_text, get, update, forget, the queue, the worker and diagnostics work '
 'unchanged; columns named metadata (jsonb), embedding_model (text), created_at and updated_at '
 '(timestamptz) are mapped too. Queue triggers go on the source (the application''s own writes '
-'are queued) and its rows without an embedding are queued now. create_indexes: build the '
-'HNSW, id-as-text and full-text indexes now (blocks writes while they build); false: build '
-'them later without blocking, with memory.concurrent_index_statements. Idempotent for the '
-'same arguments. memory.drop_domain releases the table and never drops it.';
+'are queued) and its rows without an embedding are queued now. Full text: each row''s tsvector '
+'is kept beside the table, in pgmemo''s memory_data.<domain>_text (computed now for every row, '
+'then by a trigger on the table; the table itself gets no full-text index). create_indexes: '
+'build the HNSW and id-as-text indexes now (blocks writes while they build); false: build them '
+'later without blocking, with memory.concurrent_index_statements. Idempotent for the same '
+'arguments. memory.drop_domain releases the table and never drops it.';

@@ -101,7 +101,10 @@ BEGIN
     UPDATE memory_private.domains AS d
     SET hnsw_m = v_d.hnsw_m, hnsw_ef_construction = v_d.hnsw_ef_construction,
         text_config = v_d.text_config
-    WHERE d.domain = v_shadow;
+    WHERE d.domain = v_shadow
+    RETURNING d.* INTO v_s;
+    -- (its view again: its content_tsv is computed with the domain's text configuration)
+    PERFORM memory_private._adopted_view(v_s, ARRAY[v_opt[1], v_model, v_opt[3], v_opt[4]]);
     INSERT INTO memory_private.reembeds
         (domain, shadow_domain, embedding_model, dimension, next_column, model_column)
     VALUES (v_d.domain, v_shadow, embedding_model, dimension, v_next, v_model);

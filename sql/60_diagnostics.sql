@@ -192,6 +192,7 @@ BEGIN
             UNION ALL SELECT * FROM memory_private._check_duplicate_vector_indexes(d)
             UNION ALL SELECT * FROM memory_private._check_opclass_mismatch(d)
             UNION ALL SELECT * FROM memory_private._check_adopted_index_missing(d)
+            UNION ALL SELECT * FROM memory_private._check_text_index_out_of_sync(d)
             UNION ALL SELECT * FROM memory_private._check_invalid_index(d)
             UNION ALL SELECT * FROM memory_private._check_partition_missing_index(d)
             UNION ALL SELECT * FROM memory_private._check_ivfflat_on_small_table(d)
@@ -229,7 +230,8 @@ $$;
 
 COMMENT ON FUNCTION memory.diagnose(text) IS
 'Health checks for one domain or all: missing, duplicate, mismatched (operator class), INVALID '
-'or partition-less vector indexes; an adopted table''s missing helper indexes; IVFFlat built on '
+'or partition-less vector indexes; an adopted table''s missing helper indexes, or its text '
+'index out of line with it; IVFFlat built on '
 'too few rows; HNSW larger than '
 'shared_buffers; column dimension vs registry and model; rows no job will ever embed; dead jobs, '
 'a queue that does not drain, no live worker, expired claims; missing or stale statistics; '

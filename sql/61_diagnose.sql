@@ -192,9 +192,9 @@ LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
     SELECT 'warning', d.domain, 'adopted_index_missing',
-        format('Adopted table %s lacks %s: each lookup by id (every embedding job) or full-text '
-            || 'search reads the whole table. Build them without blocking writes: pgmemo index '
-            || 'build --concurrently %s.', (memory_private._physical(d)).relation, m.names,
+        format('Adopted table %s lacks %s: each lookup by id (every embedding job, every row '
+            || 'a text search finds) reads the whole table. Build it without blocking writes: '
+            || 'pgmemo index build --concurrently %s.', (memory_private._physical(d)).relation, m.names,
             d.domain),
         NULL::text
     FROM (
@@ -206,8 +206,93 @@ AS $$
 $$;
 
 COMMENT ON FUNCTION memory_private._check_adopted_index_missing(memory_private.domains) IS
-'diagnose check adopted_index_missing (warning): an adopted table without its id-as-text or '
-'full-text index (adopted with create_indexes => false), so jobs and text searches scan it.';
+'diagnose check adopted_index_missing (warning): an adopted table without its id-as-text index '
+'(adopted with create_indexes => false), so jobs and text searches scan it.';
+
+-- An adopted domain's text index (memory_data.<domain>_text) out of line with its table: missing,
+-- its triggers disabled or gone, or rows on one side only (counted exactly up to
+-- pgmemo.diagnose_exact_rows rows each way, compared by the planner's row counts above). Rows
+-- changed while the triggers were off are not seen here: memory.sync_text_index compares them.
+CREATE OR REPLACE FUNCTION memory_private._check_text_index_out_of_sync(d memory_private.domains)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+#variable_conflict use_variable
+DECLARE
+    v_limit bigint := memory_private._setting('pgmemo.diagnose_exact_rows', 100000)::bigint;
+    v_text regclass := memory_private._text_table(d);
+    v_source regclass := d.source_table;
+    v_off text;
+    v_missing bigint;
+    v_extra bigint;
+    v_what text;
+BEGIN
+    IF NOT d.adopted OR memory_private._is_shadow(d) OR memory_private._qualified(v_source) IS NULL
+        OR memory_private._is_distributed_table(v_source) THEN
+        RETURN;
+    END IF;
+    IF v_text IS NULL THEN
+        v_what := 'is missing: memory.search_text computes the tsvector of every row it reads';
+    ELSE
+        SELECT string_agg(t.trigger_name, ', ' ORDER BY t.trigger_name) INTO v_off
+        FROM memory_private._wire_triggers(d) AS t
+        WHERE t.trigger_name IN (
+            SELECT memory_private._wire_name(d.domain, k)
+            FROM unnest(ARRAY['text_insert', 'text_update', 'text_delete', 'text_truncate']) AS k)
+          AND NOT EXISTS (
+            SELECT FROM pg_catalog.pg_trigger AS g
+            WHERE g.tgrelid = v_source AND g.tgname = t.trigger_name AND g.tgenabled <> 'D');
+        IF (memory_private._diagnose_size(d)).est_rows <= v_limit THEN
+            EXECUTE format($q$
+                SELECT
+                    (SELECT count(*) FROM (
+                        SELECT FROM %1$I.%2$I AS t
+                        WHERE NOT EXISTS (SELECT FROM %3$s AS x WHERE x.id = t.id)
+                        LIMIT $1) AS m),
+                    (SELECT count(*) FROM (
+                        SELECT FROM %3$s AS x
+                        WHERE NOT EXISTS (SELECT FROM %1$I.%2$I AS t WHERE t.id = x.id)
+                        LIMIT $1) AS e)
+            $q$, d.table_schema, d.table_name, v_text)
+            INTO v_missing, v_extra USING v_limit;
+        ELSE
+            SELECT greatest(round(s.reltuples - x.reltuples), 0),
+                greatest(round(x.reltuples - s.reltuples), 0)
+            INTO v_missing, v_extra
+            FROM pg_catalog.pg_class AS s, pg_catalog.pg_class AS x
+            WHERE s.oid = v_source AND x.oid = v_text;
+            IF v_missing + v_extra <= greatest(100, 0.01 * (memory_private._diagnose_size(d)).est_rows)
+            THEN
+                v_missing := 0;  -- within the estimates' noise
+                v_extra := 0;
+            END IF;
+        END IF;
+        v_what := 'is out of line with it: ' || nullif(concat_ws('; ',
+            CASE WHEN v_off IS NOT NULL THEN format('its triggers %s are disabled or missing, so '
+                'the table''s writes no longer reach it', v_off) END,
+            CASE WHEN v_missing > 0 THEN format('%s rows of the table are missing from it '
+                '(memory.search_text does not find them)', v_missing) END,
+            CASE WHEN v_extra > 0 THEN format('it holds %s rows the table no longer has',
+                v_extra) END), '');
+    END IF;
+    IF v_what IS NOT NULL THEN
+        RETURN QUERY SELECT 'warning', d.domain, 'text_index_out_of_sync',
+            format('The text index of adopted table %s (memory_data.%I) %s. Rebuild it from the '
+                'table (the table''s writers wait meanwhile).', v_source,
+                memory_private._text_table_name(d.domain), v_what),
+            CASE WHEN v_off IS NULL OR v_off = '' THEN
+                format($sql$SELECT memory.sync_text_index(%L);$sql$, d.domain)
+            END;
+    END IF;
+END;
+$$;
+
+COMMENT ON FUNCTION memory_private._check_text_index_out_of_sync(memory_private.domains) IS
+'diagnose check text_index_out_of_sync (warning): an adopted table''s text index missing, its '
+'triggers disabled or missing, or rows on one side only (exact up to pgmemo.diagnose_exact_rows '
+'rows, estimated above). fix_sql: memory.sync_text_index (none while triggers are off: enable '
+'them, or run pgmemo migrate to restore missing ones, first).';
 
 -- INVALID indexes (a failed CREATE INDEX CONCURRENTLY / REINDEX CONCURRENTLY) on the table or
 -- its partitions. Partitioned parent indexes are left to partition_missing_index.

@@ -193,6 +193,7 @@ def test_tracker_tables_adopted_backfilled_searched_and_released(conn, dsn, prov
     assert one(conn, "SELECT count(*) FROM pg_class WHERE relname = 'pgmemo_messages_hnsw'") == 1
     assert one(conn, "SELECT count(*) FROM memory_private.embedding_queue") == 0
     assert one(conn, "SELECT count(*) FROM pg_views WHERE schemaname = 'memory_data'") == 0
+    assert one(conn, "SELECT count(*) FROM pg_tables WHERE schemaname = 'memory_data'") == 0
     # The tables work as before, without pgmemo.
     conn.execute("INSERT INTO tracker.messages (body) VALUES ('after release')")
     assert one(conn, "SELECT count(*) FROM memory_private.embedding_queue") == 0
@@ -265,7 +266,7 @@ def test_concurrent_hnsw_build_does_not_block_writes(conn, dsn) -> None:
     assert idx == [{"index_name": "pgmemo_live_hnsw", "is_valid": True}]
     assert {r["relname"] for r in q(conn, "SELECT c.relname FROM pg_index i JOIN pg_class c"
                                           " ON c.oid = i.indexrelid WHERE i.indrelid = 'live'::regclass")} \
-        == {"live_pkey", "pgmemo_live_hnsw", "pgmemo_live_id_text", "pgmemo_live_fts"}
+        == {"live_pkey", "pgmemo_live_hnsw", "pgmemo_live_id_text"}
     # Rows written during the build are in the index.
     with conn.transaction():
         conn.execute("SET LOCAL enable_seqscan = off")

@@ -1,0 +1,26 @@
+-- 0024_adopted_text_index: an adopted domain's tsvectors are stored beside its table.
+--
+-- Why (issue 14: "text search never computes tsvectors at query time"): an adopted table's
+-- full-text index was an expression index on the application's table (pgmemo_<domain>_fts), so
+-- search_text matched through it but computed the tsvector of every row it scored (up to
+-- max(k, 50) a query, 17.3 ms against 4.4 ms on a factory table in a review), and its phrase and
+-- required-word tests computed them for every candidate. Each adopted domain now has a text
+-- index of pgmemo's own, memory_data.<domain>_text (id, content_tsv: the stored tsvector of a
+-- factory table, length marker included), kept by statement triggers on the table
+-- (pgmemo_<domain>_text_insert / _update / _delete / _truncate, sql/43_wire.sql), with its GIN
+-- index; the domain's view joins it in as content_tsv, so search_text reads an adopted domain
+-- as it reads a factory table. Its statistics come from ANALYZE of that table, which pgmemo may
+-- now run (it runs no code of the application's).
+-- In place: the next migrate run (memory_private._after_migrate, after sql/ is applied) makes
+-- each adopted domain's text index: it locks the table against writes (SHARE ROW EXCLUSIVE),
+-- computes every row's tsvector, builds the GIN index, replaces the view and drops
+-- pgmemo_<domain>_fts from the table. Writers of the table wait meanwhile (measured in
+-- docs/UPGRADING.md). A table that is not inert is left with a WARNING; diagnose reports it
+-- (text_index_out_of_sync) and memory.sync_text_index(domain) makes it later.
+-- Not breaking: no public signature changes; memory.sync_text_index is new. The view
+-- memory_data.<domain>_memories of an adopted domain gains a last column, content_tsv, as a
+-- factory table has.
+
+-- Retired: the tsvector BM25 reads is the stored column on every kind of domain now
+-- (memory_private._domain_tsvector_sql).
+DROP FUNCTION IF EXISTS memory_private._domain_rank_tsvector_sql(memory_private.domains);

@@ -1,0 +1,165 @@
+-- An adopted domain's text index (migration 0024): the tsvectors of an application's table kept
+-- beside it in memory_data.<domain>_text, so search_text never computes one at query time.
+-- Made at adoption with every row; follows the application's own inserts, updates (content, id),
+-- deletes and TRUNCATE through statement triggers; ranks exactly as a factory table holding the
+-- same rows; diagnose reports it out of line (triggers disabled, a replica's writes, a partition
+-- written on its own) and memory.sync_text_index brings it back; a domain adopted before 0024
+-- gets it from the next migrate run (memory_private._after_migrate); drop_domain removes it.
+-- (The interleavings with concurrent writers: python/tests/test_adopted_text.py.)
+BEGIN;
+SELECT plan(39);
+
+CREATE SCHEMA app;
+CREATE TABLE app.notes (
+    id bigint PRIMARY KEY,
+    body varchar NOT NULL,
+    emb vector(3),
+    metadata jsonb NOT NULL DEFAULT '{}'
+);
+INSERT INTO app.notes (id, body)
+SELECT g, (ARRAY['the quick brown fox jumps', 'a lazy dog sleeps all day',
+                 'quick thinking saves the day', 'brown bread and butter',
+                 'the fox and the hound'])[1 + g % 5] || ' note ' || g
+FROM generate_series(1, 40) AS g;
+
+SELECT memory.adopt_table('notes', 'app.notes', 'id', 'body', 'emb');
+SELECT has_table('memory_data', 'notes_text', 'adoption made the text index beside the table');
+SELECT is((SELECT count(*) FROM memory_data.notes_text), 40::bigint, '... with every row');
+SELECT is((SELECT count(*) FROM app.notes AS n JOIN memory_data.notes_text AS x ON x.id = n.id::text
+           WHERE x.content_tsv = to_tsvector('english', n.body::text) || ''' dl'':1'::tsvector
+              || ''::tsvector),
+    40::bigint, '... each the stored tsvector of a factory table (the length marker included)');
+SELECT is((SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_index AS i
+           JOIN pg_class AS c ON c.oid = i.indexrelid
+           WHERE i.indrelid = 'memory_data.notes_text'::regclass),
+    'notes_text_gin,notes_text_pkey', '... with its GIN index');
+SELECT is((SELECT count(*) FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid
+           JOIN pg_am AS a ON a.oid = c.relam
+           WHERE i.indrelid = 'app.notes'::regclass AND a.amname = 'gin'),
+    0::bigint, 'no full-text index on the application''s table');
+SELECT is((SELECT string_agg(tgname, ',' ORDER BY tgname) FROM pg_trigger
+           WHERE tgrelid = 'app.notes'::regclass AND tgname LIKE 'pgmemo_notes_text%'),
+    'pgmemo_notes_text_delete,pgmemo_notes_text_insert,pgmemo_notes_text_truncate,pgmemo_notes_text_update',
+    'four statement triggers keep it');
+SELECT has_column('memory_data', 'notes_memories', 'content_tsv', 'the view has content_tsv');
+
+-- Ranks exactly as a factory table holding the same rows.
+SELECT memory.create_domain('twin', 3);
+SELECT memory.store_many('twin', array_agg(body::text ORDER BY id), NULL, NULL,
+    array_agg(id::text ORDER BY id)) FROM app.notes;
+SELECT memory.refresh_text_stats('twin');
+SELECT memory.refresh_text_stats('notes');
+SELECT is((SELECT documents || '/' || avg_length || '/' || common_lexemes::text
+           FROM memory_private.text_stats WHERE domain = 'notes'),
+    (SELECT documents || '/' || avg_length || '/' || common_lexemes::text
+     FROM memory_private.text_stats WHERE domain = 'twin'),
+    'the same statistics (N, average length, common words from ANALYZE of the text index)');
+SELECT is(
+    (SELECT array_agg(s.id || ':' || round(s.rank::numeric, 9) ORDER BY s.rank DESC, s.id)
+     FROM memory.search_text('notes', q.q, 10) AS s),
+    (SELECT array_agg(s.id || ':' || round(s.rank::numeric, 9) ORDER BY s.rank DESC, s.id)
+     FROM memory.search_text('twin', q.q, 10) AS s),
+    'search_text: the same rows and scores as the factory table for "' || q.q || '"')
+FROM (VALUES ('quick fox'), ('"brown bread"'), ('day -lazy'), ('fox OR butter')) AS q (q);
+SELECT is((SELECT array_agg((SELECT count(*) FROM memory.search_text('notes', q.q, 10)) ORDER BY q.q)
+           FROM (VALUES ('quick fox'), ('"brown bread"'), ('day -lazy'), ('fox OR butter')) AS q (q)),
+    ARRAY[8, 8, 10, 10]::bigint[], '... each finding rows');
+SELECT is(
+    (SELECT array_agg(s.id ORDER BY s.rank DESC, s.id)
+     FROM memory.search_text('notes', 'quick fox', 10, match => 'all') AS s),
+    (SELECT array_agg(s.id ORDER BY s.rank DESC, s.id)
+     FROM memory.search_text('twin', 'quick fox', 10, match => 'all') AS s),
+    'match => all: the same rows');
+
+-- The stored tsvector is what is searched and ranked (none computed from the content).
+UPDATE memory_data.notes_text SET content_tsv = 'zebra:1 '' dl'':2'::tsvector WHERE id = '7';
+SELECT is((SELECT array_agg(s.id) FROM memory.search_text('notes', 'zebra') AS s), ARRAY['7'],
+    'search_text reads the text index, not the content');
+SELECT is(memory.sync_text_index('notes'), 1::bigint,
+    'sync_text_index puts back the one row that was not the content''s');
+SELECT is((SELECT count(*) FROM memory.search_text('notes', 'zebra')), 0::bigint, '... and it is gone');
+
+-- The application's own writes.
+INSERT INTO app.notes (id, body) VALUES (100, 'an aardvark arrives'), (101, 'another aardvark');
+SELECT is((SELECT array_agg(s.id ORDER BY s.id) FROM memory.search_text('notes', 'aardvark') AS s),
+    ARRAY['100', '101'], 'an insert is searchable at once');
+UPDATE app.notes SET body = 'a badger now' WHERE id = 100;
+SELECT is((SELECT array_agg(s.id) FROM memory.search_text('notes', 'badger') AS s), ARRAY['100'],
+    'a content update: found by its new words');
+SELECT is((SELECT count(*) FROM memory.search_text('notes', 'arrives')), 0::bigint,
+    '... and not by its old ones');
+CREATE TEMP TABLE before_meta AS SELECT xmin::text AS x FROM memory_data.notes_text WHERE id = '101';
+UPDATE app.notes SET metadata = '{"k": 1}', emb = '[1,2,3]' WHERE id = 101;
+SELECT is((SELECT xmin::text FROM memory_data.notes_text WHERE id = '101'),
+    (SELECT x FROM before_meta), 'a metadata or embedding update does not rewrite its tsvector');
+UPDATE app.notes SET id = 102 WHERE id = 101;
+SELECT is((SELECT array_agg(x.id) FROM memory_data.notes_text AS x WHERE x.id IN ('101', '102')),
+    ARRAY['102'], 'an id change moves its row');
+UPDATE app.notes SET id = id + 1000, body = body || ' moved' WHERE id IN (100, 102);
+SELECT is((SELECT array_agg(x.id ORDER BY x.id) FROM memory_data.notes_text AS x
+           WHERE x.id IN ('100', '102', '1100', '1102') AND x.content_tsv @@ 'move'::tsquery),
+    ARRAY['1100', '1102'], 'two rows changing id and content in one statement');
+DELETE FROM app.notes WHERE id IN (1100, 1102);
+SELECT is((SELECT count(*) FROM memory_data.notes_text WHERE id IN ('1100', '1102')), 0::bigint,
+    'a delete removes its rows');
+INSERT INTO app.notes (id, body)
+SELECT 200, string_agg('w' || g, ' ') FROM generate_series(1, 30000) AS g;
+SELECT is((SELECT count(*) FROM memory.search_text('notes', 'w100')), 1::bigint,
+    'a row of 30,000 distinct words (198,887 characters) is written and found by its first ones');
+SELECT is((SELECT count(*) FROM memory.search_text('notes', 'w29999')), 0::bigint,
+    '... its first 100,000 characters (a bounded prefix: never too long for a tsvector)');
+
+-- Out of line, reported, and brought back.
+SELECT is((SELECT count(*) FROM memory.diagnose('notes') WHERE check_name = 'text_index_out_of_sync'),
+    0::bigint, 'diagnose: in line');
+ALTER TABLE app.notes DISABLE TRIGGER pgmemo_notes_text_insert;
+INSERT INTO app.notes (id, body) VALUES (300, 'a capybara unseen');
+SELECT is((SELECT detail FROM memory.diagnose('notes') WHERE check_name = 'text_index_out_of_sync'),
+    'The text index of adopted table app.notes (memory_data.notes_text) is out of line with it: '
+    || 'its triggers pgmemo_notes_text_insert are disabled or missing, so the table''s writes no '
+    || 'longer reach it; 1 rows of the table are missing from it (memory.search_text does not '
+    || 'find them). Rebuild it from the table (the table''s writers wait meanwhile).',
+    'diagnose: a disabled trigger and the row it missed');
+ALTER TABLE app.notes ENABLE TRIGGER pgmemo_notes_text_insert;
+SELECT is((SELECT fix_sql FROM memory.diagnose('notes') WHERE check_name = 'text_index_out_of_sync'),
+    'SELECT memory.sync_text_index(''notes'');', '... its fix once the triggers are on');
+SET LOCAL session_replication_role = replica;
+UPDATE app.notes SET body = 'a capybara replicated' WHERE id = 1;
+DELETE FROM app.notes WHERE id = 2;
+RESET session_replication_role;
+SELECT is(memory.sync_text_index('notes'), 3::bigint,
+    'sync_text_index: the missed insert, the replica''s update and its delete');
+SELECT is((SELECT array_agg(s.id ORDER BY s.id) FROM memory.search_text('notes', 'capybara') AS s),
+    ARRAY['1', '300'], '... all searchable as they are');
+SELECT is(memory.sync_text_index('notes'), 0::bigint, '... and again: nothing to do');
+SELECT is(memory.sync_text_index('twin'), 0::bigint, 'a factory domain: nothing to do');
+TRUNCATE app.notes;
+SELECT is((SELECT count(*) FROM memory_data.notes_text), 0::bigint, 'TRUNCATE empties it');
+
+-- A domain adopted before 0024 (the full-text index on the table, no text index) gets it from
+-- the next migrate run.
+INSERT INTO app.notes (id, body) VALUES (1, 'an old ocelot'), (2, 'an old otter');
+ALTER TABLE app.notes DISABLE TRIGGER pgmemo_notes_text_insert;
+INSERT INTO app.notes (id, body) VALUES (3, 'a newer ocelot');
+ALTER TABLE app.notes ENABLE TRIGGER pgmemo_notes_text_insert;
+SELECT memory_private._unwire(d) FROM memory_private.domains AS d WHERE d.domain = 'notes';
+DROP VIEW memory_data.notes_memories;
+DROP TABLE memory_data.notes_text;
+SELECT memory_private._adopted_view(d, memory_private._adopted_opt(d))
+FROM memory_private.domains AS d WHERE d.domain = 'notes';
+SELECT memory_private._wire(d) FROM memory_private.domains AS d WHERE d.domain = 'notes';
+CREATE INDEX pgmemo_notes_fts ON app.notes USING gin (to_tsvector('english', left(body::text, 100000)));
+SELECT is((SELECT array_agg(s.id ORDER BY s.id) FROM memory.search_text('notes', 'ocelot') AS s),
+    ARRAY['1', '3'], 'before: search_text computes (no text index)');
+SELECT memory_private._after_migrate();
+SELECT is((SELECT count(*) FROM memory_data.notes_text), 3::bigint,
+    'after migrate: the text index, with every row');
+SELECT is((SELECT array_agg(s.id ORDER BY s.id) FROM memory.search_text('notes', 'ocelot') AS s),
+    ARRAY['1', '3'], '... searched through it');
+SELECT is(to_regclass('app.pgmemo_notes_fts'), NULL, '... and the old index on the table dropped');
+
+SELECT memory.drop_domain('notes');
+SELECT is(to_regclass('memory_data.notes_text'), NULL, 'drop_domain removes the text index');
+
+SELECT * FROM finish();
+ROLLBACK;
