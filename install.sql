@@ -164,7 +164,7 @@ BEGIN
     RETURN set_config('search_path', format('pg_catalog, %I, pg_temp', v_schema), true);
 END;
 $f$;
-DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019', '0020', '0021', '0022', '0023']::text[]); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019', '0020', '0021', '0022', '0023', '0024']::text[]); END $pgmemo$;
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -1087,6 +1087,37 @@ DROP FUNCTION IF EXISTS memory_private._search_hybrid_static(
     boolean, integer, double precision
 );
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0023', '0023_hybrid_one_statement.sql', '469257a2b6ea82987b32a002efdc53193900f43a43af650afbaf14a9092be107', 'versioned'); PERFORM memory_private._record_breaking('0023', false); END $pgmemo$;
+\endif
+-- migrations/0024_adopted_text_index.sql
+SELECT memory_private._migration_needed('0024', '0024_adopted_text_index.sql', '68f7b4e049b01342713c79eb6f7ed11d591da0401d5071a52851d15b36e2c02e', ARRAY[]::text[]) AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0024_adopted_text_index: an adopted domain's tsvectors are stored beside its table.
+--
+-- Why (issue 14: "text search never computes tsvectors at query time"): an adopted table's
+-- full-text index was an expression index on the application's table (pgmemo_<domain>_fts), so
+-- search_text matched through it but computed the tsvector of every row it scored (up to
+-- max(k, 50) a query, 17.3 ms against 4.4 ms on a factory table in a review), and its phrase and
+-- required-word tests computed them for every candidate. Each adopted domain now has a text
+-- index of pgmemo's own, memory_data.<domain>_text (id, content_tsv: the stored tsvector of a
+-- factory table, length marker included), kept by statement triggers on the table
+-- (pgmemo_<domain>_text_insert / _update / _delete / _truncate, sql/43_wire.sql), with its GIN
+-- index; the domain's view joins it in as content_tsv, so search_text reads an adopted domain
+-- as it reads a factory table. Its statistics come from ANALYZE of that table, which pgmemo may
+-- now run (it runs no code of the application's).
+-- In place: the next migrate run (memory_private._after_migrate, after sql/ is applied) makes
+-- each adopted domain's text index: it locks the table against writes (SHARE ROW EXCLUSIVE),
+-- computes every row's tsvector, builds the GIN index, replaces the view and drops
+-- pgmemo_<domain>_fts from the table. Writers of the table wait meanwhile (measured in
+-- docs/UPGRADING.md). A table that is not inert is left with a WARNING; diagnose reports it
+-- (text_index_out_of_sync) and memory.sync_text_index(domain) makes it later.
+-- Not breaking: no public signature changes; memory.sync_text_index is new. The view
+-- memory_data.<domain>_memories of an adopted domain gains a last column, content_tsv, as a
+-- factory table has.
+
+-- Retired: the tsvector BM25 reads is the stored column on every kind of domain now
+-- (memory_private._domain_tsvector_sql).
+DROP FUNCTION IF EXISTS memory_private._domain_rank_tsvector_sql(memory_private.domains);
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0024', '0024_adopted_text_index.sql', '68f7b4e049b01342713c79eb6f7ed11d591da0401d5071a52851d15b36e2c02e', 'versioned'); PERFORM memory_private._record_breaking('0024', false); END $pgmemo$;
 \endif
 DO $pgmemo$ BEGIN PERFORM memory_private._set_install_search_path(); END $pgmemo$;
 -- sql/00_private_helpers.sql
@@ -3325,7 +3356,7 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '3
 --   (_search_text_static, generated per domain).
 
 -- The tsvector of a domain's content, as SQL text: the stored generated column of factory
--- tables, and the expression index of adopted tables, are both built from this expression.
+-- tables, and the text index of adopted tables, are both built from this expression.
 CREATE OR REPLACE FUNCTION memory_private._tsvector_sql(text_config regconfig, content_sql text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
@@ -3334,37 +3365,23 @@ AS $$
     SELECT format('to_tsvector(%L::regconfig, %s)', text_config::text, content_sql)
 $$;
 
--- The tsvector of an adopted table's content, as SQL text: the expression of its full-text
--- helper index (on the APPLICATION's table, so evaluated by the application's own INSERTs) and
--- of search_text's queries on it (the same expression, so the planner uses the index). It reads
--- a bounded prefix, memory_private._adopted_text_chars() characters: a tsvector holds at most
--- 1 MB of distinct lexemes, and a longer row would make the application's INSERT fail with
--- "string is too long for tsvector" (issue 11). A character gives at most 4 bytes, lower-cased
--- at most 4, and the parser emits it at most twice (a hyphenated word and its parts, a URL and
--- its host or path): 100,000 characters stay under the limit whatever the text.
+-- An adopted table's content as its tsvector reads it: the first _adopted_text_chars()
+-- characters (issue 11). A tsvector holds at most 1 MB of distinct lexemes, and a longer row would
+-- make the application's INSERT fail with "string is too long for tsvector" (the text index's
+-- trigger computes it in that INSERT). A character gives at most 4 bytes, lower-cased at most 4,
+-- and the parser emits it at most twice (a hyphenated word and its parts, a URL and its host or
+-- path): 100,000 characters stay under the limit whatever the text.
 CREATE OR REPLACE FUNCTION memory_private._adopted_text_chars()
 RETURNS integer
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$ SELECT 100000 $$;
 
--- An adopted table's content as the full-text expressions read it: its first
--- _adopted_text_chars() characters.
 CREATE OR REPLACE FUNCTION memory_private._adopted_content_sql(content_sql text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$ SELECT format('left(%s, %s)', content_sql, memory_private._adopted_text_chars()) $$;
-
-CREATE OR REPLACE FUNCTION memory_private._adopted_tsvector_sql(
-    text_config regconfig, content_sql text
-)
-RETURNS text
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT memory_private._tsvector_sql(text_config, memory_private._adopted_content_sql(content_sql))
-$$;
 
 -- The length marker's lexeme, quoted as a tsvector/tsquery literal.
 CREATE OR REPLACE FUNCTION memory_private._length_marker()
@@ -3389,32 +3406,50 @@ AS $$
         memory_private._length_marker() || ':1')
 $$;
 
--- The tsvector of row t that search queries match (the WHERE the full-text index serves): the
--- stored column of a factory table; on an adopted domain (a view over the application's table,
--- never altered) the indexed expression (a bounded prefix: _adopted_tsvector_sql).
+-- The stored tsvector of an adopted table's row, as SQL text (content_sql: its content column):
+-- a factory table's stored tsvector over the bounded prefix. The rows of an adopted domain's text
+-- index (memory_data.<domain>_text, sql/45_adopt.sql) hold it, written by the domain's text
+-- trigger (sql/43_wire.sql) and by memory.sync_text_index.
+CREATE OR REPLACE FUNCTION memory_private._adopted_tsvector_sql(
+    text_config regconfig, content_sql text
+)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT memory_private._stored_tsvector_sql(text_config,
+        memory_private._adopted_content_sql(content_sql))
+$$;
+
+-- The name of an adopted domain's text index: the table memory_data.<domain>_text (id text
+-- primary key, content_tsv: the stored tsvector of the source row with that id). Adoption must
+-- not alter the application's table, so its tsvectors live beside it, and text search reads them
+-- as a factory table's stored column (the domain's view joins them in as content_tsv).
+CREATE OR REPLACE FUNCTION memory_private._text_table_name(domain text)
+RETURNS name
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT (domain || '_text')::name $$;
+
+-- An adopted domain's text index, or NULL (a factory domain, a re-embed's shadow domain, a
+-- domain over a distributed table, or one whose index could not be made yet).
+CREATE OR REPLACE FUNCTION memory_private._text_table(d memory_private.domains)
+RETURNS regclass
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT CASE WHEN d.adopted THEN
+        to_regclass(format('memory_data.%I', memory_private._text_table_name(d.domain))) END
+$$;
+
+-- The tsvector of row t that search queries match and BM25 reads tf and the length from: the
+-- stored column content_tsv of a factory table, and of an adopted domain's view (its text index,
+-- memory_data.<domain>_text, joined in; on a re-embed's shadow domain, computed).
 CREATE OR REPLACE FUNCTION memory_private._domain_tsvector_sql(d memory_private.domains)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$
-    SELECT CASE WHEN d.adopted THEN memory_private._adopted_tsvector_sql(d.text_config, 't.content')
-        ELSE 't.content_tsv' END
-$$;
-
--- The tsvector of row t that BM25 reads tf and the length from: the one with the length marker
--- (the stored column; on an adopted domain the indexed expression with the marker appended, so
--- both kinds of domain measure length in words).
-CREATE OR REPLACE FUNCTION memory_private._domain_rank_tsvector_sql(d memory_private.domains)
-RETURNS text
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$
-    SELECT CASE WHEN d.adopted
-        -- (the same bounded prefix as the index: the whole content of a long row would overflow)
-        THEN memory_private._stored_tsvector_sql(d.text_config,
-            memory_private._adopted_content_sql('t.content'))
-        ELSE 't.content_tsv' END
-$$;
+AS $$ SELECT 't.content_tsv' $$;
 
 -- BM25's knobs: k1 (tf saturation) and b (length normalisation), the candidate budget (how many
 -- rows, estimated, the common lexemes of a query may add to the candidate scan) and rerank (how
@@ -3616,7 +3651,7 @@ AS $$
             SELECT coalesce(sum(u.positions[1] - 1), 0) AS dl
             FROM unnest(ts_filter(setweight(v.tsv, 'A', '{" dl"}'), '{a}')) AS u
         ) AS x
-    $q$, d.table_schema, d.table_name, memory_private._domain_rank_tsvector_sql(d))
+    $q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d))
 $$;
 
 -- For the lexemes of a query: N (rows) and avgdl of the domain, and each lexeme's estimated
@@ -3935,7 +3970,7 @@ SET search_path FROM CURRENT
 AS $$
     SELECT format($q$
         CROSS JOIN (SELECT array_agg(w.lexeme) AS lexemes, array_agg(w.idf) AS idfs FROM w) AS wa%s$q$,
-        memory_private._bm25_row_score_sql(memory_private._domain_rank_tsvector_sql(d),
+        memory_private._bm25_row_score_sql(memory_private._domain_tsvector_sql(d),
             'wa.lexemes', 'wa.idfs', '$8', '$9', '$7'))
 $$;
 
@@ -4240,7 +4275,8 @@ END;
 $$;
 
 -- The planner's most common elements of a domain's tsvector as {lexeme: share of rows}: from
--- ANALYZE of the stored column, or of an adopted table's expression index ({} before any).
+-- ANALYZE of the stored column (a factory table's, or an adopted domain's text index's; {} before
+-- any).
 CREATE OR REPLACE FUNCTION memory_private._common_lexemes(d memory_private.domains)
 RETURNS jsonb
 LANGUAGE sql STABLE
@@ -4251,20 +4287,17 @@ AS $$
         FROM pg_catalog.pg_stats AS s,
             unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs)
                 WITH ORDINALITY AS e (elem, freq, n)
-        WHERE CASE WHEN d.adopted
-            THEN s.schemaname = (SELECT n.nspname FROM pg_catalog.pg_class AS c
-                    JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
-                    WHERE c.oid = d.source_table)
-                AND s.tablename = 'pgmemo_' || d.domain || '_fts'
-            ELSE s.schemaname = d.table_schema AND s.tablename = d.table_name
-                AND s.attname = 'content_tsv' END
+        WHERE s.schemaname = d.table_schema AND s.attname = 'content_tsv'
+          AND s.tablename = CASE WHEN d.adopted THEN memory_private._text_table_name(d.domain)
+              ELSE d.table_name END
           -- the array ends with the minimum, maximum and null frequencies
           AND e.n <= cardinality(s.most_common_elems::text::text[])
     ), '{}'::jsonb)
 $$;
 
--- Recompute one domain's N and avgdl (and, on pgmemo's own tables, ANALYZE the tsvector column
--- so the common lexemes' frequencies are current).
+-- Recompute one domain's N and avgdl, and ANALYZE its stored tsvector column (a factory table's,
+-- or an adopted domain's text index: pgmemo's own tables, which run no code of another role) so
+-- the common lexemes' frequencies are current.
 CREATE OR REPLACE FUNCTION memory_private._refresh_text_stats(d memory_private.domains)
 RETURNS void
 LANGUAGE plpgsql
@@ -4273,11 +4306,14 @@ AS $$
 DECLARE
     v_docs bigint;
     v_avg double precision;
+    v_text regclass := memory_private._text_table(d);
 BEGIN
     IF NOT d.adopted THEN
-        -- Never on an adopted table: ANALYZE would run its owner's index expressions with
-        -- pgmemo's rights. Autovacuum analyzes it.
         EXECUTE format($sql$ANALYZE %I.%I (content_tsv)$sql$, d.table_schema, d.table_name);
+    ELSIF v_text IS NOT NULL THEN
+        -- (never the adopted table itself: ANALYZE would run its owner's index expressions with
+        -- pgmemo's rights)
+        EXECUTE format($sql$ANALYZE %s (content_tsv)$sql$, v_text);
     END IF;
     EXECUTE memory_private._text_length_sql(d) USING NULL::bigint
     INTO v_docs, v_avg;
@@ -4364,7 +4400,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'and an ANALYZE of the stored tsvector so common words'' frequencies are current). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', 'ff8513b38dbf4e957c18ce2ecb1ec79094b046950d156d87e86b5db10d0fa613', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', 'b93d0a7bd93d6b2698e696f468c82df9253df4a0586ee47dee80110389600342', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
@@ -6349,7 +6385,7 @@ BEGIN
     WHERE e.extname = 'vector';
     v_options := ARRAY['m=' || v_m, 'ef_construction=' || v_ef];
 
-    -- An adopted domain's helper indexes (id lookups, full text), if missing.
+    -- An adopted domain's helper index (id lookups), if missing.
     FOR v_helper IN SELECT * FROM memory_private._adopted_helper_indexes(v_d) AS h WHERE NOT h.present LOOP
         RETURN QUERY SELECT * FROM memory_private._concurrent_index_statements(
             v_phys.relation, v_helper.index_name, v_helper.definition, v_helper.suffix);
@@ -6393,11 +6429,11 @@ COMMENT ON FUNCTION memory.concurrent_index_statements(text, integer, integer) I
 'without blocking writes, in order: CREATE INDEX CONCURRENTLY (for a partitioned table: the '
 'index ON ONLY the parent, one concurrent build per partition, ATTACH PARTITION), then DROP of '
 'competing vector indexes, then memory.create_hnsw_index to record the settings. For an adopted '
-'domain, missing helper indexes (id as text, full text) come first. CREATE INDEX CONCURRENTLY '
+'domain, a missing id-as-text index comes first. CREATE INDEX CONCURRENTLY '
 'cannot run inside a function or transaction, so run them one by one outside one: in psql '
 'SELECT * FROM memory.concurrent_index_statements(''d'') \gexec, or pgmemo index build '
 '--concurrently d. Re-running after a failure resumes (an INVALID leftover is dropped first).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:40_indexes.sql', '40_indexes.sql', '06781a68008b7a0ee982ef2e6b5701ebfca9f2a1ad734c32c3c74334f5d6d14b', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:40_indexes.sql', '40_indexes.sql', 'aadd5a8e21835b259aee823fbbeca2141a3bf1e3de89d72d2e11a1836997afc8', 'repeatable'); END $pgmemo$;
 -- sql/43_wire.sql
 -- The write triggers of every domain, factory or adopted: one family, one template each, wired
 -- by memory_private._wire(d) from the domain's column mapping in the registry (relation, id,
@@ -6422,6 +6458,9 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:40_indexes.sql', '
 --   changed, or, once the job is claimed again under a new id, no job, and writes nothing); a
 --   row that got an embedding has no job any more. A metadata-only update queues nothing.
 -- - AFTER DELETE, per statement: the jobs of deleted rows go.
+-- - An adopted domain's text index (memory_data.<domain>_text) follows its table, per statement:
+--   each row inserted or whose content or id changed gets its tsvector, each row deleted loses
+--   it, TRUNCATE empties it (trigger function text; the triggers text_*).
 -- No BEFORE ROW UPDATE trigger: with one, PostgreSQL recomputes every stored generated column
 -- on every UPDATE (a factory table's content_tsv on every embedding the worker writes). The
 -- touch column (factory tables: updated_at) is set by the writers.
@@ -6595,6 +6634,51 @@ $body$
 $fn$,
         memory_private._wire_name(d.domain, 'dequeue'), d.domain, d.id_column)
     UNION ALL
+    -- text: an adopted domain's text index (memory_data.<domain>_text, sql/45_adopt.sql) follows
+    -- its table: a row inserted, or whose id or content changed, gets its tsvector; a row
+    -- deleted (or whose id changed) loses it; TRUNCATE empties it. Definer rights: the
+    -- application writes its table with its own role, which has no right on the text index.
+    SELECT 'text', format($fn$
+CREATE OR REPLACE FUNCTION memory_private.%1$I()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $body$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO memory_data.%2$I AS x (id, content_tsv)
+        SELECT n.%3$I::text, %4$s FROM new_rows AS n
+        ON CONFLICT (id) DO UPDATE SET content_tsv = excluded.content_tsv;
+    ELSIF TG_OP = 'UPDATE' THEN
+        -- over both transition tables: planned at each firing (see the unstale trigger)
+        EXECUTE $stmt$
+            DELETE FROM memory_data.%2$I AS x
+            USING old_rows AS o
+            WHERE x.id = o.%3$I::text
+              AND NOT EXISTS (SELECT FROM new_rows AS n WHERE n.%3$I = o.%3$I)
+        $stmt$;
+        EXECUTE $stmt$
+            INSERT INTO memory_data.%2$I AS x (id, content_tsv)
+            SELECT n.%3$I::text, %4$s
+            FROM new_rows AS n
+            LEFT JOIN old_rows AS o ON o.%3$I = n.%3$I
+            WHERE o.%3$I IS NULL OR n.%5$I IS DISTINCT FROM o.%5$I
+            ON CONFLICT (id) DO UPDATE SET content_tsv = excluded.content_tsv
+        $stmt$;
+    ELSIF TG_OP = 'DELETE' THEN
+        DELETE FROM memory_data.%2$I AS x USING old_rows AS o WHERE x.id = o.%3$I::text;
+    ELSE
+        TRUNCATE memory_data.%2$I;
+    END IF;
+    RETURN NULL;
+END;
+$body$
+$fn$,
+        memory_private._wire_name(d.domain, 'text'), memory_private._text_table_name(d.domain),
+        d.id_column, memory_private._adopted_tsvector_sql(d.text_config,
+            format($f$n.%I::text$f$, d.content_column)), d.content_column)
+    UNION ALL
     -- The queue's statements on the domain's table (sql/51_queue_claim.sql), as functions: static
     -- SQL, so each backend plans them once, not at every batch. Arguments: those of the
     -- statement ($1 ... $4). Not for a distributed domain (its claim is per job).
@@ -6630,7 +6714,8 @@ END;
 $$;
 
 -- The triggers: (trigger name, CREATE TRIGGER statement) on the domain's relation; each
--- template takes the trigger's name, the relation and the trigger function's name.
+-- template takes the trigger's name, the relation and the trigger function's name. The text
+-- index's (text_*) only while the domain has one.
 CREATE OR REPLACE FUNCTION memory_private._wire_triggers(d memory_private.domains)
 RETURNS TABLE (trigger_name name, ddl text)
 LANGUAGE sql STABLE
@@ -6659,14 +6744,31 @@ AS $$
         (memory_private._wire_name(d.domain, 'unstale_update'), 'unstale', $sql$
             CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
             FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()
+        $sql$),
+        (memory_private._wire_name(d.domain, 'text_insert'), 'text', $sql$
+            CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()
+        $sql$),
+        (memory_private._wire_name(d.domain, 'text_update'), 'text', $sql$
+            CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()
+        $sql$),
+        (memory_private._wire_name(d.domain, 'text_delete'), 'text', $sql$
+            CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()
+        $sql$),
+        (memory_private._wire_name(d.domain, 'text_truncate'), 'text', $sql$
+            CREATE TRIGGER %I AFTER TRUNCATE ON %s
+            FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()
         $sql$)
     ) AS t (trigger_name, fn, template)
+    WHERE t.fn <> 'text' OR memory_private._text_table(d) IS NOT NULL
 $$;
 
 -- Wire a domain: (re)make its trigger functions and make sure its relation carries its
--- triggers (four; one on a distributed table). Idempotent and cheap when nothing changed (a
--- trigger that exists is kept, with its
--- enabled state: bulk_load_begin pauses the insert trigger).
+-- triggers (four, four more for an adopted domain's text index; one on a distributed table).
+-- Idempotent and cheap when nothing changed (a trigger that exists is kept, with its enabled
+-- state: bulk_load_begin pauses the insert trigger).
 CREATE OR REPLACE FUNCTION memory_private._wire(d memory_private.domains)
 RETURNS void
 LANGUAGE plpgsql
@@ -6682,6 +6784,7 @@ BEGIN
     FOR v_item IN SELECT * FROM memory_private._wire_functions(d) LOOP
         CONTINUE WHEN v_item.kind = 'before_update' AND NOT d.distributed;
         CONTINUE WHEN v_item.kind IN ('claim', 'complete') AND d.distributed;
+        CONTINUE WHEN v_item.kind = 'text' AND memory_private._text_table(d) IS NULL;
         EXECUTE v_item.ddl;
         EXECUTE format($sql$REVOKE ALL ON FUNCTION memory_private.%I FROM PUBLIC$sql$,
             memory_private._wire_name(d.domain, v_item.kind));
@@ -6732,13 +6835,17 @@ END;
 $$;
 
 -- What the migrate runner (pgmemo migrate, install.sql) calls once sql/ is applied, in the same
--- transaction: the per-domain objects made from templates are made again.
+-- transaction: the per-domain objects made from templates are made again, and an adopted
+-- domain without its text index gets it (sql/45_adopt.sql).
 CREATE OR REPLACE FUNCTION memory_private._after_migrate()
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-    SELECT memory_private._wire_all();
+BEGIN
+    PERFORM memory_private._wire_all();
+    PERFORM memory_private._text_index_all();
+END;
 $$;
 
 -- Unwire a domain: its triggers (when its relation still exists) and its trigger functions.
@@ -6762,7 +6869,7 @@ BEGIN
     END LOOP;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', 'd527261f57af13c0e46cd98137943cd6dde58c321869c6ce4364ba7f69869b7e', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', '1cd164a84d7a9586a07fa338e86a81d1a16f84fb76b1ca6330b69daea04fd9a7', 'repeatable'); END $pgmemo$;
 -- sql/45_adopt.sql
 -- Adopted domains: memory.adopt_table puts an application's own table (with an id, a text column
 -- and a vector(n) column) behind a pgmemo domain without copying a row.
@@ -6824,9 +6931,11 @@ AS $$
     SELECT EXISTS (SELECT FROM memory_private.reembeds AS r WHERE r.shadow_domain = d.domain)
 $$;
 
--- The helper indexes an adopted domain needs on its source table: id as text (the view's id is
--- <id column>::text, so lookups by id need this expression index unless the id is text or
--- varchar) and the full-text index memory.search_text uses. present: exists and is valid.
+-- The helper index an adopted domain needs on its source table: id as text (the view's id is
+-- <id column>::text, so lookups by id, and the text index's rows joined back to the table, need
+-- this expression index unless the id is text or varchar). Full text needs none on the table:
+-- its tsvectors are the domain's text index, beside it (memory_data.<domain>_text).
+-- present: exists and is valid.
 CREATE OR REPLACE FUNCTION memory_private._adopted_helper_indexes(d memory_private.domains)
 RETURNS TABLE (index_name name, definition text, suffix text, present boolean)
 LANGUAGE sql STABLE
@@ -6842,16 +6951,6 @@ AS $$
             format($f$((%I::text))$f$, d.id_column) AS definition, 'id_text' AS suffix
         WHERE (SELECT c.type_oid FROM memory_private._column(d.source_table, d.id_column) AS c)
             NOT IN ('text'::regtype, 'character varying'::regtype)
-        UNION ALL
-        SELECT ('pgmemo_' || d.domain || '_fts')::name,
-            format($f$USING gin (%s) WITH (gin_pending_list_limit = %s)$f$, x.tsvector,
-                memory_private._gin_pending_list_kb()),
-            'fts'
-        -- the indexed expression: the tsvector of the content column (a bounded prefix)
-        FROM (
-            SELECT memory_private._adopted_tsvector_sql(d.text_config,
-                format($f$%I::text$f$, d.content_column))
-        ) AS x (tsvector)
     ) AS h
     WHERE d.adopted AND NOT memory_private._is_shadow(d)
 $$;
@@ -6859,6 +6958,9 @@ $$;
 -- The view memory_data.<domain>_memories over an adopted domain's source, for reading (pgmemo
 -- writes the source itself, through the domain's column mapping: sql/20_write.sql). opt: the
 -- optional columns (see _optional_columns; [1] metadata, [2] model, [3] created, [4] updated).
+-- Its content_tsv is the row's tsvector from the domain's text index (joined by id: a query that
+-- does not read content_tsv plans without the join), or before there is one (a re-embed's shadow
+-- domain), computed from the content. Made again (CREATE OR REPLACE) when the text index comes.
 CREATE OR REPLACE FUNCTION memory_private._adopted_view(d memory_private.domains, opt name[])
 RETURNS void
 LANGUAGE plpgsql
@@ -6867,6 +6969,7 @@ AS $$
 DECLARE
     v_view_q text := format('%I.%I', d.table_schema, d.table_name);
     v_source text := memory_private._qualified(d.source_table);
+    v_text regclass := memory_private._text_table(d);
     -- The view's columns read from the source: the id as text, and each optional column, or
     -- without one a constant of the standard column's type.
     v_id text := CASE WHEN memory_private._id_type(d) = 'text' THEN format($f$s.%I$f$, d.id_column)
@@ -6878,21 +6981,88 @@ DECLARE
         ELSE format($f$s.%I$f$, opt[3]) END;
     v_updated text := CASE WHEN opt[4] IS NULL THEN 'NULL::timestamptz'
         ELSE format($f$s.%I$f$, opt[4]) END;
+    v_tsv text := CASE WHEN v_text IS NULL
+        THEN memory_private._adopted_tsvector_sql(d.text_config, format($f$s.%I::text$f$,
+            d.content_column))
+        ELSE 'x.content_tsv' END;
+    v_join text := CASE WHEN v_text IS NULL THEN ''
+        ELSE format($f$LEFT JOIN %s AS x ON x.id = %s$f$, v_text, v_id) END;
     v_comment text := format('pgmemo domain %s, adopted: a view over %s (%s -> id, %s -> content, '
         '%s -> embedding). Write through memory.store() or the table itself.', d.domain, v_source,
         d.id_column, d.content_column, d.embedding_column);
 BEGIN
     EXECUTE format($sql$
-        CREATE VIEW %1$s AS
+        CREATE OR REPLACE VIEW %1$s AS
         SELECT %2$s AS id, s.%3$I::text AS content, s.%4$I AS embedding,
-            %5$s AS embedding_model, %6$s AS metadata, %7$s AS created_at, %8$s AS updated_at
+            %5$s AS embedding_model, %6$s AS metadata, %7$s AS created_at, %8$s AS updated_at,
+            %10$s AS content_tsv
         FROM %9$s AS s
+        %11$s
     $sql$,
         v_view_q, v_id, d.content_column, d.embedding_column, v_model, v_metadata, v_created,
-        v_updated, v_source);
+        v_updated, v_source, v_tsv, v_join);
     EXECUTE format($sql$
         COMMENT ON VIEW %1$s IS %2$L
     $sql$, v_view_q, v_comment);
+END;
+$$;
+
+-- Make an adopted domain's text index, memory_data.<domain>_text (see _text_table_name), when it
+-- has none: the table, its text trigger on the source (sql/43_wire.sql), every row's tsvector,
+-- a GIN index over them, the view's content_tsv from it, and the full-text index pgmemo used to
+-- put on the source (pgmemo_<domain>_fts, before 0024) dropped. Nothing for a domain that is not
+-- adopted, a re-embed's shadow, or over a distributed table (their content_tsv is computed).
+-- The source is locked against writes (SHARE ROW EXCLUSIVE, as CREATE TRIGGER takes it) before
+-- its rows are read, until the caller's transaction ends: no write falls between the fill and
+-- the trigger. It reads the source with pgmemo's rights, so the caller has checked it is inert.
+CREATE OR REPLACE FUNCTION memory_private._text_index_make(d memory_private.domains)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_name name := memory_private._text_table_name(d.domain);
+    v_source text := memory_private._qualified(d.source_table);
+    v_old regclass;
+BEGIN
+    IF NOT d.adopted OR v_source IS NULL OR memory_private._is_shadow(d)
+        OR memory_private._is_distributed_table(d.source_table)
+        OR memory_private._text_table(d) IS NOT NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE format($sql$LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE$sql$, v_source);
+    EXECUTE format($sql$
+        CREATE TABLE memory_data.%1$I (
+            id text PRIMARY KEY,
+            content_tsv tsvector NOT NULL
+        )
+    $sql$, v_name);
+    EXECUTE format($sql$
+        COMMENT ON TABLE memory_data.%1$I IS %2$L
+    $sql$, v_name, format('pgmemo domain %s: the text index of %s (each row''s tsvector, kept by '
+        'the trigger %s; memory.sync_text_index rebuilds it)', d.domain, v_source,
+        memory_private._wire_name(d.domain, 'text')));
+    PERFORM memory_private._wire(d);
+    EXECUTE format($sql$
+        INSERT INTO memory_data.%1$I (id, content_tsv)
+        SELECT s.%2$I::text, %3$s
+        FROM %4$s AS s
+    $sql$, v_name, d.id_column,
+        memory_private._adopted_tsvector_sql(d.text_config, format($f$s.%I::text$f$,
+            d.content_column)), v_source);
+    EXECUTE format($sql$
+        CREATE INDEX %1$I ON memory_data.%2$I USING gin (content_tsv)
+        WITH (gin_pending_list_limit = %3$s)
+    $sql$, v_name || '_gin', v_name, memory_private._gin_pending_list_kb());
+    EXECUTE format($sql$ANALYZE memory_data.%I$sql$, v_name);
+    PERFORM memory_private._adopted_view(d, memory_private._adopted_opt(d));
+    SELECT c.oid INTO v_old
+    FROM pg_catalog.pg_index AS i JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+    WHERE i.indrelid = d.source_table AND c.relname = 'pgmemo_' || d.domain || '_fts';
+    IF FOUND THEN
+        EXECUTE format($sql$DROP INDEX %s$sql$, memory_private._qualified(v_old));
+    END IF;
+    RETURN true;
 END;
 $$;
 
@@ -6940,6 +7110,120 @@ BEGIN
 END;
 $$;
 
+-- The optional columns of an adopted domain's view (see _optional_columns) as its registry
+-- maps them (a shadow domain's model column is the re-embed's), updated_at found by name.
+CREATE OR REPLACE FUNCTION memory_private._adopted_opt(d memory_private.domains)
+RETURNS name[]
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT ARRAY[d.metadata_column, d.model_column, d.created_column,
+        (memory_private._optional_columns(d.source_table, d.id_column, d.content_column,
+            d.embedding_column))[4]]
+$$;
+
+-- Every adopted domain's text index, made where missing (memory_private._after_migrate: the
+-- domains adopted before 0024, and one whose index could not be made then), and a view made
+-- before 0024 given its content_tsv (computed, where there is no text index). A domain whose
+-- table is not inert (05_trust.sql) or cannot be locked is left with a WARNING (diagnose reports
+-- it).
+CREATE OR REPLACE FUNCTION memory_private._text_index_all()
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains;
+    v_count integer := 0;
+BEGIN
+    FOR v_d IN
+        SELECT x.* FROM memory_private.domains AS x
+        WHERE x.adopted AND memory_private._text_table(x) IS NULL
+          AND memory_private._qualified(x.source_table) IS NOT NULL
+        ORDER BY x.domain
+    LOOP
+        BEGIN
+            IF NOT memory_private._is_shadow(v_d)
+                AND NOT memory_private._is_distributed_table(v_d.source_table) THEN
+                PERFORM memory_private._assert_inert(v_d.source_table, false);
+                PERFORM memory_private._text_index_make(v_d);
+                v_count := v_count + 1;
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'pgmemo: the text index of domain "%" was not made: %', v_d.domain,
+                SQLERRM;
+        END;
+        IF memory_private._text_table(v_d) IS NULL AND NOT EXISTS (
+            SELECT FROM pg_catalog.pg_attribute AS a
+            WHERE a.attrelid = to_regclass(format('%I.%I', v_d.table_schema, v_d.table_name))
+              AND a.attname = 'content_tsv' AND NOT a.attisdropped
+        ) THEN
+            PERFORM memory_private._adopted_view(v_d, memory_private._adopted_opt(v_d));
+        END IF;
+    END LOOP;
+    RETURN v_count;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION memory.sync_text_index(domain text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
+    v_text regclass := memory_private._text_table(v_d);
+    v_source text := memory_private._qualified(v_d.source_table);
+    v_id text;
+    v_gone bigint;
+    v_set bigint;
+BEGIN
+    IF NOT v_d.adopted OR memory_private._is_shadow(v_d)
+        OR memory_private._is_distributed_table(v_d.source_table) THEN
+        RETURN 0;  -- the stored column of pgmemo's own table, or computed: nothing to keep
+    END IF;
+    IF v_source IS NULL THEN
+        RAISE EXCEPTION 'the table of domain "%" does not exist', v_d.domain USING ERRCODE = '42P01';
+    END IF;
+    IF v_text IS NULL THEN
+        PERFORM memory_private._text_index_make(v_d);
+        EXECUTE format($sql$SELECT count(*) FROM %s$sql$, memory_private._text_table(v_d))
+        INTO v_set;
+        RETURN v_set;
+    END IF;
+    -- Writers wait while every row is compared (a write between the read and the upsert below
+    -- would be overwritten by the tsvector of its old content).
+    EXECUTE format($sql$LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE$sql$, v_source);
+    v_id := CASE WHEN memory_private._id_type(v_d) = 'text' THEN format($f$s.%I$f$, v_d.id_column)
+        ELSE format($f$s.%I::text$f$, v_d.id_column) END;
+    EXECUTE format($sql$
+        DELETE FROM %1$s AS x
+        WHERE NOT EXISTS (SELECT FROM %2$s AS s WHERE %3$s = x.id)
+    $sql$, v_text, v_source, v_id);
+    GET DIAGNOSTICS v_gone = ROW_COUNT;
+    EXECUTE format($sql$
+        INSERT INTO %1$s AS x (id, content_tsv)
+        SELECT %3$s, %4$s
+        FROM %2$s AS s
+        ON CONFLICT (id) DO UPDATE SET content_tsv = excluded.content_tsv
+            WHERE x.content_tsv IS DISTINCT FROM excluded.content_tsv
+    $sql$, v_text, v_source, v_id,
+        memory_private._adopted_tsvector_sql(v_d.text_config, format($f$s.%I::text$f$,
+            v_d.content_column)));
+    GET DIAGNOSTICS v_set = ROW_COUNT;
+    RETURN v_gone + v_set;
+END;
+$$;
+
+COMMENT ON FUNCTION memory.sync_text_index(text) IS
+'Bring an adopted domain''s text index (memory_data.<domain>_text: each row''s tsvector, kept by a '
+'trigger on the table) back in line with the table: after writes its triggers did not see '
+'(triggers disabled, session_replication_role = replica as on a logical replica, a partition '
+'attached, detached or truncated on its own), or to make it where it is missing. Every row''s '
+'tsvector is computed and compared; the table''s writers wait meanwhile. Returns the rows '
+'written or removed (0 when it was in line; 0 for a domain that is not adopted). diagnose '
+'reports when it is needed (text_index_out_of_sync).';
+
 -- Undo _adopt: the view (with its triggers), the triggers on the source, the helper indexes.
 -- Never the source table, its data, or its HNSW index (see memory.drop_domain).
 CREATE OR REPLACE FUNCTION memory_private._unadopt(d memory_private.domains)
@@ -6953,6 +7237,8 @@ DECLARE
 BEGIN
     EXECUTE format($sql$DROP VIEW IF EXISTS %I.%I$sql$, d.table_schema, d.table_name);
     PERFORM memory_private._unwire(d);
+    EXECUTE format($sql$DROP TABLE IF EXISTS memory_data.%I$sql$,
+        memory_private._text_table_name(d.domain));
     IF v_source IS NULL THEN
         RETURN;
     END IF;
@@ -7135,6 +7421,7 @@ BEGIN
     v_d := memory_private._adopt(domain, source, id_column, content_column, embedding_column,
         memory_private._optional_columns(source, id_column, content_column, embedding_column),
         distance, embedding_model, v_embedding.typmod);
+    PERFORM memory_private._text_index_make(v_d);
     IF create_indexes THEN
         FOR v_helper IN SELECT * FROM memory_private._adopted_helper_indexes(v_d) AS h
             WHERE NOT h.present
@@ -7158,11 +7445,13 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'it, so search, search_text, get, update, forget, the queue, the worker and diagnostics work '
 'unchanged; columns named metadata (jsonb), embedding_model (text), created_at and updated_at '
 '(timestamptz) are mapped too. Queue triggers go on the source (the application''s own writes '
-'are queued) and its rows without an embedding are queued now. create_indexes: build the '
-'HNSW, id-as-text and full-text indexes now (blocks writes while they build); false: build '
-'them later without blocking, with memory.concurrent_index_statements. Idempotent for the '
-'same arguments. memory.drop_domain releases the table and never drops it.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '529c6e19cc2ac0809809308647bc077503ba56e373c9b4b6f41c7f845b8b102a', 'repeatable'); END $pgmemo$;
+'are queued) and its rows without an embedding are queued now. Full text: each row''s tsvector '
+'is kept beside the table, in pgmemo''s memory_data.<domain>_text (computed now for every row, '
+'then by a trigger on the table; the table itself gets no full-text index). create_indexes: '
+'build the HNSW and id-as-text indexes now (blocks writes while they build); false: build them '
+'later without blocking, with memory.concurrent_index_statements. Idempotent for the same '
+'arguments. memory.drop_domain releases the table and never drops it.';
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'f867bbd3ba9f6bd16b4493a33b07a0970dd41c1cfb75df04ab251f10a8315ef3', 'repeatable'); END $pgmemo$;
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --
@@ -7267,7 +7556,10 @@ BEGIN
     UPDATE memory_private.domains AS d
     SET hnsw_m = v_d.hnsw_m, hnsw_ef_construction = v_d.hnsw_ef_construction,
         text_config = v_d.text_config
-    WHERE d.domain = v_shadow;
+    WHERE d.domain = v_shadow
+    RETURNING d.* INTO v_s;
+    -- (its view again: its content_tsv is computed with the domain's text configuration)
+    PERFORM memory_private._adopted_view(v_s, ARRAY[v_opt[1], v_model, v_opt[3], v_opt[4]]);
     INSERT INTO memory_private.reembeds
         (domain, shadow_domain, embedding_model, dimension, next_column, model_column)
     VALUES (v_d.domain, v_shadow, embedding_model, dimension, v_next, v_model);
@@ -7473,7 +7765,7 @@ $$;
 COMMENT ON FUNCTION memory.cancel_reembed(text) IS
 'Abandon a re-embed: drop the shadow column and its index, the shadow domain''s triggers, view, '
 'jobs and registry row. The domain keeps its current embeddings throughout.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:46_reembed.sql', '46_reembed.sql', 'f246af27622d01f958d38691bfde87d219aec31d0d8107ffc9f81e5548980489', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:46_reembed.sql', '46_reembed.sql', '6b553ae910f9c48c62f32beacd0fb94715de7e2904987fd97d901d52cea1b470', 'repeatable'); END $pgmemo$;
 -- sql/47_import.sql
 -- Importing memories from another store (pgmemo import-sqlite): memory.import_rows writes a
 -- batch with its own ids and timestamps, idempotently, and memory.get_many reads rows back with
@@ -9682,6 +9974,7 @@ BEGIN
             UNION ALL SELECT * FROM memory_private._check_duplicate_vector_indexes(d)
             UNION ALL SELECT * FROM memory_private._check_opclass_mismatch(d)
             UNION ALL SELECT * FROM memory_private._check_adopted_index_missing(d)
+            UNION ALL SELECT * FROM memory_private._check_text_index_out_of_sync(d)
             UNION ALL SELECT * FROM memory_private._check_invalid_index(d)
             UNION ALL SELECT * FROM memory_private._check_partition_missing_index(d)
             UNION ALL SELECT * FROM memory_private._check_ivfflat_on_small_table(d)
@@ -9719,7 +10012,8 @@ $$;
 
 COMMENT ON FUNCTION memory.diagnose(text) IS
 'Health checks for one domain or all: missing, duplicate, mismatched (operator class), INVALID '
-'or partition-less vector indexes; an adopted table''s missing helper indexes; IVFFlat built on '
+'or partition-less vector indexes; an adopted table''s missing helper indexes, or its text '
+'index out of line with it; IVFFlat built on '
 'too few rows; HNSW larger than '
 'shared_buffers; column dimension vs registry and model; rows no job will ever embed; dead jobs, '
 'a queue that does not drain, no live worker, expired claims; missing or stale statistics; '
@@ -9815,7 +10109,7 @@ COMMENT ON FUNCTION memory.explain_search(text, integer, jsonb) IS
 'the planner''s estimate of the rows the filter matches (NULL without a filter) or, when an '
 'estimate that picks hnsw was checked by counting the rows (bounded) and fewer matched, the '
 'count; reason why.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', '5e5ff9bd0400c92ae974c0889e271a078a7d85c16483fab29408899fd39867dc', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', '4bef10bbccd1dc353580e9cded80a3ed7bac6f0771fe178e3d03be306c00304f', 'repeatable'); END $pgmemo$;
 -- sql/61_diagnose.sql
 -- Diagnostics, part 2: the per-domain checks behind memory.diagnose() (60_diagnostics.sql).
 -- Every failure from the incident reports, found by one call, each with a sentence and (where
@@ -10011,9 +10305,9 @@ LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
     SELECT 'warning', d.domain, 'adopted_index_missing',
-        format('Adopted table %s lacks %s: each lookup by id (every embedding job) or full-text '
-            || 'search reads the whole table. Build them without blocking writes: pgmemo index '
-            || 'build --concurrently %s.', (memory_private._physical(d)).relation, m.names,
+        format('Adopted table %s lacks %s: each lookup by id (every embedding job, every row '
+            || 'a text search finds) reads the whole table. Build it without blocking writes: '
+            || 'pgmemo index build --concurrently %s.', (memory_private._physical(d)).relation, m.names,
             d.domain),
         NULL::text
     FROM (
@@ -10025,8 +10319,93 @@ AS $$
 $$;
 
 COMMENT ON FUNCTION memory_private._check_adopted_index_missing(memory_private.domains) IS
-'diagnose check adopted_index_missing (warning): an adopted table without its id-as-text or '
-'full-text index (adopted with create_indexes => false), so jobs and text searches scan it.';
+'diagnose check adopted_index_missing (warning): an adopted table without its id-as-text index '
+'(adopted with create_indexes => false), so jobs and text searches scan it.';
+
+-- An adopted domain's text index (memory_data.<domain>_text) out of line with its table: missing,
+-- its triggers disabled or gone, or rows on one side only (counted exactly up to
+-- pgmemo.diagnose_exact_rows rows each way, compared by the planner's row counts above). Rows
+-- changed while the triggers were off are not seen here: memory.sync_text_index compares them.
+CREATE OR REPLACE FUNCTION memory_private._check_text_index_out_of_sync(d memory_private.domains)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+#variable_conflict use_variable
+DECLARE
+    v_limit bigint := memory_private._setting('pgmemo.diagnose_exact_rows', 100000)::bigint;
+    v_text regclass := memory_private._text_table(d);
+    v_source regclass := d.source_table;
+    v_off text;
+    v_missing bigint;
+    v_extra bigint;
+    v_what text;
+BEGIN
+    IF NOT d.adopted OR memory_private._is_shadow(d) OR memory_private._qualified(v_source) IS NULL
+        OR memory_private._is_distributed_table(v_source) THEN
+        RETURN;
+    END IF;
+    IF v_text IS NULL THEN
+        v_what := 'is missing: memory.search_text computes the tsvector of every row it reads';
+    ELSE
+        SELECT string_agg(t.trigger_name, ', ' ORDER BY t.trigger_name) INTO v_off
+        FROM memory_private._wire_triggers(d) AS t
+        WHERE t.trigger_name IN (
+            SELECT memory_private._wire_name(d.domain, k)
+            FROM unnest(ARRAY['text_insert', 'text_update', 'text_delete', 'text_truncate']) AS k)
+          AND NOT EXISTS (
+            SELECT FROM pg_catalog.pg_trigger AS g
+            WHERE g.tgrelid = v_source AND g.tgname = t.trigger_name AND g.tgenabled <> 'D');
+        IF (memory_private._diagnose_size(d)).est_rows <= v_limit THEN
+            EXECUTE format($q$
+                SELECT
+                    (SELECT count(*) FROM (
+                        SELECT FROM %1$I.%2$I AS t
+                        WHERE NOT EXISTS (SELECT FROM %3$s AS x WHERE x.id = t.id)
+                        LIMIT $1) AS m),
+                    (SELECT count(*) FROM (
+                        SELECT FROM %3$s AS x
+                        WHERE NOT EXISTS (SELECT FROM %1$I.%2$I AS t WHERE t.id = x.id)
+                        LIMIT $1) AS e)
+            $q$, d.table_schema, d.table_name, v_text)
+            INTO v_missing, v_extra USING v_limit;
+        ELSE
+            SELECT greatest(round(s.reltuples - x.reltuples), 0),
+                greatest(round(x.reltuples - s.reltuples), 0)
+            INTO v_missing, v_extra
+            FROM pg_catalog.pg_class AS s, pg_catalog.pg_class AS x
+            WHERE s.oid = v_source AND x.oid = v_text;
+            IF v_missing + v_extra <= greatest(100, 0.01 * (memory_private._diagnose_size(d)).est_rows)
+            THEN
+                v_missing := 0;  -- within the estimates' noise
+                v_extra := 0;
+            END IF;
+        END IF;
+        v_what := 'is out of line with it: ' || nullif(concat_ws('; ',
+            CASE WHEN v_off IS NOT NULL THEN format('its triggers %s are disabled or missing, so '
+                'the table''s writes no longer reach it', v_off) END,
+            CASE WHEN v_missing > 0 THEN format('%s rows of the table are missing from it '
+                '(memory.search_text does not find them)', v_missing) END,
+            CASE WHEN v_extra > 0 THEN format('it holds %s rows the table no longer has',
+                v_extra) END), '');
+    END IF;
+    IF v_what IS NOT NULL THEN
+        RETURN QUERY SELECT 'warning', d.domain, 'text_index_out_of_sync',
+            format('The text index of adopted table %s (memory_data.%I) %s. Rebuild it from the '
+                'table (the table''s writers wait meanwhile).', v_source,
+                memory_private._text_table_name(d.domain), v_what),
+            CASE WHEN v_off IS NULL OR v_off = '' THEN
+                format($sql$SELECT memory.sync_text_index(%L);$sql$, d.domain)
+            END;
+    END IF;
+END;
+$$;
+
+COMMENT ON FUNCTION memory_private._check_text_index_out_of_sync(memory_private.domains) IS
+'diagnose check text_index_out_of_sync (warning): an adopted table''s text index missing, its '
+'triggers disabled or missing, or rows on one side only (exact up to pgmemo.diagnose_exact_rows '
+'rows, estimated above). fix_sql: memory.sync_text_index (none while triggers are off: enable '
+'them, or run pgmemo migrate to restore missing ones, first).';
 
 -- INVALID indexes (a failed CREATE INDEX CONCURRENTLY / REINDEX CONCURRENTLY) on the table or
 -- its partitions. Partitioned parent indexes are left to partition_missing_index.
@@ -10460,7 +10839,7 @@ $$;
 COMMENT ON FUNCTION memory_private._check_expired_claims(memory_private.domains) IS
 'diagnose check expired_claims (warning): claimed jobs whose lease has expired. fix_sql: '
 'memory.release_expired_claims.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', 'cfbb19b8bf072e799c248c7a5196a39656faf92ff5dc3e2c8d4e8d3ab8b14315', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', '519a155ca856f1b7aa2ab67b9dfd6cf7fce1e6acd2321c2e7279ff3fbe4b97b9', 'repeatable'); END $pgmemo$;
 -- sql/70_bulk.sql
 -- Bulk loading: memory.bulk_load_begin / memory.bulk_load_finish defer a domain's secondary
 -- indexes (HNSW, GIN metadata, GIN full-text, btree updated_at) and its per-statement enqueue
@@ -10787,6 +11166,7 @@ AS $$
         ('memory_admin', 'requeue_dead', 'function'),
         ('memory_admin', 'run_maintenance', 'function'),
         ('memory_admin', 'refresh_text_stats', 'function'),
+        ('memory_admin', 'sync_text_index', 'function'),
         ('memory_admin', 'schedule_maintenance', 'function'),
         ('memory_admin', 'adopt_table', 'function'),
         ('memory_admin', 'begin_reembed', 'function'),
@@ -10923,7 +11303,7 @@ BEGIN
     END LOOP;
 END;
 $grants$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '0bff055f946062295debe997204d14da6432728ddbf437d59edafe09ddbf9b4b', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '5e44de940f01d5879bf451095f282438eb06d7e9c05030331bd0f497ae28b689', 'repeatable'); END $pgmemo$;
 DO $pgmemo$ BEGIN PERFORM memory_private._after_migrate(); END $pgmemo$;
 COMMIT;
 SELECT format('pgmemo schema version %s installed (pgvector %s in schema %s)',
