@@ -7,6 +7,7 @@ removed at the end).
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 from pytest_postgresql import factories
 
 from fake_provider import FakeProvider
@@ -138,3 +140,25 @@ def _count():
 
 
 _counter = _count()
+
+
+_role_n = itertools.count()
+
+
+@pytest.fixture
+def roles(conn, dsn):
+    """roles('memory_admin', ...) -> (name, DSN) of a new LOGIN role in those groups (none: a
+    role with no pgmemo group), dropped with what it owns after the test."""
+    made: list[str] = []
+
+    def make(*groups: str | None, prefix: str = "t") -> tuple[str, str]:
+        groups = tuple(g for g in groups if g)
+        name = f"pgmemo_{prefix}_{os.getpid()}_{next(_role_n)}"
+        conn.execute(f'CREATE ROLE "{name}" LOGIN' + (f" IN ROLE {', '.join(groups)}" if groups else ""))
+        made.append(name)
+        return name, make_conninfo(dsn, user=name)
+
+    yield make
+    for name in reversed(made):
+        conn.execute(f'DROP OWNED BY "{name}" CASCADE')
+        conn.execute(f'DROP ROLE "{name}"')

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from click.testing import CliRunner
 
 from fake_provider import FakeProvider
@@ -28,3 +30,14 @@ def cli(dsn: str, *args: str) -> tuple[int, str]:
     """Run `pgmemo --dsn DSN ARGS...` in-process: (exit code, output)."""
     r = CliRunner().invoke(cli_main, ["--dsn", dsn, *args])
     return r.exit_code, r.output
+
+
+def wait_for_lock_wait(conn, pid: int, timeout: float = 20.0) -> None:
+    """Return once backend pid waits on a lock (a step of an interleaving, not a sleep)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = conn.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+        if row and row["wait_event_type"] == "Lock":
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"backend {pid} never waited on a lock")

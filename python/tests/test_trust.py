@@ -7,33 +7,16 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-import time
 
 import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
+from helpers import wait_for_lock_wait
 from pgmemo.client import as_vector, connect_raw
 
 _n = itertools.count()
 DIM = 3
-
-
-@pytest.fixture
-def roles(conn, dsn):
-    """roles('memory_admin', ...) -> (name, DSN) of a new LOGIN role in those groups."""
-    made: list[str] = []
-
-    def make(*groups: str, prefix: str = "t") -> tuple[str, str]:
-        name = f"pgmemo_{prefix}_{os.getpid()}_{next(_n)}"
-        conn.execute(f'CREATE ROLE "{name}" LOGIN' + (f" IN ROLE {', '.join(groups)}" if groups else ""))
-        made.append(name)
-        return name, make_conninfo(dsn, user=name)
-
-    yield make
-    for name in reversed(made):
-        conn.execute(f'DROP OWNED BY "{name}" CASCADE')
-        conn.execute(f'DROP ROLE "{name}"')
 
 
 def _connect(dsn: str) -> psycopg.Connection:
@@ -214,16 +197,6 @@ def test_partition_and_child_added_after_adoption_are_checked(conn, roles):
     a.close()
 
 
-def _wait_for_lock_wait(conn, pid: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        row = conn.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
-        if row and row["wait_event_type"] == "Lock":
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"backend {pid} never waited on a lock")
-
-
 def test_trigger_added_while_a_call_waits_is_seen(conn, adopted):
     """The check comes after the table's lock: the owner holds the table, a writer's update
     waits, the owner adds a trigger and commits; the update then sees the trigger and refuses
@@ -243,7 +216,7 @@ def test_trigger_added_while_a_call_waits_is_seen(conn, adopted):
 
     t = threading.Thread(target=bob_updates)
     t.start()
-    _wait_for_lock_wait(conn, bob_pid)
+    wait_for_lock_wait(conn, bob_pid)
     holder.execute("CREATE TRIGGER late BEFORE UPDATE ON app.docs FOR EACH ROW EXECUTE FUNCTION app.evil()")
     holder.commit()
     t.join(30)

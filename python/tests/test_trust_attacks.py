@@ -8,18 +8,14 @@ full-text index, which must never fail the application's own writes."""
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
 from pgmemo.client import as_vector, connect_raw
 
-_n = itertools.count()
 DIM = 3
 REFUSED = psycopg.errors.InsufficientPrivilege
 # (role, SQL, outcome): role alice = the table's owner (memory_admin), bob = a plain writer,
@@ -99,22 +95,6 @@ CALLS: dict[str, list[tuple[str, str, object]]] = {
 }
 # the views: the unsafe domain shows NULL counts instead of failing (or running the policy)
 VIEWS = ["domains", "embedding_coverage", "vector_indexes", "queue_status", "workers"]
-
-
-@pytest.fixture
-def roles(conn, dsn):
-    made: list[str] = []
-
-    def make(*groups: str, prefix: str = "t") -> tuple[str, str]:
-        name = f"pgmemo_{prefix}_{os.getpid()}_{next(_n)}"
-        conn.execute(f'CREATE ROLE "{name}" LOGIN' + (f" IN ROLE {', '.join(groups)}" if groups else ""))
-        made.append(name)
-        return name, make_conninfo(dsn, user=name)
-
-    yield make
-    for name in reversed(made):
-        conn.execute(f'DROP OWNED BY "{name}" CASCADE')
-        conn.execute(f'DROP ROLE "{name}"')
 
 
 def _ran(conn) -> list[tuple]:

@@ -1,0 +1,168 @@
+"""An adopted domain's text index (memory_data.<domain>_text, migration 0024) under concurrent
+writers, on separate connections with explicit steps (a backend is seen waiting on its lock
+before the next step, never a sleep): no write is lost between adoption's fill and its
+triggers, memory.sync_text_index never puts back an old tsvector over a newer write, and two
+writers of one row leave the tsvector of the last. Plus the application writing with its own
+role (no right on pgmemo's schemas): its writes reach the text index through the definer
+trigger. (What the index holds and how search_text reads it: pgtap_tests/adopted_text.sql.)"""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg
+from psycopg.rows import dict_row
+
+from helpers import one, wait_for_lock_wait
+
+
+def _tx(dsn: str) -> psycopg.Connection:
+    """A connection whose statements run in one transaction until commit()."""
+    return psycopg.connect(dsn, row_factory=dict_row)
+
+
+def _in_thread(fn) -> tuple[threading.Thread, dict]:
+    out: dict = {}
+
+    def run():
+        try:
+            out["result"] = fn()
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            out["error"] = exc
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t, out
+
+
+def _pid(c) -> int:
+    return c.execute("SELECT pg_backend_pid() AS p").fetchone()["p"]
+
+
+def _found(conn, domain: str, query: str) -> list[str]:
+    return sorted(r["id"] for r in conn.execute(
+        "SELECT id FROM memory.search_text(%s, %s, 20)", (domain, query)).fetchall())
+
+
+def _setup(conn) -> None:
+    conn.execute("CREATE SCHEMA app")
+    conn.execute("CREATE TABLE app.notes (id bigint PRIMARY KEY, body text NOT NULL, emb vector(3))")
+    conn.execute("INSERT INTO app.notes SELECT g, 'note number ' || g FROM generate_series(1, 20) AS g")
+
+
+def test_insert_during_adoption_is_indexed(conn, dsn):
+    """Adoption (fill, then triggers) in one transaction; an application insert arrives while it
+    runs, waits for adoption's lock, and lands after: its row is in the text index."""
+    _setup(conn)
+    adopter, writer = _tx(dsn), _tx(dsn)
+    try:
+        writer_pid = _pid(writer)
+        adopter.execute("SELECT memory.adopt_table('notes', 'app.notes', 'id', 'body', 'emb')")
+        t, out = _in_thread(lambda: writer.execute(
+            "INSERT INTO app.notes VALUES (99, 'a walrus arrives late')"))
+        wait_for_lock_wait(conn, writer_pid)
+        adopter.commit()
+        t.join(30)
+        assert "error" not in out, out
+        writer.commit()
+    finally:
+        adopter.close()
+        writer.close()
+    assert _found(conn, "notes", "walrus") == ["99"]
+    assert one(conn, "SELECT count(*) FROM memory_data.notes_text") == 21
+    assert one(conn, "SELECT memory.sync_text_index('notes')") == 0
+
+
+def test_sync_never_overwrites_a_newer_write(conn, dsn):
+    """Both orders of memory.sync_text_index and an application update of the same row: the
+    index ends with the update's content either way (sync holds the table's writers, or waits
+    for the writer's commit, and reads the row as committed)."""
+    _setup(conn)
+    conn.execute("SELECT memory.adopt_table('notes', 'app.notes', 'id', 'body', 'emb')")
+
+    # sync first: the update waits for it
+    syncer, writer = _tx(dsn), _tx(dsn)
+    try:
+        writer_pid = _pid(writer)
+        conn.execute("UPDATE memory_data.notes_text SET content_tsv = 'stale:1'::tsvector WHERE id = '1'")
+        assert syncer.execute("SELECT memory.sync_text_index('notes') AS n").fetchone()["n"] == 1
+        t, out = _in_thread(lambda: writer.execute("UPDATE app.notes SET body = 'an otter swims' WHERE id = 1"))
+        wait_for_lock_wait(conn, writer_pid)
+        syncer.commit()
+        t.join(30)
+        assert "error" not in out, out
+        writer.commit()
+    finally:
+        syncer.close()
+        writer.close()
+    assert _found(conn, "notes", "otter") == ["1"]
+    assert _found(conn, "notes", "stale") == []
+
+    # the update first, uncommitted: sync waits for it, then sees it
+    syncer, writer = _tx(dsn), _tx(dsn)
+    try:
+        syncer_pid = _pid(syncer)
+        writer.execute("UPDATE app.notes SET body = 'a heron waits' WHERE id = 2")
+        t, out = _in_thread(lambda: syncer.execute("SELECT memory.sync_text_index('notes') AS n").fetchone())
+        wait_for_lock_wait(conn, syncer_pid)
+        writer.commit()
+        t.join(30)
+        assert "error" not in out, out
+        assert out["result"]["n"] == 0  # the writer's trigger had it right already
+        syncer.commit()
+    finally:
+        syncer.close()
+        writer.close()
+    assert _found(conn, "notes", "heron") == ["2"]
+    assert _found(conn, "notes", "number") == sorted(str(i) for i in range(3, 21))
+
+
+def test_two_writers_of_one_row_leave_the_last(conn, dsn):
+    """Two application updates of one row: the second waits for the first's row lock and then
+    updates the committed version; the index holds the second's words only."""
+    _setup(conn)
+    conn.execute("SELECT memory.adopt_table('notes', 'app.notes', 'id', 'body', 'emb')")
+    first, second = _tx(dsn), _tx(dsn)
+    try:
+        second_pid = _pid(second)
+        first.execute("UPDATE app.notes SET body = 'a lynx first' WHERE id = 5")
+        t, out = _in_thread(lambda: second.execute(
+            "UPDATE app.notes SET body = body || ' then a puma' WHERE id = 5"))
+        wait_for_lock_wait(conn, second_pid)
+        first.commit()
+        t.join(30)
+        assert "error" not in out, out
+        second.commit()
+    finally:
+        first.close()
+        second.close()
+    assert _found(conn, "notes", "lynx") == ["5"]
+    assert _found(conn, "notes", "puma") == ["5"]
+    assert one(conn, "SELECT body FROM app.notes WHERE id = 5") == "a lynx first then a puma"
+    assert one(conn, "SELECT memory.sync_text_index('notes')") == 0
+
+
+def test_application_role_writes_reach_the_index(conn, dsn, roles):
+    """The application writes its table with a role that has no right on pgmemo's schemas or its
+    text index: the trigger (definer rights) keeps the index; the role still cannot touch it."""
+    app_role, app_dsn = roles(None, prefix="app")
+    _setup(conn)
+    conn.execute("SELECT memory.adopt_table('notes', 'app.notes', 'id', 'body', 'emb')")
+    conn.execute(f'GRANT USAGE ON SCHEMA app TO "{app_role}"')
+    conn.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON app.notes TO "{app_role}"')
+    app = psycopg.connect(app_dsn, autocommit=True)
+    try:
+        app.execute("INSERT INTO app.notes VALUES (50, 'a gecko climbs')")
+        app.execute("UPDATE app.notes SET body = 'a newt swims' WHERE id = 3")
+        app.execute("DELETE FROM app.notes WHERE id = 4")
+        try:
+            app.execute("UPDATE memory_data.notes_text SET content_tsv = 'x:1'")
+            raise AssertionError("the application role wrote pgmemo's text index")
+        except psycopg.errors.InsufficientPrivilege:
+            pass
+    finally:
+        app.close()
+    assert _found(conn, "notes", "gecko") == ["50"]
+    assert _found(conn, "notes", "newt") == ["3"]
+    assert one(conn, "SELECT count(*) FROM memory_data.notes_text WHERE id = '4'") == 0
+    assert one(conn, "SELECT memory.sync_text_index('notes')") == 0
