@@ -87,6 +87,18 @@ AS $$
         memory_private._adopted_content_sql(content_sql))
 $$;
 
+-- The stored tsvector of row `alias` of an adopted domain's table, as SQL text.
+CREATE OR REPLACE FUNCTION memory_private._adopted_row_tsvector_sql(
+    d memory_private.domains, alias text
+)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT memory_private._adopted_tsvector_sql(d.text_config,
+        format('%I.%I::text', alias, d.content_column))
+$$;
+
 -- The name of an adopted domain's text index: the table memory_data.<domain>_text (id text
 -- primary key, content_tsv: the stored tsvector of the source row with that id). Adoption must
 -- not alter the application's table, so its tsvectors live beside it, and text search reads them

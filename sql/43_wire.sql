@@ -239,8 +239,7 @@ END;
 $body$
 $fn$,
         memory_private._wire_name(d.domain, 'text'), memory_private._text_table_name(d.domain),
-        d.id_column, memory_private._adopted_tsvector_sql(d.text_config,
-            format($f$n.%I::text$f$, d.content_column)), d.content_column)
+        d.id_column, memory_private._adopted_row_tsvector_sql(d, 'n'), d.content_column)
     UNION ALL
     -- The queue's statements on the domain's table (sql/51_queue_claim.sql), as functions: static
     -- SQL, so each backend plans them once, not at every batch. Arguments: those of the

@@ -150,6 +150,9 @@ AS $$
 DECLARE
     v_name name := memory_private._text_table_name(d.domain);
     v_source text := memory_private._qualified(d.source_table);
+    v_comment text := format('pgmemo domain %s: the text index of %s (each row''s tsvector, kept '
+        'by the trigger %s; memory.sync_text_index rebuilds it)', d.domain, v_source,
+        memory_private._wire_name(d.domain, 'text'));
     v_old regclass;
 BEGIN
     IF NOT d.adopted OR v_source IS NULL OR memory_private._is_shadow(d)
@@ -166,17 +169,15 @@ BEGIN
     $sql$, v_name);
     EXECUTE format($sql$
         COMMENT ON TABLE memory_data.%1$I IS %2$L
-    $sql$, v_name, format('pgmemo domain %s: the text index of %s (each row''s tsvector, kept by '
-        'the trigger %s; memory.sync_text_index rebuilds it)', d.domain, v_source,
-        memory_private._wire_name(d.domain, 'text')));
+    $sql$, v_name, v_comment);
+    -- (explicit: no role but pgmemo's owner reads or writes it, whenever it was made)
+    EXECUTE format($sql$REVOKE ALL ON memory_data.%I FROM PUBLIC$sql$, v_name);
     PERFORM memory_private._wire(d);
     EXECUTE format($sql$
         INSERT INTO memory_data.%1$I (id, content_tsv)
         SELECT s.%2$I::text, %3$s
         FROM %4$s AS s
-    $sql$, v_name, d.id_column,
-        memory_private._adopted_tsvector_sql(d.text_config, format($f$s.%I::text$f$,
-            d.content_column)), v_source);
+    $sql$, v_name, d.id_column, memory_private._adopted_row_tsvector_sql(d, 's'), v_source);
     EXECUTE format($sql$
         CREATE INDEX %1$I ON memory_data.%2$I USING gin (content_tsv)
         WITH (gin_pending_list_limit = %3$s)
@@ -334,9 +335,7 @@ BEGIN
         FROM %2$s AS s
         ON CONFLICT (id) DO UPDATE SET content_tsv = excluded.content_tsv
             WHERE x.content_tsv IS DISTINCT FROM excluded.content_tsv
-    $sql$, v_text, v_source, v_id,
-        memory_private._adopted_tsvector_sql(v_d.text_config, format($f$s.%I::text$f$,
-            v_d.content_column)));
+    $sql$, v_text, v_source, v_id, memory_private._adopted_row_tsvector_sql(v_d, 's'));
     GET DIAGNOSTICS v_set = ROW_COUNT;
     RETURN v_gone + v_set;
 END;

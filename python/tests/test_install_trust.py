@@ -248,18 +248,17 @@ def test_write_cost_migration_as_a_non_superuser_owner(fresh_server):
         o.execute("SELECT memory.create_domain('old', 3)")
         # as migration 0018 left them
         o.execute("ALTER TABLE memory_data.old_memories RESET (toast_tuple_target)")
-        for idx in ("memory_data.old_memories_fts", "memory_data.old_memories_metadata_gin",
-                    "app.pgmemo_docs_fts"):
+        for idx in ("memory_data.old_memories_fts", "memory_data.old_memories_metadata_gin"):
             o.execute(f"ALTER INDEX {idx} SET (gin_pending_list_limit = 64)")
         o.execute((Path(__file__).resolve().parents[2] / "migrations" / "0022_write_cost.sql")
                   .read_text())
         got = {r["relname"]: r["reloptions"] for r in o.execute(
             "SELECT relname, reloptions FROM pg_catalog.pg_class WHERE relname IN ('old_memories',"
-            " 'old_memories_fts', 'old_memories_metadata_gin', 'docs', 'pgmemo_docs_fts')")}
+            " 'old_memories_fts', 'old_memories_metadata_gin', 'docs', 'docs_text_gin')")}
         assert got == {"old_memories": ["toast_tuple_target=4080"],
                        "old_memories_fts": ["gin_pending_list_limit=256"],
                        "old_memories_metadata_gin": ["gin_pending_list_limit=256"],
-                       "pgmemo_docs_fts": ["gin_pending_list_limit=256"],
+                       "docs_text_gin": ["gin_pending_list_limit=256"],
                        "docs": None}
         o.execute("SELECT memory.drop_domain('old')")
         o.execute("SELECT memory.drop_domain('docs')")
