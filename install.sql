@@ -3421,6 +3421,18 @@ AS $$
         memory_private._adopted_content_sql(content_sql))
 $$;
 
+-- The stored tsvector of row `alias` of an adopted domain's table, as SQL text.
+CREATE OR REPLACE FUNCTION memory_private._adopted_row_tsvector_sql(
+    d memory_private.domains, alias text
+)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT memory_private._adopted_tsvector_sql(d.text_config,
+        format('%I.%I::text', alias, d.content_column))
+$$;
+
 -- The name of an adopted domain's text index: the table memory_data.<domain>_text (id text
 -- primary key, content_tsv: the stored tsvector of the source row with that id). Adoption must
 -- not alter the application's table, so its tsvectors live beside it, and text search reads them
@@ -4400,7 +4412,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'and an ANALYZE of the stored tsvector so common words'' frequencies are current). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', 'b93d0a7bd93d6b2698e696f468c82df9253df4a0586ee47dee80110389600342', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '65cb9e32342432a2edcf31981671b5e0f2f23b15fb7d2ac2ff7fe2d7c9be5594', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
@@ -6676,8 +6688,7 @@ END;
 $body$
 $fn$,
         memory_private._wire_name(d.domain, 'text'), memory_private._text_table_name(d.domain),
-        d.id_column, memory_private._adopted_tsvector_sql(d.text_config,
-            format($f$n.%I::text$f$, d.content_column)), d.content_column)
+        d.id_column, memory_private._adopted_row_tsvector_sql(d, 'n'), d.content_column)
     UNION ALL
     -- The queue's statements on the domain's table (sql/51_queue_claim.sql), as functions: static
     -- SQL, so each backend plans them once, not at every batch. Arguments: those of the
@@ -6869,7 +6880,7 @@ BEGIN
     END LOOP;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', '1cd164a84d7a9586a07fa338e86a81d1a16f84fb76b1ca6330b69daea04fd9a7', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', 'a855f78244befaa110a7858e32bb46c0ae0afff70777c471bf50b32c58ea82d5', 'repeatable'); END $pgmemo$;
 -- sql/45_adopt.sql
 -- Adopted domains: memory.adopt_table puts an application's own table (with an id, a text column
 -- and a vector(n) column) behind a pgmemo domain without copying a row.
@@ -7023,6 +7034,9 @@ AS $$
 DECLARE
     v_name name := memory_private._text_table_name(d.domain);
     v_source text := memory_private._qualified(d.source_table);
+    v_comment text := format('pgmemo domain %s: the text index of %s (each row''s tsvector, kept '
+        'by the trigger %s; memory.sync_text_index rebuilds it)', d.domain, v_source,
+        memory_private._wire_name(d.domain, 'text'));
     v_old regclass;
 BEGIN
     IF NOT d.adopted OR v_source IS NULL OR memory_private._is_shadow(d)
@@ -7039,17 +7053,15 @@ BEGIN
     $sql$, v_name);
     EXECUTE format($sql$
         COMMENT ON TABLE memory_data.%1$I IS %2$L
-    $sql$, v_name, format('pgmemo domain %s: the text index of %s (each row''s tsvector, kept by '
-        'the trigger %s; memory.sync_text_index rebuilds it)', d.domain, v_source,
-        memory_private._wire_name(d.domain, 'text')));
+    $sql$, v_name, v_comment);
+    -- (explicit: no role but pgmemo's owner reads or writes it, whenever it was made)
+    EXECUTE format($sql$REVOKE ALL ON memory_data.%I FROM PUBLIC$sql$, v_name);
     PERFORM memory_private._wire(d);
     EXECUTE format($sql$
         INSERT INTO memory_data.%1$I (id, content_tsv)
         SELECT s.%2$I::text, %3$s
         FROM %4$s AS s
-    $sql$, v_name, d.id_column,
-        memory_private._adopted_tsvector_sql(d.text_config, format($f$s.%I::text$f$,
-            d.content_column)), v_source);
+    $sql$, v_name, d.id_column, memory_private._adopted_row_tsvector_sql(d, 's'), v_source);
     EXECUTE format($sql$
         CREATE INDEX %1$I ON memory_data.%2$I USING gin (content_tsv)
         WITH (gin_pending_list_limit = %3$s)
@@ -7207,9 +7219,7 @@ BEGIN
         FROM %2$s AS s
         ON CONFLICT (id) DO UPDATE SET content_tsv = excluded.content_tsv
             WHERE x.content_tsv IS DISTINCT FROM excluded.content_tsv
-    $sql$, v_text, v_source, v_id,
-        memory_private._adopted_tsvector_sql(v_d.text_config, format($f$s.%I::text$f$,
-            v_d.content_column)));
+    $sql$, v_text, v_source, v_id, memory_private._adopted_row_tsvector_sql(v_d, 's'));
     GET DIAGNOSTICS v_set = ROW_COUNT;
     RETURN v_gone + v_set;
 END;
@@ -7451,7 +7461,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'build the HNSW and id-as-text indexes now (blocks writes while they build); false: build them '
 'later without blocking, with memory.concurrent_index_statements. Idempotent for the same '
 'arguments. memory.drop_domain releases the table and never drops it.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'f867bbd3ba9f6bd16b4493a33b07a0970dd41c1cfb75df04ab251f10a8315ef3', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'd98f898d507bfd137c7048c03cae600be0803409a3c081ddc129bc44fa7b285a', 'repeatable'); END $pgmemo$;
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --

@@ -273,7 +273,7 @@ def _table_of_index(fresh_or_old: dict, name: str) -> str:
 
 
 # The trigger functions made per domain (sql/43_wire.sql): memory_private.pgmemo_<domain>_<kind>().
-_WIRED = re.compile(r"^memory_private\.pgmemo_(.+)_(before_update|enqueue|dequeue|unstale|claim|complete)\(.*\)$")
+_WIRED = re.compile(r"^memory_private\.pgmemo_(.+)_(before_update|enqueue|dequeue|unstale|claim|complete|text)\(.*\)$")
 
 
 # memory.search's static branches, one per domain (memory_private._search_static_refresh), and
