@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # The last commit of schema 0004 (two trigger families), before issue 12.
 OLD = "376509d"
 KINDS = ["dequeue_delete", "enqueue_insert", "enqueue_update", "unstale_update"]
+# An adopted table also carries its text index's four triggers (schema 0024).
+TEXT_KINDS = ["text_delete", "text_insert", "text_truncate", "text_update"]
 
 
 def _export(rev: str, dest: Path) -> bool:
@@ -41,10 +43,11 @@ def triggers(conn, rel: str) -> list[tuple[str, str, str]]:
         "ORDER BY t.tgname", (rel,)).fetchall()]
 
 
-def expected(domain: str) -> list[tuple[str, str, str]]:
+def expected(domain: str, adopted: bool = False) -> list[tuple[str, str, str]]:
     fn = {"unstale_update": "unstale", "dequeue_delete": "dequeue",
-          "enqueue_insert": "enqueue", "enqueue_update": "enqueue"}
-    return [(f"pgmemo_{domain}_{k}", f"memory_private.pgmemo_{domain}_{fn[k]}", "O") for k in KINDS]
+          "enqueue_insert": "enqueue", "enqueue_update": "enqueue"} | {k: "text" for k in TEXT_KINDS}
+    kinds = sorted(KINDS + (TEXT_KINDS if adopted else []))
+    return [(f"pgmemo_{domain}_{k}", f"memory_private.pgmemo_{domain}_{fn[k]}", "O") for k in kinds]
 
 
 def test_factory_and_adopted_tables_carry_the_same_family(dsn, conn) -> None:
@@ -53,7 +56,7 @@ def test_factory_and_adopted_tables_carry_the_same_family(dsn, conn) -> None:
                  "body text NOT NULL, emb vector(8))")
     conn.execute("SELECT memory.adopt_table('ado', 'public.docs', 'id', 'body', 'emb')")
     assert triggers(conn, "memory_data.fac_memories") == expected("fac")
-    assert triggers(conn, "public.docs") == expected("ado")
+    assert triggers(conn, "public.docs") == expected("ado", adopted=True)
     # The same template: the two enqueue functions differ only by their names and columns.
     src = {d: one(conn, "SELECT prosrc FROM pg_catalog.pg_proc WHERE proname = %s",
                   (f"pgmemo_{d}_enqueue",)) for d in ("fac", "ado")}
@@ -112,7 +115,7 @@ def test_an_install_of_schema_0004_is_rewired_in_place(empty_db, tmp_path, monke
     migrate(empty_db)  # and again: nothing changes
     with connect_raw(empty_db) as c:
         assert triggers(c, "memory_data.f_memories") == expected("f")
-        assert triggers(c, "public.docs") == expected("a")
+        assert triggers(c, "public.docs") == expected("a", adopted=True)
         paused = {t: e for t, _, e in triggers(c, "memory_data.b_memories")}
         assert paused["pgmemo_b_enqueue_insert"] == "D", "a bulk load in progress stays paused"
         assert one(c, "SELECT count(*) FROM pg_catalog.pg_proc WHERE proname IN ('_before_update', "
