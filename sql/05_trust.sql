@@ -62,9 +62,33 @@ AS $$
     SELECT tree.oid FROM tree
 $$;
 
+-- A type and the types it is made from: the element type of an array, the base type of a domain,
+-- at any depth (a domain over a domain over an array of a domain ...).
+CREATE OR REPLACE FUNCTION memory_private._type_closure(t oid)
+RETURNS TABLE (oid oid)
+LANGUAGE sql STABLE
+ROWS 2
+SET search_path FROM CURRENT
+AS $$
+    WITH RECURSIVE closure (oid) AS (
+        SELECT t
+        UNION
+        SELECT v.made_of
+        FROM closure AS c
+        JOIN pg_catalog.pg_type AS ty ON ty.oid = c.oid
+        CROSS JOIN LATERAL (VALUES (ty.typelem), (ty.typbasetype)) AS v (made_of)
+        WHERE v.made_of <> 0
+    )
+    SELECT closure.oid FROM closure
+$$;
+
 -- What READING rel (and its partitions / children) would run of another role's: row-level
 -- security (its policies) and rules. The part of _foreign_code a read checks: small indexed
 -- look-ups, so every read of an adopted table pays little for it.
+-- (Casts: pgmemo converts only the columns it maps, whose types adoption checks (built-in id
+-- types, a string content column, vector, the optional columns' exact types) and the domain's
+-- view then pins: PostgreSQL refuses ALTER COLUMN ... TYPE on a column a view reads, so a cast
+-- of the table owner's on a type of hers is never on pgmemo's path.)
 CREATE OR REPLACE FUNCTION memory_private._foreign_read_code(rel regclass)
 RETURNS TABLE (relation regclass, what text, detail text)
 LANGUAGE sql STABLE
@@ -118,17 +142,18 @@ AS $$
             pg_catalog.format('index %s', i.indexrelid::regclass)
         FROM tree AS c JOIN pg_catalog.pg_index AS i ON i.indrelid = c.oid
         UNION ALL
-        -- domain-typed columns (and arrays of them): the domain's constraints (contypid is 0
-        -- for a table's own constraints, as typelem and typbasetype are for other types)
+        -- domain-typed columns (arrays of them, domains over them, at any depth): the domains'
+        -- constraints (contypid is 0 for a table's own constraints). Only types that are not
+        -- built in (the bootstrap superuser owns those) can lead to another role's domain.
         SELECT c.oid, 'pg_catalog.pg_constraint'::regclass::oid, k.oid,
             pg_catalog.format('column %I of domain type %s (constraint %I)', a.attname,
                 a.atttypid::regtype, k.conname)
         FROM tree AS c
         JOIN pg_catalog.pg_attribute AS a ON a.attrelid = c.oid AND a.attnum > 0
             AND NOT a.attisdropped
-        JOIN pg_catalog.pg_type AS ty ON ty.oid = a.atttypid
-        JOIN pg_catalog.pg_constraint AS k
-            ON k.contypid <> 0 AND k.contypid IN (a.atttypid, ty.typelem, ty.typbasetype)
+        JOIN pg_catalog.pg_type AS ty ON ty.oid = a.atttypid AND ty.typowner <> 10
+        CROSS JOIN LATERAL memory_private._type_closure(a.atttypid) AS u
+        JOIN pg_catalog.pg_constraint AS k ON k.contypid = u.oid
     ),
     code (relid, what, fn) AS (
         SELECT o.relid, o.what, d.refobjid

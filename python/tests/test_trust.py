@@ -110,9 +110,13 @@ def test_adoption_refuses_tables_that_run_foreign_code(conn, adopted, roles):
         "generated": "ALTER TABLE app.t ADD COLUMN g boolean GENERATED ALWAYS AS (app.evil_bool(body)) STORED",
         "domain type": "CREATE DOMAIN app.d AS text CHECK (app.evil_bool(VALUE)); "
                        "ALTER TABLE app.t ADD COLUMN dd app.d",
+        # (a NULL default is checked against the domain's constraints on every INSERT)
+        "domain over a domain": "CREATE DOMAIN app.d AS text CHECK (app.evil_bool(VALUE)); "
+                                "CREATE DOMAIN app.d2 AS app.d; CREATE DOMAIN app.d3 AS app.d2[]; "
+                                "CREATE DOMAIN app.d4 AS app.d3; ALTER TABLE app.t ADD COLUMN dd app.d4",
     }
     for what, ddl in cases.items():
-        a.execute("DROP TABLE IF EXISTS app.t CASCADE; DROP DOMAIN IF EXISTS app.d")
+        a.execute("DROP TABLE IF EXISTS app.t CASCADE; DROP DOMAIN IF EXISTS app.d CASCADE")
         a.execute(f"CREATE TABLE app.t (id text PRIMARY KEY, body text NOT NULL, tag text, emb vector({DIM}))")
         a.execute(ddl)
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="pgmemo will not touch"):
@@ -605,3 +609,43 @@ def test_names_that_need_quoting(conn, schema):
     assert conn.execute("SELECT memory.forget('odd', '1')").fetchone()
     conn.execute("SELECT memory.drop_domain('odd')")
     conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sch))
+
+
+
+def test_the_columns_pgmemo_converts_keep_built_in_types(conn, adopted):
+    """A cast of the table owner's (CREATE CAST needs the ownership of one side only) is never on
+    pgmemo's path: adoption takes built-in id types, a string content column and the optional
+    columns' exact types, and the domain's view pins them (ALTER COLUMN ... TYPE is refused)."""
+    a, b = adopted["a"], adopted["b"]
+    a.execute("CREATE TYPE app.body AS (txt text)")
+    a.execute("CREATE TYPE app.tag AS ENUM ('a')")
+    a.execute("CREATE DOMAIN app.txt AS text")
+    for arg, fn in [("app.body", "body_out"), ("app.tag", "tag_out")]:
+        a.execute(f"""CREATE FUNCTION app.{fn}(x {arg}) RETURNS text LANGUAGE plpgsql AS $$
+            BEGIN INSERT INTO app.ran VALUES (current_user, '{fn}'); RETURN 'x'; END $$""")
+        a.execute(f"CREATE CAST ({arg} AS text) WITH FUNCTION app.{fn}({arg}) AS IMPLICIT")
+    for col, using in [("body", "ROW(body)::app.body"), ("emb", "NULL::app.tag")]:
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match="used by a view"):
+            a.execute(f"ALTER TABLE app.docs ALTER COLUMN {col} TYPE {using.split('::')[1]} USING {using}")
+    a.execute(f"CREATE TABLE app.t (id app.tag PRIMARY KEY, body text, emb vector({DIM}))")
+    with pytest.raises(psycopg.errors.FeatureNotSupported, match="cannot be a pgmemo id"):
+        a.execute("SELECT memory.adopt_table('t', 'app.t', 'id', 'body', 'emb')")
+    a.execute(f"CREATE TABLE app.u (id text PRIMARY KEY, body app.body, emb vector({DIM}), "
+              "embedding_model app.tag)")
+    with pytest.raises(psycopg.errors.FeatureNotSupported, match="not a text type"):
+        a.execute("SELECT memory.adopt_table('u', 'app.u', 'id', 'body', 'emb')")
+    # a string domain of hers: a cast from a domain is never used (PostgreSQL ignores it), and
+    # a column of her type that is not the mapped optional column's type is not read
+    a.execute("CREATE FUNCTION app.txt_out(x app.txt) RETURNS text LANGUAGE plpgsql AS $$ "
+              "BEGIN INSERT INTO app.ran VALUES (current_user, 'txt_out'); RETURN x; END $$")
+    a.execute("CREATE CAST (app.txt AS text) WITH FUNCTION app.txt_out(app.txt) AS IMPLICIT")
+    a.execute(f"CREATE TABLE app.v (id text PRIMARY KEY, body app.txt NOT NULL, emb vector({DIM}), "
+              "embedding_model app.tag)")
+    a.execute("SELECT memory.adopt_table('v', 'app.v', 'id', 'body', 'emb')")
+    conn.execute("SELECT memory.grant_domain('v', %s, 'write')", (adopted["bob"],))
+    a.execute("INSERT INTO app.v (id, body) VALUES ('1', 'a memory of hers')")
+    b.execute("SELECT memory.store('v', 'another memory', id => '2')")
+    assert b.execute("SELECT count(*) AS n FROM memory.search_text('v', 'memory')").fetchone()["n"] == 2
+    assert b.execute("SELECT content FROM memory.get('v', '1')").fetchone()["content"] == "a memory of hers"
+    conn.execute("SELECT * FROM memory.claim_embedding_jobs(10, 'w', only_domain => 'v')")
+    assert _ran(conn) == []
