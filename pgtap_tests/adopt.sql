@@ -4,7 +4,7 @@
 -- application's writes; the planner serves the search through the view from the source's HNSW
 -- index; drop_domain releases the table intact; re-embed switches one transaction at a time.
 BEGIN;
-SELECT plan(58);
+SELECT plan(65);
 
 CREATE SCHEMA app;
 CREATE TABLE app.messages (
@@ -124,6 +124,28 @@ SELECT ok((SELECT bool_or(p LIKE '%Index Scan using pgmemo_msgs_hnsw on messages
     'the k-NN query on the view is an index scan of the HNSW index of app.messages');
 SELECT ok((SELECT uses_index FROM memory.explain_search('msgs')), 'explain_search finds the index in its plan');
 RESET enable_seqscan;
+
+-- Filters on an adopted domain: the columns its table has (id, created_at) filter; one it lacks
+-- (metadata, updated_at) is refused rather than silently matching no row or every row.
+SELECT is(memory.count('msgs', '{"created_at": {"$lte": "2100-01-01"}}'), 12::bigint,
+    'a filter on the table''s created_at');
+SELECT is(memory.count('msgs', '{"id": {"$in": ["1", "2", "99"]}}'), 2::bigint, 'a filter on the id');
+SELECT throws_ok($$SELECT memory.count('msgs', '{"updated_at": {"$gte": "2000-01-01"}}')$$, '22023',
+    'invalid filter for domain "msgs": its table app.messages has no updated_at column',
+    'a filter on a column the table lacks is refused');
+SELECT throws_ok($$SELECT * FROM memory.search('msgs', '[1,1,0]', 3, '{"user": {"$ne": "x"}}')$$, '22023',
+    'invalid filter for domain "msgs": its table app.messages has no metadata column',
+    'search: a metadata filter without a metadata column ($ne would match every row)');
+SELECT throws_ok($$SELECT * FROM memory.search_text('msgs', 'message', filter => '{"user": "x"}')$$,
+    '22023', 'invalid filter for domain "msgs": its table app.messages has no metadata column',
+    'search_text: the same (a plain value would match no row)');
+SELECT throws_ok($$SELECT * FROM memory.search_hybrid('msgs', 'message', '[1,1,0]',
+        filter => '{"$or": [{"user": "x"}, {"updated_at": {"$lt": "2000-01-01"}}]}')$$,
+    '22023', 'invalid filter for domain "msgs": its table app.messages has no metadata, updated_at column',
+    'search_hybrid: every missing column named');
+SELECT throws_ok($$SELECT * FROM memory.explain_search('msgs', filter => '{"user": "x"}')$$, '22023',
+    'invalid filter for domain "msgs": its table app.messages has no metadata column',
+    'explain_search: the same');
 
 -- The concurrent index plan of a partitioned table: ON ONLY, one concurrent build per leaf, attach.
 SELECT lives_ok($$SELECT memory.adopt_table('parts', 'app.parts', 'id', 'body', 'emb', 'l2', create_indexes => false)$$,

@@ -235,7 +235,7 @@ BEGIN
     END IF;
     IF filter IS NOT NULL THEN
         SELECT c.predicate, c.params, c.plain INTO v_pred, v_params, v_plain
-        FROM memory_private._filter_compile(filter) AS c;
+        FROM memory_private._filter_for(v_d, filter) AS c;
         -- A filtered search on one node: exact scan or HNSW iterative scan (34_search_plan.sql).
         IF v_pred IS NOT NULL AND NOT v_d.distributed THEN
             v_plan := memory_private._search_plan(v_d, v_pred, v_params, k, ef_search,

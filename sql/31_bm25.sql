@@ -750,7 +750,7 @@ BEGIN
     SELECT * INTO v_c
     FROM memory_private._text_rare_candidate_pick(v_p.words, v_s.est_rows, v_p.phrases,
         v_rows.rare_rows);
-    v_f := memory_private._filter_compile(filter);
+    v_f := memory_private._filter_for(d, filter);
     IF v_f.predicate IS NULL AND NOT d.adopted THEN
         RETURN QUERY SELECT * FROM memory_private._search_text_hybrid_static(v_p.words,
             v_s.est_rows, NULL, v_c.candidates, v_p.required, v_s.documents,
@@ -787,7 +787,7 @@ DECLARE
     v_c record;
     v_k record := memory_private._bm25_params();
     -- the filter language (sql/33_filter_compile.sql): its values are $3 here
-    v_f record := memory_private._filter_compile(filter);
+    v_f record := memory_private._filter_for(d, filter);
     v_cap bigint;
 BEGIN
     SELECT * INTO v_p FROM memory_private._parse_text_query(d.text_config, query, match);

@@ -317,3 +317,40 @@ BEGIN
     params := v_r.params;
 END;
 $$;
+
+-- The filter compiled for domain d (_filter_compile), refused (22023) when it reads a column an
+-- adopted domain's table does not have: the view puts a constant in its place ('{}' for
+-- metadata, NULL for created_at / updated_at), so the filter would silently match no row (or,
+-- with $ne, $nin or $not, every row). Every search, count and explain compiles through it.
+CREATE OR REPLACE FUNCTION memory_private._filter_for(
+    d memory_private.domains, filter jsonb, OUT predicate text, OUT params jsonb, OUT plain boolean
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_missing text;
+BEGIN
+    SELECT c.predicate, c.params, c.plain INTO predicate, params, plain
+    FROM memory_private._filter_compile(filter) AS c;
+    IF NOT d.adopted OR predicate IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT string_agg(m.col, ', ' ORDER BY m.col) INTO v_missing
+    FROM (VALUES ('metadata', d.metadata_column), ('created_at', d.created_column),
+        ('updated_at', NULL)) AS m (col, source_column)
+    WHERE strpos(predicate, 't.' || m.col) > 0
+      AND (CASE m.col WHEN 'updated_at' THEN (memory_private._adopted_opt(d))[4]
+          ELSE m.source_column END) IS NULL;
+    IF v_missing IS NOT NULL THEN
+        RAISE EXCEPTION 'invalid filter for domain "%": its table % has no % column', d.domain,
+            d.source_table, v_missing
+            USING ERRCODE = '22023',
+                  DETAIL = 'An adopted domain reads metadata from a jsonb column named metadata '
+                      || 'and created_at / updated_at from timestamptz columns of those names; '
+                      || 'without one, a filter on it would match no row (or every row).',
+                  HINT = 'Filter on what the table has (id always), or add the column to the '
+                      || 'table and adopt it again.';
+    END IF;
+END;
+$$;

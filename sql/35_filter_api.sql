@@ -97,7 +97,7 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'read');
-    v_f record := memory_private._filter_compile(filter);
+    v_f record := memory_private._filter_for(v_d, filter);
     v_count bigint;
 BEGIN
     -- the compiled predicate reads its values from $3 (memory_private._filter_compile)

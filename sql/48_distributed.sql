@@ -387,7 +387,7 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_f record := memory_private._filter_compile(filter);
+    v_f record := memory_private._filter_for(d, filter);
     v_sql text := memory_private._dist_knn_sql(d, v_f.predicate);
     v_all text := current_setting('citus.explain_all_tasks', true);
     v_plan jsonb;
