@@ -7,7 +7,7 @@
 -- gets it from the next migrate run (memory_private._after_migrate); drop_domain removes it.
 -- (The interleavings with concurrent writers: python/tests/test_adopted_text.py.)
 BEGIN;
-SELECT plan(39);
+SELECT plan(52);
 
 CREATE SCHEMA app;
 CREATE TABLE app.notes (
@@ -70,6 +70,31 @@ SELECT is(
     (SELECT array_agg(s.id ORDER BY s.rank DESC, s.id)
      FROM memory.search_text('twin', 'quick fox', 10, match => 'all') AS s),
     'match => all: the same rows');
+
+-- search_hybrid on an adopted domain: its branch (cached plan, postings from the text index)
+-- ranks as the factory twin's, and as its own general path (taken with with_embeddings).
+UPDATE app.notes SET emb = ARRAY[1 + id % 3, 1 + id % 5, 1 + id % 7]::real[]::vector;
+UPDATE memory_data.twin_memories
+SET embedding = ARRAY[1 + id::int % 3, 1 + id::int % 5, 1 + id::int % 7]::real[]::vector;
+DELETE FROM memory_private.embedding_queue;
+SET LOCAL hnsw.ef_search = 1000;
+SELECT is(
+    (SELECT array_agg(s.id || ':' || round(s.score::numeric, 9) ORDER BY s.score DESC, s.id)
+     FROM memory.search_hybrid('notes', q.q, '[2,3,4]', 10) AS s),
+    (SELECT array_agg(s.id || ':' || round(s.score::numeric, 9) ORDER BY s.score DESC, s.id)
+     FROM memory.search_hybrid('twin', q.q, '[2,3,4]', 10) AS s),
+    'search_hybrid: the same rows and scores as the factory table for "' || q.q || '"')
+FROM (VALUES ('quick fox'), ('brown bread butter')) AS q (q);
+SELECT is(
+    (SELECT array_agg(s.id || ':' || round(s.score::numeric, 9) ORDER BY s.score DESC, s.id)
+     FROM memory.search_hybrid('notes', 'quick fox', '[2,3,4]', 10) AS s),
+    (SELECT array_agg(s.id || ':' || round(s.score::numeric, 9) ORDER BY s.score DESC, s.id)
+     FROM memory.search_hybrid('notes', 'quick fox', '[2,3,4]', 10, with_embeddings => true) AS s),
+    '... and as its general path');
+SELECT ok(position('WHEN ''notes''' IN (SELECT prosrc FROM pg_proc WHERE proname = 'search_hybrid')) > 0
+    AND position('notes_text' IN (SELECT prosrc FROM pg_proc WHERE proname = 'search_hybrid')) > 0,
+    'search_hybrid has a branch for the adopted domain, reading its text index');
+RESET hnsw.ef_search;
 
 -- The stored tsvector is what is searched and ranked (none computed from the content).
 UPDATE memory_data.notes_text SET content_tsv = 'zebra:1 '' dl'':2'::tsvector WHERE id = '7';
@@ -148,6 +173,7 @@ DROP TABLE memory_data.notes_text;
 SELECT memory_private._adopted_view(d, memory_private._adopted_opt(d))
 FROM memory_private.domains AS d WHERE d.domain = 'notes';
 SELECT memory_private._wire(d) FROM memory_private.domains AS d WHERE d.domain = 'notes';
+SELECT memory_private._search_static_refresh();
 CREATE INDEX pgmemo_notes_fts ON app.notes USING gin (to_tsvector('english', left(body::text, 100000)));
 SELECT is((SELECT array_agg(s.id ORDER BY s.id) FROM memory.search_text('notes', 'ocelot') AS s),
     ARRAY['1', '3'], 'before: search_text computes (no text index)');
@@ -157,6 +183,37 @@ SELECT is((SELECT count(*) FROM memory_data.notes_text), 3::bigint,
 SELECT is((SELECT array_agg(s.id ORDER BY s.id) FROM memory.search_text('notes', 'ocelot') AS s),
     ARRAY['1', '3'], '... searched through it');
 SELECT is(to_regclass('app.pgmemo_notes_fts'), NULL, '... and the old index on the table dropped');
+
+-- Each row's content size (migration 0025), as the view's octet_length(content): BM25's first
+-- stage reads an unfiltered search's postings from the text index alone.
+UPDATE app.notes SET body = 'an old ocelot, grown longer' WHERE id = 1;
+INSERT INTO app.notes (id, body) VALUES (4, 'été à l''hôtel ocelot');
+SELECT is((SELECT count(*) FROM app.notes AS n JOIN memory_data.notes_text AS x ON x.id = n.id::text
+           WHERE x.content_bytes = octet_length(n.body::text)), 4::bigint,
+    'content_bytes: each row''s content size, through inserts and updates (bytes, not characters)');
+SELECT is(memory_private._text_postings_table(d), 'memory_data.notes_text'::regclass,
+    '... so the postings are read there') FROM memory_private.domains AS d WHERE d.domain = 'notes';
+-- A text index made by 0024, without sizes: searched through the view until migrate fills it.
+SELECT memory_private._unwire(d) FROM memory_private.domains AS d WHERE d.domain = 'notes';
+ALTER TABLE memory_data.notes_text DROP COLUMN content_bytes;
+SELECT memory_private._search_static_refresh();
+SELECT is(memory_private._text_postings_table(d), NULL, 'an index of 0024: postings through the view')
+FROM memory_private.domains AS d WHERE d.domain = 'notes';
+SELECT is((SELECT array_agg(s.id ORDER BY s.id) FROM memory.search_text('notes', 'ocelot') AS s),
+    ARRAY['1', '3', '4'], '... and found alike');
+SELECT matches((SELECT detail FROM memory.diagnose('notes') WHERE check_name = 'text_index_out_of_sync'),
+    'lacks the rows'' content sizes', 'diagnose: the sizes are missing');
+SELECT memory_private._after_migrate();
+SELECT is((SELECT count(*) FROM app.notes AS n JOIN memory_data.notes_text AS x ON x.id = n.id::text
+           WHERE x.content_bytes = octet_length(n.body::text)), 4::bigint,
+    'after migrate: every row''s size');
+SELECT is(memory_private._text_postings_table(d), 'memory_data.notes_text'::regclass,
+    '... NOT NULL, read by the postings') FROM memory_private.domains AS d WHERE d.domain = 'notes';
+SELECT is((SELECT count(*) FROM memory.diagnose('notes') WHERE check_name = 'text_index_out_of_sync'),
+    0::bigint, '... and diagnose is content');
+INSERT INTO app.notes (id, body) VALUES (5, 'ocelot five');
+SELECT is((SELECT array_agg(s.id ORDER BY s.id) FROM memory.search_text('notes', 'ocelot') AS s),
+    ARRAY['1', '3', '4', '5'], '... the trigger writes sizes again');
 
 SELECT memory.drop_domain('notes');
 SELECT is(to_regclass('memory_data.notes_text'), NULL, 'drop_domain removes the text index');

@@ -209,6 +209,16 @@ BEGIN
     END IF;
     EXECUTE pg_catalog.format($sql$LOCK TABLE %s IN %s MODE$sql$, rel,
         CASE WHEN for_write THEN 'ROW EXCLUSIVE' ELSE 'ACCESS SHARE' END);
+    -- A read of a table without rules, row-level security or children (pg_class's flags, set
+    -- whenever one is added, never cleared too early) runs nothing of another role's: one
+    -- look-up instead of _foreign_read_code's walk (a quarter of a millisecond a call).
+    IF NOT for_write AND EXISTS (
+        SELECT FROM pg_catalog.pg_class AS c
+        WHERE c.oid = rel AND NOT c.relhasrules AND NOT c.relrowsecurity
+          AND NOT c.relforcerowsecurity AND NOT c.relhassubclass
+    ) THEN
+        RETURN;
+    END IF;
     IF for_write THEN
         SELECT * INTO v_found FROM memory_private._foreign_code(rel) AS f LIMIT 1;
     ELSE

@@ -18,7 +18,7 @@
 --   leaving them out bounds the cost). Nothing is maintained per write.
 -- * The candidates best by a cheap estimate (_bm25_sql) are scored exactly: at most
 --   max(k, pgmemo.bm25_rerank) tsvectors are read per call.
--- * Unfiltered searches of pgmemo's own tables run a plan cached per session
+-- * Unfiltered searches of every domain but a distributed one run a plan cached per session
 --   (_search_text_static, generated per domain).
 
 -- The tsvector of a domain's content, as SQL text: the stored generated column of factory
@@ -87,16 +87,18 @@ AS $$
         memory_private._adopted_content_sql(content_sql))
 $$;
 
--- The stored tsvector of row `alias` of an adopted domain's table, as SQL text.
-CREATE OR REPLACE FUNCTION memory_private._adopted_row_tsvector_sql(
-    d memory_private.domains, alias text
-)
+-- The row of an adopted domain's text index for row `alias` of its table, as a select list in the
+-- order of its columns (id, content_tsv, content_bytes): the id as the view shows it, the stored
+-- tsvector, and the size of the content as the view shows it (BM25's first stage reads it as a
+-- factory table's octet_length(content)). A NULL content is an empty one.
+CREATE OR REPLACE FUNCTION memory_private._text_index_row_sql(d memory_private.domains, alias text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-    SELECT memory_private._adopted_tsvector_sql(d.text_config,
-        format('%I.%I::text', alias, d.content_column))
+    SELECT format('%1$I.%2$I::text, %3$s, octet_length(%4$s)', alias, d.id_column,
+        memory_private._adopted_tsvector_sql(d.text_config, c.content), c.content)
+    FROM (SELECT format('coalesce(%I.%I::text, %L)', alias, d.content_column, '') AS content) AS c
 $$;
 
 -- The name of an adopted domain's text index: the table memory_data.<domain>_text (id text
@@ -118,6 +120,37 @@ SET search_path FROM CURRENT
 AS $$
     SELECT CASE WHEN d.adopted THEN
         to_regclass(format('memory_data.%I', memory_private._text_table_name(d.domain))) END
+$$;
+
+-- An adopted domain's text index when BM25's first stage can read its postings there alone: it
+-- holds every row's content size (content_bytes, NOT NULL once filled; an index made by schema
+-- 0024 gains it from the next migrate run, or from memory.sync_text_index), else NULL.
+CREATE OR REPLACE FUNCTION memory_private._text_postings_table(d memory_private.domains)
+RETURNS regclass
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT x.rel FROM (SELECT memory_private._text_table(d) AS rel) AS x
+    WHERE EXISTS (SELECT FROM pg_catalog.pg_attribute AS a
+        WHERE a.attrelid = x.rel AND a.attname = 'content_bytes' AND a.attnotnull)
+$$;
+
+-- Where BM25's first stage reads a domain's postings (rel, as SQL text: a relation aliased t with
+-- id and content_tsv) and each posting's content size (len, an expression on t). Without a
+-- filter, an adopted domain's come from its text index alone (the same rows, sizes and order as
+-- through the view, without a look-up of the application's table per posting); otherwise the
+-- domain's table or view (a filter reads its metadata and columns).
+CREATE OR REPLACE FUNCTION memory_private._text_postings_source(
+    d memory_private.domains, predicate text
+)
+RETURNS TABLE (rel text, len text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT coalesce(x.rel::text, format('%I.%I', d.table_schema, d.table_name)),
+        CASE WHEN x.rel IS NOT NULL THEN 't.content_bytes' ELSE 'octet_length(t.content)' END
+    FROM (SELECT CASE WHEN predicate = 'true'
+        THEN memory_private._text_postings_table(d) END AS rel) AS x
 $$;
 
 -- The tsvector of row t that search queries match and BM25 reads tf and the length from: the
@@ -514,19 +547,19 @@ AS $$
             FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
             CROSS JOIN LATERAL (
                 SELECT t.id, (%4$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok,
-                    octet_length(t.content) AS len
-                FROM %1$I.%2$I AS t
+                    %2$s AS len
+                FROM %1$s AS t
                 WHERE %3$s @@ c.q%6$s
                 LIMIT $11
             ) AS x
         )$s$::text
     )
     SELECT CASE WHEN predicate = 'true'
-        THEN format(s.scan, d.table_schema, d.table_name,
+        THEN format(s.scan, r.rel, r.len,
             memory_private._domain_tsvector_sql(d), predicate, 'p', '')
-        ELSE format(s.scan, d.table_schema, d.table_name,
+        ELSE format(s.scan, r.rel, r.len,
             memory_private._domain_tsvector_sql(d), predicate, 'p_all', '')
-        || ',' || format(s.scan, d.table_schema, d.table_name,
+        || ',' || format(s.scan, r.rel, r.len,
             memory_private._domain_tsvector_sql(d), predicate, 'p_cut', format($c$
                     AND (%1$s) AND ($5::tsquery IS NULL OR %2$s @@ $5)
                     -- (a one-time test per lexeme: only one its first search cut off)
@@ -536,7 +569,7 @@ AS $$
         || $u$,
         p AS MATERIALIZED (SELECT * FROM p_all UNION SELECT * FROM p_cut)$u$
         END
-    FROM s
+    FROM s CROSS JOIN memory_private._text_postings_source(d, predicate) AS r
 $$;
 
 -- p for a distributed (Citus) domain: Citus cannot push a LIMIT inside a LATERAL subquery over
@@ -751,7 +784,7 @@ BEGIN
     FROM memory_private._text_rare_candidate_pick(v_p.words, v_s.est_rows, v_p.phrases,
         v_rows.rare_rows);
     v_f := memory_private._filter_for(d, filter);
-    IF v_f.predicate IS NULL AND NOT d.adopted THEN
+    IF v_f.predicate IS NULL THEN
         RETURN QUERY SELECT * FROM memory_private._search_text_hybrid_static(v_p.words,
             v_s.est_rows, NULL, v_c.candidates, v_p.required, v_s.documents,
             v_s.avg_length, v_k.k1, v_k.b, k, v_rows.per_lexeme, v_p.qtf,
@@ -804,7 +837,7 @@ BEGIN
     -- the call's cap on index rows, shared among its candidate lexemes (at most 64 of them)
     v_cap := greatest(memory_private._text_candidate_cap()
         / greatest(cardinality(v_c.candidates), 1), 1);
-    IF v_f.predicate IS NULL AND NOT d.adopted AND NOT d.distributed THEN
+    IF v_f.predicate IS NULL AND NOT d.distributed THEN
         RETURN QUERY SELECT * FROM memory_private._search_text_static(v_p.words,
             v_c.df_estimates, NULL, v_c.candidates, v_p.required, v_c.documents,
             v_c.avg_length, v_k.k1, v_k.b, k, v_cap, v_p.qtf,
@@ -819,7 +852,8 @@ END;
 $$;
 
 -- Unfiltered search_text without re-planning: memory_private._search_text_static holds, for
--- every domain of pgmemo's own (not adopted, not distributed), _bm25_sql's query as static SQL in
+-- every domain not distributed (an adopted one's postings from its text index: the branch is
+-- made again when that index comes or gains its content sizes), _bm25_sql's query as static SQL in
 -- one generated PL/pgSQL function, so PostgreSQL plans it once per session (a dynamic EXECUTE is
 -- parsed and planned on every call). Its parameters are in the order of _bm25_sql's ($1..$12,
 -- which PL/pgSQL reads as the function's own), the domain row last. A branch is chosen by
@@ -860,7 +894,6 @@ $b$, y.key, memory_private._bm25_rescore_sql(y.x, 'true')) ORDER BY y.key COLLAT
     FROM (
         SELECT x, memory_private._text_static_key(x) AS key
         FROM memory_private._static_domains() AS x
-        WHERE NOT x.adopted
     ) AS y;
     EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private._search_text_static(

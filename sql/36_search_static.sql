@@ -27,8 +27,8 @@ AS $$
         '\$4(?![0-9])', 'search.min_similarity', 'g')
 $$;
 
--- The domains that get cached-plan branches (memory.search's here; search_text's, sql/31_bm25.sql,
--- and search_hybrid's, sql/37_search_hybrid.sql, take those not adopted): every domain whose
+-- The domains that get cached-plan branches (memory.search's here, search_text's in
+-- sql/31_bm25.sql, search_hybrid's in sql/37_search_hybrid.sql): every domain whose
 -- table exists, except distributed ones (Citus plans its own: 48_distributed.sql), in name order,
 -- at most 500 (more take the dynamic paths, with the same queries).
 CREATE OR REPLACE FUNCTION memory_private._static_domains()

@@ -82,6 +82,7 @@ AS $$
 DECLARE
     -- (as in _search_sql)
     v_rows record := memory_private._hybrid_text_rows();  -- (constants in the statement)
+    v_postings record := memory_private._text_postings_source(d, 'true');
     v_similarity text := CASE d.distance
         WHEN 'cosine' THEN '1 - v.distance'
         WHEN 'l2' THEN '1 / (1 + v.distance)'
@@ -113,8 +114,8 @@ BEGIN
             SELECT q.lexeme, x.id, x.len
             FROM q
             CROSS JOIN LATERAL (
-                SELECT t.id, octet_length(t.content) AS len
-                FROM %1$I.%2$I AS t
+                SELECT t.id, %11$s AS len
+                FROM %10$s AS t
                 WHERE t.content_tsv @@ memory_private._lexeme_tsquery(q.lexeme)
                 LIMIT %7$s
             ) AS x
@@ -167,7 +168,8 @@ BEGIN
         v_rows.extra, v_rows.per_lexeme,
         memory_private._bm25_row_score_sql('c.content_tsv', 'w.lexemes', 'w.idf', 'v_k1', 'v_b',
             'w.avgdl'),
-        memory_private._text_candidate_rule_sql('qe.est', 'qe.lexeme', v_rows.rare_rows::text));
+        memory_private._text_candidate_rule_sql('qe.est', 'qe.lexeme', v_rows.rare_rows::text),
+        v_postings.rel, v_postings.len);
 END;
 $$;
 
@@ -259,7 +261,7 @@ $$;
 
 -- memory.search_hybrid is generated, as memory.search is (sql/30_search.sql): its source is the
 -- template of memory_private._search_hybrid_definition, made into the function with the branches
--- of every domain of pgmemo's own (not adopted, not distributed: dispatch, the WHEN clauses of
+-- of every domain not distributed (dispatch, the WHEN clauses of
 -- memory_private._dispatch_sql) by memory_private._search_hybrid_static_refresh (called by
 -- _search_static_refresh: create_domain, drop_domain, adoption, every migrate), and without
 -- branches here. A branch runs the domain's one statement (_hybrid_sql's candidates fused by
@@ -358,8 +360,7 @@ BEGIN
     -- The branches take plain words: no "phrase", no -exclusion, no OR (websearch syntax goes
     -- through _parse_text_query); and convex fusion (rrf's ranks are the general path's).
     v_fast := query_embedding IS NOT NULL AND filter IS NULL AND text_match = 'any'
-        AND fusion = 'convex' AND NOT coalesce(with_embeddings, false) AND NOT v_d.adopted
-        AND NOT v_d.distributed
+        AND fusion = 'convex' AND NOT coalesce(with_embeddings, false) AND NOT v_d.distributed
         AND query !~* %11$L;  -- memory_private._text_syntax_pattern(), spliced
     IF v_fast THEN
         v_tsv := to_tsvector(v_d.text_config, query);
@@ -406,8 +407,9 @@ $template$,
         memory_private._text_max_words(), memory_private._text_syntax_pattern())
 $def$;
 
--- Regenerate memory.search_hybrid with a branch per domain of pgmemo's own (not adopted, not
--- distributed). Called by memory_private._search_static_refresh.
+-- Regenerate memory.search_hybrid with a branch per domain (not distributed; an adopted one's
+-- postings from its text index, _text_postings_source). Called by
+-- memory_private._search_static_refresh.
 CREATE OR REPLACE FUNCTION memory_private._search_hybrid_static_refresh()
 RETURNS void
 LANGUAGE plpgsql
@@ -436,8 +438,7 @@ $b$, x.domain, memory_private._hybrid_fusion_sql(memory_private._hybrid_sql(x), 
         x.table_schema, x.table_name, x.distance)
         ORDER BY x.domain COLLATE "C")
     INTO v_names, v_branches
-    FROM memory_private._static_domains() AS x
-    WHERE NOT x.adopted;
+    FROM memory_private._static_domains() AS x;
     EXECUTE memory_private._search_hybrid_definition(
         memory_private._dispatch_sql('v_d.domain', v_names, v_branches,
             'NULL;  -- not generated for this domain (yet): the general path below'));

@@ -210,9 +210,10 @@ SET search_path FROM CURRENT
 AS $body$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        INSERT INTO memory_data.%2$I AS x (id, content_tsv)
-        SELECT n.%3$I::text, %4$s FROM new_rows AS n
-        ON CONFLICT (id) DO UPDATE SET content_tsv = excluded.content_tsv;
+        INSERT INTO memory_data.%2$I AS x (id, content_tsv, content_bytes)
+        SELECT %4$s FROM new_rows AS n
+        ON CONFLICT (id) DO UPDATE
+            SET content_tsv = excluded.content_tsv, content_bytes = excluded.content_bytes;
     ELSIF TG_OP = 'UPDATE' THEN
         -- over both transition tables: planned at each firing (see the unstale trigger)
         EXECUTE $stmt$
@@ -222,12 +223,13 @@ BEGIN
               AND NOT EXISTS (SELECT FROM new_rows AS n WHERE n.%3$I = o.%3$I)
         $stmt$;
         EXECUTE $stmt$
-            INSERT INTO memory_data.%2$I AS x (id, content_tsv)
-            SELECT n.%3$I::text, %4$s
+            INSERT INTO memory_data.%2$I AS x (id, content_tsv, content_bytes)
+            SELECT %4$s
             FROM new_rows AS n
             LEFT JOIN old_rows AS o ON o.%3$I = n.%3$I
             WHERE o.%3$I IS NULL OR n.%5$I IS DISTINCT FROM o.%5$I
-            ON CONFLICT (id) DO UPDATE SET content_tsv = excluded.content_tsv
+            ON CONFLICT (id) DO UPDATE
+                SET content_tsv = excluded.content_tsv, content_bytes = excluded.content_bytes
         $stmt$;
     ELSIF TG_OP = 'DELETE' THEN
         DELETE FROM memory_data.%2$I AS x USING old_rows AS o WHERE x.id = o.%3$I::text;
@@ -239,7 +241,7 @@ END;
 $body$
 $fn$,
         memory_private._wire_name(d.domain, 'text'), memory_private._text_table_name(d.domain),
-        d.id_column, memory_private._adopted_row_tsvector_sql(d, 'n'), d.content_column)
+        d.id_column, memory_private._text_index_row_sql(d, 'n'), d.content_column)
     UNION ALL
     -- The queue's statements on the domain's table (sql/51_queue_claim.sql), as functions: static
     -- SQL, so each backend plans them once, not at every batch. Arguments: those of the

@@ -164,7 +164,8 @@ BEGIN
     EXECUTE format($sql$
         CREATE TABLE memory_data.%1$I (
             id text PRIMARY KEY,
-            content_tsv tsvector NOT NULL
+            content_tsv tsvector NOT NULL,
+            content_bytes integer NOT NULL
         )
     $sql$, v_name);
     EXECUTE format($sql$
@@ -174,10 +175,10 @@ BEGIN
     EXECUTE format($sql$REVOKE ALL ON memory_data.%I FROM PUBLIC$sql$, v_name);
     PERFORM memory_private._wire(d);
     EXECUTE format($sql$
-        INSERT INTO memory_data.%1$I (id, content_tsv)
-        SELECT s.%2$I::text, %3$s
-        FROM %4$s AS s
-    $sql$, v_name, d.id_column, memory_private._adopted_row_tsvector_sql(d, 's'), v_source);
+        INSERT INTO memory_data.%1$I (id, content_tsv, content_bytes)
+        SELECT %2$s
+        FROM %3$s AS s
+    $sql$, v_name, memory_private._text_index_row_sql(d, 's'), v_source);
     EXECUTE format($sql$
         CREATE INDEX %1$I ON memory_data.%2$I USING gin (content_tsv)
         WITH (gin_pending_list_limit = %3$s)
@@ -190,6 +191,7 @@ BEGIN
     IF FOUND THEN
         EXECUTE format($sql$DROP INDEX %s$sql$, memory_private._qualified(v_old));
     END IF;
+    PERFORM memory_private._search_static_refresh();  -- search_text's branch reads it now
     RETURN true;
 END;
 $$;
@@ -264,6 +266,28 @@ DECLARE
     v_d memory_private.domains;
     v_count integer := 0;
 BEGIN
+    -- A text index made by schema 0024 has no content sizes: the column first (the domain's
+    -- trigger, made again by this migrate run, writes it), then every row's, as
+    -- memory.sync_text_index computes them. Until then BM25 reads its postings through the view.
+    FOR v_d IN
+        SELECT x.* FROM memory_private.domains AS x
+        WHERE x.adopted AND memory_private._text_table(x) IS NOT NULL
+          AND memory_private._text_postings_table(x) IS NULL
+        ORDER BY x.domain
+    LOOP
+        EXECUTE format($sql$ALTER TABLE %s ADD COLUMN IF NOT EXISTS content_bytes integer$sql$,
+            memory_private._text_table(v_d));
+        BEGIN
+            PERFORM memory_private._assert_inert(v_d.source_table, false);
+            PERFORM memory_private._text_index_sync(v_d, memory_private._text_table(v_d));
+            v_count := v_count + 1;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'pgmemo: the text index of domain "%" was not completed: %', v_d.domain,
+                SQLERRM
+                USING HINT = format('Run SELECT memory.sync_text_index(%L) once the table can be '
+                    'read.', v_d.domain);
+        END;
+    END LOOP;
     FOR v_d IN
         SELECT x.* FROM memory_private.domains AS x
         WHERE x.adopted AND memory_private._text_table(x) IS NULL
@@ -302,8 +326,6 @@ DECLARE
     v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_text regclass := memory_private._text_table(v_d);
     v_source text := memory_private._qualified(v_d.source_table);
-    v_id text;
-    v_gone bigint;
     v_set bigint;
 BEGIN
     IF NOT v_d.adopted OR memory_private._is_shadow(v_d)
@@ -319,6 +341,27 @@ BEGIN
         INTO v_set;
         RETURN v_set;
     END IF;
+    RETURN memory_private._text_index_sync(v_d, v_text);
+END;
+$$;
+
+-- memory.sync_text_index's work on an existing text index (the caller has checked the table):
+-- rows gone from the table removed, every row's tsvector and size computed and written where
+-- they differ, and content_bytes made NOT NULL (an index made by schema 0024 had no sizes).
+-- Returns the rows written or removed.
+CREATE OR REPLACE FUNCTION memory_private._text_index_sync(d memory_private.domains, text_index regclass)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := d;
+    v_text regclass := text_index;
+    v_source text := memory_private._qualified(d.source_table);
+    v_id text;
+    v_gone bigint;
+    v_set bigint;
+BEGIN
     -- Writers wait while every row is compared (a write between the read and the upsert below
     -- would be overwritten by the tsvector of its old content).
     EXECUTE format($sql$LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE$sql$, v_source);
@@ -330,13 +373,19 @@ BEGIN
     $sql$, v_text, v_source, v_id);
     GET DIAGNOSTICS v_gone = ROW_COUNT;
     EXECUTE format($sql$
-        INSERT INTO %1$s AS x (id, content_tsv)
-        SELECT %3$s, %4$s
+        INSERT INTO %1$s AS x (id, content_tsv, content_bytes)
+        SELECT %3$s
         FROM %2$s AS s
-        ON CONFLICT (id) DO UPDATE SET content_tsv = excluded.content_tsv
-            WHERE x.content_tsv IS DISTINCT FROM excluded.content_tsv
-    $sql$, v_text, v_source, v_id, memory_private._adopted_row_tsvector_sql(v_d, 's'));
+        ON CONFLICT (id) DO UPDATE
+            SET content_tsv = excluded.content_tsv, content_bytes = excluded.content_bytes
+            WHERE (x.content_tsv, x.content_bytes)
+                IS DISTINCT FROM (excluded.content_tsv, excluded.content_bytes)
+    $sql$, v_text, v_source, memory_private._text_index_row_sql(v_d, 's'));
     GET DIAGNOSTICS v_set = ROW_COUNT;
+    IF memory_private._text_postings_table(v_d) IS NULL THEN
+        EXECUTE format($sql$ALTER TABLE %s ALTER COLUMN content_bytes SET NOT NULL$sql$, v_text);
+        PERFORM memory_private._search_static_refresh();  -- search_text's branch reads it now
+    END IF;
     RETURN v_gone + v_set;
 END;
 $$;

@@ -274,7 +274,10 @@ BEGIN
             CASE WHEN v_missing > 0 THEN format('%s rows of the table are missing from it '
                 '(memory.search_text does not find them)', v_missing) END,
             CASE WHEN v_extra > 0 THEN format('it holds %s rows the table no longer has',
-                v_extra) END), '');
+                v_extra) END,
+            CASE WHEN memory_private._text_postings_table(d) IS NULL THEN 'it lacks the rows'' '
+                'content sizes (made by schema 0024: memory.search_text reads its postings '
+                'through the table until they are there)' END), '');
     END IF;
     IF v_what IS NOT NULL THEN
         RETURN QUERY SELECT 'warning', d.domain, 'text_index_out_of_sync',
@@ -290,8 +293,8 @@ $$;
 
 COMMENT ON FUNCTION memory_private._check_text_index_out_of_sync(memory_private.domains) IS
 'diagnose check text_index_out_of_sync (warning): an adopted table''s text index missing, its '
-'triggers disabled or missing, or rows on one side only (exact up to pgmemo.diagnose_exact_rows '
-'rows, estimated above). fix_sql: memory.sync_text_index (none while triggers are off: enable '
+'triggers disabled or missing, rows on one side only (exact up to pgmemo.diagnose_exact_rows '
+'rows, estimated above), or its content sizes not filled (an index made by schema 0024). fix_sql: memory.sync_text_index (none while triggers are off: enable '
 'them, or run pgmemo migrate to restore missing ones, first).';
 
 -- INVALID indexes (a failed CREATE INDEX CONCURRENTLY / REINDEX CONCURRENTLY) on the table or
