@@ -294,8 +294,9 @@ $$;
 COMMENT ON FUNCTION memory_private._check_text_index_out_of_sync(memory_private.domains) IS
 'diagnose check text_index_out_of_sync (warning): an adopted table''s text index missing, its '
 'triggers disabled or missing, rows on one side only (exact up to pgmemo.diagnose_exact_rows '
-'rows, estimated above), or its content sizes not filled (an index made by schema 0024). fix_sql: memory.sync_text_index (none while triggers are off: enable '
-'them, or run pgmemo migrate to restore missing ones, first).';
+'rows, estimated above), or its content sizes not filled (an index made by schema 0024). '
+'fix_sql: memory.sync_text_index (none while triggers are off: enable them, or run pgmemo '
+'migrate to restore missing ones, first).';
 
 -- INVALID indexes (a failed CREATE INDEX CONCURRENTLY / REINDEX CONCURRENTLY) on the table or
 -- its partitions. Partitioned parent indexes are left to partition_missing_index.
