@@ -131,4 +131,8 @@ def test_text_write_benchmark_tiny():
         # the sustained throughput counts the merge the writes left pending
         assert m["store_queue_sustained_rows_per_s"] > 0 and "store_queue_final_merge_ms" in m
     assert [d["rows_added_after_refresh"] for d in res["drift"]] == [0.1, 0.5]
+    # an adopted table ranks as a factory table holding the same rows
+    assert res["adopted"]["search_text"]["identical"] == res["adopted"]["queries"]
+    assert res["adopted"]["search_hybrid"]["adopted_p50_ms"] > 0
+    assert "An adopted table" in text_write.markdown(res)
     assert re.match(r"^## Text search write cost", text_write.markdown(res))
