@@ -1120,7 +1120,7 @@ DROP FUNCTION IF EXISTS memory_private._domain_rank_tsvector_sql(memory_private.
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0024', '0024_adopted_text_index.sql', '68f7b4e049b01342713c79eb6f7ed11d591da0401d5071a52851d15b36e2c02e', 'versioned'); PERFORM memory_private._record_breaking('0024', false); END $pgmemo$;
 \endif
 -- migrations/0025_text_index_sizes.sql
-SELECT memory_private._migration_needed('0025', '0025_text_index_sizes.sql', '5cf247cb4544705e769f3b0599a890577ebf319bbdb099f7d31cb8a5454cf05a', ARRAY[]::text[]) AS pgmemo_apply \gset
+SELECT memory_private._migration_needed('0025', '0025_text_index_sizes.sql', '20c7ae4781dcb05d06fe20e675fb74c1fd8683605b892c9ff8f747b633e52e6a', ARRAY['5cf247cb4544705e769f3b0599a890577ebf319bbdb099f7d31cb8a5454cf05a']::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
 -- 0025_text_index_sizes: an adopted domain's text index holds each row's content size, so
 -- search_text reads its postings there alone.
@@ -1133,14 +1133,15 @@ SELECT memory_private._migration_needed('0025', '0025_text_index_sizes.sql', '5c
 -- unfiltered search_text reads the postings from it alone (a filtered one still needs the
 -- table's metadata and columns, through the view).
 -- In place: the next migrate run (memory_private._text_index_all, after sql/ is applied) adds the
--- column to each text index made by 0024 and fills it as memory.sync_text_index does (the
--- table's writers wait meanwhile); until then, or where the table could not be read (a WARNING,
--- diagnose text_index_out_of_sync), search_text reads the postings through the view as before.
+-- column to each text index made by 0024 (instant: the rows written from then on carry their
+-- size); memory.run_maintenance fills the others without blocking the table's writers
+-- (memory_private._text_sizes_fill). Until a domain's sizes are complete, search_text reads its
+-- postings through the view as before; diagnose says so (text_index_out_of_sync).
 -- Not breaking: no public signature changes.
 
 -- Retired: the text index's row is one select list (memory_private._text_index_row_sql).
 DROP FUNCTION IF EXISTS memory_private._adopted_row_tsvector_sql(memory_private.domains, text);
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0025', '0025_text_index_sizes.sql', '5cf247cb4544705e769f3b0599a890577ebf319bbdb099f7d31cb8a5454cf05a', 'versioned'); PERFORM memory_private._record_breaking('0025', false); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0025', '0025_text_index_sizes.sql', '20c7ae4781dcb05d06fe20e675fb74c1fd8683605b892c9ff8f747b633e52e6a', 'versioned'); PERFORM memory_private._record_breaking('0025', false); END $pgmemo$;
 \endif
 DO $pgmemo$ BEGIN PERFORM memory_private._set_install_search_path(); END $pgmemo$;
 -- sql/00_private_helpers.sql
@@ -7281,9 +7282,11 @@ DECLARE
     v_d memory_private.domains;
     v_count integer := 0;
 BEGIN
-    -- A text index made by schema 0024 has no content sizes: the column first (the domain's
-    -- trigger, made again by this migrate run, writes it), then every row's, as
-    -- memory.sync_text_index computes them. Until then BM25 reads its postings through the view.
+    -- A text index made by schema 0024 has no content sizes: the column only (instant; the
+    -- domain's trigger, made again by this migrate run, writes it for every row written from
+    -- now on). The rows' sizes are filled later, without blocking the table's writers, by
+    -- memory.run_maintenance (memory_private._text_sizes_fill); until then BM25 reads the
+    -- domain's postings through its view.
     FOR v_d IN
         SELECT x.* FROM memory_private.domains AS x
         WHERE x.adopted AND memory_private._text_table(x) IS NOT NULL
@@ -7292,16 +7295,6 @@ BEGIN
     LOOP
         EXECUTE format($sql$ALTER TABLE %s ADD COLUMN IF NOT EXISTS content_bytes integer$sql$,
             memory_private._text_table(v_d));
-        BEGIN
-            PERFORM memory_private._assert_inert(v_d.source_table, false);
-            PERFORM memory_private._text_index_sync(v_d, memory_private._text_table(v_d));
-            v_count := v_count + 1;
-        EXCEPTION WHEN OTHERS THEN
-            RAISE WARNING 'pgmemo: the text index of domain "%" was not completed: %', v_d.domain,
-                SQLERRM
-                USING HINT = format('Run SELECT memory.sync_text_index(%L) once the table can be '
-                    'read.', v_d.domain);
-        END;
     END LOOP;
     FOR v_d IN
         SELECT x.* FROM memory_private.domains AS x
@@ -7329,6 +7322,89 @@ BEGIN
         END IF;
     END LOOP;
     RETURN v_count;
+END;
+$$;
+
+-- The content sizes of up to max_rows rows of an adopted domain's text index that have none (an
+-- index made by schema 0024), read from the table; once none is left, content_bytes is made NOT
+-- NULL and the search branches regenerated (BM25 then reads the postings from the text index
+-- alone). Returns the rows filled. Writers of the table never wait for it: it reads the table
+-- (ACCESS SHARE, after _assert_inert) and only fills sizes that are still NULL, so a row a
+-- writer changes meanwhile, whose size the domain's trigger writes, is left to the trigger: when
+-- the writer commits first, the UPDATE re-checks the row (READ COMMITTED) and finds a size;
+-- when this UPDATE comes first, the writer's trigger waits for it and writes over it. A row of
+-- the index whose table row is gone (an index out of line) is removed.
+CREATE OR REPLACE FUNCTION memory_private._text_sizes_fill(d memory_private.domains, max_rows integer)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_text regclass := memory_private._text_table(d);
+    v_source text := memory_private._qualified(d.source_table);
+    v_id text := CASE WHEN memory_private._id_type(d) = 'text' THEN format($f$s.%I$f$, d.id_column)
+        ELSE format($f$s.%I::text$f$, d.id_column) END;
+    v_filled bigint;
+    v_left boolean;
+BEGIN
+    IF v_text IS NULL OR v_source IS NULL OR memory_private._text_postings_table(d) IS NOT NULL
+    THEN
+        RETURN 0;
+    END IF;
+    PERFORM memory_private._assert_inert(d.source_table, false);
+    EXECUTE format($sql$
+        UPDATE %1$s AS x
+        SET content_bytes = octet_length(coalesce(s.%4$I::text, ''))
+        FROM %2$s AS s
+        WHERE %3$s = x.id AND x.content_bytes IS NULL
+          AND x.id IN (SELECT y.id FROM %1$s AS y WHERE y.content_bytes IS NULL LIMIT $1)
+    $sql$, v_text, v_source, v_id, d.content_column) USING max_rows;
+    GET DIAGNOSTICS v_filled = ROW_COUNT;
+    IF v_filled < max_rows THEN
+        EXECUTE format($sql$
+            DELETE FROM %1$s AS x
+            WHERE x.content_bytes IS NULL AND NOT EXISTS (SELECT FROM %2$s AS s WHERE %3$s = x.id)
+        $sql$, v_text, v_source, v_id);
+        EXECUTE format($sql$
+            SELECT EXISTS (SELECT FROM %1$s AS x WHERE x.content_bytes IS NULL)
+        $sql$, v_text) INTO v_left;
+        IF NOT v_left THEN
+            -- (the trigger never writes a row without its size)
+            EXECUTE format($sql$ALTER TABLE %s ALTER COLUMN content_bytes SET NOT NULL$sql$, v_text);
+            PERFORM memory_private._search_static_refresh();  -- the branches read it now
+        END IF;
+    END IF;
+    RETURN v_filled;
+END;
+$$;
+
+-- memory.run_maintenance's part of it: content sizes for the text indexes that lack them, at most
+-- max_rows in all; a domain whose table cannot be read is left with a WARNING (diagnose reports
+-- it: text_index_out_of_sync).
+CREATE OR REPLACE FUNCTION memory_private._text_sizes_fill_all(max_rows integer)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains;
+    v_total bigint := 0;
+BEGIN
+    FOR v_d IN
+        SELECT x.* FROM memory_private.domains AS x
+        WHERE x.adopted AND memory_private._text_table(x) IS NOT NULL
+          AND memory_private._text_postings_table(x) IS NULL
+        ORDER BY x.domain
+    LOOP
+        EXIT WHEN v_total >= max_rows;
+        BEGIN
+            v_total := v_total + memory_private._text_sizes_fill(v_d, (max_rows - v_total)::integer);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'pgmemo: the content sizes of domain "%" were not filled: %', v_d.domain,
+                SQLERRM;
+        END;
+    END LOOP;
+    RETURN v_total;
 END;
 $$;
 
@@ -7641,7 +7717,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'build the HNSW and id-as-text indexes now (blocks writes while they build); false: build them '
 'later without blocking, with memory.concurrent_index_statements. Idempotent for the same '
 'arguments. memory.drop_domain releases the table and never drops it.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '9e5b573c9ba3fb92d3023a90e2afdb081c684b8755c62fef3d5f5a8b6b663b67', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '338329a0ba69fb8553c920869034446cfe01a26b0b6c918d8f71514f54179753', 'repeatable'); END $pgmemo$;
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --
@@ -9340,6 +9416,7 @@ DECLARE
     v_enqueued record;
     v_purged bigint;
     v_text_stats integer;
+    v_sizes bigint;
 BEGIN
     -- One run at a time (every worker runs it): a second caller returns at once.
     IF NOT pg_try_advisory_xact_lock(hashtext('pgmemo.maintenance')) THEN
@@ -9350,6 +9427,7 @@ BEGIN
     v_released := memory.release_expired_claims();
     v_enqueued := memory_private._enqueue_missing_all();
     v_text_stats := memory.refresh_text_stats();
+    v_sizes := memory_private._text_sizes_fill_all(50000);
     DELETE FROM memory_private.workers AS w
     WHERE w.last_seen < now() - interval '7 days';
     GET DIAGNOSTICS v_purged = ROW_COUNT;
@@ -9359,6 +9437,7 @@ BEGIN
         'skipped_domains', v_enqueued.skipped,
         'purged_workers', v_purged,
         'text_stats_refreshed', v_text_stats,
+        'text_sizes_filled', v_sizes,
         'ran_at', now());
 END;
 $$;
@@ -9366,7 +9445,9 @@ $$;
 COMMENT ON FUNCTION memory.run_maintenance() IS
 'The one entry point for pg_cron: release expired claims, queue rows missing an embedding and '
 'no job, forget workers unseen for 7 days, refresh the text-search statistics of domains that '
-'changed by more than 10% (memory.refresh_text_stats). Returns what it did as JSON; '
+'changed by more than 10% (memory.refresh_text_stats), fill up to 50,000 content sizes of '
+'adopted domains'' text indexes made by schema 0024 (text_sizes_filled, without blocking the '
+'tables'' writers). Returns what it did as JSON; '
 'skipped_domains names the domains whose table could not be read (dropped meanwhile) with the '
 'error. One run at a time: a second caller returns at once with busy.';
 
@@ -9394,7 +9475,7 @@ $$;
 COMMENT ON FUNCTION memory.schedule_maintenance(text) IS
 'Register memory.run_maintenance() with pg_cron under the job name pgmemo-maintenance '
 '(re-scheduling replaces it). Error 0A000 when pg_cron is not installed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', 'f17243791f36f89e9e5d244bb52e47a2b053a2ec343b0f5929d509065b26ccdc', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '5f48ee404fac373190a26e5365f3bf6f2e1ff61ba781848b2750ecfc0dfca426', 'repeatable'); END $pgmemo$;
 -- sql/51_queue_claim.sql
 -- Claiming and completing embedding jobs, set-based: one statement per domain per batch for
 -- the claim, a few for the completion (memory_private._claim_sql, _complete_sql: one template
@@ -10579,8 +10660,9 @@ BEGIN
             CASE WHEN v_extra > 0 THEN format('it holds %s rows the table no longer has',
                 v_extra) END,
             CASE WHEN memory_private._text_postings_table(d) IS NULL THEN 'it lacks the rows'' '
-                'content sizes (made by schema 0024: memory.search_text reads its postings '
-                'through the table until they are there)' END), '');
+                'content sizes (made by schema 0024: memory.run_maintenance fills them, without '
+                'blocking the table''s writers; memory.search_text reads its postings through the '
+                'table until they are there)' END), '');
     END IF;
     IF v_what IS NOT NULL THEN
         RETURN QUERY SELECT 'warning', d.domain, 'text_index_out_of_sync',
@@ -11033,7 +11115,7 @@ $$;
 COMMENT ON FUNCTION memory_private._check_expired_claims(memory_private.domains) IS
 'diagnose check expired_claims (warning): claimed jobs whose lease has expired. fix_sql: '
 'memory.release_expired_claims.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', '1b21c3464d769648b40e45674d3a4538fb7d2249c5a1d0dca515157d2f42e974', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', 'ef447493252e23a0437e2f146525ee3b168c6de50405b338c76401b3152c5f05', 'repeatable'); END $pgmemo$;
 -- sql/70_bulk.sql
 -- Bulk loading: memory.bulk_load_begin / memory.bulk_load_finish defer a domain's secondary
 -- indexes (HNSW, GIN metadata, GIN full-text, btree updated_at) and its per-statement enqueue

@@ -9,9 +9,10 @@
 -- unfiltered search_text reads the postings from it alone (a filtered one still needs the
 -- table's metadata and columns, through the view).
 -- In place: the next migrate run (memory_private._text_index_all, after sql/ is applied) adds the
--- column to each text index made by 0024 and fills it as memory.sync_text_index does (the
--- table's writers wait meanwhile); until then, or where the table could not be read (a WARNING,
--- diagnose text_index_out_of_sync), search_text reads the postings through the view as before.
+-- column to each text index made by 0024 (instant: the rows written from then on carry their
+-- size); memory.run_maintenance fills the others without blocking the table's writers
+-- (memory_private._text_sizes_fill). Until a domain's sizes are complete, search_text reads its
+-- postings through the view as before; diagnose says so (text_index_out_of_sync).
 -- Not breaking: no public signature changes.
 
 -- Retired: the text index's row is one select list (memory_private._text_index_row_sql).

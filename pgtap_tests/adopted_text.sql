@@ -7,7 +7,7 @@
 -- gets it from the next migrate run (memory_private._after_migrate); drop_domain removes it.
 -- (The interleavings with concurrent writers: python/tests/test_adopted_text.py.)
 BEGIN;
-SELECT plan(52);
+SELECT plan(57);
 
 CREATE SCHEMA app;
 CREATE TABLE app.notes (
@@ -204,16 +204,25 @@ SELECT is((SELECT array_agg(s.id ORDER BY s.id) FROM memory.search_text('notes',
 SELECT matches((SELECT detail FROM memory.diagnose('notes') WHERE check_name = 'text_index_out_of_sync'),
     'lacks the rows'' content sizes', 'diagnose: the sizes are missing');
 SELECT memory_private._after_migrate();
+SELECT is((SELECT count(*) FROM memory_data.notes_text WHERE content_bytes IS NULL), 4::bigint,
+    'after migrate: the column, no size filled yet (the fill would block the table''s writers)');
+INSERT INTO app.notes (id, body) VALUES (6, 'an ocelot written after the upgrade');
+SELECT is((SELECT content_bytes FROM memory_data.notes_text WHERE id = '6'),
+    octet_length('an ocelot written after the upgrade'), '... a row written since has its size');
+SELECT is(memory_private._text_postings_table(d), NULL, '... postings still through the view')
+FROM memory_private.domains AS d WHERE d.domain = 'notes';
+SELECT is((memory.run_maintenance() ->> 'text_sizes_filled')::bigint, 4::bigint,
+    'run_maintenance fills the sizes');
 SELECT is((SELECT count(*) FROM app.notes AS n JOIN memory_data.notes_text AS x ON x.id = n.id::text
-           WHERE x.content_bytes = octet_length(n.body::text)), 4::bigint,
-    'after migrate: every row''s size');
+           WHERE x.content_bytes = octet_length(n.body::text)), 5::bigint, '... every row''s');
 SELECT is(memory_private._text_postings_table(d), 'memory_data.notes_text'::regclass,
     '... NOT NULL, read by the postings') FROM memory_private.domains AS d WHERE d.domain = 'notes';
 SELECT is((SELECT count(*) FROM memory.diagnose('notes') WHERE check_name = 'text_index_out_of_sync'),
     0::bigint, '... and diagnose is content');
+SELECT is((memory.run_maintenance() ->> 'text_sizes_filled')::bigint, 0::bigint, '... and again: nothing');
 INSERT INTO app.notes (id, body) VALUES (5, 'ocelot five');
 SELECT is((SELECT array_agg(s.id ORDER BY s.id) FROM memory.search_text('notes', 'ocelot') AS s),
-    ARRAY['1', '3', '4', '5'], '... the trigger writes sizes again');
+    ARRAY['1', '3', '4', '5', '6'], '... the trigger writes sizes again');
 
 SELECT memory.drop_domain('notes');
 SELECT is(to_regclass('memory_data.notes_text'), NULL, 'drop_domain removes the text index');

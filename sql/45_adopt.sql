@@ -266,9 +266,11 @@ DECLARE
     v_d memory_private.domains;
     v_count integer := 0;
 BEGIN
-    -- A text index made by schema 0024 has no content sizes: the column first (the domain's
-    -- trigger, made again by this migrate run, writes it), then every row's, as
-    -- memory.sync_text_index computes them. Until then BM25 reads its postings through the view.
+    -- A text index made by schema 0024 has no content sizes: the column only (instant; the
+    -- domain's trigger, made again by this migrate run, writes it for every row written from
+    -- now on). The rows' sizes are filled later, without blocking the table's writers, by
+    -- memory.run_maintenance (memory_private._text_sizes_fill); until then BM25 reads the
+    -- domain's postings through its view.
     FOR v_d IN
         SELECT x.* FROM memory_private.domains AS x
         WHERE x.adopted AND memory_private._text_table(x) IS NOT NULL
@@ -277,16 +279,6 @@ BEGIN
     LOOP
         EXECUTE format($sql$ALTER TABLE %s ADD COLUMN IF NOT EXISTS content_bytes integer$sql$,
             memory_private._text_table(v_d));
-        BEGIN
-            PERFORM memory_private._assert_inert(v_d.source_table, false);
-            PERFORM memory_private._text_index_sync(v_d, memory_private._text_table(v_d));
-            v_count := v_count + 1;
-        EXCEPTION WHEN OTHERS THEN
-            RAISE WARNING 'pgmemo: the text index of domain "%" was not completed: %', v_d.domain,
-                SQLERRM
-                USING HINT = format('Run SELECT memory.sync_text_index(%L) once the table can be '
-                    'read.', v_d.domain);
-        END;
     END LOOP;
     FOR v_d IN
         SELECT x.* FROM memory_private.domains AS x
@@ -314,6 +306,89 @@ BEGIN
         END IF;
     END LOOP;
     RETURN v_count;
+END;
+$$;
+
+-- The content sizes of up to max_rows rows of an adopted domain's text index that have none (an
+-- index made by schema 0024), read from the table; once none is left, content_bytes is made NOT
+-- NULL and the search branches regenerated (BM25 then reads the postings from the text index
+-- alone). Returns the rows filled. Writers of the table never wait for it: it reads the table
+-- (ACCESS SHARE, after _assert_inert) and only fills sizes that are still NULL, so a row a
+-- writer changes meanwhile, whose size the domain's trigger writes, is left to the trigger: when
+-- the writer commits first, the UPDATE re-checks the row (READ COMMITTED) and finds a size;
+-- when this UPDATE comes first, the writer's trigger waits for it and writes over it. A row of
+-- the index whose table row is gone (an index out of line) is removed.
+CREATE OR REPLACE FUNCTION memory_private._text_sizes_fill(d memory_private.domains, max_rows integer)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_text regclass := memory_private._text_table(d);
+    v_source text := memory_private._qualified(d.source_table);
+    v_id text := CASE WHEN memory_private._id_type(d) = 'text' THEN format($f$s.%I$f$, d.id_column)
+        ELSE format($f$s.%I::text$f$, d.id_column) END;
+    v_filled bigint;
+    v_left boolean;
+BEGIN
+    IF v_text IS NULL OR v_source IS NULL OR memory_private._text_postings_table(d) IS NOT NULL
+    THEN
+        RETURN 0;
+    END IF;
+    PERFORM memory_private._assert_inert(d.source_table, false);
+    EXECUTE format($sql$
+        UPDATE %1$s AS x
+        SET content_bytes = octet_length(coalesce(s.%4$I::text, ''))
+        FROM %2$s AS s
+        WHERE %3$s = x.id AND x.content_bytes IS NULL
+          AND x.id IN (SELECT y.id FROM %1$s AS y WHERE y.content_bytes IS NULL LIMIT $1)
+    $sql$, v_text, v_source, v_id, d.content_column) USING max_rows;
+    GET DIAGNOSTICS v_filled = ROW_COUNT;
+    IF v_filled < max_rows THEN
+        EXECUTE format($sql$
+            DELETE FROM %1$s AS x
+            WHERE x.content_bytes IS NULL AND NOT EXISTS (SELECT FROM %2$s AS s WHERE %3$s = x.id)
+        $sql$, v_text, v_source, v_id);
+        EXECUTE format($sql$
+            SELECT EXISTS (SELECT FROM %1$s AS x WHERE x.content_bytes IS NULL)
+        $sql$, v_text) INTO v_left;
+        IF NOT v_left THEN
+            -- (the trigger never writes a row without its size)
+            EXECUTE format($sql$ALTER TABLE %s ALTER COLUMN content_bytes SET NOT NULL$sql$, v_text);
+            PERFORM memory_private._search_static_refresh();  -- the branches read it now
+        END IF;
+    END IF;
+    RETURN v_filled;
+END;
+$$;
+
+-- memory.run_maintenance's part of it: content sizes for the text indexes that lack them, at most
+-- max_rows in all; a domain whose table cannot be read is left with a WARNING (diagnose reports
+-- it: text_index_out_of_sync).
+CREATE OR REPLACE FUNCTION memory_private._text_sizes_fill_all(max_rows integer)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains;
+    v_total bigint := 0;
+BEGIN
+    FOR v_d IN
+        SELECT x.* FROM memory_private.domains AS x
+        WHERE x.adopted AND memory_private._text_table(x) IS NOT NULL
+          AND memory_private._text_postings_table(x) IS NULL
+        ORDER BY x.domain
+    LOOP
+        EXIT WHEN v_total >= max_rows;
+        BEGIN
+            v_total := v_total + memory_private._text_sizes_fill(v_d, (max_rows - v_total)::integer);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'pgmemo: the content sizes of domain "%" were not filled: %', v_d.domain,
+                SQLERRM;
+        END;
+    END LOOP;
+    RETURN v_total;
 END;
 $$;
 

@@ -276,8 +276,9 @@ BEGIN
             CASE WHEN v_extra > 0 THEN format('it holds %s rows the table no longer has',
                 v_extra) END,
             CASE WHEN memory_private._text_postings_table(d) IS NULL THEN 'it lacks the rows'' '
-                'content sizes (made by schema 0024: memory.search_text reads its postings '
-                'through the table until they are there)' END), '');
+                'content sizes (made by schema 0024: memory.run_maintenance fills them, without '
+                'blocking the table''s writers; memory.search_text reads its postings through the '
+                'table until they are there)' END), '');
     END IF;
     IF v_what IS NOT NULL THEN
         RETURN QUERY SELECT 'warning', d.domain, 'text_index_out_of_sync',

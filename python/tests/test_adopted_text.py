@@ -166,3 +166,67 @@ def test_application_role_writes_reach_the_index(conn, dsn, roles):
     assert _found(conn, "notes", "newt") == ["3"]
     assert one(conn, "SELECT count(*) FROM memory_data.notes_text WHERE id = '4'") == 0
     assert one(conn, "SELECT memory.sync_text_index('notes')") == 0
+
+
+def _sizes(conn) -> dict[str, int | None]:
+    return {r["id"]: r["content_bytes"] for r in conn.execute(
+        "SELECT id, content_bytes FROM memory_data.notes_text").fetchall()}
+
+
+def test_size_fill_never_overwrites_a_newer_write(conn, dsn):
+    """A text index made by schema 0024 gets its rows' content sizes from run_maintenance
+    (memory_private._text_sizes_fill), which reads the table without blocking its writers. Both
+    orders against an application update of one row: the row ends with the update's size."""
+    _setup(conn)
+    conn.execute("SELECT memory.adopt_table('notes', 'app.notes', 'id', 'body', 'emb')")
+    # as made by 0024: no sizes
+    conn.execute("ALTER TABLE memory_data.notes_text ALTER COLUMN content_bytes DROP NOT NULL")
+    conn.execute("UPDATE memory_data.notes_text SET content_bytes = NULL")
+    conn.execute("SELECT memory_private._search_static_refresh()")
+    fill = ("SELECT memory_private._text_sizes_fill(d, %s) AS n FROM memory_private.domains AS d "
+            "WHERE d.domain = 'notes'")
+
+    # the update first, uncommitted: the fill waits for its row, then leaves it to the trigger
+    filler, writer = _tx(dsn), _tx(dsn)
+    try:
+        filler_pid = _pid(filler)
+        writer.execute("UPDATE app.notes SET body = 'an otter swims far away' WHERE id = 1")
+        t, out = _in_thread(lambda: filler.execute(fill, (100,)).fetchone())
+        wait_for_lock_wait(conn, filler_pid)
+        writer.commit()
+        t.join(30)
+        assert "error" not in out, out
+        assert out["result"]["n"] == 19  # the other rows; the updated one had its size
+        filler.commit()
+    finally:
+        filler.close()
+        writer.close()
+    assert _sizes(conn)["1"] == len("an otter swims far away")
+    assert one(conn, "SELECT count(*) FROM app.notes AS n JOIN memory_data.notes_text AS x "
+                     "ON x.id = n.id::text WHERE x.content_bytes = octet_length(n.body)") == 20
+    assert one(conn, "SELECT memory_private._text_postings_table(d)::text FROM memory_private.domains "
+                     "AS d WHERE d.domain = 'notes'") == "memory_data.notes_text", "complete: NOT NULL"
+
+    # the fill first, uncommitted: the update's trigger waits for its row, then writes over it
+    conn.execute("ALTER TABLE memory_data.notes_text ALTER COLUMN content_bytes DROP NOT NULL")
+    conn.execute("UPDATE memory_data.notes_text SET content_bytes = NULL WHERE id IN ('2', '3')")
+    filler, writer = _tx(dsn), _tx(dsn)
+    try:
+        writer_pid = _pid(writer)
+        assert filler.execute(fill, (2,)).fetchone()["n"] == 2
+        t, out = _in_thread(lambda: writer.execute(
+            "UPDATE app.notes SET body = 'a heron waits by the river' WHERE id = 2"))
+        wait_for_lock_wait(conn, writer_pid)
+        filler.commit()
+        t.join(30)
+        assert "error" not in out, out
+        writer.commit()
+    finally:
+        filler.close()
+        writer.close()
+    assert _sizes(conn)["2"] == len("a heron waits by the river")
+    assert _sizes(conn)["3"] == len("note number 3")
+    assert one(conn, "SELECT (memory.run_maintenance() ->> 'text_sizes_filled')::int") == 0
+    assert one(conn, "SELECT memory_private._text_postings_table(d)::text FROM memory_private.domains "
+                     "AS d WHERE d.domain = 'notes'") == "memory_data.notes_text"
+    assert _found(conn, "notes", "heron") == ["2"]

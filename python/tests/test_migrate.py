@@ -330,3 +330,21 @@ def test_connect_raw_registers_vector_in_either_schema(any_dsn, request):
         assert isinstance(value, Vector)
     finally:
         c.close()
+
+
+def test_an_amended_migration_is_accepted_by_its_earlier_checksum(dsn):
+    """A landed migration amended on purpose (pgmemo.migrate.SUPERSEDED: 0025's comments) is
+    accepted from a database that applied its earlier text, by that text's checksum only; any
+    other checksum is still an edit."""
+    from pgmemo.migrate import SUPERSEDED
+
+    earlier = next(iter(SUPERSEDED["0025_text_index_sizes.sql"]))
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("UPDATE memory_private.schema_migrations SET checksum = %s WHERE version = '0025'",
+                  (earlier,))
+    assert migrate(dsn).applied == []
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("UPDATE memory_private.schema_migrations SET checksum = repeat('0', 64)"
+                  " WHERE version = '0025'")
+    with pytest.raises(MigrationError, match="edited"):
+        migrate(dsn)
