@@ -164,7 +164,7 @@ BEGIN
     RETURN set_config('search_path', format('pg_catalog, %I, pg_temp', v_schema), true);
 END;
 $f$;
-DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019', '0020', '0021', '0022', '0023', '0024', '0025']::text[]); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019', '0020', '0021', '0022', '0023', '0024', '0025', '0026']::text[]); END $pgmemo$;
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -1142,6 +1142,39 @@ SELECT memory_private._migration_needed('0025', '0025_text_index_sizes.sql', '20
 -- Retired: the text index's row is one select list (memory_private._text_index_row_sql).
 DROP FUNCTION IF EXISTS memory_private._adopted_row_tsvector_sql(memory_private.domains, text);
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0025', '0025_text_index_sizes.sql', '20c7ae4781dcb05d06fe20e675fb74c1fd8683605b892c9ff8f747b633e52e6a', 'versioned'); PERFORM memory_private._record_breaking('0025', false); END $pgmemo$;
+\endif
+-- migrations/0026_text_index_fill.sql
+SELECT memory_private._migration_needed('0026', '0026_text_index_fill.sql', 'c879aa247b6f4d0a441c97a5b9290676fc6aeb2e2e3a9adacbb956a630e87df5', ARRAY[]::text[]) AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0026_text_index_fill: adoption without indexes (create_indexes => false) fills its text index
+-- later, in batches, without blocking the table's writers.
+--
+-- Why (issue 14, adopted tables): since 0024 adoption computed every row's tsvector in its own
+-- transaction, holding the table's writers (SHARE ROW EXCLUSIVE, taken by CREATE TRIGGER) until
+-- it committed, also with create_indexes => false, whose point is not to block a big live table
+-- (measured: 32 s per 100,000 rows of 650 bytes, the machine busy). Now adopt_table(...,
+-- create_indexes => false) makes the text index empty, with its triggers (every row written from
+-- then on is indexed), and registers the domain here; memory.fill_text_index(domain, max_rows)
+-- (`pgmemo adopt --concurrently` calls it until done) and memory.run_maintenance fill the other
+-- rows, batch by batch, each batch locking only its own rows (FOR KEY SHARE) for its short
+-- transaction. Until a domain's fill is done, search_text finds only the rows filled so far;
+-- memory.diagnose says so (text_index_out_of_sync).
+-- Not breaking: adopt_table with create_indexes => true (the default) fills at once, as before.
+
+CREATE TABLE memory_private.text_fills (
+    domain text PRIMARY KEY REFERENCES memory_private.domains (domain) ON DELETE CASCADE ON UPDATE CASCADE,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    rows_filled bigint NOT NULL DEFAULT 0
+);
+
+COMMENT ON TABLE memory_private.text_fills IS
+'Adopted domains whose text index (memory_data.<domain>_text) is still being filled from their '
+'table (adopt_table with create_indexes => false): memory.fill_text_index and '
+'memory.run_maintenance add the missing rows in batches and delete the domain''s row when done.';
+
+-- The text index's maker takes whether to fill it (sql/45_adopt.sql).
+DROP FUNCTION IF EXISTS memory_private._text_index_make(memory_private.domains);
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0026', '0026_text_index_fill.sql', 'c879aa247b6f4d0a441c97a5b9290676fc6aeb2e2e3a9adacbb956a630e87df5', 'versioned'); PERFORM memory_private._record_breaking('0026', false); END $pgmemo$;
 \endif
 DO $pgmemo$ BEGIN PERFORM memory_private._set_install_search_path(); END $pgmemo$;
 -- sql/00_private_helpers.sql
@@ -7158,7 +7191,12 @@ $$;
 -- The source is locked against writes (SHARE ROW EXCLUSIVE, as CREATE TRIGGER takes it) before
 -- its rows are read, until the caller's transaction ends: no write falls between the fill and
 -- the trigger. It reads the source with pgmemo's rights, so the caller has checked it is inert.
-CREATE OR REPLACE FUNCTION memory_private._text_index_make(d memory_private.domains)
+-- fill false: the index is made empty (with its trigger: every row written from then on is
+-- indexed) and the domain registered in memory_private.text_fills; its other rows are added
+-- later, in batches that never block the table's writers (_text_rows_fill).
+CREATE OR REPLACE FUNCTION memory_private._text_index_make(
+    d memory_private.domains, fill boolean DEFAULT TRUE
+)
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
@@ -7190,11 +7228,17 @@ BEGIN
     -- (explicit: no role but pgmemo's owner reads or writes it, whenever it was made)
     EXECUTE format($sql$REVOKE ALL ON memory_data.%I FROM PUBLIC$sql$, v_name);
     PERFORM memory_private._wire(d);
-    EXECUTE format($sql$
-        INSERT INTO memory_data.%1$I (id, content_tsv, content_bytes)
-        SELECT %2$s
-        FROM %3$s AS s
-    $sql$, v_name, memory_private._text_index_row_sql(d, 's'), v_source);
+    IF fill THEN
+        EXECUTE format($sql$
+            INSERT INTO memory_data.%1$I (id, content_tsv, content_bytes)
+            SELECT %2$s
+            FROM %3$s AS s
+        $sql$, v_name, memory_private._text_index_row_sql(d, 's'), v_source);
+    ELSE
+        -- filled later, in batches (memory.fill_text_index, run_maintenance)
+        INSERT INTO memory_private.text_fills AS f (domain) VALUES (d.domain)
+        ON CONFLICT (domain) DO NOTHING;
+    END IF;
     EXECUTE format($sql$
         CREATE INDEX %1$I ON memory_data.%2$I USING gin (content_tsv)
         WITH (gin_pending_list_limit = %3$s)
@@ -7378,6 +7422,110 @@ BEGIN
 END;
 $$;
 
+-- Up to max_rows rows of an adopted domain's table that its text index (being filled, see
+-- memory_private.text_fills) does not hold yet, added; returns how many. When fewer were left,
+-- the fill is done: the domain leaves text_fills and the index is analyzed. Never blocks the
+-- table's writers: each row read is locked FOR KEY SHARE until the batch's transaction ends,
+-- so a concurrent DELETE (or id change) of it waits, then its trigger removes the row just
+-- added (no row of a deleted row is left behind); a concurrent content UPDATE is not blocked
+-- and its trigger's tsvector wins either way (ON CONFLICT DO NOTHING here, DO UPDATE there; a
+-- row updated before its lock is read at its newest version). The caller has checked the table
+-- (_assert_inert for a write: locking rows is one).
+CREATE OR REPLACE FUNCTION memory_private._text_rows_fill(d memory_private.domains, max_rows integer)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_text regclass := memory_private._text_table(d);
+    v_source text := memory_private._qualified(d.source_table);
+    v_id text := CASE WHEN memory_private._id_type(d) = 'text' THEN format($f$s.%I$f$, d.id_column)
+        ELSE format($f$s.%I::text$f$, d.id_column) END;
+    v_added bigint;
+BEGIN
+    IF v_text IS NULL OR v_source IS NULL
+        OR NOT EXISTS (SELECT FROM memory_private.text_fills AS f WHERE f.domain = d.domain) THEN
+        RETURN 0;
+    END IF;
+    EXECUTE format($sql$
+        INSERT INTO %1$s AS x (id, content_tsv, content_bytes)
+        SELECT %4$s
+        FROM %2$s AS s
+        WHERE NOT EXISTS (SELECT FROM %1$s AS y WHERE y.id = %3$s)
+        LIMIT $1
+        FOR KEY SHARE OF s
+        ON CONFLICT (id) DO NOTHING
+    $sql$, v_text, v_source, v_id, memory_private._text_index_row_sql(d, 's')) USING max_rows;
+    GET DIAGNOSTICS v_added = ROW_COUNT;
+    UPDATE memory_private.text_fills AS f SET rows_filled = f.rows_filled + v_added
+    WHERE f.domain = d.domain;
+    IF v_added < max_rows THEN
+        DELETE FROM memory_private.text_fills AS f WHERE f.domain = d.domain;
+        EXECUTE format($sql$ANALYZE %s$sql$, v_text);
+    END IF;
+    RETURN v_added;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION memory.fill_text_index(domain text, max_rows integer DEFAULT 10000)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
+BEGIN
+    IF max_rows IS NULL OR max_rows < 1 THEN
+        RAISE EXCEPTION 'max_rows must be positive, got %', coalesce(max_rows::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF max_rows > memory_private._max_batch() THEN
+        RAISE EXCEPTION 'max_rows is %; one call fills at most % rows', max_rows,
+            memory_private._max_batch()
+            USING ERRCODE = '54000', HINT = 'Call it again until it returns fewer than max_rows.';
+    END IF;
+    RETURN memory_private._text_rows_fill(v_d, max_rows);
+END;
+$$;
+
+COMMENT ON FUNCTION memory.fill_text_index(text, integer) IS
+'Add up to max_rows (1 to the batch limit) of the rows an adopted domain''s text index does not '
+'hold yet, after adopt_table(..., create_indexes => false), which makes it empty so as not to '
+'block the table''s writers; returns how many (0 when the index is complete, or the domain is '
+'not being filled). Call it until it returns fewer than max_rows, each call in its own '
+'transaction (`pgmemo adopt --concurrently` does; run_maintenance adds 50,000 a run). Writers '
+'never wait for it beyond a row it is adding. Until the fill is done, search_text finds only the '
+'rows filled so far (diagnose: text_index_out_of_sync).';
+
+-- memory.run_maintenance's part of the fills: up to max_rows rows in all (_text_rows_fill); a
+-- domain whose table cannot be written is left with a WARNING (diagnose reports it).
+CREATE OR REPLACE FUNCTION memory_private._text_rows_fill_all(max_rows integer)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains;
+    v_total bigint := 0;
+BEGIN
+    FOR v_d IN
+        SELECT x.* FROM memory_private.domains AS x
+        JOIN memory_private.text_fills AS f ON f.domain = x.domain
+        ORDER BY x.domain
+    LOOP
+        EXIT WHEN v_total >= max_rows;
+        BEGIN
+            PERFORM memory_private._assert_inert(v_d.source_table, true);
+            v_total := v_total + memory_private._text_rows_fill(v_d, (max_rows - v_total)::integer);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'pgmemo: the text index of domain "%" was not filled further: %',
+                v_d.domain, SQLERRM;
+        END;
+    END LOOP;
+    RETURN v_total;
+END;
+$$;
+
 -- memory.run_maintenance's part of it: content sizes for the text indexes that lack them, at most
 -- max_rows in all; a domain whose table cannot be read is left with a WARNING (diagnose reports
 -- it: text_index_out_of_sync).
@@ -7477,6 +7625,7 @@ BEGIN
         EXECUTE format($sql$ALTER TABLE %s ALTER COLUMN content_bytes SET NOT NULL$sql$, v_text);
         PERFORM memory_private._search_static_refresh();  -- search_text's branch reads it now
     END IF;
+    DELETE FROM memory_private.text_fills AS f WHERE f.domain = v_d.domain;  -- complete now
     RETURN v_gone + v_set;
 END;
 $$;
@@ -7687,7 +7836,8 @@ BEGIN
     v_d := memory_private._adopt(domain, source, id_column, content_column, embedding_column,
         memory_private._optional_columns(source, id_column, content_column, embedding_column),
         distance, embedding_model, v_embedding.typmod);
-    PERFORM memory_private._text_index_make(v_d);
+    -- (without indexes, the text index is filled later, without blocking the table's writers)
+    PERFORM memory_private._text_index_make(v_d, create_indexes);
     IF create_indexes THEN
         FOR v_helper IN SELECT * FROM memory_private._adopted_helper_indexes(v_d) AS h
             WHERE NOT h.present
@@ -7714,10 +7864,12 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'are queued) and its rows without an embedding are queued now. Full text: each row''s tsvector '
 'is kept beside the table, in pgmemo''s memory_data.<domain>_text (computed now for every row, '
 'then by a trigger on the table; the table itself gets no full-text index). create_indexes: '
-'build the HNSW and id-as-text indexes now (blocks writes while they build); false: build them '
-'later without blocking, with memory.concurrent_index_statements. Idempotent for the same '
+'build the HNSW and id-as-text indexes and fill the text index now (blocks writes meanwhile); '
+'false: build them later without blocking, with memory.concurrent_index_statements, and fill '
+'the text index in batches that never block writes (memory.fill_text_index, run_maintenance; '
+'search_text finds only the rows filled so far until then). Idempotent for the same '
 'arguments. memory.drop_domain releases the table and never drops it.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '338329a0ba69fb8553c920869034446cfe01a26b0b6c918d8f71514f54179753', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '79d2128ec41acc544476371a08da4db06749a46a73f9f168ec197adc59de993a', 'repeatable'); END $pgmemo$;
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --
@@ -9417,6 +9569,7 @@ DECLARE
     v_purged bigint;
     v_text_stats integer;
     v_sizes bigint;
+    v_rows bigint;
 BEGIN
     -- One run at a time (every worker runs it): a second caller returns at once.
     IF NOT pg_try_advisory_xact_lock(hashtext('pgmemo.maintenance')) THEN
@@ -9428,6 +9581,7 @@ BEGIN
     v_enqueued := memory_private._enqueue_missing_all();
     v_text_stats := memory.refresh_text_stats();
     v_sizes := memory_private._text_sizes_fill_all(50000);
+    v_rows := memory_private._text_rows_fill_all(50000);
     DELETE FROM memory_private.workers AS w
     WHERE w.last_seen < now() - interval '7 days';
     GET DIAGNOSTICS v_purged = ROW_COUNT;
@@ -9438,6 +9592,7 @@ BEGIN
         'purged_workers', v_purged,
         'text_stats_refreshed', v_text_stats,
         'text_sizes_filled', v_sizes,
+        'text_rows_filled', v_rows,
         'ran_at', now());
 END;
 $$;
@@ -9446,8 +9601,9 @@ COMMENT ON FUNCTION memory.run_maintenance() IS
 'The one entry point for pg_cron: release expired claims, queue rows missing an embedding and '
 'no job, forget workers unseen for 7 days, refresh the text-search statistics of domains that '
 'changed by more than 10% (memory.refresh_text_stats), fill up to 50,000 content sizes of '
-'adopted domains'' text indexes made by schema 0024 (text_sizes_filled, without blocking the '
-'tables'' writers). Returns what it did as JSON; '
+'adopted domains'' text indexes made by schema 0024 (text_sizes_filled) and up to 50,000 rows of '
+'text indexes adopted without indexes (text_rows_filled, memory.fill_text_index), both without '
+'blocking the tables'' writers. Returns what it did as JSON; '
 'skipped_domains names the domains whose table could not be read (dropped meanwhile) with the '
 'error. One run at a time: a second caller returns at once with busy.';
 
@@ -9475,7 +9631,7 @@ $$;
 COMMENT ON FUNCTION memory.schedule_maintenance(text) IS
 'Register memory.run_maintenance() with pg_cron under the job name pgmemo-maintenance '
 '(re-scheduling replaces it). Error 0A000 when pg_cron is not installed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '5f48ee404fac373190a26e5365f3bf6f2e1ff61ba781848b2750ecfc0dfca426', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '26c40ae020ff7218c3d643e584d6d39fdf88c64092856e34456bd7452a763fe0', 'repeatable'); END $pgmemo$;
 -- sql/51_queue_claim.sql
 -- Claiming and completing embedding jobs, set-based: one statement per domain per batch for
 -- the claim, a few for the completion (memory_private._claim_sql, _complete_sql: one template
@@ -10664,6 +10820,21 @@ BEGIN
                 'blocking the table''s writers; memory.search_text reads its postings through the '
                 'table until they are there)' END), '');
     END IF;
+    IF v_text IS NOT NULL AND EXISTS (
+        SELECT FROM memory_private.text_fills AS f WHERE f.domain = d.domain
+    ) THEN
+        -- adopted without indexes: being filled, which is not out of line
+        RETURN QUERY SELECT 'warning', d.domain, 'text_index_out_of_sync',
+            format('The text index of adopted table %s (memory_data.%I) is being filled (%s rows '
+                'so far, since %s): memory.search_text finds only those rows until it is done. '
+                'run_maintenance adds 50,000 rows a run; memory.fill_text_index adds a batch a '
+                'call, neither blocks the table''s writers.', v_source,
+                memory_private._text_table_name(d.domain), f.rows_filled, f.started_at),
+            format($sql$SELECT memory.fill_text_index(%L, 10000);  -- until it returns < 10000$sql$,
+                d.domain)
+        FROM memory_private.text_fills AS f WHERE f.domain = d.domain;
+        RETURN;
+    END IF;
     IF v_what IS NOT NULL THEN
         RETURN QUERY SELECT 'warning', d.domain, 'text_index_out_of_sync',
             format('The text index of adopted table %s (memory_data.%I) %s. Rebuild it from the '
@@ -10679,7 +10850,8 @@ $$;
 COMMENT ON FUNCTION memory_private._check_text_index_out_of_sync(memory_private.domains) IS
 'diagnose check text_index_out_of_sync (warning): an adopted table''s text index missing, its '
 'triggers disabled or missing, rows on one side only (exact up to pgmemo.diagnose_exact_rows '
-'rows, estimated above), or its content sizes not filled (an index made by schema 0024). '
+'rows, estimated above), its content sizes not filled (an index made by schema 0024), or its '
+'rows still being filled (adopted without indexes: fix_sql memory.fill_text_index). '
 'fix_sql: memory.sync_text_index (none while triggers are off: enable them, or run pgmemo '
 'migrate to restore missing ones, first).';
 
@@ -11115,7 +11287,7 @@ $$;
 COMMENT ON FUNCTION memory_private._check_expired_claims(memory_private.domains) IS
 'diagnose check expired_claims (warning): claimed jobs whose lease has expired. fix_sql: '
 'memory.release_expired_claims.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', 'ef447493252e23a0437e2f146525ee3b168c6de50405b338c76401b3152c5f05', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', 'e3938e4f926681fc3fbdef46aba24c8e3a9f38dc06c52ec94e56f9efe93e370d', 'repeatable'); END $pgmemo$;
 -- sql/70_bulk.sql
 -- Bulk loading: memory.bulk_load_begin / memory.bulk_load_finish defer a domain's secondary
 -- indexes (HNSW, GIN metadata, GIN full-text, btree updated_at) and its per-statement enqueue
@@ -11443,6 +11615,7 @@ AS $$
         ('memory_admin', 'run_maintenance', 'function'),
         ('memory_admin', 'refresh_text_stats', 'function'),
         ('memory_admin', 'sync_text_index', 'function'),
+        ('memory_admin', 'fill_text_index', 'function'),
         ('memory_admin', 'schedule_maintenance', 'function'),
         ('memory_admin', 'adopt_table', 'function'),
         ('memory_admin', 'begin_reembed', 'function'),
@@ -11579,7 +11752,7 @@ BEGIN
     END LOOP;
 END;
 $grants$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '5e44de940f01d5879bf451095f282438eb06d7e9c05030331bd0f497ae28b689', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '1fdca75af115c82aaeff4f361995b27bcd6459e4a572cff93b1fc2d0531a630c', 'repeatable'); END $pgmemo$;
 DO $pgmemo$ BEGIN PERFORM memory_private._after_migrate(); END $pgmemo$;
 COMMIT;
 SELECT format('pgmemo schema version %s installed (pgvector %s in schema %s)',

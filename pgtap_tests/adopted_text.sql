@@ -7,7 +7,7 @@
 -- gets it from the next migrate run (memory_private._after_migrate); drop_domain removes it.
 -- (The interleavings with concurrent writers: python/tests/test_adopted_text.py.)
 BEGIN;
-SELECT plan(57);
+SELECT plan(75);
 
 CREATE SCHEMA app;
 CREATE TABLE app.notes (
@@ -223,6 +223,49 @@ SELECT is((memory.run_maintenance() ->> 'text_sizes_filled')::bigint, 0::bigint,
 INSERT INTO app.notes (id, body) VALUES (5, 'ocelot five');
 SELECT is((SELECT array_agg(s.id ORDER BY s.id) FROM memory.search_text('notes', 'ocelot') AS s),
     ARRAY['1', '3', '4', '5', '6'], '... the trigger writes sizes again');
+
+-- Adopted without indexes (create_indexes => false): the text index is made empty, with its
+-- triggers, and filled later in batches (memory.fill_text_index, run_maintenance) that never
+-- block the table's writers (the interleavings: python/tests/test_adopted_text.py).
+CREATE TABLE app.big (id integer PRIMARY KEY, body text, emb vector(3));
+INSERT INTO app.big SELECT g, 'a quiet row ' || g FROM generate_series(1, 23) AS g;
+SELECT memory.adopt_table('big', 'app.big', 'id', 'body', 'emb', create_indexes => false);
+SELECT is((SELECT count(*) FROM memory_data.big_text), 0::bigint,
+    'create_indexes => false: the text index is made empty');
+SELECT is((SELECT rows_filled FROM memory_private.text_fills WHERE domain = 'big'), 0::bigint,
+    '... and registered to be filled');
+INSERT INTO app.big VALUES (100, 'a loud row arrives');
+SELECT is((SELECT array_agg(s.id) FROM memory.search_text('big', 'loud') AS s), ARRAY['100'],
+    'a row written after adoption is indexed at once (its trigger)');
+SELECT matches((SELECT detail FROM memory.diagnose('big') WHERE check_name = 'text_index_out_of_sync'),
+    'is being filled \(0 rows so far', 'diagnose: being filled');
+SELECT is(memory.fill_text_index('big', 10), 10::bigint, 'fill_text_index adds a batch');
+SELECT is(memory.fill_text_index('big', 10), 10::bigint, '... and the next');
+SELECT is((SELECT rows_filled FROM memory_private.text_fills WHERE domain = 'big'), 20::bigint,
+    '... counted');
+SELECT is(memory.fill_text_index('big', 10), 3::bigint, '... fewer than asked: done');
+SELECT is((SELECT count(*) FROM memory_private.text_fills WHERE domain = 'big'), 0::bigint,
+    '... and the domain leaves text_fills');
+SELECT is((SELECT count(*) FROM app.big AS b JOIN memory_data.big_text AS x ON x.id = b.id::text
+           WHERE x.content_tsv = to_tsvector('english', b.body) || ''' dl'':1'::tsvector || ''::tsvector
+             AND x.content_bytes = octet_length(b.body)), 24::bigint,
+    'every row, as the immediate fill makes it');
+SELECT is(memory.fill_text_index('big', 10), 0::bigint, 'a complete index: nothing to do');
+SELECT is(memory.fill_text_index('twin', 10), 0::bigint, 'a factory domain: nothing to do');
+SELECT is((SELECT count(*) FROM memory.search_text('big', 'quiet', 30)), 23::bigint, 'searched: every row');
+SELECT throws_ok($$SELECT memory.fill_text_index('big', 0)$$, '22023',
+    'max_rows must be positive, got 0', 'max_rows 0 is refused');
+SELECT throws_ok($$SELECT memory.fill_text_index('big', 200000)$$, '54000',
+    'max_rows is 200000; one call fills at most 100000 rows', '... and a batch above the limit');
+SELECT throws_ok($$SELECT memory.fill_text_index('nope', 10)$$, '42704', NULL,
+    '... and an unknown domain');
+-- run_maintenance fills too
+SELECT memory.drop_domain('big');
+SELECT memory.adopt_table('big', 'app.big', 'id', 'body', 'emb', create_indexes => false);
+SELECT is((memory.run_maintenance() ->> 'text_rows_filled')::bigint, 24::bigint,
+    'run_maintenance fills a text index being filled');
+SELECT is((SELECT count(*) FROM memory_private.text_fills), 0::bigint, '... to the end');
+SELECT memory.drop_domain('big');
 
 SELECT memory.drop_domain('notes');
 SELECT is(to_regclass('memory_data.notes_text'), NULL, 'drop_domain removes the text index');

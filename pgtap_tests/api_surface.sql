@@ -19,6 +19,7 @@ SELECT functions_are('memory', ARRAY[
     -- searching
     'search', 'search_text', 'search_hybrid', 'refresh_text_stats', 'count',
     'sync_text_index',
+    'fill_text_index',
     'create_metadata_index',
     -- the embedding queue
     'claim_embedding_jobs', 'complete_embedding_jobs', 'fail_embedding_jobs', 'release_claims', 'extend_claims',

@@ -142,7 +142,12 @@ $$;
 -- The source is locked against writes (SHARE ROW EXCLUSIVE, as CREATE TRIGGER takes it) before
 -- its rows are read, until the caller's transaction ends: no write falls between the fill and
 -- the trigger. It reads the source with pgmemo's rights, so the caller has checked it is inert.
-CREATE OR REPLACE FUNCTION memory_private._text_index_make(d memory_private.domains)
+-- fill false: the index is made empty (with its trigger: every row written from then on is
+-- indexed) and the domain registered in memory_private.text_fills; its other rows are added
+-- later, in batches that never block the table's writers (_text_rows_fill).
+CREATE OR REPLACE FUNCTION memory_private._text_index_make(
+    d memory_private.domains, fill boolean DEFAULT TRUE
+)
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
@@ -174,11 +179,17 @@ BEGIN
     -- (explicit: no role but pgmemo's owner reads or writes it, whenever it was made)
     EXECUTE format($sql$REVOKE ALL ON memory_data.%I FROM PUBLIC$sql$, v_name);
     PERFORM memory_private._wire(d);
-    EXECUTE format($sql$
-        INSERT INTO memory_data.%1$I (id, content_tsv, content_bytes)
-        SELECT %2$s
-        FROM %3$s AS s
-    $sql$, v_name, memory_private._text_index_row_sql(d, 's'), v_source);
+    IF fill THEN
+        EXECUTE format($sql$
+            INSERT INTO memory_data.%1$I (id, content_tsv, content_bytes)
+            SELECT %2$s
+            FROM %3$s AS s
+        $sql$, v_name, memory_private._text_index_row_sql(d, 's'), v_source);
+    ELSE
+        -- filled later, in batches (memory.fill_text_index, run_maintenance)
+        INSERT INTO memory_private.text_fills AS f (domain) VALUES (d.domain)
+        ON CONFLICT (domain) DO NOTHING;
+    END IF;
     EXECUTE format($sql$
         CREATE INDEX %1$I ON memory_data.%2$I USING gin (content_tsv)
         WITH (gin_pending_list_limit = %3$s)
@@ -362,6 +373,110 @@ BEGIN
 END;
 $$;
 
+-- Up to max_rows rows of an adopted domain's table that its text index (being filled, see
+-- memory_private.text_fills) does not hold yet, added; returns how many. When fewer were left,
+-- the fill is done: the domain leaves text_fills and the index is analyzed. Never blocks the
+-- table's writers: each row read is locked FOR KEY SHARE until the batch's transaction ends,
+-- so a concurrent DELETE (or id change) of it waits, then its trigger removes the row just
+-- added (no row of a deleted row is left behind); a concurrent content UPDATE is not blocked
+-- and its trigger's tsvector wins either way (ON CONFLICT DO NOTHING here, DO UPDATE there; a
+-- row updated before its lock is read at its newest version). The caller has checked the table
+-- (_assert_inert for a write: locking rows is one).
+CREATE OR REPLACE FUNCTION memory_private._text_rows_fill(d memory_private.domains, max_rows integer)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_text regclass := memory_private._text_table(d);
+    v_source text := memory_private._qualified(d.source_table);
+    v_id text := CASE WHEN memory_private._id_type(d) = 'text' THEN format($f$s.%I$f$, d.id_column)
+        ELSE format($f$s.%I::text$f$, d.id_column) END;
+    v_added bigint;
+BEGIN
+    IF v_text IS NULL OR v_source IS NULL
+        OR NOT EXISTS (SELECT FROM memory_private.text_fills AS f WHERE f.domain = d.domain) THEN
+        RETURN 0;
+    END IF;
+    EXECUTE format($sql$
+        INSERT INTO %1$s AS x (id, content_tsv, content_bytes)
+        SELECT %4$s
+        FROM %2$s AS s
+        WHERE NOT EXISTS (SELECT FROM %1$s AS y WHERE y.id = %3$s)
+        LIMIT $1
+        FOR KEY SHARE OF s
+        ON CONFLICT (id) DO NOTHING
+    $sql$, v_text, v_source, v_id, memory_private._text_index_row_sql(d, 's')) USING max_rows;
+    GET DIAGNOSTICS v_added = ROW_COUNT;
+    UPDATE memory_private.text_fills AS f SET rows_filled = f.rows_filled + v_added
+    WHERE f.domain = d.domain;
+    IF v_added < max_rows THEN
+        DELETE FROM memory_private.text_fills AS f WHERE f.domain = d.domain;
+        EXECUTE format($sql$ANALYZE %s$sql$, v_text);
+    END IF;
+    RETURN v_added;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION memory.fill_text_index(domain text, max_rows integer DEFAULT 10000)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
+BEGIN
+    IF max_rows IS NULL OR max_rows < 1 THEN
+        RAISE EXCEPTION 'max_rows must be positive, got %', coalesce(max_rows::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF max_rows > memory_private._max_batch() THEN
+        RAISE EXCEPTION 'max_rows is %; one call fills at most % rows', max_rows,
+            memory_private._max_batch()
+            USING ERRCODE = '54000', HINT = 'Call it again until it returns fewer than max_rows.';
+    END IF;
+    RETURN memory_private._text_rows_fill(v_d, max_rows);
+END;
+$$;
+
+COMMENT ON FUNCTION memory.fill_text_index(text, integer) IS
+'Add up to max_rows (1 to the batch limit) of the rows an adopted domain''s text index does not '
+'hold yet, after adopt_table(..., create_indexes => false), which makes it empty so as not to '
+'block the table''s writers; returns how many (0 when the index is complete, or the domain is '
+'not being filled). Call it until it returns fewer than max_rows, each call in its own '
+'transaction (`pgmemo adopt --concurrently` does; run_maintenance adds 50,000 a run). Writers '
+'never wait for it beyond a row it is adding. Until the fill is done, search_text finds only the '
+'rows filled so far (diagnose: text_index_out_of_sync).';
+
+-- memory.run_maintenance's part of the fills: up to max_rows rows in all (_text_rows_fill); a
+-- domain whose table cannot be written is left with a WARNING (diagnose reports it).
+CREATE OR REPLACE FUNCTION memory_private._text_rows_fill_all(max_rows integer)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains;
+    v_total bigint := 0;
+BEGIN
+    FOR v_d IN
+        SELECT x.* FROM memory_private.domains AS x
+        JOIN memory_private.text_fills AS f ON f.domain = x.domain
+        ORDER BY x.domain
+    LOOP
+        EXIT WHEN v_total >= max_rows;
+        BEGIN
+            PERFORM memory_private._assert_inert(v_d.source_table, true);
+            v_total := v_total + memory_private._text_rows_fill(v_d, (max_rows - v_total)::integer);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'pgmemo: the text index of domain "%" was not filled further: %',
+                v_d.domain, SQLERRM;
+        END;
+    END LOOP;
+    RETURN v_total;
+END;
+$$;
+
 -- memory.run_maintenance's part of it: content sizes for the text indexes that lack them, at most
 -- max_rows in all; a domain whose table cannot be read is left with a WARNING (diagnose reports
 -- it: text_index_out_of_sync).
@@ -461,6 +576,7 @@ BEGIN
         EXECUTE format($sql$ALTER TABLE %s ALTER COLUMN content_bytes SET NOT NULL$sql$, v_text);
         PERFORM memory_private._search_static_refresh();  -- search_text's branch reads it now
     END IF;
+    DELETE FROM memory_private.text_fills AS f WHERE f.domain = v_d.domain;  -- complete now
     RETURN v_gone + v_set;
 END;
 $$;
@@ -671,7 +787,8 @@ BEGIN
     v_d := memory_private._adopt(domain, source, id_column, content_column, embedding_column,
         memory_private._optional_columns(source, id_column, content_column, embedding_column),
         distance, embedding_model, v_embedding.typmod);
-    PERFORM memory_private._text_index_make(v_d);
+    -- (without indexes, the text index is filled later, without blocking the table's writers)
+    PERFORM memory_private._text_index_make(v_d, create_indexes);
     IF create_indexes THEN
         FOR v_helper IN SELECT * FROM memory_private._adopted_helper_indexes(v_d) AS h
             WHERE NOT h.present
@@ -698,6 +815,8 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'are queued) and its rows without an embedding are queued now. Full text: each row''s tsvector '
 'is kept beside the table, in pgmemo''s memory_data.<domain>_text (computed now for every row, '
 'then by a trigger on the table; the table itself gets no full-text index). create_indexes: '
-'build the HNSW and id-as-text indexes now (blocks writes while they build); false: build them '
-'later without blocking, with memory.concurrent_index_statements. Idempotent for the same '
+'build the HNSW and id-as-text indexes and fill the text index now (blocks writes meanwhile); '
+'false: build them later without blocking, with memory.concurrent_index_statements, and fill '
+'the text index in batches that never block writes (memory.fill_text_index, run_maintenance; '
+'search_text finds only the rows filled so far until then). Idempotent for the same '
 'arguments. memory.drop_domain releases the table and never drops it.';

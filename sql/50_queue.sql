@@ -374,6 +374,7 @@ DECLARE
     v_purged bigint;
     v_text_stats integer;
     v_sizes bigint;
+    v_rows bigint;
 BEGIN
     -- One run at a time (every worker runs it): a second caller returns at once.
     IF NOT pg_try_advisory_xact_lock(hashtext('pgmemo.maintenance')) THEN
@@ -385,6 +386,7 @@ BEGIN
     v_enqueued := memory_private._enqueue_missing_all();
     v_text_stats := memory.refresh_text_stats();
     v_sizes := memory_private._text_sizes_fill_all(50000);
+    v_rows := memory_private._text_rows_fill_all(50000);
     DELETE FROM memory_private.workers AS w
     WHERE w.last_seen < now() - interval '7 days';
     GET DIAGNOSTICS v_purged = ROW_COUNT;
@@ -395,6 +397,7 @@ BEGIN
         'purged_workers', v_purged,
         'text_stats_refreshed', v_text_stats,
         'text_sizes_filled', v_sizes,
+        'text_rows_filled', v_rows,
         'ran_at', now());
 END;
 $$;
@@ -403,8 +406,9 @@ COMMENT ON FUNCTION memory.run_maintenance() IS
 'The one entry point for pg_cron: release expired claims, queue rows missing an embedding and '
 'no job, forget workers unseen for 7 days, refresh the text-search statistics of domains that '
 'changed by more than 10% (memory.refresh_text_stats), fill up to 50,000 content sizes of '
-'adopted domains'' text indexes made by schema 0024 (text_sizes_filled, without blocking the '
-'tables'' writers). Returns what it did as JSON; '
+'adopted domains'' text indexes made by schema 0024 (text_sizes_filled) and up to 50,000 rows of '
+'text indexes adopted without indexes (text_rows_filled, memory.fill_text_index), both without '
+'blocking the tables'' writers. Returns what it did as JSON; '
 'skipped_domains names the domains whose table could not be read (dropped meanwhile) with the '
 'error. One run at a time: a second caller returns at once with busy.';
 

@@ -77,6 +77,7 @@ AS $$
         ('memory_admin', 'run_maintenance', 'function'),
         ('memory_admin', 'refresh_text_stats', 'function'),
         ('memory_admin', 'sync_text_index', 'function'),
+        ('memory_admin', 'fill_text_index', 'function'),
         ('memory_admin', 'schedule_maintenance', 'function'),
         ('memory_admin', 'adopt_table', 'function'),
         ('memory_admin', 'begin_reembed', 'function'),

@@ -2,6 +2,7 @@
 
 Thin wrappers over memory.adopt_table, memory.concurrent_index_statements (whose statements are
 run one by one here, outside a transaction, as CREATE INDEX CONCURRENTLY requires),
+memory.fill_text_index (called until the text index is complete, a transaction per batch),
 memory.create_hnsw_index and memory.begin_reembed / reembed_status / finish_reembed /
 cancel_reembed.
 """
@@ -47,6 +48,21 @@ def run_concurrent_build(store: Any, domain: str, m: int | None, ef_construction
     return done
 
 
+def run_text_fill(store: Any, domain: str, batch: int = 10000, echo: bool = True) -> int:
+    """Fill the domain's text index batch by batch (memory.fill_text_index, each call its own
+    transaction: the table's writers never wait for more than a batch's rows)."""
+    total = 0
+    t0 = time.monotonic()
+    while True:
+        added = store.fill_text_index(domain, batch)
+        total += added
+        if echo:
+            click.echo(f"text index of {domain}: {total} rows ({time.monotonic() - t0:.1f}s)",
+                       err=True)
+        if added < batch:
+            return total
+
+
 @click.command(context_settings=CONTEXT)
 @click.argument("domain")
 @click.option("--table", "source", required=True, help="The table to adopt (schema.table).")
@@ -59,7 +75,8 @@ def run_concurrent_build(store: Any, domain: str, m: int | None, ef_construction
               show_default=True)
 @click.option("--model", "embedding_model", default=None, help="Embedding model name to record.")
 @click.option("--concurrently", is_flag=True,
-              help="Build the indexes with CREATE INDEX CONCURRENTLY (writes go on meanwhile).")
+              help="Build the indexes with CREATE INDEX CONCURRENTLY and fill the text index in "
+                   "batches (writes go on meanwhile).")
 @click.pass_context
 def adopt(ctx: click.Context, domain: str, source: str, id_column: str, content_column: str,
           embedding_column: str, distance: str, embedding_model: str | None,
@@ -74,6 +91,7 @@ def adopt(ctx: click.Context, domain: str, source: str, id_column: str, content_
                       embedding_model, create_indexes=not concurrently)
     if concurrently:
         run_concurrent_build(store, domain, None, None)
+        run_text_fill(store, domain)
     counts = store.queue_counts(domain)
     click.echo(f"adopted {source} as domain {domain}; {counts['ready']} rows queued for embedding")
 

@@ -381,6 +381,11 @@ class _Api:
             "distance": distance, "embedding_model": embedding_model,
             "create_indexes": create_indexes}, shape="value")
 
+    def fill_text_index(self, domain: str, max_rows: int = 10000) -> _Call:
+        """Add up to max_rows rows to an adopted domain's text index being filled (adopted with
+        create_indexes=False); returns how many (fewer than max_rows: done)."""
+        return _Call("fill_text_index", {"domain": domain, "max_rows": max_rows}, shape="value")
+
     def concurrent_index_statements(self, domain: str, m: int | None = None,
                                     ef_construction: int | None = None) -> _Call:
         """The statements that build the domain's indexes without blocking writes; run each

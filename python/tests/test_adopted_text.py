@@ -230,3 +230,79 @@ def test_size_fill_never_overwrites_a_newer_write(conn, dsn):
     assert one(conn, "SELECT memory_private._text_postings_table(d)::text FROM memory_private.domains "
                      "AS d WHERE d.domain = 'notes'") == "memory_data.notes_text"
     assert _found(conn, "notes", "heron") == ["2"]
+
+
+def _adopt_unfilled(conn) -> None:
+    conn.execute("SELECT memory.drop_domain('notes') FROM memory.domains WHERE domain = 'notes'")
+    conn.execute("SELECT memory.adopt_table('notes', 'app.notes', 'id', 'body', 'emb', "
+                 "create_indexes => false)")
+    assert one(conn, "SELECT count(*) FROM memory_data.notes_text") == 0
+
+
+def test_batched_fill_never_loses_or_resurrects_a_row(conn, dsn):
+    """Adopted without indexes, the text index is filled in batches (memory.fill_text_index)
+    while the application writes. Each batch locks the rows it reads FOR KEY SHARE until it
+    commits: a DELETE of one waits, and its trigger then removes the row just added (without the
+    lock the deleted row would stay in the index for good); a DELETE first makes the batch skip
+    it; a content UPDATE is not blocked, waits only for the added row, and its tsvector wins."""
+    _setup(conn)
+
+    # the batch first: a delete of one of its rows waits for it, then removes its index row
+    _adopt_unfilled(conn)
+    filler, writer = _tx(dsn), _tx(dsn)
+    try:
+        writer_pid = _pid(writer)
+        assert filler.execute("SELECT memory.fill_text_index('notes', 100) AS n").fetchone()["n"] == 20
+        t, out = _in_thread(lambda: writer.execute("DELETE FROM app.notes WHERE id = 5"))
+        wait_for_lock_wait(conn, writer_pid)
+        filler.commit()
+        t.join(30)
+        assert "error" not in out, out
+        writer.commit()
+    finally:
+        filler.close()
+        writer.close()
+    assert one(conn, "SELECT count(*) FROM memory_data.notes_text WHERE id = '5'") == 0
+    assert one(conn, "SELECT count(*) FROM memory_data.notes_text") == 19
+    assert one(conn, "SELECT count(*) FROM memory_private.text_fills") == 0
+
+    # the delete first, uncommitted: the batch waits for its row, then skips it
+    _adopt_unfilled(conn)
+    filler, writer = _tx(dsn), _tx(dsn)
+    try:
+        filler_pid = _pid(filler)
+        writer.execute("DELETE FROM app.notes WHERE id = 6")
+        t, out = _in_thread(lambda: filler.execute(
+            "SELECT memory.fill_text_index('notes', 100) AS n").fetchone())
+        wait_for_lock_wait(conn, filler_pid)
+        writer.commit()
+        t.join(30)
+        assert "error" not in out, out
+        assert out["result"]["n"] == 18
+        filler.commit()
+    finally:
+        filler.close()
+        writer.close()
+    assert one(conn, "SELECT count(*) FROM memory_data.notes_text WHERE id = '6'") == 0
+    assert one(conn, "SELECT count(*) FROM memory_data.notes_text") == 18
+
+    # the batch first, a content update of one of its rows: not blocked by the row lock, its
+    # trigger waits for the row the batch added, then writes its own tsvector
+    _adopt_unfilled(conn)
+    filler, writer = _tx(dsn), _tx(dsn)
+    try:
+        writer_pid = _pid(writer)
+        assert filler.execute("SELECT memory.fill_text_index('notes', 100) AS n").fetchone()["n"] == 18
+        t, out = _in_thread(lambda: writer.execute(
+            "UPDATE app.notes SET body = 'a kestrel hovers' WHERE id = 7"))
+        wait_for_lock_wait(conn, writer_pid)
+        filler.commit()
+        t.join(30)
+        assert "error" not in out, out
+        writer.commit()
+    finally:
+        filler.close()
+        writer.close()
+    assert _found(conn, "notes", "kestrel") == ["7"]
+    assert "7" not in _found(conn, "notes", "number")
+    assert one(conn, "SELECT memory.sync_text_index('notes')") == 0, "nothing out of line"
