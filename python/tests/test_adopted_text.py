@@ -13,7 +13,7 @@ import threading
 import psycopg
 from psycopg.rows import dict_row
 
-from helpers import one, wait_for_lock_wait
+from helpers import cli, one, wait_for_lock_wait
 
 
 def _tx(dsn: str) -> psycopg.Connection:
@@ -306,3 +306,16 @@ def test_batched_fill_never_loses_or_resurrects_a_row(conn, dsn):
     assert _found(conn, "notes", "kestrel") == ["7"]
     assert "7" not in _found(conn, "notes", "number")
     assert one(conn, "SELECT memory.sync_text_index('notes')") == 0, "nothing out of line"
+
+
+def test_cli_adopt_concurrently_fills_the_text_index(conn, dsn):
+    """`pgmemo adopt --concurrently`: indexes built without blocking writes, and the text index
+    filled batch by batch to the end, with its progress printed."""
+    _setup(conn)
+    code, out = cli(dsn, "adopt", "notes", "--table", "app.notes", "--content-column", "body",
+                    "--embedding-column", "emb", "--concurrently")
+    assert code == 0, out
+    assert "text index of notes: 20 rows" in out, out
+    assert one(conn, "SELECT count(*) FROM memory_data.notes_text") == 20
+    assert one(conn, "SELECT count(*) FROM memory_private.text_fills") == 0
+    assert _found(conn, "notes", "number") == sorted(str(i) for i in range(1, 21))
