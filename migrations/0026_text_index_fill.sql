@@ -16,13 +16,15 @@
 CREATE TABLE memory_private.text_fills (
     domain text PRIMARY KEY REFERENCES memory_private.domains (domain) ON DELETE CASCADE ON UPDATE CASCADE,
     started_at timestamptz NOT NULL DEFAULT now(),
-    rows_filled bigint NOT NULL DEFAULT 0
+    rows_filled bigint NOT NULL DEFAULT 0,
+    last_id text
 );
 
 COMMENT ON TABLE memory_private.text_fills IS
 'Adopted domains whose text index (memory_data.<domain>_text) is still being filled from their '
 'table (adopt_table with create_indexes => false): memory.fill_text_index and '
-'memory.run_maintenance add the missing rows in batches and delete the domain''s row when done.';
+'memory.run_maintenance add the rows in batches, in id order after last_id (the last batch''s '
+'last id, as text), counting them in rows_filled, and delete the domain''s row when done.';
 
 -- The text index's maker takes whether to fill it (sql/45_adopt.sql).
 DROP FUNCTION IF EXISTS memory_private._text_index_make(memory_private.domains);

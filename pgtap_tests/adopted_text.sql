@@ -7,7 +7,7 @@
 -- gets it from the next migrate run (memory_private._after_migrate); drop_domain removes it.
 -- (The interleavings with concurrent writers: python/tests/test_adopted_text.py.)
 BEGIN;
-SELECT plan(75);
+SELECT plan(78);
 
 CREATE SCHEMA app;
 CREATE TABLE app.notes (
@@ -243,7 +243,10 @@ SELECT is(memory.fill_text_index('big', 10), 10::bigint, 'fill_text_index adds a
 SELECT is(memory.fill_text_index('big', 10), 10::bigint, '... and the next');
 SELECT is((SELECT rows_filled FROM memory_private.text_fills WHERE domain = 'big'), 20::bigint,
     '... counted');
-SELECT is(memory.fill_text_index('big', 10), 3::bigint, '... fewer than asked: done');
+SELECT is((SELECT last_id FROM memory_private.text_fills WHERE domain = 'big'), '20',
+    '... in id order, from the last batch''s last id');
+SELECT is(memory.fill_text_index('big', 10), 4::bigint,
+    '... fewer than asked (the rows went through, the one its trigger indexed included): done');
 SELECT is((SELECT count(*) FROM memory_private.text_fills WHERE domain = 'big'), 0::bigint,
     '... and the domain leaves text_fills');
 SELECT is((SELECT count(*) FROM app.big AS b JOIN memory_data.big_text AS x ON x.id = b.id::text
@@ -259,6 +262,16 @@ SELECT throws_ok($$SELECT memory.fill_text_index('big', 200000)$$, '54000',
     'max_rows is 200000; one call fills at most 100000 rows', '... and a batch above the limit');
 SELECT throws_ok($$SELECT memory.fill_text_index('nope', 10)$$, '42704', NULL,
     '... and an unknown domain');
+-- ids of other types go in their own order (uuid here; text and varchar compare in the column's
+-- collation)
+CREATE TABLE app.uu (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), body text NOT NULL, emb vector(3));
+INSERT INTO app.uu (body) SELECT 'a uuid row ' || g FROM generate_series(1, 7) AS g;
+SELECT memory.adopt_table('uu', 'app.uu', 'id', 'body', 'emb', create_indexes => false);
+SELECT is(ARRAY[memory.fill_text_index('uu', 3), memory.fill_text_index('uu', 3),
+                memory.fill_text_index('uu', 3)], ARRAY[3, 3, 1]::bigint[],
+    'a uuid id: batches in its order');
+SELECT is((SELECT count(*) FROM memory_data.uu_text), 7::bigint, '... every row');
+SELECT memory.drop_domain('uu');
 -- run_maintenance fills too
 SELECT memory.drop_domain('big');
 SELECT memory.adopt_table('big', 'app.big', 'id', 'body', 'emb', create_indexes => false);

@@ -373,9 +373,12 @@ BEGIN
 END;
 $$;
 
--- Up to max_rows rows of an adopted domain's table that its text index (being filled, see
--- memory_private.text_fills) does not hold yet, added; returns how many. When fewer were left,
--- the fill is done: the domain leaves text_fills and the index is analyzed. Never blocks the
+-- The next max_rows rows of an adopted domain's table, in id order after the last batch's
+-- (memory_private.text_fills.last_id: the table's unique index on its id reads from there, so
+-- each batch costs its own rows, not the table), added to its text index where missing; returns
+-- how many rows it went through. Fewer than max_rows: the fill is done, the domain leaves
+-- text_fills and the index is analyzed. (A row written since adoption is indexed by the trigger
+-- whatever its id, so the rows behind last_id are all there.) Never blocks the
 -- table's writers: each row read is locked FOR KEY SHARE until the batch's transaction ends,
 -- so a concurrent DELETE (or id change) of it waits, then its trigger removes the row just
 -- added (no row of a deleted row is left behind); a concurrent content UPDATE is not blocked
@@ -390,31 +393,40 @@ AS $$
 DECLARE
     v_text regclass := memory_private._text_table(d);
     v_source text := memory_private._qualified(d.source_table);
-    v_id text := CASE WHEN memory_private._id_type(d) = 'text' THEN format($f$s.%I$f$, d.id_column)
-        ELSE format($f$s.%I::text$f$, d.id_column) END;
-    v_added bigint;
+    v_type text := (SELECT c.type_name FROM memory_private._column(d.source_table, d.id_column) AS c);
+    v_last text;
+    v_seen bigint;
 BEGIN
-    IF v_text IS NULL OR v_source IS NULL
-        OR NOT EXISTS (SELECT FROM memory_private.text_fills AS f WHERE f.domain = d.domain) THEN
+    SELECT f.last_id INTO v_last FROM memory_private.text_fills AS f WHERE f.domain = d.domain;
+    IF v_text IS NULL OR v_source IS NULL OR NOT FOUND THEN
         RETURN 0;
     END IF;
     EXECUTE format($sql$
-        INSERT INTO %1$s AS x (id, content_tsv, content_bytes)
-        SELECT %4$s
-        FROM %2$s AS s
-        WHERE NOT EXISTS (SELECT FROM %1$s AS y WHERE y.id = %3$s)
-        LIMIT $1
-        FOR KEY SHARE OF s
-        ON CONFLICT (id) DO NOTHING
-    $sql$, v_text, v_source, v_id, memory_private._text_index_row_sql(d, 's')) USING max_rows;
-    GET DIAGNOSTICS v_added = ROW_COUNT;
-    UPDATE memory_private.text_fills AS f SET rows_filled = f.rows_filled + v_added
+        WITH b AS MATERIALIZED (
+            SELECT s.%3$I AS sid, r.*
+            FROM %2$s AS s
+            CROSS JOIN LATERAL (SELECT %5$s) AS r (id, content_tsv, content_bytes)
+            WHERE $2::text IS NULL OR s.%3$I > $2::%4$s
+            ORDER BY s.%3$I
+            LIMIT $1
+            FOR KEY SHARE OF s
+        ),
+        added AS (
+            INSERT INTO %1$s AS x (id, content_tsv, content_bytes)
+            SELECT b.id, b.content_tsv, b.content_bytes FROM b
+            ON CONFLICT (id) DO NOTHING
+        )
+        SELECT (SELECT count(*) FROM b), (SELECT b.sid::text FROM b ORDER BY b.sid DESC LIMIT 1)
+    $sql$, v_text, v_source, d.id_column, v_type, memory_private._text_index_row_sql(d, 's'))
+    INTO v_seen, v_last USING max_rows, v_last;
+    UPDATE memory_private.text_fills AS f
+    SET rows_filled = f.rows_filled + v_seen, last_id = coalesce(v_last, f.last_id)
     WHERE f.domain = d.domain;
-    IF v_added < max_rows THEN
+    IF v_seen < max_rows THEN
         DELETE FROM memory_private.text_fills AS f WHERE f.domain = d.domain;
         EXECUTE format($sql$ANALYZE %s$sql$, v_text);
     END IF;
-    RETURN v_added;
+    RETURN v_seen;
 END;
 $$;
 
@@ -440,10 +452,11 @@ END;
 $$;
 
 COMMENT ON FUNCTION memory.fill_text_index(text, integer) IS
-'Add up to max_rows (1 to the batch limit) of the rows an adopted domain''s text index does not '
-'hold yet, after adopt_table(..., create_indexes => false), which makes it empty so as not to '
-'block the table''s writers; returns how many (0 when the index is complete, or the domain is '
-'not being filled). Call it until it returns fewer than max_rows, each call in its own '
+'Index the next max_rows (1 to the batch limit) rows of an adopted domain''s table, in id order, '
+'after adopt_table(..., create_indexes => false), which makes its text index empty so as not to '
+'block the table''s writers; returns how many rows it went through (0 when the index is '
+'complete, or the domain is not being filled). Call it until it returns fewer than max_rows, '
+'each call in its own '
 'transaction (`pgmemo adopt --concurrently` does; run_maintenance adds 50,000 a run). Writers '
 'never wait for it beyond a row it is adding. Until the fill is done, search_text finds only the '
 'rows filled so far (diagnose: text_index_out_of_sync).';

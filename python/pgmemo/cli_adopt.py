@@ -54,12 +54,12 @@ def run_text_fill(store: Any, domain: str, batch: int = 10000, echo: bool = True
     total = 0
     t0 = time.monotonic()
     while True:
-        added = store.fill_text_index(domain, batch)
-        total += added
+        seen = store.fill_text_index(domain, batch)  # the table's rows it went through
+        total += seen
         if echo:
             click.echo(f"text index of {domain}: {total} rows ({time.monotonic() - t0:.1f}s)",
                        err=True)
-        if added < batch:
+        if seen < batch:
             return total
 
 

@@ -382,8 +382,9 @@ class _Api:
             "create_indexes": create_indexes}, shape="value")
 
     def fill_text_index(self, domain: str, max_rows: int = 10000) -> _Call:
-        """Add up to max_rows rows to an adopted domain's text index being filled (adopted with
-        create_indexes=False); returns how many (fewer than max_rows: done)."""
+        """Index the next max_rows rows of an adopted domain's table whose text index is being
+        filled (adopted with create_indexes=False); returns how many rows it went through (fewer
+        than max_rows: done)."""
         return _Call("fill_text_index", {"domain": domain, "max_rows": max_rows}, shape="value")
 
     def concurrent_index_statements(self, domain: str, m: int | None = None,
