@@ -52,6 +52,7 @@ CALLS: dict[str, list[tuple[str, str, object]]] = {
     "refresh_text_stats": [("alice", "SELECT memory.refresh_text_stats('docs')", REFUSED),
                            ("alice", "SELECT memory.refresh_text_stats()", None)],
     "sync_text_index": [("alice", "SELECT memory.sync_text_index('docs')", REFUSED)],
+    "fill_text_index": [("alice", "SELECT memory.fill_text_index('docs', 10)", REFUSED)],
     "enqueue_missing": [("alice", "SELECT memory.enqueue_missing('docs')", REFUSED),
                         ("alice", "SELECT memory.enqueue_missing()", None)],
     "begin_reembed": [("alice", "SELECT memory.begin_reembed('docs', 'm2', 3)", REFUSED)],
@@ -458,3 +459,30 @@ def test_search_syntax_and_filter_worst_inputs_are_bounded(conn):
         assert len(rows) == 5
     finally:
         conn.execute("RESET statement_timeout")
+
+
+def test_a_text_fill_never_runs_the_tables_code(conn, roles):
+    """A table adopted without indexes (its text index filled later, in batches) on which its
+    owner then plants a trigger and a policy: neither fill_text_index nor run_maintenance's fill
+    runs them (both check the table first; maintenance skips it with a WARNING)."""
+    alice, alice_dsn = roles("memory_admin", prefix="alice")
+    conn.execute(f'CREATE SCHEMA app AUTHORIZATION "{alice}"')
+    a = connect_raw(alice_dsn)
+    try:
+        a.execute(f"CREATE TABLE app.docs (id bigint PRIMARY KEY, body text NOT NULL, emb vector({DIM}))")
+        a.execute("INSERT INTO app.docs SELECT g, 'row ' || g, NULL FROM generate_series(1, 5) AS g")
+        a.execute("SELECT memory.adopt_table('docs', 'app.docs', 'id', 'body', 'emb', create_indexes => false)")
+        a.execute("CREATE TABLE app.ran (who text, what text)")
+        a.execute("GRANT INSERT ON app.ran TO PUBLIC")
+        a.execute("""CREATE FUNCTION app.evil_bool(x text) RETURNS boolean LANGUAGE plpgsql
+            AS $$ BEGIN INSERT INTO app.ran VALUES (current_user, x); RETURN true; END $$""")
+        a.execute("ALTER TABLE app.docs ENABLE ROW LEVEL SECURITY")
+        a.execute("CREATE POLICY p ON app.docs USING (app.evil_bool('policy'))")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+            conn.execute("SELECT memory.fill_text_index('docs', 10)")
+        assert conn.execute("SELECT (memory.run_maintenance() ->> 'text_rows_filled')::int AS n"
+                            ).fetchone()["n"] == 0
+        assert conn.execute("SELECT count(*) AS n FROM memory_data.docs_text").fetchone()["n"] == 0
+        assert conn.execute("SELECT count(*) AS n FROM app.ran").fetchone()["n"] == 0
+    finally:
+        a.close()
