@@ -164,7 +164,7 @@ BEGIN
     RETURN set_config('search_path', format('pg_catalog, %I, pg_temp', v_schema), true);
 END;
 $f$;
-DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019', '0020', '0021', '0022', '0023', '0024', '0025', '0026']::text[]); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019', '0020', '0021', '0022', '0023', '0024', '0025', '0026', '0027']::text[]); END $pgmemo$;
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -1177,6 +1177,19 @@ COMMENT ON TABLE memory_private.text_fills IS
 -- The text index's maker takes whether to fill it (sql/45_adopt.sql).
 DROP FUNCTION IF EXISTS memory_private._text_index_make(memory_private.domains);
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0026', '0026_text_index_fill.sql', 'f18798af6ddc0b4cc3f2bde20750db1dbb07066c28537ea31928a9041825a32c', 'versioned'); PERFORM memory_private._record_breaking('0026', false); END $pgmemo$;
+\endif
+-- migrations/0027_text_fill_one_pass.sql
+SELECT memory_private._migration_needed('0027', '0027_text_fill_one_pass.sql', '5e475ecf329c5c067f29e9dc52547ea72050e91177a772a96cf3547b6a230e3e', ARRAY[]::text[]) AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0027_text_fill_one_pass: run_maintenance's passes over adopted domains' text indexes are one.
+--
+-- memory_private._text_index_fill_all (sql/45_adopt.sql) fills, per domain, the content sizes an
+-- index made by 0024 lacks and the rows of an index being filled (adopted without indexes), each
+-- domain checked once; it replaces _text_sizes_fill_all (0025) and _text_rows_fill_all (0026),
+-- which walked the domains twice with the same loop. Not breaking: private functions only.
+DROP FUNCTION IF EXISTS memory_private._text_sizes_fill_all(integer);
+DROP FUNCTION IF EXISTS memory_private._text_rows_fill_all(integer);
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0027', '0027_text_fill_one_pass.sql', '5e475ecf329c5c067f29e9dc52547ea72050e91177a772a96cf3547b6a230e3e', 'versioned'); PERFORM memory_private._record_breaking('0027', false); END $pgmemo$;
 \endif
 DO $pgmemo$ BEGIN PERFORM memory_private._set_install_search_path(); END $pgmemo$;
 -- sql/00_private_helpers.sql
@@ -7512,62 +7525,42 @@ COMMENT ON FUNCTION memory.fill_text_index(text, integer) IS
 'never wait for it beyond a row it is adding. Until the fill is done, search_text finds only the '
 'rows filled so far (diagnose: text_index_out_of_sync).';
 
--- memory.run_maintenance's part of the fills: up to max_rows rows in all (_text_rows_fill); a
--- domain whose table cannot be written is left with a WARNING (diagnose reports it).
-CREATE OR REPLACE FUNCTION memory_private._text_rows_fill_all(max_rows integer)
-RETURNS bigint
+-- memory.run_maintenance's part of the text indexes: content sizes where an index made by schema
+-- 0024 lacks them (_text_sizes_fill) and rows where an index is being filled (_text_rows_fill),
+-- at most max_rows of each in all, never blocking the tables' writers; a domain whose table
+-- cannot be written is left with a WARNING (diagnose reports it: text_index_out_of_sync).
+CREATE OR REPLACE FUNCTION memory_private._text_index_fill_all(
+    max_rows integer, OUT sizes bigint, OUT text_rows bigint
+)
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_d memory_private.domains;
-    v_total bigint := 0;
 BEGIN
-    FOR v_d IN
-        SELECT x.* FROM memory_private.domains AS x
-        JOIN memory_private.text_fills AS f ON f.domain = x.domain
-        ORDER BY x.domain
-    LOOP
-        EXIT WHEN v_total >= max_rows;
-        BEGIN
-            PERFORM memory_private._assert_inert(v_d.source_table, true);
-            v_total := v_total + memory_private._text_rows_fill(v_d, (max_rows - v_total)::integer);
-        EXCEPTION WHEN OTHERS THEN
-            RAISE WARNING 'pgmemo: the text index of domain "%" was not filled further: %',
-                v_d.domain, SQLERRM;
-        END;
-    END LOOP;
-    RETURN v_total;
-END;
-$$;
-
--- memory.run_maintenance's part of it: content sizes for the text indexes that lack them, at most
--- max_rows in all; a domain whose table cannot be read is left with a WARNING (diagnose reports
--- it: text_index_out_of_sync).
-CREATE OR REPLACE FUNCTION memory_private._text_sizes_fill_all(max_rows integer)
-RETURNS bigint
-LANGUAGE plpgsql
-SET search_path FROM CURRENT
-AS $$
-DECLARE
-    v_d memory_private.domains;
-    v_total bigint := 0;
-BEGIN
+    sizes := 0;
+    text_rows := 0;
     FOR v_d IN
         SELECT x.* FROM memory_private.domains AS x
         WHERE x.adopted AND memory_private._text_table(x) IS NOT NULL
-          AND memory_private._text_postings_table(x) IS NULL
+          AND (memory_private._text_postings_table(x) IS NULL
+               OR EXISTS (SELECT FROM memory_private.text_fills AS f WHERE f.domain = x.domain))
         ORDER BY x.domain
     LOOP
-        EXIT WHEN v_total >= max_rows;
         BEGIN
-            v_total := v_total + memory_private._text_sizes_fill(v_d, (max_rows - v_total)::integer);
+            PERFORM memory_private._assert_inert(v_d.source_table, true);
+            IF sizes < max_rows THEN
+                sizes := sizes + memory_private._text_sizes_fill(v_d, (max_rows - sizes)::integer);
+            END IF;
+            IF text_rows < max_rows THEN
+                text_rows := text_rows
+                    + memory_private._text_rows_fill(v_d, (max_rows - text_rows)::integer);
+            END IF;
         EXCEPTION WHEN OTHERS THEN
-            RAISE WARNING 'pgmemo: the content sizes of domain "%" were not filled: %', v_d.domain,
-                SQLERRM;
+            RAISE WARNING 'pgmemo: the text index of domain "%" was not completed further: %',
+                v_d.domain, SQLERRM;
         END;
     END LOOP;
-    RETURN v_total;
 END;
 $$;
 
@@ -7884,7 +7877,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'the text index in batches that never block writes (memory.fill_text_index, run_maintenance; '
 'search_text finds only the rows filled so far until then). Idempotent for the same '
 'arguments. memory.drop_domain releases the table and never drops it.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '4bc4407c9bec921b1162cbfd0c09b9ea1875a0e1eff8de67fcb224a1b989ca76', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'bf527b1812eafdace201d4fa5752b4f93fac7f2fcacc62f97b725e872039d331', 'repeatable'); END $pgmemo$;
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --
@@ -9583,8 +9576,7 @@ DECLARE
     v_enqueued record;
     v_purged bigint;
     v_text_stats integer;
-    v_sizes bigint;
-    v_rows bigint;
+    v_fills record;
 BEGIN
     -- One run at a time (every worker runs it): a second caller returns at once.
     IF NOT pg_try_advisory_xact_lock(hashtext('pgmemo.maintenance')) THEN
@@ -9595,8 +9587,7 @@ BEGIN
     v_released := memory.release_expired_claims();
     v_enqueued := memory_private._enqueue_missing_all();
     v_text_stats := memory.refresh_text_stats();
-    v_sizes := memory_private._text_sizes_fill_all(50000);
-    v_rows := memory_private._text_rows_fill_all(50000);
+    v_fills := memory_private._text_index_fill_all(50000);
     DELETE FROM memory_private.workers AS w
     WHERE w.last_seen < now() - interval '7 days';
     GET DIAGNOSTICS v_purged = ROW_COUNT;
@@ -9606,8 +9597,8 @@ BEGIN
         'skipped_domains', v_enqueued.skipped,
         'purged_workers', v_purged,
         'text_stats_refreshed', v_text_stats,
-        'text_sizes_filled', v_sizes,
-        'text_rows_filled', v_rows,
+        'text_sizes_filled', v_fills.sizes,
+        'text_rows_filled', v_fills.text_rows,
         'ran_at', now());
 END;
 $$;
@@ -9646,7 +9637,7 @@ $$;
 COMMENT ON FUNCTION memory.schedule_maintenance(text) IS
 'Register memory.run_maintenance() with pg_cron under the job name pgmemo-maintenance '
 '(re-scheduling replaces it). Error 0A000 when pg_cron is not installed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '26c40ae020ff7218c3d643e584d6d39fdf88c64092856e34456bd7452a763fe0', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '0159ffd1d2a86ca685a18f4bd605bb96bd93b43b75ad250e582652acc1d5e7a0', 'repeatable'); END $pgmemo$;
 -- sql/51_queue_claim.sql
 -- Claiming and completing embedding jobs, set-based: one statement per domain per batch for
 -- the claim, a few for the completion (memory_private._claim_sql, _complete_sql: one template

@@ -461,62 +461,42 @@ COMMENT ON FUNCTION memory.fill_text_index(text, integer) IS
 'never wait for it beyond a row it is adding. Until the fill is done, search_text finds only the '
 'rows filled so far (diagnose: text_index_out_of_sync).';
 
--- memory.run_maintenance's part of the fills: up to max_rows rows in all (_text_rows_fill); a
--- domain whose table cannot be written is left with a WARNING (diagnose reports it).
-CREATE OR REPLACE FUNCTION memory_private._text_rows_fill_all(max_rows integer)
-RETURNS bigint
+-- memory.run_maintenance's part of the text indexes: content sizes where an index made by schema
+-- 0024 lacks them (_text_sizes_fill) and rows where an index is being filled (_text_rows_fill),
+-- at most max_rows of each in all, never blocking the tables' writers; a domain whose table
+-- cannot be written is left with a WARNING (diagnose reports it: text_index_out_of_sync).
+CREATE OR REPLACE FUNCTION memory_private._text_index_fill_all(
+    max_rows integer, OUT sizes bigint, OUT text_rows bigint
+)
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_d memory_private.domains;
-    v_total bigint := 0;
 BEGIN
-    FOR v_d IN
-        SELECT x.* FROM memory_private.domains AS x
-        JOIN memory_private.text_fills AS f ON f.domain = x.domain
-        ORDER BY x.domain
-    LOOP
-        EXIT WHEN v_total >= max_rows;
-        BEGIN
-            PERFORM memory_private._assert_inert(v_d.source_table, true);
-            v_total := v_total + memory_private._text_rows_fill(v_d, (max_rows - v_total)::integer);
-        EXCEPTION WHEN OTHERS THEN
-            RAISE WARNING 'pgmemo: the text index of domain "%" was not filled further: %',
-                v_d.domain, SQLERRM;
-        END;
-    END LOOP;
-    RETURN v_total;
-END;
-$$;
-
--- memory.run_maintenance's part of it: content sizes for the text indexes that lack them, at most
--- max_rows in all; a domain whose table cannot be read is left with a WARNING (diagnose reports
--- it: text_index_out_of_sync).
-CREATE OR REPLACE FUNCTION memory_private._text_sizes_fill_all(max_rows integer)
-RETURNS bigint
-LANGUAGE plpgsql
-SET search_path FROM CURRENT
-AS $$
-DECLARE
-    v_d memory_private.domains;
-    v_total bigint := 0;
-BEGIN
+    sizes := 0;
+    text_rows := 0;
     FOR v_d IN
         SELECT x.* FROM memory_private.domains AS x
         WHERE x.adopted AND memory_private._text_table(x) IS NOT NULL
-          AND memory_private._text_postings_table(x) IS NULL
+          AND (memory_private._text_postings_table(x) IS NULL
+               OR EXISTS (SELECT FROM memory_private.text_fills AS f WHERE f.domain = x.domain))
         ORDER BY x.domain
     LOOP
-        EXIT WHEN v_total >= max_rows;
         BEGIN
-            v_total := v_total + memory_private._text_sizes_fill(v_d, (max_rows - v_total)::integer);
+            PERFORM memory_private._assert_inert(v_d.source_table, true);
+            IF sizes < max_rows THEN
+                sizes := sizes + memory_private._text_sizes_fill(v_d, (max_rows - sizes)::integer);
+            END IF;
+            IF text_rows < max_rows THEN
+                text_rows := text_rows
+                    + memory_private._text_rows_fill(v_d, (max_rows - text_rows)::integer);
+            END IF;
         EXCEPTION WHEN OTHERS THEN
-            RAISE WARNING 'pgmemo: the content sizes of domain "%" were not filled: %', v_d.domain,
-                SQLERRM;
+            RAISE WARNING 'pgmemo: the text index of domain "%" was not completed further: %',
+                v_d.domain, SQLERRM;
         END;
     END LOOP;
-    RETURN v_total;
 END;
 $$;
 

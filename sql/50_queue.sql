@@ -373,8 +373,7 @@ DECLARE
     v_enqueued record;
     v_purged bigint;
     v_text_stats integer;
-    v_sizes bigint;
-    v_rows bigint;
+    v_fills record;
 BEGIN
     -- One run at a time (every worker runs it): a second caller returns at once.
     IF NOT pg_try_advisory_xact_lock(hashtext('pgmemo.maintenance')) THEN
@@ -385,8 +384,7 @@ BEGIN
     v_released := memory.release_expired_claims();
     v_enqueued := memory_private._enqueue_missing_all();
     v_text_stats := memory.refresh_text_stats();
-    v_sizes := memory_private._text_sizes_fill_all(50000);
-    v_rows := memory_private._text_rows_fill_all(50000);
+    v_fills := memory_private._text_index_fill_all(50000);
     DELETE FROM memory_private.workers AS w
     WHERE w.last_seen < now() - interval '7 days';
     GET DIAGNOSTICS v_purged = ROW_COUNT;
@@ -396,8 +394,8 @@ BEGIN
         'skipped_domains', v_enqueued.skipped,
         'purged_workers', v_purged,
         'text_stats_refreshed', v_text_stats,
-        'text_sizes_filled', v_sizes,
-        'text_rows_filled', v_rows,
+        'text_sizes_filled', v_fills.sizes,
+        'text_rows_filled', v_fills.text_rows,
         'ran_at', now());
 END;
 $$;

@@ -418,7 +418,7 @@ def test_upgrade_from_release_equals_fresh_install(release: Release, fresh, tmp_
         # ... and what run_maintenance completes after it, without blocking writers: the content
         # sizes of a text index made by 0024 (sql/45_adopt.sql, _text_sizes_fill)
         with connect_raw(dsn) as c:
-            c.execute("SELECT memory_private._text_sizes_fill_all(1000000)")
+            c.execute("SELECT memory_private._text_index_fill_all(1000000)")
 
         # 1. The catalog: pgmemo's objects exactly as fresh; each domain as the same domain fresh.
         tables = _domain_tables(dsn)
