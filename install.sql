@@ -7091,6 +7091,19 @@ AS $$
     WHERE a.attrelid = rel AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped
 $$;
 
+-- The id of row `alias` of an adopted domain's table as the domain's view shows it (text), as SQL:
+-- the column itself when it is text (so its primary key index serves a look-up by it), else
+-- cast (the helper index <id>::text serves it, _adopted_helper_indexes).
+CREATE OR REPLACE FUNCTION memory_private._source_id_sql(d memory_private.domains, alias text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT CASE WHEN coalesce((SELECT c.type_name
+            FROM memory_private._column(d.source_table, d.id_column) AS c), 'text') = 'text'
+        THEN format('%I.%I', alias, d.id_column) ELSE format('%I.%I::text', alias, d.id_column) END
+$$;
+
 -- The optional standard columns a source table may have, mapped by name and type:
 -- {metadata jsonb, embedding_model text, created_at timestamptz, updated_at timestamptz}
 -- (NULL where absent or already used as id, content or embedding).
@@ -7163,8 +7176,7 @@ DECLARE
     v_text regclass := memory_private._text_table(d);
     -- The view's columns read from the source: the id as text, and each optional column, or
     -- without one a constant of the standard column's type.
-    v_id text := CASE WHEN memory_private._id_type(d) = 'text' THEN format($f$s.%I$f$, d.id_column)
-        ELSE format($f$s.%I::text$f$, d.id_column) END;
+    v_id text := memory_private._source_id_sql(d, 's');
     v_model text := CASE WHEN opt[2] IS NULL THEN 'NULL::text' ELSE format($f$s.%I$f$, opt[2]) END;
     v_metadata text := CASE WHEN opt[1] IS NULL THEN $f$'{}'::jsonb$f$
         ELSE format($f$s.%I$f$, opt[1]) END;
@@ -7401,8 +7413,7 @@ AS $$
 DECLARE
     v_text regclass := memory_private._text_table(d);
     v_source text := memory_private._qualified(d.source_table);
-    v_id text := CASE WHEN memory_private._id_type(d) = 'text' THEN format($f$s.%I$f$, d.id_column)
-        ELSE format($f$s.%I::text$f$, d.id_column) END;
+    v_id text := memory_private._source_id_sql(d, 's');
     v_filled bigint;
     v_left boolean;
 BEGIN
@@ -7457,7 +7468,7 @@ AS $$
 DECLARE
     v_text regclass := memory_private._text_table(d);
     v_source text := memory_private._qualified(d.source_table);
-    v_type text := (SELECT c.type_name FROM memory_private._column(d.source_table, d.id_column) AS c);
+    v_type text := memory_private._id_type(d);
     v_last text;
     v_seen bigint;
 BEGIN
@@ -7612,8 +7623,7 @@ BEGIN
     -- Writers wait while every row is compared (a write between the read and the upsert below
     -- would be overwritten by the tsvector of its old content).
     EXECUTE format($sql$LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE$sql$, v_source);
-    v_id := CASE WHEN memory_private._id_type(v_d) = 'text' THEN format($f$s.%I$f$, v_d.id_column)
-        ELSE format($f$s.%I::text$f$, v_d.id_column) END;
+    v_id := memory_private._source_id_sql(v_d, 's');
     EXECUTE format($sql$
         DELETE FROM %1$s AS x
         WHERE NOT EXISTS (SELECT FROM %2$s AS s WHERE %3$s = x.id)
@@ -7877,7 +7887,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'the text index in batches that never block writes (memory.fill_text_index, run_maintenance; '
 'search_text finds only the rows filled so far until then). Idempotent for the same '
 'arguments. memory.drop_domain releases the table and never drops it.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'bf527b1812eafdace201d4fa5752b4f93fac7f2fcacc62f97b725e872039d331', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '5ed715a1565f63324e6fa5b2e75ece6dfe1938c4b2edfb0e25734695e573a8f0', 'repeatable'); END $pgmemo$;
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --
