@@ -7867,8 +7867,11 @@ BEGIN
                 memory_private._qualified(source), v_helper.definition);
         END LOOP;
         PERFORM memory.create_hnsw_index(domain, v_d.hnsw_m, v_d.hnsw_ef_construction);
+        PERFORM memory.enqueue_missing(domain);
     END IF;
-    PERFORM memory.enqueue_missing(domain);
+    -- (without indexes, the rows without an embedding are queued outside this transaction, which
+    -- holds the table's writers from CREATE TRIGGER on: by memory.enqueue_missing, which `pgmemo
+    -- adopt --concurrently` runs, or by run_maintenance)
 END;
 $$;
 
@@ -7879,15 +7882,18 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'it, so search, search_text, get, update, forget, the queue, the worker and diagnostics work '
 'unchanged; columns named metadata (jsonb), embedding_model (text), created_at and updated_at '
 '(timestamptz) are mapped too. Queue triggers go on the source (the application''s own writes '
-'are queued) and its rows without an embedding are queued now. Full text: each row''s tsvector '
+'are queued) and its rows without an embedding are queued now (with create_indexes => true). '
+'Full text: each row''s tsvector '
 'is kept beside the table, in pgmemo''s memory_data.<domain>_text (computed now for every row, '
 'then by a trigger on the table; the table itself gets no full-text index). create_indexes: '
 'build the HNSW and id-as-text indexes and fill the text index now (blocks writes meanwhile); '
 'false: build them later without blocking, with memory.concurrent_index_statements, and fill '
 'the text index in batches that never block writes (memory.fill_text_index, run_maintenance; '
-'search_text finds only the rows filled so far until then). Idempotent for the same '
+'search_text finds only the rows filled so far until then), and leave the rows without an '
+'embedding to memory.enqueue_missing or run_maintenance (queuing them all holds writes too). '
+'Idempotent for the same '
 'arguments. memory.drop_domain releases the table and never drops it.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '5ed715a1565f63324e6fa5b2e75ece6dfe1938c4b2edfb0e25734695e573a8f0', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '509884e61b0f26035c6effdcc6561756f54e9ca9e61e28e6f7ae8c20ca36a677', 'repeatable'); END $pgmemo$;
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --

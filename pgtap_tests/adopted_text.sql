@@ -7,7 +7,7 @@
 -- gets it from the next migrate run (memory_private._after_migrate); drop_domain removes it.
 -- (The interleavings with concurrent writers: python/tests/test_adopted_text.py.)
 BEGIN;
-SELECT plan(78);
+SELECT plan(79);
 
 CREATE SCHEMA app;
 CREATE TABLE app.notes (
@@ -234,6 +234,8 @@ SELECT is((SELECT count(*) FROM memory_data.big_text), 0::bigint,
     'create_indexes => false: the text index is made empty');
 SELECT is((SELECT rows_filled FROM memory_private.text_fills WHERE domain = 'big'), 0::bigint,
     '... and registered to be filled');
+SELECT is((SELECT count(*) FROM memory_private.embedding_queue WHERE domain = 'big'), 0::bigint,
+    '... and its rows without an embedding not queued in adoption''s transaction');
 INSERT INTO app.big VALUES (100, 'a loud row arrives');
 SELECT is((SELECT array_agg(s.id) FROM memory.search_text('big', 'loud') AS s), ARRAY['100'],
     'a row written after adoption is indexed at once (its trigger)');
@@ -275,8 +277,9 @@ SELECT memory.drop_domain('uu');
 -- run_maintenance fills too
 SELECT memory.drop_domain('big');
 SELECT memory.adopt_table('big', 'app.big', 'id', 'body', 'emb', create_indexes => false);
-SELECT is((memory.run_maintenance() ->> 'text_rows_filled')::bigint, 24::bigint,
-    'run_maintenance fills a text index being filled');
+SELECT is((SELECT (m ->> 'text_rows_filled')::bigint || '/' || (m ->> 'enqueued_missing')
+           FROM memory.run_maintenance() AS m), '24/24',
+    'run_maintenance fills a text index being filled, and queues its rows');
 SELECT is((SELECT count(*) FROM memory_private.text_fills), 0::bigint, '... to the end');
 SELECT memory.drop_domain('big');
 

@@ -92,6 +92,7 @@ def adopt(ctx: click.Context, domain: str, source: str, id_column: str, content_
     if concurrently:
         run_concurrent_build(store, domain, None, None)
         run_text_fill(store, domain)
+        store.enqueue_missing(domain)  # (its own transaction: adoption's held the writers)
     counts = store.queue_counts(domain)
     click.echo(f"adopted {source} as domain {domain}; {counts['ready']} rows queued for embedding")
 

@@ -319,3 +319,5 @@ def test_cli_adopt_concurrently_fills_the_text_index(conn, dsn):
     assert one(conn, "SELECT count(*) FROM memory_data.notes_text") == 20
     assert one(conn, "SELECT count(*) FROM memory_private.text_fills") == 0
     assert _found(conn, "notes", "number") == sorted(str(i) for i in range(1, 21))
+    assert "20 rows queued for embedding" in out, "queued after the fill, in their own transaction"
+    assert one(conn, "SELECT count(*) FROM memory_private.embedding_queue WHERE domain = 'notes'") == 20
