@@ -6648,6 +6648,9 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:40_indexes.sql', '
 --   changed, or, once the job is claimed again under a new id, no job, and writes nothing); a
 --   row that got an embedding has no job any more. A metadata-only update queues nothing.
 -- - AFTER DELETE, per statement: the jobs of deleted rows go.
+-- - A row whose id is NULL (a NOT NULL the table's owner dropped after adoption, which requires
+--   it) is neither queued nor indexed: pgmemo cannot address it, and the application's write of
+--   it must not fail in pgmemo's trigger.
 -- - An adopted domain's text index (memory_data.<domain>_text) follows its table, per statement:
 --   each row inserted or whose content or id changed gets its tsvector, each row deleted loses
 --   it, TRUNCATE empties it (trigger function text; the triggers text_*).
@@ -6775,7 +6778,7 @@ DECLARE
 BEGIN
     IF TG_OP = 'INSERT' THEN
         INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
-        SELECT %2$L, n.%3$I::text FROM new_rows AS n WHERE n.%5$I IS NULL
+        SELECT %2$L, n.%3$I::text FROM new_rows AS n WHERE n.%5$I IS NULL AND n.%3$I IS NOT NULL
         ON CONFLICT (domain, row_id) DO UPDATE
             SET status = 'pending', attempts = 0, run_after = now(), claimed_by = NULL,
                 claimed_at = NULL, lease_until = NULL, updated_at = now();
@@ -6788,6 +6791,7 @@ BEGIN
             FROM new_rows AS n
             JOIN old_rows AS o ON o.%3$I = n.%3$I
             WHERE n.%5$I IS NULL AND (o.%5$I IS NOT NULL OR n.%4$I IS DISTINCT FROM o.%4$I)
+              AND n.%3$I IS NOT NULL
             ON CONFLICT (domain, row_id) DO UPDATE
                 SET status = 'pending', attempts = 0, run_after = now(), claimed_by = NULL,
                     claimed_at = NULL, lease_until = NULL, updated_at = now()
@@ -6838,7 +6842,7 @@ AS $body$
 BEGIN
     IF TG_OP = 'INSERT' THEN
         INSERT INTO memory_data.%2$I AS x (id, content_tsv, content_bytes)
-        SELECT %4$s FROM new_rows AS n
+        SELECT %4$s FROM new_rows AS n WHERE n.%3$I IS NOT NULL
         ON CONFLICT (id) DO UPDATE
             SET content_tsv = excluded.content_tsv, content_bytes = excluded.content_bytes;
     ELSIF TG_OP = 'UPDATE' THEN
@@ -6854,7 +6858,7 @@ BEGIN
             SELECT %4$s
             FROM new_rows AS n
             LEFT JOIN old_rows AS o ON o.%3$I = n.%3$I
-            WHERE o.%3$I IS NULL OR n.%5$I IS DISTINCT FROM o.%5$I
+            WHERE n.%3$I IS NOT NULL AND (o.%3$I IS NULL OR n.%5$I IS DISTINCT FROM o.%5$I)
             ON CONFLICT (id) DO UPDATE
                 SET content_tsv = excluded.content_tsv, content_bytes = excluded.content_bytes
         $stmt$;
@@ -7060,7 +7064,7 @@ BEGIN
     END LOOP;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', '80687e81695ae0ecf811a942f858b5be587d158d3807d7b94c54dce4db365bdb', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', '728b0d0ebae740882e2530ad6a3df7e9f3c737ea6df7d78456356bc2fd48f883', 'repeatable'); END $pgmemo$;
 -- sql/45_adopt.sql
 -- Adopted domains: memory.adopt_table puts an application's own table (with an id, a text column
 -- and a vector(n) column) behind a pgmemo domain without copying a row.
@@ -7260,7 +7264,8 @@ BEGIN
             INSERT INTO memory_data.%1$I (id, content_tsv, content_bytes)
             SELECT %2$s
             FROM %3$s AS s
-        $sql$, v_name, memory_private._text_index_row_sql(d, 's'), v_source);
+            WHERE s.%4$I IS NOT NULL
+        $sql$, v_name, memory_private._text_index_row_sql(d, 's'), v_source, d.id_column);
     ELSE
         -- filled later, in batches (memory.fill_text_index, run_maintenance)
         INSERT INTO memory_private.text_fills AS f (domain) VALUES (d.domain)
@@ -7481,7 +7486,7 @@ BEGIN
             SELECT s.%3$I AS sid, r.*
             FROM %2$s AS s
             CROSS JOIN LATERAL (SELECT %5$s) AS r (id, content_tsv, content_bytes)
-            WHERE $2::text IS NULL OR s.%3$I > $2::%4$s
+            WHERE s.%3$I IS NOT NULL AND ($2::text IS NULL OR s.%3$I > $2::%4$s)
             ORDER BY s.%3$I
             LIMIT $1
             FOR KEY SHARE OF s
@@ -7633,11 +7638,12 @@ BEGIN
         INSERT INTO %1$s AS x (id, content_tsv, content_bytes)
         SELECT %3$s
         FROM %2$s AS s
+        WHERE s.%4$I IS NOT NULL
         ON CONFLICT (id) DO UPDATE
             SET content_tsv = excluded.content_tsv, content_bytes = excluded.content_bytes
             WHERE (x.content_tsv, x.content_bytes)
                 IS DISTINCT FROM (excluded.content_tsv, excluded.content_bytes)
-    $sql$, v_text, v_source, memory_private._text_index_row_sql(v_d, 's'));
+    $sql$, v_text, v_source, memory_private._text_index_row_sql(v_d, 's'), v_d.id_column);
     GET DIAGNOSTICS v_set = ROW_COUNT;
     IF memory_private._text_postings_table(v_d) IS NULL THEN
         EXECUTE format($sql$ALTER TABLE %s ALTER COLUMN content_bytes SET NOT NULL$sql$, v_text);
@@ -7806,6 +7812,15 @@ BEGIN
                       || 'needs the partition key in its primary key, so adopt it by a unique id '
                       || 'column of each row only when that column alone is unique).';
     END IF;
+    -- (a unique column may hold NULLs: such a row cannot be addressed, and pgmemo's triggers
+    -- would have nothing to queue or index it by)
+    IF NOT (SELECT a.attnotnull FROM pg_catalog.pg_attribute AS a
+            WHERE a.attrelid = source AND a.attname = id_column) THEN
+        RAISE EXCEPTION 'id column %.% may be NULL', source, quote_ident(id_column)
+            USING ERRCODE = '0A000',
+                  HINT = format('pgmemo addresses rows by id: ALTER TABLE %s ALTER COLUMN %I SET '
+                      'NOT NULL; (a primary key is NOT NULL already)', source, id_column);
+    END IF;
 
     SELECT * INTO v_content FROM memory_private._column(source, content_column);
     IF NOT FOUND THEN
@@ -7893,7 +7908,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'embedding to memory.enqueue_missing or run_maintenance (queuing them all holds writes too). '
 'Idempotent for the same '
 'arguments. memory.drop_domain releases the table and never drops it.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '509884e61b0f26035c6effdcc6561756f54e9ca9e61e28e6f7ae8c20ca36a677', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'db6ab2174c04644b0b274fae49e3a3cef24fd9804f72d89d5a42a28c19c8560f', 'repeatable'); END $pgmemo$;
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --

@@ -4,7 +4,7 @@
 -- application's writes; the planner serves the search through the view from the source's HNSW
 -- index; drop_domain releases the table intact; re-embed switches one transaction at a time.
 BEGIN;
-SELECT plan(65);
+SELECT plan(66);
 
 CREATE SCHEMA app;
 CREATE TABLE app.messages (
@@ -18,6 +18,7 @@ SELECT 'message ' || g, CASE WHEN g <= 5 THEN ARRAY[g, 1, 0]::real[]::vector END
 FROM generate_series(1, 12) AS g;
 CREATE TABLE app.nodim (id bigint PRIMARY KEY, body text, embedding vector);
 CREATE TABLE app.noid (id bigint, body text, embedding vector(3));
+CREATE TABLE app.nullid (id bigint UNIQUE, body text, embedding vector(3));
 CREATE TABLE app.badid (id numeric PRIMARY KEY, body text, embedding vector(3));
 CREATE TABLE app.badtext (id bigint PRIMARY KEY, body integer, embedding vector(3));
 CREATE TABLE app.wide (id bigint PRIMARY KEY, body text, embedding vector(3000));
@@ -39,6 +40,9 @@ SELECT throws_ok($$SELECT memory.adopt_table('m', 'app.nodim', 'id', 'body', 'em
 SELECT throws_ok($$SELECT memory.adopt_table('m', 'app.noid', 'id', 'body', 'embedding')$$,
     '0A000', 'id column app.noid.id has no primary key or unique constraint of its own',
     'an id without a unique key is refused');
+SELECT throws_ok($$SELECT memory.adopt_table('m', 'app.nullid', 'id', 'body', 'embedding')$$,
+    '0A000', 'id column app.nullid.id may be NULL',
+    'a unique id that may be NULL is refused (such a row could not be addressed)');
 SELECT throws_ok($$SELECT memory.adopt_table('m', 'app.badid', 'id', 'body', 'embedding')$$,
     '0A000', 'id column app.badid.id is numeric, which cannot be a pgmemo id', 'numeric ids are refused');
 SELECT throws_ok($$SELECT memory.adopt_table('m', 'app.badtext', 'id', 'body', 'embedding')$$,

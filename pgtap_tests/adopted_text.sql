@@ -7,7 +7,7 @@
 -- gets it from the next migrate run (memory_private._after_migrate); drop_domain removes it.
 -- (The interleavings with concurrent writers: python/tests/test_adopted_text.py.)
 BEGIN;
-SELECT plan(79);
+SELECT plan(83);
 
 CREATE SCHEMA app;
 CREATE TABLE app.notes (
@@ -223,6 +223,22 @@ SELECT is((memory.run_maintenance() ->> 'text_sizes_filled')::bigint, 0::bigint,
 INSERT INTO app.notes (id, body) VALUES (5, 'ocelot five');
 SELECT is((SELECT array_agg(s.id ORDER BY s.id) FROM memory.search_text('notes', 'ocelot') AS s),
     ARRAY['1', '3', '4', '5', '6'], '... the trigger writes sizes again');
+
+-- A NOT NULL on the id dropped after adoption (which requires it): the application's write of a
+-- row without an id still succeeds; pgmemo cannot address that row, so neither queues nor
+-- indexes it.
+ALTER TABLE app.notes ADD CONSTRAINT notes_id_key UNIQUE (id);
+ALTER TABLE app.notes DROP CONSTRAINT notes_pkey;
+ALTER TABLE app.notes ALTER COLUMN id DROP NOT NULL;
+SELECT lives_ok($$INSERT INTO app.notes (id, body) VALUES (NULL, 'an ocelot without an id')$$,
+    'a row without an id: the application''s write succeeds');
+SELECT lives_ok($$UPDATE app.notes SET body = 'an ocelot still without an id' WHERE id IS NULL$$,
+    '... and its update');
+SELECT is((SELECT count(*) FROM memory_data.notes_text WHERE id IS NULL), 0::bigint,
+    '... not indexed');
+SELECT is((SELECT count(*) FROM memory_private.embedding_queue WHERE row_id IS NULL), 0::bigint,
+    '... nor queued');
+DELETE FROM app.notes WHERE id IS NULL;
 
 -- Adopted without indexes (create_indexes => false): the text index is made empty, with its
 -- triggers, and filled later in batches (memory.fill_text_index, run_maintenance) that never

@@ -21,6 +21,9 @@
 --   changed, or, once the job is claimed again under a new id, no job, and writes nothing); a
 --   row that got an embedding has no job any more. A metadata-only update queues nothing.
 -- - AFTER DELETE, per statement: the jobs of deleted rows go.
+-- - A row whose id is NULL (a NOT NULL the table's owner dropped after adoption, which requires
+--   it) is neither queued nor indexed: pgmemo cannot address it, and the application's write of
+--   it must not fail in pgmemo's trigger.
 -- - An adopted domain's text index (memory_data.<domain>_text) follows its table, per statement:
 --   each row inserted or whose content or id changed gets its tsvector, each row deleted loses
 --   it, TRUNCATE empties it (trigger function text; the triggers text_*).
@@ -148,7 +151,7 @@ DECLARE
 BEGIN
     IF TG_OP = 'INSERT' THEN
         INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
-        SELECT %2$L, n.%3$I::text FROM new_rows AS n WHERE n.%5$I IS NULL
+        SELECT %2$L, n.%3$I::text FROM new_rows AS n WHERE n.%5$I IS NULL AND n.%3$I IS NOT NULL
         ON CONFLICT (domain, row_id) DO UPDATE
             SET status = 'pending', attempts = 0, run_after = now(), claimed_by = NULL,
                 claimed_at = NULL, lease_until = NULL, updated_at = now();
@@ -161,6 +164,7 @@ BEGIN
             FROM new_rows AS n
             JOIN old_rows AS o ON o.%3$I = n.%3$I
             WHERE n.%5$I IS NULL AND (o.%5$I IS NOT NULL OR n.%4$I IS DISTINCT FROM o.%4$I)
+              AND n.%3$I IS NOT NULL
             ON CONFLICT (domain, row_id) DO UPDATE
                 SET status = 'pending', attempts = 0, run_after = now(), claimed_by = NULL,
                     claimed_at = NULL, lease_until = NULL, updated_at = now()
@@ -211,7 +215,7 @@ AS $body$
 BEGIN
     IF TG_OP = 'INSERT' THEN
         INSERT INTO memory_data.%2$I AS x (id, content_tsv, content_bytes)
-        SELECT %4$s FROM new_rows AS n
+        SELECT %4$s FROM new_rows AS n WHERE n.%3$I IS NOT NULL
         ON CONFLICT (id) DO UPDATE
             SET content_tsv = excluded.content_tsv, content_bytes = excluded.content_bytes;
     ELSIF TG_OP = 'UPDATE' THEN
@@ -227,7 +231,7 @@ BEGIN
             SELECT %4$s
             FROM new_rows AS n
             LEFT JOIN old_rows AS o ON o.%3$I = n.%3$I
-            WHERE o.%3$I IS NULL OR n.%5$I IS DISTINCT FROM o.%5$I
+            WHERE n.%3$I IS NOT NULL AND (o.%3$I IS NULL OR n.%5$I IS DISTINCT FROM o.%5$I)
             ON CONFLICT (id) DO UPDATE
                 SET content_tsv = excluded.content_tsv, content_bytes = excluded.content_bytes
         $stmt$;

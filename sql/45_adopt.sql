@@ -196,7 +196,8 @@ BEGIN
             INSERT INTO memory_data.%1$I (id, content_tsv, content_bytes)
             SELECT %2$s
             FROM %3$s AS s
-        $sql$, v_name, memory_private._text_index_row_sql(d, 's'), v_source);
+            WHERE s.%4$I IS NOT NULL
+        $sql$, v_name, memory_private._text_index_row_sql(d, 's'), v_source, d.id_column);
     ELSE
         -- filled later, in batches (memory.fill_text_index, run_maintenance)
         INSERT INTO memory_private.text_fills AS f (domain) VALUES (d.domain)
@@ -417,7 +418,7 @@ BEGIN
             SELECT s.%3$I AS sid, r.*
             FROM %2$s AS s
             CROSS JOIN LATERAL (SELECT %5$s) AS r (id, content_tsv, content_bytes)
-            WHERE $2::text IS NULL OR s.%3$I > $2::%4$s
+            WHERE s.%3$I IS NOT NULL AND ($2::text IS NULL OR s.%3$I > $2::%4$s)
             ORDER BY s.%3$I
             LIMIT $1
             FOR KEY SHARE OF s
@@ -569,11 +570,12 @@ BEGIN
         INSERT INTO %1$s AS x (id, content_tsv, content_bytes)
         SELECT %3$s
         FROM %2$s AS s
+        WHERE s.%4$I IS NOT NULL
         ON CONFLICT (id) DO UPDATE
             SET content_tsv = excluded.content_tsv, content_bytes = excluded.content_bytes
             WHERE (x.content_tsv, x.content_bytes)
                 IS DISTINCT FROM (excluded.content_tsv, excluded.content_bytes)
-    $sql$, v_text, v_source, memory_private._text_index_row_sql(v_d, 's'));
+    $sql$, v_text, v_source, memory_private._text_index_row_sql(v_d, 's'), v_d.id_column);
     GET DIAGNOSTICS v_set = ROW_COUNT;
     IF memory_private._text_postings_table(v_d) IS NULL THEN
         EXECUTE format($sql$ALTER TABLE %s ALTER COLUMN content_bytes SET NOT NULL$sql$, v_text);
@@ -741,6 +743,15 @@ BEGIN
                   HINT = 'pgmemo addresses rows by id: it must be unique (a partitioned table '
                       || 'needs the partition key in its primary key, so adopt it by a unique id '
                       || 'column of each row only when that column alone is unique).';
+    END IF;
+    -- (a unique column may hold NULLs: such a row cannot be addressed, and pgmemo's triggers
+    -- would have nothing to queue or index it by)
+    IF NOT (SELECT a.attnotnull FROM pg_catalog.pg_attribute AS a
+            WHERE a.attrelid = source AND a.attname = id_column) THEN
+        RAISE EXCEPTION 'id column %.% may be NULL', source, quote_ident(id_column)
+            USING ERRCODE = '0A000',
+                  HINT = format('pgmemo addresses rows by id: ALTER TABLE %s ALTER COLUMN %I SET '
+                      'NOT NULL; (a primary key is NOT NULL already)', source, id_column);
     END IF;
 
     SELECT * INTO v_content FROM memory_private._column(source, content_column);
