@@ -7892,7 +7892,8 @@ $$;
 
 COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, text, boolean) IS
 'Make an existing table a pgmemo domain without copying data: id_column (bigint, integer, uuid, '
-'text or varchar; primary key or unique), content_column (text) and embedding_column '
+'text or varchar; primary key, or unique and NOT NULL), content_column (text) and '
+'embedding_column '
 '(vector(n): n is the dimension) of source. memory_data.<domain>_memories becomes a view over '
 'it, so search, search_text, get, update, forget, the queue, the worker and diagnostics work '
 'unchanged; columns named metadata (jsonb), embedding_model (text), created_at and updated_at '
@@ -7908,7 +7909,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'embedding to memory.enqueue_missing or run_maintenance (queuing them all holds writes too). '
 'Idempotent for the same '
 'arguments. memory.drop_domain releases the table and never drops it.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'db6ab2174c04644b0b274fae49e3a3cef24fd9804f72d89d5a42a28c19c8560f', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'c720e94a683bc0d15579f5a92ec4f0c4c8b870b7ae0933ff940124010b42dc7f', 'repeatable'); END $pgmemo$;
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --

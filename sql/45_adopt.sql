@@ -824,7 +824,8 @@ $$;
 
 COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, text, boolean) IS
 'Make an existing table a pgmemo domain without copying data: id_column (bigint, integer, uuid, '
-'text or varchar; primary key or unique), content_column (text) and embedding_column '
+'text or varchar; primary key, or unique and NOT NULL), content_column (text) and '
+'embedding_column '
 '(vector(n): n is the dimension) of source. memory_data.<domain>_memories becomes a view over '
 'it, so search, search_text, get, update, forget, the queue, the worker and diagnostics work '
 'unchanged; columns named metadata (jsonb), embedding_model (text), created_at and updated_at '

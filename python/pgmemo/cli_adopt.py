@@ -67,7 +67,7 @@ def run_text_fill(store: Any, domain: str, batch: int = 10000, echo: bool = True
 @click.argument("domain")
 @click.option("--table", "source", required=True, help="The table to adopt (schema.table).")
 @click.option("--id-column", default="id", show_default=True,
-              help="Its id: bigint, integer, uuid, text or varchar, unique.")
+              help="Its id: bigint, integer, uuid, text or varchar, unique, NOT NULL.")
 @click.option("--content-column", default="content", show_default=True, help="Its text.")
 @click.option("--embedding-column", default="embedding", show_default=True,
               help="Its vector(n) column (n is the domain's dimension).")
