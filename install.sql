@@ -10439,6 +10439,7 @@ BEGIN
             UNION ALL SELECT * FROM memory_private._check_duplicate_vector_indexes(d)
             UNION ALL SELECT * FROM memory_private._check_opclass_mismatch(d)
             UNION ALL SELECT * FROM memory_private._check_adopted_index_missing(d)
+            UNION ALL SELECT * FROM memory_private._check_adopted_id_nullable(d)
             UNION ALL SELECT * FROM memory_private._check_text_index_out_of_sync(d)
             UNION ALL SELECT * FROM memory_private._check_invalid_index(d)
             UNION ALL SELECT * FROM memory_private._check_partition_missing_index(d)
@@ -10574,7 +10575,7 @@ COMMENT ON FUNCTION memory.explain_search(text, integer, jsonb) IS
 'the planner''s estimate of the rows the filter matches (NULL without a filter) or, when an '
 'estimate that picks hnsw was checked by counting the rows (bounded) and fewer matched, the '
 'count; reason why.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', 'daeadea84e42ad503e164e2d7db6eec5aa1997e1460fb79d10fc4531933a35fb', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', 'b8971c2d6525a02cb0850155b7c412b86d8c729b8378735ff84e7d1e8e93a1a4', 'repeatable'); END $pgmemo$;
 -- sql/61_diagnose.sql
 -- Diagnostics, part 2: the per-domain checks behind memory.diagnose() (60_diagnostics.sql).
 -- Every failure from the incident reports, found by one call, each with a sentence and (where
@@ -10786,6 +10787,29 @@ $$;
 COMMENT ON FUNCTION memory_private._check_adopted_index_missing(memory_private.domains) IS
 'diagnose check adopted_index_missing (warning): an adopted table without its id-as-text index '
 '(adopted with create_indexes => false), so jobs and text searches scan it.';
+
+-- An adopted table whose id column may be NULL (adopted before adopt_table required NOT NULL, or
+-- the constraint dropped since): its rows without an id are skipped by pgmemo's triggers, so
+-- never embedded nor found.
+CREATE OR REPLACE FUNCTION memory_private._check_adopted_id_nullable(d memory_private.domains)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'warning', d.domain, 'adopted_id_nullable',
+        format('The id column %I of adopted table %s may be NULL: a row without an id is neither '
+            'queued for embedding nor indexed for text search (pgmemo cannot address it).',
+            d.id_column, d.source_table),
+        format($sql$ALTER TABLE %s ALTER COLUMN %I SET NOT NULL;$sql$,
+            memory_private._qualified(d.source_table), d.id_column)
+    FROM pg_catalog.pg_attribute AS a
+    WHERE d.adopted AND NOT memory_private._is_shadow(d) AND a.attrelid = d.source_table
+      AND a.attname = d.id_column AND NOT a.attnotnull
+$$;
+
+COMMENT ON FUNCTION memory_private._check_adopted_id_nullable(memory_private.domains) IS
+'diagnose check adopted_id_nullable (warning): an adopted table whose id column may be NULL; its '
+'rows without an id are never embedded nor found. fix_sql: ALTER ... SET NOT NULL.';
 
 -- An adopted domain's text index (memory_data.<domain>_text) out of line with its table: missing,
 -- its triggers disabled or gone, or rows on one side only (counted exactly up to
@@ -11325,7 +11349,7 @@ $$;
 COMMENT ON FUNCTION memory_private._check_expired_claims(memory_private.domains) IS
 'diagnose check expired_claims (warning): claimed jobs whose lease has expired. fix_sql: '
 'memory.release_expired_claims.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', 'e3938e4f926681fc3fbdef46aba24c8e3a9f38dc06c52ec94e56f9efe93e370d', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', '8e354b1527cedb4c6d5a87d43da81dcf885d0c5f31a311b4fdc4b85770dd1597', 'repeatable'); END $pgmemo$;
 -- sql/70_bulk.sql
 -- Bulk loading: memory.bulk_load_begin / memory.bulk_load_finish defer a domain's secondary
 -- indexes (HNSW, GIN metadata, GIN full-text, btree updated_at) and its per-statement enqueue

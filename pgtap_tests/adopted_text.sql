@@ -7,7 +7,7 @@
 -- gets it from the next migrate run (memory_private._after_migrate); drop_domain removes it.
 -- (The interleavings with concurrent writers: python/tests/test_adopted_text.py.)
 BEGIN;
-SELECT plan(83);
+SELECT plan(84);
 
 CREATE SCHEMA app;
 CREATE TABLE app.notes (
@@ -238,6 +238,8 @@ SELECT is((SELECT count(*) FROM memory_data.notes_text WHERE id IS NULL), 0::big
     '... not indexed');
 SELECT is((SELECT count(*) FROM memory_private.embedding_queue WHERE row_id IS NULL), 0::bigint,
     '... nor queued');
+SELECT is((SELECT fix_sql FROM memory.diagnose('notes') WHERE check_name = 'adopted_id_nullable'),
+    'ALTER TABLE app.notes ALTER COLUMN id SET NOT NULL;', 'diagnose: the id may be NULL');
 DELETE FROM app.notes WHERE id IS NULL;
 
 -- Adopted without indexes (create_indexes => false): the text index is made empty, with its

@@ -192,6 +192,7 @@ BEGIN
             UNION ALL SELECT * FROM memory_private._check_duplicate_vector_indexes(d)
             UNION ALL SELECT * FROM memory_private._check_opclass_mismatch(d)
             UNION ALL SELECT * FROM memory_private._check_adopted_index_missing(d)
+            UNION ALL SELECT * FROM memory_private._check_adopted_id_nullable(d)
             UNION ALL SELECT * FROM memory_private._check_text_index_out_of_sync(d)
             UNION ALL SELECT * FROM memory_private._check_invalid_index(d)
             UNION ALL SELECT * FROM memory_private._check_partition_missing_index(d)

@@ -209,6 +209,29 @@ COMMENT ON FUNCTION memory_private._check_adopted_index_missing(memory_private.d
 'diagnose check adopted_index_missing (warning): an adopted table without its id-as-text index '
 '(adopted with create_indexes => false), so jobs and text searches scan it.';
 
+-- An adopted table whose id column may be NULL (adopted before adopt_table required NOT NULL, or
+-- the constraint dropped since): its rows without an id are skipped by pgmemo's triggers, so
+-- never embedded nor found.
+CREATE OR REPLACE FUNCTION memory_private._check_adopted_id_nullable(d memory_private.domains)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'warning', d.domain, 'adopted_id_nullable',
+        format('The id column %I of adopted table %s may be NULL: a row without an id is neither '
+            'queued for embedding nor indexed for text search (pgmemo cannot address it).',
+            d.id_column, d.source_table),
+        format($sql$ALTER TABLE %s ALTER COLUMN %I SET NOT NULL;$sql$,
+            memory_private._qualified(d.source_table), d.id_column)
+    FROM pg_catalog.pg_attribute AS a
+    WHERE d.adopted AND NOT memory_private._is_shadow(d) AND a.attrelid = d.source_table
+      AND a.attname = d.id_column AND NOT a.attnotnull
+$$;
+
+COMMENT ON FUNCTION memory_private._check_adopted_id_nullable(memory_private.domains) IS
+'diagnose check adopted_id_nullable (warning): an adopted table whose id column may be NULL; its '
+'rows without an id are never embedded nor found. fix_sql: ALTER ... SET NOT NULL.';
+
 -- An adopted domain's text index (memory_data.<domain>_text) out of line with its table: missing,
 -- its triggers disabled or gone, or rows on one side only (counted exactly up to
 -- pgmemo.diagnose_exact_rows rows each way, compared by the planner's row counts above). Rows
