@@ -10834,6 +10834,22 @@ BEGIN
         OR memory_private._is_distributed_table(v_source) THEN
         RETURN;
     END IF;
+    IF v_text IS NOT NULL AND EXISTS (
+        SELECT FROM memory_private.text_fills AS f WHERE f.domain = d.domain
+    ) THEN
+        -- adopted without indexes: being filled, which is not out of line (and the rows are
+        -- not counted: they are missing by design)
+        RETURN QUERY SELECT 'warning', d.domain, 'text_index_out_of_sync',
+            format('The text index of adopted table %s (memory_data.%I) is being filled (%s rows '
+                'so far, since %s): memory.search_text finds only those rows until it is done. '
+                'run_maintenance adds 50,000 rows a run; memory.fill_text_index adds a batch a '
+                'call, neither blocks the table''s writers.', v_source,
+                memory_private._text_table_name(d.domain), f.rows_filled, f.started_at),
+            format($sql$SELECT memory.fill_text_index(%L, 10000);  -- until it returns < 10000$sql$,
+                d.domain)
+        FROM memory_private.text_fills AS f WHERE f.domain = d.domain;
+        RETURN;
+    END IF;
     IF v_text IS NULL THEN
         v_what := 'is missing: memory.search_text computes the tsvector of every row it reads';
     ELSE
@@ -10881,21 +10897,6 @@ BEGIN
                 'content sizes (made by schema 0024: memory.run_maintenance fills them, without '
                 'blocking the table''s writers; memory.search_text reads its postings through the '
                 'table until they are there)' END), '');
-    END IF;
-    IF v_text IS NOT NULL AND EXISTS (
-        SELECT FROM memory_private.text_fills AS f WHERE f.domain = d.domain
-    ) THEN
-        -- adopted without indexes: being filled, which is not out of line
-        RETURN QUERY SELECT 'warning', d.domain, 'text_index_out_of_sync',
-            format('The text index of adopted table %s (memory_data.%I) is being filled (%s rows '
-                'so far, since %s): memory.search_text finds only those rows until it is done. '
-                'run_maintenance adds 50,000 rows a run; memory.fill_text_index adds a batch a '
-                'call, neither blocks the table''s writers.', v_source,
-                memory_private._text_table_name(d.domain), f.rows_filled, f.started_at),
-            format($sql$SELECT memory.fill_text_index(%L, 10000);  -- until it returns < 10000$sql$,
-                d.domain)
-        FROM memory_private.text_fills AS f WHERE f.domain = d.domain;
-        RETURN;
     END IF;
     IF v_what IS NOT NULL THEN
         RETURN QUERY SELECT 'warning', d.domain, 'text_index_out_of_sync',
@@ -11349,7 +11350,7 @@ $$;
 COMMENT ON FUNCTION memory_private._check_expired_claims(memory_private.domains) IS
 'diagnose check expired_claims (warning): claimed jobs whose lease has expired. fix_sql: '
 'memory.release_expired_claims.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', '8e354b1527cedb4c6d5a87d43da81dcf885d0c5f31a311b4fdc4b85770dd1597', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', '2a435bda1af2f409570ef4e174072434d717e73074662f6822f61043ebab0096', 'repeatable'); END $pgmemo$;
 -- sql/70_bulk.sql
 -- Bulk loading: memory.bulk_load_begin / memory.bulk_load_finish defer a domain's secondary
 -- indexes (HNSW, GIN metadata, GIN full-text, btree updated_at) and its per-statement enqueue

@@ -213,13 +213,19 @@ def test_table_owner_policy_never_runs_as_a_non_superuser_pgmemo(fresh_server):
                   WHERE NOT EXISTS (SELECT FROM app.ran WHERE what = x); RETURN true; END $$""")
         o.execute("SELECT memory.adopt_table('docs', 'app.docs', 'id', 'body', 'emb')")
         assert o.execute("SELECT memory.count('docs') AS n").fetchone()["n"] == 1  # before the plant
+        # and a second domain over it, adopted without indexes: its text index is being filled
+        t.execute("ALTER TABLE app.docs ADD COLUMN emb2 vector(3)")
+        o.execute("SELECT memory.adopt_table('docs2', 'app.docs', 'id', 'body', 'emb2', "
+                  "create_indexes => false)")
         t.execute("ALTER TABLE app.docs ENABLE ROW LEVEL SECURITY")
         t.execute("CREATE POLICY p ON app.docs USING (app.spy('policy'))")
         for sql in ["SELECT memory.count('docs')", "SELECT memory.refresh_text_stats('docs')",
                     "SELECT memory.create_metadata_index('docs', 'id')",
                     "SELECT * FROM memory.get('docs', '1')", "SELECT * FROM memory.search_text('docs', 'tenant')",
                     "SELECT * FROM memory.search('docs', '[1,0,0]')",
-                    "SELECT * FROM memory.search_hybrid('docs', 'tenant', '[1,0,0]')"]:
+                    "SELECT * FROM memory.search_hybrid('docs', 'tenant', '[1,0,0]')",
+                    "SELECT memory.sync_text_index('docs')",
+                    "SELECT memory.fill_text_index('docs2', 10)"]:
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
                 o.execute(sql)
         for sql in ["SELECT memory.refresh_text_stats()", "SELECT memory.run_maintenance()",
@@ -227,6 +233,9 @@ def test_table_owner_policy_never_runs_as_a_non_superuser_pgmemo(fresh_server):
                     "SELECT * FROM memory.diagnose()"]:
             o.execute(sql).fetchall()
         assert t.execute("SELECT * FROM app.ran").fetchall() == []
+        assert o.execute("SELECT count(*) AS n FROM memory_data.docs2_text").fetchone()["n"] == 0, \
+            "run_maintenance's fill skipped the table"
+        o.execute("SELECT memory.drop_domain('docs2')")
         o.execute("SELECT memory.drop_domain('docs')")
 
 
