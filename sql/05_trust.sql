@@ -9,8 +9,9 @@
 --   owner, superusers and memory_admin members may always.
 -- * memory_private._assert_inert(rel, for_write): an adopted table is read and written with the
 --   rights of pgmemo's owner, so it must not run code of another role: triggers, rules,
---   row-level security, defaults, generated columns, constraints, index expressions and
---   domain-typed columns may only call code owned by pgmemo's owner or a superuser. Checked at
+--   row-level security, defaults, generated columns, constraints, index expressions and the
+--   columns' types may only call code owned by pgmemo's owner or a superuser that computes a
+--   value (memory_private._code_risk), and a domain another role owns is refused. Checked at
 --   adoption and, with the table locked, on every call that touches it.
 -- * memory_private._domain_for(domain, access): the domain row for a public function, after
 --   both checks. Every public function that takes a domain starts with it.
@@ -62,8 +63,9 @@ AS $$
     SELECT tree.oid FROM tree
 $$;
 
--- A type and the types it is made from: the element type of an array, the base type of a domain,
--- at any depth (a domain over a domain over an array of a domain ...).
+-- A type and the types it is made from, at any depth: the element type of an array, the base
+-- type of a domain, the subtype of a range, the range of a multirange, the attribute types of a
+-- composite (a domain over a domain over an array of a composite holding a range of a domain ...).
 CREATE OR REPLACE FUNCTION memory_private._type_closure(t oid)
 RETURNS TABLE (oid oid)
 LANGUAGE sql STABLE
@@ -76,10 +78,53 @@ AS $$
         SELECT v.made_of
         FROM closure AS c
         JOIN pg_catalog.pg_type AS ty ON ty.oid = c.oid
-        CROSS JOIN LATERAL (VALUES (ty.typelem), (ty.typbasetype)) AS v (made_of)
+        CROSS JOIN LATERAL (
+            VALUES (ty.typelem), (ty.typbasetype),
+                ((SELECT r.rngsubtype FROM pg_catalog.pg_range AS r WHERE r.rngtypid = ty.oid)),
+                ((SELECT r.rngtypid FROM pg_catalog.pg_range AS r WHERE r.rngmultitypid = ty.oid))
+            UNION ALL
+            SELECT a.atttypid FROM pg_catalog.pg_attribute AS a
+            WHERE ty.typrelid <> 0 AND a.attrelid = ty.typrelid AND a.attnum > 0
+              AND NOT a.attisdropped
+        ) AS v (made_of)
         WHERE v.made_of <> 0
     )
     SELECT closure.oid FROM closure
+$$;
+
+-- Why function f may not run in what pgmemo's writes evaluate on an adopted table (defaults,
+-- generated columns, constraints, index expressions, the types of its columns), or NULL. Owned
+-- by a role _trusted does not accept: its owner can change it at any time. And even a built-in
+-- or a superuser's function, when it does more than compute a value from its arguments: a
+-- volatile one (ts_rewrite(tsquery, text) and query_to_xml run the query they are given,
+-- set_config changes the settings pgmemo's statements run with, dblink_exec or cron.schedule
+-- would run SQL as pgmemo's owner), and the stable ones that read a relation named by their
+-- argument (table_to_xml and its kin: a security_invoker view's functions run as the caller).
+-- Volatile ones that only make a value are accepted: sequences, random values and UUIDs, the
+-- clock.
+CREATE OR REPLACE FUNCTION memory_private._code_risk(f oid, me oid)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT CASE
+        WHEN p.proowner NOT IN (10, me) AND NOT memory_private._trusted(p.proowner)
+            THEN pg_catalog.format('owned by %s', p.proowner::regrole)
+        WHEN p.provolatile = 'v' AND NOT (
+                (p.oid < 16384 AND p.proname = ANY (ARRAY['nextval', 'gen_random_uuid', 'uuidv4',
+                    'uuidv7', 'random', 'random_normal', 'clock_timestamp', 'timeofday']::name[]))
+                OR (p.proname = ANY (ARRAY['uuid_generate_v1', 'uuid_generate_v1mc',
+                    'uuid_generate_v4']::name[]) AND EXISTS (
+                    SELECT FROM pg_catalog.pg_depend AS d
+                    JOIN pg_catalog.pg_extension AS e ON e.oid = d.refobjid
+                    WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid
+                      AND d.refclassid = 'pg_catalog.pg_extension'::regclass AND d.deptype = 'e'
+                      AND e.extname = 'uuid-ossp')))
+            THEN 'a volatile function (it may do more than compute a value)'
+        WHEN p.oid < 16384 AND p.proname ~ '^(table|schema|database|query|cursor)_to_xml'
+            THEN 'a function that reads the relations it is given'
+    END
+    FROM pg_catalog.pg_proc AS p WHERE p.oid = f
 $$;
 
 -- What READING rel (and its partitions / children) would run of another role's: row-level
@@ -126,34 +171,47 @@ AS $$
     -- pgmemo's owner, once (the owners accepted without asking _trusted: it and the bootstrap
     -- superuser, who owns the built-in functions)
     me (o) AS MATERIALIZED (SELECT memory_private._owner()),
-    -- objects whose dependencies on functions / operators are code run on the relation's rows
-    objs (relid, classid, objid, what) AS (
-        SELECT c.oid, 'pg_catalog.pg_attrdef'::regclass::oid, ad.oid,
-            pg_catalog.format('default or generated expression of column %I', a.attname)
-        FROM tree AS c
-        JOIN pg_catalog.pg_attrdef AS ad ON ad.adrelid = c.oid
-        JOIN pg_catalog.pg_attribute AS a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
-        UNION ALL
-        SELECT c.oid, 'pg_catalog.pg_constraint'::regclass::oid, k.oid,
-            pg_catalog.format('constraint %I', k.conname)
-        FROM tree AS c JOIN pg_catalog.pg_constraint AS k ON k.conrelid = c.oid
-        UNION ALL
-        SELECT c.oid, 'pg_catalog.pg_class'::regclass::oid, i.indexrelid,
-            pg_catalog.format('index %s', i.indexrelid::regclass)
-        FROM tree AS c JOIN pg_catalog.pg_index AS i ON i.indrelid = c.oid
-        UNION ALL
-        -- domain-typed columns (arrays of them, domains over them, at any depth): the domains'
-        -- constraints (contypid is 0 for a table's own constraints). Only types that are not
-        -- built in (the bootstrap superuser owns those) can lead to another role's domain.
-        SELECT c.oid, 'pg_catalog.pg_constraint'::regclass::oid, k.oid,
-            pg_catalog.format('column %I of domain type %s (constraint %I)', a.attname,
-                a.atttypid::regtype, k.conname)
+    -- the columns' types that are not built in, and what they are made of
+    types (relid, attname, column_type, typ) AS MATERIALIZED (
+        SELECT c.oid, a.attname, a.atttypid, u.oid
         FROM tree AS c
         JOIN pg_catalog.pg_attribute AS a ON a.attrelid = c.oid AND a.attnum > 0
             AND NOT a.attisdropped
         JOIN pg_catalog.pg_type AS ty ON ty.oid = a.atttypid AND ty.typowner <> 10
         CROSS JOIN LATERAL memory_private._type_closure(a.atttypid) AS u
-        JOIN pg_catalog.pg_constraint AS k ON k.contypid = u.oid
+    ),
+    -- objects whose dependencies on functions / operators are code run on the relation's rows,
+    -- with their expression (a node tree: built-in functions, pinned, are not in pg_depend)
+    objs (relid, classid, objid, what, expr) AS (
+        SELECT c.oid, 'pg_catalog.pg_attrdef'::regclass::oid, ad.oid,
+            pg_catalog.format('default or generated expression of column %I', a.attname),
+            ad.adbin::text
+        FROM tree AS c
+        JOIN pg_catalog.pg_attrdef AS ad ON ad.adrelid = c.oid
+        JOIN pg_catalog.pg_attribute AS a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+        UNION ALL
+        SELECT c.oid, 'pg_catalog.pg_constraint'::regclass::oid, k.oid,
+            pg_catalog.format('constraint %I', k.conname), k.conbin::text
+        FROM tree AS c JOIN pg_catalog.pg_constraint AS k ON k.conrelid = c.oid
+        UNION ALL
+        SELECT c.oid, 'pg_catalog.pg_class'::regclass::oid, i.indexrelid,
+            pg_catalog.format('index %s', i.indexrelid::regclass),
+            pg_catalog.concat(i.indexprs::text, ' ', i.indpred::text)
+        FROM tree AS c JOIN pg_catalog.pg_index AS i ON i.indrelid = c.oid
+        UNION ALL
+        -- the types of the columns (and what they are made of, _type_closure) that are not built
+        -- in (the bootstrap superuser owns those): a domain's constraints (contypid is 0 for a
+        -- table's own constraints) and the type itself (a domain's default, a range's
+        -- subtype_diff and canonical functions, which index insertions call)
+        SELECT t.relid, 'pg_catalog.pg_constraint'::regclass::oid, k.oid,
+            pg_catalog.format('column %I of type %s (constraint %I of %s)', t.attname,
+                t.column_type::regtype, k.conname, t.typ::regtype), k.conbin::text
+        FROM types AS t JOIN pg_catalog.pg_constraint AS k ON k.contypid = t.typ
+        UNION ALL
+        SELECT t.relid, 'pg_catalog.pg_type'::regclass::oid, t.typ,
+            pg_catalog.format('column %I of type %s (type %s)', t.attname, t.column_type::regtype,
+                t.typ::regtype), ty.typdefaultbin::text
+        FROM types AS t JOIN pg_catalog.pg_type AS ty ON ty.oid = t.typ
     ),
     code (relid, what, fn) AS (
         SELECT o.relid, o.what, d.refobjid
@@ -166,6 +224,13 @@ AS $$
         JOIN pg_catalog.pg_depend AS d ON d.classid = o.classid AND d.objid = o.objid
         JOIN pg_catalog.pg_operator AS op ON op.oid = d.refobjid
         WHERE d.refclassid = 'pg_catalog.pg_operator'::regclass
+        UNION ALL
+        -- every function and operator function the expression calls, built-ins included
+        SELECT o.relid, o.what, m.f[1]::oid
+        FROM objs AS o
+        CROSS JOIN LATERAL pg_catalog.regexp_matches(o.expr, ':(?:func|opfunc)id ([0-9]+)', 'g')
+            AS m (f)
+        WHERE o.expr IS NOT NULL
     )
     SELECT * FROM memory_private._foreign_read_code(rel)
     UNION ALL
@@ -178,18 +243,32 @@ AS $$
     WHERE tg.tgenabled <> 'D' AND p.proowner NOT IN (10, (SELECT me.o FROM me))
       AND NOT memory_private._trusted(p.proowner)
     UNION ALL
+    -- a domain another role owns: its default and constraints can change at any time without a
+    -- lock on the table (ALTER DOMAIN ... SET DEFAULT, ADD CONSTRAINT ... NOT VALID), between
+    -- this check and the statement it guards, so what they call now does not matter
+    SELECT DISTINCT t.relid::regclass, 'type',
+        pg_catalog.format('column %I of %s has type %s, whose domain %s is owned by %s',
+            t.attname, t.relid::regclass, t.column_type::regtype, ty.oid::regtype,
+            ty.typowner::regrole)
+    FROM types AS t JOIN pg_catalog.pg_type AS ty ON ty.oid = t.typ
+    WHERE ty.typtype = 'd' AND ty.typowner NOT IN (10, (SELECT me.o FROM me))
+      AND NOT memory_private._trusted(ty.typowner)
+    UNION ALL
     SELECT DISTINCT c.relid::regclass, 'function',
-        pg_catalog.format('%s on %s calls %s, owned by %s', c.what, c.relid::regclass,
-            p.oid::regprocedure, p.proowner::regrole)
+        pg_catalog.format('%s on %s calls %s, %s', c.what, c.relid::regclass,
+            p.oid::regprocedure, r.risk)
     FROM code AS c JOIN pg_catalog.pg_proc AS p ON p.oid = c.fn
-    WHERE p.proowner NOT IN (10, (SELECT me.o FROM me)) AND NOT memory_private._trusted(p.proowner)
+    CROSS JOIN LATERAL (SELECT memory_private._code_risk(p.oid, (SELECT me.o FROM me)) AS risk) AS r
+    WHERE r.risk IS NOT NULL
 $$;
 
 COMMENT ON FUNCTION memory_private._foreign_code(regclass) IS
 'What reading or writing the table (and its partitions / children) would run that is owned by a '
-'role other than pgmemo''s owner or a superuser: row-level security, rules, triggers, and '
-'functions called by defaults, generated columns, constraints, index expressions and domain '
-'types. memory_private._assert_inert refuses a table with any.';
+'role other than pgmemo''s owner or a superuser: row-level security, rules, triggers, domains '
+'another role owns, and functions called by defaults, generated columns, constraints, index '
+'expressions and the columns'' types (memory_private._code_risk: another role''s, volatile ones '
+'beyond sequences, random values, UUIDs and the clock, and readers of named relations). '
+'memory_private._assert_inert refuses a table with any.';
 
 -- Lock rel (ACCESS SHARE to read, ROW EXCLUSIVE to write; partitions and children included) and
 -- refuse it when it would run foreign code. The lock comes first: every DDL that could add such
@@ -235,6 +314,8 @@ BEGIN
                       WHEN 'row-level security' THEN 'Disable row-level security on the table '
                           || '(ALTER TABLE ... DISABLE ROW LEVEL SECURITY), or do not adopt it.'
                       WHEN 'rule' THEN 'Drop the rule.'
+                      WHEN 'type' THEN 'Have pgmemo''s owner or a superuser own the domain '
+                          || '(ALTER DOMAIN ... OWNER TO), or use its base type.'
                       ELSE 'Use built-in functions only, or have pgmemo''s owner or a superuser '
                           || 'own the function.'
                   END;

@@ -114,9 +114,35 @@ def test_adoption_refuses_tables_that_run_foreign_code(conn, adopted, roles):
         "domain over a domain": "CREATE DOMAIN app.d AS text CHECK (app.evil_bool(VALUE)); "
                                 "CREATE DOMAIN app.d2 AS app.d; CREATE DOMAIN app.d3 AS app.d2[]; "
                                 "CREATE DOMAIN app.d4 AS app.d3; ALTER TABLE app.t ADD COLUMN dd app.d4",
+        # stop 26 (an attack review): a domain of hers, even with no code now, since its default
+        # (run by pgmemo's INSERT) and constraints change without a lock on the table
+        "domain default": "CREATE DOMAIN app.d AS text; ALTER TABLE app.t ADD COLUMN dd app.d; "
+                          "ALTER DOMAIN app.d SET DEFAULT app.evil_bool('default')::text",
+        "domain without code": "CREATE DOMAIN app.d AS text; ALTER TABLE app.t ADD COLUMN dd app.d",
+        "domain in a composite": "CREATE DOMAIN app.d AS text; CREATE TYPE app.c AS (x app.d); "
+                                 "ALTER TABLE app.t ADD COLUMN cc app.c[]",
+        # a range's subtype_diff, called by every insertion into a GiST index on it
+        "range subtype_diff": "CREATE FUNCTION app.diff(x float8, y float8) RETURNS float8 "
+                              "LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN PERFORM app.evil_bool('diff'); "
+                              "RETURN x - y; END $$; "
+                              "CREATE TYPE app.fr AS RANGE (subtype = float8, subtype_diff = app.diff); "
+                              "ALTER TABLE app.t ADD COLUMN span app.fr; "
+                              "CREATE INDEX ON app.t USING gist (span)",
+        # built-ins that run the query they are given, or change pgmemo's settings
+        "ts_rewrite check": "ALTER TABLE app.t ADD CONSTRAINT c CHECK (ts_rewrite('a'::tsquery, "
+                            "'SELECT ''b''::tsquery, ''c''::tsquery WHERE app.evil_bool(''x'')') "
+                            "IS NOT NULL) NOT VALID",
+        "query_to_xml default": "ALTER TABLE app.t ALTER COLUMN tag SET DEFAULT "
+                                "query_to_xml('SELECT app.evil_bool(''x'')', true, false, '')::text",
+        "table_to_xml default": "ALTER TABLE app.t ALTER COLUMN tag SET DEFAULT "
+                                "table_to_xml('app.ran', true, false, '')::text",
+        "set_config default": "ALTER TABLE app.t ALTER COLUMN tag SET DEFAULT "
+                              "set_config('search_path', 'app, pg_catalog', true)",
     }
     for what, ddl in cases.items():
-        a.execute("DROP TABLE IF EXISTS app.t CASCADE; DROP DOMAIN IF EXISTS app.d CASCADE")
+        a.execute("DROP TABLE IF EXISTS app.t CASCADE; DROP TYPE IF EXISTS app.c CASCADE; "
+                  "DROP DOMAIN IF EXISTS app.d CASCADE; DROP TYPE IF EXISTS app.fr CASCADE; "
+                  "DROP FUNCTION IF EXISTS app.diff(float8, float8) CASCADE")
         a.execute(f"CREATE TABLE app.t (id text PRIMARY KEY, body text NOT NULL, tag text, emb vector({DIM}))")
         a.execute(ddl)
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="pgmemo will not touch"):
@@ -124,14 +150,45 @@ def test_adoption_refuses_tables_that_run_foreign_code(conn, adopted, roles):
     assert conn.execute("SELECT count(*) AS n FROM memory_private.domains WHERE domain = 't'").fetchone()["n"] == 0
     # pgmemo's owner's (or a superuser's) own code is fine: built-ins, or a function it owns
     a.execute("DROP TABLE IF EXISTS app.t CASCADE")
+    conn.execute("CREATE DOMAIN public.nonempty AS text CHECK (VALUE <> '')")
+    a.execute("CREATE TYPE app.mood AS ENUM ('calm', 'busy')")
     a.execute(f"CREATE TABLE app.t (id text PRIMARY KEY DEFAULT gen_random_uuid()::text, body text NOT NULL "
-              f"CHECK (length(body) < 100000), emb vector({DIM}))")
+              f"CHECK (length(body) < 100000), emb vector({DIM}), n bigserial, "
+              f"at timestamptz DEFAULT clock_timestamp(), r float8 DEFAULT random(), "
+              f"mood app.mood DEFAULT 'calm', label public.nonempty DEFAULT 'x')")
     conn.execute("CREATE FUNCTION public.trusted_touch() RETURNS trigger LANGUAGE plpgsql AS "
                  "$$ BEGIN RETURN NEW; END $$")
     a.execute("CREATE TRIGGER ok BEFORE UPDATE ON app.t FOR EACH ROW EXECUTE FUNCTION public.trusted_touch()")
     a.execute("SELECT memory.adopt_table('t', 'app.t', 'id', 'body', 'emb')")
     assert adopted["b"].execute("SELECT memory.store('t', 'fine')").fetchone()
     conn.execute("DROP FUNCTION public.trusted_touch() CASCADE")
+    assert _ran(conn) == []
+
+
+def test_query_running_builtins_never_run_with_pgmemo_rights(conn, adopted):
+    """Stop 26's attack review: code checked by owner alone let built-ins owned by the bootstrap
+    superuser run alice's code (ts_rewrite runs the query it is given); a domain of hers runs its
+    default on pgmemo's INSERT. Added after adoption, a plain writer's store is refused, nothing
+    of hers runs, and she stays what she was."""
+    a, b = adopted["a"], adopted["b"]
+    for ddl, undo in [
+        ("ALTER TABLE app.docs ADD CONSTRAINT c CHECK (ts_rewrite('a'::tsquery, "
+         "'SELECT ''b''::tsquery, ''c''::tsquery WHERE app.evil_bool(''check'')') IS NOT NULL) NOT VALID",
+         "ALTER TABLE app.docs DROP CONSTRAINT c"),
+        ("CREATE DOMAIN app.d AS text; ALTER TABLE app.docs ADD COLUMN dd app.d; "
+         "ALTER DOMAIN app.d SET DEFAULT app.evil_bool('domain default')::text",
+         "ALTER TABLE app.docs DROP COLUMN dd; DROP DOMAIN app.d"),
+    ]:
+        a.execute(ddl)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="pgmemo will not touch"):
+            b.execute("SELECT memory.store('docs', 'hello')")
+        found = conn.execute("SELECT * FROM memory.diagnose('docs') WHERE check_name = "
+                             "'adopted_table_runs_foreign_code'").fetchall()
+        assert found and found[0]["severity"] == "error"
+        assert _ran(conn) == []
+        assert not _is_super(conn, adopted["alice"])
+        a.execute(undo)
+    assert b.execute("SELECT memory.store('docs', 'hello')").fetchone()
 
 
 def test_rls_policy_never_runs_with_pgmemo_rights(conn, adopted):
@@ -641,6 +698,11 @@ def test_the_columns_pgmemo_converts_keep_built_in_types(conn, adopted):
     a.execute("CREATE CAST (app.txt AS text) WITH FUNCTION app.txt_out(app.txt) AS IMPLICIT")
     a.execute(f"CREATE TABLE app.v (id text PRIMARY KEY, body app.txt NOT NULL, emb vector({DIM}), "
               "embedding_model app.tag)")
+    # (a domain of hers is refused whatever it holds now: ALTER DOMAIN ... SET DEFAULT locks no
+    # table, so its default could change between pgmemo's check and its INSERT; stop 26)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="whose domain app.txt is owned by"):
+        a.execute("SELECT memory.adopt_table('v', 'app.v', 'id', 'body', 'emb')")
+    conn.execute("ALTER DOMAIN app.txt OWNER TO CURRENT_USER")
     a.execute("SELECT memory.adopt_table('v', 'app.v', 'id', 'body', 'emb')")
     conn.execute("SELECT memory.grant_domain('v', %s, 'write')", (adopted["bob"],))
     a.execute("INSERT INTO app.v (id, body) VALUES ('1', 'a memory of hers')")
