@@ -413,14 +413,27 @@ BEGIN
     IF v_text IS NULL OR v_source IS NULL OR NOT FOUND THEN
         RETURN 0;
     END IF;
+    -- The batch is the ids after the last one up to the max_rows-th, as the statement's snapshot
+    -- has them (k, unlocked); the rows are then locked within that range. A row whose id a
+    -- concurrent UPDATE moved is re-read at its new id by the lock and dropped by the range
+    -- (its trigger indexed it under the new id), so the next batch starts after k's last id:
+    -- taking the last id of the locked rows instead made the keyset jump past every row below a
+    -- moved-up id (stop 26's attack review: 90 of 100 rows never indexed, the fill "done").
     EXECUTE format($sql$
-        WITH b AS MATERIALIZED (
-            SELECT s.%3$I AS sid, r.*
+        WITH k AS MATERIALIZED (
+            SELECT s.%3$I AS sid
             FROM %2$s AS s
-            CROSS JOIN LATERAL (SELECT %5$s) AS r (id, content_tsv, content_bytes)
             WHERE s.%3$I IS NOT NULL AND ($2::text IS NULL OR s.%3$I > $2::%4$s)
             ORDER BY s.%3$I
             LIMIT $1
+        ),
+        hi AS MATERIALIZED (SELECT k.sid FROM k ORDER BY k.sid DESC LIMIT 1),
+        b AS MATERIALIZED (
+            SELECT r.*
+            FROM %2$s AS s
+            CROSS JOIN LATERAL (SELECT %5$s) AS r (id, content_tsv, content_bytes)
+            WHERE s.%3$I IS NOT NULL AND ($2::text IS NULL OR s.%3$I > $2::%4$s)
+              AND s.%3$I <= (SELECT hi.sid FROM hi)
             FOR KEY SHARE OF s
         ),
         added AS (
@@ -428,7 +441,7 @@ BEGIN
             SELECT b.id, b.content_tsv, b.content_bytes FROM b
             ON CONFLICT (id) DO NOTHING
         )
-        SELECT (SELECT count(*) FROM b), (SELECT b.sid::text FROM b ORDER BY b.sid DESC LIMIT 1)
+        SELECT (SELECT count(*) FROM k), (SELECT hi.sid::text FROM hi)
     $sql$, v_text, v_source, d.id_column, v_type, memory_private._text_index_row_sql(d, 's'))
     INTO v_seen, v_last USING max_rows, v_last;
     UPDATE memory_private.text_fills AS f
