@@ -20,10 +20,30 @@
 -- Tunables (custom settings, e.g. ALTER DATABASE ... SET pgmemo.queue_stall_seconds = 300):
 --   pgmemo.queue_stall_seconds  a ready job waiting longer means the queue is not draining (900)
 --   pgmemo.diagnose_exact_rows  up to this many rows, missing-embedding rows are counted exactly
---                               (one scan); above it they are estimated from pg_stats (100000)
+--                               (one scan); above it they are estimated from pg_stats (100000;
+--                               at most 1000000: a reader's session sets it)
 --   pgmemo.hnsw_memory_budget   the cache an HNSW index should fit in (default: shared_buffers)
 
 -- Shared by the checks ---------------------------------------------------------------------
+
+-- pgmemo.diagnose_exact_rows, bounded: memory.diagnose is a reader's call, and the setting is the
+-- session's, so a reader's 1e15 made every call compare whole tables (stop 26's attack review:
+-- 390 -> 709 ms at 150,000 rows, growing with the table). At most 1,000,000 (about a second per
+-- check); an unreadable value is the default, 100,000.
+CREATE OR REPLACE FUNCTION memory_private._diagnose_exact_rows()
+RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v text := nullif(current_setting('pgmemo.diagnose_exact_rows', true), '');
+BEGIN
+    IF v IS NULL OR v !~ '^\s*[0-9]{1,18}\s*$' THEN
+        RETURN 100000;
+    END IF;
+    RETURN least(v::bigint, 1000000);
+END;
+$$;
 
 CREATE OR REPLACE FUNCTION memory_private._diagnose_hnsw_fix(d memory_private.domains)
 RETURNS text
@@ -243,7 +263,7 @@ SET search_path FROM CURRENT
 AS $$
 #variable_conflict use_variable
 DECLARE
-    v_limit bigint := memory_private._setting('pgmemo.diagnose_exact_rows', 100000)::bigint;
+    v_limit bigint := memory_private._diagnose_exact_rows();
     v_text regclass := memory_private._text_table(d);
     v_source regclass := d.source_table;
     v_off text;
@@ -631,7 +651,7 @@ SET search_path FROM CURRENT
 AS $$
 #variable_conflict use_variable
 DECLARE
-    v_limit bigint := memory_private._setting('pgmemo.diagnose_exact_rows', 100000)::bigint;
+    v_limit bigint := memory_private._diagnose_exact_rows();
     v_est double precision := (memory_private._diagnose_size(d)).est_rows;
     v_null_frac double precision;
     v_n bigint;

@@ -381,6 +381,18 @@ def test_migration_rebuilds_an_adopted_full_text_index(conn):
     assert [r["id"] for r in conn.execute("SELECT id FROM memory.search_text('old', 'zebras')")] == ["1"]
 
 
+def test_diagnose_exact_count_bound_is_capped(conn):
+    """memory.diagnose is a reader's call and pgmemo.diagnose_exact_rows the reader's session's:
+    a reader's 1e15 made every call compare whole tables (stop 26's attack review). The value is
+    capped at 1,000,000, and one that is not a count is the default."""
+    for value, bound in [(None, 100000), ("5000", 5000), ("5000000", 1000000), ("1e15", 100000),
+                         ("-1", 100000), ("lots", 100000), ("99999999999999999999", 100000)]:
+        conn.execute("SELECT set_config('pgmemo.diagnose_exact_rows', %s, false)", (value or "",))
+        assert conn.execute("SELECT memory_private._diagnose_exact_rows() AS n").fetchone()["n"] == bound
+    conn.execute("SELECT set_config('pgmemo.diagnose_exact_rows', '1e15', false)")
+    assert conn.execute("SELECT count(*) AS n FROM memory.diagnose()").fetchone() is not None
+
+
 def test_metadata_is_bounded(conn):
     """Bounded cost: a metadata was unbounded (a writer could store hundreds of MB, indexed key by
     key). At most 1 MB per memory (54000), in every write that takes one."""
