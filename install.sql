@@ -1636,8 +1636,9 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:01_version.sql', '
 --   owner, superusers and memory_admin members may always.
 -- * memory_private._assert_inert(rel, for_write): an adopted table is read and written with the
 --   rights of pgmemo's owner, so it must not run code of another role: triggers, rules,
---   row-level security, defaults, generated columns, constraints, index expressions and
---   domain-typed columns may only call code owned by pgmemo's owner or a superuser. Checked at
+--   row-level security, defaults, generated columns, constraints, index expressions and the
+--   columns' types may only call code owned by pgmemo's owner or a superuser that computes a
+--   value (memory_private._code_risk), and a domain another role owns is refused. Checked at
 --   adoption and, with the table locked, on every call that touches it.
 -- * memory_private._domain_for(domain, access): the domain row for a public function, after
 --   both checks. Every public function that takes a domain starts with it.
@@ -1689,8 +1690,9 @@ AS $$
     SELECT tree.oid FROM tree
 $$;
 
--- A type and the types it is made from: the element type of an array, the base type of a domain,
--- at any depth (a domain over a domain over an array of a domain ...).
+-- A type and the types it is made from, at any depth: the element type of an array, the base
+-- type of a domain, the subtype of a range, the range of a multirange, the attribute types of a
+-- composite (a domain over a domain over an array of a composite holding a range of a domain ...).
 CREATE OR REPLACE FUNCTION memory_private._type_closure(t oid)
 RETURNS TABLE (oid oid)
 LANGUAGE sql STABLE
@@ -1703,10 +1705,53 @@ AS $$
         SELECT v.made_of
         FROM closure AS c
         JOIN pg_catalog.pg_type AS ty ON ty.oid = c.oid
-        CROSS JOIN LATERAL (VALUES (ty.typelem), (ty.typbasetype)) AS v (made_of)
+        CROSS JOIN LATERAL (
+            VALUES (ty.typelem), (ty.typbasetype),
+                ((SELECT r.rngsubtype FROM pg_catalog.pg_range AS r WHERE r.rngtypid = ty.oid)),
+                ((SELECT r.rngtypid FROM pg_catalog.pg_range AS r WHERE r.rngmultitypid = ty.oid))
+            UNION ALL
+            SELECT a.atttypid FROM pg_catalog.pg_attribute AS a
+            WHERE ty.typrelid <> 0 AND a.attrelid = ty.typrelid AND a.attnum > 0
+              AND NOT a.attisdropped
+        ) AS v (made_of)
         WHERE v.made_of <> 0
     )
     SELECT closure.oid FROM closure
+$$;
+
+-- Why function f may not run in what pgmemo's writes evaluate on an adopted table (defaults,
+-- generated columns, constraints, index expressions, the types of its columns), or NULL. Owned
+-- by a role _trusted does not accept: its owner can change it at any time. And even a built-in
+-- or a superuser's function, when it does more than compute a value from its arguments: a
+-- volatile one (ts_rewrite(tsquery, text) and query_to_xml run the query they are given,
+-- set_config changes the settings pgmemo's statements run with, dblink_exec or cron.schedule
+-- would run SQL as pgmemo's owner), and the stable ones that read a relation named by their
+-- argument (table_to_xml and its kin: a security_invoker view's functions run as the caller).
+-- Volatile ones that only make a value are accepted: sequences, random values and UUIDs, the
+-- clock.
+CREATE OR REPLACE FUNCTION memory_private._code_risk(f oid, me oid)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT CASE
+        WHEN p.proowner NOT IN (10, me) AND NOT memory_private._trusted(p.proowner)
+            THEN pg_catalog.format('owned by %s', p.proowner::regrole)
+        WHEN p.provolatile = 'v' AND NOT (
+                (p.oid < 16384 AND p.proname = ANY (ARRAY['nextval', 'gen_random_uuid', 'uuidv4',
+                    'uuidv7', 'random', 'random_normal', 'clock_timestamp', 'timeofday']::name[]))
+                OR (p.proname = ANY (ARRAY['uuid_generate_v1', 'uuid_generate_v1mc',
+                    'uuid_generate_v4']::name[]) AND EXISTS (
+                    SELECT FROM pg_catalog.pg_depend AS d
+                    JOIN pg_catalog.pg_extension AS e ON e.oid = d.refobjid
+                    WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid
+                      AND d.refclassid = 'pg_catalog.pg_extension'::regclass AND d.deptype = 'e'
+                      AND e.extname = 'uuid-ossp')))
+            THEN 'a volatile function (it may do more than compute a value)'
+        WHEN p.oid < 16384 AND p.proname ~ '^(table|schema|database|query|cursor)_to_xml'
+            THEN 'a function that reads the relations it is given'
+    END
+    FROM pg_catalog.pg_proc AS p WHERE p.oid = f
 $$;
 
 -- What READING rel (and its partitions / children) would run of another role's: row-level
@@ -1753,34 +1798,47 @@ AS $$
     -- pgmemo's owner, once (the owners accepted without asking _trusted: it and the bootstrap
     -- superuser, who owns the built-in functions)
     me (o) AS MATERIALIZED (SELECT memory_private._owner()),
-    -- objects whose dependencies on functions / operators are code run on the relation's rows
-    objs (relid, classid, objid, what) AS (
-        SELECT c.oid, 'pg_catalog.pg_attrdef'::regclass::oid, ad.oid,
-            pg_catalog.format('default or generated expression of column %I', a.attname)
-        FROM tree AS c
-        JOIN pg_catalog.pg_attrdef AS ad ON ad.adrelid = c.oid
-        JOIN pg_catalog.pg_attribute AS a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
-        UNION ALL
-        SELECT c.oid, 'pg_catalog.pg_constraint'::regclass::oid, k.oid,
-            pg_catalog.format('constraint %I', k.conname)
-        FROM tree AS c JOIN pg_catalog.pg_constraint AS k ON k.conrelid = c.oid
-        UNION ALL
-        SELECT c.oid, 'pg_catalog.pg_class'::regclass::oid, i.indexrelid,
-            pg_catalog.format('index %s', i.indexrelid::regclass)
-        FROM tree AS c JOIN pg_catalog.pg_index AS i ON i.indrelid = c.oid
-        UNION ALL
-        -- domain-typed columns (arrays of them, domains over them, at any depth): the domains'
-        -- constraints (contypid is 0 for a table's own constraints). Only types that are not
-        -- built in (the bootstrap superuser owns those) can lead to another role's domain.
-        SELECT c.oid, 'pg_catalog.pg_constraint'::regclass::oid, k.oid,
-            pg_catalog.format('column %I of domain type %s (constraint %I)', a.attname,
-                a.atttypid::regtype, k.conname)
+    -- the columns' types that are not built in, and what they are made of
+    types (relid, attname, column_type, typ) AS MATERIALIZED (
+        SELECT c.oid, a.attname, a.atttypid, u.oid
         FROM tree AS c
         JOIN pg_catalog.pg_attribute AS a ON a.attrelid = c.oid AND a.attnum > 0
             AND NOT a.attisdropped
         JOIN pg_catalog.pg_type AS ty ON ty.oid = a.atttypid AND ty.typowner <> 10
         CROSS JOIN LATERAL memory_private._type_closure(a.atttypid) AS u
-        JOIN pg_catalog.pg_constraint AS k ON k.contypid = u.oid
+    ),
+    -- objects whose dependencies on functions / operators are code run on the relation's rows,
+    -- with their expression (a node tree: built-in functions, pinned, are not in pg_depend)
+    objs (relid, classid, objid, what, expr) AS (
+        SELECT c.oid, 'pg_catalog.pg_attrdef'::regclass::oid, ad.oid,
+            pg_catalog.format('default or generated expression of column %I', a.attname),
+            ad.adbin::text
+        FROM tree AS c
+        JOIN pg_catalog.pg_attrdef AS ad ON ad.adrelid = c.oid
+        JOIN pg_catalog.pg_attribute AS a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+        UNION ALL
+        SELECT c.oid, 'pg_catalog.pg_constraint'::regclass::oid, k.oid,
+            pg_catalog.format('constraint %I', k.conname), k.conbin::text
+        FROM tree AS c JOIN pg_catalog.pg_constraint AS k ON k.conrelid = c.oid
+        UNION ALL
+        SELECT c.oid, 'pg_catalog.pg_class'::regclass::oid, i.indexrelid,
+            pg_catalog.format('index %s', i.indexrelid::regclass),
+            pg_catalog.concat(i.indexprs::text, ' ', i.indpred::text)
+        FROM tree AS c JOIN pg_catalog.pg_index AS i ON i.indrelid = c.oid
+        UNION ALL
+        -- the types of the columns (and what they are made of, _type_closure) that are not built
+        -- in (the bootstrap superuser owns those): a domain's constraints (contypid is 0 for a
+        -- table's own constraints) and the type itself (a domain's default, a range's
+        -- subtype_diff and canonical functions, which index insertions call)
+        SELECT t.relid, 'pg_catalog.pg_constraint'::regclass::oid, k.oid,
+            pg_catalog.format('column %I of type %s (constraint %I of %s)', t.attname,
+                t.column_type::regtype, k.conname, t.typ::regtype), k.conbin::text
+        FROM types AS t JOIN pg_catalog.pg_constraint AS k ON k.contypid = t.typ
+        UNION ALL
+        SELECT t.relid, 'pg_catalog.pg_type'::regclass::oid, t.typ,
+            pg_catalog.format('column %I of type %s (type %s)', t.attname, t.column_type::regtype,
+                t.typ::regtype), ty.typdefaultbin::text
+        FROM types AS t JOIN pg_catalog.pg_type AS ty ON ty.oid = t.typ
     ),
     code (relid, what, fn) AS (
         SELECT o.relid, o.what, d.refobjid
@@ -1793,6 +1851,13 @@ AS $$
         JOIN pg_catalog.pg_depend AS d ON d.classid = o.classid AND d.objid = o.objid
         JOIN pg_catalog.pg_operator AS op ON op.oid = d.refobjid
         WHERE d.refclassid = 'pg_catalog.pg_operator'::regclass
+        UNION ALL
+        -- every function and operator function the expression calls, built-ins included
+        SELECT o.relid, o.what, m.f[1]::oid
+        FROM objs AS o
+        CROSS JOIN LATERAL pg_catalog.regexp_matches(o.expr, ':(?:func|opfunc)id ([0-9]+)', 'g')
+            AS m (f)
+        WHERE o.expr IS NOT NULL
     )
     SELECT * FROM memory_private._foreign_read_code(rel)
     UNION ALL
@@ -1805,18 +1870,32 @@ AS $$
     WHERE tg.tgenabled <> 'D' AND p.proowner NOT IN (10, (SELECT me.o FROM me))
       AND NOT memory_private._trusted(p.proowner)
     UNION ALL
+    -- a domain another role owns: its default and constraints can change at any time without a
+    -- lock on the table (ALTER DOMAIN ... SET DEFAULT, ADD CONSTRAINT ... NOT VALID), between
+    -- this check and the statement it guards, so what they call now does not matter
+    SELECT DISTINCT t.relid::regclass, 'type',
+        pg_catalog.format('column %I of %s has type %s, whose domain %s is owned by %s',
+            t.attname, t.relid::regclass, t.column_type::regtype, ty.oid::regtype,
+            ty.typowner::regrole)
+    FROM types AS t JOIN pg_catalog.pg_type AS ty ON ty.oid = t.typ
+    WHERE ty.typtype = 'd' AND ty.typowner NOT IN (10, (SELECT me.o FROM me))
+      AND NOT memory_private._trusted(ty.typowner)
+    UNION ALL
     SELECT DISTINCT c.relid::regclass, 'function',
-        pg_catalog.format('%s on %s calls %s, owned by %s', c.what, c.relid::regclass,
-            p.oid::regprocedure, p.proowner::regrole)
+        pg_catalog.format('%s on %s calls %s, %s', c.what, c.relid::regclass,
+            p.oid::regprocedure, r.risk)
     FROM code AS c JOIN pg_catalog.pg_proc AS p ON p.oid = c.fn
-    WHERE p.proowner NOT IN (10, (SELECT me.o FROM me)) AND NOT memory_private._trusted(p.proowner)
+    CROSS JOIN LATERAL (SELECT memory_private._code_risk(p.oid, (SELECT me.o FROM me)) AS risk) AS r
+    WHERE r.risk IS NOT NULL
 $$;
 
 COMMENT ON FUNCTION memory_private._foreign_code(regclass) IS
 'What reading or writing the table (and its partitions / children) would run that is owned by a '
-'role other than pgmemo''s owner or a superuser: row-level security, rules, triggers, and '
-'functions called by defaults, generated columns, constraints, index expressions and domain '
-'types. memory_private._assert_inert refuses a table with any.';
+'role other than pgmemo''s owner or a superuser: row-level security, rules, triggers, domains '
+'another role owns, and functions called by defaults, generated columns, constraints, index '
+'expressions and the columns'' types (memory_private._code_risk: another role''s, volatile ones '
+'beyond sequences, random values, UUIDs and the clock, and readers of named relations). '
+'memory_private._assert_inert refuses a table with any.';
 
 -- Lock rel (ACCESS SHARE to read, ROW EXCLUSIVE to write; partitions and children included) and
 -- refuse it when it would run foreign code. The lock comes first: every DDL that could add such
@@ -1862,6 +1941,8 @@ BEGIN
                       WHEN 'row-level security' THEN 'Disable row-level security on the table '
                           || '(ALTER TABLE ... DISABLE ROW LEVEL SECURITY), or do not adopt it.'
                       WHEN 'rule' THEN 'Drop the rule.'
+                      WHEN 'type' THEN 'Have pgmemo''s owner or a superuser own the domain '
+                          || '(ALTER DOMAIN ... OWNER TO), or use its base type.'
                       ELSE 'Use built-in functions only, or have pgmemo''s owner or a superuser '
                           || 'own the function.'
                   END;
@@ -2310,7 +2391,7 @@ COMMENT ON FUNCTION memory_private._check_adopted_foreign_code(memory_private.do
 'diagnose check adopted_table_runs_foreign_code (error): an adopted table whose triggers, rules, '
 'row-level security or expressions would run code owned by a role other than pgmemo''s owner or '
 'a superuser; every call that writes it (or, for RLS and rules, reads it) is refused.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', '60ed9f2b18490fe207f5ed1b76de505abcdfdb47e6950d524badd62f400f22d2', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', 'a11a861a1d61bdd087f4df2dbcf0798b0b7e77e08d49a080c823f5fa1bdc0522', 'repeatable'); END $pgmemo$;
 -- sql/10_domains.sql
 -- Domains: the table factory (memory.create_domain), memory.drop_domain and the memory.domains
 -- view.
@@ -5237,7 +5318,13 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:33_filter_compile.
 -- The cost model, in microseconds per row on the benchmark machine (bench/filter.py in make
 -- bench, real 384-d embeddings; BENCHMARKS.md "Filtered search"). Only their ratios matter:
 --   exact_row: fetch one matching row through the filter's index and compute its distance;
---   seq_row:   test one row of a sequential scan against the predicate (a filter no index serves);
+--   seq_row:   test one row of a sequential scan against the predicate (a filter no index serves):
+--              the row read (a 384-d row is ~1.7 kB, four to a page) and the compiled predicate
+--              evaluated (a range on a metadata number: the key looked up, its JSON type tested,
+--              the number cast): 1.0-1.5 us a row where an exact row through an index took
+--              2.5-3.8 us in the same run (stop 26). 0.15, the value before, sent a range of two
+--              bounds on an unindexed key (the planner's default estimate: 0.5% of the rows) to
+--              a sequential scan of 100,000 rows (~150 ms) where the HNSW scan takes 6-25 ms.
 --   hnsw_row:  one candidate of the HNSW iterative scan (graph walk, heap fetch, filter).
 -- overscan: ef_search is sized so that the candidate list holds overscan * k / selectivity
 -- rows, about overscan * k matching ones (never below pgmemo's default ef_search): 1 measured
@@ -5248,7 +5335,7 @@ CREATE OR REPLACE FUNCTION memory_private._search_cost(
 )
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$ SELECT 1.5::double precision, 0.15::double precision, 8.0::double precision, 1.0::double precision $$;
+AS $$ SELECT 1.5::double precision, 0.6::double precision, 8.0::double precision, 1.0::double precision $$;
 
 -- The k-NN query of a filtered search over the domain table t:
 --   $1 query vector, $2 rows wanted, $3 the filter's values (memory_private._filter_compile),
@@ -5446,7 +5533,13 @@ BEGIN
     FOR i IN 1..2 LOOP
         v_sel := greatest(matching_rows, 1) / total_rows;
         v_needed := v_c.overscan * k / v_sel;   -- candidates that hold overscan * k matching rows
-        ef := coalesce(ef_search, least(greatest(ceil(v_needed)::integer, v_default_ef, k), 1000));
+        -- ef_search sized to the estimate only where an index gives one worth the name: for a
+        -- filter no index serves, the planner has no statistics of the expression and guesses
+        -- (0.5% for a range of two bounds, a third for one bound), and a raise sized on 0.5% made
+        -- a filter matching 10% of 100,000 rows search with ef_search 1000 (24.7 ms where 100
+        -- took 5.5 ms; BENCHMARKS.md). The iterative scan goes on until k rows match anyway.
+        ef := coalesce(ef_search, least(greatest(CASE WHEN filter_index
+            THEN ceil(v_needed)::integer ELSE 0 END, v_default_ef, k), 1000));
         -- The iterative scan stops after this many tuples (then the exact query runs when fewer
         -- than k rows matched): pgvector's default, 20000. pgvector counts every tuple the graph
         -- walk visits, and once at the bound it returns the candidates it had set aside, which
@@ -5537,7 +5630,7 @@ BEGIN
     RETURN saved;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:34_search_plan.sql', '34_search_plan.sql', '13e16c92263219f1a99262a674b0cffc33322718b8087bde3797c47efb91a89a', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:34_search_plan.sql', '34_search_plan.sql', '7924b7936d7d761e5838ebb3897f48f321bb0562d1b84fc1f2548b438354389d', 'repeatable'); END $pgmemo$;
 -- sql/35_filter_api.sql
 -- The filter language's public functions besides the searches: memory.count (rows matching a
 -- filter) and memory.create_metadata_index (the btree expression indexes that the compiled
@@ -7481,14 +7574,27 @@ BEGIN
     IF v_text IS NULL OR v_source IS NULL OR NOT FOUND THEN
         RETURN 0;
     END IF;
+    -- The batch is the ids after the last one up to the max_rows-th, as the statement's snapshot
+    -- has them (k, unlocked); the rows are then locked within that range. A row whose id a
+    -- concurrent UPDATE moved is re-read at its new id by the lock and dropped by the range
+    -- (its trigger indexed it under the new id), so the next batch starts after k's last id:
+    -- taking the last id of the locked rows instead made the keyset jump past every row below a
+    -- moved-up id (stop 26's attack review: 90 of 100 rows never indexed, the fill "done").
     EXECUTE format($sql$
-        WITH b AS MATERIALIZED (
-            SELECT s.%3$I AS sid, r.*
+        WITH k AS MATERIALIZED (
+            SELECT s.%3$I AS sid
             FROM %2$s AS s
-            CROSS JOIN LATERAL (SELECT %5$s) AS r (id, content_tsv, content_bytes)
             WHERE s.%3$I IS NOT NULL AND ($2::text IS NULL OR s.%3$I > $2::%4$s)
             ORDER BY s.%3$I
             LIMIT $1
+        ),
+        hi AS MATERIALIZED (SELECT k.sid FROM k ORDER BY k.sid DESC LIMIT 1),
+        b AS MATERIALIZED (
+            SELECT r.*
+            FROM %2$s AS s
+            CROSS JOIN LATERAL (SELECT %5$s) AS r (id, content_tsv, content_bytes)
+            WHERE s.%3$I IS NOT NULL AND ($2::text IS NULL OR s.%3$I > $2::%4$s)
+              AND s.%3$I <= (SELECT hi.sid FROM hi)
             FOR KEY SHARE OF s
         ),
         added AS (
@@ -7496,7 +7602,7 @@ BEGIN
             SELECT b.id, b.content_tsv, b.content_bytes FROM b
             ON CONFLICT (id) DO NOTHING
         )
-        SELECT (SELECT count(*) FROM b), (SELECT b.sid::text FROM b ORDER BY b.sid DESC LIMIT 1)
+        SELECT (SELECT count(*) FROM k), (SELECT hi.sid::text FROM hi)
     $sql$, v_text, v_source, d.id_column, v_type, memory_private._text_index_row_sql(d, 's'))
     INTO v_seen, v_last USING max_rows, v_last;
     UPDATE memory_private.text_fills AS f
@@ -7909,7 +8015,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'embedding to memory.enqueue_missing or run_maintenance (queuing them all holds writes too). '
 'Idempotent for the same '
 'arguments. memory.drop_domain releases the table and never drops it.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'c720e94a683bc0d15579f5a92ec4f0c4c8b870b7ae0933ff940124010b42dc7f', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'b8ec6b9fb81c4edf636ff59cb47198594b78549dfc366c5f0f2512c0f519195d', 'repeatable'); END $pgmemo$;
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --
@@ -10599,10 +10705,30 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql
 -- Tunables (custom settings, e.g. ALTER DATABASE ... SET pgmemo.queue_stall_seconds = 300):
 --   pgmemo.queue_stall_seconds  a ready job waiting longer means the queue is not draining (900)
 --   pgmemo.diagnose_exact_rows  up to this many rows, missing-embedding rows are counted exactly
---                               (one scan); above it they are estimated from pg_stats (100000)
+--                               (one scan); above it they are estimated from pg_stats (100000;
+--                               at most 1000000: a reader's session sets it)
 --   pgmemo.hnsw_memory_budget   the cache an HNSW index should fit in (default: shared_buffers)
 
 -- Shared by the checks ---------------------------------------------------------------------
+
+-- pgmemo.diagnose_exact_rows, bounded: memory.diagnose is a reader's call, and the setting is the
+-- session's, so a reader's 1e15 made every call compare whole tables (stop 26's attack review:
+-- 390 -> 709 ms at 150,000 rows, growing with the table). At most 1,000,000 (about a second per
+-- check); an unreadable value is the default, 100,000.
+CREATE OR REPLACE FUNCTION memory_private._diagnose_exact_rows()
+RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v text := nullif(current_setting('pgmemo.diagnose_exact_rows', true), '');
+BEGIN
+    IF v IS NULL OR v !~ '^\s*[0-9]{1,18}\s*$' THEN
+        RETURN 100000;
+    END IF;
+    RETURN least(v::bigint, 1000000);
+END;
+$$;
 
 CREATE OR REPLACE FUNCTION memory_private._diagnose_hnsw_fix(d memory_private.domains)
 RETURNS text
@@ -10822,7 +10948,7 @@ SET search_path FROM CURRENT
 AS $$
 #variable_conflict use_variable
 DECLARE
-    v_limit bigint := memory_private._setting('pgmemo.diagnose_exact_rows', 100000)::bigint;
+    v_limit bigint := memory_private._diagnose_exact_rows();
     v_text regclass := memory_private._text_table(d);
     v_source regclass := d.source_table;
     v_off text;
@@ -11210,7 +11336,7 @@ SET search_path FROM CURRENT
 AS $$
 #variable_conflict use_variable
 DECLARE
-    v_limit bigint := memory_private._setting('pgmemo.diagnose_exact_rows', 100000)::bigint;
+    v_limit bigint := memory_private._diagnose_exact_rows();
     v_est double precision := (memory_private._diagnose_size(d)).est_rows;
     v_null_frac double precision;
     v_n bigint;
@@ -11350,7 +11476,7 @@ $$;
 COMMENT ON FUNCTION memory_private._check_expired_claims(memory_private.domains) IS
 'diagnose check expired_claims (warning): claimed jobs whose lease has expired. fix_sql: '
 'memory.release_expired_claims.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', '2a435bda1af2f409570ef4e174072434d717e73074662f6822f61043ebab0096', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', '37bba65c1e3dc065ff6660d17031eae84af88289180ee74c64b63e11be3d6910', 'repeatable'); END $pgmemo$;
 -- sql/70_bulk.sql
 -- Bulk loading: memory.bulk_load_begin / memory.bulk_load_finish defer a domain's secondary
 -- indexes (HNSW, GIN metadata, GIN full-text, btree updated_at) and its per-statement enqueue
