@@ -525,12 +525,37 @@ BEGIN
 END;
 $$;
 
+-- The SHARE ROW EXCLUSIVE lock memory.sync_text_index needs on an adopted domain's table, taken
+-- before _domain_for's ROW EXCLUSIVE (taking it after, an upgrade, deadlocked two syncs, or a
+-- write and a sync in one transaction; stop 26's attack review), and only for a caller who may
+-- write the domain (a lock taken for anyone would let a reader hold the application's writers).
+CREATE OR REPLACE FUNCTION memory_private._lock_for_sync(domain text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_source text;
+BEGIN
+    SELECT memory_private._qualified(d.source_table) INTO v_source
+    FROM memory_private.domains AS d
+    WHERE d.domain = _lock_for_sync.domain AND d.adopted
+      AND NOT memory_private._is_distributed_table(d.source_table);
+    IF v_source IS NULL OR NOT memory_private._can(domain, 'write') THEN
+        RETURN false;
+    END IF;
+    EXECUTE format($sql$LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE$sql$, v_source);
+    RETURN true;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION memory.sync_text_index(domain text)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
+    v_locked boolean := memory_private._lock_for_sync(domain);
     v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_text regclass := memory_private._text_table(v_d);
     v_source text := memory_private._qualified(v_d.source_table);
@@ -731,6 +756,11 @@ BEGIN
             USING ERRCODE = '22023';
     END IF;
     PERFORM memory_private._check_adopter(source);
+    -- (the lock the text index's triggers need, taken before _assert_inert's ROW EXCLUSIVE:
+    -- taking it after, an upgrade, deadlocked two adoptions of one table)
+    IF NOT memory_private._is_distributed_table(source) THEN
+        EXECUTE format($sql$LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE$sql$, source);
+    END IF;
     PERFORM memory_private._assert_inert(source, true);
 
     SELECT * INTO v_id FROM memory_private._column(source, id_column);

@@ -342,6 +342,32 @@ def test_batched_fill_survives_an_id_moved_during_a_batch(conn, dsn):
     assert one(conn, "SELECT memory.sync_text_index('notes')") == 0, "nothing out of line"
 
 
+def test_a_write_then_a_sync_never_deadlocks_with_another_sync(conn, dsn):
+    """sync_text_index takes the lock it compares the table under (SHARE ROW EXCLUSIVE) before the
+    write check's ROW EXCLUSIVE: taking it after, an upgrade, made a sync waiting for a
+    transaction that had written the domain and then synced deadlock with it (stop 26's attack
+    review)."""
+    _setup(conn)
+    conn.execute("SELECT memory.adopt_table('notes', 'app.notes', 'id', 'body', 'emb')")
+    first, second = _tx(dsn), _tx(dsn)
+    try:
+        second_pid = _pid(second)
+        first.execute("SELECT memory.store('notes', 'a heron', id => '21')")
+        t, out = _in_thread(lambda: second.execute(
+            "SELECT memory.sync_text_index('notes') AS n").fetchone())
+        wait_for_lock_wait(conn, second_pid)
+        assert first.execute("SELECT memory.sync_text_index('notes') AS n").fetchone()["n"] == 0
+        first.commit()
+        t.join(30)
+        assert "error" not in out, out
+        assert out["result"]["n"] == 0
+        second.commit()
+    finally:
+        first.close()
+        second.close()
+    assert _found(conn, "notes", "heron") == ["21"]
+
+
 def test_cli_adopt_concurrently_fills_the_text_index(conn, dsn):
     """`pgmemo adopt --concurrently`: indexes built without blocking writes, and the text index
     filled batch by batch to the end, with its progress printed."""
