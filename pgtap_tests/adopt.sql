@@ -4,7 +4,7 @@
 -- application's writes; the planner serves the search through the view from the source's HNSW
 -- index; drop_domain releases the table intact; re-embed switches one transaction at a time.
 BEGIN;
-SELECT plan(66);
+SELECT plan(67);
 
 CREATE SCHEMA app;
 CREATE TABLE app.messages (
@@ -40,6 +40,11 @@ SELECT throws_ok($$SELECT memory.adopt_table('m', 'app.nodim', 'id', 'body', 'em
 SELECT throws_ok($$SELECT memory.adopt_table('m', 'app.noid', 'id', 'body', 'embedding')$$,
     '0A000', 'id column app.noid.id has no primary key or unique constraint of its own',
     'an id without a unique key is refused');
+CREATE TABLE app.patid (id text NOT NULL, body text, embedding vector(3));
+CREATE UNIQUE INDEX ON app.patid (id text_pattern_ops);
+SELECT throws_ok($$SELECT memory.adopt_table('m', 'app.patid', 'id', 'body', 'embedding')$$,
+    '0A000', 'id column app.patid.id has no primary key or unique constraint of its own',
+    'an id unique only by an index that cannot serve ORDER BY id is refused (the fill walks ids)');
 SELECT throws_ok($$SELECT memory.adopt_table('m', 'app.nullid', 'id', 'body', 'embedding')$$,
     '0A000', 'id column app.nullid.id may be NULL',
     'a unique id that may be NULL is refused (such a row could not be addressed)');

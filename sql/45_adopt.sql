@@ -779,11 +779,18 @@ BEGIN
         JOIN pg_catalog.pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
         WHERE i.indrelid = source AND i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL
           AND i.indexprs IS NULL AND a.attname = id_column
+          -- (an index that serves ORDER BY id: the column's collation, the default operator
+          -- class; the text index's batched fill walks the ids in that order, and with another
+          -- index each batch sorted the whole table: stop 26's attack review)
+          AND i.indcollation[0] = a.attcollation
+          AND EXISTS (SELECT FROM pg_catalog.pg_opclass AS oc
+              WHERE oc.oid = i.indclass[0] AND oc.opcdefault)
     ) THEN
         RAISE EXCEPTION 'id column %.% has no primary key or unique constraint of its own',
             source, quote_ident(id_column)
             USING ERRCODE = '0A000',
-                  HINT = 'pgmemo addresses rows by id: it must be unique (a partitioned table '
+                  HINT = 'pgmemo addresses rows by id: it must be unique, by an index with the '
+                      || 'column''s collation and default operator class (a partitioned table '
                       || 'needs the partition key in its primary key, so adopt it by a unique id '
                       || 'column of each row only when that column alone is unique).';
     END IF;
