@@ -18,7 +18,7 @@ def test_tiny_filter_bench(dsn) -> None:
         sys.path.remove(str(BENCH))
     r = fbench.main(["--tiny", "--dsn", dsn])
     rows = {f["filter"]: f for f in r["filters"]}
-    assert len(rows) == 11
+    assert len(rows) == 13
     for f in rows.values():
         assert f["memory.search"]["recall"] >= 0.95, f
         assert f["exact (forced)"]["recall"] == 1.0, f
