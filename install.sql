@@ -7686,12 +7686,37 @@ BEGIN
 END;
 $$;
 
+-- The SHARE ROW EXCLUSIVE lock memory.sync_text_index needs on an adopted domain's table, taken
+-- before _domain_for's ROW EXCLUSIVE (taking it after, an upgrade, deadlocked two syncs, or a
+-- write and a sync in one transaction; stop 26's attack review), and only for a caller who may
+-- write the domain (a lock taken for anyone would let a reader hold the application's writers).
+CREATE OR REPLACE FUNCTION memory_private._lock_for_sync(domain text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_source text;
+BEGIN
+    SELECT memory_private._qualified(d.source_table) INTO v_source
+    FROM memory_private.domains AS d
+    WHERE d.domain = _lock_for_sync.domain AND d.adopted
+      AND NOT memory_private._is_distributed_table(d.source_table);
+    IF v_source IS NULL OR NOT memory_private._can(domain, 'write') THEN
+        RETURN false;
+    END IF;
+    EXECUTE format($sql$LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE$sql$, v_source);
+    RETURN true;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION memory.sync_text_index(domain text)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
+    v_locked boolean := memory_private._lock_for_sync(domain);
     v_d memory_private.domains := memory_private._domain_for(domain, 'write');
     v_text regclass := memory_private._text_table(v_d);
     v_source text := memory_private._qualified(v_d.source_table);
@@ -7892,6 +7917,11 @@ BEGIN
             USING ERRCODE = '22023';
     END IF;
     PERFORM memory_private._check_adopter(source);
+    -- (the lock the text index's triggers need, taken before _assert_inert's ROW EXCLUSIVE:
+    -- taking it after, an upgrade, deadlocked two adoptions of one table)
+    IF NOT memory_private._is_distributed_table(source) THEN
+        EXECUTE format($sql$LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE$sql$, source);
+    END IF;
     PERFORM memory_private._assert_inert(source, true);
 
     SELECT * INTO v_id FROM memory_private._column(source, id_column);
@@ -7910,11 +7940,18 @@ BEGIN
         JOIN pg_catalog.pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
         WHERE i.indrelid = source AND i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL
           AND i.indexprs IS NULL AND a.attname = id_column
+          -- (an index that serves ORDER BY id: the column's collation, the default operator
+          -- class; the text index's batched fill walks the ids in that order, and with another
+          -- index each batch sorted the whole table: stop 26's attack review)
+          AND i.indcollation[0] = a.attcollation
+          AND EXISTS (SELECT FROM pg_catalog.pg_opclass AS oc
+              WHERE oc.oid = i.indclass[0] AND oc.opcdefault)
     ) THEN
         RAISE EXCEPTION 'id column %.% has no primary key or unique constraint of its own',
             source, quote_ident(id_column)
             USING ERRCODE = '0A000',
-                  HINT = 'pgmemo addresses rows by id: it must be unique (a partitioned table '
+                  HINT = 'pgmemo addresses rows by id: it must be unique, by an index with the '
+                      || 'column''s collation and default operator class (a partitioned table '
                       || 'needs the partition key in its primary key, so adopt it by a unique id '
                       || 'column of each row only when that column alone is unique).';
     END IF;
@@ -8015,7 +8052,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'embedding to memory.enqueue_missing or run_maintenance (queuing them all holds writes too). '
 'Idempotent for the same '
 'arguments. memory.drop_domain releases the table and never drops it.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'b8ec6b9fb81c4edf636ff59cb47198594b78549dfc366c5f0f2512c0f519195d', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '180402715605a8c0940fb5d53a82f241a8ec0baca9ecd7ea50109c345cdd317d', 'repeatable'); END $pgmemo$;
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --
