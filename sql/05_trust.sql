@@ -254,6 +254,17 @@ AS $$
     WHERE ty.typtype = 'd' AND ty.typowner NOT IN (10, (SELECT me.o FROM me))
       AND NOT memory_private._trusted(ty.typowner)
     UNION ALL
+    -- a domain another role owns that an expression casts to (its constraints run there)
+    SELECT DISTINCT o.relid::regclass, 'type',
+        pg_catalog.format('%s on %s casts to %s, a domain owned by %s', o.what, o.relid::regclass,
+            ty.oid::regtype, ty.typowner::regrole)
+    FROM objs AS o
+    JOIN pg_catalog.pg_depend AS d ON d.classid = o.classid AND d.objid = o.objid
+        AND d.refclassid = 'pg_catalog.pg_type'::regclass
+    JOIN pg_catalog.pg_type AS ty ON ty.oid = d.refobjid
+    WHERE ty.typtype = 'd' AND ty.typowner NOT IN (10, (SELECT me.o FROM me))
+      AND NOT memory_private._trusted(ty.typowner)
+    UNION ALL
     SELECT DISTINCT c.relid::regclass, 'function',
         pg_catalog.format('%s on %s calls %s, %s', c.what, c.relid::regclass,
             p.oid::regprocedure, r.risk)

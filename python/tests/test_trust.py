@@ -138,6 +138,10 @@ def test_adoption_refuses_tables_that_run_foreign_code(conn, adopted, roles):
                                 "table_to_xml('app.ran', true, false, '')::text",
         "set_config default": "ALTER TABLE app.t ALTER COLUMN tag SET DEFAULT "
                               "set_config('search_path', 'app, pg_catalog', true)",
+        # a cast to a domain of hers inside an expression runs its constraints, which she can
+        # change at any time (ADD CONSTRAINT ... NOT VALID locks no table)
+        "cast to her domain": "CREATE DOMAIN app.d AS text; ALTER TABLE app.t ADD CONSTRAINT c "
+                              "CHECK ((body::app.d) IS NOT NULL)",
     }
     for what, ddl in cases.items():
         a.execute("DROP TABLE IF EXISTS app.t CASCADE; DROP TYPE IF EXISTS app.c CASCADE; "
