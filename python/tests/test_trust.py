@@ -142,11 +142,25 @@ def test_adoption_refuses_tables_that_run_foreign_code(conn, adopted, roles):
         # change at any time (ADD CONSTRAINT ... NOT VALID locks no table)
         "cast to her domain": "CREATE DOMAIN app.d AS text; ALTER TABLE app.t ADD CONSTRAINT c "
                               "CHECK ((body::app.d) IS NOT NULL)",
+        # stop 26's second attack review
+        "trigger WHEN clause": "CREATE TRIGGER tw BEFORE UPDATE ON app.t FOR EACH ROW "
+                               "WHEN (app.evil_bool('when')) EXECUTE FUNCTION suppress_redundant_updates_trigger()",
+        "pg_input_is_valid": "CREATE DOMAIN app.d AS text CHECK (app.evil_bool(VALUE)); ALTER TABLE app.t "
+                             "ADD CONSTRAINT c CHECK (pg_input_is_valid(body, 'app.d')) NOT VALID",
+        "cast to an array of her domain": "CREATE DOMAIN app.d AS text; ALTER TABLE app.t ADD CONSTRAINT c "
+                                          "CHECK ((('{' || md5(body) || '}')::app.d[]) IS NOT NULL) NOT VALID",
+        "expression index of her range": "CREATE FUNCTION app.diff(x float8, y float8) RETURNS float8 "
+                                         "LANGUAGE sql IMMUTABLE AS $$ SELECT x - y $$; "
+                                         "CREATE TYPE app.fr AS RANGE (subtype = float8, subtype_diff = app.diff); "
+                                         "CREATE INDEX ON app.t USING gist ((CASE WHEN body < 'm' "
+                                         "THEN '[1,2)'::app.fr ELSE '[5,9)'::app.fr END))",
+        "statistics expression": "CREATE STATISTICS app.st ON (app.evil_bool('stats')), (length(body)) FROM app.t",
     }
     for what, ddl in cases.items():
         a.execute("DROP TABLE IF EXISTS app.t CASCADE; DROP TYPE IF EXISTS app.c CASCADE; "
                   "DROP DOMAIN IF EXISTS app.d CASCADE; DROP TYPE IF EXISTS app.fr CASCADE; "
-                  "DROP FUNCTION IF EXISTS app.diff(float8, float8) CASCADE")
+                  "DROP FUNCTION IF EXISTS app.diff(float8, float8) CASCADE; "
+                  "DROP STATISTICS IF EXISTS app.st")
         a.execute(f"CREATE TABLE app.t (id text PRIMARY KEY, body text NOT NULL, tag text, emb vector({DIM}))")
         a.execute(ddl)
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="pgmemo will not touch"):
@@ -167,6 +181,35 @@ def test_adoption_refuses_tables_that_run_foreign_code(conn, adopted, roles):
     assert adopted["b"].execute("SELECT memory.store('t', 'fine')").fetchone()
     conn.execute("DROP FUNCTION public.trusted_touch() CASCADE")
     assert _ran(conn) == []
+
+
+def test_expressions_the_planner_folds_never_run_with_pgmemo_rights(conn, adopted):
+    """Stop 26's second attack review: planning a read folds the expressions of indexes, partial
+    indexes' predicates and extended statistics, so an IMMUTABLE function of the table owner's
+    with constant arguments ran in a plain reader's memory.get as pgmemo's owner. Reads now refuse
+    such a table (and the write check examines statistics objects)."""
+    a, b = adopted["a"], adopted["b"]
+    a.execute("""CREATE FUNCTION app.log(x text) RETURNS boolean LANGUAGE plpgsql VOLATILE AS
+        $$ BEGIN INSERT INTO app.ran VALUES (current_user, x); RETURN true; END $$""")
+    a.execute("""CREATE FUNCTION app.folded(x text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
+        $$ BEGIN RETURN app.log(x); END $$""")
+    for ddl, undo in [
+        ("CREATE INDEX docs_x ON app.docs ((body IS NOT NULL AND app.folded('index')))",
+         "DROP INDEX app.docs_x"),
+        ("CREATE INDEX docs_p ON app.docs (id) WHERE app.folded('predicate')", "DROP INDEX app.docs_p"),
+        ("CREATE STATISTICS app.docs_st ON (body IS NOT NULL AND app.folded('stats')), (id + 1) "
+         "FROM app.docs", "DROP STATISTICS app.docs_st"),
+    ]:
+        a.execute(ddl)
+        for call in ["SELECT * FROM memory.get('docs', '1')",
+                     "SELECT * FROM memory.search_text('docs', 'memory')",
+                     "SELECT memory.store('docs', 'hello')"]:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="pgmemo will not touch"):
+                b.execute(call)
+        assert [w for w, _ in _ran(conn) if w != adopted["alice"]] == []
+        assert not _is_super(conn, adopted["alice"])
+        a.execute(undo)
+    assert b.execute("SELECT * FROM memory.get('docs', '1')").fetchone()
 
 
 def test_query_running_builtins_never_run_with_pgmemo_rights(conn, adopted):
@@ -704,7 +747,7 @@ def test_the_columns_pgmemo_converts_keep_built_in_types(conn, adopted):
               "embedding_model app.tag)")
     # (a domain of hers is refused whatever it holds now: ALTER DOMAIN ... SET DEFAULT locks no
     # table, so its default could change between pgmemo's check and its INSERT; stop 26)
-    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="whose domain app.txt is owned by"):
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="made of domain app.txt, owned by"):
         a.execute("SELECT memory.adopt_table('v', 'app.v', 'id', 'body', 'emb')")
     conn.execute("ALTER DOMAIN app.txt OWNER TO CURRENT_USER")
     a.execute("SELECT memory.adopt_table('v', 'app.v', 'id', 'body', 'emb')")
