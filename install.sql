@@ -164,7 +164,7 @@ BEGIN
     RETURN set_config('search_path', format('pg_catalog, %I, pg_temp', v_schema), true);
 END;
 $f$;
-DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019', '0020', '0021', '0022', '0023', '0024', '0025', '0026', '0027']::text[]); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019', '0020', '0021', '0022', '0023', '0024', '0025', '0026', '0027', '0028']::text[]); END $pgmemo$;
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -1191,6 +1191,16 @@ DROP FUNCTION IF EXISTS memory_private._text_sizes_fill_all(integer);
 DROP FUNCTION IF EXISTS memory_private._text_rows_fill_all(integer);
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0027', '0027_text_fill_one_pass.sql', '5e475ecf329c5c067f29e9dc52547ea72050e91177a772a96cf3547b6a230e3e', 'versioned'); PERFORM memory_private._record_breaking('0027', false); END $pgmemo$;
 \endif
+-- migrations/0028_trust_expression_code.sql
+SELECT memory_private._migration_needed('0028', '0028_trust_expression_code.sql', '0bdc25df67a6ad276bcf9f345b7311117aaf377d3b2e3f769ec718e1139f6e33', ARRAY[]::text[]) AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0028_trust_expression_code: the adopted-table code check reads every expression pgmemo's reads
+-- and writes evaluate (stop 26's attack reviews; sql/05_trust.sql: _code_objects,
+-- _expression_code, _foreign_policy_code). memory_private._code_risk gained its on_read argument:
+-- the two-argument version of an intermediate main is dropped. Not breaking: private functions.
+DROP FUNCTION IF EXISTS memory_private._code_risk(oid, oid);
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0028', '0028_trust_expression_code.sql', '0bdc25df67a6ad276bcf9f345b7311117aaf377d3b2e3f769ec718e1139f6e33', 'versioned'); PERFORM memory_private._record_breaking('0028', false); END $pgmemo$;
+\endif
 DO $pgmemo$ BEGIN PERFORM memory_private._set_install_search_path(); END $pgmemo$;
 -- sql/00_private_helpers.sql
 -- Private helpers shared by the public API: domain lookup, argument checks and the SQL text
@@ -1728,8 +1738,8 @@ $$;
 -- would run SQL as pgmemo's owner), and the stable ones that read a relation named by their
 -- argument (table_to_xml and its kin: a security_invoker view's functions run as the caller).
 -- Volatile ones that only make a value are accepted: sequences, random values and UUIDs, the
--- clock.
-CREATE OR REPLACE FUNCTION memory_private._code_risk(f oid, me oid)
+-- clock. on_read: for what a read's planning runs (it folds no volatile function).
+CREATE OR REPLACE FUNCTION memory_private._code_risk(f oid, me oid, on_read boolean DEFAULT false)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
@@ -1737,7 +1747,7 @@ AS $$
     SELECT CASE
         WHEN p.proowner NOT IN (10, me) AND NOT memory_private._trusted(p.proowner)
             THEN pg_catalog.format('owned by %s', p.proowner::regrole)
-        WHEN p.provolatile = 'v' AND NOT (
+        WHEN p.provolatile = 'v' AND NOT on_read AND NOT (
                 (p.oid < 16384 AND p.proname = ANY (ARRAY['nextval', 'gen_random_uuid', 'uuidv4',
                     'uuidv7', 'random', 'random_normal', 'clock_timestamp', 'timeofday']::name[]))
                 OR (p.proname = ANY (ARRAY['uuid_generate_v1', 'uuid_generate_v1mc',
@@ -1750,18 +1760,152 @@ AS $$
             THEN 'a volatile function (it may do more than compute a value)'
         WHEN p.oid < 16384 AND p.proname ~ '^(table|schema|database|query|cursor)_to_xml'
             THEN 'a function that reads the relations it is given'
+        WHEN p.oid < 16384 AND p.proname IN ('pg_input_is_valid', 'pg_input_error_info')
+            THEN 'a function that runs the input function (and a domain''s constraints) of the '
+                || 'type it is given by name'
     END
     FROM pg_catalog.pg_proc AS p WHERE p.oid = f
 $$;
 
--- What READING rel (and its partitions / children) would run of another role's: row-level
--- security (its policies) and rules. The part of _foreign_code a read checks: small indexed
--- look-ups, so every read of an adopted table pays little for it.
--- (Casts: pgmemo converts only the columns it maps, whose types adoption checks (built-in id
--- types, a string content column, vector, the optional columns' exact types) and the domain's
--- view then pins: PostgreSQL refuses ALTER COLUMN ... TYPE on a column a view reads, so a cast
--- of the table owner's on a type of hers is never on pgmemo's path.)
-CREATE OR REPLACE FUNCTION memory_private._foreign_read_code(rel regclass)
+-- The objects of rel (and its partitions / children) whose expressions are code run on its rows,
+-- with their expression (a node tree: built-in functions, pinned, are never in pg_depend) and
+-- whether READING the table runs it too: the planner folds the expressions of indexes (and
+-- partial indexes' predicates), of extended statistics and the CHECK constraints of children
+-- (constraint exclusion) when it plans a query on the table, so an IMMUTABLE function called
+-- there with constant arguments runs in pgmemo's read (stop 26's second attack review).
+CREATE OR REPLACE FUNCTION memory_private._code_objects(rel regclass)
+RETURNS TABLE (relid oid, classid oid, objid oid, what text, expr text, on_read boolean)
+LANGUAGE sql STABLE
+ROWS 4
+SET search_path FROM CURRENT
+AS $$
+    WITH tree AS MATERIALIZED (SELECT t.oid FROM memory_private._inheritance_tree(rel) AS t)
+    SELECT c.oid, 'pg_catalog.pg_attrdef'::regclass::oid, ad.oid,
+        pg_catalog.format('default or generated expression of column %I', a.attname),
+        ad.adbin::text, false
+    FROM tree AS c
+    JOIN pg_catalog.pg_attrdef AS ad ON ad.adrelid = c.oid
+    JOIN pg_catalog.pg_attribute AS a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+    UNION ALL
+    SELECT c.oid, 'pg_catalog.pg_constraint'::regclass::oid, k.oid,
+        pg_catalog.format('constraint %I', k.conname), k.conbin::text,
+        k.contype = 'c' AND c.oid <> rel  -- (constraint exclusion: on children)
+    FROM tree AS c JOIN pg_catalog.pg_constraint AS k ON k.conrelid = c.oid
+    UNION ALL
+    SELECT c.oid, 'pg_catalog.pg_class'::regclass::oid, i.indexrelid,
+        pg_catalog.format('index %s', i.indexrelid::regclass),
+        pg_catalog.concat(i.indexprs::text, ' ', i.indpred::text),
+        i.indexprs IS NOT NULL OR i.indpred IS NOT NULL
+    FROM tree AS c JOIN pg_catalog.pg_index AS i ON i.indrelid = c.oid
+    UNION ALL
+    SELECT c.oid, 'pg_catalog.pg_statistic_ext'::regclass::oid, x.oid,
+        pg_catalog.format('statistics object %I.%I',
+            (SELECT n.nspname FROM pg_catalog.pg_namespace AS n WHERE n.oid = x.stxnamespace),
+            x.stxname),
+        x.stxexprs::text, x.stxexprs IS NOT NULL
+    FROM tree AS c JOIN pg_catalog.pg_statistic_ext AS x ON x.stxrelid = c.oid
+    UNION ALL
+    -- a trigger's WHEN clause (its function is checked by owner below)
+    SELECT c.oid, 'pg_catalog.pg_trigger'::regclass::oid, tg.oid,
+        pg_catalog.format('the WHEN clause of trigger %I', tg.tgname), tg.tgqual::text, false
+    FROM tree AS c JOIN pg_catalog.pg_trigger AS tg ON tg.tgrelid = c.oid
+    WHERE tg.tgenabled <> 'D' AND tg.tgqual IS NOT NULL
+$$;
+
+-- The code (functions, operators' functions, domains) objs' expressions call, and the findings:
+-- functions memory_private._code_risk refuses, and domains another role owns that an expression
+-- casts to (or to a type made of one: an array, composite or range of it). objs: the rows of
+-- memory_private._code_objects to examine (a read passes those with on_read). Types: the columns'
+-- types when with_columns (a write: a domain's default and constraints run on INSERT, a range's
+-- subtype_diff on an index insertion), and the types the expressions depend on.
+CREATE OR REPLACE FUNCTION memory_private._expression_code(rel regclass, on_read_only boolean)
+RETURNS TABLE (relation regclass, what text, detail text)
+LANGUAGE sql STABLE
+ROWS 1
+SET search_path FROM CURRENT
+AS $$
+    WITH tree AS MATERIALIZED (SELECT t.oid FROM memory_private._inheritance_tree(rel) AS t),
+    me (o) AS MATERIALIZED (SELECT memory_private._owner()),
+    base AS MATERIALIZED (
+        SELECT o.* FROM memory_private._code_objects(rel) AS o
+        WHERE o.on_read OR NOT on_read_only
+    ),
+    -- the types that are not built in (the bootstrap superuser owns those) of the columns (on a
+    -- write) and of the expressions, and what they are made of
+    roots (relid, what, root) AS (
+        SELECT c.oid, pg_catalog.format('column %I', a.attname), a.atttypid
+        FROM tree AS c
+        JOIN pg_catalog.pg_attribute AS a ON a.attrelid = c.oid AND a.attnum > 0
+            AND NOT a.attisdropped
+        WHERE NOT on_read_only
+        UNION
+        SELECT b.relid, b.what, d.refobjid
+        FROM base AS b
+        JOIN pg_catalog.pg_depend AS d ON d.classid = b.classid AND d.objid = b.objid
+            AND d.refclassid = 'pg_catalog.pg_type'::regclass
+    ),
+    types (relid, what, root, typ) AS MATERIALIZED (
+        SELECT r.relid, r.what, r.root, u.oid
+        FROM roots AS r
+        JOIN pg_catalog.pg_type AS ty ON ty.oid = r.root AND ty.typowner <> 10
+        CROSS JOIN LATERAL memory_private._type_closure(r.root) AS u
+    ),
+    objs (relid, classid, objid, what, expr) AS (
+        SELECT b.relid, b.classid, b.objid, b.what, b.expr FROM base AS b
+        UNION ALL
+        -- a domain's constraints (contypid is 0 for a table's own) and the type itself (a
+        -- domain's default, a range's subtype_diff and canonical functions)
+        SELECT t.relid, 'pg_catalog.pg_constraint'::regclass::oid, k.oid,
+            pg_catalog.format('%s (type %s, constraint %I of %s)', t.what, t.root::regtype,
+                k.conname, t.typ::regtype), k.conbin::text
+        FROM types AS t JOIN pg_catalog.pg_constraint AS k ON k.contypid = t.typ
+        UNION ALL
+        SELECT t.relid, 'pg_catalog.pg_type'::regclass::oid, t.typ,
+            pg_catalog.format('%s (type %s, made of %s)', t.what, t.root::regtype,
+                t.typ::regtype), ty.typdefaultbin::text
+        FROM types AS t JOIN pg_catalog.pg_type AS ty ON ty.oid = t.typ
+    ),
+    code (relid, what, fn) AS (
+        SELECT o.relid, o.what, d.refobjid
+        FROM objs AS o
+        JOIN pg_catalog.pg_depend AS d ON d.classid = o.classid AND d.objid = o.objid
+        WHERE d.refclassid = 'pg_catalog.pg_proc'::regclass
+        UNION ALL
+        SELECT o.relid, o.what, op.oprcode::oid
+        FROM objs AS o
+        JOIN pg_catalog.pg_depend AS d ON d.classid = o.classid AND d.objid = o.objid
+        JOIN pg_catalog.pg_operator AS op ON op.oid = d.refobjid
+        WHERE d.refclassid = 'pg_catalog.pg_operator'::regclass
+        UNION ALL
+        -- every function and operator function the expression calls, built-ins included
+        SELECT o.relid, o.what, m.f[1]::oid
+        FROM objs AS o
+        CROSS JOIN LATERAL pg_catalog.regexp_matches(o.expr, ':(?:func|opfunc)id ([0-9]+)', 'g')
+            AS m (f)
+        WHERE o.expr IS NOT NULL
+    )
+    -- a domain another role owns: its default and constraints can change at any time without a
+    -- lock on the table (ALTER DOMAIN ... SET DEFAULT, ADD CONSTRAINT ... NOT VALID), between
+    -- the check and the statement it guards, so what they call now does not matter
+    SELECT DISTINCT t.relid::regclass, 'type',
+        pg_catalog.format('%s on %s has type %s, made of domain %s, owned by %s', t.what,
+            t.relid::regclass, t.root::regtype, ty.oid::regtype, ty.typowner::regrole)
+    FROM types AS t JOIN pg_catalog.pg_type AS ty ON ty.oid = t.typ
+    WHERE ty.typtype = 'd' AND ty.typowner NOT IN (10, (SELECT me.o FROM me))
+      AND NOT memory_private._trusted(ty.typowner)
+    UNION ALL
+    SELECT DISTINCT c.relid::regclass, 'function',
+        pg_catalog.format('%s on %s calls %s, %s', c.what, c.relid::regclass,
+            p.oid::regprocedure, r.risk)
+    FROM code AS c JOIN pg_catalog.pg_proc AS p ON p.oid = c.fn
+    CROSS JOIN LATERAL (SELECT memory_private._code_risk(p.oid, (SELECT me.o FROM me), on_read_only)
+        AS risk) AS r
+    WHERE r.risk IS NOT NULL
+$$;
+
+-- Row-level security (its policies) and rules of rel and its partitions / children: what any
+-- statement on it runs of another role's before its expressions.
+CREATE OR REPLACE FUNCTION memory_private._foreign_policy_code(rel regclass)
 RETURNS TABLE (relation regclass, what text, detail text)
 LANGUAGE sql STABLE
 ROWS 1
@@ -1785,9 +1929,27 @@ AS $$
         WHERE x.ev_class = t.oid AND x.rulename <> '_RETURN') AS r
 $$;
 
+-- What READING rel (and its partitions / children) would run of another role's: row-level
+-- security, rules, and what the planner folds (_code_objects' on_read).
+-- (Casts: pgmemo converts only the columns it maps, whose types adoption checks (built-in id
+-- types, a string content column, vector, the optional columns' exact types) and the domain's
+-- view then pins: PostgreSQL refuses ALTER COLUMN ... TYPE on a column a view reads, so a cast
+-- of the table owner's on a type of hers is never on pgmemo's path.)
+CREATE OR REPLACE FUNCTION memory_private._foreign_read_code(rel regclass)
+RETURNS TABLE (relation regclass, what text, detail text)
+LANGUAGE sql STABLE
+ROWS 1
+SET search_path FROM CURRENT
+AS $$
+    SELECT * FROM memory_private._foreign_policy_code(rel)
+    UNION ALL
+    SELECT * FROM memory_private._expression_code(rel, true)
+$$;
+
 -- The code (functions, and the functions behind operators) that writing or reading rel would
--- run and that is owned by a role _trusted does not accept: one row per finding, with what
--- calls it. rel and every partition / inheritance child are examined.
+-- run and that is owned by a role _trusted does not accept, or that does more than compute a
+-- value (_code_risk): one row per finding, with what calls it. rel and every partition /
+-- inheritance child are examined.
 CREATE OR REPLACE FUNCTION memory_private._foreign_code(rel regclass)
 RETURNS TABLE (relation regclass, what text, detail text)
 LANGUAGE sql STABLE
@@ -1797,69 +1959,8 @@ AS $$
     WITH tree AS MATERIALIZED (SELECT t.oid FROM memory_private._inheritance_tree(rel) AS t),
     -- pgmemo's owner, once (the owners accepted without asking _trusted: it and the bootstrap
     -- superuser, who owns the built-in functions)
-    me (o) AS MATERIALIZED (SELECT memory_private._owner()),
-    -- the columns' types that are not built in, and what they are made of
-    types (relid, attname, column_type, typ) AS MATERIALIZED (
-        SELECT c.oid, a.attname, a.atttypid, u.oid
-        FROM tree AS c
-        JOIN pg_catalog.pg_attribute AS a ON a.attrelid = c.oid AND a.attnum > 0
-            AND NOT a.attisdropped
-        JOIN pg_catalog.pg_type AS ty ON ty.oid = a.atttypid AND ty.typowner <> 10
-        CROSS JOIN LATERAL memory_private._type_closure(a.atttypid) AS u
-    ),
-    -- objects whose dependencies on functions / operators are code run on the relation's rows,
-    -- with their expression (a node tree: built-in functions, pinned, are not in pg_depend)
-    objs (relid, classid, objid, what, expr) AS (
-        SELECT c.oid, 'pg_catalog.pg_attrdef'::regclass::oid, ad.oid,
-            pg_catalog.format('default or generated expression of column %I', a.attname),
-            ad.adbin::text
-        FROM tree AS c
-        JOIN pg_catalog.pg_attrdef AS ad ON ad.adrelid = c.oid
-        JOIN pg_catalog.pg_attribute AS a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
-        UNION ALL
-        SELECT c.oid, 'pg_catalog.pg_constraint'::regclass::oid, k.oid,
-            pg_catalog.format('constraint %I', k.conname), k.conbin::text
-        FROM tree AS c JOIN pg_catalog.pg_constraint AS k ON k.conrelid = c.oid
-        UNION ALL
-        SELECT c.oid, 'pg_catalog.pg_class'::regclass::oid, i.indexrelid,
-            pg_catalog.format('index %s', i.indexrelid::regclass),
-            pg_catalog.concat(i.indexprs::text, ' ', i.indpred::text)
-        FROM tree AS c JOIN pg_catalog.pg_index AS i ON i.indrelid = c.oid
-        UNION ALL
-        -- the types of the columns (and what they are made of, _type_closure) that are not built
-        -- in (the bootstrap superuser owns those): a domain's constraints (contypid is 0 for a
-        -- table's own constraints) and the type itself (a domain's default, a range's
-        -- subtype_diff and canonical functions, which index insertions call)
-        SELECT t.relid, 'pg_catalog.pg_constraint'::regclass::oid, k.oid,
-            pg_catalog.format('column %I of type %s (constraint %I of %s)', t.attname,
-                t.column_type::regtype, k.conname, t.typ::regtype), k.conbin::text
-        FROM types AS t JOIN pg_catalog.pg_constraint AS k ON k.contypid = t.typ
-        UNION ALL
-        SELECT t.relid, 'pg_catalog.pg_type'::regclass::oid, t.typ,
-            pg_catalog.format('column %I of type %s (type %s)', t.attname, t.column_type::regtype,
-                t.typ::regtype), ty.typdefaultbin::text
-        FROM types AS t JOIN pg_catalog.pg_type AS ty ON ty.oid = t.typ
-    ),
-    code (relid, what, fn) AS (
-        SELECT o.relid, o.what, d.refobjid
-        FROM objs AS o
-        JOIN pg_catalog.pg_depend AS d ON d.classid = o.classid AND d.objid = o.objid
-        WHERE d.refclassid = 'pg_catalog.pg_proc'::regclass
-        UNION ALL
-        SELECT o.relid, o.what, op.oprcode::oid
-        FROM objs AS o
-        JOIN pg_catalog.pg_depend AS d ON d.classid = o.classid AND d.objid = o.objid
-        JOIN pg_catalog.pg_operator AS op ON op.oid = d.refobjid
-        WHERE d.refclassid = 'pg_catalog.pg_operator'::regclass
-        UNION ALL
-        -- every function and operator function the expression calls, built-ins included
-        SELECT o.relid, o.what, m.f[1]::oid
-        FROM objs AS o
-        CROSS JOIN LATERAL pg_catalog.regexp_matches(o.expr, ':(?:func|opfunc)id ([0-9]+)', 'g')
-            AS m (f)
-        WHERE o.expr IS NOT NULL
-    )
-    SELECT * FROM memory_private._foreign_read_code(rel)
+    me (o) AS MATERIALIZED (SELECT memory_private._owner())
+    SELECT * FROM memory_private._foreign_policy_code(rel)
     UNION ALL
     SELECT tg.tgrelid::regclass, 'trigger',
         pg_catalog.format('trigger %I on %s calls %s, owned by %s', tg.tgname,
@@ -1870,23 +1971,7 @@ AS $$
     WHERE tg.tgenabled <> 'D' AND p.proowner NOT IN (10, (SELECT me.o FROM me))
       AND NOT memory_private._trusted(p.proowner)
     UNION ALL
-    -- a domain another role owns: its default and constraints can change at any time without a
-    -- lock on the table (ALTER DOMAIN ... SET DEFAULT, ADD CONSTRAINT ... NOT VALID), between
-    -- this check and the statement it guards, so what they call now does not matter
-    SELECT DISTINCT t.relid::regclass, 'type',
-        pg_catalog.format('column %I of %s has type %s, whose domain %s is owned by %s',
-            t.attname, t.relid::regclass, t.column_type::regtype, ty.oid::regtype,
-            ty.typowner::regrole)
-    FROM types AS t JOIN pg_catalog.pg_type AS ty ON ty.oid = t.typ
-    WHERE ty.typtype = 'd' AND ty.typowner NOT IN (10, (SELECT me.o FROM me))
-      AND NOT memory_private._trusted(ty.typowner)
-    UNION ALL
-    SELECT DISTINCT c.relid::regclass, 'function',
-        pg_catalog.format('%s on %s calls %s, %s', c.what, c.relid::regclass,
-            p.oid::regprocedure, r.risk)
-    FROM code AS c JOIN pg_catalog.pg_proc AS p ON p.oid = c.fn
-    CROSS JOIN LATERAL (SELECT memory_private._code_risk(p.oid, (SELECT me.o FROM me)) AS risk) AS r
-    WHERE r.risk IS NOT NULL
+    SELECT * FROM memory_private._expression_code(rel, false)
 $$;
 
 COMMENT ON FUNCTION memory_private._foreign_code(regclass) IS
@@ -1922,6 +2007,12 @@ BEGIN
         SELECT FROM pg_catalog.pg_class AS c
         WHERE c.oid = rel AND NOT c.relhasrules AND NOT c.relrowsecurity
           AND NOT c.relforcerowsecurity AND NOT c.relhassubclass
+    ) AND NOT EXISTS (  -- nor expressions the planner folds (_code_objects' on_read)
+        SELECT FROM pg_catalog.pg_index AS i
+        WHERE i.indrelid = rel AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL)
+    ) AND NOT EXISTS (
+        SELECT FROM pg_catalog.pg_statistic_ext AS x
+        WHERE x.stxrelid = rel AND x.stxexprs IS NOT NULL
     ) THEN
         RETURN;
     END IF;
@@ -2391,7 +2482,7 @@ COMMENT ON FUNCTION memory_private._check_adopted_foreign_code(memory_private.do
 'diagnose check adopted_table_runs_foreign_code (error): an adopted table whose triggers, rules, '
 'row-level security or expressions would run code owned by a role other than pgmemo''s owner or '
 'a superuser; every call that writes it (or, for RLS and rules, reads it) is refused.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', 'a11a861a1d61bdd087f4df2dbcf0798b0b7e77e08d49a080c823f5fa1bdc0522', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', 'd7b6a9681f036dfca3ce3d67af69362333360bbb6e58b26bdf98ed3e275ec0a0', 'repeatable'); END $pgmemo$;
 -- sql/10_domains.sql
 -- Domains: the table factory (memory.create_domain), memory.drop_domain and the memory.domains
 -- view.
