@@ -292,6 +292,31 @@ AS $$
         WHERE x.ev_class = t.oid AND x.rulename <> '_RETURN') AS r
 $$;
 
+-- The tables of rel's tree (partitions / children included) owned by a role _trusted does not
+-- accept. Their owner can add code that pgmemo's statements would run with its owner's rights at
+-- any moment, without waiting for them: an index built CONCURRENTLY (its expressions are folded
+-- when a read is planned), extended statistics, a partition attached or a child inherited
+-- between pgmemo's check and its statement (they take SHARE UPDATE EXCLUSIVE, which pgmemo's
+-- ROW EXCLUSIVE does not block), each with her code (stop 26's second attack review: a race
+-- held open by locking an index of the table made a BEFORE INSERT trigger of an attached
+-- partition run in a plain writer's memory.store). No lock pgmemo could take short of
+-- serialising its own reads and writes closes that, so such a table is refused outright; its
+-- owner may hand it to pgmemo's owner (ALTER TABLE ... OWNER TO) or be made a member of it.
+CREATE OR REPLACE FUNCTION memory_private._foreign_owner(rel regclass)
+RETURNS TABLE (relation regclass, what text, detail text)
+LANGUAGE sql STABLE
+ROWS 1
+SET search_path FROM CURRENT
+AS $$
+    SELECT c.oid::regclass, 'owner',
+        pg_catalog.format('%s is owned by %s, a role pgmemo does not trust: its owner can add code '
+            'to it (an index, statistics, a partition or child with triggers) at any moment, '
+            'without waiting for pgmemo''s statements', c.oid::regclass, c.relowner::regrole)
+    FROM memory_private._inheritance_tree(rel) AS t
+    JOIN pg_catalog.pg_class AS c ON c.oid = t.oid
+    WHERE c.relowner <> memory_private._owner() AND NOT memory_private._trusted(c.relowner)
+$$;
+
 -- What READING rel (and its partitions / children) would run of another role's: row-level
 -- security, rules, and what the planner folds (_code_objects' on_read).
 -- (Casts: pgmemo converts only the columns it maps, whose types adoption checks (built-in id
@@ -307,6 +332,8 @@ AS $$
     SELECT * FROM memory_private._foreign_policy_code(rel)
     UNION ALL
     SELECT * FROM memory_private._expression_code(rel, true)
+    UNION ALL
+    SELECT * FROM memory_private._foreign_owner(rel)
 $$;
 
 -- The code (functions, and the functions behind operators) that writing or reading rel would
@@ -335,6 +362,8 @@ AS $$
       AND NOT memory_private._trusted(p.proowner)
     UNION ALL
     SELECT * FROM memory_private._expression_code(rel, false)
+    UNION ALL
+    SELECT * FROM memory_private._foreign_owner(rel)
 $$;
 
 COMMENT ON FUNCTION memory_private._foreign_code(regclass) IS
@@ -370,6 +399,7 @@ BEGIN
         SELECT FROM pg_catalog.pg_class AS c
         WHERE c.oid = rel AND NOT c.relhasrules AND NOT c.relrowsecurity
           AND NOT c.relforcerowsecurity AND NOT c.relhassubclass
+          AND (c.relowner = memory_private._owner() OR memory_private._trusted(c.relowner))
     ) AND NOT EXISTS (  -- nor expressions the planner folds (_code_objects' on_read)
         SELECT FROM pg_catalog.pg_index AS i
         WHERE i.indrelid = rel AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL)
@@ -395,6 +425,8 @@ BEGIN
                       WHEN 'row-level security' THEN 'Disable row-level security on the table '
                           || '(ALTER TABLE ... DISABLE ROW LEVEL SECURITY), or do not adopt it.'
                       WHEN 'rule' THEN 'Drop the rule.'
+                      WHEN 'owner' THEN 'Have pgmemo''s owner own the table (ALTER TABLE ... '
+                          || 'OWNER TO), or make its owner a member of pgmemo''s owner.'
                       WHEN 'type' THEN 'Have pgmemo''s owner or a superuser own the domain '
                           || '(ALTER DOMAIN ... OWNER TO), or use its base type.'
                       ELSE 'Use built-in functions only, or have pgmemo''s owner or a superuser '
@@ -834,7 +866,7 @@ SET search_path FROM CURRENT
 AS $$
     SELECT 'error'::text, d.domain, 'adopted_table_runs_foreign_code'::text,
         pg_catalog.format('pgmemo refuses to %s %s: %s (see docs/SECURITY.md).',
-            CASE WHEN f.what IN ('row-level security', 'rule') THEN 'read or write'
+            CASE WHEN f.what IN ('row-level security', 'rule', 'owner') THEN 'read or write'
                 ELSE 'write' END, d.source_table, f.detail),
         NULL::text
     FROM memory_private._foreign_code(d.source_table) AS f

@@ -144,7 +144,9 @@ DECLARE
     v_version integer[] := memory_private._vector_version();
 BEGIN
     IF p_domain IS NOT NULL THEN
-        PERFORM memory_private._domain_for(p_domain, 'read');
+        -- the access check alone: an adopted table pgmemo may not read is not read here (the
+        -- checks that read rows skip it, _readable) and diagnose says why
+        PERFORM memory_private._check_access((memory_private._domain(p_domain)).domain, 'read');
     END IF;
     RETURN QUERY
     WITH checks AS (

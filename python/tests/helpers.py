@@ -41,3 +41,21 @@ def wait_for_lock_wait(conn, pid: int, timeout: float = 20.0) -> None:
             return
         time.sleep(0.02)
     raise AssertionError(f"backend {pid} never waited on a lock")
+
+
+class trusting:
+    """Within the block, role is a member of pgmemo's owner (a role pgmemo trusts)."""
+
+    def __init__(self, conn, role: str):
+        self.conn, self.role = conn, role
+
+    def __enter__(self):
+        self.conn.execute(f'GRANT "{_pgmemo_owner(self.conn)}" TO "{self.role}"')
+
+    def __exit__(self, *exc):
+        self.conn.execute(f'REVOKE "{_pgmemo_owner(self.conn)}" FROM "{self.role}"')
+
+
+def _pgmemo_owner(conn) -> str:
+    return conn.execute("SELECT nspowner::regrole::text AS o FROM pg_namespace "
+                        "WHERE nspname = 'memory_private'").fetchone()["o"].strip('"')

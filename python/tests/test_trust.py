@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from helpers import wait_for_lock_wait
+from helpers import _pgmemo_owner, trusting, wait_for_lock_wait
 from pgmemo.client import as_vector, connect_raw
 
 _n = itertools.count()
@@ -38,7 +38,11 @@ def adopted(conn, roles):
     a.execute(f"CREATE TABLE app.docs (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
               f"body text NOT NULL, emb vector({DIM}))")
     a.execute("INSERT INTO app.docs (body) VALUES ('first memory')")
-    a.execute("SELECT memory.adopt_table('docs', 'app.docs', 'id', 'body', 'emb')")
+    # (a table of a role pgmemo does not trust is refused: stop 26. She adopts it while a member
+    # of pgmemo's owner, then is not one any more: her table is then refused for every call, and
+    # each test shows what it is refused for first, and that nothing of hers ran)
+    with trusting(conn, alice):
+        a.execute("SELECT memory.adopt_table('docs', 'app.docs', 'id', 'body', 'emb')")
     # the attacker's log: who ran her code
     a.execute("CREATE TABLE app.ran (who text, what text)")
     a.execute("GRANT INSERT ON app.ran TO PUBLIC")
@@ -79,22 +83,25 @@ def test_table_owner_trigger_never_runs_with_pgmemo_rights(conn, adopted):
             b.execute(call, args)
     assert _ran(conn) == []
     assert not _is_super(conn, adopted["alice"])
+    # the application's own writes are untouched (its trigger runs as itself)
+    a.execute("UPDATE app.docs SET body = 'mine'")
+    assert _ran(conn) == [(adopted["alice"], "t")]
+    # (stop 26: a table of a role pgmemo does not trust is refused for every call, reads too;
+    # handed to pgmemo's owner, only the trigger is left to refuse it)
+    conn.execute("ALTER TABLE app.docs OWNER TO CURRENT_USER")
     # the worker path: completing writes the table -> that job fails alone, nothing runs
     jobs = conn.execute("SELECT * FROM memory.claim_embedding_jobs(10, 'w', only_domain => 'docs')").fetchall()
     assert jobs
     done = conn.execute("SELECT memory.complete_embedding_jobs(%s, %s)",
                         ([j["job_id"] for j in jobs], [as_vector([1.0, 0.0, 0.0])] * len(jobs))).fetchone()
     assert list(done.values())[0] == 0
-    assert _ran(conn) == []
+    assert _ran(conn) == [(adopted["alice"], "t")]
     # diagnose says why
     found = conn.execute("SELECT * FROM memory.diagnose('docs') WHERE check_name = "
                          "'adopted_table_runs_foreign_code'").fetchall()
     assert found and found[0]["severity"] == "error" and "trigger t" in found[0]["detail"]
-    # the application's own writes are untouched (its trigger runs as itself)
-    a.execute("UPDATE app.docs SET body = 'mine'")
-    assert _ran(conn) == [(adopted["alice"], "t")]
     # disabling it makes the domain usable again
-    a.execute("ALTER TABLE app.docs DISABLE TRIGGER t")
+    conn.execute("ALTER TABLE app.docs DISABLE TRIGGER t")
     assert b.execute("SELECT memory.update('docs', %s, content => 'changed')", (row_id,)).fetchone()
 
 
@@ -163,8 +170,10 @@ def test_adoption_refuses_tables_that_run_foreign_code(conn, adopted, roles):
                   "DROP STATISTICS IF EXISTS app.st")
         a.execute(f"CREATE TABLE app.t (id text PRIMARY KEY, body text NOT NULL, tag text, emb vector({DIM}))")
         a.execute(ddl)
-        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="pgmemo will not touch"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="pgmemo will not touch") as e:
             a.execute("SELECT memory.adopt_table('t', 'app.t', 'id', 'body', 'emb')")
+        # (refused for what the case adds, before the table's owner: stop 26)
+        assert "a role pgmemo does not trust" not in str(e.value), (what, str(e.value))
     assert conn.execute("SELECT count(*) AS n FROM memory_private.domains WHERE domain = 't'").fetchone()["n"] == 0
     # pgmemo's owner's (or a superuser's) own code is fine: built-ins, or a function it owns
     a.execute("DROP TABLE IF EXISTS app.t CASCADE")
@@ -177,7 +186,13 @@ def test_adoption_refuses_tables_that_run_foreign_code(conn, adopted, roles):
     conn.execute("CREATE FUNCTION public.trusted_touch() RETURNS trigger LANGUAGE plpgsql AS "
                  "$$ BEGIN RETURN NEW; END $$")
     a.execute("CREATE TRIGGER ok BEFORE UPDATE ON app.t FOR EACH ROW EXECUTE FUNCTION public.trusted_touch()")
-    a.execute("SELECT memory.adopt_table('t', 'app.t', 'id', 'body', 'emb')")
+    # her table is refused as hers (stop 26), accepted once pgmemo's owner owns it
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="a role pgmemo does not trust"):
+        a.execute("SELECT memory.adopt_table('t', 'app.t', 'id', 'body', 'emb')")
+    conn.execute("ALTER TABLE app.t OWNER TO CURRENT_USER")
+    conn.execute("ALTER SEQUENCE app.t_n_seq OWNER TO CURRENT_USER")
+    conn.execute("SELECT memory.adopt_table('t', 'app.t', 'id', 'body', 'emb')")
+    conn.execute("SELECT memory.grant_domain('t', %s, 'write')", (adopted["bob"],))
     assert adopted["b"].execute("SELECT memory.store('t', 'fine')").fetchone()
     conn.execute("DROP FUNCTION public.trusted_touch() CASCADE")
     assert _ran(conn) == []
@@ -204,11 +219,13 @@ def test_expressions_the_planner_folds_never_run_with_pgmemo_rights(conn, adopte
         for call in ["SELECT * FROM memory.get('docs', '1')",
                      "SELECT * FROM memory.search_text('docs', 'memory')",
                      "SELECT memory.store('docs', 'hello')"]:
-            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="pgmemo will not touch"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="pgmemo will not touch") as e:
                 b.execute(call)
+            assert "a role pgmemo does not trust" not in str(e.value), str(e.value)
         assert [w for w, _ in _ran(conn) if w != adopted["alice"]] == []
         assert not _is_super(conn, adopted["alice"])
         a.execute(undo)
+    conn.execute("ALTER TABLE app.docs OWNER TO CURRENT_USER")  # (hers: refused, stop 26)
     assert b.execute("SELECT * FROM memory.get('docs', '1')").fetchone()
 
 
@@ -227,14 +244,16 @@ def test_query_running_builtins_never_run_with_pgmemo_rights(conn, adopted):
          "ALTER TABLE app.docs DROP COLUMN dd; DROP DOMAIN app.d"),
     ]:
         a.execute(ddl)
-        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="pgmemo will not touch"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="pgmemo will not touch") as e:
             b.execute("SELECT memory.store('docs', 'hello')")
+        assert "a role pgmemo does not trust" not in str(e.value), str(e.value)
         found = conn.execute("SELECT * FROM memory.diagnose('docs') WHERE check_name = "
                              "'adopted_table_runs_foreign_code'").fetchall()
         assert found and found[0]["severity"] == "error"
         assert _ran(conn) == []
         assert not _is_super(conn, adopted["alice"])
         a.execute(undo)
+    conn.execute("ALTER TABLE app.docs OWNER TO CURRENT_USER")  # (hers: refused, stop 26)
     assert b.execute("SELECT memory.store('docs', 'hello')").fetchone()
 
 
@@ -285,7 +304,10 @@ def test_partition_and_child_added_after_adoption_are_checked(conn, roles):
     a.execute(f"CREATE TABLE app.p (id text, k int NOT NULL DEFAULT 1, body text NOT NULL, "
               f"emb vector({DIM}), PRIMARY KEY (id)) PARTITION BY LIST (id)")
     a.execute("CREATE TABLE app.p_a PARTITION OF app.p FOR VALUES IN ('a')")
-    a.execute("SELECT memory.adopt_table('p', 'app.p', 'id', 'body', 'emb', create_indexes => false)")
+    # (a table of a role pgmemo does not trust is refused: stop 26; pgmemo's owner owns these)
+    conn.execute("ALTER TABLE app.p OWNER TO CURRENT_USER")
+    conn.execute("ALTER TABLE app.p_a OWNER TO CURRENT_USER")
+    conn.execute("SELECT memory.adopt_table('p', 'app.p', 'id', 'body', 'emb', create_indexes => false)")
     conn.execute("SELECT memory.store('p', 'ok', id => 'a')")
     # (a partition clones pgmemo's row trigger, whose function only pgmemo's owner may execute)
     conn.execute("CREATE TABLE app.p_b PARTITION OF app.p FOR VALUES IN ('b')")
@@ -295,7 +317,8 @@ def test_partition_and_child_added_after_adoption_are_checked(conn, roles):
         conn.execute("SELECT memory.store('p', 'evil', id => 'b')")
     # an inheritance child of a plain table: an UPDATE through pgmemo reaches its rows too
     a.execute(f"CREATE TABLE app.h (id text PRIMARY KEY, body text NOT NULL, emb vector({DIM}))")
-    a.execute("SELECT memory.adopt_table('h', 'app.h', 'id', 'body', 'emb', create_indexes => false)")
+    conn.execute("ALTER TABLE app.h OWNER TO CURRENT_USER")
+    conn.execute("SELECT memory.adopt_table('h', 'app.h', 'id', 'body', 'emb', create_indexes => false)")
     conn.execute("CREATE TABLE app.h_child () INHERITS (app.h)")
     conn.execute(f'ALTER TABLE app.h_child OWNER TO "{alice}"')
     a.execute("CREATE TRIGGER t BEFORE UPDATE ON app.h_child FOR EACH ROW EXECUTE FUNCTION app.evil()")
@@ -354,10 +377,15 @@ def test_adopt_requires_the_caller_to_own_the_table(conn, roles):
     other, other_dsn = roles("memory_admin", prefix="other")
     conn.execute(f'GRANT "{mallory}" TO "{other}"')
     o = _connect(other_dsn)
+    # (and its owner must be a role pgmemo trusts: stop 26)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="a role pgmemo does not trust"):
+        o.execute("SELECT memory.adopt_table('hr', 'hr.secrets', 'id', 'body', 'emb')")
+    conn.execute(f'GRANT "{_pgmemo_owner(conn)}" TO "{mallory}"')
     o.execute("SELECT memory.adopt_table('hr', 'hr.secrets', 'id', 'body', 'emb')")
     assert o.execute("SELECT count(*) AS n FROM memory.get_many('hr', ARRAY['1'])").fetchone()["n"] == 1
     m.close()
     o.close()
+    conn.execute(f'REVOKE "{_pgmemo_owner(conn)}" FROM "{mallory}"')
     conn.execute("DROP SCHEMA hr CASCADE")
 
 
@@ -731,13 +759,16 @@ def test_the_columns_pgmemo_converts_keep_built_in_types(conn, adopted):
     for col, using in [("body", "ROW(body)::app.body"), ("emb", "NULL::app.tag")]:
         with pytest.raises(psycopg.errors.FeatureNotSupported, match="used by a view"):
             a.execute(f"ALTER TABLE app.docs ALTER COLUMN {col} TYPE {using.split('::')[1]} USING {using}")
+    # (her tables are refused as hers, stop 26: pgmemo's owner owns these, her types stay hers)
     a.execute(f"CREATE TABLE app.t (id app.tag PRIMARY KEY, body text, emb vector({DIM}))")
+    conn.execute("ALTER TABLE app.t OWNER TO CURRENT_USER")
     with pytest.raises(psycopg.errors.FeatureNotSupported, match="cannot be a pgmemo id"):
-        a.execute("SELECT memory.adopt_table('t', 'app.t', 'id', 'body', 'emb')")
+        conn.execute("SELECT memory.adopt_table('t', 'app.t', 'id', 'body', 'emb')")
     a.execute(f"CREATE TABLE app.u (id text PRIMARY KEY, body app.body, emb vector({DIM}), "
               "embedding_model app.tag)")
+    conn.execute("ALTER TABLE app.u OWNER TO CURRENT_USER")
     with pytest.raises(psycopg.errors.FeatureNotSupported, match="not a text type"):
-        a.execute("SELECT memory.adopt_table('u', 'app.u', 'id', 'body', 'emb')")
+        conn.execute("SELECT memory.adopt_table('u', 'app.u', 'id', 'body', 'emb')")
     # a string domain of hers: a cast from a domain is never used (PostgreSQL ignores it), and
     # a column of her type that is not the mapped optional column's type is not read
     a.execute("CREATE FUNCTION app.txt_out(x app.txt) RETURNS text LANGUAGE plpgsql AS $$ "
@@ -745,12 +776,14 @@ def test_the_columns_pgmemo_converts_keep_built_in_types(conn, adopted):
     a.execute("CREATE CAST (app.txt AS text) WITH FUNCTION app.txt_out(app.txt) AS IMPLICIT")
     a.execute(f"CREATE TABLE app.v (id text PRIMARY KEY, body app.txt NOT NULL, emb vector({DIM}), "
               "embedding_model app.tag)")
+    conn.execute("ALTER TABLE app.v OWNER TO CURRENT_USER")
+    conn.execute(f'GRANT INSERT ON app.v TO "{adopted["alice"]}"')
     # (a domain of hers is refused whatever it holds now: ALTER DOMAIN ... SET DEFAULT locks no
     # table, so its default could change between pgmemo's check and its INSERT; stop 26)
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="made of domain app.txt, owned by"):
-        a.execute("SELECT memory.adopt_table('v', 'app.v', 'id', 'body', 'emb')")
+        conn.execute("SELECT memory.adopt_table('v', 'app.v', 'id', 'body', 'emb')")
     conn.execute("ALTER DOMAIN app.txt OWNER TO CURRENT_USER")
-    a.execute("SELECT memory.adopt_table('v', 'app.v', 'id', 'body', 'emb')")
+    conn.execute("SELECT memory.adopt_table('v', 'app.v', 'id', 'body', 'emb')")
     conn.execute("SELECT memory.grant_domain('v', %s, 'write')", (adopted["bob"],))
     a.execute("INSERT INTO app.v (id, body) VALUES ('1', 'a memory of hers')")
     b.execute("SELECT memory.store('v', 'another memory', id => '2')")

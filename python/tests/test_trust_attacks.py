@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from helpers import trusting
 from pgmemo.client import as_vector, connect_raw
 
 DIM = 3
@@ -44,7 +45,7 @@ CALLS: dict[str, list[tuple[str, str, object]]] = {
               ("bob", "SELECT memory.count('docs', '{\"id\": \"1\"}')", REFUSED)],
     "explain_search": [("bob", "SELECT * FROM memory.explain_search('docs')", REFUSED),
                        ("bob", "SELECT * FROM memory.explain_search('docs', 10, '{\"k\": 1}')", REFUSED)],
-    "diagnose": [("bob", "SELECT * FROM memory.diagnose('docs')", REFUSED),
+    "diagnose": [("bob", "SELECT * FROM memory.diagnose('docs')", None),  # says why (stop 26)
                  ("bob", "SELECT * FROM memory.diagnose()", None)],
     "queue_counts": [("bob", "SELECT * FROM memory.queue_counts('docs')", REFUSED),
                      ("bob", "SELECT * FROM memory.queue_counts()", None)],
@@ -119,10 +120,13 @@ def planted(conn, roles):
     a = connect_raw(alice_dsn)
     a.execute(f"CREATE TABLE app.docs (id bigint PRIMARY KEY, body text NOT NULL, emb vector({DIM}))")
     a.execute("INSERT INTO app.docs VALUES (1, 'first memory', NULL), (2, 'second memory', '[1,0,0]')")
-    a.execute("SELECT memory.adopt_table('docs', 'app.docs', 'id', 'body', 'emb')")
-    a.execute("SELECT memory.enqueue_missing('docs')")
-    job = conn.execute("SELECT job_id FROM memory.claim_embedding_jobs(10, 'w', only_domain => 'docs')"
-                       ).fetchone()["job_id"]
+    # (adopted while she is a member of pgmemo's owner: a table of a role pgmemo does not trust
+    # is refused, stop 26; then she is not, and plants her code)
+    with trusting(conn, alice):
+        a.execute("SELECT memory.adopt_table('docs', 'app.docs', 'id', 'body', 'emb')")
+        a.execute("SELECT memory.enqueue_missing('docs')")
+        job = conn.execute("SELECT job_id FROM memory.claim_embedding_jobs(10, 'w', only_domain => 'docs')"
+                           ).fetchone()["job_id"]
     a.execute("CREATE TABLE app.ran (who text, what text)")
     a.execute("GRANT INSERT ON app.ran TO PUBLIC")
     a.execute("GRANT USAGE ON SCHEMA app TO PUBLIC")
@@ -483,7 +487,9 @@ def test_a_text_fill_never_runs_the_tables_code(conn, roles):
     try:
         a.execute(f"CREATE TABLE app.docs (id bigint PRIMARY KEY, body text NOT NULL, emb vector({DIM}))")
         a.execute("INSERT INTO app.docs SELECT g, 'row ' || g, NULL FROM generate_series(1, 5) AS g")
-        a.execute("SELECT memory.adopt_table('docs', 'app.docs', 'id', 'body', 'emb', create_indexes => false)")
+        with trusting(conn, alice):  # (a table of hers is refused else: stop 26)
+            a.execute("SELECT memory.adopt_table('docs', 'app.docs', 'id', 'body', 'emb', "
+                      "create_indexes => false)")
         a.execute("CREATE TABLE app.ran (who text, what text)")
         a.execute("GRANT INSERT ON app.ran TO PUBLIC")
         a.execute("""CREATE FUNCTION app.evil_bool(x text) RETURNS boolean LANGUAGE plpgsql
