@@ -102,7 +102,7 @@ $$;
 -- argument (table_to_xml and its kin: a security_invoker view's functions run as the caller).
 -- Volatile ones that only make a value are accepted: sequences, random values and UUIDs, the
 -- clock. on_read: for what a read's planning runs (it folds no volatile function).
-CREATE OR REPLACE FUNCTION memory_private._code_risk(f oid, me oid, on_read boolean DEFAULT false)
+CREATE OR REPLACE FUNCTION memory_private._code_risk(f oid, me oid, on_read boolean DEFAULT FALSE)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
