@@ -1739,7 +1739,7 @@ $$;
 -- argument (table_to_xml and its kin: a security_invoker view's functions run as the caller).
 -- Volatile ones that only make a value are accepted: sequences, random values and UUIDs, the
 -- clock. on_read: for what a read's planning runs (it folds no volatile function).
-CREATE OR REPLACE FUNCTION memory_private._code_risk(f oid, me oid, on_read boolean DEFAULT false)
+CREATE OR REPLACE FUNCTION memory_private._code_risk(f oid, me oid, on_read boolean DEFAULT FALSE)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
@@ -1929,6 +1929,31 @@ AS $$
         WHERE x.ev_class = t.oid AND x.rulename <> '_RETURN') AS r
 $$;
 
+-- The tables of rel's tree (partitions / children included) owned by a role _trusted does not
+-- accept. Their owner can add code that pgmemo's statements would run with its owner's rights at
+-- any moment, without waiting for them: an index built CONCURRENTLY (its expressions are folded
+-- when a read is planned), extended statistics, a partition attached or a child inherited
+-- between pgmemo's check and its statement (they take SHARE UPDATE EXCLUSIVE, which pgmemo's
+-- ROW EXCLUSIVE does not block), each with her code (stop 26's second attack review: a race
+-- held open by locking an index of the table made a BEFORE INSERT trigger of an attached
+-- partition run in a plain writer's memory.store). No lock pgmemo could take short of
+-- serialising its own reads and writes closes that, so such a table is refused outright; its
+-- owner may hand it to pgmemo's owner (ALTER TABLE ... OWNER TO) or be made a member of it.
+CREATE OR REPLACE FUNCTION memory_private._foreign_owner(rel regclass)
+RETURNS TABLE (relation regclass, what text, detail text)
+LANGUAGE sql STABLE
+ROWS 1
+SET search_path FROM CURRENT
+AS $$
+    SELECT c.oid::regclass, 'owner',
+        pg_catalog.format('%s is owned by %s, a role pgmemo does not trust: its owner can add code '
+            'to it (an index, statistics, a partition or child with triggers) at any moment, '
+            'without waiting for pgmemo''s statements', c.oid::regclass, c.relowner::regrole)
+    FROM memory_private._inheritance_tree(rel) AS t
+    JOIN pg_catalog.pg_class AS c ON c.oid = t.oid
+    WHERE c.relowner <> memory_private._owner() AND NOT memory_private._trusted(c.relowner)
+$$;
+
 -- What READING rel (and its partitions / children) would run of another role's: row-level
 -- security, rules, and what the planner folds (_code_objects' on_read).
 -- (Casts: pgmemo converts only the columns it maps, whose types adoption checks (built-in id
@@ -1944,6 +1969,8 @@ AS $$
     SELECT * FROM memory_private._foreign_policy_code(rel)
     UNION ALL
     SELECT * FROM memory_private._expression_code(rel, true)
+    UNION ALL
+    SELECT * FROM memory_private._foreign_owner(rel)
 $$;
 
 -- The code (functions, and the functions behind operators) that writing or reading rel would
@@ -1972,6 +1999,8 @@ AS $$
       AND NOT memory_private._trusted(p.proowner)
     UNION ALL
     SELECT * FROM memory_private._expression_code(rel, false)
+    UNION ALL
+    SELECT * FROM memory_private._foreign_owner(rel)
 $$;
 
 COMMENT ON FUNCTION memory_private._foreign_code(regclass) IS
@@ -2007,6 +2036,7 @@ BEGIN
         SELECT FROM pg_catalog.pg_class AS c
         WHERE c.oid = rel AND NOT c.relhasrules AND NOT c.relrowsecurity
           AND NOT c.relforcerowsecurity AND NOT c.relhassubclass
+          AND (c.relowner = memory_private._owner() OR memory_private._trusted(c.relowner))
     ) AND NOT EXISTS (  -- nor expressions the planner folds (_code_objects' on_read)
         SELECT FROM pg_catalog.pg_index AS i
         WHERE i.indrelid = rel AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL)
@@ -2032,6 +2062,8 @@ BEGIN
                       WHEN 'row-level security' THEN 'Disable row-level security on the table '
                           || '(ALTER TABLE ... DISABLE ROW LEVEL SECURITY), or do not adopt it.'
                       WHEN 'rule' THEN 'Drop the rule.'
+                      WHEN 'owner' THEN 'Have pgmemo''s owner own the table (ALTER TABLE ... '
+                          || 'OWNER TO), or make its owner a member of pgmemo''s owner.'
                       WHEN 'type' THEN 'Have pgmemo''s owner or a superuser own the domain '
                           || '(ALTER DOMAIN ... OWNER TO), or use its base type.'
                       ELSE 'Use built-in functions only, or have pgmemo''s owner or a superuser '
@@ -2471,7 +2503,7 @@ SET search_path FROM CURRENT
 AS $$
     SELECT 'error'::text, d.domain, 'adopted_table_runs_foreign_code'::text,
         pg_catalog.format('pgmemo refuses to %s %s: %s (see docs/SECURITY.md).',
-            CASE WHEN f.what IN ('row-level security', 'rule') THEN 'read or write'
+            CASE WHEN f.what IN ('row-level security', 'rule', 'owner') THEN 'read or write'
                 ELSE 'write' END, d.source_table, f.detail),
         NULL::text
     FROM memory_private._foreign_code(d.source_table) AS f
@@ -2482,7 +2514,7 @@ COMMENT ON FUNCTION memory_private._check_adopted_foreign_code(memory_private.do
 'diagnose check adopted_table_runs_foreign_code (error): an adopted table whose triggers, rules, '
 'row-level security or expressions would run code owned by a role other than pgmemo''s owner or '
 'a superuser; every call that writes it (or, for RLS and rules, reads it) is refused.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', 'd7b6a9681f036dfca3ce3d67af69362333360bbb6e58b26bdf98ed3e275ec0a0', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', 'c3e72a561b1001761e5a9fbb9f21aaf1f83eb6af937b80e7d2945a34e7805905', 'repeatable'); END $pgmemo$;
 -- sql/10_domains.sql
 -- Domains: the table factory (memory.create_domain), memory.drop_domain and the memory.domains
 -- view.
@@ -10625,7 +10657,9 @@ DECLARE
     v_version integer[] := memory_private._vector_version();
 BEGIN
     IF p_domain IS NOT NULL THEN
-        PERFORM memory_private._domain_for(p_domain, 'read');
+        -- the access check alone: an adopted table pgmemo may not read is not read here (the
+        -- checks that read rows skip it, _readable) and diagnose says why
+        PERFORM memory_private._check_access((memory_private._domain(p_domain)).domain, 'read');
     END IF;
     RETURN QUERY
     WITH checks AS (
@@ -10809,7 +10843,7 @@ COMMENT ON FUNCTION memory.explain_search(text, integer, jsonb) IS
 'the planner''s estimate of the rows the filter matches (NULL without a filter) or, when an '
 'estimate that picks hnsw was checked by counting the rows (bounded) and fewer matched, the '
 'count; reason why.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', 'b8971c2d6525a02cb0850155b7c412b86d8c729b8378735ff84e7d1e8e93a1a4', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', '75f52cae94f662194054da5951aa3331c91e568f1e1bd4c4f83344d3fc3534b8', 'repeatable'); END $pgmemo$;
 -- sql/61_diagnose.sql
 -- Diagnostics, part 2: the per-domain checks behind memory.diagnose() (60_diagnostics.sql).
 -- Every failure from the incident reports, found by one call, each with a sentence and (where
