@@ -400,9 +400,24 @@ BEGIN
         WHERE c.oid = rel AND NOT c.relhasrules AND NOT c.relrowsecurity
           AND NOT c.relforcerowsecurity AND NOT c.relhassubclass
           AND (c.relowner = memory_private._owner() OR memory_private._trusted(c.relowner))
-    ) AND NOT EXISTS (  -- nor expressions the planner folds (_code_objects' on_read)
+    ) AND NOT EXISTS (
+        -- nor expressions the planner folds (_code_objects' on_read) that call anything
+        -- _code_risk refuses or use a type that is not built in: read from the node trees
+        -- (pgmemo's own id-as-text index calls no function; the full walk, _expression_code,
+        -- cost 1.1 ms a read)
         SELECT FROM pg_catalog.pg_index AS i
         WHERE i.indrelid = rel AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL)
+          AND (EXISTS (
+                SELECT FROM pg_catalog.regexp_matches(
+                    pg_catalog.concat(i.indexprs::text, ' ', i.indpred::text),
+                    ':(?:func|opfunc)id ([0-9]+)', 'g') AS m (f)
+                WHERE memory_private._code_risk(m.f[1]::oid, memory_private._owner(), true)
+                    IS NOT NULL)
+            OR EXISTS (
+                SELECT FROM pg_catalog.pg_depend AS d
+                WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = i.indexrelid
+                  AND d.refclassid IN ('pg_catalog.pg_type'::regclass, 'pg_catalog.pg_proc'::regclass,
+                      'pg_catalog.pg_operator'::regclass)))
     ) AND NOT EXISTS (
         SELECT FROM pg_catalog.pg_statistic_ext AS x
         WHERE x.stxrelid = rel AND x.stxexprs IS NOT NULL
