@@ -2037,9 +2037,24 @@ BEGIN
         WHERE c.oid = rel AND NOT c.relhasrules AND NOT c.relrowsecurity
           AND NOT c.relforcerowsecurity AND NOT c.relhassubclass
           AND (c.relowner = memory_private._owner() OR memory_private._trusted(c.relowner))
-    ) AND NOT EXISTS (  -- nor expressions the planner folds (_code_objects' on_read)
+    ) AND NOT EXISTS (
+        -- nor expressions the planner folds (_code_objects' on_read) that call anything
+        -- _code_risk refuses or use a type that is not built in: read from the node trees
+        -- (pgmemo's own id-as-text index calls no function; the full walk, _expression_code,
+        -- cost 1.1 ms a read)
         SELECT FROM pg_catalog.pg_index AS i
         WHERE i.indrelid = rel AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL)
+          AND (EXISTS (
+                SELECT FROM pg_catalog.regexp_matches(
+                    pg_catalog.concat(i.indexprs::text, ' ', i.indpred::text),
+                    ':(?:func|opfunc)id ([0-9]+)', 'g') AS m (f)
+                WHERE memory_private._code_risk(m.f[1]::oid, memory_private._owner(), true)
+                    IS NOT NULL)
+            OR EXISTS (
+                SELECT FROM pg_catalog.pg_depend AS d
+                WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = i.indexrelid
+                  AND d.refclassid IN ('pg_catalog.pg_type'::regclass, 'pg_catalog.pg_proc'::regclass,
+                      'pg_catalog.pg_operator'::regclass)))
     ) AND NOT EXISTS (
         SELECT FROM pg_catalog.pg_statistic_ext AS x
         WHERE x.stxrelid = rel AND x.stxexprs IS NOT NULL
@@ -2514,7 +2529,7 @@ COMMENT ON FUNCTION memory_private._check_adopted_foreign_code(memory_private.do
 'diagnose check adopted_table_runs_foreign_code (error): an adopted table whose triggers, rules, '
 'row-level security or expressions would run code owned by a role other than pgmemo''s owner or '
 'a superuser; every call that writes it (or, for RLS and rules, reads it) is refused.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', 'c3e72a561b1001761e5a9fbb9f21aaf1f83eb6af937b80e7d2945a34e7805905', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', 'e828bf8e892a177e95e3525134c6b0871f040a85df3f58a16ebc921869e00cbd', 'repeatable'); END $pgmemo$;
 -- sql/10_domains.sql
 -- Domains: the table factory (memory.create_domain), memory.drop_domain and the memory.domains
 -- view.
