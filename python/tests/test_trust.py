@@ -229,6 +229,45 @@ def test_expressions_the_planner_folds_never_run_with_pgmemo_rights(conn, adopte
     assert b.execute("SELECT * FROM memory.get('docs', '1')").fetchone()
 
 
+def test_third_review_paths_are_refused(conn, adopted):
+    """Stop 26's third attack review, on a table pgmemo's owner owns: a role with the TRIGGER
+    privilege calling a type's input function by oid in a WHEN clause (domain_in runs her
+    domain's CHECK); the table's own CHECK calling her function, which a read folds when a session
+    sets constraint_exclusion = on; and a membership of pgmemo's owner that gives no privilege
+    (WITH INHERIT FALSE, SET FALSE), counted as trust before."""
+    a, b, alice = adopted["a"], adopted["b"], adopted["alice"]
+    conn.execute("ALTER TABLE app.docs OWNER TO CURRENT_USER")
+    conn.execute(f'GRANT TRIGGER ON app.docs TO "{alice}"')
+    a.execute("CREATE DOMAIN app.d AS text CHECK (app.evil_bool(VALUE))")
+    oid = a.execute("SELECT 'app.d'::regtype::oid AS o").fetchone()["o"]
+    a.execute(f"CREATE TRIGGER tw BEFORE UPDATE ON app.docs FOR EACH ROW "
+              f"WHEN (domain_in(NEW.body::cstring, {oid}::oid, -1) IS NULL) "
+              f"EXECUTE FUNCTION suppress_redundant_updates_trigger()")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="input or support function"):
+        b.execute("SELECT memory.store('docs', 'hello')")
+    conn.execute("DROP TRIGGER tw ON app.docs")
+    assert b.execute("SELECT memory.store('docs', 'hello')").fetchone()
+    a.execute("CREATE FUNCTION app.ok(x text) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$ SELECT true $$")
+    conn.execute("ALTER TABLE app.docs ADD CONSTRAINT c CHECK (app.ok(body)) NOT VALID")
+    for call in ["SET constraint_exclusion = on; SELECT * FROM memory.get('docs', '1')",
+                 "SELECT memory.store('docs', 'hello')"]:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="constraint c on app.docs calls app.ok"):
+            b.execute(call)
+    b.execute("RESET constraint_exclusion")
+    conn.execute("ALTER TABLE app.docs DROP CONSTRAINT c")
+    assert b.execute("SELECT * FROM memory.get('docs', '1')").fetchone()
+    # a membership without privileges is no trust
+    a.execute("CREATE TABLE app.mine (id bigint PRIMARY KEY, body text NOT NULL, emb vector(3))")
+    conn.execute(f'GRANT "{_pgmemo_owner(conn)}" TO "{alice}" WITH INHERIT FALSE, SET FALSE')
+    try:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="a role pgmemo does not trust"):
+            a.execute("SELECT memory.adopt_table('mine', 'app.mine', 'id', 'body', 'emb')")
+    finally:
+        conn.execute(f'REVOKE "{_pgmemo_owner(conn)}" FROM "{alice}"')
+    assert _ran(conn) == []
+    assert not _is_super(conn, alice)
+
+
 def test_query_running_builtins_never_run_with_pgmemo_rights(conn, adopted):
     """Stop 26's attack review: code checked by owner alone let built-ins owned by the bootstrap
     superuser run alice's code (ts_rewrite runs the query it is given); a domain of hers runs its
