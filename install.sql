@@ -1675,14 +1675,16 @@ BEGIN
 END;
 $$;
 
--- Whether role r counts as pgmemo itself: a superuser, or a member of pgmemo's owner.
+-- Whether role r counts as pgmemo itself: a superuser, or a member of pgmemo's owner that has its
+-- privileges (USAGE: a membership granted WITH INHERIT FALSE, SET FALSE gives none, and counted
+-- as trust it let such a member's trigger run as pgmemo's owner; stop 26's third review).
 CREATE OR REPLACE FUNCTION memory_private._trusted(r oid)
 RETURNS boolean
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
     SELECT coalesce((SELECT a.rolsuper FROM pg_catalog.pg_roles AS a WHERE a.oid = r), false)
-        OR pg_catalog.pg_has_role(r, memory_private._owner(), 'MEMBER')
+        OR pg_catalog.pg_has_role(r, memory_private._owner(), 'USAGE')
 $$;
 
 -- rel and its partitions / inheritance children, at any depth.
@@ -1760,6 +1762,10 @@ AS $$
             THEN 'a volatile function (it may do more than compute a value)'
         WHEN p.oid < 16384 AND p.proname ~ '^(table|schema|database|query|cursor)_to_xml'
             THEN 'a function that reads the relations it is given'
+        WHEN 'pg_catalog.cstring'::regtype::oid = ANY (p.proargtypes)
+            OR 'pg_catalog.internal'::regtype::oid = ANY (p.proargtypes)
+            THEN 'a type''s input or support function (domain_in, record_in ... run the code of '
+                || 'the type whose oid they are given)'
         WHEN p.oid < 16384 AND p.proname IN ('pg_input_is_valid', 'pg_input_error_info')
             THEN 'a function that runs the input function (and a domain''s constraints) of the '
                 || 'type it is given by name'
@@ -1789,7 +1795,8 @@ AS $$
     UNION ALL
     SELECT c.oid, 'pg_catalog.pg_constraint'::regclass::oid, k.oid,
         pg_catalog.format('constraint %I', k.conname), k.conbin::text,
-        k.contype = 'c' AND c.oid <> rel  -- (constraint exclusion: on children)
+        k.contype = 'c'  -- (constraint exclusion folds them: children, or any table when a
+                         -- session sets constraint_exclusion = on)
     FROM tree AS c JOIN pg_catalog.pg_constraint AS k ON k.conrelid = c.oid
     UNION ALL
     SELECT c.oid, 'pg_catalog.pg_class'::regclass::oid, i.indexrelid,
@@ -2053,6 +2060,19 @@ BEGIN
             OR EXISTS (
                 SELECT FROM pg_catalog.pg_depend AS d
                 WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = i.indexrelid
+                  AND d.refclassid IN ('pg_catalog.pg_type'::regclass, 'pg_catalog.pg_proc'::regclass,
+                      'pg_catalog.pg_operator'::regclass)))
+    ) AND NOT EXISTS (  -- the same for its CHECK constraints (constraint exclusion)
+        SELECT FROM pg_catalog.pg_constraint AS k
+        WHERE k.conrelid = rel AND k.contype = 'c'
+          AND (EXISTS (
+                SELECT FROM pg_catalog.regexp_matches(k.conbin::text,
+                    ':(?:func|opfunc)id ([0-9]+)', 'g') AS m (f)
+                WHERE memory_private._code_risk(m.f[1]::oid, memory_private._owner(), true)
+                    IS NOT NULL)
+            OR EXISTS (
+                SELECT FROM pg_catalog.pg_depend AS d
+                WHERE d.classid = 'pg_catalog.pg_constraint'::regclass AND d.objid = k.oid
                   AND d.refclassid IN ('pg_catalog.pg_type'::regclass, 'pg_catalog.pg_proc'::regclass,
                       'pg_catalog.pg_operator'::regclass)))
     ) AND NOT EXISTS (
@@ -2529,7 +2549,7 @@ COMMENT ON FUNCTION memory_private._check_adopted_foreign_code(memory_private.do
 'diagnose check adopted_table_runs_foreign_code (error): an adopted table whose triggers, rules, '
 'row-level security or expressions would run code owned by a role other than pgmemo''s owner or '
 'a superuser; every call that writes it (or, for RLS and rules, reads it) is refused.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', 'e828bf8e892a177e95e3525134c6b0871f040a85df3f58a16ebc921869e00cbd', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', '6ed52d23485eba2f831158cf306bcd29426397104ee62987f982ffc5ea049d57', 'repeatable'); END $pgmemo$;
 -- sql/10_domains.sql
 -- Domains: the table factory (memory.create_domain), memory.drop_domain and the memory.domains
 -- view.
