@@ -2018,6 +2018,27 @@ COMMENT ON FUNCTION memory_private._foreign_code(regclass) IS
 'beyond sequences, random values, UUIDs and the clock, and readers of named relations). '
 'memory_private._assert_inert refuses a table with any.';
 
+-- Whether an expression a read's planning folds (expr, a node tree, of object objid of catalog
+-- classid) may run anything of another role's: a function _code_risk refuses, or any function,
+-- operator or type that is not built in (then _expression_code decides). _assert_inert's read
+-- fast path: an indexed look-up and a regular expression instead of _expression_code's walk.
+CREATE OR REPLACE FUNCTION memory_private._folds_foreign_code(expr text, classid oid, objid oid)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT EXISTS (
+            SELECT FROM pg_catalog.regexp_matches(expr, ':(?:func|opfunc)id ([0-9]+)', 'g')
+                AS m (f)
+            WHERE memory_private._code_risk(m.f[1]::oid, memory_private._owner(), true)
+                IS NOT NULL)
+        OR EXISTS (
+            SELECT FROM pg_catalog.pg_depend AS d
+            WHERE d.classid = _folds_foreign_code.classid AND d.objid = _folds_foreign_code.objid
+              AND d.refclassid IN ('pg_catalog.pg_type'::regclass, 'pg_catalog.pg_proc'::regclass,
+                  'pg_catalog.pg_operator'::regclass))
+$$;
+
 -- Lock rel (ACCESS SHARE to read, ROW EXCLUSIVE to write; partitions and children included) and
 -- refuse it when it would run foreign code. The lock comes first: every DDL that could add such
 -- code (CREATE TRIGGER, CREATE RULE, CREATE POLICY, ALTER TABLE, CREATE INDEX) conflicts with
@@ -2045,36 +2066,19 @@ BEGIN
           AND NOT c.relforcerowsecurity AND NOT c.relhassubclass
           AND (c.relowner = memory_private._owner() OR memory_private._trusted(c.relowner))
     ) AND NOT EXISTS (
-        -- nor expressions the planner folds (_code_objects' on_read) that call anything
-        -- _code_risk refuses or use a type that is not built in: read from the node trees
-        -- (pgmemo's own id-as-text index calls no function; the full walk, _expression_code,
-        -- cost 1.1 ms a read)
+        -- nor expressions the planner folds (_code_objects' on_read: indexes, CHECKs) that
+        -- may run anything of another role's (_folds_foreign_code; pgmemo's own id-as-text
+        -- index calls no function, and the full walk, _expression_code, cost 1.1 ms a read)
         SELECT FROM pg_catalog.pg_index AS i
         WHERE i.indrelid = rel AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL)
-          AND (EXISTS (
-                SELECT FROM pg_catalog.regexp_matches(
-                    pg_catalog.concat(i.indexprs::text, ' ', i.indpred::text),
-                    ':(?:func|opfunc)id ([0-9]+)', 'g') AS m (f)
-                WHERE memory_private._code_risk(m.f[1]::oid, memory_private._owner(), true)
-                    IS NOT NULL)
-            OR EXISTS (
-                SELECT FROM pg_catalog.pg_depend AS d
-                WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = i.indexrelid
-                  AND d.refclassid IN ('pg_catalog.pg_type'::regclass, 'pg_catalog.pg_proc'::regclass,
-                      'pg_catalog.pg_operator'::regclass)))
-    ) AND NOT EXISTS (  -- the same for its CHECK constraints (constraint exclusion)
+          AND memory_private._folds_foreign_code(
+              pg_catalog.concat(i.indexprs::text, ' ', i.indpred::text),
+              'pg_catalog.pg_class'::regclass, i.indexrelid)
+    ) AND NOT EXISTS (
         SELECT FROM pg_catalog.pg_constraint AS k
         WHERE k.conrelid = rel AND k.contype = 'c'
-          AND (EXISTS (
-                SELECT FROM pg_catalog.regexp_matches(k.conbin::text,
-                    ':(?:func|opfunc)id ([0-9]+)', 'g') AS m (f)
-                WHERE memory_private._code_risk(m.f[1]::oid, memory_private._owner(), true)
-                    IS NOT NULL)
-            OR EXISTS (
-                SELECT FROM pg_catalog.pg_depend AS d
-                WHERE d.classid = 'pg_catalog.pg_constraint'::regclass AND d.objid = k.oid
-                  AND d.refclassid IN ('pg_catalog.pg_type'::regclass, 'pg_catalog.pg_proc'::regclass,
-                      'pg_catalog.pg_operator'::regclass)))
+          AND memory_private._folds_foreign_code(k.conbin::text,
+              'pg_catalog.pg_constraint'::regclass, k.oid)
     ) AND NOT EXISTS (
         SELECT FROM pg_catalog.pg_statistic_ext AS x
         WHERE x.stxrelid = rel AND x.stxexprs IS NOT NULL
@@ -2549,7 +2553,7 @@ COMMENT ON FUNCTION memory_private._check_adopted_foreign_code(memory_private.do
 'diagnose check adopted_table_runs_foreign_code (error): an adopted table whose triggers, rules, '
 'row-level security or expressions would run code owned by a role other than pgmemo''s owner or '
 'a superuser; every call that writes it (or, for RLS and rules, reads it) is refused.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', '6ed52d23485eba2f831158cf306bcd29426397104ee62987f982ffc5ea049d57', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', '62ffb01f2373f9c542b74e799d028ed6e9673df9ef7bec22e188f90f919d1da3', 'repeatable'); END $pgmemo$;
 -- sql/10_domains.sql
 -- Domains: the table factory (memory.create_domain), memory.drop_domain and the memory.domains
 -- view.
