@@ -2011,12 +2011,12 @@ AS $$
 $$;
 
 COMMENT ON FUNCTION memory_private._foreign_code(regclass) IS
-'What reading or writing the table (and its partitions / children) would run that is owned by a '
-'role other than pgmemo''s owner or a superuser: row-level security, rules, triggers, domains '
-'another role owns, and functions called by defaults, generated columns, constraints, index '
-'expressions and the columns'' types (memory_private._code_risk: another role''s, volatile ones '
-'beyond sequences, random values, UUIDs and the clock, and readers of named relations). '
-'memory_private._assert_inert refuses a table with any.';
+'What reading or writing the table (and its partitions / children) would run of roles pgmemo '
+'does not trust: the tables'' owners themselves, row-level security, rules, triggers (and their '
+'WHEN clauses), domains another role owns, and functions called by defaults, generated columns, '
+'constraints, index expressions, statistics and the columns'' types (memory_private._code_risk: '
+'another role''s, volatile ones beyond sequences, random values, UUIDs and the clock, readers '
+'of named relations, type input functions). memory_private._assert_inert refuses a table with any.';
 
 -- Whether an expression a read's planning folds (expr, a node tree, of object objid of catalog
 -- classid) may run anything of another role's: a function _code_risk refuses, or any function,
@@ -2113,10 +2113,12 @@ END;
 $$;
 
 COMMENT ON FUNCTION memory_private._assert_inert(regclass, boolean) IS
-'Lock the table (ACCESS SHARE to read, ROW EXCLUSIVE to write) and raise 42501 when reading '
-'(row-level security, rules) or writing (also triggers, defaults, generated columns, constraints, '
-'index expressions, domain types) would run code owned by a role other than pgmemo''s owner '
-'or a superuser. Called at adoption and on every call that touches an adopted table.';
+'Lock the table (ACCESS SHARE to read, ROW EXCLUSIVE to write) and raise 42501 when a role '
+'pgmemo does not trust owns it (or a partition or child), or when reading (row-level security, '
+'rules, the index expressions, statistics and CHECKs a read''s planning folds) or writing (also '
+'triggers and their WHEN clauses, defaults, generated columns, constraints, the columns'' types) '
+'would run code memory_private._code_risk refuses. Called at adoption and on every call that '
+'touches an adopted table.';
 
 -- The caller's access to a domain: 'read' or 'write'. A re-embed's shadow domain answers for its
 -- domain.
@@ -2553,7 +2555,7 @@ COMMENT ON FUNCTION memory_private._check_adopted_foreign_code(memory_private.do
 'diagnose check adopted_table_runs_foreign_code (error): an adopted table whose triggers, rules, '
 'row-level security or expressions would run code owned by a role other than pgmemo''s owner or '
 'a superuser; every call that writes it (or, for RLS and rules, reads it) is refused.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', '62ffb01f2373f9c542b74e799d028ed6e9673df9ef7bec22e188f90f919d1da3', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', 'daed87877f5797b9e1ec3e0a1b547ca3a397b4b1f2f37653585855207f500f17', 'repeatable'); END $pgmemo$;
 -- sql/10_domains.sql
 -- Domains: the table factory (memory.create_domain), memory.drop_domain and the memory.domains
 -- view.
@@ -7469,6 +7471,20 @@ BEGIN
 END;
 $$;
 
+-- The lock that keeps an adopted table's writers out while pgmemo compares or wires its text
+-- index: SHARE ROW EXCLUSIVE, as CREATE TRIGGER takes it (source: the table, qualified). Taken
+-- before any weaker lock of the same transaction on the table where it can be (adopt_table,
+-- memory_private._lock_for_sync): an upgrade from ROW EXCLUSIVE deadlocked two of them.
+CREATE OR REPLACE FUNCTION memory_private._lock_out_writers(source text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    EXECUTE format($sql$LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE$sql$, source);
+END;
+$$;
+
 -- Make an adopted domain's text index, memory_data.<domain>_text (see _text_table_name), when it
 -- has none: the table, its text trigger on the source (sql/43_wire.sql), every row's tsvector,
 -- a GIN index over them, the view's content_tsv from it, and the full-text index pgmemo used to
@@ -7500,7 +7516,7 @@ BEGIN
         OR memory_private._text_table(d) IS NOT NULL THEN
         RETURN false;
     END IF;
-    EXECUTE format($sql$LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE$sql$, v_source);
+    PERFORM memory_private._lock_out_writers(v_source);
     EXECUTE format($sql$
         CREATE TABLE memory_data.%1$I (
             id text PRIMARY KEY,
@@ -7867,7 +7883,7 @@ BEGIN
     IF v_source IS NULL OR NOT memory_private._can(domain, 'write') THEN
         RETURN false;
     END IF;
-    EXECUTE format($sql$LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE$sql$, v_source);
+    PERFORM memory_private._lock_out_writers(v_source);
     RETURN true;
 END;
 $$;
@@ -7920,7 +7936,7 @@ DECLARE
 BEGIN
     -- Writers wait while every row is compared (a write between the read and the upsert below
     -- would be overwritten by the tsvector of its old content).
-    EXECUTE format($sql$LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE$sql$, v_source);
+    PERFORM memory_private._lock_out_writers(v_source);
     v_id := memory_private._source_id_sql(v_d, 's');
     EXECUTE format($sql$
         DELETE FROM %1$s AS x
@@ -8082,7 +8098,7 @@ BEGIN
     -- (the lock the text index's triggers need, taken before _assert_inert's ROW EXCLUSIVE:
     -- taking it after, an upgrade, deadlocked two adoptions of one table)
     IF NOT memory_private._is_distributed_table(source) THEN
-        EXECUTE format($sql$LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE$sql$, source);
+        PERFORM memory_private._lock_out_writers(source::text);
     END IF;
     PERFORM memory_private._assert_inert(source, true);
 
@@ -8212,9 +8228,11 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'the text index in batches that never block writes (memory.fill_text_index, run_maintenance; '
 'search_text finds only the rows filled so far until then), and leave the rows without an '
 'embedding to memory.enqueue_missing or run_maintenance (queuing them all holds writes too). '
-'Idempotent for the same '
+'The table (and each partition / child) must belong to pgmemo''s owner, a member of it or a '
+'superuser, and run no code of another role''s (42501: pgmemo reads and writes it with its '
+'owner''s rights; docs/SECURITY.md). Idempotent for the same '
 'arguments. memory.drop_domain releases the table and never drops it.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '180402715605a8c0940fb5d53a82f241a8ec0baca9ecd7ea50109c345cdd317d', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '58d5411f6b087130791a44f5ed2313402ebebbca895c07e8a5d667880f087ff5', 'repeatable'); END $pgmemo$;
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --

@@ -374,12 +374,12 @@ AS $$
 $$;
 
 COMMENT ON FUNCTION memory_private._foreign_code(regclass) IS
-'What reading or writing the table (and its partitions / children) would run that is owned by a '
-'role other than pgmemo''s owner or a superuser: row-level security, rules, triggers, domains '
-'another role owns, and functions called by defaults, generated columns, constraints, index '
-'expressions and the columns'' types (memory_private._code_risk: another role''s, volatile ones '
-'beyond sequences, random values, UUIDs and the clock, and readers of named relations). '
-'memory_private._assert_inert refuses a table with any.';
+'What reading or writing the table (and its partitions / children) would run of roles pgmemo '
+'does not trust: the tables'' owners themselves, row-level security, rules, triggers (and their '
+'WHEN clauses), domains another role owns, and functions called by defaults, generated columns, '
+'constraints, index expressions, statistics and the columns'' types (memory_private._code_risk: '
+'another role''s, volatile ones beyond sequences, random values, UUIDs and the clock, readers '
+'of named relations, type input functions). memory_private._assert_inert refuses a table with any.';
 
 -- Whether an expression a read's planning folds (expr, a node tree, of object objid of catalog
 -- classid) may run anything of another role's: a function _code_risk refuses, or any function,
@@ -476,10 +476,12 @@ END;
 $$;
 
 COMMENT ON FUNCTION memory_private._assert_inert(regclass, boolean) IS
-'Lock the table (ACCESS SHARE to read, ROW EXCLUSIVE to write) and raise 42501 when reading '
-'(row-level security, rules) or writing (also triggers, defaults, generated columns, constraints, '
-'index expressions, domain types) would run code owned by a role other than pgmemo''s owner '
-'or a superuser. Called at adoption and on every call that touches an adopted table.';
+'Lock the table (ACCESS SHARE to read, ROW EXCLUSIVE to write) and raise 42501 when a role '
+'pgmemo does not trust owns it (or a partition or child), or when reading (row-level security, '
+'rules, the index expressions, statistics and CHECKs a read''s planning folds) or writing (also '
+'triggers and their WHEN clauses, defaults, generated columns, constraints, the columns'' types) '
+'would run code memory_private._code_risk refuses. Called at adoption and on every call that '
+'touches an adopted table.';
 
 -- The caller's access to a domain: 'read' or 'write'. A re-embed's shadow domain answers for its
 -- domain.

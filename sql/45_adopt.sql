@@ -146,6 +146,20 @@ BEGIN
 END;
 $$;
 
+-- The lock that keeps an adopted table's writers out while pgmemo compares or wires its text
+-- index: SHARE ROW EXCLUSIVE, as CREATE TRIGGER takes it (source: the table, qualified). Taken
+-- before any weaker lock of the same transaction on the table where it can be (adopt_table,
+-- memory_private._lock_for_sync): an upgrade from ROW EXCLUSIVE deadlocked two of them.
+CREATE OR REPLACE FUNCTION memory_private._lock_out_writers(source text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    EXECUTE format($sql$LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE$sql$, source);
+END;
+$$;
+
 -- Make an adopted domain's text index, memory_data.<domain>_text (see _text_table_name), when it
 -- has none: the table, its text trigger on the source (sql/43_wire.sql), every row's tsvector,
 -- a GIN index over them, the view's content_tsv from it, and the full-text index pgmemo used to
@@ -177,7 +191,7 @@ BEGIN
         OR memory_private._text_table(d) IS NOT NULL THEN
         RETURN false;
     END IF;
-    EXECUTE format($sql$LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE$sql$, v_source);
+    PERFORM memory_private._lock_out_writers(v_source);
     EXECUTE format($sql$
         CREATE TABLE memory_data.%1$I (
             id text PRIMARY KEY,
@@ -544,7 +558,7 @@ BEGIN
     IF v_source IS NULL OR NOT memory_private._can(domain, 'write') THEN
         RETURN false;
     END IF;
-    EXECUTE format($sql$LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE$sql$, v_source);
+    PERFORM memory_private._lock_out_writers(v_source);
     RETURN true;
 END;
 $$;
@@ -597,7 +611,7 @@ DECLARE
 BEGIN
     -- Writers wait while every row is compared (a write between the read and the upsert below
     -- would be overwritten by the tsvector of its old content).
-    EXECUTE format($sql$LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE$sql$, v_source);
+    PERFORM memory_private._lock_out_writers(v_source);
     v_id := memory_private._source_id_sql(v_d, 's');
     EXECUTE format($sql$
         DELETE FROM %1$s AS x
@@ -759,7 +773,7 @@ BEGIN
     -- (the lock the text index's triggers need, taken before _assert_inert's ROW EXCLUSIVE:
     -- taking it after, an upgrade, deadlocked two adoptions of one table)
     IF NOT memory_private._is_distributed_table(source) THEN
-        EXECUTE format($sql$LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE$sql$, source);
+        PERFORM memory_private._lock_out_writers(source::text);
     END IF;
     PERFORM memory_private._assert_inert(source, true);
 
@@ -889,5 +903,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'the text index in batches that never block writes (memory.fill_text_index, run_maintenance; '
 'search_text finds only the rows filled so far until then), and leave the rows without an '
 'embedding to memory.enqueue_missing or run_maintenance (queuing them all holds writes too). '
-'Idempotent for the same '
+'The table (and each partition / child) must belong to pgmemo''s owner, a member of it or a '
+'superuser, and run no code of another role''s (42501: pgmemo reads and writes it with its '
+'owner''s rights; docs/SECURITY.md). Idempotent for the same '
 'arguments. memory.drop_domain releases the table and never drops it.';
