@@ -482,7 +482,7 @@ QUERY_SYNTAX = re.compile(r'"|(^|\s)-\S|(^|\s)or(\s|$)', re.I)
 def gap_analysis(conn, docs: list[Item], test_q) -> dict[str, Any]:
     """What separates search_text's default from bm25s on the same lexemes, on the test
     queries: search_text with its approximation off (every lexeme brings its rows in, every
-    candidate scored exactly), bm25s given search_text's document length, and the difference
+    candidate scored exactly) and without its proximity bonus (plain BM25), bm25s given search_text's document length, and the difference
     between those two per query, by cause (the query holds search_text's syntax; the relevant
     row tied with another on the exact score; anything else)."""
     words = BM25sContender(conn, DOMAIN, docs, [q[0] for q in test_q], pg_tokens=True,
@@ -494,6 +494,7 @@ def gap_analysis(conn, docs: list[Item], test_q) -> dict[str, Any]:
         with conn.transaction():
             conn.execute("SET LOCAL pgmemo.bm25_budget = 100000000")
             conn.execute("SET LOCAL pgmemo.bm25_rerank = 10000")
+            conn.execute("SET LOCAL pgmemo.bm25_proximity = 0")  # plain BM25, as bm25s
             rows = conn.execute("SELECT id, rank FROM memory.search_text(%s, %s, k => %s)",
                                 (DOMAIN, text, K), prepare=False).fetchall()
         ids = [r["id"] for r in rows]
@@ -708,6 +709,7 @@ TEXT_GRIDS: dict[str, list[dict[str, Any]]] = {
              for k1 in (0.9, 1.2, 1.5, 2.0) for b in (0.5, 0.75, 0.9)],
     "budget": [{"pgmemo.bm25_budget": n} for n in (100, 250, 500, 1000, 2000, 5000)],
     "rerank": [{"pgmemo.bm25_rerank": n} for n in (20, 50, 100, 200)],
+    "proximity": [{"pgmemo.bm25_proximity": w} for w in (0, 0.3, 0.5, 0.7, 1.0)],
 }
 TINY_TEXT_GRIDS = {name: grid[:2] for name, grid in TEXT_GRIDS.items()}
 HYBRID_GRID = [(1.0, 0.0, "any", "convex"), (0.6, 0.4, "any", "convex"),
@@ -754,7 +756,9 @@ def sweep_table(results: dict[str, Any]) -> list[str]:
            f"exact {base['exact']['mrr@10']:.3f}).", ""]
     for name, title in (("text_k1_b", "BM25 k1 and b (`pgmemo.bm25_k1`, `pgmemo.bm25_b`)"),
                         ("text_budget", "candidate budget in rows (`pgmemo.bm25_budget`)"),
-                        ("text_rerank", "rows scored exactly (`pgmemo.bm25_rerank`)")):
+                        ("text_rerank", "rows scored exactly (`pgmemo.bm25_rerank`)"),
+                        ("text_proximity", "weight of the term-proximity bonus "
+                                           "(`pgmemo.bm25_proximity`; 0: plain BM25)")):
         rows = sw.get(name) or []
         if not rows:
             continue
@@ -853,7 +857,13 @@ def narrative(results: dict[str, Any]) -> list[str]:
         "score they would have with each word once (length estimated from the content's size), "
         "the first max(k, `pgmemo.bm25_rerank` = 50) scored exactly from their tsvectors. The "
         "budget and rerank defaults are the cheapest settings of the dev sweeps within a few "
-        "thousandths of the best MRR@10. Unfiltered searches of pgmemo's own tables run a plan cached per session "
+        "thousandths of the best MRR@10. To the exact score each pair of consecutive query words "
+        "found near each other in the row adds a term-proximity bonus (in the manner of BM25TP): "
+        "`pgmemo.bm25_proximity` (default 0.7, the best of its dev sweeps over both corpora) x "
+        "the smaller IDF of the two words, x 1 side by side (either order), 1/4 two positions "
+        "apart, 1/9 three apart; it is what lifts `search_text` above plain BM25 (the gap table "
+        "below compares plain BM25 with bm25s). The hybrid's text half stays plain BM25. "
+        "Unfiltered searches of pgmemo's own tables run a plan cached per session "
         "(a generated function with one static branch per domain).",
     ]
     out += ["", "How `search_hybrid` works (sql/37_search_hybrid.sql): it does not run a second, "
@@ -975,14 +985,15 @@ def gap_text(results: dict[str, Any]) -> list[str]:
     out = ["What separates `search_text` from bm25s on the same lexemes (test queries, MRR@10; "
            "`gap_analysis` in bench/quality.py): `search_text` with its approximation off "
            "(`pgmemo.bm25_budget` and `pgmemo.bm25_rerank` at their maximum: every word brings "
-           "its rows in, every candidate scored exactly), and bm25s given `search_text`'s "
+           "its rows in, every candidate scored exactly) and its proximity bonus off "
+           "(`pgmemo.bm25_proximity` = 0: plain BM25), and bm25s given `search_text`'s "
            "document length (words, stop words counted) instead of its own (tokens, stop words "
            "not counted). Where those two differ, the difference is split by its cause: the "
            "query holds `search_text`'s web-search syntax (the queries are docstring summaries "
            "and headings taken verbatim: a quoted name is read as a phrase that must be present, "
            "\"(-D, -U)\" as exclusions), or the relevant row tied on the score with another "
            "(ties go by id), or anything else.", "",
-           "| corpus | default | approximation off | bm25s, `search_text`'s length | bm25s | "
+           "| corpus | default | approximation and proximity off | bm25s, `search_text`'s length | bm25s | "
            "queries with syntax | by syntax | by ties | other |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for label, g, m in rows:

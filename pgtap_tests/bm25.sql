@@ -3,7 +3,7 @@
 -- (not the filtered rows), the web-search syntax in both match modes, the text statistics
 -- (refresh_text_stats, common lexemes from ANALYZE outside the candidate scan), adopted tables.
 BEGIN;
-SELECT plan(67);
+SELECT plan(72);
 
 -- 'simple': no stemming, no stop words, so the lexemes are the words.
 SELECT memory.create_domain('bm', 3, text_config => 'simple');
@@ -40,6 +40,44 @@ SELECT is((SELECT round(rank::numeric, 6) FROM memory.search_text('bm', 'apple',
         filter => '{"n": 1}')),
     round((ln(2) * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 2 / 2.75)))::numeric, 6),
     'document frequencies count the whole domain, not only the filtered rows');
+
+-- The proximity bonus (pgmemo.bm25_proximity, default 0.7): each pair of consecutive query
+-- words found 1, 2 or 3 positions apart, in either order, adds 0.7 * the smaller IDF times 1,
+-- 1/4 or 1/9. Six rows, N = 6, avgdl = 25 / 6; alpha, beta and delta have df 5, so each IDF is
+-- ln(1 + 1.5 / 5.5), and a word's BM25 term in a row of 4 words is
+-- idf * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 24 / 25)).
+SELECT memory.create_domain('px', 3, text_config => 'simple');
+SELECT memory.store_many('px',
+    ARRAY['alpha beta gamma delta', 'alpha gamma beta delta', 'alpha gamma delta beta',
+        'beta alpha gamma delta', 'zeta eta theta iota', 'alpha gamma delta eta beta'],
+    NULL, NULL, ARRAY['p1', 'p2', 'p3', 'p4', 'p5', 'p6']);
+SELECT results_eq(
+    $$SELECT id, round(rank::numeric, 6) FROM memory.search_text('px', 'alpha beta', 4)
+      WHERE id <> 'p6'$$,
+    $$SELECT x.id, round((ln(1 + 1.5 / 5.5) * (2 * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 24 / 25))
+            + 0.7 * x.near))::numeric, 6)
+      FROM (VALUES ('p1', 1.0, 1), ('p4', 1.0, 2), ('p2', 0.25, 3), ('p3', 1.0 / 9, 4))
+          AS x (id, near, n)
+      ORDER BY x.n$$,
+    'proximity: side by side (either order) + w * idf, two apart + w * idf / 4, three + w / 9');
+SELECT is((SELECT round(rank::numeric, 6) FROM memory.search_text('px', 'alpha beta', 6)
+           WHERE id = 'p6'),
+    round((ln(1 + 1.5 / 5.5) * 2 * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 5 * 6 / 25)))::numeric, 6),
+    'four positions apart: no bonus (plain BM25)');
+SELECT is((SELECT round(rank::numeric, 6) FROM memory.search_text('px', 'alpha delta beta', 6)
+           WHERE id = 'p1'),
+    round((ln(1 + 1.5 / 5.5) * (3 * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 24 / 25))
+        + 0.7 * (1.0 / 9 + 1.0 / 4)))::numeric, 6),
+    'only consecutive words of the query are pairs (alpha-delta three apart, delta-beta two)');
+SET LOCAL pgmemo.bm25_proximity = 0;
+SELECT is((SELECT count(DISTINCT round(rank::numeric, 9))
+           FROM memory.search_text('px', 'alpha beta', 4) WHERE id <> 'p6'), 1::bigint,
+    'pgmemo.bm25_proximity = 0: plain BM25 (the four rows of four words tie)');
+SET LOCAL pgmemo.bm25_proximity = 11;
+SELECT throws_ok($$SELECT * FROM memory.search_text('px', 'alpha beta')$$, '22023', NULL,
+    'pgmemo.bm25_proximity out of [0, 10] is refused');
+SET LOCAL pgmemo.bm25_proximity = '';
+SELECT memory.drop_domain('px');
 
 -- Web-search syntax.
 SELECT set_eq($$SELECT id FROM memory.search_text('bm', 'cherry -date')$$, ARRAY['b2'],
@@ -132,11 +170,14 @@ SELECT results_eq($$SELECT id, similarity FROM memory.search_hybrid('bm', 'kiwi'
         WHERE id = 'b5'$$,
     $$VALUES ('b5', NULL::double precision)$$,
     'a row without an embedding is found by a rare word');
+-- (search_text without its proximity bonus: the hybrid's text half is plain BM25)
+SET LOCAL pgmemo.bm25_proximity = 0;
 SELECT is((SELECT round(text_rank::numeric, 9)
            FROM memory.search_hybrid('bm', 'apple cherry', '[1,0,0]', 5) WHERE id = 'b2'),
     (SELECT round(rank::numeric, 9) FROM memory.search_text('bm', 'apple cherry', 5)
      WHERE id = 'b2'),
     'text_rank of a vector hit is its BM25 score as search_text computes it (df, N, avgdl)');
+SET LOCAL pgmemo.bm25_proximity = '';
 SELECT results_eq(
     $$SELECT id, round(score::numeric, 9), round(text_rank::numeric, 9)
       FROM memory.search_hybrid('bm', 'apple cherry kiwi', '[1,0,0]', 5)$$,
@@ -272,11 +313,11 @@ SELECT results_eq(
     $$SELECT s.id, s.rank FROM memory_private._search_text_static(ARRAY['apple', 'cherry'],
         ARRAY[NULL, NULL]::double precision[], NULL, ARRAY['apple'::tsquery, 'cherry'],
         NULL, 4, 2.75, 1.2, 0.75, 4, 20000, ARRAY[1, 1]::double precision[],
-        ARRAY['apple', 'cherry'], 50, (SELECT d FROM memory_private.domains AS d WHERE d.domain = 'bm')) AS s$$,
+        ARRAY['apple', 'cherry'], 50, 0.7, NULL, (SELECT d FROM memory_private.domains AS d WHERE d.domain = 'bm')) AS s$$,
     $$SELECT s.id, s.rank FROM memory_private._search_text_static(ARRAY['apple', 'cherry'],
         ARRAY[NULL, NULL]::double precision[], NULL, ARRAY['apple'::tsquery, 'cherry'],
         NULL, 4, 2.75, 1.2, 0.75, 4, 20000, ARRAY[1, 1]::double precision[],
-        ARRAY['apple', 'cherry'], 50, (SELECT jsonb_populate_record(d, '{"domain": "no branch"}')
+        ARRAY['apple', 'cherry'], 50, 0.7, NULL, (SELECT jsonb_populate_record(d, '{"domain": "no branch"}')
             FROM memory_private.domains AS d WHERE d.domain = 'bm')) AS s$$,
     'the static branch ranks as the dynamic query does');
 SELECT memory.drop_domain('qtf');

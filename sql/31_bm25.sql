@@ -167,13 +167,14 @@ AS $$ SELECT 't.content_tsv' $$;
 -- many rows at least are scored exactly from their tsvector). k1 and b are the usual values
 -- (bm25s, Lucene): on the dev sweeps of bench/quality.py other values moved MRR@10 by less than
 -- the sweep's noise. budget and rerank: the cheapest settings within a few thousandths of the
--- best MRR@10 on the dev sweeps (BENCHMARKS.md, "Search quality"). A session may set
--- pgmemo.bm25_k1 (0..10), pgmemo.bm25_b (0..1), pgmemo.bm25_budget (rows, >= 0) and
--- pgmemo.bm25_rerank (1..10000) for its corpus (out of range, not finite or unreadable:
--- 22023).
+-- best MRR@10 on the dev sweeps (BENCHMARKS.md, "Search quality"). proximity: the weight of the
+-- term-proximity bonus search_text adds to a row's BM25 score (_bm25_row_score_sql; 0: plain
+-- BM25), the best of the dev sweeps on both corpora. A session may set pgmemo.bm25_k1 (0..10),
+-- pgmemo.bm25_b (0..1), pgmemo.bm25_budget (rows, >= 0), pgmemo.bm25_rerank (1..10000) and
+-- pgmemo.bm25_proximity (0..10) for its corpus (out of range, not finite or unreadable: 22023).
 CREATE OR REPLACE FUNCTION memory_private._bm25_params(
     OUT k1 double precision, OUT b double precision, OUT budget double precision,
-    OUT rerank integer
+    OUT rerank integer, OUT proximity double precision
 )
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
@@ -183,12 +184,15 @@ DECLARE
     v_b text := nullif(current_setting('pgmemo.bm25_b', true), '');
     v_budget text := nullif(current_setting('pgmemo.bm25_budget', true), '');
     v_rerank text := nullif(current_setting('pgmemo.bm25_rerank', true), '');
+    v_proximity text := nullif(current_setting('pgmemo.bm25_proximity', true), '');
 BEGIN
     k1 := 1.2;
     b := 0.75;
     budget := 700;
     rerank := 50;
-    IF v_k1 IS NULL AND v_b IS NULL AND v_budget IS NULL AND v_rerank IS NULL THEN
+    proximity := 0.7;
+    IF v_k1 IS NULL AND v_b IS NULL AND v_budget IS NULL AND v_rerank IS NULL
+        AND v_proximity IS NULL THEN
         RETURN;  -- the defaults (no exception block: it costs a subtransaction per call)
     END IF;
     BEGIN
@@ -196,15 +200,18 @@ BEGIN
         b := coalesce(v_b::double precision, b);
         budget := coalesce(v_budget::double precision, budget);
         rerank := coalesce(v_rerank::integer, rerank);
+        proximity := coalesce(v_proximity::double precision, proximity);
     EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
         k1 := 'NaN';
     END;
     -- (NaN passes >= 0 in PostgreSQL's order: refused by name, with infinity)
     IF NOT (k1 BETWEEN 0 AND 10 AND b BETWEEN 0 AND 1 AND budget >= 0
-            AND budget < 'Infinity' AND rerank BETWEEN 1 AND 10000) THEN
+            AND budget < 'Infinity' AND rerank BETWEEN 1 AND 10000
+            AND proximity BETWEEN 0 AND 10) THEN
         RAISE EXCEPTION 'pgmemo.bm25_k1 must be in [0, 10], pgmemo.bm25_b in [0, 1], '
-            'pgmemo.bm25_budget >= 0 and pgmemo.bm25_rerank in [1, 10000]; got %, %, %, %',
-            v_k1, v_b, v_budget, v_rerank
+            'pgmemo.bm25_budget >= 0, pgmemo.bm25_rerank in [1, 10000] and '
+            'pgmemo.bm25_proximity in [0, 10]; got %, %, %, %, %',
+            v_k1, v_b, v_budget, v_rerank, v_proximity
             USING ERRCODE = '22023';
     END IF;
 END;
@@ -260,7 +267,9 @@ $$;
 -- A web-search query (the syntax of websearch_to_tsquery: "quoted phrases", OR, -exclusion)
 -- split for ranking:
 -- * words: the distinct lexemes of every word that is not excluded (phrase words included),
---   sorted; qtf: how often each occurs in the query (BM25 sums a term once per occurrence);
+--   in the order of their first occurrence (consecutive ones are the pairs search_text's
+--   proximity bonus looks for); qtf: how often each occurs in the query (BM25 sums a term once
+--   per occurrence);
 -- * required: what every result must satisfy, or NULL: with match 'all' the whole query as
 --   websearch_to_tsquery reads it; with match 'any' the same structure (OR between groups of
 --   terms side by side, a group needing all of its terms) with each plain word read as true
@@ -334,8 +343,8 @@ BEGIN
         END LOOP;
         required := CASE WHEN NOT v_free THEN v_groups END;
     END IF;
-    SELECT coalesce(array_agg(u.lexeme ORDER BY u.lexeme), ARRAY[]::text[]),
-        coalesce(array_agg(cardinality(u.positions)::double precision ORDER BY u.lexeme),
+    SELECT coalesce(array_agg(u.lexeme ORDER BY u.positions[1]), ARRAY[]::text[]),
+        coalesce(array_agg(cardinality(u.positions)::double precision ORDER BY u.positions[1]),
             ARRAY[]::double precision[])
     INTO words, qtf
     FROM unnest(to_tsvector(text_config, v_positive)) AS u;
@@ -522,7 +531,8 @@ $$;
 -- tsqueries (tsquery[]), $5 required (tsquery or NULL), $6 N, $7 avgdl, $8 k1, $9 b, $10 k,
 -- $11 the cap on rows per candidate lexeme (the call's cap divided among them), $12 the
 -- lexemes' query frequencies, $13 the candidates' lexemes (text[], NULL for a phrase),
--- $14 rerank. predicate: the compiled filter on t ('true' for none).
+-- $14 rerank; _bm25_sql only: $15 the proximity weight, $16 the query's pairs of words
+-- (_text_pairs). predicate: the compiled filter on t ('true' for none).
 -- The pieces the BM25 queries share (_bm25_sql, _bm25_rescore_sql), each from
 -- its own template and put into theirs through %s; their parameters are _bm25_sql's.
 -- p, stage 1: the rows of each candidate lexeme (and phrase) through the GIN index, one index
@@ -596,7 +606,8 @@ AS $$
 $$;
 
 -- w: each query lexeme's idf (times its query frequency); df is its estimate ($2) when it has
--- one, else the count of its postings in p.
+-- one, else the count of its postings in p. wa: the same as two arrays (lexemes, idfs) in the
+-- query's order ($1's), once per query for every row scored.
 CREATE OR REPLACE FUNCTION memory_private._bm25_idf_cte()
 RETURNS text
 LANGUAGE sql IMMUTABLE
@@ -604,13 +615,17 @@ SET search_path FROM CURRENT
 AS $$
     SELECT $q$
         w AS MATERIALIZED (
-            SELECT q.lexeme, q.qtf * ln(1 + ($6 - x.df + 0.5) / (x.df + 0.5)) AS idf
+            SELECT q.lexeme, q.qtf * ln(1 + ($6 - x.df + 0.5) / (x.df + 0.5)) AS idf, q.n
             FROM unnest($1::text[], $2::double precision[], $12::double precision[])
-                AS q (lexeme, est, qtf)
+                WITH ORDINALITY AS q (lexeme, est, qtf, n)
             LEFT JOIN (SELECT p.lexeme, count(*) AS n FROM p GROUP BY p.lexeme) AS c
                 ON c.lexeme = q.lexeme
             CROSS JOIN LATERAL (
                 SELECT least(greatest(coalesce(q.est, c.n, 0), 1), $6) AS df) AS x
+        ),
+        wa AS MATERIALIZED (
+            SELECT array_agg(w.lexeme ORDER BY w.n) AS lexemes, array_agg(w.idf ORDER BY w.n) AS idfs
+            FROM w
         )$q$::text
 $$;
 
@@ -642,12 +657,19 @@ $$;
 -- the marker lexeme ' dl' (position - 1), in one read of f.hit (the marker's position for every
 -- lexeme through a window without an order: a second unnest of the tsvector cost 12,000
 -- instructions a row, a tenth of a small domain's hybrid; callgrind). idfs: the IDF of each of
--- lexemes, in the same order (an array: each term's IDF by its position; a join with the
--- lexemes' rows built a hash table for every row scored); k1, b, avgdl: expressions. The one
--- place of the per-row score: search_text's stage 2 (_bm25_score_sql) and the hybrid's one
--- statement (_hybrid_sql).
+-- lexemes, in the same order (an array: each term's IDF by its position, x.j; a join with the
+-- lexemes' rows built a hash table for every row scored); k1, b, avgdl: expressions.
+-- near (NULL: none, plain BM25): an expression of the tsqueries of the pairs of consecutive
+-- lexemes (_text_pairs; lexemes in the query's order); near_weight: the proximity weight. For
+-- each pair, w = near_weight * the smaller IDF of its two words; the score gains w for a pair
+-- found side by side (either order), w / 4 two positions apart, w / 9 three apart
+-- (a term-proximity bonus in the manner of BM25TP, Rasolofo and Savoy 2003: on the eval's dev
+-- queries MRR@10 +0.008 on docstrings, +0.004 on documentation sections; BENCHMARKS.md). The
+-- pairs are matched on f.hit, a few positions of the query's words, in C (tsquery's phrase
+-- operator), not on the whole tsvector. The one place of the per-row score: search_text's
+-- stage 2 (_bm25_score_sql) and the hybrid's one statement (_hybrid_sql, without near).
 CREATE OR REPLACE FUNCTION memory_private._bm25_row_score_sql(
-    tsv text, lexemes text, idfs text, k1 text, b text, avgdl text
+    tsv text, lexemes text, idfs text, k1 text, b text, avgdl text, near text, near_weight text
 )
 RETURNS text
 LANGUAGE sql IMMUTABLE
@@ -656,33 +678,79 @@ AS $$
     SELECT format($q$
         CROSS JOIN LATERAL (
             SELECT CASE WHEN %2$s IS NOT NULL
-                THEN ts_filter(setweight(%1$s, 'A', %2$s || ' dl'::text), '{a}') END AS hit
+                THEN ts_filter(setweight(%1$s, 'A', %2$s || ' dl'::text), '{a}') END AS hit%8$s
         ) AS f
         CROSS JOIN LATERAL (
-            SELECT coalesce(sum((%3$s)[array_position(%2$s, x.lexeme)] * x.tf * (%4$s + 1)
-                / (x.tf + %4$s * (1 - %5$s + %5$s * x.dl / greatest(%6$s, 1)))), 0)::double precision
+            SELECT coalesce(sum((%3$s)[x.j] * x.tf * (%4$s + 1)
+                / (x.tf + %4$s * (1 - %5$s + %5$s * x.dl / greatest(%6$s, 1)))%7$s), 0)::double precision
                 AS score
             FROM (
-                SELECT u.lexeme, cardinality(u.positions) AS tf,
+                SELECT u.lexeme, cardinality(u.positions) AS tf, array_position(%2$s, u.lexeme) AS j,
                     coalesce(max(u.positions[1] - 1) FILTER (WHERE u.lexeme = ' dl') OVER (), 0)
                         AS dl
                 FROM unnest(f.hit) AS u
             ) AS x
             WHERE x.lexeme <> ' dl'
-        ) AS s$q$, tsv, lexemes, idfs, k1, b, avgdl)
+        ) AS s$q$, tsv, lexemes, idfs, k1, b, avgdl,
+        -- (each word of the row that starts a pair, x.j: its pair's bonus)
+        CASE WHEN near IS NOT NULL THEN format($n$
+                + coalesce(%3$s * least((%4$s)[x.j], (%4$s)[x.j + 1])
+                    * CASE WHEN f.hit @@ (%1$s)[3 * x.j - 2] THEN 1
+                        WHEN f.hit @@ (%1$s)[3 * x.j - 1] THEN 0.25
+                        WHEN f.hit @@ (%1$s)[3 * x.j] THEN 1.0 / 9 END, 0)$n$,
+            near, lexemes, near_weight, idfs) ELSE '' END,
+        -- (read more than once with near: OFFSET 0 keeps f a subquery computed once per row;
+        -- pulled up, each reference of f.hit computed it again from the whole tsvector: 8.9
+        -- million instructions more per query on the eval's docstrings, callgrind)
+        CASE WHEN near IS NOT NULL THEN ' OFFSET 0' ELSE '' END)
+$$;
+
+-- search_text's proximity bonus: the pairs of a query's consecutive words (words, in the
+-- query's order) as tsqueries, three per pair: element 3i - 2, 3i - 1, 3i matches words i and
+-- i + 1 one, two, three positions apart, in either order (NULL: fewer than two words). Made
+-- once per query, before the statement, which only reads them (_bm25_row_score_sql's near).
+CREATE OR REPLACE FUNCTION memory_private._text_pairs(words text[])
+RETURNS tsquery[]
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_prev tsquery;
+    v_cur tsquery;
+    v_pairs tsquery[];
+BEGIN
+    -- (a loop of simple expressions: as one SQL statement, planned and run by the SQL function
+    -- executor on every call, it cost 1.3 million instructions a query; callgrind)
+    FOR i IN 1 .. coalesce(cardinality(words), 0) LOOP
+        v_cur := memory_private._lexeme_tsquery(words[i]);
+        IF i > 1 THEN
+            v_pairs := v_pairs || ARRAY[
+                tsquery_phrase(v_prev, v_cur, 1) || tsquery_phrase(v_cur, v_prev, 1),
+                tsquery_phrase(v_prev, v_cur, 2) || tsquery_phrase(v_cur, v_prev, 2),
+                tsquery_phrase(v_prev, v_cur, 3) || tsquery_phrase(v_cur, v_prev, 3)];
+        END IF;
+        v_prev := v_cur;
+    END LOOP;
+    RETURN v_pairs;
+END;
 $$;
 
 -- Stage 2 for a row t: its exact BM25 score s.score (_bm25_row_score_sql over its tsvector, the
--- query's words as wa.lexemes and their IDF from w as wa.idfs).
-CREATE OR REPLACE FUNCTION memory_private._bm25_score_sql(d memory_private.domains)
+-- query's words as wa.lexemes and their IDF from w as wa.idfs, in the query's order: the CTE wa
+-- of _bm25_idf_cte); with proximity, plus the bonus of the query's consecutive words found near
+-- each other in the row ($16, _text_pairs, weighted by $15).
+CREATE OR REPLACE FUNCTION memory_private._bm25_score_sql(
+    d memory_private.domains, proximity boolean
+)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
     SELECT format($q$
-        CROSS JOIN (SELECT array_agg(w.lexeme) AS lexemes, array_agg(w.idf) AS idfs FROM w) AS wa%s$q$,
+        CROSS JOIN wa%s$q$,
         memory_private._bm25_row_score_sql(memory_private._domain_tsvector_sql(d),
-            'wa.lexemes', 'wa.idfs', '$8', '$9', '$7'))
+            'wa.lexemes', 'wa.idfs', '$8', '$9', '$7', CASE WHEN proximity THEN '$16' END,
+            CASE WHEN proximity THEN '$15' END))
 $$;
 
 CREATE OR REPLACE FUNCTION memory_private._bm25_sql(d memory_private.domains, predicate text)
@@ -704,7 +772,7 @@ AS $$
         CASE WHEN d.distributed THEN memory_private._bm25_dist_postings_cte(d, predicate)
             ELSE memory_private._bm25_postings_cte(d, predicate) END,
         memory_private._bm25_idf_cte(), memory_private._bm25_top_cte(false),
-        memory_private._bm25_score_sql(d))
+        memory_private._bm25_score_sql(d, true))
 $$;
 
 -- The text half of memory.search_hybrid when it has vector candidates: BM25 scores of those rows
@@ -739,7 +807,7 @@ AS $$
         WHERE $5::tsquery IS NULL OR %3$s @@ $5
     $q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d),
         memory_private._bm25_postings_cte(d, predicate), memory_private._bm25_idf_cte(),
-        memory_private._bm25_top_cte(true), memory_private._bm25_score_sql(d))
+        memory_private._bm25_top_cte(true), memory_private._bm25_score_sql(d, false))
 $$;
 
 -- The text half of memory.search_hybrid (the arguments checked by it): with the vector search's
@@ -822,6 +890,7 @@ DECLARE
     -- the filter language (sql/33_filter_compile.sql): its values are $3 here
     v_f record := memory_private._filter_for(d, filter);
     v_cap bigint;
+    v_near tsquery[];
 BEGIN
     SELECT * INTO v_p FROM memory_private._parse_text_query(d.text_config, query, match);
     IF cardinality(v_p.words) = 0 THEN
@@ -837,16 +906,19 @@ BEGIN
     -- the call's cap on index rows, shared among its candidate lexemes (at most 64 of them)
     v_cap := greatest(memory_private._text_candidate_cap()
         / greatest(cardinality(v_c.candidates), 1), 1);
+    IF v_k.proximity > 0 AND cardinality(v_p.words) > 1 THEN
+        v_near := memory_private._text_pairs(v_p.words);
+    END IF;
     IF v_f.predicate IS NULL AND NOT d.distributed THEN
         RETURN QUERY SELECT * FROM memory_private._search_text_static(v_p.words,
             v_c.df_estimates, NULL, v_c.candidates, v_p.required, v_c.documents,
             v_c.avg_length, v_k.k1, v_k.b, k, v_cap, v_p.qtf,
-            v_c.candidate_lexemes, greatest(v_k.rerank, k), d);
+            v_c.candidate_lexemes, greatest(v_k.rerank, k), v_k.proximity, v_near, d);
     ELSE
         RETURN QUERY EXECUTE memory_private._bm25_sql(d, coalesce(v_f.predicate, 'true'))
         USING v_p.words, v_c.df_estimates, v_f.params, v_c.candidates, v_p.required,
             v_c.documents, v_c.avg_length, v_k.k1, v_k.b, k, v_cap, v_p.qtf,
-            v_c.candidate_lexemes, greatest(v_k.rerank, k);
+            v_c.candidate_lexemes, greatest(v_k.rerank, k), v_k.proximity, v_near;
     END IF;
 END;
 $$;
@@ -855,7 +927,7 @@ $$;
 -- every domain not distributed (an adopted one's postings from its text index: the branch is
 -- made again when that index comes or gains its content sizes), _bm25_sql's query as static SQL in
 -- one generated PL/pgSQL function, so PostgreSQL plans it once per session (a dynamic EXECUTE is
--- parsed and planned on every call). Its parameters are in the order of _bm25_sql's ($1..$12,
+-- parsed and planned on every call). Its parameters are in the order of _bm25_sql's ($1..$16,
 -- which PL/pgSQL reads as the function's own), the domain row last. A branch is chosen by
 -- _text_static_key (what the query depends on), so a stale branch is never used; a domain
 -- without one runs the same query dynamically. Regenerated with memory.search's static branches
@@ -899,7 +971,7 @@ $b$, y.key, memory_private._bm25_rescore_sql(y.x, 'true')) ORDER BY y.key COLLAT
 CREATE OR REPLACE FUNCTION memory_private._search_text_static(
     text[], double precision[], jsonb, tsquery[], tsquery, double precision, double precision,
     double precision, double precision, integer, bigint, double precision[], text[], integer,
-    memory_private.domains
+    double precision, tsquery[], memory_private.domains
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, rank double precision,
@@ -913,13 +985,13 @@ SET plan_cache_mode = force_generic_plan
 AS $body$
 #variable_conflict use_column
 DECLARE
-    v_key text := memory_private._text_static_key($15);
+    v_key text := memory_private._text_static_key($17);
 BEGIN
     %1$s
 END;
 $body$
-$f$, memory_private._dispatch_sql('v_key', v_keys, v_branches, $s$RETURN QUERY EXECUTE memory_private._bm25_sql($15, 'true')
-        USING $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14;$s$));
+$f$, memory_private._dispatch_sql('v_key', v_keys, v_branches, $s$RETURN QUERY EXECUTE memory_private._bm25_sql($17, 'true')
+        USING $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16;$s$));
     -- the same for the hybrid's text half (_bm25_rescore_sql: one more parameter, the ids)
     EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private._search_text_hybrid_static(
@@ -951,7 +1023,7 @@ $$;
 CREATE OR REPLACE FUNCTION memory_private._search_text_static(
     text[], double precision[], jsonb, tsquery[], tsquery, double precision, double precision,
     double precision, double precision, integer, bigint, double precision[], text[], integer,
-    memory_private.domains
+    double precision, tsquery[], memory_private.domains
 )
 RETURNS TABLE (
     id text, content text, metadata jsonb, rank double precision,
@@ -961,8 +1033,8 @@ LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 BEGIN
-    RETURN QUERY EXECUTE memory_private._bm25_sql($15, 'true')
-    USING $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14;
+    RETURN QUERY EXECUTE memory_private._bm25_sql($17, 'true')
+    USING $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16;
 END;
 $$;
 

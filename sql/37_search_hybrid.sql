@@ -167,7 +167,7 @@ BEGIN
         memory_private._distance_operator(d.distance), memory_private._vector_schema(),
         v_rows.extra, v_rows.per_lexeme,
         memory_private._bm25_row_score_sql('c.content_tsv', 'w.lexemes', 'w.idf', 'v_k1', 'v_b',
-            'w.avgdl'),
+            'w.avgdl', NULL, NULL),
         memory_private._text_candidate_rule_sql('qe.est', 'qe.lexeme', v_rows.rare_rows::text),
         v_postings.rel, v_postings.len);
 END;
