@@ -3878,7 +3878,8 @@ AS $$ SELECT 't.content_tsv' $$;
 -- the sweep's noise. budget and rerank: the cheapest settings within a few thousandths of the
 -- best MRR@10 on the dev sweeps (BENCHMARKS.md, "Search quality"). proximity: the weight of the
 -- term-proximity bonus search_text adds to a row's BM25 score (_bm25_row_score_sql; 0: plain
--- BM25), the best of the dev sweeps on both corpora. A session may set pgmemo.bm25_k1 (0..10),
+-- BM25), the best mean of both corpora's dev queries in the first sweep (within 0.001 of 0.5
+-- since: BENCHMARKS.md). A session may set pgmemo.bm25_k1 (0..10),
 -- pgmemo.bm25_b (0..1), pgmemo.bm25_budget (rows, >= 0), pgmemo.bm25_rerank (1..10000) and
 -- pgmemo.bm25_proximity (0..10) for its corpus (out of range, not finite or unreadable: 22023).
 CREATE OR REPLACE FUNCTION memory_private._bm25_params(
@@ -4892,7 +4893,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'and an ANALYZE of the stored tsvector so common words'' frequencies are current). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '052c83b69873cb4a9d60a2bc876e92a1c158930a230e36e43661e755a087971a', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', 'b059d65c64be26a84f6ce6e19289cb75d85032f33f4148ad7f84c76002890c23', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.

@@ -169,7 +169,8 @@ AS $$ SELECT 't.content_tsv' $$;
 -- the sweep's noise. budget and rerank: the cheapest settings within a few thousandths of the
 -- best MRR@10 on the dev sweeps (BENCHMARKS.md, "Search quality"). proximity: the weight of the
 -- term-proximity bonus search_text adds to a row's BM25 score (_bm25_row_score_sql; 0: plain
--- BM25), the best of the dev sweeps on both corpora. A session may set pgmemo.bm25_k1 (0..10),
+-- BM25), the best mean of both corpora's dev queries in the first sweep (within 0.001 of 0.5
+-- since: BENCHMARKS.md). A session may set pgmemo.bm25_k1 (0..10),
 -- pgmemo.bm25_b (0..1), pgmemo.bm25_budget (rows, >= 0), pgmemo.bm25_rerank (1..10000) and
 -- pgmemo.bm25_proximity (0..10) for its corpus (out of range, not finite or unreadable: 22023).
 CREATE OR REPLACE FUNCTION memory_private._bm25_params(
