@@ -210,6 +210,7 @@ DECLARE
     v_old_iterative text;
     v_old_max_scan text;
     v_set text;
+    v_returned bigint;
 BEGIN
     -- v_d := memory_private._domain_for(domain, 'read'), spliced (see above)
     %6$s
@@ -285,10 +286,21 @@ BEGIN
         IF v_path = 'hnsw' THEN
             v_saved := memory_private._search_settings_scan(v_saved, v_max_scan);
         END IF;
-        v_sql := memory_private._knn_sql(v_d, v_pred, v_path, with_embeddings IS TRUE);
+        -- (the HNSW query alone; the exact one below only when it returns no row)
+        v_sql := memory_private._knn_sql(v_d, v_pred,
+            CASE WHEN v_path = 'hnsw' THEN 'hnsw_first' ELSE v_path END, with_embeddings IS TRUE);
     END IF;
 
     RETURN QUERY EXECUTE v_sql USING query_embedding, k, v_params, min_similarity;
+    IF v_path = 'hnsw' AND NOT v_d.distributed THEN
+        GET DIAGNOSTICS v_returned = ROW_COUNT;
+        IF v_returned = 0 THEN
+            -- fewer than k rows from the HNSW scan (or none at min_similarity): the exact query
+            RETURN QUERY EXECUTE memory_private._knn_sql(v_d, v_pred, 'exact',
+                with_embeddings IS TRUE)
+            USING query_embedding, k, v_params, min_similarity;
+        END IF;
+    END IF;
     PERFORM memory_private._search_settings_end(v_saved);
 END;
 $body$

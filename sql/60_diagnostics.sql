@@ -296,7 +296,11 @@ BEGIN
             IF v_choice.path = 'hnsw' THEN
                 v_saved := memory_private._search_settings_scan(v_saved, v_choice.max_scan_tuples);
             END IF;
-            v_sql := memory_private._knn_sql(v_d, v_f.predicate, v_choice.path);
+            -- (a plain containment runs the static branch's one statement; a filter with
+            -- operators the HNSW query alone, then the exact one only when it returns no row)
+            v_sql := memory_private._knn_sql(v_d, v_f.predicate,
+                CASE WHEN v_choice.path = 'hnsw' AND NOT v_f.plain THEN 'hnsw_first'
+                    ELSE v_choice.path END);
         END IF;
         -- EXPLAIN of the very statement memory.search runs: its text is the template here.
         EXECUTE format($q$EXPLAIN (FORMAT JSON) %s$q$, v_sql)
