@@ -3,7 +3,7 @@
 -- (not the filtered rows), the web-search syntax in both match modes, the text statistics
 -- (refresh_text_stats, common lexemes from ANALYZE outside the candidate scan), adopted tables.
 BEGIN;
-SELECT plan(72);
+SELECT plan(73);
 
 -- 'simple': no stemming, no stop words, so the lexemes are the words.
 SELECT memory.create_domain('bm', 3, text_config => 'simple');
@@ -69,6 +69,11 @@ SELECT is((SELECT round(rank::numeric, 6) FROM memory.search_text('px', 'alpha d
     round((ln(1 + 1.5 / 5.5) * (3 * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 24 / 25))
         + 0.7 * (1.0 / 9 + 1.0 / 4)))::numeric, 6),
     'only consecutive words of the query are pairs (alpha-delta three apart, delta-beta two)');
+SELECT results_eq(
+    $$SELECT id, round(rank::numeric, 9) FROM memory.search_text('px', 'alpha gamma beta', 6,
+        filter => '{"id": {"$ne": "none"}}')$$,
+    $$SELECT id, round(rank::numeric, 9) FROM memory.search_text('px', 'alpha gamma beta', 6)$$,
+    'with a filter (the dynamic statement) the same ranks, proximity included');
 SET LOCAL pgmemo.bm25_proximity = 0;
 SELECT is((SELECT count(DISTINCT round(rank::numeric, 9))
            FROM memory.search_text('px', 'alpha beta', 4) WHERE id <> 'p6'), 1::bigint,
@@ -313,11 +318,11 @@ SELECT results_eq(
     $$SELECT s.id, s.rank FROM memory_private._search_text_static(ARRAY['apple', 'cherry'],
         ARRAY[NULL, NULL]::double precision[], NULL, ARRAY['apple'::tsquery, 'cherry'],
         NULL, 4, 2.75, 1.2, 0.75, 4, 20000, ARRAY[1, 1]::double precision[],
-        ARRAY['apple', 'cherry'], 50, 0.7, NULL, (SELECT d FROM memory_private.domains AS d WHERE d.domain = 'bm')) AS s$$,
+        ARRAY['apple', 'cherry'], 50, 0.7, memory_private._text_pairs(ARRAY['apple', 'cherry']), (SELECT d FROM memory_private.domains AS d WHERE d.domain = 'bm')) AS s$$,
     $$SELECT s.id, s.rank FROM memory_private._search_text_static(ARRAY['apple', 'cherry'],
         ARRAY[NULL, NULL]::double precision[], NULL, ARRAY['apple'::tsquery, 'cherry'],
         NULL, 4, 2.75, 1.2, 0.75, 4, 20000, ARRAY[1, 1]::double precision[],
-        ARRAY['apple', 'cherry'], 50, 0.7, NULL, (SELECT jsonb_populate_record(d, '{"domain": "no branch"}')
+        ARRAY['apple', 'cherry'], 50, 0.7, memory_private._text_pairs(ARRAY['apple', 'cherry']), (SELECT jsonb_populate_record(d, '{"domain": "no branch"}')
             FROM memory_private.domains AS d WHERE d.domain = 'bm')) AS s$$,
     'the static branch ranks as the dynamic query does');
 SELECT memory.drop_domain('qtf');
