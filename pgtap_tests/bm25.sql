@@ -3,7 +3,7 @@
 -- (not the filtered rows), the web-search syntax in both match modes, the text statistics
 -- (refresh_text_stats, common lexemes from ANALYZE outside the candidate scan), adopted tables.
 BEGIN;
-SELECT plan(73);
+SELECT plan(75);
 
 -- 'simple': no stemming, no stop words, so the lexemes are the words.
 SELECT memory.create_domain('bm', 3, text_config => 'simple');
@@ -212,6 +212,22 @@ SELECT memory.forget('bm', id) FROM unnest(ARRAY['b2x', 'b2a', 'b2c']) AS id;
 SELECT memory.forget('bm', 'b5');
 SELECT memory.refresh_text_stats('bm');  -- (the rows above were written since the last one)
 SELECT is(memory.refresh_text_stats(), 0, 'nothing stale: refresh_text_stats() refreshes nothing');
+-- It merges the GIN indexes' pending lists (rows written since wait there, read by every search).
+SELECT memory.create_domain('pend', 3, text_config => 'simple');
+SELECT memory.store_many('pend', ARRAY(SELECT 'word' || i || ' other' || i FROM generate_series(1, 200) AS i));
+SELECT memory.store_many('bm', ARRAY(SELECT 'word' || i || ' other' || i FROM generate_series(1, 200) AS i));
+SELECT memory.refresh_text_stats('bm');
+SELECT is((SELECT sum(gin_clean_pending_list(i.indexrelid)) > 0 FROM pg_index AS i
+           JOIN pg_class AS c ON c.oid = i.indexrelid JOIN pg_am AS a ON a.oid = c.relam
+           WHERE i.indrelid = 'memory_data.pend_memories'::regclass AND a.amname = 'gin'), true,
+    'rows written leave pages in the GIN pending list (a domain not refreshed)');
+SELECT is((SELECT sum(gin_clean_pending_list(i.indexrelid)) FROM pg_index AS i
+           JOIN pg_class AS c ON c.oid = i.indexrelid JOIN pg_am AS a ON a.oid = c.relam
+           WHERE i.indrelid = 'memory_data.bm_memories'::regclass AND a.amname = 'gin'), 0::numeric,
+    'refresh_text_stats merged them (the same writes, then a refresh)');
+SELECT memory.forget_many('bm', ARRAY(SELECT id FROM memory_data.bm_memories WHERE content LIKE 'word%'));
+SELECT memory.drop_domain('pend');
+SELECT memory.refresh_text_stats('bm');
 UPDATE memory_private.text_stats SET documents = 1000 WHERE domain = 'bm';
 SELECT is((SELECT round(rank::numeric, 6) FROM memory.search_text('bm', 'grape')),
     round((ln(1 + 999.5 / 1.5) * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 1 / 2.75)))::numeric, 6),
