@@ -1697,6 +1697,10 @@ $$;
 -- Whether role r counts as pgmemo itself: a superuser, or a member of pgmemo's owner that has its
 -- privileges (USAGE: a membership granted WITH INHERIT FALSE, SET FALSE gives none, and counted
 -- as trust it let such a member's trigger run as pgmemo's owner; stop 26's third review).
+-- The one place of the rule: it accepts the bootstrap superuser (10, who owns the built-ins) and
+-- pgmemo's owner too. The checks below test "IN (10, pgmemo's owner)" before calling it only to
+-- skip the call for the objects nearly every row names (a SQL function with a SET clause costs a
+-- call per row), never to decide otherwise.
 CREATE OR REPLACE FUNCTION memory_private._trusted(r oid)
 RETURNS boolean
 LANGUAGE sql STABLE
@@ -2574,7 +2578,7 @@ COMMENT ON FUNCTION memory_private._check_adopted_foreign_code(memory_private.do
 'diagnose check adopted_table_runs_foreign_code (error): an adopted table whose triggers, rules, '
 'row-level security or expressions would run code owned by a role other than pgmemo''s owner or '
 'a superuser; every call that writes it (or, for RLS and rules, reads it) is refused.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', 'daed87877f5797b9e1ec3e0a1b547ca3a397b4b1f2f37653585855207f500f17', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', '6343d4bf309998347599de9e3827046081356bd7fba24b67e91ed33ef83901b5', 'repeatable'); END $pgmemo$;
 -- sql/10_domains.sql
 -- Domains: the table factory (memory.create_domain), memory.drop_domain and the memory.domains
 -- view.
@@ -3625,7 +3629,7 @@ BEGIN
     END IF;
 
     RETURN QUERY EXECUTE v_sql USING query_embedding, k, v_params, min_similarity;
-    IF v_path = 'hnsw' AND NOT v_d.distributed THEN
+    IF v_path = 'hnsw' THEN  -- (never set for a distributed domain)
         GET DIAGNOSTICS v_returned = ROW_COUNT;
         IF v_returned = 0 THEN
             -- fewer than k rows from the HNSW scan (or none at min_similarity): the exact query
@@ -3717,7 +3721,7 @@ COMMENT ON FUNCTION memory.search_text(text, text, integer, jsonb, text) IS
 'words (error 22023). An empty, stop-word-only, '
 'exclusion-only or punctuation-only query returns no rows; a query over 10000 characters is '
 'error 22023.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '22681700933281446d366ae156656d2fb170deea706f9ffa7b931c59ed447187', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '3b7548e64ba1ac878ef8f10954fcd2983e461d1ad9f75f3e1848565ebb4ad67d', 'repeatable'); END $pgmemo$;
 -- sql/31_bm25.sql
 -- BM25 ranking for memory.search_text, in plain SQL (no extension): the query parsed like a web
 -- search box, candidates from the domain's GIN index, and the usual Okapi BM25 score
@@ -4383,7 +4387,8 @@ $$;
 -- lexemes' rows built a hash table for every row scored); k1, b, avgdl: expressions.
 -- near (NULL: none, plain BM25): an expression of the tsqueries of the pairs of consecutive
 -- lexemes (_text_pairs; lexemes in the query's order); near_weight: the proximity weight. For
--- each pair, w = near_weight * the smaller IDF of its two words; the score gains w for a pair
+-- each pair, w = near_weight * the smaller of its two words' idfs (each times the word's query
+-- frequency, as BM25's term); the score gains w for a pair
 -- found side by side (either order), w / 4 two positions apart, w / 9 three apart
 -- (a term-proximity bonus in the manner of BM25TP, Rasolofo and Savoy 2003: on the eval's dev
 -- queries MRR@10 +0.008 on docstrings, +0.004 on documentation sections; BENCHMARKS.md). The
@@ -4919,7 +4924,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'index reads in full). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', 'd0af7595779485fcefec5106cb10a1c549249fee62053cc5a48fbc25d7edbf06', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '99f142e87f232c072c1b9e53771f27aae1d5bdf650d8a493a2d5fd9c1f9cff4d', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.

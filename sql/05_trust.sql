@@ -41,6 +41,10 @@ $$;
 -- Whether role r counts as pgmemo itself: a superuser, or a member of pgmemo's owner that has its
 -- privileges (USAGE: a membership granted WITH INHERIT FALSE, SET FALSE gives none, and counted
 -- as trust it let such a member's trigger run as pgmemo's owner; stop 26's third review).
+-- The one place of the rule: it accepts the bootstrap superuser (10, who owns the built-ins) and
+-- pgmemo's owner too. The checks below test "IN (10, pgmemo's owner)" before calling it only to
+-- skip the call for the objects nearly every row names (a SQL function with a SET clause costs a
+-- call per row), never to decide otherwise.
 CREATE OR REPLACE FUNCTION memory_private._trusted(r oid)
 RETURNS boolean
 LANGUAGE sql STABLE

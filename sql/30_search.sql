@@ -292,7 +292,7 @@ BEGIN
     END IF;
 
     RETURN QUERY EXECUTE v_sql USING query_embedding, k, v_params, min_similarity;
-    IF v_path = 'hnsw' AND NOT v_d.distributed THEN
+    IF v_path = 'hnsw' THEN  -- (never set for a distributed domain)
         GET DIAGNOSTICS v_returned = ROW_COUNT;
         IF v_returned = 0 THEN
             -- fewer than k rows from the HNSW scan (or none at min_similarity): the exact query

@@ -662,7 +662,8 @@ $$;
 -- lexemes' rows built a hash table for every row scored); k1, b, avgdl: expressions.
 -- near (NULL: none, plain BM25): an expression of the tsqueries of the pairs of consecutive
 -- lexemes (_text_pairs; lexemes in the query's order); near_weight: the proximity weight. For
--- each pair, w = near_weight * the smaller IDF of its two words; the score gains w for a pair
+-- each pair, w = near_weight * the smaller of its two words' idfs (each times the word's query
+-- frequency, as BM25's term); the score gains w for a pair
 -- found side by side (either order), w / 4 two positions apart, w / 9 three apart
 -- (a term-proximity bonus in the manner of BM25TP, Rasolofo and Savoy 2003: on the eval's dev
 -- queries MRR@10 +0.008 on docstrings, +0.004 on documentation sections; BENCHMARKS.md). The

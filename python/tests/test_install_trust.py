@@ -117,6 +117,16 @@ def _every_function_works(dsn: str, vschema: str) -> None:
         assert "counted; the planner estimated" in plan["reason"], plan
         assert c.execute(f"SELECT count(*) AS n FROM memory.search('many', '[1,0,0]'::{v}, 10, "
                          f"filter => '{{\"k\": 2}}')").fetchone()["n"] == 1
+        # stop 27: the dynamic path's HNSW query alone, then the exact one (a range no index
+        # serves, estimated at a third of the rows: hnsw; it matches one row, fewer than k)
+        plan = c.execute("SELECT path FROM memory.explain_search('many', 10, "
+                         "'{\"k\": {\"$gte\": 2}}')").fetchone()
+        assert plan["path"] == "hnsw", plan
+        assert c.execute(f"SELECT count(*) AS n FROM memory.search('many', '[1,0,0]'::{v}, 10, "
+                         f"filter => '{{\"k\": {{\"$gte\": 2}}}}')").fetchone()["n"] == 1
+        # and search_text's proximity pairs: the row with both words side by side first
+        assert c.execute("SELECT id FROM memory.search_text('notes', 'alpha memory', 1)"
+                         ).fetchone()["id"] == a
         c.execute("SELECT * FROM memory.diagnose()")
         for view in ["domains", "embedding_coverage", "vector_indexes", "queue_status", "workers"]:
             c.execute(f"SELECT * FROM memory.{view}")

@@ -450,6 +450,13 @@ CREATE FUNCTION extensions.regexp_replace(a text, b text, c text, d text) RETURN
     LANGUAGE plpgsql AS $$
     BEGIN INSERT INTO extensions.ran VALUES (current_user, 'regexp_replace(text, text, text, text)');
     RETURN pg_catalog.regexp_replace(a, b, c, d); END $$;
+CREATE FUNCTION extensions.tsquery_phrase(a tsquery, b tsquery, d integer) RETURNS tsquery
+    LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO extensions.ran VALUES (current_user, 'tsquery_phrase(tsquery, tsquery, integer)');
+    RETURN pg_catalog.tsquery_phrase(a, b, d); END $$;
+CREATE FUNCTION extensions.gin_clean_pending_list(i regclass) RETURNS bigint LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO extensions.ran VALUES (current_user, 'gin_clean_pending_list(regclass)');
+    RETURN 0; END $$;
 CREATE FUNCTION extensions.array_position(a text[], b text) RETURNS integer LANGUAGE plpgsql AS $$
     BEGIN INSERT INTO extensions.ran VALUES (current_user, 'array_position(text[], text)');
     RETURN pg_catalog.array_position(a, b); END $$;
@@ -499,11 +506,14 @@ def test_better_matching_overloads_in_pgvector_schema_never_run(dsn_ext, roles):
         eve.execute("SELECT jsonb_path_query('{\"a\": 1}'::jsonb, '$.a')")
         eve.execute("SELECT regexp_matches('ab', 'a', 'g')")
         eve.execute("SELECT sum(x) FROM (VALUES (1.5::double precision)) AS v (x)")
+        eve.execute("SELECT tsquery_phrase('a'::tsquery, 'b'::tsquery, 1)")
+        eve.execute("SELECT gin_clean_pending_list('extensions.ran'::regclass)")
         seen = {r["what"] for r in owner.execute("SELECT what FROM extensions.ran").fetchall()}
         assert {"cardinality(text[])", "format(text, name, name)", "unnest(text[])",
                 "pg_column_size(vector)", "array_position(text[], text)",
                 "jsonb_path_query(jsonb, text)", "regexp_matches(text, text, text)",
-                "sum(double precision)"} <= seen
+                "sum(double precision)", "tsquery_phrase(tsquery, tsquery, integer)",
+                "gin_clean_pending_list(regclass)"} <= seen
         owner.execute("TRUNCATE extensions.ran")
         # the calls a reader and a writer make
         eve.execute("RESET search_path")
@@ -530,6 +540,12 @@ def test_better_matching_overloads_in_pgvector_schema_never_run(dsn_ext, roles):
                     "'[1,0,0]'::extensions.vector, fusion => 'rrf', with_embeddings => true, "
                     "recency_half_life => '1 day', importance_weight => 0.5)")
         eve.execute("SELECT * FROM memory.search_text('plain', 'alpha beta gamma', match => 'any')")
+        # stop 27: search_text's proximity pairs (tsquery_phrase, by _text_pairs) on a query
+        # whose words are side by side in a row, and the owner's refresh merging GIN pending
+        # lists (gin_clean_pending_list) after the writes above
+        assert eve.execute("SELECT count(*) AS n FROM memory.search_text('plain', 'alpha beta')"
+                           ).fetchone()["n"] == 1
+        owner.execute("SELECT memory.refresh_text_stats('plain')")
         # stop 23's paths: the web-search syntax's groups (regexp_matches), a filter's value
         # check (jsonb_path_query) and $in, search_text's filtered second search, the
         # candidate rule's window (sum) on search_text and on the hybrid's general path
@@ -553,6 +569,7 @@ def test_better_matching_overloads_in_pgvector_schema_never_run(dsn_ext, roles):
                       "double precision)")
         for fn in ["format(text, name, name)", "unnest(text[])", "array_fill(real, integer[])",
                    "cardinality(text[])", "pg_column_size(extensions.vector)",
+                   "tsquery_phrase(tsquery, tsquery, integer)", "gin_clean_pending_list(regclass)",
                    "regexp_replace(text, text, text, text)", "array_position(text[], text)",
                    "jsonb_build_object(text, text, text, text, text, name, text, text, text, boolean)",
                    "jsonb_path_query(jsonb, text)", "regexp_matches(text, text, text)"]:

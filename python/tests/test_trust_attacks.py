@@ -418,7 +418,8 @@ def test_hybrid_worst_input_is_bounded(conn):
     1000 (the most vector rows, each scored), 64 distinct words (the most a query takes), every one
     of them in every row yet counted as rare by statistics refreshed before the rows came (so each
     is looked up in the full-text index, at most 100 postings a word). It stays within the bounds
-    (1,000 rows scored, 6,400 postings) and a few seconds; a 65th word and k 1001 are refused."""
+    (1,000 rows scored, 6,400 postings) and a few seconds; a 65th word and k 1001 are refused.
+    search_text's proximity bonus on the same rows: 63 pairs found in each row scored."""
     conn.execute("SELECT memory.create_domain('hw', 3)")
     conn.execute("SELECT memory.store('hw', 'seed', embedding => '[0,0,1]')")
     conn.execute("SELECT memory.refresh_text_stats('hw')")  # 1 row: no common lexemes
@@ -440,6 +441,16 @@ def test_hybrid_worst_input_is_bounded(conn):
                 "::regprocedure), 0) AS n").fetchone()["n"]
         assert len(rows) == 1000 and general == 0, (len(rows), general)
         assert all(r["text_rank"] > 0 for r in rows)
+        # search_text's worst input for its proximity bonus (stop 27): the same 64 words, side
+        # by side in every row (63 pairs, each matched in every row), every candidate scored,
+        # at the largest weight
+        with conn.transaction():
+            conn.execute("SET LOCAL pgmemo.bm25_proximity = 10")
+            conn.execute("SET LOCAL pgmemo.bm25_rerank = 1000")
+            text = conn.execute("SELECT count(*) AS n, min(rank) AS low FROM memory.search_text("
+                                "'hw', %s, 1000)", (body,)).fetchone()
+        # (the rows the candidate cap lets in: 20,000 postings shared by 64 words, 312 each)
+        assert text["n"] == 20000 // 64 and text["low"] > 0, text
         with pytest.raises(psycopg.errors.InvalidParameterValue, match="64"):
             conn.execute("SELECT * FROM memory.search_hybrid('hw', %s, '[1,1,1]', 5)",
                          (" ".join(words),))
