@@ -1331,6 +1331,23 @@ AS $$
     END)
 $$;
 
+-- The distance from a domain's stored embedding (the SQL before it) to a query vector (query_sql,
+-- an expression of type vector), as the SQL that follows the embedding: pgvector's operator,
+-- schema-qualified, with its right operand of the column's type. A halfvec domain's query is
+-- cast to halfvec: pgvector has no halfvec-vector operator, and PostgreSQL would pick the best
+-- match among the operators of the extension's schema, where a role allowed to create objects
+-- could plant an exact match that wins over pgvector's own (run with the owner's rights).
+CREATE OR REPLACE FUNCTION memory_private._distance_to_sql(d memory_private.domains, query_sql text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT memory_private._distance_operator(d.distance) || ' ' || CASE
+        WHEN d.embedding_type = 'halfvec'
+        THEN format('(%s)::%s.halfvec', query_sql, memory_private._vector_schema())
+        ELSE query_sql END
+$$;
+
 CREATE OR REPLACE FUNCTION memory_private._distance_opclass(distance text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
@@ -1571,7 +1588,7 @@ DECLARE
     -- the embedding column: the stored vector (halfvec read as vector), or NULL
     v_embedding text := CASE WHEN with_embeddings THEN 's.embedding::' ELSE 'NULL::' END
         || memory_private._vector_schema() || '.vector';  -- _vector_schema() is quoted
-    v_op text := memory_private._distance_operator(d.distance);
+    v_op text := memory_private._distance_to_sql(d, '$1');
     v_similarity text := CASE d.distance
         WHEN 'cosine' THEN '1 - s.distance'
         WHEN 'l2' THEN '1 / (1 + s.distance)'
@@ -1589,12 +1606,12 @@ BEGIN
                 s.updated_at, %6$s AS embedding
             FROM (
                 SELECT n.id, n.content, n.metadata,
-                    (n.embedding %2$s $1)::double precision AS distance, n.created_at,
+                    (n.embedding %2$s)::double precision AS distance, n.created_at,
                     n.updated_at, n.embedding
                 FROM (
                     SELECT t.id, t.content, t.metadata, t.embedding, t.created_at, t.updated_at
                     FROM %3$I.%4$I AS t WHERE t.embedding IS NOT NULL %5$s
-                    ORDER BY t.embedding %2$s $1 LIMIT $2
+                    ORDER BY t.embedding %2$s LIMIT $2
                 ) AS n
             ) AS s
             WHERE $4::double precision IS NULL OR %1$s >= $4
@@ -1606,17 +1623,17 @@ BEGIN
             s.updated_at, %6$s AS embedding
         FROM (
             SELECT t.id, t.content, t.metadata,
-                (t.embedding %2$s $1)::double precision AS distance, t.created_at, t.updated_at,
+                (t.embedding %2$s)::double precision AS distance, t.created_at, t.updated_at,
                 t.embedding
             FROM %3$I.%4$I AS t WHERE t.embedding IS NOT NULL %5$s
-            ORDER BY t.embedding %2$s $1 LIMIT $2
+            ORDER BY t.embedding %2$s LIMIT $2
         ) AS s
         WHERE $4::double precision IS NULL OR %1$s >= $4
         ORDER BY s.distance $q$,
         v_similarity, v_op, d.table_schema, d.table_name, v_where, v_embedding);
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', 'f8b323d405f2681a49179d772fc552b50672d90311020174739d40eafdf7a7e3', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', '7686cfb84cfb40801f8a5c7d25fd43468b99da2f32f444a760e70e0105309f75', 'repeatable'); END $pgmemo$;
 -- sql/01_version.sql
 -- memory.version(): what is installed, for clients that verify the schema before use.
 
@@ -5656,7 +5673,7 @@ LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_op text := memory_private._distance_operator(d.distance);
+    v_op text := memory_private._distance_to_sql(d, '$1');
     v_similarity text := CASE d.distance
         WHEN 'cosine' THEN '1 - s.distance'
         WHEN 'l2' THEN '1 / (1 + s.distance)'
@@ -5673,7 +5690,7 @@ BEGIN
             SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at,
                 s.updated_at, s.embedding
             FROM (
-                SELECT t.id, t.content, t.metadata, (t.embedding %2$s $1) + 0 AS distance,
+                SELECT t.id, t.content, t.metadata, (t.embedding %2$s) + 0 AS distance,
                     t.created_at, t.updated_at, %6$s AS embedding
                 FROM %3$I.%4$I AS t
                 WHERE t.embedding IS NOT NULL AND %5$s
@@ -5687,13 +5704,13 @@ BEGIN
     v_h := format($q$
         WITH h AS MATERIALIZED (
             SELECT t.id, t.content, t.metadata,
-                (t.embedding %1$s $1)::double precision AS distance, t.created_at, t.updated_at,
+                (t.embedding %1$s)::double precision AS distance, t.created_at, t.updated_at,
                 %5$s AS embedding
             FROM (
                 SELECT t.id, t.content, t.metadata, t.embedding, t.created_at, t.updated_at
                 FROM %2$I.%3$I AS t
                 WHERE t.embedding IS NOT NULL AND (%4$s) IS TRUE
-                ORDER BY t.embedding %1$s $1 LIMIT $2
+                ORDER BY t.embedding %1$s LIMIT $2
             ) AS t
         )$q$, v_op, d.table_schema, d.table_name, predicate, v_emb);
     IF path = 'hnsw_first' THEN
@@ -5712,7 +5729,7 @@ BEGIN
             UNION ALL
             SELECT e.* FROM (
                 -- the exact path's query
-                SELECT t.id, t.content, t.metadata, (t.embedding %2$s $1) + 0 AS distance,
+                SELECT t.id, t.content, t.metadata, (t.embedding %2$s) + 0 AS distance,
                     t.created_at, t.updated_at, %6$s AS embedding
                 FROM %3$I.%4$I AS t
                 WHERE t.embedding IS NOT NULL AND %5$s
@@ -5938,7 +5955,7 @@ BEGIN
     RETURN saved;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:34_search_plan.sql', '34_search_plan.sql', '8a8ab6eb75aa2bc6b7faa2e3dfb4d80386087e5874b930e54bde844857b1b2d8', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:34_search_plan.sql', '34_search_plan.sql', 'be431dbbe8b6d2ec0013e4dbd3deb8511c70806f824da859b57bb66c3ac0360d', 'repeatable'); END $pgmemo$;
 -- sql/35_filter_api.sql
 -- The filter language's public functions besides the searches: memory.count (rows matching a
 -- filter) and memory.create_metadata_index (the btree expression indexes that the compiled
@@ -6309,18 +6326,23 @@ BEGIN
     RETURN format($q$
         WITH v AS MATERIALIZED (
             SELECT t.id, t.content, t.metadata, t.created_at, t.updated_at, t.content_tsv,
-                (t.embedding %4$s search_hybrid.query_embedding)::double precision AS distance
+                (t.embedding %4$s)::double precision AS distance
             FROM %1$I.%2$I AS t
             WHERE t.embedding IS NOT NULL
-            ORDER BY t.embedding %4$s search_hybrid.query_embedding LIMIT v_candidates
+            ORDER BY t.embedding %4$s LIMIT v_candidates
         ),
         -- (each word's estimate computed before q's window orders: sorted with the common
         -- lexemes still to read, every row carried them, 24 kB at 1,000 lexemes)
         qe AS MATERIALIZED (
             SELECT u.lexeme, cardinality(u.positions)::double precision AS qtf,
-                (s.common_lexemes ->> u.lexeme)::double precision * s.documents AS est,
+                ((cl.r).f1 ->> u.lexeme)::double precision * s.documents AS est,
                 s.documents::double precision AS n, s.avg_length AS avgdl
             FROM memory_private.text_stats AS s
+            -- the common lexemes read from TOAST once per query: a row value holds its fields
+            -- detoasted, where s.common_lexemes ->> ... fetched the whole object (24 kB,
+            -- stored uncompressed out of line) again for every word of the query (0.19 million
+            -- instructions a call, 4%% of the hybrid's on the eval's docstrings; callgrind)
+            CROSS JOIN LATERAL (SELECT ROW(s.common_lexemes) AS r OFFSET 0) AS cl
             CROSS JOIN unnest(v_tsv::tsvector) AS u
             WHERE s.domain = v_d.domain
         ),
@@ -6381,7 +6403,8 @@ BEGIN
         -- (no word of the query: no text score, and no tsvector read)
         %8$s
     $q$, d.table_schema, d.table_name, v_similarity,
-        memory_private._distance_operator(d.distance), memory_private._vector_schema(),
+        memory_private._distance_to_sql(d, 'search_hybrid.query_embedding'),
+        memory_private._vector_schema(),
         v_rows.extra, v_rows.per_lexeme,
         memory_private._bm25_row_score_sql('c.content_tsv', 'w.lexemes', 'w.idf', 'v_k1', 'v_b',
             'w.avgdl', NULL, NULL),
@@ -6688,7 +6711,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'memory.search, on the fused score scaled to [0, 1]. similarity is NULL for a row found by its '
 'words alone, text_rank for one found by its vector alone. with_embeddings => true fills the '
 'embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', '1cc984af289cc39b2dde7e7efdb8e77808ce9bdb0051e15686a535e38c57de9e', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', '560d06e147e480abc2045227dd70593baa116af1116c6be1cbe6dfd72666ce47', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).
@@ -9221,10 +9244,10 @@ LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_op text := memory_private._distance_operator(d.distance);
+    v_op text := memory_private._distance_to_sql(d, '$1');
     -- Fixed expressions for the domain's distance, as memory_private._knn_sql's (the query must
     -- stay flat, so the similarity repeats the distance instead of reading a subquery's).
-    v_distance text := '(t.embedding ' || v_op || ' $1)::double precision';
+    v_distance text := '(t.embedding ' || v_op || ')::double precision';
     v_similarity text := CASE d.distance
         WHEN 'cosine' THEN '1 - ' || v_distance
         WHEN 'l2' THEN '1 / (1 + ' || v_distance || ')'
@@ -9239,7 +9262,7 @@ BEGIN
         FROM %2$I.%3$I AS t
         WHERE t.embedding IS NOT NULL AND (%4$s)
           AND ($4::double precision IS NULL OR %5$s >= $4)
-        ORDER BY t.embedding %1$s $1 LIMIT $2 $q$,
+        ORDER BY t.embedding %1$s LIMIT $2 $q$,
         v_op, d.table_schema, d.table_name, coalesce(predicate, 'true'), v_similarity, v_distance,
         v_emb);
 END;
@@ -9698,7 +9721,7 @@ COMMENT ON FUNCTION memory.repair_shard_indexes(text) IS
 'with other settings; each build blocks writes to its shard only). Returns the number of '
 'shards rebuilt; 0 when all were right. What memory.diagnose''s shard_missing_index and '
 'shard_index_settings_differ suggest. Error 08006 when a worker holding shards is down.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', '237a7f39dab4531180cfe34c61e9bf838553d7e6991872daa4d860be8b397ccd', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', '84b05e0557825feaeaec85a1fb5cbb55bd265776af17a16a423e0938912c0f55', 'repeatable'); END $pgmemo$;
 -- sql/50_queue.sql
 -- The embedding queue: workers claim jobs (FOR UPDATE SKIP LOCKED, with a lease), complete or
 -- fail them; maintenance releases expired leases and sweeps rows the triggers never saw.

@@ -107,6 +107,23 @@ AS $$
     END)
 $$;
 
+-- The distance from a domain's stored embedding (the SQL before it) to a query vector (query_sql,
+-- an expression of type vector), as the SQL that follows the embedding: pgvector's operator,
+-- schema-qualified, with its right operand of the column's type. A halfvec domain's query is
+-- cast to halfvec: pgvector has no halfvec-vector operator, and PostgreSQL would pick the best
+-- match among the operators of the extension's schema, where a role allowed to create objects
+-- could plant an exact match that wins over pgvector's own (run with the owner's rights).
+CREATE OR REPLACE FUNCTION memory_private._distance_to_sql(d memory_private.domains, query_sql text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT memory_private._distance_operator(d.distance) || ' ' || CASE
+        WHEN d.embedding_type = 'halfvec'
+        THEN format('(%s)::%s.halfvec', query_sql, memory_private._vector_schema())
+        ELSE query_sql END
+$$;
+
 CREATE OR REPLACE FUNCTION memory_private._distance_opclass(distance text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
@@ -347,7 +364,7 @@ DECLARE
     -- the embedding column: the stored vector (halfvec read as vector), or NULL
     v_embedding text := CASE WHEN with_embeddings THEN 's.embedding::' ELSE 'NULL::' END
         || memory_private._vector_schema() || '.vector';  -- _vector_schema() is quoted
-    v_op text := memory_private._distance_operator(d.distance);
+    v_op text := memory_private._distance_to_sql(d, '$1');
     v_similarity text := CASE d.distance
         WHEN 'cosine' THEN '1 - s.distance'
         WHEN 'l2' THEN '1 / (1 + s.distance)'
@@ -365,12 +382,12 @@ BEGIN
                 s.updated_at, %6$s AS embedding
             FROM (
                 SELECT n.id, n.content, n.metadata,
-                    (n.embedding %2$s $1)::double precision AS distance, n.created_at,
+                    (n.embedding %2$s)::double precision AS distance, n.created_at,
                     n.updated_at, n.embedding
                 FROM (
                     SELECT t.id, t.content, t.metadata, t.embedding, t.created_at, t.updated_at
                     FROM %3$I.%4$I AS t WHERE t.embedding IS NOT NULL %5$s
-                    ORDER BY t.embedding %2$s $1 LIMIT $2
+                    ORDER BY t.embedding %2$s LIMIT $2
                 ) AS n
             ) AS s
             WHERE $4::double precision IS NULL OR %1$s >= $4
@@ -382,10 +399,10 @@ BEGIN
             s.updated_at, %6$s AS embedding
         FROM (
             SELECT t.id, t.content, t.metadata,
-                (t.embedding %2$s $1)::double precision AS distance, t.created_at, t.updated_at,
+                (t.embedding %2$s)::double precision AS distance, t.created_at, t.updated_at,
                 t.embedding
             FROM %3$I.%4$I AS t WHERE t.embedding IS NOT NULL %5$s
-            ORDER BY t.embedding %2$s $1 LIMIT $2
+            ORDER BY t.embedding %2$s LIMIT $2
         ) AS s
         WHERE $4::double precision IS NULL OR %1$s >= $4
         ORDER BY s.distance $q$,

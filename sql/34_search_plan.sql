@@ -60,7 +60,7 @@ LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_op text := memory_private._distance_operator(d.distance);
+    v_op text := memory_private._distance_to_sql(d, '$1');
     v_similarity text := CASE d.distance
         WHEN 'cosine' THEN '1 - s.distance'
         WHEN 'l2' THEN '1 / (1 + s.distance)'
@@ -77,7 +77,7 @@ BEGIN
             SELECT s.id, s.content, s.metadata, %1$s AS similarity, s.distance, s.created_at,
                 s.updated_at, s.embedding
             FROM (
-                SELECT t.id, t.content, t.metadata, (t.embedding %2$s $1) + 0 AS distance,
+                SELECT t.id, t.content, t.metadata, (t.embedding %2$s) + 0 AS distance,
                     t.created_at, t.updated_at, %6$s AS embedding
                 FROM %3$I.%4$I AS t
                 WHERE t.embedding IS NOT NULL AND %5$s
@@ -91,13 +91,13 @@ BEGIN
     v_h := format($q$
         WITH h AS MATERIALIZED (
             SELECT t.id, t.content, t.metadata,
-                (t.embedding %1$s $1)::double precision AS distance, t.created_at, t.updated_at,
+                (t.embedding %1$s)::double precision AS distance, t.created_at, t.updated_at,
                 %5$s AS embedding
             FROM (
                 SELECT t.id, t.content, t.metadata, t.embedding, t.created_at, t.updated_at
                 FROM %2$I.%3$I AS t
                 WHERE t.embedding IS NOT NULL AND (%4$s) IS TRUE
-                ORDER BY t.embedding %1$s $1 LIMIT $2
+                ORDER BY t.embedding %1$s LIMIT $2
             ) AS t
         )$q$, v_op, d.table_schema, d.table_name, predicate, v_emb);
     IF path = 'hnsw_first' THEN
@@ -116,7 +116,7 @@ BEGIN
             UNION ALL
             SELECT e.* FROM (
                 -- the exact path's query
-                SELECT t.id, t.content, t.metadata, (t.embedding %2$s $1) + 0 AS distance,
+                SELECT t.id, t.content, t.metadata, (t.embedding %2$s) + 0 AS distance,
                     t.created_at, t.updated_at, %6$s AS embedding
                 FROM %3$I.%4$I AS t
                 WHERE t.embedding IS NOT NULL AND %5$s

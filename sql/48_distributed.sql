@@ -338,10 +338,10 @@ LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_op text := memory_private._distance_operator(d.distance);
+    v_op text := memory_private._distance_to_sql(d, '$1');
     -- Fixed expressions for the domain's distance, as memory_private._knn_sql's (the query must
     -- stay flat, so the similarity repeats the distance instead of reading a subquery's).
-    v_distance text := '(t.embedding ' || v_op || ' $1)::double precision';
+    v_distance text := '(t.embedding ' || v_op || ')::double precision';
     v_similarity text := CASE d.distance
         WHEN 'cosine' THEN '1 - ' || v_distance
         WHEN 'l2' THEN '1 / (1 + ' || v_distance || ')'
@@ -356,7 +356,7 @@ BEGIN
         FROM %2$I.%3$I AS t
         WHERE t.embedding IS NOT NULL AND (%4$s)
           AND ($4::double precision IS NULL OR %5$s >= $4)
-        ORDER BY t.embedding %1$s $1 LIMIT $2 $q$,
+        ORDER BY t.embedding %1$s LIMIT $2 $q$,
         v_op, d.table_schema, d.table_name, coalesce(predicate, 'true'), v_similarity, v_distance,
         v_emb);
 END;

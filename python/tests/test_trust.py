@@ -579,6 +579,82 @@ def test_better_matching_overloads_in_pgvector_schema_never_run(dsn_ext, roles):
         owner.close()
 
 
+HALFVEC_PLANTS = """
+CREATE TABLE extensions.ran (who text, what text);
+GRANT INSERT, SELECT ON extensions.ran TO PUBLIC;
+""" + "".join(f"""
+CREATE FUNCTION extensions.plant_{name}(a extensions.halfvec, b extensions.vector)
+    RETURNS double precision LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO extensions.ran VALUES (current_user, '{op}(halfvec, vector)');
+    RETURN a OPERATOR(extensions.{op}) b::extensions.halfvec; END $$;
+CREATE OPERATOR extensions.{op} (LEFTARG = extensions.halfvec, RIGHTARG = extensions.vector,
+    FUNCTION = extensions.plant_{name});
+""" for name, op in [("cos", "<=>"), ("l2", "<->"), ("ip", "<#>")])
+
+
+def test_planted_halfvec_distance_operators_never_run(dsn_ext, roles):
+    """Stop 28 (an attack): pgvector has no halfvec-vector distance operator, so a halfvec
+    domain's search (its column against the vector query) let PostgreSQL pick the best match
+    among the extension schema's operators; an exact (halfvec, vector) operator planted there by
+    a role with CREATE on the schema won, and ran as pgmemo's owner from a reader's search. The
+    query vector is now cast to halfvec (memory_private._distance_to_sql): pgvector's own
+    operator is the exact match on every path."""
+    owner = connect_raw(dsn_ext)
+    for dist in ("cosine", "l2", "inner_product"):
+        owner.execute(f"SELECT memory.create_domain('half_{dist}', 3, distance => '{dist}', "
+                      "embedding_type => 'halfvec')")
+        owner.execute(f"SELECT * FROM memory.store_many('half_{dist}', ARRAY['alpha beta', "
+                      "'gamma alpha'], ARRAY['{\"k\": 1}', '{\"k\": 2}']::jsonb[], "
+                      "ARRAY['[1,0,0]', '[0,1,0]']::extensions.vector[], ARRAY['a', 'b'])")
+        owner.execute(f"SELECT memory.refresh_text_stats('half_{dist}')")
+    name = f"pgmemo_eve_{os.getpid()}_{next(_n)}"
+    owner.execute(f'CREATE ROLE "{name}" LOGIN IN ROLE memory_reader')
+    try:
+        owner.execute(f'GRANT USAGE, CREATE ON SCHEMA extensions TO "{name}"')
+        eve = connect_raw(make_conninfo(dsn_ext, user=name))
+        eve.execute(HALFVEC_PLANTS)
+        # control: for a halfvec against a vector, the planted operators win
+        for op in ("<=>", "<->", "<#>"):
+            eve.execute(f"SELECT '[1,0,0]'::extensions.halfvec OPERATOR(extensions.{op}) "
+                        "'[1,0,0]'::extensions.vector")
+        assert len(owner.execute("SELECT * FROM extensions.ran").fetchall()) == 3
+        owner.execute("TRUNCATE extensions.ran")
+        q = "'[1,0,0]'::extensions.vector"
+        for dist in ("cosine", "l2", "inner_product"):
+            d = f"half_{dist}"
+            calls = [
+                f"SELECT * FROM memory.search('{d}', {q}, 2)",
+                f"SELECT * FROM memory.search('{d}', {q}, 2, filter => '{{\"k\": 1}}')",
+                f"SELECT * FROM memory.search('{d}', {q}, 2, filter => '{{\"k\": {{\"$gte\": 1}}}}')",
+                f"SELECT * FROM memory.search('{d}', {q}, 2, filter => '{{\"k\": {{\"$gte\": 9}}}}')",
+                f"SELECT * FROM memory.search('{d}', {q}, 2, with_embeddings => true, "
+                "min_similarity => -10)",
+                f"SELECT * FROM memory.search('{d}', {q}, 2, recency_half_life => '1 day')",
+                f"SELECT * FROM memory.search_hybrid('{d}', 'alpha', {q})",
+                f"SELECT * FROM memory.search_hybrid('{d}', 'alpha', {q}, "
+                "filter => '{\"k\": {\"$in\": [1, 2]}}', fusion => 'rrf')",
+                f"SELECT * FROM memory.explain_search('{d}', 2, '{{\"k\": 1}}')",
+            ]
+            for sql in calls:
+                rows = eve.execute(sql).fetchall()
+                # (the $gte 9 filter matches no row: the scan gives up, the exact query runs)
+                assert bool(rows) != ("9}" in sql), sql
+        ran = owner.execute("SELECT who, what FROM extensions.ran").fetchall()
+        assert ran == [], ran
+        eve.close()
+    finally:
+        owner.execute("DROP TABLE IF EXISTS extensions.ran")
+        for op in ("<=>", "<->", "<#>"):
+            owner.execute(f"DROP OPERATOR IF EXISTS extensions.{op} (extensions.halfvec, "
+                          "extensions.vector)")
+        for fn in ("cos", "l2", "ip"):
+            owner.execute(f"DROP FUNCTION IF EXISTS extensions.plant_{fn}(extensions.halfvec, "
+                          "extensions.vector)")
+        owner.execute(f'REVOKE ALL ON SCHEMA extensions FROM "{name}"')
+        owner.execute(f'DROP ROLE "{name}"')
+        owner.close()
+
+
 def test_diagnose_reports_a_schema_others_can_create_in(conn, roles):
     name, _ = roles(prefix="creator")
     assert not conn.execute("SELECT * FROM memory.diagnose() WHERE check_name = "
