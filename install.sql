@@ -1727,6 +1727,43 @@ AS $$
         OR pg_catalog.pg_has_role(r, memory_private._owner(), 'USAGE')
 $$;
 
+-- A text search configuration a domain may use (create_domain's text_config): it and every
+-- dictionary it maps words to belong to a role pgmemo trusts (_trusted); 42501 otherwise.
+-- Another role's could be changed under the domain: a mapping dropped changes what is indexed
+-- and searched without a word, and DROP ... CASCADE drops the domain's stored tsvector column
+-- and its GIN index (then every text search of the domain fails).
+CREATE OR REPLACE FUNCTION memory_private._check_text_config(text_config regconfig)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_what text;
+    v_owner name;
+BEGIN
+    SELECT x.what, pg_catalog.pg_get_userbyid(x.owner) INTO v_what, v_owner
+    FROM (
+        SELECT format('text search configuration %s', c.oid::regconfig) AS what,
+            c.cfgowner AS owner
+        FROM pg_catalog.pg_ts_config AS c WHERE c.oid = text_config
+        UNION ALL
+        SELECT format('text search dictionary %s (of configuration %s)', t.oid::regdictionary,
+            text_config), t.dictowner
+        FROM pg_catalog.pg_ts_config_map AS m
+        JOIN pg_catalog.pg_ts_dict AS t ON t.oid = m.mapdict
+        WHERE m.mapcfg = text_config
+    ) AS x
+    WHERE NOT memory_private._trusted(x.owner)
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION '% belongs to %, a role pgmemo does not trust', v_what, v_owner
+            USING ERRCODE = '42501',
+                  HINT = 'Use a configuration and dictionaries owned by pgmemo''s owner or a '
+                      || 'superuser (the built-in ones: english, simple, ...).';
+    END IF;
+END;
+$$;
+
 -- rel and its partitions / inheritance children, at any depth.
 CREATE OR REPLACE FUNCTION memory_private._inheritance_tree(rel regclass)
 RETURNS TABLE (oid oid)
@@ -2595,7 +2632,7 @@ COMMENT ON FUNCTION memory_private._check_adopted_foreign_code(memory_private.do
 'diagnose check adopted_table_runs_foreign_code (error): an adopted table whose triggers, rules, '
 'row-level security or expressions would run code owned by a role other than pgmemo''s owner or '
 'a superuser; every call that writes it (or, for RLS and rules, reads it) is refused.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', '6343d4bf309998347599de9e3827046081356bd7fba24b67e91ed33ef83901b5', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', '29393cae09d2eff9c35b1ca761c0196daf0f532037b26c14aa9af2239f5bdbb5', 'repeatable'); END $pgmemo$;
 -- sql/10_domains.sql
 -- Domains: the table factory (memory.create_domain), memory.drop_domain and the memory.domains
 -- view.
@@ -2639,6 +2676,7 @@ BEGIN
     IF text_config IS NULL THEN
         RAISE EXCEPTION 'text_config must not be NULL' USING ERRCODE = '22004';
     END IF;
+    PERFORM memory_private._check_text_config(text_config);
 
     -- Serialise concurrent create_domain calls for the same name.
     PERFORM pg_advisory_xact_lock(hashtext('pgmemo.domain'), hashtext(domain));
@@ -2743,7 +2781,9 @@ COMMENT ON FUNCTION memory.create_domain(
 'Names match ^[a-z][a-z0-9_]{0,39}$; distance is cosine, l2 or inner_product. embedding_type '
 'vector (default, up to 2,000 dimensions) or halfvec (16-bit floats: half the index size, up '
 'to 4,000 dimensions). Embeddings are kept inline in the row (STORAGE PLAIN) when they fit; '
-'a row is compressed only above 4080 bytes (toast_tuple_target: two rows per page).';
+'a row is compressed only above 4080 bytes (toast_tuple_target: two rows per page). '
+'text_config (default english) must belong, with its dictionaries, to pgmemo''s owner or a '
+'superuser (42501 otherwise: another role could change or drop it under the domain).';
 
 -- Column storage for the embedding: PLAIN (inline in the heap row, never TOASTed) when the value
 -- leaves room in an 8 kB page, else pgvector's default EXTERNAL. Inline vectors spare a TOAST
@@ -2849,7 +2889,7 @@ COMMENT ON VIEW memory.domains IS
 'Registered memory domains: table, dimension, distance, embedding model, exact row count, and '
 'for adopted domains (memory.adopt_table) the application table behind the view. Only the '
 'domains the caller may read (memory.grant_domain).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:10_domains.sql', '10_domains.sql', '745997e36503d3eb67618d4a9d0e7b58f4c8ef63cf9f1a809f1db77e359f0d34', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:10_domains.sql', '10_domains.sql', 'edac4bd9d2c14d5c01182ed9f85955471a4d4bfec9a410359a3bf713930b8d72', 'repeatable'); END $pgmemo$;
 -- sql/20_write.sql
 -- Writing memories: memory.store, memory.store_many, memory.update, memory.forget,
 -- memory.forget_many, memory.clear, memory.get.

@@ -54,6 +54,43 @@ AS $$
         OR pg_catalog.pg_has_role(r, memory_private._owner(), 'USAGE')
 $$;
 
+-- A text search configuration a domain may use (create_domain's text_config): it and every
+-- dictionary it maps words to belong to a role pgmemo trusts (_trusted); 42501 otherwise.
+-- Another role's could be changed under the domain: a mapping dropped changes what is indexed
+-- and searched without a word, and DROP ... CASCADE drops the domain's stored tsvector column
+-- and its GIN index (then every text search of the domain fails).
+CREATE OR REPLACE FUNCTION memory_private._check_text_config(text_config regconfig)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_what text;
+    v_owner name;
+BEGIN
+    SELECT x.what, pg_catalog.pg_get_userbyid(x.owner) INTO v_what, v_owner
+    FROM (
+        SELECT format('text search configuration %s', c.oid::regconfig) AS what,
+            c.cfgowner AS owner
+        FROM pg_catalog.pg_ts_config AS c WHERE c.oid = text_config
+        UNION ALL
+        SELECT format('text search dictionary %s (of configuration %s)', t.oid::regdictionary,
+            text_config), t.dictowner
+        FROM pg_catalog.pg_ts_config_map AS m
+        JOIN pg_catalog.pg_ts_dict AS t ON t.oid = m.mapdict
+        WHERE m.mapcfg = text_config
+    ) AS x
+    WHERE NOT memory_private._trusted(x.owner)
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION '% belongs to %, a role pgmemo does not trust', v_what, v_owner
+            USING ERRCODE = '42501',
+                  HINT = 'Use a configuration and dictionaries owned by pgmemo''s owner or a '
+                      || 'superuser (the built-in ones: english, simple, ...).';
+    END IF;
+END;
+$$;
+
 -- rel and its partitions / inheritance children, at any depth.
 CREATE OR REPLACE FUNCTION memory_private._inheritance_tree(rel regclass)
 RETURNS TABLE (oid oid)

@@ -40,6 +40,7 @@ BEGIN
     IF text_config IS NULL THEN
         RAISE EXCEPTION 'text_config must not be NULL' USING ERRCODE = '22004';
     END IF;
+    PERFORM memory_private._check_text_config(text_config);
 
     -- Serialise concurrent create_domain calls for the same name.
     PERFORM pg_advisory_xact_lock(hashtext('pgmemo.domain'), hashtext(domain));
@@ -144,7 +145,9 @@ COMMENT ON FUNCTION memory.create_domain(
 'Names match ^[a-z][a-z0-9_]{0,39}$; distance is cosine, l2 or inner_product. embedding_type '
 'vector (default, up to 2,000 dimensions) or halfvec (16-bit floats: half the index size, up '
 'to 4,000 dimensions). Embeddings are kept inline in the row (STORAGE PLAIN) when they fit; '
-'a row is compressed only above 4080 bytes (toast_tuple_target: two rows per page).';
+'a row is compressed only above 4080 bytes (toast_tuple_target: two rows per page). '
+'text_config (default english) must belong, with its dictionaries, to pgmemo''s owner or a '
+'superuser (42501 otherwise: another role could change or drop it under the domain).';
 
 -- Column storage for the embedding: PLAIN (inline in the heap row, never TOASTed) when the value
 -- leaves room in an 8 kB page, else pgvector's default EXTERNAL. Inline vectors spare a TOAST

@@ -655,6 +655,45 @@ def test_planted_halfvec_distance_operators_never_run(dsn_ext, roles):
         owner.close()
 
 
+def test_text_config_of_an_untrusted_role_is_refused(conn, roles):
+    """Stop 28 (an attack): create_domain took any text search configuration; its owner could
+    later drop a mapping (rows indexed and searched differently, silently) or DROP it CASCADE,
+    which dropped the domain's content_tsv column and GIN index (then every search_text failed
+    with an internal error). The configuration and its dictionaries must belong to a trusted
+    role."""
+    mallory, mallory_dsn = roles(prefix="mallory")
+    conn.execute(f'GRANT CREATE ON SCHEMA public TO "{mallory}"')
+    m = _connect(mallory_dsn)
+    try:
+        m.execute("CREATE TEXT SEARCH CONFIGURATION public.m_cfg (COPY = english)")
+        m.execute("CREATE TEXT SEARCH DICTIONARY public.m_dict (TEMPLATE = simple)")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege,
+                           match="configuration public.m_cfg belongs to .*does not trust"):
+            conn.execute("SELECT memory.create_domain('cfg_m', 3, text_config => 'public.m_cfg')")
+        assert conn.execute("SELECT count(*) AS n FROM memory.domains WHERE domain = 'cfg_m'"
+                            ).fetchone()["n"] == 0
+        # a trusted role's configuration that maps words to another role's dictionary
+        conn.execute("CREATE TEXT SEARCH CONFIGURATION public.o_cfg (COPY = english)")
+        conn.execute("ALTER TEXT SEARCH CONFIGURATION public.o_cfg "
+                     "ALTER MAPPING FOR asciiword WITH public.m_dict")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege,
+                           match="dictionary public.m_dict .*does not trust"):
+            conn.execute("SELECT memory.create_domain('cfg_o', 3, text_config => 'public.o_cfg')")
+        # the trusted role's own, with its own dictionaries: accepted
+        conn.execute("ALTER TEXT SEARCH CONFIGURATION public.o_cfg "
+                     "ALTER MAPPING FOR asciiword WITH english_stem")
+        conn.execute("SELECT memory.create_domain('cfg_o', 3, text_config => 'public.o_cfg')")
+        conn.execute("SELECT memory.store('cfg_o', 'hello world', '{}', '[1,0,0]')")
+        assert len(conn.execute("SELECT * FROM memory.search_text('cfg_o', 'hello')").fetchall()) == 1
+        conn.execute("SELECT memory.drop_domain('cfg_o')")
+    finally:
+        m.close()
+        conn.execute("DROP TEXT SEARCH CONFIGURATION IF EXISTS public.o_cfg")
+        conn.execute("DROP TEXT SEARCH CONFIGURATION IF EXISTS public.m_cfg")
+        conn.execute("DROP TEXT SEARCH DICTIONARY IF EXISTS public.m_dict")
+        conn.execute(f'REVOKE CREATE ON SCHEMA public FROM "{mallory}"')
+
+
 def test_diagnose_reports_a_schema_others_can_create_in(conn, roles):
     name, _ = roles(prefix="creator")
     assert not conn.execute("SELECT * FROM memory.diagnose() WHERE check_name = "
