@@ -3723,7 +3723,8 @@ COMMENT ON FUNCTION memory.search(
 'The k nearest memories to query_embedding through the domain''s HNSW index, best first. '
 'filter: the filter language (README; $eq $ne $gt $gte $lt $lte $in $nin $between $like $ilike '
 '$exists $and $or $not, dotted keys, id/created_at/updated_at; malformed: 22023; more than '
-'256 keys outside one plain containment: 54000). A filtered '
+'256 keys outside one plain containment, or more than 1000 values with $in and $nin lists '
+'counted by their length: 54000). A filtered '
 'search is planned per call (explain_search): an exact scan of few matching rows, else the HNSW '
 'iterative scan with the exact scan as fallback (an estimate that picks it is checked first by '
 'a bounded count through the filter''s index); k rows come back when k rows match. '
@@ -3775,10 +3776,10 @@ COMMENT ON FUNCTION memory.search_text(text, text, integer, jsonb, text) IS
 'best max(k, rerank) rows by their words'' IDF are scored exactly. Session settings: '
 'pgmemo.bm25_k1 (default 1.2), pgmemo.bm25_b (0.75), pgmemo.bm25_budget (700 rows), '
 'pgmemo.bm25_rerank (50), pgmemo.bm25_proximity (0.7; 0: plain BM25). At most 64 distinct '
-'words (error 22023). An empty, stop-word-only, '
+'words and 16 quoted phrases and -exclusions (error 22023). An empty, stop-word-only, '
 'exclusion-only or punctuation-only query returns no rows; a query over 10000 characters is '
 'error 22023.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '3b7548e64ba1ac878ef8f10954fcd2983e461d1ad9f75f3e1848565ebb4ad67d', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', 'f29f5368753d9e4d454fa4be2e4443ca0842178f04ffd357d7375e399d70e25c', 'repeatable'); END $pgmemo$;
 -- sql/31_bm25.sql
 -- BM25 ranking for memory.search_text, in plain SQL (no extension): the query parsed like a web
 -- search box, candidates from the domain's GIN index, and the usual Okapi BM25 score
@@ -4008,6 +4009,16 @@ LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$ SELECT 64 $$;
 
+-- At most this many quoted phrases and -exclusions per query (22023 beyond): each is checked
+-- against every candidate row (the query's requirement) and the phrases are candidates
+-- themselves, one GIN search of all of them whose every item is checked against their OR, so
+-- their number multiplies the cost (1,000 phrases of common words took 12.6 s at 100,000 rows).
+CREATE OR REPLACE FUNCTION memory_private._text_max_phrases()
+RETURNS integer
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 16 $$;
+
 -- What makes a query more than plain words, as a regular expression (matched ignoring case):
 -- a quote, a word starting with '-', the word OR (websearch_to_tsquery's syntax). Without it
 -- _parse_text_query takes the words as they are, and memory.search_hybrid may take its branch.
@@ -4077,6 +4088,7 @@ DECLARE
     v_terms boolean := false;  -- the current group has a term
     v_groups tsquery;  -- the closed groups' requirements, ORed
     v_free boolean := false;  -- a closed group requires nothing: the query requires nothing
+    v_syntax integer := 0;  -- phrases and exclusions so far
 BEGIN
     IF coalesce(query, '') !~* memory_private._text_syntax_pattern() THEN
         v_positive := coalesce(query, '');  -- plain words only: ranked, nothing required
@@ -4105,6 +4117,15 @@ BEGIN
             CONTINUE WHEN to_tsvector(text_config, btrim(v_tok, '"')) = ''::tsvector;
             IF NOT v_neg THEN
                 v_positive := v_positive || ' ' || btrim(v_tok, '"');
+            END IF;
+            IF v_neg OR left(v_tok, 1) = '"' THEN
+                v_syntax := v_syntax + 1;
+                IF v_syntax > memory_private._text_max_phrases() THEN
+                    RAISE EXCEPTION 'query has more than % quoted phrases and -exclusions; '
+                        'search_text takes at most %', memory_private._text_max_phrases(),
+                        memory_private._text_max_phrases()
+                        USING ERRCODE = '22023';
+                END IF;
             END IF;
             v_q := NULL;
             IF v_neg THEN
@@ -4981,7 +5002,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'index reads in full). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '99f142e87f232c072c1b9e53771f27aae1d5bdf650d8a493a2d5fd9c1f9cff4d', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '9a1d70ae2cc6daedca52cd026ab59d94708908a4d6bfd8d48df237ebdbad2a81', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
@@ -5298,6 +5319,14 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:32_filter.sql', '3
 -- array of its values ($3); _filter_node handles one filter object, _filter_op one operator on
 -- one field. The helpers they use (typed expressions, errors) are in sql/32_filter.sql.
 
+-- The most values a filter may hold, its $in and $nin lists counted by their length
+-- (memory_private._filter_compile).
+CREATE OR REPLACE FUNCTION memory_private._filter_max_values()
+RETURNS integer
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 1000 $$;
+
 -- One operator on one field. Appends the values it needs to params and returns the predicate.
 CREATE OR REPLACE FUNCTION memory_private._filter_op(
     path text[], column_name text, op text, value jsonb, loc text, INOUT params jsonb,
@@ -5608,6 +5637,17 @@ BEGIN
                   HINT = 'Use $in for many values of one field, or split the search.';
     END IF;
     v_r := memory_private._filter_node(filter, '$', 1, '[]'::jsonb);
+    -- Bounded cost per row: every value of an $in or $nin list is a comparison on every row the
+    -- search reads (a containment each: PostgreSQL cannot hash them here), so a filter holds at
+    -- most _filter_max_values() values in all (33,000 in two lists, within the 100,000
+    -- characters, took a reader's search 96 s on 20,000 rows).
+    IF (SELECT sum(CASE WHEN jsonb_typeof(p.v) = 'array' THEN jsonb_array_length(p.v) ELSE 1 END)
+        FROM jsonb_array_elements(v_r.params) AS p (v)) > memory_private._filter_max_values() THEN
+        RAISE EXCEPTION 'invalid filter at $: more than % values ($in and $nin lists count '
+            'each of their values)', memory_private._filter_max_values()
+            USING ERRCODE = '54000',
+                  HINT = 'Split the search, or give the rows a shared metadata value to filter on.';
+    END IF;
     predicate := v_r.sql;
     params := v_r.params;
 END;
@@ -5649,7 +5689,7 @@ BEGIN
     END IF;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:33_filter_compile.sql', '33_filter_compile.sql', '42cc3772cb5032dd750c38a41af7c9874ef09a5bc05eb0a90bd1d9688f1a5811', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:33_filter_compile.sql', '33_filter_compile.sql', 'a47e8d2ebbe14cdbeef649b32913c1ede0265a4ac7d99c2767a168160ebe011f', 'repeatable'); END $pgmemo$;
 -- sql/34_search_plan.sql
 -- The filtered-search planner: for each filtered memory.search, estimate how many rows the
 -- filter matches (the PostgreSQL planner's estimate for the compiled predicate) and pick the
@@ -6069,10 +6109,31 @@ BEGIN
     v_expr := CASE WHEN v_field.column_name IS NOT NULL THEN quote_ident(v_meta)
         ELSE memory_private._filter_typed_expr(quote_ident(v_meta), v_field.path, v_kind) END;
     v_name := memory_private._metadata_index_name(v_d, key, v_kind);
+    -- The name is taken by another relation of the schema (an adopted domain whose name shares
+    -- its first 37 characters with another's on a table of the same schema, or the
+    -- application's own object): one made unique by the table's oid. (IF NOT EXISTS alone
+    -- skipped the build with a NOTICE and returned the other relation's name.)
+    IF EXISTS (
+        SELECT FROM pg_catalog.pg_class AS c
+        WHERE c.relname = v_name
+          AND c.relnamespace = (SELECT r.relnamespace FROM pg_catalog.pg_class AS r
+                                WHERE r.oid = v_phys.relation)
+          AND NOT EXISTS (SELECT FROM pg_catalog.pg_index AS i
+                          WHERE i.indexrelid = c.oid AND i.indrelid = v_phys.relation)) THEN
+        v_name := (left(v_name, 40) || '_' || left(md5(v_phys.relation::oid::text || '/' || key
+            || '/' || v_kind), 16))::name;
+    END IF;
     -- v_phys.relation: a regclass, quoted; v_expr: the compiled expression (keys as literals)
     EXECUTE format($q$
         CREATE INDEX IF NOT EXISTS %1$I ON %2$s ((%3$s)) $q$,
         v_name, v_phys.relation, v_expr);
+    IF NOT EXISTS (
+        SELECT FROM pg_catalog.pg_index AS i JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+        WHERE i.indrelid = v_phys.relation AND c.relname = v_name) THEN
+        RAISE EXCEPTION 'relation "%" already exists beside %: no index made for domain "%"',
+            v_name, v_phys.relation, v_d.domain
+            USING ERRCODE = '42P07';
+    END IF;
     RETURN v_name;
 END;
 $$;
@@ -6113,7 +6174,7 @@ COMMENT ON FUNCTION memory.count(text, jsonb) IS
 'The number of memories in the domain that match filter (the filter language of memory.search; '
 'NULL or {}: every row), embedded or not. Uses the filter''s indexes like a search does; an '
 'unselective filter on a big domain reads the table.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:35_filter_api.sql', '35_filter_api.sql', '5e628829665a1777882f926307e5641dab741a26620c301cf98dc319595f1875', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:35_filter_api.sql', '35_filter_api.sql', '1efd028908006e3324296acb31c947c327ad196204d247452aeff87e9d826068', 'repeatable'); END $pgmemo$;
 -- sql/36_search_static.sql
 -- memory.search without re-planning: memory.search (sql/30_search.sql) holds, for every domain,
 -- the queries of an unfiltered search (memory_private._search_sql) and of a search with one

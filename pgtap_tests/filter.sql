@@ -5,7 +5,7 @@
 -- The cases marked "lc" are langchain-postgres's own (tests/unit_tests/fixtures/
 -- filtering_test_cases.py) with the same three documents and the same expected results.
 BEGIN;
-SELECT plan(149);
+SELECT plan(152);
 
 SELECT memory.create_domain('lc', 3);
 SELECT memory.store('lc', 'id one', '{"name": "adam", "date": "2021-01-01", "count": 1,
@@ -220,11 +220,16 @@ SELECT throws_ok($$ SELECT pg_temp.ids('{"specs.screen": {"$eq": {"a": [{"$b": 1
     '22023', NULL, 'an operator deep inside the operand of $eq on a dotted key');
 SELECT is(pg_temp.ids('{"specs": {"screen": "OLED"}}'), 'd4',
     'a plain object without operators still means containment');
--- $in compiles in one pass (appending each value copied the array: 30 s for 15,000 values).
+-- $in compiles in one pass (appending each value copied the array: 30 s for 15,000 values);
+-- a filter holds at most 1,000 values (each a test on every row read: stop 28).
 SET LOCAL statement_timeout = '10s';
 SELECT is(memory.count('lc', jsonb_build_object('count', jsonb_build_object('$in',
-        (SELECT jsonb_agg(i) FROM generate_series(3, 15002) AS i)))), 1::bigint,
-    '$in with 15,000 values (about 94,000 characters): compiled and run in bounded time');
+        (SELECT jsonb_agg(i) FROM generate_series(3, 1002) AS i)))), 1::bigint,
+    '$in with 1,000 values: compiled and run in bounded time');
+SELECT throws_ok($$ SELECT memory.count('lc', jsonb_build_object('count', jsonb_build_object('$in',
+        (SELECT jsonb_agg(i) FROM generate_series(1, 15000) AS i)))) $$, '54000',
+    'invalid filter at $: more than 1000 values ($in and $nin lists count each of their values)',
+    '$in with 15,000 values: 54000');
 SET LOCAL statement_timeout = 0;
 SELECT throws_ok($$ SELECT pg_temp.ids('{"created_at": {"$like": "2024%"}}') $$, '22023',
     'invalid filter at $.created_at.$like: $like applies to strings; created_at is a timestamp (compare it with $gt, $lt or $between)',
@@ -322,6 +327,28 @@ SELECT throws_ok($$ SELECT memory.create_metadata_index('ix', 'id', 'number') $$
     'create_metadata_index: a column with the wrong type');
 SELECT throws_ok($$ SELECT memory.create_metadata_index('nope', 'price', 'number') $$, '42704', NULL,
     'create_metadata_index: unknown domain');
+-- (stop 28, an attack: two adopted domains whose names share their first 37 characters, on
+-- tables of one schema, got one index name: the second call built nothing and returned the
+-- first table's index)
+CREATE TABLE public.mi_t1 (id bigint PRIMARY KEY, body text NOT NULL, emb vector(3),
+    metadata jsonb NOT NULL DEFAULT '{}');
+CREATE TABLE public.mi_t2 (LIKE public.mi_t1 INCLUDING ALL);
+SELECT memory.adopt_table('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa_x1', 'public.mi_t1', 'id', 'body',
+    'emb', create_indexes => false);
+SELECT memory.adopt_table('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa_x2', 'public.mi_t2', 'id', 'body',
+    'emb', create_indexes => false);
+SELECT memory.create_metadata_index('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa_x1', 'price', 'number');
+SELECT memory.create_metadata_index('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa_x2', 'price', 'number');
+SELECT is((SELECT i.indrelid
+           FROM (SELECT memory.create_metadata_index('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa_x2',
+               'price', 'number') AS n OFFSET 0) AS x
+           JOIN pg_class AS c ON c.relname = x.n AND c.relnamespace = 'public'::regnamespace
+           JOIN pg_index AS i ON c.oid = i.indexrelid),
+    'public.mi_t2'::regclass::oid,
+    'create_metadata_index: a name taken by another table''s index: the index is made on this one');
+SELECT is(memory.create_metadata_index('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa_x2', 'price', 'number'),
+    memory.create_metadata_index('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa_x2', 'price', 'number'),
+    '... and the same name on the next call (idempotent)');
 
 -- count reads the domain like a search: a role without read access on it gets 42501 (it could
 -- otherwise learn which metadata values exist, one count at a time).

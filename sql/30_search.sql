@@ -329,7 +329,8 @@ COMMENT ON FUNCTION memory.search(
 'The k nearest memories to query_embedding through the domain''s HNSW index, best first. '
 'filter: the filter language (README; $eq $ne $gt $gte $lt $lte $in $nin $between $like $ilike '
 '$exists $and $or $not, dotted keys, id/created_at/updated_at; malformed: 22023; more than '
-'256 keys outside one plain containment: 54000). A filtered '
+'256 keys outside one plain containment, or more than 1000 values with $in and $nin lists '
+'counted by their length: 54000). A filtered '
 'search is planned per call (explain_search): an exact scan of few matching rows, else the HNSW '
 'iterative scan with the exact scan as fallback (an estimate that picks it is checked first by '
 'a bounded count through the filter''s index); k rows come back when k rows match. '
@@ -381,6 +382,6 @@ COMMENT ON FUNCTION memory.search_text(text, text, integer, jsonb, text) IS
 'best max(k, rerank) rows by their words'' IDF are scored exactly. Session settings: '
 'pgmemo.bm25_k1 (default 1.2), pgmemo.bm25_b (0.75), pgmemo.bm25_budget (700 rows), '
 'pgmemo.bm25_rerank (50), pgmemo.bm25_proximity (0.7; 0: plain BM25). At most 64 distinct '
-'words (error 22023). An empty, stop-word-only, '
+'words and 16 quoted phrases and -exclusions (error 22023). An empty, stop-word-only, '
 'exclusion-only or punctuation-only query returns no rows; a query over 10000 characters is '
 'error 22023.';

@@ -226,6 +226,16 @@ LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$ SELECT 64 $$;
 
+-- At most this many quoted phrases and -exclusions per query (22023 beyond): each is checked
+-- against every candidate row (the query's requirement) and the phrases are candidates
+-- themselves, one GIN search of all of them whose every item is checked against their OR, so
+-- their number multiplies the cost (1,000 phrases of common words took 12.6 s at 100,000 rows).
+CREATE OR REPLACE FUNCTION memory_private._text_max_phrases()
+RETURNS integer
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 16 $$;
+
 -- What makes a query more than plain words, as a regular expression (matched ignoring case):
 -- a quote, a word starting with '-', the word OR (websearch_to_tsquery's syntax). Without it
 -- _parse_text_query takes the words as they are, and memory.search_hybrid may take its branch.
@@ -295,6 +305,7 @@ DECLARE
     v_terms boolean := false;  -- the current group has a term
     v_groups tsquery;  -- the closed groups' requirements, ORed
     v_free boolean := false;  -- a closed group requires nothing: the query requires nothing
+    v_syntax integer := 0;  -- phrases and exclusions so far
 BEGIN
     IF coalesce(query, '') !~* memory_private._text_syntax_pattern() THEN
         v_positive := coalesce(query, '');  -- plain words only: ranked, nothing required
@@ -323,6 +334,15 @@ BEGIN
             CONTINUE WHEN to_tsvector(text_config, btrim(v_tok, '"')) = ''::tsvector;
             IF NOT v_neg THEN
                 v_positive := v_positive || ' ' || btrim(v_tok, '"');
+            END IF;
+            IF v_neg OR left(v_tok, 1) = '"' THEN
+                v_syntax := v_syntax + 1;
+                IF v_syntax > memory_private._text_max_phrases() THEN
+                    RAISE EXCEPTION 'query has more than % quoted phrases and -exclusions; '
+                        'search_text takes at most %', memory_private._text_max_phrases(),
+                        memory_private._text_max_phrases()
+                        USING ERRCODE = '22023';
+                END IF;
             END IF;
             v_q := NULL;
             IF v_neg THEN

@@ -70,10 +70,31 @@ BEGIN
     v_expr := CASE WHEN v_field.column_name IS NOT NULL THEN quote_ident(v_meta)
         ELSE memory_private._filter_typed_expr(quote_ident(v_meta), v_field.path, v_kind) END;
     v_name := memory_private._metadata_index_name(v_d, key, v_kind);
+    -- The name is taken by another relation of the schema (an adopted domain whose name shares
+    -- its first 37 characters with another's on a table of the same schema, or the
+    -- application's own object): one made unique by the table's oid. (IF NOT EXISTS alone
+    -- skipped the build with a NOTICE and returned the other relation's name.)
+    IF EXISTS (
+        SELECT FROM pg_catalog.pg_class AS c
+        WHERE c.relname = v_name
+          AND c.relnamespace = (SELECT r.relnamespace FROM pg_catalog.pg_class AS r
+                                WHERE r.oid = v_phys.relation)
+          AND NOT EXISTS (SELECT FROM pg_catalog.pg_index AS i
+                          WHERE i.indexrelid = c.oid AND i.indrelid = v_phys.relation)) THEN
+        v_name := (left(v_name, 40) || '_' || left(md5(v_phys.relation::oid::text || '/' || key
+            || '/' || v_kind), 16))::name;
+    END IF;
     -- v_phys.relation: a regclass, quoted; v_expr: the compiled expression (keys as literals)
     EXECUTE format($q$
         CREATE INDEX IF NOT EXISTS %1$I ON %2$s ((%3$s)) $q$,
         v_name, v_phys.relation, v_expr);
+    IF NOT EXISTS (
+        SELECT FROM pg_catalog.pg_index AS i JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+        WHERE i.indrelid = v_phys.relation AND c.relname = v_name) THEN
+        RAISE EXCEPTION 'relation "%" already exists beside %: no index made for domain "%"',
+            v_name, v_phys.relation, v_d.domain
+            USING ERRCODE = '42P07';
+    END IF;
     RETURN v_name;
 END;
 $$;

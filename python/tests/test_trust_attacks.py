@@ -226,6 +226,25 @@ def test_filter_compile_is_bounded(conn):
         plain_many = {f"k{i}": i for i in range(5000)}  # one containment: no walk, any size
         assert conn.execute("SELECT memory.count('fb', %s) AS n",
                             (json.dumps(plain_many),)).fetchone()["n"] == 0
+        # stop 28 (an attack): each value of an $in or $nin list is a containment test on every
+        # row read (two lists of 24,000 took a reader's search 96 s on 20,000 rows): a filter
+        # holds at most 1,000 values, the lists counted by their length, on every path
+        over = [
+            {"k": {"$in": list(range(1001))}},
+            {"$or": [{"k": {"$nin": list(range(600))}}, {"j": {"$in": list(range(401))}}]},
+            {"id": {"$in": [str(i) for i in range(1001)]}},
+            {"created_at": {"$nin": ["2020-01-01"] * 1001}},
+        ]
+        for f in over:
+            for sql in ("SELECT * FROM memory.search('fb', '[1,0,0]', 5, %s)",
+                        "SELECT memory.count('fb', %s)",
+                        "SELECT * FROM memory.search_text('fb', 'word', 5, %s)",
+                        "SELECT * FROM memory.explain_search('fb', 5, %s)"):
+                with pytest.raises(psycopg.errors.ProgramLimitExceeded, match="more than 1000 values"):
+                    conn.execute(sql, (json.dumps(f),))
+        at_cap = {"$or": [{"k": {"$nin": list(range(599))}}, {"j": {"$in": list(range(401))}}]}
+        assert conn.execute("SELECT memory.count('fb', %s) AS n",
+                            (json.dumps(at_cap),)).fetchone()["n"] == 0
     finally:
         conn.execute("RESET statement_timeout")
 
@@ -461,11 +480,13 @@ def test_hybrid_worst_input_is_bounded(conn):
 
 
 def test_search_syntax_and_filter_worst_inputs_are_bounded(conn):
-    """Bounded cost of stop 23's parse and filter paths, worst inputs: a 10,000-character query
-    of OR'ed phrases or of exclusions (every group and exclusion a tsquery node), a filter of
-    $in with 15,000 values (compiled in one pass: appending copied the array, 13.6 s), and a
-    filtered search_text whose word is in more rows than the per-word cap (a second search,
-    bounded by the word's rows). Each well within a statement_timeout of 10 s."""
+    """Bounded cost of stop 23's parse and filter paths, worst inputs: a query of OR'ed phrases
+    or of exclusions (every group and exclusion a tsquery node; at most 16 of them since stop
+    28: 1,000 phrases of common words took 12.6 s at 100,000 rows, as many GIN items each checked
+    against their OR, and are refused), a filter of $in at its 1,000 values (a containment test
+    per value and row; 15,000 and more are refused since stop 28), and a filtered search_text
+    whose word is in more rows than the per-word cap (a second search, bounded by the word's
+    rows). Each well within a statement_timeout of 10 s."""
     conn.execute("SELECT memory.create_domain('sx', 3)")
     conn.execute("SELECT count(*) FROM memory.store_many('sx', "
                  "(SELECT array_agg('quick fox row' || g) FROM generate_series(1, 2000) AS g), "
@@ -473,14 +494,21 @@ def test_search_syntax_and_filter_worst_inputs_are_bounded(conn):
     conn.execute("SELECT memory.refresh_text_stats('sx')")
     conn.execute("SET statement_timeout = '10s'")
     try:
-        for q in (" OR ".join(['"quick fox"'] * 800)[:10000],
-                  " OR ".join(['-"quick fox"'] * 700)[:10000],
-                  " ".join(["-fox"] * 2500)[:10000]):
-            conn.execute("SELECT count(*) FROM memory.search_text('sx', %s, 10)", (q,)).fetchone()
-        values = list(range(15000))
+        for n, ok in ((800, False), (16, True)):
+            for q in (" OR ".join(['"quick fox"'] * n)[:10000],
+                      " OR ".join(['-"quick fox"'] * n)[:10000],
+                      " ".join(["-fox"] * n)[:10000]):
+                sql = "SELECT count(*) FROM memory.search_text('sx', %s, 10)"
+                if ok:
+                    conn.execute(sql, (q,)).fetchone()
+                else:
+                    with pytest.raises(psycopg.errors.InvalidParameterValue,
+                                       match="more than 16 quoted phrases and -exclusions"):
+                        conn.execute(sql, (q,))
+        values = list(range(1000))
         assert conn.execute("SELECT memory.count('sx', jsonb_build_object('n', "
                             "jsonb_build_object('$in', %s::jsonb))) AS n",
-                            (json.dumps(values),)).fetchone()["n"] == 2000
+                            (json.dumps(values),)).fetchone()["n"] == 999
         rows = conn.execute("SELECT id FROM memory.search_text('sx', 'quick', 10, "
                             "'{\"n\": {\"$gt\": 1995}}')").fetchall()
         assert len(rows) == 5
