@@ -7391,13 +7391,17 @@ BEGIN
         DELETE FROM memory_data.%2$I AS x USING old_rows AS o WHERE x.id = o.%3$I::text;
     ELSE
         TRUNCATE memory_data.%2$I;
+        -- the text statistics counted the rows gone, and a TRUNCATE adds to no counter of
+        -- writes (memory_private._text_stats_stale): dropped, so that the next
+        -- run_maintenance refreshes them (search_text estimates them meanwhile)
+        DELETE FROM memory_private.text_stats WHERE domain = %6$L;
     END IF;
     RETURN NULL;
 END;
 $body$
 $fn$,
         memory_private._wire_name(d.domain, 'text'), memory_private._text_table_name(d.domain),
-        d.id_column, memory_private._text_index_row_sql(d, 'n'), d.content_column)
+        d.id_column, memory_private._text_index_row_sql(d, 'n'), d.content_column, d.domain)
     UNION ALL
     -- The queue's statements on the domain's table (sql/51_queue_claim.sql), as functions: static
     -- SQL, so each backend plans them once, not at every batch. Arguments: those of the
@@ -7589,7 +7593,7 @@ BEGIN
     END LOOP;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', '728b0d0ebae740882e2530ad6a3df7e9f3c737ea6df7d78456356bc2fd48f883', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', '079719f22c5f6fe31675c8d04605b659c08b9fe7fe871c8d62d1c85e52035b05', 'repeatable'); END $pgmemo$;
 -- sql/45_adopt.sql
 -- Adopted domains: memory.adopt_table puts an application's own table (with an id, a text column
 -- and a vector(n) column) behind a pgmemo domain without copying a row.

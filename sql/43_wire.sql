@@ -239,13 +239,17 @@ BEGIN
         DELETE FROM memory_data.%2$I AS x USING old_rows AS o WHERE x.id = o.%3$I::text;
     ELSE
         TRUNCATE memory_data.%2$I;
+        -- the text statistics counted the rows gone, and a TRUNCATE adds to no counter of
+        -- writes (memory_private._text_stats_stale): dropped, so that the next
+        -- run_maintenance refreshes them (search_text estimates them meanwhile)
+        DELETE FROM memory_private.text_stats WHERE domain = %6$L;
     END IF;
     RETURN NULL;
 END;
 $body$
 $fn$,
         memory_private._wire_name(d.domain, 'text'), memory_private._text_table_name(d.domain),
-        d.id_column, memory_private._text_index_row_sql(d, 'n'), d.content_column)
+        d.id_column, memory_private._text_index_row_sql(d, 'n'), d.content_column, d.domain)
     UNION ALL
     -- The queue's statements on the domain's table (sql/51_queue_claim.sql), as functions: static
     -- SQL, so each backend plans them once, not at every batch. Arguments: those of the
