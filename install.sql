@@ -5245,6 +5245,40 @@ AS $$
     END
 $$;
 
+-- The operand of $like or $ilike (op): a string pattern that PostgreSQL's LIKE accepts whatever
+-- the rows, checked here (22023) rather than on the first row that reaches its end: a pattern
+-- ending in an unfinished escape (a lone trailing backslash) failed with 22025 only on some rows,
+-- so the outcome hung on the data and on the order of $or's branches; and at most
+-- _filter_max_wildcards() % wildcards (the matcher recurses once per %: 30,000 of them exceeded
+-- the stack on long values, again only on some rows).
+CREATE OR REPLACE FUNCTION memory_private._filter_like_check(op text, value jsonb, loc text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF jsonb_typeof(value) IS DISTINCT FROM 'string' THEN
+        PERFORM memory_private._filter_error(loc, format('%s takes a string pattern, got %s',
+            op, memory_private._filter_typename(value)));
+    END IF;
+    IF (value #>> '{}') ~ '(^|[^\\])(\\\\)*\\$' THEN
+        PERFORM memory_private._filter_error(loc, format('%s pattern ends with an unfinished '
+            'escape (a lone backslash; write \\ for a backslash)', op));
+    END IF;
+    IF length(value #>> '{}') - length(replace(value #>> '{}', '%', ''))
+            > memory_private._filter_max_wildcards() THEN
+        PERFORM memory_private._filter_error(loc, format('%s pattern has more than %s %% '
+            'wildcards', op, memory_private._filter_max_wildcards()));
+    END IF;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION memory_private._filter_max_wildcards()
+RETURNS integer
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 32 $$;
+
 CREATE OR REPLACE FUNCTION memory_private._filter_between_check(value jsonb, loc text)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
@@ -5312,7 +5346,7 @@ BEGIN
     END IF;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:32_filter.sql', '32_filter.sql', 'd3e1a3c032b946ae026656368001dbee631991fb30ff7057654d039e84083586', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:32_filter.sql', '32_filter.sql', '8250815c8ee64c8c5eeb041ecae7f28de04e7c9a05b817a7cbb840fab5549b5f', 'repeatable'); END $pgmemo$;
 -- sql/33_filter_compile.sql
 -- The filter compiler: memory_private._filter_compile turns a filter (the language described at
 -- the top of sql/32_filter.sql) into a SQL predicate on the domain table aliased t and the jsonb
@@ -5396,10 +5430,7 @@ BEGIN
                 PERFORM memory_private._filter_error(loc, format('%s applies to strings; %s is a '
                     'timestamp (compare it with $gt, $lt or $between)', op, column_name));
             END IF;
-            IF v_type IS DISTINCT FROM 'string' THEN
-                PERFORM memory_private._filter_error(loc, format('%s takes a string pattern, got %s',
-                    op, memory_private._filter_typename(value)));
-            END IF;
+            PERFORM memory_private._filter_like_check(op, value, loc);
             params := params || jsonb_build_array(value);
             sql := format($e$%s %s (%s #>> '{}')$e$, v_col,
                 CASE op WHEN '$like' THEN 'LIKE' ELSE 'ILIKE' END, v_p);
@@ -5438,13 +5469,15 @@ BEGIN
                 ELSE '(%1$s IS NOT NULL AND NOT t.metadata @> ANY(%2$s))' END,
             v_x, 'memory_private._filter_jsonb_array' || v_p);
     WHEN op IN ('$like', '$ilike') THEN
-        IF v_type IS DISTINCT FROM 'string' THEN
-            PERFORM memory_private._filter_error(loc, format('%s takes a string pattern, got %s',
-                op, memory_private._filter_typename(value)));
-        END IF;
+        PERFORM memory_private._filter_like_check(op, value, loc);
         params := params || jsonb_build_array(value);
+        -- $like in the "C" collation (the text index's: a 'prefix%' pattern uses it); $ilike in
+        -- the database's, whose case folding reaches beyond ASCII ("C" folds only A-Z: 'émile'
+        -- did not match "Émile")
         sql := format($e$%s %s (%s #>> '{}')$e$,
-            memory_private._filter_typed_expr('t.metadata', path, 'text'),
+            CASE op WHEN '$like' THEN memory_private._filter_typed_expr('t.metadata', path, 'text')
+                ELSE format('(%s COLLATE "default")',
+                    memory_private._filter_typed_expr('t.metadata', path, 'text')) END,
             CASE op WHEN '$like' THEN 'LIKE' ELSE 'ILIKE' END, v_p);
     WHEN op = '$between' THEN
         PERFORM memory_private._filter_between_check(value, loc);
@@ -5616,11 +5649,12 @@ BEGIN
     END IF;
     -- The common case, plain values only (no operator, dotted key or column anywhere): one
     -- containment, without walking the tree. Read from the filter's text, without a query
-    -- (every filtered search asks): in jsonb's text a key is a string followed by ": ", so an
-    -- empty, dotted or column key at any depth is found (and a value that looks like one only
-    -- sends the filter the longer way, to the same predicate).
+    -- (every filtered search asks): in jsonb's text a key is a string followed by ": ", its
+    -- quotes and backslashes escaped by a backslash, so an empty, dotted or column key at any
+    -- depth is found, escapes included (a pattern without them missed the key a.b"c: stop 28);
+    -- a value that looks like one only sends the filter the longer way, to the same predicate.
     IF strpos(v_text, '$') = 0
-       AND v_text !~ '"(|id|created_at|updated_at|[^"]*\.[^"]*)": ' THEN
+       AND v_text !~ '"(|id|created_at|updated_at|(?:[^"\\]|\\.)*\.(?:[^"\\]|\\.)*)": ' THEN
         predicate := memory_private._filter_plain_predicate();
         params := jsonb_build_array(filter);
         plain := true;
@@ -5689,7 +5723,7 @@ BEGIN
     END IF;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:33_filter_compile.sql', '33_filter_compile.sql', 'a47e8d2ebbe14cdbeef649b32913c1ede0265a4ac7d99c2767a168160ebe011f', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:33_filter_compile.sql', '33_filter_compile.sql', '35be733f9e38b846eed320e9bc276576064632d77ce3b964d7eb78820f554b8d', 'repeatable'); END $pgmemo$;
 -- sql/34_search_plan.sql
 -- The filtered-search planner: for each filtered memory.search, estimate how many rows the
 -- filter matches (the PostgreSQL planner's estimate for the compiled predicate) and pick the

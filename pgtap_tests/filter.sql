@@ -5,7 +5,7 @@
 -- The cases marked "lc" are langchain-postgres's own (tests/unit_tests/fixtures/
 -- filtering_test_cases.py) with the same three documents and the same expected results.
 BEGIN;
-SELECT plan(152);
+SELECT plan(158);
 
 SELECT memory.create_domain('lc', 3);
 SELECT memory.store('lc', 'id one', '{"name": "adam", "date": "2021-01-01", "count": 1,
@@ -349,6 +349,28 @@ SELECT is((SELECT i.indrelid
 SELECT is(memory.create_metadata_index('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa_x2', 'price', 'number'),
     memory.create_metadata_index('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa_x2', 'price', 'number'),
     '... and the same name on the next call (idempotent)');
+
+-- (stop 28, an attack) A plain filter whose dotted key holds an escaped quote walks the key's
+-- path as $eq does (the plain-filter test missed the key and matched the literal one); $like
+-- patterns are checked before any row (a trailing lone backslash failed only on rows that reached
+-- it: 22025 or nothing, by the data); $ilike folds case beyond ASCII.
+SELECT memory.create_domain('qk', 3);
+SELECT memory.store('qk', 'nested', '{"a": {"b\"c": 1}, "name": "Émile"}', '[1,0,0]', 'n1');
+SELECT memory.store('qk', 'literal', '{"a.b\"c": 1, "name": "abc"}', '[1,0,0]', 'n2');
+SELECT is((SELECT array_agg(s.id) FROM memory.search('qk', '[1,0,0]', 5, '{"a.b\"c": 1}') AS s),
+    ARRAY['n1'], 'a plain dotted key with an escaped quote: the nested path, as $eq');
+SELECT is((SELECT array_agg(s.id) FROM memory.search('qk', '[1,0,0]', 5,
+        '{"a.b\"c": {"$eq": 1}}') AS s), ARRAY['n1'], '... the same as $eq');
+SELECT throws_ok($$ SELECT memory.count('qk', '{"other": {"$like": "ab\\"}}') $$, '22023',
+    'invalid filter at $.other.$like: $like pattern ends with an unfinished escape (a lone backslash; write \\ for a backslash)',
+    '$like ending in a lone backslash: 22023 whatever the rows');
+SELECT is(memory.count('qk', '{"name": {"$like": "ab\\\\"}}'), 0::bigint,
+    '... an escaped backslash at the end is fine');
+SELECT throws_ok($$ SELECT memory.count('qk', jsonb_build_object('name',
+        jsonb_build_object('$ilike', repeat('a%', 33)))) $$, '22023', NULL,
+    '$ilike with more than 32 % wildcards: 22023');
+SELECT is(memory.count('qk', '{"name": {"$ilike": "émile"}}'), 1::bigint,
+    '$ilike folds case beyond ASCII (the database''s collation)');
 
 -- count reads the domain like a search: a role without read access on it gets 42501 (it could
 -- otherwise learn which metadata values exist, one count at a time).

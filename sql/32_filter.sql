@@ -182,6 +182,40 @@ AS $$
     END
 $$;
 
+-- The operand of $like or $ilike (op): a string pattern that PostgreSQL's LIKE accepts whatever
+-- the rows, checked here (22023) rather than on the first row that reaches its end: a pattern
+-- ending in an unfinished escape (a lone trailing backslash) failed with 22025 only on some rows,
+-- so the outcome hung on the data and on the order of $or's branches; and at most
+-- _filter_max_wildcards() % wildcards (the matcher recurses once per %: 30,000 of them exceeded
+-- the stack on long values, again only on some rows).
+CREATE OR REPLACE FUNCTION memory_private._filter_like_check(op text, value jsonb, loc text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF jsonb_typeof(value) IS DISTINCT FROM 'string' THEN
+        PERFORM memory_private._filter_error(loc, format('%s takes a string pattern, got %s',
+            op, memory_private._filter_typename(value)));
+    END IF;
+    IF (value #>> '{}') ~ '(^|[^\\])(\\\\)*\\$' THEN
+        PERFORM memory_private._filter_error(loc, format('%s pattern ends with an unfinished '
+            'escape (a lone backslash; write \\ for a backslash)', op));
+    END IF;
+    IF length(value #>> '{}') - length(replace(value #>> '{}', '%', ''))
+            > memory_private._filter_max_wildcards() THEN
+        PERFORM memory_private._filter_error(loc, format('%s pattern has more than %s %% '
+            'wildcards', op, memory_private._filter_max_wildcards()));
+    END IF;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION memory_private._filter_max_wildcards()
+RETURNS integer
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 32 $$;
+
 CREATE OR REPLACE FUNCTION memory_private._filter_between_check(value jsonb, loc text)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE

@@ -80,10 +80,7 @@ BEGIN
                 PERFORM memory_private._filter_error(loc, format('%s applies to strings; %s is a '
                     'timestamp (compare it with $gt, $lt or $between)', op, column_name));
             END IF;
-            IF v_type IS DISTINCT FROM 'string' THEN
-                PERFORM memory_private._filter_error(loc, format('%s takes a string pattern, got %s',
-                    op, memory_private._filter_typename(value)));
-            END IF;
+            PERFORM memory_private._filter_like_check(op, value, loc);
             params := params || jsonb_build_array(value);
             sql := format($e$%s %s (%s #>> '{}')$e$, v_col,
                 CASE op WHEN '$like' THEN 'LIKE' ELSE 'ILIKE' END, v_p);
@@ -122,13 +119,15 @@ BEGIN
                 ELSE '(%1$s IS NOT NULL AND NOT t.metadata @> ANY(%2$s))' END,
             v_x, 'memory_private._filter_jsonb_array' || v_p);
     WHEN op IN ('$like', '$ilike') THEN
-        IF v_type IS DISTINCT FROM 'string' THEN
-            PERFORM memory_private._filter_error(loc, format('%s takes a string pattern, got %s',
-                op, memory_private._filter_typename(value)));
-        END IF;
+        PERFORM memory_private._filter_like_check(op, value, loc);
         params := params || jsonb_build_array(value);
+        -- $like in the "C" collation (the text index's: a 'prefix%' pattern uses it); $ilike in
+        -- the database's, whose case folding reaches beyond ASCII ("C" folds only A-Z: 'émile'
+        -- did not match "Émile")
         sql := format($e$%s %s (%s #>> '{}')$e$,
-            memory_private._filter_typed_expr('t.metadata', path, 'text'),
+            CASE op WHEN '$like' THEN memory_private._filter_typed_expr('t.metadata', path, 'text')
+                ELSE format('(%s COLLATE "default")',
+                    memory_private._filter_typed_expr('t.metadata', path, 'text')) END,
             CASE op WHEN '$like' THEN 'LIKE' ELSE 'ILIKE' END, v_p);
     WHEN op = '$between' THEN
         PERFORM memory_private._filter_between_check(value, loc);
@@ -300,11 +299,12 @@ BEGIN
     END IF;
     -- The common case, plain values only (no operator, dotted key or column anywhere): one
     -- containment, without walking the tree. Read from the filter's text, without a query
-    -- (every filtered search asks): in jsonb's text a key is a string followed by ": ", so an
-    -- empty, dotted or column key at any depth is found (and a value that looks like one only
-    -- sends the filter the longer way, to the same predicate).
+    -- (every filtered search asks): in jsonb's text a key is a string followed by ": ", its
+    -- quotes and backslashes escaped by a backslash, so an empty, dotted or column key at any
+    -- depth is found, escapes included (a pattern without them missed the key a.b"c: stop 28);
+    -- a value that looks like one only sends the filter the longer way, to the same predicate.
     IF strpos(v_text, '$') = 0
-       AND v_text !~ '"(|id|created_at|updated_at|[^"]*\.[^"]*)": ' THEN
+       AND v_text !~ '"(|id|created_at|updated_at|(?:[^"\\]|\\.)*\.(?:[^"\\]|\\.)*)": ' THEN
         predicate := memory_private._filter_plain_predicate();
         params := jsonb_build_array(filter);
         plain := true;
