@@ -164,7 +164,7 @@ BEGIN
     RETURN set_config('search_path', format('pg_catalog, %I, pg_temp', v_schema), true);
 END;
 $f$;
-DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019', '0020', '0021', '0022', '0023', '0024', '0025', '0026', '0027', '0028', '0029']::text[]); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019', '0020', '0021', '0022', '0023', '0024', '0025', '0026', '0027', '0028', '0029', '0030']::text[]); END $pgmemo$;
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -1219,6 +1219,18 @@ DROP FUNCTION IF EXISTS memory_private._search_text_static(
     memory_private.domains
 );
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0029', '0029_bm25_proximity.sql', '32534ffc9de06827cce5b970b5f3bb42c17710d554609bda61b09dec1be990c8', 'versioned'); PERFORM memory_private._record_breaking('0029', false); END $pgmemo$;
+\endif
+-- migrations/0030_wire_partitions.sql
+SELECT memory_private._migration_needed('0030', '0030_wire_partitions.sql', '47edce411208cf84a768205a4391338ecdf271aceeaa85b850a4579cb2d3291a', ARRAY[]::text[]) AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0030_wire_partitions: an adopted table's statement triggers (the queue's, the stale-embedding
+-- guard's and the text index's) go on each of its partitions and inheritance children too, since
+-- PostgreSQL fires only the target's statement triggers: a row written straight into a partition
+-- was never queued or indexed, and an update there kept its old embedding and tsvector
+-- (sql/43_wire.sql). memory_private._wire_triggers gained the relation of each trigger: dropped
+-- here and made again by the SQL files. Not breaking: a private function.
+DROP FUNCTION IF EXISTS memory_private._wire_triggers(memory_private.domains);
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0030', '0030_wire_partitions.sql', '47edce411208cf84a768205a4391338ecdf271aceeaa85b850a4579cb2d3291a', 'versioned'); PERFORM memory_private._record_breaking('0030', false); END $pgmemo$;
 \endif
 DO $pgmemo$ BEGIN PERFORM memory_private._set_install_search_path(); END $pgmemo$;
 -- sql/00_private_helpers.sql
@@ -7471,16 +7483,22 @@ $fn$,
 END;
 $$;
 
--- The triggers: (trigger name, CREATE TRIGGER statement) on the domain's relation; each
--- template takes the trigger's name, the relation and the trigger function's name. The text
--- index's (text_*) only while the domain has one.
+-- The triggers: (trigger name, the relation it is on, CREATE TRIGGER statement); each template
+-- takes the trigger's name, the relation and the trigger function's name. The text index's
+-- (text_*) only while the domain has one. The statement triggers go on the domain's relation and
+-- on each of its partitions and inheritance children at any depth: PostgreSQL fires the
+-- statement triggers of the relation a statement names, not its parent's, so a row written
+-- straight into a partition was neither queued nor indexed, and an update there served its old
+-- embedding and tsvector (stop 28). A write through the parent fires the parent's alone, once.
+-- The TRUNCATE trigger stays on the parent: a partition truncated on its own is reported by
+-- diagnose (text_index_out_of_sync) and mended by memory.sync_text_index.
 CREATE OR REPLACE FUNCTION memory_private._wire_triggers(d memory_private.domains)
-RETURNS TABLE (trigger_name name, ddl text)
+RETURNS TABLE (trigger_name name, relid oid, ddl text)
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-    SELECT t.trigger_name, format(t.template, t.trigger_name,
-        memory_private._qualified(d.source_table), memory_private._wire_name(d.domain, t.fn))
+    SELECT t.trigger_name, r.oid, format(t.template, t.trigger_name,
+        memory_private._qualified(r.oid::regclass), memory_private._wire_name(d.domain, t.fn))
     FROM (VALUES
         (memory_private._wire_name(d.domain, 'before_update'), 'before_update', $sql$
             CREATE TRIGGER %I BEFORE UPDATE ON %s
@@ -7520,7 +7538,17 @@ AS $$
             FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()
         $sql$)
     ) AS t (trigger_name, fn, template)
-    WHERE t.fn <> 'text' OR memory_private._text_table(d) IS NOT NULL
+    CROSS JOIN LATERAL (
+        SELECT d.source_table::oid AS oid
+        UNION
+        -- (a distributed table's shards are not its partitions: the parent only)
+        SELECT x.oid FROM memory_private._inheritance_tree(d.source_table) AS x
+        WHERE NOT d.distributed
+          AND t.trigger_name <> memory_private._wire_name(d.domain, 'text_truncate')
+    ) AS r
+    WHERE (t.fn <> 'text' OR memory_private._text_table(d) IS NOT NULL)
+      -- a distributed table carries the row trigger only; any other table all but it
+      AND d.distributed = (t.fn = 'before_update')
 $$;
 
 -- Wire a domain: (re)make its trigger functions and make sure its relation carries its
@@ -7555,12 +7583,9 @@ BEGIN
         PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
     END IF;
     FOR v_item IN SELECT * FROM memory_private._wire_triggers(d) LOOP
-        -- A distributed table carries the row trigger only; any other table all but it.
-        CONTINUE WHEN d.distributed
-            <> (v_item.trigger_name = memory_private._wire_name(d.domain, 'before_update'));
         CONTINUE WHEN EXISTS (
             SELECT FROM pg_catalog.pg_trigger AS t
-            WHERE t.tgrelid = d.source_table AND t.tgname = v_item.trigger_name);
+            WHERE t.tgrelid = v_item.relid AND t.tgname = v_item.trigger_name);
         EXECUTE v_item.ddl;
     END LOOP;
     IF d.distributed THEN
@@ -7592,6 +7617,42 @@ BEGIN
 END;
 $$;
 
+-- The adopted domains with a partition or inheritance child that lacks one of pgmemo's statement
+-- triggers (created or attached after the domain was wired: its rows would be written unseen),
+-- wired again by memory.run_maintenance, each in a subtransaction: a relation pgmemo's owner may
+-- not change is skipped with a WARNING, and diagnose (text_index_out_of_sync) names the
+-- triggers missing. Returns how many domains were wired.
+CREATE OR REPLACE FUNCTION memory_private._wire_missing_all()
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains;
+    v_count integer := 0;
+BEGIN
+    FOR v_d IN
+        SELECT d.* FROM memory_private.domains AS d
+        WHERE d.adopted AND NOT d.distributed
+          AND memory_private._qualified(d.source_table) IS NOT NULL
+          AND EXISTS (
+            SELECT FROM memory_private._wire_triggers(d) AS t
+            WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_trigger AS g
+                              WHERE g.tgrelid = t.relid AND g.tgname = t.trigger_name))
+        ORDER BY d.domain
+    LOOP
+        BEGIN
+            PERFORM memory_private._wire(v_d);
+            v_count := v_count + 1;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'pgmemo: the triggers of domain "%" could not be put on its partitions: %',
+                v_d.domain, SQLERRM;
+        END;
+    END LOOP;
+    RETURN v_count;
+END;
+$$;
+
 -- What the migrate runner (pgmemo migrate, install.sql) calls once sql/ is applied, in the same
 -- transaction: the per-domain objects made from templates are made again, and an adopted
 -- domain without its text index gets it (sql/45_adopt.sql).
@@ -7618,7 +7679,8 @@ DECLARE
 BEGIN
     IF v_rel IS NOT NULL THEN
         FOR v_item IN SELECT * FROM memory_private._wire_triggers(d) LOOP
-            EXECUTE format($sql$DROP TRIGGER IF EXISTS %I ON %s$sql$, v_item.trigger_name, v_rel);
+            EXECUTE format($sql$DROP TRIGGER IF EXISTS %I ON %s$sql$, v_item.trigger_name,
+                memory_private._qualified(v_item.relid::regclass));
         END LOOP;
     END IF;
     FOR v_item IN SELECT * FROM memory_private._wire_functions(d) LOOP
@@ -7627,7 +7689,7 @@ BEGIN
     END LOOP;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', '079719f22c5f6fe31675c8d04605b659c08b9fe7fe871c8d62d1c85e52035b05', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', 'd450a751ec89a0ac7f6e53185443ff5828f5e95aec5164a0c8e07dcf01cfc59c', 'repeatable'); END $pgmemo$;
 -- sql/45_adopt.sql
 -- Adopted domains: memory.adopt_table puts an application's own table (with an id, a text column
 -- and a vector(n) column) behind a pgmemo domain without copying a row.
@@ -10238,6 +10300,7 @@ DECLARE
     v_purged bigint;
     v_text_stats integer;
     v_fills record;
+    v_wired integer;
 BEGIN
     -- One run at a time (every worker runs it): a second caller returns at once.
     IF NOT pg_try_advisory_xact_lock(hashtext('pgmemo.maintenance')) THEN
@@ -10246,6 +10309,9 @@ BEGIN
             'busy', 'another run_maintenance is running');
     END IF;
     v_released := memory.release_expired_claims();
+    -- (before the backfill: a partition attached since the last run gets its triggers, then its
+    -- rows without an embedding are queued)
+    v_wired := memory_private._wire_missing_all();
     v_enqueued := memory_private._enqueue_missing_all();
     v_text_stats := memory.refresh_text_stats();
     v_fills := memory_private._text_index_fill_all(50000);
@@ -10260,6 +10326,7 @@ BEGIN
         'text_stats_refreshed', v_text_stats,
         'text_sizes_filled', v_fills.sizes,
         'text_rows_filled', v_fills.text_rows,
+        'domains_rewired', v_wired,
         'ran_at', now());
 END;
 $$;
@@ -10270,7 +10337,8 @@ COMMENT ON FUNCTION memory.run_maintenance() IS
 'changed by more than 10% (memory.refresh_text_stats), fill up to 50,000 content sizes of '
 'adopted domains'' text indexes made by schema 0024 (text_sizes_filled) and up to 50,000 rows of '
 'text indexes adopted without indexes (text_rows_filled, memory.fill_text_index), both without '
-'blocking the tables'' writers. Returns what it did as JSON; '
+'blocking the tables'' writers, and put pgmemo''s triggers on partitions of adopted tables '
+'attached since (domains_rewired). Returns what it did as JSON; '
 'skipped_domains names the domains whose table could not be read (dropped meanwhile) with the '
 'error. One run at a time: a second caller returns at once with busy.';
 
@@ -10298,7 +10366,7 @@ $$;
 COMMENT ON FUNCTION memory.schedule_maintenance(text) IS
 'Register memory.run_maintenance() with pg_cron under the job name pgmemo-maintenance '
 '(re-scheduling replaces it). Error 0A000 when pg_cron is not installed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '0159ffd1d2a86ca685a18f4bd605bb96bd93b43b75ad250e582652acc1d5e7a0', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', 'e2c79f510cacd120324a79253f291a07de0bee9e02f12b1f98e81812b17eade7', 'repeatable'); END $pgmemo$;
 -- sql/51_queue_claim.sql
 -- Claiming and completing embedding jobs, set-based: one statement per domain per batch for
 -- the claim, a few for the completion (memory_private._claim_sql, _complete_sql: one template
@@ -11515,7 +11583,7 @@ BEGIN
             FROM unnest(ARRAY['text_insert', 'text_update', 'text_delete', 'text_truncate']) AS k)
           AND NOT EXISTS (
             SELECT FROM pg_catalog.pg_trigger AS g
-            WHERE g.tgrelid = v_source AND g.tgname = t.trigger_name AND g.tgenabled <> 'D');
+            WHERE g.tgrelid = t.relid AND g.tgname = t.trigger_name AND g.tgenabled <> 'D');
         IF (memory_private._diagnose_size(d)).est_rows <= v_limit THEN
             EXECUTE format($q$
                 SELECT
@@ -12005,7 +12073,7 @@ $$;
 COMMENT ON FUNCTION memory_private._check_expired_claims(memory_private.domains) IS
 'diagnose check expired_claims (warning): claimed jobs whose lease has expired. fix_sql: '
 'memory.release_expired_claims.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', '37bba65c1e3dc065ff6660d17031eae84af88289180ee74c64b63e11be3d6910', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', '5b2403b7b1f38c8c0d48b44de8dc5660d45eab3aedc04c746a246f1e72b59df1', 'repeatable'); END $pgmemo$;
 -- sql/70_bulk.sql
 -- Bulk loading: memory.bulk_load_begin / memory.bulk_load_finish defer a domain's secondary
 -- indexes (HNSW, GIN metadata, GIN full-text, btree updated_at) and its per-statement enqueue

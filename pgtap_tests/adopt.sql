@@ -4,7 +4,7 @@
 -- application's writes; the planner serves the search through the view from the source's HNSW
 -- index; drop_domain releases the table intact; re-embed switches one transaction at a time.
 BEGIN;
-SELECT plan(67);
+SELECT plan(75);
 
 CREATE SCHEMA app;
 CREATE TABLE app.messages (
@@ -195,6 +195,35 @@ SELECT is((SELECT s FROM memory.concurrent_index_statements('parts') AS s),
     'nothing left to build: only the recording call remains');
 SELECT is((SELECT count(*) FROM memory.diagnose('parts') WHERE severity = 'error'), 0::bigint,
     'diagnose is clean on the partitioned table');
+
+-- (stop 28, an attack) Rows written straight into a partition, at any depth, are queued and
+-- indexed like rows written through the table, and an update there clears the old embedding
+-- and tsvector: PostgreSQL fires the statement triggers of the relation a statement names only.
+SELECT memory.fill_text_index('parts', 1000);
+INSERT INTO app.parts_a (id, body, emb) VALUES (0, 'a direct zebra', NULL);
+INSERT INTO app.parts_b1 (id, body, emb) VALUES (19, 'a deeper zebra', '[1,0,0]');
+SELECT set_eq($$SELECT id FROM memory.search_text('parts', 'zebra')$$, ARRAY['0', '19'],
+    'rows inserted into a partition and a sub-partition are indexed');
+SELECT set_eq($$SELECT row_id FROM memory_private.embedding_queue
+                WHERE domain = 'parts' AND row_id IN ('0', '19')$$, ARRAY['0'],
+    '... and the one without an embedding is queued');
+UPDATE app.parts_b1 SET body = 'a giraffe now' WHERE id = 19;
+SELECT is((SELECT count(*) FROM memory.search('parts', '[1,0,0]', 5) WHERE id = '19'), 0::bigint,
+    'an update of its content in the sub-partition: the old embedding is no longer served');
+SELECT is((SELECT array_agg(id) FROM memory.search_text('parts', 'giraffe')), ARRAY['19'],
+    '... its new words are searchable');
+SELECT is((SELECT array_agg(id) FROM memory.search_text('parts', 'zebra')), ARRAY['0'],
+    '... and its old ones no longer find it');
+-- a partition attached later gets the triggers from the next run_maintenance
+CREATE TABLE app.parts_c (id bigint PRIMARY KEY, body text, emb vector(3));
+ALTER TABLE app.parts ATTACH PARTITION app.parts_c FOR VALUES FROM (20) TO (30);
+SELECT is((memory.run_maintenance() ->> 'domains_rewired')::integer, 1,
+    'run_maintenance puts the triggers on a partition attached since');
+INSERT INTO app.parts_c (id, body, emb) VALUES (21, 'a late zebra', NULL);
+SELECT set_eq($$SELECT id FROM memory.search_text('parts', 'zebra')$$, ARRAY['0', '21'],
+    '... whose direct writes are then indexed');
+SELECT is((memory.run_maintenance() ->> 'domains_rewired')::integer, 0,
+    '... once: the next run has nothing to do');
 
 -- drop_domain releases the tables.
 SELECT lives_ok($$SELECT memory.drop_domain('msgs')$$, 'drop the adopted domain');

@@ -285,16 +285,22 @@ $fn$,
 END;
 $$;
 
--- The triggers: (trigger name, CREATE TRIGGER statement) on the domain's relation; each
--- template takes the trigger's name, the relation and the trigger function's name. The text
--- index's (text_*) only while the domain has one.
+-- The triggers: (trigger name, the relation it is on, CREATE TRIGGER statement); each template
+-- takes the trigger's name, the relation and the trigger function's name. The text index's
+-- (text_*) only while the domain has one. The statement triggers go on the domain's relation and
+-- on each of its partitions and inheritance children at any depth: PostgreSQL fires the
+-- statement triggers of the relation a statement names, not its parent's, so a row written
+-- straight into a partition was neither queued nor indexed, and an update there served its old
+-- embedding and tsvector (stop 28). A write through the parent fires the parent's alone, once.
+-- The TRUNCATE trigger stays on the parent: a partition truncated on its own is reported by
+-- diagnose (text_index_out_of_sync) and mended by memory.sync_text_index.
 CREATE OR REPLACE FUNCTION memory_private._wire_triggers(d memory_private.domains)
-RETURNS TABLE (trigger_name name, ddl text)
+RETURNS TABLE (trigger_name name, relid oid, ddl text)
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-    SELECT t.trigger_name, format(t.template, t.trigger_name,
-        memory_private._qualified(d.source_table), memory_private._wire_name(d.domain, t.fn))
+    SELECT t.trigger_name, r.oid, format(t.template, t.trigger_name,
+        memory_private._qualified(r.oid::regclass), memory_private._wire_name(d.domain, t.fn))
     FROM (VALUES
         (memory_private._wire_name(d.domain, 'before_update'), 'before_update', $sql$
             CREATE TRIGGER %I BEFORE UPDATE ON %s
@@ -334,7 +340,17 @@ AS $$
             FOR EACH STATEMENT EXECUTE FUNCTION memory_private.%I()
         $sql$)
     ) AS t (trigger_name, fn, template)
-    WHERE t.fn <> 'text' OR memory_private._text_table(d) IS NOT NULL
+    CROSS JOIN LATERAL (
+        SELECT d.source_table::oid AS oid
+        UNION
+        -- (a distributed table's shards are not its partitions: the parent only)
+        SELECT x.oid FROM memory_private._inheritance_tree(d.source_table) AS x
+        WHERE NOT d.distributed
+          AND t.trigger_name <> memory_private._wire_name(d.domain, 'text_truncate')
+    ) AS r
+    WHERE (t.fn <> 'text' OR memory_private._text_table(d) IS NOT NULL)
+      -- a distributed table carries the row trigger only; any other table all but it
+      AND d.distributed = (t.fn = 'before_update')
 $$;
 
 -- Wire a domain: (re)make its trigger functions and make sure its relation carries its
@@ -369,12 +385,9 @@ BEGIN
         PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
     END IF;
     FOR v_item IN SELECT * FROM memory_private._wire_triggers(d) LOOP
-        -- A distributed table carries the row trigger only; any other table all but it.
-        CONTINUE WHEN d.distributed
-            <> (v_item.trigger_name = memory_private._wire_name(d.domain, 'before_update'));
         CONTINUE WHEN EXISTS (
             SELECT FROM pg_catalog.pg_trigger AS t
-            WHERE t.tgrelid = d.source_table AND t.tgname = v_item.trigger_name);
+            WHERE t.tgrelid = v_item.relid AND t.tgname = v_item.trigger_name);
         EXECUTE v_item.ddl;
     END LOOP;
     IF d.distributed THEN
@@ -406,6 +419,42 @@ BEGIN
 END;
 $$;
 
+-- The adopted domains with a partition or inheritance child that lacks one of pgmemo's statement
+-- triggers (created or attached after the domain was wired: its rows would be written unseen),
+-- wired again by memory.run_maintenance, each in a subtransaction: a relation pgmemo's owner may
+-- not change is skipped with a WARNING, and diagnose (text_index_out_of_sync) names the
+-- triggers missing. Returns how many domains were wired.
+CREATE OR REPLACE FUNCTION memory_private._wire_missing_all()
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_d memory_private.domains;
+    v_count integer := 0;
+BEGIN
+    FOR v_d IN
+        SELECT d.* FROM memory_private.domains AS d
+        WHERE d.adopted AND NOT d.distributed
+          AND memory_private._qualified(d.source_table) IS NOT NULL
+          AND EXISTS (
+            SELECT FROM memory_private._wire_triggers(d) AS t
+            WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_trigger AS g
+                              WHERE g.tgrelid = t.relid AND g.tgname = t.trigger_name))
+        ORDER BY d.domain
+    LOOP
+        BEGIN
+            PERFORM memory_private._wire(v_d);
+            v_count := v_count + 1;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'pgmemo: the triggers of domain "%" could not be put on its partitions: %',
+                v_d.domain, SQLERRM;
+        END;
+    END LOOP;
+    RETURN v_count;
+END;
+$$;
+
 -- What the migrate runner (pgmemo migrate, install.sql) calls once sql/ is applied, in the same
 -- transaction: the per-domain objects made from templates are made again, and an adopted
 -- domain without its text index gets it (sql/45_adopt.sql).
@@ -432,7 +481,8 @@ DECLARE
 BEGIN
     IF v_rel IS NOT NULL THEN
         FOR v_item IN SELECT * FROM memory_private._wire_triggers(d) LOOP
-            EXECUTE format($sql$DROP TRIGGER IF EXISTS %I ON %s$sql$, v_item.trigger_name, v_rel);
+            EXECUTE format($sql$DROP TRIGGER IF EXISTS %I ON %s$sql$, v_item.trigger_name,
+                memory_private._qualified(v_item.relid::regclass));
         END LOOP;
     END IF;
     FOR v_item IN SELECT * FROM memory_private._wire_functions(d) LOOP

@@ -374,6 +374,7 @@ DECLARE
     v_purged bigint;
     v_text_stats integer;
     v_fills record;
+    v_wired integer;
 BEGIN
     -- One run at a time (every worker runs it): a second caller returns at once.
     IF NOT pg_try_advisory_xact_lock(hashtext('pgmemo.maintenance')) THEN
@@ -382,6 +383,9 @@ BEGIN
             'busy', 'another run_maintenance is running');
     END IF;
     v_released := memory.release_expired_claims();
+    -- (before the backfill: a partition attached since the last run gets its triggers, then its
+    -- rows without an embedding are queued)
+    v_wired := memory_private._wire_missing_all();
     v_enqueued := memory_private._enqueue_missing_all();
     v_text_stats := memory.refresh_text_stats();
     v_fills := memory_private._text_index_fill_all(50000);
@@ -396,6 +400,7 @@ BEGIN
         'text_stats_refreshed', v_text_stats,
         'text_sizes_filled', v_fills.sizes,
         'text_rows_filled', v_fills.text_rows,
+        'domains_rewired', v_wired,
         'ran_at', now());
 END;
 $$;
@@ -406,7 +411,8 @@ COMMENT ON FUNCTION memory.run_maintenance() IS
 'changed by more than 10% (memory.refresh_text_stats), fill up to 50,000 content sizes of '
 'adopted domains'' text indexes made by schema 0024 (text_sizes_filled) and up to 50,000 rows of '
 'text indexes adopted without indexes (text_rows_filled, memory.fill_text_index), both without '
-'blocking the tables'' writers. Returns what it did as JSON; '
+'blocking the tables'' writers, and put pgmemo''s triggers on partitions of adopted tables '
+'attached since (domains_rewired). Returns what it did as JSON; '
 'skipped_domains names the domains whose table could not be read (dropped meanwhile) with the '
 'error. One run at a time: a second caller returns at once with busy.';
 

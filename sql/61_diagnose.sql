@@ -301,7 +301,7 @@ BEGIN
             FROM unnest(ARRAY['text_insert', 'text_update', 'text_delete', 'text_truncate']) AS k)
           AND NOT EXISTS (
             SELECT FROM pg_catalog.pg_trigger AS g
-            WHERE g.tgrelid = v_source AND g.tgname = t.trigger_name AND g.tgenabled <> 'D');
+            WHERE g.tgrelid = t.relid AND g.tgname = t.trigger_name AND g.tgenabled <> 'D');
         IF (memory_private._diagnose_size(d)).est_rows <= v_limit THEN
             EXECUTE format($q$
                 SELECT
