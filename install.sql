@@ -6482,14 +6482,9 @@ BEGIN
         -- lexemes still to read, every row carried them, 24 kB at 1,000 lexemes)
         qe AS MATERIALIZED (
             SELECT u.lexeme, cardinality(u.positions)::double precision AS qtf,
-                ((cl.r).f1 ->> u.lexeme)::double precision * s.documents AS est,
+                (s.common_lexemes ->> u.lexeme)::double precision * s.documents AS est,
                 s.documents::double precision AS n, s.avg_length AS avgdl
             FROM memory_private.text_stats AS s
-            -- the common lexemes read from TOAST once per query: a row value holds its fields
-            -- detoasted, where s.common_lexemes ->> ... fetched the whole object (24 kB,
-            -- stored uncompressed out of line) again for every word of the query (0.19 million
-            -- instructions a call, 4%% of the hybrid's on the eval's docstrings; callgrind)
-            CROSS JOIN LATERAL (SELECT ROW(s.common_lexemes) AS r OFFSET 0) AS cl
             CROSS JOIN unnest(v_tsv::tsvector) AS u
             WHERE s.domain = v_d.domain
         ),
@@ -6858,7 +6853,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'memory.search, on the fused score scaled to [0, 1]. similarity is NULL for a row found by its '
 'words alone, text_rank for one found by its vector alone. with_embeddings => true fills the '
 'embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', '560d06e147e480abc2045227dd70593baa116af1116c6be1cbe6dfd72666ce47', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', '1979406478fc1057a23f694f4eeec6c8e4eeb1586cea7ced04e6ecf1d9c4a753', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).

@@ -101,14 +101,9 @@ BEGIN
         -- lexemes still to read, every row carried them, 24 kB at 1,000 lexemes)
         qe AS MATERIALIZED (
             SELECT u.lexeme, cardinality(u.positions)::double precision AS qtf,
-                ((cl.r).f1 ->> u.lexeme)::double precision * s.documents AS est,
+                (s.common_lexemes ->> u.lexeme)::double precision * s.documents AS est,
                 s.documents::double precision AS n, s.avg_length AS avgdl
             FROM memory_private.text_stats AS s
-            -- the common lexemes read from TOAST once per query: a row value holds its fields
-            -- detoasted, where s.common_lexemes ->> ... fetched the whole object (24 kB,
-            -- stored uncompressed out of line) again for every word of the query (0.19 million
-            -- instructions a call, 4%% of the hybrid's on the eval's docstrings; callgrind)
-            CROSS JOIN LATERAL (SELECT ROW(s.common_lexemes) AS r OFFSET 0) AS cl
             CROSS JOIN unnest(v_tsv::tsvector) AS u
             WHERE s.domain = v_d.domain
         ),
