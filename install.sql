@@ -7536,8 +7536,10 @@ AS $$
     CROSS JOIN LATERAL (
         SELECT d.source_table::oid AS oid
         UNION
-        -- (a distributed table's shards are not its partitions: the parent only)
+        -- (a distributed table's shards are not its partitions: the parent only; a foreign
+        -- table can carry no trigger with transition tables)
         SELECT x.oid FROM memory_private._inheritance_tree(d.source_table) AS x
+        JOIN pg_catalog.pg_class AS c ON c.oid = x.oid AND c.relkind IN ('r', 'p')
         WHERE NOT d.distributed
           AND t.trigger_name <> memory_private._wire_name(d.domain, 'text_truncate')
     ) AS r
@@ -7684,7 +7686,7 @@ BEGIN
     END LOOP;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', 'd450a751ec89a0ac7f6e53185443ff5828f5e95aec5164a0c8e07dcf01cfc59c', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', '8e0f6b31c06cc2693280757e8668e46ec5576d561502663948cd7b05a6cc2f9c', 'repeatable'); END $pgmemo$;
 -- sql/45_adopt.sql
 -- Adopted domains: memory.adopt_table puts an application's own table (with an id, a text column
 -- and a vector(n) column) behind a pgmemo domain without copying a row.

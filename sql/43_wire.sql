@@ -343,8 +343,10 @@ AS $$
     CROSS JOIN LATERAL (
         SELECT d.source_table::oid AS oid
         UNION
-        -- (a distributed table's shards are not its partitions: the parent only)
+        -- (a distributed table's shards are not its partitions: the parent only; a foreign
+        -- table can carry no trigger with transition tables)
         SELECT x.oid FROM memory_private._inheritance_tree(d.source_table) AS x
+        JOIN pg_catalog.pg_class AS c ON c.oid = x.oid AND c.relkind IN ('r', 'p')
         WHERE NOT d.distributed
           AND t.trigger_name <> memory_private._wire_name(d.domain, 'text_truncate')
     ) AS r
