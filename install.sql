@@ -7249,6 +7249,31 @@ AS $$
     SELECT ('pgmemo_' || domain || '_' || kind)::name
 $$;
 
+-- The first statement of a domain's statement-trigger functions (PL/pgSQL text): they act only
+-- for the domain's table and the relations below it. Their triggers are on each partition and
+-- child too (_wire_triggers), and stay on one detached, or attached to another table, until
+-- drop_domain: there they return at once (without this a write to the detached table reached
+-- the domain's rows of the same ids: their tsvector replaced, their embedding cleared, their
+-- job and text-index row deleted; found by an attack at stop 28). The relation's ancestors are
+-- read from pg_inherits inline: the unstale function runs with the writer's rights, which reach
+-- no memory_private function.
+CREATE OR REPLACE FUNCTION memory_private._wire_guard_sql(d memory_private.domains)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($g$
+    IF TG_RELID <> %1$s::oid AND NOT EXISTS (
+            WITH RECURSIVE up (oid) AS (
+                SELECT TG_RELID
+                UNION
+                SELECT i.inhparent FROM pg_catalog.pg_inherits AS i JOIN up ON i.inhrelid = up.oid
+            )
+            SELECT FROM up WHERE up.oid = %1$s::oid) THEN
+        RETURN NULL;
+    END IF;$g$, d.source_table::oid)
+$$;
+
 -- The CREATE FUNCTION statements of a domain's trigger functions, as (kind, statement).
 CREATE OR REPLACE FUNCTION memory_private._wire_functions(d memory_private.domains)
 RETURNS TABLE (kind text, ddl text)
@@ -7302,7 +7327,7 @@ SET search_path FROM CURRENT
 AS $body$
 DECLARE
     v_stale bigint;
-BEGIN
+BEGIN%8$s
     -- (as real[]: pgvector's = is not on this function's search_path)
     -- The two statements over both transition tables run through EXECUTE, planned at each firing
     -- for the rows at hand: a plan kept by PL/pgSQL is made for the first firing's tables (a
@@ -7330,7 +7355,8 @@ END;
 $body$
 $fn$,
         memory_private._wire_name(d.domain, 'unstale'), memory_private._qualified(d.source_table),
-        d.id_column, d.content_column, d.embedding_column, v_unstale_model_set, v_unstale_model)
+        d.id_column, d.content_column, d.embedding_column, v_unstale_model_set, v_unstale_model,
+        memory_private._wire_guard_sql(d))
     UNION ALL
     SELECT 'enqueue', format($fn$
 CREATE OR REPLACE FUNCTION memory_private.%1$I()
@@ -7341,7 +7367,7 @@ SET search_path FROM CURRENT
 AS $body$
 DECLARE
     v_count bigint;
-BEGIN
+BEGIN%6$s
     IF TG_OP = 'INSERT' THEN
         INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
         SELECT %2$L, n.%3$I::text FROM new_rows AS n WHERE n.%5$I IS NULL AND n.%3$I IS NOT NULL
@@ -7375,7 +7401,8 @@ END;
 $body$
 $fn$,
         memory_private._wire_name(d.domain, 'enqueue'), d.domain, d.id_column,
-        d.content_column, d.embedding_column)
+        d.content_column, d.embedding_column,
+        memory_private._wire_guard_sql(d))
     UNION ALL
     SELECT 'dequeue', format($fn$
 CREATE OR REPLACE FUNCTION memory_private.%1$I()
@@ -7384,7 +7411,7 @@ LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $body$
-BEGIN
+BEGIN%4$s
     DELETE FROM memory_private.embedding_queue AS q
     USING old_rows AS o
     WHERE q.domain = %2$L AND q.row_id = o.%3$I::text;
@@ -7392,7 +7419,8 @@ BEGIN
 END;
 $body$
 $fn$,
-        memory_private._wire_name(d.domain, 'dequeue'), d.domain, d.id_column)
+        memory_private._wire_name(d.domain, 'dequeue'), d.domain, d.id_column,
+        memory_private._wire_guard_sql(d))
     UNION ALL
     -- text: an adopted domain's text index (memory_data.<domain>_text, sql/45_adopt.sql) follows
     -- its table: a row inserted, or whose id or content changed, gets its tsvector; a row
@@ -7405,7 +7433,7 @@ LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $body$
-BEGIN
+BEGIN%7$s
     IF TG_OP = 'INSERT' THEN
         INSERT INTO memory_data.%2$I AS x (id, content_tsv, content_bytes)
         SELECT %4$s FROM new_rows AS n WHERE n.%3$I IS NOT NULL
@@ -7442,7 +7470,8 @@ END;
 $body$
 $fn$,
         memory_private._wire_name(d.domain, 'text'), memory_private._text_table_name(d.domain),
-        d.id_column, memory_private._text_index_row_sql(d, 'n'), d.content_column, d.domain)
+        d.id_column, memory_private._text_index_row_sql(d, 'n'), d.content_column, d.domain,
+        memory_private._wire_guard_sql(d))
     UNION ALL
     -- The queue's statements on the domain's table (sql/51_queue_claim.sql), as functions: static
     -- SQL, so each backend plans them once, not at every batch. Arguments: those of the
@@ -7639,6 +7668,11 @@ BEGIN
         ORDER BY d.domain
     LOOP
         BEGIN
+            -- the table before its partitions, as ALTER TABLE ... DETACH / ATTACH PARTITION
+            -- lock them: CREATE TRIGGER on a partition first, then the table, deadlocked with a
+            -- DETACH (found by an attack at stop 28)
+            EXECUTE format($sql$LOCK TABLE %s IN ACCESS SHARE MODE$sql$,
+                memory_private._qualified(v_d.source_table));
             PERFORM memory_private._wire(v_d);
             v_count := v_count + 1;
         EXCEPTION WHEN OTHERS THEN
@@ -7674,19 +7708,27 @@ DECLARE
     v_rel text := memory_private._qualified(d.source_table);
     v_item record;
 BEGIN
-    IF v_rel IS NOT NULL THEN
-        FOR v_item IN SELECT * FROM memory_private._wire_triggers(d) LOOP
-            EXECUTE format($sql$DROP TRIGGER IF EXISTS %I ON %s$sql$, v_item.trigger_name,
-                memory_private._qualified(v_item.relid::regclass));
-        END LOOP;
-    END IF;
+    -- every trigger that calls one of the domain's functions, on whatever relation (the table,
+    -- its partitions and children, and one detached since: its triggers stay until now)
+    FOR v_item IN
+        SELECT tg.tgname, tg.tgrelid
+        FROM pg_catalog.pg_trigger AS tg
+        JOIN pg_catalog.pg_proc AS p ON p.oid = tg.tgfoid
+        WHERE p.pronamespace = 'memory_private'::regnamespace
+          AND p.proname IN (SELECT memory_private._wire_name(d.domain, f.kind)
+                            FROM memory_private._wire_functions(d) AS f)
+          AND NOT tg.tgisinternal
+    LOOP
+        EXECUTE format($sql$DROP TRIGGER IF EXISTS %I ON %s$sql$, v_item.tgname,
+            memory_private._qualified(v_item.tgrelid::regclass));
+    END LOOP;
     FOR v_item IN SELECT * FROM memory_private._wire_functions(d) LOOP
         EXECUTE format($sql$DROP FUNCTION IF EXISTS memory_private.%I$sql$,
             memory_private._wire_name(d.domain, v_item.kind));
     END LOOP;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', '8e0f6b31c06cc2693280757e8668e46ec5576d561502663948cd7b05a6cc2f9c', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', 'ebcedca91f204efbe84b8efa9e8901f1707dee4f502fab6e68b6e4626fb089fe', 'repeatable'); END $pgmemo$;
 -- sql/45_adopt.sql
 -- Adopted domains: memory.adopt_table puts an application's own table (with an id, a text column
 -- and a vector(n) column) behind a pgmemo domain without copying a row.
@@ -10306,12 +10348,11 @@ BEGIN
             'busy', 'another run_maintenance is running');
     END IF;
     v_released := memory.release_expired_claims();
-    -- (before the backfill: a partition attached since the last run gets its triggers, then its
-    -- rows without an embedding are queued)
-    v_wired := memory_private._wire_missing_all();
     v_enqueued := memory_private._enqueue_missing_all();
     v_text_stats := memory.refresh_text_stats();
     v_fills := memory_private._text_index_fill_all(50000);
+    -- (last: CREATE TRIGGER keeps a partition's writers waiting until this transaction ends)
+    v_wired := memory_private._wire_missing_all();
     DELETE FROM memory_private.workers AS w
     WHERE w.last_seen < now() - interval '7 days';
     GET DIAGNOSTICS v_purged = ROW_COUNT;
@@ -10363,7 +10404,7 @@ $$;
 COMMENT ON FUNCTION memory.schedule_maintenance(text) IS
 'Register memory.run_maintenance() with pg_cron under the job name pgmemo-maintenance '
 '(re-scheduling replaces it). Error 0A000 when pg_cron is not installed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', 'e2c79f510cacd120324a79253f291a07de0bee9e02f12b1f98e81812b17eade7', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '0c5e85d32d2340c7e49b05b3feaa6c5e145501583d7c1f95aefd22e9cba20cb8', 'repeatable'); END $pgmemo$;
 -- sql/51_queue_claim.sql
 -- Claiming and completing embedding jobs, set-based: one statement per domain per batch for
 -- the claim, a few for the completion (memory_private._claim_sql, _complete_sql: one template

@@ -4,7 +4,7 @@
 -- application's writes; the planner serves the search through the view from the source's HNSW
 -- index; drop_domain releases the table intact; re-embed switches one transaction at a time.
 BEGIN;
-SELECT plan(77);
+SELECT plan(82);
 
 CREATE SCHEMA app;
 CREATE TABLE app.messages (
@@ -224,6 +224,23 @@ SELECT set_eq($$SELECT id FROM memory.search_text('parts', 'zebra')$$, ARRAY['0'
     '... whose direct writes are then indexed');
 SELECT is((memory.run_maintenance() ->> 'domains_rewired')::integer, 0,
     '... once: the next run has nothing to do');
+-- a partition detached keeps the triggers until drop_domain, and they do nothing there: a write
+-- to it with a domain row's id left that row as it was (found by an attack at stop 28: its
+-- tsvector replaced, its embedding cleared, its text-index row deleted)
+UPDATE app.parts SET emb = '[1,0,0]' WHERE id = 3;
+ALTER TABLE app.parts DETACH PARTITION app.parts_c;
+INSERT INTO app.parts_c (id, body, emb) VALUES (3, 'an impostor yak', NULL);
+UPDATE app.parts_c SET body = 'an impostor yak again' WHERE id = 3;
+SELECT is((SELECT emb::text FROM app.parts WHERE id = 3), '[1,0,0]',
+    'a detached partition''s update clears no embedding of the domain');
+SELECT is((SELECT count(*) FROM memory.search_text('parts', 'yak')), 0::bigint,
+    '... its rows are not indexed for the domain');
+DELETE FROM app.parts_c WHERE id = 3;
+SELECT is((SELECT array_agg(id) FROM memory.search_text('parts', 'part 3', match => 'all')), ARRAY['3'],
+    '... and its delete removes nothing of the domain''s');
+SELECT lives_ok($$SELECT memory.drop_domain('parts')$$, 'drop_domain with a detached partition');
+SELECT is((SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgmemo_parts_%'), 0::bigint,
+    '... removes the triggers from it too');
 -- an inheritance child that is a foreign table can carry no trigger with transition tables:
 -- it is left out (adoption failed on it when the triggers first went on children)
 CREATE EXTENSION file_fdw;

@@ -56,6 +56,31 @@ AS $$
     SELECT ('pgmemo_' || domain || '_' || kind)::name
 $$;
 
+-- The first statement of a domain's statement-trigger functions (PL/pgSQL text): they act only
+-- for the domain's table and the relations below it. Their triggers are on each partition and
+-- child too (_wire_triggers), and stay on one detached, or attached to another table, until
+-- drop_domain: there they return at once (without this a write to the detached table reached
+-- the domain's rows of the same ids: their tsvector replaced, their embedding cleared, their
+-- job and text-index row deleted; found by an attack at stop 28). The relation's ancestors are
+-- read from pg_inherits inline: the unstale function runs with the writer's rights, which reach
+-- no memory_private function.
+CREATE OR REPLACE FUNCTION memory_private._wire_guard_sql(d memory_private.domains)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($g$
+    IF TG_RELID <> %1$s::oid AND NOT EXISTS (
+            WITH RECURSIVE up (oid) AS (
+                SELECT TG_RELID
+                UNION
+                SELECT i.inhparent FROM pg_catalog.pg_inherits AS i JOIN up ON i.inhrelid = up.oid
+            )
+            SELECT FROM up WHERE up.oid = %1$s::oid) THEN
+        RETURN NULL;
+    END IF;$g$, d.source_table::oid)
+$$;
+
 -- The CREATE FUNCTION statements of a domain's trigger functions, as (kind, statement).
 CREATE OR REPLACE FUNCTION memory_private._wire_functions(d memory_private.domains)
 RETURNS TABLE (kind text, ddl text)
@@ -109,7 +134,7 @@ SET search_path FROM CURRENT
 AS $body$
 DECLARE
     v_stale bigint;
-BEGIN
+BEGIN%8$s
     -- (as real[]: pgvector's = is not on this function's search_path)
     -- The two statements over both transition tables run through EXECUTE, planned at each firing
     -- for the rows at hand: a plan kept by PL/pgSQL is made for the first firing's tables (a
@@ -137,7 +162,8 @@ END;
 $body$
 $fn$,
         memory_private._wire_name(d.domain, 'unstale'), memory_private._qualified(d.source_table),
-        d.id_column, d.content_column, d.embedding_column, v_unstale_model_set, v_unstale_model)
+        d.id_column, d.content_column, d.embedding_column, v_unstale_model_set, v_unstale_model,
+        memory_private._wire_guard_sql(d))
     UNION ALL
     SELECT 'enqueue', format($fn$
 CREATE OR REPLACE FUNCTION memory_private.%1$I()
@@ -148,7 +174,7 @@ SET search_path FROM CURRENT
 AS $body$
 DECLARE
     v_count bigint;
-BEGIN
+BEGIN%6$s
     IF TG_OP = 'INSERT' THEN
         INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
         SELECT %2$L, n.%3$I::text FROM new_rows AS n WHERE n.%5$I IS NULL AND n.%3$I IS NOT NULL
@@ -182,7 +208,8 @@ END;
 $body$
 $fn$,
         memory_private._wire_name(d.domain, 'enqueue'), d.domain, d.id_column,
-        d.content_column, d.embedding_column)
+        d.content_column, d.embedding_column,
+        memory_private._wire_guard_sql(d))
     UNION ALL
     SELECT 'dequeue', format($fn$
 CREATE OR REPLACE FUNCTION memory_private.%1$I()
@@ -191,7 +218,7 @@ LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $body$
-BEGIN
+BEGIN%4$s
     DELETE FROM memory_private.embedding_queue AS q
     USING old_rows AS o
     WHERE q.domain = %2$L AND q.row_id = o.%3$I::text;
@@ -199,7 +226,8 @@ BEGIN
 END;
 $body$
 $fn$,
-        memory_private._wire_name(d.domain, 'dequeue'), d.domain, d.id_column)
+        memory_private._wire_name(d.domain, 'dequeue'), d.domain, d.id_column,
+        memory_private._wire_guard_sql(d))
     UNION ALL
     -- text: an adopted domain's text index (memory_data.<domain>_text, sql/45_adopt.sql) follows
     -- its table: a row inserted, or whose id or content changed, gets its tsvector; a row
@@ -212,7 +240,7 @@ LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $body$
-BEGIN
+BEGIN%7$s
     IF TG_OP = 'INSERT' THEN
         INSERT INTO memory_data.%2$I AS x (id, content_tsv, content_bytes)
         SELECT %4$s FROM new_rows AS n WHERE n.%3$I IS NOT NULL
@@ -249,7 +277,8 @@ END;
 $body$
 $fn$,
         memory_private._wire_name(d.domain, 'text'), memory_private._text_table_name(d.domain),
-        d.id_column, memory_private._text_index_row_sql(d, 'n'), d.content_column, d.domain)
+        d.id_column, memory_private._text_index_row_sql(d, 'n'), d.content_column, d.domain,
+        memory_private._wire_guard_sql(d))
     UNION ALL
     -- The queue's statements on the domain's table (sql/51_queue_claim.sql), as functions: static
     -- SQL, so each backend plans them once, not at every batch. Arguments: those of the
@@ -446,6 +475,11 @@ BEGIN
         ORDER BY d.domain
     LOOP
         BEGIN
+            -- the table before its partitions, as ALTER TABLE ... DETACH / ATTACH PARTITION
+            -- lock them: CREATE TRIGGER on a partition first, then the table, deadlocked with a
+            -- DETACH (found by an attack at stop 28)
+            EXECUTE format($sql$LOCK TABLE %s IN ACCESS SHARE MODE$sql$,
+                memory_private._qualified(v_d.source_table));
             PERFORM memory_private._wire(v_d);
             v_count := v_count + 1;
         EXCEPTION WHEN OTHERS THEN
@@ -481,12 +515,20 @@ DECLARE
     v_rel text := memory_private._qualified(d.source_table);
     v_item record;
 BEGIN
-    IF v_rel IS NOT NULL THEN
-        FOR v_item IN SELECT * FROM memory_private._wire_triggers(d) LOOP
-            EXECUTE format($sql$DROP TRIGGER IF EXISTS %I ON %s$sql$, v_item.trigger_name,
-                memory_private._qualified(v_item.relid::regclass));
-        END LOOP;
-    END IF;
+    -- every trigger that calls one of the domain's functions, on whatever relation (the table,
+    -- its partitions and children, and one detached since: its triggers stay until now)
+    FOR v_item IN
+        SELECT tg.tgname, tg.tgrelid
+        FROM pg_catalog.pg_trigger AS tg
+        JOIN pg_catalog.pg_proc AS p ON p.oid = tg.tgfoid
+        WHERE p.pronamespace = 'memory_private'::regnamespace
+          AND p.proname IN (SELECT memory_private._wire_name(d.domain, f.kind)
+                            FROM memory_private._wire_functions(d) AS f)
+          AND NOT tg.tgisinternal
+    LOOP
+        EXECUTE format($sql$DROP TRIGGER IF EXISTS %I ON %s$sql$, v_item.tgname,
+            memory_private._qualified(v_item.tgrelid::regclass));
+    END LOOP;
     FOR v_item IN SELECT * FROM memory_private._wire_functions(d) LOOP
         EXECUTE format($sql$DROP FUNCTION IF EXISTS memory_private.%I$sql$,
             memory_private._wire_name(d.domain, v_item.kind));

@@ -383,12 +383,11 @@ BEGIN
             'busy', 'another run_maintenance is running');
     END IF;
     v_released := memory.release_expired_claims();
-    -- (before the backfill: a partition attached since the last run gets its triggers, then its
-    -- rows without an embedding are queued)
-    v_wired := memory_private._wire_missing_all();
     v_enqueued := memory_private._enqueue_missing_all();
     v_text_stats := memory.refresh_text_stats();
     v_fills := memory_private._text_index_fill_all(50000);
+    -- (last: CREATE TRIGGER keeps a partition's writers waiting until this transaction ends)
+    v_wired := memory_private._wire_missing_all();
     DELETE FROM memory_private.workers AS w
     WHERE w.last_seen < now() - interval '7 days';
     GET DIAGNOSTICS v_purged = ROW_COUNT;
