@@ -3735,8 +3735,8 @@ COMMENT ON FUNCTION memory.search(
 'The k nearest memories to query_embedding through the domain''s HNSW index, best first. '
 'filter: the filter language (README; $eq $ne $gt $gte $lt $lte $in $nin $between $like $ilike '
 '$exists $and $or $not, dotted keys, id/created_at/updated_at; malformed: 22023; more than '
-'256 keys outside one plain containment, or more than 1000 values with $in and $nin lists '
-'counted by their length: 54000). A filtered '
+'256 keys outside one plain containment, or more than 1000 values at any depth: 54000). A '
+'filtered '
 'search is planned per call (explain_search): an exact scan of few matching rows, else the HNSW '
 'iterative scan with the exact scan as fallback (an estimate that picks it is checked first by '
 'a bounded count through the filter''s index); k rows come back when k rows match. '
@@ -3791,7 +3791,7 @@ COMMENT ON FUNCTION memory.search_text(text, text, integer, jsonb, text) IS
 'words and 16 quoted phrases and -exclusions (error 22023). An empty, stop-word-only, '
 'exclusion-only or punctuation-only query returns no rows; a query over 10000 characters is '
 'error 22023.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', 'f29f5368753d9e4d454fa4be2e4443ca0842178f04ffd357d7375e399d70e25c', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '1f7a1d97a0a1586eff108f4f63c0e96222fadb0bd2e0bf224bd48831bdc626e6', 'repeatable'); END $pgmemo$;
 -- sql/31_bm25.sql
 -- BM25 ranking for memory.search_text, in plain SQL (no extension): the query parsed like a web
 -- search box, candidates from the domain's GIN index, and the usual Okapi BM25 score
@@ -4168,6 +4168,16 @@ BEGIN
         required := websearch_to_tsquery(text_config, coalesce(query, ''));
         IF numnode(required) = 0 THEN
             required := NULL;
+        END IF;
+        -- (websearch_to_tsquery makes a phrase of a word the parser splits, data_type or a.b/c,
+        -- quoted or not: its phrase operators count against the cap too; 999 of them took 2.4 s
+        -- at 100,000 rows, stop 28)
+        IF length(required::text) - length(replace(required::text, '<', ''))
+                > memory_private._text_max_phrases() THEN
+            RAISE EXCEPTION 'query makes more than % phrases (quoted, or words the parser '
+                'splits such as data_type); search_text takes at most %',
+                memory_private._text_max_phrases(), memory_private._text_max_phrases()
+                USING ERRCODE = '22023';
         END IF;
     END IF;
 END;
@@ -5014,7 +5024,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'index reads in full). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '9a1d70ae2cc6daedca52cd026ab59d94708908a4d6bfd8d48df237ebdbad2a81', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '0ad57c00721c6f184291933afc9d6b275ec79916a3e18869dc24163272fc7b20', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
@@ -5365,8 +5375,7 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:32_filter.sql', '3
 -- array of its values ($3); _filter_node handles one filter object, _filter_op one operator on
 -- one field. The helpers they use (typed expressions, errors) are in sql/32_filter.sql.
 
--- The most values a filter may hold, its $in and $nin lists counted by their length
--- (memory_private._filter_compile).
+-- The most values a filter may hold, counted at any depth (memory_private._filter_compile).
 CREATE OR REPLACE FUNCTION memory_private._filter_max_values()
 RETURNS integer
 LANGUAGE sql IMMUTABLE
@@ -5659,6 +5668,21 @@ BEGIN
     IF length(v_text) > 100000 THEN
         PERFORM memory_private._filter_error('$', 'longer than 100000 characters');
     END IF;
+    -- Bounded cost per row: every value is a comparison on every row the search reads (an $in
+    -- list's a containment each, PostgreSQL cannot hash them here; an array's elements each
+    -- against the row's array), so a filter holds at most _filter_max_values() values, counted
+    -- at any depth and on every path (33,000 in two $in lists took a reader's search 96 s on
+    -- 20,000 rows; 19,001 in a plain array, 41 s: stop 28).
+    IF (SELECT count(*) FROM (
+            SELECT FROM jsonb_path_query(filter, 'strict $.**') AS v (x)
+            WHERE jsonb_typeof(v.x) NOT IN ('object', 'array')
+            LIMIT memory_private._filter_max_values() + 1) AS c)
+        > memory_private._filter_max_values() THEN
+        RAISE EXCEPTION 'invalid filter at $: more than % values (every value in it counts, at '
+            'any depth)', memory_private._filter_max_values()
+            USING ERRCODE = '54000',
+                  HINT = 'Split the search, or give the rows a shared metadata value to filter on.';
+    END IF;
     -- The common case, plain values only (no operator, dotted key or column anywhere): one
     -- containment, without walking the tree. Read from the filter's text, without a query
     -- (every filtered search asks): in jsonb's text a key is a string followed by ": ", its
@@ -5683,17 +5707,6 @@ BEGIN
                   HINT = 'Use $in for many values of one field, or split the search.';
     END IF;
     v_r := memory_private._filter_node(filter, '$', 1, '[]'::jsonb);
-    -- Bounded cost per row: every value of an $in or $nin list is a comparison on every row the
-    -- search reads (a containment each: PostgreSQL cannot hash them here), so a filter holds at
-    -- most _filter_max_values() values in all (33,000 in two lists, within the 100,000
-    -- characters, took a reader's search 96 s on 20,000 rows).
-    IF (SELECT sum(CASE WHEN jsonb_typeof(p.v) = 'array' THEN jsonb_array_length(p.v) ELSE 1 END)
-        FROM jsonb_array_elements(v_r.params) AS p (v)) > memory_private._filter_max_values() THEN
-        RAISE EXCEPTION 'invalid filter at $: more than % values ($in and $nin lists count '
-            'each of their values)', memory_private._filter_max_values()
-            USING ERRCODE = '54000',
-                  HINT = 'Split the search, or give the rows a shared metadata value to filter on.';
-    END IF;
     predicate := v_r.sql;
     params := v_r.params;
 END;
@@ -5735,7 +5748,7 @@ BEGIN
     END IF;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:33_filter_compile.sql', '33_filter_compile.sql', '35be733f9e38b846eed320e9bc276576064632d77ce3b964d7eb78820f554b8d', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:33_filter_compile.sql', '33_filter_compile.sql', 'c50cfa667159b2342881f3bbd0bed72ecede4a13f9af25ae4f2dad74e925157f', 'repeatable'); END $pgmemo$;
 -- sql/34_search_plan.sql
 -- The filtered-search planner: for each filtered memory.search, estimate how many rows the
 -- filter matches (the PostgreSQL planner's estimate for the compiled predicate) and pick the

@@ -3,7 +3,7 @@
 -- (not the filtered rows), the web-search syntax in both match modes, the text statistics
 -- (refresh_text_stats, common lexemes from ANALYZE outside the candidate scan), adopted tables.
 BEGIN;
-SELECT plan(77);
+SELECT plan(78);
 
 -- 'simple': no stemming, no stop words, so the lexemes are the words.
 SELECT memory.create_domain('bm', 3, text_config => 'simple');
@@ -140,6 +140,8 @@ SELECT is((SELECT count(*) FROM memory.search_text('bm',
         (SELECT string_agg(format('"apple w%s" OR -w%s', i, i), ' ')
          FROM generate_series(1, 8) AS i) || ' apple')),
     2::bigint, '16 phrases and exclusions are fine');
+SELECT throws_ok($$SELECT * FROM memory.search_text('bm', repeat('data_type ', 17), match => 'all')$$,
+    '22023', NULL, 'match all: words the parser splits into phrases count against the cap');
 
 -- Hybrid: convex fusion of min-max normalised scores (default 0.5 / 0.5), or RRF.
 UPDATE memory_data.bm_memories SET embedding = CASE id WHEN 'b1' THEN '[1,0,0]'
