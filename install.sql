@@ -7267,24 +7267,28 @@ $$;
 -- child too (_wire_triggers), and stay on one detached, or attached to another table, until
 -- drop_domain: there they return at once (without this a write to the detached table reached
 -- the domain's rows of the same ids: their tsvector replaced, their embedding cleared, their
--- job and text-index row deleted; found by an attack at stop 28). The relation's ancestors are
--- read from pg_inherits inline: the unstale function runs with the writer's rights, which reach
--- no memory_private function.
+-- job and text-index row deleted; found by an attack at stop 28). The table is named, not
+-- numbered: a dump restored elsewhere gives it another oid (an oid here made every trigger of
+-- the restored database return at once); renamed, to_regclass finds none and the functions act
+-- as before the guard until the next migrate names it again. The relation's ancestors are read
+-- from pg_inherits inline: the unstale function runs with the writer's rights, which reach no
+-- memory_private function.
 CREATE OR REPLACE FUNCTION memory_private._wire_guard_sql(d memory_private.domains)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
     SELECT format($g$
-    IF TG_RELID <> %1$s::oid AND NOT EXISTS (
+    IF TG_RELID IS DISTINCT FROM pg_catalog.to_regclass(%1$L)::oid
+            AND pg_catalog.to_regclass(%1$L) IS NOT NULL AND NOT EXISTS (
             WITH RECURSIVE up (oid) AS (
                 SELECT TG_RELID
                 UNION
                 SELECT i.inhparent FROM pg_catalog.pg_inherits AS i JOIN up ON i.inhrelid = up.oid
             )
-            SELECT FROM up WHERE up.oid = %1$s::oid) THEN
+            SELECT FROM up WHERE up.oid = pg_catalog.to_regclass(%1$L)::oid) THEN
         RETURN NULL;
-    END IF;$g$, d.source_table::oid)
+    END IF;$g$, memory_private._qualified(d.source_table))
 $$;
 
 -- The CREATE FUNCTION statements of a domain's trigger functions, as (kind, statement).
@@ -7741,7 +7745,7 @@ BEGIN
     END LOOP;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', 'ebcedca91f204efbe84b8efa9e8901f1707dee4f502fab6e68b6e4626fb089fe', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', '26ec1afd70b5b23b9949eda508f17cdefb820b6053265d78c499cf44ba8d48ac', 'repeatable'); END $pgmemo$;
 -- sql/45_adopt.sql
 -- Adopted domains: memory.adopt_table puts an application's own table (with an id, a text column
 -- and a vector(n) column) behind a pgmemo domain without copying a row.

@@ -96,10 +96,7 @@ UNION ALL
 SELECT 'function', p.oid::regprocedure::text,
     concat_ws(' | ', pg_catalog.pg_get_userbyid(p.proowner), (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(p.proacl) AS x),
         pg_catalog.obj_description(p.oid, 'pg_proc'),
-        -- (a table's oid in a generated function's body, _wire_guard_sql's, differs between
-        -- two installs of the same schema)
-        CASE WHEN p.prokind <> 'a' THEN pg_catalog.regexp_replace(
-            pg_catalog.pg_get_functiondef(p.oid), '\m[0-9]+::oid\M', '<oid>::oid', 'g') END)
+        CASE WHEN p.prokind <> 'a' THEN pg_catalog.pg_get_functiondef(p.oid) END)
 FROM pg_catalog.pg_proc AS p
 JOIN ns ON ns.oid = p.pronamespace
 WHERE NOT EXISTS (
