@@ -6207,7 +6207,8 @@ COMMENT ON FUNCTION memory.create_metadata_index(text, text, text) IS
 'timestamptz) or id (type text): a '
 'plain index on that column (updated_at has one already). An adopted domain''s index goes on '
 'its source table. It blocks writes to the table while it builds; idempotent; returns the '
-'index name.';
+'index name (a name another relation of the schema holds gets a suffix unique to the table; '
+'42P07 if still none is made).';
 
 CREATE OR REPLACE FUNCTION memory.count(domain text, filter jsonb DEFAULT NULL)
 RETURNS bigint
@@ -6233,7 +6234,7 @@ COMMENT ON FUNCTION memory.count(text, jsonb) IS
 'The number of memories in the domain that match filter (the filter language of memory.search; '
 'NULL or {}: every row), embedded or not. Uses the filter''s indexes like a search does; an '
 'unselective filter on a big domain reads the table.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:35_filter_api.sql', '35_filter_api.sql', '1efd028908006e3324296acb31c947c327ad196204d247452aeff87e9d826068', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:35_filter_api.sql', '35_filter_api.sql', 'cdf97cbdc4bcb996caec4c64d1420f9ca179bd33933c16327c8ff2065ea52e99', 'repeatable'); END $pgmemo$;
 -- sql/36_search_static.sql
 -- memory.search without re-planning: memory.search (sql/30_search.sql) holds, for every domain,
 -- the queries of an unfiltered search (memory_private._search_sql) and of a search with one

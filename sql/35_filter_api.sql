@@ -109,7 +109,8 @@ COMMENT ON FUNCTION memory.create_metadata_index(text, text, text) IS
 'timestamptz) or id (type text): a '
 'plain index on that column (updated_at has one already). An adopted domain''s index goes on '
 'its source table. It blocks writes to the table while it builds; idempotent; returns the '
-'index name.';
+'index name (a name another relation of the schema holds gets a suffix unique to the table; '
+'42P07 if still none is made).';
 
 CREATE OR REPLACE FUNCTION memory.count(domain text, filter jsonb DEFAULT NULL)
 RETURNS bigint

@@ -169,6 +169,31 @@ def _every_function_works(dsn: str, vschema: str) -> None:
         assert c.execute("SELECT memory.clear('halves') AS n").fetchone()["n"] == 1
         c.execute("SELECT memory.drop_domain('docs')")
         c.execute("SELECT memory.drop_domain('halves')")
+        # stop 28: for this owner too, an adopted partitioned table's triggers on its partitions
+        # (a direct write queued and indexed), one attached later wired by run_maintenance, one
+        # detached left alone and cleaned by drop_domain; and its own text configuration
+        c.execute(f"CREATE TABLE public.pt (id bigint PRIMARY KEY, body text NOT NULL, emb {v}(3)) "
+                  "PARTITION BY RANGE (id)")
+        c.execute("CREATE TABLE public.pt_a PARTITION OF public.pt FOR VALUES FROM (0) TO (10)")
+        c.execute("SELECT memory.adopt_table('pt', 'public.pt', 'id', 'body', 'emb')")
+        c.execute("INSERT INTO public.pt_a VALUES (1, 'a direct okapi', NULL)")
+        assert [r["id"] for r in c.execute(
+            "SELECT id FROM memory.search_text('pt', 'okapi')").fetchall()] == ["1"]
+        assert c.execute("SELECT count(*) AS n FROM memory_private.embedding_queue "
+                         "WHERE domain = 'pt'").fetchone()["n"] == 1
+        c.execute(f"CREATE TABLE public.pt_b (id bigint PRIMARY KEY, body text NOT NULL, emb {v}(3))")
+        c.execute("ALTER TABLE public.pt ATTACH PARTITION public.pt_b FOR VALUES FROM (10) TO (20)")
+        assert c.execute("SELECT (memory.run_maintenance() ->> 'domains_rewired')::int AS n"
+                         ).fetchone()["n"] == 1
+        c.execute("ALTER TABLE public.pt DETACH PARTITION public.pt_a")
+        c.execute("UPDATE public.pt_a SET body = 'a detached yak' WHERE id = 1")
+        assert c.execute("SELECT count(*) AS n FROM memory.search_text('pt', 'yak')").fetchone()["n"] == 0
+        c.execute("SELECT memory.drop_domain('pt')")
+        assert c.execute("SELECT count(*) AS n FROM pg_trigger WHERE tgname LIKE 'pgmemo_pt_%'"
+                         ).fetchone()["n"] == 0
+        c.execute("CREATE TEXT SEARCH CONFIGURATION public.own_cfg (COPY = english)")
+        c.execute("SELECT memory.create_domain('cfg', 3, text_config => 'public.own_cfg')")
+        c.execute("SELECT memory.drop_domain('cfg')")
 
 
 @pytest.mark.parametrize("vschema", ["public", "extensions"])

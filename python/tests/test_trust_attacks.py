@@ -550,3 +550,40 @@ def test_a_text_fill_never_runs_the_tables_code(conn, roles):
         assert conn.execute("SELECT count(*) AS n FROM app.ran").fetchone()["n"] == 0
     finally:
         a.close()
+
+
+def test_rewiring_a_partition_never_runs_its_code(conn, roles):
+    """Stop 28: run_maintenance puts the domain's triggers on a partition attached after adoption
+    (memory_private._wire_missing_all: LOCK of the table, CREATE TRIGGER on the partition). A
+    partition its owner attached with her triggers, policy and a default calling her code: the
+    rewiring runs none of it as pgmemo's owner, and the later steps refuse the table as before."""
+    alice, alice_dsn = roles("memory_admin", prefix="alice")
+    conn.execute(f'CREATE SCHEMA app AUTHORIZATION "{alice}"')
+    a = connect_raw(alice_dsn)
+    a.execute(f"CREATE TABLE app.pd (id bigint PRIMARY KEY, body text NOT NULL, emb vector({DIM})) "
+              "PARTITION BY RANGE (id)")
+    a.execute(f"CREATE TABLE app.pd_a PARTITION OF app.pd FOR VALUES FROM (0) TO (10)")
+    with trusting(conn, alice):
+        a.execute("SELECT memory.adopt_table('pd', 'app.pd', 'id', 'body', 'emb')")
+    a.execute("CREATE TABLE app.ran (who text, what text)")
+    a.execute("GRANT INSERT ON app.ran TO PUBLIC")
+    a.execute("GRANT USAGE ON SCHEMA app TO PUBLIC")
+    a.execute("""CREATE FUNCTION app.evil() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN INSERT INTO app.ran VALUES (current_user, TG_NAME); RETURN coalesce(NEW, OLD); END $$""")
+    a.execute("""CREATE FUNCTION app.evil_bool(x text) RETURNS boolean LANGUAGE plpgsql
+        AS $$ BEGIN INSERT INTO app.ran VALUES (current_user, x); RETURN true; END $$""")
+    a.execute(f"CREATE TABLE app.pd_b (id bigint PRIMARY KEY, body text NOT NULL, emb vector({DIM}))")
+    a.execute("CREATE TRIGGER ev_row BEFORE INSERT OR UPDATE OR DELETE ON app.pd_b "
+              "FOR EACH ROW EXECUTE FUNCTION app.evil()")
+    a.execute("CREATE TRIGGER ev_stmt AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON app.pd_b "
+              "FOR EACH STATEMENT EXECUTE FUNCTION app.evil()")
+    a.execute("ALTER TABLE app.pd_b ENABLE ROW LEVEL SECURITY")
+    a.execute("CREATE POLICY p ON app.pd_b USING (app.evil_bool('policy')) "
+              "WITH CHECK (app.evil_bool('check'))")
+    a.execute("ALTER TABLE app.pd ATTACH PARTITION app.pd_b FOR VALUES FROM (10) TO (20)")
+    out = conn.execute("SELECT memory.run_maintenance() AS r").fetchone()["r"]
+    assert out["domains_rewired"] == 1
+    assert conn.execute("SELECT count(*) AS n FROM pg_trigger WHERE tgrelid = 'app.pd_b'::regclass "
+                        "AND tgname LIKE 'pgmemo_pd_%'").fetchone()["n"] > 0
+    assert _ran(conn) == []
+    a.close()
