@@ -164,7 +164,7 @@ BEGIN
     RETURN set_config('search_path', format('pg_catalog, %I, pg_temp', v_schema), true);
 END;
 $f$;
-DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019', '0020', '0021', '0022', '0023', '0024', '0025', '0026', '0027', '0028', '0029', '0030']::text[]); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019', '0020', '0021', '0022', '0023', '0024', '0025', '0026', '0027', '0028', '0029', '0030', '0031']::text[]); END $pgmemo$;
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -1231,6 +1231,33 @@ SELECT memory_private._migration_needed('0030', '0030_wire_partitions.sql', '47e
 -- here and made again by the SQL files. Not breaking: a private function.
 DROP FUNCTION IF EXISTS memory_private._wire_triggers(memory_private.domains);
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0030', '0030_wire_partitions.sql', '47edce411208cf84a768205a4391338ecdf271aceeaa85b850a4579cb2d3291a', 'versioned'); PERFORM memory_private._record_breaking('0030', false); END $pgmemo$;
+\endif
+-- migrations/0031_text_fill_relations.sql
+SELECT memory_private._migration_needed('0031', '0031_text_fill_relations.sql', '554e9489ccd6b9205b875545e5c511a941f0a041d057892eb26829a256336202', ARRAY[]::text[]) AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0031_text_fill_relations: the rows of a partition or inheritance child attached to an adopted
+-- table (ALTER TABLE ... ATTACH PARTITION, ALTER TABLE ... INHERIT) fire no trigger, so they were
+-- never put in the domain's text index: memory.search_text did not find them. Now
+-- memory.run_maintenance, which puts the domain's triggers on such a relation
+-- (memory_private._wire_missing_all), also registers it in memory_private.text_fills, and the
+-- batched fill that completes an index adopted without indexes (memory.fill_text_index, 50,000
+-- rows a run) adds its rows, reading that relation only.
+-- text_fills.relations: the relations a fill reads, in order (NULL: the domain's table, a fill of
+-- adoption); _wire_missing_all returns the relations it registered too (OUT parameters), so it
+-- is dropped here and made again by the SQL files. Not breaking: a private table and function.
+
+ALTER TABLE memory_private.text_fills ADD COLUMN relations regclass[];
+
+COMMENT ON TABLE memory_private.text_fills IS
+'Adopted domains whose text index (memory_data.<domain>_text) is still being filled from their '
+'table (adopt_table with create_indexes => false), or from partitions or inheritance children '
+'attached with rows (relations, registered by run_maintenance when it wires them; NULL: the '
+'whole table): memory.fill_text_index and memory.run_maintenance add the rows in batches, '
+'relation by relation, in id order after last_id (the last batch''s last id, as text, in '
+'relations[1]), counting them in rows_filled, and delete the domain''s row when done.';
+
+DROP FUNCTION IF EXISTS memory_private._wire_missing_all();
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0031', '0031_text_fill_relations.sql', '554e9489ccd6b9205b875545e5c511a941f0a041d057892eb26829a256336202', 'versioned'); PERFORM memory_private._record_breaking('0031', false); END $pgmemo$;
 \endif
 DO $pgmemo$ BEGIN PERFORM memory_private._set_install_search_path(); END $pgmemo$;
 -- sql/00_private_helpers.sql
@@ -7233,7 +7260,9 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:40_indexes.sql', '
 --   it must not fail in pgmemo's trigger.
 -- - An adopted domain's text index (memory_data.<domain>_text) follows its table, per statement:
 --   each row inserted or whose content or id changed gets its tsvector, each row deleted loses
---   it, TRUNCATE empties it (trigger function text; the triggers text_*).
+--   it, a TRUNCATE removes the rows it emptied (all of them, or, after a TRUNCATE ONLY of a
+--   table with inheritance children, those the table no longer has) (trigger function text;
+--   the triggers text_*).
 -- No BEFORE ROW UPDATE trigger: with one, PostgreSQL recomputes every stored generated column
 -- on every UPDATE (a factory table's content_tsv on every embedding the worker writes). The
 -- touch column (factory tables: updated_at) is set by the writers.
@@ -7314,6 +7343,9 @@ DECLARE
     END IF;$model$,
         memory_private._qualified(d.source_table), d.id_column, d.model_column,
         d.embedding_column) END;
+    -- text: the hint of its WARNING when a TRUNCATE ONLY cannot read the rows left
+    v_truncate_hint text := format($h$SELECT memory.sync_text_index(%L); removes them.$h$,
+        d.domain);
 BEGIN
     RETURN QUERY
     SELECT 'before_update', format($fn$
@@ -7442,7 +7474,7 @@ $fn$,
     UNION ALL
     -- text: an adopted domain's text index (memory_data.<domain>_text, sql/45_adopt.sql) follows
     -- its table: a row inserted, or whose id or content changed, gets its tsvector; a row
-    -- deleted (or whose id changed) loses it; TRUNCATE empties it. Definer rights: the
+    -- deleted (or whose id changed) loses it; a TRUNCATE, the rows it emptied. Definer rights: the
     -- application writes its table with its own role, which has no right on the text index.
     SELECT 'text', format($fn$
 CREATE OR REPLACE FUNCTION memory_private.%1$I()
@@ -7451,6 +7483,9 @@ LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $body$
+DECLARE
+    v_kept boolean := false;
+    v_gone bigint := 0;
 BEGIN%7$s
     IF TG_OP = 'INSERT' THEN
         INSERT INTO memory_data.%2$I AS x (id, content_tsv, content_bytes)
@@ -7477,11 +7512,43 @@ BEGIN%7$s
     ELSIF TG_OP = 'DELETE' THEN
         DELETE FROM memory_data.%2$I AS x USING old_rows AS o WHERE x.id = o.%3$I::text;
     ELSE
-        TRUNCATE memory_data.%2$I;
-        -- the text statistics counted the rows gone, and a TRUNCATE adds to no counter of
-        -- writes (memory_private._text_stats_stale): dropped, so that the next
-        -- run_maintenance refreshes them (search_text estimates them meanwhile)
-        DELETE FROM memory_private.text_stats WHERE domain = %6$L;
+        -- TRUNCATE (its trigger is on the domain's table alone; see _wire_triggers): the rows
+        -- gone lose their tsvector, exactly. With no inheritance child, or none holding a row
+        -- (a TRUNCATE without ONLY empties them too), that is every row: the index is emptied.
+        -- A TRUNCATE ONLY of a table with inheritance children leaves the children's rows:
+        -- then only the index rows whose id the table (children included) no longer has go,
+        -- one anti-join over the index and the rows left (emptying it all lost the children's
+        -- rows from search_text; stop 29). The rows left are read with pgmemo's rights, so
+        -- after _assert_inert (no code of another role runs); a table it refuses, or that
+        -- pgmemo's owner may not read, keeps its index as it is, with a WARNING (diagnose:
+        -- text_index_out_of_sync; memory.sync_text_index removes the rows gone).
+        IF EXISTS (SELECT FROM pg_catalog.pg_inherits AS i WHERE i.inhparent = TG_RELID) THEN
+            BEGIN
+                PERFORM memory_private._assert_inert(TG_RELID::regclass, false);
+                EXECUTE $stmt$SELECT EXISTS (SELECT FROM %8$s AS s)$stmt$ INTO v_kept;
+            EXCEPTION WHEN insufficient_privilege THEN
+                RAISE WARNING 'pgmemo: the text index of domain "%%" keeps the rows truncated from %%: %%',
+                    %6$L, TG_RELID::regclass, SQLERRM
+                    USING HINT = %10$L;
+                RETURN NULL;
+            END;
+        END IF;
+        IF v_kept THEN
+            EXECUTE $stmt$
+                DELETE FROM memory_data.%2$I AS x
+                WHERE NOT EXISTS (SELECT FROM %8$s AS s WHERE %9$s = x.id)
+            $stmt$;
+            GET DIAGNOSTICS v_gone = ROW_COUNT;
+        ELSIF EXISTS (SELECT FROM memory_data.%2$I) THEN
+            TRUNCATE memory_data.%2$I;
+            v_gone := 1;
+        END IF;
+        IF v_gone > 0 THEN
+            -- the text statistics counted the rows gone, and a TRUNCATE adds to no counter of
+            -- writes (memory_private._text_stats_stale): dropped, so that the next
+            -- run_maintenance refreshes them (search_text estimates them meanwhile)
+            DELETE FROM memory_private.text_stats WHERE domain = %6$L;
+        END IF;
     END IF;
     RETURN NULL;
 END;
@@ -7489,7 +7556,8 @@ $body$
 $fn$,
         memory_private._wire_name(d.domain, 'text'), memory_private._text_table_name(d.domain),
         d.id_column, memory_private._text_index_row_sql(d, 'n'), d.content_column, d.domain,
-        memory_private._wire_guard_sql(d))
+        memory_private._wire_guard_sql(d), memory_private._qualified(d.source_table),
+        memory_private._source_id_sql(d, 's'), v_truncate_hint)
     UNION ALL
     -- The queue's statements on the domain's table (sql/51_queue_claim.sql), as functions: static
     -- SQL, so each backend plans them once, not at every batch. Arguments: those of the
@@ -7532,8 +7600,13 @@ $$;
 -- statement triggers of the relation a statement names, not its parent's, so a row written
 -- straight into a partition was neither queued nor indexed, and an update there served its old
 -- embedding and tsvector (stop 28). A write through the parent fires the parent's alone, once.
--- The TRUNCATE trigger stays on the parent: a partition truncated on its own is reported by
--- diagnose (text_index_out_of_sync) and mended by memory.sync_text_index.
+-- The TRUNCATE trigger stays on the parent: a TRUNCATE of it (with or without ONLY) fires it
+-- once, after every relation it names is emptied, and it removes exactly the index rows of the
+-- rows gone. A partition or child truncated on its own (it fires no trigger of the parent's) is
+-- reported by diagnose (text_index_out_of_sync) and mended by memory.sync_text_index: exact
+-- there, the trigger would compare the whole index with the whole table at every such TRUNCATE
+-- (no transition table says which rows went), and once per relation of a TRUNCATE of the
+-- parent.
 CREATE OR REPLACE FUNCTION memory_private._wire_triggers(d memory_private.domains)
 RETURNS TABLE (trigger_name name, relid oid, ddl text)
 LANGUAGE sql STABLE
@@ -7665,16 +7738,24 @@ $$;
 -- triggers (created or attached after the domain was wired: its rows would be written unseen),
 -- wired again by memory.run_maintenance, each in a subtransaction: a relation pgmemo's owner may
 -- not change is skipped with a WARNING, and diagnose (text_index_out_of_sync) names the
--- triggers missing. Returns how many domains were wired.
-CREATE OR REPLACE FUNCTION memory_private._wire_missing_all()
-RETURNS integer
+-- triggers missing. The rows such a relation held when it was attached (ATTACH PARTITION and
+-- INHERIT fire no trigger), or got before this run, are in no text index: the relations that
+-- lacked the text index's insert trigger (the topmost of them: each is read with what is under
+-- it) are registered in memory_private.text_fills, whose batched fill (_text_rows_fill, run by
+-- run_maintenance right after this) adds those of their rows the index lacks. Those without an
+-- embedding are queued by enqueue_missing's sweep, which reads the whole table, attached
+-- relations included, on every run. Returns how many domains were wired and how many relations
+-- were registered for the fill.
+CREATE OR REPLACE FUNCTION memory_private._wire_missing_all(OUT domains integer, OUT relations integer)
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_d memory_private.domains;
-    v_count integer := 0;
+    v_new regclass[];
 BEGIN
+    domains := 0;
+    relations := 0;
     FOR v_d IN
         SELECT d.* FROM memory_private.domains AS d
         WHERE d.adopted AND NOT d.distributed
@@ -7691,14 +7772,33 @@ BEGIN
             -- DETACH (found by an attack at stop 28)
             EXECUTE format($sql$LOCK TABLE %s IN ACCESS SHARE MODE$sql$,
                 memory_private._qualified(v_d.source_table));
+            WITH lacking AS MATERIALIZED (
+                SELECT t.relid FROM memory_private._wire_triggers(v_d) AS t
+                WHERE t.trigger_name = memory_private._wire_name(v_d.domain, 'text_insert')
+                  AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger AS g
+                                  WHERE g.tgrelid = t.relid AND g.tgname = t.trigger_name)
+            )
+            SELECT array_agg(l.relid::regclass ORDER BY l.relid) INTO v_new
+            FROM lacking AS l
+            WHERE NOT EXISTS (
+                SELECT FROM pg_catalog.pg_inherits AS i JOIN lacking AS p ON p.relid = i.inhparent
+                WHERE i.inhrelid = l.relid);
             PERFORM memory_private._wire(v_d);
-            v_count := v_count + 1;
+            IF v_new IS NOT NULL THEN
+                -- (a fill under way, of the whole table, goes on first: the relations follow it)
+                INSERT INTO memory_private.text_fills AS f (domain, relations)
+                VALUES (v_d.domain, v_new)
+                ON CONFLICT (domain) DO UPDATE
+                    SET relations = coalesce(f.relations, ARRAY[v_d.source_table::regclass])
+                        || excluded.relations;
+                relations := relations + cardinality(v_new);
+            END IF;
+            domains := domains + 1;
         EXCEPTION WHEN OTHERS THEN
             RAISE WARNING 'pgmemo: the triggers of domain "%" could not be put on its partitions: %',
                 v_d.domain, SQLERRM;
         END;
     END LOOP;
-    RETURN v_count;
 END;
 $$;
 
@@ -7746,7 +7846,7 @@ BEGIN
     END LOOP;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', '26ec1afd70b5b23b9949eda508f17cdefb820b6053265d78c499cf44ba8d48ac', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', '107d32ada9469f99fad736768a214ce1e7bb6363f1ee82a4ab816ef2d7ac6e56', 'repeatable'); END $pgmemo$;
 -- sql/45_adopt.sql
 -- Adopted domains: memory.adopt_table puts an application's own table (with an id, a text column
 -- and a vector(n) column) behind a pgmemo domain without copying a row.
@@ -8154,13 +8254,18 @@ $$;
 -- each batch costs its own rows, not the table), added to its text index where missing; returns
 -- how many rows it went through. Fewer than max_rows: the fill is done, the domain leaves
 -- text_fills and the index is analyzed. (A row written since adoption is indexed by the trigger
--- whatever its id, so the rows behind last_id are all there.) Never blocks the
--- table's writers: each row read is locked FOR KEY SHARE until the batch's transaction ends,
--- so a concurrent DELETE (or id change) of it waits, then its trigger removes the row just
--- added (no row of a deleted row is left behind); a concurrent content UPDATE is not blocked
--- and its trigger's tsvector wins either way (ON CONFLICT DO NOTHING here, DO UPDATE there; a
--- row updated before its lock is read at its newest version). The caller has checked the table
--- (_assert_inert for a write: locking rows is one).
+-- whatever its id, so the rows behind last_id are all there.) A fill of partitions or
+-- inheritance children attached with rows (text_fills.relations, registered by
+-- memory_private._wire_missing_all) reads each of them in turn, with what is under it, in the
+-- same way, last_id then being in the first; one detached or dropped since is passed over (the
+-- caller's check covered only the table and what is under it). A row already in the index is
+-- neither read nor locked further (a relation attached and written since its wiring). Never
+-- blocks the table's writers: each row read is locked FOR KEY SHARE until the batch's
+-- transaction ends, so a concurrent DELETE (or id change) of it waits, then its trigger removes
+-- the row just added (no row of a deleted row is left behind); a concurrent content UPDATE is not
+-- blocked and its trigger's tsvector wins either way (ON CONFLICT DO NOTHING here, DO UPDATE
+-- there; a row updated before its lock is read at its newest version). The caller has checked
+-- the table (_assert_inert for a write: locking rows is one).
 CREATE OR REPLACE FUNCTION memory_private._text_rows_fill(d memory_private.domains, max_rows integer)
 RETURNS bigint
 LANGUAGE plpgsql
@@ -8171,51 +8276,87 @@ DECLARE
     v_source text := memory_private._qualified(d.source_table);
     v_type text := memory_private._id_type(d);
     v_last text;
+    v_rels regclass[];
+    v_rel text;
+    v_max bigint;
     v_seen bigint;
+    v_total bigint := 0;
+    v_done boolean := false;
 BEGIN
-    SELECT f.last_id INTO v_last FROM memory_private.text_fills AS f WHERE f.domain = d.domain;
+    SELECT f.last_id, f.relations INTO v_last, v_rels
+    FROM memory_private.text_fills AS f WHERE f.domain = d.domain;
     IF v_text IS NULL OR v_source IS NULL OR NOT FOUND THEN
         RETURN 0;
     END IF;
-    -- The batch is the ids after the last one up to the max_rows-th, as the statement's snapshot
-    -- has them (k, unlocked); the rows are then locked within that range. A row whose id a
-    -- concurrent UPDATE moved is re-read at its new id by the lock and dropped by the range
-    -- (its trigger indexed it under the new id), so the next batch starts after k's last id:
-    -- taking the last id of the locked rows instead made the keyset jump past every row below a
-    -- moved-up id (stop 26's attack review: 90 of 100 rows never indexed, the fill "done").
-    EXECUTE format($sql$
-        WITH k AS MATERIALIZED (
-            SELECT s.%3$I AS sid
-            FROM %2$s AS s
-            WHERE s.%3$I IS NOT NULL AND ($2::text IS NULL OR s.%3$I > $2::%4$s)
-            ORDER BY s.%3$I
-            LIMIT $1
-        ),
-        hi AS MATERIALIZED (SELECT k.sid FROM k ORDER BY k.sid DESC LIMIT 1),
-        b AS MATERIALIZED (
-            SELECT r.*
-            FROM %2$s AS s
-            CROSS JOIN LATERAL (SELECT %5$s) AS r (id, content_tsv, content_bytes)
-            WHERE s.%3$I IS NOT NULL AND ($2::text IS NULL OR s.%3$I > $2::%4$s)
-              AND s.%3$I <= (SELECT hi.sid FROM hi)
-            FOR KEY SHARE OF s
-        ),
-        added AS (
-            INSERT INTO %1$s AS x (id, content_tsv, content_bytes)
-            SELECT b.id, b.content_tsv, b.content_bytes FROM b
-            ON CONFLICT (id) DO NOTHING
-        )
-        SELECT (SELECT count(*) FROM k), (SELECT hi.sid::text FROM hi)
-    $sql$, v_text, v_source, d.id_column, v_type, memory_private._text_index_row_sql(d, 's'))
-    INTO v_seen, v_last USING max_rows, v_last;
-    UPDATE memory_private.text_fills AS f
-    SET rows_filled = f.rows_filled + v_seen, last_id = coalesce(v_last, f.last_id)
-    WHERE f.domain = d.domain;
-    IF v_seen < max_rows THEN
+    LOOP
+        IF v_rels IS NOT NULL AND cardinality(v_rels) = 0 THEN
+            v_done := true;
+            EXIT;
+        END IF;
+        -- the relation this batch reads: the table, or the first relation still under it
+        v_rel := CASE WHEN v_rels IS NULL THEN v_source
+            WHEN v_rels[1]::oid IN (
+                SELECT t.oid FROM memory_private._inheritance_tree(d.source_table) AS t)
+            THEN memory_private._qualified(v_rels[1]) END;
+        IF v_rel IS NULL THEN
+            v_rels := v_rels[2:];
+            v_last := NULL;
+            CONTINUE;
+        END IF;
+        v_max := max_rows - v_total;
+        -- The batch is the ids after the last one up to the max_rows-th, as the statement's
+        -- snapshot has them (k, unlocked); the rows are then locked within that range. A row
+        -- whose id a concurrent UPDATE moved is re-read at its new id by the lock and dropped by
+        -- the range (its trigger indexed it under the new id), so the next batch starts after
+        -- k's last id: taking the last id of the locked rows instead made the keyset jump past
+        -- every row below a moved-up id (stop 26's attack review: 90 of 100 rows never indexed,
+        -- the fill "done").
+        EXECUTE format($sql$
+            WITH k AS MATERIALIZED (
+                SELECT s.%3$I AS sid
+                FROM %2$s AS s
+                WHERE s.%3$I IS NOT NULL AND ($2::text IS NULL OR s.%3$I > $2::%4$s)
+                ORDER BY s.%3$I
+                LIMIT $1
+            ),
+            hi AS MATERIALIZED (SELECT k.sid FROM k ORDER BY k.sid DESC LIMIT 1),
+            b AS MATERIALIZED (
+                SELECT r.*
+                FROM %2$s AS s
+                CROSS JOIN LATERAL (SELECT %5$s) AS r (id, content_tsv, content_bytes)
+                WHERE s.%3$I IS NOT NULL AND ($2::text IS NULL OR s.%3$I > $2::%4$s)
+                  AND s.%3$I <= (SELECT hi.sid FROM hi)
+                  AND NOT EXISTS (SELECT FROM %1$s AS y WHERE y.id = %6$s)
+                FOR KEY SHARE OF s
+            ),
+            added AS (
+                INSERT INTO %1$s AS x (id, content_tsv, content_bytes)
+                SELECT b.id, b.content_tsv, b.content_bytes FROM b
+                ON CONFLICT (id) DO NOTHING
+            )
+            SELECT (SELECT count(*) FROM k), (SELECT hi.sid::text FROM hi)
+        $sql$, v_text, v_rel, d.id_column, v_type, memory_private._text_index_row_sql(d, 's'),
+            memory_private._source_id_sql(d, 's'))
+        INTO v_seen, v_last USING v_max, v_last;
+        v_total := v_total + v_seen;
+        EXIT WHEN v_seen >= v_max;  -- this call's rows are used up: the next goes on from v_last
+        -- this relation is done: the next one, or the fill
+        IF v_rels IS NULL OR cardinality(v_rels) <= 1 THEN
+            v_done := true;
+            EXIT;
+        END IF;
+        v_rels := v_rels[2:];
+        v_last := NULL;
+    END LOOP;
+    IF v_done THEN
         DELETE FROM memory_private.text_fills AS f WHERE f.domain = d.domain;
         EXECUTE format($sql$ANALYZE %s$sql$, v_text);
+    ELSE
+        UPDATE memory_private.text_fills AS f
+        SET rows_filled = f.rows_filled + v_total, last_id = v_last, relations = v_rels
+        WHERE f.domain = d.domain;
     END IF;
-    RETURN v_seen;
+    RETURN v_total;
 END;
 $$;
 
@@ -8243,7 +8384,9 @@ $$;
 COMMENT ON FUNCTION memory.fill_text_index(text, integer) IS
 'Index the next max_rows (1 to the batch limit) rows of an adopted domain''s table, in id order, '
 'after adopt_table(..., create_indexes => false), which makes its text index empty so as not to '
-'block the table''s writers; returns how many rows it went through (0 when the index is '
+'block the table''s writers, or of the partitions and inheritance children attached with rows '
+'that run_maintenance wired since (relations_rewired; only the rows the index lacks); returns '
+'how many rows it went through (0 when the index is '
 'complete, or the domain is not being filled). Call it until it returns fewer than max_rows, '
 'each call in its own '
 'transaction (`pgmemo adopt --concurrently` does; run_maintenance adds 50,000 a run). Writers '
@@ -8657,7 +8800,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'superuser, and run no code of another role''s (42501: pgmemo reads and writes it with its '
 'owner''s rights; docs/SECURITY.md). Idempotent for the same '
 'arguments. memory.drop_domain releases the table and never drops it.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '58d5411f6b087130791a44f5ed2313402ebebbca895c07e8a5d667880f087ff5', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '49932df8fefbd3434912367a52434ee2b6c55506406d5de55968d349cceb7bbd', 'repeatable'); END $pgmemo$;
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --
@@ -10357,7 +10500,7 @@ DECLARE
     v_purged bigint;
     v_text_stats integer;
     v_fills record;
-    v_wired integer;
+    v_wired record;
 BEGIN
     -- One run at a time (every worker runs it): a second caller returns at once.
     IF NOT pg_try_advisory_xact_lock(hashtext('pgmemo.maintenance')) THEN
@@ -10368,9 +10511,11 @@ BEGIN
     v_released := memory.release_expired_claims();
     v_enqueued := memory_private._enqueue_missing_all();
     v_text_stats := memory.refresh_text_stats();
-    v_fills := memory_private._text_index_fill_all(50000);
-    -- (last: CREATE TRIGGER keeps a partition's writers waiting until this transaction ends)
+    -- (after the full reads above: CREATE TRIGGER keeps a partition's writers waiting until
+    -- this transaction ends; before the text fill, which then adds the rows of a relation just
+    -- wired in this run, at most the fill's 50,000 rows in all)
     v_wired := memory_private._wire_missing_all();
+    v_fills := memory_private._text_index_fill_all(50000);
     DELETE FROM memory_private.workers AS w
     WHERE w.last_seen < now() - interval '7 days';
     GET DIAGNOSTICS v_purged = ROW_COUNT;
@@ -10382,7 +10527,8 @@ BEGIN
         'text_stats_refreshed', v_text_stats,
         'text_sizes_filled', v_fills.sizes,
         'text_rows_filled', v_fills.text_rows,
-        'domains_rewired', v_wired,
+        'domains_rewired', v_wired.domains,
+        'relations_rewired', v_wired.relations,
         'ran_at', now());
 END;
 $$;
@@ -10393,8 +10539,11 @@ COMMENT ON FUNCTION memory.run_maintenance() IS
 'changed by more than 10% (memory.refresh_text_stats), fill up to 50,000 content sizes of '
 'adopted domains'' text indexes made by schema 0024 (text_sizes_filled) and up to 50,000 rows of '
 'text indexes adopted without indexes (text_rows_filled, memory.fill_text_index), both without '
-'blocking the tables'' writers, and put pgmemo''s triggers on partitions of adopted tables '
-'attached since (domains_rewired). Returns what it did as JSON; '
+'blocking the tables'' writers, and put pgmemo''s triggers on partitions and inheritance children '
+'of adopted tables attached since (domains_rewired: the domains; relations_rewired: the '
+'relations whose rows, held when attached, are then added to the text index by that same fill, '
+'only those it lacks; their rows without an embedding are queued by the sweep above). Returns '
+'what it did as JSON; '
 'skipped_domains names the domains whose table could not be read (dropped meanwhile) with the '
 'error. One run at a time: a second caller returns at once with busy.';
 
@@ -10422,7 +10571,7 @@ $$;
 COMMENT ON FUNCTION memory.schedule_maintenance(text) IS
 'Register memory.run_maintenance() with pg_cron under the job name pgmemo-maintenance '
 '(re-scheduling replaces it). Error 0A000 when pg_cron is not installed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '0c5e85d32d2340c7e49b05b3feaa6c5e145501583d7c1f95aefd22e9cba20cb8', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '8de6d9cd4316381daee06599b70c22f2db0c584fa7f0bd62b178e658d3294a9d', 'repeatable'); END $pgmemo$;
 -- sql/51_queue_claim.sql
 -- Claiming and completing embedding jobs, set-based: one statement per domain per batch for
 -- the claim, a few for the completion (memory_private._claim_sql, _complete_sql: one template
@@ -11616,14 +11765,17 @@ BEGIN
     IF v_text IS NOT NULL AND EXISTS (
         SELECT FROM memory_private.text_fills AS f WHERE f.domain = d.domain
     ) THEN
-        -- adopted without indexes: being filled, which is not out of line (and the rows are
-        -- not counted: they are missing by design)
+        -- adopted without indexes, or partitions attached with rows: being filled, which is
+        -- not out of line (and the rows are not counted: they are missing by design)
         RETURN QUERY SELECT 'warning', d.domain, 'text_index_out_of_sync',
-            format('The text index of adopted table %s (memory_data.%I) is being filled (%s rows '
+            format('The text index of adopted table %s (memory_data.%I) is being filled%s (%s rows '
                 'so far, since %s): memory.search_text finds only those rows until it is done. '
                 'run_maintenance adds 50,000 rows a run; memory.fill_text_index adds a batch a '
                 'call, neither blocks the table''s writers.', v_source,
-                memory_private._text_table_name(d.domain), f.rows_filled, f.started_at),
+                memory_private._text_table_name(d.domain),
+                CASE WHEN f.relations IS NOT NULL THEN ' from the partitions or children attached '
+                    'with rows (' || array_to_string(f.relations::text[], ', ') || ')' END,
+                f.rows_filled, f.started_at),
             format($sql$SELECT memory.fill_text_index(%L, 10000);  -- until it returns < 10000$sql$,
                 d.domain)
         FROM memory_private.text_fills AS f WHERE f.domain = d.domain;
@@ -11693,7 +11845,8 @@ COMMENT ON FUNCTION memory_private._check_text_index_out_of_sync(memory_private.
 'diagnose check text_index_out_of_sync (warning): an adopted table''s text index missing, its '
 'triggers disabled or missing, rows on one side only (exact up to pgmemo.diagnose_exact_rows '
 'rows, estimated above), its content sizes not filled (an index made by schema 0024), or its '
-'rows still being filled (adopted without indexes: fix_sql memory.fill_text_index). '
+'rows still being filled (adopted without indexes, or a partition or child attached with rows '
+'and wired by run_maintenance: fix_sql memory.fill_text_index). '
 'fix_sql: memory.sync_text_index (none while triggers are off: enable them, or run pgmemo '
 'migrate to restore missing ones, first).';
 
@@ -12129,7 +12282,7 @@ $$;
 COMMENT ON FUNCTION memory_private._check_expired_claims(memory_private.domains) IS
 'diagnose check expired_claims (warning): claimed jobs whose lease has expired. fix_sql: '
 'memory.release_expired_claims.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', '5b2403b7b1f38c8c0d48b44de8dc5660d45eab3aedc04c746a246f1e72b59df1', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', '006010f5c21d1ec750e0013e609383d5b756203b50e08108867504bf53027362', 'repeatable'); END $pgmemo$;
 -- sql/70_bulk.sql
 -- Bulk loading: memory.bulk_load_begin / memory.bulk_load_finish defer a domain's secondary
 -- indexes (HNSW, GIN metadata, GIN full-text, btree updated_at) and its per-statement enqueue

@@ -4,7 +4,7 @@
 -- application's writes; the planner serves the search through the view from the source's HNSW
 -- index; drop_domain releases the table intact; re-embed switches one transaction at a time.
 BEGIN;
-SELECT plan(82);
+SELECT plan(88);
 
 CREATE SCHEMA app;
 CREATE TABLE app.messages (
@@ -224,6 +224,27 @@ SELECT set_eq($$SELECT id FROM memory.search_text('parts', 'zebra')$$, ARRAY['0'
     '... whose direct writes are then indexed');
 SELECT is((memory.run_maintenance() ->> 'domains_rewired')::integer, 0,
     '... once: the next run has nothing to do');
+-- (stop 29) the rows a partition holds when it is attached fire no trigger: run_maintenance's
+-- rewiring has its text index read them (only those it lacks), and the sweep queues them
+CREATE TABLE app.parts_d (id bigint PRIMARY KEY, body text, emb vector(3));
+INSERT INTO app.parts_d (id, body, emb)
+VALUES (30, 'an attached quokka', NULL), (31, 'an embedded quokka', '[1,0,0]');
+ALTER TABLE app.parts ATTACH PARTITION app.parts_d FOR VALUES FROM (30) TO (40);
+SELECT is((SELECT count(*) FROM memory.search_text('parts', 'quokka')), 0::bigint,
+    'the rows of a partition attached with rows are in no text index');
+SELECT is((SELECT (m ->> 'domains_rewired') || '/' || (m ->> 'relations_rewired') || '/'
+                  || (m ->> 'text_rows_filled')
+           FROM memory.run_maintenance() AS m), '1/1/2',
+    'run_maintenance wires the partition and fills the text index from it');
+SELECT set_eq($$SELECT id FROM memory.search_text('parts', 'quokka')$$, ARRAY['30', '31'],
+    '... so search_text finds its rows');
+SELECT set_eq($$SELECT row_id FROM memory_private.embedding_queue
+                WHERE domain = 'parts' AND row_id IN ('30', '31')$$, ARRAY['30'],
+    '... and the one without an embedding is queued');
+SELECT is((SELECT count(*) FROM memory_private.text_fills WHERE domain = 'parts'), 0::bigint,
+    '... the fill is done');
+SELECT is((SELECT (m ->> 'relations_rewired') || '/' || (m ->> 'text_rows_filled')
+           FROM memory.run_maintenance() AS m), '0/0', '... once');
 -- a partition detached keeps the triggers until drop_domain, and they do nothing there: a write
 -- to it with a domain row's id left that row as it was (found by an attack at stop 28: its
 -- tsvector replaced, its embedding cleared, its text-index row deleted)

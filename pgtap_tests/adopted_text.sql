@@ -7,7 +7,7 @@
 -- gets it from the next migrate run (memory_private._after_migrate); drop_domain removes it.
 -- (The interleavings with concurrent writers: python/tests/test_adopted_text.py.)
 BEGIN;
-SELECT plan(85);
+SELECT plan(96);
 
 CREATE SCHEMA app;
 CREATE TABLE app.notes (
@@ -165,6 +165,52 @@ SELECT is((SELECT count(*) FROM memory_data.notes_text), 0::bigint, 'TRUNCATE em
 -- gone stayed until 10% more rows were written, and ranked the new rows by them)
 SELECT ok(memory_private._text_stats_stale(memory_private._domain('notes')),
     '... and its text statistics are stale: the next run_maintenance refreshes them');
+
+-- (stop 29) A TRUNCATE ONLY of a table with inheritance children leaves the children's rows:
+-- the text index loses only the rows gone (it lost all, and search_text the children's rows).
+CREATE TABLE app.fam (id bigint PRIMARY KEY, body text NOT NULL, emb vector(3));
+CREATE TABLE app.fam_kid () INHERITS (app.fam);
+INSERT INTO app.fam (id, body) VALUES (1, 'a parent walrus'), (2, 'another parent walrus');
+INSERT INTO app.fam_kid (id, body) VALUES (3, 'a child walrus');
+SELECT memory.adopt_table('fam', 'app.fam', 'id', 'body', 'emb');
+SELECT memory.refresh_text_stats('fam');
+TRUNCATE ONLY app.fam;
+SELECT is((SELECT array_agg(s.id) FROM memory.search_text('fam', 'walrus') AS s), ARRAY['3'],
+    'TRUNCATE ONLY of a table with a child: search_text still finds the child''s row');
+SELECT is((SELECT array_agg(id) FROM memory_data.fam_text), ARRAY['3'],
+    '... the text index lost the table''s own rows alone');
+SELECT ok(memory_private._text_stats_stale(memory_private._domain('fam')),
+    '... and its text statistics are stale');
+-- a child attached with ALTER TABLE ... INHERIT: its rows are indexed by the next run_maintenance
+CREATE TABLE app.fam_late (id bigint NOT NULL, body text NOT NULL, emb vector(3));
+INSERT INTO app.fam_late (id, body) VALUES (4, 'a late walrus');
+ALTER TABLE app.fam_late INHERIT app.fam;
+SELECT is((SELECT (m ->> 'relations_rewired') FROM memory.run_maintenance() AS m), '1',
+    'a child attached with INHERIT is wired by run_maintenance');
+SELECT set_eq($$SELECT id FROM memory.search_text('fam', 'walrus')$$, ARRAY['3', '4'],
+    '... and its rows are then found');
+SELECT is((SELECT count(*) FROM memory_private.embedding_queue WHERE domain = 'fam' AND row_id = '4'),
+    1::bigint, '... and queued');
+-- a child attached while a fill is under way (adopted without indexes): the fill goes on, then
+-- reads the child, whose ids lie below the fill's last one
+SELECT memory.drop_domain('fam');
+INSERT INTO app.fam (id, body) SELECT g, 'a parent seal ' || g FROM generate_series(10, 14) AS g;
+SELECT memory.adopt_table('fam', 'app.fam', 'id', 'body', 'emb', create_indexes => false);
+SELECT is(memory.fill_text_index('fam', 2), 2::bigint, 'a fill under way (ids 3 and 4)');
+CREATE TABLE app.fam_early (id bigint NOT NULL, body text NOT NULL, emb vector(3));
+INSERT INTO app.fam_early (id, body) VALUES (1, 'an early seal');
+ALTER TABLE app.fam_early INHERIT app.fam;
+SELECT is((SELECT (m ->> 'relations_rewired') || '/' || (m ->> 'text_rows_filled')
+           FROM memory.run_maintenance() AS m), '1/6',
+    '... a child attached meanwhile: run_maintenance ends the fill, then reads the child');
+SELECT set_eq($$SELECT id FROM memory.search_text('fam', 'seal', 10)$$,
+    ARRAY['1', '10', '11', '12', '13', '14'], '... and every row is found');
+SELECT is((SELECT count(*) FROM memory_private.text_fills WHERE domain = 'fam'), 0::bigint,
+    '... the fill done');
+TRUNCATE app.fam;
+SELECT is((SELECT count(*) FROM memory_data.fam_text), 0::bigint,
+    'a TRUNCATE of the table and its children empties it');
+SELECT memory.drop_domain('fam');
 
 -- A domain adopted before 0024 (the full-text index on the table, no text index) gets it from
 -- the next migrate run.

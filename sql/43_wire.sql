@@ -26,7 +26,9 @@
 --   it must not fail in pgmemo's trigger.
 -- - An adopted domain's text index (memory_data.<domain>_text) follows its table, per statement:
 --   each row inserted or whose content or id changed gets its tsvector, each row deleted loses
---   it, TRUNCATE empties it (trigger function text; the triggers text_*).
+--   it, a TRUNCATE removes the rows it emptied (all of them, or, after a TRUNCATE ONLY of a
+--   table with inheritance children, those the table no longer has) (trigger function text;
+--   the triggers text_*).
 -- No BEFORE ROW UPDATE trigger: with one, PostgreSQL recomputes every stored generated column
 -- on every UPDATE (a factory table's content_tsv on every embedding the worker writes). The
 -- touch column (factory tables: updated_at) is set by the writers.
@@ -107,6 +109,9 @@ DECLARE
     END IF;$model$,
         memory_private._qualified(d.source_table), d.id_column, d.model_column,
         d.embedding_column) END;
+    -- text: the hint of its WARNING when a TRUNCATE ONLY cannot read the rows left
+    v_truncate_hint text := format($h$SELECT memory.sync_text_index(%L); removes them.$h$,
+        d.domain);
 BEGIN
     RETURN QUERY
     SELECT 'before_update', format($fn$
@@ -235,7 +240,7 @@ $fn$,
     UNION ALL
     -- text: an adopted domain's text index (memory_data.<domain>_text, sql/45_adopt.sql) follows
     -- its table: a row inserted, or whose id or content changed, gets its tsvector; a row
-    -- deleted (or whose id changed) loses it; TRUNCATE empties it. Definer rights: the
+    -- deleted (or whose id changed) loses it; a TRUNCATE, the rows it emptied. Definer rights: the
     -- application writes its table with its own role, which has no right on the text index.
     SELECT 'text', format($fn$
 CREATE OR REPLACE FUNCTION memory_private.%1$I()
@@ -244,6 +249,9 @@ LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $body$
+DECLARE
+    v_kept boolean := false;
+    v_gone bigint := 0;
 BEGIN%7$s
     IF TG_OP = 'INSERT' THEN
         INSERT INTO memory_data.%2$I AS x (id, content_tsv, content_bytes)
@@ -270,11 +278,43 @@ BEGIN%7$s
     ELSIF TG_OP = 'DELETE' THEN
         DELETE FROM memory_data.%2$I AS x USING old_rows AS o WHERE x.id = o.%3$I::text;
     ELSE
-        TRUNCATE memory_data.%2$I;
-        -- the text statistics counted the rows gone, and a TRUNCATE adds to no counter of
-        -- writes (memory_private._text_stats_stale): dropped, so that the next
-        -- run_maintenance refreshes them (search_text estimates them meanwhile)
-        DELETE FROM memory_private.text_stats WHERE domain = %6$L;
+        -- TRUNCATE (its trigger is on the domain's table alone; see _wire_triggers): the rows
+        -- gone lose their tsvector, exactly. With no inheritance child, or none holding a row
+        -- (a TRUNCATE without ONLY empties them too), that is every row: the index is emptied.
+        -- A TRUNCATE ONLY of a table with inheritance children leaves the children's rows:
+        -- then only the index rows whose id the table (children included) no longer has go,
+        -- one anti-join over the index and the rows left (emptying it all lost the children's
+        -- rows from search_text; stop 29). The rows left are read with pgmemo's rights, so
+        -- after _assert_inert (no code of another role runs); a table it refuses, or that
+        -- pgmemo's owner may not read, keeps its index as it is, with a WARNING (diagnose:
+        -- text_index_out_of_sync; memory.sync_text_index removes the rows gone).
+        IF EXISTS (SELECT FROM pg_catalog.pg_inherits AS i WHERE i.inhparent = TG_RELID) THEN
+            BEGIN
+                PERFORM memory_private._assert_inert(TG_RELID::regclass, false);
+                EXECUTE $stmt$SELECT EXISTS (SELECT FROM %8$s AS s)$stmt$ INTO v_kept;
+            EXCEPTION WHEN insufficient_privilege THEN
+                RAISE WARNING 'pgmemo: the text index of domain "%%" keeps the rows truncated from %%: %%',
+                    %6$L, TG_RELID::regclass, SQLERRM
+                    USING HINT = %10$L;
+                RETURN NULL;
+            END;
+        END IF;
+        IF v_kept THEN
+            EXECUTE $stmt$
+                DELETE FROM memory_data.%2$I AS x
+                WHERE NOT EXISTS (SELECT FROM %8$s AS s WHERE %9$s = x.id)
+            $stmt$;
+            GET DIAGNOSTICS v_gone = ROW_COUNT;
+        ELSIF EXISTS (SELECT FROM memory_data.%2$I) THEN
+            TRUNCATE memory_data.%2$I;
+            v_gone := 1;
+        END IF;
+        IF v_gone > 0 THEN
+            -- the text statistics counted the rows gone, and a TRUNCATE adds to no counter of
+            -- writes (memory_private._text_stats_stale): dropped, so that the next
+            -- run_maintenance refreshes them (search_text estimates them meanwhile)
+            DELETE FROM memory_private.text_stats WHERE domain = %6$L;
+        END IF;
     END IF;
     RETURN NULL;
 END;
@@ -282,7 +322,8 @@ $body$
 $fn$,
         memory_private._wire_name(d.domain, 'text'), memory_private._text_table_name(d.domain),
         d.id_column, memory_private._text_index_row_sql(d, 'n'), d.content_column, d.domain,
-        memory_private._wire_guard_sql(d))
+        memory_private._wire_guard_sql(d), memory_private._qualified(d.source_table),
+        memory_private._source_id_sql(d, 's'), v_truncate_hint)
     UNION ALL
     -- The queue's statements on the domain's table (sql/51_queue_claim.sql), as functions: static
     -- SQL, so each backend plans them once, not at every batch. Arguments: those of the
@@ -325,8 +366,13 @@ $$;
 -- statement triggers of the relation a statement names, not its parent's, so a row written
 -- straight into a partition was neither queued nor indexed, and an update there served its old
 -- embedding and tsvector (stop 28). A write through the parent fires the parent's alone, once.
--- The TRUNCATE trigger stays on the parent: a partition truncated on its own is reported by
--- diagnose (text_index_out_of_sync) and mended by memory.sync_text_index.
+-- The TRUNCATE trigger stays on the parent: a TRUNCATE of it (with or without ONLY) fires it
+-- once, after every relation it names is emptied, and it removes exactly the index rows of the
+-- rows gone. A partition or child truncated on its own (it fires no trigger of the parent's) is
+-- reported by diagnose (text_index_out_of_sync) and mended by memory.sync_text_index: exact
+-- there, the trigger would compare the whole index with the whole table at every such TRUNCATE
+-- (no transition table says which rows went), and once per relation of a TRUNCATE of the
+-- parent.
 CREATE OR REPLACE FUNCTION memory_private._wire_triggers(d memory_private.domains)
 RETURNS TABLE (trigger_name name, relid oid, ddl text)
 LANGUAGE sql STABLE
@@ -458,16 +504,24 @@ $$;
 -- triggers (created or attached after the domain was wired: its rows would be written unseen),
 -- wired again by memory.run_maintenance, each in a subtransaction: a relation pgmemo's owner may
 -- not change is skipped with a WARNING, and diagnose (text_index_out_of_sync) names the
--- triggers missing. Returns how many domains were wired.
-CREATE OR REPLACE FUNCTION memory_private._wire_missing_all()
-RETURNS integer
+-- triggers missing. The rows such a relation held when it was attached (ATTACH PARTITION and
+-- INHERIT fire no trigger), or got before this run, are in no text index: the relations that
+-- lacked the text index's insert trigger (the topmost of them: each is read with what is under
+-- it) are registered in memory_private.text_fills, whose batched fill (_text_rows_fill, run by
+-- run_maintenance right after this) adds those of their rows the index lacks. Those without an
+-- embedding are queued by enqueue_missing's sweep, which reads the whole table, attached
+-- relations included, on every run. Returns how many domains were wired and how many relations
+-- were registered for the fill.
+CREATE OR REPLACE FUNCTION memory_private._wire_missing_all(OUT domains integer, OUT relations integer)
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_d memory_private.domains;
-    v_count integer := 0;
+    v_new regclass[];
 BEGIN
+    domains := 0;
+    relations := 0;
     FOR v_d IN
         SELECT d.* FROM memory_private.domains AS d
         WHERE d.adopted AND NOT d.distributed
@@ -484,14 +538,33 @@ BEGIN
             -- DETACH (found by an attack at stop 28)
             EXECUTE format($sql$LOCK TABLE %s IN ACCESS SHARE MODE$sql$,
                 memory_private._qualified(v_d.source_table));
+            WITH lacking AS MATERIALIZED (
+                SELECT t.relid FROM memory_private._wire_triggers(v_d) AS t
+                WHERE t.trigger_name = memory_private._wire_name(v_d.domain, 'text_insert')
+                  AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger AS g
+                                  WHERE g.tgrelid = t.relid AND g.tgname = t.trigger_name)
+            )
+            SELECT array_agg(l.relid::regclass ORDER BY l.relid) INTO v_new
+            FROM lacking AS l
+            WHERE NOT EXISTS (
+                SELECT FROM pg_catalog.pg_inherits AS i JOIN lacking AS p ON p.relid = i.inhparent
+                WHERE i.inhrelid = l.relid);
             PERFORM memory_private._wire(v_d);
-            v_count := v_count + 1;
+            IF v_new IS NOT NULL THEN
+                -- (a fill under way, of the whole table, goes on first: the relations follow it)
+                INSERT INTO memory_private.text_fills AS f (domain, relations)
+                VALUES (v_d.domain, v_new)
+                ON CONFLICT (domain) DO UPDATE
+                    SET relations = coalesce(f.relations, ARRAY[v_d.source_table::regclass])
+                        || excluded.relations;
+                relations := relations + cardinality(v_new);
+            END IF;
+            domains := domains + 1;
         EXCEPTION WHEN OTHERS THEN
             RAISE WARNING 'pgmemo: the triggers of domain "%" could not be put on its partitions: %',
                 v_d.domain, SQLERRM;
         END;
     END LOOP;
-    RETURN v_count;
 END;
 $$;
 

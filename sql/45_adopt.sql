@@ -404,13 +404,18 @@ $$;
 -- each batch costs its own rows, not the table), added to its text index where missing; returns
 -- how many rows it went through. Fewer than max_rows: the fill is done, the domain leaves
 -- text_fills and the index is analyzed. (A row written since adoption is indexed by the trigger
--- whatever its id, so the rows behind last_id are all there.) Never blocks the
--- table's writers: each row read is locked FOR KEY SHARE until the batch's transaction ends,
--- so a concurrent DELETE (or id change) of it waits, then its trigger removes the row just
--- added (no row of a deleted row is left behind); a concurrent content UPDATE is not blocked
--- and its trigger's tsvector wins either way (ON CONFLICT DO NOTHING here, DO UPDATE there; a
--- row updated before its lock is read at its newest version). The caller has checked the table
--- (_assert_inert for a write: locking rows is one).
+-- whatever its id, so the rows behind last_id are all there.) A fill of partitions or
+-- inheritance children attached with rows (text_fills.relations, registered by
+-- memory_private._wire_missing_all) reads each of them in turn, with what is under it, in the
+-- same way, last_id then being in the first; one detached or dropped since is passed over (the
+-- caller's check covered only the table and what is under it). A row already in the index is
+-- neither read nor locked further (a relation attached and written since its wiring). Never
+-- blocks the table's writers: each row read is locked FOR KEY SHARE until the batch's
+-- transaction ends, so a concurrent DELETE (or id change) of it waits, then its trigger removes
+-- the row just added (no row of a deleted row is left behind); a concurrent content UPDATE is not
+-- blocked and its trigger's tsvector wins either way (ON CONFLICT DO NOTHING here, DO UPDATE
+-- there; a row updated before its lock is read at its newest version). The caller has checked
+-- the table (_assert_inert for a write: locking rows is one).
 CREATE OR REPLACE FUNCTION memory_private._text_rows_fill(d memory_private.domains, max_rows integer)
 RETURNS bigint
 LANGUAGE plpgsql
@@ -421,51 +426,87 @@ DECLARE
     v_source text := memory_private._qualified(d.source_table);
     v_type text := memory_private._id_type(d);
     v_last text;
+    v_rels regclass[];
+    v_rel text;
+    v_max bigint;
     v_seen bigint;
+    v_total bigint := 0;
+    v_done boolean := false;
 BEGIN
-    SELECT f.last_id INTO v_last FROM memory_private.text_fills AS f WHERE f.domain = d.domain;
+    SELECT f.last_id, f.relations INTO v_last, v_rels
+    FROM memory_private.text_fills AS f WHERE f.domain = d.domain;
     IF v_text IS NULL OR v_source IS NULL OR NOT FOUND THEN
         RETURN 0;
     END IF;
-    -- The batch is the ids after the last one up to the max_rows-th, as the statement's snapshot
-    -- has them (k, unlocked); the rows are then locked within that range. A row whose id a
-    -- concurrent UPDATE moved is re-read at its new id by the lock and dropped by the range
-    -- (its trigger indexed it under the new id), so the next batch starts after k's last id:
-    -- taking the last id of the locked rows instead made the keyset jump past every row below a
-    -- moved-up id (stop 26's attack review: 90 of 100 rows never indexed, the fill "done").
-    EXECUTE format($sql$
-        WITH k AS MATERIALIZED (
-            SELECT s.%3$I AS sid
-            FROM %2$s AS s
-            WHERE s.%3$I IS NOT NULL AND ($2::text IS NULL OR s.%3$I > $2::%4$s)
-            ORDER BY s.%3$I
-            LIMIT $1
-        ),
-        hi AS MATERIALIZED (SELECT k.sid FROM k ORDER BY k.sid DESC LIMIT 1),
-        b AS MATERIALIZED (
-            SELECT r.*
-            FROM %2$s AS s
-            CROSS JOIN LATERAL (SELECT %5$s) AS r (id, content_tsv, content_bytes)
-            WHERE s.%3$I IS NOT NULL AND ($2::text IS NULL OR s.%3$I > $2::%4$s)
-              AND s.%3$I <= (SELECT hi.sid FROM hi)
-            FOR KEY SHARE OF s
-        ),
-        added AS (
-            INSERT INTO %1$s AS x (id, content_tsv, content_bytes)
-            SELECT b.id, b.content_tsv, b.content_bytes FROM b
-            ON CONFLICT (id) DO NOTHING
-        )
-        SELECT (SELECT count(*) FROM k), (SELECT hi.sid::text FROM hi)
-    $sql$, v_text, v_source, d.id_column, v_type, memory_private._text_index_row_sql(d, 's'))
-    INTO v_seen, v_last USING max_rows, v_last;
-    UPDATE memory_private.text_fills AS f
-    SET rows_filled = f.rows_filled + v_seen, last_id = coalesce(v_last, f.last_id)
-    WHERE f.domain = d.domain;
-    IF v_seen < max_rows THEN
+    LOOP
+        IF v_rels IS NOT NULL AND cardinality(v_rels) = 0 THEN
+            v_done := true;
+            EXIT;
+        END IF;
+        -- the relation this batch reads: the table, or the first relation still under it
+        v_rel := CASE WHEN v_rels IS NULL THEN v_source
+            WHEN v_rels[1]::oid IN (
+                SELECT t.oid FROM memory_private._inheritance_tree(d.source_table) AS t)
+            THEN memory_private._qualified(v_rels[1]) END;
+        IF v_rel IS NULL THEN
+            v_rels := v_rels[2:];
+            v_last := NULL;
+            CONTINUE;
+        END IF;
+        v_max := max_rows - v_total;
+        -- The batch is the ids after the last one up to the max_rows-th, as the statement's
+        -- snapshot has them (k, unlocked); the rows are then locked within that range. A row
+        -- whose id a concurrent UPDATE moved is re-read at its new id by the lock and dropped by
+        -- the range (its trigger indexed it under the new id), so the next batch starts after
+        -- k's last id: taking the last id of the locked rows instead made the keyset jump past
+        -- every row below a moved-up id (stop 26's attack review: 90 of 100 rows never indexed,
+        -- the fill "done").
+        EXECUTE format($sql$
+            WITH k AS MATERIALIZED (
+                SELECT s.%3$I AS sid
+                FROM %2$s AS s
+                WHERE s.%3$I IS NOT NULL AND ($2::text IS NULL OR s.%3$I > $2::%4$s)
+                ORDER BY s.%3$I
+                LIMIT $1
+            ),
+            hi AS MATERIALIZED (SELECT k.sid FROM k ORDER BY k.sid DESC LIMIT 1),
+            b AS MATERIALIZED (
+                SELECT r.*
+                FROM %2$s AS s
+                CROSS JOIN LATERAL (SELECT %5$s) AS r (id, content_tsv, content_bytes)
+                WHERE s.%3$I IS NOT NULL AND ($2::text IS NULL OR s.%3$I > $2::%4$s)
+                  AND s.%3$I <= (SELECT hi.sid FROM hi)
+                  AND NOT EXISTS (SELECT FROM %1$s AS y WHERE y.id = %6$s)
+                FOR KEY SHARE OF s
+            ),
+            added AS (
+                INSERT INTO %1$s AS x (id, content_tsv, content_bytes)
+                SELECT b.id, b.content_tsv, b.content_bytes FROM b
+                ON CONFLICT (id) DO NOTHING
+            )
+            SELECT (SELECT count(*) FROM k), (SELECT hi.sid::text FROM hi)
+        $sql$, v_text, v_rel, d.id_column, v_type, memory_private._text_index_row_sql(d, 's'),
+            memory_private._source_id_sql(d, 's'))
+        INTO v_seen, v_last USING v_max, v_last;
+        v_total := v_total + v_seen;
+        EXIT WHEN v_seen >= v_max;  -- this call's rows are used up: the next goes on from v_last
+        -- this relation is done: the next one, or the fill
+        IF v_rels IS NULL OR cardinality(v_rels) <= 1 THEN
+            v_done := true;
+            EXIT;
+        END IF;
+        v_rels := v_rels[2:];
+        v_last := NULL;
+    END LOOP;
+    IF v_done THEN
         DELETE FROM memory_private.text_fills AS f WHERE f.domain = d.domain;
         EXECUTE format($sql$ANALYZE %s$sql$, v_text);
+    ELSE
+        UPDATE memory_private.text_fills AS f
+        SET rows_filled = f.rows_filled + v_total, last_id = v_last, relations = v_rels
+        WHERE f.domain = d.domain;
     END IF;
-    RETURN v_seen;
+    RETURN v_total;
 END;
 $$;
 
@@ -493,7 +534,9 @@ $$;
 COMMENT ON FUNCTION memory.fill_text_index(text, integer) IS
 'Index the next max_rows (1 to the batch limit) rows of an adopted domain''s table, in id order, '
 'after adopt_table(..., create_indexes => false), which makes its text index empty so as not to '
-'block the table''s writers; returns how many rows it went through (0 when the index is '
+'block the table''s writers, or of the partitions and inheritance children attached with rows '
+'that run_maintenance wired since (relations_rewired; only the rows the index lacks); returns '
+'how many rows it went through (0 when the index is '
 'complete, or the domain is not being filled). Call it until it returns fewer than max_rows, '
 'each call in its own '
 'transaction (`pgmemo adopt --concurrently` does; run_maintenance adds 50,000 a run). Writers '

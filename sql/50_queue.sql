@@ -374,7 +374,7 @@ DECLARE
     v_purged bigint;
     v_text_stats integer;
     v_fills record;
-    v_wired integer;
+    v_wired record;
 BEGIN
     -- One run at a time (every worker runs it): a second caller returns at once.
     IF NOT pg_try_advisory_xact_lock(hashtext('pgmemo.maintenance')) THEN
@@ -385,9 +385,11 @@ BEGIN
     v_released := memory.release_expired_claims();
     v_enqueued := memory_private._enqueue_missing_all();
     v_text_stats := memory.refresh_text_stats();
-    v_fills := memory_private._text_index_fill_all(50000);
-    -- (last: CREATE TRIGGER keeps a partition's writers waiting until this transaction ends)
+    -- (after the full reads above: CREATE TRIGGER keeps a partition's writers waiting until
+    -- this transaction ends; before the text fill, which then adds the rows of a relation just
+    -- wired in this run, at most the fill's 50,000 rows in all)
     v_wired := memory_private._wire_missing_all();
+    v_fills := memory_private._text_index_fill_all(50000);
     DELETE FROM memory_private.workers AS w
     WHERE w.last_seen < now() - interval '7 days';
     GET DIAGNOSTICS v_purged = ROW_COUNT;
@@ -399,7 +401,8 @@ BEGIN
         'text_stats_refreshed', v_text_stats,
         'text_sizes_filled', v_fills.sizes,
         'text_rows_filled', v_fills.text_rows,
-        'domains_rewired', v_wired,
+        'domains_rewired', v_wired.domains,
+        'relations_rewired', v_wired.relations,
         'ran_at', now());
 END;
 $$;
@@ -410,8 +413,11 @@ COMMENT ON FUNCTION memory.run_maintenance() IS
 'changed by more than 10% (memory.refresh_text_stats), fill up to 50,000 content sizes of '
 'adopted domains'' text indexes made by schema 0024 (text_sizes_filled) and up to 50,000 rows of '
 'text indexes adopted without indexes (text_rows_filled, memory.fill_text_index), both without '
-'blocking the tables'' writers, and put pgmemo''s triggers on partitions of adopted tables '
-'attached since (domains_rewired). Returns what it did as JSON; '
+'blocking the tables'' writers, and put pgmemo''s triggers on partitions and inheritance children '
+'of adopted tables attached since (domains_rewired: the domains; relations_rewired: the '
+'relations whose rows, held when attached, are then added to the text index by that same fill, '
+'only those it lacks; their rows without an embedding are queued by the sweep above). Returns '
+'what it did as JSON; '
 'skipped_domains names the domains whose table could not be read (dropped meanwhile) with the '
 'error. One run at a time: a second caller returns at once with busy.';
 

@@ -278,14 +278,17 @@ BEGIN
     IF v_text IS NOT NULL AND EXISTS (
         SELECT FROM memory_private.text_fills AS f WHERE f.domain = d.domain
     ) THEN
-        -- adopted without indexes: being filled, which is not out of line (and the rows are
-        -- not counted: they are missing by design)
+        -- adopted without indexes, or partitions attached with rows: being filled, which is
+        -- not out of line (and the rows are not counted: they are missing by design)
         RETURN QUERY SELECT 'warning', d.domain, 'text_index_out_of_sync',
-            format('The text index of adopted table %s (memory_data.%I) is being filled (%s rows '
+            format('The text index of adopted table %s (memory_data.%I) is being filled%s (%s rows '
                 'so far, since %s): memory.search_text finds only those rows until it is done. '
                 'run_maintenance adds 50,000 rows a run; memory.fill_text_index adds a batch a '
                 'call, neither blocks the table''s writers.', v_source,
-                memory_private._text_table_name(d.domain), f.rows_filled, f.started_at),
+                memory_private._text_table_name(d.domain),
+                CASE WHEN f.relations IS NOT NULL THEN ' from the partitions or children attached '
+                    'with rows (' || array_to_string(f.relations::text[], ', ') || ')' END,
+                f.rows_filled, f.started_at),
             format($sql$SELECT memory.fill_text_index(%L, 10000);  -- until it returns < 10000$sql$,
                 d.domain)
         FROM memory_private.text_fills AS f WHERE f.domain = d.domain;
@@ -355,7 +358,8 @@ COMMENT ON FUNCTION memory_private._check_text_index_out_of_sync(memory_private.
 'diagnose check text_index_out_of_sync (warning): an adopted table''s text index missing, its '
 'triggers disabled or missing, rows on one side only (exact up to pgmemo.diagnose_exact_rows '
 'rows, estimated above), its content sizes not filled (an index made by schema 0024), or its '
-'rows still being filled (adopted without indexes: fix_sql memory.fill_text_index). '
+'rows still being filled (adopted without indexes, or a partition or child attached with rows '
+'and wired by run_maintenance: fix_sql memory.fill_text_index). '
 'fix_sql: memory.sync_text_index (none while triggers are off: enable them, or run pgmemo '
 'migrate to restore missing ones, first).';
 

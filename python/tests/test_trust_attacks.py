@@ -583,7 +583,40 @@ def test_rewiring_a_partition_never_runs_its_code(conn, roles):
     a.execute("ALTER TABLE app.pd ATTACH PARTITION app.pd_b FOR VALUES FROM (10) TO (20)")
     out = conn.execute("SELECT memory.run_maintenance() AS r").fetchone()["r"]
     assert out["domains_rewired"] == 1
+    assert out["relations_rewired"] == 1  # registered for the text fill, which refuses the table
     assert conn.execute("SELECT count(*) AS n FROM pg_trigger WHERE tgrelid = 'app.pd_b'::regclass "
                         "AND tgname LIKE 'pgmemo_pd_%'").fetchone()["n"] > 0
     assert _ran(conn) == []
+    a.close()
+
+
+def test_truncate_only_never_reads_a_planted_child(conn, roles):
+    """Stop 29: after a TRUNCATE ONLY of an adopted table with inheritance children, its text
+    trigger (definer rights) reads the rows left to keep their index rows. A child whose owner
+    planted a policy and triggers: the trigger runs none of it, keeps the index as it was (with
+    a WARNING) and the TRUNCATE goes through."""
+    alice, alice_dsn = roles("memory_admin", prefix="alice")
+    conn.execute(f'CREATE SCHEMA app AUTHORIZATION "{alice}"')
+    a = connect_raw(alice_dsn)
+    a.execute(f"CREATE TABLE app.fam (id bigint PRIMARY KEY, body text NOT NULL, emb vector({DIM}))")
+    a.execute("CREATE TABLE app.fam_kid () INHERITS (app.fam)")
+    a.execute("INSERT INTO app.fam (id, body) VALUES (1, 'a parent walrus')")
+    a.execute("INSERT INTO app.fam_kid (id, body) VALUES (2, 'a child walrus')")
+    with trusting(conn, alice):
+        a.execute("SELECT memory.adopt_table('fam', 'app.fam', 'id', 'body', 'emb')")
+    a.execute("CREATE TABLE app.ran (who text, what text)")
+    a.execute("GRANT INSERT ON app.ran TO PUBLIC")
+    a.execute("GRANT USAGE ON SCHEMA app TO PUBLIC")
+    a.execute("""CREATE FUNCTION app.evil() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN INSERT INTO app.ran VALUES (current_user, TG_NAME); RETURN coalesce(NEW, OLD); END $$""")
+    a.execute("""CREATE FUNCTION app.evil_bool(x text) RETURNS boolean LANGUAGE plpgsql
+        AS $$ BEGIN INSERT INTO app.ran VALUES (current_user, x); RETURN true; END $$""")
+    a.execute("CREATE TRIGGER ev_stmt AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON app.fam_kid "
+              "FOR EACH STATEMENT EXECUTE FUNCTION app.evil()")
+    a.execute("ALTER TABLE app.fam_kid ENABLE ROW LEVEL SECURITY")
+    a.execute("ALTER TABLE app.fam_kid FORCE ROW LEVEL SECURITY")
+    a.execute("CREATE POLICY p ON app.fam_kid USING (app.evil_bool('policy'))")
+    a.execute("TRUNCATE ONLY app.fam")
+    assert _ran(conn) == []
+    assert sorted(r["id"] for r in conn.execute("SELECT id FROM memory_data.fam_text")) == ["1", "2"]
     a.close()
