@@ -1767,38 +1767,64 @@ AS $$
 $$;
 
 -- A text search configuration a domain may use (create_domain's text_config): it and every
--- dictionary it maps words to belong to a role pgmemo trusts (_trusted); 42501 otherwise.
--- Another role's could be changed under the domain: a mapping dropped changes what is indexed
--- and searched without a word, and DROP ... CASCADE drops the domain's stored tsvector column
--- and its GIN index (then every text search of the domain fails).
+-- dictionary it maps words to belong to a role pgmemo trusts (_trusted). The one place of the
+-- rule: one row per object of the configuration that breaks it (none: the configuration may be
+-- used), for the check that refuses (_check_text_config) and for diagnose
+-- (_check_untrusted_text_config, 61_diagnose.sql). Another role's could be changed under the
+-- domain: a mapping dropped changes what is indexed and searched without a word, and DROP ...
+-- CASCADE drops the domain's stored tsvector column and its GIN index (then every text search
+-- of the domain fails); and its parser and dictionaries run with pgmemo's rights in the
+-- domain's triggers and text index. A configuration handed to another role later (ALTER TEXT
+-- SEARCH CONFIGURATION ... OWNER TO), or given a mapping to another role's dictionary, breaks
+-- it then: every call that makes objects from an existing domain's configuration checks again.
+-- kind is CONFIGURATION or DICTIONARY (as ALTER TEXT SEARCH spells it), object the qualified
+-- name, detail the sentence.
+CREATE OR REPLACE FUNCTION memory_private._text_config_untrusted(text_config regconfig)
+RETURNS TABLE (kind text, object text, owner name, detail text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT x.kind, x.object, pg_catalog.pg_get_userbyid(x.owner),
+        pg_catalog.format('%s belongs to %s, a role pgmemo does not trust', x.what,
+            pg_catalog.pg_get_userbyid(x.owner))
+    FROM (
+        SELECT 0 AS ord, 'CONFIGURATION' AS kind, c.oid::regconfig::text AS object,
+            pg_catalog.format('text search configuration %s', c.oid::regconfig) AS what,
+            c.cfgowner AS owner
+        FROM pg_catalog.pg_ts_config AS c WHERE c.oid = text_config
+        UNION
+        SELECT 1, 'DICTIONARY', t.oid::regdictionary::text,
+            pg_catalog.format('text search dictionary %s (of configuration %s)',
+                t.oid::regdictionary, text_config), t.dictowner
+        FROM pg_catalog.pg_ts_config_map AS m
+        JOIN pg_catalog.pg_ts_dict AS t ON t.oid = m.mapdict
+        WHERE m.mapcfg = text_config
+    ) AS x
+    WHERE NOT memory_private._trusted(x.owner)
+    ORDER BY x.ord, x.object
+$$;
+
+-- The configuration may be used (_text_config_untrusted finds nothing), or 42501 naming the
+-- first object of it that breaks the rule. Called by create_domain, and again on an existing
+-- domain's configuration wherever pgmemo makes objects or text-index rows from it
+-- (begin_reembed, an adopted domain's view and text index, sync_text_index, fill_text_index,
+-- run_maintenance's wiring of new partitions).
 CREATE OR REPLACE FUNCTION memory_private._check_text_config(text_config regconfig)
 RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_what text;
-    v_owner name;
+    v_detail text;
 BEGIN
-    SELECT x.what, pg_catalog.pg_get_userbyid(x.owner) INTO v_what, v_owner
-    FROM (
-        SELECT format('text search configuration %s', c.oid::regconfig) AS what,
-            c.cfgowner AS owner
-        FROM pg_catalog.pg_ts_config AS c WHERE c.oid = text_config
-        UNION ALL
-        SELECT format('text search dictionary %s (of configuration %s)', t.oid::regdictionary,
-            text_config), t.dictowner
-        FROM pg_catalog.pg_ts_config_map AS m
-        JOIN pg_catalog.pg_ts_dict AS t ON t.oid = m.mapdict
-        WHERE m.mapcfg = text_config
-    ) AS x
-    WHERE NOT memory_private._trusted(x.owner)
+    SELECT u.detail INTO v_detail FROM memory_private._text_config_untrusted(text_config) AS u
     LIMIT 1;
     IF FOUND THEN
-        RAISE EXCEPTION '% belongs to %, a role pgmemo does not trust', v_what, v_owner
+        RAISE EXCEPTION '%', v_detail
             USING ERRCODE = '42501',
                   HINT = 'Use a configuration and dictionaries owned by pgmemo''s owner or a '
-                      || 'superuser (the built-in ones: english, simple, ...).';
+                      || 'superuser (the built-in ones: english, simple, ...); for an existing '
+                      || 'domain, see memory.diagnose() (untrusted_text_config).';
     END IF;
 END;
 $$;
@@ -2671,7 +2697,7 @@ COMMENT ON FUNCTION memory_private._check_adopted_foreign_code(memory_private.do
 'diagnose check adopted_table_runs_foreign_code (error): an adopted table whose triggers, rules, '
 'row-level security or expressions would run code owned by a role other than pgmemo''s owner or '
 'a superuser; every call that writes it (or, for RLS and rules, reads it) is refused.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', '29393cae09d2eff9c35b1ca761c0196daf0f532037b26c14aa9af2239f5bdbb5', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', '1abb57c3b0cd99787e30dde9c7e26d72456521bb5d244a126095087f5be09aa1', 'repeatable'); END $pgmemo$;
 -- sql/10_domains.sql
 -- Domains: the table factory (memory.create_domain), memory.drop_domain and the memory.domains
 -- view.
@@ -6153,7 +6179,10 @@ DECLARE
     v_meta name;
     v_kind text;
     v_name name;
+    v_alt name;
     v_expr text;
+    v_probe record;
+    v_found name;
 BEGIN
     IF key IS NULL OR type IS NULL THEN
         RAISE EXCEPTION 'key and type must not be NULL' USING ERRCODE = '22004';
@@ -6195,31 +6224,68 @@ BEGIN
     v_expr := CASE WHEN v_field.column_name IS NOT NULL THEN quote_ident(v_meta)
         ELSE memory_private._filter_typed_expr(quote_ident(v_meta), v_field.path, v_kind) END;
     v_name := memory_private._metadata_index_name(v_d, key, v_kind);
-    -- The name is taken by another relation of the schema (an adopted domain whose name shares
-    -- its first 37 characters with another's on a table of the same schema, or the
-    -- application's own object): one made unique by the table's oid. (IF NOT EXISTS alone
-    -- skipped the build with a NOTICE and returned the other relation's name.)
+    -- The name when another relation of the schema holds that one (an adopted domain whose name
+    -- shares its first 37 characters with another's on a table of the same schema, or the
+    -- application's own object): one made unique by the table's oid.
+    v_alt := (left(v_name, 40) || '_' || left(md5(v_phys.relation::oid::text || '/' || key
+        || '/' || v_kind), 16))::name;
+    -- One call at a time per table: two could both find no index and build two.
+    PERFORM pg_advisory_xact_lock(hashtext('pgmemo.metadata_index'), v_phys.relation::oid::integer);
+    -- Idempotent under either name: a valid index of the table under one of them, on exactly
+    -- this expression (the deparsed key, its collation and operator class, no predicate), is the answer and nothing
+    -- is built. The first call may have fallen back to v_alt and the relation holding v_name be
+    -- gone since: building under v_name then made a second index on the same expression (every
+    -- write paid for both). The expression is compared as PostgreSQL deparses it, against an
+    -- index built on an empty temporary copy of the table's columns (catalog work only).
+    EXECUTE format($q$
+        CREATE TEMP TABLE pgmemo_metadata_index_probe (LIKE %1$s)
+    $q$, v_phys.relation);
+    EXECUTE format($q$
+        CREATE INDEX pgmemo_metadata_index_probe_i ON pg_temp.pgmemo_metadata_index_probe ((%1$s))
+    $q$, v_expr);
+    SELECT pg_catalog.pg_get_indexdef(i.indexrelid, 1, false) AS expr, i.indcollation[0] AS coll,
+        i.indclass[0] AS opclass
+    INTO v_probe
+    FROM pg_catalog.pg_index AS i
+    WHERE i.indexrelid = 'pg_temp.pgmemo_metadata_index_probe_i'::regclass;
+    DROP TABLE pg_temp.pgmemo_metadata_index_probe;
+    SELECT c.relname INTO v_found
+    FROM pg_catalog.pg_index AS i
+    JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+    JOIN pg_catalog.pg_am AS am ON am.oid = c.relam
+    WHERE i.indrelid = v_phys.relation AND c.relname IN (v_name, v_alt)
+      AND i.indisvalid AND i.indnatts = 1 AND i.indpred IS NULL AND am.amname = 'btree'
+      AND pg_catalog.pg_get_indexdef(i.indexrelid, 1, false) = v_probe.expr
+      AND i.indcollation[0] = v_probe.coll AND i.indclass[0] = v_probe.opclass
+    ORDER BY c.relname = v_name DESC
+    LIMIT 1;
+    IF FOUND THEN
+        RETURN v_found;
+    END IF;
+    -- A name no relation of the schema holds: v_name, else v_alt (an index there that is not
+    -- this one, INVALID or on another expression, keeps its name: diagnose reports an INVALID
+    -- one).
     IF EXISTS (
         SELECT FROM pg_catalog.pg_class AS c
         WHERE c.relname = v_name
           AND c.relnamespace = (SELECT r.relnamespace FROM pg_catalog.pg_class AS r
-                                WHERE r.oid = v_phys.relation)
-          AND NOT EXISTS (SELECT FROM pg_catalog.pg_index AS i
-                          WHERE i.indexrelid = c.oid AND i.indrelid = v_phys.relation)) THEN
-        v_name := (left(v_name, 40) || '_' || left(md5(v_phys.relation::oid::text || '/' || key
-            || '/' || v_kind), 16))::name;
+                                WHERE r.oid = v_phys.relation)) THEN
+        v_name := v_alt;
+    END IF;
+    IF EXISTS (
+        SELECT FROM pg_catalog.pg_class AS c
+        WHERE c.relname = v_name
+          AND c.relnamespace = (SELECT r.relnamespace FROM pg_catalog.pg_class AS r
+                                WHERE r.oid = v_phys.relation)) THEN
+        RAISE EXCEPTION 'relation "%" already exists beside %: no index made for domain "%"',
+            v_name, v_phys.relation, v_d.domain
+            USING ERRCODE = '42P07',
+                  HINT = 'Rename or drop it (an INVALID index: REINDEX or drop it), then try again.';
     END IF;
     -- v_phys.relation: a regclass, quoted; v_expr: the compiled expression (keys as literals)
     EXECUTE format($q$
-        CREATE INDEX IF NOT EXISTS %1$I ON %2$s ((%3$s)) $q$,
+        CREATE INDEX %1$I ON %2$s ((%3$s)) $q$,
         v_name, v_phys.relation, v_expr);
-    IF NOT EXISTS (
-        SELECT FROM pg_catalog.pg_index AS i JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
-        WHERE i.indrelid = v_phys.relation AND c.relname = v_name) THEN
-        RAISE EXCEPTION 'relation "%" already exists beside %: no index made for domain "%"',
-            v_name, v_phys.relation, v_d.domain
-            USING ERRCODE = '42P07';
-    END IF;
     RETURN v_name;
 END;
 $$;
@@ -6233,9 +6299,10 @@ COMMENT ON FUNCTION memory.create_metadata_index(text, text, text) IS
 'not add it to the application''s table). key may also be created_at or updated_at (type '
 'timestamptz) or id (type text): a '
 'plain index on that column (updated_at has one already). An adopted domain''s index goes on '
-'its source table. It blocks writes to the table while it builds; idempotent; returns the '
-'index name (a name another relation of the schema holds gets a suffix unique to the table; '
-'42P07 if still none is made).';
+'its source table. It blocks writes to the table while it builds; returns the index name. '
+'Idempotent: a valid index of the table on the same expression under either of its names is '
+'returned and nothing is built (an INVALID one or another relation keeps the first name, and '
+'the index gets the second, with a suffix unique to the table; 42P07 when both are taken).';
 
 CREATE OR REPLACE FUNCTION memory.count(domain text, filter jsonb DEFAULT NULL)
 RETURNS bigint
@@ -6261,7 +6328,7 @@ COMMENT ON FUNCTION memory.count(text, jsonb) IS
 'The number of memories in the domain that match filter (the filter language of memory.search; '
 'NULL or {}: every row), embedded or not. Uses the filter''s indexes like a search does; an '
 'unselective filter on a big domain reads the table.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:35_filter_api.sql', '35_filter_api.sql', 'cdf97cbdc4bcb996caec4c64d1420f9ca179bd33933c16327c8ff2065ea52e99', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:35_filter_api.sql', '35_filter_api.sql', 'a55800db8555de9162596c82a494f4292d33bb3c3c4768df2c23615d7d2b61ae', 'repeatable'); END $pgmemo$;
 -- sql/36_search_static.sql
 -- memory.search without re-planning: memory.search (sql/30_search.sql) holds, for every domain,
 -- the queries of an unfiltered search (memory_private._search_sql) and of a search with one
@@ -7716,7 +7783,8 @@ END;
 $$;
 
 -- Every domain, wired again from the templates (idempotent): so that a change of a template
--- reaches the domains made before it.
+-- reaches the domains made before it. A domain whose text configuration pgmemo does not trust
+-- any more gets a WARNING and is wired all the same (see the loop).
 CREATE OR REPLACE FUNCTION memory_private._wire_all()
 RETURNS integer
 LANGUAGE plpgsql
@@ -7727,6 +7795,16 @@ DECLARE
     v_count integer := 0;
 BEGIN
     FOR v_d IN SELECT d.* FROM memory_private.domains AS d ORDER BY d.domain LOOP
+        -- A text configuration pgmemo does not trust any more (05_trust.sql) is said, not
+        -- refused: the functions made again run it no more than the ones they replace, and a
+        -- domain left with an older template's functions could fail every write to its table.
+        IF memory_private._text_table(v_d) IS NOT NULL AND EXISTS (
+            SELECT FROM memory_private._text_config_untrusted(v_d.text_config)) THEN
+            RAISE WARNING 'pgmemo: domain "%": %', v_d.domain,
+                (SELECT u.detail FROM memory_private._text_config_untrusted(v_d.text_config) AS u
+                 LIMIT 1)
+                USING HINT = 'See SELECT * FROM memory.diagnose() (untrusted_text_config).';
+        END IF;
         PERFORM memory_private._wire(v_d);
         v_count := v_count + 1;
     END LOOP;
@@ -7737,8 +7815,10 @@ $$;
 -- The adopted domains with a partition or inheritance child that lacks one of pgmemo's statement
 -- triggers (created or attached after the domain was wired: its rows would be written unseen),
 -- wired again by memory.run_maintenance, each in a subtransaction: a relation pgmemo's owner may
--- not change is skipped with a WARNING, and diagnose (text_index_out_of_sync) names the
--- triggers missing. The rows such a relation held when it was attached (ATTACH PARTITION and
+-- not change, or a domain whose text configuration pgmemo does not trust any more (the text
+-- trigger runs it; 05_trust.sql), is skipped with a WARNING, and diagnose
+-- (text_index_out_of_sync, untrusted_text_config) names the triggers missing and why. The rows
+-- such a relation held when it was attached (ATTACH PARTITION and
 -- INHERIT fire no trigger), or got before this run, are in no text index: the relations that
 -- lacked the text index's insert trigger (the topmost of them: each is read with what is under
 -- it) are registered in memory_private.text_fills, whose batched fill (_text_rows_fill, run by
@@ -7772,6 +7852,10 @@ BEGIN
             -- DETACH (found by an attack at stop 28)
             EXECUTE format($sql$LOCK TABLE %s IN ACCESS SHARE MODE$sql$,
                 memory_private._qualified(v_d.source_table));
+            -- (the text trigger put on a new relation runs the domain's text configuration)
+            IF memory_private._text_table(v_d) IS NOT NULL THEN
+                PERFORM memory_private._check_text_config(v_d.text_config);
+            END IF;
             WITH lacking AS MATERIALIZED (
                 SELECT t.relid FROM memory_private._wire_triggers(v_d) AS t
                 WHERE t.trigger_name = memory_private._wire_name(v_d.domain, 'text_insert')
@@ -7846,7 +7930,7 @@ BEGIN
     END LOOP;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', '107d32ada9469f99fad736768a214ce1e7bb6363f1ee82a4ab816ef2d7ac6e56', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', 'c518811e4437035c93b0520e77fd05f753a9205c2d7f0320962dd07a834aa541', 'repeatable'); END $pgmemo$;
 -- sql/45_adopt.sql
 -- Adopted domains: memory.adopt_table puts an application's own table (with an id, a text column
 -- and a vector(n) column) behind a pgmemo domain without copying a row.
@@ -7951,6 +8035,8 @@ $$;
 -- Its content_tsv is the row's tsvector from the domain's text index (joined by id: a query that
 -- does not read content_tsv plans without the join), or before there is one (a re-embed's shadow
 -- domain), computed from the content. Made again (CREATE OR REPLACE) when the text index comes.
+-- Computed, the domain's text configuration is checked again first (42501 when pgmemo does not
+-- trust it any more: memory_private._check_text_config).
 CREATE OR REPLACE FUNCTION memory_private._adopted_view(d memory_private.domains, opt name[])
 RETURNS void
 LANGUAGE plpgsql
@@ -7980,6 +8066,10 @@ DECLARE
         '%s -> embedding). Write through memory.store() or the table itself.', d.domain, v_source,
         d.id_column, d.content_column, d.embedding_column);
 BEGIN
+    IF v_text IS NULL THEN
+        -- (the view then depends on the domain's text configuration, and runs it: checked again)
+        PERFORM memory_private._check_text_config(d.text_config);
+    END IF;
     EXECUTE format($sql$
         CREATE OR REPLACE VIEW %1$s AS
         SELECT %2$s AS id, s.%3$I::text AS content, s.%4$I AS embedding,
@@ -8041,6 +8131,9 @@ BEGIN
         OR memory_private._text_table(d) IS NOT NULL THEN
         RETURN false;
     END IF;
+    -- (every row's tsvector, and the trigger's, from the domain's text configuration: checked
+    -- again, before the table is locked)
+    PERFORM memory_private._check_text_config(d.text_config);
     PERFORM memory_private._lock_out_writers(v_source);
     EXECUTE format($sql$
         CREATE TABLE memory_data.%1$I (
@@ -8190,7 +8283,13 @@ BEGIN
             WHERE a.attrelid = to_regclass(format('%I.%I', v_d.table_schema, v_d.table_name))
               AND a.attname = 'content_tsv' AND NOT a.attisdropped
         ) THEN
-            PERFORM memory_private._adopted_view(v_d, memory_private._adopted_opt(v_d));
+            BEGIN
+                PERFORM memory_private._adopted_view(v_d, memory_private._adopted_opt(v_d));
+            EXCEPTION WHEN insufficient_privilege THEN
+                -- (a text configuration pgmemo does not trust any more: diagnose reports it)
+                RAISE WARNING 'pgmemo: the view of domain "%" was not made again: %', v_d.domain,
+                    SQLERRM;
+            END;
         END IF;
     END LOOP;
     RETURN v_count;
@@ -8288,6 +8387,7 @@ BEGIN
     IF v_text IS NULL OR v_source IS NULL OR NOT FOUND THEN
         RETURN 0;
     END IF;
+    PERFORM memory_private._check_text_config(d.text_config);  -- the rows' tsvectors come from it
     LOOP
         IF v_rels IS NOT NULL AND cardinality(v_rels) = 0 THEN
             v_done := true;
@@ -8475,6 +8575,8 @@ BEGIN
     IF v_source IS NULL THEN
         RAISE EXCEPTION 'the table of domain "%" does not exist', v_d.domain USING ERRCODE = '42P01';
     END IF;
+    -- (every row's tsvector is computed again from the domain's text configuration)
+    PERFORM memory_private._check_text_config(v_d.text_config);
     IF v_text IS NULL THEN
         PERFORM memory_private._text_index_make(v_d);
         EXECUTE format($sql$SELECT count(*) FROM %s$sql$, memory_private._text_table(v_d))
@@ -8800,7 +8902,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'superuser, and run no code of another role''s (42501: pgmemo reads and writes it with its '
 'owner''s rights; docs/SECURITY.md). Idempotent for the same '
 'arguments. memory.drop_domain releases the table and never drops it.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '49932df8fefbd3434912367a52434ee2b6c55506406d5de55968d349cceb7bbd', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '6fe9d1fd9ed6be421eb050f8781ce9d75e51f366244ec5d0301b3302091e2723', 'repeatable'); END $pgmemo$;
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --
@@ -8858,6 +8960,9 @@ BEGIN
             USING ERRCODE = '0A000';
     END IF;
     PERFORM memory_private._check_dimension(v_d.embedding_type, dimension);
+    -- The shadow domain's view computes its content_tsv with the domain's text configuration:
+    -- checked again (it may have been handed to another role since create_domain checked it).
+    PERFORM memory_private._check_text_config(v_d.text_config);
     PERFORM pg_advisory_xact_lock(hashtext('pgmemo.domain'), hashtext(v_d.domain));
     IF EXISTS (SELECT FROM memory_private.reembeds AS r WHERE r.domain = v_d.domain) THEN
         RAISE EXCEPTION 'a re-embed of domain "%" is already in progress', v_d.domain
@@ -8930,7 +9035,9 @@ COMMENT ON FUNCTION memory.begin_reembed(text, text, integer, boolean) IS
 'model on the shadow domain (pgmemo worker --domain <shadow>; workers without --domain skip '
 'shadow jobs), watch memory.reembed_status, then memory.finish_reembed (or cancel_reembed). '
 'The shadow index is built at once (one scan of the table; writes wait), or with create_index => '
-'false later, without blocking: memory.concurrent_index_statements(<shadow>).';
+'false later, without blocking: memory.concurrent_index_statements(<shadow>). Error 42501 when '
+'the domain''s text search configuration (or a dictionary of it) belongs to a role pgmemo does '
+'not trust any more (diagnose: untrusted_text_config).';
 
 -- The body of memory.reembed_status (PL/pgSQL, so that it may read memory.embedding_coverage,
 -- created after this file; a separate function because the parameter domain and the result
@@ -9114,7 +9221,7 @@ $$;
 COMMENT ON FUNCTION memory.cancel_reembed(text) IS
 'Abandon a re-embed: drop the shadow column and its index, the shadow domain''s triggers, view, '
 'jobs and registry row. The domain keeps its current embeddings throughout.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:46_reembed.sql', '46_reembed.sql', '6b553ae910f9c48c62f32beacd0fb94715de7e2904987fd97d901d52cea1b470', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:46_reembed.sql', '46_reembed.sql', '127d2ac798173e81c023240382aca1f5ead7bcc9d558fb7df1b062862793a636', 'repeatable'); END $pgmemo$;
 -- sql/47_import.sql
 -- Importing memories from another store (pgmemo import-sqlite): memory.import_rows writes a
 -- batch with its own ids and timestamps, idempotently, and memory.get_many reads rows back with
@@ -11312,10 +11419,14 @@ BEGIN
         CROSS JOIN LATERAL memory_private._check_table_missing(d) AS c
         WHERE (p_domain IS NULL OR d.domain = p_domain) AND memory_private._can(d.domain, 'read')
         UNION ALL
-        -- An adopted table that would run another role's code (05_trust.sql).
+        -- An adopted table that would run another role's code (05_trust.sql), a text search
+        -- configuration of another role's (61_diagnose.sql): catalogs only, table or not.
         SELECT c.*
         FROM memory_private.domains AS d
-        CROSS JOIN LATERAL memory_private._check_adopted_foreign_code(d) AS c
+        CROSS JOIN LATERAL (
+            SELECT * FROM memory_private._check_adopted_foreign_code(d)
+            UNION ALL SELECT * FROM memory_private._check_untrusted_text_config(d)
+        ) AS c
         WHERE (p_domain IS NULL OR d.domain = p_domain) AND memory_private._can(d.domain, 'read')
         UNION ALL
         -- Citus (48_distributed.sql): the cluster's checks of a domain, one function each.
@@ -11387,7 +11498,8 @@ COMMENT ON FUNCTION memory.diagnose(text) IS
 'too few rows; HNSW larger than '
 'shared_buffers; column dimension vs registry and model; rows no job will ever embed; dead jobs, '
 'a queue that does not drain, no live worker, expired claims; missing or stale statistics; '
-'pgvector too old; an adopted table that would run another role''s code, a schema on pgmemo''s '
+'pgvector too old; an adopted table that would run another role''s code, a text search '
+'configuration (or dictionary of it) another role owns, a schema on pgmemo''s '
 'path others can create in; on Citus, workers that do not answer and shards without the right '
 'vector index. One row per finding: severity (error, warning, info), check_name (stable), a '
 'sentence, and fix_sql when the fix is one SQL statement. No rows (or info only): healthy. '
@@ -11483,7 +11595,7 @@ COMMENT ON FUNCTION memory.explain_search(text, integer, jsonb) IS
 'the planner''s estimate of the rows the filter matches (NULL without a filter) or, when an '
 'estimate that picks hnsw was checked by counting the rows (bounded) and fewer matched, the '
 'count; reason why.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', '5b6f865c4056cd7e439ae0d9e02578522148dbbde3f792e21565ed1eab4f5cff', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', '5b55650a9b648996209c7185b06454eb2989bae8fb384284c653a722fbceb8ee', 'repeatable'); END $pgmemo$;
 -- sql/61_diagnose.sql
 -- Diagnostics, part 2: the per-domain checks behind memory.diagnose() (60_diagnostics.sql).
 -- Every failure from the incident reports, found by one call, each with a sentence and (where
@@ -12282,7 +12394,34 @@ $$;
 COMMENT ON FUNCTION memory_private._check_expired_claims(memory_private.domains) IS
 'diagnose check expired_claims (warning): claimed jobs whose lease has expired. fix_sql: '
 'memory.release_expired_claims.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', '006010f5c21d1ec750e0013e609383d5b756203b50e08108867504bf53027362', 'repeatable'); END $pgmemo$;
+
+-- The domain's text search configuration, or a dictionary it maps words to, belongs to a role
+-- pgmemo does not trust (the rule: memory_private._text_config_untrusted, 05_trust.sql):
+-- create_domain refuses such a configuration, but one handed to another role since (ALTER TEXT
+-- SEARCH CONFIGURATION ... OWNER TO) or given a mapping to another role's dictionary is found
+-- only here. One row per object; fix_sql gives it back to pgmemo's owner (run by a superuser or
+-- a member of its owner); the other way out is a domain with a trusted configuration.
+CREATE OR REPLACE FUNCTION memory_private._check_untrusted_text_config(d memory_private.domains)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'error', d.domain, 'untrusted_text_config',
+        format('%s: it can change or drop what the domain''s text search indexes and finds, and '
+            || 'pgmemo refuses to make anything more from it (begin_reembed, an adopted '
+            || 'domain''s text index). Give it back to a trusted role, or move the memories to '
+            || 'a domain with a trusted configuration.', u.detail),
+        format($sql$ALTER TEXT SEARCH %s %s OWNER TO %I;$sql$, u.kind, u.object,
+            pg_catalog.pg_get_userbyid(memory_private._owner()))
+    FROM memory_private._text_config_untrusted(d.text_config) AS u
+$$;
+
+COMMENT ON FUNCTION memory_private._check_untrusted_text_config(memory_private.domains) IS
+'diagnose check untrusted_text_config (error), one row per object: the domain''s text search '
+'configuration, or a dictionary it maps words to, belongs to a role pgmemo does not trust '
+'(handed over after create_domain checked it). fix_sql: ALTER TEXT SEARCH ... OWNER TO pgmemo''s '
+'owner.';
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', '68057c1d15bc132d52d8b30fd9189261a3349a811b9fada16046ad2713aed7e6', 'repeatable'); END $pgmemo$;
 -- sql/70_bulk.sql
 -- Bulk loading: memory.bulk_load_begin / memory.bulk_load_finish defer a domain's secondary
 -- indexes (HNSW, GIN metadata, GIN full-text, btree updated_at) and its per-statement enqueue

@@ -5,7 +5,7 @@
 -- The cases marked "lc" are langchain-postgres's own (tests/unit_tests/fixtures/
 -- filtering_test_cases.py) with the same three documents and the same expected results.
 BEGIN;
-SELECT plan(158);
+SELECT plan(168);
 
 SELECT memory.create_domain('lc', 3);
 SELECT memory.store('lc', 'id one', '{"name": "adam", "date": "2021-01-01", "count": 1,
@@ -349,6 +349,53 @@ SELECT is((SELECT i.indrelid
 SELECT is(memory.create_metadata_index('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa_x2', 'price', 'number'),
     memory.create_metadata_index('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa_x2', 'price', 'number'),
     '... and the same name on the next call (idempotent)');
+
+-- (stop 29) Idempotent under either name. The first call fell back to the second name because
+-- x1's index held the first; with that one gone, the next call built the first name too: two
+-- indexes on one expression (every write paid for both).
+CREATE FUNCTION pg_temp.mi_indexes(rel regclass) RETURNS bigint LANGUAGE sql AS $$
+    SELECT count(*) FROM pg_index AS i WHERE i.indrelid = rel AND i.indexprs IS NOT NULL
+$$;
+CREATE TEMP TABLE mi_first ON COMMIT DROP AS
+SELECT memory.create_metadata_index('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa_x1', 'price', 'number')
+    AS n;
+CREATE TEMP TABLE mi_second ON COMMIT DROP AS
+SELECT memory.create_metadata_index('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa_x2', 'price', 'number')
+    AS n;
+SELECT isnt((SELECT n FROM mi_first), (SELECT n FROM mi_second),
+    'two tables, one first name: the second index has the other name');
+SELECT lives_ok(format('DROP INDEX public.%I', (SELECT n FROM mi_first)),
+    'the index holding the first name goes');
+SELECT is(memory.create_metadata_index('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa_x2', 'price', 'number'),
+    (SELECT n FROM mi_second),
+    'create_metadata_index again: the index under the second name is the answer');
+SELECT is(pg_temp.mi_indexes('public.mi_t2'), 1::bigint, '... and no second index is built');
+-- An index under the first name that is not this one (INVALID, or on another expression) is
+-- not the answer: the index is built under the second name.
+CREATE INDEX mi_invalid ON public.mi_t1 (((metadata ->> 'price')));
+UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'public.mi_invalid'::regclass;
+ALTER INDEX public.mi_invalid RENAME TO mi_placeholder;
+SELECT lives_ok(format('ALTER INDEX public.mi_placeholder RENAME TO %I', (SELECT n FROM mi_first)),
+    'an INVALID index of x1''s table takes the first name');
+CREATE TEMP TABLE mi_third ON COMMIT DROP AS
+SELECT memory.create_metadata_index('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa_x1', 'price', 'number')
+    AS n;
+SELECT is((SELECT i.indisvalid FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid
+           WHERE c.relnamespace = 'public'::regnamespace AND c.relname = (SELECT n FROM mi_third)),
+    true, 'create_metadata_index returns a valid index, not the INVALID one under its name');
+SELECT is(memory.create_metadata_index('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa_x1', 'price', 'number'),
+    memory.create_metadata_index('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa_x1', 'price', 'number'),
+    '... the same one on every call');
+SELECT is(pg_temp.mi_indexes('public.mi_t1'), 2::bigint,
+    '... one built beside the INVALID one, then none');
+SELECT memory.create_domain('mi_o', 3);
+CREATE TEMP TABLE mi_o_name ON COMMIT DROP AS
+SELECT memory_private._metadata_index_name(d, 'price', 'number') AS n
+FROM memory_private.domains AS d WHERE d.domain = 'mi_o';
+SELECT lives_ok(format($$CREATE INDEX %I ON memory_data.mi_o_memories ((metadata ->> 'x'))$$,
+    (SELECT n FROM mi_o_name)), 'an index on another expression takes the first name');
+SELECT isnt(memory.create_metadata_index('mi_o', 'price', 'number'), (SELECT n::text FROM mi_o_name),
+    '... create_metadata_index builds its own beside it, under the second name');
 
 -- (stop 28, an attack) A plain filter whose dotted key holds an escaped quote walks the key's
 -- path as $eq does (the plain-filter test missed the key and matched the literal one); $like

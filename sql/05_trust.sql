@@ -55,38 +55,64 @@ AS $$
 $$;
 
 -- A text search configuration a domain may use (create_domain's text_config): it and every
--- dictionary it maps words to belong to a role pgmemo trusts (_trusted); 42501 otherwise.
--- Another role's could be changed under the domain: a mapping dropped changes what is indexed
--- and searched without a word, and DROP ... CASCADE drops the domain's stored tsvector column
--- and its GIN index (then every text search of the domain fails).
+-- dictionary it maps words to belong to a role pgmemo trusts (_trusted). The one place of the
+-- rule: one row per object of the configuration that breaks it (none: the configuration may be
+-- used), for the check that refuses (_check_text_config) and for diagnose
+-- (_check_untrusted_text_config, 61_diagnose.sql). Another role's could be changed under the
+-- domain: a mapping dropped changes what is indexed and searched without a word, and DROP ...
+-- CASCADE drops the domain's stored tsvector column and its GIN index (then every text search
+-- of the domain fails); and its parser and dictionaries run with pgmemo's rights in the
+-- domain's triggers and text index. A configuration handed to another role later (ALTER TEXT
+-- SEARCH CONFIGURATION ... OWNER TO), or given a mapping to another role's dictionary, breaks
+-- it then: every call that makes objects from an existing domain's configuration checks again.
+-- kind is CONFIGURATION or DICTIONARY (as ALTER TEXT SEARCH spells it), object the qualified
+-- name, detail the sentence.
+CREATE OR REPLACE FUNCTION memory_private._text_config_untrusted(text_config regconfig)
+RETURNS TABLE (kind text, object text, owner name, detail text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT x.kind, x.object, pg_catalog.pg_get_userbyid(x.owner),
+        pg_catalog.format('%s belongs to %s, a role pgmemo does not trust', x.what,
+            pg_catalog.pg_get_userbyid(x.owner))
+    FROM (
+        SELECT 0 AS ord, 'CONFIGURATION' AS kind, c.oid::regconfig::text AS object,
+            pg_catalog.format('text search configuration %s', c.oid::regconfig) AS what,
+            c.cfgowner AS owner
+        FROM pg_catalog.pg_ts_config AS c WHERE c.oid = text_config
+        UNION
+        SELECT 1, 'DICTIONARY', t.oid::regdictionary::text,
+            pg_catalog.format('text search dictionary %s (of configuration %s)',
+                t.oid::regdictionary, text_config), t.dictowner
+        FROM pg_catalog.pg_ts_config_map AS m
+        JOIN pg_catalog.pg_ts_dict AS t ON t.oid = m.mapdict
+        WHERE m.mapcfg = text_config
+    ) AS x
+    WHERE NOT memory_private._trusted(x.owner)
+    ORDER BY x.ord, x.object
+$$;
+
+-- The configuration may be used (_text_config_untrusted finds nothing), or 42501 naming the
+-- first object of it that breaks the rule. Called by create_domain, and again on an existing
+-- domain's configuration wherever pgmemo makes objects or text-index rows from it
+-- (begin_reembed, an adopted domain's view and text index, sync_text_index, fill_text_index,
+-- run_maintenance's wiring of new partitions).
 CREATE OR REPLACE FUNCTION memory_private._check_text_config(text_config regconfig)
 RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_what text;
-    v_owner name;
+    v_detail text;
 BEGIN
-    SELECT x.what, pg_catalog.pg_get_userbyid(x.owner) INTO v_what, v_owner
-    FROM (
-        SELECT format('text search configuration %s', c.oid::regconfig) AS what,
-            c.cfgowner AS owner
-        FROM pg_catalog.pg_ts_config AS c WHERE c.oid = text_config
-        UNION ALL
-        SELECT format('text search dictionary %s (of configuration %s)', t.oid::regdictionary,
-            text_config), t.dictowner
-        FROM pg_catalog.pg_ts_config_map AS m
-        JOIN pg_catalog.pg_ts_dict AS t ON t.oid = m.mapdict
-        WHERE m.mapcfg = text_config
-    ) AS x
-    WHERE NOT memory_private._trusted(x.owner)
+    SELECT u.detail INTO v_detail FROM memory_private._text_config_untrusted(text_config) AS u
     LIMIT 1;
     IF FOUND THEN
-        RAISE EXCEPTION '% belongs to %, a role pgmemo does not trust', v_what, v_owner
+        RAISE EXCEPTION '%', v_detail
             USING ERRCODE = '42501',
                   HINT = 'Use a configuration and dictionaries owned by pgmemo''s owner or a '
-                      || 'superuser (the built-in ones: english, simple, ...).';
+                      || 'superuser (the built-in ones: english, simple, ...); for an existing '
+                      || 'domain, see memory.diagnose() (untrusted_text_config).';
     END IF;
 END;
 $$;

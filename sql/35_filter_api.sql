@@ -28,7 +28,10 @@ DECLARE
     v_meta name;
     v_kind text;
     v_name name;
+    v_alt name;
     v_expr text;
+    v_probe record;
+    v_found name;
 BEGIN
     IF key IS NULL OR type IS NULL THEN
         RAISE EXCEPTION 'key and type must not be NULL' USING ERRCODE = '22004';
@@ -70,31 +73,68 @@ BEGIN
     v_expr := CASE WHEN v_field.column_name IS NOT NULL THEN quote_ident(v_meta)
         ELSE memory_private._filter_typed_expr(quote_ident(v_meta), v_field.path, v_kind) END;
     v_name := memory_private._metadata_index_name(v_d, key, v_kind);
-    -- The name is taken by another relation of the schema (an adopted domain whose name shares
-    -- its first 37 characters with another's on a table of the same schema, or the
-    -- application's own object): one made unique by the table's oid. (IF NOT EXISTS alone
-    -- skipped the build with a NOTICE and returned the other relation's name.)
+    -- The name when another relation of the schema holds that one (an adopted domain whose name
+    -- shares its first 37 characters with another's on a table of the same schema, or the
+    -- application's own object): one made unique by the table's oid.
+    v_alt := (left(v_name, 40) || '_' || left(md5(v_phys.relation::oid::text || '/' || key
+        || '/' || v_kind), 16))::name;
+    -- One call at a time per table: two could both find no index and build two.
+    PERFORM pg_advisory_xact_lock(hashtext('pgmemo.metadata_index'), v_phys.relation::oid::integer);
+    -- Idempotent under either name: a valid index of the table under one of them, on exactly
+    -- this expression (the deparsed key, its collation and operator class, no predicate), is the answer and nothing
+    -- is built. The first call may have fallen back to v_alt and the relation holding v_name be
+    -- gone since: building under v_name then made a second index on the same expression (every
+    -- write paid for both). The expression is compared as PostgreSQL deparses it, against an
+    -- index built on an empty temporary copy of the table's columns (catalog work only).
+    EXECUTE format($q$
+        CREATE TEMP TABLE pgmemo_metadata_index_probe (LIKE %1$s)
+    $q$, v_phys.relation);
+    EXECUTE format($q$
+        CREATE INDEX pgmemo_metadata_index_probe_i ON pg_temp.pgmemo_metadata_index_probe ((%1$s))
+    $q$, v_expr);
+    SELECT pg_catalog.pg_get_indexdef(i.indexrelid, 1, false) AS expr, i.indcollation[0] AS coll,
+        i.indclass[0] AS opclass
+    INTO v_probe
+    FROM pg_catalog.pg_index AS i
+    WHERE i.indexrelid = 'pg_temp.pgmemo_metadata_index_probe_i'::regclass;
+    DROP TABLE pg_temp.pgmemo_metadata_index_probe;
+    SELECT c.relname INTO v_found
+    FROM pg_catalog.pg_index AS i
+    JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+    JOIN pg_catalog.pg_am AS am ON am.oid = c.relam
+    WHERE i.indrelid = v_phys.relation AND c.relname IN (v_name, v_alt)
+      AND i.indisvalid AND i.indnatts = 1 AND i.indpred IS NULL AND am.amname = 'btree'
+      AND pg_catalog.pg_get_indexdef(i.indexrelid, 1, false) = v_probe.expr
+      AND i.indcollation[0] = v_probe.coll AND i.indclass[0] = v_probe.opclass
+    ORDER BY c.relname = v_name DESC
+    LIMIT 1;
+    IF FOUND THEN
+        RETURN v_found;
+    END IF;
+    -- A name no relation of the schema holds: v_name, else v_alt (an index there that is not
+    -- this one, INVALID or on another expression, keeps its name: diagnose reports an INVALID
+    -- one).
     IF EXISTS (
         SELECT FROM pg_catalog.pg_class AS c
         WHERE c.relname = v_name
           AND c.relnamespace = (SELECT r.relnamespace FROM pg_catalog.pg_class AS r
-                                WHERE r.oid = v_phys.relation)
-          AND NOT EXISTS (SELECT FROM pg_catalog.pg_index AS i
-                          WHERE i.indexrelid = c.oid AND i.indrelid = v_phys.relation)) THEN
-        v_name := (left(v_name, 40) || '_' || left(md5(v_phys.relation::oid::text || '/' || key
-            || '/' || v_kind), 16))::name;
+                                WHERE r.oid = v_phys.relation)) THEN
+        v_name := v_alt;
+    END IF;
+    IF EXISTS (
+        SELECT FROM pg_catalog.pg_class AS c
+        WHERE c.relname = v_name
+          AND c.relnamespace = (SELECT r.relnamespace FROM pg_catalog.pg_class AS r
+                                WHERE r.oid = v_phys.relation)) THEN
+        RAISE EXCEPTION 'relation "%" already exists beside %: no index made for domain "%"',
+            v_name, v_phys.relation, v_d.domain
+            USING ERRCODE = '42P07',
+                  HINT = 'Rename or drop it (an INVALID index: REINDEX or drop it), then try again.';
     END IF;
     -- v_phys.relation: a regclass, quoted; v_expr: the compiled expression (keys as literals)
     EXECUTE format($q$
-        CREATE INDEX IF NOT EXISTS %1$I ON %2$s ((%3$s)) $q$,
+        CREATE INDEX %1$I ON %2$s ((%3$s)) $q$,
         v_name, v_phys.relation, v_expr);
-    IF NOT EXISTS (
-        SELECT FROM pg_catalog.pg_index AS i JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
-        WHERE i.indrelid = v_phys.relation AND c.relname = v_name) THEN
-        RAISE EXCEPTION 'relation "%" already exists beside %: no index made for domain "%"',
-            v_name, v_phys.relation, v_d.domain
-            USING ERRCODE = '42P07';
-    END IF;
     RETURN v_name;
 END;
 $$;
@@ -108,9 +148,10 @@ COMMENT ON FUNCTION memory.create_metadata_index(text, text, text) IS
 'not add it to the application''s table). key may also be created_at or updated_at (type '
 'timestamptz) or id (type text): a '
 'plain index on that column (updated_at has one already). An adopted domain''s index goes on '
-'its source table. It blocks writes to the table while it builds; idempotent; returns the '
-'index name (a name another relation of the schema holds gets a suffix unique to the table; '
-'42P07 if still none is made).';
+'its source table. It blocks writes to the table while it builds; returns the index name. '
+'Idempotent: a valid index of the table on the same expression under either of its names is '
+'returned and nothing is built (an INVALID one or another relation keeps the first name, and '
+'the index gets the second, with a suffix unique to the table; 42P07 when both are taken).';
 
 CREATE OR REPLACE FUNCTION memory.count(domain text, filter jsonb DEFAULT NULL)
 RETURNS bigint

@@ -482,7 +482,8 @@ END;
 $$;
 
 -- Every domain, wired again from the templates (idempotent): so that a change of a template
--- reaches the domains made before it.
+-- reaches the domains made before it. A domain whose text configuration pgmemo does not trust
+-- any more gets a WARNING and is wired all the same (see the loop).
 CREATE OR REPLACE FUNCTION memory_private._wire_all()
 RETURNS integer
 LANGUAGE plpgsql
@@ -493,6 +494,16 @@ DECLARE
     v_count integer := 0;
 BEGIN
     FOR v_d IN SELECT d.* FROM memory_private.domains AS d ORDER BY d.domain LOOP
+        -- A text configuration pgmemo does not trust any more (05_trust.sql) is said, not
+        -- refused: the functions made again run it no more than the ones they replace, and a
+        -- domain left with an older template's functions could fail every write to its table.
+        IF memory_private._text_table(v_d) IS NOT NULL AND EXISTS (
+            SELECT FROM memory_private._text_config_untrusted(v_d.text_config)) THEN
+            RAISE WARNING 'pgmemo: domain "%": %', v_d.domain,
+                (SELECT u.detail FROM memory_private._text_config_untrusted(v_d.text_config) AS u
+                 LIMIT 1)
+                USING HINT = 'See SELECT * FROM memory.diagnose() (untrusted_text_config).';
+        END IF;
         PERFORM memory_private._wire(v_d);
         v_count := v_count + 1;
     END LOOP;
@@ -503,8 +514,10 @@ $$;
 -- The adopted domains with a partition or inheritance child that lacks one of pgmemo's statement
 -- triggers (created or attached after the domain was wired: its rows would be written unseen),
 -- wired again by memory.run_maintenance, each in a subtransaction: a relation pgmemo's owner may
--- not change is skipped with a WARNING, and diagnose (text_index_out_of_sync) names the
--- triggers missing. The rows such a relation held when it was attached (ATTACH PARTITION and
+-- not change, or a domain whose text configuration pgmemo does not trust any more (the text
+-- trigger runs it; 05_trust.sql), is skipped with a WARNING, and diagnose
+-- (text_index_out_of_sync, untrusted_text_config) names the triggers missing and why. The rows
+-- such a relation held when it was attached (ATTACH PARTITION and
 -- INHERIT fire no trigger), or got before this run, are in no text index: the relations that
 -- lacked the text index's insert trigger (the topmost of them: each is read with what is under
 -- it) are registered in memory_private.text_fills, whose batched fill (_text_rows_fill, run by
@@ -538,6 +551,10 @@ BEGIN
             -- DETACH (found by an attack at stop 28)
             EXECUTE format($sql$LOCK TABLE %s IN ACCESS SHARE MODE$sql$,
                 memory_private._qualified(v_d.source_table));
+            -- (the text trigger put on a new relation runs the domain's text configuration)
+            IF memory_private._text_table(v_d) IS NOT NULL THEN
+                PERFORM memory_private._check_text_config(v_d.text_config);
+            END IF;
             WITH lacking AS MATERIALIZED (
                 SELECT t.relid FROM memory_private._wire_triggers(v_d) AS t
                 WHERE t.trigger_name = memory_private._wire_name(v_d.domain, 'text_insert')

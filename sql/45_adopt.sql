@@ -101,6 +101,8 @@ $$;
 -- Its content_tsv is the row's tsvector from the domain's text index (joined by id: a query that
 -- does not read content_tsv plans without the join), or before there is one (a re-embed's shadow
 -- domain), computed from the content. Made again (CREATE OR REPLACE) when the text index comes.
+-- Computed, the domain's text configuration is checked again first (42501 when pgmemo does not
+-- trust it any more: memory_private._check_text_config).
 CREATE OR REPLACE FUNCTION memory_private._adopted_view(d memory_private.domains, opt name[])
 RETURNS void
 LANGUAGE plpgsql
@@ -130,6 +132,10 @@ DECLARE
         '%s -> embedding). Write through memory.store() or the table itself.', d.domain, v_source,
         d.id_column, d.content_column, d.embedding_column);
 BEGIN
+    IF v_text IS NULL THEN
+        -- (the view then depends on the domain's text configuration, and runs it: checked again)
+        PERFORM memory_private._check_text_config(d.text_config);
+    END IF;
     EXECUTE format($sql$
         CREATE OR REPLACE VIEW %1$s AS
         SELECT %2$s AS id, s.%3$I::text AS content, s.%4$I AS embedding,
@@ -191,6 +197,9 @@ BEGIN
         OR memory_private._text_table(d) IS NOT NULL THEN
         RETURN false;
     END IF;
+    -- (every row's tsvector, and the trigger's, from the domain's text configuration: checked
+    -- again, before the table is locked)
+    PERFORM memory_private._check_text_config(d.text_config);
     PERFORM memory_private._lock_out_writers(v_source);
     EXECUTE format($sql$
         CREATE TABLE memory_data.%1$I (
@@ -340,7 +349,13 @@ BEGIN
             WHERE a.attrelid = to_regclass(format('%I.%I', v_d.table_schema, v_d.table_name))
               AND a.attname = 'content_tsv' AND NOT a.attisdropped
         ) THEN
-            PERFORM memory_private._adopted_view(v_d, memory_private._adopted_opt(v_d));
+            BEGIN
+                PERFORM memory_private._adopted_view(v_d, memory_private._adopted_opt(v_d));
+            EXCEPTION WHEN insufficient_privilege THEN
+                -- (a text configuration pgmemo does not trust any more: diagnose reports it)
+                RAISE WARNING 'pgmemo: the view of domain "%" was not made again: %', v_d.domain,
+                    SQLERRM;
+            END;
         END IF;
     END LOOP;
     RETURN v_count;
@@ -438,6 +453,7 @@ BEGIN
     IF v_text IS NULL OR v_source IS NULL OR NOT FOUND THEN
         RETURN 0;
     END IF;
+    PERFORM memory_private._check_text_config(d.text_config);  -- the rows' tsvectors come from it
     LOOP
         IF v_rels IS NOT NULL AND cardinality(v_rels) = 0 THEN
             v_done := true;
@@ -625,6 +641,8 @@ BEGIN
     IF v_source IS NULL THEN
         RAISE EXCEPTION 'the table of domain "%" does not exist', v_d.domain USING ERRCODE = '42P01';
     END IF;
+    -- (every row's tsvector is computed again from the domain's text configuration)
+    PERFORM memory_private._check_text_config(v_d.text_config);
     IF v_text IS NULL THEN
         PERFORM memory_private._text_index_make(v_d);
         EXECUTE format($sql$SELECT count(*) FROM %s$sql$, memory_private._text_table(v_d))

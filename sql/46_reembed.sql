@@ -54,6 +54,9 @@ BEGIN
             USING ERRCODE = '0A000';
     END IF;
     PERFORM memory_private._check_dimension(v_d.embedding_type, dimension);
+    -- The shadow domain's view computes its content_tsv with the domain's text configuration:
+    -- checked again (it may have been handed to another role since create_domain checked it).
+    PERFORM memory_private._check_text_config(v_d.text_config);
     PERFORM pg_advisory_xact_lock(hashtext('pgmemo.domain'), hashtext(v_d.domain));
     IF EXISTS (SELECT FROM memory_private.reembeds AS r WHERE r.domain = v_d.domain) THEN
         RAISE EXCEPTION 'a re-embed of domain "%" is already in progress', v_d.domain
@@ -126,7 +129,9 @@ COMMENT ON FUNCTION memory.begin_reembed(text, text, integer, boolean) IS
 'model on the shadow domain (pgmemo worker --domain <shadow>; workers without --domain skip '
 'shadow jobs), watch memory.reembed_status, then memory.finish_reembed (or cancel_reembed). '
 'The shadow index is built at once (one scan of the table; writes wait), or with create_index => '
-'false later, without blocking: memory.concurrent_index_statements(<shadow>).';
+'false later, without blocking: memory.concurrent_index_statements(<shadow>). Error 42501 when '
+'the domain''s text search configuration (or a dictionary of it) belongs to a role pgmemo does '
+'not trust any more (diagnose: untrusted_text_config).';
 
 -- The body of memory.reembed_status (PL/pgSQL, so that it may read memory.embedding_coverage,
 -- created after this file; a separate function because the parameter domain and the result

@@ -163,10 +163,14 @@ BEGIN
         CROSS JOIN LATERAL memory_private._check_table_missing(d) AS c
         WHERE (p_domain IS NULL OR d.domain = p_domain) AND memory_private._can(d.domain, 'read')
         UNION ALL
-        -- An adopted table that would run another role's code (05_trust.sql).
+        -- An adopted table that would run another role's code (05_trust.sql), a text search
+        -- configuration of another role's (61_diagnose.sql): catalogs only, table or not.
         SELECT c.*
         FROM memory_private.domains AS d
-        CROSS JOIN LATERAL memory_private._check_adopted_foreign_code(d) AS c
+        CROSS JOIN LATERAL (
+            SELECT * FROM memory_private._check_adopted_foreign_code(d)
+            UNION ALL SELECT * FROM memory_private._check_untrusted_text_config(d)
+        ) AS c
         WHERE (p_domain IS NULL OR d.domain = p_domain) AND memory_private._can(d.domain, 'read')
         UNION ALL
         -- Citus (48_distributed.sql): the cluster's checks of a domain, one function each.
@@ -238,7 +242,8 @@ COMMENT ON FUNCTION memory.diagnose(text) IS
 'too few rows; HNSW larger than '
 'shared_buffers; column dimension vs registry and model; rows no job will ever embed; dead jobs, '
 'a queue that does not drain, no live worker, expired claims; missing or stale statistics; '
-'pgvector too old; an adopted table that would run another role''s code, a schema on pgmemo''s '
+'pgvector too old; an adopted table that would run another role''s code, a text search '
+'configuration (or dictionary of it) another role owns, a schema on pgmemo''s '
 'path others can create in; on Citus, workers that do not answer and shards without the right '
 'vector index. One row per finding: severity (error, warning, info), check_name (stable), a '
 'sentence, and fix_sql when the fix is one SQL statement. No rows (or info only): healthy. '

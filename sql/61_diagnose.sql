@@ -795,3 +795,30 @@ $$;
 COMMENT ON FUNCTION memory_private._check_expired_claims(memory_private.domains) IS
 'diagnose check expired_claims (warning): claimed jobs whose lease has expired. fix_sql: '
 'memory.release_expired_claims.';
+
+-- The domain's text search configuration, or a dictionary it maps words to, belongs to a role
+-- pgmemo does not trust (the rule: memory_private._text_config_untrusted, 05_trust.sql):
+-- create_domain refuses such a configuration, but one handed to another role since (ALTER TEXT
+-- SEARCH CONFIGURATION ... OWNER TO) or given a mapping to another role's dictionary is found
+-- only here. One row per object; fix_sql gives it back to pgmemo's owner (run by a superuser or
+-- a member of its owner); the other way out is a domain with a trusted configuration.
+CREATE OR REPLACE FUNCTION memory_private._check_untrusted_text_config(d memory_private.domains)
+RETURNS TABLE (severity text, domain text, check_name text, detail text, fix_sql text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT 'error', d.domain, 'untrusted_text_config',
+        format('%s: it can change or drop what the domain''s text search indexes and finds, and '
+            || 'pgmemo refuses to make anything more from it (begin_reembed, an adopted '
+            || 'domain''s text index). Give it back to a trusted role, or move the memories to '
+            || 'a domain with a trusted configuration.', u.detail),
+        format($sql$ALTER TEXT SEARCH %s %s OWNER TO %I;$sql$, u.kind, u.object,
+            pg_catalog.pg_get_userbyid(memory_private._owner()))
+    FROM memory_private._text_config_untrusted(d.text_config) AS u
+$$;
+
+COMMENT ON FUNCTION memory_private._check_untrusted_text_config(memory_private.domains) IS
+'diagnose check untrusted_text_config (error), one row per object: the domain''s text search '
+'configuration, or a dictionary it maps words to, belongs to a role pgmemo does not trust '
+'(handed over after create_domain checked it). fix_sql: ALTER TEXT SEARCH ... OWNER TO pgmemo''s '
+'owner.';

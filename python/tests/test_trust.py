@@ -694,6 +694,111 @@ def test_text_config_of_an_untrusted_role_is_refused(conn, roles):
         conn.execute(f'REVOKE CREATE ON SCHEMA public FROM "{mallory}"')
 
 
+def test_text_config_handed_to_an_untrusted_role_later_is_reported_and_refused(conn, roles):
+    """Stop 29: create_domain checks its text_config, but a configuration handed to another role
+    afterwards (ALTER TEXT SEARCH CONFIGURATION ... OWNER TO), or given a mapping to another
+    role's dictionary, was never checked again: diagnose said nothing and begin_reembed made a
+    shadow domain whose view computes its tsvector with it. diagnose reports it now
+    (untrusted_text_config, with the statement that gives it back), and begin_reembed refuses."""
+    mallory, mallory_dsn = roles(prefix="mallory")
+    owner = _pgmemo_owner(conn)
+    conn.execute(f'GRANT CREATE ON SCHEMA public TO "{mallory}"')
+    m = _connect(mallory_dsn)
+
+    def findings():
+        return conn.execute("SELECT severity, detail, fix_sql FROM memory.diagnose('cfg_h') "
+                            "WHERE check_name = 'untrusted_text_config'").fetchall()
+    try:
+        conn.execute("CREATE TEXT SEARCH CONFIGURATION public.h_cfg (COPY = english)")
+        conn.execute("SELECT memory.create_domain('cfg_h', 3, text_config => 'public.h_cfg')")
+        conn.execute("SELECT memory.store('cfg_h', 'hello world', '{}', '[1,0,0]')")
+        assert findings() == []
+        # handed to a role pgmemo does not trust, after create_domain checked it
+        conn.execute(f'ALTER TEXT SEARCH CONFIGURATION public.h_cfg OWNER TO "{mallory}"')
+        (row,) = findings()
+        assert row["severity"] == "error"
+        assert "text search configuration public.h_cfg belongs to" in row["detail"]
+        assert mallory in row["detail"]
+        assert row["fix_sql"] == (f"ALTER TEXT SEARCH CONFIGURATION public.h_cfg OWNER TO "
+                                  f"{conn.execute('SELECT quote_ident(%s) AS q', (owner,)).fetchone()['q']};")
+        # (every domain: the check is in the unfiltered call too)
+        assert any(r["domain"] == "cfg_h" for r in conn.execute(
+            "SELECT domain FROM memory.diagnose() WHERE check_name = 'untrusted_text_config'"))
+        # begin_reembed would make a shadow domain computing its tsvector with it: refused,
+        # before anything is made
+        with pytest.raises(psycopg.errors.InsufficientPrivilege,
+                           match="configuration public.h_cfg belongs to .*does not trust"):
+            conn.execute("SELECT memory.begin_reembed('cfg_h', 'model-2', 3)")
+        assert conn.execute("SELECT count(*) AS n FROM memory_private.domains "
+                            "WHERE domain = 'cfg_h__next'").fetchone()["n"] == 0
+        assert conn.execute("SELECT count(*) AS n FROM pg_attribute WHERE attrelid = "
+                            "'memory_data.cfg_h_memories'::regclass AND attname = 'embedding_next'"
+                            ).fetchone()["n"] == 0
+        # the fix given back is one statement, and then it is clean and begin_reembed works
+        conn.execute(row["fix_sql"])
+        assert findings() == []
+        # a trusted configuration that maps words to a dictionary of a role pgmemo does not trust
+        m.execute("CREATE TEXT SEARCH DICTIONARY public.h_dict (TEMPLATE = simple)")
+        conn.execute("ALTER TEXT SEARCH CONFIGURATION public.h_cfg "
+                     "ALTER MAPPING FOR asciiword WITH public.h_dict")
+        (row,) = findings()
+        assert "text search dictionary public.h_dict (of configuration public.h_cfg)" in row["detail"]
+        assert row["fix_sql"].startswith("ALTER TEXT SEARCH DICTIONARY public.h_dict OWNER TO ")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="dictionary public.h_dict"):
+            conn.execute("SELECT memory.begin_reembed('cfg_h', 'model-2', 3)")
+        conn.execute(row["fix_sql"])
+        assert findings() == []
+        assert conn.execute("SELECT memory.begin_reembed('cfg_h', 'model-2', 3) AS s"
+                            ).fetchone()["s"] == "cfg_h__next"
+        conn.execute("SELECT memory.cancel_reembed('cfg_h')")
+    finally:
+        m.close()
+        conn.execute("SELECT memory.drop_domain(d.domain) FROM memory_private.domains AS d "
+                     "WHERE d.domain IN ('cfg_h__next', 'cfg_h')")
+        conn.execute("DROP TEXT SEARCH CONFIGURATION IF EXISTS public.h_cfg")
+        conn.execute("DROP TEXT SEARCH DICTIONARY IF EXISTS public.h_dict")
+        conn.execute(f'REVOKE CREATE ON SCHEMA public FROM "{mallory}"')
+
+
+def test_text_config_of_a_shadow_domain_handed_over_later(conn, roles):
+    """Stop 29: a re-embed's shadow domain (an adopted-style view computing its tsvector with the
+    domain's configuration) whose configuration is handed over later: diagnose reports both
+    domains, and finish_reembed, which makes no view from it for pgmemo's own table, still
+    works; an adopted domain's text index is not made from it (sync_text_index refuses)."""
+    mallory, _ = roles(prefix="mallory")
+    try:
+        conn.execute("CREATE TEXT SEARCH CONFIGURATION public.s_cfg (COPY = english)")
+        conn.execute("SELECT memory.create_domain('cfg_s', 3, text_config => 'public.s_cfg')")
+        conn.execute("SELECT memory.store('cfg_s', 'hello world', '{}', '[1,0,0]')")
+        conn.execute("SELECT memory.begin_reembed('cfg_s', 'model-2', 3)")
+        conn.execute(f'ALTER TEXT SEARCH CONFIGURATION public.s_cfg OWNER TO "{mallory}"')
+        assert {r["domain"] for r in conn.execute(
+            "SELECT domain FROM memory.diagnose() WHERE check_name = 'untrusted_text_config'")} \
+            >= {"cfg_s", "cfg_s__next"}
+        # an adopted domain given that configuration (by hand here: adopt_table takes none)
+        conn.execute("CREATE TABLE public.s_docs (id bigint PRIMARY KEY, body text NOT NULL, "
+                     f"emb vector({DIM}))")
+        conn.execute("INSERT INTO public.s_docs VALUES (1, 'first memory')")
+        conn.execute("SELECT memory.adopt_table('s_docs', 'public.s_docs', 'id', 'body', 'emb', "
+                     "create_indexes => false)")
+        conn.execute("UPDATE memory_private.domains SET text_config = 'public.s_cfg' "
+                     "WHERE domain = 's_docs'")
+        for sql in ("SELECT memory.sync_text_index('s_docs')",
+                    "SELECT memory.fill_text_index('s_docs')"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="public.s_cfg"):
+                conn.execute(sql)
+        # run_maintenance goes on, with a WARNING for that domain's rows
+        conn.execute("SELECT memory.run_maintenance()")
+        conn.execute("SELECT memory.drop_domain('s_docs')")
+    finally:
+        conn.execute("SELECT memory.cancel_reembed('cfg_s') FROM memory_private.reembeds "
+                     "WHERE domain = 'cfg_s'")
+        conn.execute("SELECT memory.drop_domain(d.domain) FROM memory_private.domains AS d "
+                     "WHERE d.domain IN ('cfg_s', 's_docs')")
+        conn.execute("DROP TABLE IF EXISTS public.s_docs")
+        conn.execute("DROP TEXT SEARCH CONFIGURATION IF EXISTS public.s_cfg")
+
+
 def test_diagnose_reports_a_schema_others_can_create_in(conn, roles):
     name, _ = roles(prefix="creator")
     assert not conn.execute("SELECT * FROM memory.diagnose() WHERE check_name = "
