@@ -707,8 +707,8 @@ def run_sweeps(conn, exact, dev_q, log, tiny: bool = False) -> dict[str, Any]:
 TEXT_GRIDS: dict[str, list[dict[str, Any]]] = {
     "k1_b": [{"pgmemo.bm25_k1": k1, "pgmemo.bm25_b": b}
              for k1 in (0.9, 1.2, 1.5, 2.0) for b in (0.5, 0.75, 0.9)],
-    "budget": [{"pgmemo.bm25_budget": n} for n in (100, 250, 500, 1000, 2000, 5000)],
-    "rerank": [{"pgmemo.bm25_rerank": n} for n in (20, 50, 100, 200)],
+    "budget": [{"pgmemo.bm25_budget": n} for n in (0, 100, 200, 500, 1000, 5000)],
+    "rerank": [{"pgmemo.bm25_rerank": n} for n in (10, 20, 50, 100)],
     "proximity": [{"pgmemo.bm25_proximity": w} for w in (0, 0.3, 0.5, 0.7, 1.0)],
 }
 TINY_TEXT_GRIDS = {name: grid[:2] for name, grid in TEXT_GRIDS.items()}
@@ -853,12 +853,15 @@ def narrative(results: dict[str, Any]) -> list[str]:
         "index search per lexeme without reading any tsvector, which also counts its exact "
         "document frequency; lexemes outside the planner's most common elements are always "
         "candidates, common ones join rarest first while their estimated rows fit the budget "
-        "(`pgmemo.bm25_budget`, default 700 rows) and otherwise only add to the score, with the "
-        "planner's frequency as df; (2) the rows passing the filter, best first by the BM25 "
-        "score they would have with each word once (length estimated from the content's size), "
-        "the first max(k, `pgmemo.bm25_rerank` = 50) scored exactly from their tsvectors. The "
-        "budget and rerank defaults are the cheapest settings of the dev sweeps within a few "
-        "thousandths of the best MRR@10. To the exact score each pair of consecutive query words "
+        "(`pgmemo.bm25_budget`, default 200 rows), and otherwise bring their 100 best rows by "
+        "BM25's term weight as of the last refresh (`memory_private.text_top`) and add to "
+        "every candidate's score, with the planner's frequency as df; (2) the rows passing the "
+        "filter, best first by the BM25 score they would have (a posting of the index with its "
+        "word once and the length estimated from the content's size, a best row with its "
+        "weight), the first max(k, `pgmemo.bm25_rerank` = 20) that still exist scored exactly "
+        "from their tsvectors. The budget and rerank defaults are the cheapest settings of the "
+        "dev sweeps at or above the best MRR@10 of the defaults before the best rows (700 and "
+        "50). To the exact score each pair of consecutive query words "
         "found near each other in the row adds a term-proximity bonus (in the manner of BM25TP): "
         "`pgmemo.bm25_proximity` (default 0.7: the best mean of both corpora's dev queries in the first "
         "sweep, within noise of 0.5 since, below) x "

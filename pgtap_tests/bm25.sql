@@ -3,7 +3,7 @@
 -- (not the filtered rows), the web-search syntax in both match modes, the text statistics
 -- (refresh_text_stats, common lexemes from ANALYZE outside the candidate scan), adopted tables.
 BEGIN;
-SELECT plan(78);
+SELECT plan(85);
 
 -- 'simple': no stemming, no stop words, so the lexemes are the words.
 SELECT memory.create_domain('bm', 3, text_config => 'simple');
@@ -247,17 +247,40 @@ SELECT is((SELECT round(rank::numeric, 6) FROM memory.search_text('bm', 'grape')
 SELECT ok(memory.run_maintenance() ? 'text_stats_refreshed', 'run_maintenance refreshes them');
 
 -- Common lexemes (planner statistics after ANALYZE) join the candidate scan only within the
--- budget (700 estimated rows): a row holding only them is not a candidate, but they still
--- add to the score of the candidates.
+-- budget (200 estimated rows): beyond it a row holding only them is a candidate when it is among
+-- the lexeme's best rows kept by the last refresh (memory_private.text_top), and they still add
+-- to the score of the candidates.
 SELECT memory.create_domain('com', 3, text_config => 'simple');
 INSERT INTO memory_data.com_memories (id, content)
 SELECT 'c' || i, 'common word' || i FROM generate_series(1, 2500) AS i;
-INSERT INTO memory_data.com_memories (id, content) VALUES ('r1', 'rare common'), ('r2', 'rare');
+INSERT INTO memory_data.com_memories (id, content) VALUES ('r1', 'rare common'), ('r2', 'rare'),
+    ('t1', 'common common common'), ('t2', 'common common'), ('t3', 'common common word3');
 SELECT is(memory.refresh_text_stats('com'), 1, 'refresh_text_stats analyzes the column');
 SELECT ok((SELECT (common_lexemes ->> 'common')::float8 > 0.9 FROM memory_private.text_stats
            WHERE domain = 'com'), 'the planner''s frequency of a common lexeme is kept');
-SELECT set_eq($$SELECT id FROM memory.search_text('com', 'common rare', 10)$$,
-    ARRAY['r1', 'r2'], 'only rows with the rare word are candidates');
+SELECT is((SELECT ids[1:3] FROM memory_private.text_top WHERE domain = 'com' AND lexeme = 'common'),
+    ARRAY['t1', 't2', 't3'],
+    'the refresh keeps a common lexeme''s best rows, best first (tf, then the shorter row)');
+SELECT is((SELECT cardinality(ids) FROM memory_private.text_top
+           WHERE domain = 'com' AND lexeme = 'common'), memory_private._text_top_rows(),
+    'at most _text_top_rows() of them');
+SELECT is((SELECT array_agg(id) FROM memory.search_text('com', 'common rare', 4)),
+    ARRAY['r2', 'r1', 't1', 't2'],
+    'rows of the rare word first, then the common word''s best rows (not candidates by its postings)');
+SELECT set_eq($$SELECT id FROM memory.search_text('com', 'common rare', 10,
+        filter => '{"none": 1}')$$, ARRAY[]::text[],
+    'a filtered search takes no best row the filter does not pass');
+SELECT set_eq($$SELECT id FROM memory.search_text('com', '"common common" rare', 10)$$,
+    ARRAY['t1', 't2', 't3'], 'nor a row without a required phrase');
+-- A best row deleted since the refresh: the next ones are scored instead (k rows still).
+DELETE FROM memory_data.com_memories WHERE id IN ('t1', 't2');
+SET LOCAL pgmemo.bm25_rerank = 1;
+SELECT is((SELECT array_agg(id) FROM memory.search_text('com', 'common rare', 3)),
+    ARRAY['r2', 'r1', 't3'], 'best rows deleted since the refresh are passed over');
+SET LOCAL pgmemo.bm25_rerank = '';
+-- Refreshes of one domain take turns (an advisory lock): run twice in one transaction here.
+SELECT is(memory.refresh_text_stats('com') + memory.refresh_text_stats('com'), 2,
+    'a refresh again replaces the best rows');
 SELECT cmp_ok((SELECT rank FROM memory.search_text('com', 'common rare') WHERE id = 'r1'), '>',
     (SELECT rank FROM memory.search_text('com', 'rare') WHERE id = 'r1'),
     'the common word still adds to the score of a candidate');
@@ -290,6 +313,9 @@ SELECT results_eq(
     $$SELECT id, round(score::numeric, 6), round(text_rank::numeric, 6)
       FROM memory.search_hybrid('com', 'common word7 word8', '[1,0,0]', 5, filter => '{}')$$,
     'rare and common words: the branch brings the rows the general path does');
+SELECT memory.drop_domain('com');
+SELECT is((SELECT count(*) FROM memory_private.text_top WHERE domain = 'com'), 0::bigint,
+    'a dropped domain''s best rows go with it');
 
 -- A filter with a word in more rows than the per-word cap (20,000 index rows a call): the rows
 -- that pass the filter beyond the cap are searched for (the word's first search stops at the

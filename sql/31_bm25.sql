@@ -13,11 +13,14 @@
 --   per lexeme, no tsvector read), which counts its df exactly. Rare lexemes (not among the
 --   planner's most common elements of the tsvector as copied into text_stats by the last
 --   refresh) are always candidates; common ones join rarest first while their estimated rows fit
---   pgmemo.bm25_budget, and otherwise only add to the score of the candidates, with df =
---   frequency * N (a row holding only common words of the query scores little anyway, and
---   leaving them out bounds the cost). Nothing is maintained per write.
+--   pgmemo.bm25_budget; the others bring their best rows as of the last refresh
+--   (memory_private.text_top: the 100 rows where BM25 weighs the word most) and add to the score
+--   of every candidate, with df = frequency * N (reading all their rows would cost the most and
+--   add rows that score little). Nothing is maintained per write: a row written since the last
+--   refresh is found by its rare words and, in a query of common words only, by the rarest.
 -- * The candidates best by a cheap estimate (_bm25_sql) are scored exactly: at most
---   max(k, pgmemo.bm25_rerank) tsvectors are read per call.
+--   max(k, pgmemo.bm25_rerank) tsvectors are read per call, and at most 100 best rows per common
+--   word (64 words at most).
 -- * Unfiltered searches of every domain but a distributed one run a plan cached per session
 --   (_search_text_static, generated per domain).
 
@@ -166,8 +169,10 @@ AS $$ SELECT 't.content_tsv' $$;
 -- rows, estimated, the common lexemes of a query may add to the candidate scan) and rerank (how
 -- many rows at least are scored exactly from their tsvector). k1 and b are the usual values
 -- (bm25s, Lucene): on the dev sweeps of bench/quality.py other values moved MRR@10 by less than
--- the sweep's noise. budget and rerank: the cheapest settings within a few thousandths of the
--- best MRR@10 on the dev sweeps (BENCHMARKS.md, "Search quality"). proximity: the weight of the
+-- the sweep's noise. budget and rerank: with the common words' best rows as candidates
+-- (memory_private.text_top), 200 and 20 scored MRR@10 at or above 700 and 50 without them, on
+-- both corpora's dev queries, for about 27% less CPU (BENCHMARKS.md, "Search quality").
+-- proximity: the weight of the
 -- term-proximity bonus search_text adds to a row's BM25 score (_bm25_row_score_sql; 0: plain
 -- BM25), the best mean of both corpora's dev queries in the first sweep (within 0.001 of 0.5
 -- since: BENCHMARKS.md). A session may set pgmemo.bm25_k1 (0..10),
@@ -189,8 +194,8 @@ DECLARE
 BEGIN
     k1 := 1.2;
     b := 0.75;
-    budget := 700;
-    rerank := 50;
+    budget := 200;
+    rerank := 20;
     proximity := 0.7;
     IF v_k1 IS NULL AND v_b IS NULL AND v_budget IS NULL AND v_rerank IS NULL
         AND v_proximity IS NULL THEN
@@ -549,14 +554,92 @@ BEGIN
 END;
 $$;
 
+-- How many rows each common lexeme keeps in memory_private.text_top: its best rows by BM25's
+-- term weight (tf and the row's length), made by each refresh of the domain's statistics. On the
+-- eval's dev queries (BENCHMARKS.md, "Search quality") 100 rows brought search_text's MRR@10 to
+-- the level of reading every row of the common words that fit a budget of 700, for a third less
+-- CPU; 50 lost 0.02.
+CREATE OR REPLACE FUNCTION memory_private._text_top_rows()
+RETURNS integer
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 100 $$;
+
+-- The statement that makes a domain's rows of memory_private.text_top: for each of its common
+-- lexemes ($3, their jsonb: text_stats.common_lexemes), the _text_top_rows() rows ($4) with the
+-- highest BM25 term weight tf / (tf + k1 * (1 - b + b * dl / avgdl)) ($5 k1, $6 b, $2 avgdl),
+-- best first (ties by id),
+-- with their content sizes (the postings' len); $1 the domain. One pass over the rows' stored
+-- tsvectors, where the postings come from (_text_postings_source: a factory table, an adopted
+-- domain's text index).
+CREATE OR REPLACE FUNCTION memory_private._text_top_sql(d memory_private.domains)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($q$
+        INSERT INTO memory_private.text_top (domain, lexeme, ids, lens, weights)
+        SELECT $1, y.lexeme, array_agg(y.id ORDER BY y.n), array_agg(y.len ORDER BY y.n),
+            array_agg(y.weight ORDER BY y.n)
+        FROM (
+            SELECT x.*, row_number() OVER (PARTITION BY x.lexeme ORDER BY x.weight DESC, x.id) AS n
+            FROM (
+                SELECT u.lexeme, t.id, %2$s AS len,
+                    (u.tf / (u.tf + $5 * (1 - $6 + $6 * u.dl / greatest($2, 1))))::real AS weight
+                FROM %1$s AS t
+                CROSS JOIN LATERAL (
+                    SELECT v.lexeme, cardinality(v.positions) AS tf,
+                        coalesce(max(v.positions[1] - 1) FILTER (WHERE v.lexeme = ' dl') OVER (), 0)
+                            AS dl
+                    FROM unnest(%3$s) AS v
+                ) AS u
+                -- (each of the row's lexemes looked up in the jsonb of the common ones, a binary
+                -- search: setweight with an array of them took 11.8 s at 100,000 rows, a join
+                -- with them sorted every lexeme of every row)
+                WHERE $3::jsonb ? u.lexeme AND u.lexeme <> ' dl'
+                -- (OFFSET 0: the rows sorted below are these four columns, not the row's
+                -- content carried along to compute len after the sort)
+                OFFSET 0
+            ) AS x
+        ) AS y
+        WHERE y.n <= $4
+        GROUP BY y.lexeme
+    $q$, r.rel, r.len, memory_private._domain_tsvector_sql(d))
+    FROM memory_private._text_postings_source(d, 'true') AS r
+$$;
+
+-- p's rows for the best rows of the query's common words ($1 the lexemes, $2 their estimated df:
+-- not NULL for a common word that brings no candidates by its postings), from
+-- memory_private.text_top, as of the domain's last refresh: a row written since is found by its
+-- other words (the rare ones, and the rarest word of a query of common words: its postings are
+-- all read), as before. Their weight is the row's tf and length then (its score is computed
+-- again in stage 2, and a row deleted since is skipped there). Not with required words ($5: each
+-- would need its row read).
+CREATE OR REPLACE FUNCTION memory_private._text_top_postings_sql(d memory_private.domains)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($q$
+            UNION ALL
+            SELECT q.lexeme, u.id, true, u.len, u.weight
+            FROM unnest($1::text[], $2::double precision[]) AS q (lexeme, est)
+            JOIN memory_private.text_top AS b ON b.domain = %L AND b.lexeme = q.lexeme
+            CROSS JOIN LATERAL unnest(b.ids, b.lens, b.weights) AS u (id, len, weight)
+            WHERE q.est IS NOT NULL AND $5::tsquery IS NULL$q$, d.domain)
+$$;
+
 -- The BM25 query over one domain, one statement, in two stages:
 -- 1. postings: the rows of each candidate lexeme (and phrase) through the GIN index, one index
 --    search per lexeme (no tsvector is read), each with the filter flag; their counts are the
 --    lexemes' exact document frequencies (corpus-wide, whatever the filter);
--- 2. the rows that pass the filter, best first by the BM25 score they would have with each of
---    their lexemes once (phrase rows first; length estimated from the content's size against
---    the candidates' average), the first `rerank` of them scored exactly: tf from the positions
---    of their tsvector, length from its marker lexeme ' dl' (position - 1).
+--    without a filter, search_text adds each common word's best rows as of the last refresh
+--    (memory_private.text_top: the word's tf and the row's length already weighed);
+-- 2. the rows that pass the filter, best first by the BM25 score they would have (phrase rows
+--    first; a posting of the index as if the row held its lexeme once, with its length estimated
+--    from the content's size against the candidates' average; a best row with its weight), the
+--    first `rerank` of them that still exist scored exactly: tf from the positions of their
+--    tsvector, length from its marker lexeme ' dl' (position - 1).
 -- Parameters: $1 the query's lexemes (text[]), $2 their estimated df (NULL: counted in stage 1),
 -- $3 the filter's values (the filter language, sql/33_filter_compile.sql), $4 the candidate
 -- tsqueries (tsquery[]), $5 required (tsquery or NULL), $6 N, $7 avgdl, $8 k1, $9 b, $10 k,
@@ -572,19 +655,22 @@ $$;
 -- is searched again for the rows that pass the filter (capped alike; the GIN index and the
 -- filter's index together): the cap would otherwise cut off every matching row beyond it (a
 -- filter matching 67 of 50,000 rows that all hold the word found none). Its df is then its
--- capped count plus those rows, as before a lower bound.
+-- capped count plus those rows, as before a lower bound. best_rows (search_text, no filter):
+-- the best rows of the query's common words that bring no candidates themselves are candidates
+-- too (_text_top_postings_sql), with their weight (NULL for the index's postings).
 CREATE OR REPLACE FUNCTION memory_private._bm25_postings_cte(
-    d memory_private.domains, predicate text
+    d memory_private.domains, predicate text, best_rows boolean
 )
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-    -- One scan's template, %5$s: the CTE's name, %6$s: more conditions on its rows.
+    -- One scan's template, %5$s: the CTE's name, %6$s: more conditions on its rows, %7$s: more
+    -- rows (_text_top_postings_sql).
     WITH s (scan) AS (
         SELECT $s$
         %5$s AS MATERIALIZED (
-            SELECT c.lexeme, x.id, x.ok, x.len
+            SELECT c.lexeme, x.id, x.ok, x.len, NULL::real AS weight
             FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
             CROSS JOIN LATERAL (
                 SELECT t.id, (%4$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok,
@@ -592,21 +678,22 @@ AS $$
                 FROM %1$s AS t
                 WHERE %3$s @@ c.q%6$s
                 LIMIT $11
-            ) AS x
+            ) AS x%7$s
         )$s$::text
     )
     SELECT CASE WHEN predicate = 'true'
         THEN format(s.scan, r.rel, r.len,
-            memory_private._domain_tsvector_sql(d), predicate, 'p', '')
+            memory_private._domain_tsvector_sql(d), predicate, 'p', '',
+            CASE WHEN best_rows THEN memory_private._text_top_postings_sql(d) ELSE '' END)
         ELSE format(s.scan, r.rel, r.len,
-            memory_private._domain_tsvector_sql(d), predicate, 'p_all', '')
+            memory_private._domain_tsvector_sql(d), predicate, 'p_all', '', '')
         || ',' || format(s.scan, r.rel, r.len,
             memory_private._domain_tsvector_sql(d), predicate, 'p_cut', format($c$
                     AND (%1$s) AND ($5::tsquery IS NULL OR %2$s @@ $5)
                     -- (a one-time test per lexeme: only one its first search cut off)
                     AND (SELECT count(*) FROM p_all
                          WHERE p_all.lexeme IS NOT DISTINCT FROM c.lexeme) >= $11$c$,
-                predicate, memory_private._domain_tsvector_sql(d)))
+                predicate, memory_private._domain_tsvector_sql(d)), '')
         || $u$,
         p AS MATERIALIZED (SELECT * FROM p_all UNION SELECT * FROM p_cut)$u$
         END
@@ -625,7 +712,7 @@ SET search_path FROM CURRENT
 AS $$
     SELECT format($q$
         p AS MATERIALIZED (
-            SELECT c.lexeme, x.id, x.ok, x.len
+            SELECT c.lexeme, x.id, x.ok, x.len, NULL::real AS weight
             FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
             JOIN LATERAL (
                 SELECT t.id, (%4$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok,
@@ -660,9 +747,11 @@ AS $$
         )$q$::text
 $$;
 
--- top: the $14 rows of p that pass the filter, best first by the BM25 score they would have
--- with each of their lexemes once (length estimated from the content's size against the
--- candidates' average); without_ids: not those of $15 (the rescoring's own rows).
+-- top: the rows of p that pass the filter, with est, the BM25 score they would have: a posting
+-- of the index as if its row held the lexeme once (length estimated from the content's size
+-- against the candidates' average), a best row (_text_top_postings_sql) by its weight.
+-- without_ids (the hybrid's rescoring): the $14 best but those of $15 (its own rows); else
+-- (search_text) all of them, of which _bm25_sql scores the $14 best that still exist.
 CREATE OR REPLACE FUNCTION memory_private._bm25_top_cte(without_ids boolean)
 RETURNS text
 LANGUAGE sql IMMUTABLE
@@ -670,16 +759,17 @@ SET search_path FROM CURRENT
 AS $$
     SELECT format($q$
         top AS MATERIALIZED (
-            SELECT p.id
+            SELECT p.id, sum(coalesce(w.idf, 1e6)
+                * coalesce(p.weight, 1 / (1 + $8 * (1 - $9 + $9 * p.len / a.len)))) AS est
             FROM p LEFT JOIN w ON w.lexeme = p.lexeme
             -- (as a double: a numeric average was cast for every posting, through its text)
             CROSS JOIN (SELECT greatest(avg(p.len), 1)::double precision AS len FROM p) AS a
             WHERE p.ok%1$s
-            GROUP BY p.id
-            ORDER BY sum(coalesce(w.idf, 1e6) / (1 + $8 * (1 - $9 + $9 * p.len / a.len))) DESC,
-                p.id
-            LIMIT $14
-        )$q$, CASE WHEN without_ids THEN ' AND p.id <> ALL ($15::text[])' ELSE '' END)
+            GROUP BY p.id%2$s
+        )$q$, CASE WHEN without_ids THEN ' AND p.id <> ALL ($15::text[])' ELSE '' END,
+        CASE WHEN without_ids THEN $l$
+            ORDER BY est DESC, p.id
+            LIMIT $14$l$ ELSE '' END)
 $$;
 
 -- A row's exact BM25 score as s.score, from its tsvector (tsv: an SQL expression of it): tf from
@@ -795,14 +885,21 @@ AS $$
         %4$s,
         %5$s
         SELECT t.id, t.content, t.metadata, s.score AS rank, t.created_at, t.updated_at
-        FROM top
-        JOIN %1$I.%2$I AS t ON t.id = top.id
+        FROM (
+            -- the $14 best by est that still exist (a best row may have been deleted since),
+            -- looked up by their primary key in that order until $14 are found (the sorted
+            -- subquery stays the outer side of the nested loop, whose order LIMIT reads)
+            SELECT t.*
+            FROM (SELECT top.id FROM top ORDER BY top.est DESC, top.id) AS c
+            CROSS JOIN LATERAL (SELECT t.* FROM %1$I.%2$I AS t WHERE t.id = c.id) AS t
+            LIMIT $14
+        ) AS t
         %6$s
         ORDER BY s.score DESC, t.updated_at DESC, t.id
         LIMIT $10
     $q$, d.table_schema, d.table_name,
         CASE WHEN d.distributed THEN memory_private._bm25_dist_postings_cte(d, predicate)
-            ELSE memory_private._bm25_postings_cte(d, predicate) END,
+            ELSE memory_private._bm25_postings_cte(d, predicate, true) END,
         memory_private._bm25_idf_cte(), memory_private._bm25_top_cte(false),
         memory_private._bm25_score_sql(d, true))
 $$;
@@ -838,7 +935,7 @@ AS $$
         %7$s
         WHERE $5::tsquery IS NULL OR %3$s @@ $5
     $q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d),
-        memory_private._bm25_postings_cte(d, predicate), memory_private._bm25_idf_cte(),
+        memory_private._bm25_postings_cte(d, predicate, false), memory_private._bm25_idf_cte(),
         memory_private._bm25_top_cte(true), memory_private._bm25_score_sql(d, false))
 $$;
 
@@ -1112,7 +1209,9 @@ $$;
 
 -- Recompute one domain's N and avgdl, and ANALYZE its stored tsvector column (a factory table's,
 -- or an adopted domain's text index: pgmemo's own tables, which run no code of another role) so
--- the common lexemes' frequencies are current.
+-- the common lexemes' frequencies are current; then each common lexeme's best rows
+-- (memory_private.text_top, _text_top_sql: one more pass over the stored tsvectors, under the
+-- session's k1 and b).
 CREATE OR REPLACE FUNCTION memory_private._refresh_text_stats(d memory_private.domains)
 RETURNS void
 LANGUAGE plpgsql
@@ -1121,8 +1220,13 @@ AS $$
 DECLARE
     v_docs bigint;
     v_avg double precision;
+    v_common jsonb;
+    v_k record := memory_private._bm25_params();
     v_text regclass := memory_private._text_table(d);
 BEGIN
+    -- one refresh of a domain at a time: two would both replace its text_top rows (the second
+    -- waits and then makes them again from what it sees)
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgmemo:text_stats:' || d.domain));
     IF NOT d.adopted THEN
         EXECUTE format($sql$ANALYZE %I.%I (content_tsv)$sql$, d.table_schema, d.table_name);
     ELSIF v_text IS NOT NULL THEN
@@ -1144,10 +1248,16 @@ BEGIN
           ELSE to_regclass(format('%I.%I', d.table_schema, d.table_name)) END;
     EXECUTE memory_private._text_length_sql(d) USING NULL::bigint
     INTO v_docs, v_avg;
+    v_common := memory_private._common_lexemes(d);
+    -- each common lexeme's best rows (search_text's candidates for its common words)
+    DELETE FROM memory_private.text_top AS b WHERE b.domain = d.domain;
+    IF NOT d.distributed AND v_common <> '{}' THEN
+        EXECUTE memory_private._text_top_sql(d)
+        USING d.domain, v_avg, v_common, memory_private._text_top_rows(), v_k.k1, v_k.b;
+    END IF;
     INSERT INTO memory_private.text_stats AS s
         (domain, documents, avg_length, common_lexemes, writes_at_refresh, refreshed_at)
-    VALUES (d.domain, v_docs, v_avg, memory_private._common_lexemes(d),
-            memory_private._text_writes(d), now())
+    VALUES (d.domain, v_docs, v_avg, v_common, memory_private._text_writes(d), now())
     ON CONFLICT (domain) DO UPDATE
         SET documents = excluded.documents, avg_length = excluded.avg_length,
             common_lexemes = excluded.common_lexemes,
@@ -1224,8 +1334,10 @@ $$;
 
 COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'Refresh the statistics memory.search_text ranks with (BM25''s row count and average length, '
-'and an ANALYZE of the stored tsvector so common words'' frequencies are current), and merge '
+'and an ANALYZE of the stored tsvector so common words'' frequencies are current), keep each '
+'common word''s 100 best rows by its BM25 weight (search_text''s candidates for it; one pass over '
+'the stored tsvectors), and merge '
 'the pending lists of the domain''s GIN indexes (rows written since, which every search of the '
-'index reads in full). With a '
+'index reads in full). One refresh of a domain at a time (a second waits). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';

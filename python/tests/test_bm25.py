@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import re
 import sys
+import threading
+import time
 from pathlib import Path
 
 from conftest import dsn_for
 from helpers import one
+
+from pgmemo.client import connect_raw
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -107,6 +111,56 @@ def test_statistics_go_stale_and_run_maintenance_refreshes_them(conn):
     # A dropped domain's statistics go with it.
     conn.execute("SELECT memory.drop_domain('st')")
     assert one(conn, "SELECT count(*) FROM memory_private.text_stats") == 0
+
+
+def test_refreshes_of_one_domain_take_turns(conn, dsn):
+    """Two refreshes of one domain at once (separate connections, explicit steps): the second
+    waits for the first's transaction, then makes the common words' best rows again, neither
+    failing on the rows the first wrote nor leaving two sets; a search meanwhile reads the last
+    committed set (a common word's best row is found before, during and after)."""
+    conn.execute("SELECT memory.create_domain('tt', 3, text_config => 'simple')")
+    conn.execute("SELECT memory.store_many('tt', array_agg('common word' || i)) "
+                 "FROM generate_series(1, 400) AS i")
+    conn.execute("SELECT memory.store('tt', 'common common common', id => 'best')")
+    conn.execute("SELECT memory.store('tt', 'rare thing', id => 'r1')")
+    conn.execute("SELECT memory.refresh_text_stats('tt')")
+    conn.execute("SET pgmemo.bm25_budget = 0")  # 'common' brings only its best rows
+
+    def found() -> bool:
+        return "best" in [r["id"] for r in conn.execute(
+            "SELECT id FROM memory.search_text('tt', 'common rare', 2)")]
+    assert found()
+    first, second = connect_raw(dsn), connect_raw(dsn)
+    try:
+        first.execute("BEGIN")
+        first.execute("SELECT memory.refresh_text_stats('tt')")
+        pid = one(second, "SELECT pg_backend_pid()")
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                second.execute("SELECT memory.refresh_text_stats('tt')")
+            except BaseException as exc:  # noqa: BLE001 - checked below
+                errors.append(exc)
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        end = time.monotonic() + 20
+        while not one(conn, "SELECT EXISTS (SELECT FROM pg_locks WHERE pid = %s AND NOT granted)",
+                      (pid,)):
+            assert time.monotonic() < end, "the second refresh never waited"
+            time.sleep(0.02)
+        assert found(), "a search during the refresh reads the committed best rows"
+        first.execute("COMMIT")
+        t.join(30)
+        assert not t.is_alive() and not errors, errors
+    finally:
+        first.close()
+        second.close()
+    assert found()
+    assert one(conn, "SELECT count(*) = count(DISTINCT lexeme) AND count(*) > 0 "
+               "FROM memory_private.text_top WHERE domain = 'tt'")
+    assert one(conn, "SELECT ids[1] FROM memory_private.text_top "
+               "WHERE domain = 'tt' AND lexeme = 'common'") == "best"
 
 
 def test_search_text_nasty_queries_and_injection(conn):
