@@ -163,6 +163,49 @@ def test_refreshes_of_one_domain_take_turns(conn, dsn):
                "WHERE domain = 'tt' AND lexeme = 'common'") == "best"
 
 
+def test_best_rows_changed_since_the_refresh_do_not_match_the_query(conn):
+    """A common word's best rows (memory_private.text_top) are as of the last refresh: a row
+    whose content changed since so that it holds no word of the query is not a result (the
+    postings of the index, the candidates before text_top, never brought such a row; it came
+    back with rank 0, ahead of nothing but filling up k)."""
+    conn.execute("SELECT memory.create_domain('sb', 3, text_config => 'simple')")
+    conn.execute("INSERT INTO memory_data.sb_memories (id, content) "
+                 "SELECT 'c' || i, 'common word' || i FROM generate_series(1, 2500) AS i")
+    conn.execute("INSERT INTO memory_data.sb_memories (id, content) "
+                 "SELECT 't' || i, 'common common common' FROM generate_series(1, 100) AS i")
+    conn.execute("INSERT INTO memory_data.sb_memories (id, content) "
+                 "VALUES ('r1', 'rare common'), ('r2', 'rare')")
+    conn.execute("SELECT memory.refresh_text_stats('sb')")
+    assert one(conn, "SELECT ids[1] FROM memory_private.text_top "
+               "WHERE domain = 'sb' AND lexeme = 'common'") == "t1"
+    conn.execute("UPDATE memory_data.sb_memories SET content = 'nothing here' "
+                 "WHERE id LIKE 't%'")
+    for sql in ["SELECT id, rank FROM memory.search_text('sb', 'common rare', 5)",
+                "SELECT id, rank FROM memory.search_text('sb', 'word7 common', 5)"]:
+        rows = conn.execute(sql).fetchall()
+        assert all(r["rank"] > 0 for r in rows), rows
+        assert not [r["id"] for r in rows if r["id"].startswith("t")], rows
+
+
+def test_search_text_ranks_the_best_estimates_whatever_the_join(conn):
+    """Stage 2 scores the best max(k, rerank) candidates by their estimate: which ones must not
+    depend on the join the planner picks for their look-up (a session may turn nested loops
+    off; a hash or merge join returns the rows in another order than the estimates')."""
+    conn.execute("SELECT memory.create_domain('oj', 3, text_config => 'simple')")
+    conn.execute("INSERT INTO memory_data.oj_memories (id, content) "
+                 "SELECT 'a' || lpad(i::text, 3, '0'), "
+                 "'apple and a long tail of other words here ' || i "
+                 "FROM generate_series(1, 60) AS i")
+    conn.execute("INSERT INTO memory_data.oj_memories (id, content) VALUES ('z', 'apple')")
+    best = "SELECT id FROM memory.search_text('oj', 'apple', 3{})"
+    for flt in ["", ", filter => '{\"x\": {\"$exists\": false}}'"]:
+        assert one(conn, best.format(flt)) == "z"
+    conn.execute("SET enable_nestloop = off")
+    conn.execute("SET enable_hashjoin = off")
+    for flt in ["", ", filter => '{\"x\": {\"$exists\": false}}'"]:
+        assert one(conn, best.format(flt)) == "z", flt
+
+
 def test_search_text_nasty_queries_and_injection(conn):
     conn.execute("SELECT memory.create_domain('nq', 3)")
     conn.execute("SELECT memory.store('nq', $$it's a dog's life: O'Brien\\'s \\\\ back-slash$$, "
