@@ -750,6 +750,7 @@ $$;
 -- top: the rows of p that pass the filter, with est, the BM25 score they would have: a posting
 -- of the index as if its row held the lexeme once (length estimated from the content's size
 -- against the candidates' average), a best row (_text_top_postings_sql) by its weight.
+-- best_only: the row came only as a best row (its content may have changed since the refresh).
 -- without_ids (the hybrid's rescoring): the $14 best but those of $15 (its own rows); else
 -- (search_text) all of them, of which _bm25_sql scores the $14 best that still exist.
 CREATE OR REPLACE FUNCTION memory_private._bm25_top_cte(without_ids boolean)
@@ -760,7 +761,8 @@ AS $$
     SELECT format($q$
         top AS MATERIALIZED (
             SELECT p.id, sum(coalesce(w.idf, 1e6)
-                * coalesce(p.weight, 1 / (1 + $8 * (1 - $9 + $9 * p.len / a.len)))) AS est
+                * coalesce(p.weight, 1 / (1 + $8 * (1 - $9 + $9 * p.len / a.len)))) AS est,
+                bool_and(p.weight IS NOT NULL) AS best_only
             FROM p LEFT JOIN w ON w.lexeme = p.lexeme
             -- (as a double: a numeric average was cast for every posting, through its text)
             CROSS JOIN (SELECT greatest(avg(p.len), 1)::double precision AS len FROM p) AS a
@@ -886,12 +888,21 @@ AS $$
         %5$s
         SELECT t.id, t.content, t.metadata, s.score AS rank, t.created_at, t.updated_at
         FROM (
-            -- the $14 best by est that still exist (a best row may have been deleted since),
-            -- looked up by their primary key in that order until $14 are found (the sorted
-            -- subquery stays the outer side of the nested loop, whose order LIMIT reads)
+            -- the $14 best by est that still exist and hold a word of the query (a best row may
+            -- have been deleted or rewritten since the refresh), looked up by their primary key
+            -- in that order until $14 are found (the sorted subquery stays the outer side of the
+            -- nested loop, whose order the ORDER BY keeps without a sort; under another join it
+            -- is sorted, still right)
             SELECT t.*
-            FROM (SELECT top.id FROM top ORDER BY top.est DESC, top.id) AS c
-            CROSS JOIN LATERAL (SELECT t.* FROM %1$I.%2$I AS t WHERE t.id = c.id) AS t
+            FROM (SELECT top.id, top.est, top.best_only FROM top ORDER BY top.est DESC, top.id)
+                AS c
+            CROSS JOIN LATERAL (
+                SELECT t.* FROM %1$I.%2$I AS t
+                WHERE t.id = c.id AND (NOT c.best_only OR %7$s @@ (
+                    SELECT string_agg(memory_private._lexeme_tsquery(l.l)::text, ' | ')::tsquery
+                    FROM unnest($1::text[]) AS l (l)))
+            ) AS t
+            ORDER BY c.est DESC, c.id
             LIMIT $14
         ) AS t
         %6$s
@@ -901,7 +912,7 @@ AS $$
         CASE WHEN d.distributed THEN memory_private._bm25_dist_postings_cte(d, predicate)
             ELSE memory_private._bm25_postings_cte(d, predicate, true) END,
         memory_private._bm25_idf_cte(), memory_private._bm25_top_cte(false),
-        memory_private._bm25_score_sql(d, true))
+        memory_private._bm25_score_sql(d, true), memory_private._domain_tsvector_sql(d))
 $$;
 
 -- The text half of memory.search_hybrid when it has vector candidates: BM25 scores of those rows
