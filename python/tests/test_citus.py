@@ -652,3 +652,19 @@ def test_write_cost_settings_reach_the_shards(cluster, cconn):
             assert one(w, "SELECT reloptions FROM pg_class WHERE relname = %s",
                        (f"wcost_memories_fts_{s['shardid']}",)) == ["gin_pending_list_limit=256"]
     c.execute("SELECT memory.drop_domain('wcost')")
+
+
+def test_search_text_scores_the_best_estimates_on_a_distributed_domain(cluster, cconn):
+    """Stage 2 of search_text scores the max(k, rerank) candidates best by their estimate, on a
+    distributed domain too: the look-up of those rows (a join of the candidates with the
+    distributed table) must keep their order, or another 20 rows are scored."""
+    c = cconn
+    c.execute("SELECT memory.create_domain('ordd', 3, text_config => 'simple')")
+    c.execute("SELECT memory.distribute_domain('ordd', 8)")
+    c.execute("INSERT INTO memory_data.ordd_memories (id, content) "
+              "SELECT 'a' || lpad(i::text, 3, '0'), "
+              "'apple and a long tail of other words here ' || i "
+              "FROM generate_series(1, 60) AS i")
+    c.execute("INSERT INTO memory_data.ordd_memories (id, content) VALUES ('z', 'apple')")
+    for flt in ["", ", filter => '{\"x\": {\"$exists\": false}}'"]:
+        assert one(c, f"SELECT id FROM memory.search_text('ordd', 'apple', 3{flt})") == "z", flt
