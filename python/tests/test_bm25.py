@@ -225,6 +225,29 @@ def test_refresh_sorts_the_best_rows_without_their_content(conn):
     assert one(conn, "SELECT count(*) FROM memory_private.text_top WHERE domain = 'wd'") == 300
 
 
+def test_searches_without_best_rows_keep_their_candidates(conn):
+    """Filtered searches, and queries with a required part (here an -exclusion), take no best
+    rows of the common words (memory_private.text_top): lowering the default budget from 700 to
+    200 for them too left a word in 400 of 3,400 rows out of their candidates, so a filter that
+    every row passes returned 1 row of 10 where the same search unfiltered returned 10 (and the
+    release before, 10)."""
+    conn.execute("SELECT memory.create_domain('fb', 3, text_config => 'simple')")
+    conn.execute("INSERT INTO memory_data.fb_memories (id, content, metadata) "
+                 "SELECT 'c' || i, 'common word' || i, '{\"t\": \"a\"}' "
+                 "FROM generate_series(1, 400) AS i")
+    conn.execute("INSERT INTO memory_data.fb_memories (id, content, metadata) "
+                 "SELECT 'x' || i, 'other stuff' || i, '{\"t\": \"a\"}' "
+                 "FROM generate_series(1, 3000) AS i")
+    conn.execute("INSERT INTO memory_data.fb_memories (id, content, metadata) "
+                 "VALUES ('r1', 'rare thing', '{\"t\": \"a\"}')")
+    conn.execute("SELECT memory.refresh_text_stats('fb')")
+    assert one(conn, "SELECT count(*) FROM memory.search_text('fb', 'common rare', 10)") == 10
+    assert one(conn, "SELECT count(*) FROM memory.search_text('fb', 'common rare', 10, "
+               "filter => '{\"t\": \"a\"}')") == 10
+    assert one(conn, "SELECT count(*) FROM memory.search_text('fb', 'common rare -nothing', "
+               "10)") == 10
+
+
 def test_search_text_nasty_queries_and_injection(conn):
     conn.execute("SELECT memory.create_domain('nq', 3)")
     conn.execute("SELECT memory.store('nq', $$it's a dog's life: O'Brien\\'s \\\\ back-slash$$, "
