@@ -1041,6 +1041,18 @@ BEGIN
             cardinality(v_p.words), memory_private._text_max_words()
             USING ERRCODE = '22023';
     END IF;
+    -- A search that takes no best rows of the common words (memory_private.text_top: only an
+    -- unfiltered one without a required part, not distributed) keeps the defaults measured
+    -- without them (budget 700, rerank 50: BENCHMARKS.md, "Search quality"); 200 and 20 left
+    -- the rows of a word in 200..700 rows out of a filtered search that every row passed.
+    IF (v_f.predicate IS NOT NULL OR v_p.required IS NOT NULL OR d.distributed) THEN
+        IF nullif(current_setting('pgmemo.bm25_budget', true), '') IS NULL THEN
+            v_k.budget := 700;
+        END IF;
+        IF nullif(current_setting('pgmemo.bm25_rerank', true), '') IS NULL THEN
+            v_k.rerank := 50;
+        END IF;
+    END IF;
     SELECT * INTO v_c
     FROM memory_private._text_candidates(d, v_p.words, v_p.phrases, v_k.budget);
     -- the call's cap on index rows, shared among its candidate lexemes (at most 64 of them)
