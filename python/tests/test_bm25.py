@@ -248,6 +248,31 @@ def test_searches_without_best_rows_keep_their_candidates(conn):
                "10)") == 10
 
 
+def test_statistics_from_before_the_best_rows_are_refreshed(conn):
+    """A domain whose statistics were refreshed before migration 0032 has common words but no
+    best rows (memory_private.text_top) until its next refresh, and search_text's lower
+    default budget (200, was 700) then drops the rows of a word in 400 of 3,401 rows: the next
+    run_maintenance must refresh it (the migration says search_text reads as before until the
+    next refresh; a domain without writes was never refreshed again, its searches returning 1
+    row of 10 for good)."""
+    conn.execute("SELECT memory.create_domain('up', 3, text_config => 'simple')")
+    conn.execute("SELECT pg_stat_force_next_flush()")
+    conn.execute("INSERT INTO memory_data.up_memories (id, content) "
+                 "SELECT 'c' || i, 'common word' || i FROM generate_series(1, 400) AS i")
+    conn.execute("INSERT INTO memory_data.up_memories (id, content) "
+                 "SELECT 'x' || i, 'other stuff' || i FROM generate_series(1, 3000) AS i")
+    conn.execute("INSERT INTO memory_data.up_memories (id, content) VALUES ('r1', 'rare thing')")
+    _wait_for_stats(conn, "memory_data.up_memories", 3401)
+    assert one(conn, "SELECT memory.refresh_text_stats('up')") == 1
+    # the state a migrate from 0031 leaves: statistics, no best rows yet
+    conn.execute("DELETE FROM memory_private.text_top WHERE domain = 'up'")
+    assert one(conn, "SELECT memory.refresh_text_stats()") == 1
+    assert one(conn, "SELECT count(*) FROM memory_private.text_top WHERE domain = 'up'") > 0
+    assert one(conn, "SELECT count(*) FROM memory.search_text('up', 'common rare', 10)") == 10
+    # and once made, not again while nothing changed
+    assert one(conn, "SELECT memory.refresh_text_stats()") == 0
+
+
 def test_search_text_nasty_queries_and_injection(conn):
     conn.execute("SELECT memory.create_domain('nq', 3)")
     conn.execute("SELECT memory.store('nq', $$it's a dog's life: O'Brien\\'s \\\\ back-slash$$, "
