@@ -1304,7 +1304,9 @@ $$;
 
 -- Whether a domain's text statistics are missing, or more rows than 10% of those counted (+50)
 -- were inserted or deleted since they were refreshed. (Content updates are not counted: the
--- queue's embedding writes would make every refresh count twice.)
+-- queue's embedding writes would make every refresh count twice.) Or they have common lexemes
+-- but no best rows (memory_private.text_top; not made for a distributed domain): refreshed
+-- before migration 0032, when search_text's defaults count on them.
 CREATE OR REPLACE FUNCTION memory_private._text_stats_stale(d memory_private.domains)
 RETURNS boolean
 LANGUAGE sql STABLE
@@ -1313,6 +1315,9 @@ AS $$
     SELECT coalesce((
         SELECT abs(memory_private._text_writes(d) - s.writes_at_refresh)
             > 0.1 * s.documents + 50
+            OR (NOT d.distributed AND s.common_lexemes - ' dl' <> '{}'::jsonb
+                AND NOT EXISTS (SELECT FROM memory_private.text_top AS b
+                                WHERE b.domain = d.domain))
         FROM memory_private.text_stats AS s
         WHERE s.domain = d.domain
     ), true)
