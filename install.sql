@@ -3870,12 +3870,13 @@ COMMENT ON FUNCTION memory.search_text(text, text, integer, jsonb, text) IS
 'memory.refresh_text_stats (run_maintenance), and a row written since is found by its other '
 'words (in a query of common words only, by the rarest); the best max(k, rerank) candidates by '
 'an estimate of their score are scored exactly. Session settings: '
-'pgmemo.bm25_k1 (default 1.2), pgmemo.bm25_b (0.75), pgmemo.bm25_budget (200 rows), '
-'pgmemo.bm25_rerank (20), pgmemo.bm25_proximity (0.7; 0: plain BM25). At most 64 distinct '
+'pgmemo.bm25_k1 (default 1.2), pgmemo.bm25_b (0.75), pgmemo.bm25_budget (200 rows; 700 for a '
+'filtered search or a query with a required part, which take no best rows), '
+'pgmemo.bm25_rerank (20; 50 for those), pgmemo.bm25_proximity (0.7; 0: plain BM25). At most 64 distinct '
 'words and 16 quoted phrases and -exclusions (error 22023). An empty, stop-word-only, '
 'exclusion-only or punctuation-only query returns no rows; a query over 10000 characters is '
 'error 22023.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '1a009e0ff2b2cdc9487e547f2f692054890aab9516a7c13cf4cf7494fb826012', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', 'ef5c8d701b5c65562e7fc6f9c85bf27c4ea770d6f45ea555051d13db24e4cc30', 'repeatable'); END $pgmemo$;
 -- sql/31_bm25.sql
 -- BM25 ranking for memory.search_text, in plain SQL (no extension): the query parsed like a web
 -- search box, candidates from the domain's GIN index, and the usual Okapi BM25 score
@@ -4487,6 +4488,15 @@ AS $$
     FROM memory_private._text_postings_source(d, 'true') AS r
 $$;
 
+-- How many best rows a query takes in all, shared among its common words (each at most
+-- _text_top_rows()): 64 common words took 40 ms at 30,000 rows with 100 each (6,400 rows scored
+-- by their estimate), against 16 ms before the best rows.
+CREATE OR REPLACE FUNCTION memory_private._text_top_query_rows()
+RETURNS integer
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 1000 $$;
+
 -- p's rows for the best rows of the query's common words ($1 the lexemes, $2 their estimated df:
 -- not NULL for a common word that brings no candidates by its postings), from
 -- memory_private.text_top, as of the domain's last refresh: a row written since is found by its
@@ -4502,10 +4512,16 @@ AS $$
     SELECT format($q$
             UNION ALL
             SELECT q.lexeme, u.id, true, u.len, u.weight
-            FROM unnest($1::text[], $2::double precision[]) AS q (lexeme, est)
-            JOIN memory_private.text_top AS b ON b.domain = %L AND b.lexeme = q.lexeme
-            CROSS JOIN LATERAL unnest(b.ids, b.lens, b.weights) AS u (id, len, weight)
-            WHERE q.est IS NOT NULL AND $5::tsquery IS NULL$q$, d.domain)
+            FROM (
+                SELECT greatest(%2$s / greatest(count(*), 1), 1)::integer AS per
+                FROM unnest($2::double precision[]) AS e (est) WHERE e.est IS NOT NULL
+            ) AS n
+            CROSS JOIN unnest($1::text[], $2::double precision[]) AS q (lexeme, est)
+            JOIN memory_private.text_top AS b ON b.domain = %1$L AND b.lexeme = q.lexeme
+            CROSS JOIN LATERAL unnest(b.ids[1:n.per], b.lens[1:n.per], b.weights[1:n.per])
+                AS u (id, len, weight)
+            WHERE q.est IS NOT NULL AND $5::tsquery IS NULL$q$, d.domain,
+        memory_private._text_top_query_rows())
 $$;
 
 -- The BM25 query over one domain, one statement, in two stages:
@@ -4629,8 +4645,10 @@ $$;
 -- top: the rows of p that pass the filter, with est, the BM25 score they would have: a posting
 -- of the index as if its row held the lexeme once (length estimated from the content's size
 -- against the candidates' average), a best row (_text_top_postings_sql) by its weight.
+-- best_only: the row came only as a best row (its content may have changed since the refresh).
 -- without_ids (the hybrid's rescoring): the $14 best but those of $15 (its own rows); else
--- (search_text) all of them, of which _bm25_sql scores the $14 best that still exist.
+-- (search_text) the $14 best plus as many as p has best rows, of which _bm25_sql scores the $14
+-- best that still exist and match.
 CREATE OR REPLACE FUNCTION memory_private._bm25_top_cte(without_ids boolean)
 RETURNS text
 LANGUAGE sql IMMUTABLE
@@ -4639,7 +4657,8 @@ AS $$
     SELECT format($q$
         top AS MATERIALIZED (
             SELECT p.id, sum(coalesce(w.idf, 1e6)
-                * coalesce(p.weight, 1 / (1 + $8 * (1 - $9 + $9 * p.len / a.len)))) AS est
+                * coalesce(p.weight, 1 / (1 + $8 * (1 - $9 + $9 * p.len / a.len)))) AS est,
+                bool_and(p.weight IS NOT NULL) AS best_only
             FROM p LEFT JOIN w ON w.lexeme = p.lexeme
             -- (as a double: a numeric average was cast for every posting, through its text)
             CROSS JOIN (SELECT greatest(avg(p.len), 1)::double precision AS len FROM p) AS a
@@ -4648,7 +4667,10 @@ AS $$
         )$q$, CASE WHEN without_ids THEN ' AND p.id <> ALL ($15::text[])' ELSE '' END,
         CASE WHEN without_ids THEN $l$
             ORDER BY est DESC, p.id
-            LIMIT $14$l$ ELSE '' END)
+            LIMIT $14$l$ ELSE $l$
+            -- (the rows _bm25_sql may pass over are best rows: at most one per best row of p)
+            ORDER BY est DESC, p.id
+            LIMIT $14 + (SELECT count(*) FROM p WHERE p.weight IS NOT NULL)$l$ END)
 $$;
 
 -- A row's exact BM25 score as s.score, from its tsvector (tsv: an SQL expression of it): tf from
@@ -4765,12 +4787,21 @@ AS $$
         %5$s
         SELECT t.id, t.content, t.metadata, s.score AS rank, t.created_at, t.updated_at
         FROM (
-            -- the $14 best by est that still exist (a best row may have been deleted since),
-            -- looked up by their primary key in that order until $14 are found (the sorted
-            -- subquery stays the outer side of the nested loop, whose order LIMIT reads)
+            -- the $14 best by est that still exist and hold a word of the query (a best row may
+            -- have been deleted or rewritten since the refresh), looked up by their primary key
+            -- in that order until $14 are found (the sorted subquery stays the outer side of the
+            -- nested loop, whose order the ORDER BY keeps without a sort; under another join it
+            -- is sorted, still right)
             SELECT t.*
-            FROM (SELECT top.id FROM top ORDER BY top.est DESC, top.id) AS c
-            CROSS JOIN LATERAL (SELECT t.* FROM %1$I.%2$I AS t WHERE t.id = c.id) AS t
+            FROM (SELECT top.id, top.est, top.best_only FROM top ORDER BY top.est DESC, top.id)
+                AS c
+            CROSS JOIN LATERAL (
+                SELECT t.* FROM %1$I.%2$I AS t
+                WHERE t.id = c.id AND (NOT c.best_only OR %7$s @@ (
+                    SELECT string_agg(memory_private._lexeme_tsquery(l.l)::text, ' | ')::tsquery
+                    FROM unnest($1::text[]) AS l (l)))
+            ) AS t
+            ORDER BY c.est DESC, c.id
             LIMIT $14
         ) AS t
         %6$s
@@ -4780,7 +4811,7 @@ AS $$
         CASE WHEN d.distributed THEN memory_private._bm25_dist_postings_cte(d, predicate)
             ELSE memory_private._bm25_postings_cte(d, predicate, true) END,
         memory_private._bm25_idf_cte(), memory_private._bm25_top_cte(false),
-        memory_private._bm25_score_sql(d, true))
+        memory_private._bm25_score_sql(d, true), memory_private._domain_tsvector_sql(d))
 $$;
 
 -- The text half of memory.search_hybrid when it has vector candidates: BM25 scores of those rows
@@ -4908,6 +4939,18 @@ BEGIN
         RAISE EXCEPTION 'query has % distinct words; search_text takes at most %',
             cardinality(v_p.words), memory_private._text_max_words()
             USING ERRCODE = '22023';
+    END IF;
+    -- A search that takes no best rows of the common words (memory_private.text_top: only an
+    -- unfiltered one without a required part, not distributed) keeps the defaults measured
+    -- without them (budget 700, rerank 50: BENCHMARKS.md, "Search quality"); 200 and 20 left
+    -- the rows of a word in 200..700 rows out of a filtered search that every row passed.
+    IF (v_f.predicate IS NOT NULL OR v_p.required IS NOT NULL OR d.distributed) THEN
+        IF nullif(current_setting('pgmemo.bm25_budget', true), '') IS NULL THEN
+            v_k.budget := 700;
+        END IF;
+        IF nullif(current_setting('pgmemo.bm25_rerank', true), '') IS NULL THEN
+            v_k.rerank := 50;
+        END IF;
     END IF;
     SELECT * INTO v_c
     FROM memory_private._text_candidates(d, v_p.words, v_p.phrases, v_k.budget);
@@ -5160,7 +5203,9 @@ $$;
 
 -- Whether a domain's text statistics are missing, or more rows than 10% of those counted (+50)
 -- were inserted or deleted since they were refreshed. (Content updates are not counted: the
--- queue's embedding writes would make every refresh count twice.)
+-- queue's embedding writes would make every refresh count twice.) Or they have common lexemes
+-- but no best rows (memory_private.text_top; not made for a distributed domain): refreshed
+-- before migration 0032, when search_text's defaults count on them.
 CREATE OR REPLACE FUNCTION memory_private._text_stats_stale(d memory_private.domains)
 RETURNS boolean
 LANGUAGE sql STABLE
@@ -5169,6 +5214,9 @@ AS $$
     SELECT coalesce((
         SELECT abs(memory_private._text_writes(d) - s.writes_at_refresh)
             > 0.1 * s.documents + 50
+            OR (NOT d.distributed AND s.common_lexemes - ' dl' <> '{}'::jsonb
+                AND NOT EXISTS (SELECT FROM memory_private.text_top AS b
+                                WHERE b.domain = d.domain))
         FROM memory_private.text_stats AS s
         WHERE s.domain = d.domain
     ), true)
@@ -5220,7 +5268,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'index reads in full). One refresh of a domain at a time (a second waits). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '56db7891038da1ffa7ba96f285e710affd23907f576249d70793f6b143ec4c46', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '11f8696534d7571532c78e406fe84e28f27b64bd89189bdf1f275459bca0ea07', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
