@@ -3872,11 +3872,11 @@ COMMENT ON FUNCTION memory.search_text(text, text, integer, jsonb, text) IS
 'an estimate of their score are scored exactly. Session settings: '
 'pgmemo.bm25_k1 (default 1.2), pgmemo.bm25_b (0.75), pgmemo.bm25_budget (200 rows; 700 for a '
 'filtered search or a query with a required part, which take no best rows), '
-'pgmemo.bm25_rerank (20; 50 for those), pgmemo.bm25_proximity (0.7; 0: plain BM25). At most 64 distinct '
+'pgmemo.bm25_rerank (50), pgmemo.bm25_proximity (0.7; 0: plain BM25). At most 64 distinct '
 'words and 16 quoted phrases and -exclusions (error 22023). An empty, stop-word-only, '
 'exclusion-only or punctuation-only query returns no rows; a query over 10000 characters is '
 'error 22023.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', 'ef5c8d701b5c65562e7fc6f9c85bf27c4ea770d6f45ea555051d13db24e4cc30', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '8ec2f7b1d06d29ba32a134a81ab2d2ed3742a75d7f1a54b1afedded4225adfb7', 'repeatable'); END $pgmemo$;
 -- sql/31_bm25.sql
 -- BM25 ranking for memory.search_text, in plain SQL (no extension): the query parsed like a web
 -- search box, candidates from the domain's GIN index, and the usual Okapi BM25 score
@@ -4075,7 +4075,7 @@ BEGIN
     k1 := 1.2;
     b := 0.75;
     budget := 200;
-    rerank := 20;
+    rerank := 50;
     proximity := 0.7;
     IF v_k1 IS NULL AND v_b IS NULL AND v_budget IS NULL AND v_rerank IS NULL
         AND v_proximity IS NULL THEN
@@ -4941,16 +4941,12 @@ BEGIN
             USING ERRCODE = '22023';
     END IF;
     -- A search that takes no best rows of the common words (memory_private.text_top: only an
-    -- unfiltered one without a required part, not distributed) keeps the defaults measured
-    -- without them (budget 700, rerank 50: BENCHMARKS.md, "Search quality"); 200 and 20 left
-    -- the rows of a word in 200..700 rows out of a filtered search that every row passed.
-    IF (v_f.predicate IS NOT NULL OR v_p.required IS NOT NULL OR d.distributed) THEN
-        IF nullif(current_setting('pgmemo.bm25_budget', true), '') IS NULL THEN
-            v_k.budget := 700;
-        END IF;
-        IF nullif(current_setting('pgmemo.bm25_rerank', true), '') IS NULL THEN
-            v_k.rerank := 50;
-        END IF;
+    -- unfiltered one without a required part, not distributed) keeps the budget measured
+    -- without them (700: BENCHMARKS.md, "Search quality"); 200 left the rows of a word in
+    -- 200..700 rows out of a filtered search that every row passed.
+    IF (v_f.predicate IS NOT NULL OR v_p.required IS NOT NULL OR d.distributed)
+        AND nullif(current_setting('pgmemo.bm25_budget', true), '') IS NULL THEN
+        v_k.budget := 700;
     END IF;
     SELECT * INTO v_c
     FROM memory_private._text_candidates(d, v_p.words, v_p.phrases, v_k.budget);
@@ -5268,7 +5264,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'index reads in full). One refresh of a domain at a time (a second waits). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '11f8696534d7571532c78e406fe84e28f27b64bd89189bdf1f275459bca0ea07', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '285a5cc060f0e22075d15c521b21ae57cccbbd7ebd8b8a9ee7e16f23882b7679', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.

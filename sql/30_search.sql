@@ -384,7 +384,7 @@ COMMENT ON FUNCTION memory.search_text(text, text, integer, jsonb, text) IS
 'an estimate of their score are scored exactly. Session settings: '
 'pgmemo.bm25_k1 (default 1.2), pgmemo.bm25_b (0.75), pgmemo.bm25_budget (200 rows; 700 for a '
 'filtered search or a query with a required part, which take no best rows), '
-'pgmemo.bm25_rerank (20; 50 for those), pgmemo.bm25_proximity (0.7; 0: plain BM25). At most 64 distinct '
+'pgmemo.bm25_rerank (50), pgmemo.bm25_proximity (0.7; 0: plain BM25). At most 64 distinct '
 'words and 16 quoted phrases and -exclusions (error 22023). An empty, stop-word-only, '
 'exclusion-only or punctuation-only query returns no rows; a query over 10000 characters is '
 'error 22023.';

@@ -195,7 +195,7 @@ BEGIN
     k1 := 1.2;
     b := 0.75;
     budget := 200;
-    rerank := 20;
+    rerank := 50;
     proximity := 0.7;
     IF v_k1 IS NULL AND v_b IS NULL AND v_budget IS NULL AND v_rerank IS NULL
         AND v_proximity IS NULL THEN
@@ -1061,16 +1061,12 @@ BEGIN
             USING ERRCODE = '22023';
     END IF;
     -- A search that takes no best rows of the common words (memory_private.text_top: only an
-    -- unfiltered one without a required part, not distributed) keeps the defaults measured
-    -- without them (budget 700, rerank 50: BENCHMARKS.md, "Search quality"); 200 and 20 left
-    -- the rows of a word in 200..700 rows out of a filtered search that every row passed.
-    IF (v_f.predicate IS NOT NULL OR v_p.required IS NOT NULL OR d.distributed) THEN
-        IF nullif(current_setting('pgmemo.bm25_budget', true), '') IS NULL THEN
-            v_k.budget := 700;
-        END IF;
-        IF nullif(current_setting('pgmemo.bm25_rerank', true), '') IS NULL THEN
-            v_k.rerank := 50;
-        END IF;
+    -- unfiltered one without a required part, not distributed) keeps the budget measured
+    -- without them (700: BENCHMARKS.md, "Search quality"); 200 left the rows of a word in
+    -- 200..700 rows out of a filtered search that every row passed.
+    IF (v_f.predicate IS NOT NULL OR v_p.required IS NOT NULL OR d.distributed)
+        AND nullif(current_setting('pgmemo.bm25_budget', true), '') IS NULL THEN
+        v_k.budget := 700;
     END IF;
     SELECT * INTO v_c
     FROM memory_private._text_candidates(d, v_p.words, v_p.phrases, v_k.budget);
