@@ -104,6 +104,18 @@ def _ran(conn) -> list[tuple]:
     return [(r["who"], r["what"]) for r in conn.execute("SELECT who, what FROM app.ran").fetchall()]
 
 
+def _plant_loggers(a) -> None:
+    """In alice's schema app: app.ran, where her code logs who ran it; app.evil(), a trigger
+    function, and app.evil_bool(x), for policies and defaults, that log and let the row pass."""
+    a.execute("CREATE TABLE app.ran (who text, what text)")
+    a.execute("GRANT INSERT ON app.ran TO PUBLIC")
+    a.execute("GRANT USAGE ON SCHEMA app TO PUBLIC")
+    a.execute("""CREATE FUNCTION app.evil() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN INSERT INTO app.ran VALUES (current_user, TG_NAME); RETURN coalesce(NEW, OLD); END $$""")
+    a.execute("""CREATE FUNCTION app.evil_bool(x text) RETURNS boolean LANGUAGE plpgsql
+        AS $$ BEGIN INSERT INTO app.ran VALUES (current_user, x); RETURN true; END $$""")
+
+
 def _is_super(conn, name: str) -> bool:
     return conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (name,)).fetchone()["rolsuper"]
 
@@ -565,13 +577,7 @@ def test_rewiring_a_partition_never_runs_its_code(conn, roles):
     a.execute(f"CREATE TABLE app.pd_a PARTITION OF app.pd FOR VALUES FROM (0) TO (10)")
     with trusting(conn, alice):
         a.execute("SELECT memory.adopt_table('pd', 'app.pd', 'id', 'body', 'emb')")
-    a.execute("CREATE TABLE app.ran (who text, what text)")
-    a.execute("GRANT INSERT ON app.ran TO PUBLIC")
-    a.execute("GRANT USAGE ON SCHEMA app TO PUBLIC")
-    a.execute("""CREATE FUNCTION app.evil() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN INSERT INTO app.ran VALUES (current_user, TG_NAME); RETURN coalesce(NEW, OLD); END $$""")
-    a.execute("""CREATE FUNCTION app.evil_bool(x text) RETURNS boolean LANGUAGE plpgsql
-        AS $$ BEGIN INSERT INTO app.ran VALUES (current_user, x); RETURN true; END $$""")
+    _plant_loggers(a)
     a.execute(f"CREATE TABLE app.pd_b (id bigint PRIMARY KEY, body text NOT NULL, emb vector({DIM}))")
     a.execute("CREATE TRIGGER ev_row BEFORE INSERT OR UPDATE OR DELETE ON app.pd_b "
               "FOR EACH ROW EXECUTE FUNCTION app.evil()")
@@ -604,13 +610,7 @@ def test_truncate_only_never_reads_a_planted_child(conn, roles):
     a.execute("INSERT INTO app.fam_kid (id, body) VALUES (2, 'a child walrus')")
     with trusting(conn, alice):
         a.execute("SELECT memory.adopt_table('fam', 'app.fam', 'id', 'body', 'emb')")
-    a.execute("CREATE TABLE app.ran (who text, what text)")
-    a.execute("GRANT INSERT ON app.ran TO PUBLIC")
-    a.execute("GRANT USAGE ON SCHEMA app TO PUBLIC")
-    a.execute("""CREATE FUNCTION app.evil() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN INSERT INTO app.ran VALUES (current_user, TG_NAME); RETURN coalesce(NEW, OLD); END $$""")
-    a.execute("""CREATE FUNCTION app.evil_bool(x text) RETURNS boolean LANGUAGE plpgsql
-        AS $$ BEGIN INSERT INTO app.ran VALUES (current_user, x); RETURN true; END $$""")
+    _plant_loggers(a)
     a.execute("CREATE TRIGGER ev_stmt AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON app.fam_kid "
               "FOR EACH STATEMENT EXECUTE FUNCTION app.evil()")
     a.execute("ALTER TABLE app.fam_kid ENABLE ROW LEVEL SECURITY")
