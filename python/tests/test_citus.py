@@ -668,3 +668,30 @@ def test_search_text_scores_the_best_estimates_on_a_distributed_domain(cluster, 
     c.execute("INSERT INTO memory_data.ordd_memories (id, content) VALUES ('z', 'apple')")
     for flt in ["", ", filter => '{\"x\": {\"$exists\": false}}'"]:
         assert one(c, f"SELECT id FROM memory.search_text('ordd', 'apple', 3{flt})") == "z", flt
+
+
+def test_create_metadata_index_on_a_distributed_domain(cluster, cconn):
+    """create_metadata_index on a distributed domain: the index is made through the coordinator
+    and reaches every shard, a second call (either name) builds nothing, and a range filter on
+    the key is exact across the shards."""
+    c = cconn
+    c.execute("SELECT memory.create_domain('mdix', %s)", (DIM,))
+    c.execute("SELECT memory.distribute_domain('mdix', 4)")
+    c.execute("INSERT INTO memory_data.mdix_memories (id, content, metadata) "
+              "SELECT 'r' || i, 'row ' || i, jsonb_build_object('n', i) "
+              "FROM generate_series(1, 200) AS i")
+    name = one(c, "SELECT memory.create_metadata_index('mdix', 'n', 'number')")
+    assert one(c, "SELECT memory.create_metadata_index('mdix', 'n', 'number')") == name
+    assert one(c, "SELECT count(*) FROM pg_indexes WHERE schemaname = 'memory_data' "
+                  "AND tablename = 'mdix_memories' AND indexname = %s", (name,)) == 1
+    shards = c.execute("SELECT shardid, nodeport FROM citus_shards"
+                       " WHERE table_name = 'memory_data.mdix_memories'::regclass").fetchall()
+    assert len(shards) == 4
+    by_port = {w.port: w for w in cluster.workers}
+    for s in shards:
+        with _worker_conn(by_port[s["nodeport"]]) as w:
+            w.execute("SET citus.override_table_visibility = off")  # (shards are hidden)
+            assert one(w, "SELECT count(*) FROM pg_class WHERE relname = %s",
+                       (f"{name}_{s['shardid']}",)) == 1, s
+    assert one(c, """SELECT memory.count('mdix', '{"n": {"$gte": 50, "$lt": 60}}')""") == 10
+    c.execute("SELECT memory.drop_domain('mdix')")
