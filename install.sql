@@ -164,7 +164,7 @@ BEGIN
     RETURN set_config('search_path', format('pg_catalog, %I, pg_temp', v_schema), true);
 END;
 $f$;
-DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019', '0020', '0021', '0022', '0023', '0024', '0025', '0026', '0027', '0028', '0029', '0030', '0031', '0032']::text[]); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019', '0020', '0021', '0022', '0023', '0024', '0025', '0026', '0027', '0028', '0029', '0030', '0031', '0032', '0033']::text[]); END $pgmemo$;
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -1287,6 +1287,18 @@ COMMENT ON TABLE memory_private.text_top IS
 
 DROP FUNCTION IF EXISTS memory_private._bm25_postings_cte(memory_private.domains, text);
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0032', '0032_text_top.sql', '580569f3d06f574789780188be2d90c4d9584165e2db5e683e74601e8fc1bc1e', 'versioned'); PERFORM memory_private._record_breaking('0032', false); END $pgmemo$;
+\endif
+-- migrations/0033_bm25_params_best_rows.sql
+SELECT memory_private._migration_needed('0033', '0033_bm25_params_best_rows.sql', '1ea501e64f37777a8e60545bd4773f3985cf0a3a2de9b1537b65b90cf2d7fa37', ARRAY[]::text[]) AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0033_bm25_params_best_rows: memory_private._bm25_params gained its argument best_rows (DEFAULT
+-- true): the default candidate budget of a search_text that takes the common words' best rows
+-- (200) and of one that does not (700) are its, instead of search_text overriding the budget
+-- after reading the session's setting a second time. Its old signature is dropped here (a
+-- zero-argument function beside the new one would make every call without an argument
+-- ambiguous) and made again by the SQL files. Not breaking: a private function.
+DROP FUNCTION IF EXISTS memory_private._bm25_params();
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0033', '0033_bm25_params_best_rows.sql', '1ea501e64f37777a8e60545bd4773f3985cf0a3a2de9b1537b65b90cf2d7fa37', 'versioned'); PERFORM memory_private._record_breaking('0033', false); END $pgmemo$;
 \endif
 DO $pgmemo$ BEGIN PERFORM memory_private._set_install_search_path(); END $pgmemo$;
 -- sql/00_private_helpers.sql
@@ -4049,9 +4061,13 @@ AS $$ SELECT 't.content_tsv' $$;
 -- rows, estimated, the common lexemes of a query may add to the candidate scan) and rerank (how
 -- many rows at least are scored exactly from their tsvector). k1 and b are the usual values
 -- (bm25s, Lucene): on the dev sweeps of bench/quality.py other values moved MRR@10 by less than
--- the sweep's noise. budget and rerank: with the common words' best rows as candidates
--- (memory_private.text_top), 200 and 20 scored MRR@10 at or above 700 and 50 without them, on
--- both corpora's dev queries, for about 27% less CPU (BENCHMARKS.md, "Search quality").
+-- the sweep's noise. budget: 200 for a search that takes the common words' best rows as
+-- candidates (best_rows: memory_private.text_top; search_text unfiltered, without a required
+-- part, not distributed), which scored MRR@10 at or above 700 without them on both corpora's
+-- dev queries for less CPU; 700 for the others (200 left the rows of a word in 200..700 rows
+-- out of a filtered search that every row passed). rerank 50: 20 lost 0.006 MRR@10 against
+-- exact scoring on 2,200 docstring summaries no sweep had used (stop 30; BENCHMARKS.md,
+-- "Search quality").
 -- proximity: the weight of the
 -- term-proximity bonus search_text adds to a row's BM25 score (_bm25_row_score_sql; 0: plain
 -- BM25), the best mean of both corpora's dev queries in the first sweep (within 0.001 of 0.5
@@ -4059,6 +4075,7 @@ AS $$ SELECT 't.content_tsv' $$;
 -- pgmemo.bm25_b (0..1), pgmemo.bm25_budget (rows, >= 0), pgmemo.bm25_rerank (1..10000) and
 -- pgmemo.bm25_proximity (0..10) for its corpus (out of range, not finite or unreadable: 22023).
 CREATE OR REPLACE FUNCTION memory_private._bm25_params(
+    best_rows boolean DEFAULT TRUE,
     OUT k1 double precision, OUT b double precision, OUT budget double precision,
     OUT rerank integer, OUT proximity double precision
 )
@@ -4074,7 +4091,7 @@ DECLARE
 BEGIN
     k1 := 1.2;
     b := 0.75;
-    budget := 200;
+    budget := CASE WHEN best_rows THEN 200 ELSE 700 END;
     rerank := 50;
     proximity := 0.7;
     IF v_k1 IS NULL AND v_b IS NULL AND v_budget IS NULL AND v_rerank IS NULL
@@ -4925,7 +4942,7 @@ AS $$
 DECLARE
     v_p record;
     v_c record;
-    v_k record := memory_private._bm25_params();
+    v_k record;
     -- the filter language (sql/33_filter_compile.sql): its values are $3 here
     v_f record := memory_private._filter_for(d, filter);
     v_cap bigint;
@@ -4940,14 +4957,10 @@ BEGIN
             cardinality(v_p.words), memory_private._text_max_words()
             USING ERRCODE = '22023';
     END IF;
-    -- A search that takes no best rows of the common words (memory_private.text_top: only an
-    -- unfiltered one without a required part, not distributed) keeps the budget measured
-    -- without them (700: BENCHMARKS.md, "Search quality"); 200 left the rows of a word in
-    -- 200..700 rows out of a filtered search that every row passed.
-    IF (v_f.predicate IS NOT NULL OR v_p.required IS NOT NULL OR d.distributed)
-        AND nullif(current_setting('pgmemo.bm25_budget', true), '') IS NULL THEN
-        v_k.budget := 700;
-    END IF;
+    -- (the common words' best rows, memory_private.text_top, only without a filter or a
+    -- required part, and not distributed: their default budget differs, _bm25_params)
+    v_k := memory_private._bm25_params(
+        v_f.predicate IS NULL AND v_p.required IS NULL AND NOT d.distributed);
     SELECT * INTO v_c
     FROM memory_private._text_candidates(d, v_p.words, v_p.phrases, v_k.budget);
     -- the call's cap on index rows, shared among its candidate lexemes (at most 64 of them)
@@ -5264,7 +5277,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'index reads in full). One refresh of a domain at a time (a second waits). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '285a5cc060f0e22075d15c521b21ae57cccbbd7ebd8b8a9ee7e16f23882b7679', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '1f5f9f015228ac1e4b0d9bc4bb6cf207445b46cec1a832533b3c7478163a4cb5', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.

@@ -406,8 +406,18 @@ def run_mode(conn, mode: str, queries: list[tuple[str, Any, str]],
     return ranks, times
 
 
+def bm25_defaults(conn) -> dict[str, float]:
+    """search_text's defaults (k1, b, budget, rerank, proximity) as the database has them: the
+    one place they are set is memory_private._bm25_params (sql/31_bm25.sql), read by a
+    connection that set none of the pgmemo.bm25_* settings."""
+    row = conn.execute("SELECT k1, b, budget, rerank, proximity "
+                       "FROM memory_private._bm25_params()").fetchone()
+    return {k: float(v) for k, v in row.items()}
+
+
 class BM25sContender:
-    """bm25s (PyPI) over the same documents, k1 1.2, b 0.75 (as memory.search_text), in process.
+    """bm25s (PyPI) over the same documents, with search_text's default k1 and b (read from the
+    database: bm25_defaults), in process.
 
     pg_tokens: documents and queries tokenized by the domain's own to_tsvector (each lexeme
     repeated as often as it occurs), so tokenizer, stemmer and stop words are PostgreSQL's;
@@ -424,7 +434,8 @@ class BM25sContender:
         self.bm25s = bm25s
         self.ids = [f"d{i:05d}" for i in range(len(docs))]
         self.pg_tokens = pg_tokens
-        self.retriever = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
+        p = bm25_defaults(conn)
+        self.retriever = bm25s.BM25(k1=p["k1"], b=p["b"], method="lucene")
         if pg_tokens:
             # every lexeme once per position, i.e. as often as it occurs in the text
             rows = conn.execute(
@@ -599,6 +610,7 @@ def evaluate(dsn: str | None = None, *, tiny: bool = False, n_docs: int | None =
 
     results: dict[str, Any] = {"modes": {}, "sweeps": {}}
     conn = connect_raw(eval_dsn)
+    defaults = bm25_defaults(conn)
     exact = exact_connection(eval_dsn)
     for name in CONTENDERS:
         _CONTENDERS[name] = BM25sContender(conn, DOMAIN, docs, [q[0] for q in test_q + dev_q],
@@ -649,7 +661,7 @@ def evaluate(dsn: str | None = None, *, tiny: bool = False, n_docs: int | None =
         "model": embedder.model, "max_doc_chars": MAX_DOC_CHARS, "tiny": tiny,
         "corpus_sha1": hashlib.sha1("\n".join(d.content for d in docs).encode()).hexdigest()[:12],
         "python": platform.python_version(), "machine": platform.machine(),
-        **load_info,
+        "bm25_defaults": defaults, **load_info,
     }
     results["seconds"] = round(time.perf_counter() - t0, 1)
     return results
@@ -814,7 +826,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "`make eval` (bench/quality.py). Defaults of every function; latency measured from the "
         f"client on the same machine (Python {c['python']}, {c['machine']}), the modes run "
-        "round-robin query by query. bm25s (PyPI, k1 1.2, b 0.75, Lucene IDF, as "
+        "round-robin query by query (the order rotated per query). bm25s (PyPI, "
+        f"k1 {c['bm25_defaults']['k1']:g}, b {c['bm25_defaults']['b']:g}, Lucene IDF, as "
         "`search_text`) runs in process, so its latency has no client/server round trip; "
         "\"PostgreSQL's lexemes\" gives it the very tokens `to_tsvector` made (same stemmer and "
         "stop words: only the ranking differs).",
@@ -839,8 +852,8 @@ def markdown(results: dict[str, Any]) -> str:
         out += ["### Corpus 2: documentation sections", "", corpus_text(second), "",
                 table(second), "", *sweep_table(second)]
     out += hybrid_choice(results)
-    for sweep, setting, default in KNOBS:
-        out += knob_choice(results, sweep, setting, default)
+    for sweep, names in KNOBS:
+        out += knob_choice(results, sweep, names)
     out += targets(results) + [""]
     out += gap_text(results) + [""]
     out += narrative(results) + [""]
@@ -849,8 +862,10 @@ def markdown(results: dict[str, Any]) -> str:
 
 def narrative(results: dict[str, Any]) -> list[str]:
     """How search_text ranks, and what the CPU figures say about the latency targets."""
+    d = {k: f"{v:g}" for k, v in results["config"]["bm25_defaults"].items()}
     out = [
-        "How `search_text` ranks (sql/31_bm25.sql): Okapi BM25 (k1 1.2, b 0.75, the values bm25s "
+        f"How `search_text` ranks (sql/31_bm25.sql): Okapi BM25 (k1 {d.get('k1')}, "
+        f"b {d.get('b')}, the values bm25s "
         "and Lucene use, and the contender's here; at stop 30 0.9 / 0.9 scored 0.003 better on "
         "the mean of both corpora's dev queries for `search_text`, and within 0.0015 either way "
         "for the hybrid, whose text half uses them too (+0.0008 docstrings, -0.0014 sections): "
@@ -863,20 +878,20 @@ def narrative(results: dict[str, Any]) -> list[str]:
         "index search per lexeme without reading any tsvector, which also counts its exact "
         "document frequency; lexemes outside the planner's most common elements are always "
         "candidates, common ones join rarest first while their estimated rows fit the budget "
-        "(`pgmemo.bm25_budget`, default 200 rows), and otherwise bring their 100 best rows by "
+        f"(`pgmemo.bm25_budget`, default {d.get('budget')} rows), and otherwise bring their 100 best rows by "
         "BM25's term weight as of the last refresh (`memory_private.text_top`) and add to "
         "every candidate's score, with the planner's frequency as df; (2) the rows passing the "
         "filter, best first by the BM25 score they would have (a posting of the index with its "
         "word once and the length estimated from the content's size, a best row with its "
-        "weight), the first max(k, `pgmemo.bm25_rerank` = 50) that still exist scored exactly "
-        "from their tsvectors. The budget and rerank defaults (200, 50) are within "
+        f"weight), the first max(k, `pgmemo.bm25_rerank` = {d.get('rerank')}) that still exist "
+        "scored exactly from their tsvectors. The budget and rerank defaults are within "
         f"{KNOB_TOLERANCE} of their sweep's best mean dev MRR@10 over both corpora (below); "
         "rerank 20 is too on the mean, but at stop 30 it was 0.005 below rerank 100 on the "
         "docstrings' 2,600 dev queries and 0.006 below exact scoring on them (the "
         "approximation's loss, which the documentation sections' 340 do not show): it was the "
         "default for a stop, chosen on 400 dev queries. To the exact score each pair of consecutive query words "
         "found near each other in the row adds a term-proximity bonus (in the manner of BM25TP): "
-        "`pgmemo.bm25_proximity` (default 0.7: the best mean of both corpora's dev queries in the first "
+        f"`pgmemo.bm25_proximity` (default {d.get('proximity')}: the best mean of both corpora's dev queries in the first "
         "sweep, within noise of 0.5 since, below) x "
         "the smaller IDF of the two words, x 1 side by side (either order), 1/4 two positions "
         "apart, 1/9 three apart; it is what lifts `search_text` above plain BM25 (the gap table "
@@ -982,7 +997,7 @@ def targets(results: dict[str, Any]) -> list[str]:
 def _own_pass(results: dict[str, Any]) -> str:
     """search_text's default alone: the rerank sweep's row of the default (a pass of its own
     over the dev queries, one query after another), as a clause."""
-    default = next(k[2] for k in KNOBS if k[1] == "pgmemo.bm25_rerank")
+    default = results["config"]["bm25_defaults"]["rerank"]
     row = next((r for r in (results.get("sweeps") or {}).get("text_rerank") or []
                 if r.get("pgmemo.bm25_rerank") == default), None)
     if not row:
@@ -1010,40 +1025,42 @@ def hybrid_choice(results: dict[str, Any]) -> list[str]:
             f"{runner[1]} / {runner[2]}, {runner[3]}: {runner_mrr:.4f}).", ""]
 
 
-# search_text's knobs and their defaults (memory_private._bm25_params), each judged by its sweep.
-KNOBS = (("text_k1_b", ("pgmemo.bm25_k1", "pgmemo.bm25_b"), (1.2, 0.75)),
-         ("text_budget", "pgmemo.bm25_budget", 200), ("text_rerank", "pgmemo.bm25_rerank", 50),
-         ("text_proximity", "pgmemo.bm25_proximity", 0.7))
+# search_text's knobs, each judged by its sweep against its default (config.bm25_defaults: the
+# sweep's settings are pgmemo.bm25_<name>).
+KNOBS = (("text_k1_b", ("k1", "b")), ("text_budget", ("budget",)),
+         ("text_rerank", ("rerank",)), ("text_proximity", ("proximity",)))
 # Differences of mean dev MRR@10 below this are noise (the same queries, paired, on ~3,000 dev
 # queries in all): a default within it of the best setting is kept.
 KNOB_TOLERANCE = 0.002
 
 
-def knob_choice(results: dict[str, Any], sweep: str, setting: str | tuple[str, ...],
-                default: Any) -> list[str]:
+def knob_choice(results: dict[str, Any], sweep: str, names: tuple[str, ...]) -> list[str]:
     """A search_text knob's default against its sweep: each value's mean dev MRR@10 over both
     corpora (so that the default is not tuned to one set) and server CPU, the best value, the
     cheapest within KNOB_TOLERANCE of it, and how far below the best the default is, on the
     mean and on each corpus (the documentation sections have about 340 dev queries, the
     docstrings 2,600: a gap the mean hides may be real on the larger set)."""
     second = results.get("second_corpus") or {}
-    names = setting if isinstance(setting, tuple) else (setting,)
-    value = (lambda r: tuple(r[n] for n in names)) if isinstance(setting, tuple) else (
-        lambda r: r[setting])
-    a = {value(r): r for r in (results.get("sweeps") or {}).get(sweep) or []}
-    b = {value(r): r for r in (second.get("sweeps") or {}).get(sweep) or []}
-    show = (lambda x: " / ".join(map(str, x))) if isinstance(setting, tuple) else str
+    default = tuple(results["config"]["bm25_defaults"][n] for n in names)
+    a = {tuple(float(r["pgmemo.bm25_" + n]) for n in names): r
+         for r in (results.get("sweeps") or {}).get(sweep) or []}
+    b = {tuple(float(r["pgmemo.bm25_" + n]) for n in names): r
+         for r in (second.get("sweeps") or {}).get(sweep) or []}
+
+    def show(x: tuple) -> str:
+        return " / ".join(f"{v:g}" for v in x)
+
     rows = {x: ((a[x]["mrr@10"] + b[x]["mrr@10"]) / 2,
                 ((a[x].get("cpu_ms") or 0) + (b[x].get("cpu_ms") or 0)) / 2)
             for x in a if x in b}
-    if not rows or default not in rows:
+    if default not in rows:
         return []
     best = max(rows, key=lambda x: (rows[x][0], x == default))
     near = [x for x in rows if rows[x][0] >= rows[best][0] - KNOB_TOLERANCE]
     cheapest = min(near, key=lambda x: (rows[x][1], x != default))
     gap = rows[best][0] - rows[default][0]
     per = [max(r[x]["mrr@10"] for x in rows) - r[default]["mrr@10"] for r in (a, b)]
-    return [" / ".join(f"`{n}`" for n in names)
+    return [" / ".join(f"`pgmemo.bm25_{n}`" for n in names)
             + ", mean dev MRR@10 over both corpora (server CPU ms): "
             + ", ".join(f"{show(x)}: {m:.4f} ({c:.2f})" for x, (m, c) in sorted(rows.items()))
             + f". Best {show(best)}; the cheapest within {KNOB_TOLERANCE} of it {show(cheapest)}; "

@@ -169,9 +169,13 @@ AS $$ SELECT 't.content_tsv' $$;
 -- rows, estimated, the common lexemes of a query may add to the candidate scan) and rerank (how
 -- many rows at least are scored exactly from their tsvector). k1 and b are the usual values
 -- (bm25s, Lucene): on the dev sweeps of bench/quality.py other values moved MRR@10 by less than
--- the sweep's noise. budget and rerank: with the common words' best rows as candidates
--- (memory_private.text_top), 200 and 20 scored MRR@10 at or above 700 and 50 without them, on
--- both corpora's dev queries, for about 27% less CPU (BENCHMARKS.md, "Search quality").
+-- the sweep's noise. budget: 200 for a search that takes the common words' best rows as
+-- candidates (best_rows: memory_private.text_top; search_text unfiltered, without a required
+-- part, not distributed), which scored MRR@10 at or above 700 without them on both corpora's
+-- dev queries for less CPU; 700 for the others (200 left the rows of a word in 200..700 rows
+-- out of a filtered search that every row passed). rerank 50: 20 lost 0.006 MRR@10 against
+-- exact scoring on 2,200 docstring summaries no sweep had used (stop 30; BENCHMARKS.md,
+-- "Search quality").
 -- proximity: the weight of the
 -- term-proximity bonus search_text adds to a row's BM25 score (_bm25_row_score_sql; 0: plain
 -- BM25), the best mean of both corpora's dev queries in the first sweep (within 0.001 of 0.5
@@ -179,6 +183,7 @@ AS $$ SELECT 't.content_tsv' $$;
 -- pgmemo.bm25_b (0..1), pgmemo.bm25_budget (rows, >= 0), pgmemo.bm25_rerank (1..10000) and
 -- pgmemo.bm25_proximity (0..10) for its corpus (out of range, not finite or unreadable: 22023).
 CREATE OR REPLACE FUNCTION memory_private._bm25_params(
+    best_rows boolean DEFAULT TRUE,
     OUT k1 double precision, OUT b double precision, OUT budget double precision,
     OUT rerank integer, OUT proximity double precision
 )
@@ -194,7 +199,7 @@ DECLARE
 BEGIN
     k1 := 1.2;
     b := 0.75;
-    budget := 200;
+    budget := CASE WHEN best_rows THEN 200 ELSE 700 END;
     rerank := 50;
     proximity := 0.7;
     IF v_k1 IS NULL AND v_b IS NULL AND v_budget IS NULL AND v_rerank IS NULL
@@ -1045,7 +1050,7 @@ AS $$
 DECLARE
     v_p record;
     v_c record;
-    v_k record := memory_private._bm25_params();
+    v_k record;
     -- the filter language (sql/33_filter_compile.sql): its values are $3 here
     v_f record := memory_private._filter_for(d, filter);
     v_cap bigint;
@@ -1060,14 +1065,10 @@ BEGIN
             cardinality(v_p.words), memory_private._text_max_words()
             USING ERRCODE = '22023';
     END IF;
-    -- A search that takes no best rows of the common words (memory_private.text_top: only an
-    -- unfiltered one without a required part, not distributed) keeps the budget measured
-    -- without them (700: BENCHMARKS.md, "Search quality"); 200 left the rows of a word in
-    -- 200..700 rows out of a filtered search that every row passed.
-    IF (v_f.predicate IS NOT NULL OR v_p.required IS NOT NULL OR d.distributed)
-        AND nullif(current_setting('pgmemo.bm25_budget', true), '') IS NULL THEN
-        v_k.budget := 700;
-    END IF;
+    -- (the common words' best rows, memory_private.text_top, only without a filter or a
+    -- required part, and not distributed: their default budget differs, _bm25_params)
+    v_k := memory_private._bm25_params(
+        v_f.predicate IS NULL AND v_p.required IS NULL AND NOT d.distributed);
     SELECT * INTO v_c
     FROM memory_private._text_candidates(d, v_p.words, v_p.phrases, v_k.budget);
     -- the call's cap on index rows, shared among its candidate lexemes (at most 64 of them)

@@ -46,6 +46,17 @@ def _worker_conn(node):
     return c
 
 
+def _shards(cluster, conn, table: str):
+    """(shard id, a connection to its worker that sees shards) for each shard of table."""
+    shards = conn.execute("SELECT shardid, nodeport FROM citus_shards"
+                          " WHERE table_name = %s::regclass", (table,)).fetchall()
+    by_port = {w.port: w for w in cluster.workers}
+    for s in shards:
+        with _worker_conn(by_port[s["nodeport"]]) as w:
+            w.execute("SET citus.override_table_visibility = off")  # (shards are hidden)
+            yield s["shardid"], w
+
+
 def _placements(conn, table: str) -> dict[int, int]:
     """Shards of table per worker port."""
     rows = conn.execute(
@@ -640,17 +651,14 @@ def test_write_cost_settings_reach_the_shards(cluster, cconn):
               .read_text())
     assert one(c, "SELECT reloptions FROM pg_class WHERE oid = 'memory_data.wcost_memories'"
                   "::regclass") == ["toast_tuple_target=4080"]
-    shards = c.execute("SELECT shardid, nodeport FROM citus_shards"
-                       " WHERE table_name = 'memory_data.wcost_memories'::regclass").fetchall()
-    assert len(shards) == 4
-    by_port = {w.port: w for w in cluster.workers}
-    for s in shards:
-        with _worker_conn(by_port[s["nodeport"]]) as w:
-            w.execute("SET citus.override_table_visibility = off")  # (shards are hidden)
-            assert one(w, "SELECT reloptions FROM pg_class WHERE relname = %s",
-                       (f"wcost_memories_{s['shardid']}",)) == ["toast_tuple_target=4080"]
-            assert one(w, "SELECT reloptions FROM pg_class WHERE relname = %s",
-                       (f"wcost_memories_fts_{s['shardid']}",)) == ["gin_pending_list_limit=256"]
+    seen = 0
+    for shardid, w in _shards(cluster, c, "memory_data.wcost_memories"):
+        assert one(w, "SELECT reloptions FROM pg_class WHERE relname = %s",
+                   (f"wcost_memories_{shardid}",)) == ["toast_tuple_target=4080"]
+        assert one(w, "SELECT reloptions FROM pg_class WHERE relname = %s",
+                   (f"wcost_memories_fts_{shardid}",)) == ["gin_pending_list_limit=256"]
+        seen += 1
+    assert seen == 4
     c.execute("SELECT memory.drop_domain('wcost')")
 
 
@@ -684,14 +692,11 @@ def test_create_metadata_index_on_a_distributed_domain(cluster, cconn):
     assert one(c, "SELECT memory.create_metadata_index('mdix', 'n', 'number')") == name
     assert one(c, "SELECT count(*) FROM pg_indexes WHERE schemaname = 'memory_data' "
                   "AND tablename = 'mdix_memories' AND indexname = %s", (name,)) == 1
-    shards = c.execute("SELECT shardid, nodeport FROM citus_shards"
-                       " WHERE table_name = 'memory_data.mdix_memories'::regclass").fetchall()
-    assert len(shards) == 4
-    by_port = {w.port: w for w in cluster.workers}
-    for s in shards:
-        with _worker_conn(by_port[s["nodeport"]]) as w:
-            w.execute("SET citus.override_table_visibility = off")  # (shards are hidden)
-            assert one(w, "SELECT count(*) FROM pg_class WHERE relname = %s",
-                       (f"{name}_{s['shardid']}",)) == 1, s
+    seen = 0
+    for shardid, w in _shards(cluster, c, "memory_data.mdix_memories"):
+        assert one(w, "SELECT count(*) FROM pg_class WHERE relname = %s",
+                   (f"{name}_{shardid}",)) == 1, shardid
+        seen += 1
+    assert seen == 4
     assert one(c, """SELECT memory.count('mdix', '{"n": {"$gte": 50, "$lt": 60}}')""") == 10
     c.execute("SELECT memory.drop_domain('mdix')")
