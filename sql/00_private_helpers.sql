@@ -226,7 +226,7 @@ $body$$f$, memory_private._check_embedding_sql('dimension', 'domain', 'embedding
 END;
 $install$;
 
--- The pending list of pgmemo's GIN indexes (full-text, metadata), in kB: 256 (PostgreSQL's
+-- The pending list of pgmemo's GIN indexes (full-text, metadata), in kB: 1024 (PostgreSQL's
 -- default is 4 MB). With fastupdate, new entries wait in an unsorted list that every search of
 -- the index reads in full, and memory.search_text searches the index once per candidate word
 -- (at most 64): after a few thousand writes, a 32-word query read the 4 MB list 32 times (21 ms
@@ -234,17 +234,21 @@ $install$;
 -- often writers merge it, in smaller batches: each merge descends the index once per distinct
 -- word, so small merges cost writes. Measured on 5,000 docstrings with the list just under its
 -- limit (worst case), a 64-word search_text: 3.3 ms merged, 4.3 ms at 64 kB, 7.5 ms at 256 kB,
--- 19.6 ms at 1 MB, 70 ms at 4 MB; store_many of 500 rows without embeddings, the merges it
--- leaves for later counted: 0.75x the pre-text-search baseline at 64 kB, 0.88x at 256 kB (with
--- _toast_tuple_target; BENCHMARKS.md "Text search write cost"). 256 kB bounds the search
--- (issue 11) and keeps writes within issue 14's 15%. WITH (gin_pending_list_limit = <this>) on
--- every GIN index pgmemo makes (memory_private._secondary_indexes, _adopted_helper_indexes;
--- migrations 0018 and 0022).
+-- 19.6 ms at 1 MB, 70 ms at 4 MB. Over the list's whole cycle (3,000 docstrings, then 150
+-- rounds of 20 rows written and three searches), 1 MB against 256 kB: 3 words p50 2.55 / 2.49
+-- ms, 8 words 3.30 / 3.18 ms, 64 words 7.72 / 7.17 ms (max 14.2 / 11.0). store_many of 500
+-- rows without embeddings, the merges it leaves for later counted, in server CPU per row
+-- against the pre-text-search baseline: 0.75x at 64 kB, 0.90x at 256 kB, 0.98x at 1 MB (with
+-- _toast_tuple_target; BENCHMARKS.md "Text search write cost"). 1 MB keeps writes within issue
+-- 14's 15% with a margin for noisy machines and still bounds the search (issue 11);
+-- refresh_text_stats (run_maintenance) merges the list. WITH (gin_pending_list_limit = <this>)
+-- on every GIN index pgmemo makes (memory_private._secondary_indexes, _adopted_helper_indexes;
+-- migrations 0018, 0022 and 0034).
 CREATE OR REPLACE FUNCTION memory_private._gin_pending_list_kb()
 RETURNS integer
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$ SELECT 256 $$;
+AS $$ SELECT 1024 $$;
 
 -- The toast_tuple_target of the tables create_domain makes, in bytes: a row is compressed (or
 -- moved to TOAST) only above 4080 bytes, two rows per 8 kB page, instead of PostgreSQL's

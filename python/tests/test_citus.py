@@ -636,7 +636,7 @@ def test_repair_shard_indexes_when_the_index_name_is_taken(cluster, cconn):
 
 
 def test_write_cost_settings_reach_the_shards(cluster, cconn):
-    """Migration 0022 on a cluster: the toast_tuple_target of a distributed domain's table and
+    """Migrations 0022 and 0034 on a cluster: the toast_tuple_target of a distributed domain's table and
     the pending list of its GIN indexes are set through the coordinator and reach every shard
     (what create_domain gives a new domain, and what the migration gives an existing one)."""
     from pathlib import Path
@@ -647,8 +647,9 @@ def test_write_cost_settings_reach_the_shards(cluster, cconn):
     # as a domain distributed before 0022 had them
     c.execute("ALTER TABLE memory_data.wcost_memories RESET (toast_tuple_target)")
     c.execute("ALTER INDEX memory_data.wcost_memories_fts SET (gin_pending_list_limit = 64)")
-    c.execute((Path(__file__).resolve().parents[2] / "migrations" / "0022_write_cost.sql")
-              .read_text())
+    migrations = Path(__file__).resolve().parents[2] / "migrations"
+    c.execute((migrations / "0022_write_cost.sql").read_text())
+    c.execute((migrations / "0034_gin_pending_list_1mb.sql").read_text())
     assert one(c, "SELECT reloptions FROM pg_class WHERE oid = 'memory_data.wcost_memories'"
                   "::regclass") == ["toast_tuple_target=4080"]
     seen = 0
@@ -656,7 +657,7 @@ def test_write_cost_settings_reach_the_shards(cluster, cconn):
         assert one(w, "SELECT reloptions FROM pg_class WHERE relname = %s",
                    (f"wcost_memories_{shardid}",)) == ["toast_tuple_target=4080"]
         assert one(w, "SELECT reloptions FROM pg_class WHERE relname = %s",
-                   (f"wcost_memories_fts_{shardid}",)) == ["gin_pending_list_limit=256"]
+                   (f"wcost_memories_fts_{shardid}",)) == ["gin_pending_list_limit=1024"]
         seen += 1
     assert seen == 4
     c.execute("SELECT memory.drop_domain('wcost')")

@@ -279,10 +279,11 @@ def test_table_owner_policy_never_runs_as_a_non_superuser_pgmemo(fresh_server):
 
 
 def test_write_cost_migration_as_a_non_superuser_owner(fresh_server):
-    """Migration 0022 on a database whose domains were made before it, run by pgmemo's owner with
-    no SUPERUSER (managed services): toast_tuple_target on pgmemo's own table and the pending
-    list of its GIN indexes and of an adopted table's helper index (the table of a role pgmemo's
-    owner may act for, as adoption needs) are set; the adopted table's own settings are not."""
+    """Migrations 0022 and 0034 on a database whose domains were made before them, run by
+    pgmemo's owner with no SUPERUSER (managed services): toast_tuple_target on pgmemo's own table
+    and the pending list of its GIN indexes and of an adopted table's helper index (the table of
+    a role pgmemo's owner may act for, as adoption needs) are set; the adopted table's own
+    settings and indexes are not."""
     with _su(fresh_server) as c:
         c.execute("CREATE ROLE wc_owner LOGIN NOSUPERUSER NOCREATEROLE")
         c.execute("CREATE ROLE wc_tenant LOGIN NOSUPERUSER")
@@ -299,20 +300,36 @@ def test_write_cost_migration_as_a_non_superuser_owner(fresh_server):
         o.execute("ALTER TABLE app.docs OWNER TO wc_owner")
         o.execute("SELECT memory.adopt_table('docs', 'app.docs', 'id', 'body', 'emb')")
         o.execute("SELECT memory.create_domain('old', 3)")
-        # as migration 0018 left them
+        # as migration 0018 left them (the adopted domain's text index: as 0024-0033 made it)
         o.execute("ALTER TABLE memory_data.old_memories RESET (toast_tuple_target)")
+        o.execute("ALTER INDEX memory_data.docs_text_gin SET (gin_pending_list_limit = 256)")
         for idx in ("memory_data.old_memories_fts", "memory_data.old_memories_metadata_gin"):
             o.execute(f"ALTER INDEX {idx} SET (gin_pending_list_limit = 64)")
-        o.execute((Path(__file__).resolve().parents[2] / "migrations" / "0022_write_cost.sql")
-                  .read_text())
-        got = {r["relname"]: r["reloptions"] for r in o.execute(
-            "SELECT relname, reloptions FROM pg_catalog.pg_class WHERE relname IN ('old_memories',"
-            " 'old_memories_fts', 'old_memories_metadata_gin', 'docs', 'docs_text_gin')")}
-        assert got == {"old_memories": ["toast_tuple_target=4080"],
-                       "old_memories_fts": ["gin_pending_list_limit=256"],
-                       "old_memories_metadata_gin": ["gin_pending_list_limit=256"],
-                       "docs_text_gin": ["gin_pending_list_limit=256"],
-                       "docs": None}
+        # the user's own GIN index on the adopted table is the user's: never touched
+        o.execute("CREATE INDEX docs_body_gin ON app.docs USING gin (to_tsvector('simple', body))"
+                  " WITH (gin_pending_list_limit = 64)")
+
+        def reloptions():
+            return {r["relname"]: r["reloptions"] for r in o.execute(
+                "SELECT relname, reloptions FROM pg_catalog.pg_class WHERE relname IN "
+                "('old_memories', 'old_memories_fts', 'old_memories_metadata_gin', 'docs',"
+                " 'docs_text_gin', 'docs_body_gin')")}
+
+        migrations = Path(__file__).resolve().parents[2] / "migrations"
+        o.execute((migrations / "0022_write_cost.sql").read_text())
+        assert reloptions() == {"old_memories": ["toast_tuple_target=4080"],
+                                "old_memories_fts": ["gin_pending_list_limit=256"],
+                                "old_memories_metadata_gin": ["gin_pending_list_limit=256"],
+                                "docs_text_gin": ["gin_pending_list_limit=256"],
+                                "docs_body_gin": ["gin_pending_list_limit=64"],
+                                "docs": None}
+        o.execute((migrations / "0034_gin_pending_list_1mb.sql").read_text())
+        assert reloptions() == {"old_memories": ["toast_tuple_target=4080"],
+                                "old_memories_fts": ["gin_pending_list_limit=1024"],
+                                "old_memories_metadata_gin": ["gin_pending_list_limit=1024"],
+                                "docs_text_gin": ["gin_pending_list_limit=1024"],
+                                "docs_body_gin": ["gin_pending_list_limit=64"],
+                                "docs": None}
         o.execute("SELECT memory.drop_domain('old')")
         o.execute("SELECT memory.drop_domain('docs')")
 
