@@ -237,10 +237,11 @@ $install$;
 -- 19.6 ms at 1 MB, 70 ms at 4 MB. Over the list's whole cycle (3,000 docstrings, then 150
 -- rounds of 20 rows written and three searches), 1 MB against 256 kB: 3 words p50 2.55 / 2.49
 -- ms, 8 words 3.30 / 3.18 ms, 64 words 7.72 / 7.17 ms (max 14.2 / 11.0). store_many of 500
--- rows without embeddings, the merges it leaves for later counted, in server CPU per row
--- against the pre-text-search baseline: 0.75x at 64 kB, 0.90x at 256 kB, 0.98x at 1 MB (with
+-- rows without embeddings, the merges it leaves for later counted, against the pre-text-search
+-- baseline: 0.75x at 64 kB, 0.81x-0.93x at 256 kB across runs and machines, 0.98x at 1 MB in a
+-- side-by-side of the sizes and 0.87x in make eval's run (server CPU per row; with
 -- _toast_tuple_target; BENCHMARKS.md "Text search write cost"). 1 MB keeps writes within issue
--- 14's 15% with a margin for noisy machines and still bounds the search (issue 11);
+-- 14's 15% and still bounds the search (issue 11);
 -- refresh_text_stats (run_maintenance) merges the list. WITH (gin_pending_list_limit = <this>)
 -- on every GIN index pgmemo makes (memory_private._secondary_indexes, _adopted_helper_indexes;
 -- migrations 0018, 0022 and 0034).
