@@ -6369,7 +6369,8 @@ BEGIN
                 'HNSW scan is cheaper)', round(p.matching_rows), p.counted_rows) END,
         round(p.total_rows),
         round((100 * greatest(p.matching_rows, 1) / p.total_rows)::numeric, 3),
-        CASE WHEN p.filter_index THEN '' ELSE ' and no index serves the filter' END,
+        CASE WHEN p.filter_index THEN '' ELSE ' and no index serves the filter '
+            '(memory.create_metadata_index(domain, key, type) makes one for a compared key)' END,
         CASE p.path
             WHEN 'exact' THEN format('an exact scan of the matching rows (~%s us) is cheaper than '
                 'the HNSW iterative scan (~%s us)', round(p.exact_cost), round(p.hnsw_cost))
@@ -6399,7 +6400,7 @@ BEGIN
     RETURN saved;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:34_search_plan.sql', '34_search_plan.sql', 'be431dbbe8b6d2ec0013e4dbd3deb8511c70806f824da859b57bb66c3ac0360d', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:34_search_plan.sql', '34_search_plan.sql', '6b4b77ce9b5024ebf804fa2659fff4397efede262c7212b721b103b86fcb2257', 'repeatable'); END $pgmemo$;
 -- sql/35_filter_api.sql
 -- The filter language's public functions besides the searches: memory.count (rows matching a
 -- filter) and memory.create_metadata_index (the btree expression indexes that the compiled
@@ -11846,8 +11847,8 @@ COMMENT ON FUNCTION memory.explain_search(text, integer, jsonb) IS
 'exact query as fallback when it returns fewer than k rows; unfiltered: hnsw), matching_rows '
 'the planner''s estimate of the rows the filter matches (NULL without a filter) or, when an '
 'estimate that picks hnsw was checked by counting the rows (bounded) and fewer matched, the '
-'count; reason why.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', '5b55650a9b648996209c7185b06454eb2989bae8fb384284c653a722fbceb8ee', 'repeatable'); END $pgmemo$;
+'count; reason why (naming memory.create_metadata_index when no index serves the filter).';
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql', '60_diagnostics.sql', '697b9fea164f9358818cbe86a21c4c66d6fd5b7af6a49ccc7b79403a77244412', 'repeatable'); END $pgmemo$;
 -- sql/61_diagnose.sql
 -- Diagnostics, part 2: the per-domain checks behind memory.diagnose() (60_diagnostics.sql).
 -- Every failure from the incident reports, found by one call, each with a sentence and (where

@@ -2,7 +2,7 @@
 -- HNSW iterative scan when many do, the exact query as fallback when the index gives up before
 -- k rows, explain_search showing the path and its reason, and the caller's settings untouched.
 BEGIN;
-SELECT plan(36);
+SELECT plan(38);
 
 -- 10,000 rows of 16 dimensions; keys matching 5 rows (0.05%), 1% and 50% of them.
 SELECT memory.create_domain('pl', 16);
@@ -144,8 +144,13 @@ SELECT matches((SELECT e.reason FROM memory.explain_search('pl', 10,
 SELECT is((SELECT count(*) FILTER (WHERE (s.metadata->>'num')::int BETWEEN 100 AND 180)
     FROM memory.search('pl', pg_temp.q('p9'), 5, '{"num": {"$between": [100, 180]}}') AS s),
     5::bigint, 'and its 5 rows match the range');
+SELECT matches((SELECT e.reason FROM memory.explain_search('pl', 10, '{"num": {"$lt": 20}}') AS e),
+    'no index serves the filter \(memory\.create_metadata_index\(domain, key, type\) makes one',
+    'an unindexed range: the reason names the function that makes its index');
 SELECT memory.create_metadata_index('pl', 'num', 'number');
 ANALYZE memory_data.pl_memories;
+SELECT doesnt_match((SELECT e.reason FROM memory.explain_search('pl', 10, '{"num": {"$lt": 20}}') AS e),
+    'create_metadata_index|no index serves', 'with the index: no such hint');
 SELECT is((SELECT e.path FROM memory.explain_search('pl', 10, '{"num": {"$lt": 20}}') AS e), 'exact',
     'with its expression index, the range on 0.2% of the rows: exact');
 SELECT is(pg_temp.got(pg_temp.q('p9'), '{"num": {"$lt": 20}}', 5),

@@ -312,7 +312,8 @@ BEGIN
                 'HNSW scan is cheaper)', round(p.matching_rows), p.counted_rows) END,
         round(p.total_rows),
         round((100 * greatest(p.matching_rows, 1) / p.total_rows)::numeric, 3),
-        CASE WHEN p.filter_index THEN '' ELSE ' and no index serves the filter' END,
+        CASE WHEN p.filter_index THEN '' ELSE ' and no index serves the filter '
+            '(memory.create_metadata_index(domain, key, type) makes one for a compared key)' END,
         CASE p.path
             WHEN 'exact' THEN format('an exact scan of the matching rows (~%s us) is cheaper than '
                 'the HNSW iterative scan (~%s us)', round(p.exact_cost), round(p.hnsw_cost))

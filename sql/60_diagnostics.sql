@@ -338,4 +338,4 @@ COMMENT ON FUNCTION memory.explain_search(text, integer, jsonb) IS
 'exact query as fallback when it returns fewer than k rows; unfiltered: hnsw), matching_rows '
 'the planner''s estimate of the rows the filter matches (NULL without a filter) or, when an '
 'estimate that picks hnsw was checked by counting the rows (bounded) and fewer matched, the '
-'count; reason why.';
+'count; reason why (naming memory.create_metadata_index when no index serves the filter).';
