@@ -6269,17 +6269,29 @@ DECLARE
     v_now double precision := extract(epoch FROM clock_timestamp());
     v_limit bigint;
     v_seqscan text;
+    -- The iterative scan stops after this many tuples (then the exact query runs when fewer
+    -- than k rows matched): pgvector's default, 20000. pgvector counts every tuple the graph
+    -- walk visits, and once at the bound it returns the candidates it had set aside, which
+    -- are not the nearest, so a bound sized to the estimate loses recall instead of falling
+    -- back: 1000 cost 0.02 of recall@10 at 10% on 100K rows (0.95 against 0.97), 40 visits
+    -- per candidate needed gave recall 0.73 with a stale estimate (30% for a 1% filter;
+    -- BENCHMARKS.md).
+    v_max_scan constant integer := 20000;
 BEGIN
     -- The same filter as the session's previous filtered search, less than 10 seconds ago (an
     -- application searching one user's memories again and again): its plan, without estimating
     -- (or counting) again. A stale plan can only pick the slower path, never change the rows
-    -- (the exact path is exact, the hnsw path falls back to it).
+    -- (the exact path is exact, the hnsw path falls back to it). The caller can write the
+    -- setting: an entry is taken only for a known path, with ef_search clamped as computed
+    -- below and the scan bound not read from it, so a forged one picks no more than the
+    -- caller's own arguments could (tested: filter_planner.sql).
     IF reuse THEN
         v_cached := string_to_array(current_setting('pgmemo.filter_estimate', true), ' ');
-        IF v_cached[1] = v_key AND v_now - v_cached[2]::double precision < 10 THEN
+        IF v_cached[1] = v_key AND v_now - v_cached[2]::double precision < 10
+            AND v_cached[3] IN ('exact', 'hnsw') THEN
             path := v_cached[3];
-            ef := v_cached[4]::integer;
-            max_scan_tuples := v_cached[5]::integer;
+            ef := coalesce(ef_search, least(greatest(v_cached[4]::integer, k), 1000));
+            max_scan_tuples := v_max_scan;
             matching_rows := v_cached[6]::double precision;
             total_rows := v_cached[7]::double precision;
             filter_index := v_cached[8]::boolean;
@@ -6309,14 +6321,7 @@ BEGIN
         -- took 5.5 ms; BENCHMARKS.md). The iterative scan goes on until k rows match anyway.
         ef := coalesce(ef_search, least(greatest(CASE WHEN filter_index
             THEN ceil(v_needed)::integer ELSE 0 END, v_default_ef, k), 1000));
-        -- The iterative scan stops after this many tuples (then the exact query runs when fewer
-        -- than k rows matched): pgvector's default, 20000. pgvector counts every tuple the graph
-        -- walk visits, and once at the bound it returns the candidates it had set aside, which
-        -- are not the nearest, so a bound sized to the estimate loses recall instead of falling
-        -- back: 1000 cost 0.02 of recall@10 at 10% on 100K rows (0.95 against 0.97), 40 visits
-        -- per candidate needed gave recall 0.73 with a stale estimate (30% for a 1% filter;
-        -- BENCHMARKS.md).
-        max_scan_tuples := 20000;
+        max_scan_tuples := v_max_scan;
         exact_cost := CASE WHEN filter_index THEN 0 ELSE total_rows * v_c.seq_row END
             + matching_rows * v_c.exact_row;
         hnsw_cost := greatest(v_needed, ef) * v_c.hnsw_row;
@@ -6400,7 +6405,7 @@ BEGIN
     RETURN saved;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:34_search_plan.sql', '34_search_plan.sql', '6b4b77ce9b5024ebf804fa2659fff4397efede262c7212b721b103b86fcb2257', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:34_search_plan.sql', '34_search_plan.sql', '4bad02b7b81bbbca9164cf154bf38f89046bd948b529b0ebc38c3262624c3bdb', 'repeatable'); END $pgmemo$;
 -- sql/35_filter_api.sql
 -- The filter language's public functions besides the searches: memory.count (rows matching a
 -- filter) and memory.create_metadata_index (the btree expression indexes that the compiled

@@ -2,7 +2,7 @@
 -- HNSW iterative scan when many do, the exact query as fallback when the index gives up before
 -- k rows, explain_search showing the path and its reason, and the caller's settings untouched.
 BEGIN;
-SELECT plan(38);
+SELECT plan(42);
 
 -- 10,000 rows of 16 dimensions; keys matching 5 rows (0.05%), 1% and 50% of them.
 SELECT memory.create_domain('pl', 16);
@@ -63,6 +63,32 @@ SELECT is(pg_temp.got(pg_temp.q('p7'), '{"pct1": true}', 10),
     '1% again, with nothing kept');
 SELECT matches(current_setting('pgmemo.filter_estimate', true), '^[0-9a-f]{32} [0-9.]+ (exact|hnsw) [0-9]+ ',
     'memory.search keeps the estimate of its last filter for the session (reused for 10 s)');
+
+-- The caller can write that setting: a forged entry (the right key, an ef_search and a scan
+-- bound beyond any the planner picks, or an unknown path) is taken only within the planner's
+-- own bounds: the rows come back, ef_search <= 1000, the scan bound pgvector's default.
+SELECT is((SELECT count(*) FROM memory.search('pl', pg_temp.q('p3'), 10, '{"half": true}')),
+    10::bigint, 'a 50% filter, kept');
+SELECT set_config('pgmemo.filter_estimate', array_to_string(
+    (string_to_array(current_setting('pgmemo.filter_estimate'), ' '))[1:2]
+    || ARRAY['hnsw', '100000', '2147483647']
+    || (string_to_array(current_setting('pgmemo.filter_estimate'), ' '))[6:], ' '), false);
+SELECT is((SELECT p.ef || ' ' || p.max_scan_tuples
+    FROM memory_private._filter_for((SELECT d FROM memory_private.domains AS d WHERE d.domain = 'pl'),
+        '{"half": true}') AS c,
+        memory_private._search_plan((SELECT d FROM memory_private.domains AS d WHERE d.domain = 'pl'),
+            c.predicate, c.params, 10, NULL, true) AS p), '1000 20000',
+    'a forged ef_search and scan bound: clamped to 1000 and the default bound');
+SELECT is((SELECT count(*) FROM memory.search('pl', pg_temp.q('p3'), 10, '{"half": true}')),
+    10::bigint, 'memory.search with the forged entry: its rows, no error');
+SELECT set_config('pgmemo.filter_estimate', regexp_replace(
+    current_setting('pgmemo.filter_estimate'), '^([0-9a-f]{32} [0-9.]+) [a-z]+ ', '\1 bogus '), false);
+SELECT is((SELECT p.path
+    FROM memory_private._filter_for((SELECT d FROM memory_private.domains AS d WHERE d.domain = 'pl'),
+        '{"half": true}') AS c,
+        memory_private._search_plan((SELECT d FROM memory_private.domains AS d WHERE d.domain = 'pl'),
+            c.predicate, c.params, 10, NULL, true) AS p), 'hnsw',
+    'an unknown path in the entry: planned afresh');
 
 -- Many rows match: the HNSW iterative scan.
 SELECT is((SELECT e.path FROM memory.explain_search('pl', 10, '{"half": true}') AS e), 'hnsw',
