@@ -8182,13 +8182,20 @@ BEGIN
         EXECUTE format($sql$DROP TRIGGER IF EXISTS %I ON %s$sql$, v_item.tgname,
             memory_private._qualified(v_item.tgrelid::regclass));
     END LOOP;
-    FOR v_item IN SELECT * FROM memory_private._wire_functions(d) LOOP
-        EXECUTE format($sql$DROP FUNCTION IF EXISTS memory_private.%I$sql$,
-            memory_private._wire_name(d.domain, v_item.kind));
+    -- the ones that exist (a domain has only the kinds its table needs: a DROP of each possible
+    -- name IF EXISTS printed a notice per missing one on every drop_domain)
+    FOR v_item IN
+        SELECT p.oid::pg_catalog.regprocedure AS fn
+        FROM pg_catalog.pg_proc AS p
+        WHERE p.pronamespace = 'memory_private'::regnamespace
+          AND p.proname IN (SELECT memory_private._wire_name(d.domain, f.kind)
+                            FROM memory_private._wire_functions(d) AS f)
+    LOOP
+        EXECUTE format($sql$DROP FUNCTION IF EXISTS %s$sql$, v_item.fn);
     END LOOP;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', 'c518811e4437035c93b0520e77fd05f753a9205c2d7f0320962dd07a834aa541', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', '7b01894b5ed975631febda2f9c7bf41106c0a68fac30d209cae3bf05f02c9702', 'repeatable'); END $pgmemo$;
 -- sql/45_adopt.sql
 -- Adopted domains: memory.adopt_table puts an application's own table (with an id, a text column
 -- and a vector(n) column) behind a pgmemo domain without copying a row.

@@ -623,9 +623,16 @@ BEGIN
         EXECUTE format($sql$DROP TRIGGER IF EXISTS %I ON %s$sql$, v_item.tgname,
             memory_private._qualified(v_item.tgrelid::regclass));
     END LOOP;
-    FOR v_item IN SELECT * FROM memory_private._wire_functions(d) LOOP
-        EXECUTE format($sql$DROP FUNCTION IF EXISTS memory_private.%I$sql$,
-            memory_private._wire_name(d.domain, v_item.kind));
+    -- the ones that exist (a domain has only the kinds its table needs: a DROP of each possible
+    -- name IF EXISTS printed a notice per missing one on every drop_domain)
+    FOR v_item IN
+        SELECT p.oid::pg_catalog.regprocedure AS fn
+        FROM pg_catalog.pg_proc AS p
+        WHERE p.pronamespace = 'memory_private'::regnamespace
+          AND p.proname IN (SELECT memory_private._wire_name(d.domain, f.kind)
+                            FROM memory_private._wire_functions(d) AS f)
+    LOOP
+        EXECUTE format($sql$DROP FUNCTION IF EXISTS %s$sql$, v_item.fn);
     END LOOP;
 END;
 $$;

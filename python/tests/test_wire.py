@@ -66,9 +66,14 @@ def test_factory_and_adopted_tables_carry_the_same_family(dsn, conn) -> None:
     normal = src["ado"].replace("'ado'", "'fac'").replace("n.body", "n.content").replace(
         "o.body", "o.content").replace("n.emb ", "n.embedding ").replace("o.emb ", "o.embedding ")
     assert normal == src["fac"]
-    # Dropping releases both families' functions.
+    # Dropping releases both families' functions, with no notice for a function the domain's kind
+    # does not have (the adopted one's notice says what is kept).
+    notices: list[str] = []
+    conn.add_notice_handler(lambda d: notices.append(d.message_primary))
     conn.execute("SELECT memory.drop_domain('fac')")
     conn.execute("SELECT memory.drop_domain('ado')")
+    assert notices == ['domain "ado" released; table public.docs and its vector index '
+                       'public.pgmemo_ado_hnsw are kept']
     assert one(conn, "SELECT count(*) FROM pg_catalog.pg_proc WHERE proname LIKE 'pgmemo\\_%%'") == 0
     assert triggers(conn, "public.docs") == []
 
