@@ -290,6 +290,9 @@ def search(obj: Ctx, query: str, domain: str | None, k: int, filter_: str | None
     if flt is not None and not isinstance(flt, dict):
         raise click.BadParameter("must be a JSON object", param_hint="--filter")
     vec = _parse_vector(embedding)
+    if vec is None and not query.strip():
+        raise click.BadParameter("is empty: give the words to search for (or --embedding)",
+                                 param_hint="QUERY")
     s = obj.store(embedder=mode != "text" and vec is None)
     dom = domain or s.default_domain
     if mode is None:

@@ -714,6 +714,7 @@ class MemoryStore(_Api):
         waiting for their embedding are found by their words), 'vector', or 'text' (the default
         without one, and the fallback when embedding the query fails). Each result says how it
         was found: `mode`, and `found_by` ('vector', 'text' or 'vector+text')."""
+        require_query(query)
         mode = _search_mode(mode, self.embedder)
         embedding = None
         if mode != "text":
@@ -736,6 +737,13 @@ class MemoryStore(_Api):
         except EmbeddingError as exc:
             _embed_warning(self.embedder, what, exc)
             return None
+
+
+def require_query(query: str) -> None:
+    """An empty or blank query finds nothing by its words, and its embedding means nothing:
+    refused by name rather than answered with arbitrary rows."""
+    if not isinstance(query, str) or not query.strip():
+        raise ValueError("query is empty: give the words to search for")
 
 
 def _search_mode(mode: str | None, embedder: Any) -> str:
@@ -943,6 +951,7 @@ class AsyncMemoryStore(_Api):
                               filter: dict | None = None,
                               mode: str | None = None) -> list[dict[str, Any]]:
         """MemoryStore.search_memories, awaited."""
+        require_query(query)
         mode = _search_mode(mode, self.embedder)
         embedding = None
         if mode != "text":

@@ -48,6 +48,8 @@ def test_domain_store_search_flow(cli):
     assert stored["domain"] == "notes" and stored["has_embedding"] is True
     out = cli("store", "-d", "notes", "a lazy dog without vector").output
     assert out.startswith("stored ") and "queued for embedding" in out
+    blank = cli("search", "-d", "notes", "  ", code=2)
+    assert "QUERY" in blank.output and "is empty" in blank.output
     cli("store", "-d", "notes", "--embedding", "0,1,0", "--id", "fixed", "comma separated works")
 
     hits = json.loads(cli("search", "-d", "notes", "--embedding", "[1,0.1,0]", "-k", "2", "--json",

@@ -87,6 +87,9 @@ def test_store_memory_and_search_memories_without_embedder(notes):
     assert got["has_embedding"] is False
     hits = notes.search_memories("milk", domain="notes")
     assert [(h["id"], h["mode"]) for h in hits] == [(rid, "text")]
+    for blank in ("", "  \n"):
+        with pytest.raises(ValueError, match="query is empty"):
+            notes.search_memories(blank, domain="notes")
     with pytest.raises(ValueError, match="importance"):
         notes.store_memory("x", domain="notes", importance=float("nan"))
 
