@@ -64,7 +64,8 @@ class Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except SchemaVersionError as exc:
+        except (SchemaVersionError, ValueError) as exc:
+            # (ValueError: the client's checks of an input, e.g. a blank query or a NaN)
             raise click.ClickException(str(exc)) from None
         except psycopg.Error as exc:
             diag = getattr(exc, "diag", None)
@@ -246,6 +247,8 @@ def store(obj: Ctx, text: str, domain: str | None, metadata: str | None, embeddi
     Embeds it through the configured embedder (PGMEMO_EMBEDDER) when there is one; otherwise, or
     if the embedder fails, the row is queued for `pgmemo worker`.
     """
+    if not text.strip():
+        raise click.BadParameter("is empty: a memory needs words", param_hint="TEXT")
     meta = _parse_json(metadata, "--metadata")
     if meta is not None and not isinstance(meta, dict):
         raise click.BadParameter("must be a JSON object", param_hint="--metadata")

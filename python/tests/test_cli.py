@@ -50,6 +50,8 @@ def test_domain_store_search_flow(cli):
     assert out.startswith("stored ") and "queued for embedding" in out
     blank = cli("search", "-d", "notes", "  ", code=2)
     assert "QUERY" in blank.output and "is empty" in blank.output
+    blank = cli("store", "-d", "notes", "", code=2)
+    assert "TEXT" in blank.output and "is empty" in blank.output
     cli("store", "-d", "notes", "--embedding", "0,1,0", "--id", "fixed", "comma separated works")
 
     hits = json.loads(cli("search", "-d", "notes", "--embedding", "[1,0.1,0]", "-k", "2", "--json",

@@ -90,6 +90,8 @@ def test_store_memory_and_search_memories_without_embedder(notes):
     for blank in ("", "  \n"):
         with pytest.raises(ValueError, match="query is empty"):
             notes.search_memories(blank, domain="notes")
+        with pytest.raises(ValueError, match="content is empty"):
+            notes.store_memory(blank, domain="notes")
     with pytest.raises(ValueError, match="importance"):
         notes.store_memory("x", domain="notes", importance=float("nan"))
 

@@ -118,6 +118,8 @@ async def test_async_store_basics(dsn: str, conn) -> None:
         assert [(h["id"], h["mode"], h["found_by"]) for h in found] == [(rid, "text", "text")]
         with pytest.raises(ValueError, match="query is empty"):
             await s.search_memories(" ", domain="a")
+        with pytest.raises(ValueError, match="content is empty"):
+            await s.store_memory("", domain="a")
         assert await s.forget_many([rid], domain="a") == 1
         assert (await s.coverage("a"))[0]["total_rows"] == 0
     assert conn.execute("SELECT 1 AS x").fetchone()["x"] == 1

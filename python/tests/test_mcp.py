@@ -87,6 +87,8 @@ async def test_mcp_server_over_stdio(dsn: str, provider) -> None:
             assert _is_error(bad) and 'unknown domain "nope"' in bad.content[0].text
             blank = await session.call_tool("search_memories", {"query": "  "})
             assert _is_error(blank) and "query is empty" in blank.content[0].text
+            blank = await session.call_tool("store_memory", {"content": ""})
+            assert _is_error(blank) and "content is empty" in blank.content[0].text
             # ... and the server keeps serving.
             gone = _data(await session.call_tool("forget_memory", {"id": stored["id"]}))
             assert gone == {"id": stored["id"], "forgotten": True}
