@@ -11888,6 +11888,14 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql
 --                               at most 1000000: a reader's session sets it)
 --   pgmemo.hnsw_memory_budget   the cache an HNSW index should fit in (default: shared_buffers)
 
+-- n and its words in the number n takes (one: for 1, many: otherwise), for the checks'
+-- sentences: _count_of(1, 'job waits', 'jobs wait') is '1 job waits'.
+CREATE OR REPLACE FUNCTION memory_private._count_of(n double precision, one text, many text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT n || ' ' || CASE WHEN n = 1 THEN one ELSE many END $$;
+
 -- Shared by the checks ---------------------------------------------------------------------
 
 -- pgmemo.diagnose_exact_rows, bounded: memory.diagnose is a reader's call, and the setting is the
@@ -12197,10 +12205,11 @@ BEGIN
         v_what := 'is out of line with it: ' || nullif(concat_ws('; ',
             CASE WHEN v_off IS NOT NULL THEN format('its triggers %s are disabled or missing, so '
                 'the table''s writes no longer reach it', v_off) END,
-            CASE WHEN v_missing > 0 THEN format('%s rows of the table are missing from it '
-                '(memory.search_text does not find them)', v_missing) END,
-            CASE WHEN v_extra > 0 THEN format('it holds %s rows the table no longer has',
-                v_extra) END,
+            CASE WHEN v_missing > 0 THEN format('%s missing from it (memory.search_text does '
+                'not find %s)', memory_private._count_of(v_missing, 'row of the table is',
+                    'rows of the table are'), CASE WHEN v_missing = 1 THEN 'it' ELSE 'them' END) END,
+            CASE WHEN v_extra > 0 THEN format('it holds %s the table no longer has',
+                memory_private._count_of(v_extra, 'row', 'rows')) END,
             CASE WHEN memory_private._text_postings_table(d) IS NULL THEN 'it lacks the rows'' '
                 'content sizes (made by schema 0024: memory.run_maintenance fills them, without '
                 'blocking the table''s writers; memory.search_text reads its postings through the '
@@ -12496,7 +12505,8 @@ AS $$
             || 'from the old picture until the next ANALYZE.', p.relation,
             CASE WHEN z.pages_now > 2 * z.pages_analyzed + 128
                 THEN format('the table grew from %s to %s pages', z.pages_analyzed, z.pages_now)
-                ELSE format('%s rows changed', z.changed_since_analyze) END),
+                ELSE memory_private._count_of(z.changed_since_analyze, 'row changed',
+                    'rows changed') END),
         format($sql$ANALYZE %s;$sql$, p.relation)
     FROM memory_private._physical(d) AS p
     CROSS JOIN memory_private._diagnose_size(d) AS z
@@ -12562,9 +12572,11 @@ BEGIN
     END IF;
     IF v_n > 0 THEN
         RETURN QUERY SELECT 'warning', d.domain, 'unqueued_null_embeddings',
-            format('%s rows have no embedding and no queue job, so nothing will ever embed them '
-                'and memory.search never finds them (inserted with triggers disabled, restored '
-                'from a dump, or there before pgmemo). Queue them for the workers.', v_txt),
+            format('%s no embedding and no queue job, so nothing will ever embed %s '
+                'and memory.search never finds %2$s (inserted with triggers disabled, restored '
+                'from a dump, or there before pgmemo). Queue %2$s for the workers.',
+                v_txt || CASE WHEN v_txt = '1' THEN ' row has' ELSE ' rows have' END,
+                CASE WHEN v_txt = '1' THEN 'it' ELSE 'them' END),
             format($sql$SELECT memory.enqueue_missing(%L);$sql$, d.domain);
     END IF;
 END;
@@ -12608,9 +12620,10 @@ LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
     SELECT 'warning', d.domain, 'queue_not_draining',
-        format('%s jobs are ready and the oldest has waited %s (more than %s): the workers '
+        format('%s %s (more than %s): the workers '
             || '(%s alive) do not keep up or are stuck. Start more `pgmemo worker` processes or '
-            || 'check their logs.', q.ready, date_trunc('second', q.oldest_ready), s.stall,
+            || 'check their logs.', memory_private._count_of(q.ready, 'job is ready and has waited',
+                'jobs are ready and the oldest has waited'), date_trunc('second', q.oldest_ready), s.stall,
             (SELECT count(*) FROM memory.workers AS w WHERE w.alive)),
         NULL::text
     FROM memory_private._diagnose_queue(d) AS q
@@ -12632,8 +12645,9 @@ LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
     SELECT 'warning', d.domain, 'no_live_worker',
-        format('%s jobs wait for an embedding but no worker has sent a heartbeat in the last 2 '
-            || 'minutes: start one with `pgmemo worker`.', q.ready),
+        format('%s for an embedding but no worker has sent a heartbeat in the last 2 '
+            || 'minutes: start one with `pgmemo worker`.',
+            memory_private._count_of(q.ready, 'job waits', 'jobs wait')),
         NULL::text
     FROM memory_private._diagnose_queue(d) AS q
     WHERE q.ready > 0 AND NOT EXISTS (SELECT FROM memory.workers AS w WHERE w.alive)
@@ -12649,8 +12663,11 @@ LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
     SELECT 'warning', d.domain, 'expired_claims',
-        format('%s jobs are claimed by workers whose lease has expired (the worker died or '
-            || 'hung); they wait until the claims are released.', q.expired),
+        format('%s (the worker died or hung); %s until %s released.',
+            memory_private._count_of(q.expired, 'job is claimed by a worker whose lease has expired',
+                'jobs are claimed by workers whose lease has expired'),
+            CASE WHEN q.expired = 1 THEN 'it waits' ELSE 'they wait' END,
+            CASE WHEN q.expired = 1 THEN 'the claim is' ELSE 'the claims are' END),
         'SELECT memory.release_expired_claims();'
     FROM memory_private._diagnose_queue(d) AS q
     WHERE q.expired > 0
@@ -12686,7 +12703,7 @@ COMMENT ON FUNCTION memory_private._check_untrusted_text_config(memory_private.d
 'configuration, or a dictionary it maps words to, belongs to a role pgmemo does not trust '
 '(handed over after create_domain checked it). fix_sql: ALTER TEXT SEARCH ... OWNER TO pgmemo''s '
 'owner.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', '68057c1d15bc132d52d8b30fd9189261a3349a811b9fada16046ad2713aed7e6', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', '62c14e225e11049d6f8bb0b7bf6f010c6dd96797202c6e3f5615c90cf10522d6', 'repeatable'); END $pgmemo$;
 -- sql/70_bulk.sql
 -- Bulk loading: memory.bulk_load_begin / memory.bulk_load_finish defer a domain's secondary
 -- indexes (HNSW, GIN metadata, GIN full-text, btree updated_at) and its per-statement enqueue

@@ -142,8 +142,8 @@ INSERT INTO app.notes (id, body) VALUES (300, 'a capybara unseen');
 SELECT is((SELECT detail FROM memory.diagnose('notes') WHERE check_name = 'text_index_out_of_sync'),
     'The text index of adopted table app.notes (memory_data.notes_text) is out of line with it: '
     || 'its triggers pgmemo_notes_text_insert are disabled or missing, so the table''s writes no '
-    || 'longer reach it; 1 rows of the table are missing from it (memory.search_text does not '
-    || 'find them). Rebuild it from the table (the table''s writers wait meanwhile).',
+    || 'longer reach it; 1 row of the table is missing from it (memory.search_text does not '
+    || 'find it). Rebuild it from the table (the table''s writers wait meanwhile).',
     'diagnose: a disabled trigger and the row it missed');
 ALTER TABLE app.notes ENABLE TRIGGER pgmemo_notes_text_insert;
 SELECT is((SELECT fix_sql FROM memory.diagnose('notes') WHERE check_name = 'text_index_out_of_sync'),

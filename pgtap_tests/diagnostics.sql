@@ -9,7 +9,7 @@
 --     cannot be SET); the default budget is shared_buffers itself.
 --   pgvector_too_old: the check is a function of the version, called with old versions.
 BEGIN;
-SELECT plan(85);
+SELECT plan(88);
 
 -- Helpers: the severities a check reports for a domain, and applying its fixes.
 CREATE FUNCTION pg_temp.sev(d text, c text) RETURNS text LANGUAGE sql AS $$
@@ -73,12 +73,16 @@ SELECT ok((SELECT size_bytes > 0 AND options @> ARRAY['m=16'] FROM memory.vector
 -- no_live_worker: a job waits and no worker runs; a heartbeat clears it.
 SELECT is(pg_temp.sev('healthy', 'no_live_worker'), 'warning', 'no_live_worker: warning');
 SELECT is(pg_temp.fix('healthy', 'no_live_worker'), NULL, 'no_live_worker: no fix_sql (start a worker)');
+SELECT matches((SELECT detail FROM memory.diagnose('healthy') WHERE check_name = 'no_live_worker'),
+    '^1 job waits for an embedding but no worker', 'no_live_worker: one job, said in the singular');
 SELECT memory.worker_heartbeat('w1');
 SELECT is(pg_temp.sev('healthy', 'no_live_worker'), NULL, 'no_live_worker: clean with a live worker');
 
 -- queue_not_draining: the oldest ready job waited an hour.
 UPDATE memory_private.embedding_queue SET run_after = now() - interval '1 hour' WHERE domain = 'healthy';
 SELECT is(pg_temp.sev('healthy', 'queue_not_draining'), 'warning', 'queue_not_draining: warning');
+SELECT matches((SELECT detail FROM memory.diagnose('healthy') WHERE check_name = 'queue_not_draining'),
+    '^1 job is ready and has waited 01:00:', 'queue_not_draining: one job, in the singular');
 SELECT ok((SELECT oldest_pending_age >= interval '1 hour' FROM memory.queue_status WHERE domain = 'healthy'),
     'queue_status: oldest_pending_age');
 SET LOCAL pgmemo.queue_stall_seconds = 7200;
@@ -91,6 +95,9 @@ SET status = 'claimed', claimed_by = 'w-dead', claimed_at = now() - interval '10
     lease_until = now() - interval '5 minutes'
 WHERE domain = 'healthy';
 SELECT is(pg_temp.sev('healthy', 'expired_claims'), 'warning', 'expired_claims: warning');
+SELECT is((SELECT detail FROM memory.diagnose('healthy') WHERE check_name = 'expired_claims'),
+    '1 job is claimed by a worker whose lease has expired (the worker died or hung); it waits '
+    || 'until the claim is released.', 'expired_claims: one job, in the singular');
 SELECT is((SELECT expired_claims FROM memory.queue_status WHERE domain = 'healthy'), 1::bigint,
     'queue_status: expired_claims');
 SELECT is(pg_temp.apply('healthy', 'expired_claims'), 1, 'expired_claims: fix applied');
