@@ -11889,12 +11889,13 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:60_diagnostics.sql
 --   pgmemo.hnsw_memory_budget   the cache an HNSW index should fit in (default: shared_buffers)
 
 -- n and its words in the number n takes (one: for 1, many: otherwise), for the checks'
--- sentences: _count_of(1, 'job waits', 'jobs wait') is '1 job waits'.
+-- sentences: _count_of(1, 'job waits', 'jobs wait') is '1 job waits'. (Written as numeric: a
+-- count is never shown in a float's exponent form.)
 CREATE OR REPLACE FUNCTION memory_private._count_of(n double precision, one text, many text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$ SELECT n || ' ' || CASE WHEN n = 1 THEN one ELSE many END $$;
+AS $$ SELECT n::numeric || ' ' || CASE WHEN n = 1 THEN one ELSE many END $$;
 
 -- Shared by the checks ---------------------------------------------------------------------
 
@@ -12205,9 +12206,10 @@ BEGIN
         v_what := 'is out of line with it: ' || nullif(concat_ws('; ',
             CASE WHEN v_off IS NOT NULL THEN format('its triggers %s are disabled or missing, so '
                 'the table''s writes no longer reach it', v_off) END,
-            CASE WHEN v_missing > 0 THEN format('%s missing from it (memory.search_text does '
-                'not find %s)', memory_private._count_of(v_missing, 'row of the table is',
-                    'rows of the table are'), CASE WHEN v_missing = 1 THEN 'it' ELSE 'them' END) END,
+            CASE WHEN v_missing > 0 THEN memory_private._count_of(v_missing,
+                'row of the table is missing from it (memory.search_text does not find it)',
+                'rows of the table are missing from it (memory.search_text does not find them)')
+                END,
             CASE WHEN v_extra > 0 THEN format('it holds %s the table no longer has',
                 memory_private._count_of(v_extra, 'row', 'rows')) END,
             CASE WHEN memory_private._text_postings_table(d) IS NULL THEN 'it lacks the rows'' '
@@ -12663,11 +12665,11 @@ LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
     SELECT 'warning', d.domain, 'expired_claims',
-        format('%s (the worker died or hung); %s until %s released.',
-            memory_private._count_of(q.expired, 'job is claimed by a worker whose lease has expired',
-                'jobs are claimed by workers whose lease has expired'),
-            CASE WHEN q.expired = 1 THEN 'it waits' ELSE 'they wait' END,
-            CASE WHEN q.expired = 1 THEN 'the claim is' ELSE 'the claims are' END),
+        memory_private._count_of(q.expired,
+            'job is claimed by a worker whose lease has expired (the worker died or hung); it '
+                || 'waits until the claim is released.',
+            'jobs are claimed by workers whose lease has expired (the worker died or hung); they '
+                || 'wait until the claims are released.'),
         'SELECT memory.release_expired_claims();'
     FROM memory_private._diagnose_queue(d) AS q
     WHERE q.expired > 0
@@ -12703,7 +12705,7 @@ COMMENT ON FUNCTION memory_private._check_untrusted_text_config(memory_private.d
 'configuration, or a dictionary it maps words to, belongs to a role pgmemo does not trust '
 '(handed over after create_domain checked it). fix_sql: ALTER TEXT SEARCH ... OWNER TO pgmemo''s '
 'owner.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', '62c14e225e11049d6f8bb0b7bf6f010c6dd96797202c6e3f5615c90cf10522d6', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', 'a3985b7d56c714f2606174616ee6ba4c982875648111b5cfc052bcf5dcc4f59d', 'repeatable'); END $pgmemo$;
 -- sql/70_bulk.sql
 -- Bulk loading: memory.bulk_load_begin / memory.bulk_load_finish defer a domain's secondary
 -- indexes (HNSW, GIN metadata, GIN full-text, btree updated_at) and its per-statement enqueue

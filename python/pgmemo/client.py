@@ -704,7 +704,7 @@ class MemoryStore(_Api):
         If the embedder fails, the row is stored anyway and left to the queue (a warning is
         logged): a write is never lost.
         """
-        require_text(content, "content")
+        _require_text(content, "content")
         meta = _memory_metadata(metadata, source, importance)
         embedding = self._embed_or_none(content, "store_memory") if self.embedder else None
         return self.store(content, domain=domain, metadata=meta, embedding=embedding, id=id)
@@ -715,7 +715,7 @@ class MemoryStore(_Api):
         waiting for their embedding are found by their words), 'vector', or 'text' (the default
         without one, and the fallback when embedding the query fails). Each result says how it
         was found: `mode`, and `found_by` ('vector', 'text' or 'vector+text')."""
-        require_text(query, "query")
+        _require_text(query, "query")
         mode = _search_mode(mode, self.embedder)
         embedding = None
         if mode != "text":
@@ -740,7 +740,7 @@ class MemoryStore(_Api):
             return None
 
 
-def require_text(value: str, what: str) -> None:
+def _require_text(value: str, what: str) -> None:
     """The memory-level calls refuse an empty or blank text by name: a blank query finds nothing
     by its words and its embedding means nothing (arbitrary rows came back), a blank memory
     holds nothing to find. (memory.store itself stores any non-NULL content.)"""
@@ -945,7 +945,7 @@ class AsyncMemoryStore(_Api):
                            source: str | None = None, importance: float | None = None,
                            metadata: dict | None = None, id: str | None = None) -> str:
         """MemoryStore.store_memory, awaited (the embedder is called asynchronously)."""
-        require_text(content, "content")
+        _require_text(content, "content")
         meta = _memory_metadata(metadata, source, importance)
         embedding = await self._embed_or_none(content, "store_memory") if self.embedder else None
         return await self.store(content, domain=domain, metadata=meta, embedding=embedding, id=id)
@@ -954,7 +954,7 @@ class AsyncMemoryStore(_Api):
                               filter: dict | None = None,
                               mode: str | None = None) -> list[dict[str, Any]]:
         """MemoryStore.search_memories, awaited."""
-        require_text(query, "query")
+        _require_text(query, "query")
         mode = _search_mode(mode, self.embedder)
         embedding = None
         if mode != "text":

@@ -78,6 +78,27 @@ def test_factory_and_adopted_tables_carry_the_same_family(dsn, conn) -> None:
     assert triggers(conn, "public.docs") == []
 
 
+
+def test_drop_domain_drops_only_pgmemos_own_wire_functions(dsn, conn) -> None:
+    """Unwiring finds the domain's functions by name in memory_private only: a function of the
+    same name elsewhere (a user's, on the path or not) is neither dropped nor run, and an extra
+    overload in pgmemo's own schema does not make drop_domain fail (DROP FUNCTION of a bare
+    name refuses a name that is not unique)."""
+    conn.execute("SELECT memory.create_domain('fac', 8)")
+    conn.execute("CREATE TABLE public.ran (what text)")
+    conn.execute("""CREATE FUNCTION public.pgmemo_fac_enqueue() RETURNS trigger LANGUAGE plpgsql
+        AS $$ BEGIN INSERT INTO public.ran VALUES ('trigger'); RETURN NEW; END $$""")
+    conn.execute("""CREATE FUNCTION public.pgmemo_fac_text(x integer) RETURNS integer LANGUAGE plpgsql
+        AS $$ BEGIN INSERT INTO public.ran VALUES ('text'); RETURN x; END $$""")
+    conn.execute("CREATE FUNCTION memory_private.pgmemo_fac_enqueue(x integer) RETURNS integer "
+                 "LANGUAGE sql AS 'SELECT x'")
+    conn.execute("SELECT memory.drop_domain('fac')")
+    left = {r["f"] for r in conn.execute(
+        "SELECT p.oid::regprocedure::text AS f FROM pg_catalog.pg_proc AS p "
+        "WHERE p.proname LIKE 'pgmemo\\_fac\\_%%'")}
+    assert left == {"pgmemo_fac_enqueue()", "pgmemo_fac_text(integer)"}  # public's, on the path
+    assert conn.execute("SELECT count(*) AS n FROM public.ran").fetchone()["n"] == 0
+
 def test_stale_rule_and_queue_on_an_adopted_table_written_directly(dsn, conn) -> None:
     conn.execute("CREATE TABLE public.notes (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), "
                  "txt text NOT NULL, v vector(3), embedding_model text)")
