@@ -4126,6 +4126,33 @@ AS $$ SELECT 't.content_tsv' $$;
 -- since: BENCHMARKS.md). A session may set pgmemo.bm25_k1 (0..10),
 -- pgmemo.bm25_b (0..1), pgmemo.bm25_budget (rows, >= 0), pgmemo.bm25_rerank (1..10000) and
 -- pgmemo.bm25_proximity (0..10) for its corpus (out of range, not finite or unreadable: 22023).
+-- The defaults' one place is _bm25_defaults; _bm25_unset_sql is the condition that the session
+-- set none of the settings (spliced into memory.search_hybrid, which then takes k1 and b from
+-- the defaults without calling _bm25_params: 1.7% of a small domain's hybrid, stop 33).
+CREATE OR REPLACE FUNCTION memory_private._bm25_defaults(
+    OUT k1 double precision, OUT b double precision, OUT budget_best_rows double precision,
+    OUT budget double precision, OUT rerank integer, OUT proximity double precision
+)
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 1.2::double precision, 0.75::double precision, 200::double precision,
+    700::double precision, 50, 0.7::double precision $$;
+
+CREATE OR REPLACE FUNCTION memory_private._bm25_unset_sql()
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT string_agg(format($c$coalesce(current_setting(%L, true), '') = ''$c$, n.name), ' AND ')
+    FROM unnest(ARRAY['pgmemo.bm25_k1', 'pgmemo.bm25_b', 'pgmemo.bm25_budget',
+        'pgmemo.bm25_rerank', 'pgmemo.bm25_proximity']) AS n (name)
+$$;
+
+DO $install$
+DECLARE
+    d record := memory_private._bm25_defaults();
+BEGIN
+    EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private._bm25_params(
     best_rows boolean DEFAULT TRUE,
     OUT k1 double precision, OUT b double precision, OUT budget double precision,
@@ -4133,23 +4160,27 @@ CREATE OR REPLACE FUNCTION memory_private._bm25_params(
 )
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
-AS $$
+AS $body$
 DECLARE
-    v_k1 text := nullif(current_setting('pgmemo.bm25_k1', true), '');
-    v_b text := nullif(current_setting('pgmemo.bm25_b', true), '');
-    v_budget text := nullif(current_setting('pgmemo.bm25_budget', true), '');
-    v_rerank text := nullif(current_setting('pgmemo.bm25_rerank', true), '');
-    v_proximity text := nullif(current_setting('pgmemo.bm25_proximity', true), '');
+    v_k1 text;
+    v_b text;
+    v_budget text;
+    v_rerank text;
+    v_proximity text;
 BEGIN
-    k1 := 1.2;
-    b := 0.75;
-    budget := CASE WHEN best_rows THEN 200 ELSE 700 END;
-    rerank := 50;
-    proximity := 0.7;
-    IF v_k1 IS NULL AND v_b IS NULL AND v_budget IS NULL AND v_rerank IS NULL
-        AND v_proximity IS NULL THEN
+    k1 := %1$s;
+    b := %2$s;
+    budget := CASE WHEN best_rows THEN %3$s ELSE %4$s END;
+    rerank := %5$s;
+    proximity := %6$s;
+    IF %7$s THEN
         RETURN;  -- the defaults (no exception block: it costs a subtransaction per call)
     END IF;
+    v_k1 := nullif(current_setting('pgmemo.bm25_k1', true), '');
+    v_b := nullif(current_setting('pgmemo.bm25_b', true), '');
+    v_budget := nullif(current_setting('pgmemo.bm25_budget', true), '');
+    v_rerank := nullif(current_setting('pgmemo.bm25_rerank', true), '');
+    v_proximity := nullif(current_setting('pgmemo.bm25_proximity', true), '');
     BEGIN
         k1 := coalesce(v_k1::double precision, k1);
         b := coalesce(v_b::double precision, b);
@@ -4165,12 +4196,15 @@ BEGIN
             AND proximity BETWEEN 0 AND 10) THEN
         RAISE EXCEPTION 'pgmemo.bm25_k1 must be in [0, 10], pgmemo.bm25_b in [0, 1], '
             'pgmemo.bm25_budget >= 0, pgmemo.bm25_rerank in [1, 10000] and '
-            'pgmemo.bm25_proximity in [0, 10]; got %, %, %, %, %',
+            'pgmemo.bm25_proximity in [0, 10]; got %%, %%, %%, %%, %%',
             v_k1, v_b, v_budget, v_rerank, v_proximity
             USING ERRCODE = '22023';
     END IF;
 END;
-$$;
+$body$$f$, d.k1, d.b, d.budget_best_rows, d.budget, d.rerank, d.proximity,
+        memory_private._bm25_unset_sql());
+END;
+$install$;
 
 -- At most this many distinct words per query (each costs a GIN lookup and a lookup in every
 -- candidate's tsvector): a longer query is refused with error 22023.
@@ -4209,25 +4243,43 @@ SET search_path FROM CURRENT
 AS $$ SELECT 20000::bigint $$;
 
 -- The text arguments of search_text and search_hybrid: match (named match_name in the error)
--- is 'all' or 'any', the query at most 10,000 characters (error 22023).
+-- is 'all' or 'any', the query at most 10,000 characters (error 22023). The rule's one place is
+-- _check_text_query_sql, PL/pgSQL statements over the expressions given: _check_text_query is
+-- made from it, and memory.search_hybrid splices it (as _check_k_sql: a PERFORM of the helper
+-- cost a query of its own per call, 2% of a small domain's hybrid; callgrind, stop 33).
+CREATE OR REPLACE FUNCTION memory_private._check_text_query_sql(
+    query text, match text, match_name text
+)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($s$IF %2$s IS NULL OR %2$s NOT IN ('all', 'any') THEN
+        RAISE EXCEPTION '%% must be ''all'' or ''any'', got %%', %3$s,
+            coalesce(quote_literal(%2$s), 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF length(%1$s) > 10000 THEN
+        RAISE EXCEPTION 'query is %% characters long; search_text takes at most 10000',
+            length(%1$s)
+            USING ERRCODE = '22023';
+    END IF;$s$, query, match, match_name)
+$$;
+
+DO $install$
+BEGIN
+    EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private._check_text_query(query text, match text, match_name text)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$
+AS $body$
 BEGIN
-    IF match IS NULL OR match NOT IN ('all', 'any') THEN
-        RAISE EXCEPTION '% must be ''all'' or ''any'', got %', match_name,
-            coalesce(quote_literal(match), 'NULL')
-            USING ERRCODE = '22023';
-    END IF;
-    IF length(query) > 10000 THEN
-        RAISE EXCEPTION 'query is % characters long; search_text takes at most 10000',
-            length(query)
-            USING ERRCODE = '22023';
-    END IF;
+    %s
 END;
-$$;
+$body$$f$, memory_private._check_text_query_sql('query', 'match', 'match_name'));
+END;
+$install$;
 
 -- A web-search query (the syntax of websearch_to_tsquery: "quoted phrases", OR, -exclusion)
 -- split for ranking:
@@ -4744,10 +4796,14 @@ $$;
 
 -- A row's exact BM25 score as s.score, from its tsvector (tsv: an SQL expression of it): tf from
 -- the positions of the query's lexemes (lexemes: an expression of them, a text[]; f.hit, the
--- tsvector with only those and the length marker; no tsvector read when it is NULL), length from
--- the marker lexeme ' dl' (position - 1), in one read of f.hit (the marker's position for every
--- lexeme through a window without an order: a second unnest of the tsvector cost 12,000
--- instructions a row, a tenth of a small domain's hybrid; callgrind). idfs: the IDF of each of
+-- tsvector with only those; no tsvector read when it is NULL), length f.dl from the marker lexeme
+-- ' dl' (position - 1; 0 without one), read as the text of the tsvector filtered to the marker
+-- alone (' dl':81A, in a tsvector's documented output format): per row one more pass over
+-- the tsvector in C, where the marker's position carried to every lexeme of f.hit through a
+-- window cost a window and a subquery set up again for every row (stop 33, callgrind: the
+-- hybrid 5.5% fewer instructions on documentation sections; a subquery computing f.hit once
+-- for both cost more than the second pass; a second unnest of the tsvector cost 12,000
+-- instructions a row, stop 22). idfs: the IDF of each of
 -- lexemes, in the same order (an array: each term's IDF by its position, x.j; a join with the
 -- lexemes' rows built a hash table for every row scored); k1, b, avgdl: expressions.
 -- near (NULL: none, plain BM25): an expression of the tsqueries of the pairs of consecutive
@@ -4770,19 +4826,20 @@ AS $$
     SELECT format($q$
         CROSS JOIN LATERAL (
             SELECT CASE WHEN %2$s IS NOT NULL
-                THEN ts_filter(setweight(%1$s, 'A', %2$s || ' dl'::text), '{a}') END AS hit%8$s
+                    THEN ts_filter(setweight(%1$s, 'A', %2$s), '{a}') END AS hit,
+                CASE WHEN %2$s IS NOT NULL
+                    THEN coalesce(nullif(split_part(split_part(
+                        ts_filter(setweight(%1$s, 'A', '{" dl"}'), '{a}')::text, ':', 2), 'A', 1),
+                        '')::integer - 1, 0) END AS dl%8$s
         ) AS f
         CROSS JOIN LATERAL (
             SELECT coalesce(sum((%3$s)[x.j] * x.tf * (%4$s + 1)
-                / (x.tf + %4$s * (1 - %5$s + %5$s * x.dl / greatest(%6$s, 1)))%7$s), 0)::double precision
+                / (x.tf + %4$s * (1 - %5$s + %5$s * f.dl / greatest(%6$s, 1)))%7$s), 0)::double precision
                 AS score
             FROM (
-                SELECT u.lexeme, cardinality(u.positions) AS tf, array_position(%2$s, u.lexeme) AS j,
-                    coalesce(max(u.positions[1] - 1) FILTER (WHERE u.lexeme = ' dl') OVER (), 0)
-                        AS dl
+                SELECT cardinality(u.positions) AS tf, array_position(%2$s, u.lexeme) AS j
                 FROM unnest(f.hit) AS u
             ) AS x
-            WHERE x.lexeme <> ' dl'
         ) AS s$q$, tsv, lexemes, idfs, k1, b, avgdl,
         -- (each word of the row that starts a pair, x.j: its pair's bonus)
         CASE WHEN near IS NOT NULL THEN format($n$
@@ -5329,7 +5386,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'index reads in full). One refresh of a domain at a time (a second waits). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '1f5f9f015228ac1e4b0d9bc4bb6cf207445b46cec1a832533b3c7478163a4cb5', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', 'cf3daecf843cffa566dc2eac3bb610af5dac51ea485c034029d99bc7da8362a6', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
@@ -6930,8 +6987,9 @@ $$;
 -- vector. general: the general path's statement, all of that. Otherwise a branch's (convex, no
 -- with_embeddings: memory.search_hybrid takes a branch only then), without the parts it never
 -- uses, each set up on every call however small (callgrind: the two window orders of the ranks,
--- the embedding's subquery and a second sort cost a tenth of a small domain's hybrid): the rows
--- ordered by their distance and score themselves, which orders them as their ranks would.
+-- the embedding's subquery and a second sort cost a tenth of a small domain's hybrid; rrf's
+-- expressions 2%): the rows ordered by their distance and score themselves, which orders them
+-- as their ranks would.
 -- Over memory.search_hybrid's arguments, in each of its branches as part of the one statement,
 -- planned once per session (as a statement of its own over the rows of a function it cost a
 -- quarter of the hybrid's instructions on a small domain: its executor set up on every call,
@@ -6949,26 +7007,11 @@ AS $$
                 SELECT f.*, CASE WHEN recency_half_life IS NOT NULL
                         OR importance_weight IS NOT NULL
                     -- the fused score scaled to [0, 1] (1: first in both lists), then blended
-                    THEN memory_private._blend(CASE WHEN fusion = 'rrf'
-                            THEN f.fused / ((vector_weight + text_weight) / (rrf_k + 1))
-                            ELSE f.fused END,
+                    THEN memory_private._blend(%6$s,
                         f.metadata, f.updated_at, recency_half_life, importance_weight)
                     ELSE f.fused END AS score
                 FROM (
-                    SELECT c.id, c.content, c.metadata,
-                        CASE WHEN fusion = 'rrf'
-                            THEN coalesce(vector_weight / (rrf_k + c.vr), 0)
-                                + coalesce(text_weight / (rrf_k + c.tr), 0)
-                            ELSE (vector_weight * CASE WHEN c.vr IS NULL THEN 0
-                                    WHEN c.vhi > c.vlo
-                                    THEN (c.similarity - c.vlo) / (c.vhi - c.vlo)
-                                    ELSE 1 END
-                                + text_weight * CASE WHEN c.tr IS NULL THEN 0
-                                    WHEN c.thi > c.tlo
-                                    THEN (c.text_rank - c.tlo) / (c.thi - c.tlo)
-                                    ELSE 1 END)
-                                / (vector_weight + text_weight)
-                        END AS fused,
+                    SELECT c.id, c.content, c.metadata, %7$s%8$s%9$s AS fused,
                         c.similarity, CASE WHEN c.tr IS NOT NULL THEN c.text_rank END AS rank,
                         c.created_at, c.updated_at, c.vr, c.tr, c.embedding
                     FROM (
@@ -7004,7 +7047,25 @@ AS $$
                 ELSE tp.embedding END$e$ ELSE 'tp.embedding' END,
         CASE WHEN general THEN $o$
         ORDER BY tp.score DESC, tp.vr NULLS LAST, CASE WHEN tp.vr IS NULL THEN tp.tr END NULLS LAST,
-            tp.id$o$ ELSE '' END)
+            tp.id$o$ ELSE '' END,
+        CASE WHEN general THEN $s$CASE WHEN fusion = 'rrf'
+                            THEN f.fused / ((vector_weight + text_weight) / (rrf_k + 1))
+                            ELSE f.fused END$s$ ELSE 'f.fused' END,
+        -- (the fused score: rrf's, or convex, each list's score min-max normalised, weighted)
+        CASE WHEN general THEN $f$CASE WHEN fusion = 'rrf'
+                            THEN coalesce(vector_weight / (rrf_k + c.vr), 0)
+                                + coalesce(text_weight / (rrf_k + c.tr), 0)
+                            ELSE $f$ ELSE '' END,
+        $c$(vector_weight * CASE WHEN c.vr IS NULL THEN 0
+                                    WHEN c.vhi > c.vlo
+                                    THEN (c.similarity - c.vlo) / (c.vhi - c.vlo)
+                                    ELSE 1 END
+                                + text_weight * CASE WHEN c.tr IS NULL THEN 0
+                                    WHEN c.thi > c.tlo
+                                    THEN (c.text_rank - c.tlo) / (c.thi - c.tlo)
+                                    ELSE 1 END)
+                                / (vector_weight + text_weight)$c$,
+        CASE WHEN general THEN ' END' ELSE '' END)
 $$;
 
 -- memory.search_hybrid is generated, as memory.search is (sql/30_search.sql): its source is the
@@ -7083,7 +7144,8 @@ BEGIN
     %2$s
     -- memory_private._check_k(k), spliced
     %3$s
-    PERFORM memory_private._check_text_query(query, text_match, 'text_match');
+    -- memory_private._check_text_query(query, text_match, 'text_match'), spliced
+    %12$s
     IF query_embedding IS NULL AND coalesce(query, '') = '' THEN
         RAISE EXCEPTION 'search_hybrid needs a query text, a query_embedding, or both'
             USING ERRCODE = '22004';
@@ -7123,7 +7185,12 @@ BEGIN
             RAISE EXCEPTION 'ef_search must be positive, got %%', ef_search
                 USING ERRCODE = '22023';
         END IF;
-        SELECT p.k1, p.b INTO v_k1, v_b FROM memory_private._bm25_params() AS p;
+        IF %13$s THEN  -- memory_private._bm25_unset_sql(), spliced: the defaults
+            v_k1 := %14$s;
+            v_b := %15$s;
+        ELSE
+            SELECT p.k1, p.b INTO v_k1, v_b FROM memory_private._bm25_params() AS p;
+        END IF;
         v_ef := %5$s;  -- memory_private._search_ef(v_candidates, ef_search), spliced
         %8$s
         IF v_old_iterative <> 'off' THEN
@@ -7152,7 +7219,10 @@ $template$,
             SELECT * FROM memory_private._hybrid_candidates(v_d, query, query_embedding, k,
                 filter, ef_search, text_match, with_embeddings)$c$, true),
         memory_private._branch_settings_sql(false), memory_private._branch_settings_sql(true),
-        memory_private._text_max_words(), memory_private._text_syntax_pattern())
+        memory_private._text_max_words(), memory_private._text_syntax_pattern(),
+        memory_private._check_text_query_sql('query', 'text_match', $s$'text_match'$s$),
+        memory_private._bm25_unset_sql(), d.k1, d.b)
+    FROM memory_private._bm25_defaults() AS d
 $def$;
 
 -- Regenerate memory.search_hybrid with a branch per domain (not distributed; an adopted one's
@@ -7219,7 +7289,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'memory.search, on the fused score scaled to [0, 1]. similarity is NULL for a row found by its '
 'words alone, text_rank for one found by its vector alone. with_embeddings => true fills the '
 'embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', '1979406478fc1057a23f694f4eeec6c8e4eeb1586cea7ced04e6ecf1d9c4a753', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', 'f0653d772170bdec0e1974c314c84a8acfb6d53fd73ff43d7ebc0885854ece5f', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).

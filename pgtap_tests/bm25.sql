@@ -3,7 +3,7 @@
 -- (not the filtered rows), the web-search syntax in both match modes, the text statistics
 -- (refresh_text_stats, common lexemes from ANALYZE outside the candidate scan), adopted tables.
 BEGIN;
-SELECT plan(85);
+SELECT plan(88);
 
 -- 'simple': no stemming, no stop words, so the lexemes are the words.
 SELECT memory.create_domain('bm', 3, text_config => 'simple');
@@ -194,6 +194,24 @@ SELECT is((SELECT round(text_rank::numeric, 9)
     (SELECT round(rank::numeric, 9) FROM memory.search_text('bm', 'apple cherry', 5)
      WHERE id = 'b2'),
     'text_rank of a vector hit is its BM25 score as search_text computes it (df, N, avgdl)');
+-- The branch takes k1 and b from the defaults only while the session sets none of the knobs.
+SET LOCAL pgmemo.bm25_k1 = 2.5;
+SET LOCAL pgmemo.bm25_b = 0.2;
+SELECT is((SELECT round(text_rank::numeric, 9)
+           FROM memory.search_hybrid('bm', 'apple cherry', '[1,0,0]', 5) WHERE id = 'b2'),
+    (SELECT round(rank::numeric, 9) FROM memory.search_text('bm', 'apple cherry', 5)
+     WHERE id = 'b2'),
+    'the one-statement path ranks with the session''s pgmemo.bm25_k1 and pgmemo.bm25_b');
+SELECT isnt((SELECT round(text_rank::numeric, 9)
+           FROM memory.search_hybrid('bm', 'apple cherry', '[1,0,0]', 5) WHERE id = 'b2'),
+    round((ln(2) * 2 * 2.2 / (2 + 1.2 * (0.25 + 0.75 * 3 / 2.75))
+        + ln(1 + 2.5 / 2.5) * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 3 / 2.75)))::numeric, 9),
+    'and not with the defaults');
+SET LOCAL pgmemo.bm25_k1 = '';
+SET LOCAL pgmemo.bm25_b = 'x';
+SELECT throws_ok($$SELECT * FROM memory.search_hybrid('bm', 'apple cherry', '[1,0,0]', 5)$$,
+    '22023', NULL, 'an unreadable knob: the one-statement path refuses it too (22023)');
+SET LOCAL pgmemo.bm25_b = '';
 SET LOCAL pgmemo.bm25_proximity = '';
 SELECT results_eq(
     $$SELECT id, round(score::numeric, 9), round(text_rank::numeric, 9)

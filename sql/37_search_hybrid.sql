@@ -183,8 +183,9 @@ $$;
 -- vector. general: the general path's statement, all of that. Otherwise a branch's (convex, no
 -- with_embeddings: memory.search_hybrid takes a branch only then), without the parts it never
 -- uses, each set up on every call however small (callgrind: the two window orders of the ranks,
--- the embedding's subquery and a second sort cost a tenth of a small domain's hybrid): the rows
--- ordered by their distance and score themselves, which orders them as their ranks would.
+-- the embedding's subquery and a second sort cost a tenth of a small domain's hybrid; rrf's
+-- expressions 2%): the rows ordered by their distance and score themselves, which orders them
+-- as their ranks would.
 -- Over memory.search_hybrid's arguments, in each of its branches as part of the one statement,
 -- planned once per session (as a statement of its own over the rows of a function it cost a
 -- quarter of the hybrid's instructions on a small domain: its executor set up on every call,
@@ -202,26 +203,11 @@ AS $$
                 SELECT f.*, CASE WHEN recency_half_life IS NOT NULL
                         OR importance_weight IS NOT NULL
                     -- the fused score scaled to [0, 1] (1: first in both lists), then blended
-                    THEN memory_private._blend(CASE WHEN fusion = 'rrf'
-                            THEN f.fused / ((vector_weight + text_weight) / (rrf_k + 1))
-                            ELSE f.fused END,
+                    THEN memory_private._blend(%6$s,
                         f.metadata, f.updated_at, recency_half_life, importance_weight)
                     ELSE f.fused END AS score
                 FROM (
-                    SELECT c.id, c.content, c.metadata,
-                        CASE WHEN fusion = 'rrf'
-                            THEN coalesce(vector_weight / (rrf_k + c.vr), 0)
-                                + coalesce(text_weight / (rrf_k + c.tr), 0)
-                            ELSE (vector_weight * CASE WHEN c.vr IS NULL THEN 0
-                                    WHEN c.vhi > c.vlo
-                                    THEN (c.similarity - c.vlo) / (c.vhi - c.vlo)
-                                    ELSE 1 END
-                                + text_weight * CASE WHEN c.tr IS NULL THEN 0
-                                    WHEN c.thi > c.tlo
-                                    THEN (c.text_rank - c.tlo) / (c.thi - c.tlo)
-                                    ELSE 1 END)
-                                / (vector_weight + text_weight)
-                        END AS fused,
+                    SELECT c.id, c.content, c.metadata, %7$s%8$s%9$s AS fused,
                         c.similarity, CASE WHEN c.tr IS NOT NULL THEN c.text_rank END AS rank,
                         c.created_at, c.updated_at, c.vr, c.tr, c.embedding
                     FROM (
@@ -257,7 +243,25 @@ AS $$
                 ELSE tp.embedding END$e$ ELSE 'tp.embedding' END,
         CASE WHEN general THEN $o$
         ORDER BY tp.score DESC, tp.vr NULLS LAST, CASE WHEN tp.vr IS NULL THEN tp.tr END NULLS LAST,
-            tp.id$o$ ELSE '' END)
+            tp.id$o$ ELSE '' END,
+        CASE WHEN general THEN $s$CASE WHEN fusion = 'rrf'
+                            THEN f.fused / ((vector_weight + text_weight) / (rrf_k + 1))
+                            ELSE f.fused END$s$ ELSE 'f.fused' END,
+        -- (the fused score: rrf's, or convex, each list's score min-max normalised, weighted)
+        CASE WHEN general THEN $f$CASE WHEN fusion = 'rrf'
+                            THEN coalesce(vector_weight / (rrf_k + c.vr), 0)
+                                + coalesce(text_weight / (rrf_k + c.tr), 0)
+                            ELSE $f$ ELSE '' END,
+        $c$(vector_weight * CASE WHEN c.vr IS NULL THEN 0
+                                    WHEN c.vhi > c.vlo
+                                    THEN (c.similarity - c.vlo) / (c.vhi - c.vlo)
+                                    ELSE 1 END
+                                + text_weight * CASE WHEN c.tr IS NULL THEN 0
+                                    WHEN c.thi > c.tlo
+                                    THEN (c.text_rank - c.tlo) / (c.thi - c.tlo)
+                                    ELSE 1 END)
+                                / (vector_weight + text_weight)$c$,
+        CASE WHEN general THEN ' END' ELSE '' END)
 $$;
 
 -- memory.search_hybrid is generated, as memory.search is (sql/30_search.sql): its source is the
@@ -336,7 +340,8 @@ BEGIN
     %2$s
     -- memory_private._check_k(k), spliced
     %3$s
-    PERFORM memory_private._check_text_query(query, text_match, 'text_match');
+    -- memory_private._check_text_query(query, text_match, 'text_match'), spliced
+    %12$s
     IF query_embedding IS NULL AND coalesce(query, '') = '' THEN
         RAISE EXCEPTION 'search_hybrid needs a query text, a query_embedding, or both'
             USING ERRCODE = '22004';
@@ -376,7 +381,12 @@ BEGIN
             RAISE EXCEPTION 'ef_search must be positive, got %%', ef_search
                 USING ERRCODE = '22023';
         END IF;
-        SELECT p.k1, p.b INTO v_k1, v_b FROM memory_private._bm25_params() AS p;
+        IF %13$s THEN  -- memory_private._bm25_unset_sql(), spliced: the defaults
+            v_k1 := %14$s;
+            v_b := %15$s;
+        ELSE
+            SELECT p.k1, p.b INTO v_k1, v_b FROM memory_private._bm25_params() AS p;
+        END IF;
         v_ef := %5$s;  -- memory_private._search_ef(v_candidates, ef_search), spliced
         %8$s
         IF v_old_iterative <> 'off' THEN
@@ -405,7 +415,10 @@ $template$,
             SELECT * FROM memory_private._hybrid_candidates(v_d, query, query_embedding, k,
                 filter, ef_search, text_match, with_embeddings)$c$, true),
         memory_private._branch_settings_sql(false), memory_private._branch_settings_sql(true),
-        memory_private._text_max_words(), memory_private._text_syntax_pattern())
+        memory_private._text_max_words(), memory_private._text_syntax_pattern(),
+        memory_private._check_text_query_sql('query', 'text_match', $s$'text_match'$s$),
+        memory_private._bm25_unset_sql(), d.k1, d.b)
+    FROM memory_private._bm25_defaults() AS d
 $def$;
 
 -- Regenerate memory.search_hybrid with a branch per domain (not distributed; an adopted one's
