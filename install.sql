@@ -4445,11 +4445,29 @@ END;
 $$;
 
 -- One lexeme as a tsquery that matches exactly it (quoted: quotes doubled, backslashes escaped).
+-- The rule's one place is _lexeme_tsquery_sql, the expression over the SQL expression of a
+-- lexeme: _lexeme_tsquery is made from it, and memory.search_hybrid's statement splices it (a
+-- call of an SQL function with a SET clause, never inlined, cost 1,000s of instructions per
+-- lexeme; callgrind, stop 33).
+CREATE OR REPLACE FUNCTION memory_private._lexeme_tsquery_sql(lexeme text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($e$('''' || replace(replace(%s, E'\\', E'\\\\'), '''', '''''') || '''')::tsquery$e$,
+        lexeme)
+$$;
+
+DO $install$
+BEGIN
+    EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private._lexeme_tsquery(lexeme text)
 RETURNS tsquery
 LANGUAGE sql IMMUTABLE STRICT
 SET search_path FROM CURRENT
-AS $$ SELECT ('''' || replace(replace(lexeme, E'\\', E'\\\\'), '''', '''''') || '''')::tsquery $$;
+AS $body$ SELECT %s $body$$f$, memory_private._lexeme_tsquery_sql('lexeme'));
+END;
+$install$;
 
 -- Which lexemes of a query bring candidates in, as an SQL expression over a row per lexeme
 -- (est: its estimated rows, NULL when rare; lexeme; budget): rare ones always; common ones join,
@@ -5386,7 +5404,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'index reads in full). One refresh of a domain at a time (a second waits). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', 'cf3daecf843cffa566dc2eac3bb610af5dac51ea485c034029d99bc7da8362a6', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', 'b385212fd9b83489772554990b30b0cf2cdf028e708e457df7c8fd22ea910f5b', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
@@ -6920,7 +6938,7 @@ BEGIN
             CROSS JOIN LATERAL (
                 SELECT t.id, %11$s AS len
                 FROM %10$s AS t
-                WHERE t.content_tsv @@ memory_private._lexeme_tsquery(q.lexeme)
+                WHERE t.content_tsv @@ %12$s
                 LIMIT %7$s
             ) AS x
             WHERE q.candidate AND %6$s > 0
@@ -6930,10 +6948,11 @@ BEGIN
                 array_agg(q.qtf * ln(1 + (q.n - x.df + 0.5) / (x.df + 0.5))) AS idf,
                 max(q.avgdl) AS avgdl
             FROM q
-            LEFT JOIN (SELECT p.lexeme, count(*) AS n FROM p GROUP BY p.lexeme) AS c
-                ON c.lexeme = q.lexeme
+            -- (a rare word's postings counted only for it: a join with the counts of every
+            -- word built a hash table per call)
             CROSS JOIN LATERAL (
-                SELECT least(greatest(coalesce(q.est, c.n, 0), 1), q.n) AS df) AS x
+                SELECT least(greatest(coalesce(q.est,
+                    (SELECT count(*) FROM p WHERE p.lexeme = q.lexeme), 0), 1), q.n) AS df) AS x
         ),
         top AS MATERIALIZED (
             SELECT p.id
@@ -6974,7 +6993,7 @@ BEGIN
         memory_private._bm25_row_score_sql('c.content_tsv', 'w.lexemes', 'w.idf', 'v_k1', 'v_b',
             'w.avgdl', NULL, NULL),
         memory_private._text_candidate_rule_sql('qe.est', 'qe.lexeme', v_rows.rare_rows::text),
-        v_postings.rel, v_postings.len);
+        v_postings.rel, v_postings.len, memory_private._lexeme_tsquery_sql('q.lexeme'));
 END;
 $$;
 
@@ -7000,10 +7019,7 @@ LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
     SELECT format($q$
-        SELECT tp.id, tp.content, tp.metadata, tp.score, tp.similarity, tp.rank, tp.created_at,
-            tp.updated_at, %4$s
-        FROM (
-            SELECT sc.* FROM (
+        %4$s FROM (
                 SELECT f.*, CASE WHEN recency_half_life IS NOT NULL
                         OR importance_weight IS NOT NULL
                     -- the fused score scaled to [0, 1] (1: first in both lists), then blended
@@ -7032,20 +7048,26 @@ AS $$
             -- (a row of the vector list is ordered by its vr alone, as by its rank)
             ORDER BY sc.score DESC, sc.vr NULLS LAST,
                 CASE WHEN sc.vr IS NULL THEN sc.tr END NULLS LAST, sc.id
-            LIMIT k
-        ) AS tp%5$s$q$,
+            LIMIT k%5$s$q$,
         candidates,
         CASE WHEN general THEN 'row_number() OVER (ORDER BY s.distance, s.id)'
             ELSE 's.distance' END,
         CASE WHEN general THEN 'row_number() OVER (ORDER BY s.text_rank DESC NULLS LAST, s.id)'
             ELSE '- s.text_rank' END,
-        -- with_embeddings: a text-only hit's vector is read by id (the CASE runs the subquery
-        -- only then: a join with a guard was planned with get_many first, which ran on every
-        -- call)
-        CASE WHEN general THEN $e$CASE WHEN with_embeddings AND tp.embedding IS NULL
+        -- the select list; general: over the best k (tp), with_embeddings: a text-only hit's
+        -- vector read by id (the CASE runs the subquery only then: a join with a guard was
+        -- planned with get_many first, which ran on every call); a branch's straight from sc (a
+        -- subquery scan less, set up on every call)
+        CASE WHEN general THEN $e$SELECT tp.id, tp.content, tp.metadata, tp.score, tp.similarity,
+            tp.rank, tp.created_at, tp.updated_at,
+            CASE WHEN with_embeddings AND tp.embedding IS NULL
                 THEN (SELECT g.embedding FROM memory.get_many(v_d.domain, ARRAY[tp.id]) AS g)
-                ELSE tp.embedding END$e$ ELSE 'tp.embedding' END,
+                ELSE tp.embedding END
+        FROM (
+            SELECT sc.*$e$ ELSE $e$SELECT sc.id, sc.content, sc.metadata, sc.score, sc.similarity,
+            sc.rank, sc.created_at, sc.updated_at, sc.embedding$e$ END,
         CASE WHEN general THEN $o$
+        ) AS tp
         ORDER BY tp.score DESC, tp.vr NULLS LAST, CASE WHEN tp.vr IS NULL THEN tp.tr END NULLS LAST,
             tp.id$o$ ELSE '' END,
         CASE WHEN general THEN $s$CASE WHEN fusion = 'rrf'
@@ -7289,7 +7311,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'memory.search, on the fused score scaled to [0, 1]. similarity is NULL for a row found by its '
 'words alone, text_rank for one found by its vector alone. with_embeddings => true fills the '
 'embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', 'f0653d772170bdec0e1974c314c84a8acfb6d53fd73ff43d7ebc0885854ece5f', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', '34a531d2834758e6295456541595e33d0b590d8c61eec650ec27977808dfc2e9', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).

@@ -116,7 +116,7 @@ BEGIN
             CROSS JOIN LATERAL (
                 SELECT t.id, %11$s AS len
                 FROM %10$s AS t
-                WHERE t.content_tsv @@ memory_private._lexeme_tsquery(q.lexeme)
+                WHERE t.content_tsv @@ %12$s
                 LIMIT %7$s
             ) AS x
             WHERE q.candidate AND %6$s > 0
@@ -126,10 +126,11 @@ BEGIN
                 array_agg(q.qtf * ln(1 + (q.n - x.df + 0.5) / (x.df + 0.5))) AS idf,
                 max(q.avgdl) AS avgdl
             FROM q
-            LEFT JOIN (SELECT p.lexeme, count(*) AS n FROM p GROUP BY p.lexeme) AS c
-                ON c.lexeme = q.lexeme
+            -- (a rare word's postings counted only for it: a join with the counts of every
+            -- word built a hash table per call)
             CROSS JOIN LATERAL (
-                SELECT least(greatest(coalesce(q.est, c.n, 0), 1), q.n) AS df) AS x
+                SELECT least(greatest(coalesce(q.est,
+                    (SELECT count(*) FROM p WHERE p.lexeme = q.lexeme), 0), 1), q.n) AS df) AS x
         ),
         top AS MATERIALIZED (
             SELECT p.id
@@ -170,7 +171,7 @@ BEGIN
         memory_private._bm25_row_score_sql('c.content_tsv', 'w.lexemes', 'w.idf', 'v_k1', 'v_b',
             'w.avgdl', NULL, NULL),
         memory_private._text_candidate_rule_sql('qe.est', 'qe.lexeme', v_rows.rare_rows::text),
-        v_postings.rel, v_postings.len);
+        v_postings.rel, v_postings.len, memory_private._lexeme_tsquery_sql('q.lexeme'));
 END;
 $$;
 
@@ -196,10 +197,7 @@ LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
     SELECT format($q$
-        SELECT tp.id, tp.content, tp.metadata, tp.score, tp.similarity, tp.rank, tp.created_at,
-            tp.updated_at, %4$s
-        FROM (
-            SELECT sc.* FROM (
+        %4$s FROM (
                 SELECT f.*, CASE WHEN recency_half_life IS NOT NULL
                         OR importance_weight IS NOT NULL
                     -- the fused score scaled to [0, 1] (1: first in both lists), then blended
@@ -228,20 +226,26 @@ AS $$
             -- (a row of the vector list is ordered by its vr alone, as by its rank)
             ORDER BY sc.score DESC, sc.vr NULLS LAST,
                 CASE WHEN sc.vr IS NULL THEN sc.tr END NULLS LAST, sc.id
-            LIMIT k
-        ) AS tp%5$s$q$,
+            LIMIT k%5$s$q$,
         candidates,
         CASE WHEN general THEN 'row_number() OVER (ORDER BY s.distance, s.id)'
             ELSE 's.distance' END,
         CASE WHEN general THEN 'row_number() OVER (ORDER BY s.text_rank DESC NULLS LAST, s.id)'
             ELSE '- s.text_rank' END,
-        -- with_embeddings: a text-only hit's vector is read by id (the CASE runs the subquery
-        -- only then: a join with a guard was planned with get_many first, which ran on every
-        -- call)
-        CASE WHEN general THEN $e$CASE WHEN with_embeddings AND tp.embedding IS NULL
+        -- the select list; general: over the best k (tp), with_embeddings: a text-only hit's
+        -- vector read by id (the CASE runs the subquery only then: a join with a guard was
+        -- planned with get_many first, which ran on every call); a branch's straight from sc (a
+        -- subquery scan less, set up on every call)
+        CASE WHEN general THEN $e$SELECT tp.id, tp.content, tp.metadata, tp.score, tp.similarity,
+            tp.rank, tp.created_at, tp.updated_at,
+            CASE WHEN with_embeddings AND tp.embedding IS NULL
                 THEN (SELECT g.embedding FROM memory.get_many(v_d.domain, ARRAY[tp.id]) AS g)
-                ELSE tp.embedding END$e$ ELSE 'tp.embedding' END,
+                ELSE tp.embedding END
+        FROM (
+            SELECT sc.*$e$ ELSE $e$SELECT sc.id, sc.content, sc.metadata, sc.score, sc.similarity,
+            sc.rank, sc.created_at, sc.updated_at, sc.embedding$e$ END,
         CASE WHEN general THEN $o$
+        ) AS tp
         ORDER BY tp.score DESC, tp.vr NULLS LAST, CASE WHEN tp.vr IS NULL THEN tp.tr END NULLS LAST,
             tp.id$o$ ELSE '' END,
         CASE WHEN general THEN $s$CASE WHEN fusion = 'rrf'
