@@ -4225,13 +4225,15 @@ SET search_path FROM CURRENT
 AS $$ SELECT 16 $$;
 
 -- What makes a query more than plain words, as a regular expression (matched ignoring case):
--- a quote, a word starting with '-', the word OR (websearch_to_tsquery's syntax). Without it
--- _parse_text_query takes the words as they are, and memory.search_hybrid may take its branch.
+-- a quote, a word starting with '-' (a '-' alone, as in 'pip - the package installer', excludes
+-- nothing: _parse_text_query skips it, and the parser gives it no position), the word OR
+-- (websearch_to_tsquery's syntax). Without it _parse_text_query takes the words as they are, and
+-- memory.search_hybrid may take its branch.
 CREATE OR REPLACE FUNCTION memory_private._text_syntax_pattern()
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$ SELECT '"|(^|\s)-|(^|\s)or(\s|$)' $$;
+AS $$ SELECT '"|(^|\s)-\S|(^|\s)or(\s|$)' $$;
 
 -- Hard cap on the index rows one search_text call reads in all (shared among its candidate
 -- lexemes; a lexeme's document frequency is counted up to its share): bounded cost whatever
@@ -5404,7 +5406,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'index reads in full). One refresh of a domain at a time (a second waits). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', 'b385212fd9b83489772554990b30b0cf2cdf028e708e457df7c8fd22ea910f5b', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', 'b834b7783b4e53ce69c1ae6ba0cb28b0c0fc70068d8a23e6f43486cf03e7366a', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.

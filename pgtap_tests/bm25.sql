@@ -3,7 +3,7 @@
 -- (not the filtered rows), the web-search syntax in both match modes, the text statistics
 -- (refresh_text_stats, common lexemes from ANALYZE outside the candidate scan), adopted tables.
 BEGIN;
-SELECT plan(88);
+SELECT plan(90);
 
 -- 'simple': no stemming, no stop words, so the lexemes are the words.
 SELECT memory.create_domain('bm', 3, text_config => 'simple');
@@ -87,6 +87,14 @@ SELECT memory.drop_domain('px');
 -- Web-search syntax.
 SELECT set_eq($$SELECT id FROM memory.search_text('bm', 'cherry -date')$$, ARRAY['b2'],
     '-exclusion (match any)');
+SELECT results_eq($$SELECT id, rank FROM memory.search_text('bm', 'cherry - date -')$$,
+    $$SELECT id, rank FROM memory.search_text('bm', 'cherry date')$$,
+    'a ''-'' alone excludes nothing: the words as they are (ranks equal)');
+SELECT is(array_agg(q ~* memory_private._text_syntax_pattern() ORDER BY n),
+    ARRAY[false, false, true, true, true, true],
+    'plain words: a ''-'' alone; syntax: -word, -"phrase", a quote, OR')
+FROM unnest(ARRAY['pip - the installer', 'a-b c -', 'pip -installer', 'x -"a b"', '"a b"',
+    'cats or dogs']) WITH ORDINALITY AS x (q, n);
 SELECT set_eq($$SELECT id FROM memory.search_text('bm', '"banana cherry"')$$, ARRAY['b3'],
     '"phrase" (match any): only rows with the words in that order');
 SELECT set_eq($$SELECT id FROM memory.search_text('bm', '"banana cherry" apple')$$, ARRAY['b3'],

@@ -281,13 +281,15 @@ SET search_path FROM CURRENT
 AS $$ SELECT 16 $$;
 
 -- What makes a query more than plain words, as a regular expression (matched ignoring case):
--- a quote, a word starting with '-', the word OR (websearch_to_tsquery's syntax). Without it
--- _parse_text_query takes the words as they are, and memory.search_hybrid may take its branch.
+-- a quote, a word starting with '-' (a '-' alone, as in 'pip - the package installer', excludes
+-- nothing: _parse_text_query skips it, and the parser gives it no position), the word OR
+-- (websearch_to_tsquery's syntax). Without it _parse_text_query takes the words as they are, and
+-- memory.search_hybrid may take its branch.
 CREATE OR REPLACE FUNCTION memory_private._text_syntax_pattern()
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$ SELECT '"|(^|\s)-|(^|\s)or(\s|$)' $$;
+AS $$ SELECT '"|(^|\s)-\S|(^|\s)or(\s|$)' $$;
 
 -- Hard cap on the index rows one search_text call reads in all (shared among its candidate
 -- lexemes; a lexeme's document frequency is counted up to its share): bounded cost whatever
