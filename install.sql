@@ -164,7 +164,7 @@ BEGIN
     RETURN set_config('search_path', format('pg_catalog, %I, pg_temp', v_schema), true);
 END;
 $f$;
-DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019', '0020', '0021', '0022', '0023', '0024', '0025', '0026', '0027', '0028', '0029', '0030', '0031', '0032', '0033', '0034']::text[]); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019', '0020', '0021', '0022', '0023', '0024', '0025', '0026', '0027', '0028', '0029', '0030', '0031', '0032', '0033', '0034', '0035']::text[]); END $pgmemo$;
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -1346,6 +1346,18 @@ BEGIN
 END;
 $migration$;
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0034', '0034_gin_pending_list_1mb.sql', 'b1326b2ee5008345805dad458ae6b099b5db51137eae4946064b372f529295b9', 'versioned'); PERFORM memory_private._record_breaking('0034', false); END $pgmemo$;
+\endif
+-- migrations/0035_bm25_row_score_gate.sql
+SELECT memory_private._migration_needed('0035', '0035_bm25_row_score_gate.sql', 'fa428cc7a501b05248e28043b031a828b276e264c0a909b7cd60ae1e215bcaac', ARRAY[]::text[]) AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0035_bm25_row_score_gate: memory_private._bm25_row_score_sql gained its argument gate (DEFAULT
+-- NULL): an SQL condition under which a row is scored at all (memory.search_hybrid's statement
+-- passes "the row holds a word of the query", so the ~40% of the vector rows without one skip
+-- the unnest of their tsvector; a row that fails it scores 0, as it did). Its old signature is
+-- dropped here (an eight-argument function beside the new one would make every call without the
+-- argument ambiguous) and made again by the SQL files. Not breaking: a private function.
+DROP FUNCTION IF EXISTS memory_private._bm25_row_score_sql(text, text, text, text, text, text, text, text);
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0035', '0035_bm25_row_score_gate.sql', 'fa428cc7a501b05248e28043b031a828b276e264c0a909b7cd60ae1e215bcaac', 'versioned'); PERFORM memory_private._record_breaking('0035', false); END $pgmemo$;
 \endif
 DO $pgmemo$ BEGIN PERFORM memory_private._set_install_search_path(); END $pgmemo$;
 -- sql/00_private_helpers.sql
@@ -4838,8 +4850,13 @@ $$;
 -- pairs are matched on f.hit, a few positions of the query's words, in C (tsquery's phrase
 -- operator), not on the whole tsvector. The one place of the per-row score: search_text's
 -- stage 2 (_bm25_score_sql) and the hybrid's one statement (_hybrid_sql, without near).
+-- gate (NULL: none): an SQL condition on the row; a row that fails it scores 0 without its
+-- tsvector unnested (the hybrid's: the row holds a word of the query, one lookup per word in C,
+-- where about 40% of its vector rows hold none: the unnest of an empty tsvector, its aggregate
+-- and their set-up cost 2.7% of a small domain's hybrid, stop 33).
 CREATE OR REPLACE FUNCTION memory_private._bm25_row_score_sql(
-    tsv text, lexemes text, idfs text, k1 text, b text, avgdl text, near text, near_weight text
+    tsv text, lexemes text, idfs text, k1 text, b text, avgdl text, near text, near_weight text,
+    gate text DEFAULT NULL
 )
 RETURNS text
 LANGUAGE sql IMMUTABLE
@@ -4855,13 +4872,15 @@ AS $$
                         '')::integer - 1, 0) END AS dl%8$s
         ) AS f
         CROSS JOIN LATERAL (
-            SELECT coalesce(sum((%3$s)[x.j] * x.tf * (%4$s + 1)
-                / (x.tf + %4$s * (1 - %5$s + %5$s * f.dl / greatest(%6$s, 1)))%7$s), 0)::double precision
-                AS score
-            FROM (
-                SELECT cardinality(u.positions) AS tf, array_position(%2$s, u.lexeme) AS j
-                FROM unnest(f.hit) AS u
-            ) AS x
+            SELECT CASE WHEN %9$s THEN (
+                SELECT coalesce(sum((%3$s)[x.j] * x.tf * (%4$s + 1)
+                    / (x.tf + %4$s * (1 - %5$s + %5$s * f.dl / greatest(%6$s, 1)))%7$s),
+                    0)::double precision
+                FROM (
+                    SELECT cardinality(u.positions) AS tf, array_position(%2$s, u.lexeme) AS j
+                    FROM unnest(f.hit) AS u
+                ) AS x
+            ) ELSE 0 END AS score
         ) AS s$q$, tsv, lexemes, idfs, k1, b, avgdl,
         -- (each word of the row that starts a pair, x.j: its pair's bonus)
         CASE WHEN near IS NOT NULL THEN format($n$
@@ -4873,7 +4892,8 @@ AS $$
         -- (read more than once with near: OFFSET 0 keeps f a subquery computed once per row;
         -- pulled up, each reference of f.hit computed it again from the whole tsvector: 8.9
         -- million instructions more per query on the eval's docstrings, callgrind)
-        CASE WHEN near IS NOT NULL THEN ' OFFSET 0' ELSE '' END)
+        CASE WHEN near IS NOT NULL THEN ' OFFSET 0' ELSE '' END,
+        coalesce(gate, 'true'))
 $$;
 
 -- search_text's proximity bonus: the pairs of a query's consecutive words (words, in the
@@ -5408,7 +5428,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'index reads in full). One refresh of a domain at a time (a second waits). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', 'f25f1bac9e13aed00be1184f6b08ca0a182b7105d55218ca30aac66cc0e896ab', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', 'fef7b05a8ed5b9adbcd8a7ce706c9f48853b23c9e2ce672e008ed540fff57e36', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
@@ -6954,7 +6974,9 @@ BEGIN
             WHERE q.candidate AND %6$s > 0
         ),
         w AS MATERIALIZED (
+            -- (words: the query's words OR'ed, the scoring's gate)
             SELECT array_agg(q.lexeme) AS lexemes,
+                string_agg((%12$s)::text, ' | ')::tsquery AS words,
                 array_agg(q.qtf * ln(1 + (q.n - x.df + 0.5) / (x.df + 0.5))) AS idf,
                 max(q.avgdl) AS avgdl
             FROM q
@@ -7001,7 +7023,7 @@ BEGIN
         memory_private._vector_schema(),
         v_rows.extra, v_rows.per_lexeme,
         memory_private._bm25_row_score_sql('c.content_tsv', 'w.lexemes', 'w.idf', 'v_k1', 'v_b',
-            'w.avgdl', NULL, NULL),
+            'w.avgdl', NULL, NULL, 'c.content_tsv @@ w.words'),
         memory_private._text_candidate_rule_sql('qe.est', 'qe.lexeme', v_rows.rare_rows::text),
         v_postings.rel, v_postings.len, memory_private._lexeme_tsquery_sql('q.lexeme'));
 END;
@@ -7321,7 +7343,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'memory.search, on the fused score scaled to [0, 1]. similarity is NULL for a row found by its '
 'words alone, text_rank for one found by its vector alone. with_embeddings => true fills the '
 'embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', 'd8acd9a02be35cd91c01b6f430b4fcc692f9f9c7dbefcde2b12f2d0c19dc810f', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', '848ab5ee631c1f3d5c5477fc70c754530055f60ff4bc40e1d6321b59b7a7b345', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).

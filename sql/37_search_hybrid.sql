@@ -128,7 +128,9 @@ BEGIN
             WHERE q.candidate AND %6$s > 0
         ),
         w AS MATERIALIZED (
+            -- (words: the query's words OR'ed, the scoring's gate)
             SELECT array_agg(q.lexeme) AS lexemes,
+                string_agg((%12$s)::text, ' | ')::tsquery AS words,
                 array_agg(q.qtf * ln(1 + (q.n - x.df + 0.5) / (x.df + 0.5))) AS idf,
                 max(q.avgdl) AS avgdl
             FROM q
@@ -175,7 +177,7 @@ BEGIN
         memory_private._vector_schema(),
         v_rows.extra, v_rows.per_lexeme,
         memory_private._bm25_row_score_sql('c.content_tsv', 'w.lexemes', 'w.idf', 'v_k1', 'v_b',
-            'w.avgdl', NULL, NULL),
+            'w.avgdl', NULL, NULL, 'c.content_tsv @@ w.words'),
         memory_private._text_candidate_rule_sql('qe.est', 'qe.lexeme', v_rows.rare_rows::text),
         v_postings.rel, v_postings.len, memory_private._lexeme_tsquery_sql('q.lexeme'));
 END;
