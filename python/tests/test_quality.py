@@ -157,3 +157,17 @@ def test_search_text_nasty_input_never_errors(store, match):
     assert {r["id"] for r in store.search_text("deploy service", domain="n", match=match)} == {"d1", "d2"}
     # The table is still there after the injection attempt.
     assert len(store.search_text("deploy", domain="n", match=match)) == 2
+
+
+def test_backend_cpu_is_read_finer_than_the_kernels_ticks(dsn):
+    """The server CPU the eval reports comes from /proc/<pid>/schedstat (nanoseconds), not the
+    10 ms ticks of /proc/<pid>/stat: a query of about a millisecond moves it by less than a tick,
+    and by more than nothing."""
+    if not Path("/proc/self/schedstat").exists():
+        pytest.skip("no /proc/<pid>/schedstat on this kernel")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        cpu0 = quality.backend_cpu_ms(conn)
+        conn.execute("SELECT count(*) FROM generate_series(1, 2000)").fetchall()
+        cpu1 = quality.backend_cpu_ms(conn)
+    assert cpu0 is not None and cpu1 is not None
+    assert 0 < cpu1 - cpu0 < 10
