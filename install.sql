@@ -4485,6 +4485,17 @@ AS $body$ SELECT %s $body$$f$, memory_private._lexeme_tsquery_sql('lexeme'));
 END;
 $install$;
 
+-- A query's words OR'ed into one tsquery (what a row holds when it holds any of them), as an
+-- aggregate over the rows of its words (lexeme: the SQL expression of one).
+CREATE OR REPLACE FUNCTION memory_private._any_word_tsquery_sql(lexeme text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($e$string_agg((%s)::text, ' | ')::tsquery$e$,
+        memory_private._lexeme_tsquery_sql(lexeme))
+$$;
+
 -- Which lexemes of a query bring candidates in, as an SQL expression over a row per lexeme
 -- (est: its estimated rows, NULL when rare; lexeme; budget): rare ones always; common ones join,
 -- rarest first, while their estimated rows fit the budget. Its one place: _text_candidate_pick
@@ -4773,28 +4784,44 @@ AS $$
         )$q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d), predicate)
 $$;
 
--- w: each query lexeme's idf (times its query frequency); df is its estimate ($2) when it has
--- one, else the count of its postings in p. wa: the same as two arrays (lexemes, idfs) in the
+-- A query word's df and idf, as SQL expressions: df its estimate (est, frequency * N) when it
+-- has one, else the count of its postings read (postings), within [1, N]; idf BM25's, times
+-- the word's query frequency (qtf). Their one place: search_text's w (_bm25_idf_cte) and the
+-- hybrid's (_hybrid_sql).
+CREATE OR REPLACE FUNCTION memory_private._bm25_df_sql(est text, postings text, n text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT format($e$least(greatest(coalesce(%s, %s, 0), 1), %s)$e$, est, postings, n) $$;
+
+CREATE OR REPLACE FUNCTION memory_private._bm25_idf_sql(qtf text, n text, df text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT format($e$%1$s * ln(1 + (%2$s - %3$s + 0.5) / (%3$s + 0.5))$e$, qtf, n, df) $$;
+
+-- w: each query lexeme's idf (times its query frequency; df: _bm25_df_sql over its estimate,
+-- $2, and the count of its postings in p). wa: the same as two arrays (lexemes, idfs) in the
 -- query's order ($1's), once per query for every row scored.
 CREATE OR REPLACE FUNCTION memory_private._bm25_idf_cte()
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-    SELECT $q$
+    SELECT format($q$
         w AS MATERIALIZED (
-            SELECT q.lexeme, q.qtf * ln(1 + ($6 - x.df + 0.5) / (x.df + 0.5)) AS idf, q.n
+            SELECT q.lexeme, %1$s AS idf, q.n
             FROM unnest($1::text[], $2::double precision[], $12::double precision[])
                 WITH ORDINALITY AS q (lexeme, est, qtf, n)
             LEFT JOIN (SELECT p.lexeme, count(*) AS n FROM p GROUP BY p.lexeme) AS c
                 ON c.lexeme = q.lexeme
-            CROSS JOIN LATERAL (
-                SELECT least(greatest(coalesce(q.est, c.n, 0), 1), $6) AS df) AS x
+            CROSS JOIN LATERAL (SELECT %2$s AS df) AS x
         ),
         wa AS MATERIALIZED (
             SELECT array_agg(w.lexeme ORDER BY w.n) AS lexemes, array_agg(w.idf ORDER BY w.n) AS idfs
             FROM w
-        )$q$::text
+        )$q$, memory_private._bm25_idf_sql('q.qtf', '$6', 'x.df'),
+        memory_private._bm25_df_sql('q.est', 'c.n', '$6'))
 $$;
 
 -- top: the rows of p that pass the filter, with est, the BM25 score they would have: a posting
@@ -4966,8 +4993,7 @@ AS $$
             CROSS JOIN LATERAL (
                 SELECT t.* FROM %1$I.%2$I AS t
                 WHERE t.id = c.id AND (NOT c.best_only OR %7$s @@ (
-                    SELECT string_agg(memory_private._lexeme_tsquery(l.l)::text, ' | ')::tsquery
-                    FROM unnest($1::text[]) AS l (l)))
+                    SELECT %8$s FROM unnest($1::text[]) AS l (l)))
             ) AS t
             ORDER BY c.est DESC, c.id
             LIMIT $14
@@ -4979,7 +5005,8 @@ AS $$
         CASE WHEN d.distributed THEN memory_private._bm25_dist_postings_cte(d, predicate)
             ELSE memory_private._bm25_postings_cte(d, predicate, true) END,
         memory_private._bm25_idf_cte(), memory_private._bm25_top_cte(false),
-        memory_private._bm25_score_sql(d, true), memory_private._domain_tsvector_sql(d))
+        memory_private._bm25_score_sql(d, true), memory_private._domain_tsvector_sql(d),
+        memory_private._any_word_tsquery_sql('l.l'))
 $$;
 
 -- The text half of memory.search_hybrid when it has vector candidates: BM25 scores of those rows
@@ -5428,7 +5455,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'index reads in full). One refresh of a domain at a time (a second waits). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', 'fef7b05a8ed5b9adbcd8a7ce706c9f48853b23c9e2ce672e008ed540fff57e36', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '5cdbed0c3e58894a7bf255801c01739b5308b8dbf801c6a6185031bdaabb445c', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
@@ -6975,16 +7002,12 @@ BEGIN
         ),
         w AS MATERIALIZED (
             -- (words: the query's words OR'ed, the scoring's gate)
-            SELECT array_agg(q.lexeme) AS lexemes,
-                string_agg((%12$s)::text, ' | ')::tsquery AS words,
-                array_agg(q.qtf * ln(1 + (q.n - x.df + 0.5) / (x.df + 0.5))) AS idf,
+            SELECT array_agg(q.lexeme) AS lexemes, %13$s AS words, array_agg(%14$s) AS idf,
                 max(q.avgdl) AS avgdl
             FROM q
             -- (a rare word's postings counted only for it: a join with the counts of every
             -- word built a hash table per call)
-            CROSS JOIN LATERAL (
-                SELECT least(greatest(coalesce(q.est,
-                    (SELECT count(*) FROM p WHERE p.lexeme = q.lexeme), 0), 1), q.n) AS df) AS x
+            CROSS JOIN LATERAL (SELECT %15$s AS df) AS x
         ),
         top AS MATERIALIZED (
             SELECT p.id
@@ -7025,7 +7048,11 @@ BEGIN
         memory_private._bm25_row_score_sql('c.content_tsv', 'w.lexemes', 'w.idf', 'v_k1', 'v_b',
             'w.avgdl', NULL, NULL, 'c.content_tsv @@ w.words'),
         memory_private._text_candidate_rule_sql('qe.est', 'qe.lexeme', v_rows.rare_rows::text),
-        v_postings.rel, v_postings.len, memory_private._lexeme_tsquery_sql('q.lexeme'));
+        v_postings.rel, v_postings.len, memory_private._lexeme_tsquery_sql('q.lexeme'),
+        memory_private._any_word_tsquery_sql('q.lexeme'),
+        memory_private._bm25_idf_sql('q.qtf', 'q.n', 'x.df'),
+        memory_private._bm25_df_sql('q.est', '(SELECT count(*) FROM p WHERE p.lexeme = q.lexeme)',
+            'q.n'));
 END;
 $$;
 
@@ -7343,7 +7370,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'memory.search, on the fused score scaled to [0, 1]. similarity is NULL for a row found by its '
 'words alone, text_rank for one found by its vector alone. with_embeddings => true fills the '
 'embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', '848ab5ee631c1f3d5c5477fc70c754530055f60ff4bc40e1d6321b59b7a7b345', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', 'a7be6cbfbe82976a3c0ff2fef28b8f14ef0c99cf54ad7c87f1538dd74c7ee513', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).
@@ -12659,13 +12686,14 @@ DECLARE
     v_est double precision := (memory_private._diagnose_size(d)).est_rows;
     v_null_frac double precision;
     v_n bigint;
-    v_txt text;
+    v_about text;  -- what v_n is: '' a count, 'more than ' the bound, 'about ' an estimate
 BEGIN
     IF d.distributed OR memory_private._is_distributed_table((memory_private._physical(d)).relation)
     THEN
         -- Citus: the shards' ids against the coordinator's queue, without a join.
         v_n := memory_private._dist_unqueued(d, v_limit);
-        v_txt := CASE WHEN v_n > v_limit THEN 'more than ' || v_limit ELSE v_n::text END;
+        v_about := CASE WHEN v_n > v_limit THEN 'more than ' ELSE '' END;
+        v_n := least(v_n, v_limit);
     ELSIF v_est <= v_limit THEN
         EXECUTE format($q$
             SELECT count(*) FROM (
@@ -12679,7 +12707,8 @@ BEGIN
             ) AS s
         $q$, d.table_schema, d.table_name)
         INTO v_n USING d.domain, v_limit + 1;
-        v_txt := CASE WHEN v_n > v_limit THEN 'more than ' || v_limit ELSE v_n::text END;
+        v_about := CASE WHEN v_n > v_limit THEN 'more than ' ELSE '' END;
+        v_n := least(v_n, v_limit);
     ELSE
         SELECT s.null_frac INTO v_null_frac
         FROM pg_catalog.pg_stats AS s
@@ -12694,15 +12723,17 @@ BEGIN
         IF v_n <= greatest(100, 0.01 * v_est) THEN
             v_n := 0;  -- within the estimate's noise
         END IF;
-        v_txt := 'about ' || v_n;
+        v_about := 'about ';
     END IF;
     IF v_n > 0 THEN
         RETURN QUERY SELECT 'warning', d.domain, 'unqueued_null_embeddings',
-            format('%s no embedding and no queue job, so nothing will ever embed %s '
-                'and memory.search never finds %2$s (inserted with triggers disabled, restored '
-                'from a dump, or there before pgmemo). Queue %2$s for the workers.',
-                v_txt || CASE WHEN v_txt = '1' THEN ' row has' ELSE ' rows have' END,
-                CASE WHEN v_txt = '1' THEN 'it' ELSE 'them' END),
+            v_about || memory_private._count_of(v_n,
+                'row has no embedding and no queue job, so nothing will ever embed it and '
+                    || 'memory.search never finds it (inserted with triggers disabled, restored '
+                    || 'from a dump, or there before pgmemo). Queue it for the workers.',
+                'rows have no embedding and no queue job, so nothing will ever embed them and '
+                    || 'memory.search never finds them (inserted with triggers disabled, restored '
+                    || 'from a dump, or there before pgmemo). Queue them for the workers.'),
             format($sql$SELECT memory.enqueue_missing(%L);$sql$, d.domain);
     END IF;
 END;
@@ -12829,7 +12860,7 @@ COMMENT ON FUNCTION memory_private._check_untrusted_text_config(memory_private.d
 'configuration, or a dictionary it maps words to, belongs to a role pgmemo does not trust '
 '(handed over after create_domain checked it). fix_sql: ALTER TEXT SEARCH ... OWNER TO pgmemo''s '
 'owner.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', 'a3985b7d56c714f2606174616ee6ba4c982875648111b5cfc052bcf5dcc4f59d', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:61_diagnose.sql', '61_diagnose.sql', 'c1638db0eb84a0f9725c40885ccbf3ac4396481d37cca6fea1ac56edd001ea3f', 'repeatable'); END $pgmemo$;
 -- sql/70_bulk.sql
 -- Bulk loading: memory.bulk_load_begin / memory.bulk_load_finish defer a domain's secondary
 -- indexes (HNSW, GIN metadata, GIN full-text, btree updated_at) and its per-statement enqueue

@@ -529,6 +529,17 @@ AS $body$ SELECT %s $body$$f$, memory_private._lexeme_tsquery_sql('lexeme'));
 END;
 $install$;
 
+-- A query's words OR'ed into one tsquery (what a row holds when it holds any of them), as an
+-- aggregate over the rows of its words (lexeme: the SQL expression of one).
+CREATE OR REPLACE FUNCTION memory_private._any_word_tsquery_sql(lexeme text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($e$string_agg((%s)::text, ' | ')::tsquery$e$,
+        memory_private._lexeme_tsquery_sql(lexeme))
+$$;
+
 -- Which lexemes of a query bring candidates in, as an SQL expression over a row per lexeme
 -- (est: its estimated rows, NULL when rare; lexeme; budget): rare ones always; common ones join,
 -- rarest first, while their estimated rows fit the budget. Its one place: _text_candidate_pick
@@ -817,28 +828,44 @@ AS $$
         )$q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d), predicate)
 $$;
 
--- w: each query lexeme's idf (times its query frequency); df is its estimate ($2) when it has
--- one, else the count of its postings in p. wa: the same as two arrays (lexemes, idfs) in the
+-- A query word's df and idf, as SQL expressions: df its estimate (est, frequency * N) when it
+-- has one, else the count of its postings read (postings), within [1, N]; idf BM25's, times
+-- the word's query frequency (qtf). Their one place: search_text's w (_bm25_idf_cte) and the
+-- hybrid's (_hybrid_sql).
+CREATE OR REPLACE FUNCTION memory_private._bm25_df_sql(est text, postings text, n text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT format($e$least(greatest(coalesce(%s, %s, 0), 1), %s)$e$, est, postings, n) $$;
+
+CREATE OR REPLACE FUNCTION memory_private._bm25_idf_sql(qtf text, n text, df text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT format($e$%1$s * ln(1 + (%2$s - %3$s + 0.5) / (%3$s + 0.5))$e$, qtf, n, df) $$;
+
+-- w: each query lexeme's idf (times its query frequency; df: _bm25_df_sql over its estimate,
+-- $2, and the count of its postings in p). wa: the same as two arrays (lexemes, idfs) in the
 -- query's order ($1's), once per query for every row scored.
 CREATE OR REPLACE FUNCTION memory_private._bm25_idf_cte()
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-    SELECT $q$
+    SELECT format($q$
         w AS MATERIALIZED (
-            SELECT q.lexeme, q.qtf * ln(1 + ($6 - x.df + 0.5) / (x.df + 0.5)) AS idf, q.n
+            SELECT q.lexeme, %1$s AS idf, q.n
             FROM unnest($1::text[], $2::double precision[], $12::double precision[])
                 WITH ORDINALITY AS q (lexeme, est, qtf, n)
             LEFT JOIN (SELECT p.lexeme, count(*) AS n FROM p GROUP BY p.lexeme) AS c
                 ON c.lexeme = q.lexeme
-            CROSS JOIN LATERAL (
-                SELECT least(greatest(coalesce(q.est, c.n, 0), 1), $6) AS df) AS x
+            CROSS JOIN LATERAL (SELECT %2$s AS df) AS x
         ),
         wa AS MATERIALIZED (
             SELECT array_agg(w.lexeme ORDER BY w.n) AS lexemes, array_agg(w.idf ORDER BY w.n) AS idfs
             FROM w
-        )$q$::text
+        )$q$, memory_private._bm25_idf_sql('q.qtf', '$6', 'x.df'),
+        memory_private._bm25_df_sql('q.est', 'c.n', '$6'))
 $$;
 
 -- top: the rows of p that pass the filter, with est, the BM25 score they would have: a posting
@@ -1010,8 +1037,7 @@ AS $$
             CROSS JOIN LATERAL (
                 SELECT t.* FROM %1$I.%2$I AS t
                 WHERE t.id = c.id AND (NOT c.best_only OR %7$s @@ (
-                    SELECT string_agg(memory_private._lexeme_tsquery(l.l)::text, ' | ')::tsquery
-                    FROM unnest($1::text[]) AS l (l)))
+                    SELECT %8$s FROM unnest($1::text[]) AS l (l)))
             ) AS t
             ORDER BY c.est DESC, c.id
             LIMIT $14
@@ -1023,7 +1049,8 @@ AS $$
         CASE WHEN d.distributed THEN memory_private._bm25_dist_postings_cte(d, predicate)
             ELSE memory_private._bm25_postings_cte(d, predicate, true) END,
         memory_private._bm25_idf_cte(), memory_private._bm25_top_cte(false),
-        memory_private._bm25_score_sql(d, true), memory_private._domain_tsvector_sql(d))
+        memory_private._bm25_score_sql(d, true), memory_private._domain_tsvector_sql(d),
+        memory_private._any_word_tsquery_sql('l.l'))
 $$;
 
 -- The text half of memory.search_hybrid when it has vector candidates: BM25 scores of those rows

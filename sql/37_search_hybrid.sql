@@ -129,16 +129,12 @@ BEGIN
         ),
         w AS MATERIALIZED (
             -- (words: the query's words OR'ed, the scoring's gate)
-            SELECT array_agg(q.lexeme) AS lexemes,
-                string_agg((%12$s)::text, ' | ')::tsquery AS words,
-                array_agg(q.qtf * ln(1 + (q.n - x.df + 0.5) / (x.df + 0.5))) AS idf,
+            SELECT array_agg(q.lexeme) AS lexemes, %13$s AS words, array_agg(%14$s) AS idf,
                 max(q.avgdl) AS avgdl
             FROM q
             -- (a rare word's postings counted only for it: a join with the counts of every
             -- word built a hash table per call)
-            CROSS JOIN LATERAL (
-                SELECT least(greatest(coalesce(q.est,
-                    (SELECT count(*) FROM p WHERE p.lexeme = q.lexeme), 0), 1), q.n) AS df) AS x
+            CROSS JOIN LATERAL (SELECT %15$s AS df) AS x
         ),
         top AS MATERIALIZED (
             SELECT p.id
@@ -179,7 +175,11 @@ BEGIN
         memory_private._bm25_row_score_sql('c.content_tsv', 'w.lexemes', 'w.idf', 'v_k1', 'v_b',
             'w.avgdl', NULL, NULL, 'c.content_tsv @@ w.words'),
         memory_private._text_candidate_rule_sql('qe.est', 'qe.lexeme', v_rows.rare_rows::text),
-        v_postings.rel, v_postings.len, memory_private._lexeme_tsquery_sql('q.lexeme'));
+        v_postings.rel, v_postings.len, memory_private._lexeme_tsquery_sql('q.lexeme'),
+        memory_private._any_word_tsquery_sql('q.lexeme'),
+        memory_private._bm25_idf_sql('q.qtf', 'q.n', 'x.df'),
+        memory_private._bm25_df_sql('q.est', '(SELECT count(*) FROM p WHERE p.lexeme = q.lexeme)',
+            'q.n'));
 END;
 $$;
 

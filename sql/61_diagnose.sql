@@ -671,13 +671,14 @@ DECLARE
     v_est double precision := (memory_private._diagnose_size(d)).est_rows;
     v_null_frac double precision;
     v_n bigint;
-    v_txt text;
+    v_about text;  -- what v_n is: '' a count, 'more than ' the bound, 'about ' an estimate
 BEGIN
     IF d.distributed OR memory_private._is_distributed_table((memory_private._physical(d)).relation)
     THEN
         -- Citus: the shards' ids against the coordinator's queue, without a join.
         v_n := memory_private._dist_unqueued(d, v_limit);
-        v_txt := CASE WHEN v_n > v_limit THEN 'more than ' || v_limit ELSE v_n::text END;
+        v_about := CASE WHEN v_n > v_limit THEN 'more than ' ELSE '' END;
+        v_n := least(v_n, v_limit);
     ELSIF v_est <= v_limit THEN
         EXECUTE format($q$
             SELECT count(*) FROM (
@@ -691,7 +692,8 @@ BEGIN
             ) AS s
         $q$, d.table_schema, d.table_name)
         INTO v_n USING d.domain, v_limit + 1;
-        v_txt := CASE WHEN v_n > v_limit THEN 'more than ' || v_limit ELSE v_n::text END;
+        v_about := CASE WHEN v_n > v_limit THEN 'more than ' ELSE '' END;
+        v_n := least(v_n, v_limit);
     ELSE
         SELECT s.null_frac INTO v_null_frac
         FROM pg_catalog.pg_stats AS s
@@ -706,15 +708,17 @@ BEGIN
         IF v_n <= greatest(100, 0.01 * v_est) THEN
             v_n := 0;  -- within the estimate's noise
         END IF;
-        v_txt := 'about ' || v_n;
+        v_about := 'about ';
     END IF;
     IF v_n > 0 THEN
         RETURN QUERY SELECT 'warning', d.domain, 'unqueued_null_embeddings',
-            format('%s no embedding and no queue job, so nothing will ever embed %s '
-                'and memory.search never finds %2$s (inserted with triggers disabled, restored '
-                'from a dump, or there before pgmemo). Queue %2$s for the workers.',
-                v_txt || CASE WHEN v_txt = '1' THEN ' row has' ELSE ' rows have' END,
-                CASE WHEN v_txt = '1' THEN 'it' ELSE 'them' END),
+            v_about || memory_private._count_of(v_n,
+                'row has no embedding and no queue job, so nothing will ever embed it and '
+                    || 'memory.search never finds it (inserted with triggers disabled, restored '
+                    || 'from a dump, or there before pgmemo). Queue it for the workers.',
+                'rows have no embedding and no queue job, so nothing will ever embed them and '
+                    || 'memory.search never finds them (inserted with triggers disabled, restored '
+                    || 'from a dump, or there before pgmemo). Queue them for the workers.'),
             format($sql$SELECT memory.enqueue_missing(%L);$sql$, d.domain);
     END IF;
 END;

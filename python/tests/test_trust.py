@@ -478,6 +478,29 @@ CREATE FUNCTION extensions.jsonb_build_object(text, text, text, text, text, name
     text, boolean) RETURNS jsonb LANGUAGE plpgsql AS $$
     BEGIN INSERT INTO extensions.ran VALUES (current_user, 'jsonb_build_object(...)');
     RETURN '{}'::jsonb; END $$;
+-- stop 33: what the BM25 row score, the hybrid's gate and the common lexemes' fetch call
+CREATE FUNCTION extensions.split_part(a text, b text, n integer) RETURNS text LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO extensions.ran VALUES (current_user, 'split_part(text, text, integer)');
+    RETURN pg_catalog.split_part(a, b, n); END $$;
+CREATE FUNCTION extensions.ts_filter(v tsvector, w "char"[]) RETURNS tsvector LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO extensions.ran VALUES (current_user, 'ts_filter(tsvector, "char"[])');
+    RETURN pg_catalog.ts_filter(v, w); END $$;
+CREATE FUNCTION extensions.setweight(v tsvector, w "char", l text[]) RETURNS tsvector
+    LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO extensions.ran VALUES (current_user, 'setweight(tsvector, "char", text[])');
+    RETURN pg_catalog.setweight(v, w, l); END $$;
+CREATE FUNCTION extensions.plant_agg(a text, b text, c text) RETURNS text LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO extensions.ran VALUES (current_user, 'string_agg(text, text)');
+    RETURN coalesce(a || c, '') || b; END $$;
+CREATE AGGREGATE extensions.string_agg(text, text) (SFUNC = extensions.plant_agg, STYPE = text);
+CREATE FUNCTION extensions.plant_path(a jsonb, b text[]) RETURNS jsonb LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO extensions.ran VALUES (current_user, '#>(jsonb, text[])');
+    RETURN pg_catalog.jsonb_extract_path(a, VARIADIC b); END $$;
+CREATE OPERATOR extensions.#> (LEFTARG = jsonb, RIGHTARG = text[], FUNCTION = extensions.plant_path);
+CREATE FUNCTION extensions.plant_match(a tsvector, b tsquery) RETURNS boolean LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO extensions.ran VALUES (current_user, '@@(tsvector, tsquery)');
+    RETURN pg_catalog.ts_match_vq(a, b); END $$;
+CREATE OPERATOR extensions.@@ (LEFTARG = tsvector, RIGHTARG = tsquery, FUNCTION = extensions.plant_match);
 """
 
 
@@ -508,12 +531,18 @@ def test_better_matching_overloads_in_pgvector_schema_never_run(dsn_ext, roles):
         eve.execute("SELECT sum(x) FROM (VALUES (1.5::double precision)) AS v (x)")
         eve.execute("SELECT tsquery_phrase('a'::tsquery, 'b'::tsquery, 1)")
         eve.execute("SELECT gin_clean_pending_list('extensions.ran'::regclass)")
+        eve.execute("SELECT split_part('a:b', ':', 2), ts_filter(setweight('a:1'::tsvector, 'A', "
+                    "ARRAY['a']), ARRAY['a']::\"char\"[]), '{}'::jsonb #> ARRAY[]::text[], "
+                    "'a:1'::tsvector @@ 'a'::tsquery")
+        eve.execute("SELECT string_agg(x, ' | ') FROM (VALUES ('a'), ('b')) AS v (x)")
         seen = {r["what"] for r in owner.execute("SELECT what FROM extensions.ran").fetchall()}
         assert {"cardinality(text[])", "format(text, name, name)", "unnest(text[])",
                 "pg_column_size(vector)", "array_position(text[], text)",
                 "jsonb_path_query(jsonb, text)", "regexp_matches(text, text, text)",
                 "sum(double precision)", "tsquery_phrase(tsquery, tsquery, integer)",
-                "gin_clean_pending_list(regclass)"} <= seen
+                "gin_clean_pending_list(regclass)", "split_part(text, text, integer)",
+                'ts_filter(tsvector, "char"[])', 'setweight(tsvector, "char", text[])',
+                "string_agg(text, text)", "#>(jsonb, text[])", "@@(tsvector, tsquery)"} <= seen
         owner.execute("TRUNCATE extensions.ran")
         # the calls a reader and a writer make
         eve.execute("RESET search_path")
@@ -565,6 +594,13 @@ def test_better_matching_overloads_in_pgvector_schema_never_run(dsn_ext, roles):
     finally:
         owner.execute("DROP TABLE IF EXISTS extensions.ran")
         owner.execute("DROP AGGREGATE IF EXISTS extensions.sum(double precision)")
+        owner.execute("DROP AGGREGATE IF EXISTS extensions.string_agg(text, text)")
+        owner.execute("DROP OPERATOR IF EXISTS extensions.#> (jsonb, text[])")
+        owner.execute("DROP OPERATOR IF EXISTS extensions.@@ (tsvector, tsquery)")
+        for fn in ["plant_agg(text, text, text)", "plant_path(jsonb, text[])",
+                   "plant_match(tsvector, tsquery)", "split_part(text, text, integer)",
+                   'ts_filter(tsvector, "char"[])', 'setweight(tsvector, "char", text[])']:
+            owner.execute(f"DROP FUNCTION IF EXISTS extensions.{fn}")
         owner.execute("DROP FUNCTION IF EXISTS extensions.plant_add(double precision, "
                       "double precision)")
         for fn in ["format(text, name, name)", "unnest(text[])", "array_fill(real, integer[])",
