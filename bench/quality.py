@@ -650,6 +650,7 @@ def evaluate(dsn: str | None = None, *, tiny: bool = False, n_docs: int | None =
                 per_mode[mode][1].extend(times)
         for mode in MODES:
             results["modes"][mode] = metrics(*per_mode[mode], cpu_key="test:" + mode)
+        results["pair"] = pair_pass(conn, test_q)
         results["load_average"] = [round(x, 2) for x in os.getloadavg()]
         results["gap"] = gap_analysis(conn, docs, test_q)
         # Per-query ranks of the defaults, for the record.
@@ -673,6 +674,32 @@ def evaluate(dsn: str | None = None, *, tiny: bool = False, n_docs: int | None =
     }
     results["seconds"] = round(time.perf_counter() - t0, 1)
     return results
+
+
+# The hybrid against the vector search alone (stop 34): in the round robin of every mode,
+# `search` runs after search_text, bm25s and the exact scan have filled the CPU caches with
+# other data, which costs it 15-20% more server CPU than when it alternates with the hybrid
+# only, while the hybrid (which reads the same data as search_text and more) barely changes;
+# that flattered the round robin's hybrid/search ratio (1.5-1.6x against 1.9x here on the
+# documentation sections). The two interleaved query by query, the order alternated, twice
+# over the test queries.
+PAIR = ("search", "search_hybrid")
+
+
+def pair_pass(conn, test_q, repeats: int = 2) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    times: dict[str, list[float]] = {mode: [] for mode in PAIR}
+    for mode in PAIR:
+        CPU_MS.pop("pair:" + mode, None)
+        CPU_N.pop("pair:" + mode, None)
+    for i, q in enumerate(test_q * repeats):
+        for mode in (PAIR if i % 2 == 0 else PAIR[::-1]):
+            times[mode].extend(run_mode(conn, mode, [q], cpu_key="pair:" + mode)[1])
+    for mode in PAIR:
+        m = metrics([None] * len(times[mode]), times[mode], cpu_key="pair:" + mode)
+        out[mode] = {k: m[k] for k in ("p50_ms", "p95_ms", "cpu_ms") if k in m}
+    out["queries"] = len(test_q) * repeats
+    return out
 
 
 def run_sweeps(conn, exact, dev_q, log, tiny: bool = False) -> dict[str, Any]:
@@ -937,7 +964,8 @@ def narrative(results: dict[str, Any]) -> list[str]:
                     f"`search_hybrid` {m['search_hybrid']['cpu_ms']:.2f} ms of server CPU against "
                     f"`search` {m['search']['cpu_ms']:.2f} ms "
                     f"({m['search_hybrid']['cpu_ms'] / m['search']['cpu_ms']:.1f}x), p50 "
-                    f"{m['search_hybrid']['p50_ms'] / m['search']['p50_ms']:.2f}x."]
+                    f"{m['search_hybrid']['p50_ms'] / m['search']['p50_ms']:.2f}x in the round "
+                    f"robin of every mode" + _pair_clause(res) + "."]
     load = results.get("load_average")
     for label, res in (("corpus 1", results), ("corpus 2", results.get("second_corpus"))):
         if not res:
@@ -983,10 +1011,7 @@ def targets(results: dict[str, Any]) -> list[str]:
                f"below it by {m['bm25s_stemmer']['mrr@10'] - st:.4f}."),
             f"- {label}: `search_hybrid` MRR@10 {hy:.3f} >= 1.03 x `search` {ve:.3f} "
             f"(= {1.03 * ve:.3f}): {'met' if hy >= 1.03 * ve else 'MISSED'} ({hy / ve:.3f}x).",
-            f"- {label}: `search_hybrid` p50 {m['search_hybrid']['p50_ms']:.1f} ms <= 1.5 x "
-            f"`search` {m['search']['p50_ms']:.1f} ms: {'met' if ratio <= 1.5 else 'MISSED'} "
-            f"({ratio:.2f}x wall-clock"
-            + (f", {cpu_ratio:.2f}x server CPU)." if cpu_ratio else ")."),
+            _hybrid_latency_target(label, res, ratio, cpu_ratio),
         ]
     m = results["modes"]
     cpu = m["search_text"].get("cpu_ms")
@@ -1000,6 +1025,41 @@ def targets(results: dict[str, Any]) -> list[str]:
                  + _own_pass(results)
                  + " (100,000 rows: see \"Text search write cost\").")
     return lines
+
+
+def _pair_clause(res: dict[str, Any]) -> str:
+    """The pair pass's figures as a clause (empty without it)."""
+    pair = res.get("pair")
+    if not pair:
+        return ""
+    h, v = pair["search_hybrid"], pair["search"]
+    return (f"; the two alone, interleaved: p50 {h['p50_ms']:.2f} against {v['p50_ms']:.2f} ms "
+            f"({h['p50_ms'] / v['p50_ms']:.2f}x)"
+            + (f", server CPU {h['cpu_ms']:.2f} against {v['cpu_ms']:.2f} ms "
+               f"({h['cpu_ms'] / v['cpu_ms']:.2f}x)" if h.get("cpu_ms") and v.get("cpu_ms") else "")
+            + " (in the round robin `search` follows the other modes, whose reads leave the CPU "
+            "caches cold for it: 15-20% more server CPU for it, the hybrid nearly unchanged)")
+
+
+def _hybrid_latency_target(label: str, res: dict[str, Any], ratio: float,
+                           cpu_ratio: float | None) -> str:
+    """The hybrid's p50 <= 1.5x `search`, judged on the two alone (pair_pass) when measured,
+    the round robin's ratio quoted beside it."""
+    m, pair = res["modes"], res.get("pair")
+    robin = (f"{ratio:.2f}x wall-clock" + (f", {cpu_ratio:.2f}x server CPU" if cpu_ratio else "")
+             + " in the round robin of every mode")
+    if not pair:
+        return (f"- {label}: `search_hybrid` p50 {m['search_hybrid']['p50_ms']:.1f} ms <= 1.5 x "
+                f"`search` {m['search']['p50_ms']:.1f} ms: {'met' if ratio <= 1.5 else 'MISSED'} "
+                f"({robin}).")
+    h, v = pair["search_hybrid"], pair["search"]
+    pair_ratio = h["p50_ms"] / v["p50_ms"]
+    pair_cpu = (f", {h['cpu_ms'] / v['cpu_ms']:.2f}x server CPU"
+                if h.get("cpu_ms") and v.get("cpu_ms") else "")
+    return (f"- {label}: `search_hybrid` p50 {h['p50_ms']:.2f} ms <= 1.5 x `search` "
+            f"{v['p50_ms']:.2f} ms, the two alone, interleaved ({pair['queries']} queries each): "
+            f"{'met' if pair_ratio <= 1.5 else 'MISSED'} ({pair_ratio:.2f}x wall-clock{pair_cpu}; "
+            f"{robin}).")
 
 
 def _own_pass(results: dict[str, Any]) -> str:

@@ -65,6 +65,14 @@ def test_tiny_eval(dsn):
         assert all(0.0 <= r["mrr@10"] <= 1.0 for r in sweeps[name]), name
     assert sweeps["text_k1_b"][0]["pgmemo.bm25_k1"] == 0.9
     assert "cpu_ms" in modes["search_text"]  # the embedded server is local: /proc is readable
+    # The hybrid and the vector search alone, interleaved, twice over the test queries: what
+    # the latency target is judged on.
+    pair = res["pair"]
+    assert pair["queries"] == 100
+    for mode in quality.PAIR:
+        assert pair[mode]["p50_ms"] > 0 and pair[mode]["cpu_ms"] > 0, pair
+    assert any("the two alone, interleaved (100 queries each)" in line
+               for line in quality.targets(res)), quality.targets(res)
     # The domain is left dropped in the caller's database.
     with psycopg.connect(dsn) as c:
         assert c.execute("SELECT count(*) FROM memory.domains WHERE domain = %s",
@@ -92,6 +100,22 @@ def test_hybrid_choice_is_the_best_mean_over_both_corpora():
     (line, _blank) = quality.hybrid_choice(res)
     assert "convex, 0.5 / 0.5" in line and "(0.6300; next convex, 0.6 / 0.4, any: 0.6250)" in line
     assert quality.hybrid_choice({"sweeps": {}}) == []
+
+
+def test_hybrid_latency_target_is_judged_on_the_pair():
+    res = {"modes": {"search": {"p50_ms": 1.0, "cpu_ms": 0.8},
+                     "search_hybrid": {"p50_ms": 1.4, "cpu_ms": 1.2}},
+           "pair": {"search": {"p50_ms": 0.6, "cpu_ms": 0.5},
+                    "search_hybrid": {"p50_ms": 1.2, "cpu_ms": 1.1}, "queries": 40}}
+    line = quality._hybrid_latency_target("sections", res, 1.4, 1.5)
+    assert "MISSED (2.00x wall-clock, 2.20x server CPU; 1.40x wall-clock, 1.50x server CPU" in line
+    res["pair"]["search_hybrid"]["p50_ms"] = 0.9
+    assert ": met (1.50x" in quality._hybrid_latency_target("sections", res, 1.4, 1.5)
+    assert "p50 0.90 against 0.60 ms (1.50x), server CPU 1.10 against 0.50 ms (2.20x)" in \
+        quality._pair_clause(res)
+    del res["pair"]  # a result without the pair pass (older JSON): the round robin's ratio
+    assert quality._pair_clause(res) == ""
+    assert ": met (1.40x wall-clock" in quality._hybrid_latency_target("sections", res, 1.4, None)
 
 
 def test_readme_sections_parser():
