@@ -650,7 +650,8 @@ def evaluate(dsn: str | None = None, *, tiny: bool = False, n_docs: int | None =
                 per_mode[mode][1].extend(times)
         for mode in MODES:
             results["modes"][mode] = metrics(*per_mode[mode], cpu_key="test:" + mode)
-        results["pair"] = pair_pass(conn, test_q)
+        results["pair"] = alone_pass(conn, test_q, PAIR)
+        results["text_alone"] = alone_pass(conn, test_q, ALONE)
         results["load_average"] = [round(x, 2) for x in os.getloadavg()]
         results["gap"] = gap_analysis(conn, docs, test_q)
         # Per-query ranks of the defaults, for the record.
@@ -676,27 +677,30 @@ def evaluate(dsn: str | None = None, *, tiny: bool = False, n_docs: int | None =
     return results
 
 
-# The hybrid against the vector search alone (stop 34): in the round robin of every mode,
-# `search` runs after search_text, bm25s and the exact scan have filled the CPU caches with
-# other data, which costs it 15-20% more server CPU than when it alternates with the hybrid
-# only, while the hybrid (which reads the same data as search_text and more) barely changes;
-# that flattered the round robin's hybrid/search ratio (1.5-1.6x against 1.9x here on the
-# documentation sections). The two interleaved query by query, the order alternated, twice
-# over the test queries.
+# Latency targets are judged on passes that run only the modes compared (stop 34). In the
+# round robin of every mode, each query follows modes that fill the CPU caches with other data
+# (the exact scan reads every vector, bm25s runs in this process): `search` took 15-20% more
+# server CPU there than alternating with the hybrid alone, while the hybrid (which reads what
+# search_text reads and more) barely changed, which flattered the hybrid/search ratio (1.5x
+# there against 1.9x alone on the documentation sections); `search_text` took 3.2 ms of CPU at
+# 3,000 rows there against 1.8 ms in a pass of its own. The pair: `search` and the hybrid
+# interleaved query by query, the order alternated; `search_text` alone; twice over the test
+# queries each.
 PAIR = ("search", "search_hybrid")
+ALONE = ("search_text",)
 
 
-def pair_pass(conn, test_q, repeats: int = 2) -> dict[str, Any]:
+def alone_pass(conn, test_q, modes: tuple[str, ...], repeats: int = 2) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    times: dict[str, list[float]] = {mode: [] for mode in PAIR}
-    for mode in PAIR:
-        CPU_MS.pop("pair:" + mode, None)
-        CPU_N.pop("pair:" + mode, None)
+    times: dict[str, list[float]] = {mode: [] for mode in modes}
+    for mode in modes:
+        CPU_MS.pop("alone:" + mode, None)
+        CPU_N.pop("alone:" + mode, None)
     for i, q in enumerate(test_q * repeats):
-        for mode in (PAIR if i % 2 == 0 else PAIR[::-1]):
-            times[mode].extend(run_mode(conn, mode, [q], cpu_key="pair:" + mode)[1])
-    for mode in PAIR:
-        m = metrics([None] * len(times[mode]), times[mode], cpu_key="pair:" + mode)
+        for mode in modes[i % len(modes):] + modes[:i % len(modes)]:
+            times[mode].extend(run_mode(conn, mode, [q], cpu_key="alone:" + mode)[1])
+    for mode in modes:
+        m = metrics([None] * len(times[mode]), times[mode], cpu_key="alone:" + mode)
         out[mode] = {k: m[k] for k in ("p50_ms", "p95_ms", "cpu_ms") if k in m}
     out["queries"] = len(test_q) * repeats
     return out
@@ -1015,15 +1019,27 @@ def targets(results: dict[str, Any]) -> list[str]:
         ]
     m = results["modes"]
     cpu = m["search_text"].get("cpu_ms")
-    lines.append(f"- `search_text` p50 at {results['config']['documents']:,} rows "
-                 f"{m['search_text']['p50_ms']:.1f} ms <= 3 ms: "
-                 f"{'met' if m['search_text']['p50_ms'] <= 3 else 'MISSED'} on wall-clock time"
-                 + (f", {'met' if cpu <= 3 else 'MISSED'} on server CPU ({cpu:.2f} ms)"
-                    if cpu else "")
-                 + " in the round robin above (the modes interleaved query by query, an exact "
-                 "scan of every row among them)"
-                 + _own_pass(results)
-                 + " (100,000 rows: see \"Text search write cost\").")
+    robin = (f"{m['search_text']['p50_ms']:.1f} ms" + (f", server CPU {cpu:.2f} ms" if cpu else "")
+             + " in the round robin above (the modes interleaved query by query, an exact scan "
+             "of every row among them)")
+    alone = (results.get("text_alone") or {}).get("search_text")
+    if alone:
+        a_cpu = alone.get("cpu_ms")
+        lines.append(f"- `search_text` p50 at {results['config']['documents']:,} rows "
+                     f"{alone['p50_ms']:.2f} ms <= 3 ms, alone over the test queries "
+                     f"({results['text_alone']['queries']} queries): "
+                     f"{'met' if alone['p50_ms'] <= 3 else 'MISSED'} on wall-clock time"
+                     + (f", {'met' if a_cpu <= 3 else 'MISSED'} on server CPU ({a_cpu:.2f} ms)"
+                        if a_cpu else "")
+                     + "; " + robin + _own_pass(results))
+    else:
+        lines.append(f"- `search_text` p50 at {results['config']['documents']:,} rows "
+                     f"{m['search_text']['p50_ms']:.1f} ms <= 3 ms: "
+                     f"{'met' if m['search_text']['p50_ms'] <= 3 else 'MISSED'} on wall-clock "
+                     "time" + (f", {'met' if cpu <= 3 else 'MISSED'} on server CPU ({cpu:.2f} ms)"
+                               if cpu else "")
+                     + robin[robin.index(" in the round robin"):] + _own_pass(results))
+    lines[-1] += " (100,000 rows: see \"Text search write cost\")."
     return lines
 
 
@@ -1043,7 +1059,7 @@ def _pair_clause(res: dict[str, Any]) -> str:
 
 def _hybrid_latency_target(label: str, res: dict[str, Any], ratio: float,
                            cpu_ratio: float | None) -> str:
-    """The hybrid's p50 <= 1.5x `search`, judged on the two alone (pair_pass) when measured,
+    """The hybrid's p50 <= 1.5x `search`, judged on the two alone (alone_pass) when measured,
     the round robin's ratio quoted beside it."""
     m, pair = res["modes"], res.get("pair")
     robin = (f"{ratio:.2f}x wall-clock" + (f", {cpu_ratio:.2f}x server CPU" if cpu_ratio else "")

@@ -71,8 +71,12 @@ def test_tiny_eval(dsn):
     assert pair["queries"] == 100
     for mode in quality.PAIR:
         assert pair[mode]["p50_ms"] > 0 and pair[mode]["cpu_ms"] > 0, pair
-    assert any("the two alone, interleaved (100 queries each)" in line
-               for line in quality.targets(res)), quality.targets(res)
+    assert res["text_alone"]["queries"] == 100
+    assert res["text_alone"]["search_text"]["p50_ms"] > 0, res["text_alone"]
+    lines = quality.targets(res)
+    assert any("the two alone, interleaved (100 queries each)" in line for line in lines), lines
+    assert any("rows " in line and "alone over the test queries (100 queries)" in line
+               and "in the round robin above" in line for line in lines), lines
     # The domain is left dropped in the caller's database.
     with psycopg.connect(dsn) as c:
         assert c.execute("SELECT count(*) FROM memory.domains WHERE domain = %s",
