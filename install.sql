@@ -1545,6 +1545,27 @@ AS $$
     SELECT format('%s.%s(%s)', memory_private._vector_schema(), embedding_type, dimension)
 $$;
 
+-- A check function made from its statements (a *_sql template's, over its own arguments): the
+-- one shape of _check_embedding, _check_k and _check_text_query, each also spliced where a call
+-- would cost too much. signature: the name and arguments after "memory_private.", pgmemo's own
+-- constant text.
+CREATE OR REPLACE FUNCTION memory_private._check_function_sql(signature text, statements text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $fn$
+    SELECT format($f$
+CREATE OR REPLACE FUNCTION memory_private.%s
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $body$
+BEGIN
+    %s
+END;
+$body$ $f$, signature, statements)
+$fn$;
+
 -- That embedding has the domain's dimension (22000 otherwise; what names it in the message).
 -- Every search pays for this check, so it takes the two values it needs, not the registry row
 -- (a row passed to a PL/pgSQL function is built into a tuple for the call: about 10,000
@@ -1574,18 +1595,10 @@ $$;
 
 DO $install$
 BEGIN
-    EXECUTE format($f$
-CREATE OR REPLACE FUNCTION memory_private._check_embedding(
-    dimension integer, domain text, embedding vector, what text DEFAULT 'embedding'
-)
-RETURNS void
-LANGUAGE plpgsql IMMUTABLE
-SET search_path FROM CURRENT
-AS $body$
-BEGIN
-    %s
-END;
-$body$$f$, memory_private._check_embedding_sql('dimension', 'domain', 'embedding', 'what'));
+    EXECUTE memory_private._check_function_sql(
+        '_check_embedding(dimension integer, domain text, embedding vector, '
+            'what text DEFAULT ''embedding'')',
+        memory_private._check_embedding_sql('dimension', 'domain', 'embedding', 'what'));
 END;
 $install$;
 
@@ -1675,16 +1688,8 @@ $$;
 
 DO $install$
 BEGIN
-    EXECUTE format($f$
-CREATE OR REPLACE FUNCTION memory_private._check_k(k integer)
-RETURNS void
-LANGUAGE plpgsql IMMUTABLE
-SET search_path FROM CURRENT
-AS $body$
-BEGIN
-    %s
-END;
-$body$$f$, memory_private._check_k_sql('k'));
+    EXECUTE memory_private._check_function_sql('_check_k(k integer)',
+        memory_private._check_k_sql('k'));
 END;
 $install$;
 
@@ -1777,7 +1782,7 @@ BEGIN
         v_similarity, v_op, d.table_schema, d.table_name, v_where, v_embedding);
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', '3f0107f31b8d52c2b54a7e85ed9dbb69891dd93c2587e39677e60e90b303d4d5', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', '92051a011593f40efc93b0c733db626e082211610d8e32820987dd785ff35847', 'repeatable'); END $pgmemo$;
 -- sql/01_version.sql
 -- memory.version(): what is installed, for clients that verify the schema before use.
 
@@ -4282,16 +4287,9 @@ $$;
 
 DO $install$
 BEGIN
-    EXECUTE format($f$
-CREATE OR REPLACE FUNCTION memory_private._check_text_query(query text, match text, match_name text)
-RETURNS void
-LANGUAGE plpgsql IMMUTABLE
-SET search_path FROM CURRENT
-AS $body$
-BEGIN
-    %s
-END;
-$body$$f$, memory_private._check_text_query_sql('query', 'match', 'match_name'));
+    EXECUTE memory_private._check_function_sql(
+        '_check_text_query(query text, match text, match_name text)',
+        memory_private._check_text_query_sql('query', 'match', 'match_name'));
 END;
 $install$;
 
@@ -5455,7 +5453,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'index reads in full). One refresh of a domain at a time (a second waits). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '5cdbed0c3e58894a7bf255801c01739b5308b8dbf801c6a6185031bdaabb445c', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '558ca9a9f259dcea1584a30546b366281d8da239a9c1ee25ec63489fdb332068', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.

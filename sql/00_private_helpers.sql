@@ -182,6 +182,27 @@ AS $$
     SELECT format('%s.%s(%s)', memory_private._vector_schema(), embedding_type, dimension)
 $$;
 
+-- A check function made from its statements (a *_sql template's, over its own arguments): the
+-- one shape of _check_embedding, _check_k and _check_text_query, each also spliced where a call
+-- would cost too much. signature: the name and arguments after "memory_private.", pgmemo's own
+-- constant text.
+CREATE OR REPLACE FUNCTION memory_private._check_function_sql(signature text, statements text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $fn$
+    SELECT format($f$
+CREATE OR REPLACE FUNCTION memory_private.%s
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $body$
+BEGIN
+    %s
+END;
+$body$ $f$, signature, statements)
+$fn$;
+
 -- That embedding has the domain's dimension (22000 otherwise; what names it in the message).
 -- Every search pays for this check, so it takes the two values it needs, not the registry row
 -- (a row passed to a PL/pgSQL function is built into a tuple for the call: about 10,000
@@ -211,18 +232,10 @@ $$;
 
 DO $install$
 BEGIN
-    EXECUTE format($f$
-CREATE OR REPLACE FUNCTION memory_private._check_embedding(
-    dimension integer, domain text, embedding vector, what text DEFAULT 'embedding'
-)
-RETURNS void
-LANGUAGE plpgsql IMMUTABLE
-SET search_path FROM CURRENT
-AS $body$
-BEGIN
-    %s
-END;
-$body$$f$, memory_private._check_embedding_sql('dimension', 'domain', 'embedding', 'what'));
+    EXECUTE memory_private._check_function_sql(
+        '_check_embedding(dimension integer, domain text, embedding vector, '
+            'what text DEFAULT ''embedding'')',
+        memory_private._check_embedding_sql('dimension', 'domain', 'embedding', 'what'));
 END;
 $install$;
 
@@ -312,16 +325,8 @@ $$;
 
 DO $install$
 BEGIN
-    EXECUTE format($f$
-CREATE OR REPLACE FUNCTION memory_private._check_k(k integer)
-RETURNS void
-LANGUAGE plpgsql IMMUTABLE
-SET search_path FROM CURRENT
-AS $body$
-BEGIN
-    %s
-END;
-$body$$f$, memory_private._check_k_sql('k'));
+    EXECUTE memory_private._check_function_sql('_check_k(k integer)',
+        memory_private._check_k_sql('k'));
 END;
 $install$;
 

@@ -326,16 +326,9 @@ $$;
 
 DO $install$
 BEGIN
-    EXECUTE format($f$
-CREATE OR REPLACE FUNCTION memory_private._check_text_query(query text, match text, match_name text)
-RETURNS void
-LANGUAGE plpgsql IMMUTABLE
-SET search_path FROM CURRENT
-AS $body$
-BEGIN
-    %s
-END;
-$body$$f$, memory_private._check_text_query_sql('query', 'match', 'match_name'));
+    EXECUTE memory_private._check_function_sql(
+        '_check_text_query(query text, match text, match_name text)',
+        memory_private._check_text_query_sql('query', 'match', 'match_name'));
 END;
 $install$;
 

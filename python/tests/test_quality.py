@@ -117,6 +117,8 @@ def test_hybrid_latency_target_is_judged_on_the_pair():
     assert ": met (1.50x" in quality._hybrid_latency_target("sections", res, 1.4, 1.5)
     assert "p50 0.90 against 0.60 ms (1.50x), server CPU 1.10 against 0.50 ms (2.20x)" in \
         quality._pair_clause(res)
+    # what the round robin cost each, from the same run's figures (0.8 / 0.5, 1.2 / 1.1)
+    assert "+60% server CPU for it there, +9% for the hybrid" in quality._pair_clause(res)
     del res["pair"]  # a result without the pair pass (older JSON): the round robin's ratio
     assert quality._pair_clause(res) == ""
     assert ": met (1.40x wall-clock" in quality._hybrid_latency_target("sections", res, 1.4, None)

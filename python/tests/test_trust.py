@@ -501,6 +501,10 @@ CREATE FUNCTION extensions.plant_match(a tsvector, b tsquery) RETURNS boolean LA
     BEGIN INSERT INTO extensions.ran VALUES (current_user, '@@(tsvector, tsquery)');
     RETURN pg_catalog.ts_match_vq(a, b); END $$;
 CREATE OPERATOR extensions.@@ (LEFTARG = tsvector, RIGHTARG = tsquery, FUNCTION = extensions.plant_match);
+CREATE FUNCTION extensions.plant_cat(a numeric, b text) RETURNS text LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO extensions.ran VALUES (current_user, '||(numeric, text)');
+    RETURN pg_catalog.textcat(a::text, b); END $$;
+CREATE OPERATOR extensions.|| (LEFTARG = numeric, RIGHTARG = text, FUNCTION = extensions.plant_cat);
 """
 
 
@@ -535,6 +539,7 @@ def test_better_matching_overloads_in_pgvector_schema_never_run(dsn_ext, roles):
                     "ARRAY['a']), ARRAY['a']::\"char\"[]), '{}'::jsonb #> ARRAY[]::text[], "
                     "'a:1'::tsvector @@ 'a'::tsquery")
         eve.execute("SELECT string_agg(x, ' | ') FROM (VALUES ('a'), ('b')) AS v (x)")
+        eve.execute("SELECT 1::numeric || ' job waits'")
         seen = {r["what"] for r in owner.execute("SELECT what FROM extensions.ran").fetchall()}
         assert {"cardinality(text[])", "format(text, name, name)", "unnest(text[])",
                 "pg_column_size(vector)", "array_position(text[], text)",
@@ -542,7 +547,8 @@ def test_better_matching_overloads_in_pgvector_schema_never_run(dsn_ext, roles):
                 "sum(double precision)", "tsquery_phrase(tsquery, tsquery, integer)",
                 "gin_clean_pending_list(regclass)", "split_part(text, text, integer)",
                 'ts_filter(tsvector, "char"[])', 'setweight(tsvector, "char", text[])',
-                "string_agg(text, text)", "#>(jsonb, text[])", "@@(tsvector, tsquery)"} <= seen
+                "string_agg(text, text)", "#>(jsonb, text[])", "@@(tsvector, tsquery)",
+                "||(numeric, text)"} <= seen
         owner.execute("TRUNCATE extensions.ran")
         # the calls a reader and a writer make
         eve.execute("RESET search_path")
@@ -586,6 +592,12 @@ def test_better_matching_overloads_in_pgvector_schema_never_run(dsn_ext, roles):
         eve.execute("SELECT * FROM memory.search_hybrid('plain', 'alpha gamma', "
                     "'[1,0,0]'::extensions.vector, filter => '{\"k\": {\"$exists\": false}}')")
         eve.execute("SELECT * FROM memory.explain_search('empty')")
+        # diagnose's counted sentences (memory_private._count_of: a count as numeric || text),
+        # here no_live_worker's for a row waiting for its embedding
+        owner.execute("SELECT memory.store('plain', 'delta')")
+        details = [r["detail"] for r in eve.execute("SELECT * FROM memory.diagnose('plain')")
+                   .fetchall() if r["check_name"] == "no_live_worker"]
+        assert details and details[0].startswith("1 job waits for an embedding"), details
         eve.execute("SELECT * FROM memory.domains")
         eve.execute("SELECT * FROM memory.embedding_coverage")
         ran = owner.execute("SELECT who, what FROM extensions.ran").fetchall()
@@ -597,7 +609,9 @@ def test_better_matching_overloads_in_pgvector_schema_never_run(dsn_ext, roles):
         owner.execute("DROP AGGREGATE IF EXISTS extensions.string_agg(text, text)")
         owner.execute("DROP OPERATOR IF EXISTS extensions.#> (jsonb, text[])")
         owner.execute("DROP OPERATOR IF EXISTS extensions.@@ (tsvector, tsquery)")
+        owner.execute("DROP OPERATOR IF EXISTS extensions.|| (numeric, text)")
         for fn in ["plant_agg(text, text, text)", "plant_path(jsonb, text[])",
+                   "plant_cat(numeric, text)",
                    "plant_match(tsvector, tsquery)", "split_part(text, text, integer)",
                    'ts_filter(tsvector, "char"[])', 'setweight(tsvector, "char", text[])']:
             owner.execute(f"DROP FUNCTION IF EXISTS extensions.{fn}")
