@@ -164,7 +164,7 @@ BEGIN
     RETURN set_config('search_path', format('pg_catalog, %I, pg_temp', v_schema), true);
 END;
 $f$;
-DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019', '0020', '0021', '0022', '0023', '0024', '0025', '0026', '0027', '0028', '0029', '0030', '0031', '0032', '0033', '0034', '0035']::text[]); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019', '0020', '0021', '0022', '0023', '0024', '0025', '0026', '0027', '0028', '0029', '0030', '0031', '0032', '0033', '0034', '0035', '0036']::text[]); END $pgmemo$;
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -1358,6 +1358,17 @@ SELECT memory_private._migration_needed('0035', '0035_bm25_row_score_gate.sql', 
 -- argument ambiguous) and made again by the SQL files. Not breaking: a private function.
 DROP FUNCTION IF EXISTS memory_private._bm25_row_score_sql(text, text, text, text, text, text, text, text);
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0035', '0035_bm25_row_score_gate.sql', 'fa428cc7a501b05248e28043b031a828b276e264c0a909b7cd60ae1e215bcaac', 'versioned'); PERFORM memory_private._record_breaking('0035', false); END $pgmemo$;
+\endif
+-- migrations/0036_lexeme_tsquery_spliced.sql
+SELECT memory_private._migration_needed('0036', '0036_lexeme_tsquery_spliced.sql', 'fd5dfc7ec1b08183ca75c7ecff3808de6cb2e5e9b87dc81a16c4f071ebabe8a3', ARRAY[]::text[]) AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0036_lexeme_tsquery_spliced: memory_private._lexeme_tsquery(text) is gone. Every place that
+-- turns a lexeme into a tsquery splices the expression of memory_private._lexeme_tsquery_sql
+-- instead (memory.search_hybrid's statement since stop 33; _text_pairs and the candidate picks
+-- now): a call of an SQL function with a SET clause is never inlined and cost thousands of
+-- instructions per lexeme. The SQL files no longer make it. Not breaking: a private function.
+DROP FUNCTION IF EXISTS memory_private._lexeme_tsquery(text);
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0036', '0036_lexeme_tsquery_spliced.sql', 'fd5dfc7ec1b08183ca75c7ecff3808de6cb2e5e9b87dc81a16c4f071ebabe8a3', 'versioned'); PERFORM memory_private._record_breaking('0036', false); END $pgmemo$;
 \endif
 DO $pgmemo$ BEGIN PERFORM memory_private._set_install_search_path(); END $pgmemo$;
 -- sql/00_private_helpers.sql
@@ -4458,11 +4469,12 @@ BEGIN
 END;
 $$;
 
--- One lexeme as a tsquery that matches exactly it (quoted: quotes doubled, backslashes escaped).
--- The rule's one place is _lexeme_tsquery_sql, the expression over the SQL expression of a
--- lexeme: _lexeme_tsquery is made from it, and memory.search_hybrid's statement splices it (a
+-- One lexeme as a tsquery that matches exactly it (quoted: quotes doubled, backslashes escaped),
+-- as the SQL expression over the SQL expression of a lexeme: spliced where a lexeme becomes a
+-- tsquery (memory.search_hybrid's statement, _text_pairs, the candidate picks), never called (a
 -- call of an SQL function with a SET clause, never inlined, cost 1,000s of instructions per
--- lexeme; callgrind, stop 33).
+-- lexeme; callgrind, stop 33; _text_pairs and the picks spliced it at stop 35: search_text 1.2%
+-- fewer instructions).
 CREATE OR REPLACE FUNCTION memory_private._lexeme_tsquery_sql(lexeme text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
@@ -4471,17 +4483,6 @@ AS $$
     SELECT format($e$('''' || replace(replace(%s, E'\\', E'\\\\'), '''', '''''') || '''')::tsquery$e$,
         lexeme)
 $$;
-
-DO $install$
-BEGIN
-    EXECUTE format($f$
-CREATE OR REPLACE FUNCTION memory_private._lexeme_tsquery(lexeme text)
-RETURNS tsquery
-LANGUAGE sql IMMUTABLE STRICT
-SET search_path FROM CURRENT
-AS $body$ SELECT %s $body$$f$, memory_private._lexeme_tsquery_sql('lexeme'));
-END;
-$install$;
 
 -- A query's words OR'ed into one tsquery (what a row holds when it holds any of them), as an
 -- aggregate over the rows of its words (lexeme: the SQL expression of one).
@@ -4523,7 +4524,7 @@ $$;
 
 -- The lexemes of a query that bring candidates in; the others only add to the candidates'
 -- scores with their estimated df (df_estimates: NULL for a candidate, whose df its postings
--- count). The phrases are candidates too. Candidates as tsqueries (_lexeme_tsquery) and as
+-- count). The phrases are candidates too. Candidates as tsqueries (_lexeme_tsquery_sql) and as
 -- lexemes (NULL for a phrase). Two functions from one template:
 -- * _text_candidate_pick, search_text's: _text_candidate_rule_sql, and the rarest word always
 --   (a query of common words still ranks by its rarest);
@@ -4562,7 +4563,7 @@ BEGIN
         ) AS f
     )
     SELECT array_agg(CASE WHEN c.candidate THEN NULL ELSE c.est END ORDER BY c.n),
-        array_agg(memory_private._lexeme_tsquery(c.lexeme) ORDER BY c.n)
+        array_agg(%s ORDER BY c.n)
             FILTER (WHERE c.candidate),
         array_agg(c.lexeme ORDER BY c.n) FILTER (WHERE c.candidate)
     INTO df_estimates, candidates, candidate_lexemes
@@ -4572,7 +4573,7 @@ BEGIN
         candidate_lexemes := candidate_lexemes || NULL::text;
     END IF;
 END;
-$body$$f$, v_f.name, v_f.rule);
+$body$$f$, v_f.name, v_f.rule, memory_private._lexeme_tsquery_sql('c.lexeme'));
     END LOOP;
 END;
 $install$;
@@ -4983,11 +4984,14 @@ $$;
 -- query's order) as tsqueries, three per pair: element 3i - 2, 3i - 1, 3i matches words i and
 -- i + 1 one, two, three positions apart, in either order (NULL: fewer than two words). Made
 -- once per query, before the statement, which only reads them (_bm25_row_score_sql's near).
+DO $install$
+BEGIN
+    EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private._text_pairs(words text[])
 RETURNS tsquery[]
 LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$
+AS $body$
 DECLARE
     v_prev tsquery;
     v_cur tsquery;
@@ -4996,7 +5000,7 @@ BEGIN
     -- (a loop of simple expressions: as one SQL statement, planned and run by the SQL function
     -- executor on every call, it cost 1.3 million instructions a query; callgrind)
     FOR i IN 1 .. coalesce(cardinality(words), 0) LOOP
-        v_cur := memory_private._lexeme_tsquery(words[i]);
+        v_cur := %s;
         IF i > 1 THEN
             v_pairs := v_pairs || ARRAY[
                 tsquery_phrase(v_prev, v_cur, 1) || tsquery_phrase(v_cur, v_prev, 1),
@@ -5007,7 +5011,9 @@ BEGIN
     END LOOP;
     RETURN v_pairs;
 END;
-$$;
+$body$$f$, memory_private._lexeme_tsquery_sql('words[i]'));
+END;
+$install$;
 
 -- Stage 2 for a row t: its exact BM25 score s.score (_bm25_row_score_sql over its tsvector, the
 -- query's words as wa.lexemes and their IDF from w as wa.idfs, in the query's order: the CTE wa
@@ -5511,7 +5517,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'index reads in full). One refresh of a domain at a time (a second waits). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '791cd0cd5641b5dfe807caa1e3e00d0a1c273fd1607d9e46e2abe5d51540d960', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '6068442ca1242aae31bdb23e3d0f660980b4cb52612dc206e10e35efcc13a7a3', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.

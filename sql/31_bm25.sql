@@ -497,11 +497,12 @@ BEGIN
 END;
 $$;
 
--- One lexeme as a tsquery that matches exactly it (quoted: quotes doubled, backslashes escaped).
--- The rule's one place is _lexeme_tsquery_sql, the expression over the SQL expression of a
--- lexeme: _lexeme_tsquery is made from it, and memory.search_hybrid's statement splices it (a
+-- One lexeme as a tsquery that matches exactly it (quoted: quotes doubled, backslashes escaped),
+-- as the SQL expression over the SQL expression of a lexeme: spliced where a lexeme becomes a
+-- tsquery (memory.search_hybrid's statement, _text_pairs, the candidate picks), never called (a
 -- call of an SQL function with a SET clause, never inlined, cost 1,000s of instructions per
--- lexeme; callgrind, stop 33).
+-- lexeme; callgrind, stop 33; _text_pairs and the picks spliced it at stop 35: search_text 1.2%
+-- fewer instructions).
 CREATE OR REPLACE FUNCTION memory_private._lexeme_tsquery_sql(lexeme text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
@@ -510,17 +511,6 @@ AS $$
     SELECT format($e$('''' || replace(replace(%s, E'\\', E'\\\\'), '''', '''''') || '''')::tsquery$e$,
         lexeme)
 $$;
-
-DO $install$
-BEGIN
-    EXECUTE format($f$
-CREATE OR REPLACE FUNCTION memory_private._lexeme_tsquery(lexeme text)
-RETURNS tsquery
-LANGUAGE sql IMMUTABLE STRICT
-SET search_path FROM CURRENT
-AS $body$ SELECT %s $body$$f$, memory_private._lexeme_tsquery_sql('lexeme'));
-END;
-$install$;
 
 -- A query's words OR'ed into one tsquery (what a row holds when it holds any of them), as an
 -- aggregate over the rows of its words (lexeme: the SQL expression of one).
@@ -562,7 +552,7 @@ $$;
 
 -- The lexemes of a query that bring candidates in; the others only add to the candidates'
 -- scores with their estimated df (df_estimates: NULL for a candidate, whose df its postings
--- count). The phrases are candidates too. Candidates as tsqueries (_lexeme_tsquery) and as
+-- count). The phrases are candidates too. Candidates as tsqueries (_lexeme_tsquery_sql) and as
 -- lexemes (NULL for a phrase). Two functions from one template:
 -- * _text_candidate_pick, search_text's: _text_candidate_rule_sql, and the rarest word always
 --   (a query of common words still ranks by its rarest);
@@ -601,7 +591,7 @@ BEGIN
         ) AS f
     )
     SELECT array_agg(CASE WHEN c.candidate THEN NULL ELSE c.est END ORDER BY c.n),
-        array_agg(memory_private._lexeme_tsquery(c.lexeme) ORDER BY c.n)
+        array_agg(%s ORDER BY c.n)
             FILTER (WHERE c.candidate),
         array_agg(c.lexeme ORDER BY c.n) FILTER (WHERE c.candidate)
     INTO df_estimates, candidates, candidate_lexemes
@@ -611,7 +601,7 @@ BEGIN
         candidate_lexemes := candidate_lexemes || NULL::text;
     END IF;
 END;
-$body$$f$, v_f.name, v_f.rule);
+$body$$f$, v_f.name, v_f.rule, memory_private._lexeme_tsquery_sql('c.lexeme'));
     END LOOP;
 END;
 $install$;
@@ -1022,11 +1012,14 @@ $$;
 -- query's order) as tsqueries, three per pair: element 3i - 2, 3i - 1, 3i matches words i and
 -- i + 1 one, two, three positions apart, in either order (NULL: fewer than two words). Made
 -- once per query, before the statement, which only reads them (_bm25_row_score_sql's near).
+DO $install$
+BEGIN
+    EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private._text_pairs(words text[])
 RETURNS tsquery[]
 LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$
+AS $body$
 DECLARE
     v_prev tsquery;
     v_cur tsquery;
@@ -1035,7 +1028,7 @@ BEGIN
     -- (a loop of simple expressions: as one SQL statement, planned and run by the SQL function
     -- executor on every call, it cost 1.3 million instructions a query; callgrind)
     FOR i IN 1 .. coalesce(cardinality(words), 0) LOOP
-        v_cur := memory_private._lexeme_tsquery(words[i]);
+        v_cur := %s;
         IF i > 1 THEN
             v_pairs := v_pairs || ARRAY[
                 tsquery_phrase(v_prev, v_cur, 1) || tsquery_phrase(v_cur, v_prev, 1),
@@ -1046,7 +1039,9 @@ BEGIN
     END LOOP;
     RETURN v_pairs;
 END;
-$$;
+$body$$f$, memory_private._lexeme_tsquery_sql('words[i]'));
+END;
+$install$;
 
 -- Stage 2 for a row t: its exact BM25 score s.score (_bm25_row_score_sql over its tsvector, the
 -- query's words as wa.lexemes and their IDF from w as wa.idfs, in the query's order: the CTE wa
