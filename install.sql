@@ -4870,9 +4870,10 @@ AS $$
         memory_private._bm25_df_sql('q.est', 'p.postings', '$6'))
 $$;
 
--- top: the rows of p that pass the filter, with est, the BM25 score they would have: a posting
--- of the index as if its row held the lexeme once (length estimated from the content's size
--- against the candidates' average), a best row (_text_top_postings_sql) by its weight.
+-- top: the rows in p's arrays (those that pass the filter), with est, the BM25 score they
+-- would have, summed over their postings: a posting of the index as if its row held the lexeme
+-- once (length estimated from the content's size against the candidates' average), a best row
+-- (_text_top_postings_sql) by its weight.
 -- best_only: the row came only as a best row (its content may have changed since the refresh).
 -- without_ids (the hybrid's rescoring): the $14 best but those of $15 (its own rows); else
 -- (search_text) the $14 best plus as many as p has best rows, of which _bm25_sql scores the $14
@@ -5517,7 +5518,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'index reads in full). One refresh of a domain at a time (a second waits). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '6068442ca1242aae31bdb23e3d0f660980b4cb52612dc206e10e35efcc13a7a3', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '0dbb1c1a6b827b5d3687547cffd10ba6bd31f07255d75eaa858f2fffaad21d48', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.

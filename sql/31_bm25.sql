@@ -898,9 +898,10 @@ AS $$
         memory_private._bm25_df_sql('q.est', 'p.postings', '$6'))
 $$;
 
--- top: the rows of p that pass the filter, with est, the BM25 score they would have: a posting
--- of the index as if its row held the lexeme once (length estimated from the content's size
--- against the candidates' average), a best row (_text_top_postings_sql) by its weight.
+-- top: the rows in p's arrays (those that pass the filter), with est, the BM25 score they
+-- would have, summed over their postings: a posting of the index as if its row held the lexeme
+-- once (length estimated from the content's size against the candidates' average), a best row
+-- (_text_top_postings_sql) by its weight.
 -- best_only: the row came only as a best row (its content may have changed since the refresh).
 -- without_ids (the hybrid's rescoring): the $14 best but those of $15 (its own rows); else
 -- (search_text) the $14 best plus as many as p has best rows, of which _bm25_sql scores the $14
