@@ -400,18 +400,26 @@ def run_mode(conn, mode: str, queries: list[tuple[str, Any, str]],
     sql = mode_sql(mode, params)
     for text, vec, relevant in queries:
         args = {"domain": DOMAIN, "q": text, "v": vec, "k": K, **(params or {})}
-        cpu0 = backend_cpu_ms(conn) if cpu_key else None
-        started = time.perf_counter()
-        rows = conn.execute(sql, args, prepare=False).fetchall()
-        times.append(time.perf_counter() - started)
-        if cpu_key:
-            cpu1 = backend_cpu_ms(conn)
-            CPU_MS[cpu_key] = (None if cpu0 is None or cpu1 is None
-                               else (CPU_MS.get(cpu_key) or 0.0) + cpu1 - cpu0)
-            CPU_N[cpu_key] = CPU_N.get(cpu_key, 0) + 1
+        rows, seconds = timed(conn, sql, args, cpu_key)
+        times.append(seconds)
         ids = [r["id"] for r in rows]
         ranks.append(ids.index(relevant) + 1 if relevant in ids else None)
     return ranks, times
+
+
+def timed(conn, sql: str, args: dict[str, Any], cpu_key: str | None = None) -> tuple[list, float]:
+    """One query's rows and wall-clock seconds; with cpu_key, its server CPU added to
+    CPU_MS[cpu_key] (None once unreadable) and counted in CPU_N[cpu_key]."""
+    cpu0 = backend_cpu_ms(conn) if cpu_key else None
+    started = time.perf_counter()
+    rows = conn.execute(sql, args, prepare=False).fetchall()
+    seconds = time.perf_counter() - started
+    if cpu_key:
+        cpu1 = backend_cpu_ms(conn)
+        CPU_MS[cpu_key] = (None if cpu0 is None or cpu1 is None
+                           else (CPU_MS.get(cpu_key) or 0.0) + cpu1 - cpu0)
+        CPU_N[cpu_key] = CPU_N.get(cpu_key, 0) + 1
+    return rows, seconds
 
 
 def bm25_defaults(conn) -> dict[str, float]:
@@ -643,11 +651,12 @@ def evaluate(dsn: str | None = None, *, tiny: bool = False, n_docs: int | None =
         # by one mode per query, so that each mode follows each other mode as often (in a fixed
         # order search_text always came right after the exact scan of every row, which leaves
         # the CPU caches cold: 3.4 ms p50 there against 2.8 ms in a pass of its own, stop 30).
-        per_mode = round_robin(conn, exact, MODES, test_q, "test:")
+        run = mode_runner(conn, exact)
+        per_mode = round_robin(run, MODES, test_q, "test:")
         for mode in MODES:
             results["modes"][mode] = metrics(*per_mode[mode], cpu_key="test:" + mode)
-        results["pair"] = alone_pass(conn, test_q, PAIR)
-        results["text_alone"] = alone_pass(conn, test_q, ALONE)
+        results["pair"] = alone_pass(run, test_q, PAIR)
+        results["text_alone"] = alone_pass(run, test_q, ALONE)
         results["load_average"] = [round(x, 2) for x in os.getloadavg()]
         results["gap"] = gap_analysis(conn, docs, test_q)
         # Per-query ranks of the defaults, for the record.
@@ -687,25 +696,33 @@ PAIR = ("search", "search_hybrid")
 ALONE = ("search_text",)
 
 
-def alone_pass(conn, test_q, modes: tuple[str, ...], repeats: int = 2) -> dict[str, Any]:
-    per_mode = round_robin(conn, None, modes, test_q * repeats, "alone:")
+def alone_pass(run, queries, modes: tuple[str, ...], repeats: int = 2) -> dict[str, Any]:
+    """The modes alone (PAIR, ALONE), interleaved query by query, repeats times over the queries:
+    each one's p50, p95 and server CPU per query (run: round_robin's)."""
+    per_mode = round_robin(run, modes, queries * repeats, "alone:")
     out: dict[str, Any] = {mode: latency(per_mode[mode][1], "alone:" + mode) for mode in modes}
-    out["queries"] = len(test_q) * repeats
+    out["queries"] = len(queries) * repeats
     return out
 
 
-def round_robin(conn, exact, modes, queries, key: str) -> dict[str, tuple[list, list]]:
-    """Each query through every mode (the exact scan on its connection), the order rotated by
-    one mode per query so that each mode follows each other mode as often; per mode the ranks
-    and times, its server CPU under key + mode (counted afresh)."""
+def mode_runner(conn, exact):
+    """round_robin's run for the eval's modes: run_mode on one query (the exact scan on its own
+    connection)."""
+    return lambda mode, q, cpu_key: run_mode(exact if mode == "exact" else conn, mode, [q],
+                                             cpu_key=cpu_key)
+
+
+def round_robin(run, modes, queries, key: str) -> dict[str, tuple[list, list]]:
+    """Each query through every mode, the order rotated by one mode per query so that each mode
+    follows each other mode as often; per mode the ranks and times (run(mode, query, cpu_key)
+    returns a query's), its server CPU under key + mode (counted afresh)."""
     per_mode: dict[str, tuple[list, list]] = {mode: ([], []) for mode in modes}
     for mode in modes:
         CPU_MS.pop(key + mode, None)
         CPU_N.pop(key + mode, None)
     for i, q in enumerate(queries):
         for mode in modes[i % len(modes):] + modes[:i % len(modes)]:
-            ranks, times = run_mode(exact if mode == "exact" else conn, mode, [q],
-                                    cpu_key=key + mode)
+            ranks, times = run(mode, q, key + mode)
             per_mode[mode][0].extend(ranks)
             per_mode[mode][1].extend(times)
     return per_mode
