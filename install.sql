@@ -4743,10 +4743,10 @@ $$;
 -- capped count plus those rows, as before a lower bound. best_rows (search_text, no filter):
 -- the best rows of the query's common words that bring no candidates themselves are candidates
 -- too (_text_top_postings_sql), with their weight.
--- p has one row per candidate (_bm25_postings_agg_sql): n, its lexeme's position in $1 (NULL
--- for a phrase); ids and lens, its postings that pass the filter, as arrays; weights, a best
--- row's weights (NULL for the index's postings); postings, how many it read, and len_sum their
--- sizes. (A row per posting, some 400 a query on the eval's docstrings, was formed into p's
+-- p has one row per candidate (_bm25_postings_agg_sql; with a filter, and on Citus, per
+-- candidate with postings read): n, its lexeme's position in $1 (NULL for a phrase); ids and
+-- lens, its postings that pass the filter, as arrays; weights, a best row's weights (NULL for
+-- the index's postings); postings, how many it read, and len_sum their sizes. (A row per posting, some 400 a query on the eval's docstrings, was formed into p's
 -- tuplestore and read back four times: as arrays, search_text 19% fewer instructions, the
 -- ranks identical; callgrind, stop 35.) Without a filter each candidate's postings are
 -- aggregated as its index search returns them; with one, from the rows of both searches.
@@ -4908,7 +4908,8 @@ AS $$
         CASE WHEN without_ids THEN $l$
             ORDER BY est DESC, u.id
             LIMIT $14$l$ ELSE $l$
-            -- (the rows _bm25_sql may pass over are best rows: at most one per best row of p)
+            -- (the rows _bm25_sql may pass over are best rows: at most one per element of
+            -- p.weights)
             ORDER BY est DESC, u.id
             LIMIT $14 + (SELECT coalesce(sum(cardinality(p.weights)), 0) FROM p)$l$ END)
 $$;
@@ -5518,7 +5519,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'index reads in full). One refresh of a domain at a time (a second waits). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '0dbb1c1a6b827b5d3687547cffd10ba6bd31f07255d75eaa858f2fffaad21d48', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '96f8b6b31564b63d60592cf62a664652bc82e50006cd0068a9e07fa27796bdd0', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.

@@ -416,8 +416,9 @@ def timed(conn, sql: str, args: dict[str, Any], cpu_key: str | None = None) -> t
     seconds = time.perf_counter() - started
     if cpu_key:
         cpu1 = backend_cpu_ms(conn)
-        CPU_MS[cpu_key] = (None if cpu0 is None or cpu1 is None
-                           else (CPU_MS.get(cpu_key) or 0.0) + cpu1 - cpu0)
+        total = CPU_MS.get(cpu_key, 0.0)  # (None: a read failed before, the total is lost)
+        CPU_MS[cpu_key] = (None if cpu0 is None or cpu1 is None or total is None
+                           else total + cpu1 - cpu0)
         CPU_N[cpu_key] = CPU_N.get(cpu_key, 0) + 1
     return rows, seconds
 

@@ -294,7 +294,8 @@ def _vec(v) -> str:
 
 def side_by_side(conn, cache: Path, n_queries: int, log) -> dict[str, Any] | None:
     """search, search_text and search_hybrid on 100,000 real passages with their real embeddings
-    (all-MiniLM-L6-v2, 384-d), p50 and server CPU, judged as make eval judges its latency
+    (all-MiniLM-L6-v2 in bench/corpus.py's cache; the domain takes the cache's dimension), p50
+    and server CPU, judged as make eval judges its latency
     targets (quality.alone_pass): `search` and the hybrid alone, interleaved query by query, then
     `search_text` alone, twice over the queries each. Uses bench/corpus.py's cache
     (real_100000_1000.npz and its .json and .texts.json) when it is there, and never builds it

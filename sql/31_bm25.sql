@@ -771,10 +771,10 @@ $$;
 -- capped count plus those rows, as before a lower bound. best_rows (search_text, no filter):
 -- the best rows of the query's common words that bring no candidates themselves are candidates
 -- too (_text_top_postings_sql), with their weight.
--- p has one row per candidate (_bm25_postings_agg_sql): n, its lexeme's position in $1 (NULL
--- for a phrase); ids and lens, its postings that pass the filter, as arrays; weights, a best
--- row's weights (NULL for the index's postings); postings, how many it read, and len_sum their
--- sizes. (A row per posting, some 400 a query on the eval's docstrings, was formed into p's
+-- p has one row per candidate (_bm25_postings_agg_sql; with a filter, and on Citus, per
+-- candidate with postings read): n, its lexeme's position in $1 (NULL for a phrase); ids and
+-- lens, its postings that pass the filter, as arrays; weights, a best row's weights (NULL for
+-- the index's postings); postings, how many it read, and len_sum their sizes. (A row per posting, some 400 a query on the eval's docstrings, was formed into p's
 -- tuplestore and read back four times: as arrays, search_text 19% fewer instructions, the
 -- ranks identical; callgrind, stop 35.) Without a filter each candidate's postings are
 -- aggregated as its index search returns them; with one, from the rows of both searches.
@@ -936,7 +936,8 @@ AS $$
         CASE WHEN without_ids THEN $l$
             ORDER BY est DESC, u.id
             LIMIT $14$l$ ELSE $l$
-            -- (the rows _bm25_sql may pass over are best rows: at most one per best row of p)
+            -- (the rows _bm25_sql may pass over are best rows: at most one per element of
+            -- p.weights)
             ORDER BY est DESC, u.id
             LIMIT $14 + (SELECT coalesce(sum(cardinality(p.weights)), 0) FROM p)$l$ END)
 $$;
