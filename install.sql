@@ -4746,9 +4746,10 @@ $$;
 -- p has one row per candidate (_bm25_postings_agg_sql; with a filter, and on Citus, per
 -- candidate with postings read): n, its lexeme's position in $1 (NULL for a phrase); ids and
 -- lens, its postings that pass the filter, as arrays; weights, a best row's weights (NULL for
--- the index's postings); postings, how many it read, and len_sum their sizes. (A row per posting, some 400 a query on the eval's docstrings, was formed into p's
--- tuplestore and read back four times: as arrays, search_text 19% fewer instructions, the
--- ranks identical; callgrind, stop 35.) Without a filter each candidate's postings are
+-- the index's postings); postings, how many it read, and len_sum their sizes. (A row per
+-- posting, some 400 a query on the eval's docstrings, was formed into p's tuplestore and read
+-- back four times: as arrays, search_text 19% fewer instructions, the ranks identical;
+-- callgrind, stop 35.) Without a filter each candidate's postings are
 -- aggregated as its index search returns them; with one, from the rows of both searches.
 CREATE OR REPLACE FUNCTION memory_private._bm25_postings_cte(
     d memory_private.domains, predicate text, best_rows boolean
@@ -5519,7 +5520,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'index reads in full). One refresh of a domain at a time (a second waits). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '96f8b6b31564b63d60592cf62a664652bc82e50006cd0068a9e07fa27796bdd0', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '5796532583e37657d46dadf41e1aefcad7335be19327e015fe730e99e965c509', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.

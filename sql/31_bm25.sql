@@ -774,9 +774,10 @@ $$;
 -- p has one row per candidate (_bm25_postings_agg_sql; with a filter, and on Citus, per
 -- candidate with postings read): n, its lexeme's position in $1 (NULL for a phrase); ids and
 -- lens, its postings that pass the filter, as arrays; weights, a best row's weights (NULL for
--- the index's postings); postings, how many it read, and len_sum their sizes. (A row per posting, some 400 a query on the eval's docstrings, was formed into p's
--- tuplestore and read back four times: as arrays, search_text 19% fewer instructions, the
--- ranks identical; callgrind, stop 35.) Without a filter each candidate's postings are
+-- the index's postings); postings, how many it read, and len_sum their sizes. (A row per
+-- posting, some 400 a query on the eval's docstrings, was formed into p's tuplestore and read
+-- back four times: as arrays, search_text 19% fewer instructions, the ranks identical;
+-- callgrind, stop 35.) Without a filter each candidate's postings are
 -- aggregated as its index search returns them; with one, from the rows of both searches.
 CREATE OR REPLACE FUNCTION memory_private._bm25_postings_cte(
     d memory_private.domains, predicate text, best_rows boolean
