@@ -689,8 +689,8 @@ def evaluate(dsn: str | None = None, *, tiny: bool = False, n_docs: int | None =
 # took 15-20% more server CPU there than alternating with the hybrid alone, while the hybrid
 # (which reads what search_text reads and more) barely changed; in make eval's runs both pay,
 # `search` more (the generated text gives each one's share), which flattered the hybrid/search
-# ratio (1.55x there against 1.85-1.9x alone on the documentation sections); `search_text` took 3.2 ms of CPU at
-# 3,000 rows there against 1.8 ms in a pass of its own. The pair: `search` and the hybrid
+# ratio (1.55x there against 1.85-1.9x alone on the documentation sections); `search_text` took
+# 3.2 ms of CPU at 3,000 rows there against 1.8 ms in a pass of its own. The pair: `search` and the hybrid
 # interleaved query by query, the order alternated; `search_text` alone; twice over the test
 # queries each.
 PAIR = ("search", "search_hybrid")

@@ -736,6 +736,7 @@ $$;
 -- (_text_pairs). predicate: the compiled filter on t ('true' for none).
 -- The pieces the BM25 queries share (_bm25_sql, _bm25_rescore_sql), each from
 -- its own template and put into theirs through %s; their parameters are _bm25_sql's.
+
 -- p's columns over the postings y (id, ok, len) of one candidate: what stage 2 and the df need of
 -- them (_bm25_postings_cte).
 CREATE OR REPLACE FUNCTION memory_private._bm25_postings_agg_sql()
@@ -777,8 +778,8 @@ $$;
 -- the index's postings); postings, how many it read, and len_sum their sizes. (A row per
 -- posting, some 400 a query on the eval's docstrings, was formed into p's tuplestore and read
 -- back four times: as arrays, search_text 19% fewer instructions, the ranks identical;
--- callgrind, stop 35.) Without a filter each candidate's postings are
--- aggregated as its index search returns them; with one, from the rows of both searches.
+-- callgrind, stop 35.) Without a filter each candidate's postings are aggregated as its index
+-- search returns them; with one, from the rows of both searches.
 CREATE OR REPLACE FUNCTION memory_private._bm25_postings_cte(
     d memory_private.domains, predicate text, best_rows boolean
 )
@@ -786,53 +787,49 @@ RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-    -- One scan's template: each candidate c's postings y, %5$s: more conditions on them.
-    WITH s (scan) AS (
-        SELECT $s$
-            SELECT t.id, (%4$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok,
-                %2$s AS len
-            FROM %1$s AS t
-            WHERE %3$s @@ c.q%5$s
-            LIMIT $11$s$::text
-    )
-    SELECT CASE WHEN predicate = 'true'
-        THEN format($q$
-        p AS MATERIALIZED (
-            SELECT array_position($1::text[], c.lexeme) AS n, y.*
+    -- One CTE's template, over each candidate c: %1$s its name, %2$s its columns besides y's,
+    -- %3$s y (the candidate's postings, a scan's or their aggregates), %4$s more rows.
+    -- One scan's: the candidate's postings, at most $11; %5$s more conditions on them.
+    WITH t (cte, scan) AS (
+        SELECT $c$
+        %1$s AS MATERIALIZED (
+            SELECT %2$s, y.*
             FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
-            CROSS JOIN LATERAL (
-                SELECT %2$s
-                FROM (%1$s
-                ) AS y
-            ) AS y%3$s
-        )$q$, format(s.scan, r.rel, r.len, memory_private._domain_tsvector_sql(d), predicate, ''),
-            memory_private._bm25_postings_agg_sql(),
-            CASE WHEN best_rows THEN memory_private._text_top_postings_sql(d) ELSE '' END)
-        ELSE format($q$
-        p_all AS MATERIALIZED (
-            SELECT c.lexeme, y.*
-            FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
-            CROSS JOIN LATERAL (%1$s
-            ) AS y
-        ),
-        p_cut AS MATERIALIZED (
-            SELECT c.lexeme, y.*
-            FROM unnest($4::tsquery[], $13::text[]) AS c (q, lexeme)
-            CROSS JOIN LATERAL (%2$s
-            ) AS y
-        ),
-        %3$s$q$,
-            format(s.scan, r.rel, r.len, memory_private._domain_tsvector_sql(d), predicate, ''),
-            format(s.scan, r.rel, r.len, memory_private._domain_tsvector_sql(d), predicate,
+            CROSS JOIN LATERAL (%3$s
+            ) AS y%4$s
+        )$c$::text, $s$
+                SELECT t.id, (%4$s) AND ($5::tsquery IS NULL OR %3$s @@ $5) AS ok,
+                    %2$s AS len
+                FROM %1$s AS t
+                WHERE %3$s @@ c.q%5$s
+                LIMIT $11$s$::text
+    ),
+    s (cte, scan, scan_cut) AS (
+        SELECT t.cte,
+            format(t.scan, r.rel, r.len, memory_private._domain_tsvector_sql(d), predicate, ''),
+            -- (with a filter: a lexeme's second search, only if its first reached the cap)
+            format(t.scan, r.rel, r.len, memory_private._domain_tsvector_sql(d), predicate,
                 format($c$
                 AND (%1$s) AND ($5::tsquery IS NULL OR %2$s @@ $5)
                 -- (a one-time test per lexeme: only one its first search cut off)
                 AND (SELECT count(*) FROM p_all
                      WHERE p_all.lexeme IS NOT DISTINCT FROM c.lexeme) >= $11$c$,
-                predicate, memory_private._domain_tsvector_sql(d))),
-            memory_private._bm25_postings_rows_sql('SELECT * FROM p_all UNION SELECT * FROM p_cut'))
+                predicate, memory_private._domain_tsvector_sql(d)))
+        FROM t CROSS JOIN memory_private._text_postings_source(d, predicate) AS r
+    )
+    SELECT CASE WHEN predicate = 'true'
+        THEN format(s.cte, 'p', 'array_position($1::text[], c.lexeme) AS n',
+            format($a$
+                SELECT %s
+                FROM (%s
+                ) AS y$a$, memory_private._bm25_postings_agg_sql(), s.scan),
+            CASE WHEN best_rows THEN memory_private._text_top_postings_sql(d) ELSE '' END)
+        ELSE format(s.cte, 'p_all', 'c.lexeme', s.scan, '') || ','
+            || format(s.cte, 'p_cut', 'c.lexeme', s.scan_cut, '') || ',
+        '
+            || memory_private._bm25_postings_rows_sql('SELECT * FROM p_all UNION SELECT * FROM p_cut')
         END
-    FROM s CROSS JOIN memory_private._text_postings_source(d, predicate) AS r
+    FROM s
 $$;
 
 -- p for a distributed (Citus) domain: Citus cannot push a LIMIT inside a LATERAL subquery over
@@ -877,8 +874,8 @@ SET search_path FROM CURRENT
 AS $$ SELECT format($e$%1$s * ln(1 + (%2$s - %3$s + 0.5) / (%3$s + 0.5))$e$, qtf, n, df) $$;
 
 -- w: each query lexeme's idf (times its query frequency; df: _bm25_df_sql over its estimate,
--- $2, and the count of its postings in p, p.postings). wa: the same as two arrays (lexemes, idfs) in the
--- query's order ($1's), once per query for every row scored.
+-- $2, and the count of its postings in p, p.postings). wa: the same as two arrays (lexemes,
+-- idfs) in the query's order ($1's), once per query for every row scored.
 CREATE OR REPLACE FUNCTION memory_private._bm25_idf_cte()
 RETURNS text
 LANGUAGE sql IMMUTABLE

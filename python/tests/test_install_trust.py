@@ -127,6 +127,14 @@ def _every_function_works(dsn: str, vschema: str) -> None:
         # and search_text's proximity pairs: the row with both words side by side first
         assert c.execute("SELECT id FROM memory.search_text('notes', 'alpha memory', 1)"
                          ).fetchone()["id"] == a
+        # stop 35: p's arrays with a common word's best rows (memory_private.text_top, read by
+        # this owner's statement) beside the rarest word's postings: a budget admitting none
+        assert c.execute("SELECT count(*) AS n FROM memory_private.text_top "
+                         "WHERE domain = 'notes'").fetchone()["n"] > 0
+        c.execute("SET pgmemo.bm25_budget = 0")
+        assert c.execute("SELECT id FROM memory.search_text('notes', 'alpha memory', 1)"
+                         ).fetchone()["id"] == a
+        c.execute("RESET pgmemo.bm25_budget")
         c.execute("SELECT * FROM memory.diagnose()")
         for view in ["domains", "embedding_coverage", "vector_indexes", "queue_status", "workers"]:
             c.execute(f"SELECT * FROM memory.{view}")

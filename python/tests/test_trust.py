@@ -505,6 +505,36 @@ CREATE FUNCTION extensions.plant_cat(a numeric, b text) RETURNS text LANGUAGE pl
     BEGIN INSERT INTO extensions.ran VALUES (current_user, '||(numeric, text)');
     RETURN pg_catalog.textcat(a::text, b); END $$;
 CREATE OPERATOR extensions.|| (LEFTARG = numeric, RIGHTARG = text, FUNCTION = extensions.plant_cat);
+-- stop 35: what search_text's postings as arrays call (p's aggregates, top's unnest of them and
+-- their average size), and the lexeme-to-tsquery expression spliced into _text_pairs and the picks
+CREATE FUNCTION extensions.cardinality(a real[]) RETURNS integer LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO extensions.ran VALUES (current_user, 'cardinality(real[])');
+    RETURN pg_catalog.cardinality(a); END $$;
+CREATE FUNCTION extensions.unnest(a integer[]) RETURNS SETOF integer LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO extensions.ran VALUES (current_user, 'unnest(integer[])');
+    RETURN QUERY SELECT pg_catalog.unnest(a); END $$;
+CREATE FUNCTION extensions.unnest(a real[]) RETURNS SETOF real LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO extensions.ran VALUES (current_user, 'unnest(real[])');
+    RETURN QUERY SELECT pg_catalog.unnest(a); END $$;
+CREATE FUNCTION extensions.plant_arr(a integer[], b integer) RETURNS integer[] LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO extensions.ran VALUES (current_user, 'array_agg(integer)');
+    RETURN a || b; END $$;
+CREATE AGGREGATE extensions.array_agg(integer) (SFUNC = extensions.plant_arr, STYPE = integer[]);
+CREATE FUNCTION extensions.plant_isum(a bigint, b integer) RETURNS bigint LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO extensions.ran VALUES (current_user, 'sum(integer)');
+    RETURN coalesce(a, 0) + b; END $$;
+CREATE AGGREGATE extensions.sum(integer) (SFUNC = extensions.plant_isum, STYPE = bigint);
+CREATE FUNCTION extensions.plant_bsum(a numeric, b bigint) RETURNS numeric LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO extensions.ran VALUES (current_user, 'sum(bigint)');
+    RETURN coalesce(a, 0) + b; END $$;
+CREATE AGGREGATE extensions.sum(bigint) (SFUNC = extensions.plant_bsum, STYPE = numeric);
+CREATE FUNCTION extensions.plant_div(a numeric, b numeric) RETURNS numeric LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO extensions.ran VALUES (current_user, '/(numeric, numeric)');
+    RETURN pg_catalog.numeric_div(a, b); END $$;
+CREATE OPERATOR extensions./ (LEFTARG = numeric, RIGHTARG = numeric, FUNCTION = extensions.plant_div);
+CREATE FUNCTION extensions.replace(a text, b text, c text) RETURNS text LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO extensions.ran VALUES (current_user, 'replace(text, text, text)');
+    RETURN pg_catalog.replace(a, b, c); END $$;
 """
 
 
@@ -540,6 +570,10 @@ def test_better_matching_overloads_in_pgvector_schema_never_run(dsn_ext, roles):
                     "'a:1'::tsvector @@ 'a'::tsquery")
         eve.execute("SELECT string_agg(x, ' | ') FROM (VALUES ('a'), ('b')) AS v (x)")
         eve.execute("SELECT 1::numeric || ' job waits'")
+        eve.execute("SELECT cardinality(ARRAY[1]::real[]), replace('a', 'a', 'b'), "
+                    "1::numeric / 2::numeric")
+        eve.execute("SELECT array_agg(x), sum(x), sum(x::bigint) FROM unnest(ARRAY[1, 2]) AS u (x)")
+        eve.execute("SELECT * FROM unnest(ARRAY[1.5]::real[])")
         seen = {r["what"] for r in owner.execute("SELECT what FROM extensions.ran").fetchall()}
         assert {"cardinality(text[])", "format(text, name, name)", "unnest(text[])",
                 "pg_column_size(vector)", "array_position(text[], text)",
@@ -548,7 +582,9 @@ def test_better_matching_overloads_in_pgvector_schema_never_run(dsn_ext, roles):
                 "gin_clean_pending_list(regclass)", "split_part(text, text, integer)",
                 'ts_filter(tsvector, "char"[])', 'setweight(tsvector, "char", text[])',
                 "string_agg(text, text)", "#>(jsonb, text[])", "@@(tsvector, tsquery)",
-                "||(numeric, text)"} <= seen
+                "||(numeric, text)", "cardinality(real[])", "unnest(integer[])",
+                "unnest(real[])", "array_agg(integer)", "sum(integer)", "sum(bigint)",
+                "/(numeric, numeric)", "replace(text, text, text)"} <= seen
         owner.execute("TRUNCATE extensions.ran")
         # the calls a reader and a writer make
         eve.execute("RESET search_path")
@@ -592,6 +628,15 @@ def test_better_matching_overloads_in_pgvector_schema_never_run(dsn_ext, roles):
         eve.execute("SELECT * FROM memory.search_hybrid('plain', 'alpha gamma', "
                     "'[1,0,0]'::extensions.vector, filter => '{\"k\": {\"$exists\": false}}')")
         eve.execute("SELECT * FROM memory.explain_search('empty')")
+        # stop 35's p as arrays: a common word's best rows (memory_private.text_top, sliced and
+        # summed) beside the rarest word's postings, with a budget that admits no common word
+        owner.execute("SELECT memory.refresh_text_stats('plain')")
+        assert owner.execute("SELECT count(*) AS n FROM memory_private.text_top "
+                             "WHERE domain = 'plain'").fetchone()["n"] > 0
+        eve.execute("SET pgmemo.bm25_budget = 0")
+        assert eve.execute("SELECT count(*) AS n FROM memory.search_text('plain', "
+                           "'alpha beta gamma')").fetchone()["n"] >= 1
+        eve.execute("RESET pgmemo.bm25_budget")
         # diagnose's counted sentences (memory_private._count_of: a count as numeric || text),
         # here no_live_worker's for a row waiting for its embedding
         owner.execute("SELECT memory.store('plain', 'delta')")
@@ -610,6 +655,14 @@ def test_better_matching_overloads_in_pgvector_schema_never_run(dsn_ext, roles):
         owner.execute("DROP OPERATOR IF EXISTS extensions.#> (jsonb, text[])")
         owner.execute("DROP OPERATOR IF EXISTS extensions.@@ (tsvector, tsquery)")
         owner.execute("DROP OPERATOR IF EXISTS extensions.|| (numeric, text)")
+        owner.execute("DROP OPERATOR IF EXISTS extensions./ (numeric, numeric)")
+        for agg in ["array_agg(integer)", "sum(integer)", "sum(bigint)"]:
+            owner.execute(f"DROP AGGREGATE IF EXISTS extensions.{agg}")
+        for fn in ["plant_arr(integer[], integer)", "plant_isum(bigint, integer)",
+                   "plant_bsum(numeric, bigint)", "plant_div(numeric, numeric)",
+                   "cardinality(real[])", "unnest(integer[])", "unnest(real[])",
+                   "replace(text, text, text)"]:
+            owner.execute(f"DROP FUNCTION IF EXISTS extensions.{fn}")
         for fn in ["plant_agg(text, text, text)", "plant_path(jsonb, text[])",
                    "plant_cat(numeric, text)",
                    "plant_match(tsvector, tsquery)", "split_part(text, text, integer)",

@@ -457,7 +457,8 @@ def test_hybrid_worst_input_is_bounded(conn):
     of them in every row yet counted as rare by statistics refreshed before the rows came (so each
     is looked up in the full-text index, at most 100 postings a word). It stays within the bounds
     (1,000 rows scored, 6,400 postings) and a few seconds; a 65th word and k 1001 are refused.
-    search_text's proximity bonus on the same rows: 63 pairs found in each row scored."""
+    search_text's proximity bonus on the same rows: 63 pairs found in each row scored; and with
+    the words common, their best rows at the most a query takes beside the rarest's postings."""
     conn.execute("SELECT memory.create_domain('hw', 3)")
     conn.execute("SELECT memory.store('hw', 'seed', embedding => '[0,0,1]')")
     conn.execute("SELECT memory.refresh_text_stats('hw')")  # 1 row: no common lexemes
@@ -489,6 +490,19 @@ def test_hybrid_worst_input_is_bounded(conn):
                                 "'hw', %s, 1000)", (body,)).fetchone()
         # (the rows the candidate cap lets in: 20,000 postings shared by 64 words, 312 each)
         assert text["n"] == 20000 // 64 and text["low"] > 0, text
+        # the same 64 words, now common (statistics refreshed after the rows came): every word
+        # but the rarest brings its best rows (memory_private.text_top, 1,000 a query at most,
+        # as slices of its arrays: stop 35), the rarest its postings up to the cap, every
+        # candidate scored
+        conn.execute("SELECT memory.refresh_text_stats('hw')")
+        assert conn.execute("SELECT count(*) AS n FROM memory_private.text_top "
+                            "WHERE domain = 'hw'").fetchone()["n"] == 64
+        with conn.transaction():
+            conn.execute("SET LOCAL pgmemo.bm25_budget = 0")
+            conn.execute("SET LOCAL pgmemo.bm25_rerank = 1000")
+            text = conn.execute("SELECT count(*) AS n, min(rank) AS low FROM memory.search_text("
+                                "'hw', %s, 1000)", (body,)).fetchone()
+        assert text["n"] == 1000 and text["low"] > 0, text
         with pytest.raises(psycopg.errors.InvalidParameterValue, match="64"):
             conn.execute("SELECT * FROM memory.search_hybrid('hw', %s, '[1,1,1]', 5)",
                          (" ".join(words),))
