@@ -7859,6 +7859,52 @@ AS $$
     END IF;$g$, memory_private._qualified(d.source_table))
 $$;
 
+-- Whether a column of type type_oid may be an adopted domain's id, content or embedding column
+-- (kind): the one rule of memory.adopt_table's checks and of the column guard of the domain's
+-- definer triggers (_wire_columns_guard_sql). Each type's casts to text and its = operator are
+-- built in (an id: bigint, integer, smallint, uuid, text, varchar; a content: a text type,
+-- whose only types a role without superuser can make are domains over a built-in one;
+-- an embedding: pgvector's vector or halfvec).
+CREATE OR REPLACE FUNCTION memory_private._adoptable_type(kind text, type_oid oid)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT CASE kind
+        WHEN 'id' THEN type_oid IN ('bigint'::regtype, 'integer'::regtype, 'smallint'::regtype,
+            'uuid'::regtype, 'text'::regtype, 'character varying'::regtype)
+        WHEN 'content' THEN coalesce((SELECT t.typcategory = 'S' FROM pg_catalog.pg_type AS t
+            WHERE t.oid = type_oid), false)
+        WHEN 'embedding' THEN memory_private._vector_type(type_oid) IS NOT NULL
+    END
+$$;
+
+-- The column guard of an adopted domain's definer triggers (enqueue, dequeue, text), spliced
+-- after _wire_guard_sql: they read the table's id, content and embedding columns by name, with
+-- pgmemo's owner's rights, so a column its owner renamed away and replaced by one of a type of
+-- hers (whose cast to text or = operator is her function) would run her code with those rights
+-- (an attack of stop 36). The write is refused, naming the column, unless each mapped column
+-- still has a type memory.adopt_table accepts (_adoptable_type: built-in casts and operators
+-- only). A factory table (pgmemo's own) gets none. One look-up in pg_attribute per statement.
+CREATE OR REPLACE FUNCTION memory_private._wire_columns_guard_sql(d memory_private.domains)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT CASE WHEN d.adopted THEN format($g$
+    IF (SELECT count(*) FROM pg_catalog.pg_attribute AS a
+        JOIN (VALUES (%1$L::name, 'id'), (%2$L::name, 'content'), (%3$L::name, 'embedding'))
+            AS m (col, kind) ON a.attname = m.col
+        WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped
+          AND memory_private._adoptable_type(m.kind, a.atttypid)) <> 3 THEN
+        RAISE EXCEPTION 'pgmemo: domain "%%": a column of %% it maps (%%, %%, %%) is gone or of a type pgmemo does not read',
+            %4$L, TG_RELID::regclass, %1$L, %2$L, %3$L
+            USING ERRCODE = '42804',
+                  HINT = 'Give the column back its name and type, or memory.drop_domain(...) the domain.';
+    END IF;$g$, d.id_column, d.content_column, d.embedding_column, d.domain)
+    ELSE '' END
+$$;
+
 -- The CREATE FUNCTION statements of a domain's trigger functions, as (kind, statement).
 CREATE OR REPLACE FUNCTION memory_private._wire_functions(d memory_private.domains)
 RETURNS TABLE (kind text, ddl text)
@@ -7990,7 +8036,7 @@ $body$
 $fn$,
         memory_private._wire_name(d.domain, 'enqueue'), d.domain, d.id_column,
         d.content_column, d.embedding_column,
-        memory_private._wire_guard_sql(d))
+        memory_private._wire_guard_sql(d) || memory_private._wire_columns_guard_sql(d))
     UNION ALL
     SELECT 'dequeue', format($fn$
 CREATE OR REPLACE FUNCTION memory_private.%1$I()
@@ -8008,7 +8054,7 @@ END;
 $body$
 $fn$,
         memory_private._wire_name(d.domain, 'dequeue'), d.domain, d.id_column,
-        memory_private._wire_guard_sql(d))
+        memory_private._wire_guard_sql(d) || memory_private._wire_columns_guard_sql(d))
     UNION ALL
     -- text: an adopted domain's text index (memory_data.<domain>_text, sql/45_adopt.sql) follows
     -- its table: a row inserted, or whose id or content changed, gets its tsvector; a row
@@ -8094,7 +8140,8 @@ $body$
 $fn$,
         memory_private._wire_name(d.domain, 'text'), memory_private._text_table_name(d.domain),
         d.id_column, memory_private._text_index_row_sql(d, 'n'), d.content_column, d.domain,
-        memory_private._wire_guard_sql(d), memory_private._qualified(d.source_table),
+        memory_private._wire_guard_sql(d) || memory_private._wire_columns_guard_sql(d),
+        memory_private._qualified(d.source_table),
         memory_private._source_id_sql(d, 's'), v_truncate_hint)
     UNION ALL
     -- The queue's statements on the domain's table (sql/51_queue_claim.sql), as functions: static
@@ -8408,7 +8455,7 @@ BEGIN
     END LOOP;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', '7b01894b5ed975631febda2f9c7bf41106c0a68fac30d209cae3bf05f02c9702', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', '80476d968531ed4b10e365d3e73ee3abd843c532a6bef06617901533f282a321', 'repeatable'); END $pgmemo$;
 -- sql/45_adopt.sql
 -- Adopted domains: memory.adopt_table puts an application's own table (with an id, a text column
 -- and a vector(n) column) behind a pgmemo domain without copying a row.
@@ -9255,8 +9302,7 @@ BEGIN
         RAISE EXCEPTION 'table % has no column %', source, quote_ident(id_column)
             USING ERRCODE = '42703';
     END IF;
-    IF v_id.type_oid NOT IN ('bigint'::regtype, 'integer'::regtype, 'smallint'::regtype,
-        'uuid'::regtype, 'text'::regtype, 'character varying'::regtype) THEN
+    IF NOT memory_private._adoptable_type('id', v_id.type_oid) THEN
         RAISE EXCEPTION 'id column %.% is %, which cannot be a pgmemo id', source,
             quote_ident(id_column), v_id.type_name
             USING ERRCODE = '0A000', HINT = 'Supported: bigint, integer, smallint, uuid, text, varchar.';
@@ -9296,7 +9342,7 @@ BEGIN
         RAISE EXCEPTION 'table % has no column %', source, quote_ident(content_column)
             USING ERRCODE = '42703';
     END IF;
-    IF v_content.category <> 'S' THEN
+    IF NOT memory_private._adoptable_type('content', v_content.type_oid) THEN
         RAISE EXCEPTION 'content column %.% is %, not a text type', source,
             quote_ident(content_column), v_content.type_name
             USING ERRCODE = '0A000';
@@ -9307,7 +9353,7 @@ BEGIN
         RAISE EXCEPTION 'table % has no column %', source, quote_ident(embedding_column)
             USING ERRCODE = '42703';
     END IF;
-    IF memory_private._vector_type(v_embedding.type_oid) IS NULL THEN
+    IF NOT memory_private._adoptable_type('embedding', v_embedding.type_oid) THEN
         RAISE EXCEPTION 'embedding column %.% is %, not vector(n) or halfvec(n)', source,
             quote_ident(embedding_column), v_embedding.type_name
             USING ERRCODE = '0A000';
@@ -9380,7 +9426,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'superuser, and run no code of another role''s (42501: pgmemo reads and writes it with its '
 'owner''s rights; docs/SECURITY.md). Idempotent for the same '
 'arguments. memory.drop_domain releases the table and never drops it.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '6fe9d1fd9ed6be421eb050f8781ce9d75e51f366244ec5d0301b3302091e2723', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'e1b31407ef6df70cd14951cfcc9f350a39b8b8b43a1a8933219f3790e3fee730', 'repeatable'); END $pgmemo$;
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --

@@ -87,6 +87,52 @@ AS $$
     END IF;$g$, memory_private._qualified(d.source_table))
 $$;
 
+-- Whether a column of type type_oid may be an adopted domain's id, content or embedding column
+-- (kind): the one rule of memory.adopt_table's checks and of the column guard of the domain's
+-- definer triggers (_wire_columns_guard_sql). Each type's casts to text and its = operator are
+-- built in (an id: bigint, integer, smallint, uuid, text, varchar; a content: a text type,
+-- whose only types a role without superuser can make are domains over a built-in one;
+-- an embedding: pgvector's vector or halfvec).
+CREATE OR REPLACE FUNCTION memory_private._adoptable_type(kind text, type_oid oid)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT CASE kind
+        WHEN 'id' THEN type_oid IN ('bigint'::regtype, 'integer'::regtype, 'smallint'::regtype,
+            'uuid'::regtype, 'text'::regtype, 'character varying'::regtype)
+        WHEN 'content' THEN coalesce((SELECT t.typcategory = 'S' FROM pg_catalog.pg_type AS t
+            WHERE t.oid = type_oid), false)
+        WHEN 'embedding' THEN memory_private._vector_type(type_oid) IS NOT NULL
+    END
+$$;
+
+-- The column guard of an adopted domain's definer triggers (enqueue, dequeue, text), spliced
+-- after _wire_guard_sql: they read the table's id, content and embedding columns by name, with
+-- pgmemo's owner's rights, so a column its owner renamed away and replaced by one of a type of
+-- hers (whose cast to text or = operator is her function) would run her code with those rights
+-- (an attack of stop 36). The write is refused, naming the column, unless each mapped column
+-- still has a type memory.adopt_table accepts (_adoptable_type: built-in casts and operators
+-- only). A factory table (pgmemo's own) gets none. One look-up in pg_attribute per statement.
+CREATE OR REPLACE FUNCTION memory_private._wire_columns_guard_sql(d memory_private.domains)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT CASE WHEN d.adopted THEN format($g$
+    IF (SELECT count(*) FROM pg_catalog.pg_attribute AS a
+        JOIN (VALUES (%1$L::name, 'id'), (%2$L::name, 'content'), (%3$L::name, 'embedding'))
+            AS m (col, kind) ON a.attname = m.col
+        WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped
+          AND memory_private._adoptable_type(m.kind, a.atttypid)) <> 3 THEN
+        RAISE EXCEPTION 'pgmemo: domain "%%": a column of %% it maps (%%, %%, %%) is gone or of a type pgmemo does not read',
+            %4$L, TG_RELID::regclass, %1$L, %2$L, %3$L
+            USING ERRCODE = '42804',
+                  HINT = 'Give the column back its name and type, or memory.drop_domain(...) the domain.';
+    END IF;$g$, d.id_column, d.content_column, d.embedding_column, d.domain)
+    ELSE '' END
+$$;
+
 -- The CREATE FUNCTION statements of a domain's trigger functions, as (kind, statement).
 CREATE OR REPLACE FUNCTION memory_private._wire_functions(d memory_private.domains)
 RETURNS TABLE (kind text, ddl text)
@@ -218,7 +264,7 @@ $body$
 $fn$,
         memory_private._wire_name(d.domain, 'enqueue'), d.domain, d.id_column,
         d.content_column, d.embedding_column,
-        memory_private._wire_guard_sql(d))
+        memory_private._wire_guard_sql(d) || memory_private._wire_columns_guard_sql(d))
     UNION ALL
     SELECT 'dequeue', format($fn$
 CREATE OR REPLACE FUNCTION memory_private.%1$I()
@@ -236,7 +282,7 @@ END;
 $body$
 $fn$,
         memory_private._wire_name(d.domain, 'dequeue'), d.domain, d.id_column,
-        memory_private._wire_guard_sql(d))
+        memory_private._wire_guard_sql(d) || memory_private._wire_columns_guard_sql(d))
     UNION ALL
     -- text: an adopted domain's text index (memory_data.<domain>_text, sql/45_adopt.sql) follows
     -- its table: a row inserted, or whose id or content changed, gets its tsvector; a row
@@ -322,7 +368,8 @@ $body$
 $fn$,
         memory_private._wire_name(d.domain, 'text'), memory_private._text_table_name(d.domain),
         d.id_column, memory_private._text_index_row_sql(d, 'n'), d.content_column, d.domain,
-        memory_private._wire_guard_sql(d), memory_private._qualified(d.source_table),
+        memory_private._wire_guard_sql(d) || memory_private._wire_columns_guard_sql(d),
+        memory_private._qualified(d.source_table),
         memory_private._source_id_sql(d, 's'), v_truncate_hint)
     UNION ALL
     -- The queue's statements on the domain's table (sql/51_queue_claim.sql), as functions: static

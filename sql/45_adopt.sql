@@ -843,8 +843,7 @@ BEGIN
         RAISE EXCEPTION 'table % has no column %', source, quote_ident(id_column)
             USING ERRCODE = '42703';
     END IF;
-    IF v_id.type_oid NOT IN ('bigint'::regtype, 'integer'::regtype, 'smallint'::regtype,
-        'uuid'::regtype, 'text'::regtype, 'character varying'::regtype) THEN
+    IF NOT memory_private._adoptable_type('id', v_id.type_oid) THEN
         RAISE EXCEPTION 'id column %.% is %, which cannot be a pgmemo id', source,
             quote_ident(id_column), v_id.type_name
             USING ERRCODE = '0A000', HINT = 'Supported: bigint, integer, smallint, uuid, text, varchar.';
@@ -884,7 +883,7 @@ BEGIN
         RAISE EXCEPTION 'table % has no column %', source, quote_ident(content_column)
             USING ERRCODE = '42703';
     END IF;
-    IF v_content.category <> 'S' THEN
+    IF NOT memory_private._adoptable_type('content', v_content.type_oid) THEN
         RAISE EXCEPTION 'content column %.% is %, not a text type', source,
             quote_ident(content_column), v_content.type_name
             USING ERRCODE = '0A000';
@@ -895,7 +894,7 @@ BEGIN
         RAISE EXCEPTION 'table % has no column %', source, quote_ident(embedding_column)
             USING ERRCODE = '42703';
     END IF;
-    IF memory_private._vector_type(v_embedding.type_oid) IS NULL THEN
+    IF NOT memory_private._adoptable_type('embedding', v_embedding.type_oid) THEN
         RAISE EXCEPTION 'embedding column %.% is %, not vector(n) or halfvec(n)', source,
             quote_ident(embedding_column), v_embedding.type_name
             USING ERRCODE = '0A000';

@@ -634,3 +634,58 @@ def test_truncate_only_never_reads_a_planted_child(conn, roles):
     assert _ran(conn) == []
     assert sorted(r["id"] for r in conn.execute("SELECT id FROM memory_data.fam_text")) == ["1", "2"]
     a.close()
+
+
+@pytest.fixture
+def adopted_by_alice(conn, roles):
+    """alice (memory_admin) owns app.docs, adopted as domain docs while she was trusted; then she
+    is not any more, and plays the attacker (stop 36's review)."""
+    alice, alice_dsn = roles("memory_admin", prefix="alice")
+    conn.execute(f'CREATE SCHEMA app AUTHORIZATION "{alice}"')
+    a = connect_raw(alice_dsn)
+    a.execute(f"CREATE TABLE app.docs (id bigint PRIMARY KEY, body text NOT NULL, emb vector({DIM}))")
+    a.execute("INSERT INTO app.docs VALUES (1, 'first memory', NULL)")
+    with trusting(conn, alice):
+        a.execute("SELECT memory.adopt_table('docs', 'app.docs', 'id', 'body', 'emb')")
+    a.execute("CREATE TABLE app.ran (who text, what text)")
+    a.execute("GRANT INSERT ON app.ran TO PUBLIC")
+    a.execute("GRANT USAGE ON SCHEMA app TO PUBLIC")
+    yield alice, a
+    a.close()
+
+
+@pytest.mark.parametrize("column", ["body", "id"])
+def test_a_replaced_column_never_runs_its_cast_in_pgmemos_triggers(conn, adopted_by_alice, column):
+    """The table's owner renames a mapped column away and adds one of that name, of a composite
+    type of hers with a cast to text that is her function (it makes her a superuser when it runs
+    with one's rights). pgmemo's definer triggers (text, enqueue) read the columns by name: her
+    next INSERT is refused, naming the column, and her cast never runs as pgmemo's owner. For the
+    id column the text index's triggers are disabled first (she may: her table), so that the
+    enqueue trigger is the one reached."""
+    alice, a = adopted_by_alice
+    a.execute("CREATE TYPE app.t AS (v text)")
+    a.execute("""CREATE FUNCTION app.t_text(x app.t) RETURNS text LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO app.ran VALUES (current_user, 'cast');
+            IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+                EXECUTE format('ALTER ROLE %I SUPERUSER', (SELECT relowner::regrole::text
+                    FROM pg_class WHERE oid = 'app.docs'::regclass));
+            END IF;
+            RETURN x.v;
+        END $$""")
+    a.execute("CREATE CAST (app.t AS text) WITH FUNCTION app.t_text(app.t)")
+    if column == "id":
+        for tg in ("text_insert", "text_update", "text_delete"):
+            a.execute(f"ALTER TABLE app.docs DISABLE TRIGGER pgmemo_docs_{tg}")
+    a.execute(f"ALTER TABLE app.docs RENAME COLUMN {column} TO {column}_old")
+    a.execute(f"ALTER TABLE app.docs ADD COLUMN {column} app.t")
+    insert = {"body": "INSERT INTO app.docs (id, body_old, body) VALUES (7, 'x', ROW('hello'))",
+              "id": "INSERT INTO app.docs (id_old, body, id) VALUES (7, 'x', ROW('7'))"}[column]
+    with pytest.raises(psycopg.errors.DatatypeMismatch, match=f'domain "docs".*{column}'):
+        a.execute(insert)
+    assert not _is_super(conn, alice), "the table's owner made herself a superuser"
+    assert conn.execute("SELECT who, what FROM app.ran").fetchall() == []
+    # her own writes go on once the column is given back
+    a.execute(f"ALTER TABLE app.docs DROP COLUMN {column}")
+    a.execute(f"ALTER TABLE app.docs RENAME COLUMN {column}_old TO {column}")
+    a.execute("INSERT INTO app.docs (id, body) VALUES (8, 'eighth memory')")
