@@ -164,7 +164,7 @@ BEGIN
     RETURN set_config('search_path', format('pg_catalog, %I, pg_temp', v_schema), true);
 END;
 $f$;
-DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019', '0020', '0021', '0022', '0023', '0024', '0025', '0026', '0027', '0028', '0029', '0030', '0031', '0032', '0033', '0034', '0035', '0036']::text[]); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019', '0020', '0021', '0022', '0023', '0024', '0025', '0026', '0027', '0028', '0029', '0030', '0031', '0032', '0033', '0034', '0035', '0036', '0038']::text[]); END $pgmemo$;
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -1369,6 +1369,29 @@ SELECT memory_private._migration_needed('0036', '0036_lexeme_tsquery_spliced.sql
 -- instructions per lexeme. The SQL files no longer make it. Not breaking: a private function.
 DROP FUNCTION IF EXISTS memory_private._lexeme_tsquery(text);
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0036', '0036_lexeme_tsquery_spliced.sql', 'fd5dfc7ec1b08183ca75c7ecff3808de6cb2e5e9b87dc81a16c4f071ebabe8a3', 'versioned'); PERFORM memory_private._record_breaking('0036', false); END $pgmemo$;
+\endif
+-- migrations/0038_bm25_review_mends.sql
+SELECT memory_private._migration_needed('0038', '0038_bm25_review_mends.sql', 'b533d4ba5e7bd64bd9068c69534cbf74398b0d43a2740706acfc1f274ed137e6', ARRAY[]::text[]) AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0038_bm25_review_mends (stop 36's attack review of search_text). Not breaking: private
+-- functions, whose callers the SQL files make again.
+-- memory_private._bm25_df_sql(est, postings, n) becomes
+-- _bm25_df_sql(est, postings): a word's df is no longer capped at the N of the last statistics
+-- refresh (the IDF raises N to the df instead: sql/31_bm25.sql), so the third argument is gone.
+DROP FUNCTION IF EXISTS memory_private._bm25_df_sql(text, text, text);
+-- search_text's rarest common word is no longer a candidate when its estimated rows exceed the
+-- cap on index rows (its best rows serve it): the candidate picks and _text_candidates take that
+-- bound (rarest_max) as a fifth argument; their four-argument versions are gone.
+DROP FUNCTION IF EXISTS memory_private._text_candidate_pick(
+    text[], double precision[], tsquery, double precision
+);
+DROP FUNCTION IF EXISTS memory_private._text_rare_candidate_pick(
+    text[], double precision[], tsquery, double precision
+);
+DROP FUNCTION IF EXISTS memory_private._text_candidates(
+    memory_private.domains, text[], tsquery, double precision
+);
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0038', '0038_bm25_review_mends.sql', 'b533d4ba5e7bd64bd9068c69534cbf74398b0d43a2740706acfc1f274ed137e6', 'versioned'); PERFORM memory_private._record_breaking('0038', false); END $pgmemo$;
 \endif
 DO $pgmemo$ BEGIN PERFORM memory_private._set_install_search_path(); END $pgmemo$;
 -- sql/00_private_helpers.sql
@@ -3967,8 +3990,10 @@ COMMENT ON FUNCTION memory.search_text(text, text, integer, jsonb, text) IS
 'pgmemo.bm25_rerank (50), pgmemo.bm25_proximity (0.7; 0: plain BM25). At most 64 distinct '
 'words and 16 quoted phrases and -exclusions (error 22023). An empty, stop-word-only, '
 'exclusion-only or punctuation-only query returns no rows; a query over 10000 characters is '
-'error 22023.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '8ec2f7b1d06d29ba32a134a81ab2d2ed3742a75d7f1a54b1afedded4225adfb7', 'repeatable'); END $pgmemo$;
+'error 22023. PostgreSQL''s tsvector keeps word positions up to 16,383 and 256 of them per '
+'word: in a longer row the words past that share the last position (its length counts as '
+'16,382 words) and a word''s repeats past 256 are not counted.';
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', 'f16bd30ce85f5f32443523714c7001f6ac8bcad86ad86308538f85492faec952', 'repeatable'); END $pgmemo$;
 -- sql/31_bm25.sql
 -- BM25 ranking for memory.search_text, in plain SQL (no extension): the query parsed like a web
 -- search box, candidates from the domain's GIN index, and the usual Okapi BM25 score
@@ -4527,7 +4552,11 @@ $$;
 -- count). The phrases are candidates too. Candidates as tsqueries (_lexeme_tsquery_sql) and as
 -- lexemes (NULL for a phrase). Two functions from one template:
 -- * _text_candidate_pick, search_text's: _text_candidate_rule_sql, and the rarest word always
---   (a query of common words still ranks by its rarest);
+--   (a query of common words still ranks by its rarest), unless its estimated rows exceed
+--   rarest_max (search_text's cap on index rows, when the common words bring their best rows:
+--   its postings would be read only up to the cap, in the index's order, and the best of its
+--   rows past it never found, its df taken as the cap; its best rows and its estimated df serve
+--   it instead: stop 36's attack review). The hybrid's pick takes rarest_max and ignores it;
 -- * _text_rare_candidate_pick, the hybrid's text half (its general path; its branches splice
 --   the same rule): _text_candidate_rule_sql only, so a common word never brings rows by itself
 --   (the vector rows are the hybrid's candidates; the text half adds the rows of its rare words:
@@ -4539,7 +4568,7 @@ DECLARE
 BEGIN
     FOR v_f IN
         SELECT * FROM (VALUES
-            ('_text_candidate_pick', format('(%s OR %s)',
+            ('_text_candidate_pick', format('(%s OR %s AND NOT coalesce(f.est > rarest_max, false))',
                 memory_private._text_candidate_rule_sql('f.est', 'f.lexeme', 'budget'),
                 memory_private._text_rarest_sql('f.est', 'f.lexeme'))),
             ('_text_rare_candidate_pick',
@@ -4549,6 +4578,7 @@ BEGIN
         EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private.%I(
     words text[], est_rows double precision[], phrases tsquery, budget double precision,
+    rarest_max double precision,
     OUT df_estimates double precision[], OUT candidates tsquery[], OUT candidate_lexemes text[]
 )
 LANGUAGE plpgsql IMMUTABLE
@@ -4579,9 +4609,10 @@ END;
 $install$;
 
 -- For the lexemes of a query: N and avgdl (_text_lexeme_stats), the candidates within the budget
--- and the other lexemes' estimated df (_text_candidate_pick).
+-- and the other lexemes' estimated df (_text_candidate_pick; rarest_max: its).
 CREATE OR REPLACE FUNCTION memory_private._text_candidates(
     d memory_private.domains, words text[], phrases tsquery, budget double precision,
+    rarest_max double precision,
     OUT documents double precision, OUT avg_length double precision,
     OUT df_estimates double precision[], OUT candidates tsquery[], OUT candidate_lexemes text[]
 )
@@ -4595,7 +4626,7 @@ BEGIN
     FROM memory_private._text_lexeme_stats(d, words) AS s;
     SELECT p.df_estimates, p.candidates, p.candidate_lexemes
     INTO df_estimates, candidates, candidate_lexemes
-    FROM memory_private._text_candidate_pick(words, v_est, phrases, budget) AS p;
+    FROM memory_private._text_candidate_pick(words, v_est, phrases, budget, rarest_max) AS p;
 END;
 $$;
 
@@ -4830,20 +4861,26 @@ AS $$
 $$;
 
 -- A query word's df and idf, as SQL expressions: df its estimate (est, frequency * N) when it
--- has one, else the count of its postings read (postings), within [1, N]; idf BM25's, times
--- the word's query frequency (qtf). Their one place: search_text's w (_bm25_idf_cte) and the
--- hybrid's (_hybrid_sql).
-CREATE OR REPLACE FUNCTION memory_private._bm25_df_sql(est text, postings text, n text)
+-- has one, else the count of its postings read (postings), at least 1; idf BM25's, times the
+-- word's query frequency (qtf), with N at least df: rows written since the statistics were
+-- refreshed can hold a word in more rows than the N counted then, and df capped at N gave every
+-- such word the same, least weight (ranks inverted against fresh statistics; stop 36's attack
+-- review), where N raised to the word's df keeps the rarer word the weightier. Their one place:
+-- search_text's w (_bm25_idf_cte) and the hybrid's (_hybrid_sql).
+CREATE OR REPLACE FUNCTION memory_private._bm25_df_sql(est text, postings text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$ SELECT format($e$least(greatest(coalesce(%s, %s, 0), 1), %s)$e$, est, postings, n) $$;
+AS $$ SELECT format($e$greatest(coalesce(%s, %s, 0), 1)$e$, est, postings) $$;
 
 CREATE OR REPLACE FUNCTION memory_private._bm25_idf_sql(qtf text, n text, df text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$ SELECT format($e$%1$s * ln(1 + (%2$s - %3$s + 0.5) / (%3$s + 0.5))$e$, qtf, n, df) $$;
+AS $$
+    SELECT format($e$%1$s * ln(1 + (greatest(%2$s, %3$s) - %3$s + 0.5) / (%3$s + 0.5))$e$,
+        qtf, n, df)
+$$;
 
 -- w: each query lexeme's idf (times its query frequency; df: _bm25_df_sql over its estimate,
 -- $2, and the count of its postings in p, p.postings). wa: the same as two arrays (lexemes,
@@ -4865,7 +4902,7 @@ AS $$
             SELECT array_agg(w.lexeme ORDER BY w.n) AS lexemes, array_agg(w.idf ORDER BY w.n) AS idfs
             FROM w
         )$q$, memory_private._bm25_idf_sql('q.qtf', '$6', 'x.df'),
-        memory_private._bm25_df_sql('q.est', 'p.postings', '$6'))
+        memory_private._bm25_df_sql('q.est', 'p.postings'))
 $$;
 
 -- top: the rows in p's arrays (those that pass the filter), with est, the BM25 score they
@@ -5146,7 +5183,7 @@ BEGIN
     SELECT * INTO v_s FROM memory_private._text_lexeme_stats(d, v_p.words);
     SELECT * INTO v_c
     FROM memory_private._text_rare_candidate_pick(v_p.words, v_s.est_rows, v_p.phrases,
-        v_rows.rare_rows);
+        v_rows.rare_rows, NULL);
     v_f := memory_private._filter_for(d, filter);
     IF v_f.predicate IS NULL THEN
         RETURN QUERY SELECT * FROM memory_private._search_text_hybrid_static(v_p.words,
@@ -5187,6 +5224,7 @@ DECLARE
     v_f record := memory_private._filter_for(d, filter);
     v_cap bigint;
     v_near tsquery[];
+    v_best boolean;  -- the common words bring their best rows (memory_private.text_top)
 BEGIN
     SELECT * INTO v_p FROM memory_private._parse_text_query(d.text_config, query, match);
     IF cardinality(v_p.words) = 0 THEN
@@ -5199,10 +5237,11 @@ BEGIN
     END IF;
     -- (the common words' best rows, memory_private.text_top, only without a filter or a
     -- required part, and not distributed: their default budget differs, _bm25_params)
-    v_k := memory_private._bm25_params(
-        v_f.predicate IS NULL AND v_p.required IS NULL AND NOT d.distributed);
+    v_best := v_f.predicate IS NULL AND v_p.required IS NULL AND NOT d.distributed;
+    v_k := memory_private._bm25_params(v_best);
     SELECT * INTO v_c
-    FROM memory_private._text_candidates(d, v_p.words, v_p.phrases, v_k.budget);
+    FROM memory_private._text_candidates(d, v_p.words, v_p.phrases, v_k.budget,
+        CASE WHEN v_best THEN memory_private._text_candidate_cap() END);
     -- the call's cap on index rows, shared among its candidate lexemes (at most 64 of them)
     v_cap := greatest(memory_private._text_candidate_cap()
         / greatest(cardinality(v_c.candidates), 1), 1);
@@ -5436,25 +5475,37 @@ BEGIN
 END;
 $$;
 
--- Rows inserted plus rows deleted in a domain's table so far, per the statistics collector
--- (committed work, published within a second or so).
+-- The writes of a domain's text so far (rows inserted, updated or deleted), per the statistics
+-- collector (committed work, published within a second or so): of an adopted domain's text index
+-- (memory_data.<domain>_text), which its table's triggers and the text fill write exactly when a
+-- row's text comes, changes or goes, whatever the table's layout (a partitioned table's own
+-- counters stay at 0: its partitions hold them); else of the domain's table with its partitions.
+-- A factory table's updates include the queue's embedding writes, which change no text: a
+-- backfill counts once more (one refresh more), where not counting updates kept statistics of
+-- rewritten content forever (stop 36's attack review).
 CREATE OR REPLACE FUNCTION memory_private._text_writes(d memory_private.domains)
 RETURNS bigint
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
     SELECT coalesce((
-        SELECT st.n_tup_ins + st.n_tup_del FROM pg_catalog.pg_stat_all_tables AS st
-        WHERE st.relid = coalesce(d.source_table,
-            to_regclass(format('%I.%I', d.table_schema, d.table_name)))
-    ), 0)
+        SELECT sum(st.n_tup_ins + st.n_tup_upd + st.n_tup_del)
+        FROM (SELECT coalesce(memory_private._text_table(d), d.source_table::regclass,
+                  to_regclass(format('%I.%I', d.table_schema, d.table_name))) AS rel) AS r
+        -- (pg_partition_tree lists nothing for a table outside any partition tree)
+        CROSS JOIN LATERAL (
+            SELECT r.rel AS relid
+            UNION
+            SELECT t.relid FROM pg_catalog.pg_partition_tree(r.rel) AS t
+        ) AS x
+        JOIN pg_catalog.pg_stat_all_tables AS st ON st.relid = x.relid
+    ), 0)::bigint
 $$;
 
 -- Whether a domain's text statistics are missing, or more rows than 10% of those counted (+50)
--- were inserted or deleted since they were refreshed. (Content updates are not counted: the
--- queue's embedding writes would make every refresh count twice.) Or they have common lexemes
--- but no best rows (memory_private.text_top; not made for a distributed domain): refreshed
--- before migration 0032, when search_text's defaults count on them.
+-- were written (_text_writes) since they were refreshed. Or they have common lexemes but no
+-- best rows (memory_private.text_top; not made for a distributed domain): refreshed before
+-- migration 0032, when search_text's defaults count on them.
 CREATE OR REPLACE FUNCTION memory_private._text_stats_stale(d memory_private.domains)
 RETURNS boolean
 LANGUAGE sql STABLE
@@ -5517,7 +5568,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'index reads in full). One refresh of a domain at a time (a second waits). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '58a82277ba802c97bba758a1ba5d87cdcd6454ff2f58ac5a1475123697944b34', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '98b0f1bb217af9490726cecd1b1d9c7799d7f210c57f70a87c4081fdd577a416', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
@@ -6980,6 +7031,12 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 SET plan_cache_mode = force_generic_plan
 AS $$
+DECLARE
+    -- The query's "phrases", -exclusions and match 'all' hold for every row returned, the vector
+    -- rows too (the text half returns only the rows that satisfy them; a vector row it lacks is
+    -- then left out: stop 36's review found `note -zebra` ranking the zebra row first).
+    v_required boolean := (SELECT p.required IS NOT NULL
+        FROM memory_private._parse_text_query(d.text_config, query, text_match) AS p);
 BEGIN
     RETURN QUERY
     WITH v AS MATERIALIZED (
@@ -6997,7 +7054,8 @@ BEGIN
     SELECT coalesce(v.id, t.id), coalesce(v.content, t.content), coalesce(v.metadata, t.metadata),
         v.similarity, v.distance, t.rank, coalesce(v.created_at, t.created_at),
         coalesce(v.updated_at, t.updated_at), v.embedding
-    FROM v FULL JOIN t ON t.id = v.id;
+    FROM v FULL JOIN t ON t.id = v.id
+    WHERE NOT v_required OR t.id IS NOT NULL;
 END;
 $$;
 
@@ -7113,8 +7171,7 @@ BEGIN
         v_postings.rel, v_postings.len, memory_private._lexeme_tsquery_sql('q.lexeme'),
         memory_private._any_word_tsquery_sql('q.lexeme'),
         memory_private._bm25_idf_sql('q.qtf', 'q.n', 'x.df'),
-        memory_private._bm25_df_sql('q.est', '(SELECT count(*) FROM p WHERE p.lexeme = q.lexeme)',
-            'q.n'));
+        memory_private._bm25_df_sql('q.est', '(SELECT count(*) FROM p WHERE p.lexeme = q.lexeme)'));
 END;
 $$;
 
@@ -7419,7 +7476,8 @@ COMMENT ON FUNCTION memory.search_hybrid(
     interval, double precision, text, boolean, text
 ) IS
 'Hybrid search, one call: the vector search''s max(2k, 20) nearest rows and their BM25 scores '
-'(as memory.search_text scores them), plus a few rows holding a rare word of the query (rows '
+'(memory.search_text''s BM25 without its proximity bonus; a word outside the statistics'' common '
+'words counted in at most 100 rows for its IDF), plus a few rows holding a rare word of the query (rows '
 'without an embedding, or that the embedding misses), fused. fusion => ''convex'' (default): '
 'score = (vector_weight * similarity'' + text_weight * rank'') / (vector_weight + text_weight), '
 'each min-max normalised over its list (the vector rows; the rows with a positive BM25 score), '
@@ -7428,11 +7486,12 @@ COMMENT ON FUNCTION memory.search_hybrid(
 '(convex, 0.5 / 0.5, text_match ''any'') come from bench/quality.py (see BENCHMARKS.md). Either '
 'the query text or the embedding may be NULL (without an embedding: memory.search_text''s '
 'ranking of max(2k, 20) rows). ef_search is passed to the vector search, text_match (''any'' or '
-'''all'') to the text half. recency_half_life and importance_weight re-rank as in '
+'''all'') to the text half. The query''s "quoted phrases", -exclusions and text_match ''all'' hold '
+'for every row returned, the vector search''s too. recency_half_life and importance_weight re-rank as in '
 'memory.search, on the fused score scaled to [0, 1]. similarity is NULL for a row found by its '
 'words alone, text_rank for one found by its vector alone. with_embeddings => true fills the '
 'embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', 'a7be6cbfbe82976a3c0ff2fef28b8f14ef0c99cf54ad7c87f1538dd74c7ee513', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', 'eb96dba7598c839bb2f429f1ec6efed1885fd5c836f55b090f4d320ea8af418e', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).
@@ -9414,8 +9473,9 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'unchanged; columns named metadata (jsonb), embedding_model (text), created_at and updated_at '
 '(timestamptz) are mapped too. Queue triggers go on the source (the application''s own writes '
 'are queued) and its rows without an embedding are queued now (with create_indexes => true). '
-'Full text: each row''s tsvector '
-'is kept beside the table, in pgmemo''s memory_data.<domain>_text (computed now for every row, '
+'Full text: each row''s tsvector (of its content''s first 100,000 characters, where a factory '
+'domain reads all of it: a longer row would make the application''s insert fail on the tsvector''s '
+'1 MB limit) is kept beside the table, in pgmemo''s memory_data.<domain>_text (computed now for every row, '
 'then by a trigger on the table; the table itself gets no full-text index). create_indexes: '
 'build the HNSW and id-as-text indexes and fill the text index now (blocks writes meanwhile); '
 'false: build them later without blocking, with memory.concurrent_index_statements, and fill '
@@ -9426,7 +9486,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'superuser, and run no code of another role''s (42501: pgmemo reads and writes it with its '
 'owner''s rights; docs/SECURITY.md). Idempotent for the same '
 'arguments. memory.drop_domain releases the table and never drops it.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'e1b31407ef6df70cd14951cfcc9f350a39b8b8b43a1a8933219f3790e3fee730', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'e477dfea260628706936241c83c2ff74aaea69c8e27682970e6c1571564c7751', 'repeatable'); END $pgmemo$;
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --

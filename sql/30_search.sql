@@ -387,4 +387,6 @@ COMMENT ON FUNCTION memory.search_text(text, text, integer, jsonb, text) IS
 'pgmemo.bm25_rerank (50), pgmemo.bm25_proximity (0.7; 0: plain BM25). At most 64 distinct '
 'words and 16 quoted phrases and -exclusions (error 22023). An empty, stop-word-only, '
 'exclusion-only or punctuation-only query returns no rows; a query over 10000 characters is '
-'error 22023.';
+'error 22023. PostgreSQL''s tsvector keeps word positions up to 16,383 and 256 of them per '
+'word: in a longer row the words past that share the last position (its length counts as '
+'16,382 words) and a word''s repeats past 256 are not counted.';

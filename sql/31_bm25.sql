@@ -555,7 +555,11 @@ $$;
 -- count). The phrases are candidates too. Candidates as tsqueries (_lexeme_tsquery_sql) and as
 -- lexemes (NULL for a phrase). Two functions from one template:
 -- * _text_candidate_pick, search_text's: _text_candidate_rule_sql, and the rarest word always
---   (a query of common words still ranks by its rarest);
+--   (a query of common words still ranks by its rarest), unless its estimated rows exceed
+--   rarest_max (search_text's cap on index rows, when the common words bring their best rows:
+--   its postings would be read only up to the cap, in the index's order, and the best of its
+--   rows past it never found, its df taken as the cap; its best rows and its estimated df serve
+--   it instead: stop 36's attack review). The hybrid's pick takes rarest_max and ignores it;
 -- * _text_rare_candidate_pick, the hybrid's text half (its general path; its branches splice
 --   the same rule): _text_candidate_rule_sql only, so a common word never brings rows by itself
 --   (the vector rows are the hybrid's candidates; the text half adds the rows of its rare words:
@@ -567,7 +571,7 @@ DECLARE
 BEGIN
     FOR v_f IN
         SELECT * FROM (VALUES
-            ('_text_candidate_pick', format('(%s OR %s)',
+            ('_text_candidate_pick', format('(%s OR %s AND NOT coalesce(f.est > rarest_max, false))',
                 memory_private._text_candidate_rule_sql('f.est', 'f.lexeme', 'budget'),
                 memory_private._text_rarest_sql('f.est', 'f.lexeme'))),
             ('_text_rare_candidate_pick',
@@ -577,6 +581,7 @@ BEGIN
         EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private.%I(
     words text[], est_rows double precision[], phrases tsquery, budget double precision,
+    rarest_max double precision,
     OUT df_estimates double precision[], OUT candidates tsquery[], OUT candidate_lexemes text[]
 )
 LANGUAGE plpgsql IMMUTABLE
@@ -607,9 +612,10 @@ END;
 $install$;
 
 -- For the lexemes of a query: N and avgdl (_text_lexeme_stats), the candidates within the budget
--- and the other lexemes' estimated df (_text_candidate_pick).
+-- and the other lexemes' estimated df (_text_candidate_pick; rarest_max: its).
 CREATE OR REPLACE FUNCTION memory_private._text_candidates(
     d memory_private.domains, words text[], phrases tsquery, budget double precision,
+    rarest_max double precision,
     OUT documents double precision, OUT avg_length double precision,
     OUT df_estimates double precision[], OUT candidates tsquery[], OUT candidate_lexemes text[]
 )
@@ -623,7 +629,7 @@ BEGIN
     FROM memory_private._text_lexeme_stats(d, words) AS s;
     SELECT p.df_estimates, p.candidates, p.candidate_lexemes
     INTO df_estimates, candidates, candidate_lexemes
-    FROM memory_private._text_candidate_pick(words, v_est, phrases, budget) AS p;
+    FROM memory_private._text_candidate_pick(words, v_est, phrases, budget, rarest_max) AS p;
 END;
 $$;
 
@@ -858,20 +864,26 @@ AS $$
 $$;
 
 -- A query word's df and idf, as SQL expressions: df its estimate (est, frequency * N) when it
--- has one, else the count of its postings read (postings), within [1, N]; idf BM25's, times
--- the word's query frequency (qtf). Their one place: search_text's w (_bm25_idf_cte) and the
--- hybrid's (_hybrid_sql).
-CREATE OR REPLACE FUNCTION memory_private._bm25_df_sql(est text, postings text, n text)
+-- has one, else the count of its postings read (postings), at least 1; idf BM25's, times the
+-- word's query frequency (qtf), with N at least df: rows written since the statistics were
+-- refreshed can hold a word in more rows than the N counted then, and df capped at N gave every
+-- such word the same, least weight (ranks inverted against fresh statistics; stop 36's attack
+-- review), where N raised to the word's df keeps the rarer word the weightier. Their one place:
+-- search_text's w (_bm25_idf_cte) and the hybrid's (_hybrid_sql).
+CREATE OR REPLACE FUNCTION memory_private._bm25_df_sql(est text, postings text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$ SELECT format($e$least(greatest(coalesce(%s, %s, 0), 1), %s)$e$, est, postings, n) $$;
+AS $$ SELECT format($e$greatest(coalesce(%s, %s, 0), 1)$e$, est, postings) $$;
 
 CREATE OR REPLACE FUNCTION memory_private._bm25_idf_sql(qtf text, n text, df text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$ SELECT format($e$%1$s * ln(1 + (%2$s - %3$s + 0.5) / (%3$s + 0.5))$e$, qtf, n, df) $$;
+AS $$
+    SELECT format($e$%1$s * ln(1 + (greatest(%2$s, %3$s) - %3$s + 0.5) / (%3$s + 0.5))$e$,
+        qtf, n, df)
+$$;
 
 -- w: each query lexeme's idf (times its query frequency; df: _bm25_df_sql over its estimate,
 -- $2, and the count of its postings in p, p.postings). wa: the same as two arrays (lexemes,
@@ -893,7 +905,7 @@ AS $$
             SELECT array_agg(w.lexeme ORDER BY w.n) AS lexemes, array_agg(w.idf ORDER BY w.n) AS idfs
             FROM w
         )$q$, memory_private._bm25_idf_sql('q.qtf', '$6', 'x.df'),
-        memory_private._bm25_df_sql('q.est', 'p.postings', '$6'))
+        memory_private._bm25_df_sql('q.est', 'p.postings'))
 $$;
 
 -- top: the rows in p's arrays (those that pass the filter), with est, the BM25 score they
@@ -1174,7 +1186,7 @@ BEGIN
     SELECT * INTO v_s FROM memory_private._text_lexeme_stats(d, v_p.words);
     SELECT * INTO v_c
     FROM memory_private._text_rare_candidate_pick(v_p.words, v_s.est_rows, v_p.phrases,
-        v_rows.rare_rows);
+        v_rows.rare_rows, NULL);
     v_f := memory_private._filter_for(d, filter);
     IF v_f.predicate IS NULL THEN
         RETURN QUERY SELECT * FROM memory_private._search_text_hybrid_static(v_p.words,
@@ -1215,6 +1227,7 @@ DECLARE
     v_f record := memory_private._filter_for(d, filter);
     v_cap bigint;
     v_near tsquery[];
+    v_best boolean;  -- the common words bring their best rows (memory_private.text_top)
 BEGIN
     SELECT * INTO v_p FROM memory_private._parse_text_query(d.text_config, query, match);
     IF cardinality(v_p.words) = 0 THEN
@@ -1227,10 +1240,11 @@ BEGIN
     END IF;
     -- (the common words' best rows, memory_private.text_top, only without a filter or a
     -- required part, and not distributed: their default budget differs, _bm25_params)
-    v_k := memory_private._bm25_params(
-        v_f.predicate IS NULL AND v_p.required IS NULL AND NOT d.distributed);
+    v_best := v_f.predicate IS NULL AND v_p.required IS NULL AND NOT d.distributed;
+    v_k := memory_private._bm25_params(v_best);
     SELECT * INTO v_c
-    FROM memory_private._text_candidates(d, v_p.words, v_p.phrases, v_k.budget);
+    FROM memory_private._text_candidates(d, v_p.words, v_p.phrases, v_k.budget,
+        CASE WHEN v_best THEN memory_private._text_candidate_cap() END);
     -- the call's cap on index rows, shared among its candidate lexemes (at most 64 of them)
     v_cap := greatest(memory_private._text_candidate_cap()
         / greatest(cardinality(v_c.candidates), 1), 1);
@@ -1464,25 +1478,37 @@ BEGIN
 END;
 $$;
 
--- Rows inserted plus rows deleted in a domain's table so far, per the statistics collector
--- (committed work, published within a second or so).
+-- The writes of a domain's text so far (rows inserted, updated or deleted), per the statistics
+-- collector (committed work, published within a second or so): of an adopted domain's text index
+-- (memory_data.<domain>_text), which its table's triggers and the text fill write exactly when a
+-- row's text comes, changes or goes, whatever the table's layout (a partitioned table's own
+-- counters stay at 0: its partitions hold them); else of the domain's table with its partitions.
+-- A factory table's updates include the queue's embedding writes, which change no text: a
+-- backfill counts once more (one refresh more), where not counting updates kept statistics of
+-- rewritten content forever (stop 36's attack review).
 CREATE OR REPLACE FUNCTION memory_private._text_writes(d memory_private.domains)
 RETURNS bigint
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
     SELECT coalesce((
-        SELECT st.n_tup_ins + st.n_tup_del FROM pg_catalog.pg_stat_all_tables AS st
-        WHERE st.relid = coalesce(d.source_table,
-            to_regclass(format('%I.%I', d.table_schema, d.table_name)))
-    ), 0)
+        SELECT sum(st.n_tup_ins + st.n_tup_upd + st.n_tup_del)
+        FROM (SELECT coalesce(memory_private._text_table(d), d.source_table::regclass,
+                  to_regclass(format('%I.%I', d.table_schema, d.table_name))) AS rel) AS r
+        -- (pg_partition_tree lists nothing for a table outside any partition tree)
+        CROSS JOIN LATERAL (
+            SELECT r.rel AS relid
+            UNION
+            SELECT t.relid FROM pg_catalog.pg_partition_tree(r.rel) AS t
+        ) AS x
+        JOIN pg_catalog.pg_stat_all_tables AS st ON st.relid = x.relid
+    ), 0)::bigint
 $$;
 
 -- Whether a domain's text statistics are missing, or more rows than 10% of those counted (+50)
--- were inserted or deleted since they were refreshed. (Content updates are not counted: the
--- queue's embedding writes would make every refresh count twice.) Or they have common lexemes
--- but no best rows (memory_private.text_top; not made for a distributed domain): refreshed
--- before migration 0032, when search_text's defaults count on them.
+-- were written (_text_writes) since they were refreshed. Or they have common lexemes but no
+-- best rows (memory_private.text_top; not made for a distributed domain): refreshed before
+-- migration 0032, when search_text's defaults count on them.
 CREATE OR REPLACE FUNCTION memory_private._text_stats_stale(d memory_private.domains)
 RETURNS boolean
 LANGUAGE sql STABLE

@@ -45,6 +45,12 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 SET plan_cache_mode = force_generic_plan
 AS $$
+DECLARE
+    -- The query's "phrases", -exclusions and match 'all' hold for every row returned, the vector
+    -- rows too (the text half returns only the rows that satisfy them; a vector row it lacks is
+    -- then left out: stop 36's review found `note -zebra` ranking the zebra row first).
+    v_required boolean := (SELECT p.required IS NOT NULL
+        FROM memory_private._parse_text_query(d.text_config, query, text_match) AS p);
 BEGIN
     RETURN QUERY
     WITH v AS MATERIALIZED (
@@ -62,7 +68,8 @@ BEGIN
     SELECT coalesce(v.id, t.id), coalesce(v.content, t.content), coalesce(v.metadata, t.metadata),
         v.similarity, v.distance, t.rank, coalesce(v.created_at, t.created_at),
         coalesce(v.updated_at, t.updated_at), v.embedding
-    FROM v FULL JOIN t ON t.id = v.id;
+    FROM v FULL JOIN t ON t.id = v.id
+    WHERE NOT v_required OR t.id IS NOT NULL;
 END;
 $$;
 
@@ -178,8 +185,7 @@ BEGIN
         v_postings.rel, v_postings.len, memory_private._lexeme_tsquery_sql('q.lexeme'),
         memory_private._any_word_tsquery_sql('q.lexeme'),
         memory_private._bm25_idf_sql('q.qtf', 'q.n', 'x.df'),
-        memory_private._bm25_df_sql('q.est', '(SELECT count(*) FROM p WHERE p.lexeme = q.lexeme)',
-            'q.n'));
+        memory_private._bm25_df_sql('q.est', '(SELECT count(*) FROM p WHERE p.lexeme = q.lexeme)'));
 END;
 $$;
 
@@ -484,7 +490,8 @@ COMMENT ON FUNCTION memory.search_hybrid(
     interval, double precision, text, boolean, text
 ) IS
 'Hybrid search, one call: the vector search''s max(2k, 20) nearest rows and their BM25 scores '
-'(as memory.search_text scores them), plus a few rows holding a rare word of the query (rows '
+'(memory.search_text''s BM25 without its proximity bonus; a word outside the statistics'' common '
+'words counted in at most 100 rows for its IDF), plus a few rows holding a rare word of the query (rows '
 'without an embedding, or that the embedding misses), fused. fusion => ''convex'' (default): '
 'score = (vector_weight * similarity'' + text_weight * rank'') / (vector_weight + text_weight), '
 'each min-max normalised over its list (the vector rows; the rows with a positive BM25 score), '
@@ -493,7 +500,8 @@ COMMENT ON FUNCTION memory.search_hybrid(
 '(convex, 0.5 / 0.5, text_match ''any'') come from bench/quality.py (see BENCHMARKS.md). Either '
 'the query text or the embedding may be NULL (without an embedding: memory.search_text''s '
 'ranking of max(2k, 20) rows). ef_search is passed to the vector search, text_match (''any'' or '
-'''all'') to the text half. recency_half_life and importance_weight re-rank as in '
+'''all'') to the text half. The query''s "quoted phrases", -exclusions and text_match ''all'' hold '
+'for every row returned, the vector search''s too. recency_half_life and importance_weight re-rank as in '
 'memory.search, on the fused score scaled to [0, 1]. similarity is NULL for a row found by its '
 'words alone, text_rank for one found by its vector alone. with_embeddings => true fills the '
 'embedding column (else NULL).';
