@@ -164,7 +164,7 @@ BEGIN
     RETURN set_config('search_path', format('pg_catalog, %I, pg_temp', v_schema), true);
 END;
 $f$;
-DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019', '0020', '0021', '0022', '0023', '0024', '0025', '0026', '0027', '0028', '0029', '0030', '0031', '0032', '0033', '0034', '0035', '0036', '0038']::text[]); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019', '0020', '0021', '0022', '0023', '0024', '0025', '0026', '0027', '0028', '0029', '0030', '0031', '0032', '0033', '0034', '0035', '0036', '0037', '0038']::text[]); END $pgmemo$;
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -1370,6 +1370,107 @@ SELECT memory_private._migration_needed('0036', '0036_lexeme_tsquery_spliced.sql
 DROP FUNCTION IF EXISTS memory_private._lexeme_tsquery(text);
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0036', '0036_lexeme_tsquery_spliced.sql', 'fd5dfc7ec1b08183ca75c7ecff3808de6cb2e5e9b87dc81a16c4f071ebabe8a3', 'versioned'); PERFORM memory_private._record_breaking('0036', false); END $pgmemo$;
 \endif
+-- migrations/0037_grants_by_role_oid.sql
+SELECT memory_private._migration_needed('0037', '0037_grants_by_role_oid.sql', 'b9e4837fcd9e704af56207600036c0b27b27aea93f3b76d7c3118d0ec93f9058', ARRAY[]::text[]) AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0037_grants_by_role_oid: per-domain grants name a role by its OID, not by its name.
+--
+-- Why: memory_private.domain_access (0011) held role names. A grant outlived DROP ROLE, so a
+-- role with CREATEROLE could create a role of the dropped one's name, grant it to herself and
+-- read the domain; ALTER ROLE ... RENAME left the grant on the old name (lost to the renamed
+-- role, waiting for the next role to take that name). memory_private._can also found
+-- memory_admin by name on every call: a dropped memory_admin re-created by such a role was
+-- admin of every domain.
+--
+-- * domain_access.role_id (the role's OID) replaces role_name. A grant follows its role through
+--   a rename and dies with it: the readers join pg_roles on the OID, so a dropped role's rows
+--   count nowhere, and memory.run_maintenance (and every migrate run) deletes them. The
+--   existing rows are resolved by name once, here. A name that was dropped and made again
+--   before this migration resolves to the role holding it now: the name is all 0011 kept.
+--   Rows whose role does not exist now are deleted: a role made later under that name is
+--   another role, and handing it the grant is the attack above. Except:
+-- * the default grants of the four API roles (memory_reader, memory_writer, memory_worker,
+--   memory_admin) when those roles are missing (an owner without CREATEROLE: 0002 warned, and
+--   the roles come when a superuser makes them and migrate runs again). They move to
+--   memory_private.domain_access_pending, and memory_private._default_access puts a new
+--   domain's there too while a role is missing; every migrate run turns them into grants to the
+--   roles it finds under those names (sql/90_grants.sql), the same run that grants those roles
+--   EXECUTE on the API by name. Nothing decides access from a pending row.
+-- * memory_private.api_roles: the OIDs of the four API roles, recorded by every migrate run.
+--   _can's memory_admin rule and _default_access read them, never the names.
+-- memory_private._check_grant_args(text, name, text) is replaced by _grant_role_id, which
+-- returns the role's OID (grant_domain and revoke_domain resolve the name once).
+-- Not breaking: private tables and functions; grant_domain and revoke_domain keep their
+-- signatures.
+
+ALTER TABLE memory_private.domain_access ADD COLUMN role_id oid;
+
+UPDATE memory_private.domain_access AS g SET role_id = a.oid
+FROM pg_catalog.pg_roles AS a
+WHERE a.rolname = g.role_name;
+
+CREATE TABLE memory_private.domain_access_pending (
+    domain text NOT NULL REFERENCES memory_private.domains (domain) ON DELETE CASCADE,
+    role_name name NOT NULL,
+    access text NOT NULL,
+    CONSTRAINT domain_access_pending_pkey PRIMARY KEY (domain, role_name, access),
+    CONSTRAINT domain_access_pending_role_name_check CHECK (
+        role_name IN ('memory_reader', 'memory_writer', 'memory_worker', 'memory_admin')
+    ),
+    CONSTRAINT domain_access_pending_access_check CHECK (access IN ('read', 'write'))
+);
+
+COMMENT ON TABLE memory_private.domain_access_pending IS
+'A domain''s default grant to an API role that did not exist when the domain was made (or when '
+'migration 0037 ran): the next migrate run that finds the role grants it in domain_access and '
+'deletes the row. Never read to decide access.';
+
+INSERT INTO memory_private.domain_access_pending (domain, role_name, access)
+SELECT
+    g.domain,
+    g.role_name,
+    g.access
+FROM memory_private.domain_access AS g
+WHERE
+    g.role_id IS NULL
+    AND g.role_name IN ('memory_reader', 'memory_writer', 'memory_worker', 'memory_admin');
+
+DELETE FROM memory_private.domain_access AS g
+WHERE g.role_id IS NULL;
+
+ALTER TABLE memory_private.domain_access
+DROP CONSTRAINT domain_access_pkey,
+DROP COLUMN role_name,
+ALTER COLUMN role_id SET NOT NULL,
+ADD CONSTRAINT domain_access_pkey PRIMARY KEY (domain, role_id, access);
+
+COMMENT ON TABLE memory_private.domain_access IS
+'Who may read or write each domain (memory.grant_domain / memory.revoke_domain): a role, by OID, '
+'and the roles that have its privileges. A renamed role keeps its grants; a dropped role''s rows '
+'count nowhere (readers join pg_roles) and memory.run_maintenance deletes them. pgmemo''s owner, '
+'superusers and memory_admin members always may.';
+
+COMMENT ON COLUMN memory_private.domain_access.role_id IS
+'The role''s OID (pg_roles.oid); its current name is role_id::regrole.';
+
+CREATE TABLE memory_private.api_roles (
+    role_name name NOT NULL,
+    role_id oid NOT NULL,
+    CONSTRAINT api_roles_pkey PRIMARY KEY (role_name),
+    CONSTRAINT api_roles_role_name_check CHECK (
+        role_name IN ('memory_reader', 'memory_writer', 'memory_worker', 'memory_admin')
+    )
+);
+
+COMMENT ON TABLE memory_private.api_roles IS
+'The roles holding the API roles'' names at the last migrate run (sql/90_grants.sql, which grants '
+'them EXECUTE then): memory_private._can''s memory_admin rule and the default grants of new '
+'domains use these OIDs, so a role made later under one of those names gains nothing until a '
+'migrate run binds it.';
+
+DROP FUNCTION IF EXISTS memory_private._check_grant_args(text, name, text);
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0037', '0037_grants_by_role_oid.sql', 'b9e4837fcd9e704af56207600036c0b27b27aea93f3b76d7c3118d0ec93f9058', 'versioned'); PERFORM memory_private._record_breaking('0037', false); END $pgmemo$;
+\endif
 -- migrations/0038_bm25_review_mends.sql
 SELECT memory_private._migration_needed('0038', '0038_bm25_review_mends.sql', 'b533d4ba5e7bd64bd9068c69534cbf74398b0d43a2740706acfc1f274ed137e6', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -1862,7 +1963,9 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:01_version.sql', '
 --   the role of SET ROLE when one is set, else the login role (session_user).
 -- * memory_private._can(domain, access): per-domain access ('read' or 'write') of the caller,
 --   from memory_private.domain_access (memory.grant_domain / memory.revoke_domain); pgmemo's
---   owner, superusers and memory_admin members may always.
+--   owner, superusers and memory_admin members may always. Roles are matched by OID, never by
+--   name (migration 0037): the names of the API roles are read once per migrate run
+--   (_bind_api_roles), those of grant_domain's roles once per call.
 -- * memory_private._assert_inert(rel, for_write): an adopted table is read and written with the
 --   rights of pgmemo's owner, so it must not run code of another role: triggers, rules,
 --   row-level security, defaults, generated columns, constraints, index expressions and the
@@ -2407,7 +2510,11 @@ COMMENT ON FUNCTION memory_private._assert_inert(regclass, boolean) IS
 'touches an adopted table.';
 
 -- The caller's access to a domain: 'read' or 'write'. A re-embed's shadow domain answers for its
--- domain.
+-- domain. Roles are matched by OID, never by name (migration 0037): a grant (and memory_admin,
+-- bound by the last migrate run in api_roles) follows its role through a rename, and a role
+-- made later under a dropped one's name gains nothing. The joins on pg_roles make a dropped
+-- role's rows count nowhere before run_maintenance deletes them (its OID could, after the OID
+-- counter wraps, be given to a new role).
 CREATE OR REPLACE FUNCTION memory_private._can(domain text, access text)
 RETURNS boolean
 LANGUAGE sql STABLE
@@ -2419,11 +2526,12 @@ AS $$
             WHERE r.shadow_domain = _can.domain), _can.domain) AS domain
     )
     SELECT pg_catalog.pg_has_role(c.who, memory_private._owner(), 'USAGE')
-        OR EXISTS (SELECT FROM pg_catalog.pg_roles AS a
-            WHERE a.rolname = 'memory_admin' AND pg_catalog.pg_has_role(c.who, a.oid, 'USAGE'))
+        OR EXISTS (SELECT FROM memory_private.api_roles AS r
+            JOIN pg_catalog.pg_roles AS a ON a.oid = r.role_id
+            WHERE r.role_name = 'memory_admin' AND pg_catalog.pg_has_role(c.who, a.oid, 'USAGE'))
         OR EXISTS (
             SELECT FROM memory_private.domain_access AS g
-            JOIN pg_catalog.pg_roles AS a ON a.rolname = g.role_name
+            JOIN pg_catalog.pg_roles AS a ON a.oid = g.role_id
             WHERE g.domain = (SELECT target.domain FROM target) AND g.access = _can.access
               AND pg_catalog.pg_has_role(c.who, a.oid, 'USAGE'))
     FROM c
@@ -2431,8 +2539,9 @@ $$;
 
 COMMENT ON FUNCTION memory_private._can(text, text) IS
 'Whether the caller (memory_private._caller()) may read or write a domain: pgmemo''s owner, '
-'superusers and members of memory_admin always; other roles through a grant in '
-'memory_private.domain_access to a role they have the privileges of (memory.grant_domain).';
+'superusers and members of memory_admin (the role bound in memory_private.api_roles) always; '
+'other roles through a grant in memory_private.domain_access to a role (by OID) they have the '
+'privileges of (memory.grant_domain).';
 
 CREATE OR REPLACE FUNCTION memory_private._check_access(domain text, access text)
 RETURNS void
@@ -2519,28 +2628,97 @@ COMMENT ON FUNCTION memory_private._domain_for(text, text) IS
 -- A new domain starts open to the API roles (the roles reach each other through their
 -- memberships: a writer is a reader, an admin is everything). Called by memory.create_domain
 -- and memory_private._adopt when they register a domain; migration 0011 did it for the domains
--- that existed.
+-- that existed. The roles are the ones the last migrate run bound (api_roles), by OID. A role
+-- missing then (an owner without CREATEROLE; 0002 warned) gets a pending row instead, granted
+-- by the migrate run that finds it (_bind_api_roles): the domain opens to the API roles when
+-- they can use the API at all.
 CREATE OR REPLACE FUNCTION memory_private._default_access(domain text)
 RETURNS void
 LANGUAGE sql
 SET search_path FROM CURRENT
 AS $$
-    INSERT INTO memory_private.domain_access AS g (domain, role_name, access)
-    SELECT _default_access.domain, v.role_name, v.access
-    FROM (VALUES
+    WITH v (role_name, access) AS (
+        VALUES
         ('memory_reader'::name, 'read'), ('memory_writer', 'write'),
         ('memory_worker', 'read'), ('memory_worker', 'write')
-    ) AS v (role_name, access)
+    ),
+    bound AS (
+        SELECT v.role_name, v.access, a.oid AS role_id
+        FROM v
+        LEFT JOIN memory_private.api_roles AS r ON r.role_name = v.role_name
+        LEFT JOIN pg_catalog.pg_roles AS a ON a.oid = r.role_id
+    ),
+    granted AS (
+        INSERT INTO memory_private.domain_access AS g (domain, role_id, access)
+        SELECT _default_access.domain, b.role_id, b.access FROM bound AS b
+        WHERE b.role_id IS NOT NULL
+        ON CONFLICT DO NOTHING
+    )
+    INSERT INTO memory_private.domain_access_pending AS p (domain, role_name, access)
+    SELECT _default_access.domain, b.role_name, b.access FROM bound AS b
+    WHERE b.role_id IS NULL
     ON CONFLICT DO NOTHING
 $$;
 
-CREATE OR REPLACE FUNCTION memory_private._check_grant_args(
-    domain text, role name, access text
-)
+-- Deletes the grants of roles that no longer exist (they already count nowhere: every reader
+-- joins pg_roles), so that a dropped role's OID, were it ever given to a new role, brings no
+-- grant with it. Called by memory.run_maintenance and every migrate run; returns how many.
+CREATE OR REPLACE FUNCTION memory_private._forget_dropped_role_grants()
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_count bigint;
+BEGIN
+    DELETE FROM memory_private.domain_access AS g
+    WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles AS a WHERE a.oid = g.role_id);
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END;
+$$;
+
+-- Every migrate run (sql/90_grants.sql, before it grants the API to the roles by name): binds
+-- the API roles' names to the roles holding them now (api_roles), turns the pending default
+-- grants of roles that now exist into grants, and deletes the grants of dropped roles. The
+-- one moment pgmemo reads those names: the EXECUTE grants that follow name the same roles.
+CREATE OR REPLACE FUNCTION memory_private._bind_api_roles()
 RETURNS void
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
+BEGIN
+    DELETE FROM memory_private.api_roles AS r
+    WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles AS a
+        WHERE a.oid = r.role_id AND a.rolname = r.role_name);
+    INSERT INTO memory_private.api_roles AS r (role_name, role_id)
+    SELECT a.rolname, a.oid FROM pg_catalog.pg_roles AS a
+    WHERE a.rolname IN ('memory_reader', 'memory_writer', 'memory_worker', 'memory_admin')
+    ON CONFLICT (role_name) DO NOTHING;
+    WITH done AS (
+        DELETE FROM memory_private.domain_access_pending AS p
+        USING memory_private.api_roles AS r
+        WHERE r.role_name = p.role_name
+        RETURNING p.domain, r.role_id, p.access
+    )
+    INSERT INTO memory_private.domain_access AS g (domain, role_id, access)
+    SELECT done.domain, done.role_id, done.access FROM done
+    ON CONFLICT DO NOTHING;
+    PERFORM memory_private._forget_dropped_role_grants();
+END;
+$$;
+
+-- grant_domain's and revoke_domain's arguments checked, and the role's OID: the name is
+-- resolved here, once; what is stored and matched is the OID.
+CREATE OR REPLACE FUNCTION memory_private._grant_role_id(
+    domain text, role name, access text
+)
+RETURNS oid
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_role_id oid;
 BEGIN
     PERFORM memory_private._domain(domain);
     IF access IS NULL OR access NOT IN ('read', 'write') THEN
@@ -2548,10 +2726,12 @@ BEGIN
             coalesce(quote_literal(access), 'NULL')
             USING ERRCODE = '22023';
     END IF;
-    IF role IS NULL OR NOT EXISTS (SELECT FROM pg_catalog.pg_roles AS a WHERE a.rolname = role) THEN
+    SELECT a.oid INTO v_role_id FROM pg_catalog.pg_roles AS a WHERE a.rolname = role;
+    IF v_role_id IS NULL THEN
         RAISE EXCEPTION 'role % does not exist', coalesce(quote_ident(role), 'NULL')
             USING ERRCODE = '42704';
     END IF;
+    RETURN v_role_id;
 END;
 $$;
 
@@ -2563,9 +2743,8 @@ AS $$
 DECLARE
     v_count integer;
 BEGIN
-    PERFORM memory_private._check_grant_args(domain, role, access);
-    INSERT INTO memory_private.domain_access AS g (domain, role_name, access)
-    VALUES (domain, role, access)
+    INSERT INTO memory_private.domain_access AS g (domain, role_id, access)
+    VALUES (domain, memory_private._grant_role_id(domain, role, access), access)
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS v_count = ROW_COUNT;
     RETURN v_count > 0;
@@ -2576,8 +2755,9 @@ COMMENT ON FUNCTION memory.grant_domain(text, name, text) IS
 'Let role (and every role with its privileges) read or write a domain: access ''read'' (search, '
 'search_text, search_hybrid, get, get_many, the views) or ''write'' (store, store_many, update, '
 'forget, ...; a worker needs read and write to claim the domain''s jobs). New domains are open '
-'to memory_reader (read), memory_writer (write) and memory_worker (read, write). Returns false '
-'when the grant existed.';
+'to memory_reader (read), memory_writer (write) and memory_worker (read, write). The grant is '
+'to the role itself, not its name: it follows the role through ALTER ROLE ... RENAME and ends '
+'with DROP ROLE (a new role of the same name gets nothing). Returns false when the grant existed.';
 
 CREATE OR REPLACE FUNCTION memory.revoke_domain(domain text, role name, access text)
 RETURNS boolean
@@ -2585,11 +2765,13 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
+    v_role_id oid;
     v_count integer;
 BEGIN
-    PERFORM memory_private._check_grant_args(domain, role, access);
+    v_role_id := memory_private._grant_role_id(domain, role, access);
     DELETE FROM memory_private.domain_access AS g
-    WHERE g.domain = revoke_domain.domain AND g.role_name = role AND g.access = revoke_domain.access;
+    WHERE g.domain = revoke_domain.domain AND g.role_id = v_role_id
+      AND g.access = revoke_domain.access;
     GET DIAGNOSTICS v_count = ROW_COUNT;
     RETURN v_count > 0;
 END;
@@ -2841,7 +3023,7 @@ COMMENT ON FUNCTION memory_private._check_adopted_foreign_code(memory_private.do
 'diagnose check adopted_table_runs_foreign_code (error): an adopted table whose triggers, rules, '
 'row-level security or expressions would run code owned by a role other than pgmemo''s owner or '
 'a superuser; every call that writes it (or, for RLS and rules, reads it) is refused.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', '1abb57c3b0cd99787e30dde9c7e26d72456521bb5d244a126095087f5be09aa1', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', '8ad317f072c29abdf1280b10100efde189d6d791357cb10da0e7bd7e63fdaf41', 'repeatable'); END $pgmemo$;
 -- sql/10_domains.sql
 -- Domains: the table factory (memory.create_domain), memory.drop_domain and the memory.domains
 -- view.
@@ -11192,6 +11374,7 @@ DECLARE
     v_text_stats integer;
     v_fills record;
     v_wired record;
+    v_grants bigint;
 BEGIN
     -- One run at a time (every worker runs it): a second caller returns at once.
     IF NOT pg_try_advisory_xact_lock(hashtext('pgmemo.maintenance')) THEN
@@ -11210,6 +11393,7 @@ BEGIN
     DELETE FROM memory_private.workers AS w
     WHERE w.last_seen < now() - interval '7 days';
     GET DIAGNOSTICS v_purged = ROW_COUNT;
+    v_grants := memory_private._forget_dropped_role_grants();
     RETURN jsonb_build_object(
         'released_claims', v_released,
         'enqueued_missing', v_enqueued.total,
@@ -11220,6 +11404,7 @@ BEGIN
         'text_rows_filled', v_fills.text_rows,
         'domains_rewired', v_wired.domains,
         'relations_rewired', v_wired.relations,
+        'dropped_role_grants', v_grants,
         'ran_at', now());
 END;
 $$;
@@ -11233,8 +11418,9 @@ COMMENT ON FUNCTION memory.run_maintenance() IS
 'blocking the tables'' writers, and put pgmemo''s triggers on partitions and inheritance children '
 'of adopted tables attached since (domains_rewired: the domains; relations_rewired: the '
 'relations whose rows, held when attached, are then added to the text index by that same fill, '
-'only those it lacks; their rows without an embedding are queued by the sweep above). Returns '
-'what it did as JSON; '
+'only those it lacks; their rows without an embedding are queued by the sweep above), and delete '
+'the per-domain grants of dropped roles (dropped_role_grants; they already counted nowhere). '
+'Returns what it did as JSON; '
 'skipped_domains names the domains whose table could not be read (dropped meanwhile) with the '
 'error. One run at a time: a second caller returns at once with busy.';
 
@@ -11262,7 +11448,7 @@ $$;
 COMMENT ON FUNCTION memory.schedule_maintenance(text) IS
 'Register memory.run_maintenance() with pg_cron under the job name pgmemo-maintenance '
 '(re-scheduling replaces it). Error 0A000 when pg_cron is not installed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '8de6d9cd4316381daee06599b70c22f2db0c584fa7f0bd62b178e658d3294a9d', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', 'f6252fe0790d64402d8a3e14bd5c9dbba5a41e17309cc7fb1c3ddee4cd4d2078', 'repeatable'); END $pgmemo$;
 -- sql/51_queue_claim.sql
 -- Claiming and completing embedding jobs, set-based: one statement per domain per batch for
 -- the claim, a few for the completion (memory_private._claim_sql, _complete_sql: one template
@@ -13388,6 +13574,9 @@ BEGIN
     -- Not a grant, but it must run after every other sql/ file of a migrate: regenerate the
     -- static search branches from the registry and the current search SQL (36_search_static.sql).
     PERFORM memory_private._search_static_refresh();
+    -- Nor this: bind the API roles' names to the roles holding them now, the ones granted the
+    -- API below (per-domain access matches them by OID; 05_trust.sql).
+    PERFORM memory_private._bind_api_roles();
 
     SELECT coalesce(array_agg(r.rolname ORDER BY r.rolname), '{}') INTO v_roles
     FROM pg_catalog.pg_roles AS r
@@ -13493,7 +13682,7 @@ BEGIN
     END LOOP;
 END;
 $grants$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:90_grants.sql', '90_grants.sql', '1fdca75af115c82aaeff4f361995b27bcd6459e4a572cff93b1fc2d0531a630c', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:90_grants.sql', '90_grants.sql', 'b1e3fe0bdbdaa737c159b5a09b54e6750d489dd40bb5e2982ab18c3a689d62a5', 'repeatable'); END $pgmemo$;
 DO $pgmemo$ BEGIN PERFORM memory_private._after_migrate(); END $pgmemo$;
 COMMIT;
 SELECT format('pgmemo schema version %s installed (pgvector %s in schema %s)',

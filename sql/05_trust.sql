@@ -6,7 +6,9 @@
 --   the role of SET ROLE when one is set, else the login role (session_user).
 -- * memory_private._can(domain, access): per-domain access ('read' or 'write') of the caller,
 --   from memory_private.domain_access (memory.grant_domain / memory.revoke_domain); pgmemo's
---   owner, superusers and memory_admin members may always.
+--   owner, superusers and memory_admin members may always. Roles are matched by OID, never by
+--   name (migration 0037): the names of the API roles are read once per migrate run
+--   (_bind_api_roles), those of grant_domain's roles once per call.
 -- * memory_private._assert_inert(rel, for_write): an adopted table is read and written with the
 --   rights of pgmemo's owner, so it must not run code of another role: triggers, rules,
 --   row-level security, defaults, generated columns, constraints, index expressions and the
@@ -551,7 +553,11 @@ COMMENT ON FUNCTION memory_private._assert_inert(regclass, boolean) IS
 'touches an adopted table.';
 
 -- The caller's access to a domain: 'read' or 'write'. A re-embed's shadow domain answers for its
--- domain.
+-- domain. Roles are matched by OID, never by name (migration 0037): a grant (and memory_admin,
+-- bound by the last migrate run in api_roles) follows its role through a rename, and a role
+-- made later under a dropped one's name gains nothing. The joins on pg_roles make a dropped
+-- role's rows count nowhere before run_maintenance deletes them (its OID could, after the OID
+-- counter wraps, be given to a new role).
 CREATE OR REPLACE FUNCTION memory_private._can(domain text, access text)
 RETURNS boolean
 LANGUAGE sql STABLE
@@ -563,11 +569,12 @@ AS $$
             WHERE r.shadow_domain = _can.domain), _can.domain) AS domain
     )
     SELECT pg_catalog.pg_has_role(c.who, memory_private._owner(), 'USAGE')
-        OR EXISTS (SELECT FROM pg_catalog.pg_roles AS a
-            WHERE a.rolname = 'memory_admin' AND pg_catalog.pg_has_role(c.who, a.oid, 'USAGE'))
+        OR EXISTS (SELECT FROM memory_private.api_roles AS r
+            JOIN pg_catalog.pg_roles AS a ON a.oid = r.role_id
+            WHERE r.role_name = 'memory_admin' AND pg_catalog.pg_has_role(c.who, a.oid, 'USAGE'))
         OR EXISTS (
             SELECT FROM memory_private.domain_access AS g
-            JOIN pg_catalog.pg_roles AS a ON a.rolname = g.role_name
+            JOIN pg_catalog.pg_roles AS a ON a.oid = g.role_id
             WHERE g.domain = (SELECT target.domain FROM target) AND g.access = _can.access
               AND pg_catalog.pg_has_role(c.who, a.oid, 'USAGE'))
     FROM c
@@ -575,8 +582,9 @@ $$;
 
 COMMENT ON FUNCTION memory_private._can(text, text) IS
 'Whether the caller (memory_private._caller()) may read or write a domain: pgmemo''s owner, '
-'superusers and members of memory_admin always; other roles through a grant in '
-'memory_private.domain_access to a role they have the privileges of (memory.grant_domain).';
+'superusers and members of memory_admin (the role bound in memory_private.api_roles) always; '
+'other roles through a grant in memory_private.domain_access to a role (by OID) they have the '
+'privileges of (memory.grant_domain).';
 
 CREATE OR REPLACE FUNCTION memory_private._check_access(domain text, access text)
 RETURNS void
@@ -663,28 +671,97 @@ COMMENT ON FUNCTION memory_private._domain_for(text, text) IS
 -- A new domain starts open to the API roles (the roles reach each other through their
 -- memberships: a writer is a reader, an admin is everything). Called by memory.create_domain
 -- and memory_private._adopt when they register a domain; migration 0011 did it for the domains
--- that existed.
+-- that existed. The roles are the ones the last migrate run bound (api_roles), by OID. A role
+-- missing then (an owner without CREATEROLE; 0002 warned) gets a pending row instead, granted
+-- by the migrate run that finds it (_bind_api_roles): the domain opens to the API roles when
+-- they can use the API at all.
 CREATE OR REPLACE FUNCTION memory_private._default_access(domain text)
 RETURNS void
 LANGUAGE sql
 SET search_path FROM CURRENT
 AS $$
-    INSERT INTO memory_private.domain_access AS g (domain, role_name, access)
-    SELECT _default_access.domain, v.role_name, v.access
-    FROM (VALUES
+    WITH v (role_name, access) AS (
+        VALUES
         ('memory_reader'::name, 'read'), ('memory_writer', 'write'),
         ('memory_worker', 'read'), ('memory_worker', 'write')
-    ) AS v (role_name, access)
+    ),
+    bound AS (
+        SELECT v.role_name, v.access, a.oid AS role_id
+        FROM v
+        LEFT JOIN memory_private.api_roles AS r ON r.role_name = v.role_name
+        LEFT JOIN pg_catalog.pg_roles AS a ON a.oid = r.role_id
+    ),
+    granted AS (
+        INSERT INTO memory_private.domain_access AS g (domain, role_id, access)
+        SELECT _default_access.domain, b.role_id, b.access FROM bound AS b
+        WHERE b.role_id IS NOT NULL
+        ON CONFLICT DO NOTHING
+    )
+    INSERT INTO memory_private.domain_access_pending AS p (domain, role_name, access)
+    SELECT _default_access.domain, b.role_name, b.access FROM bound AS b
+    WHERE b.role_id IS NULL
     ON CONFLICT DO NOTHING
 $$;
 
-CREATE OR REPLACE FUNCTION memory_private._check_grant_args(
-    domain text, role name, access text
-)
+-- Deletes the grants of roles that no longer exist (they already count nowhere: every reader
+-- joins pg_roles), so that a dropped role's OID, were it ever given to a new role, brings no
+-- grant with it. Called by memory.run_maintenance and every migrate run; returns how many.
+CREATE OR REPLACE FUNCTION memory_private._forget_dropped_role_grants()
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_count bigint;
+BEGIN
+    DELETE FROM memory_private.domain_access AS g
+    WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles AS a WHERE a.oid = g.role_id);
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END;
+$$;
+
+-- Every migrate run (sql/90_grants.sql, before it grants the API to the roles by name): binds
+-- the API roles' names to the roles holding them now (api_roles), turns the pending default
+-- grants of roles that now exist into grants, and deletes the grants of dropped roles. The
+-- one moment pgmemo reads those names: the EXECUTE grants that follow name the same roles.
+CREATE OR REPLACE FUNCTION memory_private._bind_api_roles()
 RETURNS void
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
+BEGIN
+    DELETE FROM memory_private.api_roles AS r
+    WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles AS a
+        WHERE a.oid = r.role_id AND a.rolname = r.role_name);
+    INSERT INTO memory_private.api_roles AS r (role_name, role_id)
+    SELECT a.rolname, a.oid FROM pg_catalog.pg_roles AS a
+    WHERE a.rolname IN ('memory_reader', 'memory_writer', 'memory_worker', 'memory_admin')
+    ON CONFLICT (role_name) DO NOTHING;
+    WITH done AS (
+        DELETE FROM memory_private.domain_access_pending AS p
+        USING memory_private.api_roles AS r
+        WHERE r.role_name = p.role_name
+        RETURNING p.domain, r.role_id, p.access
+    )
+    INSERT INTO memory_private.domain_access AS g (domain, role_id, access)
+    SELECT done.domain, done.role_id, done.access FROM done
+    ON CONFLICT DO NOTHING;
+    PERFORM memory_private._forget_dropped_role_grants();
+END;
+$$;
+
+-- grant_domain's and revoke_domain's arguments checked, and the role's OID: the name is
+-- resolved here, once; what is stored and matched is the OID.
+CREATE OR REPLACE FUNCTION memory_private._grant_role_id(
+    domain text, role name, access text
+)
+RETURNS oid
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_role_id oid;
 BEGIN
     PERFORM memory_private._domain(domain);
     IF access IS NULL OR access NOT IN ('read', 'write') THEN
@@ -692,10 +769,12 @@ BEGIN
             coalesce(quote_literal(access), 'NULL')
             USING ERRCODE = '22023';
     END IF;
-    IF role IS NULL OR NOT EXISTS (SELECT FROM pg_catalog.pg_roles AS a WHERE a.rolname = role) THEN
+    SELECT a.oid INTO v_role_id FROM pg_catalog.pg_roles AS a WHERE a.rolname = role;
+    IF v_role_id IS NULL THEN
         RAISE EXCEPTION 'role % does not exist', coalesce(quote_ident(role), 'NULL')
             USING ERRCODE = '42704';
     END IF;
+    RETURN v_role_id;
 END;
 $$;
 
@@ -707,9 +786,8 @@ AS $$
 DECLARE
     v_count integer;
 BEGIN
-    PERFORM memory_private._check_grant_args(domain, role, access);
-    INSERT INTO memory_private.domain_access AS g (domain, role_name, access)
-    VALUES (domain, role, access)
+    INSERT INTO memory_private.domain_access AS g (domain, role_id, access)
+    VALUES (domain, memory_private._grant_role_id(domain, role, access), access)
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS v_count = ROW_COUNT;
     RETURN v_count > 0;
@@ -720,8 +798,9 @@ COMMENT ON FUNCTION memory.grant_domain(text, name, text) IS
 'Let role (and every role with its privileges) read or write a domain: access ''read'' (search, '
 'search_text, search_hybrid, get, get_many, the views) or ''write'' (store, store_many, update, '
 'forget, ...; a worker needs read and write to claim the domain''s jobs). New domains are open '
-'to memory_reader (read), memory_writer (write) and memory_worker (read, write). Returns false '
-'when the grant existed.';
+'to memory_reader (read), memory_writer (write) and memory_worker (read, write). The grant is '
+'to the role itself, not its name: it follows the role through ALTER ROLE ... RENAME and ends '
+'with DROP ROLE (a new role of the same name gets nothing). Returns false when the grant existed.';
 
 CREATE OR REPLACE FUNCTION memory.revoke_domain(domain text, role name, access text)
 RETURNS boolean
@@ -729,11 +808,13 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
+    v_role_id oid;
     v_count integer;
 BEGIN
-    PERFORM memory_private._check_grant_args(domain, role, access);
+    v_role_id := memory_private._grant_role_id(domain, role, access);
     DELETE FROM memory_private.domain_access AS g
-    WHERE g.domain = revoke_domain.domain AND g.role_name = role AND g.access = revoke_domain.access;
+    WHERE g.domain = revoke_domain.domain AND g.role_id = v_role_id
+      AND g.access = revoke_domain.access;
     GET DIAGNOSTICS v_count = ROW_COUNT;
     RETURN v_count > 0;
 END;

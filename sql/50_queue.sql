@@ -375,6 +375,7 @@ DECLARE
     v_text_stats integer;
     v_fills record;
     v_wired record;
+    v_grants bigint;
 BEGIN
     -- One run at a time (every worker runs it): a second caller returns at once.
     IF NOT pg_try_advisory_xact_lock(hashtext('pgmemo.maintenance')) THEN
@@ -393,6 +394,7 @@ BEGIN
     DELETE FROM memory_private.workers AS w
     WHERE w.last_seen < now() - interval '7 days';
     GET DIAGNOSTICS v_purged = ROW_COUNT;
+    v_grants := memory_private._forget_dropped_role_grants();
     RETURN jsonb_build_object(
         'released_claims', v_released,
         'enqueued_missing', v_enqueued.total,
@@ -403,6 +405,7 @@ BEGIN
         'text_rows_filled', v_fills.text_rows,
         'domains_rewired', v_wired.domains,
         'relations_rewired', v_wired.relations,
+        'dropped_role_grants', v_grants,
         'ran_at', now());
 END;
 $$;
@@ -416,8 +419,9 @@ COMMENT ON FUNCTION memory.run_maintenance() IS
 'blocking the tables'' writers, and put pgmemo''s triggers on partitions and inheritance children '
 'of adopted tables attached since (domains_rewired: the domains; relations_rewired: the '
 'relations whose rows, held when attached, are then added to the text index by that same fill, '
-'only those it lacks; their rows without an embedding are queued by the sweep above). Returns '
-'what it did as JSON; '
+'only those it lacks; their rows without an embedding are queued by the sweep above), and delete '
+'the per-domain grants of dropped roles (dropped_role_grants; they already counted nowhere). '
+'Returns what it did as JSON; '
 'skipped_domains names the domains whose table could not be read (dropped meanwhile) with the '
 'error. One run at a time: a second caller returns at once with busy.';
 

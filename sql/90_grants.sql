@@ -109,6 +109,9 @@ BEGIN
     -- Not a grant, but it must run after every other sql/ file of a migrate: regenerate the
     -- static search branches from the registry and the current search SQL (36_search_static.sql).
     PERFORM memory_private._search_static_refresh();
+    -- Nor this: bind the API roles' names to the roles holding them now, the ones granted the
+    -- API below (per-domain access matches them by OID; 05_trust.sql).
+    PERFORM memory_private._bind_api_roles();
 
     SELECT coalesce(array_agg(r.rolname ORDER BY r.rolname), '{}') INTO v_roles
     FROM pg_catalog.pg_roles AS r

@@ -499,3 +499,60 @@ def check_data(dsn: str, fresh_dsn: str, features: Features, adopted_before: lis
         s.store("written after the upgrade", domain="notes", id="new")
         assert [(j["domain"], j["row_id"]) for j in c.execute(
             "SELECT * FROM memory.claim_embedding_jobs(10, 'w')").fetchall()] == [("notes", "new")]
+
+
+def test_0037_resolves_grants_by_name_once(tmp_path):
+    """Migration 0037 on grants kept by name (0011 to 0036): a role that exists keeps its grant,
+    now by OID; the grant of a role dropped, or renamed, before the upgrade (left on a name no
+    role has) is deleted; the default grants of an API role missing at the upgrade wait as
+    pending rows, granted by the migrate run that finds the role."""
+    previous = [r for r in RELEASES if r.version == "0036"]
+    if not previous:
+        pytest.skip(_history_problem() or "no release of schema 0036 in the history")
+    pid = os.getpid()
+    kept, renamed, dropped = (f"pgmemo_u_{what}_{pid}" for what in ("kept", "renamed", "dropped"))
+    away = f"pgmemo_u_worker_away_{pid}"
+    name = f"pgmemo_upgrade_0037_{pid}"
+    dsn = _new_database(name)
+    su = psycopg.connect(dsn_for("postgres"), autocommit=True)
+    for r in (kept, renamed, dropped):
+        su.execute(f'CREATE ROLE "{r}"')
+    worker_away = False
+    try:
+        _install_release(previous[-1].commit, dsn, tmp_path)
+        with connect_raw(dsn) as c:
+            c.execute("SELECT memory.create_domain('notes', 3)")
+            for r in (kept, renamed, dropped):
+                c.execute("SELECT memory.grant_domain('notes', %s, 'read')", (r,))
+        su.execute(f'ALTER ROLE "{renamed}" RENAME TO "{renamed}_new"')
+        su.execute(f'DROP ROLE "{dropped}"')
+        su.execute(f'ALTER ROLE memory_worker RENAME TO "{away}"')  # as if never made
+        worker_away = True
+
+        migrate(dsn)
+        grants = "SELECT array_agg(g ORDER BY g) AS g FROM (SELECT role_id::regrole::text " \
+                 "|| ':' || access AS g FROM memory_private.domain_access " \
+                 "WHERE domain = 'notes') AS x"
+        with connect_raw(dsn) as c:
+            assert c.execute(grants).fetchone()["g"] == sorted(
+                [f"{kept}:read", "memory_reader:read", "memory_writer:write"])
+            assert c.execute("SELECT array_agg(role_name || ':' || access ORDER BY access) AS p "
+                             "FROM memory_private.domain_access_pending").fetchone()["p"] == [
+                "memory_worker:read", "memory_worker:write"]
+        su.execute(f'ALTER ROLE "{away}" RENAME TO memory_worker')
+        worker_away = False
+
+        migrate(dsn)  # finds memory_worker: its default grants now
+        with connect_raw(dsn) as c:
+            assert c.execute(grants).fetchone()["g"] == sorted(
+                [f"{kept}:read", "memory_reader:read", "memory_worker:read", "memory_worker:write",
+                 "memory_writer:write"])
+            assert c.execute("SELECT count(*) AS n FROM memory_private.domain_access_pending"
+                             ).fetchone()["n"] == 0
+    finally:
+        if worker_away:
+            su.execute(f'ALTER ROLE "{away}" RENAME TO memory_worker')
+        _drop_database(name)
+        for r in (kept, f"{renamed}_new", renamed, dropped):
+            su.execute(f'DROP ROLE IF EXISTS "{r}"')
+        su.close()
