@@ -27,14 +27,24 @@ AS $$
     SELECT n.nspowner FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'memory_private'
 $$;
 
--- (PL/pgSQL: every call of memory.* asks, and a SQL function with a SET clause is never inlined
--- and costs a new executor per call, about four times this.)
+-- The caller. Refused within a security-restricted operation: an index expression evaluated by
+-- ANALYZE, VACUUM, REINDEX or autovacuum, a materialized view's refresh. PostgreSQL runs those as
+-- the owner of the table or view, while the session (what is read here) stays that of whoever
+-- started them: a superuser's ANALYZE, or autovacuum's bootstrap superuser, with nobody's action.
+-- A reader's index function calling memory.search_text read every domain that way (stop 36's
+-- attack review). PostgreSQL refuses UNLISTEN there, and only there within a definer function
+-- (error 42501, "cannot execute UNLISTEN within security-restricted operation"); elsewhere
+-- UNLISTEN of a channel nobody listens to does nothing (about 3,000 instructions), on a standby
+-- too. Volatile: a stable function may run no UNLISTEN. (PL/pgSQL: every call of memory.* asks,
+-- and a SQL function with a SET clause is never inlined and costs a new executor per call, about
+-- four times this.)
 CREATE OR REPLACE FUNCTION memory_private._caller()
 RETURNS name
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
 BEGIN
+    UNLISTEN pgmemo_refuses_security_restricted_operations;
     RETURN CASE WHEN pg_catalog.current_setting('role') = 'none' THEN session_user
         ELSE pg_catalog.current_setting('role')::name END;
 END;

@@ -9,12 +9,13 @@ full-text index, which must never fail the application's own writes."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from helpers import trusting
+from helpers import one, trusting
 from pgmemo.client import as_vector, connect_raw
 
 DIM = 3
@@ -689,3 +690,118 @@ def test_a_replaced_column_never_runs_its_cast_in_pgmemos_triggers(conn, adopted
     a.execute(f"ALTER TABLE app.docs DROP COLUMN {column}")
     a.execute(f"ALTER TABLE app.docs RENAME COLUMN {column}_old TO {column}")
     a.execute("INSERT INTO app.docs (id, body) VALUES (8, 'eighth memory')")
+
+
+def _restricted_reader(conn, roles):
+    """A reader (memory_reader, no grant on domain secret) whose own table mal.t has an index
+    expression that calls memory.search_text('secret', ...) and logs in mal.loot what it got, or
+    the error it met (stop 36's attack review)."""
+    conn.execute("SELECT memory.create_domain('secret', 3)")
+    conn.execute("SELECT memory.store('secret', 'the launch codes are 1234')")
+    for role in ("memory_reader", "memory_worker"):
+        conn.execute(f"SELECT memory.revoke_domain('secret', '{role}', 'read')")
+    mallory, mallory_dsn = roles("memory_reader", prefix="mallory")
+    conn.execute(f'CREATE SCHEMA mal AUTHORIZATION "{mallory}"')
+    m = connect_raw(mallory_dsn)
+    with pytest.raises(REFUSED):
+        m.execute("SELECT * FROM memory.search_text('secret', 'launch')").fetchall()
+    m.execute("CREATE TABLE mal.loot (who text, got text, error text)")
+    m.execute("""CREATE FUNCTION mal.grab() RETURNS integer LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO mal.loot SELECT current_user, s.content, NULL
+            FROM memory.search_text('secret', 'launch') AS s;
+            RETURN 1;
+        EXCEPTION WHEN OTHERS THEN
+            INSERT INTO mal.loot VALUES (current_user, NULL, SQLERRM);
+            RETURN 0;
+        END $$""")
+    m.execute("""CREATE FUNCTION mal.g(x integer) RETURNS integer LANGUAGE plpgsql IMMUTABLE
+        AS $$ BEGIN RETURN x + mal.grab(); END $$""")
+    return m
+
+
+def test_a_security_restricted_operation_never_reads_as_the_session(conn, roles):
+    """A superuser's ANALYZE of the reader's table runs her index function as her, in the
+    superuser's session: pgmemo, which checks the session's role (_caller), refuses to run
+    there at all (UNLISTEN's own refusal, _refuse_restricted), instead of handing her the domain."""
+    m = _restricted_reader(conn, roles)
+    try:
+        m.execute("CREATE TABLE mal.t (x integer)")
+        m.execute("INSERT INTO mal.t SELECT generate_series(1, 10)")
+        m.execute("CREATE INDEX ON mal.t (mal.g(x))")
+        m.execute("TRUNCATE mal.loot")
+        conn.execute("ANALYZE mal.t")  # routine maintenance by a superuser
+        loot = conn.execute("SELECT who, got, error FROM mal.loot").fetchall()
+        assert loot, "the index expression never ran"
+        assert all(r["got"] is None and "security-restricted operation" in r["error"]
+                   for r in loot), loot
+    finally:
+        m.close()
+
+
+def test_autovacuum_never_reads_a_domain_for_an_index_function(conn, roles):
+    """The same with nobody's action: autovacuum's analyze of the reader's table (its session
+    user the bootstrap superuser) runs her index function, and pgmemo refuses it. (Server
+    settings made short so that autovacuum comes within seconds; reset after.)"""
+    m = _restricted_reader(conn, roles)
+    conn.execute("ALTER SYSTEM SET autovacuum_naptime = 1")
+    conn.execute("SELECT pg_reload_conf()")
+    try:
+        m.execute("CREATE TABLE mal.t (x integer) WITH (autovacuum_analyze_threshold = 1, "
+                  "autovacuum_analyze_scale_factor = 0, autovacuum_vacuum_threshold = 1000000)")
+        m.execute("CREATE INDEX ON mal.t (mal.g(x))")
+        m.execute("TRUNCATE mal.loot")
+        m.execute("INSERT INTO mal.t SELECT generate_series(1, 50)")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not one(
+                conn, "SELECT last_autoanalyze IS NOT NULL FROM pg_stat_user_tables "
+                      "WHERE relid = 'mal.t'::regclass"):
+            time.sleep(0.2)
+            conn.execute("SELECT pg_stat_clear_snapshot()")
+        # (her own INSERT ran the expression too, in her session: refused as herself)
+        loot = conn.execute("SELECT who, got, error FROM mal.loot").fetchall()
+        assert [r for r in loot if r["got"] is not None] == []
+        assert any("security-restricted operation" in r["error"] for r in loot), \
+            f"autovacuum never ran the index expression: {loot}"
+    finally:
+        m.close()
+        conn.execute("ALTER SYSTEM RESET autovacuum_naptime")
+        conn.execute("SELECT pg_reload_conf()")
+
+
+def test_a_restricted_operation_never_adopts_a_table_its_code_may_not_read(conn, roles):
+    """A memory_admin that may not read hr.notes has a superuser's REINDEX run her index function,
+    which calls memory.adopt_table on it (by OID): refused, and the table stays unadopted."""
+    conn.execute("CREATE SCHEMA hr")
+    conn.execute("CREATE TABLE hr.notes (id bigint PRIMARY KEY, body text NOT NULL, emb vector(3))")
+    conn.execute("INSERT INTO hr.notes VALUES (1, 'salary of the CEO', NULL)")
+    alice, alice_dsn = roles("memory_admin", prefix="alice")
+    conn.execute(f'CREATE SCHEMA mal AUTHORIZATION "{alice}"')
+    a = connect_raw(alice_dsn)
+    try:
+        with pytest.raises(REFUSED):
+            a.execute("SELECT memory.adopt_table('hr', 'hr.notes', 'id', 'body', 'emb')")
+        a.execute("CREATE TABLE mal.tried (error text)")
+        a.execute("""CREATE FUNCTION mal.grab() RETURNS integer LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM memory.adopt_table('hr', (SELECT c.oid FROM pg_class AS c
+                    WHERE c.relname = 'notes' AND c.relnamespace =
+                        (SELECT n.oid FROM pg_namespace AS n WHERE n.nspname = 'hr'))::regclass,
+                    'id', 'body', 'emb', create_indexes => false);
+                RETURN 1;
+            EXCEPTION WHEN OTHERS THEN
+                INSERT INTO mal.tried VALUES (SQLERRM);
+                RETURN 0;
+            END $$""")
+        a.execute("""CREATE FUNCTION mal.g(x integer) RETURNS integer LANGUAGE plpgsql IMMUTABLE
+            AS $$ BEGIN RETURN x + mal.grab(); END $$""")
+        a.execute("CREATE TABLE mal.t (x integer)")
+        a.execute("INSERT INTO mal.t VALUES (1)")
+        a.execute("CREATE INDEX ON mal.t (mal.g(x))")
+        a.execute("TRUNCATE mal.tried")
+        conn.execute("REINDEX TABLE mal.t")  # a DBA's REINDEX DATABASE reaches it too
+        tried = [r["error"] for r in conn.execute("SELECT error FROM mal.tried")]
+        assert tried and all("security-restricted operation" in e for e in tried), tried
+        assert one(conn, "SELECT count(*) FROM memory_private.domains WHERE domain = 'hr'") == 0
+    finally:
+        a.close()
