@@ -1472,7 +1472,7 @@ DROP FUNCTION IF EXISTS memory_private._check_grant_args(text, name, text);
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0037', '0037_grants_by_role_oid.sql', 'b9e4837fcd9e704af56207600036c0b27b27aea93f3b76d7c3118d0ec93f9058', 'versioned'); PERFORM memory_private._record_breaking('0037', false); END $pgmemo$;
 \endif
 -- migrations/0038_bm25_review_mends.sql
-SELECT memory_private._migration_needed('0038', '0038_bm25_review_mends.sql', 'b533d4ba5e7bd64bd9068c69534cbf74398b0d43a2740706acfc1f274ed137e6', ARRAY[]::text[]) AS pgmemo_apply \gset
+SELECT memory_private._migration_needed('0038', '0038_bm25_review_mends.sql', '7768903dabc7f5fff946a2804e7dbcdbf1be269a68e0d42554dc304d96fbcf9d', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
 -- 0038_bm25_review_mends (stop 36's attack review of search_text). Not breaking: private
 -- functions, whose callers the SQL files make again.
@@ -1480,19 +1480,7 @@ SELECT memory_private._migration_needed('0038', '0038_bm25_review_mends.sql', 'b
 -- _bm25_df_sql(est, postings): a word's df is no longer capped at the N of the last statistics
 -- refresh (the IDF raises N to the df instead: sql/31_bm25.sql), so the third argument is gone.
 DROP FUNCTION IF EXISTS memory_private._bm25_df_sql(text, text, text);
--- search_text's rarest common word is no longer a candidate when its estimated rows exceed the
--- cap on index rows (its best rows serve it): the candidate picks and _text_candidates take that
--- bound (rarest_max) as a fifth argument; their four-argument versions are gone.
-DROP FUNCTION IF EXISTS memory_private._text_candidate_pick(
-    text[], double precision[], tsquery, double precision
-);
-DROP FUNCTION IF EXISTS memory_private._text_rare_candidate_pick(
-    text[], double precision[], tsquery, double precision
-);
-DROP FUNCTION IF EXISTS memory_private._text_candidates(
-    memory_private.domains, text[], tsquery, double precision
-);
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0038', '0038_bm25_review_mends.sql', 'b533d4ba5e7bd64bd9068c69534cbf74398b0d43a2740706acfc1f274ed137e6', 'versioned'); PERFORM memory_private._record_breaking('0038', false); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0038', '0038_bm25_review_mends.sql', '7768903dabc7f5fff946a2804e7dbcdbf1be269a68e0d42554dc304d96fbcf9d', 'versioned'); PERFORM memory_private._record_breaking('0038', false); END $pgmemo$;
 \endif
 DO $pgmemo$ BEGIN PERFORM memory_private._set_install_search_path(); END $pgmemo$;
 -- sql/00_private_helpers.sql
@@ -4175,7 +4163,9 @@ COMMENT ON FUNCTION memory.search_text(text, text, integer, jsonb, text) IS
 'Each word''s rows come from the full-text index; a word in more rows than the candidate budget '
 '(by the planner''s statistics) brings only its 100 best rows as of the last '
 'memory.refresh_text_stats (run_maintenance), and a row written since is found by its other '
-'words (in a query of common words only, by the rarest); the best max(k, rerank) candidates by '
+'words (in a query of common words only, and a one-word query, by the rarest, whose rows are '
+'read up to 20,000 in the index''s order: in a domain where it is in more, the rows past them '
+'are not seen and its df is taken as 20,000); the best max(k, rerank) candidates by '
 'an estimate of their score are scored exactly. Session settings: '
 'pgmemo.bm25_k1 (default 1.2), pgmemo.bm25_b (0.75), pgmemo.bm25_budget (200 rows; 700 for a '
 'filtered search or a query with a required part, which take no best rows), '
@@ -4185,7 +4175,7 @@ COMMENT ON FUNCTION memory.search_text(text, text, integer, jsonb, text) IS
 'error 22023. PostgreSQL''s tsvector keeps word positions up to 16,383 and 256 of them per '
 'word: in a longer row the words past that share the last position (its length counts as '
 '16,382 words) and a word''s repeats past 256 are not counted.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', 'f16bd30ce85f5f32443523714c7001f6ac8bcad86ad86308538f85492faec952', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:30_search.sql', '30_search.sql', '071660047b7c9885154bb54df26badb1ea2349ea09cab4180b7d1f2593e1fe7c', 'repeatable'); END $pgmemo$;
 -- sql/31_bm25.sql
 -- BM25 ranking for memory.search_text, in plain SQL (no extension): the query parsed like a web
 -- search box, candidates from the domain's GIN index, and the usual Okapi BM25 score
@@ -4744,11 +4734,10 @@ $$;
 -- count). The phrases are candidates too. Candidates as tsqueries (_lexeme_tsquery_sql) and as
 -- lexemes (NULL for a phrase). Two functions from one template:
 -- * _text_candidate_pick, search_text's: _text_candidate_rule_sql, and the rarest word always
---   (a query of common words still ranks by its rarest), unless its estimated rows exceed
---   rarest_max (search_text's cap on index rows, when the common words bring their best rows:
---   its postings would be read only up to the cap, in the index's order, and the best of its
---   rows past it never found, its df taken as the cap; its best rows and its estimated df serve
---   it instead: stop 36's attack review). The hybrid's pick takes rarest_max and ignores it;
+--   (a query of common words still ranks by its rarest; its postings are read up to the call's
+--   cap on index rows, in the index's order: serving a rarest word above the cap by its best
+--   rows alone instead lost every row when those were deleted and capped the results at 100,
+--   stop 36's reviews);
 -- * _text_rare_candidate_pick, the hybrid's text half (its general path; its branches splice
 --   the same rule): _text_candidate_rule_sql only, so a common word never brings rows by itself
 --   (the vector rows are the hybrid's candidates; the text half adds the rows of its rare words:
@@ -4760,7 +4749,7 @@ DECLARE
 BEGIN
     FOR v_f IN
         SELECT * FROM (VALUES
-            ('_text_candidate_pick', format('(%s OR %s AND NOT coalesce(f.est > rarest_max, false))',
+            ('_text_candidate_pick', format('(%s OR %s)',
                 memory_private._text_candidate_rule_sql('f.est', 'f.lexeme', 'budget'),
                 memory_private._text_rarest_sql('f.est', 'f.lexeme'))),
             ('_text_rare_candidate_pick',
@@ -4770,7 +4759,6 @@ BEGIN
         EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private.%I(
     words text[], est_rows double precision[], phrases tsquery, budget double precision,
-    rarest_max double precision,
     OUT df_estimates double precision[], OUT candidates tsquery[], OUT candidate_lexemes text[]
 )
 LANGUAGE plpgsql IMMUTABLE
@@ -4801,10 +4789,9 @@ END;
 $install$;
 
 -- For the lexemes of a query: N and avgdl (_text_lexeme_stats), the candidates within the budget
--- and the other lexemes' estimated df (_text_candidate_pick; rarest_max: its).
+-- and the other lexemes' estimated df (_text_candidate_pick).
 CREATE OR REPLACE FUNCTION memory_private._text_candidates(
     d memory_private.domains, words text[], phrases tsquery, budget double precision,
-    rarest_max double precision,
     OUT documents double precision, OUT avg_length double precision,
     OUT df_estimates double precision[], OUT candidates tsquery[], OUT candidate_lexemes text[]
 )
@@ -4818,7 +4805,7 @@ BEGIN
     FROM memory_private._text_lexeme_stats(d, words) AS s;
     SELECT p.df_estimates, p.candidates, p.candidate_lexemes
     INTO df_estimates, candidates, candidate_lexemes
-    FROM memory_private._text_candidate_pick(words, v_est, phrases, budget, rarest_max) AS p;
+    FROM memory_private._text_candidate_pick(words, v_est, phrases, budget) AS p;
 END;
 $$;
 
@@ -5375,7 +5362,7 @@ BEGIN
     SELECT * INTO v_s FROM memory_private._text_lexeme_stats(d, v_p.words);
     SELECT * INTO v_c
     FROM memory_private._text_rare_candidate_pick(v_p.words, v_s.est_rows, v_p.phrases,
-        v_rows.rare_rows, NULL);
+        v_rows.rare_rows);
     v_f := memory_private._filter_for(d, filter);
     IF v_f.predicate IS NULL THEN
         RETURN QUERY SELECT * FROM memory_private._search_text_hybrid_static(v_p.words,
@@ -5416,7 +5403,6 @@ DECLARE
     v_f record := memory_private._filter_for(d, filter);
     v_cap bigint;
     v_near tsquery[];
-    v_best boolean;  -- the common words bring their best rows (memory_private.text_top)
 BEGIN
     SELECT * INTO v_p FROM memory_private._parse_text_query(d.text_config, query, match);
     IF cardinality(v_p.words) = 0 THEN
@@ -5429,11 +5415,10 @@ BEGIN
     END IF;
     -- (the common words' best rows, memory_private.text_top, only without a filter or a
     -- required part, and not distributed: their default budget differs, _bm25_params)
-    v_best := v_f.predicate IS NULL AND v_p.required IS NULL AND NOT d.distributed;
-    v_k := memory_private._bm25_params(v_best);
+    v_k := memory_private._bm25_params(
+        v_f.predicate IS NULL AND v_p.required IS NULL AND NOT d.distributed);
     SELECT * INTO v_c
-    FROM memory_private._text_candidates(d, v_p.words, v_p.phrases, v_k.budget,
-        CASE WHEN v_best THEN memory_private._text_candidate_cap() END);
+    FROM memory_private._text_candidates(d, v_p.words, v_p.phrases, v_k.budget);
     -- the call's cap on index rows, shared among its candidate lexemes (at most 64 of them)
     v_cap := greatest(memory_private._text_candidate_cap()
         / greatest(cardinality(v_c.candidates), 1), 1);
@@ -5672,9 +5657,11 @@ $$;
 -- (memory_data.<domain>_text), which its table's triggers and the text fill write exactly when a
 -- row's text comes, changes or goes, whatever the table's layout (a partitioned table's own
 -- counters stay at 0: its partitions hold them); else of the domain's table with its partitions.
--- A factory table's updates include the queue's embedding writes, which change no text: a
--- backfill counts once more (one refresh more), where not counting updates kept statistics of
--- rewritten content forever (stop 36's attack review).
+-- A factory table's updates include the queue's embedding writes, which change no text: an
+-- embedding backfill refreshes the statistics about once per 10% of the domain embedded (each
+-- refresh an ANALYZE and two passes over the tsvectors, run_maintenance's work), where not
+-- counting updates kept the statistics of rewritten content forever (stop 36's attack review);
+-- counting content changes alone would take a write per statement to a shared counter.
 CREATE OR REPLACE FUNCTION memory_private._text_writes(d memory_private.domains)
 RETURNS bigint
 LANGUAGE sql STABLE
@@ -5760,7 +5747,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'index reads in full). One refresh of a domain at a time (a second waits). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '98b0f1bb217af9490726cecd1b1d9c7799d7f210c57f70a87c4081fdd577a416', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '11b98ce328f3cf70a56a5be7ba6da7f89a9e2b404e96ca97ee7338ba2a095971', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
@@ -7223,12 +7210,6 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 SET plan_cache_mode = force_generic_plan
 AS $$
-DECLARE
-    -- The query's "phrases", -exclusions and match 'all' hold for every row returned, the vector
-    -- rows too (the text half returns only the rows that satisfy them; a vector row it lacks is
-    -- then left out: stop 36's review found `note -zebra` ranking the zebra row first).
-    v_required boolean := (SELECT p.required IS NOT NULL
-        FROM memory_private._parse_text_query(d.text_config, query, text_match) AS p);
 BEGIN
     RETURN QUERY
     WITH v AS MATERIALIZED (
@@ -7246,8 +7227,7 @@ BEGIN
     SELECT coalesce(v.id, t.id), coalesce(v.content, t.content), coalesce(v.metadata, t.metadata),
         v.similarity, v.distance, t.rank, coalesce(v.created_at, t.created_at),
         coalesce(v.updated_at, t.updated_at), v.embedding
-    FROM v FULL JOIN t ON t.id = v.id
-    WHERE NOT v_required OR t.id IS NOT NULL;
+    FROM v FULL JOIN t ON t.id = v.id;
 END;
 $$;
 
@@ -7678,12 +7658,13 @@ COMMENT ON FUNCTION memory.search_hybrid(
 '(convex, 0.5 / 0.5, text_match ''any'') come from bench/quality.py (see BENCHMARKS.md). Either '
 'the query text or the embedding may be NULL (without an embedding: memory.search_text''s '
 'ranking of max(2k, 20) rows). ef_search is passed to the vector search, text_match (''any'' or '
-'''all'') to the text half. The query''s "quoted phrases", -exclusions and text_match ''all'' hold '
-'for every row returned, the vector search''s too. recency_half_life and importance_weight re-rank as in '
-'memory.search, on the fused score scaled to [0, 1]. similarity is NULL for a row found by its '
-'words alone, text_rank for one found by its vector alone. with_embeddings => true fills the '
-'embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', 'eb96dba7598c839bb2f429f1ec6efed1885fd5c836f55b090f4d320ea8af418e', 'repeatable'); END $pgmemo$;
+'''all'') to the text half. The query''s "quoted phrases", -exclusions and text_match ''all'' '
+'decide which rows the text half ranks (a row that fails them has no text rank); they do not '
+'filter the vector search''s rows (use filter for that). recency_half_life and '
+'importance_weight re-rank as in memory.search, on the fused score scaled to [0, 1]. '
+'similarity is NULL for a row found by its words alone, text_rank for one found by its vector '
+'alone. with_embeddings => true fills the embedding column (else NULL).';
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', '131935dfefd18c88c21a50268fe4286f7077b7e0c100d774ab6dca828d4d4e6b', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).
@@ -11232,6 +11213,13 @@ BEGIN
                 'a worker holding its shards does not answer (see memory.diagnose)');
             CONTINUE;
         END IF;
+        -- an adopted table dropped (DROP TABLE ... CASCADE takes the domain's view with it):
+        -- its registry row stays until drop_domain
+        IF v_d.adopted AND memory_private._qualified(v_d.source_table) IS NULL THEN
+            skipped := skipped || jsonb_build_object(v_d.domain,
+                'its table was dropped (memory.drop_domain releases the domain)');
+            CONTINUE;
+        END IF;
         -- Reads the domain's table: an adopted one that would run another role's code is
         -- skipped (diagnose reports it), so one such table cannot stop run_maintenance for
         -- every domain.
@@ -11458,7 +11446,7 @@ $$;
 COMMENT ON FUNCTION memory.schedule_maintenance(text) IS
 'Register memory.run_maintenance() with pg_cron under the job name pgmemo-maintenance '
 '(re-scheduling replaces it). Error 0A000 when pg_cron is not installed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', 'f6252fe0790d64402d8a3e14bd5c9dbba5a41e17309cc7fb1c3ddee4cd4d2078', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', 'c84aea02cc621f6b74f339d875c784fcfe7101dbcaf999b4e483b6521dd42f55', 'repeatable'); END $pgmemo$;
 -- sql/51_queue_claim.sql
 -- Claiming and completing embedding jobs, set-based: one statement per domain per batch for
 -- the claim, a few for the completion (memory_private._claim_sql, _complete_sql: one template

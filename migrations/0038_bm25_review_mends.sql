@@ -4,15 +4,3 @@
 -- _bm25_df_sql(est, postings): a word's df is no longer capped at the N of the last statistics
 -- refresh (the IDF raises N to the df instead: sql/31_bm25.sql), so the third argument is gone.
 DROP FUNCTION IF EXISTS memory_private._bm25_df_sql(text, text, text);
--- search_text's rarest common word is no longer a candidate when its estimated rows exceed the
--- cap on index rows (its best rows serve it): the candidate picks and _text_candidates take that
--- bound (rarest_max) as a fifth argument; their four-argument versions are gone.
-DROP FUNCTION IF EXISTS memory_private._text_candidate_pick(
-    text[], double precision[], tsquery, double precision
-);
-DROP FUNCTION IF EXISTS memory_private._text_rare_candidate_pick(
-    text[], double precision[], tsquery, double precision
-);
-DROP FUNCTION IF EXISTS memory_private._text_candidates(
-    memory_private.domains, text[], tsquery, double precision
-);

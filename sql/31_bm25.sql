@@ -555,11 +555,10 @@ $$;
 -- count). The phrases are candidates too. Candidates as tsqueries (_lexeme_tsquery_sql) and as
 -- lexemes (NULL for a phrase). Two functions from one template:
 -- * _text_candidate_pick, search_text's: _text_candidate_rule_sql, and the rarest word always
---   (a query of common words still ranks by its rarest), unless its estimated rows exceed
---   rarest_max (search_text's cap on index rows, when the common words bring their best rows:
---   its postings would be read only up to the cap, in the index's order, and the best of its
---   rows past it never found, its df taken as the cap; its best rows and its estimated df serve
---   it instead: stop 36's attack review). The hybrid's pick takes rarest_max and ignores it;
+--   (a query of common words still ranks by its rarest; its postings are read up to the call's
+--   cap on index rows, in the index's order: serving a rarest word above the cap by its best
+--   rows alone instead lost every row when those were deleted and capped the results at 100,
+--   stop 36's reviews);
 -- * _text_rare_candidate_pick, the hybrid's text half (its general path; its branches splice
 --   the same rule): _text_candidate_rule_sql only, so a common word never brings rows by itself
 --   (the vector rows are the hybrid's candidates; the text half adds the rows of its rare words:
@@ -571,7 +570,7 @@ DECLARE
 BEGIN
     FOR v_f IN
         SELECT * FROM (VALUES
-            ('_text_candidate_pick', format('(%s OR %s AND NOT coalesce(f.est > rarest_max, false))',
+            ('_text_candidate_pick', format('(%s OR %s)',
                 memory_private._text_candidate_rule_sql('f.est', 'f.lexeme', 'budget'),
                 memory_private._text_rarest_sql('f.est', 'f.lexeme'))),
             ('_text_rare_candidate_pick',
@@ -581,7 +580,6 @@ BEGIN
         EXECUTE format($f$
 CREATE OR REPLACE FUNCTION memory_private.%I(
     words text[], est_rows double precision[], phrases tsquery, budget double precision,
-    rarest_max double precision,
     OUT df_estimates double precision[], OUT candidates tsquery[], OUT candidate_lexemes text[]
 )
 LANGUAGE plpgsql IMMUTABLE
@@ -612,10 +610,9 @@ END;
 $install$;
 
 -- For the lexemes of a query: N and avgdl (_text_lexeme_stats), the candidates within the budget
--- and the other lexemes' estimated df (_text_candidate_pick; rarest_max: its).
+-- and the other lexemes' estimated df (_text_candidate_pick).
 CREATE OR REPLACE FUNCTION memory_private._text_candidates(
     d memory_private.domains, words text[], phrases tsquery, budget double precision,
-    rarest_max double precision,
     OUT documents double precision, OUT avg_length double precision,
     OUT df_estimates double precision[], OUT candidates tsquery[], OUT candidate_lexemes text[]
 )
@@ -629,7 +626,7 @@ BEGIN
     FROM memory_private._text_lexeme_stats(d, words) AS s;
     SELECT p.df_estimates, p.candidates, p.candidate_lexemes
     INTO df_estimates, candidates, candidate_lexemes
-    FROM memory_private._text_candidate_pick(words, v_est, phrases, budget, rarest_max) AS p;
+    FROM memory_private._text_candidate_pick(words, v_est, phrases, budget) AS p;
 END;
 $$;
 
@@ -1186,7 +1183,7 @@ BEGIN
     SELECT * INTO v_s FROM memory_private._text_lexeme_stats(d, v_p.words);
     SELECT * INTO v_c
     FROM memory_private._text_rare_candidate_pick(v_p.words, v_s.est_rows, v_p.phrases,
-        v_rows.rare_rows, NULL);
+        v_rows.rare_rows);
     v_f := memory_private._filter_for(d, filter);
     IF v_f.predicate IS NULL THEN
         RETURN QUERY SELECT * FROM memory_private._search_text_hybrid_static(v_p.words,
@@ -1227,7 +1224,6 @@ DECLARE
     v_f record := memory_private._filter_for(d, filter);
     v_cap bigint;
     v_near tsquery[];
-    v_best boolean;  -- the common words bring their best rows (memory_private.text_top)
 BEGIN
     SELECT * INTO v_p FROM memory_private._parse_text_query(d.text_config, query, match);
     IF cardinality(v_p.words) = 0 THEN
@@ -1240,11 +1236,10 @@ BEGIN
     END IF;
     -- (the common words' best rows, memory_private.text_top, only without a filter or a
     -- required part, and not distributed: their default budget differs, _bm25_params)
-    v_best := v_f.predicate IS NULL AND v_p.required IS NULL AND NOT d.distributed;
-    v_k := memory_private._bm25_params(v_best);
+    v_k := memory_private._bm25_params(
+        v_f.predicate IS NULL AND v_p.required IS NULL AND NOT d.distributed);
     SELECT * INTO v_c
-    FROM memory_private._text_candidates(d, v_p.words, v_p.phrases, v_k.budget,
-        CASE WHEN v_best THEN memory_private._text_candidate_cap() END);
+    FROM memory_private._text_candidates(d, v_p.words, v_p.phrases, v_k.budget);
     -- the call's cap on index rows, shared among its candidate lexemes (at most 64 of them)
     v_cap := greatest(memory_private._text_candidate_cap()
         / greatest(cardinality(v_c.candidates), 1), 1);
@@ -1483,9 +1478,11 @@ $$;
 -- (memory_data.<domain>_text), which its table's triggers and the text fill write exactly when a
 -- row's text comes, changes or goes, whatever the table's layout (a partitioned table's own
 -- counters stay at 0: its partitions hold them); else of the domain's table with its partitions.
--- A factory table's updates include the queue's embedding writes, which change no text: a
--- backfill counts once more (one refresh more), where not counting updates kept statistics of
--- rewritten content forever (stop 36's attack review).
+-- A factory table's updates include the queue's embedding writes, which change no text: an
+-- embedding backfill refreshes the statistics about once per 10% of the domain embedded (each
+-- refresh an ANALYZE and two passes over the tsvectors, run_maintenance's work), where not
+-- counting updates kept the statistics of rewritten content forever (stop 36's attack review);
+-- counting content changes alone would take a write per statement to a shared counter.
 CREATE OR REPLACE FUNCTION memory_private._text_writes(d memory_private.domains)
 RETURNS bigint
 LANGUAGE sql STABLE

@@ -45,12 +45,6 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 SET plan_cache_mode = force_generic_plan
 AS $$
-DECLARE
-    -- The query's "phrases", -exclusions and match 'all' hold for every row returned, the vector
-    -- rows too (the text half returns only the rows that satisfy them; a vector row it lacks is
-    -- then left out: stop 36's review found `note -zebra` ranking the zebra row first).
-    v_required boolean := (SELECT p.required IS NOT NULL
-        FROM memory_private._parse_text_query(d.text_config, query, text_match) AS p);
 BEGIN
     RETURN QUERY
     WITH v AS MATERIALIZED (
@@ -68,8 +62,7 @@ BEGIN
     SELECT coalesce(v.id, t.id), coalesce(v.content, t.content), coalesce(v.metadata, t.metadata),
         v.similarity, v.distance, t.rank, coalesce(v.created_at, t.created_at),
         coalesce(v.updated_at, t.updated_at), v.embedding
-    FROM v FULL JOIN t ON t.id = v.id
-    WHERE NOT v_required OR t.id IS NOT NULL;
+    FROM v FULL JOIN t ON t.id = v.id;
 END;
 $$;
 
@@ -500,8 +493,9 @@ COMMENT ON FUNCTION memory.search_hybrid(
 '(convex, 0.5 / 0.5, text_match ''any'') come from bench/quality.py (see BENCHMARKS.md). Either '
 'the query text or the embedding may be NULL (without an embedding: memory.search_text''s '
 'ranking of max(2k, 20) rows). ef_search is passed to the vector search, text_match (''any'' or '
-'''all'') to the text half. The query''s "quoted phrases", -exclusions and text_match ''all'' hold '
-'for every row returned, the vector search''s too. recency_half_life and importance_weight re-rank as in '
-'memory.search, on the fused score scaled to [0, 1]. similarity is NULL for a row found by its '
-'words alone, text_rank for one found by its vector alone. with_embeddings => true fills the '
-'embedding column (else NULL).';
+'''all'') to the text half. The query''s "quoted phrases", -exclusions and text_match ''all'' '
+'decide which rows the text half ranks (a row that fails them has no text rank); they do not '
+'filter the vector search''s rows (use filter for that). recency_half_life and '
+'importance_weight re-rank as in memory.search, on the fused score scaled to [0, 1]. '
+'similarity is NULL for a row found by its words alone, text_rank for one found by its vector '
+'alone. with_embeddings => true fills the embedding column (else NULL).';

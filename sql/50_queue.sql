@@ -223,6 +223,13 @@ BEGIN
                 'a worker holding its shards does not answer (see memory.diagnose)');
             CONTINUE;
         END IF;
+        -- an adopted table dropped (DROP TABLE ... CASCADE takes the domain's view with it):
+        -- its registry row stays until drop_domain
+        IF v_d.adopted AND memory_private._qualified(v_d.source_table) IS NULL THEN
+            skipped := skipped || jsonb_build_object(v_d.domain,
+                'its table was dropped (memory.drop_domain releases the domain)');
+            CONTINUE;
+        END IF;
         -- Reads the domain's table: an adopted one that would run another role's code is
         -- skipped (diagnose reports it), so one such table cannot stop run_maintenance for
         -- every domain.
