@@ -2663,17 +2663,15 @@ $$;
 -- grant with it. Called by memory.run_maintenance and every migrate run; returns how many.
 CREATE OR REPLACE FUNCTION memory_private._forget_dropped_role_grants()
 RETURNS bigint
-LANGUAGE plpgsql
+LANGUAGE sql
 SET search_path FROM CURRENT
 AS $$
-DECLARE
-    v_count bigint;
-BEGIN
-    DELETE FROM memory_private.domain_access AS g
-    WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles AS a WHERE a.oid = g.role_id);
-    GET DIAGNOSTICS v_count = ROW_COUNT;
-    RETURN v_count;
-END;
+    WITH gone AS (
+        DELETE FROM memory_private.domain_access AS g
+        WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles AS a WHERE a.oid = g.role_id)
+        RETURNING 1
+    )
+    SELECT count(*) FROM gone
 $$;
 
 -- Every migrate run (sql/90_grants.sql, before it grants the API to the roles by name): binds
@@ -3021,7 +3019,7 @@ COMMENT ON FUNCTION memory_private._check_adopted_foreign_code(memory_private.do
 'diagnose check adopted_table_runs_foreign_code (error): an adopted table whose triggers, rules, '
 'row-level security or expressions would run code owned by a role other than pgmemo''s owner or '
 'a superuser; every call that writes it (or, for RLS and rules, reads it) is refused.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', 'f8666e9a4b1854c6e3af16ea4114e5a4914c7ee9c2acf41fffa55070fafb3e63', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', 'fc88047c8b751a6bd5148228c179f185d06717d8d3c821f1955192b349ec4a20', 'repeatable'); END $pgmemo$;
 -- sql/10_domains.sql
 -- Domains: the table factory (memory.create_domain), memory.drop_domain and the memory.domains
 -- view.

@@ -718,17 +718,15 @@ $$;
 -- grant with it. Called by memory.run_maintenance and every migrate run; returns how many.
 CREATE OR REPLACE FUNCTION memory_private._forget_dropped_role_grants()
 RETURNS bigint
-LANGUAGE plpgsql
+LANGUAGE sql
 SET search_path FROM CURRENT
 AS $$
-DECLARE
-    v_count bigint;
-BEGIN
-    DELETE FROM memory_private.domain_access AS g
-    WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles AS a WHERE a.oid = g.role_id);
-    GET DIAGNOSTICS v_count = ROW_COUNT;
-    RETURN v_count;
-END;
+    WITH gone AS (
+        DELETE FROM memory_private.domain_access AS g
+        WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles AS a WHERE a.oid = g.role_id)
+        RETURNING 1
+    )
+    SELECT count(*) FROM gone
 $$;
 
 -- Every migrate run (sql/90_grants.sql, before it grants the API to the roles by name): binds

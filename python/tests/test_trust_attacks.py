@@ -121,28 +121,40 @@ def _is_super(conn, name: str) -> bool:
     return conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (name,)).fetchone()["rolsuper"]
 
 
+def _alice_adopts_docs(conn, roles, values: str, while_trusted=None):
+    """alice (memory_admin) owns app.docs (rows: values), adopted as domain docs while she is a
+    member of pgmemo's owner (a table of a role pgmemo does not trust is refused, stop 26); then
+    she is not, and plays the attacker, with app.ran for her code to log in. while_trusted runs
+    (with her connection) before her trust ends; returns (alice, her connection, what it
+    returned)."""
+    alice, alice_dsn = roles("memory_admin", prefix="alice")
+    conn.execute(f'CREATE SCHEMA app AUTHORIZATION "{alice}"')
+    a = connect_raw(alice_dsn)
+    a.execute(f"CREATE TABLE app.docs (id bigint PRIMARY KEY, body text NOT NULL, emb vector({DIM}))")
+    a.execute(f"INSERT INTO app.docs VALUES {values}")
+    with trusting(conn, alice):
+        a.execute("SELECT memory.adopt_table('docs', 'app.docs', 'id', 'body', 'emb')")
+        done = while_trusted(a) if while_trusted else None
+    a.execute("CREATE TABLE app.ran (who text, what text)")
+    a.execute("GRANT INSERT ON app.ran TO PUBLIC")
+    a.execute("GRANT USAGE ON SCHEMA app TO PUBLIC")
+    return alice, a, done
+
+
 @pytest.fixture
 def planted(conn, roles):
     """alice (memory_admin) owns app.docs, adopted as domain docs with a job claimed; then she
     plants triggers on every event (row and statement level) and a row-level security policy,
     each logging who ran it and, when that is a superuser, making alice one."""
-    alice, alice_dsn = roles("memory_admin", prefix="alice")
     bob, bob_dsn = roles("memory_writer", prefix="bob")
     worker, worker_dsn = roles("memory_worker", prefix="worker")
-    conn.execute(f'CREATE SCHEMA app AUTHORIZATION "{alice}"')
-    a = connect_raw(alice_dsn)
-    a.execute(f"CREATE TABLE app.docs (id bigint PRIMARY KEY, body text NOT NULL, emb vector({DIM}))")
-    a.execute("INSERT INTO app.docs VALUES (1, 'first memory', NULL), (2, 'second memory', '[1,0,0]')")
-    # (adopted while she is a member of pgmemo's owner: a table of a role pgmemo does not trust
-    # is refused, stop 26; then she is not, and plants her code)
-    with trusting(conn, alice):
-        a.execute("SELECT memory.adopt_table('docs', 'app.docs', 'id', 'body', 'emb')")
+
+    def claim(a):
         a.execute("SELECT memory.enqueue_missing('docs')")
-        job = conn.execute("SELECT job_id FROM memory.claim_embedding_jobs(10, 'w', only_domain => 'docs')"
-                           ).fetchone()["job_id"]
-    a.execute("CREATE TABLE app.ran (who text, what text)")
-    a.execute("GRANT INSERT ON app.ran TO PUBLIC")
-    a.execute("GRANT USAGE ON SCHEMA app TO PUBLIC")
+        return conn.execute("SELECT job_id FROM memory.claim_embedding_jobs(10, 'w', "
+                            "only_domain => 'docs')").fetchone()["job_id"]
+    alice, a, job = _alice_adopts_docs(conn, roles, "(1, 'first memory', NULL), "
+                                       "(2, 'second memory', '[1,0,0]')", claim)
     a.execute("""CREATE FUNCTION app.evil() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
             INSERT INTO app.ran VALUES (current_user, TG_NAME);
@@ -639,18 +651,8 @@ def test_truncate_only_never_reads_a_planted_child(conn, roles):
 
 @pytest.fixture
 def adopted_by_alice(conn, roles):
-    """alice (memory_admin) owns app.docs, adopted as domain docs while she was trusted; then she
-    is not any more, and plays the attacker (stop 36's review)."""
-    alice, alice_dsn = roles("memory_admin", prefix="alice")
-    conn.execute(f'CREATE SCHEMA app AUTHORIZATION "{alice}"')
-    a = connect_raw(alice_dsn)
-    a.execute(f"CREATE TABLE app.docs (id bigint PRIMARY KEY, body text NOT NULL, emb vector({DIM}))")
-    a.execute("INSERT INTO app.docs VALUES (1, 'first memory', NULL)")
-    with trusting(conn, alice):
-        a.execute("SELECT memory.adopt_table('docs', 'app.docs', 'id', 'body', 'emb')")
-    a.execute("CREATE TABLE app.ran (who text, what text)")
-    a.execute("GRANT INSERT ON app.ran TO PUBLIC")
-    a.execute("GRANT USAGE ON SCHEMA app TO PUBLIC")
+    """_alice_adopts_docs with one row (stop 36's review)."""
+    alice, a, _ = _alice_adopts_docs(conn, roles, "(1, 'first memory', NULL)")
     yield alice, a
     a.close()
 
