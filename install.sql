@@ -3715,10 +3715,16 @@ BEGIN
                   HINT = 'Delete them in the application''s table, or use memory.forget_many.';
     END IF;
     -- A DELETE, not a TRUNCATE: readers and writers keep going (no ACCESS EXCLUSIVE lock), a
-    -- row inserted concurrently survives with its job, and the delete trigger dequeues.
-    EXECUTE format($sql$
+    -- row inserted concurrently survives with its job, and the delete trigger dequeues. The rows
+    -- locked in id order first, as every writer of several rows locks them (a plain DELETE
+    -- locked them in the table's physical order and deadlocked with a worker's completion;
+    -- stop 36's review); Citus refuses FOR UPDATE over shards: there a plain DELETE.
+    EXECUTE format(CASE WHEN v_d.distributed THEN $sql$
         DELETE FROM %1$s AS t
-    $sql$, memory_private._relation(v_d, true));
+    $sql$ ELSE $sql$
+        DELETE FROM %1$s AS t
+        WHERE t.id IN (SELECT l.id FROM %1$s AS l ORDER BY l.id FOR UPDATE)
+    $sql$ END, memory_private._relation(v_d, true));
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_d.distributed THEN
         -- Citus: no dequeue trigger on the shards; the domain's (and a re-embed's) jobs go.
@@ -3777,7 +3783,7 @@ $$;
 COMMENT ON FUNCTION memory.get(text, text) IS
 'Fetch one memory by id: content, metadata, whether it has an embedding, timestamps. '
 'No row when the id does not exist.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20_write.sql', '3a3be6cc0b2b6e071cff2c5dc123e6d5dfd919eb4d3975e4a17ea4748347bc31', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:20_write.sql', '20_write.sql', 'ca4e2bf4808c827a36e6263e88f5a2fdb84360ece8a75fa3acf111a876423e1c', 'repeatable'); END $pgmemo$;
 -- sql/30_search.sql
 -- Searching: memory.search (k nearest neighbours through the HNSW index), memory.search_text
 -- (full-text, typed queries); memory.search_hybrid (the fusion of the two) is generated in
@@ -11029,6 +11035,9 @@ DECLARE
     v_max integer := memory_private._setting('pgmemo.max_attempts', 5)::integer;
     v_count integer;
 BEGIN
+    -- (the jobs locked in job order, skipping one another transaction holds: a writer's trigger
+    -- setting it back to pending, or another sweep; waiting for it deadlocked with a writer
+    -- changing two of the batch's rows, stop 36's review)
     UPDATE memory_private.embedding_queue AS q
     SET attempts = q.attempts + 1,
         status = CASE WHEN q.attempts + 1 >= v_max THEN 'dead' ELSE 'pending' END,
@@ -11037,7 +11046,12 @@ BEGIN
         claimed_by = NULL, claimed_at = NULL, lease_until = NULL,
         updated_at = now()
     FROM unnest(job_ids, errors) AS f (job_id, error)
-    WHERE q.job_id = f.job_id AND q.status = 'claimed';
+    WHERE q.job_id = f.job_id AND q.job_id IN (
+        SELECT l.job_id FROM memory_private.embedding_queue AS l
+        WHERE l.job_id = ANY (job_ids) AND l.status = 'claimed'
+        ORDER BY l.job_id
+        FOR UPDATE SKIP LOCKED
+    );
     GET DIAGNOSTICS v_count = ROW_COUNT;
     RETURN v_count;
 END;
@@ -11105,10 +11119,16 @@ AS $$
 DECLARE
     v_count integer;
 BEGIN
+    -- (skipping a job another transaction holds, as _fail_each does)
     UPDATE memory_private.embedding_queue AS q
     SET status = 'pending', run_after = now(), claimed_by = NULL, claimed_at = NULL,
         lease_until = NULL, updated_at = now()
-    WHERE q.job_id = ANY (memory_private._writable_jobs(job_ids)) AND q.status = 'claimed';
+    WHERE q.job_id IN (
+        SELECT l.job_id FROM memory_private.embedding_queue AS l
+        WHERE l.job_id = ANY (memory_private._writable_jobs(job_ids)) AND l.status = 'claimed'
+        ORDER BY l.job_id
+        FOR UPDATE SKIP LOCKED
+    );
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_count > 0 THEN
         PERFORM pg_notify('memory_embedding_queue', '');
@@ -11169,6 +11189,10 @@ BEGIN
               AND NOT EXISTS (
                   SELECT FROM memory_private.embedding_queue AS j
                   WHERE j.domain = $1 AND j.row_id = t.%2$I::text)
+            -- nor a row a writer holds: its trigger queues it, and the insert would wait for
+            -- that writer's job while run_maintenance holds the jobs it released, which the
+            -- writer may wait for next (a deadlock; stop 36's review)
+            FOR SHARE OF t SKIP LOCKED
             ON CONFLICT (domain, row_id) DO NOTHING
             RETURNING job_id
         )
@@ -11292,9 +11316,16 @@ BEGIN
     IF domain IS NOT NULL THEN
         PERFORM memory_private._domain(domain);
     END IF;
+    -- (skipping a job another transaction holds, as _fail_each does: a writer's trigger
+    -- gives it fresh attempts anyway)
     UPDATE memory_private.embedding_queue AS q
     SET status = 'pending', attempts = 0, run_after = now(), updated_at = now()
-    WHERE q.status = 'dead' AND (requeue_dead.domain IS NULL OR q.domain = requeue_dead.domain);
+    WHERE q.job_id IN (
+        SELECT l.job_id FROM memory_private.embedding_queue AS l
+        WHERE l.status = 'dead' AND (requeue_dead.domain IS NULL OR l.domain = requeue_dead.domain)
+        ORDER BY l.job_id
+        FOR UPDATE SKIP LOCKED
+    );
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_count > 0 THEN
         PERFORM pg_notify('memory_embedding_queue', coalesce(domain, ''));
@@ -11444,7 +11475,7 @@ $$;
 COMMENT ON FUNCTION memory.schedule_maintenance(text) IS
 'Register memory.run_maintenance() with pg_cron under the job name pgmemo-maintenance '
 '(re-scheduling replaces it). Error 0A000 when pg_cron is not installed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', 'c84aea02cc621f6b74f339d875c784fcfe7101dbcaf999b4e483b6521dd42f55', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', 'fba111644a9adcacc9d28f495e35d865355f572e27a276847670760fc0133840', 'repeatable'); END $pgmemo$;
 -- sql/51_queue_claim.sql
 -- Claiming and completing embedding jobs, set-based: one statement per domain per batch for
 -- the claim, a few for the completion (memory_private._claim_sql, _complete_sql: one template
@@ -11828,6 +11859,7 @@ DECLARE
     v_ids bigint[];
     v_vecs embeddings%TYPE;
     v_bad bigint[];
+    v_bad_vectors bigint[];
     v_errors text[];
     v_done bigint[];
     v_left bigint[];
@@ -11869,15 +11901,21 @@ BEGIN
             CONTINUE;
         END;
 
-        SELECT array_agg(b.job_id), array_agg(b.error) INTO v_bad, v_errors
+        -- A bad vector fails its job once the good ones' rows are written: the lock order is
+        -- rows, then jobs (failing it first held its job while the writes waited for a row a
+        -- writer held, the writer waiting for that job: a deadlock; stop 36's review).
+        SELECT array_agg(b.job_id), array_agg(b.error) INTO v_bad_vectors, v_errors
         FROM memory_private._bad_vectors(v_d, v_ids, v_vecs) AS b;
-        IF v_bad IS NOT NULL THEN
-            PERFORM memory_private._fail_each(v_bad, v_errors);
+        v_bad := NULL;
+        IF v_bad_vectors IS NOT NULL THEN
             SELECT array_agg(u.job_id ORDER BY u.job_id), array_agg(u.embedding ORDER BY u.job_id)
             INTO v_ids, v_vecs
             FROM unnest(v_ids, v_vecs) AS u (job_id, embedding)
-            WHERE u.job_id <> ALL (v_bad);
-            CONTINUE WHEN v_ids IS NULL;
+            WHERE u.job_id <> ALL (v_bad_vectors);
+            IF v_ids IS NULL THEN
+                PERFORM memory_private._fail_each(v_bad_vectors, v_errors);
+                CONTINUE;
+            END IF;
         END IF;
 
         IF v_d.distributed THEN
@@ -11924,6 +11962,9 @@ BEGIN
           AND u.job_id <> ALL (coalesce(v_bad, ARRAY[]::bigint[]));
         IF v_left IS NOT NULL THEN
             PERFORM memory_private._unclaim_stale(v_d, v_left);
+        END IF;
+        IF v_bad_vectors IS NOT NULL THEN
+            PERFORM memory_private._fail_each(v_bad_vectors, v_errors);
         END IF;
     END LOOP;
     RETURN v_total;
@@ -12018,7 +12059,7 @@ COMMENT ON FUNCTION memory.extend_claims(bigint[], interval) IS
 'released meanwhile, or claimed again by someone else (their id changed), or of a domain the '
 'caller may not write, are not touched. lease: at most 1 day; at most 100,000 job ids (54000). '
 'Returns the number of leases extended.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:51_queue_claim.sql', '51_queue_claim.sql', '2cf987ade076743f3e1ffe3feb1ab7051fd7516311ac2737c3ecc0c9ba52a326', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:51_queue_claim.sql', '51_queue_claim.sql', '834f1c908a0adee07ea1bc3c6c6739e9aecb8e176e882ea1b8b106bed62e4b52', 'repeatable'); END $pgmemo$;
 -- sql/60_diagnostics.sql
 -- Diagnostics, part 1: the views embedding_coverage, vector_indexes and queue_status, the
 -- helpers memory.diagnose() shares with them (61_diagnose.sql; the index helpers live in

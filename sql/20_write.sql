@@ -435,10 +435,16 @@ BEGIN
                   HINT = 'Delete them in the application''s table, or use memory.forget_many.';
     END IF;
     -- A DELETE, not a TRUNCATE: readers and writers keep going (no ACCESS EXCLUSIVE lock), a
-    -- row inserted concurrently survives with its job, and the delete trigger dequeues.
-    EXECUTE format($sql$
+    -- row inserted concurrently survives with its job, and the delete trigger dequeues. The rows
+    -- locked in id order first, as every writer of several rows locks them (a plain DELETE
+    -- locked them in the table's physical order and deadlocked with a worker's completion;
+    -- stop 36's review); Citus refuses FOR UPDATE over shards: there a plain DELETE.
+    EXECUTE format(CASE WHEN v_d.distributed THEN $sql$
         DELETE FROM %1$s AS t
-    $sql$, memory_private._relation(v_d, true));
+    $sql$ ELSE $sql$
+        DELETE FROM %1$s AS t
+        WHERE t.id IN (SELECT l.id FROM %1$s AS l ORDER BY l.id FOR UPDATE)
+    $sql$ END, memory_private._relation(v_d, true));
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_d.distributed THEN
         -- Citus: no dequeue trigger on the shards; the domain's (and a re-embed's) jobs go.

@@ -41,6 +41,9 @@ DECLARE
     v_max integer := memory_private._setting('pgmemo.max_attempts', 5)::integer;
     v_count integer;
 BEGIN
+    -- (the jobs locked in job order, skipping one another transaction holds: a writer's trigger
+    -- setting it back to pending, or another sweep; waiting for it deadlocked with a writer
+    -- changing two of the batch's rows, stop 36's review)
     UPDATE memory_private.embedding_queue AS q
     SET attempts = q.attempts + 1,
         status = CASE WHEN q.attempts + 1 >= v_max THEN 'dead' ELSE 'pending' END,
@@ -49,7 +52,12 @@ BEGIN
         claimed_by = NULL, claimed_at = NULL, lease_until = NULL,
         updated_at = now()
     FROM unnest(job_ids, errors) AS f (job_id, error)
-    WHERE q.job_id = f.job_id AND q.status = 'claimed';
+    WHERE q.job_id = f.job_id AND q.job_id IN (
+        SELECT l.job_id FROM memory_private.embedding_queue AS l
+        WHERE l.job_id = ANY (job_ids) AND l.status = 'claimed'
+        ORDER BY l.job_id
+        FOR UPDATE SKIP LOCKED
+    );
     GET DIAGNOSTICS v_count = ROW_COUNT;
     RETURN v_count;
 END;
@@ -117,10 +125,16 @@ AS $$
 DECLARE
     v_count integer;
 BEGIN
+    -- (skipping a job another transaction holds, as _fail_each does)
     UPDATE memory_private.embedding_queue AS q
     SET status = 'pending', run_after = now(), claimed_by = NULL, claimed_at = NULL,
         lease_until = NULL, updated_at = now()
-    WHERE q.job_id = ANY (memory_private._writable_jobs(job_ids)) AND q.status = 'claimed';
+    WHERE q.job_id IN (
+        SELECT l.job_id FROM memory_private.embedding_queue AS l
+        WHERE l.job_id = ANY (memory_private._writable_jobs(job_ids)) AND l.status = 'claimed'
+        ORDER BY l.job_id
+        FOR UPDATE SKIP LOCKED
+    );
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_count > 0 THEN
         PERFORM pg_notify('memory_embedding_queue', '');
@@ -181,6 +195,10 @@ BEGIN
               AND NOT EXISTS (
                   SELECT FROM memory_private.embedding_queue AS j
                   WHERE j.domain = $1 AND j.row_id = t.%2$I::text)
+            -- nor a row a writer holds: its trigger queues it, and the insert would wait for
+            -- that writer's job while run_maintenance holds the jobs it released, which the
+            -- writer may wait for next (a deadlock; stop 36's review)
+            FOR SHARE OF t SKIP LOCKED
             ON CONFLICT (domain, row_id) DO NOTHING
             RETURNING job_id
         )
@@ -304,9 +322,16 @@ BEGIN
     IF domain IS NOT NULL THEN
         PERFORM memory_private._domain(domain);
     END IF;
+    -- (skipping a job another transaction holds, as _fail_each does: a writer's trigger
+    -- gives it fresh attempts anyway)
     UPDATE memory_private.embedding_queue AS q
     SET status = 'pending', attempts = 0, run_after = now(), updated_at = now()
-    WHERE q.status = 'dead' AND (requeue_dead.domain IS NULL OR q.domain = requeue_dead.domain);
+    WHERE q.job_id IN (
+        SELECT l.job_id FROM memory_private.embedding_queue AS l
+        WHERE l.status = 'dead' AND (requeue_dead.domain IS NULL OR l.domain = requeue_dead.domain)
+        ORDER BY l.job_id
+        FOR UPDATE SKIP LOCKED
+    );
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_count > 0 THEN
         PERFORM pg_notify('memory_embedding_queue', coalesce(domain, ''));

@@ -380,6 +380,7 @@ DECLARE
     v_ids bigint[];
     v_vecs embeddings%TYPE;
     v_bad bigint[];
+    v_bad_vectors bigint[];
     v_errors text[];
     v_done bigint[];
     v_left bigint[];
@@ -421,15 +422,21 @@ BEGIN
             CONTINUE;
         END;
 
-        SELECT array_agg(b.job_id), array_agg(b.error) INTO v_bad, v_errors
+        -- A bad vector fails its job once the good ones' rows are written: the lock order is
+        -- rows, then jobs (failing it first held its job while the writes waited for a row a
+        -- writer held, the writer waiting for that job: a deadlock; stop 36's review).
+        SELECT array_agg(b.job_id), array_agg(b.error) INTO v_bad_vectors, v_errors
         FROM memory_private._bad_vectors(v_d, v_ids, v_vecs) AS b;
-        IF v_bad IS NOT NULL THEN
-            PERFORM memory_private._fail_each(v_bad, v_errors);
+        v_bad := NULL;
+        IF v_bad_vectors IS NOT NULL THEN
             SELECT array_agg(u.job_id ORDER BY u.job_id), array_agg(u.embedding ORDER BY u.job_id)
             INTO v_ids, v_vecs
             FROM unnest(v_ids, v_vecs) AS u (job_id, embedding)
-            WHERE u.job_id <> ALL (v_bad);
-            CONTINUE WHEN v_ids IS NULL;
+            WHERE u.job_id <> ALL (v_bad_vectors);
+            IF v_ids IS NULL THEN
+                PERFORM memory_private._fail_each(v_bad_vectors, v_errors);
+                CONTINUE;
+            END IF;
         END IF;
 
         IF v_d.distributed THEN
@@ -476,6 +483,9 @@ BEGIN
           AND u.job_id <> ALL (coalesce(v_bad, ARRAY[]::bigint[]));
         IF v_left IS NOT NULL THEN
             PERFORM memory_private._unclaim_stale(v_d, v_left);
+        END IF;
+        IF v_bad_vectors IS NOT NULL THEN
+            PERFORM memory_private._fail_each(v_bad_vectors, v_errors);
         END IF;
     END LOOP;
     RETURN v_total;
