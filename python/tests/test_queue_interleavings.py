@@ -15,29 +15,13 @@ import pytest
 from fake_provider import fake_vector
 from helpers import one
 from pgmemo.client import MemoryStore, as_vector
-from test_queue_concurrency import Session, wait_until, waiting
+from test_queue_concurrency import Session, sessions, wait_until, waiting  # noqa: F401
 
 DIM = 8
 
 
 def vec(text: str) -> str:
     return as_vector(fake_vector(text, DIM))
-
-
-@pytest.fixture
-def sessions(dsn):
-    opened: list[Session] = []
-
-    def make() -> Session:
-        s = Session(dsn)
-        opened.append(s)
-        return s
-    yield make
-    for s in opened:
-        try:
-            s.conn.close()
-        except Exception:  # noqa: BLE001
-            pass
 
 
 def finished_or_waiting(conn, s: Session) -> bool:
@@ -197,19 +181,9 @@ def test_run_maintenance_and_a_multi_row_writer_do_not_deadlock(
     claimed = conn.execute("SELECT * FROM memory.claim_embedding_jobs(1, 'dead worker', "
                            "'1 microsecond', only_domain => 'mw')").fetchall()
     assert [c["row_id"] for c in claimed] == ["x"]
-    maint, writer = sessions(), sessions()
-    writer.run("BEGIN")
-    writer.run("SELECT memory.update('mw', 'r', content => 'unseen, edited')")  # queues r
-    maint.start("SELECT memory.run_maintenance() AS r")
-    wait_until(lambda: finished_or_waiting(conn, maint), what="maintenance to finish or wait")
-    writer.start("SELECT memory.update('mw', 'x', content => 'leased, edited') AS ok")
-    wait_until(lambda: finished_or_waiting(conn, writer), what="the writer to finish or wait")
-    writer.join()
-    if writer.error is None:
-        writer.run("COMMIT")
-    else:
-        writer.conn.rollback()
-    maint.join()
+    # the writer edits r first (queueing it), then x, whose job maintenance released
+    maint, writer = writer_in_opposite_order(conn, sessions, "mw", "x", "r",
+                                             "SELECT memory.run_maintenance() AS r")
     assert_no_deadlock(maint, writer)
 
 
