@@ -32,6 +32,22 @@ $$;
 -- Only claimed jobs count (re-checked under the row lock): a late failure for a job whose lease
 -- was already released, that a newer claim holds (its id changed), or that is dead, does
 -- nothing. content_md5 is kept, so a late completion of the same content can still be written.
+-- The jobs of job_ids that are claimed, locked in job order, skipping any another transaction
+-- holds (a writer's trigger setting it back to pending, a completion, a sweep): a statement that
+-- changes claimed jobs after the rows' writers must never wait for one (waiting deadlocked with a
+-- writer changing two of a batch's rows; stop 36's review). The one place of that rule:
+-- _fail_each, release_claims, extend_claims.
+CREATE OR REPLACE FUNCTION memory_private._lock_claimed(job_ids bigint[])
+RETURNS SETOF bigint
+LANGUAGE sql
+SET search_path FROM CURRENT
+AS $$
+    SELECT l.job_id FROM memory_private.embedding_queue AS l
+    WHERE l.job_id = ANY (job_ids) AND l.status = 'claimed'
+    ORDER BY l.job_id
+    FOR UPDATE SKIP LOCKED
+$$;
+
 CREATE OR REPLACE FUNCTION memory_private._fail_each(job_ids bigint[], errors text[])
 RETURNS integer
 LANGUAGE plpgsql
@@ -41,9 +57,6 @@ DECLARE
     v_max integer := memory_private._setting('pgmemo.max_attempts', 5)::integer;
     v_count integer;
 BEGIN
-    -- (the jobs locked in job order, skipping one another transaction holds: a writer's trigger
-    -- setting it back to pending, or another sweep; waiting for it deadlocked with a writer
-    -- changing two of the batch's rows, stop 36's review)
     UPDATE memory_private.embedding_queue AS q
     SET attempts = q.attempts + 1,
         status = CASE WHEN q.attempts + 1 >= v_max THEN 'dead' ELSE 'pending' END,
@@ -52,12 +65,7 @@ BEGIN
         claimed_by = NULL, claimed_at = NULL, lease_until = NULL,
         updated_at = now()
     FROM unnest(job_ids, errors) AS f (job_id, error)
-    WHERE q.job_id = f.job_id AND q.job_id IN (
-        SELECT l.job_id FROM memory_private.embedding_queue AS l
-        WHERE l.job_id = ANY (job_ids) AND l.status = 'claimed'
-        ORDER BY l.job_id
-        FOR UPDATE SKIP LOCKED
-    );
+    WHERE q.job_id = f.job_id AND q.job_id IN (SELECT memory_private._lock_claimed(job_ids));
     GET DIAGNOSTICS v_count = ROW_COUNT;
     RETURN v_count;
 END;
@@ -114,8 +122,8 @@ COMMENT ON FUNCTION memory.fail_embedding_jobs(bigint[], text) IS
 'Record a failed attempt for these jobs with its error: exponential backoff with jitter '
 '(pgmemo.retry_base_seconds, pgmemo.retry_max_seconds), dead after pgmemo.max_attempts (default 5). '
 'Dead jobs are kept with last_error and come back with requeue_dead. Only jobs still claimed '
-'under these ids, of domains the caller may write, count (at most 100,000 ids). Returns jobs '
-'touched.';
+'under these ids, of domains the caller may write, count (at most 100,000 ids); one another '
+'transaction is changing right now (its row''s writer) is left to it. Returns jobs touched.';
 
 CREATE OR REPLACE FUNCTION memory.release_claims(job_ids bigint[])
 RETURNS integer
@@ -125,16 +133,11 @@ AS $$
 DECLARE
     v_count integer;
 BEGIN
-    -- (skipping a job another transaction holds, as _fail_each does)
     UPDATE memory_private.embedding_queue AS q
     SET status = 'pending', run_after = now(), claimed_by = NULL, claimed_at = NULL,
         lease_until = NULL, updated_at = now()
     WHERE q.job_id IN (
-        SELECT l.job_id FROM memory_private.embedding_queue AS l
-        WHERE l.job_id = ANY (memory_private._writable_jobs(job_ids)) AND l.status = 'claimed'
-        ORDER BY l.job_id
-        FOR UPDATE SKIP LOCKED
-    );
+        SELECT memory_private._lock_claimed(memory_private._writable_jobs(job_ids)));
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_count > 0 THEN
         PERFORM pg_notify('memory_embedding_queue', '');
@@ -145,8 +148,9 @@ $$;
 
 COMMENT ON FUNCTION memory.release_claims(bigint[]) IS
 'Give claimed jobs back to the queue at once, without counting an attempt (a worker shutting '
-'down before it embedded them). Jobs of domains the caller may not write are not touched; at '
-'most 100,000 ids. Returns the number of jobs released.';
+'down before it embedded them). Jobs of domains the caller may not write, and one another '
+'transaction is changing right now, are not touched; at most 100,000 ids. Returns the number '
+'of jobs released.';
 
 CREATE OR REPLACE FUNCTION memory.queue_counts(domain text DEFAULT NULL)
 RETURNS TABLE (ready bigint, waiting bigint, claimed bigint, dead bigint)
@@ -322,7 +326,7 @@ BEGIN
     IF domain IS NOT NULL THEN
         PERFORM memory_private._domain(domain);
     END IF;
-    -- (skipping a job another transaction holds, as _fail_each does: a writer's trigger
+    -- (skipping a job another transaction holds, as _lock_claimed does: a writer's trigger
     -- gives it fresh attempts anyway)
     UPDATE memory_private.embedding_queue AS q
     SET status = 'pending', attempts = 0, run_after = now(), updated_at = now()

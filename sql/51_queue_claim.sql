@@ -558,17 +558,12 @@ DECLARE
 BEGIN
     PERFORM memory_private._check_lease(lease);
     -- A job being completed right now (locked by its worker's completion) needs no extension:
-    -- skip it rather than wait for it (and lock the rest in job order). Only jobs of domains
-    -- the caller may write (memory_private._writable_jobs).
+    -- skip it rather than wait for it (_lock_claimed). Only jobs of domains the caller may
+    -- write (memory_private._writable_jobs).
     UPDATE memory_private.embedding_queue AS q
     SET lease_until = greatest(q.lease_until, now() + lease)
-    FROM (
-        SELECT x.job_id FROM memory_private.embedding_queue AS x
-        WHERE x.job_id = ANY (memory_private._writable_jobs(job_ids)) AND x.status = 'claimed'
-        ORDER BY x.job_id
-        FOR UPDATE SKIP LOCKED
-    ) AS e
-    WHERE q.job_id = e.job_id;
+    WHERE q.job_id IN (
+        SELECT memory_private._lock_claimed(memory_private._writable_jobs(job_ids)));
     GET DIAGNOSTICS v_count = ROW_COUNT;
     RETURN v_count;
 END;

@@ -149,6 +149,13 @@ def _every_function_works(dsn: str, vschema: str) -> None:
                          ([j["job_id"] for j in jobs], [as_vector([0.5, 0.5, 0.0])] * len(jobs))).fetchone()
         assert list(done.values())[0] == len(jobs)
         c.execute("SELECT memory.fail_embedding_jobs(ARRAY[]::bigint[], 'x')")
+        # stop 36: the queue's statements that skip a job another transaction holds
+        c.execute("SELECT memory.store_many('notes', ARRAY['to fail', 'to release'])")
+        jobs = [r["job_id"] for r in c.execute(
+            "SELECT job_id FROM memory.claim_embedding_jobs(2, 'w', only_domain => 'notes')")]
+        assert c.execute("SELECT memory.fail_embedding_jobs(%s, 'x') AS n",
+                         (jobs[:1],)).fetchone()["n"] == 1
+        assert c.execute("SELECT memory.release_claims(%s) AS n", (jobs[1:],)).fetchone()["n"] == 1
         c.execute("SELECT memory.enqueue_missing()")
         c.execute("SELECT memory.requeue_dead()")
         c.execute("SELECT memory.release_expired_claims()")
@@ -163,6 +170,10 @@ def _every_function_works(dsn: str, vschema: str) -> None:
         c.execute("INSERT INTO public.app_docs VALUES (1, 'adopted row', NULL)")
         c.execute("SELECT memory.adopt_table('docs', 'public.app_docs', 'id', 'body', 'emb')")
         assert c.execute("SELECT count(*) AS n FROM memory.search_text('docs', 'adopted')").fetchone()["n"] == 1
+        # the application's own write, through pgmemo's definer triggers and their column guard
+        c.execute("INSERT INTO public.app_docs VALUES (2, 'written by the application', NULL)")
+        assert c.execute("SELECT count(*) AS n FROM memory.search_text('docs', 'application')"
+                         ).fetchone()["n"] == 1
         c.execute("SELECT memory.begin_reembed('docs', 'model-2', 3)")
         c.execute("SELECT memory.cancel_reembed('docs')")
         c.execute("SELECT memory.import_rows('notes', ARRAY['i1'], ARRAY['imported'])")

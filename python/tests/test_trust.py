@@ -535,6 +535,12 @@ CREATE OPERATOR extensions./ (LEFTARG = numeric, RIGHTARG = numeric, FUNCTION = 
 CREATE FUNCTION extensions.replace(a text, b text, c text) RETURNS text LANGUAGE plpgsql AS $$
     BEGIN INSERT INTO extensions.ran VALUES (current_user, 'replace(text, text, text)');
     RETURN pg_catalog.replace(a, b, c); END $$;
+-- stop 36: the text statistics' count of writes over a partition tree
+CREATE FUNCTION extensions.pg_partition_tree(r regclass)
+RETURNS TABLE (relid regclass, parentrelid regclass, isleaf boolean, level integer)
+LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO extensions.ran VALUES (current_user, 'pg_partition_tree(regclass)');
+    RETURN QUERY SELECT * FROM pg_catalog.pg_partition_tree(r); END $$;
 """
 
 
@@ -574,6 +580,7 @@ def test_better_matching_overloads_in_pgvector_schema_never_run(dsn_ext, roles):
                     "1::numeric / 2::numeric")
         eve.execute("SELECT array_agg(x), sum(x), sum(x::bigint) FROM unnest(ARRAY[1, 2]) AS u (x)")
         eve.execute("SELECT * FROM unnest(ARRAY[1.5]::real[])")
+        eve.execute("SELECT * FROM pg_partition_tree('extensions.ran')")
         seen = {r["what"] for r in owner.execute("SELECT what FROM extensions.ran").fetchall()}
         assert {"cardinality(text[])", "format(text, name, name)", "unnest(text[])",
                 "pg_column_size(vector)", "array_position(text[], text)",
@@ -584,7 +591,8 @@ def test_better_matching_overloads_in_pgvector_schema_never_run(dsn_ext, roles):
                 "string_agg(text, text)", "#>(jsonb, text[])", "@@(tsvector, tsquery)",
                 "||(numeric, text)", "cardinality(real[])", "unnest(integer[])",
                 "unnest(real[])", "array_agg(integer)", "sum(integer)", "sum(bigint)",
-                "/(numeric, numeric)", "replace(text, text, text)"} <= seen
+                "/(numeric, numeric)", "replace(text, text, text)",
+                "pg_partition_tree(regclass)"} <= seen
         owner.execute("TRUNCATE extensions.ran")
         # the calls a reader and a writer make
         eve.execute("RESET search_path")
@@ -643,6 +651,23 @@ def test_better_matching_overloads_in_pgvector_schema_never_run(dsn_ext, roles):
         details = [r["detail"] for r in eve.execute("SELECT * FROM memory.diagnose('plain')")
                    .fetchall() if r["check_name"] == "no_live_worker"]
         assert details and details[0].startswith("1 job waits for an embedding"), details
+        # stop 36's paths: the text statistics' staleness (_text_writes over a partition tree)
+        # and the sweep that skips rows a writer holds, in run_maintenance; grants by role OID;
+        # the queue's statements that skip a job another transaction holds (_lock_claimed)
+        owner.execute("SELECT memory.store_many('plain', ARRAY(SELECT 'more ' || i "
+                      "FROM generate_series(1, 60) AS i))")
+        owner.execute("SELECT pg_stat_force_next_flush()")
+        owner.execute("SELECT memory.run_maintenance()")
+        owner.execute("SELECT memory.refresh_text_stats()")
+        owner.execute(f"SELECT memory.grant_domain('plain', '{name}', 'read')")
+        owner.execute(f"SELECT memory.revoke_domain('plain', '{name}', 'read')")
+        jobs = [r["job_id"] for r in owner.execute(
+            "SELECT job_id FROM memory.claim_embedding_jobs(4, 'w', only_domain => 'plain')")]
+        assert len(jobs) == 4
+        owner.execute("SELECT memory.extend_claims(%s)", (jobs[:1],))
+        owner.execute("SELECT memory.fail_embedding_jobs(%s, 'x')", (jobs[1:2],))
+        owner.execute("SELECT memory.release_claims(%s)", (jobs[2:],))
+        owner.execute("SELECT memory.requeue_dead('plain')")
         eve.execute("SELECT * FROM memory.domains")
         eve.execute("SELECT * FROM memory.embedding_coverage")
         ran = owner.execute("SELECT who, what FROM extensions.ran").fetchall()
@@ -661,7 +686,7 @@ def test_better_matching_overloads_in_pgvector_schema_never_run(dsn_ext, roles):
         for fn in ["plant_arr(integer[], integer)", "plant_isum(bigint, integer)",
                    "plant_bsum(numeric, bigint)", "plant_div(numeric, numeric)",
                    "cardinality(real[])", "unnest(integer[])", "unnest(real[])",
-                   "replace(text, text, text)"]:
+                   "replace(text, text, text)", "pg_partition_tree(regclass)"]:
             owner.execute(f"DROP FUNCTION IF EXISTS extensions.{fn}")
         for fn in ["plant_agg(text, text, text)", "plant_path(jsonb, text[])",
                    "plant_cat(numeric, text)",
