@@ -11125,13 +11125,15 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
+    v_ids bigint[];
     v_count integer;
 BEGIN
+    -- (the ids checked first, bound included, whatever the queue holds)
+    v_ids := memory_private._writable_jobs(job_ids);
     UPDATE memory_private.embedding_queue AS q
     SET status = 'pending', run_after = now(), claimed_by = NULL, claimed_at = NULL,
         lease_until = NULL, updated_at = now()
-    WHERE q.job_id IN (
-        SELECT memory_private._lock_claimed(memory_private._writable_jobs(job_ids)));
+    WHERE q.job_id IN (SELECT memory_private._lock_claimed(v_ids));
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_count > 0 THEN
         PERFORM pg_notify('memory_embedding_queue', '');
@@ -11479,7 +11481,7 @@ $$;
 COMMENT ON FUNCTION memory.schedule_maintenance(text) IS
 'Register memory.run_maintenance() with pg_cron under the job name pgmemo-maintenance '
 '(re-scheduling replaces it). Error 0A000 when pg_cron is not installed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '1980760e3b5db784920ea0013607fb2d2a8c6a8ffd5bc0e3b8def6e592018d65', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', 'ecc41c1fdc105b0df12648e6f29ad4bcc1aa2a46e95a8cd19540ccabb2fdfa5d', 'repeatable'); END $pgmemo$;
 -- sql/51_queue_claim.sql
 -- Claiming and completing embedding jobs, set-based: one statement per domain per batch for
 -- the claim, a few for the completion (memory_private._claim_sql, _complete_sql: one template
@@ -12037,16 +12039,17 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
+    v_ids bigint[];
     v_count integer;
 BEGIN
     PERFORM memory_private._check_lease(lease);
     -- A job being completed right now (locked by its worker's completion) needs no extension:
     -- skip it rather than wait for it (_lock_claimed). Only jobs of domains the caller may
     -- write (memory_private._writable_jobs).
+    v_ids := memory_private._writable_jobs(job_ids);  -- (checked first, bound included)
     UPDATE memory_private.embedding_queue AS q
     SET lease_until = greatest(q.lease_until, now() + lease)
-    WHERE q.job_id IN (
-        SELECT memory_private._lock_claimed(memory_private._writable_jobs(job_ids)));
+    WHERE q.job_id IN (SELECT memory_private._lock_claimed(v_ids));
     GET DIAGNOSTICS v_count = ROW_COUNT;
     RETURN v_count;
 END;
@@ -12058,7 +12061,7 @@ COMMENT ON FUNCTION memory.extend_claims(bigint[], interval) IS
 'released meanwhile, or claimed again by someone else (their id changed), or of a domain the '
 'caller may not write, are not touched. lease: at most 1 day; at most 100,000 job ids (54000). '
 'Returns the number of leases extended.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:51_queue_claim.sql', '51_queue_claim.sql', '155922ab258956e0f81b0c5d5e105e9a056c7d5e8b2d128c705e811d02075e63', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:51_queue_claim.sql', '51_queue_claim.sql', '0e08f3421a08fb3bb99346802a0664fbb070b0404a7b86013e0ae89623cbb97d', 'repeatable'); END $pgmemo$;
 -- sql/60_diagnostics.sql
 -- Diagnostics, part 1: the views embedding_coverage, vector_indexes and queue_status, the
 -- helpers memory.diagnose() shares with them (61_diagnose.sql; the index helpers live in

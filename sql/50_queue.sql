@@ -131,13 +131,15 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
+    v_ids bigint[];
     v_count integer;
 BEGIN
+    -- (the ids checked first, bound included, whatever the queue holds)
+    v_ids := memory_private._writable_jobs(job_ids);
     UPDATE memory_private.embedding_queue AS q
     SET status = 'pending', run_after = now(), claimed_by = NULL, claimed_at = NULL,
         lease_until = NULL, updated_at = now()
-    WHERE q.job_id IN (
-        SELECT memory_private._lock_claimed(memory_private._writable_jobs(job_ids)));
+    WHERE q.job_id IN (SELECT memory_private._lock_claimed(v_ids));
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_count > 0 THEN
         PERFORM pg_notify('memory_embedding_queue', '');

@@ -554,16 +554,17 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
+    v_ids bigint[];
     v_count integer;
 BEGIN
     PERFORM memory_private._check_lease(lease);
     -- A job being completed right now (locked by its worker's completion) needs no extension:
     -- skip it rather than wait for it (_lock_claimed). Only jobs of domains the caller may
     -- write (memory_private._writable_jobs).
+    v_ids := memory_private._writable_jobs(job_ids);  -- (checked first, bound included)
     UPDATE memory_private.embedding_queue AS q
     SET lease_until = greatest(q.lease_until, now() + lease)
-    WHERE q.job_id IN (
-        SELECT memory_private._lock_claimed(memory_private._writable_jobs(job_ids)));
+    WHERE q.job_id IN (SELECT memory_private._lock_claimed(v_ids));
     GET DIAGNOSTICS v_count = ROW_COUNT;
     RETURN v_count;
 END;
