@@ -6684,9 +6684,12 @@ DECLARE
     v_sel double precision;
     v_needed double precision;
     v_default_ef integer;
-    -- what the plan depends on: the table, the filter, k, the caller's ef_search and the session's
+    -- what the plan depends on: the table, the filter, k, the caller's ef_search and the
+    -- session's; and who asks (the session's role and its SET ROLE): a pooled session that
+    -- switches roles never hands one role's entry (its filter's counts) to another
     v_key text := md5(concat_ws(' ', d.table_schema, d.table_name, predicate, params::text, k,
-        ef_search, current_setting('hnsw.ef_search', true)));
+        ef_search, current_setting('hnsw.ef_search', true), session_user,
+        current_setting('role')));
     v_cached text[];
     v_now double precision := extract(epoch FROM clock_timestamp());
     v_limit bigint;
@@ -6827,7 +6830,7 @@ BEGIN
     RETURN saved;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:34_search_plan.sql', '34_search_plan.sql', '4bad02b7b81bbbca9164cf154bf38f89046bd948b529b0ebc38c3262624c3bdb', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:34_search_plan.sql', '34_search_plan.sql', '583a06c1825024c6937168c000e27f6b2565f1883b6e8ce59b0c86d04f832d6c', 'repeatable'); END $pgmemo$;
 -- sql/35_filter_api.sql
 -- The filter language's public functions besides the searches: memory.count (rows matching a
 -- filter) and memory.create_metadata_index (the btree expression indexes that the compiled

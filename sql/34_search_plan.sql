@@ -205,9 +205,12 @@ DECLARE
     v_sel double precision;
     v_needed double precision;
     v_default_ef integer;
-    -- what the plan depends on: the table, the filter, k, the caller's ef_search and the session's
+    -- what the plan depends on: the table, the filter, k, the caller's ef_search and the
+    -- session's; and who asks (the session's role and its SET ROLE): a pooled session that
+    -- switches roles never hands one role's entry (its filter's counts) to another
     v_key text := md5(concat_ws(' ', d.table_schema, d.table_name, predicate, params::text, k,
-        ef_search, current_setting('hnsw.ef_search', true)));
+        ef_search, current_setting('hnsw.ef_search', true), session_user,
+        current_setting('role')));
     v_cached text[];
     v_now double precision := extract(epoch FROM clock_timestamp());
     v_limit bigint;

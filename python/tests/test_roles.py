@@ -196,3 +196,29 @@ def test_api_roles_are_bound_by_oid_at_migrate(conn, roles):
     assert _reads_secret(admin_dsn)
     with connect_raw(reader_dsn) as r:
         assert r.execute("SELECT memory.count('later') AS n").fetchone()["n"] == 0
+
+
+def test_a_filtered_searchs_plan_is_never_handed_to_another_role(store, conn, login_role):
+    """memory.search keeps its last filter's plan in the session setting pgmemo.filter_estimate
+    (with the filter's counts). In a pooled session that switches roles (SET ROLE), the entry of
+    one role is never taken by another: the key names who asks."""
+    store.create_domain("pooled", 3)
+    store.store_many([f"row {i}" for i in range(30)], domain="pooled",
+                     embeddings=[[1, i, 0] for i in range(30)],
+                     metadatas=[{"user": "alice" if i % 3 else "bob"} for i in range(30)])
+    a = login_role("memory_reader").split("user=")[-1].split()[0]
+    b = login_role("memory_reader").split("user=")[-1].split()[0]
+
+    def search_as(role: str) -> str:
+        conn.execute(f'SET ROLE "{role}"')
+        try:
+            conn.execute("SELECT count(*) FROM memory.search('pooled', '[1,0,0]', 5, "
+                         "'{\"user\": \"alice\"}')")
+            return conn.execute("SELECT current_setting('pgmemo.filter_estimate') AS e").fetchone()["e"]
+        finally:
+            conn.execute("RESET ROLE")
+
+    first = search_as(a)
+    assert search_as(a) == first  # the same role, within 10 s: its entry taken, not rewritten
+    second = search_as(b)
+    assert second.split()[0] != first.split()[0], "another role took the first role's entry"
