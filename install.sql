@@ -164,7 +164,7 @@ BEGIN
     RETURN set_config('search_path', format('pg_catalog, %I, pg_temp', v_schema), true);
 END;
 $f$;
-DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019', '0020', '0021', '0022', '0023', '0024', '0025', '0026', '0027', '0028', '0029', '0030', '0031', '0032', '0033', '0034', '0035', '0036', '0037', '0038']::text[]); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._check_known_versions(ARRAY['0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008', '0009', '0010', '0011', '0012', '0013', '0014', '0015', '0016', '0017', '0018', '0019', '0020', '0021', '0022', '0023', '0024', '0025', '0026', '0027', '0028', '0029', '0030', '0031', '0032', '0033', '0034', '0035', '0036', '0037', '0038', '0039']::text[]); END $pgmemo$;
 -- migrations/0001_init.sql
 SELECT memory_private._migration_needed('0001', '0001_init.sql', '4b14001cbc6810c2009a1ba27e2fe60b014d4b2d6e0ee8b5a65d577738c482fb', ARRAY[]::text[]) AS pgmemo_apply \gset
 \if :pgmemo_apply
@@ -1481,6 +1481,33 @@ SELECT memory_private._migration_needed('0038', '0038_bm25_review_mends.sql', '7
 -- refresh (the IDF raises N to the df instead: sql/31_bm25.sql), so the third argument is gone.
 DROP FUNCTION IF EXISTS memory_private._bm25_df_sql(text, text, text);
 DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0038', '0038_bm25_review_mends.sql', '7768903dabc7f5fff946a2804e7dbcdbf1be269a68e0d42554dc304d96fbcf9d', 'versioned'); PERFORM memory_private._record_breaking('0038', false); END $pgmemo$;
+\endif
+-- migrations/0039_hybrid_waiting_rows.sql
+SELECT memory_private._migration_needed('0039', '0039_hybrid_waiting_rows.sql', '38187436dbf671768e5621630a1e5e74379441318161bb27a887566761a51c95', ARRAY[]::text[]) AS pgmemo_apply \gset
+\if :pgmemo_apply
+-- 0039_hybrid_waiting_rows (stop 37): the hybrid's text half scores the vector rows and the rows
+-- waiting for their embedding, and no longer reads the postings of the query's rare words for
+-- five more rows (sql/37_search_hybrid.sql). Not breaking: private functions and a column of a
+-- private table, whose users the SQL files make again.
+-- A rare word's df is now text_stats.rare_df (half the least frequency among the common lexemes,
+-- times N), set by each refresh; the existing rows get it here from what they hold.
+ALTER TABLE memory_private.text_stats ADD COLUMN rare_df double precision;
+
+UPDATE memory_private.text_stats AS s
+SET rare_df = (
+    SELECT min(e.value::text::double precision) / 2 * s.documents
+    FROM jsonb_each(s.common_lexemes) AS e
+    WHERE e.key <> ' dl'
+);
+
+-- _text_lexeme_stats gains an OUT column (rare_df): its old shape cannot be replaced in place.
+DROP FUNCTION IF EXISTS memory_private._text_lexeme_stats(memory_private.domains, text[]);
+-- The rare words' rows are gone: their constants and their candidate pick.
+DROP FUNCTION IF EXISTS memory_private._hybrid_text_rows();
+DROP FUNCTION IF EXISTS memory_private._text_rare_candidate_pick(
+    text[], double precision[], tsquery, double precision
+);
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('0039', '0039_hybrid_waiting_rows.sql', '38187436dbf671768e5621630a1e5e74379441318161bb27a887566761a51c95', 'versioned'); PERFORM memory_private._record_breaking('0039', false); END $pgmemo$;
 \endif
 DO $pgmemo$ BEGIN PERFORM memory_private._set_install_search_path(); END $pgmemo$;
 -- sql/00_private_helpers.sql
@@ -4646,13 +4673,14 @@ AS $$
 $$;
 
 -- For the lexemes of a query: N (rows) and avgdl of the domain, and each lexeme's estimated
--- number of rows (frequency * N; NULL: rare, not among the common lexemes). N and avgdl come from
--- the refreshed statistics, else an estimate from at most 1,000 rows (N at least the planner's row
--- count) with no common lexemes.
+-- number of rows (frequency * N; NULL: rare, not among the common lexemes), and rare_df, the
+-- estimate for a rare one (text_stats.rare_df; NULL: none). N and avgdl come from the refreshed
+-- statistics, else an estimate from at most 1,000 rows (N at least the planner's row count) with
+-- no common lexemes.
 CREATE OR REPLACE FUNCTION memory_private._text_lexeme_stats(
     d memory_private.domains, words text[],
     OUT documents double precision, OUT avg_length double precision,
-    OUT est_rows double precision[]
+    OUT est_rows double precision[], OUT rare_df double precision
 )
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
@@ -4663,8 +4691,8 @@ BEGIN
     -- (common_lexemes is stored uncompressed, migration 0015, out of line: #> '{}' returns it
     -- fetched once, and each lookup below is a binary search; the variable alone held the
     -- TOAST pointer, fetched again for every word: 8 words 54 us a call, 22 us so, stop 33)
-    SELECT s.documents, s.avg_length, s.common_lexemes #> '{}'
-    INTO documents, avg_length, v_common
+    SELECT s.documents, s.avg_length, s.common_lexemes #> '{}', s.rare_df
+    INTO documents, avg_length, v_common, rare_df
     FROM memory_private.text_stats AS s WHERE s.domain = d.domain;
     IF FOUND AND documents > 0 THEN
         est_rows := ARRAY(SELECT (v_common ->> w.lexeme)::double precision * documents
@@ -4709,9 +4737,7 @@ $$;
 -- Which lexemes of a query bring candidates in, as an SQL expression over a row per lexeme
 -- (est: its estimated rows, NULL when rare; lexeme; budget): rare ones always; common ones join,
 -- rarest first, while their estimated rows fit the budget. Its one place: _text_candidate_pick
--- (search_text, which also takes the rarest word always: _text_rarest_sql),
--- _text_rare_candidate_pick (the hybrid's general path) and the hybrid's branches (_hybrid_sql)
--- read it from here.
+-- (search_text, which also takes the rarest word always: _text_rarest_sql) reads it from here.
 CREATE OR REPLACE FUNCTION memory_private._text_candidate_rule_sql(
     est text, lexeme text, budget text
 )
@@ -4736,17 +4762,12 @@ $$;
 -- The lexemes of a query that bring candidates in; the others only add to the candidates'
 -- scores with their estimated df (df_estimates: NULL for a candidate, whose df its postings
 -- count). The phrases are candidates too. Candidates as tsqueries (_lexeme_tsquery_sql) and as
--- lexemes (NULL for a phrase). Two functions from one template:
--- * _text_candidate_pick, search_text's: _text_candidate_rule_sql, and the rarest word always
---   (a query of common words still ranks by its rarest; its postings are read up to the call's
---   cap on index rows, in the index's order: serving a rarest word above the cap by its best
---   rows alone instead lost every row when those were deleted and capped the results at 100,
---   stop 36's reviews);
--- * _text_rare_candidate_pick, the hybrid's text half (its general path; its branches splice
---   the same rule): _text_candidate_rule_sql only, so a common word never brings rows by itself
---   (the vector rows are the hybrid's candidates; the text half adds the rows of its rare words:
---   taking the rarest common word too cost a third more instructions a call on the eval's
---   docstrings for the same MRR@10).
+-- lexemes (NULL for a phrase). _text_candidate_pick, search_text's: _text_candidate_rule_sql, and
+-- the rarest word always (a query of common words still ranks by its rarest; its postings are
+-- read up to the call's cap on index rows, in the index's order: serving a rarest word above the
+-- cap by its best rows alone instead lost every row when those were deleted and capped the
+-- results at 100, stop 36's reviews). (The hybrid's text half reads no postings since stop 37:
+-- its candidates are the vector rows and the rows waiting for their embedding.)
 DO $install$
 DECLARE
     v_f record;
@@ -4755,9 +4776,7 @@ BEGIN
         SELECT * FROM (VALUES
             ('_text_candidate_pick', format('(%s OR %s)',
                 memory_private._text_candidate_rule_sql('f.est', 'f.lexeme', 'budget'),
-                memory_private._text_rarest_sql('f.est', 'f.lexeme'))),
-            ('_text_rare_candidate_pick',
-                memory_private._text_candidate_rule_sql('f.est', 'f.lexeme', 'budget'))
+                memory_private._text_rarest_sql('f.est', 'f.lexeme')))
         ) AS x (name, rule)
     LOOP
         EXECUTE format($f$
@@ -5327,9 +5346,12 @@ AS $$
 $$;
 
 -- The text half of memory.search_hybrid (the arguments checked by it): with the vector search's
--- candidates (ids, not empty) on a domain that is not distributed, their BM25 scores plus a few
--- rows of the query's rare words (_bm25_rescore_sql); otherwise (no embedding, no vector hit, or
--- Citus) memory.search_text's ranking of max(2k, 20) rows.
+-- candidates (ids, not empty) on a domain that is not distributed, the BM25 scores of those rows
+-- and of the rows waiting for their embedding (the domain's jobs in the embedding queue, at most
+-- _hybrid_waiting_rows() in id order; _bm25_rescore_sql with no candidate words: the given rows
+-- alone, a word outside the common lexemes at df text_stats.rare_df, as the one statement of
+-- sql/37_search_hybrid.sql does); otherwise (no embedding, no vector hit, or Citus)
+-- memory.search_text's ranking of max(2k, 20) rows.
 CREATE OR REPLACE FUNCTION memory_private._search_text_hybrid(
     d memory_private.domains, query text, ids text[], k integer, filter jsonb, match text
 )
@@ -5344,10 +5366,10 @@ AS $$
 DECLARE
     v_p record;
     v_s record;
-    v_c record;
     v_k record := memory_private._bm25_params();
     v_f record;
-    v_rows record := memory_private._hybrid_text_rows();
+    v_est double precision[];
+    v_ids text[];
 BEGIN
     IF cardinality(ids) IS NULL OR cardinality(ids) = 0 OR d.distributed THEN
         RETURN QUERY SELECT * FROM memory_private._search_text_bm25(d, query,
@@ -5364,20 +5386,25 @@ BEGIN
             USING ERRCODE = '22023';
     END IF;
     SELECT * INTO v_s FROM memory_private._text_lexeme_stats(d, v_p.words);
-    SELECT * INTO v_c
-    FROM memory_private._text_rare_candidate_pick(v_p.words, v_s.est_rows, v_p.phrases,
-        v_rows.rare_rows);
+    v_est := ARRAY(SELECT coalesce(e.est, v_s.rare_df)
+                   FROM unnest(v_s.est_rows) WITH ORDINALITY AS e (est, n) ORDER BY e.n);
+    -- the rows waiting for their embedding (the vector search cannot find them)
+    v_ids := ids || ARRAY(
+        SELECT q.row_id FROM memory_private.embedding_queue AS q
+        WHERE q.domain = d.domain AND q.row_id <> ALL (ids)
+        ORDER BY q.row_id
+        LIMIT memory_private._hybrid_waiting_rows());
     v_f := memory_private._filter_for(d, filter);
     IF v_f.predicate IS NULL THEN
         RETURN QUERY SELECT * FROM memory_private._search_text_hybrid_static(v_p.words,
-            v_s.est_rows, NULL, v_c.candidates, v_p.required, v_s.documents,
-            v_s.avg_length, v_k.k1, v_k.b, k, v_rows.per_lexeme, v_p.qtf,
-            v_c.candidate_lexemes, v_rows.extra, ids, d);
+            v_est, NULL, ARRAY[]::tsquery[], v_p.required, v_s.documents,
+            v_s.avg_length, v_k.k1, v_k.b, k, 0::bigint, v_p.qtf,
+            ARRAY[]::text[], 0, v_ids, d);
     ELSE
         RETURN QUERY EXECUTE memory_private._bm25_rescore_sql(d, coalesce(v_f.predicate, 'true'))
-        USING v_p.words, v_s.est_rows, v_f.params, v_c.candidates, v_p.required,
-            v_s.documents, v_s.avg_length, v_k.k1, v_k.b, k, v_rows.per_lexeme, v_p.qtf,
-            v_c.candidate_lexemes, v_rows.extra, ids;
+        USING v_p.words, v_est, v_f.params, ARRAY[]::tsquery[], v_p.required,
+            v_s.documents, v_s.avg_length, v_k.k1, v_k.b, k, 0::bigint, v_p.qtf,
+            ARRAY[]::text[], 0, v_ids;
     END IF;
 END;
 $$;
@@ -5646,13 +5673,18 @@ BEGIN
         EXECUTE memory_private._text_top_sql(d)
         USING d.domain, v_avg, v_common, memory_private._text_top_rows(), v_k.k1, v_k.b;
     END IF;
+    -- rare_df: the rows of a lexeme outside the common ones, estimated as PostgreSQL's planner
+    -- does (half the least frequency among them; ts_selectivity.c), times N
     INSERT INTO memory_private.text_stats AS s
-        (domain, documents, avg_length, common_lexemes, writes_at_refresh, refreshed_at)
-    VALUES (d.domain, v_docs, v_avg, v_common, memory_private._text_writes(d), now())
+        (domain, documents, avg_length, common_lexemes, writes_at_refresh, refreshed_at, rare_df)
+    VALUES (d.domain, v_docs, v_avg, v_common, memory_private._text_writes(d), now(),
+        (SELECT min(e.value::text::double precision) / 2 * v_docs
+         FROM jsonb_each(v_common) AS e WHERE e.key <> ' dl'))
     ON CONFLICT (domain) DO UPDATE
         SET documents = excluded.documents, avg_length = excluded.avg_length,
             common_lexemes = excluded.common_lexemes,
-            writes_at_refresh = excluded.writes_at_refresh, refreshed_at = excluded.refreshed_at;
+            writes_at_refresh = excluded.writes_at_refresh, refreshed_at = excluded.refreshed_at,
+            rare_df = excluded.rare_df;
 END;
 $$;
 
@@ -5751,7 +5783,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'index reads in full). One refresh of a domain at a time (a second waits). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '11b98ce328f3cf70a56a5be7ba6da7f89a9e2b404e96ca97ee7338ba2a095971', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', 'c254efbde59b10fd716d2e0c8c5c33c2cae0b43c69bc8fff0376bc6a6cd05aed', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.
@@ -7175,33 +7207,87 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.s
 -- score (text_rank; NULL or 0: not a text hit), and their fusion.
 --
 -- The text half does not run a second, independent search: BM25 scores the vector search's own
--- candidates, read from their stored tsvectors, plus the few rows that hold one of the query's
--- rare words (not among the domain's common lexemes, memory_private.text_stats; common ones
--- within a small budget: memory_private._text_candidate_rule_sql), which are what brings in a
--- document the embedding misses; df is frequency * N for a common word and the count
--- of its postings for a rare one (bench/quality.py: MRR@10 within 0.015 of fusing two full
--- searches, at 1.8-2.6x less server CPU; BENCHMARKS.md, "The hybrid's text half as a
--- rescoring").
+-- candidates (k + 6 rows, at least 16, with ef_search 60: _hybrid_vector_rows_sql,
+-- _hybrid_ef_sql), read from their stored tsvectors, plus the rows waiting for their embedding
+-- that hold a word of the query (at most _hybrid_waiting_rows() of the queue's rows), which the
+-- vector search cannot find. df is frequency * N for a common word (memory_private.text_stats)
+-- and, for any other, half the least frequency of the common ones times N (text_stats.rare_df:
+-- PostgreSQL's own estimate for an element outside the most common ones). Measured side by side
+-- with the earlier design, which also read the postings of the query's rare words for five more
+-- rows (BENCHMARKS.md, "Stop 37"): MRR@10 1.067x / 1.038x `search`'s against 1.085x / 1.066x,
+-- at 1.5x / 1.3x `search`'s p50 against 2.0x / 1.7x (documentation sections / docstrings).
 --
 -- Two paths:
 -- * the common case (an embedding, plain words, match 'any', convex fusion, no filter, no
---   with_embeddings, a domain of pgmemo's own with refreshed text statistics): one statement,
---   k-NN, BM25 and the fusion together (memory_private._hybrid_sql, _hybrid_fusion_sql), planned
---   once per session in memory.search_hybrid's branch for the domain;
+--   with_embeddings, a domain of pgmemo's own with refreshed text statistics, and no row of it
+--   in the embedding queue): one statement, k-NN, BM25 and the fusion together
+--   (memory_private._hybrid_sql, _hybrid_fusion_sql), planned once per session in
+--   memory.search_hybrid's branch for the domain;
 -- * otherwise memory_private._hybrid_candidates: memory.search, then
---   memory_private._search_text_hybrid over its rows (sql/31_bm25.sql), fused by the same
---   _hybrid_fusion_sql.
+--   memory_private._search_text_hybrid over its rows and the waiting ones (sql/31_bm25.sql),
+--   fused by the same _hybrid_fusion_sql. With nothing waiting and no filter or syntax it ranks
+--   as the one statement does (pgtap_tests/bm25.sql compares them).
 
--- How many rows the text half adds beyond the vector search's (the best by their rare words'
--- IDF, scored exactly), how many postings of one rare word it reads at most, and the budget of
--- estimated rows common words may bring in (memory_private._text_candidate_rule_sql: a word
--- outside the common lexemes always does; a common word never alone, unlike search_text's).
-CREATE OR REPLACE FUNCTION memory_private._hybrid_text_rows(
-    OUT extra integer, OUT per_lexeme bigint, OUT rare_rows double precision
-)
+-- The vector half's rows for k results, as an SQL expression over k's: k + 6, at least 16 (on the
+-- eval's dev queries 16 lost 0.0003 MRR@10 against 20; BENCHMARKS.md). Spliced into
+-- memory.search_hybrid and made into _hybrid_vector_rows (below) for the general path.
+CREATE OR REPLACE FUNCTION memory_private._hybrid_vector_rows_sql(k text)
+RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$ SELECT 5, 100::bigint, 20::double precision $$;
+AS $$ SELECT format('least(greatest(%s + 6, 16), 1000)', k) $$;
+
+-- The vector half's ef_search before memory.search's clamp to [rows, 1000], as an SQL expression
+-- over the caller's and the domain's rows (text_stats.documents, NULL when unknown): the
+-- caller's, else the session's hnsw.ef_search raised to a thirtieth of the rows, at least 60 and
+-- at most memory.search's 100 (_default_ef_search). A small graph needs a narrower walk for the
+-- same neighbours: on the 505 documentation sections 60 kept MRR@10 where 100 gave it, and cost
+-- 16% of the hybrid's CPU less; on the 3,000 docstrings 60 cost 0.012 (BENCHMARKS.md, "Stop 37").
+CREATE OR REPLACE FUNCTION memory_private._hybrid_ef_sql(ef_search text, documents text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($e$coalesce(%1$s, greatest(
+        coalesce(nullif(pg_catalog.current_setting('hnsw.ef_search', true), '')::integer, 40),
+        least(greatest(coalesce(%2$s, 0) / 30, 60), %3$s)::integer))$e$,
+        ef_search, documents, memory_private._default_ef_search())
+$$;
+
+DO $install$
+BEGIN
+    EXECUTE format($f$
+CREATE OR REPLACE FUNCTION memory_private._hybrid_vector_rows(k integer)
+RETURNS integer
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $body$
+BEGIN
+    RETURN %s;
+END;
+$body$$f$, memory_private._hybrid_vector_rows_sql('k'));
+    EXECUTE format($f$
+CREATE OR REPLACE FUNCTION memory_private._hybrid_ef(ef_search integer, domain text)
+RETURNS integer
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $body$
+BEGIN
+    RETURN %s;
+END;
+$body$$f$, memory_private._hybrid_ef_sql('ef_search',
+        '(SELECT s.documents FROM memory_private.text_stats AS s WHERE s.domain = _hybrid_ef.domain)'));
+END;
+$install$;
+
+-- How many of the domain's jobs in the embedding queue (rows waiting for their embedding) the text
+-- half reads at most, in id order: each is looked up and scored when it holds a word of the
+-- query (a bound on the call's cost while a backlog is embedded).
+CREATE OR REPLACE FUNCTION memory_private._hybrid_waiting_rows()
+RETURNS integer
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 100 $$;
 
 -- The candidates by the general path (any filter, query syntax, match, domain kind).
 CREATE OR REPLACE FUNCTION memory_private._hybrid_candidates(
@@ -7223,8 +7309,10 @@ BEGIN
         SELECT s.*
         -- The lateral call runs only when there is an embedding to search with.
         FROM (SELECT WHERE query_embedding IS NOT NULL) AS guard,
-            LATERAL memory.search(d.domain, query_embedding, least(greatest(k * 2, 20), 1000),
-                filter, ef_search => ef_search, with_embeddings => with_embeddings) AS s
+            LATERAL memory.search(d.domain, query_embedding,
+                memory_private._hybrid_vector_rows(k), filter,
+                ef_search => memory_private._hybrid_ef(ef_search, d.domain),
+                with_embeddings => with_embeddings) AS s
     ),
     t AS (
         SELECT s.*
@@ -7241,11 +7329,10 @@ $$;
 -- The common case's candidates in one statement, for one domain of pgmemo's own, over the
 -- arguments and variables of memory.search_hybrid, in whose branch for the domain it runs (its
 -- template below): query_embedding, v_candidates (the vector rows wanted), v_tsv (the query's
--- tsvector), v_k1 and v_b, v_d (the domain), and the constants of _hybrid_text_rows. The vector
--- rows: _search_sql's k-NN query in its strict-order shape, reading each row's tsvector too (no
--- second lookup by id); the text half:
--- _bm25_rescore_sql's, with the vector rows as the given ids and the rare words as the only
--- candidates.
+-- tsvector), v_k1 and v_b, v_d (the domain). The vector rows: _search_sql's k-NN query in its
+-- strict-order shape, reading each row's tsvector too (no second lookup by id); the text half:
+-- their BM25 scores (_bm25_rescore_sql's, with the vector rows as the given ids; no row waits
+-- for its embedding, or the branch is not taken).
 CREATE OR REPLACE FUNCTION memory_private._hybrid_sql(d memory_private.domains)
 RETURNS text
 LANGUAGE plpgsql STABLE
@@ -7253,8 +7340,6 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     -- (as in _search_sql)
-    v_rows record := memory_private._hybrid_text_rows();  -- (constants in the statement)
-    v_postings record := memory_private._text_postings_source(d, 'true');
     v_similarity text := CASE d.distance
         WHEN 'cosine' THEN '1 - v.distance'
         WHEN 'l2' THEN '1 / (1 + v.distance)'
@@ -7269,69 +7354,34 @@ BEGIN
             WHERE t.embedding IS NOT NULL
             ORDER BY t.embedding %4$s LIMIT v_candidates
         ),
-        -- (each word's estimate computed before q's window orders: sorted with the common
-        -- lexemes still to read, every row carried them, 24 kB at 1,000 lexemes; the common
-        -- lexemes fetched once, #> '{}' in a subquery of its own: the column is a TOAST
-        -- pointer, fetched again for every word looked up: 1.6%% of a small domain's hybrid)
-        qe AS MATERIALIZED (
+        -- (each word's estimate computed in a CTE of its own; the common lexemes fetched once,
+        -- #> '{}' in a subquery of its own: the column is a TOAST pointer, fetched again for
+        -- every word looked up: 1.6%% of a small domain's hybrid)
+        q AS MATERIALIZED (
             SELECT u.lexeme, cardinality(u.positions)::double precision AS qtf,
-                (s.common_lexemes ->> u.lexeme)::double precision * s.documents AS est,
+                coalesce((s.common_lexemes ->> u.lexeme)::double precision * s.documents,
+                    s.rare_df) AS est,
                 s.documents::double precision AS n, s.avg_length AS avgdl
             FROM (
-                SELECT s.common_lexemes #> '{}' AS common_lexemes, s.documents, s.avg_length
+                SELECT s.common_lexemes #> '{}' AS common_lexemes, s.documents, s.avg_length,
+                    s.rare_df
                 FROM memory_private.text_stats AS s
                 WHERE s.domain = v_d.domain
                 OFFSET 0
             ) AS s
             CROSS JOIN unnest(v_tsv::tsvector) AS u
         ),
-        q AS MATERIALIZED (
-            SELECT qe.*, %9$s AS candidate FROM qe
-        ),
-        p AS MATERIALIZED (
-            SELECT q.lexeme, x.id, x.len
-            FROM q
-            CROSS JOIN LATERAL (
-                SELECT t.id, %11$s AS len
-                FROM %10$s AS t
-                WHERE t.content_tsv @@ %12$s
-                LIMIT %7$s
-            ) AS x
-            WHERE q.candidate AND %6$s > 0
-        ),
         w AS MATERIALIZED (
             -- (words: the query's words OR'ed, the scoring's gate)
-            SELECT array_agg(q.lexeme) AS lexemes, %13$s AS words, array_agg(%14$s) AS idf,
+            SELECT array_agg(q.lexeme) AS lexemes, %7$s AS words, array_agg(%8$s) AS idf,
                 max(q.avgdl) AS avgdl
             FROM q
-            -- (a rare word's postings counted only for it: a join with the counts of every
-            -- word built a hash table per call)
-            CROSS JOIN LATERAL (SELECT %15$s AS df) AS x
-        ),
-        top AS MATERIALIZED (
-            SELECT p.id
-            FROM p
-            CROSS JOIN w
-            CROSS JOIN (SELECT greatest(avg(p.len), 1)::double precision AS len FROM p) AS a
-            WHERE p.id NOT IN (SELECT v.id FROM v)
-            GROUP BY p.id
-            ORDER BY sum(w.idf[array_position(w.lexemes, p.lexeme)]
-                / (1 + v_k1 * (1 - v_b + v_b * p.len / a.len))) DESC, p.id
-            LIMIT %6$s
+            CROSS JOIN LATERAL (SELECT %9$s AS df) AS x
         ),
         c AS (
             SELECT v.id, v.content, v.metadata, %3$s AS similarity, v.distance, v.created_at,
                 v.updated_at, v.content_tsv
             FROM v
-            UNION ALL
-            SELECT x.id, x.content, x.metadata, NULL, NULL, x.created_at, x.updated_at,
-                x.content_tsv
-            FROM top
-            -- one primary-key lookup per row (LIMIT 1 keeps it a nested loop: a generic plan
-            -- merge-joined the rows with the whole primary key index)
-            CROSS JOIN LATERAL (
-                SELECT t.* FROM %1$I.%2$I AS t WHERE t.id = top.id LIMIT 1
-            ) AS x
         )
         SELECT c.id, c.content, c.metadata, c.similarity, c.distance,
             CASE WHEN w.lexemes IS NOT NULL THEN s.score END, c.created_at, c.updated_at,
@@ -7339,18 +7389,15 @@ BEGIN
         FROM c
         CROSS JOIN w
         -- (no word of the query: no text score, and no tsvector read)
-        %8$s
+        %6$s
     $q$, d.table_schema, d.table_name, v_similarity,
         memory_private._distance_to_sql(d, 'search_hybrid.query_embedding'),
         memory_private._vector_schema(),
-        v_rows.extra, v_rows.per_lexeme,
         memory_private._bm25_row_score_sql('c.content_tsv', 'w.lexemes', 'w.idf', 'v_k1', 'v_b',
             'w.avgdl', NULL, NULL, 'c.content_tsv @@ w.words'),
-        memory_private._text_candidate_rule_sql('qe.est', 'qe.lexeme', v_rows.rare_rows::text),
-        v_postings.rel, v_postings.len, memory_private._lexeme_tsquery_sql('q.lexeme'),
         memory_private._any_word_tsquery_sql('q.lexeme'),
         memory_private._bm25_idf_sql('q.qtf', 'q.n', 'x.df'),
-        memory_private._bm25_df_sql('q.est', '(SELECT count(*) FROM p WHERE p.lexeme = q.lexeme)'));
+        memory_private._bm25_df_sql('q.est', 'NULL'));
 END;
 $$;
 
@@ -7518,6 +7565,7 @@ DECLARE
     v_set text;
     v_done boolean := false;  -- a branch ran and returned rows
     v_returned bigint;
+    v_docs bigint;
 BEGIN
     -- v_d := memory_private._domain_for(domain, 'read'), spliced
     %2$s
@@ -7545,12 +7593,15 @@ BEGIN
     IF recency_half_life IS NOT NULL OR importance_weight IS NOT NULL THEN
         PERFORM memory_private._check_ranking(recency_half_life, importance_weight);
     END IF;
-    v_candidates := least(greatest(k * 2, 20), 1000);
+    v_candidates := %16$s;  -- memory_private._hybrid_vector_rows(k), spliced
     -- The branches take plain words: no "phrase", no -exclusion, no OR (websearch syntax goes
     -- through _parse_text_query); and convex fusion (rrf's ranks are the general path's).
     v_fast := query_embedding IS NOT NULL AND filter IS NULL AND text_match = 'any'
         AND fusion = 'convex' AND NOT coalesce(with_embeddings, false) AND NOT v_d.distributed
-        AND query !~* %11$L;  -- memory_private._text_syntax_pattern(), spliced
+        AND query !~* %11$L  -- memory_private._text_syntax_pattern(), spliced
+        -- (a row waiting for its embedding: the general path finds it by its words)
+        AND NOT EXISTS (SELECT FROM memory_private.embedding_queue AS q
+                        WHERE q.domain = v_d.domain);
     IF v_fast THEN
         v_tsv := to_tsvector(v_d.text_config, query);
         IF length(v_tsv) > %10$s THEN  -- memory_private._text_max_words(), spliced
@@ -7570,7 +7621,11 @@ BEGIN
         ELSE
             SELECT p.k1, p.b INTO v_k1, v_b FROM memory_private._bm25_params() AS p;
         END IF;
-        v_ef := %5$s;  -- memory_private._search_ef(v_candidates, ef_search), spliced
+        -- the domain's rows (the branches need its statistics: none, no branch)
+        SELECT s.documents INTO v_docs FROM memory_private.text_stats AS s
+        WHERE s.domain = v_d.domain;
+        -- memory_private._search_ef(v_candidates, memory_private._hybrid_ef(ef_search)), spliced
+        v_ef := %5$s;
         %8$s
         IF v_old_iterative <> 'off' THEN
             -- the branches' k-NN is _search_sql's strict-order shape
@@ -7592,7 +7647,8 @@ $template$,
         memory_private._check_k_sql('k'),
         memory_private._check_embedding_sql('v_d.dimension', 'v_d.domain', 'query_embedding',
             '''query_embedding'''),
-        memory_private._search_ef_sql('v_candidates', 'ef_search'),
+        memory_private._search_ef_sql('v_candidates',
+            memory_private._hybrid_ef_sql('ef_search', 'v_docs')),
         coalesce(dispatch, 'NULL;  -- no branches yet: the general path below'),
         memory_private._hybrid_fusion_sql($c$
             SELECT * FROM memory_private._hybrid_candidates(v_d, query, query_embedding, k,
@@ -7600,7 +7656,7 @@ $template$,
         memory_private._branch_settings_sql(false), memory_private._branch_settings_sql(true),
         memory_private._text_max_words(), memory_private._text_syntax_pattern(),
         memory_private._check_text_query_sql('query', 'text_match', $s$'text_match'$s$),
-        memory_private._bm25_unset_sql(), d.k1, d.b)
+        memory_private._bm25_unset_sql(), d.k1, d.b, memory_private._hybrid_vector_rows_sql('k'))
     FROM memory_private._bm25_defaults() AS d
 $def$;
 
@@ -7620,11 +7676,10 @@ BEGIN
     -- (in the order of the names under COLLATE "C": memory_private._dispatch_sql halves them)
     SELECT array_agg(x.domain ORDER BY x.domain COLLATE "C"), array_agg(format($b$
         WHEN %1$L THEN
-            -- (the domain's table and distance as generated, and its text statistics: else the
-            -- general path)
+            -- (the domain's table and distance as generated, and its text statistics, v_docs
+            -- read from them: else the general path)
             IF v_d.table_schema = %3$L AND v_d.table_name = %4$L AND v_d.distance = %5$L
-               AND EXISTS (SELECT FROM memory_private.text_stats AS s
-                           WHERE s.domain = v_d.domain AND s.documents > 0) THEN
+               AND v_docs > 0 THEN
                 RETURN QUERY %2$s;
                 -- (no row: the domain has no embedded row, so no vector candidate; the general
                 -- path then ranks by the words alone, as memory.search_text would)
@@ -7654,10 +7709,13 @@ COMMENT ON FUNCTION memory.search_hybrid(
     text, text, vector, integer, jsonb, double precision, double precision, integer, integer,
     interval, double precision, text, boolean, text
 ) IS
-'Hybrid search, one call: the vector search''s max(2k, 20) nearest rows and their BM25 scores '
+'Hybrid search, one call: the vector search''s k + 6 nearest rows (at least 16; ef_search, '
+'unless given, a thirtieth of the domain''s rows between 60 and 100, or the session''s '
+'hnsw.ef_search when higher) and their BM25 scores '
 '(memory.search_text''s BM25 without its proximity bonus; a word outside the statistics'' common '
-'words counted in at most 100 rows for its IDF), plus a few rows holding a rare word of the query (rows '
-'without an embedding, or that the embedding misses), fused. fusion => ''convex'' (default): '
+'words weighs as one in half as many rows as the least common of them), plus the rows waiting in '
+'the embedding queue (at most 100, in id order) that hold a word of the query, fused. '
+'fusion => ''convex'' (default): '
 'score = (vector_weight * similarity'' + text_weight * rank'') / (vector_weight + text_weight), '
 'each min-max normalised over its list (the vector rows; the rows with a positive BM25 score), '
 '0 when the row is not in that list; fusion => ''rrf'': weighted reciprocal rank fusion, '
@@ -7671,7 +7729,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'importance_weight re-rank as in memory.search, on the fused score scaled to [0, 1]. '
 'similarity is NULL for a row found by its words alone, text_rank for one found by its vector '
 'alone. with_embeddings => true fills the embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', '131935dfefd18c88c21a50268fe4286f7077b7e0c100d774ab6dca828d4d4e6b', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', 'd56e0ea3a4d50e75f5fb0c1a3e016cc598d7fed27d7bfbe695e7a513f72a1fe2', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).

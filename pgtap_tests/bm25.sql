@@ -3,7 +3,7 @@
 -- (not the filtered rows), the web-search syntax in both match modes, the text statistics
 -- (refresh_text_stats, common lexemes from ANALYZE outside the candidate scan), adopted tables.
 BEGIN;
-SELECT plan(90);
+SELECT plan(93);
 
 -- 'simple': no stemming, no stop words, so the lexemes are the words.
 SELECT memory.create_domain('bm', 3, text_config => 'simple');
@@ -312,15 +312,15 @@ SELECT cmp_ok((SELECT rank FROM memory.search_text('com', 'common rare') WHERE i
     'the common word still adds to the score of a candidate');
 SELECT is((SELECT count(*) FROM memory.search_text('com', 'common', 7)), 7::bigint,
     'a query of common words only still ranks by its rarest word');
--- The hybrid's text half brings in rows by one rule (memory_private._text_candidate_rule_sql) on
--- its one-statement branch and on its general path: rare words, common ones within a small
--- budget, never a common word alone (search_text's rarest-word rule is not the hybrid's: its
--- candidates are the vector rows). With no embedded row at all there is no vector candidate,
--- and both rank by the words alone, as search_text does.
+-- The hybrid's text half scores its vector rows and the rows waiting for their embedding (the
+-- domain's jobs in the queue): no word brings rows in by its postings, on its one-statement
+-- branch or its general path (search_text's rarest-word rule is not the hybrid's). With no
+-- embedded row at all there is no vector candidate, and both rank by the words alone, as
+-- search_text does.
 SELECT results_eq(
     $$SELECT id, round(text_rank::numeric, 6) FROM memory.search_hybrid('com', 'common', '[1,0,0]', 5)$$,
     $$SELECT id, round(rank::numeric, 6) FROM memory.search_text('com', 'common', 5)$$,
-    'no embedded row: the hybrid''s branch ranks as search_text does');
+    'no embedded row: the hybrid ranks as search_text does');
 SELECT results_eq(
     $$SELECT id, round(text_rank::numeric, 6) FROM memory.search_hybrid('com', 'common', '[1,0,0]', 5,
         filter => '{}')$$,
@@ -328,8 +328,21 @@ SELECT results_eq(
     'and so does its general path');
 SELECT memory.store('com', 'common common embedded', embedding => '[1,0,0]', id => 'e1');
 SELECT memory.refresh_text_stats('com');
+-- (the rows stored without an embedding wait in the queue: found by their words)
+SELECT is((SELECT count(*) FILTER (WHERE similarity IS NULL AND text_rank > 0)
+           FROM memory.search_hybrid('com', 'common', '[1,0,0]', 5)), 4::bigint,
+    'with a vector row: the rows waiting for their embedding that hold the word come in');
+SELECT ok(EXISTS (SELECT FROM memory.search_hybrid('com', 'common', '[1,0,0]', 5) WHERE id = 'e1'),
+    '... beside the vector row');
+SELECT results_eq(
+    $$SELECT id, round(score::numeric, 6) FROM memory.search_hybrid('com', 'common', '[1,0,0]', 5)$$,
+    $$SELECT id, round(score::numeric, 6) FROM memory.search_hybrid('com', 'common', '[1,0,0]', 5,
+        filter => '{}')$$,
+    '... as on the general path');
+-- Nothing waiting (the jobs gone as if a worker had failed to take them): the branch.
+DELETE FROM memory_private.embedding_queue WHERE domain = 'com';
 SELECT set_eq($$SELECT id FROM memory.search_hybrid('com', 'common', '[1,0,0]', 5)$$,
-    ARRAY['e1'], 'with a vector row: a common word alone brings no text-only row (branch)');
+    ARRAY['e1'], 'nothing waiting: a word alone brings no text-only row (branch)');
 SELECT set_eq($$SELECT id FROM memory.search_hybrid('com', 'common', '[1,0,0]', 5,
         filter => '{}')$$,
     ARRAY['e1'], 'nor on the general path');
@@ -338,7 +351,7 @@ SELECT results_eq(
       FROM memory.search_hybrid('com', 'common word7 word8', '[1,0,0]', 5)$$,
     $$SELECT id, round(score::numeric, 6), round(text_rank::numeric, 6)
       FROM memory.search_hybrid('com', 'common word7 word8', '[1,0,0]', 5, filter => '{}')$$,
-    'rare and common words: the branch brings the rows the general path does');
+    'rare and common words: the branch ranks as the general path does');
 SELECT memory.drop_domain('com');
 SELECT is((SELECT count(*) FROM memory_private.text_top WHERE domain = 'com'), 0::bigint,
     'a dropped domain''s best rows go with it');

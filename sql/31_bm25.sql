@@ -463,13 +463,14 @@ AS $$
 $$;
 
 -- For the lexemes of a query: N (rows) and avgdl of the domain, and each lexeme's estimated
--- number of rows (frequency * N; NULL: rare, not among the common lexemes). N and avgdl come from
--- the refreshed statistics, else an estimate from at most 1,000 rows (N at least the planner's row
--- count) with no common lexemes.
+-- number of rows (frequency * N; NULL: rare, not among the common lexemes), and rare_df, the
+-- estimate for a rare one (text_stats.rare_df; NULL: none). N and avgdl come from the refreshed
+-- statistics, else an estimate from at most 1,000 rows (N at least the planner's row count) with
+-- no common lexemes.
 CREATE OR REPLACE FUNCTION memory_private._text_lexeme_stats(
     d memory_private.domains, words text[],
     OUT documents double precision, OUT avg_length double precision,
-    OUT est_rows double precision[]
+    OUT est_rows double precision[], OUT rare_df double precision
 )
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
@@ -480,8 +481,8 @@ BEGIN
     -- (common_lexemes is stored uncompressed, migration 0015, out of line: #> '{}' returns it
     -- fetched once, and each lookup below is a binary search; the variable alone held the
     -- TOAST pointer, fetched again for every word: 8 words 54 us a call, 22 us so, stop 33)
-    SELECT s.documents, s.avg_length, s.common_lexemes #> '{}'
-    INTO documents, avg_length, v_common
+    SELECT s.documents, s.avg_length, s.common_lexemes #> '{}', s.rare_df
+    INTO documents, avg_length, v_common, rare_df
     FROM memory_private.text_stats AS s WHERE s.domain = d.domain;
     IF FOUND AND documents > 0 THEN
         est_rows := ARRAY(SELECT (v_common ->> w.lexeme)::double precision * documents
@@ -526,9 +527,7 @@ $$;
 -- Which lexemes of a query bring candidates in, as an SQL expression over a row per lexeme
 -- (est: its estimated rows, NULL when rare; lexeme; budget): rare ones always; common ones join,
 -- rarest first, while their estimated rows fit the budget. Its one place: _text_candidate_pick
--- (search_text, which also takes the rarest word always: _text_rarest_sql),
--- _text_rare_candidate_pick (the hybrid's general path) and the hybrid's branches (_hybrid_sql)
--- read it from here.
+-- (search_text, which also takes the rarest word always: _text_rarest_sql) reads it from here.
 CREATE OR REPLACE FUNCTION memory_private._text_candidate_rule_sql(
     est text, lexeme text, budget text
 )
@@ -553,17 +552,12 @@ $$;
 -- The lexemes of a query that bring candidates in; the others only add to the candidates'
 -- scores with their estimated df (df_estimates: NULL for a candidate, whose df its postings
 -- count). The phrases are candidates too. Candidates as tsqueries (_lexeme_tsquery_sql) and as
--- lexemes (NULL for a phrase). Two functions from one template:
--- * _text_candidate_pick, search_text's: _text_candidate_rule_sql, and the rarest word always
---   (a query of common words still ranks by its rarest; its postings are read up to the call's
---   cap on index rows, in the index's order: serving a rarest word above the cap by its best
---   rows alone instead lost every row when those were deleted and capped the results at 100,
---   stop 36's reviews);
--- * _text_rare_candidate_pick, the hybrid's text half (its general path; its branches splice
---   the same rule): _text_candidate_rule_sql only, so a common word never brings rows by itself
---   (the vector rows are the hybrid's candidates; the text half adds the rows of its rare words:
---   taking the rarest common word too cost a third more instructions a call on the eval's
---   docstrings for the same MRR@10).
+-- lexemes (NULL for a phrase). _text_candidate_pick, search_text's: _text_candidate_rule_sql, and
+-- the rarest word always (a query of common words still ranks by its rarest; its postings are
+-- read up to the call's cap on index rows, in the index's order: serving a rarest word above the
+-- cap by its best rows alone instead lost every row when those were deleted and capped the
+-- results at 100, stop 36's reviews). (The hybrid's text half reads no postings since stop 37:
+-- its candidates are the vector rows and the rows waiting for their embedding.)
 DO $install$
 DECLARE
     v_f record;
@@ -572,9 +566,7 @@ BEGIN
         SELECT * FROM (VALUES
             ('_text_candidate_pick', format('(%s OR %s)',
                 memory_private._text_candidate_rule_sql('f.est', 'f.lexeme', 'budget'),
-                memory_private._text_rarest_sql('f.est', 'f.lexeme'))),
-            ('_text_rare_candidate_pick',
-                memory_private._text_candidate_rule_sql('f.est', 'f.lexeme', 'budget'))
+                memory_private._text_rarest_sql('f.est', 'f.lexeme')))
         ) AS x (name, rule)
     LOOP
         EXECUTE format($f$
@@ -1144,9 +1136,12 @@ AS $$
 $$;
 
 -- The text half of memory.search_hybrid (the arguments checked by it): with the vector search's
--- candidates (ids, not empty) on a domain that is not distributed, their BM25 scores plus a few
--- rows of the query's rare words (_bm25_rescore_sql); otherwise (no embedding, no vector hit, or
--- Citus) memory.search_text's ranking of max(2k, 20) rows.
+-- candidates (ids, not empty) on a domain that is not distributed, the BM25 scores of those rows
+-- and of the rows waiting for their embedding (the domain's jobs in the embedding queue, at most
+-- _hybrid_waiting_rows() in id order; _bm25_rescore_sql with no candidate words: the given rows
+-- alone, a word outside the common lexemes at df text_stats.rare_df, as the one statement of
+-- sql/37_search_hybrid.sql does); otherwise (no embedding, no vector hit, or Citus)
+-- memory.search_text's ranking of max(2k, 20) rows.
 CREATE OR REPLACE FUNCTION memory_private._search_text_hybrid(
     d memory_private.domains, query text, ids text[], k integer, filter jsonb, match text
 )
@@ -1161,10 +1156,10 @@ AS $$
 DECLARE
     v_p record;
     v_s record;
-    v_c record;
     v_k record := memory_private._bm25_params();
     v_f record;
-    v_rows record := memory_private._hybrid_text_rows();
+    v_est double precision[];
+    v_ids text[];
 BEGIN
     IF cardinality(ids) IS NULL OR cardinality(ids) = 0 OR d.distributed THEN
         RETURN QUERY SELECT * FROM memory_private._search_text_bm25(d, query,
@@ -1181,20 +1176,25 @@ BEGIN
             USING ERRCODE = '22023';
     END IF;
     SELECT * INTO v_s FROM memory_private._text_lexeme_stats(d, v_p.words);
-    SELECT * INTO v_c
-    FROM memory_private._text_rare_candidate_pick(v_p.words, v_s.est_rows, v_p.phrases,
-        v_rows.rare_rows);
+    v_est := ARRAY(SELECT coalesce(e.est, v_s.rare_df)
+                   FROM unnest(v_s.est_rows) WITH ORDINALITY AS e (est, n) ORDER BY e.n);
+    -- the rows waiting for their embedding (the vector search cannot find them)
+    v_ids := ids || ARRAY(
+        SELECT q.row_id FROM memory_private.embedding_queue AS q
+        WHERE q.domain = d.domain AND q.row_id <> ALL (ids)
+        ORDER BY q.row_id
+        LIMIT memory_private._hybrid_waiting_rows());
     v_f := memory_private._filter_for(d, filter);
     IF v_f.predicate IS NULL THEN
         RETURN QUERY SELECT * FROM memory_private._search_text_hybrid_static(v_p.words,
-            v_s.est_rows, NULL, v_c.candidates, v_p.required, v_s.documents,
-            v_s.avg_length, v_k.k1, v_k.b, k, v_rows.per_lexeme, v_p.qtf,
-            v_c.candidate_lexemes, v_rows.extra, ids, d);
+            v_est, NULL, ARRAY[]::tsquery[], v_p.required, v_s.documents,
+            v_s.avg_length, v_k.k1, v_k.b, k, 0::bigint, v_p.qtf,
+            ARRAY[]::text[], 0, v_ids, d);
     ELSE
         RETURN QUERY EXECUTE memory_private._bm25_rescore_sql(d, coalesce(v_f.predicate, 'true'))
-        USING v_p.words, v_s.est_rows, v_f.params, v_c.candidates, v_p.required,
-            v_s.documents, v_s.avg_length, v_k.k1, v_k.b, k, v_rows.per_lexeme, v_p.qtf,
-            v_c.candidate_lexemes, v_rows.extra, ids;
+        USING v_p.words, v_est, v_f.params, ARRAY[]::tsquery[], v_p.required,
+            v_s.documents, v_s.avg_length, v_k.k1, v_k.b, k, 0::bigint, v_p.qtf,
+            ARRAY[]::text[], 0, v_ids;
     END IF;
 END;
 $$;
@@ -1463,13 +1463,18 @@ BEGIN
         EXECUTE memory_private._text_top_sql(d)
         USING d.domain, v_avg, v_common, memory_private._text_top_rows(), v_k.k1, v_k.b;
     END IF;
+    -- rare_df: the rows of a lexeme outside the common ones, estimated as PostgreSQL's planner
+    -- does (half the least frequency among them; ts_selectivity.c), times N
     INSERT INTO memory_private.text_stats AS s
-        (domain, documents, avg_length, common_lexemes, writes_at_refresh, refreshed_at)
-    VALUES (d.domain, v_docs, v_avg, v_common, memory_private._text_writes(d), now())
+        (domain, documents, avg_length, common_lexemes, writes_at_refresh, refreshed_at, rare_df)
+    VALUES (d.domain, v_docs, v_avg, v_common, memory_private._text_writes(d), now(),
+        (SELECT min(e.value::text::double precision) / 2 * v_docs
+         FROM jsonb_each(v_common) AS e WHERE e.key <> ' dl'))
     ON CONFLICT (domain) DO UPDATE
         SET documents = excluded.documents, avg_length = excluded.avg_length,
             common_lexemes = excluded.common_lexemes,
-            writes_at_refresh = excluded.writes_at_refresh, refreshed_at = excluded.refreshed_at;
+            writes_at_refresh = excluded.writes_at_refresh, refreshed_at = excluded.refreshed_at,
+            rare_df = excluded.rare_df;
 END;
 $$;
 

@@ -3,33 +3,87 @@
 -- score (text_rank; NULL or 0: not a text hit), and their fusion.
 --
 -- The text half does not run a second, independent search: BM25 scores the vector search's own
--- candidates, read from their stored tsvectors, plus the few rows that hold one of the query's
--- rare words (not among the domain's common lexemes, memory_private.text_stats; common ones
--- within a small budget: memory_private._text_candidate_rule_sql), which are what brings in a
--- document the embedding misses; df is frequency * N for a common word and the count
--- of its postings for a rare one (bench/quality.py: MRR@10 within 0.015 of fusing two full
--- searches, at 1.8-2.6x less server CPU; BENCHMARKS.md, "The hybrid's text half as a
--- rescoring").
+-- candidates (k + 6 rows, at least 16, with ef_search 60: _hybrid_vector_rows_sql,
+-- _hybrid_ef_sql), read from their stored tsvectors, plus the rows waiting for their embedding
+-- that hold a word of the query (at most _hybrid_waiting_rows() of the queue's rows), which the
+-- vector search cannot find. df is frequency * N for a common word (memory_private.text_stats)
+-- and, for any other, half the least frequency of the common ones times N (text_stats.rare_df:
+-- PostgreSQL's own estimate for an element outside the most common ones). Measured side by side
+-- with the earlier design, which also read the postings of the query's rare words for five more
+-- rows (BENCHMARKS.md, "Stop 37"): MRR@10 1.067x / 1.038x `search`'s against 1.085x / 1.066x,
+-- at 1.5x / 1.3x `search`'s p50 against 2.0x / 1.7x (documentation sections / docstrings).
 --
 -- Two paths:
 -- * the common case (an embedding, plain words, match 'any', convex fusion, no filter, no
---   with_embeddings, a domain of pgmemo's own with refreshed text statistics): one statement,
---   k-NN, BM25 and the fusion together (memory_private._hybrid_sql, _hybrid_fusion_sql), planned
---   once per session in memory.search_hybrid's branch for the domain;
+--   with_embeddings, a domain of pgmemo's own with refreshed text statistics, and no row of it
+--   in the embedding queue): one statement, k-NN, BM25 and the fusion together
+--   (memory_private._hybrid_sql, _hybrid_fusion_sql), planned once per session in
+--   memory.search_hybrid's branch for the domain;
 -- * otherwise memory_private._hybrid_candidates: memory.search, then
---   memory_private._search_text_hybrid over its rows (sql/31_bm25.sql), fused by the same
---   _hybrid_fusion_sql.
+--   memory_private._search_text_hybrid over its rows and the waiting ones (sql/31_bm25.sql),
+--   fused by the same _hybrid_fusion_sql. With nothing waiting and no filter or syntax it ranks
+--   as the one statement does (pgtap_tests/bm25.sql compares them).
 
--- How many rows the text half adds beyond the vector search's (the best by their rare words'
--- IDF, scored exactly), how many postings of one rare word it reads at most, and the budget of
--- estimated rows common words may bring in (memory_private._text_candidate_rule_sql: a word
--- outside the common lexemes always does; a common word never alone, unlike search_text's).
-CREATE OR REPLACE FUNCTION memory_private._hybrid_text_rows(
-    OUT extra integer, OUT per_lexeme bigint, OUT rare_rows double precision
-)
+-- The vector half's rows for k results, as an SQL expression over k's: k + 6, at least 16 (on the
+-- eval's dev queries 16 lost 0.0003 MRR@10 against 20; BENCHMARKS.md). Spliced into
+-- memory.search_hybrid and made into _hybrid_vector_rows (below) for the general path.
+CREATE OR REPLACE FUNCTION memory_private._hybrid_vector_rows_sql(k text)
+RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$ SELECT 5, 100::bigint, 20::double precision $$;
+AS $$ SELECT format('least(greatest(%s + 6, 16), 1000)', k) $$;
+
+-- The vector half's ef_search before memory.search's clamp to [rows, 1000], as an SQL expression
+-- over the caller's and the domain's rows (text_stats.documents, NULL when unknown): the
+-- caller's, else the session's hnsw.ef_search raised to a thirtieth of the rows, at least 60 and
+-- at most memory.search's 100 (_default_ef_search). A small graph needs a narrower walk for the
+-- same neighbours: on the 505 documentation sections 60 kept MRR@10 where 100 gave it, and cost
+-- 16% of the hybrid's CPU less; on the 3,000 docstrings 60 cost 0.012 (BENCHMARKS.md, "Stop 37").
+CREATE OR REPLACE FUNCTION memory_private._hybrid_ef_sql(ef_search text, documents text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format($e$coalesce(%1$s, greatest(
+        coalesce(nullif(pg_catalog.current_setting('hnsw.ef_search', true), '')::integer, 40),
+        least(greatest(coalesce(%2$s, 0) / 30, 60), %3$s)::integer))$e$,
+        ef_search, documents, memory_private._default_ef_search())
+$$;
+
+DO $install$
+BEGIN
+    EXECUTE format($f$
+CREATE OR REPLACE FUNCTION memory_private._hybrid_vector_rows(k integer)
+RETURNS integer
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $body$
+BEGIN
+    RETURN %s;
+END;
+$body$$f$, memory_private._hybrid_vector_rows_sql('k'));
+    EXECUTE format($f$
+CREATE OR REPLACE FUNCTION memory_private._hybrid_ef(ef_search integer, domain text)
+RETURNS integer
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $body$
+BEGIN
+    RETURN %s;
+END;
+$body$$f$, memory_private._hybrid_ef_sql('ef_search',
+        '(SELECT s.documents FROM memory_private.text_stats AS s WHERE s.domain = _hybrid_ef.domain)'));
+END;
+$install$;
+
+-- How many of the domain's jobs in the embedding queue (rows waiting for their embedding) the text
+-- half reads at most, in id order: each is looked up and scored when it holds a word of the
+-- query (a bound on the call's cost while a backlog is embedded).
+CREATE OR REPLACE FUNCTION memory_private._hybrid_waiting_rows()
+RETURNS integer
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT 100 $$;
 
 -- The candidates by the general path (any filter, query syntax, match, domain kind).
 CREATE OR REPLACE FUNCTION memory_private._hybrid_candidates(
@@ -51,8 +105,10 @@ BEGIN
         SELECT s.*
         -- The lateral call runs only when there is an embedding to search with.
         FROM (SELECT WHERE query_embedding IS NOT NULL) AS guard,
-            LATERAL memory.search(d.domain, query_embedding, least(greatest(k * 2, 20), 1000),
-                filter, ef_search => ef_search, with_embeddings => with_embeddings) AS s
+            LATERAL memory.search(d.domain, query_embedding,
+                memory_private._hybrid_vector_rows(k), filter,
+                ef_search => memory_private._hybrid_ef(ef_search, d.domain),
+                with_embeddings => with_embeddings) AS s
     ),
     t AS (
         SELECT s.*
@@ -69,11 +125,10 @@ $$;
 -- The common case's candidates in one statement, for one domain of pgmemo's own, over the
 -- arguments and variables of memory.search_hybrid, in whose branch for the domain it runs (its
 -- template below): query_embedding, v_candidates (the vector rows wanted), v_tsv (the query's
--- tsvector), v_k1 and v_b, v_d (the domain), and the constants of _hybrid_text_rows. The vector
--- rows: _search_sql's k-NN query in its strict-order shape, reading each row's tsvector too (no
--- second lookup by id); the text half:
--- _bm25_rescore_sql's, with the vector rows as the given ids and the rare words as the only
--- candidates.
+-- tsvector), v_k1 and v_b, v_d (the domain). The vector rows: _search_sql's k-NN query in its
+-- strict-order shape, reading each row's tsvector too (no second lookup by id); the text half:
+-- their BM25 scores (_bm25_rescore_sql's, with the vector rows as the given ids; no row waits
+-- for its embedding, or the branch is not taken).
 CREATE OR REPLACE FUNCTION memory_private._hybrid_sql(d memory_private.domains)
 RETURNS text
 LANGUAGE plpgsql STABLE
@@ -81,8 +136,6 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     -- (as in _search_sql)
-    v_rows record := memory_private._hybrid_text_rows();  -- (constants in the statement)
-    v_postings record := memory_private._text_postings_source(d, 'true');
     v_similarity text := CASE d.distance
         WHEN 'cosine' THEN '1 - v.distance'
         WHEN 'l2' THEN '1 / (1 + v.distance)'
@@ -97,69 +150,34 @@ BEGIN
             WHERE t.embedding IS NOT NULL
             ORDER BY t.embedding %4$s LIMIT v_candidates
         ),
-        -- (each word's estimate computed before q's window orders: sorted with the common
-        -- lexemes still to read, every row carried them, 24 kB at 1,000 lexemes; the common
-        -- lexemes fetched once, #> '{}' in a subquery of its own: the column is a TOAST
-        -- pointer, fetched again for every word looked up: 1.6%% of a small domain's hybrid)
-        qe AS MATERIALIZED (
+        -- (each word's estimate computed in a CTE of its own; the common lexemes fetched once,
+        -- #> '{}' in a subquery of its own: the column is a TOAST pointer, fetched again for
+        -- every word looked up: 1.6%% of a small domain's hybrid)
+        q AS MATERIALIZED (
             SELECT u.lexeme, cardinality(u.positions)::double precision AS qtf,
-                (s.common_lexemes ->> u.lexeme)::double precision * s.documents AS est,
+                coalesce((s.common_lexemes ->> u.lexeme)::double precision * s.documents,
+                    s.rare_df) AS est,
                 s.documents::double precision AS n, s.avg_length AS avgdl
             FROM (
-                SELECT s.common_lexemes #> '{}' AS common_lexemes, s.documents, s.avg_length
+                SELECT s.common_lexemes #> '{}' AS common_lexemes, s.documents, s.avg_length,
+                    s.rare_df
                 FROM memory_private.text_stats AS s
                 WHERE s.domain = v_d.domain
                 OFFSET 0
             ) AS s
             CROSS JOIN unnest(v_tsv::tsvector) AS u
         ),
-        q AS MATERIALIZED (
-            SELECT qe.*, %9$s AS candidate FROM qe
-        ),
-        p AS MATERIALIZED (
-            SELECT q.lexeme, x.id, x.len
-            FROM q
-            CROSS JOIN LATERAL (
-                SELECT t.id, %11$s AS len
-                FROM %10$s AS t
-                WHERE t.content_tsv @@ %12$s
-                LIMIT %7$s
-            ) AS x
-            WHERE q.candidate AND %6$s > 0
-        ),
         w AS MATERIALIZED (
             -- (words: the query's words OR'ed, the scoring's gate)
-            SELECT array_agg(q.lexeme) AS lexemes, %13$s AS words, array_agg(%14$s) AS idf,
+            SELECT array_agg(q.lexeme) AS lexemes, %7$s AS words, array_agg(%8$s) AS idf,
                 max(q.avgdl) AS avgdl
             FROM q
-            -- (a rare word's postings counted only for it: a join with the counts of every
-            -- word built a hash table per call)
-            CROSS JOIN LATERAL (SELECT %15$s AS df) AS x
-        ),
-        top AS MATERIALIZED (
-            SELECT p.id
-            FROM p
-            CROSS JOIN w
-            CROSS JOIN (SELECT greatest(avg(p.len), 1)::double precision AS len FROM p) AS a
-            WHERE p.id NOT IN (SELECT v.id FROM v)
-            GROUP BY p.id
-            ORDER BY sum(w.idf[array_position(w.lexemes, p.lexeme)]
-                / (1 + v_k1 * (1 - v_b + v_b * p.len / a.len))) DESC, p.id
-            LIMIT %6$s
+            CROSS JOIN LATERAL (SELECT %9$s AS df) AS x
         ),
         c AS (
             SELECT v.id, v.content, v.metadata, %3$s AS similarity, v.distance, v.created_at,
                 v.updated_at, v.content_tsv
             FROM v
-            UNION ALL
-            SELECT x.id, x.content, x.metadata, NULL, NULL, x.created_at, x.updated_at,
-                x.content_tsv
-            FROM top
-            -- one primary-key lookup per row (LIMIT 1 keeps it a nested loop: a generic plan
-            -- merge-joined the rows with the whole primary key index)
-            CROSS JOIN LATERAL (
-                SELECT t.* FROM %1$I.%2$I AS t WHERE t.id = top.id LIMIT 1
-            ) AS x
         )
         SELECT c.id, c.content, c.metadata, c.similarity, c.distance,
             CASE WHEN w.lexemes IS NOT NULL THEN s.score END, c.created_at, c.updated_at,
@@ -167,18 +185,15 @@ BEGIN
         FROM c
         CROSS JOIN w
         -- (no word of the query: no text score, and no tsvector read)
-        %8$s
+        %6$s
     $q$, d.table_schema, d.table_name, v_similarity,
         memory_private._distance_to_sql(d, 'search_hybrid.query_embedding'),
         memory_private._vector_schema(),
-        v_rows.extra, v_rows.per_lexeme,
         memory_private._bm25_row_score_sql('c.content_tsv', 'w.lexemes', 'w.idf', 'v_k1', 'v_b',
             'w.avgdl', NULL, NULL, 'c.content_tsv @@ w.words'),
-        memory_private._text_candidate_rule_sql('qe.est', 'qe.lexeme', v_rows.rare_rows::text),
-        v_postings.rel, v_postings.len, memory_private._lexeme_tsquery_sql('q.lexeme'),
         memory_private._any_word_tsquery_sql('q.lexeme'),
         memory_private._bm25_idf_sql('q.qtf', 'q.n', 'x.df'),
-        memory_private._bm25_df_sql('q.est', '(SELECT count(*) FROM p WHERE p.lexeme = q.lexeme)'));
+        memory_private._bm25_df_sql('q.est', 'NULL'));
 END;
 $$;
 
@@ -346,6 +361,7 @@ DECLARE
     v_set text;
     v_done boolean := false;  -- a branch ran and returned rows
     v_returned bigint;
+    v_docs bigint;
 BEGIN
     -- v_d := memory_private._domain_for(domain, 'read'), spliced
     %2$s
@@ -373,12 +389,15 @@ BEGIN
     IF recency_half_life IS NOT NULL OR importance_weight IS NOT NULL THEN
         PERFORM memory_private._check_ranking(recency_half_life, importance_weight);
     END IF;
-    v_candidates := least(greatest(k * 2, 20), 1000);
+    v_candidates := %16$s;  -- memory_private._hybrid_vector_rows(k), spliced
     -- The branches take plain words: no "phrase", no -exclusion, no OR (websearch syntax goes
     -- through _parse_text_query); and convex fusion (rrf's ranks are the general path's).
     v_fast := query_embedding IS NOT NULL AND filter IS NULL AND text_match = 'any'
         AND fusion = 'convex' AND NOT coalesce(with_embeddings, false) AND NOT v_d.distributed
-        AND query !~* %11$L;  -- memory_private._text_syntax_pattern(), spliced
+        AND query !~* %11$L  -- memory_private._text_syntax_pattern(), spliced
+        -- (a row waiting for its embedding: the general path finds it by its words)
+        AND NOT EXISTS (SELECT FROM memory_private.embedding_queue AS q
+                        WHERE q.domain = v_d.domain);
     IF v_fast THEN
         v_tsv := to_tsvector(v_d.text_config, query);
         IF length(v_tsv) > %10$s THEN  -- memory_private._text_max_words(), spliced
@@ -398,7 +417,11 @@ BEGIN
         ELSE
             SELECT p.k1, p.b INTO v_k1, v_b FROM memory_private._bm25_params() AS p;
         END IF;
-        v_ef := %5$s;  -- memory_private._search_ef(v_candidates, ef_search), spliced
+        -- the domain's rows (the branches need its statistics: none, no branch)
+        SELECT s.documents INTO v_docs FROM memory_private.text_stats AS s
+        WHERE s.domain = v_d.domain;
+        -- memory_private._search_ef(v_candidates, memory_private._hybrid_ef(ef_search)), spliced
+        v_ef := %5$s;
         %8$s
         IF v_old_iterative <> 'off' THEN
             -- the branches' k-NN is _search_sql's strict-order shape
@@ -420,7 +443,8 @@ $template$,
         memory_private._check_k_sql('k'),
         memory_private._check_embedding_sql('v_d.dimension', 'v_d.domain', 'query_embedding',
             '''query_embedding'''),
-        memory_private._search_ef_sql('v_candidates', 'ef_search'),
+        memory_private._search_ef_sql('v_candidates',
+            memory_private._hybrid_ef_sql('ef_search', 'v_docs')),
         coalesce(dispatch, 'NULL;  -- no branches yet: the general path below'),
         memory_private._hybrid_fusion_sql($c$
             SELECT * FROM memory_private._hybrid_candidates(v_d, query, query_embedding, k,
@@ -428,7 +452,7 @@ $template$,
         memory_private._branch_settings_sql(false), memory_private._branch_settings_sql(true),
         memory_private._text_max_words(), memory_private._text_syntax_pattern(),
         memory_private._check_text_query_sql('query', 'text_match', $s$'text_match'$s$),
-        memory_private._bm25_unset_sql(), d.k1, d.b)
+        memory_private._bm25_unset_sql(), d.k1, d.b, memory_private._hybrid_vector_rows_sql('k'))
     FROM memory_private._bm25_defaults() AS d
 $def$;
 
@@ -448,11 +472,10 @@ BEGIN
     -- (in the order of the names under COLLATE "C": memory_private._dispatch_sql halves them)
     SELECT array_agg(x.domain ORDER BY x.domain COLLATE "C"), array_agg(format($b$
         WHEN %1$L THEN
-            -- (the domain's table and distance as generated, and its text statistics: else the
-            -- general path)
+            -- (the domain's table and distance as generated, and its text statistics, v_docs
+            -- read from them: else the general path)
             IF v_d.table_schema = %3$L AND v_d.table_name = %4$L AND v_d.distance = %5$L
-               AND EXISTS (SELECT FROM memory_private.text_stats AS s
-                           WHERE s.domain = v_d.domain AND s.documents > 0) THEN
+               AND v_docs > 0 THEN
                 RETURN QUERY %2$s;
                 -- (no row: the domain has no embedded row, so no vector candidate; the general
                 -- path then ranks by the words alone, as memory.search_text would)
@@ -482,10 +505,13 @@ COMMENT ON FUNCTION memory.search_hybrid(
     text, text, vector, integer, jsonb, double precision, double precision, integer, integer,
     interval, double precision, text, boolean, text
 ) IS
-'Hybrid search, one call: the vector search''s max(2k, 20) nearest rows and their BM25 scores '
+'Hybrid search, one call: the vector search''s k + 6 nearest rows (at least 16; ef_search, '
+'unless given, a thirtieth of the domain''s rows between 60 and 100, or the session''s '
+'hnsw.ef_search when higher) and their BM25 scores '
 '(memory.search_text''s BM25 without its proximity bonus; a word outside the statistics'' common '
-'words counted in at most 100 rows for its IDF), plus a few rows holding a rare word of the query (rows '
-'without an embedding, or that the embedding misses), fused. fusion => ''convex'' (default): '
+'words weighs as one in half as many rows as the least common of them), plus the rows waiting in '
+'the embedding queue (at most 100, in id order) that hold a word of the query, fused. '
+'fusion => ''convex'' (default): '
 'score = (vector_weight * similarity'' + text_weight * rank'') / (vector_weight + text_weight), '
 'each min-max normalised over its list (the vector rows; the rows with a positive BM25 score), '
 '0 when the row is not in that list; fusion => ''rrf'': weighted reciprocal rank fusion, '

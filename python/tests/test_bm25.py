@@ -330,3 +330,45 @@ def test_text_write_side_by_side_on_a_small_cache(conn, tmp_path):
     assert "Side by side at 60 rows" in text and "alone, interleaved query by query" in text
     assert "| `search_hybrid` |" in text and text_write.side_by_side_markdown(None) == []
     assert text_write.side_by_side(conn, tmp_path / "none", 5, log.append) is None
+
+
+def test_hybrid_finds_the_rows_waiting_for_their_embedding(conn):
+    """A memory stored while the provider is down waits in the queue without an embedding: the
+    hybrid finds it by its words beside the vector rows (README), on the general path the
+    domain's branch gives way to while any row waits; at most _hybrid_waiting_rows() waiting
+    rows (in id order) are read, a bound on the call's cost during a backlog. Once embedded,
+    the branch again."""
+    conn.execute("SELECT memory.create_domain('wait', 3)")
+    conn.execute("SELECT memory.store_many('wait', "
+                 "ARRAY(SELECT 'embedded note number ' || i FROM generate_series(1, 40) AS i), "
+                 "embeddings => ARRAY(SELECT ('[1,' || i || ',0]')::vector FROM generate_series(1, 40) AS i))")
+    conn.execute("SELECT memory.refresh_text_stats('wait')")
+    bound = one(conn, "SELECT memory_private._hybrid_waiting_rows() AS n")
+    # bound + 1 rows without an embedding, in id order; the last (beyond the bound) and one
+    # inside it hold the word 'zeppelin'
+    conn.execute("SELECT memory.store_many('wait', ARRAY(SELECT CASE WHEN i IN (7, %(last)s) "
+                 "THEN 'the zeppelin landed ' || i ELSE 'queued filler ' || i END "
+                 "FROM generate_series(1, %(last)s) AS i), "
+                 "ids => ARRAY(SELECT 'q' || lpad(i::text, 4, '0') FROM generate_series(1, %(last)s) AS i))",
+                 {"last": bound + 1})
+
+    def hits() -> list[dict]:
+        return conn.execute("SELECT id, similarity, text_rank FROM memory.search_hybrid("
+                            "'wait', 'zeppelin', '[1,1,0]', 5)").fetchall()
+
+    found = {h["id"]: h for h in hits()}
+    assert "q0007" in found and found["q0007"]["similarity"] is None and found["q0007"]["text_rank"] > 0
+    assert f"q{bound + 1:04d}" not in found, "read more waiting rows than the bound"
+    assert any(h["similarity"] is not None for h in found.values()), "the vector rows too"
+    # embedded (by hand, as a worker would): a vector row now, through the domain's branch
+    conn.execute("UPDATE memory_data.wait_memories SET embedding = CASE id WHEN 'q0007' "
+                 "THEN '[1,1,0]'::vector ELSE '[0,0,1]' END WHERE id LIKE 'q%%'")
+    assert one(conn, "SELECT count(*) AS n FROM memory_private.embedding_queue "
+                     "WHERE domain = 'wait'") == 0
+    conn.execute("SET track_functions = 'pl'")
+    before = one(conn, "SELECT coalesce(pg_stat_get_xact_function_calls("
+                       "'memory_private._hybrid_candidates'::regproc), 0) AS n")
+    found = {h["id"]: h for h in hits()}
+    assert found["q0007"]["similarity"] is not None
+    assert one(conn, "SELECT coalesce(pg_stat_get_xact_function_calls("
+                     "'memory_private._hybrid_candidates'::regproc), 0) AS n") == before
