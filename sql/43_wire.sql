@@ -484,7 +484,7 @@ $$;
 -- Wire a domain: (re)make its trigger functions and make sure its relation carries its
 -- triggers (four, four more for an adopted domain's text index; one on a distributed table).
 -- Idempotent and cheap when nothing changed (a trigger that exists is kept, with its enabled
--- state: bulk_load_begin pauses the insert trigger).
+-- state: bulk_load_begin pauses the insert trigger; no lock on the table then).
 CREATE OR REPLACE FUNCTION memory_private._wire(d memory_private.domains)
 RETURNS void
 LANGUAGE plpgsql
@@ -497,6 +497,7 @@ BEGIN
     IF memory_private._qualified(d.source_table) IS NULL THEN
         RETURN;  -- the table is gone: nothing to wire (diagnose reports it)
     END IF;
+    PERFORM memory_private._lock_ddl();  -- never beside a migrate (the callers took it first)
     FOR v_item IN SELECT * FROM memory_private._wire_functions(d) LOOP
         CONTINUE WHEN v_item.kind = 'before_update' AND NOT d.distributed;
         CONTINUE WHEN v_item.kind IN ('claim', 'complete') AND d.distributed;
@@ -517,13 +518,19 @@ BEGIN
             SELECT FROM pg_catalog.pg_trigger AS t
             WHERE t.tgrelid = v_item.relid AND t.tgname = v_item.trigger_name);
         EXECUTE v_item.ddl;
+        -- The insert trigger made again during a bulk load is paused, as bulk_load_begin paused
+        -- it. One that exists keeps the state bulk_load_begin / _finish gave it: pausing it at
+        -- every migrate took the table's lock (a migrate waited for a bulk load's COPY, and the
+        -- table's writers waited behind it), and a migrate that had read the domain as bulk
+        -- loading paused it again just after bulk_load_finish resumed it (stop 37's review).
+        IF d.bulk_loading AND NOT d.distributed
+            AND v_item.trigger_name = memory_private._wire_name(d.domain, 'enqueue_insert') THEN
+            EXECUTE format($sql$ALTER TABLE %s DISABLE TRIGGER %I$sql$,
+                memory_private._qualified(v_item.relid::regclass), v_item.trigger_name);
+        END IF;
     END LOOP;
     IF d.distributed THEN
         PERFORM set_config('citus.enable_unsafe_triggers', coalesce(v_unsafe, 'off'), true);
-    END IF;
-    IF d.bulk_loading AND NOT d.distributed THEN
-        EXECUTE format($sql$ALTER TABLE %s DISABLE TRIGGER %I$sql$, memory_private._qualified(d.source_table),
-            memory_private._wire_name(d.domain, 'enqueue_insert'));
     END IF;
 END;
 $$;
@@ -656,6 +663,7 @@ DECLARE
     v_rel text := memory_private._qualified(d.source_table);
     v_item record;
 BEGIN
+    PERFORM memory_private._lock_ddl();  -- never beside a migrate (the callers took it first)
     -- every trigger that calls one of the domain's functions, on whatever relation (the table,
     -- its partitions and children, and one detached since: its triggers stay until now)
     FOR v_item IN
