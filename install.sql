@@ -1539,6 +1539,56 @@ BEGIN
 END;
 $$;
 
+-- The locks of pgmemo's DDL, taken first (before any other lock of the call):
+-- 1. The migrators' advisory lock (python/pgmemo/migrate.py, LOCK_KEY, taken by every migrate
+--    and install.sql before anything), shared, by every operation that makes, changes or drops
+--    a domain's objects or the functions generated from the registry (memory.search's branches,
+--    the domains' trigger functions): create_domain, drop_domain, adopt_table,
+--    begin/finish/cancel_reembed, bulk_load_begin/finish, sync_text_index, distribute_domain;
+--    run_maintenance tries it (busy while a migrate runs). A migrate replaces every function of
+--    sql/ and every domain's generated ones, so it waits for those operations and they wait for
+--    it. Without it, a create_domain that regenerated memory.search while a migrate had replaced
+--    it (each waiting on the other's pg_proc row or search lock) deadlocked, and one that
+--    committed first made the migrate fail on "tuple concurrently updated" (stop 37's review).
+--    Polled for (tried every 50 ms), not waited on: the caller's transaction may already hold
+--    what the migrate will wait for (a read of memory.domains, which it replaces), and a wait
+--    would close a cycle; polled, the migrate's lock_timeout ends its attempt, the caller goes
+--    on, and the migrate tries again (python/pgmemo/migrate.py). A migrate queued for it makes
+--    the try fail too: no new caller passes it.
+-- 2. With a domain: that domain's, by the operations that take its table ACCESS EXCLUSIVE or
+--    make it (create_domain, adopt_table, drop_domain, begin/finish/cancel_reembed,
+--    distribute_domain): a second one waits, then reads the registry again. Without it,
+--    drop_domain during a begin_reembed failed on the shadow's view (or left the shadow domain
+--    behind), create_domain during a drop_domain answered "exists" for a domain about to go,
+--    finish_reembed and cancel_reembed deadlocked. Not by those a transaction may well run after
+--    writing the domain (sync_text_index, bulk_load_begin/finish, grant_domain): one holding it
+--    while it waits for the table that transaction holds would deadlock with it (stop 26's
+--    write-then-sync, python/tests/test_adopted_text.py).
+-- Writers, workers and searches take neither: no DDL waits for them here, nor they for it.
+-- wait false: only try 1 (no domain), and say whether it was granted (run_maintenance skips its
+-- run rather than queue behind a migrate that waits for a long DDL).
+CREATE OR REPLACE FUNCTION memory_private._lock_ddl(
+    domain text DEFAULT NULL, wait boolean DEFAULT TRUE
+)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF NOT wait THEN
+        RETURN pg_catalog.pg_try_advisory_xact_lock_shared(7386244001);  -- migrate.py's LOCK_KEY
+    END IF;
+    WHILE NOT pg_catalog.pg_try_advisory_xact_lock_shared(7386244001) LOOP
+        PERFORM pg_catalog.pg_sleep(0.05);
+    END LOOP;
+    IF domain IS NOT NULL THEN
+        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgmemo.domain'),
+            pg_catalog.hashtext(domain));
+    END IF;
+    RETURN true;
+END;
+$$;
+
 -- A valid domain name close to the one given ('My-Docs' -> 'my_docs', '2024 notes' ->
 -- 'd_2024_notes'): lowercase, every run of other characters one underscore, a letter first,
 -- at most 40 characters. For the hint of the invalid-name error.
@@ -1932,7 +1982,7 @@ BEGIN
         v_similarity, v_op, d.table_schema, d.table_name, v_where, v_embedding);
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', '92051a011593f40efc93b0c733db626e082211610d8e32820987dd785ff35847', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', 'abcc2c2bdf8690e88a369a477e6a0e321649b9ca618a89df1b4835c78cdc808d', 'repeatable'); END $pgmemo$;
 -- sql/01_version.sql
 -- memory.version(): what is installed, for clients that verify the schema before use.
 
@@ -3092,8 +3142,9 @@ BEGIN
     END IF;
     PERFORM memory_private._check_text_config(text_config);
 
-    -- Serialise concurrent create_domain calls for the same name.
-    PERFORM pg_advisory_xact_lock(hashtext('pgmemo.domain'), hashtext(domain));
+    -- Serialise concurrent create_domain calls for the same name, and with a migrate and the
+    -- other DDL of this domain (a drop_domain under way: the registry below is read after it).
+    PERFORM memory_private._lock_ddl(domain);
 
     SELECT d.* INTO v_existing FROM memory_private.domains AS d WHERE d.domain = create_domain.domain;
     IF FOUND THEN
@@ -3223,10 +3274,13 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains;
     v_parent text;
     v_hnsw text;
 BEGIN
+    -- (the registry read after the lock: a begin_reembed under way has committed its shadow)
+    PERFORM memory_private._lock_ddl(domain);
+    v_d := memory_private._domain(domain);
     SELECT r.domain INTO v_parent FROM memory_private.reembeds AS r
     WHERE r.shadow_domain = v_d.domain;
     IF FOUND THEN
@@ -3303,7 +3357,7 @@ COMMENT ON VIEW memory.domains IS
 'Registered memory domains: table, dimension, distance, embedding model, exact row count, and '
 'for adopted domains (memory.adopt_table) the application table behind the view. Only the '
 'domains the caller may read (memory.grant_domain).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:10_domains.sql', '10_domains.sql', 'edac4bd9d2c14d5c01182ed9f85955471a4d4bfec9a410359a3bf713930b8d72', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:10_domains.sql', '10_domains.sql', 'e6438078175c32656d2b1f06dfa660b9fc96f2dd2f870ef54c7c606a2cafa800', 'repeatable'); END $pgmemo$;
 -- sql/20_write.sql
 -- Writing memories: memory.store, memory.store_many, memory.update, memory.forget,
 -- memory.forget_many, memory.clear, memory.get.
@@ -7160,6 +7214,8 @@ BEGIN
     -- Loading it: any call of a pgvector function.
     EXECUTE format($q$SELECT %1$s.vector_dims('[1]'::%1$s.vector)$q$, memory_private._vector_schema());
     v_iterative := current_setting('hnsw.iterative_scan', true);
+    -- Never beside a migrate, which makes these functions too (the callers took it first).
+    PERFORM memory_private._lock_ddl();
     -- Concurrent create_domain calls regenerate one after the other, each from the committed
     -- registry (READ COMMITTED: the query below runs after the lock is granted).
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgmemo:search_static'));
@@ -7200,7 +7256,7 @@ BEGIN
     PERFORM memory_private._search_text_static_refresh();
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', '8ca18d6bea10e6f349cd0f96504c3ec6de09adef93b8aebe9ce444c4df9eea07', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.sql', '36_search_static.sql', '26f47cd5a0733263c6dfb32c5fb91b174755cbd72c6ea6d3e4b09f9366c3eef8', 'repeatable'); END $pgmemo$;
 -- sql/37_search_hybrid.sql
 -- memory.search_hybrid (generated here, as memory.search is in sql/30_search.sql): its candidates,
 -- each with its similarity and distance (NULL: not among the vector search's rows) and its BM25
@@ -8073,22 +8129,27 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:40_indexes.sql', '
 --
 -- The rules they carry, in this one place:
 -- - A stale embedding is never served: after an UPDATE (per statement, transition tables), a row
---   whose content changed while its embedding stayed the same gets its embedding (and model)
---   cleared, and a row whose embedding was cleared loses its model (trigger unstale_update).
---   pgmemo's own writers (memory.update, store, store_many, import_rows) never leave such a row
---   (they clear the embedding in the same statement), so for them it costs one join of the two
---   transition tables and no UPDATE; it catches the application's own writes to an adopted
---   table. It runs with the rights of whoever wrote the table (SECURITY INVOKER): pgmemo's
---   rights never run the application's code.
+--   whose embedding was carried over from a content it was not made for gets its embedding (and
+--   model) cleared, whichever ids the statement moved: a new row's embedding is stale when some
+--   old row of the statement had it and none had it with the new row's content (rows are not
+--   paired by id: a row renamed with new content, or ids swapped with the contents left in
+--   place, kept a stale vector that way); and a row whose embedding was cleared loses its model
+--   (trigger unstale_update). pgmemo's own writers (memory.update, store, store_many,
+--   import_rows) never leave such a row (they clear the embedding in the same statement), so
+--   for them it costs at most one comparison per row kept and no UPDATE; it catches the
+--   application's own writes to an adopted table. It runs with the rights of whoever wrote the
+--   table (SECURITY INVOKER): pgmemo's rights never run the application's code.
 -- - Every statement over both transition tables runs through EXECUTE, planned at each firing
 --   for the rows at hand (a plan PL/pgSQL keeps is made for the first firing's few rows, and
 --   reused over 100,000 rows it was quadratic); statements over one of them stay static (their
 --   kept plans scan it once).
--- - AFTER INSERT / UPDATE, per statement: every row that now needs an embedding is queued,
---   deduplicated per row, and the workers are woken (NOTIFY); a job claimed for the old content
---   goes back to pending (the claim in flight is superseded: its completion finds the content
---   changed, or, once the job is claimed again under a new id, no job, and writes nothing); a
---   row that got an embedding has no job any more. A metadata-only update queues nothing.
+-- - AFTER INSERT / UPDATE, per statement: every row that now needs an embedding is queued (an
+--   UPDATE: its content changed, its embedding was cleared, or its id is new to the statement, a
+--   row renamed), deduplicated per row, and the workers are woken (NOTIFY); a job claimed for
+--   the old content goes back to pending (the claim in flight is superseded: its completion
+--   finds the content changed, or, once the job is claimed again under a new id, no job, and
+--   writes nothing); a row that got an embedding has no job any more, nor has an id the UPDATE
+--   took away (a row renamed). A metadata-only update queues nothing.
 -- - AFTER DELETE, per statement: the jobs of deleted rows go.
 -- - A row whose id is NULL (a NOT NULL the table's owner dropped after adoption, which requires
 --   it) is neither queued nor indexed: pgmemo cannot address it, and the application's write of
@@ -8102,8 +8163,11 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:40_indexes.sql', '
 -- on every UPDATE (a factory table's content_tsv on every embedding the worker writes). The
 -- touch column (factory tables: updated_at) is set by the writers.
 -- Citus runs no statement triggers with transition tables on a distributed table: there the
--- write functions queue its rows (sql/48_distributed.sql) and the same stale rule is a row
--- trigger (before_update), the one row-level template.
+-- write functions queue its rows (sql/48_distributed.sql) and the stale rule is a row trigger
+-- (before_update), the one row-level template: OLD and NEW are the same row there, whatever
+-- its id (which Citus does not let change: the table is distributed by it), so a content
+-- changed under the embedding it had clears it; each row sees only its own, so an embedding
+-- the same statement copied from another row is kept there.
 --
 -- Why generated functions: each domain gets its own trigger functions with the column names
 -- written into static SQL (so PL/pgSQL plans each statement once per session), instead of one
@@ -8257,28 +8321,67 @@ SECURITY INVOKER
 SET search_path FROM CURRENT
 AS $body$
 DECLARE
-    v_stale bigint;
+    v_stale text[];
 BEGIN%8$s
-    -- (as real[]: pgvector's = is not on this function's search_path)
-    -- The two statements over both transition tables run through EXECUTE, planned at each firing
-    -- for the rows at hand: a plan kept by PL/pgSQL is made for the first firing's tables (a
-    -- nested loop for a few rows), and reused for 100,000 rows it read 10^10 row pairs back from
-    -- disk (a one-statement UPDATE of a big domain table never finished). A count, not EXISTS
-    -- (planned for its first row: a nested loop too). The UPDATE only when a row needs it: an
-    -- UPDATE of no rows fires this trigger again.
-    EXECUTE $stmt$
-        SELECT count(*) FROM new_rows AS n JOIN old_rows AS o ON o.%3$I = n.%3$I
-        WHERE n.%4$I IS DISTINCT FROM o.%4$I AND n.%5$I IS NOT NULL
-          AND n.%5$I::real[] = o.%5$I::real[]
-    $stmt$ INTO v_stale;
-    IF v_stale > 0 THEN
+    -- The rule: a new row's embedding is stale when some old row of the statement had it and
+    -- none had it with the new row's content: it was carried over from a content it was not
+    -- made for. Nothing in the transition tables says which old row became which new one (an
+    -- UPDATE may rename rows, swap or shift their ids), so rows are not paired by id: by id, a
+    -- row renamed with new content looked new, and ids swapped with the contents left in
+    -- place looked unchanged. An embedding no old row had (the worker's, or one the
+    -- application wrote with the content) is kept, and so is one that moved with its content
+    -- (a row renamed, ids swapped).
+    -- Only a statement that read an embedding and leaves one can carry one: two static
+    -- look-ups skip the rest for the worker's completions and memory.update of a content.
+    IF EXISTS (SELECT FROM old_rows AS o WHERE o.%5$I IS NOT NULL)
+            AND EXISTS (SELECT FROM new_rows AS n WHERE n.%5$I IS NOT NULL) THEN
+        -- One comparison per common row: a row whose id had this content and this embedding
+        -- (a metadata-only update) is kept at once, the two compared bit for bit (*=: a memcmp
+        -- of the two records). The others (renamed, or their content or embedding changed) are
+        -- looked up among the old rows by the bytes of their embedding (record_send: built in
+        -- and hashable; pgvector's = is not on this function's search_path, and a cast to
+        -- real[] costs more): EXISTS and NOT EXISTS each stop at one match, however many rows
+        -- share an embedding. The same embedding is the same bits. (The contents compared
+        -- NULL-safe and hashable: with IS NOT DISTINCT FROM, rows sharing an embedding were
+        -- compared pairwise.)
+        -- Over both transition tables, so through EXECUTE, planned at each firing for the rows
+        -- at hand: a plan kept by PL/pgSQL is made for the first firing's tables (a nested
+        -- loop for a few rows), and reused for 100,000 rows it read 10^10 row pairs back from
+        -- disk (a one-statement UPDATE of a big domain table never finished).
         EXECUTE $stmt$
-            UPDATE %2$s AS t SET %5$I = NULL%6$s
-            FROM new_rows AS n
-            JOIN old_rows AS o ON o.%3$I = n.%3$I
-            WHERE t.%3$I = n.%3$I AND t.%5$I IS NOT NULL
-              AND n.%4$I IS DISTINCT FROM o.%4$I AND n.%5$I::real[] = o.%5$I::real[]
-        $stmt$;
+            WITH moved AS MATERIALIZED (
+                SELECT n.%3$I::text AS id, n.%4$I AS content,
+                    pg_catalog.record_send(ROW(n.%5$I)::record) AS embedding
+                FROM new_rows AS n
+                WHERE n.%5$I IS NOT NULL
+                  AND NOT EXISTS (
+                    SELECT FROM old_rows AS o
+                    WHERE o.%3$I = n.%3$I AND o.%4$I IS NOT DISTINCT FROM n.%4$I
+                      AND ROW(o.%5$I)::record *= ROW(n.%5$I)::record)
+            ),
+            had AS MATERIALIZED (
+                SELECT o.%4$I AS content, pg_catalog.record_send(ROW(o.%5$I)::record) AS embedding
+                FROM old_rows AS o
+                WHERE o.%5$I IS NOT NULL
+            )
+            SELECT array_agg(m.id)
+            FROM moved AS m
+            WHERE EXISTS (SELECT FROM had AS h WHERE h.embedding = m.embedding)
+              AND NOT EXISTS (
+                SELECT FROM had AS h
+                WHERE h.embedding = m.embedding AND (h.content IS NULL) = (m.content IS NULL)
+                  AND coalesce(h.content::text, '') = coalesce(m.content::text, ''))
+        $stmt$ INTO v_stale;
+        -- The UPDATE only when a row needs it (an UPDATE of no rows fires this trigger again);
+        -- the rows by their id as text, which the table's key (a text id) or its helper index
+        -- on id::text serves.
+        IF v_stale IS NOT NULL THEN
+            EXECUTE $stmt$
+                UPDATE %2$s AS t SET %5$I = NULL%6$s
+                FROM unnest($1::text[]) AS s (id)
+                WHERE t.%3$I::text = s.id AND t.%5$I IS NOT NULL
+            $stmt$ USING v_stale;
+        END IF;
     END IF;
     %7$s
     RETURN NULL;
@@ -8307,14 +8410,27 @@ BEGIN%6$s
                 claimed_at = NULL, lease_until = NULL, updated_at = now();
         GET DIAGNOSTICS v_count = ROW_COUNT;
     ELSE
-        -- over both transition tables: planned at each firing (see the unstale trigger)
+        -- Over both transition tables: planned at each firing (see the unstale trigger). A row
+        -- that needs an embedding is queued when its id is new to the statement (a row
+        -- renamed), its embedding was cleared, or its content changed; the jobs of the ids the
+        -- statement took away (a row renamed: no row holds them now) go. (The ids gone in a
+        -- CTE: a DELETE joined to a transition table carries its whole rows.)
         EXECUTE $stmt$
+            WITH gone AS MATERIALIZED (
+                SELECT o.%3$I::text AS row_id FROM old_rows AS o
+                WHERE NOT EXISTS (SELECT FROM new_rows AS n WHERE n.%3$I = o.%3$I)
+            ),
+            dropped AS (
+                DELETE FROM memory_private.embedding_queue AS q
+                USING gone AS g
+                WHERE q.domain = %2$L AND q.row_id = g.row_id
+            )
             INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
             SELECT %2$L, n.%3$I::text
             FROM new_rows AS n
-            JOIN old_rows AS o ON o.%3$I = n.%3$I
-            WHERE n.%5$I IS NULL AND (o.%5$I IS NOT NULL OR n.%4$I IS DISTINCT FROM o.%4$I)
-              AND n.%3$I IS NOT NULL
+            LEFT JOIN old_rows AS o ON o.%3$I = n.%3$I
+            WHERE n.%5$I IS NULL AND n.%3$I IS NOT NULL
+              AND (o.%3$I IS NULL OR o.%5$I IS NOT NULL OR n.%4$I IS DISTINCT FROM o.%4$I)
             ON CONFLICT (domain, row_id) DO UPDATE
                 SET status = 'pending', attempts = 0, run_after = now(), claimed_by = NULL,
                     claimed_at = NULL, lease_until = NULL, updated_at = now()
@@ -8553,7 +8669,7 @@ $$;
 -- Wire a domain: (re)make its trigger functions and make sure its relation carries its
 -- triggers (four, four more for an adopted domain's text index; one on a distributed table).
 -- Idempotent and cheap when nothing changed (a trigger that exists is kept, with its enabled
--- state: bulk_load_begin pauses the insert trigger).
+-- state: bulk_load_begin pauses the insert trigger; no lock on the table then).
 CREATE OR REPLACE FUNCTION memory_private._wire(d memory_private.domains)
 RETURNS void
 LANGUAGE plpgsql
@@ -8566,6 +8682,7 @@ BEGIN
     IF memory_private._qualified(d.source_table) IS NULL THEN
         RETURN;  -- the table is gone: nothing to wire (diagnose reports it)
     END IF;
+    PERFORM memory_private._lock_ddl();  -- never beside a migrate (the callers took it first)
     FOR v_item IN SELECT * FROM memory_private._wire_functions(d) LOOP
         CONTINUE WHEN v_item.kind = 'before_update' AND NOT d.distributed;
         CONTINUE WHEN v_item.kind IN ('claim', 'complete') AND d.distributed;
@@ -8586,13 +8703,19 @@ BEGIN
             SELECT FROM pg_catalog.pg_trigger AS t
             WHERE t.tgrelid = v_item.relid AND t.tgname = v_item.trigger_name);
         EXECUTE v_item.ddl;
+        -- The insert trigger made again during a bulk load is paused, as bulk_load_begin paused
+        -- it. One that exists keeps the state bulk_load_begin / _finish gave it: pausing it at
+        -- every migrate took the table's lock (a migrate waited for a bulk load's COPY, and the
+        -- table's writers waited behind it), and a migrate that had read the domain as bulk
+        -- loading paused it again just after bulk_load_finish resumed it (stop 37's review).
+        IF d.bulk_loading AND NOT d.distributed
+            AND v_item.trigger_name = memory_private._wire_name(d.domain, 'enqueue_insert') THEN
+            EXECUTE format($sql$ALTER TABLE %s DISABLE TRIGGER %I$sql$,
+                memory_private._qualified(v_item.relid::regclass), v_item.trigger_name);
+        END IF;
     END LOOP;
     IF d.distributed THEN
         PERFORM set_config('citus.enable_unsafe_triggers', coalesce(v_unsafe, 'off'), true);
-    END IF;
-    IF d.bulk_loading AND NOT d.distributed THEN
-        EXECUTE format($sql$ALTER TABLE %s DISABLE TRIGGER %I$sql$, memory_private._qualified(d.source_table),
-            memory_private._wire_name(d.domain, 'enqueue_insert'));
     END IF;
 END;
 $$;
@@ -8725,6 +8848,7 @@ DECLARE
     v_rel text := memory_private._qualified(d.source_table);
     v_item record;
 BEGIN
+    PERFORM memory_private._lock_ddl();  -- never beside a migrate (the callers took it first)
     -- every trigger that calls one of the domain's functions, on whatever relation (the table,
     -- its partitions and children, and one detached since: its triggers stay until now)
     FOR v_item IN
@@ -8752,7 +8876,7 @@ BEGIN
     END LOOP;
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', '80476d968531ed4b10e365d3e73ee3abd843c532a6bef06617901533f282a321', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:43_wire.sql', '43_wire.sql', '97774bb085da85c94b81a5c81f8bed3c4f93ad1bd086b71c81324d6422fb9818', 'repeatable'); END $pgmemo$;
 -- sql/45_adopt.sql
 -- Adopted domains: memory.adopt_table puts an application's own table (with an id, a text column
 -- and a vector(n) column) behind a pgmemo domain without copying a row.
@@ -9384,12 +9508,18 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_locked boolean := memory_private._lock_for_sync(domain);
-    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
-    v_text regclass := memory_private._text_table(v_d);
-    v_source text := memory_private._qualified(v_d.source_table);
+    v_locked boolean;
+    v_d memory_private.domains;
+    v_text regclass;
+    v_source text;
     v_set bigint;
 BEGIN
+    -- (the migrators' lock only, before the table's: not the domain's, see _lock_ddl)
+    PERFORM memory_private._lock_ddl();
+    v_locked := memory_private._lock_for_sync(domain);
+    v_d := memory_private._domain_for(domain, 'write');
+    v_text := memory_private._text_table(v_d);
+    v_source := memory_private._qualified(v_d.source_table);
     IF NOT v_d.adopted OR memory_private._is_shadow(v_d)
         OR memory_private._is_distributed_table(v_d.source_table) THEN
         RETURN 0;  -- the stored column of pgmemo's own table, or computed: nothing to keep
@@ -9560,7 +9690,7 @@ BEGIN
             USING ERRCODE = '22004';
     END IF;
     PERFORM memory_private._check_distance(distance);
-    PERFORM pg_advisory_xact_lock(hashtext('pgmemo.domain'), hashtext(domain));
+    PERFORM memory_private._lock_ddl(domain);
 
     SELECT d.* INTO v_existing FROM memory_private.domains AS d WHERE d.domain = adopt_table.domain;
     IF FOUND THEN
@@ -9724,7 +9854,7 @@ COMMENT ON FUNCTION memory.adopt_table(text, regclass, name, name, name, text, t
 'superuser, and run no code of another role''s (42501: pgmemo reads and writes it with its '
 'owner''s rights; docs/SECURITY.md). Idempotent for the same '
 'arguments. memory.drop_domain releases the table and never drops it.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', 'e477dfea260628706936241c83c2ff74aaea69c8e27682970e6c1571564c7751', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:45_adopt.sql', '45_adopt.sql', '9e2e9eaddd31e4b205889db11af1f0f22fad5db81534e7753eacab3a40bdc67a', 'repeatable'); END $pgmemo$;
 -- sql/46_reembed.sql
 -- Re-embedding a domain with another model or dimension without downtime.
 --
@@ -9785,7 +9915,10 @@ BEGIN
     -- The shadow domain's view computes its content_tsv with the domain's text configuration:
     -- checked again (it may have been handed to another role since create_domain checked it).
     PERFORM memory_private._check_text_config(v_d.text_config);
-    PERFORM pg_advisory_xact_lock(hashtext('pgmemo.domain'), hashtext(v_d.domain));
+    -- (the registry again once no other DDL of the domain is under way: a drop_domain)
+    PERFORM memory_private._lock_ddl(v_d.domain);
+    v_d := memory_private._domain_for(domain, 'write');
+    v_phys := memory_private._physical(v_d);
     IF EXISTS (SELECT FROM memory_private.reembeds AS r WHERE r.domain = v_d.domain) THEN
         RAISE EXCEPTION 'a re-embed of domain "%" is already in progress', v_d.domain
             USING ERRCODE = '42710',
@@ -9929,10 +10062,10 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_r memory_private.reembeds := memory_private._reembed(domain);
-    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
-    v_phys record := memory_private._physical(v_d);
-    v_rel text := memory_private._qualified(v_phys.relation);
+    v_r memory_private.reembeds;
+    v_d memory_private.domains;
+    v_phys record;
+    v_rel text;
     v_total bigint;
     v_done bigint;
     v_shadow_index regclass;
@@ -9940,6 +10073,12 @@ DECLARE
     v_content name;
     v_missing boolean;
 BEGIN
+    -- (read after the domain's lock: a cancel_reembed or a second finish under way has ended)
+    PERFORM memory_private._lock_ddl(domain);
+    v_r := memory_private._reembed(domain);
+    v_d := memory_private._domain_for(domain, 'write');
+    v_phys := memory_private._physical(v_d);
+    v_rel := memory_private._qualified(v_phys.relation);
     IF v_d.distributed THEN
         -- Citus: the view DDL below needs one connection per node for the whole transaction,
         -- and dropping the shadow's row trigger on the shards needs unsafe triggers allowed.
@@ -10018,12 +10157,17 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_r memory_private.reembeds := memory_private._reembed(domain);
+    v_r memory_private.reembeds;
+    v_d memory_private.domains;
+    v_rel text;
+BEGIN
+    -- (read after the domain's lock: a finish_reembed under way has ended)
+    PERFORM memory_private._lock_ddl(domain);
+    v_r := memory_private._reembed(domain);
     -- no _domain_for: cancelling writes no row (it drops the shadow column), and drop_domain
     -- must work even for an adopted table pgmemo refuses to write
-    v_d memory_private.domains := memory_private._domain(domain);
-    v_rel text := memory_private._qualified((memory_private._physical(v_d)).relation);
-BEGIN
+    v_d := memory_private._domain(domain);
+    v_rel := memory_private._qualified((memory_private._physical(v_d)).relation);
     IF v_d.distributed THEN
         PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);  -- as finish_reembed
         PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
@@ -10043,7 +10187,7 @@ $$;
 COMMENT ON FUNCTION memory.cancel_reembed(text) IS
 'Abandon a re-embed: drop the shadow column and its index, the shadow domain''s triggers, view, '
 'jobs and registry row. The domain keeps its current embeddings throughout.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:46_reembed.sql', '46_reembed.sql', '127d2ac798173e81c023240382aca1f5ead7bcc9d558fb7df1b062862793a636', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:46_reembed.sql', '46_reembed.sql', 'fd138b14c35ac8d5a581b77c4d944798dd16e0b95f2d17a6f45f340964684410', 'repeatable'); END $pgmemo$;
 -- sql/47_import.sql
 -- Importing memories from another store (pgmemo import-sqlite): memory.import_rows writes a
 -- batch with its own ids and timestamps, idempotently, and memory.get_many reads rows back with
@@ -10321,7 +10465,7 @@ BEGIN
     IF v_rel IS NULL THEN
         RAISE EXCEPTION 'the table of domain "%" does not exist', v_d.domain USING ERRCODE = '42P01';
     END IF;
-    PERFORM pg_advisory_xact_lock(hashtext('pgmemo.domain'), hashtext(v_d.domain));
+    PERFORM memory_private._lock_ddl(v_d.domain);
 
     -- The statement triggers (transition tables) cannot run on shards; the write functions
     -- queue rows instead (memory_private._dist_sync_jobs). The BEFORE UPDATE row trigger (the
@@ -11051,7 +11195,7 @@ COMMENT ON FUNCTION memory.repair_shard_indexes(text) IS
 'with other settings; each build blocks writes to its shard only). Returns the number of '
 'shards rebuilt; 0 when all were right. What memory.diagnose''s shard_missing_index and '
 'shard_index_settings_differ suggest. Error 08006 when a worker holding shards is down.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', '84b05e0557825feaeaec85a1fb5cbb55bd265776af17a16a423e0938912c0f55', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:48_distributed.sql', '48_distributed.sql', 'f5f2aba98ee20803b252907499839d0f231df34bf86729213368b2833877e7b5', 'repeatable'); END $pgmemo$;
 -- sql/50_queue.sql
 -- The embedding queue: workers claim jobs (FOR UPDATE SKIP LOCKED, with a lease), complete or
 -- fail them; maintenance releases expired leases and sweeps rows the triggers never saw.
@@ -11476,6 +11620,13 @@ BEGIN
             'skipped_domains', '{}'::jsonb, 'purged_workers', 0, 'ran_at', now(),
             'busy', 'another run_maintenance is running');
     END IF;
+    -- Nor during a migrate (it makes again the functions the rewiring below makes): the next
+    -- run does it. (Tried, not waited for: a migrate may itself wait for a long DDL.)
+    IF NOT memory_private._lock_ddl(wait => false) THEN
+        RETURN jsonb_build_object('released_claims', 0, 'enqueued_missing', 0,
+            'skipped_domains', '{}'::jsonb, 'purged_workers', 0, 'ran_at', now(),
+            'busy', 'a migrate is running');
+    END IF;
     v_released := memory.release_expired_claims();
     v_enqueued := memory_private._enqueue_missing_all();
     v_text_stats := memory.refresh_text_stats();
@@ -11516,7 +11667,7 @@ COMMENT ON FUNCTION memory.run_maintenance() IS
 'the per-domain grants of dropped roles (dropped_role_grants; they already counted nowhere). '
 'Returns what it did as JSON; '
 'skipped_domains names the domains whose table could not be read (dropped meanwhile) with the '
-'error. One run at a time: a second caller returns at once with busy.';
+'error. One run at a time, and none during a migrate: the caller returns at once with busy.';
 
 CREATE OR REPLACE FUNCTION memory.schedule_maintenance(schedule text DEFAULT '* * * * *')
 RETURNS bigint
@@ -11542,7 +11693,7 @@ $$;
 COMMENT ON FUNCTION memory.schedule_maintenance(text) IS
 'Register memory.run_maintenance() with pg_cron under the job name pgmemo-maintenance '
 '(re-scheduling replaces it). Error 0A000 when pg_cron is not installed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', 'ecc41c1fdc105b0df12648e6f29ad4bcc1aa2a46e95a8cd19540ccabb2fdfa5d', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:50_queue.sql', '50_queue.sql', '3fe55216c88a0d02156a3dd8fa1e0e10b874898babc488847ef8c252e5041d50', 'repeatable'); END $pgmemo$;
 -- sql/51_queue_claim.sql
 -- Claiming and completing embedding jobs, set-based: one statement per domain per batch for
 -- the claim, a few for the completion (memory_private._claim_sql, _complete_sql: one template
@@ -11966,6 +12117,8 @@ BEGIN
         EXCEPTION WHEN insufficient_privilege THEN
             PERFORM memory_private._fail_jobs(v_ids, SQLERRM);
             CONTINUE;
+        WHEN undefined_object THEN
+            CONTINUE;  -- dropped since the jobs were read: they went with it
         END;
 
         -- A bad vector fails its job once the good ones' rows are written: the lock order is
@@ -11992,29 +12145,43 @@ BEGIN
         ELSE
             -- The domain's completion function (generated from _complete_sql by _wire: planned
             -- once per session), after the check of its table.
-            PERFORM memory_private._relation(v_d, true);
             v_sql := format($sql$
                 SELECT c.done FROM memory_private.%I($1, $2, $3, $4) AS c
             $sql$, memory_private._wire_name(v_d.domain, 'complete'));
             BEGIN
-                EXECUTE v_sql
-                INTO v_done USING v_ids, v_vecs, v_d.domain, coalesce(embedding_model, v_d.embedding_model);
-            EXCEPTION WHEN data_exception OR integrity_constraint_violation OR raise_exception THEN
-                -- Something the checks above cannot see (a constraint or trigger of an adopted
-                -- table): write the jobs one by one, each failing alone.
-                v_done := ARRAY[]::bigint[];
-                FOR v_i IN 1 .. cardinality(v_ids) LOOP
-                    BEGIN
-                        EXECUTE v_sql
-                        INTO v_one USING ARRAY[v_ids[v_i]], ARRAY[v_vecs[v_i]], v_d.domain,
-                            coalesce(embedding_model, v_d.embedding_model);
-                        v_done := v_done || coalesce(v_one, ARRAY[]::bigint[]);
-                    EXCEPTION WHEN data_exception OR integrity_constraint_violation
-                        OR raise_exception THEN
-                        PERFORM memory_private._fail_jobs(ARRAY[v_ids[v_i]], SQLERRM);
-                        v_bad := coalesce(v_bad, ARRAY[]::bigint[]) || v_ids[v_i];
-                    END;
-                END LOOP;
+                PERFORM memory_private._relation(v_d, true);
+                BEGIN
+                    EXECUTE v_sql
+                    INTO v_done USING v_ids, v_vecs, v_d.domain,
+                        coalesce(embedding_model, v_d.embedding_model);
+                EXCEPTION WHEN data_exception OR integrity_constraint_violation OR raise_exception THEN
+                    -- Something the checks above cannot see (a constraint or trigger of an
+                    -- adopted table): write the jobs one by one, each failing alone.
+                    v_done := ARRAY[]::bigint[];
+                    FOR v_i IN 1 .. cardinality(v_ids) LOOP
+                        BEGIN
+                            EXECUTE v_sql
+                            INTO v_one USING ARRAY[v_ids[v_i]], ARRAY[v_vecs[v_i]], v_d.domain,
+                                coalesce(embedding_model, v_d.embedding_model);
+                            v_done := v_done || coalesce(v_one, ARRAY[]::bigint[]);
+                        EXCEPTION WHEN data_exception OR integrity_constraint_violation
+                            OR raise_exception THEN
+                            PERFORM memory_private._fail_jobs(ARRAY[v_ids[v_i]], SQLERRM);
+                            v_bad := coalesce(v_bad, ARRAY[]::bigint[]) || v_ids[v_i];
+                        END;
+                    END LOOP;
+                END;
+            EXCEPTION WHEN undefined_table OR undefined_function OR undefined_column THEN
+                -- The domain dropped, or its re-embed cancelled or finished (a shadow domain),
+                -- while this waited for its table: its jobs went with it, and the batch's other
+                -- domains are written all the same (the whole completion failed, and a worker
+                -- lost every vector of the batch; stop 37's review). Any other cause is raised.
+                IF EXISTS (SELECT FROM memory_private.domains AS d
+                           WHERE d.domain = v_d.domain AND d.source_table = v_d.source_table
+                             AND d.embedding_column = v_d.embedding_column) THEN
+                    RAISE;
+                END IF;
+                CONTINUE;
             END;
         END IF;
         v_total := v_total + coalesce(cardinality(v_done), 0);
@@ -12122,7 +12289,7 @@ COMMENT ON FUNCTION memory.extend_claims(bigint[], interval) IS
 'released meanwhile, or claimed again by someone else (their id changed), or of a domain the '
 'caller may not write, are not touched. lease: at most 1 day; at most 100,000 job ids (54000). '
 'Returns the number of leases extended.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:51_queue_claim.sql', '51_queue_claim.sql', '0e08f3421a08fb3bb99346802a0664fbb070b0404a7b86013e0ae89623cbb97d', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:51_queue_claim.sql', '51_queue_claim.sql', '385602248cc9b2857d379dddcbc5d0dce078255c14b5bbb5fe965f5cc8513708', 'repeatable'); END $pgmemo$;
 -- sql/60_diagnostics.sql
 -- Diagnostics, part 1: the views embedding_coverage, vector_indexes and queue_status, the
 -- helpers memory.diagnose() shares with them (61_diagnose.sql; the index helpers live in
@@ -13375,6 +13542,8 @@ DECLARE
     v_dropped text[] := ARRAY[]::text[];
     v_index regclass;
 BEGIN
+    -- (the migrators' lock only: not the domain's, see _lock_ddl)
+    PERFORM memory_private._lock_ddl();
     PERFORM memory_private._check_bulk_domain(v_d);
     FOR v_index IN
         SELECT v.index_oid::regclass FROM memory_private._vector_indexes(v_d) AS v
@@ -13422,6 +13591,7 @@ DECLARE
     v_hnsw_done timestamptz;
     v_queued bigint;
 BEGIN
+    PERFORM memory_private._lock_ddl();
     PERFORM memory_private._check_bulk_domain(v_d);
     IF parallel_workers IS NOT NULL AND (parallel_workers < 0 OR parallel_workers > 64) THEN
         RAISE EXCEPTION 'parallel_workers must be between 0 and 64, got %', parallel_workers
@@ -13473,7 +13643,7 @@ COMMENT ON FUNCTION memory.bulk_load_finish(text, text, integer) IS
 '''2GB'': the HNSW graph should fit) and parallel_workers (max_parallel_maintenance_workers) '
 'apply to this call only; NULL keeps the server''s settings. Returns the index name, the '
 'seconds spent and the rows queued. Idempotent: indexes already present are kept.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:70_bulk.sql', '70_bulk.sql', '761bcebbd0d402a06811e5f43b7e31d0d09c7029c0837e6cd2dbd07b4763f247', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:70_bulk.sql', '70_bulk.sql', '743b46521c1a442197e48c67af3feaa06e262c3dc1894bdf588bf9050e638d74', 'repeatable'); END $pgmemo$;
 -- sql/80_reference.sql
 -- memory.api_reference(): the SQL reference (Markdown) generated from the database itself, from
 -- the signatures in pg_proc / pg_attribute, the COMMENT ON texts and the grants. `make docs`

@@ -4,7 +4,7 @@
 -- application's writes; the planner serves the search through the view from the source's HNSW
 -- index; drop_domain releases the table intact; re-embed switches one transaction at a time.
 BEGIN;
-SELECT plan(88);
+SELECT plan(92);
 
 CREATE SCHEMA app;
 CREATE TABLE app.messages (
@@ -97,6 +97,20 @@ UPDATE app.messages SET embedding = '[1,1,1]' WHERE id = 1;
 SELECT is((SELECT ready FROM memory.queue_counts('msgs')), 8::bigint, 'an app embedding removes the job');
 DELETE FROM app.messages WHERE body = 'written by the app';
 SELECT is((SELECT ready FROM memory.queue_counts('msgs')), 7::bigint, 'an app delete removes the job');
+-- Renamed by the application: a row whose id and content one statement changes loses its
+-- embedding (old and new rows are not paired by id), and a job follows its row's id.
+CREATE FUNCTION pg_temp.jobs_of(ids text[]) RETURNS text LANGUAGE sql AS $$
+    SELECT string_agg(q.row_id, ',' ORDER BY q.row_id) FROM memory_private.embedding_queue AS q
+    WHERE q.domain = 'msgs' AND q.row_id = ANY (ids) $$;
+UPDATE app.messages SET id = 101, body = 'message 1, renamed' WHERE id = 1;
+SELECT is((SELECT embedding FROM app.messages WHERE id = 101), NULL::vector,
+    'an app rename with a content change clears the embedding it carried');
+SELECT is(pg_temp.jobs_of('{1,101}'), '101', '... and queues the row under its new id');
+UPDATE app.messages SET id = 112 WHERE id = 12;
+SELECT is(pg_temp.jobs_of('{12,112}'), '112', 'the job of a renamed unembedded row follows its id');
+UPDATE app.messages SET id = id - 100, body = replace(body, 'renamed', 'edited') WHERE id > 100;
+UPDATE app.messages SET embedding = '[1,1,1]' WHERE id = 1;
+SELECT is((SELECT ready FROM memory.queue_counts('msgs')), 7::bigint, 'renamed back: the same 7 jobs');
 
 -- The API, through the view.
 SELECT is(memory.store('msgs', 'via pgmemo', embedding => '[0,0,1]'), '14', 'store takes the table''s id');

@@ -26,6 +26,56 @@ BEGIN
 END;
 $$;
 
+-- The locks of pgmemo's DDL, taken first (before any other lock of the call):
+-- 1. The migrators' advisory lock (python/pgmemo/migrate.py, LOCK_KEY, taken by every migrate
+--    and install.sql before anything), shared, by every operation that makes, changes or drops
+--    a domain's objects or the functions generated from the registry (memory.search's branches,
+--    the domains' trigger functions): create_domain, drop_domain, adopt_table,
+--    begin/finish/cancel_reembed, bulk_load_begin/finish, sync_text_index, distribute_domain;
+--    run_maintenance tries it (busy while a migrate runs). A migrate replaces every function of
+--    sql/ and every domain's generated ones, so it waits for those operations and they wait for
+--    it. Without it, a create_domain that regenerated memory.search while a migrate had replaced
+--    it (each waiting on the other's pg_proc row or search lock) deadlocked, and one that
+--    committed first made the migrate fail on "tuple concurrently updated" (stop 37's review).
+--    Polled for (tried every 50 ms), not waited on: the caller's transaction may already hold
+--    what the migrate will wait for (a read of memory.domains, which it replaces), and a wait
+--    would close a cycle; polled, the migrate's lock_timeout ends its attempt, the caller goes
+--    on, and the migrate tries again (python/pgmemo/migrate.py). A migrate queued for it makes
+--    the try fail too: no new caller passes it.
+-- 2. With a domain: that domain's, by the operations that take its table ACCESS EXCLUSIVE or
+--    make it (create_domain, adopt_table, drop_domain, begin/finish/cancel_reembed,
+--    distribute_domain): a second one waits, then reads the registry again. Without it,
+--    drop_domain during a begin_reembed failed on the shadow's view (or left the shadow domain
+--    behind), create_domain during a drop_domain answered "exists" for a domain about to go,
+--    finish_reembed and cancel_reembed deadlocked. Not by those a transaction may well run after
+--    writing the domain (sync_text_index, bulk_load_begin/finish, grant_domain): one holding it
+--    while it waits for the table that transaction holds would deadlock with it (stop 26's
+--    write-then-sync, python/tests/test_adopted_text.py).
+-- Writers, workers and searches take neither: no DDL waits for them here, nor they for it.
+-- wait false: only try 1 (no domain), and say whether it was granted (run_maintenance skips its
+-- run rather than queue behind a migrate that waits for a long DDL).
+CREATE OR REPLACE FUNCTION memory_private._lock_ddl(
+    domain text DEFAULT NULL, wait boolean DEFAULT TRUE
+)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF NOT wait THEN
+        RETURN pg_catalog.pg_try_advisory_xact_lock_shared(7386244001);  -- migrate.py's LOCK_KEY
+    END IF;
+    WHILE NOT pg_catalog.pg_try_advisory_xact_lock_shared(7386244001) LOOP
+        PERFORM pg_catalog.pg_sleep(0.05);
+    END LOOP;
+    IF domain IS NOT NULL THEN
+        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgmemo.domain'),
+            pg_catalog.hashtext(domain));
+    END IF;
+    RETURN true;
+END;
+$$;
+
 -- A valid domain name close to the one given ('My-Docs' -> 'my_docs', '2024 notes' ->
 -- 'd_2024_notes'): lowercase, every run of other characters one underscore, a letter first,
 -- at most 40 characters. For the hint of the invalid-name error.

@@ -42,8 +42,9 @@ BEGIN
     END IF;
     PERFORM memory_private._check_text_config(text_config);
 
-    -- Serialise concurrent create_domain calls for the same name.
-    PERFORM pg_advisory_xact_lock(hashtext('pgmemo.domain'), hashtext(domain));
+    -- Serialise concurrent create_domain calls for the same name, and with a migrate and the
+    -- other DDL of this domain (a drop_domain under way: the registry below is read after it).
+    PERFORM memory_private._lock_ddl(domain);
 
     SELECT d.* INTO v_existing FROM memory_private.domains AS d WHERE d.domain = create_domain.domain;
     IF FOUND THEN
@@ -173,10 +174,13 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_d memory_private.domains := memory_private._domain(domain);
+    v_d memory_private.domains;
     v_parent text;
     v_hnsw text;
 BEGIN
+    -- (the registry read after the lock: a begin_reembed under way has committed its shadow)
+    PERFORM memory_private._lock_ddl(domain);
+    v_d := memory_private._domain(domain);
     SELECT r.domain INTO v_parent FROM memory_private.reembeds AS r
     WHERE r.shadow_domain = v_d.domain;
     IF FOUND THEN

@@ -113,6 +113,8 @@ BEGIN
     -- Loading it: any call of a pgvector function.
     EXECUTE format($q$SELECT %1$s.vector_dims('[1]'::%1$s.vector)$q$, memory_private._vector_schema());
     v_iterative := current_setting('hnsw.iterative_scan', true);
+    -- Never beside a migrate, which makes these functions too (the callers took it first).
+    PERFORM memory_private._lock_ddl();
     -- Concurrent create_domain calls regenerate one after the other, each from the committed
     -- registry (READ COMMITTED: the query below runs after the lock is granted).
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgmemo:search_static'));

@@ -4,22 +4,27 @@
 --
 -- The rules they carry, in this one place:
 -- - A stale embedding is never served: after an UPDATE (per statement, transition tables), a row
---   whose content changed while its embedding stayed the same gets its embedding (and model)
---   cleared, and a row whose embedding was cleared loses its model (trigger unstale_update).
---   pgmemo's own writers (memory.update, store, store_many, import_rows) never leave such a row
---   (they clear the embedding in the same statement), so for them it costs one join of the two
---   transition tables and no UPDATE; it catches the application's own writes to an adopted
---   table. It runs with the rights of whoever wrote the table (SECURITY INVOKER): pgmemo's
---   rights never run the application's code.
+--   whose embedding was carried over from a content it was not made for gets its embedding (and
+--   model) cleared, whichever ids the statement moved: a new row's embedding is stale when some
+--   old row of the statement had it and none had it with the new row's content (rows are not
+--   paired by id: a row renamed with new content, or ids swapped with the contents left in
+--   place, kept a stale vector that way); and a row whose embedding was cleared loses its model
+--   (trigger unstale_update). pgmemo's own writers (memory.update, store, store_many,
+--   import_rows) never leave such a row (they clear the embedding in the same statement), so
+--   for them it costs at most one comparison per row kept and no UPDATE; it catches the
+--   application's own writes to an adopted table. It runs with the rights of whoever wrote the
+--   table (SECURITY INVOKER): pgmemo's rights never run the application's code.
 -- - Every statement over both transition tables runs through EXECUTE, planned at each firing
 --   for the rows at hand (a plan PL/pgSQL keeps is made for the first firing's few rows, and
 --   reused over 100,000 rows it was quadratic); statements over one of them stay static (their
 --   kept plans scan it once).
--- - AFTER INSERT / UPDATE, per statement: every row that now needs an embedding is queued,
---   deduplicated per row, and the workers are woken (NOTIFY); a job claimed for the old content
---   goes back to pending (the claim in flight is superseded: its completion finds the content
---   changed, or, once the job is claimed again under a new id, no job, and writes nothing); a
---   row that got an embedding has no job any more. A metadata-only update queues nothing.
+-- - AFTER INSERT / UPDATE, per statement: every row that now needs an embedding is queued (an
+--   UPDATE: its content changed, its embedding was cleared, or its id is new to the statement, a
+--   row renamed), deduplicated per row, and the workers are woken (NOTIFY); a job claimed for
+--   the old content goes back to pending (the claim in flight is superseded: its completion
+--   finds the content changed, or, once the job is claimed again under a new id, no job, and
+--   writes nothing); a row that got an embedding has no job any more, nor has an id the UPDATE
+--   took away (a row renamed). A metadata-only update queues nothing.
 -- - AFTER DELETE, per statement: the jobs of deleted rows go.
 -- - A row whose id is NULL (a NOT NULL the table's owner dropped after adoption, which requires
 --   it) is neither queued nor indexed: pgmemo cannot address it, and the application's write of
@@ -33,8 +38,11 @@
 -- on every UPDATE (a factory table's content_tsv on every embedding the worker writes). The
 -- touch column (factory tables: updated_at) is set by the writers.
 -- Citus runs no statement triggers with transition tables on a distributed table: there the
--- write functions queue its rows (sql/48_distributed.sql) and the same stale rule is a row
--- trigger (before_update), the one row-level template.
+-- write functions queue its rows (sql/48_distributed.sql) and the stale rule is a row trigger
+-- (before_update), the one row-level template: OLD and NEW are the same row there, whatever
+-- its id (which Citus does not let change: the table is distributed by it), so a content
+-- changed under the embedding it had clears it; each row sees only its own, so an embedding
+-- the same statement copied from another row is kept there.
 --
 -- Why generated functions: each domain gets its own trigger functions with the column names
 -- written into static SQL (so PL/pgSQL plans each statement once per session), instead of one
@@ -188,28 +196,67 @@ SECURITY INVOKER
 SET search_path FROM CURRENT
 AS $body$
 DECLARE
-    v_stale bigint;
+    v_stale text[];
 BEGIN%8$s
-    -- (as real[]: pgvector's = is not on this function's search_path)
-    -- The two statements over both transition tables run through EXECUTE, planned at each firing
-    -- for the rows at hand: a plan kept by PL/pgSQL is made for the first firing's tables (a
-    -- nested loop for a few rows), and reused for 100,000 rows it read 10^10 row pairs back from
-    -- disk (a one-statement UPDATE of a big domain table never finished). A count, not EXISTS
-    -- (planned for its first row: a nested loop too). The UPDATE only when a row needs it: an
-    -- UPDATE of no rows fires this trigger again.
-    EXECUTE $stmt$
-        SELECT count(*) FROM new_rows AS n JOIN old_rows AS o ON o.%3$I = n.%3$I
-        WHERE n.%4$I IS DISTINCT FROM o.%4$I AND n.%5$I IS NOT NULL
-          AND n.%5$I::real[] = o.%5$I::real[]
-    $stmt$ INTO v_stale;
-    IF v_stale > 0 THEN
+    -- The rule: a new row's embedding is stale when some old row of the statement had it and
+    -- none had it with the new row's content: it was carried over from a content it was not
+    -- made for. Nothing in the transition tables says which old row became which new one (an
+    -- UPDATE may rename rows, swap or shift their ids), so rows are not paired by id: by id, a
+    -- row renamed with new content looked new, and ids swapped with the contents left in
+    -- place looked unchanged. An embedding no old row had (the worker's, or one the
+    -- application wrote with the content) is kept, and so is one that moved with its content
+    -- (a row renamed, ids swapped).
+    -- Only a statement that read an embedding and leaves one can carry one: two static
+    -- look-ups skip the rest for the worker's completions and memory.update of a content.
+    IF EXISTS (SELECT FROM old_rows AS o WHERE o.%5$I IS NOT NULL)
+            AND EXISTS (SELECT FROM new_rows AS n WHERE n.%5$I IS NOT NULL) THEN
+        -- One comparison per common row: a row whose id had this content and this embedding
+        -- (a metadata-only update) is kept at once, the two compared bit for bit (*=: a memcmp
+        -- of the two records). The others (renamed, or their content or embedding changed) are
+        -- looked up among the old rows by the bytes of their embedding (record_send: built in
+        -- and hashable; pgvector's = is not on this function's search_path, and a cast to
+        -- real[] costs more): EXISTS and NOT EXISTS each stop at one match, however many rows
+        -- share an embedding. The same embedding is the same bits. (The contents compared
+        -- NULL-safe and hashable: with IS NOT DISTINCT FROM, rows sharing an embedding were
+        -- compared pairwise.)
+        -- Over both transition tables, so through EXECUTE, planned at each firing for the rows
+        -- at hand: a plan kept by PL/pgSQL is made for the first firing's tables (a nested
+        -- loop for a few rows), and reused for 100,000 rows it read 10^10 row pairs back from
+        -- disk (a one-statement UPDATE of a big domain table never finished).
         EXECUTE $stmt$
-            UPDATE %2$s AS t SET %5$I = NULL%6$s
-            FROM new_rows AS n
-            JOIN old_rows AS o ON o.%3$I = n.%3$I
-            WHERE t.%3$I = n.%3$I AND t.%5$I IS NOT NULL
-              AND n.%4$I IS DISTINCT FROM o.%4$I AND n.%5$I::real[] = o.%5$I::real[]
-        $stmt$;
+            WITH moved AS MATERIALIZED (
+                SELECT n.%3$I::text AS id, n.%4$I AS content,
+                    pg_catalog.record_send(ROW(n.%5$I)::record) AS embedding
+                FROM new_rows AS n
+                WHERE n.%5$I IS NOT NULL
+                  AND NOT EXISTS (
+                    SELECT FROM old_rows AS o
+                    WHERE o.%3$I = n.%3$I AND o.%4$I IS NOT DISTINCT FROM n.%4$I
+                      AND ROW(o.%5$I)::record *= ROW(n.%5$I)::record)
+            ),
+            had AS MATERIALIZED (
+                SELECT o.%4$I AS content, pg_catalog.record_send(ROW(o.%5$I)::record) AS embedding
+                FROM old_rows AS o
+                WHERE o.%5$I IS NOT NULL
+            )
+            SELECT array_agg(m.id)
+            FROM moved AS m
+            WHERE EXISTS (SELECT FROM had AS h WHERE h.embedding = m.embedding)
+              AND NOT EXISTS (
+                SELECT FROM had AS h
+                WHERE h.embedding = m.embedding AND (h.content IS NULL) = (m.content IS NULL)
+                  AND coalesce(h.content::text, '') = coalesce(m.content::text, ''))
+        $stmt$ INTO v_stale;
+        -- The UPDATE only when a row needs it (an UPDATE of no rows fires this trigger again);
+        -- the rows by their id as text, which the table's key (a text id) or its helper index
+        -- on id::text serves.
+        IF v_stale IS NOT NULL THEN
+            EXECUTE $stmt$
+                UPDATE %2$s AS t SET %5$I = NULL%6$s
+                FROM unnest($1::text[]) AS s (id)
+                WHERE t.%3$I::text = s.id AND t.%5$I IS NOT NULL
+            $stmt$ USING v_stale;
+        END IF;
     END IF;
     %7$s
     RETURN NULL;
@@ -238,14 +285,27 @@ BEGIN%6$s
                 claimed_at = NULL, lease_until = NULL, updated_at = now();
         GET DIAGNOSTICS v_count = ROW_COUNT;
     ELSE
-        -- over both transition tables: planned at each firing (see the unstale trigger)
+        -- Over both transition tables: planned at each firing (see the unstale trigger). A row
+        -- that needs an embedding is queued when its id is new to the statement (a row
+        -- renamed), its embedding was cleared, or its content changed; the jobs of the ids the
+        -- statement took away (a row renamed: no row holds them now) go. (The ids gone in a
+        -- CTE: a DELETE joined to a transition table carries its whole rows.)
         EXECUTE $stmt$
+            WITH gone AS MATERIALIZED (
+                SELECT o.%3$I::text AS row_id FROM old_rows AS o
+                WHERE NOT EXISTS (SELECT FROM new_rows AS n WHERE n.%3$I = o.%3$I)
+            ),
+            dropped AS (
+                DELETE FROM memory_private.embedding_queue AS q
+                USING gone AS g
+                WHERE q.domain = %2$L AND q.row_id = g.row_id
+            )
             INSERT INTO memory_private.embedding_queue AS q (domain, row_id)
             SELECT %2$L, n.%3$I::text
             FROM new_rows AS n
-            JOIN old_rows AS o ON o.%3$I = n.%3$I
-            WHERE n.%5$I IS NULL AND (o.%5$I IS NOT NULL OR n.%4$I IS DISTINCT FROM o.%4$I)
-              AND n.%3$I IS NOT NULL
+            LEFT JOIN old_rows AS o ON o.%3$I = n.%3$I
+            WHERE n.%5$I IS NULL AND n.%3$I IS NOT NULL
+              AND (o.%3$I IS NULL OR o.%5$I IS NOT NULL OR n.%4$I IS DISTINCT FROM o.%4$I)
             ON CONFLICT (domain, row_id) DO UPDATE
                 SET status = 'pending', attempts = 0, run_after = now(), claimed_by = NULL,
                     claimed_at = NULL, lease_until = NULL, updated_at = now()
@@ -484,7 +544,7 @@ $$;
 -- Wire a domain: (re)make its trigger functions and make sure its relation carries its
 -- triggers (four, four more for an adopted domain's text index; one on a distributed table).
 -- Idempotent and cheap when nothing changed (a trigger that exists is kept, with its enabled
--- state: bulk_load_begin pauses the insert trigger).
+-- state: bulk_load_begin pauses the insert trigger; no lock on the table then).
 CREATE OR REPLACE FUNCTION memory_private._wire(d memory_private.domains)
 RETURNS void
 LANGUAGE plpgsql
@@ -497,6 +557,7 @@ BEGIN
     IF memory_private._qualified(d.source_table) IS NULL THEN
         RETURN;  -- the table is gone: nothing to wire (diagnose reports it)
     END IF;
+    PERFORM memory_private._lock_ddl();  -- never beside a migrate (the callers took it first)
     FOR v_item IN SELECT * FROM memory_private._wire_functions(d) LOOP
         CONTINUE WHEN v_item.kind = 'before_update' AND NOT d.distributed;
         CONTINUE WHEN v_item.kind IN ('claim', 'complete') AND d.distributed;
@@ -517,13 +578,19 @@ BEGIN
             SELECT FROM pg_catalog.pg_trigger AS t
             WHERE t.tgrelid = v_item.relid AND t.tgname = v_item.trigger_name);
         EXECUTE v_item.ddl;
+        -- The insert trigger made again during a bulk load is paused, as bulk_load_begin paused
+        -- it. One that exists keeps the state bulk_load_begin / _finish gave it: pausing it at
+        -- every migrate took the table's lock (a migrate waited for a bulk load's COPY, and the
+        -- table's writers waited behind it), and a migrate that had read the domain as bulk
+        -- loading paused it again just after bulk_load_finish resumed it (stop 37's review).
+        IF d.bulk_loading AND NOT d.distributed
+            AND v_item.trigger_name = memory_private._wire_name(d.domain, 'enqueue_insert') THEN
+            EXECUTE format($sql$ALTER TABLE %s DISABLE TRIGGER %I$sql$,
+                memory_private._qualified(v_item.relid::regclass), v_item.trigger_name);
+        END IF;
     END LOOP;
     IF d.distributed THEN
         PERFORM set_config('citus.enable_unsafe_triggers', coalesce(v_unsafe, 'off'), true);
-    END IF;
-    IF d.bulk_loading AND NOT d.distributed THEN
-        EXECUTE format($sql$ALTER TABLE %s DISABLE TRIGGER %I$sql$, memory_private._qualified(d.source_table),
-            memory_private._wire_name(d.domain, 'enqueue_insert'));
     END IF;
 END;
 $$;
@@ -656,6 +723,7 @@ DECLARE
     v_rel text := memory_private._qualified(d.source_table);
     v_item record;
 BEGIN
+    PERFORM memory_private._lock_ddl();  -- never beside a migrate (the callers took it first)
     -- every trigger that calls one of the domain's functions, on whatever relation (the table,
     -- its partitions and children, and one detached since: its triggers stay until now)
     FOR v_item IN

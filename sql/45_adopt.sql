@@ -628,12 +628,18 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_locked boolean := memory_private._lock_for_sync(domain);
-    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
-    v_text regclass := memory_private._text_table(v_d);
-    v_source text := memory_private._qualified(v_d.source_table);
+    v_locked boolean;
+    v_d memory_private.domains;
+    v_text regclass;
+    v_source text;
     v_set bigint;
 BEGIN
+    -- (the migrators' lock only, before the table's: not the domain's, see _lock_ddl)
+    PERFORM memory_private._lock_ddl();
+    v_locked := memory_private._lock_for_sync(domain);
+    v_d := memory_private._domain_for(domain, 'write');
+    v_text := memory_private._text_table(v_d);
+    v_source := memory_private._qualified(v_d.source_table);
     IF NOT v_d.adopted OR memory_private._is_shadow(v_d)
         OR memory_private._is_distributed_table(v_d.source_table) THEN
         RETURN 0;  -- the stored column of pgmemo's own table, or computed: nothing to keep
@@ -804,7 +810,7 @@ BEGIN
             USING ERRCODE = '22004';
     END IF;
     PERFORM memory_private._check_distance(distance);
-    PERFORM pg_advisory_xact_lock(hashtext('pgmemo.domain'), hashtext(domain));
+    PERFORM memory_private._lock_ddl(domain);
 
     SELECT d.* INTO v_existing FROM memory_private.domains AS d WHERE d.domain = adopt_table.domain;
     IF FOUND THEN

@@ -57,7 +57,10 @@ BEGIN
     -- The shadow domain's view computes its content_tsv with the domain's text configuration:
     -- checked again (it may have been handed to another role since create_domain checked it).
     PERFORM memory_private._check_text_config(v_d.text_config);
-    PERFORM pg_advisory_xact_lock(hashtext('pgmemo.domain'), hashtext(v_d.domain));
+    -- (the registry again once no other DDL of the domain is under way: a drop_domain)
+    PERFORM memory_private._lock_ddl(v_d.domain);
+    v_d := memory_private._domain_for(domain, 'write');
+    v_phys := memory_private._physical(v_d);
     IF EXISTS (SELECT FROM memory_private.reembeds AS r WHERE r.domain = v_d.domain) THEN
         RAISE EXCEPTION 'a re-embed of domain "%" is already in progress', v_d.domain
             USING ERRCODE = '42710',
@@ -201,10 +204,10 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_r memory_private.reembeds := memory_private._reembed(domain);
-    v_d memory_private.domains := memory_private._domain_for(domain, 'write');
-    v_phys record := memory_private._physical(v_d);
-    v_rel text := memory_private._qualified(v_phys.relation);
+    v_r memory_private.reembeds;
+    v_d memory_private.domains;
+    v_phys record;
+    v_rel text;
     v_total bigint;
     v_done bigint;
     v_shadow_index regclass;
@@ -212,6 +215,12 @@ DECLARE
     v_content name;
     v_missing boolean;
 BEGIN
+    -- (read after the domain's lock: a cancel_reembed or a second finish under way has ended)
+    PERFORM memory_private._lock_ddl(domain);
+    v_r := memory_private._reembed(domain);
+    v_d := memory_private._domain_for(domain, 'write');
+    v_phys := memory_private._physical(v_d);
+    v_rel := memory_private._qualified(v_phys.relation);
     IF v_d.distributed THEN
         -- Citus: the view DDL below needs one connection per node for the whole transaction,
         -- and dropping the shadow's row trigger on the shards needs unsafe triggers allowed.
@@ -290,12 +299,17 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_r memory_private.reembeds := memory_private._reembed(domain);
+    v_r memory_private.reembeds;
+    v_d memory_private.domains;
+    v_rel text;
+BEGIN
+    -- (read after the domain's lock: a finish_reembed under way has ended)
+    PERFORM memory_private._lock_ddl(domain);
+    v_r := memory_private._reembed(domain);
     -- no _domain_for: cancelling writes no row (it drops the shadow column), and drop_domain
     -- must work even for an adopted table pgmemo refuses to write
-    v_d memory_private.domains := memory_private._domain(domain);
-    v_rel text := memory_private._qualified((memory_private._physical(v_d)).relation);
-BEGIN
+    v_d := memory_private._domain(domain);
+    v_rel := memory_private._qualified((memory_private._physical(v_d)).relation);
     IF v_d.distributed THEN
         PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);  -- as finish_reembed
         PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);

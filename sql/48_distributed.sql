@@ -85,7 +85,7 @@ BEGIN
     IF v_rel IS NULL THEN
         RAISE EXCEPTION 'the table of domain "%" does not exist', v_d.domain USING ERRCODE = '42P01';
     END IF;
-    PERFORM pg_advisory_xact_lock(hashtext('pgmemo.domain'), hashtext(v_d.domain));
+    PERFORM memory_private._lock_ddl(v_d.domain);
 
     -- The statement triggers (transition tables) cannot run on shards; the write functions
     -- queue rows instead (memory_private._dist_sync_jobs). The BEFORE UPDATE row trigger (the

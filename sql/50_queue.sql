@@ -421,6 +421,13 @@ BEGIN
             'skipped_domains', '{}'::jsonb, 'purged_workers', 0, 'ran_at', now(),
             'busy', 'another run_maintenance is running');
     END IF;
+    -- Nor during a migrate (it makes again the functions the rewiring below makes): the next
+    -- run does it. (Tried, not waited for: a migrate may itself wait for a long DDL.)
+    IF NOT memory_private._lock_ddl(wait => false) THEN
+        RETURN jsonb_build_object('released_claims', 0, 'enqueued_missing', 0,
+            'skipped_domains', '{}'::jsonb, 'purged_workers', 0, 'ran_at', now(),
+            'busy', 'a migrate is running');
+    END IF;
     v_released := memory.release_expired_claims();
     v_enqueued := memory_private._enqueue_missing_all();
     v_text_stats := memory.refresh_text_stats();
@@ -461,7 +468,7 @@ COMMENT ON FUNCTION memory.run_maintenance() IS
 'the per-domain grants of dropped roles (dropped_role_grants; they already counted nowhere). '
 'Returns what it did as JSON; '
 'skipped_domains names the domains whose table could not be read (dropped meanwhile) with the '
-'error. One run at a time: a second caller returns at once with busy.';
+'error. One run at a time, and none during a migrate: the caller returns at once with busy.';
 
 CREATE OR REPLACE FUNCTION memory.schedule_maintenance(schedule text DEFAULT '* * * * *')
 RETURNS bigint

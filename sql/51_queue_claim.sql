@@ -420,6 +420,8 @@ BEGIN
         EXCEPTION WHEN insufficient_privilege THEN
             PERFORM memory_private._fail_jobs(v_ids, SQLERRM);
             CONTINUE;
+        WHEN undefined_object THEN
+            CONTINUE;  -- dropped since the jobs were read: they went with it
         END;
 
         -- A bad vector fails its job once the good ones' rows are written: the lock order is
@@ -446,29 +448,43 @@ BEGIN
         ELSE
             -- The domain's completion function (generated from _complete_sql by _wire: planned
             -- once per session), after the check of its table.
-            PERFORM memory_private._relation(v_d, true);
             v_sql := format($sql$
                 SELECT c.done FROM memory_private.%I($1, $2, $3, $4) AS c
             $sql$, memory_private._wire_name(v_d.domain, 'complete'));
             BEGIN
-                EXECUTE v_sql
-                INTO v_done USING v_ids, v_vecs, v_d.domain, coalesce(embedding_model, v_d.embedding_model);
-            EXCEPTION WHEN data_exception OR integrity_constraint_violation OR raise_exception THEN
-                -- Something the checks above cannot see (a constraint or trigger of an adopted
-                -- table): write the jobs one by one, each failing alone.
-                v_done := ARRAY[]::bigint[];
-                FOR v_i IN 1 .. cardinality(v_ids) LOOP
-                    BEGIN
-                        EXECUTE v_sql
-                        INTO v_one USING ARRAY[v_ids[v_i]], ARRAY[v_vecs[v_i]], v_d.domain,
-                            coalesce(embedding_model, v_d.embedding_model);
-                        v_done := v_done || coalesce(v_one, ARRAY[]::bigint[]);
-                    EXCEPTION WHEN data_exception OR integrity_constraint_violation
-                        OR raise_exception THEN
-                        PERFORM memory_private._fail_jobs(ARRAY[v_ids[v_i]], SQLERRM);
-                        v_bad := coalesce(v_bad, ARRAY[]::bigint[]) || v_ids[v_i];
-                    END;
-                END LOOP;
+                PERFORM memory_private._relation(v_d, true);
+                BEGIN
+                    EXECUTE v_sql
+                    INTO v_done USING v_ids, v_vecs, v_d.domain,
+                        coalesce(embedding_model, v_d.embedding_model);
+                EXCEPTION WHEN data_exception OR integrity_constraint_violation OR raise_exception THEN
+                    -- Something the checks above cannot see (a constraint or trigger of an
+                    -- adopted table): write the jobs one by one, each failing alone.
+                    v_done := ARRAY[]::bigint[];
+                    FOR v_i IN 1 .. cardinality(v_ids) LOOP
+                        BEGIN
+                            EXECUTE v_sql
+                            INTO v_one USING ARRAY[v_ids[v_i]], ARRAY[v_vecs[v_i]], v_d.domain,
+                                coalesce(embedding_model, v_d.embedding_model);
+                            v_done := v_done || coalesce(v_one, ARRAY[]::bigint[]);
+                        EXCEPTION WHEN data_exception OR integrity_constraint_violation
+                            OR raise_exception THEN
+                            PERFORM memory_private._fail_jobs(ARRAY[v_ids[v_i]], SQLERRM);
+                            v_bad := coalesce(v_bad, ARRAY[]::bigint[]) || v_ids[v_i];
+                        END;
+                    END LOOP;
+                END;
+            EXCEPTION WHEN undefined_table OR undefined_function OR undefined_column THEN
+                -- The domain dropped, or its re-embed cancelled or finished (a shadow domain),
+                -- while this waited for its table: its jobs went with it, and the batch's other
+                -- domains are written all the same (the whole completion failed, and a worker
+                -- lost every vector of the batch; stop 37's review). Any other cause is raised.
+                IF EXISTS (SELECT FROM memory_private.domains AS d
+                           WHERE d.domain = v_d.domain AND d.source_table = v_d.source_table
+                             AND d.embedding_column = v_d.embedding_column) THEN
+                    RAISE;
+                END IF;
+                CONTINUE;
             END;
         END IF;
         v_total := v_total + coalesce(cardinality(v_done), 0);

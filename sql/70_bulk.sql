@@ -57,6 +57,8 @@ DECLARE
     v_dropped text[] := ARRAY[]::text[];
     v_index regclass;
 BEGIN
+    -- (the migrators' lock only: not the domain's, see _lock_ddl)
+    PERFORM memory_private._lock_ddl();
     PERFORM memory_private._check_bulk_domain(v_d);
     FOR v_index IN
         SELECT v.index_oid::regclass FROM memory_private._vector_indexes(v_d) AS v
@@ -104,6 +106,7 @@ DECLARE
     v_hnsw_done timestamptz;
     v_queued bigint;
 BEGIN
+    PERFORM memory_private._lock_ddl();
     PERFORM memory_private._check_bulk_domain(v_d);
     IF parallel_workers IS NOT NULL AND (parallel_workers < 0 OR parallel_workers > 64) THEN
         RAISE EXCEPTION 'parallel_workers must be between 0 and 64, got %', parallel_workers

@@ -7,7 +7,9 @@
      ledger holds was edited since (checksum) or when the database is newer than this client;
      the ledger records whether each breaks older clients (`--! breaking-change` at its top);
   3. every file in sql/ (CREATE OR REPLACE), with the search_path the functions capture.
-Two migrators at once queue on the lock; the second finds nothing to do.
+Two migrators at once queue on the lock; the second finds nothing to do. pgmemo's DDL functions
+(create_domain, drop_domain, adopt_table, the re-embed and bulk-load ones, ...) hold the same lock
+shared (memory_private._lock_ddl): a migrate waits for those under way, and they wait for it.
 `bundle()` renders the same steps as one psql script (install.sql), for installs without Python.
 """
 
@@ -24,7 +26,9 @@ from psycopg.rows import tuple_row
 
 from . import resources
 
-LOCK_KEY = 7_386_244_001  # pg_advisory_xact_lock key shared by every pgmemo migrator
+# pg_advisory_xact_lock key of every pgmemo migrator; pgmemo's DDL functions take it shared
+# (memory_private._lock_ddl, sql/00_private_helpers.sql, which repeats the number)
+LOCK_KEY = 7_386_244_001
 LOCK = f"DO $lock$ BEGIN PERFORM pg_catalog.pg_advisory_xact_lock({LOCK_KEY}); END $lock$;"
 # The ledger and the runner's helper functions (python/pgmemo/bootstrap.sql), run before anything.
 BOOTSTRAP_FILE = Path(__file__).with_name("bootstrap.sql")
