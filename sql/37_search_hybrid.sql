@@ -35,10 +35,12 @@ AS $$ SELECT format('least(greatest(%s + 6, 16), 1000)', k) $$;
 
 -- The vector half's ef_search before memory.search's clamp to [rows, 1000], as an SQL expression
 -- over the caller's and the domain's rows (text_stats.documents, NULL when unknown): the
--- caller's, else the session's hnsw.ef_search raised to a thirtieth of the rows, at least 60 and
+-- caller's, else the session's hnsw.ef_search raised to a fortieth of the rows, at least 60 and
 -- at most memory.search's 100 (_default_ef_search). A small graph needs a narrower walk for the
 -- same neighbours: on the 505 documentation sections 60 kept MRR@10 where 100 gave it, and cost
--- 16% of the hybrid's CPU less; on the 3,000 docstrings 60 cost 0.012 (BENCHMARKS.md, "Stop 37").
+-- 16% of the hybrid's CPU less; on the 3,000 docstrings 60 / 75 / 100 gave 0.6248 / 0.6260 /
+-- 0.6288 on the dev queries, 75 at 1.32x `search`'s p50 where 100 took 1.47x (BENCHMARKS.md,
+-- "Stop 37").
 CREATE OR REPLACE FUNCTION memory_private._hybrid_ef_sql(ef_search text, documents text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
@@ -46,7 +48,7 @@ SET search_path FROM CURRENT
 AS $$
     SELECT format($e$coalesce(%1$s, greatest(
         coalesce(nullif(pg_catalog.current_setting('hnsw.ef_search', true), '')::integer, 40),
-        least(greatest(coalesce(%2$s, 0) / 30, 60), %3$s)::integer))$e$,
+        least(greatest(coalesce(%2$s, 0) / 40, 60), %3$s)::integer))$e$,
         ef_search, documents, memory_private._default_ef_search())
 $$;
 
@@ -394,10 +396,7 @@ BEGIN
     -- through _parse_text_query); and convex fusion (rrf's ranks are the general path's).
     v_fast := query_embedding IS NOT NULL AND filter IS NULL AND text_match = 'any'
         AND fusion = 'convex' AND NOT coalesce(with_embeddings, false) AND NOT v_d.distributed
-        AND query !~* %11$L  -- memory_private._text_syntax_pattern(), spliced
-        -- (a row waiting for its embedding: the general path finds it by its words)
-        AND NOT EXISTS (SELECT FROM memory_private.embedding_queue AS q
-                        WHERE q.domain = v_d.domain);
+        AND query !~* %11$L;  -- memory_private._text_syntax_pattern(), spliced
     IF v_fast THEN
         v_tsv := to_tsvector(v_d.text_config, query);
         IF length(v_tsv) > %10$s THEN  -- memory_private._text_max_words(), spliced
@@ -417,9 +416,12 @@ BEGIN
         ELSE
             SELECT p.k1, p.b INTO v_k1, v_b FROM memory_private._bm25_params() AS p;
         END IF;
-        -- the domain's rows (the branches need its statistics: none, no branch)
+        -- the domain's rows; NULL, and no branch: no statistics, or a row of the domain waits
+        -- in the embedding queue (the general path finds it by its words)
         SELECT s.documents INTO v_docs FROM memory_private.text_stats AS s
-        WHERE s.domain = v_d.domain;
+        WHERE s.domain = v_d.domain
+          AND NOT EXISTS (SELECT FROM memory_private.embedding_queue AS q
+                          WHERE q.domain = v_d.domain);
         -- memory_private._search_ef(v_candidates, memory_private._hybrid_ef(ef_search)), spliced
         v_ef := %5$s;
         %8$s
@@ -472,8 +474,8 @@ BEGIN
     -- (in the order of the names under COLLATE "C": memory_private._dispatch_sql halves them)
     SELECT array_agg(x.domain ORDER BY x.domain COLLATE "C"), array_agg(format($b$
         WHEN %1$L THEN
-            -- (the domain's table and distance as generated, and its text statistics, v_docs
-            -- read from them: else the general path)
+            -- (the domain's table and distance as generated, and its text statistics with no
+            -- row waiting, v_docs: else the general path)
             IF v_d.table_schema = %3$L AND v_d.table_name = %4$L AND v_d.distance = %5$L
                AND v_docs > 0 THEN
                 RETURN QUERY %2$s;
@@ -506,7 +508,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
     interval, double precision, text, boolean, text
 ) IS
 'Hybrid search, one call: the vector search''s k + 6 nearest rows (at least 16; ef_search, '
-'unless given, a thirtieth of the domain''s rows between 60 and 100, or the session''s '
+'unless given, a fortieth of the domain''s rows between 60 and 100, or the session''s '
 'hnsw.ef_search when higher) and their BM25 scores '
 '(memory.search_text''s BM25 without its proximity bonus; a word outside the statistics'' common '
 'words weighs as one in half as many rows as the least common of them), plus the rows waiting in '
