@@ -7295,12 +7295,12 @@ AS $$ SELECT format('least(greatest(%s + 6, 16), 1000)', k) $$;
 
 -- The vector half's ef_search before memory.search's clamp to [rows, 1000], as an SQL expression
 -- over the caller's and the domain's rows (text_stats.documents, NULL when unknown): the
--- caller's, else the session's hnsw.ef_search raised to a fortieth of the rows, at least 60 and
--- at most memory.search's 100 (_default_ef_search). A small graph needs a narrower walk for the
--- same neighbours: on the 505 documentation sections 60 kept MRR@10 where 100 gave it, and cost
--- 16% of the hybrid's CPU less; on the 3,000 docstrings 60 / 75 / 100 gave 0.6248 / 0.6260 /
--- 0.6288 on the dev queries, 75 at 1.32x `search`'s p50 where 100 took 1.47x (BENCHMARKS.md,
--- "Stop 37").
+-- caller's, else the session's hnsw.ef_search raised to a fortieth of the rows, at least 40
+-- (pgvector's default) and at most memory.search's 100 (_default_ef_search). A small graph needs
+-- a narrower walk for the same neighbours: on the 505 documentation sections 40, 60 and 100 gave
+-- the same test MRR@10 (dev: 40 0.0004 below 60), 40 at 1.30x `search`'s p50 where 60 took
+-- 1.38-1.48x; on the 3,000 docstrings 60 / 75 / 100 gave 0.6248 / 0.6260 / 0.6288 on the dev
+-- queries, 75 at 1.32x `search`'s p50 where 100 took 1.47x (BENCHMARKS.md, "Stop 37").
 CREATE OR REPLACE FUNCTION memory_private._hybrid_ef_sql(ef_search text, documents text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
@@ -7308,7 +7308,7 @@ SET search_path FROM CURRENT
 AS $$
     SELECT format($e$coalesce(%1$s, greatest(
         coalesce(nullif(pg_catalog.current_setting('hnsw.ef_search', true), '')::integer, 40),
-        least(greatest(coalesce(%2$s, 0) / 40, 60), %3$s)::integer))$e$,
+        least(greatest(coalesce(%2$s, 0) / 40, 40), %3$s)::integer))$e$,
         ef_search, documents, memory_private._default_ef_search())
 $$;
 
@@ -7768,7 +7768,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
     interval, double precision, text, boolean, text
 ) IS
 'Hybrid search, one call: the vector search''s k + 6 nearest rows (at least 16; ef_search, '
-'unless given, a fortieth of the domain''s rows between 60 and 100, or the session''s '
+'unless given, a fortieth of the domain''s rows between 40 and 100, or the session''s '
 'hnsw.ef_search when higher) and their BM25 scores '
 '(memory.search_text''s BM25 without its proximity bonus; a word outside the statistics'' common '
 'words weighs as one in half as many rows as the least common of them), plus the rows waiting in '
@@ -7787,7 +7787,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'importance_weight re-rank as in memory.search, on the fused score scaled to [0, 1]. '
 'similarity is NULL for a row found by its words alone, text_rank for one found by its vector '
 'alone. with_embeddings => true fills the embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', '8c280f4fce04c3b46c761ec090a4e88a554d778fb6bde20c0b48b46e7c331754', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', 'cae040c7dc2815549eae56c7105ce8049a4045444aec36caf24b78451e3facee', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).

@@ -964,7 +964,7 @@ def narrative(results: dict[str, Any]) -> list[str]:
     out += ["", "How `search_hybrid` works (sql/37_search_hybrid.sql): it does not run a second, "
             "independent text search. BM25 scores the vector search's own k + 6 rows, at least 16 "
             "(tf and length from their stored tsvectors, which the HNSW scan reads with the rows; "
-            "its `ef_search` a fortieth of the domain's rows between 60 and 100: 60 on corpus 2, "
+            "its `ef_search` a fortieth of the domain's rows between 40 and 100: 40 on corpus 2, "
             "75 on corpus 1), plus the rows waiting for their embedding (at most 100 of the "
             "domain's queue, in id order), which the vector search cannot find. df is frequency x "
             "N for a common word (the common lexemes of `text_stats`) and half the least common "

@@ -35,12 +35,12 @@ AS $$ SELECT format('least(greatest(%s + 6, 16), 1000)', k) $$;
 
 -- The vector half's ef_search before memory.search's clamp to [rows, 1000], as an SQL expression
 -- over the caller's and the domain's rows (text_stats.documents, NULL when unknown): the
--- caller's, else the session's hnsw.ef_search raised to a fortieth of the rows, at least 60 and
--- at most memory.search's 100 (_default_ef_search). A small graph needs a narrower walk for the
--- same neighbours: on the 505 documentation sections 60 kept MRR@10 where 100 gave it, and cost
--- 16% of the hybrid's CPU less; on the 3,000 docstrings 60 / 75 / 100 gave 0.6248 / 0.6260 /
--- 0.6288 on the dev queries, 75 at 1.32x `search`'s p50 where 100 took 1.47x (BENCHMARKS.md,
--- "Stop 37").
+-- caller's, else the session's hnsw.ef_search raised to a fortieth of the rows, at least 40
+-- (pgvector's default) and at most memory.search's 100 (_default_ef_search). A small graph needs
+-- a narrower walk for the same neighbours: on the 505 documentation sections 40, 60 and 100 gave
+-- the same test MRR@10 (dev: 40 0.0004 below 60), 40 at 1.30x `search`'s p50 where 60 took
+-- 1.38-1.48x; on the 3,000 docstrings 60 / 75 / 100 gave 0.6248 / 0.6260 / 0.6288 on the dev
+-- queries, 75 at 1.32x `search`'s p50 where 100 took 1.47x (BENCHMARKS.md, "Stop 37").
 CREATE OR REPLACE FUNCTION memory_private._hybrid_ef_sql(ef_search text, documents text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
@@ -48,7 +48,7 @@ SET search_path FROM CURRENT
 AS $$
     SELECT format($e$coalesce(%1$s, greatest(
         coalesce(nullif(pg_catalog.current_setting('hnsw.ef_search', true), '')::integer, 40),
-        least(greatest(coalesce(%2$s, 0) / 40, 60), %3$s)::integer))$e$,
+        least(greatest(coalesce(%2$s, 0) / 40, 40), %3$s)::integer))$e$,
         ef_search, documents, memory_private._default_ef_search())
 $$;
 
@@ -508,7 +508,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
     interval, double precision, text, boolean, text
 ) IS
 'Hybrid search, one call: the vector search''s k + 6 nearest rows (at least 16; ef_search, '
-'unless given, a fortieth of the domain''s rows between 60 and 100, or the session''s '
+'unless given, a fortieth of the domain''s rows between 40 and 100, or the session''s '
 'hnsw.ef_search when higher) and their BM25 scores '
 '(memory.search_text''s BM25 without its proximity bonus; a word outside the statistics'' common '
 'words weighs as one in half as many rows as the least common of them), plus the rows waiting in '

@@ -24,6 +24,7 @@ from helpers import one
 from pgmemo.client import MemoryStore, as_vector
 from pgmemo.migrate import MigrationError, migrate
 from test_queue_concurrency import Session, sessions, wait_until, waiting  # noqa: F401
+from test_queue_concurrency import finished_or_waiting as _finished_or_waiting
 
 DIM = 8
 
@@ -39,7 +40,7 @@ def blocked(conn, pid: int) -> bool:
 
 
 def finished_or_waiting(conn, s: Session) -> bool:
-    return s._thread is not None and (not s._thread.is_alive() or blocked(conn, s.pid))
+    return _finished_or_waiting(conn, s, blocked)
 
 
 class Migrator:
@@ -130,11 +131,7 @@ def test_migrate_and_drop_domain_do_not_deadlock(store: MemoryStore, conn, sessi
     dropper.start("SELECT memory.drop_domain('md')")
     wait_until(lambda: finished_or_waiting(conn, dropper), what="drop_domain to finish or wait")
     holder.run("COMMIT")
-    dropper.join()
-    if dropper.error is None:
-        dropper.run("COMMIT")
-    else:
-        dropper.conn.rollback()
+    dropper.end()
     m.join()
     assert_no_deadlock(m.error, dropper.error)
     assert one(conn, "SELECT count(*) FROM memory_private.domains") == 0

@@ -68,6 +68,14 @@ class Session:
         self._thread.join(timeout)
         assert not self._thread.is_alive(), "statement did not finish"
 
+    def end(self) -> None:
+        """join(), then end the transaction: COMMIT when the statement succeeded, else roll back."""
+        self.join()
+        if self.error is None:
+            self.run("COMMIT")
+        else:
+            self.conn.rollback()
+
     def close(self) -> None:
         self.conn.close()
 
@@ -76,6 +84,12 @@ def waiting(observer: psycopg.Connection, pid: int) -> bool:
     """Whether backend pid is blocked on a lock (a heavyweight lock not granted)."""
     return bool(one(observer, "SELECT EXISTS (SELECT FROM pg_catalog.pg_locks "
                               "WHERE pid = %s AND NOT granted)", (pid,)))
+
+
+def finished_or_waiting(conn, s: Session,
+                        blocked: Callable[[psycopg.Connection, int], bool] = waiting) -> bool:
+    """Whether s's background statement has ended, or is blocked (blocked(conn, pid))."""
+    return s._thread is not None and (not s._thread.is_alive() or blocked(conn, s.pid))
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ import pytest
 from fake_provider import fake_vector
 from helpers import one
 from pgmemo.client import MemoryStore, as_vector
-from test_queue_concurrency import Session, sessions, wait_until, waiting  # noqa: F401
+from test_queue_concurrency import (  # noqa: F401
+    Session, finished_or_waiting, sessions, wait_until, waiting)
 
 DIM = 8
 
@@ -23,9 +24,6 @@ DIM = 8
 def vec(text: str) -> str:
     return as_vector(fake_vector(text, DIM))
 
-
-def finished_or_waiting(conn, s: Session) -> bool:
-    return s._thread is not None and (not s._thread.is_alive() or waiting(conn, s.pid))
 
 
 def jobs_in_heap_order(conn, domain: str) -> list[dict]:
@@ -46,11 +44,7 @@ def writer_in_opposite_order(conn, sessions, domain: str, first_row: str, second
     writer.start("SELECT memory.update(%s, %s, content => %s) AS ok",
                  (domain, first_row, "edited 1"))
     wait_until(lambda: finished_or_waiting(conn, writer), what="the writer to finish or wait")
-    writer.join()
-    if writer.error is None:
-        writer.run("COMMIT")
-    else:
-        writer.conn.rollback()
+    writer.end()
     op.join()
     return op, writer
 

@@ -20,7 +20,8 @@ import time
 import pytest
 
 from helpers import one
-from test_queue_concurrency import Session, sessions, wait_until, waiting  # noqa: F401
+from test_queue_concurrency import (  # noqa: F401
+    Session, finished_or_waiting, sessions, wait_until, waiting)
 
 
 def rows(conn, table: str = "memory_data.s_memories", content: str = "content",
@@ -30,9 +31,6 @@ def rows(conn, table: str = "memory_data.s_memories", content: str = "content",
         f"SELECT id::text AS id, {content} AS content, {embedding}::text AS embedding, "
         f"{model or 'NULL::text'} AS model FROM {table}").fetchall()}
 
-
-def finished_or_waiting(conn, s: Session) -> bool:
-    return s._thread is not None and (not s._thread.is_alive() or waiting(conn, s.pid))
 
 
 def jobs(conn, domain: str = "s") -> set[str]:
@@ -328,11 +326,7 @@ def test_a_renaming_writer_and_the_queue_do_not_deadlock(conn, sessions, op_name
     wait_until(lambda: finished_or_waiting(conn, op), what="the queue's statement")
     writer.start(rename, ("a",))
     wait_until(lambda: finished_or_waiting(conn, writer), what="the writer")
-    writer.join()
-    if writer.error is None:
-        writer.run("COMMIT")
-    else:
-        writer.conn.rollback()
+    writer.end()
     op.join()
     errors = [s.error for s in (op, writer) if s.error is not None]
     assert not errors, f"a renaming writer and the queue deadlocked: {errors!r}"
