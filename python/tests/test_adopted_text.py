@@ -381,3 +381,25 @@ def test_cli_adopt_concurrently_fills_the_text_index(conn, dsn):
     assert _found(conn, "notes", "number") == sorted(str(i) for i in range(1, 21))
     assert "20 rows queued for embedding" in out, "queued after the fill, in their own transaction"
     assert one(conn, "SELECT count(*) FROM memory_private.embedding_queue WHERE domain = 'notes'") == 20
+
+
+def test_hybrid_finds_an_adopted_tables_rows_waiting_for_their_embedding(conn):
+    """An adopted table (bigint ids) whose application inserts rows without a vector: the hybrid
+    finds them by their words beside its vector rows (the general path, the queue's row ids as
+    text); once they have vectors, its branch ranks them as the vector rows they are."""
+    _setup(conn)
+    conn.execute("UPDATE app.notes SET emb = ('[1,' || id || ',0]')::vector")
+    conn.execute("SELECT memory.adopt_table('notes', 'app.notes', 'id', 'body', 'emb')")
+    conn.execute("SELECT memory.refresh_text_stats('notes')")
+    conn.execute("INSERT INTO app.notes (id, body) VALUES (1000, 'a walrus on the ice'), "
+                 "(1001, 'nothing to see')")
+    hits = conn.execute("SELECT id, similarity, text_rank FROM memory.search_hybrid("
+                        "'notes', 'walrus', '[1,1,0]', 5)").fetchall()
+    walrus = [h for h in hits if h["id"] == "1000"]
+    assert walrus and walrus[0]["similarity"] is None and walrus[0]["text_rank"] > 0, hits
+    assert "1001" not in {h["id"] for h in hits}
+    conn.execute("UPDATE app.notes SET emb = '[1,1,0]' WHERE id IN (1000, 1001)")
+    assert one(conn, "SELECT count(*) FROM memory_private.embedding_queue WHERE domain = 'notes'") == 0
+    hits = conn.execute("SELECT id, similarity, text_rank FROM memory.search_hybrid("
+                        "'notes', 'walrus', '[1,1,0]', 5)").fetchall()
+    assert hits[0]["id"] == "1000" and hits[0]["similarity"] is not None, hits
