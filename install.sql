@@ -2821,6 +2821,11 @@ BEGIN
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS v_count = ROW_COUNT;
     RETURN v_count > 0;
+EXCEPTION WHEN foreign_key_violation THEN
+    -- the domain was dropped while the grant waited for it (a drop_domain not yet committed when
+    -- _grant_role_id found the domain): the error of an unknown domain, not the key's
+    PERFORM memory_private._domain(domain);
+    RAISE;
 END;
 $$;
 
@@ -3096,7 +3101,7 @@ COMMENT ON FUNCTION memory_private._check_adopted_foreign_code(memory_private.do
 'diagnose check adopted_table_runs_foreign_code (error): an adopted table whose triggers, rules, '
 'row-level security or expressions would run code owned by a role other than pgmemo''s owner or '
 'a superuser; every call that writes it (or, for RLS and rules, reads it) is refused.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', 'fc88047c8b751a6bd5148228c179f185d06717d8d3c821f1955192b349ec4a20', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:05_trust.sql', '05_trust.sql', '25bd11e7ef5d2a44992a5c4c5293037d025af6c0f1c2be245cb9b52aaa9ff070', 'repeatable'); END $pgmemo$;
 -- sql/10_domains.sql
 -- Domains: the table factory (memory.create_domain), memory.drop_domain and the memory.domains
 -- view.

@@ -799,6 +799,11 @@ BEGIN
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS v_count = ROW_COUNT;
     RETURN v_count > 0;
+EXCEPTION WHEN foreign_key_violation THEN
+    -- the domain was dropped while the grant waited for it (a drop_domain not yet committed when
+    -- _grant_role_id found the domain): the error of an unknown domain, not the key's
+    PERFORM memory_private._domain(domain);
+    RAISE;
 END;
 $$;
 

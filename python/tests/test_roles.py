@@ -14,6 +14,7 @@ from psycopg.conninfo import make_conninfo
 from fake_provider import FakeProvider, fake_vector
 from pgmemo.client import MemoryStore, as_vector, connect_raw
 from pgmemo.worker import Worker
+from test_queue_concurrency import finished_or_waiting, sessions, wait_until  # noqa: F401
 
 DIM = 8
 _n = itertools.count()
@@ -222,3 +223,19 @@ def test_a_filtered_searchs_plan_is_never_handed_to_another_role(store, conn, lo
     assert search_as(a) == first  # the same role, within 10 s: its entry taken, not rewritten
     second = search_as(b)
     assert second.split()[0] != first.split()[0], "another role took the first role's entry"
+
+
+def test_a_grant_waiting_for_a_dropped_domain_says_the_domain_is_unknown(store, conn, sessions):
+    """grant_domain while drop_domain of that domain is not yet committed: the grant's insert
+    waits for the domain's row, and once the drop commits it fails as for any unknown domain
+    (42704), not with the registry's foreign key (23503)."""
+    store.create_domain("going", 3)
+    dropper, granter = sessions(), sessions()
+    dropper.run("BEGIN")
+    dropper.run("SELECT memory.drop_domain('going')")
+    granter.start("SELECT memory.grant_domain('going', 'memory_reader', 'read')")
+    wait_until(lambda: finished_or_waiting(conn, granter), what="the grant to wait")
+    dropper.run("COMMIT")
+    granter.join()
+    assert isinstance(granter.error, psycopg.errors.UndefinedObject), granter.error
+    assert "going" in str(granter.error)
