@@ -7280,14 +7280,14 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.s
 --
 -- Two paths:
 -- * the common case (an embedding, plain words, match 'any', convex fusion, no filter, no
---   with_embeddings, a domain of pgmemo's own with refreshed text statistics, and no row of it
---   in the embedding queue): one statement, k-NN, BM25 and the fusion together
---   (memory_private._hybrid_sql, _hybrid_fusion_sql), planned once per session in
---   memory.search_hybrid's branch for the domain;
+--   with_embeddings, a domain of pgmemo's own with refreshed text statistics): one statement,
+--   k-NN, the waiting rows, BM25 and the fusion together (memory_private._hybrid_sql,
+--   _hybrid_fusion_sql), planned once per session in memory.search_hybrid's branch for the
+--   domain;
 -- * otherwise memory_private._hybrid_candidates: memory.search, then
 --   memory_private._search_text_hybrid over its rows and the waiting ones (sql/31_bm25.sql),
---   fused by the same _hybrid_fusion_sql. With nothing waiting and no filter or syntax it ranks
---   as the one statement does (pgtap_tests/bm25.sql compares them).
+--   fused by the same _hybrid_fusion_sql. Without a filter or syntax it ranks as the one
+--   statement does (pgtap_tests/bm25.sql compares them, rows waiting or not).
 
 -- The vector half's rows for k results, as an SQL expression over k's: k + 6, at least 16 (on the
 -- eval's dev queries 16 lost 0.0003 MRR@10 against 20; BENCHMARKS.md). Spliced into
@@ -7393,9 +7393,9 @@ $$;
 -- arguments and variables of memory.search_hybrid, in whose branch for the domain it runs (its
 -- template below): query_embedding, v_candidates (the vector rows wanted), v_tsv (the query's
 -- tsvector), v_k1 and v_b, v_d (the domain). The vector rows: _search_sql's k-NN query in its
--- strict-order shape, reading each row's tsvector too (no second lookup by id); the text half:
--- their BM25 scores (_bm25_rescore_sql's, with the vector rows as the given ids; no row waits
--- for its embedding, or the branch is not taken).
+-- strict-order shape, reading each row's tsvector too (no second lookup by id), and v_waiting's
+-- rows waiting for their embedding; the text half: their BM25 scores (_bm25_rescore_sql's, with
+-- those rows as the given ids).
 CREATE OR REPLACE FUNCTION memory_private._hybrid_sql(d memory_private.domains)
 RETURNS text
 LANGUAGE plpgsql STABLE
@@ -7445,6 +7445,24 @@ BEGIN
             SELECT v.id, v.content, v.metadata, %3$s AS similarity, v.distance, v.created_at,
                 v.updated_at, v.content_tsv
             FROM v
+            UNION ALL
+            -- the rows waiting for their embedding (v_waiting: the domain has jobs), as the
+            -- general path takes them: the first _hybrid_waiting_rows() of the queue in id order
+            -- but the vector rows, one primary-key lookup each (LIMIT 1 keeps it a nested loop);
+            -- none without a vector row (the branch returns nothing, and the general path ranks
+            -- by the words alone, as search_text)
+            SELECT x.id, x.content, x.metadata, NULL, NULL, x.created_at, x.updated_at,
+                x.content_tsv
+            FROM (
+                SELECT q.row_id FROM memory_private.embedding_queue AS q
+                WHERE v_waiting AND q.domain = v_d.domain AND EXISTS (SELECT FROM v)
+                  AND q.row_id NOT IN (SELECT v.id FROM v)
+                ORDER BY q.row_id
+                LIMIT %10$s
+            ) AS j
+            CROSS JOIN LATERAL (
+                SELECT t.* FROM %1$I.%2$I AS t WHERE t.id = j.row_id LIMIT 1
+            ) AS x
         )
         SELECT c.id, c.content, c.metadata, c.similarity, c.distance,
             CASE WHEN w.lexemes IS NOT NULL THEN s.score END, c.created_at, c.updated_at,
@@ -7460,7 +7478,7 @@ BEGIN
             'w.avgdl', NULL, NULL, 'c.content_tsv @@ w.words'),
         memory_private._any_word_tsquery_sql('q.lexeme'),
         memory_private._bm25_idf_sql('q.qtf', 'q.n', 'x.df'),
-        memory_private._bm25_df_sql('q.est', 'NULL'));
+        memory_private._bm25_df_sql('q.est', 'NULL'), memory_private._hybrid_waiting_rows());
 END;
 $$;
 
@@ -7629,6 +7647,7 @@ DECLARE
     v_done boolean := false;  -- a branch ran and returned rows
     v_returned bigint;
     v_docs bigint;
+    v_waiting boolean;
 BEGIN
     -- v_d := memory_private._domain_for(domain, 'read'), spliced
     %2$s
@@ -7681,12 +7700,13 @@ BEGIN
         ELSE
             SELECT p.k1, p.b INTO v_k1, v_b FROM memory_private._bm25_params() AS p;
         END IF;
-        -- the domain's rows; NULL, and no branch: no statistics, or a row of the domain waits
-        -- in the embedding queue (the general path finds it by its words)
-        SELECT s.documents INTO v_docs FROM memory_private.text_stats AS s
-        WHERE s.domain = v_d.domain
-          AND NOT EXISTS (SELECT FROM memory_private.embedding_queue AS q
-                          WHERE q.domain = v_d.domain);
+        -- the domain's rows (NULL: no statistics, no branch), and whether a row of it waits in
+        -- the embedding queue (the branch then scores the waiting rows too)
+        SELECT s.documents, EXISTS (SELECT FROM memory_private.embedding_queue AS q
+                                    WHERE q.domain = v_d.domain)
+        INTO v_docs, v_waiting
+        FROM memory_private.text_stats AS s
+        WHERE s.domain = v_d.domain;
         -- memory_private._search_ef(v_candidates, memory_private._hybrid_ef(ef_search)), spliced
         v_ef := %5$s;
         %8$s
@@ -7739,8 +7759,8 @@ BEGIN
     -- (in the order of the names under COLLATE "C": memory_private._dispatch_sql halves them)
     SELECT array_agg(x.domain ORDER BY x.domain COLLATE "C"), array_agg(format($b$
         WHEN %1$L THEN
-            -- (the domain's table and distance as generated, and its text statistics with no
-            -- row waiting, v_docs: else the general path)
+            -- (the domain's table and distance as generated, and its text statistics, v_docs:
+            -- else the general path)
             IF v_d.table_schema = %3$L AND v_d.table_name = %4$L AND v_d.distance = %5$L
                AND v_docs > 0 THEN
                 RETURN QUERY %2$s;
@@ -7792,7 +7812,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'importance_weight re-rank as in memory.search, on the fused score scaled to [0, 1]. '
 'similarity is NULL for a row found by its words alone, text_rank for one found by its vector '
 'alone. with_embeddings => true fills the embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', 'cae040c7dc2815549eae56c7105ce8049a4045444aec36caf24b78451e3facee', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', '39f0dda6f451d0e254b1a87a9123f1c908ee339b3a9f8db1d3d497226c8e817e', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).

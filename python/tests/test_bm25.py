@@ -334,10 +334,9 @@ def test_text_write_side_by_side_on_a_small_cache(conn, tmp_path):
 
 def test_hybrid_finds_the_rows_waiting_for_their_embedding(conn):
     """A memory stored while the provider is down waits in the queue without an embedding: the
-    hybrid finds it by its words beside the vector rows (README), on the general path the
-    domain's branch gives way to while any row waits; at most _hybrid_waiting_rows() waiting
-    rows (in id order) are read, a bound on the call's cost during a backlog. Once embedded,
-    the branch again."""
+    hybrid finds it by its words beside the vector rows (README), in the domain's one-statement
+    branch as on its general path; at most _hybrid_waiting_rows() waiting rows (in id order) are
+    read, a bound on the call's cost during a backlog. Once embedded, a vector row."""
     conn.execute("SELECT memory.create_domain('wait', 3)")
     conn.execute("SELECT memory.store_many('wait', "
                  "ARRAY(SELECT 'embedded note number ' || i FROM generate_series(1, 40) AS i), "
@@ -352,23 +351,34 @@ def test_hybrid_finds_the_rows_waiting_for_their_embedding(conn):
                  "ids => ARRAY(SELECT 'q' || lpad(i::text, 4, '0') FROM generate_series(1, %(last)s) AS i))",
                  {"last": bound + 1})
 
-    def hits() -> list[dict]:
-        return conn.execute("SELECT id, similarity, text_rank FROM memory.search_hybrid("
-                            "'wait', 'zeppelin', '[1,1,0]', 5)").fetchall()
+    conn.execute("SET track_functions = 'pl'")
 
-    found = {h["id"]: h for h in hits()}
+    def hits(filter_: str | None = None) -> tuple[list[dict], int]:
+        """The hybrid's rows, and how often it took its general path for them (the backend's
+        function counts not yet reported, before and after, in one transaction)."""
+        calls = ("SELECT coalesce(pg_stat_get_xact_function_calls("
+                 "'memory_private._hybrid_candidates'::regproc), 0) AS n")
+        with conn.transaction():
+            before = one(conn, calls)
+            rows = conn.execute("SELECT id, similarity, text_rank, round(score::numeric, 9) AS s "
+                                "FROM memory.search_hybrid('wait', 'zeppelin', '[1,1,0]', 5, "
+                                "filter => %s)", (filter_,)).fetchall()
+            general = one(conn, calls) - before
+        return rows, general
+
+    rows, general = hits()
+    found = {h["id"]: h for h in rows}
     assert "q0007" in found and found["q0007"]["similarity"] is None and found["q0007"]["text_rank"] > 0
     assert f"q{bound + 1:04d}" not in found, "read more waiting rows than the bound"
     assert any(h["similarity"] is not None for h in found.values()), "the vector rows too"
+    assert general == 0, "the branch, not the general path"
+    general_rows, general = hits("{}")
+    assert general == 1 and general_rows == rows, "the general path ranks them alike"
     # embedded (by hand, as a worker would): a vector row now, through the domain's branch
     conn.execute("UPDATE memory_data.wait_memories SET embedding = CASE id WHEN 'q0007' "
                  "THEN '[1,1,0]'::vector ELSE '[0,0,1]' END WHERE id LIKE 'q%%'")
     assert one(conn, "SELECT count(*) AS n FROM memory_private.embedding_queue "
                      "WHERE domain = 'wait'") == 0
-    conn.execute("SET track_functions = 'pl'")
-    before = one(conn, "SELECT coalesce(pg_stat_get_xact_function_calls("
-                       "'memory_private._hybrid_candidates'::regproc), 0) AS n")
-    found = {h["id"]: h for h in hits()}
-    assert found["q0007"]["similarity"] is not None
-    assert one(conn, "SELECT coalesce(pg_stat_get_xact_function_calls("
-                     "'memory_private._hybrid_candidates'::regproc), 0) AS n") == before
+    rows, general = hits()
+    assert general == 0
+    assert {h["id"]: h for h in rows}["q0007"]["similarity"] is not None
