@@ -24,3 +24,32 @@ def test_hybrid_filter_applies_to_the_rows_waiting_for_their_embedding(conn):
     ids = {r["id"] for r in conn.execute(
         "SELECT id FROM memory.search_hybrid('tenants', 'apple', '[1,0,0]', 10)")}
     assert {"a1", "a3", "b1"} <= ids
+
+
+def test_ddl_lock_polling_ends_with_lock_timeout(conn, roles):
+    """Any role may take the migrators' advisory key in a session of its own: pgmemo's DDL, which
+    polls for it, then ends with the caller's lock_timeout (55P03, naming the holder), as a
+    wait for a lock would, instead of polling until statement_timeout (or forever)."""
+    import psycopg
+
+    conn.execute("SELECT memory.create_domain('held', 3)")
+    _, attacker_dsn = roles(None, prefix="holder")
+    with psycopg.connect(attacker_dsn, autocommit=True) as attacker:
+        attacker.execute("SELECT pg_advisory_lock(7386244001)")
+        holder = attacker.info.backend_pid
+        conn.execute("SET lock_timeout = '200ms'")
+        conn.execute("SET statement_timeout = '20s'")
+        for call in ("SELECT memory.create_domain('blocked', 3)",
+                     "SELECT memory.drop_domain('held')"):
+            try:
+                conn.execute(call)
+            except psycopg.Error as exc:
+                assert exc.sqlstate == "55P03", (call, exc.sqlstate, str(exc))
+                assert str(holder) in (exc.diag.message_detail or ""), exc.diag.message_detail
+            else:
+                raise AssertionError(f"{call} passed a held DDL lock")
+        conn.execute("RESET statement_timeout")
+        conn.execute("RESET lock_timeout")
+        attacker.execute("SELECT pg_advisory_unlock(7386244001)")
+    conn.execute("SELECT memory.create_domain('blocked', 3)")
+    assert one(conn, "SELECT count(*) FROM memory.domains WHERE domain IN ('held', 'blocked')") == 2
