@@ -1554,7 +1554,8 @@ $$;
 --    what the migrate will wait for (a read of memory.domains, which it replaces), and a wait
 --    would close a cycle; polled, the migrate's lock_timeout ends its attempt, the caller goes
 --    on, and the migrate tries again (python/pgmemo/migrate.py). A migrate queued for it makes
---    the try fail too: no new caller passes it.
+--    the try fail too: no new caller passes it. The polling ends with the caller's lock_timeout
+--    (55P03, naming the holders), as a wait would.
 -- 2. With a domain: that domain's, by the operations that take its table ACCESS EXCLUSIVE or
 --    make it (create_domain, adopt_table, drop_domain, begin/finish/cancel_reembed,
 --    distribute_domain): a second one waits, then reads the registry again. Without it,
@@ -1574,11 +1575,41 @@ RETURNS boolean
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
+DECLARE
+    v_until timestamptz;
+    v_timeout bigint;
+    v_holders text;
 BEGIN
     IF NOT wait THEN
         RETURN pg_catalog.pg_try_advisory_xact_lock_shared(7386244001);  -- migrate.py's LOCK_KEY
     END IF;
     WHILE NOT pg_catalog.pg_try_advisory_xact_lock_shared(7386244001) LOOP
+        -- Within the caller's lock_timeout, as a wait for the lock would be: the key is an
+        -- advisory lock any role may take, and one held in a session of its own (or a migrate
+        -- stuck behind a long DDL) made every caller poll forever, deaf to lock_timeout and seen
+        -- waiting for no lock (stop 37's attack review). The holders named in the error.
+        IF v_until IS NULL THEN
+            SELECT s.setting::bigint INTO v_timeout
+            FROM pg_catalog.pg_settings AS s WHERE s.name = 'lock_timeout';
+            v_until := CASE WHEN v_timeout > 0
+                THEN pg_catalog.clock_timestamp() + v_timeout * interval '1 millisecond'
+                ELSE 'infinity' END;
+        ELSIF pg_catalog.clock_timestamp() >= v_until THEN
+            SELECT string_agg(DISTINCT l.pid::text, ', ') INTO v_holders
+            FROM pg_catalog.pg_locks AS l
+            WHERE l.locktype = 'advisory' AND l.database = (
+                    SELECT b.oid FROM pg_catalog.pg_database AS b
+                    WHERE b.datname = pg_catalog.current_database())
+              AND l.classid = (7386244001 >> 32)::oid
+              AND l.objid = (7386244001 & 4294967295)::oid AND l.objsubid = 1
+              AND l.mode = 'ExclusiveLock' AND l.pid <> pg_catalog.pg_backend_pid();
+            RAISE EXCEPTION 'pgmemo: no DDL lock within lock_timeout: a migrate holds or waits for '
+                'it (advisory lock 7386244001)'
+                USING ERRCODE = '55P03',
+                      DETAIL = format('Held or awaited exclusively by process(es) %s.',
+                          coalesce(v_holders, 'unknown')),
+                      HINT = 'Retry once the migrate ends; pg_stat_activity shows those processes.';
+        END IF;
         PERFORM pg_catalog.pg_sleep(0.05);
     END LOOP;
     IF domain IS NOT NULL THEN
@@ -1982,7 +2013,7 @@ BEGIN
         v_similarity, v_op, d.table_schema, d.table_name, v_where, v_embedding);
 END;
 $$;
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', 'abcc2c2bdf8690e88a369a477e6a0e321649b9ca618a89df1b4835c78cdc808d', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:00_private_helpers.sql', '00_private_helpers.sql', '589785d3f16b92c24fa8a2a792a09e790b403e38965b6fbb23635786aa56df06', 'repeatable'); END $pgmemo$;
 -- sql/01_version.sql
 -- memory.version(): what is installed, for clients that verify the schema before use.
 
@@ -5375,8 +5406,9 @@ $$;
 -- with a small budget: the rare words, which are what finds a document the embedding misses).
 -- Each lexeme's df is its estimate (frequency * N) when it is a common one, else the count of
 -- its postings. Parameters as _bm25_sql's ($10 unused; $2: the estimates of every common
--- lexeme, not only of the non-candidates), plus $15. Returns every scored row that satisfies
--- required ($5), with its score (0 when it holds none of the words).
+-- lexeme, not only of the non-candidates), plus $15. Returns every scored row that passes the
+-- filter (predicate, on $15's rows too) and satisfies required ($5), with its score (0 when it
+-- holds none of the words).
 CREATE OR REPLACE FUNCTION memory_private._bm25_rescore_sql(d memory_private.domains, predicate text)
 RETURNS text
 LANGUAGE sql STABLE
@@ -5393,15 +5425,17 @@ AS $$
         )
         SELECT t.id, t.content, t.metadata, s.score AS rank, t.created_at, t.updated_at
         FROM c
-        -- one primary-key lookup per row (LIMIT 1 keeps it a nested loop)
+        -- one primary-key lookup per row (LIMIT 1 keeps it a nested loop); the filter on each:
+        -- the rows waiting for their embedding come from the queue, not from a filtered search
+        -- (without it, search_hybrid's filter let them all through, stop 37's attack review)
         CROSS JOIN LATERAL (
-            SELECT t.* FROM %1$I.%2$I AS t WHERE t.id = c.id LIMIT 1
+            SELECT t.* FROM %1$I.%2$I AS t WHERE t.id = c.id AND (%8$s) LIMIT 1
         ) AS t
         %7$s
         WHERE $5::tsquery IS NULL OR %3$s @@ $5
     $q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d),
         memory_private._bm25_postings_cte(d, predicate, false), memory_private._bm25_idf_cte(),
-        memory_private._bm25_top_cte(true), memory_private._bm25_score_sql(d, false))
+        memory_private._bm25_top_cte(true), memory_private._bm25_score_sql(d, false), predicate)
 $$;
 
 -- The text half of memory.search_hybrid (the arguments checked by it): with the vector search's
@@ -5842,7 +5876,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'index reads in full). One refresh of a domain at a time (a second waits). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', 'c254efbde59b10fd716d2e0c8c5c33c2cae0b43c69bc8fff0376bc6a6cd05aed', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '6e5f627d595c6b53e79fee414e044285ab0df09914a6deb5fd40410769ab4ce4', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.

@@ -41,7 +41,8 @@ $$;
 --    what the migrate will wait for (a read of memory.domains, which it replaces), and a wait
 --    would close a cycle; polled, the migrate's lock_timeout ends its attempt, the caller goes
 --    on, and the migrate tries again (python/pgmemo/migrate.py). A migrate queued for it makes
---    the try fail too: no new caller passes it.
+--    the try fail too: no new caller passes it. The polling ends with the caller's lock_timeout
+--    (55P03, naming the holders), as a wait would.
 -- 2. With a domain: that domain's, by the operations that take its table ACCESS EXCLUSIVE or
 --    make it (create_domain, adopt_table, drop_domain, begin/finish/cancel_reembed,
 --    distribute_domain): a second one waits, then reads the registry again. Without it,
@@ -61,11 +62,41 @@ RETURNS boolean
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
+DECLARE
+    v_until timestamptz;
+    v_timeout bigint;
+    v_holders text;
 BEGIN
     IF NOT wait THEN
         RETURN pg_catalog.pg_try_advisory_xact_lock_shared(7386244001);  -- migrate.py's LOCK_KEY
     END IF;
     WHILE NOT pg_catalog.pg_try_advisory_xact_lock_shared(7386244001) LOOP
+        -- Within the caller's lock_timeout, as a wait for the lock would be: the key is an
+        -- advisory lock any role may take, and one held in a session of its own (or a migrate
+        -- stuck behind a long DDL) made every caller poll forever, deaf to lock_timeout and seen
+        -- waiting for no lock (stop 37's attack review). The holders named in the error.
+        IF v_until IS NULL THEN
+            SELECT s.setting::bigint INTO v_timeout
+            FROM pg_catalog.pg_settings AS s WHERE s.name = 'lock_timeout';
+            v_until := CASE WHEN v_timeout > 0
+                THEN pg_catalog.clock_timestamp() + v_timeout * interval '1 millisecond'
+                ELSE 'infinity' END;
+        ELSIF pg_catalog.clock_timestamp() >= v_until THEN
+            SELECT string_agg(DISTINCT l.pid::text, ', ') INTO v_holders
+            FROM pg_catalog.pg_locks AS l
+            WHERE l.locktype = 'advisory' AND l.database = (
+                    SELECT b.oid FROM pg_catalog.pg_database AS b
+                    WHERE b.datname = pg_catalog.current_database())
+              AND l.classid = (7386244001 >> 32)::oid
+              AND l.objid = (7386244001 & 4294967295)::oid AND l.objsubid = 1
+              AND l.mode = 'ExclusiveLock' AND l.pid <> pg_catalog.pg_backend_pid();
+            RAISE EXCEPTION 'pgmemo: no DDL lock within lock_timeout: a migrate holds or waits for '
+                'it (advisory lock 7386244001)'
+                USING ERRCODE = '55P03',
+                      DETAIL = format('Held or awaited exclusively by process(es) %s.',
+                          coalesce(v_holders, 'unknown')),
+                      HINT = 'Retry once the migrate ends; pg_stat_activity shows those processes.';
+        END IF;
         PERFORM pg_catalog.pg_sleep(0.05);
     END LOOP;
     IF domain IS NOT NULL THEN

@@ -1106,8 +1106,9 @@ $$;
 -- with a small budget: the rare words, which are what finds a document the embedding misses).
 -- Each lexeme's df is its estimate (frequency * N) when it is a common one, else the count of
 -- its postings. Parameters as _bm25_sql's ($10 unused; $2: the estimates of every common
--- lexeme, not only of the non-candidates), plus $15. Returns every scored row that satisfies
--- required ($5), with its score (0 when it holds none of the words).
+-- lexeme, not only of the non-candidates), plus $15. Returns every scored row that passes the
+-- filter (predicate, on $15's rows too) and satisfies required ($5), with its score (0 when it
+-- holds none of the words).
 CREATE OR REPLACE FUNCTION memory_private._bm25_rescore_sql(d memory_private.domains, predicate text)
 RETURNS text
 LANGUAGE sql STABLE
@@ -1124,15 +1125,17 @@ AS $$
         )
         SELECT t.id, t.content, t.metadata, s.score AS rank, t.created_at, t.updated_at
         FROM c
-        -- one primary-key lookup per row (LIMIT 1 keeps it a nested loop)
+        -- one primary-key lookup per row (LIMIT 1 keeps it a nested loop); the filter on each:
+        -- the rows waiting for their embedding come from the queue, not from a filtered search
+        -- (without it, search_hybrid's filter let them all through, stop 37's attack review)
         CROSS JOIN LATERAL (
-            SELECT t.* FROM %1$I.%2$I AS t WHERE t.id = c.id LIMIT 1
+            SELECT t.* FROM %1$I.%2$I AS t WHERE t.id = c.id AND (%8$s) LIMIT 1
         ) AS t
         %7$s
         WHERE $5::tsquery IS NULL OR %3$s @@ $5
     $q$, d.table_schema, d.table_name, memory_private._domain_tsvector_sql(d),
         memory_private._bm25_postings_cte(d, predicate, false), memory_private._bm25_idf_cte(),
-        memory_private._bm25_top_cte(true), memory_private._bm25_score_sql(d, false))
+        memory_private._bm25_top_cte(true), memory_private._bm25_score_sql(d, false), predicate)
 $$;
 
 -- The text half of memory.search_hybrid (the arguments checked by it): with the vector search's
