@@ -5400,10 +5400,10 @@ AS $$
         memory_private._any_word_tsquery_sql('l.l'))
 $$;
 
--- The text half of memory.search_hybrid when it has vector candidates: BM25 scores of those rows
--- ($15, their ids), read from their tsvectors as in _bm25_sql's stage 2, plus at most $14 rows
--- the vector search did not bring, from the postings of the query's candidate lexemes (chosen
--- with a small budget: the rare words, which are what finds a document the embedding misses).
+-- The text half of memory.search_hybrid when it has vector candidates: BM25 scores of the rows
+-- $15 names (the vector rows and the rows waiting for their embedding), read from their tsvectors
+-- as in _bm25_sql's stage 2, plus at most $14 rows from the postings of the candidate lexemes $4
+-- (the hybrid passes none since stop 37: $14 0, $4 empty).
 -- Each lexeme's df is its estimate (frequency * N) when it is a common one, else the count of
 -- its postings. Parameters as _bm25_sql's ($10 unused; $2: the estimates of every common
 -- lexeme, not only of the non-candidates), plus $15. Returns every scored row that passes the
@@ -5876,7 +5876,7 @@ COMMENT ON FUNCTION memory.refresh_text_stats(text) IS
 'index reads in full). One refresh of a domain at a time (a second waits). With a '
 'domain: that one, always. Without: every domain whose statistics are missing or off by more '
 'than 10% (memory.run_maintenance calls this). Returns the number of domains refreshed.';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '6e5f627d595c6b53e79fee414e044285ab0df09914a6deb5fd40410769ab4ce4', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:31_bm25.sql', '31_bm25.sql', '123d2c5c3c6ff5f67a5e501eb789cb1c1e7499180cadd66d1d7f98c4da00d390', 'repeatable'); END $pgmemo$;
 -- sql/31_search_ranking.sql
 -- The memory-aware ranking of memory.search and memory.search_hybrid (recency, importance):
 -- the knob check, a memory's importance and the blended score. Moved out of 30_search.sql.

@@ -1100,10 +1100,10 @@ AS $$
         memory_private._any_word_tsquery_sql('l.l'))
 $$;
 
--- The text half of memory.search_hybrid when it has vector candidates: BM25 scores of those rows
--- ($15, their ids), read from their tsvectors as in _bm25_sql's stage 2, plus at most $14 rows
--- the vector search did not bring, from the postings of the query's candidate lexemes (chosen
--- with a small budget: the rare words, which are what finds a document the embedding misses).
+-- The text half of memory.search_hybrid when it has vector candidates: BM25 scores of the rows
+-- $15 names (the vector rows and the rows waiting for their embedding), read from their tsvectors
+-- as in _bm25_sql's stage 2, plus at most $14 rows from the postings of the candidate lexemes $4
+-- (the hybrid passes none since stop 37: $14 0, $4 empty).
 -- Each lexeme's df is its estimate (frequency * N) when it is a common one, else the count of
 -- its postings. Parameters as _bm25_sql's ($10 unused; $2: the estimates of every common
 -- lexeme, not only of the non-candidates), plus $15. Returns every scored row that passes the
