@@ -79,6 +79,7 @@ bench: install $(PGAI_VENV)/.installed
 	$(PY) bench/storage.py
 	$(PY) bench/filter.py
 	$(PY) bench/trust.py
+	$(PY) bench/stale_rename.py --write
 	$(PY) bench/embedq.py --pgai-venv $(PGAI_VENV) $(QUEUE_BENCH_ARGS)
 
 # Timescale's pgai vectorizer, the embedding queue's contender (bench/embedq.py), in a virtualenv
