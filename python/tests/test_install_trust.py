@@ -98,6 +98,14 @@ def _every_function_works(dsn: str, vschema: str) -> None:
         assert hits[0]["id"] == a and hits[0]["text_rank"] > 0, hits
         assert c.execute("SELECT prosecdef AND pg_get_functiondef(oid) ~ 'WHEN ''notes'' THEN' AS ok "
                          "FROM pg_proc WHERE oid = 'memory.search_hybrid'::regproc").fetchone()["ok"]
+        # stop 37: the row waiting for its embedding ('gamma memory') found by its words, in the
+        # branch and on the general path (whose filter applies to it)
+        hits = {r["id"]: r for r in c.execute(f"SELECT id, similarity FROM memory.search_hybrid("
+                                              f"'notes', 'gamma', '[1,0,0]'::{v})")}
+        assert ids[1] in hits and hits[ids[1]]["similarity"] is None, hits
+        assert ids[1] not in {r["id"] for r in c.execute(
+            f"SELECT id FROM memory.search_hybrid('notes', 'gamma', '[1,0,0]'::{v}, "
+            f"filter => '{{\"k\": 2}}')")}
         assert c.execute("SELECT uses_index FROM memory.explain_search('notes')").fetchone()["uses_index"]
         # the planner's count (an estimate that picks hnsw is checked) runs for this owner too:
         # 10,000 rows, one with k = 2, and statistics (which the table's owner may set) that say
@@ -174,6 +182,14 @@ def _every_function_works(dsn: str, vschema: str) -> None:
         c.execute("INSERT INTO public.app_docs VALUES (2, 'written by the application', NULL)")
         assert c.execute("SELECT count(*) AS n FROM memory.search_text('docs', 'application')"
                          ).fetchone()["n"] == 1
+        # stop 37: the application renames rows with their content: the stale rule clears the
+        # carried vector, the job follows the new id
+        c.execute(f"UPDATE public.app_docs SET emb = '[1,0,0]'::{v} WHERE id = 1")
+        c.execute("UPDATE public.app_docs SET id = id + 10, body = body || ' renamed'")
+        assert c.execute("SELECT count(*) AS n FROM public.app_docs WHERE emb IS NOT NULL"
+                         ).fetchone()["n"] == 0
+        assert {r["row_id"] for r in c.execute("SELECT row_id FROM memory_private.embedding_queue "
+                                                "WHERE domain = 'docs'")} == {"11", "12"}
         c.execute("SELECT memory.begin_reembed('docs', 'model-2', 3)")
         c.execute("SELECT memory.cancel_reembed('docs')")
         c.execute("SELECT memory.import_rows('notes', ARRAY['i1'], ARRAY['imported'])")

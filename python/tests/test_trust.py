@@ -651,6 +651,17 @@ def test_better_matching_overloads_in_pgvector_schema_never_run(dsn_ext, roles):
         details = [r["detail"] for r in eve.execute("SELECT * FROM memory.diagnose('plain')")
                    .fetchall() if r["check_name"] == "no_live_worker"]
         assert details and details[0].startswith("1 job waits for an embedding"), details
+        # stop 37's paths while that row waits: the hybrid's branch and its general path (with a
+        # filter, applied to the waiting rows too) score it; a rename of a row with its content
+        # (the stale rule and the queue's triggers, by the owner's own UPDATE of the table)
+        assert "delta" in {r["content"] for r in eve.execute(
+            "SELECT content FROM memory.search_hybrid('plain', 'delta', '[1,0,0]'::extensions.vector)")}
+        eve.execute("SELECT * FROM memory.search_hybrid('plain', 'delta', '[1,0,0]'::extensions.vector, "
+                    "filter => '{\"k\": {\"$exists\": false}}', fusion => 'rrf')")
+        owner.execute("UPDATE memory_data.plain_memories SET id = 'a2', content = 'alpha renamed' "
+                      "WHERE id = 'a'")
+        assert owner.execute("SELECT embedding IS NULL AS gone FROM memory_data.plain_memories "
+                             "WHERE id = 'a2'").fetchone()["gone"]
         # stop 36's paths: the text statistics' staleness (_text_writes over a partition tree)
         # and the sweep that skips rows a writer holds, in run_maintenance; grants by role OID;
         # the queue's statements that skip a job another transaction holds (_lock_claimed)

@@ -516,6 +516,29 @@ def test_hybrid_worst_input_is_bounded(conn):
             text = conn.execute("SELECT count(*) AS n, min(rank) AS low FROM memory.search_text("
                                 "'hw', %s, 1000)", (body,)).fetchone()
         assert text["n"] == 1000 and text["low"] > 0, text
+        # stop 37: rows waiting for their embedding, three times as many as the call reads,
+        # every one holding all 64 words twice (the best text scores): ranked by the words
+        # alone, the branch's top rows are the _hybrid_waiting_rows() it read, and no more
+        bound = one(conn, "SELECT memory_private._hybrid_waiting_rows()")
+        conn.execute("SELECT count(*) FROM memory.store_many('hw', (SELECT array_agg("
+                     "%s || ' ' || %s || ' waiting' || g) FROM generate_series(1, %s) AS g))",
+                     (body, body, 3 * bound))
+        by_words = ", vector_weight => 0, text_weight => 1"
+        with conn.transaction():
+            conn.execute("SET LOCAL track_functions = 'all'")
+            rows = conn.execute("SELECT similarity FROM memory.search_hybrid('hw', %s, "
+                                f"'[1,1,1]', 1000{by_words})", (body,)).fetchall()
+            general = conn.execute(
+                "SELECT coalesce(pg_stat_get_xact_function_calls('memory_private._hybrid_candidates("
+                "memory_private.domains, text, vector, integer, jsonb, integer, text, boolean)'"
+                "::regprocedure), 0) AS n").fetchone()["n"]
+        waiting = sum(r["similarity"] is None for r in rows)
+        assert len(rows) == 1000 and waiting == bound and general == 0, (len(rows), waiting)
+        # and on the general path (a filter), 1,000 vector ids against the waiting rows
+        rows = conn.execute("SELECT similarity FROM memory.search_hybrid('hw', %s, '[1,1,1]', "
+                            f"1000, filter => '{{\"k\": {{\"$exists\": false}}}}'{by_words})",
+                            (body,)).fetchall()
+        assert len(rows) == 1000 and sum(r["similarity"] is None for r in rows) == bound
         with pytest.raises(psycopg.errors.InvalidParameterValue, match="64"):
             conn.execute("SELECT * FROM memory.search_hybrid('hw', %s, '[1,1,1]', 5)",
                          (" ".join(words),))
