@@ -7302,15 +7302,16 @@ DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:36_search_static.s
 -- score (text_rank; NULL or 0: not a text hit), and their fusion.
 --
 -- The text half does not run a second, independent search: BM25 scores the vector search's own
--- candidates (k + 6 rows, at least 16, with ef_search 60: _hybrid_vector_rows_sql,
--- _hybrid_ef_sql), read from their stored tsvectors, plus the rows waiting for their embedding
--- that hold a word of the query (at most _hybrid_waiting_rows() of the queue's rows), which the
--- vector search cannot find. df is frequency * N for a common word (memory_private.text_stats)
--- and, for any other, half the least frequency of the common ones times N (text_stats.rare_df:
--- PostgreSQL's own estimate for an element outside the most common ones). Measured side by side
--- with the earlier design, which also read the postings of the query's rare words for five more
--- rows (BENCHMARKS.md, "Stop 37"): MRR@10 1.067x / 1.038x `search`'s against 1.085x / 1.066x,
--- at 1.5x / 1.3x `search`'s p50 against 2.0x / 1.7x (documentation sections / docstrings).
+-- candidates (k + 6 rows, at least 16, with ef_search a fortieth of the domain's rows between 40
+-- and 100: _hybrid_vector_rows_sql, _hybrid_ef_sql), read from their stored tsvectors, plus the
+-- rows waiting for their embedding that hold a word of the query (at most
+-- _hybrid_waiting_rows() of the queue's rows), which the vector search cannot find. df is
+-- frequency * N for a common word (memory_private.text_stats) and, for any other, half the least
+-- frequency of the common ones times N (text_stats.rare_df: PostgreSQL's own estimate for an
+-- element outside the most common ones). Measured against the earlier design, which also read
+-- the postings of the query's rare words for five more rows (BENCHMARKS.md, "Stop 37"; make
+-- eval): MRR@10 1.064x / 1.043x `search`'s against 1.085x / 1.066x, at 1.35x / 1.35x `search`'s
+-- p50 against 1.97x / 1.73x (documentation sections / docstrings).
 --
 -- Two paths:
 -- * the common case (an embedding, plain words, match 'any', convex fusion, no filter, no
@@ -7846,7 +7847,7 @@ COMMENT ON FUNCTION memory.search_hybrid(
 'importance_weight re-rank as in memory.search, on the fused score scaled to [0, 1]. '
 'similarity is NULL for a row found by its words alone, text_rank for one found by its vector '
 'alone. with_embeddings => true fills the embedding column (else NULL).';
-DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', '39f0dda6f451d0e254b1a87a9123f1c908ee339b3a9f8db1d3d497226c8e817e', 'repeatable'); END $pgmemo$;
+DO $pgmemo$ BEGIN PERFORM memory_private._record_migration('R:37_search_hybrid.sql', '37_search_hybrid.sql', '13c4c2985bfe5b8b6426bd3cf41cec70cdfade93a43862feeb32cde5c3480e50', 'repeatable'); END $pgmemo$;
 -- sql/40_indexes.sql
 -- Vector indexes: one consistent HNSW index per domain (memory.create_hnsw_index), and the
 -- statements that build it without blocking writes (memory.concurrent_index_statements).

@@ -3,15 +3,16 @@
 -- score (text_rank; NULL or 0: not a text hit), and their fusion.
 --
 -- The text half does not run a second, independent search: BM25 scores the vector search's own
--- candidates (k + 6 rows, at least 16, with ef_search 60: _hybrid_vector_rows_sql,
--- _hybrid_ef_sql), read from their stored tsvectors, plus the rows waiting for their embedding
--- that hold a word of the query (at most _hybrid_waiting_rows() of the queue's rows), which the
--- vector search cannot find. df is frequency * N for a common word (memory_private.text_stats)
--- and, for any other, half the least frequency of the common ones times N (text_stats.rare_df:
--- PostgreSQL's own estimate for an element outside the most common ones). Measured side by side
--- with the earlier design, which also read the postings of the query's rare words for five more
--- rows (BENCHMARKS.md, "Stop 37"): MRR@10 1.067x / 1.038x `search`'s against 1.085x / 1.066x,
--- at 1.5x / 1.3x `search`'s p50 against 2.0x / 1.7x (documentation sections / docstrings).
+-- candidates (k + 6 rows, at least 16, with ef_search a fortieth of the domain's rows between 40
+-- and 100: _hybrid_vector_rows_sql, _hybrid_ef_sql), read from their stored tsvectors, plus the
+-- rows waiting for their embedding that hold a word of the query (at most
+-- _hybrid_waiting_rows() of the queue's rows), which the vector search cannot find. df is
+-- frequency * N for a common word (memory_private.text_stats) and, for any other, half the least
+-- frequency of the common ones times N (text_stats.rare_df: PostgreSQL's own estimate for an
+-- element outside the most common ones). Measured against the earlier design, which also read
+-- the postings of the query's rare words for five more rows (BENCHMARKS.md, "Stop 37"; make
+-- eval): MRR@10 1.064x / 1.043x `search`'s against 1.085x / 1.066x, at 1.35x / 1.35x `search`'s
+-- p50 against 1.97x / 1.73x (documentation sections / docstrings).
 --
 -- Two paths:
 -- * the common case (an embedding, plain words, match 'any', convex fusion, no filter, no
